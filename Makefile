@@ -1,0 +1,48 @@
+# Two entry points, both self-installing: `make lab` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: lab test lint format bench install browser-deps clean
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	# torch first, from the pinned CPU wheel, so nothing later pulls a CUDA build.
+	$(BIN)/python -m pip install --quiet -c constraints.txt torch
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# Debian's Chromium for the browser suite; never `playwright install` (it downloads a browser).
+browser-deps:
+	@if [ ! -x /usr/bin/chromium ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	  else \
+	    echo "the browser suite needs Debian's chromium: sudo apt-get install -y chromium"; exit 1; \
+	  fi; \
+	fi
+
+lab: $(STAMP)
+	$(BIN)/jupyter lab notebooks/quickstart.ipynb
+
+lint: $(STAMP)
+	$(BIN)/ruff check explorer tests benchmarks
+	$(BIN)/ruff format --check explorer tests benchmarks
+
+format: $(STAMP)
+	$(BIN)/ruff format explorer tests benchmarks
+	$(BIN)/ruff check --fix explorer tests benchmarks
+
+test: $(STAMP) browser-deps lint
+	$(BIN)/python -m pytest -ra $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks
+
+clean:
+	rm -rf $(VENV) test-artifacts .pytest_cache

@@ -1,0 +1,87 @@
+"""Input checks shared by every public function.
+
+Each check raises early with a message that names the bad value and what is allowed,
+so a wrong index in a notebook cell reads as a sentence, not a stack of tensor errors.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+
+
+def check_index(what: str, value: object, n: int, where: str = "") -> int:
+    """Return ``value`` as an int if ``0 <= value < n``, else raise naming the valid range.
+
+    >>> check_index("layer", 1, 2)
+    1
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, torch.Tensor)) and not hasattr(
+        value, "__index__"
+    ):
+        raise TypeError(f"{what} must be an integer, got {type(value).__name__} {value!r}")
+    index = int(value)  # type: ignore[arg-type]
+    suffix = f" {where}" if where else ""
+    if n <= 0:
+        raise ValueError(f"{what} {index} out of range: the model has no {what}s{suffix}")
+    if not 0 <= index < n:
+        raise ValueError(f"{what} {index} out of range: valid {what}s are 0..{n - 1}{suffix}")
+    return index
+
+
+def check_positive(what: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{what} must be a positive integer, got {value!r}")
+    if value <= 0:
+        raise ValueError(f"{what} must be a positive integer, got {value}")
+    return value
+
+
+def check_fraction(what: str, value: float, *, open_interval: bool = True) -> float:
+    ok = 0 < value < 1 if open_interval else 0 <= value <= 1
+    if not isinstance(value, (int, float)) or math.isnan(value) or not ok:
+        bounds = "strictly between 0 and 1" if open_interval else "between 0 and 1"
+        raise ValueError(f"{what} must be {bounds}, got {value!r}")
+    return float(value)
+
+
+def check_tensor(
+    what: str,
+    value: object,
+    *,
+    ndim: int | Sequence[int] | None = None,
+    integer: bool | None = None,
+    nonempty: bool = True,
+) -> torch.Tensor:
+    """Check that ``value`` is a tensor of the expected rank and dtype family."""
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(f"{what} must be a torch.Tensor, got {type(value).__name__}")
+    if ndim is not None:
+        allowed = (ndim,) if isinstance(ndim, int) else tuple(ndim)
+        if value.ndim not in allowed:
+            names = " or ".join(str(a) for a in allowed)
+            raise ValueError(
+                f"{what} must have {names} dimensions, got shape {tuple(value.shape)}"
+            )
+    if integer is True and (value.dtype.is_floating_point or value.dtype.is_complex):
+        raise TypeError(f"{what} must hold integer token ids, got dtype {value.dtype}")
+    if integer is False and not value.dtype.is_floating_point:
+        raise TypeError(f"{what} must be a floating-point tensor, got dtype {value.dtype}")
+    if nonempty and value.numel() == 0:
+        raise ValueError(f"{what} is empty (shape {tuple(value.shape)}): nothing to run on")
+    return value
+
+
+def check_finite(what: str, value: torch.Tensor) -> torch.Tensor:
+    if value.dtype.is_floating_point and not torch.isfinite(value).all():
+        bad = int((~torch.isfinite(value)).sum())
+        raise ValueError(f"{what} contains {bad} NaN or infinite values")
+    return value
+
+
+def check_choice(what: str, value: object, allowed: Sequence[str]) -> str:
+    if value not in allowed:
+        raise ValueError(f"unknown {what} {value!r}: choose one of {', '.join(map(repr, allowed))}")
+    return str(value)

@@ -1,0 +1,120 @@
+"""The only place that imports transformer-lens: our adapter over its moving API.
+
+We build on transformer-lens 3.9 (``HookedTransformer``), not 4.x (``TransformerBridge``):
+see docs/transformer_lens.md. Everything else in explorer asks this module for hook
+points, root modules and toy transformers, so an upstream change stops here.
+The import is lazy because transformer-lens pulls in ``transformers`` (seconds).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from torch import nn
+
+from explorer.models.config import TransformerConfig
+
+
+def hook_point_classes() -> tuple[type[nn.Module], type[nn.Module]]:
+    """Return transformer-lens's ``(HookPoint, HookedRootModule)`` classes."""
+    from transformer_lens import HookedRootModule
+    from transformer_lens.hook_points import HookPoint
+
+    return HookPoint, HookedRootModule
+
+
+def act_name(kind: str, layer: int | None = None) -> str:
+    """Canonical transformer-lens hook name, e.g. ``act_name("pattern", 0)``."""
+    from transformer_lens.utilities import get_act_name
+
+    return get_act_name(kind, layer)
+
+
+def build_transformer(cfg: TransformerConfig) -> nn.Module:
+    """A ``HookedTransformer`` from our config, seeded so everyone gets the same weights."""
+    from transformer_lens import HookedTransformer, HookedTransformerConfig
+
+    tl_cfg = HookedTransformerConfig(
+        n_layers=cfg.n_layers,
+        d_model=cfg.d_model,
+        n_heads=cfg.n_heads,
+        d_head=cfg.d_head,
+        d_mlp=cfg.d_mlp,
+        d_vocab=cfg.d_vocab,
+        d_vocab_out=cfg.d_vocab_out or cfg.d_vocab,
+        n_ctx=cfg.n_ctx,
+        act_fn=cfg.act_fn,
+        attn_only=cfg.attn_only,
+        normalization_type=cfg.normalization,
+        default_prepend_bos=False,
+        seed=cfg.seed,
+        device="cpu",
+    )
+    model = HookedTransformer(tl_cfg)
+    model.eval()
+    return model
+
+
+def is_hooked_transformer(model: object) -> bool:
+    if "transformer_lens" not in type(model).__module__:
+        return False
+    from transformer_lens import HookedTransformer
+
+    return isinstance(model, HookedTransformer)
+
+
+def config_of(model: nn.Module) -> TransformerConfig:
+    """Our config mirror of a HookedTransformer's (for display and validation)."""
+    c: Any = model.cfg  # type: ignore[attr-defined]
+    return TransformerConfig(
+        n_layers=c.n_layers,
+        d_model=c.d_model,
+        n_heads=c.n_heads,
+        d_head=c.d_head,
+        d_mlp=None if c.attn_only else c.d_mlp,
+        d_vocab=c.d_vocab,
+        d_vocab_out=c.d_vocab_out,
+        n_ctx=c.n_ctx,
+        act_fn=c.act_fn if c.act_fn in ("relu", "gelu", "silu", "tanh") else "gelu",
+        normalization=c.normalization_type if c.normalization_type == "LN" else None,
+        seed=c.seed or 0,
+    )
+
+
+def from_pretrained(name: str, local_path: str | os.PathLike[str] | None = None) -> nn.Module:
+    """A Hugging Face model through transformer-lens, with an error that helps offline.
+
+    ``local_path`` points at a folder holding the model's Hugging Face files
+    (``config.json``, weights, tokenizer), for machines without internet.
+    """
+    from transformer_lens import HookedTransformer
+    from transformer_lens.loading_from_pretrained import get_official_model_name
+
+    try:
+        official = get_official_model_name(name)
+    except ValueError:
+        raise ValueError(
+            f"{name!r} is neither a path to an explorer checkpoint nor a model transformer-lens "
+            "knows; pass a folder saved by explorer, an nn.Module, a TransformerConfig, or an "
+            "official name such as 'gpt2' or 'EleutherAI/pythia-70m'"
+        ) from None
+    kwargs: dict[str, Any] = {"device": "cpu"}
+    if local_path is not None:
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        if not os.path.isdir(local_path):
+            raise FileNotFoundError(f"local_path {str(local_path)!r} is not a folder")
+        kwargs["hf_model"] = AutoModelForCausalLM.from_pretrained(local_path)
+        kwargs["tokenizer"] = AutoTokenizer.from_pretrained(local_path)
+    try:
+        model = HookedTransformer.from_pretrained(official, **kwargs)
+    except (OSError, ConnectionError, TimeoutError) as err:
+        raise OSError(
+            f"the weights of {official!r} cannot be downloaded here ({type(err).__name__}: "
+            f"{str(err).splitlines()[0] if str(err) else 'no network'}). Without internet, "
+            f"download them elsewhere and pass the folder: "
+            f"explorer.load({name!r}, local_path='/path/to/{official.split('/')[-1]}')"
+        ) from err
+    model.eval()
+    return model

@@ -1,0 +1,137 @@
+"""Checkpoints: a folder with ``model.safetensors`` and ``config.json``; never pickle.
+
+``config.json`` holds ``{"format": "explorer-checkpoint", "version": 1, "family": ...,
+"config": {...}, "name": ..., "meta": {...}}``. Loading rebuilds the architecture from the
+config and copies the tensors in strictly, so a file from another model is refused.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from explorer.models.config import config_from_dict
+from explorer.models.handle import ModelHandle
+
+FORMAT = "explorer-checkpoint"
+VERSION = 1
+WEIGHTS = "model.safetensors"
+CONFIG = "config.json"
+
+
+def is_checkpoint(path: str | os.PathLike[str]) -> bool:
+    p = Path(path)
+    if not (p / CONFIG).is_file():
+        return False
+    try:
+        return json.loads((p / CONFIG).read_text()).get("format") == FORMAT
+    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+        return False
+
+
+def save_checkpoint(
+    model: ModelHandle, path: str | os.PathLike[str], meta: dict[str, Any] | None = None
+) -> Path:
+    """Save weights and config; written to temporary files then renamed, so a crash mid-save
+    never leaves a half-written checkpoint under the final name."""
+    from safetensors.torch import save_file
+
+    if model.config is None:
+        raise ValueError(
+            f"{model.name} has no explorer config (a custom nn.Module): save its state_dict "
+            "and reload with explorer.load(path, module=YourModule())"
+        )
+    out = Path(path)
+    out.mkdir(parents=True, exist_ok=True)
+    tensors = {k: v.detach().cpu().contiguous().clone() for k, v in model.model.state_dict().items()}
+    header = {
+        "format": FORMAT,
+        "version": VERSION,
+        "family": model.config.family,
+        "config": model.config.to_dict(),
+        "name": model.name,
+        "input_shape": list(model.input_shape) if model.input_shape else None,
+        "meta": meta or {},
+    }
+    tmp_weights, tmp_config = out / (WEIGHTS + ".tmp"), out / (CONFIG + ".tmp")
+    save_file(tensors, str(tmp_weights))
+    tmp_config.write_text(json.dumps(header, indent=2))
+    os.replace(tmp_weights, out / WEIGHTS)
+    os.replace(tmp_config, out / CONFIG)
+    return out
+
+
+def read_header(path: str | os.PathLike[str]) -> dict[str, Any]:
+    p = Path(path) / CONFIG
+    if not p.is_file():
+        raise FileNotFoundError(f"no {CONFIG} in {str(path)!r}: not an explorer checkpoint")
+    try:
+        header = json.loads(p.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"checkpoint config {str(p)!r} is not valid JSON: {err}") from None
+    if not isinstance(header, dict) or header.get("format") != FORMAT:
+        raise ValueError(f"{str(p)!r} is not an explorer checkpoint config (format != {FORMAT!r})")
+    if header.get("version", 0) > VERSION:
+        raise ValueError(
+            f"checkpoint {str(path)!r} has format version {header['version']}; this explorer "
+            f"reads up to {VERSION}: upgrade explorer"
+        )
+    return header
+
+
+def read_weights(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    p = Path(path) / WEIGHTS
+    if not p.is_file():
+        raise FileNotFoundError(f"no {WEIGHTS} in {str(path)!r}")
+    try:
+        return load_file(str(p))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as err:
+        raise ValueError(f"checkpoint weights {str(p)!r} are corrupt or not safetensors: {err}") from None
+
+
+def load_state(model: ModelHandle, state: dict[str, torch.Tensor], source: str) -> None:
+    """Copy ``state`` into ``model`` strictly, naming missing, extra and mis-shaped tensors."""
+    own = model.model.state_dict()
+    missing = sorted(set(own) - set(state))
+    extra = sorted(set(state) - set(own))
+    shapes = [
+        f"{k}: file {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
+        for k in sorted(set(own) & set(state))
+        if state[k].shape != own[k].shape
+    ]
+    if missing or extra or shapes:
+        parts = []
+        if missing:
+            parts.append(f"missing {missing[:5]}")
+        if extra:
+            parts.append(f"unexpected {extra[:5]}")
+        if shapes:
+            parts.append(f"shape mismatch {shapes[:5]}")
+        raise ValueError(f"checkpoint {source!r} does not fit {model.name}: " + "; ".join(parts))
+    params = dict(model.model.named_parameters())  # buffers such as attention masks hold -inf
+    for key, value in state.items():
+        if key in params and not torch.isfinite(value).all():
+            raise ValueError(f"checkpoint {source!r} has NaN or infinite values in {key}")
+    model.model.load_state_dict(state, strict=True)
+
+
+def load_checkpoint(path: str | os.PathLike[str]) -> ModelHandle:
+    """Rebuild a model saved by ``save_checkpoint``."""
+    from explorer.models import zoo
+
+    header = read_header(path)
+    try:
+        cfg = config_from_dict(header["family"], header["config"])
+    except (KeyError, TypeError) as err:
+        raise ValueError(f"checkpoint config in {str(path)!r} is incomplete: {err}") from None
+    model = zoo.build(cfg, name=header.get("name"))
+    load_state(model, read_weights(path), str(path))
+    model.model.eval()
+    return model

@@ -1,0 +1,295 @@
+"""``ModelHandle``: the one type every part of explorer speaks to, whatever the model.
+
+A handle wraps a transformer-lens ``HookedRootModule`` (a ``HookedTransformer`` or a plain
+module given hook points) and knows what analysis and views need: hook names, whether
+inputs are tokens or images, the layer/head/neuron counts used to check indices, token
+strings, and how to run with a cache or with hooks. Hook functions have the
+transformer-lens signature ``fn(activation, hook) -> activation | None``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractContextManager
+from typing import Any, Literal
+
+import torch
+from torch import nn
+
+from explorer._checks import check_index, check_tensor
+from explorer.models import _tl
+from explorer.models.config import CNNConfig, MLPConfig, TransformerConfig
+
+InputKind = Literal["tokens", "images"]
+HookFn = Callable[..., Any]
+Config = TransformerConfig | MLPConfig | CNNConfig
+
+
+class ModelHandle:
+    """A model with hook points and the facts explorer needs about it.
+
+    Build one with ``explorer.load`` or a zoo builder, not directly.
+
+    >>> from explorer.models import zoo
+    >>> m = zoo.attention_only_transformer(n_layers=2, d_model=32, n_heads=4, d_vocab=20, n_ctx=16)
+    >>> m.kind, m.n_layers, m.n_heads
+    ('tokens', 2, 4)
+    >>> m.hook_name("pattern", 1)
+    'blocks.1.attn.hook_pattern'
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        *,
+        kind: InputKind,
+        config: Config | None = None,
+        input_shape: Sequence[int] | None = None,
+        vocab: Sequence[str] | None = None,
+        name: str = "model",
+    ) -> None:
+        if not hasattr(model, "hook_dict"):
+            raise TypeError(
+                f"ModelHandle needs a transformer-lens HookedRootModule, got {type(model).__name__}; "
+                "use explorer.load(module) to add hook points to a plain nn.Module"
+            )
+        self.model = model
+        self.kind: InputKind = kind
+        self.config = config
+        self.input_shape = tuple(input_shape) if input_shape is not None else None
+        self.vocab = tuple(vocab) if vocab is not None else None
+        self.name = name
+        self._fingerprint: tuple[int, str] | None = None
+
+    # ----------------------------------------------------------------- structure
+    @property
+    def is_transformer(self) -> bool:
+        return self.kind == "tokens"
+
+    @property
+    def hook_names(self) -> list[str]:
+        return list(self.model.hook_dict)  # type: ignore[attr-defined]
+
+    @property
+    def n_layers(self) -> int:
+        if self.is_transformer:
+            return int(self.model.cfg.n_layers)  # type: ignore[attr-defined]
+        return len(self.model.blocks)  # type: ignore[attr-defined]
+
+    @property
+    def n_heads(self) -> int | None:
+        return int(self.model.cfg.n_heads) if self.is_transformer else None  # type: ignore[attr-defined]
+
+    @property
+    def d_model(self) -> int | None:
+        return int(self.model.cfg.d_model) if self.is_transformer else None  # type: ignore[attr-defined]
+
+    @property
+    def d_head(self) -> int | None:
+        return int(self.model.cfg.d_head) if self.is_transformer else None  # type: ignore[attr-defined]
+
+    @property
+    def d_vocab(self) -> int | None:
+        return int(self.model.cfg.d_vocab) if self.is_transformer else None  # type: ignore[attr-defined]
+
+    @property
+    def n_ctx(self) -> int | None:
+        return int(self.model.cfg.n_ctx) if self.is_transformer else None  # type: ignore[attr-defined]
+
+    @property
+    def has_mlp(self) -> bool:
+        if self.is_transformer:
+            return not self.model.cfg.attn_only  # type: ignore[attr-defined]
+        return True
+
+    @property
+    def d_mlp(self) -> int | None:
+        """Neurons per MLP layer for transformers; the first hidden width for plain models."""
+        if self.is_transformer:
+            return None if not self.has_mlp else int(self.model.cfg.d_mlp)  # type: ignore[attr-defined]
+        return self.layer_widths[0]
+
+    @property
+    def layer_widths(self) -> tuple[int, ...]:
+        """Number of neurons (or channels) in each layer's MLP; empty if attention-only."""
+        if self.is_transformer:
+            return (self.d_mlp,) * self.n_layers if self.has_mlp else ()  # type: ignore[return-value]
+        return tuple(b.width for b in self.model.found_blocks)  # type: ignore[attr-defined]
+
+    @property
+    def n_outputs(self) -> int | None:
+        if self.is_transformer:
+            return int(self.model.cfg.d_vocab_out)  # type: ignore[attr-defined]
+        if self.config is not None and hasattr(self.config, "n_classes"):
+            return int(self.config.n_classes)  # type: ignore[union-attr]
+        return None
+
+    def __repr__(self) -> str:
+        if self.is_transformer:
+            mlp = f"d_mlp={self.d_mlp}" if self.has_mlp else "attn-only"
+            shape = f"n_layers={self.n_layers}, n_heads={self.n_heads}, d_model={self.d_model}, {mlp}"
+        else:
+            shape = f"layers={list(self.layer_widths)}"
+        return f"ModelHandle({self.name!r}, {self.kind}, {shape})"
+
+    # ------------------------------------------------------------------- checks
+    def check_layer(self, layer: int) -> int:
+        return check_index("layer", layer, self.n_layers, f"({self.name} has {self.n_layers} layers)")
+
+    def check_head(self, layer: int, head: int) -> tuple[int, int]:
+        if not self.is_transformer:
+            raise ValueError(f"{self.name} is a {self.kind} model without attention heads")
+        layer = self.check_layer(layer)
+        return layer, check_index("head", head, self.n_heads or 0, f"in layer {layer}")
+
+    def check_neuron(self, layer: int, neuron: int) -> tuple[int, int]:
+        if not self.has_mlp:
+            raise ValueError(f"{self.name} is attention-only: it has no MLP neurons")
+        layer = self.check_layer(layer)
+        return layer, check_index("neuron", neuron, self.layer_widths[layer], f"in layer {layer}")
+
+    def check_hook(self, name: str) -> str:
+        if name not in self.model.hook_dict:  # type: ignore[attr-defined]
+            close = [h for h in self.hook_names if name.split(".")[-1] in h][:6]
+            hint = f"; similar: {close}" if close else f"; e.g. {self.hook_names[:6]}"
+            raise ValueError(f"unknown hook {name!r} for {self.name}{hint}")
+        return name
+
+    def hook_name(self, kind: str, layer: int | None = None) -> str:
+        """The hook name for an activation kind ("pattern", "z", "post", "resid_pre", ...)."""
+        if layer is not None:
+            layer = self.check_layer(layer)
+        return self.check_hook(_tl.act_name(kind, layer))
+
+    def check_inputs(self, inputs: Any) -> torch.Tensor:
+        """Validate a batch: token ids [batch, pos] or images [batch, *input_shape]."""
+        if self.is_transformer:
+            tokens = check_tensor("tokens", inputs, ndim=(1, 2), integer=True)
+            if tokens.ndim == 1:
+                tokens = tokens.unsqueeze(0)
+            n_ctx, d_vocab = self.n_ctx or 0, self.d_vocab or 0
+            if tokens.shape[1] > n_ctx:
+                raise ValueError(
+                    f"sequence length {tokens.shape[1]} exceeds the context of {self.name} (n_ctx {n_ctx})"
+                )
+            lo, hi = int(tokens.min()), int(tokens.max())
+            if lo < 0 or hi >= d_vocab:
+                raise ValueError(f"token ids must lie in 0..{d_vocab - 1}, got range {lo}..{hi}")
+            return tokens
+        images = check_tensor("images", inputs, integer=False)
+        if self.input_shape is not None and tuple(images.shape[1:]) != self.input_shape:
+            if tuple(images.shape) == self.input_shape:
+                return images.unsqueeze(0)
+            raise ValueError(
+                f"images must have shape [batch, {', '.join(map(str, self.input_shape))}], "
+                f"got {list(images.shape)}"
+            )
+        return images
+
+    # ---------------------------------------------------------------- running
+    def __call__(self, inputs: torch.Tensor) -> torch.Tensor:
+        return self.model(self.check_inputs(inputs))
+
+    def run_with_cache(
+        self, inputs: torch.Tensor, names: str | Iterable[str] | None = None
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Run once and return ``(output, {hook name: activation})`` for the hooks asked for.
+
+        Only the named hooks are cached (all if ``names`` is None), which keeps memory small.
+        """
+        inputs = self.check_inputs(inputs)
+        wanted = self._resolve_names(names)
+        cache: dict[str, torch.Tensor] = {}
+
+        def save(act: torch.Tensor, hook: Any) -> None:
+            cache[hook.name] = act.detach()
+
+        out = self.run_with_hooks(inputs, [(n, save) for n in wanted], _checked=True)
+        return out, cache
+
+    def run_with_hooks(
+        self,
+        inputs: torch.Tensor,
+        fwd_hooks: Sequence[tuple[str | Callable[[str], bool], HookFn]],
+        *,
+        _checked: bool = False,
+    ) -> torch.Tensor:
+        """Run with temporary hooks ``[(hook name or name filter, fn(act, hook))]``."""
+        if not _checked:
+            inputs = self.check_inputs(inputs)
+            for name, _ in fwd_hooks:
+                if isinstance(name, str):
+                    self.check_hook(name)
+        with self.hooks(fwd_hooks):
+            return self.model(inputs)
+
+    def hooks(
+        self, fwd_hooks: Sequence[tuple[str | Callable[[str], bool], HookFn]]
+    ) -> AbstractContextManager[Any]:
+        """Context manager that adds hooks and removes them on exit, even after an error."""
+        return self.model.hooks(fwd_hooks=list(fwd_hooks), reset_hooks_end=True)  # type: ignore[attr-defined]
+
+    def _resolve_names(self, names: str | Iterable[str] | None) -> list[str]:
+        if names is None:
+            return self.hook_names
+        if isinstance(names, str):
+            names = [names]
+        return [self.check_hook(n) for n in names]
+
+    # ----------------------------------------------------------------- tokens
+    def to_str_tokens(self, tokens: torch.Tensor | Sequence[int]) -> list[str]:
+        """Display strings of a 1-D token sequence (names from the vocab or tokenizer)."""
+        if not self.is_transformer:
+            raise ValueError(f"{self.name} takes images, not tokens")
+        ids = torch.as_tensor(tokens).flatten().tolist()
+        if self.vocab is not None:
+            return [self.vocab[i] if 0 <= i < len(self.vocab) else f"<{i}>" for i in ids]
+        tokenizer = getattr(self.model, "tokenizer", None)
+        if tokenizer is not None:
+            return [tokenizer.decode([i]) for i in ids]
+        return [str(i) for i in ids]
+
+    # ----------------------------------------------------------- identity
+    def fingerprint(self) -> str:
+        """A short hash of the weights: names a checkpoint in verdicts and caches."""
+        version = sum(p._version for p in self.model.parameters())
+        if self._fingerprint is not None and self._fingerprint[0] == version:
+            return self._fingerprint[1]
+        digest = hashlib.sha256()
+        for key, value in sorted(self.model.state_dict().items()):
+            digest.update(key.encode())
+            digest.update(value.detach().cpu().contiguous().numpy().tobytes())
+        result = digest.hexdigest()[:16]
+        self._fingerprint = (version, result)
+        return result
+
+    def copy(self) -> ModelHandle:
+        """An independent copy (its own weights and hooks)."""
+        from explorer.models.loading import wrap
+
+        if self.is_transformer:
+            import copy
+
+            model = copy.deepcopy(self.model)
+        else:
+            model = wrap(self.model.unwrapped_copy(), input_shape=self.input_shape).model  # type: ignore[attr-defined]
+        return ModelHandle(
+            model,
+            kind=self.kind,
+            config=self.config,
+            input_shape=self.input_shape,
+            vocab=self.vocab,
+            name=self.name,
+        )
+
+    def parameters(self) -> Iterable[nn.Parameter]:
+        return self.model.parameters()
+
+    def train(self, mode: bool = True) -> ModelHandle:
+        self.model.train(mode)
+        return self
+
+    def eval(self) -> ModelHandle:
+        self.model.eval()
+        return self

@@ -1,0 +1,124 @@
+"""``explorer.load``: one entry point from any model source to a ``ModelHandle``."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from explorer.models import _tl
+from explorer.models.config import CNNConfig, MLPConfig, TransformerConfig
+from explorer.models.handle import ModelHandle
+from explorer.models.hooked_module import Block, wrap_module
+
+
+def wrap(
+    module: nn.Module,
+    *,
+    input_shape: Sequence[int] | None = None,
+    config: MLPConfig | CNNConfig | None = None,
+    name: str | None = None,
+    blocks: Sequence[Block] | None = None,
+) -> ModelHandle:
+    """Give a plain ``nn.Module`` hook points (see ``hooked_module``) and return its handle."""
+    hooked = wrap_module(module, blocks)
+    hooked.eval()
+    return ModelHandle(
+        hooked,
+        kind="images",
+        config=config,
+        input_shape=input_shape,
+        name=name or type(module).__name__,
+    )
+
+
+def load(
+    source: Any,
+    *,
+    input_shape: Sequence[int] | None = None,
+    module: nn.Module | None = None,
+    local_path: str | os.PathLike[str] | None = None,
+    step: int | None = None,
+    name: str | None = None,
+) -> ModelHandle:
+    """Open a model from any source explorer knows.
+
+    Args:
+        source: a ``ModelHandle`` (returned as is); a ``TransformerConfig``/``MLPConfig``/
+            ``CNNConfig`` (a fresh seeded model); a transformer-lens ``HookedTransformer``;
+            a plain ``nn.Module`` (hook points added on its layers); a folder saved by
+            explorer (a checkpoint, or a training run: its last checkpoint, or ``step``);
+            or a Hugging Face model name (needs internet, or ``local_path``).
+        input_shape: shape of one input image, for plain modules (checks inputs).
+        module: for a folder holding a custom module's weights: an instance to load into.
+        local_path: for a Hugging Face name: a folder with the downloaded files.
+        step: for a training run: which checkpoint.
+
+    >>> import explorer
+    >>> from explorer.models.config import MLPConfig
+    >>> explorer.load(MLPConfig(hidden=(16,))).hook_names
+    ['hook_input', 'hook_logits', 'blocks.0.mlp.hook_pre', 'blocks.0.mlp.hook_post']
+    """
+    from explorer.models import zoo
+
+    if isinstance(source, ModelHandle):
+        return source
+    if isinstance(source, (TransformerConfig, MLPConfig, CNNConfig)):
+        return zoo.build(source, name=name)
+    if _tl.is_hooked_transformer(source):
+        return ModelHandle(source, kind="tokens", config=_tl.config_of(source), name=name or "transformer")
+    if isinstance(source, nn.Module):
+        return wrap(source, input_shape=input_shape, name=name)
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        if path.exists():
+            return _load_path(path, module=module, input_shape=input_shape, step=step)
+        if isinstance(source, os.PathLike) or str(source).startswith((".", "/", "~")):
+            raise FileNotFoundError(f"no such file or folder: {str(source)!r}")
+        handle = ModelHandle(
+            _tl.from_pretrained(str(source), local_path=local_path), kind="tokens", name=str(source)
+        )
+        handle.config = _tl.config_of(handle.model)
+        return handle
+    raise TypeError(
+        f"cannot load a {type(source).__name__}: pass a path, a model name, an nn.Module, "
+        "a HookedTransformer, a config, or a ModelHandle"
+    )
+
+
+def _load_path(
+    path: Path, *, module: nn.Module | None, input_shape: Sequence[int] | None, step: int | None
+) -> ModelHandle:
+    from explorer.models import checkpoint
+
+    if (path / "manifest.json").is_file():
+        from explorer.training.run import Run  # a training run: the upper layer owns its format
+
+        return Run.open(path).load_model(step)
+    if checkpoint.is_checkpoint(path):
+        return checkpoint.load_checkpoint(path)
+    if module is not None:
+        handle = wrap(module, input_shape=input_shape)
+        file = path / checkpoint.WEIGHTS if path.is_dir() else path
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        try:
+            state = load_file(str(file))
+        except (SafetensorError, OSError) as err:
+            raise ValueError(f"{str(file)!r} is corrupt or not a safetensors file: {err}") from None
+        prefixed = {f"module.{k}": v for k, v in state.items()}
+        checkpoint.load_state(handle, prefixed, str(file))
+        return handle
+    if path.is_file():
+        raise ValueError(
+            f"{str(path)!r} is a file; explorer loads checkpoint folders (config.json + "
+            "model.safetensors). For a bare safetensors file of a custom model pass module=..."
+        )
+    raise ValueError(
+        f"{str(path)!r} is not an explorer checkpoint or run: expected config.json with "
+        "format 'explorer-checkpoint' and model.safetensors, or a run's manifest.json"
+    )

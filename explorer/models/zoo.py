@@ -1,0 +1,118 @@
+"""Builders for the tutorial models: seeded, small, and trainable on a laptop CPU."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from explorer.models import _tl
+from explorer.models.config import CNNConfig, MLPConfig, TransformerConfig
+from explorer.models.handle import ModelHandle
+
+
+def transformer(cfg: TransformerConfig, name: str = "transformer") -> ModelHandle:
+    """A toy transformer from a config (seeded by ``cfg.seed``)."""
+    model = _tl.build_transformer(cfg)
+    return ModelHandle(model, kind="tokens", config=cfg, vocab=cfg.vocab, name=name)
+
+
+def modular_addition_transformer(p: int = 113, *, seed: int = 0, d_model: int = 128) -> ModelHandle:
+    """The grokking model of Nanda et al. 2023: 1 layer, 4 heads, d_mlp 512, ReLU, no LayerNorm.
+
+    Tokens ``0..p-1`` are numbers and ``p`` is "="; the answer is read at the last position.
+
+    >>> m = modular_addition_transformer(p=7)
+    >>> m.n_layers, m.n_heads, m.d_mlp, m.vocab[-1]
+    (1, 4, 512, '=')
+    """
+    cfg = TransformerConfig(
+        n_layers=1,
+        d_model=d_model,
+        n_heads=4,
+        d_mlp=4 * d_model,
+        d_vocab=p + 1,
+        d_vocab_out=p,
+        n_ctx=3,
+        act_fn="relu",
+        normalization=None,
+        vocab=tuple(str(i) for i in range(p)) + ("=",),
+        seed=seed,
+    )
+    return transformer(cfg, name=f"modular-addition-p{p}")
+
+
+def attention_only_transformer(
+    n_layers: int = 2,
+    *,
+    d_model: int = 64,
+    n_heads: int = 4,
+    d_vocab: int = 64,
+    n_ctx: int = 64,
+    seed: int = 0,
+    normalization: str | None = "LN",
+) -> ModelHandle:
+    """An attention-only transformer (Elhage et al. 2021); token 0 is BOS."""
+    cfg = TransformerConfig(
+        n_layers=n_layers,
+        d_model=d_model,
+        n_heads=n_heads,
+        d_vocab=d_vocab,
+        n_ctx=n_ctx,
+        normalization=normalization,
+        vocab=("BOS",) + tuple(f"t{i}" for i in range(1, d_vocab)),
+        bos_token=0,
+        seed=seed,
+    )
+    return transformer(cfg, name=f"attn-only-{n_layers}L")
+
+
+def build_mlp(cfg: MLPConfig) -> nn.Sequential:
+    torch.manual_seed(cfg.seed)
+    n_in = 1
+    for s in cfg.input_shape:
+        n_in *= s
+    layers: list[nn.Module] = [nn.Flatten()]
+    for width in cfg.hidden:
+        layers += [nn.Linear(n_in, width), nn.ReLU()]
+        n_in = width
+    layers.append(nn.Linear(n_in, cfg.n_classes))
+    return nn.Sequential(*layers)
+
+
+def build_cnn(cfg: CNNConfig) -> nn.Sequential:
+    torch.manual_seed(cfg.seed)
+    c_in, h, w = cfg.input_shape
+    layers: list[nn.Module] = []
+    for c_out in cfg.channels:
+        layers += [nn.Conv2d(c_in, c_out, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2)]
+        c_in, h, w = c_out, h // 2, w // 2
+    layers += [nn.Flatten(), nn.Linear(c_in * h * w, cfg.n_classes)]
+    return nn.Sequential(*layers)
+
+
+def mnist_mlp(hidden: Sequence[int] = (128, 64), *, seed: int = 0, input_shape=(1, 28, 28)) -> ModelHandle:
+    """A plain PyTorch MLP for MNIST, opened with hook points (``blocks.{i}.mlp.hook_post``)."""
+    from explorer.models.loading import wrap
+
+    cfg = MLPConfig(input_shape=tuple(input_shape), hidden=tuple(hidden), seed=seed)
+    return wrap(build_mlp(cfg), input_shape=cfg.input_shape, config=cfg, name="mnist-mlp")
+
+
+def mnist_cnn(channels: Sequence[int] = (8, 16), *, seed: int = 0, input_shape=(1, 28, 28)) -> ModelHandle:
+    """A small PyTorch CNN for MNIST; units of ``blocks.{i}.mlp.hook_post`` are channels."""
+    from explorer.models.loading import wrap
+
+    cfg = CNNConfig(input_shape=tuple(input_shape), channels=tuple(channels), seed=seed)
+    return wrap(build_cnn(cfg), input_shape=cfg.input_shape, config=cfg, name="mnist-cnn")
+
+
+def build(cfg: TransformerConfig | MLPConfig | CNNConfig, name: str | None = None) -> ModelHandle:
+    """Build any zoo model from its config (used when loading checkpoints)."""
+    from explorer.models.loading import wrap
+
+    if isinstance(cfg, TransformerConfig):
+        return transformer(cfg, name=name or "transformer")
+    module = build_mlp(cfg) if isinstance(cfg, MLPConfig) else build_cnn(cfg)
+    return wrap(module, input_shape=cfg.input_shape, config=cfg, name=name or cfg.family)
