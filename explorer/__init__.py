@@ -13,8 +13,8 @@ from explorer.models import (
     TransformerConfig,
     load,
     save_checkpoint,
+    zoo,
 )
-from explorer.models import zoo
 
 __version__ = "0.1.0"
 

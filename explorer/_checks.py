@@ -18,8 +18,10 @@ def check_index(what: str, value: object, n: int, where: str = "") -> int:
     >>> check_index("layer", 1, 2)
     1
     """
-    if isinstance(value, bool) or not isinstance(value, (int, torch.Tensor)) and not hasattr(
-        value, "__index__"
+    if (
+        isinstance(value, bool)
+        or (not isinstance(value, (int, torch.Tensor))
+        and not hasattr(value, "__index__"))
     ):
         raise TypeError(f"{what} must be an integer, got {type(value).__name__} {value!r}")
     index = int(value)  # type: ignore[arg-type]
@@ -62,9 +64,7 @@ def check_tensor(
         allowed = (ndim,) if isinstance(ndim, int) else tuple(ndim)
         if value.ndim not in allowed:
             names = " or ".join(str(a) for a in allowed)
-            raise ValueError(
-                f"{what} must have {names} dimensions, got shape {tuple(value.shape)}"
-            )
+            raise ValueError(f"{what} must have {names} dimensions, got shape {tuple(value.shape)}")
     if integer is True and (value.dtype.is_floating_point or value.dtype.is_complex):
         raise TypeError(f"{what} must hold integer token ids, got dtype {value.dtype}")
     if integer is False and not value.dtype.is_floating_point:

@@ -47,7 +47,9 @@ def save_checkpoint(
         )
     out = Path(path)
     out.mkdir(parents=True, exist_ok=True)
-    tensors = {k: v.detach().cpu().contiguous().clone() for k, v in model.model.state_dict().items()}
+    tensors = {
+        k: v.detach().cpu().contiguous().clone() for k, v in model.model.state_dict().items()
+    }
     header = {
         "format": FORMAT,
         "version": VERSION,
@@ -93,7 +95,9 @@ def read_weights(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
     try:
         return load_file(str(p))
     except (SafetensorError, OSError, ValueError, RuntimeError) as err:
-        raise ValueError(f"checkpoint weights {str(p)!r} are corrupt or not safetensors: {err}") from None
+        raise ValueError(
+            f"checkpoint weights {str(p)!r} are corrupt or not safetensors: {err}"
+        ) from None
 
 
 def load_state(model: ModelHandle, state: dict[str, torch.Tensor], source: str) -> None:

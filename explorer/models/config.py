@@ -58,9 +58,7 @@ class TransformerConfig:
         if self.vocab is not None:
             object.__setattr__(self, "vocab", tuple(str(t) for t in self.vocab))
             if len(self.vocab) != self.d_vocab:
-                raise ValueError(
-                    f"vocab has {len(self.vocab)} names but d_vocab is {self.d_vocab}"
-                )
+                raise ValueError(f"vocab has {len(self.vocab)} names but d_vocab is {self.d_vocab}")
         if self.bos_token is not None and not 0 <= self.bos_token < self.d_vocab:
             raise ValueError(f"bos_token {self.bos_token} out of range 0..{self.d_vocab - 1}")
 
@@ -92,7 +90,9 @@ class MLPConfig:
         check_positive("n_classes", self.n_classes)
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+        return {
+            k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()
+        }
 
 
 @dataclass(frozen=True)
@@ -114,15 +114,20 @@ class CNNConfig:
         check_positive("n_classes", self.n_classes)
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+        return {
+            k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()
+        }
 
 
 CONFIG_TYPES: dict[str, type] = {
-    c.family: c for c in (TransformerConfig, MLPConfig, CNNConfig)  # type: ignore[attr-defined]
+    c.family: c
+    for c in (TransformerConfig, MLPConfig, CNNConfig)  # type: ignore[attr-defined]
 }
 
 
-def config_from_dict(family: str, data: dict[str, Any]) -> TransformerConfig | MLPConfig | CNNConfig:
+def config_from_dict(
+    family: str, data: dict[str, Any]
+) -> TransformerConfig | MLPConfig | CNNConfig:
     """Rebuild a config saved by ``to_dict``; unknown families or fields raise ValueError."""
     check_choice("model family", family, tuple(CONFIG_TYPES))
     cls = CONFIG_TYPES[family]

@@ -128,14 +128,18 @@ class ModelHandle:
     def __repr__(self) -> str:
         if self.is_transformer:
             mlp = f"d_mlp={self.d_mlp}" if self.has_mlp else "attn-only"
-            shape = f"n_layers={self.n_layers}, n_heads={self.n_heads}, d_model={self.d_model}, {mlp}"
+            shape = (
+                f"n_layers={self.n_layers}, n_heads={self.n_heads}, d_model={self.d_model}, {mlp}"
+            )
         else:
             shape = f"layers={list(self.layer_widths)}"
         return f"ModelHandle({self.name!r}, {self.kind}, {shape})"
 
     # ------------------------------------------------------------------- checks
     def check_layer(self, layer: int) -> int:
-        return check_index("layer", layer, self.n_layers, f"({self.name} has {self.n_layers} layers)")
+        return check_index(
+            "layer", layer, self.n_layers, f"({self.name} has {self.n_layers} layers)"
+        )
 
     def check_head(self, layer: int, head: int) -> tuple[int, int]:
         if not self.is_transformer:

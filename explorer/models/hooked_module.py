@@ -134,7 +134,7 @@ def wrap_module(module: nn.Module, blocks: Sequence[Block] | None = None) -> nn.
     return HookedModule()
 
 
-def _through(hook_point: nn.Module):  # noqa: ANN202
+def _through(hook_point: nn.Module):
     def forward_hook(_module: nn.Module, _inputs: object, output: torch.Tensor) -> torch.Tensor:
         return hook_point(output)
 

@@ -69,7 +69,9 @@ def load(
     if isinstance(source, (TransformerConfig, MLPConfig, CNNConfig)):
         return zoo.build(source, name=name)
     if _tl.is_hooked_transformer(source):
-        return ModelHandle(source, kind="tokens", config=_tl.config_of(source), name=name or "transformer")
+        return ModelHandle(
+            source, kind="tokens", config=_tl.config_of(source), name=name or "transformer"
+        )
     if isinstance(source, nn.Module):
         return wrap(source, input_shape=input_shape, name=name)
     if isinstance(source, (str, os.PathLike)):

@@ -92,7 +92,9 @@ def build_cnn(cfg: CNNConfig) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-def mnist_mlp(hidden: Sequence[int] = (128, 64), *, seed: int = 0, input_shape=(1, 28, 28)) -> ModelHandle:
+def mnist_mlp(
+    hidden: Sequence[int] = (128, 64), *, seed: int = 0, input_shape=(1, 28, 28)
+) -> ModelHandle:
     """A plain PyTorch MLP for MNIST, opened with hook points (``blocks.{i}.mlp.hook_post``)."""
     from explorer.models.loading import wrap
 
@@ -100,7 +102,9 @@ def mnist_mlp(hidden: Sequence[int] = (128, 64), *, seed: int = 0, input_shape=(
     return wrap(build_mlp(cfg), input_shape=cfg.input_shape, config=cfg, name="mnist-mlp")
 
 
-def mnist_cnn(channels: Sequence[int] = (8, 16), *, seed: int = 0, input_shape=(1, 28, 28)) -> ModelHandle:
+def mnist_cnn(
+    channels: Sequence[int] = (8, 16), *, seed: int = 0, input_shape=(1, 28, 28)
+) -> ModelHandle:
     """A small PyTorch CNN for MNIST; units of ``blocks.{i}.mlp.hook_post`` are channels."""
     from explorer.models.loading import wrap
 

@@ -1,0 +1,152 @@
+"""Units of a model that analysis can name, select and intervene on.
+
+``Head(1, 4)`` is attention head 4 of layer 1; ``Neuron(0, 37)`` is neuron (or conv
+channel) 37 of layer 0's MLP; ``ResidPosition(1, 5)`` is the residual stream entering
+layer 1 at position 5. Heads and neurons take an optional ``pos`` to act at one position
+only. ``parse_unit("head 1.4")`` / ``"L1H4"`` / ``"neuron 0.37"`` reads the forms people write.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import torch
+
+if TYPE_CHECKING:
+    from explorer.models.handle import ModelHandle
+
+
+@dataclass(frozen=True, order=True)
+class Head:
+    layer: int
+    head: int
+    pos: int | None = None
+
+    def hook(self, model: ModelHandle) -> str:
+        model.check_head(self.layer, self.head)
+        return model.hook_name("z", self.layer)
+
+    def index(self) -> tuple:
+        """Index into ``hook_z`` activations ``[batch, pos, head, d_head]``."""
+        pos = slice(None) if self.pos is None else self.pos
+        return (slice(None), pos, self.head)
+
+    def __str__(self) -> str:
+        at = f"@{self.pos}" if self.pos is not None else ""
+        return f"head {self.layer}.{self.head}{at}"
+
+
+@dataclass(frozen=True, order=True)
+class Neuron:
+    layer: int
+    neuron: int
+    pos: int | None = None
+
+    def hook(self, model: ModelHandle) -> str:
+        model.check_neuron(self.layer, self.neuron)
+        return model.hook_name("post", self.layer)
+
+    def index(self, act_ndim: int = 3) -> tuple:
+        """Index into ``hook_post``: ``[batch, pos, d_mlp]`` (tokens), ``[batch, d]`` (MLP)
+        or ``[batch, channel, h, w]`` (conv; ``pos`` is unused)."""
+        if act_ndim == 3:
+            pos = slice(None) if self.pos is None else self.pos
+            return (slice(None), pos, self.neuron)
+        return (slice(None), self.neuron)
+
+    def __str__(self) -> str:
+        at = f"@{self.pos}" if self.pos is not None else ""
+        return f"neuron {self.layer}.{self.neuron}{at}"
+
+
+@dataclass(frozen=True, order=True)
+class ResidPosition:
+    layer: int
+    pos: int
+
+    def hook(self, model: ModelHandle) -> str:
+        if not model.is_transformer:
+            raise ValueError(f"{model.name} has no residual stream positions (it takes images)")
+        return model.hook_name("resid_pre", self.layer)
+
+    def index(self) -> tuple:
+        return (slice(None), self.pos)
+
+    def __str__(self) -> str:
+        return f"resid {self.layer}@{self.pos}"
+
+
+Unit = Head | Neuron | ResidPosition
+
+_PATTERNS = [
+    (re.compile(r"^\s*(?:head|h)\s*(\d+)\s*[.:]\s*(\d+)(?:\s*@\s*(\d+))?\s*$", re.I), "head"),
+    (re.compile(r"^\s*L(\d+)\s*H(\d+)(?:\s*@\s*(\d+))?\s*$", re.I), "head"),
+    (re.compile(r"^\s*(?:neuron|n)\s*(\d+)\s*[.:]\s*(\d+)(?:\s*@\s*(\d+))?\s*$", re.I), "neuron"),
+    (re.compile(r"^\s*L(\d+)\s*N(\d+)(?:\s*@\s*(\d+))?\s*$", re.I), "neuron"),
+    (re.compile(r"^\s*resid\s*(\d+)\s*@\s*(\d+)\s*$", re.I), "resid"),
+]
+
+
+def parse_unit(text: str | Unit) -> Unit:
+    """Read a unit from text.
+
+    >>> parse_unit("head 1.4"), parse_unit("L0H2"), parse_unit("neuron 0.37")
+    (Head(layer=1, head=4, pos=None), Head(layer=0, head=2, pos=None), Neuron(layer=0, neuron=37, pos=None))
+    """
+    if isinstance(text, (Head, Neuron, ResidPosition)):
+        return text
+    if not isinstance(text, str):
+        raise TypeError(
+            f"a unit is a Head, Neuron, ResidPosition or text, got {type(text).__name__}"
+        )
+    for pattern, kind in _PATTERNS:
+        match = pattern.match(text)
+        if match:
+            a, b, pos = match.groups() if len(match.groups()) == 3 else (*match.groups(), None)
+            pos_value = int(pos) if pos is not None else None
+            if kind == "head":
+                return Head(int(a), int(b), pos_value)
+            if kind == "neuron":
+                return Neuron(int(a), int(b), pos_value)
+            return ResidPosition(int(a), int(b))
+    raise ValueError(
+        f"cannot read a unit from {text!r}: write 'head 1.4', 'L1H4', 'neuron 0.37', "
+        "'L0N37', 'resid 1@5' (append '@pos' to a head or neuron for one position)"
+    )
+
+
+def check_unit(model: ModelHandle, unit: Unit) -> Unit:
+    """Validate that ``model`` has ``unit``; returns it (raises ValueError otherwise)."""
+    unit = parse_unit(unit)
+    unit.hook(model)
+    if isinstance(unit, ResidPosition) or getattr(unit, "pos", None) is not None:
+        pos = unit.pos
+        n_ctx = model.n_ctx
+        if n_ctx is not None and not 0 <= pos < n_ctx:  # type: ignore[operator]
+            raise ValueError(
+                f"position {pos} out of range: {model.name} has positions 0..{n_ctx - 1}"
+            )
+    return unit
+
+
+def all_heads(model: ModelHandle, layer: int | None = None) -> list[Head]:
+    layers = range(model.n_layers) if layer is None else [model.check_layer(layer)]
+    if not model.is_transformer:
+        raise ValueError(f"{model.name} has no attention heads")
+    return [Head(l, h) for l in layers for h in range(model.n_heads or 0)]
+
+
+def all_neurons(model: ModelHandle, layer: int) -> list[Neuron]:
+    layer = model.check_layer(layer)
+    if not model.has_mlp:
+        raise ValueError(f"{model.name} is attention-only: it has no neurons")
+    return [Neuron(layer, i) for i in range(model.layer_widths[layer])]
+
+
+def unit_slice(act: torch.Tensor, unit: Unit) -> tuple:
+    """The index of ``unit`` inside its hook's activation tensor."""
+    if isinstance(unit, Neuron):
+        return unit.index(act.ndim)
+    return unit.index()
