@@ -1,0 +1,65 @@
+"""Running a model while keeping only the activations asked for, and batching inputs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+import torch
+
+from explorer._checks import check_positive
+from explorer.models.handle import ModelHandle
+
+
+@dataclass(frozen=True)
+class CacheResult:
+    """The output of one forward pass and the activations of the requested hooks."""
+
+    output: torch.Tensor
+    activations: dict[str, torch.Tensor]
+
+    def __getitem__(self, name: str) -> torch.Tensor:
+        if name not in self.activations:
+            raise KeyError(f"{name!r} was not cached; cached hooks: {sorted(self.activations)}")
+        return self.activations[name]
+
+
+@torch.no_grad()
+def run_with_cache(
+    model: ModelHandle, inputs: torch.Tensor, names: str | Iterable[str]
+) -> CacheResult:
+    """Run ``model`` on ``inputs`` and cache only ``names`` (unknown names raise ValueError).
+
+    >>> from explorer.models import zoo
+    >>> from explorer.data import repeated_tokens
+    >>> m = zoo.attention_only_transformer(n_layers=2, d_vocab=20, n_ctx=16)
+    >>> r = run_with_cache(m, repeated_tokens(3, 5, 20), ["blocks.0.attn.hook_pattern"])
+    >>> list(r.activations), tuple(r["blocks.0.attn.hook_pattern"].shape)
+    (['blocks.0.attn.hook_pattern'], (3, 4, 11, 11))
+    """
+    output, cache = model.run_with_cache(inputs, names=names)
+    return CacheResult(output.detach(), cache)
+
+
+def iter_batches(
+    data: torch.Tensor | Iterable[torch.Tensor], batch_size: int
+) -> Iterator[torch.Tensor]:
+    """Yield batches from a tensor (split along dim 0) or pass through an iterable of batches.
+
+    Raises ValueError if nothing at all is yielded (an empty dataset).
+    """
+    check_positive("batch_size", batch_size)
+    empty = True
+    if isinstance(data, torch.Tensor):
+        batches: Iterable[torch.Tensor] = data.split(batch_size) if data.ndim else []
+    else:
+        batches = data
+    for batch in batches:
+        if isinstance(batch, (tuple, list)):  # (inputs, labels) from a DataLoader
+            batch = batch[0]
+        if len(batch) == 0:
+            continue
+        empty = False
+        yield batch
+    if empty:
+        raise ValueError("the dataset is empty: no batch to run on")
