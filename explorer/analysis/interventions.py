@@ -51,7 +51,7 @@ def run_interventions(
             for hook, index in sites:
                 by_hook[hook].append((copy, index))
 
-        def make_hook(hook_name: str, edits: list[tuple[int, tuple]]) -> Any:
+        def make_hook(hook_name: str, edits: list[tuple[int, tuple]], copies: int = copies) -> Any:
             def hook_fn(act: torch.Tensor, hook: Any) -> torch.Tensor:
                 view = act.reshape(copies, batch, *act.shape[1:])
                 src = sources[hook_name]

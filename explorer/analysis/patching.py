@@ -160,7 +160,7 @@ def attribution_patching(
     _, clean_cache = model.run_with_cache(clean, names=hooks)
     saved: dict[str, torch.Tensor] = {}
 
-    def keep(act: torch.Tensor, hook) -> None:  # noqa: ANN001
+    def keep(act: torch.Tensor, hook) -> None:
         act.retain_grad()
         saved[hook.name] = act
 
