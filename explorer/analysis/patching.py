@@ -61,10 +61,18 @@ def _check_pair(
     return clean, corrupted
 
 
+def _check_grid(model: ModelHandle, grid: str) -> None:
+    check_choice("patching grid", grid, GRIDS)
+    if grid == "neuron" and not model.has_mlp:
+        raise ValueError(f"{model.name} is attention-only: no neuron grid")
+    if grid != "neuron" and not model.is_transformer:
+        raise ValueError(f"the {grid!r} grid needs a transformer; use grid='neuron'")
+
+
 def _grid_sites(
     model: ModelHandle, grid: str, n_pos: int, act_ndim: int
 ) -> tuple[list[list[Site]], list[tuple[int, int]]]:
-    check_choice("patching grid", grid, GRIDS)
+    _check_grid(model, grid)
     cells: list[tuple[int, int]] = []
     sites: list[list[Site]] = []
     for layer in range(model.n_layers):
@@ -79,8 +87,6 @@ def _grid_sites(
                 cells.append((layer, head))
                 sites.append([(hook, (slice(None), slice(None), head))])
         else:
-            if not model.has_mlp:
-                raise ValueError(f"{model.name} is attention-only: no neuron grid")
             hook = model.hook_name("post", layer)
             for neuron in range(model.layer_widths[layer]):
                 cells.append((layer, neuron))
@@ -88,8 +94,6 @@ def _grid_sites(
                     (slice(None), slice(None), neuron) if act_ndim == 3 else (slice(None), neuron)
                 )
                 sites.append([(hook, index)])
-    if grid in ("resid", "head") and not model.is_transformer:
-        raise ValueError(f"the {grid!r} grid needs a transformer; use grid='neuron'")
     return sites, cells
 
 
@@ -116,7 +120,7 @@ def activation_patching(
     mean metric. ``metric`` must score the corrupted batch (e.g. logit difference of the
     clean answer vs the corrupted answer).
     """
-    check_choice("patching grid", grid, GRIDS)
+    _check_grid(model, grid)
     clean, corrupted = _check_pair(model, clean, corrupted)
     n_pos = clean.shape[1] if model.is_transformer else 1
     probe_hook = model.hook_name("post", 0) if grid == "neuron" else None
@@ -151,11 +155,9 @@ def attribution_patching(
 ) -> PatchingResult:
     """First-order estimate of ``activation_patching``: ``(clean - corrupted) . d metric / d act``
     at the corrupted run, summed over each cell, plus the corrupted value."""
-    check_choice("patching grid", grid, GRIDS)
+    _check_grid(model, grid)
     clean, corrupted = _check_pair(model, clean, corrupted)
     kind = {"resid": "resid_pre", "head": "z", "neuron": "post"}[grid]
-    if grid != "neuron" and not model.is_transformer:
-        raise ValueError(f"the {grid!r} grid needs a transformer; use grid='neuron'")
     hooks = [model.hook_name(kind, layer) for layer in range(model.n_layers)]
     _, clean_cache = model.run_with_cache(clean, names=hooks)
     saved: dict[str, torch.Tensor] = {}

@@ -111,7 +111,7 @@ def read_idx(path: Path) -> np.ndarray:
     if zero != 0 or dtype != 0x08:
         raise ValueError(f"{str(path)!r} is not an unsigned-byte IDX file")
     dims = struct.unpack(f">{ndim}I", data[4 : 4 + 4 * ndim])
-    body = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
+    body = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).copy()
     if body.size != int(np.prod(dims)):
         raise ValueError(f"{str(path)!r} is truncated: expected {int(np.prod(dims))} values")
     return body.reshape(dims)

@@ -1,0 +1,122 @@
+from __future__ import annotations
+
+import pytest
+import torch
+from transformer_lens.head_detector import (
+    compute_head_attention_similarity_score,
+    get_duplicate_token_head_detection_pattern,
+    get_induction_head_detection_pattern,
+    get_previous_token_head_detection_pattern,
+)
+
+from explorer.analysis import head_scores
+from explorer.analysis.head_scores import target_mask
+from explorer.data import repeated_tokens
+from explorer.models import TransformerConfig, zoo
+
+
+def previous_token_model():
+    """One attention-only layer whose head 0 attends from position i to i-1 by construction."""
+    n_ctx = 16
+    cfg = TransformerConfig(n_layers=1, d_model=64, n_heads=4, d_vocab=20, n_ctx=n_ctx, seed=0)
+    model = zoo.transformer(cfg)
+    tl = model.model
+    with torch.no_grad():
+        tl.embed.W_E.zero_()
+        tl.pos_embed.W_pos.zero_()
+        tl.pos_embed.W_pos[:, :n_ctx] = torch.eye(n_ctx)  # position as a one-hot
+        attn = tl.blocks[0].attn
+        attn.W_Q[0].zero_()
+        attn.W_K[0].zero_()
+        attn.b_Q.zero_()
+        attn.b_K.zero_()
+        attn.W_Q[0, :n_ctx, :n_ctx] = 60 * torch.eye(n_ctx)
+        for j in range(n_ctx - 1):
+            attn.W_K[0, j, j + 1] = 1.0  # key j looks like query j + 1
+    return model
+
+
+def test_hand_built_previous_token_head_scores_one_and_not_induction():
+    model = previous_token_model()
+    g = torch.Generator().manual_seed(0)
+    halves = torch.stack([torch.randperm(19, generator=g)[:7] + 1 for _ in range(4)])
+    tokens = torch.cat(
+        [torch.zeros(4, 1, dtype=torch.long), halves, halves], dim=1
+    )  # no adjacent repeats
+    scores = head_scores(model, tokens)
+    assert scores.get("previous_token")[0, 0] > 0.99
+    assert scores.get("induction")[0, 0] < 0.01
+    assert scores.get("duplicate_token")[0, 0] < 0.01
+    others = scores.get("previous_token")[0, 1:]
+    assert (others < 0.5).all()
+
+
+def test_masks_on_a_small_sequence():
+    t = torch.tensor([[0, 5, 6, 5, 6]])
+    induction = target_mask(t, "induction")[0]
+    # query 3 (token 5) -> key 2 (after the earlier 5 at position 1); query 4 -> key 3
+    assert induction.nonzero().tolist() == [[3, 2], [4, 3]]
+    dup = target_mask(t, "duplicate_token")[0]
+    assert dup.nonzero().tolist() == [[3, 1], [4, 2]]
+    prev = target_mask(t, "previous_token")[0]
+    assert prev.nonzero().tolist() == [[1, 0], [2, 1], [3, 2], [4, 3]]
+
+
+def test_induction_uses_latest_copy_prefix_matching_uses_all():
+    t = torch.tensor([[0, 5, 1, 5, 2, 5]])
+    assert target_mask(t, "induction")[0, 5].nonzero().flatten().tolist() == [4]
+    assert target_mask(t, "prefix_matching")[0, 5].nonzero().flatten().tolist() == [2, 4]
+
+
+@pytest.mark.parametrize(
+    "kind,tl_pattern",
+    [
+        ("previous_token", get_previous_token_head_detection_pattern),
+        ("duplicate_token", get_duplicate_token_head_detection_pattern),
+        ("prefix_matching", get_induction_head_detection_pattern),
+    ],
+)
+def test_agrees_with_transformer_lens_head_detector(attn_model, kind, tl_pattern):
+    tokens = repeated_tokens(1, 9, 30, seed=4)
+    ours = head_scores(attn_model, tokens, [kind]).get(kind)
+    _, cache = attn_model.run_with_cache(tokens)
+    seq = tokens.shape[1]
+    n_with_target = int(target_mask(tokens, kind)[0].any(-1).sum())
+    detection = tl_pattern(tokens.cpu())
+    for layer in range(2):
+        for head in range(4):
+            pattern = cache[f"blocks.{layer}.attn.hook_pattern"][0, head]
+            theirs = compute_head_attention_similarity_score(
+                pattern,
+                detection,
+                exclude_bos=False,
+                exclude_current_token=False,
+                error_measure="mul",
+            )
+            assert ours[layer, head].item() * n_with_target / seq == pytest.approx(theirs, abs=1e-5)
+
+
+def test_per_example_scores_average_to_the_batch_score(attn_model, repeated):
+    batch = head_scores(attn_model, repeated)
+    each = head_scores(attn_model, repeated, per_example=True)
+    assert each.scores.shape == (repeated.shape[0], 4, 2, 4)
+    assert torch.allclose(each.scores.mean(0), batch.scores, atol=1e-6)
+    layer, head, value = batch.top("induction", 1)[0]
+    assert value == pytest.approx(batch.get("induction")[layer, head].item())
+
+
+def test_bad_inputs(attn_model, mnist_mlp):
+    with pytest.raises(ValueError, match="unknown head score kind"):
+        head_scores(attn_model, repeated_tokens(2, 4, 30), ["copying_lol"])
+    with pytest.raises(ValueError, match="no attention heads"):
+        head_scores(mnist_mlp, torch.zeros(1, 1, 28, 28))
+    with pytest.raises(TypeError, match="integer token ids"):
+        head_scores(attn_model, torch.zeros(2, 5))
+    with pytest.raises(ValueError, match="token ids must lie in 0..29"):
+        head_scores(attn_model, torch.tensor([[0, 31]]))
+    with pytest.raises(ValueError, match="exceeds the context"):
+        head_scores(attn_model, torch.zeros(1, 40, dtype=torch.long))
+    with pytest.raises(ValueError, match="no query in this batch has a induction"):
+        head_scores(attn_model, torch.arange(10)[None], ["induction"])
+    with pytest.raises(ValueError, match="empty"):
+        head_scores(attn_model, torch.zeros(0, 5, dtype=torch.long))
