@@ -18,10 +18,8 @@ def check_index(what: str, value: object, n: int, where: str = "") -> int:
     >>> check_index("layer", 1, 2)
     1
     """
-    if (
-        isinstance(value, bool)
-        or (not isinstance(value, (int, torch.Tensor))
-        and not hasattr(value, "__index__"))
+    if isinstance(value, bool) or (
+        not isinstance(value, (int, torch.Tensor)) and not hasattr(value, "__index__")
     ):
         raise TypeError(f"{what} must be an integer, got {type(value).__name__} {value!r}")
     index = int(value)  # type: ignore[arg-type]
