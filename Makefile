@@ -31,12 +31,12 @@ lab: $(STAMP)
 	$(BIN)/jupyter lab notebooks/quickstart.ipynb
 
 lint: $(STAMP)
-	$(BIN)/ruff check explorer tests benchmarks
-	$(BIN)/ruff format --check explorer tests benchmarks
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 format: $(STAMP)
-	$(BIN)/ruff format explorer tests benchmarks
-	$(BIN)/ruff check --fix explorer tests benchmarks
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
 
 test: $(STAMP) browser-deps lint
 	$(BIN)/python -m pytest -ra $(PYTEST_ARGS)
