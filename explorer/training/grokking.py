@@ -1,0 +1,249 @@
+"""Grokking modular addition (Power et al. 2022; Nanda et al. 2023): settings, run, measures.
+
+``train_grokking(path, setting)`` trains the 1-layer transformer of
+``zoo.modular_addition_transformer`` on ``a + b mod p`` with full-batch AdamW and weight
+decay 1, checkpointing densely where test accuracy moves. ``grokking_progress(run)`` then
+replays the checkpoints and measures what Nanda et al. use to see the generalising circuit
+form before test accuracy moves:
+
+- restricted loss: the loss of the logits kept to the key-frequency directions (all pairs);
+- excluded loss: the loss with those directions removed (training pairs);
+- Gini coefficient of the embedding's Fourier norms (sparsity);
+- total weight norm.
+
+Settings (measured on one CPU thread of a 2-core machine; see docs/training.md):
+
+- ``CI_SETTING``: p=53, 50% training data, lr 1e-2: groks in a few hundred epochs.
+- ``DEFAULT_SETTING``: p=59, 40% training data, lr 3e-3: the tutorial default.
+- ``PAPER_SETTING``: p=113, 30% training data, lr 1e-3 (the paper; ~10k+ epochs).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import torch
+
+from explorer.analysis.fourier import (
+    KeyFrequencies,
+    excluded_loss,
+    fourier_spectrum,
+    key_frequencies,
+    restricted_loss,
+)
+from explorer.analysis.progress import Phases, detect_phases, first_crossing, gini, weight_norm
+from explorer.data.modular import ModularData, modular_arithmetic
+from explorer.models import zoo
+from explorer.models.handle import ModelHandle
+from explorer.training.loop import OptimizerConfig, train
+from explorer.training.losses import classification_eval, classification_loss, last_position_logits
+from explorer.training.run import Run
+from explorer.training.schedule import CheckpointSchedule
+
+__all__ = [
+    "CI_SETTING",
+    "DEFAULT_SETTING",
+    "PAPER_SETTING",
+    "GrokkingProgress",
+    "GrokkingSetting",
+    "all_pair_logits",
+    "grokking_data",
+    "grokking_progress",
+    "grokking_summary",
+    "train_grokking",
+]
+
+
+@dataclass(frozen=True)
+class GrokkingSetting:
+    """Everything that decides a grokking run (the model is 1 layer, 4 heads, ReLU MLP).
+
+    ``steps`` is the epoch budget (full batch: one step is one epoch). Training stops early
+    once test accuracy has stayed >= 99% for ``extra_fraction`` more steps than it took to
+    get there (so cleanup is on the curves), unless ``extra_fraction`` is None.
+    """
+
+    p: int = 59
+    train_frac: float = 0.4
+    lr: float = 3e-3
+    weight_decay: float = 1.0
+    betas: tuple[float, float] = (0.9, 0.98)
+    steps: int = 4000
+    seed: int = 0
+    data_seed: int = 0
+    d_model: int = 128
+    eval_every: int = 10
+    extra_fraction: float | None = 0.3
+
+    def replace(self, **changes: object) -> GrokkingSetting:
+        """A copy with some fields changed: ``DEFAULT_SETTING.replace(weight_decay=0.1)``."""
+        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+
+
+CI_SETTING = GrokkingSetting(p=53, train_frac=0.5, lr=1e-2, steps=1500)
+DEFAULT_SETTING = GrokkingSetting(p=59, train_frac=0.4, lr=3e-3, steps=4000)
+PAPER_SETTING = GrokkingSetting(p=113, train_frac=0.3, lr=1e-3, steps=40_000, eval_every=50)
+
+
+def grokking_data(source: GrokkingSetting | Run) -> ModularData:
+    """The seeded train/test split of a setting, or of a run trained by ``train_grokking``."""
+    if isinstance(source, Run):
+        d = source.data
+        if d.get("dataset") != "modular_arithmetic":
+            raise ValueError(f"run {source.name} was not trained on modular arithmetic: {d}")
+        return modular_arithmetic(d["p"], op=d["op"], train_frac=d["train_frac"], seed=d["seed"])
+    return modular_arithmetic(source.p, train_frac=source.train_frac, seed=source.data_seed)
+
+
+def _stop_after_grokking(extra_fraction: float | None, threshold: float = 0.99):
+    if extra_fraction is None:
+        return None
+    reached: list[int] = []
+
+    def stop(latest: Mapping[str, float]) -> bool:
+        step = int(latest["step"]) if "step" in latest else None
+        if latest.get("test_acc", 0.0) < threshold:
+            reached.clear()  # a relapse resets the clock
+            return False
+        if step is None:
+            return False
+        if not reached:
+            reached.append(step)
+        return step >= reached[0] * (1 + extra_fraction)
+
+    return stop
+
+
+def train_grokking(
+    path: str | os.PathLike[str] | None = None,
+    setting: GrokkingSetting = DEFAULT_SETTING,
+    *,
+    progress: bool = True,
+) -> Run:
+    """Train (or resume, or just reopen) the grokking run of ``setting`` in ``path``.
+
+    Checkpoints: 15 log-spaced steps, one every ``steps // 40``, and one wherever train or
+    test accuracy has moved by more than 5 points since the last checkpoint.
+    """
+    data = grokking_data(setting)
+    model = zoo.modular_addition_transformer(setting.p, seed=setting.seed, d_model=setting.d_model)
+    stop = _stop_after_grokking(setting.extra_fraction)
+    return train(
+        model,
+        classification_loss(data.train_tokens, data.train_labels),
+        steps=setting.steps,
+        run=path,
+        optimizer=OptimizerConfig(
+            "adamw", lr=setting.lr, weight_decay=setting.weight_decay, betas=setting.betas
+        ),
+        checkpoints=CheckpointSchedule(
+            n_log=15,
+            every=max(setting.eval_every, setting.steps // 40),
+            on_change={"test_acc": 0.05, "train_acc": 0.05},
+        ),
+        evals={"test": classification_eval(data.test_tokens, data.test_labels)},
+        eval_every=setting.eval_every,
+        stop_when=(lambda m: stop(m)) if stop is not None else None,
+        data={
+            "dataset": "modular_arithmetic",
+            "p": setting.p,
+            "op": "+",
+            "train_frac": setting.train_frac,
+            "seed": setting.data_seed,
+        },
+        progress=progress,
+    )
+
+
+def all_pair_logits(model: ModelHandle, data: ModularData) -> torch.Tensor:
+    """Logits at "=" for every pair ``[p * p, p]`` (row ``a * p + b``), without gradients."""
+    with torch.no_grad():
+        return last_position_logits(model, data.tokens).float()
+
+
+@dataclass(frozen=True)
+class GrokkingProgress:
+    """Progress measures at every checkpoint of a grokking run (index ``i`` is ``steps[i]``).
+
+    ``key`` holds the key frequencies of the final embedding, used at every checkpoint.
+    ``phases`` comes from the logged train accuracy and test loss (every ``eval_every``).
+    """
+
+    steps: torch.Tensor
+    key: KeyFrequencies
+    train_loss: torch.Tensor
+    test_loss: torch.Tensor
+    train_acc: torch.Tensor
+    test_acc: torch.Tensor
+    restricted_loss: torch.Tensor
+    excluded_loss: torch.Tensor
+    gini: torch.Tensor
+    weight_norm: torch.Tensor
+    phases: Phases
+
+    def at(self, step: int) -> dict[str, float]:
+        """Every measure at the checkpoint nearest ``step``."""
+        i = int(torch.argmin((self.steps - int(step)).abs()))
+        names = ("train_loss", "test_loss", "train_acc", "test_acc", "restricted_loss",
+                 "excluded_loss", "gini", "weight_norm")  # fmt: skip
+        return {"step": int(self.steps[i]), **{n: float(getattr(self, n)[i]) for n in names}}
+
+
+def grokking_progress(
+    run: Run, *, key: KeyFrequencies | None = None, mass: float = 0.8
+) -> GrokkingProgress:
+    """Replay every checkpoint of ``run`` and compute the progress measures.
+
+    Args:
+        run: a run made by ``train_grokking``.
+        key: key frequencies to restrict to / exclude (default: the smallest set carrying
+            ``mass`` of the final embedding's squared Fourier norm).
+    """
+    data = grokking_data(run)
+    p = data.p
+    model = run.load_model()
+    if key is None:
+        key = key_frequencies(fourier_spectrum(model.model.W_E[:p]), mass=mass)
+    rows: dict[str, list[float]] = {n: [] for n in GrokkingProgress.__dataclass_fields__}
+    ce = torch.nn.functional.cross_entropy
+    for step in run.steps:
+        run.load_into(model, step)
+        logits = all_pair_logits(model, data)
+        train_logits, test_logits = logits[data.train_idx], logits[data.test_idx]
+        rows["train_loss"].append(float(ce(train_logits, data.train_labels)))
+        rows["test_loss"].append(float(ce(test_logits, data.test_labels)))
+        rows["train_acc"].append(
+            float((train_logits.argmax(-1) == data.train_labels).float().mean())
+        )
+        rows["test_acc"].append(float((test_logits.argmax(-1) == data.test_labels).float().mean()))
+        rows["restricted_loss"].append(restricted_loss(logits, data.labels, key.frequencies))
+        rows["excluded_loss"].append(
+            excluded_loss(logits, data.labels, key.frequencies, data.train_idx)
+        )
+        rows["gini"].append(gini(fourier_spectrum(model.model.W_E[:p]).basis_norms))
+        rows["weight_norm"].append(weight_norm(model))
+    metrics = run.metrics()
+    acc, loss = metrics.get("train_acc"), metrics.get("test_loss")
+    phases = detect_phases(acc.steps, acc.values, loss.values)
+    tensors = {k: torch.tensor(v) for k, v in rows.items() if v}
+    return GrokkingProgress(steps=torch.tensor(run.steps), key=key, phases=phases, **tensors)
+
+
+def grokking_summary(run: Run) -> dict[str, float | int | None]:
+    """Crossing steps from the logged curves: when train accuracy reached 99%, test 95%/99%."""
+    m = run.metrics()
+    train_acc, test_acc = m.get("train_acc"), m.get("test_acc")
+    train99 = first_crossing(train_acc.steps, train_acc.values, 0.99)
+    test95 = first_crossing(test_acc.steps, test_acc.values, 0.95)
+    test99 = first_crossing(test_acc.steps, test_acc.values, 0.99)
+    return {
+        "train_99": train99,
+        "test_95": test95,
+        "test_99": test99,
+        "delay": (test95 / train99) if test95 and train99 else None,
+        "final_test_acc": float(test_acc.values[-1]),
+        "last_step": run.last_step,
+    }
