@@ -1,0 +1,138 @@
+"""Per-example evidence and its bootstrap confidence interval.
+
+A test measures one or two numbers per held-out example (``Evidence``); a statistic turns
+them into one value: a mean, a ratio of sums (patching recovery), AUROC, precision or
+recall against a concept mask. Every statistic is written for example *weights*, so one
+call scores all bootstrap resamples at once: a resample is a row of counts (how often each
+example was drawn), and the plain value is the row of ones. Concept tests resample
+positives and negatives separately (stratified), so every resample has both.
+
+>>> ev = Evidence(torch.tensor([1.0, 2.0, 3.0, 4.0]))
+>>> point, low, high = bootstrap_interval(ev, n_boot=500, confidence=0.9, seed=0)
+>>> point, low <= point <= high
+(2.5, True)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from explorer._checks import check_choice, check_fraction, check_positive
+
+STATISTICS = ("mean", "ratio", "auroc", "precision", "recall")
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """Numbers measured on each held-out example.
+
+    Attributes:
+        values: one number per example (a score, an effect, an activation).
+        statistic: how values become one number: ``"mean"``; ``"ratio"`` (sum of values
+            over sum of ``denominators``); ``"auroc"``, ``"precision"``, ``"recall"``
+            (values as a detector of ``positives``).
+        denominators: per-example denominators for ``"ratio"``.
+        positives: boolean concept mask for the detector statistics.
+        fire_threshold: a value above it counts as firing (precision and recall).
+        details: extra numbers for the verdict (e.g. the metric before and after).
+    """
+
+    values: torch.Tensor
+    statistic: str = "mean"
+    denominators: torch.Tensor | None = None
+    positives: torch.Tensor | None = None
+    fire_threshold: float = 0.0
+    details: dict[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        check_choice("statistic", self.statistic, STATISTICS)
+        values = torch.as_tensor(self.values).detach().double().flatten()
+        if values.numel() == 0:
+            raise ValueError("no per-example values: the held-out split gave nothing to measure")
+        if not torch.isfinite(values).all():
+            raise ValueError("the test produced NaN or infinite per-example values")
+        object.__setattr__(self, "values", values)
+        if self.statistic == "ratio":
+            if self.denominators is None:
+                raise ValueError("a ratio statistic needs per-example denominators")
+            object.__setattr__(self, "denominators", self.denominators.detach().double().flatten())
+        if self.statistic in ("auroc", "precision", "recall"):
+            if self.positives is None:
+                raise ValueError(f"{self.statistic} needs a concept mask of positive examples")
+            positives = self.positives.detach().bool().flatten()
+            n_pos = int(positives.sum())
+            if n_pos == 0 or n_pos == len(positives):
+                raise ValueError(
+                    f"the held-out split has {n_pos} concept examples out of {len(positives)}: "
+                    f"{self.statistic} needs both concept and non-concept examples"
+                )
+            object.__setattr__(self, "positives", positives)
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+
+def statistic(evidence: Evidence, weights: torch.Tensor) -> torch.Tensor:
+    """The statistic for each row of example weights ``[n_resamples, n_examples]``."""
+    v, w = evidence.values, weights.double()
+    if evidence.statistic == "mean":
+        return (w @ v) / w.sum(1)
+    if evidence.statistic == "ratio":
+        denominator = w @ evidence.denominators  # type: ignore[operator]
+        return (w @ v) / torch.where(denominator == 0, torch.nan, denominator)
+    pos = evidence.positives
+    assert pos is not None
+    if evidence.statistic == "auroc":
+        # P(positive scores above negative), ties count half: weighted Mann-Whitney U.
+        vp, vn = v[pos], v[~pos]
+        wins = (vp[:, None] > vn[None, :]).double() + 0.5 * (vp[:, None] == vn[None, :]).double()
+        wp, wn = w[:, pos], w[:, ~pos]
+        return torch.einsum("bi,ij,bj->b", wp, wins, wn) / (wp.sum(1) * wn.sum(1))
+    fires = (v > evidence.fire_threshold).double()
+    hits = w @ (fires * pos.double())
+    if evidence.statistic == "precision":
+        fired = w @ fires
+        return torch.where(fired == 0, torch.zeros_like(fired), hits / fired.clamp_min(1e-12))
+    return hits / (w @ pos.double())
+
+
+def resample_weights(evidence: Evidence, n_boot: int, seed: int) -> torch.Tensor:
+    """Bootstrap counts ``[n_boot, n]``; stratified by the concept mask when there is one."""
+    n = len(evidence)
+    g = torch.Generator().manual_seed(seed)
+    groups = (
+        [torch.arange(n)]
+        if evidence.positives is None
+        else [
+            torch.nonzero(evidence.positives).flatten(),
+            torch.nonzero(~evidence.positives).flatten(),
+        ]
+    )
+    weights = torch.zeros(n_boot, n, dtype=torch.float64)
+    for members in groups:
+        draws = members[torch.randint(len(members), (n_boot, len(members)), generator=g)]
+        weights.scatter_add_(1, draws, torch.ones_like(draws, dtype=torch.float64))
+    return weights
+
+
+def bootstrap_interval(
+    evidence: Evidence, *, n_boot: int = 2000, confidence: float = 0.95, seed: int = 0
+) -> tuple[float, float, float]:
+    """``(value, low, high)``: the statistic and its percentile bootstrap interval."""
+    check_positive("n_boot", n_boot)
+    check_fraction("confidence", confidence)
+    point = float(statistic(evidence, torch.ones(1, len(evidence), dtype=torch.float64))[0])
+    if point != point:
+        raise ValueError(
+            f"the {evidence.statistic} is undefined on these examples (a zero denominator: "
+            "for patching, the clean and corrupted runs score the same)"
+        )
+    samples = statistic(evidence, resample_weights(evidence, n_boot, seed))
+    samples = samples[~torch.isnan(samples)]
+    if samples.numel() == 0:
+        raise ValueError(f"the {evidence.statistic} is undefined on every bootstrap resample")
+    tail = (1 - confidence) / 2
+    low, high = torch.quantile(samples, torch.tensor([tail, 1 - tail], dtype=samples.dtype))
+    return point, float(low), float(high)

@@ -1,0 +1,362 @@
+"""What a hypothesis measures on each held-out example: the built-in tests and user functions.
+
+A measure turns ``(model, examples, units)`` into ``Evidence`` (per-example numbers and
+how they combine). Built-ins:
+
+- ``HeadScore("previous_token")``: the heads' attention score (``analysis.head_scores``).
+- ``AblationEffect("accuracy", ablation="zero")``: metric after minus before ablating
+  the units together (``analysis.ablate``).
+- ``NeuronSelectivity("auroc")``: the neurons' activation as a detector of
+  ``Examples.concept`` (AUROC, or precision / recall of "fires above ``fire_threshold``").
+- ``PatchingRecovery("logit_diff")``: the fraction of the clean-minus-corrupted metric
+  gap recovered by patching the units' clean activations into the corrupted run.
+- ``UserFunction(fn)``: any ``fn(model, examples, units) -> Tensor[batch]``.
+
+Metrics are named, so a stored hypothesis can rebuild its test: a name from
+``METRICS`` or an importable ``"module:function"`` taking ``Examples`` and returning a
+metric ``logits -> Tensor[batch]``. A measure round-trips through ``to_dict`` /
+``measure_from_dict`` (JSON, never pickle).
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol
+
+import torch
+
+from explorer._checks import check_choice
+from explorer.analysis import ablate, head_scores, metrics
+from explorer.analysis.units import Head, Neuron, ResidPosition, Unit, unit_slice
+from explorer.hypotheses.bootstrap import Evidence
+from explorer.hypotheses.examples import Examples
+from explorer.models.handle import ModelHandle
+
+MetricBuilder = Callable[[Examples], metrics.Metric]
+
+METRICS: dict[str, MetricBuilder] = {
+    "accuracy": lambda ex: metrics.accuracy(ex.require("labels", "the accuracy metric")),
+    "neg_cross_entropy": lambda ex: metrics.neg_cross_entropy(
+        ex.require("labels", "the neg_cross_entropy metric")
+    ),
+    "correct_logprob": lambda ex: metrics.correct_logprob(
+        ex.require("labels", "the correct_logprob metric")
+    ),
+    "logit_diff": lambda ex: metrics.logit_diff(
+        ex.require("labels", "the logit_diff metric"),
+        ex.require("alt_labels", "the logit_diff metric"),
+    ),
+    "next_token_loss": lambda ex: metrics.next_token_loss(ex.inputs),
+    "repeated_half_loss": lambda ex: metrics.repeated_half_loss(ex.inputs),
+    "first_half_loss": lambda ex: metrics.first_half_loss(ex.inputs),
+}
+
+
+def reference_of(obj: Callable[..., Any]) -> str | None:
+    """``"module:qualname"`` if ``obj`` can be imported back by that name, else None.
+
+    Functions defined in a notebook (``__main__``), lambdas and closures are not importable.
+    """
+    module, qualname = getattr(obj, "__module__", None), getattr(obj, "__qualname__", "")
+    if not module or module == "__main__" or "<" in qualname:
+        return None
+    try:
+        return f"{module}:{qualname}" if resolve(f"{module}:{qualname}") is obj else None
+    except (ImportError, AttributeError, ValueError):
+        return None
+
+
+def resolve(reference: str) -> Any:
+    """Import ``"package.module:qualified.name"``."""
+    module_name, sep, qualname = reference.partition(":")
+    if not sep or not module_name or not qualname:
+        raise ValueError(f"a function reference reads 'package.module:function', got {reference!r}")
+    obj: Any = importlib.import_module(module_name)
+    for part in qualname.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def build_metric(name: str, examples: Examples) -> metrics.Metric:
+    """The metric called ``name`` (built-in or ``"module:function"``) for these examples."""
+    if name in METRICS:
+        return METRICS[name](examples)
+    if ":" in name:
+        return resolve(name)(examples)
+    raise ValueError(
+        f"unknown metric {name!r}: choose one of {', '.join(map(repr, METRICS))} "
+        "or give an importable 'module:function' that takes Examples and returns a metric"
+    )
+
+
+def _run_metric(metric: metrics.Metric, logits: torch.Tensor) -> torch.Tensor:
+    return metrics.evaluate(metric, logits, logits.shape[0]).double()
+
+
+class Measure(Protocol):
+    kind: ClassVar[str]
+    unit_types: ClassVar[tuple[type, ...]]
+
+    def describe(self) -> str: ...
+
+    def evaluate(
+        self, model: ModelHandle, examples: Examples, units: Sequence[Unit]
+    ) -> Evidence: ...
+
+    def evaluate_many(
+        self, model: ModelHandle, examples: Examples, unit_sets: Sequence[Sequence[Unit]]
+    ) -> list[Evidence]: ...
+
+    def to_dict(self) -> dict[str, Any]: ...
+
+
+class _Base:
+    """Shared behaviour: unit checks, one evaluation per unit set, JSON form."""
+
+    kind: ClassVar[str] = ""
+    unit_types: ClassVar[tuple[type, ...]] = (Head, Neuron, ResidPosition)
+
+    def check_units(self, units: Sequence[Unit]) -> None:
+        names = " or ".join(t.__name__.lower() for t in self.unit_types)
+        for unit in units:
+            if not isinstance(unit, self.unit_types):
+                raise ValueError(f"{self.describe()} applies to {names} units, not {unit}")
+
+    def describe(self) -> str:
+        raise NotImplementedError
+
+    def evaluate(self, model: ModelHandle, examples: Examples, units: Sequence[Unit]) -> Evidence:
+        raise NotImplementedError
+
+    def evaluate_many(
+        self, model: ModelHandle, examples: Examples, unit_sets: Sequence[Sequence[Unit]]
+    ) -> list[Evidence]:
+        return [self.evaluate(model, examples, units) for units in unit_sets]
+
+    def to_dict(self) -> dict[str, Any]:
+        fields = {k: v for k, v in vars(self).items() if not k.startswith("_") and k != "fn"}
+        return {"kind": self.kind, **fields}
+
+
+@dataclass(frozen=True)
+class HeadScore(_Base):
+    """Mean attention score of the heads per example (previous_token, induction, ...)."""
+
+    score: str = "previous_token"
+    kind: ClassVar[str] = "head_score"
+    unit_types: ClassVar[tuple[type, ...]] = (Head,)
+
+    def describe(self) -> str:
+        return f"{self.score.replace('_', '-')} score"
+
+    def evaluate(self, model: ModelHandle, examples: Examples, units: Sequence[Unit]) -> Evidence:
+        return self.evaluate_many(model, examples, [units])[0]
+
+    def evaluate_many(
+        self, model: ModelHandle, examples: Examples, unit_sets: Sequence[Sequence[Unit]]
+    ) -> list[Evidence]:
+        for units in unit_sets:
+            self.check_units(units)
+            for unit in units:
+                if unit.pos is not None:  # type: ignore[union-attr]
+                    raise ValueError(
+                        f"a head score covers every position: write {Head(unit.layer, unit.head)} without '@pos'"
+                    )  # type: ignore[union-attr]
+        scores = head_scores(model, examples.inputs, kinds=[self.score], per_example=True)
+        per_example = scores.get(self.score)  # [batch, layer, head]
+        return [
+            Evidence(torch.stack([per_example[:, u.layer, u.head] for u in units], 1).mean(1))  # type: ignore[union-attr]
+            for units in unit_sets
+        ]
+
+
+@dataclass(frozen=True)
+class AblationEffect(_Base):
+    """Metric after ablating the units together minus before, per example."""
+
+    metric: str = "accuracy"
+    ablation: str = "zero"
+    kind: ClassVar[str] = "ablation_effect"
+
+    def __post_init__(self) -> None:
+        check_choice("ablation", self.ablation, ("zero", "mean", "resample"))
+
+    def describe(self) -> str:
+        return f"change in {self.metric} under {self.ablation} ablation"
+
+    def evaluate(self, model: ModelHandle, examples: Examples, units: Sequence[Unit]) -> Evidence:
+        self.check_units(units)
+        metric = build_metric(self.metric, examples)
+        result = ablate(model, examples.inputs, list(units), metric, kind=self.ablation)
+        before, after = result.before.double(), result.after.double()
+        details = {"before": float(before.mean()), "after": float(after.mean())}
+        return Evidence(after - before, details=details)
+
+
+@dataclass(frozen=True)
+class NeuronSelectivity(_Base):
+    """How well the neurons' activation detects ``Examples.concept``.
+
+    ``score`` is ``"auroc"``, ``"precision"`` or ``"recall"`` (of firing above
+    ``fire_threshold``). Activations are reduced over positions (or image locations) by
+    ``reduce`` ("max" or "mean") unless the unit names a position, then averaged over units.
+    """
+
+    score: str = "auroc"
+    fire_threshold: float = 0.0
+    reduce: str = "max"
+    kind: ClassVar[str] = "neuron_selectivity"
+    unit_types: ClassVar[tuple[type, ...]] = (Neuron,)
+
+    def __post_init__(self) -> None:
+        check_choice("score", self.score, ("auroc", "precision", "recall"))
+        check_choice("reduce", self.reduce, ("max", "mean"))
+
+    def describe(self) -> str:
+        return f"{self.score} of neuron activation for the concept"
+
+    def evaluate(self, model: ModelHandle, examples: Examples, units: Sequence[Unit]) -> Evidence:
+        self.check_units(units)
+        concept = examples.require("concept", "a neuron selectivity test")
+        hooks = sorted({u.hook(model) for u in units})
+        _, cache = model.run_with_cache(examples.inputs, names=hooks)
+        columns = []
+        for unit in units:
+            act = cache[unit.hook(model)]
+            values = act[unit_slice(act, unit)]
+            values = values.reshape(len(values), -1)
+            columns.append(values.amax(1) if self.reduce == "max" else values.mean(1))
+        activation = torch.stack(columns, 1).mean(1)
+        details = {
+            "concept_mean": float(activation[concept].mean()),
+            "other_mean": float(activation[~concept].mean()),
+        }
+        return Evidence(
+            activation,
+            statistic=self.score,
+            positives=concept,
+            fire_threshold=self.fire_threshold,
+            details=details,
+        )
+
+
+@dataclass(frozen=True)
+class PatchingRecovery(_Base):
+    """Fraction of the clean-vs-corrupted metric gap recovered by patching the units.
+
+    Runs the corrupted inputs with the units' activations taken from the clean run;
+    recovery = sum(patched - corrupted) / sum(clean - corrupted) over examples.
+    """
+
+    metric: str = "logit_diff"
+    kind: ClassVar[str] = "patching_recovery"
+
+    def describe(self) -> str:
+        return f"fraction of {self.metric} recovered by patching"
+
+    def evaluate(self, model: ModelHandle, examples: Examples, units: Sequence[Unit]) -> Evidence:
+        self.check_units(units)
+        corrupted = examples.require("corrupted", "a patching test")
+        metric = build_metric(self.metric, examples)
+        hooks = sorted({u.hook(model) for u in units})
+        clean_logits, cache = model.run_with_cache(examples.inputs, names=hooks)
+        corrupted_logits = model(corrupted)
+
+        def patch(act: torch.Tensor, hook: Any) -> torch.Tensor:
+            act = act.clone()
+            for unit in units:
+                if unit.hook(model) == hook.name:
+                    index = unit_slice(act, unit)
+                    act[index] = cache[hook.name][index]
+            return act
+
+        patched_logits = model.run_with_hooks(corrupted, [(h, patch) for h in hooks])
+        clean = _run_metric(metric, clean_logits)
+        dirty = _run_metric(metric, corrupted_logits)
+        patched = _run_metric(metric, patched_logits)
+        details = {
+            "clean": float(clean.mean()),
+            "corrupted": float(dirty.mean()),
+            "patched": float(patched.mean()),
+        }
+        return Evidence(
+            patched - dirty, statistic="ratio", denominators=clean - dirty, details=details
+        )
+
+
+@dataclass(frozen=True)
+class UserFunction(_Base):
+    """Any ``fn(model, examples, units) -> Tensor[batch]`` (or ``Evidence``).
+
+    Stored by its import reference; a function that cannot be imported by name (defined
+    in a notebook, a lambda) still runs in this session, but a reloaded hypothesis must be
+    given it again with ``Hypothesis.with_function``.
+    """
+
+    reference: str | None = None
+    name: str = ""
+    statistic: str = "mean"
+    fn: Callable[..., Any] | None = field(default=None, compare=False, repr=False)
+    kind: ClassVar[str] = "user_function"
+
+    @classmethod
+    def of(cls, fn: Callable[..., Any], statistic: str = "mean") -> UserFunction:
+        if not callable(fn):
+            raise TypeError(f"a user test must be callable, got {type(fn).__name__}")
+        name = getattr(fn, "__qualname__", type(fn).__name__)
+        return cls(reference=reference_of(fn), name=name, statistic=statistic, fn=fn)
+
+    @property
+    def rerunnable(self) -> bool:
+        """Whether this measure can be rebuilt from its stored form."""
+        return self.reference is not None
+
+    def describe(self) -> str:
+        return f"{self.name or self.reference or 'user function'} ({self.statistic})"
+
+    def _function(self) -> Callable[..., Any]:
+        if self.fn is not None:
+            return self.fn
+        if self.reference is None:
+            raise ValueError(
+                f"this hypothesis was tested with {self.name or 'a function'!s}, which was not "
+                "importable by name (defined in a notebook or a lambda), so it cannot be re-run "
+                "after reloading: pass it again with hypothesis.with_function(fn), or define it "
+                "in an importable module"
+            )
+        try:
+            fn = resolve(self.reference)
+        except (ImportError, AttributeError) as err:
+            raise ValueError(f"cannot import the test function {self.reference!r}: {err}") from err
+        object.__setattr__(self, "fn", fn)
+        return fn
+
+    def evaluate(self, model: ModelHandle, examples: Examples, units: Sequence[Unit]) -> Evidence:
+        result = self._function()(model, examples, tuple(units))
+        if isinstance(result, Evidence):
+            return result
+        values = torch.as_tensor(result, dtype=torch.float64)
+        if values.shape != (len(examples),):
+            raise ValueError(
+                f"{self.describe()} must return one value per example (shape [{len(examples)}]), "
+                f"got shape {list(values.shape)}"
+            )
+        positives = examples.concept if self.statistic in ("auroc", "precision", "recall") else None
+        return Evidence(values, statistic=self.statistic, positives=positives)
+
+
+BUILT_INS: dict[str, type] = {
+    m.kind: m
+    for m in (HeadScore, AblationEffect, NeuronSelectivity, PatchingRecovery, UserFunction)
+}
+
+
+def measure_from_dict(data: dict[str, Any]) -> Measure:
+    """Rebuild a measure from ``to_dict`` output."""
+    data = dict(data)
+    kind = data.pop("kind", None)
+    if kind not in BUILT_INS:
+        raise ValueError(f"unknown test kind {kind!r}: known kinds are {', '.join(BUILT_INS)}")
+    return BUILT_INS[kind](**data)  # type: ignore[no-any-return]

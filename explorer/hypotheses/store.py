@@ -1,0 +1,442 @@
+"""``HypothesisStore``: projects, hypotheses, verdicts and labels in a real database.
+
+SQLite by default (``explorer.db`` in the working folder), or any SQLAlchemy URL (e.g.
+``postgresql://host/db``) for a server shared by a room. Written with SQLAlchemy Core.
+
+Nothing is lost when several kernels write at once or one is killed: every write is one
+short transaction; on SQLite the file runs in WAL mode with a busy timeout, and a write
+transaction starts with ``BEGIN IMMEDIATE`` so that concurrent writers queue for the lock
+instead of failing. A write that returned is committed; a process killed mid-write
+leaves the previous state (the half-written transaction is rolled back on next open).
+
+The schema is versioned (table ``schema_version``): opening a store written by a newer
+explorer is refused rather than risked; an older one is migrated forward.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.pool import StaticPool
+
+from explorer._checks import check_choice
+from explorer.hypotheses.agreement import Agreement, Label, agreement_by_unit
+from explorer.hypotheses.hypothesis import Hypothesis
+from explorer.hypotheses.verdict import Verdict, now
+
+SCHEMA_VERSION = 1
+DEFAULT_PATH = "explorer.db"
+DEFAULT_PROJECT = "default"
+
+metadata = sa.MetaData()
+schema_version_table = sa.Table(
+    "schema_version", metadata, sa.Column("version", sa.Integer, nullable=False)
+)
+projects_table = sa.Table(
+    "projects",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(200), nullable=False, unique=True),
+    sa.Column("created", sa.String(40), nullable=False),
+)
+hypotheses_table = sa.Table(
+    "hypotheses",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("project_id", sa.Integer, sa.ForeignKey("projects.id"), nullable=False, index=True),
+    sa.Column("author", sa.String(200), nullable=False, default=""),
+    sa.Column("claim", sa.Text, nullable=False),
+    sa.Column("units", sa.Text, nullable=False),
+    sa.Column("spec", sa.Text, nullable=False),
+    sa.Column("created", sa.String(40), nullable=False),
+    sa.Column("updated", sa.String(40), nullable=False),
+)
+verdicts_table = sa.Table(
+    "verdicts",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column(
+        "hypothesis_id", sa.String(64), sa.ForeignKey("hypotheses.id"), nullable=False, index=True
+    ),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("value", sa.Float, nullable=False),
+    sa.Column("ci_low", sa.Float, nullable=False),
+    sa.Column("ci_high", sa.Float, nullable=False),
+    sa.Column("model_fingerprint", sa.String(64), nullable=False),
+    sa.Column("created", sa.String(40), nullable=False),
+    sa.Column("record", sa.Text, nullable=False),
+)
+labels_table = sa.Table(
+    "labels",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("project_id", sa.Integer, sa.ForeignKey("projects.id"), nullable=False, index=True),
+    sa.Column("unit", sa.String(100), nullable=False),
+    sa.Column("item", sa.String(200), nullable=False),
+    sa.Column("rater", sa.String(200), nullable=False),
+    sa.Column("label", sa.Text, nullable=False),
+    sa.Column("created", sa.String(40), nullable=False),
+    sa.UniqueConstraint("project_id", "unit", "item", "rater", name="one_label_per_rater"),
+)
+
+# version -> function upgrading a store from that version to the next
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {}
+
+
+class SchemaVersionError(RuntimeError):
+    """The store was written by a newer explorer than this one."""
+
+
+@dataclass(frozen=True)
+class StoredHypothesis:
+    """A hypothesis as stored: who wrote it, in which project, and its verdicts (oldest first)."""
+
+    hypothesis: Hypothesis
+    project: str
+    author: str
+    created: str
+    updated: str
+    verdicts: tuple[Verdict, ...] = ()
+
+    @property
+    def latest(self) -> Verdict | None:
+        return self.verdicts[-1] if self.verdicts else None
+
+    @property
+    def status(self) -> str:
+        return self.latest.status if self.latest else "untested"
+
+
+def _url(target: str | os.PathLike[str]) -> str:
+    text = os.fspath(target)
+    if "://" in text:
+        return text
+    if text in ("", ":memory:"):
+        return "sqlite://"
+    return f"sqlite:///{Path(text).expanduser().resolve()}"
+
+
+class HypothesisStore:
+    """A store at a SQLite path (default ``explorer.db`` here) or any SQLAlchemy URL.
+
+    On SQLite, ``synchronous="NORMAL"`` (WAL) keeps every committed write through a killed
+    process; ``"FULL"`` also through a power cut or OS crash, at about three times the cost
+    per write.
+
+    >>> store = HypothesisStore(":memory:")
+    >>> store.label("neuron 0.3", "loop", rater="ada")
+    >>> [lab.label for lab in store.labels()]
+    ['loop']
+    """
+
+    def __init__(
+        self,
+        target: str | os.PathLike[str] = DEFAULT_PATH,
+        *,
+        busy_timeout_s: float = 60.0,
+        synchronous: str = "NORMAL",
+    ) -> None:
+        check_choice("synchronous", synchronous, ("NORMAL", "FULL"))
+        self.url = _url(target)
+        self._sqlite = self.url.startswith("sqlite")
+        memory = self.url in ("sqlite://", "sqlite:///:memory:")
+        kwargs: dict[str, Any] = {}
+        if memory:  # one shared connection, or every checkout sees an empty database
+            kwargs = {"poolclass": StaticPool, "connect_args": {"check_same_thread": False}}
+        elif self._sqlite:
+            kwargs = {"connect_args": {"timeout": busy_timeout_s}}
+        self._engine: Engine = sa.create_engine(self.url, **kwargs)
+        if self._sqlite:
+            self._configure_sqlite(self._engine, busy_timeout_s, synchronous, memory)
+        self._open()
+
+    @staticmethod
+    def _configure_sqlite(
+        engine: Engine, busy_timeout_s: float, synchronous: str, memory: bool
+    ) -> None:
+        @event.listens_for(engine, "connect")
+        def on_connect(dbapi_connection: Any, _record: Any) -> None:
+            # We issue BEGIN ourselves (below), so the driver must not.
+            dbapi_connection.isolation_level = None
+            cursor = dbapi_connection.cursor()
+            cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
+            if not memory:
+                cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute(f"PRAGMA synchronous = {synchronous}")
+            cursor.execute("PRAGMA foreign_keys = ON")
+            cursor.close()
+
+        @event.listens_for(engine, "begin")
+        def on_begin(conn: Connection) -> None:
+            # Writers take the lock up front, so two writers never deadlock upgrading a read.
+            write = conn.get_execution_options().get("explorer_write", False)
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+    @contextmanager
+    def _writing(self) -> Iterator[Connection]:
+        with self._engine.connect() as conn:
+            conn.execution_options(explorer_write=True)
+            with conn.begin():
+                yield conn
+
+    @contextmanager
+    def _reading(self) -> Iterator[Connection]:
+        with self._engine.connect() as conn, conn.begin():
+            yield conn
+
+    def _open(self) -> None:
+        with self._writing() as conn:
+            version = None
+            if sa.inspect(conn).has_table("schema_version"):
+                version = conn.execute(
+                    sa.select(sa.func.max(schema_version_table.c.version))
+                ).scalar()
+            if version is not None and version > SCHEMA_VERSION:
+                raise SchemaVersionError(
+                    f"the store at {self.url} has schema version {version}, newer than this "
+                    f"explorer reads (up to {SCHEMA_VERSION}): upgrade explorer to open it "
+                    "(nothing was changed)"
+                )
+            metadata.create_all(conn)
+            if version is None:
+                conn.execute(schema_version_table.insert().values(version=SCHEMA_VERSION))
+                return
+            while version < SCHEMA_VERSION:
+                MIGRATIONS[version](conn)
+                version += 1
+                conn.execute(schema_version_table.update().values(version=version))
+
+    @property
+    def schema_version(self) -> int:
+        with self._reading() as conn:
+            return int(
+                conn.execute(sa.select(sa.func.max(schema_version_table.c.version))).scalar()
+            )
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    def __enter__(self) -> HypothesisStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"HypothesisStore({self.url!r})"
+
+    # --------------------------------------------------------------- projects
+    @staticmethod
+    def _project_id(conn: Connection, name: str) -> int:
+        if not isinstance(name, str) or not name.strip():
+            raise ValueError(f"a project needs a non-empty name, got {name!r}")
+        found = conn.execute(
+            sa.select(projects_table.c.id).where(projects_table.c.name == name)
+        ).scalar()
+        if found is not None:
+            return int(found)
+        try:
+            with conn.begin_nested():
+                result = conn.execute(projects_table.insert().values(name=name, created=now()))
+                return int(result.inserted_primary_key[0])
+        except sa.exc.IntegrityError:  # another writer created it (server databases)
+            return int(
+                conn.execute(
+                    sa.select(projects_table.c.id).where(projects_table.c.name == name)
+                ).scalar_one()
+            )
+
+    def projects(self) -> list[str]:
+        with self._reading() as conn:
+            return list(
+                conn.execute(
+                    sa.select(projects_table.c.name).order_by(projects_table.c.id)
+                ).scalars()
+            )
+
+    # ------------------------------------------------------------- hypotheses
+    def save(
+        self,
+        hypothesis: Hypothesis,
+        *,
+        project: str = DEFAULT_PROJECT,
+        author: str = "",
+        created: str | None = None,
+        updated: str | None = None,
+    ) -> str:
+        """Insert or update ``hypothesis`` (by its id); returns the id.
+
+        ``created``/``updated`` default to now (an import passes the original times).
+        """
+        if not isinstance(hypothesis, Hypothesis):
+            raise TypeError(f"save takes a Hypothesis, got {type(hypothesis).__name__}")
+        spec = hypothesis.to_dict()
+        row = {
+            "author": str(author),
+            "claim": hypothesis.claim,
+            "units": ", ".join(spec["units"]),
+            "spec": json.dumps(spec, sort_keys=True),
+            "updated": updated or now(),
+        }
+        with self._writing() as conn:
+            row["project_id"] = self._project_id(conn, project)
+            exists = conn.execute(
+                sa.select(hypotheses_table.c.id).where(hypotheses_table.c.id == hypothesis.id)
+            ).scalar()
+            if exists is None:
+                first = created or row["updated"]
+                conn.execute(
+                    hypotheses_table.insert().values(id=hypothesis.id, created=first, **row)
+                )
+            else:
+                conn.execute(
+                    hypotheses_table.update()
+                    .where(hypotheses_table.c.id == hypothesis.id)
+                    .values(**row)
+                )
+        return hypothesis.id
+
+    def get(self, hypothesis_id: str) -> StoredHypothesis:
+        found = self._load(hypotheses_table.c.id == hypothesis_id)
+        if not found:
+            raise KeyError(f"no hypothesis with id {hypothesis_id!r} in {self.url}")
+        return found[0]
+
+    def hypotheses(self, project: str = DEFAULT_PROJECT) -> list[StoredHypothesis]:
+        """The project's hypotheses in the order they were first saved, with their verdicts."""
+        return self._load(projects_table.c.name == project)
+
+    def _load(self, where: Any) -> list[StoredHypothesis]:
+        query = (
+            sa.select(hypotheses_table, projects_table.c.name.label("project"))
+            .join(projects_table, hypotheses_table.c.project_id == projects_table.c.id)
+            .where(where)
+            .order_by(hypotheses_table.c.created, hypotheses_table.c.id)
+        )
+        with self._reading() as conn:
+            rows = conn.execute(query).mappings().all()
+            ids = [r["id"] for r in rows]
+            found: dict[str, list[Verdict]] = {i: [] for i in ids}
+            if ids:
+                vq = (
+                    sa.select(verdicts_table.c.hypothesis_id, verdicts_table.c.record)
+                    .where(verdicts_table.c.hypothesis_id.in_(ids))
+                    .order_by(verdicts_table.c.id)
+                )
+                for hid, record in conn.execute(vq):
+                    found[hid].append(Verdict.from_json(record))
+        return [
+            StoredHypothesis(
+                hypothesis=Hypothesis.from_dict(json.loads(r["spec"])),
+                project=r["project"],
+                author=r["author"],
+                created=r["created"],
+                updated=r["updated"],
+                verdicts=tuple(found[r["id"]]),
+            )
+            for r in rows
+        ]
+
+    def count(self, table: str) -> int:
+        """Rows in ``"hypotheses"``, ``"verdicts"``, ``"labels"`` or ``"projects"``."""
+        tables = {
+            t.name: t for t in (hypotheses_table, verdicts_table, labels_table, projects_table)
+        }
+        if table not in tables:
+            raise ValueError(f"unknown table {table!r}: one of {', '.join(tables)}")
+        with self._reading() as conn:
+            return int(conn.execute(sa.select(sa.func.count()).select_from(tables[table])).scalar())
+
+    # --------------------------------------------------------------- verdicts
+    def record(self, verdict: Verdict) -> int:
+        """Store a verdict of a saved hypothesis; returns its row id."""
+        with self._writing() as conn:
+            exists = conn.execute(
+                sa.select(hypotheses_table.c.id).where(
+                    hypotheses_table.c.id == verdict.hypothesis_id
+                )
+            ).scalar()
+            if exists is None:
+                raise KeyError(
+                    f"verdict for hypothesis {verdict.hypothesis_id!r}, which is not in this "
+                    "store: save the hypothesis first"
+                )
+            result = conn.execute(
+                verdicts_table.insert().values(
+                    hypothesis_id=verdict.hypothesis_id,
+                    status=verdict.status,
+                    value=verdict.value,
+                    ci_low=verdict.ci_low,
+                    ci_high=verdict.ci_high,
+                    model_fingerprint=verdict.model_fingerprint,
+                    created=verdict.timestamp,
+                    record=verdict.to_json(),
+                )
+            )
+            return int(result.inserted_primary_key[0])
+
+    def verdicts(self, hypothesis_id: str) -> list[Verdict]:
+        return list(self.get(hypothesis_id).verdicts)
+
+    # ------------------------------------------------------------------ labels
+    def label(
+        self,
+        unit: str,
+        label: str,
+        *,
+        rater: str,
+        item: str = "unit",
+        project: str = DEFAULT_PROJECT,
+    ) -> None:
+        """Record ``rater``'s label for ``item`` of ``unit`` (replacing their earlier one)."""
+        lab = Label(unit=str(unit), rater=rater, label=label, item=str(item))
+        with self._writing() as conn:
+            pid = self._project_id(conn, project)
+            key = (
+                (labels_table.c.project_id == pid)
+                & (labels_table.c.unit == lab.unit)
+                & (labels_table.c.item == lab.item)
+                & (labels_table.c.rater == lab.rater)
+            )
+            if conn.execute(sa.select(labels_table.c.id).where(key)).scalar() is None:
+                conn.execute(
+                    labels_table.insert().values(
+                        project_id=pid,
+                        unit=lab.unit,
+                        item=lab.item,
+                        rater=lab.rater,
+                        label=lab.label,
+                        created=now(),
+                    )
+                )
+            else:
+                conn.execute(
+                    labels_table.update().where(key).values(label=lab.label, created=now())
+                )
+
+    def labels(self, project: str = DEFAULT_PROJECT, unit: str | None = None) -> list[Label]:
+        query = (
+            sa.select(
+                labels_table.c.unit, labels_table.c.rater, labels_table.c.label, labels_table.c.item
+            )
+            .join(projects_table, labels_table.c.project_id == projects_table.c.id)
+            .where(projects_table.c.name == project)
+            .order_by(labels_table.c.id)
+        )
+        if unit is not None:
+            query = query.where(labels_table.c.unit == str(unit))
+        with self._reading() as conn:
+            return [Label(u, r, lab, i) for u, r, lab, i in conn.execute(query)]
+
+    def agreement(self, project: str = DEFAULT_PROJECT) -> dict[str, Agreement]:
+        """Per-unit agreement of the project's labels."""
+        return agreement_by_unit(self.labels(project))

@@ -1,0 +1,158 @@
+"""``Verdict``: what testing a hypothesis on held-out data found, with its evidence.
+
+A verdict is ``supported`` when the whole confidence interval lies on the claimed side of
+the threshold, ``refuted`` when it lies wholly on the other side, and ``inconclusive`` when
+it straddles the threshold. It records the value, the interval, the baseline it was
+compared with, which model (weights fingerprint) and which split, and when. Verdicts
+round-trip through JSON; their HTML form escapes every string.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import html
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+STATUSES = ("supported", "refuted", "inconclusive")
+DIRECTIONS = ("above", "below")
+
+
+def decide(low: float, high: float, threshold: float, direction: str) -> str:
+    """The status for an interval ``[low, high]`` against a one-sided claim.
+
+    >>> decide(0.5, 0.7, 0.4, "above"), decide(0.1, 0.3, 0.4, "above"), decide(0.3, 0.5, 0.4, "above")
+    ('supported', 'refuted', 'inconclusive')
+    """
+    if direction == "above":
+        return "supported" if low > threshold else "refuted" if high < threshold else "inconclusive"
+    return "supported" if high < threshold else "refuted" if low > threshold else "inconclusive"
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The outcome of ``Hypothesis.test``.
+
+    Attributes:
+        status: ``"supported"``, ``"refuted"`` or ``"inconclusive"``.
+        value: the statistic on the held-out split; ``ci_low``..``ci_high`` its bootstrap
+            interval at ``confidence``.
+        baseline: the same statistic for random units of the same kind (their mean over
+            ``baseline_units``), or a value the hypothesis gave; None if neither was possible.
+        details: measure-specific numbers (e.g. the metric before and after ablation).
+    """
+
+    hypothesis_id: str
+    claim: str
+    status: str
+    value: float
+    ci_low: float
+    ci_high: float
+    confidence: float
+    threshold: float
+    direction: str
+    measure: str
+    baseline: float | None
+    baseline_source: str
+    n_examples: int
+    split: str
+    model_name: str
+    model_fingerprint: str
+    n_boot: int
+    seed: int
+    baseline_units: tuple[tuple[str, ...], ...] = ()
+    baseline_values: tuple[float, ...] = ()
+    details: dict[str, float] = field(default_factory=dict)
+    timestamp: str = field(default_factory=now)
+
+    def __post_init__(self) -> None:
+        if self.status not in STATUSES:
+            raise ValueError(f"unknown verdict status {self.status!r}: one of {STATUSES}")
+        object.__setattr__(
+            self, "baseline_units", tuple(tuple(map(str, s)) for s in self.baseline_units)
+        )
+        object.__setattr__(self, "baseline_values", tuple(map(float, self.baseline_values)))
+        object.__setattr__(self, "details", {str(k): float(v) for k, v in self.details.items()})
+
+    @property
+    def beats_baseline(self) -> bool | None:
+        """Whether the interval clears the baseline on the claimed side (None: no baseline)."""
+        if self.baseline is None:
+            return None
+        if self.direction == "above":
+            return self.ci_low > self.baseline
+        return self.ci_high < self.baseline
+
+    def summary(self) -> str:
+        """One line a person can read: status, value, interval, threshold, baseline."""
+        pct = round(100 * self.confidence)
+        side = ">" if self.direction == "above" else "<"
+        text = (
+            f"{self.status}: {self.measure} = {self.value:.3g} "
+            f"[{self.ci_low:.3g}, {self.ci_high:.3g}] ({pct}% CI), claim {side} {self.threshold:g}"
+        )
+        if self.baseline is not None:
+            text += f"; baseline {self.baseline:.3g} ({self.baseline_source})"
+        return text + f"; {self.split}; model {self.model_name} @{self.model_fingerprint}"
+
+    def __str__(self) -> str:
+        return self.summary()
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        out["baseline_units"] = [list(s) for s in self.baseline_units]
+        out["baseline_values"] = list(self.baseline_values)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Verdict:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown verdict fields {sorted(unknown)}")
+        return cls(**data)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True, allow_nan=False)
+
+    @classmethod
+    def from_json(cls, text: str) -> Verdict:
+        return cls.from_dict(json.loads(text))
+
+    def _repr_html_(self) -> str:
+        return verdict_html(self)
+
+
+_COLOURS = {"supported": "#1a7f37", "refuted": "#cf222e", "inconclusive": "#9a6700"}
+
+
+def verdict_html(verdict: Verdict) -> str:
+    """A small escaped HTML card for notebooks."""
+    e = html.escape
+    colour = _COLOURS[verdict.status]
+    rows = [
+        ("claim", verdict.claim),
+        ("measure", verdict.measure),
+        ("value", f"{verdict.value:.4g} [{verdict.ci_low:.4g}, {verdict.ci_high:.4g}]"),
+        ("threshold", f"{verdict.direction} {verdict.threshold:g}"),
+        (
+            "baseline",
+            "none"
+            if verdict.baseline is None
+            else f"{verdict.baseline:.4g} ({verdict.baseline_source})",
+        ),
+        ("held-out", verdict.split),
+        ("model", f"{verdict.model_name} @{verdict.model_fingerprint}"),
+        ("when", verdict.timestamp),
+    ]
+    body = "".join(f"<tr><th>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in rows)
+    return (
+        f'<div class="explorer-verdict"><b style="color:{colour}">{e(verdict.status)}</b>'
+        f"<table>{body}</table></div>"
+    )

@@ -1,0 +1,49 @@
+"""Fixtures for hypothesis tests: planted models whose mechanism is known, and their data."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from explorer.hypotheses import Hypothesis, NeuronSelectivity, Split, planted
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="session")
+def prev_model():
+    return planted.previous_token_model()
+
+
+@pytest.fixture(scope="session")
+def prev_data():
+    return planted.previous_token_examples(160, seed=1)
+
+
+@pytest.fixture(scope="session")
+def concept_model():
+    return planted.concept_neuron_model()
+
+
+@pytest.fixture(scope="session")
+def concept_data():
+    return planted.concept_examples(400, seed=2)
+
+
+@pytest.fixture
+def make_hypothesis():
+    """A valid neuron hypothesis, with any field overridden."""
+
+    def make(**changes):
+        fields = {
+            "claim": "neuron 0.3 detects the planted concept",
+            "units": "neuron 0.3",
+            "measure": NeuronSelectivity("auroc"),
+            "threshold": 0.9,
+            "formation": Split(range(200), name="formation"),
+            "held_out": Split(range(200, 400), name="held-out"),
+        }
+        fields.update(changes)
+        return Hypothesis(**fields)
+
+    return make
