@@ -276,15 +276,15 @@ def random_unit_sets(
         pools.append(pool)
     total = math.prod(len(p) for p in pools)
     rng = random.Random(seed)
+    found: dict[frozenset[Unit], tuple[Unit, ...]] = {}
     if total <= 4 * n_sets:
-        choices = [c for c in itertools.product(*pools) if len(set(c)) == len(c)]
-        rng.shuffle(choices)
-        return tuple(tuple(c) for c in choices[:n_sets])
-    found: dict[tuple[Unit, ...], None] = {}
-    for _ in range(50 * n_sets):
-        choice = tuple(rng.choice(p) for p in pools)
+        candidates = list(itertools.product(*pools))
+        rng.shuffle(candidates)
+    else:
+        candidates = (tuple(rng.choice(p) for p in pools) for _ in range(50 * n_sets))
+    for choice in candidates:
         if len(set(choice)) == len(choice):
-            found.setdefault(choice)
+            found.setdefault(frozenset(choice), choice)
         if len(found) == n_sets:
             break
-    return tuple(found)
+    return tuple(found.values())
