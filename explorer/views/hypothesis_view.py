@@ -1,0 +1,360 @@
+"""Hypotheses in the cell where the evidence is: an editor with a Test button, and a board.
+
+``HypothesisWidget`` shows one hypothesis: edit its claim, units, threshold and direction,
+press Test, and the verdict (status, value with its interval, baseline, model, split)
+appears beside it; with a store it is saved and every verdict recorded. ``HypothesisBoard``
+lists every hypothesis of a project with its latest status, next to the labels people
+gave units and how much they agree; "Re-run all" tests them again, on a new checkpoint
+for example. Both only render and dispatch: the work is ``explorer.hypotheses``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+import traitlets
+
+from explorer.analysis.units import parse_unit
+from explorer.hypotheses import Examples, Hypothesis, HypothesisStore, Verdict
+from explorer.hypotheses.store import DEFAULT_PROJECT, StoredHypothesis
+from explorer.models.handle import ModelHandle
+from explorer.views._base import ExplorerWidget, reports_errors
+from explorer.views.serialise import css, esm
+
+Data = Examples | torch.Tensor
+DataSource = Data | Mapping[str, Data]
+
+
+def verdict_payload(verdict: Verdict | None) -> dict[str, Any]:
+    """A verdict as plain JSON for the page (NaN-free), with its one-line summary."""
+    if verdict is None:
+        return {}
+    out = verdict.to_dict()
+    out["summary"] = verdict.summary()
+    out["beats_baseline"] = verdict.beats_baseline
+    return out
+
+
+def _pick_data(data: DataSource | None, hypothesis: Hypothesis) -> Data:
+    if data is None:
+        raise ValueError("no data to test on: give data=... (or set_model(model, data))")
+    if isinstance(data, Mapping):
+        if hypothesis.dataset not in data:
+            names = ", ".join(map(repr, data)) or "none"
+            raise ValueError(
+                f"no data named {hypothesis.dataset!r} for this hypothesis (have {names})"
+            )
+        return data[hypothesis.dataset]
+    return data
+
+
+class HypothesisWidget(ExplorerWidget):
+    """Edit one hypothesis and test it on ``model`` and ``data``.
+
+    Args:
+        hypothesis: the starting hypothesis (its measure and splits stay; the claim,
+            units, threshold and direction are editable).
+        model, data: what ``Test`` runs on (the hypothesis's held-out split of ``data``).
+        store, project, author: if a store is given, the hypothesis is saved on each
+            Test and its verdict recorded.
+
+    >>> from explorer.hypotheses import NeuronSelectivity, Split, planted
+    >>> h = Hypothesis(claim="neuron 0.3 detects the concept", units="neuron 0.3",
+    ...     measure=NeuronSelectivity(), threshold=0.9,
+    ...     formation=Split(range(100)), held_out=Split(range(100, 200)))
+    >>> w = HypothesisWidget(h, planted.concept_neuron_model(), planted.concept_examples(200))
+    >>> w.test().status, w.status
+    ('supported', 'supported')
+    """
+
+    _esm = esm("hypothesis_view.js")
+    _css = css("views.css") + "\n" + css("hypothesis_view.css")
+
+    claim = traitlets.Unicode(help="the claim in words").tag(sync=True)
+    units = traitlets.Unicode(help="target units, comma separated: 'head 1.4, neuron 0.37'").tag(
+        sync=True
+    )
+    threshold = traitlets.Float(help="the claim is that the measure lies beyond this").tag(
+        sync=True
+    )
+    direction = traitlets.Enum(("above", "below"), "above", help="which side of threshold").tag(
+        sync=True
+    )
+    measure = traitlets.Unicode(help="what is measured (read-only)").tag(sync=True)
+    formation = traitlets.Unicode(help="the split the idea came from (read-only)").tag(sync=True)
+    held_out = traitlets.Unicode(help="the split the claim is judged on (read-only)").tag(sync=True)
+    model_name = traitlets.Unicode(help="the model Test runs on, with its fingerprint").tag(
+        sync=True
+    )
+    status = traitlets.Unicode(
+        "untested", help="untested, running, supported, refuted or inconclusive"
+    ).tag(sync=True)
+    verdict = traitlets.Dict(help="the latest verdict as JSON (empty before a test)").tag(sync=True)
+    history = traitlets.List(traitlets.Dict(), help="earlier verdicts, oldest first").tag(sync=True)
+
+    def __init__(
+        self,
+        hypothesis: Hypothesis,
+        model: ModelHandle,
+        data: DataSource,
+        *,
+        store: HypothesisStore | None = None,
+        project: str = DEFAULT_PROJECT,
+        author: str = "",
+        **kwargs: Any,
+    ) -> None:
+        if not isinstance(hypothesis, Hypothesis):
+            raise TypeError(f"expected a Hypothesis, got {type(hypothesis).__name__}")
+        self.model = model
+        self.data = data
+        self.store = store
+        self.project = project
+        self.author = author
+        self._base = hypothesis
+        hypothesis.check(model)
+        history = []
+        if store is not None:
+            try:
+                history = [verdict_payload(v) for v in store.get(hypothesis.id).verdicts]
+            except KeyError:
+                history = []
+        super().__init__(
+            claim=hypothesis.claim,
+            units=", ".join(map(str, hypothesis.units)),
+            threshold=hypothesis.threshold,
+            direction=hypothesis.direction,
+            measure=hypothesis.measure.describe(),
+            formation=hypothesis.formation.describe(),
+            held_out=hypothesis.held_out.describe(),
+            model_name=f"{model.name} @{model.fingerprint()}",
+            history=history,
+            verdict=history[-1] if history else {},
+            status=history[-1]["status"] if history else "untested",
+            **kwargs,
+        )
+        self.on_msg(self._on_message)
+
+    @traitlets.validate("threshold")
+    def _finite_threshold(self, proposal: dict[str, Any]) -> float:
+        if not math.isfinite(proposal["value"]):
+            raise traitlets.TraitError(f"threshold must be finite, got {proposal['value']}")
+        return float(proposal["value"])
+
+    @traitlets.validate("units")
+    def _readable_units(self, proposal: dict[str, Any]) -> str:
+        try:
+            units = [parse_unit(t) for t in proposal["value"].split(",") if t.strip()]
+        except (ValueError, TypeError) as exc:
+            raise traitlets.TraitError(str(exc)) from exc
+        return ", ".join(map(str, units))
+
+    @property
+    def hypothesis(self) -> Hypothesis:
+        """The hypothesis as edited (same id, measure and splits as the one given)."""
+        return self._base.replace(
+            claim=self.claim,
+            units=tuple(t.strip() for t in self.units.split(",") if t.strip()),
+            threshold=self.threshold,
+            direction=self.direction,
+        )
+
+    def set_model(self, model: ModelHandle, data: DataSource | None = None) -> None:
+        """Test on another model (a new checkpoint) from now on."""
+        self.model = model
+        if data is not None:
+            self.data = data
+        self.model_name = f"{model.name} @{model.fingerprint()}"
+
+    def test(self) -> Verdict | None:
+        """Run the edited hypothesis on the held-out split; save it and its verdict if stored.
+
+        Returns the verdict, or None when the test failed (the reason is in ``error``).
+        """
+        previous = self.status
+        self.status = "running"
+        verdict = self._run()
+        if verdict is None:
+            self.status = previous
+        return verdict
+
+    @reports_errors
+    def _run(self) -> Verdict:
+        hypothesis = self.hypothesis
+        verdict = hypothesis.test(self.model, _pick_data(self.data, hypothesis))
+        if self.store is not None:
+            self.store.save(hypothesis, project=self.project, author=self.author)
+            self.store.record(verdict)
+        self._base = hypothesis
+        payload = verdict_payload(verdict)
+        self.history = [*self.history, payload]
+        self.verdict = payload
+        self.status = verdict.status
+        return verdict
+
+    def _on_message(self, _widget: Any, content: dict[str, Any], _buffers: Any) -> None:
+        if isinstance(content, dict) and content.get("action") == "test":
+            self._test_from_page(content)
+
+    def _test_from_page(self, content: dict[str, Any]) -> None:
+        """The page sends its edited fields with the Test press; bad ones become ``error``."""
+        if not self._apply_edits(content):
+            return
+        self.test()
+
+    @reports_errors
+    def _apply_edits(self, content: dict[str, Any]) -> bool:
+        with self.hold_trait_notifications():
+            for name in ("claim", "units", "direction"):
+                if name in content:
+                    setattr(self, name, str(content[name]))
+            if "threshold" in content:
+                self.threshold = float(content["threshold"])
+        return True
+
+
+class HypothesisBoard(ExplorerWidget):
+    """Every hypothesis of a project with its status, and the labels' agreement per unit.
+
+    Args:
+        store: the store to read (and to record re-run verdicts in).
+        project: which project to show.
+        model, data: what "Re-run all" tests on; ``data`` may map dataset names (each
+            hypothesis's ``dataset``) to data.
+
+    ``refresh()`` re-reads the store (other kernels may have written); ``rerun_all()``
+    tests every hypothesis again and records the verdicts.
+    """
+
+    _esm = esm("hypothesis_view.js")
+    _css = css("views.css") + "\n" + css("hypothesis_view.css")
+
+    project = traitlets.Unicode(DEFAULT_PROJECT, help="the project shown").tag(sync=True)
+    projects = traitlets.List(traitlets.Unicode(), help="projects in the store").tag(sync=True)
+    rows = traitlets.List(traitlets.Dict(), help="one row per hypothesis, by author").tag(sync=True)
+    agreement = traitlets.List(traitlets.Dict(), help="one row per labelled unit").tag(sync=True)
+    model_name = traitlets.Unicode(help="what Re-run all tests on").tag(sync=True)
+    message = traitlets.Unicode(help="outcome of the last re-run").tag(sync=True)
+    board = traitlets.Bool(True, help="marks the board layout for the page").tag(sync=True)
+
+    def __init__(
+        self,
+        store: HypothesisStore,
+        project: str = DEFAULT_PROJECT,
+        *,
+        model: ModelHandle | None = None,
+        data: DataSource | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self.store = store
+        self.model = model
+        self.data = data
+        super().__init__(project=project, **kwargs)
+        if model is not None:
+            self.model_name = f"{model.name} @{model.fingerprint()}"
+        self.refresh()
+        self.on_msg(self._on_message)
+
+    @traitlets.observe("project")
+    def _project_changed(self, _change: dict[str, Any]) -> None:
+        self.refresh()
+
+    @reports_errors
+    def refresh(self) -> None:
+        """Re-read the project's hypotheses, verdicts and labels from the store."""
+        stored = self.store.hypotheses(self.project)
+        self.projects = self.store.projects()
+        self.rows = [self._row(s) for s in sorted(stored, key=lambda s: (s.author, s.created))]
+        labels = self.store.labels(self.project)
+        rows = []
+        for unit, agreement in self.store.agreement(self.project).items():
+            row = agreement.to_dict()
+            by_rater: dict[str, dict[str, int]] = {}
+            for lab in labels:
+                if lab.unit == unit:
+                    counts = by_rater.setdefault(lab.rater, {})
+                    counts[lab.label] = counts.get(lab.label, 0) + 1
+            row["labels"] = {
+                rater: ", ".join(f"{k} x{n}" for k, n in sorted(c.items()))
+                for rater, c in sorted(by_rater.items())
+            }
+            rows.append(row)
+        self.agreement = rows
+
+    @staticmethod
+    def _row(stored: StoredHypothesis) -> dict[str, Any]:
+        h, latest = stored.hypothesis, stored.latest
+        row: dict[str, Any] = {
+            "id": h.id,
+            "author": stored.author,
+            "claim": h.claim,
+            "units": ", ".join(map(str, h.units)),
+            "test": f"{h.measure.describe()} {h.direction} {h.threshold:g}",
+            "dataset": h.dataset,
+            "status": stored.status,
+            "n_verdicts": len(stored.verdicts),
+            "rerunnable": h.rerunnable,
+        }
+        if latest is not None:
+            row.update(
+                value=latest.value,
+                ci_low=latest.ci_low,
+                ci_high=latest.ci_high,
+                baseline=latest.baseline,
+                model=f"{latest.model_name} @{latest.model_fingerprint}",
+                when=latest.timestamp,
+            )
+        return row
+
+    def set_model(self, model: ModelHandle, data: DataSource | None = None) -> None:
+        """Re-run on another model (a new checkpoint) from now on."""
+        self.model = model
+        if data is not None:
+            self.data = data
+        self.model_name = f"{model.name} @{model.fingerprint()}"
+
+    def rerun_all(
+        self, model: ModelHandle | None = None, data: DataSource | None = None
+    ) -> dict[str, Verdict | str]:
+        """Test every hypothesis of the project again and record the verdicts.
+
+        Returns ``{hypothesis id: verdict, or the reason it could not run}``; one failing
+        hypothesis does not stop the others.
+        """
+        if model is not None or data is not None:
+            self.set_model(model or self.model, data)  # type: ignore[arg-type]
+        if self.model is None:
+            raise ValueError("no model to re-run on: give model=... or call set_model(model, data)")
+        outcome: dict[str, Verdict | str] = {}
+        for stored in self.store.hypotheses(self.project):
+            h = stored.hypothesis
+            try:
+                verdict = h.test(self.model, _pick_data(self.data, h))
+                self.store.record(verdict)
+                outcome[h.id] = verdict
+            except (ValueError, TypeError, KeyError) as exc:
+                outcome[h.id] = f"{type(exc).__name__}: {exc}"
+        failed = [f"{_short(hid)}: {why}" for hid, why in outcome.items() if isinstance(why, str)]
+        ok = len(outcome) - len(failed)
+        self.message = f"re-ran {ok} of {len(outcome)} on {self.model_name}" + (
+            "; could not run " + "; ".join(failed) if failed else ""
+        )
+        self.refresh()
+        return outcome
+
+    def _on_message(self, _widget: Any, content: dict[str, Any], _buffers: Any) -> None:
+        action = content.get("action") if isinstance(content, dict) else None
+        if action == "refresh":
+            self.refresh()
+        elif action == "rerun":
+            self._rerun_from_page()
+
+    @reports_errors
+    def _rerun_from_page(self) -> None:
+        self.rerun_all()
+
+
+def _short(hypothesis_id: str) -> str:
+    return hypothesis_id[:8]
