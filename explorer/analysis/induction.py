@@ -1,0 +1,294 @@
+"""Induction: in-context learning measures, the induction circuit, and the phase change.
+
+On ``[BOS][random L][same L]`` a model that has learned induction predicts the repeated
+half from the first, so its loss there falls far below the loss on the random first half:
+
+- ``in_context_learning_score``: loss late in the context minus loss early (Olsson et al.
+  2022); negative once context helps. On ``[BOS][L][L]`` with the default positions it is
+  the repeated-half loss minus the first-half loss.
+- ``repeated_half_advantage``: the opposite sign (first-half minus repeated-half loss),
+  the quantity ablations should remove.
+- ``find_induction_circuit``: induction heads (induction score above a threshold) and the
+  earlier previous-token heads that feed their keys (K-composition above the random
+  baseline and a previous-token score above a threshold).
+- ``detect_phase_change``: the step where a training curve falls most steeply, with the
+  plateau levels either side and where the fall starts and ends.
+"""
+
+from __future__ import annotations
+
+import itertools
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from jaxtyping import Float, Int
+
+from explorer._checks import check_choice, check_fraction, check_positive, check_tensor
+from explorer.analysis.composition import CompositionScores, composition_scores
+from explorer.analysis.head_scores import HeadScores, head_scores
+from explorer.analysis.metrics import Metric, next_token_loss
+from explorer.analysis.units import Head
+from explorer.models.handle import ModelHandle
+
+__all__ = [
+    "InductionCircuit",
+    "InductionProgress",
+    "PhaseChange",
+    "detect_phase_change",
+    "find_induction_circuit",
+    "heads_above",
+    "in_context_learning_score",
+    "induction_progress",
+    "repeated_half_advantage",
+]
+
+
+def _halves(tokens: torch.Tensor) -> tuple[slice, slice]:
+    """Prediction positions of the first and the repeated half of ``[BOS][L][L]``."""
+    half = (tokens.shape[1] - 1) // 2
+    if half < 1:
+        raise ValueError(f"[BOS][L][L] needs L >= 1, got sequences of length {tokens.shape[1]}")
+    return slice(0, half), slice(half + 1, None)
+
+
+def in_context_learning_score(
+    tokens: Int[torch.Tensor, "batch pos"],
+    early: slice | None = None,
+    late: slice | None = None,
+) -> Metric:
+    """Per example: mean loss on the ``late`` predictions minus on the ``early`` ones.
+
+    Prediction ``i`` scores ``tokens[:, i + 1]``. Defaults: the repeated and first half of
+    ``[BOS][L][L]`` (the first prediction of the repeat is left out: nothing predicts it).
+
+    >>> from explorer.data import repeated_tokens
+    >>> t = repeated_tokens(2, 5, 20)
+    >>> score = in_context_learning_score(t)
+    >>> tuple(score(torch.zeros(2, 11, 20)).shape)  # uniform logits: no help from context
+    (2,)
+    """
+    tokens = check_tensor("tokens", torch.as_tensor(tokens), ndim=2, integer=True)
+    first, repeated = _halves(tokens)
+    early_loss = next_token_loss(tokens, early if early is not None else first)
+    late_loss = next_token_loss(tokens, late if late is not None else repeated)
+    return lambda logits: late_loss(logits) - early_loss(logits)
+
+
+def repeated_half_advantage(tokens: Int[torch.Tensor, "batch pos"]) -> Metric:
+    """Per example: first-half loss minus repeated-half loss on ``[BOS][L][L]`` (> 0 = induction)."""
+    score = in_context_learning_score(tokens)
+    return lambda logits: -score(logits)
+
+
+@dataclass(frozen=True)
+class InductionProgress:
+    """What to log at a training step: losses on ``[BOS][L][L]`` and the best head scores."""
+
+    repeated_half_loss: float
+    first_half_loss: float
+    in_context_learning_score: float
+    max_induction_score: float
+    max_previous_token_score: float
+
+    def as_dict(self) -> dict[str, float]:
+        return {k: float(v) for k, v in self.__dict__.items()}
+
+
+@torch.no_grad()
+def induction_progress(
+    model: ModelHandle, tokens: Int[torch.Tensor, "batch pos"]
+) -> InductionProgress:
+    """Losses and head scores of ``model`` on ``[BOS][L][L]`` ``tokens`` (one forward pass
+    for the losses, one cached pass for the scores).
+
+    Induction is scored on layers >= 1 only (a layer-0 head cannot do induction alone);
+    previous-token on every layer.
+    """
+    tokens = model.check_inputs(tokens)
+    first, repeated = _halves(tokens)
+    was_training = model.model.training
+    model.eval()
+    try:
+        logits = model(tokens)
+        scores = head_scores(model, tokens, ("previous_token", "induction"))
+    finally:
+        model.train(was_training)
+    rep = float(next_token_loss(tokens, repeated)(logits).mean())
+    fst = float(next_token_loss(tokens, first)(logits).mean())
+    induction = scores.get("induction")[1:] if model.n_layers > 1 else scores.get("induction")
+    return InductionProgress(
+        repeated_half_loss=rep,
+        first_half_loss=fst,
+        in_context_learning_score=rep - fst,
+        max_induction_score=float(induction.max()),
+        max_previous_token_score=float(scores.get("previous_token").max()),
+    )
+
+
+def heads_above(
+    scores: HeadScores,
+    kind: str,
+    threshold: float,
+    *,
+    layers: Sequence[int] | None = None,
+) -> list[Head]:
+    """Heads whose (batch-averaged) ``kind`` score exceeds ``threshold``, best first."""
+    grid = scores.get(kind)
+    if grid.ndim == 3:
+        grid = grid.mean(0)
+    wanted = set(range(grid.shape[0])) if layers is None else set(layers)
+    found = [
+        (float(grid[layer, head]), Head(layer, head))
+        for layer in range(grid.shape[0])
+        for head in range(grid.shape[1])
+        if layer in wanted and float(grid[layer, head]) > threshold
+    ]
+    return [head for _, head in sorted(found, key=lambda x: -x[0])]
+
+
+@dataclass(frozen=True)
+class InductionCircuit:
+    """Induction heads, the previous-token heads feeding them, and the evidence."""
+
+    induction_heads: tuple[Head, ...]
+    previous_token_heads: tuple[Head, ...]
+    pairs: tuple[tuple[Head, Head, float], ...]
+    scores: HeadScores
+    composition: CompositionScores
+
+    @property
+    def heads(self) -> tuple[Head, ...]:
+        """Every head of the circuit: previous-token heads first, then induction heads."""
+        return self.previous_token_heads + self.induction_heads
+
+
+def find_induction_circuit(
+    model: ModelHandle,
+    tokens: Int[torch.Tensor, "batch pos"],
+    *,
+    induction_threshold: float = 0.4,
+    previous_token_threshold: float = 0.3,
+    n_std: float = 3.0,
+) -> InductionCircuit:
+    """Find induction heads and the previous-token heads that feed their keys.
+
+    An induction head is a head of layer >= 1 scoring above ``induction_threshold`` on
+    ``tokens`` (``[BOS][L][L]``). A previous-token head feeds it when it sits in an earlier
+    layer, scores above ``previous_token_threshold`` as a previous-token head, and its
+    K-composition into the induction head exceeds the random baseline by ``n_std`` spreads.
+    """
+    check_fraction("induction_threshold", induction_threshold)
+    check_fraction("previous_token_threshold", previous_token_threshold)
+    scores = head_scores(model, tokens, ("previous_token", "induction"))
+    composition = composition_scores(model)
+    inductions = heads_above(
+        scores, "induction", induction_threshold, layers=range(1, model.n_layers)
+    )
+    previous = set(heads_above(scores, "previous_token", previous_token_threshold))
+    cut = composition.baseline + n_std * composition.baseline_std
+    pairs = []
+    for ind in inductions:
+        for prev in previous:
+            if prev.layer < ind.layer:
+                value = composition.score("k", prev, ind)
+                if value > cut:
+                    pairs.append((prev, ind, value))
+    pairs.sort(key=lambda p: -p[2])
+    feeders = tuple(sorted({p[0] for p in pairs}))
+    return InductionCircuit(tuple(inductions), feeders, tuple(pairs), scores, composition)
+
+
+@dataclass(frozen=True)
+class PhaseChange:
+    """Where a training curve falls (or rises) most steeply.
+
+    ``step`` is the steepest point; ``before`` and ``after`` are the levels of the curve
+    either side (medians of the raw values); ``start`` and ``end`` are the steps where the
+    smoothed curve has covered ``edge`` and ``1 - edge`` of the change.
+    """
+
+    step: int
+    start: int
+    end: int
+    before: float
+    after: float
+    direction: str
+
+    @property
+    def change(self) -> float:
+        """``before - after`` for a fall, ``after - before`` for a rise (> 0)."""
+        return self.before - self.after if self.direction == "fall" else self.after - self.before
+
+
+def _smooth(values: list[float], half: int) -> list[float]:
+    out = []
+    for i in range(len(values)):
+        window = values[max(0, i - half) : i + half + 1]
+        out.append(sum(window) / len(window))
+    return out
+
+
+def detect_phase_change(
+    steps: Sequence[int] | torch.Tensor,
+    values: Sequence[float] | Float[torch.Tensor, " n"],
+    *,
+    direction: str = "fall",
+    window: int | None = None,
+    edge: float = 0.1,
+) -> PhaseChange:
+    """Find the abrupt change in a curve logged at ``steps``.
+
+    The curve is smoothed by a centred moving average over ``2 * window + 1`` points
+    (default: a twentieth of the points, at least 1); the phase change is where the
+    smoothed curve moves most over ``2 * window`` points in ``direction`` ("fall" for a
+    loss, "rise" for a head score). The levels before and after are medians of the raw
+    values over the ``2 * window`` points on each side.
+
+    >>> steps = list(range(0, 1000, 10))
+    >>> loss = [4.0 if s < 500 else 1.0 for s in steps]
+    >>> change = detect_phase_change(steps, loss)
+    >>> abs(change.step - 500) <= 10, change.before, change.after
+    (True, 4.0, 1.0)
+    """
+    check_choice("direction", direction, ("fall", "rise"))
+    check_fraction("edge", edge)
+    xs = [int(s) for s in torch.as_tensor(steps).flatten().tolist()]
+    ys = [float(v) for v in torch.as_tensor(values, dtype=torch.float64).flatten().tolist()]
+    if len(xs) != len(ys):
+        raise ValueError(f"steps and values differ in length: {len(xs)} vs {len(ys)}")
+    if len(ys) < 5:
+        raise ValueError(f"a phase change needs at least 5 points on the curve, got {len(ys)}")
+    if any(b <= a for a, b in itertools.pairwise(xs)):
+        raise ValueError("steps must be strictly increasing")
+    if any(v != v or v in (float("inf"), float("-inf")) for v in ys):
+        raise ValueError("the curve contains NaN or infinite values")
+    half = window if window is not None else max(1, len(ys) // 20)
+    check_positive("window", half)
+    sign = 1.0 if direction == "fall" else -1.0
+    signed = [sign * v for v in ys]
+    smooth = _smooth(signed, half)
+    n = len(ys)
+    drops = [smooth[max(0, i - half)] - smooth[min(n - 1, i + half)] for i in range(n)]
+    peak = max(range(n), key=lambda i: drops[i])
+    if drops[peak] <= 0:
+        raise ValueError(f"the curve never {'falls' if sign > 0 else 'rises'}: no phase change")
+    left = signed[max(0, peak - 3 * half) : max(1, peak - half + 1)]
+    right = signed[min(n - 1, peak + half) : peak + 3 * half + 1]
+    before, after = statistics.median(left), statistics.median(right)
+    span = before - after
+    start = peak
+    while start > 0 and smooth[start - 1] <= before - edge * span and smooth[start - 1] > after:
+        start -= 1
+    end = peak
+    while end < n - 1 and smooth[end + 1] >= after + edge * span and smooth[end + 1] < before:
+        end += 1
+    return PhaseChange(
+        step=xs[peak],
+        start=xs[start],
+        end=xs[end],
+        before=sign * before,
+        after=sign * after,
+        direction=direction,
+    )
