@@ -129,7 +129,7 @@ function renderEditor(model, el) {
   root.appendChild(history);
   el.appendChild(root);
   update();
-  const names = ["claim", "units", "direction", "threshold", "status", "verdict", "history", "measure", "formation", "held_out", "model_name"];
+  const names = ["claim", "units", "direction", "threshold", "status", "verdict", "history", "measure", "formation", "held_out", "model_name", "presses"];
   for (const n of names) model.on("change:" + n, update);
   return () => { for (const n of names) model.off("change:" + n, update); };
 }
@@ -194,7 +194,7 @@ function renderBoard(model, el) {
       root.appendChild(t);
     }
   };
-  const names = ["error", "project", "projects", "rows", "agreement", "model_name", "message"];
+  const names = ["error", "project", "projects", "rows", "agreement", "model_name", "message", "requests"];
   return exMount(model, el, "hv-board-root", "hypothesis-board", names, draw);
 }
 

@@ -94,6 +94,9 @@ class HypothesisWidget(ExplorerWidget):
     ).tag(sync=True)
     verdict = traitlets.Dict(help="the latest verdict as JSON (empty before a test)").tag(sync=True)
     history = traitlets.List(traitlets.Dict(), help="earlier verdicts, oldest first").tag(sync=True)
+    presses = traitlets.Int(0, help="Test presses handled (the page re-enables Test)").tag(
+        sync=True
+    )
 
     def __init__(
         self,
@@ -200,9 +203,11 @@ class HypothesisWidget(ExplorerWidget):
 
     def _test_from_page(self, content: dict[str, Any]) -> None:
         """The page sends its edited fields with the Test press; bad ones become ``error``."""
-        if not self._apply_edits(content):
-            return
-        self.test()
+        try:
+            if self._apply_edits(content):
+                self.test()
+        finally:
+            self.presses += 1
 
     @reports_errors
     def _apply_edits(self, content: dict[str, Any]) -> bool:
@@ -238,6 +243,9 @@ class HypothesisBoard(ExplorerWidget):
     model_name = traitlets.Unicode(help="what Re-run all tests on").tag(sync=True)
     message = traitlets.Unicode(help="outcome of the last re-run").tag(sync=True)
     board = traitlets.Bool(True, help="marks the board layout for the page").tag(sync=True)
+    requests = traitlets.Int(0, help="page requests handled (the page re-enables its buttons)").tag(
+        sync=True
+    )
 
     def __init__(
         self,
@@ -346,10 +354,13 @@ class HypothesisBoard(ExplorerWidget):
 
     def _on_message(self, _widget: Any, content: dict[str, Any], _buffers: Any) -> None:
         action = content.get("action") if isinstance(content, dict) else None
-        if action == "refresh":
-            self.refresh()
-        elif action == "rerun":
-            self._rerun_from_page()
+        try:
+            if action == "refresh":
+                self.refresh()
+            elif action == "rerun":
+                self._rerun_from_page()
+        finally:
+            self.requests += 1
 
     @reports_errors
     def _rerun_from_page(self) -> None:

@@ -109,6 +109,7 @@ def test_bad_edits_show_an_error_and_keep_the_last_verdict(concept):
     assert "claim in words" in w.error
     w._on_message(w, {"action": "test", "claim": "neuron 0.3 detects it", "threshold": 0.5}, [])
     assert w.error == "" and w.status == "supported" and w.verdict["threshold"] == 0.5
+    assert w.presses == 4  # every press is answered, so the page re-enables Test even on errors
     with pytest.raises(Exception, match="finite"):
         w.threshold = float("inf")
 
@@ -171,7 +172,7 @@ def test_board_lists_by_author_with_agreement_and_reruns_all(concept, previous):
     assert board.agreement[1]["kappa"] is None
 
     board._on_message(board, {"action": "rerun"}, [])
-    assert "no model to re-run on" in board.error
+    assert "no model to re-run on" in board.error and board.requests == 1
 
     # one model at a time: hypotheses naming units that model lacks say why and are skipped
     outcome = board.rerun_all(concept[0])
