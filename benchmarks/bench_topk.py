@@ -1,0 +1,278 @@
+"""Dataset-wide top-k neuron examples: streamed (``top_k_examples``) vs cache-everything.
+
+Three variants run over the same synthetic tokens through a small transformer with an MLP:
+- ``plain``: forward passes only (the throughput reference);
+- ``streamed``: ``top_k_examples``, which keeps only the running top-k per neuron;
+- ``cache_all``: what a user writes without it: cache ``hook_post`` for every batch,
+  concatenate, then ``topk`` over the whole dataset.
+
+CPU tensors are invisible to ``tracemalloc``, so memory is the process's resident set:
+each variant runs in a fresh subprocess (``python -m benchmarks.bench_topk --variant ...``)
+and reports its peak RSS above the RSS after set-up (``getrusage`` max RSS, or an RSS
+sampling thread when the set-up itself left a higher peak). The ``tiny`` size runs the
+variants in-process with the sampling thread only, for the smoke test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import psutil
+import torch
+
+from benchmarks.results import Row
+
+BENCHMARK = "top-k neuron examples"
+VARIANTS = ("plain", "streamed", "cache_all")
+THROUGHPUT_TARGET = 0.7
+
+
+@dataclass(frozen=True)
+class Setting:
+    n_layers: int
+    d_model: int
+    d_mlp: int
+    d_vocab: int
+    n_ctx: int
+    n_sequences: int
+    batch_size: int
+    k: int
+
+    @property
+    def n_tokens(self) -> int:
+        return self.n_sequences * self.n_ctx
+
+
+SETTINGS = {
+    "tiny": Setting(1, 16, 32, 50, 16, 64, 16, 4),
+    "small": Setting(1, 128, 512, 256, 64, 2048, 256, 10),  # 131k tokens
+    "full": Setting(1, 128, 512, 256, 64, 16384, 256, 10),  # 1,048,576 tokens
+}
+
+
+def _model(s: Setting):
+    from explorer.models import TransformerConfig, zoo
+
+    cfg = TransformerConfig(
+        n_layers=s.n_layers,
+        d_model=s.d_model,
+        n_heads=4,
+        d_mlp=s.d_mlp,
+        d_vocab=s.d_vocab,
+        n_ctx=s.n_ctx,
+        seed=0,
+    )
+    return zoo.transformer(cfg, name="topk-bench")
+
+
+def _tokens(s: Setting) -> torch.Tensor:
+    g = torch.Generator().manual_seed(0)
+    return torch.randint(0, s.d_vocab, (s.n_sequences, s.n_ctx), generator=g)
+
+
+class _PeakRSS:
+    """Samples this process's RSS in a thread; ``peak`` is the highest seen."""
+
+    def __init__(self, interval: float = 0.002) -> None:
+        self._process = psutil.Process()
+        self._interval = interval
+        self._stop = threading.Event()
+        self.peak = self._process.memory_info().rss
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self._process.memory_info().rss)
+            time.sleep(self._interval)
+
+    def __enter__(self) -> _PeakRSS:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self._process.memory_info().rss)
+
+
+def _max_rss_bytes() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KB on Linux
+
+
+@torch.no_grad()
+def _plain(model, tokens: torch.Tensor, s: Setting) -> None:
+    for batch in tokens.split(s.batch_size):
+        model.model(batch)
+
+
+@torch.no_grad()
+def _cache_all(model, tokens: torch.Tensor, s: Setting, hook: str) -> torch.Tensor:
+    chunks = []
+    for batch in tokens.split(s.batch_size):
+        _, cache = model.model.run_with_cache(batch, names_filter=hook)
+        chunks.append(cache[hook])
+    acts = torch.cat(chunks)  # [n_sequences, pos, d_mlp]: the whole dataset
+    del chunks
+    return acts.flatten(0, 1).topk(s.k, dim=0).values.T.contiguous()  # [unit, k]
+
+
+def measure(variant: str, size: str) -> tuple[dict[str, Any], np.ndarray | None]:
+    """Run one variant in this process: timing, RSS growth and the top-k values."""
+    from explorer.analysis import top_k_examples
+
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown variant {variant!r}: choose one of {', '.join(VARIANTS)}")
+    s = SETTINGS[size]
+    model, tokens = _model(s), _tokens(s)
+    hook = model.hook_name("post", s.n_layers - 1)
+    _plain(model, tokens[: s.batch_size], s)  # warm up the allocator and kernels
+    rss_start, max_rss_start = psutil.Process().memory_info().rss, _max_rss_bytes()
+    values: np.ndarray | None = None
+    extra: dict[str, Any] = {}
+    with _PeakRSS() as sampler:
+        start = time.perf_counter()
+        if variant == "plain":
+            _plain(model, tokens, s)
+        elif variant == "streamed":
+            top = top_k_examples(model, tokens, s.n_layers - 1, s.k, batch_size=s.batch_size)
+            values = top.values.numpy()
+            extra["state_bytes"] = sum(
+                t.element_size() * t.nelement() for t in (top.values, top.example, top.position)
+            )
+        else:
+            values = _cache_all(model, tokens, s, hook).numpy()
+        seconds = time.perf_counter() - start
+    max_rss_end = _max_rss_bytes()
+    # getrusage is exact when the run set a new peak; otherwise fall back on sampling.
+    peak = max_rss_end if max_rss_end > max_rss_start else sampler.peak
+    report = {
+        "variant": variant,
+        "seconds": seconds,
+        "tokens_per_s": s.n_tokens / seconds,
+        "peak_growth_mb": max(0, peak - rss_start) / 2**20,
+        "threads": torch.get_num_threads(),
+        **extra,
+    }
+    return report, values
+
+
+def _in_subprocess(variant: str, size: str, threads: int) -> tuple[dict[str, Any], np.ndarray]:
+    with tempfile.TemporaryDirectory() as folder:
+        values_path = Path(folder) / "values.npy"
+        command = [
+            sys.executable,
+            "-m",
+            "benchmarks.bench_topk",
+            "--variant",
+            variant,
+            "--size",
+            size,
+            "--threads",
+            str(threads),
+            "--values-out",
+            str(values_path),
+        ]
+        root = Path(__file__).resolve().parents[1]  # where `benchmarks` is importable
+        done = subprocess.run(command, capture_output=True, text=True, check=False, cwd=root)
+        if done.returncode != 0:
+            raise RuntimeError(
+                f"top-k {variant} subprocess failed ({done.returncode}): {done.stderr[-2000:]}"
+            )
+        report = json.loads(done.stdout.strip().splitlines()[-1])
+        values = np.load(values_path) if values_path.exists() else np.zeros(0)
+    return report, values
+
+
+def run(size: str = "full") -> list[Row]:
+    s = SETTINGS[size]
+    threads = torch.get_num_threads()
+    reports, values = {}, {}
+    for variant in VARIANTS:
+        if size == "tiny":
+            reports[variant], values[variant] = measure(variant, size)
+        else:
+            reports[variant], values[variant] = _in_subprocess(variant, size, threads)
+    streamed, cache_all, plain = reports["streamed"], reports["cache_all"], reports["plain"]
+    diff = float(np.abs(values["streamed"] - values["cache_all"]).max())
+    if not diff <= 1e-5:
+        raise AssertionError(f"streamed top-k values differ from cache-all by {diff:.2e}")
+    batch_mb = s.batch_size * s.n_ctx * s.d_mlp * 4 / 2**20
+    dataset_mb = s.n_tokens * s.d_mlp * 4 / 2**20
+    extra_mb = streamed["peak_growth_mb"] - plain["peak_growth_mb"]
+    case = (
+        f"{s.n_tokens:,} tokens, {s.d_mlp} neurons, k={s.k} "
+        f"(1L d{s.d_model} transformer, batch {s.batch_size}x{s.n_ctx})"
+    )
+    details = {
+        "plain_peak_growth_mb": plain["peak_growth_mb"],
+        "streamed_extra_over_plain_mb": extra_mb,
+        "one_batch_of_activations_mb": batch_mb,
+        "dataset_activations_mb": dataset_mb,
+        "topk_state_bytes": streamed.get("state_bytes"),
+        "max_abs_diff": diff,
+        "isolated_subprocesses": size != "tiny",
+    }
+    memory_ok = extra_mb <= 4 * batch_mb
+    ratio_memory = cache_all["peak_growth_mb"] / max(streamed["peak_growth_mb"], 1e-9)
+    fraction = streamed["tokens_per_s"] / plain["tokens_per_s"]
+    return [
+        Row(
+            BENCHMARK,
+            "peak memory (RSS growth): streamed vs cache-all, " + case,
+            "MB",
+            streamed["peak_growth_mb"],
+            cache_all["peak_growth_mb"],
+            ratio_memory,
+            target="O(k x units): <= 4 batches over plain fwd",
+            met=memory_ok,
+            details=details,
+            note=(
+                f"plain forward passes alone grow RSS by {plain['peak_growth_mb']:.0f} MB; "
+                f"the top-k state is {streamed.get('state_bytes', 0) / 1024:.0f} KB; "
+                f"the dataset's activations are {dataset_mb:.0f} MB"
+            ),
+        ),
+        Row(
+            BENCHMARK,
+            "throughput: streamed vs plain forward passes",
+            "tokens/s",
+            streamed["tokens_per_s"],
+            plain["tokens_per_s"],
+            fraction,
+            target=f">= {THROUGHPUT_TARGET:.2f}x of plain",
+            met=fraction >= THROUGHPUT_TARGET,
+            details={"cache_all_tokens_per_s": cache_all["tokens_per_s"]},
+            note=f"cache-all runs at {cache_all['tokens_per_s'] / plain['tokens_per_s']:.2f}x of plain",
+        ),
+    ]
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Child entry point: run one variant and print its report as one JSON line."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--variant", choices=VARIANTS, required=True)
+    parser.add_argument("--size", choices=tuple(SETTINGS), default="full")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
+    parser.add_argument("--values-out", type=Path, default=None)
+    args = parser.parse_args(argv)
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    report, values = measure(args.variant, args.size)
+    if args.values_out is not None and values is not None:
+        np.save(args.values_out, values)
+    print(json.dumps(report))
+
+
+if __name__ == "__main__":
+    main()

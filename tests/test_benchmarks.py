@@ -1,0 +1,133 @@
+"""Smoke test of the benchmarks: each runs once at the tiny size so none can rot.
+
+Nothing here asserts a speed (the tiny numbers mean nothing); it checks that every row
+is there with finite numbers, that ours agrees with the naive way where both compute the
+same thing, and that the runner, JSON and Markdown plumbing work.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+# benchmarks/ is a top-level folder beside explorer/, not an installed package.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks import __main__ as runner
+from benchmarks import bench_ablation, bench_imports, bench_patching, bench_payload, bench_topk
+from benchmarks.markdown import render
+from benchmarks.results import Row, format_table, machine, to_json
+
+torch.set_num_threads(1)
+
+
+def _check_rows(rows: list[Row], benchmark: str, n: int) -> None:
+    assert len(rows) == n, [r.case for r in rows]
+    for row in rows:
+        assert row.benchmark == benchmark
+        assert row.status == "ok", row.note
+        assert row.ours is not None and math.isfinite(row.ours), row
+        for value in (row.naive, row.ratio):
+            assert value is None or math.isfinite(value), row
+        if row.target:
+            assert row.met in (True, False), row
+    assert format_table(rows).count("\n") >= n + 1
+
+
+def test_ablation_sweep_matches_the_naive_loop():
+    rows = bench_ablation.run("tiny")
+    _check_rows(rows, "ablation sweep", 4)
+    for row in rows:
+        assert row.details["max_abs_diff"] <= bench_ablation.TOLERANCE
+        assert row.naive > 0 and row.ratio == pytest.approx(row.naive / row.ours)
+    units = [r.details["units"] for r in rows]
+    assert units == [8, 4, 128, 16]  # every head, then every neuron of the layer
+
+
+def test_naive_ablation_sweep_sees_each_unit():
+    case = bench_ablation.cases("tiny")[0]
+    before, after = bench_ablation.naive_sweep(case.model, case.inputs, case.metric, case.units)
+    assert after.shape == (len(case.units), case.inputs.shape[0])
+    assert not torch.allclose(after, before.expand_as(after))  # the hook really ablated
+
+
+def test_top_k_streamed_matches_cache_all():
+    rows = bench_topk.run("tiny")
+    _check_rows(rows, "top-k neuron examples", 2)
+    memory, throughput = rows
+    assert memory.details["max_abs_diff"] <= 1e-5
+    assert memory.details["topk_state_bytes"] > 0
+    assert throughput.unit == "tokens/s" and throughput.ratio > 0
+
+
+def test_top_k_child_entry_point_prints_a_report(tmp_path, capsys):
+    out = tmp_path / "values.npy"
+    bench_topk.main(["--variant", "streamed", "--size", "tiny", "--values-out", str(out)])
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert report["variant"] == "streamed" and report["tokens_per_s"] > 0
+    assert out.exists()
+
+
+def test_patching_matches_the_naive_loop_and_reports_correlation():
+    rows = bench_patching.run("tiny")
+    _check_rows(rows, "activation patching", 3)
+    assert rows[0].details["max_abs_diff"] <= bench_patching.TOLERANCE
+    assert -1.0 <= rows[2].ours <= 1.0
+
+
+def test_payload_counts_bytes_of_both():
+    rows = bench_payload.run("tiny")
+    _check_rows(rows, "widget payload", 3)
+    layer = rows[0]
+    # 12 heads x 64 x 64 float16 is exactly 96 KB; JSON numbers take more.
+    assert layer.ours * 2**20 == 12 * 64 * 64 * 2
+    assert layer.naive > layer.ours
+
+
+def test_import_times_are_measured_in_a_fresh_interpreter():
+    rows = bench_imports.run("tiny")
+    _check_rows(rows, "import time", 3)
+    assert rows[2].details["transformer_lens_imported_lazily"] is True
+
+
+def test_runner_writes_json_and_markdown(tmp_path, capsys):
+    out, page = tmp_path / "latest.json", tmp_path / "benchmarks.md"
+    only = "patching,widgets"
+    code = runner.main(
+        ["--size", "tiny", "--only", only, "--out", str(out), "--markdown", str(page)]
+    )
+    assert code == 0
+    result = json.loads(out.read_text())
+    assert result["machine"]["nproc"] >= 1 and result["machine"]["torch_threads"] >= 1
+    benchmarks = [r["benchmark"] for r in result["rows"]]
+    assert benchmarks[:3] == ["activation patching"] * 3
+    widgets = [r for r in result["rows"] if r["benchmark"] == "widget latency"]
+    assert widgets and all(r["status"] in ("ok", "not available") for r in widgets)
+    assert all(math.isfinite(r["ours"]) for r in widgets if r["status"] == "ok")
+    text = page.read_text()
+    assert "| activation patching |" in text and result["machine"]["cpu"] in text
+    assert "ratio" in capsys.readouterr().out
+
+
+def test_missing_or_failing_benchmarks_become_rows(monkeypatch):
+    monkeypatch.setitem(runner.BENCHMARKS, "ghost", ("benchmarks.bench_ghost", "ghost"))
+    (row,) = runner.run_benchmark("ghost", "tiny", log=lambda m: None)
+    assert row.status == "not available" and "not available yet" in row.note
+
+    def boom(size: str) -> list[Row]:
+        raise AssertionError("ours differs from naive")
+
+    monkeypatch.setattr(runner, "_load", lambda module: boom)
+    (row,) = runner.run_benchmark("patching", "tiny", log=lambda m: None)
+    assert row.status == "error" and "differs" in row.note
+    assert "| error |" in render(to_json("tiny", machine(), [row], 1.0))
+
+
+def test_runner_rejects_unknown_benchmarks():
+    with pytest.raises(SystemExit):
+        runner.parse_args(["--only", "nonsense"])
