@@ -20,6 +20,7 @@ import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,7 @@ from sqlalchemy.pool import StaticPool
 from explorer._checks import check_choice
 from explorer.hypotheses.agreement import Agreement, Label, agreement_by_unit
 from explorer.hypotheses.hypothesis import Hypothesis
-from explorer.hypotheses.verdict import Verdict, now
+from explorer.hypotheses.verdict import Verdict
 
 SCHEMA_VERSION = 1
 DEFAULT_PATH = "explorer.db"
@@ -114,6 +115,11 @@ class StoredHypothesis:
     @property
     def status(self) -> str:
         return self.latest.status if self.latest else "untested"
+
+
+def now() -> str:
+    """UTC time to the microsecond: rows saved within one second still sort in save order."""
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
 
 
 def _url(target: str | os.PathLike[str]) -> str:
