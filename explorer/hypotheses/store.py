@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -32,69 +32,21 @@ from sqlalchemy.pool import StaticPool
 from explorer._checks import check_choice
 from explorer.hypotheses.agreement import Agreement, Label, agreement_by_unit
 from explorer.hypotheses.hypothesis import Hypothesis
+from explorer.hypotheses.schema import (
+    MIGRATIONS,
+    SCHEMA_VERSION,
+    SchemaVersionError,
+    hypotheses_table,
+    labels_table,
+    metadata,
+    projects_table,
+    schema_version_table,
+    verdicts_table,
+)
 from explorer.hypotheses.verdict import Verdict
 
-SCHEMA_VERSION = 1
 DEFAULT_PATH = "explorer.db"
 DEFAULT_PROJECT = "default"
-
-metadata = sa.MetaData()
-schema_version_table = sa.Table(
-    "schema_version", metadata, sa.Column("version", sa.Integer, nullable=False)
-)
-projects_table = sa.Table(
-    "projects",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("name", sa.String(200), nullable=False, unique=True),
-    sa.Column("created", sa.String(40), nullable=False),
-)
-hypotheses_table = sa.Table(
-    "hypotheses",
-    metadata,
-    sa.Column("id", sa.String(64), primary_key=True),
-    sa.Column("project_id", sa.Integer, sa.ForeignKey("projects.id"), nullable=False, index=True),
-    sa.Column("author", sa.String(200), nullable=False, default=""),
-    sa.Column("claim", sa.Text, nullable=False),
-    sa.Column("units", sa.Text, nullable=False),
-    sa.Column("spec", sa.Text, nullable=False),
-    sa.Column("created", sa.String(40), nullable=False),
-    sa.Column("updated", sa.String(40), nullable=False),
-)
-verdicts_table = sa.Table(
-    "verdicts",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column(
-        "hypothesis_id", sa.String(64), sa.ForeignKey("hypotheses.id"), nullable=False, index=True
-    ),
-    sa.Column("status", sa.String(20), nullable=False),
-    sa.Column("value", sa.Float, nullable=False),
-    sa.Column("ci_low", sa.Float, nullable=False),
-    sa.Column("ci_high", sa.Float, nullable=False),
-    sa.Column("model_fingerprint", sa.String(64), nullable=False),
-    sa.Column("created", sa.String(40), nullable=False),
-    sa.Column("record", sa.Text, nullable=False),
-)
-labels_table = sa.Table(
-    "labels",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("project_id", sa.Integer, sa.ForeignKey("projects.id"), nullable=False, index=True),
-    sa.Column("unit", sa.String(100), nullable=False),
-    sa.Column("item", sa.String(200), nullable=False),
-    sa.Column("rater", sa.String(200), nullable=False),
-    sa.Column("label", sa.Text, nullable=False),
-    sa.Column("created", sa.String(40), nullable=False),
-    sa.UniqueConstraint("project_id", "unit", "item", "rater", name="one_label_per_rater"),
-)
-
-# version -> function upgrading a store from that version to the next
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {}
-
-
-class SchemaVersionError(RuntimeError):
-    """The store was written by a newer explorer than this one."""
 
 
 @dataclass(frozen=True)

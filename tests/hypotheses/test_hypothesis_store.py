@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from explorer.hypotheses import Hypothesis, HypothesisStore, NeuronSelectivity, Split, Verdict
-from explorer.hypotheses.store import SCHEMA_VERSION, SchemaVersionError
+from explorer.hypotheses.schema import MIGRATIONS, SCHEMA_VERSION, SchemaVersionError
 
 
 def _verdict(hypothesis_id: str, value: float = 0.95, status: str = "supported") -> Verdict:
@@ -114,14 +114,12 @@ def test_schema_version_is_recorded_and_a_newer_one_refused(tmp_path):
 
 
 def test_an_older_schema_is_migrated_forward(tmp_path, monkeypatch):
-    from explorer.hypotheses import store as store_module
-
     path = tmp_path / "h.db"
     HypothesisStore(path).close()
     with sqlite3.connect(path) as db:
         db.execute("UPDATE schema_version SET version = 0")
     ran = []
-    monkeypatch.setitem(store_module.MIGRATIONS, 0, lambda conn: ran.append(conn))
+    monkeypatch.setitem(MIGRATIONS, 0, lambda conn: ran.append(conn))
     assert HypothesisStore(path).schema_version == SCHEMA_VERSION
     assert len(ran) == 1
 
