@@ -1,0 +1,59 @@
+"""What every explorer widget shares: the error banner trait and running analysis safely.
+
+A click in the browser changes a synced trait; the widget's observer calls analysis and
+assigns the results to traits. If analysis raises, the message goes to ``error`` (shown
+as a banner in the page) instead of escaping into the comm handler, so the kernel and the
+widget stay usable and the next click clears it.
+"""
+
+from __future__ import annotations
+
+import functools
+import traceback
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import anywidget
+import traitlets
+
+from explorer.views.serialise import css
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class ExplorerWidget(anywidget.AnyWidget):
+    """Base class: an anywidget with an ``error`` message and the shared stylesheet."""
+
+    _css = css("views.css")
+    error = traitlets.Unicode(
+        "", help="readable message of the last failed analysis; empty when the view is up to date"
+    ).tag(sync=True)
+
+    def _fail(self, exc: BaseException) -> None:
+        self.error = f"{type(exc).__name__}: {exc}"
+        self.log.debug("analysis failed in %s:\n%s", type(self).__name__, traceback.format_exc())
+
+
+def reports_errors(method: F) -> F:
+    """Decorate an observer or action: its exceptions become ``self.error``, success clears it."""
+
+    @functools.wraps(method)
+    def wrapper(self: ExplorerWidget, *args: Any, **kwargs: Any) -> Any:
+        try:
+            result = method(self, *args, **kwargs)
+        except Exception as exc:
+            self._fail(exc)
+            return None
+        self.error = ""
+        return result
+
+    return wrapper  # type: ignore[return-value]
+
+
+def check_range(name: str, value: int, n: int, what: str = "") -> int:
+    """Trait validation: raise a TraitError naming the valid range."""
+    if not 0 <= value < n:
+        where = f" {what}" if what else ""
+        valid = f"0..{n - 1}" if n > 0 else "none"
+        raise traitlets.TraitError(f"{name} {value} out of range: valid {name}s are {valid}{where}")
+    return value

@@ -1,0 +1,341 @@
+// explorer: helpers shared by every widget's ES module (prepended by serialise.esm()).
+// Strings from data or users only ever reach the page through textContent or
+// setAttribute, never innerHTML, so a token "<img src=x onerror=...>" shows as text.
+
+// ------------------------------------------------------------------ payload decoding
+let exF16Table = null;
+
+function exF16ToF32(bits) {
+  const sign = bits & 0x8000 ? -1 : 1;
+  const exp = (bits >> 10) & 0x1f;
+  const frac = bits & 0x3ff;
+  if (exp === 0) return sign * Math.pow(2, -14) * (frac / 1024);
+  if (exp === 31) return frac ? NaN : sign * Infinity;
+  return sign * Math.pow(2, exp - 15) * (1 + frac / 1024);
+}
+
+function exBytes(data) {
+  // ipywidgets hands buffers over as DataView; other front ends may give ArrayBuffer or a view.
+  if (data instanceof DataView) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  if (data instanceof ArrayBuffer) return new Uint8Array(data);
+  if (ArrayBuffer.isView(data)) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  return new Uint8Array(0);
+}
+
+// payload {dtype, shape, data, lo?, hi?} -> {values: Float32Array|Int32Array, shape, size}
+function exDecode(payload) {
+  if (!payload || !payload.shape) return { values: new Float32Array(0), shape: [0], size: 0 };
+  const shape = payload.shape;
+  const size = shape.reduce((a, b) => a * b, 1);
+  const bytes = exBytes(payload.data).slice(); // copy: aligned and detached from the message
+  let values;
+  if (payload.dtype === "float16") {
+    const raw = new Uint16Array(bytes.buffer, 0, size);
+    if (typeof Float16Array !== "undefined") {
+      values = Float32Array.from(new Float16Array(bytes.buffer, 0, size));
+    } else {
+      if (exF16Table === null) {
+        exF16Table = new Float32Array(65536);
+        for (let i = 0; i < 65536; i++) exF16Table[i] = exF16ToF32(i);
+      }
+      values = new Float32Array(size);
+      for (let i = 0; i < size; i++) values[i] = exF16Table[raw[i]];
+    }
+  } else if (payload.dtype === "uint8") {
+    const hasRange = payload.lo !== undefined && payload.lo !== null;
+    const lo = hasRange ? payload.lo : 0;
+    const scale = hasRange ? (payload.hi - payload.lo) / 255 : 1;
+    values = new Float32Array(size);
+    for (let i = 0; i < size; i++) values[i] = lo + bytes[i] * scale;
+  } else if (payload.dtype === "float32") {
+    values = new Float32Array(bytes.buffer, 0, size);
+  } else if (payload.dtype === "int32") {
+    values = new Int32Array(bytes.buffer, 0, size);
+  } else {
+    throw new Error("unknown payload dtype " + String(payload.dtype));
+  }
+  return { values, shape, size };
+}
+
+// ------------------------------------------------------------------ DOM helpers
+function exEl(tag, opts = {}, children = []) {
+  const node = document.createElement(tag);
+  if (opts.cls) node.className = opts.cls;
+  if (opts.text !== undefined) node.textContent = String(opts.text);
+  if (opts.title !== undefined) node.title = String(opts.title);
+  for (const [k, v] of Object.entries(opts.attrs || {})) node.setAttribute(k, String(v));
+  for (const [k, v] of Object.entries(opts.style || {})) node.style[k] = v;
+  if (opts.onclick) node.addEventListener("click", opts.onclick);
+  for (const child of children) if (child) node.appendChild(child);
+  return node;
+}
+
+function exFmt(x, digits = 3) {
+  if (x === null || x === undefined || Number.isNaN(x)) return "–";
+  if (!Number.isFinite(x)) return x > 0 ? "∞" : "−∞";
+  const a = Math.abs(x);
+  if (a !== 0 && (a < 1e-3 || a >= 1e5)) return x.toExponential(2);
+  return x.toFixed(digits);
+}
+
+// A number shown in the page, with the exact kernel value kept in data-value for tests.
+function exNumber(x, testid, digits = 3) {
+  return exEl("span", { cls: "ex-num", text: exFmt(x, digits), attrs: { "data-testid": testid, "data-value": x } });
+}
+
+// The error banner: shows model.get("error") and hides when empty.
+function exErrorBanner(model) {
+  const node = exEl("div", { cls: "ex-error", attrs: { role: "alert", "data-testid": "error" } });
+  const update = () => {
+    const msg = model.get("error") || "";
+    node.textContent = msg;
+    node.style.display = msg ? "block" : "none";
+  };
+  update();
+  model.on("change:error", update);
+  return node;
+}
+
+function exSend(model, changes) {
+  for (const [k, v] of Object.entries(changes)) model.set(k, v);
+  model.save_changes();
+}
+
+// ------------------------------------------------------------------ colours
+// sequential: white -> dark blue; diverging: red (negative) -> white -> blue (positive)
+function exSequential(t) {
+  t = Math.min(1, Math.max(0, t));
+  return [Math.round(255 - 222 * t), Math.round(255 - 180 * t), Math.round(255 - 75 * t)];
+}
+
+function exDiverging(t) {
+  t = Math.min(1, Math.max(-1, t));
+  if (t >= 0) return [Math.round(255 - 222 * t), Math.round(255 - 155 * t), Math.round(255 - 75 * t)];
+  const s = -t;
+  return [Math.round(255 - 40 * s), Math.round(255 - 200 * s), Math.round(255 - 200 * s)];
+}
+
+function exColour(rgb) {
+  return "rgb(" + rgb[0] + "," + rgb[1] + "," + rgb[2] + ")";
+}
+
+// Draw values[rows x cols] onto a canvas of (cols*cell) x (rows*cell) pixels.
+// opts: {vmin, vmax, diverging, cellW, cellH, maxWidth, maxHeight}
+function exDrawHeatmap(canvas, values, rows, cols, opts = {}) {
+  const diverging = !!opts.diverging;
+  let vmin = opts.vmin, vmax = opts.vmax;
+  if (vmin === undefined || vmax === undefined) {
+    let lo = Infinity, hi = -Infinity;
+    for (let i = 0; i < rows * cols; i++) {
+      const v = values[i];
+      if (Number.isFinite(v)) { if (v < lo) lo = v; if (v > hi) hi = v; }
+    }
+    if (!Number.isFinite(lo)) { lo = 0; hi = 1; }
+    if (diverging) { const m = Math.max(Math.abs(lo), Math.abs(hi)) || 1; lo = -m; hi = m; }
+    if (vmin === undefined) vmin = lo;
+    if (vmax === undefined) vmax = hi;
+  }
+  const span = vmax - vmin || 1;
+  const off = document.createElement("canvas");
+  off.width = Math.max(1, cols);
+  off.height = Math.max(1, rows);
+  const octx = off.getContext("2d");
+  const img = octx.createImageData(off.width, off.height);
+  for (let r = 0; r < rows; r++) {
+    for (let c = 0; c < cols; c++) {
+      const v = values[r * cols + c];
+      let rgb;
+      if (!Number.isFinite(v)) rgb = [235, 235, 235];
+      else if (diverging) rgb = exDiverging(v / Math.max(Math.abs(vmin), Math.abs(vmax), 1e-12));
+      else rgb = exSequential((v - vmin) / span);
+      const i = 4 * (r * cols + c);
+      img.data[i] = rgb[0]; img.data[i + 1] = rgb[1]; img.data[i + 2] = rgb[2]; img.data[i + 3] = 255;
+    }
+  }
+  octx.putImageData(img, 0, 0);
+  let cellW = opts.cellW || 8, cellH = opts.cellH || cellW;
+  if (opts.maxWidth && cols * cellW > opts.maxWidth) cellW = Math.max(1, opts.maxWidth / cols);
+  if (opts.maxHeight && rows * cellH > opts.maxHeight) cellH = Math.max(1, opts.maxHeight / rows);
+  canvas.width = Math.max(1, Math.round(cols * cellW));
+  canvas.height = Math.max(1, Math.round(rows * cellH));
+  const ctx = canvas.getContext("2d");
+  ctx.imageSmoothingEnabled = false;
+  ctx.drawImage(off, 0, 0, canvas.width, canvas.height);
+  return { cellW: canvas.width / Math.max(1, cols), cellH: canvas.height / Math.max(1, rows), vmin, vmax };
+}
+
+// Map a mouse event on a heatmap canvas to its (row, col), or null outside.
+function exCellAt(canvas, event, rows, cols) {
+  const rect = canvas.getBoundingClientRect();
+  const x = (event.clientX - rect.left) * (canvas.width / rect.width);
+  const y = (event.clientY - rect.top) * (canvas.height / rect.height);
+  const col = Math.floor(x / (canvas.width / cols));
+  const row = Math.floor(y / (canvas.height / rows));
+  if (row < 0 || row >= rows || col < 0 || col >= cols) return null;
+  return { row, col };
+}
+
+// A floating tooltip whose content is set as text.
+function exTooltip(container) {
+  const tip = exEl("div", { cls: "ex-tooltip", attrs: { "data-testid": "tooltip" } });
+  tip.style.display = "none";
+  container.appendChild(tip);
+  return {
+    show(event, text) {
+      tip.textContent = text;
+      tip.style.display = "block";
+      const rect = container.getBoundingClientRect();
+      tip.style.left = (event.clientX - rect.left + 12) + "px";
+      tip.style.top = (event.clientY - rect.top + 12) + "px";
+    },
+    hide() { tip.style.display = "none"; },
+    node: tip,
+  };
+}
+
+// A heatmap with axis labels, hover text and click: returns {node, canvas, draw()}.
+// spec: {values, rows, cols, rowLabels, colLabels, diverging, cell, onClick(row, col),
+//        hoverText(row, col, value), selected: {row, col}, testid}
+function exHeatmapView(spec) {
+  const wrap = exEl("div", { cls: "ex-heatmap", attrs: { "data-testid": spec.testid || "heatmap" } });
+  const canvas = exEl("canvas", { cls: "ex-heatmap-canvas" });
+  const tip = exTooltip(wrap);
+  const grid = exEl("div", { cls: "ex-heatmap-grid" });
+  const rowAxis = exEl("div", { cls: "ex-axis ex-axis-rows" });
+  const colAxis = exEl("div", { cls: "ex-axis ex-axis-cols" });
+  const plot = exEl("div", { cls: "ex-heatmap-plot" }, [canvas]);
+  grid.appendChild(exEl("div"));
+  grid.appendChild(colAxis);
+  grid.appendChild(rowAxis);
+  grid.appendChild(plot);
+  wrap.appendChild(grid);
+  const geom = exDrawHeatmap(canvas, spec.values, spec.rows, spec.cols, {
+    diverging: spec.diverging, cellW: spec.cellW || spec.cell || 14, cellH: spec.cellH || spec.cell || 14,
+    maxWidth: spec.maxWidth || 720, maxHeight: spec.maxHeight || 560, vmin: spec.vmin, vmax: spec.vmax,
+  });
+  const labelEvery = (n, px) => Math.max(1, Math.ceil(11 / Math.max(px, 0.01)));
+  if (spec.rowLabels) {
+    const every = labelEvery(spec.rows, geom.cellH);
+    rowAxis.style.height = canvas.height + "px";
+    for (let r = 0; r < spec.rows; r += every) {
+      rowAxis.appendChild(exEl("div", { cls: "ex-axis-label", text: spec.rowLabels[r], style: { top: (r * geom.cellH + geom.cellH / 2 - 6) + "px" } }));
+    }
+  }
+  if (spec.colLabels) {
+    const every = labelEvery(spec.cols, geom.cellW);
+    colAxis.style.width = canvas.width + "px";
+    for (let c = 0; c < spec.cols; c += every) {
+      colAxis.appendChild(exEl("div", { cls: "ex-axis-label ex-axis-label-col", text: spec.colLabels[c], style: { left: (c * geom.cellW + geom.cellW / 2 - 5) + "px" } }));
+    }
+  }
+  if (spec.annotate && geom.cellW >= 30 && geom.cellH >= 16 && spec.rows * spec.cols <= 400) {
+    const ctx = canvas.getContext("2d");
+    ctx.font = "10px sans-serif";
+    ctx.textAlign = "center";
+    ctx.textBaseline = "middle";
+    const m = Math.max(Math.abs(geom.vmin), Math.abs(geom.vmax), 1e-12);
+    for (let r = 0; r < spec.rows; r++) for (let c = 0; c < spec.cols; c++) {
+      const v = spec.values[r * spec.cols + c];
+      if (!Number.isFinite(v)) continue;
+      ctx.fillStyle = Math.abs(v) / m > 0.6 ? "#fff" : "#111";
+      ctx.fillText(exFmt(v, 2), (c + 0.5) * geom.cellW, (r + 0.5) * geom.cellH);
+    }
+  }
+  if (spec.selected && spec.selected.row !== undefined && spec.selected.row !== null) {
+    const ctx = canvas.getContext("2d");
+    ctx.strokeStyle = "#f59e0b";
+    ctx.lineWidth = 2;
+    const col = spec.selected.col ?? 0;
+    const w = spec.selected.col === null || spec.selected.col === undefined ? canvas.width : geom.cellW;
+    ctx.strokeRect(col * geom.cellW + 1, spec.selected.row * geom.cellH + 1, Math.max(2, w - 2), Math.max(2, geom.cellH - 2));
+  }
+  canvas.addEventListener("mousemove", (e) => {
+    const cell = exCellAt(canvas, e, spec.rows, spec.cols);
+    if (!cell) { tip.hide(); return; }
+    const v = spec.values[cell.row * spec.cols + cell.col];
+    const text = spec.hoverText ? spec.hoverText(cell.row, cell.col, v) : exFmt(v);
+    tip.show(e, text);
+    canvas.setAttribute("data-hover-row", cell.row);
+    canvas.setAttribute("data-hover-col", cell.col);
+    canvas.setAttribute("data-hover-value", v);
+  });
+  canvas.addEventListener("mouseleave", () => tip.hide());
+  if (spec.onClick) {
+    canvas.style.cursor = "pointer";
+    canvas.addEventListener("click", (e) => {
+      const cell = exCellAt(canvas, e, spec.rows, spec.cols);
+      if (cell) spec.onClick(cell.row, cell.col);
+    });
+  }
+  return { node: wrap, canvas, geom };
+}
+
+function exLegend(vmin, vmax, diverging, label) {
+  const bar = exEl("canvas", { cls: "ex-legend-bar" });
+  bar.width = 120; bar.height = 10;
+  const ctx = bar.getContext("2d");
+  for (let i = 0; i < 120; i++) {
+    const t = i / 119;
+    ctx.fillStyle = exColour(diverging ? exDiverging(2 * t - 1) : exSequential(t));
+    ctx.fillRect(i, 0, 1, 10);
+  }
+  return exEl("div", { cls: "ex-legend" }, [
+    exEl("span", { text: exFmt(vmin, 2) }), bar, exEl("span", { text: exFmt(vmax, 2) }),
+    label ? exEl("span", { cls: "ex-muted", text: " " + label }) : null,
+  ]);
+}
+
+// A vertical bar chart (histograms, per-example metrics) drawn on a canvas.
+function exBars(values, opts = {}) {
+  const n = values.length;
+  const canvas = exEl("canvas", { cls: "ex-bars", attrs: { "data-testid": opts.testid || "bars" } });
+  const width = opts.width || 320, height = opts.height || 90;
+  canvas.width = width; canvas.height = height;
+  const ctx = canvas.getContext("2d");
+  let lo = Math.min(0, ...values), hi = Math.max(0, ...values);
+  if (hi === lo) hi = lo + 1;
+  const zero = height * (hi / (hi - lo));
+  const w = width / Math.max(1, n);
+  for (let i = 0; i < n; i++) {
+    const v = values[i];
+    const y = height * ((hi - Math.max(v, 0)) / (hi - lo));
+    const h = Math.abs(v) / (hi - lo) * height;
+    ctx.fillStyle = (opts.colours && opts.colours[i]) || (v < 0 ? "#dc2626" : "#2563eb");
+    ctx.fillRect(i * w + (w > 3 ? 0.5 : 0), v >= 0 ? y : zero, Math.max(1, w - (w > 3 ? 1 : 0)), Math.max(v === 0 ? 0 : 1, h));
+  }
+  ctx.fillStyle = "#888";
+  ctx.fillRect(0, Math.min(height - 1, zero), width, 1);
+  return canvas;
+}
+
+// Mount a widget: a root with the error banner and a body redrawn (once per frame) whenever
+// one of `names` changes. draw(body) rebuilds the body. Returns the cleanup function.
+function exMount(model, el, cls, testid, names, draw) {
+  // Keys typed in a view are the view's: JupyterLab's notebook shortcuts (Enter, a, b, dd...)
+  // must not fire while an input here has focus.
+  const root = exEl("div", { cls: "ex-root " + cls, attrs: { "data-testid": testid, "data-lm-suppress-shortcuts": "true", "data-p-suppress-shortcuts": "true" } });
+  const banner = exErrorBanner(model);
+  const body = exEl("div");
+  root.appendChild(banner);
+  root.appendChild(body);
+  el.appendChild(root);
+  let pending = false;
+  const redraw = () => {
+    body.replaceChildren();
+    try {
+      draw(body);
+    } catch (err) {
+      body.appendChild(exEl("div", { cls: "ex-error", text: "could not draw this view: " + err }));
+    }
+  };
+  const schedule = () => {
+    if (pending) return;
+    pending = true;
+    const run = () => { pending = false; redraw(); };
+    if (typeof requestAnimationFrame === "function" && document.visibilityState === "visible") requestAnimationFrame(run);
+    else setTimeout(run, 0);
+  };
+  redraw();
+  for (const n of names) model.on("change:" + n, schedule);
+  return () => { for (const n of names) model.off("change:" + n, schedule); };
+}

@@ -1,0 +1,81 @@
+"""A neuron's weights as NeuronView shows them: what it reads from and what it writes to.
+
+- ``output_effect``: for a transformer neuron, its direct effect on the logits
+  (``W_out[neuron] @ W_U``, final LayerNorm ignored); for a plain MLP/CNN, its outgoing
+  weights to the next layer (the classes, after the last hidden layer).
+- ``input_image``: for a neuron of a vision model's first layer, its input weights shaped
+  like the image (the "weight image").
+
+These are weight reads, not runs; they belong with analysis once it has a home for them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from explorer.models.handle import ModelHandle
+
+
+@dataclass(frozen=True)
+class OutputEffect:
+    """The effect of one neuron on the next thing it feeds, with a label per target."""
+
+    values: torch.Tensor
+    labels: tuple[str, ...]
+    title: str
+
+
+def _module(model: ModelHandle, path: str) -> nn.Module:
+    return dict(model.model.module.named_modules())[path]  # type: ignore[attr-defined]
+
+
+@torch.no_grad()
+def output_effect(model: ModelHandle, layer: int, neuron: int) -> OutputEffect:
+    """What neuron ``layer.neuron`` writes to (see the module docstring)."""
+    layer, neuron = model.check_neuron(layer, neuron)
+    if model.is_transformer:
+        tl = model.model
+        w_out = tl.blocks[layer].mlp.W_out[neuron]  # type: ignore[index, union-attr]
+        values = w_out @ tl.W_U  # type: ignore[operator]
+        vocab = model.vocab or tuple(str(i) for i in range(values.shape[0]))
+        labels = tuple(vocab[i] if i < len(vocab) else str(i) for i in range(values.shape[0]))
+        return OutputEffect(values.float(), labels, "direct effect on the logits (W_out · W_U)")
+    blocks = model.model.found_blocks  # type: ignore[attr-defined]
+    last = layer == len(blocks) - 1
+    target = model.model.output_layer if last else blocks[layer + 1].pre  # type: ignore[attr-defined]
+    if target is None:
+        raise ValueError(f"{model.name}: no layer found after block {layer} to read weights from")
+    weight = _module(model, target).weight  # type: ignore[union-attr]
+    if weight.ndim == 4:  # next conv: [out, in, kh, kw]
+        values = weight[:, neuron].sum((-1, -2))
+    elif blocks[layer].conv:  # a Linear after flattening channels [c, h, w]
+        width = blocks[layer].width
+        values = weight.reshape(weight.shape[0], width, -1)[:, neuron].sum(-1)
+    else:
+        values = weight[:, neuron]
+    if last:
+        labels = tuple(f"class {i}" for i in range(values.shape[0]))
+        title = "weights to the output classes"
+    else:
+        labels = tuple(f"neuron {layer + 1}.{i}" for i in range(values.shape[0]))
+        title = f"weights to layer {layer + 1}"
+    return OutputEffect(values.detach().float(), labels, title)
+
+
+@torch.no_grad()
+def input_image(model: ModelHandle, layer: int, neuron: int) -> torch.Tensor | None:
+    """The input weights of a first-layer vision neuron as ``[H, W]`` (channels summed).
+
+    None for transformers and for deeper layers (their inputs are not pixels).
+    """
+    layer, neuron = model.check_neuron(layer, neuron)
+    if model.is_transformer or layer != 0 or model.input_shape is None:
+        return None
+    block = model.model.found_blocks[0]  # type: ignore[attr-defined]
+    weight = _module(model, block.pre).weight[neuron]  # type: ignore[union-attr]
+    if block.conv:
+        return weight.sum(0).float()  # [kh, kw]
+    return weight.reshape(model.input_shape).sum(0).float()

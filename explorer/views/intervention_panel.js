@@ -1,0 +1,128 @@
+// InterventionPanel: unit picker, ablation kind, metric before/after, sweep heatmap.
+function render({ model, el }) {
+  let neuronText = "";
+
+  function draw(root) {
+    const units = model.get("units") || [];
+    const kind = model.get("kind");
+    const unitType = model.get("unit_type");
+    const nL = model.get("n_layers"), nH = model.get("n_heads");
+    const widths = model.get("widths") || [];
+
+    // ---- controls: metric, kind
+    const metricSel = exEl("select", { attrs: { "data-testid": "metric-select" } });
+    for (const name of model.get("metric_names") || []) {
+      const opt = exEl("option", { text: name, attrs: { value: name } });
+      if (name === model.get("metric_name")) opt.selected = true;
+      metricSel.appendChild(opt);
+    }
+    metricSel.addEventListener("change", () => exSend(model, { metric_name: metricSel.value }));
+    const kinds = exEl("span", {}, ["zero", "mean", "resample"].map((k) => exEl("button", {
+      cls: "ex-button" + (k === kind ? " ex-active" : ""), text: k,
+      attrs: { "data-testid": "kind-" + k }, onclick: () => exSend(model, { kind: k }),
+    })));
+    const typeButtons = [];
+    if (nH > 0 && widths.length > 0) {
+      for (const t of ["head", "neuron"]) {
+        typeButtons.push(exEl("button", { cls: "ex-button" + (t === unitType ? " ex-active" : ""), text: t + "s", attrs: { "data-testid": "type-" + t }, onclick: () => exSend(model, { unit_type: t }) }));
+      }
+    }
+    root.appendChild(exEl("div", { cls: "ex-row" }, [
+      exEl("div", { cls: "ex-title", text: "Intervention" }),
+      exEl("span", { cls: "ex-muted", text: "metric" }), metricSel,
+      exEl("span", { cls: "ex-muted", text: "ablation" }), kinds,
+      ...typeButtons,
+      exEl("span", { cls: "ex-muted", text: "on " + model.get("n_examples") + " examples" }),
+    ]));
+
+    // ---- unit picker
+    const toggle = (name) => {
+      const next = units.includes(name) ? units.filter((u) => u !== name) : units.concat([name]);
+      exSend(model, { units: next });
+    };
+    const picker = exEl("div", { cls: "ex-row" });
+    if (unitType === "head" && nH > 0) {
+      const grid = exEl("div", { cls: "ex-head-grid", style: { gridTemplateColumns: "repeat(" + nH + ", auto)" } });
+      for (let l = 0; l < nL; l++) for (let h = 0; h < nH; h++) {
+        const name = "head " + l + "." + h;
+        grid.appendChild(exEl("button", {
+          cls: "ex-button" + (units.includes(name) ? " ex-active" : ""), text: l + "." + h,
+          attrs: { "data-testid": "unit-head-" + l + "-" + h }, onclick: () => toggle(name),
+        }));
+      }
+      picker.appendChild(exEl("div", { cls: "ex-col" }, [exEl("span", { cls: "ex-muted", text: "click heads to ablate them together" }), grid]));
+    }
+    const input = exEl("input", { cls: "ex-input", attrs: { placeholder: unitType === "head" ? "head 1.2" : "neuron 0.12", "data-testid": "unit-input", value: neuronText } });
+    input.addEventListener("input", () => { neuronText = input.value; });
+    const add = () => { if (input.value.trim()) { neuronText = ""; model.send({ action: "add_unit", text: input.value.trim() }); } };
+    input.addEventListener("keydown", (e) => { if (e.key === "Enter") add(); });
+    picker.appendChild(exEl("div", { cls: "ex-col" }, [
+      exEl("span", { cls: "ex-muted", text: "or type a unit (head 1.2, neuron 0.12, resid 1@5)" }),
+      exEl("div", { cls: "ex-row" }, [input, exEl("button", { cls: "ex-button", text: "add", attrs: { "data-testid": "unit-add" }, onclick: add })]),
+    ]));
+    root.appendChild(picker);
+    const chips = exEl("div", { attrs: { "data-testid": "units" } });
+    for (const u of units) {
+      chips.appendChild(exEl("span", { cls: "ex-chip" }, [
+        exEl("span", { text: u }),
+        exEl("button", { cls: "ex-button", text: "×", title: "remove", onclick: () => toggle(u) }),
+      ]));
+    }
+    if (units.length) chips.appendChild(exEl("button", { cls: "ex-button", text: "clear", onclick: () => exSend(model, { units: [] }) }));
+    else chips.appendChild(exEl("span", { cls: "ex-muted", text: "no unit selected" }));
+    root.appendChild(chips);
+
+    // ---- results
+    const before = exDecode(model.get("before")), after = exDecode(model.get("after"));
+    if (units.length && before.size) {
+      const bm = model.get("before_mean"), am = model.get("after_mean");
+      root.appendChild(exEl("div", { cls: "ex-row", style: { alignItems: "baseline" } }, [
+        exEl("span", { text: model.get("metric_name") + " before " }), exNumber(bm, "before-mean", 4),
+        exEl("span", { text: " → after " }), exNumber(am, "after-mean", 4),
+        exEl("span", { text: " change " }), exNumber(am - bm, "effect", 4),
+      ]));
+      const diffs = Array.from(after.values, (v, i) => v - before.values[i]);
+      root.appendChild(exEl("div", { cls: "ex-row" }, [
+        exEl("div", { cls: "ex-col" }, [
+          exEl("span", { cls: "ex-muted", text: "change per example (after − before)" }),
+          exBars(diffs, { width: 360, height: 70, testid: "per-example" }),
+        ]),
+        (() => {
+          const table = exEl("table", { cls: "ex-table", attrs: { "data-testid": "per-example-table" } });
+          table.appendChild(exEl("tr", {}, [exEl("th", { text: "example" }), exEl("th", { text: "before" }), exEl("th", { text: "after" })]));
+          for (let i = 0; i < Math.min(6, before.size); i++) {
+            table.appendChild(exEl("tr", {}, [exEl("td", { text: "#" + i }), exEl("td", {}, [exNumber(before.values[i], "before-" + i)]), exEl("td", {}, [exNumber(after.values[i], "after-" + i)])]));
+          }
+          return table;
+        })(),
+      ]));
+      root.appendChild(exEl("div", { cls: "ex-muted", text: "hooks fired: " + (model.get("hooks") || []).join(", ") }));
+    }
+
+    // ---- sweep
+    root.appendChild(exEl("div", { cls: "ex-row" }, [
+      exEl("button", { cls: "ex-button", text: "Sweep: ablate every " + unitType, attrs: { "data-testid": "sweep" }, onclick: (e) => { e.target.disabled = true; e.target.textContent = "sweeping…"; model.send({ action: "sweep" }); } }),
+      exEl("span", { cls: "ex-muted", text: model.get("sweep_info") }),
+    ]));
+    const sweep = exDecode(model.get("sweep_effects"));
+    if (sweep.shape.length === 2 && sweep.size) {
+      const [rows, cols] = sweep.shape;
+      const sel = unitType === "head" ? model.get("head") : model.get("neuron");
+      const hm = exHeatmapView({
+        values: sweep.values, rows, cols, diverging: true, testid: "sweep-heatmap",
+        cellW: Math.max(3, Math.min(44, Math.floor(640 / cols))), cellH: 30, annotate: true,
+        rowLabels: Array.from({ length: rows }, (_, r) => "L" + r),
+        selected: { row: model.get("layer"), col: sel },
+        hoverText: (r, c, v) => unitType + " " + r + "." + c + "\nchange " + exFmt(v, 4),
+        onClick: (r, c) => { if (Number.isFinite(sweep.values[r * cols + c])) model.send({ action: "select", layer: r, index: c }); },
+      });
+      root.appendChild(hm.node);
+      root.appendChild(exLegend(hm.geom.vmin, hm.geom.vmax, true, "change in metric"));
+    }
+  }
+
+  const names = ["error", "units", "kind", "metric_name", "metric_names", "unit_type", "before", "after", "before_mean", "after_mean", "hooks", "sweep_effects", "sweep_info", "layer", "head", "neuron"];
+  return exMount(model, el, "ex-intervention", "intervention-panel", names, draw);
+}
+
+export default { render };

@@ -1,0 +1,244 @@
+"""``InterventionPanel``: ablate units with a click and see the metric before and after.
+
+Pick heads, neurons or positions (``units``) and an ablation ``kind``; the panel runs
+``explorer.analysis.ablate`` on its inputs and shows the metric per example and on
+average. ``sweep()`` (the Sweep button) ablates every head or every neuron on its own,
+batched, and draws the effects as a heatmap; clicking a cell selects that unit
+(``layer``/``head``/``neuron``, linkable to the other views) and ablates it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import traitlets
+
+from explorer.analysis.ablation import KINDS, ablate, ablation_sweep
+from explorer.analysis.metrics import Metric
+from explorer.analysis.units import Head, Neuron, check_unit, parse_unit
+from explorer.models.handle import ModelHandle
+from explorer.views._base import ExplorerWidget, check_range, reports_errors
+from explorer.views._inputs import as_metrics, default_metrics, split_data
+from explorer.views.serialise import empty, encode, esm
+
+
+class InterventionPanel(ExplorerWidget):
+    """Ablate heads, neurons or positions of ``model`` on ``data`` and compare a metric.
+
+    Args:
+        model: any handle.
+        data: inputs (and labels): see ``NeuronView``; at most ``max_examples`` are used.
+        metric: ``fn(logits) -> Tensor[batch]`` or ``{name: fn}``; default: accuracy and
+            log-prob of the label when labels are known, next-token loss for token data.
+        reference: inputs whose activations ``mean``/``resample`` ablation uses (default:
+            the inputs themselves).
+
+    >>> import torch
+    >>> from explorer.models import zoo
+    >>> m = zoo.mnist_mlp(hidden=(8,))
+    >>> panel = InterventionPanel(m, (torch.rand(20, 1, 28, 28), torch.randint(0, 10, (20,))))
+    >>> panel.units = ["neuron 0.3"]
+    >>> panel.before["shape"], panel.hooks
+    ([20], ['blocks.0.mlp.hook_post'])
+    """
+
+    _esm = esm("intervention_panel.js")
+
+    units = traitlets.List(traitlets.Unicode(), help="units ablated together, e.g. 'head 1.2'").tag(
+        sync=True
+    )
+    kind = traitlets.Enum(KINDS, "zero", help="ablation: zero, mean or resample").tag(sync=True)
+    metric_name = traitlets.Unicode("", help="the metric shown (one of metric_names)").tag(
+        sync=True
+    )
+    metric_names = traitlets.List(traitlets.Unicode(), help="metrics on offer").tag(sync=True)
+    unit_type = traitlets.Enum(("head", "neuron"), "head", help="what the sweep ablates").tag(
+        sync=True
+    )
+
+    layer = traitlets.Int(0, help="layer of the selected unit").tag(sync=True)
+    head = traitlets.Int(0, help="selected head (linkable to AttentionView)").tag(sync=True)
+    neuron = traitlets.Int(0, help="selected neuron (linkable to NeuronView)").tag(sync=True)
+
+    n_layers = traitlets.Int(0).tag(sync=True)
+    n_heads = traitlets.Int(0).tag(sync=True)
+    widths = traitlets.List(traitlets.Int(), help="neurons per layer").tag(sync=True)
+    n_examples = traitlets.Int(0).tag(sync=True)
+
+    before = traitlets.Dict(help="payload float32 [batch]: metric per example, unablated").tag(
+        sync=True
+    )
+    after = traitlets.Dict(help="payload float32 [batch]: metric per example, ablated").tag(
+        sync=True
+    )
+    before_mean = traitlets.Float(None, allow_none=True, help="mean metric before").tag(sync=True)
+    after_mean = traitlets.Float(None, allow_none=True, help="mean metric after").tag(sync=True)
+    hooks = traitlets.List(traitlets.Unicode(), help="hooks that fired in the ablation").tag(
+        sync=True
+    )
+    sweep_effects = traitlets.Dict(
+        help="payload float32 [layer, unit]: after - before for each unit ablated alone"
+    ).tag(sync=True)
+    sweep_before = traitlets.Float(
+        None, allow_none=True, help="mean metric the sweep compares to"
+    ).tag(sync=True)
+    sweep_info = traitlets.Unicode("", help="what the sweep shows").tag(sync=True)
+
+    def __init__(
+        self,
+        model: ModelHandle,
+        data: Any,
+        metric: Metric | dict[str, Metric] | None = None,
+        *,
+        reference: torch.Tensor | None = None,
+        max_examples: int = 64,
+        **kwargs: Any,
+    ) -> None:
+        inputs, labels = split_data(data)
+        inputs = model.check_inputs(inputs)[:max_examples]
+        labels = labels[:max_examples] if labels is not None else None
+        self.model = model
+        self.inputs = inputs
+        self.reference = reference
+        self._metrics = as_metrics(metric, fallback={})
+        if not self._metrics:
+            self._metrics = default_metrics(model, inputs, labels)
+        self._last_key: tuple[Any, ...] | None = None
+        super().__init__(
+            n_layers=model.n_layers,
+            n_heads=model.n_heads or 0,
+            widths=list(model.layer_widths),
+            n_examples=len(inputs),
+            metric_names=list(self._metrics),
+            metric_name=next(iter(self._metrics)),
+            unit_type="head" if model.is_transformer else "neuron",
+            before=empty("float32"),
+            after=empty("float32"),
+            sweep_effects=empty("float32"),
+            **kwargs,
+        )
+        self.on_msg(self._on_message)
+
+    # ------------------------------------------------------------------ validation
+    @traitlets.validate("units")
+    def _valid_units(self, proposal: dict[str, Any]) -> list[str]:
+        out = []
+        for text in proposal["value"]:
+            try:
+                out.append(str(check_unit(self.model, parse_unit(text))))
+            except (ValueError, TypeError) as exc:
+                raise traitlets.TraitError(str(exc)) from exc
+        return list(dict.fromkeys(out))  # unique, in order
+
+    @traitlets.validate("metric_name")
+    def _valid_metric(self, proposal: dict[str, Any]) -> str:
+        if proposal["value"] not in self._metrics:
+            raise traitlets.TraitError(
+                f"unknown metric {proposal['value']!r}: choose one of {', '.join(self._metrics)}"
+            )
+        return proposal["value"]
+
+    @traitlets.validate("layer")
+    def _valid_layer(self, proposal: dict[str, Any]) -> int:
+        return check_range("layer", proposal["value"], self.model.n_layers, f"({self.model.name})")
+
+    # ------------------------------------------------------------------ actions
+    @property
+    def metric(self) -> Metric:
+        return self._metrics[self.metric_name]
+
+    @traitlets.observe("units", "kind", "metric_name")
+    @reports_errors
+    def _run_ablation(self, change: dict[str, Any] | None = None) -> None:
+        key = (tuple(self.units), self.kind, self.metric_name)
+        if key == self._last_key:
+            return
+        if change is not None and change["name"] == "metric_name":
+            self.sweep_effects, self.sweep_info = empty("float32"), ""
+        if not self.units:
+            self.before, self.after = empty("float32"), empty("float32")
+            self.before_mean = self.after_mean = None
+            self.hooks = []
+            self._last_key = key
+            return
+        result = ablate(
+            self.model, self.inputs, self.units, self.metric, self.kind, reference=self.reference
+        )
+        with self.hold_sync():
+            self.before = encode(result.before, "float32")
+            self.after = encode(result.after, "float32")
+            self.before_mean = result.before_mean
+            self.after_mean = result.after_mean
+            self.hooks = list(result.hooks)
+        self._last_key = key
+
+    @reports_errors
+    def sweep(self) -> None:
+        """Ablate every head (or every neuron, layer by layer) alone; fills ``sweep_effects``."""
+        if self.unit_type == "head":
+            result = ablation_sweep(
+                self.model,
+                self.inputs,
+                self.metric,
+                unit_type="head",
+                kind=self.kind,
+                reference=self.reference,
+            )
+            grid, before = result.grid(), result.before
+        else:
+            rows, before = [], float("nan")
+            for layer in range(self.model.n_layers):
+                result = ablation_sweep(
+                    self.model,
+                    self.inputs,
+                    self.metric,
+                    unit_type="neuron",
+                    layer=layer,
+                    kind=self.kind,
+                    reference=self.reference,
+                )
+                rows.append(result.effect)
+                before = result.before
+            width = max(len(r) for r in rows)
+            grid = torch.full((len(rows), width), float("nan"))
+            for layer, row in enumerate(rows):
+                grid[layer, : len(row)] = row
+        with self.hold_sync():
+            self.sweep_effects = encode(grid, "float32")
+            self.sweep_before = before
+            self.sweep_info = (
+                f"{self.kind} ablation of each {self.unit_type} alone: change in mean "
+                f"{self.metric_name} (before {before:.4g}); click a cell to select it"
+            )
+
+    def select(self, layer: int, index: int) -> None:
+        """Select unit ``index`` of ``layer`` (a sweep cell) and ablate it alone."""
+        unit = Head(layer, index) if self.unit_type == "head" else Neuron(layer, index)
+        check_unit(self.model, unit)
+        # layer first: a linked NeuronView checks the neuron against the layer it shows
+        self.layer = layer
+        if self.unit_type == "head":
+            self.head = index
+        else:
+            self.neuron = index
+        self.units = [str(unit)]
+
+    def _on_message(self, _widget: Any, content: dict[str, Any], _buffers: Any) -> None:
+        action = content.get("action") if isinstance(content, dict) else None
+        if action == "sweep":
+            self.sweep()
+        elif action == "select":
+            self._select_from_page(content)
+        elif action == "add_unit":
+            self._add_unit_from_page(str(content.get("text", "")))
+
+    @reports_errors
+    def _select_from_page(self, content: dict[str, Any]) -> None:
+        self.select(int(content["layer"]), int(content["index"]))
+
+    @reports_errors
+    def _add_unit_from_page(self, text: str) -> None:
+        """A unit typed in the page: a bad one becomes ``error``, not a kernel traceback."""
+        unit = check_unit(self.model, parse_unit(text))
+        self.units = [*self.units, str(unit)]

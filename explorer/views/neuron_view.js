@@ -1,0 +1,146 @@
+// NeuronView: top examples (coloured tokens or images), histogram, effect on outputs.
+function render({ model, el }) {
+  function tokenColour(v, scale) {
+    const t = scale > 0 ? v / scale : 0;
+    return exColour(exDiverging(Math.max(-1, Math.min(1, t))));
+  }
+
+  function drawImage(values, offset, h, w, opts = {}) {
+    const canvas = exEl("canvas");
+    canvas.width = w; canvas.height = h;
+    const ctx = canvas.getContext("2d");
+    const img = ctx.createImageData(w, h);
+    let scale = 1;
+    if (opts.diverging) {
+      scale = 1e-12;
+      for (let i = 0; i < h * w; i++) scale = Math.max(scale, Math.abs(values[offset + i]));
+    }
+    for (let i = 0; i < h * w; i++) {
+      const v = values[offset + i];
+      const rgb = opts.diverging ? exDiverging(v / scale) : [v, v, v].map((x) => Math.round(255 * (1 - Math.min(1, Math.max(0, (x - opts.lo) / ((opts.hi - opts.lo) || 1))))));
+      img.data[4 * i] = rgb[0]; img.data[4 * i + 1] = rgb[1]; img.data[4 * i + 2] = rgb[2]; img.data[4 * i + 3] = 255;
+    }
+    ctx.putImageData(img, 0, 0);
+    return canvas;
+  }
+
+  function draw(root) {
+    const widths = model.get("widths") || [];
+    const layer = model.get("layer"), neuron = model.get("neuron");
+    // ---- header: layer / neuron pickers
+    const layerSel = exEl("select", { attrs: { "data-testid": "layer-select" } });
+    widths.forEach((w, l) => {
+      const opt = exEl("option", { text: "layer " + l + " (" + w + ")", attrs: { value: l } });
+      if (l === layer) opt.selected = true;
+      layerSel.appendChild(opt);
+    });
+    layerSel.addEventListener("change", () => exSend(model, { layer: parseInt(layerSel.value, 10) }));
+    const nInput = exEl("input", { cls: "ex-input", attrs: { type: "number", min: 0, max: (widths[layer] || 1) - 1, value: neuron, "data-testid": "neuron-input" } });
+    const pick = () => {
+      const v = parseInt(nInput.value, 10);
+      if (Number.isInteger(v) && v >= 0 && v < widths[layer] && v !== model.get("neuron")) exSend(model, { neuron: v });
+    };
+    nInput.addEventListener("change", pick);
+    nInput.addEventListener("keydown", (e) => { if (e.key === "Enter") pick(); });
+    const step = (d) => exSend(model, { neuron: Math.min(widths[layer] - 1, Math.max(0, neuron + d)) });
+    root.appendChild(exEl("div", { cls: "ex-row" }, [
+      exEl("div", { cls: "ex-title", text: "neuron " + layer + "." + neuron, attrs: { "data-testid": "selected-neuron" } }),
+      layerSel,
+      exEl("button", { cls: "ex-button", text: "◀", onclick: () => step(-1) }),
+      nInput,
+      exEl("button", { cls: "ex-button", text: "▶", onclick: () => step(1) }),
+      exEl("span", { cls: "ex-muted", text: "over " + model.get("n_examples") + " examples" }),
+    ]));
+
+    const body = exEl("div", { cls: "ex-row" });
+    root.appendChild(body);
+    const top = exDecode(model.get("top_values"));
+    const ids = model.get("example_ids") || [];
+    const left = exEl("div", { cls: "ex-col" }, [exEl("div", { cls: "ex-title", text: "top " + top.size + " examples" })]);
+    body.appendChild(left);
+    if (model.get("input_kind") === "tokens") {
+      const toks = model.get("example_tokens") || [];
+      const acts = exDecode(model.get("example_acts"));
+      const width = acts.shape[1] || 0;
+      const starts = model.get("example_starts") || [];
+      const positions = model.get("example_positions") || [];
+      const scale = top.size ? Math.max(Math.abs(top.values[0]), 1e-6) : 1;
+      toks.forEach((row, i) => {
+        const line = exEl("div", { cls: "ex-tokens" });
+        row.forEach((tok, j) => {
+          const v = acts.values[i * width + j];
+          const isMax = starts[i] + j === positions[i];
+          line.appendChild(exEl("span", {
+            cls: "ex-token" + (isMax ? " ex-max" : ""), text: tok,
+            title: "position " + (starts[i] + j) + ": " + exFmt(v, 4),
+            style: { background: tokenColour(v, scale) },
+          }));
+        });
+        left.appendChild(exEl("div", { cls: "ex-example" }, [
+          exNumber(top.values[i], "top-value-" + i, 2),
+          exEl("span", { cls: "ex-muted", text: "#" + ids[i] }),
+          line,
+        ]));
+      });
+    } else {
+      const imgs = exDecode(model.get("top_images"));
+      const row = exEl("div", { cls: "ex-images" });
+      if (imgs.shape.length >= 3) {
+        const [k, h, w] = imgs.shape;
+        const lo = model.get("top_images").lo ?? 0, hi = model.get("top_images").hi ?? 1;
+        for (let i = 0; i < k; i++) {
+          row.appendChild(exEl("div", { cls: "ex-image" }, [
+            drawImage(imgs.values, i * h * w, h, w, { lo, hi }),
+            exNumber(top.values[i], "top-value-" + i, 2),
+            exEl("span", { cls: "ex-muted", text: "#" + ids[i] }),
+          ]));
+        }
+      }
+      left.appendChild(row);
+      const wimg = exDecode(model.get("weight_image"));
+      if (wimg.shape.length === 2) {
+        const [h, w] = wimg.shape;
+        const canvas = drawImage(wimg.values, 0, h, w, { diverging: true });
+        canvas.style.width = "84px"; canvas.style.height = "84px";
+        left.appendChild(exEl("div", { cls: "ex-title", text: "input weights" }));
+        left.appendChild(exEl("div", { cls: "ex-image", attrs: { "data-testid": "weight-image" } }, [canvas, exEl("span", { cls: "ex-muted", text: "blue +, red −" })]));
+      }
+    }
+
+    const right = exEl("div", { cls: "ex-col" });
+    body.appendChild(right);
+    // ---- histogram
+    const counts = exDecode(model.get("hist_counts"));
+    const edges = exDecode(model.get("hist_edges"));
+    if (counts.size) {
+      right.appendChild(exEl("div", { cls: "ex-title", text: "activation histogram" }));
+      const logCounts = Array.from(counts.values, (c) => Math.log10(1 + c));
+      const bars = exBars(logCounts, { width: 300, height: 80, testid: "histogram" });
+      right.appendChild(bars);
+      right.appendChild(exEl("div", { cls: "ex-row ex-muted", style: { justifyContent: "space-between", width: "300px" } }, [
+        exEl("span", { text: exFmt(edges.values[0], 2) }),
+        exEl("span", { text: "log10(1 + count)" }),
+        exEl("span", { text: exFmt(edges.values[edges.size - 1], 2) }),
+      ]));
+    }
+    // ---- effect on outputs
+    const eff = exDecode(model.get("effect_values"));
+    const labels = model.get("effect_labels") || [];
+    if (eff.size) {
+      right.appendChild(exEl("div", { cls: "ex-title", text: model.get("effect_title") }));
+      const table = exEl("table", { cls: "ex-table", attrs: { "data-testid": "effects" } });
+      const maxAbs = Math.max(1e-12, ...Array.from(eff.values, Math.abs));
+      for (let i = 0; i < eff.size; i++) {
+        const v = eff.values[i];
+        const bar = exEl("div", { style: { width: Math.round(80 * Math.abs(v) / maxAbs) + "px", height: "8px", background: v < 0 ? "#dc2626" : "#2563eb" } });
+        table.appendChild(exEl("tr", {}, [exEl("th", { text: labels[i] }), exEl("td", {}, [exNumber(v, "effect-" + i)]), exEl("td", {}, [bar])]));
+      }
+      right.appendChild(table);
+    }
+  }
+
+  const names = ["layer", "neuron", "widths", "top_values", "example_ids", "example_tokens", "example_acts", "top_images", "weight_image", "hist_counts", "effect_values", "effect_labels", "effect_title"];
+  return exMount(model, el, "ex-neuron", "neuron-view", names, draw);
+}
+
+export default { render };

@@ -1,0 +1,210 @@
+"""``NeuronView``: one neuron across a dataset: top examples, histogram, effect on outputs.
+
+For text the top examples are token windows coloured by the neuron's activation at each
+token; for images they are the top images, plus the neuron's input weights as an image
+(first layer). The layer's top-k table is computed once per layer (streamed over the
+data) and cached, so changing ``neuron`` is a slice, one small forward pass over the k
+examples and a histogram.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import traitlets
+
+from explorer.analysis.cache import run_with_cache
+from explorer.analysis.neurons import TopKExamples, activation_histogram, top_k_examples
+from explorer.models.handle import ModelHandle
+from explorer.views._base import ExplorerWidget, check_range, reports_errors
+from explorer.views._inputs import dataset_inputs
+from explorer.views._unit_weights import input_image, output_effect
+from explorer.views.serialise import empty, encode, esm
+
+
+class NeuronView(ExplorerWidget):
+    """Browse the neurons (or conv channels) of a model over a dataset.
+
+    Args:
+        model: any handle with MLP layers.
+        data: inputs the neuron is read on: token ids ``[n, pos]`` or images
+            ``[n, C, H, W]`` (an ``ImageData`` uses its test split).
+        k: top examples shown.
+        context: tokens shown before the top token of a text example (3 after it).
+        n_effects: outputs listed at each end of the effect ranking.
+
+    >>> import torch
+    >>> from explorer.models import zoo
+    >>> view = NeuronView(zoo.mnist_mlp(hidden=(16,)), torch.rand(40, 1, 28, 28), k=4)
+    >>> view.neuron = 3
+    >>> view.top_images["shape"]
+    [4, 28, 28]
+    """
+
+    _esm = esm("neuron_view.js")
+
+    layer = traitlets.Int(0, help="layer of the selected neuron").tag(sync=True)
+    neuron = traitlets.Int(0, help="index of the selected neuron within its layer").tag(sync=True)
+    k = traitlets.Int(8, help="top examples shown").tag(sync=True)
+
+    input_kind = traitlets.Unicode("tokens", help="'tokens' or 'images'").tag(sync=True)
+    widths = traitlets.List(traitlets.Int(), help="neurons per layer").tag(sync=True)
+    n_examples = traitlets.Int(0, help="examples in the dataset").tag(sync=True)
+    top_values = traitlets.Dict(help="payload float32 [k]: top activations, best first").tag(
+        sync=True
+    )
+    example_ids = traitlets.List(traitlets.Int(), help="dataset index of each top example").tag(
+        sync=True
+    )
+    example_positions = traitlets.List(
+        traitlets.Int(), help="token position of each top value"
+    ).tag(sync=True)
+    example_tokens = traitlets.List(
+        traitlets.List(traitlets.Unicode()), help="token window of each top text example"
+    ).tag(sync=True)
+    example_starts = traitlets.List(traitlets.Int(), help="first position of each window").tag(
+        sync=True
+    )
+    example_acts = traitlets.Dict(help="payload float16 [k, window]: activation per token").tag(
+        sync=True
+    )
+    top_images = traitlets.Dict(help="payload uint8 [k, H, W]: top images").tag(sync=True)
+    weight_image = traitlets.Dict(help="payload float16 [H, W]: input weights (first layer)").tag(
+        sync=True
+    )
+    hist_counts = traitlets.Dict(help="payload int32 [bins]: activation histogram").tag(sync=True)
+    hist_edges = traitlets.Dict(help="payload float32 [bins + 1]: histogram bin edges").tag(
+        sync=True
+    )
+    effect_title = traitlets.Unicode("", help="what the effect values are").tag(sync=True)
+    effect_labels = traitlets.List(traitlets.Unicode(), help="output named by each effect").tag(
+        sync=True
+    )
+    effect_values = traitlets.Dict(help="payload float32: strongest effects, top then bottom").tag(
+        sync=True
+    )
+
+    def __init__(
+        self,
+        model: ModelHandle,
+        data: Any,
+        *,
+        k: int = 8,
+        context: int = 12,
+        n_effects: int = 8,
+        bins: int = 40,
+        **kwargs: Any,
+    ) -> None:
+        if not model.has_mlp:
+            raise ValueError(f"NeuronView needs MLP neurons; {model.name} is attention-only")
+        self.model = model
+        self.data = dataset_inputs(model, data)
+        self.context = context
+        self.n_effects = n_effects
+        self.bins = bins
+        self._top: dict[int, TopKExamples] = {}
+        self._shown: tuple[int, int, int] | None = None
+        super().__init__(
+            input_kind=model.kind,
+            widths=list(model.layer_widths),
+            n_examples=len(self.data),
+            k=k,
+            **{name: empty() for name in _PAYLOADS},
+            **kwargs,
+        )
+        self._show_neuron()
+
+    @traitlets.validate("layer")
+    def _valid_layer(self, proposal: dict[str, Any]) -> int:
+        return check_range("layer", proposal["value"], self.model.n_layers, f"({self.model.name})")
+
+    @traitlets.validate("neuron")
+    def _valid_neuron(self, proposal: dict[str, Any]) -> int:
+        width = self.model.layer_widths[self.layer]
+        return check_range("neuron", proposal["value"], width, f"in layer {self.layer}")
+
+    @traitlets.validate("k")
+    def _valid_k(self, proposal: dict[str, Any]) -> int:
+        if not 1 <= proposal["value"] <= 64:
+            raise traitlets.TraitError(f"k must be between 1 and 64, got {proposal['value']}")
+        return proposal["value"]
+
+    # ------------------------------------------------------------------ computing
+    def top_examples(self, layer: int) -> TopKExamples:
+        """The layer's top-k table (cached; recomputed when ``k`` grows)."""
+        cached = self._top.get(layer)
+        if cached is None or cached.values.shape[1] < self.k:
+            cached = top_k_examples(self.model, self.data, layer, k=max(self.k, 8))
+            self._top[layer] = cached
+        return cached
+
+    @traitlets.observe("layer", "neuron", "k")
+    @reports_errors
+    def _show_neuron(self, change: dict[str, Any] | None = None) -> None:
+        if self.neuron >= self.model.layer_widths[self.layer]:
+            # a layer change to a narrower layer: keep the view valid (this triggers us again)
+            self.neuron = self.model.layer_widths[self.layer] - 1
+            return
+        key = (self.layer, self.neuron, self.k)
+        if key == self._shown:
+            return
+        top = self.top_examples(self.layer)
+        values = top.values[self.neuron, : self.k]
+        ids = top.example[self.neuron, : self.k]
+        positions = top.position[self.neuron, : self.k]
+        if self.model.is_transformer:
+            self._send_text_examples(ids, positions)
+        else:
+            self._send_images(ids)
+        hist = activation_histogram(self.model, self.data, self.layer, self.neuron, bins=self.bins)
+        effect = output_effect(self.model, self.layer, self.neuron)
+        n_out = effect.values.shape[0]
+        if 2 * self.n_effects >= n_out:  # few outputs (classes): all of them, strongest first
+            order = effect.values.argsort(descending=True)
+        else:  # the strongest positive ones, then the strongest negative ones
+            top = effect.values.topk(self.n_effects).indices
+            bottom = effect.values.topk(self.n_effects, largest=False).indices.flip(0)
+            order = torch.cat([top, bottom])
+        with self.hold_sync():
+            self.top_values = encode(values, "float32")
+            self.example_ids = [int(i) for i in ids]
+            self.example_positions = [int(p) for p in positions]
+            self.hist_counts = encode(hist.counts, "int32")
+            self.hist_edges = encode(hist.edges, "float32")
+            self.effect_title = effect.title
+            self.effect_labels = [effect.labels[int(i)] for i in order]
+            self.effect_values = encode(effect.values[order], "float32")
+        self._shown = key
+
+    def _send_text_examples(self, ids: torch.Tensor, positions: torch.Tensor) -> None:
+        n_pos = self.data.shape[1]
+        width = min(n_pos, self.context + 4)
+        starts = [min(max(0, int(p) - self.context), n_pos - width) for p in positions]
+        name = self.model.hook_name("post", self.layer)
+        acts = run_with_cache(self.model, self.data[ids], [name])[name][..., self.neuron]
+        windows = torch.stack([acts[i, s : s + width] for i, s in enumerate(starts)])
+        tokens = [
+            self.model.to_str_tokens(self.data[int(e), s : s + width]) for e, s in zip(ids, starts)
+        ]
+        self.example_tokens = tokens
+        self.example_starts = starts
+        self.example_acts = encode(windows)
+
+    def _send_images(self, ids: torch.Tensor) -> None:
+        images = self.data[ids]  # [k, C, H, W]
+        shown = images.mean(1) if images.shape[1] != 3 else images.permute(0, 2, 3, 1)
+        self.top_images = encode(shown, "uint8")
+        weights = input_image(self.model, self.layer, self.neuron)
+        self.weight_image = encode(weights) if weights is not None else empty()
+
+
+_PAYLOADS = (
+    "top_values",
+    "example_acts",
+    "top_images",
+    "weight_image",
+    "hist_counts",
+    "hist_edges",
+    "effect_values",
+)

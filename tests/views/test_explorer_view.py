@@ -1,0 +1,75 @@
+"""Explorer / show: the views a model supports, in tabs, with selections linked."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from ipywidgets.widgets.widget import _remove_buffers
+
+from explorer.data import repeated_tokens
+from explorer.views import Explorer, show
+from explorer.views.serialise import decode
+
+
+def test_transformer_gets_attention_intervention_and_patching_linked(attn_model):
+    ex = show(attn_model, repeated_tokens(8, 6, 30))
+    assert isinstance(ex, Explorer)
+    assert [ex.get_title(i) for i in range(len(ex.children))] == [
+        "Attention",
+        "Intervene",
+        "Patching",
+    ]
+    assert ex.neurons is None
+    ex.intervention.select(1, 3)
+    assert (ex.attention.layer, ex.attention.head) == (1, 3)
+    assert (ex.patching.layer, ex.patching.head) == (1, 3)
+    ex.patching.grid = "head"
+    ex.patching.select(0, 2)
+    assert (ex.attention.layer, ex.attention.head) == (0, 2)
+    assert ex.patching.corrupted.shape == ex.patching.clean.shape
+
+
+def test_mlp_gets_neurons_and_a_neuron_link(mnist_mlp):
+    g = torch.Generator().manual_seed(0)
+    data = (torch.rand(30, 1, 28, 28, generator=g), torch.randint(0, 10, (30,), generator=g))
+    ex = show(mnist_mlp, data)
+    assert [ex.get_title(i) for i in range(len(ex.children))] == [
+        "Neurons",
+        "Intervene",
+        "Patching",
+    ]
+    assert ex.attention is None
+    ex.intervention.unit_type = "neuron"
+    ex.intervention.select(1, 4)
+    assert (ex.neurons.layer, ex.neurons.neuron) == (1, 4)
+    assert ex.neurons.top_values["shape"] == [8]
+    assert ex.patching.grid == "neuron"
+    ex.neurons.neuron = 9
+    assert ex.intervention.neuron == 9
+
+
+def test_every_view_state_is_strict_json_plus_binary_buffers(attn_model, mlp_transformer):
+    ex = show(mlp_transformer, repeated_tokens(8, 6, 30))
+    ex.intervention.units = []  # None means (not NaN) in empty results
+    for view in (ex.attention, ex.neurons, ex.intervention, ex.patching):
+        state, _, buffers = _remove_buffers(view.get_state())
+        json.dumps(state, allow_nan=False)  # NaN in a trait would break the comm message
+        assert sum(len(b) for b in buffers) < 2**20
+    assert decode(ex.attention.pattern).shape == (13, 13)
+
+
+def test_a_user_metric_feeds_both_the_panel_and_patching(attn_model):
+    tokens = repeated_tokens(8, 6, 30)
+    seen = []
+
+    def metric(logits):
+        seen.append(logits.shape[0])
+        return -logits[:, -1, 0]
+
+    ex = show(attn_model, tokens, metric=metric)
+    assert ex.intervention.metric_names == ["metric"]
+    assert seen  # patching ran it
+    with pytest.raises(TypeError, match="metric must be a function"):
+        show(attn_model, tokens, metric=42)

@@ -1,0 +1,95 @@
+"""InterventionPanel without a browser: choices run the right ablation; sweeps and selection."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import traitlets
+
+from explorer.analysis import ablate, ablation_sweep, metrics
+from explorer.views import InterventionPanel
+from explorer.views.serialise import decode
+
+
+@pytest.fixture
+def labelled():
+    g = torch.Generator().manual_seed(0)
+    return torch.rand(24, 1, 28, 28, generator=g), torch.randint(0, 10, (24,), generator=g)
+
+
+def test_units_and_kind_run_the_matching_ablation(attn_model, repeated):
+    panel = InterventionPanel(attn_model, repeated)
+    metric = metrics.next_token_loss(repeated)
+    panel.units = ["head 1.2", "L0H1"]
+    assert panel.units == ["head 1.2", "head 0.1"]
+    expected = ablate(attn_model, repeated, ["head 1.2", "head 0.1"], metric, "zero")
+    assert np.allclose(decode(panel.before), expected.before.numpy())
+    assert np.allclose(decode(panel.after), expected.after.numpy())
+    assert panel.after_mean == pytest.approx(expected.after_mean)
+    assert panel.hooks == ["blocks.0.attn.hook_z", "blocks.1.attn.hook_z"]
+    panel.kind = "mean"
+    expected = ablate(attn_model, repeated, ["head 1.2", "head 0.1"], metric, "mean")
+    assert panel.after_mean == pytest.approx(expected.after_mean)
+    panel.units = []
+    assert panel.before_mean is None and panel.before["shape"] == [0]
+
+
+def test_labels_give_accuracy_and_log_prob_metrics(mnist_mlp, labelled):
+    panel = InterventionPanel(mnist_mlp, labelled)
+    assert panel.metric_names == ["accuracy", "log prob of label"]
+    panel.metric_name = "log prob of label"
+    panel.units = ["neuron 0.3"]
+    expected = ablate(
+        mnist_mlp, labelled[0], ["neuron 0.3"], metrics.neg_cross_entropy(labelled[1])
+    )
+    assert panel.after_mean == pytest.approx(expected.after_mean)
+
+
+def test_sweep_draws_every_head_and_a_click_selects_one(attn_model, repeated):
+    panel = InterventionPanel(attn_model, repeated)
+    panel.sweep()
+    expected = ablation_sweep(attn_model, repeated, metrics.next_token_loss(repeated))
+    assert np.allclose(decode(panel.sweep_effects), expected.grid().numpy(), atol=1e-6)
+    assert panel.sweep_before == pytest.approx(expected.before)
+    panel._on_message(panel, {"action": "select", "layer": 1, "index": 3}, [])
+    assert (panel.layer, panel.head, panel.units) == (1, 3, ["head 1.3"])
+    assert panel.after_mean == pytest.approx(float(expected.after[7]), abs=1e-5)
+
+
+def test_neuron_sweep_covers_layers_of_different_widths(mnist_mlp, labelled):
+    panel = InterventionPanel(mnist_mlp, labelled)
+    panel._on_message(panel, {"action": "sweep"}, [])
+    grid = decode(panel.sweep_effects)
+    assert grid.shape == (2, 16)
+    assert np.isnan(grid[1, 12:]).all() and np.isfinite(grid[1, :12]).all()
+    layer1 = ablation_sweep(
+        mnist_mlp, labelled[0], metrics.accuracy(labelled[1]), unit_type="neuron", layer=1
+    )
+    assert np.allclose(grid[1, :12], layer1.effect.numpy(), atol=1e-6)
+    panel.select(1, 5)
+    assert (panel.layer, panel.neuron, panel.units) == (1, 5, ["neuron 1.5"])
+
+
+def test_bad_units_raise_in_python_and_show_in_the_page(attn_model, repeated):
+    panel = InterventionPanel(attn_model, repeated)
+    with pytest.raises(traitlets.TraitError, match="layer 5 out of range"):
+        panel.units = ["head 5.0"]
+    panel._on_message(panel, {"action": "add_unit", "text": "head 0.9"}, [])
+    assert "head 9 out of range" in panel.error and panel.units == []
+    panel._on_message(panel, {"action": "add_unit", "text": "head 0.2"}, [])
+    assert panel.error == "" and panel.units == ["head 0.2"]
+
+
+def test_a_failing_metric_is_reported_and_the_panel_stays_usable(attn_model, repeated):
+    good = metrics.next_token_loss(repeated)
+    panel = InterventionPanel(
+        attn_model, repeated, {"good": good, "broken": lambda logits: logits.sum() * float("nan")}
+    )
+    panel.units = ["head 0.0"]
+    panel.metric_name = "broken"
+    assert "NaN" in panel.error
+    panel.metric_name = "good"
+    assert panel.error == "" and panel.after_mean is not None
+    with pytest.raises(traitlets.TraitError, match="choose one of good, broken"):
+        panel.metric_name = "missing"

@@ -1,0 +1,99 @@
+"""NeuronView without a browser: neuron changes send the right examples, histogram, effects."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import traitlets
+
+from explorer.analysis import activation_histogram, run_with_cache, top_k_examples
+from explorer.data import repeated_tokens
+from explorer.views import NeuronView
+from explorer.views.serialise import decode
+
+
+@pytest.fixture
+def images():
+    g = torch.Generator().manual_seed(0)
+    return torch.rand(60, 1, 28, 28, generator=g), torch.randint(0, 10, (60,), generator=g)
+
+
+def test_image_neuron_shows_its_top_images_weights_histogram_and_effects(mnist_mlp, images):
+    x, _ = images
+    view = NeuronView(mnist_mlp, x, k=5)
+    view.neuron = 7
+    top = top_k_examples(mnist_mlp, x, 0, k=8)
+    assert view.example_ids == top.example[7, :5].tolist()
+    assert np.allclose(decode(view.top_values), top.values[7, :5].numpy())
+    shown = decode(view.top_images)
+    assert shown.shape == (5, 28, 28)
+    assert np.abs(shown - x[top.example[7, :5], 0].numpy()).max() <= 1 / 255 + 1e-6
+    w = mnist_mlp.model.module[1].weight[7].detach().reshape(28, 28).numpy()
+    assert np.abs(decode(view.weight_image) - w).max() < 1e-3
+    hist = activation_histogram(mnist_mlp, x, 0, 7, bins=40)
+    assert decode(view.hist_counts).tolist() == hist.counts.tolist()
+    outgoing = mnist_mlp.model.module[3].weight[:, 7].detach()
+    values = decode(view.effect_values)
+    assert values[0] == pytest.approx(float(outgoing.max()), abs=1e-6)
+    assert values[-1] == pytest.approx(float(outgoing.min()), abs=1e-6)
+    assert view.effect_labels[0] == f"neuron 1.{int(outgoing.argmax())}"
+    assert view.error == ""
+
+
+def test_last_layer_effects_are_on_the_classes(mnist_mlp, images):
+    view = NeuronView(mnist_mlp, images, k=3)
+    view.layer = 1
+    assert view.effect_title == "weights to the output classes"
+    outgoing = mnist_mlp.model.module[5].weight[:, view.neuron].detach()
+    # 10 classes: each listed once, strongest first
+    assert sorted(view.effect_labels) == sorted(f"class {i}" for i in range(10))
+    assert np.allclose(decode(view.effect_values), outgoing.sort(descending=True).values.numpy())
+    assert view.weight_image["shape"] == [0]  # deeper layers read neurons, not pixels
+
+
+def test_changing_to_a_narrower_layer_keeps_the_neuron_valid(mnist_mlp, images):
+    view = NeuronView(mnist_mlp, images[0], k=3)
+    view.neuron = 15
+    view.layer = 1  # 12 neurons
+    assert view.neuron == 11 and view.error == ""
+    with pytest.raises(traitlets.TraitError, match=r"valid neurons are 0..11"):
+        view.neuron = 12
+
+
+def test_text_neuron_colours_each_token_by_its_activation(mlp_transformer):
+    data = repeated_tokens(20, 10, 30, seed=0)
+    view = NeuronView(mlp_transformer, data, k=4, context=6)
+    view.layer, view.neuron = 1, 9
+    top = top_k_examples(mlp_transformer, data, 1, k=8)
+    name = mlp_transformer.hook_name("post", 1)
+    acts = run_with_cache(mlp_transformer, data, [name])[name][..., 9]
+    windows = decode(view.example_acts)
+    for i, (example, start) in enumerate(zip(view.example_ids, view.example_starts)):
+        assert example == int(top.example[9, i])
+        width = windows.shape[1]
+        assert np.abs(windows[i] - acts[example, start : start + width].numpy()).max() < 1e-2
+        assert view.example_tokens[i] == mlp_transformer.to_str_tokens(
+            data[example, start : start + width]
+        )
+        assert start <= view.example_positions[i] < start + width
+
+
+def test_text_neuron_effect_is_its_direct_logit_effect(mlp_transformer):
+    view = NeuronView(mlp_transformer, repeated_tokens(8, 6, 30), k=2)
+    view.neuron = 3
+    tl = mlp_transformer.model
+    direct = (tl.blocks[0].mlp.W_out[3] @ tl.W_U).detach()
+    assert view.effect_title.startswith("direct effect on the logits")
+    assert decode(view.effect_values)[0] == pytest.approx(float(direct.max()), abs=1e-5)
+    assert view.effect_labels[0] == str(int(direct.argmax()))
+
+
+def test_attention_only_models_are_refused(attn_model, repeated):
+    with pytest.raises(ValueError, match="attention-only"):
+        NeuronView(attn_model, repeated)
+
+
+def test_bad_data_is_refused_with_what_is_accepted(mnist_mlp):
+    with pytest.raises(TypeError, match="ImageData"):
+        NeuronView(mnist_mlp, [1, 2, 3])

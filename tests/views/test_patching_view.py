@@ -1,0 +1,71 @@
+"""PatchingView without a browser: grids and methods are the analysis results, cached."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import traitlets
+
+from explorer.analysis import activation_patching, attribution_patching, metrics
+from explorer.data import repeated_tokens
+from explorer.views import PatchingView
+from explorer.views.serialise import decode
+
+
+@pytest.fixture
+def pair():
+    clean = repeated_tokens(4, 6, 30, seed=0)
+    corrupted = clean.clone()
+    corrupted[:, 1:7] = repeated_tokens(4, 6, 30, seed=1)[:, 1:7]
+    return clean, corrupted, metrics.repeated_half_loss(clean)
+
+
+def test_grids_and_methods_show_the_analysis_results(attn_model, pair):
+    clean, corrupted, metric = pair
+    view = PatchingView(attn_model, clean, corrupted, metric)
+    assert view.grids == ["resid", "head"] and view.grid == "resid"
+    expected = activation_patching(attn_model, clean, corrupted, metric, "resid")
+    assert np.allclose(decode(view.values), expected.values.numpy(), atol=1e-6)
+    assert np.allclose(decode(view.recovery), expected.recovery.numpy(), atol=1e-5)
+    assert view.col_labels[1] == "1 " + attn_model.to_str_tokens(clean[0])[1]
+    view.grid = "head"
+    expected = activation_patching(attn_model, clean, corrupted, metric, "head")
+    assert np.allclose(decode(view.values), expected.values.numpy(), atol=1e-6)
+    assert view.clean_value == pytest.approx(expected.clean_value)
+    view.method = "attribution"
+    approx = attribution_patching(attn_model, clean, corrupted, metric, "head")
+    assert np.allclose(decode(view.values), approx.values.numpy(), atol=1e-5)
+    assert set(view._results) == {
+        ("resid", "activation"),
+        ("head", "activation"),
+        ("head", "attribution"),
+    }
+
+
+def test_selecting_a_cell_sets_the_linkable_traits(attn_model, pair):
+    view = PatchingView(attn_model, *pair, grid="head")
+    view.select(1, 3)
+    assert (view.layer, view.head) == (1, 3)
+    view.grid = "resid"
+    view.select(0, 5)
+    assert (view.layer, view.position) == (0, 5)
+
+
+def test_mlp_models_patch_neurons(mnist_mlp):
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.rand(6, 1, 28, 28, generator=g), torch.randint(0, 10, (6,), generator=g)
+    view = PatchingView(mnist_mlp, x, x.flip(0), metrics.neg_cross_entropy(y))
+    assert view.grids == ["neuron"] and view.values["shape"] == [2, 16]
+    with pytest.raises(traitlets.TraitError, match="no 'resid' grid"):
+        view.grid = "resid"
+
+
+def test_mismatched_inputs_are_refused(attn_model):
+    with pytest.raises(ValueError, match="same shape"):
+        PatchingView(
+            attn_model,
+            repeated_tokens(2, 5, 30),
+            repeated_tokens(2, 6, 30),
+            metrics.next_token_loss(repeated_tokens(2, 5, 30)),
+        )
