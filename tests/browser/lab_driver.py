@@ -1,0 +1,120 @@
+"""Driving JupyterLab / Notebook 7 from Playwright through the app object they expose.
+
+``--LabApp.expose_app_in_browser`` puts the application at ``window.jupyterapp``; its
+command registry runs cells exactly as the menus do, and the notebook model gives the
+outputs back, so a test can ask the kernel for the numbers a view should be showing.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+NOTEBOOK_READY = """(path) => {
+  const app = window.jupyterapp;
+  const panel = app && app.shell && app.shell.currentWidget;
+  if (!panel || !panel.context || panel.context.path !== path) return false;
+  const session = panel.sessionContext && panel.sessionContext.session;
+  const kernel = session && session.kernel;
+  return !!(kernel && kernel.status === 'idle' && panel.content && panel.content.widgets.length);
+}"""
+
+ALL_EXECUTED = """() => {
+  const panel = window.jupyterapp.shell.currentWidget;
+  const session = panel && panel.sessionContext && panel.sessionContext.session;
+  const kernel = session && session.kernel;
+  if (!kernel) return false;
+  const cells = panel.content.widgets.filter((c) => c.model.type === 'code');
+  return kernel.status === 'idle' && cells.every((c) => c.model.executionCount !== null);
+}"""
+
+ERROR_OUTPUTS = """() => {
+  const panel = window.jupyterapp.shell.currentWidget;
+  const errors = [];
+  for (const cell of panel.content.widgets) {
+    if (cell.model.type !== 'code') continue;
+    for (const out of cell.model.outputs.toJSON()) {
+      if (out.output_type === 'error') errors.push(out.ename + ': ' + out.evalue);
+    }
+  }
+  return errors;
+}"""
+
+RUN_CODE = """async (code) => {
+  const app = window.jupyterapp;
+  const panel = app.shell.currentWidget;
+  const nb = panel.content;
+  nb.activeCellIndex = nb.widgets.length - 1;
+  await app.commands.execute('notebook:insert-cell-below');
+  const cell = nb.activeCell;
+  cell.model.sharedModel.setSource(code);
+  await app.commands.execute('notebook:run-cell');
+  const kernel = panel.sessionContext.session.kernel;
+  for (let i = 0; i < 1200; i++) {
+    if (cell.model.executionCount !== null && kernel.status === 'idle') break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return cell.model.outputs.toJSON();
+}"""
+
+
+def open_notebook(page: Any, url: str, path: str, timeout_s: float = 180) -> None:
+    """Open the notebook at ``path`` (relative to the server root) and wait for its kernel."""
+    page.goto(url)
+    page.wait_for_function(NOTEBOOK_READY, arg=path, timeout=timeout_s * 1000)
+
+
+def run_all(page: Any, timeout_s: float = 900) -> None:
+    """Run every cell (as Run > Run All Cells) and wait until all have run."""
+    page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
+    page.wait_for_function(ALL_EXECUTED, timeout=timeout_s * 1000, polling=1000)
+
+
+def error_outputs(page: Any) -> list[str]:
+    return page.evaluate(ERROR_OUTPUTS)
+
+
+def run_code(page: Any, code: str) -> list[dict[str, Any]]:
+    """Append a cell with ``code``, run it in the notebook's kernel, return its outputs."""
+    return page.evaluate(RUN_CODE, code)
+
+
+def kernel_json(page: Any, code: str) -> Any:
+    """Run ``code`` (whose last line prints one JSON document) and parse what it printed."""
+    outputs = run_code(page, code)
+    text = "".join(o.get("text", "") for o in outputs if o.get("output_type") == "stream")
+    errors = [f"{o['ename']}: {o['evalue']}" for o in outputs if o.get("output_type") == "error"]
+    if errors:
+        raise AssertionError(f"kernel code failed: {errors}")
+    return json.loads(text.strip().splitlines()[-1])
+
+
+def number(locator: Any) -> float:
+    """The exact value behind a number shown by a view (its data-value attribute)."""
+    return float(locator.get_attribute("data-value"))
+
+
+def wait_until(predicate: Any, timeout_s: float = 60, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+
+
+def _cell_centre(canvas: Any, row: int, col: int, rows: int, cols: int) -> dict[str, float]:
+    box = canvas.bounding_box()
+    return {"x": (col + 0.5) * box["width"] / cols, "y": (row + 0.5) * box["height"] / rows}
+
+
+def hover_cell(canvas: Any, row: int, col: int, rows: int, cols: int) -> None:
+    """Move the mouse to the centre of cell (row, col) of a heatmap canvas (scrolled into view)."""
+    canvas.scroll_into_view_if_needed()
+    canvas.hover(position=_cell_centre(canvas, row, col, rows, cols))
+
+
+def click_cell(canvas: Any, row: int, col: int, rows: int, cols: int) -> None:
+    canvas.scroll_into_view_if_needed()
+    canvas.click(position=_cell_centre(canvas, row, col, rows, cols))
