@@ -4,7 +4,15 @@
 >>> model = explorer.zoo.attention_only_transformer(n_layers=2, d_vocab=20, n_ctx=16)
 >>> model.n_layers
 2
+
+Widgets and hypotheses load on first use (``explorer.show``, ``explorer.Hypothesis``), so
+``import explorer`` stays fast and never pulls a widget library into pure analysis code.
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 from explorer.models import (
     CNNConfig,
@@ -18,12 +26,42 @@ from explorer.models import (
 
 __version__ = "0.1.0"
 
+_LAZY = {
+    "show": ("explorer.views", "show"),
+    "Explorer": ("explorer.views", "Explorer"),
+    "Hypothesis": ("explorer.hypotheses", "Hypothesis"),
+    "HypothesisStore": ("explorer.hypotheses", "HypothesisStore"),
+    "Split": ("explorer.hypotheses", "Split"),
+    "Examples": ("explorer.hypotheses", "Examples"),
+    "Run": ("explorer.training.run", "Run"),
+}
+
 __all__ = [
     "CNNConfig",
+    "Examples",
+    "Explorer",
+    "Hypothesis",
+    "HypothesisStore",
     "MLPConfig",
     "ModelHandle",
+    "Run",
+    "Split",
     "TransformerConfig",
     "load",
     "save_checkpoint",
+    "show",
     "zoo",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        module, attr = _LAZY[name]
+        value = getattr(importlib.import_module(module), attr)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'explorer' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
