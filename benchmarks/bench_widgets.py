@@ -62,10 +62,12 @@ def _induction_cases(n_prompts: int) -> list[_Case]:
         layer, head = heads[(i + 1) % len(heads)]
         attention.layer, attention.head = layer, head
 
-    def ablate_head(i: int) -> None:
-        layer, head = heads[i % len(heads)]
-        panel.units = [f"head {layer}.{head}"]
-        panel.kind = kinds[i % 3]
+    def ablate_head(i: int) -> None:  # one click: a new head, or a new ablation kind
+        if i % 2:
+            layer, head = heads[(i // 2) % len(heads)]
+            panel.units = [f"head {layer}.{head}"]
+        else:
+            panel.kind = kinds[(i // 2) % 3]
 
     def patch_cell(i: int) -> None:
         patching.select(i % 2, (i // 2) % 4)

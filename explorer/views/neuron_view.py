@@ -3,8 +3,9 @@
 For text the top examples are token windows coloured by the neuron's activation at each
 token; for images they are the top images, plus the neuron's input weights as an image
 (first layer). The layer's top-k table is computed once per layer (streamed over the
-data) and cached, so changing ``neuron`` is a slice, one small forward pass over the k
-examples and a histogram.
+data) and cached, and so are the layer's activations while they fit in
+``activation_budget_mb``: changing ``neuron`` is then a slice, one small forward pass over
+the k examples and a histogram of one cached column (no pass over the dataset).
 """
 
 from __future__ import annotations
@@ -14,8 +15,14 @@ from typing import Any
 import torch
 import traitlets
 
-from explorer.analysis.cache import run_with_cache
-from explorer.analysis.neurons import TopKExamples, activation_histogram, top_k_examples
+from explorer.analysis.cache import iter_batches, run_with_cache
+from explorer.analysis.neurons import (
+    Histogram,
+    TopKExamples,
+    activation_histogram,
+    top_k_examples,
+    unit_values,
+)
 from explorer.models.handle import ModelHandle
 from explorer.views._base import ExplorerWidget, check_range, reports_errors
 from explorer.views._inputs import dataset_inputs
@@ -33,6 +40,9 @@ class NeuronView(ExplorerWidget):
         k: top examples shown.
         context: tokens shown before the top token of a text example (3 after it).
         n_effects: outputs listed at each end of the effect ranking.
+        bins: histogram bins.
+        activation_budget_mb: largest layer activation table kept for fast histograms;
+            bigger layers stream over the data on each neuron change instead.
 
     >>> import torch
     >>> from explorer.models import zoo
@@ -94,6 +104,7 @@ class NeuronView(ExplorerWidget):
         context: int = 12,
         n_effects: int = 8,
         bins: int = 40,
+        activation_budget_mb: float = 64.0,
         **kwargs: Any,
     ) -> None:
         if not model.has_mlp:
@@ -104,6 +115,8 @@ class NeuronView(ExplorerWidget):
         self.n_effects = n_effects
         self.bins = bins
         self._top: dict[int, TopKExamples] = {}
+        self._budget = activation_budget_mb * 2**20
+        self._acts: dict[int, torch.Tensor | None] = {}  # layer -> [values, unit] (or too big)
         self._shown: tuple[int, int, int] | None = None
         super().__init__(
             input_kind=model.kind,
@@ -139,6 +152,35 @@ class NeuronView(ExplorerWidget):
             self._top[layer] = cached
         return cached
 
+    def histogram(self, layer: int, neuron: int) -> Histogram:
+        """``activation_histogram`` of a neuron, from the cached layer table when there is one."""
+        acts = self._layer_activations(layer)
+        if acts is None:
+            return activation_histogram(self.model, self.data, layer, neuron, bins=self.bins)
+        # the same binning as activation_histogram, on the cached column
+        values = acts[:, neuron]
+        lo, hi = float(values.min()), float(values.max())
+        if hi <= lo:
+            hi = lo + 1e-6
+        counts = torch.histc(values, bins=self.bins, min=lo, max=hi).long()
+        name = self.model.hook_name("post", layer)
+        return Histogram(counts, torch.linspace(lo, hi, self.bins + 1), name, neuron)
+
+    def _layer_activations(self, layer: int) -> torch.Tensor | None:
+        if layer not in self._acts:
+            n_pos = self.data.shape[1] if self.model.is_transformer else 1
+            size = len(self.data) * n_pos * self.model.layer_widths[layer] * 4
+            if size > self._budget:
+                self._acts[layer] = None
+            else:
+                name = self.model.hook_name("post", layer)
+                chunks = [
+                    unit_values(run_with_cache(self.model, batch, [name])[name]).flatten(0, 1)
+                    for batch in iter_batches(self.data, 256)
+                ]
+                self._acts[layer] = torch.cat(chunks)
+        return self._acts[layer]
+
     @traitlets.observe("layer", "neuron", "k")
     @reports_errors
     def _show_neuron(self, change: dict[str, Any] | None = None) -> None:
@@ -157,7 +199,7 @@ class NeuronView(ExplorerWidget):
             self._send_text_examples(ids, positions)
         else:
             self._send_images(ids)
-        hist = activation_histogram(self.model, self.data, self.layer, self.neuron, bins=self.bins)
+        hist = self.histogram(self.layer, self.neuron)
         effect = output_effect(self.model, self.layer, self.neuron)
         n_out = effect.values.shape[0]
         if 2 * self.n_effects >= n_out:  # few outputs (classes): all of them, strongest first

@@ -97,3 +97,14 @@ def test_attention_only_models_are_refused(attn_model, repeated):
 def test_bad_data_is_refused_with_what_is_accepted(mnist_mlp):
     with pytest.raises(TypeError, match="ImageData"):
         NeuronView(mnist_mlp, [1, 2, 3])
+
+
+def test_cached_and_streamed_histograms_agree(mnist_mlp, images):
+    cached = NeuronView(mnist_mlp, images[0], k=2)
+    streamed = NeuronView(mnist_mlp, images[0], k=2, activation_budget_mb=0.0)
+    for layer, neuron in [(0, 3), (1, 7)]:
+        cached.layer = streamed.layer = layer
+        cached.neuron = streamed.neuron = neuron
+        assert cached.hist_counts["data"] == streamed.hist_counts["data"]
+        assert np.allclose(decode(cached.hist_edges), decode(streamed.hist_edges))
+    assert cached._acts[0] is not None and streamed._acts[0] is None
