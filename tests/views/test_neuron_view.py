@@ -108,3 +108,16 @@ def test_cached_and_streamed_histograms_agree(mnist_mlp, images):
         assert cached.hist_counts["data"] == streamed.hist_counts["data"]
         assert np.allclose(decode(cached.hist_edges), decode(streamed.hist_edges))
     assert cached._acts[0] is not None and streamed._acts[0] is None
+
+
+def test_conv_channels_show_kernels_and_their_summed_outgoing_weights(mnist_cnn, images):
+    view = NeuronView(mnist_cnn, images[0], k=3)
+    view.neuron = 2
+    first_conv = mnist_cnn.model.module[0].weight[2].detach().sum(0)
+    assert np.abs(decode(view.weight_image) - first_conv.numpy()).max() < 1e-3  # 3x3 kernel
+    view.layer, view.neuron = 1, 5
+    linear = mnist_cnn.model.module[7].weight.detach()
+    per_class = linear.reshape(10, 6, -1)[:, 5].sum(-1)
+    assert np.allclose(
+        decode(view.effect_values), per_class.sort(descending=True).values.numpy(), atol=1e-5
+    )
