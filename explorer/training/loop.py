@@ -121,7 +121,8 @@ def train(
         evals: ``{name: fn(model)}`` run every ``eval_every`` steps in eval mode without
             gradients; a float is logged as ``name``, a dict as ``name_<key>`` (so
             ``{"test": classification_eval(x, y)}`` logs ``test_loss`` and ``test_acc``).
-        eval_every: steps between logged rows (train loss, evals, weight and grad norm).
+        eval_every: steps between logged rows (train loss, evals, weight and grad norm);
+            planned checkpoint steps are logged too.
         stop_when: ``fn(latest metrics) -> bool`` checked after each logged row (the dict
             also holds ``"step"``); True ends training early (status ``stopped``) with a
             checkpoint at that step.
@@ -191,14 +192,16 @@ def train(
             for group in opt.param_groups:
                 group["lr"] = optimizer.lr_at(step)
             model.train()
-            loss, extra = _call_loss(loss_fn, model, step)
-            logged = step % eval_every == 0 or step == steps
+            with torch.set_grad_enabled(step < steps):  # the final weights are only measured
+                loss, extra = _call_loss(loss_fn, model, step)
+            # every checkpoint step is also logged, so each checkpoint has its metrics
+            logged = step % eval_every == 0 or step == steps or step in planned
             if step < steps:
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 grad_norm = _grad_norm(model, optimizer.grad_clip)
             else:
-                grad_norm = math.nan  # the final weights are only measured, not updated
+                grad_norm = math.nan
             if logged:
                 latest = {"train_loss": float(loss.detach())}
                 latest.update({f"train_{k}": float(v) for k, v in extra.items()})
@@ -225,6 +228,13 @@ def train(
         # ``intact`` names the weights as they are: an update is applied whole or not at all.
         status, step = "interrupted", intact
         _save(run, model, opt, step)
+    except Exception:
+        # keep what was trained (resumable), record the failure, and let the error show
+        _save(run, model, opt, intact)
+        training = run.training
+        training["stopped_at"] = intact
+        run.update(status="failed", training=training)
+        raise
     finally:
         model.eval()
         if bar is not None:

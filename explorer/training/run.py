@@ -45,7 +45,7 @@ MANIFEST = "manifest.json"
 METRICS = "metrics.jsonl"
 CHECKPOINTS = "checkpoints"
 STATE = "state"
-STATUSES = ("created", "running", "complete", "stopped", "interrupted")
+STATUSES = ("created", "running", "complete", "stopped", "interrupted", "failed")
 
 __all__ = ["Curve", "Run", "RunMetrics"]
 

@@ -93,8 +93,13 @@ function render({ model, el }) {
       phases.forEach((ph, i) => {
         const a = px(Math.max(lo, ph.start)), b = px(Math.min(hi, ph.end));
         if (b <= a) return;
-        svg.appendChild(scrubNode("rect", { x: a, y: SCRUB_TOP, width: b - a, height: plotH, fill: SCRUB_PHASE_FILLS[i % SCRUB_PHASE_FILLS.length], "data-testid": "phase" }));
-        if (pi === 0) svg.appendChild(scrubNode("text", { x: a + 3, y: SCRUB_TOP - 3, "font-size": 10, fill: "#555" }, ph.name));
+        const span = scrubNode("rect", { x: a, y: SCRUB_TOP, width: b - a, height: plotH, fill: SCRUB_PHASE_FILLS[i % SCRUB_PHASE_FILLS.length], "data-testid": "phase" });
+        span.appendChild(scrubNode("title", {}, ph.name + ": steps " + ph.start + "-" + ph.end));
+        svg.appendChild(span);
+        // A label that does not fit its span is shortened (the full name is in the tooltip).
+        const fits = Math.floor((b - a - 4) / 5.5);
+        const text = ph.name.length <= fits ? ph.name : fits >= 3 ? ph.name.slice(0, fits - 1) + "." : "";
+        if (pi === 0 && text) svg.appendChild(scrubNode("text", { x: a + 2, y: SCRUB_TOP - 3, "font-size": 10, fill: "#555" }, text));
       });
       svg.appendChild(scrubNode("rect", { x: SCRUB_LEFT, y: SCRUB_TOP, width: plotW, height: plotH, fill: "none", stroke: "#ccc" }));
       const yText = (t) => (logY ? exFmt(Math.pow(10, t), 2) : exFmt(t, 2));
@@ -106,15 +111,15 @@ function render({ model, el }) {
 
       rows.forEach((r, k) => {
         const colour = SCRUB_COLOURS[k % SCRUB_COLOURS.length];
+        // Points where this curve was not logged are skipped: the line joins its neighbours.
         let d = "", pen = false;
         for (let i = 0; i < nPoints; i++) {
           const v = grid.values[r * nPoints + i];
-          if (!Number.isFinite(v) || (logY && v <= 0)) { pen = false; continue; }
+          if (!Number.isFinite(v) || (logY && v <= 0)) continue;
           d += (pen ? "L" : "M") + px(xs[i]).toFixed(1) + " " + py(v).toFixed(1) + " ";
           pen = true;
         }
         svg.appendChild(scrubNode("path", { d, fill: "none", stroke: colour, "stroke-width": 1.5, "data-testid": "curve-" + curveNames[r] }));
-        svg.appendChild(scrubNode("text", { x: SCRUB_LEFT + 6 + 110 * k, y: SCRUB_TOP + 12, "font-size": 10, fill: colour }, curveNames[r]));
       });
 
       const marker = scrubNode("line", { x1: px(step), x2: px(step), y1: SCRUB_TOP, y2: SCRUB_TOP + plotH, stroke: "#f59e0b", "stroke-width": 2, "data-testid": "step-marker", "data-step": step });
@@ -125,7 +130,8 @@ function render({ model, el }) {
         if (x < SCRUB_LEFT - 4 || x > SCRUB_LEFT + plotW + 4) return;
         exSend(model, { step: scrubNearest(steps, unpx(x)) });
       });
-      body.appendChild(exEl("div", { cls: "ex-muted", text: panel.title + (logY ? " (log scale)" : "") }));
+      const legend = rows.map((r, k) => exEl("span", { text: curveNames[r], style: { color: SCRUB_COLOURS[k % SCRUB_COLOURS.length], marginLeft: "10px" } }));
+      body.appendChild(exEl("div", { cls: "ex-muted" }, [exEl("span", { text: logY ? "log scale" : "" }), ...legend]));
       body.appendChild(svg);
     });
   }

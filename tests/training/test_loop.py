@@ -86,7 +86,8 @@ def test_metrics_and_checkpoints_line_up(tmp_path, task):
     assert run.status == "complete"
     assert run.steps == (0, 1, 5, 10, 20, 30)
     metrics = run.metrics()
-    assert metrics.get("train_loss").steps.tolist() == list(range(0, 31, 5))
+    # every 5 steps, and at every checkpoint
+    assert metrics.get("train_loss").steps.tolist() == [0, 1, 5, 10, 15, 20, 25, 30]
     for name in ("train_acc", "test_loss", "test_acc", "weight_norm", "grad_norm", "lr"):
         assert name in metrics
     assert torch.isnan(metrics.get("grad_norm").values[-1])  # no update after the last step
@@ -194,6 +195,26 @@ def test_keyboard_interrupt_keeps_what_it_has(tmp_path, task):
     resumed = train(model, loss_fn, steps=6, run=tmp_path / "r", optimizer=OptimizerConfig(lr=1e-2),
                     eval_every=2, checkpoints=CheckpointSchedule(n_log=0), progress=False)  # fmt: skip
     assert resumed.status == "complete" and resumed.steps == (0, 4, 6)
+
+
+def test_an_error_keeps_the_run_resumable(tmp_path, task):
+    _, loss_fn = task
+
+    def broken_metric(model):
+        broken_metric.calls += 1
+        if broken_metric.calls == 2:
+            raise ZeroDivisionError("bad metric")
+        return 0.0
+
+    broken_metric.calls = 0
+    with pytest.raises(ZeroDivisionError):
+        train(_model(), loss_fn, steps=10, run=tmp_path / "r", evals={"m": broken_metric},
+              eval_every=3, checkpoints=CheckpointSchedule(n_log=0), progress=False)  # fmt: skip
+    run = Run.open(tmp_path / "r")
+    assert run.status == "failed" and run.steps == (0, 3)
+    resumed = train(_model(), loss_fn, steps=10, run=tmp_path / "r", eval_every=3,
+                    checkpoints=CheckpointSchedule(n_log=0), progress=False)  # fmt: skip
+    assert resumed.status == "complete" and resumed.steps == (0, 3, 10)
 
 
 def test_checkpoints_follow_a_moving_metric(tmp_path, task):
