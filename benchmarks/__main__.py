@@ -21,6 +21,7 @@ import torch
 from benchmarks import SIZES
 from benchmarks.results import (
     Row,
+    command_line,
     describe_machine,
     failed,
     format_table,
@@ -102,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     info = machine()
+    info["command"] = command_line()
     print(f"machine: {describe_machine(info)}", flush=True)
     start = time.perf_counter()
     rows: list[Row] = []

@@ -230,7 +230,7 @@ def run(size: str = "full") -> list[Row]:
         Row(
             BENCHMARK,
             "peak memory (RSS growth): streamed vs cache-all, " + case,
-            "MB",
+            "MiB",
             streamed["peak_growth_mb"],
             cache_all["peak_growth_mb"],
             ratio_memory,
@@ -238,9 +238,9 @@ def run(size: str = "full") -> list[Row]:
             met=memory_ok,
             details=details,
             note=(
-                f"plain forward passes alone grow RSS by {plain['peak_growth_mb']:.0f} MB; "
-                f"the top-k state is {streamed.get('state_bytes', 0) / 1024:.0f} KB; "
-                f"the dataset's activations are {dataset_mb:.0f} MB"
+                f"plain forward passes alone grow RSS by {plain['peak_growth_mb']:.0f} MiB; "
+                f"the top-k state is {streamed.get('state_bytes', 0) / 1024:.0f} KiB; "
+                f"the dataset's activations are {dataset_mb:.0f} MiB"
             ),
         ),
         Row(

@@ -20,7 +20,7 @@ Every row runs ours and the naive way in the same process, interleaved, and keep
 one's best of the repeats (the machine is shared, so the least disturbed run is the
 fairest). The ratio is always how many times better ours is (naive / ours for time and
 bytes, ours / plain forward passes for throughput). Models are the tutorial architectures,
-untrained: timing does not depend on the weights.
+untrained: timing does not depend on the weights. MiB and KiB are 2^20 and 2^10 bytes.
 
 - **ablation sweep**: `ablation_sweep` (zero ablation, many units per forward pass) vs a
   clean pass plus a Python loop of `model.model.run_with_hooks` zeroing one head's
@@ -53,10 +53,22 @@ def row_from_json(data: dict[str, Any]) -> Row:
     return Row(**{**data, **numbers})
 
 
+def _notes(rows: list[Row]) -> list[str]:
+    """One line per (benchmark, note), naming every case it applies to."""
+    grouped: dict[tuple[str, str], list[str]] = {}
+    for row in rows:
+        if row.note:
+            grouped.setdefault((row.benchmark, row.note), []).append(row.case)
+    return [
+        f"- **{benchmark}**, {'; '.join(cases) if len(cases) < 3 else 'every case'}: {note}"
+        for (benchmark, note), cases in grouped.items()
+    ]
+
+
 def render(result: dict[str, Any]) -> str:
     rows = [row_from_json(r) for r in result["rows"]]
     info = result["machine"]
-    notes = [f"- **{r.benchmark}**, {r.case}: {r.note}" for r in rows if r.note]
+    notes = _notes(rows)
     missed = [f"- {r.benchmark}, {r.case}" for r in rows if r.status == "ok" and r.met is False]
     parts = [
         "# Benchmarks",
@@ -67,7 +79,8 @@ def render(result: dict[str, Any]) -> str:
         "",
         f"**Machine**: {describe_machine(info)}.",
         "",
-        f"Size `{result['size']}`, {result['total_seconds']:.0f} s in all.",
+        f"Command: `{info.get('command', 'python -m benchmarks')}`; size `{result['size']}`, "
+        f"{result['total_seconds']:.0f} s in all.",
         "",
         format_markdown_table(rows),
         "",

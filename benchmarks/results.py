@@ -29,7 +29,7 @@ class Row:
     Attributes:
         benchmark: the group, e.g. ``"ablation sweep"``.
         case: what was measured, e.g. ``"grokking p=113: 512 neurons, batch 32"``.
-        unit: unit of ``ours`` and ``naive``: ``"s"``, ``"ms"``, ``"MB"``, ``"tokens/s"``, ``"r"``.
+        unit: unit of ``ours`` and ``naive``: ``"s"``, ``"ms"``, ``"MiB"``, ``"tokens/s"``, ``"r"``.
         ours: our value (None when not available).
         naive: the reference value (None when there is no reference).
         ratio: times better ours is than the reference (None without one).
@@ -190,8 +190,8 @@ def format_value(value: float | None, unit: str) -> str:
         return f"{value * 1000:.1f} ms" if value < 1 else f"{value:.2f} s"
     if unit == "ms":
         return f"{value:.1f} ms"
-    if unit == "MB":
-        return f"{value:.1f} MB" if value >= 1 else f"{value * 1024:.1f} KB"
+    if unit == "MiB":
+        return f"{value:.1f} MiB" if value >= 1 else f"{value * 1024:.1f} KiB"
     if unit == "tokens/s":
         return f"{value / 1000:.0f}k tok/s"
     if unit == "r":
