@@ -18,8 +18,8 @@ import torch
 from jaxtyping import Float
 
 from explorer._checks import check_choice
-from explorer.analysis.interventions import Site, clean_metric, run_interventions
-from explorer.analysis.metrics import Metric
+from explorer.analysis.interventions import MAX_TOKENS, Site, run_interventions, run_sweep
+from explorer.analysis.metrics import Metric, evaluate
 from explorer.analysis.units import (
     Head,
     Neuron,
@@ -99,16 +99,27 @@ def _sites(model: ModelHandle, units: Sequence[Unit], act_ndim: dict[str, int]) 
     return sites
 
 
+@dataclass(frozen=True)
+class _Setup:
+    """Everything one clean pass gives: checked inputs, units, sites, activations, sources."""
+
+    inputs: torch.Tensor
+    units: list[Unit]
+    sites: list[Site]
+    clean: dict[str, torch.Tensor]
+    sources: dict[str, torch.Tensor]
+    before: torch.Tensor
+
+
 def _sources(
     model: ModelHandle,
     inputs: torch.Tensor,
-    hooks: set[str],
+    own: dict[str, torch.Tensor],
     kind: str,
     reference: torch.Tensor | None,
     seed: int,
 ) -> dict[str, torch.Tensor]:
     """The replacement activation for each hook, shaped like the activation on ``inputs``."""
-    _, own = model.run_with_cache(inputs, names=sorted(hooks))
     if kind == "zero":
         return {h: torch.zeros_like(a) for h, a in own.items()}
     if reference is None:
@@ -120,36 +131,47 @@ def _sources(
                 f"reference inputs must match the inputs' shape after the batch dimension: "
                 f"{list(reference.shape[1:])} vs {list(inputs.shape[1:])}"
             )
-        _, ref = model.run_with_cache(reference, names=sorted(hooks))
+        _, ref = model.run_with_cache(reference, names=sorted(own))
     batch = inputs.shape[0]
     if kind == "mean":
-        return {h: ref[h].mean(0, keepdim=True).expand_as(own[h]) for h in hooks}
+        return {h: ref[h].mean(0, keepdim=True).expand_as(own[h]) for h in own}
     g = torch.Generator().manual_seed(seed)
     n_ref = next(iter(ref.values())).shape[0]
     if reference is None and n_ref > 1:  # resample from *other* examples of the batch
         pick = (torch.arange(batch) + torch.randint(1, n_ref, (batch,), generator=g)) % n_ref
     else:
         pick = torch.randint(0, n_ref, (batch,), generator=g)
-    return {h: ref[h][pick] for h in hooks}
+    return {h: ref[h][pick] for h in own}
 
 
-def _prepare(
-    model: ModelHandle, inputs: torch.Tensor, units: Sequence[Unit | str], kind: str
-) -> tuple[torch.Tensor, list[Unit], dict[str, int]]:
+@torch.no_grad()
+def _setup(
+    model: ModelHandle,
+    inputs: torch.Tensor,
+    units: Sequence[Unit | str],
+    metric: Metric,
+    kind: str,
+    reference: torch.Tensor | None,
+    seed: int,
+) -> _Setup:
+    """Check everything, then one clean pass gives the metric before, shapes and sources."""
     check_choice("ablation kind", kind, KINDS)
     inputs = model.check_inputs(inputs)
     parsed = [check_unit(model, parse_unit(u)) for u in units]
     if not parsed:
         raise ValueError("no units to ablate: pass at least one Head, Neuron or ResidPosition")
-    hooks = {u.hook(model) for u in parsed}
-    _, probe = model.run_with_cache(inputs[:1], names=sorted(hooks))
     for unit in parsed:
         pos = getattr(unit, "pos", None)
         if pos is not None and model.is_transformer and pos >= inputs.shape[1]:
             raise ValueError(
                 f"{unit}: position {pos} out of range for inputs of length {inputs.shape[1]}"
             )
-    return inputs, parsed, {h: a.ndim for h, a in probe.items()}
+    hooks = sorted({u.hook(model) for u in parsed})
+    logits, own = model.run_with_cache(inputs, names=hooks)
+    before = evaluate(metric, logits, inputs.shape[0])
+    sites = _sites(model, parsed, {h: a.ndim for h, a in own.items()})
+    sources = _sources(model, inputs, own, kind, reference, seed)
+    return _Setup(inputs, parsed, sites, own, sources, before)
 
 
 def ablate(
@@ -175,13 +197,10 @@ def ablate(
     """
     if isinstance(units, (str, Head, Neuron)) or not isinstance(units, Sequence):
         units = [units]  # type: ignore[list-item]
-    inputs, parsed, ndims = _prepare(model, inputs, units, kind)
-    sites = _sites(model, parsed, ndims)
-    sources = _sources(model, inputs, {h for h, _ in sites}, kind, reference, seed)
+    s = _setup(model, inputs, units, metric, kind, reference, seed)
     fired: set[str] = set()
-    before = clean_metric(model, inputs, metric)
-    after = run_interventions(model, inputs, [sites], sources, metric, fired=fired)[0]
-    return AblationResult(before, after, tuple(parsed), kind, tuple(sorted(fired)))
+    after = run_interventions(model, s.inputs, [s.sites], s.sources, metric, fired=fired)[0]
+    return AblationResult(s.before, after, tuple(s.units), kind, tuple(sorted(fired)))
 
 
 def ablation_sweep(
@@ -195,9 +214,12 @@ def ablation_sweep(
     kind: str = "zero",
     reference: torch.Tensor | None = None,
     seed: int = 0,
-    max_batch: int = 2048,
+    max_tokens: int = MAX_TOKENS,
 ) -> SweepResult:
     """Ablate each unit on its own, many per forward pass; equal to a per-unit loop.
+
+    The batch runs once up to the units' layer and fans out there (see
+    ``interventions``); ``max_tokens`` bounds the rows x positions of one forward pass.
 
     Without ``units``: every head of the model (or of ``layer``), or every neuron of
     ``layer`` with ``unit_type="neuron"``.
@@ -210,11 +232,6 @@ def ablation_sweep(
             if layer is None:
                 raise ValueError("a neuron sweep needs a layer: ablation_sweep(..., layer=0)")
             units = all_neurons(model, layer)
-    inputs, parsed, ndims = _prepare(model, inputs, units, kind)
-    sites = _sites(model, parsed, ndims)
-    sources = _sources(model, inputs, {h for h, _ in sites}, kind, reference, seed)
-    before = clean_metric(model, inputs, metric)
-    after = run_interventions(
-        model, inputs, [[s] for s in sites], sources, metric, max_batch=max_batch
-    )
-    return SweepResult(tuple(parsed), float(before.mean()), after.mean(1), after, kind)
+    s = _setup(model, inputs, units, metric, kind, reference, seed)
+    after = run_sweep(model, s.inputs, s.sites, s.sources, s.clean, metric, max_tokens=max_tokens)
+    return SweepResult(tuple(s.units), float(s.before.mean()), after.mean(1), after, kind)

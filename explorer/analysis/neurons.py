@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 import torch
-from einops import rearrange, reduce
+from einops import reduce
 from jaxtyping import Float, Int
 
 from explorer._checks import check_choice, check_finite, check_positive
@@ -100,35 +100,28 @@ def top_k_examples(
     """
     check_positive("k", k)
     name = _hook(model, layer, hook)
-    best_v: torch.Tensor | None = None
-    best_e = best_p = None
+    best_v = best_e = best_p = None
     seen = 0
     for batch in iter_batches(data, batch_size):
-        acts = _activations(model, batch, name)  # [b, pos, u]
+        _, cache = model.run_with_cache(batch, names=[name])
+        acts = unit_values(cache.pop(name))  # [b, pos, u]
+        lo, hi = torch.aminmax(acts)  # one pass; NaN and inf survive min/max
+        if not (torch.isfinite(lo) and torch.isfinite(hi)):
+            raise ValueError(f"activations at {name} contain NaN or infinite values")
         b, n_pos, _ = acts.shape
-        flat = rearrange(acts, "b p u -> u (b p)")
-        if not largest:
-            flat = -flat
-        idx = torch.arange(b * n_pos)
-        ex, pos = seen + idx // n_pos, idx % n_pos
-        cand_v = flat if best_v is None else torch.cat([best_v, flat], dim=1)
-        cand_e = (
-            ex.expand(flat.shape[0], -1)
-            if best_e is None
-            else torch.cat([best_e, ex.expand(flat.shape[0], -1)], 1)
-        )
-        cand_p = (
-            pos.expand(flat.shape[0], -1)
-            if best_p is None
-            else torch.cat([best_p, pos.expand(flat.shape[0], -1)], 1)
-        )
-        keep = min(k, cand_v.shape[1])
-        best_v, order = cand_v.topk(keep, dim=1)
-        best_e, best_p = cand_e.gather(1, order), cand_p.gather(1, order)
+        # this batch's own top-k first: the candidates stay [units, 2k], never [units, b*pos]
+        values, flat = acts.reshape(b * n_pos, -1).topk(min(k, b * n_pos), dim=0, largest=largest)
+        values, flat = values.T, flat.T
+        example, position = seen + flat // n_pos, flat % n_pos
+        if best_v is not None:
+            values = torch.cat([best_v, values], dim=1)
+            example = torch.cat([best_e, example], dim=1)
+            position = torch.cat([best_p, position], dim=1)
+        best_v, order = values.topk(min(k, values.shape[1]), dim=1, largest=largest)
+        best_e, best_p = example.gather(1, order), position.gather(1, order)
         seen += b
     assert best_v is not None and best_e is not None and best_p is not None
-    values = best_v if largest else -best_v
-    return TopKExamples(values, best_e, best_p, name, seen)
+    return TopKExamples(best_v, best_e, best_p, name, seen)
 
 
 @torch.no_grad()

@@ -6,7 +6,7 @@ matters. Grids:
 - ``"resid"``: ``[layer, position]`` over ``hook_resid_pre`` (transformers);
 - ``"head"``: ``[layer, head]`` over ``hook_z`` at every position;
 - ``"neuron"``: ``[layer, neuron]`` over ``mlp.hook_post`` (NaN past a layer's width).
-Every cell is one intervention; all cells run batched. ``attribution_patching`` is the
+Every cell is one intervention; cells run batched, fanning out after the shared prefix. ``attribution_patching`` is the
 gradient approximation (Nanda 2023): one forward and one backward pass for the whole grid.
 """
 
@@ -19,8 +19,8 @@ from einops import reduce
 from jaxtyping import Float
 
 from explorer._checks import check_choice
-from explorer.analysis.interventions import Site, clean_metric, run_interventions
-from explorer.analysis.metrics import Metric
+from explorer.analysis.interventions import MAX_TOKENS, Site, clean_metric, run_sweep
+from explorer.analysis.metrics import Metric, evaluate
 from explorer.models.handle import ModelHandle
 
 GRIDS = ("resid", "head", "neuron")
@@ -107,6 +107,7 @@ def _to_grid(
     return out
 
 
+@torch.no_grad()
 def activation_patching(
     model: ModelHandle,
     clean: torch.Tensor,
@@ -114,7 +115,7 @@ def activation_patching(
     metric: Metric,
     grid: str = "resid",
     *,
-    max_batch: int = 2048,
+    max_tokens: int = MAX_TOKENS,
 ) -> PatchingResult:
     """Patch each grid cell from ``clean`` into ``corrupted``; ``values[layer, x]`` is the
     mean metric. ``metric`` must score the corrupted batch (e.g. logit difference of the
@@ -130,10 +131,14 @@ def activation_patching(
         ndim = probe[probe_hook].ndim
     sites, cells = _grid_sites(model, grid, n_pos, ndim)
     hooks = sorted({s[0][0] for s in sites})
-    _, clean_cache = model.run_with_cache(clean, names=hooks)
-    clean_value = float(clean_metric(model, clean, metric).mean())
-    corrupted_value = float(clean_metric(model, corrupted, metric).mean())
-    after = run_interventions(model, corrupted, sites, clean_cache, metric, max_batch=max_batch)
+    clean_logits, clean_cache = model.run_with_cache(clean, names=hooks)
+    corrupted_logits, corrupted_cache = model.run_with_cache(corrupted, names=hooks)
+    clean_value = float(evaluate(metric, clean_logits, clean.shape[0]).mean())
+    corrupted_value = float(evaluate(metric, corrupted_logits, corrupted.shape[0]).mean())
+    flat = [cell[0] for cell in sites]
+    after = run_sweep(
+        model, corrupted, flat, clean_cache, corrupted_cache, metric, max_tokens=max_tokens
+    )
     return PatchingResult(_to_grid(model, cells, after.mean(1)), clean_value, corrupted_value, grid)
 
 

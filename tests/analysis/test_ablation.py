@@ -59,7 +59,7 @@ def test_neuron_sweep_on_mlp_and_cnn(mnist_mlp, mnist_cnn):
     metric = metrics.neg_cross_entropy(y)
     for model, layer in ((mnist_mlp, 1), (mnist_cnn, 1)):
         sweep = ablation_sweep(
-            model, x, metric, layer=layer, unit_type="neuron", kind="zero", max_batch=25
+            model, x, metric, layer=layer, unit_type="neuron", kind="zero", max_tokens=25
         )
         assert len(sweep.units) == model.layer_widths[layer]
         for i in range(len(sweep.units)):
@@ -138,3 +138,41 @@ def test_bad_kind_metric_and_reference(attn_model, repeated, mnist_mlp):
         ablate(mnist_mlp, torch.rand(2, 3, 28, 28), ["neuron 0.1"], lambda l: l[:, 0])
     with pytest.raises(ValueError, match="needs a layer"):
         ablation_sweep(mnist_mlp, torch.rand(2, 1, 28, 28), lambda l: l[:, 0], unit_type="neuron")
+
+
+@pytest.mark.parametrize("kind", ["zero", "mean", "resample"])
+def test_fast_sweep_paths_on_a_transformer_with_mlps(mlp_transformer, repeated, kind):
+    """Heads fan out at resid_mid, neurons at resid_post: both equal single ablations."""
+    metric = metrics.repeated_half_loss(repeated)
+    units = [
+        Head(0, 1),
+        Head(1, 3),
+        Head(1, 2, pos=9),
+        Neuron(0, 5),
+        Neuron(1, 63),
+        Neuron(1, 7, pos=12),
+    ]
+    sweep = ablation_sweep(
+        mlp_transformer, repeated, metric, units=units, kind=kind, seed=2, max_tokens=64
+    )
+    singles = [
+        ablate(mlp_transformer, repeated, [u], metric, kind=kind, seed=2).after_mean for u in units
+    ]
+    assert torch.allclose(sweep.after, torch.tensor(singles), atol=1e-5)
+    assert (sweep.effect.abs() > 0).all()  # every unit matters a little in a random model
+
+
+def test_neuron_sweep_matches_a_hand_written_loop(mlp_transformer, repeated):
+    metric = metrics.repeated_half_loss(repeated)
+    sweep = ablation_sweep(mlp_transformer, repeated, metric, layer=1, unit_type="neuron")
+    for n in (0, 17, 63):
+
+        def hook(post, hook, n=n):
+            post = post.clone()
+            post[:, :, n] = 0
+            return post
+
+        logits = mlp_transformer.model.run_with_hooks(
+            repeated, fwd_hooks=[("blocks.1.mlp.hook_post", hook)]
+        )
+        assert sweep.after[n].item() == pytest.approx(metric(logits).mean().item(), abs=1e-5)
