@@ -7,15 +7,20 @@ float16/uint8 buffers (``serialise``). ``show(model, data)`` opens them all, lin
 
 from explorer.views.attention_view import AttentionView
 from explorer.views.explorer_view import Explorer, show
+from explorer.views.hypothesis_view import HypothesisBoard, HypothesisWidget
 from explorer.views.intervention_panel import InterventionPanel
 from explorer.views.neuron_view import NeuronView
 from explorer.views.patching_view import PatchingView
+from explorer.views.scrubber import TrainingScrubber
 
 __all__ = [
     "AttentionView",
     "Explorer",
+    "HypothesisBoard",
+    "HypothesisWidget",
     "InterventionPanel",
     "NeuronView",
     "PatchingView",
+    "TrainingScrubber",
     "show",
 ]
