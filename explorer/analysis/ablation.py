@@ -18,7 +18,13 @@ import torch
 from jaxtyping import Float
 
 from explorer._checks import check_choice
-from explorer.analysis.interventions import MAX_TOKENS, Site, run_interventions, run_sweep
+from explorer.analysis.interventions import (
+    MAX_TOKENS,
+    Site,
+    run_interventions,
+    run_sweep,
+    sweep_base_hooks,
+)
 from explorer.analysis.metrics import Metric, evaluate
 from explorer.analysis.units import (
     Head,
@@ -90,10 +96,40 @@ def _unit_number(unit: Unit) -> int:
     return unit.pos
 
 
-def _sites(model: ModelHandle, units: Sequence[Unit], act_ndim: dict[str, int]) -> list[Site]:
+def _check_units(
+    model: ModelHandle, units: Sequence[Unit | str]
+) -> tuple[list[Unit], dict[tuple[type, int], str]]:
+    """Parse and check ``units``; also ``{(unit type, layer): hook}``.
+
+    Units of one type and layer share a hook and a range, so only the smallest and largest
+    index of each group (and every unit with a position) go through ``check_unit``: a
+    sweep over thousands of neurons does not pay thousands of checks.
+    """
+    parsed = [parse_unit(u) for u in units]
+    extremes: dict[tuple[type, int], list[Unit]] = {}
+    for unit in parsed:
+        if getattr(unit, "pos", None) is not None:
+            check_unit(model, unit)
+        group = extremes.setdefault((type(unit), unit.layer), [unit, unit])
+        number = _unit_number(unit)
+        if number < _unit_number(group[0]):
+            group[0] = unit
+        if number > _unit_number(group[1]):
+            group[1] = unit
+    hook_of = {}
+    for key, (low, high) in extremes.items():
+        check_unit(model, low)
+        check_unit(model, high)
+        hook_of[key] = low.hook(model)
+    return parsed, hook_of
+
+
+def _sites(
+    units: Sequence[Unit], hook_of: dict[tuple[type, int], str], act_ndim: dict[str, int]
+) -> list[Site]:
     sites = []
     for unit in units:
-        hook = unit.hook(model)
+        hook = hook_of[type(unit), unit.layer]
         index = unit.index(act_ndim[hook]) if isinstance(unit, Neuron) else unit.index()
         sites.append((hook, index))
     return sites
@@ -153,11 +189,14 @@ def _setup(
     kind: str,
     reference: torch.Tensor | None,
     seed: int,
+    *,
+    sweep: bool = False,
 ) -> _Setup:
-    """Check everything, then one clean pass gives the metric before, shapes and sources."""
+    """Check everything, then one clean pass gives the metric before, shapes and sources
+    (and, for a ``sweep``, the residual streams its passes start from)."""
     check_choice("ablation kind", kind, KINDS)
     inputs = model.check_inputs(inputs)
-    parsed = [check_unit(model, parse_unit(u)) for u in units]
+    parsed, hook_of = _check_units(model, units)
     if not parsed:
         raise ValueError("no units to ablate: pass at least one Head, Neuron or ResidPosition")
     for unit in parsed:
@@ -166,12 +205,14 @@ def _setup(
             raise ValueError(
                 f"{unit}: position {pos} out of range for inputs of length {inputs.shape[1]}"
             )
-    hooks = sorted({u.hook(model) for u in parsed})
-    logits, own = model.run_with_cache(inputs, names=hooks)
+    hooks = sorted(set(hook_of.values()))
+    bases = [h for h in sweep_base_hooks(model, hooks) if h not in hooks] if sweep else []
+    logits, cache = model.run_with_cache(inputs, names=hooks + bases)
+    own = {h: cache[h] for h in hooks}
     before = evaluate(metric, logits, inputs.shape[0])
-    sites = _sites(model, parsed, {h: a.ndim for h, a in own.items()})
+    sites = _sites(parsed, hook_of, {h: a.ndim for h, a in own.items()})
     sources = _sources(model, inputs, own, kind, reference, seed)
-    return _Setup(inputs, parsed, sites, own, sources, before)
+    return _Setup(inputs, parsed, sites, cache, sources, before)
 
 
 def ablate(
@@ -232,6 +273,6 @@ def ablation_sweep(
             if layer is None:
                 raise ValueError("a neuron sweep needs a layer: ablation_sweep(..., layer=0)")
             units = all_neurons(model, layer)
-    s = _setup(model, inputs, units, metric, kind, reference, seed)
+    s = _setup(model, inputs, units, metric, kind, reference, seed, sweep=True)
     after = run_sweep(model, s.inputs, s.sites, s.sources, s.clean, metric, max_tokens=max_tokens)
     return SweepResult(tuple(s.units), float(s.before.mean()), after.mean(1), after, kind)

@@ -13,6 +13,11 @@ into one copy per unit:
   residual stream is linear (``z W_O``, ``post W_out``), so the fan-out happens at the
   next residual hook, adding each copy's exact change. Nothing before the next block is
   recomputed per unit.
+For transformers the prefix is not even recomputed once per chunk: every pass starts at
+the edited block (``start_at_layer``) from the clean residual stream that the caller's
+clean pass cached (``sweep_base_hooks``), so a whole sweep over every layer shares one
+clean pass. Sites that take one integer on one axis (a neuron, a position) are written for
+all copies in one indexed assignment.
 Multi-site interventions stack copies of the whole batch. Both paths are tested against a
 plain per-unit loop.
 """
@@ -21,6 +26,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -39,11 +45,27 @@ def _per_pass(inputs: torch.Tensor, max_tokens: int) -> int:
     return max(1, max_tokens // per_copy)
 
 
-def _evaluate_copies(
-    metric: Metric, logits: torch.Tensor, copies: int, batch: int
-) -> list[torch.Tensor]:
+def _metric_copies(metric: Metric, logits: torch.Tensor, copies: int, batch: int) -> torch.Tensor:
+    """``[copies, batch]``: the metric of each copy, checked like ``evaluate`` (finiteness
+    once for all copies: per-copy checks cost more than the metric on small models)."""
     logits = logits.reshape(copies, batch, *logits.shape[1:])
-    return [evaluate(metric, logits[c], batch) for c in range(copies)]
+    values = []
+    for c in range(copies):
+        value = metric(logits[c])
+        if not isinstance(value, torch.Tensor):
+            value = torch.as_tensor(value, dtype=torch.float32)
+        if value.ndim == 0:
+            value = value.expand(batch)
+        if value.shape != (batch,):
+            raise ValueError(
+                f"a metric must return one value per example (shape [{batch}]), "
+                f"got {list(value.shape)}"
+            )
+        values.append(value)
+    out = torch.stack(values).detach().float()
+    if not torch.isfinite(out).all():
+        raise ValueError("the metric returned NaN or infinite values")
+    return out
 
 
 @torch.no_grad()
@@ -86,8 +108,8 @@ def run_interventions(
         hooks = [(name, make_hook(name, edits)) for name, edits in by_hook.items()]
         stacked = inputs.repeat(copies, *([1] * (inputs.ndim - 1)))
         logits = model.run_with_hooks(stacked, hooks, _checked=True)
-        results.extend(_evaluate_copies(metric, logits, copies, batch))
-    return torch.stack(results)
+        results.append(_metric_copies(metric, logits, copies, batch))
+    return torch.cat(results)
 
 
 def _linear_readout(model: ModelHandle, hook: str) -> tuple[str, str] | None:
@@ -107,32 +129,69 @@ def _linear_readout(model: ModelHandle, hook: str) -> tuple[str, str] | None:
     return None
 
 
-def _fan_out_at_site(
-    name: str, sites: Sequence[Site], sources: dict[str, torch.Tensor], fired: set[str] | None
-) -> Any:
+def _full_index(index: Any, ndim: int) -> tuple | None:
+    """``index`` spelled out over all ``ndim`` axes, or None if it is not ints and ``:``."""
+    if not isinstance(index, tuple):
+        index = (index,)
+    if sum(e is Ellipsis for e in index) > 1:
+        return None
+    if Ellipsis in index:
+        at = index.index(Ellipsis)
+        index = index[:at] + (slice(None),) * (ndim - len(index) + 1) + index[at + 1 :]
+    if len(index) > ndim:
+        return None
+    index = index + (slice(None),) * (ndim - len(index))
+    for entry in index:
+        is_int = isinstance(entry, int) and not isinstance(entry, bool)
+        if not (is_int or (isinstance(entry, slice) and entry == slice(None))):
+            return None
+    return index
+
+
+def _one_axis(sites: Sequence[Site], ndim: int) -> tuple[int, list[int]] | None:
+    """``(axis, ints)`` when every site selects one integer on the same axis (a neuron, a
+    position) and everything on the others; None otherwise."""
+    axis: int | None = None
+    ints = []
+    for _, index in sites:
+        full = _full_index(index, ndim)
+        if full is None:
+            return None
+        at = [i for i, entry in enumerate(full) if not isinstance(entry, slice)]
+        if len(at) != 1 or (axis is not None and at[0] != axis):
+            return None
+        axis = at[0]
+        ints.append(full[axis])
+    return None if axis is None else (axis, ints)
+
+
+def _fanned(act: torch.Tensor, sites: Sequence[Site], source: torch.Tensor) -> torch.Tensor:
+    """``[copies * batch, ...]``: one copy of ``act`` per site, each with its site replaced
+    from ``source`` (one indexed write for all copies when the sites allow it)."""
     copies = len(sites)
-
-    def hook_fn(act: torch.Tensor, hook: Any) -> torch.Tensor:
-        out = act.unsqueeze(0).repeat(copies, *([1] * act.ndim))
+    out = act.unsqueeze(0).repeat(copies, *([1] * act.ndim))
+    source = source.to(act.dtype)
+    plan = _one_axis(sites, act.ndim)
+    if plan is None:
         for copy, (_, index) in enumerate(sites):
-            out[copy][index] = sources[name][index].to(act.dtype)
-        if fired is not None:
-            fired.add(name)
-        return out.reshape(copies * act.shape[0], *act.shape[1:])
+            out[copy][index] = source[index]
+    else:
+        axis, ints = plan
+        picked = torch.tensor(ints)
+        out.movedim(axis + 1, 1)[torch.arange(copies), picked] = source.movedim(axis, 0)[picked]
+    return out.reshape(copies * act.shape[0], *act.shape[1:])
 
-    return hook_fn
 
-
-def _fan_out_linear(
+def _linear_delta(
     model: ModelHandle,
     kind: str,
     name: str,
     sites: Sequence[Site],
     clean: torch.Tensor,
     source: torch.Tensor,
-    fired: set[str] | None,
-) -> Any:
-    """Hook for the residual stream adding each copy's change ``(source - clean) W``."""
+) -> torch.Tensor:
+    """``[copies, batch, pos, d_model]``: each copy's change ``(source - clean) W`` of the
+    residual stream, for heads (``hook_z``, ``W_O``) or neurons (``hook_post``, ``W_out``)."""
     layer = int(name.split(".")[1])
     block = model.model.blocks[layer]
     # units: head index in hook_z [b, p, h, e] or neuron index in hook_post [b, p, n]
@@ -146,18 +205,61 @@ def _fan_out_linear(
             mask[copy, pos] = 1.0
     if kind == "head":
         diff = diff * mask.T[None, :, :, None]
-        delta = einsum(diff, block.attn.W_O[units], "b p c e, c e d -> c b p d")
+        return einsum(diff, block.attn.W_O[units], "b p c e, c e d -> c b p d")
+    diff = diff * mask.T[None]
+    return einsum(diff, block.mlp.W_out[units], "b p c, c d -> c b p d")
+
+
+def _starts_mid_model(model: ModelHandle) -> bool:
+    """Whether a forward pass can start at a block from a cached residual stream
+    (``start_at_layer``) and give what the full pass gives."""
+    if not model.is_transformer:
+        return False
+    cfg = model.model.cfg
+    if getattr(cfg, "positional_embedding_type", "standard") == "shortformer":
+        return False  # each block re-adds the positional embedding
+    tokenizer = getattr(model.model, "tokenizer", None)
+    return getattr(tokenizer, "padding_side", "right") != "left"  # left padding: masks
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """How the sweep at one hook runs.
+
+    ``mode``: ``"linear"`` (add each copy's residual change), ``"site"`` (copies of the
+    activation, each edited) or ``"stack"`` (copies of the whole batch, ``run_interventions``).
+    ``hook``: where the copies appear. With ``base`` set, the pass starts at block ``start``
+    from the clean ``base`` residual: copies are the input itself when ``hook == base``.
+    """
+
+    mode: str
+    hook: str
+    kind: str = ""
+    base: str | None = None
+    start: int = 0
+
+
+def _plan(model: ModelHandle, name: str) -> _Plan:
+    readout = _linear_readout(model, name)
+    if readout is not None:
+        mode, kind, hook = "linear", readout[0], readout[1]
+    elif not model.is_transformer or name.split(".")[-1].startswith("hook_resid"):
+        mode, kind, hook = "site", "", name
     else:
-        diff = diff * mask.T[None]
-        delta = einsum(diff, block.mlp.W_out[units], "b p c, c d -> c b p d")
+        return _Plan("stack", name)
+    parts = hook.split(".")
+    if not _starts_mid_model(model) or len(parts) != 3 or parts[0] != "blocks":
+        return _Plan(mode, hook, kind)
+    layer = int(parts[1])
+    if parts[2] == "hook_resid_post":
+        return _Plan(mode, hook, kind, base=hook, start=layer + 1)
+    return _Plan(mode, hook, kind, base=f"blocks.{layer}.hook_resid_pre", start=layer)
 
-    def hook_fn(resid: torch.Tensor, hook: Any) -> torch.Tensor:
-        if fired is not None:
-            fired.add(name)
-        out = resid.unsqueeze(0) + delta.to(resid.dtype)
-        return out.reshape(-1, *resid.shape[1:])
 
-    return hook_fn
+def sweep_base_hooks(model: ModelHandle, hooks: Sequence[str]) -> list[str]:
+    """The residual hooks ``run_sweep`` starts from for sweeps at ``hooks``: cache them in
+    the clean pass that callers run anyway, or ``run_sweep`` runs one more."""
+    return sorted({p.base for p in (_plan(model, h) for h in hooks) if p.base is not None})
 
 
 @torch.no_grad()
@@ -173,35 +275,26 @@ def run_sweep(
 ) -> torch.Tensor:
     """Metric per single-site intervention and example, ``[n_sites, batch]``, fanning out
     after the shared prefix (see module docstring). ``clean[hook]`` is the activation on
-    ``inputs`` without edits."""
+    ``inputs`` without edits; for transformers it should also hold ``sweep_base_hooks``,
+    the residual streams the passes start from (one extra clean pass otherwise)."""
     batch = inputs.shape[0]
     per_pass = _per_pass(inputs, max_tokens)
     by_hook: dict[str, list[int]] = defaultdict(list)
     for i, (hook, _) in enumerate(sites):
         by_hook[hook].append(i)
+    plans = {name: _plan(model, name) for name in by_hook}
+    missing = sorted({p.base for p in plans.values() if p.base and p.base not in clean})
+    if missing:
+        _, extra = model.run_with_cache(inputs, names=missing)
+        clean = {**clean, **extra}
     out = torch.empty(len(sites), batch)
     for name, order in by_hook.items():
-        readout = _linear_readout(model, name)
-        fans_at_site = readout is None and (
-            not model.is_transformer or name.split(".")[-1].startswith("hook_resid")
-        )
+        plan = plans[name]
         for start in range(0, len(order), per_pass):
             chunk = order[start : start + per_pass]
             chunk_sites = [sites[i] for i in chunk]
-            if readout is not None:
-                kind, resid = readout
-                hook = (
-                    resid,
-                    _fan_out_linear(
-                        model, kind, name, chunk_sites, clean[name], sources[name], None
-                    ),
-                )
-                logits = model.run_with_hooks(inputs, [hook], _checked=True)
-            elif fans_at_site:
-                hook = (name, _fan_out_at_site(name, chunk_sites, sources, None))
-                logits = model.run_with_hooks(inputs, [hook], _checked=True)
-            else:
-                values = run_interventions(
+            if plan.mode == "stack":
+                out[chunk] = run_interventions(
                     model,
                     inputs,
                     [[s] for s in chunk_sites],
@@ -209,9 +302,31 @@ def run_sweep(
                     metric,
                     max_tokens=max_tokens,
                 )
-                out[chunk] = values
                 continue
-            out[chunk] = torch.stack(_evaluate_copies(metric, logits, len(chunk), batch))
+            if plan.mode == "linear":
+                delta = _linear_delta(
+                    model, plan.kind, name, chunk_sites, clean[name], sources[name]
+                )
+
+                def edit(act: torch.Tensor, delta: torch.Tensor = delta) -> torch.Tensor:
+                    out = act.unsqueeze(0) + delta.to(act.dtype)
+                    return out.reshape(-1, *act.shape[1:])
+            else:
+
+                def edit(
+                    act: torch.Tensor, chunk_sites: list = chunk_sites, source: Any = sources[name]
+                ) -> torch.Tensor:
+                    return _fanned(act, chunk_sites, source)
+
+            if plan.base is None:  # the whole pass, copies from the hook on
+                hook = (plan.hook, lambda act, hook, edit=edit: edit(act))
+                logits = model.run_with_hooks(inputs, [hook], _checked=True)
+            elif plan.base == plan.hook:  # start at the block after: copies are the input
+                logits = model.model(edit(clean[plan.base]), start_at_layer=plan.start)
+            else:  # start at the hook's block, copies from the hook on
+                with model.hooks([(plan.hook, lambda act, hook, edit=edit: edit(act))]):
+                    logits = model.model(clean[plan.base], start_at_layer=plan.start)
+            out[chunk] = _metric_copies(metric, logits, len(chunk), batch)
     return out
 
 

@@ -6,7 +6,8 @@ matters. Grids:
 - ``"resid"``: ``[layer, position]`` over ``hook_resid_pre`` (transformers);
 - ``"head"``: ``[layer, head]`` over ``hook_z`` at every position;
 - ``"neuron"``: ``[layer, neuron]`` over ``mlp.hook_post`` (NaN past a layer's width).
-Every cell is one intervention; cells run batched, fanning out after the shared prefix. ``attribution_patching`` is the
+Every cell is one intervention; cells run batched, fanning out after the shared prefix
+(``interventions.run_sweep``). ``attribution_patching`` is the
 gradient approximation (Nanda 2023): one forward and one backward pass for the whole grid.
 """
 
@@ -19,7 +20,13 @@ from einops import reduce
 from jaxtyping import Float
 
 from explorer._checks import check_choice
-from explorer.analysis.interventions import MAX_TOKENS, Site, clean_metric, run_sweep
+from explorer.analysis.interventions import (
+    MAX_TOKENS,
+    Site,
+    clean_metric,
+    run_sweep,
+    sweep_base_hooks,
+)
 from explorer.analysis.metrics import Metric, evaluate
 from explorer.models.handle import ModelHandle
 
@@ -132,7 +139,8 @@ def activation_patching(
     sites, cells = _grid_sites(model, grid, n_pos, ndim)
     hooks = sorted({s[0][0] for s in sites})
     clean_logits, clean_cache = model.run_with_cache(clean, names=hooks)
-    corrupted_logits, corrupted_cache = model.run_with_cache(corrupted, names=hooks)
+    bases = sorted(set(hooks) | set(sweep_base_hooks(model, hooks)))  # where passes start
+    corrupted_logits, corrupted_cache = model.run_with_cache(corrupted, names=bases)
     clean_value = float(evaluate(metric, clean_logits, clean.shape[0]).mean())
     corrupted_value = float(evaluate(metric, corrupted_logits, corrupted.shape[0]).mean())
     flat = [cell[0] for cell in sites]
