@@ -30,7 +30,10 @@ class ExplorerWidget(anywidget.AnyWidget):
     ).tag(sync=True)
 
     def _fail(self, exc: BaseException) -> None:
-        self.error = f"{type(exc).__name__}: {exc}"
+        message = f"{type(exc).__name__}: {exc}"
+        if self.error == message:  # the page must hear a repeat: it re-enables what failed
+            self.error = ""
+        self.error = message
         self.log.debug("analysis failed in %s:\n%s", type(self).__name__, traceback.format_exc())
 
 

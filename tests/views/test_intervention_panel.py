@@ -93,3 +93,18 @@ def test_a_failing_metric_is_reported_and_the_panel_stays_usable(attn_model, rep
     assert panel.error == "" and panel.after_mean is not None
     with pytest.raises(traitlets.TraitError, match="choose one of good, broken"):
         panel.metric_name = "missing"
+
+
+def test_a_repeated_failure_is_announced_again(attn_model, repeated):
+    """The page re-enables the Sweep button when it hears ``error``: a repeat must be heard."""
+
+    def broken(logits):
+        raise RuntimeError("metric exploded")
+
+    panel = InterventionPanel(attn_model, repeated, broken)
+    heard = []
+    panel.observe(lambda change: heard.append(change["new"]), names="error")
+    panel._on_message(panel, {"action": "sweep"}, [])
+    panel._on_message(panel, {"action": "sweep"}, [])
+    assert [m for m in heard if m] == ["RuntimeError: metric exploded"] * 2
+    assert panel.error == "RuntimeError: metric exploded"
