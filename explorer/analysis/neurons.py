@@ -100,7 +100,7 @@ def top_k_examples(
     """
     check_positive("k", k)
     name = _hook(model, layer, hook)
-    best_v = best_e = best_p = None
+    best: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
     seen = 0
     for batch in iter_batches(data, batch_size):
         _, cache = model.run_with_cache(batch, names=[name])
@@ -108,20 +108,85 @@ def top_k_examples(
         lo, hi = torch.aminmax(acts)  # one pass; NaN and inf survive min/max
         if not (torch.isfinite(lo) and torch.isfinite(hi)):
             raise ValueError(f"activations at {name} contain NaN or infinite values")
-        b, n_pos, _ = acts.shape
-        # this batch's own top-k first: the candidates stay [units, 2k], never [units, b*pos]
-        values, flat = acts.reshape(b * n_pos, -1).topk(min(k, b * n_pos), dim=0, largest=largest)
-        values, flat = values.T, flat.T
-        example, position = seen + flat // n_pos, flat % n_pos
-        if best_v is not None:
-            values = torch.cat([best_v, values], dim=1)
-            example = torch.cat([best_e, example], dim=1)
-            position = torch.cat([best_p, position], dim=1)
-        best_v, order = values.topk(min(k, values.shape[1]), dim=1, largest=largest)
-        best_e, best_p = example.gather(1, order), position.gather(1, order)
-        seen += b
-    assert best_v is not None and best_e is not None and best_p is not None
-    return TopKExamples(best_v, best_e, best_p, name, seen)
+        best = _merge_batch(best, acts, seen, k, largest)
+        seen += acts.shape[0]
+    assert best is not None
+    return TopKExamples(*best, name, seen)
+
+
+_SPARSE_SHARE = 16  # the threshold path while at most 1/16 of a batch's values beat it
+_SPARSE_WIDTH = 8  # ... and no unit has more than 8k candidates in the batch
+
+
+def _merge_batch(
+    best: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None,
+    acts: torch.Tensor,
+    seen: int,
+    k: int,
+    largest: bool,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The running ``(values, example, position)`` ``[units, k]`` merged with one batch.
+
+    Once every unit has ``k`` values, only entries beating a unit's current k-th best can
+    enter, and after a few batches those are rare: they are found with one comparison
+    against the thresholds and merged (no top-k over the whole batch). Early batches, or
+    a batch where many values qualify, take a per-batch top-k: ``[units, 2k]`` candidates.
+    """
+    b, n_pos, n_units = acts.shape
+    flat = acts.reshape(b * n_pos, n_units)
+    if best is not None and best[0].shape[1] == k:
+        thresholds = best[0][:, -1]
+        beats = flat > thresholds if largest else flat < thresholds
+        rows, units = beats.nonzero(as_tuple=True)
+        if rows.numel() == 0:
+            return best
+        candidates = _candidates(flat, rows, units, k, largest)
+        if candidates is not None:
+            return _keep_best(best, *candidates, seen, n_pos, k, largest)
+    values, index = flat.T.contiguous().topk(min(k, b * n_pos), dim=1, largest=largest)
+    return _keep_best(best, values, index, seen, n_pos, k, largest)
+
+
+def _candidates(
+    flat: torch.Tensor, rows: torch.Tensor, units: torch.Tensor, k: int, largest: bool
+) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """``(values, row index)`` ``[units, width]`` of the entries ``flat[rows, units]``,
+    padded with -inf (+inf for ``largest=False``); None when they are too many to be
+    worth it (a per-batch top-k is cheaper then)."""
+    n_units = flat.shape[1]
+    counts = torch.bincount(units, minlength=n_units)
+    width = int(counts.max())
+    if rows.numel() * _SPARSE_SHARE > flat.numel() or width > _SPARSE_WIDTH * k:
+        return None
+    order = units.argsort(stable=True)
+    rows, units = rows[order], units[order]
+    slot = torch.arange(rows.numel()) - (counts.cumsum(0) - counts)[units]
+    fill = float("-inf") if largest else float("inf")
+    values = torch.full((n_units, width), fill, dtype=flat.dtype)
+    values[units, slot] = flat[rows, units]
+    index = torch.zeros(n_units, width, dtype=torch.long)
+    index[units, slot] = rows
+    return values, index
+
+
+def _keep_best(
+    best: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None,
+    values: torch.Tensor,
+    index: torch.Tensor,
+    seen: int,
+    n_pos: int,
+    k: int,
+    largest: bool,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Merge ``[units, c]`` candidates (``index`` into the batch's ``b * pos`` rows) into
+    ``best``; padding (+-inf) never wins because ``best`` already holds ``k`` values."""
+    example, position = seen + index // n_pos, index % n_pos
+    if best is not None:
+        values = torch.cat([best[0], values], dim=1)
+        example = torch.cat([best[1], example], dim=1)
+        position = torch.cat([best[2], position], dim=1)
+    values, order = values.topk(min(k, values.shape[1]), dim=1, largest=largest)
+    return values, example.gather(1, order), position.gather(1, order)
 
 
 @torch.no_grad()

@@ -1,0 +1,33 @@
+"""The streamed top-k's threshold path (only values beating a unit's k-th best) against a
+top-k over the whole dataset, with enough batches that both merge paths run."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from explorer.analysis import neurons, top_k_examples
+
+
+@pytest.mark.parametrize("largest", [True, False])
+def test_threshold_path_equals_the_full_top_k(mlp_transformer, monkeypatch, largest):
+    taken = {"sparse": 0, "dense": 0}
+    candidates = neurons._candidates
+
+    def counting(*args):
+        out = candidates(*args)
+        taken["dense" if out is None else "sparse"] += 1
+        return out
+
+    monkeypatch.setattr(neurons, "_candidates", counting)
+    tokens = torch.randint(0, 30, (400, 16), generator=torch.Generator().manual_seed(3))
+    top = top_k_examples(
+        mlp_transformer, tokens, layer=0, k=4, batch_size=40, hook="pre", largest=largest
+    )
+    _, cache = mlp_transformer.model.run_with_cache(tokens)
+    acts = cache["blocks.0.mlp.hook_pre"]
+    expected = acts.reshape(-1, 64).topk(4, dim=0, largest=largest).values.T
+    assert torch.allclose(top.values, expected, atol=1e-6)
+    got = acts[top.example, top.position, torch.arange(64)[:, None]]
+    assert torch.allclose(got, top.values, atol=1e-6)
+    assert taken["sparse"] >= 1, taken  # the first batch always takes the per-batch top-k
