@@ -154,6 +154,7 @@ def machine() -> dict[str, Any]:
         "nproc": affinity or os.cpu_count(),
         "memory_gb": _memory_gb(),
         "torch_threads": torch.get_num_threads(),
+        "timing_clock": "cpu" if torch.get_num_threads() == 1 else "wall",
         "torch": torch.__version__,
         "transformer_lens": _version("transformer-lens"),
         "circuitsvis": _version("circuitsvis"),
@@ -173,7 +174,8 @@ def describe_machine(info: dict[str, Any]) -> str:
         load_text += f", {end[0]:.1f} at end"
     return (
         f"{info['cpu']}, {info['nproc']} cores (nproc), {info['memory_gb']} GB RAM; "
-        f"torch {info['torch']} on {info['torch_threads']} thread(s); "
+        f"torch {info['torch']} on {info['torch_threads']} thread(s)"
+        f"{' (times are CPU seconds)' if info.get('timing_clock') == 'cpu' else ''}; "
         f"transformer-lens {info['transformer_lens']}, circuitsvis {info['circuitsvis']}; "
         f"Python {info['python']}, {info['platform']}; {load_text}; "
         f"commit {info['git_commit']}, {info['date']}"
