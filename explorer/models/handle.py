@@ -123,6 +123,11 @@ class ModelHandle:
             return int(self.model.cfg.d_vocab_out)  # type: ignore[attr-defined]
         if self.config is not None and hasattr(self.config, "n_classes"):
             return int(self.config.n_classes)  # type: ignore[union-attr]
+        out = getattr(self.model, "output_layer", None)  # a plain module: its last Linear
+        if out is not None:
+            layer = self.model.module.get_submodule(out)  # type: ignore[union-attr, operator]
+            if isinstance(layer, nn.Linear):
+                return int(layer.out_features)
         return None
 
     def __repr__(self) -> str:
