@@ -71,6 +71,7 @@ def test_the_notebook_runs_and_reports(executed):
         "scrubbed head",
         "max layer-1 induction score",
         "top K-composition pair",
+        "V-compose above the cut",
         "copying score",
         "mean-ablating the circuit",
         "patching head",
