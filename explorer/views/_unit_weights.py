@@ -1,12 +1,14 @@
-"""A neuron's weights as NeuronView shows them: what it reads from and what it writes to.
+"""A neuron as NeuronView shows it: what it reads from, what it writes to, what it changes.
 
 - ``output_effect``: for a transformer neuron, its direct effect on the logits
   (``W_out[neuron] @ W_U``, final LayerNorm ignored); for a plain MLP/CNN, its outgoing
   weights to the next layer (the classes, after the last hidden layer).
 - ``input_image``: for a neuron of a vision model's first layer, its input weights shaped
   like the image (the "weight image").
+- ``zero_ablation_effect``: for a vision neuron in any layer, its total effect on the class
+  outputs: the mean drop of each output when the neuron is set to zero (one run).
 
-These are weight reads, not runs; they belong with analysis once it has a home for them.
+They belong with analysis once it has a home for them.
 """
 
 from __future__ import annotations
@@ -79,3 +81,29 @@ def input_image(model: ModelHandle, layer: int, neuron: int) -> torch.Tensor | N
     if block.conv:
         return weight.sum(0).float()  # [kh, kw]
     return weight.reshape(model.input_shape).sum(0).float()
+
+
+@torch.no_grad()
+def zero_ablation_effect(
+    model: ModelHandle, inputs: torch.Tensor, layer: int, neuron: int, clean: torch.Tensor
+) -> OutputEffect:
+    """Mean of ``clean - ablated`` outputs over ``inputs`` with neuron ``layer.neuron`` zeroed.
+
+    ``clean`` is ``model(inputs)`` (the caller keeps it across neurons). Positive: the
+    neuron raises that output. A vision model's neuron (or conv channel) is index 1 of its
+    activation.
+    """
+    layer, neuron = model.check_neuron(layer, neuron)
+    if model.is_transformer:
+        raise ValueError("zero_ablation_effect is for vision models; transformers use W_out·W_U")
+
+    def zero(act: torch.Tensor, hook: object) -> torch.Tensor:
+        act = act.clone()
+        act[:, neuron] = 0.0
+        return act
+
+    ablated = model.run_with_hooks(inputs, [(model.hook_name("post", layer), zero)])
+    values = (clean - ablated).float().mean(0)
+    labels = tuple(f"class {i}" for i in range(values.shape[0]))
+    title = f"effect on the class outputs when zeroed (mean drop over {len(inputs):,} inputs)"
+    return OutputEffect(values, labels, title)

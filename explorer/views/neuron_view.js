@@ -107,7 +107,8 @@ function render({ model, el }) {
       }
     }
 
-    const right = exEl("div", { cls: "ex-col" });
+    // a narrow column (long titles wrap) so that it stays beside the examples
+    const right = exEl("div", { cls: "ex-col", style: { maxWidth: "340px" } });
     body.appendChild(right);
     // ---- histogram
     const counts = exDecode(model.get("hist_counts"));
@@ -123,23 +124,28 @@ function render({ model, el }) {
         exEl("span", { text: exFmt(edges.values[edges.size - 1], 2) }),
       ]));
     }
-    // ---- effect on outputs
-    const eff = exDecode(model.get("effect_values"));
-    const labels = model.get("effect_labels") || [];
-    if (eff.size) {
-      right.appendChild(exEl("div", { cls: "ex-title", text: model.get("effect_title") }));
-      const table = exEl("table", { cls: "ex-table", attrs: { "data-testid": "effects" } });
-      const maxAbs = Math.max(1e-12, ...Array.from(eff.values, Math.abs));
-      for (let i = 0; i < eff.size; i++) {
-        const v = eff.values[i];
-        const bar = exEl("div", { style: { width: Math.round(80 * Math.abs(v) / maxAbs) + "px", height: "8px", background: v < 0 ? "#dc2626" : "#2563eb" } });
-        table.appendChild(exEl("tr", {}, [exEl("th", { text: labels[i] }), exEl("td", {}, [exNumber(v, "effect-" + i)]), exEl("td", {}, [bar])]));
-      }
-      right.appendChild(table);
-    }
+    // ---- what the neuron writes to, and (vision) its effect on the class outputs
+    effectTable(right, "effect_title", "effect_labels", "effect_values", "effect");
+    effectTable(right, "ablation_title", "ablation_labels", "ablation_values", "ablation");
   }
 
-  const names = ["layer", "neuron", "widths", "top_values", "example_ids", "example_tokens", "example_acts", "top_images", "weight_image", "hist_counts", "effect_values", "effect_labels", "effect_title"];
+  // A ranked table of signed values with bars: blue raises the output, red lowers it.
+  function effectTable(parent, titleName, labelsName, valuesName, testid) {
+    const eff = exDecode(model.get(valuesName));
+    const labels = model.get(labelsName) || [];
+    if (!eff.size) return;
+    parent.appendChild(exEl("div", { cls: "ex-title", text: model.get(titleName) }));
+    const table = exEl("table", { cls: "ex-table", attrs: { "data-testid": testid + "s" } });
+    const maxAbs = Math.max(1e-12, ...Array.from(eff.values, Math.abs));
+    for (let i = 0; i < eff.size; i++) {
+      const v = eff.values[i];
+      const bar = exEl("div", { style: { width: Math.round(80 * Math.abs(v) / maxAbs) + "px", height: "8px", background: v < 0 ? "#dc2626" : "#2563eb" } });
+      table.appendChild(exEl("tr", {}, [exEl("th", { text: labels[i] }), exEl("td", {}, [exNumber(v, testid + "-" + i)]), exEl("td", {}, [bar])]));
+    }
+    parent.appendChild(table);
+  }
+
+  const names = ["layer", "neuron", "widths", "top_values", "example_ids", "example_tokens", "example_acts", "top_images", "weight_image", "hist_counts", "effect_values", "effect_labels", "effect_title", "ablation_values", "ablation_labels", "ablation_title"];
   return exMount(model, el, "ex-neuron", "neuron-view", names, draw);
 }
 

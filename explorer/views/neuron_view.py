@@ -26,7 +26,12 @@ from explorer.analysis.neurons import (
 from explorer.models.handle import ModelHandle
 from explorer.views._base import ExplorerWidget, check_range, reports_errors
 from explorer.views._inputs import dataset_inputs
-from explorer.views._unit_weights import input_image, output_effect
+from explorer.views._unit_weights import (
+    OutputEffect,
+    input_image,
+    output_effect,
+    zero_ablation_effect,
+)
 from explorer.views.serialise import empty, encode, esm
 
 
@@ -40,6 +45,8 @@ class NeuronView(ExplorerWidget):
         k: top examples shown.
         context: tokens shown before the top token of a text example (3 after it).
         n_effects: outputs listed at each end of the effect ranking.
+        ablation_examples: inputs the zero-ablation effect on the classes is averaged over
+            (vision models; the first ones of ``data``).
         bins: histogram bins.
         activation_budget_mb: largest layer activation table kept for fast histograms;
             bigger layers stream over the data on each neuron change instead.
@@ -94,6 +101,15 @@ class NeuronView(ExplorerWidget):
     effect_values = traitlets.Dict(help="payload float32: strongest effects, top then bottom").tag(
         sync=True
     )
+    ablation_title = traitlets.Unicode(
+        "", help="what ablation_values are (vision models: zero-ablation effect on the classes)"
+    ).tag(sync=True)
+    ablation_labels = traitlets.List(
+        traitlets.Unicode(), help="output named by each ablation value"
+    ).tag(sync=True)
+    ablation_values = traitlets.Dict(
+        help="payload float32: mean drop of each output when the neuron is zeroed, largest first"
+    ).tag(sync=True)
 
     def __init__(
         self,
@@ -103,6 +119,7 @@ class NeuronView(ExplorerWidget):
         k: int = 8,
         context: int = 12,
         n_effects: int = 8,
+        ablation_examples: int = 256,
         bins: int = 40,
         activation_budget_mb: float = 64.0,
         **kwargs: Any,
@@ -114,6 +131,9 @@ class NeuronView(ExplorerWidget):
         self.context = context
         self.n_effects = n_effects
         self.bins = bins
+        # vision models: the class outputs of the inputs the ablation effect is read on
+        self._ablation_inputs = self.data[:ablation_examples]
+        self._clean_outputs: torch.Tensor | None = None
         self._top: dict[int, TopKExamples] = {}
         self._budget = activation_budget_mb * 2**20
         self._acts: dict[int, torch.Tensor | None] = {}  # layer -> [values, unit] (or too big)
@@ -201,6 +221,7 @@ class NeuronView(ExplorerWidget):
             self._send_images(ids)
         hist = self.histogram(self.layer, self.neuron)
         effect = output_effect(self.model, self.layer, self.neuron)
+        ablation = self.ablation_effect(self.layer, self.neuron)
         n_out = effect.values.shape[0]
         if 2 * self.n_effects >= n_out:  # few outputs (classes): all of them, strongest first
             order = effect.values.argsort(descending=True)
@@ -217,7 +238,23 @@ class NeuronView(ExplorerWidget):
             self.effect_title = effect.title
             self.effect_labels = [effect.labels[int(i)] for i in order]
             self.effect_values = encode(effect.values[order], "float32")
+            if ablation is not None:
+                ranked = ablation.values.argsort(descending=True)
+                self.ablation_title = ablation.title
+                self.ablation_labels = [ablation.labels[int(i)] for i in ranked]
+                self.ablation_values = encode(ablation.values[ranked], "float32")
         self._shown = key
+
+    def ablation_effect(self, layer: int, neuron: int) -> OutputEffect | None:
+        """Vision models: mean drop of each class output when the neuron is zeroed."""
+        if self.model.is_transformer:
+            return None
+        if self._clean_outputs is None:
+            with torch.no_grad():
+                self._clean_outputs = self.model(self._ablation_inputs)
+        return zero_ablation_effect(
+            self.model, self._ablation_inputs, layer, neuron, self._clean_outputs
+        )
 
     def _send_text_examples(self, ids: torch.Tensor, positions: torch.Tensor) -> None:
         n_pos = self.data.shape[1]
@@ -249,4 +286,5 @@ _PAYLOADS = (
     "hist_counts",
     "hist_edges",
     "effect_values",
+    "ablation_values",
 )

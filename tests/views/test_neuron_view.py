@@ -121,3 +121,48 @@ def test_conv_channels_show_kernels_and_their_summed_outgoing_weights(mnist_cnn,
     assert np.allclose(
         decode(view.effect_values), per_class.sort(descending=True).values.numpy(), atol=1e-5
     )
+
+
+def test_image_neuron_effect_on_the_classes_is_its_zero_ablation(mnist_mlp, images):
+    x, _ = images
+    view = NeuronView(mnist_mlp, x, k=2, ablation_examples=50)
+    view.neuron = 4
+    seq = mnist_mlp.model.module
+    with torch.no_grad():
+        hidden = seq[2](seq[1](seq[0](x[:50])))
+        clean = seq[5](seq[4](seq[3](hidden)))
+        hidden[:, 4] = 0.0
+        ablated = seq[5](seq[4](seq[3](hidden)))
+    drop = (clean - ablated).mean(0)
+    assert view.ablation_title.startswith("effect on the class outputs")
+    assert "50 inputs" in view.ablation_title
+    assert view.ablation_labels[0] == f"class {int(drop.argmax())}"
+    assert np.allclose(
+        decode(view.ablation_values), drop.sort(descending=True).values.numpy(), atol=1e-5
+    )
+    view.layer, view.neuron = 1, 3  # the last hidden layer: drop = mean activation x weight
+    with torch.no_grad():
+        act = seq[4](seq[3](seq[2](seq[1](seq[0](x[:50])))))[:, 3]
+    expected = act.mean() * seq[5].weight[:, 3].detach()
+    assert np.allclose(
+        decode(view.ablation_values), expected.sort(descending=True).values.numpy(), atol=1e-5
+    )
+
+
+def test_conv_channel_effect_on_the_classes_zeroes_the_whole_channel(mnist_cnn, images):
+    x, _ = images
+    view = NeuronView(mnist_cnn, x, k=2, ablation_examples=20)
+    view.layer, view.neuron = 1, 2
+    seq = mnist_cnn.model.module
+    with torch.no_grad():
+        act = seq[4](seq[3](seq[2](seq[1](seq[0](x[:20])))))
+        clean = seq[7](seq[6](seq[5](act)))
+        act[:, 2] = 0.0
+        ablated = seq[7](seq[6](seq[5](act)))
+    drop = (clean - ablated).mean(0).sort(descending=True).values
+    assert np.allclose(decode(view.ablation_values), drop.numpy(), atol=1e-5)
+
+
+def test_text_neurons_have_no_ablation_table(mlp_transformer):
+    view = NeuronView(mlp_transformer, repeated_tokens(8, 6, 30), k=2)
+    assert view.ablation_values["shape"] == [0] and view.ablation_title == ""
