@@ -78,6 +78,15 @@ function exFmt(x, digits = 3) {
   return x.toFixed(digits);
 }
 
+// Short text for a number written inside a heatmap cell: two significant digits.
+function exCompact(x) {
+  if (!Number.isFinite(x)) return exFmt(x);
+  const a = Math.abs(x);
+  if (a === 0) return "0";
+  if (a < 1e-3 || a >= 1e5) return x.toExponential(1);
+  return String(Number(x.toPrecision(2)));
+}
+
 // A number shown in the page, with the exact kernel value kept in data-value for tests.
 function exNumber(x, testid, digits = 3) {
   return exEl("span", { cls: "ex-num", text: exFmt(x, digits), attrs: { "data-testid": testid, "data-value": x } });
@@ -218,14 +227,14 @@ function exHeatmapView(spec) {
     const every = labelEvery(spec.rows, geom.cellH);
     rowAxis.style.height = canvas.height + "px";
     for (let r = 0; r < spec.rows; r += every) {
-      rowAxis.appendChild(exEl("div", { cls: "ex-axis-label", text: spec.rowLabels[r], style: { top: (r * geom.cellH + geom.cellH / 2 - 6) + "px" } }));
+      rowAxis.appendChild(exEl("div", { cls: "ex-axis-label", text: spec.rowLabels[r], title: spec.rowLabels[r], style: { top: (r * geom.cellH + geom.cellH / 2 - 6) + "px" } }));
     }
   }
   if (spec.colLabels) {
     const every = labelEvery(spec.cols, geom.cellW);
     colAxis.style.width = canvas.width + "px";
     for (let c = 0; c < spec.cols; c += every) {
-      colAxis.appendChild(exEl("div", { cls: "ex-axis-label ex-axis-label-col", text: spec.colLabels[c], style: { left: (c * geom.cellW + geom.cellW / 2 - 5) + "px" } }));
+      colAxis.appendChild(exEl("div", { cls: "ex-axis-label ex-axis-label-col", text: spec.colLabels[c], title: spec.colLabels[c], style: { left: (c * geom.cellW + geom.cellW / 2 - 5) + "px" } }));
     }
   }
   if (spec.annotate && geom.cellW >= 30 && geom.cellH >= 16 && spec.rows * spec.cols <= 400) {
@@ -238,7 +247,7 @@ function exHeatmapView(spec) {
       const v = spec.values[r * spec.cols + c];
       if (!Number.isFinite(v)) continue;
       ctx.fillStyle = Math.abs(v) / m > 0.6 ? "#fff" : "#111";
-      ctx.fillText(exFmt(v, 2), (c + 0.5) * geom.cellW, (r + 0.5) * geom.cellH);
+      ctx.fillText(exCompact(v), (c + 0.5) * geom.cellW, (r + 0.5) * geom.cellH);
     }
   }
   if (spec.selected && spec.selected.row !== undefined && spec.selected.row !== null) {

@@ -106,8 +106,8 @@ function render({ model, el }) {
       const n = tokens.length, w = model.get("window");
       const bar = exEl("div", { cls: "ex-row" }, [
         exEl("span", { cls: "ex-note", text: note, attrs: { "data-testid": "window-note" } }),
-        exEl("button", { cls: "ex-button", text: "◀ earlier", onclick: () => exSend(model, { query_start: Math.max(0, start - w) }) }),
-        exEl("button", { cls: "ex-button", text: "later ▶", onclick: () => exSend(model, { query_start: Math.min(n - w, start + w) }) }),
+        exEl("button", { cls: "ex-button", text: "◀ earlier", attrs: { "data-testid": "window-earlier" }, onclick: () => exSend(model, { query_start: Math.max(0, start - w) }) }),
+        exEl("button", { cls: "ex-button", text: "later ▶", attrs: { "data-testid": "window-later" }, onclick: () => exSend(model, { query_start: Math.min(n - w, start + w) }) }),
       ]);
       panel.appendChild(bar);
     }

@@ -112,6 +112,7 @@ function render({ model, el }) {
         values: sweep.values, rows, cols, diverging: true, testid: "sweep-heatmap",
         cellW: Math.max(3, Math.min(44, Math.floor(640 / cols))), cellH: 30, annotate: true,
         rowLabels: Array.from({ length: rows }, (_, r) => "L" + r),
+        colLabels: Array.from({ length: cols }, (_, c) => (unitType === "head" ? "H" : "N") + c),
         selected: { row: model.get("layer"), col: sel },
         hoverText: (r, c, v) => unitType + " " + r + "." + c + "\nchange " + exFmt(v, 4),
         onClick: (r, c) => { if (Number.isFinite(sweep.values[r * cols + c])) model.send({ action: "select", layer: r, index: c }); },

@@ -40,8 +40,9 @@ CHROMIUM_ARGS = [
     "--disable-quic",
 ]
 ARTIFACTS = REPO / "test-artifacts" / "browser"
-# Short training for the suite: the views must show real data, not trained circuits.
-QUICKSTART_STEPS = os.environ.get("EXPLORER_BROWSER_QUICKSTART_STEPS", "200")
+# The quickstart's own training length: the screenshots must show the induction and
+# previous-token heads it forms (~1 min on 2 cores). Set lower for a quick local run.
+QUICKSTART_STEPS = os.environ.get("EXPLORER_BROWSER_QUICKSTART_STEPS", "2000")
 
 
 @dataclass(frozen=True)

@@ -61,7 +61,7 @@ def test_quickstart_views_follow_clicks(lab_server, page, artifacts):
     _attention_click_updates_pattern(page, artifacts)
     _ablation_click_updates_metric(page, artifacts)
     _patching_click_selects_cell(page)
-    _neuron_step_updates_examples(page)
+    _neuron_step_updates_examples(page, artifacts)
     _explorer_tabs_render(page, artifacts)
     assert page.js_errors == []
 
@@ -187,7 +187,7 @@ def _patching_click_selects_cell(page) -> None:
     wait_until(lambda: "position" in view.locator('[data-testid="selected-cell"]').inner_text())
 
 
-def _neuron_step_updates_examples(page) -> None:
+def _neuron_step_updates_examples(page, artifacts) -> None:
     view = page.locator('[data-testid="neuron-view"]').first
     view.locator('[data-testid="neuron-input"]').fill("5")
     view.locator('[data-testid="neuron-input"]').press("Enter")
@@ -196,13 +196,21 @@ def _neuron_step_updates_examples(page) -> None:
         page,
         "import json\n"
         "top = neurons.top_examples(0)\n"
-        "print(json.dumps({'neuron': neurons.neuron, 'top': float(top.values[5, 0])}))",
+        "drop = neurons.ablation_effect(0, 5).values\n"
+        "print(json.dumps({'neuron': neurons.neuron, 'top': float(top.values[5, 0]),\n"
+        "  'drop': float(drop.max()), 'cls': int(drop.argmax())}))",
     )
     assert kernel["neuron"] == 5
     wait_until(
         lambda: abs(number(view.locator('[data-testid="top-value-0"]')) - kernel["top"]) < 1e-5,
         what="neuron 0.5's top activation",
     )
+    # its effect on the outputs: the class it raises most when present
+    assert number(view.locator('[data-testid="ablation-0"]')) == pytest.approx(
+        kernel["drop"], abs=1e-5
+    )
+    assert f"class {kernel['cls']}" in view.locator('[data-testid="ablations"]').inner_text()
+    view.screenshot(path=str(artifacts / "neuron-view-0-5.png"))
 
 
 def _explorer_tabs_render(page, artifacts) -> None:
@@ -213,6 +221,7 @@ def _explorer_tabs_render(page, artifacts) -> None:
     explorer_panel.locator('[data-testid="sweep"]').click()
     explorer_panel.locator('[data-testid="sweep-heatmap"]').wait_for(state="visible")
     canvas = explorer_panel.locator('[data-testid="sweep-heatmap"] canvas')
+    explorer_panel.screenshot(path=str(artifacts / "explorer-neuron-sweep.png"))
     click_cell(canvas, 1, 10, 2, 64)
     # the neuron tab is linked: it now shows neuron 1.10
     page.locator(".lm-TabBar-tab:has-text('Neurons')").first.click()
@@ -231,13 +240,23 @@ def test_tokens_render_as_text_not_html(lab_server, page, artifacts):
         nbformat.v4.new_code_cell(
             "import torch\n"
             "from explorer.models import zoo, TransformerConfig\n"
-            "from explorer.views import AttentionView\n"
+            "from explorer.views import AttentionView, NeuronView\n"
             "evil = '<img src=x onerror=\"window.__xss=1\">'\n"
             "vocab = ('BOS', evil, '<b>bold</b>', 'a&amp;b')\n"
             "m = zoo.transformer(TransformerConfig(n_layers=1, d_model=16, n_heads=2, d_vocab=4,\n"
-            "    n_ctx=8, vocab=vocab))\n"
+            "    n_ctx=8, d_mlp=8, vocab=vocab))\n"
             "AttentionView(m, torch.tensor([[0, 1, 2, 3, 1, 2]]))"
-        )
+        ),
+        # a prompt longer than the window: the page says so and pages through it
+        nbformat.v4.new_code_cell(
+            "AttentionView(m, torch.tensor([[0, 1, 2, 3, 1, 2, 3, 1]]), window=3)"
+        ),
+        # text neurons: top examples as tokens coloured by activation, the same strings
+        nbformat.v4.new_code_cell(
+            "neurons = NeuronView(m, torch.tensor([[0, 1, 2, 3, 1, 2, 3, 1], [0, 2, 1, 3, 2, 1, 3, 2]]),\n"
+            "    k=2, n_effects=2)\n"
+            "neurons"
+        ),
     ]
     nb.metadata["kernelspec"] = KERNELSPEC
     nbformat.write(nb, lab_server.root / "escaping.ipynb")
@@ -246,11 +265,35 @@ def test_tokens_render_as_text_not_html(lab_server, page, artifacts):
     view = page.locator('[data-testid="attention-view"]').first
     view.wait_for(state="visible")
     labels = view.locator(".ex-axis-label").all_inner_texts()
-    assert '<img src=x onerror="window.__xss=1">' in labels
+    evil_text = '<img src=x onerror="window.__xss=1">'
+    assert evil_text in labels
     assert "<b>bold</b>" in labels and "a&amp;b" in labels
     assert view.locator("img").count() == 0 and view.locator("b").count() == 0
     assert page.evaluate("window.__xss") is None
     view.screenshot(path=str(artifacts / "escaping.png"))
+
+    windowed = page.locator('[data-testid="attention-view"]').nth(1)
+    note = windowed.locator('[data-testid="window-note"]')
+    note.wait_for(state="visible")
+    assert "showing query rows 0..2 of 8" in note.inner_text()
+    rows = windowed.locator(".ex-axis-rows .ex-axis-label")
+    assert rows.all_inner_texts() == ["BOS", evil_text, "<b>bold</b>"]
+    windowed.locator('[data-testid="window-later"]').click()
+    wait_until(lambda: "query rows 3..5 of 8" in note.inner_text(), what="the next window")
+    assert rows.all_inner_texts() == ["a&amp;b", evil_text, "<b>bold</b>"]
+    windowed.screenshot(path=str(artifacts / "attention-view-windowed.png"))
+
+    neurons = page.locator('[data-testid="neuron-view"]').first
+    neurons.wait_for(state="visible")
+    tokens = neurons.locator(".ex-token")
+    assert evil_text in tokens.all_inner_texts()
+    coloured = {t.evaluate("(n) => getComputedStyle(n).backgroundColor") for t in tokens.all()}
+    assert len(coloured) > 2, f"tokens are not coloured by activation: {coloured}"
+    effects = neurons.locator('[data-testid="effects"]').inner_text()
+    assert evil_text in effects  # 4 tokens, n_effects=2: all are listed
+    assert neurons.locator("img").count() == 0 and neurons.locator("b").count() == 0
+    neurons.screenshot(path=str(artifacts / "neuron-view-text.png"))
+    assert page.evaluate("window.__xss") is None and page.js_errors == []
 
 
 def test_notebook7_renders_and_updates_a_view(lab_server, page, artifacts):
