@@ -84,3 +84,18 @@ def test_esm_prepends_the_shared_decoder_and_loads_nothing_remote():
         assert not re.search(
             r"\.(innerHTML|outerHTML)\s*=|insertAdjacentHTML|document\.write", code
         )
+
+
+def test_no_front_end_file_fetches_anything():
+    """Every .js/.css of the package: no URL but the SVG namespace (a name, never fetched)."""
+    from importlib import resources
+
+    folder = resources.files("explorer.views")
+    files = [f for f in folder.iterdir() if f.name.endswith((".js", ".css"))]
+    assert len(files) >= 7
+    for f in files:
+        code = f.read_text(encoding="utf-8")
+        urls = set(re.findall(r"(?:https?:)?//[\w.-]+\.\w+[^\s\"'`)]*", code))
+        assert urls <= {"http://www.w3.org/2000/svg"}, f"{f.name} names {urls}"
+        assert not re.search(r"\bfetch\(|XMLHttpRequest|\bimport\(|@import|\burl\(", code), f.name
+        assert not re.search(r"^\s*import\s", code, re.M), f"{f.name} imports a module"
