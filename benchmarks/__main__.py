@@ -1,7 +1,7 @@
 """``python -m benchmarks``: every benchmark side by side with the naive way, in one run.
 
 Prints a table of ratios, writes JSON (``--out``) and, with ``--markdown``, the page
-``docs/benchmarks.md``. A benchmark that fails (including ours disagreeing with the
+``docs/benchmarks.md``; ``--readme README.md`` puts the table into the README. A benchmark that fails (including ours disagreeing with the
 naive way) becomes an ``error`` row and the exit status is 1.
 """
 
@@ -87,6 +87,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--threads", type=int, default=0, help="torch threads (default: torch's default)"
     )
     parser.add_argument("--markdown", type=Path, default=None, help="also write this Markdown page")
+    parser.add_argument(
+        "--readme",
+        type=Path,
+        default=None,
+        help="also replace the table between the benchmark markers of this README",
+    )
     args = parser.parse_args(argv)
     names = [n.strip() for n in args.only.split(",") if n.strip()] or list(BENCHMARKS)
     unknown = [n for n in names if n not in BENCHMARKS]
@@ -121,6 +127,11 @@ def main(argv: list[str] | None = None) -> int:
 
         write_page(args.markdown, result)
         print(f"wrote {args.markdown}")
+    if args.readme is not None:
+        from benchmarks.markdown import update_readme
+
+        update_readme(args.readme, result)
+        print(f"updated {args.readme}")
     return 1 if any(r.status == "error" for r in rows) else 0
 
 

@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks import __main__ as runner
 from benchmarks import bench_ablation, bench_imports, bench_patching, bench_payload, bench_topk
-from benchmarks.markdown import render
+from benchmarks.markdown import README_END, README_START, render, update_readme
 from benchmarks.results import Row, format_table, machine, to_json
 
 torch.set_num_threads(1)
@@ -96,12 +96,17 @@ def test_import_times_are_measured_in_a_fresh_interpreter():
 
 
 def test_runner_writes_json_and_markdown(tmp_path, capsys):
-    out, page = tmp_path / "latest.json", tmp_path / "benchmarks.md"
+    out, page, readme = tmp_path / "latest.json", tmp_path / "benchmarks.md", tmp_path / "R.md"
+    readme.write_text(f"# Title\n\n{README_START}\nold table\n{README_END}\n\nkept\n")
     only = "patching,widgets"
     code = runner.main(
         ["--size", "tiny", "--only", only, "--out", str(out), "--markdown", str(page)]
+        + ["--readme", str(readme)]
     )
     assert code == 0
+    updated = readme.read_text()
+    assert "old table" not in updated and updated.endswith(f"{README_END}\n\nkept\n")
+    assert "| activation patching |" in updated and "Machine: " in updated
     result = json.loads(out.read_text())
     assert result["machine"]["nproc"] >= 1 and result["machine"]["torch_threads"] >= 1
     benchmarks = [r["benchmark"] for r in result["rows"]]
@@ -131,3 +136,10 @@ def test_missing_or_failing_benchmarks_become_rows(monkeypatch):
 def test_runner_rejects_unknown_benchmarks():
     with pytest.raises(SystemExit):
         runner.parse_args(["--only", "nonsense"])
+
+
+def test_readme_without_markers_is_an_error(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text("# no markers\n")
+    with pytest.raises(ValueError, match="no benchmark section"):
+        update_readme(readme, to_json("tiny", machine(), [], 1.0))
