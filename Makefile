@@ -42,7 +42,7 @@ test: $(STAMP) browser-deps lint
 	$(BIN)/python -m pytest -ra $(PYTEST_ARGS)
 
 bench: $(STAMP)
-	$(BIN)/python -m benchmarks
+	$(BIN)/python -m benchmarks --threads 1 --markdown docs/benchmarks.md --readme README.md
 
 clean:
 	rm -rf $(VENV) test-artifacts .pytest_cache
