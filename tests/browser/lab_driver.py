@@ -51,8 +51,9 @@ RUN_CODE = """async (code) => {
   cell.model.sharedModel.setSource(code);
   await app.commands.execute('notebook:run-cell');
   const kernel = panel.sessionContext.session.kernel;
-  for (let i = 0; i < 1200; i++) {
-    if (cell.model.executionCount !== null && kernel.status === 'idle') break;
+  const deadline = Date.now() + 300000;
+  while (!(cell.model.executionCount !== null && kernel.status === 'idle')) {
+    if (Date.now() > deadline) throw new Error('the cell did not finish in 300 s: ' + code);
     await new Promise((r) => setTimeout(r, 100));
   }
   return cell.model.outputs.toJSON();
