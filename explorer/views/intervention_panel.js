@@ -107,13 +107,15 @@ function render({ model, el }) {
     const sweep = exDecode(model.get("sweep_effects"));
     if (sweep.shape.length === 2 && sweep.size) {
       const [rows, cols] = sweep.shape;
-      const sel = unitType === "head" ? model.get("head") : model.get("neuron");
+      // outline the unit ablated alone (if it is one of this sweep's kind), nothing otherwise
+      const one = units.length === 1 ? /^(head|neuron) (\d+)\.(\d+)$/.exec(units[0]) : null;
+      const selected = one && one[1] === unitType ? { row: +one[2], col: +one[3] } : null;
       const hm = exHeatmapView({
         values: sweep.values, rows, cols, diverging: true, testid: "sweep-heatmap",
         cellW: Math.max(3, Math.min(44, Math.floor(640 / cols))), cellH: 30, annotate: true,
         rowLabels: Array.from({ length: rows }, (_, r) => "L" + r),
         colLabels: Array.from({ length: cols }, (_, c) => (unitType === "head" ? "H" : "N") + c),
-        selected: { row: model.get("layer"), col: sel },
+        selected,
         hoverText: (r, c, v) => unitType + " " + r + "." + c + "\nchange " + exFmt(v, 4),
         onClick: (r, c) => { if (Number.isFinite(sweep.values[r * cols + c])) model.send({ action: "select", layer: r, index: c }); },
       });

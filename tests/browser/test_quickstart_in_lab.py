@@ -115,6 +115,7 @@ def _ablation_click_updates_metric(page, artifacts) -> None:
     panel = page.locator('[data-testid="intervention-panel"]').first
     panel.locator('[data-testid="unit-head-1-2"]').click()
     panel.locator('[data-testid="after-mean"]').wait_for(state="visible")
+    zero_after = number(panel.locator('[data-testid="after-mean"]'))
     panel.locator('[data-testid="kind-mean"]').click()
     wait_until(
         lambda: "ex-active" in (panel.locator('[data-testid="kind-mean"]').get_attribute("class")),
@@ -132,6 +133,7 @@ def _ablation_click_updates_metric(page, artifacts) -> None:
 
     kernel = kernel_numbers()
     assert kernel["units"] == ["head 1.2"] and kernel["kind"] == "mean"
+    assert abs(kernel["after"] - zero_after) > 1e-4  # the click changed the number shown
     assert kernel["shown"] == pytest.approx(kernel["after"], abs=1e-6)
     wait_until(
         lambda: abs(number(panel.locator('[data-testid="after-mean"]')) - kernel["after"]) < 1e-5,
