@@ -9,7 +9,7 @@ through a sigmoid parametrisation. Everything is seeded: the same call gives the
 
 >>> from explorer.models import zoo
 >>> model = zoo.mnist_mlp(hidden=(16,))
->>> vis = maximize_activation(model, 0, 3, steps=20)
+>>> vis = maximize_activation(model, 0, 3, steps=64)
 >>> tuple(vis.images.shape), bool(vis.final_activation > vis.trajectory[0])
 ((1, 1, 28, 28), True)
 """

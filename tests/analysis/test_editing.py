@@ -238,3 +238,21 @@ def test_damping_the_units_the_attribution_clears_hurts_the_class(trained):
     after_helpers = confusion(helpers, test_x, test_y).per_class_accuracy[target]
     after_culprits = confusion(culprits, test_x, test_y).per_class_accuracy[target]
     assert after_helpers <= before < after_culprits
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "explorer.analysis.editing",
+        "explorer.analysis.attribution",
+        "explorer.analysis.feature_vis",
+        "explorer.analysis.probes",
+    ],
+)
+def test_docstring_examples_of_the_kitchen_sink_modules_run(name):
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0, f"{name} has no examples"
+    assert result.failed == 0
