@@ -80,6 +80,7 @@ class Confusion:
 
 @torch.no_grad()
 def predict(model: ModelHandle, images: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
+    """The model's predicted class per image (argmax of the logits), in batches."""
     images = model.check_inputs(images)
     return torch.cat(
         [
@@ -352,7 +353,9 @@ class EditComparison:
         ]
 
 
-def _per_class(model: ModelHandle, images: torch.Tensor, labels: torch.Tensor, n: int):
+def _per_class(
+    model: ModelHandle, images: torch.Tensor, labels: torch.Tensor, n: int
+) -> tuple[torch.Tensor, float]:
     conf = confusion(model, images, labels, n)
     return conf.per_class_accuracy, conf.accuracy
 
