@@ -12,7 +12,9 @@ into one copy per unit:
 - a head (``attn.hook_z``) or neuron (``mlp.hook_post``) of a transformer: its effect on the
   residual stream is linear (``z W_O``, ``post W_out``), so the fan-out happens at the
   next residual hook, adding each copy's exact change. Nothing before the next block is
-  recomputed per unit.
+  recomputed per unit. The same holds for a plain module's neurons when the structure
+  proves that an ``nn.Linear`` with a hook point reads them and nothing else
+  (``hooked_module.linear_reader``): the fan-out happens at that Linear's output.
 For transformers the prefix is not even recomputed once per chunk: every pass starts at
 the edited block (``start_at_layer``) from the clean residual stream that the caller's
 clean pass cached (``sweep_base_hooks``), so a whole sweep over every layer shares one
@@ -25,15 +27,15 @@ plain per-unit loop.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import torch
-from einops import einsum
 
-from explorer.analysis.metrics import Metric, evaluate
+from explorer.analysis.metrics import Metric, evaluate, evaluate_copies
 from explorer.models.handle import ModelHandle
+from explorer.models.hooked_module import linear_reader
 
 Site = tuple[str, tuple]
 
@@ -43,29 +45,6 @@ MAX_TOKENS = 8192  # rows x positions per forward pass: bigger chunks spill CPU 
 def _per_pass(inputs: torch.Tensor, max_tokens: int) -> int:
     per_copy = inputs.shape[0] * (inputs.shape[1] if inputs.dtype == torch.long else 1)
     return max(1, max_tokens // per_copy)
-
-
-def _metric_copies(metric: Metric, logits: torch.Tensor, copies: int, batch: int) -> torch.Tensor:
-    """``[copies, batch]``: the metric of each copy, checked like ``evaluate`` (finiteness
-    once for all copies: per-copy checks cost more than the metric on small models)."""
-    logits = logits.reshape(copies, batch, *logits.shape[1:])
-    values = []
-    for c in range(copies):
-        value = metric(logits[c])
-        if not isinstance(value, torch.Tensor):
-            value = torch.as_tensor(value, dtype=torch.float32)
-        if value.ndim == 0:
-            value = value.expand(batch)
-        if value.shape != (batch,):
-            raise ValueError(
-                f"a metric must return one value per example (shape [{batch}]), "
-                f"got {list(value.shape)}"
-            )
-        values.append(value)
-    out = torch.stack(values).detach().float()
-    if not torch.isfinite(out).all():
-        raise ValueError("the metric returned NaN or infinite values")
-    return out
 
 
 @torch.no_grad()
@@ -108,24 +87,42 @@ def run_interventions(
         hooks = [(name, make_hook(name, edits)) for name, edits in by_hook.items()]
         stacked = inputs.repeat(copies, *([1] * (inputs.ndim - 1)))
         logits = model.run_with_hooks(stacked, hooks, _checked=True)
-        results.append(_metric_copies(metric, logits, copies, batch))
+        results.append(evaluate_copies(metric, logits, copies, batch))
     return torch.cat(results)
 
 
-def _linear_readout(model: ModelHandle, hook: str) -> tuple[str, str] | None:
-    """For a transformer's ``attn.hook_z`` / ``mlp.hook_post``: ``(kind, residual hook)``
-    where its linear effect lands; None when the fast path does not apply."""
-    if not model.is_transformer or getattr(model.model.cfg, "parallel_attn_mlp", False):
+@dataclass(frozen=True)
+class _Readout:
+    """``hook`` is a linear map of the swept activation and nothing else changes it:
+    replacing a unit's activation by ``new`` changes ``hook`` by ``(new - old) @ weight[u]``.
+    ``weight`` is ``[units, d_out]`` (neurons) or ``[units, d_head, d_out]`` (heads)."""
+
+    hook: str
+    weight: torch.Tensor
+    tail: Callable[[torch.Tensor], torch.Tensor] | None = None  # plain modules: run from hook
+
+
+def _linear_readout(model: ModelHandle, hook: str) -> _Readout | None:
+    """Where the linear effect of ``hook`` lands: for a transformer's ``attn.hook_z`` /
+    ``mlp.hook_post``, the next residual hook (``W_O``, ``W_out``); for a plain module's
+    ``mlp.hook_post`` read only by an ``nn.Linear``, that Linear's hooked output
+    (``hooked_module.linear_reader`` checks the structure). None when it does not apply."""
+    if not model.is_transformer:
+        reader = linear_reader(model.model, hook)
+        if reader is None:
+            return None
+        return _Readout(reader.hook, reader.linear.weight.detach().T, reader.tail)
+    if getattr(model.model.cfg, "parallel_attn_mlp", False):
         return None
     parts = hook.split(".")
     if len(parts) != 4 or parts[0] != "blocks":
         return None
-    layer = int(parts[1])
+    block = model.model.blocks[int(parts[1])]
     if parts[2:] == ["attn", "hook_z"]:
         after = "hook_resid_post" if not model.has_mlp else "hook_resid_mid"
-        return "head", f"blocks.{layer}.{after}"
+        return _Readout(f"blocks.{parts[1]}.{after}", block.attn.W_O.detach())
     if parts[2:] == ["mlp", "hook_post"] and not getattr(model.model.cfg, "gated_mlp", False):
-        return "neuron", f"blocks.{layer}.hook_resid_post"
+        return _Readout(f"blocks.{parts[1]}.hook_resid_post", block.mlp.W_out.detach())
     return None
 
 
@@ -183,31 +180,52 @@ def _fanned(act: torch.Tensor, sites: Sequence[Site], source: torch.Tensor) -> t
 
 
 def _linear_delta(
-    model: ModelHandle,
-    kind: str,
-    name: str,
-    sites: Sequence[Site],
-    clean: torch.Tensor,
-    source: torch.Tensor,
-) -> torch.Tensor:
-    """``[copies, batch, pos, d_model]``: each copy's change ``(source - clean) W`` of the
-    residual stream, for heads (``hook_z``, ``W_O``) or neurons (``hook_post``, ``W_out``)."""
-    layer = int(name.split(".")[1])
-    block = model.model.blocks[layer]
-    # units: head index in hook_z [b, p, h, e] or neuron index in hook_post [b, p, n]
-    units = torch.tensor([index[2] for _, index in sites])
-    positions = [index[1] for _, index in sites]
-    diff = (source - clean).index_select(2, units)  # [b, p, c, (e)]
-    mask = torch.ones(len(sites), clean.shape[1], dtype=clean.dtype)
-    for copy, pos in enumerate(positions):
-        if isinstance(pos, int):
-            mask[copy].zero_()
-            mask[copy, pos] = 1.0
-    if kind == "head":
-        diff = diff * mask.T[None, :, :, None]
-        return einsum(diff, block.attn.W_O[units], "b p c e, c e d -> c b p d")
-    diff = diff * mask.T[None]
-    return einsum(diff, block.mlp.W_out[units], "b p c, c d -> c b p d")
+    weight: torch.Tensor, sites: Sequence[Site], clean: torch.Tensor, source: torch.Tensor
+) -> torch.Tensor | None:
+    """``[copies, batch, ..., d_out]``: each copy's change ``(source - clean) @ weight[u]``
+    of the readout (see ``_Readout``), or None if a site is not one unit (optionally at
+    one position) of every example.
+
+    The unit axis of the activation is the one ``weight`` starts with (heads:
+    ``hook_z [b, p, h, e]``; neurons: ``[b, p, n]`` or ``[b, n]``); integers on the axes
+    between batch and unit (a position) keep the change there only.
+    """
+    ndim = clean.ndim
+    axis = ndim - weight.ndim + 1
+    if axis < 1:
+        return None
+    mid = clean.shape[1:axis]
+    everything = (slice(None),) * axis
+    mask = None
+    if all(type(i) is tuple and len(i) == axis + 1 and i[:axis] == everything for _, i in sites):
+        units = [index[axis] for _, index in sites]  # the usual sites: one unit, all of it
+        if not all(type(u) is int for u in units):
+            return None
+    else:
+        units = []
+        mask = torch.ones(len(sites), *mid, dtype=clean.dtype) if mid else None
+        for copy, (_, index) in enumerate(sites):
+            full = _full_index(index, ndim)
+            if full is None or not isinstance(full[axis], int) or full[0] != slice(None):
+                return None
+            if any(not isinstance(entry, slice) for entry in full[axis + 1 :]):
+                return None
+            units.append(full[axis])
+            where = full[1:axis]
+            if mask is not None and any(not isinstance(entry, slice) for entry in where):
+                mask[copy].zero_()
+                mask[copy][where] = 1.0
+    picked = torch.tensor(units)
+    picked = torch.where(picked < 0, picked + clean.shape[axis], picked)  # as act[..., -1]
+    diff = (source - clean).index_select(axis, picked).movedim(axis, 0)  # [c, b, *mid, *trail]
+    if mask is not None:
+        diff = diff * mask.reshape(len(sites), 1, *mid, *([1] * (ndim - axis - 1)))
+    w = weight.index_select(0, picked).to(diff.dtype)  # [c, *trail, d]
+    if w.ndim == 2:  # one number per unit: an outer product
+        return diff.unsqueeze(-1) * w.reshape(len(sites), *([1] * (diff.ndim - 1)), -1)
+    flat = diff.reshape(len(sites), -1, w[0, ..., 0].numel())
+    out = torch.bmm(flat, w.reshape(len(sites), -1, w.shape[-1]))
+    return out.reshape(*diff.shape[: 1 + axis], w.shape[-1])
 
 
 def _starts_mid_model(model: ModelHandle) -> bool:
@@ -226,15 +244,17 @@ def _starts_mid_model(model: ModelHandle) -> bool:
 class _Plan:
     """How the sweep at one hook runs.
 
-    ``mode``: ``"linear"`` (add each copy's residual change), ``"site"`` (copies of the
-    activation, each edited) or ``"stack"`` (copies of the whole batch, ``run_interventions``).
+    ``mode``: ``"linear"`` (add each copy's change of ``hook``, the linear readout
+    ``readout``), ``"site"`` (copies of the activation, each edited) or ``"stack"`` (copies
+    of the whole batch, ``run_interventions``).
     ``hook``: where the copies appear. With ``base`` set, the pass starts at block ``start``
-    from the clean ``base`` residual: copies are the input itself when ``hook == base``.
+    from the clean ``base`` residual: copies are the input itself when ``hook == base``
+    (for a plain module, ``readout.tail`` runs on from the clean ``base``).
     """
 
     mode: str
     hook: str
-    kind: str = ""
+    readout: _Readout | None = None
     base: str | None = None
     start: int = 0
 
@@ -242,18 +262,20 @@ class _Plan:
 def _plan(model: ModelHandle, name: str) -> _Plan:
     readout = _linear_readout(model, name)
     if readout is not None:
-        mode, kind, hook = "linear", readout[0], readout[1]
+        mode, hook = "linear", readout.hook
     elif not model.is_transformer or name.split(".")[-1].startswith("hook_resid"):
-        mode, kind, hook = "site", "", name
+        mode, hook = "site", name
     else:
         return _Plan("stack", name)
+    if readout is not None and readout.tail is not None:  # a plain module, run on from hook
+        return _Plan(mode, hook, readout, base=hook)
     parts = hook.split(".")
     if not _starts_mid_model(model) or len(parts) != 3 or parts[0] != "blocks":
-        return _Plan(mode, hook, kind)
+        return _Plan(mode, hook, readout)
     layer = int(parts[1])
     if parts[2] == "hook_resid_post":
-        return _Plan(mode, hook, kind, base=hook, start=layer + 1)
-    return _Plan(mode, hook, kind, base=f"blocks.{layer}.hook_resid_pre", start=layer)
+        return _Plan(mode, hook, readout, base=hook, start=layer + 1)
+    return _Plan(mode, hook, readout, base=f"blocks.{layer}.hook_resid_pre", start=layer)
 
 
 def sweep_base_hooks(model: ModelHandle, hooks: Sequence[str]) -> list[str]:
@@ -293,7 +315,10 @@ def run_sweep(
         for start in range(0, len(order), per_pass):
             chunk = order[start : start + per_pass]
             chunk_sites = [sites[i] for i in chunk]
-            if plan.mode == "stack":
+            delta = None
+            if plan.readout is not None:
+                delta = _linear_delta(plan.readout.weight, chunk_sites, clean[name], sources[name])
+            if plan.mode == "stack" or (plan.mode == "linear" and delta is None):
                 out[chunk] = run_interventions(
                     model,
                     inputs,
@@ -303,10 +328,7 @@ def run_sweep(
                     max_tokens=max_tokens,
                 )
                 continue
-            if plan.mode == "linear":
-                delta = _linear_delta(
-                    model, plan.kind, name, chunk_sites, clean[name], sources[name]
-                )
+            if delta is not None:
 
                 def edit(act: torch.Tensor, delta: torch.Tensor = delta) -> torch.Tensor:
                     out = act.unsqueeze(0) + delta.to(act.dtype)
@@ -321,12 +343,14 @@ def run_sweep(
             if plan.base is None:  # the whole pass, copies from the hook on
                 hook = (plan.hook, lambda act, hook, edit=edit: edit(act))
                 logits = model.run_with_hooks(inputs, [hook], _checked=True)
+            elif plan.base == plan.hook and plan.readout and plan.readout.tail:  # plain module
+                logits = plan.readout.tail(edit(clean[plan.base]))
             elif plan.base == plan.hook:  # start at the block after: copies are the input
                 logits = model.model(edit(clean[plan.base]), start_at_layer=plan.start)
             else:  # start at the hook's block, copies from the hook on
                 with model.hooks([(plan.hook, lambda act, hook, edit=edit: edit(act))]):
                     logits = model.model(clean[plan.base], start_at_layer=plan.start)
-            out[chunk] = _metric_copies(metric, logits, len(chunk), batch)
+            out[chunk] = evaluate_copies(metric, logits, len(chunk), batch)
     return out
 
 

@@ -21,6 +21,33 @@ from explorer._checks import check_tensor
 Metric = Callable[[torch.Tensor], torch.Tensor]
 
 
+class _RowWise:
+    """A built-in metric ``fn(logits, *targets)``: each target's first axis is the batch and
+    each example's value depends only on its own logits and targets (no batch reduction).
+
+    So copies of the batch stacked along the first axis can be scored in one call with the
+    targets repeated (``evaluate_copies``), giving what one call per copy gives; a metric
+    written by a user is never called that way.
+    """
+
+    __slots__ = ("_fn", "_targets")
+
+    def __init__(self, fn: Callable[..., torch.Tensor], *targets: torch.Tensor) -> None:
+        self._fn = fn
+        self._targets = targets
+
+    def __call__(self, logits: torch.Tensor) -> torch.Tensor:
+        return self._fn(logits, *self._targets)
+
+    def copies(self, logits: torch.Tensor, copies: int, batch: int) -> torch.Tensor | None:
+        """``[copies * batch]`` for logits of ``copies`` stacked batches, or None when the
+        targets are not for ``batch`` examples (the per-copy call then reports it)."""
+        if any(t.shape[0] != batch for t in self._targets) or logits.shape[0] != copies * batch:
+            return None
+        repeated = [t.repeat(copies, *([1] * (t.ndim - 1))) for t in self._targets]
+        return self._fn(logits, *repeated)
+
+
 def _last(logits: torch.Tensor) -> torch.Tensor:
     """Classifier logits ``[batch, classes]`` or the last position of ``[batch, pos, vocab]``."""
     return logits[:, -1] if logits.ndim == 3 else logits
@@ -30,16 +57,22 @@ def _labels(labels: torch.Tensor) -> torch.Tensor:
     return check_tensor("labels", torch.as_tensor(labels), ndim=1, integer=True)
 
 
+def _accuracy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    return (_last(logits).argmax(-1) == labels).float()
+
+
 def accuracy(labels: torch.Tensor) -> Metric:
     """1.0 where the argmax (at the last position for sequences) equals the label."""
-    labels = _labels(labels)
-    return lambda logits: (_last(logits).argmax(-1) == labels).float()
+    return _RowWise(_accuracy, _labels(labels))
+
+
+def _neg_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    return -F.cross_entropy(_last(logits).float(), labels, reduction="none")
 
 
 def neg_cross_entropy(labels: torch.Tensor) -> Metric:
     """Minus the cross-entropy of the label (at the last position for sequences)."""
-    labels = _labels(labels)
-    return lambda logits: -F.cross_entropy(_last(logits).float(), labels, reduction="none")
+    return _RowWise(_neg_cross_entropy, _labels(labels))
 
 
 def correct_logprob(labels: torch.Tensor) -> Metric:
@@ -49,10 +82,12 @@ def correct_logprob(labels: torch.Tensor) -> Metric:
 
 def logit_diff(correct: torch.Tensor, wrong: torch.Tensor) -> Metric:
     """Logit of ``correct`` minus logit of ``wrong`` (at the last position for sequences)."""
-    correct, wrong = _labels(correct), _labels(wrong)
-    return lambda logits: (
-        _last(logits).gather(-1, correct[:, None]) - _last(logits).gather(-1, wrong[:, None])
-    ).squeeze(-1)
+    return _RowWise(_logit_diff, _labels(correct), _labels(wrong))
+
+
+def _logit_diff(logits: torch.Tensor, correct: torch.Tensor, wrong: torch.Tensor) -> torch.Tensor:
+    last = _last(logits)
+    return (last.gather(-1, correct[:, None]) - last.gather(-1, wrong[:, None])).squeeze(-1)
 
 
 def next_token_loss(tokens: torch.Tensor, positions: slice | None = None) -> Metric:
@@ -62,15 +97,14 @@ def next_token_loss(tokens: torch.Tensor, positions: slice | None = None) -> Met
     better, so interventions that hurt the model raise it.
     """
     tokens = check_tensor("tokens", torch.as_tensor(tokens), ndim=2, integer=True)
-    targets = tokens[:, 1:]
     sel = positions if positions is not None else slice(None)
 
-    def metric(logits: torch.Tensor) -> torch.Tensor:
+    def metric(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         logprobs = logits[:, :-1].float().log_softmax(-1)
         loss = -logprobs.gather(-1, targets[..., None]).squeeze(-1)
         return loss[:, sel].mean(-1)
 
-    return metric
+    return _RowWise(metric, tokens[:, 1:])
 
 
 def repeated_half_loss(tokens: torch.Tensor) -> Metric:
@@ -85,9 +119,7 @@ def first_half_loss(tokens: torch.Tensor) -> Metric:
     return next_token_loss(tokens, slice(0, half))
 
 
-def evaluate(metric: Metric, logits: torch.Tensor, batch: int) -> torch.Tensor:
-    """Apply ``metric`` and check it returned one finite number per example."""
-    value = metric(logits)
+def _per_example(value: object, batch: int) -> torch.Tensor:
     if not isinstance(value, torch.Tensor):
         value = torch.as_tensor(value, dtype=torch.float32)
     if value.ndim == 0:
@@ -96,6 +128,33 @@ def evaluate(metric: Metric, logits: torch.Tensor, batch: int) -> torch.Tensor:
         raise ValueError(
             f"a metric must return one value per example (shape [{batch}]), got {list(value.shape)}"
         )
+    return value
+
+
+def evaluate(metric: Metric, logits: torch.Tensor, batch: int) -> torch.Tensor:
+    """Apply ``metric`` and check it returned one finite number per example."""
+    value = _per_example(metric(logits), batch)
     if not torch.isfinite(value).all():
         raise ValueError("the metric returned NaN or infinite values")
     return value.detach().float()
+
+
+def evaluate_copies(metric: Metric, logits: torch.Tensor, copies: int, batch: int) -> torch.Tensor:
+    """``[copies, batch]``: the metric of each of ``copies`` batches stacked in ``logits``,
+    checked like ``evaluate`` (finiteness once for all copies).
+
+    Built-in metrics score all copies in one call (same values: they are row-wise); any
+    other metric is called once per copy on that copy's ``[batch, ...]`` logits.
+    """
+    if isinstance(metric, _RowWise):
+        value = metric.copies(logits, copies, batch)
+        if value is not None:
+            out = _per_example(value, copies * batch).reshape(copies, batch)
+            if not torch.isfinite(out).all():
+                raise ValueError("the metric returned NaN or infinite values")
+            return out.detach().float()
+    logits = logits.reshape(copies, batch, *logits.shape[1:])
+    out = torch.stack([_per_example(metric(logits[c]), batch) for c in range(copies)])
+    if not torch.isfinite(out).all():
+        raise ValueError("the metric returned NaN or infinite values")
+    return out.detach().float()

@@ -12,7 +12,7 @@ out-of-place (an in-place ReLU would overwrite a cached pre-activation).
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -139,3 +139,84 @@ def _through(hook_point: nn.Module):
         return hook_point(output)
 
     return forward_hook
+
+
+@dataclass(frozen=True)
+class LinearReader:
+    """``linear`` alone reads a hidden layer's activation; its output is hook ``hook``.
+    ``tail(x)`` runs the model on from that output (hooks at ``hook`` itself are not run),
+    or is None where the containers carry hooks of their own."""
+
+    hook: str
+    linear: nn.Linear
+    tail: Callable[[torch.Tensor], torch.Tensor] | None
+
+
+def linear_reader(hooked: nn.Module, hook: str) -> LinearReader | None:
+    """The ``nn.Linear`` that alone reads ``hook`` (``blocks.{i}.mlp.hook_post`` of a module
+    from ``wrap_module``), when its output has a hook point; None otherwise.
+
+    Then a change of the activation changes that hook by exactly ``change @ W.T``. This is
+    only claimed where the structure proves it: the activation and the Linear are adjacent
+    children of an ``nn.Sequential`` whose ancestors are all ``nn.Sequential`` (so forward
+    is the plain chain), each appears once in the model, neither carries any forward hook
+    but ours (nor are there global hooks), and the Linear's output is the next block's
+    ``hook_pre`` or ``hook_logits``. Callers then fall back to editing the activation.
+    """
+    parts = hook.split(".")
+    blocks = getattr(hooked, "found_blocks", None)
+    root = getattr(hooked, "module", None)
+    if blocks is None or not isinstance(root, nn.Module) or len(parts) != 4:
+        return None
+    if parts[0] != "blocks" or parts[2:] != ["mlp", "hook_post"] or not parts[1].isdigit():
+        return None
+    layer = int(parts[1])
+    if layer >= len(blocks) or blocks[layer].conv:
+        return None
+    *ancestry, key = blocks[layer].post.split(".")
+    chain = [root]
+    for name in ancestry:
+        child = chain[-1]._modules.get(name)
+        if child is None:
+            return None
+        chain.append(child)
+    if any(type(m).forward is not nn.Sequential.forward for m in chain):
+        return None
+    keys = list(chain[-1]._modules)
+    at = keys.index(key) if key in keys else -1
+    if at < 0 or at + 1 >= len(keys):
+        return None
+    act, linear = chain[-1]._modules[key], chain[-1]._modules[keys[at + 1]]
+    if type(linear) is not nn.Linear:
+        return None
+    path = ".".join([*ancestry, keys[at + 1]])
+    readers = {b.pre: f"blocks.{i}.mlp.hook_pre" for i, b in enumerate(blocks)}
+    if getattr(hooked, "output_layer", None) is not None:
+        readers[hooked.output_layer] = "hook_logits"  # type: ignore[index]
+    if path not in readers:
+        return None
+    uses = [m for _, m in root.named_modules(remove_duplicate=False) if m is act or m is linear]
+    if len(uses) != 2:
+        return None
+    from torch.nn.modules import module as torch_module
+
+    if torch_module._global_forward_hooks or torch_module._global_forward_pre_hooks:
+        return None
+    if len(act._forward_hooks) != 1 or len(linear._forward_hooks) != 1:
+        return None
+    if linear._forward_pre_hooks or linear._forward_hooks_with_kwargs:
+        return None
+    containers = [hooked, *chain]
+    if any(m._forward_hooks or m._forward_pre_hooks for m in containers):
+        return LinearReader(readers[path], linear, None)
+    rest: list[nn.Module] = []  # what runs after the Linear, innermost container first
+    for container, name in zip(reversed(chain), [keys[at + 1], *reversed(ancestry)]):
+        names = list(container._modules)
+        rest += [container._modules[n] for n in names[names.index(name) + 1 :]]
+
+    def tail(x: torch.Tensor) -> torch.Tensor:
+        for module in rest:
+            x = module(x)
+        return x
+
+    return LinearReader(readers[path], linear, tail)

@@ -176,3 +176,173 @@ def test_neuron_sweep_matches_a_hand_written_loop(mlp_transformer, repeated):
             repeated, fwd_hooks=[("blocks.1.mlp.hook_post", hook)]
         )
         assert sweep.after[n].item() == pytest.approx(metric(logits).mean().item(), abs=1e-5)
+
+
+def _hand_loop(model, x, metric, layer, neurons, replacement):
+    """The per-unit loop a user writes: one ``run_with_hooks`` per neuron."""
+    out = []
+    for n in neurons:
+
+        def hook(act, hook, n=n):
+            act = act.clone()
+            act[:, n] = replacement[:, n]
+            return act
+
+        logits = model.model.run_with_hooks(x, fwd_hooks=[(f"blocks.{layer}.mlp.hook_post", hook)])
+        out.append(metric(logits))
+    return torch.stack(out)
+
+
+@pytest.mark.parametrize("kind", ["zero", "mean"])
+@pytest.mark.parametrize("layer", [0, 1])
+def test_plain_mlp_neurons_fan_out_after_the_reading_linear(mnist_mlp, layer, kind):
+    """Layer 0 is read by the next block's Linear, layer 1 by the output Linear: both sweeps
+    take the linear fast path and equal the hand-written loop per example."""
+    from explorer.analysis.interventions import _plan
+
+    g = torch.Generator().manual_seed(1)
+    x, y = torch.rand(7, 1, 28, 28, generator=g), torch.randint(0, 10, (7,), generator=g)
+    hook = f"blocks.{layer}.mlp.hook_post"
+    plan = _plan(mnist_mlp, hook)
+    assert plan.mode == "linear" and plan.readout.tail is not None
+    assert plan.hook == ("blocks.1.mlp.hook_pre" if layer == 0 else "hook_logits")
+    metric = metrics.neg_cross_entropy(y)
+    sweep = ablation_sweep(mnist_mlp, x, metric, layer=layer, unit_type="neuron", kind=kind)
+    _, cache = mnist_mlp.model.run_with_cache(x)
+    act = cache[hook]
+    replacement = (
+        torch.zeros_like(act) if kind == "zero" else act.mean(0, keepdim=True).expand_as(act)
+    )
+    expected = _hand_loop(mnist_mlp, x, metric, layer, range(act.shape[1]), replacement)
+    assert (expected != metric(mnist_mlp.model(x))).any()  # the ablations change something
+    assert torch.allclose(sweep.after_per_example, expected, atol=1e-5)
+
+
+class _Between(torch.nn.Module):
+    """Multiplies by 2: linear, but still not 'nothing in between'."""
+
+    def forward(self, x):
+        return 2 * x
+
+
+class _CustomForward(torch.nn.Module):
+    """Linear, ReLU, Linear as attributes, but forward squares the hidden layer first."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.flat, self.fc, self.act, self.out = (
+            torch.nn.Flatten(),
+            torch.nn.Linear(784, 12),
+            torch.nn.ReLU(),
+            torch.nn.Linear(12, 10),
+        )
+
+    def forward(self, x):
+        return self.out(self.act(self.fc(self.flat(x))) ** 2)
+
+
+def _plain(layers):
+    torch.manual_seed(0)
+    from explorer.models import wrap
+
+    return wrap(torch.nn.Sequential(*layers), input_shape=(1, 28, 28))
+
+
+def _fallback_models():
+    from torch import nn
+
+    between = _plain(
+        [nn.Flatten(), nn.Linear(784, 12), nn.ReLU(), nn.LayerNorm(12), nn.Linear(12, 10)]
+    )
+    scaled = _plain([nn.Flatten(), nn.Linear(784, 12), nn.ReLU(), _Between(), nn.Linear(12, 10)])
+    hooked = _plain([nn.Flatten(), nn.Linear(784, 12), nn.ReLU(), nn.Linear(12, 10)])
+    hooked.model.module[3].register_forward_pre_hook(lambda m, args: (args[0].clamp(max=0.1),))
+    from explorer.models import wrap
+
+    custom = wrap(_CustomForward(), input_shape=(1, 28, 28))
+    return {
+        "LayerNorm between": between,
+        "module between": scaled,
+        "pre-hook on Linear": hooked,
+        "custom forward": custom,
+    }
+
+
+@pytest.mark.parametrize("name", list(_fallback_models()))
+def test_plain_modules_not_provably_linear_fall_back(name):
+    """Whatever sits between the neuron and the Linear (a module, a custom forward, a torch
+    hook, the activation reused), the sweep edits the activation and equals the loop."""
+    from explorer.analysis.interventions import _plan
+
+    model = _fallback_models()[name]
+    assert _plan(model, "blocks.0.mlp.hook_post").mode == "site"
+    g = torch.Generator().manual_seed(2)
+    x, y = torch.rand(5, 1, 28, 28, generator=g), torch.randint(0, 10, (5,), generator=g)
+    metric = metrics.neg_cross_entropy(y)
+    sweep = ablation_sweep(model, x, metric, layer=0, unit_type="neuron")
+    _, cache = model.model.run_with_cache(x)
+    zeros = torch.zeros_like(cache["blocks.0.mlp.hook_post"])
+    expected = _hand_loop(model, x, metric, 0, range(12), zeros)
+    assert torch.allclose(sweep.after_per_example, expected, atol=1e-5)
+
+
+def test_linear_reader_needs_each_module_once_and_no_global_hooks():
+    from torch import nn
+
+    from explorer.models.hooked_module import linear_reader
+
+    relu = nn.ReLU()  # one activation module called twice: its hook fires for both calls
+    shared = _plain(
+        [nn.Flatten(), nn.Linear(784, 12), relu, nn.Linear(12, 12), relu, nn.Linear(12, 10)]
+    )
+    assert linear_reader(shared.model, "blocks.0.mlp.hook_post") is None
+    plain = _plain([nn.Flatten(), nn.Linear(784, 12), nn.ReLU(), nn.Linear(12, 10)])
+    assert linear_reader(plain.model, "blocks.0.mlp.hook_post").hook == "hook_logits"
+    handle = nn.modules.module.register_module_forward_hook(lambda m, i, o: None)
+    try:
+        assert linear_reader(plain.model, "blocks.0.mlp.hook_post") is None
+    finally:
+        handle.remove()
+    plain.model.module.register_forward_hook(lambda m, i, o: o)  # on the container: no tail
+    reader = linear_reader(plain.model, "blocks.0.mlp.hook_post")
+    assert reader is not None and reader.tail is None  # the whole pass runs, delta added
+    x, y = torch.rand(3, 1, 28, 28), torch.randint(0, 10, (3,))
+    metric = metrics.neg_cross_entropy(y)
+    sweep = ablation_sweep(plain, x, metric, layer=0, unit_type="neuron")
+    zeros = torch.zeros(3, 12)
+    expected = _hand_loop(plain, x, metric, 0, range(12), zeros)
+    assert torch.allclose(sweep.after_per_example, expected, atol=1e-5)
+    assert linear_reader(plain.model, "blocks.3.mlp.hook_post") is None
+
+
+def test_builtin_metrics_score_copies_at_once_user_metrics_per_copy(mnist_mlp):
+    """Built-in metrics see all copies stacked (same values as one call per copy); a user
+    metric is still called on one batch at a time."""
+    from explorer.analysis.metrics import evaluate_copies
+
+    g = torch.Generator().manual_seed(3)
+    y, wrong = torch.randint(0, 10, (4,), generator=g), torch.randint(0, 10, (4,), generator=g)
+    logits = torch.randn(3 * 4, 10, generator=g)
+    for metric in (
+        metrics.neg_cross_entropy(y),
+        metrics.accuracy(y),
+        metrics.logit_diff(y, wrong),
+    ):
+        per_copy = torch.stack([metric(logits[4 * c : 4 * c + 4]) for c in range(3)])
+        assert torch.allclose(evaluate_copies(metric, logits, 3, 4), per_copy, atol=1e-6)
+    tokens = torch.randint(0, 10, (4, 6), generator=g)
+    seq = torch.randn(3 * 4, 6, 10, generator=g)
+    loss = metrics.repeated_half_loss(tokens)
+    per_copy = torch.stack([loss(seq[4 * c : 4 * c + 4]) for c in range(3)])
+    assert torch.allclose(evaluate_copies(loss, seq, 3, 4), per_copy, atol=1e-6)
+
+    seen = []
+
+    def user_metric(logits):
+        seen.append(tuple(logits.shape))
+        return logits[:, 0]
+
+    x = torch.rand(4, 1, 28, 28, generator=g)
+    ablation_sweep(mnist_mlp, x, user_metric, layer=1, unit_type="neuron")
+    assert set(seen) == {(4, 10)} and len(seen) == 1 + 12  # the clean pass, then each unit
