@@ -106,18 +106,18 @@ def _check_units(
     sweep over thousands of neurons does not pay thousands of checks.
     """
     parsed = [parse_unit(u) for u in units]
-    extremes: dict[tuple[type, int], list[Unit]] = {}
+    extremes: dict[tuple[type, int], list] = {}  # [lowest, its number, highest, its number]
     for unit in parsed:
         if getattr(unit, "pos", None) is not None:
             check_unit(model, unit)
-        group = extremes.setdefault((type(unit), unit.layer), [unit, unit])
         number = _unit_number(unit)
-        if number < _unit_number(group[0]):
-            group[0] = unit
-        if number > _unit_number(group[1]):
-            group[1] = unit
+        group = extremes.setdefault((type(unit), unit.layer), [unit, number, unit, number])
+        if number < group[1]:
+            group[0:2] = unit, number
+        if number > group[3]:
+            group[2:4] = unit, number
     hook_of = {}
-    for key, (low, high) in extremes.items():
+    for key, (low, _, high, _) in extremes.items():
         check_unit(model, low)
         check_unit(model, high)
         hook_of[key] = low.hook(model)

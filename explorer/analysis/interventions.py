@@ -340,13 +340,17 @@ def run_sweep(
                 ) -> torch.Tensor:
                     return _fanned(act, chunk_sites, source)
 
+            if plan.base == plan.hook:  # copies are the input (the chunk's delta, reused)
+                base = clean[plan.base]
+                copies = delta.to(base.dtype).add_(base) if delta is not None else edit(base)
+                copies = copies.reshape(-1, *base.shape[1:])
             if plan.base is None:  # the whole pass, copies from the hook on
                 hook = (plan.hook, lambda act, hook, edit=edit: edit(act))
                 logits = model.run_with_hooks(inputs, [hook], _checked=True)
             elif plan.base == plan.hook and plan.readout and plan.readout.tail:  # plain module
-                logits = plan.readout.tail(edit(clean[plan.base]))
-            elif plan.base == plan.hook:  # start at the block after: copies are the input
-                logits = model.model(edit(clean[plan.base]), start_at_layer=plan.start)
+                logits = plan.readout.tail(copies)
+            elif plan.base == plan.hook:  # start at the block after
+                logits = model.model(copies, start_at_layer=plan.start)
             else:  # start at the hook's block, copies from the hook on
                 with model.hooks([(plan.hook, lambda act, hook, edit=edit: edit(act))]):
                     logits = model.model(clean[plan.base], start_at_layer=plan.start)

@@ -195,8 +195,7 @@ def linear_reader(hooked: nn.Module, hook: str) -> LinearReader | None:
         readers[hooked.output_layer] = "hook_logits"  # type: ignore[index]
     if path not in readers:
         return None
-    uses = [m for _, m in root.named_modules(remove_duplicate=False) if m is act or m is linear]
-    if len(uses) != 2:
+    if _uses(root, act) != 1 or _uses(root, linear) != 1:
         return None
     from torch.nn.modules import module as torch_module
 
@@ -220,3 +219,10 @@ def linear_reader(hooked: nn.Module, hook: str) -> LinearReader | None:
         return x
 
     return LinearReader(readers[path], linear, tail)
+
+
+def _uses(module: nn.Module, target: nn.Module) -> int:
+    """How many times ``target`` sits in ``module``'s tree (a module may be registered twice)."""
+    return (module is target) + sum(
+        _uses(m, target) for m in module._modules.values() if m is not None
+    )
