@@ -155,6 +155,7 @@ def lab_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabServer]:
         "OMP_NUM_THREADS": "1",
         "EXPLORER_QUICKSTART_STEPS": QUICKSTART_STEPS,
         "EXPLORER_QUICKSTART_THREADS": "1",
+        "EXPLORER_CI": "1",  # the tutorials' small setting (test_tutorials_in_lab.py)
     }
     log = (base / "server.log").open("w")
     proc = subprocess.Popen(
