@@ -11,48 +11,21 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
 
 import pytest
-import torch
+from notebook_runner import execute, printed
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "tutorials" / "induction_heads.ipynb"
-
-
-def test_the_notebook_is_committed_without_outputs():
-    nb = json.loads(NOTEBOOK.read_text())
-    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
-    assert code and all(not c["outputs"] and c["execution_count"] is None for c in code)
 
 
 @pytest.fixture(scope="module")
 def executed(tmp_path_factory):
     """Run the notebook top to bottom; return its run folder, summary and printed text."""
-    import nbformat
-    from nbclient import NotebookClient
-
-    torch.set_num_threads(1)
     work = tmp_path_factory.mktemp("induction-notebook")
     run_dir = work / "run"
-    env = {"EXPLORER_CI": "1", "EXPLORER_INDUCTION_RUN": str(run_dir), "OMP_NUM_THREADS": "1"}
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
-        nb = nbformat.read(NOTEBOOK, as_version=4)
-        client = NotebookClient(
-            nb, timeout=900, kernel_name="python3", resources={"metadata": {"path": str(work)}}
-        )
-        client.execute()  # raises CellExecutionError naming the cell on any error
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-    text = "\n".join(
-        out.get("text", "") for cell in nb.cells if cell.cell_type == "code" for out in cell.outputs
-    )
+    nb = execute(NOTEBOOK, work, {"EXPLORER_CI": "1", "EXPLORER_INDUCTION_RUN": str(run_dir)})
+    text = printed(nb)
     summary = json.loads((run_dir / "tutorial_summary.json").read_text())
     return run_dir, summary, text
 

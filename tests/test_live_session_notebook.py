@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import nbformat
 import pytest
-from nbclient import NotebookClient
+from notebook_runner import execute
 
 from explorer.hypotheses import HypothesisStore, from_markdown
 
@@ -14,14 +13,8 @@ NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "live_session.ipy
 
 
 @pytest.mark.slow
-def test_live_session_notebook_runs_and_records_the_room(tmp_path, monkeypatch):
-    monkeypatch.delenv("EXPLORER_STORE", raising=False)
-    nb = nbformat.read(NOTEBOOK, as_version=4)
-    assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code"), "strip outputs"
-    client = NotebookClient(
-        nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
-    )
-    client.execute()
+def test_live_session_notebook_runs_and_records_the_room(tmp_path):
+    nb = execute(NOTEBOOK, tmp_path, {"EXPLORER_STORE": None}, timeout=600)
     errors = [o for c in nb.cells for o in c.get("outputs", []) if o.output_type == "error"]
     assert errors == []
 

@@ -16,36 +16,17 @@ import math
 from pathlib import Path
 
 import pytest
+from notebook_runner import execute
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "tutorials" / "mnist_kitchen_sink.ipynb"
 
 
-def test_the_notebook_is_committed_without_outputs():
-    nb = json.loads(NOTEBOOK.read_text())
-    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
-    assert code and all(not c["outputs"] and c["execution_count"] is None for c in code)
-
-
 @pytest.fixture(scope="module")
 def executed(tmp_path_factory):
-    import nbformat
-    from nbclient import NotebookClient
-
     folder = tmp_path_factory.mktemp("mnist-notebook")
     results = folder / "results.json"
-    mp = pytest.MonkeyPatch()
-    mp.setenv("EXPLORER_CI", "1")
-    mp.setenv("EXPLORER_RESULTS", str(results))
-    mp.setenv("OMP_NUM_THREADS", "1")
-    mp.delenv("EXPLORER_MNIST_DIR", raising=False)
-    try:
-        nb = nbformat.read(NOTEBOOK, as_version=4)
-        client = NotebookClient(
-            nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(folder)}}
-        )
-        client.execute()  # raises CellExecutionError naming the cell on any error
-    finally:
-        mp.undo()
+    env = {"EXPLORER_CI": "1", "EXPLORER_RESULTS": str(results), "EXPLORER_MNIST_DIR": None}
+    nb = execute(NOTEBOOK, folder, env, timeout=600)
     return nb, json.loads(results.read_text())
 
 

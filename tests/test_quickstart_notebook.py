@@ -9,9 +9,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import nbformat
 import pytest
-from nbclient import NotebookClient
+from notebook_runner import execute
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "quickstart.ipynb"
 WIDGET = "application/vnd.jupyter.widget-view+json"
@@ -35,15 +34,9 @@ print(json.dumps({
 
 
 @pytest.mark.slow
-def test_quickstart_trains_induction_heads_and_shows_every_view(monkeypatch, tmp_path):
-    monkeypatch.setenv("EXPLORER_QUICKSTART_THREADS", "1")
-    monkeypatch.delenv("EXPLORER_QUICKSTART_STEPS", raising=False)
-    nb = nbformat.read(NOTEBOOK, as_version=4)
-    assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code"), "strip outputs"
-    nb.cells.append(nbformat.v4.new_code_cell(CHECK))
-    NotebookClient(
-        nb, timeout=900, kernel_name="python3", resources={"metadata": {"path": tmp_path}}
-    ).execute()
+def test_quickstart_trains_induction_heads_and_shows_every_view(tmp_path):
+    env = {"EXPLORER_QUICKSTART_THREADS": "1", "EXPLORER_QUICKSTART_STEPS": None}
+    nb = execute(NOTEBOOK, tmp_path, env, extra_cells=(CHECK,))
 
     errors = [
         o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"
