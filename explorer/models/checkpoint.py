@@ -67,22 +67,29 @@ def save_checkpoint(
     return out
 
 
-def read_header(path: str | os.PathLike[str]) -> dict[str, Any]:
-    p = Path(path) / CONFIG
-    if not p.is_file():
-        raise FileNotFoundError(f"no {CONFIG} in {str(path)!r}: not an explorer checkpoint")
+def read_tagged_json(file: Path, fmt: str, version: int, what: str, missing: str) -> dict[str, Any]:
+    """The JSON object in ``file``, checked to carry ``"format": fmt`` and a version this
+    explorer reads; each failure names the file and what it should have been."""
+    if not file.is_file():
+        raise FileNotFoundError(f"no {file.name} in {str(file.parent)!r}: {missing}")
     try:
-        header = json.loads(p.read_text())
+        data = json.loads(file.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ValueError(f"checkpoint config {str(p)!r} is not valid JSON: {err}") from None
-    if not isinstance(header, dict) or header.get("format") != FORMAT:
-        raise ValueError(f"{str(p)!r} is not an explorer checkpoint config (format != {FORMAT!r})")
-    if header.get("version", 0) > VERSION:
+        raise ValueError(f"{what} {str(file)!r} is not valid JSON: {err}") from None
+    if not isinstance(data, dict) or data.get("format") != fmt:
+        raise ValueError(f"{str(file)!r} is not an explorer {what} (format != {fmt!r})")
+    if data.get("version", 0) > version:
         raise ValueError(
-            f"checkpoint {str(path)!r} has format version {header['version']}; this explorer "
-            f"reads up to {VERSION}: upgrade explorer"
+            f"{what} {str(file)!r} has format version {data['version']}; this explorer "
+            f"reads up to {version}: upgrade explorer"
         )
-    return header
+    return data
+
+
+def read_header(path: str | os.PathLike[str]) -> dict[str, Any]:
+    return read_tagged_json(
+        Path(path) / CONFIG, FORMAT, VERSION, "checkpoint config", "not an explorer checkpoint"
+    )
 
 
 def read_weights(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:

@@ -36,7 +36,13 @@ from typing import Any
 
 import torch
 
-from explorer.models.checkpoint import load_checkpoint, load_state, read_weights, save_checkpoint
+from explorer.models.checkpoint import (
+    load_checkpoint,
+    load_state,
+    read_tagged_json,
+    read_weights,
+    save_checkpoint,
+)
 from explorer.models.handle import ModelHandle
 
 FORMAT = "explorer-run"
@@ -152,22 +158,9 @@ class Run:
     def open(cls, path: str | os.PathLike[str]) -> Run:
         """Open an existing run folder (raises if ``manifest.json`` is missing or foreign)."""
         root = Path(path)
-        file = root / MANIFEST
-        if not file.is_file():
-            raise FileNotFoundError(f"no {MANIFEST} in {str(root)!r}: not a training run")
-        try:
-            manifest = json.loads(file.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            raise ValueError(f"{str(file)!r} is not valid JSON: {err}") from None
-        if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-            raise ValueError(
-                f"{str(file)!r} is not an explorer run manifest (format != {FORMAT!r})"
-            )
-        if manifest.get("version", 0) > VERSION:
-            raise ValueError(
-                f"run {str(root)!r} has format version {manifest['version']}; this explorer "
-                f"reads up to {VERSION}: upgrade explorer"
-            )
+        manifest = read_tagged_json(
+            root / MANIFEST, FORMAT, VERSION, "run manifest", "not a training run"
+        )
         return cls(root, manifest)
 
     # --------------------------------------------------------------- properties
