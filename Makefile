@@ -4,6 +4,9 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
+# Test processes (pytest-xdist), one test module each at a time (module fixtures run once);
+# each runs torch on one thread.
+TEST_WORKERS ?= auto
 
 .PHONY: lab test lint format bench install browser-deps clean
 
@@ -39,7 +42,7 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 
 test: $(STAMP) browser-deps lint
-	$(BIN)/python -m pytest -ra $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -ra -n $(TEST_WORKERS) --dist loadscope $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks --threads 1 --markdown docs/benchmarks.md --readme README.md
