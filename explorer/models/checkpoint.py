@@ -34,10 +34,17 @@ def is_checkpoint(path: str | os.PathLike[str]) -> bool:
 
 
 def save_checkpoint(
-    model: ModelHandle, path: str | os.PathLike[str], meta: dict[str, Any] | None = None
+    model: ModelHandle,
+    path: str | os.PathLike[str],
+    meta: dict[str, Any] | None = None,
+    *,
+    dtype: torch.dtype | None = None,
 ) -> Path:
     """Save weights and config; written to temporary files then renamed, so a crash mid-save
-    never leaves a half-written checkpoint under the final name."""
+    never leaves a half-written checkpoint under the final name.
+
+    ``dtype`` (e.g. ``torch.float16``) stores floating-point tensors in that type, to ship a
+    small file; loading casts them back to the model's own dtype."""
     from safetensors.torch import save_file
 
     if model.config is None:
@@ -48,7 +55,8 @@ def save_checkpoint(
     out = Path(path)
     out.mkdir(parents=True, exist_ok=True)
     tensors = {
-        k: v.detach().cpu().contiguous().clone() for k, v in model.model.state_dict().items()
+        k: _stored(v.detach().cpu(), dtype).contiguous().clone()
+        for k, v in model.model.state_dict().items()
     }
     header = {
         "format": FORMAT,
@@ -65,6 +73,16 @@ def save_checkpoint(
     os.replace(tmp_weights, out / WEIGHTS)
     os.replace(tmp_config, out / CONFIG)
     return out
+
+
+def _stored(tensor: torch.Tensor, dtype: torch.dtype | None) -> torch.Tensor:
+    if dtype is None or not tensor.is_floating_point():
+        return tensor
+    # -inf masks stay -inf in float16; finite values beyond its range would not survive
+    finite = tensor[torch.isfinite(tensor)]
+    if finite.numel() and float(finite.abs().max()) > torch.finfo(dtype).max:
+        raise ValueError(f"weights exceed the range of {dtype}: save them in float32")
+    return tensor.to(dtype)
 
 
 def read_tagged_json(file: Path, fmt: str, version: int, what: str, missing: str) -> dict[str, Any]:
