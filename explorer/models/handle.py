@@ -48,6 +48,8 @@ class ModelHandle:
         input_shape: Sequence[int] | None = None,
         vocab: Sequence[str] | None = None,
         name: str = "model",
+        tokenizer: Any | None = None,
+        family: str | None = None,
     ) -> None:
         if not hasattr(model, "hook_dict"):
             raise TypeError(
@@ -60,6 +62,10 @@ class ModelHandle:
         self.input_shape = tuple(input_shape) if input_shape is not None else None
         self.vocab = tuple(vocab) if vocab is not None else None
         self.name = name
+        self.tokenizer = tokenizer
+        self.family = family
+        self.parity: Any | None = None  # hf.Parity: logit agreement with the source model
+        self.note: str | None = None  # what this handle cannot do, when opened by a fallback
         self._fingerprint: tuple[int, str] | None = None
 
     # ----------------------------------------------------------------- structure
@@ -138,7 +144,8 @@ class ModelHandle:
             )
         else:
             shape = f"layers={list(self.layer_widths)}"
-        return f"ModelHandle({self.name!r}, {self.kind}, {shape})"
+        extra = "".join(f", {x}" for x in (self.family, self.parity, self.note) if x)
+        return f"ModelHandle({self.name!r}, {self.kind}, {shape}{extra})"
 
     # ------------------------------------------------------------------- checks
     def check_layer(self, layer: int) -> int:
@@ -172,8 +179,11 @@ class ModelHandle:
         return self.check_hook(_tl.act_name(kind, layer))
 
     def check_inputs(self, inputs: Any) -> torch.Tensor:
-        """Validate a batch: token ids [batch, pos] or images [batch, *input_shape]."""
+        """Validate a batch: token ids [batch, pos] (or text, see ``to_tokens``) or images
+        [batch, *input_shape]."""
         if self.is_transformer:
+            if _is_text(inputs):
+                inputs = self.to_tokens(inputs)
             tokens = check_tensor("tokens", inputs, ndim=(1, 2), integer=True)
             if tokens.ndim == 1:
                 tokens = tokens.unsqueeze(0)
@@ -254,10 +264,61 @@ class ModelHandle:
         ids = torch.as_tensor(tokens).flatten().tolist()
         if self.vocab is not None:
             return [self.vocab[i] if 0 <= i < len(self.vocab) else f"<{i}>" for i in ids]
-        tokenizer = getattr(self.model, "tokenizer", None)
+        tokenizer = self.tokenizer or getattr(self.model, "tokenizer", None)
         if tokenizer is not None:
             return [tokenizer.decode([i]) for i in ids]
         return [str(i) for i in ids]
+
+    def to_tokens(self, text: str | Sequence[str]) -> torch.Tensor:
+        """Token ids ``[batch, pos]`` of a prompt or a list of prompts (equal token lengths).
+
+        The model's tokenizer decides; a BOS token is put first when the tokenizer has one
+        and does not add it itself (transformer-lens's default for GPT-2-style models).
+        """
+        tokenizer = self._need_tokenizer("text prompts")
+        prompts = [text] if isinstance(text, str) else list(text)
+        if not prompts or not _is_text(prompts):
+            raise TypeError("text must be a string or a non-empty list of strings")
+        rows = [list(tokenizer(p)["input_ids"]) for p in prompts]
+        bos = getattr(tokenizer, "bos_token_id", None)
+        if bos is not None and getattr(self.model.cfg, "attention_dir", "causal") == "causal":  # type: ignore[attr-defined]
+            rows = [r if r[:1] == [bos] else [bos, *r] for r in rows]
+        lengths = sorted({len(r) for r in rows})
+        if len(lengths) > 1:
+            raise ValueError(
+                f"the prompts have different token lengths {lengths}: analyses compare "
+                "positions across a batch, so pass prompts of equal token length (or one prompt)"
+            )
+        return torch.tensor(rows, dtype=torch.long)
+
+    def token_id(self, token: str | int) -> int:
+        """The id of one token given as its string (``" Mary"``) or id; errors if the string
+        is several tokens."""
+        if isinstance(token, int) and not isinstance(token, bool):
+            return check_index("token id", token, self.d_vocab or 0, f"({self.name}'s vocabulary)")
+        if not isinstance(token, str):
+            raise TypeError(f"a token is a string or an int id, got {type(token).__name__}")
+        if self.vocab is not None and token in self.vocab:
+            return self.vocab.index(token)
+        tokenizer = self._need_tokenizer(f"the token string {token!r}")
+        ids = tokenizer(token, add_special_tokens=False)["input_ids"]
+        if len(ids) != 1:
+            pieces = [tokenizer.decode([i]) for i in ids]
+            raise ValueError(
+                f"{token!r} is {len(ids)} tokens for {self.name}'s tokenizer ({pieces}); "
+                "a metric needs single tokens"
+            )
+        return int(ids[0])
+
+    def _need_tokenizer(self, what: str) -> Any:
+        if not self.is_transformer:
+            raise ValueError(f"{self.name} takes images, not {what}")
+        if self.tokenizer is None:
+            raise ValueError(
+                f"{self.name} has no tokenizer, so {what} cannot be read: pass token ids, or "
+                "load a Hugging Face folder holding tokenizer.json"
+            )
+        return self.tokenizer
 
     # ----------------------------------------------------------- identity
     def fingerprint(self) -> str:
@@ -283,14 +344,18 @@ class ModelHandle:
             model = copy.deepcopy(self.model)
         else:
             model = wrap(self.model.unwrapped_copy(), input_shape=self.input_shape).model  # type: ignore[attr-defined]
-        return ModelHandle(
+        other = ModelHandle(
             model,
             kind=self.kind,
             config=self.config,
             input_shape=self.input_shape,
             vocab=self.vocab,
             name=self.name,
+            tokenizer=self.tokenizer,
+            family=self.family,
         )
+        other.parity, other.note = self.parity, self.note
+        return other
 
     def parameters(self) -> Iterable[nn.Parameter]:
         return self.model.parameters()
@@ -302,3 +367,13 @@ class ModelHandle:
     def eval(self) -> ModelHandle:
         self.model.eval()
         return self
+
+
+def _is_text(inputs: Any) -> bool:
+    if isinstance(inputs, str):
+        return True
+    return (
+        isinstance(inputs, (list, tuple))
+        and bool(inputs)
+        and all(isinstance(x, str) for x in inputs)
+    )
