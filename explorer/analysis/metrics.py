@@ -78,7 +78,7 @@ def _tokens(what: str, tokens: Any, model: ModelHandle | None) -> torch.Tensor:
                 f"{what} {tokens[0]!r} is a token string: pass model=... so its tokenizer can "
                 "read it, e.g. logit_diff(' Mary', ' John', model=model)"
             )
-        tokens = [model.token_id(t) for t in tokens]
+        tokens = [model.to_single_token(t) if isinstance(t, str) else t for t in tokens]
     ids = _labels(torch.as_tensor(tokens))
     return ids[0] if one else ids
 

@@ -15,6 +15,7 @@ from contextlib import AbstractContextManager
 from typing import Any, Literal
 
 import torch
+from jaxtyping import Float
 from torch import nn
 
 from explorer._checks import check_index, check_tensor
@@ -24,6 +25,8 @@ from explorer.models.config import CNNConfig, MLPConfig, TransformerConfig
 InputKind = Literal["tokens", "images"]
 HookFn = Callable[..., Any]
 Config = TransformerConfig | MLPConfig | CNNConfig
+_MODEL_WEIGHTS = ("W_E", "W_pos", "W_U", "b_U")
+_LAYER_WEIGHTS = ("W_Q", "W_K", "W_V", "W_O", "b_O", "W_in", "W_out", "b_out")
 
 
 class ModelHandle:
@@ -269,6 +272,94 @@ class ModelHandle:
             return [tokenizer.decode([i]) for i in ids]
         return [str(i) for i in ids]
 
+    # ----------------------------------------------------------------- weights
+    def weight(self, name: str, layer: int | None = None) -> torch.Tensor:
+        """A transformer weight by its transformer-lens name, detached.
+
+        Model-wide: ``W_E [vocab, d_model]``, ``W_pos [n_ctx, d_model]`` (learned positions
+        only), ``W_U [d_model, vocab_out]``, ``b_U``. Per layer: ``W_Q``, ``W_K``, ``W_V``
+        ``[head, d_model, d_head]`` (grouped-query keys/values repeated to every head),
+        ``W_O [head, d_head, d_model]``, ``b_O``, ``W_in``, ``W_out [d_mlp, d_model]``,
+        ``b_out``.
+        """
+        if not self.is_transformer:
+            raise ValueError(f"{self.name} takes images: it has no transformer weights")
+        if name in _MODEL_WEIGHTS:
+            if layer is not None:
+                raise ValueError(f"{name} belongs to the whole model: pass no layer")
+            if name == "W_pos" and not hasattr(self.model, "pos_embed"):
+                raise ValueError(f"{self.name} has no learned position embedding (W_pos)")
+            return getattr(self.model, name).detach()
+        if name not in _LAYER_WEIGHTS:
+            raise ValueError(
+                f"unknown weight {name!r}: choose one of {', '.join(_MODEL_WEIGHTS + _LAYER_WEIGHTS)}"
+            )
+        if layer is None:
+            raise ValueError(f"{name} is a per-layer weight: pass layer=0..{self.n_layers - 1}")
+        block = self.model.blocks[self.check_layer(layer)]  # type: ignore[index]
+        if name in ("W_in", "W_out", "b_out"):
+            if not self.has_mlp:
+                raise ValueError(f"{self.name} is attention-only: it has no {name}")
+            return getattr(block.mlp, name).detach()
+        return getattr(block.attn, name).detach()
+
+    @property
+    def normalization(self) -> str | None:
+        """The norm before each sublayer and the unembedding: ``"LN"``, ``"LNPre"``, ``"RMS"``,
+        ``"RMSPre"`` or None (transformer-lens's ``normalization_type``)."""
+        return self.model.cfg.normalization_type if self.is_transformer else None  # type: ignore[attr-defined]
+
+    def final_norm(self) -> tuple[str | None, torch.Tensor | None, torch.Tensor | None]:
+        """``(normalization, weight, bias)`` of the norm before the unembedding.
+
+        Weight and bias are None where the norm has none (``LNPre``, ``RMSPre``, no norm);
+        the per-position scale is the activation ``ln_final.hook_scale``.
+        """
+        kind = self.normalization
+        ln = getattr(self.model, "ln_final", None)
+        if kind is None or ln is None:
+            return None, None, None
+        w, b = getattr(ln, "w", None), getattr(ln, "b", None)
+        return (
+            kind,
+            None if w is None else w.detach(),
+            None if b is None else b.detach(),
+        )
+
+    def resid_to_logits(
+        self, resid: Float[torch.Tensor, "*batch d_model"]
+    ) -> Float[torch.Tensor, "*batch vocab"]:
+        """The logits the model would give if ``resid`` were its final residual stream: the
+        final norm (its statistics recomputed from ``resid``), then the unembedding."""
+        if not self.is_transformer:
+            raise ValueError(f"{self.name} takes images: it has no residual stream to unembed")
+        ln = getattr(self.model, "ln_final", None)
+        shape = resid.shape
+        x = resid.reshape(-1, 1, shape[-1])  # the norm and unembedding expect [batch, pos, d]
+        if ln is not None and self.normalization is not None:
+            x = ln(x)
+        return self.model.unembed(x).reshape(*shape[:-1], -1)  # type: ignore[operator]
+
+    def to_single_token(self, text: str) -> int:
+        """The id of a token written as text (``" Mary"``: from the vocab, else the tokenizer);
+        the text must be exactly one token."""
+        if not isinstance(text, str):
+            raise TypeError(f"a token is written as a string, got {type(text).__name__}")
+        if self.vocab is not None:
+            if text in self.vocab:
+                return self.vocab.index(text)
+            raise ValueError(
+                f"{text!r} is not in the vocabulary of {self.name} (e.g. {list(self.vocab[:5])})"
+            )
+        tokenizer = self._need_tokenizer(f"the token {text!r}")
+        ids = tokenizer.encode(text, add_special_tokens=False)
+        if len(ids) != 1:
+            pieces = [tokenizer.decode([i]) for i in ids]
+            raise ValueError(
+                f"{text!r} is {len(ids)} tokens for {self.name}, not one: {ids} ({pieces})"
+            )
+        return int(ids[0])
+
     def to_tokens(self, text: str | Sequence[str]) -> torch.Tensor:
         """Token ids ``[batch, pos]`` of a prompt or a list of prompts (equal token lengths).
 
@@ -291,34 +382,16 @@ class ModelHandle:
             )
         return torch.tensor(rows, dtype=torch.long)
 
-    def token_id(self, token: str | int) -> int:
-        """The id of one token given as its string (``" Mary"``) or id; errors if the string
-        is several tokens."""
-        if isinstance(token, int) and not isinstance(token, bool):
-            return check_index("token id", token, self.d_vocab or 0, f"({self.name}'s vocabulary)")
-        if not isinstance(token, str):
-            raise TypeError(f"a token is a string or an int id, got {type(token).__name__}")
-        if self.vocab is not None and token in self.vocab:
-            return self.vocab.index(token)
-        tokenizer = self._need_tokenizer(f"the token string {token!r}")
-        ids = tokenizer(token, add_special_tokens=False)["input_ids"]
-        if len(ids) != 1:
-            pieces = [tokenizer.decode([i]) for i in ids]
-            raise ValueError(
-                f"{token!r} is {len(ids)} tokens for {self.name}'s tokenizer ({pieces}); "
-                "a metric needs single tokens"
-            )
-        return int(ids[0])
-
     def _need_tokenizer(self, what: str) -> Any:
         if not self.is_transformer:
             raise ValueError(f"{self.name} takes images, not {what}")
-        if self.tokenizer is None:
+        tokenizer = self.tokenizer or getattr(self.model, "tokenizer", None)
+        if tokenizer is None:
             raise ValueError(
-                f"{self.name} has no tokenizer, so {what} cannot be read: pass token ids, or "
-                "load a Hugging Face folder holding tokenizer.json"
+                f"{self.name} has no tokenizer, so {what} cannot be read: give token ids, "
+                "or load a Hugging Face folder holding tokenizer.json"
             )
-        return self.tokenizer
+        return tokenizer
 
     # ----------------------------------------------------------- identity
     def fingerprint(self) -> str:

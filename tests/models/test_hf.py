@@ -119,7 +119,7 @@ def test_a_model_object_read_from_a_folder_finds_its_tokenizer(folders):
     llama = AutoModelForCausalLM.from_pretrained(folders["llama"], local_files_only=True)
     handle = explorer.load(llama)
     assert handle.tokenizer is not None and handle.name == "llama"
-    assert handle.token_id(" Mary") != handle.token_id(" John")
+    assert handle.to_single_token(" Mary") != handle.to_single_token(" John")
 
 
 def test_local_path_with_a_hub_name_reads_the_folder(folders):
@@ -138,8 +138,10 @@ def test_text_prompts_and_token_strings(handles):
     assert not (bert.to_tokens("When Mary") == bert.tokenizer.bos_token_id).any()  # no BOS
     with pytest.raises(ValueError, match="different token lengths"):
         llama.to_tokens(["When Mary", "When Mary and John"])
-    with pytest.raises(ValueError, match=r"is 3 tokens .*\[. Mary., .la., .nd.\]"):
-        llama.token_id(" Maryland")
+    with pytest.raises(
+        ValueError, match=r"is 3 tokens for llama, not one: .*\[. Mary., .la., .nd.\]"
+    ):
+        llama.to_single_token(" Maryland")
     with pytest.raises(ValueError, match="no tokenizer"):
         explorer.zoo.attention_only_transformer(d_vocab=20, n_ctx=16).to_tokens("hi")
 
@@ -149,7 +151,7 @@ def test_logit_diff_takes_token_strings(handles):
     prompts = [hf_tiny.IOI, hf_tiny.IOI.replace("Mary", "John", 1).replace("John", "Mary", 2)]
     tokens = model.to_tokens(prompts)
     logits = model(tokens)
-    mary, john = model.token_id(" Mary"), model.token_id(" John")
+    mary, john = model.to_single_token(" Mary"), model.to_single_token(" John")
     expected = logits[:, -1, mary] - logits[:, -1, john]
     same_for_all = metrics.logit_diff(" Mary", " John", model=model)(logits)
     per_example = metrics.logit_diff([" Mary", " John"], [" John", " Mary"], model=model)(logits)
