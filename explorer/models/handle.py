@@ -64,6 +64,7 @@ class ModelHandle:
         self.vocab = tuple(vocab) if vocab is not None else None
         self.name = name
         self._fingerprint: tuple[int, str] | None = None
+        self._token_strings: tuple[str, ...] | None = None
 
     # ----------------------------------------------------------------- structure
     @property
@@ -348,6 +349,12 @@ class ModelHandle:
         if len(ids) != 1:
             raise ValueError(f"{text!r} is {len(ids)} tokens for {self.name}, not one: {ids}")
         return int(ids[0])
+
+    def token_strings(self) -> tuple[str, ...]:
+        """The display string of every output token id (decoded once, then kept)."""
+        if self._token_strings is None:
+            self._token_strings = tuple(self.to_str_tokens(torch.arange(self.n_outputs or 0)))
+        return self._token_strings
 
     # ----------------------------------------------------------- identity
     def fingerprint(self) -> str:
