@@ -70,6 +70,7 @@ class ModelHandle:
         self.parity: Any | None = None  # hf.Parity: logit agreement with the source model
         self.note: str | None = None  # what this handle cannot do, when opened by a fallback
         self._fingerprint: tuple[int, str] | None = None
+        self._token_strings: tuple[str, ...] | None = None
 
     # ----------------------------------------------------------------- structure
     @property
@@ -365,6 +366,12 @@ class ModelHandle:
                 f"{text!r} is {len(ids)} tokens for {self.name}, not one: {ids} ({pieces})"
             )
         return int(ids[0])
+
+    def token_strings(self) -> tuple[str, ...]:
+        """The display string of every output token id (decoded once, then kept)."""
+        if self._token_strings is None:
+            self._token_strings = tuple(self.to_str_tokens(torch.arange(self.n_outputs or 0)))
+        return self._token_strings
 
     def to_tokens(self, text: str | Sequence[str]) -> torch.Tensor:
         """Token ids ``[batch, pos]`` of a prompt or a list of prompts (equal token lengths).
