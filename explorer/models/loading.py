@@ -51,6 +51,7 @@ def load(
             ``CNNConfig`` (a fresh seeded model); a transformer-lens ``HookedTransformer``;
             a plain ``nn.Module`` (hook points added on its layers); a folder saved by
             explorer (a checkpoint, or a training run: its last checkpoint, or ``step``);
+            ``"shipped:<name>"`` for a trained checkpoint shipped with explorer (offline);
             or a Hugging Face model name (needs internet, or ``local_path``).
         input_shape: shape of one input image, for plain modules (checks inputs).
         module: for a folder holding a custom module's weights: an instance to load into.
@@ -74,6 +75,10 @@ def load(
         )
     if isinstance(source, nn.Module):
         return wrap(source, input_shape=input_shape, name=name)
+    if isinstance(source, str) and source.startswith("shipped:"):
+        from explorer.models.shipped import load_shipped
+
+        return load_shipped(source)
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
         if path.exists():
