@@ -15,6 +15,7 @@ from contextlib import AbstractContextManager
 from typing import Any, Literal
 
 import torch
+from jaxtyping import Float
 from torch import nn
 
 from explorer._checks import check_index, check_tensor
@@ -24,6 +25,8 @@ from explorer.models.config import CNNConfig, MLPConfig, TransformerConfig
 InputKind = Literal["tokens", "images"]
 HookFn = Callable[..., Any]
 Config = TransformerConfig | MLPConfig | CNNConfig
+_MODEL_WEIGHTS = ("W_E", "W_pos", "W_U", "b_U")
+_LAYER_WEIGHTS = ("W_Q", "W_K", "W_V", "W_O", "b_O", "W_in", "W_out", "b_out")
 
 
 class ModelHandle:
@@ -258,6 +261,93 @@ class ModelHandle:
         if tokenizer is not None:
             return [tokenizer.decode([i]) for i in ids]
         return [str(i) for i in ids]
+
+    # ----------------------------------------------------------------- weights
+    def weight(self, name: str, layer: int | None = None) -> torch.Tensor:
+        """A transformer weight by its transformer-lens name, detached.
+
+        Model-wide: ``W_E [vocab, d_model]``, ``W_pos [n_ctx, d_model]`` (learned positions
+        only), ``W_U [d_model, vocab_out]``, ``b_U``. Per layer: ``W_Q``, ``W_K``, ``W_V``
+        ``[head, d_model, d_head]`` (grouped-query keys/values repeated to every head),
+        ``W_O [head, d_head, d_model]``, ``b_O``, ``W_in``, ``W_out [d_mlp, d_model]``,
+        ``b_out``.
+        """
+        if not self.is_transformer:
+            raise ValueError(f"{self.name} takes images: it has no transformer weights")
+        if name in _MODEL_WEIGHTS:
+            if layer is not None:
+                raise ValueError(f"{name} belongs to the whole model: pass no layer")
+            if name == "W_pos" and not hasattr(self.model, "pos_embed"):
+                raise ValueError(f"{self.name} has no learned position embedding (W_pos)")
+            return getattr(self.model, name).detach()
+        if name not in _LAYER_WEIGHTS:
+            raise ValueError(
+                f"unknown weight {name!r}: choose one of {', '.join(_MODEL_WEIGHTS + _LAYER_WEIGHTS)}"
+            )
+        if layer is None:
+            raise ValueError(f"{name} is a per-layer weight: pass layer=0..{self.n_layers - 1}")
+        block = self.model.blocks[self.check_layer(layer)]  # type: ignore[index]
+        if name in ("W_in", "W_out", "b_out"):
+            if not self.has_mlp:
+                raise ValueError(f"{self.name} is attention-only: it has no {name}")
+            return getattr(block.mlp, name).detach()
+        return getattr(block.attn, name).detach()
+
+    @property
+    def normalization(self) -> str | None:
+        """The norm before each sublayer and the unembedding: ``"LN"``, ``"LNPre"``, ``"RMS"``,
+        ``"RMSPre"`` or None (transformer-lens's ``normalization_type``)."""
+        return self.model.cfg.normalization_type if self.is_transformer else None  # type: ignore[attr-defined]
+
+    def final_norm(self) -> tuple[str | None, torch.Tensor | None, torch.Tensor | None]:
+        """``(normalization, weight, bias)`` of the norm before the unembedding.
+
+        Weight and bias are None where the norm has none (``LNPre``, ``RMSPre``, no norm);
+        the per-position scale is the activation ``ln_final.hook_scale``.
+        """
+        kind = self.normalization
+        ln = getattr(self.model, "ln_final", None)
+        if kind is None or ln is None:
+            return None, None, None
+        w, b = getattr(ln, "w", None), getattr(ln, "b", None)
+        return (
+            kind,
+            None if w is None else w.detach(),
+            None if b is None else b.detach(),
+        )
+
+    def resid_to_logits(
+        self, resid: Float[torch.Tensor, "*batch d_model"]
+    ) -> Float[torch.Tensor, "*batch vocab"]:
+        """The logits the model would give if ``resid`` were its final residual stream: the
+        final norm (its statistics recomputed from ``resid``), then the unembedding."""
+        if not self.is_transformer:
+            raise ValueError(f"{self.name} takes images: it has no residual stream to unembed")
+        ln = getattr(self.model, "ln_final", None)
+        shape = resid.shape
+        x = resid.reshape(-1, 1, shape[-1])  # the norm and unembedding expect [batch, pos, d]
+        if ln is not None and self.normalization is not None:
+            x = ln(x)
+        return self.model.unembed(x).reshape(*shape[:-1], -1)  # type: ignore[operator]
+
+    def to_single_token(self, text: str) -> int:
+        """The id of a token written as text (from the vocab, else the tokenizer); the text
+        must be exactly one token."""
+        if self.vocab is not None:
+            if text in self.vocab:
+                return self.vocab.index(text)
+            raise ValueError(
+                f"{text!r} is not in the vocabulary of {self.name} (e.g. {list(self.vocab[:5])})"
+            )
+        tokenizer = getattr(self.model, "tokenizer", None)
+        if tokenizer is None:
+            raise ValueError(
+                f"{self.name} has neither a vocabulary nor a tokenizer: give token ids, not {text!r}"
+            )
+        ids = tokenizer.encode(text, add_special_tokens=False)
+        if len(ids) != 1:
+            raise ValueError(f"{text!r} is {len(ids)} tokens for {self.name}, not one: {ids}")
+        return int(ids[0])
 
     # ----------------------------------------------------------- identity
     def fingerprint(self) -> str:

@@ -1,0 +1,157 @@
+"""The language-model analyses against transformer-lens (and captum), to 1e-5, on two families.
+
+Families: a GPT-2-shaped model (LayerNorm, learned positions, gelu MLP) and a Llama-shaped
+one (RMSNorm, rotary, gated silu MLP, grouped-query attention). Norm weights and biases
+are random so that the final norm's weight and bias matter. Each is a HookedTransformer
+wrapped in explorer's handle, as ``explorer.load`` wraps one.
+
+transformer-lens's ``logit_attrs`` reads components along ``W_U`` without the final
+norm's weight (it expects ``fold_ln=True``), so DLA is compared with transformer-lens on
+a copy whose norms are folded into the weights: the same function, computed its way.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+ATOL = 1e-5
+
+
+def _family(name: str):
+    from transformer_lens import HookedTransformer, HookedTransformerConfig
+
+    from explorer.models.handle import ModelHandle
+
+    common = dict(n_layers=2, d_model=32, n_heads=4, d_head=8, d_mlp=64, d_vocab=50, n_ctx=16)
+    if name == "gpt2":
+        cfg = HookedTransformerConfig(
+            **common, act_fn="gelu_new", normalization_type="LN", seed=0, device="cpu"
+        )
+    else:
+        cfg = HookedTransformerConfig(
+            **common,
+            act_fn="silu",
+            normalization_type="RMS",
+            positional_embedding_type="rotary",
+            rotary_dim=8,
+            gated_mlp=True,
+            n_key_value_heads=2,
+            final_rms=True,
+            seed=0,
+            device="cpu",
+        )
+    model = HookedTransformer(cfg)
+    gen = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for pname, p in model.named_parameters():
+            if pname.split(".")[-1] == "w" and "ln" in pname:
+                p.copy_(1 + 0.3 * torch.randn(p.shape, generator=gen))
+            elif pname.split(".")[-1] in ("b", "b_O", "b_out", "b_U", "b_in", "b_Q", "b_K", "b_V"):
+                p.copy_(0.1 * torch.randn(p.shape, generator=gen))
+    model.eval()
+    return ModelHandle(model, kind="tokens", name=f"tiny-{name}")
+
+
+@pytest.fixture(scope="module", params=["gpt2", "llama"])
+def family(request):
+    handle = _family(request.param)
+    tokens = torch.randint(0, 50, (3, 9), generator=torch.Generator().manual_seed(2))
+    folded = copy.deepcopy(handle.model)
+    folded.load_and_process_state_dict(
+        folded.state_dict(),
+        fold_ln=True,
+        center_writing_weights=False,
+        center_unembed=False,
+        fold_value_biases=False,  # keeps each head's output as it is
+    )
+    return handle, tokens, folded
+
+
+def _close(ours: torch.Tensor, ref: torch.Tensor) -> None:
+    assert ours.shape == ref.shape, (ours.shape, ref.shape)
+    torch.testing.assert_close(ours.double(), ref.double(), atol=ATOL, rtol=1e-5)
+
+
+# ------------------------------------------------------------------ DLA
+UNIT_STACKS = {
+    "layers": lambda c: c.decompose_resid(layer=-1, pos_slice=-1, return_labels=True),
+    "heads": lambda c: c.stack_head_results(layer=-1, pos_slice=-1, return_labels=True),
+    "neurons": lambda c: c.stack_neuron_results(layer=-1, pos_slice=-1, return_labels=True),
+    "all": lambda c: c.get_full_resid_decomposition(
+        expand_neurons=True, pos_slice=-1, return_labels=True
+    ),
+}
+
+
+@pytest.mark.parametrize("units", list(UNIT_STACKS))
+def test_dla_matches_logit_attrs(family, units):
+    from explorer.analysis import direct_logit_attribution
+
+    handle, tokens, folded = family
+    target, against = torch.tensor([3, 7, 11]), torch.tensor([5, 5, 2])
+    ours = direct_logit_attribution(handle, tokens, target=target, against=against, units=units)
+    _, cache = folded.run_with_cache(tokens)
+    stack, labels = UNIT_STACKS[units](cache)
+    ref = cache.logit_attrs(stack, tokens=target, incorrect_tokens=against, pos_slice=-1)
+    if units == "layers" and handle.model.cfg.positional_embedding_type == "rotary":
+        keep = [i for i, label in enumerate(labels) if label != "pos_embed"]
+        stack, ref, labels = stack[keep], ref[keep], [labels[i] for i in keep]
+    assert list(ours.labels) == list(labels)
+    _close(ours.values.T, ref)
+    # the model's own logit difference at the last position
+    logits = handle.model(tokens)[:, -1]
+    _close(
+        ours.logit,
+        logits.gather(1, target[:, None])[:, 0] - logits.gather(1, against[:, None])[:, 0],
+    )
+
+
+def test_dla_layers_add_up_to_the_logit(family):
+    """embed + layers + (norm bias and b_U) is the logit: the decomposition is complete."""
+    from explorer.analysis import direct_logit_attribution
+
+    handle, tokens, _ = family
+    dla = direct_logit_attribution(handle, tokens, target=4, units="layers", position=5)
+    _, ln_w, ln_b = handle.final_norm()
+    const = handle.weight("b_U")[4] + (0 if ln_b is None else ln_b @ handle.weight("W_U")[:, 4])
+    _close(dla.remainder, const.expand(3))
+
+
+def test_dla_single_token_matches_logit_attrs_at_each_example_position(family):
+    from explorer.analysis import direct_logit_attribution
+
+    handle, tokens, folded = family
+    positions = torch.tensor([2, 8, 4])
+    ours = direct_logit_attribution(handle, tokens, target=9, units="heads", position=positions)
+    _, cache = folded.run_with_cache(tokens)
+    stack = cache.stack_head_results(layer=-1)  # [head, batch, pos, d]
+    rows = torch.arange(3)
+    ref = cache.logit_attrs(stack, tokens=torch.full((3, 9), 9))[:, rows, positions]
+    _close(ours.values.T, ref)
+
+
+# ---------------------------------------------------------------- logit lens
+def test_logit_lens_matches_accumulated_resid(family):
+    from explorer.analysis import logit_lens
+
+    handle, tokens, _ = family
+    target = torch.randint(0, 50, tokens.shape, generator=torch.Generator().manual_seed(4))
+    for incl_mid in (False, True):
+        lens = logit_lens(handle, tokens, target=target, k=4, incl_mid=incl_mid)
+        _, cache = handle.model.run_with_cache(tokens)
+        resid, labels = cache.accumulated_resid(
+            apply_ln=True, incl_mid=incl_mid, return_labels=True
+        )
+        ref = resid @ handle.model.W_U + handle.model.b_U  # [row, batch, pos, vocab]
+        assert list(lens.labels) == labels
+        _close(
+            lens.target_logit, ref.gather(-1, target.expand(len(labels), -1, -1)[..., None])[..., 0]
+        )
+        values, ids = ref.topk(4, dim=-1)
+        _close(lens.top_logits, values)
+        assert torch.equal(lens.top_ids, ids)
+        ref_rank = (ref > lens.target_logit[..., None]).sum(-1)
+        assert torch.equal(lens.target_rank, ref_rank)
