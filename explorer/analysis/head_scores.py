@@ -42,12 +42,14 @@ Conversions (all exact, tested in ``tests/reference``):
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from jaxtyping import Bool, Float, Int
 
 from explorer._checks import check_choice
 from explorer.analysis.cache import run_with_cache
+from explorer.analysis.units import layer_table
 from explorer.models.handle import ModelHandle
 
 KINDS = ("previous_token", "induction", "duplicate_token", "prefix_matching")
@@ -72,6 +74,20 @@ class HeadScores:
         values, flat = grid.flatten().topk(min(n, grid.numel()))
         n_heads = grid.shape[1]
         return [(int(i) // n_heads, int(i) % n_heads, float(v)) for v, i in zip(values, flat)]
+
+    def to_dataframe(self, kind: str) -> Any:
+        """One score as a labelled ``layer x head`` table (batch-averaged)."""
+        grid = self.get(kind)
+        return layer_table(grid.mean(0) if grid.ndim == 3 else grid)
+
+    def __repr__(self) -> str:
+        *_, n_layers, n_heads = self.scores.shape
+        best = ", ".join(
+            f"{kind} {layer}.{head} {value:.2f}"
+            for kind in self.kinds
+            for layer, head, value in self.top(kind, 1)
+        )
+        return f"HeadScores({len(self.kinds)} kinds x {n_layers} layers x {n_heads} heads; best: {best})"
 
 
 def target_mask(
