@@ -36,11 +36,11 @@ def handles(tmp_path_factory):
 
 
 def _batch(model, n=8, seed=0):
-    """``n`` random prompts of 10 tokens, BOS first for decoders."""
+    """``n`` prompts ``[BOS][5 random tokens][the same 5]`` (what induction scores read)."""
     g = torch.Generator().manual_seed(seed)
-    tokens = torch.randint(5, model.d_vocab, (n, 10), generator=g)
-    tokens[:, 0] = model.tokenizer.bos_token_id
-    return tokens
+    half = torch.randint(5, model.d_vocab, (n, 5), generator=g)
+    bos = torch.full((n, 1), model.tokenizer.bos_token_id)
+    return torch.cat([bos, half, half], dim=1)
 
 
 def _after(sweep, unit: str) -> float:
