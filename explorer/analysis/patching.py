@@ -217,8 +217,19 @@ def attribution_patching(
     metric: Metric,
     grid: str = "resid",
 ) -> PatchingResult:
-    """First-order estimate of ``activation_patching``: ``(clean - corrupted) . d metric / d act``
-    at the corrupted run, summed over each cell, plus the corrupted value."""
+    """First-order estimate of ``activation_patching`` (Nanda 2023).
+
+    For a cell ``c`` covering activation entries ``a_c`` (a position's residual stream, a
+    head's ``z`` at every position, one neuron) and prompts ``b = 1..B``::
+
+        values[c] = m_corr + (1/B) sum_b  sum_{a in c} (a_clean[b] - a_corr[b]) * d m_b / d a[b]
+
+    with ``m_b`` the metric of prompt ``b`` and the gradient taken on the corrupted run.
+    ``m_corr`` is the batch-mean corrupted metric, so ``values`` estimates the batch-mean
+    metric after patching, on the scale of ``activation_patching``. Each prompt's gradient
+    is its own metric's (the backward pass runs on the *sum* of per-prompt metrics), so
+    duplicating the batch leaves the estimate unchanged.
+    """
     _check_grid(model, grid)
     clean, corrupted = _check_pair(model, clean, corrupted)
     hooks = [model.hook_name(_kind(grid), layer) for layer in range(model.n_layers)]
@@ -235,7 +246,7 @@ def attribution_patching(
         value = metric(logits)
         if value.shape != (corrupted.shape[0],):
             raise ValueError(f"a metric must return one value per example, got {list(value.shape)}")
-        value.mean().backward()
+        value.sum().backward()  # d m_b / d a[b] for every prompt b
     corrupted_value = float(value.detach().mean())
     model.model.zero_grad(set_to_none=True)
     rows = []

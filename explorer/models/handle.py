@@ -108,6 +108,12 @@ class ModelHandle:
         return int(self.model.cfg.n_ctx) if self.is_transformer else None  # type: ignore[attr-defined]
 
     @property
+    def runs_from_layer(self) -> bool:
+        """Whether a forward pass can start at a block from a residual stream
+        (``model(resid, start_at_layer=l)``): decoders yes; BERT's encoder has no such entry."""
+        return self.is_transformer and _tl.is_hooked_transformer(self.model)
+
+    @property
     def has_mlp(self) -> bool:
         if self.is_transformer:
             return not self.model.cfg.attn_only  # type: ignore[attr-defined]

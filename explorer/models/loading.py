@@ -55,6 +55,7 @@ def load(
             transformer-lens offline, logit parity in the repr; see ``explorer.models.hf``);
             a plain ``nn.Module`` (hook points added on its layers); a folder saved by
             explorer (a checkpoint, or a training run: its last checkpoint, or ``step``);
+            ``"shipped:<name>"`` for a trained checkpoint shipped with explorer (offline);
             or a Hugging Face model name (needs internet; offline it fails at once and
             says how to pass a folder).
         input_shape: shape of one input image, for plain modules (checks inputs).
@@ -83,6 +84,10 @@ def load(
         )
     if isinstance(source, nn.Module):
         return wrap(source, input_shape=input_shape, name=name)
+    if isinstance(source, str) and source.startswith("shipped:"):
+        from explorer.models.shipped import load_shipped
+
+        return load_shipped(source)
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
         if path.exists():

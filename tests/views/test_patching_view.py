@@ -44,6 +44,17 @@ def test_grids_and_methods_show_the_analysis_results(attn_model, pair):
     }
 
 
+def test_attribution_recovery_does_not_shrink_with_the_batch(attn_model, pair):
+    clean, corrupted, _ = pair
+    one, four = (clean[:1], corrupted[:1]), (clean[:1].repeat(4, 1), corrupted[:1].repeat(4, 1))
+    shown = []
+    for c, x in (one, four):
+        view = PatchingView(attn_model, c, x, metrics.repeated_half_loss(c), method="attribution")
+        shown.append(decode(view.recovery))
+    assert np.abs(shown[0]).max() > 1e-3
+    assert np.allclose(shown[0], shown[1], atol=1e-4)  # 4x smaller before the batch fix
+
+
 def test_selecting_a_cell_sets_the_linkable_traits(attn_model, pair):
     view = PatchingView(attn_model, *pair, grid="head")
     view.select(1, 3)
