@@ -8,7 +8,12 @@ PYTEST_ARGS ?=
 # each runs torch on one thread.
 TEST_WORKERS ?= auto
 
-.PHONY: lab test lint format bench install browser-deps clean
+# `make lab` opens working copies of the notebooks under $(LAB_DIR) (gitignored), so running
+# them never dirties the tracked notebooks (which stay stripped of outputs).
+LAB_DIR ?= lab
+LAB_SETTINGS := $(VENV)/share/jupyter/lab/settings
+
+.PHONY: lab lab-workspace test lint format bench install browser-deps clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -30,8 +35,18 @@ browser-deps:
 	  fi; \
 	fi
 
-lab: $(STAMP)
-	$(BIN)/jupyter lab notebooks/quickstart.ipynb
+# Copies each notebook once (your edits in $(LAB_DIR) survive; delete a copy to get the
+# latest), and installs JupyterLab settings overrides in the venv (no news pop-up).
+lab-workspace:
+	@mkdir -p $(LAB_DIR)/notebooks $(LAB_DIR)/tutorials $(LAB_SETTINGS)
+	@for f in notebooks/*.ipynb tutorials/*.ipynb; do \
+	  if [ ! -e "$(LAB_DIR)/$$f" ]; then cp "$$f" "$(LAB_DIR)/$$f"; \
+	  elif [ "$$f" -nt "$(LAB_DIR)/$$f" ]; then echo "note: $$f changed since $(LAB_DIR)/$$f was copied (delete the copy to refresh)"; fi; \
+	done
+	@cp jupyter/overrides.json $(LAB_SETTINGS)/overrides.json
+
+lab: $(STAMP) lab-workspace
+	cd $(LAB_DIR) && $(abspath $(BIN))/jupyter lab notebooks/quickstart.ipynb
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -48,4 +63,4 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks --threads 1 --markdown docs/benchmarks.md --readme README.md
 
 clean:
-	rm -rf $(VENV) test-artifacts .pytest_cache
+	rm -rf $(VENV) test-artifacts .pytest_cache  # $(LAB_DIR) holds your work: remove it yourself

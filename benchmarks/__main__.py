@@ -38,6 +38,7 @@ BENCHMARKS = {
     "patching": ("benchmarks.bench_patching", "activation patching"),
     "payload": ("benchmarks.bench_payload", "widget payload"),
     "imports": ("benchmarks.bench_imports", "import time"),
+    "first_widget": ("benchmarks.bench_first_widget", "first contact"),
     "widgets": ("benchmarks.bench_widgets", "widget latency"),
 }
 DEFAULT_OUT = Path("benchmarks/results/latest.json")

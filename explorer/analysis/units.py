@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -150,3 +150,21 @@ def unit_slice(act: torch.Tensor, unit: Unit) -> tuple:
     if isinstance(unit, Neuron):
         return unit.index(act.ndim)
     return unit.index()
+
+
+def layer_table(grid: torch.Tensor, column: str = "head") -> Any:
+    """A ``[layer, index]`` grid as a pandas DataFrame labelled ``layer 0..`` x ``head 0..``.
+
+    >>> layer_table(torch.tensor([[0.5, 0.25], [1.0, 0.0]]))
+             head 0  head 1
+    layer 0     0.5    0.25
+    layer 1     1.0    0.00
+    """
+    import pandas as pd  # only when a table is asked for
+
+    grid = grid.detach().double().cpu()
+    return pd.DataFrame(
+        grid.numpy(),
+        index=[f"layer {i}" for i in range(grid.shape[0])],
+        columns=[f"{column} {j}" for j in range(grid.shape[1])],
+    )

@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from explorer._atomic import replace, write_durable
 from explorer.models.config import config_from_dict
 from explorer.models.handle import ModelHandle
 
@@ -33,27 +34,20 @@ def is_checkpoint(path: str | os.PathLike[str]) -> bool:
         return False
 
 
-def save_checkpoint(
-    model: ModelHandle,
-    path: str | os.PathLike[str],
-    meta: dict[str, Any] | None = None,
-    *,
-    dtype: torch.dtype | None = None,
-) -> Path:
-    """Save weights and config; written to temporary files then renamed, so a crash mid-save
-    never leaves a half-written checkpoint under the final name.
+def checkpoint_files(
+    model: ModelHandle, meta: dict[str, Any] | None = None, *, dtype: torch.dtype | None = None
+) -> dict[str, bytes]:
+    """The bytes of a checkpoint folder, ``{file name: bytes}`` (weights first, config last).
 
     ``dtype`` (e.g. ``torch.float16``) stores floating-point tensors in that type, to ship a
     small file; loading casts them back to the model's own dtype."""
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     if model.config is None:
         raise ValueError(
             f"{model.name} has no explorer config (a custom nn.Module): save its state_dict "
             "and reload with explorer.load(path, module=YourModule())"
         )
-    out = Path(path)
-    out.mkdir(parents=True, exist_ok=True)
     tensors = {
         k: _stored(v.detach().cpu(), dtype).contiguous().clone()
         for k, v in model.model.state_dict().items()
@@ -67,11 +61,26 @@ def save_checkpoint(
         "input_shape": list(model.input_shape) if model.input_shape else None,
         "meta": meta or {},
     }
-    tmp_weights, tmp_config = out / (WEIGHTS + ".tmp"), out / (CONFIG + ".tmp")
-    save_file(tensors, str(tmp_weights))
-    tmp_config.write_text(json.dumps(header, indent=2))
-    os.replace(tmp_weights, out / WEIGHTS)
-    os.replace(tmp_config, out / CONFIG)
+    return {WEIGHTS: save(tensors), CONFIG: json.dumps(header, indent=2).encode()}
+
+
+def save_checkpoint(
+    model: ModelHandle,
+    path: str | os.PathLike[str],
+    meta: dict[str, Any] | None = None,
+    *,
+    dtype: torch.dtype | None = None,
+) -> Path:
+    """Save weights and config; each is written to a temporary file, fsynced and renamed
+    (config last), so a crash mid-save never leaves a half-written file under its name.
+    (A training run publishes a whole checkpoint at once: ``explorer.training.Run``.)"""
+    files = checkpoint_files(model, meta, dtype=dtype)
+    out = Path(path)
+    out.mkdir(parents=True, exist_ok=True)
+    for name, data in files.items():
+        write_durable(out / (name + ".tmp"), data)
+    for name in files:
+        replace(out / (name + ".tmp"), out / name)
     return out
 
 

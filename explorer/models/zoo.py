@@ -120,3 +120,29 @@ def build(cfg: TransformerConfig | MLPConfig | CNNConfig, name: str | None = Non
         return transformer(cfg, name=name or "transformer")
     module = build_mlp(cfg) if isinstance(cfg, MLPConfig) else build_cnn(cfg)
     return wrap(module, input_shape=cfg.input_shape, config=cfg, name=name or cfg.family)
+
+
+def trained_induction() -> ModelHandle:
+    """The quickstart's 2-layer attention-only transformer, trained (shipped, offline).
+
+    Trained for 2,000 steps on sequences with a repeated span; layer 1 holds induction heads
+    and layer 0 a previous-token head. Rebuild: ``python -m explorer.studies.shipped``.
+
+    >>> model = trained_induction()
+    >>> model.n_layers, model.n_heads, model.d_vocab
+    (2, 4, 64)
+    """
+    from explorer.models.shipped import load_shipped
+
+    return load_shipped("quickstart-induction")
+
+
+def trained_mnist_mlp() -> ModelHandle:
+    """The quickstart's MNIST MLP (784-64-32-10), trained on the 5,000 offline digits (shipped).
+
+    >>> trained_mnist_mlp().layer_widths
+    (64, 32)
+    """
+    from explorer.models.shipped import load_shipped
+
+    return load_shipped("quickstart-mnist-mlp")

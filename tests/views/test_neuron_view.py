@@ -82,8 +82,9 @@ def test_text_neuron_colours_each_token_by_its_activation(mlp_transformer):
 def test_text_neuron_effect_is_its_direct_logit_effect(mlp_transformer):
     view = NeuronView(mlp_transformer, repeated_tokens(8, 6, 30), k=2)
     view.neuron = 3
-    tl = mlp_transformer.model
-    direct = (tl.blocks[0].mlp.W_out[3] @ tl.W_U).detach()
+    from explorer.analysis import neuron_logit_weights
+
+    direct = neuron_logit_weights(mlp_transformer, units="neuron 0.3").values[0]
     assert view.effect_title.startswith("direct effect on the logits")
     assert decode(view.effect_values)[0] == pytest.approx(float(direct.max()), abs=1e-5)
     assert view.effect_labels[0] == str(int(direct.argmax()))
