@@ -105,13 +105,15 @@ def load(
         if hf.offline():
             raise hf.offline_error(official)
         model = _tl.from_pretrained(str(source))
-        return ModelHandle(
+        handle = ModelHandle(
             model,
             kind="tokens",
             config=_tl.config_of(model),
             name=str(source),
             tokenizer=getattr(model, "tokenizer", None),
         )
+        handle.prepend_bos = bool(getattr(model.cfg, "default_prepend_bos", True))
+        return handle
     raise TypeError(
         f"cannot load a {type(source).__name__}: pass a path, a model name, an nn.Module, "
         "a HookedTransformer, a config, or a ModelHandle"
