@@ -15,6 +15,7 @@ from explorer.analysis.logit_lens import LogitLens, logit_lens
 from explorer.analysis.neuron_logits import NeuronLogitWeights, neuron_logit_weights
 from explorer.analysis.neurons import Histogram, TopKExamples, activation_histogram, top_k_examples
 from explorer.analysis.patching import PatchingResult, activation_patching, attribution_patching
+from explorer.analysis.path_patching import PathPatchingResult, path_patching
 from explorer.analysis.units import Head, Neuron, ResidPosition, Unit, parse_unit
 
 __all__ = [
@@ -30,6 +31,7 @@ __all__ = [
     "Neuron",
     "NeuronLogitWeights",
     "PatchingResult",
+    "PathPatchingResult",
     "ResidPosition",
     "SweepResult",
     "TopKExamples",
@@ -48,6 +50,7 @@ __all__ = [
     "metrics",
     "neuron_logit_weights",
     "parse_unit",
+    "path_patching",
     "run_with_cache",
     "top_k_examples",
 ]

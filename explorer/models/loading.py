@@ -101,17 +101,18 @@ def load(
                     "config.json (save_pretrained writes one)"
                 )
             return hf.load_folder(Path(local_path), name=name or str(source))
-        official = _tl.official_name(str(source))
-        if hf.offline():
-            raise hf.offline_error(official)
+        if hf.offline():  # before importing transformer-lens: seconds the user can't use
+            raise hf.offline_error(str(source))
         model = _tl.from_pretrained(str(source))
-        return ModelHandle(
+        handle = ModelHandle(
             model,
             kind="tokens",
             config=_tl.config_of(model),
             name=str(source),
             tokenizer=getattr(model, "tokenizer", None),
         )
+        handle.prepend_bos = bool(getattr(model.cfg, "default_prepend_bos", True))
+        return handle
     raise TypeError(
         f"cannot load a {type(source).__name__}: pass a path, a model name, an nn.Module, "
         "a HookedTransformer, a config, or a ModelHandle"

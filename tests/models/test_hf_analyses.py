@@ -99,6 +99,8 @@ def test_explorer_shows_a_text_prompt_with_token_strings(model):
     assert titles == ["Attention", "Neurons", "Intervene", "Patching"]
     assert ex.attention.tokens == model.to_str_tokens(model.to_tokens(hf_tiny.IOI)[0])
     assert " Mary" in ex.attention.tokens and " drink" in ex.attention.tokens
+    assert ex.patching.clean_tokens == ex.attention.tokens
+    assert ex.patching.corrupted_tokens == model.to_str_tokens(model.to_tokens(CORRUPTED)[0])
     ex.intervention.select(1, 2)
     assert (ex.attention.layer, ex.attention.head) == (1, 2)
 
