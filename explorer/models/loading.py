@@ -101,9 +101,8 @@ def load(
                     "config.json (save_pretrained writes one)"
                 )
             return hf.load_folder(Path(local_path), name=name or str(source))
-        official = _tl.official_name(str(source))
-        if hf.offline():
-            raise hf.offline_error(official)
+        if hf.offline():  # before importing transformer-lens: seconds the user can't use
+            raise hf.offline_error(str(source))
         model = _tl.from_pretrained(str(source))
         handle = ModelHandle(
             model,
