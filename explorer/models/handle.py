@@ -355,6 +355,13 @@ class ModelHandle:
             x = ln(x)
         return self.model.unembed(x).reshape(*shape[:-1], -1)  # type: ignore[operator]
 
+    def token_embedding(self) -> nn.Module:
+        """The module that maps token ids to their embeddings (``[batch, pos, d_model]``):
+        the layer gradient methods such as captum's ``LayerIntegratedGradients`` attribute to."""
+        if not self.is_transformer:
+            raise ValueError(f"{self.name} takes images: it has no token embedding")
+        return self.model.embed  # type: ignore[return-value]
+
     def to_single_token(self, text: str) -> int:
         """The id of a token written as text (``" Mary"``: from the vocab, else the tokenizer);
         the text must be exactly one token."""
