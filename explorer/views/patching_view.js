@@ -41,7 +41,9 @@ function render({ model, el }) {
         onClick: (r, c) => exSend(model, { layer: r, [key]: c }),
       });
       root.appendChild(hm.node);
-      root.appendChild(exLegend(hm.geom.vmin, hm.geom.vmax, true, hasRecovery ? "fraction of the clean-vs-corrupted gap recovered" : "metric"));
+      root.appendChild(exLegend(hm.geom.vmin, hm.geom.vmax, true, hasRecovery ? "fraction of the clean-vs-corrupted gap recovered (1 = clean)" : "metric", {
+        meaning: hasRecovery ? ["further from the clean run", "closer to the clean run"] : null,
+      }));
       const r = model.get("layer"), c = model.get(key);
       if (r < rows && c < cols) {
         root.appendChild(exEl("div", { cls: "ex-row", style: { alignItems: "baseline" } }, [
