@@ -96,12 +96,18 @@ def config(family: str, vocab_size: int, bos: int, pad: int):
 
 def model(family: str, tok=None, seed: int = 0):
     """A random-weight ``transformers`` model of ``family`` (float32, eval mode)."""
-    import transformers as T
-
     tok = tok or tokenizer()
     cfg = config(family, len(tok), tok.bos_token_id, tok.pad_token_id)
+    return from_config(cfg, seed)
+
+
+def from_config(cfg, seed: int = 0):
+    """A model built from a ``transformers`` config, every weight redrawn with std 0.2."""
+    import transformers as T
+
     torch.manual_seed(seed)
-    net = T.BertForMaskedLM(cfg) if family == "bert" else T.AutoModelForCausalLM.from_config(cfg)
+    is_bert = isinstance(cfg, T.BertConfig)
+    net = T.BertForMaskedLM(cfg) if is_bert else T.AutoModelForCausalLM.from_config(cfg)
     with torch.no_grad():
         for p in net.parameters():
             p.normal_(0.0, 0.2)

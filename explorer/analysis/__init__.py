@@ -15,6 +15,8 @@ from explorer.analysis.logit_lens import LogitLens, logit_lens
 from explorer.analysis.neuron_logits import NeuronLogitWeights, neuron_logit_weights
 from explorer.analysis.neurons import Histogram, TopKExamples, activation_histogram, top_k_examples
 from explorer.analysis.patching import PatchingResult, activation_patching, attribution_patching
+from explorer.analysis.path_patching import PathPatchingResult, path_patching
+from explorer.analysis.token_attribution import TokenAttribution, attribute_tokens
 from explorer.analysis.units import Head, Neuron, ResidPosition, Unit, parse_unit
 
 __all__ = [
@@ -30,14 +32,17 @@ __all__ = [
     "Neuron",
     "NeuronLogitWeights",
     "PatchingResult",
+    "PathPatchingResult",
     "ResidPosition",
     "SweepResult",
+    "TokenAttribution",
     "TopKExamples",
     "Unit",
     "ablate",
     "ablation_sweep",
     "activation_histogram",
     "activation_patching",
+    "attribute_tokens",
     "attribution_patching",
     "circuit_svd",
     "detect_heads",
@@ -48,6 +53,7 @@ __all__ = [
     "metrics",
     "neuron_logit_weights",
     "parse_unit",
+    "path_patching",
     "run_with_cache",
     "top_k_examples",
 ]

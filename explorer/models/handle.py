@@ -69,6 +69,7 @@ class ModelHandle:
         self.family = family
         self.parity: Any | None = None  # hf.Parity: logit agreement with the source model
         self.note: str | None = None  # what this handle cannot do, when opened by a fallback
+        self.prepend_bos = True  # to_tokens puts the tokenizer's BOS first (if it has one)
         self._fingerprint: tuple[int, str] | None = None
         self._token_strings: tuple[str, ...] | None = None
 
@@ -195,6 +196,13 @@ class ModelHandle:
             if _is_text(inputs):
                 inputs = self.to_tokens(inputs)
             tokens = check_tensor("tokens", inputs, ndim=(1, 2), integer=True)
+            if tokens.dtype == torch.bool:
+                raise TypeError(
+                    "tokens must be integer token ids, got a bool tensor (a mask?): "
+                    "convert ids with tokens.long()"
+                )
+            if tokens.dtype != torch.long:  # uint8/int32 ids index the embedding as int64
+                tokens = tokens.long()
             if tokens.ndim == 1:
                 tokens = tokens.unsqueeze(0)
             n_ctx, d_vocab = self.n_ctx or 0, self.d_vocab or 0
@@ -347,6 +355,13 @@ class ModelHandle:
             x = ln(x)
         return self.model.unembed(x).reshape(*shape[:-1], -1)  # type: ignore[operator]
 
+    def token_embedding(self) -> nn.Module:
+        """The module that maps token ids to their embeddings (``[batch, pos, d_model]``):
+        the layer gradient methods such as captum's ``LayerIntegratedGradients`` attribute to."""
+        if not self.is_transformer:
+            raise ValueError(f"{self.name} takes images: it has no token embedding")
+        return self.model.embed  # type: ignore[return-value]
+
     def to_single_token(self, text: str) -> int:
         """The id of a token written as text (``" Mary"``: from the vocab, else the tokenizer);
         the text must be exactly one token."""
@@ -376,8 +391,9 @@ class ModelHandle:
     def to_tokens(self, text: str | Sequence[str]) -> torch.Tensor:
         """Token ids ``[batch, pos]`` of a prompt or a list of prompts (equal token lengths).
 
-        The model's tokenizer decides; a BOS token is put first when the tokenizer has one
-        and does not add it itself (transformer-lens's default for GPT-2-style models).
+        The model's tokenizer decides; with ``prepend_bos`` (transformer-lens's default for
+        the family: GPT-2, Llama, Mistral, Gemma yes; GPT-NeoX, Qwen2 no) a BOS token is put
+        first when the tokenizer has one and did not add it itself.
         """
         tokenizer = self._need_tokenizer("text prompts")
         prompts = [text] if isinstance(text, str) else list(text)
@@ -385,7 +401,8 @@ class ModelHandle:
             raise TypeError("text must be a string or a non-empty list of strings")
         rows = [list(tokenizer(p)["input_ids"]) for p in prompts]
         bos = getattr(tokenizer, "bos_token_id", None)
-        if bos is not None and getattr(self.model.cfg, "attention_dir", "causal") == "causal":  # type: ignore[attr-defined]
+        causal = getattr(self.model.cfg, "attention_dir", "causal") == "causal"  # type: ignore[attr-defined]
+        if self.prepend_bos and bos is not None and causal:
             rows = [r if r[:1] == [bos] else [bos, *r] for r in rows]
         lengths = sorted({len(r) for r in rows})
         if len(lengths) > 1:
@@ -440,7 +457,7 @@ class ModelHandle:
             tokenizer=self.tokenizer,
             family=self.family,
         )
-        other.parity, other.note = self.parity, self.note
+        other.parity, other.note, other.prepend_bos = self.parity, self.note, self.prepend_bos
         return other
 
     def parameters(self) -> Iterable[nn.Parameter]:

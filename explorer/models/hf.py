@@ -47,6 +47,9 @@ FAMILIES: dict[str, tuple[str, bool]] = {
     "MistralForCausalLM": ("Mistral", False),
     "BertForMaskedLM": ("BERT", True),
 }
+# Families whose prompts transformer-lens starts with BOS (its default_prepend_bos); Pythia and
+# Qwen2 were trained without one. BERT's tokenizer adds [CLS] ... [SEP] itself.
+PREPEND_BOS = {"GPT-2", "Llama", "Mistral", "Gemma"}
 # Rotary tables are allocated for the whole context in every layer; Llama-3's 131k positions
 # would take gigabytes. transformer-lens caps its own Llama/Mistral configs the same way.
 MAX_CTX = 2048
@@ -55,7 +58,11 @@ PARITY_TOKENS = 12
 
 @dataclass(frozen=True)
 class Parity:
-    """How closely the converted model reproduces the Hugging Face logits at load."""
+    """How closely the converted model reproduces the Hugging Face logits at load.
+
+    >>> Parity(2.4e-07, 12, "float32")
+    parity 2.4e-07 (float32, 12 tokens)
+    """
 
     max_abs_diff: float
     n_tokens: int
@@ -100,7 +107,11 @@ def offline() -> bool:
 
 
 def offline_error(name: str) -> OSError:
-    """The error for a bare model name without the Hub: how to pass a folder instead."""
+    """The error for a bare model name without the Hub: how to pass a folder instead.
+
+    >>> print(offline_error("EleutherAI/pythia-70m"))  # doctest: +ELLIPSIS
+    cannot download 'EleutherAI/pythia-70m': ... then `explorer.load('/path/to/pythia-70m')` ...
+    """
     short = name.split("/")[-1]
     return OSError(
         f"cannot download {name!r}: the Hugging Face Hub is not reachable here (offline). "
@@ -116,12 +127,30 @@ def load_folder(path: Path, *, name: str | None = None) -> Any:
     """Open a folder written by ``save_pretrained`` (weights, config, tokenizer if present)."""
     from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForMaskedLM
 
+    if not any(path.glob("*.safetensors")):
+        pickled = sorted(p.name for p in path.glob("*.bin"))
+        raise ValueError(
+            f"{str(path)!r} has no .safetensors weights"
+            + (
+                f" (only {', '.join(pickled)}: pickles, which can run code when read)"
+                if pickled
+                else ""
+            )
+            + ". explorer reads safetensors only: where you trust the file, convert it with "
+            "`AutoModelForCausalLM.from_pretrained(folder).save_pretrained(folder)`"
+        )
     config = AutoConfig.from_pretrained(path, local_files_only=True)
     arch = (getattr(config, "architectures", None) or [""])[0]
     auto = AutoModelForMaskedLM if FAMILIES.get(arch, ("", False))[1] else AutoModelForCausalLM
     try:
         with _quiet_progress():
-            hf_model = auto.from_pretrained(path, local_files_only=True, dtype=torch.float32)
+            hf_model = auto.from_pretrained(
+                path,
+                local_files_only=True,
+                dtype=torch.float32,
+                use_safetensors=True,  # never unpickle a .bin file
+                trust_remote_code=False,  # never run code shipped with a folder
+            )
     except (ValueError, OSError, KeyError) as err:
         raise ValueError(
             f"{str(path)!r} has a Hugging Face config.json ({arch or config.model_type}) but "
@@ -176,6 +205,7 @@ def load_model(
     parity = check_parity(hf_model, model, encoder=encoder)
     handle = ModelHandle(model, kind="tokens", name=name, tokenizer=tokenizer, family=family)
     handle.parity = parity
+    handle.prepend_bos = family in PREPEND_BOS
     from explorer.models import _tl
 
     handle.config = _tl.config_of(model)

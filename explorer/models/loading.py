@@ -101,17 +101,18 @@ def load(
                     "config.json (save_pretrained writes one)"
                 )
             return hf.load_folder(Path(local_path), name=name or str(source))
-        official = _tl.official_name(str(source))
-        if hf.offline():
-            raise hf.offline_error(official)
+        if hf.offline():  # before importing transformer-lens: seconds the user can't use
+            raise hf.offline_error(str(source))
         model = _tl.from_pretrained(str(source))
-        return ModelHandle(
+        handle = ModelHandle(
             model,
             kind="tokens",
             config=_tl.config_of(model),
             name=str(source),
             tokenizer=getattr(model, "tokenizer", None),
         )
+        handle.prepend_bos = bool(getattr(model.cfg, "default_prepend_bos", True))
+        return handle
     raise TypeError(
         f"cannot load a {type(source).__name__}: pass a path, a model name, an nn.Module, "
         "a HookedTransformer, a config, or a ModelHandle"
@@ -127,7 +128,27 @@ def _load_path(
         from explorer.training.run import Run  # a training run: the upper layer owns its format
 
         return Run.open(path).load_model(step)
+    config = path / checkpoint.CONFIG
+    if path.is_dir() and config.is_file():
+        import json
+
+        try:
+            json.loads(config.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise ValueError(
+                f"{str(config)!r} is not valid JSON ({err}): the folder has a config.json, "
+                "but it is damaged or was edited by hand"
+            ) from None
     if checkpoint.is_checkpoint(path):
+        if step is not None:
+            saved = checkpoint.read_header(path).get("meta", {}).get("step")
+            if saved != step:
+                raise ValueError(
+                    f"step={step} selects a checkpoint of a training run, but {str(path)!r} is "
+                    "a single checkpoint"
+                    + (f" (saved at step {saved})" if saved is not None else "")
+                    + ": load it without step, or pass the run folder"
+                )
         return checkpoint.load_checkpoint(path)
     if module is None and hf.is_hf_folder(path):
         return hf.load_folder(path)

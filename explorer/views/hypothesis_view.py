@@ -10,6 +10,7 @@ for example. Both only render and dispatch: the work is ``explorer.hypotheses``.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -36,6 +37,23 @@ def verdict_payload(verdict: Verdict | None) -> dict[str, Any]:
     out["summary"] = verdict.summary()
     out["beats_baseline"] = verdict.beats_baseline
     return out
+
+
+def _reports_user_code_errors(method: Any) -> Any:
+    """``reports_errors`` for actions that run measures, which are user code: a SystemExit or
+    KeyboardInterrupt raised there becomes the widget's error instead of ending the kernel."""
+
+    @functools.wraps(method)
+    def wrapper(self: ExplorerWidget, *args: Any, **kwargs: Any) -> Any:
+        try:
+            result = method(self, *args, **kwargs)
+        except BaseException as exc:
+            self._fail(exc)
+            return None
+        self.error = ""
+        return result
+
+    return wrapper
 
 
 def _pick_data(data: DataSource | None, hypothesis: Hypothesis) -> Data:
@@ -183,13 +201,14 @@ class HypothesisWidget(ExplorerWidget):
             self.status = previous
         return verdict
 
-    @reports_errors
+    @_reports_user_code_errors
     def _run(self) -> Verdict:
         hypothesis = self.hypothesis
         verdict = hypothesis.test(self.model, _pick_data(self.data, hypothesis))
         if self.store is not None:
             self.store.save(hypothesis, project=self.project, author=self.author)
-            self.store.record(verdict)
+            if verdict.status != "unavailable":  # not evidence: nothing to record
+                self.store.record(verdict)
         self._base = hypothesis
         payload = verdict_payload(verdict)
         self.history = [*self.history, payload]
@@ -242,6 +261,9 @@ class HypothesisBoard(ExplorerWidget):
     agreement = traitlets.List(traitlets.Dict(), help="one row per labelled unit").tag(sync=True)
     model_name = traitlets.Unicode(help="what Re-run all tests on").tag(sync=True)
     message = traitlets.Unicode(help="outcome of the last re-run").tag(sync=True)
+    unreadable = traitlets.List(
+        traitlets.Dict(), help="stored rows that could not be read: table, id, reason"
+    ).tag(sync=True)
     board = traitlets.Bool(True, help="marks the board layout for the page").tag(sync=True)
     requests = traitlets.Int(0, help="page requests handled (the page re-enables its buttons)").tag(
         sync=True
@@ -273,6 +295,9 @@ class HypothesisBoard(ExplorerWidget):
     def refresh(self) -> None:
         """Re-read the project's hypotheses, verdicts and labels from the store."""
         stored = self.store.hypotheses(self.project)
+        self.unreadable = [
+            {"table": bad.table, "id": bad.id, "reason": bad.reason} for bad in stored.unreadable
+        ]
         self.projects = self.store.projects()
         self.rows = [self._row(s) for s in sorted(stored, key=lambda s: (s.author, s.created))]
         labels = self.store.labels(self.project)
@@ -340,9 +365,12 @@ class HypothesisBoard(ExplorerWidget):
             h = stored.hypothesis
             try:
                 verdict = h.test(self.model, _pick_data(self.data, h))
+                if verdict.status == "unavailable":
+                    outcome[h.id] = verdict.note
+                    continue
                 self.store.record(verdict)
                 outcome[h.id] = verdict
-            except (ValueError, TypeError, KeyError) as exc:
+            except BaseException as exc:  # a measure is user code: even SystemExit
                 outcome[h.id] = f"{type(exc).__name__}: {exc}"
         failed = [f"{_short(hid)}: {why}" for hid, why in outcome.items() if isinstance(why, str)]
         ok = len(outcome) - len(failed)
@@ -362,7 +390,7 @@ class HypothesisBoard(ExplorerWidget):
         finally:
             self.requests += 1
 
-    @reports_errors
+    @_reports_user_code_errors
     def _rerun_from_page(self) -> None:
         self.rerun_all()
 

@@ -62,10 +62,18 @@ def test_masks_on_a_small_sequence():
     assert prev.nonzero().tolist() == [[1, 0], [2, 1], [3, 2], [4, 3]]
 
 
-def test_induction_uses_latest_copy_prefix_matching_uses_all():
-    t = torch.tensor([[0, 5, 1, 5, 2, 5]])
-    assert target_mask(t, "induction")[0, 5].nonzero().flatten().tolist() == [4]
-    assert target_mask(t, "prefix_matching")[0, 5].nonzero().flatten().tolist() == [2, 4]
+def test_induction_is_the_period_diagonal_prefix_matching_uses_every_copy():
+    # [BOS] 5 1 5 | 5 1 5: token 5 repeats inside the span; query 6 (a 5) has three
+    # earlier copies, but its induction target is only the key after the copy one period back
+    t = torch.tensor([[0, 5, 1, 5, 5, 1, 5]])
+    assert target_mask(t, "induction")[0, 6].nonzero().flatten().tolist() == [4]
+    assert target_mask(t, "prefix_matching")[0, 6].nonzero().flatten().tolist() == [2, 4, 5]
+    queries = target_mask(t, "induction")[0].any(-1).nonzero().flatten().tolist()
+    assert queries == [4, 5, 6]  # exactly the repeated half
+    no_bos = torch.tensor([[3, 4, 3, 4]])  # [S][S]: queries 2 and 3, targets 1 and 2
+    assert target_mask(no_bos, "induction")[0].nonzero().tolist() == [[2, 1], [3, 2]]
+    with pytest.raises(ValueError, match=r"needs repeated sequences.*prefix_matching"):
+        target_mask(torch.tensor([[0, 5, 1, 5, 2, 5]]), "induction")
 
 
 @pytest.mark.parametrize(
@@ -116,7 +124,9 @@ def test_bad_inputs(attn_model, mnist_mlp):
         head_scores(attn_model, torch.tensor([[0, 31]]))
     with pytest.raises(ValueError, match="exceeds the context"):
         head_scores(attn_model, torch.zeros(1, 40, dtype=torch.long))
-    with pytest.raises(ValueError, match="no query in this batch has a induction"):
+    with pytest.raises(ValueError, match="induction score needs repeated sequences"):
         head_scores(attn_model, torch.arange(10)[None], ["induction"])
+    with pytest.raises(ValueError, match="no query in this batch has a duplicate_token"):
+        head_scores(attn_model, torch.arange(10)[None], ["duplicate_token"])
     with pytest.raises(ValueError, match="empty"):
         head_scores(attn_model, torch.zeros(0, 5, dtype=torch.long))

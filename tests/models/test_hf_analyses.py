@@ -36,11 +36,11 @@ def handles(tmp_path_factory):
 
 
 def _batch(model, n=8, seed=0):
-    """``n`` random prompts of 10 tokens, BOS first for decoders."""
+    """``n`` prompts ``[BOS][5 random tokens][the same 5]`` (what induction scores read)."""
     g = torch.Generator().manual_seed(seed)
-    tokens = torch.randint(5, model.d_vocab, (n, 10), generator=g)
-    tokens[:, 0] = model.tokenizer.bos_token_id
-    return tokens
+    half = torch.randint(5, model.d_vocab, (n, 5), generator=g)
+    bos = torch.full((n, 1), model.tokenizer.bos_token_id)
+    return torch.cat([bos, half, half], dim=1)
 
 
 def _after(sweep, unit: str) -> float:
@@ -99,6 +99,8 @@ def test_explorer_shows_a_text_prompt_with_token_strings(model):
     assert titles == ["Attention", "Neurons", "Intervene", "Patching"]
     assert ex.attention.tokens == model.to_str_tokens(model.to_tokens(hf_tiny.IOI)[0])
     assert " Mary" in ex.attention.tokens and " drink" in ex.attention.tokens
+    assert ex.patching.clean_tokens == ex.attention.tokens
+    assert ex.patching.corrupted_tokens == model.to_str_tokens(model.to_tokens(CORRUPTED)[0])
     ex.intervention.select(1, 2)
     assert (ex.attention.layer, ex.attention.head) == (1, 2)
 

@@ -93,7 +93,10 @@ def test_missing_path():
         explorer.load("./does-not-exist")
 
 
-def test_unknown_hub_name_is_refused_clearly():
+def test_unknown_hub_name_is_refused_clearly(monkeypatch):
+    from explorer.models import hf
+
+    monkeypatch.setattr(hf, "offline", lambda: False)  # online: the name itself is refused
     with pytest.raises(ValueError, match="neither a path"):
         explorer.load("not-a-real-model-name-xyz")
 

@@ -271,3 +271,150 @@ def test_detect_heads_custom_pattern_matches_detect_head(family):
     finally:
         del tl.to_tokens
     _close(ours.scores, ref)
+
+
+# ------------------------------------------------------------ patching grids
+TL_PATCHING = {
+    "resid": "get_act_patch_resid_pre",
+    "resid_mid": "get_act_patch_resid_mid",
+    "attn_out": "get_act_patch_attn_out",
+    "mlp_out": "get_act_patch_mlp_out",
+    "head": "get_act_patch_attn_head_out_all_pos",
+    "head_by_pos": "get_act_patch_attn_head_out_by_pos",
+    "q": "get_act_patch_attn_head_q_all_pos",
+    "k": "get_act_patch_attn_head_k_all_pos",
+    "v": "get_act_patch_attn_head_v_all_pos",
+    "q_by_pos": "get_act_patch_attn_head_q_by_pos",
+    "k_by_pos": "get_act_patch_attn_head_k_by_pos",
+    "v_by_pos": "get_act_patch_attn_head_v_by_pos",
+    "pattern": "get_act_patch_attn_head_pattern_all_pos",
+    "pattern_by_pos": "get_act_patch_attn_head_pattern_by_pos",
+}
+
+
+@pytest.fixture(scope="module")
+def patching_pair(family):
+    from explorer.analysis import metrics
+
+    handle, tokens, _ = family
+    clean = tokens[:2, :6]
+    corrupted = clean.clone()
+    corrupted[:, 2] = (clean[:, 2] + 7) % 50
+    metric = metrics.logit_diff(clean[:, -1], corrupted[:, -1])
+    return handle, clean, corrupted, metric
+
+
+@pytest.mark.parametrize("grid", list(TL_PATCHING))
+def test_patching_grids_match_get_act_patch(patching_pair, grid):
+    from transformer_lens import patching
+
+    from explorer.analysis import activation_patching
+
+    handle, clean, corrupted, metric = patching_pair
+    ours = activation_patching(handle, clean, corrupted, metric, grid)
+    _, clean_cache = handle.model.run_with_cache(clean)
+    ref = getattr(patching, TL_PATCHING[grid])(
+        handle.model, corrupted, clean_cache, lambda logits: metric(logits).mean()
+    )
+    _close(ours.values, ref)
+    assert len(ours.axes) == ours.values.ndim
+
+
+# ------------------------------------------------------------- path patching
+def _path_patch_by_hand(tl, clean, corrupted, senders, receivers, inputs, metric):
+    """ARENA's recipe with plain transformer-lens hooks, one sender set at a time."""
+    _, clean_cache = tl.run_with_cache(clean)
+    _, corrupted_cache = tl.run_with_cache(corrupted)
+    group = tl.cfg.n_heads // (tl.cfg.n_key_value_heads or tl.cfg.n_heads)
+
+    def freeze(z, hook):
+        layer = hook.layer()
+        z = clean_cache[hook.name].clone()
+        for l, h in senders:
+            if l == layer:
+                z[:, :, h] = corrupted_cache[hook.name][:, :, h]
+        return z
+
+    recorded = {}
+
+    def record(act, hook):
+        recorded[hook.name] = act.clone()
+
+    names = {f"blocks.{l}.attn.hook_{i}" for l, _ in receivers for i in inputs}
+    tl.run_with_hooks(
+        clean,
+        fwd_hooks=[(lambda n: n.endswith("hook_z"), freeze)] + [(n, record) for n in names],
+    )
+
+    def patch(act, hook):
+        act = act.clone()
+        for l, h in receivers:
+            for i in inputs:
+                if hook.name == f"blocks.{l}.attn.hook_{i}":
+                    head = h if i == "q" else h // group
+                    act[:, :, head] = recorded[hook.name][:, :, head]
+        return act
+
+    return metric(tl.run_with_hooks(clean, fwd_hooks=[(n, patch) for n in names])).mean()
+
+
+def test_path_patching_matches_the_recipe_with_tl_hooks(patching_pair):
+    from explorer.analysis import path_patching
+
+    handle, clean, corrupted, metric = patching_pair
+    tl = handle.model
+    for inputs in (("q",), ("k", "v"), ("q", "k", "v")):
+        receivers = [(1, 1), (1, 3)]
+        sweep = path_patching(
+            handle,
+            clean,
+            corrupted,
+            receivers=["head 1.1", "head 1.3"],
+            metric=metric,
+            inputs=inputs,
+        )
+        ref = torch.stack(
+            [
+                _path_patch_by_hand(tl, clean, corrupted, [(0, h)], receivers, inputs, metric)
+                for h in range(4)
+            ]
+        )
+        _close(sweep.values[0], ref)
+        assert sweep.values[1].isnan().all()
+    joint = path_patching(
+        handle,
+        clean,
+        corrupted,
+        senders=["head 0.0", "head 0.2"],
+        receivers="head 1.2",
+        metric=metric,
+    )
+    ref = _path_patch_by_hand(tl, clean, corrupted, [(0, 0), (0, 2)], [(1, 2)], "qkv", metric)
+    _close(joint.values, ref)
+
+
+# ---------------------------------------------------------- token attribution
+def test_attribute_tokens_matches_captum_layer_integrated_gradients(family):
+    from captum.attr import LayerIntegratedGradients
+
+    from explorer.analysis import attribute_tokens
+
+    handle, tokens, _ = family
+    tl = handle.model
+    target, against = torch.tensor([3, 7, 11]), torch.tensor([5, 5, 2])
+    ours = attribute_tokens(handle, tokens, target=target, against=against, baseline=1, n_steps=32)
+
+    def f(ids):
+        last = tl(ids)[:, -1]
+        copies = ids.shape[0] // 3
+        t, a = target.repeat(copies), against.repeat(copies)
+        return last.gather(1, t[:, None])[:, 0] - last.gather(1, a[:, None])[:, 0]
+
+    lig = LayerIntegratedGradients(f, tl.embed)
+    ref, delta = lig.attribute(
+        tokens, baselines=torch.ones_like(tokens), n_steps=32, return_convergence_delta=True
+    )
+    _close(ours.scores, ref.sum(-1))
+    _close(ours.delta, delta)
+    # completeness: scores add up to f(input) - f(baseline), up to the delta
+    _close(ours.scores.sum(-1) - ours.delta, f(tokens) - f(torch.ones_like(tokens)))
