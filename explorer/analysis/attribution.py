@@ -118,7 +118,10 @@ class AttributionBenchmark:
 
 def _check_images(model: ModelHandle, images: torch.Tensor) -> torch.Tensor:
     if model.is_transformer:
-        raise ValueError(f"{model.name} takes tokens; attribution maps here are for image models")
+        raise ValueError(
+            f"{model.name} takes tokens; attribution maps here are for image models: "
+            "use attribute_tokens(model, tokens, target=...) for per-token scores"
+        )
     images = model.check_inputs(check_tensor("images", images, ndim=(3, 4), integer=False))
     if not torch.isfinite(images).all():
         raise ValueError("images contain NaN or infinite values")

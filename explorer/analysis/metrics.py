@@ -83,8 +83,19 @@ def _tokens(what: str, tokens: Any, model: ModelHandle | None) -> torch.Tensor:
     return ids[0] if one else ids
 
 
+def _in_range(what: str, ids: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+    """``ids`` checked to name a class of ``logits`` (else every score would silently be 0)."""
+    n = logits.shape[-1]
+    if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= n):
+        raise ValueError(
+            f"{what} ids must lie in 0..{n - 1} (the logits have {n} classes), "
+            f"got range {int(ids.min())}..{int(ids.max())}"
+        )
+    return ids
+
+
 def _accuracy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    return (_last(logits).argmax(-1) == labels).float()
+    return (_last(logits).argmax(-1) == _in_range("label", labels, logits)).float()
 
 
 def accuracy(labels: Any, *, model: ModelHandle | None = None) -> Metric:
@@ -95,6 +106,7 @@ def accuracy(labels: Any, *, model: ModelHandle | None = None) -> Metric:
 
 def _neg_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     last = _last(logits).float()
+    labels = _in_range("label", labels, logits)
     return -F.cross_entropy(last, labels.expand(last.shape[0]), reduction="none")
 
 
@@ -129,6 +141,7 @@ def logit_diff(
 
 def _logit_diff(logits: torch.Tensor, correct: torch.Tensor, wrong: torch.Tensor) -> torch.Tensor:
     last = _last(logits)
+    correct, wrong = _in_range("correct", correct, logits), _in_range("wrong", wrong, logits)
     if correct.ndim == 0 and wrong.ndim == 0:
         return last[:, correct] - last[:, wrong]
     correct, wrong = correct.expand(last.shape[0]), wrong.expand(last.shape[0])
