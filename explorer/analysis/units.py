@@ -123,6 +123,12 @@ def check_unit(model: ModelHandle, unit: Unit) -> Unit:
     unit.hook(model)
     if isinstance(unit, ResidPosition) or getattr(unit, "pos", None) is not None:
         pos = unit.pos
+        if not model.is_transformer:
+            bare = str(unit).split("@")[0]
+            raise ValueError(
+                f"{unit} names position {pos}, but {model.name} takes images: its units have "
+                f"no token positions (write {bare!r}, which covers the whole unit)"
+            )
         n_ctx = model.n_ctx
         if n_ctx is not None and not 0 <= pos < n_ctx:  # type: ignore[operator]
             raise ValueError(

@@ -196,6 +196,13 @@ class ModelHandle:
             if _is_text(inputs):
                 inputs = self.to_tokens(inputs)
             tokens = check_tensor("tokens", inputs, ndim=(1, 2), integer=True)
+            if tokens.dtype == torch.bool:
+                raise TypeError(
+                    "tokens must be integer token ids, got a bool tensor (a mask?): "
+                    "convert ids with tokens.long()"
+                )
+            if tokens.dtype != torch.long:  # uint8/int32 ids index the embedding as int64
+                tokens = tokens.long()
             if tokens.ndim == 1:
                 tokens = tokens.unsqueeze(0)
             n_ctx, d_vocab = self.n_ctx or 0, self.d_vocab or 0
