@@ -151,3 +151,20 @@ def test_the_planted_trojan_works_and_every_tool_points_at_it(executed):
         # more of the tool's output on the patch for the trojan model than for the clean one
         assert math.isfinite(found) and found > control, tool
     assert all(s >= 0 for s in trojan["seconds"])
+
+
+@pytest.mark.slow
+def test_every_figure_draws_something(executed):
+    from notebook_runner import figure_problems
+
+    nb, _ = executed
+    assert figure_problems(nb) == []
+
+
+@pytest.mark.slow
+def test_rankings_of_neurons_leave_out_the_dead_ones(executed):
+    """The "purest neurons" figure shows live neurons only (a dead neuron's top values are 0)."""
+    _, results = executed
+    assert results["dead_mlp_layer1"] >= 0
+    assert len(results["shown_top_values"]) == 6
+    assert all(row[0] > 0 for row in results["shown_top_values"])

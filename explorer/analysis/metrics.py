@@ -34,11 +34,14 @@ class _RowWise:
     written by a user is never called that way.
     """
 
-    __slots__ = ("_fn", "_targets")
+    __slots__ = ("_fn", "_targets", "lower_is_better")
 
-    def __init__(self, fn: Callable[..., torch.Tensor], *targets: torch.Tensor) -> None:
+    def __init__(
+        self, fn: Callable[..., torch.Tensor], *targets: torch.Tensor, lower_is_better: bool = False
+    ) -> None:
         self._fn = fn
         self._targets = targets
+        self.lower_is_better = lower_is_better
 
     def __call__(self, logits: torch.Tensor) -> torch.Tensor:
         return self._fn(logits, *self._targets)
@@ -162,7 +165,7 @@ def next_token_loss(tokens: torch.Tensor, positions: slice | None = None) -> Met
         loss = -logprobs.gather(-1, targets[..., None]).squeeze(-1)
         return loss[:, sel].mean(-1)
 
-    return _RowWise(metric, tokens[:, 1:])
+    return _RowWise(metric, tokens[:, 1:], lower_is_better=True)
 
 
 def repeated_half_loss(tokens: torch.Tensor) -> Metric:
@@ -175,6 +178,30 @@ def first_half_loss(tokens: torch.Tensor) -> Metric:
     """Next-token loss on the first (random, unpredictable) half of ``[BOS][L][L]``."""
     half = (tokens.shape[1] - 1) // 2
     return next_token_loss(tokens, slice(0, half))
+
+
+LOSS_WORDS = ("loss", "error", "entropy", "perplexity", "nll")
+
+
+def lower_is_better(metric: Metric, name: str = "") -> bool:
+    """Whether a lower value of ``metric`` is better for the model (a loss), so that a view
+    can colour "worse for the model" the same way whatever the metric's sign.
+
+    Built-in metrics know; for any other function the name (its ``name`` or ``__name__``)
+    decides: a loss, error, entropy, perplexity or NLL is lower-better.
+
+    >>> lower_is_better(next_token_loss(torch.zeros(1, 4, dtype=torch.long)))
+    True
+    >>> lower_is_better(accuracy(torch.tensor([1])))
+    False
+    >>> lower_is_better(lambda logits: logits[:, 0], name="my loss")
+    True
+    """
+    known = getattr(metric, "lower_is_better", None)
+    if isinstance(known, bool):
+        return known
+    text = (name or getattr(metric, "__name__", "")).lower()
+    return any(word in text for word in LOSS_WORDS)
 
 
 def _per_example(value: object, batch: int) -> torch.Tensor:

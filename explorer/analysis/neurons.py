@@ -36,6 +36,19 @@ class TopKExamples:
     hook: str
     n_examples: int
 
+    def fires(self, threshold: float = 0.0) -> torch.Tensor:
+        """``[unit]`` bool: whether the unit's best activation exceeds ``threshold``.
+
+        A ReLU unit that never fires on the dataset (a *dead* unit) has top values of 0 and
+        arbitrary top examples (ties): leave it out of any ranking of units.
+
+        >>> t = TopKExamples(torch.tensor([[2.0, 1.0], [0.0, 0.0]]), torch.zeros(2, 2, dtype=torch.long),
+        ...                  torch.zeros(2, 2, dtype=torch.long), "blocks.0.mlp.hook_post", 5)
+        >>> t.fires().tolist()
+        [True, False]
+        """
+        return self.values[:, 0] > threshold
+
     def of(self, unit: int) -> list[tuple[int, int, float]]:
         """``(example, position, value)`` for one unit, best first."""
         return [

@@ -68,7 +68,9 @@ function render({ model, el }) {
         onClick: (r, c) => exSend(model, { cell: [r, c] }),
       });
       root.appendChild(hm.node);
-      root.appendChild(exLegend(hm.geom.vmin, hm.geom.vmax, true, hasRecovery ? model.get("scale_label") : "metric"));
+      root.appendChild(exLegend(hm.geom.vmin, hm.geom.vmax, true, hasRecovery ? model.get("scale_label") : "metric", {
+        meaning: hasRecovery && grid !== "path" ? ["further from the clean run", "closer to the clean run"] : null,
+      }));
       if (sel.length === 2 && sel[0] < rows && sel[1] < cols) {
         const i = sel[0] * cols + sel[1];
         root.appendChild(exEl("div", { cls: "ex-row", style: { alignItems: "baseline" } }, [
