@@ -77,7 +77,8 @@ def test_conversion_mistakes_would_show_in_the_parity(folders):
         handle.model.embed.W_E.div_(32**0.5)  # undo the embedding scale
     with pytest.warns(UserWarning, match="differs from the Hugging Face model"):
         broken = hf.check_parity(gemma, handle.model, encoder=False)
-    assert broken.max_abs_diff > 1e-2
+    assert broken.max_abs_diff > 1e-2 and not broken.ok and "MISMATCH" in repr(broken)
+    assert handle.parity.ok and "MISMATCH" not in repr(handle)
 
 
 def test_grouped_query_attention_hooks_have_one_entry_per_query_head(handles):
