@@ -306,7 +306,8 @@ class HypothesisBoard(ExplorerWidget):
             "author": stored.author,
             "claim": h.claim,
             "units": ", ".join(map(str, h.units)),
-            "test": f"{h.measure.describe()} {h.direction} {h.threshold:g}",
+            "test": f"{h.measure.describe()} {h.direction} {h.threshold:g}"
+            + ("" if h.rerunnable else " (its measure is not registered here)"),
             "dataset": h.dataset,
             "status": stored.status,
             "n_verdicts": len(stored.verdicts),
