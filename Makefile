@@ -45,6 +45,17 @@ lab-workspace:
 	done
 	@cp jupyter/overrides.json $(LAB_SETTINGS)/overrides.json
 
+# Debian's PostgreSQL server binaries: the store's tests start a throwaway server with them
+# (initdb + pg_ctl into a temporary folder, on 127.0.0.1; tests/postgres_server.py).
+postgres-deps:
+	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; \
+	  else \
+	    echo "the store's PostgreSQL tests need Debian's postgresql: sudo apt-get install -y postgresql"; exit 1; \
+	  fi; \
+	fi
+
 lab: $(STAMP) lab-workspace
 	cd $(LAB_DIR) && $(abspath $(BIN))/jupyter lab notebooks/quickstart.ipynb
 
@@ -56,7 +67,7 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-test: $(STAMP) browser-deps lint
+test: $(STAMP) browser-deps postgres-deps lint
 	$(BIN)/python -m pytest -ra -n $(TEST_WORKERS) --dist loadscope $(PYTEST_ARGS)
 
 bench: $(STAMP)

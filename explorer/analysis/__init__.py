@@ -16,6 +16,7 @@ from explorer.analysis.neuron_logits import NeuronLogitWeights, neuron_logit_wei
 from explorer.analysis.neurons import Histogram, TopKExamples, activation_histogram, top_k_examples
 from explorer.analysis.patching import PatchingResult, activation_patching, attribution_patching
 from explorer.analysis.path_patching import PathPatchingResult, path_patching
+from explorer.analysis.token_attribution import TokenAttribution, attribute_tokens
 from explorer.analysis.units import Head, Neuron, ResidPosition, Unit, parse_unit
 
 __all__ = [
@@ -34,12 +35,14 @@ __all__ = [
     "PathPatchingResult",
     "ResidPosition",
     "SweepResult",
+    "TokenAttribution",
     "TopKExamples",
     "Unit",
     "ablate",
     "ablation_sweep",
     "activation_histogram",
     "activation_patching",
+    "attribute_tokens",
     "attribution_patching",
     "circuit_svd",
     "detect_heads",

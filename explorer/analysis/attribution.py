@@ -118,7 +118,10 @@ class AttributionBenchmark:
 
 def _check_images(model: ModelHandle, images: torch.Tensor) -> torch.Tensor:
     if model.is_transformer:
-        raise ValueError(f"{model.name} takes tokens; attribution maps here are for image models")
+        raise ValueError(
+            f"{model.name} takes tokens; attribution maps here are for image models: "
+            "use attribute_tokens(model, tokens, target=...) for per-token scores"
+        )
     images = model.check_inputs(check_tensor("images", images, ndim=(3, 4), integer=False))
     if not torch.isfinite(images).all():
         raise ValueError("images contain NaN or infinite values")
@@ -228,7 +231,12 @@ def attribute(
     method: str = "integrated_gradients",
     **options: Any,
 ) -> AttributionMaps:
-    """One attribution map per image for the logit of its target class.
+    """One attribution map per image for the logit ``F`` of its target class, by captum.
+
+    Integrated gradients: ``(x - x') * integral_0^1 dF(x' + a (x - x'))/dx da`` with ``x'``
+    the baseline, on ``ig_steps`` points (captum's defaults: 50, Gauss-Legendre); the
+    result's ``convergence_delta`` is ``sum(map) - (F(x) - F(x'))`` per image. The captum
+    call of every method is listed in docs/scores.md.
 
     Args:
         model: an image model (``explorer.load`` of a plain PyTorch classifier).

@@ -168,6 +168,8 @@ def head_scores(
     """
     if not model.is_transformer:
         raise ValueError(f"{model.name} has no attention heads to score")
+    if isinstance(kinds, str):  # kinds="induction" means one kind, not its letters
+        kinds = (kinds,)
     kinds = tuple(kinds) if kinds is not None else KINDS
     for kind in kinds:
         check_choice("head score kind", kind, KINDS)

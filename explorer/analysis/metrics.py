@@ -34,11 +34,14 @@ class _RowWise:
     written by a user is never called that way.
     """
 
-    __slots__ = ("_fn", "_targets")
+    __slots__ = ("_fn", "_targets", "lower_is_better")
 
-    def __init__(self, fn: Callable[..., torch.Tensor], *targets: torch.Tensor) -> None:
+    def __init__(
+        self, fn: Callable[..., torch.Tensor], *targets: torch.Tensor, lower_is_better: bool = False
+    ) -> None:
         self._fn = fn
         self._targets = targets
+        self.lower_is_better = lower_is_better
 
     def __call__(self, logits: torch.Tensor) -> torch.Tensor:
         return self._fn(logits, *self._targets)
@@ -83,8 +86,19 @@ def _tokens(what: str, tokens: Any, model: ModelHandle | None) -> torch.Tensor:
     return ids[0] if one else ids
 
 
+def _in_range(what: str, ids: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+    """``ids`` checked to name a class of ``logits`` (else every score would silently be 0)."""
+    n = logits.shape[-1]
+    if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= n):
+        raise ValueError(
+            f"{what} ids must lie in 0..{n - 1} (the logits have {n} classes), "
+            f"got range {int(ids.min())}..{int(ids.max())}"
+        )
+    return ids
+
+
 def _accuracy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    return (_last(logits).argmax(-1) == labels).float()
+    return (_last(logits).argmax(-1) == _in_range("label", labels, logits)).float()
 
 
 def accuracy(labels: Any, *, model: ModelHandle | None = None) -> Metric:
@@ -95,6 +109,7 @@ def accuracy(labels: Any, *, model: ModelHandle | None = None) -> Metric:
 
 def _neg_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     last = _last(logits).float()
+    labels = _in_range("label", labels, logits)
     return -F.cross_entropy(last, labels.expand(last.shape[0]), reduction="none")
 
 
@@ -129,6 +144,7 @@ def logit_diff(
 
 def _logit_diff(logits: torch.Tensor, correct: torch.Tensor, wrong: torch.Tensor) -> torch.Tensor:
     last = _last(logits)
+    correct, wrong = _in_range("correct", correct, logits), _in_range("wrong", wrong, logits)
     if correct.ndim == 0 and wrong.ndim == 0:
         return last[:, correct] - last[:, wrong]
     correct, wrong = correct.expand(last.shape[0]), wrong.expand(last.shape[0])
@@ -149,7 +165,7 @@ def next_token_loss(tokens: torch.Tensor, positions: slice | None = None) -> Met
         loss = -logprobs.gather(-1, targets[..., None]).squeeze(-1)
         return loss[:, sel].mean(-1)
 
-    return _RowWise(metric, tokens[:, 1:])
+    return _RowWise(metric, tokens[:, 1:], lower_is_better=True)
 
 
 def repeated_half_loss(tokens: torch.Tensor) -> Metric:
@@ -162,6 +178,30 @@ def first_half_loss(tokens: torch.Tensor) -> Metric:
     """Next-token loss on the first (random, unpredictable) half of ``[BOS][L][L]``."""
     half = (tokens.shape[1] - 1) // 2
     return next_token_loss(tokens, slice(0, half))
+
+
+LOSS_WORDS = ("loss", "error", "entropy", "perplexity", "nll")
+
+
+def lower_is_better(metric: Metric, name: str = "") -> bool:
+    """Whether a lower value of ``metric`` is better for the model (a loss), so that a view
+    can colour "worse for the model" the same way whatever the metric's sign.
+
+    Built-in metrics know; for any other function the name (its ``name`` or ``__name__``)
+    decides: a loss, error, entropy, perplexity or NLL is lower-better.
+
+    >>> lower_is_better(next_token_loss(torch.zeros(1, 4, dtype=torch.long)))
+    True
+    >>> lower_is_better(accuracy(torch.tensor([1])))
+    False
+    >>> lower_is_better(lambda logits: logits[:, 0], name="my loss")
+    True
+    """
+    known = getattr(metric, "lower_is_better", None)
+    if isinstance(known, bool):
+        return known
+    text = (name or getattr(metric, "__name__", "")).lower()
+    return any(word in text for word in LOSS_WORDS)
 
 
 def _per_example(value: object, batch: int) -> torch.Tensor:

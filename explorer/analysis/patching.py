@@ -72,7 +72,8 @@ class PatchingResult:
 
     @property
     def recovery(self) -> Float[torch.Tensor, "layer ..."]:
-        """0 = no better than corrupted, 1 = fully clean behaviour."""
+        """``(values - corrupted_value) / (clean_value - corrupted_value)``: 0 = no better
+        than corrupted, 1 = fully clean behaviour."""
         span = self.clean_value - self.corrupted_value
         if abs(span) < 1e-12:
             raise ValueError("clean and corrupted inputs give the same metric: nothing to recover")

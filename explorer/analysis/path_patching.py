@@ -30,7 +30,7 @@ from explorer._checks import check_choice
 from explorer.analysis._display import html_table
 from explorer.analysis.interventions import MAX_TOKENS
 from explorer.analysis.metrics import Metric, evaluate, evaluate_copies
-from explorer.analysis.units import Head, parse_unit
+from explorer.analysis.units import Head, units_of_type
 from explorer.models.handle import ModelHandle
 
 INPUTS = ("q", "k", "v")
@@ -98,21 +98,6 @@ def _names(heads: Sequence[Head] | None) -> str:
     return "all" if heads is None else ",".join(f"L{h.layer}H{h.head}" for h in heads)
 
 
-def _heads(model: ModelHandle, units: object, what: str) -> list[Head]:
-    if isinstance(units, (Head, str)):
-        units = [units]
-    if not isinstance(units, Sequence) or not units:
-        raise ValueError(f"{what} must be a Head, 'head L.H' or a non-empty list of them")
-    out = []
-    for unit in units:
-        head = parse_unit(unit)
-        if not isinstance(head, Head):
-            raise ValueError(f"{what} must be heads, got {head}")
-        model.check_head(head.layer, head.head)
-        out.append(Head(head.layer, head.head))
-    return out
-
-
 @torch.no_grad()
 def path_patching(
     model: ModelHandle,
@@ -141,14 +126,14 @@ def path_patching(
     inputs = (inputs,) if isinstance(inputs, str) else tuple(inputs)
     for name in inputs:
         check_choice("receiver input", name, INPUTS)
-    recv = _heads(model, receivers, "receivers")
+    recv = units_of_type(model, receivers, Head, "receivers")
     first = min(h.layer for h in recv)
     if senders is None:
         send_sets = [[Head(l, h)] for l in range(first) for h in range(model.n_heads or 0)]
         if not send_sets:
             raise ValueError(f"no head lies upstream of the receivers (earliest layer {first})")
     else:
-        send_sets = [_heads(model, senders, "senders")]
+        send_sets = [units_of_type(model, senders, Head, "senders")]
         if any(h.layer >= first for h in send_sets[0]):
             raise ValueError(f"senders must lie in layers before the earliest receiver ({first})")
     clean, corrupted = model.check_inputs(clean), model.check_inputs(corrupted)

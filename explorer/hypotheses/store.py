@@ -150,6 +150,8 @@ def _shown(url: str) -> str:
 
 def _url(target: str | os.PathLike[str]) -> str:
     text = os.fspath(target)
+    if text.startswith(("postgresql://", "postgres://")):  # the driver explorer installs
+        return "postgresql+psycopg://" + text.split("://", 1)[1]
     if "://" in text:
         return text
     if text in ("", ":memory:"):

@@ -196,6 +196,13 @@ class ModelHandle:
             if _is_text(inputs):
                 inputs = self.to_tokens(inputs)
             tokens = check_tensor("tokens", inputs, ndim=(1, 2), integer=True)
+            if tokens.dtype == torch.bool:
+                raise TypeError(
+                    "tokens must be integer token ids, got a bool tensor (a mask?): "
+                    "convert ids with tokens.long()"
+                )
+            if tokens.dtype != torch.long:  # uint8/int32 ids index the embedding as int64
+                tokens = tokens.long()
             if tokens.ndim == 1:
                 tokens = tokens.unsqueeze(0)
             n_ctx, d_vocab = self.n_ctx or 0, self.d_vocab or 0
@@ -347,6 +354,13 @@ class ModelHandle:
         if ln is not None and self.normalization is not None:
             x = ln(x)
         return self.model.unembed(x).reshape(*shape[:-1], -1)  # type: ignore[operator]
+
+    def token_embedding(self) -> nn.Module:
+        """The module that maps token ids to their embeddings (``[batch, pos, d_model]``):
+        the layer gradient methods such as captum's ``LayerIntegratedGradients`` attribute to."""
+        if not self.is_transformer:
+            raise ValueError(f"{self.name} takes images: it has no token embedding")
+        return self.model.embed  # type: ignore[return-value]
 
     def to_single_token(self, text: str) -> int:
         """The id of a token written as text (``" Mary"``: from the vocab, else the tokenizer);

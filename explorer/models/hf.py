@@ -12,8 +12,10 @@ converters. The families (``FAMILIES``):
 Weights are loaded unprocessed (no LayerNorm folding, no centering), so every hook reads
 what the Hugging Face model computes. Each load runs the Hugging Face model and the converted
 one on a short fixed input and records the largest absolute logit difference (``Parity``,
-shown in the handle's repr). Any other architecture opens through the plain-module route
-(``explorer.load(nn.Module)``) with a warning that says what works there.
+shown in the handle's repr). Other decoders transformer-lens knows (OPT, GPT-J, GPT-Neo,
+Bloom, Qwen3, ...) go through its own config reader and converter, kept only when the parity
+holds. Any other architecture opens through the plain-module route (``explorer.load(nn.Module)``)
+with a warning that says what works there.
 
 A bare name (``explorer.load("gpt2")``) still goes through ``HookedTransformer.from_pretrained``
 when the Hub is reachable; offline (``HF_HUB_OFFLINE=1``, or no route to the Hub) it fails at
@@ -23,6 +25,7 @@ once with how to pass a folder (``offline_error``).
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import math
 import os
@@ -67,15 +70,17 @@ class Parity:
     max_abs_diff: float
     n_tokens: int
     dtype: str
+    ok: bool = True  # within 1% of the largest logit: the converted model is the same model
 
     def __repr__(self) -> str:
-        return f"parity {self.max_abs_diff:.1e} ({self.dtype}, {self.n_tokens} tokens)"
+        flag = "" if self.ok else ", MISMATCH"
+        return f"parity {self.max_abs_diff:.1e} ({self.dtype}, {self.n_tokens} tokens{flag})"
 
 
 # ------------------------------------------------------------------ recognising sources
 def is_hf_model(obj: object) -> bool:
     """A ``transformers`` model object (checked without importing transformers)."""
-    if not type(obj).__module__.startswith("transformers."):
+    if not any(c.__module__.startswith("transformers.") for c in type(obj).__mro__):
         return False
     from transformers import PreTrainedModel
 
@@ -196,36 +201,95 @@ def load_model(
         tokenizer = load_tokenizer(Path(origin))
     name = name or origin or arch
     name = Path(name).name if os.path.sep in str(name) else str(name)
-    if arch not in FAMILIES:
-        return _plain_fallback(hf_model, arch, name)
-    family, encoder = FAMILIES[arch]
     hf_model.eval()
-    cfg = tl_config(hf_model.config, arch)
-    model = _converted(hf_model, cfg, arch)
-    parity = check_parity(hf_model, model, encoder=encoder)
+    if arch in FAMILIES:
+        family, encoder = FAMILIES[arch]
+        cfg = tl_config(hf_model.config, arch)
+        model = _converted(hf_model, cfg, arch)
+        parity = check_parity(hf_model, model, encoder=encoder)
+        prepend_bos = family in PREPEND_BOS
+    else:
+        try:
+            model = _tl_converted(hf_model, arch)
+        except _NOT_CONVERTED as err:
+            first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+            return _plain_fallback(hf_model, arch, name, f"transformer-lens: {first}")
+        parity = check_parity(hf_model, model, encoder=False, warn=False)
+        if not parity.ok:
+            return _plain_fallback(hf_model, arch, name, f"transformer-lens's conversion: {parity}")
+        family, prepend_bos = f"{arch} via transformer-lens", model.cfg.default_prepend_bos
     handle = ModelHandle(model, kind="tokens", name=name, tokenizer=tokenizer, family=family)
     handle.parity = parity
-    handle.prepend_bos = family in PREPEND_BOS
+    handle.prepend_bos = bool(prepend_bos)
     from explorer.models import _tl
 
     handle.config = _tl.config_of(model)
     return handle
 
 
-def _plain_fallback(hf_model: nn.Module, arch: str, name: str) -> Any:
+# What transformer-lens raises for an architecture it cannot convert (its readers assume fields).
+_NOT_CONVERTED = (
+    NotImplementedError,
+    ValueError,
+    KeyError,
+    AttributeError,
+    TypeError,
+    AssertionError,
+)
+
+
+def _tl_converted(hf_model: nn.Module, arch: str) -> nn.Module:
+    """Architectures outside ``FAMILIES`` that transformer-lens knows (OPT, GPT-J, GPT-Neo,
+    Bloom, Qwen3, ...): its own config reader on the model's config, written to a temporary
+    folder so that nothing is looked up on the Hub, then its weight converter."""
+    import tempfile
+
+    from transformer_lens import HookedTransformerConfig
+    from transformer_lens.loading_from_pretrained import (
+        convert_hf_model_config,
+        get_pretrained_state_dict,
+    )
+
+    config = copy.deepcopy(hf_model.config)
+    config.architectures = [arch]
+    with tempfile.TemporaryDirectory(prefix="explorer-") as tmp:
+        folder = str(Path(tmp) / "config")  # a path with no family name for TL to match
+        config.save_pretrained(folder)
+        cfg_dict = convert_hf_model_config(folder)
+        if cfg_dict.get("attention_dir", "causal") != "causal":
+            raise NotImplementedError(f"{arch} is an encoder; explorer converts BERT only")
+        cfg_dict.update(
+            n_ctx=min(int(cfg_dict["n_ctx"]), MAX_CTX),
+            tokenizer_name=None,  # the tokenizer is ours to load, never fetched
+            model_name=arch,
+            init_weights=False,
+            device="cpu",
+            dtype=torch.float32,
+        )
+        cfg = HookedTransformerConfig(**cfg_dict)
+        with torch.no_grad():
+            return _unprocessed(cfg, get_pretrained_state_dict(folder, cfg, hf_model=hf_model))
+
+
+def _plain_fallback(hf_model: nn.Module, arch: str, name: str, why: str) -> Any:
     from explorer.models.loading import wrap
 
     supported = ", ".join(f"{f} ({a})" for a, (f, _) in FAMILIES.items())
-    statement = (
-        f"{arch} is not a family explorer converts to transformer-lens ({supported}); "
-        "opening it as a plain PyTorch module: neuron analyses (top-k, ablation, patching of "
-        "hidden units) on the layers found in its graph work; attention heads, token strings "
-        "and text prompts do not"
+    why_not = (
+        f"{arch} is not converted to transformer-lens (explorer's families: {supported}; {why})."
     )
     try:
         handle = wrap(hf_model, name=name)
     except (ValueError, TypeError, RuntimeError) as err:
-        raise ValueError(f"{statement}, and the plain-module route failed: {err}") from None
+        raise ValueError(
+            f"{why_not} The plain-module route (explorer.load(nn.Module)) cannot open it "
+            f"either: {err}"
+        ) from None
+    statement = (
+        f"{why_not} Opened through the plain-module route, as explorer.load(nn.Module) opens "
+        "any module: hook points on the hidden layers found in its module tree, fed float "
+        "tensors; token ids, text prompts, attention heads and logit parity are not available"
+    )
     warnings.warn(statement, stacklevel=3)
     handle.note = f"plain module: {arch} is not converted to transformer-lens"
     return handle
@@ -376,30 +440,37 @@ def _zeros_linear(n_in: int, n_out: int) -> nn.Linear:
 
 
 def _converted(hf_model: nn.Module, cfg: Any, arch: str) -> nn.Module:
-    from transformer_lens import HookedEncoder, HookedTransformer
-
     source = _bert_view(hf_model, cfg.d_model) if arch == "BertForMaskedLM" else hf_model
     with torch.no_grad():
-        state = {k: v.detach().float() for k, v in _converter(arch)(source, cfg).items()}
-    if arch == "BertForMaskedLM":
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)  # 4.x moves it; we pin 3.9
+        return _unprocessed(cfg, _converter(arch)(source, cfg))
+
+
+def _unprocessed(cfg: Any, state: dict[str, torch.Tensor]) -> nn.Module:
+    """A ``HookedTransformer`` (``HookedEncoder`` for a bidirectional config) holding ``state``
+    as it is: no LayerNorm folding, no centering, so hooks read what Hugging Face computes."""
+    from transformer_lens import HookedEncoder, HookedTransformer
+
+    state = {k: v.detach().float() for k, v in state.items()}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # both move in 4.x; we pin 3.9
+        if cfg.attention_dir == "bidirectional":
             model: nn.Module = HookedEncoder(cfg, move_to_device=False)
-        model.load_state_dict(state, strict=False)
-    else:
-        model = HookedTransformer(cfg, move_to_device=False)
-        model.load_and_process_state_dict(  # type: ignore[operator]
-            state,
-            fold_ln=False,
-            center_writing_weights=False,
-            center_unembed=False,
-            fold_value_biases=False,
-        )
-    model.eval()
-    return model
+            model.load_state_dict(state, strict=False)  # no pooler/NSP weights: parity checks
+        else:
+            model = HookedTransformer(cfg, move_to_device=False)
+            model.load_and_process_state_dict(  # type: ignore[operator]
+                state,
+                fold_ln=False,
+                center_writing_weights=False,
+                center_unembed=False,
+                fold_value_biases=False,
+            )
+    return model.eval()
 
 
-def check_parity(hf_model: nn.Module, model: nn.Module, *, encoder: bool) -> Parity:
+def check_parity(
+    hf_model: nn.Module, model: nn.Module, *, encoder: bool, warn: bool = True
+) -> Parity:
     """Max |logit difference| between the Hugging Face model and ours on a fixed input."""
     d_vocab = int(model.cfg.d_vocab)  # type: ignore[attr-defined]
     n = min(PARITY_TOKENS, int(model.cfg.n_ctx))  # type: ignore[attr-defined]
@@ -409,10 +480,11 @@ def check_parity(hf_model: nn.Module, model: nn.Module, *, encoder: bool) -> Par
         ours = model(tokens).float()
         theirs = hf_model(input_ids=tokens, attention_mask=torch.ones_like(tokens)).logits.float()
     diff = float((ours - theirs).abs().max())
-    if not math.isfinite(diff) or diff > 1e-2 * max(1.0, float(theirs.abs().max())):
+    ok = math.isfinite(diff) and diff <= 1e-2 * max(1.0, float(theirs.abs().max()))
+    if warn and not ok:
         warnings.warn(
             f"the converted {type(hf_model).__name__} differs from the Hugging Face model by up "
             f"to {diff:.3g} in logits: analyses may not describe the original model",
             stacklevel=3,
         )
-    return Parity(diff, n, str(dtype).removeprefix("torch."))
+    return Parity(diff, n, str(dtype).removeprefix("torch."), ok)

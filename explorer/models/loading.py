@@ -128,7 +128,27 @@ def _load_path(
         from explorer.training.run import Run  # a training run: the upper layer owns its format
 
         return Run.open(path).load_model(step)
+    config = path / checkpoint.CONFIG
+    if path.is_dir() and config.is_file():
+        import json
+
+        try:
+            json.loads(config.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise ValueError(
+                f"{str(config)!r} is not valid JSON ({err}): the folder has a config.json, "
+                "but it is damaged or was edited by hand"
+            ) from None
     if checkpoint.is_checkpoint(path):
+        if step is not None:
+            saved = checkpoint.read_header(path).get("meta", {}).get("step")
+            if saved != step:
+                raise ValueError(
+                    f"step={step} selects a checkpoint of a training run, but {str(path)!r} is "
+                    "a single checkpoint"
+                    + (f" (saved at step {saved})" if saved is not None else "")
+                    + ": load it without step, or pass the run folder"
+                )
         return checkpoint.load_checkpoint(path)
     if module is None and hf.is_hf_folder(path):
         return hf.load_folder(path)

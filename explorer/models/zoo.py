@@ -48,16 +48,25 @@ def attention_only_transformer(
     *,
     d_model: int = 64,
     n_heads: int = 4,
+    d_head: int | None = None,
     d_vocab: int = 64,
     n_ctx: int = 64,
     seed: int = 0,
     normalization: str | None = "LN",
 ) -> ModelHandle:
-    """An attention-only transformer (Elhage et al. 2021); token 0 is BOS."""
+    """An attention-only transformer (Elhage et al. 2021); token 0 is BOS.
+
+    ``d_head`` defaults to ``d_model // n_heads``; pass it when ``n_heads`` does not
+    divide ``d_model``, or for heads wider or narrower than that.
+
+    >>> attention_only_transformer(d_model=30, n_heads=4, d_head=8).d_head
+    8
+    """
     cfg = TransformerConfig(
         n_layers=n_layers,
         d_model=d_model,
         n_heads=n_heads,
+        d_head=d_head,
         d_vocab=d_vocab,
         n_ctx=n_ctx,
         normalization=normalization,

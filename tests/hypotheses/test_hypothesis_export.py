@@ -141,9 +141,9 @@ def test_importing_into_another_project_copies(filled):
         filled.save(before[0][0], project="copy")
 
 
-def test_an_import_failing_part_way_writes_nothing(filled, monkeypatch):
+def test_an_import_failing_part_way_writes_nothing(filled, monkeypatch, backend):
     text = _export(filled)
-    target = HypothesisStore(":memory:")
+    target = HypothesisStore(backend)
     target.label("neuron 1.1", "kept", rater="ada", project="room")
     calls = []
     insert = HypothesisStore._insert_verdict

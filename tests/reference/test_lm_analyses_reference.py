@@ -391,3 +391,30 @@ def test_path_patching_matches_the_recipe_with_tl_hooks(patching_pair):
     )
     ref = _path_patch_by_hand(tl, clean, corrupted, [(0, 0), (0, 2)], [(1, 2)], "qkv", metric)
     _close(joint.values, ref)
+
+
+# ---------------------------------------------------------- token attribution
+def test_attribute_tokens_matches_captum_layer_integrated_gradients(family):
+    from captum.attr import LayerIntegratedGradients
+
+    from explorer.analysis import attribute_tokens
+
+    handle, tokens, _ = family
+    tl = handle.model
+    target, against = torch.tensor([3, 7, 11]), torch.tensor([5, 5, 2])
+    ours = attribute_tokens(handle, tokens, target=target, against=against, baseline=1, n_steps=32)
+
+    def f(ids):
+        last = tl(ids)[:, -1]
+        copies = ids.shape[0] // 3
+        t, a = target.repeat(copies), against.repeat(copies)
+        return last.gather(1, t[:, None])[:, 0] - last.gather(1, a[:, None])[:, 0]
+
+    lig = LayerIntegratedGradients(f, tl.embed)
+    ref, delta = lig.attribute(
+        tokens, baselines=torch.ones_like(tokens), n_steps=32, return_convergence_delta=True
+    )
+    _close(ours.scores, ref.sum(-1))
+    _close(ours.delta, delta)
+    # completeness: scores add up to f(input) - f(baseline), up to the delta
+    _close(ours.scores.sum(-1) - ours.delta, f(tokens) - f(torch.ones_like(tokens)))

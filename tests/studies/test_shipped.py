@@ -98,9 +98,7 @@ def test_training_from_scratch_shows_a_progress_bar_with_time_remaining(capsys):
     assert "<" in bar.split("[", 1)[1]  # tqdm's [elapsed<remaining, rate]
 
 
-@pytest.mark.parametrize(
-    "name", ["explorer.models.shipped", "explorer.studies.shipped", "explorer.analysis.units"]
-)
+@pytest.mark.parametrize("name", ["explorer.models.shipped", "explorer.studies.shipped"])
 def test_docstring_examples_run(name):
     import doctest
     import importlib

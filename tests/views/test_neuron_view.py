@@ -167,3 +167,19 @@ def test_conv_channel_effect_on_the_classes_zeroes_the_whole_channel(mnist_cnn, 
 def test_text_neurons_have_no_ablation_table(mlp_transformer):
     view = NeuronView(mlp_transformer, repeated_tokens(8, 6, 30), k=2)
     assert view.ablation_values["shape"] == [0] and view.ablation_title == ""
+
+
+def test_the_view_knows_which_neurons_of_the_layer_never_fire():
+    import explorer
+    from explorer.data import load_mnist
+    from explorer.views import NeuronView
+
+    mlp = explorer.load("shipped:quickstart-mnist-mlp")
+    view = NeuronView(mlp, load_mnist().test_images[:300])
+    assert view.dead_units and view.fires == (0 not in view.dead_units)
+    view.neuron = view.dead_units[0]
+    assert view.fires is False
+    assert float(decode(view.top_values).max()) == 0.0
+    view.layer = 1
+    top = view.top_examples(1)
+    assert view.dead_units == [int(u) for u in (~top.fires()).nonzero().flatten()]
