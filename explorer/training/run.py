@@ -247,9 +247,16 @@ class Run:
         return self.path / CHECKPOINTS / name
 
     def save_checkpoint(
-        self, model: ModelHandle, step: int, optimizer: torch.optim.Optimizer | None = None
+        self,
+        model: ModelHandle,
+        step: int,
+        optimizer: torch.optim.Optimizer | None = None,
+        *,
+        dtype: torch.dtype | None = None,
     ) -> None:
         """Save ``model``'s weights (and ``optimizer``'s state) as the checkpoint of ``step``.
+
+        ``dtype`` stores the weights in that type (``torch.float16`` for a run to ship).
 
         The files are written into a staging folder, fsynced, and moved to their final
         folder; then the manifest, which is what lists published checkpoints, is replaced in
@@ -258,7 +265,7 @@ class Run:
         from explorer.training.optim_state import optimizer_files
 
         step = int(step)
-        files = checkpoint_files(model, meta={"run": self.name, "step": step})
+        files = checkpoint_files(model, meta={"run": self.name, "step": step}, dtype=dtype)
         if optimizer is not None:
             files.update(optimizer_files(optimizer, step))
         folder = self.path / CHECKPOINTS
