@@ -231,7 +231,12 @@ def attribute(
     method: str = "integrated_gradients",
     **options: Any,
 ) -> AttributionMaps:
-    """One attribution map per image for the logit of its target class.
+    """One attribution map per image for the logit ``F`` of its target class, by captum.
+
+    Integrated gradients: ``(x - x') * integral_0^1 dF(x' + a (x - x'))/dx da`` with ``x'``
+    the baseline, on ``ig_steps`` points (captum's defaults: 50, Gauss-Legendre); the
+    result's ``convergence_delta`` is ``sum(map) - (F(x) - F(x'))`` per image. The captum
+    call of every method is listed in docs/scores.md.
 
     Args:
         model: an image model (``explorer.load`` of a plain PyTorch classifier).

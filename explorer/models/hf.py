@@ -73,7 +73,8 @@ class Parity:
     ok: bool = True  # within 1% of the largest logit: the converted model is the same model
 
     def __repr__(self) -> str:
-        return f"parity {self.max_abs_diff:.1e} ({self.dtype}, {self.n_tokens} tokens)"
+        flag = "" if self.ok else ", MISMATCH"
+        return f"parity {self.max_abs_diff:.1e} ({self.dtype}, {self.n_tokens} tokens{flag})"
 
 
 # ------------------------------------------------------------------ recognising sources
@@ -243,7 +244,7 @@ def _tl_converted(hf_model: nn.Module, arch: str) -> nn.Module:
     folder so that nothing is looked up on the Hub, then its weight converter."""
     import tempfile
 
-    from transformer_lens import HookedTransformer, HookedTransformerConfig
+    from transformer_lens import HookedTransformerConfig
     from transformer_lens.loading_from_pretrained import (
         convert_hf_model_config,
         get_pretrained_state_dict,
@@ -267,16 +268,7 @@ def _tl_converted(hf_model: nn.Module, arch: str) -> nn.Module:
         )
         cfg = HookedTransformerConfig(**cfg_dict)
         with torch.no_grad():
-            state = get_pretrained_state_dict(folder, cfg, hf_model=hf_model)
-    model = HookedTransformer(cfg, move_to_device=False)
-    model.load_and_process_state_dict(  # type: ignore[operator]
-        {k: v.detach().float() for k, v in state.items()},
-        fold_ln=False,
-        center_writing_weights=False,
-        center_unembed=False,
-        fold_value_biases=False,
-    )
-    return model.eval()
+            return _unprocessed(cfg, get_pretrained_state_dict(folder, cfg, hf_model=hf_model))
 
 
 def _plain_fallback(hf_model: nn.Module, arch: str, name: str, why: str) -> Any:
@@ -448,27 +440,32 @@ def _zeros_linear(n_in: int, n_out: int) -> nn.Linear:
 
 
 def _converted(hf_model: nn.Module, cfg: Any, arch: str) -> nn.Module:
-    from transformer_lens import HookedEncoder, HookedTransformer
-
     source = _bert_view(hf_model, cfg.d_model) if arch == "BertForMaskedLM" else hf_model
     with torch.no_grad():
-        state = {k: v.detach().float() for k, v in _converter(arch)(source, cfg).items()}
-    if arch == "BertForMaskedLM":
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)  # 4.x moves it; we pin 3.9
+        return _unprocessed(cfg, _converter(arch)(source, cfg))
+
+
+def _unprocessed(cfg: Any, state: dict[str, torch.Tensor]) -> nn.Module:
+    """A ``HookedTransformer`` (``HookedEncoder`` for a bidirectional config) holding ``state``
+    as it is: no LayerNorm folding, no centering, so hooks read what Hugging Face computes."""
+    from transformer_lens import HookedEncoder, HookedTransformer
+
+    state = {k: v.detach().float() for k, v in state.items()}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # both move in 4.x; we pin 3.9
+        if cfg.attention_dir == "bidirectional":
             model: nn.Module = HookedEncoder(cfg, move_to_device=False)
-        model.load_state_dict(state, strict=False)
-    else:
-        model = HookedTransformer(cfg, move_to_device=False)
-        model.load_and_process_state_dict(  # type: ignore[operator]
-            state,
-            fold_ln=False,
-            center_writing_weights=False,
-            center_unembed=False,
-            fold_value_biases=False,
-        )
-    model.eval()
-    return model
+            model.load_state_dict(state, strict=False)  # no pooler/NSP weights: parity checks
+        else:
+            model = HookedTransformer(cfg, move_to_device=False)
+            model.load_and_process_state_dict(  # type: ignore[operator]
+                state,
+                fold_ln=False,
+                center_writing_weights=False,
+                center_unembed=False,
+                fold_value_biases=False,
+            )
+    return model.eval()
 
 
 def check_parity(

@@ -301,7 +301,14 @@ def _resume(
             f"checkpoints, and training resumes from step {intact[-1] if intact else 0}."
         )
     run.load_into(model, last)
-    if run.load_optimizer(opt, last) is None and last > 0:
+    try:
+        saved = run.load_optimizer(opt, last)
+    except ValueError as err:
+        raise ValueError(
+            f"{err}. To recover, call Run.open({str(run.path)!r}).repair(), which drops what "
+            "does not belong to the published checkpoints"
+        ) from None
+    if saved is None and last > 0:
         warnings.warn(
             f"checkpoint {last} of run {run.name} has no optimizer state: training continues "
             "with a fresh optimizer, so it will not match an uninterrupted run",

@@ -10,7 +10,6 @@ for example. Both only render and dispatch: the work is ``explorer.hypotheses``.
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -22,7 +21,7 @@ from explorer.analysis.units import parse_unit
 from explorer.hypotheses import Examples, Hypothesis, HypothesisStore, Verdict
 from explorer.hypotheses.store import DEFAULT_PROJECT, StoredHypothesis
 from explorer.models.handle import ModelHandle
-from explorer.views._base import ExplorerWidget, reports_errors
+from explorer.views._base import ExplorerWidget, reports_errors, reports_user_code_errors
 from explorer.views.serialise import css, esm
 
 Data = Examples | torch.Tensor
@@ -37,23 +36,6 @@ def verdict_payload(verdict: Verdict | None) -> dict[str, Any]:
     out["summary"] = verdict.summary()
     out["beats_baseline"] = verdict.beats_baseline
     return out
-
-
-def _reports_user_code_errors(method: Any) -> Any:
-    """``reports_errors`` for actions that run measures, which are user code: a SystemExit or
-    KeyboardInterrupt raised there becomes the widget's error instead of ending the kernel."""
-
-    @functools.wraps(method)
-    def wrapper(self: ExplorerWidget, *args: Any, **kwargs: Any) -> Any:
-        try:
-            result = method(self, *args, **kwargs)
-        except BaseException as exc:
-            self._fail(exc)
-            return None
-        self.error = ""
-        return result
-
-    return wrapper
 
 
 def _pick_data(data: DataSource | None, hypothesis: Hypothesis) -> Data:
@@ -201,7 +183,7 @@ class HypothesisWidget(ExplorerWidget):
             self.status = previous
         return verdict
 
-    @_reports_user_code_errors
+    @reports_user_code_errors
     def _run(self) -> Verdict:
         hypothesis = self.hypothesis
         verdict = hypothesis.test(self.model, _pick_data(self.data, hypothesis))
@@ -324,7 +306,8 @@ class HypothesisBoard(ExplorerWidget):
             "author": stored.author,
             "claim": h.claim,
             "units": ", ".join(map(str, h.units)),
-            "test": f"{h.measure.describe()} {h.direction} {h.threshold:g}",
+            "test": f"{h.measure.describe()} {h.direction} {h.threshold:g}"
+            + ("" if h.rerunnable else " (its measure is not registered here)"),
             "dataset": h.dataset,
             "status": stored.status,
             "n_verdicts": len(stored.verdicts),
@@ -390,7 +373,7 @@ class HypothesisBoard(ExplorerWidget):
         finally:
             self.requests += 1
 
-    @_reports_user_code_errors
+    @reports_user_code_errors
     def _rerun_from_page(self) -> None:
         self.rerun_all()
 

@@ -28,14 +28,14 @@ function render({ model, el }) {
     }))];
     root.appendChild(exEl("div", { cls: "ex-row" }, [exEl("div", { cls: "ex-title", text: "Activation patching" }), exEl("span", { cls: "ex-muted", text: "site" }), select, ...quick, ...methods]));
     if (grid === "path") {
-      const recv = model.get("receivers") || [];
+      const recv = model.get("receivers_used") || [];
       const inputs = model.get("receiver_inputs") || [];
       const toggles = ["q", "k", "v"].map((i) => exEl("button", {
         cls: "ex-button" + (inputs.includes(i) ? " ex-active" : ""), text: i, attrs: { "data-testid": "input-" + i },
         onclick: () => { const next = inputs.includes(i) ? inputs.filter((x) => x !== i) : [...inputs, i]; if (next.length) exSend(model, { receiver_inputs: next }); },
       }));
       root.appendChild(exEl("div", { cls: "ex-row" }, [
-        exEl("span", { text: "receivers: " + (recv.length ? recv.join(", ") : "the head selected when this grid opened") + " · via ", attrs: { "data-testid": "receivers" } }), ...toggles,
+        exEl("span", { text: "receivers: " + recv.join(", ") + (model.get("receivers").length ? "" : " (the head selected when this grid opened)") + " · via ", attrs: { "data-testid": "receivers" } }), ...toggles,
         exEl("span", { cls: "ex-muted", text: " (run on the clean input; senders from the corrupted run)" }),
       ]));
     }
@@ -81,7 +81,7 @@ function render({ model, el }) {
       }
     }
   }
-  const names = ["grid", "method", "grids", "values", "recovery", "scale_label", "clean_value", "corrupted_value", "row_labels", "col_labels", "selected_cell", "selected_text", "receivers", "receiver_inputs"];
+  const names = ["grid", "method", "grids", "values", "recovery", "scale_label", "clean_value", "corrupted_value", "row_labels", "col_labels", "selected_cell", "selected_text", "receivers", "receivers_used", "receiver_inputs"];
   return exMount(model, el, "ex-patching", "patching-view", names, draw);
 }
 

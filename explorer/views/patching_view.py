@@ -76,6 +76,9 @@ class PatchingView(ExplorerWidget):
         traitlets.Unicode(),
         help="receiver heads of the path grid ('head 2.1'); empty: the selected head",
     ).tag(sync=True)
+    receivers_used = traitlets.List(
+        traitlets.Unicode(), help="the receiver heads the path grid shows"
+    ).tag(sync=True)
     receiver_inputs = traitlets.List(
         traitlets.Unicode(), ["q", "k", "v"], help="which inputs of the receivers the path reaches"
     ).tag(sync=True)
@@ -205,6 +208,7 @@ class PatchingView(ExplorerWidget):
             values = result.values
             shown = result.change if abs(span) > 1e-12 else torch.full_like(values, float("nan"))
             label = "metric change over the clean-vs-corrupted gap (-1: the path does it all)"
+            self.receivers_used = [str(h) for h in result.receivers]
             rows = [f"L{l}" for l in range(values.shape[0])]
             cols = [f"H{h}" for h in range(values.shape[1])]
         else:

@@ -87,6 +87,7 @@ def test_the_board_rerun_of_a_malicious_file_runs_nothing(
     from_json(json.dumps(export), store)
     board = HypothesisBoard(store, "shared", model=concept_model, data=concept_data)
     assert len(board.rows) == 4 and not any(r["rerunnable"] for r in board.rows)
+    assert all(r["test"].endswith("(its measure is not registered here)") for r in board.rows)
     outcome = board.rerun_all()
     assert all(isinstance(why, str) and "not registered here" in why for why in outcome.values())
     assert "re-ran 0 of 4" in board.message and "measure 'sys:exit'" in board.message

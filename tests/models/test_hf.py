@@ -77,7 +77,8 @@ def test_conversion_mistakes_would_show_in_the_parity(folders):
         handle.model.embed.W_E.div_(32**0.5)  # undo the embedding scale
     with pytest.warns(UserWarning, match="differs from the Hugging Face model"):
         broken = hf.check_parity(gemma, handle.model, encoder=False)
-    assert broken.max_abs_diff > 1e-2
+    assert broken.max_abs_diff > 1e-2 and not broken.ok and "MISMATCH" in repr(broken)
+    assert handle.parity.ok and "MISMATCH" not in repr(handle)
 
 
 def test_grouped_query_attention_hooks_have_one_entry_per_query_head(handles):
@@ -369,3 +370,23 @@ def test_a_custom_transformers_model_opens_as_a_plain_module_with_a_statement():
     assert "token ids, text prompts, attention heads and logit parity are not available" in message
     assert handle.layer_widths == (32,) and handle.family is None
     assert "plain module: TinyMLPLM is not converted" in repr(handle)
+
+
+def test_a_tokenizer_that_adds_bos_itself_gets_no_second_one(tok, handles):
+    import copy
+
+    from tokenizers import processors
+
+    with_bos = copy.deepcopy(tok)
+    bos = with_bos.bos_token_id
+    with_bos.backend_tokenizer.post_processor = processors.TemplateProcessing(
+        single="<|endoftext|> $A", special_tokens=[("<|endoftext|>", bos)]
+    )
+    assert with_bos("When Mary")["input_ids"][0] == bos  # the tokenizer adds it (as Llama's does)
+    llama = explorer.load(hf_tiny.model("llama", tok), tokenizer=with_bos)
+    ids = llama.to_tokens("When Mary")
+    assert ids[0, 0] == bos and ids[0, 1] != bos
+    assert torch.equal(ids, handles["llama"].to_tokens("When Mary"))
+    twin = llama.copy()
+    assert twin.tokenizer is with_bos and twin.parity == llama.parity and twin.prepend_bos
+    assert torch.equal(twin.to_tokens("When Mary"), ids)

@@ -40,24 +40,29 @@ def arena_duplicate_token(pattern, half_len):
     return pattern.diagonal(offset=-half_len, dim1=-2, dim2=-1).mean(-1)
 
 
-@pytest.mark.parametrize("kind", sorted(TL_NAMES))
-def test_detect_head_mul_equals_ours_times_queries_with_a_target_over_seq_len(
-    attn2, rep_tokens, kind
-):
-    tl = attn2.model
-    by_text = {" ".join(map(str, row.tolist())): row[None] for row in rep_tokens}
+def tl_detect_head(model, tokens, name, **options):
+    """transformer-lens's ``detect_head`` on our token ids, one prompt per row, averaged."""
+    tl = model.model
+    by_text = {" ".join(map(str, row.tolist())): row[None] for row in tokens}
     # zoo models have no tokenizer; detect_head only reads token ids through to_tokens
     tl.to_tokens = lambda seq, **_: (
         torch.cat([by_text[s] for s in seq]) if isinstance(seq, list) else by_text[seq]
     )
     try:
-        theirs = detect_head(tl, list(by_text), TL_NAMES[kind])  # defaults: "mul", no exclusions
+        return detect_head(tl, list(by_text), name, **options).float()
     finally:
         del tl.to_tokens
+
+
+@pytest.mark.parametrize("kind", sorted(TL_NAMES))
+def test_detect_head_mul_equals_ours_times_queries_with_a_target_over_seq_len(
+    attn2, rep_tokens, kind
+):
+    theirs = tl_detect_head(attn2, rep_tokens, TL_NAMES[kind])  # "mul", no exclusions
     ours = head_scores(attn2, rep_tokens, [kind], per_example=True).get(kind)  # [b, layer, head]
     n_q = target_mask(rep_tokens, kind).any(-1).sum(-1).float()  # [b]
     converted = (ours * n_q[:, None, None] / rep_tokens.shape[1]).mean(0)
-    torch.testing.assert_close(converted, theirs.float(), atol=1e-5, rtol=0)
+    torch.testing.assert_close(converted, theirs, atol=1e-5, rtol=0)
     assert float(theirs.max()) > 0.05  # patterns are sharp enough to mean something
 
 

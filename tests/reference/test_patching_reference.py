@@ -1,13 +1,14 @@
-"""Activation patching beside transformer-lens's ``patching`` module, and attribution
-patching beside gradient x (clean - corrupted) computed by hand."""
+"""Attribution patching beside gradient x (clean - corrupted) computed by hand.
+
+(Activation patching beside transformer-lens's ``patching`` module, every grid, is in
+``test_lm_analyses_reference.py``.)"""
 
 from __future__ import annotations
 
 import pytest
 import torch
-from transformer_lens import patching
 
-from explorer.analysis import activation_patching, attribution_patching, metrics
+from explorer.analysis import attribution_patching, metrics
 from explorer.data import repeated_tokens
 from tests.reference.conftest import D_VOCAB, L
 
@@ -23,23 +24,6 @@ def pair():
 def answer_metric(clean, corrupted):
     """At the last position: the logit of a clean first-half token minus the corrupted one."""
     return metrics.logit_diff(clean[:, 2], corrupted[:, 2])
-
-
-@pytest.mark.parametrize(
-    "grid,tl_function",
-    [
-        ("resid", patching.get_act_patch_resid_pre),
-        ("head", patching.get_act_patch_attn_head_out_all_pos),
-    ],
-)
-def test_activation_patching_equals_transformer_lens(attn2, pair, grid, tl_function):
-    clean, corrupted = pair
-    metric = answer_metric(clean, corrupted)
-    ours = activation_patching(attn2, clean, corrupted, metric, grid=grid)
-    _, clean_cache = attn2.model.run_with_cache(clean)
-    theirs = tl_function(attn2.model, corrupted, clean_cache, lambda logits: metric(logits).mean())
-    torch.testing.assert_close(ours.values, theirs.float(), atol=1e-5, rtol=0)
-    assert float((ours.values - ours.corrupted_value).abs().max()) > 1e-3  # patching moves it
 
 
 def hand_attribution(model, clean, corrupted, metric):

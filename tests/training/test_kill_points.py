@@ -189,3 +189,40 @@ def test_docstring_examples(name):
 
     result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_a_run_written_before_per_checkpoint_optimizer_state_resumes(tmp_path, reference):
+    """Older runs kept one optimizer state in ``state/``: used if it is the last step's."""
+    import shutil
+
+    expected, _ = reference
+    run = _train(tmp_path / "r")
+    run.truncate(2)
+    folder = run.checkpoint_path(2)
+    (tmp_path / "r" / "state").mkdir()
+    for name in ("optimizer.safetensors", "optimizer.json"):
+        shutil.move(folder / name, tmp_path / "r" / "state" / name)
+    manifest = json.loads((tmp_path / "r" / "manifest.json").read_text())
+    del manifest["index"]  # the old layout had no index
+    (tmp_path / "r" / "manifest.json").write_text(json.dumps(manifest))
+    resumed = _train(tmp_path / "r")
+    assert resumed.steps == expected["steps"] and resumed.rows() == expected["rows"]
+    for name in ("model.safetensors", "optimizer.safetensors"):
+        assert (resumed.checkpoint_path(4) / name).read_bytes() == expected[f"4/{name}"]
+
+
+def test_old_layout_state_from_another_step_is_refused_with_the_way_out(tmp_path):
+    run = _train(tmp_path / "r")
+    (tmp_path / "r" / "state").mkdir()
+    for name in ("optimizer.safetensors", "optimizer.json"):
+        (run.checkpoint_path(2) / name).rename(tmp_path / "r" / "state" / name)
+        (run.checkpoint_path(4) / name).unlink()
+    manifest = json.loads((tmp_path / "r" / "manifest.json").read_text())
+    del manifest["index"]
+    manifest["status"] = "interrupted"
+    (tmp_path / "r" / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ValueError, match=r"belongs to the checkpoint of step 4.*repair\(\)"):
+        _train(tmp_path / "r")
+    assert "removed state/ (optimizer state of step 2)" in Run.open(tmp_path / "r").repair()
+    with pytest.warns(UserWarning, match="no optimizer state: training continues with a fresh"):
+        train(_model(), _loss, steps=6, run=tmp_path / "r", progress=False)

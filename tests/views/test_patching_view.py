@@ -111,6 +111,7 @@ def test_path_grid_uses_the_selected_head_as_receiver(attn_model, pair):
     view.grid = "path"
     expected = path_patching(attn_model, clean, corrupted, receivers="head 1.2", metric=metric)
     assert np.allclose(decode(view.values), expected.values.numpy(), atol=1e-6, equal_nan=True)
+    assert view.receivers_used == ["head 1.2"]
     view.cell = [0, 3]  # clicking a sender selects it, the receiver stays
     assert (view.layer, view.head) == (0, 3) and view.error == ""
     view.receiver_inputs = ["k"]
