@@ -214,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     config.write_text(json.dumps(mkdocs_config(src, Path(args.site)), indent=1))
     done = subprocess.run(
         [sys.executable, "-m", "mkdocs", "build", "--strict", "--clean", "-q", "-f", str(config)],
-        cwd=REPO,
+        cwd=build,  # mkdocs-jupyter caches in .cache/ under the working folder
         check=False,
     )
     if done.returncode == 0:
