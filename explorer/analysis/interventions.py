@@ -7,14 +7,17 @@ the activation (zeros, a mean, resampled or clean activations).
 Sweeps (one single-site intervention per unit) are where users wait, so they avoid
 recomputing what the edit cannot change. The batch runs once up to the edit, then fans out
 into one copy per unit:
-- a residual-stream hook, or any hook of a plain (chain-shaped) module: fan out at the
-  hook itself, each copy edited;
+- a residual-stream hook, or a hook of a plain module that the rest of the model reads
+  and nothing computed before it (``hooked_module.fans_out``, proven from the traced
+  graph): fan out at the hook itself, each copy edited; other plain-module hooks (a
+  residual connection around them) stack copies of the whole batch;
 - a head (``attn.hook_z``) or neuron (``mlp.hook_post``) of a transformer: its effect on the
   residual stream is linear (``z W_O``, ``post W_out``), so the fan-out happens at the
   next residual hook, adding each copy's exact change. Nothing before the next block is
   recomputed per unit. The same holds for a plain module's neurons when the structure
-  proves that an ``nn.Linear`` with a hook point reads them and nothing else
-  (``hooked_module.linear_reader``): the fan-out happens at that Linear's output.
+  proves that one ``nn.Linear`` with a hook point reads them and nothing else, and that the
+  rest of the model reads only that output (``hooked_module.linear_reader``): the fan-out
+  happens at that Linear's output.
 For transformers the prefix is not even recomputed once per chunk: every pass starts at
 the edited block (``start_at_layer``) from the clean residual stream that the caller's
 clean pass cached (``sweep_base_hooks``), so a whole sweep over every layer shares one
@@ -28,14 +31,14 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
 from explorer.analysis.metrics import Metric, evaluate, evaluate_copies
 from explorer.models.handle import ModelHandle
-from explorer.models.hooked_module import linear_reader
+from explorer.models.hooked_module import fans_out, linear_reader
 
 Site = tuple[str, tuple]
 
@@ -98,8 +101,8 @@ class _Readout:
     ``weight`` is ``[units, d_out]`` (neurons) or ``[units, d_head, d_out]`` (heads)."""
 
     hook: str
-    weight: torch.Tensor
-    tail: Callable[[torch.Tensor], torch.Tensor] | None = None  # plain modules: run from hook
+    weight: torch.Tensor = field(repr=False)
+    tail: Callable[[torch.Tensor], torch.Tensor] | None = field(default=None, repr=False)
 
 
 def _linear_readout(model: ModelHandle, hook: str) -> _Readout | None:
@@ -231,7 +234,7 @@ def _linear_delta(
 def _starts_mid_model(model: ModelHandle) -> bool:
     """Whether a forward pass can start at a block from a cached residual stream
     (``start_at_layer``) and give what the full pass gives."""
-    if not model.is_transformer:
+    if not model.is_transformer or not model.runs_from_layer:
         return False
     cfg = model.model.cfg
     if getattr(cfg, "positional_embedding_type", "standard") == "shortformer":
@@ -263,7 +266,9 @@ def _plan(model: ModelHandle, name: str) -> _Plan:
     readout = _linear_readout(model, name)
     if readout is not None:
         mode, hook = "linear", readout.hook
-    elif not model.is_transformer or name.split(".")[-1].startswith("hook_resid"):
+    elif name.split(".")[-1].startswith("hook_resid") or (
+        not model.is_transformer and fans_out(model.model, name)
+    ):
         mode, hook = "site", name
     else:
         return _Plan("stack", name)

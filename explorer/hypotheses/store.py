@@ -15,11 +15,13 @@ explorer is refused rather than risked; an older one is migrated forward.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from dataclasses import replace as _replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -50,6 +52,70 @@ DEFAULT_PROJECT = "default"
 
 
 @dataclass(frozen=True)
+class UnreadableRow:
+    """A stored row that could not be read (the rest of the project loads without it)."""
+
+    table: str
+    id: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.table} row {self.id!r}: {self.reason}"
+
+
+class HypothesisList(list):  # type: ignore[type-arg]
+    """The hypotheses that loaded, plus ``unreadable``: rows that failed, with the reason."""
+
+    def __init__(self, items: Any = (), unreadable: Any = ()) -> None:
+        super().__init__(items)
+        self.unreadable: tuple[UnreadableRow, ...] = tuple(unreadable)
+
+
+class ImportConflict(ValueError):
+    """An import met ids that exist here with different content; nothing was written."""
+
+    def __init__(self, conflicts: list[tuple[str, list[str]]]) -> None:
+        self.conflicts = conflicts
+        listed = "; ".join(f"{hid} ({', '.join(fields)} differ)" for hid, fields in conflicts)
+        super().__init__(
+            f"{len(conflicts)} imported hypotheses reuse an id that holds a different "
+            f"hypothesis here: {listed}. Nothing was imported. Choose on_conflict='skip' "
+            "(keep ours), 'keep_both' (import theirs under a new id) or 'replace' (theirs "
+            "replaces ours, and our verdicts of it are dropped)"
+        )
+
+
+@dataclass(frozen=True)
+class ImportReport:
+    """What an import did, hypothesis by hypothesis (``{old id: new id}`` where renamed)."""
+
+    project: str
+    added: tuple[str, ...] = ()
+    unchanged: tuple[str, ...] = ()
+    skipped: tuple[str, ...] = ()
+    replaced: tuple[str, ...] = ()
+    renamed: dict[str, str] = field(default_factory=dict)
+    verdicts_added: int = 0
+    labels: int = 0
+
+    def __str__(self) -> str:
+        parts = [f"{len(self.added)} added", f"{len(self.unchanged)} already here"]
+        if self.renamed:
+            parts.append(f"{len(self.renamed)} imported under new ids")
+        if self.skipped:
+            parts.append(f"{len(self.skipped)} skipped (conflict)")
+        if self.replaced:
+            parts.append(f"{len(self.replaced)} replaced")
+        return (
+            f"import into {self.project!r}: {', '.join(parts)}; "
+            f"{self.verdicts_added} verdicts, {self.labels} labels"
+        )
+
+
+CONFLICT_CHOICES = ("report", "skip", "keep_both", "replace")
+
+
+@dataclass(frozen=True)
 class StoredHypothesis:
     """A hypothesis as stored: who wrote it, in which project, and its verdicts (oldest first)."""
 
@@ -74,8 +140,18 @@ def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="microseconds")
 
 
+def _shown(url: str) -> str:
+    """The URL without a password, for messages."""
+    try:
+        return sa.engine.make_url(url).render_as_string(hide_password=True)
+    except sa.exc.ArgumentError:
+        return url
+
+
 def _url(target: str | os.PathLike[str]) -> str:
     text = os.fspath(target)
+    if text.startswith(("postgresql://", "postgres://")):  # the driver explorer installs
+        return "postgresql+psycopg://" + text.split("://", 1)[1]
     if "://" in text:
         return text
     if text in ("", ":memory:"):
@@ -112,10 +188,33 @@ class HypothesisStore:
             kwargs = {"poolclass": StaticPool, "connect_args": {"check_same_thread": False}}
         elif self._sqlite:
             kwargs = {"connect_args": {"timeout": busy_timeout_s}}
+        if self._sqlite and not memory:
+            file = Path(self.url.split(":///", 1)[1])
+            if not file.parent.is_dir():
+                raise FileNotFoundError(
+                    f"cannot open the hypothesis store {str(file)!r}: the folder "
+                    f"{str(file.parent)!r} does not exist (create it, or choose another path)"
+                )
+            if file.is_dir():
+                raise IsADirectoryError(
+                    f"cannot open the hypothesis store {str(file)!r}: it is a folder; "
+                    "give a file path such as 'explorer.db'"
+                )
         self._engine: Engine = sa.create_engine(self.url, **kwargs)
         if self._sqlite:
             self._configure_sqlite(self._engine, busy_timeout_s, synchronous, memory)
-        self._open()
+        try:
+            self._open()
+        except sa.exc.OperationalError as err:
+            self._engine.dispose()
+            raise OSError(
+                f"cannot open the hypothesis store at {_shown(self.url)}: {err.orig}"
+            ) from None
+        except sa.exc.DatabaseError as err:
+            self._engine.dispose()
+            raise ValueError(
+                f"{_shown(self.url)} is not a hypothesis store (or is damaged): {err.orig}"
+            ) from None
 
     @staticmethod
     def _configure_sqlite(
@@ -237,19 +336,20 @@ class HypothesisStore:
         """
         if not isinstance(hypothesis, Hypothesis):
             raise TypeError(f"save takes a Hypothesis, got {type(hypothesis).__name__}")
-        spec = hypothesis.to_dict()
-        row = {
-            "author": str(author),
-            "claim": hypothesis.claim,
-            "units": ", ".join(spec["units"]),
-            "spec": json.dumps(spec, sort_keys=True),
-            "updated": updated or now(),
-        }
+        row = _row(hypothesis, author, updated or now())
         with self._writing() as conn:
             row["project_id"] = self._project_id(conn, project)
             exists = conn.execute(
-                sa.select(hypotheses_table.c.id).where(hypotheses_table.c.id == hypothesis.id)
+                sa.select(hypotheses_table.c.project_id).where(
+                    hypotheses_table.c.id == hypothesis.id
+                )
             ).scalar()
+            if exists is not None and exists != row["project_id"]:
+                raise ValueError(
+                    f"hypothesis {hypothesis.id!r} belongs to another project of this store; "
+                    "a hypothesis is in one project: save a copy with a new id "
+                    "(hypothesis.replace(id=...)) to put it in another"
+                )
             if exists is None:
                 first = created or row["updated"]
                 conn.execute(
@@ -265,44 +365,174 @@ class HypothesisStore:
 
     def get(self, hypothesis_id: str) -> StoredHypothesis:
         found = self._load(hypotheses_table.c.id == hypothesis_id)
+        if found.unreadable and not found:
+            raise ValueError(f"hypothesis {hypothesis_id!r} is unreadable: {found.unreadable[0]}")
         if not found:
             raise KeyError(f"no hypothesis with id {hypothesis_id!r} in {self.url}")
         return found[0]
 
-    def hypotheses(self, project: str = DEFAULT_PROJECT) -> list[StoredHypothesis]:
-        """The project's hypotheses in the order they were first saved, with their verdicts."""
+    def hypotheses(self, project: str = DEFAULT_PROJECT) -> HypothesisList:
+        """The project's hypotheses in the order they were first saved, with their verdicts.
+
+        A row that cannot be read (damaged, or from an incompatible explorer) does not hide
+        the others: it is left out and listed in the result's ``unreadable``, with the reason.
+        """
         return self._load(projects_table.c.name == project)
 
-    def _load(self, where: Any) -> list[StoredHypothesis]:
+    def unreadable(self, project: str = DEFAULT_PROJECT) -> tuple[UnreadableRow, ...]:
+        """The project's rows that could not be read, with the reason for each."""
+        return self.hypotheses(project).unreadable
+
+    def _load(self, where: Any) -> HypothesisList:
         query = (
             sa.select(hypotheses_table, projects_table.c.name.label("project"))
             .join(projects_table, hypotheses_table.c.project_id == projects_table.c.id)
             .where(where)
             .order_by(hypotheses_table.c.created, hypotheses_table.c.id)
         )
+        bad: list[UnreadableRow] = []
         with self._reading() as conn:
             rows = conn.execute(query).mappings().all()
             ids = [r["id"] for r in rows]
             found: dict[str, list[Verdict]] = {i: [] for i in ids}
             if ids:
                 vq = (
-                    sa.select(verdicts_table.c.hypothesis_id, verdicts_table.c.record)
+                    sa.select(
+                        verdicts_table.c.id,
+                        verdicts_table.c.hypothesis_id,
+                        verdicts_table.c.record,
+                    )
                     .where(verdicts_table.c.hypothesis_id.in_(ids))
                     .order_by(verdicts_table.c.id)
                 )
-                for hid, record in conn.execute(vq):
-                    found[hid].append(Verdict.from_json(record))
-        return [
-            StoredHypothesis(
-                hypothesis=Hypothesis.from_dict(json.loads(r["spec"])),
-                project=r["project"],
-                author=r["author"],
-                created=r["created"],
-                updated=r["updated"],
-                verdicts=tuple(found[r["id"]]),
+                for vid, hid, record in conn.execute(vq):
+                    try:
+                        found[hid].append(Verdict.from_json(record))
+                    except ValueError as err:  # JSONDecodeError is a ValueError
+                        bad.append(UnreadableRow("verdicts", f"{vid} (of {hid})", str(err)))
+        out = []
+        for r in rows:
+            try:
+                hypothesis = Hypothesis.from_dict(json.loads(r["spec"]))
+            except (ValueError, TypeError) as err:
+                bad.append(UnreadableRow("hypotheses", r["id"], str(err)))
+                continue
+            out.append(
+                StoredHypothesis(
+                    hypothesis=hypothesis,
+                    project=r["project"],
+                    author=r["author"],
+                    created=r["created"],
+                    updated=r["updated"],
+                    verdicts=tuple(found[r["id"]]),
+                )
             )
-            for r in rows
-        ]
+        return HypothesisList(out, bad)
+
+    # ----------------------------------------------------------------- imports
+    def import_hypotheses(
+        self,
+        entries: list[StoredHypothesis],
+        labels: list[Label],
+        project: str,
+        *,
+        on_conflict: str = "report",
+    ) -> ImportReport:
+        """Write imported hypotheses, their verdicts and labels into ``project`` at once.
+
+        One transaction: a failure part-way writes nothing. An id already in ``project``
+        with the same content gains only the verdicts it lacks; with different content it
+        is a conflict, settled by ``on_conflict``: ``"report"`` (raise ``ImportConflict``,
+        write nothing), ``"skip"``, ``"keep_both"`` (theirs under a new id) or
+        ``"replace"`` (theirs replaces ours and our verdicts of it are dropped). An id that
+        lives in another project of this store is copied under a new id, never moved.
+        """
+        check_choice("on_conflict", on_conflict, CONFLICT_CHOICES)
+        report: dict[str, Any] = {
+            k: [] for k in ("added", "unchanged", "skipped", "replaced", "conflicts")
+        }
+        renamed: dict[str, str] = {}
+        n_verdicts = 0
+        with self._writing() as conn:
+            pid = self._project_id(conn, project)
+            for entry in entries:
+                h = entry.hypothesis
+                spec = _spec(h)
+                here = conn.execute(
+                    sa.select(hypotheses_table.c.project_id, hypotheses_table.c.spec).where(
+                        hypotheses_table.c.id == h.id
+                    )
+                ).first()
+                target, drop_old = h.id, False
+                if here is None:
+                    self._insert(conn, h, pid, entry)
+                    report["added"].append(h.id)
+                elif here.project_id != pid or not _same(here.spec, spec):
+                    if here.project_id == pid and on_conflict in ("report", "skip"):
+                        report["conflicts" if on_conflict == "report" else "skipped"].append(
+                            (h.id, _differences(here.spec, spec))
+                        )
+                        continue
+                    if here.project_id == pid and on_conflict == "replace":
+                        drop_old = True
+                        conn.execute(
+                            hypotheses_table.update()
+                            .where(hypotheses_table.c.id == h.id)
+                            .values(**_row(h, entry.author, entry.updated or now()))
+                        )
+                        report["replaced"].append(h.id)
+                    else:  # a copy into another project, or keep both
+                        target = _derived_id(h.id, project, spec)
+                        renamed[h.id] = target
+                        copy = h.replace(id=target)
+                        there = conn.execute(
+                            sa.select(hypotheses_table.c.spec).where(
+                                hypotheses_table.c.id == target
+                            )
+                        ).scalar()
+                        if there is None:
+                            self._insert(conn, copy, pid, entry)
+                else:
+                    report["unchanged"].append(h.id)
+                if drop_old:
+                    conn.execute(
+                        verdicts_table.delete().where(verdicts_table.c.hypothesis_id == target)
+                    )
+                present = set(
+                    conn.execute(
+                        sa.select(verdicts_table.c.record).where(
+                            verdicts_table.c.hypothesis_id == target
+                        )
+                    ).scalars()
+                )
+                for verdict in entry.verdicts:
+                    verdict = _replace(verdict, hypothesis_id=target)
+                    if verdict.to_json() not in present:
+                        self._insert_verdict(conn, verdict)
+                        n_verdicts += 1
+            if report["conflicts"]:
+                raise ImportConflict(report["conflicts"])  # rolls the transaction back
+            for lab in labels:
+                self._put_label(conn, pid, lab)
+        return ImportReport(
+            project=project,
+            added=tuple(report["added"]),
+            unchanged=tuple(report["unchanged"]),
+            skipped=tuple(hid for hid, _ in report["skipped"]),
+            replaced=tuple(report["replaced"]),
+            renamed=renamed,
+            verdicts_added=n_verdicts,
+            labels=len(labels),
+        )
+
+    @staticmethod
+    def _insert(conn: Connection, h: Hypothesis, pid: int, entry: StoredHypothesis) -> None:
+        row = _row(h, entry.author, entry.updated or now())
+        conn.execute(
+            hypotheses_table.insert().values(
+                id=h.id, project_id=pid, created=entry.created or row["updated"], **row
+            )
+        )
 
     def count(self, table: str) -> int:
         """Rows in ``"hypotheses"``, ``"verdicts"``, ``"labels"`` or ``"projects"``."""
@@ -317,6 +547,10 @@ class HypothesisStore:
     # --------------------------------------------------------------- verdicts
     def record(self, verdict: Verdict) -> int:
         """Store a verdict of a saved hypothesis; returns its row id."""
+        if verdict.status == "unavailable":
+            raise ValueError(
+                f"an unavailable verdict is not evidence, so it is not recorded: {verdict.note}"
+            )
         with self._writing() as conn:
             exists = conn.execute(
                 sa.select(hypotheses_table.c.id).where(
@@ -328,19 +562,23 @@ class HypothesisStore:
                     f"verdict for hypothesis {verdict.hypothesis_id!r}, which is not in this "
                     "store: save the hypothesis first"
                 )
-            result = conn.execute(
-                verdicts_table.insert().values(
-                    hypothesis_id=verdict.hypothesis_id,
-                    status=verdict.status,
-                    value=verdict.value,
-                    ci_low=verdict.ci_low,
-                    ci_high=verdict.ci_high,
-                    model_fingerprint=verdict.model_fingerprint,
-                    created=verdict.timestamp,
-                    record=verdict.to_json(),
-                )
+            return self._insert_verdict(conn, verdict)
+
+    @staticmethod
+    def _insert_verdict(conn: Connection, verdict: Verdict) -> int:
+        result = conn.execute(
+            verdicts_table.insert().values(
+                hypothesis_id=verdict.hypothesis_id,
+                status=verdict.status,
+                value=verdict.value,
+                ci_low=verdict.ci_low,
+                ci_high=verdict.ci_high,
+                model_fingerprint=verdict.model_fingerprint,
+                created=verdict.timestamp,
+                record=verdict.to_json(),
             )
-            return int(result.inserted_primary_key[0])
+        )
+        return int(result.inserted_primary_key[0])
 
     def verdicts(self, hypothesis_id: str) -> list[Verdict]:
         return list(self.get(hypothesis_id).verdicts)
@@ -358,28 +596,29 @@ class HypothesisStore:
         """Record ``rater``'s label for ``item`` of ``unit`` (replacing their earlier one)."""
         lab = Label(unit=str(unit), rater=rater, label=label, item=str(item))
         with self._writing() as conn:
-            pid = self._project_id(conn, project)
-            key = (
-                (labels_table.c.project_id == pid)
-                & (labels_table.c.unit == lab.unit)
-                & (labels_table.c.item == lab.item)
-                & (labels_table.c.rater == lab.rater)
+            self._put_label(conn, self._project_id(conn, project), lab)
+
+    @staticmethod
+    def _put_label(conn: Connection, pid: int, lab: Label) -> None:
+        key = (
+            (labels_table.c.project_id == pid)
+            & (labels_table.c.unit == lab.unit)
+            & (labels_table.c.item == lab.item)
+            & (labels_table.c.rater == lab.rater)
+        )
+        if conn.execute(sa.select(labels_table.c.id).where(key)).scalar() is None:
+            conn.execute(
+                labels_table.insert().values(
+                    project_id=pid,
+                    unit=lab.unit,
+                    item=lab.item,
+                    rater=lab.rater,
+                    label=lab.label,
+                    created=now(),
+                )
             )
-            if conn.execute(sa.select(labels_table.c.id).where(key)).scalar() is None:
-                conn.execute(
-                    labels_table.insert().values(
-                        project_id=pid,
-                        unit=lab.unit,
-                        item=lab.item,
-                        rater=lab.rater,
-                        label=lab.label,
-                        created=now(),
-                    )
-                )
-            else:
-                conn.execute(
-                    labels_table.update().where(key).values(label=lab.label, created=now())
-                )
+        else:
+            conn.execute(labels_table.update().where(key).values(label=lab.label, created=now()))
 
     def labels(self, project: str = DEFAULT_PROJECT, unit: str | None = None) -> list[Label]:
         query = (
@@ -398,3 +637,41 @@ class HypothesisStore:
     def agreement(self, project: str = DEFAULT_PROJECT) -> dict[str, Agreement]:
         """Per-unit agreement of the project's labels."""
         return agreement_by_unit(self.labels(project))
+
+
+def _spec(h: Hypothesis) -> str:
+    return json.dumps(h.to_dict(), sort_keys=True)
+
+
+def _row(h: Hypothesis, author: str, updated: str) -> dict[str, Any]:
+    return {
+        "author": str(author),
+        "claim": h.claim,
+        "units": ", ".join(map(str, h.units)),
+        "spec": _spec(h),
+        "updated": updated,
+    }
+
+
+def _parsed(spec: str) -> dict[str, Any] | None:
+    try:
+        return Hypothesis.from_dict(json.loads(spec)).to_dict()
+    except (ValueError, TypeError):
+        return None
+
+
+def _same(ours: str, theirs: str) -> bool:
+    """Whether two stored specs describe the same hypothesis (across record versions)."""
+    a, b = _parsed(ours), _parsed(theirs)
+    return a is not None and a == b
+
+
+def _differences(ours: str, theirs: str) -> list[str]:
+    a, b = _parsed(ours) or {}, _parsed(theirs) or {}
+    return sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k)) or ["the record"]
+
+
+def _derived_id(hypothesis_id: str, project: str, spec: str) -> str:
+    """A new id for a copy: the same import into the same project gets the same one."""
+    digest = hashlib.sha256(f"{project}\0{spec}".encode()).hexdigest()[:10]
+    return f"{hypothesis_id[:48]}-{digest}"

@@ -287,16 +287,22 @@ def test_plain_modules_not_provably_linear_fall_back(name):
     assert torch.allclose(sweep.after_per_example, expected, atol=1e-5)
 
 
-def test_linear_reader_needs_each_module_once_and_no_global_hooks():
+def test_linear_reader_follows_calls_and_needs_no_global_hooks():
     from torch import nn
 
     from explorer.models.hooked_module import linear_reader
 
-    relu = nn.ReLU()  # one activation module called twice: its hook fires for both calls
+    relu = nn.ReLU()  # one activation module called twice: two calls in the traced graph
     shared = _plain(
         [nn.Flatten(), nn.Linear(784, 12), relu, nn.Linear(12, 12), relu, nn.Linear(12, 10)]
     )
-    assert linear_reader(shared.model, "blocks.0.mlp.hook_post") is None
+    assert linear_reader(shared.model, "blocks.0.mlp.hook_post").hook == "blocks.1.mlp.hook_pre"
+    x, y = torch.rand(3, 1, 28, 28), torch.randint(0, 10, (3,))
+    for layer in (0, 1):
+        metric = metrics.neg_cross_entropy(y)
+        sweep = ablation_sweep(shared, x, metric, layer=layer, unit_type="neuron")
+        expected = _hand_loop(shared, x, metric, layer, range(12), torch.zeros(3, 12))
+        assert torch.allclose(sweep.after_per_example, expected, atol=1e-5)
     plain = _plain([nn.Flatten(), nn.Linear(784, 12), nn.ReLU(), nn.Linear(12, 10)])
     assert linear_reader(plain.model, "blocks.0.mlp.hook_post").hook == "hook_logits"
     handle = nn.modules.module.register_module_forward_hook(lambda m, i, o: None)

@@ -91,7 +91,7 @@ def test_optimizer_state_round_trips_through_safetensors(tmp_path, model):
     loss = model(torch.tensor([[1, 2, 5]]))[:, -1].sum()
     loss.backward()
     opt.step()
-    run.save_optimizer(opt, 1)
+    run.save_checkpoint(model, 1, optimizer=opt)
     twin = torch.optim.AdamW(model.parameters(), lr=5.0)
     assert run.load_optimizer(twin) == 1
     a, b = opt.state_dict(), twin.state_dict()
@@ -102,7 +102,7 @@ def test_optimizer_state_round_trips_through_safetensors(tmp_path, model):
     for index, entries in a["state"].items():
         for name, value in entries.items():
             assert torch.equal(value, b["state"][index][name]), (index, name)
-    header = json.loads((tmp_path / "r" / "state" / "optimizer.json").read_text())
+    header = json.loads((run.checkpoint_path(1) / "optimizer.json").read_text())
     assert header["step"] == 1 and header["optimizer"] == "AdamW"
     with pytest.raises(ValueError, match="for AdamW"):
         run.load_optimizer(torch.optim.SGD(model.parameters(), lr=0.1))

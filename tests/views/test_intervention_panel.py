@@ -108,3 +108,56 @@ def test_a_repeated_failure_is_announced_again(attn_model, repeated):
     panel._on_message(panel, {"action": "sweep"}, [])
     assert [m for m in heard if m] == ["RuntimeError: metric exploded"] * 2
     assert panel.error == "RuntimeError: metric exploded"
+
+
+def test_neuron_sweep_on_a_residual_mlp_equals_the_loop():
+    """A residual connection around a hidden layer: the Sweep falls back to exact copies."""
+    from torch import nn
+
+    class Residual(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inp, self.fc, self.act = nn.Linear(16, 8), nn.Linear(8, 8), nn.ReLU()
+            self.out = nn.Linear(8, 3)
+
+        def forward(self, x):
+            h = torch.relu(self.inp(x))
+            return self.out(h + self.act(self.fc(h)))
+
+    from explorer.models import wrap
+
+    torch.manual_seed(0)
+    model = wrap(Residual(), input_shape=(16,))
+    g = torch.Generator().manual_seed(1)
+    x, y = torch.randn(5, 16, generator=g), torch.randint(0, 3, (5,), generator=g)
+    panel = InterventionPanel(model, (x, y))
+    panel.metric_name = "log prob of label"
+    panel.sweep()
+    metric = metrics.neg_cross_entropy(y)
+    before = float(metric(model(x).detach()).mean())
+    for layer in range(2):
+        for n in range(8):
+            hook = f"blocks.{layer}.mlp.hook_post"
+
+            def zero(act, hook, n=n):
+                act = act.clone()
+                act[:, n] = 0
+                return act
+
+            after = float(metric(model.run_with_hooks(x, [(hook, zero)])).mean())
+            assert decode(panel.sweep_effects)[layer, n] == pytest.approx(after - before, abs=1e-5)
+
+
+def test_the_panel_says_which_way_is_worse_for_each_metric():
+    from explorer.analysis import metrics
+    from explorer.data import repeated_tokens
+    from explorer.models import zoo
+    from explorer.views import InterventionPanel
+
+    model = zoo.attention_only_transformer(n_layers=1, d_model=16, n_heads=2, d_vocab=12, n_ctx=16)
+    tokens = repeated_tokens(4, 5, 12, seed=0)
+    loss = metrics.repeated_half_loss(tokens)
+    panel = InterventionPanel(model, tokens, {"loss": loss, "score": lambda logits: -loss(logits)})
+    assert panel.worse_when == "up"
+    panel.metric_name = "score"
+    assert panel.worse_when == "down"

@@ -1,0 +1,250 @@
+"""Any PyTorch module: hidden layers found from the traced graph (functional activations,
+norms between a Linear and its activation), nothing dropped silently, and batched sweeps
+that check their structural assumptions (a residual MLP falls back and stays exact)."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import explorer
+from explorer.analysis import ablation_sweep, activation_patching, metrics
+from explorer.analysis.interventions import _plan
+
+
+class Functional(nn.Module):
+    """Activations called in forward: ``F.relu`` (in place) and ``torch.relu``."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc1, self.fc2, self.out = nn.Linear(16, 24), nn.Linear(24, 12), nn.Linear(12, 5)
+
+    def forward(self, x):
+        h = F.relu(self.fc1(x.flatten(1)), inplace=True)
+        return self.out(torch.relu(self.fc2(h)))
+
+
+class Normed(nn.Module):
+    """A 64-32 MLP: Linear-LayerNorm-ReLU, then Linear-BatchNorm-F.gelu."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc1, self.norm1 = nn.Linear(16, 64), nn.LayerNorm(64)
+        self.act = nn.ReLU()
+        self.fc2, self.norm2 = nn.Linear(64, 32), nn.BatchNorm1d(32)
+        self.out = nn.Linear(32, 5)
+
+    def forward(self, x):
+        return self.out(F.gelu(self.norm2(self.fc2(self.act(self.norm1(self.fc1(x)))))))
+
+
+class Residual(nn.Module):
+    """Two hidden layers, the second inside a residual connection ``h + relu(fc(h))``."""
+
+    def __init__(self):
+        super().__init__()
+        self.inp, self.fc, self.act, self.out = (
+            nn.Linear(16, 24),
+            nn.Linear(24, 24),
+            nn.ReLU(),
+            nn.Linear(24, 5),
+        )
+
+    def forward(self, x):
+        h = F.relu(self.inp(x))
+        h = h + self.act(self.fc(h))
+        return self.out(h)
+
+
+class ResidualBranch(nn.Module):
+    """A Linear whose output feeds a residual sum, not an activation: not a hidden layer."""
+
+    def __init__(self):
+        super().__init__()
+        self.inp, self.proj, self.out = nn.Linear(16, 24), nn.Linear(24, 24), nn.Linear(24, 5)
+
+    def forward(self, x):
+        h = torch.relu(self.inp(x))
+        return self.out(h + self.proj(h))
+
+
+class Untraceable(nn.Module):
+    """Data-dependent control flow: torch.fx cannot trace it."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc, self.act, self.out = nn.Linear(16, 12), nn.ReLU(), nn.Linear(12, 5)
+
+    def forward(self, x):
+        h = self.act(self.fc(x))
+        if h.sum() > 0:
+            h = h * 2
+        return self.out(h)
+
+
+def _load(cls, **kw):
+    torch.manual_seed(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        handle = explorer.load(cls(), input_shape=(16,), **kw)
+    return handle
+
+
+def _naive(model, x, metric, layer, width, replacement):
+    """The per-unit loop a user writes: one ``run_with_hooks`` per neuron."""
+    out = []
+    for n in range(width):
+
+        def hook(act, hook, n=n):
+            act = act.clone()
+            act[:, n] = replacement[:, n]
+            return act
+
+        logits = model.model.run_with_hooks(x, fwd_hooks=[(f"blocks.{layer}.mlp.hook_post", hook)])
+        out.append(metric(logits))
+    return torch.stack(out)
+
+
+@pytest.fixture(scope="module")
+def data():
+    g = torch.Generator().manual_seed(3)
+    return torch.randn(6, 16, generator=g), torch.randint(0, 5, (6,), generator=g)
+
+
+def test_functional_activations_are_hidden_layers():
+    handle = _load(Functional)
+    assert handle.layer_widths == (24, 12)
+    assert [b.post for b in handle.model.found_blocks] == ["relu", "relu_1"]
+    x = torch.randn(4, 16)
+    out, cache = handle.run_with_cache(x)
+    net = handle.model.module
+    pre = net.fc1(x)
+    assert torch.allclose(cache["blocks.0.mlp.hook_pre"], pre, atol=1e-6)
+    assert (cache["blocks.0.mlp.hook_pre"] < 0).any()  # F.relu(inplace=True) made out-of-place
+    assert torch.allclose(cache["blocks.0.mlp.hook_post"], pre.relu(), atol=1e-6)
+    assert torch.allclose(cache["hook_logits"], out) and torch.allclose(out, net(x), atol=1e-6)
+
+
+def test_a_norm_between_linear_and_activation_keeps_the_layer():
+    handle = _load(Normed)
+    assert handle.layer_widths == (64, 32)
+    assert repr(handle) == "ModelHandle('Normed', images, layers=[64, 32])"
+    assert handle.model.skipped == () and handle.model.output_layer == "out"
+    x = torch.randn(4, 16)
+    _, cache = handle.run_with_cache(x)
+    net = handle.model.module
+    assert torch.allclose(cache["blocks.0.mlp.hook_pre"], net.fc1(x), atol=1e-6)  # the Linear's
+    assert torch.allclose(
+        cache["blocks.0.mlp.hook_post"], net.act(net.norm1(net.fc1(x))), atol=1e-6
+    )
+
+
+def test_a_layer_that_is_not_hidden_is_named_with_the_reason():
+    torch.manual_seed(0)
+    with pytest.warns(UserWarning, match=r"proj \(Linear\): it feeds add\(\), not an activation"):
+        handle = explorer.load(ResidualBranch(), input_shape=(16,))
+    assert handle.layer_widths == (24,)
+    assert handle.model.skipped == ("proj (Linear): it feeds add(), not an activation",)
+
+
+def test_untraceable_forward_walks_submodules_and_says_so(data):
+    torch.manual_seed(0)
+    with pytest.warns(UserWarning, match="could not be traced .*TraceError"):
+        handle = explorer.load(Untraceable(), input_shape=(16,))
+    assert handle.layer_widths == (12,) and handle.model.trace_error.startswith("TraceError")
+    assert _plan(handle, "blocks.0.mlp.hook_post").mode == "stack"  # nothing proven: exact
+    x, y = data
+    metric = metrics.neg_cross_entropy(y)
+    sweep = ablation_sweep(handle, x, metric, layer=0, unit_type="neuron")
+    expected = _naive(handle, x, metric, 0, 12, torch.zeros(6, 12))
+    assert torch.allclose(sweep.after_per_example, expected, atol=1e-5)
+
+
+def test_no_hidden_layer_says_what_was_looked_for():
+    with pytest.raises(
+        ValueError, match=r"found no hidden layer in Sequential: forward was traced"
+    ):
+        explorer.load(nn.Sequential(nn.Linear(4, 4), nn.Linear(4, 2)), input_shape=(4,))
+
+
+@pytest.mark.parametrize(
+    ("cls", "modes"),
+    [
+        (Functional, ["linear", "linear"]),
+        (Normed, ["linear", "linear"]),
+        (Residual, ["site", "stack"]),  # layer 1 sits inside the residual sum
+    ],
+)
+@pytest.mark.parametrize("kind", ["zero", "mean"])
+def test_sweeps_check_the_structure_and_equal_the_naive_loop(data, cls, modes, kind):
+    handle = _load(cls)
+    x, y = data
+    metric = metrics.neg_cross_entropy(y)
+    assert [_plan(handle, f"blocks.{i}.mlp.hook_post").mode for i in range(2)] == modes
+    _, cache = handle.run_with_cache(x)
+    for layer, width in enumerate(handle.layer_widths):
+        act = cache[f"blocks.{layer}.mlp.hook_post"]
+        replacement = torch.zeros_like(act) if kind == "zero" else act.mean(0, keepdim=True)
+        sweep = ablation_sweep(handle, x, metric, layer=layer, unit_type="neuron", kind=kind)
+        expected = _naive(handle, x, metric, layer, width, replacement.expand_as(act))
+        assert torch.allclose(sweep.after_per_example, expected, atol=1e-5)
+
+
+def test_neuron_patching_on_a_residual_mlp_equals_the_naive_loop(data):
+    handle = _load(Residual)
+    x, _ = data
+    corrupted = x.flip(0)
+    target = torch.tensor([0, 1, 2, 3, 4, 0])
+
+    def metric(logits):
+        return logits.log_softmax(-1)[torch.arange(6), target]
+
+    result = activation_patching(handle, x, corrupted, metric, grid="neuron")
+    _, clean = handle.run_with_cache(x)
+    for layer in range(2):
+        act = clean[f"blocks.{layer}.mlp.hook_post"]
+        expected = _naive(handle, corrupted, metric, layer, 24, act).mean(1)
+        assert torch.allclose(result.values[layer], expected, atol=1e-5)
+
+
+def test_hooks_on_the_wrapped_module_still_run(data):
+    handle = _load(Functional)
+    x, y = data
+    metric = metrics.neg_cross_entropy(y)
+    handle.model.module.register_forward_hook(lambda m, i, out: out * 2)
+    assert torch.allclose(
+        handle(x),
+        2
+        * handle.model.module.out(
+            torch.relu(handle.model.module.fc2(torch.relu(handle.model.module.fc1(x))))
+        ),
+        atol=1e-6,
+    )
+    assert _plan(handle, "blocks.0.mlp.hook_post").readout.tail is None  # full passes then
+    sweep = ablation_sweep(handle, x, metric, layer=0, unit_type="neuron")
+    expected = _naive(handle, x, metric, 0, 24, torch.zeros(6, 24))
+    assert torch.allclose(sweep.after_per_example, expected, atol=1e-5)
+
+
+def test_a_copy_keeps_the_traced_layers_and_owns_its_weights(data):
+    handle = _load(Normed)
+    twin = handle.copy()
+    assert twin.layer_widths == (64, 32)
+    x, _ = data
+    assert torch.allclose(twin(x), handle(x))
+    with torch.no_grad():
+        twin.model.module.fc1.weight.zero_()
+    assert not torch.allclose(twin(x), handle(x))  # its own weights
+
+
+def test_docstring_examples():
+    import doctest
+
+    from explorer.models import hooked_module
+
+    result = doctest.testmod(hooked_module, optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0
