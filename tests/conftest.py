@@ -88,3 +88,23 @@ def trained_mnist_mlp(mnist_digits):
     """One hidden layer of 64, 3 epochs on the training digits (~97% on the test digits).
     Shared by the session: tests must not change its weights."""
     return _fit_mnist_mlp((64,), mnist_digits.train_images, mnist_digits.train_labels, 3)
+
+
+@pytest.fixture(scope="session")
+def tiny_lm():
+    """A 2-layer transformer with an MLP and a vocabulary ``w0..w29`` (token strings work).
+    Shared by the language-model analysis and view tests; nothing may change its weights."""
+    from explorer.models import zoo
+    from explorer.models.config import TransformerConfig
+
+    cfg = TransformerConfig(
+        n_layers=2,
+        d_model=32,
+        n_heads=4,
+        d_mlp=64,
+        d_vocab=30,
+        n_ctx=16,
+        seed=1,
+        vocab=tuple(f"w{i}" for i in range(30)),
+    )
+    return zoo.transformer(cfg, name="tiny")

@@ -26,7 +26,7 @@ from jaxtyping import Float, Int
 
 from explorer._checks import check_choice, check_positive
 from explorer.analysis._display import html_table
-from explorer.analysis.units import Head, all_heads, parse_unit
+from explorer.analysis.units import Head, all_heads, units_of_type
 from explorer.models.handle import ModelHandle
 
 CIRCUITS = ("OV", "QK")
@@ -106,20 +106,7 @@ class CircuitSVD:
 
 
 def _heads(model: ModelHandle, units: object) -> list[Head]:
-    if units is None:
-        return all_heads(model)
-    if isinstance(units, (Head, str)):
-        units = [units]
-    if not isinstance(units, Sequence) or not units:
-        raise ValueError("units must be a Head, 'head L.H', a list of them, or None (all)")
-    out = []
-    for unit in units:
-        head = parse_unit(unit)
-        if not isinstance(head, Head):
-            raise ValueError(f"circuit_svd takes heads, got {head}")
-        model.check_head(head.layer, head.head)
-        out.append(Head(head.layer, head.head))
-    return out
+    return all_heads(model) if units is None else units_of_type(model, units, Head, "units")
 
 
 def _sides(circuit: str, model: ModelHandle, U: torch.Tensor, V: torch.Tensor):

@@ -24,7 +24,7 @@ import torch
 from jaxtyping import Float, Int
 
 from explorer.analysis._display import html_table
-from explorer.analysis.units import Neuron, parse_unit
+from explorer.analysis.units import Neuron, units_of_type
 from explorer.models.handle import ModelHandle
 
 
@@ -86,21 +86,6 @@ class NeuronLogitWeights:
         )
 
 
-def _neurons(model: ModelHandle, units: object) -> list[Neuron]:
-    if isinstance(units, (Neuron, str)):
-        units = [units]
-    if not isinstance(units, Sequence) or not units:
-        raise ValueError("units must be a Neuron, 'neuron L.N', or a non-empty list of them")
-    out = []
-    for unit in units:
-        neuron = parse_unit(unit)
-        if not isinstance(neuron, Neuron):
-            raise ValueError(f"neuron_logit_weights takes neurons, got {neuron}")
-        model.check_neuron(neuron.layer, neuron.neuron)
-        out.append(Neuron(neuron.layer, neuron.neuron))
-    return out
-
-
 @torch.no_grad()
 def mean_final_scale(model: ModelHandle, inputs: Int[torch.Tensor, "batch pos"]) -> float:
     """The mean final-norm scale ``ln_final.hook_scale`` over every position of ``inputs``."""
@@ -128,7 +113,7 @@ def neuron_logit_weights(
     """
     if not model.is_transformer or not model.has_mlp:
         raise ValueError(f"{model.name} has no transformer MLP neurons")
-    neurons = _neurons(model, units)
+    neurons = units_of_type(model, units, Neuron, "units")
     scale = 1.0 if inputs is None else mean_final_scale(model, model.check_inputs(inputs))
     kind, weight, _ = model.final_norm()
     rows = torch.stack([model.weight("W_out", n.layer)[n.neuron] for n in neurons])

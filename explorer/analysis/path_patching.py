@@ -10,8 +10,9 @@ model runs on the *clean* input, and:
 
 So only the change that flows from the senders into the receivers' queries, keys or values
 (directly, or through MLPs) reaches the metric. A metric far from the clean value means
-the path matters. With grouped-query attention, a receiver's keys/values are those of its
-key/value head, shared by its group.
+the path matters. With grouped-query attention (``hook_k``/``hook_v`` holding fewer heads
+than the queries), a receiver's keys/values are those of its key/value head, shared by its
+group.
 
 ``senders=None`` sweeps every head upstream of the earliest receiver, one at a time:
 ``values[layer, head]`` (NaN where a head is not upstream). A list of heads patches them
@@ -30,7 +31,7 @@ from explorer._checks import check_choice
 from explorer.analysis._display import html_table
 from explorer.analysis.interventions import MAX_TOKENS
 from explorer.analysis.metrics import Metric, evaluate, evaluate_copies
-from explorer.analysis.units import Head, parse_unit
+from explorer.analysis.units import Head, units_of_type
 from explorer.models.handle import ModelHandle
 
 INPUTS = ("q", "k", "v")
@@ -98,21 +99,6 @@ def _names(heads: Sequence[Head] | None) -> str:
     return "all" if heads is None else ",".join(f"L{h.layer}H{h.head}" for h in heads)
 
 
-def _heads(model: ModelHandle, units: object, what: str) -> list[Head]:
-    if isinstance(units, (Head, str)):
-        units = [units]
-    if not isinstance(units, Sequence) or not units:
-        raise ValueError(f"{what} must be a Head, 'head L.H' or a non-empty list of them")
-    out = []
-    for unit in units:
-        head = parse_unit(unit)
-        if not isinstance(head, Head):
-            raise ValueError(f"{what} must be heads, got {head}")
-        model.check_head(head.layer, head.head)
-        out.append(Head(head.layer, head.head))
-    return out
-
-
 @torch.no_grad()
 def path_patching(
     model: ModelHandle,
@@ -141,14 +127,14 @@ def path_patching(
     inputs = (inputs,) if isinstance(inputs, str) else tuple(inputs)
     for name in inputs:
         check_choice("receiver input", name, INPUTS)
-    recv = _heads(model, receivers, "receivers")
+    recv = units_of_type(model, receivers, Head, "receivers")
     first = min(h.layer for h in recv)
     if senders is None:
         send_sets = [[Head(l, h)] for l in range(first) for h in range(model.n_heads or 0)]
         if not send_sets:
             raise ValueError(f"no head lies upstream of the receivers (earliest layer {first})")
     else:
-        send_sets = [_heads(model, senders, "senders")]
+        send_sets = [units_of_type(model, senders, Head, "senders")]
         if any(h.layer >= first for h in send_sets[0]):
             raise ValueError(f"senders must lie in layers before the earliest receiver ({first})")
     clean, corrupted = model.check_inputs(clean), model.check_inputs(corrupted)
@@ -163,14 +149,7 @@ def path_patching(
     batch = clean.shape[0]
     clean_value = float(evaluate(metric, clean_logits, batch).mean())
     corrupted_value = float(evaluate(metric, corrupted_logits, batch).mean())
-    group = (model.n_heads or 1) // model.model.cfg.n_key_value_heads if _gqa(model) else 1
-    targets = sorted(
-        {
-            (model.hook_name(i, h.layer), h.head // (group if i != "q" else 1))
-            for h in recv
-            for i in inputs
-        }
-    )
+    targets = sorted({(model.hook_name(i, h.layer), h.head) for h in recv for i in inputs})
     per_pass = max(1, max_tokens // clean.numel())
     results = []
     for start in range(0, len(send_sets), per_pass):
@@ -191,11 +170,6 @@ def path_patching(
         tuple(recv),
         inputs,
     )
-
-
-def _gqa(model: ModelHandle) -> bool:
-    n_kv = getattr(model.model.cfg, "n_key_value_heads", None)
-    return n_kv is not None and n_kv != model.n_heads
 
 
 def _run_chunk(
@@ -231,9 +205,11 @@ def _run_chunk(
 
     def patch(act: torch.Tensor, hook) -> torch.Tensor:
         act = act.clone()
+        # grouped-query keys/values: the receiver's key/value head (when not ungrouped)
+        group = (model.n_heads or 1) // act.shape[2]
         for name, head in targets:
             if name == hook.name:
-                act[:, :, head] = recorded[name][:, :, head]
+                act[:, :, head // group] = recorded[name][:, :, head // group]
         return act
 
     logits = model.run_with_hooks(stacked, [(n, patch) for n in names], _checked=True)

@@ -174,3 +174,22 @@ def layer_table(grid: torch.Tensor, column: str = "head") -> Any:
         index=[f"layer {i}" for i in range(grid.shape[0])],
         columns=[f"{column} {j}" for j in range(grid.shape[1])],
     )
+
+
+def units_of_type(model: ModelHandle, units: object, cls: type, what: str) -> list:
+    """``units`` (one unit or text, or a non-empty list) as checked ``cls`` units without
+    a position, e.g. ``units_of_type(m, ["head 1.2", Head(0, 3)], Head, "receivers")``."""
+    if isinstance(units, (Head, Neuron, ResidPosition, str)):
+        units = [units]
+    kind = cls.__name__.lower()
+    if not isinstance(units, (list, tuple)) or not units:
+        raise ValueError(
+            f"{what} must be a {cls.__name__}, '{kind} L.I' or a non-empty list of them"
+        )
+    out = []
+    for unit in units:
+        parsed = check_unit(model, parse_unit(unit))
+        if not isinstance(parsed, cls):
+            raise ValueError(f"{what} must be {kind}s, got {parsed}")
+        out.append(cls(parsed.layer, getattr(parsed, kind)))
+    return out

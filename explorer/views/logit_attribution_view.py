@@ -33,6 +33,14 @@ def read_token(model: ModelHandle, text: str) -> int | str:
     return text
 
 
+def direction_args(model: ModelHandle, target: str, against: str) -> dict[str, Any]:
+    """``target=`` and ``against=`` for the analysis from the texts typed in a view."""
+    return {
+        "target": read_token(model, target),
+        "against": read_token(model, against) if against else None,
+    }
+
+
 class LogitAttributionView(ExplorerWidget):
     """Which units write the logit of ``target`` (minus ``against``) directly.
 
@@ -123,8 +131,7 @@ class LogitAttributionView(ExplorerWidget):
             self._results[key] = direct_logit_attribution(
                 self.model,
                 self.inputs,
-                target=read_token(self.model, self.target),
-                against=read_token(self.model, self.against) if self.against else None,
+                **direction_args(self.model, self.target, self.against),
                 units=self.units,
                 position=self.position,
             )

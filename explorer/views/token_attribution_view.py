@@ -17,7 +17,7 @@ import traitlets
 from explorer.analysis.token_attribution import TokenAttribution, attribute_tokens
 from explorer.models.handle import ModelHandle
 from explorer.views._base import ExplorerWidget, reports_errors
-from explorer.views.logit_attribution_view import read_token
+from explorer.views.logit_attribution_view import direction_args
 from explorer.views.serialise import empty, encode, esm
 
 
@@ -98,8 +98,7 @@ class TokenAttributionView(ExplorerWidget):
             self._results[key] = attribute_tokens(
                 self.model,
                 self.inputs,
-                target=read_token(self.model, self.target),
-                against=read_token(self.model, self.against) if self.against else None,
+                **direction_args(self.model, self.target, self.against),
                 position=self.at,
                 baseline=self.baseline,
                 n_steps=self.n_steps,

@@ -2,12 +2,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-from transformer_lens.head_detector import (
-    compute_head_attention_similarity_score,
-    get_duplicate_token_head_detection_pattern,
-    get_induction_head_detection_pattern,
-    get_previous_token_head_detection_pattern,
-)
 
 from explorer.analysis import head_scores
 from explorer.analysis.head_scores import target_mask
@@ -74,34 +68,6 @@ def test_induction_is_the_period_diagonal_prefix_matching_uses_every_copy():
     assert target_mask(no_bos, "induction")[0].nonzero().tolist() == [[2, 1], [3, 2]]
     with pytest.raises(ValueError, match=r"needs repeated sequences.*prefix_matching"):
         target_mask(torch.tensor([[0, 5, 1, 5, 2, 5]]), "induction")
-
-
-@pytest.mark.parametrize(
-    "kind,tl_pattern",
-    [
-        ("previous_token", get_previous_token_head_detection_pattern),
-        ("duplicate_token", get_duplicate_token_head_detection_pattern),
-        ("prefix_matching", get_induction_head_detection_pattern),
-    ],
-)
-def test_agrees_with_transformer_lens_head_detector(attn_model, kind, tl_pattern):
-    tokens = repeated_tokens(1, 9, 30, seed=4)
-    ours = head_scores(attn_model, tokens, [kind]).get(kind)
-    _, cache = attn_model.run_with_cache(tokens)
-    seq = tokens.shape[1]
-    n_with_target = int(target_mask(tokens, kind)[0].any(-1).sum())
-    detection = tl_pattern(tokens.cpu())
-    for layer in range(2):
-        for head in range(4):
-            pattern = cache[f"blocks.{layer}.attn.hook_pattern"][0, head]
-            theirs = compute_head_attention_similarity_score(
-                pattern,
-                detection,
-                exclude_bos=False,
-                exclude_current_token=False,
-                error_measure="mul",
-            )
-            assert ours[layer, head].item() * n_with_target / seq == pytest.approx(theirs, abs=1e-5)
 
 
 def test_per_example_scores_average_to_the_batch_score(attn_model, repeated):

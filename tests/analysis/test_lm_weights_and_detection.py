@@ -14,21 +14,8 @@ from explorer.analysis.units import Head, Neuron
 
 
 @pytest.fixture(scope="module")
-def model():
-    from explorer.models import zoo
-    from explorer.models.config import TransformerConfig
-
-    cfg = TransformerConfig(
-        n_layers=2,
-        d_model=32,
-        n_heads=4,
-        d_mlp=64,
-        d_vocab=30,
-        n_ctx=16,
-        seed=1,
-        vocab=tuple(f"w{i}" for i in range(30)),
-    )
-    return zoo.transformer(cfg, name="tiny")
+def model(tiny_lm):
+    return tiny_lm
 
 
 def test_neuron_logit_weights_result(model):
@@ -40,7 +27,7 @@ def test_neuron_logit_weights_result(model):
     assert top[0][0].startswith("w")
     assert len(w.to_dataframe(k=4)) == 2 * 2 * 4
     assert "promotes" in w._repr_html_() and repr(w).startswith("NeuronLogitWeights(2 neurons")
-    with pytest.raises(ValueError, match="takes neurons"):
+    with pytest.raises(ValueError, match="units must be neurons"):
         neuron_logit_weights(model, units="head 0.1")
     with pytest.raises(ValueError, match="neuron 64 out of range"):
         neuron_logit_weights(model, units="neuron 0.64")
