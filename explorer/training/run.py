@@ -168,6 +168,7 @@ class Run:
             "last_step": None,
         }
         root.mkdir(parents=True, exist_ok=True)
+        fsync_dir(root.parent)
         run = cls(root, manifest)
         run._write_manifest()
         return run

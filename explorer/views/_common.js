@@ -358,6 +358,13 @@ function exBars(values, opts = {}) {
 
 // Mount a widget: a root with the error banner and a body redrawn (once per frame) whenever
 // one of `names` changes. draw(body) rebuilds the body. Returns the cleanup function.
+//
+// The first draw is scheduled too, never run inside render(): anywidget calls render in the
+// same task that finishes loading a model's module, and gives every model 2 s (wall clock)
+// from its creation to finish that loading, or the model is marked "Failed to initialize" and
+// drops every later message from the kernel. Under CPU load a first draw took over a second
+// there, so the widgets created beside it (an Explorer creates four at once) ran out of time.
+// Returning from render at once keeps each model's initialisation short.
 function exMount(model, el, cls, testid, names, draw) {
   // Keys typed in a view are the view's: JupyterLab's notebook shortcuts (Enter, a, b, dd...)
   // must not fire while an input here has focus.
@@ -383,7 +390,7 @@ function exMount(model, el, cls, testid, names, draw) {
     if (typeof requestAnimationFrame === "function" && document.visibilityState === "visible") requestAnimationFrame(run);
     else setTimeout(run, 0);
   };
-  redraw();
+  schedule();
   for (const n of names) model.on("change:" + n, schedule);
   return () => { for (const n of names) model.off("change:" + n, schedule); };
 }
