@@ -190,14 +190,18 @@ def _train_kitchen_sink(
 
 
 def train_kitchen_sink_mlp(
-    steps: int = 1900, *, progress: bool = True
+    steps: int = 1900,  # kitchen_sink.MLP_STEPS
+    *,
+    progress: bool = True,
 ) -> tuple[ModelHandle, dict[str, Any]]:
     """The MNIST kitchen sink's MLP (784-128-64-10), its default setting (1,900 steps)."""
     return _train_kitchen_sink("mlp", steps, progress)
 
 
 def train_kitchen_sink_cnn(
-    steps: int = 1000, *, progress: bool = True
+    steps: int = 1000,  # kitchen_sink.CNN_STEPS
+    *,
+    progress: bool = True,
 ) -> tuple[ModelHandle, dict[str, Any]]:
     """The MNIST kitchen sink's CNN (channels 8, 16), its default setting (1,000 steps)."""
     return _train_kitchen_sink("cnn", steps, progress)

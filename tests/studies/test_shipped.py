@@ -160,3 +160,22 @@ def test_the_kitchen_sinks_plain_modules_take_the_shipped_weights():
         assert float(accuracy) == pytest.approx(
             shipped.shipped_meta(name)["test_accuracy"], abs=1e-6
         )
+
+
+def test_the_kitchen_sink_recipe_is_the_tutorials_default_setting():
+    import inspect
+
+    from explorer.studies import kitchen_sink
+
+    nb = json.loads(
+        (Path(__file__).resolve().parents[2] / "tutorials/mnist_kitchen_sink.ipynb").read_text()
+    )
+    setup = "".join(nb["cells"][1]["source"])
+    assert f"else {kitchen_sink.MLP_STEPS}," in setup.split("mlp_steps=", 1)[1].split("\n")[0]
+    assert f"else {kitchen_sink.CNN_STEPS}," in setup.split("cnn_steps=", 1)[1].split("\n")[0]
+    assert "else (8, 16)," in setup.split("cnn_channels=", 1)[1].split("\n")[0]
+    for name, steps in (("mlp", kitchen_sink.MLP_STEPS), ("cnn", kitchen_sink.CNN_STEPS)):
+        default = inspect.signature(getattr(recipes, f"train_kitchen_sink_{name}")).parameters[
+            "steps"
+        ]
+        assert default.default == steps
