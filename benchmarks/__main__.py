@@ -37,6 +37,7 @@ BENCHMARKS = {
     "topk": ("benchmarks.bench_topk", "top-k neuron examples"),
     "patching": ("benchmarks.bench_patching", "activation patching"),
     "payload": ("benchmarks.bench_payload", "widget payload"),
+    "gpt2": ("benchmarks.bench_gpt2", "GPT-2-small scale"),
     "imports": ("benchmarks.bench_imports", "import time"),
     "widgets": ("benchmarks.bench_widgets", "widget latency"),
 }

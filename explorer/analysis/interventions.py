@@ -43,23 +43,31 @@ from explorer.models.hooked_module import fans_out, linear_reader
 Site = tuple[str, tuple]
 
 MAX_TOKENS = 8192  # rows x positions per forward pass: bigger chunks spill CPU caches
-PASS_BYTES = 4 * 2**20  # a transformer pass's widest activation: more spills CPU caches
+PASS_BYTES = 4 * 2**20  # a small transformer pass's widest activation: more spills caches
 
 
 def _per_pass(model: ModelHandle, inputs: torch.Tensor, max_tokens: int) -> int:
     """Copies of the batch per forward pass: at most ``max_tokens`` rows x positions, and
-    for transformers at most ``PASS_BYTES`` in the widest activation of the pass (attention
-    scores ``[heads, pos, pos]``, MLP hidden, logits) per pass. One copy costs the same
-    work in any chunk; a chunk whose activations outgrow the caches runs slower per copy
-    (4 copies of a 2-layer d64 model at 64 tokens: 25% slower each than 2 copies)."""
+    for transformers the widest activation of a pass (attention scores ``[heads, pos,
+    pos]``, MLP hidden or logits, over all its copies) at most ``PASS_BYTES`` or the
+    model's own size, whichever is larger.
+
+    A pass has a fixed cost (reading every weight; transformer-lens's unembedding even
+    copies ``W_U`` each pass) and a cost per copy that grows once the copies' activations
+    outgrow the caches: a small model wants few copies a pass (4 copies of a 2-layer d64
+    model at 64 tokens ran 25% slower each than 2), a large one many (GPT-2-small's
+    fixed cost is a 154 MB copy). Activations as large as the weights at most double the
+    memory a forward pass needs.
+    """
     per_copy = inputs.shape[0] * (inputs.shape[1] if inputs.dtype == torch.long else 1)
     copies = max(1, max_tokens // per_copy)
     if model.is_transformer:
         cfg = model.model.cfg  # type: ignore[union-attr]
         pos = inputs.shape[-1]
         widest = max(cfg.d_model, cfg.d_vocab_out, cfg.n_heads * pos, cfg.d_mlp or 0)
-        per_copy_bytes = per_copy * widest * torch.finfo(cfg.dtype).bits // 8
-        copies = min(copies, max(1, PASS_BYTES // per_copy_bytes))
+        size = torch.finfo(cfg.dtype).bits // 8
+        weights = sum(p.numel() for p in model.model.parameters()) * size
+        copies = min(copies, max(1, max(PASS_BYTES, weights) // (per_copy * widest * size)))
     return copies
 
 
