@@ -56,7 +56,9 @@ def test_ablation_sweep_matches_the_naive_loop():
     units = [r.details["units"] for r in sweeps]
     assert units == [8, 4, 128, 16]  # every head, then every neuron of the layer
     floors = [r for r in rows if "exact floor" in r.case]  # one per head sweep
-    assert [r.case.split(":")[0] for r in floors] == [r.case for r in sweeps[:2]]
+    assert [r.case.removesuffix(": ours vs the exact floor") for r in floors] == [
+        r.case for r in sweeps[:2]
+    ]
     for floor, sweep in zip(floors, sweeps):
         assert floor.ours == sweep.ours and floor.naive == sweep.details["floor_s"]
         assert floor.met == (floor.details["above_floor"] <= bench_ablation.FLOOR_SLACK)
