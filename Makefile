@@ -8,7 +8,12 @@ PYTEST_ARGS ?=
 # each runs torch on one thread.
 TEST_WORKERS ?= auto
 
-.PHONY: lab test lint format bench install browser-deps clean
+# `make lab` opens working copies of the notebooks under $(LAB_DIR) (gitignored), so running
+# them never dirties the tracked notebooks (which stay stripped of outputs).
+LAB_DIR ?= lab
+LAB_SETTINGS := $(VENV)/share/jupyter/lab/settings
+
+.PHONY: lab lab-workspace test lint format bench docs install browser-deps clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -30,8 +35,29 @@ browser-deps:
 	  fi; \
 	fi
 
-lab: $(STAMP)
-	$(BIN)/jupyter lab notebooks/quickstart.ipynb
+# Copies each notebook once (your edits in $(LAB_DIR) survive; delete a copy to get the
+# latest), and installs JupyterLab settings overrides in the venv (no news pop-up).
+lab-workspace:
+	@mkdir -p $(LAB_DIR)/notebooks $(LAB_DIR)/tutorials $(LAB_SETTINGS)
+	@for f in notebooks/*.ipynb tutorials/*.ipynb; do \
+	  if [ ! -e "$(LAB_DIR)/$$f" ]; then cp "$$f" "$(LAB_DIR)/$$f"; \
+	  elif [ "$$f" -nt "$(LAB_DIR)/$$f" ]; then echo "note: $$f changed since $(LAB_DIR)/$$f was copied (delete the copy to refresh)"; fi; \
+	done
+	@cp jupyter/overrides.json $(LAB_SETTINGS)/overrides.json
+
+# Debian's PostgreSQL server binaries: the store's tests start a throwaway server with them
+# (initdb + pg_ctl into a temporary folder, on 127.0.0.1; tests/postgres_server.py).
+postgres-deps:
+	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; \
+	  else \
+	    echo "the store's PostgreSQL tests need Debian's postgresql: sudo apt-get install -y postgresql"; exit 1; \
+	  fi; \
+	fi
+
+lab: $(STAMP) lab-workspace
+	cd $(LAB_DIR) && $(abspath $(BIN))/jupyter lab notebooks/quickstart.ipynb
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -41,11 +67,18 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-test: $(STAMP) browser-deps lint
+test: $(STAMP) browser-deps postgres-deps lint
 	$(BIN)/python -m pytest -ra -n $(TEST_WORKERS) --dist loadscope $(PYTEST_ARGS)
+
+# The documentation site, built offline into site/: the tutorials executed (cached in build/
+# while unchanged), widgets as static snapshots, the API from docstrings, links checked
+# (mkdocs --strict). DOCS_ARGS=--fast runs the tutorials in their small CI setting.
+DOCS_ARGS ?=
+docs: $(STAMP)
+	$(BIN)/python scripts/build_docs.py $(DOCS_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks --threads 1 --markdown docs/benchmarks.md --readme README.md
 
 clean:
-	rm -rf $(VENV) test-artifacts .pytest_cache
+	rm -rf $(VENV) test-artifacts .pytest_cache build site  # $(LAB_DIR) holds your work: remove it yourself

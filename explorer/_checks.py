@@ -40,8 +40,11 @@ def check_positive(what: str, value: object) -> int:
 
 
 def check_fraction(what: str, value: float, *, open_interval: bool = True) -> float:
+    bounds = "strictly between 0 and 1" if open_interval else "between 0 and 1"
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{what} must be a number {bounds}, got {type(value).__name__} {value!r}")
     ok = 0 < value < 1 if open_interval else 0 <= value <= 1
-    if not isinstance(value, (int, float)) or math.isnan(value) or not ok:
+    if math.isnan(value) or not ok:
         bounds = "strictly between 0 and 1" if open_interval else "between 0 and 1"
         raise ValueError(f"{what} must be {bounds}, got {value!r}")
     return float(value)

@@ -49,15 +49,16 @@ def repeated():
     return repeated_tokens(6, 8, 30, seed=3)
 
 
-def _fit_mnist_mlp(hidden: tuple[int, ...], images, labels, epochs: int):
-    """A ``zoo.mnist_mlp`` trained with Adam (lr 3e-3, batch 64, seed 0), in eval mode."""
+def _fit_mnist_mlp(hidden: tuple[int, ...], images, labels, epochs: int, seed: int = 0):
+    """A ``zoo.mnist_mlp`` trained with Adam (lr 3e-3, batch 64), in eval mode; ``seed``
+    seeds the initial weights and the batch order."""
     import torch.nn.functional as F
 
     from explorer.models import zoo
 
-    model = zoo.mnist_mlp(hidden=hidden, seed=0)
+    model = zoo.mnist_mlp(hidden=hidden, seed=seed)
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-    gen = torch.Generator().manual_seed(0)
+    gen = torch.Generator().manual_seed(seed)
     model.train()
     for _ in range(epochs):
         for batch in torch.randperm(len(labels), generator=gen).split(64):
@@ -70,7 +71,7 @@ def _fit_mnist_mlp(hidden: tuple[int, ...], images, labels, epochs: int):
 
 @pytest.fixture(scope="session")
 def fit_mnist_mlp():
-    """``fit_mnist_mlp(hidden, images, labels, epochs)``: a freshly trained MNIST MLP."""
+    """``fit_mnist_mlp(hidden, images, labels, epochs, seed=0)``: a freshly trained MNIST MLP."""
     return _fit_mnist_mlp
 
 
@@ -87,3 +88,23 @@ def trained_mnist_mlp(mnist_digits):
     """One hidden layer of 64, 3 epochs on the training digits (~97% on the test digits).
     Shared by the session: tests must not change its weights."""
     return _fit_mnist_mlp((64,), mnist_digits.train_images, mnist_digits.train_labels, 3)
+
+
+@pytest.fixture(scope="session")
+def tiny_lm():
+    """A 2-layer transformer with an MLP and a vocabulary ``w0..w29`` (token strings work).
+    Shared by the language-model analysis and view tests; nothing may change its weights."""
+    from explorer.models import zoo
+    from explorer.models.config import TransformerConfig
+
+    cfg = TransformerConfig(
+        n_layers=2,
+        d_model=32,
+        n_heads=4,
+        d_mlp=64,
+        d_vocab=30,
+        n_ctx=16,
+        seed=1,
+        vocab=tuple(f"w{i}" for i in range(30)),
+    )
+    return zoo.transformer(cfg, name="tiny")

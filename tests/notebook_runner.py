@@ -3,11 +3,13 @@ the working folder given, environment variables given to the kernel only."""
 
 from __future__ import annotations
 
+import base64
 import os
 from collections.abc import Mapping
 from pathlib import Path
 
 import nbformat
+import numpy as np
 
 
 def execute(
@@ -46,3 +48,72 @@ def printed(nb: nbformat.NotebookNode) -> str:
     return "\n".join(
         out.get("text", "") for cell in nb.cells if cell.cell_type == "code" for out in cell.outputs
     )
+
+
+PLOTLY = "application/vnd.plotly.v1+json"
+MIN_ROW_PX = 40  # a facet row (or a whole plot) shorter than this draws as an empty strip
+
+
+def _layout_problems(fig: dict, where: str) -> list[str]:
+    layout = fig.get("layout", {})
+    height = layout.get("height") or 450  # plotly's defaults
+    margin = {"t": 100, "b": 80, **(layout.get("margin") or {})}
+    plot = height - margin["t"] - margin["b"]
+    problems = []
+    for name, axis in layout.items():
+        if name.startswith("yaxis") and isinstance(axis, dict):
+            low, high = axis.get("domain", [0, 1])
+            if (high - low) * plot < MIN_ROW_PX:
+                problems.append(
+                    f"{where}: {name} is {(high - low) * plot:.0f} px tall (height {height}, "
+                    f"margins {margin['t']}+{margin['b']}): it draws as an empty strip"
+                )
+    if plot < MIN_ROW_PX and not any(n.startswith("yaxis") for n in layout):
+        problems.append(f"{where}: the plot area is {plot} px tall")
+    return problems
+
+
+def _array(value: object) -> np.ndarray:
+    """A plotly data array: a (nested) list or plotly's typed array {dtype, bdata, shape}."""
+    if isinstance(value, dict) and "bdata" in value:
+        data = np.frombuffer(base64.b64decode(value["bdata"]), dtype=np.dtype(value["dtype"]))
+        return data.astype(float)
+    try:
+        return np.asarray(value, dtype=float).ravel()
+    except (TypeError, ValueError):
+        return np.asarray([v for v in np.asarray(value, dtype=object).ravel() if v is not None])
+
+
+def _trace_problems(trace: dict, where: str) -> list[str]:
+    kind = trace.get("type", "scatter")
+    if kind == "image":
+        return (
+            [] if trace.get("source") or trace.get("z") else [f"{where}: an image with no pixels"]
+        )
+    if kind == "heatmap":
+        z = _array(trace.get("z") or [])
+        return [] if np.isfinite(z).any() else [f"{where}: a heatmap with no finite value"]
+    values = trace.get("y") if trace.get("y") is not None else trace.get("x")
+    if values is None or not _array(values).size:
+        return [f"{where}: a {kind} trace with no data"]
+    return []
+
+
+def figure_problems(nb: nbformat.NotebookNode) -> list[str]:
+    """Every plotly figure of an executed notebook that would draw nothing: no traces, a
+    trace with no data, a heatmap of NaN only, or a plot (or facet row) squeezed flat by its
+    height and margins. Returns one sentence per problem, naming the cell."""
+    problems: list[str] = []
+    for index, cell in enumerate(nb.cells):
+        for out in cell.get("outputs", []) if cell.cell_type == "code" else []:
+            fig = out.get("data", {}).get(PLOTLY)
+            if fig is None:
+                continue
+            title = (fig.get("layout", {}).get("title") or {}).get("text", "")
+            where = f"cell {index} ({title[:50]!r})"
+            if not fig.get("data"):
+                problems.append(f"{where}: no traces")
+            for trace in fig.get("data", []):
+                problems += _trace_problems(trace, where)
+            problems += _layout_problems(fig, where)
+    return list(dict.fromkeys(problems))

@@ -171,3 +171,13 @@ def test_readme_without_markers_is_an_error(tmp_path):
     readme.write_text("# no markers\n")
     with pytest.raises(ValueError, match="no benchmark section"):
         update_readme(readme, to_json("tiny", machine(), [], 1.0))
+
+
+def test_dla_and_logit_lens_match_transformer_lens_cache_everything():
+    from benchmarks import bench_lm_analyses
+
+    rows = bench_lm_analyses.run("tiny")  # raises if ours and transformer-lens disagree
+    _check_rows(rows, "DLA and logit lens", 4)
+    assert rows[0].details["max_abs_diff"] <= bench_lm_analyses.TOLERANCE
+    assert rows[0].details["components"] == 2 * 4 + 2 * 128 + 3  # heads, neurons, embeds, bias
+    assert rows[2].details["same_top_k_ids"] is True

@@ -5,8 +5,8 @@ tutorial's claims on them: accuracy; the sink going through explorer's views; a 
 finite benchmark table in which integrated gradients beats a random pixel order on deletion;
 the randomisation check separating gradients from the model-free edge detector; a neuron
 label from the formation split scored on held-out digits; the confusion analysis naming the
-class to repair; the targeted edit beating the equal-size random edit on that class; and,
-in the auditing game, a working trojan that every tool points at more than on a clean model.
+class to repair; the targeted edit raising that class's held-out margin more than
+equal-size random edits; and, in the auditing game, a working trojan that every tool points at more than on a clean model.
 """
 
 from __future__ import annotations
@@ -120,17 +120,21 @@ def test_the_confusion_analysis_picks_the_class_to_repair(executed):
 
 @pytest.mark.slow
 def test_the_targeted_edit_beats_the_random_edit(executed):
+    # The claim is on the class's held-out mean margin, which every digit of the class moves;
+    # its accuracy moves by 0-8 digits of ~100 and is asserted over five training seeds in
+    # tests/analysis/test_editing.py (one trained network, as here, can land on 0).
     _, results = executed
     edit = results["edit"]
     assert edit["target"] == results["confusion"]["target"]
     assert len(edit["units"]) == 2 and len(edit["random_gains"]) == 10
+    assert len(edit["random_margin_gains"]) == 10
     assert edit["n_eval"] == 1000 and len(edit["per_class_targeted"]) == 10
-    assert edit["targeted_gain"] > 0
-    assert edit["targeted_gain"] > edit["random_gain"]
-    assert edit["p_random"] <= 0.5  # it beats most random draws, not only their mean
+    assert edit["margin_gain"] > 0
+    assert edit["margin_gain"] > sum(edit["random_margin_gains"]) / 10
+    assert edit["p_margin"] <= 2 / 11  # at most one of ten random edits does as well
     # a repair, not a trade of one class for the rest
     assert edit["overall_targeted"] >= edit["overall_before"] - 0.02
-    for key in ("fine_tune_targeted_gain", "fine_tune_random_gain"):
+    for key in ("targeted_gain", "random_gain", "fine_tune_targeted_gain", "fine_tune_random_gain"):
         assert math.isfinite(edit[key])
 
 
@@ -147,3 +151,20 @@ def test_the_planted_trojan_works_and_every_tool_points_at_it(executed):
         # more of the tool's output on the patch for the trojan model than for the clean one
         assert math.isfinite(found) and found > control, tool
     assert all(s >= 0 for s in trojan["seconds"])
+
+
+@pytest.mark.slow
+def test_every_figure_draws_something(executed):
+    from notebook_runner import figure_problems
+
+    nb, _ = executed
+    assert figure_problems(nb) == []
+
+
+@pytest.mark.slow
+def test_rankings_of_neurons_leave_out_the_dead_ones(executed):
+    """The "purest neurons" figure shows live neurons only (a dead neuron's top values are 0)."""
+    _, results = executed
+    assert results["dead_mlp_layer1"] >= 0
+    assert len(results["shown_top_values"]) == 6
+    assert all(row[0] > 0 for row in results["shown_top_values"])

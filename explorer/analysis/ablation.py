@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from jaxtyping import Float
@@ -33,6 +34,7 @@ from explorer.analysis.units import (
     all_heads,
     all_neurons,
     check_unit,
+    layer_table,
     parse_unit,
 )
 from explorer.models.handle import ModelHandle
@@ -86,6 +88,19 @@ class SweepResult:
         for unit, value in zip(self.units, self.effect):
             out[unit.layer, _unit_number(unit)] = value
         return out
+
+    def to_dataframe(self) -> Any:
+        """The effects as a labelled ``layer x head`` (or ``x neuron``) table."""
+        column = type(self.units[0]).__name__.lower() if self.units else "unit"
+        return layer_table(self.grid(), column="position" if column == "residposition" else column)
+
+    def __repr__(self) -> str:
+        order = self.effect.abs().argsort(descending=True)[:3].tolist()
+        top = ", ".join(f"{self.units[i]} {float(self.effect[i]):+.3g}" for i in order)
+        return (
+            f"SweepResult({self.kind} ablation of {len(self.units)} units; metric before "
+            f"{self.before:.3g}; largest changes: {top})"
+        )
 
 
 def _unit_number(unit: Unit) -> int:

@@ -49,12 +49,18 @@ ALL_METHODS = METHODS + BASELINES
 
 @dataclass(frozen=True)
 class AttributionMaps:
-    """Maps ``[batch, channel, h, w]`` (signed; saliency and SmoothGrad are magnitudes)."""
+    """Maps ``[batch, channel, h, w]`` (signed; saliency and SmoothGrad are magnitudes).
+
+    ``convergence_delta`` (integrated gradients and DeepLift; None otherwise) is captum's
+    completeness error per image: ``sum(map) - (F(x) - F(baseline))`` for the target
+    logit ``F``. Integrated gradients' shrinks as ``ig_steps`` grows.
+    """
 
     maps: Float[torch.Tensor, "batch c h w"]
     method: str
     targets: torch.Tensor
     seconds: float
+    convergence_delta: Float[torch.Tensor, " batch"] | None = None
 
 
 @dataclass(frozen=True)
@@ -112,7 +118,10 @@ class AttributionBenchmark:
 
 def _check_images(model: ModelHandle, images: torch.Tensor) -> torch.Tensor:
     if model.is_transformer:
-        raise ValueError(f"{model.name} takes tokens; attribution maps here are for image models")
+        raise ValueError(
+            f"{model.name} takes tokens; attribution maps here are for image models: "
+            "use attribute_tokens(model, tokens, target=...) for per-token scores"
+        )
     images = model.check_inputs(check_tensor("images", images, ndim=(3, 4), integer=False))
     if not torch.isfinite(images).all():
         raise ValueError("images contain NaN or infinite values")
@@ -143,24 +152,54 @@ def sobel_edges(images: Float[torch.Tensor, "batch c h w"]) -> Float[torch.Tenso
     return grads.pow(2).sum(1).sqrt().reshape(b, c, h, w)
 
 
+def _baseline(images: torch.Tensor, value: float | torch.Tensor) -> torch.Tensor:
+    """The 'absent' input, ``images``-shaped: a pixel value, or a tensor that broadcasts
+    (one image ``[c, h, w]`` for all, or one per image ``[batch, c, h, w]``)."""
+    if isinstance(value, torch.Tensor):
+        if not value.is_floating_point() or not torch.isfinite(value).all():
+            raise ValueError("baseline must be a finite floating-point tensor")
+        try:
+            return torch.broadcast_to(value.to(images), images.shape).clone()
+        except RuntimeError:
+            raise ValueError(
+                f"baseline of shape {list(value.shape)} does not broadcast to the images "
+                f"{list(images.shape)}: give one image [c, h, w] or one per image"
+            ) from None
+    if not isinstance(value, (int, float)) or value != value:
+        raise ValueError(f"baseline must be a number or a tensor, got {value!r}")
+    return torch.full_like(images, float(value))
+
+
 def _captum_map(
     module: torch.nn.Module,
     method: str,
     images: torch.Tensor,
     targets: torch.Tensor,
     options: dict[str, Any],
-) -> torch.Tensor:
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     # captum is imported lazily: it pulls in matplotlib and costs seconds at import.
     from captum import attr
 
     x = images.detach().clone().requires_grad_(True)
-    baseline = torch.zeros_like(x) + options.get("baseline", 0.0)
-    if method == "saliency":
-        return attr.Saliency(module).attribute(x, target=targets)
+    baseline = _baseline(images, options.get("baseline", 0.0))
     if method == "integrated_gradients":
         return attr.IntegratedGradients(module).attribute(
-            x, baselines=baseline, target=targets, n_steps=options.get("ig_steps", 32)
+            x,
+            baselines=baseline,
+            target=targets,
+            n_steps=options.get("ig_steps", 50),
+            return_convergence_delta=True,
         )
+    if method == "deeplift":
+        return attr.DeepLift(module).attribute(
+            x, baselines=baseline, target=targets, return_convergence_delta=True
+        )
+    return _captum_plain(attr, module, method, x, targets, baseline, options), None
+
+
+def _captum_plain(attr, module, method, x, targets, baseline, options) -> torch.Tensor:
+    if method == "saliency":
+        return attr.Saliency(module).attribute(x, target=targets)
     if method == "input_x_gradient":
         return attr.InputXGradient(module).attribute(x, target=targets)
     if method == "smoothgrad":
@@ -179,11 +218,9 @@ def _captum_map(
             x,
             sliding_window_shapes=(c, window, window),
             strides=(c, stride, stride),
-            baselines=options.get("baseline", 0.0),
+            baselines=baseline,
             target=targets,
         )
-    if method == "deeplift":
-        return attr.DeepLift(module).attribute(x, baselines=baseline, target=targets)
     raise AssertionError(method)
 
 
@@ -194,14 +231,20 @@ def attribute(
     method: str = "integrated_gradients",
     **options: Any,
 ) -> AttributionMaps:
-    """One attribution map per image for the logit of its target class.
+    """One attribution map per image for the logit ``F`` of its target class, by captum.
+
+    Integrated gradients: ``(x - x') * integral_0^1 dF(x' + a (x - x'))/dx da`` with ``x'``
+    the baseline, on ``ig_steps`` points (captum's defaults: 50, Gauss-Legendre); the
+    result's ``convergence_delta`` is ``sum(map) - (F(x) - F(x'))`` per image. The captum
+    call of every method is listed in docs/scores.md.
 
     Args:
         model: an image model (``explorer.load`` of a plain PyTorch classifier).
         images: ``[batch, c, h, w]`` (or one image ``[c, h, w]``).
         targets: the class explained, one per image (or one for all).
         method: one of ``ALL_METHODS``.
-        options: ``baseline`` (pixel value meaning 'absent', 0.0), ``ig_steps`` (32),
+        options: ``baseline`` ('absent' input: a pixel value, 0.0, or a tensor of one image
+            ``[c, h, w]`` or one per image), ``ig_steps`` (50, captum's default),
             ``smoothgrad_samples`` (16), ``smoothgrad_std`` (0.15), ``occlusion_window`` (4),
             ``occlusion_stride`` (2).
     """
@@ -221,6 +264,7 @@ def attribute(
     if method != "edge":
         import captum.attr  # noqa: F401  (imported before the clock starts: seconds, once)
     start = time.perf_counter()
+    delta = None
     if method == "edge":
         maps = sobel_edges(images)
     else:
@@ -229,11 +273,12 @@ def attribute(
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # captum warns about grads it sets itself
-                maps = _captum_map(model.model, method, images, targets, options)
+                maps, delta = _captum_map(model.model, method, images, targets, options)
         finally:
             model.model.train(was_training)
     maps = maps.detach().float()
-    return AttributionMaps(maps, method, targets, time.perf_counter() - start)
+    delta = None if delta is None else delta.detach().float().reshape(-1)
+    return AttributionMaps(maps, method, targets, time.perf_counter() - start, delta)
 
 
 # ------------------------------------------------------------------ benchmark

@@ -302,9 +302,14 @@ def ov_copying_scores(
     tokens: Sequence[int] | None = None,
     fold_layernorm: bool = True,
 ) -> CopyingScores:
-    """How much each head's full OV circuit ``W_E W_OV W_U`` maps a token to itself.
+    """How much each head's full OV circuit ``M = W_E[ids] W_OV W_U[:, ids]`` maps a token
+    to itself: ``eigenvalue = sum(Re lambda) / sum(|lambda|)`` over the eigenvalues of ``M``
+    (Elhage et al.; 1 copies, -1 anti-copies, ~0 random) and ``diagonal_top1`` = the share
+    of rows whose own token has the largest entry (ARENA; chance ``1 / len(ids)``).
 
-    ``tokens`` restricts rows and columns to these ids (default: all but the model's BOS).
+    ``tokens`` restricts rows and columns to these ids. Default: every id but the model's
+    BOS token (``config.bos_token``, none dropped if the model has none): BOS is never
+    copied and its row is off-distribution; pass ``tokens=range(d_vocab)`` to keep it.
     Positional embeddings and earlier layers are left out: this is the direct path from
     the attended token's embedding, which is what an induction head copies.
     """

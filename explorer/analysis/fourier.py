@@ -154,13 +154,22 @@ def key_frequencies(
     """The smallest set of frequencies carrying at least ``mass`` of the squared norm.
 
     With ``top`` the ``top`` strongest frequencies instead (``mass`` is then ignored).
-    The constant term is never a key frequency, but counts in the total.
+
+    The constant term is never a key frequency, but it **counts in the total**: the share
+    of frequencies ``K`` is ``sum_{k in K} |c_k|^2 / (|c_0|^2 + sum_{k >= 1} |c_k|^2)``,
+    with ``c_0`` the component along the constant. A matrix whose rows share a large mean
+    needs more frequencies to reach ``mass`` (or never reaches it: then every frequency is
+    returned, and ``fraction`` says how far short it fell). Pass a matrix centred over its
+    first axis (``W - W.mean(0)``) to measure the share of the non-constant norm instead.
 
     >>> import torch
     >>> basis = fourier_basis(11)
     >>> W = torch.stack([basis.matrix[5], 0.5 * basis.matrix[8]], dim=1)  # cos 3, sin 4
     >>> key_frequencies(fourier_spectrum(W), mass=0.99).frequencies
     (3, 4)
+    >>> shifted = W + basis.matrix[0][:, None]  # add a constant of norm 1 to each column
+    >>> round(key_frequencies(fourier_spectrum(shifted), top=2).fraction, 3)  # 1.25 / 3.25
+    0.385
     """
     norms = spectrum.frequency_norms[1:]
     order = torch.argsort(norms, descending=True, stable=True)

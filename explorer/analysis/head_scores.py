@@ -1,28 +1,55 @@
 """Head scores: how much each attention head behaves like a known head type on a batch.
 
-Each score is the attention mass a query puts on its "target" keys, averaged over the
-queries that have a target (queries with none are left out rather than counted as 0):
+Write ``A[q, k]`` for a head's attention pattern on one sequence ``t`` and ``T(q)`` for the
+target keys of query ``q``. Every score is the attention mass on the targets, averaged over
+the queries that have a target (queries with none are left out rather than counted as 0)::
 
-- ``previous_token``: the key just before the query (``j = i - 1``);
-- ``duplicate_token``: earlier keys holding the same token (``t[j] == t[i]``, ``j < i``);
-- ``prefix_matching``: keys right after an earlier copy of the query token
-  (``t[j-1] == t[i]``, ``j <= i``), all such copies (Olsson et al. 2022);
-- ``induction``: the key right after the *most recent* earlier copy of the query token.
-  On ``[BOS][L][L]`` this is ARENA's induction score: the ``-(L-1)`` diagonal.
+    score = mean over {q : T(q) non-empty} of  sum_{k in T(q)} A[q, k]
 
-transformer-lens's ``detect_head`` ("mul") divides by every query instead:
-``ours * n_queries_with_target / seq_len`` equals its score (tested).
+then averaged over the batch. The targets of each kind:
+
+- ``previous_token``: ``T(q) = {q - 1}`` (every query but the first).
+- ``duplicate_token``: ``T(q) = {k < q : t[k] = t[q]}``, every earlier copy of the token.
+- ``prefix_matching``: ``T(q) = {k : 1 <= k <= q, t[k - 1] = t[q]}``, the key right after
+  *every* earlier copy (Olsson et al. 2022). This is transformer-lens's
+  ``get_induction_head_detection_pattern``: use it for induction on arbitrary text.
+- ``induction``: ARENA's score, on repeated sequences only: ``[BOS][S][S]`` (length
+  ``2L + 1``) or ``[S][S]`` (length ``2L``), ``S`` of length ``L``. The queries are the
+  ``L`` positions of the second ``S``, and ``T(q) = {q - L + 1}``: the token after the
+  copy one period back, the ``-(L - 1)`` diagonal of ``A``. Other batches raise.
+
+Conversions (all exact, tested in ``tests/reference``):
+
+- transformer-lens ``detect_head(..., error_measure="mul")`` with its default
+  ``exclude_bos=False, exclude_current_token=False`` divides the target mass by *every*
+  query (``seq_len``), so per sequence ``tl = ours * n_q / seq_len``, ``n_q`` the number
+  of queries with a target. Its ``previous_token_head``, ``duplicate_token_head`` and
+  ``induction_head`` are our ``previous_token`` (``n_q = seq_len - 1``),
+  ``duplicate_token`` and ``prefix_matching``. ``n_q`` per sequence comes from
+  ``target_mask(tokens, kind).any(-1).sum(-1)``. On a batch of several sequences it
+  averages the per-sequence scores, as ``head_scores`` does.
+- ARENA (``induction_attn_detector``, ``induction_score_hook``) averages
+  ``A.diagonal(1 - L)`` on ``[BOS][L][L]``: ``L + 2`` entries, the ``L`` repeated-half
+  queries plus queries ``L - 1`` and ``L`` of the first half (which attend to keys 0 and
+  1). So ``arena = (L * ours + A[L - 1, 0] + A[L, 1]) / (L + 2)``. ARENA's
+  ``find_induction_circuit`` threshold, 0.4, is used on ``induction``.
+- ARENA's previous-token detector averages ``A.diagonal(-1)``, which is ``previous_token``
+  exactly; its duplicate-token score on ``[BOS][L][L]`` averages the ``-L`` diagonal,
+  which equals ``duplicate_token`` when ``S`` has no repeated token (otherwise ours also
+  counts the other earlier copies).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from jaxtyping import Bool, Float, Int
 
 from explorer._checks import check_choice
 from explorer.analysis.cache import run_with_cache
+from explorer.analysis.units import layer_table
 from explorer.models.handle import ModelHandle
 
 KINDS = ("previous_token", "induction", "duplicate_token", "prefix_matching")
@@ -48,15 +75,37 @@ class HeadScores:
         n_heads = grid.shape[1]
         return [(int(i) // n_heads, int(i) % n_heads, float(v)) for v, i in zip(values, flat)]
 
+    def to_dataframe(self, kind: str) -> Any:
+        """One score as a labelled ``layer x head`` table (batch-averaged)."""
+        grid = self.get(kind)
+        return layer_table(grid.mean(0) if grid.ndim == 3 else grid)
+
+    def __repr__(self) -> str:
+        *_, n_layers, n_heads = self.scores.shape
+        best = ", ".join(
+            f"{kind} {layer}.{head} {value:.2f}"
+            for kind in self.kinds
+            for layer, head, value in self.top(kind, 1)
+        )
+        return f"HeadScores({len(self.kinds)} kinds x {n_layers} layers x {n_heads} heads; best: {best})"
+
 
 def target_mask(
     tokens: Int[torch.Tensor, "batch pos"], kind: str
 ) -> Bool[torch.Tensor, "batch q k"]:
-    """Where each query's targets are, for a head-score ``kind`` (see module docstring)."""
+    """Where each query's targets are, for a head-score ``kind`` (see module docstring).
+
+    >>> target_mask(torch.tensor([[0, 5, 6, 5, 6]]), "induction")[0].nonzero().tolist()
+    [[3, 2], [4, 3]]
+    """
     check_choice("head score kind", kind, KINDS)
     batch, n = tokens.shape
     q = torch.arange(n)[:, None]
     k = torch.arange(n)[None, :]
+    if kind == "induction":
+        start, half = repeat_period(tokens)
+        diagonal = (k == q - half + 1) & (q >= start + half)
+        return diagonal.expand(batch, n, n).clone()
     if kind == "previous_token":
         return (k == q - 1).expand(batch, n, n).clone()
     same = tokens[:, :, None] == tokens[:, None, :]  # [b, q, k]: t[q] == t[k]
@@ -65,13 +114,27 @@ def target_mask(
     # after[b, q, j] = t[j-1] == t[q], for j >= 1 and j <= q
     after = torch.zeros_like(same)
     after[:, :, 1:] = same[:, :, :-1]
-    after &= (k <= q) & (k >= 1)
-    if kind == "prefix_matching":
-        return after
-    # induction: keep only the latest j for each query (the most recent earlier copy)
-    latest = torch.where(after, k.expand_as(after), torch.full_like(after, -1, dtype=torch.long))
-    last = latest.max(-1, keepdim=True).values
-    return after & (k == last)
+    return after & (k <= q) & (k >= 1)  # prefix_matching
+
+
+def repeat_period(tokens: Int[torch.Tensor, "batch pos"]) -> tuple[int, int]:
+    """``(start, L)`` when every sequence is ``[BOS][S][S]`` (start 1) or ``[S][S]`` (start 0).
+
+    >>> repeat_period(torch.tensor([[0, 5, 6, 5, 6]]))
+    (1, 2)
+    >>> repeat_period(torch.tensor([[5, 6, 7, 5, 6, 7]]))
+    (0, 3)
+    """
+    n = tokens.shape[1]
+    start = n % 2  # odd: [BOS][S][S]; even: [S][S]
+    half = (n - start) // 2
+    if half < 1 or not bool((tokens[:, start : start + half] == tokens[:, start + half :]).all()):
+        raise ValueError(
+            "the induction score needs repeated sequences, [BOS][S][S] or [S][S] "
+            f"(e.g. repeated_tokens(...)); this batch of length {n} is not one. On other "
+            "text use 'prefix_matching' (transformer-lens's induction pattern)"
+        )
+    return start, half
 
 
 def score_pattern(
@@ -92,7 +155,9 @@ def head_scores(
     *,
     per_example: bool = False,
 ) -> HeadScores:
-    """Score every head of ``model`` on ``tokens`` for each kind.
+    """Score every head of ``model`` on ``tokens`` for each kind: the mean, over queries
+    with a target, of the attention mass on the targets (formulas and the conversions to
+    transformer-lens and ARENA in the module docstring and docs/scores.md).
 
     >>> from explorer.models import zoo
     >>> from explorer.data import repeated_tokens
@@ -103,20 +168,25 @@ def head_scores(
     """
     if not model.is_transformer:
         raise ValueError(f"{model.name} has no attention heads to score")
+    if isinstance(kinds, str):  # kinds="induction" means one kind, not its letters
+        kinds = (kinds,)
     kinds = tuple(kinds) if kinds is not None else KINDS
     for kind in kinds:
         check_choice("head score kind", kind, KINDS)
     tokens = model.check_inputs(tokens)
-    names = [model.hook_name("pattern", layer) for layer in range(model.n_layers)]
-    cache = run_with_cache(model, tokens, names)
-    per_kind = []
-    for kind in kinds:
+    masks = []
+    for kind in kinds:  # before the forward pass: a batch that cannot be scored fails fast
         mask = target_mask(tokens, kind)
         if not mask.any():
             raise ValueError(
                 f"no query in this batch has a {kind} target (e.g. no repeated token): "
                 "use repeated_tokens(...) for induction-style scores"
             )
+        masks.append(mask)
+    names = [model.hook_name("pattern", layer) for layer in range(model.n_layers)]
+    cache = run_with_cache(model, tokens, names)
+    per_kind = []
+    for mask in masks:
         layers = [score_pattern(cache[name], mask) for name in names]  # each [b, h]
         per_kind.append(torch.stack(layers, dim=1))  # [b, layer, head]
     scores = torch.stack(per_kind, dim=1)  # [b, kind, layer, head]

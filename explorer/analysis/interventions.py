@@ -255,7 +255,7 @@ def _linear_delta(
 def _starts_mid_model(model: ModelHandle) -> bool:
     """Whether a forward pass can start at a block from a cached residual stream
     (``start_at_layer``) and give what the full pass gives."""
-    if not model.is_transformer:
+    if not model.is_transformer or not model.runs_from_layer:
         return False
     cfg = model.model.cfg
     if getattr(cfg, "positional_embedding_type", "standard") == "shortformer":

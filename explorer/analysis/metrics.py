@@ -11,12 +11,16 @@ bootstrap intervals and per-example views are possible. Builders close over the 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
 
 from explorer._checks import check_tensor
+
+if TYPE_CHECKING:
+    from explorer.models.handle import ModelHandle
 
 Metric = Callable[[torch.Tensor], torch.Tensor]
 
@@ -30,21 +34,27 @@ class _RowWise:
     written by a user is never called that way.
     """
 
-    __slots__ = ("_fn", "_targets")
+    __slots__ = ("_fn", "_targets", "lower_is_better")
 
-    def __init__(self, fn: Callable[..., torch.Tensor], *targets: torch.Tensor) -> None:
+    def __init__(
+        self, fn: Callable[..., torch.Tensor], *targets: torch.Tensor, lower_is_better: bool = False
+    ) -> None:
         self._fn = fn
         self._targets = targets
+        self.lower_is_better = lower_is_better
 
     def __call__(self, logits: torch.Tensor) -> torch.Tensor:
         return self._fn(logits, *self._targets)
 
     def copies(self, logits: torch.Tensor, copies: int, batch: int) -> torch.Tensor | None:
         """``[copies * batch]`` for logits of ``copies`` stacked batches, or None when the
-        targets are not for ``batch`` examples (the per-copy call then reports it)."""
-        if any(t.shape[0] != batch for t in self._targets) or logits.shape[0] != copies * batch:
+        targets are not for ``batch`` examples (the per-copy call then reports it).
+        A 0-d target (one token for every example) applies to every copy as it is."""
+        if logits.shape[0] != copies * batch or any(
+            t.ndim and t.shape[0] != batch for t in self._targets
+        ):
             return None
-        repeated = [t.repeat(copies, *([1] * (t.ndim - 1))) for t in self._targets]
+        repeated = [t.repeat(copies, *([1] * (t.ndim - 1))) if t.ndim else t for t in self._targets]
         return self._fn(logits, *repeated)
 
 
@@ -57,13 +67,44 @@ def _labels(labels: torch.Tensor) -> torch.Tensor:
     return check_tensor("labels", torch.as_tensor(labels), ndim=1, integer=True)
 
 
+def _tokens(what: str, tokens: Any, model: ModelHandle | None) -> torch.Tensor:
+    """Label ids ``[batch]``, or one id (0-d, the same for every example) from a token string
+    (``" Mary"``, read with ``model``'s tokenizer), an int, or a list of strings."""
+    if isinstance(tokens, (str, int)) and not isinstance(tokens, bool):
+        tokens = [tokens]
+        one = True
+    else:
+        one = False
+    if isinstance(tokens, (list, tuple)) and any(isinstance(t, str) for t in tokens):
+        if model is None:
+            raise ValueError(
+                f"{what} {tokens[0]!r} is a token string: pass model=... so its tokenizer can "
+                "read it, e.g. logit_diff(' Mary', ' John', model=model)"
+            )
+        tokens = [model.to_single_token(t) if isinstance(t, str) else t for t in tokens]
+    ids = _labels(torch.as_tensor(tokens))
+    return ids[0] if one else ids
+
+
+def _in_range(what: str, ids: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+    """``ids`` checked to name a class of ``logits`` (else every score would silently be 0)."""
+    n = logits.shape[-1]
+    if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= n):
+        raise ValueError(
+            f"{what} ids must lie in 0..{n - 1} (the logits have {n} classes), "
+            f"got range {int(ids.min())}..{int(ids.max())}"
+        )
+    return ids
+
+
 def _accuracy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    return (_last(logits).argmax(-1) == labels).float()
+    return (_last(logits).argmax(-1) == _in_range("label", labels, logits)).float()
 
 
-def accuracy(labels: torch.Tensor) -> Metric:
-    """1.0 where the argmax (at the last position for sequences) equals the label."""
-    return _RowWise(_accuracy, _labels(labels))
+def accuracy(labels: Any, *, model: ModelHandle | None = None) -> Metric:
+    """1.0 where the argmax (at the last position for sequences) equals the label (ids, or
+    token strings read with ``model``'s tokenizer, as in ``logit_diff``)."""
+    return _RowWise(_accuracy, _tokens("label", labels, model))
 
 
 NARROW = 64  # classes up to which a log-softmax is computed by hand (see below)
@@ -71,6 +112,7 @@ NARROW = 64  # classes up to which a log-softmax is computed by hand (see below)
 
 def _neg_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     logits = _last(logits).float()
+    labels = _in_range("label", labels, logits).expand(logits.shape[0])
     if logits.shape[-1] > NARROW or logits.ndim != 2:
         return -F.cross_entropy(logits, labels, reduction="none")
     # Few classes (10 digits): torch's log-softmax kernel pays per row, ~4x the time of
@@ -80,23 +122,41 @@ def _neg_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tens
     return shifted.gather(-1, labels[:, None])[:, 0] - shifted.exp().sum(-1).log()
 
 
-def neg_cross_entropy(labels: torch.Tensor) -> Metric:
+def neg_cross_entropy(labels: Any, *, model: ModelHandle | None = None) -> Metric:
     """Minus the cross-entropy of the label (at the last position for sequences)."""
-    return _RowWise(_neg_cross_entropy, _labels(labels))
+    return _RowWise(_neg_cross_entropy, _tokens("label", labels, model))
 
 
-def correct_logprob(labels: torch.Tensor) -> Metric:
+def correct_logprob(labels: Any, *, model: ModelHandle | None = None) -> Metric:
     """Log-probability of the label (same as ``neg_cross_entropy``, kept for readability)."""
-    return neg_cross_entropy(labels)
+    return neg_cross_entropy(labels, model=model)
 
 
-def logit_diff(correct: torch.Tensor, wrong: torch.Tensor) -> Metric:
-    """Logit of ``correct`` minus logit of ``wrong`` (at the last position for sequences)."""
-    return _RowWise(_logit_diff, _labels(correct), _labels(wrong))
+def logit_diff(
+    correct: torch.Tensor | str | int | Sequence[str],
+    wrong: torch.Tensor | str | int | Sequence[str],
+    *,
+    model: ModelHandle | None = None,
+) -> Metric:
+    """Logit of ``correct`` minus logit of ``wrong`` (at the last position for sequences).
+
+    Each is a tensor of ids ``[batch]``, one id or token string for every example, or a
+    list of token strings (one per example); strings are read with ``model``'s tokenizer:
+    ``logit_diff(" Mary", " John", model=model)``.
+
+    >>> m = logit_diff(2, 0)
+    >>> m(torch.tensor([[1.0, 0.0, 3.0], [0.0, 0.0, -1.0]])).tolist()
+    [2.0, -1.0]
+    """
+    return _RowWise(_logit_diff, _tokens("correct", correct, model), _tokens("wrong", wrong, model))
 
 
 def _logit_diff(logits: torch.Tensor, correct: torch.Tensor, wrong: torch.Tensor) -> torch.Tensor:
     last = _last(logits)
+    correct, wrong = _in_range("correct", correct, logits), _in_range("wrong", wrong, logits)
+    if correct.ndim == 0 and wrong.ndim == 0:
+        return last[:, correct] - last[:, wrong]
+    correct, wrong = correct.expand(last.shape[0]), wrong.expand(last.shape[0])
     return (last.gather(-1, correct[:, None]) - last.gather(-1, wrong[:, None])).squeeze(-1)
 
 
@@ -114,7 +174,7 @@ def next_token_loss(tokens: torch.Tensor, positions: slice | None = None) -> Met
         loss = -logprobs.gather(-1, targets[..., None]).squeeze(-1)
         return loss[:, sel].mean(-1)
 
-    return _RowWise(metric, tokens[:, 1:])
+    return _RowWise(metric, tokens[:, 1:], lower_is_better=True)
 
 
 def repeated_half_loss(tokens: torch.Tensor) -> Metric:
@@ -127,6 +187,30 @@ def first_half_loss(tokens: torch.Tensor) -> Metric:
     """Next-token loss on the first (random, unpredictable) half of ``[BOS][L][L]``."""
     half = (tokens.shape[1] - 1) // 2
     return next_token_loss(tokens, slice(0, half))
+
+
+LOSS_WORDS = ("loss", "error", "entropy", "perplexity", "nll")
+
+
+def lower_is_better(metric: Metric, name: str = "") -> bool:
+    """Whether a lower value of ``metric`` is better for the model (a loss), so that a view
+    can colour "worse for the model" the same way whatever the metric's sign.
+
+    Built-in metrics know; for any other function the name (its ``name`` or ``__name__``)
+    decides: a loss, error, entropy, perplexity or NLL is lower-better.
+
+    >>> lower_is_better(next_token_loss(torch.zeros(1, 4, dtype=torch.long)))
+    True
+    >>> lower_is_better(accuracy(torch.tensor([1])))
+    False
+    >>> lower_is_better(lambda logits: logits[:, 0], name="my loss")
+    True
+    """
+    known = getattr(metric, "lower_is_better", None)
+    if isinstance(known, bool):
+        return known
+    text = (name or getattr(metric, "__name__", "")).lower()
+    return any(word in text for word in LOSS_WORDS)
 
 
 def _per_example(value: object, batch: int) -> torch.Tensor:

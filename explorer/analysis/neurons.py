@@ -15,7 +15,7 @@ import torch
 from einops import reduce
 from jaxtyping import Float, Int
 
-from explorer._checks import check_choice, check_finite, check_positive
+from explorer._checks import check_choice, check_finite, check_positive, check_tensor
 from explorer.analysis.cache import iter_batches
 from explorer.models.handle import ModelHandle
 
@@ -35,6 +35,19 @@ class TopKExamples:
     position: Int[torch.Tensor, "unit k"]
     hook: str
     n_examples: int
+
+    def fires(self, threshold: float = 0.0) -> torch.Tensor:
+        """``[unit]`` bool: whether the unit's best activation exceeds ``threshold``.
+
+        A ReLU unit that never fires on the dataset (a *dead* unit) has top values of 0 and
+        arbitrary top examples (ties): leave it out of any ranking of units.
+
+        >>> t = TopKExamples(torch.tensor([[2.0, 1.0], [0.0, 0.0]]), torch.zeros(2, 2, dtype=torch.long),
+        ...                  torch.zeros(2, 2, dtype=torch.long), "blocks.0.mlp.hook_post", 5)
+        >>> t.fires().tolist()
+        [True, False]
+        """
+        return self.values[:, 0] > threshold
 
     def of(self, unit: int) -> list[tuple[int, int, float]]:
         """``(example, position, value)`` for one unit, best first."""
@@ -77,7 +90,7 @@ def _stop(model: ModelHandle, name: str) -> int | None:
     """For a transformer, the ``stop_at_layer`` that still runs hook ``blocks.{L}...``:
     reading layer 0 of 12 costs a twelfth of a forward pass."""
     parts = name.split(".")
-    if model.is_transformer and parts[0] == "blocks" and parts[1].isdigit():
+    if model.stops_early and parts[0] == "blocks" and parts[1].isdigit():
         return int(parts[1]) + 1
     return None
 
@@ -218,6 +231,18 @@ def activation_histogram(
     check_positive("bins", bins)
     name = _hook(model, layer, hook)
     model.check_neuron(layer, neuron)
+    if labels is not None:
+        labels = check_tensor("labels", torch.as_tensor(labels), ndim=1)
+        if labels.dtype.is_floating_point:
+            raise TypeError(
+                f"labels must be integer class ids (one per example), got dtype {labels.dtype}: "
+                "convert whole-number labels with labels.long()"
+            )
+        if labels.dtype == torch.bool or int(labels.min()) < 0:
+            raise ValueError(
+                "labels must be class ids 0, 1, 2, ... (one per example); got "
+                + ("bools" if labels.dtype == torch.bool else f"a negative id {int(labels.min())}")
+            )
     chunks, label_chunks, seen = [], [], 0
     for batch in iter_batches(data, batch_size):
         acts = _activations(model, batch, name)[:, :, neuron]  # [b, pos]

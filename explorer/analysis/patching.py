@@ -2,9 +2,19 @@
 
 Run the *corrupted* input and patch in one activation from the *clean* input
 (denoising); the metric's recovery towards its clean value says how much that site
-matters. Grids:
-- ``"resid"``: ``[layer, position]`` over ``hook_resid_pre`` (transformers);
-- ``"head"``: ``[layer, head]`` over ``hook_z`` at every position;
+matters. Grids, each matching a ``transformer_lens.patching.get_act_patch_*`` function
+(same axes, same order):
+- ``"resid"``, ``"resid_mid"``, ``"attn_out"``, ``"mlp_out"``: ``[layer, position]``
+  (``resid_pre``, ``resid_mid``, ``attn_out``, ``mlp_out``);
+- ``"head"``: ``[layer, head]`` over ``hook_z`` at every position (``attn_head_out_all_pos``);
+- ``"head_by_pos"``: ``[layer, position, head]`` (``attn_head_out_by_pos``);
+- ``"q"``, ``"k"``, ``"v"``: ``[layer, head]``, all positions (``attn_head_q_all_pos`` ...);
+  ``"q_by_pos"``, ``"k_by_pos"``, ``"v_by_pos"``: ``[layer, position, head]``. The ``k``/``v``
+  head axis is the activation's: key/value heads under grouped-query attention, every
+  head when the model was loaded ungrouped (transformer-lens then still patches only the
+  first ``n_key_value_heads``);
+- ``"pattern"``: ``[layer, head]`` (``attn_head_pattern_all_pos``);
+  ``"pattern_by_pos"``: ``[layer, head, dest position]`` (``attn_head_pattern_by_pos``);
 - ``"neuron"``: ``[layer, neuron]`` over ``mlp.hook_post`` (NaN past a layer's width).
 Every cell is one intervention; cells run batched, fanning out after the shared prefix
 (``interventions.run_sweep``). ``attribution_patching`` is the
@@ -13,6 +23,7 @@ gradient approximation (Nanda 2023): one forward and one backward pass for the w
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -30,30 +41,66 @@ from explorer.analysis.interventions import (
 from explorer.analysis.metrics import Metric, evaluate
 from explorer.models.handle import ModelHandle
 
-GRIDS = ("resid", "head", "neuron")
+# grid -> (activation kind, einops pattern from the activation to one cell's axes)
+_SPECS = {
+    "resid": ("resid_pre", "b p d -> p"),
+    "resid_mid": ("resid_mid", "b p d -> p"),
+    "attn_out": ("attn_out", "b p d -> p"),
+    "mlp_out": ("mlp_out", "b p d -> p"),
+    "head": ("z", "b p h e -> h"),
+    "head_by_pos": ("z", "b p h e -> p h"),
+    "q": ("q", "b p h e -> h"),
+    "k": ("k", "b p h e -> h"),
+    "v": ("v", "b p h e -> h"),
+    "q_by_pos": ("q", "b p h e -> p h"),
+    "k_by_pos": ("k", "b p h e -> p h"),
+    "v_by_pos": ("v", "b p h e -> p h"),
+    "pattern": ("pattern", "b h q k -> h"),
+    "pattern_by_pos": ("pattern", "b h q k -> h q"),
+}
+GRIDS = ("resid", "head", "neuron", *[g for g in _SPECS if g not in ("resid", "head")])
+_AXIS_NAMES = {"p": "position", "h": "head", "q": "dest position"}
 
 
 @dataclass(frozen=True)
 class PatchingResult:
     """Mean metric with each grid cell patched from clean into corrupted."""
 
-    values: Float[torch.Tensor, "layer x"]
+    values: Float[torch.Tensor, "layer ..."]
     clean_value: float
     corrupted_value: float
     grid: str
     method: str = "activation"
 
     @property
-    def recovery(self) -> Float[torch.Tensor, "layer x"]:
-        """0 = no better than corrupted, 1 = fully clean behaviour."""
+    def recovery(self) -> Float[torch.Tensor, "layer ..."]:
+        """``(values - corrupted_value) / (clean_value - corrupted_value)``: 0 = no better
+        than corrupted, 1 = fully clean behaviour."""
         span = self.clean_value - self.corrupted_value
         if abs(span) < 1e-12:
             raise ValueError("clean and corrupted inputs give the same metric: nothing to recover")
         return (self.values - self.corrupted_value) / span
 
     @property
-    def axes(self) -> tuple[str, str]:
-        return ("layer", {"resid": "position", "head": "head", "neuron": "neuron"}[self.grid])
+    def axes(self) -> tuple[str, ...]:
+        return grid_axes(self.grid)
+
+
+def grid_axes(grid: str) -> tuple[str, ...]:
+    """The axes of a grid's values, e.g. ``("layer", "position", "head")``."""
+    if grid == "neuron":
+        return ("layer", "neuron")
+    out = _SPECS[grid][1].split("->")[1].split()
+    return ("layer", *(_AXIS_NAMES[a] for a in out))
+
+
+def supports(model: ModelHandle, grid: str) -> bool:
+    """Whether ``model`` has the activations a grid patches."""
+    if grid == "neuron":
+        return model.has_mlp
+    if not model.is_transformer:
+        return False
+    return model.has_mlp or _SPECS[grid][0] not in ("mlp_out", "resid_mid")
 
 
 def _check_pair(
@@ -70,47 +117,59 @@ def _check_pair(
 
 def _check_grid(model: ModelHandle, grid: str) -> None:
     check_choice("patching grid", grid, GRIDS)
-    if grid == "neuron" and not model.has_mlp:
-        raise ValueError(f"{model.name} is attention-only: no neuron grid")
     if grid != "neuron" and not model.is_transformer:
         raise ValueError(f"the {grid!r} grid needs a transformer; use grid='neuron'")
+    if not supports(model, grid):
+        raise ValueError(f"{model.name} is attention-only: no {grid} grid")
 
 
 def _grid_sites(
-    model: ModelHandle, grid: str, n_pos: int, act_ndim: int
-) -> tuple[list[list[Site]], list[tuple[int, int]]]:
+    model: ModelHandle, grid: str, shapes: dict[str, tuple[int, ...]]
+) -> tuple[list[list[Site]], list[tuple[int, ...]]]:
+    """One single-site intervention per cell; ``shapes[hook]`` is each activation's shape."""
     _check_grid(model, grid)
-    cells: list[tuple[int, int]] = []
+    cells: list[tuple[int, ...]] = []
     sites: list[list[Site]] = []
     for layer in range(model.n_layers):
-        if grid == "resid":
-            hook = model.hook_name("resid_pre", layer)
-            for pos in range(n_pos):
-                cells.append((layer, pos))
-                sites.append([(hook, (slice(None), pos))])
-        elif grid == "head":
-            hook = model.hook_name("z", layer)
-            for head in range(model.n_heads or 0):
-                cells.append((layer, head))
-                sites.append([(hook, (slice(None), slice(None), head))])
-        else:
-            hook = model.hook_name("post", layer)
+        hook = model.hook_name(_kind(grid), layer)
+        shape = shapes[hook]
+        if grid == "neuron":
             for neuron in range(model.layer_widths[layer]):
                 cells.append((layer, neuron))
                 index = (
-                    (slice(None), slice(None), neuron) if act_ndim == 3 else (slice(None), neuron)
+                    (slice(None), slice(None), neuron) if len(shape) == 3 else (slice(None), neuron)
                 )
                 sites.append([(hook, index)])
+            continue
+        axes_in, axes_out = (part.split() for part in _SPECS[grid][1].split("->"))
+        sizes = [shape[axes_in.index(a)] for a in axes_out]
+        for flat in range(math.prod(sizes)):
+            at = dict(zip(axes_out, _unravel(flat, sizes)))
+            index = tuple(at.get(a, slice(None)) for a in axes_in)
+            cells.append((layer, *(at[a] for a in axes_out)))
+            sites.append([(hook, index)])
     return sites, cells
 
 
+def _kind(grid: str) -> str:
+    return "post" if grid == "neuron" else _SPECS[grid][0]
+
+
+def _unravel(flat: int, sizes: list[int]) -> list[int]:
+    out = []
+    for size in reversed(sizes):
+        out.append(flat % size)
+        flat //= size
+    return out[::-1]
+
+
 def _to_grid(
-    model: ModelHandle, cells: list[tuple[int, int]], values: torch.Tensor
+    model: ModelHandle, cells: list[tuple[int, ...]], values: torch.Tensor
 ) -> torch.Tensor:
-    width = max(c[1] for c in cells) + 1
-    out = torch.full((model.n_layers, width), float("nan"))
-    for (layer, x), v in zip(cells, values):
-        out[layer, x] = v
+    shape = [model.n_layers, *(max(c[i] for c in cells) + 1 for i in range(1, len(cells[0])))]
+    out = torch.full(shape, float("nan"))
+    for cell, v in zip(cells, values):
+        out[cell] = v
     return out
 
 
@@ -124,21 +183,16 @@ def activation_patching(
     *,
     max_tokens: int = MAX_TOKENS,
 ) -> PatchingResult:
-    """Patch each grid cell from ``clean`` into ``corrupted``; ``values[layer, x]`` is the
-    mean metric. ``metric`` must score the corrupted batch (e.g. logit difference of the
-    clean answer vs the corrupted answer).
+    """Patch each grid cell from ``clean`` into ``corrupted``; ``values[layer, ...]`` is the
+    mean metric (axes: ``grid_axes(grid)``). ``metric`` must score the corrupted batch
+    (e.g. logit difference of the clean answer vs the corrupted answer). Equals
+    transformer-lens's ``get_act_patch_*`` with ``metric(logits).mean()`` as its metric.
     """
     _check_grid(model, grid)
     clean, corrupted = _check_pair(model, clean, corrupted)
-    n_pos = clean.shape[1] if model.is_transformer else 1
-    probe_hook = model.hook_name("post", 0) if grid == "neuron" else None
-    ndim = 3
-    if probe_hook is not None:
-        _, probe = model.run_with_cache(clean[:1], names=[probe_hook])
-        ndim = probe[probe_hook].ndim
-    sites, cells = _grid_sites(model, grid, n_pos, ndim)
-    hooks = sorted({s[0][0] for s in sites})
+    hooks = [model.hook_name(_kind(grid), layer) for layer in range(model.n_layers)]
     clean_logits, clean_cache = model.run_with_cache(clean, names=hooks)
+    sites, cells = _grid_sites(model, grid, {h: tuple(clean_cache[h].shape) for h in hooks})
     bases = sorted(set(hooks) | set(sweep_base_hooks(model, hooks)))  # where passes start
     corrupted_logits, corrupted_cache = model.run_with_cache(corrupted, names=bases)
     clean_value = float(evaluate(metric, clean_logits, clean.shape[0]).mean())
@@ -166,12 +220,22 @@ def attribution_patching(
     metric: Metric,
     grid: str = "resid",
 ) -> PatchingResult:
-    """First-order estimate of ``activation_patching``: ``(clean - corrupted) . d metric / d act``
-    at the corrupted run, summed over each cell, plus the corrupted value."""
+    """First-order estimate of ``activation_patching`` (Nanda 2023).
+
+    For a cell ``c`` covering activation entries ``a_c`` (a position's residual stream, a
+    head's ``z`` at every position, one neuron) and prompts ``b = 1..B``::
+
+        values[c] = m_corr + (1/B) sum_b  sum_{a in c} (a_clean[b] - a_corr[b]) * d m_b / d a[b]
+
+    with ``m_b`` the metric of prompt ``b`` and the gradient taken on the corrupted run.
+    ``m_corr`` is the batch-mean corrupted metric, so ``values`` estimates the batch-mean
+    metric after patching, on the scale of ``activation_patching``. Each prompt's gradient
+    is its own metric's (the backward pass runs on the *sum* of per-prompt metrics), so
+    duplicating the batch leaves the estimate unchanged.
+    """
     _check_grid(model, grid)
     clean, corrupted = _check_pair(model, clean, corrupted)
-    kind = {"resid": "resid_pre", "head": "z", "neuron": "post"}[grid]
-    hooks = [model.hook_name(kind, layer) for layer in range(model.n_layers)]
+    hooks = [model.hook_name(_kind(grid), layer) for layer in range(model.n_layers)]
     _, clean_cache = model.run_with_cache(clean, names=hooks)
     saved: dict[str, torch.Tensor] = {}
 
@@ -185,23 +249,21 @@ def attribution_patching(
         value = metric(logits)
         if value.shape != (corrupted.shape[0],):
             raise ValueError(f"a metric must return one value per example, got {list(value.shape)}")
-        value.mean().backward()
+        value.sum().backward()  # d m_b / d a[b] for every prompt b
     corrupted_value = float(value.detach().mean())
     model.model.zero_grad(set_to_none=True)
     rows = []
     for hook in hooks:
         act = saved[hook]
         contrib = (clean_cache[hook] - act.detach()) * act.grad
-        if grid == "resid":
-            rows.append(reduce(contrib, "b p d -> p", "sum") / corrupted.shape[0])
-        elif grid == "head":
-            rows.append(reduce(contrib, "b p h d -> h", "sum") / corrupted.shape[0])
-        else:
+        if grid == "neuron":
             rows.append(_per_unit(contrib).sum(0) / corrupted.shape[0])
-    width = max(len(r) for r in rows)
-    out = torch.full((len(rows), width), float("nan"))
+        else:
+            rows.append(reduce(contrib, _SPECS[grid][1], "sum") / corrupted.shape[0])
+    shape = [max(r.shape[i] for r in rows) for i in range(rows[0].ndim)]
+    out = torch.full((len(rows), *shape), float("nan"))
     for i, r in enumerate(rows):
-        out[i, : len(r)] = r
+        out[(i, *(slice(0, n) for n in r.shape))] = r
     return PatchingResult(
         out + corrupted_value, clean_value, corrupted_value, grid, method="attribution"
     )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -123,6 +123,12 @@ def check_unit(model: ModelHandle, unit: Unit) -> Unit:
     unit.hook(model)
     if isinstance(unit, ResidPosition) or getattr(unit, "pos", None) is not None:
         pos = unit.pos
+        if not model.is_transformer:
+            bare = str(unit).split("@")[0]
+            raise ValueError(
+                f"{unit} names position {pos}, but {model.name} takes images: its units have "
+                f"no token positions (write {bare!r}, which covers the whole unit)"
+            )
         n_ctx = model.n_ctx
         if n_ctx is not None and not 0 <= pos < n_ctx:  # type: ignore[operator]
             raise ValueError(
@@ -150,3 +156,40 @@ def unit_slice(act: torch.Tensor, unit: Unit) -> tuple:
     if isinstance(unit, Neuron):
         return unit.index(act.ndim)
     return unit.index()
+
+
+def layer_table(grid: torch.Tensor, column: str = "head") -> Any:
+    """A ``[layer, index]`` grid as a pandas DataFrame labelled ``layer 0..`` x ``head 0..``.
+
+    >>> layer_table(torch.tensor([[0.5, 0.25], [1.0, 0.0]]))
+             head 0  head 1
+    layer 0     0.5    0.25
+    layer 1     1.0    0.00
+    """
+    import pandas as pd  # only when a table is asked for
+
+    grid = grid.detach().double().cpu()
+    return pd.DataFrame(
+        grid.numpy(),
+        index=[f"layer {i}" for i in range(grid.shape[0])],
+        columns=[f"{column} {j}" for j in range(grid.shape[1])],
+    )
+
+
+def units_of_type(model: ModelHandle, units: object, cls: type, what: str) -> list:
+    """``units`` (one unit or text, or a non-empty list) as checked ``cls`` units without
+    a position, e.g. ``units_of_type(m, ["head 1.2", Head(0, 3)], Head, "receivers")``."""
+    if isinstance(units, (Head, Neuron, ResidPosition, str)):
+        units = [units]
+    kind = cls.__name__.lower()
+    if not isinstance(units, (list, tuple)) or not units:
+        raise ValueError(
+            f"{what} must be a {cls.__name__}, '{kind} L.I' or a non-empty list of them"
+        )
+    out = []
+    for unit in units:
+        parsed = check_unit(model, parse_unit(unit))
+        if not isinstance(parsed, cls):
+            raise ValueError(f"{what} must be {kind}s, got {parsed}")
+        out.append(cls(parsed.layer, getattr(parsed, kind)))
+    return out

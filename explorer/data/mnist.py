@@ -110,6 +110,11 @@ def read_idx(path: Path) -> np.ndarray:
     zero, dtype, ndim = struct.unpack(">HBB", data[:4])
     if zero != 0 or dtype != 0x08:
         raise ValueError(f"{str(path)!r} is not an unsigned-byte IDX file")
+    if not 1 <= ndim <= 4 or len(data) < 4 + 4 * ndim:
+        raise ValueError(
+            f"{str(path)!r} has a bad IDX header: it declares {ndim} dimensions, but an IDX "
+            f"image or label file has 1 to 4 and the file holds {len(data)} bytes"
+        )
     dims = struct.unpack(f">{ndim}I", data[4 : 4 + 4 * ndim])
     body = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).copy()
     if body.size != int(np.prod(dims)):

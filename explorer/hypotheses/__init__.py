@@ -31,15 +31,23 @@ from explorer.hypotheses.export import (
     to_markdown,
 )
 from explorer.hypotheses.hypothesis import Hypothesis, random_unit_sets
+from explorer.hypotheses.imports import ImportConflict, ImportReport
 from explorer.hypotheses.measures import (
     METRICS,
     AblationEffect,
     HeadScore,
+    MeasureUnavailable,
     NeuronSelectivity,
     PatchingRecovery,
     UserFunction,
+    register_measure,
+    register_metric,
+    registered_measures,
+    registered_metrics,
+    unregister_measure,
+    unregister_metric,
 )
-from explorer.hypotheses.store import HypothesisStore, StoredHypothesis
+from explorer.hypotheses.store import HypothesisStore, StoredHypothesis, UnreadableRow
 from explorer.hypotheses.verdict import Verdict
 
 __all__ = [
@@ -50,12 +58,16 @@ __all__ = [
     "HeadScore",
     "Hypothesis",
     "HypothesisStore",
+    "ImportConflict",
+    "ImportReport",
     "Label",
+    "MeasureUnavailable",
     "NeuronSelectivity",
     "PatchingRecovery",
     "ProjectRecord",
     "Split",
     "StoredHypothesis",
+    "UnreadableRow",
     "UserFunction",
     "Verdict",
     "agreement",
@@ -65,7 +77,13 @@ __all__ = [
     "from_json",
     "from_markdown",
     "random_unit_sets",
+    "register_measure",
+    "register_metric",
+    "registered_measures",
+    "registered_metrics",
     "split_examples",
     "to_json",
     "to_markdown",
+    "unregister_measure",
+    "unregister_metric",
 ]

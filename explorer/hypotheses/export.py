@@ -8,7 +8,8 @@ Markdown punctuation neutralised, so a claim cannot inject markup into a rendere
 >>> from explorer.hypotheses.store import HypothesisStore
 >>> a, b = HypothesisStore(":memory:"), HypothesisStore(":memory:")
 >>> a.label("neuron 0.3", "loop", rater="ada")
->>> record = from_markdown(to_markdown(a), b)
+>>> print(from_markdown(to_markdown(a), b))
+import into 'default': 0 added, 0 already here; 0 verdicts, 1 labels
 >>> [lab.label for lab in b.labels()]
 ['loop']
 """
@@ -23,8 +24,10 @@ from typing import Any
 
 from explorer.hypotheses.agreement import Label, agreement_by_unit
 from explorer.hypotheses.hypothesis import Hypothesis
+from explorer.hypotheses.imports import ImportReport
 from explorer.hypotheses.store import DEFAULT_PROJECT, HypothesisStore, StoredHypothesis
 from explorer.hypotheses.verdict import Verdict, now
+from explorer.hypotheses.versioning import parse_version
 
 FORMAT = "explorer-hypotheses"
 FORMAT_VERSION = 1
@@ -66,48 +69,80 @@ class ProjectRecord:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ProjectRecord:
-        if data.get("format") != FORMAT:
-            raise ValueError(f"not an explorer hypotheses export (format {data.get('format')!r})")
-        if int(data.get("version", 0)) > FORMAT_VERSION:
+        """Read an export; any malformed part raises one ``ValueError`` naming where and why."""
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
+            found = data.get("format") if isinstance(data, dict) else type(data).__name__
+            raise ValueError(f"not an explorer hypotheses export (format {found!r})")
+        try:
+            version = parse_version(data.get("version", 1))
+        except ValueError as err:
+            raise ValueError(f"export: {err}") from None
+        if version[0] > FORMAT_VERSION:
             raise ValueError(
                 f"export format version {data['version']} is newer than this explorer reads "
-                f"({FORMAT_VERSION}): upgrade explorer"
+                f"({FORMAT_VERSION}.x): upgrade explorer"
             )
-        project = data["project"]
-        stored = tuple(
-            StoredHypothesis(
-                hypothesis=Hypothesis.from_dict(entry["hypothesis"]),
-                project=project,
-                author=entry.get("author", ""),
-                created=entry.get("created", ""),
-                updated=entry.get("updated", ""),
-                verdicts=tuple(Verdict.from_dict(v) for v in entry.get("verdicts", [])),
+        project = data.get("project")
+        if not isinstance(project, str) or not project.strip():
+            raise ValueError(
+                "the export has no 'project' name (a non-empty string): it is incomplete or "
+                "was edited by hand"
             )
-            for entry in data.get("hypotheses", [])
-        )
-        labels = tuple(
-            Label(unit=d["unit"], rater=d["rater"], label=d["label"], item=d.get("item", "unit"))
-            for d in data.get("labels", [])
-        )
-        return cls(project, stored, labels)
+        for key in ("hypotheses", "labels"):
+            if not isinstance(data.get(key, []), list):
+                raise ValueError(f"the export's {key!r} must be a list")
+        stored = []
+        for i, entry in enumerate(data.get("hypotheses", [])):
+            where = f"hypothesis {i + 1}"
+            if isinstance(entry, dict) and isinstance(entry.get("hypothesis"), dict):
+                where += f" (id {entry['hypothesis'].get('id')!r})"
+            try:
+                stored.append(
+                    StoredHypothesis(
+                        hypothesis=Hypothesis.from_dict(entry["hypothesis"]),
+                        project=project,
+                        author=str(entry.get("author", "")),
+                        created=str(entry.get("created", "")),
+                        updated=str(entry.get("updated", "")),
+                        verdicts=tuple(Verdict.from_dict(v) for v in entry.get("verdicts", [])),
+                    )
+                )
+            except (KeyError, TypeError, ValueError, AttributeError) as err:
+                reason = f"missing {err}" if isinstance(err, KeyError) else str(err)
+                raise ValueError(
+                    f"export {where} is malformed: {reason}; nothing was imported"
+                ) from None
+        labels = []
+        for i, d in enumerate(data.get("labels", [])):
+            try:
+                labels.append(
+                    Label(
+                        unit=d["unit"],
+                        rater=d["rater"],
+                        label=d["label"],
+                        item=d.get("item", "unit"),
+                    )
+                )
+            except (KeyError, TypeError, ValueError, AttributeError) as err:
+                raise ValueError(
+                    f"export label {i + 1} is malformed: {err}; nothing was imported"
+                ) from None
+        return cls(project, tuple(stored), tuple(labels))
 
-    def save_to(self, store: HypothesisStore, project: str | None = None) -> None:
-        """Write into ``store`` (under ``project`` if given); already-present verdicts are skipped."""
-        target = project or self.project
-        for s in self.hypotheses:
-            store.save(
-                s.hypothesis,
-                project=target,
-                author=s.author,
-                created=s.created or None,
-                updated=s.updated or None,
-            )
-            present = {v.to_json() for v in store.verdicts(s.hypothesis.id)}
-            for verdict in s.verdicts:
-                if verdict.to_json() not in present:
-                    store.record(verdict)
-        for lab in self.labels:
-            store.label(lab.unit, lab.label, rater=lab.rater, item=lab.item, project=target)
+    def save_to(
+        self, store: HypothesisStore, project: str | None = None, *, on_conflict: str = "report"
+    ) -> ImportReport:
+        """Write into ``store`` (under ``project`` if given) in one transaction.
+
+        See ``HypothesisStore.import_hypotheses`` for ``on_conflict``; an id that exists here
+        with different content is never overwritten unless ``on_conflict="replace"``.
+        """
+        return store.import_hypotheses(
+            list(self.hypotheses),
+            list(self.labels),
+            project or self.project,
+            on_conflict=on_conflict,
+        )
 
 
 def _dumps(data: dict[str, Any], indent: int | None = 2) -> str:
@@ -124,11 +159,21 @@ def to_json(store: HypothesisStore, project: str = DEFAULT_PROJECT) -> str:
     return _dumps(ProjectRecord.of(store, project).to_dict())
 
 
-def from_json(text: str, store: HypothesisStore, project: str | None = None) -> ProjectRecord:
-    """Import a ``to_json`` export into ``store``; returns what was read."""
-    record = ProjectRecord.from_dict(json.loads(text))
-    record.save_to(store, project)
-    return record
+def from_json(
+    text: str, store: HypothesisStore, project: str | None = None, *, on_conflict: str = "report"
+) -> ImportReport:
+    """Import a ``to_json`` export into ``store`` in one transaction; what it did.
+
+    ``on_conflict`` settles ids that exist with different content: ``"report"`` (raise
+    ``ImportConflict`` listing them, write nothing), ``"skip"``, ``"keep_both"`` or
+    ``"replace"``. Into another project, hypotheses are copied under new ids.
+    """
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"the export is not valid JSON: {err}") from None
+    record = ProjectRecord.from_dict(data)
+    return record.save_to(store, project, on_conflict=on_conflict)
 
 
 def md(text: object) -> str:
@@ -199,7 +244,9 @@ def to_markdown(store: HypothesisStore, project: str = DEFAULT_PROJECT) -> str:
     return "\n".join(lines)
 
 
-def from_markdown(text: str, store: HypothesisStore, project: str | None = None) -> ProjectRecord:
+def from_markdown(
+    text: str, store: HypothesisStore, project: str | None = None, *, on_conflict: str = "report"
+) -> ImportReport:
     """Import a ``to_markdown`` report into ``store`` (reads its JSON record)."""
     at = text.rfind(_FENCE)
     match = re.search(r"```json\n(.*?)\n```", text[at:], re.S) if at >= 0 else None
@@ -208,4 +255,4 @@ def from_markdown(text: str, store: HypothesisStore, project: str | None = None)
             "no explorer record found in this Markdown: only reports written by to_markdown "
             "can be imported (they end with a ```json block)"
         )
-    return from_json(match.group(1), store, project)
+    return from_json(match.group(1), store, project, on_conflict=on_conflict)

@@ -39,8 +39,14 @@ from explorer._checks import check_fraction, check_positive
 from explorer.analysis.units import Head, Neuron, ResidPosition, Unit, check_unit, parse_unit
 from explorer.hypotheses.bootstrap import bootstrap_interval, statistic
 from explorer.hypotheses.examples import Examples, Split, as_examples, check_disjoint
-from explorer.hypotheses.measures import Measure, UserFunction, measure_from_dict
+from explorer.hypotheses.measures import (
+    Measure,
+    MeasureUnavailable,
+    UserFunction,
+    measure_from_dict,
+)
 from explorer.hypotheses.verdict import DIRECTIONS, Verdict, decide
+from explorer.hypotheses.versioning import VERSION_TEXT, known_fields
 from explorer.models.handle import ModelHandle
 
 
@@ -94,7 +100,9 @@ class Hypothesis:
             raise ValueError(f"target units repeat: {', '.join(map(str, units))}")
         object.__setattr__(self, "units", units)
         measure = self.measure
-        if not hasattr(measure, "evaluate"):
+        if isinstance(measure, str):  # a measure registered in this session, by name
+            measure = UserFunction.named(measure)
+        elif not hasattr(measure, "evaluate"):
             measure = UserFunction.of(measure)  # type: ignore[arg-type]
         object.__setattr__(self, "measure", measure)
         if hasattr(measure, "check_units"):
@@ -135,12 +143,15 @@ class Hypothesis:
         examples = as_examples(data)
         self.check(model, examples)
         held = examples.subset(self.held_out)
-        with torch.no_grad():
-            evidence = self.measure.evaluate(model, held, self.units)
-            value, low, high = bootstrap_interval(
-                evidence, n_boot=self.n_boot, confidence=self.confidence, seed=self.seed
-            )
-            baseline, source, unit_sets, values = self._baseline(model, held)
+        try:
+            with torch.no_grad():
+                evidence = self.measure.evaluate(model, held, self.units)
+                value, low, high = bootstrap_interval(
+                    evidence, n_boot=self.n_boot, confidence=self.confidence, seed=self.seed
+                )
+                baseline, source, unit_sets, values = self._baseline(model, held)
+        except MeasureUnavailable as err:
+            return Verdict.unavailable(self, str(err), model, len(held))
         return Verdict(
             hypothesis_id=self.id,
             claim=self.claim,
@@ -204,6 +215,7 @@ class Hypothesis:
     # ----------------------------------------------------------- serialising
     def to_dict(self) -> dict[str, Any]:
         return {
+            "version": VERSION_TEXT,
             "id": self.id,
             "claim": self.claim,
             "units": [str(u) for u in self.units],
@@ -222,7 +234,21 @@ class Hypothesis:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Hypothesis:
-        data = dict(data)
+        """Rebuild from ``to_dict`` output; a malformed record raises ``ValueError`` naming why."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        data = known_fields(data, known, "hypothesis")
+        missing = sorted(
+            {"claim", "units", "measure", "threshold", "formation", "held_out"} - set(data)
+        )
+        if missing:
+            raise ValueError(f"the hypothesis record lacks {missing}")
+        try:
+            return cls._from_fields(data)
+        except (KeyError, TypeError, AttributeError) as err:
+            raise ValueError(f"malformed hypothesis record: {type(err).__name__}: {err}") from None
+
+    @classmethod
+    def _from_fields(cls, data: dict[str, Any]) -> Hypothesis:
         data["measure"] = measure_from_dict(data["measure"])
         data["formation"] = Split.from_dict(data["formation"])
         data["held_out"] = Split.from_dict(data["held_out"])

@@ -12,15 +12,22 @@ how they combine). Built-ins:
   gap recovered by patching the units' clean activations into the corrupted run.
 - ``UserFunction(fn)``: any ``fn(model, examples, units) -> Tensor[batch]``.
 
-Metrics are named, so a stored hypothesis can rebuild its test: a name from
-``METRICS`` or an importable ``"module:function"`` taking ``Examples`` and returning a
-metric ``logits -> Tensor[batch]``. A measure round-trips through ``to_dict`` /
-``measure_from_dict`` (JSON, never pickle).
+A hypothesis file is data, never code. Measures and metrics are stored by *name*, and a name
+means only what this session's registries say: the built-ins (``METRICS``) and what the
+user registered here with ``register_measure(name, fn)`` / ``register_metric(name, fn)``.
+Nothing is ever imported because a file named it: a stored ``"os:system"`` is just a name
+that is not registered, and testing it gives an ``unavailable`` verdict saying so. A measure
+round-trips through ``to_dict`` / ``measure_from_dict`` (JSON, never pickle).
+
+>>> register_measure("always_one", lambda model, examples, units: [1.0] * len(examples))
+>>> UserFunction.named("always_one").rerunnable, UserFunction.named("os:system").rerunnable
+(True, False)
+>>> unregister_measure("always_one")
 """
 
 from __future__ import annotations
 
-import importlib
+import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
@@ -54,41 +61,82 @@ METRICS: dict[str, MetricBuilder] = {
 }
 
 
-def reference_of(obj: Callable[..., Any]) -> str | None:
-    """``"module:qualname"`` if ``obj`` can be imported back by that name, else None.
+_USER_MEASURES: dict[str, Callable[..., Any]] = {}
+_USER_METRICS: dict[str, MetricBuilder] = {}
 
-    Functions defined in a notebook (``__main__``), lambdas and closures are not importable.
+
+class MeasureUnavailable(LookupError):
+    """A stored hypothesis names a measure or metric that this session has not registered."""
+
+
+def _check_name(name: object, what: str) -> str:
+    if not isinstance(name, str) or not name.strip():
+        raise ValueError(f"a {what} needs a non-empty name, got {name!r}")
+    return name
+
+
+def register_measure(name: str, fn: Callable[..., Any]) -> None:
+    """Let stored hypotheses use ``fn(model, examples, units) -> Tensor[batch]`` as ``name``.
+
+    Registration lives in this Python session only: a hypothesis file can name a measure,
+    but only code the user ran here can define one.
     """
-    module, qualname = getattr(obj, "__module__", None), getattr(obj, "__qualname__", "")
-    if not module or module == "__main__" or "<" in qualname:
-        return None
-    try:
-        return f"{module}:{qualname}" if resolve(f"{module}:{qualname}") is obj else None
-    except (ImportError, AttributeError, ValueError):
-        return None
+    _check_name(name, "measure")
+    if not callable(fn):
+        raise TypeError(f"register_measure({name!r}, fn): fn must be callable, got {fn!r}")
+    _USER_MEASURES[name] = fn
 
 
-def resolve(reference: str) -> Any:
-    """Import ``"package.module:qualified.name"``."""
-    module_name, sep, qualname = reference.partition(":")
-    if not sep or not module_name or not qualname:
-        raise ValueError(f"a function reference reads 'package.module:function', got {reference!r}")
-    obj: Any = importlib.import_module(module_name)
-    for part in qualname.split("."):
-        obj = getattr(obj, part)
-    return obj
+def register_metric(name: str, builder: MetricBuilder) -> None:
+    """Let ``AblationEffect``/``PatchingRecovery`` use ``builder(examples) -> metric`` as ``name``."""
+    _check_name(name, "metric")
+    if name in METRICS:
+        raise ValueError(f"{name!r} is a built-in metric: choose another name")
+    if not callable(builder):
+        raise TypeError(f"register_metric({name!r}, builder): builder must be callable")
+    _USER_METRICS[name] = builder
+
+
+def unregister_measure(name: str) -> None:
+    _USER_MEASURES.pop(name, None)
+
+
+def unregister_metric(name: str) -> None:
+    _USER_METRICS.pop(name, None)
+
+
+def registered_measures() -> dict[str, Callable[..., Any]]:
+    """The measures registered in this session, by name."""
+    return dict(_USER_MEASURES)
+
+
+def registered_metrics() -> tuple[str, ...]:
+    """Every metric name usable here: the built-ins, then this session's."""
+    return (*METRICS, *_USER_METRICS)
+
+
+def _unavailable(kind: str, name: str, how: str) -> MeasureUnavailable:
+    return MeasureUnavailable(
+        f"unavailable: {kind} {name!r} is not registered here; if you trust what it names, "
+        f"define it in this session and call explorer.hypotheses.{how}({name!r}, fn)"
+    )
 
 
 def build_metric(name: str, examples: Examples) -> metrics.Metric:
-    """The metric called ``name`` (built-in or ``"module:function"``) for these examples."""
+    """The metric called ``name`` (built-in or registered in this session) for these examples."""
     if name in METRICS:
         return METRICS[name](examples)
-    if ":" in name:
-        return resolve(name)(examples)
-    raise ValueError(
-        f"unknown metric {name!r}: choose one of {', '.join(map(repr, METRICS))} "
-        "or give an importable 'module:function' that takes Examples and returns a metric"
-    )
+    if name in _USER_METRICS:
+        return _USER_METRICS[name](examples)
+    raise _unavailable("metric", name, "register_metric")
+
+
+def check_metric_name(name: object) -> None:
+    if not isinstance(name, str) or not name:
+        raise ValueError(
+            f"metric must be a name: one of {', '.join(map(repr, registered_metrics()))}, "
+            f"or one registered with register_metric(name, fn); got {name!r}"
+        )
 
 
 def _run_metric(metric: metrics.Metric, logits: torch.Tensor) -> torch.Tensor:
@@ -117,6 +165,12 @@ class _Base:
 
     kind: ClassVar[str] = ""
     unit_types: ClassVar[tuple[type, ...]] = (Head, Neuron, ResidPosition)
+
+    @property
+    def rerunnable(self) -> bool:
+        """Whether every name this measure uses means something in this session."""
+        metric = getattr(self, "metric", None)
+        return metric is None or metric in registered_metrics()
 
     def check_units(self, units: Sequence[Unit]) -> None:
         names = " or ".join(t.__name__.lower() for t in self.unit_types)
@@ -182,6 +236,7 @@ class AblationEffect(_Base):
 
     def __post_init__(self) -> None:
         check_choice("ablation", self.ablation, ("zero", "mean", "resample"))
+        check_metric_name(self.metric)
 
     def describe(self) -> str:
         return f"change in {self.metric} under {self.ablation} ablation"
@@ -253,6 +308,9 @@ class PatchingRecovery(_Base):
     metric: str = "logit_diff"
     kind: ClassVar[str] = "patching_recovery"
 
+    def __post_init__(self) -> None:
+        check_metric_name(self.metric)
+
     def describe(self) -> str:
         return f"fraction of {self.metric} recovered by patching"
 
@@ -290,48 +348,48 @@ class PatchingRecovery(_Base):
 class UserFunction(_Base):
     """Any ``fn(model, examples, units) -> Tensor[batch]`` (or ``Evidence``).
 
-    Stored by its import reference; a function that cannot be imported by name (defined
-    in a notebook, a lambda) still runs in this session, but a reloaded hypothesis must be
-    given it again with ``Hypothesis.with_function``.
+    Stored by ``name`` only. In the session that made it, the function itself runs; a
+    reloaded hypothesis runs the measure registered under that name in *this* session
+    (``register_measure``), or gives an ``unavailable`` verdict if there is none.
     """
 
-    reference: str | None = None
     name: str = ""
     statistic: str = "mean"
     fn: Callable[..., Any] | None = field(default=None, compare=False, repr=False)
     kind: ClassVar[str] = "user_function"
 
+    def __post_init__(self) -> None:
+        _check_name(self.name, "user measure")
+        check_choice("statistic", self.statistic, ("mean", "auroc", "precision", "recall"))
+
     @classmethod
     def of(cls, fn: Callable[..., Any], statistic: str = "mean") -> UserFunction:
+        """Wrap ``fn``; stored under the name it is registered as (else its own name)."""
         if not callable(fn):
             raise TypeError(f"a user test must be callable, got {type(fn).__name__}")
-        name = getattr(fn, "__qualname__", type(fn).__name__)
-        return cls(reference=reference_of(fn), name=name, statistic=statistic, fn=fn)
+        names = [k for k, v in _USER_MEASURES.items() if v is fn]
+        name = names[0] if names else getattr(fn, "__qualname__", type(fn).__name__)
+        return cls(name=name, statistic=statistic, fn=fn)
+
+    @classmethod
+    def named(cls, name: str, statistic: str = "mean") -> UserFunction:
+        """The measure registered as ``name`` (looked up when it runs)."""
+        return cls(name=name, statistic=statistic)
 
     @property
     def rerunnable(self) -> bool:
-        """Whether this measure can be rebuilt from its stored form."""
-        return self.reference is not None
+        """Whether this measure can run here (its function, or one registered by its name)."""
+        return self.fn is not None or self.name in _USER_MEASURES
 
     def describe(self) -> str:
-        return f"{self.name or self.reference or 'user function'} ({self.statistic})"
+        return f"{self.name or 'user function'} ({self.statistic})"
 
     def _function(self) -> Callable[..., Any]:
         if self.fn is not None:
             return self.fn
-        if self.reference is None:
-            raise ValueError(
-                f"this hypothesis was tested with {self.name or 'a function'!s}, which was not "
-                "importable by name (defined in a notebook or a lambda), so it cannot be re-run "
-                "after reloading: pass it again with hypothesis.with_function(fn), or define it "
-                "in an importable module"
-            )
-        try:
-            fn = resolve(self.reference)
-        except (ImportError, AttributeError) as err:
-            raise ValueError(f"cannot import the test function {self.reference!r}: {err}") from err
-        object.__setattr__(self, "fn", fn)
-        return fn
+        if self.name in _USER_MEASURES:
+            return _USER_MEASURES[self.name]
+        raise _unavailable("measure", self.name, "register_measure")
 
     def evaluate(self, model: ModelHandle, examples: Examples, units: Sequence[Unit]) -> Evidence:
         result = self._function()(model, examples, tuple(units))
@@ -354,9 +412,22 @@ BUILT_INS: dict[str, type] = {
 
 
 def measure_from_dict(data: dict[str, Any]) -> Measure:
-    """Rebuild a measure from ``to_dict`` output."""
+    """Rebuild a measure from ``to_dict`` output (plain data: nothing named is imported)."""
+    if not isinstance(data, dict):
+        raise ValueError(f"a measure is a JSON object with a 'kind', got {type(data).__name__}")
     data = dict(data)
     kind = data.pop("kind", None)
     if kind not in BUILT_INS:
         raise ValueError(f"unknown test kind {kind!r}: known kinds are {', '.join(BUILT_INS)}")
-    return BUILT_INS[kind](**data)  # type: ignore[no-any-return]
+    if kind == "user_function":
+        # files written before measures were named kept an import path in "reference"; it is
+        # only ever used as a name to look up in this session's registry
+        reference = data.pop("reference", None)
+        if not data.get("name") or (reference and data.get("name") not in _USER_MEASURES):
+            data["name"] = reference or data.get("name") or ""
+    cls = BUILT_INS[kind]
+    known = {f.name for f in dataclasses.fields(cls)} - {"fn"}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ValueError(f"unknown fields {unknown} for a {kind} measure; known: {sorted(known)}")
+    return cls(**data)  # type: ignore[no-any-return]

@@ -50,6 +50,26 @@ DEFAULT_PROJECT = "default"
 
 
 @dataclass(frozen=True)
+class UnreadableRow:
+    """A stored row that could not be read (the rest of the project loads without it)."""
+
+    table: str
+    id: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.table} row {self.id!r}: {self.reason}"
+
+
+class HypothesisList(list):  # type: ignore[type-arg]
+    """The hypotheses that loaded, plus ``unreadable``: rows that failed, with the reason."""
+
+    def __init__(self, items: Any = (), unreadable: Any = ()) -> None:
+        super().__init__(items)
+        self.unreadable: tuple[UnreadableRow, ...] = tuple(unreadable)
+
+
+@dataclass(frozen=True)
 class StoredHypothesis:
     """A hypothesis as stored: who wrote it, in which project, and its verdicts (oldest first)."""
 
@@ -74,8 +94,18 @@ def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="microseconds")
 
 
+def _shown(url: str) -> str:
+    """The URL without a password, for messages."""
+    try:
+        return sa.engine.make_url(url).render_as_string(hide_password=True)
+    except sa.exc.ArgumentError:
+        return url
+
+
 def _url(target: str | os.PathLike[str]) -> str:
     text = os.fspath(target)
+    if text.startswith(("postgresql://", "postgres://")):  # the driver explorer installs
+        return "postgresql+psycopg://" + text.split("://", 1)[1]
     if "://" in text:
         return text
     if text in ("", ":memory:"):
@@ -112,10 +142,33 @@ class HypothesisStore:
             kwargs = {"poolclass": StaticPool, "connect_args": {"check_same_thread": False}}
         elif self._sqlite:
             kwargs = {"connect_args": {"timeout": busy_timeout_s}}
+        if self._sqlite and not memory:
+            file = Path(self.url.split(":///", 1)[1])
+            if not file.parent.is_dir():
+                raise FileNotFoundError(
+                    f"cannot open the hypothesis store {str(file)!r}: the folder "
+                    f"{str(file.parent)!r} does not exist (create it, or choose another path)"
+                )
+            if file.is_dir():
+                raise IsADirectoryError(
+                    f"cannot open the hypothesis store {str(file)!r}: it is a folder; "
+                    "give a file path such as 'explorer.db'"
+                )
         self._engine: Engine = sa.create_engine(self.url, **kwargs)
         if self._sqlite:
             self._configure_sqlite(self._engine, busy_timeout_s, synchronous, memory)
-        self._open()
+        try:
+            self._open()
+        except sa.exc.OperationalError as err:
+            self._engine.dispose()
+            raise OSError(
+                f"cannot open the hypothesis store at {_shown(self.url)}: {err.orig}"
+            ) from None
+        except sa.exc.DatabaseError as err:
+            self._engine.dispose()
+            raise ValueError(
+                f"{_shown(self.url)} is not a hypothesis store (or is damaged): {err.orig}"
+            ) from None
 
     @staticmethod
     def _configure_sqlite(
@@ -237,19 +290,20 @@ class HypothesisStore:
         """
         if not isinstance(hypothesis, Hypothesis):
             raise TypeError(f"save takes a Hypothesis, got {type(hypothesis).__name__}")
-        spec = hypothesis.to_dict()
-        row = {
-            "author": str(author),
-            "claim": hypothesis.claim,
-            "units": ", ".join(spec["units"]),
-            "spec": json.dumps(spec, sort_keys=True),
-            "updated": updated or now(),
-        }
+        row = _row(hypothesis, author, updated or now())
         with self._writing() as conn:
             row["project_id"] = self._project_id(conn, project)
             exists = conn.execute(
-                sa.select(hypotheses_table.c.id).where(hypotheses_table.c.id == hypothesis.id)
+                sa.select(hypotheses_table.c.project_id).where(
+                    hypotheses_table.c.id == hypothesis.id
+                )
             ).scalar()
+            if exists is not None and exists != row["project_id"]:
+                raise ValueError(
+                    f"hypothesis {hypothesis.id!r} belongs to another project of this store; "
+                    "a hypothesis is in one project: save a copy with a new id "
+                    "(hypothesis.replace(id=...)) to put it in another"
+                )
             if exists is None:
                 first = created or row["updated"]
                 conn.execute(
@@ -265,44 +319,84 @@ class HypothesisStore:
 
     def get(self, hypothesis_id: str) -> StoredHypothesis:
         found = self._load(hypotheses_table.c.id == hypothesis_id)
+        if found.unreadable and not found:
+            raise ValueError(f"hypothesis {hypothesis_id!r} is unreadable: {found.unreadable[0]}")
         if not found:
             raise KeyError(f"no hypothesis with id {hypothesis_id!r} in {self.url}")
         return found[0]
 
-    def hypotheses(self, project: str = DEFAULT_PROJECT) -> list[StoredHypothesis]:
-        """The project's hypotheses in the order they were first saved, with their verdicts."""
+    def hypotheses(self, project: str = DEFAULT_PROJECT) -> HypothesisList:
+        """The project's hypotheses in the order they were first saved, with their verdicts.
+
+        A row that cannot be read (damaged, or from an incompatible explorer) does not hide
+        the others: it is left out and listed in the result's ``unreadable``, with the reason.
+        """
         return self._load(projects_table.c.name == project)
 
-    def _load(self, where: Any) -> list[StoredHypothesis]:
+    def unreadable(self, project: str = DEFAULT_PROJECT) -> tuple[UnreadableRow, ...]:
+        """The project's rows that could not be read, with the reason for each."""
+        return self.hypotheses(project).unreadable
+
+    def _load(self, where: Any) -> HypothesisList:
         query = (
             sa.select(hypotheses_table, projects_table.c.name.label("project"))
             .join(projects_table, hypotheses_table.c.project_id == projects_table.c.id)
             .where(where)
             .order_by(hypotheses_table.c.created, hypotheses_table.c.id)
         )
+        bad: list[UnreadableRow] = []
         with self._reading() as conn:
             rows = conn.execute(query).mappings().all()
             ids = [r["id"] for r in rows]
             found: dict[str, list[Verdict]] = {i: [] for i in ids}
             if ids:
                 vq = (
-                    sa.select(verdicts_table.c.hypothesis_id, verdicts_table.c.record)
+                    sa.select(
+                        verdicts_table.c.id,
+                        verdicts_table.c.hypothesis_id,
+                        verdicts_table.c.record,
+                    )
                     .where(verdicts_table.c.hypothesis_id.in_(ids))
                     .order_by(verdicts_table.c.id)
                 )
-                for hid, record in conn.execute(vq):
-                    found[hid].append(Verdict.from_json(record))
-        return [
-            StoredHypothesis(
-                hypothesis=Hypothesis.from_dict(json.loads(r["spec"])),
-                project=r["project"],
-                author=r["author"],
-                created=r["created"],
-                updated=r["updated"],
-                verdicts=tuple(found[r["id"]]),
+                for vid, hid, record in conn.execute(vq):
+                    try:
+                        found[hid].append(Verdict.from_json(record))
+                    except ValueError as err:  # JSONDecodeError is a ValueError
+                        bad.append(UnreadableRow("verdicts", f"{vid} (of {hid})", str(err)))
+        out = []
+        for r in rows:
+            try:
+                hypothesis = Hypothesis.from_dict(json.loads(r["spec"]))
+            except (ValueError, TypeError) as err:
+                bad.append(UnreadableRow("hypotheses", r["id"], str(err)))
+                continue
+            out.append(
+                StoredHypothesis(
+                    hypothesis=hypothesis,
+                    project=r["project"],
+                    author=r["author"],
+                    created=r["created"],
+                    updated=r["updated"],
+                    verdicts=tuple(found[r["id"]]),
+                )
             )
-            for r in rows
-        ]
+        return HypothesisList(out, bad)
+
+    # ----------------------------------------------------------------- imports
+    def import_hypotheses(
+        self,
+        entries: list[StoredHypothesis],
+        labels: list[Label],
+        project: str,
+        *,
+        on_conflict: str = "report",
+    ) -> Any:
+        """Write imported hypotheses, verdicts and labels into ``project`` in one transaction;
+        an ``ImportReport``. See ``explorer.hypotheses.imports.import_hypotheses``."""
+        from explorer.hypotheses.imports import import_hypotheses
+
+        return import_hypotheses(self, entries, labels, project, on_conflict=on_conflict)
 
     def count(self, table: str) -> int:
         """Rows in ``"hypotheses"``, ``"verdicts"``, ``"labels"`` or ``"projects"``."""
@@ -317,6 +411,10 @@ class HypothesisStore:
     # --------------------------------------------------------------- verdicts
     def record(self, verdict: Verdict) -> int:
         """Store a verdict of a saved hypothesis; returns its row id."""
+        if verdict.status == "unavailable":
+            raise ValueError(
+                f"an unavailable verdict is not evidence, so it is not recorded: {verdict.note}"
+            )
         with self._writing() as conn:
             exists = conn.execute(
                 sa.select(hypotheses_table.c.id).where(
@@ -328,19 +426,23 @@ class HypothesisStore:
                     f"verdict for hypothesis {verdict.hypothesis_id!r}, which is not in this "
                     "store: save the hypothesis first"
                 )
-            result = conn.execute(
-                verdicts_table.insert().values(
-                    hypothesis_id=verdict.hypothesis_id,
-                    status=verdict.status,
-                    value=verdict.value,
-                    ci_low=verdict.ci_low,
-                    ci_high=verdict.ci_high,
-                    model_fingerprint=verdict.model_fingerprint,
-                    created=verdict.timestamp,
-                    record=verdict.to_json(),
-                )
+            return self._insert_verdict(conn, verdict)
+
+    @staticmethod
+    def _insert_verdict(conn: Connection, verdict: Verdict) -> int:
+        result = conn.execute(
+            verdicts_table.insert().values(
+                hypothesis_id=verdict.hypothesis_id,
+                status=verdict.status,
+                value=verdict.value,
+                ci_low=verdict.ci_low,
+                ci_high=verdict.ci_high,
+                model_fingerprint=verdict.model_fingerprint,
+                created=verdict.timestamp,
+                record=verdict.to_json(),
             )
-            return int(result.inserted_primary_key[0])
+        )
+        return int(result.inserted_primary_key[0])
 
     def verdicts(self, hypothesis_id: str) -> list[Verdict]:
         return list(self.get(hypothesis_id).verdicts)
@@ -358,28 +460,29 @@ class HypothesisStore:
         """Record ``rater``'s label for ``item`` of ``unit`` (replacing their earlier one)."""
         lab = Label(unit=str(unit), rater=rater, label=label, item=str(item))
         with self._writing() as conn:
-            pid = self._project_id(conn, project)
-            key = (
-                (labels_table.c.project_id == pid)
-                & (labels_table.c.unit == lab.unit)
-                & (labels_table.c.item == lab.item)
-                & (labels_table.c.rater == lab.rater)
+            self._put_label(conn, self._project_id(conn, project), lab)
+
+    @staticmethod
+    def _put_label(conn: Connection, pid: int, lab: Label) -> None:
+        key = (
+            (labels_table.c.project_id == pid)
+            & (labels_table.c.unit == lab.unit)
+            & (labels_table.c.item == lab.item)
+            & (labels_table.c.rater == lab.rater)
+        )
+        if conn.execute(sa.select(labels_table.c.id).where(key)).scalar() is None:
+            conn.execute(
+                labels_table.insert().values(
+                    project_id=pid,
+                    unit=lab.unit,
+                    item=lab.item,
+                    rater=lab.rater,
+                    label=lab.label,
+                    created=now(),
+                )
             )
-            if conn.execute(sa.select(labels_table.c.id).where(key)).scalar() is None:
-                conn.execute(
-                    labels_table.insert().values(
-                        project_id=pid,
-                        unit=lab.unit,
-                        item=lab.item,
-                        rater=lab.rater,
-                        label=lab.label,
-                        created=now(),
-                    )
-                )
-            else:
-                conn.execute(
-                    labels_table.update().where(key).values(label=lab.label, created=now())
-                )
+        else:
+            conn.execute(labels_table.update().where(key).values(label=lab.label, created=now()))
 
     def labels(self, project: str = DEFAULT_PROJECT, unit: str | None = None) -> list[Label]:
         query = (
@@ -398,3 +501,17 @@ class HypothesisStore:
     def agreement(self, project: str = DEFAULT_PROJECT) -> dict[str, Agreement]:
         """Per-unit agreement of the project's labels."""
         return agreement_by_unit(self.labels(project))
+
+
+def _spec(h: Hypothesis) -> str:
+    return json.dumps(h.to_dict(), sort_keys=True)
+
+
+def _row(h: Hypothesis, author: str, updated: str) -> dict[str, Any]:
+    return {
+        "author": str(author),
+        "claim": h.claim,
+        "units": ", ".join(map(str, h.units)),
+        "spec": _spec(h),
+        "updated": updated,
+    }

@@ -12,11 +12,15 @@ from __future__ import annotations
 import dataclasses
 import html
 import json
+import math
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-STATUSES = ("supported", "refuted", "inconclusive")
+from explorer.hypotheses.versioning import VERSION_TEXT, known_fields
+
+STATUSES = ("supported", "refuted", "inconclusive", "unavailable")
+_NUMBERS = ("value", "ci_low", "ci_high")
 DIRECTIONS = ("above", "below")
 
 
@@ -70,8 +74,12 @@ class Verdict:
     baseline_values: tuple[float, ...] = ()
     details: dict[str, float] = field(default_factory=dict)
     timestamp: str = field(default_factory=now)
+    note: str = ""
 
     def __post_init__(self) -> None:
+        for name in _NUMBERS:  # JSON has no NaN: an unavailable verdict stores null
+            value = getattr(self, name)
+            object.__setattr__(self, name, math.nan if value is None else float(value))
         if self.status not in STATUSES:
             raise ValueError(f"unknown verdict status {self.status!r}: one of {STATUSES}")
         object.__setattr__(
@@ -79,6 +87,31 @@ class Verdict:
         )
         object.__setattr__(self, "baseline_values", tuple(map(float, self.baseline_values)))
         object.__setattr__(self, "details", {str(k): float(v) for k, v in self.details.items()})
+
+    @classmethod
+    def unavailable(cls, hypothesis: Any, reason: str, model: Any, n_examples: int) -> Verdict:
+        """A verdict that could not be reached here (``reason`` says why); never "supported"."""
+        return cls(
+            hypothesis_id=hypothesis.id,
+            claim=hypothesis.claim,
+            status="unavailable",
+            value=math.nan,
+            ci_low=math.nan,
+            ci_high=math.nan,
+            confidence=hypothesis.confidence,
+            threshold=hypothesis.threshold,
+            direction=hypothesis.direction,
+            measure=f"{hypothesis.measure.describe()} of {', '.join(map(str, hypothesis.units))}",
+            baseline=None,
+            baseline_source="",
+            n_examples=n_examples,
+            split=hypothesis.held_out.describe(),
+            model_name=model.name,
+            model_fingerprint=model.fingerprint(),
+            n_boot=hypothesis.n_boot,
+            seed=hypothesis.seed,
+            note=reason,
+        )
 
     @property
     def beats_baseline(self) -> bool | None:
@@ -91,6 +124,8 @@ class Verdict:
 
     def summary(self) -> str:
         """One line a person can read: status, value, interval, threshold, baseline."""
+        if self.status == "unavailable":
+            return self.note or "unavailable"
         pct = round(100 * self.confidence)
         side = ">" if self.direction == "above" else "<"
         text = (
@@ -108,15 +143,19 @@ class Verdict:
         out = dataclasses.asdict(self)
         out["baseline_units"] = [list(s) for s in self.baseline_units]
         out["baseline_values"] = list(self.baseline_values)
+        for name in _NUMBERS:
+            out[name] = None if math.isnan(out[name]) else out[name]
+        out["version"] = VERSION_TEXT
         return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Verdict:
         known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"unknown verdict fields {sorted(unknown)}")
-        return cls(**data)
+        data = known_fields(data, known, "verdict")
+        try:
+            return cls(**data)
+        except TypeError as err:
+            raise ValueError(f"malformed verdict record: {err}") from None
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True, allow_nan=False)
@@ -129,7 +168,12 @@ class Verdict:
         return verdict_html(self)
 
 
-_COLOURS = {"supported": "#1a7f37", "refuted": "#cf222e", "inconclusive": "#9a6700"}
+_COLOURS = {
+    "supported": "#1a7f37",
+    "refuted": "#cf222e",
+    "inconclusive": "#9a6700",
+    "unavailable": "#57606a",
+}
 
 
 def verdict_html(verdict: Verdict) -> str:
@@ -151,6 +195,8 @@ def verdict_html(verdict: Verdict) -> str:
         ("model", f"{verdict.model_name} @{verdict.model_fingerprint}"),
         ("when", verdict.timestamp),
     ]
+    if verdict.note:
+        rows.insert(0, ("why", verdict.note))
     body = "".join(f"<tr><th>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in rows)
     return (
         f'<div class="explorer-verdict"><b style="color:{colour}">{e(verdict.status)}</b>'

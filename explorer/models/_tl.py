@@ -8,7 +8,6 @@ The import is lazy because transformer-lens pulls in ``transformers`` (seconds).
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from torch import nn
@@ -82,39 +81,34 @@ def config_of(model: nn.Module) -> TransformerConfig:
     )
 
 
-def from_pretrained(name: str, local_path: str | os.PathLike[str] | None = None) -> nn.Module:
-    """A Hugging Face model through transformer-lens, with an error that helps offline.
-
-    ``local_path`` points at a folder holding the model's Hugging Face files
-    (``config.json``, weights, tokenizer), for machines without internet.
-    """
-    from transformer_lens import HookedTransformer
+def official_name(name: str) -> str:
+    """The Hub name transformer-lens knows ``name`` by (aliases resolved; nothing fetched)."""
     from transformer_lens.loading_from_pretrained import get_official_model_name
 
     try:
-        official = get_official_model_name(name)
+        return get_official_model_name(name)
     except ValueError:
         raise ValueError(
             f"{name!r} is neither a path to an explorer checkpoint nor a model transformer-lens "
-            "knows; pass a folder saved by explorer, an nn.Module, a TransformerConfig, or an "
-            "official name such as 'gpt2' or 'EleutherAI/pythia-70m'"
+            "knows; pass a folder saved by explorer or by Hugging Face's save_pretrained, an "
+            "nn.Module, a TransformerConfig, or an official name such as 'gpt2' or "
+            "'EleutherAI/pythia-70m'"
         ) from None
-    kwargs: dict[str, Any] = {"device": "cpu"}
-    if local_path is not None:
-        from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        if not os.path.isdir(local_path):
-            raise FileNotFoundError(f"local_path {str(local_path)!r} is not a folder")
-        kwargs["hf_model"] = AutoModelForCausalLM.from_pretrained(local_path)
-        kwargs["tokenizer"] = AutoTokenizer.from_pretrained(local_path)
+
+def from_pretrained(name: str) -> nn.Module:
+    """A Hugging Face model by its Hub name, through transformer-lens (needs internet)."""
+    from transformer_lens import HookedTransformer
+
+    official = official_name(name)
     try:
-        model = HookedTransformer.from_pretrained(official, **kwargs)
+        model = HookedTransformer.from_pretrained(official, device="cpu")
     except (OSError, ConnectionError, TimeoutError) as err:
         raise OSError(
             f"the weights of {official!r} cannot be downloaded here ({type(err).__name__}: "
             f"{str(err).splitlines()[0] if str(err) else 'no network'}). Without internet, "
-            f"download them elsewhere and pass the folder: "
-            f"explorer.load({name!r}, local_path='/path/to/{official.split('/')[-1]}')"
+            f"save the model with save_pretrained elsewhere and pass the folder: "
+            f"explorer.load('/path/to/{official.split('/')[-1]}')"
         ) from err
     model.eval()
     return model

@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from explorer._atomic import replace, write_durable
 from explorer.models.config import config_from_dict
 from explorer.models.handle import ModelHandle
 
@@ -33,20 +34,15 @@ def is_checkpoint(path: str | os.PathLike[str]) -> bool:
         return False
 
 
-def save_checkpoint(
-    model: ModelHandle, path: str | os.PathLike[str], meta: dict[str, Any] | None = None
-) -> Path:
-    """Save weights and config; written to temporary files then renamed, so a crash mid-save
-    never leaves a half-written checkpoint under the final name."""
-    from safetensors.torch import save_file
+def checkpoint_files(model: ModelHandle, meta: dict[str, Any] | None = None) -> dict[str, bytes]:
+    """The bytes of a checkpoint folder, ``{file name: bytes}`` (weights first, config last)."""
+    from safetensors.torch import save
 
     if model.config is None:
         raise ValueError(
             f"{model.name} has no explorer config (a custom nn.Module): save its state_dict "
             "and reload with explorer.load(path, module=YourModule())"
         )
-    out = Path(path)
-    out.mkdir(parents=True, exist_ok=True)
     tensors = {
         k: v.detach().cpu().contiguous().clone() for k, v in model.model.state_dict().items()
     }
@@ -59,11 +55,22 @@ def save_checkpoint(
         "input_shape": list(model.input_shape) if model.input_shape else None,
         "meta": meta or {},
     }
-    tmp_weights, tmp_config = out / (WEIGHTS + ".tmp"), out / (CONFIG + ".tmp")
-    save_file(tensors, str(tmp_weights))
-    tmp_config.write_text(json.dumps(header, indent=2))
-    os.replace(tmp_weights, out / WEIGHTS)
-    os.replace(tmp_config, out / CONFIG)
+    return {WEIGHTS: save(tensors), CONFIG: json.dumps(header, indent=2).encode()}
+
+
+def save_checkpoint(
+    model: ModelHandle, path: str | os.PathLike[str], meta: dict[str, Any] | None = None
+) -> Path:
+    """Save weights and config; each is written to a temporary file, fsynced and renamed
+    (config last), so a crash mid-save never leaves a half-written file under its name.
+    (A training run publishes a whole checkpoint at once: ``explorer.training.Run``.)"""
+    files = checkpoint_files(model, meta)
+    out = Path(path)
+    out.mkdir(parents=True, exist_ok=True)
+    for name, data in files.items():
+        write_durable(out / (name + ".tmp"), data)
+    for name in files:
+        replace(out / (name + ".tmp"), out / name)
     return out
 
 
@@ -78,7 +85,13 @@ def read_tagged_json(file: Path, fmt: str, version: int, what: str, missing: str
         raise ValueError(f"{what} {str(file)!r} is not valid JSON: {err}") from None
     if not isinstance(data, dict) or data.get("format") != fmt:
         raise ValueError(f"{str(file)!r} is not an explorer {what} (format != {fmt!r})")
-    if data.get("version", 0) > version:
+    found = data.get("version", 0)
+    if isinstance(found, bool) or not isinstance(found, int):
+        raise ValueError(
+            f"{what} {str(file)!r} has format version {found!r}; a version is a whole number "
+            f"(this explorer reads 1..{version})"
+        )
+    if found > version:
         raise ValueError(
             f"{what} {str(file)!r} has format version {data['version']}; this explorer "
             f"reads up to {version}: upgrade explorer"
@@ -133,15 +146,86 @@ def load_state(model: ModelHandle, state: dict[str, torch.Tensor], source: str) 
     model.model.load_state_dict(state, strict=True)
 
 
+def tensor_shapes(file: str | os.PathLike[str]) -> dict[str, tuple[int, ...]]:
+    """``{name: shape}`` of a safetensors file, read from its header alone (no tensor is loaded).
+
+    The format: 8 bytes (little-endian length ``n``), then ``n`` bytes of JSON mapping each
+    tensor name to its dtype, shape and byte offsets.
+    """
+    p = Path(file)
+    size = p.stat().st_size
+    with open(p, "rb") as fh:
+        head = fh.read(8)
+        n = int.from_bytes(head, "little") if len(head) == 8 else -1
+        if not 2 <= n <= min(size - 8, 100_000_000):
+            raise ValueError(
+                f"weights {str(p)!r} are corrupt or not safetensors (bad header length)"
+            )
+        try:
+            header = json.loads(fh.read(n))
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise ValueError(
+                f"weights {str(p)!r} have an unreadable safetensors header: {err}"
+            ) from None
+    if not isinstance(header, dict):
+        raise ValueError(f"weights {str(p)!r} have an unreadable safetensors header")
+    try:
+        return {
+            k: tuple(int(d) for d in v["shape"]) for k, v in header.items() if k != "__metadata__"
+        }
+    except (TypeError, KeyError, ValueError):
+        raise ValueError(f"weights {str(p)!r} have an unreadable safetensors header") from None
+
+
+def check_config_fits_weights(cfg: Any, file: Path, source: str) -> None:
+    """Refuse a config whose parameters differ from the weights file's, before building it."""
+    have = tensor_shapes(file)
+    want = cfg.weight_shapes()
+    missing = [k for k in want if k not in have]
+    wrong = [
+        f"{k}: config {want[k]} vs file {have[k]}" for k in want if k in have and have[k] != want[k]
+    ]
+    if not missing and not wrong:
+        return
+    hint = ""
+    if cfg.family == "transformer":
+        layers = {int(k.split(".")[1]) for k in have if k.startswith("blocks.")}
+        n_file = max(layers) + 1 if layers else 0
+        if n_file != cfg.n_layers:
+            hint = f" config.json says n_layers {cfg.n_layers}, the weights hold {n_file} layers."
+    parts = []
+    if missing:
+        parts.append(f"{len(missing)} tensors missing from the file (e.g. {missing[:3]})")
+    if wrong:
+        parts.append(f"shapes differ: {wrong[:3]}")
+    raise ValueError(
+        f"checkpoint {source!r}: config.json does not match model.safetensors ({'; '.join(parts)})."
+        f"{hint} Nothing was built: fix config.json or use the weights it was saved with."
+    )
+
+
 def load_checkpoint(path: str | os.PathLike[str]) -> ModelHandle:
-    """Rebuild a model saved by ``save_checkpoint``."""
+    """Rebuild a model saved by ``save_checkpoint``.
+
+    The config is checked (types, ranges) and compared with the tensor shapes in the weights
+    file's header before the model is built, so a bad ``config.json`` fails in milliseconds.
+    """
     from explorer.models import zoo
 
     header = read_header(path)
+    if not isinstance(header.get("config"), dict) or not isinstance(header.get("family"), str):
+        raise ValueError(
+            f"checkpoint config in {str(path)!r} is incomplete: it needs 'family' (a string) "
+            "and 'config' (an object)"
+        )
     try:
         cfg = config_from_dict(header["family"], header["config"])
-    except (KeyError, TypeError) as err:
-        raise ValueError(f"checkpoint config in {str(path)!r} is incomplete: {err}") from None
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"checkpoint config in {str(path)!r} is invalid: {err}") from None
+    weights = Path(path) / WEIGHTS
+    if not weights.is_file():
+        raise FileNotFoundError(f"no {WEIGHTS} in {str(path)!r}")
+    check_config_fits_weights(cfg, weights, str(path))
     model = zoo.build(cfg, name=header.get("name"))
     load_state(model, read_weights(path), str(path))
     model.model.eval()

@@ -51,6 +51,8 @@ class ModelHandle:
         input_shape: Sequence[int] | None = None,
         vocab: Sequence[str] | None = None,
         name: str = "model",
+        tokenizer: Any | None = None,
+        family: str | None = None,
     ) -> None:
         if not hasattr(model, "hook_dict"):
             raise TypeError(
@@ -63,7 +65,13 @@ class ModelHandle:
         self.input_shape = tuple(input_shape) if input_shape is not None else None
         self.vocab = tuple(vocab) if vocab is not None else None
         self.name = name
+        self.tokenizer = tokenizer
+        self.family = family
+        self.parity: Any | None = None  # hf.Parity: logit agreement with the source model
+        self.note: str | None = None  # what this handle cannot do, when opened by a fallback
+        self.prepend_bos = True  # to_tokens puts the tokenizer's BOS first (if it has one)
         self._fingerprint: tuple[int, str] | None = None
+        self._token_strings: tuple[str, ...] | None = None
 
     # ----------------------------------------------------------------- structure
     @property
@@ -99,6 +107,12 @@ class ModelHandle:
     @property
     def n_ctx(self) -> int | None:
         return int(self.model.cfg.n_ctx) if self.is_transformer else None  # type: ignore[attr-defined]
+
+    @property
+    def runs_from_layer(self) -> bool:
+        """Whether a forward pass can start at a block from a residual stream
+        (``model(resid, start_at_layer=l)``): decoders yes; BERT's encoder has no such entry."""
+        return self.is_transformer and _tl.is_hooked_transformer(self.model)
 
     @property
     def has_mlp(self) -> bool:
@@ -141,7 +155,8 @@ class ModelHandle:
             )
         else:
             shape = f"layers={list(self.layer_widths)}"
-        return f"ModelHandle({self.name!r}, {self.kind}, {shape})"
+        extra = "".join(f", {x}" for x in (self.family, self.parity, self.note) if x)
+        return f"ModelHandle({self.name!r}, {self.kind}, {shape}{extra})"
 
     # ------------------------------------------------------------------- checks
     def check_layer(self, layer: int) -> int:
@@ -175,9 +190,19 @@ class ModelHandle:
         return self.check_hook(_tl.act_name(kind, layer))
 
     def check_inputs(self, inputs: Any) -> torch.Tensor:
-        """Validate a batch: token ids [batch, pos] or images [batch, *input_shape]."""
+        """Validate a batch: token ids [batch, pos] (or text, see ``to_tokens``) or images
+        [batch, *input_shape]."""
         if self.is_transformer:
+            if _is_text(inputs):
+                inputs = self.to_tokens(inputs)
             tokens = check_tensor("tokens", inputs, ndim=(1, 2), integer=True)
+            if tokens.dtype == torch.bool:
+                raise TypeError(
+                    "tokens must be integer token ids, got a bool tensor (a mask?): "
+                    "convert ids with tokens.long()"
+                )
+            if tokens.dtype != torch.long:  # uint8/int32 ids index the embedding as int64
+                tokens = tokens.long()
             if tokens.ndim == 1:
                 tokens = tokens.unsqueeze(0)
             n_ctx, d_vocab = self.n_ctx or 0, self.d_vocab or 0
@@ -202,6 +227,15 @@ class ModelHandle:
     # ---------------------------------------------------------------- running
     def __call__(self, inputs: torch.Tensor) -> torch.Tensor:
         return self.model(self.check_inputs(inputs))
+
+    @property
+    def stops_early(self) -> bool:
+        """Whether a forward pass can stop after a layer (``stop_at_layer``): decoder
+        transformers (``HookedTransformer``), not encoders or plain modules."""
+        import inspect
+
+        forward = getattr(self.model, "forward", None)
+        return self.is_transformer and "stop_at_layer" in inspect.signature(forward).parameters
 
     def run_with_cache(
         self,
@@ -245,9 +279,10 @@ class ModelHandle:
                     self.check_hook(name)
         kwargs = {}
         if stop_at_layer is not None:
-            if not self.is_transformer:
+            if not self.stops_early:
                 raise ValueError(
-                    f"stop_at_layer is for transformers; {self.name} is a plain module"
+                    f"stop_at_layer is for decoder transformers; {self.name} "
+                    f"({type(self.model).__name__}) cannot stop after a layer"
                 )
             check_index("stop_at_layer", stop_at_layer, self.n_layers + 1, "(0..n_layers)")
             kwargs["stop_at_layer"] = stop_at_layer
@@ -280,7 +315,7 @@ class ModelHandle:
         ids = torch.as_tensor(tokens).flatten().tolist()
         if self.vocab is not None:
             return [self.vocab[i] if 0 <= i < len(self.vocab) else f"<{i}>" for i in ids]
-        tokenizer = getattr(self.model, "tokenizer", None)
+        tokenizer = self.tokenizer or getattr(self.model, "tokenizer", None)
         if tokenizer is not None:
             return [tokenizer.decode([i]) for i in ids]
         return [str(i) for i in ids]
@@ -353,24 +388,73 @@ class ModelHandle:
             x = ln(x)
         return self.model.unembed(x).reshape(*shape[:-1], -1)  # type: ignore[operator]
 
+    def token_embedding(self) -> nn.Module:
+        """The module that maps token ids to their embeddings (``[batch, pos, d_model]``):
+        the layer gradient methods such as captum's ``LayerIntegratedGradients`` attribute to."""
+        if not self.is_transformer:
+            raise ValueError(f"{self.name} takes images: it has no token embedding")
+        return self.model.embed  # type: ignore[return-value]
+
     def to_single_token(self, text: str) -> int:
-        """The id of a token written as text (from the vocab, else the tokenizer); the text
-        must be exactly one token."""
+        """The id of a token written as text (``" Mary"``: from the vocab, else the tokenizer);
+        the text must be exactly one token."""
+        if not isinstance(text, str):
+            raise TypeError(f"a token is written as a string, got {type(text).__name__}")
         if self.vocab is not None:
             if text in self.vocab:
                 return self.vocab.index(text)
             raise ValueError(
                 f"{text!r} is not in the vocabulary of {self.name} (e.g. {list(self.vocab[:5])})"
             )
-        tokenizer = getattr(self.model, "tokenizer", None)
-        if tokenizer is None:
-            raise ValueError(
-                f"{self.name} has neither a vocabulary nor a tokenizer: give token ids, not {text!r}"
-            )
+        tokenizer = self._need_tokenizer(f"the token {text!r}")
         ids = tokenizer.encode(text, add_special_tokens=False)
         if len(ids) != 1:
-            raise ValueError(f"{text!r} is {len(ids)} tokens for {self.name}, not one: {ids}")
+            pieces = [tokenizer.decode([i]) for i in ids]
+            raise ValueError(
+                f"{text!r} is {len(ids)} tokens for {self.name}, not one: {ids} ({pieces})"
+            )
         return int(ids[0])
+
+    def token_strings(self) -> tuple[str, ...]:
+        """The display string of every output token id (decoded once, then kept)."""
+        if self._token_strings is None:
+            self._token_strings = tuple(self.to_str_tokens(torch.arange(self.n_outputs or 0)))
+        return self._token_strings
+
+    def to_tokens(self, text: str | Sequence[str]) -> torch.Tensor:
+        """Token ids ``[batch, pos]`` of a prompt or a list of prompts (equal token lengths).
+
+        The model's tokenizer decides; with ``prepend_bos`` (transformer-lens's default for
+        the family: GPT-2, Llama, Mistral, Gemma yes; GPT-NeoX, Qwen2 no) a BOS token is put
+        first when the tokenizer has one and did not add it itself.
+        """
+        tokenizer = self._need_tokenizer("text prompts")
+        prompts = [text] if isinstance(text, str) else list(text)
+        if not prompts or not _is_text(prompts):
+            raise TypeError("text must be a string or a non-empty list of strings")
+        rows = [list(tokenizer(p)["input_ids"]) for p in prompts]
+        bos = getattr(tokenizer, "bos_token_id", None)
+        causal = getattr(self.model.cfg, "attention_dir", "causal") == "causal"  # type: ignore[attr-defined]
+        if self.prepend_bos and bos is not None and causal:
+            rows = [r if r[:1] == [bos] else [bos, *r] for r in rows]
+        lengths = sorted({len(r) for r in rows})
+        if len(lengths) > 1:
+            raise ValueError(
+                f"the prompts have different token lengths {lengths}: analyses compare "
+                "positions across a batch, so pass prompts of equal token length (or one prompt)"
+            )
+        return torch.tensor(rows, dtype=torch.long)
+
+    def _need_tokenizer(self, what: str) -> Any:
+        if not self.is_transformer:
+            raise ValueError(f"{self.name} takes images, not {what}")
+        tokenizer = self.tokenizer or getattr(self.model, "tokenizer", None)
+        if tokenizer is None:
+            raise ValueError(
+                f"{self.name} has no tokenizer, so {what} cannot be read: give token ids, "
+                "or load a Hugging Face folder holding tokenizer.json"
+            )
+        return tokenizer
 
     # ----------------------------------------------------------- identity
     def fingerprint(self) -> str:
@@ -396,14 +480,18 @@ class ModelHandle:
             model = copy.deepcopy(self.model)
         else:
             model = wrap(self.model.unwrapped_copy(), input_shape=self.input_shape).model  # type: ignore[attr-defined]
-        return ModelHandle(
+        other = ModelHandle(
             model,
             kind=self.kind,
             config=self.config,
             input_shape=self.input_shape,
             vocab=self.vocab,
             name=self.name,
+            tokenizer=self.tokenizer,
+            family=self.family,
         )
+        other.parity, other.note, other.prepend_bos = self.parity, self.note, self.prepend_bos
+        return other
 
     def parameters(self) -> Iterable[nn.Parameter]:
         return self.model.parameters()
@@ -415,6 +503,16 @@ class ModelHandle:
     def eval(self) -> ModelHandle:
         self.model.eval()
         return self
+
+
+def _is_text(inputs: Any) -> bool:
+    if isinstance(inputs, str):
+        return True
+    return (
+        isinstance(inputs, (list, tuple))
+        and bool(inputs)
+        and all(isinstance(x, str) for x in inputs)
+    )
 
 
 class _TemporaryHooks:

@@ -9,7 +9,7 @@ from typing import Any
 
 from torch import nn
 
-from explorer.models import _tl
+from explorer.models import _tl, hf
 from explorer.models.config import CNNConfig, MLPConfig, TransformerConfig
 from explorer.models.handle import ModelHandle
 from explorer.models.hooked_module import Block, wrap_module
@@ -43,19 +43,27 @@ def load(
     local_path: str | os.PathLike[str] | None = None,
     step: int | None = None,
     name: str | None = None,
+    tokenizer: Any | None = None,
 ) -> ModelHandle:
     """Open a model from any source explorer knows.
 
     Args:
         source: a ``ModelHandle`` (returned as is); a ``TransformerConfig``/``MLPConfig``/
             ``CNNConfig`` (a fresh seeded model); a transformer-lens ``HookedTransformer``;
+            a ``transformers`` model object or a folder written by its ``save_pretrained``
+            (GPT-2, GPT-NeoX, Llama, Qwen2, Gemma, Mistral, BERT: converted to
+            transformer-lens offline, logit parity in the repr; see ``explorer.models.hf``);
             a plain ``nn.Module`` (hook points added on its layers); a folder saved by
             explorer (a checkpoint, or a training run: its last checkpoint, or ``step``);
-            or a Hugging Face model name (needs internet, or ``local_path``).
+            ``"shipped:<name>"`` for a trained checkpoint shipped with explorer (offline);
+            or a Hugging Face model name (needs internet; offline it fails at once and
+            says how to pass a folder).
         input_shape: shape of one input image, for plain modules (checks inputs).
         module: for a folder holding a custom module's weights: an instance to load into.
-        local_path: for a Hugging Face name: a folder with the downloaded files.
+        local_path: for a Hugging Face name: a folder with its files (same as passing it).
         step: for a training run: which checkpoint.
+        tokenizer: for a ``transformers`` model object: its tokenizer (default: the one
+            saved beside it, when the model was read from a local folder).
 
     >>> import explorer
     >>> from explorer.models.config import MLPConfig
@@ -68,22 +76,42 @@ def load(
         return source
     if isinstance(source, (TransformerConfig, MLPConfig, CNNConfig)):
         return zoo.build(source, name=name)
+    if hf.is_hf_model(source):
+        return hf.load_model(source, tokenizer=tokenizer, name=name)
     if _tl.is_hooked_transformer(source):
         return ModelHandle(
             source, kind="tokens", config=_tl.config_of(source), name=name or "transformer"
         )
     if isinstance(source, nn.Module):
         return wrap(source, input_shape=input_shape, name=name)
+    if isinstance(source, str) and source.startswith("shipped:"):
+        from explorer.models.shipped import load_shipped
+
+        return load_shipped(source)
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
         if path.exists():
             return _load_path(path, module=module, input_shape=input_shape, step=step)
         if isinstance(source, os.PathLike) or str(source).startswith((".", "/", "~")):
             raise FileNotFoundError(f"no such file or folder: {str(source)!r}")
+        if local_path is not None:
+            if not hf.is_hf_folder(Path(local_path)):
+                raise FileNotFoundError(
+                    f"local_path {str(local_path)!r} is not a folder with a Hugging Face "
+                    "config.json (save_pretrained writes one)"
+                )
+            return hf.load_folder(Path(local_path), name=name or str(source))
+        if hf.offline():  # before importing transformer-lens: seconds the user can't use
+            raise hf.offline_error(str(source))
+        model = _tl.from_pretrained(str(source))
         handle = ModelHandle(
-            _tl.from_pretrained(str(source), local_path=local_path), kind="tokens", name=str(source)
+            model,
+            kind="tokens",
+            config=_tl.config_of(model),
+            name=str(source),
+            tokenizer=getattr(model, "tokenizer", None),
         )
-        handle.config = _tl.config_of(handle.model)
+        handle.prepend_bos = bool(getattr(model.cfg, "default_prepend_bos", True))
         return handle
     raise TypeError(
         f"cannot load a {type(source).__name__}: pass a path, a model name, an nn.Module, "
@@ -100,8 +128,30 @@ def _load_path(
         from explorer.training.run import Run  # a training run: the upper layer owns its format
 
         return Run.open(path).load_model(step)
+    config = path / checkpoint.CONFIG
+    if path.is_dir() and config.is_file():
+        import json
+
+        try:
+            json.loads(config.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise ValueError(
+                f"{str(config)!r} is not valid JSON ({err}): the folder has a config.json, "
+                "but it is damaged or was edited by hand"
+            ) from None
     if checkpoint.is_checkpoint(path):
+        if step is not None:
+            saved = checkpoint.read_header(path).get("meta", {}).get("step")
+            if saved != step:
+                raise ValueError(
+                    f"step={step} selects a checkpoint of a training run, but {str(path)!r} is "
+                    "a single checkpoint"
+                    + (f" (saved at step {saved})" if saved is not None else "")
+                    + ": load it without step, or pass the run folder"
+                )
         return checkpoint.load_checkpoint(path)
+    if module is None and hf.is_hf_folder(path):
+        return hf.load_folder(path)
     if module is not None:
         handle = wrap(module, input_shape=input_shape)
         file = path / checkpoint.WEIGHTS if path.is_dir() else path

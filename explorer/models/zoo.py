@@ -48,16 +48,25 @@ def attention_only_transformer(
     *,
     d_model: int = 64,
     n_heads: int = 4,
+    d_head: int | None = None,
     d_vocab: int = 64,
     n_ctx: int = 64,
     seed: int = 0,
     normalization: str | None = "LN",
 ) -> ModelHandle:
-    """An attention-only transformer (Elhage et al. 2021); token 0 is BOS."""
+    """An attention-only transformer (Elhage et al. 2021); token 0 is BOS.
+
+    ``d_head`` defaults to ``d_model // n_heads``; pass it when ``n_heads`` does not
+    divide ``d_model``, or for heads wider or narrower than that.
+
+    >>> attention_only_transformer(d_model=30, n_heads=4, d_head=8).d_head
+    8
+    """
     cfg = TransformerConfig(
         n_layers=n_layers,
         d_model=d_model,
         n_heads=n_heads,
+        d_head=d_head,
         d_vocab=d_vocab,
         n_ctx=n_ctx,
         normalization=normalization,
@@ -120,3 +129,29 @@ def build(cfg: TransformerConfig | MLPConfig | CNNConfig, name: str | None = Non
         return transformer(cfg, name=name or "transformer")
     module = build_mlp(cfg) if isinstance(cfg, MLPConfig) else build_cnn(cfg)
     return wrap(module, input_shape=cfg.input_shape, config=cfg, name=name or cfg.family)
+
+
+def trained_induction() -> ModelHandle:
+    """The quickstart's 2-layer attention-only transformer, trained (shipped, offline).
+
+    Trained for 2,000 steps on sequences with a repeated span; layer 1 holds induction heads
+    and layer 0 a previous-token head. Rebuild: ``python -m explorer.studies.shipped``.
+
+    >>> model = trained_induction()
+    >>> model.n_layers, model.n_heads, model.d_vocab
+    (2, 4, 64)
+    """
+    from explorer.models.shipped import load_shipped
+
+    return load_shipped("quickstart-induction")
+
+
+def trained_mnist_mlp() -> ModelHandle:
+    """The quickstart's MNIST MLP (784-64-32-10), trained on the 5,000 offline digits (shipped).
+
+    >>> trained_mnist_mlp().layer_widths
+    (64, 32)
+    """
+    from explorer.models.shipped import load_shipped
+
+    return load_shipped("quickstart-mnist-mlp")

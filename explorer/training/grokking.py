@@ -68,6 +68,12 @@ class GrokkingSetting:
     ``steps`` is the epoch budget (full batch: one step is one epoch). Training stops early
     once test accuracy has stayed >= 99% for ``extra_fraction`` more steps than it took to
     get there (so cleanup is on the curves), unless ``extra_fraction`` is None.
+
+    Two seeds, so that the two sources of run-to-run variation can be varied apart:
+    ``seed`` seeds the model's initial weights (``zoo.modular_addition_transformer``);
+    ``data_seed`` seeds which ``(a, b)`` pairs form the training split
+    (``modular_arithmetic``; the run records it as ``data["seed"]``). Training is full
+    batch, so nothing else is random: the same two seeds give the same run.
     """
 
     p: int = 59

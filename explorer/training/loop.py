@@ -19,6 +19,7 @@ import math
 import os
 import signal
 import threading
+import warnings
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -178,13 +179,14 @@ def train(
             "stopped_at": None,
         },
     )
-    if start >= steps:
+    if start > steps:
         run.update(status="complete")
         return run
 
     bar = _progress_bar(progress, steps, start, run.name)
     latest: dict[str, float] = {}
-    at_checkpoint: dict[str, float] = run.metrics().last() if start else {}
+    at_checkpoint: dict[str, float] = {}
+    resumed_at = start if start > 0 else None  # a published checkpoint: logged again, not saved
     status, step, intact = "complete", start, start
     try:
         for step in range(start, steps + 1):
@@ -195,7 +197,7 @@ def train(
             with torch.set_grad_enabled(step < steps):  # the final weights are only measured
                 loss, extra = _call_loss(loss_fn, model, step)
             # every checkpoint step is also logged, so each checkpoint has its metrics
-            logged = step % eval_every == 0 or step == steps or step in planned
+            logged = step % eval_every == 0 or step in (steps, resumed_at) or step in planned
             if step < steps:
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
@@ -212,7 +214,9 @@ def train(
                 if bar is not None:
                     bar.set_postfix(_short(latest), refresh=False)
             stop = logged and stop_when is not None and bool(stop_when({"step": step, **latest}))
-            if step in planned or stop or (logged and checkpoints.changed(latest, at_checkpoint)):
+            if step == resumed_at:
+                at_checkpoint = dict(latest)
+            elif step in planned or stop or (logged and checkpoints.changed(latest, at_checkpoint)):
                 _save(run, model, opt, step)
                 at_checkpoint = dict(latest)
             if stop:
@@ -286,21 +290,39 @@ def _resume(
             f"run {run.name} was trained with {previous['name']}; resume it with the same optimizer"
         )
     last = run.steps[-1]
-    run.load_into(model, last)
-    saved = run.load_optimizer(opt)
-    if saved is not None and saved != last:
+    problems = run.problems(last)
+    if problems:
+        intact = [s for s in run.steps if not run.problems(s)]
         raise ValueError(
-            f"the optimizer state of {str(run.path)!r} is from step {saved} but the newest "
-            f"checkpoint is {last}: the run folder was modified by hand"
+            f"the run folder {str(run.path)!r} is inconsistent: {'; '.join(problems)}. "
+            "explorer publishes a checkpoint's files together, so they were changed outside "
+            "explorer (by hand, another program, or a disk fault). To recover, call "
+            f"Run.open({str(run.path)!r}).repair(): it drops damaged and unpublished "
+            f"checkpoints, and training resumes from step {intact[-1] if intact else 0}."
+        )
+    run.load_into(model, last)
+    try:
+        saved = run.load_optimizer(opt, last)
+    except ValueError as err:
+        raise ValueError(
+            f"{err}. To recover, call Run.open({str(run.path)!r}).repair(), which drops what "
+            "does not belong to the published checkpoints"
+        ) from None
+    if saved is None and last > 0:
+        warnings.warn(
+            f"checkpoint {last} of run {run.name} has no optimizer state: training continues "
+            "with a fresh optimizer, so it will not match an uninterrupted run",
+            stacklevel=3,
         )
     run.truncate(last)
     return last
 
 
 def _save(run: Run, model: ModelHandle, opt: torch.optim.Optimizer, step: int) -> None:
+    if step in run.steps and run.has_optimizer_state(step):
+        return  # published already (the step a session resumed from): the same weights
     with _hold_interrupts():
-        run.save_checkpoint(model, step)
-        run.save_optimizer(opt, step)
+        run.save_checkpoint(model, step, optimizer=opt)
 
 
 def _call_loss(

@@ -3,14 +3,20 @@
 Layout (everything is JSON or safetensors, nothing is pickled)::
 
     run/
-      manifest.json            what the run is: model config, data, optimizer, budget, status
+      manifest.json            what the run is: model config, data, optimizer, budget, status,
+                               and the published checkpoints with the size of each file
       metrics.jsonl            one JSON object per logged step: {"step": 10, "train_loss": ...}
       checkpoints/step_000010/ model.safetensors + config.json (explorer.models.checkpoint)
-      state/                   latest optimizer state (optimizer.safetensors + optimizer.json)
+                               + optimizer.safetensors + optimizer.json (the state at step 10)
 
-The manifest is rewritten atomically (temporary file, then rename) and metrics are
-appended one line at a time, so a killed process leaves a readable run: a torn last line
-is ignored. ``Run.open(path).load_model(step)`` is what ``explorer.load(path, step=...)`` calls.
+A checkpoint commits as a unit: its files are written into a staging folder, fsynced, moved
+to their final folder, and then the manifest (which alone says what is published) is
+replaced in one rename. Whatever is on disk that the manifest does not list was never
+published: ``train`` ignores and removes it when it resumes, so a kill at any point resumes
+from the last published step. Metrics are appended one line at a time (a torn last line is
+ignored) and published with the next checkpoint. Files that disagree with the manifest were
+changed outside explorer: ``Run.problems()`` says how, ``Run.repair()`` drops them.
+``Run.open(path).load_model(step)`` is what ``explorer.load(path, step=...)`` calls.
 
 >>> import tempfile
 >>> from explorer.models import zoo
@@ -36,12 +42,20 @@ from typing import Any
 
 import torch
 
+from explorer._atomic import (
+    fsync_dir,
+    fsync_file,
+    remove_tree,
+    replace,
+    write_atomic,
+    write_durable,
+)
 from explorer.models.checkpoint import (
+    checkpoint_files,
     load_checkpoint,
     load_state,
     read_tagged_json,
     read_weights,
-    save_checkpoint,
 )
 from explorer.models.handle import ModelHandle
 
@@ -51,6 +65,7 @@ MANIFEST = "manifest.json"
 METRICS = "metrics.jsonl"
 CHECKPOINTS = "checkpoints"
 STATE = "state"
+STAGING = ".staging-"
 STATUSES = ("created", "running", "complete", "stopped", "interrupted", "failed")
 
 __all__ = ["Curve", "Run", "RunMetrics"]
@@ -129,6 +144,9 @@ class Run:
                     f"{str(root)!r} already holds a run: open it with Run.open, or pass overwrite=True"
                 )
             shutil.rmtree(root)
+        if root.is_dir() and all(p.name.endswith(".tmp") for p in root.iterdir()):
+            for leftover in root.iterdir():  # a create that was killed before publishing
+                leftover.unlink()
         if root.exists() and any(root.iterdir()):
             raise FileExistsError(f"{str(root)!r} exists and is not empty: choose a new folder")
         if model.config is None:
@@ -150,6 +168,7 @@ class Run:
             "last_step": None,
         }
         root.mkdir(parents=True, exist_ok=True)
+        fsync_dir(root.parent)
         run = cls(root, manifest)
         run._write_manifest()
         return run
@@ -224,16 +243,66 @@ class Run:
         return step
 
     def checkpoint_path(self, step: int) -> Path:
-        return self.path / CHECKPOINTS / f"step_{int(step):09d}"
+        entry = self._manifest.get("index", {}).get(str(int(step)))
+        name = entry["dir"] if entry else _dir_name(int(step))
+        return self.path / CHECKPOINTS / name
 
-    def save_checkpoint(self, model: ModelHandle, step: int) -> None:
-        """Save ``model``'s weights as the checkpoint of ``step``."""
+    def save_checkpoint(
+        self, model: ModelHandle, step: int, optimizer: torch.optim.Optimizer | None = None
+    ) -> None:
+        """Save ``model``'s weights (and ``optimizer``'s state) as the checkpoint of ``step``.
+
+        The files are written into a staging folder, fsynced, and moved to their final
+        folder; then the manifest, which is what lists published checkpoints, is replaced in
+        one rename. A kill at any moment leaves either the previous run or the new one.
+        """
+        from explorer.training.optim_state import optimizer_files
+
         step = int(step)
-        save_checkpoint(model, self.checkpoint_path(step), meta={"run": self.name, "step": step})
-        checkpoints = sorted(set(self._manifest["checkpoints"]) | {step})
-        self._manifest["checkpoints"] = checkpoints
+        files = checkpoint_files(model, meta={"run": self.name, "step": step})
+        if optimizer is not None:
+            files.update(optimizer_files(optimizer, step))
+        folder = self.path / CHECKPOINTS
+        if not folder.is_dir():
+            folder.mkdir()
+            fsync_dir(self.path)
+        name = self._free_name(step)
+        staging = folder / f"{STAGING}{name}"
+        remove_tree(staging)
+        staging.mkdir()
+        for file, data in files.items():
+            write_durable(staging / file, data)
+        fsync_dir(staging)
+        remove_tree(folder / name)  # an unpublished remnant of an attempt that was killed
+        replace(staging, folder / name)
+        fsync_file(self.path / METRICS)  # the rows logged so far are published with it
+        old = self._manifest.setdefault("index", {}).get(str(step))
+        self._manifest["index"][str(step)] = {
+            "dir": name,
+            "files": {file: len(data) for file, data in files.items()},
+        }
+        self._manifest["checkpoints"] = sorted(set(self._manifest["checkpoints"]) | {step})
         self._manifest["last_step"] = max(step, self._manifest.get("last_step") or 0)
-        self._write_manifest()
+        self._write_manifest()  # the publication
+        if old is not None and old["dir"] != name:
+            remove_tree(folder / old["dir"])
+
+    def has_optimizer_state(self, step: int) -> bool:
+        """Whether the checkpoint of ``step`` holds the optimizer state to resume from it."""
+        from explorer.training.optim_state import HEADER
+
+        entry = self._manifest.get("index", {}).get(str(int(step)))
+        if entry is not None:
+            return HEADER in entry["files"]
+        return (self.checkpoint_path(step) / HEADER).is_file()
+
+    def _free_name(self, step: int) -> str:
+        """A folder name for ``step`` that no published checkpoint uses."""
+        used = {self.checkpoint_path(s).name for s in self.steps}
+        name, k = _dir_name(step), 1
+        while name in used:
+            name, k = f"{_dir_name(step)}-{k}", k + 1
+        return name
 
     def load_model(self, step: int | None = None) -> ModelHandle:
         """A fresh model with the weights of checkpoint ``step`` (None: the last one)."""
@@ -251,22 +320,27 @@ class Run:
 
     # ------------------------------------------------------------------ metrics
     def log(self, step: int, values: Mapping[str, float]) -> None:
-        """Append one row of metrics for ``step`` (floats; NaN/inf are stored as null)."""
+        """Append one row of metrics for ``step`` (floats; NaN/inf are stored as null).
+
+        Rows are published (fsynced) with the next checkpoint; rows after the last published
+        checkpoint are dropped when training resumes, and logged again.
+        """
         row: dict[str, Any] = {"step": int(step)}
         for key, value in values.items():
             number = float(value)
             row[str(key)] = number if math.isfinite(number) else None
-        with open(self.path / METRICS, "a", encoding="utf-8") as fh:
-            fh.write(json.dumps(row) + "\n")
-            fh.flush()
+        file = self.path / METRICS
+        torn = file.is_file() and file.stat().st_size and not _ends_with_newline(file)
+        line = ("\n" if torn else "") + json.dumps(row) + "\n"  # never glue onto a torn line
+        write_durable(file, line.encode(), append=True, sync=False)
 
     def rows(self) -> list[dict[str, Any]]:
-        """Every logged row, in order; a torn last line (killed mid-write) is skipped."""
+        """Every logged row, in order; a torn line (killed mid-write) is skipped."""
         file = self.path / METRICS
         if not file.is_file():
             return []
         out = []
-        for line in file.read_text(encoding="utf-8").splitlines():
+        for line in file.read_text(encoding="utf-8", errors="replace").splitlines():
             try:
                 row = json.loads(line)
             except json.JSONDecodeError:
@@ -293,30 +367,121 @@ class Run:
             curves[name] = Curve(name, steps, values)
         return RunMetrics(curves)
 
+    # ---------------------------------------------------------- consistency
     def truncate(self, step: int) -> None:
-        """Forget metrics logged at or after ``step`` and checkpoints after it (for resuming)."""
-        kept = [r for r in self.rows() if r["step"] < step]
-        tmp = self.path / (METRICS + ".tmp")
-        tmp.write_text("".join(json.dumps(r) + "\n" for r in kept), encoding="utf-8")
-        os.replace(tmp, self.path / METRICS)
-        for s in [s for s in self.steps if s > step]:
-            shutil.rmtree(self.checkpoint_path(s), ignore_errors=True)
+        """Forget metrics logged at or after ``step`` and checkpoints after it (for resuming).
+
+        Optimizer state lives inside each checkpoint and carries its step, so after
+        ``truncate(step)`` training resumes with the state of ``step`` itself (or, for a
+        checkpoint saved without one, a fresh optimizer, with a warning), never another's.
+        """
+        step = int(step)
+        dropped = [s for s in self.steps if s > step]
+        dirs = [self.checkpoint_path(s) for s in dropped]
+        for s in dropped:
+            self._manifest.get("index", {}).pop(str(s), None)
         self._manifest["checkpoints"] = [s for s in self.steps if s <= step]
         self._manifest["last_step"] = step
-        self._write_manifest()
+        if dropped and self._manifest["status"] in ("complete", "stopped"):
+            self._manifest["status"] = "interrupted"  # so ``train`` continues it
+        self._write_manifest()  # published first: a kill below leaves only garbage
+        for folder in dirs:
+            remove_tree(folder)
+        kept = [r for r in self.rows() if r["step"] < step]
+        write_atomic(self.path / METRICS, "".join(json.dumps(r) + "\n" for r in kept).encode())
+        self._drop_unpublished()
+
+    def problems(self, step: int | None = None) -> list[str]:
+        """What is inconsistent in the published checkpoint ``step`` (None: every one)."""
+        from explorer.training.optim_state import HEADER
+
+        out = []
+        for s in self.steps if step is None else (step,):
+            entry = self._manifest.get("index", {}).get(str(s))
+            folder = self.checkpoint_path(s)
+            where = f"{CHECKPOINTS}/{folder.name}"
+            if not folder.is_dir():
+                out.append(f"checkpoint {s} is listed in {MANIFEST} but {where} is missing")
+                continue
+            for file, size in (entry or {}).get("files", {}).items():
+                path = folder / file
+                if not path.is_file():
+                    out.append(f"{where}/{file} is missing")
+                elif path.stat().st_size != size:
+                    out.append(
+                        f"{where}/{file} has {path.stat().st_size} bytes; {MANIFEST} "
+                        f"published it with {size}"
+                    )
+            if entry and HEADER in entry["files"] and (folder / HEADER).is_file():
+                try:
+                    saved = json.loads((folder / HEADER).read_text(encoding="utf-8")).get("step")
+                except (ValueError, AttributeError):
+                    saved = "unreadable"
+                if saved != s:
+                    out.append(f"{where}/{HEADER} holds the optimizer state of step {saved}")
+        return out
+
+    def repair(self) -> list[str]:
+        """Drop damaged checkpoints and every unpublished file; what was dropped, as sentences.
+
+        A checkpoint whose files do not match what the manifest published (edited, deleted
+        or truncated by hand) is unpublished, so training resumes from the newest intact one.
+        """
+        report = []
+        bad = [s for s in self.steps if self.problems(s)]
+        for s in bad:
+            report.append(f"dropped checkpoint {s}: {'; '.join(self.problems(s))}")
+        if bad:
+            dirs = [self.checkpoint_path(s) for s in bad]
+            for s in bad:
+                self._manifest["index"].pop(str(s), None)
+            self._manifest["checkpoints"] = [s for s in self.steps if s not in bad]
+            self._manifest["last_step"] = self.steps[-1] if self.steps else None
+            self._write_manifest()
+            for folder in dirs:
+                remove_tree(folder)
+        report += self._drop_unpublished()
+        return report
+
+    def _drop_unpublished(self) -> list[str]:
+        """Remove files no published state refers to (left by a kill); what was removed."""
+        from explorer.training.optim_state import HEADER
+
+        published = {self.checkpoint_path(s).name for s in self.steps}
+        removed = []
+        folder = self.path / CHECKPOINTS
+        for entry in sorted(folder.iterdir()) if folder.is_dir() else []:
+            if entry.name not in published:
+                removed.append(f"removed unpublished {CHECKPOINTS}/{entry.name}")
+                remove_tree(entry)
+        for entry in sorted(self.path.glob("*.tmp")):
+            removed.append(f"removed unpublished {entry.name}")
+            remove_tree(entry)
+        legacy = self.path / STATE  # explorer < 0.2 kept one optimizer state for the run
+        if legacy.is_dir():
+            try:
+                saved = json.loads((legacy / HEADER).read_text(encoding="utf-8")).get("step")
+            except (OSError, ValueError, AttributeError):
+                saved = None
+            if saved != self._manifest.get("last_step"):
+                removed.append(f"removed {STATE}/ (optimizer state of step {saved})")
+                remove_tree(legacy)
+        return removed
 
     # ------------------------------------------------------- optimizer state
-    def save_optimizer(self, optimizer: torch.optim.Optimizer, step: int) -> None:
-        """Keep the optimizer state after ``step`` updates (tensors as safetensors)."""
-        from explorer.training.optim_state import save_optimizer_state
+    def load_optimizer(
+        self, optimizer: torch.optim.Optimizer, step: int | None = None
+    ) -> int | None:
+        """Restore the optimizer state of checkpoint ``step`` (None: the last) into
+        ``optimizer``; returns the step, or None if that checkpoint has no optimizer state.
+        State taken at another step is refused."""
+        from explorer.training.optim_state import has_optimizer_state, load_optimizer_state
 
-        save_optimizer_state(optimizer, self.path / STATE, step)
-
-    def load_optimizer(self, optimizer: torch.optim.Optimizer) -> int | None:
-        """Restore the saved optimizer state into ``optimizer``; returns its step (or None)."""
-        from explorer.training.optim_state import load_optimizer_state
-
-        return load_optimizer_state(optimizer, self.path / STATE)
+        step = self._check_step(step)
+        folder = self.checkpoint_path(step)
+        if not has_optimizer_state(folder) and step == self._manifest.get("last_step"):
+            folder = self.path / STATE  # a run written by explorer < 0.2
+        return load_optimizer_state(optimizer, folder, step)
 
     # ----------------------------------------------------------------- manifest
     def update(self, *, status: str | None = None, **fields: Any) -> None:
@@ -330,9 +495,17 @@ class Run:
         self._write_manifest()
 
     def _write_manifest(self) -> None:
-        tmp = self.path / (MANIFEST + ".tmp")
-        tmp.write_text(json.dumps(self._manifest, indent=2), encoding="utf-8")
-        os.replace(tmp, self.path / MANIFEST)
+        write_atomic(self.path / MANIFEST, json.dumps(self._manifest, indent=2).encode())
+
+
+def _dir_name(step: int) -> str:
+    return f"step_{step:09d}"
+
+
+def _ends_with_newline(file: Path) -> bool:
+    with open(file, "rb") as fh:
+        fh.seek(-1, os.SEEK_END)
+        return fh.read(1) == b"\n"
 
 
 def _jsonable(what: str, value: Any) -> Any:

@@ -9,9 +9,12 @@ from explorer.views.attention_view import AttentionView
 from explorer.views.explorer_view import Explorer, show
 from explorer.views.hypothesis_view import HypothesisBoard, HypothesisWidget
 from explorer.views.intervention_panel import InterventionPanel
+from explorer.views.logit_attribution_view import LogitAttributionView
+from explorer.views.logit_lens_view import LogitLensView
 from explorer.views.neuron_view import NeuronView
 from explorer.views.patching_view import PatchingView
 from explorer.views.scrubber import TrainingScrubber
+from explorer.views.token_attribution_view import TokenAttributionView
 
 __all__ = [
     "AttentionView",
@@ -19,8 +22,11 @@ __all__ = [
     "HypothesisBoard",
     "HypothesisWidget",
     "InterventionPanel",
+    "LogitAttributionView",
+    "LogitLensView",
     "NeuronView",
     "PatchingView",
+    "TokenAttributionView",
     "TrainingScrubber",
     "show",
 ]

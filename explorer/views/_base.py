@@ -39,12 +39,22 @@ class ExplorerWidget(anywidget.AnyWidget):
 
 def reports_errors(method: F) -> F:
     """Decorate an observer or action: its exceptions become ``self.error``, success clears it."""
+    return _reporting(method, Exception)
 
+
+def reports_user_code_errors(method: F) -> F:
+    """``reports_errors`` for actions that run user code (a hypothesis's measure): a
+    ``SystemExit`` or ``KeyboardInterrupt`` raised there becomes ``self.error`` too, instead
+    of ending the kernel."""
+    return _reporting(method, BaseException)
+
+
+def _reporting(method: F, caught: type[BaseException]) -> F:
     @functools.wraps(method)
     def wrapper(self: ExplorerWidget, *args: Any, **kwargs: Any) -> Any:
         try:
             result = method(self, *args, **kwargs)
-        except Exception as exc:
+        except caught as exc:
             self._fail(exc)
             return None
         self.error = ""

@@ -111,7 +111,12 @@ function exSend(model, changes) {
 }
 
 // ------------------------------------------------------------------ colours
-// sequential: white -> dark blue; diverging: red (negative) -> white -> blue (positive)
+// The visual language of every view:
+// sequential: white -> dark blue (attention, counts: more is darker);
+// diverging: one map whose colours always mean the same thing: red = worse for the model
+// (or lowers the output), blue = better (or raises it), white = no change. For a metric
+// where higher is worse (a loss) the view passes sign = -1, so a loss that goes up is red
+// just like an accuracy that goes down.
 function exSequential(t) {
   t = Math.min(1, Math.max(0, t));
   return [Math.round(255 - 222 * t), Math.round(255 - 180 * t), Math.round(255 - 75 * t)];
@@ -129,7 +134,7 @@ function exColour(rgb) {
 }
 
 // Draw values[rows x cols] onto a canvas of (cols*cell) x (rows*cell) pixels.
-// opts: {vmin, vmax, diverging, cellW, cellH, maxWidth, maxHeight}
+// opts: {vmin, vmax, diverging, sign (-1: higher is worse), cellW, cellH, maxWidth, maxHeight}
 function exDrawHeatmap(canvas, values, rows, cols, opts = {}) {
   const diverging = !!opts.diverging;
   let vmin = opts.vmin, vmax = opts.vmax;
@@ -155,7 +160,7 @@ function exDrawHeatmap(canvas, values, rows, cols, opts = {}) {
       const v = values[r * cols + c];
       let rgb;
       if (!Number.isFinite(v)) rgb = [235, 235, 235];
-      else if (diverging) rgb = exDiverging(v / Math.max(Math.abs(vmin), Math.abs(vmax), 1e-12));
+      else if (diverging) rgb = exDiverging((opts.sign || 1) * v / Math.max(Math.abs(vmin), Math.abs(vmax), 1e-12));
       else rgb = exSequential((v - vmin) / span);
       const i = 4 * (r * cols + c);
       img.data[i] = rgb[0]; img.data[i + 1] = rgb[1]; img.data[i + 2] = rgb[2]; img.data[i + 3] = 255;
@@ -219,10 +224,12 @@ function exHeatmapView(spec) {
   grid.appendChild(plot);
   wrap.appendChild(grid);
   const geom = exDrawHeatmap(canvas, spec.values, spec.rows, spec.cols, {
-    diverging: spec.diverging, cellW: spec.cellW || spec.cell || 14, cellH: spec.cellH || spec.cell || 14,
+    diverging: spec.diverging, sign: spec.sign, cellW: spec.cellW || spec.cell || 14, cellH: spec.cellH || spec.cell || 14,
     maxWidth: spec.maxWidth || 720, maxHeight: spec.maxHeight || 560, vmin: spec.vmin, vmax: spec.vmax,
   });
-  const labelEvery = (n, px) => Math.max(1, Math.ceil(11 / Math.max(px, 0.01)));
+  // one label every `every` cells so that labels never overlap: 12 px per row label, and
+  // 16 px per column label (angled at 60 degrees, a label needs its font height / sin 60)
+  const labelEvery = (n, px, need = 12) => Math.max(1, Math.ceil(need / Math.max(px, 0.01)));
   if (spec.rowLabels) {
     const every = labelEvery(spec.rows, geom.cellH);
     rowAxis.style.height = canvas.height + "px";
@@ -231,7 +238,7 @@ function exHeatmapView(spec) {
     }
   }
   if (spec.colLabels) {
-    const every = labelEvery(spec.cols, geom.cellW);
+    const every = labelEvery(spec.cols, geom.cellW, 16);
     colAxis.style.width = canvas.width + "px";
     for (let c = 0; c < spec.cols; c += every) {
       colAxis.appendChild(exEl("div", { cls: "ex-axis-label ex-axis-label-col", text: spec.colLabels[c], title: spec.colLabels[c], style: { left: (c * geom.cellW + geom.cellW / 2 - 5) + "px" } }));
@@ -279,18 +286,50 @@ function exHeatmapView(spec) {
   return { node: wrap, canvas, geom };
 }
 
-function exLegend(vmin, vmax, diverging, label) {
+// A colour bar from vmin to vmax with its label (the quantity and its unit). For a
+// diverging map, `meaning` = [what red means, what blue means] is stated beside it.
+function exLegend(vmin, vmax, diverging, label, opts = {}) {
+  const sign = opts.sign || 1;
   const bar = exEl("canvas", { cls: "ex-legend-bar" });
   bar.width = 120; bar.height = 10;
   const ctx = bar.getContext("2d");
   for (let i = 0; i < 120; i++) {
     const t = i / 119;
-    ctx.fillStyle = exColour(diverging ? exDiverging(2 * t - 1) : exSequential(t));
+    ctx.fillStyle = exColour(diverging ? exDiverging(sign * (2 * t - 1)) : exSequential(t));
     ctx.fillRect(i, 0, 1, 10);
   }
+  const meaning = diverging && opts.meaning ? exEl("span", { cls: "ex-meaning", attrs: { "data-testid": "colour-meaning" } }, [
+    exEl("span", { cls: "ex-swatch", style: { background: exColour(exDiverging(-1)) } }), exEl("span", { text: opts.meaning[0] }),
+    exEl("span", { cls: "ex-swatch", style: { background: exColour(exDiverging(1)) } }), exEl("span", { text: opts.meaning[1] }),
+  ]) : null;
   return exEl("div", { cls: "ex-legend" }, [
     exEl("span", { text: exFmt(vmin, 2) }), bar, exEl("span", { text: exFmt(vmax, 2) }),
-    label ? exEl("span", { cls: "ex-muted", text: " " + label }) : null,
+    label ? exEl("span", { cls: "ex-muted", text: " " + label }) : null, meaning,
+  ]);
+}
+
+// A bar chart with axes: y ticks (top, 0, bottom) with the y label, a zero line, and the
+// x axis with its end values and label. opts: {width, height, xLabel, yLabel, xMin, xMax,
+// colours, testid}. The canvas keeps opts.testid; the chart is wrapped with testid + "-chart".
+function exBarChart(values, opts = {}) {
+  const height = opts.height || 90;
+  const bars = exBars(values, opts);
+  let lo = Math.min(0, ...values), hi = Math.max(0, ...values);
+  if (hi === lo) hi = lo + 1;
+  const zeroTop = height * (hi / (hi - lo));
+  const ticks = exEl("div", { cls: "ex-chart-yticks", style: { height: height + "px" } }, [
+    exEl("span", { text: exFmt(hi, 2), style: { top: "-6px" } }),
+    lo < 0 && hi > 0 ? exEl("span", { text: "0", style: { top: (zeroTop - 6) + "px" } }) : null,
+    exEl("span", { text: exFmt(lo, 2), style: { top: (height - 6) + "px" } }),
+  ]);
+  const yLabel = exEl("div", { cls: "ex-chart-ylabel", text: opts.yLabel || "", style: { height: height + "px" } });
+  const xAxis = exEl("div", { cls: "ex-chart-xaxis", style: { width: (opts.width || 320) + "px" } }, [
+    exEl("span", { text: opts.xMin === undefined ? "" : String(opts.xMin) }),
+    exEl("span", { cls: "ex-chart-xlabel", text: opts.xLabel || "" }),
+    exEl("span", { text: opts.xMax === undefined ? "" : String(opts.xMax) }),
+  ]);
+  return exEl("div", { cls: "ex-chart", attrs: { "data-testid": (opts.testid || "bars") + "-chart" } }, [
+    yLabel, ticks, bars, exEl("div"), exEl("div"), xAxis,
   ]);
 }
 
@@ -319,6 +358,13 @@ function exBars(values, opts = {}) {
 
 // Mount a widget: a root with the error banner and a body redrawn (once per frame) whenever
 // one of `names` changes. draw(body) rebuilds the body. Returns the cleanup function.
+//
+// The first draw is scheduled too, never run inside render(): anywidget calls render in the
+// same task that finishes loading a model's module, and gives every model 2 s (wall clock)
+// from its creation to finish that loading, or the model is marked "Failed to initialize" and
+// drops every later message from the kernel. Under CPU load a first draw took over a second
+// there, so the widgets created beside it (an Explorer creates four at once) ran out of time.
+// Returning from render at once keeps each model's initialisation short.
 function exMount(model, el, cls, testid, names, draw) {
   // Keys typed in a view are the view's: JupyterLab's notebook shortcuts (Enter, a, b, dd...)
   // must not fire while an input here has focus.
@@ -344,7 +390,7 @@ function exMount(model, el, cls, testid, names, draw) {
     if (typeof requestAnimationFrame === "function" && document.visibilityState === "visible") requestAnimationFrame(run);
     else setTimeout(run, 0);
   };
-  redraw();
+  schedule();
   for (const n of names) model.on("change:" + n, schedule);
   return () => { for (const n of names) model.off("change:" + n, schedule); };
 }

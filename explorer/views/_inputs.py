@@ -1,7 +1,8 @@
 """Reading what users pass as ``data`` to a view: a tensor, a dataset object, or a pair.
 
-Views accept token ids ``[n, pos]``, images ``[n, C, H, W]``, an ``ImageData`` (its test
-split), a ``ModularData`` (its test split) or ``(inputs, labels)``; this module turns any
+Views accept token ids ``[n, pos]``, text (a prompt or a list of prompts, tokenized by the
+model), images ``[n, C, H, W]``, an ``ImageData`` (its test split), a ``ModularData`` (its
+test split) or ``(inputs, labels)``; this module turns any
 of them into the inputs tensor (checked against the model) and, when known, the labels.
 """
 
@@ -17,8 +18,13 @@ from explorer.data import ImageData, ModularData
 from explorer.models.handle import ModelHandle
 
 
-def split_data(data: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """``(inputs, labels or None)`` from any accepted form of ``data``."""
+def split_data(data: Any) -> tuple[Any, torch.Tensor | None]:
+    """``(inputs, labels or None)`` from any accepted form of ``data`` (text is passed on
+    as it is: ``model.check_inputs`` tokenizes it)."""
+    if isinstance(data, str) or (
+        isinstance(data, (list, tuple)) and data and all(isinstance(x, str) for x in data)
+    ):
+        return data, None
     if isinstance(data, ImageData):
         return data.test_images, data.test_labels
     if isinstance(data, ModularData):
@@ -28,7 +34,7 @@ def split_data(data: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
     if isinstance(data, torch.Tensor):
         return data, None
     raise TypeError(
-        "data must be a tensor of inputs, (inputs, labels), an ImageData or a ModularData; "
+        "data must be a tensor of inputs, text, (inputs, labels), an ImageData or a ModularData; "
         f"got {type(data).__name__}"
     )
 

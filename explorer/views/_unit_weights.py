@@ -1,14 +1,15 @@
 """A neuron as NeuronView shows it: what it reads from, what it writes to, what it changes.
 
-- ``output_effect``: for a transformer neuron, its direct effect on the logits
-  (``W_out[neuron] @ W_U``, final LayerNorm ignored); for a plain MLP/CNN, its outgoing
-  weights to the next layer (the classes, after the last hidden layer).
+- ``output_effect``: for a transformer neuron, its direct effect on the logits through the
+  final norm (``analysis.neuron_logit_weights``: ``W_out[neuron]`` centred and scaled by
+  the norm's weight, then ``@ W_U``); for a plain MLP/CNN, its outgoing weights to the
+  next layer (the classes, after the last hidden layer).
 - ``input_image``: for a neuron of a vision model's first layer, its input weights shaped
   like the image (the "weight image").
 - ``zero_ablation_effect``: for a vision neuron in any layer, its total effect on the class
   outputs: the mean drop of each output when the neuron is set to zero (one run).
 
-They belong with analysis once it has a home for them.
+The vision-model helpers belong with analysis once it has a home for them.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from explorer.analysis.neuron_logits import neuron_logit_weights
+from explorer.analysis.units import Neuron
 from explorer.models.handle import ModelHandle
 
 
@@ -39,12 +42,9 @@ def output_effect(model: ModelHandle, layer: int, neuron: int) -> OutputEffect:
     """What neuron ``layer.neuron`` writes to (see the module docstring)."""
     layer, neuron = model.check_neuron(layer, neuron)
     if model.is_transformer:
-        tl = model.model
-        w_out = tl.blocks[layer].mlp.W_out[neuron]  # type: ignore[index, union-attr]
-        values = w_out @ tl.W_U  # type: ignore[operator]
-        vocab = model.vocab or tuple(str(i) for i in range(values.shape[0]))
-        labels = tuple(vocab[i] if i < len(vocab) else str(i) for i in range(values.shape[0]))
-        return OutputEffect(values.float(), labels, "direct effect on the logits (W_out · W_U)")
+        weights = neuron_logit_weights(model, units=[Neuron(layer, neuron)])
+        title = "direct effect on the logits (W_out through the final norm · W_U)"
+        return OutputEffect(weights.values[0], weights.token_text, title)
     blocks = model.model.found_blocks  # type: ignore[attr-defined]
     last = layer == len(blocks) - 1
     target = model.model.output_layer if last else blocks[layer + 1].pre  # type: ignore[attr-defined]

@@ -31,10 +31,11 @@ class Explorer(ipywidgets.Tab):
 
     Args:
         model: any handle.
-        data: inputs and optionally labels (see ``NeuronView``).
+        data: inputs and optionally labels (see ``NeuronView``), or text: a prompt or a
+            list of prompts of equal token length, tokenized by the model's tokenizer.
         metric: for the intervention panel and patching: a function or ``{name: fn}``.
-        corrupted: inputs patched into; default: the data with its rows rotated by one
-            (each example paired with another example).
+        corrupted: inputs (or text) patched into; default: the data with its rows rotated
+            by one (each example paired with another example).
         n_prompts: rows of token data the attention view and the patching view use.
     """
 
@@ -44,7 +45,7 @@ class Explorer(ipywidgets.Tab):
         data: Any,
         *,
         metric: Metric | dict[str, Metric] | None = None,
-        corrupted: torch.Tensor | None = None,
+        corrupted: Any = None,
         n_prompts: int = 8,
         max_examples: int = 64,
     ) -> None:
@@ -78,14 +79,13 @@ class Explorer(ipywidgets.Tab):
         inputs: torch.Tensor,
         labels: torch.Tensor | None,
         metric: Metric | dict[str, Metric] | None,
-        corrupted: torch.Tensor | None,
+        corrupted: Any,
         n_prompts: int,
     ) -> PatchingView | None:
         if len(inputs) < 2 and corrupted is None:
             return None
         clean = inputs[:n_prompts]
-        if corrupted is None:
-            corrupted = clean.roll(1, dims=0)
+        corrupted = clean.roll(1, dims=0) if corrupted is None else model.check_inputs(corrupted)
         # The metric scores the corrupted run against the clean answers: rebuild the defaults
         # for the clean rows (a user's metric must already be written that way).
         fallback = default_metrics(model, clean, labels[:n_prompts] if labels is not None else None)
@@ -108,7 +108,7 @@ def show(
     data: Any,
     *,
     metric: Metric | dict[str, Metric] | None = None,
-    corrupted: torch.Tensor | None = None,
+    corrupted: Any = None,
     **kwargs: Any,
 ) -> Explorer:
     """Open every view of ``model`` on ``data``; leave it last in a cell to display it.

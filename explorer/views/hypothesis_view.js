@@ -46,6 +46,10 @@ function hvVerdict(v) {
     box.appendChild(exEl("span", { cls: "ex-muted", text: "not tested yet: press Test to judge the claim on the held-out split" }));
     return box;
   }
+  if (v.status === "unavailable") {
+    box.appendChild(exEl("div", { cls: "ex-row" }, [hvBadge(v.status, "verdict-status"), exEl("span", { text: v.note || v.summary, attrs: { "data-testid": "verdict-note" } })]));
+    return box;
+  }
   const side = v.direction === "above" ? ">" : "<";
   box.appendChild(exEl("div", { cls: "ex-row" }, [
     hvBadge(v.status, "verdict-status"),
@@ -153,6 +157,14 @@ function renderBoard(model, el) {
     ]));
     if (model.get("message")) root.appendChild(exEl("div", { cls: "ex-muted", text: model.get("message"), attrs: { "data-testid": "message" } }));
 
+    const unreadable = model.get("unreadable") || [];
+    if (unreadable.length) {
+      const box = exEl("div", { cls: "hv-unreadable", attrs: { "data-testid": "unreadable" } }, [
+        exEl("div", { text: unreadable.length + " stored row" + (unreadable.length === 1 ? "" : "s") + " could not be read (the others are shown):" }),
+      ]);
+      for (const bad of unreadable) box.appendChild(exEl("div", { cls: "ex-muted", text: bad.table + " " + bad.id + ": " + bad.reason, attrs: { "data-testid": "unreadable-row" } }));
+      root.appendChild(box);
+    }
     const rows = model.get("rows") || [];
     const table = exEl("table", { cls: "ex-table hv-board", attrs: { "data-testid": "board" } });
     table.appendChild(exEl("tr", {}, ["author", "claim", "units", "test", "status", "value [CI]", "baseline", "model", "when"].map((h) => exEl("th", { text: h }))));
@@ -194,7 +206,7 @@ function renderBoard(model, el) {
       root.appendChild(t);
     }
   };
-  const names = ["error", "project", "projects", "rows", "agreement", "model_name", "message", "requests"];
+  const names = ["error", "project", "projects", "rows", "agreement", "model_name", "message", "requests", "unreadable"];
   return exMount(model, el, "hv-board-root", "hypothesis-board", names, draw);
 }
 

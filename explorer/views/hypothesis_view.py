@@ -21,7 +21,7 @@ from explorer.analysis.units import parse_unit
 from explorer.hypotheses import Examples, Hypothesis, HypothesisStore, Verdict
 from explorer.hypotheses.store import DEFAULT_PROJECT, StoredHypothesis
 from explorer.models.handle import ModelHandle
-from explorer.views._base import ExplorerWidget, reports_errors
+from explorer.views._base import ExplorerWidget, reports_errors, reports_user_code_errors
 from explorer.views.serialise import css, esm
 
 Data = Examples | torch.Tensor
@@ -183,13 +183,14 @@ class HypothesisWidget(ExplorerWidget):
             self.status = previous
         return verdict
 
-    @reports_errors
+    @reports_user_code_errors
     def _run(self) -> Verdict:
         hypothesis = self.hypothesis
         verdict = hypothesis.test(self.model, _pick_data(self.data, hypothesis))
         if self.store is not None:
             self.store.save(hypothesis, project=self.project, author=self.author)
-            self.store.record(verdict)
+            if verdict.status != "unavailable":  # not evidence: nothing to record
+                self.store.record(verdict)
         self._base = hypothesis
         payload = verdict_payload(verdict)
         self.history = [*self.history, payload]
@@ -242,6 +243,9 @@ class HypothesisBoard(ExplorerWidget):
     agreement = traitlets.List(traitlets.Dict(), help="one row per labelled unit").tag(sync=True)
     model_name = traitlets.Unicode(help="what Re-run all tests on").tag(sync=True)
     message = traitlets.Unicode(help="outcome of the last re-run").tag(sync=True)
+    unreadable = traitlets.List(
+        traitlets.Dict(), help="stored rows that could not be read: table, id, reason"
+    ).tag(sync=True)
     board = traitlets.Bool(True, help="marks the board layout for the page").tag(sync=True)
     requests = traitlets.Int(0, help="page requests handled (the page re-enables its buttons)").tag(
         sync=True
@@ -273,6 +277,9 @@ class HypothesisBoard(ExplorerWidget):
     def refresh(self) -> None:
         """Re-read the project's hypotheses, verdicts and labels from the store."""
         stored = self.store.hypotheses(self.project)
+        self.unreadable = [
+            {"table": bad.table, "id": bad.id, "reason": bad.reason} for bad in stored.unreadable
+        ]
         self.projects = self.store.projects()
         self.rows = [self._row(s) for s in sorted(stored, key=lambda s: (s.author, s.created))]
         labels = self.store.labels(self.project)
@@ -299,7 +306,8 @@ class HypothesisBoard(ExplorerWidget):
             "author": stored.author,
             "claim": h.claim,
             "units": ", ".join(map(str, h.units)),
-            "test": f"{h.measure.describe()} {h.direction} {h.threshold:g}",
+            "test": f"{h.measure.describe()} {h.direction} {h.threshold:g}"
+            + ("" if h.rerunnable else " (its measure is not registered here)"),
             "dataset": h.dataset,
             "status": stored.status,
             "n_verdicts": len(stored.verdicts),
@@ -340,9 +348,12 @@ class HypothesisBoard(ExplorerWidget):
             h = stored.hypothesis
             try:
                 verdict = h.test(self.model, _pick_data(self.data, h))
+                if verdict.status == "unavailable":
+                    outcome[h.id] = verdict.note
+                    continue
                 self.store.record(verdict)
                 outcome[h.id] = verdict
-            except (ValueError, TypeError, KeyError) as exc:
+            except BaseException as exc:  # a measure is user code: even SystemExit
                 outcome[h.id] = f"{type(exc).__name__}: {exc}"
         failed = [f"{_short(hid)}: {why}" for hid, why in outcome.items() if isinstance(why, str)]
         ok = len(outcome) - len(failed)
@@ -362,7 +373,7 @@ class HypothesisBoard(ExplorerWidget):
         finally:
             self.requests += 1
 
-    @reports_errors
+    @reports_user_code_errors
     def _rerun_from_page(self) -> None:
         self.rerun_all()
 

@@ -74,6 +74,7 @@ function render({ model, el }) {
 
     // ---- results
     const before = exDecode(model.get("before")), after = exDecode(model.get("after"));
+    const worseUp = model.get("worse_when") === "up";  // a loss: up is worse for the model
     if (units.length && before.size) {
       const bm = model.get("before_mean"), am = model.get("after_mean");
       root.appendChild(exEl("div", { cls: "ex-row", style: { alignItems: "baseline" } }, [
@@ -82,10 +83,15 @@ function render({ model, el }) {
         exEl("span", { text: " change " }), exNumber(am - bm, "effect", 4),
       ]));
       const diffs = Array.from(after.values, (v, i) => v - before.values[i]);
+      const harm = (v) => (worseUp ? v > 0 : v < 0);
       root.appendChild(exEl("div", { cls: "ex-row" }, [
         exEl("div", { cls: "ex-col" }, [
-          exEl("span", { cls: "ex-muted", text: "change per example (after − before)" }),
-          exBars(diffs, { width: 360, height: 70, testid: "per-example" }),
+          exEl("span", { cls: "ex-muted", text: "change per example (after − before); red: worse for the model" }),
+          exBarChart(diffs, {
+            width: 360, height: 70, testid: "per-example", yLabel: "change", xLabel: "example",
+            xMin: 0, xMax: diffs.length - 1,
+            colours: diffs.map((v) => (harm(v) ? exColour(exDiverging(-0.8)) : exColour(exDiverging(0.8)))),
+          }),
         ]),
         (() => {
           const table = exEl("table", { cls: "ex-table", attrs: { "data-testid": "per-example-table" } });
@@ -111,7 +117,7 @@ function render({ model, el }) {
       const one = units.length === 1 ? /^(head|neuron) (\d+)\.(\d+)$/.exec(units[0]) : null;
       const selected = one && one[1] === unitType ? { row: +one[2], col: +one[3] } : null;
       const hm = exHeatmapView({
-        values: sweep.values, rows, cols, diverging: true, testid: "sweep-heatmap",
+        values: sweep.values, rows, cols, diverging: true, sign: worseUp ? -1 : 1, testid: "sweep-heatmap",
         cellW: Math.max(3, Math.min(44, Math.floor(640 / cols))), cellH: 30, annotate: true,
         rowLabels: Array.from({ length: rows }, (_, r) => "L" + r),
         colLabels: Array.from({ length: cols }, (_, c) => (unitType === "head" ? "H" : "N") + c),
@@ -120,11 +126,13 @@ function render({ model, el }) {
         onClick: (r, c) => { if (Number.isFinite(sweep.values[r * cols + c])) model.send({ action: "select", layer: r, index: c }); },
       });
       root.appendChild(hm.node);
-      root.appendChild(exLegend(hm.geom.vmin, hm.geom.vmax, true, "change in metric"));
+      root.appendChild(exLegend(hm.geom.vmin, hm.geom.vmax, true, "change in " + model.get("metric_name") + " (after − before)", {
+        sign: worseUp ? -1 : 1, meaning: ["worse for the model", "better"],
+      }));
     }
   }
 
-  const names = ["error", "units", "kind", "metric_name", "metric_names", "unit_type", "before", "after", "before_mean", "after_mean", "hooks", "sweep_effects", "sweep_info", "layer", "head", "neuron"];
+  const names = ["error", "units", "kind", "metric_name", "metric_names", "unit_type", "before", "after", "before_mean", "after_mean", "hooks", "sweep_effects", "sweep_info", "layer", "head", "neuron", "worse_when"];
   return exMount(model, el, "ex-intervention", "intervention-panel", names, draw);
 }
 

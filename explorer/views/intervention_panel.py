@@ -15,7 +15,7 @@ import torch
 import traitlets
 
 from explorer.analysis.ablation import KINDS, ablate, ablation_sweep
-from explorer.analysis.metrics import Metric
+from explorer.analysis.metrics import Metric, lower_is_better
 from explorer.analysis.units import Head, Neuron, check_unit, parse_unit
 from explorer.models.handle import ModelHandle
 from explorer.views._base import ExplorerWidget, check_range, reports_errors
@@ -52,6 +52,11 @@ class InterventionPanel(ExplorerWidget):
     metric_name = traitlets.Unicode("", help="the metric shown (one of metric_names)").tag(
         sync=True
     )
+    worse_when = traitlets.Enum(
+        ("up", "down"),
+        "down",
+        help="which way the shown metric moves when the model gets worse (up: a loss)",
+    ).tag(sync=True)
     metric_names = traitlets.List(traitlets.Unicode(), help="metrics on offer").tag(sync=True)
     unit_type = traitlets.Enum(("head", "neuron"), "head", help="what the sweep ablates").tag(
         sync=True
@@ -118,6 +123,7 @@ class InterventionPanel(ExplorerWidget):
             sweep_effects=empty("float32"),
             **kwargs,
         )
+        self._metric_direction()
         self.on_msg(self._on_message)
 
     # ------------------------------------------------------------------ validation
@@ -147,6 +153,10 @@ class InterventionPanel(ExplorerWidget):
     @property
     def metric(self) -> Metric:
         return self._metrics[self.metric_name]
+
+    @traitlets.observe("metric_name")
+    def _metric_direction(self, _change: dict[str, Any] | None = None) -> None:
+        self.worse_when = "up" if lower_is_better(self.metric, self.metric_name) else "down"
 
     @traitlets.observe("units", "kind", "metric_name")
     @reports_errors

@@ -50,7 +50,11 @@ function render({ model, el }) {
       nInput,
       exEl("button", { cls: "ex-button", text: "▶", onclick: () => step(1) }),
       exEl("span", { cls: "ex-muted", text: "over " + model.get("n_examples") + " examples" }),
+      (model.get("dead_units") || []).length ? exEl("span", { cls: "ex-muted", attrs: { "data-testid": "dead-count" }, text: "· " + model.get("dead_units").length + " of " + widths[layer] + " in this layer never fire" }) : null,
     ]));
+    if (!model.get("fires")) {
+      root.appendChild(exEl("div", { cls: "ex-note", attrs: { "data-testid": "dead-note" }, text: "neuron " + layer + "." + neuron + " never fires on these " + model.get("n_examples") + " examples (a dead unit): its top examples below are arbitrary ties at 0" }));
+    }
 
     const body = exEl("div", { cls: "ex-row" });
     root.appendChild(body);
@@ -102,28 +106,32 @@ function render({ model, el }) {
         const [h, w] = wimg.shape;
         const canvas = drawImage(wimg.values, 0, h, w, { diverging: true });
         canvas.style.width = "84px"; canvas.style.height = "84px";
-        left.appendChild(exEl("div", { cls: "ex-title", text: "input weights" }));
-        left.appendChild(exEl("div", { cls: "ex-image", attrs: { "data-testid": "weight-image" } }, [canvas, exEl("span", { cls: "ex-muted", text: "blue +, red −" })]));
+        left.appendChild(exEl("div", { cls: "ex-row", style: { alignItems: "center", gap: "8px" } }, [
+          exEl("div", { cls: "ex-image", attrs: { "data-testid": "weight-image" } }, [canvas]),
+          exEl("div", { cls: "ex-col" }, [
+            exEl("div", { cls: "ex-title", text: "input weights" }),
+            exEl("span", { cls: "ex-muted", text: "blue: the pixel raises the neuron" }),
+            exEl("span", { cls: "ex-muted", text: "red: it lowers it" }),
+          ]),
+        ]));
       }
     }
 
-    // a narrow column (long titles wrap) so that it stays beside the examples
-    const right = exEl("div", { cls: "ex-col", style: { maxWidth: "340px" } });
-    body.appendChild(right);
-    // ---- histogram
+    // ---- histogram, under the examples (the effect tables fill the column beside them)
     const counts = exDecode(model.get("hist_counts"));
     const edges = exDecode(model.get("hist_edges"));
     if (counts.size) {
-      right.appendChild(exEl("div", { cls: "ex-title", text: "activation histogram" }));
+      left.appendChild(exEl("div", { cls: "ex-title", text: "activation histogram" }));
       const logCounts = Array.from(counts.values, (c) => Math.log10(1 + c));
-      const bars = exBars(logCounts, { width: 300, height: 80, testid: "histogram" });
-      right.appendChild(bars);
-      right.appendChild(exEl("div", { cls: "ex-row ex-muted", style: { justifyContent: "space-between", width: "300px" } }, [
-        exEl("span", { text: exFmt(edges.values[0], 2) }),
-        exEl("span", { text: "log10(1 + count)" }),
-        exEl("span", { text: exFmt(edges.values[edges.size - 1], 2) }),
-      ]));
+      left.appendChild(exBarChart(logCounts, {
+        width: 300, height: 80, testid: "histogram", yLabel: "log10(1 + count)", xLabel: "activation",
+        xMin: exFmt(edges.values[0], 2), xMax: exFmt(edges.values[edges.size - 1], 2),
+        colours: logCounts.map(() => exColour(exSequential(0.75))),
+      }));
     }
+    // a narrow column (long titles wrap) so that it stays beside the examples
+    const right = exEl("div", { cls: "ex-col", style: { maxWidth: "340px" } });
+    body.appendChild(right);
     // ---- what the neuron writes to, and (vision) its effect on the class outputs
     effectTable(right, "effect_title", "effect_labels", "effect_values", "effect");
     effectTable(right, "ablation_title", "ablation_labels", "ablation_values", "ablation");
@@ -145,7 +153,7 @@ function render({ model, el }) {
     parent.appendChild(table);
   }
 
-  const names = ["layer", "neuron", "widths", "top_values", "example_ids", "example_tokens", "example_acts", "top_images", "weight_image", "hist_counts", "effect_values", "effect_labels", "effect_title", "ablation_values", "ablation_labels", "ablation_title"];
+  const names = ["layer", "neuron", "widths", "top_values", "example_ids", "example_tokens", "example_acts", "top_images", "weight_image", "hist_counts", "effect_values", "effect_labels", "effect_title", "ablation_values", "ablation_labels", "ablation_title", "fires", "dead_units"];
   return exMount(model, el, "ex-neuron", "neuron-view", names, draw);
 }
 

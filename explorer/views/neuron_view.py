@@ -68,6 +68,12 @@ class NeuronView(ExplorerWidget):
     input_kind = traitlets.Unicode("tokens", help="'tokens' or 'images'").tag(sync=True)
     widths = traitlets.List(traitlets.Int(), help="neurons per layer").tag(sync=True)
     n_examples = traitlets.Int(0, help="examples in the dataset").tag(sync=True)
+    fires = traitlets.Bool(
+        True, help="False when the selected neuron never fires (> 0) on the data: a dead unit"
+    ).tag(sync=True)
+    dead_units = traitlets.List(
+        traitlets.Int(), help="neurons of the selected layer that never fire on the data"
+    ).tag(sync=True)
     top_values = traitlets.Dict(help="payload float32 [k]: top activations, best first").tag(
         sync=True
     )
@@ -212,6 +218,7 @@ class NeuronView(ExplorerWidget):
         if key == self._shown:
             return
         top = self.top_examples(self.layer)
+        fires = top.fires()
         values = top.values[self.neuron, : self.k]
         ids = top.example[self.neuron, : self.k]
         positions = top.position[self.neuron, : self.k]
@@ -230,6 +237,8 @@ class NeuronView(ExplorerWidget):
             bottom = effect.values.topk(self.n_effects, largest=False).indices.flip(0)
             order = torch.cat([top, bottom])
         with self.hold_sync():
+            self.fires = bool(fires[self.neuron])
+            self.dead_units = [int(u) for u in (~fires).nonzero().flatten()]
             self.top_values = encode(values, "float32")
             self.example_ids = [int(i) for i in ids]
             self.example_positions = [int(p) for p in positions]

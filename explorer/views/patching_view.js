@@ -1,16 +1,44 @@
-// PatchingView: recovery heatmap (layer x position / head / neuron), clickable.
+// PatchingView: recovery heatmap over a chosen patching site (or path patching), clickable.
+const EX_SITE_NAMES = {
+  resid: "resid_pre · layer × position", resid_mid: "resid_mid · layer × position",
+  attn_out: "attn_out · layer × position", mlp_out: "mlp_out · layer × position",
+  head: "head output · layer × head", head_by_pos: "head output · by position",
+  q: "queries · layer × head", k: "keys · layer × head", v: "values · layer × head",
+  q_by_pos: "queries · by position", k_by_pos: "keys · by position", v_by_pos: "values · by position",
+  pattern: "pattern · layer × head", pattern_by_pos: "pattern · by destination",
+  neuron: "neuron · layer × neuron", path: "path patching · senders → receivers",
+};
 function render({ model, el }) {
   function draw(root) {
     const grid = model.get("grid"), method = model.get("method");
-    const buttons = (model.get("grids") || []).map((g) => exEl("button", {
-      cls: "ex-button" + (g === grid ? " ex-active" : ""), text: { resid: "layer × position", head: "layer × head", neuron: "layer × neuron" }[g],
+    const select = exEl("select", { cls: "ex-select", attrs: { "data-testid": "site-select" } },
+      (model.get("grids") || []).map((g) => {
+        const o = exEl("option", { text: EX_SITE_NAMES[g] || g, attrs: { value: g } });
+        if (g === grid) o.selected = true;
+        return o;
+      }));
+    select.addEventListener("change", () => exSend(model, { grid: select.value }));
+    const quick = ["resid", "head", "neuron", "path"].filter((g) => (model.get("grids") || []).includes(g)).map((g) => exEl("button", {
+      cls: "ex-button" + (g === grid ? " ex-active" : ""), text: { resid: "layer × position", head: "layer × head", neuron: "layer × neuron", path: "path" }[g],
       attrs: { "data-testid": "grid-" + g }, onclick: () => exSend(model, { grid: g }),
     }));
-    const methods = ["activation", "attribution"].map((m) => exEl("button", {
+    const methods = grid === "path" ? [] : [exEl("span", { cls: "ex-muted", text: "method" }), ...["activation", "attribution"].map((m) => exEl("button", {
       cls: "ex-button" + (m === method ? " ex-active" : ""), text: m,
       attrs: { "data-testid": "method-" + m }, onclick: () => exSend(model, { method: m }),
-    }));
-    root.appendChild(exEl("div", { cls: "ex-row" }, [exEl("div", { cls: "ex-title", text: "Activation patching" }), ...buttons, exEl("span", { cls: "ex-muted", text: "method" }), ...methods]));
+    }))];
+    root.appendChild(exEl("div", { cls: "ex-row" }, [exEl("div", { cls: "ex-title", text: "Activation patching" }), exEl("span", { cls: "ex-muted", text: "site" }), select, ...quick, ...methods]));
+    if (grid === "path") {
+      const recv = model.get("receivers_used") || [];
+      const inputs = model.get("receiver_inputs") || [];
+      const toggles = ["q", "k", "v"].map((i) => exEl("button", {
+        cls: "ex-button" + (inputs.includes(i) ? " ex-active" : ""), text: i, attrs: { "data-testid": "input-" + i },
+        onclick: () => { const next = inputs.includes(i) ? inputs.filter((x) => x !== i) : [...inputs, i]; if (next.length) exSend(model, { receiver_inputs: next }); },
+      }));
+      root.appendChild(exEl("div", { cls: "ex-row" }, [
+        exEl("span", { text: "receivers: " + recv.join(", ") + (model.get("receivers").length ? "" : " (the head selected when this grid opened)") + " · via ", attrs: { "data-testid": "receivers" } }), ...toggles,
+        exEl("span", { cls: "ex-muted", text: " (run on the clean input; senders from the corrupted run)" }),
+      ]));
+    }
     root.appendChild(exEl("div", { cls: "ex-row", style: { alignItems: "baseline" } }, [
       exEl("span", { text: "metric on clean " }), exNumber(model.get("clean_value"), "clean-value", 4),
       exEl("span", { text: " · on corrupted " }), exNumber(model.get("corrupted_value"), "corrupted-value", 4),
@@ -28,31 +56,32 @@ function render({ model, el }) {
     const vals = exDecode(model.get("values"));
     if (rec.shape.length === 2 && rec.size) {
       const [rows, cols] = rec.shape;
-      const labels = model.get("col_labels") || [];
-      const key = { resid: "position", head: "head", neuron: "neuron" }[grid];
+      const rowLabels = model.get("row_labels") || [], colLabels = model.get("col_labels") || [];
       const hasRecovery = Array.from(rec.values).some(Number.isFinite);
       const shown = hasRecovery ? rec.values : vals.values;
+      const sel = model.get("selected_cell") || [];
       const hm = exHeatmapView({
         values: shown, rows, cols, diverging: true, testid: "patching-heatmap",
-        cellW: Math.max(3, Math.min(44, Math.floor(640 / cols))), cellH: 30, annotate: true,
-        rowLabels: Array.from({ length: rows }, (_, r) => "L" + r), colLabels: labels,
-        selected: { row: model.get("layer"), col: model.get(key) },
-        hoverText: (r, c, v) => "layer " + r + ", " + key + " " + (labels[c] ?? c) + "\nmetric " + exFmt(vals.values[r * cols + c], 4) + (hasRecovery ? "\nrecovery " + exFmt(rec.values[r * cols + c], 3) : ""),
-        onClick: (r, c) => exSend(model, { layer: r, [key]: c }),
+        cellW: Math.max(3, Math.min(44, Math.floor(640 / cols))), cellH: rows > 16 ? 16 : 30, annotate: true,
+        rowLabels, colLabels, selected: sel.length === 2 ? { row: sel[0], col: sel[1] } : null,
+        hoverText: (r, c, v) => (rowLabels[r] ?? r) + ", " + (colLabels[c] ?? c) + "\nmetric " + exFmt(vals.values[r * cols + c], 4) + (hasRecovery ? "\nshown " + exFmt(rec.values[r * cols + c], 3) : ""),
+        onClick: (r, c) => exSend(model, { cell: [r, c] }),
       });
       root.appendChild(hm.node);
-      root.appendChild(exLegend(hm.geom.vmin, hm.geom.vmax, true, hasRecovery ? "fraction of the clean-vs-corrupted gap recovered" : "metric"));
-      const r = model.get("layer"), c = model.get(key);
-      if (r < rows && c < cols) {
+      root.appendChild(exLegend(hm.geom.vmin, hm.geom.vmax, true, hasRecovery ? model.get("scale_label") : "metric", {
+        meaning: hasRecovery && grid !== "path" ? ["further from the clean run", "closer to the clean run"] : null,
+      }));
+      if (sel.length === 2 && sel[0] < rows && sel[1] < cols) {
+        const i = sel[0] * cols + sel[1];
         root.appendChild(exEl("div", { cls: "ex-row", style: { alignItems: "baseline" } }, [
-          exEl("span", { text: "selected layer " + r + ", " + key + " " + (labels[c] ?? c) + ": metric ", attrs: { "data-testid": "selected-cell" } }),
-          exNumber(vals.values[r * cols + c], "selected-value", 4),
-          exEl("span", { text: " recovery " }), exNumber(rec.values[r * cols + c], "selected-recovery", 3),
+          exEl("span", { text: "selected " + model.get("selected_text") + ": metric ", attrs: { "data-testid": "selected-cell" } }),
+          exNumber(vals.values[i], "selected-value", 4),
+          exEl("span", { text: grid === "path" ? " change " : " recovery " }), exNumber(rec.values[i], "selected-recovery", 3),
         ]));
       }
     }
   }
-  const names = ["grid", "method", "grids", "values", "recovery", "clean_value", "corrupted_value", "col_labels", "layer", "position", "head", "neuron"];
+  const names = ["grid", "method", "grids", "values", "recovery", "scale_label", "clean_value", "corrupted_value", "row_labels", "col_labels", "selected_cell", "selected_text", "receivers", "receivers_used", "receiver_inputs"];
   return exMount(model, el, "ex-patching", "patching-view", names, draw);
 }
 

@@ -1,10 +1,16 @@
 """``PatchingView``: activation-patching heatmaps between a clean and a corrupted input.
 
 Each cell is the metric on the corrupted input with one activation patched in from the
-clean run: the residual stream at (layer, position), a head's output (layer, head), or a
-neuron (layer, neuron). Cells are shown as the fraction of the clean-vs-corrupted gap they
-recover. Results are cached per (grid, method); clicking a cell selects it
-(``layer``/``position``/``head``/``neuron``, linkable to the other views).
+clean run, at one of the patching sites of ``analysis.patching`` (a site selector: the
+residual stream before or between sublayers, attention and MLP outputs, a head's output,
+queries, keys, values or pattern, all positions or by position, or a neuron). Three-axis
+grids (by position) are shown with one row per head (``L1H2``) and one column per
+position. The ``path`` grid is path patching (``analysis.path_patching``): each upstream
+head as a sender to the ``receivers`` (by default the selected head), run on the clean
+input. Cells are shown as the fraction of the clean-vs-corrupted gap they recover (path:
+the change relative to that gap). Results are cached per setting; a click in the browser
+sets ``cell``, and the kernel selects it (``layer``/``position``/``head``/``neuron``,
+linkable to the other views).
 """
 
 from __future__ import annotations
@@ -20,19 +26,25 @@ from explorer.analysis.patching import (
     PatchingResult,
     activation_patching,
     attribution_patching,
+    grid_axes,
+    supports,
 )
+from explorer.analysis.path_patching import PathPatchingResult, path_patching
+from explorer.analysis.units import Head
 from explorer.models.handle import ModelHandle
 from explorer.views._base import ExplorerWidget, check_range, reports_errors
 from explorer.views.serialise import empty, encode, esm
 
 METHODS = ("activation", "attribution")
+VIEW_GRIDS = (*GRIDS, "path")
+_KEYS = {"position": "position", "head": "head", "neuron": "neuron", "dest position": "position"}
 
 
 class PatchingView(ExplorerWidget):
     """Patch activations from ``clean`` into ``corrupted`` and show where the metric returns.
 
     Args:
-        model: any handle (``resid``/``head`` grids need a transformer).
+        model: any handle (every grid but ``neuron`` needs a transformer).
         clean, corrupted: inputs of the same shape (token ids ``[batch, pos]`` or images).
         metric: ``fn(logits) -> Tensor[batch]`` scoring the corrupted run (e.g. next-token
             loss against the clean tokens, or a logit difference).
@@ -46,34 +58,54 @@ class PatchingView(ExplorerWidget):
     >>> view = PatchingView(m, clean, corrupted, metrics.next_token_loss(clean), grid="head")
     >>> view.values["shape"]
     [2, 4]
+    >>> view.grid = "head_by_pos"  # one row per head, one column per position
+    >>> view.values["shape"], view.row_labels[:2]
+    ([8, 11], ['L0H0', 'L0H1'])
     """
 
     _esm = esm("patching_view.js")
 
-    grid = traitlets.Enum(GRIDS, "resid", help="resid (layer x position), head or neuron").tag(
-        sync=True
-    )
+    grid = traitlets.Enum(
+        VIEW_GRIDS, "resid", help="patching site: resid, head, q, pattern_by_pos, ..., or path"
+    ).tag(sync=True)
     method = traitlets.Enum(
-        METHODS, "activation", help="exact patching or its gradient estimate"
+        METHODS, "activation", help="exact patching or its gradient estimate (not for path)"
     ).tag(sync=True)
     grids = traitlets.List(traitlets.Unicode(), help="grids this model supports").tag(sync=True)
-    layer = traitlets.Int(0, help="layer of the selected cell").tag(sync=True)
-    position = traitlets.Int(0, help="position of the selected resid cell").tag(sync=True)
-    head = traitlets.Int(0, help="head of the selected head cell").tag(sync=True)
-    neuron = traitlets.Int(0, help="neuron of the selected neuron cell").tag(sync=True)
-
-    values = traitlets.Dict(
-        help="payload float32 [layer, x]: mean metric with the cell patched"
+    receivers = traitlets.List(
+        traitlets.Unicode(),
+        help="receiver heads of the path grid ('head 2.1'); empty: the selected head",
     ).tag(sync=True)
-    recovery = traitlets.Dict(help="payload float32 [layer, x]: 0 = corrupted, 1 = clean").tag(
+    receivers_used = traitlets.List(
+        traitlets.Unicode(), help="the receiver heads the path grid shows"
+    ).tag(sync=True)
+    receiver_inputs = traitlets.List(
+        traitlets.Unicode(), ["q", "k", "v"], help="which inputs of the receivers the path reaches"
+    ).tag(sync=True)
+    layer = traitlets.Int(0, help="layer of the selected cell").tag(sync=True)
+    position = traitlets.Int(0, help="position of the selected cell").tag(sync=True)
+    head = traitlets.Int(0, help="head of the selected cell").tag(sync=True)
+    neuron = traitlets.Int(0, help="neuron of the selected cell").tag(sync=True)
+    cell = traitlets.List(traitlets.Int(), help="[row, col] clicked in the browser").tag(sync=True)
+    selected_cell = traitlets.List(
+        traitlets.Int(), help="[row, col] of the selection in the shown grid"
+    ).tag(sync=True)
+
+    selected_text = traitlets.Unicode("", help="the selected cell in words").tag(sync=True)
+    values = traitlets.Dict(
+        help="payload float32 [row, col]: mean metric with the cell patched"
+    ).tag(sync=True)
+    recovery = traitlets.Dict(help="payload float32 [row, col]: 0 = corrupted, 1 = clean").tag(
         sync=True
     )
+    scale_label = traitlets.Unicode("", help="what the colours show").tag(sync=True)
     clean_value = traitlets.Float(None, allow_none=True, help="mean metric on the clean input").tag(
         sync=True
     )
     corrupted_value = traitlets.Float(
         None, allow_none=True, help="mean metric on the corrupted input"
     ).tag(sync=True)
+    row_labels = traitlets.List(traitlets.Unicode(), help="label of each row").tag(sync=True)
     col_labels = traitlets.List(traitlets.Unicode(), help="label of each column").tag(sync=True)
     clean_tokens = traitlets.List(traitlets.Unicode(), help="first clean prompt").tag(sync=True)
     corrupted_tokens = traitlets.List(traitlets.Unicode(), help="first corrupted prompt").tag(
@@ -101,8 +133,9 @@ class PatchingView(ExplorerWidget):
                 f"{list(self.clean.shape)} and {list(self.corrupted.shape)}"
             )
         self.metric = metric
-        self._results: dict[tuple[str, str], PatchingResult] = {}
-        grids = [g for g in GRIDS if _supports(model, g)]
+        self._results: dict[tuple, PatchingResult | PathPatchingResult] = {}
+        self._pinned: tuple[str, ...] | None = None
+        grids = [g for g in VIEW_GRIDS if _supports(model, g)]
         tokens = model.is_transformer
         super().__init__(
             grids=grids,
@@ -120,7 +153,7 @@ class PatchingView(ExplorerWidget):
         if not _supports(self.model, proposal["value"]):
             raise traitlets.TraitError(
                 f"{self.model.name} has no {proposal['value']!r} grid: choose one of "
-                f"{', '.join(g for g in GRIDS if _supports(self.model, g))}"
+                f"{', '.join(g for g in VIEW_GRIDS if _supports(self.model, g))}"
             )
         return proposal["value"]
 
@@ -128,43 +161,130 @@ class PatchingView(ExplorerWidget):
     def _valid_layer(self, proposal: dict[str, Any]) -> int:
         return check_range("layer", proposal["value"], self.model.n_layers, f"({self.model.name})")
 
-    def result(self, grid: str | None = None, method: str | None = None) -> PatchingResult:
-        """The (cached) patching result of a grid and method."""
-        key = (grid or self.grid, method or self.method)
+    def _receivers(self) -> tuple[str, ...]:
+        if self.receivers:
+            return tuple(self.receivers)
+        if self._pinned is not None:  # the head selected when the path grid opened
+            return self._pinned
+        if self.layer == 0:
+            raise ValueError(
+                "path patching needs a receiver head after layer 0: select one (click a head "
+                "in the head grid) or set receivers=['head 1.0']"
+            )
+        self._pinned = (str(Head(self.layer, self.head)),)
+        return self._pinned
+
+    def result(
+        self, grid: str | None = None, method: str | None = None
+    ) -> PatchingResult | PathPatchingResult:
+        """The (cached) result of a grid and method (path: for the current receivers)."""
+        grid = grid or self.grid
+        if grid == "path":
+            key: tuple = ("path", self._receivers(), tuple(self.receiver_inputs))
+            if key not in self._results:
+                self._results[key] = path_patching(
+                    self.model,
+                    self.clean,
+                    self.corrupted,
+                    receivers=list(key[1]),
+                    inputs=key[2],
+                    metric=self.metric,
+                )
+            return self._results[key]
+        key = (grid, method or self.method)
         if key not in self._results:
             run = activation_patching if key[1] == "activation" else attribution_patching
-            self._results[key] = run(self.model, self.clean, self.corrupted, self.metric, key[0])
+            self._results[key] = run(self.model, self.clean, self.corrupted, self.metric, grid)
         return self._results[key]
 
-    @traitlets.observe("grid", "method")
+    @traitlets.observe("grid", "method", "receivers", "receiver_inputs")
     @reports_errors
     def _show(self, change: dict[str, Any] | None = None) -> None:
+        if change is not None and change["name"] == "grid":
+            self._pinned = None  # a click in another grid picks the next receiver
         result = self.result()
-        n_cols = result.values.shape[1]
-        if self.grid == "resid":
-            labels = [f"{i} {t}" for i, t in enumerate(self.clean_tokens)][:n_cols]
-        elif self.grid == "head":
-            labels = [f"H{i}" for i in range(n_cols)]
-        else:
-            labels = [f"N{i}" for i in range(n_cols)]
         span = result.clean_value - result.corrupted_value
-        recovery = (
-            result.recovery if abs(span) > 1e-12 else torch.full_like(result.values, float("nan"))
-        )
+        if isinstance(result, PathPatchingResult):
+            values = result.values
+            shown = result.change if abs(span) > 1e-12 else torch.full_like(values, float("nan"))
+            label = "metric change over the clean-vs-corrupted gap (-1: the path does it all)"
+            self.receivers_used = [str(h) for h in result.receivers]
+            rows = [f"L{l}" for l in range(values.shape[0])]
+            cols = [f"H{h}" for h in range(values.shape[1])]
+        else:
+            values = result.values
+            shown = result.recovery if abs(span) > 1e-12 else torch.full_like(values, float("nan"))
+            label = "fraction of the clean-vs-corrupted gap recovered"
+            values, shown, rows, cols = self._flatten(result.grid, values, shown)
         with self.hold_sync():
-            self.values = encode(result.values, "float32")
-            self.recovery = encode(recovery, "float32")
+            self.values = encode(values, "float32")
+            self.recovery = encode(shown, "float32")
+            self.scale_label = label
             self.clean_value = result.clean_value
             self.corrupted_value = result.corrupted_value
-            self.col_labels = labels
+            self.row_labels = rows
+            self.col_labels = cols
+            self._mark()
+
+    def _flatten(self, grid: str, values: torch.Tensor, shown: torch.Tensor):
+        """2-D ``[row, col]`` for display: 3-axis grids get one row per (layer, head)."""
+        axes = grid_axes(grid)
+        tokens = [f"{i} {t}" for i, t in enumerate(self.clean_tokens)]
+        names = {"position": tokens, "dest position": tokens}
+        if len(axes) == 2:
+            n = values.shape[1]
+            cols = names.get(axes[1], [f"{axes[1][0].upper()}{i}" for i in range(n)])[:n]
+            return values, shown, [f"L{l}" for l in range(values.shape[0])], cols
+        if axes[1] != "head":  # [layer, position, head] -> [layer, head, position]
+            values, shown = values.transpose(1, 2), shown.transpose(1, 2)
+        layers, heads, n = values.shape
+        rows = [f"L{l}H{h}" for l in range(layers) for h in range(heads)]
+        return values.reshape(-1, n), shown.reshape(-1, n), rows, tokens[:n]
+
+    def _axes(self) -> tuple[str, ...]:
+        return ("layer", "head") if self.grid == "path" else grid_axes(self.grid)
+
+    @traitlets.observe("layer", "position", "head", "neuron")
+    def _mark(self, change: dict[str, Any] | None = None) -> None:
+        axes = self._axes()
+        if len(axes) == 2:
+            row, col = self.layer, getattr(self, _KEYS[axes[1]])
+            name = "position" if axes[1] == "position" else axes[1]
+            label = self.col_labels[col] if col < len(self.col_labels) else str(col)
+            text = f"layer {self.layer}, {name} {label}"
+        else:
+            heads = len(self.row_labels) // max(1, self.model.n_layers)
+            row, col = self.layer * heads + self.head, self.position
+            label = self.col_labels[col] if col < len(self.col_labels) else str(col)
+            text = f"layer {self.layer}, head {self.head}, {axes[2] if axes[1] == 'head' else 'position'} {label}"
+        with self.hold_sync():
+            self.selected_cell = [row, col]
+            self.selected_text = text
+
+    @traitlets.observe("cell")
+    @reports_errors
+    def _clicked(self, change: dict[str, Any]) -> None:
+        if len(self.cell) != 2:
+            raise ValueError(f"cell must be [row, col], got {self.cell}")
+        self.select_cell(*self.cell)
+
+    def select_cell(self, row: int, col: int) -> None:
+        """Select the shown cell (``row``, ``col``) of the current grid."""
+        axes = self._axes()
+        if len(axes) == 2:
+            self.select(row, col)
+            return
+        heads = len(self.row_labels) // max(1, self.model.n_layers)
+        with self.hold_trait_notifications():
+            self.layer, self.head, self.position = row // heads, row % heads, col
 
     def select(self, layer: int, index: int) -> None:
-        """Select the cell (``layer``, ``index``) of the current grid."""
+        """Select the cell (``layer``, ``index``) of a two-axis grid."""
         self.layer = layer
-        setattr(self, {"resid": "position", "head": "head", "neuron": "neuron"}[self.grid], index)
+        setattr(self, _KEYS[self._axes()[1]], index)
 
 
 def _supports(model: ModelHandle, grid: str) -> bool:
-    if grid == "neuron":
-        return model.has_mlp
-    return model.is_transformer
+    if grid == "path":
+        return model.is_transformer and model.n_layers >= 2
+    return supports(model, grid)

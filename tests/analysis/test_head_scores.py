@@ -2,12 +2,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-from transformer_lens.head_detector import (
-    compute_head_attention_similarity_score,
-    get_duplicate_token_head_detection_pattern,
-    get_induction_head_detection_pattern,
-    get_previous_token_head_detection_pattern,
-)
 
 from explorer.analysis import head_scores
 from explorer.analysis.head_scores import target_mask
@@ -62,38 +56,18 @@ def test_masks_on_a_small_sequence():
     assert prev.nonzero().tolist() == [[1, 0], [2, 1], [3, 2], [4, 3]]
 
 
-def test_induction_uses_latest_copy_prefix_matching_uses_all():
-    t = torch.tensor([[0, 5, 1, 5, 2, 5]])
-    assert target_mask(t, "induction")[0, 5].nonzero().flatten().tolist() == [4]
-    assert target_mask(t, "prefix_matching")[0, 5].nonzero().flatten().tolist() == [2, 4]
-
-
-@pytest.mark.parametrize(
-    "kind,tl_pattern",
-    [
-        ("previous_token", get_previous_token_head_detection_pattern),
-        ("duplicate_token", get_duplicate_token_head_detection_pattern),
-        ("prefix_matching", get_induction_head_detection_pattern),
-    ],
-)
-def test_agrees_with_transformer_lens_head_detector(attn_model, kind, tl_pattern):
-    tokens = repeated_tokens(1, 9, 30, seed=4)
-    ours = head_scores(attn_model, tokens, [kind]).get(kind)
-    _, cache = attn_model.run_with_cache(tokens)
-    seq = tokens.shape[1]
-    n_with_target = int(target_mask(tokens, kind)[0].any(-1).sum())
-    detection = tl_pattern(tokens.cpu())
-    for layer in range(2):
-        for head in range(4):
-            pattern = cache[f"blocks.{layer}.attn.hook_pattern"][0, head]
-            theirs = compute_head_attention_similarity_score(
-                pattern,
-                detection,
-                exclude_bos=False,
-                exclude_current_token=False,
-                error_measure="mul",
-            )
-            assert ours[layer, head].item() * n_with_target / seq == pytest.approx(theirs, abs=1e-5)
+def test_induction_is_the_period_diagonal_prefix_matching_uses_every_copy():
+    # [BOS] 5 1 5 | 5 1 5: token 5 repeats inside the span; query 6 (a 5) has three
+    # earlier copies, but its induction target is only the key after the copy one period back
+    t = torch.tensor([[0, 5, 1, 5, 5, 1, 5]])
+    assert target_mask(t, "induction")[0, 6].nonzero().flatten().tolist() == [4]
+    assert target_mask(t, "prefix_matching")[0, 6].nonzero().flatten().tolist() == [2, 4, 5]
+    queries = target_mask(t, "induction")[0].any(-1).nonzero().flatten().tolist()
+    assert queries == [4, 5, 6]  # exactly the repeated half
+    no_bos = torch.tensor([[3, 4, 3, 4]])  # [S][S]: queries 2 and 3, targets 1 and 2
+    assert target_mask(no_bos, "induction")[0].nonzero().tolist() == [[2, 1], [3, 2]]
+    with pytest.raises(ValueError, match=r"needs repeated sequences.*prefix_matching"):
+        target_mask(torch.tensor([[0, 5, 1, 5, 2, 5]]), "induction")
 
 
 def test_per_example_scores_average_to_the_batch_score(attn_model, repeated):
@@ -116,7 +90,9 @@ def test_bad_inputs(attn_model, mnist_mlp):
         head_scores(attn_model, torch.tensor([[0, 31]]))
     with pytest.raises(ValueError, match="exceeds the context"):
         head_scores(attn_model, torch.zeros(1, 40, dtype=torch.long))
-    with pytest.raises(ValueError, match="no query in this batch has a induction"):
+    with pytest.raises(ValueError, match="induction score needs repeated sequences"):
         head_scores(attn_model, torch.arange(10)[None], ["induction"])
+    with pytest.raises(ValueError, match="no query in this batch has a duplicate_token"):
+        head_scores(attn_model, torch.arange(10)[None], ["duplicate_token"])
     with pytest.raises(ValueError, match="empty"):
         head_scores(attn_model, torch.zeros(0, 5, dtype=torch.long))

@@ -10,21 +10,8 @@ from explorer.analysis.units import Head, Neuron
 
 
 @pytest.fixture(scope="module")
-def model():
-    from explorer.models import zoo
-    from explorer.models.config import TransformerConfig
-
-    cfg = TransformerConfig(
-        n_layers=2,
-        d_model=32,
-        n_heads=4,
-        d_mlp=64,
-        d_vocab=30,
-        n_ctx=16,
-        seed=1,
-        vocab=tuple(f"w{i}" for i in range(30)),
-    )
-    return zoo.transformer(cfg, name="tiny")
+def model(tiny_lm):
+    return tiny_lm
 
 
 TOKENS = torch.tensor([[1, 4, 7, 4, 9], [2, 3, 5, 3, 8]])

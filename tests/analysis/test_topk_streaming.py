@@ -58,5 +58,5 @@ def test_stop_at_layer_is_checked(mlp_transformer, mnist_mlp):
     assert torch.equal(out, cache["blocks.0.hook_resid_post"])
     with pytest.raises(ValueError, match="stop_at_layer"):
         mlp_transformer.run_with_cache(tokens, stop_at_layer=3)
-    with pytest.raises(ValueError, match="stop_at_layer is for transformers"):
+    with pytest.raises(ValueError, match="stop_at_layer is for decoder transformers"):
         mnist_mlp.run_with_cache(torch.zeros(1, 1, 28, 28), stop_at_layer=1)

@@ -40,9 +40,6 @@ CHROMIUM_ARGS = [
     "--disable-quic",
 ]
 ARTIFACTS = REPO / "test-artifacts" / "browser"
-# The quickstart's own training length: the screenshots must show the induction and
-# previous-token heads it forms (~1 min on 2 cores). Set lower for a quick local run.
-QUICKSTART_STEPS = os.environ.get("EXPLORER_BROWSER_QUICKSTART_STEPS", "2000")
 
 
 @dataclass(frozen=True)
@@ -153,7 +150,6 @@ def lab_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabServer]:
         "IPYTHONDIR": str(ipython),
         "JUPYTER_PLATFORM_DIRS": "1",
         "OMP_NUM_THREADS": "1",
-        "EXPLORER_QUICKSTART_STEPS": QUICKSTART_STEPS,
         "EXPLORER_QUICKSTART_THREADS": "1",
         "EXPLORER_CI": "1",  # the tutorials' small setting (test_tutorials_in_lab.py)
     }

@@ -115,12 +115,25 @@ def _ablation_click_updates_metric(page, artifacts) -> None:
     panel = page.locator('[data-testid="intervention-panel"]').first
     panel.locator('[data-testid="unit-head-1-2"]').click()
     panel.locator('[data-testid="after-mean"]').wait_for(state="visible")
-    zero_after = number(panel.locator('[data-testid="after-mean"]'))
-    panel.locator('[data-testid="kind-mean"]').click()
-    wait_until(
-        lambda: "ex-active" in (panel.locator('[data-testid="kind-mean"]').get_attribute("class")),
-        what="mean ablation to be active",
-    )
+    # the quickstart's panel starts on mean ablation; switch to zero and back
+    mean_after = number(panel.locator('[data-testid="after-mean"]'))
+    for kind in ("zero", "mean"):
+        panel.locator(f'[data-testid="kind-{kind}"]').click()
+        wait_until(
+            lambda kind=kind: (
+                "ex-active"
+                in (panel.locator(f'[data-testid="kind-{kind}"]').get_attribute("class"))
+            ),
+            what=f"{kind} ablation to be active",
+        )
+        if kind == "zero":
+            wait_until(
+                lambda: (
+                    abs(number(panel.locator('[data-testid="after-mean"]')) - mean_after) > 1e-4
+                ),
+                what="zero ablation to change the number shown",
+            )
+            zero_after = number(panel.locator('[data-testid="after-mean"]'))
 
     def kernel_numbers():
         return kernel_json(

@@ -102,3 +102,19 @@ def test_truncated_idx_is_refused(tmp_path):
 def test_unknown_mnist_source():
     with pytest.raises(ValueError, match="unknown MNIST source"):
         load_mnist("kaggle")
+
+
+def test_a_bad_idx_header_is_named(tmp_path):
+    for prefix in ("train", "t10k"):
+        _write_idx(tmp_path / f"{prefix}-images-idx3-ubyte.gz", np.zeros((3, 28, 28)))
+        _write_idx(tmp_path / f"{prefix}-labels-idx1-ubyte.gz", np.zeros((3,)))
+    with gzip.open(tmp_path / "train-images-idx3-ubyte.gz", "wb") as f:
+        f.write(struct.pack(">HBB", 0, 8, 200) + b"\x00" * 12)  # 200 dimensions, 12 bytes
+    with pytest.raises(ValueError, match="bad IDX header: it declares 200 dimensions"):
+        load_mnist(tmp_path)
+
+
+@pytest.mark.parametrize("bad", ["abc", None, True])
+def test_test_frac_must_be_a_number(bad):
+    with pytest.raises(TypeError, match="test_frac must be a number strictly between 0 and 1"):
+        load_mnist("sklearn", test_frac=bad)

@@ -47,3 +47,27 @@ def make_hypothesis():
         return Hypothesis(**fields)
 
     return make
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """One throwaway PostgreSQL server per test process (skipped, with the reason, without one)."""
+    from postgres_server import PostgresServer, why_unavailable
+
+    reason = why_unavailable()
+    if reason is not None:
+        pytest.skip(reason)
+    server = PostgresServer()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend(request, tmp_path):
+    """Where a store lives: a SQLite file, or a fresh database on the PostgreSQL server."""
+    if request.param == "sqlite":
+        return str(tmp_path / "store.db")
+    return request.getfixturevalue("postgres_server").new_database()

@@ -16,6 +16,8 @@ from explorer.hypotheses import (
     Split,
     UserFunction,
     random_unit_sets,
+    register_measure,
+    unregister_measure,
 )
 from explorer.hypotheses.planted import CONCEPT_NEURON, PREVIOUS_TOKEN_HEAD
 
@@ -166,25 +168,41 @@ def test_json_round_trip_and_rerun_on_a_new_checkpoint(prev_model, prev_data):
     assert before.model_fingerprint != after.model_fingerprint
 
 
-def test_user_functions_are_stored_by_name_or_marked_not_rerunnable(
+def test_user_measures_are_stored_by_name_and_found_in_this_sessions_registry(
     concept_model, concept_data, make_hypothesis
 ):
     named = make_hypothesis(measure=mean_activation_gap, threshold=0.5)
-    assert isinstance(named.measure, UserFunction)
-    assert named.measure.reference.endswith(":mean_activation_gap")
+    assert isinstance(named.measure, UserFunction) and named.rerunnable
+    stored = named.to_dict()["measure"]
+    assert stored == {"kind": "user_function", "name": "mean_activation_gap", "statistic": "mean"}
     reloaded = Hypothesis.from_dict(named.to_dict())
-    assert reloaded.rerunnable
-    assert reloaded.test(concept_model, concept_data).status == "supported"
+    assert not reloaded.rerunnable  # a name, and nothing registered under it here
+    verdict = reloaded.test(concept_model, concept_data)
+    assert verdict.status == "unavailable"
+    assert verdict.summary().startswith(
+        "unavailable: measure 'mean_activation_gap' is not registered here"
+    )
+    register_measure("mean_activation_gap", mean_activation_gap)
+    try:
+        assert reloaded.rerunnable
+        assert reloaded.test(concept_model, concept_data).status == "supported"
+        by_name = make_hypothesis(measure="mean_activation_gap", threshold=0.5)
+        assert by_name.test(concept_model, concept_data).status == "supported"
+    finally:
+        unregister_measure("mean_activation_gap")
 
+
+def test_a_function_runs_in_its_session_and_can_be_rebound(
+    concept_model, concept_data, make_hypothesis
+):
     local = make_hypothesis(measure=lambda model, examples, units: examples.concept.double())
-    assert local.measure.reference is None and local.rerunnable  # runs in this session
+    assert local.rerunnable  # runs in this session
     assert local.test(concept_model, concept_data).value == pytest.approx(
         float(concept_data.concept[200:].double().mean())
     )
     stale = Hypothesis.from_dict(local.to_dict())
     assert not stale.rerunnable
-    with pytest.raises(ValueError, match="cannot be re-run after reloading"):
-        stale.test(concept_model, concept_data)
+    assert stale.test(concept_model, concept_data).status == "unavailable"
     rebound = stale.with_function(lambda model, examples, units: examples.concept.double())
     assert rebound.test(concept_model, concept_data).value == pytest.approx(
         local.test(concept_model, concept_data).value

@@ -6,7 +6,14 @@ import json
 
 import pytest
 
-from explorer.hypotheses import HypothesisStore, from_json, from_markdown, to_json, to_markdown
+from explorer.hypotheses import (
+    HypothesisStore,
+    ImportConflict,
+    from_json,
+    from_markdown,
+    to_json,
+    to_markdown,
+)
 
 NASTY = "neuron <b>0.3</b> | fires on `loops` & *closed* [curves](http://x) ```"
 
@@ -63,3 +70,106 @@ def test_bad_imports_are_refused():
         from_json('{"format": "other"}', store)
     with pytest.raises(ValueError, match="newer"):
         from_json('{"format": "explorer-hypotheses", "version": 99, "project": "p"}', store)
+
+
+# ------------------------------------------------------------------ import conflicts
+def _export(store, project="room"):
+    return to_json(store, project)
+
+
+def test_an_import_reusing_an_id_is_a_conflict_and_writes_nothing(
+    filled, concept_model, concept_data
+):
+    theirs = HypothesisStore(":memory:")
+    from_json(_export(filled), theirs)
+    ours = filled.hypotheses("room")[0].hypothesis
+    reversed_claim = ours.replace(claim="neuron 0.3 ignores the concept", direction="below")
+    theirs.save(reversed_claim, project="room", author="mallory")
+    theirs.label("neuron 9.9", "new", rater="zed", project="room")
+    before = (to_json(filled, "room"), filled.count("labels"), filled.count("verdicts"))
+    with pytest.raises(ImportConflict, match=rf"{ours.id} \(claim, direction differ\).*skip"):
+        from_json(_export(theirs), filled)
+    assert (to_json(filled, "room"), filled.count("labels"), filled.count("verdicts")) == before
+
+
+def test_conflict_choices_skip_keep_both_replace(filled):
+    ours = filled.hypotheses("room")[0]
+    theirs_store = HypothesisStore(":memory:")
+    flipped = ours.hypothesis.replace(claim="reversed", direction="below")
+    theirs_store.save(flipped, project="room", author="mallory")
+    text = _export(theirs_store)
+
+    skip_store = HypothesisStore(":memory:")
+    from_json(_export(filled), skip_store)
+    report = from_json(text, skip_store, on_conflict="skip")
+    assert report.skipped == (ours.hypothesis.id,)
+    assert skip_store.get(ours.hypothesis.id).hypothesis.claim == ours.hypothesis.claim
+
+    both = HypothesisStore(":memory:")
+    from_json(_export(filled), both)
+    report = from_json(text, both, on_conflict="keep_both")
+    new_id = report.renamed[ours.hypothesis.id]
+    assert both.get(new_id).hypothesis.claim == "reversed"
+    assert both.get(ours.hypothesis.id).status == ours.status  # ours and its verdicts intact
+    assert len(both.get(ours.hypothesis.id).verdicts) == 2
+    assert from_json(text, both, on_conflict="keep_both").renamed == {ours.hypothesis.id: new_id}
+    assert both.count("hypotheses") == 3  # importing the same file again adds nothing
+
+    rep = HypothesisStore(":memory:")
+    from_json(_export(filled), rep)
+    report = from_json(text, rep, on_conflict="replace")
+    assert report.replaced == (ours.hypothesis.id,)
+    replaced = rep.get(ours.hypothesis.id)
+    assert replaced.hypothesis.direction == "below" and replaced.verdicts == ()
+    assert replaced.status == "untested"  # the old verdicts judged another claim
+    with pytest.raises(ValueError, match="on_conflict"):
+        from_json(text, rep, on_conflict="overwrite")
+
+
+def test_importing_into_another_project_copies(filled):
+    text = _export(filled)
+    before = [(s.hypothesis, len(s.verdicts)) for s in filled.hypotheses("room")]
+    report = from_json(text, filled, project="copy")
+    assert [(s.hypothesis, len(s.verdicts)) for s in filled.hypotheses("room")] == before
+    copies = filled.hypotheses("copy")
+    assert len(copies) == 2 and set(report.renamed.values()) == {s.hypothesis.id for s in copies}
+    assert [s.hypothesis.claim for s in copies] == [h.claim for h, _ in before]
+    assert [len(s.verdicts) for s in copies] == [n for _, n in before]
+    from_json(text, filled, project="copy")
+    assert len(filled.hypotheses("copy")) == 2
+    with pytest.raises(ValueError, match="belongs to another project"):
+        filled.save(before[0][0], project="copy")
+
+
+def test_an_import_failing_part_way_writes_nothing(filled, monkeypatch, backend):
+    text = _export(filled)
+    target = HypothesisStore(backend)
+    target.label("neuron 1.1", "kept", rater="ada", project="room")
+    calls = []
+    insert = HypothesisStore._insert_verdict
+
+    def failing(conn, verdict):
+        calls.append(verdict)
+        if len(calls) == 3:
+            raise OSError("disk full")
+        return insert(conn, verdict)
+
+    monkeypatch.setattr(HypothesisStore, "_insert_verdict", staticmethod(failing))
+    with pytest.raises(OSError, match="disk full"):
+        from_json(text, target)
+    assert len(calls) == 3
+    assert target.count("hypotheses") == 0 and target.count("verdicts") == 0
+    assert [lab.label for lab in target.labels("room")] == ["kept"]
+
+
+def test_malformed_exports_name_what_is_wrong():
+    store = HypothesisStore(":memory:")
+    with pytest.raises(ValueError, match="no 'project' name"):
+        from_json('{"format": "explorer-hypotheses", "version": 1}', store)
+    with pytest.raises(ValueError, match="not valid JSON"):
+        from_json("{", store)
+    bad = {"format": "explorer-hypotheses", "version": 1, "project": "p",
+           "hypotheses": [{"hypothesis": {"id": "x", "claim": "c"}}]}  # fmt: skip
+    with pytest.raises(ValueError, match=r"hypothesis 1 \(id 'x'\) is malformed: .*lacks"):
+        from_json(json.dumps(bad), store)
+    assert store.count("hypotheses") == 0 and store.count("projects") == 0

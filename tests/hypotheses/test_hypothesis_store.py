@@ -1,4 +1,6 @@
-"""The store: round trips, schema versions, concurrent writers, and a writer killed mid-stream."""
+"""The store: round trips, schema versions, concurrent writers, and a writer killed mid-stream,
+each on SQLite and on a real PostgreSQL server (``backend``; skipped with the reason where
+the server binaries are missing)."""
 
 from __future__ import annotations
 
@@ -13,7 +15,12 @@ from pathlib import Path
 import pytest
 
 from explorer.hypotheses import Hypothesis, HypothesisStore, NeuronSelectivity, Split, Verdict
-from explorer.hypotheses.schema import MIGRATIONS, SCHEMA_VERSION, SchemaVersionError
+from explorer.hypotheses.schema import (
+    MIGRATIONS,
+    SCHEMA_VERSION,
+    SchemaVersionError,
+    schema_version_table,
+)
 
 
 def _verdict(hypothesis_id: str, value: float = 0.95, status: str = "supported") -> Verdict:
@@ -49,8 +56,8 @@ def test_default_store_is_a_file_in_the_working_folder(tmp_path, monkeypatch):
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
-def test_save_get_update_and_verdicts_round_trip(tmp_path, make_hypothesis):
-    store = HypothesisStore(tmp_path / "h.db")
+def test_save_get_update_and_verdicts_round_trip(backend, make_hypothesis):
+    store = HypothesisStore(backend)
     h = make_hypothesis()
     store.save(h, project="p", author="ada")
     stored = store.get(h.id)
@@ -73,8 +80,8 @@ def test_save_get_update_and_verdicts_round_trip(tmp_path, make_hypothesis):
     assert store.projects() == ["p"]
 
 
-def test_verdict_for_unknown_hypothesis_and_unknown_id_are_refused(tmp_path):
-    store = HypothesisStore(tmp_path / "h.db")
+def test_verdict_for_unknown_hypothesis_and_unknown_id_are_refused(backend):
+    store = HypothesisStore(backend)
     with pytest.raises(KeyError, match="save the hypothesis first"):
         store.record(_verdict("nope"))
     with pytest.raises(KeyError, match="no hypothesis with id 'nope'"):
@@ -83,8 +90,8 @@ def test_verdict_for_unknown_hypothesis_and_unknown_id_are_refused(tmp_path):
         store.label("neuron 0.1", "x", rater="a", project="")
 
 
-def test_labels_replace_a_raters_earlier_label(tmp_path):
-    store = HypothesisStore(tmp_path / "h.db")
+def test_labels_replace_a_raters_earlier_label(backend):
+    store = HypothesisStore(backend)
     store.label("neuron 0.3", "loop", rater="ada", item="7")
     store.label("neuron 0.3", "line", rater="ada", item="7")
     store.label("neuron 0.3", "loop", rater="bob", item="7")
@@ -104,28 +111,31 @@ def test_in_memory_and_sqlalchemy_urls(tmp_path):
         by_url.count("nope")
 
 
-def test_schema_version_is_recorded_and_a_newer_one_refused(tmp_path):
-    path = tmp_path / "h.db"
-    assert HypothesisStore(path).schema_version == SCHEMA_VERSION
-    with sqlite3.connect(path) as db:
-        db.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION + 98,))
+def _set_schema_version(target: str, version: int) -> None:
+    store = HypothesisStore(target)
+    with store._engine.begin() as conn:
+        conn.execute(schema_version_table.update().values(version=version))
+    store.close()
+
+
+def test_schema_version_is_recorded_and_a_newer_one_refused(backend):
+    assert HypothesisStore(backend).schema_version == SCHEMA_VERSION
+    _set_schema_version(backend, SCHEMA_VERSION + 98)
     with pytest.raises(SchemaVersionError, match=f"schema version {SCHEMA_VERSION + 98}, newer"):
-        HypothesisStore(path)
+        HypothesisStore(backend)
 
 
-def test_an_older_schema_is_migrated_forward(tmp_path, monkeypatch):
-    path = tmp_path / "h.db"
-    HypothesisStore(path).close()
-    with sqlite3.connect(path) as db:
-        db.execute("UPDATE schema_version SET version = 0")
+def test_an_older_schema_is_migrated_forward(backend, monkeypatch):
+    HypothesisStore(backend).close()
+    _set_schema_version(backend, 0)
     ran = []
     monkeypatch.setitem(MIGRATIONS, 0, lambda conn: ran.append(conn))
-    assert HypothesisStore(path).schema_version == SCHEMA_VERSION
+    assert HypothesisStore(backend).schema_version == SCHEMA_VERSION
     assert len(ran) == 1
 
 
-def test_threads_with_their_own_stores_lose_nothing(tmp_path, make_hypothesis):
-    path = tmp_path / "threads.db"
+def test_threads_with_their_own_stores_lose_nothing(backend, make_hypothesis):
+    path = backend
     HypothesisStore(path).close()
     errors: list[BaseException] = []
 
@@ -206,9 +216,21 @@ def _expected(worker: int, n: int) -> tuple[set[str], set[tuple[str, float]], se
     return hyps, verdicts, labels
 
 
+def _check_integrity(target: str) -> None:
+    """SQLite's own integrity check; on PostgreSQL, every table reads back in full."""
+    if target.startswith("postgresql"):
+        store = HypothesisStore(target)
+        for table in ("projects", "hypotheses", "verdicts", "labels"):
+            store.count(table)
+        store.close()
+        return
+    with sqlite3.connect(target) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
 @pytest.mark.slow
-def test_eight_processes_by_two_hundred_writes_lose_nothing(tmp_path):
-    db = tmp_path / "race.db"
+def test_eight_processes_by_two_hundred_writes_lose_nothing(backend):
+    db = backend
     HypothesisStore(db).close()
     n_workers, n_writes = 8, 200
     go = multiprocessing.get_context("fork").Event()
@@ -239,12 +261,11 @@ def test_eight_processes_by_two_hundred_writes_lose_nothing(tmp_path):
     assert store.count("hypotheses") + store.count("verdicts") + store.count("labels") == (
         n_workers * n_writes
     )
-    with sqlite3.connect(db) as conn:
-        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    _check_integrity(db)
 
 
-def test_a_writer_killed_mid_stream_keeps_every_committed_row(tmp_path):
-    db = tmp_path / "kill.db"
+def test_a_writer_killed_mid_stream_keeps_every_committed_row(backend):
+    db = backend
     go = multiprocessing.get_context("fork").Event()
     go.set()
     proc, acks = _start(db, 0, 100_000, go)
@@ -259,8 +280,7 @@ def test_a_writer_killed_mid_stream_keeps_every_committed_row(tmp_path):
         except EOFError:
             break
 
-    with sqlite3.connect(db) as conn:  # the file opens and is sound
-        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    _check_integrity(db)  # the database opens and is sound
     store = HypothesisStore(db)
     hyps, verdicts, labels = _expected(0, max(committed) + 1)
     stored = store.hypotheses("race")
@@ -272,3 +292,19 @@ def test_a_writer_killed_mid_stream_keeps_every_committed_row(tmp_path):
     assert len(committed) <= total <= len(committed) + 1
     store.label("neuron 0.1", "still writable", rater="after-kill")
     assert store.labels(unit="neuron 0.1")[0].label == "still writable"
+
+
+def test_without_server_binaries_the_postgresql_tests_say_why(monkeypatch):
+    import postgres_server
+
+    monkeypatch.setattr(postgres_server, "find_bin", lambda: None)
+    assert "PostgreSQL server binaries (initdb, pg_ctl) not found" in (
+        postgres_server.why_unavailable()
+    )
+
+
+def test_postgresql_urls_use_the_installed_driver():
+    from explorer.hypotheses.store import _url
+
+    assert _url("postgresql://ada@db.example/room") == "postgresql+psycopg://ada@db.example/room"
+    assert _url("postgresql+psycopg://h/db") == "postgresql+psycopg://h/db"

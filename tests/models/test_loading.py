@@ -1,9 +1,5 @@
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import pytest
 import torch
 from torch import nn
@@ -97,23 +93,12 @@ def test_missing_path():
         explorer.load("./does-not-exist")
 
 
-def test_unknown_hub_name_is_refused_clearly():
+def test_unknown_hub_name_is_refused_clearly(monkeypatch):
+    from explorer.models import hf
+
+    monkeypatch.setattr(hf, "offline", lambda: False)  # online: the name itself is refused
     with pytest.raises(ValueError, match="neither a path"):
         explorer.load("not-a-real-model-name-xyz")
-
-
-def test_hub_model_offline_error_says_how_to_load_locally():
-    code = (
-        "import explorer\n"
-        "try:\n    explorer.load('gpt2')\n"
-        "except OSError as e:\n    print('ERR', e)\n"
-    )
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300
-    )
-    assert "ERR" in out.stdout, out.stderr[-2000:]
-    assert "cannot be downloaded" in out.stdout and "local_path=" in out.stdout
 
 
 def test_handle_requires_hooked_module():

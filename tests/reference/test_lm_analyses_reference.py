@@ -155,3 +155,266 @@ def test_logit_lens_matches_accumulated_resid(family):
         assert torch.equal(lens.top_ids, ids)
         ref_rank = (ref > lens.target_logit[..., None]).sum(-1)
         assert torch.equal(lens.target_rank, ref_rank)
+
+
+# ------------------------------------------------------- neuron-to-logit weights
+def test_neuron_logit_weights_match_processed_weights(family):
+    """Without inputs: transformer-lens's W_out @ W_U after fold_ln + center_writing_weights."""
+    from transformer_lens import HookedTransformer
+
+    from explorer.analysis import neuron_logit_weights
+
+    handle, tokens, _ = family
+    processed: HookedTransformer = copy.deepcopy(handle.model)
+    processed.load_and_process_state_dict(
+        processed.state_dict(), fold_ln=True, center_writing_weights=True, center_unembed=False
+    )
+    units = ["neuron 0.3", "neuron 1.17", "neuron 1.63"]
+    ours = neuron_logit_weights(handle, units=units)
+    ref = torch.stack([processed.W_out[0, 3], processed.W_out[1, 17], processed.W_out[1, 63]])
+    _close(ours.values, ref @ processed.W_U)
+    # with inputs: divided by the mean final-norm scale over their positions
+    _, cache = handle.model.run_with_cache(tokens)
+    scaled = neuron_logit_weights(handle, tokens, units=units)
+    _close(scaled.values, ours.values / cache["ln_final.hook_scale"].mean())
+
+
+# -------------------------------------------------------------- OV / QK SVD
+@pytest.mark.parametrize("circuit", ["OV", "QK"])
+def test_circuit_svd_matches_factored_matrix(family, circuit):
+    from explorer.analysis import circuit_svd
+
+    handle, _, _ = family
+    ours = circuit_svd(handle, circuit=circuit, k=6)
+    factored = handle.model.OV if circuit == "OV" else handle.model.QK
+    U, S, V = factored.svd()  # [layer, head, d_model, d_head], [layer, head, d_head], ...
+    n_layers, n_heads = S.shape[:2]
+    _close(ours.S, S.reshape(n_layers * n_heads, -1))
+    # each singular pair up to its sign: u v^T agrees
+    ref_pairs = torch.einsum("lhdr,lher->lhrde", U, V).reshape(n_layers * n_heads, -1, 32, 32)
+    ours_pairs = torch.einsum("hdr,her->hrde", ours.U, ours.V)
+    _close(ours_pairs, ref_pairs)
+    w_e, w_u = handle.model.W_E, handle.model.W_U
+    # the top tokens read through the vocabulary, sign-aligned with the reference
+    u, v = U.reshape(n_layers * n_heads, 32, -1), V.reshape(n_layers * n_heads, 32, -1)
+    read = torch.einsum("vd,hdr->hrv", w_e, u)
+    written = (
+        torch.einsum("hdr,dv->hrv", v, w_u)
+        if circuit == "OV"
+        else torch.einsum("vd,hdr->hrv", w_e, v)
+    )
+    sign = written.gather(-1, written.abs().argmax(-1, keepdim=True)).sign()
+    in_values, in_ids = (read * sign).topk(6, dim=-1)
+    out_values, out_ids = (written * sign).topk(6, dim=-1)
+    _close(ours.in_values, in_values)
+    _close(ours.out_values, out_values)
+    assert torch.equal(ours.out_ids, out_ids) and torch.equal(ours.in_ids, in_ids)
+
+
+# ------------------------------------------------------------ head detection
+@pytest.mark.parametrize(
+    "pattern", ["previous_token_head", "duplicate_token_head", "induction_head"]
+)
+def test_detect_heads_matches_detect_head(family, pattern):
+    from transformer_lens.head_detector import detect_head
+
+    from explorer.analysis import detect_heads
+
+    handle, _, _ = family
+    tl = handle.model
+    half = torch.randint(1, 50, (2, 6), generator=torch.Generator().manual_seed(5))
+    tokens = torch.cat([torch.zeros(2, 1, dtype=torch.long), half, half], dim=1)  # BOS L L
+    prompts = {f"p{i}": tokens[i : i + 1] for i in range(2)}
+    # detect_head tokenizes strings (first the whole list, then each prompt); ours takes ids
+    tl.to_tokens = lambda seq, **_: tokens if isinstance(seq, list) else prompts[seq]
+    try:
+        for bos, current in [(False, False), (True, False), (False, True), (True, True)]:
+            for measure in ("mul", "abs"):
+                ours = detect_heads(
+                    handle,
+                    tokens,
+                    pattern=pattern,
+                    exclude_bos=bos,
+                    exclude_current_token=current,
+                    error_measure=measure,
+                )
+                ref = detect_head(
+                    tl,
+                    list(prompts),
+                    pattern,
+                    exclude_bos=bos,
+                    exclude_current_token=current,
+                    error_measure=measure,
+                )
+                if measure == "abs":  # transformer-lens rounds each prompt's score to 3 places
+                    rounded = 1 - ((1 - ours.per_example) * 1000).round() / 1000
+                    _close(rounded.mean(0), ref)
+                else:
+                    _close(ours.scores, ref)
+    finally:
+        del tl.to_tokens
+
+
+def test_detect_heads_custom_pattern_matches_detect_head(family):
+    from transformer_lens.head_detector import detect_head
+
+    from explorer.analysis import detect_heads
+
+    handle, tokens, _ = family
+    tl = handle.model
+    n = tokens.shape[1]
+    custom = torch.tril(torch.ones(n, n)) * (torch.arange(n)[None, :] % 2 == 0)  # even keys
+    tl.to_tokens = lambda seq, **_: tokens[:1]
+    try:
+        ours = detect_heads(handle, tokens[:1], pattern=custom, exclude_bos=True)
+        ref = detect_head(tl, "p", custom, exclude_bos=True)
+    finally:
+        del tl.to_tokens
+    _close(ours.scores, ref)
+
+
+# ------------------------------------------------------------ patching grids
+TL_PATCHING = {
+    "resid": "get_act_patch_resid_pre",
+    "resid_mid": "get_act_patch_resid_mid",
+    "attn_out": "get_act_patch_attn_out",
+    "mlp_out": "get_act_patch_mlp_out",
+    "head": "get_act_patch_attn_head_out_all_pos",
+    "head_by_pos": "get_act_patch_attn_head_out_by_pos",
+    "q": "get_act_patch_attn_head_q_all_pos",
+    "k": "get_act_patch_attn_head_k_all_pos",
+    "v": "get_act_patch_attn_head_v_all_pos",
+    "q_by_pos": "get_act_patch_attn_head_q_by_pos",
+    "k_by_pos": "get_act_patch_attn_head_k_by_pos",
+    "v_by_pos": "get_act_patch_attn_head_v_by_pos",
+    "pattern": "get_act_patch_attn_head_pattern_all_pos",
+    "pattern_by_pos": "get_act_patch_attn_head_pattern_by_pos",
+}
+
+
+@pytest.fixture(scope="module")
+def patching_pair(family):
+    from explorer.analysis import metrics
+
+    handle, tokens, _ = family
+    clean = tokens[:2, :6]
+    corrupted = clean.clone()
+    corrupted[:, 2] = (clean[:, 2] + 7) % 50
+    metric = metrics.logit_diff(clean[:, -1], corrupted[:, -1])
+    return handle, clean, corrupted, metric
+
+
+@pytest.mark.parametrize("grid", list(TL_PATCHING))
+def test_patching_grids_match_get_act_patch(patching_pair, grid):
+    from transformer_lens import patching
+
+    from explorer.analysis import activation_patching
+
+    handle, clean, corrupted, metric = patching_pair
+    ours = activation_patching(handle, clean, corrupted, metric, grid)
+    _, clean_cache = handle.model.run_with_cache(clean)
+    ref = getattr(patching, TL_PATCHING[grid])(
+        handle.model, corrupted, clean_cache, lambda logits: metric(logits).mean()
+    )
+    _close(ours.values, ref)
+    assert len(ours.axes) == ours.values.ndim
+
+
+# ------------------------------------------------------------- path patching
+def _path_patch_by_hand(tl, clean, corrupted, senders, receivers, inputs, metric):
+    """ARENA's recipe with plain transformer-lens hooks, one sender set at a time."""
+    _, clean_cache = tl.run_with_cache(clean)
+    _, corrupted_cache = tl.run_with_cache(corrupted)
+    group = tl.cfg.n_heads // (tl.cfg.n_key_value_heads or tl.cfg.n_heads)
+
+    def freeze(z, hook):
+        layer = hook.layer()
+        z = clean_cache[hook.name].clone()
+        for l, h in senders:
+            if l == layer:
+                z[:, :, h] = corrupted_cache[hook.name][:, :, h]
+        return z
+
+    recorded = {}
+
+    def record(act, hook):
+        recorded[hook.name] = act.clone()
+
+    names = {f"blocks.{l}.attn.hook_{i}" for l, _ in receivers for i in inputs}
+    tl.run_with_hooks(
+        clean,
+        fwd_hooks=[(lambda n: n.endswith("hook_z"), freeze)] + [(n, record) for n in names],
+    )
+
+    def patch(act, hook):
+        act = act.clone()
+        for l, h in receivers:
+            for i in inputs:
+                if hook.name == f"blocks.{l}.attn.hook_{i}":
+                    head = h if i == "q" else h // group
+                    act[:, :, head] = recorded[hook.name][:, :, head]
+        return act
+
+    return metric(tl.run_with_hooks(clean, fwd_hooks=[(n, patch) for n in names])).mean()
+
+
+def test_path_patching_matches_the_recipe_with_tl_hooks(patching_pair):
+    from explorer.analysis import path_patching
+
+    handle, clean, corrupted, metric = patching_pair
+    tl = handle.model
+    for inputs in (("q",), ("k", "v"), ("q", "k", "v")):
+        receivers = [(1, 1), (1, 3)]
+        sweep = path_patching(
+            handle,
+            clean,
+            corrupted,
+            receivers=["head 1.1", "head 1.3"],
+            metric=metric,
+            inputs=inputs,
+        )
+        ref = torch.stack(
+            [
+                _path_patch_by_hand(tl, clean, corrupted, [(0, h)], receivers, inputs, metric)
+                for h in range(4)
+            ]
+        )
+        _close(sweep.values[0], ref)
+        assert sweep.values[1].isnan().all()
+    joint = path_patching(
+        handle,
+        clean,
+        corrupted,
+        senders=["head 0.0", "head 0.2"],
+        receivers="head 1.2",
+        metric=metric,
+    )
+    ref = _path_patch_by_hand(tl, clean, corrupted, [(0, 0), (0, 2)], [(1, 2)], "qkv", metric)
+    _close(joint.values, ref)
+
+
+# ---------------------------------------------------------- token attribution
+def test_attribute_tokens_matches_captum_layer_integrated_gradients(family):
+    from captum.attr import LayerIntegratedGradients
+
+    from explorer.analysis import attribute_tokens
+
+    handle, tokens, _ = family
+    tl = handle.model
+    target, against = torch.tensor([3, 7, 11]), torch.tensor([5, 5, 2])
+    ours = attribute_tokens(handle, tokens, target=target, against=against, baseline=1, n_steps=32)
+
+    def f(ids):
+        last = tl(ids)[:, -1]
+        copies = ids.shape[0] // 3
+        t, a = target.repeat(copies), against.repeat(copies)
+        return last.gather(1, t[:, None])[:, 0] - last.gather(1, a[:, None])[:, 0]
+
+    lig = LayerIntegratedGradients(f, tl.embed)
+    ref, delta = lig.attribute(
+        tokens, baselines=torch.ones_like(tokens), n_steps=32, return_convergence_delta=True
+    )
+    _close(ours.scores, ref.sum(-1))
+    _close(ours.delta, delta)
+    # completeness: scores add up to f(input) - f(baseline), up to the delta
+    _close(ours.scores.sum(-1) - ours.delta, f(tokens) - f(torch.ones_like(tokens)))

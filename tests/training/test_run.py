@@ -91,7 +91,7 @@ def test_optimizer_state_round_trips_through_safetensors(tmp_path, model):
     loss = model(torch.tensor([[1, 2, 5]]))[:, -1].sum()
     loss.backward()
     opt.step()
-    run.save_optimizer(opt, 1)
+    run.save_checkpoint(model, 1, optimizer=opt)
     twin = torch.optim.AdamW(model.parameters(), lr=5.0)
     assert run.load_optimizer(twin) == 1
     a, b = opt.state_dict(), twin.state_dict()
@@ -102,7 +102,7 @@ def test_optimizer_state_round_trips_through_safetensors(tmp_path, model):
     for index, entries in a["state"].items():
         for name, value in entries.items():
             assert torch.equal(value, b["state"][index][name]), (index, name)
-    header = json.loads((tmp_path / "r" / "state" / "optimizer.json").read_text())
+    header = json.loads((run.checkpoint_path(1) / "optimizer.json").read_text())
     assert header["step"] == 1 and header["optimizer"] == "AdamW"
     with pytest.raises(ValueError, match="for AdamW"):
         run.load_optimizer(torch.optim.SGD(model.parameters(), lr=0.1))
@@ -120,3 +120,18 @@ def test_schedules():
         CheckpointSchedule(on_change={"acc": 0})
     with pytest.raises(ValueError, match="every"):
         CheckpointSchedule(every=0)
+
+
+def test_saving_a_published_step_again_replaces_it_in_one_step(tmp_path, model):
+    run = Run.create(tmp_path / "r", model)
+    run.save_checkpoint(model, 5)
+    first = run.checkpoint_path(5)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(1.0)
+    run.save_checkpoint(model, 5)  # written beside the old folder, then published
+    assert run.checkpoint_path(5) != first and not first.exists()
+    reopened = Run.open(run.path)
+    assert reopened.load_model(5).fingerprint() == model.fingerprint()
+    assert [p.name for p in (run.path / "checkpoints").iterdir()] == [run.checkpoint_path(5).name]
+    assert reopened.problems() == [] and reopened.repair() == []

@@ -14,6 +14,7 @@ MODULES = [
     "explorer.views.intervention_panel",
     "explorer.views.patching_view",
     "explorer.views.explorer_view",
+    "explorer.views.snapshot",
 ]
 
 

@@ -146,3 +146,18 @@ def test_neuron_sweep_on_a_residual_mlp_equals_the_loop():
 
             after = float(metric(model.run_with_hooks(x, [(hook, zero)])).mean())
             assert decode(panel.sweep_effects)[layer, n] == pytest.approx(after - before, abs=1e-5)
+
+
+def test_the_panel_says_which_way_is_worse_for_each_metric():
+    from explorer.analysis import metrics
+    from explorer.data import repeated_tokens
+    from explorer.models import zoo
+    from explorer.views import InterventionPanel
+
+    model = zoo.attention_only_transformer(n_layers=1, d_model=16, n_heads=2, d_vocab=12, n_ctx=16)
+    tokens = repeated_tokens(4, 5, 12, seed=0)
+    loss = metrics.repeated_half_loss(tokens)
+    panel = InterventionPanel(model, tokens, {"loss": loss, "score": lambda logits: -loss(logits)})
+    assert panel.worse_when == "up"
+    panel.metric_name = "score"
+    assert panel.worse_when == "down"

@@ -82,8 +82,9 @@ def test_text_neuron_colours_each_token_by_its_activation(mlp_transformer):
 def test_text_neuron_effect_is_its_direct_logit_effect(mlp_transformer):
     view = NeuronView(mlp_transformer, repeated_tokens(8, 6, 30), k=2)
     view.neuron = 3
-    tl = mlp_transformer.model
-    direct = (tl.blocks[0].mlp.W_out[3] @ tl.W_U).detach()
+    from explorer.analysis import neuron_logit_weights
+
+    direct = neuron_logit_weights(mlp_transformer, units="neuron 0.3").values[0]
     assert view.effect_title.startswith("direct effect on the logits")
     assert decode(view.effect_values)[0] == pytest.approx(float(direct.max()), abs=1e-5)
     assert view.effect_labels[0] == str(int(direct.argmax()))
@@ -166,3 +167,19 @@ def test_conv_channel_effect_on_the_classes_zeroes_the_whole_channel(mnist_cnn, 
 def test_text_neurons_have_no_ablation_table(mlp_transformer):
     view = NeuronView(mlp_transformer, repeated_tokens(8, 6, 30), k=2)
     assert view.ablation_values["shape"] == [0] and view.ablation_title == ""
+
+
+def test_the_view_knows_which_neurons_of_the_layer_never_fire():
+    import explorer
+    from explorer.data import load_mnist
+    from explorer.views import NeuronView
+
+    mlp = explorer.load("shipped:quickstart-mnist-mlp")
+    view = NeuronView(mlp, load_mnist().test_images[:300])
+    assert view.dead_units and view.fires == (0 not in view.dead_units)
+    view.neuron = view.dead_units[0]
+    assert view.fires is False
+    assert float(decode(view.top_values).max()) == 0.0
+    view.layer = 1
+    top = view.top_examples(1)
+    assert view.dead_units == [int(u) for u in (~top.fires()).nonzero().flatten()]

@@ -24,7 +24,8 @@ def pair():
 def test_grids_and_methods_show_the_analysis_results(attn_model, pair):
     clean, corrupted, metric = pair
     view = PatchingView(attn_model, clean, corrupted, metric)
-    assert view.grids == ["resid", "head"] and view.grid == "resid"
+    assert view.grids[:2] == ["resid", "head"] and view.grid == "resid"
+    assert "mlp_out" not in view.grids and {"q", "pattern_by_pos", "path"} <= set(view.grids)
     expected = activation_patching(attn_model, clean, corrupted, metric, "resid")
     assert np.allclose(decode(view.values), expected.values.numpy(), atol=1e-6)
     assert np.allclose(decode(view.recovery), expected.recovery.numpy(), atol=1e-5)
@@ -41,6 +42,17 @@ def test_grids_and_methods_show_the_analysis_results(attn_model, pair):
         ("head", "activation"),
         ("head", "attribution"),
     }
+
+
+def test_attribution_recovery_does_not_shrink_with_the_batch(attn_model, pair):
+    clean, corrupted, _ = pair
+    one, four = (clean[:1], corrupted[:1]), (clean[:1].repeat(4, 1), corrupted[:1].repeat(4, 1))
+    shown = []
+    for c, x in (one, four):
+        view = PatchingView(attn_model, c, x, metrics.repeated_half_loss(c), method="attribution")
+        shown.append(decode(view.recovery))
+    assert np.abs(shown[0]).max() > 1e-3
+    assert np.allclose(shown[0], shown[1], atol=1e-4)  # 4x smaller before the batch fix
 
 
 def test_selecting_a_cell_sets_the_linkable_traits(attn_model, pair):
@@ -69,3 +81,50 @@ def test_mismatched_inputs_are_refused(attn_model):
             repeated_tokens(2, 6, 30),
             metrics.next_token_loss(repeated_tokens(2, 5, 30)),
         )
+
+
+def test_by_position_sites_show_one_row_per_head(attn_model, pair):
+    clean, corrupted, metric = pair
+    view = PatchingView(attn_model, clean, corrupted, metric, grid="k_by_pos")
+    expected = activation_patching(attn_model, clean, corrupted, metric, "k_by_pos")
+    n_pos = clean.shape[1]
+    assert view.values["shape"] == [8, n_pos] and view.row_labels[5] == "L1H1"
+    shown = decode(view.values).reshape(2, 4, n_pos)  # rows are (layer, head)
+    assert np.allclose(shown, expected.values.transpose(1, 2).numpy(), atol=1e-6)
+    view.cell = [5, 3]  # a click in the browser: L1H1 at position 3
+    assert (view.layer, view.head, view.position) == (1, 1, 3)
+    assert view.selected_cell == [5, 3] and view.selected_text.startswith(
+        "layer 1, head 1, position 3"
+    )
+    view.grid = "pattern_by_pos"
+    expected = activation_patching(attn_model, clean, corrupted, metric, "pattern_by_pos")
+    assert np.allclose(decode(view.values).reshape(2, 4, n_pos), expected.values.numpy(), atol=1e-6)
+    assert "dest position" in view.selected_text
+
+
+def test_path_grid_uses_the_selected_head_as_receiver(attn_model, pair):
+    from explorer.analysis import path_patching
+
+    clean, corrupted, metric = pair
+    view = PatchingView(attn_model, clean, corrupted, metric, grid="head")
+    view.cell = [1, 2]  # select head 1.2 by a click
+    view.grid = "path"
+    expected = path_patching(attn_model, clean, corrupted, receivers="head 1.2", metric=metric)
+    assert np.allclose(decode(view.values), expected.values.numpy(), atol=1e-6, equal_nan=True)
+    assert view.receivers_used == ["head 1.2"]
+    view.cell = [0, 3]  # clicking a sender selects it, the receiver stays
+    assert (view.layer, view.head) == (0, 3) and view.error == ""
+    view.receiver_inputs = ["k"]
+    expected = path_patching(
+        attn_model, clean, corrupted, receivers="head 1.2", inputs="k", metric=metric
+    )
+    assert np.allclose(decode(view.values), expected.values.numpy(), atol=1e-6, equal_nan=True)
+    view.receivers = ["head 1.0", "head 1.1"]
+    assert ("path", ("head 1.0", "head 1.1"), ("k",)) in view._results
+    view.receivers = ["head 0.1"]  # no upstream head: the banner says why
+    assert "no head lies upstream" in view.error
+
+
+def test_path_grid_without_a_receiver_says_how_to_pick_one(attn_model, pair):
+    view = PatchingView(attn_model, *pair, grid="path")
+    assert "needs a receiver head after layer 0" in view.error

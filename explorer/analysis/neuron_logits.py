@@ -1,0 +1,125 @@
+"""Neuron-to-logit weights: what a transformer neuron writes to each output token, directly.
+
+A neuron ``n`` of layer ``l`` adds ``post_n * W_out[l, n]`` to the residual stream. Read
+through the final norm and the unembedding, one unit of its activation moves the logits by
+
+    w_out' = W_out[l, n] - mean(W_out[l, n])      (LayerNorm only: the norm centres)
+    logit_weights[n] = (w_out' * w_ln) @ W_U / s
+
+where ``w_ln`` is the final norm's weight (absent for ``LNPre``/``RMSPre`` and models
+without a norm) and ``s`` is the norm's scale. The scale depends on the input: with
+``inputs`` given, ``s`` is the mean of ``ln_final.hook_scale`` over their positions (the
+typical size of the final residual stream); without, ``s = 1`` and the values are the
+weights transformer-lens gives after ``fold_ln=True, center_writing_weights=True``
+(``W_out @ W_U`` of the processed model). Neither includes ``b_U``, which does not depend
+on the neuron.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from jaxtyping import Float, Int
+
+from explorer.analysis._display import html_table
+from explorer.analysis.units import Neuron, units_of_type
+from explorer.models.handle import ModelHandle
+
+
+@dataclass(frozen=True, repr=False)
+class NeuronLogitWeights:
+    """``values[neuron, vocab]``: the direct logit effect of one unit of each neuron."""
+
+    values: Float[torch.Tensor, "neuron vocab"]
+    neurons: tuple[Neuron, ...]
+    scale: float
+    token_text: tuple[str, ...]
+
+    def top(self, index: int = 0, k: int = 5, *, bottom: bool = False) -> list[tuple[str, float]]:
+        """The ``k`` tokens neuron ``index`` promotes most (or suppresses most: ``bottom``)."""
+        row = -self.values[index] if bottom else self.values[index]
+        idx = row.topk(min(k, row.numel())).indices.tolist()
+        return [(self.token_text[i], float(self.values[index, i])) for i in idx]
+
+    def to_dataframe(self, k: int = 10):
+        """Per neuron, its top and bottom ``k`` tokens with their weights."""
+        import pandas as pd
+
+        rows = []
+        for i, neuron in enumerate(self.neurons):
+            for side in ("top", "bottom"):
+                for rank, (token, value) in enumerate(self.top(i, k, bottom=side == "bottom")):
+                    rows.append(
+                        {
+                            "neuron": str(neuron),
+                            "side": side,
+                            "rank": rank,
+                            "token": token,
+                            "weight": value,
+                        }
+                    )
+        return pd.DataFrame.from_records(rows)
+
+    def __repr__(self) -> str:
+        first = ", ".join(f"{t!r} {v:+.3g}" for t, v in self.top(0, 3))
+        return (
+            f"NeuronLogitWeights({len(self.neurons)} neurons x {self.values.shape[1]} tokens, "
+            f"scale {self.scale:.4g}; {self.neurons[0]} promotes {first})"
+        )
+
+    def _repr_html_(self) -> str:
+        rows = [
+            (
+                str(n),
+                ", ".join(t for t, _ in self.top(i, 5)),
+                ", ".join(t for t, _ in self.top(i, 5, bottom=True)),
+            )
+            for i, n in enumerate(self.neurons[:20])
+        ]
+        return html_table(
+            "Neuron-to-logit weights (through the final norm)",
+            ("neuron", "promotes", "suppresses"),
+            rows,
+            f"final-norm scale {self.scale:.4g}",
+        )
+
+
+@torch.no_grad()
+def mean_final_scale(model: ModelHandle, inputs: Int[torch.Tensor, "batch pos"]) -> float:
+    """The mean final-norm scale ``ln_final.hook_scale`` over every position of ``inputs``."""
+    if model.final_norm()[0] is None:
+        return 1.0
+    _, cache = model.run_with_cache(inputs, names=["ln_final.hook_scale"])
+    return float(cache["ln_final.hook_scale"].mean())
+
+
+@torch.no_grad()
+def neuron_logit_weights(
+    model: ModelHandle,
+    inputs: Int[torch.Tensor, "batch pos"] | None = None,
+    *,
+    units: Neuron | str | Sequence[Neuron | str],
+) -> NeuronLogitWeights:
+    """The direct effect of each neuron in ``units`` on every logit (see the module docstring).
+
+    >>> from explorer.models import zoo
+    >>> from explorer.models.config import TransformerConfig
+    >>> m = zoo.transformer(TransformerConfig(n_layers=1, d_model=16, n_heads=2, d_mlp=32, d_vocab=10, n_ctx=8))
+    >>> w = neuron_logit_weights(m, units=["neuron 0.3", "L0N5"])
+    >>> tuple(w.values.shape), w.scale
+    ((2, 10), 1.0)
+    """
+    if not model.is_transformer or not model.has_mlp:
+        raise ValueError(f"{model.name} has no transformer MLP neurons")
+    neurons = units_of_type(model, units, Neuron, "units")
+    scale = 1.0 if inputs is None else mean_final_scale(model, model.check_inputs(inputs))
+    kind, weight, _ = model.final_norm()
+    rows = torch.stack([model.weight("W_out", n.layer)[n.neuron] for n in neurons])
+    if kind in ("LN", "LNPre"):
+        rows = rows - rows.mean(-1, keepdim=True)
+    if weight is not None:
+        rows = rows * weight
+    values = (rows @ model.weight("W_U")) / scale
+    return NeuronLogitWeights(values.float(), tuple(neurons), scale, model.token_strings())

@@ -1,0 +1,216 @@
+"""Path patching: the effect of sender heads on receiver heads through one path only.
+
+As in the IOI paper (Wang et al. 2022) and ARENA's ``get_path_patch_head_to_heads``. The
+model runs on the *clean* input, and:
+
+1. every head's output ``hook_z`` is frozen at its clean value, except the senders', which
+   take their value from the *corrupted* run; MLPs recompute. The receivers' inputs
+   (``hook_q``/``hook_k``/``hook_v``, as chosen) are recorded;
+2. a second clean run patches only those receiver inputs in, and the metric is measured.
+
+So only the change that flows from the senders into the receivers' queries, keys or values
+(directly, or through MLPs) reaches the metric. A metric far from the clean value means
+the path matters. With grouped-query attention (``hook_k``/``hook_v`` holding fewer heads
+than the queries), a receiver's keys/values are those of its key/value head, shared by its
+group.
+
+``senders=None`` sweeps every head upstream of the earliest receiver, one at a time:
+``values[layer, head]`` (NaN where a head is not upstream). A list of heads patches them
+together: ``values`` is one number. Copies of the batch run stacked, one per sender.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from jaxtyping import Float
+
+from explorer._checks import check_choice
+from explorer.analysis._display import html_table
+from explorer.analysis.interventions import MAX_TOKENS
+from explorer.analysis.metrics import Metric, evaluate, evaluate_copies
+from explorer.analysis.units import Head, units_of_type
+from explorer.models.handle import ModelHandle
+
+INPUTS = ("q", "k", "v")
+
+
+@dataclass(frozen=True, repr=False)
+class PathPatchingResult:
+    """``values``: the mean metric with the path patched, ``[layer, head]`` for a sweep of
+    single senders (NaN where not upstream) or ``[]`` for one sender set."""
+
+    values: Float[torch.Tensor, "..."]
+    clean_value: float
+    corrupted_value: float
+    senders: tuple[Head, ...] | None
+    receivers: tuple[Head, ...]
+    inputs: tuple[str, ...]
+
+    @property
+    def change(self) -> Float[torch.Tensor, "..."]:
+        """``(values - clean) / (clean - corrupted)``: -1 = the path alone does everything
+        the corruption does, 0 = no effect (IOI's normalised path-patching score)."""
+        span = self.clean_value - self.corrupted_value
+        if abs(span) < 1e-12:
+            raise ValueError("clean and corrupted inputs give the same metric: nothing to compare")
+        return (self.values - self.clean_value) / span
+
+    def top(self, n: int = 5) -> list[tuple[str, float]]:
+        """The ``n`` senders whose path changes the metric most (a sweep only)."""
+        if self.values.ndim != 2:
+            return [("senders", float(self.values))]
+        delta = (self.values - self.clean_value).nan_to_num(0.0)
+        order = delta.abs().flatten().argsort(descending=True)[:n].tolist()
+        heads = self.values.shape[1]
+        return [(f"L{i // heads}H{i % heads}", float(delta.flatten()[i])) for i in order]
+
+    def to_dataframe(self):
+        import pandas as pd
+
+        if self.values.ndim != 2:
+            return pd.DataFrame({"senders": [_names(self.senders)], "metric": [float(self.values)]})
+        layers, heads = self.values.shape
+        return pd.DataFrame(
+            {
+                "layer": [l for l in range(layers) for _ in range(heads)],
+                "head": [h for _ in range(layers) for h in range(heads)],
+                "metric": self.values.flatten().numpy(),
+            }
+        )
+
+    def __repr__(self) -> str:
+        what = "sweep" if self.senders is None else _names(self.senders)
+        top = ", ".join(f"{k} {v:+.3g}" for k, v in self.top(3))
+        return (
+            f"PathPatchingResult({what} -> {_names(self.receivers)} via {'/'.join(self.inputs)}; "
+            f"clean {self.clean_value:.4g}, corrupted {self.corrupted_value:.4g}; {top})"
+        )
+
+    def _repr_html_(self) -> str:
+        title = f"Path patching -> {_names(self.receivers)} ({'/'.join(self.inputs)})"
+        note = f"clean {self.clean_value:.4g}, corrupted {self.corrupted_value:.4g}"
+        return html_table(title, ("sender", "metric change"), self.top(10), note)
+
+
+def _names(heads: Sequence[Head] | None) -> str:
+    return "all" if heads is None else ",".join(f"L{h.layer}H{h.head}" for h in heads)
+
+
+@torch.no_grad()
+def path_patching(
+    model: ModelHandle,
+    clean: torch.Tensor,
+    corrupted: torch.Tensor,
+    *,
+    receivers: Head | str | Sequence[Head | str],
+    metric: Metric,
+    senders: Head | str | Sequence[Head | str] | None = None,
+    inputs: str | Sequence[str] = ("q", "k", "v"),
+    max_tokens: int = MAX_TOKENS,
+) -> PathPatchingResult:
+    """Path patching from ``senders`` to the ``inputs`` of ``receivers`` (module docstring).
+
+    >>> from explorer.models import zoo
+    >>> from explorer.analysis import metrics
+    >>> m = zoo.attention_only_transformer(n_layers=2, d_model=32, n_heads=4, d_vocab=20, n_ctx=8)
+    >>> clean, corrupted = torch.tensor([[0, 3, 5, 3]]), torch.tensor([[0, 7, 5, 3]])
+    >>> r = path_patching(m, clean, corrupted, receivers="head 1.0", inputs="k",
+    ...                   metric=metrics.logit_diff(torch.tensor([5]), torch.tensor([7])))
+    >>> tuple(r.values.shape), bool(r.values[1].isnan().all())
+    ((2, 4), True)
+    """
+    if not model.is_transformer:
+        raise ValueError(f"{model.name} has no attention heads")
+    inputs = (inputs,) if isinstance(inputs, str) else tuple(inputs)
+    for name in inputs:
+        check_choice("receiver input", name, INPUTS)
+    recv = units_of_type(model, receivers, Head, "receivers")
+    first = min(h.layer for h in recv)
+    if senders is None:
+        send_sets = [[Head(l, h)] for l in range(first) for h in range(model.n_heads or 0)]
+        if not send_sets:
+            raise ValueError(f"no head lies upstream of the receivers (earliest layer {first})")
+    else:
+        send_sets = [units_of_type(model, senders, Head, "senders")]
+        if any(h.layer >= first for h in send_sets[0]):
+            raise ValueError(f"senders must lie in layers before the earliest receiver ({first})")
+    clean, corrupted = model.check_inputs(clean), model.check_inputs(corrupted)
+    if clean.shape != corrupted.shape:
+        raise ValueError(
+            f"clean and corrupted inputs must have the same shape, got {list(clean.shape)} "
+            f"and {list(corrupted.shape)}"
+        )
+    z_names = [model.hook_name("z", l) for l in range(model.n_layers)]
+    clean_logits, clean_z = model.run_with_cache(clean, names=z_names)
+    corrupted_logits, corrupted_z = model.run_with_cache(corrupted, names=z_names)
+    batch = clean.shape[0]
+    clean_value = float(evaluate(metric, clean_logits, batch).mean())
+    corrupted_value = float(evaluate(metric, corrupted_logits, batch).mean())
+    targets = sorted({(model.hook_name(i, h.layer), h.head) for h in recv for i in inputs})
+    per_pass = max(1, max_tokens // clean.numel())
+    results = []
+    for start in range(0, len(send_sets), per_pass):
+        chunk = send_sets[start : start + per_pass]
+        results.append(_run_chunk(model, clean, chunk, clean_z, corrupted_z, targets, metric))
+    after = torch.cat(results).mean(1)  # [n_sets]
+    if senders is not None:
+        values = after[0]
+    else:
+        values = torch.full((model.n_layers, model.n_heads or 0), float("nan"))
+        for (head,), v in zip(send_sets, after):
+            values[head.layer, head.head] = v
+    return PathPatchingResult(
+        values,
+        clean_value,
+        corrupted_value,
+        None if senders is None else tuple(send_sets[0]),
+        tuple(recv),
+        inputs,
+    )
+
+
+def _run_chunk(
+    model: ModelHandle,
+    clean: torch.Tensor,
+    chunk: list[list[Head]],
+    clean_z: dict[str, torch.Tensor],
+    corrupted_z: dict[str, torch.Tensor],
+    targets: list[tuple[str, int]],
+    metric: Metric,
+) -> torch.Tensor:
+    """``[len(chunk), batch]``: the metric for each sender set, copies stacked."""
+    copies, batch = len(chunk), clean.shape[0]
+    stacked = clean.repeat(copies, 1)
+
+    def freeze(act: torch.Tensor, hook) -> torch.Tensor:
+        out = clean_z[hook.name].repeat(copies, 1, 1, 1).reshape(copies, batch, *act.shape[1:])
+        layer = int(hook.name.split(".")[1])
+        for c, heads in enumerate(chunk):
+            for h in heads:
+                if h.layer == layer:
+                    out[c, :, :, h.head] = corrupted_z[hook.name][:, :, h.head]
+        return out.reshape(act.shape)
+
+    recorded: dict[str, torch.Tensor] = {}
+
+    def record(act: torch.Tensor, hook) -> None:
+        recorded[hook.name] = act.clone()
+
+    names = sorted({name for name, _ in targets})
+    z_hooks = [(model.hook_name("z", l), freeze) for l in range(model.n_layers)]
+    model.run_with_hooks(stacked, z_hooks + [(n, record) for n in names], _checked=True)
+
+    def patch(act: torch.Tensor, hook) -> torch.Tensor:
+        act = act.clone()
+        # grouped-query keys/values: the receiver's key/value head (when not ungrouped)
+        group = (model.n_heads or 1) // act.shape[2]
+        for name, head in targets:
+            if name == hook.name:
+                act[:, :, head // group] = recorded[name][:, :, head // group]
+        return act
+
+    logits = model.run_with_hooks(stacked, [(n, patch) for n in names], _checked=True)
+    return evaluate_copies(metric, logits, copies, batch)

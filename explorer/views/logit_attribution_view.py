@@ -1,0 +1,185 @@
+"""``LogitAttributionView``: direct logit attribution as a clickable heatmap or bar chart.
+
+Heads are shown as a ``layer x head`` heatmap, neurons as ``layer x neuron``, layers (the
+embeddings and each attention and MLP output) as bars. Values are the batch mean of
+``analysis.direct_logit_attribution``; results are cached per (units, target, against).
+A click in the browser sets ``selected`` (``"L1H2"``, ``"L0N7"``, ``"0_attn_out"``), and
+the kernel sets the linkable ``layer``/``head``/``neuron`` traits from it; changing
+``layer``/``head`` (e.g. linked to an ``AttentionView``) moves the selection. ``target``
+and ``against`` are editable token strings (or ids) recomputed in the kernel.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import traitlets
+
+from explorer.analysis.logit_attribution import LogitAttribution, direct_logit_attribution
+from explorer.analysis.units import Head, Neuron
+from explorer.models.handle import ModelHandle
+from explorer.views._base import ExplorerWidget, reports_errors
+from explorer.views.serialise import empty, encode, esm
+
+UNITS = ("heads", "layers", "neurons")
+
+
+def read_token(model: ModelHandle, text: str) -> int | str:
+    """A token typed in a view: an id when it is digits the vocabulary does not hold as text."""
+    stripped = text.strip()
+    if stripped.isdigit() and (model.vocab is None or text not in model.vocab):
+        return int(stripped)
+    return text
+
+
+def direction_args(model: ModelHandle, target: str, against: str) -> dict[str, Any]:
+    """``target=`` and ``against=`` for the analysis from the texts typed in a view."""
+    return {
+        "target": read_token(model, target),
+        "against": read_token(model, against) if against else None,
+    }
+
+
+class LogitAttributionView(ExplorerWidget):
+    """Which units write the logit of ``target`` (minus ``against``) directly.
+
+    Args:
+        model: a transformer handle.
+        tokens: token ids ``[batch, pos]`` (or ``[pos]``).
+        target, against: token strings or ids (``against`` optional).
+        position: the position explained (default: the last).
+        units: ``"heads"``, ``"layers"`` or ``"neurons"`` first.
+
+    >>> from explorer.models import zoo
+    >>> m = zoo.attention_only_transformer(n_layers=2, d_model=32, n_heads=4, d_vocab=20, n_ctx=8)
+    >>> view = LogitAttributionView(m, torch.tensor([[0, 3, 5, 3]]), target="t5")
+    >>> view.values["shape"], view.row_labels
+    ([2, 4], ['L0', 'L1'])
+    >>> view.selected = "L1H2"  # what a click sends
+    >>> view.layer, view.head
+    (1, 2)
+    """
+
+    _esm = esm("logit_attribution_view.js")
+
+    units = traitlets.Enum(UNITS, "heads", help="heads, layers or neurons").tag(sync=True)
+    available_units = traitlets.List(traitlets.Unicode(), help="units this model has").tag(
+        sync=True
+    )
+    target = traitlets.Unicode("", help="token whose logit is explained (text or id)").tag(
+        sync=True
+    )
+    against = traitlets.Unicode("", help="token subtracted (logit difference); empty: none").tag(
+        sync=True
+    )
+    selected = traitlets.Unicode("", help="label of the selected unit, e.g. L1H2").tag(sync=True)
+    layer = traitlets.Int(0, help="layer of the selected unit").tag(sync=True)
+    head = traitlets.Int(0, help="head of the selected unit").tag(sync=True)
+    neuron = traitlets.Int(0, help="neuron of the selected unit").tag(sync=True)
+
+    values = traitlets.Dict(help="payload float32 [rows, cols] (heads, neurons) or [units]").tag(
+        sync=True
+    )
+    labels = traitlets.List(traitlets.Unicode(), help="label of each unit, row-major").tag(
+        sync=True
+    )
+    row_labels = traitlets.List(traitlets.Unicode(), help="heatmap rows").tag(sync=True)
+    direction = traitlets.Unicode("", help="the logit (difference) explained").tag(sync=True)
+    logit = traitlets.Float(None, allow_none=True, help="the model's own mean logit (diff)").tag(
+        sync=True
+    )
+    remainder = traitlets.Float(
+        None, allow_none=True, help="mean logit not written by the units shown"
+    ).tag(sync=True)
+    tokens = traitlets.List(traitlets.Unicode(), help="the first prompt").tag(sync=True)
+    position = traitlets.Int(-1, help="position explained").tag(sync=True)
+
+    def __init__(
+        self,
+        model: ModelHandle,
+        tokens: torch.Tensor,
+        *,
+        target: int | str,
+        against: int | str | None = None,
+        position: int = -1,
+        units: str = "heads",
+        **kwargs: Any,
+    ) -> None:
+        if not model.is_transformer:
+            raise ValueError(f"{model.name} takes images: direct logit attribution needs tokens")
+        self.model = model
+        self.inputs = model.check_inputs(tokens)
+        self._results: dict[tuple, LogitAttribution] = {}
+        available = [u for u in UNITS if u != "neurons" or model.has_mlp]
+        super().__init__(
+            available_units=available,
+            units=units,
+            target=str(target),
+            against="" if against is None else str(against),
+            position=position,
+            values=empty("float32"),
+            tokens=model.to_str_tokens(self.inputs[0]),
+            **kwargs,
+        )
+        self._show()
+
+    def result(self) -> LogitAttribution:
+        """The (cached) attribution for the current units, target and against."""
+        key = (self.units, self.target, self.against, self.position)
+        if key not in self._results:
+            self._results[key] = direct_logit_attribution(
+                self.model,
+                self.inputs,
+                **direction_args(self.model, self.target, self.against),
+                units=self.units,
+                position=self.position,
+            )
+        return self._results[key]
+
+    @traitlets.observe("units", "target", "against", "position")
+    @reports_errors
+    def _show(self, change: dict[str, Any] | None = None) -> None:
+        result = self.result()
+        if self.units == "layers":
+            values, rows = result.mean(), []
+        else:
+            values = result.grid()
+            rows = [f"L{l}" for l in range(values.shape[0])]
+        with self.hold_sync():
+            self.values = encode(values, "float32")
+            self.labels = list(result.labels)
+            self.row_labels = rows
+            self.direction = result.direction
+            self.logit = float(result.logit.mean())
+            self.remainder = float(result.remainder.mean())
+            self._follow()
+
+    @traitlets.observe("selected")
+    @reports_errors
+    def _selected(self, change: dict[str, Any]) -> None:
+        label = self.selected
+        if not label:
+            return
+        if label not in self.labels:
+            raise ValueError(f"no unit {label!r} in this view: e.g. {self.labels[:4]}")
+        unit = self.result().unit(self.labels.index(label))
+        with self.hold_trait_notifications():
+            if isinstance(unit, Head):
+                self.layer, self.head = unit.layer, unit.head
+            elif isinstance(unit, Neuron):
+                self.layer, self.neuron = unit.layer, unit.neuron
+            elif label[0].isdigit():  # "1_attn_out"
+                self.layer = int(label.split("_")[0])
+
+    @traitlets.observe("layer", "head", "neuron")
+    def _follow(self, change: dict[str, Any] | None = None) -> None:
+        """Keep ``selected`` on the unit named by ``layer``/``head``/``neuron``."""
+        if self.units == "heads":
+            label = f"L{self.layer}H{self.head}"
+        elif self.units == "neurons":
+            label = f"L{self.layer}N{self.neuron}"
+        else:
+            return
+        if label in self.labels and label != self.selected:
+            self.selected = label

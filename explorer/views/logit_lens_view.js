@@ -1,0 +1,63 @@
+// LogitLensView: rows = lens rows (layers), columns = positions; each cell's top token,
+// coloured by the target's rank there. A click selects the cell and lists its top-k.
+function render({ model, el }) {
+  function draw(root) {
+    const input = exEl("input", { cls: "ex-input", attrs: { "data-testid": "target-input", value: model.get("target"), placeholder: "model's answer" } });
+    input.addEventListener("change", () => exSend(model, { target: input.value }));
+    const header = exEl("div", { cls: "ex-row" }, [exEl("div", { cls: "ex-title", text: "Logit lens" }), exEl("span", { cls: "ex-muted", text: "target" }), input]);
+    if (model.get("n_prompts") > 1) {
+      const sel = exEl("select", { attrs: { "data-testid": "prompt-select" } });
+      for (let i = 0; i < model.get("n_prompts"); i++) {
+        const o = exEl("option", { text: "prompt " + i, attrs: { value: i } });
+        if (i === model.get("prompt")) o.selected = true;
+        sel.appendChild(o);
+      }
+      sel.addEventListener("change", () => exSend(model, { prompt: parseInt(sel.value, 10) }));
+      header.appendChild(sel);
+    }
+    root.appendChild(header);
+    const rank = exDecode(model.get("target_rank")), logits = exDecode(model.get("top_logits"));
+    const tlogit = exDecode(model.get("target_logit"));
+    if (rank.shape.length !== 2 || !rank.size) return;
+    const [rows, cols] = rank.shape, k = logits.shape[2];
+    const top = model.get("top_tokens") || [], tokens = model.get("tokens") || [], targets = model.get("target_tokens") || [];
+    const labels = model.get("row_labels") || [];
+    const selRow = model.get("row"), selPos = model.get("position");
+    const table = exEl("table", { cls: "ex-lens", attrs: { "data-testid": "lens-grid" } });
+    const head = exEl("tr", {}, [exEl("th")]);
+    tokens.forEach((t, p) => head.appendChild(exEl("th", { text: t, title: "position " + p + "\ntarget " + (targets[p] ?? "") })));
+    table.appendChild(head);
+    for (let r = rows - 1; r >= 0; r--) {
+      const tr = exEl("tr", {}, [exEl("th", { text: labels[r] })]);
+      for (let p = 0; p < cols; p++) {
+        const rk = rank.values[r * cols + p];
+        const shade = 1 / (1 + Math.log2(1 + rk));
+        const word = top[(r * cols + p) * k];
+        const td = exEl("td", {
+          cls: "ex-lens-cell" + (r === selRow && p === selPos ? " ex-selected" : ""), text: word,
+          title: labels[r] + " @ " + p + "\ntop: " + top.slice((r * cols + p) * k, (r * cols + p + 1) * k).join(" | ") + "\ntarget " + (targets[p] ?? "") + " rank " + rk + ", logit " + exFmt(tlogit.values[r * cols + p]),
+          style: { background: exColour(exSequential(shade)), color: shade > 0.6 ? "#fff" : "#111" },
+          attrs: { "data-row": r, "data-pos": p },
+          onclick: () => exSend(model, { row: r, position: p }),
+        });
+        tr.appendChild(td);
+      }
+      table.appendChild(tr);
+    }
+    root.appendChild(exEl("div", { style: { overflowX: "auto", maxWidth: "100%" } }, [table]));
+    root.appendChild(exLegend(0, 1, false, "1 / (1 + log2(1 + rank of the target)): dark = top-1"));
+    if (selRow < rows && selPos < cols) {
+      const off = (selRow * cols + selPos) * k;
+      const list = exEl("table", { cls: "ex-table", attrs: { "data-testid": "selected-top" } });
+      for (let i = 0; i < k; i++) list.appendChild(exEl("tr", {}, [exEl("td", { text: top[off + i] }), exEl("td", { text: exFmt(logits.values[off + i], 3) })]));
+      root.appendChild(exEl("div", { cls: "ex-row" }, [
+        exEl("div", { text: "selected " + labels[selRow] + " at position " + selPos + " (" + (tokens[selPos] ?? "") + "): target " + (targets[selPos] ?? "") + " rank " + rank.values[selRow * cols + selPos], attrs: { "data-testid": "selected-cell" } }),
+        list,
+      ]));
+    }
+  }
+  const names = ["target", "prompt", "n_prompts", "row", "position", "row_labels", "tokens", "top_tokens", "top_logits", "target_rank", "target_logit", "target_tokens"];
+  return exMount(model, el, "ex-logit-lens", "logit-lens-view", names, draw);
+}
+
+export default { render };

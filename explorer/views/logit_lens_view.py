@@ -1,0 +1,128 @@
+"""``LogitLensView``: the logit lens as a layer x position grid of top tokens.
+
+Each cell is one lens row (the residual stream entering a layer, read through the final
+norm and the unembedding; ``analysis.logit_lens``) at one position of the prompt: its top
+token is written in the cell and the colour says how high the target token ranks there
+(dark: top-1; by default the target is the model's own final prediction, so the grid
+shows from which layer on the answer is there). A click sets ``row``/``position`` (and the
+linkable ``layer``); the kernel-side result has the top-k tokens and logits of every cell.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import traitlets
+
+from explorer.analysis.logit_lens import LogitLens, logit_lens
+from explorer.models.handle import ModelHandle
+from explorer.views._base import ExplorerWidget, check_range, reports_errors
+from explorer.views.logit_attribution_view import read_token
+from explorer.views.serialise import empty, encode, esm
+
+
+class LogitLensView(ExplorerWidget):
+    """The logit lens of one prompt (``prompt`` picks it from the batch).
+
+    Args:
+        model: a transformer handle.
+        tokens: token ids ``[batch, pos]`` (or ``[pos]``).
+        target: token whose rank colours the grid (text or id); empty: the model's own
+            prediction at each position.
+        k: top tokens kept per cell.
+
+    >>> from explorer.models import zoo
+    >>> m = zoo.attention_only_transformer(n_layers=2, d_model=32, n_heads=4, d_vocab=20, n_ctx=8)
+    >>> view = LogitLensView(m, torch.tensor([[0, 3, 5, 3]]), k=3)
+    >>> view.row_labels, view.target_rank["shape"], len(view.top_tokens)
+    (['0_pre', '1_pre', 'final_post'], [3, 4], 36)
+    """
+
+    _esm = esm("logit_lens_view.js")
+
+    target = traitlets.Unicode("", help="token whose rank is shown; empty: the model's answer").tag(
+        sync=True
+    )
+    k = traitlets.Int(5, help="top tokens per cell").tag(sync=True)
+    prompt = traitlets.Int(0, help="which row of the batch is shown").tag(sync=True)
+    n_prompts = traitlets.Int(1, help="rows in the batch").tag(sync=True)
+    row = traitlets.Int(0, help="selected lens row").tag(sync=True)
+    position = traitlets.Int(0, help="selected position").tag(sync=True)
+    layer = traitlets.Int(0, help="layer of the selected row (linkable)").tag(sync=True)
+
+    row_labels = traitlets.List(traitlets.Unicode(), help="lens rows: 0_pre ... final_post").tag(
+        sync=True
+    )
+    tokens = traitlets.List(traitlets.Unicode(), help="the prompt's tokens").tag(sync=True)
+    top_tokens = traitlets.List(
+        traitlets.Unicode(), help="top-k token strings, [row, pos, k] row-major"
+    ).tag(sync=True)
+    top_logits = traitlets.Dict(help="payload float32 [row, pos, k]").tag(sync=True)
+    target_rank = traitlets.Dict(help="payload int32 [row, pos]: rank of the target (0 = top)").tag(
+        sync=True
+    )
+    target_logit = traitlets.Dict(help="payload float32 [row, pos]").tag(sync=True)
+    target_tokens = traitlets.List(traitlets.Unicode(), help="the target at each position").tag(
+        sync=True
+    )
+
+    def __init__(
+        self,
+        model: ModelHandle,
+        tokens: torch.Tensor,
+        *,
+        target: int | str | None = None,
+        k: int = 5,
+        **kwargs: Any,
+    ) -> None:
+        if not model.is_transformer:
+            raise ValueError(f"{model.name} takes images: the logit lens needs tokens")
+        self.model = model
+        self.inputs = model.check_inputs(tokens)
+        self._results: dict[tuple, LogitLens] = {}
+        super().__init__(
+            target="" if target is None else str(target),
+            k=k,
+            n_prompts=self.inputs.shape[0],
+            top_logits=empty("float32"),
+            target_rank=empty("int32"),
+            target_logit=empty("float32"),
+            **kwargs,
+        )
+        self._show()
+
+    @traitlets.validate("prompt")
+    def _valid_prompt(self, proposal: dict[str, Any]) -> int:
+        return check_range("prompt", proposal["value"], self.inputs.shape[0], "in the batch")
+
+    def result(self) -> LogitLens:
+        """The (cached) lens of the whole batch for the current target and k."""
+        key = (self.target, self.k)
+        if key not in self._results:
+            target = read_token(self.model, self.target) if self.target else None
+            self._results[key] = logit_lens(self.model, self.inputs, target=target, k=self.k)
+        return self._results[key]
+
+    @traitlets.observe("target", "k", "prompt")
+    @reports_errors
+    def _show(self, change: dict[str, Any] | None = None) -> None:
+        lens = self.result()
+        p = self.prompt
+        ids = lens.top_ids[:, p]  # [row, pos, k]
+        with self.hold_sync():
+            self.row_labels = list(lens.labels)
+            self.tokens = self.model.to_str_tokens(self.inputs[p])
+            self.top_tokens = [lens.token_text[i] for i in ids.flatten().tolist()]
+            self.top_logits = encode(lens.top_logits[:, p], "float32")
+            self.target_rank = encode(lens.target_rank[:, p].int(), "int32")
+            self.target_logit = encode(lens.target_logit[:, p], "float32")
+            self.target_tokens = [lens.token_text[i] for i in lens.target_ids[p].tolist()]
+
+    @traitlets.observe("row")
+    def _row_layer(self, change: dict[str, Any]) -> None:
+        label = self.row_labels[self.row] if self.row < len(self.row_labels) else ""
+        if label and label[0].isdigit():
+            self.layer = int(label.split("_")[0])
+        elif label:
+            self.layer = self.model.n_layers - 1

@@ -1,0 +1,118 @@
+"""``TokenAttributionView``: integrated-gradients token scores as coloured text.
+
+One line per prompt, each token coloured by its score from ``analysis.attribute_tokens``
+(blue raises the explained logit, red lowers it; one colour scale for all lines), with
+captum's convergence delta beside it. ``target`` and ``against`` are editable token
+strings (or ids) recomputed in the kernel; clicking a token sets ``prompt`` and the
+linkable ``position``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import traitlets
+
+from explorer.analysis.token_attribution import TokenAttribution, attribute_tokens
+from explorer.models.handle import ModelHandle
+from explorer.views._base import ExplorerWidget, reports_errors
+from explorer.views.logit_attribution_view import direction_args
+from explorer.views.serialise import empty, encode, esm
+
+
+class TokenAttributionView(ExplorerWidget):
+    """Per-token attribution of the logit of ``target`` (minus ``against``) at ``at``.
+
+    Args:
+        model: a transformer handle.
+        tokens: token ids ``[batch, pos]`` (or ``[pos]``).
+        target, against: token strings or ids (``against`` optional).
+        at: the position whose logit is explained (default: the last).
+        baseline: the baseline token (id or text); n_steps: integration points.
+
+    >>> from explorer.models import zoo
+    >>> m = zoo.attention_only_transformer(n_layers=1, d_model=16, n_heads=2, d_vocab=10, n_ctx=8)
+    >>> view = TokenAttributionView(m, torch.tensor([[0, 3, 5, 3]]), target="t5", n_steps=8)
+    >>> view.scores["shape"], view.tokens
+    ([1, 4], [['BOS', 't3', 't5', 't3']])
+    """
+
+    _esm = esm("token_attribution_view.js")
+
+    target = traitlets.Unicode("", help="token whose logit is explained (text or id)").tag(
+        sync=True
+    )
+    against = traitlets.Unicode("", help="token subtracted; empty: none").tag(sync=True)
+    at = traitlets.Int(-1, help="position whose logit is explained").tag(sync=True)
+    n_steps = traitlets.Int(50, help="integration points").tag(sync=True)
+    prompt = traitlets.Int(0, help="prompt of the selected token").tag(sync=True)
+    position = traitlets.Int(0, help="position of the selected token (linkable)").tag(sync=True)
+
+    tokens = traitlets.List(traitlets.List(traitlets.Unicode()), help="tokens per prompt").tag(
+        sync=True
+    )
+    scores = traitlets.Dict(help="payload float32 [prompt, pos]").tag(sync=True)
+    delta = traitlets.List(traitlets.Float(), help="captum's convergence delta per prompt").tag(
+        sync=True
+    )
+    value = traitlets.List(traitlets.Float(), help="the explained logit (diff) per prompt").tag(
+        sync=True
+    )
+    baseline_value = traitlets.List(traitlets.Float(), help="the same on the baseline").tag(
+        sync=True
+    )
+    direction = traitlets.Unicode("", help="what is explained").tag(sync=True)
+
+    def __init__(
+        self,
+        model: ModelHandle,
+        tokens: torch.Tensor,
+        *,
+        target: int | str,
+        against: int | str | None = None,
+        at: int = -1,
+        baseline: int | str = 0,
+        n_steps: int = 50,
+        **kwargs: Any,
+    ) -> None:
+        if not model.is_transformer:
+            raise ValueError(f"{model.name} takes images: use attribute(model, images, targets)")
+        self.model = model
+        self.inputs = model.check_inputs(tokens)
+        self.baseline = baseline
+        self._results: dict[tuple, TokenAttribution] = {}
+        super().__init__(
+            target=str(target),
+            against="" if against is None else str(against),
+            at=at,
+            n_steps=n_steps,
+            scores=empty("float32"),
+            **kwargs,
+        )
+        self._show()
+
+    def result(self) -> TokenAttribution:
+        key = (self.target, self.against, self.at, self.n_steps)
+        if key not in self._results:
+            self._results[key] = attribute_tokens(
+                self.model,
+                self.inputs,
+                **direction_args(self.model, self.target, self.against),
+                position=self.at,
+                baseline=self.baseline,
+                n_steps=self.n_steps,
+            )
+        return self._results[key]
+
+    @traitlets.observe("target", "against", "at", "n_steps")
+    @reports_errors
+    def _show(self, change: dict[str, Any] | None = None) -> None:
+        result = self.result()
+        with self.hold_sync():
+            self.tokens = [list(row) for row in result.tokens]
+            self.scores = encode(result.scores, "float32")
+            self.delta = result.delta.tolist()
+            self.value = result.value.tolist()
+            self.baseline_value = result.baseline_value.tolist()
+            self.direction = result.direction

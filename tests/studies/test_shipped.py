@@ -1,0 +1,119 @@
+"""The shipped checkpoints: small, offline, trained as their text says, and reproducible.
+
+Reproducible: each checkpoint's ``meta.probe`` holds every tensor's norm after its recipe's
+first steps; replaying those steps must give the same norms (the full MNIST rebuild, a few
+seconds, is compared whole). The full induction rebuild (2 minutes) runs only with
+``python -m explorer.studies.shipped``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+import explorer
+from explorer.analysis import head_scores, metrics
+from explorer.data import repeated_tokens
+from explorer.models import shipped, zoo
+from explorer.studies import shipped as recipes
+
+
+def test_every_recipe_ships_a_small_checkpoint_and_every_checkpoint_has_a_recipe():
+    assert set(recipes.RECIPES) <= set(shipped.shipped_names())
+    for name in recipes.RECIPES:
+        folder = shipped.shipped_path(name)
+        size = sum(f.stat().st_size for f in folder.iterdir())
+        assert size < 512 * 1024, f"{name} is {size / 1024:.0f} KiB"
+        meta = shipped.shipped_meta(name)
+        assert meta["rebuild"] == f"python -m explorer.studies.shipped {name}"
+        assert meta["probe"]["norms"]
+
+
+def test_shipped_models_load_offline_by_name():
+    a = explorer.load("shipped:quickstart-induction")
+    b = zoo.trained_induction()
+    assert a.fingerprint() == b.fingerprint() and a.name == "quickstart-induction"
+    assert zoo.trained_mnist_mlp().layer_widths == (64, 32)
+    with pytest.raises(
+        ValueError, match="no shipped checkpoint called 'nope'.*quickstart-induction"
+    ):
+        explorer.load("shipped:nope")
+
+
+def test_the_package_data_includes_the_shipped_files():
+    text = (Path(__file__).resolve().parents[2] / "pyproject.toml").read_text()
+    assert '"zoo_weights/*/config.json", "zoo_weights/*/model.safetensors"' in text
+
+
+def test_the_shipped_induction_model_has_formed_induction_heads():
+    model = zoo.trained_induction()
+    tokens = repeated_tokens(16, 20, 64, seed=11)
+    scores = head_scores(model, tokens)
+    assert float(scores.get("induction")[1].max()) > 0.4  # ARENA's threshold
+    assert float(scores.get("previous_token")[0].max()) > 0.4
+    with torch.no_grad():
+        logits = model(tokens)
+    repeated = float(metrics.repeated_half_loss(tokens)(logits).mean())
+    first = float(metrics.first_half_loss(tokens)(logits).mean())
+    assert repeated < first - 1.0
+
+
+def test_replaying_the_first_induction_steps_matches_the_probe():
+    probe = shipped.shipped_meta("quickstart-induction")["probe"]
+    _, meta = recipes.train_quickstart_induction(probe["step"], progress=False)
+    now = meta["probe"]
+    assert now["step"] == probe["step"]
+    assert now["loss"] == pytest.approx(probe["loss"], rel=1e-4)
+    assert now["norms"].keys() == probe["norms"].keys()
+    for key, value in probe["norms"].items():
+        assert now["norms"][key] == pytest.approx(value, rel=1e-4), key
+
+
+def test_a_full_mnist_rebuild_matches_the_shipped_weights(tmp_path):
+    path = recipes.rebuild("quickstart-mnist-mlp", tmp_path / "mlp", progress=False)
+    rebuilt, ours = explorer.load(path), zoo.trained_mnist_mlp()
+    for (k, a), (_, b) in zip(rebuilt.model.state_dict().items(), ours.model.state_dict().items()):
+        assert torch.allclose(a, b, atol=1e-3), k
+    meta = json.loads((path / "config.json").read_text())["meta"]
+    assert meta["test_accuracy"] == pytest.approx(
+        shipped.shipped_meta("quickstart-mnist-mlp")["test_accuracy"], abs=0.005
+    )
+    assert meta["test_accuracy"] > 0.9
+
+
+def test_an_unknown_recipe_is_named():
+    with pytest.raises(
+        ValueError, match="no recipe called 'x': choose one of quickstart-induction"
+    ):
+        recipes.rebuild("x")
+
+
+def test_training_from_scratch_shows_a_progress_bar_with_time_remaining(capsys):
+    recipes.train_quickstart_induction(3, progress=True)
+    bar = capsys.readouterr().err.replace("\r", "\n").strip().splitlines()[-1]
+    assert "training the induction transformer" in bar and "3/3" in bar
+    assert "<" in bar.split("[", 1)[1]  # tqdm's [elapsed<remaining, rate]
+
+
+@pytest.mark.parametrize("name", ["explorer.models.shipped", "explorer.studies.shipped"])
+def test_docstring_examples_run(name):
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0, f"{name} has no examples"
+    assert result.failed == 0
+
+
+def test_zoo_trained_examples_run():
+    import doctest
+
+    finder = doctest.DocTestFinder()
+    runner = doctest.DocTestRunner()
+    for test in finder.find(zoo):
+        if test.name.split(".")[-1] in ("trained_induction", "trained_mnist_mlp"):
+            runner.run(test)
+    assert runner.tries >= 2 and runner.failures == 0
