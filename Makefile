@@ -13,7 +13,7 @@ TEST_WORKERS ?= auto
 LAB_DIR ?= lab
 LAB_SETTINGS := $(VENV)/share/jupyter/lab/settings
 
-.PHONY: lab lab-workspace test lint format bench install browser-deps clean
+.PHONY: lab lab-workspace test lint format bench docs install browser-deps clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -70,8 +70,15 @@ format: $(STAMP)
 test: $(STAMP) browser-deps postgres-deps lint
 	$(BIN)/python -m pytest -ra -n $(TEST_WORKERS) --dist loadscope $(PYTEST_ARGS)
 
+# The documentation site, built offline into site/: the tutorials executed (cached in build/
+# while unchanged), widgets as static snapshots, the API from docstrings, links checked
+# (mkdocs --strict). DOCS_ARGS=--fast runs the tutorials in their small CI setting.
+DOCS_ARGS ?=
+docs: $(STAMP)
+	$(BIN)/python scripts/build_docs.py $(DOCS_ARGS)
+
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks --threads 1 --markdown docs/benchmarks.md --readme README.md
 
 clean:
-	rm -rf $(VENV) test-artifacts .pytest_cache  # $(LAB_DIR) holds your work: remove it yourself
+	rm -rf $(VENV) test-artifacts .pytest_cache build site  # $(LAB_DIR) holds your work: remove it yourself

@@ -38,6 +38,7 @@ BENCHMARKS = {
     "patching": ("benchmarks.bench_patching", "activation patching"),
     "lm_analyses": ("benchmarks.bench_lm_analyses", "DLA and logit lens"),
     "payload": ("benchmarks.bench_payload", "widget payload"),
+    "gpt2": ("benchmarks.bench_gpt2", "GPT-2-small scale"),
     "imports": ("benchmarks.bench_imports", "import time"),
     "first_widget": ("benchmarks.bench_first_widget", "first contact"),
     "widgets": ("benchmarks.bench_widgets", "widget latency"),

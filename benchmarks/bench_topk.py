@@ -57,16 +57,36 @@ class Setting:
     batch_size: int
     k: int
     timing_sequences: int
+    n_heads: int = 4
+    act_fn: str = "relu"
+    normalization: str | None = None
+    layer: int | None = None  # the layer read (default: the last); passes stop after it
+    model_ctx: int | None = None  # the model's context when longer than the sequences
 
     @property
     def n_tokens(self) -> int:
         return self.n_sequences * self.n_ctx
+
+    @property
+    def read_layer(self) -> int:
+        return self.n_layers - 1 if self.layer is None else self.layer
+
+    def describe(self) -> str:
+        if self.layer is None:
+            return f"{self.n_layers}L d{self.d_model} transformer"
+        return (
+            f"layer {self.layer} of a {self.n_layers}L d{self.d_model} transformer, "
+            f"stop_at_layer={self.layer + 1}"
+        )
 
 
 SETTINGS = {
     "tiny": Setting(1, 16, 32, 50, 16, 64, 16, 4, 64),
     "small": Setting(1, 128, 512, 256, 64, 2048, 256, 10, 1024),  # 131k tokens
     "full": Setting(1, 128, 512, 256, 64, 16384, 256, 10, 2048),  # 1,048,576 tokens
+    # GPT-2-small-sized (bench_gpt2): layer 0's 3,072 neurons; 65,536 of the 1M tokens
+    "gpt2-tiny": Setting(2, 32, 64, 100, 16, 32, 8, 3, 32, 4, "gelu", "LN", 0),
+    "gpt2": Setting(12, 768, 3072, 50257, 128, 512, 32, 10, 64, 12, "gelu", "LN", 0, 1024),
 }
 
 
@@ -76,10 +96,12 @@ def _model(s: Setting):
     cfg = TransformerConfig(
         n_layers=s.n_layers,
         d_model=s.d_model,
-        n_heads=4,
+        n_heads=s.n_heads,
         d_mlp=s.d_mlp,
         d_vocab=s.d_vocab,
-        n_ctx=s.n_ctx,
+        n_ctx=s.model_ctx or s.n_ctx,
+        act_fn=s.act_fn,
+        normalization=s.normalization,
         seed=0,
     )
     return zoo.transformer(cfg, name="topk-bench")
@@ -122,14 +144,16 @@ def _max_rss_bytes() -> int:
 @torch.no_grad()
 def _plain(model, tokens: torch.Tensor, s: Setting) -> None:
     for batch in tokens.split(s.batch_size):
-        model.model(batch)
+        model.model(batch, stop_at_layer=s.read_layer + 1)
 
 
 @torch.no_grad()
 def _cache_all(model, tokens: torch.Tensor, s: Setting, hook: str) -> torch.Tensor:
     chunks = []
     for batch in tokens.split(s.batch_size):
-        _, cache = model.model.run_with_cache(batch, names_filter=hook)
+        _, cache = model.model.run_with_cache(
+            batch, names_filter=hook, stop_at_layer=s.read_layer + 1
+        )
         chunks.append(cache[hook])
     acts = torch.cat(chunks)  # [n_sequences, pos, d_mlp]: the whole dataset
     del chunks
@@ -139,7 +163,7 @@ def _cache_all(model, tokens: torch.Tensor, s: Setting, hook: str) -> torch.Tens
 def _streamed(model, tokens: torch.Tensor, s: Setting):
     from explorer.analysis import top_k_examples
 
-    return top_k_examples(model, tokens, s.n_layers - 1, s.k, batch_size=s.batch_size)
+    return top_k_examples(model, tokens, s.read_layer, s.k, batch_size=s.batch_size)
 
 
 def measure(variant: str, size: str, fraction: int = 1) -> tuple[dict[str, Any], np.ndarray | None]:
@@ -150,7 +174,7 @@ def measure(variant: str, size: str, fraction: int = 1) -> tuple[dict[str, Any],
     s = SETTINGS[size]
     model, tokens = _model(s), _tokens(s)[: SETTINGS[size].n_sequences // fraction]
     n_tokens = tokens.numel()
-    hook = model.hook_name("post", s.n_layers - 1)
+    hook = model.hook_name("post", s.read_layer)
     _plain(model, tokens[: s.batch_size], s)  # warm up the allocator and kernels
     rss_start, max_rss_start = psutil.Process().memory_info().rss, _max_rss_bytes()
     values: np.ndarray | None = None
@@ -218,9 +242,9 @@ def _throughput(size: str) -> dict[str, float]:
     """Tokens per second of each variant, interleaved, best of the repeats."""
     s = SETTINGS[size]
     model, tokens = _model(s), _tokens(s)[: s.timing_sequences]
-    hook = model.hook_name("post", s.n_layers - 1)
+    hook = model.hook_name("post", s.read_layer)
     _plain(model, tokens[: s.batch_size], s)  # warm up the allocator and kernels
-    repeats = 1 if size == "tiny" else 3
+    repeats = 1 if size.endswith("tiny") else 3
     contenders = {
         "plain": lambda: _plain(model, tokens, s),
         "streamed": lambda: _streamed(model, tokens, s),
@@ -231,15 +255,21 @@ def _throughput(size: str) -> dict[str, float]:
 
 
 def run(size: str = "full") -> list[Row]:
+    return compare(size)
+
+
+def compare(size: str) -> list[Row]:
+    """The memory and throughput rows for setting ``size`` (a key of ``SETTINGS``)."""
     s = SETTINGS[size]
     threads = torch.get_num_threads()
     reports, values = {}, {}
+    tiny = size.endswith("tiny")
     for variant in VARIANTS:
-        if size == "tiny":
+        if tiny:
             reports[variant], values[variant] = measure(variant, size)
         else:
             reports[variant], values[variant] = _in_subprocess(variant, size, threads)
-    if size == "tiny":
+    if tiny:
         eighth, _ = measure("streamed", size, fraction=8)
     else:
         eighth, _ = _in_subprocess("streamed", size, threads, fraction=8)
@@ -253,7 +283,7 @@ def run(size: str = "full") -> list[Row]:
     extra_mb = streamed["peak_growth_mb"] - plain["peak_growth_mb"]
     case = (
         f"{s.n_tokens:,} tokens, {s.d_mlp} neurons, k={s.k} "
-        f"(1L d{s.d_model} transformer, batch {s.batch_size}x{s.n_ctx})"
+        f"({s.describe()}, batch {s.batch_size}x{s.n_ctx})"
     )
     details = {
         "plain_peak_growth_mb": plain["peak_growth_mb"],
@@ -263,7 +293,7 @@ def run(size: str = "full") -> list[Row]:
         "dataset_activations_mb": dataset_mb,
         "topk_state_bytes": streamed.get("state_bytes"),
         "max_abs_diff": diff,
-        "isolated_subprocesses": size != "tiny",
+        "isolated_subprocesses": not tiny,
         "seconds_in_subprocesses": {v: r["seconds"] for v, r in reports.items()},
     }
     memory_ok = extra_mb <= 4 * batch_mb

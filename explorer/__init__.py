@@ -33,6 +33,7 @@ _LAZY = {
     "HypothesisStore": ("explorer.hypotheses", "HypothesisStore"),
     "Split": ("explorer.hypotheses", "Split"),
     "Examples": ("explorer.hypotheses", "Examples"),
+    "register_measure": ("explorer.hypotheses", "register_measure"),
     "Run": ("explorer.training.run", "Run"),
 }
 
@@ -48,6 +49,7 @@ __all__ = [
     "Split",
     "TransformerConfig",
     "load",
+    "register_measure",
     "save_checkpoint",
     "show",
     "zoo",

@@ -19,7 +19,14 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks import __main__ as runner
-from benchmarks import bench_ablation, bench_imports, bench_patching, bench_payload, bench_topk
+from benchmarks import (
+    bench_ablation,
+    bench_gpt2,
+    bench_imports,
+    bench_patching,
+    bench_payload,
+    bench_topk,
+)
 from benchmarks.markdown import README_END, README_START, render, update_readme
 from benchmarks.results import Row, format_table, machine, to_json
 
@@ -41,12 +48,33 @@ def _check_rows(rows: list[Row], benchmark: str, n: int) -> None:
 
 def test_ablation_sweep_matches_the_naive_loop():
     rows = bench_ablation.run("tiny")
-    _check_rows(rows, "ablation sweep", 4)
-    for row in rows:
+    _check_rows(rows, "ablation sweep", 6)
+    sweeps = [r for r in rows if "exact floor" not in r.case]
+    for row in sweeps:
         assert row.details["max_abs_diff"] <= bench_ablation.TOLERANCE
         assert row.naive > 0 and row.ratio == pytest.approx(row.naive / row.ours)
-    units = [r.details["units"] for r in rows]
+    units = [r.details["units"] for r in sweeps]
     assert units == [8, 4, 128, 16]  # every head, then every neuron of the layer
+    floors = [r for r in rows if "exact floor" in r.case]  # one per head sweep
+    assert [r.case.removesuffix(": ours vs the exact floor") for r in floors] == [
+        r.case for r in sweeps[:2]
+    ]
+    for floor, sweep in zip(floors, sweeps):
+        assert floor.ours == sweep.ours and floor.naive == sweep.details["floor_s"]
+        assert floor.met == (floor.details["above_floor"] <= bench_ablation.FLOOR_SLACK)
+
+
+def test_gpt2_scale_rows_at_a_tiny_size():
+    rows = bench_gpt2.run("tiny")
+    _check_rows(rows, "GPT-2-small scale", 6)
+    first, click, sweep, floor, memory, throughput = rows
+    assert first.unit == "MiB" and first.ours < first.naive  # windowed: less than everything
+    assert click.details["window_payload_kib"] > 0 and len(click.details["click_cpu_ms"]) == 2
+    assert sweep.details["units"] == 8 and sweep.details["max_abs_diff"] <= bench_gpt2.TOLERANCE
+    for row in (first, sweep, floor):  # peak memory on every row
+        assert any("peak_rss_growth_mb" in key for key in row.details), row.details
+    assert memory.details["max_abs_diff"] <= 1e-5
+    assert memory.details["one_million_tokens_cache_all_gib"] == 2**20 * 64 * 4 / 2**30
 
 
 def test_naive_ablation_sweep_sees_each_unit():

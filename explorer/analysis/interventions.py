@@ -43,11 +43,32 @@ from explorer.models.hooked_module import fans_out, linear_reader
 Site = tuple[str, tuple]
 
 MAX_TOKENS = 8192  # rows x positions per forward pass: bigger chunks spill CPU caches
+PASS_BYTES = 4 * 2**20  # a small transformer pass's widest activation: more spills caches
 
 
-def _per_pass(inputs: torch.Tensor, max_tokens: int) -> int:
+def _per_pass(model: ModelHandle, inputs: torch.Tensor, max_tokens: int) -> int:
+    """Copies of the batch per forward pass: at most ``max_tokens`` rows x positions, and
+    for transformers the widest activation of a pass (attention scores ``[heads, pos,
+    pos]``, MLP hidden or logits, over all its copies) at most ``PASS_BYTES`` or the
+    model's own size, whichever is larger.
+
+    A pass has a fixed cost (reading every weight; transformer-lens's unembedding even
+    copies ``W_U`` each pass) and a cost per copy that grows once the copies' activations
+    outgrow the caches: a small model wants few copies a pass (4 copies of a 2-layer d64
+    model at 64 tokens ran 25% slower each than 2), a large one many (GPT-2-small's
+    fixed cost is a 154 MB copy). Activations as large as the weights at most double the
+    memory a forward pass needs.
+    """
     per_copy = inputs.shape[0] * (inputs.shape[1] if inputs.dtype == torch.long else 1)
-    return max(1, max_tokens // per_copy)
+    copies = max(1, max_tokens // per_copy)
+    if model.is_transformer:
+        cfg = model.model.cfg  # type: ignore[union-attr]
+        pos = inputs.shape[-1]
+        widest = max(cfg.d_model, cfg.d_vocab_out, cfg.n_heads * pos, cfg.d_mlp or 0)
+        size = torch.finfo(cfg.dtype).bits // 8
+        weights = sum(p.numel() for p in model.model.parameters()) * size
+        copies = min(copies, max(1, max(PASS_BYTES, weights) // (per_copy * widest * size)))
+    return copies
 
 
 @torch.no_grad()
@@ -66,7 +87,7 @@ def run_interventions(
     ``inputs`` has been checked by the caller; ``sources[hook]`` is ``[batch, ...]``.
     """
     batch = inputs.shape[0]
-    per_pass = _per_pass(inputs, max_tokens)
+    per_pass = _per_pass(model, inputs, max_tokens)
     results: list[torch.Tensor] = []
     for start in range(0, len(interventions), per_pass):
         chunk = interventions[start : start + per_pass]
@@ -243,6 +264,31 @@ def _starts_mid_model(model: ModelHandle) -> bool:
     return getattr(tokenizer, "padding_side", "right") != "left"  # left padding: masks
 
 
+def _finishes_blocks(model: ModelHandle) -> bool:
+    """Whether ``_finish_block`` computes what a transformer-lens block does after its
+    ``hook_resid_mid`` (a pre-norm block with attention then MLP in sequence)."""
+    from transformer_lens.utilities.architectures import POST_NORM_ARCHITECTURES
+
+    cfg = model.model.cfg  # type: ignore[union-attr]
+    return not (
+        cfg.attn_only
+        or cfg.parallel_attn_mlp
+        or cfg.original_architecture in POST_NORM_ARCHITECTURES
+        or getattr(cfg, "n_devices", 1) != 1
+    )
+
+
+def _finish_block(model: ModelHandle, layer: int, resid_mid: torch.Tensor) -> torch.Tensor:
+    """Logits from block ``layer``'s ``hook_resid_mid`` on: the block's MLP half (as
+    ``TransformerBlock.forward`` writes it), then ``start_at_layer=layer + 1``. Running
+    from here, not from ``hook_resid_pre``, skips recomputing the block's attention."""
+    tl = model.model
+    block = tl.blocks[layer]  # type: ignore[index, union-attr]
+    mlp_in = block.hook_mlp_in(resid_mid.clone()) if tl.cfg.use_hook_mlp_in else resid_mid  # type: ignore[union-attr]
+    resid_post = block.hook_resid_post(resid_mid + block.apply_mlp(block.ln2(mlp_in)))
+    return tl(resid_post, start_at_layer=layer + 1)  # type: ignore[operator]
+
+
 @dataclass(frozen=True)
 class _Plan:
     """How the sweep at one hook runs.
@@ -260,6 +306,7 @@ class _Plan:
     readout: _Readout | None = None
     base: str | None = None
     start: int = 0
+    finish_block: bool = False  # base is block ``start``'s resid_mid: run its MLP half first
 
 
 def _plan(model: ModelHandle, name: str) -> _Plan:
@@ -280,6 +327,8 @@ def _plan(model: ModelHandle, name: str) -> _Plan:
     layer = int(parts[1])
     if parts[2] == "hook_resid_post":
         return _Plan(mode, hook, readout, base=hook, start=layer + 1)
+    if parts[2] == "hook_resid_mid" and _finishes_blocks(model):
+        return _Plan(mode, hook, readout, base=hook, start=layer, finish_block=True)
     return _Plan(mode, hook, readout, base=f"blocks.{layer}.hook_resid_pre", start=layer)
 
 
@@ -305,7 +354,7 @@ def run_sweep(
     ``inputs`` without edits; for transformers it should also hold ``sweep_base_hooks``,
     the residual streams the passes start from (one extra clean pass otherwise)."""
     batch = inputs.shape[0]
-    per_pass = _per_pass(inputs, max_tokens)
+    per_pass = _per_pass(model, inputs, max_tokens)
     by_hook: dict[str, list[int]] = defaultdict(list)
     for i, (hook, _) in enumerate(sites):
         by_hook[hook].append(i)
@@ -319,12 +368,15 @@ def run_sweep(
         plan = plans[name]
         for start in range(0, len(order), per_pass):
             chunk = order[start : start + per_pass]
+            rows: slice | list[int] = chunk
+            if chunk[-1] - chunk[0] == len(chunk) - 1:  # consecutive: a view, no gather
+                rows = slice(chunk[0], chunk[-1] + 1)
             chunk_sites = [sites[i] for i in chunk]
             delta = None
             if plan.readout is not None:
                 delta = _linear_delta(plan.readout.weight, chunk_sites, clean[name], sources[name])
             if plan.mode == "stack" or (plan.mode == "linear" and delta is None):
-                out[chunk] = run_interventions(
+                out[rows] = run_interventions(
                     model,
                     inputs,
                     [[s] for s in chunk_sites],
@@ -354,12 +406,14 @@ def run_sweep(
                 logits = model.run_with_hooks(inputs, [hook], _checked=True)
             elif plan.base == plan.hook and plan.readout and plan.readout.tail:  # plain module
                 logits = plan.readout.tail(copies)
+            elif plan.finish_block:  # the rest of the edited block, then the blocks after
+                logits = _finish_block(model, plan.start, copies)
             elif plan.base == plan.hook:  # start at the block after
                 logits = model.model(copies, start_at_layer=plan.start)
             else:  # start at the hook's block, copies from the hook on
                 with model.hooks([(plan.hook, lambda act, hook, edit=edit: edit(act))]):
                     logits = model.model(clean[plan.base], start_at_layer=plan.start)
-            out[chunk] = evaluate_copies(metric, logits, len(chunk), batch)
+            out[rows] = evaluate_copies(metric, logits, len(chunk), batch)
     return out
 
 

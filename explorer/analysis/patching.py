@@ -9,8 +9,10 @@ matters. Grids, each matching a ``transformer_lens.patching.get_act_patch_*`` fu
 - ``"head"``: ``[layer, head]`` over ``hook_z`` at every position (``attn_head_out_all_pos``);
 - ``"head_by_pos"``: ``[layer, position, head]`` (``attn_head_out_by_pos``);
 - ``"q"``, ``"k"``, ``"v"``: ``[layer, head]``, all positions (``attn_head_q_all_pos`` ...);
-  ``"q_by_pos"``, ``"k_by_pos"``, ``"v_by_pos"``: ``[layer, position, head]``. With
-  grouped-query attention the ``k``/``v`` head axis counts key/value heads;
+  ``"q_by_pos"``, ``"k_by_pos"``, ``"v_by_pos"``: ``[layer, position, head]``. The ``k``/``v``
+  head axis is the activation's: key/value heads under grouped-query attention, every
+  head when the model was loaded ungrouped (transformer-lens then still patches only the
+  first ``n_key_value_heads``);
 - ``"pattern"``: ``[layer, head]`` (``attn_head_pattern_all_pos``);
   ``"pattern_by_pos"``: ``[layer, head, dest position]`` (``attn_head_pattern_by_pos``);
 - ``"neuron"``: ``[layer, neuron]`` over ``mlp.hook_post`` (NaN past a layer's width).

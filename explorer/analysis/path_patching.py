@@ -10,8 +10,9 @@ model runs on the *clean* input, and:
 
 So only the change that flows from the senders into the receivers' queries, keys or values
 (directly, or through MLPs) reaches the metric. A metric far from the clean value means
-the path matters. With grouped-query attention, a receiver's keys/values are those of its
-key/value head, shared by its group.
+the path matters. With grouped-query attention (``hook_k``/``hook_v`` holding fewer heads
+than the queries), a receiver's keys/values are those of its key/value head, shared by its
+group.
 
 ``senders=None`` sweeps every head upstream of the earliest receiver, one at a time:
 ``values[layer, head]`` (NaN where a head is not upstream). A list of heads patches them
@@ -148,14 +149,7 @@ def path_patching(
     batch = clean.shape[0]
     clean_value = float(evaluate(metric, clean_logits, batch).mean())
     corrupted_value = float(evaluate(metric, corrupted_logits, batch).mean())
-    group = (model.n_heads or 1) // model.model.cfg.n_key_value_heads if _gqa(model) else 1
-    targets = sorted(
-        {
-            (model.hook_name(i, h.layer), h.head // (group if i != "q" else 1))
-            for h in recv
-            for i in inputs
-        }
-    )
+    targets = sorted({(model.hook_name(i, h.layer), h.head) for h in recv for i in inputs})
     per_pass = max(1, max_tokens // clean.numel())
     results = []
     for start in range(0, len(send_sets), per_pass):
@@ -176,11 +170,6 @@ def path_patching(
         tuple(recv),
         inputs,
     )
-
-
-def _gqa(model: ModelHandle) -> bool:
-    n_kv = getattr(model.model.cfg, "n_key_value_heads", None)
-    return n_kv is not None and n_kv != model.n_heads
 
 
 def _run_chunk(
@@ -216,9 +205,11 @@ def _run_chunk(
 
     def patch(act: torch.Tensor, hook) -> torch.Tensor:
         act = act.clone()
+        # grouped-query keys/values: the receiver's key/value head (when not ungrouped)
+        group = (model.n_heads or 1) // act.shape[2]
         for name, head in targets:
             if name == hook.name:
-                act[:, :, head] = recorded[name][:, :, head]
+                act[:, :, head // group] = recorded[name][:, :, head // group]
         return act
 
     logits = model.run_with_hooks(stacked, [(n, patch) for n in names], _checked=True)

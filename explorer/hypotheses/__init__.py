@@ -31,6 +31,7 @@ from explorer.hypotheses.export import (
     to_markdown,
 )
 from explorer.hypotheses.hypothesis import Hypothesis, random_unit_sets
+from explorer.hypotheses.imports import ImportConflict, ImportReport
 from explorer.hypotheses.measures import (
     METRICS,
     AblationEffect,
@@ -46,13 +47,7 @@ from explorer.hypotheses.measures import (
     unregister_measure,
     unregister_metric,
 )
-from explorer.hypotheses.store import (
-    HypothesisStore,
-    ImportConflict,
-    ImportReport,
-    StoredHypothesis,
-    UnreadableRow,
-)
+from explorer.hypotheses.store import HypothesisStore, StoredHypothesis, UnreadableRow
 from explorer.hypotheses.verdict import Verdict
 
 __all__ = [

@@ -24,12 +24,8 @@ from typing import Any
 
 from explorer.hypotheses.agreement import Label, agreement_by_unit
 from explorer.hypotheses.hypothesis import Hypothesis
-from explorer.hypotheses.store import (
-    DEFAULT_PROJECT,
-    HypothesisStore,
-    ImportReport,
-    StoredHypothesis,
-)
+from explorer.hypotheses.imports import ImportReport
+from explorer.hypotheses.store import DEFAULT_PROJECT, HypothesisStore, StoredHypothesis
 from explorer.hypotheses.verdict import Verdict, now
 from explorer.hypotheses.versioning import parse_version
 

@@ -15,13 +15,11 @@ explorer is refused rather than risked; an older one is migrated forward.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from dataclasses import replace as _replace
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -69,50 +67,6 @@ class HypothesisList(list):  # type: ignore[type-arg]
     def __init__(self, items: Any = (), unreadable: Any = ()) -> None:
         super().__init__(items)
         self.unreadable: tuple[UnreadableRow, ...] = tuple(unreadable)
-
-
-class ImportConflict(ValueError):
-    """An import met ids that exist here with different content; nothing was written."""
-
-    def __init__(self, conflicts: list[tuple[str, list[str]]]) -> None:
-        self.conflicts = conflicts
-        listed = "; ".join(f"{hid} ({', '.join(fields)} differ)" for hid, fields in conflicts)
-        super().__init__(
-            f"{len(conflicts)} imported hypotheses reuse an id that holds a different "
-            f"hypothesis here: {listed}. Nothing was imported. Choose on_conflict='skip' "
-            "(keep ours), 'keep_both' (import theirs under a new id) or 'replace' (theirs "
-            "replaces ours, and our verdicts of it are dropped)"
-        )
-
-
-@dataclass(frozen=True)
-class ImportReport:
-    """What an import did, hypothesis by hypothesis (``{old id: new id}`` where renamed)."""
-
-    project: str
-    added: tuple[str, ...] = ()
-    unchanged: tuple[str, ...] = ()
-    skipped: tuple[str, ...] = ()
-    replaced: tuple[str, ...] = ()
-    renamed: dict[str, str] = field(default_factory=dict)
-    verdicts_added: int = 0
-    labels: int = 0
-
-    def __str__(self) -> str:
-        parts = [f"{len(self.added)} added", f"{len(self.unchanged)} already here"]
-        if self.renamed:
-            parts.append(f"{len(self.renamed)} imported under new ids")
-        if self.skipped:
-            parts.append(f"{len(self.skipped)} skipped (conflict)")
-        if self.replaced:
-            parts.append(f"{len(self.replaced)} replaced")
-        return (
-            f"import into {self.project!r}: {', '.join(parts)}; "
-            f"{self.verdicts_added} verdicts, {self.labels} labels"
-        )
-
-
-CONFLICT_CHOICES = ("report", "skip", "keep_both", "replace")
 
 
 @dataclass(frozen=True)
@@ -437,102 +391,12 @@ class HypothesisStore:
         project: str,
         *,
         on_conflict: str = "report",
-    ) -> ImportReport:
-        """Write imported hypotheses, their verdicts and labels into ``project`` at once.
+    ) -> Any:
+        """Write imported hypotheses, verdicts and labels into ``project`` in one transaction;
+        an ``ImportReport``. See ``explorer.hypotheses.imports.import_hypotheses``."""
+        from explorer.hypotheses.imports import import_hypotheses
 
-        One transaction: a failure part-way writes nothing. An id already in ``project``
-        with the same content gains only the verdicts it lacks; with different content it
-        is a conflict, settled by ``on_conflict``: ``"report"`` (raise ``ImportConflict``,
-        write nothing), ``"skip"``, ``"keep_both"`` (theirs under a new id) or
-        ``"replace"`` (theirs replaces ours and our verdicts of it are dropped). An id that
-        lives in another project of this store is copied under a new id, never moved.
-        """
-        check_choice("on_conflict", on_conflict, CONFLICT_CHOICES)
-        report: dict[str, Any] = {
-            k: [] for k in ("added", "unchanged", "skipped", "replaced", "conflicts")
-        }
-        renamed: dict[str, str] = {}
-        n_verdicts = 0
-        with self._writing() as conn:
-            pid = self._project_id(conn, project)
-            for entry in entries:
-                h = entry.hypothesis
-                spec = _spec(h)
-                here = conn.execute(
-                    sa.select(hypotheses_table.c.project_id, hypotheses_table.c.spec).where(
-                        hypotheses_table.c.id == h.id
-                    )
-                ).first()
-                target, drop_old = h.id, False
-                if here is None:
-                    self._insert(conn, h, pid, entry)
-                    report["added"].append(h.id)
-                elif here.project_id != pid or not _same(here.spec, spec):
-                    if here.project_id == pid and on_conflict in ("report", "skip"):
-                        report["conflicts" if on_conflict == "report" else "skipped"].append(
-                            (h.id, _differences(here.spec, spec))
-                        )
-                        continue
-                    if here.project_id == pid and on_conflict == "replace":
-                        drop_old = True
-                        conn.execute(
-                            hypotheses_table.update()
-                            .where(hypotheses_table.c.id == h.id)
-                            .values(**_row(h, entry.author, entry.updated or now()))
-                        )
-                        report["replaced"].append(h.id)
-                    else:  # a copy into another project, or keep both
-                        target = _derived_id(h.id, project, spec)
-                        renamed[h.id] = target
-                        copy = h.replace(id=target)
-                        there = conn.execute(
-                            sa.select(hypotheses_table.c.spec).where(
-                                hypotheses_table.c.id == target
-                            )
-                        ).scalar()
-                        if there is None:
-                            self._insert(conn, copy, pid, entry)
-                else:
-                    report["unchanged"].append(h.id)
-                if drop_old:
-                    conn.execute(
-                        verdicts_table.delete().where(verdicts_table.c.hypothesis_id == target)
-                    )
-                present = set(
-                    conn.execute(
-                        sa.select(verdicts_table.c.record).where(
-                            verdicts_table.c.hypothesis_id == target
-                        )
-                    ).scalars()
-                )
-                for verdict in entry.verdicts:
-                    verdict = _replace(verdict, hypothesis_id=target)
-                    if verdict.to_json() not in present:
-                        self._insert_verdict(conn, verdict)
-                        n_verdicts += 1
-            if report["conflicts"]:
-                raise ImportConflict(report["conflicts"])  # rolls the transaction back
-            for lab in labels:
-                self._put_label(conn, pid, lab)
-        return ImportReport(
-            project=project,
-            added=tuple(report["added"]),
-            unchanged=tuple(report["unchanged"]),
-            skipped=tuple(hid for hid, _ in report["skipped"]),
-            replaced=tuple(report["replaced"]),
-            renamed=renamed,
-            verdicts_added=n_verdicts,
-            labels=len(labels),
-        )
-
-    @staticmethod
-    def _insert(conn: Connection, h: Hypothesis, pid: int, entry: StoredHypothesis) -> None:
-        row = _row(h, entry.author, entry.updated or now())
-        conn.execute(
-            hypotheses_table.insert().values(
-                id=h.id, project_id=pid, created=entry.created or row["updated"], **row
-            )
-        )
+        return import_hypotheses(self, entries, labels, project, on_conflict=on_conflict)
 
     def count(self, table: str) -> int:
         """Rows in ``"hypotheses"``, ``"verdicts"``, ``"labels"`` or ``"projects"``."""
@@ -651,27 +515,3 @@ def _row(h: Hypothesis, author: str, updated: str) -> dict[str, Any]:
         "spec": _spec(h),
         "updated": updated,
     }
-
-
-def _parsed(spec: str) -> dict[str, Any] | None:
-    try:
-        return Hypothesis.from_dict(json.loads(spec)).to_dict()
-    except (ValueError, TypeError):
-        return None
-
-
-def _same(ours: str, theirs: str) -> bool:
-    """Whether two stored specs describe the same hypothesis (across record versions)."""
-    a, b = _parsed(ours), _parsed(theirs)
-    return a is not None and a == b
-
-
-def _differences(ours: str, theirs: str) -> list[str]:
-    a, b = _parsed(ours) or {}, _parsed(theirs) or {}
-    return sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k)) or ["the record"]
-
-
-def _derived_id(hypothesis_id: str, project: str, spec: str) -> str:
-    """A new id for a copy: the same import into the same project gets the same one."""
-    digest = hashlib.sha256(f"{project}\0{spec}".encode()).hexdigest()[:10]
-    return f"{hypothesis_id[:48]}-{digest}"

@@ -228,12 +228,27 @@ class ModelHandle:
     def __call__(self, inputs: torch.Tensor) -> torch.Tensor:
         return self.model(self.check_inputs(inputs))
 
+    @property
+    def stops_early(self) -> bool:
+        """Whether a forward pass can stop after a layer (``stop_at_layer``): decoder
+        transformers (``HookedTransformer``), not encoders or plain modules."""
+        import inspect
+
+        forward = getattr(self.model, "forward", None)
+        return self.is_transformer and "stop_at_layer" in inspect.signature(forward).parameters
+
     def run_with_cache(
-        self, inputs: torch.Tensor, names: str | Iterable[str] | None = None
+        self,
+        inputs: torch.Tensor,
+        names: str | Iterable[str] | None = None,
+        *,
+        stop_at_layer: int | None = None,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Run once and return ``(output, {hook name: activation})`` for the hooks asked for.
 
         Only the named hooks are cached (all if ``names`` is None), which keeps memory small.
+        ``stop_at_layer`` (transformers): run blocks ``0..stop_at_layer - 1`` only; the
+        output is then that residual stream, and hooks of later layers do not fire.
         """
         inputs = self.check_inputs(inputs)
         wanted = self._resolve_names(names)
@@ -242,7 +257,9 @@ class ModelHandle:
         def save(act: torch.Tensor, hook: Any) -> None:
             cache[hook.name] = act.detach()
 
-        out = self.run_with_hooks(inputs, [(n, save) for n in wanted], _checked=True)
+        out = self.run_with_hooks(
+            inputs, [(n, save) for n in wanted], stop_at_layer=stop_at_layer, _checked=True
+        )
         return out, cache
 
     def run_with_hooks(
@@ -250,22 +267,38 @@ class ModelHandle:
         inputs: torch.Tensor,
         fwd_hooks: Sequence[tuple[str | Callable[[str], bool], HookFn]],
         *,
+        stop_at_layer: int | None = None,
         _checked: bool = False,
     ) -> torch.Tensor:
-        """Run with temporary hooks ``[(hook name or name filter, fn(act, hook))]``."""
+        """Run with temporary hooks ``[(hook name or name filter, fn(act, hook))]``
+        (``stop_at_layer`` as in ``run_with_cache``)."""
         if not _checked:
             inputs = self.check_inputs(inputs)
             for name, _ in fwd_hooks:
                 if isinstance(name, str):
                     self.check_hook(name)
+        kwargs = {}
+        if stop_at_layer is not None:
+            if not self.stops_early:
+                raise ValueError(
+                    f"stop_at_layer is for decoder transformers; {self.name} "
+                    f"({type(self.model).__name__}) cannot stop after a layer"
+                )
+            check_index("stop_at_layer", stop_at_layer, self.n_layers + 1, "(0..n_layers)")
+            kwargs["stop_at_layer"] = stop_at_layer
         with self.hooks(fwd_hooks):
-            return self.model(inputs)
+            return self.model(inputs, **kwargs)
 
     def hooks(
         self, fwd_hooks: Sequence[tuple[str | Callable[[str], bool], HookFn]]
     ) -> AbstractContextManager[Any]:
-        """Context manager that adds hooks and removes them on exit, even after an error."""
-        return self.model.hooks(fwd_hooks=list(fwd_hooks), reset_hooks_end=True)  # type: ignore[attr-defined]
+        """Context manager that adds hooks and removes them on exit, even after an error.
+
+        Only the hooks added here are removed, touching only their hook points (not every
+        hook point of the model, as transformer-lens's ``hooks`` does: on a 12-layer model
+        that walk cost more than a small sweep's own work).
+        """
+        return _TemporaryHooks(self.model.hook_dict, fwd_hooks)  # type: ignore[attr-defined]
 
     def _resolve_names(self, names: str | Iterable[str] | None) -> list[str]:
         if names is None:
@@ -350,10 +383,12 @@ class ModelHandle:
             raise ValueError(f"{self.name} takes images: it has no residual stream to unembed")
         ln = getattr(self.model, "ln_final", None)
         shape = resid.shape
-        x = resid.reshape(-1, 1, shape[-1])  # the norm and unembedding expect [batch, pos, d]
+        x = resid.reshape(1, -1, shape[-1])  # the norm expects [batch, pos, d]
         if ln is not None and self.normalization is not None:
             x = ln(x)
-        return self.model.unembed(x).reshape(*shape[:-1], -1)  # type: ignore[operator]
+        # x @ W_U + b_U as the unembedding computes it, without its per-call copy of W_U.T
+        w_u, b_u = self.weight("W_U"), self.weight("b_U")
+        return torch.addmm(b_u, x.reshape(-1, shape[-1]), w_u).reshape(*shape[:-1], -1)
 
     def token_embedding(self) -> nn.Module:
         """The module that maps token ids to their embeddings (``[batch, pos, d_model]``):
@@ -480,3 +515,37 @@ def _is_text(inputs: Any) -> bool:
         and bool(inputs)
         and all(isinstance(x, str) for x in inputs)
     )
+
+
+class _TemporaryHooks:
+    """``with``: add forward hooks ``[(name or name filter, fn(act, hook))]`` to hook points
+    (through ``HookPoint.add_hook``, as transformer-lens does) and remove exactly those."""
+
+    def __init__(
+        self,
+        hook_dict: dict[str, Any],
+        fwd_hooks: Sequence[tuple[str | Callable[[str], bool], HookFn]],
+    ) -> None:
+        self._pairs = []
+        for name, fn in fwd_hooks:
+            if isinstance(name, str):
+                self._pairs.append((hook_dict[name], fn))
+            else:
+                self._pairs += [(hp, fn) for n, hp in hook_dict.items() if name(n)]
+        self._added: list[tuple[Any, Any]] = []
+
+    def __enter__(self) -> _TemporaryHooks:
+        try:
+            for point, fn in self._pairs:
+                point.add_hook(fn, dir="fwd")
+                self._added.append((point, point.fwd_hooks[-1]))
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for point, handle in reversed(self._added):
+            handle.hook.remove()
+            point.fwd_hooks = [h for h in point.fwd_hooks if h is not handle]
+        self._added.clear()

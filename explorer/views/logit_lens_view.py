@@ -6,6 +6,7 @@ token is written in the cell and the colour says how high the target token ranks
 (dark: top-1; by default the target is the model's own final prediction, so the grid
 shows from which layer on the answer is there). A click sets ``row``/``position`` (and the
 linkable ``layer``); the kernel-side result has the top-k tokens and logits of every cell.
+Long prompts are windowed: only ``window`` positions from ``position_start`` are sent.
 """
 
 from __future__ import annotations
@@ -47,6 +48,9 @@ class LogitLensView(ExplorerWidget):
     k = traitlets.Int(5, help="top tokens per cell").tag(sync=True)
     prompt = traitlets.Int(0, help="which row of the batch is shown").tag(sync=True)
     n_prompts = traitlets.Int(1, help="rows in the batch").tag(sync=True)
+    position_start = traitlets.Int(0, help="first position sent to the page").tag(sync=True)
+    window = traitlets.Int(64, help="most positions sent to the page").tag(sync=True)
+    n_positions = traitlets.Int(0, help="positions in the prompt").tag(sync=True)
     row = traitlets.Int(0, help="selected lens row").tag(sync=True)
     position = traitlets.Int(0, help="selected position").tag(sync=True)
     layer = traitlets.Int(0, help="layer of the selected row (linkable)").tag(sync=True)
@@ -54,7 +58,9 @@ class LogitLensView(ExplorerWidget):
     row_labels = traitlets.List(traitlets.Unicode(), help="lens rows: 0_pre ... final_post").tag(
         sync=True
     )
-    tokens = traitlets.List(traitlets.Unicode(), help="the prompt's tokens").tag(sync=True)
+    tokens = traitlets.List(traitlets.Unicode(), help="the prompt's tokens in the window").tag(
+        sync=True
+    )
     top_tokens = traitlets.List(
         traitlets.Unicode(), help="top-k token strings, [row, pos, k] row-major"
     ).tag(sync=True)
@@ -85,6 +91,7 @@ class LogitLensView(ExplorerWidget):
             target="" if target is None else str(target),
             k=k,
             n_prompts=self.inputs.shape[0],
+            n_positions=self.inputs.shape[1],
             top_logits=empty("float32"),
             target_rank=empty("int32"),
             target_logit=empty("float32"),
@@ -104,20 +111,32 @@ class LogitLensView(ExplorerWidget):
             self._results[key] = logit_lens(self.model, self.inputs, target=target, k=self.k)
         return self._results[key]
 
-    @traitlets.observe("target", "k", "prompt")
+    @traitlets.validate("position_start")
+    def _valid_start(self, proposal: dict[str, Any]) -> int:
+        return check_range(
+            "position_start", proposal["value"], self.inputs.shape[1], "in the prompt"
+        )
+
+    @traitlets.validate("window")
+    def _valid_window(self, proposal: dict[str, Any]) -> int:
+        if proposal["value"] < 1:
+            raise traitlets.TraitError(f"window must be at least 1, got {proposal['value']}")
+        return proposal["value"]
+
+    @traitlets.observe("target", "k", "prompt", "position_start", "window")
     @reports_errors
     def _show(self, change: dict[str, Any] | None = None) -> None:
         lens = self.result()
-        p = self.prompt
-        ids = lens.top_ids[:, p]  # [row, pos, k]
+        p, w = self.prompt, slice(self.position_start, self.position_start + self.window)
+        ids = lens.top_ids[:, p, w]  # [row, pos, k]
         with self.hold_sync():
             self.row_labels = list(lens.labels)
-            self.tokens = self.model.to_str_tokens(self.inputs[p])
+            self.tokens = self.model.to_str_tokens(self.inputs[p, w])
             self.top_tokens = [lens.token_text[i] for i in ids.flatten().tolist()]
-            self.top_logits = encode(lens.top_logits[:, p], "float32")
-            self.target_rank = encode(lens.target_rank[:, p].int(), "int32")
-            self.target_logit = encode(lens.target_logit[:, p], "float32")
-            self.target_tokens = [lens.token_text[i] for i in lens.target_ids[p].tolist()]
+            self.top_logits = encode(lens.top_logits[:, p, w], "float32")
+            self.target_rank = encode(lens.target_rank[:, p, w].int(), "int32")
+            self.target_logit = encode(lens.target_logit[:, p, w], "float32")
+            self.target_tokens = [lens.token_text[i] for i in lens.target_ids[p, w].tolist()]
 
     @traitlets.observe("row")
     def _row_layer(self, change: dict[str, Any]) -> None:

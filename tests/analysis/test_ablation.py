@@ -352,3 +352,43 @@ def test_builtin_metrics_score_copies_at_once_user_metrics_per_copy(mnist_mlp):
     x = torch.rand(4, 1, 28, 28, generator=g)
     ablation_sweep(mnist_mlp, x, user_metric, layer=1, unit_type="neuron")
     assert set(seen) == {(4, 10)} and len(seen) == 1 + 12  # the clean pass, then each unit
+
+
+@pytest.mark.parametrize("classes", [10, 300])
+def test_neg_cross_entropy_equals_torch_for_few_and_many_classes(classes):
+    """Few classes take a hand-written log-softmax (faster on thousands of rows)."""
+    g = torch.Generator().manual_seed(0)
+    logits = 30 * torch.randn(4096, classes, generator=g)
+    labels = torch.randint(0, classes, (4096,), generator=g)
+    expected = -torch.nn.functional.cross_entropy(logits, labels, reduction="none")
+    assert torch.allclose(metrics.neg_cross_entropy(labels)(logits), expected, atol=1e-4)
+
+
+def test_head_sweeps_start_after_the_attention_of_their_block(mlp_transformer, attn_model):
+    """With an MLP, a head's copies start at its block's resid_mid (attention not rerun)."""
+    from explorer.analysis.interventions import _plan
+
+    plan = _plan(mlp_transformer, "blocks.1.attn.hook_z")
+    assert (plan.hook, plan.base, plan.finish_block) == (
+        "blocks.1.hook_resid_mid",
+        "blocks.1.hook_resid_mid",
+        True,
+    )
+    assert not _plan(attn_model, "blocks.0.attn.hook_z").finish_block  # resid_post: next block
+
+
+def test_temporary_hooks_remove_only_their_own(mlp_transformer):
+    point = mlp_transformer.model.hook_dict["blocks.0.hook_resid_pre"]
+    point.add_hook(lambda act, hook: None)  # someone else's hook
+    seen = []
+    try:
+        with mlp_transformer.hooks(
+            [(lambda n: n.endswith("hook_resid_pre"), lambda a, hook: seen.append(hook.name))]
+        ):
+            mlp_transformer(torch.zeros(1, 3, dtype=torch.long))
+            assert len(point.fwd_hooks) == 2
+        assert seen == ["blocks.0.hook_resid_pre", "blocks.1.hook_resid_pre"]
+        assert len(point.fwd_hooks) == 1  # ours gone, theirs kept
+        assert not mlp_transformer.model.hook_dict["blocks.1.hook_resid_pre"].fwd_hooks
+    finally:
+        point.remove_hooks(including_permanent=True)

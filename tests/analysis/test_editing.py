@@ -261,21 +261,3 @@ def test_damping_the_units_the_attribution_clears_hurts_the_class(five_seeds):
         margins.append(float((logits[:, target] - others.max(-1).values).mean()))
     assert margins[0] < before < margins[1]
     assert margins[1] == pytest.approx(result.margin_targeted, abs=1e-5)
-
-
-@pytest.mark.parametrize(
-    "name",
-    [
-        "explorer.analysis.editing",
-        "explorer.analysis.attribution",
-        "explorer.analysis.feature_vis",
-        "explorer.analysis.probes",
-    ],
-)
-def test_docstring_examples_of_the_kitchen_sink_modules_run(name):
-    import doctest
-    import importlib
-
-    result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
-    assert result.attempted > 0, f"{name} has no examples"
-    assert result.failed == 0

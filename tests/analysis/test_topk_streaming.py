@@ -31,3 +31,32 @@ def test_threshold_path_equals_the_full_top_k(mlp_transformer, monkeypatch, larg
     got = acts[top.example, top.position, torch.arange(64)[:, None]]
     assert torch.allclose(got, top.values, atol=1e-6)
     assert taken["sparse"] >= 1, taken  # the first batch always takes the per-batch top-k
+
+
+def test_top_k_runs_a_transformer_only_up_to_the_layer_read(mlp_transformer):
+    later = []
+    point = mlp_transformer.model.hook_dict["blocks.1.hook_resid_pre"]
+    point.add_hook(lambda act, hook: later.append(1))
+    tokens = torch.randint(0, 30, (8, 16), generator=torch.Generator().manual_seed(4))
+    try:
+        top = top_k_examples(mlp_transformer, tokens, layer=0, k=3)
+        assert later == []  # layer 1 never ran
+        top_k_examples(mlp_transformer, tokens, layer=1, k=3)
+        assert later == [1]
+    finally:
+        point.remove_hooks()
+    _, cache = mlp_transformer.model.run_with_cache(tokens)
+    expected = cache["blocks.0.mlp.hook_post"].reshape(-1, 64).topk(3, dim=0).values.T
+    assert torch.allclose(top.values, expected, atol=1e-6)
+
+
+def test_stop_at_layer_is_checked(mlp_transformer, mnist_mlp):
+    tokens = torch.zeros(1, 4, dtype=torch.long)
+    out, cache = mlp_transformer.run_with_cache(
+        tokens, ["blocks.0.hook_resid_post"], stop_at_layer=1
+    )
+    assert torch.equal(out, cache["blocks.0.hook_resid_post"])
+    with pytest.raises(ValueError, match="stop_at_layer"):
+        mlp_transformer.run_with_cache(tokens, stop_at_layer=3)
+    with pytest.raises(ValueError, match="stop_at_layer is for decoder transformers"):
+        mnist_mlp.run_with_cache(torch.zeros(1, 1, 28, 28), stop_at_layer=1)

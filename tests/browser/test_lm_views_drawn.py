@@ -59,6 +59,7 @@ def views():
     dla_layers.selected = "1_attn_out"
     lens = LogitLensView(model, prompts[:1])
     lens.row, lens.position = 1, prompts.shape[1] - 1
+    lens.window, lens.position_start = 10, 6  # a long prompt is sent a window at a time
     tokens = TokenAttributionView(model, prompts[:2], target=answer.tolist()[0], n_steps=16)
     corrupted = prompts.clone()
     corrupted[:, 1:9] = repeated_tokens(4, 8, 64, seed=5)[:, 1:9]
@@ -100,5 +101,8 @@ def test_lm_view_draws(views, browser, artifacts, tmp_path, name):
         assert page.evaluate(DRAWN, view.element_handle()) == []
         assert page.locator(".ex-error:visible").count() == 0
         assert page.locator(MAIN[name]).count() > 0
+        if name == "lm-logit-lens":
+            assert page.locator('[data-testid="window"]').inner_text() == "positions 6–15 of 16"
+            assert "position 15" in page.locator('[data-testid="selected-cell"]').inner_text()
     finally:
         context.close()

@@ -4,7 +4,9 @@ tests/test_*_notebook.py check the numbers each notebook computes (through nbcli
 this suite checks what a user sees: the notebook runs with Run All in the browser, no
 cell errors, every widget output renders (none stays "Loading widget..." or shows
 "Error displaying widget"), the page raises no JavaScript error, and each widget is
-saved as a screenshot under test-artifacts/browser/tutorials/ to look at.
+saved as a screenshot under test-artifacts/browser/tutorials/ to look at. Every figure
+must show drawn content (figure_checks: traces with data, no NaN-only heatmap, plot areas
+neither squeezed flat nor blank) and every widget canvas must have content.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from figure_checks import canvas_problems, figure_problems
 from lab_driver import error_outputs, open_notebook, run_all, wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -54,6 +57,11 @@ def test_notebook_runs_in_lab_and_every_widget_renders(name, lab_server, page, a
     assert state["count"] >= 1, f"{name} shows no widget"
     assert state["failed"] == [], state["failed"]
     assert state["empty"] == 0, f"{state['empty']} of {state['count']} widgets drew nothing"
+
+    # every figure has drawn content: plotly traces with data, no NaN-only heatmap, no
+    # squeezed or blank plot area; every widget canvas has content
+    assert figure_problems(page, name) == []
+    assert canvas_problems(page, WIDGET_OUTPUT, name) == []
 
     folder = artifacts / "tutorials"
     folder.mkdir(exist_ok=True)

@@ -12,7 +12,8 @@ from transformer_lens.head_detector import detect_head
 
 from explorer.analysis import head_scores
 from explorer.analysis.head_scores import target_mask
-from tests.reference.conftest import L
+
+from .conftest import L
 
 TL_NAMES = {
     "previous_token": "previous_token_head",

@@ -10,7 +10,8 @@ import torch
 
 from explorer.analysis import attribution_patching, metrics
 from explorer.data import repeated_tokens
-from tests.reference.conftest import D_VOCAB, L
+
+from .conftest import D_VOCAB, L
 
 
 @pytest.fixture(scope="module")

@@ -98,7 +98,9 @@ def test_training_from_scratch_shows_a_progress_bar_with_time_remaining(capsys):
     assert "<" in bar.split("[", 1)[1]  # tqdm's [elapsed<remaining, rate]
 
 
-@pytest.mark.parametrize("name", ["explorer.models.shipped", "explorer.studies.shipped"])
+@pytest.mark.parametrize(
+    "name", ["explorer.models.shipped", "explorer.studies.shipped", "explorer.studies.kitchen_sink"]
+)
 def test_docstring_examples_run(name):
     import doctest
     import importlib
@@ -117,3 +119,63 @@ def test_zoo_trained_examples_run():
         if test.name.split(".")[-1] in ("trained_induction", "trained_mnist_mlp"):
             runner.run(test)
     assert runner.tries >= 2 and runner.failures == 0
+
+
+@pytest.mark.parametrize("name", ["kitchen-sink-mlp", "kitchen-sink-cnn"])
+def test_replaying_the_first_kitchen_sink_steps_matches_the_probe(name):
+    probe = shipped.shipped_meta(name)["probe"]
+    _, meta = recipes.RECIPES[name].train(steps=probe["step"], progress=False)
+    assert meta["probe"]["loss"] == pytest.approx(probe["loss"], rel=1e-4)
+    for key, value in probe["norms"].items():
+        assert meta["probe"]["norms"][key] == pytest.approx(value, rel=1e-4), key
+
+
+def test_the_kitchen_sinks_plain_modules_take_the_shipped_weights():
+    """What the tutorial's default setting does: its own nn.Sequential, the shipped weights."""
+    from torch import nn
+
+    from explorer.studies.kitchen_sink import kitchen_sink_split
+
+    split = kitchen_sink_split()
+    mlp = explorer.load(
+        nn.Sequential(
+            nn.Flatten(),
+            *(nn.Linear(28 * 28, 128), nn.ReLU(), nn.Linear(128, 64), nn.ReLU(), nn.Linear(64, 10)),
+        ),
+        input_shape=(1, 28, 28),
+    )
+    cnn = explorer.load(
+        nn.Sequential(
+            *(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2)),
+            *(nn.Conv2d(8, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2)),
+            *(nn.Flatten(), nn.Linear(16 * 7 * 7, 10)),
+        ),
+        input_shape=(1, 28, 28),
+    )
+    for handle, name in ((mlp, "kitchen-sink-mlp"), (cnn, "kitchen-sink-cnn")):
+        handle.model.load_state_dict(explorer.load(f"shipped:{name}").model.state_dict())
+        with torch.no_grad():
+            accuracy = (handle(split["test_x"]).argmax(-1) == split["test_y"]).float().mean()
+        assert float(accuracy) >= 0.93, name  # the tutorial's bar for the offline digits
+        assert float(accuracy) == pytest.approx(
+            shipped.shipped_meta(name)["test_accuracy"], abs=1e-6
+        )
+
+
+def test_the_kitchen_sink_recipe_is_the_tutorials_default_setting():
+    import inspect
+
+    from explorer.studies import kitchen_sink
+
+    nb = json.loads(
+        (Path(__file__).resolve().parents[2] / "tutorials/mnist_kitchen_sink.ipynb").read_text()
+    )
+    setup = "".join(nb["cells"][1]["source"])
+    assert f"else {kitchen_sink.MLP_STEPS}," in setup.split("mlp_steps=", 1)[1].split("\n")[0]
+    assert f"else {kitchen_sink.CNN_STEPS}," in setup.split("cnn_steps=", 1)[1].split("\n")[0]
+    assert "else (8, 16)," in setup.split("cnn_channels=", 1)[1].split("\n")[0]
+    for name, steps in (("mlp", kitchen_sink.MLP_STEPS), ("cnn", kitchen_sink.CNN_STEPS)):
+        default = inspect.signature(getattr(recipes, f"train_kitchen_sink_{name}")).parameters[
+            "steps"
+        ]
+        assert default.default == steps

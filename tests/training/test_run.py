@@ -120,3 +120,18 @@ def test_schedules():
         CheckpointSchedule(on_change={"acc": 0})
     with pytest.raises(ValueError, match="every"):
         CheckpointSchedule(every=0)
+
+
+def test_saving_a_published_step_again_replaces_it_in_one_step(tmp_path, model):
+    run = Run.create(tmp_path / "r", model)
+    run.save_checkpoint(model, 5)
+    first = run.checkpoint_path(5)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(1.0)
+    run.save_checkpoint(model, 5)  # written beside the old folder, then published
+    assert run.checkpoint_path(5) != first and not first.exists()
+    reopened = Run.open(run.path)
+    assert reopened.load_model(5).fingerprint() == model.fingerprint()
+    assert [p.name for p in (run.path / "checkpoints").iterdir()] == [run.checkpoint_path(5).name]
+    assert reopened.problems() == [] and reopened.repair() == []

@@ -90,6 +90,17 @@ def test_logit_lens_view(model):
         view.prompt = 2
 
 
+def test_logit_lens_view_sends_a_window_of_positions(model):
+    view = LogitLensView(model, TOKENS, k=2, target="w4")
+    lens = logit_lens(model, TOKENS, k=2, target=4)
+    view.window, view.position_start = 2, 3  # positions 3 and 4 only
+    assert view.tokens == model.to_str_tokens(TOKENS[0, 3:5]) and view.n_positions == 5
+    assert np.array_equal(decode(view.target_rank), lens.target_rank[:, 0, 3:5].numpy())
+    assert len(view.top_tokens) == 3 * 2 * 2
+    with pytest.raises(traitlets.TraitError, match="position_start 5 out of range"):
+        view.position_start = 5
+
+
 def test_token_attribution_view(model):
     view = TokenAttributionView(model, TOKENS, target="w7", baseline="w0", n_steps=16)
     expected = attribute_tokens(model, TOKENS, target=7, baseline=0, n_steps=16)
@@ -125,3 +136,18 @@ def test_views_refuse_image_models():
 def test_docstring_examples(name):
     result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_views_take_one_target_per_prompt(model):
+    targets, against = torch.tensor([7, 5]), [9, 8]
+    dla = LogitAttributionView(model, TOKENS, target=targets, against=against)
+    expected = direct_logit_attribution(
+        model, TOKENS, target=targets, against=torch.tensor(against)
+    )
+    assert np.allclose(decode(dla.values), expected.grid().numpy(), atol=1e-6)
+    assert dla.target == "(one per prompt)" and dla.error == ""
+    dla.target = "w3"  # typing a token replaces the per-prompt targets
+    assert dla.direction.startswith("'w3' - 'w9'")
+    tokens = TokenAttributionView(model, TOKENS, target=targets, n_steps=8)
+    expected = attribute_tokens(model, TOKENS, target=targets, n_steps=8)
+    assert np.allclose(decode(tokens.scores), expected.scores.numpy(), atol=1e-6)

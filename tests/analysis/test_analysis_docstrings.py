@@ -1,4 +1,5 @@
-"""The examples in the docstrings of the score, Fourier and zoo modules run as shown."""
+"""The examples in the analysis modules' docstrings run as shown (scores, Fourier, the zoo,
+and the kitchen-sink modules)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,10 @@ import pytest
         "explorer.analysis.fourier",
         "explorer.analysis.composition",
         "explorer.models.zoo",
+        "explorer.analysis.editing",
+        "explorer.analysis.attribution",
+        "explorer.analysis.feature_vis",
+        "explorer.analysis.probes",
     ],
 )
 def test_docstring_examples(name):

@@ -1,0 +1,45 @@
+"""The figure checks catch what a reader would call an empty figure (no JupyterLab needed)."""
+
+from __future__ import annotations
+
+import pytest
+from figure_checks import figure_problems
+
+pytestmark = pytest.mark.browser
+
+
+def _page_with(figures, tmp_path, browser):
+    import plotly.io as pio
+
+    parts = [
+        pio.to_html(f, include_plotlyjs=(i == 0), full_html=False) for i, f in enumerate(figures)
+    ]
+    html = tmp_path / "figures.html"
+    html.write_text("<html><body>" + "".join(parts) + "</body></html>")
+    page = browser.new_page(viewport={"width": 1000, "height": 800})
+    page.goto(html.as_uri())
+    page.wait_for_function(
+        f"document.querySelectorAll('.js-plotly-plot .main-svg').length >= {len(figures)}"
+    )
+    return page
+
+
+def test_squeezed_blank_and_nan_figures_are_reported_and_good_ones_pass(tmp_path, browser):
+    import numpy as np
+    import plotly.express as px
+    import plotly.graph_objects as go
+
+    digits = np.random.default_rng(0).random((16, 28, 28))
+    squeezed = px.imshow(digits, facet_col=0, facet_col_wrap=16, height=160, title="squeezed")
+    good = px.imshow(digits[:4], facet_col=0, facet_col_wrap=4, title="good")
+    good.update_layout(height=260, margin=dict(t=60, b=10))
+    nan = go.Figure(go.Heatmap(z=[[float("nan")] * 3] * 3))
+    blank = go.Figure(go.Scatter(x=[], y=[]))
+    page = _page_with([squeezed, good, nan, blank], tmp_path, browser)
+    problems = figure_problems(page, "test")
+    page.close()
+    by_figure = {i: [p for p in problems if f"figure {i} " in p] for i in range(4)}
+    assert by_figure[0] and "px" in by_figure[0][0]  # every facet squeezed to a strip
+    assert by_figure[1] == []
+    assert any("NaN only" in p for p in by_figure[2])
+    assert any("no data" in p for p in by_figure[3])
