@@ -260,8 +260,6 @@ class Run:
     ) -> None:
         """Save ``model``'s weights (and ``optimizer``'s state) as the checkpoint of ``step``.
 
-        ``dtype`` stores the weights in that type (``torch.float16`` for a run to ship).
-
         The files are written into a staging folder, fsynced, and moved to their final
         folder; then the manifest, which is what lists published checkpoints, is replaced in
         one rename. A kill at any moment leaves either the previous run or the new one.
