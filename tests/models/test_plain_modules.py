@@ -256,3 +256,19 @@ def test_the_readme_plain_module_example_runs(neuron_loop):
     metric = metrics.neg_cross_entropy(y)
     expected = neuron_loop(model, x, metric, 1, range(64), torch.zeros(32, 64))
     assert torch.allclose(sweep.after_per_example, expected, atol=1e-5)
+
+
+def test_blocks_can_be_named_by_module_path_or_traced_call():
+    from explorer.models import Block, wrap
+
+    torch.manual_seed(0)
+    handle = wrap(Functional(), blocks=[Block("fc2", "relu_1", 12, False)], input_shape=(16,))
+    assert handle.layer_widths == (12,) and handle.model.output_layer == "out"
+    x = torch.randn(3, 16)
+    _, cache = handle.run_with_cache(x)
+    net = handle.model.module
+    assert torch.allclose(cache["blocks.0.mlp.hook_pre"], net.fc2(net.fc1(x).relu()), atol=1e-6)
+    with pytest.raises(ValueError, match="'nope', neither a submodule called after 'fc2'"):
+        wrap(Functional(), blocks=[Block("fc2", "nope", 12, False)])
+    with pytest.raises(ValueError, match="'fc9', not a submodule the model calls"):
+        wrap(Functional(), blocks=[Block("fc9", "relu", 12, False)])
