@@ -91,7 +91,8 @@ for each head, everything downstream of it: its block's MLP, the later blocks an
 unembedding, which are not linear, so each head's copy of the batch must run them. The
 benchmark times that floor as transformer-lens runs it: the clean pass, plus per head of
 layer L one pass of block L's MLP (from the cached `hook_resid_mid`) and one of
-`start_at_layer=L+1`. The naive loop does `heads + 1` full passes, so
+`start_at_layer=L+1`. The naive loop does `heads + 1` full passes, so in arithmetic
+(multiply-adds, not seconds)
 
     speed-up <= (heads + 1) x full pass / (full pass + sum over heads of downstream pass)
 
