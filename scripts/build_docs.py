@@ -32,6 +32,8 @@ NOTEBOOKS = {"quickstart": REPO / "notebooks" / "quickstart.ipynb"} | {
     p.stem: p for p in sorted((REPO / "tutorials").glob("*.ipynb"))
 }
 WIDGET = "application/vnd.jupyter.widget-view+json"
+PLOTLY = "application/vnd.plotly.v1+json"
+PLOTLY_JS = "../assets/plotly.min.js"  # relative to a tutorial page
 API = {
     "explorer": "The facade: `load`, `show`, `Hypothesis`, `Run` and the zoo.",
     "explorer.models": "Models: the `ModelHandle` adapter, loading, checkpoints, shipped models.",
@@ -122,6 +124,31 @@ def execute(name: str, path: Path, *, fast: bool, cache: Path, run_root: Path) -
     return out
 
 
+def plotly_to_html(nb) -> int:
+    """Each plotly figure output becomes HTML that draws it with the site's own copy of
+    plotly.js (``assets/plotly.min.js``, loaded once per page): offline, no CDN."""
+    import plotly.io as pio
+
+    first = True
+    count = 0
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            data = output.get("data", {})
+            if PLOTLY not in data:
+                continue
+            figure = pio.from_json(json.dumps(data[PLOTLY]), skip_invalid=True)
+            html = pio.to_html(
+                figure,
+                include_plotlyjs=PLOTLY_JS if first else False,
+                full_html=False,
+                config={"responsive": True},
+            )
+            output["data"] = {"text/html": html, "text/plain": "a plotly figure"}
+            first = False
+            count += 1
+    return count
+
+
 def stage(src: Path, executed: dict[str, Path]) -> None:
     """Write the pages mkdocs reads into ``src``."""
     shutil.rmtree(src, ignore_errors=True)
@@ -131,8 +158,20 @@ def stage(src: Path, executed: dict[str, Path]) -> None:
         shutil.copy(page, src / page.name)
     for module, what in API.items():
         (src / "api" / f"{module}.md").write_text(f"# `{module}`\n\n{what}\n\n::: {module}\n")
+    import nbformat
+
     for name, path in NOTEBOOKS.items():
-        shutil.copy(executed.get(name, path), src / "tutorials" / f"{name}.ipynb")
+        nb = nbformat.read(executed.get(name, path), as_version=4)
+        plotly_to_html(nb)
+        nbformat.write(nb, src / "tutorials" / f"{name}.ipynb")
+    (src / "assets").mkdir()
+    shutil.copy(_plotly_js(), src / "assets" / "plotly.min.js")
+
+
+def _plotly_js() -> Path:
+    import plotly
+
+    return Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
 
 
 def mkdocs_config(src: Path, site: Path) -> dict:
@@ -144,7 +183,8 @@ def mkdocs_config(src: Path, site: Path) -> dict:
         "docs_dir": str(src),
         "site_dir": str(site),
         "use_directory_urls": False,
-        "theme": {"name": "material", "features": ["navigation.sections"]},
+        # font: false keeps the site offline (no Google Fonts)
+        "theme": {"name": "material", "features": ["navigation.sections"], "font": False},
         "plugins": [
             "search",
             {

@@ -173,9 +173,11 @@ class LogitAttribution:
 
 def _hooks_for(model: ModelHandle, units: str) -> dict[str, list[str]]:
     layers = range(model.n_layers)
-    want: dict[str, list[str]] = {"embed": ["hook_embed"]}
-    if "hook_pos_embed" in model.hook_names:
-        want["pos_embed"] = ["hook_pos_embed"]
+    want: dict[str, list[str]] = {}
+    if units in ("layers", "all"):  # the embeddings are components of the stream too
+        want["embed"] = ["hook_embed"]
+        if "hook_pos_embed" in model.hook_names:
+            want["pos_embed"] = ["hook_pos_embed"]
     if units in ("heads", "all"):
         want["z"] = [model.hook_name("z", l) for l in layers]
     if units in ("neurons", "all") and model.has_mlp:
@@ -256,9 +258,9 @@ def direct_logit_attribution(
     columns: list[torch.Tensor] = []
     labels: list[str] = []
 
-    def add(name: str, value: torch.Tensor) -> None:
-        columns.append(value[:, None] if value.ndim == 1 else value)
-        labels.extend([name] if value.ndim == 1 else [])
+    def add(name: str, written: torch.Tensor) -> None:  # one component: [batch, d_model]
+        columns.append((written * read).sum(-1, keepdim=True))
+        labels.append(name)
 
     if units in ("heads", "all"):
         for l, name in enumerate(want["z"]):
@@ -269,23 +271,21 @@ def direct_logit_attribution(
         for l, name in enumerate(want["post"]):
             columns.append(acts[name] * (read @ model.weight("W_out", l).T))
             labels.extend(f"L{l}N{n}" for n in range(columns[-1].shape[1]))
-    add("embed", (acts["hook_embed"] * read).sum(-1))
+    if "embed" in want:
+        add("embed", acts["hook_embed"])
     if "pos_embed" in want:
-        add("pos_embed", (acts["hook_pos_embed"] * read).sum(-1))
+        add("pos_embed", acts["hook_pos_embed"])
     if units == "layers":
         for l in range(model.n_layers):
-            add(f"{l}_attn_out", (acts[want["attn_out"][l]] * read).sum(-1))
+            add(f"{l}_attn_out", acts[want["attn_out"][l]])
             if "mlp_out" in want:
-                add(f"{l}_mlp_out", (acts[want["mlp_out"][l]] * read).sum(-1))
+                add(f"{l}_mlp_out", acts[want["mlp_out"][l]])
     if units == "all":
         bias = sum(model.weight("b_O", l) for l in range(model.n_layers))
         if model.has_mlp:
             bias = bias + sum(model.weight("b_out", l) for l in range(model.n_layers))
-        add("bias", (bias * read).sum(-1))  # type: ignore[operator]
+        add("bias", bias.expand_as(read))  # type: ignore[union-attr]
     values = torch.cat(columns, dim=1).float()
-    if units in ("heads", "neurons"):  # keep only the units asked for, as TL's stacks do
-        keep = [i for i, label in enumerate(labels) if label.startswith("L")]
-        values, labels = values[:, keep], [labels[i] for i in keep]
     return LogitAttribution(
         values,
         tuple(labels),

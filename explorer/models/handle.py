@@ -383,10 +383,12 @@ class ModelHandle:
             raise ValueError(f"{self.name} takes images: it has no residual stream to unembed")
         ln = getattr(self.model, "ln_final", None)
         shape = resid.shape
-        x = resid.reshape(-1, 1, shape[-1])  # the norm and unembedding expect [batch, pos, d]
+        x = resid.reshape(1, -1, shape[-1])  # the norm expects [batch, pos, d]
         if ln is not None and self.normalization is not None:
             x = ln(x)
-        return self.model.unembed(x).reshape(*shape[:-1], -1)  # type: ignore[operator]
+        # x @ W_U + b_U as the unembedding computes it, without its per-call copy of W_U.T
+        w_u, b_u = self.weight("W_U"), self.weight("b_U")
+        return torch.addmm(b_u, x.reshape(-1, shape[-1]), w_u).reshape(*shape[:-1], -1)
 
     def token_embedding(self) -> nn.Module:
         """The module that maps token ids to their embeddings (``[batch, pos, d_model]``):

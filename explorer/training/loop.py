@@ -27,6 +27,7 @@ from typing import Any
 
 import torch
 
+from explorer._checks import check_choice
 from explorer.analysis.progress import weight_norm
 from explorer.models.handle import ModelHandle
 from explorer.training.losses import EvalFn, LossFn
@@ -106,6 +107,7 @@ def train(
     stop_when: StopFn | None = None,
     data: Mapping[str, Any] | None = None,
     progress: bool = True,
+    keep_optimizer: str = "last",
 ) -> Run:
     """Train ``model`` in place for up to ``steps`` updates, logging and checkpointing a run.
 
@@ -129,6 +131,10 @@ def train(
             checkpoint at that step.
         data: JSON-able description of the data, stored in the manifest of a new run.
         progress: show a tqdm progress bar with the latest metrics.
+        keep_optimizer: ``"last"`` keeps the optimizer state of the newest checkpoint only
+            (enough to resume; it is 2-3x the weights' size); ``"all"`` keeps it in every
+            checkpoint, so training can also resume exactly from an earlier one after
+            ``Run.truncate``.
 
     Returns:
         the ``Run`` (status ``complete``, ``stopped`` or ``interrupted``). A run already
@@ -155,6 +161,7 @@ def train(
     for name, fn in evals.items():
         if not callable(fn):
             raise TypeError(f"evals[{name!r}] must be callable as fn(model), got {fn!r}")
+    check_choice("keep_optimizer", keep_optimizer, ("all", "last"))
     optimizer = optimizer or OptimizerConfig()
     checkpoints = checkpoints or CheckpointSchedule(n_log=20, every=max(1, steps // 20))
     run = _open_run(run, model, data)
@@ -217,7 +224,7 @@ def train(
             if step == resumed_at:
                 at_checkpoint = dict(latest)
             elif step in planned or stop or (logged and checkpoints.changed(latest, at_checkpoint)):
-                _save(run, model, opt, step)
+                _save(run, model, opt, step, keep_optimizer)
                 at_checkpoint = dict(latest)
             if stop:
                 status = "stopped"
@@ -231,10 +238,10 @@ def train(
     except KeyboardInterrupt:
         # ``intact`` names the weights as they are: an update is applied whole or not at all.
         status, step = "interrupted", intact
-        _save(run, model, opt, step)
+        _save(run, model, opt, step, keep_optimizer)
     except Exception:
         # keep what was trained (resumable), record the failure, and let the error show
-        _save(run, model, opt, intact)
+        _save(run, model, opt, intact, keep_optimizer)
         training = run.training
         training["stopped_at"] = intact
         run.update(status="failed", training=training)
@@ -318,11 +325,13 @@ def _resume(
     return last
 
 
-def _save(run: Run, model: ModelHandle, opt: torch.optim.Optimizer, step: int) -> None:
+def _save(
+    run: Run, model: ModelHandle, opt: torch.optim.Optimizer, step: int, keep: str = "last"
+) -> None:
     if step in run.steps and run.has_optimizer_state(step):
         return  # published already (the step a session resumed from): the same weights
     with _hold_interrupts():
-        run.save_checkpoint(model, step, optimizer=opt)
+        run.save_checkpoint(model, step, optimizer=opt, keep_optimizer=keep)
 
 
 def _call_loss(

@@ -7,7 +7,8 @@ Layout (everything is JSON or safetensors, nothing is pickled)::
                                and the published checkpoints with the size of each file
       metrics.jsonl            one JSON object per logged step: {"step": 10, "train_loss": ...}
       checkpoints/step_000010/ model.safetensors + config.json (explorer.models.checkpoint)
-                               + optimizer.safetensors + optimizer.json (the state at step 10)
+                               + optimizer.safetensors + optimizer.json (the state at step 10;
+                               by default only the newest checkpoint keeps it)
 
 A checkpoint commits as a unit: its files are written into a staging folder, fsynced, moved
 to their final folder, and then the manifest (which alone says what is published) is
@@ -50,6 +51,7 @@ from explorer._atomic import (
     write_atomic,
     write_durable,
 )
+from explorer._checks import check_choice
 from explorer.models.checkpoint import (
     checkpoint_files,
     load_checkpoint,
@@ -248,18 +250,30 @@ class Run:
         return self.path / CHECKPOINTS / name
 
     def save_checkpoint(
-        self, model: ModelHandle, step: int, optimizer: torch.optim.Optimizer | None = None
+        self,
+        model: ModelHandle,
+        step: int,
+        optimizer: torch.optim.Optimizer | None = None,
+        *,
+        keep_optimizer: str = "all",
+        dtype: torch.dtype | None = None,
     ) -> None:
         """Save ``model``'s weights (and ``optimizer``'s state) as the checkpoint of ``step``.
 
         The files are written into a staging folder, fsynced, and moved to their final
         folder; then the manifest, which is what lists published checkpoints, is replaced in
         one rename. A kill at any moment leaves either the previous run or the new one.
+        ``keep_optimizer="last"`` drops the optimizer state of earlier checkpoints once this
+        one is published (it is two to three times the size of the weights); resuming from
+        such a checkpoint later starts a fresh optimizer, with a warning.
+        ``dtype`` stores the weights in that type (``torch.float16`` for a run to ship).
         """
-        from explorer.training.optim_state import optimizer_files
+        from explorer.training.optim_state import HEADER, TENSORS, optimizer_files
+
+        check_choice("keep_optimizer", keep_optimizer, ("all", "last"))
 
         step = int(step)
-        files = checkpoint_files(model, meta={"run": self.name, "step": step})
+        files = checkpoint_files(model, meta={"run": self.name, "step": step}, dtype=dtype)
         if optimizer is not None:
             files.update(optimizer_files(optimizer, step))
         folder = self.path / CHECKPOINTS
@@ -283,9 +297,21 @@ class Run:
         }
         self._manifest["checkpoints"] = sorted(set(self._manifest["checkpoints"]) | {step})
         self._manifest["last_step"] = max(step, self._manifest.get("last_step") or 0)
+        pruned = []
+        if keep_optimizer == "last" and optimizer is not None:
+            for s in self.steps:
+                entry = self._manifest["index"].get(str(s))
+                if s < step and entry is not None and HEADER in entry["files"]:
+                    entry["files"] = {
+                        k: v for k, v in entry["files"].items() if k not in (HEADER, TENSORS)
+                    }
+                    pruned.append(self.checkpoint_path(s))
         self._write_manifest()  # the publication
         if old is not None and old["dir"] != name:
             remove_tree(folder / old["dir"])
+        for path in pruned:  # no longer published: a kill here leaves only garbage
+            for file in (HEADER, TENSORS):
+                remove_tree(path / file)
 
     def has_optimizer_state(self, step: int) -> bool:
         """Whether the checkpoint of ``step`` holds the optimizer state to resume from it."""
@@ -447,13 +473,19 @@ class Run:
         """Remove files no published state refers to (left by a kill); what was removed."""
         from explorer.training.optim_state import HEADER
 
-        published = {self.checkpoint_path(s).name for s in self.steps}
+        published = {self.checkpoint_path(s).name: s for s in self.steps}
         removed = []
         folder = self.path / CHECKPOINTS
         for entry in sorted(folder.iterdir()) if folder.is_dir() else []:
             if entry.name not in published:
                 removed.append(f"removed unpublished {CHECKPOINTS}/{entry.name}")
                 remove_tree(entry)
+                continue
+            listed = self._manifest.get("index", {}).get(str(published[entry.name]))
+            for file in sorted(entry.iterdir()) if listed is not None else []:
+                if file.name not in listed["files"]:  # e.g. optimizer state dropped by "last"
+                    removed.append(f"removed unpublished {CHECKPOINTS}/{entry.name}/{file.name}")
+                    remove_tree(file)
         for entry in sorted(self.path.glob("*.tmp")):
             removed.append(f"removed unpublished {entry.name}")
             remove_tree(entry)

@@ -319,7 +319,8 @@ function exBarChart(values, opts = {}) {
   const zeroTop = height * (hi / (hi - lo));
   const ticks = exEl("div", { cls: "ex-chart-yticks", style: { height: height + "px" } }, [
     exEl("span", { text: exFmt(hi, 2), style: { top: "-6px" } }),
-    lo < 0 && hi > 0 ? exEl("span", { text: "0", style: { top: (zeroTop - 6) + "px" } }) : null,
+    // the zero tick, unless it would overlap the top or bottom tick
+    lo < 0 && hi > 0 && zeroTop > 12 && zeroTop < height - 12 ? exEl("span", { text: "0", style: { top: (zeroTop - 6) + "px" } }) : null,
     exEl("span", { text: exFmt(lo, 2), style: { top: (height - 6) + "px" } }),
   ]);
   const yLabel = exEl("div", { cls: "ex-chart-ylabel", text: opts.yLabel || "", style: { height: height + "px" } });

@@ -37,18 +37,22 @@ function render({ model, el }) {
         onClick: (r, c) => exSend(model, { selected: labels[r * cols + c] }),
       });
       root.appendChild(hm.node);
-      root.appendChild(exLegend(-m, m, true, "direct effect on the logit (batch mean)"));
+      root.appendChild(exLegend(-m, m, true, "direct effect on the logit (batch mean)", { meaning: ["lowers the logit", "raises it"] }));
     } else if (v.shape.length === 1 && v.size) {
       const vals = Array.from(v.values);
       const colours = vals.map((x, i) => (i === at ? "#f59e0b" : x < 0 ? "#dc2626" : "#2563eb"));
-      const bars = exBars(vals, { testid: "dla-bars", width: Math.max(240, 28 * vals.length), height: 120, colours });
+      const chart = exBarChart(vals, {
+        testid: "dla-bars", width: Math.max(240, 28 * vals.length), height: 120, colours,
+        yLabel: "logit", xLabel: "component (click one; labels below)",
+      });
+      const bars = chart.querySelector("canvas");
       bars.style.cursor = "pointer";
       bars.addEventListener("click", (e) => {
         const rect = bars.getBoundingClientRect();
         const i = Math.floor((e.clientX - rect.left) / rect.width * vals.length);
         if (i >= 0 && i < vals.length) exSend(model, { selected: labels[i] });
       });
-      root.appendChild(bars);
+      root.appendChild(chart);
       root.appendChild(exEl("div", { cls: "ex-row ex-muted", style: { gap: "4px" } }, labels.map((l, i) => exEl("span", { text: l + " " + exFmt(vals[i], 2), style: { fontWeight: i === at ? "700" : "400" } }))));
     }
     if (at >= 0) {

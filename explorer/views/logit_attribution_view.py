@@ -33,12 +33,31 @@ def read_token(model: ModelHandle, text: str) -> int | str:
     return text
 
 
-def direction_args(model: ModelHandle, target: str, against: str) -> dict[str, Any]:
-    """``target=`` and ``against=`` for the analysis from the texts typed in a view."""
-    return {
-        "target": read_token(model, target),
-        "against": read_token(model, against) if against else None,
-    }
+PER_PROMPT = "(one per prompt)"
+
+
+def token_choice(value: Any) -> tuple[str, torch.Tensor | None]:
+    """A constructor's ``target``/``against`` as ``(text for the page, ids or None)``: an id
+    or a token string is text the page can edit; one id per prompt is kept as ids."""
+    if value is None:
+        return "", None
+    if isinstance(value, (int, str)):
+        return str(value), None
+    return PER_PROMPT, torch.as_tensor(value)
+
+
+def direction_args(
+    model: ModelHandle, target: str, against: str, per_prompt: dict[str, torch.Tensor]
+) -> dict[str, Any]:
+    """``target=`` and ``against=`` for the analysis from the texts shown in a view
+    (``per_prompt`` holds the ids given one per prompt)."""
+
+    def one(text: str, name: str) -> Any:
+        if text == PER_PROMPT and name in per_prompt:
+            return per_prompt[name]
+        return read_token(model, text) if text or name == "target" else None
+
+    return {"target": one(target, "target"), "against": one(against, "against")}
 
 
 class LogitAttributionView(ExplorerWidget):
@@ -47,7 +66,8 @@ class LogitAttributionView(ExplorerWidget):
     Args:
         model: a transformer handle.
         tokens: token ids ``[batch, pos]`` (or ``[pos]``).
-        target, against: token strings or ids (``against`` optional).
+        target, against: token strings or ids (``against`` optional), or one id per prompt
+            (shown as "(one per prompt)"; typing a token in the page replaces them).
         position: the position explained (default: the last).
         units: ``"heads"``, ``"layers"`` or ``"neurons"`` first.
 
@@ -100,8 +120,8 @@ class LogitAttributionView(ExplorerWidget):
         model: ModelHandle,
         tokens: torch.Tensor,
         *,
-        target: int | str,
-        against: int | str | None = None,
+        target: int | str | torch.Tensor | list[int],
+        against: int | str | torch.Tensor | list[int] | None = None,
         position: int = -1,
         units: str = "heads",
         **kwargs: Any,
@@ -112,11 +132,17 @@ class LogitAttributionView(ExplorerWidget):
         self.inputs = model.check_inputs(tokens)
         self._results: dict[tuple, LogitAttribution] = {}
         available = [u for u in UNITS if u != "neurons" or model.has_mlp]
+        (target_text, target_ids), (against_text, against_ids) = map(
+            token_choice, (target, against)
+        )
+        self._per_prompt = {
+            k: v for k, v in (("target", target_ids), ("against", against_ids)) if v is not None
+        }
         super().__init__(
             available_units=available,
             units=units,
-            target=str(target),
-            against="" if against is None else str(against),
+            target=target_text,
+            against=against_text,
             position=position,
             values=empty("float32"),
             tokens=model.to_str_tokens(self.inputs[0]),
@@ -131,7 +157,7 @@ class LogitAttributionView(ExplorerWidget):
             self._results[key] = direct_logit_attribution(
                 self.model,
                 self.inputs,
-                **direction_args(self.model, self.target, self.against),
+                **direction_args(self.model, self.target, self.against, self._per_prompt),
                 units=self.units,
                 position=self.position,
             )

@@ -36,7 +36,7 @@ function render({ model, el }) {
         exEl("span", { cls: "ex-muted", text: "f " + exFmt(value[b], 3) + " (baseline " + exFmt(base[b], 3) + "), delta " + exFmt(delta[b], 4) }),
       ]));
     }
-    root.appendChild(exLegend(-m, m, true, "attribution to the explained logit"));
+    root.appendChild(exLegend(-m, m, true, "attribution to the explained logit", { meaning: ["lowers the logit", "raises it"] }));
     if (selP < n && selT < pos) {
       root.appendChild(exEl("div", { text: "selected " + (tokens[selP] || [])[selT] + " (prompt " + selP + ", position " + selT + "): score ", attrs: { "data-testid": "selected-token" } }, [exNumber(s.values[selP * pos + selT], "selected-score", 4)]));
     }

@@ -17,7 +17,7 @@ import traitlets
 from explorer.analysis.token_attribution import TokenAttribution, attribute_tokens
 from explorer.models.handle import ModelHandle
 from explorer.views._base import ExplorerWidget, reports_errors
-from explorer.views.logit_attribution_view import direction_args
+from explorer.views.logit_attribution_view import direction_args, token_choice
 from explorer.views.serialise import empty, encode, esm
 
 
@@ -27,7 +27,7 @@ class TokenAttributionView(ExplorerWidget):
     Args:
         model: a transformer handle.
         tokens: token ids ``[batch, pos]`` (or ``[pos]``).
-        target, against: token strings or ids (``against`` optional).
+        target, against: token strings or ids (``against`` optional), or one id per prompt.
         at: the position whose logit is explained (default: the last).
         baseline: the baseline token (id or text); n_steps: integration points.
 
@@ -69,8 +69,8 @@ class TokenAttributionView(ExplorerWidget):
         model: ModelHandle,
         tokens: torch.Tensor,
         *,
-        target: int | str,
-        against: int | str | None = None,
+        target: int | str | torch.Tensor | list[int],
+        against: int | str | torch.Tensor | list[int] | None = None,
         at: int = -1,
         baseline: int | str = 0,
         n_steps: int = 50,
@@ -82,9 +82,15 @@ class TokenAttributionView(ExplorerWidget):
         self.inputs = model.check_inputs(tokens)
         self.baseline = baseline
         self._results: dict[tuple, TokenAttribution] = {}
+        (target_text, target_ids), (against_text, against_ids) = map(
+            token_choice, (target, against)
+        )
+        self._per_prompt = {
+            k: v for k, v in (("target", target_ids), ("against", against_ids)) if v is not None
+        }
         super().__init__(
-            target=str(target),
-            against="" if against is None else str(against),
+            target=target_text,
+            against=against_text,
             at=at,
             n_steps=n_steps,
             scores=empty("float32"),
@@ -98,7 +104,7 @@ class TokenAttributionView(ExplorerWidget):
             self._results[key] = attribute_tokens(
                 self.model,
                 self.inputs,
-                **direction_args(self.model, self.target, self.against),
+                **direction_args(self.model, self.target, self.against, self._per_prompt),
                 position=self.at,
                 baseline=self.baseline,
                 n_steps=self.n_steps,

@@ -40,7 +40,7 @@ def _loss(model, step):
     return F.cross_entropy(logits, Y), {"acc": float((logits.argmax(-1) == Y).float().mean())}
 
 
-def _train(path: Path, seed: int = 0) -> Run:
+def _train(path: Path, seed: int = 0, keep: str = "last") -> Run:
     return train(
         _model(seed),
         _loss,
@@ -50,6 +50,7 @@ def _train(path: Path, seed: int = 0) -> Run:
         checkpoints=CheckpointSchedule(n_log=0, every=2),
         eval_every=2,
         progress=False,
+        keep_optimizer=keep,
     )
 
 
@@ -59,7 +60,9 @@ def _published(run: Run) -> dict[str, object]:
     for step in run.steps:
         folder = run.checkpoint_path(step)
         for name in ("model.safetensors", "optimizer.safetensors", "optimizer.json"):
-            out[f"{step}/{name}"] = (folder / name).read_bytes()
+            out[f"{step}/{name}"] = (
+                (folder / name).read_bytes() if (folder / name).exists() else None
+            )
     return out
 
 
@@ -144,11 +147,12 @@ def test_a_folder_edited_by_hand_says_what_and_how_to_recover(tmp_path):
     report = Run.open(tmp_path / "r").repair()
     assert report[0].startswith("dropped checkpoint 4: checkpoints/step_000000004/optimizer")
     assert Run.open(tmp_path / "r").steps == (0, 2)
-    assert train(_model(), _loss, steps=6, run=tmp_path / "r", progress=False).steps[-1] == 6
+    with pytest.warns(UserWarning, match="checkpoint 2 .* fresh optimizer"):  # 2 kept none
+        assert train(_model(), _loss, steps=6, run=tmp_path / "r", progress=False).steps[-1] == 6
 
 
 def test_optimizer_state_from_another_step_is_never_used(tmp_path):
-    run = _train(tmp_path / "r")
+    run = _train(tmp_path / "r", keep="all")
     # swap in the state of step 2 under checkpoint 4, with the sizes the manifest expects
     for name in ("optimizer.safetensors", "optimizer.json"):
         src = run.checkpoint_path(2) / name
@@ -168,10 +172,27 @@ def test_optimizer_state_from_another_step_is_never_used(tmp_path):
 
 def test_truncate_resumes_with_the_state_of_that_step(tmp_path, reference):
     expected, _ = reference
-    run = _train(tmp_path / "r")
+    run = _train(tmp_path / "r", keep="all")  # every checkpoint keeps its optimizer state
     run.truncate(2)
     assert run.steps == (0, 2)
-    assert _published(_train(tmp_path / "r", seed=4)) == expected
+    resumed = _published(_train(tmp_path / "r", seed=4, keep="all"))
+    assert {k: v for k, v in resumed.items() if "optimizer" not in k or k.startswith("4/")} == {
+        k: v for k, v in expected.items() if "optimizer" not in k or k.startswith("4/")
+    }
+
+
+def test_by_default_only_the_newest_checkpoint_keeps_optimizer_state(tmp_path, reference):
+    expected, _ = reference
+    assert [s for s in (0, 2, 4) if expected[f"{s}/optimizer.json"] is not None] == [4]
+    run = _train(tmp_path / "r")
+    run.truncate(2)  # step 4's state goes with it; step 2 has none
+    assert not run.has_optimizer_state(2) and not run.checkpoint_path(4).exists()
+    with pytest.warns(UserWarning, match="checkpoint 2 .* has no optimizer state: .* fresh"):
+        resumed = _train(tmp_path / "r")
+    # a fresh optimizer, not step 4's: the weights differ from the uninterrupted run's
+    assert (resumed.checkpoint_path(4) / "model.safetensors").read_bytes() != expected[
+        "4/model.safetensors"
+    ]
 
 
 def test_a_corrupt_optimizer_state_is_named(tmp_path):
@@ -196,7 +217,7 @@ def test_a_run_written_before_per_checkpoint_optimizer_state_resumes(tmp_path, r
     import shutil
 
     expected, _ = reference
-    run = _train(tmp_path / "r")
+    run = _train(tmp_path / "r", keep="all")
     run.truncate(2)
     folder = run.checkpoint_path(2)
     (tmp_path / "r" / "state").mkdir()
@@ -212,7 +233,7 @@ def test_a_run_written_before_per_checkpoint_optimizer_state_resumes(tmp_path, r
 
 
 def test_old_layout_state_from_another_step_is_refused_with_the_way_out(tmp_path):
-    run = _train(tmp_path / "r")
+    run = _train(tmp_path / "r", keep="all")
     (tmp_path / "r" / "state").mkdir()
     for name in ("optimizer.safetensors", "optimizer.json"):
         (run.checkpoint_path(2) / name).rename(tmp_path / "r" / "state" / name)

@@ -136,3 +136,18 @@ def test_views_refuse_image_models():
 def test_docstring_examples(name):
     result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_views_take_one_target_per_prompt(model):
+    targets, against = torch.tensor([7, 5]), [9, 8]
+    dla = LogitAttributionView(model, TOKENS, target=targets, against=against)
+    expected = direct_logit_attribution(
+        model, TOKENS, target=targets, against=torch.tensor(against)
+    )
+    assert np.allclose(decode(dla.values), expected.grid().numpy(), atol=1e-6)
+    assert dla.target == "(one per prompt)" and dla.error == ""
+    dla.target = "w3"  # typing a token replaces the per-prompt targets
+    assert dla.direction.startswith("'w3' - 'w9'")
+    tokens = TokenAttributionView(model, TOKENS, target=targets, n_steps=8)
+    expected = attribute_tokens(model, TOKENS, target=targets, n_steps=8)
+    assert np.allclose(decode(tokens.scores), expected.scores.numpy(), atol=1e-6)

@@ -1,0 +1,45 @@
+"""The docs build turns notebook outputs into pages that draw offline (no kernel, no CDN)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import nbformat
+import plotly.express as px
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "build_docs.py"
+
+
+def _build_docs():
+    spec = importlib.util.spec_from_file_location("build_docs", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_plotly_figures_become_html_that_loads_the_sites_own_plotly_once():
+    build = _build_docs()
+    figure = px.bar(x=[1, 2], y=[3, 4]).to_plotly_json()
+    nb = nbformat.v4.new_notebook()
+    for _ in range(2):
+        cell = nbformat.v4.new_code_cell("fig")
+        cell.outputs = [
+            nbformat.v4.new_output("display_data", data={build.PLOTLY: figure, "text/plain": "x"})
+        ]
+        nb.cells.append(cell)
+    assert build.plotly_to_html(nb) == 2
+    first, second = (c.outputs[0]["data"]["text/html"] for c in nb.cells)
+    assert 'src="../assets/plotly.min.js"' in first and "plotly.min.js" not in second
+    assert "Plotly.newPlot" in second and "cdn" not in (first + second).lower()
+    assert build._plotly_js().is_file()
+
+
+def test_the_site_config_is_strict_offline_and_lists_every_notebook(tmp_path):
+    build = _build_docs()
+    config = build.mkdocs_config(tmp_path / "src", tmp_path / "site")
+    assert config["theme"]["font"] is False  # no Google Fonts
+    tutorials = next(item["Tutorials"] for item in config["nav"] if "Tutorials" in item)
+    listed = {next(iter(t.values())) for t in tutorials}
+    assert {f"tutorials/{n}.ipynb" for n in build.NOTEBOOKS} == listed
+    assert "quickstart" in build.NOTEBOOKS and "mnist_kitchen_sink" in build.NOTEBOOKS
