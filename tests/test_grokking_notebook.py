@@ -28,3 +28,35 @@ def test_the_grokking_notebook_runs(tmp_path, tmp_path_factory):
     assert "key frequencies carry" in text
     assert "test accuracy reached 95% at epoch" in text
     assert "supported" in text
+    assert "stayed below 20% until epoch" in text
+    clashes = _overlapping_phase_labels(nb, run.last_step)
+    assert clashes == [], clashes
+
+
+PHASES = ("memorisation", "circuit formation", "cleanup")
+
+
+def _overlapping_phase_labels(nb, last_step: int) -> list[tuple[str, str]]:
+    """Pairs of phase labels drawn at the same height closer than their text is wide.
+
+    A label starts at its phase's first epoch (xanchor left); its width is estimated at
+    7 px per character, on a plot about 700 px wide spanning epochs 0 to ``last_step``.
+    """
+    clashes = []
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            fig = out.get("data", {}).get("application/vnd.plotly.v1+json")
+            if not fig:
+                continue
+            labels = [a for a in fig["layout"].get("annotations", []) if a.get("text") in PHASES]
+            if not labels:
+                continue
+            per_px = last_step / 700
+            for i, a in enumerate(labels):
+                for b in labels[i + 1 :]:
+                    if a["y"] != b["y"]:
+                        continue
+                    left, right = sorted((a, b), key=lambda label: label["x"])
+                    if right["x"] - left["x"] < 7 * len(left["text"]) * per_px:
+                        clashes.append((left["text"], right["text"]))
+    return clashes

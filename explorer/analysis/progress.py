@@ -1,18 +1,29 @@
 """Progress measures over training: sparsity, weight norm, threshold crossings, and phases.
 
-Nanda et al. (2023) split grokking into three phases read off the curves:
+Nanda et al. (2023) split grokking into three phases, read off the progress measures
+(``explorer.analysis.fourier``) next to the test loss:
 
 - **memorisation**: from the start until the training accuracy first reaches ``memorised``
-  (99%): the network fits the training pairs, the test loss stays high.
-- **circuit formation**: from there until the test loss starts its sharp fall; the
-  generalising circuit grows inside the network (restricted loss falls, excluded loss
-  rises) while test performance barely moves.
-- **cleanup**: the test loss falls from near its peak to near its final value; weight
-  decay removes the memorising components and the weight norm drops.
+  (99%): the network fits the training pairs; the test loss stays high.
+- **circuit formation**: the restricted loss (the loss of the key-frequency part of the
+  logits) falls while the test loss stays flat: the generalising circuit grows inside the
+  network before test performance moves.
+- **cleanup**: the excluded loss (the training loss with the key frequencies removed) rises
+  while the test loss falls: weight decay removes the memorising components.
 
-"Start of the fall" and "near its final value" are measured on the log of the test loss
-after its peak: the fall has started once ``start_fraction`` of the total log-drop is done
-and ended once ``end_fraction`` is (both documented defaults, adjustable).
+``detect_phases`` turns "falls", "rises" and "flat" into thresholds measured from each
+curve's value when memorisation ends (``fraction`` = 0.1 by default):
+
+- the restricted loss *is falling* once it is ``fraction`` below that value (10% lower);
+- the excluded loss *is rising* once it is ``fraction`` above that value;
+- the test loss *stays flat* until it has made ``fraction`` of its whole fall (in log
+  space, from its highest point after memorisation to its final value; it falls by orders
+  of magnitude, and a brief dip during circuit formation is not its fall), and *has
+  finished falling* once it has made ``1 - fraction`` of it.
+
+Circuit formation starts when the restricted loss is falling and ends when the test loss
+starts to fall; cleanup starts there, provided the excluded loss is rising, and ends when
+the excluded loss stops rising (its peak) or the test loss has finished falling.
 
 >>> import torch
 >>> round(gini(torch.tensor([0.0, 0.0, 0.0, 5.0])), 3), gini(torch.ones(4))
@@ -100,12 +111,14 @@ class Phase:
 class Phases:
     """The phase boundaries of a run (None where the curves never got there).
 
-    ``memorised``: first step with train accuracy >= the threshold; ``cleanup_start`` and
-    ``cleanup_end``: where the test loss's fall begins and ends (see the module docstring);
-    ``last_step``: the end of the curves.
+    ``memorised``: first step with train accuracy >= the threshold; ``circuit_start``: the
+    restricted loss has started to fall; ``cleanup_start``: the test loss has started to
+    fall (and the excluded loss is rising); ``cleanup_end``: the test loss has finished
+    falling or the excluded loss rising; ``last_step``: the end of the curves.
     """
 
     memorised: int | None
+    circuit_start: int | None
     cleanup_start: int | None
     cleanup_end: int | None
     last_step: int
@@ -115,16 +128,20 @@ class Phases:
         return self.cleanup_end is not None
 
     def as_list(self) -> list[Phase]:
-        """The phases reached, in order (the last one may still be open at ``last_step``)."""
-        out: list[Phase] = []
+        """The phases reached, in order (the last one may still be open at ``last_step``).
+
+        Between the end of memorisation and ``circuit_start`` (if later) no phase is named.
+        """
         if self.memorised is None:
             return [Phase("memorisation", 0, self.last_step)]
-        out.append(Phase("memorisation", 0, self.memorised))
-        if self.cleanup_start is None:
-            return [*out, Phase("circuit formation", self.memorised, self.last_step)]
-        out.append(Phase("circuit formation", self.memorised, self.cleanup_start))
-        end = self.cleanup_end if self.cleanup_end is not None else self.last_step
-        out.append(Phase("cleanup", self.cleanup_start, end))
+        out = [Phase("memorisation", 0, self.memorised)]
+        if self.circuit_start is not None:
+            end = self.cleanup_start if self.cleanup_start is not None else self.last_step
+            if end > self.circuit_start:
+                out.append(Phase("circuit formation", self.circuit_start, end))
+        if self.cleanup_start is not None:
+            end = self.cleanup_end if self.cleanup_end is not None else self.last_step
+            out.append(Phase("cleanup", self.cleanup_start, end))
         return out
 
     def phase_at(self, step: int) -> str:
@@ -132,57 +149,80 @@ class Phases:
         for phase in self.as_list():
             if phase.start <= step < phase.end:
                 return phase.name
-        return "after cleanup" if self.grokked else self.as_list()[-1].name
+        if self.grokked and step >= int(self.cleanup_end):  # type: ignore[arg-type]
+            return "after cleanup"
+        return "between phases" if step < self.last_step else self.as_list()[-1].name
 
 
 def detect_phases(
     steps: Sequence[int] | torch.Tensor,
     train_acc: Sequence[float] | torch.Tensor,
     test_loss: Sequence[float] | torch.Tensor,
+    restricted_loss: Sequence[float] | torch.Tensor,
+    excluded_loss: Sequence[float] | torch.Tensor,
     *,
     memorised: float = 0.99,
-    start_fraction: float = 0.1,
-    end_fraction: float = 0.9,
+    fraction: float = 0.1,
 ) -> Phases:
-    """Find memorisation / circuit formation / cleanup from the training curves.
+    """Find memorisation / circuit formation / cleanup from the progress measures.
 
     Args:
-        steps: increasing training steps of the curves.
+        steps: increasing training steps (e.g. the checkpoints of a run).
         train_acc: training accuracy at each step.
-        test_loss: test loss at each step (positive).
+        test_loss, restricted_loss, excluded_loss: the losses at each step (positive; see
+            ``explorer.analysis.fourier``).
         memorised: train accuracy that ends memorisation.
-        start_fraction, end_fraction: share of the test loss's total fall (in log space,
-            from its peak after memorisation to its final value) that marks the start and
-            end of cleanup.
+        fraction: the thresholds of the module docstring, in ``(0, 0.5)``.
 
-    >>> phases = detect_phases([0, 10, 20, 30, 40, 50], [0.1, 1, 1, 1, 1, 1],
-    ...                        [4.0, 5.0, 5.0, 1.0, 0.01, 0.01])
+    >>> steps = [0, 10, 20, 30, 40, 50, 60]
+    >>> acc = [0.1, 1, 1, 1, 1, 1, 1]
+    >>> test = [4.0, 9.0, 9.0, 9.0, 1.0, 0.01, 0.01]
+    >>> restricted = [4.0, 4.0, 1.0, 0.1, 0.01, 0.001, 0.001]
+    >>> excluded = [4.0, 0.01, 0.1, 1.0, 5.0, 20.0, 19.0]
+    >>> phases = detect_phases(steps, acc, test, restricted, excluded)
     >>> [(p.name, p.start, p.end) for p in phases.as_list()]
-    [('memorisation', 0, 10), ('circuit formation', 10, 30), ('cleanup', 30, 40)]
+    [('memorisation', 0, 10), ('circuit formation', 20, 40), ('cleanup', 40, 50)]
     """
     s, acc = _as_curve(steps, train_acc)
-    _, loss = _as_curve(steps, test_loss)
-    if not 0 < start_fraction < end_fraction < 1:
-        raise ValueError(
-            f"need 0 < start_fraction < end_fraction < 1, got {start_fraction}, {end_fraction}"
-        )
-    if (loss <= 0).any():
-        raise ValueError("test_loss must be positive (it is compared in log space)")
+    curves = {}
+    for name, values in (("test", test_loss), ("restricted", restricted_loss),
+                         ("excluded", excluded_loss)):  # fmt: skip
+        _, v = _as_curve(steps, values)
+        if (v <= 0).any():
+            raise ValueError(f"{name}_loss must be positive (it is compared in log space)")
+        curves[name] = v
+    if not 0 < fraction < 0.5:
+        raise ValueError(f"fraction must be in (0, 0.5), got {fraction!r}")
     last = int(s[-1])
     t_mem = first_crossing(s, acc, memorised)
     if t_mem is None:
-        return Phases(None, None, None, last)
-    after = s >= t_mem
-    log_loss = loss.log()
-    idx = torch.nonzero(after).flatten()
-    peak_i = int(idx[torch.argmax(log_loss[idx])])
-    hi, lo = float(log_loss[peak_i]), float(log_loss[-1])
-    if hi - lo <= 1e-9:
-        return Phases(t_mem, None, None, last)
-    tail_s, tail = s[peak_i:], log_loss[peak_i:]
-    start = first_crossing(tail_s, tail, hi - start_fraction * (hi - lo), above=False)
-    end = first_crossing(tail_s, tail, hi - end_fraction * (hi - lo), above=False)
-    return Phases(t_mem, start, end, last)
+        return Phases(None, None, None, None, last)
+    i0 = int(torch.nonzero(s == t_mem)[0, 0])
+    after = s[i0:]
+    restricted, excluded = curves["restricted"][i0:], curves["excluded"][i0:]
+    test = curves["test"][i0:].log()
+
+    circuit = _first(after, restricted <= (1 - fraction) * restricted[0])
+    peak = int(torch.argmax(test))
+    t_fall = float(test[peak] - test[-1])
+    if t_fall <= 0:
+        return Phases(t_mem, circuit, None, None, last)
+    from_peak = torch.arange(len(test)) >= peak
+    falling = from_peak & (test <= test[peak] - fraction * t_fall)
+    rising = excluded >= (1 + fraction) * excluded[0]
+    start = _first(after, falling & rising)
+    if start is None:
+        return Phases(t_mem, circuit, None, None, last)
+    later = after > start
+    e_peak = int(torch.argmax(torch.where(after >= start, excluded, -torch.inf)))
+    fell = from_peak & (test <= test[peak] - (1 - fraction) * t_fall)
+    end = _first(after, later & (fell | (torch.arange(len(test)) >= e_peak)))
+    return Phases(t_mem, circuit, start, end, last)
+
+
+def _first(steps: torch.Tensor, mask: torch.Tensor) -> int | None:
+    where = torch.nonzero(mask)
+    return int(steps[where[0, 0]]) if len(where) else None
 
 
 def _as_curve(

@@ -22,12 +22,47 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 class ExplorerWidget(anywidget.AnyWidget):
-    """Base class: an anywidget with an ``error`` message and the shared stylesheet."""
+    """Base class: an anywidget with an ``error`` message and the shared stylesheet.
+
+    The browser hears of a view once, complete: the comm to the page opens when the
+    subclass's ``__init__`` has finished (with every trait it computed), not when
+    ``anywidget.AnyWidget.__init__`` runs. anywidget gives a new model 2 s (wall clock) to
+    load its module, and every message sent to it meanwhile holds up JupyterLab's handling
+    of all later kernel messages until it is ready; they are then handled in one burst that
+    can starve the next models past their 2 s ("[anywidget] Failed to initialize model.",
+    after which a model drops every message). Sending the computed traits as updates right
+    after the opening did exactly that under CPU load.
+    """
 
     _css = css("views.css")
     error = traitlets.Unicode(
         "", help="readable message of the last failed analysis; empty when the view is up to date"
     ).tag(sync=True)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        init = cls.__dict__.get("__init__")
+        if init is None:
+            return
+
+        @functools.wraps(init)
+        def open_when_built(self: ExplorerWidget, *args: Any, **kw: Any) -> None:
+            outermost = not self.__dict__.get("_building", False)
+            self.__dict__["_building"] = True
+            try:
+                init(self, *args, **kw)
+            finally:
+                if outermost:
+                    self.__dict__["_building"] = False
+            if outermost:
+                self.open()  # one comm_open carrying the whole state
+
+        cls.__init__ = open_when_built  # type: ignore[method-assign]
+
+    def open(self) -> None:
+        """Open the comm to the page, unless the view is still being built (see above)."""
+        if not self.__dict__.get("_building", False):
+            super().open()
 
     def _fail(self, exc: BaseException) -> None:
         message = f"{type(exc).__name__}: {exc}"

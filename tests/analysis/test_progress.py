@@ -57,49 +57,77 @@ def test_first_crossing():
 
 
 def _grokking_curves():
+    """Planted curves (log losses, linear in steps) where each phase has its own signature.
+
+    Memorised at 100. The restricted loss is flat until 200, then falls to 300 (circuit
+    formation starts at 10% of that fall, step 210); the test loss rises a little, stays
+    flat and falls from 600 to 800; the excluded loss falls with the train loss while
+    memorising, then rises from 500 to 900. Cleanup: test loss falling and excluded loss
+    rising, from about 620 (10% of the test loss's fall) to about 780 (90% of it).
+    """
     steps = torch.arange(0, 1001, 10)
     train_acc = torch.where(steps >= 100, 1.0, steps / 100 * 0.9)
-    # test loss: rises while memorising, plateaus, falls from step 600 to 800, then flat
-    log_loss = torch.where(
-        steps < 100,
-        1.0 + steps / 100,
-        torch.where(
-            steps < 600, 2.0, torch.where(steps < 800, 2.0 - 6.0 * (steps - 600) / 200, -4.0)
-        ),
-    )
-    return steps, train_acc, log_loss.exp()
+
+    def ramp(a, b, lo, hi):  # lo before a, hi after b, linear in between
+        return lo + (hi - lo) * ((steps - a) / (b - a)).clamp(0, 1)
+
+    log_test = ramp(0, 100, 1.0, 2.0) + ramp(100, 400, 0.0, 0.2) - ramp(600, 800, 0.0, 6.2)
+    log_restricted = ramp(200, 300, 1.5, -4.5)
+    log_excluded = ramp(0, 100, 1.0, -3.0) + ramp(500, 900, 0.0, 5.0)
+    return steps, train_acc, log_test.exp(), log_restricted.exp(), log_excluded.exp()
 
 
 def test_detect_phases_on_planted_curves():
-    steps, train_acc, test_loss = _grokking_curves()
-    phases = detect_phases(steps, train_acc, test_loss)
+    steps, train_acc, test, restricted, excluded = _grokking_curves()
+    phases = detect_phases(steps, train_acc, test, restricted, excluded)
     assert phases.memorised == 100
-    # 10% and 90% of the 6-nat log-drop from step 600 at 0.03 nats per step
-    assert 600 <= phases.cleanup_start <= 630
-    assert 760 <= phases.cleanup_end <= 790
+    # (each boundary is the first logged step at or past the planted one: 10 steps apart)
+    assert 210 <= phases.circuit_start <= 220  # restricted loss has done 10% of its fall
+    assert 620 <= phases.cleanup_start <= 630  # test loss 10% down from its peak, excluded up
+    assert 780 <= phases.cleanup_end <= 790  # test loss 90% down (excluded loss still rising)
     assert phases.grokked
-    names = [p.name for p in phases.as_list()]
-    assert names == ["memorisation", "circuit formation", "cleanup"]
+    names = [(p.name, p.start, p.end) for p in phases.as_list()]
+    assert names == [("memorisation", 0, 100), ("circuit formation", phases.circuit_start,
+                     phases.cleanup_start), ("cleanup", phases.cleanup_start,
+                     phases.cleanup_end)]  # fmt: skip
     assert phases.phase_at(50) == "memorisation"
+    assert phases.phase_at(150) == "between phases"
     assert phases.phase_at(300) == "circuit formation"
     assert phases.phase_at(700) == "cleanup"
     assert phases.phase_at(950) == "after cleanup"
 
 
+def test_cleanup_needs_the_excluded_loss_to_rise():
+    # the test loss falls on its own (a model that generalises without the key frequencies)
+    steps, train_acc, test, restricted, _ = _grokking_curves()
+    flat = torch.full_like(test, 0.05)
+    phases = detect_phases(steps, train_acc, test, restricted, flat)
+    assert phases.circuit_start <= 220 and phases.cleanup_start is None
+    # and cleanup ends when the excluded loss stops rising, even if the test loss goes on
+    steps, train_acc, test, restricted, excluded = _grokking_curves()
+    early = torch.minimum(excluded, excluded[steps == 700])
+    assert detect_phases(steps, train_acc, test, restricted, early).cleanup_end < 780
+
+
 def test_detect_phases_when_nothing_happens():
     steps = torch.arange(0, 100, 10)
-    never = detect_phases(steps, torch.full((10,), 0.5), torch.full((10,), 3.0))
+    flat = torch.full((10,), 3.0)
+    never = detect_phases(steps, torch.full((10,), 0.5), flat, flat, flat)
     assert never.memorised is None and not never.grokked
     assert [p.name for p in never.as_list()] == ["memorisation"]
-    memorised_only = detect_phases(steps, torch.ones(10), torch.full((10,), 3.0))
-    assert memorised_only.memorised == 0 and memorised_only.cleanup_start is None
-    assert memorised_only.as_list()[-1].name == "circuit formation"
+    memorised_only = detect_phases(steps, torch.ones(10), flat, flat, flat)
+    assert memorised_only.memorised == 0 and memorised_only.circuit_start is None
+    assert memorised_only.cleanup_start is None
+    assert [p.name for p in memorised_only.as_list()] == ["memorisation"]
 
 
 def test_detect_phases_checks_its_inputs():
-    with pytest.raises(ValueError, match="positive"):
-        detect_phases([0, 1], [1.0, 1.0], [0.0, 1.0])
-    with pytest.raises(ValueError, match="start_fraction"):
-        detect_phases([0, 1], [1.0, 1.0], [1.0, 1.0], start_fraction=0.9, end_fraction=0.5)
+    one = [1.0, 1.0]
+    with pytest.raises(ValueError, match="test_loss must be positive"):
+        detect_phases([0, 1], one, [0.0, 1.0], one, one)
+    with pytest.raises(ValueError, match="excluded_loss must be positive"):
+        detect_phases([0, 1], one, one, one, [1.0, -1.0])
+    with pytest.raises(ValueError, match="fraction"):
+        detect_phases([0, 1], one, one, one, one, fraction=0.6)
     with pytest.raises(ValueError, match="entries"):
-        detect_phases([0, 1, 2], [1.0, 1.0], [1.0, 1.0])
+        detect_phases([0, 1, 2], one, one, one, one)

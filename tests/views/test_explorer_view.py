@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import ClassVar
 
 import pytest
 import torch
@@ -73,3 +74,46 @@ def test_a_user_metric_feeds_both_the_panel_and_patching(attn_model):
     assert seen  # patching ran it
     with pytest.raises(TypeError, match="metric must be a function"):
         show(attn_model, tokens, metric=42)
+
+
+class _RecordingComm:
+    """Stands in for the kernel comm: records what a widget would send to the page."""
+
+    log: ClassVar[list[tuple[str, str]]] = []
+
+    def __init__(self, **kwargs):
+        self.comm_id = f"comm-{len(self.log)}"
+        self.kernel = object()
+        self.log.append((self.comm_id, "open"))
+
+    def send(self, data=None, buffers=None):
+        self.log.append((self.comm_id, data.get("method", "")))
+
+    def on_msg(self, callback):
+        pass
+
+    def close(self, *args, **kwargs):
+        pass
+
+
+@pytest.mark.parametrize("kind", ["mlp", "transformer"])
+def test_each_view_reaches_the_page_in_one_message(kind, mnist_mlp, attn_model, monkeypatch):
+    # A message to a model that is still loading its module holds up JupyterLab's handling
+    # of every later kernel message; under CPU load that starved the next widgets past
+    # anywidget's 2 s ("Failed to initialize model"). A view must open complete.
+    import comm
+
+    monkeypatch.setattr(comm, "create_comm", lambda **kwargs: _RecordingComm(**kwargs))
+    _RecordingComm.log = []
+    if kind == "mlp":
+        g = torch.Generator().manual_seed(0)
+        ex = show(mnist_mlp, (torch.rand(30, 1, 28, 28, generator=g), torch.randint(0, 10, (30,))))
+    else:
+        ex = show(attn_model, repeated_tokens(8, 6, 30))
+    views = [v for v in (ex.attention, ex.neurons, ex.intervention, ex.patching) if v is not None]
+    ids = {v.comm.comm_id for v in views}
+    assert len(ids) == len(views) >= 3
+    sent = [method for comm_id, method in _RecordingComm.log if comm_id in ids]
+    assert sent == ["open"] * len(views)  # no update after the opening
+    ex.intervention.kind = "mean"  # and once open, changes do go out
+    assert (ex.intervention.comm.comm_id, "update") in _RecordingComm.log
