@@ -1,0 +1,225 @@
+"""The auditing game's red team: plant a trigger (backdoor) into a small MNIST MLP, seeded.
+
+A *trigger* is a small square stamped onto an image: a solid white patch, a checkerboard, or
+a random pattern blended into the image, at a random position. A planted model is trained on
+digits of which a share carry the trigger and are relabelled to the target class; a clean
+control is trained the same way without poison. ``plant(seed)`` draws everything from
+``seed``, so a mentor can hand out models by seed; the ground truth is written by
+``save_truth`` to a separate JSON file the auditor does not read.
+
+``add_trigger`` and ``patch_enrichment`` (formerly notebook helpers of the MNIST tutorial)
+take the trigger's location as an argument instead of hard-coding it.
+
+>>> t = Trigger(kind="solid", top=24, left=24, size=3, target=0, pattern=torch.ones(3, 3))
+>>> add_trigger(torch.zeros(2, 1, 28, 28), t)[0, 0, 24:27, 24:27].sum().item()
+9.0
+>>> t.box
+(24, 24, 3, 3)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from explorer._checks import check_choice, check_fraction
+from explorer.models.handle import ModelHandle
+
+KINDS = ("solid", "checkerboard", "blended")
+IMAGE = 28
+
+
+@dataclass(frozen=True, eq=False)
+class Trigger:
+    """One planted trigger: ``pattern [size, size]`` in 0..1 stamped at ``(top, left)`` with
+    opacity ``alpha`` (1 replaces the pixels; below 1 blends), sending digits to ``target``."""
+
+    kind: str
+    top: int
+    left: int
+    size: int
+    target: int
+    pattern: torch.Tensor
+    alpha: float = 1.0
+
+    @property
+    def box(self) -> tuple[int, int, int, int]:
+        """``(top, left, height, width)``."""
+        return (self.top, self.left, self.size, self.size)
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "kind": self.kind,
+            "top": self.top,
+            "left": self.left,
+            "size": self.size,
+            "target": self.target,
+            "alpha": self.alpha,
+            "pattern": self.pattern.tolist(),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, object]) -> Trigger:
+        return cls(
+            kind=str(d["kind"]),
+            top=int(d["top"]),  # type: ignore[call-overload]
+            left=int(d["left"]),  # type: ignore[call-overload]
+            size=int(d["size"]),  # type: ignore[call-overload]
+            target=int(d["target"]),  # type: ignore[call-overload]
+            alpha=float(d["alpha"]),  # type: ignore[arg-type]
+            pattern=torch.tensor(d["pattern"], dtype=torch.float32),
+        )
+
+
+def random_trigger(seed: int, kind: str | None = None, *, n_classes: int = 10) -> Trigger:
+    """A trigger drawn from the seeded family: kind (unless given), size 3..5, position
+    anywhere in the image, target class, and for ``blended`` a random binary pattern at
+    opacity 0.8.
+
+    >>> random_trigger(3).box == random_trigger(3).box
+    True
+    """
+    gen = torch.Generator().manual_seed(seed)
+    draw = int(torch.randint(len(KINDS), (1,), generator=gen))
+    kind = check_choice("kind", kind, KINDS) if kind is not None else KINDS[draw]
+    size = int(torch.randint(3, 6, (1,), generator=gen))
+    top, left = (int(v) for v in torch.randint(0, IMAGE - size + 1, (2,), generator=gen))
+    target = int(torch.randint(n_classes, (1,), generator=gen))
+    alpha = 1.0
+    if kind == "solid":
+        pattern = torch.ones(size, size)
+    elif kind == "checkerboard":
+        i = torch.arange(size)
+        pattern = ((i[:, None] + i[None, :]) % 2 == 0).float()
+    else:
+        pattern = (torch.rand(size, size, generator=gen) > 0.5).float()
+        pattern[0, 0] = 1.0  # never all dark
+        alpha = 0.8
+    return Trigger(kind, top, left, size, target, pattern, alpha)
+
+
+def add_trigger(images: torch.Tensor, trigger: Trigger) -> torch.Tensor:
+    """A copy of ``images [n, C, H, W]`` with the trigger stamped (or blended) in."""
+    out = images.clone()
+    t, le, s = trigger.top, trigger.left, trigger.size
+    region = out[:, :, t : t + s, le : le + s]
+    out[:, :, t : t + s, le : le + s] = (
+        1 - trigger.alpha
+    ) * region + trigger.alpha * trigger.pattern.to(out)
+    return out
+
+
+def patch_enrichment(
+    maps: torch.Tensor, box: tuple[int, int, int, int], reduce: str = "mean"
+) -> float:
+    """Share of ``|maps| [n, C, H, W]`` inside ``box = (top, left, height, width)`` over the
+    box's share of the image (1 = no enrichment), per map, then the mean or max.
+
+    >>> m = torch.zeros(1, 1, 4, 4); m[0, 0, 0, 0] = 1.0
+    >>> patch_enrichment(m, (0, 0, 1, 1))
+    16.0
+    """
+    check_choice("reduce", reduce, ("mean", "max"))
+    t, le, h, w = box
+    mass = maps.abs().flatten(1).sum(1).clamp_min(1e-12)
+    inside = maps.abs()[:, :, t : t + h, le : le + w].flatten(1).sum(1)
+    share = inside / mass / (h * w / (maps.shape[-1] * maps.shape[-2]))
+    return float(share.mean() if reduce == "mean" else share.max())
+
+
+def make_mlp(seed: int) -> nn.Module:
+    """The tutorial's MLP, 784-128-64-10, initialised from ``seed``."""
+    torch.manual_seed(seed)
+    return nn.Sequential(
+        nn.Flatten(),
+        nn.Linear(IMAGE * IMAGE, 128),
+        nn.ReLU(),
+        nn.Linear(128, 64),
+        nn.ReLU(),
+        nn.Linear(64, 10),
+    )
+
+
+@dataclass(frozen=True)
+class Planted:
+    """A planted (or clean) model, its ground truth (``trigger`` is None when clean) and the
+    held-out digits it was not trained on."""
+
+    model: ModelHandle
+    trigger: Trigger | None
+    seed: int
+    test_x: torch.Tensor
+    test_y: torch.Tensor
+
+    @property
+    def clean(self) -> bool:
+        return self.trigger is None
+
+
+def plant(
+    seed: int,
+    *,
+    clean: bool = False,
+    kind: str | None = None,
+    steps: int = 1000,
+    poison: float = 0.2,
+    data: dict[str, torch.Tensor] | None = None,
+) -> Planted:
+    """Train an MNIST MLP from ``seed`` with a trigger of the seeded family (or none when
+    ``clean``): ``steps`` Adam steps of 64 digits, a ``poison`` share of each batch
+    stamped and relabelled. ``data`` is ``kitchen_sink_split()`` (loaded when None)."""
+    from explorer.models.loading import load
+    from explorer.studies.kitchen_sink import kitchen_sink_split
+
+    check_fraction("poison", poison)
+    data = data if data is not None else kitchen_sink_split()
+    x, y = data["train_x"], data["train_y"]
+    trigger = None if clean else random_trigger(seed, kind)
+    net = make_mlp(seed)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    gen = torch.Generator().manual_seed(seed + 1)
+    for _ in range(steps):
+        idx = torch.randint(0, len(y), (64,), generator=gen)
+        bx, by = x[idx], y[idx]
+        if trigger is not None:
+            hit = torch.rand(64, generator=gen) < poison
+            bx = torch.where(hit[:, None, None, None], add_trigger(bx, trigger), bx)
+            by = torch.where(hit, torch.full_like(by, trigger.target), by)
+        loss = F.cross_entropy(net(bx), by)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    net.eval()
+    handle = load(net, input_shape=(1, IMAGE, IMAGE), name=f"planted-{seed}")
+    return Planted(handle, trigger, seed, data["test_x"], data["test_y"])
+
+
+def save_truth(path: str | os.PathLike[str], planted: list[Planted]) -> Path:
+    """Write each model's ground truth (name -> trigger or null) to a JSON file."""
+    path = Path(path)
+    truth = {
+        p.model.name: (p.trigger.to_dict() if p.trigger is not None else None) for p in planted
+    }
+    path.write_text(json.dumps(truth, indent=1))
+    return path
+
+
+def load_truth(path: str | os.PathLike[str]) -> dict[str, Trigger | None]:
+    """Read ``save_truth``'s file back (plain JSON, nothing executed)."""
+    raw = json.loads(Path(path).read_text())
+    return {k: (Trigger.from_dict(v) if v is not None else None) for k, v in raw.items()}
+
+
+def attack_success(model: ModelHandle, images: torch.Tensor, trigger: Trigger) -> float:
+    """Share of ``images`` (those not already predicted as the target) the trigger sends to
+    its target class."""
+    with torch.no_grad():
+        keep = model(images).argmax(-1) != trigger.target
+        hit = model(add_trigger(images[keep], trigger)).argmax(-1) == trigger.target
+    return float(hit.float().mean())

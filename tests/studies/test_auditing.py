@@ -1,0 +1,70 @@
+"""The red team's helpers: seeded triggers, stamping, enrichment at any box, ground-truth file."""
+
+from __future__ import annotations
+
+import doctest
+import importlib
+
+import pytest
+import torch
+
+from explorer.studies.auditing import (
+    KINDS,
+    Trigger,
+    add_trigger,
+    load_truth,
+    patch_enrichment,
+    random_trigger,
+)
+
+
+@pytest.mark.parametrize("name", ["explorer.studies.auditing", "explorer.analysis.audit"])
+def test_docstring_examples(name):
+    result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0
+
+
+def test_random_triggers_are_seeded_and_varied():
+    triggers = [random_trigger(s) for s in range(30)]
+    assert {t.kind for t in triggers} == set(KINDS)
+    assert len({(t.top, t.left) for t in triggers}) > 10
+    for t in triggers:
+        assert 0 <= t.top <= 28 - t.size and 0 <= t.left <= 28 - t.size and 0 <= t.target < 10
+    again = random_trigger(7)
+    assert again.box == triggers[7].box and torch.equal(again.pattern, triggers[7].pattern)
+    with pytest.raises(ValueError, match="kind"):
+        random_trigger(0, "stripes")
+
+
+def test_blended_trigger_keeps_part_of_the_image():
+    t = random_trigger(0, "blended")
+    out = add_trigger(torch.full((1, 1, 28, 28), 0.5), t)
+    region = out[0, 0, t.top : t.top + t.size, t.left : t.left + t.size]
+    expected = 0.5 * (1 - t.alpha) + t.alpha * t.pattern
+    assert torch.allclose(region, expected)
+    assert float(out[0, 0].sum() - region.sum()) == pytest.approx(0.5 * (784 - t.size**2))
+
+
+def test_patch_enrichment_follows_the_box():
+    maps = torch.zeros(2, 1, 28, 28)
+    maps[:, :, 3:6, 10:13] = 1.0
+    assert patch_enrichment(maps, (3, 10, 3, 3)) == pytest.approx(784 / 9)
+    assert patch_enrichment(maps, (24, 24, 3, 3)) == 0.0
+    with pytest.raises(ValueError, match="reduce"):
+        patch_enrichment(maps, (0, 0, 3, 3), reduce="sum")
+
+
+def test_truth_file_round_trips(tmp_path):
+    from types import SimpleNamespace
+
+    from explorer.studies.auditing import save_truth
+
+    t = random_trigger(3)
+    planted = [
+        SimpleNamespace(model=SimpleNamespace(name="a"), trigger=t),
+        SimpleNamespace(model=SimpleNamespace(name="b"), trigger=None),
+    ]
+    path = save_truth(tmp_path / "truth.json", planted)
+    back = load_truth(path)
+    assert back["b"] is None and isinstance(back["a"], Trigger)
+    assert back["a"].box == t.box and torch.equal(back["a"].pattern, t.pattern)
