@@ -29,6 +29,17 @@ depend on the weights. MiB and KiB are 2^20 and 2^10 bytes.
   writes: a clean pass, then a Python loop of `run_with_hooks` over the batch of 32 zeroing
   one head's `hook_z` or one neuron's `hook_post` per pass. Both give the same metric per
   unit and example to 1e-5 (the benchmark raises otherwise; `max_abs_diff` is in the JSON).
+  Each head sweep also has a row against the exact floor (below), target within 15%.
+- **GPT-2-small scale** (`benchmarks/bench_gpt2.py`): a GPT-2-small-shaped
+  `HookedTransformer` built from a config, random weights, no download: 12 layers x 12
+  heads, d_model 768, d_mlp 3,072, vocabulary 50,257, context 1,024, GELU, LayerNorm (124M
+  parameters as GPT-2 counts them; transformer-lens keeps W_E and W_U apart: 163M numbers).
+  `AttentionView` on 1,024 tokens (first message vs every pattern as float16; a click's
+  CPU time vs encoding a whole pattern); `ablation_sweep` over all 144 heads of a 16-token
+  prompt vs transformer-lens's loop (equal to 1e-4) and vs the floor; streamed top-k over
+  layer 0's 3,072 neurons vs cache-everything (fresh subprocesses, as above) on 65,536
+  tokens, with the 1M-token arithmetic below. Peak memory on every row: resident-set
+  growth, sampled every 2 ms (CPU tensors are invisible to tracemalloc).
 - **top-k neuron examples**: `top_k_examples` (streamed) vs caching `hook_post` for the
   whole dataset then `topk`. Memory: each variant runs over all 1,048,576 tokens in a fresh
   subprocess; its peak RSS above the RSS after set-up (CPU tensors are invisible to
@@ -49,44 +60,78 @@ depend on the weights. MiB and KiB are 2^20 and 2^10 bytes.
 ## How the sweeps avoid work
 
 `ablation_sweep` and `activation_patching` run one clean pass that caches the unit's
-activations and the residual stream; every later pass starts at the edited block
-(`start_at_layer`) from that cache, with one copy of the batch per unit (up to 8,192 tokens
-a pass). A head's or neuron's effect on the residual stream is linear (`z W_O`,
-`post W_out`), so each copy gets its exact change added at the next residual hook. Nothing
-upstream of a unit is recomputed, and one clean pass serves every layer. In a plain
-`nn.Sequential` (the MNIST MLP) a neuron read only by the next `nn.Linear` works the same
-way: each copy's change `delta W[:, n]` is added to that Linear's cached output and only
-the layers after it run on the copies (anything else in between: the activation is edited
-instead). Built-in metrics score all copies in one call; a user's metric is called per copy.
+activations and the residual stream; every later pass starts at the edited block from that
+cache, with one copy of the batch per unit. A head's or neuron's effect on the residual
+stream is linear (`z W_O`, `post W_out`), so each copy gets its exact change added at the
+next residual hook: a head's copies start at its block's `hook_resid_mid` (the block's
+attention is not rerun), a neuron's at `hook_resid_post`. Nothing upstream of a unit is
+recomputed, and one clean pass serves every layer. Copies per pass: as many as keep the
+pass's widest activation (attention scores, MLP hidden or logits, over all copies) under 4
+MiB or the model's own size, whichever is larger, and at most 8,192 tokens. A pass has a
+fixed cost (reading every weight; transformer-lens's unembedding copies `W_U` on every
+pass, 154 MB for GPT-2-small) and a cost per copy that grows once activations outgrow the
+caches: small models get a few copies a pass, GPT-2-small a whole layer's 12 heads.
+Temporary hooks are added to and removed from their own hook points only (transformer-lens's
+`hooks()` walks every hook point of the model on exit).
 
-## Why some sweep targets are missed (the arithmetic)
+Plain PyTorch modules are traced with `torch.fx`, and the sweep checks on the graph what its
+shortcuts assume. A neuron read by one `nn.Linear` call and nothing else, whose output is a
+hook point that the rest of the model reads and nothing computed before it, gets the same
+linear shortcut: each copy's change `delta W[:, n]` is added to that Linear's cached output
+and only the graph after it runs on the copies (the MNIST MLP). Otherwise copies are made
+at the unit's own hook if the rest of the model reads only that hook; where a residual
+connection also carries an earlier tensor past it, each copy is the whole batch run again
+(exact, slower). Built-in metrics score all copies in one call; a user's metric is called
+per copy.
 
-The issue asks for >= 10x on the tutorial models at batch 32. Any exact method must do
-(a) the clean pass, because the baseline metric needs it, and (b) for each unit,
-everything downstream of it: a head's or neuron's change goes through later softmaxes,
-LayerNorms and MLPs, which are not linear, so each unit's copy of the batch must run them.
-The naive loop does `units + 1` full passes. So
+## Head sweeps against the exact floor (the arithmetic)
 
-    speed-up <= (units + 1) x full pass / (full pass + sum over units of downstream pass)
+Any exact method must do (a) the clean pass, because the baseline metric needs it, and (b)
+for each head, everything downstream of it: its block's MLP, the later blocks and the
+unembedding, which are not linear, so each head's copy of the batch must run them. The
+benchmark times that floor as transformer-lens runs it: the clean pass, plus per head of
+layer L one pass of block L's MLP (from the cached `hook_resid_mid`) and one of
+`start_at_layer=L+1`. The naive loop does `heads + 1` full passes, so in arithmetic
+(multiply-adds, not seconds)
 
-- **4 heads** (grokking, 1 layer): at most 5x even if ablated passes were free; the
-  benchmark times the floor (clean pass + a downstream pass per head) and prints the
-  bound in the notes.
+    speed-up <= (heads + 1) x full pass / (full pass + sum over heads of downstream pass)
+
+- **4 heads** (grokking, 1 layer): the floor is the clean pass and 4 x (MLP + unembedding).
 - **8 heads** (attention-only, 2 layers): each layer-0 head needs layer 1 and the
-  unembedding again (about half a pass) and each layer-1 head the unembedding: the floor
-  is about 1 + 4 x 0.5 + 4 x small = 3 passes against 9, about 3x. The notes give the
-  measured floor; ours runs within about 15% of it.
-- **128 neurons** (MNIST MLP, 0.4 ms a pass): the bound is far off and >= 10x is
-  reachable; ours is the clean pass, the 128 copies of the layers after the reading Linear (a ReLU and the 64-to-10
-  output layer on 4,096 rows), one metric call and per-unit bookkeeping.
+  unembedding (about half a pass), each layer-1 head the unembedding: about 1 + 4 x 0.5 +
+  4 x small = 3 passes against 9, about 3x at most.
+- **144 heads** (GPT-2-small, 16 tokens): per token, a block is 12 x 768^2 = 7.1M
+  multiply-adds (attention projections 4 d^2, MLP 8 d^2; scores are small at 16
+  positions), its MLP 4.7M, the unembedding 768 x 50,257 = 38.6M. A head of layer L needs
+  4.7M + (11 - L) x 7.1M + 38.6M; summed over 12 heads in each of 12 layers that is 11.8G
+  multiply-adds a token against 145 x 123.6M = 17.9G for the loop: at most 1.5x in
+  arithmetic, 380 GFLOP for 16 tokens. The measured floor (one pass per head) is slower
+  than that arithmetic, because each of its 144 passes reads the weights and copies `W_U`
+  again; ours runs a layer's 12 heads as one pass, so it sits below the measured floor.
 
-A target of >= 10x is reachable where there are many units per layer (the 512-neuron
-sweep). Patching has no ratio target; its cells are `hook_resid_pre` positions, whose
-downstream is the rest of the model: on the 2-layer model the 62 layer-0 cells each need
-both layers and the 62 layer-1 cells one, about 93 passes of work against the loop's 126,
-so exact patching stays below 2x. (Positions before the patched one do not change in a
-causal model; reusing their keys and values could roughly halve that work, not done yet.)
-Attribution patching is the fast approximation.
+The rows give ours against that measured floor; ours can run below it because copies share
+a pass (one weight read, one `W_U` copy, one Python call) where the floor pays per head.
+Neuron sweeps keep the >= 10x target against the loop: many units per layer share a pass.
+Patching has no ratio target; its cells are `hook_resid_pre` positions, whose downstream is
+the rest of the model: on the 2-layer model the 62 layer-0 cells each need both layers and
+the 62 layer-1 cells one, about 93 passes of work against the loop's 126, so exact patching
+stays below 2x. Attribution patching is the fast approximation.
+
+## GPT-2-small over 1M tokens (the arithmetic)
+
+The top-k rows run 65,536 tokens (512 sequences of 128) through layer 0 only
+(`top_k_examples` stops a transformer after the layer it reads). At 1,048,576 tokens:
+
+- cache-everything holds 2^20 x 3,072 x 4 bytes = 12 GiB of layer-0 activations (24 GiB
+  while concatenating), more than this machine's memory: not run;
+- streamed keeps 3,072 x 10 x (4 + 8 + 8) bytes = 600 KiB of top-k state, and its peak
+  memory does not grow with the data (the row compares 1/8 of the tokens with all of
+  them); layer 0 costs about 2 x 7.3M = 15 MFLOP a token at 128 positions, so 1M tokens
+  are 1.5e13 FLOPs, minutes of one thread (the note gives the figure at the measured rate);
+- all 12 layers and the unembedding are 2 x (12 x 7.1M + 38.6M) = 247 MFLOP a token, 2.6e14
+  FLOPs for 1M tokens: about an hour of one thread at the rate layer 0 runs at, more in
+  practice (attention at longer contexts, the 206 MB of logits a 1,024-token sequence
+  makes). Not run.
 """
 
 

@@ -108,3 +108,24 @@ def tiny_lm():
         vocab=tuple(f"w{i}" for i in range(30)),
     )
     return zoo.transformer(cfg, name="tiny")
+
+
+@pytest.fixture(scope="session")
+def neuron_loop():
+    """The per-unit loop a user writes: one ``run_with_hooks`` per neuron of ``layer``,
+    replacing it by ``replacement``; the metric per neuron and example."""
+
+    def loop(model, x, metric, layer, neurons, replacement):
+        out = []
+        for n in neurons:
+
+            def hook(act, hook, n=n):
+                act = act.clone()
+                act[:, n] = replacement[:, n]
+                return act
+
+            hook_name = f"blocks.{layer}.mlp.hook_post"
+            out.append(metric(model.model.run_with_hooks(x, fwd_hooks=[(hook_name, hook)])))
+        return torch.stack(out)
+
+    return loop

@@ -26,9 +26,17 @@ class CacheResult:
 
 @torch.no_grad()
 def run_with_cache(
-    model: ModelHandle, inputs: torch.Tensor, names: str | Iterable[str]
+    model: ModelHandle,
+    inputs: torch.Tensor,
+    names: str | Iterable[str],
+    *,
+    logits: bool = True,
 ) -> CacheResult:
     """Run ``model`` on ``inputs`` and cache only ``names`` (unknown names raise ValueError).
+
+    ``logits=False``: the caller needs only the activations, so a transformer stops after
+    the last block holding one of ``names`` (no unembedding: a quarter of GPT-2-small's
+    work at 1,024 tokens, and its 206 MB of logits); ``output`` is then not the logits.
 
     >>> from explorer.models import zoo
     >>> from explorer.data import repeated_tokens
@@ -37,8 +45,24 @@ def run_with_cache(
     >>> list(r.activations), tuple(r["blocks.0.attn.hook_pattern"].shape)
     (['blocks.0.attn.hook_pattern'], (3, 4, 11, 11))
     """
-    output, cache = model.run_with_cache(inputs, names=names)
+    names = [names] if isinstance(names, str) else list(names)
+    stop = None if logits else _last_block(model, names)
+    output, cache = model.run_with_cache(inputs, names=names, stop_at_layer=stop)
     return CacheResult(output.detach(), cache)
+
+
+def _last_block(model: ModelHandle, names: list[str]) -> int | None:
+    """``stop_at_layer`` that still runs every hook of ``names``, where the model can stop
+    (None when a name lies outside the blocks, e.g. ``ln_final``)."""
+    if not model.stops_early or not names:
+        return None
+    layers = []
+    for name in names:
+        parts = name.split(".")
+        if parts[0] != "blocks" or len(parts) < 3 or not parts[1].isdigit():
+            return None
+        layers.append(int(parts[1]))
+    return max(layers) + 1
 
 
 def iter_batches(

@@ -184,7 +184,7 @@ def head_scores(
             )
         masks.append(mask)
     names = [model.hook_name("pattern", layer) for layer in range(model.n_layers)]
-    cache = run_with_cache(model, tokens, names)
+    cache = run_with_cache(model, tokens, names, logits=False)
     per_kind = []
     for mask in masks:
         layers = [score_pattern(cache[name], mask) for name in names]  # each [b, h]

@@ -46,6 +46,7 @@ def build_transformer(cfg: TransformerConfig) -> nn.Module:
         act_fn=cfg.act_fn,
         attn_only=cfg.attn_only,
         normalization_type=cfg.normalization,
+        positional_embedding_type=cfg.positional_embedding,
         default_prepend_bos=False,
         seed=cfg.seed,
         device="cpu",
@@ -78,6 +79,7 @@ def config_of(model: nn.Module) -> TransformerConfig:
         act_fn=c.act_fn if c.act_fn in ("relu", "gelu", "silu", "tanh") else "gelu",
         normalization=c.normalization_type if c.normalization_type == "LN" else None,
         seed=c.seed or 0,
+        positional_embedding="rotary" if c.positional_embedding_type == "rotary" else "standard",
     )
 
 

@@ -34,8 +34,13 @@ def is_checkpoint(path: str | os.PathLike[str]) -> bool:
         return False
 
 
-def checkpoint_files(model: ModelHandle, meta: dict[str, Any] | None = None) -> dict[str, bytes]:
-    """The bytes of a checkpoint folder, ``{file name: bytes}`` (weights first, config last)."""
+def checkpoint_files(
+    model: ModelHandle, meta: dict[str, Any] | None = None, *, dtype: torch.dtype | None = None
+) -> dict[str, bytes]:
+    """The bytes of a checkpoint folder, ``{file name: bytes}`` (weights first, config last).
+
+    ``dtype`` (e.g. ``torch.float16``) stores floating-point tensors in that type, to ship a
+    small file; loading casts them back to the model's own dtype."""
     from safetensors.torch import save
 
     if model.config is None:
@@ -44,7 +49,8 @@ def checkpoint_files(model: ModelHandle, meta: dict[str, Any] | None = None) -> 
             "and reload with explorer.load(path, module=YourModule())"
         )
     tensors = {
-        k: v.detach().cpu().contiguous().clone() for k, v in model.model.state_dict().items()
+        k: _stored(v.detach().cpu(), dtype).contiguous().clone()
+        for k, v in model.model.state_dict().items()
     }
     header = {
         "format": FORMAT,
@@ -59,12 +65,16 @@ def checkpoint_files(model: ModelHandle, meta: dict[str, Any] | None = None) -> 
 
 
 def save_checkpoint(
-    model: ModelHandle, path: str | os.PathLike[str], meta: dict[str, Any] | None = None
+    model: ModelHandle,
+    path: str | os.PathLike[str],
+    meta: dict[str, Any] | None = None,
+    *,
+    dtype: torch.dtype | None = None,
 ) -> Path:
     """Save weights and config; each is written to a temporary file, fsynced and renamed
     (config last), so a crash mid-save never leaves a half-written file under its name.
     (A training run publishes a whole checkpoint at once: ``explorer.training.Run``.)"""
-    files = checkpoint_files(model, meta)
+    files = checkpoint_files(model, meta, dtype=dtype)
     out = Path(path)
     out.mkdir(parents=True, exist_ok=True)
     for name, data in files.items():
@@ -72,6 +82,16 @@ def save_checkpoint(
     for name in files:
         replace(out / (name + ".tmp"), out / name)
     return out
+
+
+def _stored(tensor: torch.Tensor, dtype: torch.dtype | None) -> torch.Tensor:
+    if dtype is None or not tensor.is_floating_point():
+        return tensor
+    # -inf masks stay -inf in float16; finite values beyond its range would not survive
+    finite = tensor[torch.isfinite(tensor)]
+    if finite.numel() and float(finite.abs().max()) > torch.finfo(dtype).max:
+        raise ValueError(f"weights exceed the range of {dtype}: save them in float32")
+    return tensor.to(dtype)
 
 
 def read_tagged_json(file: Path, fmt: str, version: int, what: str, missing: str) -> dict[str, Any]:

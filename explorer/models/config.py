@@ -73,6 +73,7 @@ class TransformerConfig:
     """A toy decoder-only transformer, built through transformer-lens.
 
     ``d_mlp=None`` makes it attention-only. ``vocab`` names the tokens for display.
+    ``positional_embedding``: learned absolute positions (``"standard"``) or ``"rotary"``.
 
     >>> cfg = TransformerConfig(n_layers=2, d_model=64, n_heads=4, d_vocab=50, n_ctx=64)
     >>> cfg.d_head, cfg.attn_only
@@ -93,6 +94,7 @@ class TransformerConfig:
     vocab: tuple[str, ...] | None = None
     bos_token: int | None = None
     seed: int = 0
+    positional_embedding: str = "standard"
 
     def __post_init__(self) -> None:
         for name in ("n_layers", "d_model", "n_heads", "d_vocab", "n_ctx"):
@@ -111,6 +113,7 @@ class TransformerConfig:
             check_positive("d_mlp", self.d_mlp)
         check_choice("act_fn", self.act_fn, ACT_FNS)
         check_choice("normalization", self.normalization, (None, "LN"))  # type: ignore[arg-type]
+        check_choice("positional_embedding", self.positional_embedding, ("standard", "rotary"))
         if self.vocab is not None:
             object.__setattr__(self, "vocab", tuple(str(t) for t in self.vocab))
             if len(self.vocab) != self.d_vocab:
@@ -122,10 +125,9 @@ class TransformerConfig:
     def weight_shapes(self) -> dict[str, tuple[int, ...]]:
         """The parameter tensors of the model this config builds (transformer-lens names)."""
         d, h, dh = self.d_model, self.n_heads, int(self.d_head)  # type: ignore[arg-type]
-        out: dict[str, tuple[int, ...]] = {
-            "embed.W_E": (self.d_vocab, d),
-            "pos_embed.W_pos": (self.n_ctx, d),
-        }
+        out: dict[str, tuple[int, ...]] = {"embed.W_E": (self.d_vocab, d)}
+        if self.positional_embedding == "standard":  # rotary positions have no weights
+            out["pos_embed.W_pos"] = (self.n_ctx, d)
         ln = self.normalization == "LN"
         for i in range(self.n_layers):
             b = f"blocks.{i}."
@@ -154,6 +156,10 @@ class TransformerConfig:
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
         out["vocab"] = list(self.vocab) if self.vocab is not None else None
+        if self.positional_embedding == "standard":
+            # written only when it is not the default, so configs saved before the field
+            # existed still equal those of the same model now (a run resumes)
+            del out["positional_embedding"]
         return out
 
 

@@ -256,6 +256,7 @@ class Run:
         optimizer: torch.optim.Optimizer | None = None,
         *,
         keep_optimizer: str = "all",
+        dtype: torch.dtype | None = None,
     ) -> None:
         """Save ``model``'s weights (and ``optimizer``'s state) as the checkpoint of ``step``.
 
@@ -265,13 +266,14 @@ class Run:
         ``keep_optimizer="last"`` drops the optimizer state of earlier checkpoints once this
         one is published (it is two to three times the size of the weights); resuming from
         such a checkpoint later starts a fresh optimizer, with a warning.
+        ``dtype`` stores the weights in that type (``torch.float16`` for a run to ship).
         """
         from explorer.training.optim_state import HEADER, TENSORS, optimizer_files
 
         check_choice("keep_optimizer", keep_optimizer, ("all", "last"))
 
         step = int(step)
-        files = checkpoint_files(model, meta={"run": self.name, "step": step})
+        files = checkpoint_files(model, meta={"run": self.name, "step": step}, dtype=dtype)
         if optimizer is not None:
             files.update(optimizer_files(optimizer, step))
         folder = self.path / CHECKPOINTS

@@ -148,7 +148,7 @@ class AttentionView(ExplorerWidget):
     def _load_prompt(self, change: dict[str, Any] | None = None) -> None:
         row = self.batch[self.prompt : self.prompt + 1]
         names = [self.model.hook_name("pattern", layer) for layer in range(self.model.n_layers)]
-        cache = run_with_cache(self.model, row, names)
+        cache = run_with_cache(self.model, row, names, logits=False)
         self._patterns = torch.stack([cache[name][0] for name in names])  # [layer, head, q, k]
         n_layers, n_heads = self._patterns.shape[:2]
         thumbs = torch.stack(

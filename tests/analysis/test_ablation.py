@@ -178,24 +178,9 @@ def test_neuron_sweep_matches_a_hand_written_loop(mlp_transformer, repeated):
         assert sweep.after[n].item() == pytest.approx(metric(logits).mean().item(), abs=1e-5)
 
 
-def _hand_loop(model, x, metric, layer, neurons, replacement):
-    """The per-unit loop a user writes: one ``run_with_hooks`` per neuron."""
-    out = []
-    for n in neurons:
-
-        def hook(act, hook, n=n):
-            act = act.clone()
-            act[:, n] = replacement[:, n]
-            return act
-
-        logits = model.model.run_with_hooks(x, fwd_hooks=[(f"blocks.{layer}.mlp.hook_post", hook)])
-        out.append(metric(logits))
-    return torch.stack(out)
-
-
 @pytest.mark.parametrize("kind", ["zero", "mean"])
 @pytest.mark.parametrize("layer", [0, 1])
-def test_plain_mlp_neurons_fan_out_after_the_reading_linear(mnist_mlp, layer, kind):
+def test_plain_mlp_neurons_fan_out_after_the_reading_linear(mnist_mlp, layer, kind, neuron_loop):
     """Layer 0 is read by the next block's Linear, layer 1 by the output Linear: both sweeps
     take the linear fast path and equal the hand-written loop per example."""
     from explorer.analysis.interventions import _plan
@@ -213,7 +198,7 @@ def test_plain_mlp_neurons_fan_out_after_the_reading_linear(mnist_mlp, layer, ki
     replacement = (
         torch.zeros_like(act) if kind == "zero" else act.mean(0, keepdim=True).expand_as(act)
     )
-    expected = _hand_loop(mnist_mlp, x, metric, layer, range(act.shape[1]), replacement)
+    expected = neuron_loop(mnist_mlp, x, metric, layer, range(act.shape[1]), replacement)
     assert (expected != metric(mnist_mlp.model(x))).any()  # the ablations change something
     assert torch.allclose(sweep.after_per_example, expected, atol=1e-5)
 
@@ -270,7 +255,7 @@ def _fallback_models():
 
 
 @pytest.mark.parametrize("name", list(_fallback_models()))
-def test_plain_modules_not_provably_linear_fall_back(name):
+def test_plain_modules_not_provably_linear_fall_back(name, neuron_loop):
     """Whatever sits between the neuron and the Linear (a module, a custom forward, a torch
     hook, the activation reused), the sweep edits the activation and equals the loop."""
     from explorer.analysis.interventions import _plan
@@ -283,11 +268,11 @@ def test_plain_modules_not_provably_linear_fall_back(name):
     sweep = ablation_sweep(model, x, metric, layer=0, unit_type="neuron")
     _, cache = model.model.run_with_cache(x)
     zeros = torch.zeros_like(cache["blocks.0.mlp.hook_post"])
-    expected = _hand_loop(model, x, metric, 0, range(12), zeros)
+    expected = neuron_loop(model, x, metric, 0, range(12), zeros)
     assert torch.allclose(sweep.after_per_example, expected, atol=1e-5)
 
 
-def test_linear_reader_follows_calls_and_needs_no_global_hooks():
+def test_linear_reader_follows_calls_and_needs_no_global_hooks(neuron_loop):
     from torch import nn
 
     from explorer.models.hooked_module import linear_reader
@@ -301,7 +286,7 @@ def test_linear_reader_follows_calls_and_needs_no_global_hooks():
     for layer in (0, 1):
         metric = metrics.neg_cross_entropy(y)
         sweep = ablation_sweep(shared, x, metric, layer=layer, unit_type="neuron")
-        expected = _hand_loop(shared, x, metric, layer, range(12), torch.zeros(3, 12))
+        expected = neuron_loop(shared, x, metric, layer, range(12), torch.zeros(3, 12))
         assert torch.allclose(sweep.after_per_example, expected, atol=1e-5)
     plain = _plain([nn.Flatten(), nn.Linear(784, 12), nn.ReLU(), nn.Linear(12, 10)])
     assert linear_reader(plain.model, "blocks.0.mlp.hook_post").hook == "hook_logits"
@@ -317,7 +302,7 @@ def test_linear_reader_follows_calls_and_needs_no_global_hooks():
     metric = metrics.neg_cross_entropy(y)
     sweep = ablation_sweep(plain, x, metric, layer=0, unit_type="neuron")
     zeros = torch.zeros(3, 12)
-    expected = _hand_loop(plain, x, metric, 0, range(12), zeros)
+    expected = neuron_loop(plain, x, metric, 0, range(12), zeros)
     assert torch.allclose(sweep.after_per_example, expected, atol=1e-5)
     assert linear_reader(plain.model, "blocks.3.mlp.hook_post") is None
 

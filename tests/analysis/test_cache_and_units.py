@@ -70,3 +70,24 @@ def test_iter_batches():
         list(iter_batches(torch.zeros(0), 4))
     with pytest.raises(ValueError, match="batch_size must be a positive integer"):
         list(iter_batches(data, 0))
+
+
+def test_activations_only_stop_after_the_last_block_asked(mlp_transformer):
+    from explorer.analysis.cache import run_with_cache
+
+    tokens = torch.randint(0, 30, (2, 8), generator=torch.Generator().manual_seed(0))
+    fired = []
+    unembed = mlp_transformer.model.hook_dict["unembed.hook_in"]
+    unembed.add_hook(lambda act, hook: fired.append(hook.name))
+    try:
+        full = run_with_cache(mlp_transformer, tokens, ["blocks.0.attn.hook_pattern"])
+        assert fired == ["unembed.hook_in"] and full.output.shape[-1] == 30  # logits
+        short = run_with_cache(
+            mlp_transformer, tokens, ["blocks.0.attn.hook_pattern"], logits=False
+        )
+        assert fired == ["unembed.hook_in"]  # neither the unembedding nor block 1 ran
+        assert torch.equal(short["blocks.0.attn.hook_pattern"], full["blocks.0.attn.hook_pattern"])
+        run_with_cache(mlp_transformer, tokens, ["hook_embed"], logits=False)
+        assert len(fired) == 2  # a hook outside the blocks: the whole pass
+    finally:
+        unembed.remove_hooks()

@@ -25,6 +25,7 @@ NOTEBOOKS = {
     "grokking": REPO / "tutorials" / "grokking.ipynb",
     "induction_heads": REPO / "tutorials" / "induction_heads.ipynb",
     "mnist_kitchen_sink": REPO / "tutorials" / "mnist_kitchen_sink.ipynb",
+    "stdlib_lm": REPO / "tutorials" / "stdlib_lm.ipynb",
     "live_session": REPO / "notebooks" / "live_session.ipynb",
 }
 # Lab marks every rendered output with its MIME type except widget views (a Lumino panel).

@@ -43,7 +43,7 @@ CHECKS = """(root) => {
 
 
 @pytest.fixture(scope="module")
-def views():
+def views(tmp_path_factory):
     import explorer
     from explorer.analysis import metrics
     from explorer.data import load_mnist, repeated_tokens
@@ -90,7 +90,17 @@ def views():
     store = HypothesisStore("sqlite://")
     claim = HypothesisWidget(hypothesis, model, prompts, store=store, project="shots")
     claim.test()
+    from explorer.training import Run
+    from explorer.views.scrubber import TrainingScrubber
+
+    small = explorer.zoo.modular_addition_transformer(5, d_model=8)
+    run = Run.create(tmp_path_factory.mktemp("run") / "run", small)
+    for step in (0, 100, 200, 400):
+        run.save_checkpoint(small, step)
+    for step in range(0, 401, 20):
+        run.log(step, {"train_loss": 2.0 / (1 + step / 50), "test_loss": 2.0 - step / 400})
     return {
+        "scrubber": TrainingScrubber(run, phases=[("memorisation", 0, 150), ("circuit", 150, 400)]),
         "attention": AttentionView(model, prompts[:4]),
         "intervention-loss": panels["loss on repeated half"],
         "intervention-score": panels["log-likelihood"],
@@ -134,6 +144,7 @@ def drawn(views, browser, artifacts, tmp_path_factory):
 @pytest.mark.parametrize(
     "name",
     [
+        "scrubber",
         "attention",
         "intervention-loss",
         "intervention-score",

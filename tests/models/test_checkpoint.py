@@ -103,3 +103,53 @@ def test_custom_module_cannot_save_without_config(tmp_path):
 def test_folder_that_is_not_a_checkpoint(tmp_path):
     with pytest.raises(ValueError, match="not an explorer checkpoint"):
         explorer.load(tmp_path)
+
+
+def test_float16_checkpoints_are_half_the_size_and_load_back_close(tmp_path):
+    from safetensors import safe_open
+
+    model = zoo.attention_only_transformer(n_layers=2, d_model=32, d_vocab=50, n_ctx=16)
+    save_checkpoint(model, tmp_path / "full")
+    save_checkpoint(model, tmp_path / "half", dtype=torch.float16)
+    with safe_open(str(tmp_path / "half" / "model.safetensors"), "pt") as f:
+        dtypes = {k: f.get_slice(k).get_dtype() for k in f.keys()}
+    assert dtypes["embed.W_E"] == "F16"
+    assert all(d in ("F16", "BOOL") for d in dtypes.values())  # masks stay boolean
+    full = (tmp_path / "full" / "model.safetensors").stat().st_size
+    assert (tmp_path / "half" / "model.safetensors").stat().st_size < 0.6 * full
+    loaded = load_checkpoint(tmp_path / "half")
+    assert loaded.model.embed.W_E.dtype == torch.float32
+    tokens = torch.randint(0, 50, (2, 16))
+    assert torch.allclose(loaded(tokens), model(tokens), atol=1e-2)
+    with torch.no_grad():
+        model.model.embed.W_E[0, 0] = 1e6  # beyond float16
+    with pytest.raises(ValueError, match="exceed the range of torch.float16"):
+        save_checkpoint(model, tmp_path / "too-big", dtype=torch.float16)
+
+
+def test_rotary_transformers_round_trip_and_old_configs_still_compare_equal(tmp_path):
+    from explorer.models.config import TransformerConfig
+
+    cfg = TransformerConfig(
+        n_layers=1,
+        d_model=16,
+        n_heads=2,
+        d_mlp=32,
+        d_vocab=12,
+        n_ctx=8,
+        positional_embedding="rotary",
+    )
+    model = zoo.transformer(cfg)
+    assert model.model.cfg.positional_embedding_type == "rotary"
+    save_checkpoint(model, tmp_path / "ck")
+    loaded = load_checkpoint(tmp_path / "ck")
+    assert loaded.config.positional_embedding == "rotary"
+    tokens = torch.randint(0, 12, (2, 8))
+    assert torch.allclose(loaded(tokens), model(tokens))
+    # the default is not written, so configs saved before the field existed are unchanged
+    standard = TransformerConfig(n_layers=1, d_model=16, n_heads=2, d_vocab=12, n_ctx=8)
+    assert "positional_embedding" not in standard.to_dict()
+    with pytest.raises(ValueError, match="positional_embedding"):
+        TransformerConfig(
+            n_layers=1, d_model=16, n_heads=2, d_vocab=12, n_ctx=8, positional_embedding="alibi"
+        )

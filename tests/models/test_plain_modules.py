@@ -94,21 +94,6 @@ def _load(cls, **kw):
     return handle
 
 
-def _naive(model, x, metric, layer, width, replacement):
-    """The per-unit loop a user writes: one ``run_with_hooks`` per neuron."""
-    out = []
-    for n in range(width):
-
-        def hook(act, hook, n=n):
-            act = act.clone()
-            act[:, n] = replacement[:, n]
-            return act
-
-        logits = model.model.run_with_hooks(x, fwd_hooks=[(f"blocks.{layer}.mlp.hook_post", hook)])
-        out.append(metric(logits))
-    return torch.stack(out)
-
-
 @pytest.fixture(scope="module")
 def data():
     g = torch.Generator().manual_seed(3)
@@ -151,7 +136,7 @@ def test_a_layer_that_is_not_hidden_is_named_with_the_reason():
     assert handle.model.skipped == ("proj (Linear): it feeds add(), not an activation",)
 
 
-def test_untraceable_forward_walks_submodules_and_says_so(data):
+def test_untraceable_forward_walks_submodules_and_says_so(data, neuron_loop):
     torch.manual_seed(0)
     with pytest.warns(UserWarning, match="could not be traced .*TraceError"):
         handle = explorer.load(Untraceable(), input_shape=(16,))
@@ -160,7 +145,7 @@ def test_untraceable_forward_walks_submodules_and_says_so(data):
     x, y = data
     metric = metrics.neg_cross_entropy(y)
     sweep = ablation_sweep(handle, x, metric, layer=0, unit_type="neuron")
-    expected = _naive(handle, x, metric, 0, 12, torch.zeros(6, 12))
+    expected = neuron_loop(handle, x, metric, 0, range(12), torch.zeros(6, 12))
     assert torch.allclose(sweep.after_per_example, expected, atol=1e-5)
 
 
@@ -180,7 +165,7 @@ def test_no_hidden_layer_says_what_was_looked_for():
     ],
 )
 @pytest.mark.parametrize("kind", ["zero", "mean"])
-def test_sweeps_check_the_structure_and_equal_the_naive_loop(data, cls, modes, kind):
+def test_sweeps_check_the_structure_and_equal_the_naive_loop(data, cls, modes, kind, neuron_loop):
     handle = _load(cls)
     x, y = data
     metric = metrics.neg_cross_entropy(y)
@@ -190,11 +175,11 @@ def test_sweeps_check_the_structure_and_equal_the_naive_loop(data, cls, modes, k
         act = cache[f"blocks.{layer}.mlp.hook_post"]
         replacement = torch.zeros_like(act) if kind == "zero" else act.mean(0, keepdim=True)
         sweep = ablation_sweep(handle, x, metric, layer=layer, unit_type="neuron", kind=kind)
-        expected = _naive(handle, x, metric, layer, width, replacement.expand_as(act))
+        expected = neuron_loop(handle, x, metric, layer, range(width), replacement.expand_as(act))
         assert torch.allclose(sweep.after_per_example, expected, atol=1e-5)
 
 
-def test_neuron_patching_on_a_residual_mlp_equals_the_naive_loop(data):
+def test_neuron_patching_on_a_residual_mlp_equals_the_naive_loop(data, neuron_loop):
     handle = _load(Residual)
     x, _ = data
     corrupted = x.flip(0)
@@ -207,11 +192,11 @@ def test_neuron_patching_on_a_residual_mlp_equals_the_naive_loop(data):
     _, clean = handle.run_with_cache(x)
     for layer in range(2):
         act = clean[f"blocks.{layer}.mlp.hook_post"]
-        expected = _naive(handle, corrupted, metric, layer, 24, act).mean(1)
+        expected = neuron_loop(handle, corrupted, metric, layer, range(24), act).mean(1)
         assert torch.allclose(result.values[layer], expected, atol=1e-5)
 
 
-def test_hooks_on_the_wrapped_module_still_run(data):
+def test_hooks_on_the_wrapped_module_still_run(data, neuron_loop):
     handle = _load(Functional)
     x, y = data
     metric = metrics.neg_cross_entropy(y)
@@ -226,7 +211,7 @@ def test_hooks_on_the_wrapped_module_still_run(data):
     )
     assert _plan(handle, "blocks.0.mlp.hook_post").readout.tail is None  # full passes then
     sweep = ablation_sweep(handle, x, metric, layer=0, unit_type="neuron")
-    expected = _naive(handle, x, metric, 0, 24, torch.zeros(6, 24))
+    expected = neuron_loop(handle, x, metric, 0, range(24), torch.zeros(6, 24))
     assert torch.allclose(sweep.after_per_example, expected, atol=1e-5)
 
 
@@ -248,3 +233,42 @@ def test_docstring_examples():
 
     result = doctest.testmod(hooked_module, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_the_readme_plain_module_example_runs(neuron_loop):
+    import contextlib
+    import io
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("## Any PyTorch module", 1)[1].split("\n## ", 1)[0]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    ns: dict = {}
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(compile(code, "README.md", "exec"), ns)
+    printed = out.getvalue().splitlines()
+    assert printed == ["ModelHandle('ResidualMLP', images, layers=[64, 64])", "torch.Size([64])"]
+    model, sweep = ns["model"], ns["sweep"]
+    assert _plan(model, "blocks.1.mlp.hook_post").mode == "stack"  # inside the residual sum
+    x, y = ns["images"], ns["labels"]
+    metric = metrics.neg_cross_entropy(y)
+    expected = neuron_loop(model, x, metric, 1, range(64), torch.zeros(32, 64))
+    assert torch.allclose(sweep.after_per_example, expected, atol=1e-5)
+
+
+def test_blocks_can_be_named_by_module_path_or_traced_call():
+    from explorer.models import Block, wrap
+
+    torch.manual_seed(0)
+    handle = wrap(Functional(), blocks=[Block("fc2", "relu_1", 12, False)], input_shape=(16,))
+    assert handle.layer_widths == (12,) and handle.model.output_layer == "out"
+    x = torch.randn(3, 16)
+    _, cache = handle.run_with_cache(x)
+    net = handle.model.module
+    assert torch.allclose(cache["blocks.0.mlp.hook_pre"], net.fc2(net.fc1(x).relu()), atol=1e-6)
+    with pytest.raises(ValueError, match="'nope', neither a submodule called after 'fc2'"):
+        wrap(Functional(), blocks=[Block("fc2", "nope", 12, False)])
+    with pytest.raises(ValueError, match="'fc9', not a submodule the model calls"):
+        wrap(Functional(), blocks=[Block("fc9", "relu", 12, False)])
