@@ -83,10 +83,12 @@ def load(
         hf_source = hf.is_hf_model(source) or (
             isinstance(source, (str, os.PathLike)) and hf.is_hf_folder(Path(source))
         )
-        if backend not in hf.BACKENDS or not hf_source:
+        if backend not in hf.BACKENDS:
+            raise ValueError(f"unknown backend {backend!r}: choose one of {', '.join(hf.BACKENDS)}")
+        if not hf_source:
             raise ValueError(
-                f"backend={backend!r} opens Hugging Face models and folders; choose one of "
-                f"{', '.join(hf.BACKENDS)} (got a {type(source).__name__})"
+                f"backend={backend!r} opens Hugging Face models and folders (GPT-2, "
+                f"GPT-NeoX, Llama, Qwen2, Gemma, Mistral), not a {type(source).__name__}"
             )
         if hf.is_hf_model(source):
             return hf.load_model(

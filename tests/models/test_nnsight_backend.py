@@ -97,7 +97,7 @@ def test_an_edit_reaches_the_rest_of_the_pass(pair):
         nns.run_with_hooks(tokens, [(nns.hook_name("pattern", 0), lambda a, h: a * 0)])
 
 
-@pytest.mark.parametrize("kind", ["zero", "mean"])
+@pytest.mark.parametrize("kind", ["zero", "mean", "resample"])
 def test_head_ablation_sweeps(pair, kind):
     tl, nns = pair
     tokens = _tokens(tl)
@@ -153,8 +153,28 @@ def test_streamed_top_k(pair):
     assert torch.equal(a.example, b.example) and torch.equal(a.position, b.position)
 
 
-def test_bad_backend_and_options_are_named():
+def test_a_folder_opens_with_device_placement(tmp_path):
+    folder = hf_tiny.write_family("llama", tmp_path / "llama")
+    placed = explorer.load(folder, backend="nnsight", device_map="cpu")
+    moved = explorer.load(folder, backend="nnsight", device="cpu")
+    tokens = placed.to_tokens(hf_tiny.IOI)
+    _close(placed(tokens), explorer.load(folder)(tokens))
+    _close(moved(tokens), placed(tokens))
+    assert placed.tokenizer is not None and placed.prepend_bos
+
+
+def test_remote_is_handed_to_nnsight_untested_here(pairs):
+    # remote=True only adds nnsight's own remote=True to every trace: no NDIF server runs
+    # here, so the remote path itself is not run (docs/scale.md)
+    hf_model = pairs["gpt2"][1].model.hf
+    handle = explorer.load(hf_model, backend="nnsight", remote=True)
+    assert handle.remote and handle._trace_kwargs == {"remote": True}
+
+
+def test_bad_backend_and_options_are_named(pairs):
     with pytest.raises(ValueError, match="nnsight"):
         explorer.load(explorer.models.config.MLPConfig(hidden=(4,)), backend="nnsight")
     with pytest.raises(ValueError, match="backend='nnsight' only"):
         explorer.load(explorer.models.config.MLPConfig(hidden=(4,)), remote=True)
+    with pytest.raises(ValueError, match="unknown backend 'jax'"):
+        explorer.load(pairs["gpt2"][1].model.hf, backend="jax")
