@@ -310,6 +310,8 @@ class _Plan:
 
 
 def _plan(model: ModelHandle, name: str) -> _Plan:
+    if not model.edits_fan_out:  # the batch keeps its size through a pass: stack copies
+        return _Plan("stack", name)
     readout = _linear_readout(model, name)
     if readout is not None:
         mode, hook = "linear", readout.hook

@@ -32,7 +32,9 @@ _LAYER_WEIGHTS = ("W_Q", "W_K", "W_V", "W_O", "b_O", "W_in", "W_out", "b_out")
 class ModelHandle:
     """A model with hook points and the facts explorer needs about it.
 
-    Build one with ``explorer.load`` or a zoo builder, not directly.
+    Build one with ``explorer.load`` or a zoo builder, not directly. ``edits_fan_out``: a
+    hook may return more rows than it got (copies of the batch made mid-pass, which the
+    sweeps use); False for backends whose passes keep the batch size (nnsight).
 
     >>> from explorer.models import zoo
     >>> m = zoo.attention_only_transformer(n_layers=2, d_model=32, n_heads=4, d_vocab=20, n_ctx=16)
@@ -41,6 +43,8 @@ class ModelHandle:
     >>> m.hook_name("pattern", 1)
     'blocks.1.attn.hook_pattern'
     """
+
+    edits_fan_out = True
 
     def __init__(
         self,
