@@ -20,7 +20,7 @@ value for them raises.
 from __future__ import annotations
 
 import copy as copy_module
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -273,23 +273,6 @@ class NNsightHandle(ModelHandle):
                 envoy.input = value
             else:
                 envoy.output = value
-
-    def run_with_cache(
-        self,
-        inputs: torch.Tensor,
-        names: str | Iterable[str] | None = None,
-        *,
-        stop_at_layer: int | None = None,
-    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        inputs = self.check_inputs(inputs)
-        cache: dict[str, torch.Tensor] = {}
-
-        def save(act: torch.Tensor, hook: Any) -> None:
-            cache[hook.name] = act.detach()
-
-        wanted = self._resolve_names(names)
-        out = self.run_with_hooks(inputs, [(n, save) for n in wanted], _checked=True)
-        return out, cache
 
     def hooks(self, fwd_hooks: Sequence[tuple[str | Callable[[str], bool], HookFn]]) -> Any:
         raise NotImplementedError(
