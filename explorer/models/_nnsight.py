@@ -233,6 +233,18 @@ class NNsightHandle(ModelHandle):
         """One nnsight trace with the hooks applied at their modules, in forward order."""
         if stop_at_layer is not None:
             raise ValueError(f"{self.name} (nnsight backend) cannot stop after a layer")
+        return self.run_reduced(inputs, fwd_hooks, lambda logits: logits, _checked=_checked)
+
+    def run_reduced(
+        self,
+        inputs: torch.Tensor,
+        fwd_hooks: Sequence[tuple[str | Callable[[str], bool], HookFn]],
+        reduce: Callable[[torch.Tensor], torch.Tensor],
+        *,
+        _checked: bool = False,
+    ) -> torch.Tensor:
+        """``reduce(logits)`` computed inside the trace: only its result is saved (with
+        ``remote=True``, only that crosses the wire)."""
         if not _checked:
             inputs = self.check_inputs(inputs)
         by_name = self._expand(fwd_hooks)
@@ -241,8 +253,8 @@ class NNsightHandle(ModelHandle):
         with self.nn.trace(inputs, **self._trace_kwargs):
             for name in order:
                 self._apply(name, by_name[name])
-            logits = self.nn.output.logits.save()
-        return logits
+            value = reduce(self.nn.output.logits).save()
+        return value
 
     def _apply(self, name: str, fns: list[HookFn]) -> None:
         _, _, path, where, writable = self._sites[name]

@@ -293,6 +293,18 @@ class ModelHandle:
         with self.hooks(fwd_hooks):
             return self.model(inputs, **kwargs)
 
+    def run_reduced(
+        self,
+        inputs: torch.Tensor,
+        fwd_hooks: Sequence[tuple[str | Callable[[str], bool], HookFn]],
+        reduce: Callable[[torch.Tensor], torch.Tensor],
+        *,
+        _checked: bool = False,
+    ) -> torch.Tensor:
+        """``reduce(logits)`` of one pass with hooks: a backend that runs elsewhere (nnsight
+        with ``remote=True``) reduces there, so only the reduced numbers come back."""
+        return reduce(self.run_with_hooks(inputs, fwd_hooks, _checked=_checked))
+
     def hooks(
         self, fwd_hooks: Sequence[tuple[str | Callable[[str], bool], HookFn]]
     ) -> AbstractContextManager[Any]:

@@ -93,6 +93,9 @@ def test_an_edit_reaches_the_rest_of_the_pass(pair):
 
     _close(tl.run_with_hooks(tokens, [(hook, kill)]), nns.run_with_hooks(tokens, [(hook, kill)]))
     assert not torch.allclose(nns(tokens), nns.run_with_hooks(tokens, [(hook, kill)]))
+    last = nns.run_reduced(tokens, [(hook, kill)], lambda logits: logits[:, -1].amax(-1))
+    assert last.shape == (tokens.shape[0],)  # reduced inside the trace
+    _close(last, tl.run_with_hooks(tokens, [(hook, kill)])[:, -1].amax(-1))
     with pytest.raises(ValueError, match="read-only"):
         nns.run_with_hooks(tokens, [(nns.hook_name("pattern", 0), lambda a, h: a * 0)])
 
