@@ -16,8 +16,10 @@ import explorer
 from explorer.analysis import (
     ablation_sweep,
     activation_patching,
+    attribute_tokens,
     attribution_patching,
     direct_logit_attribution,
+    head_scores,
     logit_lens,
     metrics,
     top_k_examples,
@@ -154,6 +156,27 @@ def test_streamed_top_k(pair):
     b = top_k_examples(nns, tokens, layer=0, k=3, batch_size=2)
     _close(a.values, b.values)
     assert torch.equal(a.example, b.example) and torch.equal(a.position, b.position)
+
+
+def test_head_scores_and_token_attribution(pair):
+    tl, nns = pair
+    tokens = _tokens(tl)
+    a, b = head_scores(tl, tokens), head_scores(nns, tokens)
+    for kind in ("previous_token", "induction"):
+        _close(a.get(kind), b.get(kind))
+    ioi = tl.to_tokens(hf_tiny.IOI)
+    a = attribute_tokens(tl, ioi, target=" Mary", against=" John", n_steps=8)
+    b = attribute_tokens(nns, ioi, target=" Mary", against=" John", n_steps=8)
+    _close(a.scores, b.scores)
+
+
+def test_the_explorer_widget_runs_on_it(pairs):
+    nns = pairs["llama"][1]
+    metric = metrics.logit_diff(" Mary", " John", model=nns)
+    ex = explorer.show(nns, hf_tiny.IOI, metric=metric, corrupted=CORRUPTED)
+    assert ex.attention.tokens == nns.to_str_tokens(nns.to_tokens(hf_tiny.IOI)[0])
+    ex.intervention.select(1, 2)
+    assert (ex.attention.layer, ex.attention.head) == (1, 2)
 
 
 def test_a_folder_opens_with_device_placement(tmp_path):
