@@ -58,9 +58,15 @@ def test_it_finds_a_previous_token_head_and_induction_heads(executed):
 @pytest.mark.slow
 def test_its_concept_neurons_have_readable_top_examples(executed):
     _, summary, _ = executed
-    assert set(summary["concept_neurons"]) == {"indentation", "keyword", "string_quote"}
+    assert set(summary["concept_neurons"]) == {
+        "indentation",
+        "keyword",
+        "condition_keyword",
+        "string_quote",
+    }
     shown = summary["top_k_show_concept"]
     assert shown["indentation"] >= 0.75 and shown["string_quote"] >= 0.5
+    assert shown["condition_keyword"] >= 0.75
     assert shown["keyword"] >= 0.25  # a condition neuron: ==, !=, if, for
 
 
@@ -83,7 +89,7 @@ def test_dla_and_the_logit_lens_explain_the_prediction(executed):
 def test_hypotheses_have_verdicts_on_held_out_files(executed):
     out, summary, _ = executed
     verdicts = summary["hypotheses"]
-    assert len(verdicts) == 8
+    assert len(verdicts) == 9
     for claim, v in verdicts.items():
         assert v["n_examples"] == 200, claim
         assert v["status"] in ("supported", "refuted", "inconclusive")
@@ -94,6 +100,7 @@ def test_hypotheses_have_verdicts_on_held_out_files(executed):
     assert any("raises the second copy's loss" in c for c in supported)
     assert any("directly write the copied token" in c for c in supported)
     assert any("indentation" in c for c in supported)
+    assert any("condition keyword" in c for c in supported)
     from explorer.hypotheses import HypothesisStore
 
     store = HypothesisStore(out / "hypotheses.sqlite")

@@ -110,8 +110,14 @@ def run_interventions(
 
         hooks = [(name, make_hook(name, edits)) for name, edits in by_hook.items()]
         stacked = inputs.repeat(copies, *([1] * (inputs.ndim - 1)))
-        logits = model.run_with_hooks(stacked, hooks, _checked=True)
-        results.append(evaluate_copies(metric, logits, copies, batch))
+        results.append(  # reduced in the pass: a remote backend sends back numbers only
+            model.run_reduced(
+                stacked,
+                hooks,
+                lambda logits, copies=copies: evaluate_copies(metric, logits, copies, batch),
+                _checked=True,
+            )
+        )
     return torch.cat(results)
 
 
@@ -310,6 +316,8 @@ class _Plan:
 
 
 def _plan(model: ModelHandle, name: str) -> _Plan:
+    if not model.edits_fan_out:  # the batch keeps its size through a pass: stack copies
+        return _Plan("stack", name)
     readout = _linear_readout(model, name)
     if readout is not None:
         mode, hook = "linear", readout.hook

@@ -32,7 +32,9 @@ _LAYER_WEIGHTS = ("W_Q", "W_K", "W_V", "W_O", "b_O", "W_in", "W_out", "b_out")
 class ModelHandle:
     """A model with hook points and the facts explorer needs about it.
 
-    Build one with ``explorer.load`` or a zoo builder, not directly.
+    Build one with ``explorer.load`` or a zoo builder, not directly. ``edits_fan_out``: a
+    hook may return more rows than it got (copies of the batch made mid-pass, which the
+    sweeps use); False for backends whose passes keep the batch size (nnsight).
 
     >>> from explorer.models import zoo
     >>> m = zoo.attention_only_transformer(n_layers=2, d_model=32, n_heads=4, d_vocab=20, n_ctx=16)
@@ -41,6 +43,8 @@ class ModelHandle:
     >>> m.hook_name("pattern", 1)
     'blocks.1.attn.hook_pattern'
     """
+
+    edits_fan_out = True
 
     def __init__(
         self,
@@ -288,6 +292,18 @@ class ModelHandle:
             kwargs["stop_at_layer"] = stop_at_layer
         with self.hooks(fwd_hooks):
             return self.model(inputs, **kwargs)
+
+    def run_reduced(
+        self,
+        inputs: torch.Tensor,
+        fwd_hooks: Sequence[tuple[str | Callable[[str], bool], HookFn]],
+        reduce: Callable[[torch.Tensor], torch.Tensor],
+        *,
+        _checked: bool = False,
+    ) -> torch.Tensor:
+        """``reduce(logits)`` of one pass with hooks: a backend that runs elsewhere (nnsight
+        with ``remote=True``) reduces there, so only the reduced numbers come back."""
+        return reduce(self.run_with_hooks(inputs, fwd_hooks, _checked=_checked))
 
     def hooks(
         self, fwd_hooks: Sequence[tuple[str | Callable[[str], bool], HookFn]]

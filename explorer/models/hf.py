@@ -57,6 +57,7 @@ PREPEND_BOS = {"GPT-2", "Llama", "Mistral", "Gemma"}
 # would take gigabytes. transformer-lens caps its own Llama/Mistral configs the same way.
 MAX_CTX = 2048
 PARITY_TOKENS = 12
+BACKENDS = ("transformer-lens", "nnsight")
 
 
 @dataclass(frozen=True)
@@ -128,8 +129,19 @@ def offline_error(name: str) -> OSError:
 
 
 # ------------------------------------------------------------------------- loading
-def load_folder(path: Path, *, name: str | None = None) -> Any:
-    """Open a folder written by ``save_pretrained`` (weights, config, tokenizer if present)."""
+def load_folder(
+    path: Path,
+    *,
+    name: str | None = None,
+    backend: str = "transformer-lens",
+    **backend_options: Any,
+) -> Any:
+    """Open a folder written by ``save_pretrained`` (weights, config, tokenizer if present).
+
+    ``backend_options`` (nnsight backend): ``device_map`` goes to ``from_pretrained``
+    (accelerate's ``"auto"`` spreads a model over the GPUs of one host); the others to
+    ``load_model``."""
+    device_map = backend_options.pop("device_map", None)
     from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForMaskedLM
 
     if not any(path.glob("*.safetensors")):
@@ -155,13 +167,20 @@ def load_folder(path: Path, *, name: str | None = None) -> Any:
                 dtype=torch.float32,
                 use_safetensors=True,  # never unpickle a .bin file
                 trust_remote_code=False,  # never run code shipped with a folder
+                **({"device_map": device_map} if device_map is not None else {}),
             )
     except (ValueError, OSError, KeyError) as err:
         raise ValueError(
             f"{str(path)!r} has a Hugging Face config.json ({arch or config.model_type}) but "
             f"transformers cannot open it as a language model: {err}"
         ) from None
-    return load_model(hf_model, tokenizer=load_tokenizer(path), name=name or path.name)
+    return load_model(
+        hf_model,
+        tokenizer=load_tokenizer(path),
+        name=name or path.name,
+        backend=backend,
+        **backend_options,
+    )
 
 
 @contextlib.contextmanager
@@ -189,12 +208,26 @@ def load_tokenizer(path: Path) -> Any | None:
 
 
 def load_model(
-    hf_model: nn.Module, *, tokenizer: Any | None = None, name: str | None = None
+    hf_model: nn.Module,
+    *,
+    tokenizer: Any | None = None,
+    name: str | None = None,
+    backend: str = "transformer-lens",
+    **backend_options: Any,
 ) -> Any:
     """A handle for a ``transformers`` model object: converted when its family is supported,
-    else opened as a plain module (with a warning saying what works)."""
+    else opened as a plain module (with a warning saying what works). With
+    ``backend="nnsight"`` the model stays as it is and runs as nnsight traces
+    (``explorer.models._nnsight``; options ``remote``, ``device``, ``trace_kwargs``)."""
     from explorer.models.handle import ModelHandle
 
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}: choose one of {', '.join(BACKENDS)}")
+    if backend == "transformer-lens" and backend_options:
+        raise ValueError(
+            f"{', '.join(sorted(backend_options))} apply to backend='nnsight' only "
+            "(the transformer-lens backend runs on the CPU copy it converts)"
+        )
     arch = type(hf_model).__name__
     origin = str(getattr(hf_model.config, "name_or_path", "") or "")
     if tokenizer is None and origin and Path(origin).is_dir():
@@ -202,6 +235,13 @@ def load_model(
     name = name or origin or arch
     name = Path(name).name if os.path.sep in str(name) else str(name)
     hf_model.eval()
+    if backend == "nnsight":
+        from explorer.models import _nnsight
+
+        device = backend_options.pop("device", None)
+        if device is not None:
+            hf_model.to(device)
+        return _nnsight.load(hf_model, tokenizer=tokenizer, name=name, **backend_options)
     if arch in FAMILIES:
         family, encoder = FAMILIES[arch]
         cfg = tl_config(hf_model.config, arch)

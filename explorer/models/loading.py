@@ -44,6 +44,8 @@ def load(
     step: int | None = None,
     name: str | None = None,
     tokenizer: Any | None = None,
+    backend: str = "transformer-lens",
+    **backend_options: Any,
 ) -> ModelHandle:
     """Open a model from any source explorer knows.
 
@@ -64,6 +66,11 @@ def load(
         step: for a training run: which checkpoint.
         tokenizer: for a ``transformers`` model object: its tokenizer (default: the one
             saved beside it, when the model was read from a local folder).
+        backend: for a Hugging Face model or folder: ``"transformer-lens"`` (converted, the
+            default) or ``"nnsight"`` (kept as it is, run as nnsight traces: for models too
+            large to copy; see docs/scale.md). nnsight options: ``remote=True`` (run on an
+            NDIF server, nnsight's own remote execution), ``device=``, ``device_map=``
+            (accelerate's ``"auto"`` for several GPUs on one host), ``trace_kwargs=``.
 
     >>> import explorer
     >>> from explorer.models.config import MLPConfig
@@ -72,6 +79,24 @@ def load(
     """
     from explorer.models import zoo
 
+    if backend != "transformer-lens":
+        hf_source = hf.is_hf_model(source) or (
+            isinstance(source, (str, os.PathLike)) and hf.is_hf_folder(Path(source))
+        )
+        if backend not in hf.BACKENDS:
+            raise ValueError(f"unknown backend {backend!r}: choose one of {', '.join(hf.BACKENDS)}")
+        if not hf_source:
+            raise ValueError(
+                f"backend={backend!r} opens Hugging Face models and folders (GPT-2, "
+                f"GPT-NeoX, Llama, Qwen2, Gemma, Mistral), not a {type(source).__name__}"
+            )
+        if hf.is_hf_model(source):
+            return hf.load_model(
+                source, tokenizer=tokenizer, name=name, backend=backend, **backend_options
+            )
+        return hf.load_folder(Path(source), name=name, backend=backend, **backend_options)
+    if backend_options:
+        raise ValueError(f"{', '.join(sorted(backend_options))} apply to backend='nnsight' only")
     if isinstance(source, ModelHandle):
         return source
     if isinstance(source, (TransformerConfig, MLPConfig, CNNConfig)):

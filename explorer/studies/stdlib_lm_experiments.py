@@ -3,7 +3,7 @@
 What the tutorial asks of the trained model, as functions it and its tests share:
 
 - ``CONCEPTS``: token-level concepts of Python source read from a token's own text
-  (indentation, keywords, string quotes), and ``concept_mask`` marking them in a batch;
+  (indentation, keywords, condition keywords, string quotes), and ``concept_mask``;
 - ``neuron_concept_auroc``: how well each neuron of a layer, read at every token, separates a
   concept's tokens from the rest (AUROC over tokens; 0.5 is chance), to find detector neurons;
 - ``last_token_examples``: windows cut to end at a random token, with the concept of that
@@ -18,7 +18,7 @@ What the tutorial asks of the trained model, as functions it and its tests share
 - ``top_example_text``: a neuron's top-k examples as text, the top token in brackets.
 
 >>> sorted(CONCEPTS)
-['indentation', 'keyword', 'string_quote']
+['condition_keyword', 'indentation', 'keyword', 'string_quote']
 >>> [CONCEPTS["keyword"](t) for t in (" return", "returned", "\\n    ")]
 [True, False, False]
 """
@@ -61,6 +61,8 @@ CONCEPTS: dict[str, Callable[[str], bool]] = {
     "indentation": lambda s: bool(_INDENT.fullmatch(s)),
     # a whole Python keyword, with or without the space before it
     "keyword": lambda s: s.lstrip(" ") in _KEYWORDS and s.strip() == s.lstrip(" "),
+    # the keywords that open a condition (a narrower concept than any keyword)
+    "condition_keyword": lambda s: s.lstrip(" ") in ("if", "elif", "while"),
     # a token holding a quote character: string and docstring delimiters
     "string_quote": lambda s: "'" in s or '"' in s,
 }

@@ -5,6 +5,10 @@ tokenizer so `` Mary`` and `` John`` are single tokens), on the IOI prompt.
 
 Token strings go through the model's tokenizer. transformer-lens's ``logit_attrs`` expects
 the final norm folded into ``W_U``, so DLA is compared with it on a folded copy.
+
+Each family runs in two columns: the transformer-lens backend (the default) and the nnsight
+backend (``backend="nnsight"``: nnsight traces of the Hugging Face modules), both against
+the same transformer-lens reference.
 """
 
 from __future__ import annotations
@@ -27,11 +31,17 @@ from explorer.analysis import (
 CORRUPTED = "When John and Mary went to the store, Mary gave a drink to"
 
 
-@pytest.fixture(scope="module", params=["gpt2", "llama", "qwen2"])
+@pytest.fixture(
+    scope="module",
+    params=[(f, b) for f in ("gpt2", "llama", "qwen2") for b in ("transformer-lens", "nnsight")],
+    ids=lambda p: f"{p[0]}-{p[1]}",
+)
 def family(request, tmp_path_factory):
-    folder = hf_tiny.write_family(request.param, tmp_path_factory.mktemp(request.param))
-    handle = explorer.load(folder)
-    folded = copy.deepcopy(handle.model)
+    name, backend = request.param
+    folder = hf_tiny.write_family(name, tmp_path_factory.mktemp(name))
+    reference = explorer.load(folder)
+    handle = explorer.load(folder, backend=backend)
+    folded = copy.deepcopy(reference.model)
     folded.load_and_process_state_dict(
         folded.state_dict(),
         fold_ln=True,
@@ -39,7 +49,7 @@ def family(request, tmp_path_factory):
         center_unembed=False,
         fold_value_biases=False,
     )
-    return handle, handle.to_tokens(hf_tiny.IOI), folded
+    return handle, handle.to_tokens(hf_tiny.IOI), folded, reference
 
 
 def _close(ours, ref):
@@ -48,7 +58,7 @@ def _close(ours, ref):
 
 
 def test_dla_of_mary_over_john_matches_logit_attrs(family):
-    handle, tokens, folded = family
+    handle, tokens, folded, _ = family
     mary, john = handle.to_single_token(" Mary"), handle.to_single_token(" John")
     ours = direct_logit_attribution(handle, tokens, target=" Mary", against=" John", units="all")
     _, cache = folded.run_with_cache(tokens)
@@ -64,11 +74,11 @@ def test_dla_of_mary_over_john_matches_logit_attrs(family):
 
 
 def test_logit_lens_matches_accumulated_resid(family):
-    handle, tokens, _ = family
+    handle, tokens, _, tl = family
     lens = logit_lens(handle, tokens, target=" Mary", k=3)
-    _, cache = handle.model.run_with_cache(tokens)
+    _, cache = tl.model.run_with_cache(tokens)
     resid, labels = cache.accumulated_resid(apply_ln=True, return_labels=True)
-    ref = resid @ handle.model.W_U + handle.model.b_U
+    ref = resid @ tl.model.W_U + tl.model.b_U
     assert list(lens.labels) == labels
     _close(lens.target_logit, ref[..., handle.to_single_token(" Mary")])
     _close(lens.top_logits, ref.topk(3, dim=-1).values)
@@ -81,16 +91,21 @@ def test_logit_lens_matches_accumulated_resid(family):
 def test_patching_matches_get_act_patch(family, grid, tl_name):
     from transformer_lens import patching
 
-    handle, clean, _ = family
+    handle, clean, _, tl = family
     corrupted = handle.to_tokens(CORRUPTED)
     metric = metrics.logit_diff(
         torch.tensor([handle.to_single_token(" Mary")]),
         torch.tensor([handle.to_single_token(" John")]),
     )
+    if grid == "v" and "nnsight" in (handle.family or ""):
+        # Hugging Face computes values for the key/value heads only: no per-head hook_v
+        with pytest.raises(ValueError, match="unknown hook 'blocks.0.attn.hook_v'"):
+            activation_patching(handle, clean, corrupted, metric, grid)
+        return
     ours = activation_patching(handle, clean, corrupted, metric, grid)
-    _, clean_cache = handle.model.run_with_cache(clean)
+    _, clean_cache = tl.model.run_with_cache(clean)
     ref = getattr(patching, tl_name)(
-        handle.model, corrupted, clean_cache, lambda logits: metric(logits).mean()
+        tl.model, corrupted, clean_cache, lambda logits: metric(logits).mean()
     )
     # explorer's loader ungroups grouped-query keys/values (hook_v has a head per query
     # head); transformer-lens's patching still counts cfg.n_key_value_heads of them
@@ -98,7 +113,7 @@ def test_patching_matches_get_act_patch(family, grid, tl_name):
 
 
 def test_ov_svd_matches_factored_matrix(family):
-    handle, _, _ = family
+    handle, _, _, tl = family
     ours = circuit_svd(handle, circuit="OV")
-    S = handle.model.OV.svd()[1]
+    S = tl.model.OV.svd()[1]
     _close(ours.S, S.reshape(-1, S.shape[-1]))

@@ -60,6 +60,7 @@ def test_concepts_read_token_texts(model):
     }
     assert marked["indentation"] == ["\n    ", "        "]
     assert marked["keyword"] == [" def", "if", " return"]
+    assert marked["condition_keyword"] == ["if"]
     assert marked["string_quote"] == ["'", '"""']
     with pytest.raises(ValueError, match="unknown concept 'digits'"):
         concept_mask(model, tokens, "digits")
@@ -118,3 +119,14 @@ def test_induction_examples_ask_for_the_next_token_of_the_first_copy(model):
         induction_head_dla(model, ex, (Neuron(0, 1),))
     with pytest.raises(ValueError, match="copied must be between"):
         induction_examples(tokens, 8, 8)
+
+
+@pytest.mark.parametrize(
+    "name", ["explorer.studies.stdlib_lm", "explorer.studies.stdlib_lm_experiments"]
+)
+def test_docstring_examples(name):
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(name))
+    assert result.attempted > 0 and result.failed == 0

@@ -157,7 +157,7 @@ def test_settings_are_the_published_recipe():
         assert setting.weight_decay == 1.0 and setting.betas == (0.9, 0.98)
     assert (DEFAULT_SETTING.p, DEFAULT_SETTING.train_frac, DEFAULT_SETTING.d_model) == (
         113,
-        0.3,
+        0.25,
         64,
     )
     assert PAPER_SETTING.d_model == 128

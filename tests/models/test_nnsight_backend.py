@@ -1,0 +1,206 @@
+"""The nnsight backend gives the transformer-lens backend's numbers, on every family.
+
+One tiny random-weight Hugging Face model per decoder family (``hf_tiny``), opened twice
+from the same object: ``explorer.load(m)`` (converted to transformer-lens) and
+``explorer.load(m, backend="nnsight")`` (nnsight traces of the Hugging Face modules). Every
+analysis is run on both and compared to 1e-4.
+"""
+
+from __future__ import annotations
+
+import hf_tiny
+import pytest
+import torch
+
+import explorer
+from explorer.analysis import (
+    ablation_sweep,
+    activation_patching,
+    attribute_tokens,
+    attribution_patching,
+    direct_logit_attribution,
+    head_scores,
+    logit_lens,
+    metrics,
+    top_k_examples,
+)
+
+DECODERS = tuple(f for f in hf_tiny.FAMILIES if f != "bert")
+CORRUPTED = "When John and Mary went to the store, Mary gave a drink to"
+ATOL = 1e-4
+
+
+@pytest.fixture(scope="module")
+def pairs():
+    torch.manual_seed(0)
+    tok = hf_tiny.tokenizer()
+    out = {}
+    for family in DECODERS:
+        hf_model = hf_tiny.model(family, tok)
+        out[family] = (
+            explorer.load(hf_model, tokenizer=tok),
+            explorer.load(hf_model, tokenizer=tok, backend="nnsight"),
+        )
+    return out
+
+
+@pytest.fixture(params=DECODERS)
+def pair(request, pairs):
+    return pairs[request.param]
+
+
+def _tokens(model, n=4, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    half = torch.randint(5, model.d_vocab, (n, 4), generator=g)
+    bos = torch.full((n, 1), model.tokenizer.bos_token_id)
+    return torch.cat([bos, half, half], dim=1)
+
+
+def _close(a, b):
+    a, b = torch.as_tensor(a).float(), torch.as_tensor(b).float()
+    assert a.shape == b.shape
+    assert torch.allclose(a, b, atol=ATOL, rtol=0), float((a - b).abs().max())
+
+
+def test_the_handle_speaks_transformer_lens_names(pair):
+    tl, nns = pair
+    assert "nnsight" in nns.family and nns.edits_fan_out is False
+    assert set(nns.hook_names) <= set(tl.hook_names)
+    for kind in ("resid_pre", "z", "pattern", "attn_out", "post", "mlp_out", "resid_post"):
+        assert nns.hook_name(kind, 1) in nns.hook_names
+    with pytest.raises(ValueError, match="unknown hook"):
+        nns.check_hook("blocks.0.hook_nothing")
+
+
+def test_reading_activations(pair):
+    tl, nns = pair
+    tokens = _tokens(tl)
+    names = nns.hook_names
+    a, ca = tl.run_with_cache(tokens, names=names)
+    b, cb = nns.run_with_cache(tokens, names=names)
+    _close(a, b)
+    for name in names:
+        _close(ca[name], cb[name])
+
+
+def test_an_edit_reaches_the_rest_of_the_pass(pair):
+    tl, nns = pair
+    tokens = _tokens(tl)
+    hook = tl.hook_name("z", 0)
+
+    def kill(act, hook):
+        act = act.clone()
+        act[:, :, 1] = 0.0
+        return act
+
+    _close(tl.run_with_hooks(tokens, [(hook, kill)]), nns.run_with_hooks(tokens, [(hook, kill)]))
+    assert not torch.allclose(nns(tokens), nns.run_with_hooks(tokens, [(hook, kill)]))
+    last = nns.run_reduced(tokens, [(hook, kill)], lambda logits: logits[:, -1].amax(-1))
+    assert last.shape == (tokens.shape[0],)  # reduced inside the trace
+    _close(last, tl.run_with_hooks(tokens, [(hook, kill)])[:, -1].amax(-1))
+    with pytest.raises(ValueError, match="read-only"):
+        nns.run_with_hooks(tokens, [(nns.hook_name("pattern", 0), lambda a, h: a * 0)])
+
+
+@pytest.mark.parametrize("kind", ["zero", "mean", "resample"])
+def test_head_ablation_sweeps(pair, kind):
+    tl, nns = pair
+    tokens = _tokens(tl)
+    metric = metrics.logit_diff(" Mary", " John", model=tl)
+    a = ablation_sweep(tl, tokens, metric=metric, unit_type="head", kind=kind)
+    b = ablation_sweep(nns, tokens, metric=metric, unit_type="head", kind=kind, max_tokens=64)
+    assert a.units == b.units
+    _close(a.after_per_example, b.after_per_example)
+    _close(a.before, b.before)
+
+
+def test_neuron_sweep_in_small_chunks(pair):
+    tl, nns = pair
+    tokens = _tokens(tl, n=2)
+    metric = metrics.logit_diff(" Mary", " John", model=tl)
+    a = ablation_sweep(tl, tokens, metric=metric, unit_type="neuron", layer=1)
+    b = ablation_sweep(nns, tokens, metric=metric, unit_type="neuron", layer=1, max_tokens=40)
+    _close(a.after_per_example, b.after_per_example)
+
+
+@pytest.mark.parametrize("grid", ["resid", "head"])
+def test_activation_and_attribution_patching(pair, grid):
+    tl, nns = pair
+    clean, corrupted = tl.to_tokens(hf_tiny.IOI), tl.to_tokens(CORRUPTED)
+    metric = metrics.logit_diff(" Mary", " John", model=tl)
+    for patch in (activation_patching, attribution_patching):
+        a = patch(tl, clean, corrupted, metric=metric, grid=grid)
+        b = patch(nns, clean, corrupted, metric=metric, grid=grid)
+        _close(a.values, b.values)
+        _close(a.clean_value, b.clean_value)
+
+
+def test_direct_logit_attribution_and_logit_lens(pair):
+    tl, nns = pair
+    tokens = tl.to_tokens(hf_tiny.IOI)
+    for units in ("heads", "layers"):
+        a = direct_logit_attribution(tl, tokens, target=" Mary", against=" John", units=units)
+        b = direct_logit_attribution(nns, tokens, target=" Mary", against=" John", units=units)
+        assert a.labels == b.labels
+        _close(a.values, b.values)
+    a, b = logit_lens(tl, tokens, k=3), logit_lens(nns, tokens, k=3)
+    _close(a.top_logits, b.top_logits)
+    _close(a.target_logit, b.target_logit)
+    assert torch.equal(a.target_rank, b.target_rank)
+
+
+def test_streamed_top_k(pair):
+    tl, nns = pair
+    tokens = _tokens(tl, n=6)
+    a = top_k_examples(tl, tokens, layer=0, k=3, batch_size=2)
+    b = top_k_examples(nns, tokens, layer=0, k=3, batch_size=2)
+    _close(a.values, b.values)
+    assert torch.equal(a.example, b.example) and torch.equal(a.position, b.position)
+
+
+def test_head_scores_and_token_attribution(pair):
+    tl, nns = pair
+    tokens = _tokens(tl)
+    a, b = head_scores(tl, tokens), head_scores(nns, tokens)
+    for kind in ("previous_token", "induction"):
+        _close(a.get(kind), b.get(kind))
+    ioi = tl.to_tokens(hf_tiny.IOI)
+    a = attribute_tokens(tl, ioi, target=" Mary", against=" John", n_steps=8)
+    b = attribute_tokens(nns, ioi, target=" Mary", against=" John", n_steps=8)
+    _close(a.scores, b.scores)
+
+
+def test_the_explorer_widget_runs_on_it(pairs):
+    nns = pairs["llama"][1]
+    metric = metrics.logit_diff(" Mary", " John", model=nns)
+    ex = explorer.show(nns, hf_tiny.IOI, metric=metric, corrupted=CORRUPTED)
+    assert ex.attention.tokens == nns.to_str_tokens(nns.to_tokens(hf_tiny.IOI)[0])
+    ex.intervention.select(1, 2)
+    assert (ex.attention.layer, ex.attention.head) == (1, 2)
+
+
+def test_a_folder_opens_with_device_placement(tmp_path):
+    folder = hf_tiny.write_family("llama", tmp_path / "llama")
+    placed = explorer.load(folder, backend="nnsight", device_map="cpu")
+    moved = explorer.load(folder, backend="nnsight", device="cpu")
+    tokens = placed.to_tokens(hf_tiny.IOI)
+    _close(placed(tokens), explorer.load(folder)(tokens))
+    _close(moved(tokens), placed(tokens))
+    assert placed.tokenizer is not None and placed.prepend_bos
+
+
+def test_remote_is_handed_to_nnsight_untested_here(pairs):
+    # remote=True only adds nnsight's own remote=True to every trace: no NDIF server runs
+    # here, so the remote path itself is not run (docs/scale.md)
+    hf_model = pairs["gpt2"][1].model.hf
+    handle = explorer.load(hf_model, backend="nnsight", remote=True)
+    assert handle.remote and handle._trace_kwargs == {"remote": True}
+
+
+def test_bad_backend_and_options_are_named(pairs):
+    with pytest.raises(ValueError, match="nnsight"):
+        explorer.load(explorer.models.config.MLPConfig(hidden=(4,)), backend="nnsight")
+    with pytest.raises(ValueError, match="backend='nnsight' only"):
+        explorer.load(explorer.models.config.MLPConfig(hidden=(4,)), remote=True)
+    with pytest.raises(ValueError, match="unknown backend 'jax'"):
+        explorer.load(pairs["gpt2"][1].model.hf, backend="jax")
