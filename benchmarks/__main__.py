@@ -42,6 +42,7 @@ BENCHMARKS = {
     "imports": ("benchmarks.bench_imports", "import time"),
     "first_widget": ("benchmarks.bench_first_widget", "first contact"),
     "widgets": ("benchmarks.bench_widgets", "widget latency"),
+    "audit": ("benchmarks.bench_audit", "auditing game"),
 }
 DEFAULT_OUT = Path("benchmarks/results/latest.json")
 

@@ -181,3 +181,12 @@ def test_dla_and_logit_lens_match_transformer_lens_cache_everything():
     assert rows[0].details["max_abs_diff"] <= bench_lm_analyses.TOLERANCE
     assert rows[0].details["components"] == 2 * 4 + 2 * 128 + 3  # heads, neurons, embeds, bias
     assert rows[2].details["same_top_k_ids"] is True
+
+
+def test_auditing_game_smoke():
+    from benchmarks import bench_audit
+
+    rows = bench_audit.run("tiny")
+    _check_rows(rows, "auditing game", 7)
+    assert rows[5].ours <= 2_000  # the tiny case's budget
+    assert set(rows[0].details) == {"2101", "2102"}

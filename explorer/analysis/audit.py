@@ -38,28 +38,36 @@ MAX_STEPS = 400  # optimisation steps per class for the mask search
 
 
 class Meter:
-    """Counts forward and backward passes (model calls) and the examples they carried, and
-    says how many passes a budget has left.
+    """The passes a handle has run since the meter started (read from ``handle.spent``), and
+    how many a budget has left.
 
-    >>> m = Meter(10); m.forward(32); m.left, m.examples
-    (9, 32)
+    >>> from explorer.studies.auditing import make_mlp
+    >>> import explorer
+    >>> m = explorer.load(make_mlp(0), input_shape=(1, 28, 28))
+    >>> meter = Meter(10, m); _ = m(torch.zeros(4, 1, 28, 28)); meter.left, meter.examples
+    (9, 4)
     """
 
-    def __init__(self, budget: int | None) -> None:
+    def __init__(self, budget: int | None, model: ModelHandle) -> None:
         self.budget = budget
-        self.forwards = 0
-        self.backwards = 0
-        self.examples = 0
+        self.spent = model.spent
+        self.start = model.spent.snapshot()
+
+    @property
+    def forwards(self) -> int:
+        return self.spent.forward - self.start[0]
+
+    @property
+    def backwards(self) -> int:
+        return self.spent.backward - self.start[1]
+
+    @property
+    def examples(self) -> int:
+        return self.spent.examples - self.start[2]
 
     @property
     def left(self) -> int:
         return (self.budget - self.forwards) if self.budget is not None else 1 << 62
-
-    def forward(self, n: int, backward: bool = False) -> None:
-        self.forwards += 1
-        self.examples += n
-        if backward:
-            self.backwards += 1
 
 
 @dataclass(frozen=True)
@@ -189,10 +197,9 @@ def audit(
     if len(images) < 16:
         raise ValueError(f"audit needs at least 16 held-out images, got {len(images)}")
     start = time.process_time()
-    meter = Meter(budget)
+    meter = Meter(budget, model)
     with torch.no_grad():
         base = model(images).argmax(-1)
-    meter.forward(len(images))
     n_classes = n_classes or model.n_outputs or int(base.max()) + 1
     gen = torch.Generator().manual_seed(seed)
     order = torch.randperm(len(images), generator=gen)
@@ -213,7 +220,6 @@ def audit(
         m = masks[c]
         with torch.no_grad():
             logits = model((1 - m) * x + m * patterns[c])
-        meter.forward(len(x))
         success[c] = (logits.argmax(-1) == c).float().mean()
         others = torch.cat([logits[:, :c], logits[:, c + 1 :]], 1).amax(1)
         margin[c] = (logits[:, c] - others).median()
@@ -301,7 +307,6 @@ def _cleanse(model, fit_x, fit_y, n_classes, batch, n_eval, meter, steps=None, l
             opt.zero_grad()
             loss.backward()
             opt.step()
-            meter.forward(batch, backward=True)
             works = float((out.argmax(-1) == c).float().mean()) >= 0.9
             size = float(m.detach().sum())
             if works and size < best:
@@ -341,7 +346,6 @@ def _fit_patterns(model, fit_x, fit_y, masks, init, batch, eval_cost, meter, ste
             opt.zero_grad()
             loss.backward()
             opt.step()
-            meter.forward(batch, backward=True)
         patterns[c] = torch.sigmoid(p_raw.detach()) * m
     return patterns
 
@@ -371,7 +375,6 @@ def _stamp_scan(model, fit_x, fit_y, n_classes, meter, n_eval, sizes=(3, 4, 5), 
                     stamped[:, :, top : top + size, left : left + size] = pattern
                     with torch.no_grad():
                         pred = model(stamped).argmax(-1)
-                    meter.forward(n)
                     for c in pred.unique().tolist():
                         rate = float(((pred == c) & (fit_y[:n] != c)).float().mean())
                         if rate > best[c]:
@@ -435,7 +438,6 @@ def _weights(model, fit_x, fit_y, n_classes, batch, n_eval, meter, ratio=1.0):
             opt.zero_grad()
             loss.backward()
             opt.step()
-            meter.forward(batch, backward=True)
         masks[c] = region
         patterns[c] = torch.sigmoid(p_raw.detach()) * region
     # every class shares the region: the anomaly is the region's weight score

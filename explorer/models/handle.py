@@ -29,6 +29,25 @@ _MODEL_WEIGHTS = ("W_E", "W_pos", "W_U", "b_U")
 _LAYER_WEIGHTS = ("W_Q", "W_K", "W_V", "W_O", "b_O", "W_in", "W_out", "b_out")
 
 
+class Spent:
+    """What a handle has run: forward and backward passes (model calls) and examples.
+
+    >>> s = Spent(); s.forward, s.backward, s.examples
+    (0, 0, 0)
+    """
+
+    def __init__(self) -> None:
+        self.forward = 0
+        self.backward = 0
+        self.examples = 0
+
+    def snapshot(self) -> tuple[int, int, int]:
+        return (self.forward, self.backward, self.examples)
+
+    def __repr__(self) -> str:
+        return f"Spent(forward={self.forward}, backward={self.backward}, examples={self.examples})"
+
+
 class ModelHandle:
     """A model with hook points and the facts explorer needs about it.
 
@@ -76,6 +95,7 @@ class ModelHandle:
         self.prepend_bos = True  # to_tokens puts the tokenizer's BOS first (if it has one)
         self._fingerprint: tuple[int, str] | None = None
         self._token_strings: tuple[str, ...] | None = None
+        self.spent = Spent()  # passes run through ``handle(inputs)`` (budgets read it)
 
     # ----------------------------------------------------------------- structure
     @property
@@ -230,7 +250,18 @@ class ModelHandle:
 
     # ---------------------------------------------------------------- running
     def __call__(self, inputs: torch.Tensor) -> torch.Tensor:
-        return self.model(self.check_inputs(inputs))
+        """Run the model, counting the pass (and the backward pass, if one runs through the
+        output) in ``spent``."""
+        inputs = self.check_inputs(inputs)
+        out = self.model(inputs)
+        self.spent.forward += 1
+        self.spent.examples += len(inputs)
+        if out.requires_grad:
+            out.register_hook(self._count_backward)
+        return out
+
+    def _count_backward(self, grad: torch.Tensor) -> None:
+        self.spent.backward += 1
 
     @property
     def stops_early(self) -> bool:

@@ -66,7 +66,7 @@ def test_cleanse_calls_the_control_clean(clean):
 
 def test_budget_is_respected_and_recorded(backdoored, found):
     assert 0 < found.forward_passes <= 20_000
-    assert 0 < found.backward_passes <= found.forward_passes
+    assert 0 < found.backward_passes <= found.forward_passes < found.examples
     small = audit(backdoored.model, backdoored.test_x, budget=3_000, method="stamp")
     assert small.forward_passes <= 3_000 and small.budget == 3_000
     assert small.backward_passes == 0
@@ -121,3 +121,21 @@ def test_planted_model_learned_its_trigger(backdoored):
     with torch.no_grad():
         hit = backdoored.model(add_trigger(x, truth)).argmax(-1) == truth.target
     assert float(hit.float().mean()) >= 0.9
+
+
+def test_handle_counts_forward_and_backward_passes(clean):
+    before = clean.model.spent.snapshot()
+    x = clean.test_x[:5].clone().requires_grad_(True)
+    clean.model(x).sum().backward()
+    with torch.no_grad():
+        clean.model(clean.test_x[:3])
+    forward, backward, examples = (a - b for a, b in zip(clean.model.spent.snapshot(), before))
+    assert (forward, backward, examples) == (2, 1, 8)
+
+
+def test_audit_records_what_the_handle_spent(backdoored):
+    before = backdoored.model.spent.snapshot()
+    result = audit(backdoored.model, backdoored.test_x, method="weights", budget=500)
+    spent = backdoored.model.spent.snapshot()
+    assert result.forward_passes == spent[0] - before[0] <= 500
+    assert result.examples == spent[2] - before[2] > result.forward_passes
