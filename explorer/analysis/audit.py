@@ -32,9 +32,9 @@ from explorer.models.handle import ModelHandle
 METHODS = ("cleanse", "stamp", "weights")
 MAD_THRESHOLD = 2.0
 MIN_SUCCESS = 0.95  # a flagged class's reconstructed (compact) trigger must work this often
-MIN_MARGIN = 11.0  # and lead the runner-up logit by this much (median over digits)
+MIN_MARGIN = 2.6  # and lead the runner-up logit by this much per pixel of the trigger's side
 REFIT_STEPS = 30
-MAX_STEPS = 400  # optimisation steps per class for the mask search
+MAX_STEPS = 1000  # optimisation steps per class for the mask search
 
 
 class Meter:
@@ -225,8 +225,9 @@ def audit(
         margin[c] = (logits[:, c] - others).median()
     if method == "cleanse":
         # a planted trigger is compact, works on almost every digit and wins by a wide margin
-        anomaly = margin
-        suspicious = (margin >= MIN_MARGIN) & (success >= MIN_SUCCESS)
+        side = torch.tensor([max(1, b[2] * b[3]) ** 0.5 for b in map(_box, masks)])
+        anomaly = margin / side
+        suspicious = (anomaly >= MIN_MARGIN) & (success >= MIN_SUCCESS)
     else:
         suspicious = (anomaly > 0) & (success >= MIN_SUCCESS)
     flagged = tuple(
