@@ -22,24 +22,10 @@ BENCHMARK = "auditing game"
 KINDS = ("solid", "checkerboard", "blended", "solid", "checkerboard")
 
 
-def box_iou(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
-    """Intersection over union of two ``(top, left, height, width)`` boxes.
-
-    >>> box_iou((0, 0, 2, 2), (1, 1, 2, 2))
-    0.14285714285714285
-    """
-    (t1, l1, h1, w1), (t2, l2, h2, w2) = a, b
-    inter = max(0, min(t1 + h1, t2 + h2) - max(t1, t2)) * max(
-        0, min(l1 + w1, l2 + w2) - max(l1, l2)
-    )
-    union = h1 * w1 + h2 * w2 - inter
-    return inter / union if union else 0.0
-
-
 def play(seeds: list[int], *, steps: int = 1000, budget: int = 20_000) -> list[dict]:
     """Plant (even position: backdoored, odd: clean), audit, score; one dict per model."""
     from explorer.analysis.audit import audit
-    from explorer.studies.auditing import plant
+    from explorer.studies.auditing import box_iou, plant
     from explorer.studies.kitchen_sink import kitchen_sink_split
 
     data = kitchen_sink_split()

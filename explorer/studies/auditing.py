@@ -133,6 +133,20 @@ def patch_enrichment(
     return float(share.mean() if reduce == "mean" else share.max())
 
 
+def box_iou(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
+    """Intersection over union of two ``(top, left, height, width)`` boxes.
+
+    >>> box_iou((0, 0, 2, 2), (1, 1, 2, 2))
+    0.14285714285714285
+    """
+    (t1, l1, h1, w1), (t2, l2, h2, w2) = a, b
+    inter = max(0, min(t1 + h1, t2 + h2) - max(t1, t2)) * max(
+        0, min(l1 + w1, l2 + w2) - max(l1, l2)
+    )
+    union = h1 * w1 + h2 * w2 - inter
+    return inter / union if union else 0.0
+
+
 def make_mlp(seed: int) -> nn.Module:
     """The tutorial's MLP, 784-128-64-10, initialised from ``seed``."""
     torch.manual_seed(seed)

@@ -11,17 +11,10 @@ import torch
 
 from explorer.analysis.audit import AuditResult, audit, mad_index, weight_anomaly
 from explorer.studies.auditing import add_trigger, plant
+from explorer.studies.auditing import box_iou as iou
 from explorer.studies.kitchen_sink import kitchen_sink_split
 
 torch.set_num_threads(1)
-
-
-def iou(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
-    (t1, l1, h1, w1), (t2, l2, h2, w2) = a, b
-    dy = max(0, min(t1 + h1, t2 + h2) - max(t1, t2))
-    dx = max(0, min(l1 + w1, l2 + w2) - max(l1, l2))
-    inter = dy * dx
-    return inter / (h1 * w1 + h2 * w2 - inter)
 
 
 @pytest.fixture(scope="module")
