@@ -229,6 +229,7 @@ def audit(
         anomaly = margin / side
         suspicious = (anomaly >= MIN_MARGIN) & (success >= MIN_SUCCESS)
     else:
+        anomaly = anomaly * success if method == "weights" else anomaly
         suspicious = (anomaly > 0) & (success >= MIN_SUCCESS)
     flagged = tuple(
         int(c) for c in torch.argsort(anomaly, descending=True).tolist() if suspicious[c]
@@ -425,21 +426,9 @@ def _weights(model, fit_x, fit_y, n_classes, batch, n_eval, meter, ratio=1.0):
         return masks, patterns, torch.zeros(n_classes)
     eval_cost = n_classes
     steps = max(1, min(REFIT_STEPS, (meter.left - eval_cost) // n_classes))
-    gen = torch.Generator().manual_seed(0)
-    for c in range(n_classes):
-        pool = fit_x[fit_y != c]
-        p_raw = torch.zeros((c_, h, w), requires_grad=True)
-        opt = torch.optim.Adam([p_raw], lr=0.2)
-        for _ in range(steps):
-            if meter.left - eval_cost < 1:
-                break
-            x = pool[torch.randint(len(pool), (batch,), generator=gen)]
-            out = model((1 - region) * x + region * torch.sigmoid(p_raw))
-            loss = F.cross_entropy(out, torch.full((batch,), c))
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-        masks[c] = region
-        patterns[c] = torch.sigmoid(p_raw.detach()) * region
-    # every class shares the region: the anomaly is the region's weight score
+    masks = region.expand(n_classes, h, w).clone()
+    init = torch.full((n_classes, c_, h, w), 0.5)
+    patterns = _fit_patterns(model, fit_x, fit_y, masks, init, batch, eval_cost, meter, steps)
+    # every class shares the region: the anomaly is the region's weight score (times the
+    # class's success, once measured)
     return masks, patterns, torch.full((n_classes,), float(score.max()))
