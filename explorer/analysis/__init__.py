@@ -6,6 +6,7 @@ functions and draw the results.
 
 from explorer.analysis import metrics
 from explorer.analysis.ablation import AblationResult, SweepResult, ablate, ablation_sweep
+from explorer.analysis.audit import AuditResult, audit
 from explorer.analysis.cache import CacheResult, iter_batches, run_with_cache
 from explorer.analysis.circuit_svd import CircuitSVD, circuit_svd
 from explorer.analysis.head_detection import HeadDetection, detect_heads
@@ -21,6 +22,7 @@ from explorer.analysis.units import Head, Neuron, ResidPosition, Unit, parse_uni
 
 __all__ = [
     "AblationResult",
+    "AuditResult",
     "CacheResult",
     "CircuitSVD",
     "Head",
@@ -44,6 +46,7 @@ __all__ = [
     "activation_patching",
     "attribute_tokens",
     "attribution_patching",
+    "audit",
     "circuit_svd",
     "detect_heads",
     "direct_logit_attribution",
