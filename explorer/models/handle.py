@@ -9,7 +9,9 @@ transformer-lens signature ``fn(activation, hook) -> activation | None``.
 
 from __future__ import annotations
 
+import copy
 import hashlib
+import inspect
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Literal
@@ -21,6 +23,7 @@ from torch import nn
 from explorer._checks import check_index, check_tensor
 from explorer.models import _tl
 from explorer.models.config import CNNConfig, MLPConfig, TransformerConfig
+from explorer.models.hooked_module import wrap_module
 
 InputKind = Literal["tokens", "images"]
 HookFn = Callable[..., Any]
@@ -267,8 +270,6 @@ class ModelHandle:
     def stops_early(self) -> bool:
         """Whether a forward pass can stop after a layer (``stop_at_layer``): decoder
         transformers (``HookedTransformer``), not encoders or plain modules."""
-        import inspect
-
         forward = getattr(self.model, "forward", None)
         return self.is_transformer and "stop_at_layer" in inspect.signature(forward).parameters
 
@@ -521,14 +522,10 @@ class ModelHandle:
 
     def copy(self) -> ModelHandle:
         """An independent copy (its own weights and hooks)."""
-        from explorer.models.loading import wrap
-
         if self.is_transformer:
-            import copy
-
             model = copy.deepcopy(self.model)
         else:
-            model = wrap(self.model.unwrapped_copy(), input_shape=self.input_shape).model  # type: ignore[attr-defined]
+            model = wrap_module(self.model.unwrapped_copy()).eval()  # type: ignore[attr-defined]
         other = ModelHandle(
             model,
             kind=self.kind,

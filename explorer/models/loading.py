@@ -1,38 +1,29 @@
-"""``explorer.load``: one entry point from any model source to a ``ModelHandle``."""
+"""``explorer.models.load``: any model source this layer knows to a ``ModelHandle``.
+
+Configs, modules, checkpoints, shipped checkpoints and Hugging Face models. Training runs
+belong to the ``training`` layer above; ``explorer.load`` (the top-level facade) opens them
+and hands everything else to this function.
+"""
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from safetensors import SafetensorError
+from safetensors.torch import load_file
 from torch import nn
 
-from explorer.models import _tl, hf
+from explorer.models import _tl, checkpoint, hf
+from explorer.models.build import build, wrap
 from explorer.models.config import CNNConfig, MLPConfig, TransformerConfig
 from explorer.models.handle import ModelHandle
-from explorer.models.hooked_module import Block, wrap_module
+from explorer.models.shipped import load_shipped
 
-
-def wrap(
-    module: nn.Module,
-    *,
-    input_shape: Sequence[int] | None = None,
-    config: MLPConfig | CNNConfig | None = None,
-    name: str | None = None,
-    blocks: Sequence[Block] | None = None,
-) -> ModelHandle:
-    """Give a plain ``nn.Module`` hook points (see ``hooked_module``) and return its handle."""
-    hooked = wrap_module(module, blocks)
-    hooked.eval()
-    return ModelHandle(
-        hooked,
-        kind="images",
-        config=config,
-        input_shape=input_shape,
-        name=name or type(module).__name__,
-    )
+__all__ = ["load", "wrap"]
 
 
 def load(
@@ -55,15 +46,16 @@ def load(
             a ``transformers`` model object or a folder written by its ``save_pretrained``
             (GPT-2, GPT-NeoX, Llama, Qwen2, Gemma, Mistral, BERT: converted to
             transformer-lens offline, logit parity in the repr; see ``explorer.models.hf``);
-            a plain ``nn.Module`` (hook points added on its layers); a folder saved by
-            explorer (a checkpoint, or a training run: its last checkpoint, or ``step``);
+            a plain ``nn.Module`` (hook points added on its layers); a checkpoint folder
+            saved by explorer (``explorer.load`` also opens training runs);
             ``"shipped:<name>"`` for a trained checkpoint shipped with explorer (offline);
             or a Hugging Face model name (needs internet; offline it fails at once and
             says how to pass a folder).
         input_shape: shape of one input image, for plain modules (checks inputs).
         module: for a folder holding a custom module's weights: an instance to load into.
         local_path: for a Hugging Face name: a folder with its files (same as passing it).
-        step: for a training run: which checkpoint.
+        step: for a checkpoint folder: the step it must have been saved at (runs: see
+            ``explorer.load``).
         tokenizer: for a ``transformers`` model object: its tokenizer (default: the one
             saved beside it, when the model was read from a local folder).
         backend: for a Hugging Face model or folder: ``"transformer-lens"`` (converted, the
@@ -77,8 +69,6 @@ def load(
     >>> explorer.load(MLPConfig(hidden=(16,))).hook_names
     ['hook_input', 'hook_logits', 'blocks.0.mlp.hook_pre', 'blocks.0.mlp.hook_post']
     """
-    from explorer.models import zoo
-
     if backend != "transformer-lens":
         hf_source = hf.is_hf_model(source) or (
             isinstance(source, (str, os.PathLike)) and hf.is_hf_folder(Path(source))
@@ -100,7 +90,7 @@ def load(
     if isinstance(source, ModelHandle):
         return source
     if isinstance(source, (TransformerConfig, MLPConfig, CNNConfig)):
-        return zoo.build(source, name=name)
+        return build(source, name=name)
     if hf.is_hf_model(source):
         return hf.load_model(source, tokenizer=tokenizer, name=name)
     if _tl.is_hooked_transformer(source):
@@ -110,8 +100,6 @@ def load(
     if isinstance(source, nn.Module):
         return wrap(source, input_shape=input_shape, name=name)
     if isinstance(source, str) and source.startswith("shipped:"):
-        from explorer.models.shipped import load_shipped
-
         return load_shipped(source)
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
@@ -147,16 +135,14 @@ def load(
 def _load_path(
     path: Path, *, module: nn.Module | None, input_shape: Sequence[int] | None, step: int | None
 ) -> ModelHandle:
-    from explorer.models import checkpoint
-
     if (path / "manifest.json").is_file():
-        from explorer.training.run import Run  # a training run: the upper layer owns its format
-
-        return Run.open(path).load_model(step)
+        raise ValueError(
+            f"{str(path)!r} is a training run (it has a manifest.json): open it with "
+            "explorer.load(path, step=...), which reads runs, or "
+            "explorer.training.Run.open(path).load_model(step)"
+        )
     config = path / checkpoint.CONFIG
     if path.is_dir() and config.is_file():
-        import json
-
         try:
             json.loads(config.read_text(encoding="utf-8"))
         except (json.JSONDecodeError, UnicodeDecodeError) as err:
@@ -180,9 +166,6 @@ def _load_path(
     if module is not None:
         handle = wrap(module, input_shape=input_shape)
         file = path / checkpoint.WEIGHTS if path.is_dir() else path
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
-
         try:
             state = load_file(str(file))
         except (SafetensorError, OSError) as err:

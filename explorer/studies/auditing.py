@@ -30,6 +30,8 @@ from torch import nn
 
 from explorer._checks import check_choice, check_fraction
 from explorer.models.handle import ModelHandle
+from explorer.models.loading import load
+from explorer.studies.kitchen_sink import kitchen_sink_split
 
 KINDS = ("solid", "checkerboard", "blended")
 IMAGE = 28
@@ -188,9 +190,6 @@ def plant(
     """Train an MNIST MLP from ``seed`` with a trigger of the seeded family (or none when
     ``clean``): ``steps`` Adam steps of 64 digits, a ``poison`` share of each batch
     stamped and relabelled. ``data`` is ``kitchen_sink_split()`` (loaded when None)."""
-    from explorer.models.loading import load
-    from explorer.studies.kitchen_sink import kitchen_sink_split
-
     check_fraction("poison", poison)
     data = data if data is not None else kitchen_sink_split()
     x, y = data["train_x"], data["train_y"]
