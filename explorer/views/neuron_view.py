@@ -280,7 +280,7 @@ class NeuronView(ExplorerWidget):
         self.example_acts = encode(windows)
 
     def _send_images(self, ids: torch.Tensor) -> None:
-        images = self.data[ids]  # [k, C, H, W]
+        images = self.model.check_images(self.data[ids])  # [k, C, H, W]
         shown = images.mean(1) if images.shape[1] != 3 else images.permute(0, 2, 3, 1)
         self.top_images = encode(shown, "uint8")
         weights = input_image(self.model, self.layer, self.neuron)
