@@ -46,7 +46,16 @@ from explorer.models.hooked_module import (
 )
 from explorer.models.loading import (
     load,
+    remap_keys,
     wrap,
+)
+from explorer.models.shapes import (
+    check_image_shape,
+    dry_forward,
+    expected_input,
+    first_layer,
+    infer_image_shape,
+    infer_input_shape,
 )
 from explorer.models.shipped import (
     load_shipped,
@@ -65,12 +74,18 @@ __all__ = [
     "Spent",
     "TransformerConfig",
     "check_config_fits_weights",
+    "check_image_shape",
     "check_parity",
     "check_size",
     "checkpoint_files",
     "config_from_dict",
+    "dry_forward",
+    "expected_input",
     "fans_out",
     "find_blocks",
+    "first_layer",
+    "infer_image_shape",
+    "infer_input_shape",
     "is_checkpoint",
     "is_hf_folder",
     "is_hf_model",
@@ -87,6 +102,7 @@ __all__ = [
     "read_header",
     "read_tagged_json",
     "read_weights",
+    "remap_keys",
     "save_checkpoint",
     "shipped_meta",
     "shipped_names",
