@@ -21,6 +21,7 @@ from explorer.hypotheses.agreement import (
     agreement_by_unit,
     cohen_kappa,
     fleiss_kappa,
+    label_counts,
 )
 from explorer.hypotheses.examples import Examples, Split, split_examples
 from explorer.hypotheses.export import (
@@ -47,6 +48,7 @@ from explorer.hypotheses.measures import (
     unregister_measure,
     unregister_metric,
 )
+from explorer.hypotheses.rerun import pick_data, rerun_project
 from explorer.hypotheses.store import HypothesisStore, StoredHypothesis, UnreadableRow
 from explorer.hypotheses.verdict import Verdict
 
@@ -76,11 +78,14 @@ __all__ = [
     "fleiss_kappa",
     "from_json",
     "from_markdown",
+    "label_counts",
+    "pick_data",
     "random_unit_sets",
     "register_measure",
     "register_metric",
     "registered_measures",
     "registered_metrics",
+    "rerun_project",
     "split_examples",
     "to_json",
     "to_markdown",
