@@ -26,7 +26,7 @@ from explorer._checks import check_choice
 from explorer.hypotheses.agreement import Label
 from explorer.hypotheses.hypothesis import Hypothesis
 from explorer.hypotheses.schema import hypotheses_table, verdicts_table
-from explorer.hypotheses.store import HypothesisStore, StoredHypothesis, _row, _spec, now
+from explorer.hypotheses.store import HypothesisStore, StoredHypothesis, _now, _row, _spec
 
 __all__ = ["CONFLICT_CHOICES", "ImportConflict", "ImportReport", "import_hypotheses"]
 
@@ -123,7 +123,7 @@ def import_hypotheses(
                     conn.execute(
                         hypotheses_table.update()
                         .where(hypotheses_table.c.id == h.id)
-                        .values(**_row(h, entry.author, entry.updated or now()))
+                        .values(**_row(h, entry.author, entry.updated or _now()))
                     )
                     report["replaced"].append(h.id)
                 else:  # a copy into another project, or keep both
@@ -170,7 +170,7 @@ def import_hypotheses(
 
 
 def _insert(conn: Connection, h: Hypothesis, pid: int, entry: StoredHypothesis) -> None:
-    row = _row(h, entry.author, entry.updated or now())
+    row = _row(h, entry.author, entry.updated or _now())
     conn.execute(
         hypotheses_table.insert().values(
             id=h.id, project_id=pid, created=entry.created or row["updated"], **row
