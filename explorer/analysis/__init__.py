@@ -2,6 +2,14 @@
 
 Nothing here imports a widget or plotting library (a test enforces it); views call these
 functions and draw the results.
+
+>>> from explorer.analysis import head_scores
+>>> from explorer.data import repeated_tokens
+>>> from explorer.models import zoo
+>>> model = zoo.attention_only_transformer(n_layers=2, d_model=32, n_heads=2, d_vocab=16, n_ctx=16)
+>>> scores = head_scores(model, repeated_tokens(4, 6, 16, seed=0))
+>>> tuple(scores.get("induction").shape)  # [layer, head]
+(2, 2)
 """
 
 from explorer.analysis import metrics

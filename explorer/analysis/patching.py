@@ -203,6 +203,16 @@ def activation_patching(
     mean metric (axes: ``grid_axes(grid)``). ``metric`` must score the corrupted batch
     (e.g. logit difference of the clean answer vs the corrupted answer). Equals
     transformer-lens's ``get_act_patch_*`` with ``metric(logits).mean()`` as its metric.
+
+    >>> from explorer.analysis import metrics
+    >>> from explorer.models import zoo
+    >>> m = zoo.attention_only_transformer(n_layers=2, d_model=32, n_heads=4, d_vocab=20, n_ctx=8)
+    >>> clean, corrupted = torch.tensor([[0, 3, 5, 3]]), torch.tensor([[0, 7, 5, 3]])
+    >>> r = activation_patching(m, clean, corrupted, metrics.logit_diff(3, 7))
+    >>> r.axes, tuple(r.values.shape)
+    (('layer', 'position'), (2, 4))
+    >>> round(float(r.recovery[0, 1]), 4)  # the whole clean stream where the inputs differ
+    1.0
     """
     _check_grid(model, grid)
     clean, corrupted = _check_pair(model, clean, corrupted)

@@ -1,4 +1,11 @@
-"""Datasets for the tutorials, all available offline."""
+"""Datasets for the tutorials, all available offline.
+
+>>> from explorer.data import modular_arithmetic, repeated_tokens
+>>> repeated_tokens(3, 4, 10).shape  # [BOS][4 random][the same 4]
+torch.Size([3, 9])
+>>> modular_arithmetic(7, train_frac=0.5).p
+7
+"""
 
 from explorer.data.bpe import (
     BPETokenizer,

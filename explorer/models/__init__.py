@@ -1,4 +1,11 @@
-"""Models: the adapter (``ModelHandle``), loading, checkpoints, and the tutorial zoo."""
+"""Models: the adapter (``ModelHandle``), loading, checkpoints, and the tutorial zoo.
+
+>>> from explorer.models import MLPConfig, load, zoo
+>>> load(MLPConfig(hidden=(16, 8))).n_layers
+2
+>>> zoo.attention_only_transformer(n_layers=1, d_vocab=10, n_ctx=8).hook_name("z", 0)
+'blocks.0.attn.hook_z'
+"""
 
 from explorer.models import zoo
 from explorer.models.checkpoint import (

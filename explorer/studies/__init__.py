@@ -2,6 +2,10 @@
 
 Studies sit above ``training`` and ``hypotheses`` and below ``views``: a recipe may train and
 test, never draw.
+
+>>> from explorer.studies import random_trigger
+>>> random_trigger(seed=3).box == random_trigger(seed=3).box  # drawn from the seed alone
+True
 """
 
 from explorer.studies.auditing import (

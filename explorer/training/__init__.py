@@ -3,6 +3,11 @@
 ``train(model, loss_fn, steps=...)`` trains any explorer model and returns a ``Run`` (a
 folder of safetensors checkpoints, JSON-lines metrics and a manifest) that
 ``explorer.load(path, step=...)`` and the ``TrainingScrubber`` widget read back.
+
+>>> from explorer.training import CI_SETTING, grokking_data
+>>> data = grokking_data(CI_SETTING)  # a + b mod 53, half the pairs for training
+>>> len(data.train_labels) + len(data.test_labels) == 53 * 53
+True
 """
 
 from explorer.training.grokking import (

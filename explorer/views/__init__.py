@@ -3,6 +3,14 @@
 Each view is an anywidget (a Python class with synced traits and an ES module beside it).
 A click changes a trait, the kernel runs analysis and sends the result back as binary
 float16/uint8 buffers (``serialise``). ``show(model, data)`` opens them all, linked.
+
+>>> from explorer.data import repeated_tokens
+>>> from explorer.models import zoo
+>>> from explorer.views import AttentionView
+>>> view = AttentionView(zoo.attention_only_transformer(n_layers=2, d_vocab=20, n_ctx=16),
+...                      repeated_tokens(4, 6, 20))
+>>> view.layer, view.head
+(0, 0)
 """
 
 from explorer.views.attention_view import (
