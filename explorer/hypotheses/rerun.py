@@ -3,6 +3,17 @@
 ``pick_data`` chooses the data a hypothesis runs on (one dataset for all, or its
 ``dataset`` by name); ``rerun_project`` tests every hypothesis of a project, records the
 verdicts, and says for each one that could not run why not.
+
+>>> from explorer.hypotheses import Hypothesis, NeuronSelectivity, Split, planted
+>>> store = HypothesisStore(":memory:")
+>>> h = Hypothesis(claim="neuron 0.3 detects the concept", units="neuron 0.3",
+...     measure=NeuronSelectivity(), threshold=0.9,
+...     formation=Split(range(100)), held_out=Split(range(100, 200)))
+>>> _ = store.save(h, project="demo")
+>>> outcome = rerun_project(store, "demo", planted.concept_neuron_model(),
+...                         planted.concept_examples(200))
+>>> outcome[h.id].status, len(store.get(h.id).verdicts)
+('supported', 1)
 """
 
 from __future__ import annotations
