@@ -127,7 +127,7 @@ def test_the_parser_sees_the_imports_it_must():
     assert ("explorer.analysis.ablation", "explorer.models.handle") in edges
     assert ("explorer", "explorer._load") in edges
     assert ("explorer._load", "explorer.training.run") in edges
-    assert ("explorer.models.zoo", "explorer.models.build") in edges  # from pkg import sub
+    assert ("explorer.models.zoo", "explorer.models.builders") in edges  # from pkg import sub
     assert any(e.typing_only for e in EDGES)
     assert layer_of("explorer.analysis.units") == "analysis"
     assert layer_of("explorer._checks") == "base"

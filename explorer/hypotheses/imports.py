@@ -9,6 +9,17 @@ and the fields that differ, and write nothing), ``"skip"`` (keep ours), ``"keep_
 which judged another claim, are dropped). An id that lives in another project of the store
 is copied under a new id, never moved. New ids are derived from the project and the content,
 so importing the same file twice adds nothing the second time.
+
+>>> from explorer.hypotheses import (HeadScore, Hypothesis, HypothesisStore, Split, from_json,
+...                                  to_json)
+>>> ours, theirs = HypothesisStore(":memory:"), HypothesisStore(":memory:")
+>>> _ = theirs.save(Hypothesis(claim="head 1.0 does induction", units="head 1.0",
+...                            measure=HeadScore("induction"), threshold=0.5,
+...                            formation=Split(range(10)), held_out=Split(range(10, 20))))
+>>> print(from_json(to_json(theirs), ours))
+import into 'default': 1 added, 0 already here; 0 verdicts, 0 labels
+>>> print(from_json(to_json(theirs), ours))  # the same file again adds nothing
+import into 'default': 0 added, 1 already here; 0 verdicts, 0 labels
 """
 
 from __future__ import annotations
@@ -23,10 +34,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from explorer._checks import check_choice
+from explorer.hypotheses._stored import StoredHypothesis, now, row_of, spec_of
 from explorer.hypotheses.agreement import Label
 from explorer.hypotheses.hypothesis import Hypothesis
 from explorer.hypotheses.schema import hypotheses_table, verdicts_table
-from explorer.hypotheses.stored import StoredHypothesis, now, row_of, spec_of
 
 if TYPE_CHECKING:  # typing only: store imports this module to run imports
     from explorer.hypotheses.store import HypothesisStore

@@ -2,8 +2,8 @@
 
 SQLite by default (``explorer.db`` in the working folder), or any SQLAlchemy URL (e.g.
 ``postgresql://host/db``) for a server shared by a room. Written with SQLAlchemy Core.
-The connection, transactions and schema versioning are ``database.Database``'s; the values
-read back (``StoredHypothesis``, ``UnreadableRow``) are in ``stored``. A write that returned
+The connection, transactions and schema versioning are ``_database.Database``'s; the values
+read back (``StoredHypothesis``, ``UnreadableRow``) are in ``_stored``. A write that returned
 is committed; a process killed mid-write leaves the previous state (the half-written
 transaction is rolled back on next open).
 """
@@ -16,8 +16,15 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from explorer.hypotheses._database import DEFAULT_PATH, Database
+from explorer.hypotheses._stored import (
+    HypothesisList,
+    StoredHypothesis,
+    UnreadableRow,
+    now,
+    row_of,
+)
 from explorer.hypotheses.agreement import Agreement, Label, agreement_by_unit
-from explorer.hypotheses.database import DEFAULT_PATH, Database
 from explorer.hypotheses.hypothesis import Hypothesis
 from explorer.hypotheses.imports import import_hypotheses
 from explorer.hypotheses.schema import (
@@ -25,13 +32,6 @@ from explorer.hypotheses.schema import (
     labels_table,
     projects_table,
     verdicts_table,
-)
-from explorer.hypotheses.stored import (
-    HypothesisList,
-    StoredHypothesis,
-    UnreadableRow,
-    now,
-    row_of,
 )
 from explorer.hypotheses.verdict import Verdict
 
@@ -42,7 +42,6 @@ __all__ = [
     "HypothesisStore",
     "StoredHypothesis",
     "UnreadableRow",
-    "now",
 ]
 
 DEFAULT_PROJECT = "default"

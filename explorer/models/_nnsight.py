@@ -28,8 +28,8 @@ import torch
 from torch import nn
 
 from explorer.models import _tl
+from explorer.models._hf_convert import FAMILIES, PREPEND_BOS, converter, tl_config
 from explorer.models.handle import _LAYER_WEIGHTS, _MODEL_WEIGHTS, HookFn, ModelHandle
-from explorer.models.hf_convert import FAMILIES, PREPEND_BOS, converter, tl_config
 
 
 @dataclass(frozen=True)

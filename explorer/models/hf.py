@@ -4,7 +4,7 @@
 and a tokenizer when present) or ``explorer.load(model)`` (a ``transformers`` model object)
 comes here. Nothing is fetched from the Hub: the transformer-lens config is built from the
 local ``config.json`` and the weights are converted with transformer-lens's per-family
-converters. The families (``FAMILIES``, in ``hf_convert``):
+converters. The families (``FAMILIES``, in ``_hf_convert``):
 
 - decoders, as ``HookedTransformer``: GPT-2, GPT-NeoX/Pythia, Llama, Qwen2, Gemma, Mistral;
 - encoder, as ``HookedEncoder``: BERT (``BertForMaskedLM``).
@@ -37,9 +37,7 @@ import torch
 from torch import nn
 
 from explorer.models import _nnsight, _tl
-from explorer.models.build import wrap
-from explorer.models.handle import ModelHandle
-from explorer.models.hf_convert import (
+from explorer.models._hf_convert import (
     FAMILIES,
     MAX_CTX,
     NOT_CONVERTED,
@@ -50,6 +48,8 @@ from explorer.models.hf_convert import (
     tl_config,
     tl_converted,
 )
+from explorer.models.builders import wrap
+from explorer.models.handle import ModelHandle
 
 __all__ = [
     "BACKENDS",

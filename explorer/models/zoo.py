@@ -1,6 +1,6 @@
 """Builders for the tutorial models: seeded, small, and trainable on a laptop CPU.
 
-(``build``, ``transformer``, ``build_mlp`` and ``build_cnn`` live in ``build``; they are
+(``build``, ``transformer``, ``build_mlp`` and ``build_cnn`` live in ``builders``; they are
 named here too, where the tutorials look for them.)
 """
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from explorer.models.build import build, build_cnn, build_mlp, transformer, wrap
+from explorer.models.builders import build, build_cnn, build_mlp, transformer, wrap
 from explorer.models.config import CNNConfig, MLPConfig, TransformerConfig
 from explorer.models.handle import ModelHandle
 from explorer.models.shipped import load_shipped
