@@ -85,6 +85,17 @@ def run_interventions(
     """Metric per intervention and example, ``[n_interventions, batch]``, stacking copies.
 
     ``inputs`` has been checked by the caller; ``sources[hook]`` is ``[batch, ...]``.
+    An empty intervention is the clean run:
+
+    >>> from explorer.analysis import metrics
+    >>> from explorer.models import zoo
+    >>> m = zoo.mnist_mlp(hidden=(8,))
+    >>> x, metric = torch.rand(4, 1, 28, 28), metrics.neg_cross_entropy(torch.tensor([0, 1, 2, 3]))
+    >>> hook = "blocks.0.mlp.hook_post"
+    >>> zero_neuron_3 = [(hook, (slice(None), 3))]
+    >>> out = run_interventions(m, x, [zero_neuron_3, []], {hook: torch.zeros(4, 8)}, metric)
+    >>> tuple(out.shape), torch.allclose(out[1], clean_metric(m, x, metric))
+    ((2, 4), True)
     """
     batch = inputs.shape[0]
     per_pass = _per_pass(model, inputs, max_tokens)
