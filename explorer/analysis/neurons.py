@@ -27,7 +27,9 @@ class TopKExamples:
     """For each unit, its ``k`` highest activations over a dataset, best first.
 
     ``example[u, i]`` indexes the dataset (in iteration order) and ``position[u, i]`` the
-    token position (0 for images).
+    token position (0 for images). A unit whose best activation is not above 0 never fired
+    on the data (a *dead* unit): its "top" examples are arbitrary ties, so ``dead_units``
+    names them, the repr counts them, and ``ranked`` leaves them out.
     """
 
     values: Float[torch.Tensor, "unit k"]
@@ -35,6 +37,7 @@ class TopKExamples:
     position: Int[torch.Tensor, "unit k"]
     hook: str
     n_examples: int
+    largest: bool = True
 
     def fires(self, threshold: float = 0.0) -> torch.Tensor:
         """``[unit]`` bool: whether the unit's best activation exceeds ``threshold``.
@@ -44,10 +47,28 @@ class TopKExamples:
 
         >>> t = TopKExamples(torch.tensor([[2.0, 1.0], [0.0, 0.0]]), torch.zeros(2, 2, dtype=torch.long),
         ...                  torch.zeros(2, 2, dtype=torch.long), "blocks.0.mlp.hook_post", 5)
-        >>> t.fires().tolist()
-        [True, False]
+        >>> t.fires().tolist(), t.dead_units
+        ([True, False], (1,))
         """
+        if not self.largest:
+            raise ValueError(
+                "this table holds each unit's lowest activations (largest=False): it cannot "
+                "say which units fire; run top_k_examples with largest=True"
+            )
         return self.values[:, 0] > threshold
+
+    @property
+    def dead_units(self) -> tuple[int, ...]:
+        """Units that never fire (best activation <= 0) on the data; empty for a bottom-k table."""
+        if not self.largest:
+            return ()
+        return tuple(int(u) for u in (~self.fires()).nonzero().flatten())
+
+    def ranked(self) -> list[int]:
+        """Units by their best activation, strongest first, dead units left out."""
+        dead = set(self.dead_units)
+        order = self.values[:, 0].argsort(descending=self.largest, stable=True)
+        return [int(u) for u in order if int(u) not in dead]
 
     def of(self, unit: int) -> list[tuple[int, int, float]]:
         """``(example, position, value)`` for one unit, best first."""
@@ -55,6 +76,20 @@ class TopKExamples:
             (int(e), int(p), float(v))
             for e, p, v in zip(self.example[unit], self.position[unit], self.values[unit])
         ]
+
+    def __repr__(self) -> str:
+        n_units, k = self.values.shape
+        which = "top" if self.largest else "bottom"
+        dead = self.dead_units
+        if dead:
+            shown = ", ".join(map(str, dead[:12])) + (", ..." if len(dead) > 12 else "")
+            note = f"; {len(dead)} dead (never > 0, top examples are ties): [{shown}]"
+        else:
+            note = "; no dead units" if self.largest else ""
+        return (
+            f"TopKExamples({self.hook}: {n_units} units x {which} {k} over "
+            f"{self.n_examples:,} examples{note})"
+        )
 
 
 @dataclass(frozen=True)
@@ -134,7 +169,7 @@ def top_k_examples(
         best = _merge_batch(best, acts, seen, k, largest)
         seen += acts.shape[0]
     assert best is not None
-    return TopKExamples(*best, name, seen)
+    return TopKExamples(*best, name, seen, largest)
 
 
 _SPARSE_SHARE = 16  # the threshold path while at most 1/16 of a batch's values beat it
