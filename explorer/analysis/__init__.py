@@ -92,6 +92,7 @@ from explorer.analysis.head_detection import (
 )
 from explorer.analysis.head_scores import (
     HeadScores,
+    attention_patterns,
     head_scores,
     repeat_period,
     score_pattern,
@@ -128,15 +129,26 @@ from explorer.analysis.logit_lens import (
     LogitLens,
     logit_lens,
 )
+from explorer.analysis.neuron_effects import (
+    OutputEffect,
+    class_outputs,
+    input_image,
+    output_effect,
+    zero_ablation_effect,
+)
 from explorer.analysis.neuron_logits import (
     NeuronLogitWeights,
     mean_final_scale,
     neuron_logit_weights,
 )
 from explorer.analysis.neurons import (
+    ExampleWindows,
     Histogram,
     TopKExamples,
     activation_histogram,
+    example_windows,
+    histogram,
+    layer_activations,
     top_k_examples,
     unit_values,
 )
@@ -145,6 +157,7 @@ from explorer.analysis.patching import (
     activation_patching,
     attribution_patching,
     grid_axes,
+    recovery,
     supports,
 )
 from explorer.analysis.path_patching import (
@@ -195,6 +208,7 @@ __all__ = [
     "Confusion",
     "CopyingScores",
     "EditComparison",
+    "ExampleWindows",
     "FeatureVisualization",
     "FourierBasis",
     "FourierSpectrum",
@@ -210,6 +224,7 @@ __all__ = [
     "Meter",
     "Neuron",
     "NeuronLogitWeights",
+    "OutputEffect",
     "PatchingResult",
     "PathPatchingResult",
     "Phase",
@@ -229,6 +244,7 @@ __all__ = [
     "activation_patching",
     "all_heads",
     "all_neurons",
+    "attention_patterns",
     "attribute",
     "attribute_tokens",
     "attribution_patching",
@@ -236,6 +252,7 @@ __all__ = [
     "benchmark_attributions",
     "check_unit",
     "circuit_svd",
+    "class_outputs",
     "clean_metric",
     "composition_score",
     "composition_scores",
@@ -248,6 +265,7 @@ __all__ = [
     "detection_pattern",
     "direct_logit_attribution",
     "error_attribution",
+    "example_windows",
     "excluded_loss",
     "find_induction_circuit",
     "fine_tune_units",
@@ -261,10 +279,13 @@ __all__ = [
     "head_circuits",
     "head_scores",
     "heads_above",
+    "histogram",
     "in_context_learning_score",
     "induction_progress",
+    "input_image",
     "iter_batches",
     "key_frequencies",
+    "layer_activations",
     "layer_table",
     "linear_probes",
     "logit_lens",
@@ -276,6 +297,7 @@ __all__ = [
     "neuron_logit_weights",
     "next_token_training_loss",
     "norm_direction",
+    "output_effect",
     "ov_copying_scores",
     "parse_unit",
     "path_patching",
@@ -283,6 +305,7 @@ __all__ = [
     "predict",
     "random_composition_baseline",
     "randomise_weights",
+    "recovery",
     "repair_set",
     "repeat_period",
     "repeated_half_advantage",
@@ -310,4 +333,5 @@ __all__ = [
     "units_of_type",
     "weight_anomaly",
     "weight_norm",
+    "zero_ablation_effect",
 ]

@@ -76,12 +76,9 @@ class PatchingResult(Shown):
 
     @property
     def recovery(self) -> Float[torch.Tensor, "layer ..."]:
-        """``(values - corrupted_value) / (clean_value - corrupted_value)``: 0 = no better
-        than corrupted, 1 = fully clean behaviour."""
-        span = self.clean_value - self.corrupted_value
-        if abs(span) < 1e-12:
-            raise ValueError("clean and corrupted inputs give the same metric: nothing to recover")
-        return (self.values - self.corrupted_value) / span
+        """``recovery(values, clean_value, corrupted_value)``: 0 = no better than
+        corrupted, 1 = fully clean behaviour; NaN when the two inputs score the same."""
+        return recovery(self.values, self.clean_value, self.corrupted_value)
 
     @property
     def axes(self) -> tuple[str, ...]:
@@ -131,6 +128,25 @@ class PatchingResult(Shown):
         note = f"{len(rows)} of {self.values.numel()} cells, largest {what} first"
         title = f"{self.method} patching ({self.grid}): clean {num(self.clean_value)}, corrupted {num(self.corrupted_value)}"
         return title, ("cell", what, "metric"), rows, note
+
+
+SAME_METRIC = 1e-12  # a clean-vs-corrupted gap this small is no gap
+
+
+def recovery(values: torch.Tensor, clean: float, corrupted: float) -> torch.Tensor:
+    """``(values - corrupted) / (clean - corrupted)``: where each patched value lies between
+    the corrupted (0) and the clean (1) metric. NaN everywhere when the clean and corrupted
+    inputs give the same metric (the fraction is undefined: there is nothing to recover).
+
+    >>> recovery(torch.tensor([1.0, 2.0, 3.0]), clean=3.0, corrupted=1.0).tolist()
+    [0.0, 0.5, 1.0]
+    >>> recovery(torch.tensor([1.0]), clean=2.0, corrupted=2.0).isnan().all().item()
+    True
+    """
+    span = clean - corrupted
+    if abs(span) < SAME_METRIC:
+        return torch.full_like(values, float("nan"), dtype=torch.float32)
+    return (values - corrupted) / span
 
 
 def grid_axes(grid: str) -> tuple[str, ...]:

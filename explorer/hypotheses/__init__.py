@@ -22,6 +22,7 @@ from explorer.hypotheses.agreement import (
     agreement_by_unit,
     cohen_kappa,
     fleiss_kappa,
+    label_counts,
 )
 from explorer.hypotheses.bootstrap import (
     Evidence,
@@ -71,6 +72,7 @@ from explorer.hypotheses.measures import (
     unregister_measure,
     unregister_metric,
 )
+from explorer.hypotheses.rerun import pick_data, rerun_project
 from explorer.hypotheses.schema import (
     SchemaVersionError,
 )
@@ -128,14 +130,17 @@ __all__ = [
     "from_markdown",
     "import_hypotheses",
     "known_fields",
+    "label_counts",
     "measure_from_dict",
     "parse_version",
+    "pick_data",
     "planted",
     "random_unit_sets",
     "register_measure",
     "register_metric",
     "registered_measures",
     "registered_metrics",
+    "rerun_project",
     "resample_weights",
     "split_examples",
     "statistic",
