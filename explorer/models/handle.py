@@ -22,6 +22,7 @@ from torch import nn
 
 from explorer._checks import check_index, check_tensor
 from explorer.models import _tl
+from explorer.models import light as _light
 from explorer.models.config import CNNConfig, MLPConfig, TransformerConfig
 from explorer.models.hooked_module import wrap_module
 
@@ -142,7 +143,9 @@ class ModelHandle:
     def runs_from_layer(self) -> bool:
         """Whether a forward pass can start at a block from a residual stream
         (``model(resid, start_at_layer=l)``): decoders yes; BERT's encoder has no such entry."""
-        return self.is_transformer and _tl.is_hooked_transformer(self.model)
+        return self.is_transformer and (
+            _tl.is_hooked_transformer(self.model) or _light.is_light(self.model)
+        )
 
     @property
     def has_mlp(self) -> bool:

@@ -221,7 +221,7 @@ class NeuronView(ExplorerWidget):
         order = effect.strongest(self.n_effects)
         with self.hold_sync():
             self.fires = bool(fires[self.neuron])
-            self.dead_units = [int(u) for u in (~fires).nonzero().flatten()]
+            self.dead_units = list(top.dead_units)
             self.top_values = encode(values, "float32")
             self.example_ids = [int(i) for i in ids]
             self.example_positions = [int(p) for p in positions]
