@@ -6,6 +6,7 @@ float16/uint8 buffers (``serialise``). ``show(model, data)`` opens them all, lin
 """
 
 from explorer.views.attention_view import AttentionView
+from explorer.views.audit_view import AuditView
 from explorer.views.explorer_view import Explorer, show
 from explorer.views.hypothesis_view import HypothesisBoard, HypothesisWidget
 from explorer.views.intervention_panel import InterventionPanel
@@ -18,6 +19,7 @@ from explorer.views.token_attribution_view import TokenAttributionView
 
 __all__ = [
     "AttentionView",
+    "AuditView",
     "Explorer",
     "HypothesisBoard",
     "HypothesisWidget",

@@ -11,6 +11,7 @@ MODULES = [
     "explorer.views.serialise",
     "explorer.views.attention_view",
     "explorer.views.neuron_view",
+    "explorer.views.audit_view",
     "explorer.views.intervention_panel",
     "explorer.views.patching_view",
     "explorer.views.explorer_view",
