@@ -71,6 +71,8 @@ from explorer.analysis.feature_vis import (
     Regularisation,
     gaussian_blur,
     maximize_activation,
+    mean_pairwise_cosine,
+    pairwise_cosine,
     total_variation,
 )
 from explorer.analysis.fourier import (
@@ -298,12 +300,14 @@ __all__ = [
     "mad_index",
     "maximize_activation",
     "mean_final_scale",
+    "mean_pairwise_cosine",
     "metrics",
     "neuron_logit_weights",
     "next_token_training_loss",
     "norm_direction",
     "output_effect",
     "ov_copying_scores",
+    "pairwise_cosine",
     "parse_unit",
     "path_patching",
     "perturbation_curves",
