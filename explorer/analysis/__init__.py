@@ -185,6 +185,10 @@ from explorer.analysis.token_attribution import (
     TokenAttribution,
     attribute_tokens,
 )
+from explorer.analysis.trigger_examples import (
+    StampedExamples,
+    stamped_examples,
+)
 from explorer.analysis.units import (
     Head,
     Neuron,
@@ -236,6 +240,7 @@ __all__ = [
     "ProbeResults",
     "Regularisation",
     "ResidPosition",
+    "StampedExamples",
     "SweepResult",
     "TokenAttribution",
     "TopKExamples",
@@ -325,6 +330,7 @@ __all__ = [
     "score_pattern",
     "sobel_edges",
     "spearman",
+    "stamped_examples",
     "sum_directions",
     "supports",
     "sweep_base_hooks",
