@@ -48,19 +48,22 @@ import torch
 from jaxtyping import Bool, Float, Int
 
 from explorer._checks import check_choice
-from explorer.analysis.cache import _last_block
-from explorer.analysis.units import layer_table
+from explorer.analysis._display import MAX_ROWS, Shown, strongest
+from explorer.analysis.cache import _last_block, run_with_cache
+from explorer.analysis.units import Head, layer_table
 from explorer.models.handle import ModelHandle
 
 KINDS = ("previous_token", "induction", "duplicate_token", "prefix_matching")
 
 
-@dataclass(frozen=True)
-class HeadScores:
+@dataclass(frozen=True, repr=False)
+class HeadScores(Shown):
     """``scores[kind, layer, head]`` (or ``[batch, kind, layer, head]`` per example)."""
 
     scores: torch.Tensor
     kinds: tuple[str, ...]
+    skipped: tuple[tuple[str, str], ...] = ()
+    """``(kind, reason)`` for each kind asked but not scored (``unscorable="skip"``)."""
 
     def get(self, kind: str) -> torch.Tensor:
         check_choice("head score kind", kind, self.kinds)
@@ -80,14 +83,38 @@ class HeadScores:
         grid = self.get(kind)
         return layer_table(grid.mean(0) if grid.ndim == 3 else grid)
 
-    def __repr__(self) -> str:
-        *_, n_layers, n_heads = self.scores.shape
-        best = ", ".join(
-            f"{kind} {layer}.{head} {value:.2f}"
+    def _summary(self) -> str:
+        *batch, _, n_layers, n_heads = self.scores.shape
+        per = f", {batch[0]} examples each" if batch else ""
+        return f"{len(self.kinds)} kinds x {n_layers} layers x {n_heads} heads{per}"
+
+    def _best(self, kind: str, n: int) -> list[tuple[Head, float]]:
+        grid = self.get(kind)
+        grid = grid.mean(0) if grid.ndim == 3 else grid
+        n_heads = grid.shape[1]
+        return [
+            (Head(i // n_heads, i % n_heads), float(grid.flatten()[i]))
+            for i in strongest(grid, n, by_abs=False)
+        ]
+
+    def _top(self) -> list[str]:
+        return [
+            f"{kind} {head} {value:.2f}"
             for kind in self.kinds
-            for layer, head, value in self.top(kind, 1)
-        )
-        return f"HeadScores({len(self.kinds)} kinds x {n_layers} layers x {n_heads} heads; best: {best})"
+            for head, value in self._best(kind, 1)
+        ]
+
+    def _table(self) -> tuple:
+        """The best heads of each kind (batch-averaged)."""
+        per_kind = max(1, MAX_ROWS // len(self.kinds))
+        rows = [
+            (kind, str(head), value)
+            for kind in self.kinds
+            for head, value in self._best(kind, per_kind)
+        ]
+        *_, n_layers, n_heads = self.scores.shape
+        note = f"best {per_kind} of {n_layers * n_heads} heads per kind; to_dataframe(kind) has all"
+        return "Head scores", ("kind", "head", "score"), rows, note
 
 
 def target_mask(
@@ -148,12 +175,32 @@ def score_pattern(
 
 
 @torch.no_grad()
+def attention_patterns(
+    model: ModelHandle, tokens: Int[torch.Tensor, "batch pos"]
+) -> Float[torch.Tensor, "batch layer head q k"]:
+    """Every head's attention pattern on ``tokens`` (one pass, stopping after the last block).
+
+    >>> from explorer.models import zoo
+    >>> m = zoo.attention_only_transformer(n_layers=2, d_vocab=30, n_ctx=32)
+    >>> tuple(attention_patterns(m, torch.tensor([[1, 2, 3]])).shape)
+    (1, 2, 4, 3, 3)
+    """
+    if not model.is_transformer:
+        raise ValueError(f"{model.name} has no attention heads")
+    tokens = model.check_inputs(tokens)
+    names = [model.hook_name("pattern", layer) for layer in range(model.n_layers)]
+    cache = run_with_cache(model, tokens, names, logits=False)
+    return torch.stack([cache[name] for name in names], dim=1)
+
+
+@torch.no_grad()
 def head_scores(
     model: ModelHandle,
     tokens: Int[torch.Tensor, "batch pos"],
     kinds: tuple[str, ...] | list[str] | None = None,
     *,
     per_example: bool = False,
+    unscorable: str = "raise",
 ) -> HeadScores:
     """Score every head of ``model`` on ``tokens`` for each kind: the mean, over queries
     with a target, of the attention mass on the targets (formulas and the conversions to
@@ -165,6 +212,14 @@ def head_scores(
     >>> s = head_scores(m, repeated_tokens(4, 10, 30))
     >>> tuple(s.get("induction").shape)
     (2, 4)
+
+    A batch can lack targets for a kind (no repeated half: no induction target). By default
+    that raises; ``unscorable="skip"`` scores the other kinds in the same single pass and
+    names the skipped ones with the reason in ``skipped``:
+
+    >>> s = head_scores(m, torch.tensor([[1, 2, 3, 4, 5]]), unscorable="skip")
+    >>> s.kinds, [kind for kind, _ in s.skipped]
+    (('previous_token',), ['induction', 'duplicate_token', 'prefix_matching'])
     """
     if not model.is_transformer:
         raise ValueError(f"{model.name} has no attention heads to score")
@@ -173,16 +228,27 @@ def head_scores(
     kinds = tuple(kinds) if kinds is not None else KINDS
     for kind in kinds:
         check_choice("head score kind", kind, KINDS)
+    check_choice("unscorable", unscorable, ("raise", "skip"))
     tokens = model.check_inputs(tokens)
-    masks = []
+    masks, kept, skipped = [], [], []
     for kind in kinds:  # before the forward pass: a batch that cannot be scored fails fast
-        mask = target_mask(tokens, kind)
-        if not mask.any():
-            raise ValueError(
-                f"no query in this batch has a {kind} target (e.g. no repeated token): "
-                "use repeated_tokens(...) for induction-style scores"
-            )
+        try:
+            mask = target_mask(tokens, kind)
+            if not mask.any():
+                raise ValueError(
+                    f"no query in this batch has a {kind} target (e.g. no repeated token): "
+                    "use repeated_tokens(...) for induction-style scores"
+                )
+        except ValueError as exc:
+            if unscorable == "raise":
+                raise
+            skipped.append((kind, str(exc)))
+            continue
         masks.append(mask)
+        kept.append(kind)
+    if not masks:
+        empty = torch.zeros(tokens.shape[0], 0, model.n_layers, model.n_heads or 0)
+        return HeadScores(empty if per_example else empty[0], (), tuple(skipped))
     names = [model.hook_name("pattern", layer) for layer in range(model.n_layers)]
 
     def per_head(name: str, pattern: torch.Tensor) -> torch.Tensor:  # [b, kind, head]
@@ -194,4 +260,4 @@ def head_scores(
         tokens, names=names, select=per_head, stop_at_layer=_last_block(model, names)
     )
     scores = torch.stack([cache[name] for name in names], dim=2)  # [b, kind, layer, head]
-    return HeadScores(scores if per_example else scores.mean(0), kinds)
+    return HeadScores(scores if per_example else scores.mean(0), tuple(kept), tuple(skipped))

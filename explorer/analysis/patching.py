@@ -25,12 +25,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from einops import reduce
 from jaxtyping import Float
 
 from explorer._checks import check_choice
+from explorer.analysis._display import MAX_ROWS, Shown, grid_frame, num, pandas, shape, strongest
 from explorer.analysis.interventions import (
     MAX_TOKENS,
     Site,
@@ -62,8 +64,8 @@ GRIDS = ("resid", "head", "neuron", *[g for g in _SPECS if g not in ("resid", "h
 _AXIS_NAMES = {"p": "position", "h": "head", "q": "dest position"}
 
 
-@dataclass(frozen=True)
-class PatchingResult:
+@dataclass(frozen=True, repr=False)
+class PatchingResult(Shown):
     """Mean metric with each grid cell patched from clean into corrupted."""
 
     values: Float[torch.Tensor, "layer ..."]
@@ -74,16 +76,77 @@ class PatchingResult:
 
     @property
     def recovery(self) -> Float[torch.Tensor, "layer ..."]:
-        """``(values - corrupted_value) / (clean_value - corrupted_value)``: 0 = no better
-        than corrupted, 1 = fully clean behaviour."""
-        span = self.clean_value - self.corrupted_value
-        if abs(span) < 1e-12:
-            raise ValueError("clean and corrupted inputs give the same metric: nothing to recover")
-        return (self.values - self.corrupted_value) / span
+        """``recovery(values, clean_value, corrupted_value)``: 0 = no better than
+        corrupted, 1 = fully clean behaviour; NaN when the two inputs score the same."""
+        return recovery(self.values, self.clean_value, self.corrupted_value)
 
     @property
     def axes(self) -> tuple[str, ...]:
         return grid_axes(self.grid)
+
+    def to_dataframe(self) -> Any:
+        """The mean metric per cell: a ``layer x position`` (or ``x head``...) table, or for
+        three axes one row per cell indexed by ``(layer, position, head)``."""
+        if self.values.ndim == 2:
+            return grid_frame(self.values, *self.axes)
+        pd = pandas()
+        index = pd.MultiIndex.from_tuples(
+            [
+                tuple(c)
+                for c in torch.cartesian_prod(*map(torch.arange, self.values.shape)).tolist()
+            ],
+            names=self.axes,
+        )
+        return pd.DataFrame({"value": self.values.detach().double().flatten().numpy()}, index=index)
+
+    def _moved(self) -> tuple[str, torch.Tensor]:
+        """What to rank cells by: recovery, or the change in the metric when it is undefined."""
+        if abs(self.clean_value - self.corrupted_value) < 1e-12:
+            return "change", self.values - self.corrupted_value
+        return "recovery", self.recovery
+
+    def _cell(self, flat: int) -> str:
+        index = _unravel(flat, list(self.values.shape))
+        return " ".join(f"{a} {i}" for a, i in zip(self.axes, index))
+
+    def _summary(self) -> str:
+        return (
+            f"{self.method} patching of {self.grid}, {shape(self.values, self.axes)}; metric "
+            f"clean {num(self.clean_value)}, corrupted {num(self.corrupted_value)}"
+        )
+
+    def _top(self) -> list[str]:
+        what, moved = self._moved()
+        return [f"{self._cell(i)} {what} {float(moved.flatten()[i]):.3g}" for i in strongest(moved)]
+
+    def _table(self) -> tuple:
+        what, moved = self._moved()
+        rows = [
+            (self._cell(i), float(moved.flatten()[i]), float(self.values.flatten()[i]))
+            for i in strongest(moved, MAX_ROWS)
+        ]
+        note = f"{len(rows)} of {self.values.numel()} cells, largest {what} first"
+        title = f"{self.method} patching ({self.grid}): clean {num(self.clean_value)}, corrupted {num(self.corrupted_value)}"
+        return title, ("cell", what, "metric"), rows, note
+
+
+SAME_METRIC = 1e-12  # a clean-vs-corrupted gap this small is no gap
+
+
+def recovery(values: torch.Tensor, clean: float, corrupted: float) -> torch.Tensor:
+    """``(values - corrupted) / (clean - corrupted)``: where each patched value lies between
+    the corrupted (0) and the clean (1) metric. NaN everywhere when the clean and corrupted
+    inputs give the same metric (the fraction is undefined: there is nothing to recover).
+
+    >>> recovery(torch.tensor([1.0, 2.0, 3.0]), clean=3.0, corrupted=1.0).tolist()
+    [0.0, 0.5, 1.0]
+    >>> recovery(torch.tensor([1.0]), clean=2.0, corrupted=2.0).isnan().all().item()
+    True
+    """
+    span = clean - corrupted
+    if abs(span) < SAME_METRIC:
+        return torch.full_like(values, float("nan"), dtype=torch.float32)
+    return (values - corrupted) / span
 
 
 def grid_axes(grid: str) -> tuple[str, ...]:
@@ -187,6 +250,16 @@ def activation_patching(
     mean metric (axes: ``grid_axes(grid)``). ``metric`` must score the corrupted batch
     (e.g. logit difference of the clean answer vs the corrupted answer). Equals
     transformer-lens's ``get_act_patch_*`` with ``metric(logits).mean()`` as its metric.
+
+    >>> from explorer.analysis import metrics
+    >>> from explorer.models import zoo
+    >>> m = zoo.attention_only_transformer(n_layers=2, d_model=32, n_heads=4, d_vocab=20, n_ctx=8)
+    >>> clean, corrupted = torch.tensor([[0, 3, 5, 3]]), torch.tensor([[0, 7, 5, 3]])
+    >>> r = activation_patching(m, clean, corrupted, metrics.logit_diff(3, 7))
+    >>> r.axes, tuple(r.values.shape)
+    (('layer', 'position'), (2, 4))
+    >>> round(float(r.recovery[0, 1]), 4)  # the whole clean stream where the inputs differ
+    1.0
     """
     _check_grid(model, grid)
     clean, corrupted = _check_pair(model, clean, corrupted)

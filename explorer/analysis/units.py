@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from explorer.analysis._display import grid_frame
+
 if TYPE_CHECKING:
     from explorer.models.handle import ModelHandle
 
@@ -144,11 +146,12 @@ def all_heads(model: ModelHandle, layer: int | None = None) -> list[Head]:
     return [Head(l, h) for l in layers for h in range(model.n_heads or 0)]
 
 
-def all_neurons(model: ModelHandle, layer: int) -> list[Neuron]:
-    layer = model.check_layer(layer)
+def all_neurons(model: ModelHandle, layer: int | None = None) -> list[Neuron]:
+    """Every neuron of ``layer`` (of every layer when None), in layer then index order."""
+    layers = range(model.n_layers) if layer is None else [model.check_layer(layer)]
     if not model.has_mlp:
         raise ValueError(f"{model.name} is attention-only: it has no neurons")
-    return [Neuron(layer, i) for i in range(model.layer_widths[layer])]
+    return [Neuron(l, i) for l in layers for i in range(model.layer_widths[l])]
 
 
 def unit_slice(act: torch.Tensor, unit: Unit) -> tuple:
@@ -166,14 +169,7 @@ def layer_table(grid: torch.Tensor, column: str = "head") -> Any:
     layer 0     0.5    0.25
     layer 1     1.0    0.00
     """
-    import pandas as pd  # only when a table is asked for
-
-    grid = grid.detach().double().cpu()
-    return pd.DataFrame(
-        grid.numpy(),
-        index=[f"layer {i}" for i in range(grid.shape[0])],
-        columns=[f"{column} {j}" for j in range(grid.shape[1])],
-    )
+    return grid_frame(grid, column=column)
 
 
 def units_of_type(model: ModelHandle, units: object, cls: type, what: str) -> list:

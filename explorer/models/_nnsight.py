@@ -102,6 +102,10 @@ class NNsightHandle(ModelHandle):
         self.nn = _wrap(hf_model, tokenizer, remote=bool(self.remote))
         self._state: dict[str, torch.Tensor] | None = None
 
+    def _counted_module(self, model: nn.Module) -> nn.Module:
+        # traces run the Hugging Face model, not the shim: count its passes
+        return model.hf  # type: ignore[return-value]
+
     # ------------------------------------------------------------------ sites
     def _site_table(self, cfg: Any) -> dict[str, tuple[int, int, str, str, bool]]:
         """hook name -> (layer, order, module path, "input"/"output"/"weights", writable)."""
@@ -243,6 +247,9 @@ class NNsightHandle(ModelHandle):
             else:
                 logits = traced.output.logits
                 out = _save(logits if reduce is None else reduce(logits))
+        if self.remote not in (False, "local"):  # the pass ran elsewhere: no hook saw it
+            self.spent.forward += 1
+            self.spent.examples += len(inputs)
         self._account(out, saved)
         return out, saved
 
