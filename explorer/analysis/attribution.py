@@ -134,7 +134,7 @@ class _ImagesIn(torch.nn.Module):
 
     def __init__(self, model: ModelHandle) -> None:
         super().__init__()
-        self.inner = model.model
+        self.inner = model.as_torch_module()
         self.input_shape = tuple(model.input_shape or ())
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
@@ -143,7 +143,7 @@ class _ImagesIn(torch.nn.Module):
 
 def _on_images(model: ModelHandle) -> torch.nn.Module:
     if model.input_shape is None or model.input_shape == model.image_shape:
-        return model.model
+        return model.as_torch_module()
     return _ImagesIn(model)
 
 
@@ -287,14 +287,14 @@ def attribute(
     if method == "edge":
         maps = sobel_edges(images)
     else:
-        was_training = model.model.training
-        model.model.eval()
+        was_training = model.training
+        model.eval()
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # captum warns about grads it sets itself
                 maps, delta = _captum_map(_on_images(model), method, images, targets, options)
         finally:
-            model.model.train(was_training)
+            model.train(was_training)
     maps = maps.detach().float()
     delta = None if delta is None else delta.detach().float().reshape(-1)
     return AttributionMaps(maps, method, targets, time.perf_counter() - start, delta)
@@ -305,7 +305,7 @@ def attribute(
 def _target_probability(
     model: ModelHandle, images: torch.Tensor, targets: torch.Tensor
 ) -> torch.Tensor:
-    probs = model.model(model.to_inputs(images)).softmax(-1)
+    probs = model(model.to_inputs(images)).softmax(-1)
     return probs.gather(-1, targets[:, None]).squeeze(-1)
 
 
@@ -351,14 +351,8 @@ def _auc(curve: torch.Tensor, fractions: torch.Tensor) -> torch.Tensor:
 def randomise_weights(model: ModelHandle, seed: int = 0) -> ModelHandle:
     """An independent copy of ``model`` with every layer re-initialised (seeded)."""
     copy = model.copy()
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        for module in copy.model.modules():
-            reset = getattr(module, "reset_parameters", None)
-            if callable(reset) and any(True for _ in module.parameters(recurse=False)):
-                reset()
-    copy.model.eval()
-    return copy
+    copy.reset_parameters(seed)
+    return copy.eval()
 
 
 def _average_ranks(x: torch.Tensor) -> torch.Tensor:

@@ -83,10 +83,7 @@ def predict(model: ModelHandle, images: torch.Tensor, batch_size: int = 512) -> 
     """The model's predicted class per image (argmax of the logits), in batches."""
     images = model.check_inputs(images)
     return torch.cat(
-        [
-            model.model(images[i : i + batch_size]).argmax(-1)
-            for i in range(0, len(images), batch_size)
-        ]
+        [model(images[i : i + batch_size]).argmax(-1) for i in range(0, len(images), batch_size)]
     )
 
 
@@ -108,17 +105,8 @@ def _layer_modules(model: ModelHandle, layer: int) -> tuple[nn.Module, nn.Module
     """The weighted module that computes ``layer`` and the next weighted module (reads it)."""
     if model.is_transformer:
         raise ValueError("weight edits here are for plain image models (MLP / CNN)")
-    layer = model.check_layer(layer)
-    wrapped = model.model
-    named = dict(wrapped.module.named_modules())  # type: ignore[union-attr]
-    blocks = wrapped.found_blocks  # type: ignore[union-attr]
-    incoming = named[blocks[layer].pre]
-    if layer + 1 < len(blocks):
-        outgoing: nn.Module | None = named[blocks[layer + 1].pre]
-    else:
-        out_name = wrapped.output_layer  # type: ignore[union-attr]
-        outgoing = named[out_name] if out_name is not None else None
-    return incoming, outgoing
+    io = model.layer_modules(layer)
+    return io.incoming, io.outgoing
 
 
 def _hard_examples(
@@ -129,7 +117,7 @@ def _hard_examples(
     if idx.numel() == 0:
         raise ValueError(f"no examples of class {target} to learn from")
     with torch.no_grad():
-        logits = model.model(images[idx])
+        logits = model(images[idx])
     others = logits.clone()
     others[:, target] = -torch.inf
     runner_up = others.argmax(-1)
@@ -165,13 +153,13 @@ def error_attribution(
         store["act"] = act
 
     with model.hooks([(name, keep)]):
-        logits = model.model(images[idx])
+        logits = model(images[idx])
     rows = torch.arange(len(idx))
     margin = logits[rows, target_class] - logits[rows, runner_up]
     margin.sum().backward()
     act = store["act"]
     score = -(act * act.grad)  # type: ignore[operator]
-    model.model.zero_grad(set_to_none=True)
+    model.zero_grad()
     if score.ndim > 2:  # conv: sum over positions
         score = score.flatten(2).sum(2)
     return score.mean(0).detach()
@@ -236,7 +224,7 @@ def scale_units(
     >>> from explorer.models import zoo
     >>> m = zoo.mnist_mlp(hidden=(4,))
     >>> damped = scale_units(m, 0, [1], 0.5)
-    >>> w0, w1 = m.model.module[3].weight, damped.model.module[3].weight
+    >>> w0, w1 = m.layer_modules(0).outgoing.weight, damped.layer_modules(0).outgoing.weight
     >>> bool((w1[:, 1] == 0.5 * w0[:, 1]).all()), bool((w1[:, 0] == w0[:, 0]).all())
     (True, True)
     """
@@ -277,25 +265,25 @@ def fine_tune_units(
     incoming, outgoing = _layer_modules(edited, layer)
     masks = _unit_masks(incoming, outgoing, units, check_choice("weights", weights, WEIGHTS))
     params = list(masks)
-    for p in edited.model.parameters():
+    for p in edited.parameters():
         p.requires_grad_(False)
     for p in params:
         p.requires_grad_(True)
     optimiser = torch.optim.Adam(params, lr=lr)
     gen = torch.Generator().manual_seed(seed)
-    edited.model.train()
+    edited.train()
     for _ in range(steps):
         batch = torch.randint(
             0, images.shape[0], (min(batch_size, images.shape[0]),), generator=gen
         )
-        loss = F.cross_entropy(edited.model(images[batch]), labels[batch])
+        loss = F.cross_entropy(edited(images[batch]), labels[batch])
         optimiser.zero_grad()
         loss.backward()
         for p, m in masks.items():
             p.grad.mul_(m)  # type: ignore[union-attr]
         optimiser.step()
-    edited.model.eval()
-    for p in edited.model.parameters():
+    edited.eval()
+    for p in edited.parameters():
         p.requires_grad_(True)
     return edited
 
@@ -393,7 +381,7 @@ def _held_out(
     images = model.check_inputs(images)
     if labels.shape[0] != images.shape[0]:
         raise ValueError(f"{images.shape[0]} images but {labels.shape[0]} labels")
-    logits = torch.cat([model.model(images[i : i + 512]) for i in range(0, len(images), 512)])
+    logits = torch.cat([model(images[i : i + 512]) for i in range(0, len(images), 512)])
     conf = Confusion(
         torch.bincount(labels * n + logits.argmax(-1), minlength=n * n).reshape(n, n),
         logits.argmax(-1),

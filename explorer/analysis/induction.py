@@ -151,7 +151,7 @@ def induction_progress(
     """
     tokens = model.check_inputs(tokens)
     first, repeated = _halves(tokens)
-    was_training = model.model.training
+    was_training = model.training
     model.eval()
     try:
         logits = model(tokens)
