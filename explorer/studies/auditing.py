@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from explorer._checks import check_choice, check_fraction
+from explorer._repr import compact_repr
 from explorer.models.handle import ModelHandle
 
 KINDS = ("solid", "checkerboard", "blended")
@@ -39,6 +40,8 @@ IMAGE = 28
 class Trigger:
     """One planted trigger: ``pattern [size, size]`` in 0..1 stamped at ``(top, left)`` with
     opacity ``alpha`` (1 replaces the pixels; below 1 blends), sending digits to ``target``."""
+
+    __repr__ = compact_repr
 
     kind: str
     top: int
@@ -176,6 +179,8 @@ def make_mlp(seed: int) -> nn.Module:
 class Planted:
     """A planted (or clean) model, its ground truth (``trigger`` is None when clean) and the
     held-out digits it was not trained on."""
+
+    __repr__ = compact_repr
 
     model: ModelHandle
     trigger: Trigger | None
