@@ -27,6 +27,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from explorer._cancel import check_cancelled
 from explorer.models.handle import HookFn, ModelHandle
 
 
@@ -250,6 +251,7 @@ class NNsightHandle(ModelHandle):
         by_name = self._expand(fwd_hooks)
         self._batch = inputs.shape[0]
         order = sorted(by_name, key=lambda n: self._sites[n][:2])
+        check_cancelled()
         with self.nn.trace(inputs, **self._trace_kwargs):
             for name in order:
                 self._apply(name, by_name[name])

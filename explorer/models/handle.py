@@ -18,6 +18,7 @@ import torch
 from jaxtyping import Float
 from torch import nn
 
+from explorer._cancel import check_cancelled
 from explorer._checks import check_index, check_tensor
 from explorer.models import _tl
 from explorer.models.config import CNNConfig, MLPConfig, TransformerConfig
@@ -253,6 +254,7 @@ class ModelHandle:
         """Run the model, counting the pass (and the backward pass, if one runs through the
         output) in ``spent``."""
         inputs = self.check_inputs(inputs)
+        check_cancelled()
         out = self.model(inputs)
         self.spent.forward += 1
         self.spent.examples += len(inputs)
@@ -321,6 +323,7 @@ class ModelHandle:
                 )
             check_index("stop_at_layer", stop_at_layer, self.n_layers + 1, "(0..n_layers)")
             kwargs["stop_at_layer"] = stop_at_layer
+        check_cancelled()
         with self.hooks(fwd_hooks):
             return self.model(inputs, **kwargs)
 
