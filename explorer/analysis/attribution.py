@@ -122,10 +122,29 @@ def _check_images(model: ModelHandle, images: torch.Tensor) -> torch.Tensor:
             f"{model.name} takes tokens; attribution maps here are for image models: "
             "use attribute_tokens(model, tokens, target=...) for per-token scores"
         )
-    images = model.check_inputs(check_tensor("images", images, ndim=(3, 4), integer=False))
+    images = model.check_images(check_tensor("images", images, ndim=(1, 2, 3, 4), integer=False))
     if not torch.isfinite(images).all():
         raise ValueError("images contain NaN or infinite values")
     return images
+
+
+class _ImagesIn(torch.nn.Module):
+    """A model that takes flat inputs, run on images ``[batch, C, H, W]`` (captum perturbs
+    and maps images; DeepLift hooks the wrapped model's own modules)."""
+
+    def __init__(self, model: ModelHandle) -> None:
+        super().__init__()
+        self.inner = model.model
+        self.input_shape = tuple(model.input_shape or ())
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.inner(images.reshape(images.shape[0], *self.input_shape))
+
+
+def _on_images(model: ModelHandle) -> torch.nn.Module:
+    if model.input_shape is None or model.input_shape == model.image_shape:
+        return model.model
+    return _ImagesIn(model)
 
 
 def _check_targets(targets: torch.Tensor | Sequence[int] | int, n: int, n_classes: int | None):
@@ -273,7 +292,7 @@ def attribute(
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # captum warns about grads it sets itself
-                maps, delta = _captum_map(model.model, method, images, targets, options)
+                maps, delta = _captum_map(_on_images(model), method, images, targets, options)
         finally:
             model.model.train(was_training)
     maps = maps.detach().float()
@@ -286,7 +305,7 @@ def attribute(
 def _target_probability(
     model: ModelHandle, images: torch.Tensor, targets: torch.Tensor
 ) -> torch.Tensor:
-    probs = model.model(images).softmax(-1)
+    probs = model.model(model.to_inputs(images)).softmax(-1)
     return probs.gather(-1, targets[:, None]).squeeze(-1)
 
 

@@ -285,15 +285,14 @@ def _starts_mid_model(model: ModelHandle) -> bool:
 def _finishes_blocks(model: ModelHandle) -> bool:
     """Whether ``_finish_block`` computes what a transformer-lens block does after its
     ``hook_resid_mid`` (a pre-norm block with attention then MLP in sequence)."""
+    cfg = model.model.cfg  # type: ignore[union-attr]
+    if cfg.attn_only or cfg.parallel_attn_mlp or getattr(cfg, "n_devices", 1) != 1:
+        return False
+    if cfg.original_architecture is None:  # a toy model (no transformer-lens import needed)
+        return True
     from transformer_lens.utilities.architectures import POST_NORM_ARCHITECTURES
 
-    cfg = model.model.cfg  # type: ignore[union-attr]
-    return not (
-        cfg.attn_only
-        or cfg.parallel_attn_mlp
-        or cfg.original_architecture in POST_NORM_ARCHITECTURES
-        or getattr(cfg, "n_devices", 1) != 1
-    )
+    return cfg.original_architecture not in POST_NORM_ARCHITECTURES
 
 
 def _finish_block(model: ModelHandle, layer: int, resid_mid: torch.Tensor) -> torch.Tensor:

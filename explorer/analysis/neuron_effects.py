@@ -88,13 +88,13 @@ def input_image(model: ModelHandle, layer: int, neuron: int) -> torch.Tensor | N
     None for transformers and for deeper layers (their inputs are not pixels).
     """
     layer, neuron = model.check_neuron(layer, neuron)
-    if model.is_transformer or layer != 0 or model.input_shape is None:
+    if model.is_transformer or layer != 0 or model.image_shape is None:
         return None
     block = model.model.found_blocks[0]  # type: ignore[attr-defined]
     weight = _module(model, block.pre).weight[neuron]  # type: ignore[union-attr]
     if block.conv:
         return weight.sum(0).float()  # [kh, kw]
-    return weight.reshape(model.input_shape).sum(0).float()
+    return weight.reshape(model.image_shape).sum(0).float()
 
 
 @torch.no_grad()

@@ -7,7 +7,7 @@
 'blocks.0.attn.hook_z'
 """
 
-from explorer.models import zoo
+from explorer.models import light, light_hooks, zoo
 from explorer.models.checkpoint import (
     check_config_fits_weights,
     checkpoint_files,
@@ -53,7 +53,16 @@ from explorer.models.hooked_module import (
 )
 from explorer.models.loading import (
     load,
+    remap_keys,
     wrap,
+)
+from explorer.models.shapes import (
+    check_image_shape,
+    dry_forward,
+    expected_input,
+    first_layer,
+    infer_image_shape,
+    infer_input_shape,
 )
 from explorer.models.shipped import (
     load_shipped,
@@ -72,15 +81,23 @@ __all__ = [
     "Spent",
     "TransformerConfig",
     "check_config_fits_weights",
+    "check_image_shape",
     "check_parity",
     "check_size",
     "checkpoint_files",
     "config_from_dict",
+    "dry_forward",
+    "expected_input",
     "fans_out",
     "find_blocks",
+    "first_layer",
+    "infer_image_shape",
+    "infer_input_shape",
     "is_checkpoint",
     "is_hf_folder",
     "is_hf_model",
+    "light",
+    "light_hooks",
     "linear_reader",
     "load",
     "load_checkpoint",
@@ -94,6 +111,7 @@ __all__ = [
     "read_header",
     "read_tagged_json",
     "read_weights",
+    "remap_keys",
     "save_checkpoint",
     "shipped_meta",
     "shipped_names",

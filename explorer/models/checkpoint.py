@@ -257,7 +257,7 @@ def load_checkpoint(path: str | os.PathLike[str]) -> ModelHandle:
     if not weights.is_file():
         raise FileNotFoundError(f"no {WEIGHTS} in {str(path)!r}")
     check_config_fits_weights(cfg, weights, str(path))
-    model = zoo.build(cfg, name=header.get("name"))
+    model = zoo.build(cfg, name=header.get("name"), light=True)  # no transformer-lens import
     load_state(model, read_weights(path), str(path))
     model.model.eval()
     return model

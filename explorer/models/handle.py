@@ -21,6 +21,7 @@ from torch import nn
 from explorer._cancel import check_cancelled
 from explorer._checks import check_index, check_tensor
 from explorer.models import _tl
+from explorer.models import light as _light
 from explorer.models.config import CNNConfig, MLPConfig, TransformerConfig
 
 InputKind = Literal["tokens", "images"]
@@ -47,6 +48,36 @@ class Spent:
 
     def __repr__(self) -> str:
         return f"Spent(forward={self.forward}, backward={self.backward}, examples={self.examples})"
+
+
+class _PassCounter:
+    """Hooks on the model's module that count every pass into ``spent``: analysis also runs
+    ``handle.model(...)`` directly (captum, editing, interventions), and those passes are
+    spent too. A backward pass is counted once per forward pass whose output it reaches.
+    A deep copy of the module gets an inert counter (the copy's own handle counts it)."""
+
+    def __init__(self, spent: Spent | None) -> None:
+        self.spent = spent
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> _PassCounter:
+        return _PassCounter(None)
+
+    def forward(self, module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        if self.spent is None:
+            return
+        self.spent.forward += 1
+        first = args[0] if args else next(iter(kwargs.values()), None)
+        if isinstance(first, torch.Tensor) and first.ndim > 0:
+            self.spent.examples += len(first)
+
+    def watch_backward(self, module: nn.Module, args: tuple[Any, ...], out: Any) -> None:
+        tensor = out if isinstance(out, torch.Tensor) else getattr(out, "logits", None)
+        if self.spent is not None and isinstance(tensor, torch.Tensor) and tensor.requires_grad:
+            tensor.register_hook(self.backward)
+
+    def backward(self, grad: torch.Tensor) -> None:
+        if self.spent is not None:
+            self.spent.backward += 1
 
 
 class ModelHandle:
@@ -77,6 +108,7 @@ class ModelHandle:
         name: str = "model",
         tokenizer: Any | None = None,
         family: str | None = None,
+        image_shape: Sequence[int] | None = None,
     ) -> None:
         if not hasattr(model, "hook_dict"):
             raise TypeError(
@@ -87,6 +119,8 @@ class ModelHandle:
         self.kind: InputKind = kind
         self.config = config
         self.input_shape = tuple(input_shape) if input_shape is not None else None
+        # (C, H, W) image tools work on; the model may take it flat (models.shapes)
+        self.image_shape = tuple(image_shape) if image_shape is not None else None
         self.vocab = tuple(vocab) if vocab is not None else None
         self.name = name
         self.tokenizer = tokenizer
@@ -96,7 +130,11 @@ class ModelHandle:
         self.prepend_bos = True  # to_tokens puts the tokenizer's BOS first (if it has one)
         self._fingerprint: tuple[int, str] | None = None
         self._token_strings: tuple[str, ...] | None = None
-        self.spent = Spent()  # passes run through ``handle(inputs)`` (budgets read it)
+        self.spent = Spent()  # every pass of the module, however it was called (budgets read it)
+        counter = _PassCounter(self.spent)
+        counted = self._counted_module(model)
+        counted.register_forward_pre_hook(counter.forward, with_kwargs=True)
+        counted.register_forward_hook(counter.watch_backward)
 
     # ----------------------------------------------------------------- structure
     @property
@@ -137,7 +175,9 @@ class ModelHandle:
     def runs_from_layer(self) -> bool:
         """Whether a forward pass can start at a block from a residual stream
         (``model(resid, start_at_layer=l)``): decoders yes; BERT's encoder has no such entry."""
-        return self.is_transformer and _tl.is_hooked_transformer(self.model)
+        return self.is_transformer and (
+            _tl.is_hooked_transformer(self.model) or _light.is_light(self.model)
+        )
 
     @property
     def has_mlp(self) -> bool:
@@ -240,30 +280,58 @@ class ModelHandle:
                 raise ValueError(f"token ids must lie in 0..{d_vocab - 1}, got range {lo}..{hi}")
             return tokens
         images = check_tensor("images", inputs, integer=False)
-        if self.input_shape is not None and tuple(images.shape[1:]) != self.input_shape:
-            if tuple(images.shape) == self.input_shape:
-                return images.unsqueeze(0)
-            raise ValueError(
-                f"images must have shape [batch, {', '.join(map(str, self.input_shape))}], "
-                f"got {list(images.shape)}"
-            )
+        shape = tuple(images.shape[1:])
+        if self.input_shape is not None and shape != self.input_shape:
+            if tuple(images.shape) in (self.input_shape, self.image_shape):
+                return self.to_inputs(images.unsqueeze(0))
+            if self.image_shape is not None and shape == self.image_shape:
+                return self.to_inputs(images)  # an image for a model that takes it flat
+            raise ValueError(f"images must have shape {self._accepted()}, got {list(images.shape)}")
         return images
+
+    def _accepted(self) -> str:
+        shapes = [s for s in (self.input_shape, self.image_shape) if s is not None]
+        return " or ".join(f"[batch, {', '.join(map(str, s))}]" for s in dict.fromkeys(shapes))
+
+    def to_inputs(
+        self, images: Float[torch.Tensor, "batch c h w"]
+    ) -> Float[torch.Tensor, "batch ..."]:
+        """Images ``[batch, *image_shape]`` as the model takes them (``[batch, *input_shape]``:
+        flattened for a model whose first layer reads flat pixels); differentiable."""
+        if self.input_shape is None or self.image_shape == self.input_shape:
+            return images
+        return images.reshape(images.shape[0], *self.input_shape)
+
+    def check_images(self, inputs: Any) -> Float[torch.Tensor, "batch c h w"]:
+        """A batch as images ``[batch, *image_shape]`` (inputs of the model's own shape,
+        flat ones too, are reshaped): what attribution maps, feature visualisation, weight
+        images and audits work on."""
+        if self.is_transformer:
+            raise ValueError(f"{self.name} takes tokens, not images")
+        if self.image_shape is None:
+            took = f"inputs of shape {list(self.input_shape)}" if self.input_shape else "inputs"
+            raise ValueError(
+                f"{self.name} takes {took} that explorer cannot show as images: pass "
+                "image_shape=(channels, height, width) to explorer.load"
+            )
+        inputs = check_tensor("images", inputs, integer=False)
+        if self.input_shape is None and tuple(inputs.shape[1:]) != self.image_shape:
+            if tuple(inputs.shape) == self.image_shape:
+                return inputs.unsqueeze(0)
+            raise ValueError(f"images must have shape {self._accepted()}, got {list(inputs.shape)}")
+        inputs = self.check_inputs(inputs)
+        return inputs.reshape(inputs.shape[0], *self.image_shape)
 
     # ---------------------------------------------------------------- running
     def __call__(self, inputs: torch.Tensor) -> torch.Tensor:
-        """Run the model, counting the pass (and the backward pass, if one runs through the
-        output) in ``spent``."""
+        """Run the model (the pass is counted in ``spent``, as every pass is)."""
         inputs = self.check_inputs(inputs)
         check_cancelled()
-        out = self.model(inputs)
-        self.spent.forward += 1
-        self.spent.examples += len(inputs)
-        if out.requires_grad:
-            out.register_hook(self._count_backward)
-        return out
+        return self.model(inputs)
 
-    def _count_backward(self, grad: torch.Tensor) -> None:
-        self.spent.backward += 1
+    def _counted_module(self, model: nn.Module) -> nn.Module:
+        """The module whose passes ``spent`` counts (a backend may run an inner one)."""
+        return model
 
     @property
     def stops_early(self) -> bool:
@@ -531,7 +599,11 @@ class ModelHandle:
 
             model = copy.deepcopy(self.model)
         else:
-            model = wrap(self.model.unwrapped_copy(), input_shape=self.input_shape).model  # type: ignore[attr-defined]
+            model = wrap(  # type: ignore[attr-defined]
+                self.model.unwrapped_copy(),  # type: ignore[attr-defined]
+                input_shape=self.input_shape,
+                image_shape=self.image_shape,
+            ).model
         other = ModelHandle(
             model,
             kind=self.kind,
@@ -541,6 +613,7 @@ class ModelHandle:
             name=self.name,
             tokenizer=self.tokenizer,
             family=self.family,
+            image_shape=self.image_shape,
         )
         other.parity, other.note, other.prepend_bos = self.parity, self.note, self.prepend_bos
         return other

@@ -230,7 +230,7 @@ class NeuronView(ExplorerWidget):
         order = effect.strongest(self.n_effects)
         with self.hold_sync():
             self.fires = bool(fires[self.neuron])
-            self.dead_units = [int(u) for u in (~fires).nonzero().flatten()]
+            self.dead_units = list(top.dead_units)
             self.top_values = encode(values, "float32")
             self.example_ids = [int(i) for i in ids]
             self.example_positions = [int(p) for p in positions]
@@ -269,7 +269,7 @@ class NeuronView(ExplorerWidget):
         self.example_acts = encode(windows.acts)
 
     def _send_images(self, ids: torch.Tensor) -> None:
-        images = self.data[ids]  # [k, C, H, W]
+        images = self.model.check_images(self.data[ids])  # [k, C, H, W]
         self.top_images = encode(images_for_display(images), "uint8")
         weights = input_image(self.model, self.layer, self.neuron)
         self.weight_image = encode(weights) if weights is not None else empty()

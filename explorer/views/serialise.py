@@ -128,11 +128,9 @@ def thumbnail(matrix: torch.Tensor, size: int) -> torch.Tensor:
 
 
 def images_for_display(images: torch.Tensor) -> torch.Tensor:
-    """``[n, C, H, W]`` images as the page draws them: RGB as ``[n, H, W, 3]``, any other
-    channel count as one grey channel ``[n, H, W]`` (the channels' mean)."""
-    if images.shape[1] == 3:
-        return images.permute(0, 2, 3, 1)
-    return images.mean(1)
+    """``[..., C, H, W]`` images as the page draws them: RGB as ``[..., H, W, 3]``, any other
+    channel count as one grey channel ``[..., H, W]`` (the channels' mean)."""
+    return images.movedim(-3, -1) if images.shape[-3] == 3 else images.mean(-3)
 
 
 def esm(*names: str) -> str:
