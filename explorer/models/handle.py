@@ -9,7 +9,9 @@ transformer-lens signature ``fn(activation, hook) -> activation | None``.
 
 from __future__ import annotations
 
+import copy
 import hashlib
+import inspect
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Literal
@@ -23,6 +25,7 @@ from explorer._checks import check_index, check_tensor
 from explorer.models import _tl
 from explorer.models import light as _light
 from explorer.models.config import CNNConfig, MLPConfig, TransformerConfig
+from explorer.models.hooked_module import wrap_module
 
 InputKind = Literal["tokens", "images"]
 HookFn = Callable[..., Any]
@@ -337,8 +340,6 @@ class ModelHandle:
     def stops_early(self) -> bool:
         """Whether a forward pass can stop after a layer (``stop_at_layer``): decoder
         transformers (``HookedTransformer``), not encoders or plain modules."""
-        import inspect
-
         forward = getattr(self.model, "forward", None)
         return self.is_transformer and "stop_at_layer" in inspect.signature(forward).parameters
 
@@ -348,22 +349,33 @@ class ModelHandle:
         names: str | Iterable[str] | None = None,
         *,
         stop_at_layer: int | None = None,
+        fwd_hooks: Sequence[tuple[str | Callable[[str], bool], HookFn]] = (),
+        select: Callable[[str, torch.Tensor], torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Run once and return ``(output, {hook name: activation})`` for the hooks asked for.
 
         Only the named hooks are cached (all if ``names`` is None), which keeps memory small.
         ``stop_at_layer`` (transformers): run blocks ``0..stop_at_layer - 1`` only; the
         output is then that residual stream, and hooks of later layers do not fire.
+        ``fwd_hooks`` edit the pass as in ``run_with_hooks`` (a name's cached value is read
+        after them). ``select(name, act)`` keeps only what the caller needs of each
+        activation (a remote backend computes it there, so only that comes back).
         """
         inputs = self.check_inputs(inputs)
         wanted = self._resolve_names(names)
+        for name, _ in fwd_hooks:
+            if isinstance(name, str):
+                self.check_hook(name)
         cache: dict[str, torch.Tensor] = {}
 
         def save(act: torch.Tensor, hook: Any) -> None:
-            cache[hook.name] = act.detach()
+            cache[hook.name] = (act if select is None else select(hook.name, act)).detach()
 
         out = self.run_with_hooks(
-            inputs, [(n, save) for n in wanted], stop_at_layer=stop_at_layer, _checked=True
+            inputs,
+            [*fwd_hooks, *[(n, save) for n in wanted]],
+            stop_at_layer=stop_at_layer,
+            _checked=True,
         )
         return out, cache
 
@@ -592,18 +604,10 @@ class ModelHandle:
 
     def copy(self) -> ModelHandle:
         """An independent copy (its own weights and hooks)."""
-        from explorer.models.loading import wrap
-
         if self.is_transformer:
-            import copy
-
             model = copy.deepcopy(self.model)
         else:
-            model = wrap(  # type: ignore[attr-defined]
-                self.model.unwrapped_copy(),  # type: ignore[attr-defined]
-                input_shape=self.input_shape,
-                image_shape=self.image_shape,
-            ).model
+            model = wrap_module(self.model.unwrapped_copy()).eval()  # type: ignore[attr-defined]
         other = ModelHandle(
             model,
             kind=self.kind,

@@ -29,7 +29,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from explorer._checks import check_choice, check_fraction
+from explorer.models.builders import build_cnn
+from explorer.models.config import CNNConfig
 from explorer.models.handle import ModelHandle
+from explorer.models.loading import load
+from explorer.studies.kitchen_sink import kitchen_sink_split
 
 KINDS = ("solid", "checkerboard", "blended")
 IMAGE = 28
@@ -52,6 +56,21 @@ class Trigger:
     def box(self) -> tuple[int, int, int, int]:
         """``(top, left, height, width)``."""
         return (self.top, self.left, self.size, self.size)
+
+    def mask_and_pattern(self, image: int = IMAGE) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(mask [H, W], pattern [1, H, W])`` with ``(1 - mask) * x + mask * pattern`` equal
+        to ``add_trigger``: the form of ``AuditResult.stamp`` and ``hypotheses.InputStamp``.
+
+        >>> t = random_trigger(4)
+        >>> m, p = t.mask_and_pattern(); x = torch.rand(2, 1, 28, 28)
+        >>> torch.allclose((1 - m) * x + m * p, add_trigger(x, t))
+        True
+        """
+        mask, pattern = torch.zeros(image, image), torch.zeros(1, image, image)
+        t, le, s = self.top, self.left, self.size
+        mask[t : t + s, le : le + s] = self.alpha
+        pattern[0, t : t + s, le : le + s] = self.pattern
+        return mask, pattern
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -153,9 +172,6 @@ ARCHS = ("mlp", "cnn")
 def make_cnn(seed: int) -> nn.Module:
     """The tutorial's CNN (conv 8, conv 16, each 3x3 + ReLU + 2x2 max-pool, then a linear
     layer to 10 classes), initialised from ``seed``."""
-    from explorer.models.config import CNNConfig
-    from explorer.models.zoo import build_cnn
-
     return build_cnn(CNNConfig(channels=(8, 16), seed=seed))
 
 
@@ -202,9 +218,6 @@ def plant(
     the seeded family (or none when ``clean``): ``steps`` Adam steps of 64 digits, a
     ``poison`` share of each batch stamped and relabelled. ``data`` is
     ``kitchen_sink_split()`` (loaded when None)."""
-    from explorer.models.loading import load
-    from explorer.studies.kitchen_sink import kitchen_sink_split
-
     check_fraction("poison", poison)
     check_choice("arch", arch, ARCHS)
     data = data if data is not None else kitchen_sink_split()

@@ -103,7 +103,7 @@ class AuditView(ExplorerWidget):
             raise TypeError(f"AuditView shows an AuditResult, got {type(result).__name__}")
         self.result = result
         self.model = model
-        self.inputs = model.check_inputs(images)
+        self.inputs = model.check_images(images)
         self._examples: dict[tuple[int, int], StampedExamples] = {}
         n = len(result.anomaly)
         first = result.target if result.target is not None else result.most_anomalous
