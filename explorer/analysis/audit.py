@@ -107,6 +107,11 @@ class AuditResult:
         return self.flagged[0] if self.flagged else None
 
     @property
+    def most_anomalous(self) -> int:
+        """The class with the highest anomaly, flagged or not (what a view shows first)."""
+        return int(self.anomaly.argmax())
+
+    @property
     def location(self) -> tuple[int, int, int, int] | None:
         """``(top, left, height, width)`` of the target's trigger (None when clean)."""
         return self.boxes[self.target] if self.target is not None else None
