@@ -71,6 +71,8 @@ from explorer.analysis.feature_vis import (
     Regularisation,
     gaussian_blur,
     maximize_activation,
+    mean_pairwise_cosine,
+    pairwise_cosine,
     total_variation,
 )
 from explorer.analysis.fourier import (
@@ -183,6 +185,10 @@ from explorer.analysis.token_attribution import (
     TokenAttribution,
     attribute_tokens,
 )
+from explorer.analysis.trigger_examples import (
+    StampedExamples,
+    stamped_examples,
+)
 from explorer.analysis.units import (
     Head,
     Neuron,
@@ -234,6 +240,7 @@ __all__ = [
     "ProbeResults",
     "Regularisation",
     "ResidPosition",
+    "StampedExamples",
     "SweepResult",
     "TokenAttribution",
     "TopKExamples",
@@ -293,12 +300,14 @@ __all__ = [
     "mad_index",
     "maximize_activation",
     "mean_final_scale",
+    "mean_pairwise_cosine",
     "metrics",
     "neuron_logit_weights",
     "next_token_training_loss",
     "norm_direction",
     "output_effect",
     "ov_copying_scores",
+    "pairwise_cosine",
     "parse_unit",
     "path_patching",
     "perturbation_curves",
@@ -321,6 +330,7 @@ __all__ = [
     "score_pattern",
     "sobel_edges",
     "spearman",
+    "stamped_examples",
     "sum_directions",
     "supports",
     "sweep_base_hooks",

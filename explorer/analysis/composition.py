@@ -39,7 +39,8 @@ import torch
 from jaxtyping import Float
 
 from explorer._checks import check_choice, check_positive
-from explorer.analysis.units import Head
+from explorer.analysis._shown import CompositionShown, CopyingShown
+from explorer.analysis.units import Head, parse_unit
 from explorer.models.handle import ModelHandle
 
 __all__ = [
@@ -56,8 +57,8 @@ __all__ = [
 KINDS = ("q", "k", "v")
 
 
-@dataclass(frozen=True)
-class CompositionScores:
+@dataclass(frozen=True, repr=False)
+class CompositionScores(CompositionShown):
     """``scores[kind, layer_a, head_a, layer_b, head_b]``: how much head B reads head A.
 
     Only pairs with ``layer_a < layer_b`` compose; other entries are NaN.
@@ -87,8 +88,6 @@ class CompositionScores:
 
     def score(self, kind: str, a: Head | str, b: Head | str) -> float:
         """The score of the pair ``a -> b``, e.g. ``score("k", "head 0.1", "head 1.2")``."""
-        from explorer.analysis.units import parse_unit
-
         a, b = parse_unit(a), parse_unit(b)
         if not isinstance(a, Head) or not isinstance(b, Head):
             raise TypeError(f"composition is between heads, got {a} and {b}")
@@ -114,8 +113,8 @@ class CompositionScores:
         return [t for t in self.top(kind, self.scores[0].numel()) if t[2] > threshold]
 
 
-@dataclass(frozen=True)
-class CopyingScores:
+@dataclass(frozen=True, repr=False)
+class CopyingScores(CopyingShown):
     """Per head ``[layer, head]``: how much its full OV circuit copies tokens."""
 
     eigenvalue: Float[torch.Tensor, "layer head"]

@@ -48,15 +48,16 @@ import torch
 from jaxtyping import Bool, Float, Int
 
 from explorer._checks import check_choice
-from explorer.analysis.cache import run_with_cache
-from explorer.analysis.units import layer_table
+from explorer.analysis._display import MAX_ROWS, Shown, strongest
+from explorer.analysis.cache import _last_block, run_with_cache
+from explorer.analysis.units import Head, layer_table
 from explorer.models.handle import ModelHandle
 
 KINDS = ("previous_token", "induction", "duplicate_token", "prefix_matching")
 
 
-@dataclass(frozen=True)
-class HeadScores:
+@dataclass(frozen=True, repr=False)
+class HeadScores(Shown):
     """``scores[kind, layer, head]`` (or ``[batch, kind, layer, head]`` per example)."""
 
     scores: torch.Tensor
@@ -82,14 +83,38 @@ class HeadScores:
         grid = self.get(kind)
         return layer_table(grid.mean(0) if grid.ndim == 3 else grid)
 
-    def __repr__(self) -> str:
-        *_, n_layers, n_heads = self.scores.shape
-        best = ", ".join(
-            f"{kind} {layer}.{head} {value:.2f}"
+    def _summary(self) -> str:
+        *batch, _, n_layers, n_heads = self.scores.shape
+        per = f", {batch[0]} examples each" if batch else ""
+        return f"{len(self.kinds)} kinds x {n_layers} layers x {n_heads} heads{per}"
+
+    def _best(self, kind: str, n: int) -> list[tuple[Head, float]]:
+        grid = self.get(kind)
+        grid = grid.mean(0) if grid.ndim == 3 else grid
+        n_heads = grid.shape[1]
+        return [
+            (Head(i // n_heads, i % n_heads), float(grid.flatten()[i]))
+            for i in strongest(grid, n, by_abs=False)
+        ]
+
+    def _top(self) -> list[str]:
+        return [
+            f"{kind} {head} {value:.2f}"
             for kind in self.kinds
-            for layer, head, value in self.top(kind, 1)
-        )
-        return f"HeadScores({len(self.kinds)} kinds x {n_layers} layers x {n_heads} heads; best: {best})"
+            for head, value in self._best(kind, 1)
+        ]
+
+    def _table(self) -> tuple:
+        """The best heads of each kind (batch-averaged)."""
+        per_kind = max(1, MAX_ROWS // len(self.kinds))
+        rows = [
+            (kind, str(head), value)
+            for kind in self.kinds
+            for head, value in self._best(kind, per_kind)
+        ]
+        *_, n_layers, n_heads = self.scores.shape
+        note = f"best {per_kind} of {n_layers * n_heads} heads per kind; to_dataframe(kind) has all"
+        return "Head scores", ("kind", "head", "score"), rows, note
 
 
 def target_mask(
@@ -225,10 +250,14 @@ def head_scores(
         empty = torch.zeros(tokens.shape[0], 0, model.n_layers, model.n_heads or 0)
         return HeadScores(empty if per_example else empty[0], (), tuple(skipped))
     names = [model.hook_name("pattern", layer) for layer in range(model.n_layers)]
-    cache = run_with_cache(model, tokens, names, logits=False)
-    per_kind = []
-    for mask in masks:
-        layers = [score_pattern(cache[name], mask) for name in names]  # each [b, h]
-        per_kind.append(torch.stack(layers, dim=1))  # [b, layer, head]
-    scores = torch.stack(per_kind, dim=1)  # [b, kind, layer, head]
+
+    def per_head(name: str, pattern: torch.Tensor) -> torch.Tensor:  # [b, kind, head]
+        return torch.stack([score_pattern(pattern, mask) for mask in masks], dim=1)
+
+    # scored inside the pass, layer by layer: no pattern is kept (a remote backend sends
+    # back [batch, kind, head] per layer), and the pass stops after the last block
+    _, cache = model.run_with_cache(
+        tokens, names=names, select=per_head, stop_at_layer=_last_block(model, names)
+    )
+    scores = torch.stack([cache[name] for name in names], dim=2)  # [b, kind, layer, head]
     return HeadScores(scores if per_example else scores.mean(0), tuple(kept), tuple(skipped))

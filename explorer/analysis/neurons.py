@@ -16,14 +16,15 @@ from einops import reduce
 from jaxtyping import Float, Int
 
 from explorer._checks import check_choice, check_finite, check_positive, check_tensor
+from explorer.analysis._shown import HistogramShown, TopKShown, WindowsShown
 from explorer.analysis.cache import iter_batches
 from explorer.models.handle import ModelHandle
 
 HOOKS = ("post", "pre")
 
 
-@dataclass(frozen=True)
-class TopKExamples:
+@dataclass(frozen=True, repr=False)
+class TopKExamples(TopKShown):
     """For each unit, its ``k`` highest activations over a dataset, best first.
 
     ``example[u, i]`` indexes the dataset (in iteration order) and ``position[u, i]`` the
@@ -77,23 +78,9 @@ class TopKExamples:
             for e, p, v in zip(self.example[unit], self.position[unit], self.values[unit])
         ]
 
-    def __repr__(self) -> str:
-        n_units, k = self.values.shape
-        which = "top" if self.largest else "bottom"
-        dead = self.dead_units
-        if dead:
-            shown = ", ".join(map(str, dead[:12])) + (", ..." if len(dead) > 12 else "")
-            note = f"; {len(dead)} dead (never > 0, top examples are ties): [{shown}]"
-        else:
-            note = "; no dead units" if self.largest else ""
-        return (
-            f"TopKExamples({self.hook}: {n_units} units x {which} {k} over "
-            f"{self.n_examples:,} examples{note})"
-        )
 
-
-@dataclass(frozen=True)
-class Histogram:
+@dataclass(frozen=True, repr=False)
+class Histogram(HistogramShown):
     """Counts of one unit's activations in ``bins`` equal-width bins between ``edges``."""
 
     counts: Int[torch.Tensor, " bins"]
@@ -353,8 +340,8 @@ def layer_activations(
     return torch.cat(chunks)
 
 
-@dataclass(frozen=True)
-class ExampleWindows:
+@dataclass(frozen=True, repr=False)
+class ExampleWindows(WindowsShown):
     """A window of tokens around each top example's top position, with one unit's activation
     at each token: ``acts[i]`` covers positions ``starts[i] .. starts[i] + width - 1`` of
     example ``examples[i]``."""

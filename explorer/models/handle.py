@@ -9,7 +9,9 @@ transformer-lens signature ``fn(activation, hook) -> activation | None``.
 
 from __future__ import annotations
 
+import copy
 import hashlib
+import inspect
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Literal
@@ -18,10 +20,12 @@ import torch
 from jaxtyping import Float
 from torch import nn
 
+from explorer._cancel import check_cancelled
 from explorer._checks import check_index, check_tensor
 from explorer.models import _tl
 from explorer.models import light as _light
 from explorer.models.config import CNNConfig, MLPConfig, TransformerConfig
+from explorer.models.hooked_module import wrap_module
 
 InputKind = Literal["tokens", "images"]
 HookFn = Callable[..., Any]
@@ -47,6 +51,36 @@ class Spent:
 
     def __repr__(self) -> str:
         return f"Spent(forward={self.forward}, backward={self.backward}, examples={self.examples})"
+
+
+class _PassCounter:
+    """Hooks on the model's module that count every pass into ``spent``: analysis also runs
+    ``handle.model(...)`` directly (captum, editing, interventions), and those passes are
+    spent too. A backward pass is counted once per forward pass whose output it reaches.
+    A deep copy of the module gets an inert counter (the copy's own handle counts it)."""
+
+    def __init__(self, spent: Spent | None) -> None:
+        self.spent = spent
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> _PassCounter:
+        return _PassCounter(None)
+
+    def forward(self, module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        if self.spent is None:
+            return
+        self.spent.forward += 1
+        first = args[0] if args else next(iter(kwargs.values()), None)
+        if isinstance(first, torch.Tensor) and first.ndim > 0:
+            self.spent.examples += len(first)
+
+    def watch_backward(self, module: nn.Module, args: tuple[Any, ...], out: Any) -> None:
+        tensor = out if isinstance(out, torch.Tensor) else getattr(out, "logits", None)
+        if self.spent is not None and isinstance(tensor, torch.Tensor) and tensor.requires_grad:
+            tensor.register_hook(self.backward)
+
+    def backward(self, grad: torch.Tensor) -> None:
+        if self.spent is not None:
+            self.spent.backward += 1
 
 
 class ModelHandle:
@@ -99,7 +133,11 @@ class ModelHandle:
         self.prepend_bos = True  # to_tokens puts the tokenizer's BOS first (if it has one)
         self._fingerprint: tuple[int, str] | None = None
         self._token_strings: tuple[str, ...] | None = None
-        self.spent = Spent()  # passes run through ``handle(inputs)`` (budgets read it)
+        self.spent = Spent()  # every pass of the module, however it was called (budgets read it)
+        counter = _PassCounter(self.spent)
+        counted = self._counted_module(model)
+        counted.register_forward_pre_hook(counter.forward, with_kwargs=True)
+        counted.register_forward_hook(counter.watch_backward)
 
     # ----------------------------------------------------------------- structure
     @property
@@ -289,25 +327,19 @@ class ModelHandle:
 
     # ---------------------------------------------------------------- running
     def __call__(self, inputs: torch.Tensor) -> torch.Tensor:
-        """Run the model, counting the pass (and the backward pass, if one runs through the
-        output) in ``spent``."""
+        """Run the model (the pass is counted in ``spent``, as every pass is)."""
         inputs = self.check_inputs(inputs)
-        out = self.model(inputs)
-        self.spent.forward += 1
-        self.spent.examples += len(inputs)
-        if out.requires_grad:
-            out.register_hook(self._count_backward)
-        return out
+        check_cancelled()
+        return self.model(inputs)
 
-    def _count_backward(self, grad: torch.Tensor) -> None:
-        self.spent.backward += 1
+    def _counted_module(self, model: nn.Module) -> nn.Module:
+        """The module whose passes ``spent`` counts (a backend may run an inner one)."""
+        return model
 
     @property
     def stops_early(self) -> bool:
         """Whether a forward pass can stop after a layer (``stop_at_layer``): decoder
         transformers (``HookedTransformer``), not encoders or plain modules."""
-        import inspect
-
         forward = getattr(self.model, "forward", None)
         return self.is_transformer and "stop_at_layer" in inspect.signature(forward).parameters
 
@@ -317,22 +349,33 @@ class ModelHandle:
         names: str | Iterable[str] | None = None,
         *,
         stop_at_layer: int | None = None,
+        fwd_hooks: Sequence[tuple[str | Callable[[str], bool], HookFn]] = (),
+        select: Callable[[str, torch.Tensor], torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Run once and return ``(output, {hook name: activation})`` for the hooks asked for.
 
         Only the named hooks are cached (all if ``names`` is None), which keeps memory small.
         ``stop_at_layer`` (transformers): run blocks ``0..stop_at_layer - 1`` only; the
         output is then that residual stream, and hooks of later layers do not fire.
+        ``fwd_hooks`` edit the pass as in ``run_with_hooks`` (a name's cached value is read
+        after them). ``select(name, act)`` keeps only what the caller needs of each
+        activation (a remote backend computes it there, so only that comes back).
         """
         inputs = self.check_inputs(inputs)
         wanted = self._resolve_names(names)
+        for name, _ in fwd_hooks:
+            if isinstance(name, str):
+                self.check_hook(name)
         cache: dict[str, torch.Tensor] = {}
 
         def save(act: torch.Tensor, hook: Any) -> None:
-            cache[hook.name] = act.detach()
+            cache[hook.name] = (act if select is None else select(hook.name, act)).detach()
 
         out = self.run_with_hooks(
-            inputs, [(n, save) for n in wanted], stop_at_layer=stop_at_layer, _checked=True
+            inputs,
+            [*fwd_hooks, *[(n, save) for n in wanted]],
+            stop_at_layer=stop_at_layer,
+            _checked=True,
         )
         return out, cache
 
@@ -360,6 +403,7 @@ class ModelHandle:
                 )
             check_index("stop_at_layer", stop_at_layer, self.n_layers + 1, "(0..n_layers)")
             kwargs["stop_at_layer"] = stop_at_layer
+        check_cancelled()
         with self.hooks(fwd_hooks):
             return self.model(inputs, **kwargs)
 
@@ -560,18 +604,10 @@ class ModelHandle:
 
     def copy(self) -> ModelHandle:
         """An independent copy (its own weights and hooks)."""
-        from explorer.models.loading import wrap
-
         if self.is_transformer:
-            import copy
-
             model = copy.deepcopy(self.model)
         else:
-            model = wrap(  # type: ignore[attr-defined]
-                self.model.unwrapped_copy(),  # type: ignore[attr-defined]
-                input_shape=self.input_shape,
-                image_shape=self.image_shape,
-            ).model
+            model = wrap_module(self.model.unwrapped_copy()).eval()  # type: ignore[attr-defined]
         other = ModelHandle(
             model,
             kind=self.kind,

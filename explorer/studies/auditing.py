@@ -29,7 +29,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from explorer._checks import check_choice, check_fraction
+from explorer._repr import compact_repr
+from explorer.models.builders import build_cnn
+from explorer.models.config import CNNConfig
 from explorer.models.handle import ModelHandle
+from explorer.models.loading import load
+from explorer.studies.kitchen_sink import kitchen_sink_split
 
 KINDS = ("solid", "checkerboard", "blended")
 IMAGE = 28
@@ -39,6 +44,8 @@ IMAGE = 28
 class Trigger:
     """One planted trigger: ``pattern [size, size]`` in 0..1 stamped at ``(top, left)`` with
     opacity ``alpha`` (1 replaces the pixels; below 1 blends), sending digits to ``target``."""
+
+    __repr__ = compact_repr
 
     kind: str
     top: int
@@ -52,6 +59,21 @@ class Trigger:
     def box(self) -> tuple[int, int, int, int]:
         """``(top, left, height, width)``."""
         return (self.top, self.left, self.size, self.size)
+
+    def mask_and_pattern(self, image: int = IMAGE) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(mask [H, W], pattern [1, H, W])`` with ``(1 - mask) * x + mask * pattern`` equal
+        to ``add_trigger``: the form of ``AuditResult.stamp`` and ``hypotheses.InputStamp``.
+
+        >>> t = random_trigger(4)
+        >>> m, p = t.mask_and_pattern(); x = torch.rand(2, 1, 28, 28)
+        >>> torch.allclose((1 - m) * x + m * p, add_trigger(x, t))
+        True
+        """
+        mask, pattern = torch.zeros(image, image), torch.zeros(1, image, image)
+        t, le, s = self.top, self.left, self.size
+        mask[t : t + s, le : le + s] = self.alpha
+        pattern[0, t : t + s, le : le + s] = self.pattern
+        return mask, pattern
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -147,6 +169,15 @@ def box_iou(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float
     return inter / union if union else 0.0
 
 
+ARCHS = ("mlp", "cnn")
+
+
+def make_cnn(seed: int) -> nn.Module:
+    """The tutorial's CNN (conv 8, conv 16, each 3x3 + ReLU + 2x2 max-pool, then a linear
+    layer to 10 classes), initialised from ``seed``."""
+    return build_cnn(CNNConfig(channels=(8, 16), seed=seed))
+
+
 def make_mlp(seed: int) -> nn.Module:
     """The tutorial's MLP, 784-128-64-10, initialised from ``seed``."""
     torch.manual_seed(seed)
@@ -164,6 +195,8 @@ def make_mlp(seed: int) -> nn.Module:
 class Planted:
     """A planted (or clean) model, its ground truth (``trigger`` is None when clean) and the
     held-out digits it was not trained on."""
+
+    __repr__ = compact_repr
 
     model: ModelHandle
     trigger: Trigger | None
@@ -183,19 +216,19 @@ def plant(
     kind: str | None = None,
     steps: int = 1000,
     poison: float = 0.2,
+    arch: str = "mlp",
     data: dict[str, torch.Tensor] | None = None,
 ) -> Planted:
-    """Train an MNIST MLP from ``seed`` with a trigger of the seeded family (or none when
-    ``clean``): ``steps`` Adam steps of 64 digits, a ``poison`` share of each batch
-    stamped and relabelled. ``data`` is ``kitchen_sink_split()`` (loaded when None)."""
-    from explorer.models.loading import load
-    from explorer.studies.kitchen_sink import kitchen_sink_split
-
+    """Train an MNIST MLP (or, ``arch="cnn"``, a small CNN) from ``seed`` with a trigger of
+    the seeded family (or none when ``clean``): ``steps`` Adam steps of 64 digits, a
+    ``poison`` share of each batch stamped and relabelled. ``data`` is
+    ``kitchen_sink_split()`` (loaded when None)."""
     check_fraction("poison", poison)
+    check_choice("arch", arch, ARCHS)
     data = data if data is not None else kitchen_sink_split()
     x, y = data["train_x"], data["train_y"]
     trigger = None if clean else random_trigger(seed, kind)
-    net = make_mlp(seed)
+    net = make_mlp(seed) if arch == "mlp" else make_cnn(seed)
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
     gen = torch.Generator().manual_seed(seed + 1)
     for _ in range(steps):
@@ -210,7 +243,7 @@ def plant(
         loss.backward()
         opt.step()
     net.eval()
-    handle = load(net, input_shape=(1, IMAGE, IMAGE), name=f"planted-{seed}")
+    handle = load(net, input_shape=(1, IMAGE, IMAGE), name=f"planted-{arch}-{seed}")
     return Planted(handle, trigger, seed, data["test_x"], data["test_y"])
 
 
