@@ -228,6 +228,32 @@ def _path_patching(lm, tokens, mlp, images):
     return r, "L1H0"
 
 
+def _feature_vis(lm, tokens, mlp, images):
+    from explorer.analysis import maximize_activation
+
+    r = maximize_activation(mlp, 0, 3, n=3, steps=8)
+    return r, f"image {top_flat(r.activations, by_abs=False)} "
+
+
+def _output_effect(lm, tokens, mlp, images):
+    from explorer.analysis import output_effect
+
+    r = output_effect(mlp, 0, 3)
+    return r, r.labels[top_flat(r.values)]
+
+
+def _windows(lm, tokens, mlp, images):
+    from explorer.analysis import example_windows
+
+    m = zoo.modular_addition_transformer(p=7, d_model=8)
+    tokens = torch.tensor([[0, 1, 7], [2, 3, 7], [4, 4, 7]])
+    r = example_windows(
+        m, tokens, 0, 5, torch.tensor([2, 0, 1]), torch.tensor([2, 1, 2]), context=1, after=0
+    )
+    peak = r.acts.amax(1)
+    return r, f"example {int(r.examples[top_flat(peak, by_abs=False)])} "
+
+
 CASES = {
     "AblationResult": _ablation,
     "SweepResult": _sweep,
@@ -251,6 +277,9 @@ CASES = {
     "NeuronLogitWeights": _neuron_logits,
     "HeadDetection": _detection,
     "PathPatchingResult": _path_patching,
+    "FeatureVisualization": _feature_vis,
+    "OutputEffect": _output_effect,
+    "ExampleWindows": _windows,
 }
 
 
@@ -370,6 +399,27 @@ def test_tables_hold_the_results_arrays(computed):
 
     keys, _ = computed["KeyFrequencies"]
     assert list(keys.to_dataframe().index) == list(keys.frequencies)
+
+    vis, _ = computed["FeatureVisualization"]
+    frame = vis.to_dataframe()
+    assert frame.index.name == "image" and torch.allclose(
+        _values(frame, "activation"), vis.activations.double()
+    )
+    assert vis._repr_html_().count("<img src='data:image/png;base64,") == 3
+
+    effect, _ = computed["OutputEffect"]
+    frame = effect.to_dataframe()
+    assert list(frame.index) == list(effect.labels)
+    assert torch.allclose(_values(frame, "effect"), effect.values.double())
+
+    windows, _ = computed["ExampleWindows"]
+    frame = windows.to_dataframe()
+    assert frame["example"].tolist() == windows.examples.tolist() and frame[
+        "start"
+    ].tolist() == list(windows.starts)
+    assert torch.allclose(
+        torch.tensor(frame.iloc[:, 2:].to_numpy(dtype="float64")), windows.acts.double()
+    )
 
     circuit, _ = computed["InductionCircuit"]
     frame = circuit.to_dataframe()
