@@ -9,11 +9,13 @@ True
 """
 
 from explorer.studies.auditing import (
+    HandOut,
     Planted,
     Trigger,
     add_trigger,
     attack_success,
     box_iou,
+    hand_out,
     load_truth,
     make_cnn,
     make_mlp,
@@ -63,6 +65,7 @@ from explorer.studies.stdlib_lm_experiments import (
 
 __all__ = [
     "ConceptNeurons",
+    "HandOut",
     "Planted",
     "Recipe",
     "StdlibLM",
@@ -77,6 +80,7 @@ __all__ = [
     "concept_mask",
     "copy_spans",
     "fit",
+    "hand_out",
     "induction_examples",
     "induction_head_dla",
     "kitchen_sink_split",
