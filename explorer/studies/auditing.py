@@ -29,9 +29,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from explorer._checks import check_choice, check_fraction
+from explorer._repr import compact_repr
+from explorer.models.builders import build_cnn, build_mlp
 from explorer.models.config import CNNConfig, MLPConfig
 from explorer.models.handle import ModelHandle
-from explorer.models.zoo import build_cnn, build_mlp
+from explorer.models.loading import wrap
+from explorer.studies.kitchen_sink import kitchen_sink_split
 
 KINDS = ("solid", "checkerboard", "blended")
 IMAGE = 28
@@ -41,6 +44,8 @@ IMAGE = 28
 class Trigger:
     """One planted trigger: ``pattern [size, size]`` in 0..1 stamped at ``(top, left)`` with
     opacity ``alpha`` (1 replaces the pixels; below 1 blends), sending digits to ``target``."""
+
+    __repr__ = compact_repr
 
     kind: str
     top: int
@@ -190,6 +195,8 @@ class Planted:
     """A planted (or clean) model, its ground truth (``trigger`` is None when clean) and the
     held-out digits it was not trained on."""
 
+    __repr__ = compact_repr
+
     model: ModelHandle
     trigger: Trigger | None
     seed: int
@@ -215,9 +222,6 @@ def plant(
     the seeded family (or none when ``clean``): ``steps`` Adam steps of 64 digits, a
     ``poison`` share of each batch stamped and relabelled. ``data`` is
     ``kitchen_sink_split()`` (loaded when None)."""
-    from explorer.models.loading import wrap
-    from explorer.studies.kitchen_sink import kitchen_sink_split
-
     check_fraction("poison", poison)
     cfg = _config(arch, seed)
     data = data if data is not None else kitchen_sink_split()
@@ -324,7 +328,7 @@ def hand_out(
     if truth_path.resolve().parent == out.resolve():
         raise ValueError(f"the truth file must not lie in the handed-out folder {out}")
     out.mkdir(parents=True, exist_ok=True)
-    data = data if data is not None else _digits()
+    data = data if data is not None else kitchen_sink_split()
     planted, paths = [], []
     for i in range(k):
         p = plant(1000 * game + i, clean=i in clean, steps=steps, arch=arch, data=data)
@@ -335,9 +339,3 @@ def hand_out(
     digest = hashlib.sha256(truth_path.read_bytes()).hexdigest()
     (out / "SEALED").write_text(f"sha256 of the truth file: {digest}\n")
     return HandOut(tuple(paths), truth_path, digest)
-
-
-def _digits() -> dict[str, torch.Tensor]:
-    from explorer.studies.kitchen_sink import kitchen_sink_split
-
-    return kitchen_sink_split()
