@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from jaxtyping import Float
 
 from explorer._checks import check_choice, check_positive, check_tensor
+from explorer._repr import compact_repr
 
 if TYPE_CHECKING:
     from explorer.models.handle import ModelHandle
@@ -56,6 +57,8 @@ class AttributionMaps:
     logit ``F``. Integrated gradients' shrinks as ``ig_steps`` grows.
     """
 
+    __repr__ = compact_repr
+
     maps: Float[torch.Tensor, "batch c h w"]
     method: str
     targets: torch.Tensor
@@ -76,6 +79,8 @@ class AttributionBenchmark:
     baseline only (methods that multiply by the input tie at zero on the background, which
     alone makes their whole-image correlation high).
     """
+
+    __repr__ = compact_repr
 
     methods: tuple[str, ...]
     deletion_auc: Float[torch.Tensor, " method"]

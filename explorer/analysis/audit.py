@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from explorer._checks import check_choice, check_positive, check_tensor
-from explorer.analysis._display import html_table
+from explorer.analysis._display import clip, html_table
 from explorer.models.handle import ModelHandle
 
 METHODS = ("cleanse", "stamp", "weights")
@@ -145,7 +145,7 @@ class AuditResult:
             else f"flagged {list(self.flagged)} (target {self.target}, box {self.location}, "
             f"success {float(self.success[self.target]):.0%})"
         )
-        return (
+        return clip(
             f"AuditResult({self.model}, {self.method}: {verdict}; "
             f"{self.forward_passes} forward / {self.backward_passes} backward passes)"
         )

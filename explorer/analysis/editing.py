@@ -30,6 +30,7 @@ from jaxtyping import Float, Int
 from torch import nn
 
 from explorer._checks import check_choice, check_index, check_positive, check_tensor
+from explorer._repr import compact_repr
 
 if TYPE_CHECKING:
     from explorer.models.handle import ModelHandle
@@ -39,6 +40,8 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class Confusion:
     """``matrix[true, predicted]`` counts and the predictions they came from."""
+
+    __repr__ = compact_repr
 
     matrix: Int[torch.Tensor, "true pred"]
     predictions: Int[torch.Tensor, " n"]
@@ -311,6 +314,8 @@ class EditComparison:
     class a real but small edit often moves it by 0-3 images; the margin shows the same
     edit's effect on every image.
     """
+
+    __repr__ = compact_repr
 
     target_class: int
     layer: int
