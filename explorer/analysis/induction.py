@@ -19,11 +19,10 @@ from __future__ import annotations
 
 import itertools
 import statistics
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from jaxtyping import Float, Int
 
 from explorer._checks import check_choice, check_fraction, check_positive, check_tensor
@@ -31,7 +30,6 @@ from explorer.analysis.composition import CompositionScores, composition_scores
 from explorer.analysis.head_scores import HeadScores, head_scores
 from explorer.analysis.metrics import Metric, next_token_loss
 from explorer.analysis.units import Head
-from explorer.data.tokens import induction_training_batch
 from explorer.models.handle import ModelHandle
 
 __all__ = [
@@ -43,7 +41,6 @@ __all__ = [
     "heads_above",
     "in_context_learning_score",
     "induction_progress",
-    "next_token_training_loss",
     "repeated_half_advantage",
 ]
 
@@ -83,44 +80,6 @@ def repeated_half_advantage(tokens: Int[torch.Tensor, "batch pos"]) -> Metric:
     """Per example: first-half loss minus repeated-half loss on ``[BOS][L][L]`` (> 0 = induction)."""
     score = in_context_learning_score(tokens)
     return lambda logits: -score(logits)
-
-
-def next_token_training_loss(
-    d_vocab: int,
-    seq_len: int,
-    batch_size: int,
-    *,
-    seed: int = 0,
-    min_span: int = 4,
-) -> Callable[[ModelHandle, int], torch.Tensor]:
-    """A loss for ``explorer.training.train``: next-token cross-entropy on a fresh batch of
-    ``induction_training_batch`` sequences at every step.
-
-    The batch of step ``s`` depends only on ``(seed, s)``, so a resumed run sees the same
-    data. Longer ``min_span`` means more repeated tokens per sequence: a stronger signal
-    for induction, and an earlier phase change.
-    """
-    check_positive("batch_size", batch_size)
-    check_positive("min_span", min_span)
-    if d_vocab < 3:
-        raise ValueError(f"d_vocab must be at least 3 (BOS and two random tokens), got {d_vocab}")
-    if seq_len < 2 * min_span + 1:
-        raise ValueError(
-            f"seq_len {seq_len} is too short to repeat spans of at least {min_span} tokens "
-            f"after BOS: it must be at least {2 * min_span + 1}"
-        )
-
-    def loss(model: ModelHandle, step: int) -> torch.Tensor:
-        g = torch.Generator().manual_seed(seed * 1_000_003 + step)
-        tokens = induction_training_batch(
-            batch_size, seq_len, d_vocab, generator=g, min_span=min_span
-        )
-        logits = model(tokens)[:, :-1]
-        return F.cross_entropy(
-            logits.reshape(-1, logits.shape[-1]).float(), tokens[:, 1:].flatten()
-        )
-
-    return loss
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,9 @@ import pytest
         "explorer.analysis.attribution",
         "explorer.analysis.feature_vis",
         "explorer.analysis.probes",
+        "explorer.studies.editing",
+        "explorer.studies.attribution_benchmark",
+        "explorer.studies.induction",
     ],
 )
 def test_docstring_examples(name):
