@@ -176,20 +176,21 @@ def _to_grid(
 @torch.no_grad()
 def activation_patching(
     model: ModelHandle,
-    clean: torch.Tensor,
+    inputs: torch.Tensor,
+    *,
     corrupted: torch.Tensor,
     metric: Metric,
     grid: str = "resid",
-    *,
     max_tokens: int = MAX_TOKENS,
 ) -> PatchingResult:
-    """Patch each grid cell from ``clean`` into ``corrupted``; ``values[layer, ...]`` is the
+    """Patch each grid cell from the clean ``inputs`` into ``corrupted`` (same shape);
+    ``values[layer, ...]`` is the
     mean metric (axes: ``grid_axes(grid)``). ``metric`` must score the corrupted batch
     (e.g. logit difference of the clean answer vs the corrupted answer). Equals
     transformer-lens's ``get_act_patch_*`` with ``metric(logits).mean()`` as its metric.
     """
     _check_grid(model, grid)
-    clean, corrupted = _check_pair(model, clean, corrupted)
+    clean, corrupted = _check_pair(model, inputs, corrupted)
     hooks = [model.hook_name(_kind(grid), layer) for layer in range(model.n_layers)]
     clean_logits, clean_cache = model.run_with_cache(clean, names=hooks)
     sites, cells = _grid_sites(model, grid, {h: tuple(clean_cache[h].shape) for h in hooks})
@@ -215,7 +216,8 @@ def _per_unit(contrib: torch.Tensor) -> torch.Tensor:
 
 def attribution_patching(
     model: ModelHandle,
-    clean: torch.Tensor,
+    inputs: torch.Tensor,
+    *,
     corrupted: torch.Tensor,
     metric: Metric,
     grid: str = "resid",
@@ -234,7 +236,7 @@ def attribution_patching(
     duplicating the batch leaves the estimate unchanged.
     """
     _check_grid(model, grid)
-    clean, corrupted = _check_pair(model, clean, corrupted)
+    clean, corrupted = _check_pair(model, inputs, corrupted)
     hooks = [model.hook_name(_kind(grid), layer) for layer in range(model.n_layers)]
     _, clean_cache = model.run_with_cache(clean, names=hooks)
     saved: dict[str, torch.Tensor] = {}

@@ -244,7 +244,9 @@ class AblationEffect(_Base):
     def evaluate(self, model: ModelHandle, examples: Examples, units: Sequence[Unit]) -> Evidence:
         self.check_units(units)
         metric = build_metric(self.metric, examples)
-        result = ablate(model, examples.inputs, list(units), metric, kind=self.ablation)
+        result = ablate(
+            model, examples.inputs, units=list(units), metric=metric, ablation=self.ablation
+        )
         before, after = result.before.double(), result.after.double()
         details = {"before": float(before.mean()), "after": float(after.mean())}
         return Evidence(after - before, details=details)

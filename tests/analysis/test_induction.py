@@ -129,14 +129,14 @@ def test_hand_built_induction_head_copies_and_carries_the_advantage(induction_mo
         "max_previous_token_score",
     }
     advantage = repeated_half_advantage(tokens)
-    without_induction = ablate(induction_model, tokens, ["head 1.0"], advantage)
+    without_induction = ablate(induction_model, tokens, units=["head 1.0"], metric=advantage)
     assert without_induction.before_mean > 3.0
     assert without_induction.after_mean == pytest.approx(0.0, abs=1e-5)  # nothing writes logits
     # without the previous-token head, head 1.0 attends to every earlier token alike: it still
     # favours tokens seen in context (the repeated half's), but far less than induction does
-    without_previous = ablate(induction_model, tokens, ["head 0.0"], advantage)
+    without_previous = ablate(induction_model, tokens, units=["head 0.0"], metric=advantage)
     assert without_previous.after_mean < 0.6 * without_previous.before_mean
-    bystanders = ablate(induction_model, tokens, ["head 0.1", "head 1.2"], advantage)
+    bystanders = ablate(induction_model, tokens, units=["head 0.1", "head 1.2"], metric=advantage)
     assert bystanders.after_mean == pytest.approx(bystanders.before_mean, rel=1e-5)
 
 

@@ -28,7 +28,9 @@ def test_head_scores_and_sweeps_are_labelled_layer_by_head_tables(model):
         "head 1",
     ]
     assert table.loc["layer 1", "head 0"] == pytest.approx(float(scores.get("induction")[1, 0]))
-    sweep = ablation_sweep(model, tokens, metrics.repeated_half_loss(tokens), kind="mean")
+    sweep = ablation_sweep(
+        model, tokens, metric=metrics.repeated_half_loss(tokens), ablation="mean"
+    )
     effects = sweep.to_dataframe()
     assert effects.shape == (2, 2)
     assert effects.loc["layer 0", "head 1"] == pytest.approx(float(sweep.effect[1]))

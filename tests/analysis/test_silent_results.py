@@ -52,7 +52,7 @@ def test_a_position_on_an_image_model_is_refused(unit, mlp, images):
     with pytest.raises(ValueError, match="takes images: its units have no token positions"):
         check_unit(mlp, unit)
     with pytest.raises(ValueError, match="write 'neuron 0.3'"):
-        ablate(mlp, images, [unit], metrics.accuracy(torch.zeros(6, dtype=torch.long)))
+        ablate(mlp, images, units=[unit], metric=metrics.accuracy(torch.zeros(6, dtype=torch.long)))
 
 
 def test_a_position_past_the_context_is_refused():

@@ -107,8 +107,8 @@ def test_head_ablation_sweeps(pair, kind):
     tl, nns = pair
     tokens = _tokens(tl)
     metric = metrics.logit_diff(" Mary", " John", model=tl)
-    a = ablation_sweep(tl, tokens, metric=metric, unit_type="head", kind=kind)
-    b = ablation_sweep(nns, tokens, metric=metric, unit_type="head", kind=kind, max_tokens=64)
+    a = ablation_sweep(tl, tokens, metric=metric, unit_type="head", ablation=kind)
+    b = ablation_sweep(nns, tokens, metric=metric, unit_type="head", ablation=kind, max_tokens=64)
     assert a.units == b.units
     _close(a.after_per_example, b.after_per_example)
     _close(a.before, b.before)
@@ -129,8 +129,8 @@ def test_activation_and_attribution_patching(pair, grid):
     clean, corrupted = tl.to_tokens(hf_tiny.IOI), tl.to_tokens(CORRUPTED)
     metric = metrics.logit_diff(" Mary", " John", model=tl)
     for patch in (activation_patching, attribution_patching):
-        a = patch(tl, clean, corrupted, metric=metric, grid=grid)
-        b = patch(nns, clean, corrupted, metric=metric, grid=grid)
+        a = patch(tl, clean, corrupted=corrupted, metric=metric, grid=grid)
+        b = patch(nns, clean, corrupted=corrupted, metric=metric, grid=grid)
         _close(a.values, b.values)
         _close(a.clean_value, b.clean_value)
 

@@ -100,9 +100,9 @@ def test_patching_matches_get_act_patch(family, grid, tl_name):
     if grid == "v" and "nnsight" in (handle.family or ""):
         # Hugging Face computes values for the key/value heads only: no per-head hook_v
         with pytest.raises(ValueError, match="unknown hook 'blocks.0.attn.hook_v'"):
-            activation_patching(handle, clean, corrupted, metric, grid)
+            activation_patching(handle, clean, corrupted=corrupted, metric=metric, grid=grid)
         return
-    ours = activation_patching(handle, clean, corrupted, metric, grid)
+    ours = activation_patching(handle, clean, corrupted=corrupted, metric=metric, grid=grid)
     _, clean_cache = tl.model.run_with_cache(clean)
     ref = getattr(patching, tl_name)(
         tl.model, corrupted, clean_cache, lambda logits: metric(logits).mean()
