@@ -6,7 +6,7 @@ the queries that have a target (queries with none are left out rather than count
 
     score = mean over {q : T(q) non-empty} of  sum_{k in T(q)} A[q, k]
 
-then averaged over the batch. The targets of each kind:
+then averaged over the batch. The targets of each score:
 
 - ``previous_token``: ``T(q) = {q - 1}`` (every query but the first).
 - ``duplicate_token``: ``T(q) = {k < q : t[k] = t[q]}``, every earlier copy of the token.
@@ -26,7 +26,7 @@ Conversions (all exact, tested in ``tests/reference``):
   of queries with a target. Its ``previous_token_head``, ``duplicate_token_head`` and
   ``induction_head`` are our ``previous_token`` (``n_q = seq_len - 1``),
   ``duplicate_token`` and ``prefix_matching``. ``n_q`` per sequence comes from
-  ``target_mask(tokens, kind).any(-1).sum(-1)``. On a batch of several sequences it
+  ``target_mask(tokens, score).any(-1).sum(-1)``. On a batch of several sequences it
   averages the per-sequence scores, as ``head_scores`` does.
 - ARENA (``induction_attn_detector``, ``induction_score_hook``) averages
   ``A.diagonal(1 - L)`` on ``[BOS][L][L]``: ``L + 2`` entries, the ``L`` repeated-half
@@ -41,6 +41,7 @@ Conversions (all exact, tested in ``tests/reference``):
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,67 +50,68 @@ from jaxtyping import Bool, Float, Int
 
 from explorer._checks import check_choice
 from explorer.analysis.cache import run_with_cache
-from explorer.analysis.units import layer_table
+from explorer.analysis.units import Head, layer_table
 from explorer.models.handle import ModelHandle
 
-KINDS = ("previous_token", "induction", "duplicate_token", "prefix_matching")
+SCORES = ("previous_token", "induction", "duplicate_token", "prefix_matching")
 
 
 @dataclass(frozen=True)
 class HeadScores:
-    """``scores[kind, layer, head]`` (or ``[batch, kind, layer, head]`` per example)."""
+    """``scores[score, layer, head]`` (or ``[batch, score, layer, head]`` per example), one
+    slice per name in ``names``."""
 
     scores: torch.Tensor
-    kinds: tuple[str, ...]
+    names: tuple[str, ...]
 
-    def get(self, kind: str) -> torch.Tensor:
-        check_choice("head score kind", kind, self.kinds)
-        return self.scores[..., self.kinds.index(kind), :, :]
+    def get(self, score: str) -> torch.Tensor:
+        check_choice("head score", score, self.names)
+        return self.scores[..., self.names.index(score), :, :]
 
-    def top(self, kind: str, n: int = 3) -> list[tuple[int, int, float]]:
-        """The ``n`` highest-scoring heads as ``(layer, head, score)`` (batch-averaged)."""
-        grid = self.get(kind)
+    def top(self, score: str, n: int = 3) -> list[tuple[Head, float]]:
+        """The ``n`` highest-scoring heads as ``(Head, score)`` (batch-averaged), best first."""
+        grid = self.get(score)
         if grid.ndim == 3:
             grid = grid.mean(0)
         values, flat = grid.flatten().topk(min(n, grid.numel()))
         n_heads = grid.shape[1]
-        return [(int(i) // n_heads, int(i) % n_heads, float(v)) for v, i in zip(values, flat)]
+        return [(Head(int(i) // n_heads, int(i) % n_heads), float(v)) for v, i in zip(values, flat)]
 
-    def to_dataframe(self, kind: str) -> Any:
+    def to_dataframe(self, score: str) -> Any:
         """One score as a labelled ``layer x head`` table (batch-averaged)."""
-        grid = self.get(kind)
+        grid = self.get(score)
         return layer_table(grid.mean(0) if grid.ndim == 3 else grid)
 
     def __repr__(self) -> str:
         *_, n_layers, n_heads = self.scores.shape
         best = ", ".join(
-            f"{kind} {layer}.{head} {value:.2f}"
-            for kind in self.kinds
-            for layer, head, value in self.top(kind, 1)
+            f"{score} {head.layer}.{head.head} {value:.2f}"
+            for score in self.names
+            for head, value in self.top(score, 1)
         )
-        return f"HeadScores({len(self.kinds)} kinds x {n_layers} layers x {n_heads} heads; best: {best})"
+        return f"HeadScores({len(self.names)} scores x {n_layers} layers x {n_heads} heads; best: {best})"
 
 
 def target_mask(
-    tokens: Int[torch.Tensor, "batch pos"], kind: str
+    tokens: Int[torch.Tensor, "batch pos"], score: str
 ) -> Bool[torch.Tensor, "batch q k"]:
-    """Where each query's targets are, for a head-score ``kind`` (see module docstring).
+    """Where each query's targets are, for a head ``score`` (see module docstring).
 
     >>> target_mask(torch.tensor([[0, 5, 6, 5, 6]]), "induction")[0].nonzero().tolist()
     [[3, 2], [4, 3]]
     """
-    check_choice("head score kind", kind, KINDS)
+    check_choice("head score", score, SCORES)
     batch, n = tokens.shape
     q = torch.arange(n)[:, None]
     k = torch.arange(n)[None, :]
-    if kind == "induction":
+    if score == "induction":
         start, half = repeat_period(tokens)
         diagonal = (k == q - half + 1) & (q >= start + half)
         return diagonal.expand(batch, n, n).clone()
-    if kind == "previous_token":
+    if score == "previous_token":
         return (k == q - 1).expand(batch, n, n).clone()
     same = tokens[:, :, None] == tokens[:, None, :]  # [b, q, k]: t[q] == t[k]
-    if kind == "duplicate_token":
+    if score == "duplicate_token":
         return same & (k < q)
     # after[b, q, j] = t[j-1] == t[q], for j >= 1 and j <= q
     after = torch.zeros_like(same)
@@ -150,12 +152,13 @@ def score_pattern(
 @torch.no_grad()
 def head_scores(
     model: ModelHandle,
-    tokens: Int[torch.Tensor, "batch pos"],
-    kinds: tuple[str, ...] | list[str] | None = None,
+    inputs: Int[torch.Tensor, "batch pos"],
     *,
+    scores: str | Sequence[str] | None = None,
     per_example: bool = False,
 ) -> HeadScores:
-    """Score every head of ``model`` on ``tokens`` for each kind: the mean, over queries
+    """Score every head of ``model`` on the tokens ``inputs`` for each of ``scores`` (default:
+    all of ``SCORES``): the mean, over queries
     with a target, of the attention mass on the targets (formulas and the conversions to
     transformer-lens and ARENA in the module docstring and docs/scores.md).
 
@@ -168,26 +171,26 @@ def head_scores(
     """
     if not model.is_transformer:
         raise ValueError(f"{model.name} has no attention heads to score")
-    if isinstance(kinds, str):  # kinds="induction" means one kind, not its letters
-        kinds = (kinds,)
-    kinds = tuple(kinds) if kinds is not None else KINDS
-    for kind in kinds:
-        check_choice("head score kind", kind, KINDS)
-    tokens = model.check_inputs(tokens)
+    if isinstance(scores, str):  # scores="induction" means one score, not its letters
+        scores = (scores,)
+    names = tuple(scores) if scores is not None else SCORES
+    for name in names:
+        check_choice("head score", name, SCORES)
+    tokens = model.check_inputs(inputs)
     masks = []
-    for kind in kinds:  # before the forward pass: a batch that cannot be scored fails fast
-        mask = target_mask(tokens, kind)
+    for name in names:  # before the forward pass: a batch that cannot be scored fails fast
+        mask = target_mask(tokens, name)
         if not mask.any():
             raise ValueError(
-                f"no query in this batch has a {kind} target (e.g. no repeated token): "
+                f"no query in this batch has a {name} target (e.g. no repeated token): "
                 "use repeated_tokens(...) for induction-style scores"
             )
         masks.append(mask)
-    names = [model.hook_name("pattern", layer) for layer in range(model.n_layers)]
-    cache = run_with_cache(model, tokens, names, logits=False)
-    per_kind = []
+    hooks = [model.hook_name("pattern", layer) for layer in range(model.n_layers)]
+    cache = run_with_cache(model, tokens, hooks, logits=False)
+    per_score = []
     for mask in masks:
-        layers = [score_pattern(cache[name], mask) for name in names]  # each [b, h]
-        per_kind.append(torch.stack(layers, dim=1))  # [b, layer, head]
-    scores = torch.stack(per_kind, dim=1)  # [b, kind, layer, head]
-    return HeadScores(scores if per_example else scores.mean(0), kinds)
+        layers = [score_pattern(cache[hook], mask) for hook in hooks]  # each [b, h]
+        per_score.append(torch.stack(layers, dim=1))  # [b, layer, head]
+    stacked = torch.stack(per_score, dim=1)  # [b, score, layer, head]
+    return HeadScores(stacked if per_example else stacked.mean(0), names)

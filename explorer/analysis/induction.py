@@ -98,21 +98,21 @@ class InductionProgress:
 
 @torch.no_grad()
 def induction_progress(
-    model: ModelHandle, tokens: Int[torch.Tensor, "batch pos"]
+    model: ModelHandle, inputs: Int[torch.Tensor, "batch pos"]
 ) -> InductionProgress:
-    """Losses and head scores of ``model`` on ``[BOS][L][L]`` ``tokens`` (one forward pass
-    for the losses, one cached pass for the scores).
+    """Losses and head scores of ``model`` on ``[BOS][L][L]`` token ``inputs`` (one forward
+    pass for the losses, one cached pass for the scores).
 
     Induction is scored on layers >= 1 only (a layer-0 head cannot do induction alone);
     previous-token on every layer.
     """
-    tokens = model.check_inputs(tokens)
+    tokens = model.check_inputs(inputs)
     first, repeated = _halves(tokens)
     was_training = model.model.training
     model.eval()
     try:
         logits = model(tokens)
-        scores = head_scores(model, tokens, ("previous_token", "induction"))
+        scores = head_scores(model, tokens, scores=("previous_token", "induction"))
     finally:
         model.train(was_training)
     rep = float(next_token_loss(tokens, repeated)(logits).mean())
@@ -129,13 +129,13 @@ def induction_progress(
 
 def heads_above(
     scores: HeadScores,
-    kind: str,
+    score: str,
     threshold: float,
     *,
     layers: Sequence[int] | None = None,
 ) -> list[Head]:
-    """Heads whose (batch-averaged) ``kind`` score exceeds ``threshold``, best first."""
-    grid = scores.get(kind)
+    """Heads whose (batch-averaged) ``score`` exceeds ``threshold``, best first."""
+    grid = scores.get(score)
     if grid.ndim == 3:
         grid = grid.mean(0)
     wanted = set(range(grid.shape[0])) if layers is None else set(layers)
@@ -166,7 +166,7 @@ class InductionCircuit:
 
 def find_induction_circuit(
     model: ModelHandle,
-    tokens: Int[torch.Tensor, "batch pos"],
+    inputs: Int[torch.Tensor, "batch pos"],
     *,
     induction_threshold: float = 0.4,
     previous_token_threshold: float = 0.3,
@@ -174,7 +174,7 @@ def find_induction_circuit(
 ) -> InductionCircuit:
     """Find induction heads and the previous-token heads that feed their keys.
 
-    An induction head is a head of layer >= 1 whose ``induction`` score on ``tokens``
+    An induction head is a head of layer >= 1 whose ``induction`` score on ``inputs``
     (``[BOS][L][L]``) exceeds ``induction_threshold``. That score is ARENA's: the mean
     attention from each repeated-half query ``q`` to key ``q - L + 1`` (the ``-(L - 1)``
     diagonal), and 0.4 is the threshold ARENA's ``induction_attn_detector`` puts on it
@@ -184,7 +184,7 @@ def find_induction_circuit(
     """
     check_fraction("induction_threshold", induction_threshold)
     check_fraction("previous_token_threshold", previous_token_threshold)
-    scores = head_scores(model, tokens, ("previous_token", "induction"))
+    scores = head_scores(model, inputs, scores=("previous_token", "induction"))
     composition = composition_scores(model)
     inductions = heads_above(
         scores, "induction", induction_threshold, layers=range(1, model.n_layers)

@@ -218,7 +218,7 @@ class HeadScore(_Base):
                     raise ValueError(
                         f"a head score covers every position: write {Head(unit.layer, unit.head)} without '@pos'"
                     )  # type: ignore[union-attr]
-        scores = head_scores(model, examples.inputs, kinds=[self.score], per_example=True)
+        scores = head_scores(model, examples.inputs, scores=[self.score], per_example=True)
         per_example = scores.get(self.score)  # [batch, layer, head]
         return [
             Evidence(torch.stack([per_example[:, u.layer, u.head] for u in units], 1).mean(1))  # type: ignore[union-attr]

@@ -14,7 +14,7 @@ import torch
 import traitlets
 
 from explorer.analysis.cache import run_with_cache
-from explorer.analysis.head_scores import KINDS, head_scores
+from explorer.analysis.head_scores import SCORES, head_scores
 from explorer.models.handle import ModelHandle
 from explorer.views._base import ExplorerWidget, check_range, reports_errors
 from explorer.views.serialise import empty, encode, esm, query_window, thumbnail
@@ -97,7 +97,7 @@ class AttentionView(ExplorerWidget):
             thumbnails=empty("uint8"),
             **kwargs,
         )
-        self._kinds = tuple(kinds) if kinds is not None else KINDS
+        self._kinds = tuple(kinds) if kinds is not None else SCORES
         self._compute_scores()
         self._load_prompt()
 
@@ -124,17 +124,17 @@ class AttentionView(ExplorerWidget):
     def _compute_scores(self) -> None:
         """Score every head; kinds this batch cannot score (no targets) are left out, with a note."""
         try:  # one forward pass when every kind has targets in this batch
-            scores = head_scores(self.model, self.batch, self._kinds)
+            scores = head_scores(self.model, self.batch, scores=self._kinds)
         except ValueError:
             pass
         else:
-            self.score_kinds, self.score_note = list(scores.kinds), ""
+            self.score_kinds, self.score_note = list(scores.names), ""
             self.scores = encode(scores.scores, "float32")
             return
         grids, kept, skipped = [], [], []
         for kind in self._kinds:
             try:
-                grids.append(head_scores(self.model, self.batch, (kind,)).scores[0])
+                grids.append(head_scores(self.model, self.batch, scores=(kind,)).scores[0])
                 kept.append(kind)
             except ValueError as exc:
                 skipped.append(f"{kind} ({exc})")

@@ -35,7 +35,7 @@ def test_head_scores_and_sweeps_are_labelled_layer_by_head_tables(model):
     assert effects.shape == (2, 2)
     assert effects.loc["layer 0", "head 1"] == pytest.approx(float(sweep.effect[1]))
     assert len(repr(sweep)) < 200 and "mean ablation of 4 units" in repr(sweep)
-    assert len(repr(scores)) < 250 and repr(scores).startswith("HeadScores(4 kinds x 2 layers")
+    assert len(repr(scores)) < 250 and repr(scores).startswith("HeadScores(4 scores x 2 layers")
 
 
 def test_metrics_know_whether_lower_is_better():

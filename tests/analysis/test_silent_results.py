@@ -64,8 +64,8 @@ def test_a_position_past_the_context_is_refused():
 def test_kinds_given_as_one_string_means_that_kind():
     model = zoo.attention_only_transformer(n_layers=2, d_model=16, d_vocab=10, n_ctx=9)
     tokens = repeated_tokens(4, 4, 10, seed=0)
-    one = head_scores(model, tokens, kinds="induction")
-    assert one.kinds == ("induction",)
+    one = head_scores(model, tokens, scores="induction")
+    assert one.names == ("induction",)
     assert torch.equal(
-        one.get("induction"), head_scores(model, tokens, kinds=["induction"]).get("induction")
+        one.get("induction"), head_scores(model, tokens, scores=["induction"]).get("induction")
     )
