@@ -2,39 +2,232 @@
 
 Nothing here imports a widget or plotting library (a test enforces it); views call these
 functions and draw the results.
+
+>>> from explorer.analysis import head_scores
+>>> from explorer.data import repeated_tokens
+>>> from explorer.models import zoo
+>>> model = zoo.attention_only_transformer(n_layers=2, d_model=32, n_heads=2, d_vocab=16, n_ctx=16)
+>>> scores = head_scores(model, repeated_tokens(4, 6, 16, seed=0))
+>>> tuple(scores.get("induction").shape)  # [layer, head]
+(2, 2)
 """
 
 from explorer.analysis import metrics
-from explorer.analysis.ablation import AblationResult, SweepResult, ablate, ablation_sweep
-from explorer.analysis.audit import AuditResult, audit
-from explorer.analysis.cache import CacheResult, iter_batches, run_with_cache
-from explorer.analysis.circuit_svd import CircuitSVD, circuit_svd
-from explorer.analysis.head_detection import HeadDetection, detect_heads
-from explorer.analysis.head_scores import HeadScores, head_scores
-from explorer.analysis.logit_attribution import LogitAttribution, direct_logit_attribution
-from explorer.analysis.logit_lens import LogitLens, logit_lens
-from explorer.analysis.neuron_logits import NeuronLogitWeights, neuron_logit_weights
-from explorer.analysis.neurons import Histogram, TopKExamples, activation_histogram, top_k_examples
-from explorer.analysis.patching import PatchingResult, activation_patching, attribution_patching
-from explorer.analysis.path_patching import PathPatchingResult, path_patching
-from explorer.analysis.token_attribution import TokenAttribution, attribute_tokens
-from explorer.analysis.units import Head, Neuron, ResidPosition, Unit, parse_unit
+from explorer.analysis.ablation import (
+    AblationResult,
+    SweepResult,
+    ablate,
+    ablation_sweep,
+)
+from explorer.analysis.attribution import (
+    CAPTUM_METHODS,
+    AttributionMaps,
+    CaptumMethod,
+    attribute,
+    check_images,
+    check_targets,
+    sobel_edges,
+)
+from explorer.analysis.audit import (
+    AuditResult,
+    Meter,
+    audit,
+    mad_index,
+    weight_anomaly,
+)
+from explorer.analysis.cache import (
+    CacheResult,
+    iter_batches,
+    run_with_cache,
+)
+from explorer.analysis.circuit_svd import (
+    CircuitSVD,
+    circuit_svd,
+    low_rank_svd,
+)
+from explorer.analysis.composition import (
+    CompositionScores,
+    CopyingScores,
+    composition_score,
+    composition_scores,
+    head_circuits,
+    ov_copying_scores,
+    random_composition_baseline,
+)
+from explorer.analysis.editing import (
+    Confusion,
+    confusion,
+    error_attribution,
+    predict,
+    scale_units,
+    unit_weight_masks,
+)
+from explorer.analysis.feature_vis import (
+    FeatureVisualization,
+    Regularisation,
+    gaussian_blur,
+    maximize_activation,
+    total_variation,
+)
+from explorer.analysis.fourier import (
+    FourierBasis,
+    FourierSpectrum,
+    KeyFrequencies,
+    excluded_loss,
+    fourier_basis,
+    fourier_spectrum,
+    key_frequencies,
+    restricted_logits,
+    restricted_loss,
+    sum_directions,
+)
+from explorer.analysis.head_detection import (
+    HeadDetection,
+    detect_heads,
+    detection_pattern,
+)
+from explorer.analysis.head_scores import (
+    HeadScores,
+    attention_patterns,
+    head_scores,
+    repeat_period,
+    score_pattern,
+    target_mask,
+)
+from explorer.analysis.induction import (
+    InductionCircuit,
+    InductionProgress,
+    PhaseChange,
+    detect_phase_change,
+    find_induction_circuit,
+    heads_above,
+    in_context_learning_score,
+    induction_progress,
+    repeated_half_advantage,
+)
+from explorer.analysis.interventions import (
+    clean_metric,
+    run_interventions,
+    run_sweep,
+    sweep_base_hooks,
+)
+from explorer.analysis.logit_attribution import (
+    LogitAttribution,
+    describe_direction,
+    direct_logit_attribution,
+    norm_direction,
+    resolve_positions,
+    resolve_tokens,
+    run_at_positions,
+)
+from explorer.analysis.logit_lens import (
+    LogitLens,
+    logit_lens,
+)
+from explorer.analysis.neuron_effects import (
+    OutputEffect,
+    class_outputs,
+    input_image,
+    output_effect,
+    zero_ablation_effect,
+)
+from explorer.analysis.neuron_logits import (
+    NeuronLogitWeights,
+    mean_final_scale,
+    neuron_logit_weights,
+)
+from explorer.analysis.neurons import (
+    ExampleWindows,
+    Histogram,
+    TopKExamples,
+    activation_histogram,
+    example_windows,
+    histogram,
+    layer_activations,
+    top_k_examples,
+    unit_values,
+)
+from explorer.analysis.patching import (
+    PatchingResult,
+    activation_patching,
+    attribution_patching,
+    grid_axes,
+    recovery,
+    supports,
+)
+from explorer.analysis.path_patching import (
+    PathPatchingResult,
+    path_patching,
+)
+from explorer.analysis.probes import (
+    Probe,
+    ProbeResults,
+    default_probe_hooks,
+    fit_probe,
+    linear_probes,
+)
+from explorer.analysis.progress import (
+    Phase,
+    Phases,
+    detect_phases,
+    first_crossing,
+    gini,
+    weight_norm,
+)
+from explorer.analysis.token_attribution import (
+    TokenAttribution,
+    attribute_tokens,
+)
+from explorer.analysis.units import (
+    Head,
+    Neuron,
+    ResidPosition,
+    Unit,
+    all_heads,
+    all_neurons,
+    check_unit,
+    layer_table,
+    parse_unit,
+    unit_slice,
+    units_of_type,
+)
 
 __all__ = [
+    "CAPTUM_METHODS",
     "AblationResult",
+    "AttributionMaps",
     "AuditResult",
     "CacheResult",
+    "CaptumMethod",
     "CircuitSVD",
+    "CompositionScores",
+    "Confusion",
+    "CopyingScores",
+    "ExampleWindows",
+    "FeatureVisualization",
+    "FourierBasis",
+    "FourierSpectrum",
     "Head",
     "HeadDetection",
     "HeadScores",
     "Histogram",
+    "InductionCircuit",
+    "InductionProgress",
+    "KeyFrequencies",
     "LogitAttribution",
     "LogitLens",
+    "Meter",
     "Neuron",
     "NeuronLogitWeights",
+    "OutputEffect",
     "PatchingResult",
     "PathPatchingResult",
+    "Phase",
+    "PhaseChange",
+    "Phases",
+    "Probe",
+    "ProbeResults",
+    "Regularisation",
     "ResidPosition",
     "SweepResult",
     "TokenAttribution",
@@ -44,19 +237,91 @@ __all__ = [
     "ablation_sweep",
     "activation_histogram",
     "activation_patching",
+    "all_heads",
+    "all_neurons",
+    "attention_patterns",
+    "attribute",
     "attribute_tokens",
     "attribution_patching",
     "audit",
+    "check_images",
+    "check_targets",
+    "check_unit",
     "circuit_svd",
+    "class_outputs",
+    "clean_metric",
+    "composition_score",
+    "composition_scores",
+    "confusion",
+    "default_probe_hooks",
+    "describe_direction",
     "detect_heads",
+    "detect_phase_change",
+    "detect_phases",
+    "detection_pattern",
     "direct_logit_attribution",
+    "error_attribution",
+    "example_windows",
+    "excluded_loss",
+    "find_induction_circuit",
+    "first_crossing",
+    "fit_probe",
+    "fourier_basis",
+    "fourier_spectrum",
+    "gaussian_blur",
+    "gini",
+    "grid_axes",
+    "head_circuits",
     "head_scores",
+    "heads_above",
+    "histogram",
+    "in_context_learning_score",
+    "induction_progress",
+    "input_image",
     "iter_batches",
+    "key_frequencies",
+    "layer_activations",
+    "layer_table",
+    "linear_probes",
     "logit_lens",
+    "low_rank_svd",
+    "mad_index",
+    "maximize_activation",
+    "mean_final_scale",
     "metrics",
     "neuron_logit_weights",
+    "norm_direction",
+    "output_effect",
+    "ov_copying_scores",
     "parse_unit",
     "path_patching",
+    "predict",
+    "random_composition_baseline",
+    "recovery",
+    "repeat_period",
+    "repeated_half_advantage",
+    "resolve_positions",
+    "resolve_tokens",
+    "restricted_logits",
+    "restricted_loss",
+    "run_at_positions",
+    "run_interventions",
+    "run_sweep",
     "run_with_cache",
+    "scale_units",
+    "score_pattern",
+    "sobel_edges",
+    "sum_directions",
+    "supports",
+    "sweep_base_hooks",
+    "target_mask",
     "top_k_examples",
+    "total_variation",
+    "unit_slice",
+    "unit_values",
+    "unit_weight_masks",
+    "units_of_type",
+    "weight_anomaly",
+    "weight_norm",
+    "zero_ablation_effect",
 ]

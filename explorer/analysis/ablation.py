@@ -277,17 +277,13 @@ def ablation_sweep(
     The batch runs once up to the units' layer and fans out there (see
     ``interventions``); ``max_tokens`` bounds the rows x positions of one forward pass.
 
-    Without ``units``: every head of the model (or of ``layer``), or every neuron of
-    ``layer`` with ``unit_type="neuron"``.
+    Without ``units``: every head (``unit_type="head"``) or every neuron
+    (``unit_type="neuron"``) of ``layer``, or of every layer when ``layer`` is None;
+    ``SweepResult.grid()`` lays them out ``[layer, index]``.
     """
     if units is None:
         check_choice("unit_type", unit_type, ("head", "neuron"))
-        if unit_type == "head":
-            units = all_heads(model, layer)
-        else:
-            if layer is None:
-                raise ValueError("a neuron sweep needs a layer: ablation_sweep(..., layer=0)")
-            units = all_neurons(model, layer)
+        units = (all_heads if unit_type == "head" else all_neurons)(model, layer)
     s = _setup(model, inputs, units, metric, ablation, reference, seed, sweep=True)
     after = run_sweep(model, s.inputs, s.sites, s.sources, s.clean, metric, max_tokens=max_tokens)
     return SweepResult(tuple(s.units), float(s.before.mean()), after.mean(1), after, ablation)

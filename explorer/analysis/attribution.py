@@ -58,10 +58,29 @@ def check_images(model: ModelHandle, images: torch.Tensor) -> torch.Tensor:
             f"{model.name} takes tokens; attribution maps here are for image models: "
             "use attribute_tokens(model, inputs, target=...) for per-token scores"
         )
-    images = model.check_inputs(check_tensor("images", images, ndim=(3, 4), integer=False))
+    images = model.check_images(check_tensor("images", images, ndim=(1, 2, 3, 4), integer=False))
     if not torch.isfinite(images).all():
         raise ValueError("images contain NaN or infinite values")
     return images
+
+
+class _ImagesIn(torch.nn.Module):
+    """A model that takes flat inputs, run on images ``[batch, C, H, W]`` (captum perturbs
+    and maps images; DeepLift hooks the wrapped model's own modules)."""
+
+    def __init__(self, model: ModelHandle) -> None:
+        super().__init__()
+        self.inner = model.model
+        self.input_shape = tuple(model.input_shape or ())
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.inner(images.reshape(images.shape[0], *self.input_shape))
+
+
+def _on_images(model: ModelHandle) -> torch.nn.Module:
+    if model.input_shape is None or model.input_shape == model.image_shape:
+        return model.model
+    return _ImagesIn(model)
 
 
 def check_targets(
@@ -228,7 +247,7 @@ def attribute(
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # captum warns about grads it sets itself
-                maps, delta = _captum_map(model.model, method, images, targets, options)
+                maps, delta = _captum_map(_on_images(model), method, images, targets, options)
         finally:
             model.model.train(was_training)
     maps = maps.detach().float()

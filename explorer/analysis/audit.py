@@ -193,7 +193,7 @@ def audit(
     check_choice("method", method, METHODS)
     if budget is not None:
         check_positive("budget", budget)
-    images = check_tensor("images", model.check_inputs(images), ndim=4, integer=False)
+    images = check_tensor("images", model.check_images(images), ndim=4, integer=False)
     if len(images) < 16:
         raise ValueError(f"audit needs at least 16 held-out images, got {len(images)}")
     start = time.process_time()
@@ -399,6 +399,7 @@ def weight_anomaly(model: ModelHandle, images: torch.Tensor) -> torch.Tensor:
     >>> weight_anomaly(m, torch.rand(8, 1, 28, 28)).shape
     torch.Size([28, 28])
     """
+    images = model.check_images(images)
     first = next(p for n, p in model.model.named_parameters() if n.endswith("weight"))
     w = first.detach()
     h, wd = images.shape[-2:]

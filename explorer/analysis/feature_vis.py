@@ -138,8 +138,11 @@ def maximize_activation(
         leak: slope of the objective where a ReLU unit is off (it has no gradient there).
         seed: seeds the starting noise and the jitter.
     """
-    if model.is_transformer or model.input_shape is None:
-        raise ValueError(f"{model.name} does not take images of a known shape")
+    if model.is_transformer or model.image_shape is None:
+        raise ValueError(
+            f"{model.name} does not take images of a known shape: pass "
+            "image_shape=(channels, height, width) to explorer.load"
+        )
     name = _unit_hook(model, layer, unit, hook)
     check_positive("n", n)
     check_positive("steps", steps)
@@ -148,7 +151,7 @@ def maximize_activation(
     reg = regularisation if regularisation is not None else Regularisation()
     gen = torch.Generator().manual_seed(seed)
     # start near a blank (dark) image with faint noise, as digits are strokes on black
-    start = init_logit + 0.5 * torch.randn((n, *model.input_shape), generator=gen)
+    start = init_logit + 0.5 * torch.randn((n, *model.image_shape), generator=gen)
     logits = start.requires_grad_(True)
     optimiser = torch.optim.Adam([logits], lr=lr)
     # A ReLU unit that is off on the start image has zero gradient. Where it is off we ascend
@@ -167,7 +170,7 @@ def maximize_activation(
 
     def unit_activations(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         with model.hooks([(n_, grab) for n_ in names]):
-            model.model(images)
+            model.model(model.to_inputs(images))
         act = store.pop(name)[:, unit]
         if pre_name is None:
             return spatial_mean(act), spatial_mean(act)

@@ -63,6 +63,8 @@ class HeadScores:
 
     scores: torch.Tensor
     names: tuple[str, ...]
+    skipped: tuple[tuple[str, str], ...] = ()
+    """``(score, reason)`` for each score asked but not scored (``unscorable="skip"``)."""
 
     def get(self, score: str) -> torch.Tensor:
         check_choice("head score", score, self.names)
@@ -150,12 +152,33 @@ def score_pattern(
 
 
 @torch.no_grad()
+def attention_patterns(
+    model: ModelHandle, inputs: Int[torch.Tensor, "batch pos"]
+) -> Float[torch.Tensor, "batch layer head q k"]:
+    """Every head's attention pattern on the tokens ``inputs`` (one pass, stopping after the
+    last block).
+
+    >>> from explorer.models import zoo
+    >>> m = zoo.attention_only_transformer(n_layers=2, d_vocab=30, n_ctx=32)
+    >>> tuple(attention_patterns(m, torch.tensor([[1, 2, 3]])).shape)
+    (1, 2, 4, 3, 3)
+    """
+    if not model.is_transformer:
+        raise ValueError(f"{model.name} has no attention heads")
+    tokens = model.check_inputs(inputs)
+    names = [model.hook_name("pattern", layer) for layer in range(model.n_layers)]
+    cache = run_with_cache(model, tokens, names, logits=False)
+    return torch.stack([cache[name] for name in names], dim=1)
+
+
+@torch.no_grad()
 def head_scores(
     model: ModelHandle,
     inputs: Int[torch.Tensor, "batch pos"],
     *,
     scores: str | Sequence[str] | None = None,
     per_example: bool = False,
+    unscorable: str = "raise",
 ) -> HeadScores:
     """Score every head of ``model`` on the tokens ``inputs`` for each of ``scores`` (default:
     all of ``SCORES``): the mean, over queries
@@ -168,29 +191,48 @@ def head_scores(
     >>> s = head_scores(m, repeated_tokens(4, 10, 30))
     >>> tuple(s.get("induction").shape)
     (2, 4)
+
+    A batch can lack targets for a score (no repeated half: no induction target). By default
+    that raises; ``unscorable="skip"`` computes the other scores in the same single pass and
+    names the skipped ones with the reason in ``skipped``:
+
+    >>> s = head_scores(m, torch.tensor([[1, 2, 3, 4, 5]]), unscorable="skip")
+    >>> s.names, [name for name, _ in s.skipped]
+    (('previous_token',), ['induction', 'duplicate_token', 'prefix_matching'])
     """
     if not model.is_transformer:
         raise ValueError(f"{model.name} has no attention heads to score")
     if isinstance(scores, str):  # scores="induction" means one score, not its letters
         scores = (scores,)
-    names = tuple(scores) if scores is not None else SCORES
-    for name in names:
-        check_choice("head score", name, SCORES)
+    kinds = tuple(scores) if scores is not None else SCORES
+    for kind in kinds:
+        check_choice("head score", kind, SCORES)
+    check_choice("unscorable", unscorable, ("raise", "skip"))
     tokens = model.check_inputs(inputs)
-    masks = []
-    for name in names:  # before the forward pass: a batch that cannot be scored fails fast
-        mask = target_mask(tokens, name)
-        if not mask.any():
-            raise ValueError(
-                f"no query in this batch has a {name} target (e.g. no repeated token): "
-                "use repeated_tokens(...) for induction-style scores"
-            )
+    masks, kept, skipped = [], [], []
+    for kind in kinds:  # before the forward pass: a batch that cannot be scored fails fast
+        try:
+            mask = target_mask(tokens, kind)
+            if not mask.any():
+                raise ValueError(
+                    f"no query in this batch has a {kind} target (e.g. no repeated token): "
+                    "use repeated_tokens(...) for induction-style scores"
+                )
+        except ValueError as exc:
+            if unscorable == "raise":
+                raise
+            skipped.append((kind, str(exc)))
+            continue
         masks.append(mask)
-    hooks = [model.hook_name("pattern", layer) for layer in range(model.n_layers)]
-    cache = run_with_cache(model, tokens, hooks, logits=False)
-    per_score = []
+        kept.append(kind)
+    if not masks:
+        empty = torch.zeros(tokens.shape[0], 0, model.n_layers, model.n_heads or 0)
+        return HeadScores(empty if per_example else empty[0], (), tuple(skipped))
+    names = [model.hook_name("pattern", layer) for layer in range(model.n_layers)]
+    cache = run_with_cache(model, tokens, names, logits=False)
+    per_kind = []
     for mask in masks:
-        layers = [score_pattern(cache[hook], mask) for hook in hooks]  # each [b, h]
-        per_score.append(torch.stack(layers, dim=1))  # [b, layer, head]
-    stacked = torch.stack(per_score, dim=1)  # [b, score, layer, head]
-    return HeadScores(stacked if per_example else stacked.mean(0), names)
+        layers = [score_pattern(cache[name], mask) for name in names]  # each [b, h]
+        per_kind.append(torch.stack(layers, dim=1))  # [b, layer, head]
+    stacked = torch.stack(per_kind, dim=1)  # [b, score, layer, head]
+    return HeadScores(stacked if per_example else stacked.mean(0), tuple(kept), tuple(skipped))

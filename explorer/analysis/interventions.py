@@ -85,6 +85,17 @@ def run_interventions(
     """Metric per intervention and example, ``[n_interventions, batch]``, stacking copies.
 
     ``inputs`` has been checked by the caller; ``sources[hook]`` is ``[batch, ...]``.
+    An empty intervention is the clean run:
+
+    >>> from explorer.analysis import metrics
+    >>> from explorer.models import zoo
+    >>> m = zoo.mnist_mlp(hidden=(8,))
+    >>> x, metric = torch.rand(4, 1, 28, 28), metrics.neg_cross_entropy(torch.tensor([0, 1, 2, 3]))
+    >>> hook = "blocks.0.mlp.hook_post"
+    >>> zero_neuron_3 = [(hook, (slice(None), 3))]
+    >>> out = run_interventions(m, x, [zero_neuron_3, []], {hook: torch.zeros(4, 8)}, metric)
+    >>> tuple(out.shape), torch.allclose(out[1], clean_metric(m, x, metric))
+    ((2, 4), True)
     """
     batch = inputs.shape[0]
     per_pass = _per_pass(model, inputs, max_tokens)
@@ -273,15 +284,14 @@ def _starts_mid_model(model: ModelHandle) -> bool:
 def _finishes_blocks(model: ModelHandle) -> bool:
     """Whether ``_finish_block`` computes what a transformer-lens block does after its
     ``hook_resid_mid`` (a pre-norm block with attention then MLP in sequence)."""
+    cfg = model.model.cfg  # type: ignore[union-attr]
+    if cfg.attn_only or cfg.parallel_attn_mlp or getattr(cfg, "n_devices", 1) != 1:
+        return False
+    if cfg.original_architecture is None:  # a toy model (no transformer-lens import needed)
+        return True
     from transformer_lens.utilities.architectures import POST_NORM_ARCHITECTURES
 
-    cfg = model.model.cfg  # type: ignore[union-attr]
-    return not (
-        cfg.attn_only
-        or cfg.parallel_attn_mlp
-        or cfg.original_architecture in POST_NORM_ARCHITECTURES
-        or getattr(cfg, "n_devices", 1) != 1
-    )
+    return cfg.original_architecture not in POST_NORM_ARCHITECTURES
 
 
 def _finish_block(model: ModelHandle, layer: int, resid_mid: torch.Tensor) -> torch.Tensor:

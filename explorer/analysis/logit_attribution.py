@@ -119,6 +119,16 @@ class LogitAttribution:
         return self.values.mean(0)
 
     @property
+    def mean_logit(self) -> float:
+        """The model's own logit (difference), averaged over the batch."""
+        return float(self.logit.mean())
+
+    @property
+    def mean_remainder(self) -> float:
+        """``remainder`` averaged over the batch."""
+        return float(self.remainder.mean())
+
+    @property
     def remainder(self) -> Float[torch.Tensor, " batch"]:
         """``logit - values.sum(unit)``: what the listed units do not write directly."""
         return self.logit - self.values.sum(-1)

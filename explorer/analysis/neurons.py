@@ -27,7 +27,9 @@ class TopKExamples:
     """For each unit, its ``k`` highest activations over a dataset, best first.
 
     ``example[u, i]`` indexes the dataset (in iteration order) and ``position[u, i]`` the
-    token position (0 for images).
+    token position (0 for images). A unit whose best activation is not above 0 never fired
+    on the data (a *dead* unit): its "top" examples are arbitrary ties, so ``dead_units``
+    names them, the repr counts them, and ``ranked`` leaves them out.
     """
 
     values: Float[torch.Tensor, "unit k"]
@@ -35,6 +37,7 @@ class TopKExamples:
     position: Int[torch.Tensor, "unit k"]
     hook: str
     n_examples: int
+    largest: bool = True
 
     def fires(self, threshold: float = 0.0) -> torch.Tensor:
         """``[unit]`` bool: whether the unit's best activation exceeds ``threshold``.
@@ -44,10 +47,28 @@ class TopKExamples:
 
         >>> t = TopKExamples(torch.tensor([[2.0, 1.0], [0.0, 0.0]]), torch.zeros(2, 2, dtype=torch.long),
         ...                  torch.zeros(2, 2, dtype=torch.long), "blocks.0.mlp.hook_post", 5)
-        >>> t.fires().tolist()
-        [True, False]
+        >>> t.fires().tolist(), t.dead_units
+        ([True, False], (1,))
         """
+        if not self.largest:
+            raise ValueError(
+                "this table holds each unit's lowest activations (largest=False): it cannot "
+                "say which units fire; run top_k_examples with largest=True"
+            )
         return self.values[:, 0] > threshold
+
+    @property
+    def dead_units(self) -> tuple[int, ...]:
+        """Units that never fire (best activation <= 0) on the data; empty for a bottom-k table."""
+        if not self.largest:
+            return ()
+        return tuple(int(u) for u in (~self.fires()).nonzero().flatten())
+
+    def ranked(self) -> list[int]:
+        """Units by their best activation, strongest first, dead units left out."""
+        dead = set(self.dead_units)
+        order = self.values[:, 0].argsort(descending=self.largest, stable=True)
+        return [int(u) for u in order if int(u) not in dead]
 
     def of(self, unit: int) -> list[tuple[int, int, float]]:
         """``(example, position, value)`` for one unit, best first."""
@@ -55,6 +76,20 @@ class TopKExamples:
             (int(e), int(p), float(v))
             for e, p, v in zip(self.example[unit], self.position[unit], self.values[unit])
         ]
+
+    def __repr__(self) -> str:
+        n_units, k = self.values.shape
+        which = "top" if self.largest else "bottom"
+        dead = self.dead_units
+        if dead:
+            shown = ", ".join(map(str, dead[:12])) + (", ..." if len(dead) > 12 else "")
+            note = f"; {len(dead)} dead (never > 0, top examples are ties): [{shown}]"
+        else:
+            note = "; no dead units" if self.largest else ""
+        return (
+            f"TopKExamples({self.hook}: {n_units} units x {which} {k} over "
+            f"{self.n_examples:,} examples{note})"
+        )
 
 
 @dataclass(frozen=True)
@@ -134,7 +169,7 @@ def top_k_examples(
         best = _merge_batch(best, acts, seen, k, largest)
         seen += acts.shape[0]
     assert best is not None
-    return TopKExamples(*best, name, seen)
+    return TopKExamples(*best, name, seen, largest)
 
 
 _SPARSE_SHARE = 16  # the threshold path while at most 1/16 of a batch's values beat it
@@ -251,6 +286,32 @@ def activation_histogram(
             label_chunks.append(labels[seen : seen + len(batch)].repeat_interleave(acts.shape[1]))
         seen += len(batch)
     values = torch.cat(chunks)
+    if labels is not None and len(labels) != seen:
+        raise ValueError(f"labels has {len(labels)} entries but the data has {seen} examples")
+    lab = torch.cat(label_chunks) if labels is not None else None
+    return histogram(values, bins=bins, hook=name, unit=neuron, labels=lab)
+
+
+def histogram(
+    values: Float[torch.Tensor, " n"],
+    *,
+    bins: int = 40,
+    hook: str = "",
+    unit: int = 0,
+    labels: Int[torch.Tensor, " n"] | None = None,
+) -> Histogram:
+    """Bin one unit's activations (already read) the way ``activation_histogram`` does:
+    ``bins`` equal bins from the smallest to the largest value (a constant unit gets one
+    bin of width 1e-6); with ``labels`` (one per value) also per class.
+
+    >>> h = histogram(torch.tensor([0.0, 0.0, 1.0, 2.0]), bins=2)
+    >>> h.counts.tolist(), h.edges.tolist()
+    ([2, 2], [0.0, 1.0, 2.0])
+    """
+    check_positive("bins", bins)
+    values = check_finite("activations", values.flatten().float())
+    if values.numel() == 0:
+        raise ValueError("a histogram needs at least one value")
     lo, hi = float(values.min()), float(values.max())
     if hi <= lo:
         hi = lo + 1e-6
@@ -258,14 +319,80 @@ def activation_histogram(
     edges = torch.linspace(lo, hi, bins + 1)
     by_class = None
     if labels is not None:
-        if len(labels) != seen:
-            raise ValueError(f"labels has {len(labels)} entries but the data has {seen} examples")
-        lab = torch.cat(label_chunks)
-        n_classes = int(lab.max()) + 1
+        n_classes = int(labels.max()) + 1
         by_class = torch.stack(
             [
-                torch.histc(values[lab == c], bins=bins, min=lo, max=hi).long()
+                torch.histc(values[labels == c], bins=bins, min=lo, max=hi).long()
                 for c in range(n_classes)
             ]
         )
-    return Histogram(counts, edges, name, neuron, by_class)
+    return Histogram(counts, edges, hook, unit, by_class)
+
+
+@torch.no_grad()
+def layer_activations(
+    model: ModelHandle,
+    data: torch.Tensor | Iterable[torch.Tensor],
+    layer: int,
+    *,
+    batch_size: int = 256,
+    hook: str = "post",
+) -> Float[torch.Tensor, "value unit"]:
+    """Every unit's value on every example (and position) of ``data``: ``[values, unit]``,
+    rows in iteration order (example-major for text). Holds the whole table: a view keeps
+    it to histogram any neuron of the layer without another pass.
+
+    >>> from explorer.models import zoo
+    >>> tuple(layer_activations(zoo.mnist_mlp(hidden=(8,)), torch.rand(5, 1, 28, 28), 0).shape)
+    (5, 8)
+    """
+    name = _hook(model, layer, hook)
+    chunks = [_activations(model, b, name).flatten(0, 1) for b in iter_batches(data, batch_size)]
+    if not chunks:
+        raise ValueError("no data: layer_activations needs at least one example")
+    return torch.cat(chunks)
+
+
+@dataclass(frozen=True)
+class ExampleWindows:
+    """A window of tokens around each top example's top position, with one unit's activation
+    at each token: ``acts[i]`` covers positions ``starts[i] .. starts[i] + width - 1`` of
+    example ``examples[i]``."""
+
+    examples: Int[torch.Tensor, " k"]
+    starts: tuple[int, ...]
+    acts: Float[torch.Tensor, "k width"]
+
+
+@torch.no_grad()
+def example_windows(
+    model: ModelHandle,
+    tokens: Int[torch.Tensor, "batch pos"],
+    layer: int,
+    neuron: int,
+    examples: Int[torch.Tensor, " k"],
+    positions: Int[torch.Tensor, " k"],
+    *,
+    context: int = 12,
+    after: int = 3,
+    hook: str = "post",
+) -> ExampleWindows:
+    """Neuron ``layer.neuron`` on windows of ``tokens[examples]``: ``context`` tokens before
+    each position and ``after`` after it (shifted to stay inside the sequence); one forward
+    pass over the k examples.
+
+    >>> from explorer.models import zoo
+    >>> m = zoo.modular_addition_transformer(p=7, d_model=8)
+    >>> w = example_windows(m, torch.tensor([[0, 1, 7], [2, 3, 7]]), 0, 5, torch.tensor([1]),
+    ...                     torch.tensor([2]), context=1, after=0)
+    >>> w.starts, tuple(w.acts.shape)
+    ((1,), (1, 2))
+    """
+    name = _hook(model, layer, hook)
+    model.check_neuron(layer, neuron)
+    n_pos = tokens.shape[1]
+    width = min(n_pos, context + 1 + after)
+    starts = tuple(min(max(0, int(p) - context), n_pos - width) for p in positions)
+    acts = _activations(model, tokens[examples], name)[..., neuron]  # [k, pos]
+    windows = torch.stack([acts[i, s : s + width] for i, s in enumerate(starts)])
+    return ExampleWindows(examples, starts, windows)

@@ -74,16 +74,32 @@ class PatchingResult:
 
     @property
     def recovery(self) -> Float[torch.Tensor, "layer ..."]:
-        """``(values - corrupted_value) / (clean_value - corrupted_value)``: 0 = no better
-        than corrupted, 1 = fully clean behaviour."""
-        span = self.clean_value - self.corrupted_value
-        if abs(span) < 1e-12:
-            raise ValueError("clean and corrupted inputs give the same metric: nothing to recover")
-        return (self.values - self.corrupted_value) / span
+        """``recovery(values, clean_value, corrupted_value)``: 0 = no better than
+        corrupted, 1 = fully clean behaviour; NaN when the two inputs score the same."""
+        return recovery(self.values, self.clean_value, self.corrupted_value)
 
     @property
     def axes(self) -> tuple[str, ...]:
         return grid_axes(self.grid)
+
+
+SAME_METRIC = 1e-12  # a clean-vs-corrupted gap this small is no gap
+
+
+def recovery(values: torch.Tensor, clean: float, corrupted: float) -> torch.Tensor:
+    """``(values - corrupted) / (clean - corrupted)``: where each patched value lies between
+    the corrupted (0) and the clean (1) metric. NaN everywhere when the clean and corrupted
+    inputs give the same metric (the fraction is undefined: there is nothing to recover).
+
+    >>> recovery(torch.tensor([1.0, 2.0, 3.0]), clean=3.0, corrupted=1.0).tolist()
+    [0.0, 0.5, 1.0]
+    >>> recovery(torch.tensor([1.0]), clean=2.0, corrupted=2.0).isnan().all().item()
+    True
+    """
+    span = clean - corrupted
+    if abs(span) < SAME_METRIC:
+        return torch.full_like(values, float("nan"), dtype=torch.float32)
+    return (values - corrupted) / span
 
 
 def grid_axes(grid: str) -> tuple[str, ...]:
@@ -188,6 +204,16 @@ def activation_patching(
     mean metric (axes: ``grid_axes(grid)``). ``metric`` must score the corrupted batch
     (e.g. logit difference of the clean answer vs the corrupted answer). Equals
     transformer-lens's ``get_act_patch_*`` with ``metric(logits).mean()`` as its metric.
+
+    >>> from explorer.analysis import metrics
+    >>> from explorer.models import zoo
+    >>> m = zoo.attention_only_transformer(n_layers=2, d_model=32, n_heads=4, d_vocab=20, n_ctx=8)
+    >>> clean, corrupted = torch.tensor([[0, 3, 5, 3]]), torch.tensor([[0, 7, 5, 3]])
+    >>> r = activation_patching(m, clean, corrupted, metrics.logit_diff(3, 7))
+    >>> r.axes, tuple(r.values.shape)
+    (('layer', 'position'), (2, 4))
+    >>> round(float(r.recovery[0, 1]), 4)  # the whole clean stream where the inputs differ
+    1.0
     """
     _check_grid(model, grid)
     clean, corrupted = _check_pair(model, inputs, corrupted)

@@ -31,6 +31,7 @@ from explorer._checks import check_choice
 from explorer.analysis._display import html_table
 from explorer.analysis.interventions import MAX_TOKENS
 from explorer.analysis.metrics import Metric, evaluate, evaluate_copies
+from explorer.analysis.patching import recovery
 from explorer.analysis.units import Head, units_of_type
 from explorer.models.handle import ModelHandle
 
@@ -52,11 +53,9 @@ class PathPatchingResult:
     @property
     def change(self) -> Float[torch.Tensor, "..."]:
         """``(values - clean) / (clean - corrupted)``: -1 = the path alone does everything
-        the corruption does, 0 = no effect (IOI's normalised path-patching score)."""
-        span = self.clean_value - self.corrupted_value
-        if abs(span) < 1e-12:
-            raise ValueError("clean and corrupted inputs give the same metric: nothing to compare")
-        return (self.values - self.clean_value) / span
+        the corruption does, 0 = no effect (IOI's normalised path-patching score); NaN when
+        the clean and corrupted inputs give the same metric. It is ``recovery - 1``."""
+        return recovery(self.values, self.clean_value, self.corrupted_value) - 1.0
 
     def top(self, n: int = 5) -> list[tuple[str, float]]:
         """The ``n`` senders whose path changes the metric most (a sweep only)."""

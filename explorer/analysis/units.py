@@ -144,11 +144,12 @@ def all_heads(model: ModelHandle, layer: int | None = None) -> list[Head]:
     return [Head(l, h) for l in layers for h in range(model.n_heads or 0)]
 
 
-def all_neurons(model: ModelHandle, layer: int) -> list[Neuron]:
-    layer = model.check_layer(layer)
+def all_neurons(model: ModelHandle, layer: int | None = None) -> list[Neuron]:
+    """Every neuron of ``layer`` (of every layer when None), in layer then index order."""
+    layers = range(model.n_layers) if layer is None else [model.check_layer(layer)]
     if not model.has_mlp:
         raise ValueError(f"{model.name} is attention-only: it has no neurons")
-    return [Neuron(layer, i) for i in range(model.layer_widths[layer])]
+    return [Neuron(l, i) for l in layers for i in range(model.layer_widths[l])]
 
 
 def unit_slice(act: torch.Tensor, unit: Unit) -> tuple:

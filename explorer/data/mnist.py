@@ -101,7 +101,14 @@ def _find(folder: Path, stem: str) -> Path:
 
 
 def read_idx(path: Path) -> np.ndarray:
-    """Read one IDX file (the MNIST format): magic, dims, then big-endian unsigned bytes."""
+    """Read one IDX file (the MNIST format): magic, dims, then big-endian unsigned bytes.
+
+    >>> import tempfile
+    >>> path = Path(tempfile.mkdtemp()) / "t10k-labels-idx1-ubyte"
+    >>> _ = path.write_bytes(struct.pack(">HBBI", 0, 8, 1, 3) + bytes([7, 2, 1]))
+    >>> read_idx(path).tolist()
+    [7, 2, 1]
+    """
     opener = gzip.open if path.suffix == ".gz" else open
     with opener(path, "rb") as f:
         data = f.read()

@@ -14,6 +14,7 @@
 'supported'
 """
 
+from explorer.hypotheses import planted
 from explorer.hypotheses.agreement import (
     Agreement,
     Label,
@@ -21,8 +22,21 @@ from explorer.hypotheses.agreement import (
     agreement_by_unit,
     cohen_kappa,
     fleiss_kappa,
+    label_counts,
 )
-from explorer.hypotheses.examples import Examples, Split, split_examples
+from explorer.hypotheses.bootstrap import (
+    Evidence,
+    bootstrap_interval,
+    resample_weights,
+    statistic,
+)
+from explorer.hypotheses.examples import (
+    Examples,
+    Split,
+    as_examples,
+    check_disjoint,
+    split_examples,
+)
 from explorer.hypotheses.export import (
     ProjectRecord,
     from_json,
@@ -30,16 +44,27 @@ from explorer.hypotheses.export import (
     to_json,
     to_markdown,
 )
-from explorer.hypotheses.hypothesis import Hypothesis, random_unit_sets
-from explorer.hypotheses.imports import ImportConflict, ImportReport
+from explorer.hypotheses.hypothesis import (
+    Hypothesis,
+    random_unit_sets,
+)
+from explorer.hypotheses.imports import (
+    ImportConflict,
+    ImportReport,
+    import_hypotheses,
+)
 from explorer.hypotheses.measures import (
     METRICS,
     AblationEffect,
     HeadScore,
+    Measure,
     MeasureUnavailable,
     NeuronSelectivity,
     PatchingRecovery,
     UserFunction,
+    build_metric,
+    check_metric_name,
+    measure_from_dict,
     register_measure,
     register_metric,
     registered_measures,
@@ -47,24 +72,45 @@ from explorer.hypotheses.measures import (
     unregister_measure,
     unregister_metric,
 )
-from explorer.hypotheses.store import HypothesisStore, StoredHypothesis, UnreadableRow
-from explorer.hypotheses.verdict import Verdict
+from explorer.hypotheses.rerun import pick_data, rerun_project
+from explorer.hypotheses.schema import (
+    SchemaVersionError,
+)
+from explorer.hypotheses.store import (
+    HypothesisList,
+    HypothesisStore,
+    StoredHypothesis,
+    UnreadableRow,
+)
+from explorer.hypotheses.verdict import (
+    Verdict,
+    decide,
+    verdict_html,
+)
+from explorer.hypotheses.versioning import (
+    known_fields,
+    parse_version,
+)
 
 __all__ = [
     "METRICS",
     "AblationEffect",
     "Agreement",
+    "Evidence",
     "Examples",
     "HeadScore",
     "Hypothesis",
+    "HypothesisList",
     "HypothesisStore",
     "ImportConflict",
     "ImportReport",
     "Label",
+    "Measure",
     "MeasureUnavailable",
     "NeuronSelectivity",
     "PatchingRecovery",
     "ProjectRecord",
+    "SchemaVersionError",
     "Split",
     "StoredHypothesis",
     "UnreadableRow",
@@ -72,18 +118,35 @@ __all__ = [
     "Verdict",
     "agreement",
     "agreement_by_unit",
+    "as_examples",
+    "bootstrap_interval",
+    "build_metric",
+    "check_disjoint",
+    "check_metric_name",
     "cohen_kappa",
+    "decide",
     "fleiss_kappa",
     "from_json",
     "from_markdown",
+    "import_hypotheses",
+    "known_fields",
+    "label_counts",
+    "measure_from_dict",
+    "parse_version",
+    "pick_data",
+    "planted",
     "random_unit_sets",
     "register_measure",
     "register_metric",
     "registered_measures",
     "registered_metrics",
+    "rerun_project",
+    "resample_weights",
     "split_examples",
+    "statistic",
     "to_json",
     "to_markdown",
     "unregister_measure",
     "unregister_metric",
+    "verdict_html",
 ]

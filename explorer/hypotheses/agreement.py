@@ -170,3 +170,21 @@ def agreement_by_unit(labels: Iterable[Label]) -> dict[str, Agreement]:
     for lab in labels:
         by_unit[lab.unit].append(lab)
     return {unit: agreement(by_unit[unit], unit) for unit in sorted(by_unit)}
+
+
+def label_counts(labels: Iterable[Label]) -> dict[str, dict[str, dict[str, int]]]:
+    """``{unit: {rater: {label: how many items}}}``, units, raters and labels sorted.
+
+    >>> label_counts([Label("head 1.4", "ana", "induction", "x1"),
+    ...               Label("head 1.4", "ana", "induction", "x2"),
+    ...               Label("head 1.4", "bo", "copying", "x1")])
+    {'head 1.4': {'ana': {'induction': 2}, 'bo': {'copying': 1}}}
+    """
+    counts: dict[str, dict[str, dict[str, int]]] = {}
+    for lab in labels:
+        by_label = counts.setdefault(lab.unit, {}).setdefault(lab.rater, {})
+        by_label[lab.label] = by_label.get(lab.label, 0) + 1
+    return {
+        unit: {rater: dict(sorted(c.items())) for rater, c in sorted(by_rater.items())}
+        for unit, by_rater in sorted(counts.items())
+    }

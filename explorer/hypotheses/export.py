@@ -26,7 +26,7 @@ from explorer.hypotheses.agreement import Label, agreement_by_unit
 from explorer.hypotheses.hypothesis import Hypothesis
 from explorer.hypotheses.imports import ImportReport
 from explorer.hypotheses.store import DEFAULT_PROJECT, HypothesisStore, StoredHypothesis
-from explorer.hypotheses.verdict import Verdict, now
+from explorer.hypotheses.verdict import Verdict, _now
 from explorer.hypotheses.versioning import parse_version
 
 FORMAT = "explorer-hypotheses"
@@ -176,7 +176,7 @@ def from_json(
     return record.save_to(store, project, on_conflict=on_conflict)
 
 
-def md(text: object) -> str:
+def _md(text: object) -> str:
     """Escape text for a Markdown line or table cell: HTML first, then Markdown punctuation."""
     escaped = html.escape(str(text), quote=True)
     escaped = re.sub(r"([\\`*_{}\[\]()#+!|~])", r"\\\1", escaped)
@@ -192,9 +192,9 @@ def to_markdown(store: HypothesisStore, project: str = DEFAULT_PROJECT) -> str:
     record = ProjectRecord.of(store, project)
     n_verdicts = sum(len(s.verdicts) for s in record.hypotheses)
     lines = [
-        f"# Hypotheses: {md(project)}",
+        f"# Hypotheses: {_md(project)}",
         "",
-        f"Exported by explorer at {now()}: {len(record.hypotheses)} hypotheses, "
+        f"Exported by explorer at {_now()}: {len(record.hypotheses)} hypotheses, "
         f"{n_verdicts} verdicts, {len(record.labels)} labels.",
         "",
     ]
@@ -202,15 +202,15 @@ def to_markdown(store: HypothesisStore, project: str = DEFAULT_PROJECT) -> str:
         h = s.hypothesis
         side = "above" if h.direction == "above" else "below"
         lines += [
-            f"## {i}. {md(h.claim)}",
+            f"## {i}. {_md(h.claim)}",
             "",
-            f"- **status**: {md(s.status)}",
-            f"- **author**: {md(s.author or 'unknown')}",
-            f"- **units**: {md(', '.join(map(str, h.units)))}",
-            f"- **test**: {md(h.measure.describe())} {side} {h.threshold:g}",
-            f"- **formed on**: {md(h.formation.describe())}",
-            f"- **judged on**: {md(h.held_out.describe())}",
-            f"- **id**: {md(h.id)}",
+            f"- **status**: {_md(s.status)}",
+            f"- **author**: {_md(s.author or 'unknown')}",
+            f"- **units**: {_md(', '.join(map(str, h.units)))}",
+            f"- **test**: {_md(h.measure.describe())} {side} {h.threshold:g}",
+            f"- **formed on**: {_md(h.formation.describe())}",
+            f"- **judged on**: {_md(h.held_out.describe())}",
+            f"- **id**: {_md(h.id)}",
             "",
         ]
         if s.verdicts:
@@ -222,22 +222,22 @@ def to_markdown(store: HypothesisStore, project: str = DEFAULT_PROJECT) -> str:
                 ci = f"[{_fmt(v.ci_low)}, {_fmt(v.ci_high)}] ({round(100 * v.confidence)}%)"
                 model = f"{v.model_name} @{v.model_fingerprint}"
                 lines.append(
-                    f"| {md(v.timestamp)} | {md(v.status)} | {_fmt(v.value)} | {md(ci)} "
-                    f"| {_fmt(v.baseline)} | {md(model)} |"
+                    f"| {_md(v.timestamp)} | {_md(v.status)} | {_fmt(v.value)} | {_md(ci)} "
+                    f"| {_fmt(v.baseline)} | {_md(model)} |"
                 )
             lines.append("")
     if record.labels:
         lines += ["## Labels", "", "| unit | item | rater | label |", "|---|---|---|---|"]
         lines += [
-            f"| {md(lab.unit)} | {md(lab.item)} | {md(lab.rater)} | {md(lab.label)} |"
+            f"| {_md(lab.unit)} | {_md(lab.item)} | {_md(lab.rater)} | {_md(lab.label)} |"
             for lab in record.labels
         ]
         lines += ["", "## Agreement", "", "| unit | method | kappa | strength | items | raters |"]
         lines.append("|---|---|---|---|---|---|")
         for unit, a in agreement_by_unit(record.labels).items():
             lines.append(
-                f"| {md(unit)} | {md(a.method)} | {_fmt(a.to_dict()['kappa'])} | {md(a.strength)} "  # type: ignore[arg-type]
-                f"| {a.n_items} | {md(', '.join(a.raters))} |"
+                f"| {_md(unit)} | {_md(a.method)} | {_fmt(a.to_dict()['kappa'])} | {_md(a.strength)} "  # type: ignore[arg-type]
+                f"| {a.n_items} | {_md(', '.join(a.raters))} |"
             )
         lines.append("")
     lines += [_FENCE, "", "```json", _dumps(record.to_dict()), "```", ""]

@@ -9,6 +9,17 @@ and the fields that differ, and write nothing), ``"skip"`` (keep ours), ``"keep_
 which judged another claim, are dropped). An id that lives in another project of the store
 is copied under a new id, never moved. New ids are derived from the project and the content,
 so importing the same file twice adds nothing the second time.
+
+>>> from explorer.hypotheses import (HeadScore, Hypothesis, HypothesisStore, Split, from_json,
+...                                  to_json)
+>>> ours, theirs = HypothesisStore(":memory:"), HypothesisStore(":memory:")
+>>> _ = theirs.save(Hypothesis(claim="head 1.0 does induction", units="head 1.0",
+...                            measure=HeadScore("induction"), threshold=0.5,
+...                            formation=Split(range(10)), held_out=Split(range(10, 20))))
+>>> print(from_json(to_json(theirs), ours))
+import into 'default': 1 added, 0 already here; 0 verdicts, 0 labels
+>>> print(from_json(to_json(theirs), ours))  # the same file again adds nothing
+import into 'default': 0 added, 1 already here; 0 verdicts, 0 labels
 """
 
 from __future__ import annotations
@@ -26,7 +37,7 @@ from explorer._checks import check_choice
 from explorer.hypotheses.agreement import Label
 from explorer.hypotheses.hypothesis import Hypothesis
 from explorer.hypotheses.schema import hypotheses_table, verdicts_table
-from explorer.hypotheses.store import HypothesisStore, StoredHypothesis, _row, _spec, now
+from explorer.hypotheses.store import HypothesisStore, StoredHypothesis, _now, _row, _spec
 
 __all__ = ["CONFLICT_CHOICES", "ImportConflict", "ImportReport", "import_hypotheses"]
 
@@ -123,7 +134,7 @@ def import_hypotheses(
                     conn.execute(
                         hypotheses_table.update()
                         .where(hypotheses_table.c.id == h.id)
-                        .values(**_row(h, entry.author, entry.updated or now()))
+                        .values(**_row(h, entry.author, entry.updated or _now()))
                     )
                     report["replaced"].append(h.id)
                 else:  # a copy into another project, or keep both
@@ -170,7 +181,7 @@ def import_hypotheses(
 
 
 def _insert(conn: Connection, h: Hypothesis, pid: int, entry: StoredHypothesis) -> None:
-    row = _row(h, entry.author, entry.updated or now())
+    row = _row(h, entry.author, entry.updated or _now())
     conn.execute(
         hypotheses_table.insert().values(
             id=h.id, project_id=pid, created=entry.created or row["updated"], **row

@@ -3,6 +3,12 @@
 ``SCHEMA_VERSION`` is written into table ``schema_version``. Changing a table means
 raising the version and adding ``MIGRATIONS[old_version]``, a function that upgrades a
 database from that version to the next inside the opening transaction.
+
+>>> from explorer.hypotheses import HypothesisStore
+>>> HypothesisStore(":memory:").schema_version == SCHEMA_VERSION
+True
+>>> sorted(metadata.tables)
+['hypotheses', 'labels', 'projects', 'schema_version', 'verdicts']
 """
 
 from __future__ import annotations

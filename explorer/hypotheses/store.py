@@ -89,7 +89,7 @@ class StoredHypothesis:
         return self.latest.status if self.latest else "untested"
 
 
-def now() -> str:
+def _now() -> str:
     """UTC time to the microsecond: rows saved within one second still sort in save order."""
     return datetime.now(timezone.utc).isoformat(timespec="microseconds")
 
@@ -257,7 +257,7 @@ class HypothesisStore:
             return int(found)
         try:
             with conn.begin_nested():
-                result = conn.execute(projects_table.insert().values(name=name, created=now()))
+                result = conn.execute(projects_table.insert().values(name=name, created=_now()))
                 return int(result.inserted_primary_key[0])
         except sa.exc.IntegrityError:  # another writer created it (server databases)
             return int(
@@ -290,7 +290,7 @@ class HypothesisStore:
         """
         if not isinstance(hypothesis, Hypothesis):
             raise TypeError(f"save takes a Hypothesis, got {type(hypothesis).__name__}")
-        row = _row(hypothesis, author, updated or now())
+        row = _row(hypothesis, author, updated or _now())
         with self._writing() as conn:
             row["project_id"] = self._project_id(conn, project)
             exists = conn.execute(
@@ -478,11 +478,11 @@ class HypothesisStore:
                     item=lab.item,
                     rater=lab.rater,
                     label=lab.label,
-                    created=now(),
+                    created=_now(),
                 )
             )
         else:
-            conn.execute(labels_table.update().where(key).values(label=lab.label, created=now()))
+            conn.execute(labels_table.update().where(key).values(label=lab.label, created=_now()))
 
     def labels(self, project: str = DEFAULT_PROJECT, unit: str | None = None) -> list[Label]:
         query = (

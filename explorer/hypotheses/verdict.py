@@ -35,7 +35,7 @@ def decide(low: float, high: float, threshold: float, direction: str) -> str:
     return "supported" if high < threshold else "refuted" if low > threshold else "inconclusive"
 
 
-def now() -> str:
+def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
@@ -73,7 +73,7 @@ class Verdict:
     baseline_units: tuple[tuple[str, ...], ...] = ()
     baseline_values: tuple[float, ...] = ()
     details: dict[str, float] = field(default_factory=dict)
-    timestamp: str = field(default_factory=now)
+    timestamp: str = field(default_factory=_now)
     note: str = ""
 
     def __post_init__(self) -> None:

@@ -24,10 +24,11 @@ def hook_point_classes() -> tuple[type[nn.Module], type[nn.Module]]:
 
 
 def act_name(kind: str, layer: int | None = None) -> str:
-    """Canonical transformer-lens hook name, e.g. ``act_name("pattern", 0)``."""
-    from transformer_lens.utilities import get_act_name
+    """Canonical transformer-lens hook name, e.g. ``act_name("pattern", 0)``: transformer-lens's
+    ``get_act_name`` rewritten in ``light_hooks`` (no import; tests/models/test_light.py compares)."""
+    from explorer.models.light_hooks import act_name as light_act_name
 
-    return get_act_name(kind, layer)
+    return light_act_name(kind, layer)
 
 
 def build_transformer(cfg: TransformerConfig) -> nn.Module:

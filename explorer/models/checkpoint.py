@@ -3,6 +3,17 @@
 ``config.json`` holds ``{"format": "explorer-checkpoint", "version": 1, "family": ...,
 "config": {...}, "name": ..., "meta": {...}}``. Loading rebuilds the architecture from the
 config and copies the tensors in strictly, so a file from another model is refused.
+
+>>> import tempfile
+>>> from explorer.models import zoo
+>>> model = zoo.mnist_mlp(hidden=(8,))
+>>> folder = tempfile.mkdtemp() + "/mlp"
+>>> _ = save_checkpoint(model, folder, meta={"note": "untrained"})
+>>> is_checkpoint(folder), read_header(folder)["meta"]
+(True, {'note': 'untrained'})
+>>> again = load_checkpoint(folder)
+>>> torch.equal(again(torch.ones(1, 1, 28, 28)), model(torch.ones(1, 1, 28, 28)))
+True
 """
 
 from __future__ import annotations
@@ -246,7 +257,7 @@ def load_checkpoint(path: str | os.PathLike[str]) -> ModelHandle:
     if not weights.is_file():
         raise FileNotFoundError(f"no {WEIGHTS} in {str(path)!r}")
     check_config_fits_weights(cfg, weights, str(path))
-    model = zoo.build(cfg, name=header.get("name"))
+    model = zoo.build(cfg, name=header.get("name"), light=True)  # no transformer-lens import
     load_state(model, read_weights(path), str(path))
     model.model.eval()
     return model

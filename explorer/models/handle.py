@@ -20,6 +20,7 @@ from torch import nn
 
 from explorer._checks import check_index, check_tensor
 from explorer.models import _tl
+from explorer.models import light as _light
 from explorer.models.config import CNNConfig, MLPConfig, TransformerConfig
 
 InputKind = Literal["tokens", "images"]
@@ -76,6 +77,7 @@ class ModelHandle:
         name: str = "model",
         tokenizer: Any | None = None,
         family: str | None = None,
+        image_shape: Sequence[int] | None = None,
     ) -> None:
         if not hasattr(model, "hook_dict"):
             raise TypeError(
@@ -86,6 +88,8 @@ class ModelHandle:
         self.kind: InputKind = kind
         self.config = config
         self.input_shape = tuple(input_shape) if input_shape is not None else None
+        # (C, H, W) image tools work on; the model may take it flat (models.shapes)
+        self.image_shape = tuple(image_shape) if image_shape is not None else None
         self.vocab = tuple(vocab) if vocab is not None else None
         self.name = name
         self.tokenizer = tokenizer
@@ -136,7 +140,9 @@ class ModelHandle:
     def runs_from_layer(self) -> bool:
         """Whether a forward pass can start at a block from a residual stream
         (``model(resid, start_at_layer=l)``): decoders yes; BERT's encoder has no such entry."""
-        return self.is_transformer and _tl.is_hooked_transformer(self.model)
+        return self.is_transformer and (
+            _tl.is_hooked_transformer(self.model) or _light.is_light(self.model)
+        )
 
     @property
     def has_mlp(self) -> bool:
@@ -239,14 +245,47 @@ class ModelHandle:
                 raise ValueError(f"token ids must lie in 0..{d_vocab - 1}, got range {lo}..{hi}")
             return tokens
         images = check_tensor("images", inputs, integer=False)
-        if self.input_shape is not None and tuple(images.shape[1:]) != self.input_shape:
-            if tuple(images.shape) == self.input_shape:
-                return images.unsqueeze(0)
-            raise ValueError(
-                f"images must have shape [batch, {', '.join(map(str, self.input_shape))}], "
-                f"got {list(images.shape)}"
-            )
+        shape = tuple(images.shape[1:])
+        if self.input_shape is not None and shape != self.input_shape:
+            if tuple(images.shape) in (self.input_shape, self.image_shape):
+                return self.to_inputs(images.unsqueeze(0))
+            if self.image_shape is not None and shape == self.image_shape:
+                return self.to_inputs(images)  # an image for a model that takes it flat
+            raise ValueError(f"images must have shape {self._accepted()}, got {list(images.shape)}")
         return images
+
+    def _accepted(self) -> str:
+        shapes = [s for s in (self.input_shape, self.image_shape) if s is not None]
+        return " or ".join(f"[batch, {', '.join(map(str, s))}]" for s in dict.fromkeys(shapes))
+
+    def to_inputs(
+        self, images: Float[torch.Tensor, "batch c h w"]
+    ) -> Float[torch.Tensor, "batch ..."]:
+        """Images ``[batch, *image_shape]`` as the model takes them (``[batch, *input_shape]``:
+        flattened for a model whose first layer reads flat pixels); differentiable."""
+        if self.input_shape is None or self.image_shape == self.input_shape:
+            return images
+        return images.reshape(images.shape[0], *self.input_shape)
+
+    def check_images(self, inputs: Any) -> Float[torch.Tensor, "batch c h w"]:
+        """A batch as images ``[batch, *image_shape]`` (inputs of the model's own shape,
+        flat ones too, are reshaped): what attribution maps, feature visualisation, weight
+        images and audits work on."""
+        if self.is_transformer:
+            raise ValueError(f"{self.name} takes tokens, not images")
+        if self.image_shape is None:
+            took = f"inputs of shape {list(self.input_shape)}" if self.input_shape else "inputs"
+            raise ValueError(
+                f"{self.name} takes {took} that explorer cannot show as images: pass "
+                "image_shape=(channels, height, width) to explorer.load"
+            )
+        inputs = check_tensor("images", inputs, integer=False)
+        if self.input_shape is None and tuple(inputs.shape[1:]) != self.image_shape:
+            if tuple(inputs.shape) == self.image_shape:
+                return inputs.unsqueeze(0)
+            raise ValueError(f"images must have shape {self._accepted()}, got {list(inputs.shape)}")
+        inputs = self.check_inputs(inputs)
+        return inputs.reshape(inputs.shape[0], *self.image_shape)
 
     # ---------------------------------------------------------------- running
     def __call__(self, inputs: torch.Tensor) -> torch.Tensor:
@@ -528,7 +567,11 @@ class ModelHandle:
 
             model = copy.deepcopy(self.model)
         else:
-            model = wrap(self.model.unwrapped_copy(), input_shape=self.input_shape).model  # type: ignore[attr-defined]
+            model = wrap(  # type: ignore[attr-defined]
+                self.model.unwrapped_copy(),  # type: ignore[attr-defined]
+                input_shape=self.input_shape,
+                image_shape=self.image_shape,
+            ).model
         other = ModelHandle(
             model,
             kind=self.kind,
@@ -538,6 +581,7 @@ class ModelHandle:
             name=self.name,
             tokenizer=self.tokenizer,
             family=self.family,
+            image_shape=self.image_shape,
         )
         other.parity, other.note, other.prepend_bos = self.parity, self.note, self.prepend_bos
         return other

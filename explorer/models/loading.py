@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import math
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from torch import nn
 
-from explorer.models import _tl, hf
+from explorer.models import _tl, hf, shapes
 from explorer.models.config import CNNConfig, MLPConfig, TransformerConfig
 from explorer.models.handle import ModelHandle
 from explorer.models.hooked_module import Block, wrap_module
@@ -19,11 +20,18 @@ def wrap(
     module: nn.Module,
     *,
     input_shape: Sequence[int] | None = None,
+    image_shape: Sequence[int] | None = None,
     config: MLPConfig | CNNConfig | None = None,
     name: str | None = None,
     blocks: Sequence[Block] | None = None,
 ) -> ModelHandle:
-    """Give a plain ``nn.Module`` hook points (see ``hooked_module``) and return its handle."""
+    """Give a plain ``nn.Module`` hook points (see ``hooked_module``) and return its handle.
+
+    The input and image shapes are taken, inferred and checked by one forward pass on zeros
+    (``models.shapes``): a shape that does not fit fails here, naming the shape expected.
+    """
+    name = name or type(module).__name__
+    input_shape, image = _shapes(module, input_shape, image_shape, name)
     hooked = wrap_module(module, blocks)
     hooked.eval()
     return ModelHandle(
@@ -31,7 +39,53 @@ def wrap(
         kind="images",
         config=config,
         input_shape=input_shape,
-        name=name or type(module).__name__,
+        image_shape=image,
+        name=name,
+    )
+
+
+def _shapes(
+    module: nn.Module,
+    input_shape: Sequence[int] | None,
+    image_shape: Sequence[int] | None,
+    name: str,
+) -> tuple[tuple[int, ...] | None, tuple[int, int, int] | None]:
+    """``(input_shape, image_shape)`` of a plain module: the ones given, checked by a dry
+    forward; or inferred (a first Linear on the input gives ``(in_features,)``; an image
+    shape, given or inferred from the first Linear's width, is tried as it is, then flat)."""
+    if input_shape is not None:
+        input_shape = tuple(input_shape)
+        if not input_shape or not all(isinstance(s, int) and s > 0 for s in input_shape):
+            raise ValueError(
+                f"input_shape must be a tuple of positive ints (one input, no batch axis), "
+                f"got {input_shape!r}"
+            )
+        image = shapes.check_image_shape(image_shape, input_shape)
+        shapes.dry_forward(module, input_shape, name)
+        return input_shape, image
+    inferred = shapes.infer_input_shape(module)
+    if inferred is not None:
+        image = shapes.check_image_shape(image_shape, inferred)
+        shapes.dry_forward(module, inferred, name)
+        return inferred, image
+    image = shapes.check_image_shape(image_shape, None)
+    if image is None:
+        first = shapes.first_layer(module)
+        if first is not None and isinstance(first[1], nn.Linear):
+            image = shapes.infer_image_shape((int(first[1].in_features),))
+        if image is None:
+            return None, None
+    for candidate in (image, (math.prod(image),)):
+        try:
+            shapes.dry_forward(module, candidate, name)
+        except ValueError:
+            continue
+        return candidate, image
+    if image_shape is None:
+        return None, None  # a guess that did not fit: leave the shape open, as before
+    raise ValueError(
+        f"image_shape={tuple(image_shape)} does not fit {name}: neither images of that shape "
+        f"nor {math.prod(image)} flat values run; {shapes.expected_input(module)}"
     )
 
 
@@ -39,7 +93,9 @@ def load(
     source: Any,
     *,
     input_shape: Sequence[int] | None = None,
+    image_shape: Sequence[int] | None = None,
     module: nn.Module | None = None,
+    key_map: Mapping[str, str] | None = None,
     local_path: str | os.PathLike[str] | None = None,
     step: int | None = None,
     name: str | None = None,
@@ -60,8 +116,20 @@ def load(
             ``"shipped:<name>"`` for a trained checkpoint shipped with explorer (offline);
             or a Hugging Face model name (needs internet; offline it fails at once and
             says how to pass a folder).
-        input_shape: shape of one input image, for plain modules (checks inputs).
-        module: for a folder holding a custom module's weights: an instance to load into.
+        input_shape: for plain modules: the shape of one input as ``forward`` takes it
+            (``(1, 28, 28)``; ``(784,)`` for an MLP on flat pixels). Checked by one forward
+            pass on zeros, which fails naming the shape the first layer expects; inferred
+            when the first layer is a Linear on the input.
+        image_shape: ``(C, H, W)`` the image tools show and optimise (attribution maps,
+            ``maximize_activation``, weight images, top examples, ``audit``), when the
+            model takes its input flat; inferred for ``H*W`` or ``3*H*W`` values, ``H == W``.
+        module: for a bare safetensors file (or a folder holding ``model.safetensors``) of
+            a custom module's weights: an instance to load them into (strictly: every key).
+        key_map: with ``module``: rename key prefixes of the file before loading, e.g.
+            ``{"0.": "1.", "2.": "3."}`` for weights saved from ``Sequential(Linear, ReLU,
+            ...)`` going into ``Sequential(Flatten(), Linear, ReLU, ...)``. Plain data: the
+            longest matching prefix is replaced, once.
+        name: the handle's name (also for a path: a checkpoint, run or folder).
         local_path: for a Hugging Face name: a folder with its files (same as passing it).
         step: for a training run: which checkpoint.
         tokenizer: for a ``transformers`` model object: its tokenizer (default: the one
@@ -97,6 +165,8 @@ def load(
         return hf.load_folder(Path(source), name=name, backend=backend, **backend_options)
     if backend_options:
         raise ValueError(f"{', '.join(sorted(backend_options))} apply to backend='nnsight' only")
+    if key_map is not None and not isinstance(source, (str, os.PathLike)):
+        raise ValueError("key_map renames the keys of a weights file: pass the file's path")
     if isinstance(source, ModelHandle):
         return source
     if isinstance(source, (TransformerConfig, MLPConfig, CNNConfig)):
@@ -108,7 +178,7 @@ def load(
             source, kind="tokens", config=_tl.config_of(source), name=name or "transformer"
         )
     if isinstance(source, nn.Module):
-        return wrap(source, input_shape=input_shape, name=name)
+        return wrap(source, input_shape=input_shape, image_shape=image_shape, name=name)
     if isinstance(source, str) and source.startswith("shipped:"):
         from explorer.models.shipped import load_shipped
 
@@ -116,7 +186,18 @@ def load(
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
         if path.exists():
-            return _load_path(path, module=module, input_shape=input_shape, step=step)
+            handle = _load_path(
+                path,
+                module=module,
+                input_shape=input_shape,
+                image_shape=image_shape,
+                step=step,
+                key_map=key_map,
+                name=name,
+            )
+            if name is not None:
+                handle.name = name
+            return handle
         if isinstance(source, os.PathLike) or str(source).startswith((".", "/", "~")):
             raise FileNotFoundError(f"no such file or folder: {str(source)!r}")
         if local_path is not None:
@@ -145,7 +226,14 @@ def load(
 
 
 def _load_path(
-    path: Path, *, module: nn.Module | None, input_shape: Sequence[int] | None, step: int | None
+    path: Path,
+    *,
+    module: nn.Module | None,
+    input_shape: Sequence[int] | None,
+    image_shape: Sequence[int] | None,
+    step: int | None,
+    key_map: Mapping[str, str] | None,
+    name: str | None,
 ) -> ModelHandle:
     from explorer.models import checkpoint
 
@@ -176,20 +264,11 @@ def _load_path(
                 )
         return checkpoint.load_checkpoint(path)
     if module is None and hf.is_hf_folder(path):
-        return hf.load_folder(path)
+        return hf.load_folder(path, name=name)
+    if key_map is not None and module is None:
+        raise ValueError("key_map renames the keys of a weights file loaded with module=...")
     if module is not None:
-        handle = wrap(module, input_shape=input_shape)
-        file = path / checkpoint.WEIGHTS if path.is_dir() else path
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
-
-        try:
-            state = load_file(str(file))
-        except (SafetensorError, OSError) as err:
-            raise ValueError(f"{str(file)!r} is corrupt or not a safetensors file: {err}") from None
-        prefixed = {f"module.{k}": v for k, v in state.items()}
-        checkpoint.load_state(handle, prefixed, str(file))
-        return handle
+        return _load_into(path, module, input_shape, image_shape, key_map, name)
     if path.is_file():
         raise ValueError(
             f"{str(path)!r} is a file; explorer loads checkpoint folders (config.json + "
@@ -199,3 +278,76 @@ def _load_path(
         f"{str(path)!r} is not an explorer checkpoint or run: expected config.json with "
         "format 'explorer-checkpoint' and model.safetensors, or a run's manifest.json"
     )
+
+
+def _load_into(
+    path: Path,
+    module: nn.Module,
+    input_shape: Sequence[int] | None,
+    image_shape: Sequence[int] | None,
+    key_map: Mapping[str, str] | None,
+    name: str | None,
+) -> ModelHandle:
+    """A bare safetensors file (or a folder's ``model.safetensors``) loaded into ``module``."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    from explorer.models import checkpoint
+
+    if not isinstance(module, nn.Module):
+        raise TypeError(f"module must be an nn.Module instance, got {type(module).__name__}")
+    file = path / checkpoint.WEIGHTS if path.is_dir() else path
+    try:
+        state = load_file(str(file))
+    except (SafetensorError, OSError) as err:
+        raise ValueError(f"{str(file)!r} is corrupt or not a safetensors file: {err}") from None
+    if key_map is not None:
+        state = remap_keys(state, key_map, wanted=module.state_dict().keys())
+    handle = wrap(module, input_shape=input_shape, image_shape=image_shape, name=name)
+    prefixed = {f"module.{k}": v for k, v in state.items()}
+    checkpoint.load_state(handle, prefixed, str(file))
+    return handle
+
+
+def remap_keys(
+    state: Mapping[str, Any], key_map: Mapping[str, str], wanted: Iterable[str] = ()
+) -> dict[str, Any]:
+    """``state`` with key prefixes renamed by ``key_map`` (the longest matching prefix,
+    replaced once); a prefix that matches no key, two keys that land on one name, or keys
+    that still do not fit ``wanted`` (the module's own keys) fail, listing them.
+
+    >>> remap_keys({"0.weight": 1, "2.weight": 2}, {"0.": "1.", "2.": "3."})
+    {'1.weight': 1, '3.weight': 2}
+    """
+    if not isinstance(key_map, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, str) and k for k, v in key_map.items()
+    ):
+        raise TypeError(
+            "key_map must be a dict of old key prefix -> new prefix (non-empty strings), got "
+            f"{key_map!r}"
+        )
+    prefixes = sorted(key_map, key=len, reverse=True)
+    out: dict[str, Any] = {}
+    used: set[str] = set()
+    for key, value in state.items():
+        prefix = next((p for p in prefixes if key.startswith(p)), None)
+        new = key if prefix is None else key_map[prefix] + key[len(prefix) :]
+        if prefix is not None:
+            used.add(prefix)
+        if new in out:
+            raise ValueError(f"key_map sends two keys of the file to {new!r}")
+        out[new] = value
+    unused = [p for p in key_map if p not in used]
+    if unused:
+        raise ValueError(
+            f"key_map prefixes {unused} match no key of the file (its keys: {sorted(state)[:8]})"
+        )
+    wanted = set(wanted)
+    if wanted:
+        missing, extra = sorted(wanted - set(out)), sorted(set(out) - wanted)
+        if missing or extra:
+            raise ValueError(
+                f"after key_map the file's keys do not fit the module: missing {missing[:8]}, "
+                f"unexpected {extra[:8]} (the module's keys: {sorted(wanted)[:8]})"
+            )
+    return out

@@ -8,12 +8,21 @@ import torch
 from torch import nn
 
 from explorer.models import _tl
+from explorer.models import light as _light
 from explorer.models.config import CNNConfig, MLPConfig, TransformerConfig
 from explorer.models.handle import ModelHandle
 
 
-def transformer(cfg: TransformerConfig, name: str = "transformer") -> ModelHandle:
-    """A toy transformer from a config (seeded by ``cfg.seed``)."""
+def transformer(
+    cfg: TransformerConfig, name: str = "transformer", *, light: bool = False
+) -> ModelHandle:
+    """A toy transformer from a config (seeded by ``cfg.seed``).
+
+    ``light=True`` (for weights about to be loaded): an empty ``light.LightTransformer``
+    where it covers ``cfg``, so transformer-lens is not imported (see ``light``)."""
+    if light and _light.supports(cfg):
+        model = _light.build(cfg)
+        return ModelHandle(model, kind="tokens", config=cfg, vocab=cfg.vocab, name=name)
     model = _tl.build_transformer(cfg)
     return ModelHandle(model, kind="tokens", config=cfg, vocab=cfg.vocab, name=name)
 
@@ -121,12 +130,15 @@ def mnist_cnn(
     return wrap(build_cnn(cfg), input_shape=cfg.input_shape, config=cfg, name="mnist-cnn")
 
 
-def build(cfg: TransformerConfig | MLPConfig | CNNConfig, name: str | None = None) -> ModelHandle:
-    """Build any zoo model from its config (used when loading checkpoints)."""
+def build(
+    cfg: TransformerConfig | MLPConfig | CNNConfig, name: str | None = None, *, light: bool = False
+) -> ModelHandle:
+    """Build any zoo model from its config (used when loading checkpoints; ``light`` as in
+    ``transformer``)."""
     from explorer.models.loading import wrap
 
     if isinstance(cfg, TransformerConfig):
-        return transformer(cfg, name=name or "transformer")
+        return transformer(cfg, name=name or "transformer", light=light)
     module = build_mlp(cfg) if isinstance(cfg, MLPConfig) else build_cnn(cfg)
     return wrap(module, input_shape=cfg.input_shape, config=cfg, name=name or cfg.family)
 

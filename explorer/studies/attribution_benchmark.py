@@ -84,7 +84,7 @@ class AttributionBenchmark:
 def _target_probability(
     model: ModelHandle, images: torch.Tensor, targets: torch.Tensor
 ) -> torch.Tensor:
-    probs = model.model(images).softmax(-1)
+    probs = model.model(model.to_inputs(images)).softmax(-1)
     return probs.gather(-1, targets[:, None]).squeeze(-1)
 
 

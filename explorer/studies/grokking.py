@@ -19,6 +19,14 @@ Settings (measured on one CPU thread of a 2-core machine; see docs/training.md):
   110, test accuracy under 20% until epoch 1900-2470 (17-22x later; seeds 0, 1, 2), then
   past 95% (the tutorial default; 157-198 s of CPU on one thread).
 - ``PAPER_SETTING``: p=113, 30% training data, lr 1e-3, d_model 128 (the paper; ~10k+ epochs).
+
+>>> setting = CI_SETTING.replace(p=11)
+>>> data = grokking_data(setting)
+>>> len(data.train_labels), len(data.test_labels)  # half of the 11 x 11 pairs
+(60, 61)
+>>> sparsity = embedding_sparsity(zoo.modular_addition_transformer(p=11, d_model=16))
+>>> 0 <= sparsity["gini"] <= 1
+True
 """
 
 from __future__ import annotations

@@ -5,12 +5,35 @@ The grokking study's settings and recipe live in ``explorer.studies.grokking``.
 ``train(model, loss_fn, steps=...)`` trains any explorer model and returns a ``Run`` (a
 folder of safetensors checkpoints, JSON-lines metrics and a manifest) that
 ``explorer.load(path, step=...)`` and the ``TrainingScrubber`` widget read back.
+
+>>> from explorer.training import CheckpointSchedule
+>>> CheckpointSchedule(n_log=4, every=500).steps(1000)  # log-spaced early, regular later
+(1, 10, 100, 500, 1000)
 """
 
-from explorer.training.loop import OptimizerConfig, train
-from explorer.training.losses import classification_eval, classification_loss, last_position_logits
-from explorer.training.run import Curve, Run, RunMetrics
-from explorer.training.schedule import CheckpointSchedule, log_spaced
+from explorer.training.loop import (
+    OptimizerConfig,
+    train,
+)
+from explorer.training.losses import (
+    classification_eval,
+    classification_loss,
+    last_position_logits,
+)
+from explorer.training.optim_state import (
+    has_optimizer_state,
+    load_optimizer_state,
+    optimizer_files,
+)
+from explorer.training.run import (
+    Curve,
+    Run,
+    RunMetrics,
+)
+from explorer.training.schedule import (
+    CheckpointSchedule,
+    log_spaced,
+)
 
 __all__ = [
     "CheckpointSchedule",
@@ -20,7 +43,10 @@ __all__ = [
     "RunMetrics",
     "classification_eval",
     "classification_loss",
+    "has_optimizer_state",
     "last_position_logits",
+    "load_optimizer_state",
     "log_spaced",
+    "optimizer_files",
     "train",
 ]

@@ -7,6 +7,15 @@ position instead of all. For the grokking model (3 positions, MLP-heavy) this ha
 cost of a training step; a test checks it equals ``model(tokens)[:, -1]``. Models it does
 not cover (images, parallel attention, rotary positions) and models with hooks attached
 fall back to a full forward, so hooks always see every activation.
+
+>>> from explorer.models import zoo
+>>> model = zoo.modular_addition_transformer(p=7)
+>>> tokens = torch.tensor([[1, 2, 7], [3, 5, 7]])  # "1 + 2 =", "3 + 5 ="
+>>> torch.allclose(last_position_logits(model, tokens), model(tokens)[:, -1], atol=1e-5)
+True
+>>> loss, logged = classification_loss(tokens, torch.tensor([3, 1]))(model, 0)
+>>> loss.shape, sorted(logged)
+(torch.Size([]), ['acc'])
 """
 
 from __future__ import annotations

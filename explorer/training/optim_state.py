@@ -8,6 +8,18 @@ the safetensors metadata's ``"step"``), and a loader given the step it expects r
 state from any other step, so tensors from one step are never used with weights of another.
 A training run writes both files inside the checkpoint folder they belong to and publishes
 them together (``explorer.training.run``).
+
+>>> import tempfile
+>>> layer = torch.nn.Linear(2, 1)
+>>> opt = torch.optim.Adam(layer.parameters())
+>>> layer(torch.ones(1, 2)).sum().backward(); opt.step()
+>>> folder = Path(tempfile.mkdtemp())
+>>> for name, data in optimizer_files(opt, step=1).items():
+...     _ = (folder / name).write_bytes(data)
+>>> fresh = torch.optim.Adam(layer.parameters())
+>>> load_optimizer_state(fresh, folder, step=1), torch.equal(
+...     fresh.state_dict()["state"][0]["exp_avg"], opt.state_dict()["state"][0]["exp_avg"])
+(1, True)
 """
 
 from __future__ import annotations

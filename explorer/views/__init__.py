@@ -3,18 +3,68 @@
 Each view is an anywidget (a Python class with synced traits and an ES module beside it).
 A click changes a trait, the kernel runs analysis and sends the result back as binary
 float16/uint8 buffers (``serialise``). ``show(model, data)`` opens them all, linked.
+
+>>> from explorer.data import repeated_tokens
+>>> from explorer.models import zoo
+>>> from explorer.views import AttentionView
+>>> view = AttentionView(zoo.attention_only_transformer(n_layers=2, d_vocab=20, n_ctx=16),
+...                      repeated_tokens(4, 6, 20))
+>>> view.layer, view.head
+(0, 0)
 """
 
-from explorer.views.attention_view import AttentionView
-from explorer.views.explorer_view import Explorer, show
-from explorer.views.hypothesis_view import HypothesisBoard, HypothesisWidget
-from explorer.views.intervention_panel import InterventionPanel
-from explorer.views.logit_attribution_view import LogitAttributionView
-from explorer.views.logit_lens_view import LogitLensView
-from explorer.views.neuron_view import NeuronView
-from explorer.views.patching_view import PatchingView
-from explorer.views.scrubber import TrainingScrubber
-from explorer.views.token_attribution_view import TokenAttributionView
+from explorer.views.attention_view import (
+    AttentionView,
+)
+from explorer.views.explorer_view import (
+    Explorer,
+    show,
+)
+from explorer.views.hypothesis_view import (
+    HypothesisBoard,
+    HypothesisWidget,
+    verdict_payload,
+)
+from explorer.views.intervention_panel import (
+    InterventionPanel,
+)
+from explorer.views.logit_attribution_view import (
+    LogitAttributionView,
+    direction_args,
+    read_token,
+    token_choice,
+)
+from explorer.views.logit_lens_view import (
+    LogitLensView,
+)
+from explorer.views.neuron_view import (
+    NeuronView,
+)
+from explorer.views.patching_view import (
+    PatchingView,
+)
+from explorer.views.scrubber import (
+    TrainingScrubber,
+)
+from explorer.views.serialise import (
+    css,
+    decode,
+    empty,
+    encode,
+    esm,
+    images_for_display,
+    payload_bytes,
+    query_window,
+    thumbnail,
+)
+from explorer.views.snapshot import (
+    snapshot_html,
+    snapshot_page,
+    widget_state,
+)
+from explorer.views.token_attribution_view import (
+    TokenAttributionView,
+)
 
 __all__ = [
     "AttentionView",
@@ -28,5 +78,21 @@ __all__ = [
     "PatchingView",
     "TokenAttributionView",
     "TrainingScrubber",
+    "css",
+    "decode",
+    "direction_args",
+    "empty",
+    "encode",
+    "esm",
+    "images_for_display",
+    "payload_bytes",
+    "query_window",
+    "read_token",
     "show",
+    "snapshot_html",
+    "snapshot_page",
+    "thumbnail",
+    "token_choice",
+    "verdict_payload",
+    "widget_state",
 ]

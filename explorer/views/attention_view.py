@@ -13,8 +13,7 @@ from typing import Any
 import torch
 import traitlets
 
-from explorer.analysis.cache import run_with_cache
-from explorer.analysis.head_scores import SCORES, head_scores
+from explorer.analysis.head_scores import SCORES, attention_patterns, head_scores
 from explorer.models.handle import ModelHandle
 from explorer.views._base import ExplorerWidget, check_range, reports_errors
 from explorer.views.serialise import empty, encode, esm, query_window, thumbnail
@@ -123,33 +122,18 @@ class AttentionView(ExplorerWidget):
     # ------------------------------------------------------------------ computing
     def _compute_scores(self) -> None:
         """Score every head; kinds this batch cannot score (no targets) are left out, with a note."""
-        try:  # one forward pass when every kind has targets in this batch
-            scores = head_scores(self.model, self.batch, scores=self._kinds)
-        except ValueError:
-            pass
-        else:
-            self.score_kinds, self.score_note = list(scores.names), ""
+        scores = head_scores(self.model, self.batch, scores=self._kinds, unscorable="skip")
+        self.score_kinds = list(scores.names)
+        if scores.names:
             self.scores = encode(scores.scores, "float32")
-            return
-        grids, kept, skipped = [], [], []
-        for kind in self._kinds:
-            try:
-                grids.append(head_scores(self.model, self.batch, scores=(kind,)).scores[0])
-                kept.append(kind)
-            except ValueError as exc:
-                skipped.append(f"{kind} ({exc})")
-        self.score_kinds = kept
-        if grids:
-            self.scores = encode(torch.stack(grids), "float32")
+        skipped = [f"{kind} ({why})" for kind, why in scores.skipped]
         self.score_note = "not scored: " + "; ".join(skipped) if skipped else ""
 
     @traitlets.observe("prompt")
     @reports_errors
     def _load_prompt(self, change: dict[str, Any] | None = None) -> None:
         row = self.batch[self.prompt : self.prompt + 1]
-        names = [self.model.hook_name("pattern", layer) for layer in range(self.model.n_layers)]
-        cache = run_with_cache(self.model, row, names, logits=False)
-        self._patterns = torch.stack([cache[name][0] for name in names])  # [layer, head, q, k]
+        self._patterns = attention_patterns(self.model, row)[0]  # [layer, head, q, k]
         n_layers, n_heads = self._patterns.shape[:2]
         thumbs = torch.stack(
             [

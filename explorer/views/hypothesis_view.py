@@ -11,21 +11,17 @@ for example. Both only render and dispatch: the work is ``explorer.hypotheses``.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from typing import Any
 
-import torch
 import traitlets
 
 from explorer.analysis.units import parse_unit
-from explorer.hypotheses import Examples, Hypothesis, HypothesisStore, Verdict
+from explorer.hypotheses import Hypothesis, HypothesisStore, Verdict, label_counts
+from explorer.hypotheses.rerun import DataSource, pick_data, rerun_project
 from explorer.hypotheses.store import DEFAULT_PROJECT, StoredHypothesis
 from explorer.models.handle import ModelHandle
 from explorer.views._base import ExplorerWidget, reports_errors, reports_user_code_errors
 from explorer.views.serialise import css, esm
-
-Data = Examples | torch.Tensor
-DataSource = Data | Mapping[str, Data]
 
 
 def verdict_payload(verdict: Verdict | None) -> dict[str, Any]:
@@ -36,19 +32,6 @@ def verdict_payload(verdict: Verdict | None) -> dict[str, Any]:
     out["summary"] = verdict.summary()
     out["beats_baseline"] = verdict.beats_baseline
     return out
-
-
-def _pick_data(data: DataSource | None, hypothesis: Hypothesis) -> Data:
-    if data is None:
-        raise ValueError("no data to test on: give data=... (or set_model(model, data))")
-    if isinstance(data, Mapping):
-        if hypothesis.dataset not in data:
-            names = ", ".join(map(repr, data)) or "none"
-            raise ValueError(
-                f"no data named {hypothesis.dataset!r} for this hypothesis (have {names})"
-            )
-        return data[hypothesis.dataset]
-    return data
 
 
 class HypothesisWidget(ExplorerWidget):
@@ -186,7 +169,7 @@ class HypothesisWidget(ExplorerWidget):
     @reports_user_code_errors
     def _run(self) -> Verdict:
         hypothesis = self.hypothesis
-        verdict = hypothesis.test(self.model, _pick_data(self.data, hypothesis))
+        verdict = hypothesis.test(self.model, pick_data(self.data, hypothesis))
         if self.store is not None:
             self.store.save(hypothesis, project=self.project, author=self.author)
             if verdict.status != "unavailable":  # not evidence: nothing to record
@@ -282,18 +265,13 @@ class HypothesisBoard(ExplorerWidget):
         ]
         self.projects = self.store.projects()
         self.rows = [self._row(s) for s in sorted(stored, key=lambda s: (s.author, s.created))]
-        labels = self.store.labels(self.project)
+        counts = label_counts(self.store.labels(self.project))
         rows = []
         for unit, agreement in self.store.agreement(self.project).items():
             row = agreement.to_dict()
-            by_rater: dict[str, dict[str, int]] = {}
-            for lab in labels:
-                if lab.unit == unit:
-                    counts = by_rater.setdefault(lab.rater, {})
-                    counts[lab.label] = counts.get(lab.label, 0) + 1
             row["labels"] = {
-                rater: ", ".join(f"{k} x{n}" for k, n in sorted(c.items()))
-                for rater, c in sorted(by_rater.items())
+                rater: ", ".join(f"{k} x{n}" for k, n in c.items())
+                for rater, c in counts.get(unit, {}).items()
             }
             rows.append(row)
         self.agreement = rows
@@ -343,18 +321,7 @@ class HypothesisBoard(ExplorerWidget):
             self.set_model(model or self.model, data)  # type: ignore[arg-type]
         if self.model is None:
             raise ValueError("no model to re-run on: give model=... or call set_model(model, data)")
-        outcome: dict[str, Verdict | str] = {}
-        for stored in self.store.hypotheses(self.project):
-            h = stored.hypothesis
-            try:
-                verdict = h.test(self.model, _pick_data(self.data, h))
-                if verdict.status == "unavailable":
-                    outcome[h.id] = verdict.note
-                    continue
-                self.store.record(verdict)
-                outcome[h.id] = verdict
-            except BaseException as exc:  # a measure is user code: even SystemExit
-                outcome[h.id] = f"{type(exc).__name__}: {exc}"
+        outcome = rerun_project(self.store, self.project, self.model, self.data)
         failed = [f"{_short(hid)}: {why}" for hid, why in outcome.items() if isinstance(why, str)]
         ok = len(outcome) - len(failed)
         self.message = f"re-ran {ok} of {len(outcome)} on {self.model_name}" + (

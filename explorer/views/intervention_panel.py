@@ -191,34 +191,15 @@ class InterventionPanel(ExplorerWidget):
     @reports_errors
     def sweep(self) -> None:
         """Ablate every head (or every neuron, layer by layer) alone; fills ``sweep_effects``."""
-        if self.unit_type == "head":
-            result = ablation_sweep(
-                self.model,
-                self.inputs,
-                metric=self.metric,
-                unit_type="head",
-                ablation=self.kind,
-                reference=self.reference,
-            )
-            grid, before = result.grid(), result.before
-        else:
-            rows, before = [], float("nan")
-            for layer in range(self.model.n_layers):
-                result = ablation_sweep(
-                    self.model,
-                    self.inputs,
-                    metric=self.metric,
-                    unit_type="neuron",
-                    layer=layer,
-                    ablation=self.kind,
-                    reference=self.reference,
-                )
-                rows.append(result.effect)
-                before = result.before
-            width = max(len(r) for r in rows)
-            grid = torch.full((len(rows), width), float("nan"))
-            for layer, row in enumerate(rows):
-                grid[layer, : len(row)] = row
+        result = ablation_sweep(
+            self.model,
+            self.inputs,
+            metric=self.metric,
+            unit_type=self.unit_type,
+            ablation=self.kind,
+            reference=self.reference,
+        )
+        grid, before = result.grid(), result.before
         with self.hold_sync():
             self.sweep_effects = encode(grid, "float32")
             self.sweep_before = before

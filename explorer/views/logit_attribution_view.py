@@ -177,8 +177,8 @@ class LogitAttributionView(ExplorerWidget):
             self.labels = list(result.labels)
             self.row_labels = rows
             self.direction = result.direction
-            self.logit = float(result.logit.mean())
-            self.remainder = float(result.remainder.mean())
+            self.logit = result.mean_logit
+            self.remainder = result.mean_remainder
             self._follow()
 
     @traitlets.observe("selected")

@@ -15,24 +15,26 @@ from typing import Any
 import torch
 import traitlets
 
-from explorer.analysis.cache import iter_batches, run_with_cache
-from explorer.analysis.neurons import (
-    Histogram,
-    TopKExamples,
-    activation_histogram,
-    top_k_examples,
-    unit_values,
-)
-from explorer.models.handle import ModelHandle
-from explorer.views._base import ExplorerWidget, check_range, reports_errors
-from explorer.views._inputs import dataset_inputs
-from explorer.views._unit_weights import (
+from explorer.analysis.neuron_effects import (
     OutputEffect,
+    class_outputs,
     input_image,
     output_effect,
     zero_ablation_effect,
 )
-from explorer.views.serialise import empty, encode, esm
+from explorer.analysis.neurons import (
+    Histogram,
+    TopKExamples,
+    activation_histogram,
+    example_windows,
+    histogram,
+    layer_activations,
+    top_k_examples,
+)
+from explorer.models.handle import ModelHandle
+from explorer.views._base import ExplorerWidget, check_range, reports_errors
+from explorer.views._inputs import dataset_inputs
+from explorer.views.serialise import empty, encode, esm, images_for_display
 
 
 class NeuronView(ExplorerWidget):
@@ -183,28 +185,15 @@ class NeuronView(ExplorerWidget):
         acts = self._layer_activations(layer)
         if acts is None:
             return activation_histogram(self.model, self.data, layer, neuron, bins=self.bins)
-        # the same binning as activation_histogram, on the cached column
-        values = acts[:, neuron]
-        lo, hi = float(values.min()), float(values.max())
-        if hi <= lo:
-            hi = lo + 1e-6
-        counts = torch.histc(values, bins=self.bins, min=lo, max=hi).long()
         name = self.model.hook_name("post", layer)
-        return Histogram(counts, torch.linspace(lo, hi, self.bins + 1), name, neuron)
+        return histogram(acts[:, neuron], bins=self.bins, hook=name, unit=neuron)
 
     def _layer_activations(self, layer: int) -> torch.Tensor | None:
         if layer not in self._acts:
             n_pos = self.data.shape[1] if self.model.is_transformer else 1
             size = len(self.data) * n_pos * self.model.layer_widths[layer] * 4
-            if size > self._budget:
-                self._acts[layer] = None
-            else:
-                name = self.model.hook_name("post", layer)
-                chunks = [
-                    unit_values(run_with_cache(self.model, batch, [name])[name]).flatten(0, 1)
-                    for batch in iter_batches(self.data, 256)
-                ]
-                self._acts[layer] = torch.cat(chunks)
+            fits = size <= self._budget
+            self._acts[layer] = layer_activations(self.model, self.data, layer) if fits else None
         return self._acts[layer]
 
     @traitlets.observe("layer", "neuron", "k")
@@ -229,16 +218,10 @@ class NeuronView(ExplorerWidget):
         hist = self.histogram(self.layer, self.neuron)
         effect = output_effect(self.model, self.layer, self.neuron)
         ablation = self.ablation_effect(self.layer, self.neuron)
-        n_out = effect.values.shape[0]
-        if 2 * self.n_effects >= n_out:  # few outputs (classes): all of them, strongest first
-            order = effect.values.argsort(descending=True)
-        else:  # the strongest positive ones, then the strongest negative ones
-            top = effect.values.topk(self.n_effects).indices
-            bottom = effect.values.topk(self.n_effects, largest=False).indices.flip(0)
-            order = torch.cat([top, bottom])
+        order = effect.strongest(self.n_effects)
         with self.hold_sync():
             self.fires = bool(fires[self.neuron])
-            self.dead_units = [int(u) for u in (~fires).nonzero().flatten()]
+            self.dead_units = list(top.dead_units)
             self.top_values = encode(values, "float32")
             self.example_ids = [int(i) for i in ids]
             self.example_positions = [int(p) for p in positions]
@@ -248,7 +231,7 @@ class NeuronView(ExplorerWidget):
             self.effect_labels = [effect.labels[int(i)] for i in order]
             self.effect_values = encode(effect.values[order], "float32")
             if ablation is not None:
-                ranked = ablation.values.argsort(descending=True)
+                ranked = ablation.strongest(len(ablation.labels))  # all, largest first
                 self.ablation_title = ablation.title
                 self.ablation_labels = [ablation.labels[int(i)] for i in ranked]
                 self.ablation_values = encode(ablation.values[ranked], "float32")
@@ -259,30 +242,26 @@ class NeuronView(ExplorerWidget):
         if self.model.is_transformer:
             return None
         if self._clean_outputs is None:
-            with torch.no_grad():
-                self._clean_outputs = self.model(self._ablation_inputs)
+            self._clean_outputs = class_outputs(self.model, self._ablation_inputs)
         return zero_ablation_effect(
             self.model, self._ablation_inputs, layer, neuron, self._clean_outputs
         )
 
     def _send_text_examples(self, ids: torch.Tensor, positions: torch.Tensor) -> None:
-        n_pos = self.data.shape[1]
-        width = min(n_pos, self.context + 4)
-        starts = [min(max(0, int(p) - self.context), n_pos - width) for p in positions]
-        name = self.model.hook_name("post", self.layer)
-        acts = run_with_cache(self.model, self.data[ids], [name])[name][..., self.neuron]
-        windows = torch.stack([acts[i, s : s + width] for i, s in enumerate(starts)])
-        tokens = [
-            self.model.to_str_tokens(self.data[int(e), s : s + width]) for e, s in zip(ids, starts)
+        windows = example_windows(
+            self.model, self.data, self.layer, self.neuron, ids, positions, context=self.context
+        )
+        width = windows.acts.shape[1]
+        self.example_tokens = [
+            self.model.to_str_tokens(self.data[int(e), s : s + width])
+            for e, s in zip(ids, windows.starts)
         ]
-        self.example_tokens = tokens
-        self.example_starts = starts
-        self.example_acts = encode(windows)
+        self.example_starts = list(windows.starts)
+        self.example_acts = encode(windows.acts)
 
     def _send_images(self, ids: torch.Tensor) -> None:
-        images = self.data[ids]  # [k, C, H, W]
-        shown = images.mean(1) if images.shape[1] != 3 else images.permute(0, 2, 3, 1)
-        self.top_images = encode(shown, "uint8")
+        images = self.model.check_images(self.data[ids])  # [k, C, H, W]
+        self.top_images = encode(images_for_display(images), "uint8")
         weights = input_image(self.model, self.layer, self.neuron)
         self.weight_image = encode(weights) if weights is not None else empty()
 

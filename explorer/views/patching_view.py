@@ -205,17 +205,14 @@ class PatchingView(ExplorerWidget):
         if change is not None and change["name"] == "grid":
             self._pinned = None  # a click in another grid picks the next receiver
         result = self.result()
-        span = result.clean_value - result.corrupted_value
         if isinstance(result, PathPatchingResult):
-            values = result.values
-            shown = result.change if abs(span) > 1e-12 else torch.full_like(values, float("nan"))
+            values, shown = result.values, result.change
             label = "metric change over the clean-vs-corrupted gap (-1: the path does it all)"
             self.receivers_used = [str(h) for h in result.receivers]
             rows = [f"L{l}" for l in range(values.shape[0])]
             cols = [f"H{h}" for h in range(values.shape[1])]
         else:
-            values = result.values
-            shown = result.recovery if abs(span) > 1e-12 else torch.full_like(values, float("nan"))
+            values, shown = result.values, result.recovery
             label = "fraction of the clean-vs-corrupted gap recovered"
             values, shown, rows, cols = self._flatten(result.grid, values, shown)
         with self.hold_sync():

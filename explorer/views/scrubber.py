@@ -193,10 +193,7 @@ class TrainingScrubber(ExplorerWidget):
         metrics = self._metrics
         for name in metrics.names:
             curve = metrics.get(name)
-            if (
-                len(curve.steps)
-                and int(curve.steps[torch.argmin((curve.steps - step).abs())]) == step
-            ):
+            if bool((curve.steps == step).any()):
                 value = curve.at(step)
                 row[name] = value if math.isfinite(value) else None
         for name, (s, v) in self._extra.items():

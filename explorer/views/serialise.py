@@ -127,6 +127,14 @@ def thumbnail(matrix: torch.Tensor, size: int) -> torch.Tensor:
     return pooled[0, 0]
 
 
+def images_for_display(images: torch.Tensor) -> torch.Tensor:
+    """``[n, C, H, W]`` images as the page draws them: RGB as ``[n, H, W, 3]``, any other
+    channel count as one grey channel ``[n, H, W]`` (the channels' mean)."""
+    if images.shape[1] == 3:
+        return images.permute(0, 2, 3, 1)
+    return images.mean(1)
+
+
 def esm(name: str) -> str:
     """The ES module of a widget: the shared ``_common.js`` followed by ``name``.
 

@@ -150,10 +150,29 @@ def test_bad_kind_metric_and_reference(attn_model, repeated, mnist_mlp):
         ablate(mnist_mlp, torch.rand(2, 1, 28, 28), units=["neuron 0.99"], metric=lambda l: l[:, 0])
     with pytest.raises(ValueError, match=r"images must have shape \[batch, 1, 28, 28\]"):
         ablate(mnist_mlp, torch.rand(2, 3, 28, 28), units=["neuron 0.1"], metric=lambda l: l[:, 0])
-    with pytest.raises(ValueError, match="needs a layer"):
+    with pytest.raises(ValueError, match="unknown unit_type 'channel'"):
         ablation_sweep(
-            mnist_mlp, torch.rand(2, 1, 28, 28), metric=lambda l: l[:, 0], unit_type="neuron"
+            mnist_mlp, torch.rand(2, 1, 28, 28), metric=lambda l: l[:, 0], unit_type="channel"
         )
+
+
+@pytest.mark.parametrize("kind", ["zero", "mean"])
+def test_neuron_sweep_without_a_layer_covers_every_layer(mnist_mlp, kind):
+    """One call sweeps the neurons of every layer: each value equals that layer's own
+    sweep, and the grid pads the narrower layer with NaN (16 and 12 neurons)."""
+    x, y = torch.rand(8, 1, 28, 28, generator=torch.Generator().manual_seed(3)), torch.arange(8)
+    metric = metrics.neg_cross_entropy(y)
+    every = ablation_sweep(mnist_mlp, x, metric=metric, unit_type="neuron", ablation=kind)
+    assert [u.layer for u in every.units] == [0] * 16 + [1] * 12
+    grid = every.grid()
+    assert tuple(grid.shape) == (2, 16) and grid[1, 12:].isnan().all()
+    for layer in (0, 1):
+        alone = ablation_sweep(
+            mnist_mlp, x, metric=metric, unit_type="neuron", layer=layer, ablation=kind
+        )
+        width = len(alone.units)
+        torch.testing.assert_close(grid[layer, :width], alone.effect, atol=1e-5, rtol=1e-5)
+    assert every.before == pytest.approx(alone.before)
 
 
 @pytest.mark.parametrize("kind", ["zero", "mean", "resample"])

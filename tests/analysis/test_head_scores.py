@@ -97,3 +97,21 @@ def test_bad_inputs(attn_model, mnist_mlp):
         head_scores(attn_model, torch.arange(10)[None], scores=["duplicate_token"])
     with pytest.raises(ValueError, match="empty"):
         head_scores(attn_model, torch.zeros(0, 5, dtype=torch.long))
+
+
+def test_unscorable_scores_are_skipped_with_the_reason_in_one_pass(attn_model):
+    """A batch without a repeated half has no induction target: "skip" scores the rest
+    exactly as asking for them alone would, and names what it skipped and why."""
+    tokens = torch.tensor([[1, 2, 3, 2, 5, 6]])  # t2 repeats: duplicate/prefix targets exist
+    with pytest.raises(ValueError, match="induction score needs repeated sequences"):
+        head_scores(attn_model, tokens)
+    skipped = head_scores(attn_model, tokens, unscorable="skip")
+    assert [k for k, _ in skipped.skipped] == ["induction"]
+    assert "repeated sequences" in skipped.skipped[0][1]
+    rest = ("previous_token", "duplicate_token", "prefix_matching")
+    assert skipped.names == rest
+    torch.testing.assert_close(skipped.scores, head_scores(attn_model, tokens, scores=rest).scores)
+    nothing = head_scores(attn_model, tokens[:, :1], scores=("duplicate_token",), unscorable="skip")
+    assert nothing.names == () and tuple(nothing.scores.shape) == (0, 2, 4)
+    with pytest.raises(ValueError, match="unknown unscorable 'ignore'"):
+        head_scores(attn_model, tokens, unscorable="ignore")

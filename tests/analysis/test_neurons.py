@@ -68,3 +68,26 @@ def test_bad_neuron_inputs(mnist_mlp, attn_model):
         top_k_examples(mnist_mlp, images * float("nan"), layer=0)
     with pytest.raises(ValueError, match="labels has 3 entries"):
         activation_histogram(mnist_mlp, images, 0, 0, labels=torch.zeros(3, dtype=torch.long))
+
+
+def test_a_planted_dead_unit_is_marked_in_the_table_its_repr_and_ranking():
+    from explorer.models import zoo
+
+    mlp = zoo.mnist_mlp(hidden=(16,), seed=2)
+    images = torch.rand(30, 1, 28, 28, generator=torch.Generator().manual_seed(2))
+    alive = top_k_examples(mlp, images, layer=0, k=3)
+    assert alive.dead_units == () and "no dead units" in repr(alive)
+    with torch.no_grad():
+        mlp.model.module[1].bias[5] = -1e4  # unit 5 can never fire on images in 0..1
+    top = top_k_examples(mlp, images, layer=0, k=3)
+    assert top.dead_units == (5,)
+    assert float(top.values[5].max()) == 0.0  # its "top" examples are ties at zero
+    assert "1 dead (never > 0, top examples are ties): [5]" in repr(top)
+    ranked = top.ranked()
+    assert sorted(ranked) == [u for u in range(16) if u != 5]
+    best = [float(top.values[u, 0]) for u in ranked]
+    assert best == sorted(best, reverse=True)
+    bottom = top_k_examples(mlp, images, layer=0, k=3, largest=False)
+    assert bottom.dead_units == () and "bottom 3" in repr(bottom)
+    with pytest.raises(ValueError, match="cannot say which units fire"):
+        bottom.fires()

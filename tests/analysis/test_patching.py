@@ -96,5 +96,4 @@ def test_bad_patching_inputs(attn_model, mnist_mlp, pair):
     with pytest.raises(ValueError, match="needs a transformer"):
         activation_patching(mnist_mlp, x, corrupted=x, metric=lambda l: l[:, 0], grid="resid")
     same = activation_patching(attn_model, clean, corrupted=clean, metric=metric, grid="head")
-    with pytest.raises(ValueError, match="nothing to recover"):
-        same.recovery  # noqa: B018
+    assert same.recovery.shape == same.values.shape and same.recovery.isnan().all()

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import doctest
-import importlib
-
 import pytest
 import torch
 
@@ -53,11 +50,3 @@ def test_top_k_knows_which_units_never_fire():
     top = top_k_examples(mlp, torch.rand(20, 1, 4, 4), layer=0, k=4)
     assert top.fires()[:3].tolist() == [False, False, False]
     assert top.fires()[3:].all()
-
-
-@pytest.mark.parametrize(
-    "name", ["explorer.analysis.metrics", "explorer.analysis.neurons", "explorer.analysis.units"]
-)
-def test_docstring_examples_run(name):
-    result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
-    assert result.attempted > 0 and result.failed == 0

@@ -3,8 +3,6 @@ the kernel, and one unreadable row is reported, not fatal."""
 
 from __future__ import annotations
 
-import doctest
-import importlib
 import json
 import sys
 
@@ -207,16 +205,3 @@ def test_a_bad_store_path_is_named(tmp_path):
     junk.write_bytes(b"this is not a database" * 100)
     with pytest.raises(ValueError, match=f"{junk}.* is not a hypothesis store"):
         HypothesisStore(junk)
-
-
-@pytest.mark.parametrize(
-    "name",
-    [
-        "explorer.hypotheses.measures",
-        "explorer.hypotheses.versioning",
-        "explorer.hypotheses.export",
-    ],
-)
-def test_docstring_examples(name):
-    result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
-    assert result.attempted > 0 and result.failed == 0

@@ -333,17 +333,6 @@ def test_pickled_weights_are_refused(tmp_path, tok):
         explorer.load(folder)
 
 
-def test_docstring_examples():
-    import doctest
-
-    from explorer.models import hf
-
-    result = doctest.testmod(hf, optionflags=doctest.ELLIPSIS)
-    assert result.attempted >= 2 and result.failed == 0
-    result = doctest.testmod(metrics, optionflags=doctest.ELLIPSIS)
-    assert result.attempted >= 2 and result.failed == 0
-
-
 def test_a_custom_transformers_model_opens_as_a_plain_module_with_a_statement():
     from torch import nn
     from transformers import PretrainedConfig, PreTrainedModel

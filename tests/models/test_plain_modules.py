@@ -228,15 +228,6 @@ def test_a_copy_keeps_the_traced_layers_and_owns_its_weights(data):
     assert not torch.allclose(twin(x), handle(x))  # its own weights
 
 
-def test_docstring_examples():
-    import doctest
-
-    from explorer.models import hooked_module
-
-    result = doctest.testmod(hooked_module, optionflags=doctest.ELLIPSIS)
-    assert result.attempted > 0 and result.failed == 0
-
-
 def test_the_readme_plain_module_example_runs(neuron_loop):
     import contextlib
     import io

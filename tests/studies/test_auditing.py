@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import doctest
-import importlib
-
 import pytest
 import torch
 
@@ -16,12 +13,6 @@ from explorer.studies.auditing import (
     patch_enrichment,
     random_trigger,
 )
-
-
-@pytest.mark.parametrize("name", ["explorer.studies.auditing", "explorer.analysis.audit"])
-def test_docstring_examples(name):
-    result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
-    assert result.attempted > 0 and result.failed == 0
 
 
 def test_random_triggers_are_seeded_and_varied():

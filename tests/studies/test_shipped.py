@@ -98,29 +98,6 @@ def test_training_from_scratch_shows_a_progress_bar_with_time_remaining(capsys):
     assert "<" in bar.split("[", 1)[1]  # tqdm's [elapsed<remaining, rate]
 
 
-@pytest.mark.parametrize(
-    "name", ["explorer.models.shipped", "explorer.studies.shipped", "explorer.studies.kitchen_sink"]
-)
-def test_docstring_examples_run(name):
-    import doctest
-    import importlib
-
-    result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
-    assert result.attempted > 0, f"{name} has no examples"
-    assert result.failed == 0
-
-
-def test_zoo_trained_examples_run():
-    import doctest
-
-    finder = doctest.DocTestFinder()
-    runner = doctest.DocTestRunner()
-    for test in finder.find(zoo):
-        if test.name.split(".")[-1] in ("trained_induction", "trained_mnist_mlp"):
-            runner.run(test)
-    assert runner.tries >= 2 and runner.failures == 0
-
-
 @pytest.mark.parametrize("name", ["kitchen-sink-mlp", "kitchen-sink-cnn"])
 def test_replaying_the_first_kitchen_sink_steps_matches_the_probe(name):
     probe = shipped.shipped_meta(name)["probe"]

@@ -119,14 +119,3 @@ def test_induction_examples_ask_for_the_next_token_of_the_first_copy(model):
         induction_head_dla(model, ex, (Neuron(0, 1),))
     with pytest.raises(ValueError, match="copied must be between"):
         induction_examples(tokens, 8, 8)
-
-
-@pytest.mark.parametrize(
-    "name", ["explorer.studies.stdlib_lm", "explorer.studies.stdlib_lm_experiments"]
-)
-def test_docstring_examples(name):
-    import doctest
-    import importlib
-
-    result = doctest.testmod(importlib.import_module(name))
-    assert result.attempted > 0 and result.failed == 0

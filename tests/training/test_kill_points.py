@@ -203,15 +203,6 @@ def test_a_corrupt_optimizer_state_is_named(tmp_path):
         run.load_optimizer(opt, 4)
 
 
-@pytest.mark.parametrize("name", ["explorer._atomic", "explorer.training.run"])
-def test_docstring_examples(name):
-    import doctest
-    import importlib
-
-    result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
-    assert result.attempted > 0 and result.failed == 0
-
-
 def test_a_run_written_before_per_checkpoint_optimizer_state_resumes(tmp_path, reference):
     """Older runs kept one optimizer state in ``state/``: used if it is the last step's."""
     import shutil

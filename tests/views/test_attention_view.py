@@ -87,7 +87,7 @@ def test_an_analysis_error_becomes_a_message_and_the_view_recovers(
     def broken(*args, **kwargs):
         raise RuntimeError("cache exploded")
 
-    monkeypatch.setattr(module, "run_with_cache", broken)
+    monkeypatch.setattr(module, "attention_patterns", broken)
     view.prompt = 2
     assert view.error == "RuntimeError: cache exploded"
     monkeypatch.undo()

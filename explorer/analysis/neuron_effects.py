@@ -1,4 +1,4 @@
-"""A neuron as NeuronView shows it: what it reads from, what it writes to, what it changes.
+"""What one neuron reads from, writes to and changes (what NeuronView shows beside its examples).
 
 - ``output_effect``: for a transformer neuron, its direct effect on the logits through the
   final norm (``analysis.neuron_logit_weights``: ``W_out[neuron]`` centred and scaled by
@@ -8,8 +8,7 @@
   like the image (the "weight image").
 - ``zero_ablation_effect``: for a vision neuron in any layer, its total effect on the class
   outputs: the mean drop of each output when the neuron is set to zero (one run).
-
-The vision-model helpers belong with analysis once it has a home for them.
+- ``OutputEffect.strongest(n)``: the order a view lists the effects in.
 """
 
 from __future__ import annotations
@@ -31,6 +30,21 @@ class OutputEffect:
     values: torch.Tensor
     labels: tuple[str, ...]
     title: str
+
+    def strongest(self, n: int) -> torch.Tensor:
+        """Indices of the effects worth listing: all of them, largest first, when there
+        are at most ``2 n`` (classes); else the ``n`` most positive, then the ``n`` most
+        negative (most negative last).
+
+        >>> e = OutputEffect(torch.tensor([0.5, -2.0, 3.0, 0.0, -1.0]), tuple("abcde"), "t")
+        >>> e.strongest(3).tolist(), e.strongest(1).tolist()
+        ([2, 0, 3, 4, 1], [2, 1])
+        """
+        if 2 * n >= self.values.shape[0]:
+            return self.values.argsort(descending=True)
+        top = self.values.topk(n).indices
+        bottom = self.values.topk(n, largest=False).indices.flip(0)
+        return torch.cat([top, bottom])
 
 
 def _module(model: ModelHandle, path: str) -> nn.Module:
@@ -74,24 +88,28 @@ def input_image(model: ModelHandle, layer: int, neuron: int) -> torch.Tensor | N
     None for transformers and for deeper layers (their inputs are not pixels).
     """
     layer, neuron = model.check_neuron(layer, neuron)
-    if model.is_transformer or layer != 0 or model.input_shape is None:
+    if model.is_transformer or layer != 0 or model.image_shape is None:
         return None
     block = model.model.found_blocks[0]  # type: ignore[attr-defined]
     weight = _module(model, block.pre).weight[neuron]  # type: ignore[union-attr]
     if block.conv:
         return weight.sum(0).float()  # [kh, kw]
-    return weight.reshape(model.input_shape).sum(0).float()
+    return weight.reshape(model.image_shape).sum(0).float()
 
 
 @torch.no_grad()
 def zero_ablation_effect(
-    model: ModelHandle, inputs: torch.Tensor, layer: int, neuron: int, clean: torch.Tensor
+    model: ModelHandle,
+    inputs: torch.Tensor,
+    layer: int,
+    neuron: int,
+    clean: torch.Tensor | None = None,
 ) -> OutputEffect:
     """Mean of ``clean - ablated`` outputs over ``inputs`` with neuron ``layer.neuron`` zeroed.
 
-    ``clean`` is ``model(inputs)`` (the caller keeps it across neurons). Positive: the
-    neuron raises that output. A vision model's neuron (or conv channel) is index 1 of its
-    activation.
+    ``clean`` is ``model(inputs)``; pass it to save that pass when scanning many neurons
+    (``class_outputs`` computes it). Positive: the neuron raises that output. A vision
+    model's neuron (or conv channel) is index 1 of its activation.
     """
     layer, neuron = model.check_neuron(layer, neuron)
     if model.is_transformer:
@@ -102,8 +120,16 @@ def zero_ablation_effect(
         act[:, neuron] = 0.0
         return act
 
+    if clean is None:
+        clean = class_outputs(model, inputs)
     ablated = model.run_with_hooks(inputs, [(model.hook_name("post", layer), zero)])
     values = (clean - ablated).float().mean(0)
     labels = tuple(f"class {i}" for i in range(values.shape[0]))
     title = f"effect on the class outputs when zeroed (mean drop over {len(inputs):,} inputs)"
     return OutputEffect(values, labels, title)
+
+
+@torch.no_grad()
+def class_outputs(model: ModelHandle, inputs: torch.Tensor) -> torch.Tensor:
+    """``model(inputs)`` without gradients: the clean outputs ``zero_ablation_effect`` compares to."""
+    return model(inputs)

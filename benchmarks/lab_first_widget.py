@@ -1,0 +1,211 @@
+"""Seconds from opening the quickstart in JupyterLab to its first widget drawn, as a user sees it.
+
+A private JupyterLab server (127.0.0.1, random token, its own config/runtime/settings folders
+with the news pop-up off, as ``make lab`` sets it) serves a copy of a notebook; headless
+Chromium (Debian's ``/usr/bin/chromium``) opens it with a fresh kernel, runs every cell as
+*Run > Run All Cells* does as soon as the kernel is ready, and the clock stops when the first
+view's canvas has drawn content (two distinct pixel colours). The clock starts just before
+the page is requested, so the time includes loading JupyterLab's page, starting the kernel,
+every import and the view's first draw.
+
+``busy_cores(n)`` runs ``n`` processes of ``while True: pass`` beside it (the CPU burner of
+the browser suite's load test), so "on a busy 2-core machine" is measured, not assumed.
+
+    python -m benchmarks.lab_first_widget --runs 5 --burners 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+CHROMIUM = "/usr/bin/chromium"
+NOTEBOOK = REPO / "notebooks" / "quickstart.ipynb"
+FIRST_VIEW = '[data-testid="attention-view"]'
+
+KERNEL_READY = """(path) => {
+  const app = window.jupyterapp;
+  const panel = app && app.shell && app.shell.currentWidget;
+  if (!panel || !panel.context || panel.context.path !== path) return false;
+  const kernel = panel.sessionContext && panel.sessionContext.session
+    && panel.sessionContext.session.kernel;
+  return !!(kernel && kernel.status === 'idle' && panel.content && panel.content.widgets.length);
+}"""
+
+DRAWN = """(selector) => {
+  for (const c of document.querySelectorAll(selector + ' canvas')) {
+    if (!c.width || !c.height) continue;
+    const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+    const first = d[0] * 65536 + d[1] * 256 + d[2];
+    for (let i = 4; i < d.length; i += 4) {
+      if (d[i] * 65536 + d[i + 1] * 256 + d[i + 2] !== first) return true;
+    }
+  }
+  return false;
+}"""
+
+
+@contextlib.contextmanager
+def busy_cores(n: int) -> Iterator[None]:
+    """``n`` processes spinning ``while True: pass`` for as long as the block runs."""
+    burners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
+    try:
+        time.sleep(1.0 if n else 0.0)
+        yield
+    finally:
+        for burner in burners:
+            burner.terminate()
+        for burner in burners:
+            burner.wait(timeout=30)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def lab_server(
+    notebook: Path, env_extra: dict[str, str] | None = None
+) -> Iterator[tuple[str, str]]:
+    """A JupyterLab server serving a copy of ``notebook``; yields ``(url to open, path)``."""
+    with tempfile.TemporaryDirectory(prefix="explorer-lab-bench-") as tmp:
+        base = Path(tmp)
+        root, config, runtime, data, settings, ipython = (
+            base / n for n in ("root", "config", "runtime", "data", "settings", "ipython")
+        )
+        for folder in (root, config, runtime, data, settings, ipython):
+            folder.mkdir()
+        shutil.copy(notebook, root / notebook.name)
+        news = settings / "@jupyterlab" / "apputils-extension"
+        news.mkdir(parents=True)
+        overrides = json.loads((REPO / "jupyter" / "overrides.json").read_text())
+        news_settings = overrides["@jupyterlab/apputils-extension:notification"]
+        (news / "notification.jupyterlab-settings").write_text(json.dumps(news_settings))
+        port, token = _free_port(), secrets.token_hex(16)
+        env = {
+            **os.environ,
+            "JUPYTER_CONFIG_DIR": str(config),
+            "JUPYTER_RUNTIME_DIR": str(runtime),
+            "JUPYTER_DATA_DIR": str(data),
+            "IPYTHONDIR": str(ipython),
+            "JUPYTER_PLATFORM_DIRS": "1",
+            **(env_extra or {}),
+        }
+        log = (base / "server.log").open("w")
+        proc = subprocess.Popen(
+            [
+                sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1",
+                f"--port={port}", "--port-retries=0", f"--IdentityProvider.token={token}",
+                "--LabApp.expose_app_in_browser=True", f"--LabApp.user_settings_dir={settings}",
+                "--LabApp.news_url=", f"--ServerApp.root_dir={root}",
+                *(["--allow-root"] if os.geteuid() == 0 else []),
+            ],
+            env=env, stdout=log, stderr=subprocess.STDOUT, cwd=root, start_new_session=True,
+        )  # fmt: skip
+        url = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 180
+            while True:
+                try:
+                    with urllib.request.urlopen(f"{url}/api/status?token={token}", timeout=2):
+                        break
+                except OSError:
+                    if proc.poll() is not None or time.monotonic() > deadline:
+                        raise RuntimeError(
+                            f"JupyterLab did not start: {(base / 'server.log').read_text()[-2000:]}"
+                        ) from None
+                    time.sleep(0.5)
+            yield f"{url}/lab/tree/{notebook.name}?reset&token={token}", notebook.name
+        finally:
+            os.killpg(proc.pid, signal.SIGTERM)  # the server and the kernels it started
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=10)
+            log.close()
+
+
+def time_to_first_widget(
+    browser, url: str, path: str, selector: str = FIRST_VIEW, timeout_s: float = 300
+) -> dict[str, float]:
+    """Open ``url`` in a fresh page; Run All once the kernel is idle; time the first drawn view.
+
+    Returns ``{"kernel_ready": s, "first_widget": s}``, both from the page request."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    try:
+        start = time.perf_counter()
+        page.goto(url)
+        page.wait_for_function(KERNEL_READY, arg=path, timeout=timeout_s * 1000, polling=100)
+        ready = time.perf_counter() - start
+        page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
+        page.wait_for_function(DRAWN, arg=selector, timeout=timeout_s * 1000, polling=100)
+        drawn = time.perf_counter() - start
+        page.evaluate("window.jupyterapp.commands.execute('kernelmenu:shutdown')")
+        return {"kernel_ready": ready, "first_widget": drawn}
+    finally:
+        context.close()
+
+
+def measure(
+    runs: int = 3, burners: int = 2, notebook: Path = NOTEBOOK, env: dict[str, str] | None = None
+) -> dict[str, object]:
+    """``runs`` fresh kernels in one Lab server, ``burners`` cores kept busy throughout."""
+    from playwright.sync_api import sync_playwright
+
+    if not os.access(CHROMIUM, os.X_OK):
+        raise RuntimeError(f"{CHROMIUM} not found: run `make browser-deps`")
+    results: list[dict[str, float]] = []
+    loads: list[float] = []
+    with lab_server(notebook, env) as (url, path), sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu"]
+        )
+        try:
+            with busy_cores(burners):
+                for _ in range(runs):
+                    loads.append(os.getloadavg()[0])
+                    results.append(time_to_first_widget(browser, url, path))
+                    time.sleep(3)  # the kernel shuts down
+        finally:
+            browser.close()
+    firsts = [r["first_widget"] for r in results]
+    return {
+        "runs": results,
+        "median_first_widget": statistics.median(firsts),
+        "median_kernel_ready": statistics.median(r["kernel_ready"] for r in results),
+        "load_average_1min": loads,
+        "burners": burners,
+        "cpus": os.cpu_count(),
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.lab_first_widget")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--burners", type=int, default=2)
+    parser.add_argument("--notebook", type=Path, default=NOTEBOOK)
+    args = parser.parse_args(argv)
+    print(json.dumps(measure(args.runs, args.burners, args.notebook), indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,72 @@
+"""Testing a project's hypotheses again: on a new checkpoint, or after someone else edited them.
+
+``pick_data`` chooses the data a hypothesis runs on (one dataset for all, or its
+``dataset`` by name); ``rerun_project`` tests every hypothesis of a project, records the
+verdicts, and says for each one that could not run why not.
+
+>>> from explorer.hypotheses import Hypothesis, NeuronSelectivity, Split, planted
+>>> store = HypothesisStore(":memory:")
+>>> h = Hypothesis(claim="neuron 0.3 detects the concept", units="neuron 0.3",
+...     measure=NeuronSelectivity(), threshold=0.9,
+...     formation=Split(range(100)), held_out=Split(range(100, 200)))
+>>> _ = store.save(h, project="demo")
+>>> outcome = rerun_project(store, "demo", planted.concept_neuron_model(),
+...                         planted.concept_examples(200))
+>>> outcome[h.id].status, len(store.get(h.id).verdicts)
+('supported', 1)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+
+from explorer.hypotheses.examples import Examples
+from explorer.hypotheses.hypothesis import Hypothesis
+from explorer.hypotheses.store import HypothesisStore
+from explorer.hypotheses.verdict import Verdict
+from explorer.models.handle import ModelHandle
+
+Data = Examples | torch.Tensor
+DataSource = Data | Mapping[str, Data]
+
+
+def pick_data(data: DataSource | None, hypothesis: Hypothesis) -> Data:
+    """The data ``hypothesis`` is tested on: ``data`` itself, or ``data[hypothesis.dataset]``
+    when ``data`` maps dataset names to data."""
+    if data is None:
+        raise ValueError("no data to test on: give data=... (or set_model(model, data))")
+    if isinstance(data, Mapping):
+        if hypothesis.dataset not in data:
+            names = ", ".join(map(repr, data)) or "none"
+            raise ValueError(
+                f"no data named {hypothesis.dataset!r} for this hypothesis (have {names})"
+            )
+        return data[hypothesis.dataset]
+    return data
+
+
+def rerun_project(
+    store: HypothesisStore, project: str, model: ModelHandle, data: DataSource | None
+) -> dict[str, Verdict | str]:
+    """Test every hypothesis of ``project`` on ``model`` and record each verdict.
+
+    Returns ``{hypothesis id: verdict, or the reason it could not run}``. A hypothesis that
+    fails, even by ``SystemExit`` from a user's measure, does not stop the others; an
+    ``unavailable`` verdict (its measure is not registered here) is not evidence and is not
+    recorded.
+    """
+    outcome: dict[str, Verdict | str] = {}
+    for stored in store.hypotheses(project):
+        h = stored.hypothesis
+        try:
+            verdict = h.test(model, pick_data(data, h))
+            if verdict.status == "unavailable":
+                outcome[h.id] = verdict.note
+                continue
+            store.record(verdict)
+            outcome[h.id] = verdict
+        except BaseException as exc:  # a measure is user code: even SystemExit
+            outcome[h.id] = f"{type(exc).__name__}: {exc}"
+    return outcome
