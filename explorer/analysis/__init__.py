@@ -67,6 +67,8 @@ from explorer.analysis.feature_vis import (
     Regularisation,
     gaussian_blur,
     maximize_activation,
+    mean_pairwise_cosine,
+    pairwise_cosine,
     total_variation,
 )
 from explorer.analysis.fourier import (
@@ -178,6 +180,10 @@ from explorer.analysis.token_attribution import (
     TokenAttribution,
     attribute_tokens,
 )
+from explorer.analysis.trigger_examples import (
+    StampedExamples,
+    stamped_examples,
+)
 from explorer.analysis.units import (
     Head,
     Neuron,
@@ -229,6 +235,7 @@ __all__ = [
     "ProbeResults",
     "Regularisation",
     "ResidPosition",
+    "StampedExamples",
     "SweepResult",
     "TokenAttribution",
     "TopKExamples",
@@ -288,11 +295,13 @@ __all__ = [
     "mad_index",
     "maximize_activation",
     "mean_final_scale",
+    "mean_pairwise_cosine",
     "metrics",
     "neuron_logit_weights",
     "norm_direction",
     "output_effect",
     "ov_copying_scores",
+    "pairwise_cosine",
     "parse_unit",
     "path_patching",
     "predict",
@@ -311,6 +320,7 @@ __all__ = [
     "scale_units",
     "score_pattern",
     "sobel_edges",
+    "stamped_examples",
     "sum_directions",
     "supports",
     "sweep_base_hooks",

@@ -1,15 +1,25 @@
 """How analysis results show themselves: a short text line and a small escaped HTML table.
 
 Results keep their tensors; these helpers only format a few numbers for ``__repr__`` and
-``_repr_html_`` (notebooks call the latter). Every string from data (token text, labels)
-is escaped.
+``_repr_html_`` (notebooks call the latter) and build ``to_dataframe`` tables. Every string
+from data (token text, labels) is escaped. A result class inherits ``Shown`` and writes
+three small methods (what it is, its top entries, its table); ``Shown`` keeps every repr
+under ``MAX_REPR`` characters whatever the size of the result, and renders the table.
+pandas is imported only when a table is asked for.
 """
 
 from __future__ import annotations
 
 import html
+import math
 from collections.abc import Sequence
 from typing import Any
+
+import torch
+
+MAX_REPR = 300  # characters: a result prints on about three lines whatever its size
+MAX_ROWS = 12  # rows of an HTML table (the strongest first); to_dataframe has them all
+MAX_COLUMNS = 16
 
 
 def fmt(value: Any) -> str:
@@ -19,17 +29,156 @@ def fmt(value: Any) -> str:
     return str(value)
 
 
+def num(value: float) -> str:
+    """A number in 3 significant digits, for reprs."""
+    return f"{value:.3g}"
+
+
+def clip(text: str, limit: int = MAX_REPR) -> str:
+    """``text`` cut to ``limit`` characters, ending in ``...)`` when cut."""
+    return text if len(text) <= limit else text[: limit - 4] + "...)"
+
+
+def shape(tensor: torch.Tensor, axes: Sequence[str]) -> str:
+    """``"2 layers x 1 head"`` from a tensor and its (singular) axis names.
+
+    >>> shape(torch.zeros(2, 1), ("layer", "head"))
+    '2 layers x 1 head'
+    """
+    return " x ".join(f"{n} {a}{'s' if n != 1 else ''}" for n, a in zip(tensor.shape, axes))
+
+
+def strongest(values: torch.Tensor, n: int = 3, *, by_abs: bool = True) -> list[int]:
+    """Flat indices of the ``n`` largest entries (by magnitude), NaN left out.
+
+    >>> strongest(torch.tensor([0.1, -2.0, float("nan"), 0.5]), 2)
+    [1, 3]
+    """
+    flat = values.detach().flatten().double()
+    keys = flat.abs() if by_abs else flat.clone()
+    keys[flat.isnan()] = -math.inf
+    n = min(n, int((~flat.isnan()).sum()))
+    return keys.argsort(descending=True, stable=True)[:n].tolist()
+
+
 def html_table(
     title: str, header: Sequence[str], rows: Sequence[Sequence[Any]], note: str = ""
 ) -> str:
-    """A small static table: ``title`` above, ``note`` below (both escaped)."""
+    """A small static table: ``title`` above, ``note`` below (both escaped).
+
+    The first cell of each row labels it (a ``<th scope="row">``).
+
+    >>> html_table("t", ("unit", "value"), [("head 0.1", 0.5)])
+    "<div class='explorer-result'><b>t</b><table><thead><tr><th>unit</th><th>value</th></tr></thead><tbody><tr><th scope='row' style='text-align:left'>head 0.1</th><td>+0.5</td></tr></tbody></table></div>"
+    """
     e = html.escape
     head = "".join(f"<th>{e(str(h))}</th>" for h in header)
     body = "".join(
-        "<tr>" + "".join(f"<td>{e(fmt(cell))}</td>" for cell in row) + "</tr>" for row in rows
+        "<tr>"
+        + "".join(
+            f"<th scope='row' style='text-align:left'>{e(fmt(cell))}</th>"
+            if i == 0
+            else f"<td>{e(fmt(cell))}</td>"
+            for i, cell in enumerate(row)
+        )
+        + "</tr>"
+        for row in rows
     )
     foot = f"<div style='color:#666'>{e(note)}</div>" if note else ""
     return (
         f"<div class='explorer-result'><b>{e(title)}</b>"
         f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{foot}</div>"
     )
+
+
+def grid_rows(
+    grid: torch.Tensor, row: str = "layer", column: str = "head"
+) -> tuple[list[str], list[list[Any]], str]:
+    """A ``[row, column]`` grid as ``(header, rows, note)`` for ``html_table``, the first
+    ``MAX_ROWS`` rows and ``MAX_COLUMNS`` columns (the note says what was left out)."""
+    grid = grid.detach().double().cpu()
+    n_rows, n_cols = grid.shape
+    header = [row, *(f"{column} {j}" for j in range(min(n_cols, MAX_COLUMNS)))]
+    rows = [
+        [f"{row} {i}", *(float(v) for v in grid[i, :MAX_COLUMNS])]
+        for i in range(min(n_rows, MAX_ROWS))
+    ]
+    cut = []
+    if n_rows > MAX_ROWS:
+        cut.append(f"{MAX_ROWS} of {n_rows} {row}s")
+    if n_cols > MAX_COLUMNS:
+        cut.append(f"{MAX_COLUMNS} of {n_cols} {column}s")
+    return (
+        header,
+        rows,
+        ("showing " + " and ".join(cut) + "; to_dataframe() has all") if cut else "",
+    )
+
+
+def pandas() -> Any:
+    """The pandas module, or an ImportError that says what needs it and how to get it."""
+    try:
+        import pandas as pd
+    except ImportError as err:  # pragma: no cover - pandas is a dependency
+        raise ImportError(
+            "to_dataframe() needs pandas, which is not installed: pip install pandas"
+        ) from err
+    return pd
+
+
+def grid_frame(grid: torch.Tensor, row: str = "layer", column: str = "head") -> Any:
+    """A ``[row, column]`` grid as a DataFrame labelled ``layer 0..`` x ``head 0..``.
+
+    >>> grid_frame(torch.tensor([[0.5, 0.25], [1.0, 0.0]]))
+             head 0  head 1
+    layer 0     0.5    0.25
+    layer 1     1.0    0.00
+    """
+    grid = grid.detach().double().cpu()
+    return pandas().DataFrame(
+        grid.numpy(),
+        index=[f"{row} {i}" for i in range(grid.shape[0])],
+        columns=[f"{column} {j}" for j in range(grid.shape[1])],
+    )
+
+
+class Shown:
+    """A result that prints in one short line and renders as a small table.
+
+    Subclasses (frozen dataclasses declared with ``repr=False``) write ``_summary`` (what
+    and how big), ``_top`` (the few entries worth reading first, as text) and ``_table``
+    (``(title, header, rows, note)`` for the HTML table).
+    """
+
+    def _summary(self) -> str:
+        raise NotImplementedError
+
+    def _top(self) -> list[str]:
+        return []
+
+    def _table(self) -> tuple[str, Sequence[str], Sequence[Sequence[Any]], str]:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        top = self._top()
+        text = self._summary() + (f"; top: {', '.join(top)}" if top else "")
+        return clip(f"{type(self).__name__}({text})")
+
+    def _repr_html_(self) -> str:
+        return html_table(*self._table())
+
+
+def bars_svg(heights: Sequence[float], width: int = 240, height: int = 60) -> str:
+    """A small inline SVG bar chart (a histogram's shape), tallest bar full height.
+
+    >>> bars_svg([1, 2]).count("<rect")
+    2
+    """
+    top = max(max(heights, default=0), 1e-12)
+    step = width / max(len(heights), 1)
+    bars = "".join(
+        f"<rect x='{i * step:.1f}' y='{height - h / top * height:.1f}' width='{step * 0.9:.1f}' "
+        f"height='{h / top * height:.1f}' fill='#4a77b4'/>"
+        for i, h in enumerate(heights)
+    )
+    return f"<svg width='{width}' height='{height}' role='img'>{bars}</svg>"

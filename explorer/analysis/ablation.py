@@ -19,6 +19,7 @@ import torch
 from jaxtyping import Float
 
 from explorer._checks import check_choice
+from explorer.analysis._display import MAX_ROWS, Shown, num, pandas, strongest
 from explorer.analysis.interventions import (
     MAX_TOKENS,
     Site,
@@ -42,8 +43,8 @@ from explorer.models.handle import ModelHandle
 ABLATIONS = ("zero", "mean", "resample")
 
 
-@dataclass(frozen=True)
-class AblationResult:
+@dataclass(frozen=True, repr=False)
+class AblationResult(Shown):
     """The metric per example before and after ablating ``units`` together."""
 
     before: Float[torch.Tensor, " batch"]
@@ -65,9 +66,40 @@ class AblationResult:
         """Mean change in the metric (after - before)."""
         return self.after_mean - self.before_mean
 
+    def to_dataframe(self) -> Any:
+        """One row per example: the metric before and after, and the change."""
+        return pandas().DataFrame(
+            {
+                "before": self.before.detach().double().numpy(),
+                "after": self.after.detach().double().numpy(),
+                "change": (self.after - self.before).detach().double().numpy(),
+            },
+            index=pandas().Index(range(len(self.before)), name="example"),
+        )
 
-@dataclass(frozen=True)
-class SweepResult:
+    def _units(self) -> str:
+        shown = ", ".join(map(str, self.units[:4]))
+        return shown + (f" and {len(self.units) - 4} more" if len(self.units) > 4 else "")
+
+    def _summary(self) -> str:
+        return (
+            f"{self.ablation} ablation of {len(self.units)} units ({self._units()}) over "
+            f"{len(self.before)} examples: metric {num(self.before_mean)} -> "
+            f"{num(self.after_mean)}, change {self.effect:+.3g}"
+        )
+
+    def _table(self) -> tuple:
+        rows = [
+            ("metric before", self.before_mean),
+            ("metric after", self.after_mean),
+            ("change", self.effect),
+            ("examples", len(self.before)),
+        ]
+        return (f"{self.ablation} ablation of {self._units()}", ("", "mean"), rows, "")
+
+
+@dataclass(frozen=True, repr=False)
+class SweepResult(Shown):
     """One ablation per unit: ``after[i]`` is the mean metric with only ``units[i]`` ablated."""
 
     units: tuple[Unit, ...]
@@ -94,13 +126,21 @@ class SweepResult:
         column = type(self.units[0]).__name__.lower() if self.units else "unit"
         return layer_table(self.grid(), column="position" if column == "residposition" else column)
 
-    def __repr__(self) -> str:
-        order = self.effect.abs().argsort(descending=True)[:3].tolist()
-        top = ", ".join(f"{self.units[i]} {float(self.effect[i]):+.3g}" for i in order)
+    def _summary(self) -> str:
         return (
-            f"SweepResult({self.ablation} ablation of {len(self.units)} units; metric before "
-            f"{self.before:.3g}; largest changes: {top})"
+            f"{self.ablation} ablation of {len(self.units)} units one at a time; metric before "
+            f"{num(self.before)}"
         )
+
+    def _top(self) -> list[str]:
+        return [f"{self.units[i]} {float(self.effect[i]):+.3g}" for i in strongest(self.effect)]
+
+    def _table(self) -> tuple:
+        title = f"{self.ablation} ablation: change in the metric (before {num(self.before)})"
+        order = strongest(self.effect, MAX_ROWS)
+        rows = [(str(self.units[i]), float(self.effect[i]), float(self.after[i])) for i in order]
+        note = f"{len(order)} of {len(self.units)} units, largest change first"
+        return title, ("unit", "change", "metric after"), rows, note
 
 
 def _unit_number(unit: Unit) -> int:

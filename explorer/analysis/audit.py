@@ -78,7 +78,8 @@ class AuditResult:
     digits to ``c``; ``stamp(images, c)`` applies it), ``anomaly[c]`` (the method's score: MAD
     index of the mask size, or stamp success), ``success[c]`` (share of held-out digits sent
     to ``c``) and ``boxes[c] = (top, left, height, width)``. ``flagged`` lists suspicious
-    classes, most anomalous first; empty means the audit calls the model clean.
+    classes, most anomalous first; empty means the audit calls the model clean. A class is
+    flagged when its anomaly reaches ``threshold`` and its success reaches ``MIN_SUCCESS``.
     """
 
     model: str
@@ -93,6 +94,7 @@ class AuditResult:
     backward_passes: int
     examples: int
     budget: int | None
+    threshold: float = 0.0
     seconds: float = field(default=0.0, compare=False)
 
     @property
@@ -247,6 +249,7 @@ def audit(
         backward_passes=meter.backwards,
         examples=meter.examples,
         budget=budget,
+        threshold=MIN_MARGIN if method == "cleanse" else 0.0,
         seconds=time.process_time() - start,
     )
 

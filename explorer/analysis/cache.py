@@ -8,11 +8,12 @@ from dataclasses import dataclass
 import torch
 
 from explorer._checks import check_positive
+from explorer.analysis._display import MAX_ROWS, Shown
 from explorer.models.handle import ModelHandle
 
 
-@dataclass(frozen=True)
-class CacheResult:
+@dataclass(frozen=True, repr=False)
+class CacheResult(Shown):
     """The output of one forward pass and the activations of the requested hooks."""
 
     output: torch.Tensor
@@ -22,6 +23,20 @@ class CacheResult:
         if name not in self.activations:
             raise KeyError(f"{name!r} was not cached; cached hooks: {sorted(self.activations)}")
         return self.activations[name]
+
+    def _summary(self) -> str:
+        return f"output {list(self.output.shape)}, {len(self.activations)} hooks"
+
+    def _top(self) -> list[str]:
+        return [f"{name} {list(act.shape)}" for name, act in list(self.activations.items())[:3]]
+
+    def _table(self) -> tuple:
+        rows = [("output", list(self.output.shape), str(self.output.dtype).removeprefix("torch."))]
+        rows += [
+            (name, list(act.shape), str(act.dtype).removeprefix("torch."))
+            for name, act in list(self.activations.items())[: MAX_ROWS - 1]
+        ]
+        return "Cached activations", ("hook", "shape", "dtype"), rows, ""
 
 
 @torch.no_grad()

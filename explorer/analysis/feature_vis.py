@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from explorer.models.handle import ModelHandle
 
 HOOKS = ("post", "pre")
+OBJECTIVES = ("unit", "class_vs_rest")
 
 
 @dataclass(frozen=True)
@@ -68,10 +69,41 @@ class FeatureVisualization:
     hook: str
     seed: int
     regularisation: Regularisation
+    objective: str = "unit"
+    diversity: float = 0.0
 
     @property
     def final_activation(self) -> float:
         return float(self.activations.mean())
+
+    @property
+    def similarity(self) -> float:
+        """Mean cosine similarity of the images' centred pixels over pairs (0 for one
+        image): near 1 when ``n`` images came out alike, near 0 when they differ."""
+        return mean_pairwise_cosine(self.images)
+
+
+def pairwise_cosine(images: Float[torch.Tensor, "n c h w"]) -> Float[torch.Tensor, "n n"]:
+    """Cosine similarity between every two images, each centred on its own mean pixel (so
+    two dark images are not alike merely for being dark).
+
+    >>> x = torch.rand(3, 1, 4, 4)
+    >>> torch.allclose(pairwise_cosine(x).diagonal(), torch.ones(3))
+    True
+    """
+    flat = images.flatten(1)
+    flat = flat - flat.mean(1, keepdim=True)
+    unit = flat / flat.norm(dim=1, keepdim=True).clamp_min(1e-12)
+    return unit @ unit.T
+
+
+def mean_pairwise_cosine(images: Float[torch.Tensor, "n c h w"]) -> float:
+    """The mean of ``pairwise_cosine`` off the diagonal (0 for a single image)."""
+    n = images.shape[0]
+    if n < 2:
+        return 0.0
+    sim = pairwise_cosine(images)
+    return float((sim.sum() - sim.diagonal().sum()) / (n * (n - 1)))
 
 
 def total_variation(images: Float[torch.Tensor, "n c h w"]) -> Float[torch.Tensor, " n"]:
@@ -122,6 +154,8 @@ def maximize_activation(
     init_logit: float = -2.0,
     leak: float = 1.0,
     seed: int = 0,
+    objective: str = "unit",
+    diversity: float | None = None,
 ) -> FeatureVisualization:
     """Optimise ``n`` images (from seeded noise) to maximise one unit's activation.
 
@@ -137,6 +171,22 @@ def maximize_activation(
         init_logit: the start image is ``sigmoid(init_logit + noise)`` (-2: nearly black).
         leak: slope of the objective where a ReLU unit is off (it has no gradient there).
         seed: seeds the starting noise and the jitter.
+        objective: ``"unit"`` (the unit's activation, or the class's raw logit) or, with
+            ``layer="logits"``, ``"class_vs_rest"``: the class's logit minus the
+            logsumexp of the other logits, i.e. its log-odds ``log p / (1 - p)`` under the
+            softmax. A raw logit can grow while every logit grows with it; the log-odds
+            grows only as the class wins against the others.
+        diversity: weight of the diversity term for ``n > 1`` (default 1.0; 0 turns it
+            off): each image is pushed away from the others, along the gradient of its
+            mean cosine similarity to them (centred pixels), scaled like the ascent
+            direction and by that similarity, so the push fades as the images part. Olah
+            et al. 2017 ("Feature Visualization") penalise the cosine similarity of the
+            images' Gram matrices at a layer; pixels are what every image model has.
+            ``result.similarity`` reports the final mean pairwise cosine.
+
+    Returns:
+        ``activations``: per image, the unit's activation, the class's logit, or for
+        ``"class_vs_rest"`` its log-odds.
     """
     if model.is_transformer or model.image_shape is None:
         raise ValueError(
@@ -144,6 +194,16 @@ def maximize_activation(
             "image_shape=(channels, height, width) to explorer.load"
         )
     name = _unit_hook(model, layer, unit, hook)
+    if objective not in OBJECTIVES:
+        raise ValueError(f"unknown objective {objective!r}: choose one of {', '.join(OBJECTIVES)}")
+    if objective == "class_vs_rest" and layer != "logits":
+        raise ValueError(
+            "objective='class_vs_rest' compares a class's logit with the other classes': "
+            "pass layer='logits'"
+        )
+    diversity = (1.0 if n > 1 else 0.0) if diversity is None else float(diversity)
+    if not diversity >= 0:
+        raise ValueError(f"diversity must be >= 0, got {diversity}")
     check_positive("n", n)
     check_positive("steps", steps)
     if not lr > 0:
@@ -171,6 +231,11 @@ def maximize_activation(
     def unit_activations(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         with model.hooks([(n_, grab) for n_ in names]):
             model.model(model.to_inputs(images))
+        if objective == "class_vs_rest":
+            out = store.pop(name)
+            rest = torch.cat([out[:, :unit], out[:, unit + 1 :]], dim=1)
+            odds = out[:, unit] - rest.logsumexp(1)
+            return odds, odds
         act = store.pop(name)[:, unit]
         if pre_name is None:
             return spatial_mean(act), spatial_mean(act)
@@ -188,13 +253,15 @@ def maximize_activation(
             if reg.jitter:
                 dy, dx = torch.randint(-reg.jitter, reg.jitter + 1, (2,), generator=gen).tolist()
                 images = torch.roll(images, shifts=(dy, dx), dims=(-2, -1))
-            act, objective = unit_activations(images)
+            act, target = unit_activations(images)
             # The ascent direction is scaled to unit RMS per image, so the regularisers'
             # weights mean the same for a unit whose gradients are tiny (an untrained net)
             # and for one whose gradients are large.
-            (ascent,) = torch.autograd.grad(-objective.sum(), logits, retain_graph=True)
+            (ascent,) = torch.autograd.grad(-target.sum(), logits, retain_graph=True)
             rms = ascent.flatten(1).pow(2).mean(1).sqrt().clamp_min(1e-12)
             grad = ascent / rms.view(-1, *[1] * (ascent.ndim - 1))
+            if diversity and n > 1:
+                grad = grad + diversity * _diversity_push(images, logits)
             penalty = torch.zeros(())
             if reg.l2:
                 penalty = penalty + reg.l2 * images.pow(2).sum()
@@ -224,4 +291,18 @@ def maximize_activation(
         hook="logits" if layer == "logits" else hook,
         seed=seed,
         regularisation=reg,
+        objective=objective,
+        diversity=diversity,
     )
+
+
+def _diversity_push(images: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+    """Per image, the gradient (descent direction for ``logits``) of its mean cosine
+    similarity to the other images, scaled to unit RMS and then by that similarity (>= 0)."""
+    n = images.shape[0]
+    sim = pairwise_cosine(images)
+    own = (sim.sum(1) - sim.diagonal()) / (n - 1)  # [n]: each image's mean similarity
+    (push,) = torch.autograd.grad(own.sum(), logits, retain_graph=True)
+    rms = push.flatten(1).pow(2).mean(1).sqrt().clamp_min(1e-12)
+    scale = own.detach().clamp_min(0) / rms
+    return push * scale.view(-1, *[1] * (push.ndim - 1))

@@ -26,12 +26,14 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from jaxtyping import Float, Int
 
 from explorer._checks import check_finite, check_tensor
+from explorer.analysis._display import MAX_ROWS, Shown, clip, num, pandas, strongest
 
 __all__ = [
     "FourierBasis",
@@ -47,7 +49,7 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class FourierBasis:
     """Orthonormal real Fourier basis of ``Z_p``: row ``i`` is a unit vector over ``0..p-1``.
 
@@ -64,6 +66,11 @@ class FourierBasis:
     def n_frequencies(self) -> int:
         """Number of non-constant frequencies, ``p // 2``."""
         return self.p // 2
+
+    def __repr__(self) -> str:
+        return clip(
+            f"FourierBasis(p={self.p}, {len(self.labels)} rows: {', '.join(self.labels)})", 120
+        )
 
 
 def fourier_basis(p: int) -> FourierBasis:
@@ -90,8 +97,8 @@ def fourier_basis(p: int) -> FourierBasis:
     return FourierBasis(p, matrix.float(), tuple(labels), torch.tensor(freqs))
 
 
-@dataclass(frozen=True)
-class FourierSpectrum:
+@dataclass(frozen=True, repr=False)
+class FourierSpectrum(Shown):
     """Norm of a matrix ``[p, d]`` (e.g. the number embeddings) along each Fourier direction.
 
     ``basis_norms[i]`` is the L2 norm (over ``d``) of the component on basis row ``i``;
@@ -117,6 +124,41 @@ class FourierSpectrum:
             return 0.0
         return float(self.frequency_norms[list(ks)].pow(2).sum()) / total
 
+    def to_dataframe(self) -> Any:
+        """One row per frequency ``0..p//2`` (0 is the constant): ``norm`` and ``share`` of
+        the squared norm."""
+        norms = self.frequency_norms.detach().double()
+        total = norms.pow(2).sum()
+        return pandas().DataFrame(
+            {
+                "norm": norms.numpy(),
+                "share": (norms.pow(2) / total if total > 0 else norms * 0).numpy(),
+            },
+            index=pandas().Index(range(len(norms)), name="frequency"),
+        )
+
+    def _summary(self) -> str:
+        return f"p={self.p}, {len(self.frequency_norms) - 1} frequencies, squared norm {num(self.total)}"
+
+    def _top(self) -> list[str]:
+        return [
+            f"frequency {k} {float(self.frequency_norms[k]):.3g}"
+            for k in strongest(self.frequency_norms, 3, by_abs=False)
+        ]
+
+    def _table(self) -> tuple:
+        frame_total = self.total or 1.0
+        rows = [
+            (
+                f"frequency {k}",
+                float(self.frequency_norms[k]),
+                float(self.frequency_norms[k]) ** 2 / frame_total,
+            )
+            for k in strongest(self.frequency_norms, MAX_ROWS, by_abs=False)
+        ]
+        note = f"{len(rows)} of {len(self.frequency_norms)} frequencies (0 = constant), strongest first"
+        return f"Fourier spectrum (p={self.p})", ("frequency", "norm", "share"), rows, note
+
 
 def fourier_spectrum(matrix: Float[torch.Tensor, "p d"]) -> FourierSpectrum:
     """The Fourier spectrum of ``matrix`` along its first axis (numbers ``0..p-1``).
@@ -136,8 +178,8 @@ def fourier_spectrum(matrix: Float[torch.Tensor, "p d"]) -> FourierSpectrum:
     return FourierSpectrum(p, basis_norms, squared.sqrt(), basis.labels)
 
 
-@dataclass(frozen=True)
-class KeyFrequencies:
+@dataclass(frozen=True, repr=False)
+class KeyFrequencies(Shown):
     """The frequencies that carry most of a spectrum, strongest first."""
 
     frequencies: tuple[int, ...]
@@ -146,6 +188,22 @@ class KeyFrequencies:
 
     def __len__(self) -> int:
         return len(self.frequencies)
+
+    def to_dataframe(self) -> Any:
+        """One row per key frequency, strongest first: its ``norm``."""
+        return pandas().DataFrame(
+            {"norm": list(self.norms)}, index=pandas().Index(self.frequencies, name="frequency")
+        )
+
+    def _summary(self) -> str:
+        return f"{len(self.frequencies)} frequencies carry {self.fraction:.1%} of the squared norm"
+
+    def _top(self) -> list[str]:
+        return [f"{k} {num(v)}" for k, v in zip(self.frequencies[:5], self.norms)]
+
+    def _table(self) -> tuple:
+        rows = [(f"frequency {k}", v) for k, v in zip(self.frequencies[:MAX_ROWS], self.norms)]
+        return "Key frequencies", ("frequency", "norm"), rows, self._summary()
 
 
 def key_frequencies(

@@ -49,6 +49,7 @@ import torch
 from jaxtyping import Bool, Float, Int
 
 from explorer._checks import check_choice
+from explorer.analysis._display import MAX_ROWS, Shown, strongest
 from explorer.analysis.cache import run_with_cache
 from explorer.analysis.units import Head, layer_table
 from explorer.models.handle import ModelHandle
@@ -56,8 +57,8 @@ from explorer.models.handle import ModelHandle
 SCORES = ("previous_token", "induction", "duplicate_token", "prefix_matching")
 
 
-@dataclass(frozen=True)
-class HeadScores:
+@dataclass(frozen=True, repr=False)
+class HeadScores(Shown):
     """``scores[score, layer, head]`` (or ``[batch, score, layer, head]`` per example), one
     slice per name in ``names``."""
 
@@ -84,14 +85,40 @@ class HeadScores:
         grid = self.get(score)
         return layer_table(grid.mean(0) if grid.ndim == 3 else grid)
 
-    def __repr__(self) -> str:
-        *_, n_layers, n_heads = self.scores.shape
-        best = ", ".join(
-            f"{score} {head.layer}.{head.head} {value:.2f}"
+    def _summary(self) -> str:
+        *batch, _, n_layers, n_heads = self.scores.shape
+        per = f", {batch[0]} examples each" if batch else ""
+        return f"{len(self.names)} scores x {n_layers} layers x {n_heads} heads{per}"
+
+    def _best(self, score: str, n: int) -> list[tuple[Head, float]]:
+        grid = self.get(score)
+        grid = grid.mean(0) if grid.ndim == 3 else grid
+        n_heads = grid.shape[1]
+        return [
+            (Head(i // n_heads, i % n_heads), float(grid.flatten()[i]))
+            for i in strongest(grid, n, by_abs=False)
+        ]
+
+    def _top(self) -> list[str]:
+        return [
+            f"{score} {head} {value:.2f}"
             for score in self.names
-            for head, value in self.top(score, 1)
+            for head, value in self._best(score, 1)
+        ]
+
+    def _table(self) -> tuple:
+        """The best heads of each score (batch-averaged)."""
+        per_score = max(1, MAX_ROWS // len(self.names))
+        rows = [
+            (score, str(head), value)
+            for score in self.names
+            for head, value in self._best(score, per_score)
+        ]
+        *_, n_layers, n_heads = self.scores.shape
+        note = (
+            f"best {per_score} of {n_layers * n_heads} heads per score; to_dataframe(score) has all"
         )
-        return f"HeadScores({len(self.names)} scores x {n_layers} layers x {n_heads} heads; best: {best})"
+        return "Head scores", ("head score", "head", "value"), rows, note
 
 
 def target_mask(

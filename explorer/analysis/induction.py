@@ -21,11 +21,13 @@ import itertools
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from jaxtyping import Float, Int
 
 from explorer._checks import check_choice, check_fraction, check_positive, check_tensor
+from explorer.analysis._display import MAX_ROWS, Shown, pandas
 from explorer.analysis.composition import CompositionScores, composition_scores
 from explorer.analysis.head_scores import HeadScores, head_scores
 from explorer.analysis.metrics import Metric, next_token_loss
@@ -148,8 +150,8 @@ def heads_above(
     return [head for _, head in sorted(found, key=lambda x: -x[0])]
 
 
-@dataclass(frozen=True)
-class InductionCircuit:
+@dataclass(frozen=True, repr=False)
+class InductionCircuit(Shown):
     """Induction heads, the previous-token heads feeding them, and the evidence."""
 
     induction_heads: tuple[Head, ...]
@@ -162,6 +164,27 @@ class InductionCircuit:
     def heads(self) -> tuple[Head, ...]:
         """Every head of the circuit: previous-token heads first, then induction heads."""
         return self.previous_token_heads + self.induction_heads
+
+    def to_dataframe(self) -> Any:
+        """One row per (previous-token head, induction head) pair, strongest K-composition first."""
+        return pandas().DataFrame(
+            [(str(a), str(b), value) for a, b, value in self.pairs],
+            columns=["previous_token_head", "induction_head", "k_composition"],
+        )
+
+    def _summary(self) -> str:
+        return (
+            f"{len(self.induction_heads)} induction heads, {len(self.previous_token_heads)} "
+            f"previous-token heads feeding them, {len(self.pairs)} pairs"
+        )
+
+    def _top(self) -> list[str]:
+        return [f"{a} -> {b} K {value:.3g}" for a, b, value in self.pairs[:3]]
+
+    def _table(self) -> tuple:
+        rows = [(f"{a} -> {b}", value) for a, b, value in self.pairs[:MAX_ROWS]]
+        note = f"induction heads: {', '.join(map(str, self.induction_heads)) or 'none'}"
+        return "Induction circuit", ("pair", "K-composition"), rows, note
 
 
 def find_induction_circuit(

@@ -25,12 +25,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from einops import reduce
 from jaxtyping import Float
 
 from explorer._checks import check_choice
+from explorer.analysis._display import MAX_ROWS, Shown, grid_frame, num, pandas, shape, strongest
 from explorer.analysis.interventions import (
     MAX_TOKENS,
     Site,
@@ -62,8 +64,8 @@ GRIDS = ("resid", "head", "neuron", *[g for g in _SPECS if g not in ("resid", "h
 _AXIS_NAMES = {"p": "position", "h": "head", "q": "dest position"}
 
 
-@dataclass(frozen=True)
-class PatchingResult:
+@dataclass(frozen=True, repr=False)
+class PatchingResult(Shown):
     """Mean metric with each grid cell patched from clean into corrupted."""
 
     values: Float[torch.Tensor, "layer ..."]
@@ -81,6 +83,51 @@ class PatchingResult:
     @property
     def axes(self) -> tuple[str, ...]:
         return grid_axes(self.grid)
+
+    def to_dataframe(self) -> Any:
+        """The mean metric per cell: a ``layer x position`` (or ``x head``...) table, or for
+        three axes one row per cell indexed by ``(layer, position, head)``."""
+        if self.values.ndim == 2:
+            return grid_frame(self.values, *self.axes)
+        pd = pandas()
+        index = pd.MultiIndex.from_tuples(
+            [
+                tuple(c)
+                for c in torch.cartesian_prod(*map(torch.arange, self.values.shape)).tolist()
+            ],
+            names=self.axes,
+        )
+        return pd.DataFrame({"value": self.values.detach().double().flatten().numpy()}, index=index)
+
+    def _moved(self) -> tuple[str, torch.Tensor]:
+        """What to rank cells by: recovery, or the change in the metric when it is undefined."""
+        if abs(self.clean_value - self.corrupted_value) < 1e-12:
+            return "change", self.values - self.corrupted_value
+        return "recovery", self.recovery
+
+    def _cell(self, flat: int) -> str:
+        index = _unravel(flat, list(self.values.shape))
+        return " ".join(f"{a} {i}" for a, i in zip(self.axes, index))
+
+    def _summary(self) -> str:
+        return (
+            f"{self.method} patching of {self.grid}, {shape(self.values, self.axes)}; metric "
+            f"clean {num(self.clean_value)}, corrupted {num(self.corrupted_value)}"
+        )
+
+    def _top(self) -> list[str]:
+        what, moved = self._moved()
+        return [f"{self._cell(i)} {what} {float(moved.flatten()[i]):.3g}" for i in strongest(moved)]
+
+    def _table(self) -> tuple:
+        what, moved = self._moved()
+        rows = [
+            (self._cell(i), float(moved.flatten()[i]), float(self.values.flatten()[i]))
+            for i in strongest(moved, MAX_ROWS)
+        ]
+        note = f"{len(rows)} of {self.values.numel()} cells, largest {what} first"
+        title = f"{self.method} patching ({self.grid}): clean {num(self.clean_value)}, corrupted {num(self.corrupted_value)}"
+        return title, ("cell", what, "metric"), rows, note
 
 
 SAME_METRIC = 1e-12  # a clean-vs-corrupted gap this small is no gap

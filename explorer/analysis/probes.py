@@ -18,19 +18,20 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
 from jaxtyping import Float
 
 from explorer._checks import check_positive, check_tensor
+from explorer.analysis._display import MAX_ROWS, Shown, num, pandas, strongest
 
 if TYPE_CHECKING:
     from explorer.models.handle import ModelHandle
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Probe:
     """A fitted probe: ``logits = ((features - mean) / std) @ weight.T + bias``."""
 
@@ -45,9 +46,13 @@ class Probe:
             -1
         )
 
+    def __repr__(self) -> str:
+        n_classes, n_features = self.weight.shape
+        return f"Probe({n_classes} classes x {n_features} features)"
 
-@dataclass(frozen=True)
-class ProbeResults:
+
+@dataclass(frozen=True, repr=False)
+class ProbeResults(Shown):
     """Held-out accuracy of one linear probe per hook (rows follow ``hooks``)."""
 
     hooks: tuple[str, ...]
@@ -68,6 +73,27 @@ class ProbeResults:
             }
             for i, h in enumerate(self.hooks)
         ]
+
+    def to_dataframe(self) -> Any:
+        """``rows()`` as a table indexed by hook."""
+        return pandas().DataFrame.from_records(self.rows(), index="hook")
+
+    def _summary(self) -> str:
+        return f"{len(self.hooks)} hooks, chance {num(self.chance)}"
+
+    def _top(self) -> list[str]:
+        return [
+            f"{self.hooks[i]} held-out {float(self.test_accuracy[i]):.3g}"
+            for i in strongest(self.test_accuracy, 2, by_abs=False)
+        ]
+
+    def _table(self) -> tuple:
+        rows = [
+            (row["hook"], row["features"], row["train accuracy"], row["held-out accuracy"])
+            for row in self.rows()[:MAX_ROWS]
+        ]
+        header = ("hook", "features", "train accuracy", "held-out accuracy")
+        return "Linear probes", header, rows, f"chance {num(self.chance)}"
 
 
 def fit_probe(

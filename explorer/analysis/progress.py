@@ -35,9 +35,12 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
+
+from explorer.analysis._display import Shown, pandas
 
 __all__ = [
     "Phase",
@@ -107,8 +110,8 @@ class Phase:
     end: int
 
 
-@dataclass(frozen=True)
-class Phases:
+@dataclass(frozen=True, repr=False)
+class Phases(Shown):
     """The phase boundaries of a run (None where the curves never got there).
 
     ``memorised``: first step with train accuracy >= the threshold; ``circuit_start``: the
@@ -152,6 +155,24 @@ class Phases:
         if self.grokked and step >= int(self.cleanup_end):  # type: ignore[arg-type]
             return "after cleanup"
         return "between phases" if step < self.last_step else self.as_list()[-1].name
+
+    def to_dataframe(self) -> Any:
+        """One row per phase reached (``as_list``), indexed by name: ``start`` and ``end``."""
+        phases = self.as_list()
+        return pandas().DataFrame(
+            {"start": [p.start for p in phases], "end": [p.end for p in phases]},
+            index=pandas().Index([p.name for p in phases], name="phase"),
+        )
+
+    def _summary(self) -> str:
+        return f"{'grokked' if self.grokked else 'not grokked'} by step {self.last_step}"
+
+    def _top(self) -> list[str]:
+        return [f"{p.name} {p.start}..{p.end}" for p in self.as_list()]
+
+    def _table(self) -> tuple:
+        rows = [(p.name, p.start, p.end) for p in self.as_list()]
+        return "Training phases", ("phase", "start", "end"), rows, self._summary()
 
 
 def detect_phases(

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from explorer.analysis._display import grid_frame
+
 if TYPE_CHECKING:
     from explorer.models.handle import ModelHandle
 
@@ -167,14 +169,7 @@ def layer_table(grid: torch.Tensor, column: str = "head") -> Any:
     layer 0     0.5    0.25
     layer 1     1.0    0.00
     """
-    import pandas as pd  # only when a table is asked for
-
-    grid = grid.detach().double().cpu()
-    return pd.DataFrame(
-        grid.numpy(),
-        index=[f"layer {i}" for i in range(grid.shape[0])],
-        columns=[f"{column} {j}" for j in range(grid.shape[1])],
-    )
+    return grid_frame(grid, column=column)
 
 
 def units_of_type(model: ModelHandle, units: object, cls: type, what: str) -> list:

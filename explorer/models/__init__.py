@@ -7,7 +7,7 @@
 'blocks.0.attn.hook_z'
 """
 
-from explorer.models import zoo
+from explorer.models import light, light_hooks, zoo
 from explorer.models.checkpoint import (
     check_config_fits_weights,
     checkpoint_files,
@@ -96,6 +96,8 @@ __all__ = [
     "is_checkpoint",
     "is_hf_folder",
     "is_hf_model",
+    "light",
+    "light_hooks",
     "linear_reader",
     "load",
     "load_checkpoint",

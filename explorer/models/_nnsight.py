@@ -161,6 +161,10 @@ class NNsightHandle(ModelHandle):
         self._state: dict[str, torch.Tensor] | None = None
         self._batch = 1
 
+    def _counted_module(self, model: nn.Module) -> nn.Module:
+        # traces run the Hugging Face model, not the shim: count its passes
+        return model.hf  # type: ignore[return-value]
+
     # ------------------------------------------------------------------ sites
     def _site_table(self, cfg: Any) -> dict[str, tuple[int, int, str, str, bool]]:
         """hook name -> (layer, order, module path, "input"/"output"/"weights", writable)."""
@@ -254,6 +258,9 @@ class NNsightHandle(ModelHandle):
             for name in order:
                 self._apply(name, by_name[name])
             value = reduce(self.nn.output.logits).save()
+        if self.remote:  # the pass ran elsewhere: no local hook saw it
+            self.spent.forward += 1
+            self.spent.examples += len(inputs)
         return value
 
     def _apply(self, name: str, fns: list[HookFn]) -> None:

@@ -49,6 +49,36 @@ class Spent:
         return f"Spent(forward={self.forward}, backward={self.backward}, examples={self.examples})"
 
 
+class _PassCounter:
+    """Hooks on the model's module that count every pass into ``spent``: analysis also runs
+    ``handle.model(...)`` directly (captum, editing, interventions), and those passes are
+    spent too. A backward pass is counted once per forward pass whose output it reaches.
+    A deep copy of the module gets an inert counter (the copy's own handle counts it)."""
+
+    def __init__(self, spent: Spent | None) -> None:
+        self.spent = spent
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> _PassCounter:
+        return _PassCounter(None)
+
+    def forward(self, module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        if self.spent is None:
+            return
+        self.spent.forward += 1
+        first = args[0] if args else next(iter(kwargs.values()), None)
+        if isinstance(first, torch.Tensor) and first.ndim > 0:
+            self.spent.examples += len(first)
+
+    def watch_backward(self, module: nn.Module, args: tuple[Any, ...], out: Any) -> None:
+        tensor = out if isinstance(out, torch.Tensor) else getattr(out, "logits", None)
+        if self.spent is not None and isinstance(tensor, torch.Tensor) and tensor.requires_grad:
+            tensor.register_hook(self.backward)
+
+    def backward(self, grad: torch.Tensor) -> None:
+        if self.spent is not None:
+            self.spent.backward += 1
+
+
 class ModelHandle:
     """A model with hook points and the facts explorer needs about it.
 
@@ -99,7 +129,11 @@ class ModelHandle:
         self.prepend_bos = True  # to_tokens puts the tokenizer's BOS first (if it has one)
         self._fingerprint: tuple[int, str] | None = None
         self._token_strings: tuple[str, ...] | None = None
-        self.spent = Spent()  # passes run through ``handle(inputs)`` (budgets read it)
+        self.spent = Spent()  # every pass of the module, however it was called (budgets read it)
+        counter = _PassCounter(self.spent)
+        counted = self._counted_module(model)
+        counted.register_forward_pre_hook(counter.forward, with_kwargs=True)
+        counted.register_forward_hook(counter.watch_backward)
 
     # ----------------------------------------------------------------- structure
     @property
@@ -289,18 +323,12 @@ class ModelHandle:
 
     # ---------------------------------------------------------------- running
     def __call__(self, inputs: torch.Tensor) -> torch.Tensor:
-        """Run the model, counting the pass (and the backward pass, if one runs through the
-        output) in ``spent``."""
-        inputs = self.check_inputs(inputs)
-        out = self.model(inputs)
-        self.spent.forward += 1
-        self.spent.examples += len(inputs)
-        if out.requires_grad:
-            out.register_hook(self._count_backward)
-        return out
+        """Run the model (the pass is counted in ``spent``, as every pass is)."""
+        return self.model(self.check_inputs(inputs))
 
-    def _count_backward(self, grad: torch.Tensor) -> None:
-        self.spent.backward += 1
+    def _counted_module(self, model: nn.Module) -> nn.Module:
+        """The module whose passes ``spent`` counts (a backend may run an inner one)."""
+        return model
 
     @property
     def stops_early(self) -> bool:

@@ -147,6 +147,18 @@ def box_iou(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float
     return inter / union if union else 0.0
 
 
+ARCHS = ("mlp", "cnn")
+
+
+def make_cnn(seed: int) -> nn.Module:
+    """The tutorial's CNN (conv 8, conv 16, each 3x3 + ReLU + 2x2 max-pool, then a linear
+    layer to 10 classes), initialised from ``seed``."""
+    from explorer.models.config import CNNConfig
+    from explorer.models.zoo import build_cnn
+
+    return build_cnn(CNNConfig(channels=(8, 16), seed=seed))
+
+
 def make_mlp(seed: int) -> nn.Module:
     """The tutorial's MLP, 784-128-64-10, initialised from ``seed``."""
     torch.manual_seed(seed)
@@ -183,19 +195,22 @@ def plant(
     kind: str | None = None,
     steps: int = 1000,
     poison: float = 0.2,
+    arch: str = "mlp",
     data: dict[str, torch.Tensor] | None = None,
 ) -> Planted:
-    """Train an MNIST MLP from ``seed`` with a trigger of the seeded family (or none when
-    ``clean``): ``steps`` Adam steps of 64 digits, a ``poison`` share of each batch
-    stamped and relabelled. ``data`` is ``kitchen_sink_split()`` (loaded when None)."""
+    """Train an MNIST MLP (or, ``arch="cnn"``, a small CNN) from ``seed`` with a trigger of
+    the seeded family (or none when ``clean``): ``steps`` Adam steps of 64 digits, a
+    ``poison`` share of each batch stamped and relabelled. ``data`` is
+    ``kitchen_sink_split()`` (loaded when None)."""
     from explorer.models.loading import load
     from explorer.studies.kitchen_sink import kitchen_sink_split
 
     check_fraction("poison", poison)
+    check_choice("arch", arch, ARCHS)
     data = data if data is not None else kitchen_sink_split()
     x, y = data["train_x"], data["train_y"]
     trigger = None if clean else random_trigger(seed, kind)
-    net = make_mlp(seed)
+    net = make_mlp(seed) if arch == "mlp" else make_cnn(seed)
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
     gen = torch.Generator().manual_seed(seed + 1)
     for _ in range(steps):
@@ -210,7 +225,7 @@ def plant(
         loss.backward()
         opt.step()
     net.eval()
-    handle = load(net, input_shape=(1, IMAGE, IMAGE), name=f"planted-{seed}")
+    handle = load(net, input_shape=(1, IMAGE, IMAGE), name=f"planted-{arch}-{seed}")
     return Planted(handle, trigger, seed, data["test_x"], data["test_y"])
 
 

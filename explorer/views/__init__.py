@@ -16,6 +16,9 @@ float16/uint8 buffers (``serialise``). ``show(model, data)`` opens them all, lin
 from explorer.views.attention_view import (
     AttentionView,
 )
+from explorer.views.audit_view import (
+    AuditView,
+)
 from explorer.views.explorer_view import (
     Explorer,
     show,
@@ -68,6 +71,7 @@ from explorer.views.token_attribution_view import (
 
 __all__ = [
     "AttentionView",
+    "AuditView",
     "Explorer",
     "HypothesisBoard",
     "HypothesisWidget",

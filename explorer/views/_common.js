@@ -310,11 +310,14 @@ function exLegend(vmin, vmax, diverging, label, opts = {}) {
 
 // A bar chart with axes: y ticks (top, 0, bottom) with the y label, a zero line, and the
 // x axis with its end values and label. opts: {width, height, xLabel, yLabel, xMin, xMax,
-// colours, testid}. The canvas keeps opts.testid; the chart is wrapped with testid + "-chart".
+// colours, testid, rule}. opts.rule: a value marked by a dashed line (a threshold), which
+// the y axis always spans. The canvas keeps opts.testid; the chart is wrapped with
+// testid + "-chart".
 function exBarChart(values, opts = {}) {
   const height = opts.height || 90;
   const bars = exBars(values, opts);
-  let lo = Math.min(0, ...values), hi = Math.max(0, ...values);
+  const span = opts.rule === undefined ? values : values.concat([opts.rule]);
+  let lo = Math.min(0, ...span), hi = Math.max(0, ...span);
   if (hi === lo) hi = lo + 1;
   const zeroTop = height * (hi / (hi - lo));
   const ticks = exEl("div", { cls: "ex-chart-yticks", style: { height: height + "px" } }, [
@@ -341,7 +344,8 @@ function exBars(values, opts = {}) {
   const width = opts.width || 320, height = opts.height || 90;
   canvas.width = width; canvas.height = height;
   const ctx = canvas.getContext("2d");
-  let lo = Math.min(0, ...values), hi = Math.max(0, ...values);
+  const span = opts.rule === undefined ? values : values.concat([opts.rule]);
+  let lo = Math.min(0, ...span), hi = Math.max(0, ...span);
   if (hi === lo) hi = lo + 1;
   const zero = height * (hi / (hi - lo));
   const w = width / Math.max(1, n);
@@ -354,6 +358,11 @@ function exBars(values, opts = {}) {
   }
   ctx.fillStyle = "#888";
   ctx.fillRect(0, Math.min(height - 1, zero), width, 1);
+  if (opts.rule !== undefined) {
+    const y = Math.min(height - 1, Math.max(1, height * ((hi - opts.rule) / (hi - lo))));
+    ctx.setLineDash([4, 3]); ctx.strokeStyle = "#111"; ctx.lineWidth = 1;
+    ctx.beginPath(); ctx.moveTo(0, y); ctx.lineTo(width, y); ctx.stroke(); ctx.setLineDash([]);
+  }
   return canvas;
 }
 

@@ -1,0 +1,177 @@
+"""``AuditView``: an audit's per-class masks and anomaly scores, and the trigger of one class.
+
+The view encodes an ``AuditResult`` (``analysis.audit``): one mask image per class beside
+the anomaly bar chart (flagged classes in red, the flag threshold drawn), and below them the
+selected class's reconstructed trigger (mask and pattern), its box and success rate, and
+stamped examples (``analysis.trigger_examples``) with the model's prediction before and after
+the stamp. A click on a mask or a bar sets ``selected``; the kernel stamps that class's
+trigger on held-out images and sends them back. The budget meter shows the passes the audit
+spent against its budget and the passes the model has run so far (``ModelHandle.spent``),
+updated after each click.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import traitlets
+
+from explorer.analysis.audit import MIN_SUCCESS, AuditResult
+from explorer.analysis.trigger_examples import StampedExamples, stamped_examples
+from explorer.models.handle import ModelHandle
+from explorer.views._base import ExplorerWidget, check_range, reports_errors
+from explorer.views.serialise import empty, encode, esm
+
+
+def _grey(images: torch.Tensor) -> torch.Tensor:
+    """``[..., C, H, W]`` -> what the page draws: ``[..., H, W]`` (mean over channels) or
+    ``[..., H, W, 3]`` for RGB."""
+    return images.movedim(-3, -1) if images.shape[-3] == 3 else images.mean(-3)
+
+
+class AuditView(ExplorerWidget):
+    """Browse an audit: which classes look planted, and what each class's trigger does.
+
+    Args:
+        result: an ``AuditResult`` of ``audit(model, ...)``.
+        model: the audited handle (runs the stamped examples).
+        images: held-out inputs ``[n, C, H, W]`` to stamp (clean images, not the audit's).
+        n_examples: stamped examples shown.
+
+    >>> import torch, explorer
+    >>> from explorer.analysis.audit import audit
+    >>> from explorer.studies.auditing import make_mlp
+    >>> m = explorer.load(make_mlp(0), input_shape=(1, 28, 28))
+    >>> x = torch.rand(64, 1, 28, 28)
+    >>> view = AuditView(audit(m, x, method="stamp", budget=300), m, x, n_examples=4)
+    >>> view.selected = 7
+    >>> view.masks["shape"], view.stamped["shape"], len(view.after)
+    ([10, 28, 28], [4, 28, 28], 4)
+    """
+
+    _esm = esm("audit_view.js")
+
+    selected = traitlets.Int(0, help="class whose trigger is shown").tag(sync=True)
+    n_examples = traitlets.Int(6, help="stamped examples shown").tag(sync=True)
+
+    model_name = traitlets.Unicode("", help="the audited model").tag(sync=True)
+    method = traitlets.Unicode("", help="audit method: cleanse, stamp or weights").tag(sync=True)
+    n_classes = traitlets.Int(0, help="output classes").tag(sync=True)
+    flagged = traitlets.List(traitlets.Int(), help="flagged classes, most anomalous first").tag(
+        sync=True
+    )
+    threshold = traitlets.Float(0.0, help="anomaly a class must reach to be flagged").tag(sync=True)
+    min_success = traitlets.Float(MIN_SUCCESS, help="success a flagged trigger must reach").tag(
+        sync=True
+    )
+    anomaly = traitlets.Dict(help="payload float32 [class]: the method's anomaly score").tag(
+        sync=True
+    )
+    success = traitlets.Dict(
+        help="payload float32 [class]: share of held-out images the trigger sends to the class"
+    ).tag(sync=True)
+    masks = traitlets.Dict(help="payload uint8 [class, H, W]: reconstructed mask per class").tag(
+        sync=True
+    )
+    boxes = traitlets.List(
+        traitlets.List(traitlets.Int()), help="per class (top, left, height, width)"
+    ).tag(sync=True)
+    pattern = traitlets.Dict(
+        help="payload uint8 [H, W]: the selected class's trigger pattern (drawn where its mask is)"
+    ).tag(sync=True)
+    images = traitlets.Dict(help="payload uint8 [n, H, W]: clean held-out images").tag(sync=True)
+    stamped = traitlets.Dict(help="payload uint8 [n, H, W]: the same, trigger stamped").tag(
+        sync=True
+    )
+    before = traitlets.List(traitlets.Int(), help="prediction on each clean image").tag(sync=True)
+    after = traitlets.List(traitlets.Int(), help="prediction on each stamped image").tag(sync=True)
+    stamped_success = traitlets.Float(
+        0.0, help="share of the shown stamped images sent to the selected class"
+    ).tag(sync=True)
+    audit_spent = traitlets.Dict(
+        help="{forward, backward, examples, budget}: what the audit spent (budget -1: none)"
+    ).tag(sync=True)
+    spent = traitlets.Dict(
+        help="{forward, backward, examples}: passes the model has run so far (running meter)"
+    ).tag(sync=True)
+
+    def __init__(
+        self,
+        result: AuditResult,
+        model: ModelHandle,
+        images: torch.Tensor,
+        *,
+        n_examples: int = 6,
+        **kwargs: Any,
+    ) -> None:
+        if not isinstance(result, AuditResult):
+            raise TypeError(f"AuditView shows an AuditResult, got {type(result).__name__}")
+        self.result = result
+        self.model = model
+        self.inputs = model.check_inputs(images)
+        self._examples: dict[tuple[int, int], StampedExamples] = {}
+        n = len(result.anomaly)
+        first = result.target if result.target is not None else int(result.anomaly.argmax())
+        super().__init__(
+            selected=first,
+            n_examples=n_examples,
+            model_name=result.model,
+            method=result.method,
+            n_classes=n,
+            flagged=list(result.flagged),
+            threshold=float(result.threshold),
+            anomaly=encode(result.anomaly, "float32"),
+            success=encode(result.success, "float32"),
+            masks=encode(result.masks, "uint8", lo=0.0, hi=1.0),
+            boxes=[list(b) for b in result.boxes],
+            audit_spent={
+                "forward": result.forward_passes,
+                "backward": result.backward_passes,
+                "examples": result.examples,
+                "budget": -1 if result.budget is None else result.budget,
+            },
+            pattern=empty("uint8"),
+            images=empty("uint8"),
+            stamped=empty("uint8"),
+            **kwargs,
+        )
+        self._show()
+
+    @traitlets.validate("selected")
+    def _valid_selected(self, proposal: dict[str, Any]) -> int:
+        return check_range("selected", proposal["value"], len(self.result.anomaly), "(classes)")
+
+    @traitlets.validate("n_examples")
+    def _valid_n(self, proposal: dict[str, Any]) -> int:
+        if not 1 <= proposal["value"] <= 32:
+            raise traitlets.TraitError(f"n_examples must be 1..32, got {proposal['value']}")
+        return proposal["value"]
+
+    def examples(self, cls: int) -> StampedExamples:
+        """The stamped examples of class ``cls`` (cached)."""
+        key = (cls, self.n_examples)
+        if key not in self._examples:
+            self._examples[key] = stamped_examples(
+                self.model, self.result, self.inputs, cls, n=self.n_examples
+            )
+        return self._examples[key]
+
+    @traitlets.observe("selected", "n_examples")
+    @reports_errors
+    def _show(self, change: dict[str, Any] | None = None) -> None:
+        cls = self.selected
+        ex = self.examples(cls)
+        with self.hold_sync():
+            self.pattern = encode(_grey(self.result.patterns[cls]), "uint8", lo=0.0, hi=1.0)
+            self.images = encode(_grey(ex.images), "uint8", lo=0.0, hi=1.0)
+            self.stamped = encode(_grey(ex.stamped), "uint8", lo=0.0, hi=1.0)
+            self.before = [int(v) for v in ex.before]
+            self.after = [int(v) for v in ex.after]
+            self.stamped_success = ex.success
+            self.spent = _spent(self.model)
+
+
+def _spent(model: ModelHandle) -> dict[str, int]:
+    forward, backward, examples = model.spent.snapshot()
+    return {"forward": forward, "backward": backward, "examples": examples}

@@ -1,0 +1,453 @@
+"""Every analysis result prints short, renders as a labelled HTML table and (where tabular)
+converts to a DataFrame that holds exactly its arrays.
+
+Each case below computes a real result on a tiny or shipped model and says, from the
+result's own arrays (not from its display code), which entry should be on top.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from html.parser import HTMLParser
+
+import pytest
+import torch
+
+from explorer.analysis import (
+    Head,
+    ablate,
+    ablation_sweep,
+    activation_histogram,
+    activation_patching,
+    attribute_tokens,
+    circuit_svd,
+    composition_scores,
+    detect_heads,
+    detect_phases,
+    direct_logit_attribution,
+    find_induction_circuit,
+    fourier_spectrum,
+    head_scores,
+    key_frequencies,
+    linear_probes,
+    logit_lens,
+    metrics,
+    neuron_logit_weights,
+    ov_copying_scores,
+    path_patching,
+    run_with_cache,
+    top_k_examples,
+)
+from explorer.analysis._display import MAX_REPR
+from explorer.data import repeated_tokens
+from explorer.models import zoo
+
+torch.set_num_threads(1)
+
+
+def top_flat(values: torch.Tensor, by_abs: bool = True) -> int:
+    """The flat index of the largest entry (by magnitude), NaN left out."""
+    flat = values.detach().flatten().double()
+    keys = flat.abs() if by_abs else flat.clone()
+    keys[flat.isnan()] = -math.inf
+    return int(keys.argmax())
+
+
+@pytest.fixture(scope="module")
+def lm():
+    return zoo.trained_induction()
+
+
+@pytest.fixture(scope="module")
+def tokens():
+    return repeated_tokens(4, 6, 64, seed=0)
+
+
+@pytest.fixture(scope="module")
+def mlp():
+    return zoo.mnist_mlp(hidden=(16,), seed=0)
+
+
+@pytest.fixture(scope="module")
+def images():
+    return torch.rand(24, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+
+
+def _ablation(lm, tokens, mlp, images):
+    r = ablate(
+        lm, tokens, units=["head 1.0", "head 1.1"], metric=metrics.repeated_half_loss(tokens)
+    )
+    return r, f"{r.effect:+.3g}"
+
+
+def _sweep(lm, tokens, mlp, images):
+    r = ablation_sweep(lm, tokens, metric=metrics.repeated_half_loss(tokens))
+    return r, str(r.units[top_flat(r.effect)])
+
+
+def _head_scores(lm, tokens, mlp, images):
+    r = head_scores(lm, tokens)
+    grid = r.get("induction")
+    return r, str(Head(*divmod(top_flat(grid, by_abs=False), grid.shape[1])))
+
+
+def _patching(lm, tokens, mlp, images):
+    corrupted = tokens.clone()
+    corrupted[:, 2] = (corrupted[:, 2] + 1) % 64
+    r = activation_patching(lm, tokens, corrupted=corrupted, metric=metrics.repeated_half_loss(tokens))
+    layer, pos = divmod(top_flat(r.recovery), r.values.shape[1])
+    return r, f"layer {layer} position {pos}"
+
+
+def _patching_3d(lm, tokens, mlp, images):
+    corrupted = tokens.clone()
+    corrupted[:, 2] = (corrupted[:, 2] + 1) % 64
+    r = activation_patching(
+        lm, tokens, corrupted=corrupted, metric=metrics.repeated_half_loss(tokens), grid="head_by_pos"
+    )
+    _, n_pos, n_heads = r.values.shape
+    flat = top_flat(r.recovery)
+    return (
+        r,
+        f"layer {flat // (n_pos * n_heads)} position {flat // n_heads % n_pos} head {flat % n_heads}",
+    )
+
+
+def _top_k(lm, tokens, mlp, images):
+    r = top_k_examples(mlp, images, layer=0, k=3)
+    return r, f"unit {top_flat(r.values[:, 0], by_abs=False)} "
+
+
+def _histogram(lm, tokens, mlp, images):
+    labels = torch.arange(24) % 3
+    r = activation_histogram(mlp, images, 0, 2, bins=20, labels=labels)
+    return r, f" {int(r.counts.max())}"
+
+
+def _composition(lm, tokens, mlp, images):
+    r = composition_scores(lm, baseline_samples=20)
+    flat = top_flat(r.scores, by_abs=False)
+    _, n_layers, n_heads, _, _ = r.scores.shape
+    k, rest = divmod(flat, n_layers * n_heads * n_layers * n_heads)
+    a, b = divmod(rest, n_layers * n_heads)
+    return r, f"{Head(*divmod(a, n_heads))} -> {Head(*divmod(b, n_heads))}"
+
+
+def _copying(lm, tokens, mlp, images):
+    r = ov_copying_scores(lm)
+    return r, str(Head(*divmod(top_flat(r.eigenvalue, by_abs=False), r.eigenvalue.shape[1])))
+
+
+def _probes(lm, tokens, mlp, images):
+    labels = torch.arange(24) % 2
+    r = linear_probes(mlp, images[:16], labels[:16], images[16:], labels[16:], max_iter=5)
+    return r, r.hooks[top_flat(r.test_accuracy, by_abs=False)]
+
+
+def _phases(lm, tokens, mlp, images):
+    steps = list(range(0, 100, 5))
+    train_acc = [min(1.0, s / 20) for s in steps]
+    test_loss = [3.0 if s < 60 else 0.1 for s in steps]
+    restricted = [3.0 if s < 40 else 0.1 for s in steps]
+    excluded = [1.0 if s < 60 else 4.0 for s in steps]
+    r = detect_phases(steps, train_acc, test_loss, restricted, excluded)
+    return r, r.as_list()[0].name
+
+
+def _spectrum(lm, tokens, mlp, images):
+    p = 13
+    x = torch.arange(p, dtype=torch.float64)
+    matrix = torch.stack(
+        [torch.cos(2 * math.pi * 3 * x / p), torch.sin(2 * math.pi * 5 * x / p)], 1
+    )
+    r = fourier_spectrum(0.2 * matrix + matrix[:, :1])
+    return r, f"frequency {top_flat(r.frequency_norms, by_abs=False)} "
+
+
+def _key_frequencies(lm, tokens, mlp, images):
+    spectrum, _ = _spectrum(lm, tokens, mlp, images)
+    r = key_frequencies(spectrum, mass=0.9)
+    return r, f"{r.frequencies[0]} "
+
+
+def _cache(lm, tokens, mlp, images):
+    r = run_with_cache(lm, tokens, ["blocks.0.attn.hook_pattern", "blocks.1.hook_resid_pre"])
+    return r, "blocks.0.attn.hook_pattern"
+
+
+def _induction_circuit(lm, tokens, mlp, images):
+    r = find_induction_circuit(lm, repeated_tokens(8, 20, 64, seed=11))
+    assert r.pairs, "the shipped model has an induction circuit"
+    a, b, _ = r.pairs[0]
+    return r, f"{a} -> {b}"
+
+
+def _circuit_svd(lm, tokens, mlp, images):
+    r = circuit_svd(lm, units=["head 1.0", "head 1.1"], k=3)
+    return r, str(r.heads[0])
+
+
+def _dla(lm, tokens, mlp, images):
+    r = direct_logit_attribution(lm, tokens, target="t5", units="heads")
+    return r, r.labels[top_flat(r.values.mean(0))]
+
+
+def _lens(lm, tokens, mlp, images):
+    r = logit_lens(lm, tokens[:2], k=3)
+    return r, r.token_text[int(r.top_ids[-1, 0, -1, 0])]
+
+
+def _token_attribution(lm, tokens, mlp, images):
+    r = attribute_tokens(lm, tokens[:2, :8], target="t5", n_steps=8)
+    return r, "TokenAttribution(2 examples x 8 tokens"
+
+
+def _neuron_logits(lm, tokens, mlp, images):
+    from explorer.models.config import TransformerConfig
+
+    m = zoo.transformer(
+        TransformerConfig(n_layers=1, d_model=16, n_heads=2, d_mlp=32, d_vocab=10, n_ctx=8)
+    )
+    r = neuron_logit_weights(m, units=["neuron 0.3", "neuron 0.5"])
+    return r, "neuron 0.3"
+
+
+def _detection(lm, tokens, mlp, images):
+    r = detect_heads(lm, tokens, pattern="induction_head")
+    layer, head = divmod(top_flat(r.scores, by_abs=False), r.scores.shape[1])
+    return r, f"L{layer}H{head}"
+
+
+def _path_patching(lm, tokens, mlp, images):
+    corrupted = tokens.clone()
+    corrupted[:, 2] = (corrupted[:, 2] + 1) % 64
+    r = path_patching(
+        lm, tokens, corrupted=corrupted, receivers="head 1.0", metric=metrics.repeated_half_loss(tokens)
+    )
+    return r, "L1H0"
+
+
+CASES = {
+    "AblationResult": _ablation,
+    "SweepResult": _sweep,
+    "HeadScores": _head_scores,
+    "PatchingResult": _patching,
+    "PatchingResult by position": _patching_3d,
+    "TopKExamples": _top_k,
+    "Histogram": _histogram,
+    "CompositionScores": _composition,
+    "CopyingScores": _copying,
+    "ProbeResults": _probes,
+    "Phases": _phases,
+    "FourierSpectrum": _spectrum,
+    "KeyFrequencies": _key_frequencies,
+    "CacheResult": _cache,
+    "InductionCircuit": _induction_circuit,
+    "CircuitSVD": _circuit_svd,
+    "LogitAttribution": _dla,
+    "LogitLens": _lens,
+    "TokenAttribution": _token_attribution,
+    "NeuronLogitWeights": _neuron_logits,
+    "HeadDetection": _detection,
+    "PathPatchingResult": _path_patching,
+}
+
+
+@pytest.fixture(scope="module")
+def computed(lm, tokens, mlp, images):
+    return {name: make(lm, tokens, mlp, images) for name, make in CASES.items()}
+
+
+class _Table(HTMLParser):
+    """Collects each table row's label cell (a ``<th scope=row>``)."""
+
+    def __init__(self):
+        super().__init__()
+        self.tables, self.row_labels, self._in_label = 0, [], False
+
+    def handle_starttag(self, tag, attrs):
+        self.tables += tag == "table"
+        if tag == "th" and ("scope", "row") in attrs:
+            self._in_label = True
+            self.row_labels.append("")
+
+    def handle_endtag(self, tag):
+        self._in_label = self._in_label and tag != "th"
+
+    def handle_data(self, data):
+        if self._in_label:
+            self.row_labels[-1] += data
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_repr_is_short_and_names_the_top_entry(name, computed):
+    result, top = computed[name]
+    text = repr(result)
+    assert len(text) <= MAX_REPR, text
+    assert text.startswith(type(result).__name__ + "(")
+    assert top in text, f"{top!r} not in {text!r}"
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_html_is_a_table_with_labelled_rows(name, computed):
+    result, top = computed[name]
+    page = result._repr_html_()
+    parsed = _Table()
+    parsed.feed(page)
+    assert parsed.tables == 1 and parsed.row_labels and all(parsed.row_labels)
+    assert len(parsed.row_labels) <= 16  # small, whatever the result's size
+    if not name.startswith(("TokenAttribution", "CacheResult", "AblationResult", "LogitLens")):
+        assert top.strip() in html.unescape(page)
+
+
+def _values(frame, column):
+    return torch.tensor(frame[column].to_numpy(dtype="float64"))
+
+
+def test_tables_hold_the_results_arrays(computed):
+    ablation, _ = computed["AblationResult"]
+    frame = ablation.to_dataframe()
+    assert frame.index.name == "example" and list(frame.columns) == ["before", "after", "change"]
+    assert torch.allclose(_values(frame, "after"), ablation.after.double())
+
+    sweep, _ = computed["SweepResult"]
+    frame = sweep.to_dataframe()
+    assert frame.loc["layer 1", "head 2"] == pytest.approx(
+        float(sweep.effect[sweep.units.index(Head(1, 2))])
+    )
+
+    patching, _ = computed["PatchingResult"]
+    frame = patching.to_dataframe()
+    assert list(frame.index)[:2] == ["layer 0", "layer 1"] and frame.columns[0] == "position 0"
+    assert torch.allclose(torch.tensor(frame.to_numpy()), patching.values.double())
+
+    by_pos, _ = computed["PatchingResult by position"]
+    frame = by_pos.to_dataframe()
+    assert frame.index.names == ["layer", "position", "head"]
+    assert frame.loc[(1, 3, 2), "value"] == pytest.approx(float(by_pos.values[1, 3, 2]))
+
+    top, _ = computed["TopKExamples"]
+    frame = top.to_dataframe()
+    assert frame.index.names == ["unit", "rank"] and list(frame.columns) == [
+        "example",
+        "position",
+        "value",
+    ]
+    assert frame.loc[(5, 1), "value"] == pytest.approx(float(top.values[5, 1]))
+    assert frame.loc[(5, 1), "example"] == int(top.example[5, 1])
+
+    hist, _ = computed["Histogram"]
+    frame = hist.to_dataframe()
+    assert list(frame.columns) == ["left", "right", "count", "class 0", "class 1", "class 2"]
+    assert frame["count"].tolist() == hist.counts.tolist()
+    assert frame["class 2"].tolist() == hist.by_class[2].tolist()
+
+    composition, _ = computed["CompositionScores"]
+    frame = composition.to_dataframe()
+    assert len(frame) == int((~composition.scores.isnan()).sum())
+    row = frame[(frame.composition == "k") & (frame.head_a == "head 0.1") & (frame.head_b == "head 1.3")]
+    assert float(row.score.iloc[0]) == pytest.approx(composition.score("k", "head 0.1", "head 1.3"))
+
+    copying, _ = computed["CopyingScores"]
+    frame = copying.to_dataframe()
+    assert frame.loc["head 1.2", "eigenvalue"] == pytest.approx(float(copying.eigenvalue[1, 2]))
+
+    probes, _ = computed["ProbeResults"]
+    frame = probes.to_dataframe()
+    assert list(frame.index) == list(probes.hooks)
+    assert torch.allclose(_values(frame, "held-out accuracy"), probes.test_accuracy.double())
+
+    phases, _ = computed["Phases"]
+    frame = phases.to_dataframe()
+    assert list(frame.index) == [p.name for p in phases.as_list()]
+    assert frame["start"].tolist() == [p.start for p in phases.as_list()]
+
+    spectrum, _ = computed["FourierSpectrum"]
+    frame = spectrum.to_dataframe()
+    assert torch.allclose(_values(frame, "norm"), spectrum.frequency_norms.double())
+    assert frame["share"].sum() == pytest.approx(1.0)
+
+    keys, _ = computed["KeyFrequencies"]
+    assert list(keys.to_dataframe().index) == list(keys.frequencies)
+
+    circuit, _ = computed["InductionCircuit"]
+    frame = circuit.to_dataframe()
+    assert frame.iloc[0].tolist()[:2] == [str(circuit.pairs[0][0]), str(circuit.pairs[0][1])]
+
+
+def _big(name):
+    """Results of each kind far larger than a tutorial's (their reprs must stay short)."""
+    from explorer.analysis import (
+        AblationResult,
+        CacheResult,
+        CompositionScores,
+        CopyingScores,
+        FourierSpectrum,
+        HeadScores,
+        Histogram,
+        KeyFrequencies,
+        Neuron,
+        PatchingResult,
+        SweepResult,
+        TopKExamples,
+    )
+
+    g = torch.Generator().manual_seed(0)
+    r = lambda *shape: torch.randn(*shape, generator=g)
+    units = tuple(Neuron(layer, n) for layer in range(4) for n in range(512))
+    return {
+        "AblationResult": lambda: AblationResult(r(1000), r(1000), units, "mean", ("h",) * 4),
+        "SweepResult": lambda: SweepResult(units, 1.0, r(2048), r(2048, 8), "zero"),
+        "HeadScores": lambda: HeadScores(r(100, 4, 12, 12), ("a", "b", "c", "d")),
+        "PatchingResult": lambda: PatchingResult(r(12, 64, 16), 1.0, 0.0, "head_by_pos"),
+        "TopKExamples": lambda: TopKExamples(
+            r(4096, 50),
+            torch.zeros(4096, 50, dtype=torch.long),
+            torch.zeros(4096, 50, dtype=torch.long),
+            "blocks.11.mlp.hook_post",
+            10**6,
+        ),
+        "Histogram": lambda: Histogram(
+            torch.arange(200),
+            torch.linspace(-5, 5, 201),
+            "h",
+            3,
+            torch.ones(10, 200, dtype=torch.long),
+        ),
+        "CompositionScores": lambda: CompositionScores(
+            r(3, 12, 12, 12, 12), ("q", "k", "v"), 0.1, 0.01
+        ),
+        "CopyingScores": lambda: CopyingScores(r(12, 12), r(12, 12), 50000),
+        "FourierSpectrum": lambda: FourierSpectrum(
+            113, r(113), r(57), tuple(f"b{i}" for i in range(113))
+        ),
+        "KeyFrequencies": lambda: KeyFrequencies(tuple(range(1, 57)), 0.99, tuple(range(56))),
+        "CacheResult": lambda: CacheResult(
+            r(8, 10), {f"blocks.{i}.hook_resid_pre": r(2, 3) for i in range(100)}
+        ),
+    }[name]()
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "AblationResult",
+        "SweepResult",
+        "HeadScores",
+        "PatchingResult",
+        "TopKExamples",
+        "Histogram",
+        "CompositionScores",
+        "CopyingScores",
+        "FourierSpectrum",
+        "KeyFrequencies",
+        "CacheResult",
+    ],
+)
+def test_reprs_and_tables_stay_small_however_big_the_result(name):
+    result = _big(name)
+    assert len(repr(result)) <= MAX_REPR
+    parsed = _Table()
+    parsed.feed(result._repr_html_())
+    assert 0 < len(parsed.row_labels) <= 16

@@ -1,0 +1,131 @@
+"""AuditView without a browser: it encodes the AuditResult it is given, a class change stamps
+that class's trigger on held-out images, and the budget meter follows the model's passes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import traitlets
+
+import explorer
+from explorer.analysis.audit import AuditResult
+from explorer.analysis.trigger_examples import stamped_examples
+from explorer.studies.auditing import make_mlp
+from explorer.views import AuditView
+from explorer.views.serialise import decode
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def model():
+    return explorer.load(make_mlp(0), input_shape=(1, 28, 28), name="audited")
+
+
+@pytest.fixture(scope="module")
+def images():
+    return torch.rand(80, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+
+
+def _result(flagged=(4,)):
+    """An audit result by hand: class c's trigger is a c+2 square of value c/9 at (c, 2c)."""
+    masks, patterns, boxes = torch.zeros(10, 28, 28), torch.zeros(10, 1, 28, 28), []
+    for c in range(10):
+        s = c + 2
+        masks[c, c : c + s, 2 * c : 2 * c + s] = 1
+        patterns[c, 0, c : c + s, 2 * c : 2 * c + s] = c / 9
+        boxes.append((c, 2 * c, s, s))
+    anomaly = torch.linspace(-1, 3, 10)
+    return AuditResult(
+        model="audited",
+        method="cleanse",
+        flagged=tuple(flagged),
+        anomaly=anomaly,
+        masks=masks,
+        patterns=patterns,
+        success=torch.linspace(0, 1, 10),
+        boxes=tuple(boxes),
+        forward_passes=1234,
+        backward_passes=1200,
+        examples=40_000,
+        budget=5000,
+        threshold=2.6,
+    )
+
+
+def test_the_view_encodes_every_class_of_the_result(model, images):
+    result = _result()
+    view = AuditView(result, model, images, n_examples=5)
+    assert view.error == ""
+    assert view.selected == 4  # the target first
+    assert view.n_classes == 10 and view.flagged == [4] and view.threshold == pytest.approx(2.6)
+    assert np.allclose(decode(view.anomaly), result.anomaly.numpy())
+    assert np.allclose(decode(view.success), result.success.numpy())
+    assert np.array_equal(decode(view.masks), result.masks.numpy())
+    assert view.boxes == [list(b) for b in result.boxes]
+    assert view.audit_spent == {
+        "forward": 1234,
+        "backward": 1200,
+        "examples": 40_000,
+        "budget": 5000,
+    }
+
+
+def test_clicking_a_class_shows_its_trigger_and_stamped_examples(model, images):
+    result = _result()
+    view = AuditView(result, model, images, n_examples=5)
+    view.selected = 7
+    assert view.error == ""
+    assert np.allclose(decode(view.pattern), result.patterns[7, 0].numpy(), atol=1 / 255)
+    expected = stamped_examples(model, result, images, 7, n=5)
+    assert view.before == expected.before.tolist() and view.after == expected.after.tolist()
+    stamped = decode(view.stamped)
+    assert stamped.shape == (5, 28, 28)
+    assert np.allclose(stamped, expected.stamped[:, 0].numpy(), atol=1 / 255)
+    # the trigger of class 7 is in the stamped images, in its box, and nowhere else changed
+    shown = decode(view.images)
+    assert np.allclose(stamped[:, 7:16, 14:23], 7 / 9, atol=1 / 255)
+    outside = np.ones((28, 28), bool)
+    outside[7:16, 14:23] = False
+    assert np.allclose(stamped[:, outside], shown[:, outside], atol=1 / 255)
+    assert view.stamped_success == pytest.approx(expected.success)
+    assert all(b != 7 for b in view.before)  # only images not already in the class
+
+
+def test_the_budget_meter_follows_the_models_passes(model, images):
+    view = AuditView(_result(), model, images, n_examples=3)
+    before = view.spent["forward"]
+    assert before == model.spent.forward
+    view.selected = 2  # two passes: predictions before and after the stamp
+    assert view.spent["forward"] == before + 2 == model.spent.forward
+    assert view.spent["examples"] > 0
+    view.selected = 5
+    view.selected = 2  # cached: no new pass
+    assert view.spent["forward"] == model.spent.forward == before + 4
+
+
+def test_a_clean_result_starts_on_the_most_anomalous_class(model, images):
+    view = AuditView(_result(flagged=()), model, images)
+    assert view.flagged == [] and view.selected == 9
+
+
+def test_bad_input_is_refused(model, images):
+    view = AuditView(_result(), model, images)
+    with pytest.raises(traitlets.TraitError, match=r"valid selecteds are 0..9"):
+        view.selected = 10
+    with pytest.raises(traitlets.TraitError, match="n_examples"):
+        view.n_examples = 0
+    with pytest.raises(TypeError, match="AuditResult"):
+        AuditView({"flagged": [1]}, model, images)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"images must have shape \[batch, 1, 28, 28\]"):
+        AuditView(_result(), model, torch.rand(4, 784))
+
+
+def test_stamping_when_every_image_is_already_in_the_class_is_reported(model):
+    blank = torch.zeros(20, 1, 28, 28)
+    with torch.no_grad():
+        cls = int(model(blank[:1]).argmax())
+    view = AuditView(_result(), model, blank)
+    view.selected = cls
+    assert f"already predicted as class {cls}" in view.error
