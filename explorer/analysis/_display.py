@@ -182,3 +182,38 @@ def bars_svg(heights: Sequence[float], width: int = 240, height: int = 60) -> st
         for i, h in enumerate(heights)
     )
     return f"<svg width='{width}' height='{height}' role='img'>{bars}</svg>"
+
+
+def png_data_url(pixels: torch.Tensor, scale: int = 2) -> str:
+    """A ``data:image/png`` URL of a ``[h, w]`` (grey) or ``[3, h, w]`` (RGB) image, each
+    scaled to 0..255 by its own range and enlarged ``scale`` times (stdlib zlib, no PIL).
+
+    >>> png_data_url(torch.eye(2)).startswith("data:image/png;base64,iVBORw0KGgo")
+    True
+    """
+    import base64
+    import struct
+    import zlib
+
+    img = pixels.detach().float().cpu()
+    img = img[0] if img.ndim == 3 and img.shape[0] == 1 else img
+    low, high = float(img.min()), float(img.max())
+    img = ((img - low) / (high - low if high > low else 1.0) * 255).round().to(torch.uint8)
+    if img.ndim == 3:  # [3, h, w] -> [h, w, 3]
+        img = img.permute(1, 2, 0)
+    img = img.repeat_interleave(scale, 0).repeat_interleave(scale, 1)
+    height, width = img.shape[:2]
+    colour = 2 if img.ndim == 3 else 0
+    raw = b"".join(b"\x00" + bytes(img[y].flatten().tolist()) for y in range(height))
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    png = (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, colour, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(raw))
+        + chunk(b"IEND", b"")
+    )
+    return "data:image/png;base64," + base64.b64encode(png).decode()

@@ -34,13 +34,12 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 from jaxtyping import Float
 
 from explorer._checks import check_choice, check_positive
-from explorer.analysis._display import MAX_ROWS, Shown, num, pandas, shape, strongest
+from explorer.analysis._shown import CompositionShown, CopyingShown
 from explorer.analysis.units import Head
 from explorer.models.handle import ModelHandle
 
@@ -59,7 +58,7 @@ COMPOSITIONS = ("q", "k", "v")
 
 
 @dataclass(frozen=True, repr=False)
-class CompositionScores(Shown):
+class CompositionScores(CompositionShown):
     """``scores[composition, layer_a, head_a, layer_b, head_b]``: how much head B reads head A.
 
     Only pairs with ``layer_a < layer_b`` compose; other entries are NaN.
@@ -117,54 +116,9 @@ class CompositionScores(Shown):
         threshold = self.baseline + n_std * self.baseline_std
         return [t for t in self.top(composition, self.scores[0].numel()) if t[2] > threshold]
 
-    def _pairs(self, n: int) -> list[tuple[str, Head, Head, float]]:
-        """The ``n`` highest-scoring ``(composition, head A, head B, score)`` over every composition."""
-        _, n_layers, n_heads, _, _ = self.scores.shape
-        out = []
-        for i in strongest(self.scores, n, by_abs=False):
-            k, la, ha, lb, hb = _unravel(i, tuple(self.scores.shape))
-            out.append(
-                (self.compositions[k], Head(la, ha), Head(lb, hb), float(self.scores.flatten()[i]))
-            )
-        return out
-
-    def to_dataframe(self) -> Any:
-        """One row per composing pair (``layer_a < layer_b``): ``composition``, ``head_a``,
-        ``head_b`` (as text) and ``score``."""
-        rows = []
-        _, n_layers, n_heads, _, _ = self.scores.shape
-        for k, composition in enumerate(self.compositions):
-            for la in range(n_layers):
-                for lb in range(la + 1, n_layers):
-                    for ha in range(n_heads):
-                        for hb in range(n_heads):
-                            value = float(self.scores[k, la, ha, lb, hb])
-                            rows.append((composition, str(Head(la, ha)), str(Head(lb, hb)), value))
-        return pandas().DataFrame(rows, columns=["composition", "head_a", "head_b", "score"])
-
-    def _summary(self) -> str:
-        _, n_layers, n_heads, _, _ = self.scores.shape
-        return (
-            f"{'/'.join(self.compositions)} x {n_layers} layers x {n_heads} heads; random baseline "
-            f"{num(self.baseline)} +- {num(self.baseline_std)}"
-        )
-
-    def _top(self) -> list[str]:
-        return [
-            f"{composition} {a} -> {b} {value:.3g}" for composition, a, b, value in self._pairs(3)
-        ]
-
-    def _table(self) -> tuple:
-        rows = [
-            (f"{a} -> {b}", composition, value)
-            for composition, a, b, value in self._pairs(MAX_ROWS)
-        ]
-        note = f"random baseline {num(self.baseline)} +- {num(self.baseline_std)}"
-        return "Composition: highest-scoring pairs", ("pair", "composition", "score"), rows, note
-
 
 @dataclass(frozen=True, repr=False)
-class CopyingScores(Shown):
+class CopyingScores(CopyingShown):
     """Per head ``[layer, head]``: how much its full OV circuit copies tokens."""
 
     eigenvalue: Float[torch.Tensor, "layer head"]
@@ -175,43 +129,6 @@ class CopyingScores(Shown):
     def chance_top1(self) -> float:
         """``diagonal_top1`` of a circuit that ignores which token it attends to."""
         return 1.0 / self.n_tokens
-
-    def _head(self, flat: int) -> Head:
-        return Head(flat // self.eigenvalue.shape[1], flat % self.eigenvalue.shape[1])
-
-    def to_dataframe(self) -> Any:
-        """One row per head (``head L.H`` index): ``eigenvalue`` and ``diagonal_top1``."""
-        return pandas().DataFrame(
-            {
-                "eigenvalue": self.eigenvalue.detach().double().flatten().numpy(),
-                "diagonal_top1": self.diagonal_top1.detach().double().flatten().numpy(),
-            },
-            index=[str(self._head(i)) for i in range(self.eigenvalue.numel())],
-        )
-
-    def _summary(self) -> str:
-        return (
-            f"{shape(self.eigenvalue, ('layer', 'head'))} over {self.n_tokens} tokens; "
-            f"chance top-1 {num(self.chance_top1)}"
-        )
-
-    def _top(self) -> list[str]:
-        return [
-            f"{self._head(i)} eigenvalue {float(self.eigenvalue.flatten()[i]):.3g}"
-            for i in strongest(self.eigenvalue, by_abs=False)
-        ]
-
-    def _table(self) -> tuple:
-        rows = [
-            (
-                str(self._head(i)),
-                float(self.eigenvalue.flatten()[i]),
-                float(self.diagonal_top1.flatten()[i]),
-            )
-            for i in strongest(self.eigenvalue, MAX_ROWS, by_abs=False)
-        ]
-        note = f"most copying first; chance top-1 {num(self.chance_top1)}"
-        return "OV copying", ("head", "eigenvalue", "diagonal top-1"), rows, note
 
 
 def _unravel(index: int, shape: tuple[int, ...]) -> tuple[int, ...]:

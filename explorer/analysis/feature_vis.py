@@ -17,13 +17,14 @@ through a sigmoid parametrisation. Everything is seeded: the same call gives the
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
 from jaxtyping import Float
 
 from explorer._checks import check_index, check_positive
+from explorer.analysis._display import MAX_ROWS, Shown, pandas, png_data_url, strongest
 
 if TYPE_CHECKING:
     from explorer.models.handle import ModelHandle
@@ -57,8 +58,8 @@ class Regularisation:
         return cls(jitter=0, l2=0.0, total_variation=0.0, blur_every=0, blur_sigma=0.0)
 
 
-@dataclass(frozen=True)
-class FeatureVisualization:
+@dataclass(frozen=True, repr=False)
+class FeatureVisualization(Shown):
     """Optimised images for one unit, their final activations and the ascent's trajectory."""
 
     images: Float[torch.Tensor, "n c h w"]
@@ -81,6 +82,39 @@ class FeatureVisualization:
         """Mean cosine similarity of the images' centred pixels over pairs (0 for one
         image): near 1 when ``n`` images came out alike, near 0 when they differ."""
         return mean_pairwise_cosine(self.images)
+
+    def to_dataframe(self) -> Any:
+        """One row per image: the unit's final ``activation`` on it."""
+        return pandas().DataFrame(
+            {"activation": self.activations.detach().double().numpy()},
+            index=pandas().Index(range(len(self.activations)), name="image"),
+        )
+
+    def _summary(self) -> str:
+        n, *pixels = self.images.shape
+        return (
+            f"unit {self.unit} of layer {self.layer} ({self.objective}): {n} images {pixels} "
+            f"after {len(self.trajectory)} steps, similarity {self.similarity:.2f}"
+        )
+
+    def _top(self) -> list[str]:
+        return [
+            f"image {i} {float(self.activations[i]):.3g}"
+            for i in strongest(self.activations, 3, by_abs=False)
+        ]
+
+    def _table(self) -> tuple:
+        order = strongest(self.activations, MAX_ROWS, by_abs=False)
+        rows = [(f"image {i}", float(self.activations[i])) for i in order]
+        title = f"Feature visualization: unit {self.unit} of layer {self.layer} ({self.hook})"
+        return title, ("image", "activation"), rows, f"objective {self.objective}, seed {self.seed}"
+
+    def _repr_html_(self) -> str:
+        images = "".join(
+            f"<img src='{png_data_url(self.images[i])}' title='image {i}' style='margin:2px'>"
+            for i in range(min(len(self.images), MAX_ROWS))
+        )
+        return super()._repr_html_() + f"<div>{images}</div>"
 
 
 def pairwise_cosine(images: Float[torch.Tensor, "n c h w"]) -> Float[torch.Tensor, "n n"]:

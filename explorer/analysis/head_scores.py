@@ -50,7 +50,7 @@ from jaxtyping import Bool, Float, Int
 
 from explorer._checks import check_choice
 from explorer.analysis._display import MAX_ROWS, Shown, strongest
-from explorer.analysis.cache import run_with_cache
+from explorer.analysis.cache import _last_block, run_with_cache
 from explorer.analysis.units import Head, layer_table
 from explorer.models.handle import ModelHandle
 
@@ -256,10 +256,14 @@ def head_scores(
         empty = torch.zeros(tokens.shape[0], 0, model.n_layers, model.n_heads or 0)
         return HeadScores(empty if per_example else empty[0], (), tuple(skipped))
     names = [model.hook_name("pattern", layer) for layer in range(model.n_layers)]
-    cache = run_with_cache(model, tokens, names, logits=False)
-    per_kind = []
-    for mask in masks:
-        layers = [score_pattern(cache[name], mask) for name in names]  # each [b, h]
-        per_kind.append(torch.stack(layers, dim=1))  # [b, layer, head]
-    stacked = torch.stack(per_kind, dim=1)  # [b, score, layer, head]
-    return HeadScores(stacked if per_example else stacked.mean(0), tuple(kept), tuple(skipped))
+
+    def per_head(name: str, pattern: torch.Tensor) -> torch.Tensor:  # [b, kind, head]
+        return torch.stack([score_pattern(pattern, mask) for mask in masks], dim=1)
+
+    # scored inside the pass, layer by layer: no pattern is kept (a remote backend sends
+    # back [batch, kind, head] per layer), and the pass stops after the last block
+    _, cache = model.run_with_cache(
+        tokens, names=names, select=per_head, stop_at_layer=_last_block(model, names)
+    )
+    scores = torch.stack([cache[name] for name in names], dim=2)  # [b, kind, layer, head]
+    return HeadScores(scores if per_example else scores.mean(0), tuple(kept), tuple(skipped))

@@ -437,5 +437,9 @@ def run_sweep(
 
 @torch.no_grad()
 def clean_metric(model: ModelHandle, inputs: torch.Tensor, metric: Metric) -> torch.Tensor:
-    """The metric per example without any intervention."""
-    return evaluate(metric, model.run_with_hooks(inputs, [], _checked=True), inputs.shape[0])
+    """The metric per example without any intervention (reduced in the pass: a remote
+    backend sends back one number per example)."""
+    batch = inputs.shape[0]
+    return model.run_reduced(
+        inputs, [], lambda logits: evaluate(metric, logits, batch), _checked=True
+    )

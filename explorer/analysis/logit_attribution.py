@@ -208,13 +208,12 @@ def run_at_positions(
     """Run once and keep each named activation only at ``positions`` (one per example):
     ``(logits [batch, pos, vocab], {name: act[b, positions[b]]})``."""
     rows = torch.arange(tokens.shape[0])
-    kept: dict[str, torch.Tensor] = {}
 
-    def keep(act: torch.Tensor, hook) -> None:
-        kept[hook.name] = act[rows, positions].detach().clone()
+    def at_positions(name: str, act: torch.Tensor) -> torch.Tensor:
+        return act[rows, positions].clone()
 
-    logits = model.run_with_hooks(tokens, [(n, keep) for n in names], _checked=True)
-    return logits, kept
+    # selected inside the pass: a remote backend sends back [batch, ...] per hook, not caches
+    return model.run_with_cache(tokens, names=names, select=at_positions)
 
 
 @torch.no_grad()

@@ -14,17 +14,20 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
 
+from explorer.analysis._display import MAX_ROWS, Shown, pandas
+from explorer.analysis._display import strongest as top_entries
 from explorer.analysis.neuron_logits import neuron_logit_weights
 from explorer.analysis.units import Neuron
 from explorer.models.handle import ModelHandle
 
 
-@dataclass(frozen=True)
-class OutputEffect:
+@dataclass(frozen=True, repr=False)
+class OutputEffect(Shown):
     """The effect of one neuron on the next thing it feeds, with a label per target."""
 
     values: torch.Tensor
@@ -45,6 +48,25 @@ class OutputEffect:
         top = self.values.topk(n).indices
         bottom = self.values.topk(n, largest=False).indices.flip(0)
         return torch.cat([top, bottom])
+
+    def to_dataframe(self) -> Any:
+        """One row per target (indexed by its label): the ``effect``."""
+        return pandas().DataFrame(
+            {"effect": self.values.detach().double().numpy()},
+            index=pandas().Index(self.labels, name="target"),
+        )
+
+    def _summary(self) -> str:
+        return f"{self.title}: {len(self.labels)} targets"
+
+    def _top(self) -> list[str]:
+        return [f"{self.labels[i]} {float(self.values[i]):+.3g}" for i in top_entries(self.values)]
+
+    def _table(self) -> tuple:
+        rows = [
+            (self.labels[i], float(self.values[i])) for i in self.strongest(MAX_ROWS // 2).tolist()
+        ]
+        return self.title, ("target", "effect"), rows, f"{len(rows)} of {len(self.labels)} targets"
 
 
 def _module(model: ModelHandle, path: str) -> nn.Module:

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 from einops import reduce
 from jaxtyping import Float, Int
 
 from explorer._checks import check_choice, check_finite, check_positive, check_tensor
-from explorer.analysis._display import MAX_ROWS, Shown, bars_svg, pandas, strongest
+from explorer.analysis._shown import HistogramShown, TopKShown, WindowsShown
 from explorer.analysis.cache import iter_batches
 from explorer.models.handle import ModelHandle
 
@@ -25,7 +24,7 @@ HOOKS = ("post", "pre")
 
 
 @dataclass(frozen=True, repr=False)
-class TopKExamples(Shown):
+class TopKExamples(TopKShown):
     """For each unit, its ``k`` highest activations over a dataset, best first.
 
     ``example[u, i]`` indexes the dataset (in iteration order) and ``position[u, i]`` the
@@ -79,50 +78,9 @@ class TopKExamples(Shown):
             for e, p, v in zip(self.example[unit], self.position[unit], self.values[unit])
         ]
 
-    def to_dataframe(self) -> Any:
-        """One row per unit and rank: ``example``, ``position`` and ``value``."""
-        pd = pandas()
-        n_units, k = self.values.shape
-        index = pd.MultiIndex.from_product([range(n_units), range(k)], names=["unit", "rank"])
-        return pd.DataFrame(
-            {
-                "example": self.example.flatten().numpy(),
-                "position": self.position.flatten().numpy(),
-                "value": self.values.detach().double().flatten().numpy(),
-            },
-            index=index,
-        )
-
-    def _summary(self) -> str:
-        n_units, k = self.values.shape
-        which = "top" if self.largest else "bottom"
-        dead = self.dead_units
-        if dead:
-            shown = ", ".join(map(str, dead[:6])) + (", ..." if len(dead) > 6 else "")
-            note = f"; {len(dead)} dead (never > 0, top examples are ties): [{shown}]"
-        else:
-            note = "; no dead units" if self.largest else ""
-        return f"{self.hook}: {n_units} units x {which} {k} over {self.n_examples:,} examples{note}"
-
-    def _top(self) -> list[str]:
-        return [
-            f"unit {u} {float(self.values[u, 0]):.3g} (example {int(self.example[u, 0])})"
-            for u in self.ranked()[:3]
-        ]
-
-    def _table(self) -> tuple:
-        best = self.ranked()[:MAX_ROWS]
-        rows = [
-            (f"unit {u}", float(self.values[u, 0]), ", ".join(f"{e}@{p}" for e, p, _ in self.of(u)))
-            for u in best
-        ]
-        note = f"{len(rows)} of {self.values.shape[0]} units, strongest first, dead ones left out"
-        which = "Top" if self.largest else "Bottom"
-        return f"{which} examples at {self.hook}", ("unit", "best", "examples@position"), rows, note
-
 
 @dataclass(frozen=True, repr=False)
-class Histogram(Shown):
+class Histogram(HistogramShown):
     """Counts of one unit's activations in ``bins`` equal-width bins between ``edges``."""
 
     counts: Int[torch.Tensor, " bins"]
@@ -130,40 +88,6 @@ class Histogram(Shown):
     hook: str
     unit: int
     by_class: Int[torch.Tensor, "classes bins"] | None = None
-
-    def to_dataframe(self) -> Any:
-        """One row per bin: its edges, its count and (with labels) a count per class."""
-        columns = {
-            "left": self.edges[:-1].double().numpy(),
-            "right": self.edges[1:].double().numpy(),
-            "count": self.counts.numpy(),
-        }
-        if self.by_class is not None:
-            columns.update({f"class {c}": row.numpy() for c, row in enumerate(self.by_class)})
-        return pandas().DataFrame(
-            columns, index=pandas().Index(range(len(self.counts)), name="bin")
-        )
-
-    def _bin(self, i: int) -> str:
-        return f"[{float(self.edges[i]):.3g}, {float(self.edges[i + 1]):.3g})"
-
-    def _summary(self) -> str:
-        return (
-            f"unit {self.unit} at {self.hook}: {int(self.counts.sum())} values in "
-            f"{len(self.counts)} bins over [{float(self.edges[0]):.3g}, {float(self.edges[-1]):.3g}]"
-        )
-
-    def _top(self) -> list[str]:
-        return [f"{self._bin(i)} {int(self.counts[i])}" for i in strongest(self.counts, 2)]
-
-    def _table(self) -> tuple:
-        filled = self.counts.nonzero().flatten().tolist()
-        rows = [(self._bin(i), int(self.counts[i])) for i in filled[:MAX_ROWS]]
-        note = f"{len(rows)} of the {len(filled)} non-empty bins (of {len(self.counts)})"
-        return f"unit {self.unit} at {self.hook}", ("bin", "count"), rows, note
-
-    def _repr_html_(self) -> str:
-        return super()._repr_html_() + bars_svg([int(c) for c in self.counts])
 
 
 def unit_values(act: torch.Tensor) -> Float[torch.Tensor, "batch pos unit"]:
@@ -416,8 +340,8 @@ def layer_activations(
     return torch.cat(chunks)
 
 
-@dataclass(frozen=True)
-class ExampleWindows:
+@dataclass(frozen=True, repr=False)
+class ExampleWindows(WindowsShown):
     """A window of tokens around each top example's top position, with one unit's activation
     at each token: ``acts[i]`` covers positions ``starts[i] .. starts[i] + width - 1`` of
     example ``examples[i]``."""

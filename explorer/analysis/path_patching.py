@@ -194,23 +194,25 @@ def _run_chunk(
                     out[c, :, :, h.head] = corrupted_z[hook.name][:, :, h.head]
         return out.reshape(act.shape)
 
-    recorded: dict[str, torch.Tensor] = {}
-
-    def record(act: torch.Tensor, hook) -> None:
-        recorded[hook.name] = act.clone()
-
     names = sorted({name for name, _ in targets})
     z_hooks = [(model.hook_name("z", l), freeze) for l in range(model.n_layers)]
-    model.run_with_hooks(stacked, z_hooks + [(n, record) for n in names], _checked=True)
+    # the receivers' inputs come back as the pass's cache (a remote backend returns them)
+    _, recorded = model.run_with_cache(stacked, names=names, fwd_hooks=z_hooks)
+
+    n_heads = model.n_heads or 1  # not the handle: a remote backend ships this closure
 
     def patch(act: torch.Tensor, hook) -> torch.Tensor:
         act = act.clone()
         # grouped-query keys/values: the receiver's key/value head (when not ungrouped)
-        group = (model.n_heads or 1) // act.shape[2]
+        group = n_heads // act.shape[2]
         for name, head in targets:
             if name == hook.name:
                 act[:, :, head // group] = recorded[name][:, :, head // group]
         return act
 
-    logits = model.run_with_hooks(stacked, [(n, patch) for n in names], _checked=True)
-    return evaluate_copies(metric, logits, copies, batch)
+    return model.run_reduced(  # reduced in the pass: a remote backend sends numbers back
+        stacked,
+        [(n, patch) for n in names],
+        lambda logits: evaluate_copies(metric, logits, copies, batch),
+        _checked=True,
+    )

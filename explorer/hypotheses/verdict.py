@@ -101,7 +101,11 @@ class Verdict:
             confidence=hypothesis.confidence,
             threshold=hypothesis.threshold,
             direction=hypothesis.direction,
-            measure=f"{hypothesis.measure.describe()} of {', '.join(map(str, hypothesis.units))}",
+            measure=(
+                f"{hypothesis.measure.describe()} of {', '.join(map(str, hypothesis.units))}"
+                if hypothesis.units
+                else hypothesis.measure.describe()
+            ),
             baseline=None,
             baseline_source="",
             n_examples=n_examples,

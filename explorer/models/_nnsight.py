@@ -8,105 +8,36 @@ batch), and every transformer-lens hook name the analyses ask for is read or wri
 the family's module (``blocks.3.attn.hook_z`` is the input of Llama's
 ``model.layers.3.self_attn.o_proj``, reshaped to ``[batch, pos, head, d_head]``).
 
-``remote=True`` hands each trace to nnsight's own remote execution (an NDIF server; the
-key and endpoint are nnsight's ``CONFIG.API``). That path was not run here: see
-docs/scale.md.
+``remote=`` hands each trace to nnsight's own remote execution: ``True`` sends it to the
+NDIF server of nnsight's ``CONFIG.API`` (key and host), a URL string to that server, and
+``"local"`` runs nnsight's local simulation of it (the trace is serialised as for a server,
+deserialised with explorer's modules hidden, then run here), which is what the tests run.
+The model is then wrapped as nnsight's ``TransformersModel`` (a remote model needs a
+model key; a local folder's key is its path, so a server on the same host can load it).
+Which remote runs were made is in docs/scale.md.
 
 Sites that Hugging Face computes inside one module's forward (``hook_resid_mid``,
 ``attn.hook_pattern``, ``ln_final.hook_scale``) are read-only: a hook that returns a new
 value for them raises.
+
+(About 450 lines, over the usual 400: one class, ``NNsightHandle``, whose passes and
+weights belong together; the family tables are in ``_nnsight_paths`` and what runs inside
+a trace in ``_nnsight_trace``.)
 """
 
 from __future__ import annotations
 
 import copy as copy_module
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
+from explorer._checks import check_index
+from explorer.models._nnsight_paths import _BLOCK_SITES, PATHS
+from explorer.models._nnsight_trace import SavedBytes, _apply, _nbytes, _read, _save
 from explorer.models.handle import HookFn, ModelHandle
-
-
-@dataclass(frozen=True)
-class _Paths:
-    """Module paths of one family, relative to the model (``layers``) or to a block."""
-
-    layers: str
-    final_norm: str
-    attn: str
-    o_proj: str
-    ln2: str | None  # the norm before the MLP (None: parallel attention and MLP)
-    mlp_in: str
-    down: str
-    embed: str = "model.embed_tokens"
-    gate_up: str | None = None  # gated MLPs: the linear half (``hook_pre_linear``)
-    pos_embed: str | None = None  # learned positions (GPT-2)
-
-
-_LLAMA = _Paths(
-    "model.layers",
-    "model.norm",
-    "self_attn",
-    "self_attn.o_proj",
-    "post_attention_layernorm",
-    "mlp.gate_proj",
-    "mlp.down_proj",
-    gate_up="mlp.up_proj",
-)
-PATHS: dict[str, _Paths] = {
-    "GPT2LMHeadModel": _Paths(
-        "transformer.h",
-        "transformer.ln_f",
-        "attn",
-        "attn.c_proj",
-        "ln_2",
-        "mlp.c_fc",
-        "mlp.c_proj",
-        embed="transformer.wte",
-        pos_embed="transformer.wpe",
-    ),
-    "GPTNeoXForCausalLM": _Paths(
-        "gpt_neox.layers",
-        "gpt_neox.final_layer_norm",
-        "attention",
-        "attention.dense",
-        None,
-        "mlp.dense_h_to_4h",
-        "mlp.dense_4h_to_h",
-        embed="gpt_neox.embed_in",
-    ),
-    "LlamaForCausalLM": _LLAMA,
-    "Qwen2ForCausalLM": _LLAMA,
-    "GemmaForCausalLM": _LLAMA,
-    "MistralForCausalLM": _LLAMA,
-}
-
-# per-block hook -> (order within the block's forward, module key, "input"/"output", writable)
-_BLOCK_SITES: dict[str, tuple[int, str, str, bool]] = {
-    "hook_resid_pre": (0, "", "input", True),
-    "attn.hook_z": (1, "o_proj", "input", True),
-    "hook_attn_out": (2, "o_proj", "output", True),
-    "attn.hook_pattern": (3, "attn", "weights", False),
-    "hook_resid_mid": (4, "ln2", "input", False),
-    "mlp.hook_pre": (5, "mlp_in", "output", True),
-    "mlp.hook_pre_linear": (6, "gate_up", "output", True),
-    "mlp.hook_post": (7, "down", "input", True),
-    "hook_mlp_out": (8, "down", "output", True),
-    "hook_resid_post": (9, "", "output", True),
-}
-
-
-class _Hook:
-    """What a transformer-lens hook function receives as ``hook``: its name (and layer)."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-
-    def layer(self) -> int:
-        return int(self.name.split(".")[1])
 
 
 class NNsightModel(nn.Module):
@@ -120,7 +51,14 @@ class NNsightModel(nn.Module):
         self.cfg = cfg
         self.hook_dict = dict.fromkeys(hook_names)
 
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+    def forward(self, tokens: torch.Tensor, **kwargs: Any) -> torch.Tensor:
+        if kwargs:
+            raise ValueError(
+                f"the nnsight backend runs whole passes from token ids; got "
+                f"{', '.join(sorted(kwargs))}. Allowed: stop_at_layer= on run_with_hooks / "
+                "run_with_cache; start a pass mid-model by editing "
+                "blocks.L.hook_resid_pre in run_with_hooks instead of start_at_layer"
+            )
         return self.hf(tokens).logits
 
 
@@ -143,23 +81,26 @@ class NNsightHandle(ModelHandle):
         name: str,
         tokenizer: Any | None = None,
         family: str | None = None,
-        remote: bool = False,
+        remote: bool | str = False,
         trace_kwargs: dict[str, Any] | None = None,
+        max_saved_bytes: int | None = None,
     ) -> None:
-        from nnsight import NNsight
+        from collections import deque
 
         self.arch = arch
+        self.max_saved_bytes = max_saved_bytes
+        # what each trace saved, newest last (``SavedBytes``): what a remote trace returns
+        self.saved_log: deque[SavedBytes] = deque(maxlen=10_000)
         self.paths = PATHS[arch]
-        self.remote = remote
+        self.remote = _check_remote(remote)
         self._trace_kwargs = dict(trace_kwargs or {})
-        if remote:
-            self._trace_kwargs["remote"] = True
+        if self.remote:
+            self._trace_kwargs["remote"] = self.remote
         self._sites = self._site_table(cfg)
         shim = NNsightModel(hf_model, cfg, list(self._sites))
         super().__init__(shim, kind="tokens", name=name, tokenizer=tokenizer, family=family)
-        self.nn = NNsight(hf_model)
+        self.nn = _wrap(hf_model, tokenizer, remote=bool(self.remote))
         self._state: dict[str, torch.Tensor] | None = None
-        self._batch = 1
 
     def _counted_module(self, model: nn.Module) -> nn.Module:
         # traces run the Hugging Face model, not the shim: count its passes
@@ -177,6 +118,9 @@ class NNsightHandle(ModelHandle):
             "mlp_in": p.mlp_in,
             "gate_up": p.gate_up,
             "down": p.down,
+            "q": p.qkv[0],
+            "k": p.qkv[1],
+            "v": p.qkv[2],
         }
         table: dict[str, tuple[int, int, str, str, bool]] = {
             "hook_embed": (-1, 0, p.embed, "output", True)
@@ -200,21 +144,6 @@ class NNsightHandle(ModelHandle):
             node = node[int(part)] if part.isdigit() else getattr(node, part)
         return node
 
-    def _to_tl(self, name: str, value: Any) -> torch.Tensor:
-        """A module's tensor in the shape transformer-lens gives the hook."""
-        if name.endswith("attn.hook_z"):
-            cfg = self.model.cfg
-            return value.reshape(*value.shape[:-1], cfg.n_heads, cfg.d_head)
-        if name == "hook_pos_embed":
-            return value.expand(self._batch, *value.shape[1:])
-        if name == "ln_final.hook_scale":
-            x = value.float()
-            if self.normalization in ("LN", "LNPre"):
-                x = x - x.mean(-1, keepdim=True)
-            eps = float(self.model.cfg.eps)
-            return (x.pow(2).mean(-1, keepdim=True) + eps).sqrt().to(value.dtype)
-        return value
-
     # ---------------------------------------------------------------- running
     def _expand(
         self, fwd_hooks: Sequence[tuple[str | Callable[[str], bool], HookFn]]
@@ -226,6 +155,11 @@ class NNsightHandle(ModelHandle):
                 by_name.setdefault(self.check_hook(n), []).append(fn)
         return by_name
 
+    @property
+    def stops_early(self) -> bool:
+        """A trace can stop after a layer (``stop_at_layer``): nnsight's ``tracer.stop()``."""
+        return True
+
     def run_with_hooks(
         self,
         inputs: torch.Tensor,
@@ -234,10 +168,31 @@ class NNsightHandle(ModelHandle):
         stop_at_layer: int | None = None,
         _checked: bool = False,
     ) -> torch.Tensor:
-        """One nnsight trace with the hooks applied at their modules, in forward order."""
-        if stop_at_layer is not None:
-            raise ValueError(f"{self.name} (nnsight backend) cannot stop after a layer")
-        return self.run_reduced(inputs, fwd_hooks, lambda logits: logits, _checked=_checked)
+        """One nnsight trace with the hooks applied at their modules, in forward order.
+        ``stop_at_layer=L`` returns the residual stream entering block ``L`` (after the
+        last block for ``L = n_layers``) and stops the pass there, as transformer-lens."""
+        if not _checked:
+            inputs = self.check_inputs(inputs)
+        out, _ = self._trace(inputs, self._expand(fwd_hooks), stop_at_layer=stop_at_layer)
+        return out
+
+    def run_with_cache(
+        self,
+        inputs: torch.Tensor,
+        names: str | Sequence[str] | None = None,
+        *,
+        stop_at_layer: int | None = None,
+        fwd_hooks: Sequence[tuple[str | Callable[[str], bool], HookFn]] = (),
+        select: Callable[[str, torch.Tensor], torch.Tensor] | None = None,
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """As ``ModelHandle.run_with_cache``; the activations are saved inside the trace
+        (only they, after ``select``, come back from a remote server)."""
+        inputs = self.check_inputs(inputs)
+        by_name = self._expand(fwd_hooks)
+        keep = self._resolve_names(names)
+        for name in keep:
+            by_name.setdefault(name, [])
+        return self._trace(inputs, by_name, keep=keep, select=select, stop_at_layer=stop_at_layer)
 
     def run_reduced(
         self,
@@ -248,50 +203,101 @@ class NNsightHandle(ModelHandle):
         _checked: bool = False,
     ) -> torch.Tensor:
         """``reduce(logits)`` computed inside the trace: only its result is saved (with
-        ``remote=True``, only that crosses the wire)."""
+        ``remote=``, only that crosses the wire)."""
         if not _checked:
             inputs = self.check_inputs(inputs)
-        by_name = self._expand(fwd_hooks)
-        self._batch = inputs.shape[0]
-        order = sorted(by_name, key=lambda n: self._sites[n][:2])
-        with self.nn.trace(inputs, **self._trace_kwargs):
-            for name in order:
-                self._apply(name, by_name[name])
-            value = reduce(self.nn.output.logits).save()
-        if self.remote:  # the pass ran elsewhere: no local hook saw it
+        out, _ = self._trace(inputs, self._expand(fwd_hooks), reduce=reduce)
+        return out
+
+    def _trace(
+        self,
+        inputs: torch.Tensor,
+        by_name: dict[str, list[HookFn]],
+        *,
+        keep: Sequence[str] = (),
+        select: Callable[[str, torch.Tensor], torch.Tensor] | None = None,
+        reduce: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        stop_at_layer: int | None = None,
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """One trace: hooks in forward order, ``keep`` saved, then ``reduce(logits)`` (or
+        the residual stream at ``stop_at_layer``). Returns ``(output, {name: saved})``."""
+        if stop_at_layer is not None:
+            check_index("stop_at_layer", stop_at_layer, self.n_layers + 1, "(0..n_layers)")
+            # as transformer-lens: hooks of the blocks not run do not fire
+            by_name = {n: f for n, f in by_name.items() if self._sites[n][0] < stop_at_layer}
+            keep = [n for n in keep if n in by_name]
+            p = self.paths
+            at = (
+                (self._envoy(f"{p.layers}.{stop_at_layer}"), "input")
+                if stop_at_layer < self.n_layers
+                else (self._envoy(p.final_norm), "input")
+            )
+        steps = self._steps(by_name, inputs.shape[0], set(keep), select)
+        # the trace body names only plain data, envoys and module-level functions: a remote
+        # trace ships it, and a handle would drag the model and transformer-lens along
+        traced = self.nn
+        with traced.trace(inputs, **self._trace_kwargs) as tracer:
+            saved = {}
+            for step in steps:
+                _apply(*step, saved)
+            saved = _save(saved)
+            if stop_at_layer is not None:
+                out = _save(_read(*at))
+                tracer.stop()
+            else:
+                logits = traced.output.logits
+                out = _save(logits if reduce is None else reduce(logits))
+        if self.remote not in (False, "local"):  # the pass ran elsewhere: no hook saw it
             self.spent.forward += 1
             self.spent.examples += len(inputs)
-        return value
+        self._account(out, saved)
+        return out, saved
 
-    def _apply(self, name: str, fns: list[HookFn]) -> None:
-        _, _, path, where, writable = self._sites[name]
-        envoy = self._envoy(path)
-        if where == "weights":
-            raw = envoy.output[1]
-            if raw is None:
-                raise ValueError(
-                    f"{self.name} computes attention without returning its pattern; "
-                    "load it with attn_implementation='eager'"
-                )
-        else:
-            raw = envoy.input if where == "input" else envoy.output
-        act = self._to_tl(name, raw)
-        hook = _Hook(name)
-        for fn in fns:
-            new = fn(act, hook)
-            if new is not None:
-                if not writable:
-                    raise ValueError(
-                        f"{name} is read-only on the nnsight backend: Hugging Face computes "
-                        "it inside one module, so an edit would not reach the rest of the pass"
-                    )
-                act = new
-        if writable:  # always write back, so gradients reach the tensor the hooks saw
-            value = act.reshape(raw.shape)
-            if where == "input":
-                envoy.input = value
-            else:
-                envoy.output = value
+    def _account(self, out: torch.Tensor, saved: dict[str, torch.Tensor]) -> None:
+        """Record what one trace saved (what a remote trace sends back), and enforce
+        ``max_saved_bytes``."""
+        kept = [_nbytes(v) for v in saved.values()]
+        output = _nbytes(out)
+        record = SavedBytes(output + sum(kept), max(kept, default=0), output, tuple(sorted(saved)))
+        self.saved_log.append(record)
+        if self.max_saved_bytes is not None and record.total > self.max_saved_bytes:
+            raise ValueError(
+                f"a trace saved {record.total:,} bytes (output {record.output:,}, largest "
+                f"activation {record.largest:,}), "
+                f"over max_saved_bytes={self.max_saved_bytes:,}: cache fewer hooks or "
+                "smaller batches, or raise the budget"
+            )
+
+    def _steps(
+        self,
+        by_name: dict[str, list[HookFn]],
+        batch: int,
+        keep: set[str],
+        select: Callable[[str, torch.Tensor], torch.Tensor] | None,
+    ) -> list[tuple]:
+        """``_apply`` argument tuples, one per module tensor touched, in forward order
+        (a fused query/key/value output carries up to three hooks)."""
+        cfg = self.model.cfg
+        view = {
+            "heads": (cfg.n_heads, cfg.d_head),
+            "batch": batch,
+            "centre": self.normalization in ("LN", "LNPre"),
+            "eps": float(cfg.eps),
+            "fused": self.paths.fused_qkv,
+            "select": select,
+        }
+        groups: dict[tuple[str, str], list[tuple[str, list[HookFn], bool]]] = {}
+        order: list[tuple[tuple[int, int], str, str, bool]] = []
+        for name in sorted(by_name, key=lambda n: self._sites[n][:2]):
+            _, _, path, where, writable = self._sites[name]
+            if (path, where) not in groups:
+                groups[(path, where)] = []
+                order.append((self._sites[name][:2], path, where, writable))
+            groups[(path, where)].append((name, by_name[name], name in keep))
+        return [
+            (self._envoy(path), where, writable, groups[(path, where)], view)
+            for _, path, where, writable in order
+        ]
 
     def hooks(self, fwd_hooks: Sequence[tuple[str | Callable[[str], bool], HookFn]]) -> Any:
         raise NotImplementedError(
@@ -364,9 +370,51 @@ class NNsightHandle(ModelHandle):
             family=self.family,
             remote=self.remote,
             trace_kwargs={k: v for k, v in self._trace_kwargs.items() if k != "remote"},
+            max_saved_bytes=self.max_saved_bytes,
         )
         other.parity, other.prepend_bos, other.config = self.parity, self.prepend_bos, self.config
         return other
+
+
+def _check_remote(remote: bool | str) -> bool | str:
+    if remote is True or remote is False or remote == "local":
+        return remote
+    if isinstance(remote, str) and remote.startswith(("http://", "https://")):
+        return remote
+    raise ValueError(
+        f"remote={remote!r}: choose False, True (nnsight's configured NDIF host), "
+        "'local' (nnsight's local simulation) or a server URL such as 'http://127.0.0.1:8001'"
+    )
+
+
+def _wrap(hf_model: nn.Module, tokenizer: Any | None, *, remote: bool) -> Any:
+    """The nnsight object traced: a plain ``NNsight`` locally, a ``TransformersModel``
+    (which has the model key a server asks for) when traces go remote."""
+    if not remote:
+        from nnsight import NNsight
+
+        return NNsight(hf_model)
+    if tokenizer is None:
+        raise ValueError(
+            "remote traces need the model's tokenizer (nnsight's TransformersModel builds a "
+            "text-generation pipeline around the model): pass tokenizer= or open a folder "
+            "that has one"
+        )
+    from pathlib import Path
+
+    import nnsight
+    from nnsight.modeling import huggingface
+
+    # a server has torch and nnsight, not explorer: the hook functions and metrics a trace
+    # calls travel by value (their source), not as imports
+    nnsight.register("explorer")
+    from nnsight.modeling.transformers import TransformersModel
+
+    origin = str(getattr(hf_model.config, "name_or_path", "") or "")
+    if origin and Path(origin).is_dir():
+        # nnsight canonicalises a repo id on the Hub; a local folder is its own id
+        huggingface._ID_CACHE[origin] = origin
+    return TransformersModel(hf_model, tokenizer=tokenizer, task="text-generation")
 
 
 def load(
@@ -374,8 +422,9 @@ def load(
     *,
     tokenizer: Any | None = None,
     name: str,
-    remote: bool = False,
+    remote: bool | str = False,
     trace_kwargs: dict[str, Any] | None = None,
+    max_saved_bytes: int | None = None,
 ) -> NNsightHandle:
     """An ``NNsightHandle`` for a ``transformers`` model of a family explorer maps."""
     from explorer.models import _tl, hf
@@ -398,6 +447,7 @@ def load(
         family=f"{family} via nnsight",
         remote=remote,
         trace_kwargs=trace_kwargs,
+        max_saved_bytes=max_saved_bytes,
     )
     handle.prepend_bos = family in hf.PREPEND_BOS
     handle.config = _tl.config_of(_ConfigView(cfg))

@@ -345,22 +345,33 @@ class ModelHandle:
         names: str | Iterable[str] | None = None,
         *,
         stop_at_layer: int | None = None,
+        fwd_hooks: Sequence[tuple[str | Callable[[str], bool], HookFn]] = (),
+        select: Callable[[str, torch.Tensor], torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Run once and return ``(output, {hook name: activation})`` for the hooks asked for.
 
         Only the named hooks are cached (all if ``names`` is None), which keeps memory small.
         ``stop_at_layer`` (transformers): run blocks ``0..stop_at_layer - 1`` only; the
         output is then that residual stream, and hooks of later layers do not fire.
+        ``fwd_hooks`` edit the pass as in ``run_with_hooks`` (a name's cached value is read
+        after them). ``select(name, act)`` keeps only what the caller needs of each
+        activation (a remote backend computes it there, so only that comes back).
         """
         inputs = self.check_inputs(inputs)
         wanted = self._resolve_names(names)
+        for name, _ in fwd_hooks:
+            if isinstance(name, str):
+                self.check_hook(name)
         cache: dict[str, torch.Tensor] = {}
 
         def save(act: torch.Tensor, hook: Any) -> None:
-            cache[hook.name] = act.detach()
+            cache[hook.name] = (act if select is None else select(hook.name, act)).detach()
 
         out = self.run_with_hooks(
-            inputs, [(n, save) for n in wanted], stop_at_layer=stop_at_layer, _checked=True
+            inputs,
+            [*fwd_hooks, *[(n, save) for n in wanted]],
+            stop_at_layer=stop_at_layer,
+            _checked=True,
         )
         return out, cache
 

@@ -53,6 +53,21 @@ class Trigger:
         """``(top, left, height, width)``."""
         return (self.top, self.left, self.size, self.size)
 
+    def mask_and_pattern(self, image: int = IMAGE) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(mask [H, W], pattern [1, H, W])`` with ``(1 - mask) * x + mask * pattern`` equal
+        to ``add_trigger``: the form of ``AuditResult.stamp`` and ``hypotheses.InputStamp``.
+
+        >>> t = random_trigger(4)
+        >>> m, p = t.mask_and_pattern(); x = torch.rand(2, 1, 28, 28)
+        >>> torch.allclose((1 - m) * x + m * p, add_trigger(x, t))
+        True
+        """
+        mask, pattern = torch.zeros(image, image), torch.zeros(1, image, image)
+        t, le, s = self.top, self.left, self.size
+        mask[t : t + s, le : le + s] = self.alpha
+        pattern[0, t : t + s, le : le + s] = self.pattern
+        return mask, pattern
+
     def to_dict(self) -> dict[str, object]:
         return {
             "kind": self.kind,

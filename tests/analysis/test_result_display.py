@@ -95,7 +95,9 @@ def _head_scores(lm, tokens, mlp, images):
 def _patching(lm, tokens, mlp, images):
     corrupted = tokens.clone()
     corrupted[:, 2] = (corrupted[:, 2] + 1) % 64
-    r = activation_patching(lm, tokens, corrupted=corrupted, metric=metrics.repeated_half_loss(tokens))
+    r = activation_patching(
+        lm, tokens, corrupted=corrupted, metric=metrics.repeated_half_loss(tokens)
+    )
     layer, pos = divmod(top_flat(r.recovery), r.values.shape[1])
     return r, f"layer {layer} position {pos}"
 
@@ -104,7 +106,11 @@ def _patching_3d(lm, tokens, mlp, images):
     corrupted = tokens.clone()
     corrupted[:, 2] = (corrupted[:, 2] + 1) % 64
     r = activation_patching(
-        lm, tokens, corrupted=corrupted, metric=metrics.repeated_half_loss(tokens), grid="head_by_pos"
+        lm,
+        tokens,
+        corrupted=corrupted,
+        metric=metrics.repeated_half_loss(tokens),
+        grid="head_by_pos",
     )
     _, n_pos, n_heads = r.values.shape
     flat = top_flat(r.recovery)
@@ -223,9 +229,39 @@ def _path_patching(lm, tokens, mlp, images):
     corrupted = tokens.clone()
     corrupted[:, 2] = (corrupted[:, 2] + 1) % 64
     r = path_patching(
-        lm, tokens, corrupted=corrupted, receivers="head 1.0", metric=metrics.repeated_half_loss(tokens)
+        lm,
+        tokens,
+        corrupted=corrupted,
+        receivers="head 1.0",
+        metric=metrics.repeated_half_loss(tokens),
     )
     return r, "L1H0"
+
+
+def _feature_vis(lm, tokens, mlp, images):
+    from explorer.analysis import maximize_activation
+
+    r = maximize_activation(mlp, 0, 3, n=3, steps=8)
+    return r, f"image {top_flat(r.activations, by_abs=False)} "
+
+
+def _output_effect(lm, tokens, mlp, images):
+    from explorer.analysis import output_effect
+
+    r = output_effect(mlp, 0, 3)
+    return r, r.labels[top_flat(r.values)]
+
+
+def _windows(lm, tokens, mlp, images):
+    from explorer.analysis import example_windows
+
+    m = zoo.modular_addition_transformer(p=7, d_model=8)
+    tokens = torch.tensor([[0, 1, 7], [2, 3, 7], [4, 4, 7]])
+    r = example_windows(
+        m, tokens, 0, 5, torch.tensor([2, 0, 1]), torch.tensor([2, 1, 2]), context=1, after=0
+    )
+    peak = r.acts.amax(1)
+    return r, f"example {int(r.examples[top_flat(peak, by_abs=False)])} "
 
 
 CASES = {
@@ -251,6 +287,9 @@ CASES = {
     "NeuronLogitWeights": _neuron_logits,
     "HeadDetection": _detection,
     "PathPatchingResult": _path_patching,
+    "FeatureVisualization": _feature_vis,
+    "OutputEffect": _output_effect,
+    "ExampleWindows": _windows,
 }
 
 
@@ -346,7 +385,9 @@ def test_tables_hold_the_results_arrays(computed):
     composition, _ = computed["CompositionScores"]
     frame = composition.to_dataframe()
     assert len(frame) == int((~composition.scores.isnan()).sum())
-    row = frame[(frame.composition == "k") & (frame.head_a == "head 0.1") & (frame.head_b == "head 1.3")]
+    row = frame[
+        (frame.composition == "k") & (frame.head_a == "head 0.1") & (frame.head_b == "head 1.3")
+    ]
     assert float(row.score.iloc[0]) == pytest.approx(composition.score("k", "head 0.1", "head 1.3"))
 
     copying, _ = computed["CopyingScores"]
@@ -370,6 +411,27 @@ def test_tables_hold_the_results_arrays(computed):
 
     keys, _ = computed["KeyFrequencies"]
     assert list(keys.to_dataframe().index) == list(keys.frequencies)
+
+    vis, _ = computed["FeatureVisualization"]
+    frame = vis.to_dataframe()
+    assert frame.index.name == "image" and torch.allclose(
+        _values(frame, "activation"), vis.activations.double()
+    )
+    assert vis._repr_html_().count("<img src='data:image/png;base64,") == 3
+
+    effect, _ = computed["OutputEffect"]
+    frame = effect.to_dataframe()
+    assert list(frame.index) == list(effect.labels)
+    assert torch.allclose(_values(frame, "effect"), effect.values.double())
+
+    windows, _ = computed["ExampleWindows"]
+    frame = windows.to_dataframe()
+    assert frame["example"].tolist() == windows.examples.tolist() and frame[
+        "start"
+    ].tolist() == list(windows.starts)
+    assert torch.allclose(
+        torch.tensor(frame.iloc[:, 2:].to_numpy(dtype="float64")), windows.acts.double()
+    )
 
     circuit, _ = computed["InductionCircuit"]
     frame = circuit.to_dataframe()

@@ -22,6 +22,7 @@ from explorer.analysis import (
     head_scores,
     logit_lens,
     metrics,
+    path_patching,
     top_k_examples,
 )
 
@@ -59,7 +60,9 @@ def _tokens(model, n=4, seed=0):
 def _close(a, b):
     a, b = torch.as_tensor(a).float(), torch.as_tensor(b).float()
     assert a.shape == b.shape
-    assert torch.allclose(a, b, atol=ATOL, rtol=0), float((a - b).abs().max())
+    assert torch.allclose(a, b, atol=ATOL, rtol=0, equal_nan=True), float(
+        (a - b).abs().nan_to_num().max()
+    )
 
 
 def test_the_handle_speaks_transformer_lens_names(pair):
@@ -80,7 +83,12 @@ def test_reading_activations(pair):
     b, cb = nns.run_with_cache(tokens, names=names)
     _close(a, b)
     for name in names:
-        _close(ca[name], cb[name])
+        got = cb[name]
+        if name.endswith(("hook_k", "hook_v")) and got.shape[2] != ca[name].shape[2]:
+            # grouped-query attention: one key/value head per group, as Hugging Face has it
+            # (transformer-lens repeats it for each query head of the group)
+            got = got.repeat_interleave(ca[name].shape[2] // got.shape[2], dim=2)
+        _close(ca[name], got)
 
 
 def test_an_edit_reaches_the_rest_of_the_pass(pair):
@@ -189,12 +197,141 @@ def test_a_folder_opens_with_device_placement(tmp_path):
     assert placed.tokenizer is not None and placed.prepend_bos
 
 
-def test_remote_is_handed_to_nnsight_untested_here(pairs):
-    # remote=True only adds nnsight's own remote=True to every trace: no NDIF server runs
-    # here, so the remote path itself is not run (docs/scale.md)
-    hf_model = pairs["gpt2"][1].model.hf
-    handle = explorer.load(hf_model, backend="nnsight", remote=True)
-    assert handle.remote and handle._trace_kwargs == {"remote": True}
+def test_path_patching(pair):
+    tl, nns = pair
+    clean, corrupted = tl.to_tokens(hf_tiny.IOI), tl.to_tokens(CORRUPTED)
+    metric = metrics.logit_diff(" Mary", " John", model=tl)
+    grouped = getattr(nns.model.hf.config, "num_key_value_heads", None) not in (None, nns.n_heads)
+    # grouped-query keys/values are one per key/value head here (Hugging Face's), one per
+    # query head in transformer-lens: the paths through them differ, queries do not
+    inputs = ("q",) if grouped else ("q", "k", "v")
+    a = path_patching(
+        tl, clean, corrupted=corrupted, receivers="head 1.2", metric=metric, receiver_inputs=inputs
+    )
+    b = path_patching(
+        nns, clean, corrupted=corrupted, receivers="head 1.2", metric=metric, receiver_inputs=inputs
+    )
+    _close(a.values, b.values)
+    assert b.values[0].isfinite().all() and b.values[1].isnan().all()
+
+
+def test_stopping_after_a_layer_and_no_start(pair):
+    tl, nns = pair
+    tokens = _tokens(tl)
+    for stop in (1, tl.n_layers):
+        _close(
+            tl.run_with_hooks(tokens, [], stop_at_layer=stop),
+            nns.run_with_hooks(tokens, [], stop_at_layer=stop),
+        )
+    names = [tl.hook_name("z", 0), tl.hook_name("z", 1)]
+    _, cache = nns.run_with_cache(tokens, names=names, stop_at_layer=1)
+    assert list(cache) == [names[0]]  # the block not run does not fire
+    with pytest.raises(ValueError, match="stop_at_layer"):
+        nns.run_with_hooks(tokens, [], stop_at_layer=tl.n_layers + 1)
+    with pytest.raises(ValueError, match="start_at_layer.*hook_resid_pre"):
+        nns.model(tokens, start_at_layer=1)
+
+
+def test_what_each_trace_saves(pairs):
+    # the sweep's traces save [copies x batch] metric values, head scores and DLA only
+    # per-head or per-position numbers: no trace keeps an activation cache
+    tl, nns = pairs["llama"]
+    tokens = _tokens(tl)
+    batch, heads = tokens.shape[0], tl.n_heads
+    metric = metrics.logit_diff(" Mary", " John", model=tl)
+    nns.saved_log.clear()
+    ablation_sweep(nns, tokens, metric=metric, unit_type="head", max_tokens=64)
+    copies = 64 // tokens.numel()
+    setup, *chunks = nns.saved_log
+    # one setup pass keeps the swept hooks (the mean/resample sources) and the logits
+    assert setup.hooks == tuple(tl.hook_name("z", layer) for layer in range(tl.n_layers))
+    assert len(chunks) == tl.n_layers * heads // copies
+    assert max(r.total for r in chunks) <= copies * batch * 4  # [copies x batch] float32
+    nns.saved_log.clear()
+    head_scores(nns, tokens)
+    (record,) = nns.saved_log
+    kinds = len(head_scores(tl, tokens).names)
+    per_layer = batch * kinds * heads * 4  # [batch, kind, head]: no [batch, head, pos, pos]
+    assert record.largest == per_layer and record.total - record.output == tl.n_layers * per_layer
+    assert record.output == batch * tokens.shape[1] * tl.d_model * 4  # stopped: no logits
+    nns.saved_log.clear()
+    direct_logit_attribution(nns, tokens, target=" Mary", against=" John", units="heads")
+    # per hook only the target position: [batch, head, d_head] or [batch, d_model]
+    assert 0 < max(r.largest for r in nns.saved_log) <= batch * tl.d_model * 4
+    budget = explorer.load(
+        nns.model.hf, tokenizer=nns.tokenizer, backend="nnsight", max_saved_bytes=2 * record.total
+    )
+    head_scores(budget, tokens)  # fits: the per-head scores and the stopped residual
+    with pytest.raises(ValueError, match="max_saved_bytes"):
+        budget.run_with_cache(tokens, names=[tl.hook_name("pattern", 0)])
+
+
+@pytest.fixture(scope="module")
+def simulated(pairs):
+    """nnsight's local simulation of a remote trace: serialised as for an NDIF server,
+    deserialised with explorer's modules hidden, run here (no server)."""
+    out = {}
+    for family in ("gpt2", "llama"):
+        tl, nns = pairs[family]
+        out[family] = (
+            tl,
+            explorer.load(nns.model.hf, tokenizer=nns.tokenizer, backend="nnsight", remote="local"),
+        )
+    return out
+
+
+@pytest.mark.parametrize("family", ["gpt2", "llama"])
+def test_remote_traces_carry_every_analysis(simulated, family):
+    tl, rem = simulated[family]
+    assert rem._trace_kwargs == {"remote": "local"}
+    clean, corrupted = tl.to_tokens(hf_tiny.IOI), tl.to_tokens(CORRUPTED)
+    metric = metrics.logit_diff(" Mary", " John", model=tl)
+    tokens = _tokens(tl)
+    _close(
+        tl.run_with_cache(tokens, names=["blocks.1.attn.hook_z"])[1]["blocks.1.attn.hook_z"],
+        rem.run_with_cache(tokens, names=["blocks.1.attn.hook_z"])[1]["blocks.1.attn.hook_z"],
+    )
+    a = ablation_sweep(tl, tokens, metric=metric, unit_type="head")
+    _close(
+        a.after_per_example,
+        ablation_sweep(rem, tokens, metric=metric, unit_type="head").after_per_example,
+    )
+    a, b = (
+        activation_patching(tl, clean, corrupted=corrupted, metric=metric, grid="head"),
+        activation_patching(rem, clean, corrupted=corrupted, metric=metric, grid="head"),
+    )
+    _close(a.values, b.values)
+    a = path_patching(
+        tl, clean, corrupted=corrupted, receivers="head 1.0", metric=metric, receiver_inputs="q"
+    )
+    _close(
+        a.values,
+        path_patching(
+            rem,
+            clean,
+            corrupted=corrupted,
+            receivers="head 1.0",
+            metric=metric,
+            receiver_inputs="q",
+        ).values,
+    )
+    a, b = (direct_logit_attribution(m, clean, target=" Mary", units="heads") for m in (tl, rem))
+    _close(a.values, b.values)
+    a, b = logit_lens(tl, clean, k=3), logit_lens(rem, clean, k=3)
+    _close(a.top_logits, b.top_logits)
+    a, b = top_k_examples(tl, tokens, layer=0, k=3), top_k_examples(rem, tokens, layer=0, k=3)
+    _close(a.values, b.values)
+    _close(head_scores(tl, tokens).get("induction"), head_scores(rem, tokens).get("induction"))
+
+
+def test_remote_options_are_checked(pairs):
+    hf_model, tok = pairs["gpt2"][1].model.hf, pairs["gpt2"][1].tokenizer
+    handle = explorer.load(hf_model, tokenizer=tok, backend="nnsight", remote=True)
+    assert handle.remote is True and handle._trace_kwargs == {"remote": True}
+    with pytest.raises(ValueError, match="remote='ndif'.*'local'"):
+        explorer.load(hf_model, tokenizer=tok, backend="nnsight", remote="ndif")
+    with pytest.raises(ValueError, match="tokenizer"):
+        explorer.load(hf_model, backend="nnsight", remote="local")
 
 
 def test_bad_backend_and_options_are_named(pairs):
