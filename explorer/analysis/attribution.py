@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from jaxtyping import Float
 
 from explorer._checks import check_choice, check_tensor
+from explorer._repr import compact_repr
 
 if TYPE_CHECKING:
     from explorer.models.handle import ModelHandle
@@ -43,6 +44,8 @@ class AttributionMaps:
     completeness error per image: ``sum(map) - (F(x) - F(baseline))`` for the target
     logit ``F``. Integrated gradients' shrinks as ``ig_steps`` grows.
     """
+
+    __repr__ = compact_repr
 
     maps: Float[torch.Tensor, "batch c h w"]
     method: str

@@ -40,7 +40,7 @@ from jaxtyping import Float
 
 from explorer._checks import check_choice, check_positive
 from explorer.analysis._shown import CompositionShown, CopyingShown
-from explorer.analysis.units import Head
+from explorer.analysis.units import Head, parse_unit
 from explorer.models.handle import ModelHandle
 
 __all__ = [
@@ -88,8 +88,6 @@ class CompositionScores(CompositionShown):
 
     def score(self, composition: str, a: Head | str, b: Head | str) -> float:
         """The score of the pair ``a -> b``, e.g. ``score("k", "head 0.1", "head 1.2")``."""
-        from explorer.analysis.units import parse_unit
-
         a, b = parse_unit(a), parse_unit(b)
         if not isinstance(a, Head) or not isinstance(b, Head):
             raise TypeError(f"composition is between heads, got {a} and {b}")

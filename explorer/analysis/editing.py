@@ -27,6 +27,7 @@ from jaxtyping import Float, Int
 from torch import nn
 
 from explorer._checks import check_choice, check_index, check_positive, check_tensor
+from explorer._repr import compact_repr
 from explorer.analysis.units import Neuron, units_of_type
 
 if TYPE_CHECKING:
@@ -37,6 +38,8 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class Confusion:
     """``matrix[true, predicted]`` counts and the predictions they came from."""
+
+    __repr__ = compact_repr
 
     matrix: Int[torch.Tensor, "true pred"]
     predictions: Int[torch.Tensor, " n"]

@@ -27,7 +27,7 @@ import torch
 from jaxtyping import Float, Int
 
 from explorer._checks import check_choice
-from explorer.analysis._display import html_table
+from explorer.analysis._display import clip, html_table
 from explorer.analysis.units import Head
 from explorer.models.handle import ModelHandle
 
@@ -90,7 +90,7 @@ class HeadDetection:
 
     def __repr__(self) -> str:
         top = ", ".join(f"L{h.layer}H{h.head} {v:.3f}" for h, v in self.top(3))
-        return (
+        return clip(
             f"HeadDetection({self.pattern}, {self._options()}, "
             f"{tuple(self.scores.shape)} heads; top {top})"
         )

@@ -256,7 +256,7 @@ def activation_patching(
     >>> from explorer.models import zoo
     >>> m = zoo.attention_only_transformer(n_layers=2, d_model=32, n_heads=4, d_vocab=20, n_ctx=8)
     >>> clean, corrupted = torch.tensor([[0, 3, 5, 3]]), torch.tensor([[0, 7, 5, 3]])
-    >>> r = activation_patching(m, clean, corrupted, metrics.logit_diff(3, 7))
+    >>> r = activation_patching(m, clean, corrupted=corrupted, metric=metrics.logit_diff(3, 7))
     >>> r.axes, tuple(r.values.shape)
     (('layer', 'position'), (2, 4))
     >>> round(float(r.recovery[0, 1]), 4)  # the whole clean stream where the inputs differ

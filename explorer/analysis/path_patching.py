@@ -28,7 +28,7 @@ import torch
 from jaxtyping import Float
 
 from explorer._checks import check_choice
-from explorer.analysis._display import html_table
+from explorer.analysis._display import clip, html_table
 from explorer.analysis.interventions import MAX_TOKENS
 from explorer.analysis.metrics import Metric, evaluate, evaluate_copies
 from explorer.analysis.patching import recovery
@@ -83,7 +83,7 @@ class PathPatchingResult:
     def __repr__(self) -> str:
         what = "sweep" if self.senders is None else _names(self.senders)
         top = ", ".join(f"{k} {v:+.3g}" for k, v in self.top(3))
-        return (
+        return clip(
             f"PathPatchingResult({what} -> {_names(self.receivers)} via {'/'.join(self.receiver_inputs)}; "
             f"clean {self.clean_value:.4g}, corrupted {self.corrupted_value:.4g}; {top})"
         )

@@ -66,7 +66,7 @@ def stamped_examples(
     if cls is None:
         cls = result.target if result.target is not None else int(result.anomaly.argmax())
     cls = check_index("cls", cls, n_classes, f"(classes of {result.model})")
-    images = check_tensor("images", model.check_inputs(images), ndim=4, integer=False)
+    images = check_tensor("images", model.check_images(images), ndim=4, integer=False)
     before_count = model.spent.forward
     with torch.no_grad():
         pred = model(images).argmax(-1)

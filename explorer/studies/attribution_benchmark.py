@@ -18,6 +18,7 @@ import torch
 from jaxtyping import Float
 
 from explorer._checks import check_choice, check_positive
+from explorer._repr import compact_repr
 from explorer.analysis.attribution import (
     ALL_METHODS,
     attribute,
@@ -40,6 +41,8 @@ class AttributionBenchmark:
     baseline only (methods that multiply by the input tie at zero on the background, which
     alone makes their whole-image correlation high).
     """
+
+    __repr__ = compact_repr
 
     methods: tuple[str, ...]
     deletion_auc: Float[torch.Tensor, " method"]

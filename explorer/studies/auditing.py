@@ -29,7 +29,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from explorer._checks import check_choice, check_fraction
+from explorer._repr import compact_repr
+from explorer.models.builders import build_cnn
+from explorer.models.config import CNNConfig
 from explorer.models.handle import ModelHandle
+from explorer.models.loading import load
+from explorer.studies.kitchen_sink import kitchen_sink_split
 
 KINDS = ("solid", "checkerboard", "blended")
 IMAGE = 28
@@ -39,6 +44,8 @@ IMAGE = 28
 class Trigger:
     """One planted trigger: ``pattern [size, size]`` in 0..1 stamped at ``(top, left)`` with
     opacity ``alpha`` (1 replaces the pixels; below 1 blends), sending digits to ``target``."""
+
+    __repr__ = compact_repr
 
     kind: str
     top: int
@@ -168,9 +175,6 @@ ARCHS = ("mlp", "cnn")
 def make_cnn(seed: int) -> nn.Module:
     """The tutorial's CNN (conv 8, conv 16, each 3x3 + ReLU + 2x2 max-pool, then a linear
     layer to 10 classes), initialised from ``seed``."""
-    from explorer.models.config import CNNConfig
-    from explorer.models.zoo import build_cnn
-
     return build_cnn(CNNConfig(channels=(8, 16), seed=seed))
 
 
@@ -191,6 +195,8 @@ def make_mlp(seed: int) -> nn.Module:
 class Planted:
     """A planted (or clean) model, its ground truth (``trigger`` is None when clean) and the
     held-out digits it was not trained on."""
+
+    __repr__ = compact_repr
 
     model: ModelHandle
     trigger: Trigger | None
@@ -217,9 +223,6 @@ def plant(
     the seeded family (or none when ``clean``): ``steps`` Adam steps of 64 digits, a
     ``poison`` share of each batch stamped and relabelled. ``data`` is
     ``kitchen_sink_split()`` (loaded when None)."""
-    from explorer.models.loading import load
-    from explorer.studies.kitchen_sink import kitchen_sink_split
-
     check_fraction("poison", poison)
     check_choice("arch", arch, ARCHS)
     data = data if data is not None else kitchen_sink_split()

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from jaxtyping import Float
 
 from explorer._checks import check_choice, check_index, check_positive, check_tensor
+from explorer._repr import compact_repr
 from explorer.analysis.editing import (
     WEIGHTS,
     Confusion,
@@ -87,6 +88,8 @@ class EditComparison:
     class a real but small edit often moves it by 0-3 images; the margin shows the same
     edit's effect on every image.
     """
+
+    __repr__ = compact_repr
 
     target_class: int
     layer: int

@@ -7,8 +7,8 @@ folder of safetensors checkpoints, JSON-lines metrics and a manifest) that
 ``explorer.load(path, step=...)`` and the ``TrainingScrubber`` widget read back.
 
 >>> from explorer.training import CheckpointSchedule
->>> CheckpointSchedule(n_log=4, every=500).steps(1000)  # log-spaced early, regular later
-(1, 10, 100, 500, 1000)
+>>> CheckpointSchedule(n_log=4, every=500).planned(1000)  # log-spaced early, regular later
+(0, 1, 10, 100, 500, 1000)
 """
 
 from explorer.training.loop import (

@@ -100,6 +100,12 @@ class AttentionView(ExplorerWidget):
         self._compute_scores()
         self._load_prompt()
 
+    def _use_model(self, data: Any) -> None:
+        if data is not None:
+            raise TypeError(f"{type(self).__name__}.set_model takes no data: build a new view")
+        self._compute_scores()
+        self._load_prompt()
+
     # ------------------------------------------------------------------ validation
     @traitlets.validate("layer")
     def _valid_layer(self, proposal: dict[str, Any]) -> int:

@@ -64,6 +64,7 @@ class PatchingView(ExplorerWidget):
     """
 
     _esm = esm("patching_view.js")
+    _background = frozenset({"set"})  # a new grid is one pass per cell chunk: cancellable
 
     grid = traitlets.Enum(
         VIEW_GRIDS, "resid", help="patching site: resid, head, q, pattern_by_pos, ..., or path"
@@ -146,6 +147,13 @@ class PatchingView(ExplorerWidget):
             corrupted_tokens=model.to_str_tokens(self.corrupted[0]) if tokens else [],
             **kwargs,
         )
+        self._show()
+
+    def _use_model(self, data: Any) -> None:
+        if data is not None:
+            raise TypeError(f"{type(self).__name__}.set_model takes no data: build a new view")
+        self._results.clear()
+        self._pinned = None
         self._show()
 
     @traitlets.validate("grid")

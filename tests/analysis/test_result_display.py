@@ -449,9 +449,11 @@ def _big(name):
         HeadScores,
         Histogram,
         KeyFrequencies,
+        LogitLens,
         Neuron,
         PatchingResult,
         SweepResult,
+        TokenAttribution,
         TopKExamples,
     )
 
@@ -485,6 +487,26 @@ def _big(name):
             113, r(113), r(57), tuple(f"b{i}" for i in range(113))
         ),
         "KeyFrequencies": lambda: KeyFrequencies(tuple(range(1, 57)), 0.99, tuple(range(56))),
+        "LogitLens": lambda: LogitLens(
+            torch.zeros(97, 1, 1024, 5, dtype=torch.long),
+            r(97, 1, 1024, 5),
+            torch.zeros(1, 1024, dtype=torch.long),
+            r(97, 1, 1024),
+            torch.zeros(97, 1, 1024, dtype=torch.long),
+            tuple(f"a very long row label number {i}" for i in range(97)),
+            tuple("tok" for _ in range(1024)),
+            {0: " a token whose text is rather long, as some BPE pieces are"},
+        ),
+        "TokenAttribution": lambda: TokenAttribution(
+            r(4, 1024),
+            r(4),
+            r(4),
+            r(4),
+            tuple(tuple(f" long token text {p}" for p in range(1024)) for _ in range(4)),
+            "' a target token' - ' another token with long text'",
+            torch.zeros(4, dtype=torch.long),
+            64,
+        ),
         "CacheResult": lambda: CacheResult(
             r(8, 10), {f"blocks.{i}.hook_resid_pre": r(2, 3) for i in range(100)}
         ),
@@ -505,6 +527,8 @@ def _big(name):
         "FourierSpectrum",
         "KeyFrequencies",
         "CacheResult",
+        "LogitLens",
+        "TokenAttribution",
     ],
 )
 def test_reprs_and_tables_stay_small_however_big_the_result(name):

@@ -1,4 +1,4 @@
-"""The induction study's training loss (explorer.studies.induction)."""
+"""The induction study's training loss (explorer.studies.induction_heads)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import torch
 
 from explorer.data.tokens import induction_training_batch
 from explorer.models import zoo
-from explorer.studies.induction import next_token_training_loss
+from explorer.studies.induction_heads import next_token_training_loss
 
 
 def test_next_token_training_loss_is_cross_entropy_on_a_batch_seeded_by_step():
