@@ -99,8 +99,10 @@ class HypothesisWidget(ExplorerWidget):
         self.store = store
         self.project = project
         self.author = author
-        self._base = hypothesis
         hypothesis.check(model)
+        if hypothesis.budget_spent is None:  # written now: record the passes run before it
+            hypothesis = hypothesis.replace(budget_spent=model)
+        self._base = hypothesis
         history = []
         if store is not None:
             try:
