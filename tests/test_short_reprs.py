@@ -95,3 +95,27 @@ def test_examples_splits_and_verdicts_print_short(concept):
     )
     verdict = h.test(model, data)
     assert repr(verdict).startswith("Verdict(supported: auroc") and len(repr(verdict)) <= 400
+
+
+def test_stored_hypotheses_print_their_status_not_their_verdicts(concept):
+    from explorer.hypotheses import Hypothesis, HypothesisStore, NeuronSelectivity, Split
+
+    model, data = concept
+    store = HypothesisStore(":memory:")
+    for unit in ("neuron 0.3", "neuron 0.0"):
+        h = Hypothesis(
+            claim=f"{unit} detects the planted concept",
+            units=unit,
+            measure=NeuronSelectivity("auroc"),
+            threshold=0.9,
+            formation=Split(range(500)),
+            held_out=Split(range(500, 1000)),
+        )
+        store.save(h)
+        for _ in range(5):
+            store.record(h.test(model, data))
+    listed = store.hypotheses()
+    assert repr(listed) == "HypothesisList(2 hypotheses: 1 supported, 1 refuted)"
+    assert "<th scope='row' style='text-align:left'>neuron 0.0 detects" in listed._repr_html_()
+    one = repr(listed[0])
+    assert "supported, 5 verdicts" in one and len(one) < 200

@@ -115,6 +115,8 @@ def test_analyses_agree_on_the_shipped_model():
 
     model = explorer.load("shipped:quickstart-induction")
     assert light.is_light(model.model)
+    again = explorer.load(model.model)  # the bare module is recognised, not re-wrapped
+    assert again.model is model.model and again.kind == "tokens" and again.n_heads == 4
     ref = model.copy()
     ref.model = light.to_transformer_lens(model.model)
     tokens = repeated_tokens(8, 20, model.d_vocab, seed=1)
