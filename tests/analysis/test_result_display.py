@@ -95,7 +95,9 @@ def _head_scores(lm, tokens, mlp, images):
 def _patching(lm, tokens, mlp, images):
     corrupted = tokens.clone()
     corrupted[:, 2] = (corrupted[:, 2] + 1) % 64
-    r = activation_patching(lm, tokens, corrupted, metric=metrics.repeated_half_loss(tokens))
+    r = activation_patching(
+        lm, tokens, corrupted=corrupted, metric=metrics.repeated_half_loss(tokens)
+    )
     layer, pos = divmod(top_flat(r.recovery), r.values.shape[1])
     return r, f"layer {layer} position {pos}"
 
@@ -104,7 +106,11 @@ def _patching_3d(lm, tokens, mlp, images):
     corrupted = tokens.clone()
     corrupted[:, 2] = (corrupted[:, 2] + 1) % 64
     r = activation_patching(
-        lm, tokens, corrupted, metric=metrics.repeated_half_loss(tokens), grid="head_by_pos"
+        lm,
+        tokens,
+        corrupted=corrupted,
+        metric=metrics.repeated_half_loss(tokens),
+        grid="head_by_pos",
     )
     _, n_pos, n_heads = r.values.shape
     flat = top_flat(r.recovery)
@@ -223,7 +229,11 @@ def _path_patching(lm, tokens, mlp, images):
     corrupted = tokens.clone()
     corrupted[:, 2] = (corrupted[:, 2] + 1) % 64
     r = path_patching(
-        lm, tokens, corrupted, receivers="head 1.0", metric=metrics.repeated_half_loss(tokens)
+        lm,
+        tokens,
+        corrupted=corrupted,
+        receivers="head 1.0",
+        metric=metrics.repeated_half_loss(tokens),
     )
     return r, "L1H0"
 
@@ -375,7 +385,9 @@ def test_tables_hold_the_results_arrays(computed):
     composition, _ = computed["CompositionScores"]
     frame = composition.to_dataframe()
     assert len(frame) == int((~composition.scores.isnan()).sum())
-    row = frame[(frame.kind == "k") & (frame.head_a == "head 0.1") & (frame.head_b == "head 1.3")]
+    row = frame[
+        (frame.composition == "k") & (frame.head_a == "head 0.1") & (frame.head_b == "head 1.3")
+    ]
     assert float(row.score.iloc[0]) == pytest.approx(composition.score("k", "head 0.1", "head 1.3"))
 
     copying, _ = computed["CopyingScores"]
