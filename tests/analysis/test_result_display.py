@@ -264,6 +264,28 @@ def _windows(lm, tokens, mlp, images):
     return r, f"example {int(r.examples[top_flat(peak, by_abs=False)])} "
 
 
+def _induction_progress(lm, tokens, mlp, images):
+    from explorer.analysis import induction_progress
+
+    r = induction_progress(lm, tokens)
+    return r, f"max_previous_token_score={r.max_previous_token_score:.3g}"
+
+
+def _phase_change(lm, tokens, mlp, images):
+    from explorer.analysis import detect_phase_change
+
+    steps = list(range(0, 1000, 10))
+    r = detect_phase_change(steps, [4.0 if s < 500 else 1.0 for s in steps])
+    return r, f"step={r.step}"
+
+
+def _stamped(lm, tokens, mlp, images):
+    from explorer.analysis import audit, stamped_examples
+
+    r = stamped_examples(mlp, audit(mlp, images, method="stamp", budget=300), images, 3, n=4)
+    return r, f"class {r.cls}"
+
+
 CASES = {
     "AblationResult": _ablation,
     "SweepResult": _sweep,
@@ -290,6 +312,9 @@ CASES = {
     "FeatureVisualization": _feature_vis,
     "OutputEffect": _output_effect,
     "ExampleWindows": _windows,
+    "InductionProgress": _induction_progress,
+    "PhaseChange": _phase_change,
+    "StampedExamples": _stamped,
 }
 
 
@@ -336,7 +361,16 @@ def test_html_is_a_table_with_labelled_rows(name, computed):
     parsed.feed(page)
     assert parsed.tables == 1 and parsed.row_labels and all(parsed.row_labels)
     assert len(parsed.row_labels) <= 16  # small, whatever the result's size
-    if not name.startswith(("TokenAttribution", "CacheResult", "AblationResult", "LogitLens")):
+    if not name.startswith(
+        (
+            "TokenAttribution",
+            "CacheResult",
+            "AblationResult",
+            "LogitLens",
+            "InductionProgress",
+            "PhaseChange",
+        )
+    ):
         assert top.strip() in html.unescape(page)
 
 
