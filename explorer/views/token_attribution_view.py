@@ -77,7 +77,7 @@ class TokenAttributionView(ExplorerWidget):
         **kwargs: Any,
     ) -> None:
         if not model.is_transformer:
-            raise ValueError(f"{model.name} takes images: use attribute(model, images, targets)")
+            raise ValueError(f"{model.name} takes images: use attribute(model, images, target=...)")
         self.model = model
         self.inputs = model.check_inputs(tokens)
         self.baseline = baseline
