@@ -2,10 +2,11 @@
 
 The rules are docs/architecture.md's:
 
-- Layers point down only. From the bottom: ``explorer._checks``/``explorer._atomic`` (base),
+- Layers point down only. From the bottom: the other top-level modules (``explorer._checks``,
+  ``explorer._atomic``, ...: base, importing no explorer module),
   ``data``, ``models``, ``analysis``, then ``hypotheses`` and ``training`` (siblings: neither
   imports the other), ``studies`` (recipes: may use both), ``views``, and the facade
-  (``explorer/__init__.py`` and the other top-level modules, e.g. ``explorer._load``).
+  (``explorer/__init__.py`` and ``explorer._load``).
   A module may import its own package and any package below it, never one above or beside.
 - No import cycle between modules. Every import counts, in a function or not; only imports
   under ``if TYPE_CHECKING:`` (they never run) are left out of the cycle check.
@@ -29,7 +30,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1] / "explorer"
 
-BASE = {"explorer._checks", "explorer._atomic"}
+FACADE = {"explorer", "explorer._load"}  # every other top-level module is a base module
 # rank of each layer, bottom first; packages of equal rank may not import each other
 RANKS = {
     "base": 0,
@@ -122,11 +123,11 @@ EDGES = [imp for m in MODULES for imp in imports_of(m)]
 
 def layer_of(module: str) -> str:
     parts = module.split(".")
-    if module in BASE:
-        return "base"
+    if module in FACADE:
+        return "facade"
     if len(parts) >= 2 and parts[1] in RANKS and (ROOT / parts[1]).is_dir():
         return parts[1]
-    return "facade"  # explorer/__init__.py and the other top-level modules
+    return "base"  # explorer/_checks.py, _atomic.py, ...: they import no explorer module
 
 
 def test_the_parser_sees_the_imports_it_must():

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
+from explorer.analysis._display import MAX_ROWS, html_table
 from explorer.hypotheses.hypothesis import Hypothesis
 from explorer.hypotheses.verdict import Verdict
 
@@ -35,6 +36,24 @@ class HypothesisList(list):  # type: ignore[type-arg]
         super().__init__(items)
         self.unreadable: tuple[UnreadableRow, ...] = tuple(unreadable)
 
+    def __repr__(self) -> str:
+        counts: dict[str, int] = {}
+        for stored in self:
+            counts[stored.status] = counts.get(stored.status, 0) + 1
+        text = ", ".join(f"{n} {status}" for status, n in counts.items()) or "empty"
+        more = f"; {len(self.unreadable)} unreadable rows" if self.unreadable else ""
+        return f"HypothesisList({len(self)} hypotheses: {text}{more})"
+
+    def _repr_html_(self) -> str:
+        rows = [
+            (s.hypothesis.claim, s.status, s.latest.value if s.latest else "", len(s.verdicts))
+            for s in self[:MAX_ROWS]
+        ]
+        note = f"{len(rows)} of {len(self)} hypotheses" + (
+            f"; {len(self.unreadable)} rows could not be read" if self.unreadable else ""
+        )
+        return html_table("Hypotheses", ("claim", "status", "latest value", "verdicts"), rows, note)
+
 
 @dataclass(frozen=True)
 class StoredHypothesis:
@@ -54,6 +73,14 @@ class StoredHypothesis:
     @property
     def status(self) -> str:
         return self.latest.status if self.latest else "untested"
+
+    def __repr__(self) -> str:
+        claim = self.hypothesis.claim
+        claim = claim if len(claim) <= 80 else claim[:77] + "..."
+        return (
+            f"StoredHypothesis({claim!r}: {self.status}, {len(self.verdicts)} verdicts; "
+            f"project {self.project!r}, author {self.author!r}, id {self.hypothesis.id})"
+        )
 
 
 def now() -> str:

@@ -72,6 +72,9 @@ class Hypothesis:
         n_boot, confidence, seed: the bootstrap.
         dataset: a name for the data the splits index (the board uses it to re-run).
         id: stable identity across edits (``dataclasses.replace`` keeps it).
+        budget_spent: the passes run on the model before the claim was written: pass the
+            model handle (its ``spent`` is read now) or ``(forward, backward, examples)``.
+            A claim formed after 20 passes says more than one formed after 20,000.
     """
 
     claim: str
@@ -88,8 +91,10 @@ class Hypothesis:
     seed: int = 0
     dataset: str = ""
     id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    budget_spent: tuple[int, int, int] | None = None
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "budget_spent", _budget(self.budget_spent))
         if not isinstance(self.claim, str) or not self.claim.strip():
             raise ValueError("a hypothesis needs a claim in words (got an empty claim)")
         units = self.units
@@ -248,6 +253,11 @@ class Hypothesis:
             "confidence": self.confidence,
             "seed": self.seed,
             "dataset": self.dataset,
+            "budget_spent": (
+                dict(zip(("forward", "backward", "examples"), self.budget_spent))
+                if self.budget_spent is not None
+                else None
+            ),
         }
 
     @classmethod
@@ -271,6 +281,9 @@ class Hypothesis:
         data["formation"] = Split.from_dict(data["formation"])
         data["held_out"] = Split.from_dict(data["held_out"])
         data["units"] = tuple(parse_unit(u) for u in data["units"])
+        spent = data.get("budget_spent")
+        if isinstance(spent, dict):
+            data["budget_spent"] = tuple(spent[k] for k in ("forward", "backward", "examples"))
         return cls(**data)
 
     def to_json(self) -> str:
@@ -290,6 +303,28 @@ def measured(measure: Measure, units: Sequence[Unit]) -> str:
     if not units:
         return measure.describe()
     return f"{measure.describe()} of {', '.join(map(str, units))}"
+
+
+def _budget(value: Any) -> tuple[int, int, int] | None:
+    """``budget_spent`` as ``(forward, backward, examples)``: read from a handle (or its
+    ``spent``) at the moment the hypothesis is written, or given as three counts."""
+    if value is None:
+        return None
+    spent = getattr(value, "spent", value)
+    if hasattr(spent, "snapshot"):
+        return tuple(int(v) for v in spent.snapshot())  # type: ignore[return-value]
+    if isinstance(value, (tuple, list)) and len(value) == 3:
+        counts = []
+        for v in value:
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                break
+            counts.append(v)
+        else:
+            return (counts[0], counts[1], counts[2])
+    raise ValueError(
+        "budget_spent must be the model handle (its passes so far are read) or "
+        f"(forward, backward, examples) as counts >= 0, got {value!r}"
+    )
 
 
 def _candidates(model: ModelHandle, unit: Unit, seq_len: int | None, anywhere: bool) -> list[Unit]:

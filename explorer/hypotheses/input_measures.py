@@ -28,6 +28,7 @@ from typing import Any, ClassVar
 import torch
 
 from explorer._checks import check_choice
+from explorer._repr import compact_repr
 from explorer.hypotheses.bootstrap import Evidence
 from explorer.hypotheses.examples import Examples
 from explorer.hypotheses.measures import BUILT_INS, _Base
@@ -57,6 +58,8 @@ class InputStamp(_Base):
         score: ``"success"`` (1 if the model says ``target``, per image) or
             ``"probability"`` (the target's softmax probability).
     """
+
+    __repr__ = compact_repr
 
     mask: torch.Tensor
     pattern: torch.Tensor

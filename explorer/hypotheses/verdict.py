@@ -143,6 +143,10 @@ class Verdict:
     def __str__(self) -> str:
         return self.summary()
 
+    def __repr__(self) -> str:
+        text = f"Verdict({self.summary()})"
+        return text if len(text) <= 400 else text[:396] + "...)"
+
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
         out["baseline_units"] = [list(s) for s in self.baseline_units]

@@ -34,6 +34,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from explorer._cancel import check_cancelled
 from explorer._checks import check_index
 from explorer.models import _tl
 from explorer.models._handle_weights import LAYER_WEIGHTS, MODEL_WEIGHTS
@@ -235,6 +236,7 @@ class NNsightHandle(ModelHandle):
         # the trace body names only plain data, envoys and module-level functions: a remote
         # trace ships it, and a handle would drag the model and transformer-lens along
         traced = self.nn
+        check_cancelled()  # a remote trace cannot stop halfway: Cancel lands before the next
         with traced.trace(inputs, **self._trace_kwargs) as tracer:
             saved = {}
             for step in steps:

@@ -20,6 +20,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
+from explorer._cancel import check_cancelled
 from explorer._checks import check_index
 from explorer.models import _tl
 from explorer.models import light as _light
@@ -216,7 +217,9 @@ class ModelHandle(InputsMixin, WeightsMixin):
     # ---------------------------------------------------------------- running
     def __call__(self, inputs: torch.Tensor) -> torch.Tensor:
         """Run the model (the pass is counted in ``spent``, as every pass is)."""
-        return self.model(self.check_inputs(inputs))
+        inputs = self.check_inputs(inputs)
+        check_cancelled()
+        return self.model(inputs)
 
     def _counted_module(self, model: nn.Module) -> nn.Module:
         """The module whose passes ``spent`` counts (a backend may run an inner one)."""
@@ -287,6 +290,7 @@ class ModelHandle(InputsMixin, WeightsMixin):
                 )
             check_index("stop_at_layer", stop_at_layer, self.n_layers + 1, "(0..n_layers)")
             kwargs["stop_at_layer"] = stop_at_layer
+        check_cancelled()
         with self.hooks(fwd_hooks):
             return self.model(inputs, **kwargs)
 

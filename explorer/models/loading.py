@@ -21,6 +21,7 @@ from explorer.models import _tl, checkpoint, hf
 from explorer.models.builders import build, wrap
 from explorer.models.config import CNNConfig, MLPConfig, TransformerConfig
 from explorer.models.handle import ModelHandle
+from explorer.models.light import is_light
 from explorer.models.shipped import load_shipped
 
 __all__ = ["load", "remap_keys", "wrap"]
@@ -109,7 +110,7 @@ def load(
         return build(source, name=name)
     if hf.is_hf_model(source):
         return hf.load_model(source, tokenizer=tokenizer, name=name)
-    if _tl.is_hooked_transformer(source):
+    if _tl.is_hooked_transformer(source) or is_light(source):
         return ModelHandle(
             source, kind="tokens", config=_tl.config_of(source), name=name or "transformer"
         )

@@ -52,6 +52,7 @@ from explorer._atomic import (
     write_durable,
 )
 from explorer._checks import check_choice
+from explorer._repr import compact_repr
 from explorer.models.checkpoint import (
     checkpoint_files,
     load_checkpoint,
@@ -83,6 +84,8 @@ __all__ = ["Curve", "Run", "RunMetrics"]
 @dataclass(frozen=True)
 class Curve:
     """One metric over training: ``values[i]`` was measured at ``steps[i]``."""
+
+    __repr__ = compact_repr
 
     name: str
     steps: torch.Tensor

@@ -82,6 +82,7 @@ class LogitAttributionView(ExplorerWidget):
     """
 
     _esm = esm("logit_attribution_view.js")
+    _background = frozenset({"set"})  # a new direction or unit kind: passes over the batch
 
     units = traitlets.Enum(UNITS, "heads", help="heads, layers or neurons").tag(sync=True)
     available_units = traitlets.List(traitlets.Unicode(), help="units this model has").tag(
@@ -162,6 +163,12 @@ class LogitAttributionView(ExplorerWidget):
                 position=self.position,
             )
         return self._results[key]
+
+    def _use_model(self, data: Any) -> None:
+        if data is not None:
+            raise TypeError(f"{type(self).__name__}.set_model takes no data: build a new view")
+        self._results.clear()
+        self._show()
 
     @traitlets.observe("units", "target", "against", "position")
     @reports_errors
