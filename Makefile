@@ -37,6 +37,8 @@ browser-deps:
 
 # Copies each notebook once (your edits in $(LAB_DIR) survive; delete a copy to get the
 # latest), and installs JupyterLab settings overrides in the venv (no news pop-up).
+# `make lab` serves all of $(LAB_DIR) (root_dir=.: given a file, Jupyter would serve only
+# its folder, hiding tutorials/) and opens the quickstart.
 lab-workspace:
 	@mkdir -p $(LAB_DIR)/notebooks $(LAB_DIR)/tutorials $(LAB_SETTINGS)
 	@for f in notebooks/*.ipynb tutorials/*.ipynb; do \
@@ -57,7 +59,7 @@ postgres-deps:
 	fi
 
 lab: $(STAMP) lab-workspace
-	cd $(LAB_DIR) && $(abspath $(BIN))/jupyter lab notebooks/quickstart.ipynb
+	cd $(LAB_DIR) && $(abspath $(BIN))/jupyter lab --ServerApp.root_dir=. notebooks/quickstart.ipynb
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

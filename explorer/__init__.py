@@ -5,8 +5,10 @@
 >>> model.n_layers
 2
 
-Widgets and hypotheses load on first use (``explorer.show``, ``explorer.Hypothesis``), so
-``import explorer`` stays fast and never pulls a widget library into pure analysis code.
+This module is the facade, the top layer (docs/architecture.md): ``explorer.load`` opens
+training runs as well as everything ``explorer.models.load`` opens. Widgets and hypotheses
+load on first use (``explorer.show``, ``explorer.Hypothesis``): a lazy import for import
+time, so ``import explorer`` stays fast and never pulls a widget library into analysis.
 """
 
 from __future__ import annotations
@@ -14,15 +16,16 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from explorer._load import load
 from explorer.models import (
     CNNConfig,
     MLPConfig,
     ModelHandle,
     TransformerConfig,
-    load,
     save_checkpoint,
     zoo,
 )
+from explorer.training.run import Run
 
 __version__ = "0.1.0"
 
@@ -34,7 +37,6 @@ _LAZY = {
     "Split": ("explorer.hypotheses", "Split"),
     "Examples": ("explorer.hypotheses", "Examples"),
     "register_measure": ("explorer.hypotheses", "register_measure"),
-    "Run": ("explorer.training.run", "Run"),
 }
 
 __all__ = [

@@ -78,7 +78,7 @@ def induction() -> str:
     scores = head_scores(m, tokens).get("induction")
     metric = metrics.next_token_loss(tokens)
     sweep = ablation_sweep(m, tokens, metric=metric, unit_type="head")
-    patch = activation_patching(m, tokens, tokens.roll(1, 0), metric=metric, grid="head")
+    patch = activation_patching(m, tokens, corrupted=tokens.roll(1, 0), metric=metric, grid="head")
     return f"induction scores {tuple(scores.shape)}, sweep {tuple(sweep.after.shape)}, patching {tuple(patch.values.shape)}"
 
 
@@ -98,7 +98,7 @@ def mnist() -> str:
     m = _on_cuda(zoo.mnist_mlp(hidden=(128, 64)))
     x = torch.rand(512, 1, 28, 28, device=DEV)
     y = torch.randint(0, 10, (512,), device=DEV)
-    sweep = ablation_sweep(m, x, metrics.neg_cross_entropy(y), layer=0, unit_type="neuron")
+    sweep = ablation_sweep(m, x, metric=metrics.neg_cross_entropy(y), layer=0, unit_type="neuron")
     top = top_k_examples(m, x, layer=0, k=10, batch_size=128)
     return f"sweep {tuple(sweep.after.shape)}, top-k {tuple(top.values.shape)}"
 

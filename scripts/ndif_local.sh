@@ -55,10 +55,11 @@ install() {
 }
 
 start() {
-    # its own process group (setsid execs in place): `stop` ends the whole group, Ray's
-    # daemons and workers included (they rename themselves, so no name or environment
-    # marker finds them all)
-    if [ "$(ps -o pgid= $$ | tr -d ' ')" != "$$" ]; then exec setsid bash "$0" start "$@"; fi
+    # its own session (setsid execs in place): `stop` ends the whole session, Ray's daemons
+    # and workers included (they rename themselves, so no name or environment marker finds
+    # them all)
+    if [ "$(ps -o sid= $$ | tr -d ' ')" != "$$" ]; then exec setsid --wait bash "$0" start "$@"; fi
+    [ "$(ps -o sid= $$ | tr -d ' ')" = "$$" ] || { echo "ndif_local: no session of its own" >&2; exit 1; }
     local folder
     folder="$(cd "$1" && pwd)"
     DIR="$(mkdir -p "$2" && cd "$2" && pwd)"
@@ -72,7 +73,7 @@ start() {
     local ray_tmp
     ray_tmp="$(mktemp -d /tmp/ndif-ray-XXXXXX)"
     echo "$ray_tmp" > "$DIR/ray_tmp"
-    echo $$ > "$DIR/pgid"
+    echo $$ > "$DIR/session"
     [ "$NDIF_VENV" = system ] || export PATH="$NDIF_VENV/bin:$PATH"
     export PYTHONPATH="$HERE/ndif_local${PYTHONPATH:+:$PYTHONPATH}" NDIF_LOCAL_COMPAT=1
     [ "$NDIF_LOCAL_GPU" = 1 ] || export NDIF_LOCAL_CPU=1
@@ -127,18 +128,20 @@ EOF
 
 stop() {
     DIR="$(cd "$1" && pwd)"
-    if [ -f "$DIR/pgid" ]; then
-        local group
-        group="$(cat "$DIR/pgid")"
-        kill -TERM -- "-$group" 2>/dev/null || true
+    if [ -f "$DIR/session" ]; then
+        # the whole session `start` opened: Ray's workers take process groups of their own
+        # but stay in it
+        local session
+        session="$(cat "$DIR/session")"
+        pkill -TERM -s "$session" 2>/dev/null || true
         for _ in $(seq 1 10); do
-            kill -0 -- "-$group" 2>/dev/null || break
+            pgrep -s "$session" >/dev/null || break
             sleep 1
         done
-        kill -KILL -- "-$group" 2>/dev/null || true
+        pkill -KILL -s "$session" 2>/dev/null || true
     fi
     if [ -f "$DIR/ray_tmp" ]; then rm -rf "$(cat "$DIR/ray_tmp")" "$DIR/ray_tmp"; fi
-    rm -f "$DIR"/*.pid "$DIR/pgid" "$DIR/url"
+    rm -f "$DIR"/*.pid "$DIR/session" "$DIR/url"
 }
 
 case "${1:-}" in

@@ -51,7 +51,10 @@ def test_lab_workspace_copies_notebooks_once_and_installs_the_overrides(tmp_path
 def test_make_lab_opens_the_copy_and_the_default_folder_is_ignored(tmp_path):
     plan = _make("-n", "lab", f"VENV={tmp_path / 'venv'}", "LAB_DIR=lab")
     launch = [line for line in plan.splitlines() if "jupyter lab" in line]
-    assert launch == [f"cd lab && {tmp_path / 'venv'}/bin/jupyter lab notebooks/quickstart.ipynb"]
+    assert launch == [
+        f"cd lab && {tmp_path / 'venv'}/bin/jupyter lab --ServerApp.root_dir=. "
+        "notebooks/quickstart.ipynb"
+    ]  # the whole lab folder is served (tutorials/ too), the quickstart opened
     ignored = subprocess.run(
         ["git", "-C", str(ROOT), "check-ignore", "-q", "lab/notebooks/quickstart.ipynb"],
         check=False,

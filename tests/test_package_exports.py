@@ -60,6 +60,19 @@ def test_every_public_definition_is_exported(package_name):
 
 
 @pytest.mark.parametrize("package_name", PACKAGES)
+def test_no_two_flattened_modules_define_the_same_name(package_name):
+    """A name defined in two modules would export only one of them: such modules are
+    exported whole (as ``explorer.studies`` does) or one of the names changes."""
+    package = importlib.import_module(package_name)
+    where: dict[str, list[str]] = {}
+    for module, names in public_definitions(package_name).items():
+        if module not in package.__all__:
+            for name in names:
+                where.setdefault(name, []).append(module)
+    assert {n: m for n, m in where.items() if len(m) > 1} == {}
+
+
+@pytest.mark.parametrize("package_name", PACKAGES)
 def test_every_exported_name_exists_once(package_name):
     package = importlib.import_module(package_name)
     assert len(package.__all__) == len(set(package.__all__))

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from explorer._checks import check_choice, check_positive, check_tensor
-from explorer.analysis._display import html_table
+from explorer.analysis._display import clip, html_table
 from explorer.models.handle import ModelHandle
 
 METHODS = ("cleanse", "stamp", "weights")
@@ -107,6 +107,11 @@ class AuditResult:
         return self.flagged[0] if self.flagged else None
 
     @property
+    def most_anomalous(self) -> int:
+        """The class with the highest anomaly, flagged or not (what a view shows first)."""
+        return int(self.anomaly.argmax())
+
+    @property
     def location(self) -> tuple[int, int, int, int] | None:
         """``(top, left, height, width)`` of the target's trigger (None when clean)."""
         return self.boxes[self.target] if self.target is not None else None
@@ -140,7 +145,7 @@ class AuditResult:
             else f"flagged {list(self.flagged)} (target {self.target}, box {self.location}, "
             f"success {float(self.success[self.target]):.0%})"
         )
-        return (
+        return clip(
             f"AuditResult({self.model}, {self.method}: {verdict}; "
             f"{self.forward_passes} forward / {self.backward_passes} backward passes)"
         )

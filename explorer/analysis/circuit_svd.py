@@ -25,7 +25,7 @@ import torch
 from jaxtyping import Float, Int
 
 from explorer._checks import check_choice, check_positive
-from explorer.analysis._display import html_table
+from explorer.analysis._display import clip, html_table
 from explorer.analysis.units import Head, all_heads, units_of_type
 from explorer.models.handle import ModelHandle
 
@@ -87,7 +87,7 @@ class CircuitSVD:
 
     def __repr__(self) -> str:
         read, written = self.tokens(0, 0)
-        return (
+        return clip(
             f"CircuitSVD({self.circuit}, {len(self.heads)} heads x {self.S.shape[1]} directions; "
             f"{self.heads[0]} top direction S={float(self.S[0, 0]):.3g}: "
             f"{self.sides[0]} {read[:3]} -> {self.sides[1]} {written[:3]})"

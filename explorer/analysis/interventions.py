@@ -36,6 +36,7 @@ from typing import Any
 
 import torch
 
+from explorer._cancel import check_cancelled
 from explorer.analysis.metrics import Metric, evaluate, evaluate_copies
 from explorer.models.handle import ModelHandle
 from explorer.models.hooked_module import fans_out, linear_reader
@@ -387,6 +388,7 @@ def run_sweep(
     for name, order in by_hook.items():
         plan = plans[name]
         for start in range(0, len(order), per_pass):
+            check_cancelled()  # the fast paths below run blocks without the handle's check
             chunk = order[start : start + per_pass]
             rows: slice | list[int] = chunk
             if chunk[-1] - chunk[0] == len(chunk) - 1:  # consecutive: a view, no gather

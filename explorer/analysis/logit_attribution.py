@@ -33,7 +33,7 @@ from einops import einsum
 from jaxtyping import Float, Int
 
 from explorer._checks import check_choice
-from explorer.analysis._display import html_table
+from explorer.analysis._display import clip, html_table
 from explorer.analysis.units import Head, Neuron
 from explorer.models.handle import ModelHandle
 
@@ -168,7 +168,7 @@ class LogitAttribution:
     def __repr__(self) -> str:
         top = ", ".join(f"{k} {v:+.3g}" for k, v in self.top(3))
         batch, n = self.values.shape
-        return (
+        return clip(
             f"LogitAttribution({self.units}, {batch} examples x {n} units, {self.direction}; "
             f"logit {float(self.logit.mean()):+.3g}; top {top})"
         )

@@ -22,7 +22,7 @@ import torch
 from jaxtyping import Float, Int
 
 from explorer._checks import check_positive
-from explorer.analysis._display import html_table
+from explorer.analysis._display import MAX_ROWS, clip, html_table
 from explorer.analysis.logit_attribution import TokenSpec, resolve_tokens
 from explorer.models.handle import ModelHandle
 
@@ -81,18 +81,28 @@ class LogitLens:
     def __repr__(self) -> str:
         rows, batch, pos, k = self.top_ids.shape
         last = " ".join(repr(self.token_text[int(self.top_ids[r, 0, -1, 0])]) for r in range(rows))
-        return (
+        return clip(
             f"LogitLens({rows} rows x {batch} examples x {pos} positions, top {k}; "
             f"top-1 at the last position by row: {last})"
         )
 
     def _repr_html_(self) -> str:
         header = ("row", *(f"{p} {t}" for p, t in enumerate(self.input_text[:12])))
+        n = len(self.labels)  # at most MAX_ROWS rows, evenly spaced, the output row last
+        shown = sorted(
+            {round(i * (n - 1) / (MAX_ROWS - 1)) for i in range(MAX_ROWS)}
+            if n > MAX_ROWS
+            else range(n)
+        )
         rows = [
-            (label, *(self.token_text[int(i)] for i in self.top_ids[r, 0, :12, 0].tolist()))
-            for r, label in enumerate(self.labels)
+            (
+                self.labels[r],
+                *(self.token_text[int(i)] for i in self.top_ids[r, 0, :12, 0].tolist()),
+            )
+            for r in shown
         ]
-        return html_table("Logit lens: top-1 token per layer and position", header, rows)
+        note = f"{len(rows)} of {n} rows" if n > MAX_ROWS else ""
+        return html_table("Logit lens: top-1 token per layer and position", header, rows, note)
 
 
 def _lens_rows(model: ModelHandle, incl_mid: bool) -> list[tuple[str, str]]:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import torch
 from jaxtyping import Float, Int
 
-from explorer.analysis._display import html_table
+from explorer.analysis._display import clip, html_table
 from explorer.analysis.units import Neuron, units_of_type
 from explorer.models.handle import ModelHandle
 
@@ -64,7 +64,7 @@ class NeuronLogitWeights:
 
     def __repr__(self) -> str:
         first = ", ".join(f"{t!r} {v:+.3g}" for t, v in self.top(0, 3))
-        return (
+        return clip(
             f"NeuronLogitWeights({len(self.neurons)} neurons x {self.values.shape[1]} tokens, "
             f"scale {self.scale:.4g}; {self.neurons[0]} promotes {first})"
         )

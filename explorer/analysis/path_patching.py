@@ -28,7 +28,7 @@ import torch
 from jaxtyping import Float
 
 from explorer._checks import check_choice
-from explorer.analysis._display import html_table
+from explorer.analysis._display import clip, html_table
 from explorer.analysis.interventions import MAX_TOKENS
 from explorer.analysis.metrics import Metric, evaluate, evaluate_copies
 from explorer.analysis.patching import recovery
@@ -48,7 +48,7 @@ class PathPatchingResult:
     corrupted_value: float
     senders: tuple[Head, ...] | None
     receivers: tuple[Head, ...]
-    inputs: tuple[str, ...]
+    receiver_inputs: tuple[str, ...]
 
     @property
     def change(self) -> Float[torch.Tensor, "..."]:
@@ -83,13 +83,13 @@ class PathPatchingResult:
     def __repr__(self) -> str:
         what = "sweep" if self.senders is None else _names(self.senders)
         top = ", ".join(f"{k} {v:+.3g}" for k, v in self.top(3))
-        return (
-            f"PathPatchingResult({what} -> {_names(self.receivers)} via {'/'.join(self.inputs)}; "
+        return clip(
+            f"PathPatchingResult({what} -> {_names(self.receivers)} via {'/'.join(self.receiver_inputs)}; "
             f"clean {self.clean_value:.4g}, corrupted {self.corrupted_value:.4g}; {top})"
         )
 
     def _repr_html_(self) -> str:
-        title = f"Path patching -> {_names(self.receivers)} ({'/'.join(self.inputs)})"
+        title = f"Path patching -> {_names(self.receivers)} ({'/'.join(self.receiver_inputs)})"
         note = f"clean {self.clean_value:.4g}, corrupted {self.corrupted_value:.4g}"
         return html_table(title, ("sender", "metric change"), self.top(10), note)
 
@@ -101,30 +101,31 @@ def _names(heads: Sequence[Head] | None) -> str:
 @torch.no_grad()
 def path_patching(
     model: ModelHandle,
-    clean: torch.Tensor,
-    corrupted: torch.Tensor,
+    inputs: torch.Tensor,
     *,
+    corrupted: torch.Tensor,
     receivers: Head | str | Sequence[Head | str],
     metric: Metric,
     senders: Head | str | Sequence[Head | str] | None = None,
-    inputs: str | Sequence[str] = ("q", "k", "v"),
+    receiver_inputs: str | Sequence[str] = ("q", "k", "v"),
     max_tokens: int = MAX_TOKENS,
 ) -> PathPatchingResult:
-    """Path patching from ``senders`` to the ``inputs`` of ``receivers`` (module docstring).
+    """Path patching from ``senders`` to the ``receiver_inputs`` of ``receivers`` (module
+    docstring); ``inputs`` are the clean inputs, ``corrupted`` the corrupted ones.
 
     >>> from explorer.models import zoo
     >>> from explorer.analysis import metrics
     >>> m = zoo.attention_only_transformer(n_layers=2, d_model=32, n_heads=4, d_vocab=20, n_ctx=8)
     >>> clean, corrupted = torch.tensor([[0, 3, 5, 3]]), torch.tensor([[0, 7, 5, 3]])
-    >>> r = path_patching(m, clean, corrupted, receivers="head 1.0", inputs="k",
+    >>> r = path_patching(m, clean, corrupted=corrupted, receivers="head 1.0", receiver_inputs="k",
     ...                   metric=metrics.logit_diff(torch.tensor([5]), torch.tensor([7])))
     >>> tuple(r.values.shape), bool(r.values[1].isnan().all())
     ((2, 4), True)
     """
     if not model.is_transformer:
         raise ValueError(f"{model.name} has no attention heads")
-    inputs = (inputs,) if isinstance(inputs, str) else tuple(inputs)
-    for name in inputs:
+    via = (receiver_inputs,) if isinstance(receiver_inputs, str) else tuple(receiver_inputs)
+    for name in via:
         check_choice("receiver input", name, INPUTS)
     recv = units_of_type(model, receivers, Head, "receivers")
     first = min(h.layer for h in recv)
@@ -136,7 +137,7 @@ def path_patching(
         send_sets = [units_of_type(model, senders, Head, "senders")]
         if any(h.layer >= first for h in send_sets[0]):
             raise ValueError(f"senders must lie in layers before the earliest receiver ({first})")
-    clean, corrupted = model.check_inputs(clean), model.check_inputs(corrupted)
+    clean, corrupted = model.check_inputs(inputs), model.check_inputs(corrupted)
     if clean.shape != corrupted.shape:
         raise ValueError(
             f"clean and corrupted inputs must have the same shape, got {list(clean.shape)} "
@@ -152,7 +153,7 @@ def path_patching(
     corrupted_values, corrupted_z = model.run_with_cache(corrupted, names=z_names, reduce=value)
     clean_value = float(clean_values.mean())
     corrupted_value = float(corrupted_values.mean())
-    targets = sorted({(model.hook_name(i, h.layer), h.head) for h in recv for i in inputs})
+    targets = sorted({(model.hook_name(i, h.layer), h.head) for h in recv for i in via})
     per_pass = max(1, max_tokens // clean.numel())
     results = []
     for start in range(0, len(send_sets), per_pass):
@@ -171,7 +172,7 @@ def path_patching(
         corrupted_value,
         None if senders is None else tuple(send_sets[0]),
         tuple(recv),
-        inputs,
+        via,
     )
 
 

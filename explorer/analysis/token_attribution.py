@@ -23,7 +23,7 @@ import torch
 from jaxtyping import Float, Int
 
 from explorer._checks import check_positive
-from explorer.analysis._display import html_table
+from explorer.analysis._display import MAX_ROWS, clip, html_table
 from explorer.analysis.logit_attribution import (
     TokenSpec,
     describe_direction,
@@ -65,14 +65,15 @@ class TokenAttribution:
     def __repr__(self) -> str:
         top = ", ".join(f"{p}:{t!r} {v:+.3g}" for p, t, v in self.top(0, 3))
         batch, pos = self.scores.shape
-        return (
+        return clip(
             f"TokenAttribution({batch} examples x {pos} tokens, {self.direction}; "
             f"max |delta| {float(self.delta.abs().max()):.2g}; top {top})"
         )
 
     def _repr_html_(self) -> str:
-        rows = [(p, t, v) for p, t, v in self.top(0, len(self.tokens[0]))]
+        rows = [(p, t, v) for p, t, v in self.top(0, MAX_ROWS)]
         note = (
+            f"{len(rows)} of {len(self.tokens[0])} tokens, largest |score| first; "
             f"f(input) {float(self.value[0]):+.4g}, f(baseline) {float(self.baseline_value[0]):+.4g}, "
             f"delta {float(self.delta[0]):+.2g}, {self.n_steps} steps"
         )
@@ -108,7 +109,7 @@ def attribute_tokens(
     ((1, 4), True)
     """
     if not model.is_transformer:
-        raise ValueError(f"{model.name} takes images: use attribute(model, images, targets)")
+        raise ValueError(f"{model.name} takes images: use attribute(model, images, target=...)")
     check_positive("n_steps", n_steps)
     tokens = model.check_inputs(inputs)
     batch, n_pos = tokens.shape

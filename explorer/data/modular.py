@@ -8,6 +8,7 @@ import torch
 from jaxtyping import Int
 
 from explorer._checks import check_choice, check_fraction, check_positive
+from explorer._repr import compact_repr
 
 OPS = ("+", "-", "*")
 
@@ -18,6 +19,8 @@ class ModularData:
 
     ``tokens[i] = [a, b, p]`` (token ``p`` is "="), ``labels[i] = (a op b) % p``.
     """
+
+    __repr__ = compact_repr
 
     p: int
     op: str

@@ -46,12 +46,18 @@ from explorer.hypotheses.export import (
 )
 from explorer.hypotheses.hypothesis import (
     Hypothesis,
+    measured,
     random_unit_sets,
 )
 from explorer.hypotheses.imports import (
     ImportConflict,
     ImportReport,
     import_hypotheses,
+)
+from explorer.hypotheses.input_measures import (
+    STAMP_SCORES,
+    InputStamp,
+    unit_free,
 )
 from explorer.hypotheses.measures import (
     METRICS,
@@ -94,6 +100,7 @@ from explorer.hypotheses.versioning import (
 
 __all__ = [
     "METRICS",
+    "STAMP_SCORES",
     "AblationEffect",
     "Agreement",
     "Evidence",
@@ -104,6 +111,7 @@ __all__ = [
     "HypothesisStore",
     "ImportConflict",
     "ImportReport",
+    "InputStamp",
     "Label",
     "Measure",
     "MeasureUnavailable",
@@ -132,6 +140,7 @@ __all__ = [
     "known_fields",
     "label_counts",
     "measure_from_dict",
+    "measured",
     "parse_version",
     "pick_data",
     "planted",
@@ -146,6 +155,7 @@ __all__ = [
     "statistic",
     "to_json",
     "to_markdown",
+    "unit_free",
     "unregister_measure",
     "unregister_metric",
     "verdict_html",

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import torch
 
 from explorer._checks import check_choice, check_fraction, check_positive
+from explorer._repr import compact_repr
 
 STATISTICS = ("mean", "ratio", "auroc", "precision", "recall")
 
@@ -38,6 +39,8 @@ class Evidence:
         fire_threshold: a value above it counts as firing (precision and recall).
         details: extra numbers for the verdict (e.g. the metric before and after).
     """
+
+    __repr__ = compact_repr
 
     values: torch.Tensor
     statistic: str = "mean"

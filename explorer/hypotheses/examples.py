@@ -21,6 +21,7 @@ from typing import Any
 import torch
 
 from explorer._checks import check_fraction, check_positive
+from explorer._repr import compact_repr
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,8 @@ class Examples:
 
     Every tensor given has the same first dimension (one row per example).
     """
+
+    __repr__ = compact_repr
 
     inputs: torch.Tensor
     labels: torch.Tensor | None = None
@@ -90,6 +93,8 @@ class Split:
     >>> print(Split(range(100, 200), name="held-out").describe())
     held-out: 100 examples (indices 100..199)
     """
+
+    __repr__ = compact_repr
 
     indices: tuple[int, ...]
     name: str = ""

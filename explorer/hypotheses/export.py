@@ -206,7 +206,7 @@ def to_markdown(store: HypothesisStore, project: str = DEFAULT_PROJECT) -> str:
             "",
             f"- **status**: {_md(s.status)}",
             f"- **author**: {_md(s.author or 'unknown')}",
-            f"- **units**: {_md(', '.join(map(str, h.units)))}",
+            f"- **units**: {_md(', '.join(map(str, h.units)) or 'none (a claim about inputs)')}",
             f"- **test**: {_md(h.measure.describe())} {side} {h.threshold:g}",
             f"- **formed on**: {_md(h.formation.describe())}",
             f"- **judged on**: {_md(h.held_out.describe())}",

@@ -39,6 +39,7 @@ from explorer._checks import check_fraction, check_positive
 from explorer.analysis.units import Head, Neuron, ResidPosition, Unit, check_unit, parse_unit
 from explorer.hypotheses.bootstrap import bootstrap_interval, statistic
 from explorer.hypotheses.examples import Examples, Split, as_examples, check_disjoint
+from explorer.hypotheses.input_measures import unit_free
 from explorer.hypotheses.measures import (
     Measure,
     MeasureUnavailable,
@@ -57,9 +58,10 @@ class Hypothesis:
     Args:
         claim: the claim in words.
         units: the target units (``Head``/``Neuron``/``ResidPosition`` or text like
-            ``"head 1.4"``), one or several.
+            ``"head 1.4"``), one or several; none for a claim about inputs (an
+            ``InputStamp`` measure, or a function of the model alone).
         measure: a built-in measure (``HeadScore``, ``AblationEffect``,
-            ``NeuronSelectivity``, ``PatchingRecovery``) or any function
+            ``NeuronSelectivity``, ``PatchingRecovery``, ``InputStamp``) or any function
             ``fn(model, examples, units) -> Tensor[batch]``.
         threshold, direction: the claim is that the measure lies ``"above"`` (or
             ``"below"``) ``threshold``.
@@ -70,14 +72,17 @@ class Hypothesis:
         n_boot, confidence, seed: the bootstrap.
         dataset: a name for the data the splits index (the board uses it to re-run).
         id: stable identity across edits (``dataclasses.replace`` keeps it).
+        budget_spent: the passes run on the model before the claim was written: pass the
+            model handle (its ``spent`` is read now) or ``(forward, backward, examples)``.
+            A claim formed after 20 passes says more than one formed after 20,000.
     """
 
     claim: str
-    units: tuple[Unit, ...]
     measure: Measure
     threshold: float
     formation: Split
     held_out: Split
+    units: tuple[Unit, ...] = ()
     direction: str = "above"
     baseline: float | None = None
     n_baseline: int = 8
@@ -86,16 +91,16 @@ class Hypothesis:
     seed: int = 0
     dataset: str = ""
     id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    budget_spent: tuple[int, int, int] | None = None
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "budget_spent", _budget(self.budget_spent))
         if not isinstance(self.claim, str) or not self.claim.strip():
             raise ValueError("a hypothesis needs a claim in words (got an empty claim)")
         units = self.units
         if isinstance(units, (str, Head, Neuron, ResidPosition)):
             units = (units,)
         units = tuple(parse_unit(u) for u in units)  # type: ignore[union-attr]
-        if not units:
-            raise ValueError("a hypothesis needs at least one target unit, e.g. 'head 1.4'")
         if len(set(units)) != len(units):
             raise ValueError(f"target units repeat: {', '.join(map(str, units))}")
         object.__setattr__(self, "units", units)
@@ -105,6 +110,11 @@ class Hypothesis:
         elif not hasattr(measure, "evaluate"):
             measure = UserFunction.of(measure)  # type: ignore[arg-type]
         object.__setattr__(self, "measure", measure)
+        if not units and not (unit_free(measure) or isinstance(measure, UserFunction)):
+            raise ValueError(
+                "a hypothesis needs at least one target unit, e.g. 'head 1.4' (a claim about "
+                "inputs takes an InputStamp measure or a function of the model, and no units)"
+            )
         if hasattr(measure, "check_units"):
             measure.check_units(units)
         threshold = float(self.threshold)
@@ -162,7 +172,7 @@ class Hypothesis:
             confidence=self.confidence,
             threshold=self.threshold,
             direction=self.direction,
-            measure=f"{self.measure.describe()} of {', '.join(map(str, self.units))}",
+            measure=measured(self.measure, self.units),
             baseline=baseline,
             baseline_source=source,
             baseline_units=unit_sets,
@@ -181,6 +191,19 @@ class Hypothesis:
     ) -> tuple[float | None, str, tuple[tuple[str, ...], ...], tuple[float, ...]]:
         if self.baseline is not None:
             return self.baseline, "given", (), ()
+        if not self.units:
+            if not hasattr(self.measure, "baseline_evidence"):
+                return None, "no units to compare with random ones: give baseline=", (), ()
+            source, names, evidences = self.measure.baseline_evidence(
+                model, held, self.n_baseline, self.seed
+            )
+            if not evidences:
+                return None, "no other placement to compare with", (), ()
+            values = tuple(
+                float(statistic(ev, torch.ones(1, len(ev), dtype=torch.float64))[0])
+                for ev in evidences
+            )
+            return sum(values) / len(values), source, names, values
         seq_len = held.inputs.shape[1] if model.is_transformer else None
         unit_sets = random_unit_sets(model, self.units, self.n_baseline, self.seed, seq_len)
         if not unit_sets:
@@ -230,6 +253,11 @@ class Hypothesis:
             "confidence": self.confidence,
             "seed": self.seed,
             "dataset": self.dataset,
+            "budget_spent": (
+                dict(zip(("forward", "backward", "examples"), self.budget_spent))
+                if self.budget_spent is not None
+                else None
+            ),
         }
 
     @classmethod
@@ -253,6 +281,9 @@ class Hypothesis:
         data["formation"] = Split.from_dict(data["formation"])
         data["held_out"] = Split.from_dict(data["held_out"])
         data["units"] = tuple(parse_unit(u) for u in data["units"])
+        spent = data.get("budget_spent")
+        if isinstance(spent, dict):
+            data["budget_spent"] = tuple(spent[k] for k in ("forward", "backward", "examples"))
         return cls(**data)
 
     def to_json(self) -> str:
@@ -264,8 +295,36 @@ class Hypothesis:
 
     def describe(self) -> str:
         side = ">" if self.direction == "above" else "<"
-        units = ", ".join(map(str, self.units))
-        return f"{self.claim} [{self.measure.describe()} of {units} {side} {self.threshold:g}]"
+        return f"{self.claim} [{measured(self.measure, self.units)} {side} {self.threshold:g}]"
+
+
+def measured(measure: Measure, units: Sequence[Unit]) -> str:
+    """What a verdict says was measured: the measure, and of which units (if any)."""
+    if not units:
+        return measure.describe()
+    return f"{measure.describe()} of {', '.join(map(str, units))}"
+
+
+def _budget(value: Any) -> tuple[int, int, int] | None:
+    """``budget_spent`` as ``(forward, backward, examples)``: read from a handle (or its
+    ``spent``) at the moment the hypothesis is written, or given as three counts."""
+    if value is None:
+        return None
+    spent = getattr(value, "spent", value)
+    if hasattr(spent, "snapshot"):
+        return tuple(int(v) for v in spent.snapshot())  # type: ignore[return-value]
+    if isinstance(value, (tuple, list)) and len(value) == 3:
+        counts = []
+        for v in value:
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                break
+            counts.append(v)
+        else:
+            return (counts[0], counts[1], counts[2])
+    raise ValueError(
+        "budget_spent must be the model handle (its passes so far are read) or "
+        f"(forward, backward, examples) as counts >= 0, got {value!r}"
+    )
 
 
 def _candidates(model: ModelHandle, unit: Unit, seq_len: int | None, anywhere: bool) -> list[Unit]:

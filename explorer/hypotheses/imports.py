@@ -28,16 +28,19 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from dataclasses import replace as _replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from explorer._checks import check_choice
+from explorer.hypotheses._stored import StoredHypothesis, now, row_of, spec_of
 from explorer.hypotheses.agreement import Label
 from explorer.hypotheses.hypothesis import Hypothesis
 from explorer.hypotheses.schema import hypotheses_table, verdicts_table
-from explorer.hypotheses.store import HypothesisStore, StoredHypothesis, _now, _row, _spec
+
+if TYPE_CHECKING:  # typing only: store imports this module to run imports
+    from explorer.hypotheses.store import HypothesisStore
 
 __all__ = ["CONFLICT_CHOICES", "ImportConflict", "ImportReport", "import_hypotheses"]
 
@@ -113,7 +116,7 @@ def import_hypotheses(
         pid = store._project_id(conn, project)
         for entry in entries:
             h = entry.hypothesis
-            spec = _spec(h)
+            spec = spec_of(h)
             here = conn.execute(
                 sa.select(hypotheses_table.c.project_id, hypotheses_table.c.spec).where(
                     hypotheses_table.c.id == h.id
@@ -134,7 +137,7 @@ def import_hypotheses(
                     conn.execute(
                         hypotheses_table.update()
                         .where(hypotheses_table.c.id == h.id)
-                        .values(**_row(h, entry.author, entry.updated or _now()))
+                        .values(**row_of(h, entry.author, entry.updated or now()))
                     )
                     report["replaced"].append(h.id)
                 else:  # a copy into another project, or keep both
@@ -181,7 +184,7 @@ def import_hypotheses(
 
 
 def _insert(conn: Connection, h: Hypothesis, pid: int, entry: StoredHypothesis) -> None:
-    row = _row(h, entry.author, entry.updated or _now())
+    row = row_of(h, entry.author, entry.updated or now())
     conn.execute(
         hypotheses_table.insert().values(
             id=h.id, project_id=pid, created=entry.created or row["updated"], **row

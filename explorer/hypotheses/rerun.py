@@ -22,6 +22,7 @@ from collections.abc import Mapping
 
 import torch
 
+from explorer._cancel import Cancelled
 from explorer.hypotheses.examples import Examples
 from explorer.hypotheses.hypothesis import Hypothesis
 from explorer.hypotheses.store import HypothesisStore
@@ -55,7 +56,7 @@ def rerun_project(
     Returns ``{hypothesis id: verdict, or the reason it could not run}``. A hypothesis that
     fails, even by ``SystemExit`` from a user's measure, does not stop the others; an
     ``unavailable`` verdict (its measure is not registered here) is not evidence and is not
-    recorded.
+    recorded. A cancelled re-run (``explorer._cancel``) stops; verdicts recorded so far stay.
     """
     outcome: dict[str, Verdict | str] = {}
     for stored in store.hypotheses(project):
@@ -67,6 +68,8 @@ def rerun_project(
                 continue
             store.record(verdict)
             outcome[h.id] = verdict
+        except Cancelled:  # the whole re-run was cancelled: stop, do not record it as a reason
+            raise
         except BaseException as exc:  # a measure is user code: even SystemExit
             outcome[h.id] = f"{type(exc).__name__}: {exc}"
     return outcome

@@ -101,7 +101,11 @@ class Verdict:
             confidence=hypothesis.confidence,
             threshold=hypothesis.threshold,
             direction=hypothesis.direction,
-            measure=f"{hypothesis.measure.describe()} of {', '.join(map(str, hypothesis.units))}",
+            measure=(
+                f"{hypothesis.measure.describe()} of {', '.join(map(str, hypothesis.units))}"
+                if hypothesis.units
+                else hypothesis.measure.describe()
+            ),
             baseline=None,
             baseline_source="",
             n_examples=n_examples,
@@ -138,6 +142,10 @@ class Verdict:
 
     def __str__(self) -> str:
         return self.summary()
+
+    def __repr__(self) -> str:
+        text = f"Verdict({self.summary()})"
+        return text if len(text) <= 400 else text[:396] + "...)"
 
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)

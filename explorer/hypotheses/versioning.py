@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-RECORD_VERSION = (1, 1)
+RECORD_VERSION = (1, 2)  # 1.2: hypotheses record budget_spent
 VERSION_TEXT = f"{RECORD_VERSION[0]}.{RECORD_VERSION[1]}"
 
 

@@ -7,7 +7,7 @@
 'blocks.0.attn.hook_z'
 """
 
-from explorer.models import light, light_hooks, zoo
+from explorer.models import builders, light, light_hooks, zoo
 from explorer.models.checkpoint import (
     check_config_fits_weights,
     checkpoint_files,
@@ -80,6 +80,7 @@ __all__ = [
     "Parity",
     "Spent",
     "TransformerConfig",
+    "builders",
     "check_config_fits_weights",
     "check_image_shape",
     "check_parity",

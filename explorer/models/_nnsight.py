@@ -34,10 +34,13 @@ from typing import Any
 import torch
 from torch import nn
 
+from explorer._cancel import check_cancelled
 from explorer._checks import check_index
+from explorer.models import _tl
+from explorer.models._hf_convert import FAMILIES, PREPEND_BOS, converter, tl_config
 from explorer.models._nnsight_paths import _BLOCK_SITES, PATHS
 from explorer.models._nnsight_trace import SavedBytes, _apply, _nbytes, _read, _save
-from explorer.models.handle import HookFn, ModelHandle
+from explorer.models.handle import _LAYER_WEIGHTS, _MODEL_WEIGHTS, HookFn, ModelHandle
 
 
 class NNsightModel(nn.Module):
@@ -156,6 +159,11 @@ class NNsightHandle(ModelHandle):
         return by_name
 
     @property
+    def returns_gradients(self) -> bool:
+        """A server sends back saved values, not their autograd graph."""
+        return self.remote in (False, "local")
+
+    @property
     def stops_early(self) -> bool:
         """A trace can stop after a layer (``stop_at_layer``): nnsight's ``tracer.stop()``."""
         return True
@@ -240,6 +248,7 @@ class NNsightHandle(ModelHandle):
         # the trace body names only plain data, envoys and module-level functions: a remote
         # trace ships it, and a handle would drag the model and transformer-lens along
         traced = self.nn
+        check_cancelled()  # a remote trace cannot stop halfway: Cancel lands before the next
         with traced.trace(inputs, **self._trace_kwargs) as tracer:
             saved = {}
             for step in steps:
@@ -313,15 +322,11 @@ class NNsightHandle(ModelHandle):
     def _tl_state(self) -> dict[str, torch.Tensor]:
         """The weights under transformer-lens's names (its converter, run once, kept)."""
         if self._state is None:
-            from explorer.models import hf
-
             with torch.no_grad():
-                self._state = hf._converter(self.arch)(self.model.hf, self.model.cfg)
+                self._state = converter(self.arch)(self.model.hf, self.model.cfg)
         return self._state
 
     def weight(self, name: str, layer: int | None = None) -> torch.Tensor:
-        from explorer.models.handle import _LAYER_WEIGHTS, _MODEL_WEIGHTS
-
         state = self._tl_state()
         if name in _MODEL_WEIGHTS:
             key = {"W_E": "embed.W_E", "W_pos": "pos_embed.W_pos", "W_U": "unembed.W_U"}.get(
@@ -432,17 +437,15 @@ def load(
     max_saved_bytes: int | None = None,
 ) -> NNsightHandle:
     """An ``NNsightHandle`` for a ``transformers`` model of a family explorer maps."""
-    from explorer.models import _tl, hf
-
     arch = type(hf_model).__name__
     if arch not in PATHS:
-        known = ", ".join(f"{hf.FAMILIES[a][0]} ({a})" for a in PATHS)
+        known = ", ".join(f"{FAMILIES[a][0]} ({a})" for a in PATHS)
         raise ValueError(f"the nnsight backend maps the modules of {known}; got {arch}")
     hf_model.eval()
     if getattr(hf_model.config, "_attn_implementation", "eager") != "eager":
         hf_model.config._attn_implementation = "eager"  # attention patterns come back
-    cfg = hf.tl_config(hf_model.config, arch)
-    family = hf.FAMILIES[arch][0]
+    cfg = tl_config(hf_model.config, arch)
+    family = FAMILIES[arch][0]
     handle = NNsightHandle(
         hf_model,
         cfg=cfg,
@@ -454,7 +457,7 @@ def load(
         trace_kwargs=trace_kwargs,
         max_saved_bytes=max_saved_bytes,
     )
-    handle.prepend_bos = family in hf.PREPEND_BOS
+    handle.prepend_bos = family in PREPEND_BOS
     handle.config = _tl.config_of(_ConfigView(cfg))
     return handle
 

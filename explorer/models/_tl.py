@@ -13,6 +13,7 @@ from typing import Any
 from torch import nn
 
 from explorer.models.config import TransformerConfig
+from explorer.models.light_hooks import act_name as light_act_name
 
 
 def hook_point_classes() -> tuple[type[nn.Module], type[nn.Module]]:
@@ -26,8 +27,6 @@ def hook_point_classes() -> tuple[type[nn.Module], type[nn.Module]]:
 def act_name(kind: str, layer: int | None = None) -> str:
     """Canonical transformer-lens hook name, e.g. ``act_name("pattern", 0)``: transformer-lens's
     ``get_act_name`` rewritten in ``light_hooks`` (no import; tests/models/test_light.py compares)."""
-    from explorer.models.light_hooks import act_name as light_act_name
-
     return light_act_name(kind, layer)
 
 

@@ -24,8 +24,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save
 
 from explorer._atomic import replace, write_durable
+from explorer.models.builders import build
 from explorer.models.config import config_from_dict
 from explorer.models.handle import ModelHandle
 
@@ -52,8 +55,6 @@ def checkpoint_files(
 
     ``dtype`` (e.g. ``torch.float16``) stores floating-point tensors in that type, to ship a
     small file; loading casts them back to the model's own dtype."""
-    from safetensors.torch import save
-
     if model.config is None:
         raise ValueError(
             f"{model.name} has no explorer config (a custom nn.Module): save its state_dict "
@@ -137,9 +138,6 @@ def read_header(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 
 def read_weights(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
     p = Path(path) / WEIGHTS
     if not p.is_file():
         raise FileNotFoundError(f"no {WEIGHTS} in {str(path)!r}")
@@ -241,8 +239,6 @@ def load_checkpoint(path: str | os.PathLike[str]) -> ModelHandle:
     The config is checked (types, ranges) and compared with the tensor shapes in the weights
     file's header before the model is built, so a bad ``config.json`` fails in milliseconds.
     """
-    from explorer.models import zoo
-
     header = read_header(path)
     if not isinstance(header.get("config"), dict) or not isinstance(header.get("family"), str):
         raise ValueError(
@@ -257,7 +253,7 @@ def load_checkpoint(path: str | os.PathLike[str]) -> ModelHandle:
     if not weights.is_file():
         raise FileNotFoundError(f"no {WEIGHTS} in {str(path)!r}")
     check_config_fits_weights(cfg, weights, str(path))
-    model = zoo.build(cfg, name=header.get("name"), light=True)  # no transformer-lens import
+    model = build(cfg, name=header.get("name"), light=True)  # no transformer-lens import
     load_state(model, read_weights(path), str(path))
     model.model.eval()
     return model

@@ -9,7 +9,9 @@ transformer-lens signature ``fn(activation, hook) -> activation | None``.
 
 from __future__ import annotations
 
+import copy
 import hashlib
+import inspect
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Literal
@@ -18,10 +20,12 @@ import torch
 from jaxtyping import Float
 from torch import nn
 
+from explorer._cancel import check_cancelled
 from explorer._checks import check_index, check_tensor
 from explorer.models import _tl
 from explorer.models import light as _light
 from explorer.models.config import CNNConfig, MLPConfig, TransformerConfig
+from explorer.models.hooked_module import wrap_module
 
 InputKind = Literal["tokens", "images"]
 HookFn = Callable[..., Any]
@@ -95,6 +99,8 @@ class ModelHandle:
     """
 
     edits_fan_out = True
+    # whether a pass's activations come back with their autograd graph (not from a server)
+    returns_gradients = True
 
     def __init__(
         self,
@@ -324,7 +330,9 @@ class ModelHandle:
     # ---------------------------------------------------------------- running
     def __call__(self, inputs: torch.Tensor) -> torch.Tensor:
         """Run the model (the pass is counted in ``spent``, as every pass is)."""
-        return self.model(self.check_inputs(inputs))
+        inputs = self.check_inputs(inputs)
+        check_cancelled()
+        return self.model(inputs)
 
     def _counted_module(self, model: nn.Module) -> nn.Module:
         """The module whose passes ``spent`` counts (a backend may run an inner one)."""
@@ -334,8 +342,6 @@ class ModelHandle:
     def stops_early(self) -> bool:
         """Whether a forward pass can stop after a layer (``stop_at_layer``): decoder
         transformers (``HookedTransformer``), not encoders or plain modules."""
-        import inspect
-
         forward = getattr(self.model, "forward", None)
         return self.is_transformer and "stop_at_layer" in inspect.signature(forward).parameters
 
@@ -401,6 +407,7 @@ class ModelHandle:
                 )
             check_index("stop_at_layer", stop_at_layer, self.n_layers + 1, "(0..n_layers)")
             kwargs["stop_at_layer"] = stop_at_layer
+        check_cancelled()
         with self.hooks(fwd_hooks):
             return self.model(inputs, **kwargs)
 
@@ -601,18 +608,10 @@ class ModelHandle:
 
     def copy(self) -> ModelHandle:
         """An independent copy (its own weights and hooks)."""
-        from explorer.models.loading import wrap
-
         if self.is_transformer:
-            import copy
-
             model = copy.deepcopy(self.model)
         else:
-            model = wrap(  # type: ignore[attr-defined]
-                self.model.unwrapped_copy(),  # type: ignore[attr-defined]
-                input_shape=self.input_shape,
-                image_shape=self.image_shape,
-            ).model
+            model = wrap_module(self.model.unwrapped_copy()).eval()  # type: ignore[attr-defined]
         other = ModelHandle(
             model,
             kind=self.kind,

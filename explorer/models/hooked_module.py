@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import fx, nn
 
+from explorer._repr import compact_repr
 from explorer.models._tl import hook_point_classes
 
 WEIGHTED = (nn.Linear, nn.Conv1d, nn.Conv2d)
@@ -507,6 +508,8 @@ class LinearReader:
     """``linear`` alone reads a hidden layer's activation; its output is hook ``hook``.
     ``tail(x)`` runs the model on from that output (hooks at ``hook`` itself are not run),
     or is None where the module or wrapper carries forward hooks of its own."""
+
+    __repr__ = compact_repr
 
     hook: str
     linear: nn.Linear

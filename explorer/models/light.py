@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from explorer.models import _tl
 from explorer.models.config import TransformerConfig
 from explorer.models.light_hooks import HookedRoot, HookPoint
 
@@ -363,8 +364,6 @@ def is_light(model: object) -> bool:
 
 def to_transformer_lens(model: LightTransformer) -> nn.Module:
     """A transformer-lens ``HookedTransformer`` holding the same weights (imports it)."""
-    from explorer.models import _tl
-
     c = model.cfg
     cfg = TransformerConfig(
         n_layers=c.n_layers, d_model=c.d_model, n_heads=c.n_heads, d_head=c.d_head,

@@ -1,92 +1,30 @@
-"""``explorer.load``: one entry point from any model source to a ``ModelHandle``."""
+"""``explorer.models.load``: any model source this layer knows to a ``ModelHandle``.
+
+Configs, modules, checkpoints, shipped checkpoints, safetensors files and Hugging Face
+models. Training runs belong to the ``training`` layer above; ``explorer.load`` (the
+top-level facade, ``explorer._load``) opens them and hands everything else to this function.
+"""
 
 from __future__ import annotations
 
-import math
+import json
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from safetensors import SafetensorError
+from safetensors.torch import load_file
 from torch import nn
 
-from explorer.models import _tl, hf, shapes
+from explorer.models import _tl, checkpoint, hf
+from explorer.models.builders import build, wrap
 from explorer.models.config import CNNConfig, MLPConfig, TransformerConfig
 from explorer.models.handle import ModelHandle
-from explorer.models.hooked_module import Block, wrap_module
+from explorer.models.light import is_light
+from explorer.models.shipped import load_shipped
 
-
-def wrap(
-    module: nn.Module,
-    *,
-    input_shape: Sequence[int] | None = None,
-    image_shape: Sequence[int] | None = None,
-    config: MLPConfig | CNNConfig | None = None,
-    name: str | None = None,
-    blocks: Sequence[Block] | None = None,
-) -> ModelHandle:
-    """Give a plain ``nn.Module`` hook points (see ``hooked_module``) and return its handle.
-
-    The input and image shapes are taken, inferred and checked by one forward pass on zeros
-    (``models.shapes``): a shape that does not fit fails here, naming the shape expected.
-    """
-    name = name or type(module).__name__
-    input_shape, image = _shapes(module, input_shape, image_shape, name)
-    hooked = wrap_module(module, blocks)
-    hooked.eval()
-    return ModelHandle(
-        hooked,
-        kind="images",
-        config=config,
-        input_shape=input_shape,
-        image_shape=image,
-        name=name,
-    )
-
-
-def _shapes(
-    module: nn.Module,
-    input_shape: Sequence[int] | None,
-    image_shape: Sequence[int] | None,
-    name: str,
-) -> tuple[tuple[int, ...] | None, tuple[int, int, int] | None]:
-    """``(input_shape, image_shape)`` of a plain module: the ones given, checked by a dry
-    forward; or inferred (a first Linear on the input gives ``(in_features,)``; an image
-    shape, given or inferred from the first Linear's width, is tried as it is, then flat)."""
-    if input_shape is not None:
-        input_shape = tuple(input_shape)
-        if not input_shape or not all(isinstance(s, int) and s > 0 for s in input_shape):
-            raise ValueError(
-                f"input_shape must be a tuple of positive ints (one input, no batch axis), "
-                f"got {input_shape!r}"
-            )
-        image = shapes.check_image_shape(image_shape, input_shape)
-        shapes.dry_forward(module, input_shape, name)
-        return input_shape, image
-    inferred = shapes.infer_input_shape(module)
-    if inferred is not None:
-        image = shapes.check_image_shape(image_shape, inferred)
-        shapes.dry_forward(module, inferred, name)
-        return inferred, image
-    image = shapes.check_image_shape(image_shape, None)
-    if image is None:
-        first = shapes.first_layer(module)
-        if first is not None and isinstance(first[1], nn.Linear):
-            image = shapes.infer_image_shape((int(first[1].in_features),))
-        if image is None:
-            return None, None
-    for candidate in (image, (math.prod(image),)):
-        try:
-            shapes.dry_forward(module, candidate, name)
-        except ValueError:
-            continue
-        return candidate, image
-    if image_shape is None:
-        return None, None  # a guess that did not fit: leave the shape open, as before
-    raise ValueError(
-        f"image_shape={tuple(image_shape)} does not fit {name}: neither images of that shape "
-        f"nor {math.prod(image)} flat values run; {shapes.expected_input(module)}"
-    )
+__all__ = ["load", "remap_keys", "wrap"]
 
 
 def load(
@@ -111,8 +49,8 @@ def load(
             a ``transformers`` model object or a folder written by its ``save_pretrained``
             (GPT-2, GPT-NeoX, Llama, Qwen2, Gemma, Mistral, BERT: converted to
             transformer-lens offline, logit parity in the repr; see ``explorer.models.hf``);
-            a plain ``nn.Module`` (hook points added on its layers); a folder saved by
-            explorer (a checkpoint, or a training run: its last checkpoint, or ``step``);
+            a plain ``nn.Module`` (hook points added on its layers); a checkpoint folder
+            saved by explorer (``explorer.load`` also opens training runs);
             ``"shipped:<name>"`` for a trained checkpoint shipped with explorer (offline);
             or a Hugging Face model name (needs internet; offline it fails at once and
             says how to pass a folder).
@@ -131,7 +69,8 @@ def load(
             longest matching prefix is replaced, once.
         name: the handle's name (also for a path: a checkpoint, run or folder).
         local_path: for a Hugging Face name: a folder with its files (same as passing it).
-        step: for a training run: which checkpoint.
+        step: for a checkpoint folder: the step it must have been saved at (runs: see
+            ``explorer.load``).
         tokenizer: for a ``transformers`` model object: its tokenizer (default: the one
             saved beside it, when the model was read from a local folder).
         backend: for a Hugging Face model or folder: ``"transformer-lens"`` (converted, the
@@ -145,8 +84,6 @@ def load(
     >>> explorer.load(MLPConfig(hidden=(16,))).hook_names
     ['hook_input', 'hook_logits', 'blocks.0.mlp.hook_pre', 'blocks.0.mlp.hook_post']
     """
-    from explorer.models import zoo
-
     if backend != "transformer-lens":
         hf_source = hf.is_hf_model(source) or (
             isinstance(source, (str, os.PathLike)) and hf.is_hf_folder(Path(source))
@@ -170,18 +107,16 @@ def load(
     if isinstance(source, ModelHandle):
         return source
     if isinstance(source, (TransformerConfig, MLPConfig, CNNConfig)):
-        return zoo.build(source, name=name)
+        return build(source, name=name)
     if hf.is_hf_model(source):
         return hf.load_model(source, tokenizer=tokenizer, name=name)
-    if _tl.is_hooked_transformer(source):
+    if _tl.is_hooked_transformer(source) or is_light(source):
         return ModelHandle(
             source, kind="tokens", config=_tl.config_of(source), name=name or "transformer"
         )
     if isinstance(source, nn.Module):
         return wrap(source, input_shape=input_shape, image_shape=image_shape, name=name)
     if isinstance(source, str) and source.startswith("shipped:"):
-        from explorer.models.shipped import load_shipped
-
         return load_shipped(source)
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
@@ -235,16 +170,14 @@ def _load_path(
     key_map: Mapping[str, str] | None,
     name: str | None,
 ) -> ModelHandle:
-    from explorer.models import checkpoint
-
     if (path / "manifest.json").is_file():
-        from explorer.training.run import Run  # a training run: the upper layer owns its format
-
-        return Run.open(path).load_model(step)
+        raise ValueError(
+            f"{str(path)!r} is a training run (it has a manifest.json): open it with "
+            "explorer.load(path, step=...), which reads runs, or "
+            "explorer.training.Run.open(path).load_model(step)"
+        )
     config = path / checkpoint.CONFIG
     if path.is_dir() and config.is_file():
-        import json
-
         try:
             json.loads(config.read_text(encoding="utf-8"))
         except (json.JSONDecodeError, UnicodeDecodeError) as err:
@@ -289,11 +222,6 @@ def _load_into(
     name: str | None,
 ) -> ModelHandle:
     """A bare safetensors file (or a folder's ``model.safetensors``) loaded into ``module``."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    from explorer.models import checkpoint
-
     if not isinstance(module, nn.Module):
         raise TypeError(f"module must be an nn.Module instance, got {type(module).__name__}")
     file = path / checkpoint.WEIGHTS if path.is_dir() else path

@@ -1,30 +1,30 @@
-"""Builders for the tutorial models: seeded, small, and trainable on a laptop CPU."""
+"""Builders for the tutorial models: seeded, small, and trainable on a laptop CPU.
+
+(``build``, ``transformer``, ``build_mlp`` and ``build_cnn`` live in ``builders``; they are
+named here too, where the tutorials look for them.)
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-import torch
-from torch import nn
-
-from explorer.models import _tl
-from explorer.models import light as _light
+from explorer.models.builders import build, build_cnn, build_mlp, transformer, wrap
 from explorer.models.config import CNNConfig, MLPConfig, TransformerConfig
 from explorer.models.handle import ModelHandle
+from explorer.models.shipped import load_shipped
 
-
-def transformer(
-    cfg: TransformerConfig, name: str = "transformer", *, light: bool = False
-) -> ModelHandle:
-    """A toy transformer from a config (seeded by ``cfg.seed``).
-
-    ``light=True`` (for weights about to be loaded): an empty ``light.LightTransformer``
-    where it covers ``cfg``, so transformer-lens is not imported (see ``light``)."""
-    if light and _light.supports(cfg):
-        model = _light.build(cfg)
-        return ModelHandle(model, kind="tokens", config=cfg, vocab=cfg.vocab, name=name)
-    model = _tl.build_transformer(cfg)
-    return ModelHandle(model, kind="tokens", config=cfg, vocab=cfg.vocab, name=name)
+__all__ = [
+    "attention_only_transformer",
+    "build",
+    "build_cnn",
+    "build_mlp",
+    "mnist_cnn",
+    "mnist_mlp",
+    "modular_addition_transformer",
+    "trained_induction",
+    "trained_mnist_mlp",
+    "transformer",
+]
 
 
 def modular_addition_transformer(p: int = 113, *, seed: int = 0, d_model: int = 128) -> ModelHandle:
@@ -86,36 +86,10 @@ def attention_only_transformer(
     return transformer(cfg, name=f"attn-only-{n_layers}L")
 
 
-def build_mlp(cfg: MLPConfig) -> nn.Sequential:
-    torch.manual_seed(cfg.seed)
-    n_in = 1
-    for s in cfg.input_shape:
-        n_in *= s
-    layers: list[nn.Module] = [nn.Flatten()]
-    for width in cfg.hidden:
-        layers += [nn.Linear(n_in, width), nn.ReLU()]
-        n_in = width
-    layers.append(nn.Linear(n_in, cfg.n_classes))
-    return nn.Sequential(*layers)
-
-
-def build_cnn(cfg: CNNConfig) -> nn.Sequential:
-    torch.manual_seed(cfg.seed)
-    c_in, h, w = cfg.input_shape
-    layers: list[nn.Module] = []
-    for c_out in cfg.channels:
-        layers += [nn.Conv2d(c_in, c_out, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2)]
-        c_in, h, w = c_out, h // 2, w // 2
-    layers += [nn.Flatten(), nn.Linear(c_in * h * w, cfg.n_classes)]
-    return nn.Sequential(*layers)
-
-
 def mnist_mlp(
     hidden: Sequence[int] = (128, 64), *, seed: int = 0, input_shape=(1, 28, 28)
 ) -> ModelHandle:
     """A plain PyTorch MLP for MNIST, opened with hook points (``blocks.{i}.mlp.hook_post``)."""
-    from explorer.models.loading import wrap
-
     cfg = MLPConfig(input_shape=tuple(input_shape), hidden=tuple(hidden), seed=seed)
     return wrap(build_mlp(cfg), input_shape=cfg.input_shape, config=cfg, name="mnist-mlp")
 
@@ -124,23 +98,8 @@ def mnist_cnn(
     channels: Sequence[int] = (8, 16), *, seed: int = 0, input_shape=(1, 28, 28)
 ) -> ModelHandle:
     """A small PyTorch CNN for MNIST; units of ``blocks.{i}.mlp.hook_post`` are channels."""
-    from explorer.models.loading import wrap
-
     cfg = CNNConfig(input_shape=tuple(input_shape), channels=tuple(channels), seed=seed)
     return wrap(build_cnn(cfg), input_shape=cfg.input_shape, config=cfg, name="mnist-cnn")
-
-
-def build(
-    cfg: TransformerConfig | MLPConfig | CNNConfig, name: str | None = None, *, light: bool = False
-) -> ModelHandle:
-    """Build any zoo model from its config (used when loading checkpoints; ``light`` as in
-    ``transformer``)."""
-    from explorer.models.loading import wrap
-
-    if isinstance(cfg, TransformerConfig):
-        return transformer(cfg, name=name or "transformer", light=light)
-    module = build_mlp(cfg) if isinstance(cfg, MLPConfig) else build_cnn(cfg)
-    return wrap(module, input_shape=cfg.input_shape, config=cfg, name=name or cfg.family)
 
 
 def trained_induction() -> ModelHandle:
@@ -153,8 +112,6 @@ def trained_induction() -> ModelHandle:
     >>> model.n_layers, model.n_heads, model.d_vocab
     (2, 4, 64)
     """
-    from explorer.models.shipped import load_shipped
-
     return load_shipped("quickstart-induction")
 
 
@@ -164,6 +121,4 @@ def trained_mnist_mlp() -> ModelHandle:
     >>> trained_mnist_mlp().layer_widths
     (64, 32)
     """
-    from explorer.models.shipped import load_shipped
-
     return load_shipped("quickstart-mnist-mlp")

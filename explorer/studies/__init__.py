@@ -1,107 +1,35 @@
 """Recipes of the tutorials and studies: settings, training recipes, shipped checkpoints.
 
 Studies sit above ``training`` and ``hypotheses`` and below ``views``: a recipe may train and
-test, never draw.
+test, never draw. Each study is a module, used by name (``studies.auditing.plant``,
+``studies.stdlib_lm.build_model``): studies share words such as ``build_model`` and
+``ship_run``, so their functions are not flattened into this package.
 
->>> from explorer.studies import random_trigger
->>> random_trigger(seed=3).box == random_trigger(seed=3).box  # drawn from the seed alone
+>>> from explorer import studies
+>>> studies.auditing.random_trigger(seed=3).box == studies.auditing.random_trigger(seed=3).box
 True
 """
 
-from explorer.studies.auditing import (
-    Planted,
-    Trigger,
-    add_trigger,
-    attack_success,
-    box_iou,
-    load_truth,
-    make_cnn,
-    make_mlp,
-    patch_enrichment,
-    plant,
-    random_trigger,
-    save_truth,
-)
-from explorer.studies.kitchen_sink import (
-    fit,
-    kitchen_sink_split,
-    shifted,
-)
-from explorer.studies.shipped import (
-    Recipe,
-    parameter_norms,
-    rebuild,
-    train_kitchen_sink_cnn,
-    train_kitchen_sink_mlp,
-    train_quickstart_induction,
-    train_quickstart_mnist_mlp,
-)
-from explorer.studies.stdlib_lm import (
-    StdlibLM,
-    StdlibLMData,
-    StdlibLMSetting,
-    TokenWindows,
-    build_model,
-    copy_spans,
-    load_stdlib_lm,
-    next_token_loss,
-    ship_run,
-    stdlib_lm_data,
-    train_stdlib_lm,
-)
-from explorer.studies.stdlib_lm_experiments import (
-    ConceptNeurons,
-    concept_mask,
-    induction_examples,
-    induction_head_dla,
-    last_token_examples,
-    neuron_concept_auroc,
-    pick_induction_prediction,
-    repeated_text,
-    top_example_text,
+from explorer.studies import (
+    attribution_benchmark,
+    auditing,
+    editing,
+    grokking,
+    induction_heads,
+    kitchen_sink,
+    shipped,
+    stdlib_lm,
+    stdlib_lm_experiments,
 )
 
 __all__ = [
-    "ConceptNeurons",
-    "Planted",
-    "Recipe",
-    "StdlibLM",
-    "StdlibLMData",
-    "StdlibLMSetting",
-    "TokenWindows",
-    "Trigger",
-    "add_trigger",
-    "attack_success",
-    "box_iou",
-    "build_model",
-    "concept_mask",
-    "copy_spans",
-    "fit",
-    "induction_examples",
-    "induction_head_dla",
-    "kitchen_sink_split",
-    "last_token_examples",
-    "load_stdlib_lm",
-    "load_truth",
-    "make_cnn",
-    "make_mlp",
-    "neuron_concept_auroc",
-    "next_token_loss",
-    "parameter_norms",
-    "patch_enrichment",
-    "pick_induction_prediction",
-    "plant",
-    "random_trigger",
-    "rebuild",
-    "repeated_text",
-    "save_truth",
-    "shifted",
-    "ship_run",
-    "stdlib_lm_data",
-    "top_example_text",
-    "train_kitchen_sink_cnn",
-    "train_kitchen_sink_mlp",
-    "train_quickstart_induction",
-    "train_quickstart_mnist_mlp",
-    "train_stdlib_lm",
+    "attribution_benchmark",
+    "auditing",
+    "editing",
+    "grokking",
+    "induction_heads",
+    "kitchen_sink",
+    "shipped",
+    "stdlib_lm",
+    "stdlib_lm_experiments",
 ]

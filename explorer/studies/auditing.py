@@ -29,7 +29,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from explorer._checks import check_choice, check_fraction
+from explorer._repr import compact_repr
+from explorer.models.builders import build_cnn, build_mlp
+from explorer.models.config import CNNConfig, MLPConfig
 from explorer.models.handle import ModelHandle
+from explorer.models.loading import wrap
+from explorer.studies.kitchen_sink import kitchen_sink_split
 
 KINDS = ("solid", "checkerboard", "blended")
 IMAGE = 28
@@ -39,6 +44,8 @@ IMAGE = 28
 class Trigger:
     """One planted trigger: ``pattern [size, size]`` in 0..1 stamped at ``(top, left)`` with
     opacity ``alpha`` (1 replaces the pixels; below 1 blends), sending digits to ``target``."""
+
+    __repr__ = compact_repr
 
     kind: str
     top: int
@@ -52,6 +59,21 @@ class Trigger:
     def box(self) -> tuple[int, int, int, int]:
         """``(top, left, height, width)``."""
         return (self.top, self.left, self.size, self.size)
+
+    def mask_and_pattern(self, image: int = IMAGE) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(mask [H, W], pattern [1, H, W])`` with ``(1 - mask) * x + mask * pattern`` equal
+        to ``add_trigger``: the form of ``AuditResult.stamp`` and ``hypotheses.InputStamp``.
+
+        >>> t = random_trigger(4)
+        >>> m, p = t.mask_and_pattern(); x = torch.rand(2, 1, 28, 28)
+        >>> torch.allclose((1 - m) * x + m * p, add_trigger(x, t))
+        True
+        """
+        mask, pattern = torch.zeros(image, image), torch.zeros(1, image, image)
+        t, le, s = self.top, self.left, self.size
+        mask[t : t + s, le : le + s] = self.alpha
+        pattern[0, t : t + s, le : le + s] = self.pattern
+        return mask, pattern
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -150,32 +172,30 @@ def box_iou(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float
 ARCHS = ("mlp", "cnn")
 
 
+def _config(arch: str, seed: int) -> MLPConfig | CNNConfig:
+    check_choice("arch", arch, ARCHS)
+    if arch == "mlp":
+        return MLPConfig(hidden=(128, 64), seed=seed)
+    return CNNConfig(channels=(8, 16), seed=seed)
+
+
 def make_cnn(seed: int) -> nn.Module:
     """The tutorial's CNN (conv 8, conv 16, each 3x3 + ReLU + 2x2 max-pool, then a linear
     layer to 10 classes), initialised from ``seed``."""
-    from explorer.models.config import CNNConfig
-    from explorer.models.zoo import build_cnn
-
-    return build_cnn(CNNConfig(channels=(8, 16), seed=seed))
+    return build_cnn(_config("cnn", seed))  # type: ignore[arg-type]
 
 
 def make_mlp(seed: int) -> nn.Module:
     """The tutorial's MLP, 784-128-64-10, initialised from ``seed``."""
-    torch.manual_seed(seed)
-    return nn.Sequential(
-        nn.Flatten(),
-        nn.Linear(IMAGE * IMAGE, 128),
-        nn.ReLU(),
-        nn.Linear(128, 64),
-        nn.ReLU(),
-        nn.Linear(64, 10),
-    )
+    return build_mlp(_config("mlp", seed))  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)
 class Planted:
     """A planted (or clean) model, its ground truth (``trigger`` is None when clean) and the
     held-out digits it was not trained on."""
+
+    __repr__ = compact_repr
 
     model: ModelHandle
     trigger: Trigger | None
@@ -202,15 +222,12 @@ def plant(
     the seeded family (or none when ``clean``): ``steps`` Adam steps of 64 digits, a
     ``poison`` share of each batch stamped and relabelled. ``data`` is
     ``kitchen_sink_split()`` (loaded when None)."""
-    from explorer.models.loading import load
-    from explorer.studies.kitchen_sink import kitchen_sink_split
-
     check_fraction("poison", poison)
-    check_choice("arch", arch, ARCHS)
+    cfg = _config(arch, seed)
     data = data if data is not None else kitchen_sink_split()
     x, y = data["train_x"], data["train_y"]
     trigger = None if clean else random_trigger(seed, kind)
-    net = make_mlp(seed) if arch == "mlp" else make_cnn(seed)
+    net = build_mlp(cfg) if isinstance(cfg, MLPConfig) else build_cnn(cfg)
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
     gen = torch.Generator().manual_seed(seed + 1)
     for _ in range(steps):
@@ -225,7 +242,7 @@ def plant(
         loss.backward()
         opt.step()
     net.eval()
-    handle = load(net, input_shape=(1, IMAGE, IMAGE), name=f"planted-{arch}-{seed}")
+    handle = wrap(net, input_shape=(1, IMAGE, IMAGE), config=cfg, name=f"planted-{arch}-{seed}")
     return Planted(handle, trigger, seed, data["test_x"], data["test_y"])
 
 
@@ -252,3 +269,73 @@ def attack_success(model: ModelHandle, images: torch.Tensor, trigger: Trigger) -
         keep = model(images).argmax(-1) != trigger.target
         hit = model(add_trigger(images[keep], trigger)).argmax(-1) == trigger.target
     return float(hit.float().mean())
+
+
+@dataclass(frozen=True)
+class HandOut:
+    """What ``hand_out`` wrote: one checkpoint folder per model (``explorer.load(path)``
+    opens it), the sealed truth file, and the truth file's SHA-256 (also written beside the
+    models as ``SEALED``, so anyone can check later that the truth was not changed)."""
+
+    models: tuple[Path, ...]
+    truth: Path
+    digest: str
+
+    def __repr__(self) -> str:
+        return f"HandOut({len(self.models)} models in {self.models[0].parent}, truth sealed {self.digest[:12]})"
+
+
+def hand_out(
+    folder: str | os.PathLike[str],
+    game: int,
+    k: int = 6,
+    *,
+    n_clean: int | None = None,
+    arch: str = "mlp",
+    steps: int = 1000,
+    truth: str | os.PathLike[str] | None = None,
+    data: dict[str, torch.Tensor] | None = None,
+) -> HandOut:
+    """For a live session: plant ``k`` models for game number ``game`` and write them to
+    ``folder`` as ``model-1`` ... ``model-k``, without saying which are clean.
+
+    Everything is drawn from ``game``: how many models are clean (``n_clean``, default
+    1..k-1 drawn), which ones, and each model's trigger (seed ``1000 * game + i``). The
+    names say nothing; the ground truth goes to ``truth`` (default: ``truth-<game>.json``
+    beside ``folder``, not inside it, so handing out the folder does not hand out the
+    answers), and its SHA-256 to ``folder/SEALED``. The same ``game`` always writes the same
+    models, so a mentor can also tell a room "plant game 7" instead of sending files.
+
+    >>> import tempfile
+    >>> out = hand_out(tempfile.mkdtemp() + "/room", game=7, k=2, steps=5)
+    >>> [p.name for p in out.models], out.truth.name, len(out.digest)
+    (['model-1', 'model-2'], 'truth-7.json', 64)
+    """
+    import hashlib
+    import random
+
+    from explorer.models.checkpoint import save_checkpoint
+
+    if k < 2:
+        raise ValueError(f"hand out at least 2 models (some clean, some not), got k={k}")
+    rng = random.Random(game)
+    n_clean = rng.randint(1, k - 1) if n_clean is None else n_clean
+    if not 0 <= n_clean <= k:
+        raise ValueError(f"n_clean must lie in 0..{k}, got {n_clean}")
+    clean = set(rng.sample(range(k), n_clean))
+    out = Path(folder)
+    truth_path = Path(truth) if truth is not None else out.parent / f"truth-{game}.json"
+    if truth_path.resolve().parent == out.resolve():
+        raise ValueError(f"the truth file must not lie in the handed-out folder {out}")
+    out.mkdir(parents=True, exist_ok=True)
+    data = data if data is not None else kitchen_sink_split()
+    planted, paths = [], []
+    for i in range(k):
+        p = plant(1000 * game + i, clean=i in clean, steps=steps, arch=arch, data=data)
+        p.model.name = f"model-{i + 1}"
+        paths.append(save_checkpoint(p.model, out / p.model.name, meta={"game": game}))
+        planted.append(p)
+    save_truth(truth_path, planted)
+    digest = hashlib.sha256(truth_path.read_bytes()).hexdigest()
+    (out / "SEALED").write_text(f"sha256 of the truth file: {digest}\n")
+    return HandOut(tuple(paths), truth_path, digest)

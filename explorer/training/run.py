@@ -52,6 +52,7 @@ from explorer._atomic import (
     write_durable,
 )
 from explorer._checks import check_choice
+from explorer._repr import compact_repr
 from explorer.models.checkpoint import (
     checkpoint_files,
     load_checkpoint,
@@ -60,6 +61,13 @@ from explorer.models.checkpoint import (
     read_weights,
 )
 from explorer.models.handle import ModelHandle
+from explorer.training.optim_state import (
+    HEADER,
+    TENSORS,
+    has_optimizer_state,
+    load_optimizer_state,
+    optimizer_files,
+)
 
 FORMAT = "explorer-run"
 VERSION = 1
@@ -76,6 +84,8 @@ __all__ = ["Curve", "Run", "RunMetrics"]
 @dataclass(frozen=True)
 class Curve:
     """One metric over training: ``values[i]`` was measured at ``steps[i]``."""
+
+    __repr__ = compact_repr
 
     name: str
     steps: torch.Tensor
@@ -268,8 +278,6 @@ class Run:
         such a checkpoint later starts a fresh optimizer, with a warning.
         ``dtype`` stores the weights in that type (``torch.float16`` for a run to ship).
         """
-        from explorer.training.optim_state import HEADER, TENSORS, optimizer_files
-
         check_choice("keep_optimizer", keep_optimizer, ("all", "last"))
 
         step = int(step)
@@ -315,8 +323,6 @@ class Run:
 
     def has_optimizer_state(self, step: int) -> bool:
         """Whether the checkpoint of ``step`` holds the optimizer state to resume from it."""
-        from explorer.training.optim_state import HEADER
-
         entry = self._manifest.get("index", {}).get(str(int(step)))
         if entry is not None:
             return HEADER in entry["files"]
@@ -419,8 +425,6 @@ class Run:
 
     def problems(self, step: int | None = None) -> list[str]:
         """What is inconsistent in the published checkpoint ``step`` (None: every one)."""
-        from explorer.training.optim_state import HEADER
-
         out = []
         for s in self.steps if step is None else (step,):
             entry = self._manifest.get("index", {}).get(str(s))
@@ -471,8 +475,6 @@ class Run:
 
     def _drop_unpublished(self) -> list[str]:
         """Remove files no published state refers to (left by a kill); what was removed."""
-        from explorer.training.optim_state import HEADER
-
         published = {self.checkpoint_path(s).name: s for s in self.steps}
         removed = []
         folder = self.path / CHECKPOINTS
@@ -507,8 +509,6 @@ class Run:
         """Restore the optimizer state of checkpoint ``step`` (None: the last) into
         ``optimizer``; returns the step, or None if that checkpoint has no optimizer state.
         State taken at another step is refused."""
-        from explorer.training.optim_state import has_optimizer_state, load_optimizer_state
-
         step = self._check_step(step)
         folder = self.checkpoint_path(step)
         if not has_optimizer_state(folder) and step == self._manifest.get("last_step"):

@@ -1,28 +1,48 @@
-"""What every explorer widget shares: the error banner trait and running analysis safely.
+"""What every explorer widget shares: the model, the page's requests, errors and long runs.
 
-A click in the browser changes a synced trait; the widget's observer calls analysis and
-assigns the results to traits. If analysis raises, the message goes to ``error`` (shown
-as a banner in the page) instead of escaping into the comm handler, so the kernel and the
-widget stay usable and the next click clears it.
+A view holds its model (``set_model`` swaps it) and answers two kinds of input from the
+page. A synced trait changes (a click on a cell sets ``layer``): its observer calls
+analysis and assigns the results to traits. Or the page sends a request
+``{"action": name, ...arguments}`` (a button): the class's ``_actions`` table names the
+method that answers it, called with the arguments as keywords. Every request goes through
+one reporter: an exception becomes ``error`` (shown as a banner in the page) instead of
+escaping into the comm handler, so the kernel and the widget stay usable, and success
+clears it; ``requests`` counts the requests answered, so the page knows when to re-enable
+a button, whatever happened.
+
+Actions listed in ``_background`` may take long (a sweep over a large model, a remote
+nnsight trace per chunk). They run on a worker thread: the comm handler returns at once,
+so the kernel keeps running cells; ``busy`` names the running action (the page shows
+"running… 12 s [Cancel]" and dims the view), and a ``{"action": "cancel"}`` request sets a
+flag that the model handle checks before each forward pass (``explorer._cancel``). A
+cancelled action ends with ``last_run["outcome"] == "cancelled"``; what it would have
+changed is left (or, for trait changes, put back) as it was, so the view stays
+consistent. Calls from Python (``panel.sweep()``) run in the caller's thread as before.
+
+Unknown keyword arguments raise ``TypeError`` naming the allowed ones.
 """
 
 from __future__ import annotations
 
 import functools
+import inspect
+import threading
+import time
 import traceback
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import anywidget
 import traitlets
 
+from explorer._cancel import Cancelled, cancellable
 from explorer.views.serialise import css
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
 class ExplorerWidget(anywidget.AnyWidget):
-    """Base class: an anywidget with an ``error`` message and the shared stylesheet.
+    """Base class: an anywidget with a model, an action table, ``error`` and long-run state.
 
     The browser hears of a view once, complete: the comm to the page opens when the
     subclass's ``__init__`` has finished (with every trait it computed), not when
@@ -35,12 +55,37 @@ class ExplorerWidget(anywidget.AnyWidget):
     """
 
     _css = css("views.css")
+    #: page request name -> name of the method answering it (called with the arguments)
+    #: (a subclass's table adds to its parents'; "set" sets synced traits, see below)
+    _actions: ClassVar[dict[str, str]] = {"set": "_set_from_page"}
+    #: requests that run on a worker thread, with a pending state and Cancel
+    _background: ClassVar[frozenset[str]] = frozenset()
+    #: requests that run user code (a hypothesis's measure): even SystemExit is reported
+    _user_code: ClassVar[frozenset[str]] = frozenset()
+
     error = traitlets.Unicode(
         "", help="readable message of the last failed analysis; empty when the view is up to date"
+    ).tag(sync=True)
+    requests = traitlets.Int(
+        0, help="page requests answered, failed or not (the page re-enables its buttons)"
+    ).tag(sync=True)
+    busy = traitlets.Unicode(
+        "", help="the page request running in the background now (e.g. 'sweep'); empty: idle"
+    ).tag(sync=True)
+    last_run = traitlets.Dict(
+        help="how the last background request ended: {action, outcome: done, failed or "
+        "cancelled, seconds}"
     ).tag(sync=True)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
+        table: dict[str, str] = {}
+        for klass in reversed(cls.__mro__):
+            table.update(klass.__dict__.get("_actions", {}))
+        cls._actions = table
+        for action, method in cls._actions.items():
+            if not callable(getattr(cls, method, None)):
+                raise TypeError(f"{cls.__name__}: action {action!r} names no method {method!r}")
         init = cls.__dict__.get("__init__")
         if init is None:
             return
@@ -59,10 +104,147 @@ class ExplorerWidget(anywidget.AnyWidget):
 
         cls.__init__ = open_when_built  # type: ignore[method-assign]
 
+    def __init__(self, **kwargs: Any) -> None:
+        unknown = [name for name in kwargs if name not in self._allowed_traits()]
+        if unknown:
+            arguments, traits = self._allowed_keywords()
+            raise TypeError(
+                f"{type(self).__name__} got an unexpected keyword argument {unknown[0]!r}: "
+                f"allowed are the arguments {', '.join(arguments)} and the traits "
+                f"{', '.join(traits)}"
+            )
+        self._cancel = threading.Event()
+        self._worker: threading.Thread | None = None
+        super().__init__(**kwargs)
+        self.on_msg(self._on_page_message)
+
+    @classmethod
+    def _allowed_traits(cls) -> list[str]:
+        return [n for n in cls.class_trait_names(sync=True) if not n.startswith("_")]
+
+    @classmethod
+    def _allowed_keywords(cls) -> tuple[list[str], list[str]]:
+        """The constructor's own arguments, and the traits a keyword may set."""
+        params = inspect.signature(cls.__init__).parameters.values()
+        named = [
+            p.name
+            for p in params
+            if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and p.name != "self"
+        ]
+        return named, sorted(set(cls._allowed_traits()) - set(named))
+
     def open(self) -> None:
         """Open the comm to the page, unless the view is still being built (see above)."""
         if not self.__dict__.get("_building", False):
             super().open()
+
+    # ------------------------------------------------------------------ the model
+    def set_model(self, model: Any, data: Any = None) -> None:
+        """Show ``model`` (a new checkpoint, say) from now on; ``data`` replaces the data
+        where the view takes new data (the hypothesis widgets). Cached results are dropped
+        and the view redrawn."""
+        self.model = model
+        self._use_model(data)
+        if self.has_trait("model_name"):
+            self.model_name = f"{model.name} @{model.fingerprint()}"
+
+    def _use_model(self, data: Any) -> None:
+        """Drop what was computed for the old model and redraw (each view says how)."""
+        raise TypeError(f"{type(self).__name__} cannot change its model: build a new view")
+
+    # ------------------------------------------------------------------ page requests
+    def _on_page_message(self, _widget: Any, content: Any, _buffers: Any) -> None:
+        if not isinstance(content, dict) or not isinstance(content.get("action"), str):
+            return  # not a request of ours (anywidget's own messages)
+        action = content["action"]
+        arguments = {k: v for k, v in content.items() if k != "action"}
+        if action == "cancel":
+            self._cancel.set()
+            return
+        if action in self._background:
+            self._start(action, arguments)
+        else:
+            self._answer(action, arguments)
+
+    def _answer(self, action: str, arguments: dict[str, Any]) -> str:
+        """Run one request through the one reporter; its outcome: done, failed or cancelled."""
+        try:
+            if action not in self._actions:
+                known = ", ".join(sorted(self._actions)) or "none"
+                raise ValueError(
+                    f"unknown request {action!r}: {type(self).__name__} answers {known}"
+                )
+            caught = BaseException if action in self._user_code else Exception
+            method = getattr(self, self._actions[action])
+            self.error = ""  # cleared first: a method that reports its own errors keeps them
+            try:
+                method(**arguments)
+            except Cancelled:
+                return "cancelled"
+            except caught as exc:
+                self._fail(exc)
+            return "failed" if self.error else "done"
+        except Exception as exc:  # a bad request (unknown action, wrong arguments)
+            self._fail(exc)
+            return "failed"
+        finally:
+            self.requests += 1
+
+    def _start(self, action: str, arguments: dict[str, Any]) -> None:
+        if self.busy:
+            self._fail(RuntimeError(f"still running {self.busy}: wait for it or press Cancel"))
+            self.requests += 1
+            return
+        self._cancel = cancel = threading.Event()
+        self.busy = action
+        started = time.monotonic()
+
+        def work() -> None:
+            outcome = "failed"
+            try:
+                with cancellable(cancel):
+                    outcome = self._answer(action, arguments)
+            finally:
+                seconds = round(time.monotonic() - started, 2)
+                with self.hold_sync():
+                    self.last_run = {"action": action, "outcome": outcome, "seconds": seconds}
+                    self.busy = ""
+
+        name = f"explorer {type(self).__name__}.{action}"
+        self._worker = threading.Thread(target=work, name=name, daemon=True)
+        self._worker.start()
+
+    def cancel(self) -> None:
+        """Ask the running background request to stop at its next forward pass."""
+        self._cancel.set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait for the background request (if any) to end; False if it is still running."""
+        worker = self._worker
+        if worker is not None:
+            worker.join(timeout)
+            return not worker.is_alive()
+        return True
+
+    def _set_from_page(self, **changes: Any) -> None:
+        """The page's ``{"action": "set", trait: value, ...}``: set synced traits as one
+        change (their observers run here, in the background when "set" is listed there).
+        If cancelled, the traits are put back, so what is shown matches what is selected."""
+        allowed = set(self._allowed_traits())
+        bad = sorted(set(changes) - allowed)
+        if bad:
+            raise ValueError(f"the page cannot set {', '.join(bad)}")
+        before = {name: getattr(self, name) for name in changes}
+        try:
+            with self.hold_trait_notifications():
+                for name, value in changes.items():
+                    setattr(self, name, value)
+        except Cancelled:
+            with cancellable(threading.Event()):  # putting back must not be cancelled again
+                with self.hold_trait_notifications():
+                    for name, value in before.items():
+                        setattr(self, name, value)
+            raise
 
     def _fail(self, exc: BaseException) -> None:
         message = f"{type(exc).__name__}: {exc}"
@@ -73,7 +255,8 @@ class ExplorerWidget(anywidget.AnyWidget):
 
 
 def reports_errors(method: F) -> F:
-    """Decorate an observer or action: its exceptions become ``self.error``, success clears it."""
+    """Decorate an observer or a public action: its exceptions become ``self.error``,
+    success clears it. A cancellation passes through to the request that was cancelled."""
     return _reporting(method, Exception)
 
 
@@ -89,6 +272,8 @@ def _reporting(method: F, caught: type[BaseException]) -> F:
     def wrapper(self: ExplorerWidget, *args: Any, **kwargs: Any) -> Any:
         try:
             result = method(self, *args, **kwargs)
+        except Cancelled:
+            raise
         except caught as exc:
             self._fail(exc)
             return None

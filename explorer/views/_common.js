@@ -381,7 +381,9 @@ function exMount(model, el, cls, testid, names, draw) {
   const root = exEl("div", { cls: "ex-root " + cls, attrs: { "data-testid": testid, "data-lm-suppress-shortcuts": "true", "data-p-suppress-shortcuts": "true" } });
   const banner = exErrorBanner(model);
   const body = exEl("div");
+  const running = exPending(model, body);
   root.appendChild(banner);
+  root.appendChild(running.node);
   root.appendChild(body);
   el.appendChild(root);
   let pending = false;
@@ -401,6 +403,8 @@ function exMount(model, el, cls, testid, names, draw) {
     else setTimeout(run, 0);
   };
   schedule();
-  for (const n of names) model.on("change:" + n, schedule);
-  return () => { for (const n of names) model.off("change:" + n, schedule); };
+  // a request answered (or ended by Cancel) redraws too: buttons it disabled come back
+  const all = [...new Set([...names, "busy", "requests"])];
+  for (const n of all) model.on("change:" + n, schedule);
+  return () => { running.cleanup(); for (const n of all) model.off("change:" + n, schedule); };
 }

@@ -15,24 +15,12 @@ function render({ model, el }) {
     const header = exEl("div", { cls: "ex-row" });
     header.appendChild(exEl("div", { cls: "ex-title", text: "Attention heads" }));
     if (model.get("n_prompts") > 1) {
-      const sel = exEl("select", { attrs: { "data-testid": "prompt-select" } });
-      for (let i = 0; i < model.get("n_prompts"); i++) {
-        const opt = exEl("option", { text: "prompt " + i, attrs: { value: i } });
-        if (i === model.get("prompt")) opt.selected = true;
-        sel.appendChild(opt);
-      }
-      sel.addEventListener("change", () => exSend(model, { prompt: parseInt(sel.value, 10) }));
-      header.appendChild(sel);
+      const prompts = Array.from({ length: model.get("n_prompts") }, (_, i) => ({ value: i, text: "prompt " + i }));
+      header.appendChild(exSelect(prompts, model.get("prompt"), (i) => exSend(model, { prompt: i }), { testid: "prompt-select" }));
     }
     if (kinds.length) {
-      const sel = exEl("select", { attrs: { "data-testid": "kind-select" } });
-      for (const k of kinds) {
-        const opt = exEl("option", { text: "score: " + k, attrs: { value: k } });
-        if (k === shownKind) opt.selected = true;
-        sel.appendChild(opt);
-      }
-      sel.addEventListener("change", () => { shownKind = sel.value; redraw(); });
-      header.appendChild(sel);
+      const options = kinds.map((k) => ({ value: k, text: "score: " + k }));
+      header.appendChild(exSelect(options, shownKind, (k) => { shownKind = k; redraw(); }, { testid: "kind-select" }));
     }
     root.appendChild(header);
 

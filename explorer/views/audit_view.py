@@ -21,13 +21,7 @@ from explorer.analysis.audit import MIN_SUCCESS, AuditResult
 from explorer.analysis.trigger_examples import StampedExamples, stamped_examples
 from explorer.models.handle import ModelHandle
 from explorer.views._base import ExplorerWidget, check_range, reports_errors
-from explorer.views.serialise import empty, encode, esm
-
-
-def _grey(images: torch.Tensor) -> torch.Tensor:
-    """``[..., C, H, W]`` -> what the page draws: ``[..., H, W]`` (mean over channels) or
-    ``[..., H, W, 3]`` for RGB."""
-    return images.movedim(-3, -1) if images.shape[-3] == 3 else images.mean(-3)
+from explorer.views.serialise import empty, encode, esm, images_for_display
 
 
 class AuditView(ExplorerWidget):
@@ -109,10 +103,10 @@ class AuditView(ExplorerWidget):
             raise TypeError(f"AuditView shows an AuditResult, got {type(result).__name__}")
         self.result = result
         self.model = model
-        self.inputs = model.check_inputs(images)
+        self.inputs = model.check_images(images)
         self._examples: dict[tuple[int, int], StampedExamples] = {}
         n = len(result.anomaly)
-        first = result.target if result.target is not None else int(result.anomaly.argmax())
+        first = result.target if result.target is not None else result.most_anomalous
         super().__init__(
             selected=first,
             n_examples=n_examples,
@@ -163,9 +157,11 @@ class AuditView(ExplorerWidget):
         cls = self.selected
         ex = self.examples(cls)
         with self.hold_sync():
-            self.pattern = encode(_grey(self.result.patterns[cls]), "uint8", lo=0.0, hi=1.0)
-            self.images = encode(_grey(ex.images), "uint8", lo=0.0, hi=1.0)
-            self.stamped = encode(_grey(ex.stamped), "uint8", lo=0.0, hi=1.0)
+            self.pattern = encode(
+                images_for_display(self.result.patterns[cls]), "uint8", lo=0.0, hi=1.0
+            )
+            self.images = encode(images_for_display(ex.images), "uint8", lo=0.0, hi=1.0)
+            self.stamped = encode(images_for_display(ex.stamped), "uint8", lo=0.0, hi=1.0)
             self.before = [int(v) for v in ex.before]
             self.after = [int(v) for v in ex.after]
             self.stamped_success = ex.success

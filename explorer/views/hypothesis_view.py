@@ -11,7 +11,7 @@ for example. Both only render and dispatch: the work is ``explorer.hypotheses``.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, ClassVar
 
 import traitlets
 
@@ -53,8 +53,11 @@ class HypothesisWidget(ExplorerWidget):
     ('supported', 'supported')
     """
 
-    _esm = esm("hypothesis_view.js")
+    _esm = esm("_hypothesis.js", "hypothesis_widget.js")
     _css = css("views.css") + "\n" + css("hypothesis_view.css")
+    _actions: ClassVar[dict[str, str]] = {"test": "_test_from_page"}
+    _background = frozenset({"test"})
+    _user_code = frozenset({"test"})
 
     claim = traitlets.Unicode(help="the claim in words").tag(sync=True)
     units = traitlets.Unicode(help="target units, comma separated: 'head 1.4, neuron 0.37'").tag(
@@ -77,9 +80,6 @@ class HypothesisWidget(ExplorerWidget):
     ).tag(sync=True)
     verdict = traitlets.Dict(help="the latest verdict as JSON (empty before a test)").tag(sync=True)
     history = traitlets.List(traitlets.Dict(), help="earlier verdicts, oldest first").tag(sync=True)
-    presses = traitlets.Int(0, help="Test presses handled (the page re-enables Test)").tag(
-        sync=True
-    )
 
     def __init__(
         self,
@@ -99,8 +99,10 @@ class HypothesisWidget(ExplorerWidget):
         self.store = store
         self.project = project
         self.author = author
-        self._base = hypothesis
         hypothesis.check(model)
+        if hypothesis.budget_spent is None:  # written now: record the passes run before it
+            hypothesis = hypothesis.replace(budget_spent=model)
+        self._base = hypothesis
         history = []
         if store is not None:
             try:
@@ -121,7 +123,6 @@ class HypothesisWidget(ExplorerWidget):
             status=history[-1]["status"] if history else "untested",
             **kwargs,
         )
-        self.on_msg(self._on_message)
 
     @traitlets.validate("threshold")
     def _finite_threshold(self, proposal: dict[str, Any]) -> float:
@@ -147,12 +148,10 @@ class HypothesisWidget(ExplorerWidget):
             direction=self.direction,
         )
 
-    def set_model(self, model: ModelHandle, data: DataSource | None = None) -> None:
-        """Test on another model (a new checkpoint) from now on."""
-        self.model = model
+    def _use_model(self, data: DataSource | None) -> None:
+        """Test on the new model (a new checkpoint) from now on, on ``data`` if given."""
         if data is not None:
             self.data = data
-        self.model_name = f"{model.name} @{model.fingerprint()}"
 
     def test(self) -> Verdict | None:
         """Run the edited hypothesis on the held-out split; save it and its verdict if stored.
@@ -161,9 +160,12 @@ class HypothesisWidget(ExplorerWidget):
         """
         previous = self.status
         self.status = "running"
-        verdict = self._run()
-        if verdict is None:
-            self.status = previous
+        verdict = None
+        try:
+            verdict = self._run()
+        finally:  # failed or cancelled: the status shown is the last verdict's again
+            if verdict is None:
+                self.status = previous
         return verdict
 
     @reports_user_code_errors
@@ -181,27 +183,15 @@ class HypothesisWidget(ExplorerWidget):
         self.status = verdict.status
         return verdict
 
-    def _on_message(self, _widget: Any, content: dict[str, Any], _buffers: Any) -> None:
-        if isinstance(content, dict) and content.get("action") == "test":
-            self._test_from_page(content)
-
-    def _test_from_page(self, content: dict[str, Any]) -> None:
-        """The page sends its edited fields with the Test press; bad ones become ``error``."""
-        try:
-            if self._apply_edits(content):
-                self.test()
-        finally:
-            self.presses += 1
-
-    @reports_errors
-    def _apply_edits(self, content: dict[str, Any]) -> bool:
+    def _test_from_page(self, **edits: Any) -> None:
+        """The page sends its edited fields with the Test press; a bad one is the error."""
         with self.hold_trait_notifications():
             for name in ("claim", "units", "direction"):
-                if name in content:
-                    setattr(self, name, str(content[name]))
-            if "threshold" in content:
-                self.threshold = float(content["threshold"])
-        return True
+                if name in edits:
+                    setattr(self, name, str(edits[name]))
+            if "threshold" in edits:
+                self.threshold = float(edits["threshold"])
+        self.test()
 
 
 class HypothesisBoard(ExplorerWidget):
@@ -217,8 +207,11 @@ class HypothesisBoard(ExplorerWidget):
     tests every hypothesis again and records the verdicts.
     """
 
-    _esm = esm("hypothesis_view.js")
+    _esm = esm("_hypothesis.js", "hypothesis_board.js")
     _css = css("views.css") + "\n" + css("hypothesis_view.css")
+    _actions: ClassVar[dict[str, str]] = {"refresh": "refresh", "rerun": "_rerun_from_page"}
+    _background = frozenset({"rerun"})
+    _user_code = frozenset({"rerun"})
 
     project = traitlets.Unicode(DEFAULT_PROJECT, help="the project shown").tag(sync=True)
     projects = traitlets.List(traitlets.Unicode(), help="projects in the store").tag(sync=True)
@@ -229,10 +222,6 @@ class HypothesisBoard(ExplorerWidget):
     unreadable = traitlets.List(
         traitlets.Dict(), help="stored rows that could not be read: table, id, reason"
     ).tag(sync=True)
-    board = traitlets.Bool(True, help="marks the board layout for the page").tag(sync=True)
-    requests = traitlets.Int(0, help="page requests handled (the page re-enables its buttons)").tag(
-        sync=True
-    )
 
     def __init__(
         self,
@@ -250,7 +239,6 @@ class HypothesisBoard(ExplorerWidget):
         if model is not None:
             self.model_name = f"{model.name} @{model.fingerprint()}"
         self.refresh()
-        self.on_msg(self._on_message)
 
     @traitlets.observe("project")
     def _project_changed(self, _change: dict[str, Any]) -> None:
@@ -302,12 +290,10 @@ class HypothesisBoard(ExplorerWidget):
             )
         return row
 
-    def set_model(self, model: ModelHandle, data: DataSource | None = None) -> None:
-        """Re-run on another model (a new checkpoint) from now on."""
-        self.model = model
+    def _use_model(self, data: DataSource | None) -> None:
+        """Re-run on the new model (a new checkpoint) from now on, on ``data`` if given."""
         if data is not None:
             self.data = data
-        self.model_name = f"{model.name} @{model.fingerprint()}"
 
     def rerun_all(
         self, model: ModelHandle | None = None, data: DataSource | None = None
@@ -330,17 +316,6 @@ class HypothesisBoard(ExplorerWidget):
         self.refresh()
         return outcome
 
-    def _on_message(self, _widget: Any, content: dict[str, Any], _buffers: Any) -> None:
-        action = content.get("action") if isinstance(content, dict) else None
-        try:
-            if action == "refresh":
-                self.refresh()
-            elif action == "rerun":
-                self._rerun_from_page()
-        finally:
-            self.requests += 1
-
-    @reports_user_code_errors
     def _rerun_from_page(self) -> None:
         self.rerun_all()
 

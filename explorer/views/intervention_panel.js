@@ -1,6 +1,6 @@
 // InterventionPanel: unit picker, ablation kind, metric before/after, sweep heatmap.
 function render({ model, el }) {
-  let neuronText = "";
+  const typed = { text: "" };  // a unit being typed survives redraws
 
   function draw(root) {
     const units = model.get("units") || [];
@@ -10,13 +10,8 @@ function render({ model, el }) {
     const widths = model.get("widths") || [];
 
     // ---- controls: metric, kind
-    const metricSel = exEl("select", { attrs: { "data-testid": "metric-select" } });
-    for (const name of model.get("metric_names") || []) {
-      const opt = exEl("option", { text: name, attrs: { value: name } });
-      if (name === model.get("metric_name")) opt.selected = true;
-      metricSel.appendChild(opt);
-    }
-    metricSel.addEventListener("change", () => exSend(model, { metric_name: metricSel.value }));
+    const metricSel = exSelect(model.get("metric_names") || [], model.get("metric_name"),
+      (name) => exSend(model, { metric_name: name }), { testid: "metric-select" });
     const kinds = exEl("span", {}, ["zero", "mean", "resample"].map((k) => exEl("button", {
       cls: "ex-button" + (k === kind ? " ex-active" : ""), text: k,
       attrs: { "data-testid": "kind-" + k }, onclick: () => exSend(model, { kind: k }),
@@ -42,23 +37,13 @@ function render({ model, el }) {
     };
     const picker = exEl("div", { cls: "ex-row" });
     if (unitType === "head" && nH > 0) {
-      const grid = exEl("div", { cls: "ex-head-grid", style: { gridTemplateColumns: "repeat(" + nH + ", auto)" } });
-      for (let l = 0; l < nL; l++) for (let h = 0; h < nH; h++) {
-        const name = "head " + l + "." + h;
-        grid.appendChild(exEl("button", {
-          cls: "ex-button" + (units.includes(name) ? " ex-active" : ""), text: l + "." + h,
-          attrs: { "data-testid": "unit-head-" + l + "-" + h }, onclick: () => toggle(name),
-        }));
-      }
+      const name = (l, h) => "head " + l + "." + h;
+      const grid = exHeadPicker(nL, nH, (l, h) => units.includes(name(l, h)), (l, h) => toggle(name(l, h)));
       picker.appendChild(exEl("div", { cls: "ex-col" }, [exEl("span", { cls: "ex-muted", text: "click heads to ablate them together" }), grid]));
     }
-    const input = exEl("input", { cls: "ex-input", attrs: { placeholder: unitType === "head" ? "head 1.2" : "neuron 0.12", "data-testid": "unit-input", value: neuronText } });
-    input.addEventListener("input", () => { neuronText = input.value; });
-    const add = () => { if (input.value.trim()) { neuronText = ""; model.send({ action: "add_unit", text: input.value.trim() }); } };
-    input.addEventListener("keydown", (e) => { if (e.key === "Enter") add(); });
     picker.appendChild(exEl("div", { cls: "ex-col" }, [
       exEl("span", { cls: "ex-muted", text: "or type a unit (head 1.2, neuron 0.12, resid 1@5)" }),
-      exEl("div", { cls: "ex-row" }, [input, exEl("button", { cls: "ex-button", text: "add", attrs: { "data-testid": "unit-add" }, onclick: add })]),
+      exUnitInput(unitType === "head" ? "head 1.2" : "neuron 0.12", typed, (text) => exAct(model, "add_unit", { text })),
     ]));
     root.appendChild(picker);
     const chips = exEl("div", { attrs: { "data-testid": "units" } });
@@ -107,7 +92,7 @@ function render({ model, el }) {
 
     // ---- sweep
     root.appendChild(exEl("div", { cls: "ex-row" }, [
-      exEl("button", { cls: "ex-button", text: "Sweep: ablate every " + unitType, attrs: { "data-testid": "sweep" }, onclick: (e) => { e.target.disabled = true; e.target.textContent = "sweeping…"; model.send({ action: "sweep" }); } }),
+      exEl("button", { cls: "ex-button", text: "Sweep: ablate every " + unitType, attrs: { "data-testid": "sweep" }, onclick: (e) => { e.target.disabled = true; e.target.textContent = "sweeping…"; exAct(model, "sweep"); } }),
       exEl("span", { cls: "ex-muted", text: model.get("sweep_info") }),
     ]));
     const sweep = exDecode(model.get("sweep_effects"));
@@ -123,7 +108,7 @@ function render({ model, el }) {
         colLabels: Array.from({ length: cols }, (_, c) => (unitType === "head" ? "H" : "N") + c),
         selected,
         hoverText: (r, c, v) => unitType + " " + r + "." + c + "\nchange " + exFmt(v, 4),
-        onClick: (r, c) => { if (Number.isFinite(sweep.values[r * cols + c])) model.send({ action: "select", layer: r, index: c }); },
+        onClick: (r, c) => { if (Number.isFinite(sweep.values[r * cols + c])) exAct(model, "select", { layer: r, index: c }); },
       });
       root.appendChild(hm.node);
       root.appendChild(exLegend(hm.geom.vmin, hm.geom.vmax, true, "change in " + model.get("metric_name") + " (after − before)", {

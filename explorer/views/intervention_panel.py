@@ -9,12 +9,12 @@ batched, and draws the effects as a heatmap; clicking a cell selects that unit
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import traitlets
 
-from explorer.analysis.ablation import KINDS, ablate, ablation_sweep
+from explorer.analysis.ablation import ABLATIONS, ablate, ablation_sweep
 from explorer.analysis.metrics import Metric, lower_is_better
 from explorer.analysis.units import Head, Neuron, check_unit, parse_unit
 from explorer.models.handle import ModelHandle
@@ -44,11 +44,17 @@ class InterventionPanel(ExplorerWidget):
     """
 
     _esm = esm("intervention_panel.js")
+    _actions: ClassVar[dict[str, str]] = {
+        "sweep": "sweep",
+        "select": "select",
+        "add_unit": "add_unit",
+    }
+    _background = frozenset({"sweep"})
 
     units = traitlets.List(traitlets.Unicode(), help="units ablated together, e.g. 'head 1.2'").tag(
         sync=True
     )
-    kind = traitlets.Enum(KINDS, "zero", help="ablation: zero, mean or resample").tag(sync=True)
+    kind = traitlets.Enum(ABLATIONS, "zero", help="ablation: zero, mean or resample").tag(sync=True)
     metric_name = traitlets.Unicode("", help="the metric shown (one of metric_names)").tag(
         sync=True
     )
@@ -124,7 +130,6 @@ class InterventionPanel(ExplorerWidget):
             **kwargs,
         )
         self._metric_direction()
-        self.on_msg(self._on_message)
 
     # ------------------------------------------------------------------ validation
     @traitlets.validate("units")
@@ -173,7 +178,12 @@ class InterventionPanel(ExplorerWidget):
             self._last_key = key
             return
         result = ablate(
-            self.model, self.inputs, self.units, self.metric, self.kind, reference=self.reference
+            self.model,
+            self.inputs,
+            units=self.units,
+            metric=self.metric,
+            ablation=self.kind,
+            reference=self.reference,
         )
         with self.hold_sync():
             self.before = encode(result.before, "float32")
@@ -189,9 +199,9 @@ class InterventionPanel(ExplorerWidget):
         result = ablation_sweep(
             self.model,
             self.inputs,
-            self.metric,
+            metric=self.metric,
             unit_type=self.unit_type,
-            kind=self.kind,
+            ablation=self.kind,
             reference=self.reference,
         )
         grid, before = result.grid(), result.before
@@ -205,6 +215,7 @@ class InterventionPanel(ExplorerWidget):
 
     def select(self, layer: int, index: int) -> None:
         """Select unit ``index`` of ``layer`` (a sweep cell) and ablate it alone."""
+        layer, index = int(layer), int(index)
         unit = Head(layer, index) if self.unit_type == "head" else Neuron(layer, index)
         check_unit(self.model, unit)
         # layer first: a linked NeuronView checks the neuron against the layer it shows
@@ -215,21 +226,14 @@ class InterventionPanel(ExplorerWidget):
             self.neuron = index
         self.units = [str(unit)]
 
-    def _on_message(self, _widget: Any, content: dict[str, Any], _buffers: Any) -> None:
-        action = content.get("action") if isinstance(content, dict) else None
-        if action == "sweep":
-            self.sweep()
-        elif action == "select":
-            self._select_from_page(content)
-        elif action == "add_unit":
-            self._add_unit_from_page(str(content.get("text", "")))
-
-    @reports_errors
-    def _select_from_page(self, content: dict[str, Any]) -> None:
-        self.select(int(content["layer"]), int(content["index"]))
-
-    @reports_errors
-    def _add_unit_from_page(self, text: str) -> None:
-        """A unit typed in the page: a bad one becomes ``error``, not a kernel traceback."""
+    def add_unit(self, text: str) -> None:
+        """Add a unit typed in the page (``"head 1.2"``) to those ablated together."""
         unit = check_unit(self.model, parse_unit(text))
         self.units = [*self.units, str(unit)]
+
+    def _use_model(self, data: Any) -> None:
+        if data is not None:
+            raise TypeError("InterventionPanel.set_model takes no data: build a new panel")
+        self._last_key = None
+        self.sweep_effects, self.sweep_info = empty("float32"), ""
+        self._run_ablation()

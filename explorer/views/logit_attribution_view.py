@@ -163,6 +163,12 @@ class LogitAttributionView(ExplorerWidget):
             )
         return self._results[key]
 
+    def _use_model(self, data: Any) -> None:
+        if data is not None:
+            raise TypeError(f"{type(self).__name__}.set_model takes no data: build a new view")
+        self._results.clear()
+        self._show()
+
     @traitlets.observe("units", "target", "against", "position")
     @reports_errors
     def _show(self, change: dict[str, Any] | None = None) -> None:

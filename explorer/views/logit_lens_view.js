@@ -6,14 +6,8 @@ function render({ model, el }) {
     input.addEventListener("change", () => exSend(model, { target: input.value }));
     const header = exEl("div", { cls: "ex-row" }, [exEl("div", { cls: "ex-title", text: "Logit lens" }), exEl("span", { cls: "ex-muted", text: "target" }), input]);
     if (model.get("n_prompts") > 1) {
-      const sel = exEl("select", { attrs: { "data-testid": "prompt-select" } });
-      for (let i = 0; i < model.get("n_prompts"); i++) {
-        const o = exEl("option", { text: "prompt " + i, attrs: { value: i } });
-        if (i === model.get("prompt")) o.selected = true;
-        sel.appendChild(o);
-      }
-      sel.addEventListener("change", () => exSend(model, { prompt: parseInt(sel.value, 10) }));
-      header.appendChild(sel);
+      const prompts = Array.from({ length: model.get("n_prompts") }, (_, i) => ({ value: i, text: "prompt " + i }));
+      header.appendChild(exSelect(prompts, model.get("prompt"), (i) => exSend(model, { prompt: i }), { testid: "prompt-select" }));
     }
     const start = model.get("position_start"), n = model.get("n_positions"), win = model.get("window");
     if (n > win) {

@@ -123,6 +123,12 @@ class LogitLensView(ExplorerWidget):
             raise traitlets.TraitError(f"window must be at least 1, got {proposal['value']}")
         return proposal["value"]
 
+    def _use_model(self, data: Any) -> None:
+        if data is not None:
+            raise TypeError(f"{type(self).__name__}.set_model takes no data: build a new view")
+        self._results.clear()
+        self._show()
+
     @traitlets.observe("target", "k", "prompt", "position_start", "window")
     @reports_errors
     def _show(self, change: dict[str, Any] | None = None) -> None:

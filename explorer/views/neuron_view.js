@@ -28,27 +28,9 @@ function render({ model, el }) {
     const widths = model.get("widths") || [];
     const layer = model.get("layer"), neuron = model.get("neuron");
     // ---- header: layer / neuron pickers
-    const layerSel = exEl("select", { attrs: { "data-testid": "layer-select" } });
-    widths.forEach((w, l) => {
-      const opt = exEl("option", { text: "layer " + l + " (" + w + ")", attrs: { value: l } });
-      if (l === layer) opt.selected = true;
-      layerSel.appendChild(opt);
-    });
-    layerSel.addEventListener("change", () => exSend(model, { layer: parseInt(layerSel.value, 10) }));
-    const nInput = exEl("input", { cls: "ex-input", attrs: { type: "number", min: 0, max: (widths[layer] || 1) - 1, value: neuron, "data-testid": "neuron-input" } });
-    const pick = () => {
-      const v = parseInt(nInput.value, 10);
-      if (Number.isInteger(v) && v >= 0 && v < widths[layer] && v !== model.get("neuron")) exSend(model, { neuron: v });
-    };
-    nInput.addEventListener("change", pick);
-    nInput.addEventListener("keydown", (e) => { if (e.key === "Enter") pick(); });
-    const step = (d) => exSend(model, { neuron: Math.min(widths[layer] - 1, Math.max(0, neuron + d)) });
     root.appendChild(exEl("div", { cls: "ex-row" }, [
       exEl("div", { cls: "ex-title", text: "neuron " + layer + "." + neuron, attrs: { "data-testid": "selected-neuron" } }),
-      layerSel,
-      exEl("button", { cls: "ex-button", text: "◀", onclick: () => step(-1) }),
-      nInput,
-      exEl("button", { cls: "ex-button", text: "▶", onclick: () => step(1) }),
+      ...exNeuronPicker(widths, layer, neuron, (change) => exSend(model, change)),
       exEl("span", { cls: "ex-muted", text: "over " + model.get("n_examples") + " examples" }),
       (model.get("dead_units") || []).length ? exEl("span", { cls: "ex-muted", attrs: { "data-testid": "dead-count" }, text: "· " + model.get("dead_units").length + " of " + widths[layer] + " in this layer never fire" }) : null,
     ]));

@@ -156,6 +156,15 @@ class NeuronView(ExplorerWidget):
         )
         self._show_neuron()
 
+    def _use_model(self, data: Any) -> None:
+        if data is not None:
+            raise TypeError(f"{type(self).__name__}.set_model takes no data: build a new view")
+        self._top.clear()
+        self._acts.clear()
+        self._clean_outputs = None
+        self._shown = None
+        self._show_neuron()
+
     @traitlets.validate("layer")
     def _valid_layer(self, proposal: dict[str, Any]) -> int:
         return check_range("layer", proposal["value"], self.model.n_layers, f"({self.model.name})")

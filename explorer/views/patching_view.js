@@ -11,20 +11,15 @@ const EX_SITE_NAMES = {
 function render({ model, el }) {
   function draw(root) {
     const grid = model.get("grid"), method = model.get("method");
-    const select = exEl("select", { cls: "ex-select", attrs: { "data-testid": "site-select" } },
-      (model.get("grids") || []).map((g) => {
-        const o = exEl("option", { text: EX_SITE_NAMES[g] || g, attrs: { value: g } });
-        if (g === grid) o.selected = true;
-        return o;
-      }));
-    select.addEventListener("change", () => exSend(model, { grid: select.value }));
+    const sites = (model.get("grids") || []).map((g) => ({ value: g, text: EX_SITE_NAMES[g] || g }));
+    const select = exSelect(sites, grid, (g) => exSet(model, { grid: g }), { cls: "ex-select", testid: "site-select" });
     const quick = ["resid", "head", "neuron", "path"].filter((g) => (model.get("grids") || []).includes(g)).map((g) => exEl("button", {
       cls: "ex-button" + (g === grid ? " ex-active" : ""), text: { resid: "layer × position", head: "layer × head", neuron: "layer × neuron", path: "path" }[g],
-      attrs: { "data-testid": "grid-" + g }, onclick: () => exSend(model, { grid: g }),
+      attrs: { "data-testid": "grid-" + g }, onclick: () => exSet(model, { grid: g }),
     }));
     const methods = grid === "path" ? [] : [exEl("span", { cls: "ex-muted", text: "method" }), ...["activation", "attribution"].map((m) => exEl("button", {
       cls: "ex-button" + (m === method ? " ex-active" : ""), text: m,
-      attrs: { "data-testid": "method-" + m }, onclick: () => exSend(model, { method: m }),
+      attrs: { "data-testid": "method-" + m }, onclick: () => exSet(model, { method: m }),
     }))];
     root.appendChild(exEl("div", { cls: "ex-row" }, [exEl("div", { cls: "ex-title", text: "Activation patching" }), exEl("span", { cls: "ex-muted", text: "site" }), select, ...quick, ...methods]));
     if (grid === "path") {
@@ -32,7 +27,7 @@ function render({ model, el }) {
       const inputs = model.get("receiver_inputs") || [];
       const toggles = ["q", "k", "v"].map((i) => exEl("button", {
         cls: "ex-button" + (inputs.includes(i) ? " ex-active" : ""), text: i, attrs: { "data-testid": "input-" + i },
-        onclick: () => { const next = inputs.includes(i) ? inputs.filter((x) => x !== i) : [...inputs, i]; if (next.length) exSend(model, { receiver_inputs: next }); },
+        onclick: () => { const next = inputs.includes(i) ? inputs.filter((x) => x !== i) : [...inputs, i]; if (next.length) exSet(model, { receiver_inputs: next }); },
       }));
       root.appendChild(exEl("div", { cls: "ex-row" }, [
         exEl("span", { text: "receivers: " + recv.join(", ") + (model.get("receivers").length ? "" : " (the head selected when this grid opened)") + " · via ", attrs: { "data-testid": "receivers" } }), ...toggles,

@@ -64,6 +64,7 @@ class PatchingView(ExplorerWidget):
     """
 
     _esm = esm("patching_view.js")
+    _background = frozenset({"set"})  # a new grid is one pass per cell chunk: cancellable
 
     grid = traitlets.Enum(
         VIEW_GRIDS, "resid", help="patching site: resid, head, q, pattern_by_pos, ..., or path"
@@ -148,6 +149,13 @@ class PatchingView(ExplorerWidget):
         )
         self._show()
 
+    def _use_model(self, data: Any) -> None:
+        if data is not None:
+            raise TypeError(f"{type(self).__name__}.set_model takes no data: build a new view")
+        self._results.clear()
+        self._pinned = None
+        self._show()
+
     @traitlets.validate("grid")
     def _valid_grid(self, proposal: dict[str, Any]) -> str:
         if not _supports(self.model, proposal["value"]):
@@ -185,16 +193,18 @@ class PatchingView(ExplorerWidget):
                 self._results[key] = path_patching(
                     self.model,
                     self.clean,
-                    self.corrupted,
+                    corrupted=self.corrupted,
                     receivers=list(key[1]),
-                    inputs=key[2],
+                    receiver_inputs=key[2],
                     metric=self.metric,
                 )
             return self._results[key]
         key = (grid, method or self.method)
         if key not in self._results:
             run = activation_patching if key[1] == "activation" else attribution_patching
-            self._results[key] = run(self.model, self.clean, self.corrupted, self.metric, grid)
+            self._results[key] = run(
+                self.model, self.clean, corrupted=self.corrupted, metric=self.metric, grid=grid
+            )
         return self._results[key]
 
     @traitlets.observe("grid", "method", "receivers", "receiver_inputs")

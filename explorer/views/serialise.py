@@ -128,23 +128,23 @@ def thumbnail(matrix: torch.Tensor, size: int) -> torch.Tensor:
 
 
 def images_for_display(images: torch.Tensor) -> torch.Tensor:
-    """``[n, C, H, W]`` images as the page draws them: RGB as ``[n, H, W, 3]``, any other
-    channel count as one grey channel ``[n, H, W]`` (the channels' mean)."""
-    if images.shape[1] == 3:
-        return images.permute(0, 2, 3, 1)
-    return images.mean(1)
+    """``[..., C, H, W]`` images as the page draws them: RGB as ``[..., H, W, 3]``, any other
+    channel count as one grey channel ``[..., H, W]`` (the channels' mean)."""
+    return images.movedim(-3, -1) if images.shape[-3] == 3 else images.mean(-3)
 
 
-def esm(name: str) -> str:
-    """The ES module of a widget: the shared ``_common.js`` followed by ``name``.
+def esm(*names: str) -> str:
+    """The ES module of a widget: the shared ``_common.js`` and ``_controls.js`` followed by
+    ``names`` (helpers some widgets share, such as ``_hypothesis.js``, then the widget's own
+    module).
 
     anywidget takes one module string, so the shared decoder and drawing helpers are
     prepended at class-definition time instead of being imported (nothing is fetched
     at render time, and there is one source for the decoder).
     """
     folder = resources.files("explorer.views")
-    common = (folder / "_common.js").read_text(encoding="utf-8")
-    return common + "\n" + (folder / name).read_text(encoding="utf-8")
+    parts = ["_common.js", "_controls.js", *names]
+    return "\n".join((folder / name).read_text(encoding="utf-8") for name in parts)
 
 
 def css(name: str) -> str:

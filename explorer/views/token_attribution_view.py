@@ -77,7 +77,7 @@ class TokenAttributionView(ExplorerWidget):
         **kwargs: Any,
     ) -> None:
         if not model.is_transformer:
-            raise ValueError(f"{model.name} takes images: use attribute(model, images, targets)")
+            raise ValueError(f"{model.name} takes images: use attribute(model, images, target=...)")
         self.model = model
         self.inputs = model.check_inputs(tokens)
         self.baseline = baseline
@@ -110,6 +110,12 @@ class TokenAttributionView(ExplorerWidget):
                 n_steps=self.n_steps,
             )
         return self._results[key]
+
+    def _use_model(self, data: Any) -> None:
+        if data is not None:
+            raise TypeError(f"{type(self).__name__}.set_model takes no data: build a new view")
+        self._results.clear()
+        self._show()
 
     @traitlets.observe("target", "against", "at", "n_steps")
     @reports_errors

@@ -95,7 +95,9 @@ def _head_scores(lm, tokens, mlp, images):
 def _patching(lm, tokens, mlp, images):
     corrupted = tokens.clone()
     corrupted[:, 2] = (corrupted[:, 2] + 1) % 64
-    r = activation_patching(lm, tokens, corrupted, metric=metrics.repeated_half_loss(tokens))
+    r = activation_patching(
+        lm, tokens, corrupted=corrupted, metric=metrics.repeated_half_loss(tokens)
+    )
     layer, pos = divmod(top_flat(r.recovery), r.values.shape[1])
     return r, f"layer {layer} position {pos}"
 
@@ -104,7 +106,11 @@ def _patching_3d(lm, tokens, mlp, images):
     corrupted = tokens.clone()
     corrupted[:, 2] = (corrupted[:, 2] + 1) % 64
     r = activation_patching(
-        lm, tokens, corrupted, metric=metrics.repeated_half_loss(tokens), grid="head_by_pos"
+        lm,
+        tokens,
+        corrupted=corrupted,
+        metric=metrics.repeated_half_loss(tokens),
+        grid="head_by_pos",
     )
     _, n_pos, n_heads = r.values.shape
     flat = top_flat(r.recovery)
@@ -223,7 +229,11 @@ def _path_patching(lm, tokens, mlp, images):
     corrupted = tokens.clone()
     corrupted[:, 2] = (corrupted[:, 2] + 1) % 64
     r = path_patching(
-        lm, tokens, corrupted, receivers="head 1.0", metric=metrics.repeated_half_loss(tokens)
+        lm,
+        tokens,
+        corrupted=corrupted,
+        receivers="head 1.0",
+        metric=metrics.repeated_half_loss(tokens),
     )
     return r, "L1H0"
 
@@ -254,6 +264,28 @@ def _windows(lm, tokens, mlp, images):
     return r, f"example {int(r.examples[top_flat(peak, by_abs=False)])} "
 
 
+def _induction_progress(lm, tokens, mlp, images):
+    from explorer.analysis import induction_progress
+
+    r = induction_progress(lm, tokens)
+    return r, f"max_previous_token_score={r.max_previous_token_score:.3g}"
+
+
+def _phase_change(lm, tokens, mlp, images):
+    from explorer.analysis import detect_phase_change
+
+    steps = list(range(0, 1000, 10))
+    r = detect_phase_change(steps, [4.0 if s < 500 else 1.0 for s in steps])
+    return r, f"step={r.step}"
+
+
+def _stamped(lm, tokens, mlp, images):
+    from explorer.analysis import audit, stamped_examples
+
+    r = stamped_examples(mlp, audit(mlp, images, method="stamp", budget=300), images, 3, n=4)
+    return r, f"class {r.cls}"
+
+
 CASES = {
     "AblationResult": _ablation,
     "SweepResult": _sweep,
@@ -280,6 +312,9 @@ CASES = {
     "FeatureVisualization": _feature_vis,
     "OutputEffect": _output_effect,
     "ExampleWindows": _windows,
+    "InductionProgress": _induction_progress,
+    "PhaseChange": _phase_change,
+    "StampedExamples": _stamped,
 }
 
 
@@ -326,7 +361,16 @@ def test_html_is_a_table_with_labelled_rows(name, computed):
     parsed.feed(page)
     assert parsed.tables == 1 and parsed.row_labels and all(parsed.row_labels)
     assert len(parsed.row_labels) <= 16  # small, whatever the result's size
-    if not name.startswith(("TokenAttribution", "CacheResult", "AblationResult", "LogitLens")):
+    if not name.startswith(
+        (
+            "TokenAttribution",
+            "CacheResult",
+            "AblationResult",
+            "LogitLens",
+            "InductionProgress",
+            "PhaseChange",
+        )
+    ):
         assert top.strip() in html.unescape(page)
 
 
@@ -375,7 +419,9 @@ def test_tables_hold_the_results_arrays(computed):
     composition, _ = computed["CompositionScores"]
     frame = composition.to_dataframe()
     assert len(frame) == int((~composition.scores.isnan()).sum())
-    row = frame[(frame.kind == "k") & (frame.head_a == "head 0.1") & (frame.head_b == "head 1.3")]
+    row = frame[
+        (frame.composition == "k") & (frame.head_a == "head 0.1") & (frame.head_b == "head 1.3")
+    ]
     assert float(row.score.iloc[0]) == pytest.approx(composition.score("k", "head 0.1", "head 1.3"))
 
     copying, _ = computed["CopyingScores"]
@@ -437,9 +483,11 @@ def _big(name):
         HeadScores,
         Histogram,
         KeyFrequencies,
+        LogitLens,
         Neuron,
         PatchingResult,
         SweepResult,
+        TokenAttribution,
         TopKExamples,
     )
 
@@ -473,6 +521,26 @@ def _big(name):
             113, r(113), r(57), tuple(f"b{i}" for i in range(113))
         ),
         "KeyFrequencies": lambda: KeyFrequencies(tuple(range(1, 57)), 0.99, tuple(range(56))),
+        "LogitLens": lambda: LogitLens(
+            torch.zeros(97, 1, 1024, 5, dtype=torch.long),
+            r(97, 1, 1024, 5),
+            torch.zeros(1, 1024, dtype=torch.long),
+            r(97, 1, 1024),
+            torch.zeros(97, 1, 1024, dtype=torch.long),
+            tuple(f"a very long row label number {i}" for i in range(97)),
+            tuple("tok" for _ in range(1024)),
+            {0: " a token whose text is rather long, as some BPE pieces are"},
+        ),
+        "TokenAttribution": lambda: TokenAttribution(
+            r(4, 1024),
+            r(4),
+            r(4),
+            r(4),
+            tuple(tuple(f" long token text {p}" for p in range(1024)) for _ in range(4)),
+            "' a target token' - ' another token with long text'",
+            torch.zeros(4, dtype=torch.long),
+            64,
+        ),
         "CacheResult": lambda: CacheResult(
             r(8, 10), {f"blocks.{i}.hook_resid_pre": r(2, 3) for i in range(100)}
         ),
@@ -493,6 +561,8 @@ def _big(name):
         "FourierSpectrum",
         "KeyFrequencies",
         "CacheResult",
+        "LogitLens",
+        "TokenAttribution",
     ],
 )
 def test_reprs_and_tables_stay_small_however_big_the_result(name):

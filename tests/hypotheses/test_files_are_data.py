@@ -112,7 +112,8 @@ def test_a_measure_that_raises_systemexit_or_interrupt_does_not_end_the_kernel(
         assert outcome[h.id].startswith(type(exc).__name__)
         assert outcome[good.id].status == "supported"  # the others still ran
         board.send_state()
-        board._on_message(board, {"action": "rerun"}, [])  # the page's button: same path
+        board._on_page_message(board, {"action": "rerun"}, [])  # the page's button: same path
+        board.wait()
         assert board.error == "" and "re-ran 1 of 2" in board.message
         widget = HypothesisWidget(h, concept_model, concept_data)
         assert widget.test() is None and widget.error.startswith(type(exc).__name__)

@@ -304,7 +304,7 @@ def test_without_server_binaries_the_postgresql_tests_say_why(monkeypatch):
 
 
 def test_postgresql_urls_use_the_installed_driver():
-    from explorer.hypotheses.store import _url
+    from explorer.hypotheses._database import _url
 
     assert _url("postgresql://ada@db.example/room") == "postgresql+psycopg://ada@db.example/room"
     assert _url("postgresql+psycopg://h/db") == "postgresql+psycopg://h/db"

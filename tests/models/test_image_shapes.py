@@ -91,9 +91,9 @@ def test_model_calls_take_flat_or_image_shaped_batches(twins, digits):
 def test_attribute_on_a_flat_mlp_equals_its_twin(twins, digits, method):
     flat, twin = twins
     images, labels = digits[0][:4], digits[1][:4]
-    maps = attribute(flat, images.flatten(1), labels, method).maps
+    maps = attribute(flat, images.flatten(1), target=labels, method=method).maps
     assert maps.shape == (4, 1, 28, 28)
-    torch.testing.assert_close(maps, attribute(twin, images, labels, method).maps)
+    torch.testing.assert_close(maps, attribute(twin, images, target=labels, method=method).maps)
 
 
 def test_maximize_activation_on_a_flat_mlp_equals_its_twin(twins):
@@ -127,3 +127,15 @@ def test_audit_of_a_flat_mlp_equals_its_twin(twins, digits):
     assert a.masks.shape == (10, 28, 28)
     assert torch.equal(a.masks, b.masks) and torch.equal(a.success, b.success)
     assert a.forward_passes == b.forward_passes > 0
+
+
+def test_audit_view_of_a_flat_mlp_shows_its_stamped_images(twins, digits):
+    from explorer.views import AuditView
+
+    flat, twin = twins
+    images, _ = digits
+    result = audit(flat, images.flatten(1), method="stamp", budget=200)
+    view = AuditView(result, flat, images.flatten(1), n_examples=4)
+    twin_view = AuditView(result, twin, images, n_examples=4)
+    assert view.images["shape"] == [4, 28, 28] and view.stamped["shape"] == [4, 28, 28]
+    assert view.stamped == twin_view.stamped and view.after == twin_view.after

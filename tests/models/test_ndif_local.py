@@ -97,10 +97,10 @@ ANALYSES = {
         ablation_sweep(m, t, metric=metric, unit_type="head").after_per_example
     ),
     "activation patching": lambda m, t, c, x, metric: (
-        activation_patching(m, c, x, metric=metric, grid="head").values
+        activation_patching(m, c, corrupted=x, metric=metric, grid="head").values
     ),
     "path patching": lambda m, t, c, x, metric: (
-        path_patching(m, c, x, receivers="head 1.0", metric=metric).values
+        path_patching(m, c, corrupted=x, receivers="head 1.0", metric=metric).values
     ),
     "direct logit attribution": lambda m, t, c, x, metric: (
         direct_logit_attribution(m, c, target=" Mary", units="heads").values

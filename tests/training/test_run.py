@@ -30,6 +30,23 @@ def test_create_open_and_manifest(tmp_path, model):
         Run.create(tmp_path / "s", model, data={"x": object()})
 
 
+def test_explorer_load_opens_runs_and_the_models_layer_points_up_to_it(tmp_path, model):
+    """Runs are the training layer's format: the top-level facade opens them; the models
+    layer (which may not import training) refuses them with what to call instead."""
+    import explorer
+    from explorer.models import load as models_load
+
+    run = Run.create(tmp_path / "r", model)
+    run.save_checkpoint(model, 0)
+    with torch.no_grad():
+        model.model.W_E.add_(1.0)
+    run.save_checkpoint(model, 3)
+    assert explorer.load(tmp_path / "r").fingerprint() == model.fingerprint()
+    assert explorer.load(str(tmp_path / "r"), step=0).fingerprint() != model.fingerprint()
+    with pytest.raises(ValueError, match=r"is a training run .* explorer\.load\(path, step"):
+        models_load(tmp_path / "r")
+
+
 def test_open_refuses_what_is_not_a_run(tmp_path):
     with pytest.raises(FileNotFoundError, match="not a training run"):
         Run.open(tmp_path)

@@ -73,17 +73,20 @@ def test_test_button_runs_the_edited_hypothesis_and_saves_it(concept):
     assert w.status == "untested" and w.verdict == {}
     assert w.units == "neuron 0.3" and w.held_out == "150 examples (indices 150..299)"
 
-    w._on_message(w, {"action": "test"}, [])
+    w._on_page_message(w, {"action": "test"}, [])
+
+    w.wait()
     assert w.status == "supported" and w.verdict["status"] == "supported"
     assert w.verdict["value"] == pytest.approx(1.0)
     assert w.verdict["summary"].startswith("supported: auroc")
 
     # the page sends its edited fields with the press: a claim about another neuron
-    w._on_message(
+    w._on_page_message(
         w,
         {"action": "test", "claim": "neuron 0.5 too", "units": "L0N5", "threshold": 0.9},
         [],
     )
+    w.wait()
     assert w.units == "neuron 0.5" and w.claim == "neuron 0.5 too"
     assert w.status == "refuted"
     assert [v["status"] for v in w.history] == ["supported", "refuted"]
@@ -100,16 +103,22 @@ def test_bad_edits_show_an_error_and_keep_the_last_verdict(concept):
     model, data = concept
     w = HypothesisWidget(neuron_hypothesis(), model, data)
     w.test()
-    w._on_message(w, {"action": "test", "units": "neuron 0.99"}, [])
+    w._on_page_message(w, {"action": "test", "units": "neuron 0.99"}, [])
+    w.wait()
     assert "neuron 0.99, which planted-concept-mlp lacks" in w.error
     assert w.status == "supported" and len(w.history) == 1
-    w._on_message(w, {"action": "test", "units": "the third neuron"}, [])
+    w._on_page_message(w, {"action": "test", "units": "the third neuron"}, [])
+    w.wait()
     assert "cannot read a unit" in w.error
-    w._on_message(w, {"action": "test", "units": "neuron 0.3", "claim": "  "}, [])
+    w._on_page_message(w, {"action": "test", "units": "neuron 0.3", "claim": "  "}, [])
+    w.wait()
     assert "claim in words" in w.error
-    w._on_message(w, {"action": "test", "claim": "neuron 0.3 detects it", "threshold": 0.5}, [])
+    w._on_page_message(
+        w, {"action": "test", "claim": "neuron 0.3 detects it", "threshold": 0.5}, []
+    )
+    w.wait()
     assert w.error == "" and w.status == "supported" and w.verdict["threshold"] == 0.5
-    assert w.presses == 4  # every press is answered, so the page re-enables Test even on errors
+    assert w.requests == 4  # every press is answered, so the page re-enables Test even on errors
     with pytest.raises(Exception, match="finite"):
         w.threshold = float("inf")
 
@@ -171,7 +180,9 @@ def test_board_lists_by_author_with_agreement_and_reruns_all(concept, previous):
     assert n3["labels"]["bob"] == "curve x1, loop x3"
     assert board.agreement[1]["kappa"] is None
 
-    board._on_message(board, {"action": "rerun"}, [])
+    board._on_page_message(board, {"action": "rerun"}, [])
+
+    board.wait()
     assert "no model to re-run on" in board.error and board.requests == 1
 
     # one model at a time: hypotheses naming units that model lacks say why and are skipped
@@ -195,15 +206,18 @@ def test_board_follows_the_store_and_the_project(concept, previous):
     board = HypothesisBoard(store, "room")
     assert board.projects == ["room"]
     store.save(neuron_hypothesis(claim="a late idea"), project="room", author="dee")
-    board._on_message(board, {"action": "refresh"}, [])
+    board._on_page_message(board, {"action": "refresh"}, [])
+    board.wait()
     assert board.rows[-1]["author"] == "dee"
     store.save(neuron_hypothesis(claim="elsewhere"), project="other")
     board.project = "other"
     assert [r["claim"] for r in board.rows] == ["elsewhere"] and board.agreement == []
 
 
-def test_page_code_never_writes_html_from_data():
-    js = (resources.files("explorer.views") / "hypothesis_view.js").read_text()
+@pytest.mark.parametrize("name", ["_hypothesis.js", "hypothesis_widget.js", "hypothesis_board.js"])
+def test_page_code_never_writes_html_from_data(name):
+    js = (resources.files("explorer.views") / name).read_text()
     code = "\n".join(line for line in js.splitlines() if not line.lstrip().startswith("//"))
     assert not re.search(r"innerHTML|outerHTML|insertAdjacentHTML|document\.write", code)
-    assert "export default" in js and "import " not in code  # plain ESM, nothing fetched
+    assert "import " not in code  # plain ESM, nothing fetched
+    assert ("export default" in js) == (not name.startswith("_"))  # one module per widget

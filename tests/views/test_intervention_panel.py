@@ -23,13 +23,17 @@ def test_units_and_kind_run_the_matching_ablation(attn_model, repeated):
     metric = metrics.next_token_loss(repeated)
     panel.units = ["head 1.2", "L0H1"]
     assert panel.units == ["head 1.2", "head 0.1"]
-    expected = ablate(attn_model, repeated, ["head 1.2", "head 0.1"], metric, "zero")
+    expected = ablate(
+        attn_model, repeated, units=["head 1.2", "head 0.1"], metric=metric, ablation="zero"
+    )
     assert np.allclose(decode(panel.before), expected.before.numpy())
     assert np.allclose(decode(panel.after), expected.after.numpy())
     assert panel.after_mean == pytest.approx(expected.after_mean)
     assert panel.hooks == ["blocks.0.attn.hook_z", "blocks.1.attn.hook_z"]
     panel.kind = "mean"
-    expected = ablate(attn_model, repeated, ["head 1.2", "head 0.1"], metric, "mean")
+    expected = ablate(
+        attn_model, repeated, units=["head 1.2", "head 0.1"], metric=metric, ablation="mean"
+    )
     assert panel.after_mean == pytest.approx(expected.after_mean)
     panel.units = []
     assert panel.before_mean is None and panel.before["shape"] == [0]
@@ -41,7 +45,7 @@ def test_labels_give_accuracy_and_log_prob_metrics(mnist_mlp, labelled):
     panel.metric_name = "log prob of label"
     panel.units = ["neuron 0.3"]
     expected = ablate(
-        mnist_mlp, labelled[0], ["neuron 0.3"], metrics.neg_cross_entropy(labelled[1])
+        mnist_mlp, labelled[0], units=["neuron 0.3"], metric=metrics.neg_cross_entropy(labelled[1])
     )
     assert panel.after_mean == pytest.approx(expected.after_mean)
 
@@ -49,22 +53,24 @@ def test_labels_give_accuracy_and_log_prob_metrics(mnist_mlp, labelled):
 def test_sweep_draws_every_head_and_a_click_selects_one(attn_model, repeated):
     panel = InterventionPanel(attn_model, repeated)
     panel.sweep()
-    expected = ablation_sweep(attn_model, repeated, metrics.next_token_loss(repeated))
+    expected = ablation_sweep(attn_model, repeated, metric=metrics.next_token_loss(repeated))
     assert np.allclose(decode(panel.sweep_effects), expected.grid().numpy(), atol=1e-6)
     assert panel.sweep_before == pytest.approx(expected.before)
-    panel._on_message(panel, {"action": "select", "layer": 1, "index": 3}, [])
+    panel._on_page_message(panel, {"action": "select", "layer": 1, "index": 3}, [])
+    panel.wait()
     assert (panel.layer, panel.head, panel.units) == (1, 3, ["head 1.3"])
     assert panel.after_mean == pytest.approx(float(expected.after[7]), abs=1e-5)
 
 
 def test_neuron_sweep_covers_layers_of_different_widths(mnist_mlp, labelled):
     panel = InterventionPanel(mnist_mlp, labelled)
-    panel._on_message(panel, {"action": "sweep"}, [])
+    panel._on_page_message(panel, {"action": "sweep"}, [])
+    panel.wait()
     grid = decode(panel.sweep_effects)
     assert grid.shape == (2, 16)
     assert np.isnan(grid[1, 12:]).all() and np.isfinite(grid[1, :12]).all()
     layer1 = ablation_sweep(
-        mnist_mlp, labelled[0], metrics.accuracy(labelled[1]), unit_type="neuron", layer=1
+        mnist_mlp, labelled[0], metric=metrics.accuracy(labelled[1]), unit_type="neuron", layer=1
     )
     assert np.allclose(grid[1, :12], layer1.effect.numpy(), atol=1e-6)
     panel.select(1, 5)
@@ -75,9 +81,11 @@ def test_bad_units_raise_in_python_and_show_in_the_page(attn_model, repeated):
     panel = InterventionPanel(attn_model, repeated)
     with pytest.raises(traitlets.TraitError, match="layer 5 out of range"):
         panel.units = ["head 5.0"]
-    panel._on_message(panel, {"action": "add_unit", "text": "head 0.9"}, [])
+    panel._on_page_message(panel, {"action": "add_unit", "text": "head 0.9"}, [])
+    panel.wait()
     assert "head 9 out of range" in panel.error and panel.units == []
-    panel._on_message(panel, {"action": "add_unit", "text": "head 0.2"}, [])
+    panel._on_page_message(panel, {"action": "add_unit", "text": "head 0.2"}, [])
+    panel.wait()
     assert panel.error == "" and panel.units == ["head 0.2"]
 
 
@@ -104,8 +112,10 @@ def test_a_repeated_failure_is_announced_again(attn_model, repeated):
     panel = InterventionPanel(attn_model, repeated, broken)
     heard = []
     panel.observe(lambda change: heard.append(change["new"]), names="error")
-    panel._on_message(panel, {"action": "sweep"}, [])
-    panel._on_message(panel, {"action": "sweep"}, [])
+    panel._on_page_message(panel, {"action": "sweep"}, [])
+    panel.wait()
+    panel._on_page_message(panel, {"action": "sweep"}, [])
+    panel.wait()
     assert [m for m in heard if m] == ["RuntimeError: metric exploded"] * 2
     assert panel.error == "RuntimeError: metric exploded"
 

@@ -38,6 +38,7 @@ from dataclasses import dataclass
 
 import torch
 
+from explorer._repr import compact_repr
 from explorer.analysis.fourier import (
     KeyFrequencies,
     excluded_loss,
@@ -228,6 +229,8 @@ class GrokkingProgress:
     ``phases`` comes from these measures (``detect_phases``: train accuracy, test loss,
     restricted and excluded loss at the checkpoints).
     """
+
+    __repr__ = compact_repr
 
     steps: torch.Tensor
     key: KeyFrequencies

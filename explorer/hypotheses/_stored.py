@@ -1,0 +1,103 @@
+"""What a store holds, as Python values: stored hypotheses, unreadable rows, and the row codec.
+
+``HypothesisStore`` (``store``) and importing (``imports``) both read and write these.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from explorer.hypotheses.hypothesis import Hypothesis
+from explorer.hypotheses.verdict import Verdict
+
+__all__ = ["HypothesisList", "StoredHypothesis", "UnreadableRow", "now", "row_of", "spec_of"]
+
+
+@dataclass(frozen=True)
+class UnreadableRow:
+    """A stored row that could not be read (the rest of the project loads without it)."""
+
+    table: str
+    id: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.table} row {self.id!r}: {self.reason}"
+
+
+class HypothesisList(list):  # type: ignore[type-arg]
+    """The hypotheses that loaded, plus ``unreadable``: rows that failed, with the reason."""
+
+    def __init__(self, items: Any = (), unreadable: Any = ()) -> None:
+        super().__init__(items)
+        self.unreadable: tuple[UnreadableRow, ...] = tuple(unreadable)
+
+    def __repr__(self) -> str:
+        counts: dict[str, int] = {}
+        for stored in self:
+            counts[stored.status] = counts.get(stored.status, 0) + 1
+        text = ", ".join(f"{n} {status}" for status, n in counts.items()) or "empty"
+        more = f"; {len(self.unreadable)} unreadable rows" if self.unreadable else ""
+        return f"HypothesisList({len(self)} hypotheses: {text}{more})"
+
+    def _repr_html_(self) -> str:
+        from explorer.analysis._display import MAX_ROWS, html_table
+
+        rows = [
+            (s.hypothesis.claim, s.status, s.latest.value if s.latest else "", len(s.verdicts))
+            for s in self[:MAX_ROWS]
+        ]
+        note = f"{len(rows)} of {len(self)} hypotheses" + (
+            f"; {len(self.unreadable)} rows could not be read" if self.unreadable else ""
+        )
+        return html_table("Hypotheses", ("claim", "status", "latest value", "verdicts"), rows, note)
+
+
+@dataclass(frozen=True)
+class StoredHypothesis:
+    """A hypothesis as stored: who wrote it, in which project, and its verdicts (oldest first)."""
+
+    hypothesis: Hypothesis
+    project: str
+    author: str
+    created: str
+    updated: str
+    verdicts: tuple[Verdict, ...] = ()
+
+    @property
+    def latest(self) -> Verdict | None:
+        return self.verdicts[-1] if self.verdicts else None
+
+    @property
+    def status(self) -> str:
+        return self.latest.status if self.latest else "untested"
+
+    def __repr__(self) -> str:
+        claim = self.hypothesis.claim
+        claim = claim if len(claim) <= 80 else claim[:77] + "..."
+        return (
+            f"StoredHypothesis({claim!r}: {self.status}, {len(self.verdicts)} verdicts; "
+            f"project {self.project!r}, author {self.author!r}, id {self.hypothesis.id})"
+        )
+
+
+def now() -> str:
+    """UTC time to the microsecond: rows saved within one second still sort in save order."""
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+
+
+def spec_of(h: Hypothesis) -> str:
+    return json.dumps(h.to_dict(), sort_keys=True)
+
+
+def row_of(h: Hypothesis, author: str, updated: str) -> dict[str, Any]:
+    return {
+        "author": str(author),
+        "claim": h.claim,
+        "units": ", ".join(map(str, h.units)),
+        "spec": spec_of(h),
+        "updated": updated,
+    }

@@ -1,0 +1,34 @@
+"""The JupyterLab time-to-first-widget benchmark measures what it says (no speed asserted:
+``python -m benchmarks.lab_first_widget`` records the figures in docs/benchmarks.md)."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from benchmarks import lab_first_widget
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+
+def test_the_previous_way_differs_only_by_importing_transformer_lens():
+    ours = json.loads(lab_first_widget.NOTEBOOK.read_text())
+    previous = json.loads(lab_first_widget.previous_way())
+    changed = [(a, b) for a, b in zip(ours["cells"], previous["cells"], strict=True) if a != b]
+    assert len(changed) == 1
+    before, after = ("".join(c["source"]) for c in changed[0])
+    assert after == "import transformer_lens  # the previous way: loading imported it\n" + before
+
+
+def test_one_fresh_kernel_each_draws_the_attention_view():
+    result = lab_first_widget.measure(runs=1, burners=0)
+    for label in ("ours", "previous"):
+        (run,) = result["runs"][label]
+        assert 0 < run["kernel_ready"] < run["first_widget"] < 300
+        assert math.isfinite(result[f"{label}_median_first_widget_s"])

@@ -1,0 +1,161 @@
+"""The widget base: the action table, one error reporter, one request counter, unknown
+keywords, set_model, and long requests that run in the background and can be cancelled."""
+
+from __future__ import annotations
+
+import threading
+from typing import ClassVar
+
+import numpy as np
+import pytest
+import torch
+import traitlets
+
+from explorer.analysis import metrics
+from explorer.models import zoo
+from explorer.views import InterventionPanel, NeuronView, PatchingView
+from explorer.views._base import ExplorerWidget
+from explorer.views.serialise import decode
+
+SAFETY_S = 120  # a bound so a broken test cannot hang; never a speed target
+
+
+class Counter(ExplorerWidget):
+    """A fake slow action: one forward pass per step, as a chunked sweep makes."""
+
+    _actions: ClassVar[dict[str, str]] = {"count": "count", "fail": "fail"}
+    _background = frozenset({"count"})
+    done = traitlets.Int(0, help="steps of the last finished count").tag(sync=True)
+
+    def __init__(self, model, **kwargs):
+        self.model = model
+        self.started = threading.Event()
+        super().__init__(**kwargs)
+
+    def count(self, steps: int) -> None:
+        x = torch.rand(2, 1, 28, 28)
+        for _ in range(int(steps)):
+            self.model(x)  # checks for a cancellation first
+            self.started.set()
+        self.done = int(steps)
+
+    def fail(self) -> None:
+        raise ValueError("no such thing")
+
+
+def request(widget, action, **arguments):
+    widget._on_page_message(widget, {"action": action, **arguments}, [])
+
+
+@pytest.fixture
+def mlp():
+    return zoo.mnist_mlp(hidden=(8,), seed=0)
+
+
+def test_a_background_request_can_be_cancelled_while_the_kernel_runs_other_cells(mlp):
+    widget = Counter(mlp)
+    request(widget, "count", steps=10**9)  # returns at once: the count runs on a worker
+    assert widget.started.wait(SAFETY_S)
+    assert widget.busy == "count"
+    # the kernel is free: another cell runs the same model meanwhile
+    other_cell = mlp(torch.rand(3, 1, 28, 28))
+    assert other_cell.shape == (3, 10)
+    # a second long request while one runs is refused with a reason, not queued
+    request(widget, "count", steps=1)
+    assert widget.error == "RuntimeError: still running count: wait for it or press Cancel"
+    request(widget, "cancel")
+    assert widget.wait(SAFETY_S)
+    assert widget.busy == "" and widget.done == 0  # nothing the cancelled count would set
+    assert widget.last_run["action"] == "count" and widget.last_run["outcome"] == "cancelled"
+    assert widget.requests == 2  # the refused one and the cancelled one
+    request(widget, "count", steps=3)  # the next one runs normally
+    assert widget.wait(SAFETY_S)
+    assert widget.done == 3 and widget.error == "" and widget.last_run["outcome"] == "done"
+    assert widget.requests == 3
+
+
+def test_one_reporter_one_counter_and_unknown_requests(mlp):
+    widget = Counter(mlp)
+    request(widget, "fail")
+    assert widget.error == "ValueError: no such thing" and widget.requests == 1
+    request(widget, "explode")
+    assert widget.error == "ValueError: unknown request 'explode': Counter answers count, fail, set"
+    request(widget, "count", steps=1, speed=2)  # a wrong argument is an error, not a crash
+    assert widget.wait(SAFETY_S)
+    assert "unexpected keyword argument 'speed'" in widget.error
+    assert widget.last_run["outcome"] == "failed" and widget.requests == 3
+    request(widget, "set", done=5)
+    assert widget.done == 5 and widget.error == "" and widget.requests == 4
+    request(widget, "set", model="another")
+    assert widget.error == "ValueError: the page cannot set model" and widget.model is mlp
+
+
+def test_unknown_keyword_arguments_name_the_allowed_ones(mlp):
+    with pytest.raises(TypeError, match="NeuronView got an unexpected keyword argument 'topk'"):
+        NeuronView(mlp, torch.rand(10, 1, 28, 28), topk=3)
+    with pytest.raises(
+        TypeError, match=r"allowed are the arguments model, data, k, .* and the traits .*\blayer, "
+    ):
+        NeuronView(mlp, torch.rand(10, 1, 28, 28), topk=3)
+    view = NeuronView(mlp, torch.rand(10, 1, 28, 28), neuron=2)  # a trait is a keyword too
+    assert view.neuron == 2
+
+
+def test_a_cancelled_sweep_leaves_the_panel_as_it_was(attn_model, repeated):
+    """Cancel lands between two chunks of the sweep: no effects appear, the panel works on."""
+    loss = metrics.next_token_loss(repeated)
+    calls = []
+
+    def metric(logits):  # Cancel, pressed while the sweep's clean pass is scored
+        calls.append(len(logits))
+        if len(calls) == 1:
+            panel.cancel()
+        return loss(logits)
+
+    panel = InterventionPanel(attn_model, repeated, metric)
+    panel.units = ["head 0.1"]
+    before = (panel.before_mean, panel.after_mean)
+    calls.clear()
+    request(panel, "sweep")
+    assert panel.wait(SAFETY_S)
+    assert panel.last_run["outcome"] == "cancelled" and panel.error == ""
+    assert decode(panel.sweep_effects).size == 0 and panel.sweep_info == ""
+    assert (panel.before_mean, panel.after_mean) == before
+    assert len(calls) == 1  # no ablated pass ran after the clean one
+    calls.clear()
+    request(panel, "sweep")
+    assert panel.wait(SAFETY_S) and panel.last_run["outcome"] == "cancelled"
+    panel.cancel = lambda: None  # now let it run through
+    request(panel, "sweep")
+    assert panel.wait(SAFETY_S) and panel.last_run["outcome"] == "done"
+    assert decode(panel.sweep_effects).shape == (2, 4)
+
+
+def test_a_cancelled_grid_change_puts_the_grid_back(attn_model, repeated):
+    clean, corrupted = repeated[:3], repeated[3:6]
+    loss = metrics.next_token_loss(clean)
+    view = PatchingView(attn_model, clean, corrupted, loss, grid="head")
+    shown = decode(view.values)
+    view.metric = lambda logits: (view.cancel(), loss(logits))[1]  # Cancel at the first pass
+    request(view, "set", grid="resid")
+    assert view.wait(SAFETY_S)
+    assert view.last_run["outcome"] == "cancelled"
+    assert view.grid == "head" and np.array_equal(decode(view.values), shown)
+    view.metric = loss
+    request(view, "set", grid="resid")
+    assert view.wait(SAFETY_S)
+    assert view.grid == "resid" and decode(view.values).shape == (2, repeated.shape[1])
+
+
+def test_set_model_swaps_the_model_and_redraws(mlp):
+    data = torch.rand(20, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    view = NeuronView(mlp, data, k=3)
+    other = zoo.mnist_mlp(hidden=(8,), seed=1)
+    fresh = NeuronView(other, data, k=3)
+    assert view.top_values != fresh.top_values
+    view.set_model(other)
+    assert view.model is other
+    for name in ("top_values", "hist_counts", "effect_values", "ablation_values"):
+        assert getattr(view, name) == getattr(fresh, name), name
+    with pytest.raises(TypeError, match="takes no data"):
+        view.set_model(other, data)
