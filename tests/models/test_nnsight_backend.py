@@ -332,6 +332,9 @@ def test_remote_options_are_checked(pairs):
         explorer.load(hf_model, tokenizer=tok, backend="nnsight", remote="ndif")
     with pytest.raises(ValueError, match="tokenizer"):
         explorer.load(hf_model, backend="nnsight", remote="local")
+    clean = handle.to_tokens(hf_tiny.IOI)
+    with pytest.raises(ValueError, match="attribution patching takes gradients.*activation_p"):
+        attribution_patching(handle, clean, corrupted=clean, metric=lambda logits: logits[:, -1, 0])
 
 
 def test_bad_backend_and_options_are_named(pairs):
