@@ -27,7 +27,7 @@ import torch
 from jaxtyping import Float, Int
 
 from explorer._checks import check_choice
-from explorer.analysis._display import clip, html_table
+from explorer.analysis._display import clip, html_table, pandas
 from explorer.analysis.cache import _last_block
 from explorer.analysis.units import Head
 from explorer.models.handle import ModelHandle
@@ -72,7 +72,7 @@ class HeadDetection:
         return [(Head(int(i) // heads, int(i) % heads), float(v)) for v, i in zip(values, flat)]
 
     def to_dataframe(self):
-        import pandas as pd
+        pd = pandas()
 
         layers, heads = self.scores.shape
         return pd.DataFrame(
