@@ -119,7 +119,7 @@ def pandas() -> Any:
     """The pandas module, or an ImportError that says what needs it and how to get it."""
     try:
         import pandas as pd
-    except ImportError as err:  # pragma: no cover - pandas is a dependency
+    except ImportError as err:
         raise ImportError(
             "to_dataframe() needs pandas, which is not installed: pip install pandas"
         ) from err

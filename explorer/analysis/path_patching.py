@@ -28,7 +28,7 @@ import torch
 from jaxtyping import Float
 
 from explorer._checks import check_choice
-from explorer.analysis._display import clip, html_table
+from explorer.analysis._display import clip, html_table, pandas
 from explorer.analysis.interventions import MAX_TOKENS
 from explorer.analysis.metrics import Metric, evaluate, evaluate_copies
 from explorer.analysis.patching import recovery
@@ -67,7 +67,7 @@ class PathPatchingResult:
         return [(f"L{i // heads}H{i % heads}", float(delta.flatten()[i])) for i in order]
 
     def to_dataframe(self):
-        import pandas as pd
+        pd = pandas()
 
         if self.values.ndim != 2:
             return pd.DataFrame({"senders": [_names(self.senders)], "metric": [float(self.values)]})
