@@ -54,6 +54,8 @@ class ModelHandle(InputsMixin, WeightsMixin):
     """
 
     edits_fan_out = True
+    # whether a pass's activations come back with their autograd graph (not from a server)
+    returns_gradients = True
 
     def __init__(
         self,
@@ -240,6 +242,7 @@ class ModelHandle(InputsMixin, WeightsMixin):
         stop_at_layer: int | None = None,
         fwd_hooks: Sequence[tuple[str | Callable[[str], bool], HookFn]] = (),
         select: Callable[[str, torch.Tensor], torch.Tensor] | None = None,
+        reduce: Callable[[torch.Tensor], torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Run once and return ``(output, {hook name: activation})`` for the hooks asked for.
 
@@ -248,7 +251,8 @@ class ModelHandle(InputsMixin, WeightsMixin):
         output is then that residual stream, and hooks of later layers do not fire.
         ``fwd_hooks`` edit the pass as in ``run_with_hooks`` (a name's cached value is read
         after them). ``select(name, act)`` keeps only what the caller needs of each
-        activation (a remote backend computes it there, so only that comes back).
+        activation (a remote backend computes it there, so only that comes back);
+        ``reduce(output)`` likewise (e.g. the metric instead of the logits).
         """
         inputs = self.check_inputs(inputs)
         wanted = self._resolve_names(names)
@@ -265,7 +269,7 @@ class ModelHandle(InputsMixin, WeightsMixin):
             [*fwd_hooks, *[(n, save) for n in wanted]],
             stop_at_layer=stop_at_layer,
         )
-        return out, cache
+        return (out if reduce is None else reduce(out)), cache
 
     def run_with_hooks(
         self,

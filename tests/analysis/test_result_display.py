@@ -640,3 +640,18 @@ def test_every_result_an_analysis_returns_is_covered_here():
     covered = {name.split(" ")[0] for name in CASES} | {"FourierBasis"}
     assert sorted(returned - covered) == []
     assert all(hasattr(classes[name], "_repr_html_") for name in returned)
+
+
+def test_without_pandas_to_dataframe_says_what_to_install(computed, monkeypatch):
+    """pandas is a dependency, but a broken or stripped install gets a sentence, not a
+    bare ModuleNotFoundError, from every result's table."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "pandas", None)  # makes `import pandas` fail
+    for name, (result, _) in computed.items():
+        if hasattr(result, "to_dataframe"):
+            args = (result.names[0],) if name == "HeadScores" else ()
+            with pytest.raises(
+                ImportError, match=r"to_dataframe\(\) needs pandas.*pip install pandas"
+            ):
+                result.to_dataframe(*args)
