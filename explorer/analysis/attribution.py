@@ -281,7 +281,7 @@ def attribute(
     images = check_images(model, inputs)
     targets = check_targets(target, images.shape[0], model.n_outputs)
     if method != "edge":
-        import captum.attr  # noqa: F401  (imported before the clock starts: seconds, once)
+        import captum.attr  # noqa: F401  (lazy, and before the clock starts: seconds, once)
     start = time.perf_counter()
     delta = None
     if method == "edge":

@@ -19,6 +19,7 @@ from explorer.studies import (
     kitchen_sink,
     shipped,
     stdlib_lm,
+    stdlib_lm_data,
     stdlib_lm_experiments,
 )
 
@@ -31,5 +32,6 @@ __all__ = [
     "kitchen_sink",
     "shipped",
     "stdlib_lm",
+    "stdlib_lm_data",
     "stdlib_lm_experiments",
 ]

@@ -327,6 +327,7 @@ def _short(values: Mapping[str, float]) -> dict[str, str]:
 def _progress_bar(show: bool, total: int, initial: int, name: str) -> Any:
     if not show:
         return None
+    # lazy: tqdm.auto brings in ipywidgets in a notebook; only progress bars need it
     from tqdm.auto import tqdm
 
     return tqdm(total=total, initial=initial, desc=name, unit="step", mininterval=0.5)
