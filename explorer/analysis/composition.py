@@ -300,7 +300,7 @@ def _token_list(model: ModelHandle, tokens: Sequence[int] | None) -> torch.Tenso
 def ov_copying_scores(
     model: ModelHandle,
     *,
-    tokens: Sequence[int] | None = None,
+    token_ids: Sequence[int] | None = None,
     fold_layernorm: bool = True,
 ) -> CopyingScores:
     """How much each head's full OV circuit ``M = W_E[ids] W_OV W_U[:, ids]`` maps a token
@@ -320,7 +320,7 @@ def ov_copying_scores(
             f"copying needs the same input and output vocabulary, got {tl.cfg.d_vocab} "
             f"and {tl.cfg.d_vocab_out}"
         )
-    ids = _token_list(model, tokens)
+    ids = _token_list(model, token_ids)
     ov, _ = head_circuits(model, fold_layernorm=fold_layernorm)
     w_e = tl.W_E.detach().double()[ids]
     w_u = tl.W_U.detach().double()[:, ids]
