@@ -19,7 +19,6 @@ import torch
 
 MAX_REPR = 300  # characters: a result prints on about three lines whatever its size
 MAX_ROWS = 12  # rows of an HTML table (the strongest first); to_dataframe has them all
-MAX_COLUMNS = 16
 
 
 def fmt(value: Any) -> str:
@@ -91,35 +90,11 @@ def html_table(
     )
 
 
-def grid_rows(
-    grid: torch.Tensor, row: str = "layer", column: str = "head"
-) -> tuple[list[str], list[list[Any]], str]:
-    """A ``[row, column]`` grid as ``(header, rows, note)`` for ``html_table``, the first
-    ``MAX_ROWS`` rows and ``MAX_COLUMNS`` columns (the note says what was left out)."""
-    grid = grid.detach().double().cpu()
-    n_rows, n_cols = grid.shape
-    header = [row, *(f"{column} {j}" for j in range(min(n_cols, MAX_COLUMNS)))]
-    rows = [
-        [f"{row} {i}", *(float(v) for v in grid[i, :MAX_COLUMNS])]
-        for i in range(min(n_rows, MAX_ROWS))
-    ]
-    cut = []
-    if n_rows > MAX_ROWS:
-        cut.append(f"{MAX_ROWS} of {n_rows} {row}s")
-    if n_cols > MAX_COLUMNS:
-        cut.append(f"{MAX_COLUMNS} of {n_cols} {column}s")
-    return (
-        header,
-        rows,
-        ("showing " + " and ".join(cut) + "; to_dataframe() has all") if cut else "",
-    )
-
-
 def pandas() -> Any:
     """The pandas module, or an ImportError that says what needs it and how to get it."""
     try:
         import pandas as pd
-    except ImportError as err:  # pragma: no cover - pandas is a dependency
+    except ImportError as err:
         raise ImportError(
             "to_dataframe() needs pandas, which is not installed: pip install pandas"
         ) from err
@@ -217,3 +192,18 @@ def png_data_url(pixels: torch.Tensor, scale: int = 2) -> str:
         + chunk(b"IEND", b"")
     )
     return "data:image/png;base64," + base64.b64encode(png).decode()
+
+
+class RecordShown(Shown):
+    """A result of a few named numbers: the repr lists them, the table has one row each."""
+
+    def _fields(self) -> list[tuple[str, Any]]:
+        import dataclasses
+
+        return [(f.name, getattr(self, f.name)) for f in dataclasses.fields(self)]  # type: ignore[arg-type]
+
+    def _summary(self) -> str:
+        return ", ".join(f"{k}={num(v) if isinstance(v, float) else v}" for k, v in self._fields())
+
+    def _table(self) -> tuple:
+        return type(self).__name__, ("", "value"), self._fields(), ""

@@ -30,14 +30,14 @@ import torch.nn.functional as F
 from jaxtyping import Float
 
 from explorer._checks import check_choice, check_tensor
-from explorer._repr import compact_repr
+from explorer.analysis._display import MAX_ROWS, Shown, pandas, png_data_url, strongest
 
 if TYPE_CHECKING:
     from explorer.models.handle import ModelHandle
 
 
-@dataclass(frozen=True)
-class AttributionMaps:
+@dataclass(frozen=True, repr=False)
+class AttributionMaps(Shown):
     """Maps ``[batch, channel, h, w]`` (signed; saliency and SmoothGrad are magnitudes).
 
     ``convergence_delta`` (integrated gradients and DeepLift; None otherwise) is captum's
@@ -45,13 +45,55 @@ class AttributionMaps:
     logit ``F``. Integrated gradients' shrinks as ``ig_steps`` grows.
     """
 
-    __repr__ = compact_repr
-
     maps: Float[torch.Tensor, "batch c h w"]
     method: str
     targets: torch.Tensor
     seconds: float
     convergence_delta: Float[torch.Tensor, " batch"] | None = None
+
+    def to_dataframe(self) -> Any:
+        """One row per image: its ``target`` class, the map's ``total`` (its sum) and, for
+        integrated gradients and DeepLift, the ``convergence_delta``."""
+        columns = {
+            "target": self.targets.tolist(),
+            "total": self.maps.detach().double().flatten(1).sum(1).numpy(),
+        }
+        if self.convergence_delta is not None:
+            columns["convergence_delta"] = self.convergence_delta.detach().double().numpy()
+        return pandas().DataFrame(
+            columns, index=pandas().Index(range(len(self.maps)), name="image")
+        )
+
+    def _summary(self) -> str:
+        n, *pixels = self.maps.shape
+        delta = (
+            f"; max |delta| {float(self.convergence_delta.abs().max()):.2g}"
+            if self.convergence_delta is not None
+            else ""
+        )
+        return f"{self.method}, {n} maps {pixels} in {self.seconds:.2g} s{delta}"
+
+    def _top(self) -> list[str]:
+        totals = self.maps.detach().flatten(1).sum(1)
+        return [
+            f"image {i} (target {int(self.targets[i])}) total {float(totals[i]):+.3g}"
+            for i in strongest(totals, 2)
+        ]
+
+    def _table(self) -> tuple:
+        totals = self.maps.detach().flatten(1).sum(1)
+        rows = [
+            (f"image {i}", int(self.targets[i]), float(totals[i]))
+            for i in range(min(len(self.maps), MAX_ROWS))
+        ]
+        return f"Attribution maps ({self.method})", ("image", "target", "total"), rows, ""
+
+    def _repr_html_(self) -> str:
+        maps = "".join(
+            f"<img src='{png_data_url(self.maps[i].sum(0))}' title='image {i}' style='margin:2px'>"
+            for i in range(min(len(self.maps), MAX_ROWS))
+        )
+        return super()._repr_html_() + f"<div>{maps}</div>"
 
 
 def check_images(model: ModelHandle, inputs: torch.Tensor) -> torch.Tensor:

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from explorer._checks import check_choice, check_positive, check_tensor
-from explorer.analysis._display import clip, html_table
+from explorer.analysis._display import clip, html_table, pandas
 from explorer.models.handle import ModelHandle
 
 METHODS = ("cleanse", "stamp", "weights")
@@ -125,7 +125,7 @@ class AuditResult:
         return (1 - m) * images + m * self.patterns[cls].to(images)
 
     def to_dataframe(self):
-        import pandas as pd
+        pd = pandas()
 
         return pd.DataFrame(
             {

@@ -20,14 +20,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from math import isfinite
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 from jaxtyping import Float, Int
 from torch import nn
 
 from explorer._checks import check_choice, check_index, check_positive, check_tensor
-from explorer._repr import compact_repr
+from explorer.analysis._display import MAX_ROWS, Shown, grid_frame
 from explorer.analysis.units import Neuron, units_of_type
 
 if TYPE_CHECKING:
@@ -35,11 +35,9 @@ if TYPE_CHECKING:
 
 
 # ------------------------------------------------------------------ confusion
-@dataclass(frozen=True)
-class Confusion:
+@dataclass(frozen=True, repr=False)
+class Confusion(Shown):
     """``matrix[true, predicted]`` counts and the predictions they came from."""
-
-    __repr__ = compact_repr
 
     matrix: Int[torch.Tensor, "true pred"]
     predictions: Int[torch.Tensor, " n"]
@@ -77,6 +75,36 @@ class Confusion:
         if true is not None:
             wrong &= self.labels == true
         return wrong.nonzero().flatten()
+
+    def to_dataframe(self) -> Any:
+        """The matrix, labelled ``true 0..`` (rows) x ``predicted 0..`` (columns)."""
+        return grid_frame(self.matrix, "true", "predicted").astype("int64")
+
+    def _summary(self) -> str:
+        return (
+            f"{self.matrix.shape[0]} classes, {len(self.labels)} examples, accuracy "
+            f"{self.accuracy:.3g}; least accurate class {self.most_confused_class}"
+        )
+
+    def _top(self) -> list[str]:
+        return [f"{t} as {p} x{n}" for t, p, n in self.top_confusions(3)]
+
+    def _table(self) -> tuple:
+        rows = []
+        for c in range(min(self.matrix.shape[0], MAX_ROWS)):
+            wrong = self.matrix[c].clone()
+            wrong[c] = 0
+            often = f"{int(wrong.argmax())} (x{int(wrong.max())})" if wrong.sum() else ""
+            rows.append(
+                (f"class {c}", int(self.matrix[c].sum()), float(self.per_class_accuracy[c]), often)
+            )
+        header = ("true class", "examples", "accuracy", "most often taken for")
+        return (
+            "Confusion",
+            header,
+            rows,
+            f"accuracy {self.accuracy:.3g}; to_dataframe() has the matrix",
+        )
 
 
 @torch.no_grad()

@@ -27,7 +27,7 @@ import torch
 from jaxtyping import Float, Int
 
 from explorer._checks import check_choice, check_fraction, check_positive, check_tensor
-from explorer.analysis._display import MAX_ROWS, Shown, pandas
+from explorer.analysis._display import MAX_ROWS, RecordShown, Shown, pandas
 from explorer.analysis.composition import CompositionScores, composition_scores
 from explorer.analysis.head_scores import HeadScores, head_scores
 from explorer.analysis.metrics import Metric, next_token_loss
@@ -84,8 +84,8 @@ def repeated_half_advantage(tokens: Int[torch.Tensor, "batch pos"]) -> Metric:
     return lambda logits: -score(logits)
 
 
-@dataclass(frozen=True)
-class InductionProgress:
+@dataclass(frozen=True, repr=False)
+class InductionProgress(RecordShown):
     """What to log at a training step: losses on ``[BOS][L][L]`` and the best head scores."""
 
     repeated_half_loss: float
@@ -226,8 +226,8 @@ def find_induction_circuit(
     return InductionCircuit(tuple(inductions), feeders, tuple(pairs), scores, composition)
 
 
-@dataclass(frozen=True)
-class PhaseChange:
+@dataclass(frozen=True, repr=False)
+class PhaseChange(RecordShown):
     """Where a training curve falls (or rises) most steeply.
 
     ``step`` is the steepest point; ``before`` and ``after`` are the levels of the curve

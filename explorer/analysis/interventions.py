@@ -110,10 +110,12 @@ def run_interventions(
                 by_hook[hook].append((copy, index))
 
         def make_hook(name: str, edits: list[tuple[int, tuple]], copies: int = copies) -> Any:
+            source = sources[name]  # this hook's only: a remote backend ships the closure
+
             def hook_fn(act: torch.Tensor, hook: Any) -> torch.Tensor:
                 view = act.reshape(copies, batch, *act.shape[1:])
                 for copy, index in edits:
-                    view[copy][index] = sources[name][index].to(act.dtype)
+                    view[copy][index] = source[index].to(act.dtype)
                 if fired is not None:
                     fired.add(name)
                 return view.reshape(act.shape)

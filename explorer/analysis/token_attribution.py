@@ -23,7 +23,7 @@ import torch
 from jaxtyping import Float, Int
 
 from explorer._checks import check_positive
-from explorer.analysis._display import MAX_ROWS, clip, html_table
+from explorer.analysis._display import MAX_ROWS, clip, html_table, pandas
 from explorer.analysis.logit_attribution import (
     TokenSpec,
     describe_direction,
@@ -54,7 +54,7 @@ class TokenAttribution:
 
     def to_dataframe(self):
         """One row per example and position."""
-        import pandas as pd
+        pd = pandas()
 
         return pd.DataFrame.from_records(
             {"example": b, "position": p, "token": text, "score": float(self.scores[b, p])}

@@ -159,6 +159,11 @@ class NNsightHandle(ModelHandle):
         return by_name
 
     @property
+    def returns_gradients(self) -> bool:
+        """A server sends back saved values, not their autograd graph."""
+        return self.remote in (False, "local")
+
+    @property
     def stops_early(self) -> bool:
         """A trace can stop after a layer (``stop_at_layer``): nnsight's ``tracer.stop()``."""
         return True
@@ -187,15 +192,19 @@ class NNsightHandle(ModelHandle):
         stop_at_layer: int | None = None,
         fwd_hooks: Sequence[tuple[str | Callable[[str], bool], HookFn]] = (),
         select: Callable[[str, torch.Tensor], torch.Tensor] | None = None,
+        reduce: Callable[[torch.Tensor], torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """As ``ModelHandle.run_with_cache``; the activations are saved inside the trace
-        (only they, after ``select``, come back from a remote server)."""
+        """As ``ModelHandle.run_with_cache``; the activations (after ``select``) and the
+        output (after ``reduce``) are saved inside the trace: only they come back from a
+        remote server."""
         inputs = self.check_inputs(inputs)
         by_name = self._expand(fwd_hooks)
         keep = self._resolve_names(names)
         for name in keep:
             by_name.setdefault(name, [])
-        return self._trace(inputs, by_name, keep=keep, select=select, stop_at_layer=stop_at_layer)
+        return self._trace(
+            inputs, by_name, keep=keep, select=select, reduce=reduce, stop_at_layer=stop_at_layer
+        )
 
     def run_reduced(
         self,
@@ -246,7 +255,8 @@ class NNsightHandle(ModelHandle):
                 _apply(*step, saved)
             saved = _save(saved)
             if stop_at_layer is not None:
-                out = _save(_read(*at))
+                resid = _read(*at)
+                out = _save(resid if reduce is None else reduce(resid))
                 tracer.stop()
             else:
                 logits = traced.output.logits

@@ -99,6 +99,8 @@ class ModelHandle:
     """
 
     edits_fan_out = True
+    # whether a pass's activations come back with their autograd graph (not from a server)
+    returns_gradients = True
 
     def __init__(
         self,
@@ -351,6 +353,7 @@ class ModelHandle:
         stop_at_layer: int | None = None,
         fwd_hooks: Sequence[tuple[str | Callable[[str], bool], HookFn]] = (),
         select: Callable[[str, torch.Tensor], torch.Tensor] | None = None,
+        reduce: Callable[[torch.Tensor], torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Run once and return ``(output, {hook name: activation})`` for the hooks asked for.
 
@@ -359,7 +362,8 @@ class ModelHandle:
         output is then that residual stream, and hooks of later layers do not fire.
         ``fwd_hooks`` edit the pass as in ``run_with_hooks`` (a name's cached value is read
         after them). ``select(name, act)`` keeps only what the caller needs of each
-        activation (a remote backend computes it there, so only that comes back).
+        activation (a remote backend computes it there, so only that comes back);
+        ``reduce(output)`` likewise (e.g. the metric instead of the logits).
         """
         inputs = self.check_inputs(inputs)
         wanted = self._resolve_names(names)
@@ -377,7 +381,7 @@ class ModelHandle:
             stop_at_layer=stop_at_layer,
             _checked=True,
         )
-        return out, cache
+        return (out if reduce is None else reduce(out)), cache
 
     def run_with_hooks(
         self,

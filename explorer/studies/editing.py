@@ -12,13 +12,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from jaxtyping import Float
 
 from explorer._checks import check_choice, check_index, check_positive, check_tensor
-from explorer._repr import compact_repr
+from explorer.analysis._display import MAX_ROWS, Shown, pandas
 from explorer.analysis.editing import (
     WEIGHTS,
     Confusion,
@@ -77,8 +78,8 @@ def fine_tune_units(
     return edited
 
 
-@dataclass(frozen=True)
-class EditComparison:
+@dataclass(frozen=True, repr=False)
+class EditComparison(Shown):
     """Held-out per-class accuracy before and after a targeted and equal-size random edits,
     and the target class's held-out mean margin.
 
@@ -88,8 +89,6 @@ class EditComparison:
     class a real but small edit often moves it by 0-3 images; the margin shows the same
     edit's effect on every image.
     """
-
-    __repr__ = compact_repr
 
     target_class: int
     layer: int
@@ -161,6 +160,27 @@ class EditComparison:
             }
             for c in range(self.accuracy_before.shape[0])
         ]
+
+    def to_dataframe(self) -> Any:
+        """``rows()`` indexed by class."""
+        return pandas().DataFrame.from_records(self.rows(), index="class")
+
+    def _summary(self) -> str:
+        return (
+            f"{self.method} edit of {len(self.units)} units of layer {self.layer} for class "
+            f"{self.target_class}: accuracy {self.accuracy_before[self.target_class]:.3g} -> "
+            f"{self.accuracy_targeted[self.target_class]:.3g} ({self.targeted_gain:+.3g}; random "
+            f"{self.random_gain:+.3g}, p {self.random_at_least_as_good:.2g}); overall "
+            f"{self.overall_before:.3g} -> {self.overall_targeted:.3g}"
+        )
+
+    def _table(self) -> tuple:
+        rows = [
+            (f"class {r['class']}", r["before"], r["targeted edit"], r["random edit (mean)"])
+            for r in self.rows()[:MAX_ROWS]
+        ]
+        header = ("class", "before", "targeted edit", "random edit (mean)")
+        return f"Edit for class {self.target_class}", header, rows, self._summary()
 
 
 @torch.no_grad()

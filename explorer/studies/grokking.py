@@ -35,10 +35,11 @@ import dataclasses
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
-from explorer._repr import compact_repr
+from explorer.analysis._display import MAX_ROWS, Shown, pandas
 from explorer.analysis.fourier import (
     KeyFrequencies,
     excluded_loss,
@@ -221,16 +222,14 @@ def all_pair_logits(model: ModelHandle, data: ModularData) -> torch.Tensor:
         return last_position_logits(model, data.tokens).float()
 
 
-@dataclass(frozen=True)
-class GrokkingProgress:
+@dataclass(frozen=True, repr=False)
+class GrokkingProgress(Shown):
     """Progress measures at every checkpoint of a grokking run (index ``i`` is ``steps[i]``).
 
     ``key`` holds the key frequencies of the final embedding, used at every checkpoint.
     ``phases`` comes from these measures (``detect_phases``: train accuracy, test loss,
     restricted and excluded loss at the checkpoints).
     """
-
-    __repr__ = compact_repr
 
     steps: torch.Tensor
     key: KeyFrequencies
@@ -250,6 +249,38 @@ class GrokkingProgress:
         names = ("train_loss", "test_loss", "train_acc", "test_acc", "restricted_loss",
                  "excluded_loss", "gini", "weight_norm")  # fmt: skip
         return {"step": int(self.steps[i]), **{n: float(getattr(self, n)[i]) for n in names}}
+
+    _MEASURES = ("train_loss", "test_loss", "train_acc", "test_acc", "restricted_loss",
+                 "excluded_loss", "gini", "weight_norm")  # fmt: skip
+
+    def to_dataframe(self) -> Any:
+        """One row per checkpoint (indexed by step), one column per measure."""
+        columns = {n: getattr(self, n).double().numpy() for n in self._MEASURES}
+        return pandas().DataFrame(columns, index=pandas().Index(self.steps.tolist(), name="step"))
+
+    def _summary(self) -> str:
+        return (
+            f"{len(self.steps)} checkpoints to step {int(self.steps[-1])}; key frequencies "
+            f"{list(self.key.frequencies)}; test accuracy {float(self.test_acc[-1]):.3g}"
+        )
+
+    def _top(self) -> list[str]:
+        return [f"{p.name} {p.start}..{p.end}" for p in self.phases.as_list()]
+
+    def _table(self) -> tuple:
+        n = len(self.steps)  # at most MAX_ROWS checkpoints, evenly spaced, the last included
+        shown = (
+            sorted({round(i * (n - 1) / (MAX_ROWS - 1)) for i in range(MAX_ROWS)})
+            if n > MAX_ROWS
+            else range(n)
+        )
+        rows = [
+            (int(self.steps[i]), float(self.train_acc[i]), float(self.test_acc[i]),
+             float(self.restricted_loss[i]), float(self.excluded_loss[i]), float(self.gini[i]))
+            for i in shown
+        ]  # fmt: skip
+        header = ("step", "train acc", "test acc", "restricted loss", "excluded loss", "gini")
+        return "Grokking progress", header, rows, self._summary()
 
 
 def grokking_progress(

@@ -39,6 +39,7 @@ class TokenAttributionView(ExplorerWidget):
     """
 
     _esm = esm("token_attribution_view.js")
+    _background = frozenset({"set"})  # integrated gradients: n_steps passes per target
 
     target = traitlets.Unicode("", help="token whose logit is explained (text or id)").tag(
         sync=True
