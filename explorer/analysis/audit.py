@@ -408,7 +408,7 @@ def weight_anomaly(model: ModelHandle, inputs: torch.Tensor) -> torch.Tensor:
     torch.Size([28, 28])
     """
     inputs = model.check_images(inputs)
-    first = next(p for n, p in model.model.named_parameters() if n.endswith("weight"))
+    first = next(p for n, p in model.named_parameters() if n.endswith("weight"))
     w = first.detach()
     h, wd = inputs.shape[-2:]
     if w.ndim != 2 or w.shape[1] != inputs[0].numel():
