@@ -34,8 +34,8 @@ OBJECTIVES = ("unit", "class_vs_rest")
 
 
 @dataclass(frozen=True)
-class Regularisation:
-    """Weights and settings of the regularisers (all off: ``Regularisation.none()``).
+class Regularization:
+    """Weights and settings of the regularisers (all off: ``Regularization.none()``).
 
     Weights are relative to the ascent direction, which is scaled to unit RMS per pixel,
     so they do not depend on the size of the unit's activations.
@@ -54,7 +54,7 @@ class Regularisation:
                 raise ValueError(f"{name} must be >= 0, got {value}")
 
     @classmethod
-    def none(cls) -> Regularisation:
+    def none(cls) -> Regularization:
         return cls(jitter=0, l2=0.0, total_variation=0.0, blur_every=0, blur_sigma=0.0)
 
 
@@ -69,7 +69,7 @@ class FeatureVisualization(Shown):
     unit: int
     hook: str
     seed: int
-    regularisation: Regularisation
+    regularization: Regularization
     objective: str = "unit"
     diversity: float = 0.0
 
@@ -184,7 +184,7 @@ def maximize_activation(
     steps: int = 256,
     lr: float = 0.05,
     hook: str = "post",
-    regularisation: Regularisation | None = None,
+    regularization: Regularization | None = None,
     init_logit: float = -2.0,
     leak: float = 1.0,
     seed: int = 0,
@@ -200,7 +200,7 @@ def maximize_activation(
         n: images optimised together (different starting noise).
         steps, lr: Adam steps and learning rate on the sigmoid's logits.
         hook: ``"post"`` (after the activation function) or ``"pre"``.
-        regularisation: ``Regularisation()`` by default; ``Regularisation.none()`` for plain
+        regularization: ``Regularization()`` by default; ``Regularization.none()`` for plain
             gradient ascent.
         init_logit: the start image is ``sigmoid(init_logit + noise)`` (-2: nearly black).
         leak: slope of the objective where a ReLU unit is off (it has no gradient there).
@@ -242,7 +242,7 @@ def maximize_activation(
     check_positive("steps", steps)
     if not lr > 0:
         raise ValueError(f"lr must be > 0, got {lr}")
-    reg = regularisation if regularisation is not None else Regularisation()
+    reg = regularization if regularization is not None else Regularization()
     gen = torch.Generator().manual_seed(seed)
     # start near a blank (dark) image with faint noise, as digits are strokes on black
     start = init_logit + 0.5 * torch.randn((n, *model.image_shape), generator=gen)
@@ -324,7 +324,7 @@ def maximize_activation(
         unit=int(unit),
         hook="logits" if layer == "logits" else hook,
         seed=seed,
-        regularisation=reg,
+        regularization=reg,
         objective=objective,
         diversity=diversity,
     )

@@ -1,4 +1,4 @@
-"""Activation maximisation with regularisation."""
+"""Activation maximisation with regularization."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from explorer.analysis.feature_vis import (
-    Regularisation,
+    Regularization,
     gaussian_blur,
     maximize_activation,
     pairwise_cosine,
@@ -29,7 +29,7 @@ def _activation(model, images, layer, unit):
 
 
 def test_optimised_image_excites_the_unit_more_than_random_inputs(mlp):
-    vis = maximize_activation(mlp, 0, 5, steps=60, regularisation=Regularisation.none())
+    vis = maximize_activation(mlp, 0, 5, steps=60, regularization=Regularization.none())
     assert vis.images.shape == (1, 1, 28, 28)
     assert 0 <= vis.images.min() and vis.images.max() <= 1
     random_inputs = torch.rand(256, 1, 28, 28, generator=torch.Generator().manual_seed(0))
@@ -53,9 +53,9 @@ def test_same_seed_same_image_other_seed_other_image(mlp):
 
 
 def test_regularisation_makes_smoother_images(mlp):
-    plain = maximize_activation(mlp, 0, 3, steps=80, regularisation=Regularisation.none())
+    plain = maximize_activation(mlp, 0, 3, steps=80, regularization=Regularization.none())
     smooth = maximize_activation(
-        mlp, 0, 3, steps=80, regularisation=Regularisation(total_variation=0.2)
+        mlp, 0, 3, steps=80, regularization=Regularization(total_variation=0.2)
     )
     assert total_variation(smooth.images) < 0.5 * total_variation(plain.images)
 
@@ -66,9 +66,9 @@ def test_a_unit_silent_on_the_start_image_is_still_found():
     with torch.no_grad():
         linear.bias[2] = -3.0  # off on the dark start image, on for some images in 0..1
     assert linear.weight[2].clamp(min=0).sum() + linear.bias[2] > 1
-    plain = Regularisation.none()
-    stuck = maximize_activation(model, 0, 2, steps=100, leak=0.0, regularisation=plain)
-    found = maximize_activation(model, 0, 2, steps=100, leak=1.0, regularisation=plain)
+    plain = Regularization.none()
+    stuck = maximize_activation(model, 0, 2, steps=100, leak=0.0, regularization=plain)
+    found = maximize_activation(model, 0, 2, steps=100, leak=1.0, regularization=plain)
     assert stuck.trajectory.max() == 0  # no gradient through an off ReLU
     assert found.final_activation > 0.5
 
@@ -104,7 +104,7 @@ def test_bad_arguments_are_named(mlp):
     with pytest.raises(ValueError, match="steps must be a positive integer"):
         maximize_activation(mlp, 0, 0, steps=0)
     with pytest.raises(ValueError, match="jitter must be >= 0"):
-        Regularisation(jitter=-1)
+        Regularization(jitter=-1)
     with pytest.raises(ValueError, match="does not take images"):
         maximize_activation(zoo.attention_only_transformer(n_layers=1, d_model=16), 0, 0)
 
