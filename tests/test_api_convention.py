@@ -59,10 +59,7 @@ WEIGHTS_ONLY = {
 }
 
 # Not yet on the convention, each with what is left to do (docs/api.md lists them too).
-PENDING = {
-    "maximize_activation": "takes layer= (an index or 'logits') and unit= (an index); moves "
-    "to unit=Neuron(...) / logit=<class> with its 38 call sites",
-}
+PENDING: dict[str, str] = {}
 
 NO_MODEL = {
     # tensor helpers: they take activations, patterns or tensors, not a model

@@ -250,7 +250,7 @@ def _path_patching(lm, tokens, mlp, images):
 def _feature_vis(lm, tokens, mlp, images):
     from explorer.analysis import maximize_activation
 
-    r = maximize_activation(mlp, 0, 3, n=3, steps=8)
+    r = maximize_activation(mlp, unit=Neuron(0, 3), n=3, steps=8)
     return r, f"image {top_flat(r.activations, by_abs=False)} "
 
 
