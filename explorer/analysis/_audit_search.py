@@ -154,7 +154,7 @@ def stamp_scan(model, fit_x, fit_y, n_classes, meter, n_eval, sizes=(3, 4, 5), n
     return masks, patterns, (best - 0.5).clamp_min(0)
 
 
-def weight_anomaly(model: ModelHandle, images: torch.Tensor) -> torch.Tensor:
+def weight_anomaly(model: ModelHandle, inputs: torch.Tensor) -> torch.Tensor:
     """``[H, W]``: each input pixel's first-layer weight norm over the median norm of pixels
     the data uses, on pixels ``images`` never use (0 elsewhere).
 
@@ -164,17 +164,17 @@ def weight_anomaly(model: ModelHandle, images: torch.Tensor) -> torch.Tensor:
     >>> weight_anomaly(m, torch.rand(8, 1, 28, 28)).shape
     torch.Size([28, 28])
     """
-    images = model.check_images(images)
+    inputs = model.check_images(inputs)
     first = next(p for n, p in model.named_parameters() if n.endswith("weight"))
     w = first.detach()
-    h, wd = images.shape[-2:]
-    if w.ndim != 2 or w.shape[1] != images[0].numel():
+    h, wd = inputs.shape[-2:]
+    if w.ndim != 2 or w.shape[1] != inputs[0].numel():
         raise ValueError(
-            f"weight_anomaly needs a first linear layer over the flat image ({images[0].numel()} "
+            f"weight_anomaly needs a first linear layer over the flat image ({inputs[0].numel()} "
             f"inputs), got a weight of shape {list(w.shape)}"
         )
     norms = w.norm(dim=0).reshape(-1, h, wd).amax(0)
-    used = images.std(0).amax(0) > 1e-3
+    used = inputs.std(0).amax(0) > 1e-3
     if not used.any() or used.all():
         return torch.zeros(h, wd)
     return torch.where(used, torch.zeros_like(norms), norms / norms[used].median())

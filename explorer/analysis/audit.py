@@ -191,7 +191,7 @@ class AuditResult:
 
 def audit(
     model: ModelHandle,
-    images: torch.Tensor,
+    inputs: torch.Tensor,
     *,
     method: str = "cleanse",
     budget: int | None = 20_000,
@@ -220,19 +220,19 @@ def audit(
     check_choice("method", method, METHODS)
     if budget is not None:
         check_positive("budget", budget)
-    images = check_tensor("images", model.check_images(images), ndim=4, integer=False)
-    if len(images) < 16:
-        raise ValueError(f"audit needs at least 16 held-out images, got {len(images)}")
+    inputs = check_tensor("images", model.check_images(inputs), ndim=4, integer=False)
+    if len(inputs) < 16:
+        raise ValueError(f"audit needs at least 16 held-out images, got {len(inputs)}")
     start = time.process_time()
     meter = Meter(budget, model)
     with torch.no_grad():
-        base = model(images).argmax(-1)
+        base = model(inputs).argmax(-1)
     n_classes = n_classes or model.n_outputs or int(base.max()) + 1
     gen = torch.Generator().manual_seed(seed)
-    order = torch.randperm(len(images), generator=gen)
-    images, base = images[order], base[order]
-    half = len(images) // 2
-    fit_x, fit_y, eval_x, eval_y = images[:half], base[:half], images[half:], base[half:]
+    order = torch.randperm(len(inputs), generator=gen)
+    inputs, base = inputs[order], base[order]
+    half = len(inputs) // 2
+    fit_x, fit_y, eval_x, eval_y = inputs[:half], base[:half], inputs[half:], base[half:]
     if method == "cleanse":
         masks, patterns, anomaly = cleanse(model, fit_x, fit_y, n_classes, batch, n_eval, meter)
     elif method == "stamp":
