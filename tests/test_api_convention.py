@@ -64,7 +64,7 @@ PENDING: dict[str, str] = {}
 NO_MODEL = {
     # tensor helpers: they take activations, patterns or tensors, not a model
     "explorer.analysis.attribution.sobel_edges": "an image filter (the model-free baseline)",
-    "explorer.analysis._audit_search.mad_index": "an outlier score over numbers",
+    "explorer.analysis.audit_scores.mad_index": "an outlier score over numbers",
     "explorer.analysis.cache.iter_batches": "splits any tensor into batches",
     "explorer.analysis.circuit_svd.low_rank_svd": "SVD of a factored matrix",
     "explorer.analysis.composition.composition_score": "a score between two matrices",

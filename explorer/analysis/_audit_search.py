@@ -1,8 +1,8 @@
 """The searches behind ``audit``: Neural Cleanse's mask fit, the stamp scan, and the
-first-layer weight anomaly, each spending passes from the audit's ``Meter`` (``audit``).
+first-layer weight search, each spending passes from the audit's ``Meter`` (``audit``).
 
->>> mad_index(torch.tensor([10.0, 11.0, 9.0, 10.5, 2.0])).round().tolist()
-[0.0, 0.0, 1.0, 0.0, 5.0]
+>>> stamp_patterns(2)[0].shape
+torch.Size([2, 2])
 """
 
 from __future__ import annotations
@@ -10,22 +10,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from explorer.models.handle import ModelHandle
+from explorer.analysis.audit_scores import mad_index, weight_anomaly
 
 REFIT_STEPS = 30
 MAX_STEPS = 1000  # optimisation steps per class for the mask search
-
-
-def mad_index(values: torch.Tensor) -> torch.Tensor:
-    """How far below the median each value lies, in robust standard deviations (1.4826 x
-    the median absolute deviation); 0 above the median.
-
-    >>> mad_index(torch.tensor([10.0, 11.0, 9.0, 10.5, 2.0])).round().tolist()
-    [0.0, 0.0, 1.0, 0.0, 5.0]
-    """
-    med = values.median()
-    mad = (values - med).abs().median().clamp_min(1e-6) * 1.4826
-    return ((med - values) / mad).clamp_min(0)
 
 
 def box(
@@ -152,32 +140,6 @@ def stamp_scan(model, fit_x, fit_y, n_classes, meter, n_eval, sizes=(3, 4, 5), n
                             patterns[c, :, top : top + size, left : left + size] = pattern
     # a stamp counts as a trigger when it moves most digits; score = success above 0.5
     return masks, patterns, (best - 0.5).clamp_min(0)
-
-
-def weight_anomaly(model: ModelHandle, inputs: torch.Tensor) -> torch.Tensor:
-    """``[H, W]``: each input pixel's first-layer weight norm over the median norm of pixels
-    the data uses, on pixels ``images`` never use (0 elsewhere).
-
-    >>> from explorer.studies.auditing import make_mlp
-    >>> import explorer
-    >>> m = explorer.load(make_mlp(0), input_shape=(1, 28, 28))
-    >>> weight_anomaly(m, torch.rand(8, 1, 28, 28)).shape
-    torch.Size([28, 28])
-    """
-    inputs = model.check_images(inputs)
-    first = next(p for n, p in model.named_parameters() if n.endswith("weight"))
-    w = first.detach()
-    h, wd = inputs.shape[-2:]
-    if w.ndim != 2 or w.shape[1] != inputs[0].numel():
-        raise ValueError(
-            f"weight_anomaly needs a first linear layer over the flat image ({inputs[0].numel()} "
-            f"inputs), got a weight of shape {list(w.shape)}"
-        )
-    norms = w.norm(dim=0).reshape(-1, h, wd).amax(0)
-    used = inputs.std(0).amax(0) > 1e-3
-    if not used.any() or used.all():
-        return torch.zeros(h, wd)
-    return torch.where(used, torch.zeros_like(norms), norms / norms[used].median())
 
 
 def weights_search(model, fit_x, fit_y, n_classes, batch, n_eval, meter, ratio=1.0):

@@ -31,15 +31,14 @@ from explorer.analysis._audit_search import (
     REFIT_STEPS,
     box,
     cleanse,
-    mad_index,
     stamp_scan,
-    weight_anomaly,
     weights_search,
 )
 from explorer.analysis._display import clip, html_table, pandas
+from explorer.analysis.audit_scores import mad_index, weight_anomaly
 from explorer.models.handle import ModelHandle
 
-__all__ = [  # mad_index, weight_anomaly and the step limits live in _audit_search
+__all__ = [  # named here too: mad_index, weight_anomaly (audit_scores), the step limits
     "MAD_THRESHOLD",
     "MAX_STEPS",
     "METHODS",
