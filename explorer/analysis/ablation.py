@@ -211,8 +211,8 @@ def _sources(
     seed: int,
 ) -> dict[str, torch.Tensor]:
     """The replacement activation for each hook, shaped like the activation on ``inputs``."""
-    if ablation == "zero":
-        return {h: torch.zeros_like(a) for h, a in own.items()}
+    if ablation == "zero":  # one stored zero each: a remote trace ships a number, not a tensor
+        return {h: a.new_zeros(()).expand_as(a) for h, a in own.items()}
     if reference is None:
         ref = own
     else:

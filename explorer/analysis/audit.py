@@ -408,7 +408,7 @@ def weight_anomaly(model: ModelHandle, images: torch.Tensor) -> torch.Tensor:
     torch.Size([28, 28])
     """
     images = model.check_images(images)
-    first = next(p for n, p in model.model.named_parameters() if n.endswith("weight"))
+    first = next(p for n, p in model.named_parameters() if n.endswith("weight"))
     w = first.detach()
     h, wd = images.shape[-2:]
     if w.ndim != 2 or w.shape[1] != images[0].numel():

@@ -331,13 +331,13 @@ def attribution_patching(
 
     clean_value = float(clean_metric(model, clean, metric).mean())
     with torch.enable_grad():
-        logits = model.run_with_hooks(corrupted, [(h, keep) for h in hooks], _checked=True)
+        logits = model.run_with_hooks(corrupted, [(h, keep) for h in hooks])
         value = metric(logits)
         if value.shape != (corrupted.shape[0],):
             raise ValueError(f"a metric must return one value per example, got {list(value.shape)}")
         value.sum().backward()  # d m_b / d a[b] for every prompt b
     corrupted_value = float(value.detach().mean())
-    model.model.zero_grad(set_to_none=True)
+    model.zero_grad()
     rows = []
     for hook in hooks:
         act = saved[hook]

@@ -226,5 +226,4 @@ def _run_chunk(
         stacked,
         [(n, patch) for n in names],
         lambda logits: evaluate_copies(metric, logits, copies, batch),
-        _checked=True,
     )

@@ -122,7 +122,7 @@ def attribute_tokens(
     baselines = torch.full_like(tokens, int(base_id))
 
     def explained(ids: torch.Tensor) -> torch.Tensor:
-        logits = model.model(ids)  # captum runs copies: [steps * batch, pos, vocab]
+        logits = model(ids)  # captum runs copies: [steps * batch, pos, vocab]
         copies = ids.shape[0] // batch
         pick = logits[torch.arange(ids.shape[0]), positions.repeat(copies)]
         value = pick.gather(-1, target_ids.repeat(copies)[:, None])[:, 0]

@@ -117,7 +117,7 @@ class AttributionBenchmark(Shown):
 def _target_probability(
     model: ModelHandle, images: torch.Tensor, targets: torch.Tensor
 ) -> torch.Tensor:
-    probs = model.model(model.to_inputs(images)).softmax(-1)
+    probs = model(model.to_inputs(images)).softmax(-1)
     return probs.gather(-1, targets[:, None]).squeeze(-1)
 
 
@@ -164,14 +164,8 @@ def _auc(curve: torch.Tensor, fractions: torch.Tensor) -> torch.Tensor:
 def randomize_weights(model: ModelHandle, *, seed: int = 0) -> ModelHandle:
     """An independent copy of ``model`` with every layer re-initialized (seeded)."""
     copy = model.copy()
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        for module in copy.model.modules():
-            reset = getattr(module, "reset_parameters", None)
-            if callable(reset) and any(True for _ in module.parameters(recurse=False)):
-                reset()
-    copy.model.eval()
-    return copy
+    copy.reset_parameters(seed)
+    return copy.eval()
 
 
 def _average_ranks(x: torch.Tensor) -> torch.Tensor:

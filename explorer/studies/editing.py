@@ -55,25 +55,25 @@ def fine_tune_units(
     edited = model.copy()
     masks = unit_weight_masks(edited, units=units, weights=weights)
     params = list(masks)
-    for p in edited.model.parameters():
+    for p in edited.parameters():
         p.requires_grad_(False)
     for p in params:
         p.requires_grad_(True)
     optimizer = torch.optim.Adam(params, lr=lr)
     gen = torch.Generator().manual_seed(seed)
-    edited.model.train()
+    edited.train()
     for _ in range(steps):
         batch = torch.randint(
             0, images.shape[0], (min(batch_size, images.shape[0]),), generator=gen
         )
-        loss = F.cross_entropy(edited.model(images[batch]), labels[batch])
+        loss = F.cross_entropy(edited(images[batch]), labels[batch])
         optimizer.zero_grad()
         loss.backward()
         for p, m in masks.items():
             p.grad.mul_(m)  # type: ignore[union-attr]
         optimizer.step()
-    edited.model.eval()
-    for p in edited.model.parameters():
+    edited.eval()
+    for p in edited.parameters():
         p.requires_grad_(True)
     return edited
 
@@ -192,7 +192,7 @@ def _held_out(
     images = model.check_inputs(images)
     if labels.shape[0] != images.shape[0]:
         raise ValueError(f"{images.shape[0]} images but {labels.shape[0]} labels")
-    logits = torch.cat([model.model(images[i : i + 512]) for i in range(0, len(images), 512)])
+    logits = torch.cat([model(images[i : i + 512]) for i in range(0, len(images), 512)])
     conf = Confusion(
         torch.bincount(labels * n + logits.argmax(-1), minlength=n * n).reshape(n, n),
         logits.argmax(-1),

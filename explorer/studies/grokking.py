@@ -135,7 +135,7 @@ def embedding_sparsity(model: ModelHandle, *, mass: float = 0.8) -> dict[str, fl
     ``W_E[:p]``; ``gini``: the Gini coefficient of its norms over all ``p`` basis vectors.
     """
     p = _numbers(model)
-    spectrum = fourier_spectrum(model.model.W_E[:p].detach())  # type: ignore[attr-defined]
+    spectrum = fourier_spectrum(model.weight("W_E")[:p])
     return {
         "key_frequencies": float(len(key_frequencies(spectrum, mass=mass))),
         "gini": gini(spectrum.basis_norms),
@@ -307,7 +307,7 @@ def grokking_progress(
     p = data.p
     model = run.load_model()
     if key is None:
-        key = key_frequencies(fourier_spectrum(model.model.W_E[:p]), mass=mass)
+        key = key_frequencies(fourier_spectrum(model.weight("W_E")[:p]), mass=mass)
     rows: dict[str, list[float]] = {n: [] for n in GrokkingProgress._MEASURES}
     ce = torch.nn.functional.cross_entropy
     for step in run.steps:
@@ -324,7 +324,7 @@ def grokking_progress(
         rows["excluded_loss"].append(
             excluded_loss(logits, data.labels, key.frequencies, data.train_idx)
         )
-        rows["gini"].append(gini(fourier_spectrum(model.model.W_E[:p]).basis_norms))
+        rows["gini"].append(gini(fourier_spectrum(model.weight("W_E")[:p]).basis_norms))
         rows["weight_norm"].append(weight_norm(model))
     return _progress(list(run.steps), key, rows, None)
 
@@ -377,7 +377,7 @@ def accuracy_without_frequencies(
     basis = fourier_basis(p)
     rows = [i for i, k in enumerate(basis.frequencies.tolist()) if k in set(frequencies)]
     directions = basis.matrix[rows]  # [2k, p]
-    W_E = model.model.W_E.detach()  # type: ignore[attr-defined]
+    W_E = model.weight("W_E")
     removed = directions.T @ (directions @ W_E[:p])  # [p, d_model]: the part to take away
     delta = torch.cat([removed, torch.zeros_like(W_E[p:])])
     tokens = model.check_inputs(tokens)

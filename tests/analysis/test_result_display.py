@@ -508,6 +508,46 @@ def test_tables_hold_the_results_arrays(computed):
     assert torch.allclose(_values(frame, "total"), maps.maps.double().flatten(1).sum(1))
     assert torch.allclose(_values(frame, "convergence_delta"), maps.convergence_delta.double())
 
+    svd, _ = computed["CircuitSVD"]
+    frame = svd.to_dataframe()
+    assert list(frame.columns) == ["head", "direction", "singular_value", *svd.sides]
+    assert torch.allclose(_values(frame, "singular_value"), svd.S.double().flatten())
+
+    dla, _ = computed["LogitAttribution"]
+    frame = dla.to_dataframe()
+    assert frame["unit"].tolist() == list(dla.labels)
+    assert torch.allclose(_values(frame, "mean"), dla.values.double().mean(0))
+
+    lens, _ = computed["LogitLens"]
+    frame = lens.to_dataframe()
+    assert len(frame) == len(lens.labels) * len(lens.input_text)
+    assert torch.equal(
+        torch.tensor(frame["target_rank"].to_numpy()), lens.target_rank[:, 0].flatten()
+    )
+
+    tokens_attr, _ = computed["TokenAttribution"]
+    frame = tokens_attr.to_dataframe()
+    assert torch.allclose(_values(frame, "score"), tokens_attr.scores.double().flatten())
+
+    detection, _ = computed["HeadDetection"]
+    frame = detection.to_dataframe()
+    assert torch.allclose(_values(frame, "score"), detection.scores.double().flatten())
+
+    path, _ = computed["PathPatchingResult"]
+    frame = path.to_dataframe()
+    row = frame[(frame["layer"] == 0) & (frame["head"] == 1)]
+    assert float(row.metric.iloc[0]) == pytest.approx(float(path.values[0, 1]))
+
+    audited, _ = computed["AuditResult"]
+    frame = audited.to_dataframe()
+    assert frame.index.name == "class"
+    assert torch.allclose(_values(frame, "anomaly"), audited.anomaly.double())
+
+    weights, _ = computed["NeuronLogitWeights"]
+    frame = weights.to_dataframe()
+    first = frame[(frame.neuron == str(weights.neurons[0])) & (frame["rank"] == 0)]
+    assert first.weight.max() == pytest.approx(float(weights.values[0].max()))
+
     circuit, _ = computed["InductionCircuit"]
     frame = circuit.to_dataframe()
     assert frame.iloc[0].tolist()[:2] == [str(circuit.pairs[0][0]), str(circuit.pairs[0][1])]
