@@ -70,14 +70,14 @@ def test_recomputing_on_the_shipped_checkpoints_matches_the_table(shipped, table
     for i, step in enumerate(shipped.steps):
         stored = table.at(step)
         assert stored["step"] == step
-        for name in ("train_acc", "test_acc"):
-            assert float(getattr(replayed, name)[i]) == pytest.approx(stored[name], abs=0.01)
+        for name in ("train_acc", "test_acc"):  # float16 weights: no prediction changed
+            assert float(getattr(replayed, name)[i]) == pytest.approx(stored[name], abs=1e-3)
         for name in ("train_loss", "test_loss", "restricted_loss", "excluded_loss"):
-            got = float(getattr(replayed, name)[i])
-            assert got == pytest.approx(stored[name], rel=0.05, abs=0.01), (step, name)
+            got = float(getattr(replayed, name)[i])  # measured: at most 6e-4 relative
+            assert got == pytest.approx(stored[name], rel=5e-3, abs=1e-3), (step, name)
         for name in ("gini", "weight_norm"):
-            got = float(getattr(replayed, name)[i])
-            assert got == pytest.approx(stored[name], rel=0.01), (step, name)
+            got = float(getattr(replayed, name)[i])  # measured: at most 2e-5 relative
+            assert got == pytest.approx(stored[name], rel=1e-4), (step, name)
 
 
 def test_the_final_model_measures_what_the_run_logged(shipped):
