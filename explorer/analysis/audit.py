@@ -169,7 +169,7 @@ class AuditResult:
 
 def audit(
     model: ModelHandle,
-    images: torch.Tensor,
+    inputs: torch.Tensor,
     *,
     method: str = "cleanse",
     budget: int | None = 20_000,
@@ -200,19 +200,19 @@ def audit(
     check_choice("method", method, METHODS)
     if budget is not None:
         check_positive("budget", budget)
-    images = check_tensor("images", model.check_images(images), ndim=4, integer=False)
-    if len(images) < 16:
-        raise ValueError(f"audit needs at least 16 held-out images, got {len(images)}")
+    inputs = check_tensor("images", model.check_images(inputs), ndim=4, integer=False)
+    if len(inputs) < 16:
+        raise ValueError(f"audit needs at least 16 held-out images, got {len(inputs)}")
     start = time.process_time()
     meter = Meter(budget, model)
     with torch.no_grad():
-        base = model(images).argmax(-1)
+        base = model(inputs).argmax(-1)
     n_classes = n_classes or model.n_outputs or int(base.max()) + 1
     gen = torch.Generator().manual_seed(seed)
-    order = torch.randperm(len(images), generator=gen)
-    images, base = images[order], base[order]
-    half = len(images) // 2
-    fit_x, fit_y, eval_x, eval_y = images[:half], base[:half], images[half:], base[half:]
+    order = torch.randperm(len(inputs), generator=gen)
+    inputs, base = inputs[order], base[order]
+    half = len(inputs) // 2
+    fit_x, fit_y, eval_x, eval_y = inputs[:half], base[:half], inputs[half:], base[half:]
     if method == "cleanse":
         masks, patterns, anomaly = _cleanse(model, fit_x, fit_y, n_classes, batch, n_eval, meter)
     elif method == "stamp":
@@ -397,7 +397,7 @@ def _stamp_scan(model, fit_x, fit_y, n_classes, meter, n_eval, sizes=(3, 4, 5), 
     return masks, patterns, (best - 0.5).clamp_min(0)
 
 
-def weight_anomaly(model: ModelHandle, images: torch.Tensor) -> torch.Tensor:
+def weight_anomaly(model: ModelHandle, inputs: torch.Tensor) -> torch.Tensor:
     """``[H, W]``: each input pixel's first-layer weight norm over the median norm of pixels
     the data uses, on pixels ``images`` never use (0 elsewhere).
 
@@ -407,17 +407,17 @@ def weight_anomaly(model: ModelHandle, images: torch.Tensor) -> torch.Tensor:
     >>> weight_anomaly(m, torch.rand(8, 1, 28, 28)).shape
     torch.Size([28, 28])
     """
-    images = model.check_images(images)
+    inputs = model.check_images(inputs)
     first = next(p for n, p in model.named_parameters() if n.endswith("weight"))
     w = first.detach()
-    h, wd = images.shape[-2:]
-    if w.ndim != 2 or w.shape[1] != images[0].numel():
+    h, wd = inputs.shape[-2:]
+    if w.ndim != 2 or w.shape[1] != inputs[0].numel():
         raise ValueError(
-            f"weight_anomaly needs a first linear layer over the flat image ({images[0].numel()} "
+            f"weight_anomaly needs a first linear layer over the flat image ({inputs[0].numel()} "
             f"inputs), got a weight of shape {list(w.shape)}"
         )
     norms = w.norm(dim=0).reshape(-1, h, wd).amax(0)
-    used = images.std(0).amax(0) > 1e-3
+    used = inputs.std(0).amax(0) > 1e-3
     if not used.any() or used.all():
         return torch.zeros(h, wd)
     return torch.where(used, torch.zeros_like(norms), norms / norms[used].median())

@@ -15,7 +15,7 @@ Settings (measured on one CPU thread of a 2-core machine; see docs/training.md):
 
 - ``CI_SETTING``: p=53, 50% training data, lr 5e-3, d_model 128: groks in a few hundred
   epochs (test accuracy rises during memorisation already: a fast check, not the shape).
-- ``DEFAULT_SETTING``: p=113, 25% training data, lr 5e-3, d_model 64: memorised by epoch
+- ``DEFAULT_SETTING``: p=113, 25% training data, lr 5e-3, d_model 64: memorized by epoch
   110, test accuracy under 20% until epoch 1900-2470 (17-22x later; seeds 0, 1, 2), then
   past 95% (the tutorial default; 157-198 s of CPU on one thread).
 - ``PAPER_SETTING``: p=113, 30% training data, lr 1e-3, d_model 128 (the paper; ~10k+ epochs).
