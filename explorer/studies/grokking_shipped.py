@@ -42,12 +42,12 @@ EARLY_STEPS = 20
 
 
 def choose_checkpoints(run: Run, phases: Any, keep: int = SHIPPED_CHECKPOINTS) -> list[int]:
-    """``keep`` checkpoint steps: the first, the last, each phase boundary (memorised, circuit
+    """``keep`` checkpoint steps: the first, the last, each phase boundary (memorized, circuit
     start, cleanup start and end), then the free checkpoints nearest evenly spaced epochs."""
     steps = list(run.steps)
     if len(steps) <= keep:
         return steps
-    bounds = (phases.memorised, phases.circuit_start, phases.cleanup_start, phases.cleanup_end)
+    bounds = (phases.memorized, phases.circuit_start, phases.cleanup_start, phases.cleanup_end)
     chosen = [steps[0], steps[-1]]
     for b in bounds:
         if b is not None and run.nearest_step(b) not in chosen:

@@ -59,7 +59,7 @@ def test_analysis_reads_the_precomputed_table_labelled_as_such(shipped, table):
     assert int(table.steps[-1]) == shipped.last_step
     phases = table.phases
     assert phases.grokked
-    for boundary in (phases.memorised, phases.circuit_start, phases.cleanup_start):
+    for boundary in (phases.memorized, phases.circuit_start, phases.cleanup_start):
         assert boundary in shipped.steps  # the notebook loads the checkpoint at each boundary
 
 
