@@ -53,6 +53,7 @@ from explorer.analysis.progress import Phases, detect_phases, first_crossing, gi
 from explorer.data.modular import ModularData, modular_arithmetic
 from explorer.models import zoo
 from explorer.models.handle import ModelHandle
+from explorer.studies.grokking_table import PROGRESS_FILE, read_progress_table
 from explorer.training.loop import OptimizerConfig, train
 from explorer.training.losses import classification_eval, classification_loss, last_position_logits
 from explorer.training.run import Run
@@ -228,7 +229,9 @@ class GrokkingProgress(Shown):
 
     ``key`` holds the key frequencies of the final embedding, used at every checkpoint.
     ``phases`` comes from these measures (``detect_phases``: train accuracy, test loss,
-    restricted and excluded loss at the checkpoints).
+    restricted and excluded loss at the checkpoints). ``precomputed`` is None when the
+    measures were replayed from this run's checkpoints, else where the table came from (a
+    shipped run keeps a few checkpoints and the table of all of them).
     """
 
     steps: torch.Tensor
@@ -242,13 +245,13 @@ class GrokkingProgress(Shown):
     gini: torch.Tensor
     weight_norm: torch.Tensor
     phases: Phases
+    precomputed: str | None = None
 
     def at(self, step: int) -> dict[str, float]:
         """Every measure at the checkpoint nearest ``step``."""
         i = int(torch.argmin((self.steps - int(step)).abs()))
-        names = ("train_loss", "test_loss", "train_acc", "test_acc", "restricted_loss",
-                 "excluded_loss", "gini", "weight_norm")  # fmt: skip
-        return {"step": int(self.steps[i]), **{n: float(getattr(self, n)[i]) for n in names}}
+        values = {n: float(getattr(self, n)[i]) for n in self._MEASURES}
+        return {"step": int(self.steps[i]), **values}
 
     _MEASURES = ("train_loss", "test_loss", "train_acc", "test_acc", "restricted_loss",
                  "excluded_loss", "gini", "weight_norm")  # fmt: skip
@@ -262,7 +265,7 @@ class GrokkingProgress(Shown):
         return (
             f"{len(self.steps)} checkpoints to step {int(self.steps[-1])}; key frequencies "
             f"{list(self.key.frequencies)}; test accuracy {float(self.test_acc[-1]):.3g}"
-        )
+        ) + (f" ({self.precomputed})" if self.precomputed else "")
 
     def _top(self) -> list[str]:
         return [f"{p.name} {p.start}..{p.end}" for p in self.phases.as_list()]
@@ -284,21 +287,28 @@ class GrokkingProgress(Shown):
 
 
 def grokking_progress(
-    run: Run, *, key: KeyFrequencies | None = None, mass: float = 0.8
+    run: Run, *, key: KeyFrequencies | None = None, mass: float = 0.8, replay: bool = False
 ) -> GrokkingProgress:
     """Replay every checkpoint of ``run`` and compute the progress measures.
+
+    A shipped run (``explorer.studies.grokking_shipped``) keeps a few checkpoints and the
+    table of these measures over every checkpoint of the full run: it is read instead
+    (``precomputed`` says so) unless ``replay=True`` or another ``key`` / ``mass`` is asked.
 
     Args:
         run: a run made by ``train_grokking``.
         key: key frequencies to restrict to / exclude (default: the smallest set carrying
             ``mass`` of the final embedding's squared Fourier norm).
+        replay: measure the checkpoints this run holds even when it has a precomputed table.
     """
+    if not replay and key is None and mass == 0.8 and (run.path / PROGRESS_FILE).is_file():
+        return _progress(*read_progress_table(run.path / PROGRESS_FILE))
     data = grokking_data(run)
     p = data.p
     model = run.load_model()
     if key is None:
         key = key_frequencies(fourier_spectrum(model.weight("W_E")[:p]), mass=mass)
-    rows: dict[str, list[float]] = {n: [] for n in GrokkingProgress.__dataclass_fields__}
+    rows: dict[str, list[float]] = {n: [] for n in GrokkingProgress._MEASURES}
     ce = torch.nn.functional.cross_entropy
     for step in run.steps:
         run.load_into(model, step)
@@ -316,16 +326,17 @@ def grokking_progress(
         )
         rows["gini"].append(gini(fourier_spectrum(model.weight("W_E")[:p]).basis_norms))
         rows["weight_norm"].append(weight_norm(model))
-    tensors = {k: torch.tensor(v) for k, v in rows.items() if v}
-    steps = torch.tensor(run.steps)
+    return _progress(list(run.steps), key, rows, None)
+
+
+def _progress(steps: list[int], key: KeyFrequencies, rows: Mapping, note: str | None) -> Any:
+    tensors = {k: torch.tensor(v) for k, v in rows.items()}
+    steps = torch.tensor(steps)
     phases = detect_phases(
-        steps,
-        tensors["train_acc"],
-        tensors["test_loss"],
-        tensors["restricted_loss"],
+        steps, tensors["train_acc"], tensors["test_loss"], tensors["restricted_loss"],
         tensors["excluded_loss"],
-    )
-    return GrokkingProgress(steps=steps, key=key, phases=phases, **tensors)
+    )  # fmt: skip
+    return GrokkingProgress(steps=steps, key=key, phases=phases, precomputed=note, **tensors)
 
 
 def grokking_summary(run: Run) -> dict[str, float | int | None]:
