@@ -43,19 +43,23 @@ from explorer.analysis._display import MAX_ROWS, Shown, pandas
 from explorer.analysis.fourier import (
     KeyFrequencies,
     excluded_loss,
-    fourier_basis,
     fourier_spectrum,
     key_frequencies,
-    restricted_logits,
     restricted_loss,
 )
 from explorer.analysis.progress import Phases, detect_phases, first_crossing, gini, weight_norm
 from explorer.data.modular import ModularData, modular_arithmetic
 from explorer.models import zoo
 from explorer.models.handle import ModelHandle
+from explorer.studies.grokking_fourier import (
+    accuracy_without_frequencies,
+    all_pair_logits,
+    modulus,
+    restricted_accuracy,
+)
 from explorer.studies.grokking_table import PROGRESS_FILE, read_progress_table
 from explorer.training.loop import OptimizerConfig, train
-from explorer.training.losses import classification_eval, classification_loss, last_position_logits
+from explorer.training.losses import classification_eval, classification_loss
 from explorer.training.run import Run
 from explorer.training.schedule import CheckpointSchedule
 
@@ -134,7 +138,7 @@ def embedding_sparsity(model: ModelHandle, *, mass: float = 0.8) -> dict[str, fl
     ``key_frequencies``: how many frequencies carry ``mass`` of the squared Fourier norm of
     ``W_E[:p]``; ``gini``: the Gini coefficient of its norms over all ``p`` basis vectors.
     """
-    p = _numbers(model)
+    p = modulus(model)
     spectrum = fourier_spectrum(model.weight("W_E")[:p])
     return {
         "key_frequencies": float(len(key_frequencies(spectrum, mass=mass))),
@@ -215,12 +219,6 @@ def train_grokking(
         },
         progress=progress,
     )
-
-
-def all_pair_logits(model: ModelHandle, data: ModularData) -> torch.Tensor:
-    """Logits at "=" for every pair ``[p * p, p]`` (row ``a * p + b``), without gradients."""
-    with torch.no_grad():
-        return last_position_logits(model, data.tokens).float()
 
 
 @dataclass(frozen=True, repr=False)
@@ -354,53 +352,3 @@ def grokking_summary(run: Run) -> dict[str, float | int | None]:
         "final_test_acc": float(test_acc.values[-1]),
         "last_step": run.last_step,
     }
-
-
-# ------------------------------------------------------- per-example tests (for hypotheses)
-def _numbers(model: ModelHandle) -> int:
-    p = model.n_outputs
-    if p is None or not model.is_transformer:
-        raise ValueError(f"{model.name} is not a modular-arithmetic transformer")
-    return int(p)
-
-
-def accuracy_without_frequencies(
-    model: ModelHandle, tokens: torch.Tensor, labels: torch.Tensor, frequencies: tuple[int, ...]
-) -> torch.Tensor:
-    """Per-example correctness ``[batch]`` after removing ``frequencies`` from the embeddings.
-
-    Each number's embedding loses its components along the ``cos k`` / ``sin k`` Fourier
-    directions (over the numbers) of every k given; the "=" token is untouched. If the model
-    computes with those frequencies, accuracy falls to chance (1/p).
-    """
-    p = _numbers(model)
-    basis = fourier_basis(p)
-    rows = [i for i, k in enumerate(basis.frequencies.tolist()) if k in set(frequencies)]
-    directions = basis.matrix[rows]  # [2k, p]
-    W_E = model.weight("W_E")
-    removed = directions.T @ (directions @ W_E[:p])  # [p, d_model]: the part to take away
-    delta = torch.cat([removed, torch.zeros_like(W_E[p:])])
-    tokens = model.check_inputs(tokens)
-
-    def ablate(embed: torch.Tensor, hook: object) -> torch.Tensor:
-        return embed - delta[tokens]
-
-    with torch.no_grad():
-        logits = model.run_with_hooks(tokens, [("hook_embed", ablate)])[:, -1]
-    return (logits.argmax(-1) == torch.as_tensor(labels)).float()
-
-
-def restricted_accuracy(
-    model: ModelHandle, tokens: torch.Tensor, labels: torch.Tensor, frequencies: tuple[int, ...]
-) -> torch.Tensor:
-    """Per-example correctness ``[batch]`` of the logits kept to the key-frequency directions.
-
-    The restriction is a projection over the whole input grid, so the logits of every pair
-    are computed and the rows of ``tokens`` (``[a, b, =]``) are read from them.
-    """
-    p = _numbers(model)
-    data = modular_arithmetic(p, train_frac=0.5)  # only its full grid of pairs is used
-    kept = restricted_logits(all_pair_logits(model, data), frequencies)
-    tokens = model.check_inputs(tokens)
-    rows = tokens[:, 0] * p + tokens[:, 1]
-    return (kept[rows].argmax(-1) == torch.as_tensor(labels)).float()
