@@ -178,7 +178,9 @@ def run(size: str = "full") -> list[Row]:
     for case in cases(size):
         times, results = best_of(
             {
-                "ours": lambda c=case: ablation_sweep(c.model, c.inputs, c.metric, units=c.units),
+                "ours": lambda c=case: ablation_sweep(
+                    c.model, c.inputs, metric=c.metric, units=c.units
+                ),
                 "naive": lambda c=case: naive_sweep(c.model, c.inputs, c.metric, c.units),
             },
             repeats,

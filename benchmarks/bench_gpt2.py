@@ -194,7 +194,9 @@ def sweep_rows(handle: ModelHandle, s: _Size) -> list[Row]:
 
     times, results = best_of(
         {
-            "ours": measured("ours", lambda: ablation_sweep(handle, tokens, metric, units=units)),
+            "ours": measured(
+                "ours", lambda: ablation_sweep(handle, tokens, metric=metric, units=units)
+            ),
             "naive": measured(
                 "naive", lambda: bench_ablation.naive_sweep(handle, tokens, metric, units)
             ),

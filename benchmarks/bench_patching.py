@@ -71,9 +71,13 @@ def run(size: str = "full") -> list[Row]:
     model, clean, corrupted, metric = task(size)
     times, results = best_of(
         {
-            "ours": lambda: activation_patching(model, clean, corrupted, metric, "resid"),
+            "ours": lambda: activation_patching(
+                model, clean, corrupted=corrupted, metric=metric, grid="resid"
+            ),
             "naive": lambda: naive_patching(model, clean, corrupted, metric),
-            "attribution": lambda: attribution_patching(model, clean, corrupted, metric, "resid"),
+            "attribution": lambda: attribution_patching(
+                model, clean, corrupted=corrupted, metric=metric, grid="resid"
+            ),
         },
         repeats,
     )

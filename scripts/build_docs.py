@@ -44,6 +44,9 @@ API = {
     "explorer.studies": "Recipes of the tutorials and of the shipped checkpoints.",
     "explorer.views": "The widgets.",
 }
+# The theme's default column (about 600 px beside both sidebars) clips the tutorials' wide
+# figures' titles and squeezes the widget snapshots: give the pages most of the screen.
+WIDE_CSS = ".md-grid { max-width: 100rem; }\n"
 OWN_PAGES = {"index.md", "getting-started.md", "troubleshooting.md", "visual-language.md"}
 
 # Run last in each notebook's kernel: every live widget as its static snapshot, by model id.
@@ -166,6 +169,7 @@ def stage(src: Path, executed: dict[str, Path]) -> None:
         nbformat.write(nb, src / "tutorials" / f"{name}.ipynb")
     (src / "assets").mkdir()
     shutil.copy(_plotly_js(), src / "assets" / "plotly.min.js")
+    (src / "assets" / "explorer.css").write_text(WIDE_CSS)
 
 
 def _plotly_js() -> Path:
@@ -213,6 +217,7 @@ def mkdocs_config(src: Path, site: Path) -> dict:
                 }
             },
         ],
+        "extra_css": ["assets/explorer.css"],
         "markdown_extensions": ["admonition", "tables", "toc", "pymdownx.superfences"],
         "validation": {"links": {"not_found": "warn", "anchors": "warn"}},
         "nav": [

@@ -19,7 +19,7 @@ NOTEBOOK = Path(__file__).resolve().parents[1] / "tutorials" / "grokking.ipynb"
 def test_the_grokking_notebook_runs(tmp_path, tmp_path_factory):
     import torch
 
-    from explorer.training import CI_SETTING, train_grokking
+    from explorer.studies.grokking import CI_SETTING, train_grokking
 
     torch.set_num_threads(1)
     run = train_grokking(tmp_path_factory.getbasetemp() / "grokking-ci", CI_SETTING, progress=False)

@@ -50,7 +50,7 @@ def test_the_benchmark_table_scores_every_method(executed):
         "deeplift",
         "edge",
     ]
-    for key in ("deletion_auc", "insertion_auc", "randomisation_spearman", "seconds_per_image"):
+    for key in ("deletion_auc", "insertion_auc", "randomization_spearman", "seconds_per_image"):
         assert len(bench[key]) == len(bench["methods"])
         assert all(math.isfinite(v) for v in bench[key]), key
     ig = bench["methods"].index("integrated_gradients")
@@ -58,8 +58,8 @@ def test_the_benchmark_table_scores_every_method(executed):
     # gradients change when the weights are re-initialised; the edge detector cannot
     edge = bench["methods"].index("edge")
     saliency = bench["methods"].index("saliency")
-    assert bench["randomisation_spearman"][edge] == pytest.approx(1.0)
-    assert bench["randomisation_spearman"][saliency] < bench["randomisation_spearman"][edge]
+    assert bench["randomization_spearman"][edge] == pytest.approx(1.0)
+    assert bench["randomization_spearman"][saliency] < bench["randomization_spearman"][edge]
     shown = "\n".join(
         str(out.get("data", {}).get("text/html", "")) + out.get("text", "")
         for cell in nb.cells

@@ -24,7 +24,7 @@ from explorer.analysis import ablation_sweep
 scores = explorer.analysis.head_scores(model, prompts)
 with torch.no_grad():
     logits = model(prompts)
-zero = ablation_sweep(model, eval_prompts, repeated_loss, kind="zero")
+zero = ablation_sweep(model, eval_prompts, metric=repeated_loss, ablation="zero")
 views = [attention, panel, patching, neurons, claim_widget, board, *explorer_view.children]
 print(json.dumps({
     "induction": scores.get("induction")[1].tolist(),

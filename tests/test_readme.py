@@ -68,7 +68,11 @@ def test_ablating_every_induction_head_together_removes_the_advantage(ran):
     ns, _, _ = ran
     model, seen = ns["model"], ns["seen"]
     together = ablate(
-        model, seen, ["head 1.0", "head 1.1", "head 1.2", "head 1.3"], ns["loss"], kind="mean"
+        model,
+        seen,
+        units=["head 1.0", "head 1.1", "head 1.2", "head 1.3"],
+        metric=ns["loss"],
+        ablation="mean",
     )
     with torch.no_grad():
         random_loss = float(metrics.first_half_loss(seen)(model(seen)).mean())

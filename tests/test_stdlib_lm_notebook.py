@@ -124,7 +124,7 @@ def test_the_summary_describes_the_shipped_model(executed):
     data = lm.data()
     held = data.windows("held_out", 128, lm.setting.n_ctx, seed=1).tokens
     head = parse_unit(summary["previous_token_head"])
-    score = head_scores(lm.model, held, ("previous_token",)).get("previous_token")[
+    score = head_scores(lm.model, held, scores=("previous_token",)).get("previous_token")[
         head.layer, head.head
     ]
     assert float(score) == pytest.approx(summary["previous_token_score"], abs=1e-5)

@@ -217,3 +217,18 @@ def png_data_url(pixels: torch.Tensor, scale: int = 2) -> str:
         + chunk(b"IEND", b"")
     )
     return "data:image/png;base64," + base64.b64encode(png).decode()
+
+
+class RecordShown(Shown):
+    """A result of a few named numbers: the repr lists them, the table has one row each."""
+
+    def _fields(self) -> list[tuple[str, Any]]:
+        import dataclasses
+
+        return [(f.name, getattr(self, f.name)) for f in dataclasses.fields(self)]  # type: ignore[arg-type]
+
+    def _summary(self) -> str:
+        return ", ".join(f"{k}={num(v) if isinstance(v, float) else v}" for k, v in self._fields())
+
+    def _table(self) -> tuple:
+        return type(self).__name__, ("", "value"), self._fields(), ""

@@ -33,42 +33,49 @@ class CompositionShown(Shown):
     """``CompositionScores``'s table, repr and HTML."""
 
     def _pairs(self, n: int) -> list[tuple[str, Head, Head, float]]:
-        """The ``n`` highest-scoring ``(kind, head A, head B, score)`` over every kind."""
+        """The ``n`` highest-scoring ``(composition, head A, head B, score)`` over every composition."""
         _, n_layers, n_heads, _, _ = self.scores.shape
         out = []
         for i in strongest(self.scores, n, by_abs=False):
             k, la, ha, lb, hb = _unravel(i, tuple(self.scores.shape))
-            out.append((self.kinds[k], Head(la, ha), Head(lb, hb), float(self.scores.flatten()[i])))
+            out.append(
+                (self.compositions[k], Head(la, ha), Head(lb, hb), float(self.scores.flatten()[i]))
+            )
         return out
 
     def to_dataframe(self) -> Any:
-        """One row per composing pair (``layer_a < layer_b``): ``kind``, ``head_a``,
+        """One row per composing pair (``layer_a < layer_b``): ``composition``, ``head_a``,
         ``head_b`` (as text) and ``score``."""
         rows = []
         _, n_layers, n_heads, _, _ = self.scores.shape
-        for k, kind in enumerate(self.kinds):
+        for k, composition in enumerate(self.compositions):
             for la in range(n_layers):
                 for lb in range(la + 1, n_layers):
                     for ha in range(n_heads):
                         for hb in range(n_heads):
                             value = float(self.scores[k, la, ha, lb, hb])
-                            rows.append((kind, str(Head(la, ha)), str(Head(lb, hb)), value))
-        return pandas().DataFrame(rows, columns=["kind", "head_a", "head_b", "score"])
+                            rows.append((composition, str(Head(la, ha)), str(Head(lb, hb)), value))
+        return pandas().DataFrame(rows, columns=["composition", "head_a", "head_b", "score"])
 
     def _summary(self) -> str:
         _, n_layers, n_heads, _, _ = self.scores.shape
         return (
-            f"{'/'.join(self.kinds)} x {n_layers} layers x {n_heads} heads; random baseline "
+            f"{'/'.join(self.compositions)} x {n_layers} layers x {n_heads} heads; random baseline "
             f"{num(self.baseline)} +- {num(self.baseline_std)}"
         )
 
     def _top(self) -> list[str]:
-        return [f"{kind} {a} -> {b} {value:.3g}" for kind, a, b, value in self._pairs(3)]
+        return [
+            f"{composition} {a} -> {b} {value:.3g}" for composition, a, b, value in self._pairs(3)
+        ]
 
     def _table(self) -> tuple:
-        rows = [(f"{a} -> {b}", kind, value) for kind, a, b, value in self._pairs(MAX_ROWS)]
+        rows = [
+            (f"{a} -> {b}", composition, value)
+            for composition, a, b, value in self._pairs(MAX_ROWS)
+        ]
         note = f"random baseline {num(self.baseline)} +- {num(self.baseline_std)}"
-        return "Composition: highest-scoring pairs", ("pair", "kind", "score"), rows, note
+        return "Composition: highest-scoring pairs", ("pair", "composition", "score"), rows, note
 
 
 class CopyingShown(Shown):

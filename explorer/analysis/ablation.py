@@ -1,6 +1,6 @@
 """Ablation: knock out heads, neurons or positions and measure a metric before and after.
 
-``kind`` is how a unit is knocked out:
+``ablation`` is how a unit is knocked out:
 - ``"zero"``: its activation set to 0;
 - ``"mean"``: set to its mean over a reference batch (per position for sequences);
 - ``"resample"``: set to its value on another example of the reference batch (seeded).
@@ -40,7 +40,7 @@ from explorer.analysis.units import (
 )
 from explorer.models.handle import ModelHandle
 
-KINDS = ("zero", "mean", "resample")
+ABLATIONS = ("zero", "mean", "resample")
 
 
 @dataclass(frozen=True, repr=False)
@@ -50,7 +50,7 @@ class AblationResult(Shown):
     before: Float[torch.Tensor, " batch"]
     after: Float[torch.Tensor, " batch"]
     units: tuple[Unit, ...]
-    kind: str
+    ablation: str
     hooks: tuple[str, ...]
 
     @property
@@ -83,7 +83,7 @@ class AblationResult(Shown):
 
     def _summary(self) -> str:
         return (
-            f"{self.kind} ablation of {len(self.units)} units ({self._units()}) over "
+            f"{self.ablation} ablation of {len(self.units)} units ({self._units()}) over "
             f"{len(self.before)} examples: metric {num(self.before_mean)} -> "
             f"{num(self.after_mean)}, change {self.effect:+.3g}"
         )
@@ -95,7 +95,7 @@ class AblationResult(Shown):
             ("change", self.effect),
             ("examples", len(self.before)),
         ]
-        return (f"{self.kind} ablation of {self._units()}", ("", "mean"), rows, "")
+        return (f"{self.ablation} ablation of {self._units()}", ("", "mean"), rows, "")
 
 
 @dataclass(frozen=True, repr=False)
@@ -106,7 +106,7 @@ class SweepResult(Shown):
     before: float
     after: Float[torch.Tensor, " unit"]
     after_per_example: Float[torch.Tensor, "unit batch"]
-    kind: str
+    ablation: str
 
     @property
     def effect(self) -> Float[torch.Tensor, " unit"]:
@@ -128,7 +128,7 @@ class SweepResult(Shown):
 
     def _summary(self) -> str:
         return (
-            f"{self.kind} ablation of {len(self.units)} units one at a time; metric before "
+            f"{self.ablation} ablation of {len(self.units)} units one at a time; metric before "
             f"{num(self.before)}"
         )
 
@@ -136,7 +136,7 @@ class SweepResult(Shown):
         return [f"{self.units[i]} {float(self.effect[i]):+.3g}" for i in strongest(self.effect)]
 
     def _table(self) -> tuple:
-        title = f"{self.kind} ablation: change in the metric (before {num(self.before)})"
+        title = f"{self.ablation} ablation: change in the metric (before {num(self.before)})"
         order = strongest(self.effect, MAX_ROWS)
         rows = [(str(self.units[i]), float(self.effect[i]), float(self.after[i])) for i in order]
         note = f"{len(order)} of {len(self.units)} units, largest change first"
@@ -206,12 +206,12 @@ def _sources(
     model: ModelHandle,
     inputs: torch.Tensor,
     own: dict[str, torch.Tensor],
-    kind: str,
+    ablation: str,
     reference: torch.Tensor | None,
     seed: int,
 ) -> dict[str, torch.Tensor]:
     """The replacement activation for each hook, shaped like the activation on ``inputs``."""
-    if kind == "zero":
+    if ablation == "zero":
         return {h: torch.zeros_like(a) for h, a in own.items()}
     if reference is None:
         ref = own
@@ -224,7 +224,7 @@ def _sources(
             )
         _, ref = model.run_with_cache(reference, names=sorted(own))
     batch = inputs.shape[0]
-    if kind == "mean":
+    if ablation == "mean":
         return {h: ref[h].mean(0, keepdim=True).expand_as(own[h]) for h in own}
     g = torch.Generator().manual_seed(seed)
     n_ref = next(iter(ref.values())).shape[0]
@@ -241,7 +241,7 @@ def _setup(
     inputs: torch.Tensor,
     units: Sequence[Unit | str],
     metric: Metric,
-    kind: str,
+    ablation: str,
     reference: torch.Tensor | None,
     seed: int,
     *,
@@ -249,7 +249,7 @@ def _setup(
 ) -> _Setup:
     """Check everything, then one clean pass gives the metric before, shapes and sources
     (and, for a ``sweep``, the residual streams its passes start from)."""
-    check_choice("ablation kind", kind, KINDS)
+    check_choice("ablation", ablation, ABLATIONS)
     inputs = model.check_inputs(inputs)
     parsed, hook_of = _check_units(model, units)
     if not parsed:
@@ -266,17 +266,17 @@ def _setup(
     own = {h: cache[h] for h in hooks}
     before = evaluate(metric, logits, inputs.shape[0])
     sites = _sites(parsed, hook_of, {h: a.ndim for h, a in own.items()})
-    sources = _sources(model, inputs, own, kind, reference, seed)
+    sources = _sources(model, inputs, own, ablation, reference, seed)
     return _Setup(inputs, parsed, sites, cache, sources, before)
 
 
 def ablate(
     model: ModelHandle,
     inputs: torch.Tensor,
+    *,
     units: Sequence[Unit | str] | Unit | str,
     metric: Metric,
-    kind: str = "zero",
-    *,
+    ablation: str = "zero",
     reference: torch.Tensor | None = None,
     seed: int = 0,
 ) -> AblationResult:
@@ -287,27 +287,27 @@ def ablate(
     >>> from explorer.analysis import metrics
     >>> m = zoo.mnist_mlp(hidden=(8,))
     >>> x, y = torch.rand(16, 1, 28, 28), torch.randint(0, 10, (16,))
-    >>> r = ablate(m, x, ["neuron 0.3"], metrics.neg_cross_entropy(y), kind="mean")
+    >>> r = ablate(m, x, units="neuron 0.3", metric=metrics.neg_cross_entropy(y), ablation="mean")
     >>> r.hooks, tuple(r.after.shape)
     (('blocks.0.mlp.hook_post',), (16,))
     """
     if isinstance(units, (str, Head, Neuron)) or not isinstance(units, Sequence):
         units = [units]  # type: ignore[list-item]
-    s = _setup(model, inputs, units, metric, kind, reference, seed)
+    s = _setup(model, inputs, units, metric, ablation, reference, seed)
     fired: set[str] = set()
     after = run_interventions(model, s.inputs, [s.sites], s.sources, metric, fired=fired)[0]
-    return AblationResult(s.before, after, tuple(s.units), kind, tuple(sorted(fired)))
+    return AblationResult(s.before, after, tuple(s.units), ablation, tuple(sorted(fired)))
 
 
 def ablation_sweep(
     model: ModelHandle,
     inputs: torch.Tensor,
-    metric: Metric,
     *,
+    metric: Metric,
     units: Sequence[Unit | str] | None = None,
     layer: int | None = None,
     unit_type: str = "head",
-    kind: str = "zero",
+    ablation: str = "zero",
     reference: torch.Tensor | None = None,
     seed: int = 0,
     max_tokens: int = MAX_TOKENS,
@@ -324,6 +324,6 @@ def ablation_sweep(
     if units is None:
         check_choice("unit_type", unit_type, ("head", "neuron"))
         units = (all_heads if unit_type == "head" else all_neurons)(model, layer)
-    s = _setup(model, inputs, units, metric, kind, reference, seed, sweep=True)
+    s = _setup(model, inputs, units, metric, ablation, reference, seed, sweep=True)
     after = run_sweep(model, s.inputs, s.sites, s.sources, s.clean, metric, max_tokens=max_tokens)
-    return SweepResult(tuple(s.units), float(s.before.mean()), after.mean(1), after, kind)
+    return SweepResult(tuple(s.units), float(s.before.mean()), after.mean(1), after, ablation)

@@ -1,19 +1,18 @@
-"""Attribution maps for image classifiers (through captum) and a benchmark that scores them.
+"""Attribution maps for image classifiers, through captum.
 
 ``attribute`` gives one map per input with a well-kept library's implementation of
-saliency, integrated gradients, gradient x input, SmoothGrad, occlusion and DeepLift, plus
+saliency, integrated gradients, gradient x input, SmoothGrad, occlusion and DeepLift
+(``CAPTUM_METHODS``: a table from method name to captum class and arguments), plus
 ``"edge"``, a Sobel filter of the input: a map that ignores the model, kept as the
-baseline a sanity check must catch. ``benchmark_attributions`` scores methods without
-looking at the maps: deletion and insertion curves (Petsiuk et al. 2018; remove / add
-pixels in attribution order and watch the class probability, against a random order), the
-model-parameter randomisation check of Adebayo et al. 2018 (Spearman rank correlation
-between a method's maps on the trained model and on a re-initialised copy: a method that
-explains the model must change; the edge baseline scores 1 by construction), and run time.
+baseline a sanity check must catch. Scoring methods against each other (deletion and
+insertion curves, the weight-randomization check) is the kitchen sink's recipe:
+``explorer.studies.attribution_benchmark``.
 
 >>> import torch
 >>> from explorer.models import zoo
 >>> model = zoo.mnist_mlp(hidden=(16,))
->>> maps = attribute(model, torch.rand(2, 1, 28, 28), torch.tensor([3, 7]), "saliency")
+>>> maps = attribute(model, torch.rand(2, 1, 28, 28), target=torch.tensor([3, 7]),
+...                  method="saliency")
 >>> tuple(maps.maps.shape), maps.method
 ((2, 1, 28, 28), 'saliency')
 """
@@ -22,34 +21,23 @@ from __future__ import annotations
 
 import time
 import warnings
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
 from jaxtyping import Float
 
-from explorer._checks import check_choice, check_positive, check_tensor
-from explorer._repr import compact_repr
+from explorer._checks import check_choice, check_tensor
+from explorer.analysis._display import MAX_ROWS, Shown, pandas, png_data_url, strongest
 
 if TYPE_CHECKING:
     from explorer.models.handle import ModelHandle
 
-METHODS = (
-    "saliency",
-    "integrated_gradients",
-    "input_x_gradient",
-    "smoothgrad",
-    "occlusion",
-    "deeplift",
-)
-BASELINES = ("edge",)
-ALL_METHODS = METHODS + BASELINES
 
-
-@dataclass(frozen=True)
-class AttributionMaps:
+@dataclass(frozen=True, repr=False)
+class AttributionMaps(Shown):
     """Maps ``[batch, channel, h, w]`` (signed; saliency and SmoothGrad are magnitudes).
 
     ``convergence_delta`` (integrated gradients and DeepLift; None otherwise) is captum's
@@ -57,75 +45,63 @@ class AttributionMaps:
     logit ``F``. Integrated gradients' shrinks as ``ig_steps`` grows.
     """
 
-    __repr__ = compact_repr
-
     maps: Float[torch.Tensor, "batch c h w"]
     method: str
     targets: torch.Tensor
     seconds: float
     convergence_delta: Float[torch.Tensor, " batch"] | None = None
 
+    def to_dataframe(self) -> Any:
+        """One row per image: its ``target`` class, the map's ``total`` (its sum) and, for
+        integrated gradients and DeepLift, the ``convergence_delta``."""
+        columns = {
+            "target": self.targets.tolist(),
+            "total": self.maps.detach().double().flatten(1).sum(1).numpy(),
+        }
+        if self.convergence_delta is not None:
+            columns["convergence_delta"] = self.convergence_delta.detach().double().numpy()
+        return pandas().DataFrame(
+            columns, index=pandas().Index(range(len(self.maps)), name="image")
+        )
 
-@dataclass(frozen=True)
-class AttributionBenchmark:
-    """Scores per method (rows follow ``methods``).
+    def _summary(self) -> str:
+        n, *pixels = self.maps.shape
+        delta = (
+            f"; max |delta| {float(self.convergence_delta.abs().max()):.2g}"
+            if self.convergence_delta is not None
+            else ""
+        )
+        return f"{self.method}, {n} maps {pixels} in {self.seconds:.2g} s{delta}"
 
-    Deletion AUC: mean target probability while pixels are removed most-attributed first
-    (lower is better). Insertion AUC: the same while pixels are added to a blank image
-    (higher is better). ``random_*`` are the same curves in a random pixel order (mean over
-    ``n_random`` orders). ``randomisation_spearman``: mean rank correlation of |map| between
-    the trained and the re-initialised model (lower = the method depends on the weights);
-    ``randomisation_spearman_foreground`` is the same over pixels that differ from the
-    baseline only (methods that multiply by the input tie at zero on the background, which
-    alone makes their whole-image correlation high).
-    """
-
-    __repr__ = compact_repr
-
-    methods: tuple[str, ...]
-    deletion_auc: Float[torch.Tensor, " method"]
-    insertion_auc: Float[torch.Tensor, " method"]
-    random_deletion_auc: float
-    random_insertion_auc: float
-    randomisation_spearman: Float[torch.Tensor, " method"]
-    randomisation_spearman_foreground: Float[torch.Tensor, " method"]
-    seconds_per_image: Float[torch.Tensor, " method"]
-    fractions: Float[torch.Tensor, " step"]
-    deletion_curves: Float[torch.Tensor, "method step"]
-    insertion_curves: Float[torch.Tensor, "method step"]
-    random_deletion_curve: Float[torch.Tensor, " step"]
-    random_insertion_curve: Float[torch.Tensor, " step"]
-    n_images: int
-    settings: dict[str, Any] = field(default_factory=dict)
-
-    def index(self, method: str) -> int:
-        check_choice("method", method, self.methods)
-        return self.methods.index(method)
-
-    def rows(self) -> list[dict[str, float | str]]:
-        """One dict per method, for a table (e.g. ``pandas.DataFrame(bench.rows())``)."""
+    def _top(self) -> list[str]:
+        totals = self.maps.detach().flatten(1).sum(1)
         return [
-            {
-                "method": m,
-                "deletion AUC (lower better)": float(self.deletion_auc[i]),
-                "random deletion AUC": self.random_deletion_auc,
-                "insertion AUC (higher better)": float(self.insertion_auc[i]),
-                "random insertion AUC": self.random_insertion_auc,
-                "randomisation Spearman (lower better)": float(self.randomisation_spearman[i]),
-                "randomisation Spearman, foreground": float(
-                    self.randomisation_spearman_foreground[i]
-                ),
-                "ms per image": 1000 * float(self.seconds_per_image[i]),
-            }
-            for i, m in enumerate(self.methods)
+            f"image {i} (target {int(self.targets[i])}) total {float(totals[i]):+.3g}"
+            for i in strongest(totals, 2)
         ]
 
+    def _table(self) -> tuple:
+        totals = self.maps.detach().flatten(1).sum(1)
+        rows = [
+            (f"image {i}", int(self.targets[i]), float(totals[i]))
+            for i in range(min(len(self.maps), MAX_ROWS))
+        ]
+        return f"Attribution maps ({self.method})", ("image", "target", "total"), rows, ""
 
-def _check_images(model: ModelHandle, images: torch.Tensor) -> torch.Tensor:
+    def _repr_html_(self) -> str:
+        maps = "".join(
+            f"<img src='{png_data_url(self.maps[i].sum(0))}' title='image {i}' style='margin:2px'>"
+            for i in range(min(len(self.maps), MAX_ROWS))
+        )
+        return super()._repr_html_() + f"<div>{maps}</div>"
+
+
+def check_images(model: ModelHandle, images: torch.Tensor) -> torch.Tensor:
+    """``images`` checked for an image ``model``: finite floats ``[batch, c, h, w]``."""
     if model.is_transformer:
         raise ValueError(
             f"{model.name} takes tokens; attribution maps here are for image models: "
-            "use attribute_tokens(model, tokens, target=...) for per-token scores"
+            "use attribute_tokens(model, inputs, target=...) for per-token scores"
         )
     images = model.check_images(check_tensor("images", images, ndim=(1, 2, 3, 4), integer=False))
     if not torch.isfinite(images).all():
@@ -152,7 +128,10 @@ def _on_images(model: ModelHandle) -> torch.nn.Module:
     return _ImagesIn(model)
 
 
-def _check_targets(targets: torch.Tensor | Sequence[int] | int, n: int, n_classes: int | None):
+def check_targets(
+    targets: torch.Tensor | Sequence[int] | int, n: int, n_classes: int | None
+) -> torch.Tensor:
+    """One class per image (a single class is repeated), each in ``0..n_classes - 1``."""
     t = torch.as_tensor(targets)
     if t.ndim == 0:
         t = t.expand(n)
@@ -194,6 +173,60 @@ def _baseline(images: torch.Tensor, value: float | torch.Tensor) -> torch.Tensor
     return torch.full_like(images, float(value))
 
 
+@dataclass(frozen=True)
+class CaptumMethod:
+    """How one method name maps to captum: the class in ``captum.attr`` (wrapped in
+    ``NoiseTunnel`` for SmoothGrad) and the arguments its ``attribute`` takes besides the
+    inputs and the target, given the baseline and the caller's ``options``."""
+
+    captum_class: str
+    arguments: Callable[[torch.Tensor, torch.Tensor, dict[str, Any]], dict[str, Any]]
+    noise_tunnel: bool = False
+    convergence_delta: bool = False
+
+
+def _occlusion(x: torch.Tensor, baseline: torch.Tensor, o: dict[str, Any]) -> dict[str, Any]:
+    window, stride, c = o.get("occlusion_window", 4), o.get("occlusion_stride", 2), x.shape[1]
+    return {
+        "sliding_window_shapes": (c, window, window),
+        "strides": (c, stride, stride),
+        "baselines": baseline,
+    }
+
+
+CAPTUM_METHODS: dict[str, CaptumMethod] = {
+    "saliency": CaptumMethod("Saliency", lambda x, b, o: {}),
+    "integrated_gradients": CaptumMethod(
+        "IntegratedGradients",
+        lambda x, b, o: {"baselines": b, "n_steps": o.get("ig_steps", 50)},
+        convergence_delta=True,
+    ),
+    "input_x_gradient": CaptumMethod("InputXGradient", lambda x, b, o: {}),
+    "smoothgrad": CaptumMethod(
+        "Saliency",
+        lambda x, b, o: {
+            "nt_type": "smoothgrad",
+            "nt_samples": o.get("smoothgrad_samples", 16),
+            "stdevs": o.get("smoothgrad_std", 0.15),
+        },
+        noise_tunnel=True,
+    ),
+    "occlusion": CaptumMethod("Occlusion", _occlusion),
+    "deeplift": CaptumMethod("DeepLift", lambda x, b, o: {"baselines": b}, convergence_delta=True),
+}
+METHODS = tuple(CAPTUM_METHODS)
+BASELINES = ("edge",)
+ALL_METHODS = METHODS + BASELINES
+OPTIONS = (
+    "baseline",
+    "ig_steps",
+    "smoothgrad_samples",
+    "smoothgrad_std",
+    "occlusion_window",
+    "occlusion_stride",
+)
+
+
 def _captum_map(
     module: torch.nn.Module,
     method: str,
@@ -204,54 +237,23 @@ def _captum_map(
     # captum is imported lazily: it pulls in matplotlib and costs seconds at import.
     from captum import attr
 
+    spec = CAPTUM_METHODS[method]
+    algorithm = getattr(attr, spec.captum_class)(module)
+    if spec.noise_tunnel:
+        algorithm = attr.NoiseTunnel(algorithm)
     x = images.detach().clone().requires_grad_(True)
     baseline = _baseline(images, options.get("baseline", 0.0))
-    if method == "integrated_gradients":
-        return attr.IntegratedGradients(module).attribute(
-            x,
-            baselines=baseline,
-            target=targets,
-            n_steps=options.get("ig_steps", 50),
-            return_convergence_delta=True,
-        )
-    if method == "deeplift":
-        return attr.DeepLift(module).attribute(
-            x, baselines=baseline, target=targets, return_convergence_delta=True
-        )
-    return _captum_plain(attr, module, method, x, targets, baseline, options), None
-
-
-def _captum_plain(attr, module, method, x, targets, baseline, options) -> torch.Tensor:
-    if method == "saliency":
-        return attr.Saliency(module).attribute(x, target=targets)
-    if method == "input_x_gradient":
-        return attr.InputXGradient(module).attribute(x, target=targets)
-    if method == "smoothgrad":
-        return attr.NoiseTunnel(attr.Saliency(module)).attribute(
-            x,
-            nt_type="smoothgrad",
-            nt_samples=options.get("smoothgrad_samples", 16),
-            stdevs=options.get("smoothgrad_std", 0.15),
-            target=targets,
-        )
-    if method == "occlusion":
-        window = options.get("occlusion_window", 4)
-        stride = options.get("occlusion_stride", 2)
-        c = x.shape[1]
-        return attr.Occlusion(module).attribute(
-            x,
-            sliding_window_shapes=(c, window, window),
-            strides=(c, stride, stride),
-            baselines=baseline,
-            target=targets,
-        )
-    raise AssertionError(method)
+    kwargs = spec.arguments(x, baseline, options)
+    if spec.convergence_delta:
+        return algorithm.attribute(x, target=targets, return_convergence_delta=True, **kwargs)
+    return algorithm.attribute(x, target=targets, **kwargs), None
 
 
 def attribute(
     model: ModelHandle,
-    images: Float[torch.Tensor, "batch c h w"],
-    targets: torch.Tensor | Sequence[int] | int,
+    inputs: Float[torch.Tensor, "batch c h w"],
+    *,
+    target: torch.Tensor | Sequence[int] | int,
     method: str = "integrated_gradients",
     **options: Any,
 ) -> AttributionMaps:
@@ -264,27 +266,20 @@ def attribute(
 
     Args:
         model: an image model (``explorer.load`` of a plain PyTorch classifier).
-        images: ``[batch, c, h, w]`` (or one image ``[c, h, w]``).
-        targets: the class explained, one per image (or one for all).
-        method: one of ``ALL_METHODS``.
+        inputs: images ``[batch, c, h, w]`` (or one image ``[c, h, w]``).
+        target: the class explained, one per image (or one for all).
+        method: one of ``ALL_METHODS``: a key of ``CAPTUM_METHODS`` or ``"edge"``.
         options: ``baseline`` ('absent' input: a pixel value, 0.0, or a tensor of one image
             ``[c, h, w]`` or one per image), ``ig_steps`` (50, captum's default),
             ``smoothgrad_samples`` (16), ``smoothgrad_std`` (0.15), ``occlusion_window`` (4),
             ``occlusion_stride`` (2).
     """
     check_choice("method", method, ALL_METHODS)
-    unknown = set(options) - {
-        "baseline",
-        "ig_steps",
-        "smoothgrad_samples",
-        "smoothgrad_std",
-        "occlusion_window",
-        "occlusion_stride",
-    }
+    unknown = set(options) - set(OPTIONS)
     if unknown:
-        raise ValueError(f"unknown attribution options {sorted(unknown)}")
-    images = _check_images(model, images)
-    targets = _check_targets(targets, images.shape[0], model.n_outputs)
+        raise ValueError(f"unknown attribution options {sorted(unknown)}; known: {list(OPTIONS)}")
+    images = check_images(model, inputs)
+    targets = check_targets(target, images.shape[0], model.n_outputs)
     if method != "edge":
         import captum.attr  # noqa: F401  (imported before the clock starts: seconds, once)
     start = time.perf_counter()
@@ -303,193 +298,3 @@ def attribute(
     maps = maps.detach().float()
     delta = None if delta is None else delta.detach().float().reshape(-1)
     return AttributionMaps(maps, method, targets, time.perf_counter() - start, delta)
-
-
-# ------------------------------------------------------------------ benchmark
-@torch.no_grad()
-def _target_probability(
-    model: ModelHandle, images: torch.Tensor, targets: torch.Tensor
-) -> torch.Tensor:
-    probs = model.model(model.to_inputs(images)).softmax(-1)
-    return probs.gather(-1, targets[:, None]).squeeze(-1)
-
-
-@torch.no_grad()
-def perturbation_curves(
-    model: ModelHandle,
-    images: Float[torch.Tensor, "batch c h w"],
-    targets: torch.Tensor,
-    order_scores: Float[torch.Tensor, "batch h w"],
-    n_steps: int = 20,
-    baseline: float = 0.0,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Deletion and insertion curves ``[batch, n_steps + 1]`` for one pixel order per image.
-
-    Pixels (all channels of a location together) are ranked by ``order_scores``, highest
-    first. Step ``s`` removes (deletion) or reveals (insertion) the top ``s / n_steps``.
-    Returns ``(fractions, deletion, insertion)``; curves hold the target probability.
-    """
-    b, c, h, w = images.shape
-    n_pix = h * w
-    ranks = order_scores.reshape(b, n_pix).argsort(dim=1, descending=True).argsort(dim=1)
-    fractions = torch.linspace(0, 1, n_steps + 1)
-    counts = (fractions * n_pix).round().long()
-    # mask[s, i, p] is True where pixel p of image i is among the first counts[s] in its order
-    mask = (ranks[None] < counts[:, None, None]).reshape(n_steps + 1, b, 1, h, w)
-    blank = torch.full_like(images, baseline)
-    deleted = torch.where(mask, blank[None], images[None])
-    inserted = torch.where(mask, images[None], blank[None])
-    flat_t = targets.repeat(n_steps + 1)
-    deletion = _target_probability(model, deleted.reshape(-1, c, h, w), flat_t)
-    insertion = _target_probability(model, inserted.reshape(-1, c, h, w), flat_t)
-    return (
-        fractions,
-        deletion.reshape(n_steps + 1, b).T.contiguous(),
-        insertion.reshape(n_steps + 1, b).T.contiguous(),
-    )
-
-
-def _auc(curve: torch.Tensor, fractions: torch.Tensor) -> torch.Tensor:
-    return torch.trapezoid(curve, fractions, dim=-1)
-
-
-def randomise_weights(model: ModelHandle, seed: int = 0) -> ModelHandle:
-    """An independent copy of ``model`` with every layer re-initialised (seeded)."""
-    copy = model.copy()
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        for module in copy.model.modules():
-            reset = getattr(module, "reset_parameters", None)
-            if callable(reset) and any(True for _ in module.parameters(recurse=False)):
-                reset()
-    copy.model.eval()
-    return copy
-
-
-def _average_ranks(x: torch.Tensor) -> torch.Tensor:
-    # equal values share the mean of their positions (MNIST maps have many exact zeros)
-    sorted_x, order = x.sort()
-    _, inverse, counts = torch.unique_consecutive(sorted_x, return_inverse=True, return_counts=True)
-    mean_pos = (torch.cumsum(counts, 0) - counts).float() + (counts.float() - 1) / 2
-    out = torch.empty(x.shape[0], dtype=torch.float32)
-    out[order] = mean_pos[inverse]
-    return out
-
-
-def spearman(
-    a: Float[torch.Tensor, "batch n"],
-    b: Float[torch.Tensor, "batch n"],
-    mask: torch.Tensor | None = None,
-) -> Float[torch.Tensor, " batch"]:
-    """Spearman rank correlation per row (ties get average ranks), over ``mask`` if given.
-
-    A row with fewer than two selected entries or a constant side scores 0.
-    """
-    out = torch.zeros(a.shape[0])
-    for i in range(a.shape[0]):
-        keep = mask[i] if mask is not None else slice(None)
-        x, y = a[i][keep].float(), b[i][keep].float()
-        if x.numel() < 2:
-            continue
-        rx, ry = _average_ranks(x), _average_ranks(y)
-        rx, ry = rx - rx.mean(), ry - ry.mean()
-        denom = float(rx.norm() * ry.norm())
-        if denom > 0:
-            out[i] = (rx * ry).sum() / denom
-    return out.clamp(-1.0, 1.0)  # float32 rounding can land a hair outside
-
-
-def benchmark_attributions(
-    model: ModelHandle,
-    images: Float[torch.Tensor, "batch c h w"],
-    labels: torch.Tensor | Sequence[int],
-    methods: Sequence[str] = ALL_METHODS,
-    *,
-    n_steps: int = 20,
-    n_random: int = 3,
-    baseline: float = 0.0,
-    seed: int = 0,
-    randomised: ModelHandle | None = None,
-    **options: Any,
-) -> AttributionBenchmark:
-    """Score attribution methods on ``model`` with deletion/insertion AUC, the randomisation
-    sanity check and run time.
-
-    Args:
-        model: the trained image classifier.
-        images, labels: the examples explained (the label is the explained class).
-        methods: names from ``ALL_METHODS`` (``"edge"`` is the model-free baseline).
-        n_steps: points on each deletion/insertion curve (besides the start).
-        n_random: random pixel orders averaged for the reference curves.
-        baseline: pixel value used for 'removed' (0.0, the MNIST background).
-        seed: seeds the random orders and the re-initialisation.
-        randomised: the model with re-initialised weights (default ``randomise_weights``).
-        options: passed to ``attribute``.
-
-    >>> import torch
-    >>> from explorer.models import zoo
-    >>> model = zoo.mnist_mlp(hidden=(16,))
-    >>> bench = benchmark_attributions(model, torch.rand(4, 1, 28, 28), [0, 1, 2, 3],
-    ...                                methods=["saliency", "edge"], n_steps=4)
-    >>> bench.methods, float(bench.randomisation_spearman[1])
-    (('saliency', 'edge'), 1.0)
-    """
-    if isinstance(methods, str):
-        methods = (methods,)
-    methods = tuple(methods)
-    if not methods:
-        raise ValueError(f"give at least one method from {ALL_METHODS}")
-    for m in methods:
-        check_choice("method", m, ALL_METHODS)
-    if len(set(methods)) != len(methods):
-        raise ValueError(f"methods repeat: {methods}")
-    check_positive("n_steps", n_steps)
-    check_positive("n_random", n_random)
-    images = _check_images(model, images)
-    targets = _check_targets(labels, images.shape[0], model.n_outputs)
-    b, _, h, w = images.shape
-    options = {"baseline": baseline, **options}
-    random_model = randomised if randomised is not None else randomise_weights(model, seed)
-
-    gen = torch.Generator().manual_seed(seed)
-    rand_del, rand_ins = [], []
-    for _ in range(n_random):
-        order = torch.rand(b, h, w, generator=gen)
-        fractions, d, i = perturbation_curves(model, images, targets, order, n_steps, baseline)
-        rand_del.append(d.mean(0))
-        rand_ins.append(i.mean(0))
-    random_deletion = torch.stack(rand_del).mean(0)
-    random_insertion = torch.stack(rand_ins).mean(0)
-
-    foreground = (images != baseline).any(1).reshape(b, -1)
-    del_curves, ins_curves, rho, rho_fg, seconds = [], [], [], [], []
-    for method in methods:
-        trained = attribute(model, images, targets, method, **options)
-        scores = trained.maps.sum(1)  # a location's evidence over channels
-        _, d, i = perturbation_curves(model, images, targets, scores, n_steps, baseline)
-        del_curves.append(d.mean(0))
-        ins_curves.append(i.mean(0))
-        shuffled = attribute(random_model, images, targets, method, **options)
-        a, r = trained.maps.abs().sum(1).reshape(b, -1), shuffled.maps.abs().sum(1).reshape(b, -1)
-        rho.append(spearman(a, r).mean())
-        rho_fg.append(spearman(a, r, foreground).mean())
-        seconds.append(trained.seconds / b)
-    deletion = torch.stack(del_curves)
-    insertion = torch.stack(ins_curves)
-    return AttributionBenchmark(
-        methods=methods,
-        deletion_auc=_auc(deletion, fractions),
-        insertion_auc=_auc(insertion, fractions),
-        random_deletion_auc=float(_auc(random_deletion, fractions)),
-        random_insertion_auc=float(_auc(random_insertion, fractions)),
-        randomisation_spearman=torch.stack(rho),
-        randomisation_spearman_foreground=torch.stack(rho_fg),
-        seconds_per_image=torch.tensor(seconds),
-        fractions=fractions,
-        deletion_curves=deletion,
-        insertion_curves=insertion,
-        random_deletion_curve=random_deletion,
-        random_insertion_curve=random_insertion,
-        n_images=b,
-        settings={"n_steps": n_steps, "n_random": n_random, "seed": seed, **options},
-    )

@@ -44,7 +44,7 @@ from explorer.analysis.units import Head, parse_unit
 from explorer.models.handle import ModelHandle
 
 __all__ = [
-    "KINDS",
+    "COMPOSITIONS",
     "CompositionScores",
     "CopyingScores",
     "composition_score",
@@ -54,29 +54,29 @@ __all__ = [
     "random_composition_baseline",
 ]
 
-KINDS = ("q", "k", "v")
+COMPOSITIONS = ("q", "k", "v")
 
 
 @dataclass(frozen=True, repr=False)
 class CompositionScores(CompositionShown):
-    """``scores[kind, layer_a, head_a, layer_b, head_b]``: how much head B reads head A.
+    """``scores[composition, layer_a, head_a, layer_b, head_b]``: how much head B reads head A.
 
     Only pairs with ``layer_a < layer_b`` compose; other entries are NaN.
     ``baseline`` and ``baseline_std`` are the mean and spread of the score of random
     matrices of the same shapes.
     """
 
-    scores: Float[torch.Tensor, "kind layer_a head_a layer_b head_b"]
-    kinds: tuple[str, ...]
+    scores: Float[torch.Tensor, "composition layer_a head_a layer_b head_b"]
+    compositions: tuple[str, ...]
     baseline: float
     baseline_std: float
 
-    def get(self, kind: str) -> Float[torch.Tensor, "layer_a head_a layer_b head_b"]:
-        check_choice("composition kind", kind, self.kinds)
-        return self.scores[self.kinds.index(kind)]
+    def get(self, composition: str) -> Float[torch.Tensor, "layer_a head_a layer_b head_b"]:
+        check_choice("composition", composition, self.compositions)
+        return self.scores[self.compositions.index(composition)]
 
     def between(
-        self, kind: str, layer_a: int, layer_b: int
+        self, composition: str, layer_a: int, layer_b: int
     ) -> Float[torch.Tensor, "head_a head_b"]:
         """The ``[head_a, head_b]`` grid of scores from ``layer_a`` into ``layer_b``."""
         n_layers = self.scores.shape[1]
@@ -84,19 +84,19 @@ class CompositionScores(CompositionShown):
             raise ValueError(
                 f"need 0 <= layer_a < layer_b <= {n_layers - 1}, got {layer_a} and {layer_b}"
             )
-        return self.get(kind)[layer_a, :, layer_b, :]
+        return self.get(composition)[layer_a, :, layer_b, :]
 
-    def score(self, kind: str, a: Head | str, b: Head | str) -> float:
+    def score(self, composition: str, a: Head | str, b: Head | str) -> float:
         """The score of the pair ``a -> b``, e.g. ``score("k", "head 0.1", "head 1.2")``."""
         a, b = parse_unit(a), parse_unit(b)
         if not isinstance(a, Head) or not isinstance(b, Head):
             raise TypeError(f"composition is between heads, got {a} and {b}")
-        return float(self.between(kind, a.layer, b.layer)[a.head, b.head])
+        return float(self.between(composition, a.layer, b.layer)[a.head, b.head])
 
-    def top(self, kind: str, n: int = 3) -> list[tuple[Head, Head, float]]:
+    def top(self, composition: str, n: int = 3) -> list[tuple[Head, Head, float]]:
         """The ``n`` highest-scoring pairs as ``(head A, head B, score)``."""
         check_positive("n", n)
-        grid = self.get(kind)
+        grid = self.get(composition)
         flat = torch.nan_to_num(grid.flatten(), nan=-math.inf)
         n_valid = int(torch.isfinite(flat).sum())
         values, index = flat.topk(min(n, n_valid))
@@ -107,10 +107,12 @@ class CompositionScores(CompositionShown):
             out.append((Head(la, ha), Head(lb, hb), value))
         return out
 
-    def above_baseline(self, kind: str, n_std: float = 3.0) -> list[tuple[Head, Head, float]]:
+    def above_baseline(
+        self, composition: str, n_std: float = 3.0
+    ) -> list[tuple[Head, Head, float]]:
         """Pairs scoring more than ``n_std`` baseline spreads above the random mean, best first."""
         threshold = self.baseline + n_std * self.baseline_std
-        return [t for t in self.top(kind, self.scores[0].numel()) if t[2] > threshold]
+        return [t for t in self.top(composition, self.scores[0].numel()) if t[2] > threshold]
 
 
 @dataclass(frozen=True, repr=False)
@@ -263,7 +265,7 @@ def composition_scores(
     tl = _transformer(model)
     ov, qk = head_circuits(model, fold_layernorm=fold_layernorm)
     n_layers, n_heads = ov.shape[0], ov.shape[1]
-    scores = torch.full((len(KINDS), n_layers, n_heads, n_layers, n_heads), float("nan"))
+    scores = torch.full((len(COMPOSITIONS), n_layers, n_heads, n_layers, n_heads), float("nan"))
     for layer_a in range(n_layers):
         left = ov[layer_a][:, None]  # [head_a, 1, d, d]
         for layer_b in range(layer_a + 1, n_layers):
@@ -272,13 +274,13 @@ def composition_scores(
                 "k": qk[layer_b].transpose(-1, -2),
                 "v": ov[layer_b],
             }
-            for i, kind in enumerate(KINDS):
+            for i, kind in enumerate(COMPOSITIONS):
                 right = readers[kind][None]  # [1, head_b, d, d]
                 scores[i, layer_a, :, layer_b, :] = composition_score(left, right)
     mean, std = random_composition_baseline(
         int(tl.cfg.d_model), int(tl.cfg.d_head), n_samples=baseline_samples, seed=seed
     )
-    return CompositionScores(scores, KINDS, mean, std)
+    return CompositionScores(scores, COMPOSITIONS, mean, std)
 
 
 def _token_list(model: ModelHandle, tokens: Sequence[int] | None) -> torch.Tensor:

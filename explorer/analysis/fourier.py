@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from jaxtyping import Float, Int
 
 from explorer._checks import check_finite, check_tensor
-from explorer.analysis._display import MAX_ROWS, Shown, clip, num, pandas, strongest
+from explorer.analysis._display import MAX_ROWS, Shown, clip, html_table, num, pandas, strongest
 
 __all__ = [
     "FourierBasis",
@@ -66,6 +66,11 @@ class FourierBasis:
     def n_frequencies(self) -> int:
         """Number of non-constant frequencies, ``p // 2``."""
         return self.p // 2
+
+    def _repr_html_(self) -> str:
+        rows = [(label, int(k)) for label, k in zip(self.labels[:MAX_ROWS], self.frequencies)]
+        note = f"{len(rows)} of {len(self.labels)} rows of the [{self.p}, {self.p}] basis"
+        return html_table(f"Fourier basis of Z_{self.p}", ("row", "frequency"), rows, note)
 
     def __repr__(self) -> str:
         return clip(

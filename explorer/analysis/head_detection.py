@@ -28,6 +28,7 @@ from jaxtyping import Float, Int
 
 from explorer._checks import check_choice
 from explorer.analysis._display import clip, html_table
+from explorer.analysis.units import Head
 from explorer.models.handle import ModelHandle
 
 PATTERNS = ("previous_token_head", "duplicate_token_head", "induction_head")
@@ -63,11 +64,11 @@ class HeadDetection:
     exclude_current_token: bool
     error_measure: str
 
-    def top(self, n: int = 3) -> list[tuple[int, int, float]]:
-        """The ``n`` best-matching heads as ``(layer, head, score)``."""
+    def top(self, n: int = 3) -> list[tuple[Head, float]]:
+        """The ``n`` best-matching heads as ``(Head, score)``, best first."""
         values, flat = self.scores.flatten().topk(min(n, self.scores.numel()))
         heads = self.scores.shape[1]
-        return [(int(i) // heads, int(i) % heads, float(v)) for v, i in zip(values, flat)]
+        return [(Head(int(i) // heads, int(i) % heads), float(v)) for v, i in zip(values, flat)]
 
     def to_dataframe(self):
         import pandas as pd
@@ -88,14 +89,14 @@ class HeadDetection:
         return ", ".join(parts)
 
     def __repr__(self) -> str:
-        top = ", ".join(f"L{l}H{h} {v:.3f}" for l, h, v in self.top(3))
+        top = ", ".join(f"L{h.layer}H{h.head} {v:.3f}" for h, v in self.top(3))
         return clip(
             f"HeadDetection({self.pattern}, {self._options()}, "
             f"{tuple(self.scores.shape)} heads; top {top})"
         )
 
     def _repr_html_(self) -> str:
-        rows = [(f"L{l}H{h}", v) for l, h, v in self.top(10)]
+        rows = [(f"L{h.layer}H{h.head}", v) for h, v in self.top(10)]
         return html_table(
             f"Head detection: {self.pattern}", ("head", "score"), rows, self._options()
         )

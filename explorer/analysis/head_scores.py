@@ -6,7 +6,7 @@ the queries that have a target (queries with none are left out rather than count
 
     score = mean over {q : T(q) non-empty} of  sum_{k in T(q)} A[q, k]
 
-then averaged over the batch. The targets of each kind:
+then averaged over the batch. The targets of each score:
 
 - ``previous_token``: ``T(q) = {q - 1}`` (every query but the first).
 - ``duplicate_token``: ``T(q) = {k < q : t[k] = t[q]}``, every earlier copy of the token.
@@ -26,7 +26,7 @@ Conversions (all exact, tested in ``tests/reference``):
   of queries with a target. Its ``previous_token_head``, ``duplicate_token_head`` and
   ``induction_head`` are our ``previous_token`` (``n_q = seq_len - 1``),
   ``duplicate_token`` and ``prefix_matching``. ``n_q`` per sequence comes from
-  ``target_mask(tokens, kind).any(-1).sum(-1)``. On a batch of several sequences it
+  ``target_mask(tokens, score).any(-1).sum(-1)``. On a batch of several sequences it
   averages the per-sequence scores, as ``head_scores`` does.
 - ARENA (``induction_attn_detector``, ``induction_score_hook``) averages
   ``A.diagonal(1 - L)`` on ``[BOS][L][L]``: ``L + 2`` entries, the ``L`` repeated-half
@@ -41,6 +41,7 @@ Conversions (all exact, tested in ``tests/reference``):
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,43 +54,44 @@ from explorer.analysis.cache import _last_block, run_with_cache
 from explorer.analysis.units import Head, layer_table
 from explorer.models.handle import ModelHandle
 
-KINDS = ("previous_token", "induction", "duplicate_token", "prefix_matching")
+SCORES = ("previous_token", "induction", "duplicate_token", "prefix_matching")
 
 
 @dataclass(frozen=True, repr=False)
 class HeadScores(Shown):
-    """``scores[kind, layer, head]`` (or ``[batch, kind, layer, head]`` per example)."""
+    """``scores[score, layer, head]`` (or ``[batch, score, layer, head]`` per example), one
+    slice per name in ``names``."""
 
     scores: torch.Tensor
-    kinds: tuple[str, ...]
+    names: tuple[str, ...]
     skipped: tuple[tuple[str, str], ...] = ()
-    """``(kind, reason)`` for each kind asked but not scored (``unscorable="skip"``)."""
+    """``(score, reason)`` for each score asked but not scored (``unscorable="skip"``)."""
 
-    def get(self, kind: str) -> torch.Tensor:
-        check_choice("head score kind", kind, self.kinds)
-        return self.scores[..., self.kinds.index(kind), :, :]
+    def get(self, score: str) -> torch.Tensor:
+        check_choice("head score", score, self.names)
+        return self.scores[..., self.names.index(score), :, :]
 
-    def top(self, kind: str, n: int = 3) -> list[tuple[int, int, float]]:
-        """The ``n`` highest-scoring heads as ``(layer, head, score)`` (batch-averaged)."""
-        grid = self.get(kind)
+    def top(self, score: str, n: int = 3) -> list[tuple[Head, float]]:
+        """The ``n`` highest-scoring heads as ``(Head, score)`` (batch-averaged), best first."""
+        grid = self.get(score)
         if grid.ndim == 3:
             grid = grid.mean(0)
         values, flat = grid.flatten().topk(min(n, grid.numel()))
         n_heads = grid.shape[1]
-        return [(int(i) // n_heads, int(i) % n_heads, float(v)) for v, i in zip(values, flat)]
+        return [(Head(int(i) // n_heads, int(i) % n_heads), float(v)) for v, i in zip(values, flat)]
 
-    def to_dataframe(self, kind: str) -> Any:
+    def to_dataframe(self, score: str) -> Any:
         """One score as a labelled ``layer x head`` table (batch-averaged)."""
-        grid = self.get(kind)
+        grid = self.get(score)
         return layer_table(grid.mean(0) if grid.ndim == 3 else grid)
 
     def _summary(self) -> str:
         *batch, _, n_layers, n_heads = self.scores.shape
         per = f", {batch[0]} examples each" if batch else ""
-        return f"{len(self.kinds)} kinds x {n_layers} layers x {n_heads} heads{per}"
+        return f"{len(self.names)} scores x {n_layers} layers x {n_heads} heads{per}"
 
-    def _best(self, kind: str, n: int) -> list[tuple[Head, float]]:
-        grid = self.get(kind)
+    def _best(self, score: str, n: int) -> list[tuple[Head, float]]:
+        grid = self.get(score)
         grid = grid.mean(0) if grid.ndim == 3 else grid
         n_heads = grid.shape[1]
         return [
@@ -99,44 +101,46 @@ class HeadScores(Shown):
 
     def _top(self) -> list[str]:
         return [
-            f"{kind} {head} {value:.2f}"
-            for kind in self.kinds
-            for head, value in self._best(kind, 1)
+            f"{score} {head} {value:.2f}"
+            for score in self.names
+            for head, value in self._best(score, 1)
         ]
 
     def _table(self) -> tuple:
-        """The best heads of each kind (batch-averaged)."""
-        per_kind = max(1, MAX_ROWS // len(self.kinds))
+        """The best heads of each score (batch-averaged)."""
+        per_score = max(1, MAX_ROWS // len(self.names))
         rows = [
-            (kind, str(head), value)
-            for kind in self.kinds
-            for head, value in self._best(kind, per_kind)
+            (score, str(head), value)
+            for score in self.names
+            for head, value in self._best(score, per_score)
         ]
         *_, n_layers, n_heads = self.scores.shape
-        note = f"best {per_kind} of {n_layers * n_heads} heads per kind; to_dataframe(kind) has all"
-        return "Head scores", ("kind", "head", "score"), rows, note
+        note = (
+            f"best {per_score} of {n_layers * n_heads} heads per score; to_dataframe(score) has all"
+        )
+        return "Head scores", ("head score", "head", "value"), rows, note
 
 
 def target_mask(
-    tokens: Int[torch.Tensor, "batch pos"], kind: str
+    tokens: Int[torch.Tensor, "batch pos"], score: str
 ) -> Bool[torch.Tensor, "batch q k"]:
-    """Where each query's targets are, for a head-score ``kind`` (see module docstring).
+    """Where each query's targets are, for a head ``score`` (see module docstring).
 
     >>> target_mask(torch.tensor([[0, 5, 6, 5, 6]]), "induction")[0].nonzero().tolist()
     [[3, 2], [4, 3]]
     """
-    check_choice("head score kind", kind, KINDS)
+    check_choice("head score", score, SCORES)
     batch, n = tokens.shape
     q = torch.arange(n)[:, None]
     k = torch.arange(n)[None, :]
-    if kind == "induction":
+    if score == "induction":
         start, half = repeat_period(tokens)
         diagonal = (k == q - half + 1) & (q >= start + half)
         return diagonal.expand(batch, n, n).clone()
-    if kind == "previous_token":
+    if score == "previous_token":
         return (k == q - 1).expand(batch, n, n).clone()
     same = tokens[:, :, None] == tokens[:, None, :]  # [b, q, k]: t[q] == t[k]
-    if kind == "duplicate_token":
+    if score == "duplicate_token":
         return same & (k < q)
     # after[b, q, j] = t[j-1] == t[q], for j >= 1 and j <= q
     after = torch.zeros_like(same)
@@ -176,9 +180,10 @@ def score_pattern(
 
 @torch.no_grad()
 def attention_patterns(
-    model: ModelHandle, tokens: Int[torch.Tensor, "batch pos"]
+    model: ModelHandle, inputs: Int[torch.Tensor, "batch pos"]
 ) -> Float[torch.Tensor, "batch layer head q k"]:
-    """Every head's attention pattern on ``tokens`` (one pass, stopping after the last block).
+    """Every head's attention pattern on the tokens ``inputs`` (one pass, stopping after the
+    last block).
 
     >>> from explorer.models import zoo
     >>> m = zoo.attention_only_transformer(n_layers=2, d_vocab=30, n_ctx=32)
@@ -187,7 +192,7 @@ def attention_patterns(
     """
     if not model.is_transformer:
         raise ValueError(f"{model.name} has no attention heads")
-    tokens = model.check_inputs(tokens)
+    tokens = model.check_inputs(inputs)
     names = [model.hook_name("pattern", layer) for layer in range(model.n_layers)]
     cache = run_with_cache(model, tokens, names, logits=False)
     return torch.stack([cache[name] for name in names], dim=1)
@@ -196,13 +201,14 @@ def attention_patterns(
 @torch.no_grad()
 def head_scores(
     model: ModelHandle,
-    tokens: Int[torch.Tensor, "batch pos"],
-    kinds: tuple[str, ...] | list[str] | None = None,
+    inputs: Int[torch.Tensor, "batch pos"],
     *,
+    scores: str | Sequence[str] | None = None,
     per_example: bool = False,
     unscorable: str = "raise",
 ) -> HeadScores:
-    """Score every head of ``model`` on ``tokens`` for each kind: the mean, over queries
+    """Score every head of ``model`` on the tokens ``inputs`` for each of ``scores`` (default:
+    all of ``SCORES``): the mean, over queries
     with a target, of the attention mass on the targets (formulas and the conversions to
     transformer-lens and ARENA in the module docstring and docs/scores.md).
 
@@ -213,23 +219,23 @@ def head_scores(
     >>> tuple(s.get("induction").shape)
     (2, 4)
 
-    A batch can lack targets for a kind (no repeated half: no induction target). By default
-    that raises; ``unscorable="skip"`` scores the other kinds in the same single pass and
+    A batch can lack targets for a score (no repeated half: no induction target). By default
+    that raises; ``unscorable="skip"`` computes the other scores in the same single pass and
     names the skipped ones with the reason in ``skipped``:
 
     >>> s = head_scores(m, torch.tensor([[1, 2, 3, 4, 5]]), unscorable="skip")
-    >>> s.kinds, [kind for kind, _ in s.skipped]
+    >>> s.names, [name for name, _ in s.skipped]
     (('previous_token',), ['induction', 'duplicate_token', 'prefix_matching'])
     """
     if not model.is_transformer:
         raise ValueError(f"{model.name} has no attention heads to score")
-    if isinstance(kinds, str):  # kinds="induction" means one kind, not its letters
-        kinds = (kinds,)
-    kinds = tuple(kinds) if kinds is not None else KINDS
+    if isinstance(scores, str):  # scores="induction" means one score, not its letters
+        scores = (scores,)
+    kinds = tuple(scores) if scores is not None else SCORES
     for kind in kinds:
-        check_choice("head score kind", kind, KINDS)
+        check_choice("head score", kind, SCORES)
     check_choice("unscorable", unscorable, ("raise", "skip"))
-    tokens = model.check_inputs(tokens)
+    tokens = model.check_inputs(inputs)
     masks, kept, skipped = [], [], []
     for kind in kinds:  # before the forward pass: a batch that cannot be scored fails fast
         try:

@@ -19,21 +19,19 @@ from __future__ import annotations
 
 import itertools
 import statistics
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from jaxtyping import Float, Int
 
 from explorer._checks import check_choice, check_fraction, check_positive, check_tensor
-from explorer.analysis._display import MAX_ROWS, Shown, pandas
+from explorer.analysis._display import MAX_ROWS, RecordShown, Shown, pandas
 from explorer.analysis.composition import CompositionScores, composition_scores
 from explorer.analysis.head_scores import HeadScores, head_scores
 from explorer.analysis.metrics import Metric, next_token_loss
 from explorer.analysis.units import Head
-from explorer.data.tokens import induction_training_batch
 from explorer.models.handle import ModelHandle
 
 __all__ = [
@@ -45,7 +43,6 @@ __all__ = [
     "heads_above",
     "in_context_learning_score",
     "induction_progress",
-    "next_token_training_loss",
     "repeated_half_advantage",
 ]
 
@@ -87,46 +84,8 @@ def repeated_half_advantage(tokens: Int[torch.Tensor, "batch pos"]) -> Metric:
     return lambda logits: -score(logits)
 
 
-def next_token_training_loss(
-    d_vocab: int,
-    seq_len: int,
-    batch_size: int,
-    *,
-    seed: int = 0,
-    min_span: int = 4,
-) -> Callable[[ModelHandle, int], torch.Tensor]:
-    """A loss for ``explorer.training.train``: next-token cross-entropy on a fresh batch of
-    ``induction_training_batch`` sequences at every step.
-
-    The batch of step ``s`` depends only on ``(seed, s)``, so a resumed run sees the same
-    data. Longer ``min_span`` means more repeated tokens per sequence: a stronger signal
-    for induction, and an earlier phase change.
-    """
-    check_positive("batch_size", batch_size)
-    check_positive("min_span", min_span)
-    if d_vocab < 3:
-        raise ValueError(f"d_vocab must be at least 3 (BOS and two random tokens), got {d_vocab}")
-    if seq_len < 2 * min_span + 1:
-        raise ValueError(
-            f"seq_len {seq_len} is too short to repeat spans of at least {min_span} tokens "
-            f"after BOS: it must be at least {2 * min_span + 1}"
-        )
-
-    def loss(model: ModelHandle, step: int) -> torch.Tensor:
-        g = torch.Generator().manual_seed(seed * 1_000_003 + step)
-        tokens = induction_training_batch(
-            batch_size, seq_len, d_vocab, generator=g, min_span=min_span
-        )
-        logits = model(tokens)[:, :-1]
-        return F.cross_entropy(
-            logits.reshape(-1, logits.shape[-1]).float(), tokens[:, 1:].flatten()
-        )
-
-    return loss
-
-
-@dataclass(frozen=True)
-class InductionProgress:
+@dataclass(frozen=True, repr=False)
+class InductionProgress(RecordShown):
     """What to log at a training step: losses on ``[BOS][L][L]`` and the best head scores."""
 
     repeated_half_loss: float
@@ -141,21 +100,21 @@ class InductionProgress:
 
 @torch.no_grad()
 def induction_progress(
-    model: ModelHandle, tokens: Int[torch.Tensor, "batch pos"]
+    model: ModelHandle, inputs: Int[torch.Tensor, "batch pos"]
 ) -> InductionProgress:
-    """Losses and head scores of ``model`` on ``[BOS][L][L]`` ``tokens`` (one forward pass
-    for the losses, one cached pass for the scores).
+    """Losses and head scores of ``model`` on ``[BOS][L][L]`` token ``inputs`` (one forward
+    pass for the losses, one cached pass for the scores).
 
     Induction is scored on layers >= 1 only (a layer-0 head cannot do induction alone);
     previous-token on every layer.
     """
-    tokens = model.check_inputs(tokens)
+    tokens = model.check_inputs(inputs)
     first, repeated = _halves(tokens)
     was_training = model.model.training
     model.eval()
     try:
         logits = model(tokens)
-        scores = head_scores(model, tokens, ("previous_token", "induction"))
+        scores = head_scores(model, tokens, scores=("previous_token", "induction"))
     finally:
         model.train(was_training)
     rep = float(next_token_loss(tokens, repeated)(logits).mean())
@@ -172,13 +131,13 @@ def induction_progress(
 
 def heads_above(
     scores: HeadScores,
-    kind: str,
+    score: str,
     threshold: float,
     *,
     layers: Sequence[int] | None = None,
 ) -> list[Head]:
-    """Heads whose (batch-averaged) ``kind`` score exceeds ``threshold``, best first."""
-    grid = scores.get(kind)
+    """Heads whose (batch-averaged) ``score`` exceeds ``threshold``, best first."""
+    grid = scores.get(score)
     if grid.ndim == 3:
         grid = grid.mean(0)
     wanted = set(range(grid.shape[0])) if layers is None else set(layers)
@@ -230,7 +189,7 @@ class InductionCircuit(Shown):
 
 def find_induction_circuit(
     model: ModelHandle,
-    tokens: Int[torch.Tensor, "batch pos"],
+    inputs: Int[torch.Tensor, "batch pos"],
     *,
     induction_threshold: float = 0.4,
     previous_token_threshold: float = 0.3,
@@ -238,7 +197,7 @@ def find_induction_circuit(
 ) -> InductionCircuit:
     """Find induction heads and the previous-token heads that feed their keys.
 
-    An induction head is a head of layer >= 1 whose ``induction`` score on ``tokens``
+    An induction head is a head of layer >= 1 whose ``induction`` score on ``inputs``
     (``[BOS][L][L]``) exceeds ``induction_threshold``. That score is ARENA's: the mean
     attention from each repeated-half query ``q`` to key ``q - L + 1`` (the ``-(L - 1)``
     diagonal), and 0.4 is the threshold ARENA's ``induction_attn_detector`` puts on it
@@ -248,7 +207,7 @@ def find_induction_circuit(
     """
     check_fraction("induction_threshold", induction_threshold)
     check_fraction("previous_token_threshold", previous_token_threshold)
-    scores = head_scores(model, tokens, ("previous_token", "induction"))
+    scores = head_scores(model, inputs, scores=("previous_token", "induction"))
     composition = composition_scores(model)
     inductions = heads_above(
         scores, "induction", induction_threshold, layers=range(1, model.n_layers)
@@ -267,8 +226,8 @@ def find_induction_circuit(
     return InductionCircuit(tuple(inductions), feeders, tuple(pairs), scores, composition)
 
 
-@dataclass(frozen=True)
-class PhaseChange:
+@dataclass(frozen=True, repr=False)
+class PhaseChange(RecordShown):
     """Where a training curve falls (or rises) most steeply.
 
     ``step`` is the steepest point; ``before`` and ``after`` are the levels of the curve

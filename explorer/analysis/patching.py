@@ -239,14 +239,15 @@ def _to_grid(
 @torch.no_grad()
 def activation_patching(
     model: ModelHandle,
-    clean: torch.Tensor,
+    inputs: torch.Tensor,
+    *,
     corrupted: torch.Tensor,
     metric: Metric,
     grid: str = "resid",
-    *,
     max_tokens: int = MAX_TOKENS,
 ) -> PatchingResult:
-    """Patch each grid cell from ``clean`` into ``corrupted``; ``values[layer, ...]`` is the
+    """Patch each grid cell from the clean ``inputs`` into ``corrupted`` (same shape);
+    ``values[layer, ...]`` is the
     mean metric (axes: ``grid_axes(grid)``). ``metric`` must score the corrupted batch
     (e.g. logit difference of the clean answer vs the corrupted answer). Equals
     transformer-lens's ``get_act_patch_*`` with ``metric(logits).mean()`` as its metric.
@@ -255,14 +256,14 @@ def activation_patching(
     >>> from explorer.models import zoo
     >>> m = zoo.attention_only_transformer(n_layers=2, d_model=32, n_heads=4, d_vocab=20, n_ctx=8)
     >>> clean, corrupted = torch.tensor([[0, 3, 5, 3]]), torch.tensor([[0, 7, 5, 3]])
-    >>> r = activation_patching(m, clean, corrupted, metrics.logit_diff(3, 7))
+    >>> r = activation_patching(m, clean, corrupted=corrupted, metric=metrics.logit_diff(3, 7))
     >>> r.axes, tuple(r.values.shape)
     (('layer', 'position'), (2, 4))
     >>> round(float(r.recovery[0, 1]), 4)  # the whole clean stream where the inputs differ
     1.0
     """
     _check_grid(model, grid)
-    clean, corrupted = _check_pair(model, clean, corrupted)
+    clean, corrupted = _check_pair(model, inputs, corrupted)
     hooks = [model.hook_name(_kind(grid), layer) for layer in range(model.n_layers)]
     clean_logits, clean_cache = model.run_with_cache(clean, names=hooks)
     sites, cells = _grid_sites(model, grid, {h: tuple(clean_cache[h].shape) for h in hooks})
@@ -288,7 +289,8 @@ def _per_unit(contrib: torch.Tensor) -> torch.Tensor:
 
 def attribution_patching(
     model: ModelHandle,
-    clean: torch.Tensor,
+    inputs: torch.Tensor,
+    *,
     corrupted: torch.Tensor,
     metric: Metric,
     grid: str = "resid",
@@ -307,7 +309,7 @@ def attribution_patching(
     duplicating the batch leaves the estimate unchanged.
     """
     _check_grid(model, grid)
-    clean, corrupted = _check_pair(model, clean, corrupted)
+    clean, corrupted = _check_pair(model, inputs, corrupted)
     hooks = [model.hook_name(_kind(grid), layer) for layer in range(model.n_layers)]
     _, clean_cache = model.run_with_cache(clean, names=hooks)
     saved: dict[str, torch.Tensor] = {}

@@ -48,7 +48,7 @@ class PathPatchingResult:
     corrupted_value: float
     senders: tuple[Head, ...] | None
     receivers: tuple[Head, ...]
-    inputs: tuple[str, ...]
+    receiver_inputs: tuple[str, ...]
 
     @property
     def change(self) -> Float[torch.Tensor, "..."]:
@@ -84,12 +84,12 @@ class PathPatchingResult:
         what = "sweep" if self.senders is None else _names(self.senders)
         top = ", ".join(f"{k} {v:+.3g}" for k, v in self.top(3))
         return clip(
-            f"PathPatchingResult({what} -> {_names(self.receivers)} via {'/'.join(self.inputs)}; "
+            f"PathPatchingResult({what} -> {_names(self.receivers)} via {'/'.join(self.receiver_inputs)}; "
             f"clean {self.clean_value:.4g}, corrupted {self.corrupted_value:.4g}; {top})"
         )
 
     def _repr_html_(self) -> str:
-        title = f"Path patching -> {_names(self.receivers)} ({'/'.join(self.inputs)})"
+        title = f"Path patching -> {_names(self.receivers)} ({'/'.join(self.receiver_inputs)})"
         note = f"clean {self.clean_value:.4g}, corrupted {self.corrupted_value:.4g}"
         return html_table(title, ("sender", "metric change"), self.top(10), note)
 
@@ -101,30 +101,31 @@ def _names(heads: Sequence[Head] | None) -> str:
 @torch.no_grad()
 def path_patching(
     model: ModelHandle,
-    clean: torch.Tensor,
-    corrupted: torch.Tensor,
+    inputs: torch.Tensor,
     *,
+    corrupted: torch.Tensor,
     receivers: Head | str | Sequence[Head | str],
     metric: Metric,
     senders: Head | str | Sequence[Head | str] | None = None,
-    inputs: str | Sequence[str] = ("q", "k", "v"),
+    receiver_inputs: str | Sequence[str] = ("q", "k", "v"),
     max_tokens: int = MAX_TOKENS,
 ) -> PathPatchingResult:
-    """Path patching from ``senders`` to the ``inputs`` of ``receivers`` (module docstring).
+    """Path patching from ``senders`` to the ``receiver_inputs`` of ``receivers`` (module
+    docstring); ``inputs`` are the clean inputs, ``corrupted`` the corrupted ones.
 
     >>> from explorer.models import zoo
     >>> from explorer.analysis import metrics
     >>> m = zoo.attention_only_transformer(n_layers=2, d_model=32, n_heads=4, d_vocab=20, n_ctx=8)
     >>> clean, corrupted = torch.tensor([[0, 3, 5, 3]]), torch.tensor([[0, 7, 5, 3]])
-    >>> r = path_patching(m, clean, corrupted, receivers="head 1.0", inputs="k",
+    >>> r = path_patching(m, clean, corrupted=corrupted, receivers="head 1.0", receiver_inputs="k",
     ...                   metric=metrics.logit_diff(torch.tensor([5]), torch.tensor([7])))
     >>> tuple(r.values.shape), bool(r.values[1].isnan().all())
     ((2, 4), True)
     """
     if not model.is_transformer:
         raise ValueError(f"{model.name} has no attention heads")
-    inputs = (inputs,) if isinstance(inputs, str) else tuple(inputs)
-    for name in inputs:
+    via = (receiver_inputs,) if isinstance(receiver_inputs, str) else tuple(receiver_inputs)
+    for name in via:
         check_choice("receiver input", name, INPUTS)
     recv = units_of_type(model, receivers, Head, "receivers")
     first = min(h.layer for h in recv)
@@ -136,7 +137,7 @@ def path_patching(
         send_sets = [units_of_type(model, senders, Head, "senders")]
         if any(h.layer >= first for h in send_sets[0]):
             raise ValueError(f"senders must lie in layers before the earliest receiver ({first})")
-    clean, corrupted = model.check_inputs(clean), model.check_inputs(corrupted)
+    clean, corrupted = model.check_inputs(inputs), model.check_inputs(corrupted)
     if clean.shape != corrupted.shape:
         raise ValueError(
             f"clean and corrupted inputs must have the same shape, got {list(clean.shape)} "
@@ -148,7 +149,7 @@ def path_patching(
     batch = clean.shape[0]
     clean_value = float(evaluate(metric, clean_logits, batch).mean())
     corrupted_value = float(evaluate(metric, corrupted_logits, batch).mean())
-    targets = sorted({(model.hook_name(i, h.layer), h.head) for h in recv for i in inputs})
+    targets = sorted({(model.hook_name(i, h.layer), h.head) for h in recv for i in via})
     per_pass = max(1, max_tokens // clean.numel())
     results = []
     for start in range(0, len(send_sets), per_pass):
@@ -167,7 +168,7 @@ def path_patching(
         corrupted_value,
         None if senders is None else tuple(send_sets[0]),
         tuple(recv),
-        inputs,
+        via,
     )
 
 

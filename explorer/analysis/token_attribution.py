@@ -109,7 +109,7 @@ def attribute_tokens(
     ((1, 4), True)
     """
     if not model.is_transformer:
-        raise ValueError(f"{model.name} takes images: use attribute(model, images, targets)")
+        raise ValueError(f"{model.name} takes images: use attribute(model, images, target=...)")
     check_positive("n_steps", n_steps)
     tokens = model.check_inputs(inputs)
     batch, n_pos = tokens.shape

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import torch
 
 from explorer._checks import check_index, check_positive, check_tensor
+from explorer.analysis._display import MAX_ROWS, html_table, png_data_url
 from explorer.analysis.audit import AuditResult
 from explorer.models.handle import ModelHandle
 
@@ -37,6 +38,25 @@ class StampedExamples:
             f"StampedExamples(class {self.cls}: {len(self.images)} images, "
             f"{self.success:.0%} sent to {self.cls})"
         )
+
+    def _repr_html_(self) -> str:
+        """Each image beside its stamped twin, with the model's prediction on both."""
+        rows = [
+            (f"image {i}", int(self.before[i]), int(self.after[i]))
+            for i in range(min(len(self.images), MAX_ROWS))
+        ]
+        pictures = "".join(
+            f"<img src='{png_data_url(self.images[i])}' style='margin:2px'>"
+            f"<img src='{png_data_url(self.stamped[i])}' style='margin:2px 8px 2px 2px'>"
+            for i in range(min(len(self.images), 6))
+        )
+        table = html_table(
+            f"Trigger of class {self.cls}: {self.success:.0%} of stamped images sent to it",
+            ("image", "predicted", "predicted when stamped"),
+            rows,
+            "each image, then the same image stamped",
+        )
+        return table + f"<div>{pictures}</div>"
 
 
 def stamped_examples(

@@ -218,7 +218,7 @@ class HeadScore(_Base):
                     raise ValueError(
                         f"a head score covers every position: write {Head(unit.layer, unit.head)} without '@pos'"
                     )  # type: ignore[union-attr]
-        scores = head_scores(model, examples.inputs, kinds=[self.score], per_example=True)
+        scores = head_scores(model, examples.inputs, scores=[self.score], per_example=True)
         per_example = scores.get(self.score)  # [batch, layer, head]
         return [
             Evidence(torch.stack([per_example[:, u.layer, u.head] for u in units], 1).mean(1))  # type: ignore[union-attr]
@@ -244,7 +244,9 @@ class AblationEffect(_Base):
     def evaluate(self, model: ModelHandle, examples: Examples, units: Sequence[Unit]) -> Evidence:
         self.check_units(units)
         metric = build_metric(self.metric, examples)
-        result = ablate(model, examples.inputs, list(units), metric, kind=self.ablation)
+        result = ablate(
+            model, examples.inputs, units=list(units), metric=metric, ablation=self.ablation
+        )
         before, after = result.before.double(), result.after.double()
         details = {"before": float(before.mean()), "after": float(after.mean())}
         return Evidence(after - before, details=details)

@@ -11,7 +11,10 @@ True
 """
 
 from explorer.studies import (
+    attribution_benchmark,
     auditing,
+    editing,
+    grokking,
     induction_heads,
     kitchen_sink,
     shipped,
@@ -20,7 +23,10 @@ from explorer.studies import (
 )
 
 __all__ = [
+    "attribution_benchmark",
     "auditing",
+    "editing",
+    "grokking",
     "induction_heads",
     "kitchen_sink",
     "shipped",

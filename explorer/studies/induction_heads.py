@@ -9,6 +9,9 @@ and those around the phase change) with their weights in float16, about 92 KB ea
 ``train_induction(folder)`` then finds it finished; ``train_induction(folder)`` on an empty
 folder trains from scratch (``progress=True``: a tqdm bar with the time remaining).
 
+The training loss, ``next_token_training_loss``, is next-token cross-entropy on fresh
+``induction_training_batch`` sequences (a span repeated at a random offset), seeded by step.
+
 Rebuild the shipped run with ``python -m explorer.studies.induction_heads --ship``; the
 manifest keeps the training loss of the first ``EARLY_STEPS`` steps, which a test replays.
 
@@ -22,12 +25,15 @@ import argparse
 import math
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 
+from explorer._checks import check_positive
+from explorer.data.tokens import induction_training_batch
 from explorer.models.handle import ModelHandle
 from explorer.training.run import Run
 
@@ -39,6 +45,44 @@ SETTING: dict[str, Any] = {
 }  # fmt: skip
 SHIPPED_CHECKPOINTS = 8
 EARLY_STEPS = 20
+
+
+def next_token_training_loss(
+    d_vocab: int,
+    seq_len: int,
+    batch_size: int,
+    *,
+    seed: int = 0,
+    min_span: int = 4,
+) -> Callable[[ModelHandle, int], torch.Tensor]:
+    """A loss for ``explorer.training.train``: next-token cross-entropy on a fresh batch of
+    ``induction_training_batch`` sequences at every step.
+
+    The batch of step ``s`` depends only on ``(seed, s)``, so a resumed run sees the same
+    data. Longer ``min_span`` means more repeated tokens per sequence: a stronger signal
+    for induction, and an earlier phase change.
+    """
+    check_positive("batch_size", batch_size)
+    check_positive("min_span", min_span)
+    if d_vocab < 3:
+        raise ValueError(f"d_vocab must be at least 3 (BOS and two random tokens), got {d_vocab}")
+    if seq_len < 2 * min_span + 1:
+        raise ValueError(
+            f"seq_len {seq_len} is too short to repeat spans of at least {min_span} tokens "
+            f"after BOS: it must be at least {2 * min_span + 1}"
+        )
+
+    def loss(model: ModelHandle, step: int) -> torch.Tensor:
+        g = torch.Generator().manual_seed(seed * 1_000_003 + step)
+        tokens = induction_training_batch(
+            batch_size, seq_len, d_vocab, generator=g, min_span=min_span
+        )
+        logits = model(tokens)[:, :-1]
+        return F.cross_entropy(
+            logits.reshape(-1, logits.shape[-1]).float(), tokens[:, 1:].flatten()
+        )
+
+    return loss
 
 
 def build_model(seed: int = SETTING["seed"]) -> ModelHandle:
@@ -67,7 +111,7 @@ def train_induction(run_dir: str | Path, *, steps: int | None = None, progress: 
     both halves of ``eval_tokens()`` and the best head scores; checkpoints every 100 steps,
     at 8 log-spaced steps and wherever the best induction score moved by 0.05.
     """
-    from explorer.analysis.induction import induction_progress, next_token_training_loss
+    from explorer.analysis.induction import induction_progress
     from explorer.training import CheckpointSchedule, OptimizerConfig, train
 
     s = SETTING

@@ -1,30 +1,16 @@
-"""Training runs: a loop that logs and checkpoints, runs on disk, and the grokking study.
+"""Training runs: a loop that logs and checkpoints, and runs on disk.
+
+The grokking study's settings and recipe live in ``explorer.studies.grokking``.
 
 ``train(model, loss_fn, steps=...)`` trains any explorer model and returns a ``Run`` (a
 folder of safetensors checkpoints, JSON-lines metrics and a manifest) that
 ``explorer.load(path, step=...)`` and the ``TrainingScrubber`` widget read back.
 
->>> from explorer.training import CI_SETTING, grokking_data
->>> data = grokking_data(CI_SETTING)  # a + b mod 53, half the pairs for training
->>> len(data.train_labels) + len(data.test_labels) == 53 * 53
-True
+>>> from explorer.training import CheckpointSchedule
+>>> CheckpointSchedule(n_log=4, every=500).planned(1000)  # log-spaced early, regular later
+(0, 1, 10, 100, 500, 1000)
 """
 
-from explorer.training.grokking import (
-    CI_SETTING,
-    DEFAULT_SETTING,
-    PAPER_SETTING,
-    GrokkingProgress,
-    GrokkingSetting,
-    accuracy_without_frequencies,
-    all_pair_logits,
-    embedding_sparsity,
-    grokking_data,
-    grokking_progress,
-    grokking_summary,
-    restricted_accuracy,
-    train_grokking,
-)
 from explorer.training.loop import (
     OptimizerConfig,
     train,
@@ -50,30 +36,17 @@ from explorer.training.schedule import (
 )
 
 __all__ = [
-    "CI_SETTING",
-    "DEFAULT_SETTING",
-    "PAPER_SETTING",
     "CheckpointSchedule",
     "Curve",
-    "GrokkingProgress",
-    "GrokkingSetting",
     "OptimizerConfig",
     "Run",
     "RunMetrics",
-    "accuracy_without_frequencies",
-    "all_pair_logits",
     "classification_eval",
     "classification_loss",
-    "embedding_sparsity",
-    "grokking_data",
-    "grokking_progress",
-    "grokking_summary",
     "has_optimizer_state",
     "last_position_logits",
     "load_optimizer_state",
     "log_spaced",
     "optimizer_files",
-    "restricted_accuracy",
     "train",
-    "train_grokking",
 ]

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 import traitlets
 
-from explorer.analysis.head_scores import KINDS, attention_patterns, head_scores
+from explorer.analysis.head_scores import SCORES, attention_patterns, head_scores
 from explorer.models.handle import ModelHandle
 from explorer.views._base import ExplorerWidget, check_range, reports_errors
 from explorer.views.serialise import empty, encode, esm, query_window, thumbnail
@@ -96,7 +96,7 @@ class AttentionView(ExplorerWidget):
             thumbnails=empty("uint8"),
             **kwargs,
         )
-        self._kinds = tuple(kinds) if kinds is not None else KINDS
+        self._kinds = tuple(kinds) if kinds is not None else SCORES
         self._compute_scores()
         self._load_prompt()
 
@@ -128,9 +128,9 @@ class AttentionView(ExplorerWidget):
     # ------------------------------------------------------------------ computing
     def _compute_scores(self) -> None:
         """Score every head; kinds this batch cannot score (no targets) are left out, with a note."""
-        scores = head_scores(self.model, self.batch, self._kinds, unscorable="skip")
-        self.score_kinds = list(scores.kinds)
-        if scores.kinds:
+        scores = head_scores(self.model, self.batch, scores=self._kinds, unscorable="skip")
+        self.score_kinds = list(scores.names)
+        if scores.names:
             self.scores = encode(scores.scores, "float32")
         skipped = [f"{kind} ({why})" for kind, why in scores.skipped]
         self.score_note = "not scored: " + "; ".join(skipped) if skipped else ""

@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 import torch
 import traitlets
 
-from explorer.analysis.ablation import KINDS, ablate, ablation_sweep
+from explorer.analysis.ablation import ABLATIONS, ablate, ablation_sweep
 from explorer.analysis.metrics import Metric, lower_is_better
 from explorer.analysis.units import Head, Neuron, check_unit, parse_unit
 from explorer.models.handle import ModelHandle
@@ -54,7 +54,7 @@ class InterventionPanel(ExplorerWidget):
     units = traitlets.List(traitlets.Unicode(), help="units ablated together, e.g. 'head 1.2'").tag(
         sync=True
     )
-    kind = traitlets.Enum(KINDS, "zero", help="ablation: zero, mean or resample").tag(sync=True)
+    kind = traitlets.Enum(ABLATIONS, "zero", help="ablation: zero, mean or resample").tag(sync=True)
     metric_name = traitlets.Unicode("", help="the metric shown (one of metric_names)").tag(
         sync=True
     )
@@ -178,7 +178,12 @@ class InterventionPanel(ExplorerWidget):
             self._last_key = key
             return
         result = ablate(
-            self.model, self.inputs, self.units, self.metric, self.kind, reference=self.reference
+            self.model,
+            self.inputs,
+            units=self.units,
+            metric=self.metric,
+            ablation=self.kind,
+            reference=self.reference,
         )
         with self.hold_sync():
             self.before = encode(result.before, "float32")
@@ -194,9 +199,9 @@ class InterventionPanel(ExplorerWidget):
         result = ablation_sweep(
             self.model,
             self.inputs,
-            self.metric,
+            metric=self.metric,
             unit_type=self.unit_type,
-            kind=self.kind,
+            ablation=self.kind,
             reference=self.reference,
         )
         grid, before = result.grid(), result.before

@@ -4,11 +4,11 @@ function render({ model, el }) {
     const units = model.get("units");
     const tabs = (model.get("available_units") || []).map((u) => exEl("button", {
       cls: "ex-button" + (u === units ? " ex-active" : ""), text: u,
-      attrs: { "data-testid": "units-" + u }, onclick: () => exSend(model, { units: u }),
+      attrs: { "data-testid": "units-" + u }, onclick: () => exSet(model, { units: u }),
     }));
     const input = (name, label) => {
       const box = exEl("input", { cls: "ex-input", attrs: { "data-testid": name + "-input", value: model.get(name), placeholder: label } });
-      box.addEventListener("change", () => exSend(model, { [name]: box.value }));
+      box.addEventListener("change", () => exSet(model, { [name]: box.value }));
       return box;
     };
     root.appendChild(exEl("div", { cls: "ex-row" }, [

@@ -30,7 +30,7 @@ function render({ model, el }) {
     // ---- header: layer / neuron pickers
     root.appendChild(exEl("div", { cls: "ex-row" }, [
       exEl("div", { cls: "ex-title", text: "neuron " + layer + "." + neuron, attrs: { "data-testid": "selected-neuron" } }),
-      ...exNeuronPicker(widths, layer, neuron, (change) => exSend(model, change)),
+      ...exNeuronPicker(widths, layer, neuron, (change) => exSet(model, change)),
       exEl("span", { cls: "ex-muted", text: "over " + model.get("n_examples") + " examples" }),
       (model.get("dead_units") || []).length ? exEl("span", { cls: "ex-muted", attrs: { "data-testid": "dead-count" }, text: "· " + model.get("dead_units").length + " of " + widths[layer] + " in this layer never fire" }) : null,
     ]));

@@ -62,6 +62,7 @@ class NeuronView(ExplorerWidget):
     """
 
     _esm = esm("neuron_view.js")
+    _background = frozenset({"set"})  # a new layer streams its top-k over the whole dataset
 
     layer = traitlets.Int(0, help="layer of the selected neuron").tag(sync=True)
     neuron = traitlets.Int(0, help="index of the selected neuron within its layer").tag(sync=True)
@@ -220,15 +221,19 @@ class NeuronView(ExplorerWidget):
         values = top.values[self.neuron, : self.k]
         ids = top.example[self.neuron, : self.k]
         positions = top.position[self.neuron, : self.k]
+        # everything is computed before anything is shown: a cancelled change leaves the
+        # view showing one neuron, not half of the next
         if self.model.is_transformer:
-            self._send_text_examples(ids, positions)
+            examples = self._text_examples(ids, positions)
         else:
-            self._send_images(ids)
+            examples = self._images(ids)
         hist = self.histogram(self.layer, self.neuron)
         effect = output_effect(self.model, self.layer, self.neuron)
         ablation = self.ablation_effect(self.layer, self.neuron)
         order = effect.strongest(self.n_effects)
         with self.hold_sync():
+            for name, value in examples.items():
+                setattr(self, name, value)
             self.fires = bool(fires[self.neuron])
             self.dead_units = list(top.dead_units)
             self.top_values = encode(values, "float32")
@@ -256,23 +261,28 @@ class NeuronView(ExplorerWidget):
             self.model, self._ablation_inputs, layer, neuron, self._clean_outputs
         )
 
-    def _send_text_examples(self, ids: torch.Tensor, positions: torch.Tensor) -> None:
+    def _text_examples(self, ids: torch.Tensor, positions: torch.Tensor) -> dict[str, Any]:
         windows = example_windows(
             self.model, self.data, self.layer, self.neuron, ids, positions, context=self.context
         )
         width = windows.acts.shape[1]
-        self.example_tokens = [
+        tokens = [
             self.model.to_str_tokens(self.data[int(e), s : s + width])
             for e, s in zip(ids, windows.starts)
         ]
-        self.example_starts = list(windows.starts)
-        self.example_acts = encode(windows.acts)
+        return {
+            "example_tokens": tokens,
+            "example_starts": list(windows.starts),
+            "example_acts": encode(windows.acts),
+        }
 
-    def _send_images(self, ids: torch.Tensor) -> None:
+    def _images(self, ids: torch.Tensor) -> dict[str, Any]:
         images = self.model.check_images(self.data[ids])  # [k, C, H, W]
-        self.top_images = encode(images_for_display(images), "uint8")
         weights = input_image(self.model, self.layer, self.neuron)
-        self.weight_image = encode(weights) if weights is not None else empty()
+        return {
+            "top_images": encode(images_for_display(images), "uint8"),
+            "weight_image": encode(weights) if weights is not None else empty(),
+        }
 
 
 _PAYLOADS = (

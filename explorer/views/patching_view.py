@@ -193,16 +193,18 @@ class PatchingView(ExplorerWidget):
                 self._results[key] = path_patching(
                     self.model,
                     self.clean,
-                    self.corrupted,
+                    corrupted=self.corrupted,
                     receivers=list(key[1]),
-                    inputs=key[2],
+                    receiver_inputs=key[2],
                     metric=self.metric,
                 )
             return self._results[key]
         key = (grid, method or self.method)
         if key not in self._results:
             run = activation_patching if key[1] == "activation" else attribution_patching
-            self._results[key] = run(self.model, self.clean, self.corrupted, self.metric, grid)
+            self._results[key] = run(
+                self.model, self.clean, corrupted=self.corrupted, metric=self.metric, grid=grid
+            )
         return self._results[key]
 
     @traitlets.observe("grid", "method", "receivers", "receiver_inputs")

@@ -134,15 +134,16 @@ def images_for_display(images: torch.Tensor) -> torch.Tensor:
 
 
 def esm(*names: str) -> str:
-    """The ES module of a widget: the shared ``_common.js`` followed by ``names`` (helpers
-    some widgets share, such as ``_hypothesis.js``, then the widget's own module).
+    """The ES module of a widget: the shared ``_common.js`` and ``_controls.js`` followed by
+    ``names`` (helpers some widgets share, such as ``_hypothesis.js``, then the widget's own
+    module).
 
     anywidget takes one module string, so the shared decoder and drawing helpers are
     prepended at class-definition time instead of being imported (nothing is fetched
     at render time, and there is one source for the decoder).
     """
     folder = resources.files("explorer.views")
-    parts = ["_common.js", *names]
+    parts = ["_common.js", "_controls.js", *names]
     return "\n".join((folder / name).read_text(encoding="utf-8") for name in parts)
 
 

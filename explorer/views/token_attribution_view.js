@@ -3,7 +3,7 @@ function render({ model, el }) {
   function draw(root) {
     const input = (name, label) => {
       const box = exEl("input", { cls: "ex-input", attrs: { "data-testid": name + "-input", value: model.get(name), placeholder: label } });
-      box.addEventListener("change", () => exSend(model, { [name]: box.value }));
+      box.addEventListener("change", () => exSet(model, { [name]: box.value }));
       return box;
     };
     root.appendChild(exEl("div", { cls: "ex-row" }, [

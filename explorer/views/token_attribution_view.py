@@ -39,6 +39,7 @@ class TokenAttributionView(ExplorerWidget):
     """
 
     _esm = esm("token_attribution_view.js")
+    _background = frozenset({"set"})  # integrated gradients: n_steps passes per target
 
     target = traitlets.Unicode("", help="token whose logit is explained (text or id)").tag(
         sync=True
@@ -77,7 +78,7 @@ class TokenAttributionView(ExplorerWidget):
         **kwargs: Any,
     ) -> None:
         if not model.is_transformer:
-            raise ValueError(f"{model.name} takes images: use attribute(model, images, targets)")
+            raise ValueError(f"{model.name} takes images: use attribute(model, images, target=...)")
         self.model = model
         self.inputs = model.check_inputs(tokens)
         self.baseline = baseline

@@ -21,7 +21,7 @@ def naive_head_ablation(model, tokens, layer, head, metric, replacement):
 @pytest.mark.parametrize("kind", ["zero", "mean"])
 def test_head_sweep_equals_per_unit_loop(attn_model, repeated, kind):
     metric = metrics.repeated_half_loss(repeated)
-    sweep = ablation_sweep(attn_model, repeated, metric, kind=kind)
+    sweep = ablation_sweep(attn_model, repeated, metric=metric, ablation=kind)
     assert [str(u) for u in sweep.units][:2] == ["head 0.0", "head 0.1"] and len(sweep.units) == 8
     for unit, after in zip(sweep.units, sweep.after):
         _, cache = attn_model.model.run_with_cache(repeated)
@@ -40,9 +40,11 @@ def test_head_sweep_equals_per_unit_loop(attn_model, repeated, kind):
 
 def test_resample_sweep_equals_single_ablations(attn_model, repeated):
     metric = metrics.repeated_half_loss(repeated)
-    sweep = ablation_sweep(attn_model, repeated, metric, kind="resample", seed=3)
+    sweep = ablation_sweep(attn_model, repeated, metric=metric, ablation="resample", seed=3)
     singles = [
-        ablate(attn_model, repeated, [u], metric, kind="resample", seed=3).after_mean
+        ablate(
+            attn_model, repeated, units=[u], metric=metric, ablation="resample", seed=3
+        ).after_mean
         for u in sweep.units
     ]
     assert torch.allclose(sweep.after, torch.tensor(singles), atol=1e-5)
@@ -50,7 +52,7 @@ def test_resample_sweep_equals_single_ablations(attn_model, repeated):
 
 def test_resample_uses_other_examples(attn_model, repeated):
     metric = metrics.repeated_half_loss(repeated)
-    result = ablate(attn_model, repeated, ["head 1.0"], metric, kind="resample")
+    result = ablate(attn_model, repeated, units=["head 1.0"], metric=metric, ablation="resample")
     assert not torch.allclose(result.after, result.before)
 
 
@@ -59,7 +61,7 @@ def test_neuron_sweep_on_mlp_and_cnn(mnist_mlp, mnist_cnn):
     metric = metrics.neg_cross_entropy(y)
     for model, layer in ((mnist_mlp, 1), (mnist_cnn, 1)):
         sweep = ablation_sweep(
-            model, x, metric, layer=layer, unit_type="neuron", kind="zero", max_tokens=25
+            model, x, metric=metric, layer=layer, unit_type="neuron", ablation="zero", max_tokens=25
         )
         assert len(sweep.units) == model.layer_widths[layer]
         for i in range(len(sweep.units)):
@@ -79,16 +81,16 @@ def test_neuron_sweep_on_mlp_and_cnn(mnist_mlp, mnist_cnn):
 def test_ablating_everything_in_the_last_layer_hits_logits(mnist_mlp):
     x, y = torch.rand(6, 1, 28, 28), torch.randint(0, 10, (6,))
     units = [Neuron(1, i) for i in range(12)]
-    result = ablate(mnist_mlp, x, units, metrics.neg_cross_entropy(y))
+    result = ablate(mnist_mlp, x, units=units, metric=metrics.neg_cross_entropy(y))
     bias = mnist_mlp.model.module[-1].bias
     expected = -torch.nn.functional.cross_entropy(bias.expand(6, 10), y, reduction="none")
     assert torch.allclose(result.after, expected, atol=1e-5)
-    assert result.hooks == ("blocks.1.mlp.hook_post",) and result.kind == "zero"
+    assert result.hooks == ("blocks.1.mlp.hook_post",) and result.ablation == "zero"
 
 
 def test_position_ablation_only_touches_that_position(attn_model, repeated):
     metric = metrics.next_token_loss(repeated)
-    result = ablate(attn_model, repeated, [ResidPosition(0, 5)], metric)
+    result = ablate(attn_model, repeated, units=[ResidPosition(0, 5)], metric=metric)
     assert result.hooks == ("blocks.0.hook_resid_pre",)
     per_pos = lambda logits: logits
     base = attn_model(repeated)
@@ -102,8 +104,8 @@ def test_position_ablation_only_touches_that_position(attn_model, repeated):
 
 def test_head_at_one_position(attn_model, repeated):
     metric = metrics.repeated_half_loss(repeated)
-    at = ablate(attn_model, repeated, [Head(1, 0, pos=3)], metric)
-    everywhere = ablate(attn_model, repeated, [Head(1, 0)], metric)
+    at = ablate(attn_model, repeated, units=[Head(1, 0, pos=3)], metric=metric)
+    everywhere = ablate(attn_model, repeated, units=[Head(1, 0)], metric=metric)
     assert at.after_mean != pytest.approx(everywhere.after_mean)
 
 
@@ -119,25 +121,39 @@ def test_head_at_one_position(attn_model, repeated):
 )
 def test_bad_units(attn_model, repeated, units, match):
     with pytest.raises(ValueError, match=match):
-        ablate(attn_model, repeated, units, metrics.repeated_half_loss(repeated))
+        ablate(attn_model, repeated, units=units, metric=metrics.repeated_half_loss(repeated))
 
 
 def test_bad_kind_metric_and_reference(attn_model, repeated, mnist_mlp):
     metric = metrics.repeated_half_loss(repeated)
-    with pytest.raises(ValueError, match="unknown ablation kind 'half'"):
-        ablate(attn_model, repeated, ["head 0.0"], metric, kind="half")
+    with pytest.raises(ValueError, match="unknown ablation 'half'"):
+        ablate(attn_model, repeated, units=["head 0.0"], metric=metric, ablation="half")
     with pytest.raises(ValueError, match="one value per example"):
-        ablate(attn_model, repeated, ["head 0.0"], lambda logits: logits.mean(-1))
+        ablate(attn_model, repeated, units=["head 0.0"], metric=lambda logits: logits.mean(-1))
     with pytest.raises(ValueError, match="NaN"):
-        ablate(attn_model, repeated, ["head 0.0"], lambda logits: logits[:, 0, 0] * float("nan"))
+        ablate(
+            attn_model,
+            repeated,
+            units=["head 0.0"],
+            metric=lambda logits: logits[:, 0, 0] * float("nan"),
+        )
     with pytest.raises(ValueError, match="reference inputs must match"):
-        ablate(attn_model, repeated, ["head 0.0"], metric, kind="mean", reference=repeated[:, :5])
+        ablate(
+            attn_model,
+            repeated,
+            units=["head 0.0"],
+            metric=metric,
+            ablation="mean",
+            reference=repeated[:, :5],
+        )
     with pytest.raises(ValueError, match="neuron 99 out of range: valid neurons are 0..15"):
-        ablate(mnist_mlp, torch.rand(2, 1, 28, 28), ["neuron 0.99"], lambda l: l[:, 0])
+        ablate(mnist_mlp, torch.rand(2, 1, 28, 28), units=["neuron 0.99"], metric=lambda l: l[:, 0])
     with pytest.raises(ValueError, match=r"images must have shape \[batch, 1, 28, 28\]"):
-        ablate(mnist_mlp, torch.rand(2, 3, 28, 28), ["neuron 0.1"], lambda l: l[:, 0])
+        ablate(mnist_mlp, torch.rand(2, 3, 28, 28), units=["neuron 0.1"], metric=lambda l: l[:, 0])
     with pytest.raises(ValueError, match="unknown unit_type 'channel'"):
-        ablation_sweep(mnist_mlp, torch.rand(2, 1, 28, 28), lambda l: l[:, 0], unit_type="channel")
+        ablation_sweep(
+            mnist_mlp, torch.rand(2, 1, 28, 28), metric=lambda l: l[:, 0], unit_type="channel"
+        )
 
 
 @pytest.mark.parametrize("kind", ["zero", "mean"])
@@ -146,12 +162,14 @@ def test_neuron_sweep_without_a_layer_covers_every_layer(mnist_mlp, kind):
     sweep, and the grid pads the narrower layer with NaN (16 and 12 neurons)."""
     x, y = torch.rand(8, 1, 28, 28, generator=torch.Generator().manual_seed(3)), torch.arange(8)
     metric = metrics.neg_cross_entropy(y)
-    every = ablation_sweep(mnist_mlp, x, metric, unit_type="neuron", kind=kind)
+    every = ablation_sweep(mnist_mlp, x, metric=metric, unit_type="neuron", ablation=kind)
     assert [u.layer for u in every.units] == [0] * 16 + [1] * 12
     grid = every.grid()
     assert tuple(grid.shape) == (2, 16) and grid[1, 12:].isnan().all()
     for layer in (0, 1):
-        alone = ablation_sweep(mnist_mlp, x, metric, unit_type="neuron", layer=layer, kind=kind)
+        alone = ablation_sweep(
+            mnist_mlp, x, metric=metric, unit_type="neuron", layer=layer, ablation=kind
+        )
         width = len(alone.units)
         torch.testing.assert_close(grid[layer, :width], alone.effect, atol=1e-5, rtol=1e-5)
     assert every.before == pytest.approx(alone.before)
@@ -170,10 +188,13 @@ def test_fast_sweep_paths_on_a_transformer_with_mlps(mlp_transformer, repeated, 
         Neuron(1, 7, pos=12),
     ]
     sweep = ablation_sweep(
-        mlp_transformer, repeated, metric, units=units, kind=kind, seed=2, max_tokens=64
+        mlp_transformer, repeated, metric=metric, units=units, ablation=kind, seed=2, max_tokens=64
     )
     singles = [
-        ablate(mlp_transformer, repeated, [u], metric, kind=kind, seed=2).after_mean for u in units
+        ablate(
+            mlp_transformer, repeated, units=[u], metric=metric, ablation=kind, seed=2
+        ).after_mean
+        for u in units
     ]
     assert torch.allclose(sweep.after, torch.tensor(singles), atol=1e-5)
     assert (sweep.effect.abs() > 0).all()  # every unit matters a little in a random model
@@ -181,7 +202,7 @@ def test_fast_sweep_paths_on_a_transformer_with_mlps(mlp_transformer, repeated, 
 
 def test_neuron_sweep_matches_a_hand_written_loop(mlp_transformer, repeated):
     metric = metrics.repeated_half_loss(repeated)
-    sweep = ablation_sweep(mlp_transformer, repeated, metric, layer=1, unit_type="neuron")
+    sweep = ablation_sweep(mlp_transformer, repeated, metric=metric, layer=1, unit_type="neuron")
     for n in (0, 17, 63):
 
         def hook(post, hook, n=n):
@@ -209,7 +230,9 @@ def test_plain_mlp_neurons_fan_out_after_the_reading_linear(mnist_mlp, layer, ki
     assert plan.mode == "linear" and plan.readout.tail is not None
     assert plan.hook == ("blocks.1.mlp.hook_pre" if layer == 0 else "hook_logits")
     metric = metrics.neg_cross_entropy(y)
-    sweep = ablation_sweep(mnist_mlp, x, metric, layer=layer, unit_type="neuron", kind=kind)
+    sweep = ablation_sweep(
+        mnist_mlp, x, metric=metric, layer=layer, unit_type="neuron", ablation=kind
+    )
     _, cache = mnist_mlp.model.run_with_cache(x)
     act = cache[hook]
     replacement = (
@@ -282,7 +305,7 @@ def test_plain_modules_not_provably_linear_fall_back(name, neuron_loop):
     g = torch.Generator().manual_seed(2)
     x, y = torch.rand(5, 1, 28, 28, generator=g), torch.randint(0, 10, (5,), generator=g)
     metric = metrics.neg_cross_entropy(y)
-    sweep = ablation_sweep(model, x, metric, layer=0, unit_type="neuron")
+    sweep = ablation_sweep(model, x, metric=metric, layer=0, unit_type="neuron")
     _, cache = model.model.run_with_cache(x)
     zeros = torch.zeros_like(cache["blocks.0.mlp.hook_post"])
     expected = neuron_loop(model, x, metric, 0, range(12), zeros)
@@ -302,7 +325,7 @@ def test_linear_reader_follows_calls_and_needs_no_global_hooks(neuron_loop):
     x, y = torch.rand(3, 1, 28, 28), torch.randint(0, 10, (3,))
     for layer in (0, 1):
         metric = metrics.neg_cross_entropy(y)
-        sweep = ablation_sweep(shared, x, metric, layer=layer, unit_type="neuron")
+        sweep = ablation_sweep(shared, x, metric=metric, layer=layer, unit_type="neuron")
         expected = neuron_loop(shared, x, metric, layer, range(12), torch.zeros(3, 12))
         assert torch.allclose(sweep.after_per_example, expected, atol=1e-5)
     plain = _plain([nn.Flatten(), nn.Linear(784, 12), nn.ReLU(), nn.Linear(12, 10)])
@@ -317,7 +340,7 @@ def test_linear_reader_follows_calls_and_needs_no_global_hooks(neuron_loop):
     assert reader is not None and reader.tail is None  # the whole pass runs, delta added
     x, y = torch.rand(3, 1, 28, 28), torch.randint(0, 10, (3,))
     metric = metrics.neg_cross_entropy(y)
-    sweep = ablation_sweep(plain, x, metric, layer=0, unit_type="neuron")
+    sweep = ablation_sweep(plain, x, metric=metric, layer=0, unit_type="neuron")
     zeros = torch.zeros(3, 12)
     expected = neuron_loop(plain, x, metric, 0, range(12), zeros)
     assert torch.allclose(sweep.after_per_example, expected, atol=1e-5)
@@ -352,7 +375,7 @@ def test_builtin_metrics_score_copies_at_once_user_metrics_per_copy(mnist_mlp):
         return logits[:, 0]
 
     x = torch.rand(4, 1, 28, 28, generator=g)
-    ablation_sweep(mnist_mlp, x, user_metric, layer=1, unit_type="neuron")
+    ablation_sweep(mnist_mlp, x, metric=user_metric, layer=1, unit_type="neuron")
     assert set(seen) == {(4, 10)} and len(seen) == 1 + 12  # the clean pass, then each unit
 
 

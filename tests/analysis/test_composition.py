@@ -176,7 +176,7 @@ def test_random_ov_circuits_do_not_copy():
 def test_bad_inputs_raise_with_the_valid_range():
     model = zoo.attention_only_transformer(n_layers=2, d_model=32, d_vocab=20, n_ctx=16)
     scores = composition_scores(model)
-    with pytest.raises(ValueError, match="composition kind"):
+    with pytest.raises(ValueError, match="composition"):
         scores.get("x")
     with pytest.raises(ValueError, match="layer_a < layer_b"):
         scores.between("k", 1, 0)

@@ -1,22 +1,18 @@
-"""Confusions, error attribution, unit-restricted fine-tunes and the targeted-vs-random edit."""
+"""Confusions, error attribution and weight edits of chosen units (the primitives)."""
 
 from __future__ import annotations
 
 import pytest
 import torch
-from torch import nn
 
-import explorer
 from explorer.analysis.editing import (
     Confusion,
-    EditComparison,
     confusion,
     error_attribution,
-    fine_tune_units,
-    repair_set,
     scale_units,
-    targeted_edit,
+    unit_weight_masks,
 )
+from explorer.analysis.units import Neuron
 from explorer.models import zoo
 
 torch.set_num_threads(1)
@@ -39,7 +35,7 @@ def test_confusion_of_a_model_matches_its_argmax():
     model = zoo.mnist_mlp(hidden=(8,), seed=0)
     x = torch.rand(30, 1, 28, 28)
     y = torch.arange(30) % 10
-    conf = confusion(model, x, y)
+    conf = confusion(model, x, labels=y)
     with torch.no_grad():
         preds = model.model(x).argmax(-1)
     assert torch.equal(conf.predictions, preds)
@@ -47,40 +43,10 @@ def test_confusion_of_a_model_matches_its_argmax():
     assert int(conf.matrix.diagonal().sum()) == int((preds == y).sum())
 
 
-def test_fine_tune_changes_only_the_chosen_units_weights():
-    model = zoo.mnist_mlp(hidden=(16, 8), seed=0)
-    original = {k: v.clone() for k, v in model.model.state_dict().items()}
-    x, y = torch.rand(64, 1, 28, 28), torch.arange(64) % 10
-    edited = fine_tune_units(model, 0, [3, 5], x, y, steps=5, lr=0.1, weights="both")
-    for key, value in model.model.state_dict().items():
-        assert torch.equal(value, original[key])  # the original is untouched
-    new = edited.model.module
-    w_in, b_in, w_out = new[1].weight, new[1].bias, new[3].weight
-    changed_rows = (w_in != model.model.module[1].weight).any(1).nonzero().flatten()
-    assert changed_rows.tolist() == [3, 5]
-    assert (b_in != model.model.module[1].bias).nonzero().flatten().tolist() == [3, 5]
-    changed_cols = (w_out != model.model.module[3].weight).any(0).nonzero().flatten()
-    assert changed_cols.tolist() == [3, 5]
-    assert torch.equal(new[5].weight, model.model.module[5].weight)  # later layers frozen
-    outgoing_only = fine_tune_units(model, 0, [3], x, y, steps=5, lr=0.1)
-    assert torch.equal(outgoing_only.model.module[1].weight, model.model.module[1].weight)
-    assert not torch.equal(outgoing_only.model.module[3].weight, model.model.module[3].weight)
-
-
-def test_fine_tune_of_a_conv_channel_touches_its_flattened_columns_only():
-    cnn = zoo.mnist_cnn(channels=(2, 3), seed=0)
-    x, y = torch.rand(16, 1, 28, 28), torch.arange(16) % 10
-    edited = fine_tune_units(cnn, 1, [1], x, y, steps=3, lr=0.1)
-    before = cnn.model.module[-1].weight.reshape(10, 3, 49)
-    after = edited.model.module[-1].weight.reshape(10, 3, 49)
-    changed = (after != before).any(0).any(1)
-    assert changed.tolist() == [False, True, False]
-
-
 def test_scale_units_multiplies_only_the_chosen_units_weights():
     model = zoo.mnist_mlp(hidden=(6, 5), seed=0)
     module = model.model.module
-    damped = scale_units(model, 0, [1, 4], 0.25)
+    damped = scale_units(model, units=[Neuron(0, 1), Neuron(0, 4)], factor=0.25)
     new = damped.model.module
     assert torch.equal(new[3].weight[:, [1, 4]], 0.25 * module[3].weight[:, [1, 4]])
     assert torch.equal(new[3].weight[:, [0, 2, 3, 5]], module[3].weight[:, [0, 2, 3, 5]])
@@ -89,7 +55,7 @@ def test_scale_units_multiplies_only_the_chosen_units_weights():
     )
     # factor 0 on the outgoing weights is a zero ablation of the units
     x = torch.rand(8, 1, 28, 28)
-    removed = scale_units(model, 1, [2], 0.0)
+    removed = scale_units(model, units="neuron 1.2", factor=0.0)
 
     def zero(act, hook):
         act[:, 2] = 0
@@ -98,45 +64,10 @@ def test_scale_units_multiplies_only_the_chosen_units_weights():
     with model.hooks([("blocks.1.mlp.hook_post", zero)]):
         ablated = model.model(x)
     assert torch.allclose(removed.model(x), ablated, atol=1e-6)
-    incoming = scale_units(model, 0, [3], 2.0, weights="incoming")
+    incoming = scale_units(model, units=[Neuron(0, 3)], factor=2.0, weights="incoming")
     assert torch.equal(incoming.model.module[1].bias[3], 2 * module[1].bias[3])
     with pytest.raises(ValueError, match="factor must be a finite number"):
-        scale_units(model, 0, [1], float("nan"))
-
-
-def test_a_plain_module_knows_its_classes():
-    # explorer.load of an nn.Module: the output width comes from its last Linear
-    net = nn.Sequential(nn.Flatten(), nn.Linear(784, 16), nn.ReLU(), nn.Linear(16, 7))
-    model = explorer.load(net, input_shape=(1, 28, 28))
-    assert model.n_outputs == 7
-    x, y = torch.rand(14, 1, 28, 28), torch.arange(14) % 7
-    assert confusion(model, x, y).matrix.shape == (7, 7)
-    result = targeted_edit(model, x, y, x, y, target_class=2, n_units=1, n_random=2)
-    assert result.accuracy_before.shape == (7,)
-    with pytest.raises(ValueError, match="target_class 7 out of range"):
-        targeted_edit(model, x, y, x, y, target_class=7)
-
-
-def test_edit_comparison_scores_against_each_random_draw():
-    before = torch.full((3,), 0.5)
-    result = EditComparison(
-        target_class=1,
-        layer=0,
-        method="scale",
-        units=(0,),
-        random_units=((1,), (2,), (3,)),
-        accuracy_before=before,
-        accuracy_targeted=torch.tensor([0.5, 0.7, 0.4]),
-        accuracy_random=torch.tensor([[0.5, 0.5, 0.5], [0.5, 0.8, 0.5], [0.5, 0.4, 0.5]]),
-        overall_before=0.5,
-        overall_targeted=0.53,
-        overall_random=torch.tensor([0.5, 0.6, 0.47]),
-    )
-    assert result.targeted_gain == pytest.approx(0.2)
-    assert result.random_gains.tolist() == pytest.approx([0.0, 0.3, -0.1])
-    assert result.random_gain == pytest.approx(0.2 / 3)
-    assert result.random_at_least_as_good == pytest.approx(2 / 4)  # one draw + the edit itself
-    assert [r["class"] for r in result.rows()] == [0, 1, 2]
+        scale_units(model, units=[Neuron(0, 1)], factor=float("nan"))
 
 
 def test_error_attribution_finds_a_planted_culprit():
@@ -156,108 +87,34 @@ def test_error_attribution_finds_a_planted_culprit():
     x[:, :, :14] = 1.0
     x[:, :, 14:] = 1.0
     y = torch.zeros(20, dtype=torch.long)
-    scores = error_attribution(model, x, y, target_class=0, layer=0)
+    scores = error_attribution(model, x, labels=y, target_class=0, layer=0)
     assert int(scores.argmax()) == 2
     assert scores[2] > 0 > scores[0]
 
 
-def test_repair_set_balances_the_target_with_other_classes():
-    labels = torch.tensor([0] * 10 + [1] * 30 + [2] * 30)
-    x = torch.arange(70).float().view(70, 1, 1, 1)
-    images, ys = repair_set(x, labels, target_class=0)
-    assert (ys == 0).sum() == 10 and (ys != 0).sum() == 10
+def test_units_span_layers_and_are_checked():
+    model = zoo.mnist_mlp(hidden=(8, 6), seed=0)
+    masks = unit_weight_masks(model, units=["L0N1", Neuron(1, 2)], weights="both")
+    assert sum(int(m.sum()) for m in masks.values()) == 784 + 1 + (6 + 8 - 1) + 1 + 10
+    # the layer-1 incoming weight also reads neuron 0.1 (outgoing): both marks survive
+    w1 = model.model.module[3].weight
+    assert masks[w1][:, 1].sum() == 6 and masks[w1][2].sum() == 8
 
 
 def test_bad_arguments_are_named():
     model = zoo.mnist_mlp(hidden=(8,), seed=0)
     x, y = torch.rand(8, 1, 28, 28), torch.arange(8)
-    with pytest.raises(ValueError, match=r"units must lie in 0\.\.7"):
-        fine_tune_units(model, 0, [8], x, y)
-    with pytest.raises(ValueError, match="at least one unit"):
-        fine_tune_units(model, 0, [], x, y)
+    with pytest.raises(ValueError, match=r"neuron 8 out of range"):
+        scale_units(model, units=[Neuron(0, 8)])
+    with pytest.raises(ValueError, match="non-empty list"):
+        scale_units(model, units=[])
+    with pytest.raises(ValueError, match="without attention heads"):
+        scale_units(model, units=["head 0.1"])
     with pytest.raises(ValueError, match="unknown weights 'all'"):
-        fine_tune_units(model, 0, [1], x, y, weights="all")
+        scale_units(model, units=[Neuron(0, 1)], weights="all")
     with pytest.raises(ValueError, match="layer 1 out of range"):
-        error_attribution(model, x, y, 0, layer=1)
+        error_attribution(model, x, labels=y, target_class=0, layer=1)
     with pytest.raises(ValueError, match="no examples of class 9"):
-        error_attribution(model, x, y, 9, layer=0)
-    with pytest.raises(ValueError, match="target_class 10 out of range"):
-        targeted_edit(model, x, y, x, y, 10)
-    with pytest.raises(ValueError, match="8 images but 7 labels"):
-        confusion(model, x, y[:7])
-    with pytest.raises(ValueError, match="unknown method 'prune'"):
-        targeted_edit(model, x, y, x, y, 1, method="prune")
-
-
-# ------------------------------------------------------------- on trained MLPs
-SEEDS = range(5)
-
-
-@pytest.fixture(scope="module")
-def five_seeds(mnist_digits, fit_mnist_mlp):
-    """Five MLPs (seeds 0-4: weights and batch order), each with its targeted edit of the
-    class it confuses most on the formation split, scored on the held-out digits."""
-    data = mnist_digits
-    train = data.train_images[:3000], data.train_labels[:3000]
-    formation = data.train_images[3000:], data.train_labels[3000:]
-    held_out = data.test_images, data.test_labels
-    runs = []
-    for seed in SEEDS:
-        model = fit_mnist_mlp((128, 64), *train, epochs=4, seed=seed)
-        target = confusion(model, *formation).most_confused_class
-        runs.append((model, targeted_edit(model, *formation, *held_out, target, n_random=10)))
-    return formation, held_out, runs
-
-
-def paired_interval(values: list[float]) -> tuple[float, float, float]:
-    """Mean and 95% t-interval of per-seed values (4 degrees of freedom: t = 2.776)."""
-    t = torch.tensor(values, dtype=torch.float64)
-    half = 2.776 * float(t.std()) / len(values) ** 0.5
-    return float(t.mean()), float(t.mean()) - half, float(t.mean()) + half
-
-
-@pytest.mark.slow
-def test_targeted_edit_raises_the_held_out_margin_more_than_random_edits_for_five_seeds(
-    five_seeds,
-):
-    _, _, runs = five_seeds
-    for _, result in runs:
-        assert result.method == "scale" and len(result.units) == 2
-        assert all(len(u) == 2 for u in result.random_units) and len(result.rows()) == 10
-        assert result.targeted_margin_gain > 0
-        # at most one of the ten random edits of two units does as well (p <= 2/11)
-        assert result.random_margin_at_least_as_good <= 2 / 11
-        # a repair, not a trade of one class for the rest
-        assert result.overall_targeted >= result.overall_before - 0.02
-
-
-@pytest.mark.slow
-def test_targeted_edit_beats_random_edits_on_accuracy_over_five_seeds(five_seeds):
-    _, _, runs = five_seeds
-    differences = [r.targeted_gain - r.random_gain for _, r in runs]
-    mean, low, _ = paired_interval(differences)
-    assert low > 0, (mean, differences)  # the whole 95% interval over seeds is a gain
-    assert sum(r.targeted_gain >= 0 for _, r in runs) == len(runs)
-
-
-@pytest.mark.slow
-def test_damping_the_units_the_attribution_clears_hurts_the_class(five_seeds):
-    # the control in the other direction: the units that most *help* the class's hard
-    # examples (lowest scores) are the wrong ones to damp
-    (form_x, form_y), (test_x, test_y), runs = five_seeds
-    model, result = runs[0]
-    target = result.target_class
-    scores = error_attribution(model, form_x, form_y, target, layer=1)
-    before = result.margin_before
-    helpers = scale_units(model, 1, scores.topk(2, largest=False).indices, 0.5)
-    culprits = scale_units(model, 1, scores.topk(2).indices, 0.5)
-    mine = test_y == target
-    margins = []
-    for edited in (helpers, culprits):
-        with torch.no_grad():
-            logits = edited.model(test_x[mine])
-        others = logits.clone()
-        others[:, target] = -torch.inf
-        margins.append(float((logits[:, target] - others.max(-1).values).mean()))
-    assert margins[0] < before < margins[1]
-    assert margins[1] == pytest.approx(result.margin_targeted, abs=1e-5)
+        error_attribution(model, x, labels=y, target_class=9, layer=0)
+    with pytest.raises(ValueError, match="8 inputs but 7 labels"):
+        confusion(model, x, labels=y[:7])

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from explorer.analysis import head_scores
+from explorer.analysis import Head, head_scores
 from explorer.analysis.head_scores import target_mask
 from explorer.data import repeated_tokens
 from explorer.models import TransformerConfig, zoo
@@ -75,13 +75,14 @@ def test_per_example_scores_average_to_the_batch_score(attn_model, repeated):
     each = head_scores(attn_model, repeated, per_example=True)
     assert each.scores.shape == (repeated.shape[0], 4, 2, 4)
     assert torch.allclose(each.scores.mean(0), batch.scores, atol=1e-6)
-    layer, head, value = batch.top("induction", 1)[0]
-    assert value == pytest.approx(batch.get("induction")[layer, head].item())
+    (head, value), *_ = batch.top("induction", 2)
+    assert isinstance(head, Head) and value >= batch.top("induction", 2)[1][1]
+    assert value == pytest.approx(batch.get("induction")[head.layer, head.head].item())
 
 
 def test_bad_inputs(attn_model, mnist_mlp):
-    with pytest.raises(ValueError, match="unknown head score kind"):
-        head_scores(attn_model, repeated_tokens(2, 4, 30), ["copying_lol"])
+    with pytest.raises(ValueError, match="unknown head score"):
+        head_scores(attn_model, repeated_tokens(2, 4, 30), scores=["copying_lol"])
     with pytest.raises(ValueError, match="no attention heads"):
         head_scores(mnist_mlp, torch.zeros(1, 1, 28, 28))
     with pytest.raises(TypeError, match="integer token ids"):
@@ -91,14 +92,14 @@ def test_bad_inputs(attn_model, mnist_mlp):
     with pytest.raises(ValueError, match="exceeds the context"):
         head_scores(attn_model, torch.zeros(1, 40, dtype=torch.long))
     with pytest.raises(ValueError, match="induction score needs repeated sequences"):
-        head_scores(attn_model, torch.arange(10)[None], ["induction"])
+        head_scores(attn_model, torch.arange(10)[None], scores=["induction"])
     with pytest.raises(ValueError, match="no query in this batch has a duplicate_token"):
-        head_scores(attn_model, torch.arange(10)[None], ["duplicate_token"])
+        head_scores(attn_model, torch.arange(10)[None], scores=["duplicate_token"])
     with pytest.raises(ValueError, match="empty"):
         head_scores(attn_model, torch.zeros(0, 5, dtype=torch.long))
 
 
-def test_unscorable_kinds_are_skipped_with_the_reason_in_one_pass(attn_model):
+def test_unscorable_scores_are_skipped_with_the_reason_in_one_pass(attn_model):
     """A batch without a repeated half has no induction target: "skip" scores the rest
     exactly as asking for them alone would, and names what it skipped and why."""
     tokens = torch.tensor([[1, 2, 3, 2, 5, 6]])  # t2 repeats: duplicate/prefix targets exist
@@ -108,9 +109,9 @@ def test_unscorable_kinds_are_skipped_with_the_reason_in_one_pass(attn_model):
     assert [k for k, _ in skipped.skipped] == ["induction"]
     assert "repeated sequences" in skipped.skipped[0][1]
     rest = ("previous_token", "duplicate_token", "prefix_matching")
-    assert skipped.kinds == rest
-    torch.testing.assert_close(skipped.scores, head_scores(attn_model, tokens, rest).scores)
-    nothing = head_scores(attn_model, tokens[:, :1], ("duplicate_token",), unscorable="skip")
-    assert nothing.kinds == () and tuple(nothing.scores.shape) == (0, 2, 4)
+    assert skipped.names == rest
+    torch.testing.assert_close(skipped.scores, head_scores(attn_model, tokens, scores=rest).scores)
+    nothing = head_scores(attn_model, tokens[:, :1], scores=("duplicate_token",), unscorable="skip")
+    assert nothing.names == () and tuple(nothing.scores.shape) == (0, 2, 4)
     with pytest.raises(ValueError, match="unknown unscorable 'ignore'"):
         head_scores(attn_model, tokens, unscorable="ignore")

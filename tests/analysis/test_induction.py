@@ -129,14 +129,14 @@ def test_hand_built_induction_head_copies_and_carries_the_advantage(induction_mo
         "max_previous_token_score",
     }
     advantage = repeated_half_advantage(tokens)
-    without_induction = ablate(induction_model, tokens, ["head 1.0"], advantage)
+    without_induction = ablate(induction_model, tokens, units=["head 1.0"], metric=advantage)
     assert without_induction.before_mean > 3.0
     assert without_induction.after_mean == pytest.approx(0.0, abs=1e-5)  # nothing writes logits
     # without the previous-token head, head 1.0 attends to every earlier token alike: it still
     # favours tokens seen in context (the repeated half's), but far less than induction does
-    without_previous = ablate(induction_model, tokens, ["head 0.0"], advantage)
+    without_previous = ablate(induction_model, tokens, units=["head 0.0"], metric=advantage)
     assert without_previous.after_mean < 0.6 * without_previous.before_mean
-    bystanders = ablate(induction_model, tokens, ["head 0.1", "head 1.2"], advantage)
+    bystanders = ablate(induction_model, tokens, units=["head 0.1", "head 1.2"], metric=advantage)
     assert bystanders.after_mean == pytest.approx(bystanders.before_mean, rel=1e-5)
 
 
@@ -201,38 +201,3 @@ def test_composition_scores_of_hand_built_circuit_single_out_the_pair(induction_
     top = scores.top("k", 1)[0]
     assert (top[0], top[1]) == (Head(0, 0), Head(1, 0))
     assert scores.top("q", 1)[0][2] < 1e-6  # layer 0 writes only where queries do not read
-
-
-def test_next_token_training_loss_is_cross_entropy_on_a_batch_seeded_by_step():
-    from explorer.analysis.induction import next_token_training_loss
-    from explorer.data.tokens import induction_training_batch
-
-    model = zoo.attention_only_transformer(d_model=16, n_heads=2, d_vocab=20, n_ctx=32, seed=0)
-    loss = next_token_training_loss(20, 32, 4, seed=3, min_span=5)
-    with torch.no_grad():
-        at_7, again_7, at_8 = loss(model, 7), loss(model, 7), loss(model, 8)
-        # the same batch, built by hand: generator seeded from (seed, step)
-        g = torch.Generator().manual_seed(3 * 1_000_003 + 7)
-        tokens = induction_training_batch(4, 32, 20, generator=g, min_span=5)
-        logits = model(tokens)[:, :-1]
-        expected = torch.nn.functional.cross_entropy(
-            logits.reshape(-1, 20), tokens[:, 1:].reshape(-1)
-        )
-    assert at_7.ndim == 0 and float(at_7) == pytest.approx(float(expected), rel=1e-6)
-    assert float(again_7) == float(at_7)  # a resumed run sees the same data
-    assert float(at_8) != float(at_7)  # a fresh batch every step
-    assert math.log(20) * 0.8 < float(at_7) < math.log(20) * 1.5  # untrained: near uniform
-    # gradients flow to the weights
-    loss(model, 1).backward()
-    assert all(p.grad is not None for p in model.model.parameters() if p.requires_grad)
-
-
-def test_next_token_training_loss_rejects_bad_settings():
-    from explorer.analysis.induction import next_token_training_loss
-
-    with pytest.raises(ValueError, match="batch_size"):
-        next_token_training_loss(20, 32, 0)
-    with pytest.raises(ValueError, match="at least 21"):
-        next_token_training_loss(20, 20, 4, min_span=10)
-    with pytest.raises(ValueError, match="d_vocab"):
-        next_token_training_loss(2, 32, 4)

@@ -18,7 +18,9 @@ def pair():
 def test_resid_grid_equals_naive_loop(mlp_transformer, pair):
     clean, corrupted = pair
     metric = metrics.logit_diff(clean[:, 2], corrupted[:, 2])
-    result = activation_patching(mlp_transformer, clean, corrupted, metric, grid="resid")
+    result = activation_patching(
+        mlp_transformer, clean, corrupted=corrupted, metric=metric, grid="resid"
+    )
     assert result.values.shape == (2, clean.shape[1]) and result.axes == ("layer", "position")
     _, clean_cache = mlp_transformer.model.run_with_cache(clean)
     for layer in range(2):
@@ -43,7 +45,7 @@ def test_resid_grid_equals_naive_loop(mlp_transformer, pair):
 def test_head_grid_and_recovery_bounds(attn_model, pair):
     clean, corrupted = pair
     metric = metrics.logit_diff(clean[:, 2], corrupted[:, 2])
-    result = activation_patching(attn_model, clean, corrupted, metric, grid="head")
+    result = activation_patching(attn_model, clean, corrupted=corrupted, metric=metric, grid="head")
     assert result.values.shape == (2, 4)
     _, clean_cache = attn_model.model.run_with_cache(clean)
 
@@ -59,8 +61,12 @@ def test_head_grid_and_recovery_bounds(attn_model, pair):
 def test_attribution_patching_matches_the_linear_estimate(mlp_transformer, pair):
     clean, corrupted = pair
     metric = metrics.logit_diff(clean[:, 2], corrupted[:, 2])
-    exact = activation_patching(mlp_transformer, clean, corrupted, metric, grid="head")
-    approx = attribution_patching(mlp_transformer, clean, corrupted, metric, grid="head")
+    exact = activation_patching(
+        mlp_transformer, clean, corrupted=corrupted, metric=metric, grid="head"
+    )
+    approx = attribution_patching(
+        mlp_transformer, clean, corrupted=corrupted, metric=metric, grid="head"
+    )
     assert approx.method == "attribution" and approx.values.shape == exact.values.shape
     assert approx.corrupted_value == pytest.approx(exact.corrupted_value, abs=1e-5)
     corr = torch.corrcoef(torch.stack([exact.values.flatten(), approx.values.flatten()]))[0, 1]
@@ -71,9 +77,9 @@ def test_attribution_patching_matches_the_linear_estimate(mlp_transformer, pair)
 def test_neuron_grid_on_an_mlp(mnist_mlp):
     x1, x2, y = torch.rand(5, 1, 28, 28), torch.rand(5, 1, 28, 28), torch.randint(0, 10, (5,))
     metric = metrics.neg_cross_entropy(y)
-    result = activation_patching(mnist_mlp, x1, x2, metric, grid="neuron")
+    result = activation_patching(mnist_mlp, x1, corrupted=x2, metric=metric, grid="neuron")
     assert result.values.shape == (2, 16) and torch.isnan(result.values[1, 12:]).all()
-    approx = attribution_patching(mnist_mlp, x1, x2, metric, grid="neuron")
+    approx = attribution_patching(mnist_mlp, x1, corrupted=x2, metric=metric, grid="neuron")
     assert approx.values.shape == (2, 16)
 
 
@@ -81,13 +87,13 @@ def test_bad_patching_inputs(attn_model, mnist_mlp, pair):
     clean, corrupted = pair
     metric = metrics.logit_diff(clean[:, 2], corrupted[:, 2])
     with pytest.raises(ValueError, match="same shape"):
-        activation_patching(attn_model, clean, corrupted[:, :-1], metric)
+        activation_patching(attn_model, clean, corrupted=corrupted[:, :-1], metric=metric)
     with pytest.raises(ValueError, match="unknown patching grid"):
-        activation_patching(attn_model, clean, corrupted, metric, grid="diagonal")
+        activation_patching(attn_model, clean, corrupted=corrupted, metric=metric, grid="diagonal")
     with pytest.raises(ValueError, match="attention-only"):
-        activation_patching(attn_model, clean, corrupted, metric, grid="neuron")
+        activation_patching(attn_model, clean, corrupted=corrupted, metric=metric, grid="neuron")
     x = torch.rand(2, 1, 28, 28)
     with pytest.raises(ValueError, match="needs a transformer"):
-        activation_patching(mnist_mlp, x, x, lambda l: l[:, 0], grid="resid")
-    same = activation_patching(attn_model, clean, clean, metric, grid="head")
+        activation_patching(mnist_mlp, x, corrupted=x, metric=lambda l: l[:, 0], grid="resid")
+    same = activation_patching(attn_model, clean, corrupted=clean, metric=metric, grid="head")
     assert same.recovery.shape == same.values.shape and same.recovery.isnan().all()

@@ -31,7 +31,7 @@ def test_attribution_patching_covers_every_grid(pair):
     model, clean, corrupted, metric = pair
     expected = {"position": 5, "head": 4, "dest position": 5, "neuron": 64}
     for grid in GRIDS:
-        result = attribution_patching(model, clean, corrupted, metric, grid)
+        result = attribution_patching(model, clean, corrupted=corrupted, metric=metric, grid=grid)
         assert result.values.shape == (2, *(expected[a] for a in grid_axes(grid)[1:])), grid
         assert torch.isfinite(result.values).all()
 
@@ -39,8 +39,10 @@ def test_attribution_patching_covers_every_grid(pair):
 def test_patching_by_position_sums_to_all_positions_to_first_order(pair):
     """Attribution estimates are linear: per-position cells add up to the all-positions cell."""
     model, clean, corrupted, metric = pair
-    by_pos = attribution_patching(model, clean, corrupted, metric, "head_by_pos")
-    all_pos = attribution_patching(model, clean, corrupted, metric, "head")
+    by_pos = attribution_patching(
+        model, clean, corrupted=corrupted, metric=metric, grid="head_by_pos"
+    )
+    all_pos = attribution_patching(model, clean, corrupted=corrupted, metric=metric, grid="head")
     c = by_pos.corrupted_value
     assert torch.allclose((by_pos.values - c).sum(1) + c, all_pos.values, atol=1e-5)
 
@@ -48,17 +50,17 @@ def test_patching_by_position_sums_to_all_positions_to_first_order(pair):
 def test_patching_grid_errors(pair):
     model, clean, corrupted, metric = pair
     with pytest.raises(ValueError, match="unknown patching grid 'qq'"):
-        activation_patching(model, clean, corrupted, metric, "qq")
+        activation_patching(model, clean, corrupted=corrupted, metric=metric, grid="qq")
     from explorer.models import zoo
 
     attn_only = zoo.attention_only_transformer(n_layers=1, d_model=16, n_heads=2, d_vocab=30)
     with pytest.raises(ValueError, match="attention-only: no mlp_out grid"):
-        activation_patching(attn_only, clean, corrupted, metric, "mlp_out")
+        activation_patching(attn_only, clean, corrupted=corrupted, metric=metric, grid="mlp_out")
 
 
 def test_path_patching_result_and_errors(pair):
     model, clean, corrupted, metric = pair
-    sweep = path_patching(model, clean, corrupted, receivers="head 1.0", metric=metric)
+    sweep = path_patching(model, clean, corrupted=corrupted, receivers="head 1.0", metric=metric)
     assert sweep.values.shape == (2, 4) and sweep.values[1].isnan().all()
     assert len(sweep.top(2)) == 2 and sweep.top(1)[0][0].startswith("L0H")
     assert repr(sweep).startswith("PathPatchingResult(sweep -> L1H0 via q/k/v")
@@ -66,14 +68,26 @@ def test_path_patching_result_and_errors(pair):
     assert sweep.change.shape == (2, 4)
     with pytest.raises(ValueError, match="before the earliest receiver"):
         path_patching(
-            model, clean, corrupted, senders="head 1.1", receivers="head 1.0", metric=metric
+            model,
+            clean,
+            corrupted=corrupted,
+            senders="head 1.1",
+            receivers="head 1.0",
+            metric=metric,
         )
     with pytest.raises(ValueError, match="no head lies upstream"):
-        path_patching(model, clean, corrupted, receivers="head 0.0", metric=metric)
+        path_patching(model, clean, corrupted=corrupted, receivers="head 0.0", metric=metric)
     with pytest.raises(ValueError, match="unknown receiver input 'z'"):
-        path_patching(model, clean, corrupted, receivers="head 1.0", inputs="z", metric=metric)
+        path_patching(
+            model,
+            clean,
+            corrupted=corrupted,
+            receivers="head 1.0",
+            receiver_inputs="z",
+            metric=metric,
+        )
     with pytest.raises(ValueError, match="receivers must be heads"):
-        path_patching(model, clean, corrupted, receivers="neuron 1.0", metric=metric)
+        path_patching(model, clean, corrupted=corrupted, receivers="neuron 1.0", metric=metric)
 
 
 def test_path_patching_docstring():

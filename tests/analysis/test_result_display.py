@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import math
+import re
 from html.parser import HTMLParser
 
 import pytest
@@ -95,7 +96,9 @@ def _head_scores(lm, tokens, mlp, images):
 def _patching(lm, tokens, mlp, images):
     corrupted = tokens.clone()
     corrupted[:, 2] = (corrupted[:, 2] + 1) % 64
-    r = activation_patching(lm, tokens, corrupted, metric=metrics.repeated_half_loss(tokens))
+    r = activation_patching(
+        lm, tokens, corrupted=corrupted, metric=metrics.repeated_half_loss(tokens)
+    )
     layer, pos = divmod(top_flat(r.recovery), r.values.shape[1])
     return r, f"layer {layer} position {pos}"
 
@@ -104,7 +107,11 @@ def _patching_3d(lm, tokens, mlp, images):
     corrupted = tokens.clone()
     corrupted[:, 2] = (corrupted[:, 2] + 1) % 64
     r = activation_patching(
-        lm, tokens, corrupted, metric=metrics.repeated_half_loss(tokens), grid="head_by_pos"
+        lm,
+        tokens,
+        corrupted=corrupted,
+        metric=metrics.repeated_half_loss(tokens),
+        grid="head_by_pos",
     )
     _, n_pos, n_heads = r.values.shape
     flat = top_flat(r.recovery)
@@ -223,7 +230,11 @@ def _path_patching(lm, tokens, mlp, images):
     corrupted = tokens.clone()
     corrupted[:, 2] = (corrupted[:, 2] + 1) % 64
     r = path_patching(
-        lm, tokens, corrupted, receivers="head 1.0", metric=metrics.repeated_half_loss(tokens)
+        lm,
+        tokens,
+        corrupted=corrupted,
+        receivers="head 1.0",
+        metric=metrics.repeated_half_loss(tokens),
     )
     return r, "L1H0"
 
@@ -254,6 +265,50 @@ def _windows(lm, tokens, mlp, images):
     return r, f"example {int(r.examples[top_flat(peak, by_abs=False)])} "
 
 
+def _induction_progress(lm, tokens, mlp, images):
+    from explorer.analysis import induction_progress
+
+    r = induction_progress(lm, tokens)
+    return r, f"max_previous_token_score={r.max_previous_token_score:.3g}"
+
+
+def _phase_change(lm, tokens, mlp, images):
+    from explorer.analysis import detect_phase_change
+
+    steps = list(range(0, 1000, 10))
+    r = detect_phase_change(steps, [4.0 if s < 500 else 1.0 for s in steps])
+    return r, f"step={r.step}"
+
+
+def _stamped(lm, tokens, mlp, images):
+    from explorer.analysis import audit, stamped_examples
+
+    r = stamped_examples(mlp, audit(mlp, images, method="stamp", budget=300), images, 3, n=4)
+    return r, f"class {r.cls}"
+
+
+def _audit(lm, tokens, mlp, images):
+    from explorer.analysis import audit
+
+    r = audit(mlp, images, method="stamp", budget=300)
+    return r, "clean" if r.clean else f"flagged {list(r.flagged)}"
+
+
+def _confusion(lm, tokens, mlp, images):
+    from explorer.analysis import confusion
+
+    r = confusion(mlp, images, labels=torch.zeros(24, dtype=torch.long))
+    true, predicted, count = r.top_confusions(3)[0]
+    return r, f"{true} as {predicted} x{count}"
+
+
+def _attribution(lm, tokens, mlp, images):
+    from explorer.analysis import attribute
+
+    r = attribute(mlp, images[:3], target=[1, 2, 3], method="integrated_gradients", ig_steps=8)
+    return r, f"image {top_flat(r.maps.flatten(1).sum(1))} "
+
+
 CASES = {
     "AblationResult": _ablation,
     "SweepResult": _sweep,
@@ -280,6 +335,12 @@ CASES = {
     "FeatureVisualization": _feature_vis,
     "OutputEffect": _output_effect,
     "ExampleWindows": _windows,
+    "InductionProgress": _induction_progress,
+    "PhaseChange": _phase_change,
+    "StampedExamples": _stamped,
+    "Confusion": _confusion,
+    "AuditResult": _audit,
+    "AttributionMaps": _attribution,
 }
 
 
@@ -326,7 +387,17 @@ def test_html_is_a_table_with_labelled_rows(name, computed):
     parsed.feed(page)
     assert parsed.tables == 1 and parsed.row_labels and all(parsed.row_labels)
     assert len(parsed.row_labels) <= 16  # small, whatever the result's size
-    if not name.startswith(("TokenAttribution", "CacheResult", "AblationResult", "LogitLens")):
+    if not name.startswith(
+        (
+            "TokenAttribution",
+            "CacheResult",
+            "AblationResult",
+            "LogitLens",
+            "InductionProgress",
+            "PhaseChange",
+            "Confusion",
+        )
+    ):
         assert top.strip() in html.unescape(page)
 
 
@@ -375,7 +446,9 @@ def test_tables_hold_the_results_arrays(computed):
     composition, _ = computed["CompositionScores"]
     frame = composition.to_dataframe()
     assert len(frame) == int((~composition.scores.isnan()).sum())
-    row = frame[(frame.kind == "k") & (frame.head_a == "head 0.1") & (frame.head_b == "head 1.3")]
+    row = frame[
+        (frame.composition == "k") & (frame.head_a == "head 0.1") & (frame.head_b == "head 1.3")
+    ]
     assert float(row.score.iloc[0]) == pytest.approx(composition.score("k", "head 0.1", "head 1.3"))
 
     copying, _ = computed["CopyingScores"]
@@ -420,6 +493,20 @@ def test_tables_hold_the_results_arrays(computed):
     assert torch.allclose(
         torch.tensor(frame.iloc[:, 2:].to_numpy(dtype="float64")), windows.acts.double()
     )
+
+    matrix, _ = computed["Confusion"]
+    frame = matrix.to_dataframe()
+    assert frame.index[3] == "true 3" and frame.columns[4] == "predicted 4"
+    assert torch.equal(torch.tensor(frame.to_numpy()), matrix.matrix.long())
+    true, predicted, count = matrix.top_confusions(3)[0]
+    assert f"<th scope='row' style='text-align:left'>class {true}</th>" in matrix._repr_html_()
+    assert f"{predicted} (x{count})" in matrix._repr_html_()
+
+    maps, _ = computed["AttributionMaps"]
+    frame = maps.to_dataframe()
+    assert frame["target"].tolist() == [1, 2, 3]
+    assert torch.allclose(_values(frame, "total"), maps.maps.double().flatten(1).sum(1))
+    assert torch.allclose(_values(frame, "convergence_delta"), maps.convergence_delta.double())
 
     circuit, _ = computed["InductionCircuit"]
     frame = circuit.to_dataframe()
@@ -525,3 +612,31 @@ def test_reprs_and_tables_stay_small_however_big_the_result(name):
     parsed = _Table()
     parsed.feed(result._repr_html_())
     assert 0 < len(parsed.row_labels) <= 16
+
+
+NOT_RESULTS = ("Head", "Neuron", "ResidPosition", "Probe")  # units, and a fitted model
+
+
+def test_every_result_an_analysis_returns_is_covered_here():
+    """Each dataclass a public analysis function returns renders itself and has a case above
+    (so a new result type cannot land without a short repr and a table)."""
+    import dataclasses
+    import inspect
+
+    import explorer.analysis as analysis
+
+    classes = {
+        name: obj
+        for name, obj in vars(analysis).items()
+        if inspect.isclass(obj) and dataclasses.is_dataclass(obj) and name not in NOT_RESULTS
+    }
+    returned = {
+        name
+        for fn in vars(analysis).values()
+        if inspect.isfunction(fn)
+        for name in classes
+        if re.search(rf"\b{name}\b", str(fn.__annotations__.get("return", "")))
+    }
+    covered = {name.split(" ")[0] for name in CASES} | {"FourierBasis"}
+    assert sorted(returned - covered) == []
+    assert all(hasattr(classes[name], "_repr_html_") for name in returned)

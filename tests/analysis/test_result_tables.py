@@ -25,12 +25,14 @@ def test_head_scores_and_sweeps_are_labelled_layer_by_head_tables(model):
         "head 1",
     ]
     assert table.loc["layer 1", "head 0"] == pytest.approx(float(scores.get("induction")[1, 0]))
-    sweep = ablation_sweep(model, tokens, metrics.repeated_half_loss(tokens), kind="mean")
+    sweep = ablation_sweep(
+        model, tokens, metric=metrics.repeated_half_loss(tokens), ablation="mean"
+    )
     effects = sweep.to_dataframe()
     assert effects.shape == (2, 2)
     assert effects.loc["layer 0", "head 1"] == pytest.approx(float(sweep.effect[1]))
     assert len(repr(sweep)) < 200 and "mean ablation of 4 units" in repr(sweep)
-    assert len(repr(scores)) < 250 and repr(scores).startswith("HeadScores(4 kinds x 2 layers")
+    assert len(repr(scores)) < 250 and repr(scores).startswith("HeadScores(4 scores x 2 layers")
 
 
 def test_metrics_know_whether_lower_is_better():

@@ -52,7 +52,7 @@ def test_a_position_on_an_image_model_is_refused(unit, mlp, images):
     with pytest.raises(ValueError, match="takes images: its units have no token positions"):
         check_unit(mlp, unit)
     with pytest.raises(ValueError, match="write 'neuron 0.3'"):
-        ablate(mlp, images, [unit], metrics.accuracy(torch.zeros(6, dtype=torch.long)))
+        ablate(mlp, images, units=[unit], metric=metrics.accuracy(torch.zeros(6, dtype=torch.long)))
 
 
 def test_a_position_past_the_context_is_refused():
@@ -64,8 +64,8 @@ def test_a_position_past_the_context_is_refused():
 def test_kinds_given_as_one_string_means_that_kind():
     model = zoo.attention_only_transformer(n_layers=2, d_model=16, d_vocab=10, n_ctx=9)
     tokens = repeated_tokens(4, 4, 10, seed=0)
-    one = head_scores(model, tokens, kinds="induction")
-    assert one.kinds == ("induction",)
+    one = head_scores(model, tokens, scores="induction")
+    assert one.names == ("induction",)
     assert torch.equal(
-        one.get("induction"), head_scores(model, tokens, kinds=["induction"]).get("induction")
+        one.get("induction"), head_scores(model, tokens, scores=["induction"]).get("induction")
     )

@@ -37,7 +37,7 @@ def test_scores_add_up_and_read_well(model):
 
 def test_errors(model):
     with pytest.raises(ValueError, match="use attribute_tokens"):
-        attribute(model, TOKENS, 1)
+        attribute(model, TOKENS, target=1)
     with pytest.raises(ValueError, match="n_steps must be a positive integer"):
         attribute_tokens(model, TOKENS, target=1, n_steps=0)
     with pytest.raises(ValueError, match="not in the vocabulary"):

@@ -139,7 +139,8 @@ def _ablation_click_updates_metric(page, artifacts) -> None:
         return kernel_json(
             page,
             "import json\n"
-            "r = explorer.analysis.ablate(model, eval_prompts, panel.units, panel.metric, panel.kind)\n"
+            "r = explorer.analysis.ablate(model, eval_prompts, units=panel.units, metric=panel.metric,\n"
+            "                            ablation=panel.kind)\n"
             "print(json.dumps({'units': panel.units, 'kind': panel.kind, 'shown': panel.after_mean,\n"
             "  'before': r.before_mean, 'after': r.after_mean, 'first_after': float(r.after[0])}))",
         )

@@ -11,7 +11,7 @@ from explorer.hypotheses import planted
 def test_previous_token_model_has_one_previous_token_head_and_predicts_the_previous_token(
     prev_model, prev_data
 ):
-    scores = head_scores(prev_model, prev_data.inputs, kinds=["previous_token"]).get(
+    scores = head_scores(prev_model, prev_data.inputs, scores=["previous_token"]).get(
         "previous_token"
     )
     assert scores[0, 0] > 0.99

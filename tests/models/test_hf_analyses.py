@@ -69,11 +69,11 @@ def test_head_and_neuron_sweeps_equal_one_at_a_time_ablation(model):
     metric = metrics.logit_diff(" Mary", " John", model=model)
     heads = ablation_sweep(model, tokens, metric=metric, unit_type="head")
     for unit in ("head 0.1", "head 1.3"):
-        exact = ablate(model, tokens, unit, metric).after.mean()
+        exact = ablate(model, tokens, units=unit, metric=metric).after.mean()
         assert _after(heads, unit) == pytest.approx(float(exact), abs=1e-4)
     neurons = ablation_sweep(model, tokens, metric=metric, unit_type="neuron", layer=0)
     assert len(neurons.units) == model.d_mlp
-    exact = ablate(model, tokens, "neuron 0.7", metric).after.mean()
+    exact = ablate(model, tokens, units="neuron 0.7", metric=metric).after.mean()
     assert _after(neurons, "neuron 0.7") == pytest.approx(float(exact), abs=1e-4)
 
 
@@ -84,11 +84,11 @@ def test_patching_a_position_with_the_same_token_changes_nothing(model):
     differ = (clean[0] != corrupted[0]).nonzero().flatten()
     metric = metrics.logit_diff(" Mary", " John", model=model)
     for patch in (activation_patching, attribution_patching):
-        result = patch(model, clean, corrupted, metric=metric, grid="resid")
+        result = patch(model, clean, corrupted=corrupted, metric=metric, grid="resid")
         layer0 = result.values[0]
         assert torch.allclose(layer0[same], torch.tensor(result.corrupted_value), atol=1e-4)
         assert (layer0[differ] - result.corrupted_value).abs().max() > 1e-4
-    heads = activation_patching(model, clean, corrupted, metric=metric, grid="head")
+    heads = activation_patching(model, clean, corrupted=corrupted, metric=metric, grid="head")
     assert tuple(heads.values.shape) == (2, 4) and torch.isfinite(heads.values).all()
 
 

@@ -91,9 +91,9 @@ def test_model_calls_take_flat_or_image_shaped_batches(twins, digits):
 def test_attribute_on_a_flat_mlp_equals_its_twin(twins, digits, method):
     flat, twin = twins
     images, labels = digits[0][:4], digits[1][:4]
-    maps = attribute(flat, images.flatten(1), labels, method).maps
+    maps = attribute(flat, images.flatten(1), target=labels, method=method).maps
     assert maps.shape == (4, 1, 28, 28)
-    torch.testing.assert_close(maps, attribute(twin, images, labels, method).maps)
+    torch.testing.assert_close(maps, attribute(twin, images, target=labels, method=method).maps)
 
 
 def test_maximize_activation_on_a_flat_mlp_equals_its_twin(twins):

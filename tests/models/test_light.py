@@ -128,8 +128,10 @@ def test_analyses_agree_on_the_shipped_model():
             rtol=1e-5, atol=1e-5,
         )  # fmt: skip
     loss = metrics.repeated_half_loss(tokens)
-    ours_sweep = ablation_sweep(model, tokens, loss, kind="mean").to_dataframe().to_numpy()
-    ref_sweep = ablation_sweep(ref, tokens, loss, kind="mean").to_dataframe().to_numpy()
+    ours_sweep = (
+        ablation_sweep(model, tokens, metric=loss, ablation="mean").to_dataframe().to_numpy()
+    )
+    ref_sweep = ablation_sweep(ref, tokens, metric=loss, ablation="mean").to_dataframe().to_numpy()
     torch.testing.assert_close(
         torch.as_tensor(ours_sweep), torch.as_tensor(ref_sweep), rtol=1e-4, atol=1e-5
     )

@@ -115,8 +115,8 @@ def test_head_ablation_sweeps(pair, kind):
     tl, nns = pair
     tokens = _tokens(tl)
     metric = metrics.logit_diff(" Mary", " John", model=tl)
-    a = ablation_sweep(tl, tokens, metric=metric, unit_type="head", kind=kind)
-    b = ablation_sweep(nns, tokens, metric=metric, unit_type="head", kind=kind, max_tokens=64)
+    a = ablation_sweep(tl, tokens, metric=metric, unit_type="head", ablation=kind)
+    b = ablation_sweep(nns, tokens, metric=metric, unit_type="head", ablation=kind, max_tokens=64)
     assert a.units == b.units
     _close(a.after_per_example, b.after_per_example)
     _close(a.before, b.before)
@@ -137,8 +137,8 @@ def test_activation_and_attribution_patching(pair, grid):
     clean, corrupted = tl.to_tokens(hf_tiny.IOI), tl.to_tokens(CORRUPTED)
     metric = metrics.logit_diff(" Mary", " John", model=tl)
     for patch in (activation_patching, attribution_patching):
-        a = patch(tl, clean, corrupted, metric=metric, grid=grid)
-        b = patch(nns, clean, corrupted, metric=metric, grid=grid)
+        a = patch(tl, clean, corrupted=corrupted, metric=metric, grid=grid)
+        b = patch(nns, clean, corrupted=corrupted, metric=metric, grid=grid)
         _close(a.values, b.values)
         _close(a.clean_value, b.clean_value)
 
@@ -205,8 +205,12 @@ def test_path_patching(pair):
     # grouped-query keys/values are one per key/value head here (Hugging Face's), one per
     # query head in transformer-lens: the paths through them differ, queries do not
     inputs = ("q",) if grouped else ("q", "k", "v")
-    a = path_patching(tl, clean, corrupted, receivers="head 1.2", metric=metric, inputs=inputs)
-    b = path_patching(nns, clean, corrupted, receivers="head 1.2", metric=metric, inputs=inputs)
+    a = path_patching(
+        tl, clean, corrupted=corrupted, receivers="head 1.2", metric=metric, receiver_inputs=inputs
+    )
+    b = path_patching(
+        nns, clean, corrupted=corrupted, receivers="head 1.2", metric=metric, receiver_inputs=inputs
+    )
     _close(a.values, b.values)
     assert b.values[0].isfinite().all() and b.values[1].isnan().all()
 
@@ -246,7 +250,7 @@ def test_what_each_trace_saves(pairs):
     nns.saved_log.clear()
     head_scores(nns, tokens)
     (record,) = nns.saved_log
-    kinds = len(head_scores(tl, tokens).kinds)
+    kinds = len(head_scores(tl, tokens).names)
     per_layer = batch * kinds * heads * 4  # [batch, kind, head]: no [batch, head, pos, pos]
     assert record.largest == per_layer and record.total - record.output == tl.n_layers * per_layer
     assert record.output == batch * tokens.shape[1] * tl.d_model * 4  # stopped: no logits
@@ -293,15 +297,22 @@ def test_remote_traces_carry_every_analysis(simulated, family):
         ablation_sweep(rem, tokens, metric=metric, unit_type="head").after_per_example,
     )
     a, b = (
-        activation_patching(tl, clean, corrupted, metric=metric, grid="head"),
-        activation_patching(rem, clean, corrupted, metric=metric, grid="head"),
+        activation_patching(tl, clean, corrupted=corrupted, metric=metric, grid="head"),
+        activation_patching(rem, clean, corrupted=corrupted, metric=metric, grid="head"),
     )
     _close(a.values, b.values)
-    a = path_patching(tl, clean, corrupted, receivers="head 1.0", metric=metric, inputs="q")
+    a = path_patching(
+        tl, clean, corrupted=corrupted, receivers="head 1.0", metric=metric, receiver_inputs="q"
+    )
     _close(
         a.values,
         path_patching(
-            rem, clean, corrupted, receivers="head 1.0", metric=metric, inputs="q"
+            rem,
+            clean,
+            corrupted=corrupted,
+            receivers="head 1.0",
+            metric=metric,
+            receiver_inputs="q",
         ).values,
     )
     a, b = (direct_logit_attribution(m, clean, target=" Mary", units="heads") for m in (tl, rem))

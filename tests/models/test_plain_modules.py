@@ -144,7 +144,7 @@ def test_untraceable_forward_walks_submodules_and_says_so(data, neuron_loop):
     assert _plan(handle, "blocks.0.mlp.hook_post").mode == "stack"  # nothing proven: exact
     x, y = data
     metric = metrics.neg_cross_entropy(y)
-    sweep = ablation_sweep(handle, x, metric, layer=0, unit_type="neuron")
+    sweep = ablation_sweep(handle, x, metric=metric, layer=0, unit_type="neuron")
     expected = neuron_loop(handle, x, metric, 0, range(12), torch.zeros(6, 12))
     assert torch.allclose(sweep.after_per_example, expected, atol=1e-5)
 
@@ -174,7 +174,9 @@ def test_sweeps_check_the_structure_and_equal_the_naive_loop(data, cls, modes, k
     for layer, width in enumerate(handle.layer_widths):
         act = cache[f"blocks.{layer}.mlp.hook_post"]
         replacement = torch.zeros_like(act) if kind == "zero" else act.mean(0, keepdim=True)
-        sweep = ablation_sweep(handle, x, metric, layer=layer, unit_type="neuron", kind=kind)
+        sweep = ablation_sweep(
+            handle, x, metric=metric, layer=layer, unit_type="neuron", ablation=kind
+        )
         expected = neuron_loop(handle, x, metric, layer, range(width), replacement.expand_as(act))
         assert torch.allclose(sweep.after_per_example, expected, atol=1e-5)
 
@@ -188,7 +190,7 @@ def test_neuron_patching_on_a_residual_mlp_equals_the_naive_loop(data, neuron_lo
     def metric(logits):
         return logits.log_softmax(-1)[torch.arange(6), target]
 
-    result = activation_patching(handle, x, corrupted, metric, grid="neuron")
+    result = activation_patching(handle, x, corrupted=corrupted, metric=metric, grid="neuron")
     _, clean = handle.run_with_cache(x)
     for layer in range(2):
         act = clean[f"blocks.{layer}.mlp.hook_post"]
@@ -210,7 +212,7 @@ def test_hooks_on_the_wrapped_module_still_run(data, neuron_loop):
         atol=1e-6,
     )
     assert _plan(handle, "blocks.0.mlp.hook_post").readout.tail is None  # full passes then
-    sweep = ablation_sweep(handle, x, metric, layer=0, unit_type="neuron")
+    sweep = ablation_sweep(handle, x, metric=metric, layer=0, unit_type="neuron")
     expected = neuron_loop(handle, x, metric, 0, range(24), torch.zeros(6, 24))
     assert torch.allclose(sweep.after_per_example, expected, atol=1e-5)
 

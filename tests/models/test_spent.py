@@ -42,7 +42,7 @@ def test_transformer_passes_and_interventions_count():
     assert _delta(m, before) == (1, 0, 3)
     mlp = zoo.mnist_mlp(hidden=(8,))
     before = mlp.spent.snapshot()
-    ablate(mlp, torch.rand(6, 1, 28, 28), [Neuron(0, 1)], lambda out: out[:, 0].mean())
+    ablate(mlp, torch.rand(6, 1, 28, 28), units=[Neuron(0, 1)], metric=lambda out: out[:, 0].mean())
     forward, _, examples = _delta(mlp, before)
     assert forward >= 2 and examples >= 12  # the clean and the ablated run
 

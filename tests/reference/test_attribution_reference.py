@@ -46,7 +46,7 @@ def test_maps_equal_captum_called_directly(mlp, batch, method):
     theirs = direct(mlp.model, method, images, targets)
     if method == "smoothgrad":
         torch.manual_seed(11)
-    ours = attribute(mlp, images, targets, method)
+    ours = attribute(mlp, images, target=targets, method=method)
     torch.testing.assert_close(ours.maps, theirs.detach(), atol=1e-5, rtol=0)
     assert ours.convergence_delta is None
 
@@ -58,7 +58,7 @@ def test_integrated_gradients_takes_captum_defaults_and_returns_its_delta(mlp, b
     theirs, delta = ig.attribute(
         images.clone().requires_grad_(True), target=targets, return_convergence_delta=True
     )
-    ours = attribute(mlp, images, targets, "integrated_gradients")
+    ours = attribute(mlp, images, target=targets, method="integrated_gradients")
     torch.testing.assert_close(ours.maps, theirs.detach(), atol=1e-5, rtol=0)
     torch.testing.assert_close(ours.convergence_delta, delta.detach(), atol=1e-5, rtol=0)
     # the delta is completeness: sum(map) - (F(x) - F(baseline))
@@ -79,7 +79,9 @@ def test_tensor_baselines_equal_captum_tensor_baselines(mlp, batch):
             target=targets,
             return_convergence_delta=True,
         )
-        ours = attribute(mlp, images, targets, "integrated_gradients", baseline=baseline)
+        ours = attribute(
+            mlp, images, target=targets, method="integrated_gradients", baseline=baseline
+        )
         torch.testing.assert_close(ours.maps, theirs.detach(), atol=1e-5, rtol=0)
         torch.testing.assert_close(ours.convergence_delta, delta.detach(), atol=1e-5, rtol=0)
     dl, dl_delta = attr.DeepLift(mlp.model).attribute(
@@ -88,8 +90,14 @@ def test_tensor_baselines_equal_captum_tensor_baselines(mlp, batch):
         target=targets,
         return_convergence_delta=True,
     )
-    ours = attribute(mlp, images, targets, "deeplift", baseline=each)
+    ours = attribute(mlp, images, target=targets, method="deeplift", baseline=each)
     torch.testing.assert_close(ours.maps, dl.detach(), atol=1e-5, rtol=0)
     torch.testing.assert_close(ours.convergence_delta, dl_delta.detach(), atol=1e-5, rtol=0)
     with pytest.raises(ValueError, match="does not broadcast to the images"):
-        attribute(mlp, images, targets, "integrated_gradients", baseline=torch.zeros(2, 28, 28))
+        attribute(
+            mlp,
+            images,
+            target=targets,
+            method="integrated_gradients",
+            baseline=torch.zeros(2, 28, 28),
+        )

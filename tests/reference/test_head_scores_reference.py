@@ -60,7 +60,9 @@ def test_detect_head_mul_equals_ours_times_queries_with_a_target_over_seq_len(
     attn2, rep_tokens, kind
 ):
     theirs = tl_detect_head(attn2, rep_tokens, TL_NAMES[kind])  # "mul", no exclusions
-    ours = head_scores(attn2, rep_tokens, [kind], per_example=True).get(kind)  # [b, layer, head]
+    ours = head_scores(attn2, rep_tokens, scores=[kind], per_example=True).get(
+        kind
+    )  # [b, layer, head]
     n_q = target_mask(rep_tokens, kind).any(-1).sum(-1).float()  # [b]
     converted = (ours * n_q[:, None, None] / rep_tokens.shape[1]).mean(0)
     torch.testing.assert_close(converted, theirs, atol=1e-5, rtol=0)
@@ -69,7 +71,7 @@ def test_detect_head_mul_equals_ours_times_queries_with_a_target_over_seq_len(
 
 def test_induction_is_arena_diagonal_over_the_repeated_half(attn2, rep_tokens):
     pattern = patterns(attn2, rep_tokens)  # [b, layer, head, q, k]
-    ours = head_scores(attn2, rep_tokens, ["induction"]).get("induction")
+    ours = head_scores(attn2, rep_tokens, scores=["induction"]).get("induction")
     repeated_half = pattern.diagonal(offset=1 - L, dim1=-2, dim2=-1)[..., 2:]  # queries L+1..2L
     torch.testing.assert_close(ours, repeated_half.mean(-1).mean(0), atol=1e-6, rtol=0)
     # ARENA's own mean also takes queries L-1 and L (keys 0 and 1): the documented conversion
@@ -79,14 +81,14 @@ def test_induction_is_arena_diagonal_over_the_repeated_half(attn2, rep_tokens):
 
 
 def test_induction_differs_from_prefix_matching_when_the_span_repeats_itself(attn2, rep_tokens):
-    scores = head_scores(attn2, rep_tokens, ["induction", "prefix_matching"])
+    scores = head_scores(attn2, rep_tokens, scores=["induction", "prefix_matching"])
     gap = (scores.get("induction") - scores.get("prefix_matching")).abs().max()
     assert gap > 1e-3  # two different scores, as documented: every copy vs the period's
 
 
 def test_previous_token_is_arena_diagonal_exactly(attn2, rep_tokens):
     pattern = patterns(attn2, rep_tokens)
-    ours = head_scores(attn2, rep_tokens, ["previous_token"]).get("previous_token")
+    ours = head_scores(attn2, rep_tokens, scores=["previous_token"]).get("previous_token")
     torch.testing.assert_close(ours, arena_previous_token(pattern).mean(0), atol=1e-6, rtol=0)
 
 
@@ -95,13 +97,13 @@ def test_duplicate_token_is_arena_diagonal_when_the_span_has_no_repeats(attn2):
     span = torch.stack([torch.randperm(29, generator=g)[:L] + 1 for _ in range(4)])
     tokens = torch.cat([torch.zeros(4, 1, dtype=torch.long), span, span], dim=1)
     pattern = patterns(attn2, tokens)
-    ours = head_scores(attn2, tokens, ["duplicate_token"]).get("duplicate_token")
+    ours = head_scores(attn2, tokens, scores=["duplicate_token"]).get("duplicate_token")
     # ARENA's -L diagonal also holds query L -> key 0 (BOS): (L * ours + A[L, 0]) / (L + 1)
     arena = arena_duplicate_token(pattern, L).mean(0)
     converted = (L * ours + pattern[..., L, 0].mean(0)) / (L + 1)
     torch.testing.assert_close(converted, arena, atol=1e-6, rtol=0)
     # and with no repeats in the span, induction is prefix matching
-    both = head_scores(attn2, tokens, ["induction", "prefix_matching"])
+    both = head_scores(attn2, tokens, scores=["induction", "prefix_matching"])
     torch.testing.assert_close(
         both.get("induction"), both.get("prefix_matching"), atol=1e-6, rtol=0
     )

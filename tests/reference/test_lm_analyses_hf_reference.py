@@ -97,7 +97,7 @@ def test_patching_matches_get_act_patch(family, grid, tl_name):
         torch.tensor([handle.to_single_token(" Mary")]),
         torch.tensor([handle.to_single_token(" John")]),
     )
-    ours = activation_patching(handle, clean, corrupted, metric, grid)
+    ours = activation_patching(handle, clean, corrupted=corrupted, metric=metric, grid=grid)
     kv_heads = getattr(handle.model.cfg, "n_key_value_heads", None)
     if (
         grid == "v"

@@ -311,7 +311,7 @@ def test_patching_grids_match_get_act_patch(patching_pair, grid):
     from explorer.analysis import activation_patching
 
     handle, clean, corrupted, metric = patching_pair
-    ours = activation_patching(handle, clean, corrupted, metric, grid)
+    ours = activation_patching(handle, clean, corrupted=corrupted, metric=metric, grid=grid)
     _, clean_cache = handle.model.run_with_cache(clean)
     ref = getattr(patching, TL_PATCHING[grid])(
         handle.model, corrupted, clean_cache, lambda logits: metric(logits).mean()
@@ -368,10 +368,10 @@ def test_path_patching_matches_the_recipe_with_tl_hooks(patching_pair):
         sweep = path_patching(
             handle,
             clean,
-            corrupted,
+            corrupted=corrupted,
             receivers=["head 1.1", "head 1.3"],
             metric=metric,
-            inputs=inputs,
+            receiver_inputs=inputs,
         )
         ref = torch.stack(
             [
@@ -384,7 +384,7 @@ def test_path_patching_matches_the_recipe_with_tl_hooks(patching_pair):
     joint = path_patching(
         handle,
         clean,
-        corrupted,
+        corrupted=corrupted,
         senders=["head 0.0", "head 0.2"],
         receivers="head 1.2",
         metric=metric,

@@ -49,27 +49,31 @@ def hand_attribution(model, clean, corrupted, metric):
 def test_attribution_patching_is_gradient_times_difference_and_batch_size_free(attn2, pair):
     clean, corrupted = pair[0][:1], pair[1][:1]
     metric_one = answer_metric(clean, corrupted)
-    one = attribution_patching(attn2, clean, corrupted, metric_one, grid="resid")
+    one = attribution_patching(attn2, clean, corrupted=corrupted, metric=metric_one, grid="resid")
     by_hand = hand_attribution(attn2, clean, corrupted, metric_one)
     torch.testing.assert_close(one.values, by_hand, atol=1e-5, rtol=0)
     assert float((by_hand - one.corrupted_value).abs().max()) > 1e-2  # not a trivial grid
     # eight copies of the same pair estimate the same batch-mean metric
     clean8, corrupted8 = clean.repeat(8, 1), corrupted.repeat(8, 1)
-    eight = attribution_patching(attn2, clean8, corrupted8, answer_metric(clean8, corrupted8))
+    eight = attribution_patching(
+        attn2, clean8, corrupted=corrupted8, metric=answer_metric(clean8, corrupted8)
+    )
     torch.testing.assert_close(eight.values, one.values, atol=1e-5, rtol=0)
     torch.testing.assert_close(eight.recovery, one.recovery, atol=1e-4, rtol=0)
 
 
 def test_attribution_patching_of_a_batch_is_the_mean_of_its_prompts(attn2, pair):
     clean, corrupted = pair
-    batch = attribution_patching(attn2, clean, corrupted, answer_metric(clean, corrupted), "head")
+    batch = attribution_patching(
+        attn2, clean, corrupted=corrupted, metric=answer_metric(clean, corrupted), grid="head"
+    )
     each = [
         attribution_patching(
             attn2,
             clean[i : i + 1],
-            corrupted[i : i + 1],
-            answer_metric(clean[i : i + 1], corrupted[i : i + 1]),
-            "head",
+            corrupted=corrupted[i : i + 1],
+            metric=answer_metric(clean[i : i + 1], corrupted[i : i + 1]),
+            grid="head",
         ).values
         for i in range(clean.shape[0])
     ]

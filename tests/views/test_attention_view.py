@@ -32,7 +32,7 @@ def test_selecting_a_head_sends_its_cached_pattern(attn_model, repeated):
 def test_scores_and_thumbnails_cover_every_head(attn_model, repeated):
     view = AttentionView(attn_model, repeated)
     expected = head_scores(attn_model, repeated)
-    assert view.score_kinds == list(expected.kinds)
+    assert view.score_kinds == list(expected.names)
     assert np.allclose(decode(view.scores), expected.scores.numpy(), atol=1e-6)
     assert decode(view.thumbnails).shape == (2, 4, 17, 17)
 

@@ -159,3 +159,25 @@ def test_set_model_swaps_the_model_and_redraws(mlp):
         assert getattr(view, name) == getattr(fresh, name), name
     with pytest.raises(TypeError, match="takes no data"):
         view.set_model(other, data)
+
+
+def test_a_cancelled_neuron_change_shows_the_old_neuron_whole():
+    mlp = zoo.mnist_mlp(hidden=(8, 6), seed=0)
+    view = NeuronView(mlp, torch.rand(20, 1, 28, 28), k=3)
+    payloads = ("top_values", "top_images", "hist_counts", "effect_values", "ablation_values")
+    shown = {name: getattr(view, name) for name in payloads}
+    top_examples = view.top_examples
+
+    def cancel_then_read(layer):  # Cancel pressed while the new layer's top-k streams
+        view.cancel()
+        return top_examples(layer)
+
+    view.top_examples = cancel_then_read
+    request(view, "set", layer=1, neuron=4)
+    assert view.wait(SAFETY_S) and view.last_run["outcome"] == "cancelled"
+    assert (view.layer, view.neuron) == (0, 0)
+    assert {name: getattr(view, name) for name in payloads} == shown
+    view.top_examples = top_examples
+    request(view, "set", layer=1, neuron=4)
+    assert view.wait(SAFETY_S) and view.last_run["outcome"] == "done"
+    assert (view.layer, view.neuron) == (1, 4) and view.hist_counts != shown["hist_counts"]

@@ -23,13 +23,17 @@ def test_units_and_kind_run_the_matching_ablation(attn_model, repeated):
     metric = metrics.next_token_loss(repeated)
     panel.units = ["head 1.2", "L0H1"]
     assert panel.units == ["head 1.2", "head 0.1"]
-    expected = ablate(attn_model, repeated, ["head 1.2", "head 0.1"], metric, "zero")
+    expected = ablate(
+        attn_model, repeated, units=["head 1.2", "head 0.1"], metric=metric, ablation="zero"
+    )
     assert np.allclose(decode(panel.before), expected.before.numpy())
     assert np.allclose(decode(panel.after), expected.after.numpy())
     assert panel.after_mean == pytest.approx(expected.after_mean)
     assert panel.hooks == ["blocks.0.attn.hook_z", "blocks.1.attn.hook_z"]
     panel.kind = "mean"
-    expected = ablate(attn_model, repeated, ["head 1.2", "head 0.1"], metric, "mean")
+    expected = ablate(
+        attn_model, repeated, units=["head 1.2", "head 0.1"], metric=metric, ablation="mean"
+    )
     assert panel.after_mean == pytest.approx(expected.after_mean)
     panel.units = []
     assert panel.before_mean is None and panel.before["shape"] == [0]
@@ -41,7 +45,7 @@ def test_labels_give_accuracy_and_log_prob_metrics(mnist_mlp, labelled):
     panel.metric_name = "log prob of label"
     panel.units = ["neuron 0.3"]
     expected = ablate(
-        mnist_mlp, labelled[0], ["neuron 0.3"], metrics.neg_cross_entropy(labelled[1])
+        mnist_mlp, labelled[0], units=["neuron 0.3"], metric=metrics.neg_cross_entropy(labelled[1])
     )
     assert panel.after_mean == pytest.approx(expected.after_mean)
 
@@ -49,7 +53,7 @@ def test_labels_give_accuracy_and_log_prob_metrics(mnist_mlp, labelled):
 def test_sweep_draws_every_head_and_a_click_selects_one(attn_model, repeated):
     panel = InterventionPanel(attn_model, repeated)
     panel.sweep()
-    expected = ablation_sweep(attn_model, repeated, metrics.next_token_loss(repeated))
+    expected = ablation_sweep(attn_model, repeated, metric=metrics.next_token_loss(repeated))
     assert np.allclose(decode(panel.sweep_effects), expected.grid().numpy(), atol=1e-6)
     assert panel.sweep_before == pytest.approx(expected.before)
     panel._on_page_message(panel, {"action": "select", "layer": 1, "index": 3}, [])
@@ -66,7 +70,7 @@ def test_neuron_sweep_covers_layers_of_different_widths(mnist_mlp, labelled):
     assert grid.shape == (2, 16)
     assert np.isnan(grid[1, 12:]).all() and np.isfinite(grid[1, :12]).all()
     layer1 = ablation_sweep(
-        mnist_mlp, labelled[0], metrics.accuracy(labelled[1]), unit_type="neuron", layer=1
+        mnist_mlp, labelled[0], metric=metrics.accuracy(labelled[1]), unit_type="neuron", layer=1
     )
     assert np.allclose(grid[1, :12], layer1.effect.numpy(), atol=1e-6)
     panel.select(1, 5)

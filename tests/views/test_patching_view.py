@@ -26,16 +26,22 @@ def test_grids_and_methods_show_the_analysis_results(attn_model, pair):
     view = PatchingView(attn_model, clean, corrupted, metric)
     assert view.grids[:2] == ["resid", "head"] and view.grid == "resid"
     assert "mlp_out" not in view.grids and {"q", "pattern_by_pos", "path"} <= set(view.grids)
-    expected = activation_patching(attn_model, clean, corrupted, metric, "resid")
+    expected = activation_patching(
+        attn_model, clean, corrupted=corrupted, metric=metric, grid="resid"
+    )
     assert np.allclose(decode(view.values), expected.values.numpy(), atol=1e-6)
     assert np.allclose(decode(view.recovery), expected.recovery.numpy(), atol=1e-5)
     assert view.col_labels[1] == "1 " + attn_model.to_str_tokens(clean[0])[1]
     view.grid = "head"
-    expected = activation_patching(attn_model, clean, corrupted, metric, "head")
+    expected = activation_patching(
+        attn_model, clean, corrupted=corrupted, metric=metric, grid="head"
+    )
     assert np.allclose(decode(view.values), expected.values.numpy(), atol=1e-6)
     assert view.clean_value == pytest.approx(expected.clean_value)
     view.method = "attribution"
-    approx = attribution_patching(attn_model, clean, corrupted, metric, "head")
+    approx = attribution_patching(
+        attn_model, clean, corrupted=corrupted, metric=metric, grid="head"
+    )
     assert np.allclose(decode(view.values), approx.values.numpy(), atol=1e-5)
     assert set(view._results) == {
         ("resid", "activation"),
@@ -86,7 +92,9 @@ def test_mismatched_inputs_are_refused(attn_model):
 def test_by_position_sites_show_one_row_per_head(attn_model, pair):
     clean, corrupted, metric = pair
     view = PatchingView(attn_model, clean, corrupted, metric, grid="k_by_pos")
-    expected = activation_patching(attn_model, clean, corrupted, metric, "k_by_pos")
+    expected = activation_patching(
+        attn_model, clean, corrupted=corrupted, metric=metric, grid="k_by_pos"
+    )
     n_pos = clean.shape[1]
     assert view.values["shape"] == [8, n_pos] and view.row_labels[5] == "L1H1"
     shown = decode(view.values).reshape(2, 4, n_pos)  # rows are (layer, head)
@@ -97,7 +105,9 @@ def test_by_position_sites_show_one_row_per_head(attn_model, pair):
         "layer 1, head 1, position 3"
     )
     view.grid = "pattern_by_pos"
-    expected = activation_patching(attn_model, clean, corrupted, metric, "pattern_by_pos")
+    expected = activation_patching(
+        attn_model, clean, corrupted=corrupted, metric=metric, grid="pattern_by_pos"
+    )
     assert np.allclose(decode(view.values).reshape(2, 4, n_pos), expected.values.numpy(), atol=1e-6)
     assert "dest position" in view.selected_text
 
@@ -109,14 +119,21 @@ def test_path_grid_uses_the_selected_head_as_receiver(attn_model, pair):
     view = PatchingView(attn_model, clean, corrupted, metric, grid="head")
     view.cell = [1, 2]  # select head 1.2 by a click
     view.grid = "path"
-    expected = path_patching(attn_model, clean, corrupted, receivers="head 1.2", metric=metric)
+    expected = path_patching(
+        attn_model, clean, corrupted=corrupted, receivers="head 1.2", metric=metric
+    )
     assert np.allclose(decode(view.values), expected.values.numpy(), atol=1e-6, equal_nan=True)
     assert view.receivers_used == ["head 1.2"]
     view.cell = [0, 3]  # clicking a sender selects it, the receiver stays
     assert (view.layer, view.head) == (0, 3) and view.error == ""
     view.receiver_inputs = ["k"]
     expected = path_patching(
-        attn_model, clean, corrupted, receivers="head 1.2", inputs="k", metric=metric
+        attn_model,
+        clean,
+        corrupted=corrupted,
+        receivers="head 1.2",
+        receiver_inputs="k",
+        metric=metric,
     )
     assert np.allclose(decode(view.values), expected.values.numpy(), atol=1e-6, equal_nan=True)
     view.receivers = ["head 1.0", "head 1.1"]

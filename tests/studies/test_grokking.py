@@ -11,20 +11,18 @@ import torch
 
 import explorer
 from explorer.analysis.fourier import fourier_spectrum
-from explorer.training import (
+from explorer.studies.grokking import (
     CI_SETTING,
     DEFAULT_SETTING,
     PAPER_SETTING,
     GrokkingSetting,
+    _StopAfterCleanup,
+    accuracy_without_frequencies,
     grokking_data,
     grokking_progress,
     grokking_summary,
-    train_grokking,
-)
-from explorer.training.grokking import (
-    _StopAfterCleanup,
-    accuracy_without_frequencies,
     restricted_accuracy,
+    train_grokking,
 )
 from explorer.views.scrubber import TrainingScrubber
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from explorer.models import zoo
-from explorer.training.grokking import GrokkingSetting, grokking_data
+from explorer.studies.grokking import GrokkingSetting, grokking_data
 
 
 def test_seed_moves_the_weights_and_data_seed_moves_the_split():
