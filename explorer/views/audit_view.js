@@ -33,7 +33,7 @@ function render({ model, el }) {
   }
 
   function meter(root) {
-    const a = model.get("audit_spent") || {}, s = model.get("spent") || {};
+    const a = model.get("audit_spent") || {};
     const budget = a.budget > 0 ? a.budget : null;
     const share = budget ? Math.min(1, a.forward / budget) : 1;
     const bar = exEl("div", { cls: "ex-meter-bar", attrs: { "data-testid": "budget-bar", "data-share": share } }, [
@@ -43,7 +43,6 @@ function render({ model, el }) {
     root.appendChild(exEl("div", { cls: "ex-meter", attrs: { "data-testid": "budget-meter" } }, [
       exEl("span", { cls: "ex-title", text: "budget" }), bar,
       exEl("span", { attrs: { "data-testid": "audit-spent", "data-value": a.forward }, text: fmt(a.forward) + (budget ? " of " + fmt(budget) : "") + " forward passes by the audit (" + fmt(a.backward) + " backward, " + fmt(a.examples) + " examples)" }),
-      exEl("span", { cls: "ex-muted", attrs: { "data-testid": "spent", "data-value": s.forward }, text: "· the model has run " + fmt(s.forward) + " forward, " + fmt(s.backward) + " backward passes so far" }),
     ]));
   }
 
@@ -144,7 +143,7 @@ function render({ model, el }) {
     detail.appendChild(examples);
   }
 
-  const names = ["selected", "masks", "anomaly", "success", "flagged", "boxes", "pattern", "images", "stamped", "before", "after", "stamped_success", "spent", "audit_spent", "threshold"];
+  const names = ["selected", "masks", "anomaly", "success", "flagged", "boxes", "pattern", "images", "stamped", "before", "after", "stamped_success", "audit_spent", "threshold"];
   return exMount(model, el, "ex-audit", "audit-view", names, draw);
 }
 

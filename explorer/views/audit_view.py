@@ -6,8 +6,8 @@ selected class's reconstructed trigger (mask and pattern), its box and success r
 stamped examples (``analysis.trigger_examples``) with the model's prediction before and after
 the stamp. A click on a mask or a bar sets ``selected``; the kernel stamps that class's
 trigger on held-out images and sends them back. The budget meter shows the passes the audit
-spent against its budget and the passes the model has run so far (``ModelHandle.spent``),
-updated after each click.
+spent against its budget; under it, as under every view, the passes the model has run so
+far (``ModelHandle.spent``, the base widget's ``spent``), updated after each click.
 """
 
 from __future__ import annotations
@@ -86,9 +86,6 @@ class AuditView(ExplorerWidget):
     audit_spent = traitlets.Dict(
         help="{forward, backward, examples, budget}: what the audit spent (budget -1: none)"
     ).tag(sync=True)
-    spent = traitlets.Dict(
-        help="{forward, backward, examples}: passes the model has run so far (running meter)"
-    ).tag(sync=True)
 
     def __init__(
         self,
@@ -165,9 +162,3 @@ class AuditView(ExplorerWidget):
             self.before = [int(v) for v in ex.before]
             self.after = [int(v) for v in ex.after]
             self.stamped_success = ex.success
-            self.spent = _spent(self.model)
-
-
-def _spent(model: ModelHandle) -> dict[str, int]:
-    forward, backward, examples = model.spent.snapshot()
-    return {"forward": forward, "backward": backward, "examples": examples}
