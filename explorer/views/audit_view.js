@@ -93,10 +93,9 @@ function render({ model, el }) {
     });
     const labels = exEl("div", { cls: "ex-audit-labels", style: { width: width + "px" } });
     for (let c = 0; c < n; c++) labels.appendChild(exEl("span", { text: String(c), style: { width: (width / n) + "px" } }));
-    const crit = model.get("method") === "cleanse" ? "anomaly ≥ " + exFmt(thr, 1) : "anomaly > 0";
     top.appendChild(exEl("div", { cls: "ex-col" }, [
       exEl("div", { cls: "ex-title", text: "anomaly per class" }), chart, labels,
-      exEl("span", { cls: "ex-muted", text: "flagged (red) when " + crit + " (dashed) and the trigger works on ≥ " + Math.round(100 * model.get("min_success")) + "% of held-out images" }),
+      exEl("span", { cls: "ex-muted", style: { maxWidth: (width + 60) + "px" }, attrs: { "data-testid": "rule" }, text: model.get("rule") }),
     ]));
 
     // ---- the selected class: trigger, numbers, stamped examples
@@ -143,7 +142,7 @@ function render({ model, el }) {
     detail.appendChild(examples);
   }
 
-  const names = ["selected", "masks", "anomaly", "success", "flagged", "boxes", "pattern", "images", "stamped", "before", "after", "stamped_success", "audit_spent", "threshold"];
+  const names = ["selected", "masks", "anomaly", "success", "flagged", "boxes", "pattern", "images", "stamped", "before", "after", "stamped_success", "audit_spent", "threshold", "rule"];
   return exMount(model, el, "ex-audit", "audit-view", names, draw);
 }
 
