@@ -2,26 +2,35 @@
 
 The rules are docs/architecture.md's:
 
-- Layers point down only. From the bottom: ``explorer._checks``/``explorer._atomic`` (base),
+- Layers point down only. From the bottom: the other top-level modules (``explorer._checks``,
+  ``explorer._atomic``, ...: base, importing no explorer module),
   ``data``, ``models``, ``analysis``, then ``hypotheses`` and ``training`` (siblings: neither
   imports the other), ``studies`` (recipes: may use both), ``views``, and the facade
-  (``explorer/__init__.py`` and the other top-level modules, e.g. ``explorer._load``).
+  (``explorer/__init__.py`` and ``explorer._load``).
   A module may import its own package and any package below it, never one above or beside.
 - No import cycle between modules. Every import counts, in a function or not; only imports
   under ``if TYPE_CHECKING:`` (they never run) are left out of the cycle check.
 - No function-local import of an explorer module: such imports hid cycles. Third-party
   libraries may be imported in a function (transformer-lens, captum, nnsight take seconds).
+- Only ``explorer/models/`` reads the torch module a ``ModelHandle`` wraps. The rule, as
+  checked: outside ``explorer/models/``, no code (docstring examples included) reads or
+  writes an attribute ``.model`` on anything but the bare name ``self`` (a widget's or a
+  result's own field), nor calls ``getattr(x, "model")``. ``model.model``, ``handle.model``
+  and ``self.model.model`` all fail. Objects that keep a handle in a field called ``model``
+  are listed in ``HANDLE_FIELDS`` with the reason. Analysis asks the handle instead
+  (``weight``, ``layer_modules``, ``named_parameters``, ``models.fast_paths``, ...).
 """
 
 from __future__ import annotations
 
 import ast
+import doctest
 from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1] / "explorer"
 
-BASE = {"explorer._checks", "explorer._atomic"}
+FACADE = {"explorer", "explorer._load"}  # every other top-level module is a base module
 # rank of each layer, bottom first; packages of equal rank may not import each other
 RANKS = {
     "base": 0,
@@ -114,11 +123,11 @@ EDGES = [imp for m in MODULES for imp in imports_of(m)]
 
 def layer_of(module: str) -> str:
     parts = module.split(".")
-    if module in BASE:
-        return "base"
+    if module in FACADE:
+        return "facade"
     if len(parts) >= 2 and parts[1] in RANKS and (ROOT / parts[1]).is_dir():
         return parts[1]
-    return "facade"  # explorer/__init__.py and the other top-level modules
+    return "base"  # explorer/_checks.py, _atomic.py, ...: they import no explorer module
 
 
 def test_the_parser_sees_the_imports_it_must():
@@ -204,3 +213,88 @@ def test_find_cycles_finds_a_cycle():
 def test_no_import_cycles():
     cycles = find_cycles([(e.source, e.target) for e in EDGES if not e.typing_only])
     assert not cycles, "import cycles:\n" + "\n".join(" <-> ".join(c) for c in cycles)
+
+
+# ``x.model`` reads of a field that is not the wrapped torch module: why
+HANDLE_FIELDS = {
+    ("explorer.studies.auditing", "p.model"): "Planted.model is the planted ModelHandle",
+    ("explorer.analysis.trigger_examples", "result.model"): "AuditResult.model is a name",
+    ("explorer.views.audit_view", "result.model"): "AuditResult.model is a name",
+}
+
+
+def _sources(path: Path) -> list[tuple[int, ast.AST]]:
+    """The module's tree, and the tree of every docstring example (with its line)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    found: list[tuple[int, ast.AST]] = [(0, tree)]
+    parser = doctest.DocTestParser()
+    for node in ast.walk(tree):
+        if not isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        doc = ast.get_docstring(node, clean=False)
+        if not doc or ">>>" not in doc:
+            continue
+        line = node.body[0].lineno if node.body else 0
+        for example in parser.get_examples(doc):
+            try:
+                found.append((line + example.lineno, ast.parse(example.source)))
+            except SyntaxError:
+                continue
+    return found
+
+
+def wrapped_module_reads(module: str) -> list[str]:
+    """``module:line expression`` for every read of a handle's wrapped torch module."""
+    bad = []
+    for offset, tree in _sources(MODULES[module]):
+        for node in ast.walk(tree):
+            target = None
+            if isinstance(node, ast.Attribute) and node.attr == "model":
+                if not (isinstance(node.value, ast.Name) and node.value.id == "self"):
+                    target = node
+            elif (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Name)
+                and node.func.id in ("getattr", "setattr", "hasattr")
+                and len(node.args) >= 2
+                and isinstance(node.args[1], ast.Constant)
+                and node.args[1].value == "model"
+            ):
+                target = node
+            if target is None:
+                continue
+            expr = ast.unparse(target)
+            if (module, expr) in HANDLE_FIELDS:
+                continue
+            bad.append(f"{module}:{offset + target.lineno} {expr}")
+    return bad
+
+
+def test_the_wrapped_module_rule_catches_what_it_must(tmp_path, monkeypatch):
+    source = (
+        '"""\n>>> m.model.blocks\n"""\n'
+        "def f(model, handle, self):\n"
+        "    return model.model, handle.model.cfg, self.model.model, getattr(model, 'model')\n"
+        "def g(self):\n"
+        "    return self.model.n_layers\n"
+    )
+    file = tmp_path / "probe.py"
+    file.write_text(source)
+    monkeypatch.setitem(MODULES, "explorer.analysis.probe", file)
+    found = [b.split(" ", 1)[1] for b in wrapped_module_reads("explorer.analysis.probe")]
+    assert sorted(found) == sorted(
+        ["m.model", "model.model", "handle.model", "self.model.model", "getattr(model, 'model')"]
+    )
+
+
+def test_only_models_reads_the_wrapped_torch_module():
+    bad = [
+        read
+        for module in MODULES
+        if layer_of(module) != "models"
+        for read in wrapped_module_reads(module)
+    ]
+    assert not bad, (
+        "outside explorer/models/ ask the ModelHandle (weight, layer_modules, "
+        "named_parameters, models.fast_paths ...), not its wrapped module:\n" + "\n".join(bad)
+    )

@@ -19,7 +19,6 @@ import torch
 
 MAX_REPR = 300  # characters: a result prints on about three lines whatever its size
 MAX_ROWS = 12  # rows of an HTML table (the strongest first); to_dataframe has them all
-MAX_COLUMNS = 16
 
 
 def fmt(value: Any) -> str:
@@ -91,35 +90,11 @@ def html_table(
     )
 
 
-def grid_rows(
-    grid: torch.Tensor, row: str = "layer", column: str = "head"
-) -> tuple[list[str], list[list[Any]], str]:
-    """A ``[row, column]`` grid as ``(header, rows, note)`` for ``html_table``, the first
-    ``MAX_ROWS`` rows and ``MAX_COLUMNS`` columns (the note says what was left out)."""
-    grid = grid.detach().double().cpu()
-    n_rows, n_cols = grid.shape
-    header = [row, *(f"{column} {j}" for j in range(min(n_cols, MAX_COLUMNS)))]
-    rows = [
-        [f"{row} {i}", *(float(v) for v in grid[i, :MAX_COLUMNS])]
-        for i in range(min(n_rows, MAX_ROWS))
-    ]
-    cut = []
-    if n_rows > MAX_ROWS:
-        cut.append(f"{MAX_ROWS} of {n_rows} {row}s")
-    if n_cols > MAX_COLUMNS:
-        cut.append(f"{MAX_COLUMNS} of {n_cols} {column}s")
-    return (
-        header,
-        rows,
-        ("showing " + " and ".join(cut) + "; to_dataframe() has all") if cut else "",
-    )
-
-
 def pandas() -> Any:
     """The pandas module, or an ImportError that says what needs it and how to get it."""
     try:
         import pandas as pd
-    except ImportError as err:  # pragma: no cover - pandas is a dependency
+    except ImportError as err:
         raise ImportError(
             "to_dataframe() needs pandas, which is not installed: pip install pandas"
         ) from err

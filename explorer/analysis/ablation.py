@@ -211,8 +211,8 @@ def _sources(
     seed: int,
 ) -> dict[str, torch.Tensor]:
     """The replacement activation for each hook, shaped like the activation on ``inputs``."""
-    if ablation == "zero":
-        return {h: torch.zeros_like(a) for h, a in own.items()}
+    if ablation == "zero":  # one stored zero each: a remote trace ships a number, not a tensor
+        return {h: a.new_zeros(()).expand_as(a) for h, a in own.items()}
     if reference is None:
         ref = own
     else:
@@ -262,9 +262,11 @@ def _setup(
             )
     hooks = sorted(set(hook_of.values()))
     bases = [h for h in sweep_base_hooks(model, hooks) if h not in hooks] if sweep else []
-    logits, cache = model.run_with_cache(inputs, names=hooks + bases)
+    batch = inputs.shape[0]
+    before, cache = model.run_with_cache(  # the metric, not the logits, leaves the pass
+        inputs, names=hooks + bases, reduce=lambda logits: evaluate(metric, logits, batch)
+    )
     own = {h: cache[h] for h in hooks}
-    before = evaluate(metric, logits, inputs.shape[0])
     sites = _sites(parsed, hook_of, {h: a.ndim for h, a in own.items()})
     sources = _sources(model, inputs, own, ablation, reference, seed)
     return _Setup(inputs, parsed, sites, cache, sources, before)

@@ -115,7 +115,7 @@ class _ImagesIn(torch.nn.Module):
 
     def __init__(self, model: ModelHandle) -> None:
         super().__init__()
-        self.inner = model.model
+        self.inner = model.as_torch_module()
         self.input_shape = tuple(model.input_shape or ())
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
@@ -124,7 +124,7 @@ class _ImagesIn(torch.nn.Module):
 
 def _on_images(model: ModelHandle) -> torch.nn.Module:
     if model.input_shape is None or model.input_shape == model.image_shape:
-        return model.model
+        return model.as_torch_module()
     return _ImagesIn(model)
 
 
@@ -287,14 +287,14 @@ def attribute(
     if method == "edge":
         maps = sobel_edges(images)
     else:
-        was_training = model.model.training
-        model.model.eval()
+        was_training = model.training
+        model.eval()
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # captum warns about grads it sets itself
                 maps, delta = _captum_map(_on_images(model), method, images, targets, options)
         finally:
-            model.model.train(was_training)
+            model.train(was_training)
     maps = maps.detach().float()
     delta = None if delta is None else delta.detach().float().reshape(-1)
     return AttributionMaps(maps, method, targets, time.perf_counter() - start, delta)

@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from explorer._checks import check_choice, check_positive, check_tensor
-from explorer.analysis._display import clip, html_table
+from explorer.analysis._display import clip, html_table, pandas
 from explorer.models.handle import ModelHandle
 
 METHODS = ("cleanse", "stamp", "weights")
@@ -135,7 +135,7 @@ class AuditResult:
         return (1 - m) * images + m * self.patterns[cls].to(images)
 
     def to_dataframe(self):
-        import pandas as pd
+        pd = pandas()
 
         return pd.DataFrame(
             {
@@ -422,7 +422,7 @@ def weight_anomaly(model: ModelHandle, images: torch.Tensor) -> torch.Tensor:
     torch.Size([28, 28])
     """
     images = model.check_images(images)
-    first = next(p for n, p in model.model.named_parameters() if n.endswith("weight"))
+    first = next(p for n, p in model.named_parameters() if n.endswith("weight"))
     w = first.detach()
     h, wd = images.shape[-2:]
     if w.ndim != 2 or w.shape[1] != images[0].numel():

@@ -25,7 +25,7 @@ import torch
 from jaxtyping import Float, Int
 
 from explorer._checks import check_choice, check_positive
-from explorer.analysis._display import clip, html_table
+from explorer.analysis._display import clip, html_table, pandas
 from explorer.analysis.units import Head, all_heads, units_of_type
 from explorer.models.handle import ModelHandle
 
@@ -68,7 +68,7 @@ class CircuitSVD:
 
     def to_dataframe(self):
         """One row per head and direction: singular value and both sides' top tokens."""
-        import pandas as pd
+        pd = pandas()
 
         rows = []
         for h, head in enumerate(self.heads):

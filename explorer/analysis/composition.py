@@ -192,14 +192,14 @@ def random_composition_baseline(
     return float(scores.mean()), std
 
 
-def _transformer(model: ModelHandle):
+def _transformer(model: ModelHandle) -> ModelHandle:
     if not model.is_transformer:
         raise ValueError(f"{model.name} takes {model.kind}: it has no attention heads")
-    return model.model
+    return model
 
 
-def _has_layernorm(tl) -> bool:
-    return getattr(tl.cfg, "normalization_type", None) in ("LN", "LNPre")
+def _has_layernorm(model: ModelHandle) -> bool:
+    return model.normalization in ("LN", "LNPre")
 
 
 def _centre(w: torch.Tensor, dim: int) -> torch.Tensor:
@@ -207,9 +207,10 @@ def _centre(w: torch.Tensor, dim: int) -> torch.Tensor:
     return w - w.mean(dim, keepdim=True)
 
 
-def _ln_weight(ln, d_model: int) -> torch.Tensor:
-    w = getattr(ln, "w", None)
-    return w.detach() if w is not None else torch.ones(d_model)
+def _ln_weight(norm: tuple, d_model: int) -> torch.Tensor:
+    """The weight of a norm (``ModelHandle.final_norm`` / ``block_norm``); ones if it has none."""
+    w = norm[1]
+    return w if w is not None else torch.ones(d_model)
 
 
 @torch.no_grad()
@@ -226,19 +227,15 @@ def head_circuits(
     >>> tuple(ov.shape), tuple(qk.shape)
     ((2, 4, 32, 32), (2, 4, 32, 32))
     """
-    tl = _transformer(model)
-    d_model = int(tl.cfg.d_model)
+    _transformer(model)
+    d_model = int(model.d_model or 0)
     ovs, qks = [], []
-    for block in tl.blocks:
-        attn = block.attn
+    for layer in range(model.n_layers):
         w_q, w_k, w_v, w_o = (
-            attn.W_Q.detach().double(),
-            attn.W_K.detach().double(),
-            attn.W_V.detach().double(),
-            attn.W_O.detach().double(),
+            model.weight(name, layer).double() for name in ("W_Q", "W_K", "W_V", "W_O")
         )
-        if fold_layernorm and _has_layernorm(tl):
-            scale = _ln_weight(block.ln1, d_model).double()[None, :, None]
+        if fold_layernorm and _has_layernorm(model):
+            scale = _ln_weight(model.block_norm(layer, "ln1"), d_model).double()[None, :, None]
             # LayerNorm reads a centred, rescaled residual: fold both into the readers
             w_q, w_k, w_v = (_centre(w * scale, dim=1) for w in (w_q, w_k, w_v))
             w_o = _centre(w_o, dim=-1)  # the next LayerNorm removes the mean
@@ -262,7 +259,7 @@ def composition_scores(
     >>> tuple(c.between("k", 0, 1).shape), bool(c.get("k")[1, 0, 0, 0].isnan())
     ((4, 4), True)
     """
-    tl = _transformer(model)
+    _transformer(model)
     ov, qk = head_circuits(model, fold_layernorm=fold_layernorm)
     n_layers, n_heads = ov.shape[0], ov.shape[1]
     scores = torch.full((len(COMPOSITIONS), n_layers, n_heads, n_layers, n_heads), float("nan"))
@@ -278,7 +275,7 @@ def composition_scores(
                 right = readers[kind][None]  # [1, head_b, d, d]
                 scores[i, layer_a, :, layer_b, :] = composition_score(left, right)
     mean, std = random_composition_baseline(
-        int(tl.cfg.d_model), int(tl.cfg.d_head), n_samples=baseline_samples, seed=seed
+        int(model.d_model or 0), int(model.d_head or 0), n_samples=baseline_samples, seed=seed
     )
     return CompositionScores(scores, COMPOSITIONS, mean, std)
 
@@ -314,19 +311,21 @@ def ov_copying_scores(
     Positional embeddings and earlier layers are left out: this is the direct path from
     the attended token's embedding, which is what an induction head copies.
     """
-    tl = _transformer(model)
-    if int(tl.cfg.d_vocab) != int(tl.cfg.d_vocab_out):
+    _transformer(model)
+    if model.d_vocab != model.n_outputs:
         raise ValueError(
-            f"copying needs the same input and output vocabulary, got {tl.cfg.d_vocab} "
-            f"and {tl.cfg.d_vocab_out}"
+            f"copying needs the same input and output vocabulary, got {model.d_vocab} "
+            f"and {model.n_outputs}"
         )
     ids = _token_list(model, tokens)
     ov, _ = head_circuits(model, fold_layernorm=fold_layernorm)
-    w_e = tl.W_E.detach().double()[ids]
-    w_u = tl.W_U.detach().double()[:, ids]
-    if fold_layernorm and _has_layernorm(tl):
+    w_e = model.weight("W_E").double()[ids]
+    w_u = model.weight("W_U").double()[:, ids]
+    if fold_layernorm and _has_layernorm(model):
         w_e = _centre(w_e, dim=-1)
-        w_u = _centre(_ln_weight(tl.ln_final, int(tl.cfg.d_model)).double()[:, None] * w_u, 0)
+        w_u = _centre(
+            _ln_weight(model.final_norm(), int(model.d_model or 0)).double()[:, None] * w_u, 0
+        )
         w_u = _centre(w_u, dim=-1)  # softmax ignores a shift shared by all logits
     full = w_e @ ov.double() @ w_u  # [layer, head, n, n]
     eig = torch.linalg.eigvals(full)

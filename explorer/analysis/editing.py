@@ -113,10 +113,7 @@ def predict(model: ModelHandle, inputs: torch.Tensor, *, batch_size: int = 512) 
     inputs = model.check_inputs(inputs)
     check_positive("batch_size", batch_size)
     return torch.cat(
-        [
-            model.model(inputs[i : i + batch_size]).argmax(-1)
-            for i in range(0, len(inputs), batch_size)
-        ]
+        [model(inputs[i : i + batch_size]).argmax(-1) for i in range(0, len(inputs), batch_size)]
     )
 
 
@@ -142,17 +139,8 @@ def _layer_modules(model: ModelHandle, layer: int) -> tuple[nn.Module, nn.Module
     """The weighted module that computes ``layer`` and the next weighted module (reads it)."""
     if model.is_transformer:
         raise ValueError("weight edits here are for plain image models (MLP / CNN)")
-    layer = model.check_layer(layer)
-    wrapped = model.model
-    named = dict(wrapped.module.named_modules())  # type: ignore[union-attr]
-    blocks = wrapped.found_blocks  # type: ignore[union-attr]
-    incoming = named[blocks[layer].pre]
-    if layer + 1 < len(blocks):
-        outgoing: nn.Module | None = named[blocks[layer + 1].pre]
-    else:
-        out_name = wrapped.output_layer  # type: ignore[union-attr]
-        outgoing = named[out_name] if out_name is not None else None
-    return incoming, outgoing
+    io = model.layer_modules(layer)
+    return io.incoming, io.outgoing
 
 
 def _hard_examples(
@@ -163,7 +151,7 @@ def _hard_examples(
     if idx.numel() == 0:
         raise ValueError(f"no examples of class {target} to learn from")
     with torch.no_grad():
-        logits = model.model(images[idx])
+        logits = model(images[idx])
     others = logits.clone()
     others[:, target] = -torch.inf
     runner_up = others.argmax(-1)
@@ -200,13 +188,13 @@ def error_attribution(
         store["act"] = act
 
     with model.hooks([(name, keep)]):
-        logits = model.model(images[idx])
+        logits = model(images[idx])
     rows = torch.arange(len(idx))
     margin = logits[rows, target_class] - logits[rows, runner_up]
     margin.sum().backward()
     act = store["act"]
     score = -(act * act.grad)  # type: ignore[operator]
-    model.model.zero_grad(set_to_none=True)
+    model.zero_grad()
     if score.ndim > 2:  # conv: sum over positions
         score = score.flatten(2).sum(2)
     return score.mean(0).detach()
@@ -291,7 +279,7 @@ def scale_units(
     >>> from explorer.analysis.units import Neuron
     >>> m = zoo.mnist_mlp(hidden=(4,))
     >>> damped = scale_units(m, units=[Neuron(0, 1)], factor=0.5)
-    >>> w0, w1 = m.model.module[3].weight, damped.model.module[3].weight
+    >>> w0, w1 = m.layer_modules(0).outgoing.weight, damped.layer_modules(0).outgoing.weight
     >>> bool((w1[:, 1] == 0.5 * w0[:, 1]).all()), bool((w1[:, 0] == w0[:, 0]).all())
     (True, True)
     """

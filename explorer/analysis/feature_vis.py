@@ -264,7 +264,7 @@ def maximize_activation(
 
     def unit_activations(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         with model.hooks([(n_, grab) for n_ in names]):
-            model.model(model.to_inputs(images))
+            model(model.to_inputs(images))
         if objective == "class_vs_rest":
             out = store.pop(name)
             rest = torch.cat([out[:, :unit], out[:, unit + 1 :]], dim=1)
@@ -277,8 +277,8 @@ def maximize_activation(
         surrogate = torch.where(pre > 0, act, leak * pre)
         return spatial_mean(act), spatial_mean(surrogate)
 
-    was_training = model.model.training
-    model.model.eval()
+    was_training = model.training
+    model.eval()
     trajectory = []
     pixels = logits[0].numel()
     try:
@@ -315,7 +315,7 @@ def maximize_activation(
             final = torch.sigmoid(logits)
             activations = unit_activations(final)[0]
     finally:
-        model.model.train(was_training)
+        model.train(was_training)
     return FeatureVisualization(
         images=final.detach(),
         activations=activations.detach(),

@@ -27,7 +27,8 @@ import torch
 from jaxtyping import Float, Int
 
 from explorer._checks import check_choice
-from explorer.analysis._display import clip, html_table
+from explorer.analysis._display import clip, html_table, pandas
+from explorer.analysis.cache import _last_block
 from explorer.analysis.units import Head
 from explorer.models.handle import ModelHandle
 
@@ -71,7 +72,7 @@ class HeadDetection:
         return [(Head(int(i) // heads, int(i) % heads), float(v)) for v, i in zip(values, flat)]
 
     def to_dataframe(self):
-        import pandas as pd
+        pd = pandas()
 
         layers, heads = self.scores.shape
         return pd.DataFrame(
@@ -154,22 +155,29 @@ def detect_heads(
         raise ValueError("head detection needs sequences of at least 2 tokens")
     target, name = _pattern_tensor(pattern, tokens)
     names = [model.hook_name("pattern", layer) for layer in range(model.n_layers)]
-    _, cache = model.run_with_cache(tokens, names=names)
     n = tokens.shape[1]
     keep = torch.ones(n, n)
     if exclude_bos:
         keep[:, 0] = 0
     if exclude_current_token:
         keep.fill_diagonal_(0)
-    layers = []
-    for hook in names:
-        attn = cache[hook].float()  # [b, h, q, k]
-        if error_measure == "mul":
-            kept = attn * keep
-            layers.append((kept * target[:, None]).sum((-1, -2)) / kept.sum((-1, -2)))
-        else:
-            diff = (attn - target[:, None]).abs() * keep
-            layers.append(1 - diff.sum((-1, -2)) / n)
+    mul = error_measure == "mul"
+
+    def score(name: str, pattern: torch.Tensor) -> torch.Tensor:  # [b, h]
+        attn = pattern.float()  # [b, h, q, k]
+        keep_, target_ = keep.to(attn.device), target.to(attn.device)
+        if mul:
+            kept = attn * keep_
+            return (kept * target_[:, None]).sum((-1, -2)) / kept.sum((-1, -2))
+        diff = (attn - target_[:, None]).abs() * keep_
+        return 1 - diff.sum((-1, -2)) / n
+
+    # scored inside the pass: no pattern is kept (a remote backend sends back [b, h] per
+    # layer), and the pass stops after the last block
+    _, cache = model.run_with_cache(
+        tokens, names=names, select=score, stop_at_layer=_last_block(model, names)
+    )
+    layers = [cache[hook] for hook in names]
     per_example = torch.stack(layers, dim=1)  # [b, layer, head]
     return HeadDetection(
         per_example.mean(0), per_example, name, exclude_bos, exclude_current_token, error_measure

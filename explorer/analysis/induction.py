@@ -110,7 +110,7 @@ def induction_progress(
     """
     tokens = model.check_inputs(inputs)
     first, repeated = _halves(tokens)
-    was_training = model.model.training
+    was_training = model.training
     model.eval()
     try:
         logits = model(tokens)

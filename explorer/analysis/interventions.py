@@ -8,7 +8,7 @@ Sweeps (one single-site intervention per unit) are where users wait, so they avo
 recomputing what the edit cannot change. The batch runs once up to the edit, then fans out
 into one copy per unit:
 - a residual-stream hook, or a hook of a plain module that the rest of the model reads
-  and nothing computed before it (``hooked_module.fans_out``, proven from the traced
+  and nothing computed before it (``models.fast_paths.fans_out``, proven from the traced
   graph): fan out at the hook itself, each copy edited; other plain-module hooks (a
   residual connection around them) stack copies of the whole batch;
 - a head (``attn.hook_z``) or neuron (``mlp.hook_post``) of a transformer: its effect on the
@@ -16,7 +16,7 @@ into one copy per unit:
   next residual hook, adding each copy's exact change. Nothing before the next block is
   recomputed per unit. The same holds for a plain module's neurons when the structure
   proves that one ``nn.Linear`` with a hook point reads them and nothing else, and that the
-  rest of the model reads only that output (``hooked_module.linear_reader``): the fan-out
+  rest of the model reads only that output (``models.fast_paths.linear_readout``): the fan-out
   happens at that Linear's output.
 For transformers the prefix is not even recomputed once per chunk: every pass starts at
 the edited block (``start_at_layer``) from the clean residual stream that the caller's
@@ -30,16 +30,24 @@ plain per-unit loop.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from explorer._cancel import check_cancelled
 from explorer.analysis.metrics import Metric, evaluate, evaluate_copies
+from explorer.models.fast_paths import (
+    Readout,
+    fans_out,
+    finish_block,
+    finishes_blocks,
+    linear_readout,
+    run_from_layer,
+    starts_mid_model,
+)
 from explorer.models.handle import ModelHandle
-from explorer.models.hooked_module import fans_out, linear_reader
 
 Site = tuple[str, tuple]
 
@@ -63,11 +71,12 @@ def _per_pass(model: ModelHandle, inputs: torch.Tensor, max_tokens: int) -> int:
     per_copy = inputs.shape[0] * (inputs.shape[1] if inputs.dtype == torch.long else 1)
     copies = max(1, max_tokens // per_copy)
     if model.is_transformer:
-        cfg = model.model.cfg  # type: ignore[union-attr]
         pos = inputs.shape[-1]
-        widest = max(cfg.d_model, cfg.d_vocab_out, cfg.n_heads * pos, cfg.d_mlp or 0)
-        size = torch.finfo(cfg.dtype).bits // 8
-        weights = sum(p.numel() for p in model.model.parameters()) * size
+        widest = max(
+            model.d_model or 0, model.n_outputs or 0, (model.n_heads or 0) * pos, model.d_mlp or 0
+        )
+        size = torch.finfo(model.dtype).bits // 8
+        weights = sum(p.numel() for p in model.parameters()) * size
         copies = min(copies, max(1, max(PASS_BYTES, weights) // (per_copy * widest * size)))
     return copies
 
@@ -110,10 +119,12 @@ def run_interventions(
                 by_hook[hook].append((copy, index))
 
         def make_hook(name: str, edits: list[tuple[int, tuple]], copies: int = copies) -> Any:
+            source = sources[name]  # this hook's only: a remote backend ships the closure
+
             def hook_fn(act: torch.Tensor, hook: Any) -> torch.Tensor:
                 view = act.reshape(copies, batch, *act.shape[1:])
                 for copy, index in edits:
-                    view[copy][index] = sources[name][index].to(act.dtype)
+                    view[copy][index] = source[index].to(act.dtype)
                 if fired is not None:
                     fired.add(name)
                 return view.reshape(act.shape)
@@ -127,45 +138,9 @@ def run_interventions(
                 stacked,
                 hooks,
                 lambda logits, copies=copies: evaluate_copies(metric, logits, copies, batch),
-                _checked=True,
             )
         )
     return torch.cat(results)
-
-
-@dataclass(frozen=True)
-class _Readout:
-    """``hook`` is a linear map of the swept activation and nothing else changes it:
-    replacing a unit's activation by ``new`` changes ``hook`` by ``(new - old) @ weight[u]``.
-    ``weight`` is ``[units, d_out]`` (neurons) or ``[units, d_head, d_out]`` (heads)."""
-
-    hook: str
-    weight: torch.Tensor = field(repr=False)
-    tail: Callable[[torch.Tensor], torch.Tensor] | None = field(default=None, repr=False)
-
-
-def _linear_readout(model: ModelHandle, hook: str) -> _Readout | None:
-    """Where the linear effect of ``hook`` lands: for a transformer's ``attn.hook_z`` /
-    ``mlp.hook_post``, the next residual hook (``W_O``, ``W_out``); for a plain module's
-    ``mlp.hook_post`` read only by an ``nn.Linear``, that Linear's hooked output
-    (``hooked_module.linear_reader`` checks the structure). None when it does not apply."""
-    if not model.is_transformer:
-        reader = linear_reader(model.model, hook)
-        if reader is None:
-            return None
-        return _Readout(reader.hook, reader.linear.weight.detach().T, reader.tail)
-    if getattr(model.model.cfg, "parallel_attn_mlp", False):
-        return None
-    parts = hook.split(".")
-    if len(parts) != 4 or parts[0] != "blocks":
-        return None
-    block = model.model.blocks[int(parts[1])]
-    if parts[2:] == ["attn", "hook_z"]:
-        after = "hook_resid_post" if not model.has_mlp else "hook_resid_mid"
-        return _Readout(f"blocks.{parts[1]}.{after}", block.attn.W_O.detach())
-    if parts[2:] == ["mlp", "hook_post"] and not getattr(model.model.cfg, "gated_mlp", False):
-        return _Readout(f"blocks.{parts[1]}.hook_resid_post", block.mlp.W_out.detach())
-    return None
 
 
 def _full_index(index: Any, ndim: int) -> tuple | None:
@@ -225,7 +200,7 @@ def _linear_delta(
     weight: torch.Tensor, sites: Sequence[Site], clean: torch.Tensor, source: torch.Tensor
 ) -> torch.Tensor | None:
     """``[copies, batch, ..., d_out]``: each copy's change ``(source - clean) @ weight[u]``
-    of the readout (see ``_Readout``), or None if a site is not one unit (optionally at
+    of the readout (see ``Readout``), or None if a site is not one unit (optionally at
     one position) of every example.
 
     The unit axis of the activation is the one ``weight`` starts with (heads:
@@ -270,42 +245,6 @@ def _linear_delta(
     return out.reshape(*diff.shape[: 1 + axis], w.shape[-1])
 
 
-def _starts_mid_model(model: ModelHandle) -> bool:
-    """Whether a forward pass can start at a block from a cached residual stream
-    (``start_at_layer``) and give what the full pass gives."""
-    if not model.is_transformer or not model.runs_from_layer:
-        return False
-    cfg = model.model.cfg
-    if getattr(cfg, "positional_embedding_type", "standard") == "shortformer":
-        return False  # each block re-adds the positional embedding
-    tokenizer = getattr(model.model, "tokenizer", None)
-    return getattr(tokenizer, "padding_side", "right") != "left"  # left padding: masks
-
-
-def _finishes_blocks(model: ModelHandle) -> bool:
-    """Whether ``_finish_block`` computes what a transformer-lens block does after its
-    ``hook_resid_mid`` (a pre-norm block with attention then MLP in sequence)."""
-    cfg = model.model.cfg  # type: ignore[union-attr]
-    if cfg.attn_only or cfg.parallel_attn_mlp or getattr(cfg, "n_devices", 1) != 1:
-        return False
-    if cfg.original_architecture is None:  # a toy model (no transformer-lens import needed)
-        return True
-    from transformer_lens.utilities.architectures import POST_NORM_ARCHITECTURES
-
-    return cfg.original_architecture not in POST_NORM_ARCHITECTURES
-
-
-def _finish_block(model: ModelHandle, layer: int, resid_mid: torch.Tensor) -> torch.Tensor:
-    """Logits from block ``layer``'s ``hook_resid_mid`` on: the block's MLP half (as
-    ``TransformerBlock.forward`` writes it), then ``start_at_layer=layer + 1``. Running
-    from here, not from ``hook_resid_pre``, skips recomputing the block's attention."""
-    tl = model.model
-    block = tl.blocks[layer]  # type: ignore[index, union-attr]
-    mlp_in = block.hook_mlp_in(resid_mid.clone()) if tl.cfg.use_hook_mlp_in else resid_mid  # type: ignore[union-attr]
-    resid_post = block.hook_resid_post(resid_mid + block.apply_mlp(block.ln2(mlp_in)))
-    return tl(resid_post, start_at_layer=layer + 1)  # type: ignore[operator]
-
-
 @dataclass(frozen=True)
 class _Plan:
     """How the sweep at one hook runs.
@@ -320,7 +259,7 @@ class _Plan:
 
     mode: str
     hook: str
-    readout: _Readout | None = None
+    readout: Readout | None = None
     base: str | None = None
     start: int = 0
     finish_block: bool = False  # base is block ``start``'s resid_mid: run its MLP half first
@@ -329,24 +268,22 @@ class _Plan:
 def _plan(model: ModelHandle, name: str) -> _Plan:
     if not model.edits_fan_out:  # the batch keeps its size through a pass: stack copies
         return _Plan("stack", name)
-    readout = _linear_readout(model, name)
+    readout = linear_readout(model, name)
     if readout is not None:
         mode, hook = "linear", readout.hook
-    elif name.split(".")[-1].startswith("hook_resid") or (
-        not model.is_transformer and fans_out(model.model, name)
-    ):
+    elif name.split(".")[-1].startswith("hook_resid") or (fans_out(model, name)):
         mode, hook = "site", name
     else:
         return _Plan("stack", name)
     if readout is not None and readout.tail is not None:  # a plain module, run on from hook
         return _Plan(mode, hook, readout, base=hook)
     parts = hook.split(".")
-    if not _starts_mid_model(model) or len(parts) != 3 or parts[0] != "blocks":
+    if not starts_mid_model(model) or len(parts) != 3 or parts[0] != "blocks":
         return _Plan(mode, hook, readout)
     layer = int(parts[1])
     if parts[2] == "hook_resid_post":
         return _Plan(mode, hook, readout, base=hook, start=layer + 1)
-    if parts[2] == "hook_resid_mid" and _finishes_blocks(model):
+    if parts[2] == "hook_resid_mid" and finishes_blocks(model):
         return _Plan(mode, hook, readout, base=hook, start=layer, finish_block=True)
     return _Plan(mode, hook, readout, base=f"blocks.{layer}.hook_resid_pre", start=layer)
 
@@ -423,16 +360,16 @@ def run_sweep(
                 copies = copies.reshape(-1, *base.shape[1:])
             if plan.base is None:  # the whole pass, copies from the hook on
                 hook = (plan.hook, lambda act, hook, edit=edit: edit(act))
-                logits = model.run_with_hooks(inputs, [hook], _checked=True)
+                logits = model.run_with_hooks(inputs, [hook])
             elif plan.base == plan.hook and plan.readout and plan.readout.tail:  # plain module
                 logits = plan.readout.tail(copies)
             elif plan.finish_block:  # the rest of the edited block, then the blocks after
-                logits = _finish_block(model, plan.start, copies)
+                logits = finish_block(model, plan.start, copies)
             elif plan.base == plan.hook:  # start at the block after
-                logits = model.model(copies, start_at_layer=plan.start)
+                logits = run_from_layer(model, copies, plan.start)
             else:  # start at the hook's block, copies from the hook on
                 with model.hooks([(plan.hook, lambda act, hook, edit=edit: edit(act))]):
-                    logits = model.model(clean[plan.base], start_at_layer=plan.start)
+                    logits = run_from_layer(model, clean[plan.base], plan.start)
             out[rows] = evaluate_copies(metric, logits, len(chunk), batch)
     return out
 
@@ -442,6 +379,4 @@ def clean_metric(model: ModelHandle, inputs: torch.Tensor, metric: Metric) -> to
     """The metric per example without any intervention (reduced in the pass: a remote
     backend sends back one number per example)."""
     batch = inputs.shape[0]
-    return model.run_reduced(
-        inputs, [], lambda logits: evaluate(metric, logits, batch), _checked=True
-    )
+    return model.run_reduced(inputs, [], lambda logits: evaluate(metric, logits, batch))

@@ -33,7 +33,7 @@ from einops import einsum
 from jaxtyping import Float, Int
 
 from explorer._checks import check_choice
-from explorer.analysis._display import clip, html_table
+from explorer.analysis._display import clip, html_table, pandas
 from explorer.analysis.units import Head, Neuron
 from explorer.models.handle import ModelHandle
 
@@ -158,7 +158,7 @@ class LogitAttribution:
 
     def to_dataframe(self):
         """One row per unit: ``unit``, ``mean`` and ``std`` over the batch."""
-        import pandas as pd
+        pd = pandas()
 
         std = self.values.std(0) if self.values.shape[0] > 1 else torch.zeros(len(self.labels))
         return pd.DataFrame(

@@ -22,7 +22,7 @@ import torch
 from jaxtyping import Float, Int
 
 from explorer._checks import check_positive
-from explorer.analysis._display import MAX_ROWS, clip, html_table
+from explorer.analysis._display import MAX_ROWS, clip, html_table, pandas
 from explorer.analysis.logit_attribution import TokenSpec, resolve_tokens
 from explorer.models.handle import ModelHandle
 
@@ -59,7 +59,7 @@ class LogitLens:
 
     def to_dataframe(self, example: int = 0):
         """One row per (layer row, position): top token, its logit, target logit and rank."""
-        import pandas as pd
+        pd = pandas()
 
         records = []
         for r, label in enumerate(self.labels):

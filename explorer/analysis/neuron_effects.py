@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from torch import nn
 
 from explorer.analysis._display import MAX_ROWS, Shown, pandas
 from explorer.analysis._display import strongest as top_entries
@@ -69,10 +68,6 @@ class OutputEffect(Shown):
         return self.title, ("target", "effect"), rows, f"{len(rows)} of {len(self.labels)} targets"
 
 
-def _module(model: ModelHandle, path: str) -> nn.Module:
-    return dict(model.model.module.named_modules())[path]  # type: ignore[attr-defined]
-
-
 @torch.no_grad()
 def output_effect(model: ModelHandle, layer: int, neuron: int) -> OutputEffect:
     """What neuron ``layer.neuron`` writes to (see the module docstring)."""
@@ -81,20 +76,17 @@ def output_effect(model: ModelHandle, layer: int, neuron: int) -> OutputEffect:
         weights = neuron_logit_weights(model, units=[Neuron(layer, neuron)])
         title = "direct effect on the logits (W_out through the final norm · W_U)"
         return OutputEffect(weights.values[0], weights.token_text, title)
-    blocks = model.model.found_blocks  # type: ignore[attr-defined]
-    last = layer == len(blocks) - 1
-    target = model.model.output_layer if last else blocks[layer + 1].pre  # type: ignore[attr-defined]
-    if target is None:
+    io = model.layer_modules(layer)
+    if io.outgoing is None:
         raise ValueError(f"{model.name}: no layer found after block {layer} to read weights from")
-    weight = _module(model, target).weight  # type: ignore[union-attr]
+    weight = io.outgoing.weight  # type: ignore[union-attr]
     if weight.ndim == 4:  # next conv: [out, in, kh, kw]
         values = weight[:, neuron].sum((-1, -2))
-    elif blocks[layer].conv:  # a Linear after flattening channels [c, h, w]
-        width = blocks[layer].width
-        values = weight.reshape(weight.shape[0], width, -1)[:, neuron].sum(-1)
+    elif io.conv:  # a Linear after flattening channels [c, h, w]
+        values = weight.reshape(weight.shape[0], io.width, -1)[:, neuron].sum(-1)
     else:
         values = weight[:, neuron]
-    if last:
+    if io.last:
         labels = tuple(f"class {i}" for i in range(values.shape[0]))
         title = "weights to the output classes"
     else:
@@ -112,9 +104,9 @@ def input_image(model: ModelHandle, layer: int, neuron: int) -> torch.Tensor | N
     layer, neuron = model.check_neuron(layer, neuron)
     if model.is_transformer or layer != 0 or model.image_shape is None:
         return None
-    block = model.model.found_blocks[0]  # type: ignore[attr-defined]
-    weight = _module(model, block.pre).weight[neuron]  # type: ignore[union-attr]
-    if block.conv:
+    io = model.layer_modules(0)
+    weight = io.incoming.weight[neuron]  # type: ignore[union-attr,index]
+    if io.conv:
         return weight.sum(0).float()  # [kh, kw]
     return weight.reshape(model.image_shape).sum(0).float()
 

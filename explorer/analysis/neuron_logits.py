@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import torch
 from jaxtyping import Float, Int
 
-from explorer.analysis._display import clip, html_table
+from explorer.analysis._display import clip, html_table, pandas
 from explorer.analysis.units import Neuron, units_of_type
 from explorer.models.handle import ModelHandle
 
@@ -45,7 +45,7 @@ class NeuronLogitWeights:
 
     def to_dataframe(self, k: int = 10):
         """Per neuron, its top and bottom ``k`` tokens with their weights."""
-        import pandas as pd
+        pd = pandas()
 
         rows = []
         for i, neuron in enumerate(self.neurons):

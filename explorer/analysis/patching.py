@@ -265,12 +265,17 @@ def activation_patching(
     _check_grid(model, grid)
     clean, corrupted = _check_pair(model, inputs, corrupted)
     hooks = [model.hook_name(_kind(grid), layer) for layer in range(model.n_layers)]
-    clean_logits, clean_cache = model.run_with_cache(clean, names=hooks)
+    batch = clean.shape[0]
+
+    def value(logits: torch.Tensor) -> torch.Tensor:  # in the pass: no logits come back
+        return evaluate(metric, logits, batch)
+
+    clean_values, clean_cache = model.run_with_cache(clean, names=hooks, reduce=value)
     sites, cells = _grid_sites(model, grid, {h: tuple(clean_cache[h].shape) for h in hooks})
     bases = sorted(set(hooks) | set(sweep_base_hooks(model, hooks)))  # where passes start
-    corrupted_logits, corrupted_cache = model.run_with_cache(corrupted, names=bases)
-    clean_value = float(evaluate(metric, clean_logits, clean.shape[0]).mean())
-    corrupted_value = float(evaluate(metric, corrupted_logits, corrupted.shape[0]).mean())
+    corrupted_values, corrupted_cache = model.run_with_cache(corrupted, names=bases, reduce=value)
+    clean_value = float(clean_values.mean())
+    corrupted_value = float(corrupted_values.mean())
     flat = [cell[0] for cell in sites]
     after = run_sweep(
         model, corrupted, flat, clean_cache, corrupted_cache, metric, max_tokens=max_tokens
@@ -308,6 +313,12 @@ def attribution_patching(
     is its own metric's (the backward pass runs on the *sum* of per-prompt metrics), so
     duplicating the batch leaves the estimate unchanged.
     """
+    if not model.returns_gradients:
+        raise ValueError(
+            f"attribution patching takes gradients, and {model.name} runs its passes on a "
+            "server, which sends back values without them: use activation_patching (exact, "
+            "one pass per cell) or open the model without remote="
+        )
     _check_grid(model, grid)
     clean, corrupted = _check_pair(model, inputs, corrupted)
     hooks = [model.hook_name(_kind(grid), layer) for layer in range(model.n_layers)]
@@ -320,13 +331,13 @@ def attribution_patching(
 
     clean_value = float(clean_metric(model, clean, metric).mean())
     with torch.enable_grad():
-        logits = model.run_with_hooks(corrupted, [(h, keep) for h in hooks], _checked=True)
+        logits = model.run_with_hooks(corrupted, [(h, keep) for h in hooks])
         value = metric(logits)
         if value.shape != (corrupted.shape[0],):
             raise ValueError(f"a metric must return one value per example, got {list(value.shape)}")
         value.sum().backward()  # d m_b / d a[b] for every prompt b
     corrupted_value = float(value.detach().mean())
-    model.model.zero_grad(set_to_none=True)
+    model.zero_grad()
     rows = []
     for hook in hooks:
         act = saved[hook]

@@ -28,7 +28,7 @@ import torch
 from jaxtyping import Float
 
 from explorer._checks import check_choice
-from explorer.analysis._display import clip, html_table
+from explorer.analysis._display import clip, html_table, pandas
 from explorer.analysis.interventions import MAX_TOKENS
 from explorer.analysis.metrics import Metric, evaluate, evaluate_copies
 from explorer.analysis.patching import recovery
@@ -67,7 +67,7 @@ class PathPatchingResult:
         return [(f"L{i // heads}H{i % heads}", float(delta.flatten()[i])) for i in order]
 
     def to_dataframe(self):
-        import pandas as pd
+        pd = pandas()
 
         if self.values.ndim != 2:
             return pd.DataFrame({"senders": [_names(self.senders)], "metric": [float(self.values)]})
@@ -144,11 +144,15 @@ def path_patching(
             f"and {list(corrupted.shape)}"
         )
     z_names = [model.hook_name("z", l) for l in range(model.n_layers)]
-    clean_logits, clean_z = model.run_with_cache(clean, names=z_names)
-    corrupted_logits, corrupted_z = model.run_with_cache(corrupted, names=z_names)
     batch = clean.shape[0]
-    clean_value = float(evaluate(metric, clean_logits, batch).mean())
-    corrupted_value = float(evaluate(metric, corrupted_logits, batch).mean())
+
+    def value(logits: torch.Tensor) -> torch.Tensor:  # in the pass: no logits come back
+        return evaluate(metric, logits, batch)
+
+    clean_values, clean_z = model.run_with_cache(clean, names=z_names, reduce=value)
+    corrupted_values, corrupted_z = model.run_with_cache(corrupted, names=z_names, reduce=value)
+    clean_value = float(clean_values.mean())
+    corrupted_value = float(corrupted_values.mean())
     targets = sorted({(model.hook_name(i, h.layer), h.head) for h in recv for i in via})
     per_pass = max(1, max_tokens // clean.numel())
     results = []
@@ -170,6 +174,10 @@ def path_patching(
         tuple(recv),
         via,
     )
+
+
+def _nothing(resid: torch.Tensor) -> torch.Tensor:
+    return resid.new_zeros(())
 
 
 def _run_chunk(
@@ -196,8 +204,12 @@ def _run_chunk(
 
     names = sorted({name for name, _ in targets})
     z_hooks = [(model.hook_name("z", l), freeze) for l in range(model.n_layers)]
-    # the receivers' inputs come back as the pass's cache (a remote backend returns them)
-    _, recorded = model.run_with_cache(stacked, names=names, fwd_hooks=z_hooks)
+    # the receivers' inputs come back as the pass's cache (a remote backend returns them);
+    # the pass stops after the last receiver's block
+    stop = max(int(n.split(".")[1]) for n in names) + 1 if model.stops_early else None
+    _, recorded = model.run_with_cache(
+        stacked, names=names, fwd_hooks=z_hooks, stop_at_layer=stop, reduce=_nothing
+    )
 
     n_heads = model.n_heads or 1  # not the handle: a remote backend ships this closure
 
@@ -214,5 +226,4 @@ def _run_chunk(
         stacked,
         [(n, patch) for n in names],
         lambda logits: evaluate_copies(metric, logits, copies, batch),
-        _checked=True,
     )

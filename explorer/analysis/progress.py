@@ -41,6 +41,7 @@ import torch
 from torch import nn
 
 from explorer.analysis._display import Shown, pandas
+from explorer.models.handle import ModelHandle
 
 __all__ = [
     "Phase",
@@ -72,14 +73,13 @@ def gini(values: torch.Tensor | Sequence[float]) -> float:
     return float((n + 1 - 2 * cumulative.sum() / total) / n)
 
 
-def weight_norm(model: nn.Module | object) -> float:
+def weight_norm(model: nn.Module | ModelHandle) -> float:
     """Total L2 norm of every trainable parameter, ``sqrt(Σ w²)`` (accepts a ``ModelHandle``)."""
-    module = getattr(model, "model", model)
-    if not isinstance(module, nn.Module):
+    if not isinstance(model, (nn.Module, ModelHandle)):
         raise TypeError(
             f"weight_norm needs an nn.Module or ModelHandle, got {type(model).__name__}"
         )
-    squares = [p.detach().float().pow(2).sum() for p in module.parameters() if p.requires_grad]
+    squares = [p.detach().float().pow(2).sum() for p in model.parameters() if p.requires_grad]
     return math.sqrt(float(sum(squares))) if squares else 0.0
 
 

@@ -23,7 +23,7 @@ import torch
 from jaxtyping import Float, Int
 
 from explorer._checks import check_positive
-from explorer.analysis._display import MAX_ROWS, clip, html_table
+from explorer.analysis._display import MAX_ROWS, clip, html_table, pandas
 from explorer.analysis.logit_attribution import (
     TokenSpec,
     describe_direction,
@@ -54,7 +54,7 @@ class TokenAttribution:
 
     def to_dataframe(self):
         """One row per example and position."""
-        import pandas as pd
+        pd = pandas()
 
         return pd.DataFrame.from_records(
             {"example": b, "position": p, "token": text, "score": float(self.scores[b, p])}
@@ -122,7 +122,7 @@ def attribute_tokens(
     baselines = torch.full_like(tokens, int(base_id))
 
     def explained(ids: torch.Tensor) -> torch.Tensor:
-        logits = model.model(ids)  # captum runs copies: [steps * batch, pos, vocab]
+        logits = model(ids)  # captum runs copies: [steps * batch, pos, vocab]
         copies = ids.shape[0] // batch
         pick = logits[torch.arange(ids.shape[0]), positions.repeat(copies)]
         value = pick.gather(-1, target_ids.repeat(copies)[:, None])[:, 0]

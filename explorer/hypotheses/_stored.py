@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
+from explorer.analysis._display import MAX_ROWS, html_table
 from explorer.hypotheses.hypothesis import Hypothesis
 from explorer.hypotheses.verdict import Verdict
 
@@ -44,8 +45,6 @@ class HypothesisList(list):  # type: ignore[type-arg]
         return f"HypothesisList({len(self)} hypotheses: {text}{more})"
 
     def _repr_html_(self) -> str:
-        from explorer.analysis._display import MAX_ROWS, html_table
-
         rows = [
             (s.hypothesis.claim, s.status, s.latest.value if s.latest else "", len(s.verdicts))
             for s in self[:MAX_ROWS]

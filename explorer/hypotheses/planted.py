@@ -48,28 +48,26 @@ def previous_token_model(*, seed: int = 0, strength: float = 40.0) -> ModelHandl
         seed=seed,
     )
     model = zoo.transformer(cfg, name="planted-previous-token")
-    net = model.model
+    w = dict(model.named_parameters())  # transformer-lens's parameter names
+    attn = "blocks.0.attn."
     pos, tok, out = slice(0, 16), slice(16, 32), slice(32, 48)
     eye = torch.eye(16)
     with torch.no_grad():
-        net.embed.W_E.zero_()
-        net.embed.W_E[:, tok] = eye
-        net.pos_embed.W_pos.zero_()
-        net.pos_embed.W_pos[:, pos] = eye
-        attn = net.blocks[0].attn
+        w["embed.W_E"].zero_()
+        w["embed.W_E"][:, tok] = eye
+        w["pos_embed.W_pos"].zero_()
+        w["pos_embed.W_pos"][:, pos] = eye
         layer, head = PREVIOUS_TOKEN_HEAD
-        for w in (attn.W_Q, attn.W_K, attn.W_V, attn.W_O):
-            w[head].zero_()
-        for b in (attn.b_Q, attn.b_K, attn.b_V):
-            b[head].zero_()
-        attn.W_Q[head][pos] = strength * eye  # query at i is e_i
-        attn.W_K[head][pos, 1:] = eye[:, :-1]  # key at j is e_(j+1): matches query j+1
-        attn.W_V[head][tok] = eye  # value: the token's identity
-        attn.W_O[head][:, out] = eye
-        attn.b_O.zero_()
-        net.unembed.W_U.zero_()
-        net.unembed.W_U[out] = 20.0 * eye
-        net.unembed.b_U.zero_()
+        for name in ("W_Q", "W_K", "W_V", "W_O", "b_Q", "b_K", "b_V"):
+            w[attn + name][head].zero_()
+        w[attn + "W_Q"][head][pos] = strength * eye  # query at i is e_i
+        w[attn + "W_K"][head][pos, 1:] = eye[:, :-1]  # key at j is e_(j+1): matches query j+1
+        w[attn + "W_V"][head][tok] = eye  # value: the token's identity
+        w[attn + "W_O"][head][:, out] = eye
+        w[attn + "b_O"].zero_()
+        w["unembed.W_U"].zero_()
+        w["unembed.W_U"][out] = 20.0 * eye
+        w["unembed.b_U"].zero_()
     return model
 
 

@@ -7,7 +7,7 @@
 'blocks.0.attn.hook_z'
 """
 
-from explorer.models import builders, light, light_hooks, zoo
+from explorer.models import builders, fast_paths, light, light_hooks, zoo
 from explorer.models.checkpoint import (
     check_config_fits_weights,
     checkpoint_files,
@@ -28,6 +28,7 @@ from explorer.models.config import (
     config_from_dict,
 )
 from explorer.models.handle import (
+    LayerModules,
     ModelHandle,
     Spent,
 )
@@ -74,6 +75,7 @@ from explorer.models.shipped import (
 __all__ = [
     "Block",
     "CNNConfig",
+    "LayerModules",
     "LinearReader",
     "MLPConfig",
     "ModelHandle",
@@ -90,6 +92,7 @@ __all__ = [
     "dry_forward",
     "expected_input",
     "fans_out",
+    "fast_paths",
     "find_blocks",
     "first_layer",
     "infer_image_shape",

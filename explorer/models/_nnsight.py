@@ -37,10 +37,11 @@ from torch import nn
 from explorer._cancel import check_cancelled
 from explorer._checks import check_index
 from explorer.models import _tl
+from explorer.models._handle_weights import LAYER_WEIGHTS, MODEL_WEIGHTS
 from explorer.models._hf_convert import FAMILIES, PREPEND_BOS, converter, tl_config
 from explorer.models._nnsight_paths import _BLOCK_SITES, PATHS
 from explorer.models._nnsight_trace import SavedBytes, _apply, _nbytes, _read, _save
-from explorer.models.handle import _LAYER_WEIGHTS, _MODEL_WEIGHTS, HookFn, ModelHandle
+from explorer.models.handle import HookFn, ModelHandle
 
 
 class NNsightModel(nn.Module):
@@ -159,6 +160,11 @@ class NNsightHandle(ModelHandle):
         return by_name
 
     @property
+    def returns_gradients(self) -> bool:
+        """A server sends back saved values, not their autograd graph."""
+        return self.remote in (False, "local")
+
+    @property
     def stops_early(self) -> bool:
         """A trace can stop after a layer (``stop_at_layer``): nnsight's ``tracer.stop()``."""
         return True
@@ -169,13 +175,12 @@ class NNsightHandle(ModelHandle):
         fwd_hooks: Sequence[tuple[str | Callable[[str], bool], HookFn]],
         *,
         stop_at_layer: int | None = None,
-        _checked: bool = False,
     ) -> torch.Tensor:
         """One nnsight trace with the hooks applied at their modules, in forward order.
         ``stop_at_layer=L`` returns the residual stream entering block ``L`` (after the
-        last block for ``L = n_layers``) and stops the pass there, as transformer-lens."""
-        if not _checked:
-            inputs = self.check_inputs(inputs)
+        last block for ``L = n_layers``) and stops the pass there, as transformer-lens.
+        Inputs are checked unless ``check_inputs`` returned them."""
+        inputs = self.check_inputs(inputs)
         out, _ = self._trace(inputs, self._expand(fwd_hooks), stop_at_layer=stop_at_layer)
         return out
 
@@ -187,28 +192,29 @@ class NNsightHandle(ModelHandle):
         stop_at_layer: int | None = None,
         fwd_hooks: Sequence[tuple[str | Callable[[str], bool], HookFn]] = (),
         select: Callable[[str, torch.Tensor], torch.Tensor] | None = None,
+        reduce: Callable[[torch.Tensor], torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """As ``ModelHandle.run_with_cache``; the activations are saved inside the trace
-        (only they, after ``select``, come back from a remote server)."""
+        """As ``ModelHandle.run_with_cache``; the activations (after ``select``) and the
+        output (after ``reduce``) are saved inside the trace: only they come back from a
+        remote server."""
         inputs = self.check_inputs(inputs)
         by_name = self._expand(fwd_hooks)
         keep = self._resolve_names(names)
         for name in keep:
             by_name.setdefault(name, [])
-        return self._trace(inputs, by_name, keep=keep, select=select, stop_at_layer=stop_at_layer)
+        return self._trace(
+            inputs, by_name, keep=keep, select=select, reduce=reduce, stop_at_layer=stop_at_layer
+        )
 
     def run_reduced(
         self,
         inputs: torch.Tensor,
         fwd_hooks: Sequence[tuple[str | Callable[[str], bool], HookFn]],
         reduce: Callable[[torch.Tensor], torch.Tensor],
-        *,
-        _checked: bool = False,
     ) -> torch.Tensor:
         """``reduce(logits)`` computed inside the trace: only its result is saved (with
         ``remote=``, only that crosses the wire)."""
-        if not _checked:
-            inputs = self.check_inputs(inputs)
+        inputs = self.check_inputs(inputs)
         out, _ = self._trace(inputs, self._expand(fwd_hooks), reduce=reduce)
         return out
 
@@ -246,7 +252,8 @@ class NNsightHandle(ModelHandle):
                 _apply(*step, saved)
             saved = _save(saved)
             if stop_at_layer is not None:
-                out = _save(_read(*at))
+                resid = _read(*at)
+                out = _save(resid if reduce is None else reduce(resid))
                 tracer.stop()
             else:
                 logits = traced.output.logits
@@ -318,7 +325,7 @@ class NNsightHandle(ModelHandle):
 
     def weight(self, name: str, layer: int | None = None) -> torch.Tensor:
         state = self._tl_state()
-        if name in _MODEL_WEIGHTS:
+        if name in MODEL_WEIGHTS:
             key = {"W_E": "embed.W_E", "W_pos": "pos_embed.W_pos", "W_U": "unembed.W_U"}.get(
                 name, "unembed.b_U"
             )
@@ -329,9 +336,9 @@ class NNsightHandle(ModelHandle):
             if key not in state:
                 raise ValueError(f"{self.name} has no {name}")
             return state[key].detach()
-        if name not in _LAYER_WEIGHTS:
+        if name not in LAYER_WEIGHTS:
             raise ValueError(
-                f"unknown weight {name!r}: choose one of {', '.join(_MODEL_WEIGHTS + _LAYER_WEIGHTS)}"
+                f"unknown weight {name!r}: choose one of {', '.join(MODEL_WEIGHTS + LAYER_WEIGHTS)}"
             )
         if layer is None:
             raise ValueError(f"{name} is a per-layer weight: pass layer=0..{self.n_layers - 1}")

@@ -12,78 +12,33 @@ from __future__ import annotations
 import copy
 import hashlib
 import inspect
+import weakref
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Literal
 
 import torch
-from jaxtyping import Float
 from torch import nn
 
 from explorer._cancel import check_cancelled
-from explorer._checks import check_index, check_tensor
+from explorer._checks import check_index
 from explorer.models import _tl
 from explorer.models import light as _light
+from explorer.models._handle_inputs import InputsMixin
+from explorer.models._handle_weights import LayerModules, WeightsMixin
+from explorer.models._spent import PassCounter, Spent
+from explorer.models._temporary_hooks import TemporaryHooks
 from explorer.models.config import CNNConfig, MLPConfig, TransformerConfig
 from explorer.models.hooked_module import wrap_module
+
+__all__ = ["HookFn", "InputKind", "LayerModules", "ModelHandle", "Spent"]
 
 InputKind = Literal["tokens", "images"]
 HookFn = Callable[..., Any]
 Config = TransformerConfig | MLPConfig | CNNConfig
-_MODEL_WEIGHTS = ("W_E", "W_pos", "W_U", "b_U")
-_LAYER_WEIGHTS = ("W_Q", "W_K", "W_V", "W_O", "b_O", "W_in", "W_out", "b_out")
 
 
-class Spent:
-    """What a handle has run: forward and backward passes (model calls) and examples.
-
-    >>> s = Spent(); s.forward, s.backward, s.examples
-    (0, 0, 0)
-    """
-
-    def __init__(self) -> None:
-        self.forward = 0
-        self.backward = 0
-        self.examples = 0
-
-    def snapshot(self) -> tuple[int, int, int]:
-        return (self.forward, self.backward, self.examples)
-
-    def __repr__(self) -> str:
-        return f"Spent(forward={self.forward}, backward={self.backward}, examples={self.examples})"
-
-
-class _PassCounter:
-    """Hooks on the model's module that count every pass into ``spent``: analysis also runs
-    ``handle.model(...)`` directly (captum, editing, interventions), and those passes are
-    spent too. A backward pass is counted once per forward pass whose output it reaches.
-    A deep copy of the module gets an inert counter (the copy's own handle counts it)."""
-
-    def __init__(self, spent: Spent | None) -> None:
-        self.spent = spent
-
-    def __deepcopy__(self, memo: dict[int, Any]) -> _PassCounter:
-        return _PassCounter(None)
-
-    def forward(self, module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-        if self.spent is None:
-            return
-        self.spent.forward += 1
-        first = args[0] if args else next(iter(kwargs.values()), None)
-        if isinstance(first, torch.Tensor) and first.ndim > 0:
-            self.spent.examples += len(first)
-
-    def watch_backward(self, module: nn.Module, args: tuple[Any, ...], out: Any) -> None:
-        tensor = out if isinstance(out, torch.Tensor) else getattr(out, "logits", None)
-        if self.spent is not None and isinstance(tensor, torch.Tensor) and tensor.requires_grad:
-            tensor.register_hook(self.backward)
-
-    def backward(self, grad: torch.Tensor) -> None:
-        if self.spent is not None:
-            self.spent.backward += 1
-
-
-class ModelHandle:
+class ModelHandle(InputsMixin, WeightsMixin):
     """A model with hook points and the facts explorer needs about it.
 
     Build one with ``explorer.load`` or a zoo builder, not directly. ``edits_fan_out``: a
@@ -99,6 +54,8 @@ class ModelHandle:
     """
 
     edits_fan_out = True
+    # whether a pass's activations come back with their autograd graph (not from a server)
+    returns_gradients = True
 
     def __init__(
         self,
@@ -134,7 +91,9 @@ class ModelHandle:
         self._fingerprint: tuple[int, str] | None = None
         self._token_strings: tuple[str, ...] | None = None
         self.spent = Spent()  # every pass of the module, however it was called (budgets read it)
-        counter = _PassCounter(self.spent)
+        # batches check_inputs returned (and their version): checked once, not per pass
+        self._checked: list[tuple[weakref.ref[torch.Tensor], int]] = []
+        counter = PassCounter(self.spent)
         counted = self._counted_module(model)
         counted.register_forward_pre_hook(counter.forward, with_kwargs=True)
         counted.register_forward_hook(counter.watch_backward)
@@ -257,74 +216,6 @@ class ModelHandle:
             layer = self.check_layer(layer)
         return self.check_hook(_tl.act_name(kind, layer))
 
-    def check_inputs(self, inputs: Any) -> torch.Tensor:
-        """Validate a batch: token ids [batch, pos] (or text, see ``to_tokens``) or images
-        [batch, *input_shape]."""
-        if self.is_transformer:
-            if _is_text(inputs):
-                inputs = self.to_tokens(inputs)
-            tokens = check_tensor("tokens", inputs, ndim=(1, 2), integer=True)
-            if tokens.dtype == torch.bool:
-                raise TypeError(
-                    "tokens must be integer token ids, got a bool tensor (a mask?): "
-                    "convert ids with tokens.long()"
-                )
-            if tokens.dtype != torch.long:  # uint8/int32 ids index the embedding as int64
-                tokens = tokens.long()
-            if tokens.ndim == 1:
-                tokens = tokens.unsqueeze(0)
-            n_ctx, d_vocab = self.n_ctx or 0, self.d_vocab or 0
-            if tokens.shape[1] > n_ctx:
-                raise ValueError(
-                    f"sequence length {tokens.shape[1]} exceeds the context of {self.name} (n_ctx {n_ctx})"
-                )
-            lo, hi = int(tokens.min()), int(tokens.max())
-            if lo < 0 or hi >= d_vocab:
-                raise ValueError(f"token ids must lie in 0..{d_vocab - 1}, got range {lo}..{hi}")
-            return tokens
-        images = check_tensor("images", inputs, integer=False)
-        shape = tuple(images.shape[1:])
-        if self.input_shape is not None and shape != self.input_shape:
-            if tuple(images.shape) in (self.input_shape, self.image_shape):
-                return self.to_inputs(images.unsqueeze(0))
-            if self.image_shape is not None and shape == self.image_shape:
-                return self.to_inputs(images)  # an image for a model that takes it flat
-            raise ValueError(f"images must have shape {self._accepted()}, got {list(images.shape)}")
-        return images
-
-    def _accepted(self) -> str:
-        shapes = [s for s in (self.input_shape, self.image_shape) if s is not None]
-        return " or ".join(f"[batch, {', '.join(map(str, s))}]" for s in dict.fromkeys(shapes))
-
-    def to_inputs(
-        self, images: Float[torch.Tensor, "batch c h w"]
-    ) -> Float[torch.Tensor, "batch ..."]:
-        """Images ``[batch, *image_shape]`` as the model takes them (``[batch, *input_shape]``:
-        flattened for a model whose first layer reads flat pixels); differentiable."""
-        if self.input_shape is None or self.image_shape == self.input_shape:
-            return images
-        return images.reshape(images.shape[0], *self.input_shape)
-
-    def check_images(self, inputs: Any) -> Float[torch.Tensor, "batch c h w"]:
-        """A batch as images ``[batch, *image_shape]`` (inputs of the model's own shape,
-        flat ones too, are reshaped): what attribution maps, feature visualisation, weight
-        images and audits work on."""
-        if self.is_transformer:
-            raise ValueError(f"{self.name} takes tokens, not images")
-        if self.image_shape is None:
-            took = f"inputs of shape {list(self.input_shape)}" if self.input_shape else "inputs"
-            raise ValueError(
-                f"{self.name} takes {took} that explorer cannot show as images: pass "
-                "image_shape=(channels, height, width) to explorer.load"
-            )
-        inputs = check_tensor("images", inputs, integer=False)
-        if self.input_shape is None and tuple(inputs.shape[1:]) != self.image_shape:
-            if tuple(inputs.shape) == self.image_shape:
-                return inputs.unsqueeze(0)
-            raise ValueError(f"images must have shape {self._accepted()}, got {list(inputs.shape)}")
-        inputs = self.check_inputs(inputs)
-        return inputs.reshape(inputs.shape[0], *self.image_shape)
-
     # ---------------------------------------------------------------- running
     def __call__(self, inputs: torch.Tensor) -> torch.Tensor:
         """Run the model (the pass is counted in ``spent``, as every pass is)."""
@@ -351,6 +242,7 @@ class ModelHandle:
         stop_at_layer: int | None = None,
         fwd_hooks: Sequence[tuple[str | Callable[[str], bool], HookFn]] = (),
         select: Callable[[str, torch.Tensor], torch.Tensor] | None = None,
+        reduce: Callable[[torch.Tensor], torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Run once and return ``(output, {hook name: activation})`` for the hooks asked for.
 
@@ -359,7 +251,8 @@ class ModelHandle:
         output is then that residual stream, and hooks of later layers do not fire.
         ``fwd_hooks`` edit the pass as in ``run_with_hooks`` (a name's cached value is read
         after them). ``select(name, act)`` keeps only what the caller needs of each
-        activation (a remote backend computes it there, so only that comes back).
+        activation (a remote backend computes it there, so only that comes back);
+        ``reduce(output)`` likewise (e.g. the metric instead of the logits).
         """
         inputs = self.check_inputs(inputs)
         wanted = self._resolve_names(names)
@@ -375,9 +268,8 @@ class ModelHandle:
             inputs,
             [*fwd_hooks, *[(n, save) for n in wanted]],
             stop_at_layer=stop_at_layer,
-            _checked=True,
         )
-        return out, cache
+        return (out if reduce is None else reduce(out)), cache
 
     def run_with_hooks(
         self,
@@ -385,15 +277,14 @@ class ModelHandle:
         fwd_hooks: Sequence[tuple[str | Callable[[str], bool], HookFn]],
         *,
         stop_at_layer: int | None = None,
-        _checked: bool = False,
     ) -> torch.Tensor:
         """Run with temporary hooks ``[(hook name or name filter, fn(act, hook))]``
-        (``stop_at_layer`` as in ``run_with_cache``)."""
-        if not _checked:
-            inputs = self.check_inputs(inputs)
-            for name, _ in fwd_hooks:
-                if isinstance(name, str):
-                    self.check_hook(name)
+        (``stop_at_layer`` as in ``run_with_cache``). Inputs are checked unless
+        ``check_inputs`` returned them."""
+        inputs = self.check_inputs(inputs)
+        for name, _ in fwd_hooks:
+            if isinstance(name, str):
+                self.check_hook(name)
         kwargs = {}
         if stop_at_layer is not None:
             if not self.stops_early:
@@ -412,12 +303,10 @@ class ModelHandle:
         inputs: torch.Tensor,
         fwd_hooks: Sequence[tuple[str | Callable[[str], bool], HookFn]],
         reduce: Callable[[torch.Tensor], torch.Tensor],
-        *,
-        _checked: bool = False,
     ) -> torch.Tensor:
         """``reduce(logits)`` of one pass with hooks: a backend that runs elsewhere (nnsight
         with ``remote=True``) reduces there, so only the reduced numbers come back."""
-        return reduce(self.run_with_hooks(inputs, fwd_hooks, _checked=_checked))
+        return reduce(self.run_with_hooks(inputs, fwd_hooks))
 
     def hooks(
         self, fwd_hooks: Sequence[tuple[str | Callable[[str], bool], HookFn]]
@@ -428,7 +317,7 @@ class ModelHandle:
         hook point of the model, as transformer-lens's ``hooks`` does: on a 12-layer model
         that walk cost more than a small sweep's own work).
         """
-        return _TemporaryHooks(self.model.hook_dict, fwd_hooks)  # type: ignore[attr-defined]
+        return TemporaryHooks(self.model.hook_dict, fwd_hooks)  # type: ignore[attr-defined]
 
     def _resolve_names(self, names: str | Iterable[str] | None) -> list[str]:
         if names is None:
@@ -436,157 +325,6 @@ class ModelHandle:
         if isinstance(names, str):
             names = [names]
         return [self.check_hook(n) for n in names]
-
-    # ----------------------------------------------------------------- tokens
-    def to_str_tokens(self, tokens: torch.Tensor | Sequence[int]) -> list[str]:
-        """Display strings of a 1-D token sequence (names from the vocab or tokenizer)."""
-        if not self.is_transformer:
-            raise ValueError(f"{self.name} takes images, not tokens")
-        ids = torch.as_tensor(tokens).flatten().tolist()
-        if self.vocab is not None:
-            return [self.vocab[i] if 0 <= i < len(self.vocab) else f"<{i}>" for i in ids]
-        tokenizer = self.tokenizer or getattr(self.model, "tokenizer", None)
-        if tokenizer is not None:
-            return [tokenizer.decode([i]) for i in ids]
-        return [str(i) for i in ids]
-
-    # ----------------------------------------------------------------- weights
-    def weight(self, name: str, layer: int | None = None) -> torch.Tensor:
-        """A transformer weight by its transformer-lens name, detached.
-
-        Model-wide: ``W_E [vocab, d_model]``, ``W_pos [n_ctx, d_model]`` (learned positions
-        only), ``W_U [d_model, vocab_out]``, ``b_U``. Per layer: ``W_Q``, ``W_K``, ``W_V``
-        ``[head, d_model, d_head]`` (grouped-query keys/values repeated to every head),
-        ``W_O [head, d_head, d_model]``, ``b_O``, ``W_in``, ``W_out [d_mlp, d_model]``,
-        ``b_out``.
-        """
-        if not self.is_transformer:
-            raise ValueError(f"{self.name} takes images: it has no transformer weights")
-        if name in _MODEL_WEIGHTS:
-            if layer is not None:
-                raise ValueError(f"{name} belongs to the whole model: pass no layer")
-            if name == "W_pos" and not hasattr(self.model, "pos_embed"):
-                raise ValueError(f"{self.name} has no learned position embedding (W_pos)")
-            return getattr(self.model, name).detach()
-        if name not in _LAYER_WEIGHTS:
-            raise ValueError(
-                f"unknown weight {name!r}: choose one of {', '.join(_MODEL_WEIGHTS + _LAYER_WEIGHTS)}"
-            )
-        if layer is None:
-            raise ValueError(f"{name} is a per-layer weight: pass layer=0..{self.n_layers - 1}")
-        block = self.model.blocks[self.check_layer(layer)]  # type: ignore[index]
-        if name in ("W_in", "W_out", "b_out"):
-            if not self.has_mlp:
-                raise ValueError(f"{self.name} is attention-only: it has no {name}")
-            return getattr(block.mlp, name).detach()
-        return getattr(block.attn, name).detach()
-
-    @property
-    def normalization(self) -> str | None:
-        """The norm before each sublayer and the unembedding: ``"LN"``, ``"LNPre"``, ``"RMS"``,
-        ``"RMSPre"`` or None (transformer-lens's ``normalization_type``)."""
-        return self.model.cfg.normalization_type if self.is_transformer else None  # type: ignore[attr-defined]
-
-    def final_norm(self) -> tuple[str | None, torch.Tensor | None, torch.Tensor | None]:
-        """``(normalization, weight, bias)`` of the norm before the unembedding.
-
-        Weight and bias are None where the norm has none (``LNPre``, ``RMSPre``, no norm);
-        the per-position scale is the activation ``ln_final.hook_scale``.
-        """
-        kind = self.normalization
-        ln = getattr(self.model, "ln_final", None)
-        if kind is None or ln is None:
-            return None, None, None
-        w, b = getattr(ln, "w", None), getattr(ln, "b", None)
-        return (
-            kind,
-            None if w is None else w.detach(),
-            None if b is None else b.detach(),
-        )
-
-    def resid_to_logits(
-        self, resid: Float[torch.Tensor, "*batch d_model"]
-    ) -> Float[torch.Tensor, "*batch vocab"]:
-        """The logits the model would give if ``resid`` were its final residual stream: the
-        final norm (its statistics recomputed from ``resid``), then the unembedding."""
-        if not self.is_transformer:
-            raise ValueError(f"{self.name} takes images: it has no residual stream to unembed")
-        ln = getattr(self.model, "ln_final", None)
-        shape = resid.shape
-        x = resid.reshape(1, -1, shape[-1])  # the norm expects [batch, pos, d]
-        if ln is not None and self.normalization is not None:
-            x = ln(x)
-        # x @ W_U + b_U as the unembedding computes it, without its per-call copy of W_U.T
-        w_u, b_u = self.weight("W_U"), self.weight("b_U")
-        return torch.addmm(b_u, x.reshape(-1, shape[-1]), w_u).reshape(*shape[:-1], -1)
-
-    def token_embedding(self) -> nn.Module:
-        """The module that maps token ids to their embeddings (``[batch, pos, d_model]``):
-        the layer gradient methods such as captum's ``LayerIntegratedGradients`` attribute to."""
-        if not self.is_transformer:
-            raise ValueError(f"{self.name} takes images: it has no token embedding")
-        return self.model.embed  # type: ignore[return-value]
-
-    def to_single_token(self, text: str) -> int:
-        """The id of a token written as text (``" Mary"``: from the vocab, else the tokenizer);
-        the text must be exactly one token."""
-        if not isinstance(text, str):
-            raise TypeError(f"a token is written as a string, got {type(text).__name__}")
-        if self.vocab is not None:
-            if text in self.vocab:
-                return self.vocab.index(text)
-            raise ValueError(
-                f"{text!r} is not in the vocabulary of {self.name} (e.g. {list(self.vocab[:5])})"
-            )
-        tokenizer = self._need_tokenizer(f"the token {text!r}")
-        ids = tokenizer.encode(text, add_special_tokens=False)
-        if len(ids) != 1:
-            pieces = [tokenizer.decode([i]) for i in ids]
-            raise ValueError(
-                f"{text!r} is {len(ids)} tokens for {self.name}, not one: {ids} ({pieces})"
-            )
-        return int(ids[0])
-
-    def token_strings(self) -> tuple[str, ...]:
-        """The display string of every output token id (decoded once, then kept)."""
-        if self._token_strings is None:
-            self._token_strings = tuple(self.to_str_tokens(torch.arange(self.n_outputs or 0)))
-        return self._token_strings
-
-    def to_tokens(self, text: str | Sequence[str]) -> torch.Tensor:
-        """Token ids ``[batch, pos]`` of a prompt or a list of prompts (equal token lengths).
-
-        The model's tokenizer decides; with ``prepend_bos`` (transformer-lens's default for
-        the family: GPT-2, Llama, Mistral, Gemma yes; GPT-NeoX, Qwen2 no) a BOS token is put
-        first when the tokenizer has one and did not add it itself.
-        """
-        tokenizer = self._need_tokenizer("text prompts")
-        prompts = [text] if isinstance(text, str) else list(text)
-        if not prompts or not _is_text(prompts):
-            raise TypeError("text must be a string or a non-empty list of strings")
-        rows = [list(tokenizer(p)["input_ids"]) for p in prompts]
-        bos = getattr(tokenizer, "bos_token_id", None)
-        causal = getattr(self.model.cfg, "attention_dir", "causal") == "causal"  # type: ignore[attr-defined]
-        if self.prepend_bos and bos is not None and causal:
-            rows = [r if r[:1] == [bos] else [bos, *r] for r in rows]
-        lengths = sorted({len(r) for r in rows})
-        if len(lengths) > 1:
-            raise ValueError(
-                f"the prompts have different token lengths {lengths}: analyses compare "
-                "positions across a batch, so pass prompts of equal token length (or one prompt)"
-            )
-        return torch.tensor(rows, dtype=torch.long)
-
-    def _need_tokenizer(self, what: str) -> Any:
-        if not self.is_transformer:
-            raise ValueError(f"{self.name} takes images, not {what}")
-        tokenizer = self.tokenizer or getattr(self.model, "tokenizer", None)
-        if tokenizer is None:
-            raise ValueError(
-                f"{self.name} has no tokenizer, so {what} cannot be read: give token ids, "
-                "or load a Hugging Face folder holding tokenizer.json"
-            )
-        return tokenizer
 
     # ----------------------------------------------------------- identity
     def fingerprint(self) -> str:
@@ -625,6 +363,29 @@ class ModelHandle:
     def parameters(self) -> Iterable[nn.Parameter]:
         return self.model.parameters()
 
+    def named_parameters(self) -> Iterable[tuple[str, nn.Parameter]]:
+        """``(name, parameter)`` pairs, named as in the wrapped module's ``state_dict``."""
+        return self.model.named_parameters()
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The dtype of the weights (of the first parameter)."""
+        return next(iter(self.parameters())).dtype
+
+    @property
+    def training(self) -> bool:
+        return bool(self.model.training)
+
+    def zero_grad(self) -> None:
+        """Drop the gradients of every weight (``set_to_none``)."""
+        self.model.zero_grad(set_to_none=True)
+
+    def as_torch_module(self) -> nn.Module:
+        """The wrapped ``nn.Module``, for a library that takes a module (captum's DeepLift,
+        its layer methods). Analysis asks the handle its questions instead of reading
+        inside this; tests/test_architecture.py holds it to that."""
+        return self.model
+
     def train(self, mode: bool = True) -> ModelHandle:
         self.model.train(mode)
         return self
@@ -632,47 +393,3 @@ class ModelHandle:
     def eval(self) -> ModelHandle:
         self.model.eval()
         return self
-
-
-def _is_text(inputs: Any) -> bool:
-    if isinstance(inputs, str):
-        return True
-    return (
-        isinstance(inputs, (list, tuple))
-        and bool(inputs)
-        and all(isinstance(x, str) for x in inputs)
-    )
-
-
-class _TemporaryHooks:
-    """``with``: add forward hooks ``[(name or name filter, fn(act, hook))]`` to hook points
-    (through ``HookPoint.add_hook``, as transformer-lens does) and remove exactly those."""
-
-    def __init__(
-        self,
-        hook_dict: dict[str, Any],
-        fwd_hooks: Sequence[tuple[str | Callable[[str], bool], HookFn]],
-    ) -> None:
-        self._pairs = []
-        for name, fn in fwd_hooks:
-            if isinstance(name, str):
-                self._pairs.append((hook_dict[name], fn))
-            else:
-                self._pairs += [(hp, fn) for n, hp in hook_dict.items() if name(n)]
-        self._added: list[tuple[Any, Any]] = []
-
-    def __enter__(self) -> _TemporaryHooks:
-        try:
-            for point, fn in self._pairs:
-                point.add_hook(fn, dir="fwd")
-                self._added.append((point, point.fwd_hooks[-1]))
-        except BaseException:
-            self.__exit__()
-            raise
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for point, handle in reversed(self._added):
-            handle.hook.remove()
-            point.fwd_hooks = [h for h in point.fwd_hooks if h is not handle]
-        self._added.clear()

@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from torch import fx, nn
 
 from explorer._repr import compact_repr
+from explorer.models._spent import PassCounter
 from explorer.models._tl import hook_point_classes
 
 WEIGHTED = (nn.Linear, nn.Conv1d, nn.Conv2d)
@@ -555,7 +556,7 @@ def linear_reader(hooked: nn.Module, hook: str) -> LinearReader | None:
     if rest is None:
         return None
     root = hooked.module
-    if any(m._forward_hooks or m._forward_pre_hooks for m in (hooked, root)):
+    if any(_own_hooks(m) for m in (hooked, root)):
         return LinearReader(readers[out[0]], linear, None)
     return LinearReader(readers[out[0]], linear, _tail(hooked, graph, out[0], rest))
 
@@ -572,3 +573,10 @@ def _tail(
             env[node] = new.node_copy(node, lambda a: env[a])
         tails[start] = fx.GraphModule(graph, new)
     return tails[start]
+
+
+def _own_hooks(module: nn.Module) -> bool:
+    """Whether ``module`` carries forward hooks besides a handle's pass counter (``_spent``),
+    which ``tail`` need not run: ``fast_paths`` counts the passes a tail makes itself."""
+    hooks = [*module._forward_hooks.values(), *module._forward_pre_hooks.values()]
+    return any(not isinstance(getattr(h, "__self__", None), PassCounter) for h in hooks)

@@ -76,8 +76,10 @@ def load(
         backend: for a Hugging Face model or folder: ``"transformer-lens"`` (converted, the
             default) or ``"nnsight"`` (kept as it is, run as nnsight traces: for models too
             large to copy; see docs/scale.md). nnsight options: ``remote=True`` (run on an
-            NDIF server, nnsight's own remote execution), ``device=``, ``device_map=``
-            (accelerate's ``"auto"`` for several GPUs on one host), ``trace_kwargs=``.
+            NDIF server, nnsight's own remote execution; a URL string names the server,
+            ``"local"`` runs nnsight's simulation), ``device=``, ``device_map=``
+            (accelerate's ``"auto"`` for several GPUs on one host), ``max_saved_bytes=``
+            (a trace that saves more raises), ``trace_kwargs=``.
 
     >>> import explorer
     >>> from explorer.models.config import MLPConfig

@@ -18,7 +18,7 @@ import torch
 from jaxtyping import Float
 
 from explorer._checks import check_choice, check_positive
-from explorer._repr import compact_repr
+from explorer.analysis._display import MAX_ROWS, Shown, pandas, strongest
 from explorer.analysis.attribution import (
     ALL_METHODS,
     attribute,
@@ -28,8 +28,8 @@ from explorer.analysis.attribution import (
 from explorer.models.handle import ModelHandle
 
 
-@dataclass(frozen=True)
-class AttributionBenchmark:
+@dataclass(frozen=True, repr=False)
+class AttributionBenchmark(Shown):
     """Scores per method (rows follow ``methods``).
 
     Deletion AUC: mean target probability while pixels are removed most-attributed first
@@ -41,8 +41,6 @@ class AttributionBenchmark:
     baseline only (methods that multiply by the input tie at zero on the background, which
     alone makes their whole-image correlation high).
     """
-
-    __repr__ = compact_repr
 
     methods: tuple[str, ...]
     deletion_auc: Float[torch.Tensor, " method"]
@@ -82,12 +80,44 @@ class AttributionBenchmark:
             for i, m in enumerate(self.methods)
         ]
 
+    def to_dataframe(self) -> Any:
+        """``rows()`` indexed by method."""
+        return pandas().DataFrame.from_records(self.rows(), index="method")
+
+    def _summary(self) -> str:
+        return (
+            f"{len(self.methods)} methods on {self.n_images} images; random order: deletion "
+            f"AUC {self.random_deletion_auc:.3g}, insertion AUC {self.random_insertion_auc:.3g}"
+        )
+
+    def _top(self) -> list[str]:
+        best = strongest(-self.deletion_auc, 2, by_abs=False)  # lowest deletion AUC first
+        return [f"{self.methods[i]} deletion AUC {float(self.deletion_auc[i]):.3g}" for i in best]
+
+    def _table(self) -> tuple:
+        rows = [
+            (
+                m,
+                float(self.deletion_auc[i]),
+                float(self.insertion_auc[i]),
+                float(self.randomization_spearman[i]),
+            )
+            for i, m in enumerate(self.methods[:MAX_ROWS])
+        ]
+        header = (
+            "method",
+            "deletion AUC (lower better)",
+            "insertion AUC",
+            "randomization Spearman",
+        )
+        return "Attribution benchmark", header, rows, self._summary()
+
 
 @torch.no_grad()
 def _target_probability(
     model: ModelHandle, images: torch.Tensor, targets: torch.Tensor
 ) -> torch.Tensor:
-    probs = model.model(model.to_inputs(images)).softmax(-1)
+    probs = model(model.to_inputs(images)).softmax(-1)
     return probs.gather(-1, targets[:, None]).squeeze(-1)
 
 
@@ -134,14 +164,8 @@ def _auc(curve: torch.Tensor, fractions: torch.Tensor) -> torch.Tensor:
 def randomize_weights(model: ModelHandle, *, seed: int = 0) -> ModelHandle:
     """An independent copy of ``model`` with every layer re-initialized (seeded)."""
     copy = model.copy()
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        for module in copy.model.modules():
-            reset = getattr(module, "reset_parameters", None)
-            if callable(reset) and any(True for _ in module.parameters(recurse=False)):
-                reset()
-    copy.model.eval()
-    return copy
+    copy.reset_parameters(seed)
+    return copy.eval()
 
 
 def _average_ranks(x: torch.Tensor) -> torch.Tensor:

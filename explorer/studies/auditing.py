@@ -19,8 +19,10 @@ take the trigger's location as an argument instead of hard-coding it.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import random
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +33,7 @@ from torch import nn
 from explorer._checks import check_choice, check_fraction
 from explorer._repr import compact_repr
 from explorer.models.builders import build_cnn, build_mlp
+from explorer.models.checkpoint import save_checkpoint
 from explorer.models.config import CNNConfig, MLPConfig
 from explorer.models.handle import ModelHandle
 from explorer.models.loading import wrap
@@ -311,11 +314,6 @@ def hand_out(
     >>> [p.name for p in out.models], out.truth.name, len(out.digest)
     (['model-1', 'model-2'], 'truth-7.json', 64)
     """
-    import hashlib
-    import random
-
-    from explorer.models.checkpoint import save_checkpoint
-
     if k < 2:
         raise ValueError(f"hand out at least 2 models (some clean, some not), got k={k}")
     rng = random.Random(game)

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from jaxtyping import Float
 
 from explorer._checks import check_choice, check_index, check_positive, check_tensor
-from explorer._repr import compact_repr
+from explorer.analysis._display import MAX_ROWS, Shown, pandas
 from explorer.analysis.editing import (
     WEIGHTS,
     Confusion,
@@ -54,31 +55,31 @@ def fine_tune_units(
     edited = model.copy()
     masks = unit_weight_masks(edited, units=units, weights=weights)
     params = list(masks)
-    for p in edited.model.parameters():
+    for p in edited.parameters():
         p.requires_grad_(False)
     for p in params:
         p.requires_grad_(True)
     optimizer = torch.optim.Adam(params, lr=lr)
     gen = torch.Generator().manual_seed(seed)
-    edited.model.train()
+    edited.train()
     for _ in range(steps):
         batch = torch.randint(
             0, images.shape[0], (min(batch_size, images.shape[0]),), generator=gen
         )
-        loss = F.cross_entropy(edited.model(images[batch]), labels[batch])
+        loss = F.cross_entropy(edited(images[batch]), labels[batch])
         optimizer.zero_grad()
         loss.backward()
         for p, m in masks.items():
             p.grad.mul_(m)  # type: ignore[union-attr]
         optimizer.step()
-    edited.model.eval()
-    for p in edited.model.parameters():
+    edited.eval()
+    for p in edited.parameters():
         p.requires_grad_(True)
     return edited
 
 
-@dataclass(frozen=True)
-class EditComparison:
+@dataclass(frozen=True, repr=False)
+class EditComparison(Shown):
     """Held-out per-class accuracy before and after a targeted and equal-size random edits,
     and the target class's held-out mean margin.
 
@@ -88,8 +89,6 @@ class EditComparison:
     class a real but small edit often moves it by 0-3 images; the margin shows the same
     edit's effect on every image.
     """
-
-    __repr__ = compact_repr
 
     target_class: int
     layer: int
@@ -162,6 +161,27 @@ class EditComparison:
             for c in range(self.accuracy_before.shape[0])
         ]
 
+    def to_dataframe(self) -> Any:
+        """``rows()`` indexed by class."""
+        return pandas().DataFrame.from_records(self.rows(), index="class")
+
+    def _summary(self) -> str:
+        return (
+            f"{self.method} edit of {len(self.units)} units of layer {self.layer} for class "
+            f"{self.target_class}: accuracy {self.accuracy_before[self.target_class]:.3g} -> "
+            f"{self.accuracy_targeted[self.target_class]:.3g} ({self.targeted_gain:+.3g}; random "
+            f"{self.random_gain:+.3g}, p {self.random_at_least_as_good:.2g}); overall "
+            f"{self.overall_before:.3g} -> {self.overall_targeted:.3g}"
+        )
+
+    def _table(self) -> tuple:
+        rows = [
+            (f"class {r['class']}", r["before"], r["targeted edit"], r["random edit (mean)"])
+            for r in self.rows()[:MAX_ROWS]
+        ]
+        header = ("class", "before", "targeted edit", "random edit (mean)")
+        return f"Edit for class {self.target_class}", header, rows, self._summary()
+
 
 @torch.no_grad()
 def _held_out(
@@ -172,7 +192,7 @@ def _held_out(
     images = model.check_inputs(images)
     if labels.shape[0] != images.shape[0]:
         raise ValueError(f"{images.shape[0]} images but {labels.shape[0]} labels")
-    logits = torch.cat([model.model(images[i : i + 512]) for i in range(0, len(images), 512)])
+    logits = torch.cat([model(images[i : i + 512]) for i in range(0, len(images), 512)])
     conf = Confusion(
         torch.bincount(labels * n + logits.argmax(-1), minlength=n * n).reshape(n, n),
         logits.argmax(-1),

@@ -35,10 +35,11 @@ import dataclasses
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
-from explorer._repr import compact_repr
+from explorer.analysis._display import MAX_ROWS, Shown, pandas
 from explorer.analysis.fourier import (
     KeyFrequencies,
     excluded_loss,
@@ -133,7 +134,7 @@ def embedding_sparsity(model: ModelHandle, *, mass: float = 0.8) -> dict[str, fl
     ``W_E[:p]``; ``gini``: the Gini coefficient of its norms over all ``p`` basis vectors.
     """
     p = _numbers(model)
-    spectrum = fourier_spectrum(model.model.W_E[:p].detach())  # type: ignore[attr-defined]
+    spectrum = fourier_spectrum(model.weight("W_E")[:p])
     return {
         "key_frequencies": float(len(key_frequencies(spectrum, mass=mass))),
         "gini": gini(spectrum.basis_norms),
@@ -221,16 +222,14 @@ def all_pair_logits(model: ModelHandle, data: ModularData) -> torch.Tensor:
         return last_position_logits(model, data.tokens).float()
 
 
-@dataclass(frozen=True)
-class GrokkingProgress:
+@dataclass(frozen=True, repr=False)
+class GrokkingProgress(Shown):
     """Progress measures at every checkpoint of a grokking run (index ``i`` is ``steps[i]``).
 
     ``key`` holds the key frequencies of the final embedding, used at every checkpoint.
     ``phases`` comes from these measures (``detect_phases``: train accuracy, test loss,
     restricted and excluded loss at the checkpoints).
     """
-
-    __repr__ = compact_repr
 
     steps: torch.Tensor
     key: KeyFrequencies
@@ -251,6 +250,38 @@ class GrokkingProgress:
                  "excluded_loss", "gini", "weight_norm")  # fmt: skip
         return {"step": int(self.steps[i]), **{n: float(getattr(self, n)[i]) for n in names}}
 
+    _MEASURES = ("train_loss", "test_loss", "train_acc", "test_acc", "restricted_loss",
+                 "excluded_loss", "gini", "weight_norm")  # fmt: skip
+
+    def to_dataframe(self) -> Any:
+        """One row per checkpoint (indexed by step), one column per measure."""
+        columns = {n: getattr(self, n).double().numpy() for n in self._MEASURES}
+        return pandas().DataFrame(columns, index=pandas().Index(self.steps.tolist(), name="step"))
+
+    def _summary(self) -> str:
+        return (
+            f"{len(self.steps)} checkpoints to step {int(self.steps[-1])}; key frequencies "
+            f"{list(self.key.frequencies)}; test accuracy {float(self.test_acc[-1]):.3g}"
+        )
+
+    def _top(self) -> list[str]:
+        return [f"{p.name} {p.start}..{p.end}" for p in self.phases.as_list()]
+
+    def _table(self) -> tuple:
+        n = len(self.steps)  # at most MAX_ROWS checkpoints, evenly spaced, the last included
+        shown = (
+            sorted({round(i * (n - 1) / (MAX_ROWS - 1)) for i in range(MAX_ROWS)})
+            if n > MAX_ROWS
+            else range(n)
+        )
+        rows = [
+            (int(self.steps[i]), float(self.train_acc[i]), float(self.test_acc[i]),
+             float(self.restricted_loss[i]), float(self.excluded_loss[i]), float(self.gini[i]))
+            for i in shown
+        ]  # fmt: skip
+        header = ("step", "train acc", "test acc", "restricted loss", "excluded loss", "gini")
+        return "Grokking progress", header, rows, self._summary()
+
 
 def grokking_progress(
     run: Run, *, key: KeyFrequencies | None = None, mass: float = 0.8
@@ -266,7 +297,7 @@ def grokking_progress(
     p = data.p
     model = run.load_model()
     if key is None:
-        key = key_frequencies(fourier_spectrum(model.model.W_E[:p]), mass=mass)
+        key = key_frequencies(fourier_spectrum(model.weight("W_E")[:p]), mass=mass)
     rows: dict[str, list[float]] = {n: [] for n in GrokkingProgress.__dataclass_fields__}
     ce = torch.nn.functional.cross_entropy
     for step in run.steps:
@@ -283,7 +314,7 @@ def grokking_progress(
         rows["excluded_loss"].append(
             excluded_loss(logits, data.labels, key.frequencies, data.train_idx)
         )
-        rows["gini"].append(gini(fourier_spectrum(model.model.W_E[:p]).basis_norms))
+        rows["gini"].append(gini(fourier_spectrum(model.weight("W_E")[:p]).basis_norms))
         rows["weight_norm"].append(weight_norm(model))
     tensors = {k: torch.tensor(v) for k, v in rows.items() if v}
     steps = torch.tensor(run.steps)
@@ -335,7 +366,7 @@ def accuracy_without_frequencies(
     basis = fourier_basis(p)
     rows = [i for i, k in enumerate(basis.frequencies.tolist()) if k in set(frequencies)]
     directions = basis.matrix[rows]  # [2k, p]
-    W_E = model.model.W_E.detach()  # type: ignore[attr-defined]
+    W_E = model.weight("W_E")
     removed = directions.T @ (directions @ W_E[:p])  # [p, d_model]: the part to take away
     delta = torch.cat([removed, torch.zeros_like(W_E[p:])])
     tokens = model.check_inputs(tokens)

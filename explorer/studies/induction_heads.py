@@ -33,8 +33,12 @@ import torch
 import torch.nn.functional as F
 
 from explorer._checks import check_positive
+from explorer.analysis.induction import detect_phase_change, induction_progress
+from explorer.data import repeated_tokens
 from explorer.data.tokens import induction_training_batch
+from explorer.models import zoo
 from explorer.models.handle import ModelHandle
+from explorer.training import CheckpointSchedule, OptimizerConfig, train
 from explorer.training.run import Run
 
 #: The run that ships with explorer (metrics, float16 checkpoints through the phase change).
@@ -87,8 +91,6 @@ def next_token_training_loss(
 
 def build_model(seed: int = SETTING["seed"]) -> ModelHandle:
     """The untrained model: 2 layers, attention only, d_model 64, 4 heads, no LayerNorm."""
-    from explorer.models import zoo
-
     s = SETTING
     return zoo.attention_only_transformer(
         n_layers=2, d_model=s["d_model"], n_heads=s["n_heads"], d_vocab=s["d_vocab"],
@@ -98,8 +100,6 @@ def build_model(seed: int = SETTING["seed"]) -> ModelHandle:
 
 def eval_tokens() -> torch.Tensor:
     """The fixed evaluation batch logged through training: 32 prompts ``[BOS][30][30]``."""
-    from explorer.data import repeated_tokens
-
     return repeated_tokens(32, 30, SETTING["d_vocab"], seed=SETTING["eval_seed"])
 
 
@@ -111,9 +111,6 @@ def train_induction(run_dir: str | Path, *, steps: int | None = None, progress: 
     both halves of ``eval_tokens()`` and the best head scores; checkpoints every 100 steps,
     at 8 log-spaced steps and wherever the best induction score moved by 0.05.
     """
-    from explorer.analysis.induction import induction_progress
-    from explorer.training import CheckpointSchedule, OptimizerConfig, train
-
     s = SETTING
     steps = s["steps"] if steps is None else steps
     model = build_model()
@@ -149,8 +146,6 @@ def choose_checkpoints(run: Run, keep: int = SHIPPED_CHECKPOINTS) -> list[int]:
     """``keep`` checkpoint steps: the first and the last; those nearest 100 steps before the
     best induction score starts to rise, its start, steepest point and end
     (``detect_phase_change``); then the rest spread evenly over training."""
-    from explorer.analysis.induction import detect_phase_change
-
     steps = list(run.steps)
     if len(steps) <= keep:
         return steps

@@ -65,7 +65,7 @@ def fit(
     probe (every parameter's norm after ``probe_steps`` steps) when asked for one."""
     from tqdm.auto import tqdm
 
-    net = handle.model.train()
+    net = handle.train()  # the handle runs, counts and names parameters as its module
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     probe: dict[str, Any] = {}
     with tqdm(

@@ -45,7 +45,7 @@ MNIST_MLP = {"hidden": (64, 32), "lr": 3e-3, "batch": 128}
 
 def parameter_norms(model: ModelHandle) -> dict[str, float]:
     """Every parameter's L2 norm: the fingerprint the probe compares."""
-    return {k: float(v.detach().double().norm()) for k, v in model.model.named_parameters()}
+    return {k: float(v.detach().double().norm()) for k, v in model.named_parameters()}
 
 
 def _bar(show: bool, total: int, desc: str) -> Any:
@@ -82,7 +82,7 @@ def train_quickstart_induction(
             batch = induction_training_batch(
                 c["batch"], c["n_ctx"], c["d_vocab"], generator=generator
             )
-            logits = model.model(batch)
+            logits = model(batch)
             loss = F.cross_entropy(
                 logits[:, :-1].reshape(-1, c["d_vocab"]), batch[:, 1:].reshape(-1)
             )

@@ -1,6 +1,6 @@
 """Loss and evaluation functions for ``train``: full-batch classification on token sequences.
 
-``last_position_logits`` computes a transformer's logits at the last position only: every
+``last_position_logits`` (from ``models.fast_paths``) computes a transformer's logits at the last position only: every
 layer but the last runs on all positions (later positions attend to them), while the last
 layer's attention is read at the final query and its MLP and the unembedding run on one
 position instead of all. For the grokking model (3 positions, MLP-heavy) this halves the
@@ -25,49 +25,13 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
+from explorer.models.fast_paths import last_position_logits
 from explorer.models.handle import ModelHandle
 
 LossFn = Callable[[ModelHandle, int], "torch.Tensor | tuple[torch.Tensor, dict[str, float]]"]
 EvalFn = Callable[[ModelHandle], "float | dict[str, float]"]
 
 __all__ = ["classification_eval", "classification_loss", "last_position_logits"]
-
-
-def _fast_path_ok(model: ModelHandle) -> bool:
-    cfg = getattr(model.model, "cfg", None)
-    return (
-        model.is_transformer
-        and cfg is not None
-        and cfg.positional_embedding_type == "standard"
-        and not cfg.parallel_attn_mlp
-        and not cfg.use_attn_in
-        and not cfg.use_split_qkv_input
-        and not cfg.use_normalization_before_and_after
-        and not getattr(cfg, "use_hook_tokens", False)
-        and not any(hp.fwd_hooks for hp in model.model.hook_dict.values())  # type: ignore[attr-defined]
-    )
-
-
-def last_position_logits(model: ModelHandle, inputs: torch.Tensor) -> torch.Tensor:
-    """Logits at the last position ``[batch, d_vocab_out]`` (or a classifier's ``[batch, classes]``)."""
-    if not _fast_path_ok(model):
-        out = model(inputs)
-        return out[:, -1] if out.ndim == 3 else out
-    tl = model.model
-    tokens = model.check_inputs(inputs)
-    resid = tl.embed(tokens) + tl.pos_embed(tokens)  # type: ignore[operator]
-    blocks = tl.blocks  # type: ignore[attr-defined]
-    for block in blocks[:-1]:
-        resid = block(resid)
-    last = blocks[-1]
-    attn_in = last.ln1(resid)
-    attn_out = last.attn(attn_in, attn_in, attn_in)[:, -1:]
-    mid = resid[:, -1:] + attn_out
-    out = mid if last.cfg.attn_only else mid + last.mlp(last.ln2(mid))
-    final_norm = getattr(tl, "ln_final", None)  # absent without normalization
-    if final_norm is not None:
-        out = final_norm(out)
-    return tl.unembed(out)[:, 0]  # type: ignore[operator]
 
 
 def classification_loss(

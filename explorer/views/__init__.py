@@ -4,6 +4,16 @@ Each view is an anywidget (a Python class with synced traits and an ES module be
 A click changes a trait, the kernel runs analysis and sends the result back as binary
 float16/uint8 buffers (``serialise``). ``show(model, data)`` opens them all, linked.
 
+A new view: ``name.py`` with a subclass of ``_base.ExplorerWidget`` and ``name.js`` beside
+it (one module per widget; ``esm("name.js")`` prepends the shared ``_common.js`` drawing
+helpers and ``_controls.js`` menus, unit pickers and the pending line). The view only
+encodes results and dispatches clicks: every number comes from ``explorer.analysis`` (or
+``explorer.hypotheses``), and ``tests/views/test_views_compute_nothing.py`` fails on a
+forward pass or a reduction written in a view. Buttons send ``exAct(model, name, args)``,
+answered by the method named in the class's ``_actions``; names in ``_background`` run on a
+worker thread with elapsed time and Cancel in the page (``exSet`` does the same for trait
+changes whose analysis may take long).
+
 >>> from explorer.data import repeated_tokens
 >>> from explorer.models import zoo
 >>> from explorer.views import AttentionView

@@ -508,6 +508,46 @@ def test_tables_hold_the_results_arrays(computed):
     assert torch.allclose(_values(frame, "total"), maps.maps.double().flatten(1).sum(1))
     assert torch.allclose(_values(frame, "convergence_delta"), maps.convergence_delta.double())
 
+    svd, _ = computed["CircuitSVD"]
+    frame = svd.to_dataframe()
+    assert list(frame.columns) == ["head", "direction", "singular_value", *svd.sides]
+    assert torch.allclose(_values(frame, "singular_value"), svd.S.double().flatten())
+
+    dla, _ = computed["LogitAttribution"]
+    frame = dla.to_dataframe()
+    assert frame["unit"].tolist() == list(dla.labels)
+    assert torch.allclose(_values(frame, "mean"), dla.values.double().mean(0))
+
+    lens, _ = computed["LogitLens"]
+    frame = lens.to_dataframe()
+    assert len(frame) == len(lens.labels) * len(lens.input_text)
+    assert torch.equal(
+        torch.tensor(frame["target_rank"].to_numpy()), lens.target_rank[:, 0].flatten()
+    )
+
+    tokens_attr, _ = computed["TokenAttribution"]
+    frame = tokens_attr.to_dataframe()
+    assert torch.allclose(_values(frame, "score"), tokens_attr.scores.double().flatten())
+
+    detection, _ = computed["HeadDetection"]
+    frame = detection.to_dataframe()
+    assert torch.allclose(_values(frame, "score"), detection.scores.double().flatten())
+
+    path, _ = computed["PathPatchingResult"]
+    frame = path.to_dataframe()
+    row = frame[(frame["layer"] == 0) & (frame["head"] == 1)]
+    assert float(row.metric.iloc[0]) == pytest.approx(float(path.values[0, 1]))
+
+    audited, _ = computed["AuditResult"]
+    frame = audited.to_dataframe()
+    assert frame.index.name == "class"
+    assert torch.allclose(_values(frame, "anomaly"), audited.anomaly.double())
+
+    weights, _ = computed["NeuronLogitWeights"]
+    frame = weights.to_dataframe()
+    first = frame[(frame.neuron == str(weights.neurons[0])) & (frame["rank"] == 0)]
+    assert first.weight.max() == pytest.approx(float(weights.values[0].max()))
+
     circuit, _ = computed["InductionCircuit"]
     frame = circuit.to_dataframe()
     assert frame.iloc[0].tolist()[:2] == [str(circuit.pairs[0][0]), str(circuit.pairs[0][1])]
@@ -640,3 +680,18 @@ def test_every_result_an_analysis_returns_is_covered_here():
     covered = {name.split(" ")[0] for name in CASES} | {"FourierBasis"}
     assert sorted(returned - covered) == []
     assert all(hasattr(classes[name], "_repr_html_") for name in returned)
+
+
+def test_without_pandas_to_dataframe_says_what_to_install(computed, monkeypatch):
+    """pandas is a dependency, but a broken or stripped install gets a sentence, not a
+    bare ModuleNotFoundError, from every result's table."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "pandas", None)  # makes `import pandas` fail
+    for name, (result, _) in computed.items():
+        if hasattr(result, "to_dataframe"):
+            args = (result.names[0],) if name == "HeadScores" else ()
+            with pytest.raises(
+                ImportError, match=r"to_dataframe\(\) needs pandas.*pip install pandas"
+            ):
+                result.to_dataframe(*args)

@@ -133,7 +133,7 @@ def test_analyses_agree_on_the_shipped_model():
     )
     ref_sweep = ablation_sweep(ref, tokens, metric=loss, ablation="mean").to_dataframe().to_numpy()
     torch.testing.assert_close(
-        torch.as_tensor(ours_sweep), torch.as_tensor(ref_sweep), rtol=1e-4, atol=1e-5
+        torch.tensor(ours_sweep), torch.tensor(ref_sweep), rtol=1e-4, atol=1e-5
     )
 
 

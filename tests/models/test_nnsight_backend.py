@@ -18,6 +18,7 @@ from explorer.analysis import (
     activation_patching,
     attribute_tokens,
     attribution_patching,
+    detect_heads,
     direct_logit_attribution,
     head_scores,
     logit_lens,
@@ -172,6 +173,14 @@ def test_head_scores_and_token_attribution(pair):
     a, b = head_scores(tl, tokens), head_scores(nns, tokens)
     for kind in ("previous_token", "induction"):
         _close(a.get(kind), b.get(kind))
+    for measure in ("mul", "abs"):
+        a, b = (
+            detect_heads(
+                m, tokens, pattern="induction_head", exclude_bos=True, error_measure=measure
+            )
+            for m in (tl, nns)
+        )
+        _close(a.per_example, b.per_example)
     ioi = tl.to_tokens(hf_tiny.IOI)
     a = attribute_tokens(tl, ioi, target=" Mary", against=" John", n_steps=8)
     b = attribute_tokens(nns, ioi, target=" Mary", against=" John", n_steps=8)
@@ -332,6 +341,9 @@ def test_remote_options_are_checked(pairs):
         explorer.load(hf_model, tokenizer=tok, backend="nnsight", remote="ndif")
     with pytest.raises(ValueError, match="tokenizer"):
         explorer.load(hf_model, backend="nnsight", remote="local")
+    clean = handle.to_tokens(hf_tiny.IOI)
+    with pytest.raises(ValueError, match="attribution patching takes gradients.*activation_p"):
+        attribution_patching(handle, clean, corrupted=clean, metric=lambda logits: logits[:, -1, 0])
 
 
 def test_bad_backend_and_options_are_named(pairs):

@@ -181,3 +181,36 @@ def test_a_cancelled_neuron_change_shows_the_old_neuron_whole():
     request(view, "set", layer=1, neuron=4)
     assert view.wait(SAFETY_S) and view.last_run["outcome"] == "done"
     assert (view.layer, view.neuron) == (1, 4) and view.hist_counts != shown["hist_counts"]
+
+
+def test_a_cancelled_hypothesis_test_records_nothing(monkeypatch):
+    from explorer.hypotheses import Hypothesis, HypothesisStore, NeuronSelectivity, Split, planted
+    from explorer.views import HypothesisWidget, hypothesis_view
+
+    h = Hypothesis(
+        claim="neuron 0.3 detects the concept",
+        units="neuron 0.3",
+        measure=NeuronSelectivity(),
+        threshold=0.9,
+        formation=Split(range(100)),
+        held_out=Split(range(100, 200)),
+    )
+    store = HypothesisStore(":memory:")
+    widget = HypothesisWidget(
+        h, planted.concept_neuron_model(), planted.concept_examples(200), store=store
+    )
+    pick = hypothesis_view.pick_data
+
+    def cancel_then_pick(data, hypothesis):  # Cancel pressed as the test starts
+        widget.cancel()
+        return pick(data, hypothesis)
+
+    monkeypatch.setattr(hypothesis_view, "pick_data", cancel_then_pick)
+    request(widget, "test", threshold=0.8)
+    assert widget.wait(SAFETY_S) and widget.last_run["outcome"] == "cancelled"
+    assert widget.status == "untested" and widget.history == [] and widget.error == ""
+    assert store.count("verdicts") == 0
+    monkeypatch.setattr(hypothesis_view, "pick_data", pick)
+    request(widget, "test")
+    assert widget.wait(SAFETY_S) and widget.status == "supported"
+    assert widget.threshold == 0.8 and store.count("verdicts") == 1
