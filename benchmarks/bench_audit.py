@@ -6,8 +6,10 @@ is audited with ``audit(model, held_out, method="cleanse", budget=20_000)`` and 
 against its ground truth: backdoors flagged (target 5 of 5), false positives on the clean
 ones (target <= 1), location IoU of the flagged box (>= 0.5), target class exact, success of
 the reconstructed trigger on held-out digits (>= 90%), forward passes (<= 20,000) and CPU
-seconds (< 60 s) per model. ``tiny`` plants 2 weakly trained models for the smoke test (its
-numbers mean nothing).
+seconds (< 60 s) per model. Beside them, 6 small CNNs from seeds 2021-2026 (3 planted:
+solid, checkerboard, blended; 3 clean) audited at ``budget=10_000``, scored the same way (no
+IoU or CPU target: a conv net also answers to the trigger a few pixels away). ``tiny``
+plants 2 weakly trained models for the smoke test (its numbers mean nothing).
 """
 
 from __future__ import annotations
@@ -86,7 +88,7 @@ def run(size: str = "full") -> list[Row]:
     return mlp + cnn
 
 
-CNN_BUDGET = 5_000
+CNN_BUDGET = 10_000
 
 
 def _rows(scores: list[dict], arch: str, budget: int, cpu_target: float | None) -> list[Row]:
