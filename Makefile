@@ -13,7 +13,7 @@ TEST_WORKERS ?= auto
 LAB_DIR ?= lab
 LAB_SETTINGS := $(VENV)/share/jupyter/lab/settings
 
-.PHONY: lab lab-workspace test lint format bench docs install browser-deps clean
+.PHONY: lab lab-workspace test lint format bench docs install browser-deps postgres-deps ndif-deps clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -58,6 +58,25 @@ postgres-deps:
 	  fi; \
 	fi
 
+# The local NDIF server for tests/models/test_ndif_local.py (scripts/ndif_local.sh): Debian's
+# redis-server, and a venv in the checkout (gitignored) that reuses the project venv's
+# site-packages (torch, nnsight) and adds ndif 0.1.2, Ray and moto, pinned in
+# scripts/ndif_local/constraints.txt; rebuilt only when the pins or the project venv change.
+NDIF_VENV_DIR := .ndif-venv
+NDIF_STAMP := $(NDIF_VENV_DIR)/.ndif-installed
+
+$(NDIF_STAMP): $(STAMP) constraints.txt scripts/ndif_local/constraints.txt
+	NDIF_VENV=$(abspath $(NDIF_VENV_DIR)) NDIF_PROJECT_VENV=$(abspath $(VENV)) bash scripts/ndif_local.sh install
+
+ndif-deps: $(NDIF_STAMP)
+	@if ! command -v redis-server >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server; \
+	  else \
+	    echo "the local NDIF server test needs Debian's redis-server: sudo apt-get install -y redis-server"; exit 1; \
+	  fi; \
+	fi
+
 lab: $(STAMP) lab-workspace
 	cd $(LAB_DIR) && $(abspath $(BIN))/jupyter lab --ServerApp.root_dir=. notebooks/quickstart.ipynb
 
@@ -69,7 +88,7 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-test: $(STAMP) browser-deps postgres-deps lint
+test: $(STAMP) browser-deps postgres-deps ndif-deps lint
 	$(BIN)/python -m pytest -ra -n $(TEST_WORKERS) --dist loadscope $(PYTEST_ARGS)
 
 # The documentation site, built offline into site/: the tutorials executed (cached in build/
@@ -83,4 +102,4 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks --threads 1 --markdown docs/benchmarks.md --readme README.md
 
 clean:
-	rm -rf $(VENV) test-artifacts .pytest_cache build site  # $(LAB_DIR) holds your work: remove it yourself
+	rm -rf $(VENV) $(NDIF_VENV_DIR) test-artifacts .pytest_cache build site  # $(LAB_DIR) holds your work: remove it yourself

@@ -99,14 +99,14 @@ def cases(size: str) -> list[_Case]:
             grok,
             grok_x,
             metrics.neg_cross_entropy(grok_y),
-            list(all_neurons(grok, 0)),
+            list(all_neurons(grok, layer=0)),
         ),
         _Case(
             f"MNIST MLP: {mnist.layer_widths[0]} neurons of layer 0, {batch}",
             mnist,
             images,
             metrics.neg_cross_entropy(labels),
-            list(all_neurons(mnist, 0)),
+            list(all_neurons(mnist, layer=0)),
         ),
     ]
 

@@ -101,7 +101,7 @@ def _cpu_ms(fn: Callable[[], Any]) -> float:
 
 def attention_view_rows(handle: ModelHandle, s: _Size) -> list[Row]:
     from explorer.views import AttentionView
-    from explorer.views.serialise import encode, payload_bytes
+    from explorer.views.serialize import encode, payload_bytes
 
     n = s.view_tokens
     tokens = torch.randint(
@@ -181,7 +181,7 @@ def sweep_rows(handle: ModelHandle, s: _Size) -> list[Row]:
         torch.randint(0, d_vocab, (batch,), generator=g),
     )
     layers = s.sweep_layers or range(handle.n_layers)
-    units = [h for layer in layers for h in all_heads(handle, layer)]
+    units = [h for layer in layers for h in all_heads(handle, layer=layer)]
     peaks: dict[str, float] = {}
 
     def measured(name: str, fn: Callable[[], Any]) -> Callable[[], Any]:

@@ -1,7 +1,7 @@
 """Bytes sent to the browser for one attention layer: ours (float16 binary) vs circuitsvis.
 
 The layer is 12 heads x 1,024 tokens from a real (untrained) causal model, so half of
-every pattern is masked zeros, as in practice. Ours is ``explorer.views.serialise.encode``
+every pattern is masked zeros, as in practice. Ours is ``explorer.views.serialize.encode``
 (float16 buffers that ipywidgets sends as binary); ``AttentionView`` sends even less (a
 uint8 thumbnail per head and a 256-row window of the selected head). circuitsvis's
 ``attention_patterns`` writes every weight into the HTML as JSON; we measure its CDN
@@ -48,7 +48,7 @@ def run(size: str = "full") -> list[Row]:
     from circuitsvis.attention import attention_patterns
 
     from explorer.views import AttentionView
-    from explorer.views.serialise import encode, payload_bytes
+    from explorer.views.serialize import encode, payload_bytes
 
     model, tokens, pattern = _layer(size)
     n_heads, n = pattern.shape[0], pattern.shape[-1]
@@ -80,7 +80,7 @@ def run(size: str = "full") -> list[Row]:
             theirs_mb / ours_mb,
             target=f"< {TARGET_MB:g} MiB",
             met=ours_mb < TARGET_MB,
-            note="ours: explorer.views.serialise.encode; circuitsvis: attention_patterns(...) HTML",
+            note="ours: explorer.views.serialize.encode; circuitsvis: attention_patterns(...) HTML",
         ),
         Row(
             BENCHMARK,

@@ -10,7 +10,9 @@
 3. Runs ``mkdocs build --strict`` (mkdocs-material, mkdocstrings, mkdocs-jupyter) into
    ``site/`` (or ``--site``): every link must resolve.
 
-``--fast`` runs the tutorials in their small CI setting (``EXPLORER_CI=1``);
+``--fast`` runs the tutorials in their small CI setting (``EXPLORER_CI=1``); the induction
+and grokking tutorials start from their shipped runs (``explorer/studies/trained``) either way,
+so the build trains neither;
 ``--only quickstart`` executes only the named notebooks (the others are listed but shown
 from their last executed copy, or without outputs if there is none).
 """

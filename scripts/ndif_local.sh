@@ -3,7 +3,7 @@
 # folder: Redis (Debian's redis-server), an S3 store (moto's server, from PyPI), a Ray head,
 # ndif's controller and model actor, and ndif's API (gunicorn). For tests and demos only.
 #
-#   scripts/ndif_local.sh install            # the venv ($NDIF_VENV, default ../ndif-venv)
+#   scripts/ndif_local.sh install            # the venv ($NDIF_VENV, default .ndif-venv; make ndif-deps)
 #   scripts/ndif_local.sh start FOLDER DIR   # prints the API URL; state and logs in DIR
 #   scripts/ndif_local.sh stop DIR           # stops exactly the processes `start` began
 #
@@ -16,7 +16,7 @@ set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 REPO="$(dirname "$HERE")"
 # NDIF_VENV=system: ndif is importable by the machine's python3 (a GPU machine's image)
-NDIF_VENV="${NDIF_VENV:-$(dirname "$REPO")/ndif-venv}"
+NDIF_VENV="${NDIF_VENV:-$REPO/.ndif-venv}"
 if [ "$NDIF_VENV" = system ]; then PY=python3; else PY="$NDIF_VENV/bin/python"; fi
 # NDIF_LOCAL_GPU=1: the machine has GPUs; ndif places the model on one, unpatched
 NDIF_LOCAL_GPU="${NDIF_LOCAL_GPU:-0}"
@@ -34,6 +34,7 @@ wait_for() {  # wait_for SECONDS DESCRIPTION COMMAND...
 }
 
 install() {
+    [ "$NDIF_VENV" != system ] || { echo "ndif_local: NDIF_VENV=system installs nothing" >&2; exit 1; }
     if ! command -v redis-server >/dev/null; then
         if [ "$(id -u)" = 0 ]; then
             apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server
@@ -42,14 +43,25 @@ install() {
             exit 1
         fi
     fi
-    # ndif 0.1.2 declares Python >= 3.12 but its code runs on 3.11 (the CPU torch wheel
-    # pinned in constraints.txt is for 3.11); the same torch, nnsight and transformers as
-    # the project's own venv, so client and server run one nnsight.
-    local python="${NDIF_PYTHON:-python3.11}"
-    "$python" -m venv "$NDIF_VENV"
-    grep -E '^(torch|nnsight|transformers|accelerate|numpy)==' "$REPO/constraints.txt" > "$NDIF_VENV/pins.txt"
-    "$PY" -m pip install --quiet -c "$NDIF_VENV/pins.txt" torch
-    "$PY" -m pip install --quiet --ignore-requires-python -c "$NDIF_VENV/pins.txt" \
+    # The server venv sits on the project's venv (its site-packages are added by a .pth
+    # file): the same torch, nnsight and transformers, so client and server run one nnsight
+    # and torch is not downloaded twice. It holds only what ndif adds (Ray, moto, the API's
+    # web stack; pinned in scripts/ndif_local/constraints.txt), and its own copies shadow the
+    # project's where ndif needs other versions (python-dateutil). ndif 0.1.2 declares
+    # Python >= 3.12 but its code runs on 3.11 (the CPU torch wheel pinned is for 3.11).
+    local project="${NDIF_PROJECT_VENV:-$REPO/.venv}"
+    [ -x "$project/bin/python" ] || { echo "ndif_local: no project venv at $project (make install)" >&2; exit 1; }
+    local purelib='import sysconfig; print(sysconfig.get_paths()["purelib"])'
+    rm -rf "$NDIF_VENV"
+    "$project/bin/python" -m venv "$NDIF_VENV"
+    local theirs ours
+    theirs="$("$project/bin/python" -c "$purelib")"
+    ours="$("$PY" -c "$purelib")"
+    echo "import site; site.addsitedir('$theirs')" > "$ours/_project_venv.pth"
+    # the project's pins, less those the server venv pins otherwise
+    grep -v -E '^(python-dateutil)==' "$REPO/constraints.txt" > "$NDIF_VENV/pins.txt"
+    "$PY" -m pip install --quiet --disable-pip-version-check --ignore-requires-python \
+        -c "$NDIF_VENV/pins.txt" -c "$HERE/ndif_local/constraints.txt" \
         "ndif[api,ray]==0.1.2" "moto[server]"
     touch "$NDIF_VENV/.ndif-installed"
 }

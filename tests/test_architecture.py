@@ -11,7 +11,8 @@ The rules are docs/architecture.md's:
 - No import cycle between modules. Every import counts, in a function or not; only imports
   under ``if TYPE_CHECKING:`` (they never run) are left out of the cycle check.
 - No function-local import of an explorer module: such imports hid cycles. Third-party
-  libraries may be imported in a function (transformer-lens, captum, nnsight take seconds).
+  libraries may be imported in a function (transformer-lens, captum, nnsight take seconds)
+  with a comment saying it is lazy and why.
 - Only ``explorer/models/`` reads the torch module a ``ModelHandle`` wraps. The rule, as
   checked: outside ``explorer/models/``, no code (docstring examples included) reads or
   writes an attribute ``.model`` on anything but the bare name ``self`` (a widget's or a
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import ast
 import doctest
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -159,6 +161,50 @@ def test_imports_point_down_only():
             side = "beside" if RANKS[there] == RANKS[here] else "above"
             bad.append(f"{e.source}:{e.line} imports {e.target} ({there} is {side} {here})")
     assert not bad, "upward imports (see docs/architecture.md):\n" + "\n".join(bad)
+
+
+def lazy_imports_without_a_reason(path: Path) -> list[str]:
+    """Third-party imports inside functions with no comment saying they are lazy (on the
+    import line, or a comment line right above it or above the imports it is grouped with)."""
+    std = set(sys.stdlib_module_names)
+    lines = path.read_text(encoding="utf-8").splitlines()
+    bad = []
+    for fn in ast.walk(ast.parse("\n".join(lines))):
+        if not isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        for node in ast.walk(fn):
+            if not isinstance(node, (ast.Import, ast.ImportFrom)) or getattr(node, "level", 0):
+                continue
+            name = node.names[0].name if isinstance(node, ast.Import) else node.module or ""
+            if name.split(".")[0] in std | {"explorer"}:
+                continue
+            i = node.lineno - 1
+            said = "lazy" in lines[i].lower()
+            while not said and i > 0:
+                i -= 1
+                above = lines[i].strip()
+                if above.startswith("#"):
+                    said = "lazy" in above.lower() or "lazily" in above.lower()
+                elif not above.startswith(("import ", "from ")):
+                    break
+            if not said:
+                bad.append(f"{path.name}:{node.lineno} {lines[node.lineno - 1].strip()}")
+    return bad
+
+
+def test_lazy_third_party_imports_say_so(tmp_path):
+    probe = tmp_path / "probe.py"
+    probe.write_text(
+        "def f():\n    import pandas\n"
+        "def g():\n    # lazy: seconds to import\n    import captum\n    import torch\n"
+        "def h():\n    import json\n"
+    )
+    assert lazy_imports_without_a_reason(probe) == ["probe.py:2 import pandas"]
+    bad = [b for path in MODULES.values() for b in lazy_imports_without_a_reason(path)]
+    assert not bad, (
+        "a third-party import inside a function must say it is lazy and why "
+        "(# lazy: ...), or move to the top of the module:\n" + "\n".join(bad)
+    )
 
 
 def test_no_function_local_explorer_imports():
@@ -297,4 +343,40 @@ def test_only_models_reads_the_wrapped_torch_module():
     assert not bad, (
         "outside explorer/models/ ask the ModelHandle (weight, layer_modules, "
         "named_parameters, models.fast_paths ...), not its wrapped module:\n" + "\n".join(bad)
+    )
+
+
+MAX_LINES = 400
+
+
+def oversized(modules: dict[str, Path]) -> list[str]:
+    """Modules over ``MAX_LINES`` lines whose top docstring has no line starting "Size:"."""
+    bad = []
+    for module, path in modules.items():
+        text = path.read_text(encoding="utf-8")
+        n = len(text.splitlines())
+        if n <= MAX_LINES:
+            continue
+        doc = ast.get_docstring(ast.parse(text)) or ""
+        if not any(line.strip().startswith("Size:") for line in doc.splitlines()):
+            bad.append(f"{module}: {n} lines")
+    return bad
+
+
+def test_the_size_rule_reads_the_reason(tmp_path):
+    long_body = "x = 1\n" * (MAX_LINES + 1)
+    (tmp_path / "a.py").write_text('"""A module."""\n' + long_body)
+    (tmp_path / "b.py").write_text(
+        '"""A module.\n\nSize: one table, kept whole.\n"""\n' + long_body
+    )
+    (tmp_path / "c.py").write_text('"""A module."""\n' + "x = 1\n" * 10)
+    found = oversized({n: tmp_path / f"{n}.py" for n in ("a", "b", "c")})
+    assert found == [f"a: {MAX_LINES + 2} lines"]
+
+
+def test_modules_stay_small_or_say_why():
+    bad = oversized(MODULES)
+    assert not bad, (
+        f"modules over {MAX_LINES} lines: split them by concern, or give the reason in a line "
+        "of the module docstring starting with 'Size:':\n" + "\n".join(bad)
     )

@@ -64,7 +64,7 @@ from explorer.analysis.editing import (
 )
 from explorer.analysis.feature_vis import (
     FeatureVisualization,
-    Regularisation,
+    Regularization,
     gaussian_blur,
     maximize_activation,
     mean_pairwise_cosine,
@@ -193,6 +193,7 @@ from explorer.analysis.units import (
     all_neurons,
     check_unit,
     layer_table,
+    neuron_index,
     parse_unit,
     unit_slice,
     units_of_type,
@@ -233,7 +234,7 @@ __all__ = [
     "Phases",
     "Probe",
     "ProbeResults",
-    "Regularisation",
+    "Regularization",
     "ResidPosition",
     "StampedExamples",
     "SweepResult",
@@ -297,6 +298,7 @@ __all__ = [
     "mean_final_scale",
     "mean_pairwise_cosine",
     "metrics",
+    "neuron_index",
     "neuron_logit_weights",
     "norm_direction",
     "output_effect",

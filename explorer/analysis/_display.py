@@ -93,6 +93,7 @@ def html_table(
 def pandas() -> Any:
     """The pandas module, or an ImportError that says what needs it and how to get it."""
     try:
+        # lazy: pandas is optional: only to_dataframe() needs it
         import pandas as pd
     except ImportError as err:
         raise ImportError(

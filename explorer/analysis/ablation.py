@@ -164,7 +164,7 @@ def _check_units(
     extremes: dict[tuple[type, int], list] = {}  # [lowest, its number, highest, its number]
     for unit in parsed:
         if getattr(unit, "pos", None) is not None:
-            check_unit(model, unit)
+            check_unit(model, unit=unit)
         number = _unit_number(unit)
         group = extremes.setdefault((type(unit), unit.layer), [unit, number, unit, number])
         if number < group[1]:
@@ -173,8 +173,8 @@ def _check_units(
             group[2:4] = unit, number
     hook_of = {}
     for key, (low, _, high, _) in extremes.items():
-        check_unit(model, low)
-        check_unit(model, high)
+        check_unit(model, unit=low)
+        check_unit(model, unit=high)
         hook_of[key] = low.hook(model)
     return parsed, hook_of
 
@@ -261,7 +261,7 @@ def _setup(
                 f"{unit}: position {pos} out of range for inputs of length {inputs.shape[1]}"
             )
     hooks = sorted(set(hook_of.values()))
-    bases = [h for h in sweep_base_hooks(model, hooks) if h not in hooks] if sweep else []
+    bases = [h for h in sweep_base_hooks(model, hooks=hooks) if h not in hooks] if sweep else []
     batch = inputs.shape[0]
     before, cache = model.run_with_cache(  # the metric, not the logits, leaves the pass
         inputs, names=hooks + bases, reduce=lambda logits: evaluate(metric, logits, batch)
@@ -297,7 +297,9 @@ def ablate(
         units = [units]  # type: ignore[list-item]
     s = _setup(model, inputs, units, metric, ablation, reference, seed)
     fired: set[str] = set()
-    after = run_interventions(model, s.inputs, [s.sites], s.sources, metric, fired=fired)[0]
+    after = run_interventions(
+        model, s.inputs, interventions=[s.sites], sources=s.sources, metric=metric, fired=fired
+    )[0]
     return AblationResult(s.before, after, tuple(s.units), ablation, tuple(sorted(fired)))
 
 
@@ -325,7 +327,15 @@ def ablation_sweep(
     """
     if units is None:
         check_choice("unit_type", unit_type, ("head", "neuron"))
-        units = (all_heads if unit_type == "head" else all_neurons)(model, layer)
+        units = (all_heads if unit_type == "head" else all_neurons)(model, layer=layer)
     s = _setup(model, inputs, units, metric, ablation, reference, seed, sweep=True)
-    after = run_sweep(model, s.inputs, s.sites, s.sources, s.clean, metric, max_tokens=max_tokens)
+    after = run_sweep(
+        model,
+        s.inputs,
+        sites=s.sites,
+        sources=s.sources,
+        clean_activations=s.clean,
+        metric=metric,
+        max_tokens=max_tokens,
+    )
     return SweepResult(tuple(s.units), float(s.before.mean()), after.mean(1), after, ablation)

@@ -96,17 +96,17 @@ class AttributionMaps(Shown):
         return super()._repr_html_() + f"<div>{maps}</div>"
 
 
-def check_images(model: ModelHandle, images: torch.Tensor) -> torch.Tensor:
+def check_images(model: ModelHandle, inputs: torch.Tensor) -> torch.Tensor:
     """``images`` checked for an image ``model``: finite floats ``[batch, c, h, w]``."""
     if model.is_transformer:
         raise ValueError(
             f"{model.name} takes tokens; attribution maps here are for image models: "
             "use attribute_tokens(model, inputs, target=...) for per-token scores"
         )
-    images = model.check_images(check_tensor("images", images, ndim=(1, 2, 3, 4), integer=False))
-    if not torch.isfinite(images).all():
+    inputs = model.check_images(check_tensor("images", inputs, ndim=(1, 2, 3, 4), integer=False))
+    if not torch.isfinite(inputs).all():
         raise ValueError("images contain NaN or infinite values")
-    return images
+    return inputs
 
 
 class _ImagesIn(torch.nn.Module):
@@ -281,7 +281,7 @@ def attribute(
     images = check_images(model, inputs)
     targets = check_targets(target, images.shape[0], model.n_outputs)
     if method != "edge":
-        import captum.attr  # noqa: F401  (imported before the clock starts: seconds, once)
+        import captum.attr  # noqa: F401  (lazy, and before the clock starts: seconds, once)
     start = time.perf_counter()
     delta = None
     if method == "edge":

@@ -43,8 +43,8 @@ class CacheResult(Shown):
 def run_with_cache(
     model: ModelHandle,
     inputs: torch.Tensor,
-    names: str | Iterable[str],
     *,
+    names: str | Iterable[str],
     logits: bool = True,
 ) -> CacheResult:
     """Run ``model`` on ``inputs`` and cache only ``names`` (unknown names raise ValueError).
@@ -56,7 +56,7 @@ def run_with_cache(
     >>> from explorer.models import zoo
     >>> from explorer.data import repeated_tokens
     >>> m = zoo.attention_only_transformer(n_layers=2, d_vocab=20, n_ctx=16)
-    >>> r = run_with_cache(m, repeated_tokens(3, 5, 20), ["blocks.0.attn.hook_pattern"])
+    >>> r = run_with_cache(m, repeated_tokens(3, 5, 20), names=["blocks.0.attn.hook_pattern"])
     >>> list(r.activations), tuple(r["blocks.0.attn.hook_pattern"].shape)
     (['blocks.0.attn.hook_pattern'], (3, 4, 11, 11))
     """

@@ -106,7 +106,11 @@ class CircuitSVD:
 
 
 def _heads(model: ModelHandle, units: object) -> list[Head]:
-    return all_heads(model) if units is None else units_of_type(model, units, Head, "units")
+    return (
+        all_heads(model)
+        if units is None
+        else units_of_type(model, units=units, cls=Head, what="units")
+    )
 
 
 def _sides(circuit: str, model: ModelHandle, U: torch.Tensor, V: torch.Tensor):

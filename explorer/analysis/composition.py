@@ -297,7 +297,7 @@ def _token_list(model: ModelHandle, tokens: Sequence[int] | None) -> torch.Tenso
 def ov_copying_scores(
     model: ModelHandle,
     *,
-    tokens: Sequence[int] | None = None,
+    token_ids: Sequence[int] | None = None,
     fold_layernorm: bool = True,
 ) -> CopyingScores:
     """How much each head's full OV circuit ``M = W_E[ids] W_OV W_U[:, ids]`` maps a token
@@ -317,7 +317,7 @@ def ov_copying_scores(
             f"copying needs the same input and output vocabulary, got {model.d_vocab} "
             f"and {model.n_outputs}"
         )
-    ids = _token_list(model, tokens)
+    ids = _token_list(model, token_ids)
     ov, _ = head_circuits(model, fold_layernorm=fold_layernorm)
     w_e = model.weight("W_E").double()[ids]
     w_u = model.weight("W_U").double()[:, ids]

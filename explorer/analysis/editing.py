@@ -252,7 +252,7 @@ def unit_weight_masks(
         raise ValueError("weight edits here are for plain image models (MLP / CNN)")
     check_choice("weights", weights, WEIGHTS)
     by_layer: dict[int, list[int]] = {}
-    for unit in units_of_type(model, units, Neuron, "units"):
+    for unit in units_of_type(model, units=units, cls=Neuron, what="units"):
         by_layer.setdefault(unit.layer, []).append(unit.neuron)
     masks: dict[nn.Parameter, torch.Tensor] = {}
     for layer, chosen in by_layer.items():

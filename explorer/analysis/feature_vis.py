@@ -9,7 +9,7 @@ through a sigmoid parametrisation. Everything is seeded: the same call gives the
 
 >>> from explorer.models import zoo
 >>> model = zoo.mnist_mlp(hidden=(16,))
->>> vis = maximize_activation(model, 0, 3, steps=64)
+>>> vis = maximize_activation(model, unit="neuron 0.3", steps=64)
 >>> tuple(vis.images.shape), bool(vis.final_activation > vis.trajectory[0])
 ((1, 1, 28, 28), True)
 """
@@ -25,6 +25,7 @@ from jaxtyping import Float
 
 from explorer._checks import check_index, check_positive
 from explorer.analysis._display import MAX_ROWS, Shown, pandas, png_data_url, strongest
+from explorer.analysis.units import Neuron, neuron_index
 
 if TYPE_CHECKING:
     from explorer.models.handle import ModelHandle
@@ -34,8 +35,8 @@ OBJECTIVES = ("unit", "class_vs_rest")
 
 
 @dataclass(frozen=True)
-class Regularisation:
-    """Weights and settings of the regularisers (all off: ``Regularisation.none()``).
+class Regularization:
+    """Weights and settings of the regularisers (all off: ``Regularization.none()``).
 
     Weights are relative to the ascent direction, which is scaled to unit RMS per pixel,
     so they do not depend on the size of the unit's activations.
@@ -54,7 +55,7 @@ class Regularisation:
                 raise ValueError(f"{name} must be >= 0, got {value}")
 
     @classmethod
-    def none(cls) -> Regularisation:
+    def none(cls) -> Regularization:
         return cls(jitter=0, l2=0.0, total_variation=0.0, blur_every=0, blur_sigma=0.0)
 
 
@@ -69,7 +70,7 @@ class FeatureVisualization(Shown):
     unit: int
     hook: str
     seed: int
-    regularisation: Regularisation
+    regularization: Regularization
     objective: str = "unit"
     diversity: float = 0.0
 
@@ -177,14 +178,14 @@ def _unit_hook(model: ModelHandle, layer: int | str, unit: int, hook: str) -> st
 
 def maximize_activation(
     model: ModelHandle,
-    layer: int | str,
-    unit: int,
     *,
+    unit: Neuron | str | None = None,
+    logit: int | None = None,
     n: int = 1,
     steps: int = 256,
     lr: float = 0.05,
     hook: str = "post",
-    regularisation: Regularisation | None = None,
+    regularization: Regularization | None = None,
     init_logit: float = -2.0,
     leak: float = 1.0,
     seed: int = 0,
@@ -195,18 +196,19 @@ def maximize_activation(
 
     Args:
         model: an image model.
-        layer: hidden layer index, or ``"logits"`` to maximise a class logit.
-        unit: neuron (MLP) or channel (CNN; its mean over positions) or class index.
+        unit: the neuron (MLP) or channel (CNN; its mean over positions) to excite, as a
+            ``Neuron`` or its text (``"neuron 1.7"``); or
+        logit: the class whose logit to raise instead.
         n: images optimised together (different starting noise).
         steps, lr: Adam steps and learning rate on the sigmoid's logits.
         hook: ``"post"`` (after the activation function) or ``"pre"``.
-        regularisation: ``Regularisation()`` by default; ``Regularisation.none()`` for plain
+        regularization: ``Regularization()`` by default; ``Regularization.none()`` for plain
             gradient ascent.
         init_logit: the start image is ``sigmoid(init_logit + noise)`` (-2: nearly black).
         leak: slope of the objective where a ReLU unit is off (it has no gradient there).
         seed: seeds the starting noise and the jitter.
         objective: ``"unit"`` (the unit's activation, or the class's raw logit) or, with
-            ``layer="logits"``, ``"class_vs_rest"``: the class's logit minus the
+            ``logit=``, ``"class_vs_rest"``: the class's logit minus the
             logsumexp of the other logits, i.e. its log-odds ``log p / (1 - p)`` under the
             softmax. A raw logit can grow while every logit grows with it; the log-odds
             grows only as the class wins against the others.
@@ -227,7 +229,16 @@ def maximize_activation(
             f"{model.name} does not take images of a known shape: pass "
             "image_shape=(channels, height, width) to explorer.load"
         )
-    name = _unit_hook(model, layer, unit, hook)
+    if (unit is None) == (logit is None):
+        raise ValueError(
+            "give one of unit=Neuron(layer, index) (or its text, 'neuron 1.7') and logit=<class>"
+        )
+    if logit is not None:
+        layer: int | str = "logits"
+        index = logit
+    else:
+        layer, index = neuron_index(model, unit=unit)
+    name = _unit_hook(model, layer, index, hook)
     if objective not in OBJECTIVES:
         raise ValueError(f"unknown objective {objective!r}: choose one of {', '.join(OBJECTIVES)}")
     if objective == "class_vs_rest" and layer != "logits":
@@ -242,7 +253,7 @@ def maximize_activation(
     check_positive("steps", steps)
     if not lr > 0:
         raise ValueError(f"lr must be > 0, got {lr}")
-    reg = regularisation if regularisation is not None else Regularisation()
+    reg = regularization if regularization is not None else Regularization()
     gen = torch.Generator().manual_seed(seed)
     # start near a blank (dark) image with faint noise, as digits are strokes on black
     start = init_logit + 0.5 * torch.randn((n, *model.image_shape), generator=gen)
@@ -267,13 +278,13 @@ def maximize_activation(
             model(model.to_inputs(images))
         if objective == "class_vs_rest":
             out = store.pop(name)
-            rest = torch.cat([out[:, :unit], out[:, unit + 1 :]], dim=1)
-            odds = out[:, unit] - rest.logsumexp(1)
+            rest = torch.cat([out[:, :index], out[:, index + 1 :]], dim=1)
+            odds = out[:, index] - rest.logsumexp(1)
             return odds, odds
-        act = store.pop(name)[:, unit]
+        act = store.pop(name)[:, index]
         if pre_name is None:
             return spatial_mean(act), spatial_mean(act)
-        pre = store.pop(pre_name)[:, unit]
+        pre = store.pop(pre_name)[:, index]
         surrogate = torch.where(pre > 0, act, leak * pre)
         return spatial_mean(act), spatial_mean(surrogate)
 
@@ -321,10 +332,10 @@ def maximize_activation(
         activations=activations.detach(),
         trajectory=torch.tensor(trajectory),
         layer=layer,
-        unit=int(unit),
+        unit=int(index),
         hook="logits" if layer == "logits" else hook,
         seed=seed,
-        regularisation=reg,
+        regularization=reg,
         objective=objective,
         diversity=diversity,
     )

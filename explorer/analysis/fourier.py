@@ -318,7 +318,7 @@ def excluded_loss(
     """Cross-entropy after removing the key-frequency directions (pass the train ``index``).
 
     It rises while the generalising circuit forms: the model comes to rely on it even on
-    the training data it had memorised.
+    the training data it had memorized.
     """
     logits = _check_logits(logits)
     return _cross_entropy(logits - _key_component(logits, frequencies), labels, index)

@@ -85,10 +85,10 @@ def _per_pass(model: ModelHandle, inputs: torch.Tensor, max_tokens: int) -> int:
 def run_interventions(
     model: ModelHandle,
     inputs: torch.Tensor,
+    *,
     interventions: Sequence[Sequence[Site]],
     sources: dict[str, torch.Tensor],
     metric: Metric,
-    *,
     max_tokens: int = MAX_TOKENS,
     fired: set[str] | None = None,
 ) -> torch.Tensor:
@@ -103,8 +103,8 @@ def run_interventions(
     >>> x, metric = torch.rand(4, 1, 28, 28), metrics.neg_cross_entropy(torch.tensor([0, 1, 2, 3]))
     >>> hook = "blocks.0.mlp.hook_post"
     >>> zero_neuron_3 = [(hook, (slice(None), 3))]
-    >>> out = run_interventions(m, x, [zero_neuron_3, []], {hook: torch.zeros(4, 8)}, metric)
-    >>> tuple(out.shape), torch.allclose(out[1], clean_metric(m, x, metric))
+    >>> out = run_interventions(m, x, interventions=[zero_neuron_3, []], sources={hook: torch.zeros(4, 8)}, metric=metric)
+    >>> tuple(out.shape), torch.allclose(out[1], clean_metric(m, x, metric=metric))
     ((2, 4), True)
     """
     batch = inputs.shape[0]
@@ -288,7 +288,7 @@ def _plan(model: ModelHandle, name: str) -> _Plan:
     return _Plan(mode, hook, readout, base=f"blocks.{layer}.hook_resid_pre", start=layer)
 
 
-def sweep_base_hooks(model: ModelHandle, hooks: Sequence[str]) -> list[str]:
+def sweep_base_hooks(model: ModelHandle, *, hooks: Sequence[str]) -> list[str]:
     """The residual hooks ``run_sweep`` starts from for sweeps at ``hooks``: cache them in
     the clean pass that callers run anyway, or ``run_sweep`` runs one more."""
     return sorted({p.base for p in (_plan(model, h) for h in hooks) if p.base is not None})
@@ -298,11 +298,11 @@ def sweep_base_hooks(model: ModelHandle, hooks: Sequence[str]) -> list[str]:
 def run_sweep(
     model: ModelHandle,
     inputs: torch.Tensor,
+    *,
     sites: Sequence[Site],
     sources: dict[str, torch.Tensor],
-    clean: dict[str, torch.Tensor],
+    clean_activations: dict[str, torch.Tensor],
     metric: Metric,
-    *,
     max_tokens: int = MAX_TOKENS,
 ) -> torch.Tensor:
     """Metric per single-site intervention and example, ``[n_sites, batch]``, fanning out
@@ -315,10 +315,10 @@ def run_sweep(
     for i, (hook, _) in enumerate(sites):
         by_hook[hook].append(i)
     plans = {name: _plan(model, name) for name in by_hook}
-    missing = sorted({p.base for p in plans.values() if p.base and p.base not in clean})
+    missing = sorted({p.base for p in plans.values() if p.base and p.base not in clean_activations})
     if missing:
         _, extra = model.run_with_cache(inputs, names=missing)
-        clean = {**clean, **extra}
+        clean_activations = {**clean_activations, **extra}
     out = torch.empty(len(sites), batch)
     for name, order in by_hook.items():
         plan = plans[name]
@@ -331,14 +331,16 @@ def run_sweep(
             chunk_sites = [sites[i] for i in chunk]
             delta = None
             if plan.readout is not None:
-                delta = _linear_delta(plan.readout.weight, chunk_sites, clean[name], sources[name])
+                delta = _linear_delta(
+                    plan.readout.weight, chunk_sites, clean_activations[name], sources[name]
+                )
             if plan.mode == "stack" or (plan.mode == "linear" and delta is None):
                 out[rows] = run_interventions(
                     model,
                     inputs,
-                    [[s] for s in chunk_sites],
-                    sources,
-                    metric,
+                    interventions=[[s] for s in chunk_sites],
+                    sources=sources,
+                    metric=metric,
                     max_tokens=max_tokens,
                 )
                 continue
@@ -355,7 +357,7 @@ def run_sweep(
                     return _fanned(act, chunk_sites, source)
 
             if plan.base == plan.hook:  # copies are the input (the chunk's delta, reused)
-                base = clean[plan.base]
+                base = clean_activations[plan.base]
                 copies = delta.to(base.dtype).add_(base) if delta is not None else edit(base)
                 copies = copies.reshape(-1, *base.shape[1:])
             if plan.base is None:  # the whole pass, copies from the hook on
@@ -369,13 +371,13 @@ def run_sweep(
                 logits = run_from_layer(model, copies, plan.start)
             else:  # start at the hook's block, copies from the hook on
                 with model.hooks([(plan.hook, lambda act, hook, edit=edit: edit(act))]):
-                    logits = run_from_layer(model, clean[plan.base], plan.start)
+                    logits = run_from_layer(model, clean_activations[plan.base], plan.start)
             out[rows] = evaluate_copies(metric, logits, len(chunk), batch)
     return out
 
 
 @torch.no_grad()
-def clean_metric(model: ModelHandle, inputs: torch.Tensor, metric: Metric) -> torch.Tensor:
+def clean_metric(model: ModelHandle, inputs: torch.Tensor, *, metric: Metric) -> torch.Tensor:
     """The metric per example without any intervention (reduced in the pass: a remote
     backend sends back one number per example)."""
     batch = inputs.shape[0]

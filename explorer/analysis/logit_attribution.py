@@ -41,7 +41,7 @@ UNITS = ("layers", "heads", "neurons", "all")
 TokenSpec = int | str | Sequence[int] | torch.Tensor
 
 
-def resolve_tokens(model: ModelHandle, spec: TokenSpec, batch: int, what: str) -> torch.Tensor:
+def resolve_tokens(model: ModelHandle, *, spec: TokenSpec, batch: int, what: str) -> torch.Tensor:
     """Token ids ``[batch]`` from an id, a token string, or one id per example."""
     if isinstance(spec, str):
         ids = torch.full((batch,), model.to_single_token(spec), dtype=torch.long)
@@ -79,7 +79,7 @@ def resolve_positions(position: int | Sequence[int] | torch.Tensor, batch: int, 
     return pos % n_pos
 
 
-def describe_direction(model: ModelHandle, target: torch.Tensor, against: torch.Tensor | None):
+def describe_direction(model: ModelHandle, *, target: torch.Tensor, against: torch.Tensor | None):
     first = lambda ids: (
         repr(model.to_str_tokens(ids[:1])[0]) + ("..." if ids.unique().numel() > 1 else "")
     )
@@ -87,7 +87,7 @@ def describe_direction(model: ModelHandle, target: torch.Tensor, against: torch.
 
 
 def norm_direction(
-    model: ModelHandle, direction: Float[torch.Tensor, "batch d_model"]
+    model: ModelHandle, *, direction: Float[torch.Tensor, "batch d_model"]
 ) -> Float[torch.Tensor, "batch d_model"]:
     """The direction a raw (un-normed) component is read along, before dividing by the scale:
     ``w_ln * d``, centred for LayerNorm (``(c - mean c) . v == c . (v - mean v)``)."""
@@ -203,17 +203,17 @@ def _hooks_for(model: ModelHandle, units: str) -> dict[str, list[str]]:
 
 @torch.no_grad()
 def run_at_positions(
-    model: ModelHandle, tokens: torch.Tensor, names: list[str], positions: torch.Tensor
+    model: ModelHandle, inputs: torch.Tensor, *, names: list[str], positions: torch.Tensor
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Run once and keep each named activation only at ``positions`` (one per example):
     ``(logits [batch, pos, vocab], {name: act[b, positions[b]]})``."""
-    rows = torch.arange(tokens.shape[0])
+    rows = torch.arange(inputs.shape[0])
 
     def at_positions(name: str, act: torch.Tensor) -> torch.Tensor:
         return act[rows, positions].clone()
 
     # selected inside the pass: a remote backend sends back [batch, ...] per hook, not caches
-    return model.run_with_cache(tokens, names=names, select=at_positions)
+    return model.run_with_cache(inputs, names=names, select=at_positions)
 
 
 @torch.no_grad()
@@ -250,10 +250,16 @@ def direct_logit_attribution(
     tokens = model.check_inputs(inputs)
     batch, n_pos = tokens.shape
     positions = resolve_positions(position, batch, n_pos)
-    target_ids = resolve_tokens(model, target, batch, "target")
-    against_ids = None if against is None else resolve_tokens(model, against, batch, "against")
+    target_ids = resolve_tokens(model, spec=target, batch=batch, what="target")
+    against_ids = (
+        None
+        if against is None
+        else resolve_tokens(model, spec=against, batch=batch, what="against")
+    )
     want = _hooks_for(model, units)
-    logits, acts = run_at_positions(model, tokens, [n for v in want.values() for n in v], positions)
+    logits, acts = run_at_positions(
+        model, tokens, names=[n for v in want.values() for n in v], positions=positions
+    )
     last = logits[torch.arange(batch), positions]  # [b, vocab]
     w_u = model.weight("W_U")
     direction = w_u[:, target_ids].T  # [b, d_model]
@@ -261,7 +267,7 @@ def direct_logit_attribution(
     if against_ids is not None:
         direction = direction - w_u[:, against_ids].T
         logit = logit - last.gather(-1, against_ids[:, None])[:, 0]
-    read = norm_direction(model, direction)
+    read = norm_direction(model, direction=direction)
     if "scale" in want:
         read = read / acts["ln_final.hook_scale"]  # [b, 1]: the run's own scale
     columns: list[torch.Tensor] = []
@@ -299,7 +305,7 @@ def direct_logit_attribution(
         values,
         tuple(labels),
         units,
-        describe_direction(model, target_ids, against_ids),
+        describe_direction(model, target=target_ids, against=against_ids),
         logit.float(),
         positions,
         model.n_layers,

@@ -187,6 +187,10 @@ def _target_grid(model: ModelHandle, target: TokenSpec, batch: int, n_pos: int) 
             raise ValueError(
                 f"target ids must be [batch, pos] = [{batch}, {n_pos}], got {list(target.shape)}"
             )
-        flat = resolve_tokens(model, target.reshape(-1), batch * n_pos, "target")
+        flat = resolve_tokens(model, spec=target.reshape(-1), batch=batch * n_pos, what="target")
         return flat.reshape(batch, n_pos)
-    return resolve_tokens(model, target, batch, "target")[:, None].expand(batch, n_pos).clone()
+    return (
+        resolve_tokens(model, spec=target, batch=batch, what="target")[:, None]
+        .expand(batch, n_pos)
+        .clone()
+    )

@@ -21,7 +21,7 @@ import torch
 from explorer.analysis._display import MAX_ROWS, Shown, pandas
 from explorer.analysis._display import strongest as top_entries
 from explorer.analysis.neuron_logits import neuron_logit_weights
-from explorer.analysis.units import Neuron
+from explorer.analysis.units import Neuron, neuron_index
 from explorer.models.handle import ModelHandle
 
 
@@ -69,9 +69,9 @@ class OutputEffect(Shown):
 
 
 @torch.no_grad()
-def output_effect(model: ModelHandle, layer: int, neuron: int) -> OutputEffect:
+def output_effect(model: ModelHandle, *, unit: Neuron | str) -> OutputEffect:
     """What neuron ``layer.neuron`` writes to (see the module docstring)."""
-    layer, neuron = model.check_neuron(layer, neuron)
+    layer, neuron = neuron_index(model, unit=unit)
     if model.is_transformer:
         weights = neuron_logit_weights(model, units=[Neuron(layer, neuron)])
         title = "direct effect on the logits (W_out through the final norm · W_U)"
@@ -96,12 +96,12 @@ def output_effect(model: ModelHandle, layer: int, neuron: int) -> OutputEffect:
 
 
 @torch.no_grad()
-def input_image(model: ModelHandle, layer: int, neuron: int) -> torch.Tensor | None:
+def input_image(model: ModelHandle, *, unit: Neuron | str) -> torch.Tensor | None:
     """The input weights of a first-layer vision neuron as ``[H, W]`` (channels summed).
 
     None for transformers and for deeper layers (their inputs are not pixels).
     """
-    layer, neuron = model.check_neuron(layer, neuron)
+    layer, neuron = neuron_index(model, unit=unit)
     if model.is_transformer or layer != 0 or model.image_shape is None:
         return None
     io = model.layer_modules(0)
@@ -115,9 +115,9 @@ def input_image(model: ModelHandle, layer: int, neuron: int) -> torch.Tensor | N
 def zero_ablation_effect(
     model: ModelHandle,
     inputs: torch.Tensor,
-    layer: int,
-    neuron: int,
-    clean: torch.Tensor | None = None,
+    *,
+    unit: Neuron | str,
+    clean_logits: torch.Tensor | None = None,
 ) -> OutputEffect:
     """Mean of ``clean - ablated`` outputs over ``inputs`` with neuron ``layer.neuron`` zeroed.
 
@@ -125,7 +125,7 @@ def zero_ablation_effect(
     (``class_outputs`` computes it). Positive: the neuron raises that output. A vision
     model's neuron (or conv channel) is index 1 of its activation.
     """
-    layer, neuron = model.check_neuron(layer, neuron)
+    layer, neuron = neuron_index(model, unit=unit)
     if model.is_transformer:
         raise ValueError("zero_ablation_effect is for vision models; transformers use W_out·W_U")
 
@@ -134,10 +134,10 @@ def zero_ablation_effect(
         act[:, neuron] = 0.0
         return act
 
-    if clean is None:
-        clean = class_outputs(model, inputs)
+    if clean_logits is None:
+        clean_logits = class_outputs(model, inputs)
     ablated = model.run_with_hooks(inputs, [(model.hook_name("post", layer), zero)])
-    values = (clean - ablated).float().mean(0)
+    values = (clean_logits - ablated).float().mean(0)
     labels = tuple(f"class {i}" for i in range(values.shape[0]))
     title = f"effect on the class outputs when zeroed (mean drop over {len(inputs):,} inputs)"
     return OutputEffect(values, labels, title)

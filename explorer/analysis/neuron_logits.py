@@ -113,7 +113,7 @@ def neuron_logit_weights(
     """
     if not model.is_transformer or not model.has_mlp:
         raise ValueError(f"{model.name} has no transformer MLP neurons")
-    neurons = units_of_type(model, units, Neuron, "units")
+    neurons = units_of_type(model, units=units, cls=Neuron, what="units")
     scale = 1.0 if inputs is None else mean_final_scale(model, model.check_inputs(inputs))
     kind, weight, _ = model.final_norm()
     rows = torch.stack([model.weight("W_out", n.layer)[n.neuron] for n in neurons])

@@ -18,6 +18,7 @@ from jaxtyping import Float, Int
 from explorer._checks import check_choice, check_finite, check_positive, check_tensor
 from explorer.analysis._shown import HistogramShown, TopKShown, WindowsShown
 from explorer.analysis.cache import iter_batches
+from explorer.analysis.units import Neuron, neuron_index
 from explorer.models.handle import ModelHandle
 
 HOOKS = ("post", "pre")
@@ -125,10 +126,10 @@ def _activations(model: ModelHandle, batch: torch.Tensor, name: str) -> torch.Te
 @torch.no_grad()
 def top_k_examples(
     model: ModelHandle,
-    data: torch.Tensor | Iterable[torch.Tensor],
+    inputs: torch.Tensor | Iterable[torch.Tensor],
+    *,
     layer: int,
     k: int = 10,
-    *,
     batch_size: int = 256,
     hook: str = "post",
     largest: bool = True,
@@ -147,7 +148,7 @@ def top_k_examples(
     best: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
     seen = 0
     stop = _stop(model, name)
-    for batch in iter_batches(data, batch_size):
+    for batch in iter_batches(inputs, batch_size):
         _, cache = model.run_with_cache(batch, names=[name], stop_at_layer=stop)
         acts = unit_values(cache.pop(name))  # [b, pos, u]
         lo, hi = torch.aminmax(acts)  # one pass; NaN and inf survive min/max
@@ -237,10 +238,9 @@ def _keep_best(
 @torch.no_grad()
 def activation_histogram(
     model: ModelHandle,
-    data: torch.Tensor | Iterable[torch.Tensor],
-    layer: int,
-    neuron: int,
+    inputs: torch.Tensor | Iterable[torch.Tensor],
     *,
+    unit: Neuron | str,
     bins: int = 40,
     labels: torch.Tensor | None = None,
     batch_size: int = 256,
@@ -251,8 +251,8 @@ def activation_histogram(
     With ``labels`` (one class per example, images) also counts per class.
     """
     check_positive("bins", bins)
+    layer, neuron = neuron_index(model, unit=unit)
     name = _hook(model, layer, hook)
-    model.check_neuron(layer, neuron)
     if labels is not None:
         labels = check_tensor("labels", torch.as_tensor(labels), ndim=1)
         if labels.dtype.is_floating_point:
@@ -266,7 +266,7 @@ def activation_histogram(
                 + ("bools" if labels.dtype == torch.bool else f"a negative id {int(labels.min())}")
             )
     chunks, label_chunks, seen = [], [], 0
-    for batch in iter_batches(data, batch_size):
+    for batch in iter_batches(inputs, batch_size):
         acts = _activations(model, batch, name)[:, :, neuron]  # [b, pos]
         chunks.append(acts.flatten())
         if labels is not None:
@@ -319,9 +319,9 @@ def histogram(
 @torch.no_grad()
 def layer_activations(
     model: ModelHandle,
-    data: torch.Tensor | Iterable[torch.Tensor],
-    layer: int,
+    inputs: torch.Tensor | Iterable[torch.Tensor],
     *,
+    layer: int,
     batch_size: int = 256,
     hook: str = "post",
 ) -> Float[torch.Tensor, "value unit"]:
@@ -330,11 +330,11 @@ def layer_activations(
     it to histogram any neuron of the layer without another pass.
 
     >>> from explorer.models import zoo
-    >>> tuple(layer_activations(zoo.mnist_mlp(hidden=(8,)), torch.rand(5, 1, 28, 28), 0).shape)
+    >>> tuple(layer_activations(zoo.mnist_mlp(hidden=(8,)), torch.rand(5, 1, 28, 28), layer=0).shape)
     (5, 8)
     """
     name = _hook(model, layer, hook)
-    chunks = [_activations(model, b, name).flatten(0, 1) for b in iter_batches(data, batch_size)]
+    chunks = [_activations(model, b, name).flatten(0, 1) for b in iter_batches(inputs, batch_size)]
     if not chunks:
         raise ValueError("no data: layer_activations needs at least one example")
     return torch.cat(chunks)
@@ -354,12 +354,11 @@ class ExampleWindows(WindowsShown):
 @torch.no_grad()
 def example_windows(
     model: ModelHandle,
-    tokens: Int[torch.Tensor, "batch pos"],
-    layer: int,
-    neuron: int,
+    inputs: Int[torch.Tensor, "batch pos"],
+    *,
+    unit: Neuron | str,
     examples: Int[torch.Tensor, " k"],
     positions: Int[torch.Tensor, " k"],
-    *,
     context: int = 12,
     after: int = 3,
     hook: str = "post",
@@ -370,16 +369,16 @@ def example_windows(
 
     >>> from explorer.models import zoo
     >>> m = zoo.modular_addition_transformer(p=7, d_model=8)
-    >>> w = example_windows(m, torch.tensor([[0, 1, 7], [2, 3, 7]]), 0, 5, torch.tensor([1]),
-    ...                     torch.tensor([2]), context=1, after=0)
+    >>> w = example_windows(m, torch.tensor([[0, 1, 7], [2, 3, 7]]), unit="neuron 0.5",
+    ...                     examples=torch.tensor([1]), positions=torch.tensor([2]), context=1, after=0)
     >>> w.starts, tuple(w.acts.shape)
     ((1,), (1, 2))
     """
+    layer, neuron = neuron_index(model, unit=unit)
     name = _hook(model, layer, hook)
-    model.check_neuron(layer, neuron)
-    n_pos = tokens.shape[1]
+    n_pos = inputs.shape[1]
     width = min(n_pos, context + 1 + after)
     starts = tuple(min(max(0, int(p) - context), n_pos - width) for p in positions)
-    acts = _activations(model, tokens[examples], name)[..., neuron]  # [k, pos]
+    acts = _activations(model, inputs[examples], name)[..., neuron]  # [k, pos]
     windows = torch.stack([acts[i, s : s + width] for i, s in enumerate(starts)])
     return ExampleWindows(examples, starts, windows)

@@ -157,7 +157,7 @@ def grid_axes(grid: str) -> tuple[str, ...]:
     return ("layer", *(_AXIS_NAMES[a] for a in out))
 
 
-def supports(model: ModelHandle, grid: str) -> bool:
+def supports(model: ModelHandle, *, grid: str) -> bool:
     """Whether ``model`` has the activations a grid patches."""
     if grid == "neuron":
         return model.has_mlp
@@ -182,7 +182,7 @@ def _check_grid(model: ModelHandle, grid: str) -> None:
     check_choice("patching grid", grid, GRIDS)
     if grid != "neuron" and not model.is_transformer:
         raise ValueError(f"the {grid!r} grid needs a transformer; use grid='neuron'")
-    if not supports(model, grid):
+    if not supports(model, grid=grid):
         raise ValueError(f"{model.name} is attention-only: no {grid} grid")
 
 
@@ -272,13 +272,19 @@ def activation_patching(
 
     clean_values, clean_cache = model.run_with_cache(clean, names=hooks, reduce=value)
     sites, cells = _grid_sites(model, grid, {h: tuple(clean_cache[h].shape) for h in hooks})
-    bases = sorted(set(hooks) | set(sweep_base_hooks(model, hooks)))  # where passes start
+    bases = sorted(set(hooks) | set(sweep_base_hooks(model, hooks=hooks)))  # where passes start
     corrupted_values, corrupted_cache = model.run_with_cache(corrupted, names=bases, reduce=value)
     clean_value = float(clean_values.mean())
     corrupted_value = float(corrupted_values.mean())
     flat = [cell[0] for cell in sites]
     after = run_sweep(
-        model, corrupted, flat, clean_cache, corrupted_cache, metric, max_tokens=max_tokens
+        model,
+        corrupted,
+        sites=flat,
+        sources=clean_cache,
+        clean_activations=corrupted_cache,
+        metric=metric,
+        max_tokens=max_tokens,
     )
     return PatchingResult(_to_grid(model, cells, after.mean(1)), clean_value, corrupted_value, grid)
 
@@ -329,7 +335,7 @@ def attribution_patching(
         act.retain_grad()
         saved[hook.name] = act
 
-    clean_value = float(clean_metric(model, clean, metric).mean())
+    clean_value = float(clean_metric(model, clean, metric=metric).mean())
     with torch.enable_grad():
         logits = model.run_with_hooks(corrupted, [(h, keep) for h in hooks])
         value = metric(logits)

@@ -127,14 +127,14 @@ def path_patching(
     via = (receiver_inputs,) if isinstance(receiver_inputs, str) else tuple(receiver_inputs)
     for name in via:
         check_choice("receiver input", name, INPUTS)
-    recv = units_of_type(model, receivers, Head, "receivers")
+    recv = units_of_type(model, units=receivers, cls=Head, what="receivers")
     first = min(h.layer for h in recv)
     if senders is None:
         send_sets = [[Head(l, h)] for l in range(first) for h in range(model.n_heads or 0)]
         if not send_sets:
             raise ValueError(f"no head lies upstream of the receivers (earliest layer {first})")
     else:
-        send_sets = [units_of_type(model, senders, Head, "senders")]
+        send_sets = [units_of_type(model, units=senders, cls=Head, what="senders")]
         if any(h.layer >= first for h in send_sets[0]):
             raise ValueError(f"senders must lie in layers before the earliest receiver ({first})")
     clean, corrupted = model.check_inputs(inputs), model.check_inputs(corrupted)

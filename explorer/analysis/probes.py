@@ -9,7 +9,7 @@ with the input layer (what is decodable before the network does anything) and ``
 >>> from explorer.models import zoo
 >>> model = zoo.mnist_mlp(hidden=(16,))
 >>> x, y = torch.rand(40, 1, 28, 28), torch.arange(40) % 2
->>> probes = linear_probes(model, x[:30], y[:30], x[30:], y[30:], max_iter=5)
+>>> probes = linear_probes(model, x[:30], labels=y[:30], test_inputs=x[30:], test_labels=y[30:], max_iter=5)
 >>> probes.hooks
 ('hook_input', 'blocks.0.mlp.hook_post', 'hook_logits')
 """
@@ -157,12 +157,12 @@ def _features(
 
 def linear_probes(
     model: ModelHandle,
-    train_images: torch.Tensor,
-    train_labels: torch.Tensor,
-    test_images: torch.Tensor,
+    inputs: torch.Tensor,
+    *,
+    labels: torch.Tensor,
+    test_inputs: torch.Tensor,
     test_labels: torch.Tensor,
     hooks: Sequence[str] | None = None,
-    *,
     weight_decay: float = 1e-3,
     max_iter: int = 100,
     batch_size: int = 512,
@@ -178,18 +178,18 @@ def linear_probes(
         max_iter: L-BFGS iterations.
         batch_size: examples per forward pass when collecting activations.
     """
-    train_images = model.check_inputs(train_images)
-    test_images = model.check_inputs(test_images)
-    y_train = check_tensor("train_labels", torch.as_tensor(train_labels), ndim=1, integer=True)
+    inputs = model.check_inputs(inputs)
+    test_inputs = model.check_inputs(test_inputs)
+    y_train = check_tensor("train_labels", torch.as_tensor(labels), ndim=1, integer=True)
     y_test = check_tensor("test_labels", torch.as_tensor(test_labels), ndim=1, integer=True)
-    for what, x, y in (("train", train_images, y_train), ("test", test_images, y_test)):
+    for what, x, y in (("train", inputs, y_train), ("test", test_inputs, y_test)):
         if x.shape[0] != y.shape[0]:
             raise ValueError(f"{what}: {x.shape[0]} images but {y.shape[0]} labels")
     check_positive("batch_size", batch_size)
     hooks = tuple(model.check_hook(h) for h in hooks) if hooks else default_probe_hooks(model)
     n_classes = int(max(y_train.max(), y_test.max())) + 1
-    train_f = _features(model, train_images, hooks, batch_size)
-    test_f = _features(model, test_images, hooks, batch_size)
+    train_f = _features(model, inputs, hooks, batch_size)
+    test_f = _features(model, test_inputs, hooks, batch_size)
     probes, train_acc, test_acc = [], [], []
     for h in hooks:
         probe = fit_probe(

@@ -3,7 +3,7 @@
 Nanda et al. (2023) split grokking into three phases, read off the progress measures
 (``explorer.analysis.fourier``) next to the test loss:
 
-- **memorisation**: from the start until the training accuracy first reaches ``memorised``
+- **memorisation**: from the start until the training accuracy first reaches ``memorized``
   (99%): the network fits the training pairs; the test loss stays high.
 - **circuit formation**: the restricted loss (the loss of the key-frequency part of the
   logits) falls while the test loss stays flat: the generalising circuit grows inside the
@@ -114,13 +114,13 @@ class Phase:
 class Phases(Shown):
     """The phase boundaries of a run (None where the curves never got there).
 
-    ``memorised``: first step with train accuracy >= the threshold; ``circuit_start``: the
+    ``memorized``: first step with train accuracy >= the threshold; ``circuit_start``: the
     restricted loss has started to fall; ``cleanup_start``: the test loss has started to
     fall (and the excluded loss is rising); ``cleanup_end``: the test loss has finished
     falling or the excluded loss rising; ``last_step``: the end of the curves.
     """
 
-    memorised: int | None
+    memorized: int | None
     circuit_start: int | None
     cleanup_start: int | None
     cleanup_end: int | None
@@ -135,9 +135,9 @@ class Phases(Shown):
 
         Between the end of memorisation and ``circuit_start`` (if later) no phase is named.
         """
-        if self.memorised is None:
+        if self.memorized is None:
             return [Phase("memorisation", 0, self.last_step)]
-        out = [Phase("memorisation", 0, self.memorised)]
+        out = [Phase("memorisation", 0, self.memorized)]
         if self.circuit_start is not None:
             end = self.cleanup_start if self.cleanup_start is not None else self.last_step
             if end > self.circuit_start:
@@ -182,7 +182,7 @@ def detect_phases(
     restricted_loss: Sequence[float] | torch.Tensor,
     excluded_loss: Sequence[float] | torch.Tensor,
     *,
-    memorised: float = 0.99,
+    memorized: float = 0.99,
     fraction: float = 0.1,
 ) -> Phases:
     """Find memorisation / circuit formation / cleanup from the progress measures.
@@ -192,7 +192,7 @@ def detect_phases(
         train_acc: training accuracy at each step.
         test_loss, restricted_loss, excluded_loss: the losses at each step (positive; see
             ``explorer.analysis.fourier``).
-        memorised: train accuracy that ends memorisation.
+        memorized: train accuracy that ends memorisation.
         fraction: the thresholds of the module docstring, in ``(0, 0.5)``.
 
     >>> steps = [0, 10, 20, 30, 40, 50, 60]
@@ -215,7 +215,7 @@ def detect_phases(
     if not 0 < fraction < 0.5:
         raise ValueError(f"fraction must be in (0, 0.5), got {fraction!r}")
     last = int(s[-1])
-    t_mem = first_crossing(s, acc, memorised)
+    t_mem = first_crossing(s, acc, memorized)
     if t_mem is None:
         return Phases(None, None, None, None, last)
     i0 = int(torch.nonzero(s == t_mem)[0, 0])

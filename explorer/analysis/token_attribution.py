@@ -114,9 +114,13 @@ def attribute_tokens(
     tokens = model.check_inputs(inputs)
     batch, n_pos = tokens.shape
     positions = resolve_positions(position, batch, n_pos)
-    target_ids = resolve_tokens(model, target, batch, "target")
-    against_ids = None if against is None else resolve_tokens(model, against, batch, "against")
-    base_id = resolve_tokens(model, baseline, 1, "baseline")[0]
+    target_ids = resolve_tokens(model, spec=target, batch=batch, what="target")
+    against_ids = (
+        None
+        if against is None
+        else resolve_tokens(model, spec=against, batch=batch, what="against")
+    )
+    base_id = resolve_tokens(model, spec=baseline, batch=1, what="baseline")[0]
     if base_id >= (model.d_vocab or 0):
         raise ValueError(f"baseline token {int(base_id)} is not an input token")
     baselines = torch.full_like(tokens, int(base_id))
@@ -146,7 +150,7 @@ def attribute_tokens(
         value.float(),
         base_value.float(),
         tuple(tuple(model.to_str_tokens(row)) for row in tokens),
-        describe_direction(model, target_ids, against_ids),
+        describe_direction(model, target=target_ids, against=against_ids),
         positions,
         n_steps,
     )

@@ -61,10 +61,10 @@ class StampedExamples:
 
 def stamped_examples(
     model: ModelHandle,
-    result: AuditResult,
-    images: torch.Tensor,
-    cls: int | None = None,
+    inputs: torch.Tensor,
     *,
+    result: AuditResult,
+    cls: int | None = None,
     n: int = 8,
 ) -> StampedExamples:
     """Stamp ``result``'s trigger for ``cls`` (default: its target, else the most anomalous
@@ -77,7 +77,7 @@ def stamped_examples(
     >>> m = explorer.load(make_mlp(0), input_shape=(1, 28, 28))
     >>> x = torch.rand(64, 1, 28, 28)
     >>> r = audit(m, x, method="stamp", budget=300)
-    >>> ex = stamped_examples(m, r, x, 3, n=4)
+    >>> ex = stamped_examples(m, result=r, inputs=x, cls=3, n=4)
     >>> ex.stamped.shape, ex.after.shape, 0.0 <= ex.success <= 1.0
     (torch.Size([4, 1, 28, 28]), torch.Size([4]), True)
     """
@@ -86,14 +86,14 @@ def stamped_examples(
     if cls is None:
         cls = result.target if result.target is not None else int(result.anomaly.argmax())
     cls = check_index("cls", cls, n_classes, f"(classes of {result.model})")
-    images = check_tensor("images", model.check_images(images), ndim=4, integer=False)
+    inputs = check_tensor("images", model.check_images(inputs), ndim=4, integer=False)
     before_count = model.spent.forward
     with torch.no_grad():
-        pred = model(images).argmax(-1)
+        pred = model(inputs).argmax(-1)
         keep = (pred != cls).nonzero().flatten()[:n]
         if len(keep) == 0:
             raise ValueError(f"every image is already predicted as class {cls}: nothing to stamp")
-        clean, before = images[keep], pred[keep]
+        clean, before = inputs[keep], pred[keep]
         stamped = result.stamp(clean, cls)
         after = model(stamped).argmax(-1)
     return StampedExamples(

@@ -119,7 +119,7 @@ def parse_unit(text: str | Unit) -> Unit:
     )
 
 
-def check_unit(model: ModelHandle, unit: Unit) -> Unit:
+def check_unit(model: ModelHandle, *, unit: Unit | str) -> Unit:
     """Validate that ``model`` has ``unit``; returns it (raises ValueError otherwise)."""
     unit = parse_unit(unit)
     unit.hook(model)
@@ -139,14 +139,14 @@ def check_unit(model: ModelHandle, unit: Unit) -> Unit:
     return unit
 
 
-def all_heads(model: ModelHandle, layer: int | None = None) -> list[Head]:
+def all_heads(model: ModelHandle, *, layer: int | None = None) -> list[Head]:
     layers = range(model.n_layers) if layer is None else [model.check_layer(layer)]
     if not model.is_transformer:
         raise ValueError(f"{model.name} has no attention heads")
     return [Head(l, h) for l in layers for h in range(model.n_heads or 0)]
 
 
-def all_neurons(model: ModelHandle, layer: int | None = None) -> list[Neuron]:
+def all_neurons(model: ModelHandle, *, layer: int | None = None) -> list[Neuron]:
     """Every neuron of ``layer`` (of every layer when None), in layer then index order."""
     layers = range(model.n_layers) if layer is None else [model.check_layer(layer)]
     if not model.has_mlp:
@@ -172,7 +172,7 @@ def layer_table(grid: torch.Tensor, column: str = "head") -> Any:
     return grid_frame(grid, column=column)
 
 
-def units_of_type(model: ModelHandle, units: object, cls: type, what: str) -> list:
+def units_of_type(model: ModelHandle, *, units: object, cls: type, what: str) -> list:
     """``units`` (one unit or text, or a non-empty list) as checked ``cls`` units without
     a position, e.g. ``units_of_type(m, ["head 1.2", Head(0, 3)], Head, "receivers")``."""
     if isinstance(units, (Head, Neuron, ResidPosition, str)):
@@ -184,8 +184,21 @@ def units_of_type(model: ModelHandle, units: object, cls: type, what: str) -> li
         )
     out = []
     for unit in units:
-        parsed = check_unit(model, parse_unit(unit))
+        parsed = check_unit(model, unit=parse_unit(unit))
         if not isinstance(parsed, cls):
             raise ValueError(f"{what} must be {kind}s, got {parsed}")
         out.append(cls(parsed.layer, getattr(parsed, kind)))
     return out
+
+
+def neuron_index(model: ModelHandle, *, unit: Neuron | str) -> tuple[int, int]:
+    """``(layer, index)`` of one neuron given as a ``Neuron`` or its text, checked.
+
+    >>> from explorer.models import zoo
+    >>> neuron_index(zoo.mnist_mlp(hidden=(8,)), unit="neuron 0.3")
+    (0, 3)
+    """
+    found = units_of_type(model, units=unit, cls=Neuron, what="unit")
+    if len(found) != 1:
+        raise ValueError(f"unit must be one neuron, got {len(found)}: {unit!r}")
+    return found[0].layer, found[0].neuron

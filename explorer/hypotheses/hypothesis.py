@@ -138,7 +138,7 @@ class Hypothesis:
         """Raise a ValueError now if ``model`` lacks a unit or ``data`` lacks an example."""
         for unit in self.units:
             try:
-                check_unit(model, unit)
+                check_unit(model, unit=unit)
             except (ValueError, TypeError) as err:
                 raise ValueError(
                     f"the hypothesis names {unit}, which {model.name} lacks: {err}"

@@ -73,6 +73,7 @@ def tl_converted(hf_model: nn.Module, arch: str) -> nn.Module:
     """Architectures outside ``FAMILIES`` that transformer-lens knows (OPT, GPT-J, GPT-Neo,
     Bloom, Qwen3, ...): its own config reader on the model's config, written to a temporary
     folder so that nothing is looked up on the Hub, then its weight converter."""
+    # lazy: transformer-lens takes seconds to import; only transformers need it
     from transformer_lens import HookedTransformerConfig
     from transformer_lens.loading_from_pretrained import (
         convert_hf_model_config,
@@ -136,6 +137,7 @@ def _rope(config: Any) -> dict[str, Any]:
 
 def tl_config(config: Any, arch: str) -> Any:
     """A ``HookedTransformerConfig`` from a Hugging Face config, read locally (never fetched)."""
+    # lazy: transformer-lens takes seconds to import; only transformers need it
     from transformer_lens import HookedTransformerConfig
 
     family, encoder = FAMILIES[arch]
@@ -210,6 +212,7 @@ def tl_config(config: Any, arch: str) -> Any:
 
 # --------------------------------------------------------------------- weights
 def converter(arch: str) -> Callable[[Any, Any], dict[str, torch.Tensor]]:
+    # lazy: transformer-lens takes seconds to import; only transformers need it
     from transformer_lens.pretrained import weight_conversions as wc
 
     return {
@@ -253,6 +256,7 @@ def converted(hf_model: nn.Module, cfg: Any, arch: str) -> nn.Module:
 def unprocessed(cfg: Any, state: dict[str, torch.Tensor]) -> nn.Module:
     """A ``HookedTransformer`` (``HookedEncoder`` for a bidirectional config) holding ``state``
     as it is: no LayerNorm folding, no centering, so hooks read what Hugging Face computes."""
+    # lazy: transformer-lens takes seconds to import; only transformers need it
     from transformer_lens import HookedEncoder, HookedTransformer
 
     state = {k: v.detach().float() for k, v in state.items()}

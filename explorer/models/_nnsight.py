@@ -20,9 +20,9 @@ Sites that Hugging Face computes inside one module's forward (``hook_resid_mid``
 ``attn.hook_pattern``, ``ln_final.hook_scale``) are read-only: a hook that returns a new
 value for them raises.
 
-(About 450 lines, over the usual 400: one class, ``NNsightHandle``, whose passes and
+Size: about 470 lines, over the usual 400: one class, ``NNsightHandle``, whose passes and
 weights belong together; the family tables are in ``_nnsight_paths`` and what runs inside
-a trace in ``_nnsight_trace``.)
+a trace in ``_nnsight_trace``.
 """
 
 from __future__ import annotations
@@ -398,6 +398,7 @@ def _wrap(hf_model: nn.Module, tokenizer: Any | None, *, remote: bool) -> Any:
     """The nnsight object traced: a plain ``NNsight`` locally, a ``TransformersModel``
     (which has the model key a server asks for) when traces go remote."""
     if not remote:
+        # lazy: nnsight loads only with its backend
         from nnsight import NNsight
 
         return NNsight(hf_model)
@@ -409,12 +410,14 @@ def _wrap(hf_model: nn.Module, tokenizer: Any | None, *, remote: bool) -> Any:
         )
     from pathlib import Path
 
+    # lazy: nnsight loads only with its backend
     import nnsight
     from nnsight.modeling import huggingface
 
     # a server has torch and nnsight, not explorer: the hook functions and metrics a trace
     # calls travel by value (their source), not as imports
     nnsight.register("explorer")
+    # lazy: nnsight loads only with its backend
     from nnsight.modeling.transformers import TransformersModel
 
     origin = str(getattr(hf_model.config, "name_or_path", "") or "")

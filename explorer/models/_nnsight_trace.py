@@ -46,6 +46,7 @@ def _nbytes(value: Any) -> int:
 
 
 def _save(value: Any) -> Any:
+    # lazy: nnsight loads only with its backend
     import nnsight
 
     return nnsight.save(value)

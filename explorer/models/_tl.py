@@ -18,6 +18,7 @@ from explorer.models.light_hooks import act_name as light_act_name
 
 def hook_point_classes() -> tuple[type[nn.Module], type[nn.Module]]:
     """Return transformer-lens's ``(HookPoint, HookedRootModule)`` classes."""
+    # lazy: transformer-lens takes seconds to import; only transformers need it
     from transformer_lens import HookedRootModule
     from transformer_lens.hook_points import HookPoint
 
@@ -32,6 +33,7 @@ def act_name(kind: str, layer: int | None = None) -> str:
 
 def build_transformer(cfg: TransformerConfig) -> nn.Module:
     """A ``HookedTransformer`` from our config, seeded so everyone gets the same weights."""
+    # lazy: transformer-lens takes seconds to import; only transformers need it
     from transformer_lens import HookedTransformer, HookedTransformerConfig
 
     tl_cfg = HookedTransformerConfig(
@@ -59,6 +61,7 @@ def build_transformer(cfg: TransformerConfig) -> nn.Module:
 def is_hooked_transformer(model: object) -> bool:
     if "transformer_lens" not in type(model).__module__:
         return False
+    # lazy: transformer-lens takes seconds to import; only transformers need it
     from transformer_lens import HookedTransformer
 
     return isinstance(model, HookedTransformer)
@@ -85,6 +88,7 @@ def config_of(model: nn.Module) -> TransformerConfig:
 
 def official_name(name: str) -> str:
     """The Hub name transformer-lens knows ``name`` by (aliases resolved; nothing fetched)."""
+    # lazy: transformer-lens takes seconds to import; only transformers need it
     from transformer_lens.loading_from_pretrained import get_official_model_name
 
     try:
@@ -100,6 +104,7 @@ def official_name(name: str) -> str:
 
 def from_pretrained(name: str) -> nn.Module:
     """A Hugging Face model by its Hub name, through transformer-lens (needs internet)."""
+    # lazy: transformer-lens takes seconds to import; only transformers need it
     from transformer_lens import HookedTransformer
 
     official = official_name(name)

@@ -76,6 +76,7 @@ def is_hf_model(obj: object) -> bool:
     """A ``transformers`` model object (checked without importing transformers)."""
     if not any(c.__module__.startswith("transformers.") for c in type(obj).__mro__):
         return False
+    # lazy: transformers takes seconds to import; only Hugging Face models need it
     from transformers import PreTrainedModel
 
     return isinstance(obj, PreTrainedModel)
@@ -135,6 +136,7 @@ def load_folder(
     (accelerate's ``"auto"`` spreads a model over the GPUs of one host); the others to
     ``load_model``."""
     device_map = backend_options.pop("device_map", None)
+    # lazy: transformers takes seconds to import; only Hugging Face models need it
     from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForMaskedLM
 
     if not any(path.glob("*.safetensors")):
@@ -179,6 +181,7 @@ def load_folder(
 @contextlib.contextmanager
 def _quiet_progress() -> Iterator[None]:
     """No "Loading weights" progress bar in the notebook for a model that loads in a blink."""
+    # lazy: transformers takes seconds to import; only Hugging Face models need it
     from transformers.utils import logging as hf_logging
 
     shown = hf_logging.is_progress_bar_enabled()
@@ -195,6 +198,7 @@ def load_tokenizer(path: Path) -> Any | None:
     names = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "vocab.txt")
     if not any((path / n).is_file() for n in names):
         return None
+    # lazy: transformers takes seconds to import; only Hugging Face models need it
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(path, local_files_only=True)

@@ -15,10 +15,14 @@ from explorer.studies import (
     auditing,
     editing,
     grokking,
+    grokking_fourier,
+    grokking_shipped,
+    grokking_table,
     induction_heads,
     kitchen_sink,
     shipped,
     stdlib_lm,
+    stdlib_lm_data,
     stdlib_lm_experiments,
 )
 
@@ -27,9 +31,13 @@ __all__ = [
     "auditing",
     "editing",
     "grokking",
+    "grokking_fourier",
+    "grokking_shipped",
+    "grokking_table",
     "induction_heads",
     "kitchen_sink",
     "shipped",
     "stdlib_lm",
+    "stdlib_lm_data",
     "stdlib_lm_experiments",
 ]

@@ -15,7 +15,7 @@ Settings (measured on one CPU thread of a 2-core machine; see docs/training.md):
 
 - ``CI_SETTING``: p=53, 50% training data, lr 5e-3, d_model 128: groks in a few hundred
   epochs (test accuracy rises during memorisation already: a fast check, not the shape).
-- ``DEFAULT_SETTING``: p=113, 25% training data, lr 5e-3, d_model 64: memorised by epoch
+- ``DEFAULT_SETTING``: p=113, 25% training data, lr 5e-3, d_model 64: memorized by epoch
   110, test accuracy under 20% until epoch 1900-2470 (17-22x later; seeds 0, 1, 2), then
   past 95% (the tutorial default; 157-198 s of CPU on one thread).
 - ``PAPER_SETTING``: p=113, 30% training data, lr 1e-3, d_model 128 (the paper; ~10k+ epochs).
@@ -43,18 +43,23 @@ from explorer.analysis._display import MAX_ROWS, Shown, pandas
 from explorer.analysis.fourier import (
     KeyFrequencies,
     excluded_loss,
-    fourier_basis,
     fourier_spectrum,
     key_frequencies,
-    restricted_logits,
     restricted_loss,
 )
 from explorer.analysis.progress import Phases, detect_phases, first_crossing, gini, weight_norm
 from explorer.data.modular import ModularData, modular_arithmetic
 from explorer.models import zoo
 from explorer.models.handle import ModelHandle
+from explorer.studies.grokking_fourier import (
+    accuracy_without_frequencies,
+    all_pair_logits,
+    modulus,
+    restricted_accuracy,
+)
+from explorer.studies.grokking_table import PROGRESS_FILE, read_progress_table
 from explorer.training.loop import OptimizerConfig, train
-from explorer.training.losses import classification_eval, classification_loss, last_position_logits
+from explorer.training.losses import classification_eval, classification_loss
 from explorer.training.run import Run
 from explorer.training.schedule import CheckpointSchedule
 
@@ -133,7 +138,7 @@ def embedding_sparsity(model: ModelHandle, *, mass: float = 0.8) -> dict[str, fl
     ``key_frequencies``: how many frequencies carry ``mass`` of the squared Fourier norm of
     ``W_E[:p]``; ``gini``: the Gini coefficient of its norms over all ``p`` basis vectors.
     """
-    p = _numbers(model)
+    p = modulus(model)
     spectrum = fourier_spectrum(model.weight("W_E")[:p])
     return {
         "key_frequencies": float(len(key_frequencies(spectrum, mass=mass))),
@@ -216,19 +221,15 @@ def train_grokking(
     )
 
 
-def all_pair_logits(model: ModelHandle, data: ModularData) -> torch.Tensor:
-    """Logits at "=" for every pair ``[p * p, p]`` (row ``a * p + b``), without gradients."""
-    with torch.no_grad():
-        return last_position_logits(model, data.tokens).float()
-
-
 @dataclass(frozen=True, repr=False)
 class GrokkingProgress(Shown):
     """Progress measures at every checkpoint of a grokking run (index ``i`` is ``steps[i]``).
 
     ``key`` holds the key frequencies of the final embedding, used at every checkpoint.
     ``phases`` comes from these measures (``detect_phases``: train accuracy, test loss,
-    restricted and excluded loss at the checkpoints).
+    restricted and excluded loss at the checkpoints). ``precomputed`` is None when the
+    measures were replayed from this run's checkpoints, else where the table came from (a
+    shipped run keeps a few checkpoints and the table of all of them).
     """
 
     steps: torch.Tensor
@@ -242,13 +243,13 @@ class GrokkingProgress(Shown):
     gini: torch.Tensor
     weight_norm: torch.Tensor
     phases: Phases
+    precomputed: str | None = None
 
     def at(self, step: int) -> dict[str, float]:
         """Every measure at the checkpoint nearest ``step``."""
         i = int(torch.argmin((self.steps - int(step)).abs()))
-        names = ("train_loss", "test_loss", "train_acc", "test_acc", "restricted_loss",
-                 "excluded_loss", "gini", "weight_norm")  # fmt: skip
-        return {"step": int(self.steps[i]), **{n: float(getattr(self, n)[i]) for n in names}}
+        values = {n: float(getattr(self, n)[i]) for n in self._MEASURES}
+        return {"step": int(self.steps[i]), **values}
 
     _MEASURES = ("train_loss", "test_loss", "train_acc", "test_acc", "restricted_loss",
                  "excluded_loss", "gini", "weight_norm")  # fmt: skip
@@ -262,7 +263,7 @@ class GrokkingProgress(Shown):
         return (
             f"{len(self.steps)} checkpoints to step {int(self.steps[-1])}; key frequencies "
             f"{list(self.key.frequencies)}; test accuracy {float(self.test_acc[-1]):.3g}"
-        )
+        ) + (f" ({self.precomputed})" if self.precomputed else "")
 
     def _top(self) -> list[str]:
         return [f"{p.name} {p.start}..{p.end}" for p in self.phases.as_list()]
@@ -284,21 +285,28 @@ class GrokkingProgress(Shown):
 
 
 def grokking_progress(
-    run: Run, *, key: KeyFrequencies | None = None, mass: float = 0.8
+    run: Run, *, key: KeyFrequencies | None = None, mass: float = 0.8, replay: bool = False
 ) -> GrokkingProgress:
     """Replay every checkpoint of ``run`` and compute the progress measures.
+
+    A shipped run (``explorer.studies.grokking_shipped``) keeps a few checkpoints and the
+    table of these measures over every checkpoint of the full run: it is read instead
+    (``precomputed`` says so) unless ``replay=True`` or another ``key`` / ``mass`` is asked.
 
     Args:
         run: a run made by ``train_grokking``.
         key: key frequencies to restrict to / exclude (default: the smallest set carrying
             ``mass`` of the final embedding's squared Fourier norm).
+        replay: measure the checkpoints this run holds even when it has a precomputed table.
     """
+    if not replay and key is None and mass == 0.8 and (run.path / PROGRESS_FILE).is_file():
+        return _progress(*read_progress_table(run.path / PROGRESS_FILE))
     data = grokking_data(run)
     p = data.p
     model = run.load_model()
     if key is None:
         key = key_frequencies(fourier_spectrum(model.weight("W_E")[:p]), mass=mass)
-    rows: dict[str, list[float]] = {n: [] for n in GrokkingProgress.__dataclass_fields__}
+    rows: dict[str, list[float]] = {n: [] for n in GrokkingProgress._MEASURES}
     ce = torch.nn.functional.cross_entropy
     for step in run.steps:
         run.load_into(model, step)
@@ -316,16 +324,17 @@ def grokking_progress(
         )
         rows["gini"].append(gini(fourier_spectrum(model.weight("W_E")[:p]).basis_norms))
         rows["weight_norm"].append(weight_norm(model))
-    tensors = {k: torch.tensor(v) for k, v in rows.items() if v}
-    steps = torch.tensor(run.steps)
+    return _progress(list(run.steps), key, rows, None)
+
+
+def _progress(steps: list[int], key: KeyFrequencies, rows: Mapping, note: str | None) -> Any:
+    tensors = {k: torch.tensor(v) for k, v in rows.items()}
+    steps = torch.tensor(steps)
     phases = detect_phases(
-        steps,
-        tensors["train_acc"],
-        tensors["test_loss"],
-        tensors["restricted_loss"],
+        steps, tensors["train_acc"], tensors["test_loss"], tensors["restricted_loss"],
         tensors["excluded_loss"],
-    )
-    return GrokkingProgress(steps=steps, key=key, phases=phases, **tensors)
+    )  # fmt: skip
+    return GrokkingProgress(steps=steps, key=key, phases=phases, precomputed=note, **tensors)
 
 
 def grokking_summary(run: Run) -> dict[str, float | int | None]:
@@ -343,53 +352,3 @@ def grokking_summary(run: Run) -> dict[str, float | int | None]:
         "final_test_acc": float(test_acc.values[-1]),
         "last_step": run.last_step,
     }
-
-
-# ------------------------------------------------------- per-example tests (for hypotheses)
-def _numbers(model: ModelHandle) -> int:
-    p = model.n_outputs
-    if p is None or not model.is_transformer:
-        raise ValueError(f"{model.name} is not a modular-arithmetic transformer")
-    return int(p)
-
-
-def accuracy_without_frequencies(
-    model: ModelHandle, tokens: torch.Tensor, labels: torch.Tensor, frequencies: tuple[int, ...]
-) -> torch.Tensor:
-    """Per-example correctness ``[batch]`` after removing ``frequencies`` from the embeddings.
-
-    Each number's embedding loses its components along the ``cos k`` / ``sin k`` Fourier
-    directions (over the numbers) of every k given; the "=" token is untouched. If the model
-    computes with those frequencies, accuracy falls to chance (1/p).
-    """
-    p = _numbers(model)
-    basis = fourier_basis(p)
-    rows = [i for i, k in enumerate(basis.frequencies.tolist()) if k in set(frequencies)]
-    directions = basis.matrix[rows]  # [2k, p]
-    W_E = model.weight("W_E")
-    removed = directions.T @ (directions @ W_E[:p])  # [p, d_model]: the part to take away
-    delta = torch.cat([removed, torch.zeros_like(W_E[p:])])
-    tokens = model.check_inputs(tokens)
-
-    def ablate(embed: torch.Tensor, hook: object) -> torch.Tensor:
-        return embed - delta[tokens]
-
-    with torch.no_grad():
-        logits = model.run_with_hooks(tokens, [("hook_embed", ablate)])[:, -1]
-    return (logits.argmax(-1) == torch.as_tensor(labels)).float()
-
-
-def restricted_accuracy(
-    model: ModelHandle, tokens: torch.Tensor, labels: torch.Tensor, frequencies: tuple[int, ...]
-) -> torch.Tensor:
-    """Per-example correctness ``[batch]`` of the logits kept to the key-frequency directions.
-
-    The restriction is a projection over the whole input grid, so the logits of every pair
-    are computed and the rows of ``tokens`` (``[a, b, =]``) are read from them.
-    """
-    p = _numbers(model)
-    data = modular_arithmetic(p, train_frac=0.5)  # only its full grid of pairs is used
-    kept = restricted_logits(all_pair_logits(model, data), frequencies)
-    tokens = model.check_inputs(tokens)
-    rows = tokens[:, 0] * p + tokens[:, 1]
-    return (kept[rows].argmax(-1) == torch.as_tensor(labels)).float()

@@ -29,6 +29,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save
 
 TENSORS = "optimizer.safetensors"
 HEADER = "optimizer.json"
@@ -39,8 +41,6 @@ __all__ = ["load_optimizer_state", "optimizer_files"]
 
 def optimizer_files(optimizer: torch.optim.Optimizer, step: int) -> dict[str, bytes]:
     """``{file name: bytes}`` of ``optimizer``'s state after ``step`` updates."""
-    from safetensors.torch import save
-
     state_dict = optimizer.state_dict()
     tensors: dict[str, torch.Tensor] = {}
     numbers: dict[str, dict[str, Any]] = {}
@@ -77,8 +77,6 @@ def load_optimizer_state(
     With ``step``, state taken at any other step is refused. A damaged file raises a
     ``ValueError`` naming it (never a raw safetensors error).
     """
-    from safetensors import SafetensorError, safe_open
-
     if not has_optimizer_state(folder):
         return None
     try:

@@ -17,7 +17,8 @@ published: ``train`` ignores and removes it when it resumes, so a kill at any po
 from the last published step. Metrics are appended one line at a time (a torn last line is
 ignored) and published with the next checkpoint. Files that disagree with the manifest were
 changed outside explorer: ``Run.problems()`` says how, ``Run.repair()`` drops them.
-``Run.open(path).load_model(step)`` is what ``explorer.load(path, step=...)`` calls.
+``Run.open(path).load_model(step)`` is what ``explorer.load(path, step=...)`` calls. The
+metrics log is ``curves``'s, the consistency checks ``_run_repair``'s (both part of ``Run``).
 
 >>> import tempfile
 >>> from explorer.models import zoo
@@ -32,12 +33,10 @@ changed outside explorer: ``Run.problems()`` says how, ``Run.repair()`` drops th
 from __future__ import annotations
 
 import json
-import math
 import os
 import shutil
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +51,6 @@ from explorer._atomic import (
     write_durable,
 )
 from explorer._checks import check_choice
-from explorer._repr import compact_repr
 from explorer.models.checkpoint import (
     checkpoint_files,
     load_checkpoint,
@@ -61,6 +59,19 @@ from explorer.models.checkpoint import (
     read_weights,
 )
 from explorer.models.handle import ModelHandle
+from explorer.training._run_layout import (
+    CHECKPOINTS,
+    FORMAT,
+    MANIFEST,
+    METRICS,
+    STAGING,
+    STATE,
+    STATUSES,
+    VERSION,
+    step_dir,
+)
+from explorer.training._run_repair import RunRepair
+from explorer.training.curves import Curve, RunMetrics, _MetricsLog
 from explorer.training.optim_state import (
     HEADER,
     TENSORS,
@@ -69,60 +80,10 @@ from explorer.training.optim_state import (
     optimizer_files,
 )
 
-FORMAT = "explorer-run"
-VERSION = 1
-MANIFEST = "manifest.json"
-METRICS = "metrics.jsonl"
-CHECKPOINTS = "checkpoints"
-STATE = "state"
-STAGING = ".staging-"
-STATUSES = ("created", "running", "complete", "stopped", "interrupted", "failed")
-
 __all__ = ["Curve", "Run", "RunMetrics"]
 
 
-@dataclass(frozen=True)
-class Curve:
-    """One metric over training: ``values[i]`` was measured at ``steps[i]``."""
-
-    __repr__ = compact_repr
-
-    name: str
-    steps: torch.Tensor
-    values: torch.Tensor
-
-    def at(self, step: int) -> float:
-        """The value at the logged step closest to ``step`` (NaN if the curve is empty)."""
-        if len(self.steps) == 0:
-            return math.nan
-        i = int(torch.argmin((self.steps - int(step)).abs()))
-        return float(self.values[i])
-
-
-@dataclass(frozen=True)
-class RunMetrics:
-    """Every logged metric of a run, as curves (each over the steps where it was logged)."""
-
-    curves: Mapping[str, Curve]
-
-    @property
-    def names(self) -> tuple[str, ...]:
-        return tuple(self.curves)
-
-    def get(self, name: str) -> Curve:
-        if name not in self.curves:
-            raise KeyError(f"no metric {name!r} in this run; logged: {', '.join(self.names)}")
-        return self.curves[name]
-
-    def __contains__(self, name: object) -> bool:
-        return name in self.curves
-
-    def last(self) -> dict[str, float]:
-        """The latest value of every metric."""
-        return {k: float(c.values[-1]) for k, c in self.curves.items() if len(c.values)}
-
-
-class Run:
+class Run(_MetricsLog, RunRepair):
     """A training run folder. Create with ``Run.create``, reopen with ``Run.open``."""
 
     def __init__(self, path: Path, manifest: dict[str, Any]) -> None:
@@ -256,7 +217,7 @@ class Run:
 
     def checkpoint_path(self, step: int) -> Path:
         entry = self._manifest.get("index", {}).get(str(int(step)))
-        name = entry["dir"] if entry else _dir_name(int(step))
+        name = entry["dir"] if entry else step_dir(int(step))
         return self.path / CHECKPOINTS / name
 
     def save_checkpoint(
@@ -331,9 +292,9 @@ class Run:
     def _free_name(self, step: int) -> str:
         """A folder name for ``step`` that no published checkpoint uses."""
         used = {self.checkpoint_path(s).name for s in self.steps}
-        name, k = _dir_name(step), 1
+        name, k = step_dir(step), 1
         while name in used:
-            name, k = f"{_dir_name(step)}-{k}", k + 1
+            name, k = f"{step_dir(step)}-{k}", k + 1
         return name
 
     def load_model(self, step: int | None = None) -> ModelHandle:
@@ -349,55 +310,6 @@ class Run:
         path = self.checkpoint_path(step)
         load_state(model, read_weights(path), str(path))
         return model
-
-    # ------------------------------------------------------------------ metrics
-    def log(self, step: int, values: Mapping[str, float]) -> None:
-        """Append one row of metrics for ``step`` (floats; NaN/inf are stored as null).
-
-        Rows are published (fsynced) with the next checkpoint; rows after the last published
-        checkpoint are dropped when training resumes, and logged again.
-        """
-        row: dict[str, Any] = {"step": int(step)}
-        for key, value in values.items():
-            number = float(value)
-            row[str(key)] = number if math.isfinite(number) else None
-        file = self.path / METRICS
-        torn = file.is_file() and file.stat().st_size and not _ends_with_newline(file)
-        line = ("\n" if torn else "") + json.dumps(row) + "\n"  # never glue onto a torn line
-        write_durable(file, line.encode(), append=True, sync=False)
-
-    def rows(self) -> list[dict[str, Any]]:
-        """Every logged row, in order; a torn line (killed mid-write) is skipped."""
-        file = self.path / METRICS
-        if not file.is_file():
-            return []
-        out = []
-        for line in file.read_text(encoding="utf-8", errors="replace").splitlines():
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if isinstance(row, dict) and isinstance(row.get("step"), int):
-                out.append(row)
-        return out
-
-    def metrics(self) -> RunMetrics:
-        """All metrics as curves; where a step was logged twice, the later row wins."""
-        by_step: dict[int, dict[str, Any]] = {}
-        for row in self.rows():
-            by_step.setdefault(row["step"], {}).update(row)
-        names: dict[str, None] = {}
-        for row in by_step.values():
-            names.update(dict.fromkeys(k for k in row if k != "step"))
-        curves = {}
-        for name in names:
-            pts = [(s, r[name]) for s, r in sorted(by_step.items()) if name in r]
-            steps = torch.tensor([s for s, _ in pts], dtype=torch.long)
-            values = torch.tensor(
-                [math.nan if v is None else float(v) for _, v in pts], dtype=torch.float32
-            )
-            curves[name] = Curve(name, steps, values)
-        return RunMetrics(curves)
 
     # ---------------------------------------------------------- consistency
     def truncate(self, step: int) -> None:
@@ -422,85 +334,6 @@ class Run:
         kept = [r for r in self.rows() if r["step"] < step]
         write_atomic(self.path / METRICS, "".join(json.dumps(r) + "\n" for r in kept).encode())
         self._drop_unpublished()
-
-    def problems(self, step: int | None = None) -> list[str]:
-        """What is inconsistent in the published checkpoint ``step`` (None: every one)."""
-        out = []
-        for s in self.steps if step is None else (step,):
-            entry = self._manifest.get("index", {}).get(str(s))
-            folder = self.checkpoint_path(s)
-            where = f"{CHECKPOINTS}/{folder.name}"
-            if not folder.is_dir():
-                out.append(f"checkpoint {s} is listed in {MANIFEST} but {where} is missing")
-                continue
-            for file, size in (entry or {}).get("files", {}).items():
-                path = folder / file
-                if not path.is_file():
-                    out.append(f"{where}/{file} is missing")
-                elif path.stat().st_size != size:
-                    out.append(
-                        f"{where}/{file} has {path.stat().st_size} bytes; {MANIFEST} "
-                        f"published it with {size}"
-                    )
-            if entry and HEADER in entry["files"] and (folder / HEADER).is_file():
-                try:
-                    saved = json.loads((folder / HEADER).read_text(encoding="utf-8")).get("step")
-                except (ValueError, AttributeError):
-                    saved = "unreadable"
-                if saved != s:
-                    out.append(f"{where}/{HEADER} holds the optimizer state of step {saved}")
-        return out
-
-    def repair(self) -> list[str]:
-        """Drop damaged checkpoints and every unpublished file; what was dropped, as sentences.
-
-        A checkpoint whose files do not match what the manifest published (edited, deleted
-        or truncated by hand) is unpublished, so training resumes from the newest intact one.
-        """
-        report = []
-        bad = [s for s in self.steps if self.problems(s)]
-        for s in bad:
-            report.append(f"dropped checkpoint {s}: {'; '.join(self.problems(s))}")
-        if bad:
-            dirs = [self.checkpoint_path(s) for s in bad]
-            for s in bad:
-                self._manifest["index"].pop(str(s), None)
-            self._manifest["checkpoints"] = [s for s in self.steps if s not in bad]
-            self._manifest["last_step"] = self.steps[-1] if self.steps else None
-            self._write_manifest()
-            for folder in dirs:
-                remove_tree(folder)
-        report += self._drop_unpublished()
-        return report
-
-    def _drop_unpublished(self) -> list[str]:
-        """Remove files no published state refers to (left by a kill); what was removed."""
-        published = {self.checkpoint_path(s).name: s for s in self.steps}
-        removed = []
-        folder = self.path / CHECKPOINTS
-        for entry in sorted(folder.iterdir()) if folder.is_dir() else []:
-            if entry.name not in published:
-                removed.append(f"removed unpublished {CHECKPOINTS}/{entry.name}")
-                remove_tree(entry)
-                continue
-            listed = self._manifest.get("index", {}).get(str(published[entry.name]))
-            for file in sorted(entry.iterdir()) if listed is not None else []:
-                if file.name not in listed["files"]:  # e.g. optimizer state dropped by "last"
-                    removed.append(f"removed unpublished {CHECKPOINTS}/{entry.name}/{file.name}")
-                    remove_tree(file)
-        for entry in sorted(self.path.glob("*.tmp")):
-            removed.append(f"removed unpublished {entry.name}")
-            remove_tree(entry)
-        legacy = self.path / STATE  # explorer < 0.2 kept one optimizer state for the run
-        if legacy.is_dir():
-            try:
-                saved = json.loads((legacy / HEADER).read_text(encoding="utf-8")).get("step")
-            except (OSError, ValueError, AttributeError):
-                saved = None
-            if saved != self._manifest.get("last_step"):
-                removed.append(f"removed {STATE}/ (optimizer state of step {saved})")
-                remove_tree(legacy)
-        return removed
 
     # ------------------------------------------------------- optimizer state
     def load_optimizer(
@@ -528,16 +361,6 @@ class Run:
 
     def _write_manifest(self) -> None:
         write_atomic(self.path / MANIFEST, json.dumps(self._manifest, indent=2).encode())
-
-
-def _dir_name(step: int) -> str:
-    return f"step_{step:09d}"
-
-
-def _ends_with_newline(file: Path) -> bool:
-    with open(file, "rb") as fh:
-        fh.seek(-1, os.SEEK_END)
-        return fh.read(1) == b"\n"
 
 
 def _jsonable(what: str, value: Any) -> Any:

@@ -2,7 +2,7 @@
 
 Each view is an anywidget (a Python class with synced traits and an ES module beside it).
 A click changes a trait, the kernel runs analysis and sends the result back as binary
-float16/uint8 buffers (``serialise``). ``show(model, data)`` opens them all, linked.
+float16/uint8 buffers (``serialize``). ``show(model, data)`` opens them all, linked.
 
 A new view: ``name.py`` with a subclass of ``_base.ExplorerWidget`` and ``name.js`` beside
 it (one module per widget; ``esm("name.js")`` prepends the shared ``_common.js`` drawing
@@ -59,7 +59,7 @@ from explorer.views.patching_view import (
 from explorer.views.scrubber import (
     TrainingScrubber,
 )
-from explorer.views.serialise import (
+from explorer.views.serialize import (
     css,
     decode,
     empty,

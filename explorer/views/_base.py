@@ -36,7 +36,7 @@ import anywidget
 import traitlets
 
 from explorer._cancel import Cancelled, cancellable
-from explorer.views.serialise import css
+from explorer.views.serialize import css
 
 F = TypeVar("F", bound=Callable[..., Any])
 

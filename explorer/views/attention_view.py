@@ -16,7 +16,7 @@ import traitlets
 from explorer.analysis.head_scores import SCORES, attention_patterns, head_scores
 from explorer.models.handle import ModelHandle
 from explorer.views._base import ExplorerWidget, check_range, reports_errors
-from explorer.views.serialise import empty, encode, esm, query_window, thumbnail
+from explorer.views.serialize import empty, encode, esm, query_window, thumbnail
 
 THUMBNAIL = 24
 

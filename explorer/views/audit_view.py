@@ -21,7 +21,7 @@ from explorer.analysis.audit import LEAD_SUCCESS, MIN_LEAD, MIN_SUCCESS, AuditRe
 from explorer.analysis.trigger_examples import StampedExamples, stamped_examples
 from explorer.models.handle import ModelHandle
 from explorer.views._base import ExplorerWidget, check_range, reports_errors
-from explorer.views.serialise import empty, encode, esm, images_for_display
+from explorer.views.serialize import empty, encode, esm, images_for_display
 
 
 class AuditView(ExplorerWidget):
@@ -146,7 +146,7 @@ class AuditView(ExplorerWidget):
         key = (cls, self.n_examples)
         if key not in self._examples:
             self._examples[key] = stamped_examples(
-                self.model, self.result, self.inputs, cls, n=self.n_examples
+                self.model, result=self.result, inputs=self.inputs, cls=cls, n=self.n_examples
             )
         return self._examples[key]
 

@@ -21,7 +21,7 @@ from explorer.hypotheses.rerun import DataSource, pick_data, rerun_project
 from explorer.hypotheses.store import DEFAULT_PROJECT, StoredHypothesis
 from explorer.models.handle import ModelHandle
 from explorer.views._base import ExplorerWidget, reports_errors, reports_user_code_errors
-from explorer.views.serialise import css, esm
+from explorer.views.serialize import css, esm
 
 
 def verdict_payload(verdict: Verdict | None) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from explorer.analysis.units import Head, Neuron, check_unit, parse_unit
 from explorer.models.handle import ModelHandle
 from explorer.views._base import ExplorerWidget, check_range, reports_errors
 from explorer.views._inputs import as_metrics, default_metrics, split_data
-from explorer.views.serialise import empty, encode, esm
+from explorer.views.serialize import empty, encode, esm
 
 
 class InterventionPanel(ExplorerWidget):
@@ -137,7 +137,7 @@ class InterventionPanel(ExplorerWidget):
         out = []
         for text in proposal["value"]:
             try:
-                out.append(str(check_unit(self.model, parse_unit(text))))
+                out.append(str(check_unit(self.model, unit=parse_unit(text))))
             except (ValueError, TypeError) as exc:
                 raise traitlets.TraitError(str(exc)) from exc
         return list(dict.fromkeys(out))  # unique, in order
@@ -217,7 +217,7 @@ class InterventionPanel(ExplorerWidget):
         """Select unit ``index`` of ``layer`` (a sweep cell) and ablate it alone."""
         layer, index = int(layer), int(index)
         unit = Head(layer, index) if self.unit_type == "head" else Neuron(layer, index)
-        check_unit(self.model, unit)
+        check_unit(self.model, unit=unit)
         # layer first: a linked NeuronView checks the neuron against the layer it shows
         self.layer = layer
         if self.unit_type == "head":
@@ -228,7 +228,7 @@ class InterventionPanel(ExplorerWidget):
 
     def add_unit(self, text: str) -> None:
         """Add a unit typed in the page (``"head 1.2"``) to those ablated together."""
-        unit = check_unit(self.model, parse_unit(text))
+        unit = check_unit(self.model, unit=parse_unit(text))
         self.units = [*self.units, str(unit)]
 
     def _use_model(self, data: Any) -> None:

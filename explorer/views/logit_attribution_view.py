@@ -20,7 +20,7 @@ from explorer.analysis.logit_attribution import LogitAttribution, direct_logit_a
 from explorer.analysis.units import Head, Neuron
 from explorer.models.handle import ModelHandle
 from explorer.views._base import ExplorerWidget, reports_errors
-from explorer.views.serialise import empty, encode, esm
+from explorer.views.serialize import empty, encode, esm
 
 UNITS = ("heads", "layers", "neurons")
 

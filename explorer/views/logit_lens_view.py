@@ -20,7 +20,7 @@ from explorer.analysis.logit_lens import LogitLens, logit_lens
 from explorer.models.handle import ModelHandle
 from explorer.views._base import ExplorerWidget, check_range, reports_errors
 from explorer.views.logit_attribution_view import read_token
-from explorer.views.serialise import empty, encode, esm
+from explorer.views.serialize import empty, encode, esm
 
 
 class LogitLensView(ExplorerWidget):

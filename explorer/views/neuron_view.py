@@ -31,10 +31,11 @@ from explorer.analysis.neurons import (
     layer_activations,
     top_k_examples,
 )
+from explorer.analysis.units import Neuron
 from explorer.models.handle import ModelHandle
 from explorer.views._base import ExplorerWidget, check_range, reports_errors
 from explorer.views._inputs import dataset_inputs
-from explorer.views.serialise import empty, encode, esm, images_for_display
+from explorer.views.serialize import empty, encode, esm, images_for_display
 
 
 class NeuronView(ExplorerWidget):
@@ -186,7 +187,7 @@ class NeuronView(ExplorerWidget):
         """The layer's top-k table (cached; recomputed when ``k`` grows)."""
         cached = self._top.get(layer)
         if cached is None or cached.values.shape[1] < self.k:
-            cached = top_k_examples(self.model, self.data, layer, k=max(self.k, 8))
+            cached = top_k_examples(self.model, self.data, layer=layer, k=max(self.k, 8))
             self._top[layer] = cached
         return cached
 
@@ -194,7 +195,9 @@ class NeuronView(ExplorerWidget):
         """``activation_histogram`` of a neuron, from the cached layer table when there is one."""
         acts = self._layer_activations(layer)
         if acts is None:
-            return activation_histogram(self.model, self.data, layer, neuron, bins=self.bins)
+            return activation_histogram(
+                self.model, self.data, unit=Neuron(layer, neuron), bins=self.bins
+            )
         name = self.model.hook_name("post", layer)
         return histogram(acts[:, neuron], bins=self.bins, hook=name, unit=neuron)
 
@@ -203,7 +206,9 @@ class NeuronView(ExplorerWidget):
             n_pos = self.data.shape[1] if self.model.is_transformer else 1
             size = len(self.data) * n_pos * self.model.layer_widths[layer] * 4
             fits = size <= self._budget
-            self._acts[layer] = layer_activations(self.model, self.data, layer) if fits else None
+            self._acts[layer] = (
+                layer_activations(self.model, self.data, layer=layer) if fits else None
+            )
         return self._acts[layer]
 
     @traitlets.observe("layer", "neuron", "k")
@@ -228,7 +233,7 @@ class NeuronView(ExplorerWidget):
         else:
             examples = self._images(ids)
         hist = self.histogram(self.layer, self.neuron)
-        effect = output_effect(self.model, self.layer, self.neuron)
+        effect = output_effect(self.model, unit=Neuron(self.layer, self.neuron))
         ablation = self.ablation_effect(self.layer, self.neuron)
         order = effect.strongest(self.n_effects)
         with self.hold_sync():
@@ -258,12 +263,20 @@ class NeuronView(ExplorerWidget):
         if self._clean_outputs is None:
             self._clean_outputs = class_outputs(self.model, self._ablation_inputs)
         return zero_ablation_effect(
-            self.model, self._ablation_inputs, layer, neuron, self._clean_outputs
+            self.model,
+            self._ablation_inputs,
+            unit=Neuron(layer, neuron),
+            clean_logits=self._clean_outputs,
         )
 
     def _text_examples(self, ids: torch.Tensor, positions: torch.Tensor) -> dict[str, Any]:
         windows = example_windows(
-            self.model, self.data, self.layer, self.neuron, ids, positions, context=self.context
+            self.model,
+            self.data,
+            unit=Neuron(self.layer, self.neuron),
+            examples=ids,
+            positions=positions,
+            context=self.context,
         )
         width = windows.acts.shape[1]
         tokens = [
@@ -278,7 +291,7 @@ class NeuronView(ExplorerWidget):
 
     def _images(self, ids: torch.Tensor) -> dict[str, Any]:
         images = self.model.check_images(self.data[ids])  # [k, C, H, W]
-        weights = input_image(self.model, self.layer, self.neuron)
+        weights = input_image(self.model, unit=Neuron(self.layer, self.neuron))
         return {
             "top_images": encode(images_for_display(images), "uint8"),
             "weight_image": encode(weights) if weights is not None else empty(),

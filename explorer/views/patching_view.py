@@ -33,7 +33,7 @@ from explorer.analysis.path_patching import PathPatchingResult, path_patching
 from explorer.analysis.units import Head
 from explorer.models.handle import ModelHandle
 from explorer.views._base import ExplorerWidget, check_range, reports_errors
-from explorer.views.serialise import empty, encode, esm
+from explorer.views.serialize import empty, encode, esm
 
 METHODS = ("activation", "attribution")
 VIEW_GRIDS = (*GRIDS, "path")
@@ -294,4 +294,4 @@ class PatchingView(ExplorerWidget):
 def _supports(model: ModelHandle, grid: str) -> bool:
     if grid == "path":
         return model.is_transformer and model.n_layers >= 2
-    return supports(model, grid)
+    return supports(model, grid=grid)

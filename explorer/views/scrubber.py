@@ -23,7 +23,7 @@ import traitlets
 from explorer.models.handle import ModelHandle
 from explorer.training.run import Run
 from explorer.views._base import ExplorerWidget
-from explorer.views.serialise import empty, encode, esm
+from explorer.views.serialize import empty, encode, esm
 
 StepCallback = Callable[[ModelHandle, int], Any]
 DEFAULT_PANELS = (("train_loss", "test_loss"), ("train_acc", "test_acc"))

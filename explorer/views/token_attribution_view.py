@@ -18,7 +18,7 @@ from explorer.analysis.token_attribution import TokenAttribution, attribute_toke
 from explorer.models.handle import ModelHandle
 from explorer.views._base import ExplorerWidget, reports_errors
 from explorer.views.logit_attribution_view import direction_args, token_choice
-from explorer.views.serialise import empty, encode, esm
+from explorer.views.serialize import empty, encode, esm
 
 
 class TokenAttributionView(ExplorerWidget):

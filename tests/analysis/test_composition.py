@@ -152,7 +152,7 @@ def test_copying_head_scores_one_and_anti_copying_scores_minus_one():
             attn.W_O[head] = sign * torch.eye(D_MODEL)[1 : 1 + D_HEAD]
         attn.W_V[2] = torch.eye(D_MODEL)[:, 1 : 1 + D_HEAD]
         attn.W_O[2] = torch.eye(D_MODEL)[1 : 1 + D_HEAD].roll(1, dims=1)
-    copying = ov_copying_scores(model, tokens=range(1, 1 + D_HEAD))
+    copying = ov_copying_scores(model, token_ids=range(1, 1 + D_HEAD))
     assert copying.n_tokens == D_HEAD
     assert copying.chance_top1 == pytest.approx(1 / D_HEAD)
     assert copying.eigenvalue[1, 0] == pytest.approx(1.0, abs=1e-5)
@@ -181,7 +181,7 @@ def test_bad_inputs_raise_with_the_valid_range():
     with pytest.raises(ValueError, match="layer_a < layer_b"):
         scores.between("k", 1, 0)
     with pytest.raises(ValueError, match="0..19"):
-        ov_copying_scores(model, tokens=[1, 25])
+        ov_copying_scores(model, token_ids=[1, 25])
     with pytest.raises(ValueError, match="no attention heads"):
         composition_scores(zoo.mnist_mlp(hidden=(4,)))
     assert tuple(head_circuits(model)[0].shape) == (2, 4, 32, 32)

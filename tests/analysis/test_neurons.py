@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from explorer.analysis import activation_histogram, top_k_examples
+from explorer.analysis.units import Neuron
 
 
 def test_top_k_streamed_equals_full_cache(mlp_transformer):
@@ -41,7 +42,7 @@ def test_top_k_smallest_and_conv_channels(mnist_cnn):
 def test_histogram_counts_every_activation_and_per_class(mnist_mlp):
     images, labels = torch.rand(30, 1, 28, 28), torch.arange(30) % 3
     hist = activation_histogram(
-        mnist_mlp, images, layer=0, neuron=2, bins=10, labels=labels, batch_size=8
+        mnist_mlp, images, unit=Neuron(0, 2), bins=10, labels=labels, batch_size=8
     )
     _, cache = mnist_mlp.model.run_with_cache(images)
     values = cache["blocks.0.mlp.hook_post"][:, 2]
@@ -63,11 +64,13 @@ def test_bad_neuron_inputs(mnist_mlp, attn_model):
     with pytest.raises(ValueError, match="attention-only"):
         top_k_examples(attn_model, torch.zeros(1, 4, dtype=torch.long), layer=0)
     with pytest.raises(ValueError, match="neuron 16 out of range"):
-        activation_histogram(mnist_mlp, images, layer=0, neuron=16)
+        activation_histogram(mnist_mlp, images, unit=Neuron(0, 16))
     with pytest.raises(ValueError, match="NaN"):
         top_k_examples(mnist_mlp, images * float("nan"), layer=0)
     with pytest.raises(ValueError, match="labels has 3 entries"):
-        activation_histogram(mnist_mlp, images, 0, 0, labels=torch.zeros(3, dtype=torch.long))
+        activation_histogram(
+            mnist_mlp, images, unit=Neuron(0, 0), labels=torch.zeros(3, dtype=torch.long)
+        )
 
 
 def test_a_planted_dead_unit_is_marked_in_the_table_its_repr_and_ranking():

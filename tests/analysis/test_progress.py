@@ -80,7 +80,7 @@ def _grokking_curves():
 def test_detect_phases_on_planted_curves():
     steps, train_acc, test, restricted, excluded = _grokking_curves()
     phases = detect_phases(steps, train_acc, test, restricted, excluded)
-    assert phases.memorised == 100
+    assert phases.memorized == 100
     # (each boundary is the first logged step at or past the planted one: 10 steps apart)
     assert 210 <= phases.circuit_start <= 220  # restricted loss has done 10% of its fall
     assert 620 <= phases.cleanup_start <= 630  # test loss 10% down from its peak, excluded up
@@ -113,10 +113,10 @@ def test_detect_phases_when_nothing_happens():
     steps = torch.arange(0, 100, 10)
     flat = torch.full((10,), 3.0)
     never = detect_phases(steps, torch.full((10,), 0.5), flat, flat, flat)
-    assert never.memorised is None and not never.grokked
+    assert never.memorized is None and not never.grokked
     assert [p.name for p in never.as_list()] == ["memorisation"]
     memorised_only = detect_phases(steps, torch.ones(10), flat, flat, flat)
-    assert memorised_only.memorised == 0 and memorised_only.circuit_start is None
+    assert memorised_only.memorized == 0 and memorised_only.circuit_start is None
     assert memorised_only.cleanup_start is None
     assert [p.name for p in memorised_only.as_list()] == ["memorisation"]
 

@@ -41,6 +41,7 @@ from explorer.analysis import (
     top_k_examples,
 )
 from explorer.analysis._display import MAX_REPR
+from explorer.analysis.units import Neuron
 from explorer.data import repeated_tokens
 from explorer.models import zoo
 
@@ -128,7 +129,7 @@ def _top_k(lm, tokens, mlp, images):
 
 def _histogram(lm, tokens, mlp, images):
     labels = torch.arange(24) % 3
-    r = activation_histogram(mlp, images, 0, 2, bins=20, labels=labels)
+    r = activation_histogram(mlp, images, unit=Neuron(0, 2), bins=20, labels=labels)
     return r, f" {int(r.counts.max())}"
 
 
@@ -148,7 +149,14 @@ def _copying(lm, tokens, mlp, images):
 
 def _probes(lm, tokens, mlp, images):
     labels = torch.arange(24) % 2
-    r = linear_probes(mlp, images[:16], labels[:16], images[16:], labels[16:], max_iter=5)
+    r = linear_probes(
+        mlp,
+        images[:16],
+        labels=labels[:16],
+        test_inputs=images[16:],
+        test_labels=labels[16:],
+        max_iter=5,
+    )
     return r, r.hooks[top_flat(r.test_accuracy, by_abs=False)]
 
 
@@ -179,7 +187,7 @@ def _key_frequencies(lm, tokens, mlp, images):
 
 
 def _cache(lm, tokens, mlp, images):
-    r = run_with_cache(lm, tokens, ["blocks.0.attn.hook_pattern", "blocks.1.hook_resid_pre"])
+    r = run_with_cache(lm, tokens, names=["blocks.0.attn.hook_pattern", "blocks.1.hook_resid_pre"])
     return r, "blocks.0.attn.hook_pattern"
 
 
@@ -242,14 +250,14 @@ def _path_patching(lm, tokens, mlp, images):
 def _feature_vis(lm, tokens, mlp, images):
     from explorer.analysis import maximize_activation
 
-    r = maximize_activation(mlp, 0, 3, n=3, steps=8)
+    r = maximize_activation(mlp, unit=Neuron(0, 3), n=3, steps=8)
     return r, f"image {top_flat(r.activations, by_abs=False)} "
 
 
 def _output_effect(lm, tokens, mlp, images):
     from explorer.analysis import output_effect
 
-    r = output_effect(mlp, 0, 3)
+    r = output_effect(mlp, unit=Neuron(0, 3))
     return r, r.labels[top_flat(r.values)]
 
 
@@ -259,7 +267,13 @@ def _windows(lm, tokens, mlp, images):
     m = zoo.modular_addition_transformer(p=7, d_model=8)
     tokens = torch.tensor([[0, 1, 7], [2, 3, 7], [4, 4, 7]])
     r = example_windows(
-        m, tokens, 0, 5, torch.tensor([2, 0, 1]), torch.tensor([2, 1, 2]), context=1, after=0
+        m,
+        tokens,
+        unit=Neuron(0, 5),
+        examples=torch.tensor([2, 0, 1]),
+        positions=torch.tensor([2, 1, 2]),
+        context=1,
+        after=0,
     )
     peak = r.acts.amax(1)
     return r, f"example {int(r.examples[top_flat(peak, by_abs=False)])} "
@@ -283,7 +297,9 @@ def _phase_change(lm, tokens, mlp, images):
 def _stamped(lm, tokens, mlp, images):
     from explorer.analysis import audit, stamped_examples
 
-    r = stamped_examples(mlp, audit(mlp, images, method="stamp", budget=300), images, 3, n=4)
+    r = stamped_examples(
+        mlp, result=audit(mlp, images, method="stamp", budget=300), inputs=images, cls=3, n=4
+    )
     return r, f"class {r.cls}"
 
 

@@ -7,7 +7,7 @@ import torch
 
 from explorer.analysis import ablate, head_scores, metrics
 from explorer.analysis.neurons import activation_histogram
-from explorer.analysis.units import check_unit
+from explorer.analysis.units import Neuron, check_unit
 from explorer.data import repeated_tokens
 from explorer.models import zoo
 
@@ -40,17 +40,23 @@ def test_logit_diff_ids_are_checked(mlp, images):
 
 def test_histogram_labels_must_be_class_ids(mlp, images):
     with pytest.raises(ValueError, match="got a negative id -1"):
-        activation_histogram(mlp, images, 0, 1, labels=torch.tensor([-1, 0, 1, 1, 0, -1]))
+        activation_histogram(
+            mlp, images, unit=Neuron(0, 1), labels=torch.tensor([-1, 0, 1, 1, 0, -1])
+        )
     with pytest.raises(TypeError, match="integer class ids .* got dtype torch.float32"):
-        activation_histogram(mlp, images, 0, 1, labels=torch.tensor([0.0, 1, 1, 0, 1, 0]))
-    good = activation_histogram(mlp, images, 0, 1, labels=torch.tensor([0, 1, 1, 0, 1, 0]))
+        activation_histogram(
+            mlp, images, unit=Neuron(0, 1), labels=torch.tensor([0.0, 1, 1, 0, 1, 0])
+        )
+    good = activation_histogram(
+        mlp, images, unit=Neuron(0, 1), labels=torch.tensor([0, 1, 1, 0, 1, 0])
+    )
     assert good.by_class.sum(1).tolist() == [3, 3]  # every example counted in its class
 
 
 @pytest.mark.parametrize("unit", ["neuron 0.3@2", "neuron 0.3@999"])
 def test_a_position_on_an_image_model_is_refused(unit, mlp, images):
     with pytest.raises(ValueError, match="takes images: its units have no token positions"):
-        check_unit(mlp, unit)
+        check_unit(mlp, unit=unit)
     with pytest.raises(ValueError, match="write 'neuron 0.3'"):
         ablate(mlp, images, units=[unit], metric=metrics.accuracy(torch.zeros(6, dtype=torch.long)))
 
@@ -58,7 +64,7 @@ def test_a_position_on_an_image_model_is_refused(unit, mlp, images):
 def test_a_position_past_the_context_is_refused():
     model = zoo.attention_only_transformer(n_layers=1, d_model=16, d_vocab=10, n_ctx=8)
     with pytest.raises(ValueError, match=r"position 999 out of range: .* positions 0\.\.7"):
-        check_unit(model, "head 0.1@999")
+        check_unit(model, unit="head 0.1@999")
 
 
 def test_kinds_given_as_one_string_means_that_kind():

@@ -15,6 +15,7 @@ import explorer
 from explorer.analysis import audit, top_k_examples
 from explorer.analysis.attribution import attribute
 from explorer.analysis.feature_vis import maximize_activation
+from explorer.analysis.units import Neuron
 
 
 @pytest.fixture(scope="module")
@@ -71,9 +72,9 @@ def test_a_width_that_is_no_square_needs_image_shape():
     model = explorer.load(net)
     assert model.input_shape == (50,) and model.image_shape is None
     with pytest.raises(ValueError, match=r"pass image_shape=\(channels, height, width\)"):
-        maximize_activation(model, 0, 1, steps=2)
+        maximize_activation(model, unit=Neuron(0, 1), steps=2)
     shaped = explorer.load(net, image_shape=(2, 5, 5))
-    vis = maximize_activation(shaped, 0, 1, steps=2)
+    vis = maximize_activation(shaped, unit=Neuron(0, 1), steps=2)
     assert tuple(vis.images.shape) == (1, 2, 5, 5)
 
 
@@ -98,9 +99,11 @@ def test_attribute_on_a_flat_mlp_equals_its_twin(twins, digits, method):
 
 def test_maximize_activation_on_a_flat_mlp_equals_its_twin(twins):
     flat, twin = twins
-    vis = maximize_activation(flat, 0, 5, n=2, steps=12)  # blur runs every 4 steps
+    vis = maximize_activation(flat, unit=Neuron(0, 5), n=2, steps=12)  # blur runs every 4 steps
     assert vis.images.shape == (2, 1, 28, 28)
-    torch.testing.assert_close(vis.images, maximize_activation(twin, 0, 5, n=2, steps=12).images)
+    torch.testing.assert_close(
+        vis.images, maximize_activation(twin, unit=Neuron(0, 5), n=2, steps=12).images
+    )
 
 
 def test_neuron_view_shows_images_and_weight_images_of_a_flat_mlp(twins, digits):

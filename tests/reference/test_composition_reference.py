@@ -45,7 +45,7 @@ def test_copying_scores_equal_the_full_ov_circuit_read_by_hand():
     )
     tl = model.model
     ours = ov_copying_scores(model)  # default: every token but BOS (id 0)
-    everything = ov_copying_scores(model, tokens=range(20))
+    everything = ov_copying_scores(model, token_ids=range(20))
     ids = torch.arange(1, 20)
     for layer in range(2):
         for head in range(4):

@@ -95,9 +95,9 @@ def test_a_few_key_frequencies_carry_the_embedding(progress, grokking_run):
 @pytest.mark.slow
 def test_progress_measures_move_as_in_nanda_et_al(progress):
     phases = progress.phases
-    assert 0 < phases.memorised <= phases.circuit_start < phases.cleanup_start
+    assert 0 < phases.memorized <= phases.circuit_start < phases.cleanup_start
     assert phases.cleanup_start < phases.cleanup_end <= phases.last_step
-    mem, circuit = progress.at(phases.memorised), progress.at(phases.circuit_start)
+    mem, circuit = progress.at(phases.memorized), progress.at(phases.circuit_start)
     cleanup, end_cleanup = progress.at(phases.cleanup_start), progress.at(phases.cleanup_end)
     end = progress.at(int(progress.steps[-1]))
     # circuit formation: the restricted loss falls while the test loss stays flat

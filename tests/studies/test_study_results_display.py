@@ -77,7 +77,7 @@ def test_grokking_progress_reads_as_measures_per_checkpoint():
     n = 300
     steps = torch.arange(0, 10 * n, 10)
     phases = Phases(
-        memorised=200, circuit_start=600, cleanup_start=1500, cleanup_end=2000, last_step=2990
+        memorized=200, circuit_start=600, cleanup_start=1500, cleanup_end=2000, last_step=2990
     )
     p = GrokkingProgress(
         steps=steps,

@@ -11,12 +11,12 @@ from explorer.analysis import head_scores, run_with_cache
 from explorer.data import repeated_tokens
 from explorer.models import zoo
 from explorer.views import AttentionView
-from explorer.views.serialise import decode, payload_bytes
+from explorer.views.serialize import decode, payload_bytes
 
 
 def _pattern(model, tokens, layer, head):
     name = model.hook_name("pattern", layer)
-    return run_with_cache(model, tokens, [name])[name][0, head].numpy()
+    return run_with_cache(model, tokens, names=[name])[name][0, head].numpy()
 
 
 def test_selecting_a_head_sends_its_cached_pattern(attn_model, repeated):

@@ -13,7 +13,7 @@ from explorer.analysis.audit import AuditResult
 from explorer.analysis.trigger_examples import stamped_examples
 from explorer.studies.auditing import make_mlp
 from explorer.views import AuditView
-from explorer.views.serialise import decode
+from explorer.views.serialize import decode
 
 torch.set_num_threads(1)
 
@@ -79,7 +79,7 @@ def test_clicking_a_class_shows_its_trigger_and_stamped_examples(model, images):
     view.selected = 7
     assert view.error == ""
     assert np.allclose(decode(view.pattern), result.patterns[7, 0].numpy(), atol=1 / 255)
-    expected = stamped_examples(model, result, images, 7, n=5)
+    expected = stamped_examples(model, result=result, inputs=images, cls=7, n=5)
     assert view.before == expected.before.tolist() and view.after == expected.after.tolist()
     stamped = decode(view.stamped)
     assert stamped.shape == (5, 28, 28)

@@ -15,7 +15,7 @@ from explorer.analysis import metrics
 from explorer.models import zoo
 from explorer.views import InterventionPanel, NeuronView, PatchingView
 from explorer.views._base import ExplorerWidget
-from explorer.views.serialise import decode
+from explorer.views.serialize import decode
 
 SAFETY_S = 120  # a bound so a broken test cannot hang; never a speed target
 

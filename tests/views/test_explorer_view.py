@@ -11,7 +11,7 @@ from ipywidgets.widgets.widget import _remove_buffers
 
 from explorer.data import repeated_tokens
 from explorer.views import Explorer, show
-from explorer.views.serialise import decode
+from explorer.views.serialize import decode
 
 
 def test_transformer_gets_attention_intervention_and_patching_linked(attn_model):

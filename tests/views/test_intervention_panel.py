@@ -9,7 +9,7 @@ import traitlets
 
 from explorer.analysis import ablate, ablation_sweep, metrics
 from explorer.views import InterventionPanel
-from explorer.views.serialise import decode
+from explorer.views.serialize import decode
 
 
 @pytest.fixture

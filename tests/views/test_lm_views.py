@@ -11,7 +11,7 @@ import traitlets
 
 from explorer.analysis import attribute_tokens, direct_logit_attribution, logit_lens
 from explorer.views import AttentionView, LogitAttributionView, LogitLensView, TokenAttributionView
-from explorer.views.serialise import decode
+from explorer.views.serialize import decode
 
 
 @pytest.fixture(scope="module")

@@ -8,9 +8,10 @@ import torch
 import traitlets
 
 from explorer.analysis import activation_histogram, run_with_cache, top_k_examples
+from explorer.analysis.units import Neuron
 from explorer.data import repeated_tokens
 from explorer.views import NeuronView
-from explorer.views.serialise import decode
+from explorer.views.serialize import decode
 
 
 @pytest.fixture
@@ -23,7 +24,7 @@ def test_image_neuron_shows_its_top_images_weights_histogram_and_effects(mnist_m
     x, _ = images
     view = NeuronView(mnist_mlp, x, k=5)
     view.neuron = 7
-    top = top_k_examples(mnist_mlp, x, 0, k=8)
+    top = top_k_examples(mnist_mlp, x, layer=0, k=8)
     assert view.example_ids == top.example[7, :5].tolist()
     assert np.allclose(decode(view.top_values), top.values[7, :5].numpy())
     shown = decode(view.top_images)
@@ -31,7 +32,7 @@ def test_image_neuron_shows_its_top_images_weights_histogram_and_effects(mnist_m
     assert np.abs(shown - x[top.example[7, :5], 0].numpy()).max() <= 1 / 255 + 1e-6
     w = mnist_mlp.model.module[1].weight[7].detach().reshape(28, 28).numpy()
     assert np.abs(decode(view.weight_image) - w).max() < 1e-3
-    hist = activation_histogram(mnist_mlp, x, 0, 7, bins=40)
+    hist = activation_histogram(mnist_mlp, x, unit=Neuron(0, 7), bins=40)
     assert decode(view.hist_counts).tolist() == hist.counts.tolist()
     outgoing = mnist_mlp.model.module[3].weight[:, 7].detach()
     values = decode(view.effect_values)
@@ -65,9 +66,9 @@ def test_text_neuron_colours_each_token_by_its_activation(mlp_transformer):
     data = repeated_tokens(20, 10, 30, seed=0)
     view = NeuronView(mlp_transformer, data, k=4, context=6)
     view.layer, view.neuron = 1, 9
-    top = top_k_examples(mlp_transformer, data, 1, k=8)
+    top = top_k_examples(mlp_transformer, data, layer=1, k=8)
     name = mlp_transformer.hook_name("post", 1)
-    acts = run_with_cache(mlp_transformer, data, [name])[name][..., 9]
+    acts = run_with_cache(mlp_transformer, data, names=[name])[name][..., 9]
     windows = decode(view.example_acts)
     for i, (example, start) in enumerate(zip(view.example_ids, view.example_starts)):
         assert example == int(top.example[9, i])

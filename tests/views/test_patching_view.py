@@ -10,7 +10,7 @@ import traitlets
 from explorer.analysis import activation_patching, attribution_patching, metrics
 from explorer.data import repeated_tokens
 from explorer.views import PatchingView
-from explorer.views.serialise import decode
+from explorer.views.serialize import decode
 
 
 @pytest.fixture

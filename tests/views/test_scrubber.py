@@ -11,7 +11,7 @@ import traitlets
 from explorer.models import zoo
 from explorer.training import Run
 from explorer.views.scrubber import TrainingScrubber
-from explorer.views.serialise import decode
+from explorer.views.serialize import decode
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ strings do not count):
 Together these are what an analysis is made of: a number a view shows either comes from a
 result (computed in ``explorer.analysis`` or ``explorer.hypotheses``, where it is tested)
 or is the result's values re-laid out (indexing, reshape, transpose, stack, cat) and
-encoded. ``serialise.py`` is the encoder itself (it takes min/max to quantise a payload
+encoded. ``serialize.py`` is the encoder itself (it takes min/max to quantise a payload
 and max-pools thumbnails) and is the one module exempt.
 """
 
@@ -26,7 +26,7 @@ from pathlib import Path
 import explorer.views
 
 VIEWS = Path(explorer.views.__file__).parent
-EXEMPT = {"serialise.py"}
+EXEMPT = {"serialize.py"}
 PASSES = {"run_with_cache", "run_with_hooks", "forward", "backward"}
 BANNED_IMPORTS = (
     "explorer.analysis.cache",

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from explorer.views import serialise
-from explorer.views.serialise import decode, encode, payload_bytes, query_window, thumbnail
+from explorer.views import serialize
+from explorer.views.serialize import decode, encode, payload_bytes, query_window, thumbnail
 
 
 def test_float16_round_trip_is_within_float16_precision():
@@ -78,7 +78,7 @@ def test_esm_prepends_the_shared_decoder_and_loads_nothing_remote():
         "intervention_panel.js",
         "patching_view.js",
     ):
-        code = serialise.esm(name)
+        code = serialize.esm(name)
         assert code.index("function exDecode") < code.index("export default")
         assert "http://" not in code and "https://" not in code
         assert not re.search(

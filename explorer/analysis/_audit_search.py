@@ -1,0 +1,162 @@
+"""The searches behind ``audit``: Neural Cleanse's mask fit, the stamp scan, and the
+first-layer weight search, each spending passes from the audit's ``Meter`` (``audit``).
+
+>>> stamp_patterns(2)[0].shape
+torch.Size([2, 2])
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from explorer.analysis.audit_scores import mad_index, weight_anomaly
+
+REFIT_STEPS = 30
+MAX_STEPS = 1000  # optimisation steps per class for the mask search
+
+
+def box(
+    mask: torch.Tensor, sizes: tuple[int, ...] = (2, 3, 4, 5, 6, 7, 8)
+) -> tuple[int, int, int, int]:
+    """The smallest square window holding >= 70% of what the largest window can hold of the
+    mask, as ``(top, left, height, width)``."""
+    if float(mask.max()) <= 0:
+        return (0, 0, 0, 0)
+    found = []
+    for s in sizes:
+        sums = F.avg_pool2d(mask[None, None], s, stride=1)[0, 0] * s * s
+        i = int(sums.argmax())
+        found.append((float(sums.max()), s, divmod(i, sums.shape[1])))
+    top_mass = found[-1][0]
+    mass, s, (top, left) = next(f for f in found if f[0] >= 0.7 * top_mass)
+    return (top, left, s, s)
+
+
+def cleanse(model, fit_x, fit_y, n_classes, batch, n_eval, meter, steps=None, lam=1e-2):
+    """Per class, the smallest mask and pattern sending other digits to it (Neural Cleanse),
+    the mask's weight ``lam`` raised while the trigger works and lowered while it does not;
+    keeps the smallest mask that worked on a whole batch (>= 90%)."""
+    c_, h, w = fit_x.shape[1:]
+    eval_cost = n_classes
+    refit_cost = n_classes * REFIT_STEPS
+    if steps is None:
+        steps = max(1, min(MAX_STEPS, (meter.left - eval_cost - refit_cost) // n_classes))
+    masks = torch.zeros(n_classes, h, w)
+    patterns = torch.zeros(n_classes, c_, h, w)
+    gen = torch.Generator().manual_seed(0)
+    for c in range(n_classes):
+        pool = fit_x[fit_y != c]
+        m_raw = torch.full((1, h, w), -4.0, requires_grad=True)
+        p_raw = torch.zeros((c_, h, w), requires_grad=True)
+        opt = torch.optim.Adam([m_raw, p_raw], lr=0.1)
+        target = torch.full((batch,), c)
+        weight, best = lam, float("inf")
+        for step in range(steps):
+            if meter.left - eval_cost - refit_cost < 1:
+                break
+            x = pool[torch.randint(len(pool), (batch,), generator=gen)]
+            m, p = torch.sigmoid(m_raw), torch.sigmoid(p_raw)
+            out = model((1 - m) * x + m * p)
+            loss = F.cross_entropy(out, target) + weight * m.sum()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            works = float((out.argmax(-1) == c).float().mean()) >= 0.9
+            size = float(m.detach().sum())
+            if works and size < best:
+                best = size
+                masks[c], patterns[c] = m.detach()[0], p.detach()
+            if step % 5 == 4:
+                weight = weight * 1.5 if works else weight / 1.5
+        if best == float("inf"):  # never worked: keep the last attempt
+            masks[c], patterns[c] = torch.sigmoid(m_raw.detach())[0], torch.sigmoid(p_raw.detach())
+    size_index = mad_index(masks.flatten(1).sum(1))
+    # a planted trigger is compact: keep only the mask's densest square and refit the pattern
+    # there; natural (adversarial) masks are scattered and stop working when cut down
+    windows = torch.zeros(n_classes, h, w)
+    for c in range(n_classes):
+        top, left, bh, bw = box(masks[c])
+        windows[c, top : top + bh, left : left + bw] = 1
+    patterns = fit_patterns(model, fit_x, fit_y, windows, patterns, batch, eval_cost, meter)
+    return windows, patterns, size_index
+
+
+def fit_patterns(model, fit_x, fit_y, masks, init, batch, eval_cost, meter, steps=None):
+    """Per class, the pattern inside the fixed ``masks[c]`` sending other digits to ``c``."""
+    steps = REFIT_STEPS if steps is None else steps
+    gen = torch.Generator().manual_seed(1)
+    patterns = torch.zeros_like(init)
+    for c in range(len(masks)):
+        pool = fit_x[fit_y != c]
+        m = masks[c]
+        p_raw = torch.logit(init[c].clamp(0.05, 0.95)).requires_grad_(True)
+        opt = torch.optim.Adam([p_raw], lr=0.2)
+        for _ in range(steps):
+            if meter.left - eval_cost < 1:
+                break
+            x = pool[torch.randint(len(pool), (batch,), generator=gen)]
+            out = model((1 - m) * x + m * torch.sigmoid(p_raw))
+            loss = F.cross_entropy(out, torch.full((batch,), c))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        patterns[c] = torch.sigmoid(p_raw.detach()) * m
+    return patterns
+
+
+def stamp_patterns(size: int) -> list[torch.Tensor]:
+    i = torch.arange(size)
+    checker = ((i[:, None] + i[None, :]) % 2 == 0).float()
+    return [torch.ones(size, size), torch.zeros(size, size), checker, 1 - checker]
+
+
+def stamp_scan(model, fit_x, fit_y, n_classes, meter, n_eval, sizes=(3, 4, 5), n=8, stride=1):
+    """Stamp simple patterns at each position and size on ``n`` digits; per class the stamp
+    sending most digits to it."""
+    c_, h, w = fit_x.shape[1:]
+    x = fit_x[:n]
+    best = torch.zeros(n_classes)
+    masks = torch.zeros(n_classes, h, w)
+    patterns = torch.zeros(n_classes, c_, h, w)
+    eval_cost = n_classes
+    for size in sizes:
+        for pattern in stamp_patterns(size):
+            for top in range(0, h - size + 1, stride):
+                for left in range(0, w - size + 1, stride):
+                    if meter.left - eval_cost < 1:
+                        break
+                    stamped = x.clone()
+                    stamped[:, :, top : top + size, left : left + size] = pattern
+                    with torch.no_grad():
+                        pred = model(stamped).argmax(-1)
+                    for c in pred.unique().tolist():
+                        rate = float(((pred == c) & (fit_y[:n] != c)).float().mean())
+                        if rate > best[c]:
+                            best[c] = rate
+                            masks[c].zero_()
+                            masks[c, top : top + size, left : left + size] = 1
+                            patterns[c].zero_()
+                            patterns[c, :, top : top + size, left : left + size] = pattern
+    # a stamp counts as a trigger when it moves most digits; score = success above 0.5
+    return masks, patterns, (best - 0.5).clamp_min(0)
+
+
+def weights_search(model, fit_x, fit_y, n_classes, batch, n_eval, meter, ratio=1.0):
+    """Pixels the data never uses whose weights outgrow the layer's typical scale, then a
+    short pattern fit inside that region for every class."""
+    c_, h, w = fit_x.shape[1:]
+    score = weight_anomaly(model, fit_x)
+    region = (score > ratio).float()
+    masks = torch.zeros(n_classes, h, w)
+    patterns = torch.zeros(n_classes, c_, h, w)
+    if not region.any():
+        return masks, patterns, torch.zeros(n_classes)
+    eval_cost = n_classes
+    steps = max(1, min(REFIT_STEPS, (meter.left - eval_cost) // n_classes))
+    masks = region.expand(n_classes, h, w).clone()
+    init = torch.full((n_classes, c_, h, w), 0.5)
+    patterns = fit_patterns(model, fit_x, fit_y, masks, init, batch, eval_cost, meter, steps)
+    # every class shares the region: the anomaly is the region's weight score (times the
+    # class's success, once measured)
+    return masks, patterns, torch.full((n_classes,), float(score.max()))

@@ -1,0 +1,115 @@
+"""The grokking tutorial's training run, as it ships: a few checkpoints and the full table.
+
+``tutorials/grokking.ipynb`` studies the run of ``DEFAULT_SETTING`` (seed 0): about 2,550
+epochs, 157 s of CPU on one idle core, minutes on a busy one. A finished run ships under
+``explorer/studies/trained/grokking``: every logged metric, ``SHIPPED_CHECKPOINTS``
+checkpoints in float16 (the first, the last, each phase boundary, and some in between) and
+``progress.json``, the progress measures ``grokking_progress`` computed by replaying *every*
+checkpoint of the full run (55 of them). The analysis reads that table when it opens the
+thinned copy (``GrokkingProgress.precomputed`` then says so); a test recomputes the measures
+on the shipped checkpoints and compares them with the table at those steps.
+
+``open_run(folder)`` copies the shipped run into ``folder`` unless a run is already there;
+``train_grokking(folder)`` on an empty folder trains from scratch (a tqdm bar with the time
+remaining). Rebuild the shipped copy with ``python -m explorer.studies.grokking_shipped --ship``;
+a test replays its first ``EARLY_STEPS`` epochs and compares them with the logged metrics.
+
+>>> SHIPPED_CHECKPOINTS, SHIPPED_RUN.name
+(8, 'grokking')
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import shutil
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from explorer.studies.grokking import DEFAULT_SETTING, grokking_progress, train_grokking
+from explorer.studies.grokking_table import PROGRESS_FILE, progress_table
+from explorer.training.run import Run
+
+#: The run that ships with explorer (metrics, float16 checkpoints, the full progress table).
+SHIPPED_RUN = Path(__file__).resolve().parent / "trained" / "grokking"
+SHIPPED_CHECKPOINTS = 8
+EARLY_STEPS = 20
+
+
+def choose_checkpoints(run: Run, phases: Any, keep: int = SHIPPED_CHECKPOINTS) -> list[int]:
+    """``keep`` checkpoint steps: the first, the last, each phase boundary (memorized, circuit
+    start, cleanup start and end), then the free checkpoints nearest evenly spaced epochs."""
+    steps = list(run.steps)
+    if len(steps) <= keep:
+        return steps
+    bounds = (phases.memorized, phases.circuit_start, phases.cleanup_start, phases.cleanup_end)
+    chosen = [steps[0], steps[-1]]
+    for b in bounds:
+        if b is not None and run.nearest_step(b) not in chosen:
+            chosen.append(run.nearest_step(b))
+    for k in range(1, keep):
+        free = [s for s in steps if s not in chosen]
+        if len(chosen) < keep and free:
+            chosen.append(min(free, key=lambda s: abs(s - steps[-1] * k / keep)))
+    return sorted(chosen)
+
+
+def ship_run(run: Run | str | Path, dest: str | Path = SHIPPED_RUN) -> Run:
+    """Copy ``run``'s metrics, ``choose_checkpoints`` (float16, no optimizer state) and the
+    progress table of all its checkpoints to ``dest``, which is replaced."""
+    source = run if isinstance(run, Run) else Run.open(run)
+    progress = grokking_progress(source)
+    out = Path(dest)
+    if out.exists():
+        shutil.rmtree(out)
+    manifest = source.manifest
+    first = source.load_model(source.steps[0])
+    first.name = source.name
+    shipped = Run.create(out, first, data=manifest["data"], meta=manifest.get("meta", {}))
+    for row in source.rows():
+        shipped.log(row.pop("step"), {k: math.nan if v is None else v for k, v in row.items()})
+    for step in choose_checkpoints(source, progress.phases):
+        model = source.load_model(step)
+        model.name = source.name
+        shipped.save_checkpoint(model, step, dtype=torch.float16)
+    shipped.update(status=source.status, training=source.training)
+    table = progress_table(progress, source.name)
+    (out / PROGRESS_FILE).write_text(json.dumps(table, indent=1) + "\n")
+    return shipped
+
+
+def open_run(run_dir: str | Path) -> Run:
+    """The run in ``run_dir``; a copy of the shipped run when the folder holds none yet."""
+    path = Path(run_dir)
+    if not (path / "manifest.json").is_file():
+        if path.exists() and any(path.iterdir()):
+            raise ValueError(f"{str(path)!r} is not empty and holds no run: choose another folder")
+        shutil.copytree(SHIPPED_RUN, path, dirs_exist_ok=True)
+    return Run.open(path)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m explorer.studies.grokking_shipped")
+    parser.add_argument("--run", help="train into this folder (default: a temporary one)")
+    parser.add_argument("--ship", action="store_true", help=f"then ship it to {SHIPPED_RUN}")
+    args = parser.parse_args(argv)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # one thread: the floats the shipped metrics recorded
+    try:
+        run = train_grokking(args.run or Path(tempfile.mkdtemp()) / "grokking", DEFAULT_SETTING)
+        print(f"trained: {run.path} ({len(run.steps)} checkpoints)")
+        if args.ship:
+            shipped = ship_run(run)
+            size = sum(f.stat().st_size for f in shipped.path.rglob("*") if f.is_file())
+            print(f"shipped to {shipped.path} ({size / 1024:.0f} KiB, steps {list(shipped.steps)})")
+    finally:
+        torch.set_num_threads(threads)
+
+
+if __name__ == "__main__":
+    main()
