@@ -18,6 +18,7 @@ def test_the_notebooks_are_found():
         "grokking",
         "induction_heads",
         "mnist_kitchen_sink",
+        "auditing_game",
     }
 
 

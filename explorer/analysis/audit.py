@@ -6,16 +6,21 @@ location and size, its attack success rate on held-out images, and the forward a
 passes spent (one model call, of a batch, is one pass; the examples are counted too). Methods:
 
 - ``"cleanse"``: per class, the smallest mask-and-pattern that sends other digits to that
-  class (Neural Cleanse, Wang et al. 2019); a class whose mask is much smaller than the others'
-  (MAD anomaly index > 2, low side) and whose trigger works is flagged.
+  class (Neural Cleanse, Wang et al. 2019), cut to its densest square and refitted there.
+  A class is flagged when that compact trigger works on >= 95% of held-out images and wins
+  by a wide logit margin per pixel of its side (``MIN_MARGIN``), or when that score leads
+  every other class's by ``MIN_LEAD`` (and by twice the runner-up's) and the trigger works
+  on >= 90% (a CNN's planted trigger wins by less in absolute terms, but stands as far
+  apart from the other classes).
 - ``"stamp"``: stamp simple patterns (white, black, checkerboards) at every position and size;
   a stamp that sends most digits to one class is flagged.
 - ``"weights"``: first-layer weight magnitude on input pixels the data never uses, against
   the layer's typical scale; a cluster of such pixels is the trigger's location, and a short
   pattern fit inside it finds the target class.
 
-The search stops within ``budget`` forward passes. The three searches are in ``_audit_search``. Written here, not wrapped from
-adversarial-robustness-toolbox (see docs/auditing.md).
+The search stops within ``budget`` forward passes. The three searches are in
+``_audit_search``. Written here, not wrapped from adversarial-robustness-toolbox (see
+docs/auditing.md).
 """
 
 from __future__ import annotations
@@ -56,6 +61,11 @@ METHODS = ("cleanse", "stamp", "weights")
 MAD_THRESHOLD = 2.0
 MIN_SUCCESS = 0.95  # a flagged class's reconstructed (compact) trigger must work this often
 MIN_MARGIN = 2.6  # and lead the runner-up logit by this much per pixel of the trigger's side
+# or: one class's anomaly leads every other class's by this much (and by twice the runner-up's)
+# and its trigger works this often (models with smaller logits, such as the CNN, whose
+# planted trigger wins by less)
+MIN_LEAD = 1.0
+LEAD_SUCCESS = 0.9
 
 
 class Meter:
@@ -256,6 +266,10 @@ def audit(
         side = torch.tensor([max(1, b[2] * b[3]) ** 0.5 for b in map(box, masks)])
         anomaly = margin / side
         suspicious = (anomaly >= MIN_MARGIN) & (success >= MIN_SUCCESS)
+        first, second = torch.topk(anomaly, 2).indices.tolist()
+        lead = float(anomaly[first] - anomaly[second])
+        if lead >= max(MIN_LEAD, 2 * float(anomaly[second])) and success[first] >= LEAD_SUCCESS:
+            suspicious[first] = True
     else:
         anomaly = anomaly * success if method == "weights" else anomaly
         suspicious = (anomaly > 0) & (success >= MIN_SUCCESS)

@@ -72,6 +72,10 @@ class ExplorerWidget(anywidget.AnyWidget):
     busy = traitlets.Unicode(
         "", help="the page request running in the background now (e.g. 'sweep'); empty: idle"
     ).tag(sync=True)
+    spent = traitlets.Dict(
+        help="{forward, backward, examples}: the passes the view's model has run so far "
+        "(ModelHandle.spent), refreshed after every request and analysis: the budget meter"
+    ).tag(sync=True)
     last_run = traitlets.Dict(
         help="how the last background request ended: {action, outcome: done, failed or "
         "cancelled, seconds}"
@@ -100,6 +104,7 @@ class ExplorerWidget(anywidget.AnyWidget):
                 if outermost:
                     self.__dict__["_building"] = False
             if outermost:
+                self._meter()
                 self.open()  # one comm_open carrying the whole state
 
         cls.__init__ = open_when_built  # type: ignore[method-assign]
@@ -188,7 +193,18 @@ class ExplorerWidget(anywidget.AnyWidget):
             self._fail(exc)
             return "failed"
         finally:
+            self._meter()
             self.requests += 1
+
+    def _meter(self) -> None:
+        """Refresh ``spent`` from the model's pass counters (views without one keep {})."""
+        counters = getattr(self.__dict__.get("model"), "spent", None)
+        if counters is None or not hasattr(counters, "snapshot"):
+            return
+        forward, backward, examples = counters.snapshot()
+        now = {"forward": forward, "backward": backward, "examples": examples}
+        if now != self.spent:
+            self.spent = now
 
     def _start(self, action: str, arguments: dict[str, Any]) -> None:
         if self.busy:
@@ -277,6 +293,8 @@ def _reporting(method: F, caught: type[BaseException]) -> F:
         except caught as exc:
             self._fail(exc)
             return None
+        finally:
+            self._meter()
         self.error = ""
         return result
 

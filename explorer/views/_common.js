@@ -366,6 +366,23 @@ function exBars(values, opts = {}) {
   return canvas;
 }
 
+// The running budget meter under every view: the passes its model has run so far
+// (ModelHandle.spent, kept in the synced trait `spent`); hidden for views without a model.
+function exSpentMeter(model) {
+  const node = exEl("div", { cls: "ex-spent ex-muted", attrs: { "data-testid": "spent" } });
+  const update = () => {
+    const s = model.get("spent") || {};
+    if (s.forward === undefined) { node.style.display = "none"; return; }
+    node.style.display = "block";
+    node.setAttribute("data-value", s.forward);
+    const fmt = (x) => (x ?? 0).toLocaleString("en");
+    node.textContent = "budget: " + fmt(s.forward) + " forward, " + fmt(s.backward) + " backward passes (" + fmt(s.examples) + " examples) run on this model so far";
+  };
+  update();
+  model.on("change:spent", update);
+  return node;
+}
+
 // Mount a widget: a root with the error banner and a body redrawn (once per frame) whenever
 // one of `names` changes. draw(body) rebuilds the body. Returns the cleanup function.
 //
@@ -385,6 +402,7 @@ function exMount(model, el, cls, testid, names, draw) {
   root.appendChild(banner);
   root.appendChild(running.node);
   root.appendChild(body);
+  root.appendChild(exSpentMeter(model));
   el.appendChild(root);
   let pending = false;
   const redraw = () => {

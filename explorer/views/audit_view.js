@@ -33,7 +33,7 @@ function render({ model, el }) {
   }
 
   function meter(root) {
-    const a = model.get("audit_spent") || {}, s = model.get("spent") || {};
+    const a = model.get("audit_spent") || {};
     const budget = a.budget > 0 ? a.budget : null;
     const share = budget ? Math.min(1, a.forward / budget) : 1;
     const bar = exEl("div", { cls: "ex-meter-bar", attrs: { "data-testid": "budget-bar", "data-share": share } }, [
@@ -43,7 +43,6 @@ function render({ model, el }) {
     root.appendChild(exEl("div", { cls: "ex-meter", attrs: { "data-testid": "budget-meter" } }, [
       exEl("span", { cls: "ex-title", text: "budget" }), bar,
       exEl("span", { attrs: { "data-testid": "audit-spent", "data-value": a.forward }, text: fmt(a.forward) + (budget ? " of " + fmt(budget) : "") + " forward passes by the audit (" + fmt(a.backward) + " backward, " + fmt(a.examples) + " examples)" }),
-      exEl("span", { cls: "ex-muted", attrs: { "data-testid": "spent", "data-value": s.forward }, text: "· the model has run " + fmt(s.forward) + " forward, " + fmt(s.backward) + " backward passes so far" }),
     ]));
   }
 
@@ -94,10 +93,9 @@ function render({ model, el }) {
     });
     const labels = exEl("div", { cls: "ex-audit-labels", style: { width: width + "px" } });
     for (let c = 0; c < n; c++) labels.appendChild(exEl("span", { text: String(c), style: { width: (width / n) + "px" } }));
-    const crit = model.get("method") === "cleanse" ? "anomaly ≥ " + exFmt(thr, 1) : "anomaly > 0";
     top.appendChild(exEl("div", { cls: "ex-col" }, [
       exEl("div", { cls: "ex-title", text: "anomaly per class" }), chart, labels,
-      exEl("span", { cls: "ex-muted", text: "flagged (red) when " + crit + " (dashed) and the trigger works on ≥ " + Math.round(100 * model.get("min_success")) + "% of held-out images" }),
+      exEl("span", { cls: "ex-muted", style: { maxWidth: (width + 60) + "px" }, attrs: { "data-testid": "rule" }, text: model.get("rule") }),
     ]));
 
     // ---- the selected class: trigger, numbers, stamped examples
@@ -144,7 +142,7 @@ function render({ model, el }) {
     detail.appendChild(examples);
   }
 
-  const names = ["selected", "masks", "anomaly", "success", "flagged", "boxes", "pattern", "images", "stamped", "before", "after", "stamped_success", "spent", "audit_spent", "threshold"];
+  const names = ["selected", "masks", "anomaly", "success", "flagged", "boxes", "pattern", "images", "stamped", "before", "after", "stamped_success", "audit_spent", "threshold", "rule"];
   return exMount(model, el, "ex-audit", "audit-view", names, draw);
 }
 

@@ -6,8 +6,8 @@ selected class's reconstructed trigger (mask and pattern), its box and success r
 stamped examples (``analysis.trigger_examples``) with the model's prediction before and after
 the stamp. A click on a mask or a bar sets ``selected``; the kernel stamps that class's
 trigger on held-out images and sends them back. The budget meter shows the passes the audit
-spent against its budget and the passes the model has run so far (``ModelHandle.spent``),
-updated after each click.
+spent against its budget; under it, as under every view, the passes the model has run so
+far (``ModelHandle.spent``, the base widget's ``spent``), updated after each click.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 import torch
 import traitlets
 
-from explorer.analysis.audit import MIN_SUCCESS, AuditResult
+from explorer.analysis.audit import LEAD_SUCCESS, MIN_LEAD, MIN_SUCCESS, AuditResult
 from explorer.analysis.trigger_examples import StampedExamples, stamped_examples
 from explorer.models.handle import ModelHandle
 from explorer.views._base import ExplorerWidget, check_range, reports_errors
@@ -59,6 +59,7 @@ class AuditView(ExplorerWidget):
     min_success = traitlets.Float(MIN_SUCCESS, help="success a flagged trigger must reach").tag(
         sync=True
     )
+    rule = traitlets.Unicode("", help="when the method flags a class, in words").tag(sync=True)
     anomaly = traitlets.Dict(help="payload float32 [class]: the method's anomaly score").tag(
         sync=True
     )
@@ -86,9 +87,6 @@ class AuditView(ExplorerWidget):
     audit_spent = traitlets.Dict(
         help="{forward, backward, examples, budget}: what the audit spent (budget -1: none)"
     ).tag(sync=True)
-    spent = traitlets.Dict(
-        help="{forward, backward, examples}: passes the model has run so far (running meter)"
-    ).tag(sync=True)
 
     def __init__(
         self,
@@ -115,6 +113,7 @@ class AuditView(ExplorerWidget):
             n_classes=n,
             flagged=list(result.flagged),
             threshold=float(result.threshold),
+            rule=_rule(result),
             anomaly=encode(result.anomaly, "float32"),
             success=encode(result.success, "float32"),
             masks=encode(result.masks, "uint8", lo=0.0, hi=1.0),
@@ -165,9 +164,14 @@ class AuditView(ExplorerWidget):
             self.before = [int(v) for v in ex.before]
             self.after = [int(v) for v in ex.after]
             self.stamped_success = ex.success
-            self.spent = _spent(self.model)
 
 
-def _spent(model: ModelHandle) -> dict[str, int]:
-    forward, backward, examples = model.spent.snapshot()
-    return {"forward": forward, "backward": backward, "examples": examples}
+def _rule(result: AuditResult) -> str:
+    works = f"the trigger works on >= {MIN_SUCCESS:.0%} of held-out images"
+    if result.method != "cleanse":
+        return f"flagged (red) when the anomaly is above 0 and {works}"
+    return (
+        f"flagged (red) when the anomaly reaches {result.threshold:g} (dashed) and {works}, "
+        f"or when it leads every other class by {MIN_LEAD:g} (and by twice the runner-up) "
+        f"with a trigger that works on >= {LEAD_SUCCESS:.0%}"
+    )

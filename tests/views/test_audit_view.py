@@ -60,6 +60,7 @@ def test_the_view_encodes_every_class_of_the_result(model, images):
     assert view.error == ""
     assert view.selected == 4  # the target first
     assert view.n_classes == 10 and view.flagged == [4] and view.threshold == pytest.approx(2.6)
+    assert "reaches 2.6" in view.rule and "leads every other class by 1" in view.rule
     assert np.allclose(decode(view.anomaly), result.anomaly.numpy())
     assert np.allclose(decode(view.success), result.success.numpy())
     assert np.array_equal(decode(view.masks), result.masks.numpy())

@@ -1,0 +1,95 @@
+"""tutorials/auditing_game.ipynb runs top to bottom in its CI setting (EXPLORER_CI=1).
+
+The notebook writes what it scored to ``EXPLORER_RESULTS``; the test checks the game's
+claims on it: the red team hands out models whose names and files say nothing, with the
+truth sealed outside the folder; the blue-team section never reads the truth; the audit
+flags planted MLPs (at the right target and place, with a trigger that works on unseen
+digits) and at most one clean model, within its budget; the CNN case is scored the same
+way; the blue team's hypothesis records the passes spent before it; every figure draws.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from notebook_runner import execute, figure_problems, printed
+
+NOTEBOOK = Path(__file__).resolve().parents[1] / "tutorials" / "auditing_game.ipynb"
+
+
+@pytest.fixture(scope="module")
+def executed(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("auditing-notebook")
+    results = folder / "results.json"
+    nb = execute(NOTEBOOK, folder, {"EXPLORER_CI": "1", "EXPLORER_RESULTS": str(results)})
+    return nb, json.loads(results.read_text())
+
+
+def _code_before_scoring() -> str:
+    cells = json.loads(NOTEBOOK.read_text())["cells"]
+    scoring = next(
+        i
+        for i, c in enumerate(cells)
+        if c["cell_type"] == "markdown" and "".join(c["source"]).startswith("## 3. Scoring")
+    )
+    return "\n".join("".join(c["source"]) for c in cells[:scoring] if c["cell_type"] == "code")
+
+
+def test_the_blue_team_never_reads_the_truth():
+    blue = _code_before_scoring()
+    assert "hand_out(" in blue and "audit(" in blue
+    for reader in ("load_truth", ".truth", "truth-"):
+        assert reader not in blue, f"the code before the scoring reads the truth: {reader}"
+
+
+@pytest.mark.slow
+def test_the_red_team_hands_out_models_that_say_nothing(executed):
+    nb, results = executed
+    text = printed(nb)
+    assert "handed out: ['SEALED', 'model-1', 'model-2', 'model-3']" in text
+    assert results["ci"] is True
+
+
+@pytest.mark.slow
+def test_the_audit_finds_planted_mlps_within_its_budget(executed):
+    _, results = executed
+    score, table = results["mlp"]["score"], results["mlp"]["table"]
+    assert score["planted"] >= 1 and score["clean"] >= 1  # both kinds in the game
+    assert score["true positives"] >= 1 and score["false positives"] <= 1
+    for row in table:
+        assert row["forward passes"] <= 4_000
+        if row["planted"] != "clean":
+            assert row["planted trigger success"] >= 0.9  # the red team's trigger works
+        if row["flagged"] and row["planted"] != "clean":
+            assert row["found target"] == row["true target"]
+            assert row["IoU"] >= 0.5
+            assert row["found trigger success"] >= 0.9  # on digits the audit never saw
+
+
+@pytest.mark.slow
+def test_the_cnn_case_is_scored_beside_it(executed):
+    _, results = executed
+    score, table = results["cnn"]["score"], results["cnn"]["table"]
+    assert (score["planted"], score["clean"]) == (1, 1)
+    assert score["false positives"] == 0
+    for row in table:
+        assert row["forward passes"] <= 2_000
+        if row["flagged"]:
+            assert row["found target"] == row["true target"]
+            assert row["found trigger success"] >= 0.9
+
+
+@pytest.mark.slow
+def test_the_hypothesis_records_the_budget_spent_before_it(executed):
+    _, results = executed
+    claim = results["hypothesis"]
+    assert claim["status"] == "supported"
+    assert claim["budget_spent"] >= 1_000  # written after the audit's passes
+
+
+@pytest.mark.slow
+def test_every_figure_draws(executed):
+    nb, _ = executed
+    assert figure_problems(nb) == []
