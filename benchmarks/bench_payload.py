@@ -32,7 +32,7 @@ def _layer(size: str) -> tuple[ModelHandle, torch.Tensor, torch.Tensor]:
         n_layers=1, d_model=192, n_heads=12, d_vocab=100, n_ctx=n, seed=0
     )
     tokens = torch.randint(1, 100, (1, n), generator=torch.Generator().manual_seed(0))
-    _, cache = model.run_with_cache(tokens, names=["blocks.0.attn.hook_pattern"])
+    _, cache = model.cache_pass(tokens, names=["blocks.0.attn.hook_pattern"])
     return model, tokens, cache["blocks.0.attn.hook_pattern"][0]
 
 

@@ -2,7 +2,7 @@
 
 A widget runs a request from the page on a worker thread inside ``cancellable(event)``.
 Every forward pass of a ``ModelHandle`` (``handle(x)``, ``run_with_hooks`` and so every
-``run_with_cache``, one nnsight trace) calls ``check_cancelled()`` first, so a sweep of a
+``cache_pass``, one nnsight trace) calls ``check_cancelled()`` first, so a sweep of a
 hundred chunks, or a remote trace per chunk, stops before its next pass once Cancel has
 set the event, by raising ``Cancelled``. A pass already running finishes (a remote trace
 cannot be interrupted halfway); nothing it computed is kept.

@@ -43,7 +43,7 @@ def main(pos: int = 1024) -> None:
         hf_model(tokens)
         plain = time.perf_counter() - t
         t = time.perf_counter()
-        _, cache = handle.run_with_cache(tokens, names=[n for n in handle.hook_names])
+        _, cache = handle.cache_pass(tokens, names=[n for n in handle.hook_names])
         traced = time.perf_counter() - t
     print(f"plain HF forward, 2 layers, {pos} tokens: {plain:.3f} s")
     print(f"nnsight trace caching all {len(cache)} hooks: {traced:.3f} s")

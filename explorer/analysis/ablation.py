@@ -222,7 +222,7 @@ def _sources(
                 f"reference inputs must match the inputs' shape after the batch dimension: "
                 f"{list(reference.shape[1:])} vs {list(inputs.shape[1:])}"
             )
-        _, ref = model.run_with_cache(reference, names=sorted(own))
+        _, ref = model.cache_pass(reference, names=sorted(own))
     batch = inputs.shape[0]
     if ablation == "mean":
         return {h: ref[h].mean(0, keepdim=True).expand_as(own[h]) for h in own}
@@ -263,7 +263,7 @@ def _setup(
     hooks = sorted(set(hook_of.values()))
     bases = [h for h in sweep_base_hooks(model, hooks=hooks) if h not in hooks] if sweep else []
     batch = inputs.shape[0]
-    before, cache = model.run_with_cache(  # the metric, not the logits, leaves the pass
+    before, cache = model.cache_pass(  # the metric, not the logits, leaves the pass
         inputs, names=hooks + bases, reduce=lambda logits: evaluate(metric, logits, batch)
     )
     own = {h: cache[h] for h in hooks}

@@ -62,7 +62,7 @@ def run_with_cache(
     """
     names = [names] if isinstance(names, str) else list(names)
     stop = None if logits else _last_block(model, names)
-    output, cache = model.run_with_cache(inputs, names=names, stop_at_layer=stop)
+    output, cache = model.cache_pass(inputs, names=names, stop_at_layer=stop)
     return CacheResult(output.detach(), cache)
 
 

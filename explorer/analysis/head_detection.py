@@ -174,7 +174,7 @@ def detect_heads(
 
     # scored inside the pass: no pattern is kept (a remote backend sends back [b, h] per
     # layer), and the pass stops after the last block
-    _, cache = model.run_with_cache(
+    _, cache = model.cache_pass(
         tokens, names=names, select=score, stop_at_layer=_last_block(model, names)
     )
     layers = [cache[hook] for hook in names]

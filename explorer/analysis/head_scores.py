@@ -262,7 +262,7 @@ def head_scores(
 
     # scored inside the pass, layer by layer: no pattern is kept (a remote backend sends
     # back [batch, kind, head] per layer), and the pass stops after the last block
-    _, cache = model.run_with_cache(
+    _, cache = model.cache_pass(
         tokens, names=names, select=per_head, stop_at_layer=_last_block(model, names)
     )
     scores = torch.stack([cache[name] for name in names], dim=2)  # [b, kind, layer, head]

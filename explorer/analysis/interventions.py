@@ -317,7 +317,7 @@ def run_sweep(
     plans = {name: _plan(model, name) for name in by_hook}
     missing = sorted({p.base for p in plans.values() if p.base and p.base not in clean_activations})
     if missing:
-        _, extra = model.run_with_cache(inputs, names=missing)
+        _, extra = model.cache_pass(inputs, names=missing)
         clean_activations = {**clean_activations, **extra}
     out = torch.empty(len(sites), batch)
     for name, order in by_hook.items():

@@ -213,7 +213,7 @@ def run_at_positions(
         return act[rows, positions].clone()
 
     # selected inside the pass: a remote backend sends back [batch, ...] per hook, not caches
-    return model.run_with_cache(inputs, names=names, select=at_positions)
+    return model.cache_pass(inputs, names=names, select=at_positions)
 
 
 @torch.no_grad()

@@ -152,7 +152,7 @@ def logit_lens(
     if k > d_vocab:
         raise ValueError(f"k={k} exceeds the vocabulary ({d_vocab} tokens)")
     rows = _lens_rows(model, incl_mid)
-    logits, cache = model.run_with_cache(tokens, names=sorted({h for _, h in rows}))
+    logits, cache = model.cache_pass(tokens, names=sorted({h for _, h in rows}))
     if target is None:
         target_ids = logits.argmax(-1)
     else:

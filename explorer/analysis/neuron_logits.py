@@ -91,7 +91,7 @@ def mean_final_scale(model: ModelHandle, inputs: Int[torch.Tensor, "batch pos"])
     """The mean final-norm scale ``ln_final.hook_scale`` over every position of ``inputs``."""
     if model.final_norm()[0] is None:
         return 1.0
-    _, cache = model.run_with_cache(inputs, names=["ln_final.hook_scale"])
+    _, cache = model.cache_pass(inputs, names=["ln_final.hook_scale"])
     return float(cache["ln_final.hook_scale"].mean())
 
 

@@ -119,7 +119,7 @@ def _stop(model: ModelHandle, name: str) -> int | None:
 
 
 def _activations(model: ModelHandle, batch: torch.Tensor, name: str) -> torch.Tensor:
-    _, cache = model.run_with_cache(batch, names=[name], stop_at_layer=_stop(model, name))
+    _, cache = model.cache_pass(batch, names=[name], stop_at_layer=_stop(model, name))
     return check_finite(f"activations at {name}", unit_values(cache[name]))
 
 
@@ -149,7 +149,7 @@ def top_k_examples(
     seen = 0
     stop = _stop(model, name)
     for batch in iter_batches(inputs, batch_size):
-        _, cache = model.run_with_cache(batch, names=[name], stop_at_layer=stop)
+        _, cache = model.cache_pass(batch, names=[name], stop_at_layer=stop)
         acts = unit_values(cache.pop(name))  # [b, pos, u]
         lo, hi = torch.aminmax(acts)  # one pass; NaN and inf survive min/max
         if not (torch.isfinite(lo) and torch.isfinite(hi)):

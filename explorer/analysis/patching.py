@@ -270,10 +270,10 @@ def activation_patching(
     def value(logits: torch.Tensor) -> torch.Tensor:  # in the pass: no logits come back
         return evaluate(metric, logits, batch)
 
-    clean_values, clean_cache = model.run_with_cache(clean, names=hooks, reduce=value)
+    clean_values, clean_cache = model.cache_pass(clean, names=hooks, reduce=value)
     sites, cells = _grid_sites(model, grid, {h: tuple(clean_cache[h].shape) for h in hooks})
     bases = sorted(set(hooks) | set(sweep_base_hooks(model, hooks=hooks)))  # where passes start
-    corrupted_values, corrupted_cache = model.run_with_cache(corrupted, names=bases, reduce=value)
+    corrupted_values, corrupted_cache = model.cache_pass(corrupted, names=bases, reduce=value)
     clean_value = float(clean_values.mean())
     corrupted_value = float(corrupted_values.mean())
     flat = [cell[0] for cell in sites]
@@ -328,7 +328,7 @@ def attribution_patching(
     _check_grid(model, grid)
     clean, corrupted = _check_pair(model, inputs, corrupted)
     hooks = [model.hook_name(_kind(grid), layer) for layer in range(model.n_layers)]
-    _, clean_cache = model.run_with_cache(clean, names=hooks)
+    _, clean_cache = model.cache_pass(clean, names=hooks)
     saved: dict[str, torch.Tensor] = {}
 
     def keep(act: torch.Tensor, hook) -> None:

@@ -149,8 +149,8 @@ def path_patching(
     def value(logits: torch.Tensor) -> torch.Tensor:  # in the pass: no logits come back
         return evaluate(metric, logits, batch)
 
-    clean_values, clean_z = model.run_with_cache(clean, names=z_names, reduce=value)
-    corrupted_values, corrupted_z = model.run_with_cache(corrupted, names=z_names, reduce=value)
+    clean_values, clean_z = model.cache_pass(clean, names=z_names, reduce=value)
+    corrupted_values, corrupted_z = model.cache_pass(corrupted, names=z_names, reduce=value)
     clean_value = float(clean_values.mean())
     corrupted_value = float(corrupted_values.mean())
     targets = sorted({(model.hook_name(i, h.layer), h.head) for h in recv for i in via})
@@ -207,7 +207,7 @@ def _run_chunk(
     # the receivers' inputs come back as the pass's cache (a remote backend returns them);
     # the pass stops after the last receiver's block
     stop = max(int(n.split(".")[1]) for n in names) + 1 if model.stops_early else None
-    _, recorded = model.run_with_cache(
+    _, recorded = model.cache_pass(
         stacked, names=names, fwd_hooks=z_hooks, stop_at_layer=stop, reduce=_nothing
     )
 

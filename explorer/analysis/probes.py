@@ -149,7 +149,7 @@ def _features(
 ) -> dict[str, torch.Tensor]:
     parts: dict[str, list[torch.Tensor]] = {h: [] for h in hooks}
     for start in range(0, images.shape[0], batch_size):
-        _, cache = model.run_with_cache(images[start : start + batch_size], list(hooks))
+        _, cache = model.cache_pass(images[start : start + batch_size], list(hooks))
         for h in hooks:
             parts[h].append(cache[h].flatten(1).float())
     return {h: torch.cat(v) for h, v in parts.items()}

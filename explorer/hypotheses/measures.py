@@ -220,7 +220,7 @@ class NeuronSelectivity(_Base):
         self.check_units(units)
         concept = examples.require("concept", "a neuron selectivity test")
         hooks = sorted({u.hook(model) for u in units})
-        _, cache = model.run_with_cache(examples.inputs, names=hooks)
+        _, cache = model.cache_pass(examples.inputs, names=hooks)
         columns = []
         for unit in units:
             act = cache[unit.hook(model)]
@@ -263,7 +263,7 @@ class PatchingRecovery(_Base):
         corrupted = examples.require("corrupted", "a patching test")
         metric = build_metric(self.metric, examples)
         hooks = sorted({u.hook(model) for u in units})
-        clean_logits, cache = model.run_with_cache(examples.inputs, names=hooks)
+        clean_logits, cache = model.cache_pass(examples.inputs, names=hooks)
         corrupted_logits = model(corrupted)
 
         def patch(act: torch.Tensor, hook: Any) -> torch.Tensor:

@@ -42,7 +42,7 @@ class InputsMixin:
         [batch, *input_shape].
 
         Check once at the edge: a batch this returned (unchanged since) is not checked again
-        when it is run (``run_with_hooks``, ``run_with_cache``), so analyses pass it down.
+        when it is run (``run_with_hooks``, ``cache_pass``), so analyses pass it down.
 
         >>> from explorer.models import zoo
         >>> m = zoo.attention_only_transformer(n_layers=1, d_vocab=10, n_ctx=8)

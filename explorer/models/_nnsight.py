@@ -2,7 +2,7 @@
 
 ``explorer.load(folder_or_model, backend="nnsight")`` keeps the model as Hugging Face built
 it (no transformer-lens copy of the activations path) and answers the handle's questions
-with `nnsight <https://nnsight.net>`_ traces: ``run_with_cache`` / ``run_with_hooks`` open
+with `nnsight <https://nnsight.net>`_ traces: ``cache_pass`` / ``run_with_hooks`` open
 one trace per call (one per sweep chunk, since the sweeps stack their copies into one
 batch), and every transformer-lens hook name the analyses ask for is read or written at
 the family's module (``blocks.3.attn.hook_z`` is the input of Llama's
@@ -60,7 +60,7 @@ class NNsightModel(nn.Module):
             raise ValueError(
                 f"the nnsight backend runs whole passes from token ids; got "
                 f"{', '.join(sorted(kwargs))}. Allowed: stop_at_layer= on run_with_hooks / "
-                "run_with_cache; start a pass mid-model by editing "
+                "cache_pass; start a pass mid-model by editing "
                 "blocks.L.hook_resid_pre in run_with_hooks instead of start_at_layer"
             )
         return self.hf(tokens).logits
@@ -184,7 +184,7 @@ class NNsightHandle(ModelHandle):
         out, _ = self._trace(inputs, self._expand(fwd_hooks), stop_at_layer=stop_at_layer)
         return out
 
-    def run_with_cache(
+    def cache_pass(
         self,
         inputs: torch.Tensor,
         names: str | Sequence[str] | None = None,
@@ -194,7 +194,7 @@ class NNsightHandle(ModelHandle):
         select: Callable[[str, torch.Tensor], torch.Tensor] | None = None,
         reduce: Callable[[torch.Tensor], torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """As ``ModelHandle.run_with_cache``; the activations (after ``select``) and the
+        """As ``ModelHandle.cache_pass``; the activations (after ``select``) and the
         output (after ``reduce``) are saved inside the trace: only they come back from a
         remote server."""
         inputs = self.check_inputs(inputs)

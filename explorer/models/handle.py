@@ -234,7 +234,7 @@ class ModelHandle(InputsMixin, WeightsMixin):
         forward = getattr(self.model, "forward", None)
         return self.is_transformer and "stop_at_layer" in inspect.signature(forward).parameters
 
-    def run_with_cache(
+    def cache_pass(
         self,
         inputs: torch.Tensor,
         names: str | Iterable[str] | None = None,
@@ -279,7 +279,7 @@ class ModelHandle(InputsMixin, WeightsMixin):
         stop_at_layer: int | None = None,
     ) -> torch.Tensor:
         """Run with temporary hooks ``[(hook name or name filter, fn(act, hook))]``
-        (``stop_at_layer`` as in ``run_with_cache``). Inputs are checked unless
+        (``stop_at_layer`` as in ``cache_pass``). Inputs are checked unless
         ``check_inputs`` returned them."""
         inputs = self.check_inputs(inputs)
         for name, _ in fwd_hooks:

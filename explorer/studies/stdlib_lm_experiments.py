@@ -146,7 +146,7 @@ def neuron_concept_auroc(
     tokens = model.check_inputs(tokens)
     mask = concept_mask(model, tokens, concept)[:, 1:].reshape(-1)
     name = model.hook_name("post", layer)
-    _, cache = model.run_with_cache(tokens, names=[name])
+    _, cache = model.cache_pass(tokens, names=[name])
     acts = cache[name][:, 1:].reshape(-1, cache[name].shape[-1]).double()
     return ConceptNeurons(concept, layer, _auroc(acts, mask).float(), len(mask), int(mask.sum()))
 

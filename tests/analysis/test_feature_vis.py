@@ -24,7 +24,7 @@ def mlp():
 
 
 def _activation(model, images, layer, unit):
-    _, cache = model.run_with_cache(images, f"blocks.{layer}.mlp.hook_post")
+    _, cache = model.cache_pass(images, f"blocks.{layer}.mlp.hook_post")
     act = cache[f"blocks.{layer}.mlp.hook_post"][:, unit]
     return act.flatten(1).mean(1) if act.ndim > 1 else act
 

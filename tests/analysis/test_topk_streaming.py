@@ -52,11 +52,9 @@ def test_top_k_runs_a_transformer_only_up_to_the_layer_read(mlp_transformer):
 
 def test_stop_at_layer_is_checked(mlp_transformer, mnist_mlp):
     tokens = torch.zeros(1, 4, dtype=torch.long)
-    out, cache = mlp_transformer.run_with_cache(
-        tokens, ["blocks.0.hook_resid_post"], stop_at_layer=1
-    )
+    out, cache = mlp_transformer.cache_pass(tokens, ["blocks.0.hook_resid_post"], stop_at_layer=1)
     assert torch.equal(out, cache["blocks.0.hook_resid_post"])
     with pytest.raises(ValueError, match="stop_at_layer"):
-        mlp_transformer.run_with_cache(tokens, stop_at_layer=3)
+        mlp_transformer.cache_pass(tokens, stop_at_layer=3)
     with pytest.raises(ValueError, match="stop_at_layer is for decoder transformers"):
-        mnist_mlp.run_with_cache(torch.zeros(1, 1, 28, 28), stop_at_layer=1)
+        mnist_mlp.cache_pass(torch.zeros(1, 1, 28, 28), stop_at_layer=1)

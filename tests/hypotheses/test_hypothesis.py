@@ -28,7 +28,7 @@ TRUE_NEURON, FALSE_NEURON = f"neuron {CONCEPT_NEURON[0]}.{CONCEPT_NEURON[1]}", "
 
 def mean_activation_gap(model, examples, units):
     """A user test: each example's activation, signed by whether it shows the concept."""
-    _, cache = model.run_with_cache(examples.inputs, names=[units[0].hook(model)])
+    _, cache = model.cache_pass(examples.inputs, names=[units[0].hook(model)])
     act = cache[units[0].hook(model)][:, units[0].neuron]
     return torch.where(examples.concept, act, -act)
 

@@ -23,7 +23,7 @@ def test_previous_token_model_has_one_previous_token_head_and_predicts_the_previ
 
 
 def test_concept_neuron_fires_exactly_on_the_concept(concept_model, concept_data):
-    _, cache = concept_model.run_with_cache(concept_data.inputs, names=["blocks.0.mlp.hook_post"])
+    _, cache = concept_model.cache_pass(concept_data.inputs, names=["blocks.0.mlp.hook_post"])
     fires = cache["blocks.0.mlp.hook_post"][:, planted.CONCEPT_NEURON[1]] > 0
     assert torch.equal(fires, concept_data.concept)
     assert 0.2 < concept_data.concept.float().mean() < 0.4

@@ -22,7 +22,7 @@ def test_passes_stop_once_cancelled_and_run_outside_a_cancellable_block():
         stop.set()
         for run in (
             lambda: m(x),
-            lambda: m.run_with_cache(x, names=[hook]),
+            lambda: m.cache_pass(x, names=[hook]),
             lambda: m.run_with_hooks(x, []),
             lambda: ablation_sweep(m, x, metric=metrics.accuracy(y), unit_type="neuron"),
         ):

@@ -85,7 +85,7 @@ def test_grouped_query_attention_hooks_have_one_entry_per_query_head(handles):
     for family in ("llama", "gemma", "mistral", "qwen2"):
         handle = handles[family]
         name = handle.hook_name("v", 0)
-        _, cache = handle.run_with_cache(hf_tiny.IOI, names=[name, handle.hook_name("k", 1)])
+        _, cache = handle.cache_pass(hf_tiny.IOI, names=[name, handle.hook_name("k", 1)])
         assert cache[name].shape[2] == handle.n_heads == 4
 
 

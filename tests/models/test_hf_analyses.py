@@ -59,7 +59,7 @@ def test_head_scores_and_top_k_neurons(model):
     assert torch.isfinite(scores.get("previous_token")).all()
     top = top_k_examples(model, tokens, layer=1, k=3, batch_size=4)
     assert tuple(top.values.shape) == (model.d_mlp, 3)
-    _, cache = model.run_with_cache(tokens, names=[model.hook_name("post", 1)])
+    _, cache = model.cache_pass(tokens, names=[model.hook_name("post", 1)])
     best = cache[model.hook_name("post", 1)].flatten(0, 1).max(0).values
     assert torch.allclose(top.values[:, 0], best, atol=1e-5)  # streamed top-1 is the true max
 

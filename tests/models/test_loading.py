@@ -26,7 +26,7 @@ def test_load_plain_module_adds_hook_points_in_tl_vocabulary():
     assert handle.kind == "images"
     assert handle.layer_widths == (5,) and handle.n_layers == 1 and handle.n_heads is None
     x = torch.randn(7, 4)
-    out, cache = handle.run_with_cache(x, names=["blocks.0.mlp.hook_pre", "blocks.0.mlp.hook_post"])
+    out, cache = handle.cache_pass(x, names=["blocks.0.mlp.hook_pre", "blocks.0.mlp.hook_post"])
     pre = net[1](x)
     # independent computation, and the in-place ReLU must not overwrite the cached pre-activation
     assert torch.allclose(cache["blocks.0.mlp.hook_pre"], pre, atol=1e-6)
@@ -55,7 +55,7 @@ def test_hooks_removed_after_an_error(mnist_mlp):
 
 def test_cnn_channels_are_units(mnist_cnn):
     assert mnist_cnn.layer_widths == (4, 6)
-    _, cache = mnist_cnn.run_with_cache(torch.rand(2, 1, 28, 28), names="blocks.1.mlp.hook_post")
+    _, cache = mnist_cnn.cache_pass(torch.rand(2, 1, 28, 28), names="blocks.1.mlp.hook_post")
     assert cache["blocks.1.mlp.hook_post"].shape == (2, 6, 14, 14)
 
 
@@ -71,7 +71,7 @@ def test_copy_is_independent(mnist_cnn):
     with torch.no_grad():
         for p in twin.parameters():
             p.add_(1.0)
-    _, cache = twin.run_with_cache(x, names=["blocks.0.mlp.hook_post"])
+    _, cache = twin.cache_pass(x, names=["blocks.0.mlp.hook_post"])
     assert not torch.allclose(twin(x), mnist_cnn(x))
     assert cache  # the copy's own hook points fire
 

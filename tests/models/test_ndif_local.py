@@ -102,7 +102,7 @@ def _metric(tl):
 
 ANALYSES = {
     "logits": lambda m, t, c, x, metric: m.run_with_hooks(t, []),
-    "cache": lambda m, t, c, x, metric: m.run_with_cache(t, names=["blocks.1.attn.hook_z"])[1][
+    "cache": lambda m, t, c, x, metric: m.cache_pass(t, names=["blocks.1.attn.hook_z"])[1][
         "blocks.1.attn.hook_z"
     ],
     "head sweep": lambda m, t, c, x, metric: (

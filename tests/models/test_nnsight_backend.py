@@ -81,7 +81,7 @@ def test_reading_activations(pair):
     tokens = _tokens(tl)
     names = nns.hook_names
     a, ca = tl.run_with_cache(tokens, names=names)
-    b, cb = nns.run_with_cache(tokens, names=names)
+    b, cb = nns.cache_pass(tokens, names=names)
     _close(a, b)
     for name in names:
         got = cb[name]
@@ -233,7 +233,7 @@ def test_stopping_after_a_layer_and_no_start(pair):
             nns.run_with_hooks(tokens, [], stop_at_layer=stop),
         )
     names = [tl.hook_name("z", 0), tl.hook_name("z", 1)]
-    _, cache = nns.run_with_cache(tokens, names=names, stop_at_layer=1)
+    _, cache = nns.cache_pass(tokens, names=names, stop_at_layer=1)
     assert list(cache) == [names[0]]  # the block not run does not fire
     with pytest.raises(ValueError, match="stop_at_layer"):
         nns.run_with_hooks(tokens, [], stop_at_layer=tl.n_layers + 1)
@@ -272,7 +272,7 @@ def test_what_each_trace_saves(pairs):
     )
     head_scores(budget, tokens)  # fits: the per-head scores and the stopped residual
     with pytest.raises(ValueError, match="max_saved_bytes"):
-        budget.run_with_cache(tokens, names=[tl.hook_name("pattern", 0)])
+        budget.cache_pass(tokens, names=[tl.hook_name("pattern", 0)])
 
 
 @pytest.fixture(scope="module")
@@ -298,7 +298,7 @@ def test_remote_traces_carry_every_analysis(simulated, family):
     tokens = _tokens(tl)
     _close(
         tl.run_with_cache(tokens, names=["blocks.1.attn.hook_z"])[1]["blocks.1.attn.hook_z"],
-        rem.run_with_cache(tokens, names=["blocks.1.attn.hook_z"])[1]["blocks.1.attn.hook_z"],
+        rem.cache_pass(tokens, names=["blocks.1.attn.hook_z"])[1]["blocks.1.attn.hook_z"],
     )
     a = ablation_sweep(tl, tokens, metric=metric, unit_type="head")
     _close(

@@ -105,7 +105,7 @@ def test_functional_activations_are_hidden_layers():
     assert handle.layer_widths == (24, 12)
     assert [b.post for b in handle.model.found_blocks] == ["relu", "relu_1"]
     x = torch.randn(4, 16)
-    out, cache = handle.run_with_cache(x)
+    out, cache = handle.cache_pass(x)
     net = handle.model.module
     pre = net.fc1(x)
     assert torch.allclose(cache["blocks.0.mlp.hook_pre"], pre, atol=1e-6)
@@ -120,7 +120,7 @@ def test_a_norm_between_linear_and_activation_keeps_the_layer():
     assert repr(handle) == "ModelHandle('Normed', images, layers=[64, 32])"
     assert handle.model.skipped == () and handle.model.output_layer == "out"
     x = torch.randn(4, 16)
-    _, cache = handle.run_with_cache(x)
+    _, cache = handle.cache_pass(x)
     net = handle.model.module
     assert torch.allclose(cache["blocks.0.mlp.hook_pre"], net.fc1(x), atol=1e-6)  # the Linear's
     assert torch.allclose(
@@ -170,7 +170,7 @@ def test_sweeps_check_the_structure_and_equal_the_naive_loop(data, cls, modes, k
     x, y = data
     metric = metrics.neg_cross_entropy(y)
     assert [_plan(handle, f"blocks.{i}.mlp.hook_post").mode for i in range(2)] == modes
-    _, cache = handle.run_with_cache(x)
+    _, cache = handle.cache_pass(x)
     for layer, width in enumerate(handle.layer_widths):
         act = cache[f"blocks.{layer}.mlp.hook_post"]
         replacement = torch.zeros_like(act) if kind == "zero" else act.mean(0, keepdim=True)
@@ -191,7 +191,7 @@ def test_neuron_patching_on_a_residual_mlp_equals_the_naive_loop(data, neuron_lo
         return logits.log_softmax(-1)[torch.arange(6), target]
 
     result = activation_patching(handle, x, corrupted=corrupted, metric=metric, grid="neuron")
-    _, clean = handle.run_with_cache(x)
+    _, clean = handle.cache_pass(x)
     for layer in range(2):
         act = clean[f"blocks.{layer}.mlp.hook_post"]
         expected = neuron_loop(handle, corrupted, metric, layer, range(24), act).mean(1)
@@ -258,7 +258,7 @@ def test_blocks_can_be_named_by_module_path_or_traced_call():
     handle = wrap(Functional(), blocks=[Block("fc2", "relu_1", 12, False)], input_shape=(16,))
     assert handle.layer_widths == (12,) and handle.model.output_layer == "out"
     x = torch.randn(3, 16)
-    _, cache = handle.run_with_cache(x)
+    _, cache = handle.cache_pass(x)
     net = handle.model.module
     assert torch.allclose(cache["blocks.0.mlp.hook_pre"], net.fc2(net.fc1(x).relu()), atol=1e-6)
     with pytest.raises(ValueError, match="'nope', neither a submodule called after 'fc2'"):
