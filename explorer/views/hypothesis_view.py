@@ -80,6 +80,9 @@ class HypothesisWidget(ExplorerWidget):
     ).tag(sync=True)
     verdict = traitlets.Dict(help="the latest verdict as JSON (empty before a test)").tag(sync=True)
     history = traitlets.List(traitlets.Dict(), help="earlier verdicts, oldest first").tag(sync=True)
+    budget_spent = traitlets.Dict(
+        help="passes run on the model before the claim was written: forward, backward, examples"
+    ).tag(sync=True)
 
     def __init__(
         self,
@@ -118,6 +121,7 @@ class HypothesisWidget(ExplorerWidget):
             formation=hypothesis.formation.describe(),
             held_out=hypothesis.held_out.describe(),
             model_name=f"{model.name} @{model.fingerprint()}",
+            budget_spent=dict(zip(("forward", "backward", "examples"), hypothesis.budget_spent)),
             history=history,
             verdict=history[-1] if history else {},
             status=history[-1]["status"] if history else "untested",

@@ -33,6 +33,14 @@ function render({ model, el }) {
       exEl("span", { text: "formed on " + model.get("formation") + "; judged on " + model.get("held_out") }),
       exEl("span", { text: "model: " + model.get("model_name") }),
     );
+    const spent = model.get("budget_spent") || {};
+    if (spent.forward !== undefined) {  // the passes run on the model before the claim was written
+      const fmt = (x) => (x ?? 0).toLocaleString("en");
+      info.appendChild(exEl("span", {
+        text: "written after " + fmt(spent.forward + spent.backward) + " passes (" + fmt(spent.forward) + " forward, " + fmt(spent.backward) + " backward, " + fmt(spent.examples) + " examples)",
+        attrs: { "data-testid": "budget-spent", "data-value": spent.forward + spent.backward },
+      }));
+    }
     verdict.replaceChildren(hvVerdict(model.get("verdict")));
     const past = (model.get("history") || []).slice(0, -1).reverse();
     history.replaceChildren();
@@ -64,7 +72,7 @@ function render({ model, el }) {
   root.appendChild(form);
   el.appendChild(root);
   update();
-  const names = ["claim", "units", "direction", "threshold", "status", "verdict", "history", "measure", "formation", "held_out", "model_name", "requests", "busy"];
+  const names = ["claim", "units", "direction", "threshold", "status", "verdict", "history", "measure", "formation", "held_out", "model_name", "budget_spent", "requests", "busy"];
   for (const n of names) model.on("change:" + n, update);
   return () => { pending.cleanup(); for (const n of names) model.off("change:" + n, update); };
 }

@@ -1,8 +1,8 @@
 """What a reader sees in each figure of a notebook open in JupyterLab: never an empty plot.
 
 ``figure_problems(page, name)`` looks at every plotly figure on the page as drawn: it has
-traces, no trace is empty, no heatmap is NaN only, and each subplot's plot area is tall
-enough and holds drawn content (pixels other than its background, read from a screenshot of
+traces, no trace is empty, no heatmap is NaN only, no y-axis title runs into another
+subplot's plot area, and each subplot's plot area is tall enough and holds drawn content (pixels other than its background, read from a screenshot of
 that area). ``canvas_problems(page, selector)`` checks that every canvas drawn by a widget
 has content. Both return one sentence per problem.
 """
@@ -47,6 +47,20 @@ FIGURE_INFO = """(gd) => {
     const xa = p.xaxis, ya = p.yaxis;
     if (!xa || !ya) continue;
     out.areas.push({ id, x: box.left + xa._offset, y: box.top + ya._offset, width: xa._length, height: ya._length });
+  }
+  // a y-axis title drawn over (or touching: within 2 px of) another subplot's plot area
+  const overlap = (a, b) => Math.min(a.right, b.x + b.width + 2) > Math.max(a.left, b.x - 2)
+    && Math.min(a.bottom, b.y + b.height + 2) > Math.max(a.top, b.y - 2);
+  for (const g of gd.querySelectorAll('g[class^="g-y"][class$="title"]')) {
+    const axis = g.getAttribute('class').slice(2, -5);  // g-y2title -> y2
+    const text = g.querySelector('text');
+    if (!text || !text.textContent.trim()) continue;
+    const r = text.getBoundingClientRect();
+    for (const [id, p] of Object.entries(layout._plots || {})) {
+      if (!p.xaxis || !p.yaxis || p.yaxis._id === axis) continue;
+      const area = { x: box.left + p.xaxis._offset, y: box.top + p.yaxis._offset, width: p.xaxis._length, height: p.yaxis._length };
+      if (overlap(r, area)) out.problems.push('the ' + axis + ' title "' + text.textContent + '" overlaps subplot ' + id);
+    }
   }
   return out;
 }"""

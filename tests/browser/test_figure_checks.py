@@ -43,3 +43,31 @@ def test_squeezed_blank_and_nan_figures_are_reported_and_good_ones_pass(tmp_path
     assert by_figure[1] == []
     assert any("NaN only" in p for p in by_figure[2])
     assert any("no data" in p for p in by_figure[3])
+
+
+def _composition_grids(y_title_on_every_plot: bool):
+    """Three heatmaps side by side, as the induction tutorial's composition scores."""
+    import numpy as np
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(rows=1, cols=3, subplot_titles=("Q", "K", "V"))
+    for i, grid in enumerate(np.random.default_rng(0).random((3, 4, 4))):
+        fig.add_heatmap(z=grid, coloraxis="coloraxis", row=1, col=i + 1)
+    fig.update_yaxes(autorange="reversed", dtick=1)
+    if y_title_on_every_plot:
+        fig.update_yaxes(title_text="layer-0 head (writes)")
+    else:
+        fig.update_yaxes(title_text="layer-0 head (writes)", col=1)
+    fig.update_layout(height=320)
+    return fig
+
+
+def test_a_y_title_running_into_the_neighbouring_subplot_is_reported(tmp_path, browser):
+    page = _page_with([_composition_grids(True), _composition_grids(False)], tmp_path, browser)
+    page.set_viewport_size({"width": 700, "height": 800})
+    page.wait_for_timeout(300)  # plotly redraws on resize
+    problems = figure_problems(page, "test")
+    page.close()
+    assert any('the y2 title "layer-0 head (writes)" overlaps subplot xy' in p for p in problems)
+    assert any('the y3 title "layer-0 head (writes)" overlaps subplot x2y2' in p for p in problems)
+    assert [p for p in problems if "figure 1 " in p] == []  # one title, on the left: clear

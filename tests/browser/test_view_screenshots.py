@@ -197,3 +197,12 @@ def test_a_dead_neuron_is_marked(drawn, views):
     assert f"{len(views['neuron-dead'].dead_units)} of 64" in count
     _, _, live, _ = drawn["neuron", 1280]
     assert live.locator('[data-testid="dead-note"]').count() == 0
+
+
+def test_the_hypothesis_shows_the_passes_spent_before_it_was_written(drawn, views):
+    _, _, page, _ = drawn["hypothesis", 1280]
+    spent = views["hypothesis"].budget_spent
+    line = page.locator('[data-testid="budget-spent"]')
+    passes = spent["forward"] + spent["backward"]
+    assert line.count() == 1 and line.inner_text().startswith(f"written after {passes:,} passes")
+    assert f"{spent['examples']:,} examples" in line.inner_text()

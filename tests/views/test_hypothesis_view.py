@@ -221,3 +221,21 @@ def test_page_code_never_writes_html_from_data(name):
     assert not re.search(r"innerHTML|outerHTML|insertAdjacentHTML|document\.write", code)
     assert "import " not in code  # plain ESM, nothing fetched
     assert ("export default" in js) == (not name.startswith("_"))  # one module per widget
+
+
+def test_the_widget_sends_the_passes_spent_before_the_claim_and_shows_them(concept):
+    model, data = concept
+    w = HypothesisWidget(neuron_hypothesis(budget_spent=(3_900, 93, 120_000)), model, data)
+    state = w.get_state()
+    assert state["budget_spent"] == {"forward": 3_900, "backward": 93, "examples": 120_000}
+    w.test()
+    assert w.get_state()["budget_spent"]["forward"] == 3_900  # testing spends after the claim
+    forward, backward, examples = model.spent.snapshot()  # the test above ran passes
+    assert forward > 0
+    unknown = HypothesisWidget(neuron_hypothesis(), model, data)  # recorded now, from the handle
+    assert unknown.get_state()["budget_spent"] == {
+        "forward": forward,
+        "backward": backward,
+        "examples": examples,
+    }
+    assert "written after " in w._esm and '"budget_spent"' in w._esm
