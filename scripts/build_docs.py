@@ -8,7 +8,8 @@
    unchanged notebook is not run again. Each widget output is replaced by its static HTML
    snapshot (``explorer.views.snapshot``): the page draws the view as it was, offline.
 3. Runs ``mkdocs build --strict`` (mkdocs-material, mkdocstrings, mkdocs-jupyter) into
-   ``site/`` (or ``--site``): every link must resolve.
+   ``site/`` (or ``--site``): every link must resolve. The hook ``scripts/docs_math.py`` turns
+   ``$$...$$`` and ``$...$`` equations into MathML, which the browser draws (no MathJax CDN).
 
 ``--fast`` runs the tutorials in their small CI setting (``EXPLORER_CI=1``); the induction
 and grokking tutorials start from their shipped runs (``explorer/studies/trained``) either way,
@@ -219,6 +220,8 @@ def mkdocs_config(src: Path, site: Path) -> dict:
                 }
             },
         ],
+        # $$...$$ and $...$ become MathML at build time (scripts/docs_math.py): no MathJax CDN
+        "hooks": [str(REPO / "scripts" / "docs_math.py")],
         "extra_css": ["assets/explorer.css"],
         "markdown_extensions": ["admonition", "tables", "toc", "pymdownx.superfences"],
         "validation": {"links": {"not_found": "warn", "anchors": "warn"}},

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import nbformat
 import plotly.express as px
+import pytest
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "build_docs.py"
 
@@ -43,3 +44,42 @@ def test_the_site_config_is_strict_offline_and_lists_every_notebook(tmp_path):
     listed = {next(iter(t.values())) for t in tutorials}
     assert {f"tutorials/{n}.ipynb" for n in build.NOTEBOOKS} == listed
     assert "quickstart" in build.NOTEBOOKS and "mnist_kitchen_sink" in build.NOTEBOOKS
+
+
+def _docs_math():
+    spec = importlib.util.spec_from_file_location("docs_math", SCRIPT.parent / "docs_math.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_equations_become_mathml_and_code_keeps_its_dollars():
+    math = _docs_math()
+    page = (
+        r"<p>$$\frac{\lVert W \rVert_F}{a &lt; b}$$</p>"
+        r"<p>waves $\cos(2\pi k a/p)$ at frequency $k$; costs $5 and $10</p>"
+        r"<pre><code>echo $HOME $$</code></pre><p><code>$HF_HOME/hub</code></p>"
+        r"<script>inlineMath: [['$','$']]</script>"
+    )
+    out = math.render_math(page)
+    assert out.count("<math") == 3
+    assert '<math xmlns="http://www.w3.org/1998/Math/MathML" display="block">' in out
+    assert "<mfrac>" in out and "<mo>&#x0003C;</mo>" in out  # &lt; read as "<"
+    assert "<mi>&#x003C0;</mi>" in out and "<mi>k</mi>" in out  # pi and the inline k
+    assert "costs $5 and $10" in out  # prose dollars stay
+    assert "<pre><code>echo $HOME $$</code></pre>" in out and "<code>$HF_HOME/hub</code>" in out
+    assert "[['$','$']]" in out
+    before_code = out.split("<pre>")[0]
+    assert "$" not in before_code.replace("costs $5 and $10", "")
+
+
+def test_an_unreadable_equation_names_the_page_and_the_equation():
+    math = _docs_math()
+    with pytest.raises(math.MathError, match=r"tutorials/x\.ipynb: .*frac\{1\}\{"):
+        math.render_math(r"<p>$$\frac{1}{$$</p>", where="tutorials/x.ipynb")
+
+
+def test_the_site_config_runs_the_math_hook(tmp_path):
+    build = _build_docs()
+    config = build.mkdocs_config(tmp_path / "src", tmp_path / "site")
+    assert config["hooks"] == [str(SCRIPT.parent / "docs_math.py")]

@@ -10,6 +10,7 @@ snapshots with content. Screenshots go to test-artifacts/browser/docs/.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -96,4 +97,25 @@ def test_the_home_page_and_the_quickstart_show_content(site, browser, artifacts)
     assert page.locator(".explorer-snapshot [data-testid='attention-view'] canvas").count() > 0
     page.screenshot(path=str(folder / "quickstart.png"), full_page=True)
     assert errors == []
+    page.close()
+
+
+def test_equations_are_drawn_as_mathml_not_raw_latex(site, browser, artifacts):
+    # The tutorials' $$...$$ and $...$ become MathML at build time (scripts/docs_math.py):
+    # drawn by the browser itself, no MathJax from a CDN.
+    for name, equations in (("induction_heads", 1), ("grokking", 10)):
+        html = (site / "tutorials" / f"{name}.html").read_text()
+        article = html.split("<article", 1)[1].split("</article>", 1)[0]
+        assert article.count('<math xmlns="http://www.w3.org/1998/Math/MathML"') >= equations, name
+        prose = re.sub(r"<(pre|code|script|style)\b.*?</\1>", "", article, flags=re.DOTALL)
+        assert "$$" not in prose and r"$\cos" not in prose, name
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto((site / "tutorials" / "induction_heads.html").as_uri())
+    block = page.locator("article math[display='block']").first
+    box = block.bounding_box()
+    assert box is not None and box["height"] > 30  # a fraction, stacked: drawn, not one line
+    assert "\\frac" not in page.locator("article").inner_text()
+    block.scroll_into_view_if_needed()
+    (artifacts / "docs").mkdir(exist_ok=True)
+    page.screenshot(path=str(artifacts / "docs" / "equation.png"))
     page.close()
