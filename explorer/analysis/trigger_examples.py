@@ -1,6 +1,6 @@
 """What an audit's reconstructed trigger does to real inputs: stamped examples, before and after.
 
-``stamped_examples(model, result, images, cls)`` stamps class ``cls``'s reconstructed trigger
+``stamped_examples(model, inputs, *, result=, cls=)`` stamps class ``cls``'s reconstructed trigger
 (``AuditResult.stamp``) onto the first ``n`` images not already predicted as ``cls`` and
 returns both versions with the model's predictions, and the share of the stamped ones sent
 to ``cls``. The AuditView shows it for the class a user clicks; a notebook can check the
