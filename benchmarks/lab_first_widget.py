@@ -192,9 +192,13 @@ def previous_way(notebook: Path = NOTEBOOK) -> str:
     return json.dumps(nb)
 
 
-def measure(runs: int = 3, burners: int = 2, notebook: Path = NOTEBOOK) -> dict[str, object]:
+def measure(
+    runs: int = 3, burners: int = 2, notebook: Path = NOTEBOOK, browser: Any = None
+) -> dict[str, object]:
     """``runs`` fresh kernels each of the quickstart (ours) and of the previous way, taken in
-    turn in one Lab server and one browser, with ``burners`` cores kept busy throughout."""
+    turn in one Lab server and one browser, with ``burners`` cores kept busy throughout.
+    ``browser``: a Chromium already launched by Playwright (a test suite's); else one is
+    launched here (Playwright's sync API cannot start twice in one thread)."""
     from playwright.sync_api import sync_playwright
 
     if not os.access(CHROMIUM, os.X_OK):
@@ -202,23 +206,21 @@ def measure(runs: int = 3, burners: int = 2, notebook: Path = NOTEBOOK) -> dict[
     variants = {"ours": notebook.read_text(), "previous": previous_way(notebook)}
     files = {label: f"{label}-{notebook.name}" for label in variants}
     results: dict[str, list[dict[str, float]]] = {label: [] for label in variants}
-    with (
-        lab_server({files[k]: text for k, text in variants.items()}) as url,
-        sync_playwright() as p,
-    ):
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu"]
-        )
-        try:
-            with busy_cores(burners):
-                for _ in range(runs):
-                    for label in variants:
-                        load = os.getloadavg()[0]
-                        timing = time_to_first_widget(browser, url(files[label]), files[label])
-                        results[label].append({**timing, "load_average_1min": round(load, 1)})
-                        time.sleep(3)  # the kernel shuts down
-        finally:
-            browser.close()
+    with contextlib.ExitStack() as stack:
+        url = stack.enter_context(lab_server({files[k]: text for k, text in variants.items()}))
+        if browser is None:
+            p = stack.enter_context(sync_playwright())
+            browser = p.chromium.launch(
+                executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu"]
+            )
+            stack.callback(browser.close)
+        with busy_cores(burners):
+            for _ in range(runs):
+                for label in variants:
+                    load = os.getloadavg()[0]
+                    timing = time_to_first_widget(browser, url(files[label]), files[label])
+                    results[label].append({**timing, "load_average_1min": round(load, 1)})
+                    time.sleep(3)  # the kernel shuts down
     summary: dict[str, object] = {"burners": burners, "cpus": os.cpu_count(), "runs": results}
     for label, rows in results.items():
         summary[f"{label}_median_first_widget_s"] = statistics.median(

@@ -26,8 +26,9 @@ def test_the_previous_way_differs_only_by_importing_transformer_lens():
     assert after == "import transformer_lens  # the previous way: loading imported it\n" + before
 
 
-def test_one_fresh_kernel_each_draws_the_attention_view():
-    result = lab_first_widget.measure(runs=1, burners=0)
+def test_one_fresh_kernel_each_draws_the_attention_view(browser):
+    # the suite's Chromium: Playwright's sync API cannot start a second time in this thread
+    result = lab_first_widget.measure(runs=1, burners=0, browser=browser)
     for label in ("ours", "previous"):
         (run,) = result["runs"][label]
         assert 0 < run["kernel_ready"] < run["first_widget"] < 300

@@ -80,7 +80,7 @@ def test_reading_activations(pair):
     tl, nns = pair
     tokens = _tokens(tl)
     names = nns.hook_names
-    a, ca = tl.run_with_cache(tokens, names=names)
+    a, ca = tl.cache_pass(tokens, names=names)
     b, cb = nns.cache_pass(tokens, names=names)
     _close(a, b)
     for name in names:
@@ -297,7 +297,7 @@ def test_remote_traces_carry_every_analysis(simulated, family):
     metric = metrics.logit_diff(" Mary", " John", model=tl)
     tokens = _tokens(tl)
     _close(
-        tl.run_with_cache(tokens, names=["blocks.1.attn.hook_z"])[1]["blocks.1.attn.hook_z"],
+        tl.cache_pass(tokens, names=["blocks.1.attn.hook_z"])[1]["blocks.1.attn.hook_z"],
         rem.cache_pass(tokens, names=["blocks.1.attn.hook_z"])[1]["blocks.1.attn.hook_z"],
     )
     a = ablation_sweep(tl, tokens, metric=metric, unit_type="head")
