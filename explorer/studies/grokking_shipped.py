@@ -20,17 +20,16 @@ a test replays its first ``EARLY_STEPS`` epochs and compares them with the logge
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import shutil
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from explorer.studies._shipped_runs import open_shipped_run, retrain_and_ship
 from explorer.studies.grokking import DEFAULT_SETTING, grokking_progress, train_grokking
 from explorer.studies.grokking_table import PROGRESS_FILE, progress_table
 from explorer.training.run import Run
@@ -85,30 +84,17 @@ def ship_run(run: Run | str | Path, dest: str | Path = SHIPPED_RUN) -> Run:
 
 def open_run(run_dir: str | Path) -> Run:
     """The run in ``run_dir``; a copy of the shipped run when the folder holds none yet."""
-    path = Path(run_dir)
-    if not (path / "manifest.json").is_file():
-        if path.exists() and any(path.iterdir()):
-            raise ValueError(f"{str(path)!r} is not empty and holds no run: choose another folder")
-        shutil.copytree(SHIPPED_RUN, path, dirs_exist_ok=True)
-    return Run.open(path)
+    return open_shipped_run(SHIPPED_RUN, run_dir)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m explorer.studies.grokking_shipped")
-    parser.add_argument("--run", help="train into this folder (default: a temporary one)")
-    parser.add_argument("--ship", action="store_true", help=f"then ship it to {SHIPPED_RUN}")
-    args = parser.parse_args(argv)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # one thread: the floats the shipped metrics recorded
-    try:
-        run = train_grokking(args.run or Path(tempfile.mkdtemp()) / "grokking", DEFAULT_SETTING)
-        print(f"trained: {run.path} ({len(run.steps)} checkpoints)")
-        if args.ship:
-            shipped = ship_run(run)
-            size = sum(f.stat().st_size for f in shipped.path.rglob("*") if f.is_file())
-            print(f"shipped to {shipped.path} ({size / 1024:.0f} KiB, steps {list(shipped.steps)})")
-    finally:
-        torch.set_num_threads(threads)
+    retrain_and_ship(
+        "python -m explorer.studies.grokking_shipped",
+        SHIPPED_RUN,
+        lambda folder: train_grokking(folder, DEFAULT_SETTING),
+        ship_run,
+        argv,
+    )
 
 
 if __name__ == "__main__":

@@ -21,10 +21,8 @@ manifest keeps the training loss of the first ``EARLY_STEPS`` steps, which a tes
 
 from __future__ import annotations
 
-import argparse
 import math
 import shutil
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -38,6 +36,7 @@ from explorer.data import repeated_tokens
 from explorer.data.tokens import induction_training_batch
 from explorer.models import zoo
 from explorer.models.handle import ModelHandle
+from explorer.studies._shipped_runs import open_shipped_run, retrain_and_ship
 from explorer.training import CheckpointSchedule, OptimizerConfig, train
 from explorer.training.run import Run
 
@@ -184,30 +183,13 @@ def ship_run(run: Run | str | Path, dest: str | Path = SHIPPED_RUN) -> Run:
 
 def open_run(run_dir: str | Path) -> Run:
     """The run in ``run_dir``; a copy of the shipped run when the folder holds none yet."""
-    path = Path(run_dir)
-    if not (path / "manifest.json").is_file():
-        if path.exists() and any(path.iterdir()):
-            raise ValueError(f"{str(path)!r} is not empty and holds no run: choose another folder")
-        shutil.copytree(SHIPPED_RUN, path, dirs_exist_ok=True)
-    return Run.open(path)
+    return open_shipped_run(SHIPPED_RUN, run_dir)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m explorer.studies.induction_heads")
-    parser.add_argument("--run", help="train into this folder (default: a temporary one)")
-    parser.add_argument("--ship", action="store_true", help=f"then ship it to {SHIPPED_RUN}")
-    args = parser.parse_args(argv)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # one thread: the floats the shipped manifest recorded
-    try:
-        run = train_induction(args.run or Path(tempfile.mkdtemp()) / "induction-heads")
-    finally:
-        torch.set_num_threads(threads)
-    print(f"trained: {run.path} ({len(run.steps)} checkpoints)")
-    if args.ship:
-        shipped = ship_run(run)
-        size = sum(f.stat().st_size for f in shipped.path.rglob("*") if f.is_file())
-        print(f"shipped to {shipped.path} ({size / 1024:.0f} KiB, steps {list(shipped.steps)})")
+    retrain_and_ship(
+        "python -m explorer.studies.induction_heads", SHIPPED_RUN, train_induction, ship_run, argv
+    )
 
 
 if __name__ == "__main__":

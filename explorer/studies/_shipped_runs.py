@@ -1,0 +1,58 @@
+"""What every study that ships a finished training run shares: opening a copy of it, and the
+command line that retrains and re-ships it (``python -m explorer.studies.<study> --ship``).
+
+>>> import tempfile
+>>> from pathlib import Path
+>>> from explorer.studies.induction_heads import SHIPPED_RUN
+>>> run = open_shipped_run(SHIPPED_RUN, Path(tempfile.mkdtemp()) / "run")
+>>> run.steps[0]
+0
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import torch
+
+from explorer.training.run import Run
+
+
+def open_shipped_run(shipped: Path, run_dir: str | Path) -> Run:
+    """The run in ``run_dir``; a copy of the ``shipped`` run when the folder holds none yet."""
+    path = Path(run_dir)
+    if not (path / "manifest.json").is_file():
+        if path.exists() and any(path.iterdir()):
+            raise ValueError(f"{str(path)!r} is not empty and holds no run: choose another folder")
+        shutil.copytree(shipped, path, dirs_exist_ok=True)
+    return Run.open(path)
+
+
+def retrain_and_ship(
+    prog: str,
+    shipped: Path,
+    train: Callable[[Path], Run],
+    ship: Callable[[Run], Run],
+    argv: Sequence[str] | None = None,
+) -> None:
+    """``prog [--run FOLDER] [--ship]``: train on one thread (the floats the shipped run
+    recorded) into FOLDER (default: a temporary one), then ship it to ``shipped``."""
+    parser = argparse.ArgumentParser(prog=prog)
+    parser.add_argument("--run", help="train into this folder (default: a temporary one)")
+    parser.add_argument("--ship", action="store_true", help=f"then ship it to {shipped}")
+    args = parser.parse_args(argv)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        run = train(Path(args.run) if args.run else Path(tempfile.mkdtemp()) / shipped.name)
+    finally:
+        torch.set_num_threads(threads)
+    print(f"trained: {run.path} ({len(run.steps)} checkpoints)")
+    if args.ship:
+        done = ship(run)
+        size = sum(f.stat().st_size for f in done.path.rglob("*") if f.is_file())
+        print(f"shipped to {done.path} ({size / 1024:.0f} KiB, steps {list(done.steps)})")
