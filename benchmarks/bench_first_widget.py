@@ -16,6 +16,7 @@ transformer); the median of 1 (small) or 3 (full) fresh kernels each, taken in t
 from __future__ import annotations
 
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -31,7 +32,9 @@ WIDGET = "application/vnd.jupyter.widget-view+json"
 def seconds_to_first_widget(notebook: Path = NOTEBOOK) -> tuple[float, int]:
     """Seconds from kernel start to the first widget output, and that cell's index."""
     import nbformat
-    from nbclient import NotebookClient
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+    from notebook_client import NotebookClient  # nbclient, robust to a missed wake-up
 
     nb = nbformat.read(notebook, as_version=4)
     client = NotebookClient(nb, timeout=600, kernel_name="python3")

@@ -31,6 +31,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "scripts"))  # notebook_client, also when imported by the tests
 NOTEBOOKS = {"quickstart": REPO / "notebooks" / "quickstart.ipynb"} | {
     p.stem: p for p in sorted((REPO / "tutorials").glob("*.ipynb"))
 }
@@ -88,7 +89,7 @@ def _source_digest() -> str:
 def execute(name: str, path: Path, *, fast: bool, cache: Path, run_root: Path) -> Path:
     """The executed copy of notebook ``path`` with widgets as static snapshots (cached)."""
     import nbformat
-    from nbclient import NotebookClient
+    from notebook_client import NotebookClient  # nbclient, robust to a missed wake-up
 
     key = hashlib.sha256(path.read_bytes() + _source_digest().encode() + bytes(fast)).hexdigest()
     out = cache / f"{name}-{key[:16]}.ipynb"

@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import base64
 import os
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 
 import nbformat
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+from notebook_client import NotebookClient  # nbclient, robust to a missed wake-up
 
 
 def execute(
@@ -26,8 +30,6 @@ def execute(
     process's environment is left alone. ``extra_cells`` are appended and run last.
     Raises nbclient's CellExecutionError, naming the cell, on the first error.
     """
-    from nbclient import NotebookClient
-
     nb = nbformat.read(path, as_version=4)
     nb.cells.extend(nbformat.v4.new_code_cell(code) for code in extra_cells)
     kernel_env = {**os.environ, "OMP_NUM_THREADS": "1"}
