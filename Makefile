@@ -89,7 +89,7 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 
 test: $(STAMP) browser-deps postgres-deps ndif-deps lint
-	$(BIN)/python -m pytest -ra -n $(TEST_WORKERS) --dist loadscope $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -ra --durations=30 -n $(TEST_WORKERS) --dist loadscope $(PYTEST_ARGS)
 
 # The documentation site, built offline into site/: the tutorials executed (cached in build/
 # while unchanged), widgets as static snapshots, the API from docstrings, links checked
