@@ -11,12 +11,13 @@ function render({ model, el }) {
     if (shownKind === null || !kinds.includes(shownKind)) shownKind = kinds.includes("induction") ? "induction" : kinds[0];
     const tokens = model.get("tokens") || [];
 
-    // ---- header
+    // ---- header (a new prompt is a forward pass: a "set" request, in the background with
+    // Cancel; a head or a window only slices the cached patterns and is set directly)
     const header = exEl("div", { cls: "ex-row" });
     header.appendChild(exEl("div", { cls: "ex-title", text: "Attention heads" }));
     if (model.get("n_prompts") > 1) {
       const prompts = Array.from({ length: model.get("n_prompts") }, (_, i) => ({ value: i, text: "prompt " + i }));
-      header.appendChild(exSelect(prompts, model.get("prompt"), (i) => exSend(model, { prompt: i }), { testid: "prompt-select" }));
+      header.appendChild(exSelect(prompts, model.get("prompt"), (i) => exSet(model, { prompt: i }), { testid: "prompt-select" }));
     }
     if (kinds.length) {
       const options = kinds.map((k) => ({ value: k, text: "score: " + k }));

@@ -48,7 +48,7 @@ function render({ model, el }) {
 
   function draw(root) {
     const n = model.get("n_classes"), sel = model.get("selected"), flagged = model.get("flagged") || [];
-    const pick = (c) => { if (c !== model.get("selected")) exSend(model, { selected: c }); };
+    const pick = (c) => { if (c !== model.get("selected")) exSet(model, { selected: c }); };
     const verdict = flagged.length ? "flagged class " + flagged.join(", ") : "clean: no class flagged";
     root.appendChild(exEl("div", { cls: "ex-row" }, [
       exEl("div", { cls: "ex-title", text: "Audit of " + model.get("model_name") + " (" + model.get("method") + ")" }),

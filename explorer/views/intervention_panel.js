@@ -9,12 +9,13 @@ function render({ model, el }) {
     const nL = model.get("n_layers"), nH = model.get("n_heads");
     const widths = model.get("widths") || [];
 
-    // ---- controls: metric, kind
+    // ---- controls: metric, kind (changes that ablate go as "set" requests: they run in
+    // the background with Cancel; the sweep's unit type only labels the next sweep)
     const metricSel = exSelect(model.get("metric_names") || [], model.get("metric_name"),
-      (name) => exSend(model, { metric_name: name }), { testid: "metric-select" });
+      (name) => exSet(model, { metric_name: name }), { testid: "metric-select" });
     const kinds = exEl("span", {}, ["zero", "mean", "resample"].map((k) => exEl("button", {
       cls: "ex-button" + (k === kind ? " ex-active" : ""), text: k,
-      attrs: { "data-testid": "kind-" + k }, onclick: () => exSend(model, { kind: k }),
+      attrs: { "data-testid": "kind-" + k }, onclick: () => exSet(model, { kind: k }),
     })));
     const typeButtons = [];
     if (nH > 0 && widths.length > 0) {
@@ -33,7 +34,7 @@ function render({ model, el }) {
     // ---- unit picker
     const toggle = (name) => {
       const next = units.includes(name) ? units.filter((u) => u !== name) : units.concat([name]);
-      exSend(model, { units: next });
+      exSet(model, { units: next });
     };
     const picker = exEl("div", { cls: "ex-row" });
     if (unitType === "head" && nH > 0) {
@@ -53,7 +54,7 @@ function render({ model, el }) {
         exEl("button", { cls: "ex-button", text: "×", title: "remove", onclick: () => toggle(u) }),
       ]));
     }
-    if (units.length) chips.appendChild(exEl("button", { cls: "ex-button", text: "clear", onclick: () => exSend(model, { units: [] }) }));
+    if (units.length) chips.appendChild(exEl("button", { cls: "ex-button", text: "clear", onclick: () => exSet(model, { units: [] }) }));
     else chips.appendChild(exEl("span", { cls: "ex-muted", text: "no unit selected" }));
     root.appendChild(chips);
 

@@ -49,7 +49,9 @@ class InterventionPanel(ExplorerWidget):
         "select": "select",
         "add_unit": "add_unit",
     }
-    _background = frozenset({"sweep"})
+    # a sweep, and every page change that ablates (units, kind, metric, a sweep cell, a typed
+    # unit): passes over the batch, run on the worker thread with Cancel
+    _background = frozenset({"sweep", "set", "select", "add_unit"})
 
     units = traitlets.List(traitlets.Unicode(), help="units ablated together, e.g. 'head 1.2'").tag(
         sync=True
@@ -218,18 +220,15 @@ class InterventionPanel(ExplorerWidget):
         layer, index = int(layer), int(index)
         unit = Head(layer, index) if self.unit_type == "head" else Neuron(layer, index)
         check_unit(self.model, unit=unit)
-        # layer first: a linked NeuronView checks the neuron against the layer it shows
-        self.layer = layer
-        if self.unit_type == "head":
-            self.head = index
-        else:
-            self.neuron = index
-        self.units = [str(unit)]
+        # layer first: a linked NeuronView checks the neuron against the layer it shows;
+        # one change, put back whole if cancelled
+        which = "head" if self.unit_type == "head" else "neuron"
+        self._set_from_page(**{"layer": layer, which: index, "units": [str(unit)]})
 
     def add_unit(self, text: str) -> None:
         """Add a unit typed in the page (``"head 1.2"``) to those ablated together."""
         unit = check_unit(self.model, unit=parse_unit(text))
-        self.units = [*self.units, str(unit)]
+        self._set_from_page(units=[*self.units, str(unit)])  # put back if cancelled
 
     def _use_model(self, data: Any) -> None:
         if data is not None:

@@ -3,7 +3,8 @@
 function render({ model, el }) {
   function draw(root) {
     const input = exEl("input", { cls: "ex-input", attrs: { "data-testid": "target-input", value: model.get("target"), placeholder: "model's answer" } });
-    input.addEventListener("change", () => exSend(model, { target: input.value }));
+    // a new target is a lens pass (background, Cancel); prompt, window and cell only slice it
+    input.addEventListener("change", () => exSet(model, { target: input.value }));
     const header = exEl("div", { cls: "ex-row" }, [exEl("div", { cls: "ex-title", text: "Logit lens" }), exEl("span", { cls: "ex-muted", text: "target" }), input]);
     if (model.get("n_prompts") > 1) {
       const prompts = Array.from({ length: model.get("n_prompts") }, (_, i) => ({ value: i, text: "prompt " + i }));

@@ -41,6 +41,9 @@ class LogitLensView(ExplorerWidget):
     """
 
     _esm = esm("logit_lens_view.js")
+    # a new target or k is a lens pass over the batch: on the worker thread, with Cancel
+    # (prompt, window and row only slice the cached lens: the page sets them directly)
+    _background = frozenset({"set"})
 
     target = traitlets.Unicode("", help="token whose rank is shown; empty: the model's answer").tag(
         sync=True

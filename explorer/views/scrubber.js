@@ -45,9 +45,10 @@ function render({ model, el }) {
       attrs: { type: "range", min: 0, max: steps.length - 1, step: 1, value: Math.max(0, steps.indexOf(step)), "data-testid": "step-slider", "aria-label": "checkpoint" },
       style: { width: SCRUB_W + "px" },
     });
-    // Dragging only moves the label; the checkpoint loads on release (or each arrow key).
+    // Dragging only moves the label; the checkpoint loads on release (or each arrow key), in
+    // the background with Cancel ("set": it runs every on_step callback).
     slider.addEventListener("input", () => { label.textContent = "step " + steps[parseInt(slider.value, 10)]; });
-    slider.addEventListener("change", () => exSend(model, { step: steps[parseInt(slider.value, 10)] }));
+    slider.addEventListener("change", () => exSet(model, { step: steps[parseInt(slider.value, 10)] }));
     body.appendChild(slider);
 
     // ---- numbers at the current step
@@ -128,7 +129,7 @@ function render({ model, el }) {
         const rect = svg.getBoundingClientRect();
         const x = (event.clientX - rect.left) * (SCRUB_W / rect.width);
         if (x < SCRUB_LEFT - 4 || x > SCRUB_LEFT + plotW + 4) return;
-        exSend(model, { step: scrubNearest(steps, unpx(x)) });
+        exSet(model, { step: scrubNearest(steps, unpx(x)) });
       });
       const legend = rows.map((r, k) => exEl("span", { text: curveNames[r], style: { color: SCRUB_COLOURS[k % SCRUB_COLOURS.length], marginLeft: "10px" } }));
       body.appendChild(exEl("div", { cls: "ex-muted" }, [exEl("span", { text: logY ? "log scale" : "" }), ...legend]));
