@@ -11,7 +11,7 @@ for every unit asked, batched (many units per forward pass).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +23,7 @@ from explorer.analysis._display import MAX_ROWS, Shown, num, pandas, strongest
 from explorer.analysis.interventions import (
     MAX_TOKENS,
     Site,
+    _reads_clean,
     run_interventions,
     run_sweep,
     sweep_base_hooks,
@@ -192,7 +193,8 @@ def _sites(
 
 @dataclass(frozen=True)
 class _Setup:
-    """Everything one clean pass gives: checked inputs, units, sites, activations, sources."""
+    """Everything one clean pass gives: checked inputs, units, sites, sources, and the clean
+    activations a sweep reads (``clean``: only those; the others never left the pass)."""
 
     inputs: torch.Tensor
     units: list[Unit]
@@ -210,9 +212,15 @@ def _sources(
     reference: torch.Tensor | None,
     seed: int,
 ) -> dict[str, torch.Tensor]:
-    """The replacement activation for each hook, shaped like the activation on ``inputs``."""
+    """The replacement activation for each hook, shaped like the activation on ``inputs``.
+
+    ``own[h]`` is what the clean pass kept of hook ``h`` (see ``_kept``): its values, its
+    batch mean (``[1, ...]``) or one zero expanded to its shape; its shape after the batch
+    dimension is the activation's either way.
+    """
+    shapes = {h: (inputs.shape[0], *a.shape[1:]) for h, a in own.items()}
     if ablation == "zero":  # one stored zero each: a remote trace ships a number, not a tensor
-        return {h: a.new_zeros(()).expand_as(a) for h, a in own.items()}
+        return {h: a.new_zeros(()).expand(shapes[h]) for h, a in own.items()}
     if reference is None:
         ref = own
     else:
@@ -222,10 +230,11 @@ def _sources(
                 f"reference inputs must match the inputs' shape after the batch dimension: "
                 f"{list(reference.shape[1:])} vs {list(inputs.shape[1:])}"
             )
-        _, ref = model.cache_pass(reference, names=sorted(own))
+        # mean: only the reference's batch mean leaves the pass
+        _, ref = model.cache_pass(reference, names=sorted(own), select=_kept(set(), ablation, True))
     batch = inputs.shape[0]
     if ablation == "mean":
-        return {h: ref[h].mean(0, keepdim=True).expand_as(own[h]) for h in own}
+        return {h: ref[h].mean(0, keepdim=True).expand(shapes[h]) for h in own}
     g = torch.Generator().manual_seed(seed)
     n_ref = next(iter(ref.values())).shape[0]
     if reference is None and n_ref > 1:  # resample from *other* examples of the batch
@@ -262,14 +271,45 @@ def _setup(
             )
     hooks = sorted(set(hook_of.values()))
     bases = [h for h in sweep_base_hooks(model, hooks=hooks) if h not in hooks] if sweep else []
+    clean = set(bases) | (_reads_clean(model, hooks) if sweep else set())
     batch = inputs.shape[0]
     before, cache = model.cache_pass(  # the metric, not the logits, leaves the pass
-        inputs, names=hooks + bases, reduce=lambda logits: evaluate(metric, logits, batch)
+        inputs,
+        names=hooks + bases,
+        select=_kept(clean, ablation, reference is None),
+        reduce=lambda logits: evaluate(metric, logits, batch),
     )
     own = {h: cache[h] for h in hooks}
     sites = _sites(parsed, hook_of, {h: a.ndim for h, a in own.items()})
     sources = _sources(model, inputs, own, ablation, reference, seed)
-    return _Setup(inputs, parsed, sites, cache, sources, before)
+    return _Setup(inputs, parsed, sites, {h: cache[h] for h in clean}, sources, before)
+
+
+def _kept(
+    clean: set[str], ablation: str, own_mean: bool
+) -> Callable[[str, torch.Tensor], torch.Tensor]:
+    """``select`` for the setup pass: of each ablated hook keep only what its source needs
+    (a remote backend computes it in the pass, so only that comes back): for zero ablation
+    (or a mean over ``reference``) its shape, as one zero expanded (one element's storage);
+    for mean ablation over the batch its batch mean; for resample its values. Hooks in
+    ``clean`` (the residual streams a sweep starts from, hooks it reads clean) keep their
+    values."""
+    keep = "shape"
+    if ablation == "resample":
+        keep = "values"
+    elif ablation == "mean" and own_mean:
+        keep = "mean"
+
+    def select(name: str, act: torch.Tensor) -> torch.Tensor:
+        if name in clean or keep == "values":
+            return act
+        if keep == "mean":
+            return act.mean(0, keepdim=True)
+        # made on the CPU: a server moves a GPU tensor to the CPU before pickling it, and
+        # that copy of an expanded tensor would be the full size (it keeps no zero strides)
+        return torch.zeros((), dtype=act.dtype).expand(act.shape)
+
+    return select
 
 
 def ablate(

@@ -124,7 +124,7 @@ def run_interventions(
             def hook_fn(act: torch.Tensor, hook: Any) -> torch.Tensor:
                 view = act.reshape(copies, batch, *act.shape[1:])
                 for copy, index in edits:
-                    view[copy][index] = source[index].to(act.dtype)
+                    view[copy][index] = source[index].to(act.device, act.dtype)
                 if fired is not None:
                     fired.add(name)
                 return view.reshape(act.shape)
@@ -184,7 +184,7 @@ def _fanned(act: torch.Tensor, sites: Sequence[Site], source: torch.Tensor) -> t
     from ``source`` (one indexed write for all copies when the sites allow it)."""
     copies = len(sites)
     out = act.unsqueeze(0).repeat(copies, *([1] * act.ndim))
-    source = source.to(act.dtype)
+    source = source.to(act.device, act.dtype)
     plan = _one_axis(sites, act.ndim)
     if plan is None:
         for copy, (_, index) in enumerate(sites):
@@ -292,6 +292,13 @@ def sweep_base_hooks(model: ModelHandle, *, hooks: Sequence[str]) -> list[str]:
     """The residual hooks ``run_sweep`` starts from for sweeps at ``hooks``: cache them in
     the clean pass that callers run anyway, or ``run_sweep`` runs one more."""
     return sorted({p.base for p in (_plan(model, h) for h in hooks) if p.base is not None})
+
+
+def _reads_clean(model: ModelHandle, hooks: Sequence[str]) -> set[str]:
+    """The swept ``hooks`` whose clean activations ``run_sweep`` reads: those with a linear
+    readout (it adds ``(source - clean) @ W``) and those its passes start from."""
+    plans = {h: _plan(model, h) for h in hooks}
+    return {h for h, p in plans.items() if p.readout is not None or p.base == h}
 
 
 @torch.no_grad()

@@ -20,7 +20,7 @@ Sites that Hugging Face computes inside one module's forward (``hook_resid_mid``
 ``attn.hook_pattern``, ``ln_final.hook_scale``) are read-only: a hook that returns a new
 value for them raises.
 
-Size: about 470 lines, over the usual 400: one class, ``NNsightHandle``, whose passes and
+Size: about 480 lines, over the usual 400: one class, ``NNsightHandle``, whose passes and
 weights belong together; the family tables are in ``_nnsight_paths`` and what runs inside
 a trace in ``_nnsight_trace``.
 """
@@ -40,7 +40,14 @@ from explorer.models import _tl
 from explorer.models._handle_weights import LAYER_WEIGHTS, MODEL_WEIGHTS
 from explorer.models._hf_convert import FAMILIES, PREPEND_BOS, converter, tl_config
 from explorer.models._nnsight_paths import _BLOCK_SITES, PATHS
-from explorer.models._nnsight_trace import SavedBytes, _apply, _nbytes, _read, _save
+from explorer.models._nnsight_trace import (
+    SavedBytes,
+    _apply,
+    _nbytes,
+    _read,
+    _save,
+    _total_bytes,
+)
 from explorer.models.handle import HookFn, ModelHandle
 
 
@@ -269,7 +276,8 @@ class NNsightHandle(ModelHandle):
         ``max_saved_bytes``."""
         kept = [_nbytes(v) for v in saved.values()]
         output = _nbytes(out)
-        record = SavedBytes(output + sum(kept), max(kept, default=0), output, tuple(sorted(saved)))
+        total = _total_bytes([out, *saved.values()])
+        record = SavedBytes(total, max(kept, default=0), output, tuple(sorted(saved)))
         self.saved_log.append(record)
         if self.max_saved_bytes is not None and record.total > self.max_saved_bytes:
             raise ValueError(

@@ -31,7 +31,8 @@ class _Hook:
 
 @dataclass(frozen=True)
 class SavedBytes:
-    """What one trace saved, in bytes: ``total``; the ``output`` (logits, their reduction,
+    """What one trace saved, in bytes of data as ``torch.save`` writes it (``_nbytes``):
+    ``total``; the ``output`` (logits, their reduction,
     or the residual stream at ``stop_at_layer``); the ``largest`` kept activation (after
     ``select``; 0 when none); and the hooks whose activations it kept."""
 
@@ -42,7 +43,18 @@ class SavedBytes:
 
 
 def _nbytes(value: Any) -> int:
-    return value.numel() * value.element_size() if isinstance(value, torch.Tensor) else 0
+    """The bytes of ``value``'s data that ``torch.save`` writes (what a remote trace's
+    response carries): its whole storage, so one element for a zero expanded to any shape,
+    and all of the base tensor for a view into one (``clone`` a slice to ship only it)."""
+    return value.untyped_storage().nbytes() if isinstance(value, torch.Tensor) else 0
+
+
+def _total_bytes(values: list[Any]) -> int:
+    """``_nbytes`` summed over distinct storages: ``torch.save`` writes a shared one once."""
+    storages = {
+        v.untyped_storage().data_ptr(): _nbytes(v) for v in values if isinstance(v, torch.Tensor)
+    }
+    return sum(storages.values())
 
 
 def _save(value: Any) -> Any:

@@ -8,12 +8,15 @@ analysis is run on both and compared to 1e-4.
 
 from __future__ import annotations
 
+import io
+
 import hf_tiny
 import pytest
 import torch
 
 import explorer
 from explorer.analysis import (
+    ablate,
     ablation_sweep,
     activation_patching,
     attribute_tokens,
@@ -26,6 +29,7 @@ from explorer.analysis import (
     path_patching,
     top_k_examples,
 )
+from explorer.analysis.ablation import _kept
 
 DECODERS = tuple(f for f in hf_tiny.FAMILIES if f != "bert")
 CORRUPTED = "When John and Mary went to the store, Mary gave a drink to"
@@ -252,8 +256,9 @@ def test_what_each_trace_saves(pairs):
     ablation_sweep(nns, tokens, metric=metric, unit_type="head", max_tokens=64)
     copies = 64 // tokens.numel()
     setup, *chunks = nns.saved_log
-    # one setup pass keeps the swept hooks (the mean/resample sources) and the logits
+    # one setup pass keeps the metric and, of each swept hook, its shape: one stored zero
     assert setup.hooks == tuple(tl.hook_name("z", layer) for layer in range(tl.n_layers))
+    assert setup.largest == 4 and setup.total == setup.output + 4 * tl.n_layers
     assert len(chunks) == tl.n_layers * heads // copies
     assert max(r.total for r in chunks) <= copies * batch * 4  # [copies x batch] float32
     nns.saved_log.clear()
@@ -273,6 +278,56 @@ def test_what_each_trace_saves(pairs):
     head_scores(budget, tokens)  # fits: the per-head scores and the stopped residual
     with pytest.raises(ValueError, match="max_saved_bytes"):
         budget.cache_pass(tokens, names=[tl.hook_name("pattern", 0)])
+
+
+def _pickled(value):
+    """Bytes ``torch.save`` writes for ``value``, as nnsight's response does (protocol 4)."""
+    buffer = io.BytesIO()
+    torch.save(value, buffer, pickle_protocol=4)
+    return len(buffer.getvalue())
+
+
+@pytest.mark.parametrize("kind", ["zero", "mean", "mean over a reference", "resample"])
+def test_ablation_setup_keeps_only_what_the_sources_need(pairs, kind):
+    # of each ablated hook the setup pass keeps its shape for zero ablation (one zero
+    # expanded: a 4-byte storage), its batch mean for mean ablation, its values to resample
+    tl, nns = pairs["gpt2"]
+    tokens = _tokens(tl)
+    batch, pos = tokens.shape
+    metric = metrics.logit_diff(" Mary", " John", model=tl)
+    ablation = kind.split()[0]
+    reference = _tokens(tl, n=3, seed=1) if "reference" in kind else None
+    one_prompt = pos * tl.n_heads * tl.d_head * 4  # a hook_z of one prompt, float32
+    kept = {"zero": 4, "mean": one_prompt, "resample": batch * one_prompt}[ablation]
+    if reference is not None:
+        kept = 4  # the mean comes from the reference's pass, which keeps only the mean
+    units, hooks = ["head 0.1", "head 1.2"], (tl.hook_name("z", 0), tl.hook_name("z", 1))
+    for run in (ablate, ablation_sweep):
+        args = {"units": units} if run is ablate else {"unit_type": "head", "max_tokens": 64}
+        nns.saved_log.clear()
+        b = run(nns, tokens, metric=metric, ablation=ablation, reference=reference, **args)
+        setup = nns.saved_log[0]
+        assert setup.hooks == hooks and setup.output == batch * 4  # the metric
+        assert setup.largest == kept and setup.total == setup.output + len(hooks) * kept
+        if reference is not None:  # its pass: the reference's mean, one prompt per hook
+            ref_pass = nns.saved_log[1]
+            assert ref_pass.hooks == hooks and ref_pass.largest == one_prompt
+        a = run(tl, tokens, metric=metric, ablation=ablation, reference=reference, **args)
+        _close(a.before, b.before)
+        _close(a.after, b.after)
+        if run is ablation_sweep:
+            _close(a.after_per_example, b.after_per_example)
+    assert not torch.allclose(b.after, torch.as_tensor(b.before))  # the ablations bite
+    # what the log counts is what torch.save writes: an expanded zero pickles as one zero
+    zero = torch.zeros(()).expand(batch, pos, tl.n_heads, tl.d_head)
+    assert _pickled(zero) == _pickled(torch.zeros(())) < _pickled(zero.contiguous())
+    # and the kept zero is made on the CPU: an NDIF server moves a GPU tensor with
+    # .to("cpu") before pickling, and a .to copy of an expanded tensor is full-size
+    assert zero.to(torch.float64).is_contiguous()
+    on_device = torch.empty(batch, pos, tl.n_heads, tl.d_head, device="meta")
+    shape_only = _kept(set(), "zero", True)(hooks[0], on_device)
+    assert shape_only.shape == on_device.shape and shape_only.device.type == "cpu"
+    assert _pickled(shape_only) == _pickled(torch.zeros(()))
 
 
 @pytest.fixture(scope="module")
