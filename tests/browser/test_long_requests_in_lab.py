@@ -133,3 +133,65 @@ def test_hypothesis_test_and_rerun_answer_from_the_background(lab_server, page, 
     board.screenshot(path=str(artifacts / "hypothesis-board-rerun.png"))
     assert kernel_json(page, "import json; print(json.dumps(len(store.get(h.id).verdicts)))") == 2
     assert page.js_errors == []
+
+
+SCRUBBER = """\
+import tempfile, time, torch
+from explorer.models import zoo
+from explorer.training import Run
+from explorer.views.scrubber import TrainingScrubber
+m = zoo.modular_addition_transformer(5, d_model=8)
+run = Run.create(tempfile.mkdtemp() + "/run", m)
+for s in (0, 10, 20):
+    run.save_checkpoint(m, s)
+    run.log(s, {"train_loss": 1.0 / (s + 1)})
+x = torch.tensor([[0, 1, 5]])
+def slow_view(model, step):  # a linked view: a pass every 0.2 s for 30 s off the last step
+    for _ in range(0 if step == 20 else 150):
+        time.sleep(0.2)
+        model(x)
+scrubber = TrainingScrubber(run, on_step=slow_view)
+scrubber"""
+
+
+def test_a_slow_step_change_runs_in_the_background_and_cancels(lab_server, page, artifacts):
+    """Moving the slider loads a checkpoint and runs the on_step views as a "set" request:
+    pending with Cancel, the kernel free meanwhile; Cancel puts the step back."""
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(SCRUBBER)]
+    nb.metadata["kernelspec"] = KERNELSPEC
+    nbformat.write(nb, lab_server.root / "scrubber.ipynb")
+    open_notebook(page, lab_server.lab("scrubber.ipynb"), "scrubber.ipynb")
+    run_all(page, timeout_s=180)
+    view = page.locator('[data-testid="training-scrubber"]').first
+    slider = view.locator('[data-testid="step-slider"]')
+    slider.wait_for(state="visible")
+    pending = view.locator('[data-testid="pending-text"]')
+    assert not pending.is_visible()
+    # released on the checkpoint of step 10 (index 1): what a drag or an arrow key ends with
+    slider.evaluate("el => { el.value = 1; el.dispatchEvent(new Event('change')); }")
+    pending.wait_for(state="visible", timeout=30_000)
+    wait_until(
+        lambda: re.fullmatch(r"running set… [1-9]\d* s", pending.inner_text()) is not None,
+        what="the elapsed seconds to count up",
+    )
+    view.screenshot(path=str(artifacts / "scrubber-pending.png"))
+    seen = kernel_json(page, "import json; print(json.dumps([scrubber.busy, 6 * 7]))")
+    assert seen == ["set", 42]  # the kernel runs this cell while the views still load
+    view.locator('[data-testid="cancel"]').click()
+    cancelled = view.locator('[data-testid="cancelled"]')
+    cancelled.wait_for(state="visible", timeout=30_000)
+    assert cancelled.inner_text().startswith("set cancelled after ")
+    wait_until(
+        lambda: view.locator('[data-testid="step-label"]').inner_text() == "step 20",
+        what="the step to be put back",
+    )
+    view.screenshot(path=str(artifacts / "scrubber-cancelled.png"))
+    state = kernel_json(
+        page,
+        "import json; print(json.dumps([scrubber.busy, scrubber.last_run['outcome'], "
+        "scrubber.step, scrubber.model.name, scrubber.error]))",
+    )
+    assert state[:3] == ["", "cancelled", 20] and state[4] == ""
+    assert state[3].endswith("@20")  # the checkpoint of step 20 was loaded back
+    assert page.js_errors == []
