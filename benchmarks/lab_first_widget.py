@@ -193,17 +193,26 @@ def previous_way(notebook: Path = NOTEBOOK) -> str:
 
 
 def measure(
-    runs: int = 3, burners: int = 2, notebook: Path = NOTEBOOK, browser: Any = None
+    runs: int = 3,
+    burners: int = 2,
+    notebook: Path = NOTEBOOK,
+    browser: Any = None,
+    ways: tuple[str, ...] = ("ours", "previous"),
 ) -> dict[str, object]:
     """``runs`` fresh kernels each of the quickstart (ours) and of the previous way, taken in
     turn in one Lab server and one browser, with ``burners`` cores kept busy throughout.
     ``browser``: a Chromium already launched by Playwright (a test suite's); else one is
-    launched here (Playwright's sync API cannot start twice in one thread)."""
+    launched here (Playwright's sync API cannot start twice in one thread). ``ways``: which
+    of the two to open (the test suite opens ours only)."""
+    unknown = sorted(set(ways) - {"ours", "previous"})
+    if unknown or not ways:
+        raise ValueError(f"ways must name 'ours' and/or 'previous', got {ways!r}")
     from playwright.sync_api import sync_playwright
 
     if not os.access(CHROMIUM, os.X_OK):
         raise RuntimeError(f"{CHROMIUM} not found: run `make browser-deps`")
-    variants = {"ours": notebook.read_text(), "previous": previous_way(notebook)}
+    texts = {"ours": notebook.read_text, "previous": lambda: previous_way(notebook)}
+    variants = {label: texts[label]() for label in ways}
     files = {label: f"{label}-{notebook.name}" for label in variants}
     results: dict[str, list[dict[str, float]]] = {label: [] for label in variants}
     with contextlib.ExitStack() as stack:

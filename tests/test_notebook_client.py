@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from queue import Empty
 
 import pytest
@@ -13,6 +14,13 @@ from notebook_runner import NotebookClient
 
 SLICE_S = sys.modules[NotebookClient.__module__].SLICE_S
 _in_slices = sys.modules[NotebookClient.__module__]._in_slices
+
+
+def run(coroutine):
+    """Run ``coroutine`` to its end in a thread of its own (another test in this worker may
+    have left an event loop running in this one)."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
 
 
 class MissedWakeUp:
@@ -33,7 +41,7 @@ class MissedWakeUp:
 
 def test_a_missed_wake_up_costs_a_slice_not_the_whole_timeout():
     channel = MissedWakeUp(polls_before=3)
-    msg = asyncio.run(_in_slices(channel.get_msg)(timeout=900))
+    msg = run(_in_slices(channel.get_msg)(timeout=900))
     assert msg == {"msg_type": "execute_reply"}
     assert len(channel.timeouts) == 4
     assert all(t is not None and 0 < t <= SLICE_S for t in channel.timeouts)
@@ -41,7 +49,7 @@ def test_a_missed_wake_up_costs_a_slice_not_the_whole_timeout():
 
 def test_no_timeout_still_polls_in_slices():
     channel = MissedWakeUp(polls_before=2)
-    asyncio.run(_in_slices(channel.get_msg)(timeout=None))
+    run(_in_slices(channel.get_msg)(timeout=None))
     assert channel.timeouts == [SLICE_S] * 3
 
 
@@ -49,7 +57,7 @@ def test_the_timeout_still_ends_the_wait():
     channel = MissedWakeUp(polls_before=10**9)
     start = time.monotonic()
     with pytest.raises(Empty):
-        asyncio.run(_in_slices(channel.get_msg)(timeout=0.05))
+        run(_in_slices(channel.get_msg)(timeout=0.05))
     assert time.monotonic() - start < 5
 
 

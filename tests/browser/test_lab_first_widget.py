@@ -26,10 +26,17 @@ def test_the_previous_way_differs_only_by_importing_transformer_lens():
     assert after == "import transformer_lens  # the previous way: loading imported it\n" + before
 
 
-def test_one_fresh_kernel_each_draws_the_attention_view(browser):
-    # the suite's Chromium: Playwright's sync API cannot start a second time in this thread
-    result = lab_first_widget.measure(runs=1, burners=0, browser=browser)
-    for label in ("ours", "previous"):
-        (run,) = result["runs"][label]
-        assert 0 < run["kernel_ready"] < run["first_widget"] < 300
-        assert math.isfinite(result[f"{label}_median_first_widget_s"])
+def test_a_fresh_kernel_draws_the_attention_view(browser):
+    # the suite's Chromium: Playwright's sync API cannot start a second time in this thread.
+    # Ours only: the previous way is the same notebook plus one import (the test above), and
+    # opening it too doubled this test's two minutes under load.
+    result = lab_first_widget.measure(runs=1, burners=0, browser=browser, ways=("ours",))
+    assert set(result["runs"]) == {"ours"}
+    (run,) = result["runs"]["ours"]
+    assert 0 < run["kernel_ready"] < run["first_widget"] < 300
+    assert math.isfinite(result["ours_median_first_widget_s"])
+
+
+def test_the_ways_are_checked():
+    with pytest.raises(ValueError, match="ways must name 'ours' and/or 'previous'"):
+        lab_first_widget.measure(ways=("theirs",))
