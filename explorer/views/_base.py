@@ -24,6 +24,7 @@ Unknown keyword arguments raise ``TypeError`` naming the allowed ones.
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import inspect
 import threading
@@ -227,7 +228,11 @@ class ExplorerWidget(anywidget.AnyWidget):
                     self.busy = ""
 
         name = f"explorer {type(self).__name__}.{action}"
-        self._worker = threading.Thread(target=work, name=name, daemon=True)
+        # in the handler's context: the kernel keeps the message being answered in context
+        # variables, so output the work displays (an on_step callback drawing into an Output
+        # widget) goes where it went when the handler ran it itself
+        context = contextvars.copy_context()
+        self._worker = threading.Thread(target=context.run, args=(work,), name=name, daemon=True)
         self._worker.start()
 
     def cancel(self) -> None:

@@ -239,3 +239,21 @@ def test_audit_class_runs_in_the_background(monkeypatch):
     before = payloads(view, shown)
     cancelled(view, gate, selected=2)
     assert payloads(view, shown) == before
+
+
+def test_the_worker_runs_in_the_handlers_context(run):
+    # the kernel keeps the message being answered in context variables; output an on_step
+    # callback displays (into an Output widget) must see the same parent as in the handler
+    import contextvars
+
+    parent = contextvars.ContextVar("parent", default="none")
+    seen = []
+    scrubber = TrainingScrubber(run, on_step=lambda model, step: seen.append(parent.get()))
+    token = parent.set("the comm message")
+    try:
+        request(scrubber, "set", step=10)
+    finally:
+        parent.reset(token)
+    assert scrubber.wait(60)
+    assert seen[-1] == "the comm message"
+    assert scrubber.step == 10
