@@ -195,3 +195,49 @@ def test_a_slow_step_change_runs_in_the_background_and_cancels(lab_server, page,
     assert state[:3] == ["", "cancelled", 20] and state[4] == ""
     assert state[3].endswith("@20")  # the checkpoint of step 20 was loaded back
     assert page.js_errors == []
+
+
+OUTPUT_SCRUBBER = """import tempfile
+import ipywidgets
+from explorer.models import zoo
+from explorer.training import Run
+from explorer.views.scrubber import TrainingScrubber
+m = zoo.modular_addition_transformer(5, d_model=8)
+run = Run.create(tempfile.mkdtemp() + "/run", m)
+for s in (0, 10, 20):
+    run.save_checkpoint(m, s)
+    run.log(s, {"train_loss": 1.0 / (s + 1)})
+shown = ipywidgets.Output()
+def draw(model, step):  # as the grokking tutorial draws its spectrum
+    shown.outputs = ()
+    shown.append_stdout(f"drawn for step {step}")
+scrubber = TrainingScrubber(run, on_step=draw)
+ipywidgets.VBox([scrubber, shown])"""
+
+
+def test_a_step_callback_draws_into_an_output_widget(lab_server, page, artifacts):
+    """An on_step callback run in the background draws into an Output widget through its
+    ``outputs`` (``append_stdout``, ``append_display_data``), as the grokking tutorial's
+    spectrum does. (``with shown: print(...)`` shows nothing from a page change, in the
+    background or not: the kernel routes that print by the comm message, which no output
+    area is waiting for.)"""
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(OUTPUT_SCRUBBER)]
+    nb.metadata["kernelspec"] = KERNELSPEC
+    nbformat.write(nb, lab_server.root / "scrubber_output.ipynb")
+    open_notebook(page, lab_server.lab("scrubber_output.ipynb"), "scrubber_output.ipynb")
+    run_all(page, timeout_s=180)
+    view = page.locator('[data-testid="training-scrubber"]').first
+    slider = view.locator('[data-testid="step-slider"]')
+    slider.wait_for(state="visible")
+    drawn = page.locator(".jp-OutputArea-output", has_text="drawn for step")
+    wait_until(lambda: "drawn for step 20" in drawn.last.inner_text(), what="the first drawing")
+    slider.evaluate("el => { el.value = 1; el.dispatchEvent(new Event('change')); }")
+    wait_until(
+        lambda: "drawn for step 10" in drawn.last.inner_text(),
+        timeout_s=60,
+        what="the Output widget to show step 10",
+    )
+    page.locator(".jp-Notebook").screenshot(path=str(artifacts / "scrubber-output.png"))
+    assert page.get_by_text("drawn for step 20").count() == 0  # replaced, not appended
+    assert page.js_errors == []

@@ -65,6 +65,9 @@ def test_notebook_runs_in_lab_and_every_widget_renders(name, lab_server, page, a
     assert figure_problems(page, name) == []
     assert canvas_problems(page, WIDGET_OUTPUT, name) == []
 
+    if name == "grokking":
+        _the_spectrum_follows_the_slider(page)
+
     folder = artifacts / "tutorials"
     folder.mkdir(exist_ok=True)
     for old in folder.glob(f"{name}-*.png"):
@@ -75,3 +78,14 @@ def test_notebook_runs_in_lab_and_every_widget_renders(name, lab_server, page, a
         widget.scroll_into_view_if_needed()
         widget.screenshot(path=str(folder / f"{name}-{i:02d}.png"))
     assert page.js_errors == []
+
+
+def _the_spectrum_follows_the_slider(page):
+    """Moving the grokking scrubber to its first checkpoint redraws the spectrum beside it
+    (its on_step callback runs for the page, on the view's worker thread)."""
+    scrubber = page.locator('[data-testid="training-scrubber"]').first
+    slider = scrubber.locator('[data-testid="step-slider"]')
+    slider.scroll_into_view_if_needed()
+    slider.evaluate("el => { el.value = 0; el.dispatchEvent(new Event('change')); }")
+    title = page.get_by_text("embedding Fourier spectrum at epoch 0")
+    wait_until(lambda: title.count() > 0, timeout_s=120, what="the spectrum of epoch 0")
