@@ -72,6 +72,22 @@ def run_all(page: Any, timeout_s: float = 900) -> None:
     page.wait_for_function(ALL_EXECUTED, timeout=timeout_s * 1000, polling=1000)
 
 
+KERNELSPEC = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
+
+
+def run_cells(page: Any, lab_server: Any, name: str, *sources: str, timeout_s: float = 180) -> None:
+    """Write a notebook ``name`` of code cells ``sources`` into the Lab server's root, open
+    it and run all its cells."""
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(source) for source in sources]
+    nb.metadata["kernelspec"] = KERNELSPEC
+    nbformat.write(nb, lab_server.root / name)
+    open_notebook(page, lab_server.lab(name), name)
+    run_all(page, timeout_s=timeout_s)
+
+
 def error_outputs(page: Any) -> list[str]:
     return page.evaluate(ERROR_OUTPUTS)
 

@@ -13,11 +13,10 @@ from __future__ import annotations
 import nbformat
 import pytest
 from figure_checks import canvas_problems
-from lab_driver import error_outputs, kernel_json, open_notebook, run_all, wait_until
+from lab_driver import KERNELSPEC, error_outputs, kernel_json, open_notebook, run_all, wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-KERNELSPEC = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
 CELLS = [
     "import json, torch\n"
     "from explorer.analysis.audit import audit\n"

@@ -11,11 +11,18 @@ from __future__ import annotations
 
 import nbformat
 import pytest
-from lab_driver import click_cell, error_outputs, kernel_json, open_notebook, run_all, wait_until
+from lab_driver import (
+    KERNELSPEC,
+    click_cell,
+    error_outputs,
+    kernel_json,
+    open_notebook,
+    run_all,
+    wait_until,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-KERNELSPEC = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
 CELLS = [
     "import torch, traitlets, explorer\n"
     "from explorer.analysis import metrics\n"

@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import re
 
-import nbformat
 import pytest
-from lab_driver import kernel_json, open_notebook, run_all, wait_until
+from lab_driver import kernel_json, run_cells, wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-KERNELSPEC = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
 
 SETUP = """\
 import time, torch
@@ -34,12 +32,7 @@ panel"""
 
 
 def test_a_slow_sweep_shows_pending_keeps_the_kernel_free_and_cancels(lab_server, page, artifacts):
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell(SETUP)]
-    nb.metadata["kernelspec"] = KERNELSPEC
-    nbformat.write(nb, lab_server.root / "long_requests.ipynb")
-    open_notebook(page, lab_server.lab("long_requests.ipynb"), "long_requests.ipynb")
-    run_all(page, timeout_s=180)
+    run_cells(page, lab_server, "long_requests.ipynb", SETUP)
     panel = page.locator('[data-testid="intervention-panel"]').first
     sweep = panel.locator('[data-testid="sweep"]')
     sweep.wait_for(state="visible")
@@ -94,12 +87,7 @@ BOARD = 'board = HypothesisBoard(store, "room", model=model, data=data)\nboard'
 def test_hypothesis_test_and_rerun_answer_from_the_background(lab_server, page, artifacts):
     """Each hypothesis widget has its own module; Test and Re-run all run in the background
     and the page re-enables its buttons when they are answered."""
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell(HYPOTHESES), nbformat.v4.new_code_cell(BOARD)]
-    nb.metadata["kernelspec"] = KERNELSPEC
-    nbformat.write(nb, lab_server.root / "hypotheses.ipynb")
-    open_notebook(page, lab_server.lab("hypotheses.ipynb"), "hypotheses.ipynb")
-    run_all(page, timeout_s=180)
+    run_cells(page, lab_server, "hypotheses.ipynb", HYPOTHESES, BOARD)
     widget = page.locator('[data-testid="hypothesis-widget"]').first
     widget.wait_for(state="visible")
     widget.locator('[data-testid="threshold"]').fill("0.95")
@@ -157,12 +145,7 @@ scrubber"""
 def test_a_slow_step_change_runs_in_the_background_and_cancels(lab_server, page, artifacts):
     """Moving the slider loads a checkpoint and runs the on_step views as a "set" request:
     pending with Cancel, the kernel free meanwhile; Cancel puts the step back."""
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell(SCRUBBER)]
-    nb.metadata["kernelspec"] = KERNELSPEC
-    nbformat.write(nb, lab_server.root / "scrubber.ipynb")
-    open_notebook(page, lab_server.lab("scrubber.ipynb"), "scrubber.ipynb")
-    run_all(page, timeout_s=180)
+    run_cells(page, lab_server, "scrubber.ipynb", SCRUBBER)
     view = page.locator('[data-testid="training-scrubber"]').first
     slider = view.locator('[data-testid="step-slider"]')
     slider.wait_for(state="visible")
@@ -221,12 +204,7 @@ def test_a_step_callback_draws_into_an_output_widget(lab_server, page, artifacts
     spectrum does. (``with shown: print(...)`` shows nothing from a page change, in the
     background or not: the kernel routes that print by the comm message, which no output
     area is waiting for.)"""
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell(OUTPUT_SCRUBBER)]
-    nb.metadata["kernelspec"] = KERNELSPEC
-    nbformat.write(nb, lab_server.root / "scrubber_output.ipynb")
-    open_notebook(page, lab_server.lab("scrubber_output.ipynb"), "scrubber_output.ipynb")
-    run_all(page, timeout_s=180)
+    run_cells(page, lab_server, "scrubber_output.ipynb", OUTPUT_SCRUBBER)
     view = page.locator('[data-testid="training-scrubber"]').first
     slider = view.locator('[data-testid="step-slider"]')
     slider.wait_for(state="visible")

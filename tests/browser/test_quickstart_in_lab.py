@@ -12,6 +12,7 @@ import json
 import nbformat
 import pytest
 from lab_driver import (
+    KERNELSPEC,
     click_cell,
     error_outputs,
     hover_cell,
@@ -24,7 +25,6 @@ from lab_driver import (
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-KERNELSPEC = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
 VIEWS = ("attention-view", "intervention-panel", "patching-view", "neuron-view")
 
 
