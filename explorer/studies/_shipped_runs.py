@@ -12,6 +12,7 @@ command line that retrains and re-ships it (``python -m explorer.studies.<study>
 from __future__ import annotations
 
 import argparse
+import math
 import shutil
 import tempfile
 from collections.abc import Callable, Sequence
@@ -30,6 +31,36 @@ def open_shipped_run(shipped: Path, run_dir: str | Path) -> Run:
             raise ValueError(f"{str(path)!r} is not empty and holds no run: choose another folder")
         shutil.copytree(shipped, path, dirs_exist_ok=True)
     return Run.open(path)
+
+
+def ship_checkpoints(source: Run, dest: str | Path, steps: Sequence[int]) -> Run:
+    """A copy of ``source`` in ``dest`` (replaced): every logged metric, the checkpoints of
+    ``steps`` in float16 without optimizer state, and the source's status and training.
+
+    >>> from explorer.models import zoo
+    >>> src = Run.create(Path(tempfile.mkdtemp()) / "run", zoo.attention_only_transformer())
+    >>> for step in (0, 5, 9):
+    ...     src.save_checkpoint(zoo.attention_only_transformer(), step)
+    ...     src.log(step, {"loss": 1.0 / (step + 1)})
+    >>> copy = ship_checkpoints(src, Path(tempfile.mkdtemp()) / "shipped", [0, 9])
+    >>> copy.steps, len(copy.metrics().get("loss").steps)
+    ((0, 9), 3)
+    """
+    out = Path(dest)
+    if out.exists():
+        shutil.rmtree(out)
+    manifest = source.manifest
+    first = source.load_model(source.steps[0])
+    first.name = source.name
+    shipped = Run.create(out, first, data=manifest["data"], meta=manifest.get("meta", {}))
+    for row in source.rows():
+        shipped.log(row.pop("step"), {k: math.nan if v is None else v for k, v in row.items()})
+    for step in steps:
+        model = source.load_model(step)
+        model.name = source.name
+        shipped.save_checkpoint(model, step, dtype=torch.float16)
+    shipped.update(status=source.status, training=source.training)
+    return shipped
 
 
 def retrain_and_ship(

@@ -21,15 +21,11 @@ a test replays its first ``EARLY_STEPS`` epochs and compares them with the logge
 from __future__ import annotations
 
 import json
-import math
-import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from explorer.studies._shipped_runs import open_shipped_run, retrain_and_ship
+from explorer.studies._shipped_runs import open_shipped_run, retrain_and_ship, ship_checkpoints
 from explorer.studies.grokking import DEFAULT_SETTING, grokking_progress, train_grokking
 from explorer.studies.grokking_table import PROGRESS_FILE, progress_table
 from explorer.training.run import Run
@@ -63,22 +59,9 @@ def ship_run(run: Run | str | Path, dest: str | Path = SHIPPED_RUN) -> Run:
     progress table of all its checkpoints to ``dest``, which is replaced."""
     source = run if isinstance(run, Run) else Run.open(run)
     progress = grokking_progress(source)
-    out = Path(dest)
-    if out.exists():
-        shutil.rmtree(out)
-    manifest = source.manifest
-    first = source.load_model(source.steps[0])
-    first.name = source.name
-    shipped = Run.create(out, first, data=manifest["data"], meta=manifest.get("meta", {}))
-    for row in source.rows():
-        shipped.log(row.pop("step"), {k: math.nan if v is None else v for k, v in row.items()})
-    for step in choose_checkpoints(source, progress.phases):
-        model = source.load_model(step)
-        model.name = source.name
-        shipped.save_checkpoint(model, step, dtype=torch.float16)
-    shipped.update(status=source.status, training=source.training)
+    shipped = ship_checkpoints(source, dest, choose_checkpoints(source, progress.phases))
     table = progress_table(progress, source.name)
-    (out / PROGRESS_FILE).write_text(json.dumps(table, indent=1) + "\n")
+    (shipped.path / PROGRESS_FILE).write_text(json.dumps(table, indent=1) + "\n")
     return shipped
 
 

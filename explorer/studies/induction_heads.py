@@ -21,8 +21,6 @@ manifest keeps the training loss of the first ``EARLY_STEPS`` steps, which a tes
 
 from __future__ import annotations
 
-import math
-import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -36,7 +34,7 @@ from explorer.data import repeated_tokens
 from explorer.data.tokens import induction_training_batch
 from explorer.models import zoo
 from explorer.models.handle import ModelHandle
-from explorer.studies._shipped_runs import open_shipped_run, retrain_and_ship
+from explorer.studies._shipped_runs import open_shipped_run, retrain_and_ship, ship_checkpoints
 from explorer.training import CheckpointSchedule, OptimizerConfig, train
 from explorer.training.run import Run
 
@@ -164,20 +162,7 @@ def ship_run(run: Run | str | Path, dest: str | Path = SHIPPED_RUN) -> Run:
     """Copy ``run``'s metrics and ``choose_checkpoints`` (weights in float16, no optimizer
     state) to ``dest``, which is replaced; its manifest says the run is complete."""
     source = run if isinstance(run, Run) else Run.open(run)
-    out = Path(dest)
-    if out.exists():
-        shutil.rmtree(out)
-    manifest = source.manifest
-    first = source.load_model(source.steps[0])
-    first.name = source.name
-    shipped = Run.create(out, first, data=manifest["data"], meta=manifest.get("meta", {}))
-    for row in source.rows():
-        shipped.log(row.pop("step"), {k: math.nan if v is None else v for k, v in row.items()})
-    for step in choose_checkpoints(source):
-        model = source.load_model(step)
-        model.name = source.name
-        shipped.save_checkpoint(model, step, dtype=torch.float16)
-    shipped.update(status=source.status, training=source.training)
+    shipped = ship_checkpoints(source, dest, choose_checkpoints(source))
     return shipped
 
 

@@ -76,3 +76,13 @@ def test_a_rebuild_reproduces_the_first_steps(tmp_path, shipped):
     assert sorted(early, key=int) == [str(s) for s in range(ih.EARLY_STEPS)]
     for step, value in shipped_early.items():
         assert early[step] == pytest.approx(value, abs=1e-4), step
+
+
+def test_shipping_the_shipped_run_again_gives_the_same_run(tmp_path, shipped):
+    again = ih.ship_run(shipped, tmp_path / "again")
+    assert again.steps == shipped.steps and again.status == shipped.status
+    assert again.training == shipped.training
+    assert len(list(again.rows())) == len(list(shipped.rows()))
+    copied = dict(again.load_model().named_parameters())
+    for name, tensor in shipped.load_model().named_parameters():
+        assert torch.equal(copied[name], tensor), name
