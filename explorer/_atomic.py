@@ -28,6 +28,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from explorer._inside import OutsideFolderError, is_inside, plain_name
+
 FaultHook = Callable[[str, Path], None]
 
 _hook: FaultHook | None = None
@@ -112,12 +114,27 @@ def write_atomic(path: Path, data: bytes) -> None:
     replace(tmp, path)
 
 
-def remove_tree(path: Path) -> None:
-    """Delete a folder (or file) if it exists; a kill part-way leaves an unpublished remnant."""
-    if not path.exists():
+def remove_tree(path: Path, root: Path) -> None:
+    """Delete ``path`` (a folder, file or symlink) if it exists, and only inside ``root``.
+
+    This is the one place explorer deletes files. ``path`` must be an entry of a folder that
+    lies inside ``root`` (symlinks resolved) and, if it is a folder, lie inside ``root``
+    itself; otherwise ``OutsideFolderError`` is raised and nothing is touched. A symlink is
+    removed as a link: what it points to is never followed, and ``shutil.rmtree`` does not
+    follow the links it meets inside a folder either. A kill part-way leaves an unpublished
+    remnant.
+    """
+    path = Path(path)
+    if not os.path.lexists(path):
         return
+    if not plain_name(path.name) or not is_inside(path.parent, root):
+        raise OutsideFolderError(
+            f"refusing to delete {str(path)!r}: it is not inside {str(root)!r}, the folder "
+            "explorer was asked to change"
+        )
+    link = path.is_symlink()
     boundary("remove", path)
-    if path.is_dir():
+    if path.is_dir() and not link:
         shutil.rmtree(path, ignore_errors=True)
     else:
         path.unlink(missing_ok=True)

@@ -26,7 +26,7 @@ from torch import nn
 
 from explorer.models import loading
 from explorer.models.handle import ModelHandle
-from explorer.training.run import MANIFEST, Run
+from explorer.training.run import CHECKPOINTS, MANIFEST, Run
 
 __all__ = ["load"]
 
@@ -91,6 +91,16 @@ def load(
         if name is not None:
             handle.name = name
         return handle
+    if (
+        isinstance(source, (str, os.PathLike))
+        and (Path(source) / CHECKPOINTS).is_dir()
+        and not (Path(source) / "config.json").is_file()
+    ):
+        raise FileNotFoundError(
+            f"{str(source)!r} holds the checkpoint folders of a training run but no {MANIFEST} "
+            f"(deleted?): Run.repair({str(source)!r}, rebuild=True) rebuilds it from them, "
+            "then explorer.load(path, step=...) opens the run"
+        )
     return loading.load(
         source,
         input_shape=input_shape,

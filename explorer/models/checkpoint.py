@@ -28,6 +28,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save
 
 from explorer._atomic import replace, write_durable
+from explorer._inside import inside
 from explorer.models.builders import build
 from explorer.models.config import config_from_dict
 from explorer.models.handle import ModelHandle
@@ -239,6 +240,8 @@ def load_checkpoint(path: str | os.PathLike[str]) -> ModelHandle:
     The config is checked (types, ranges) and compared with the tensor shapes in the weights
     file's header before the model is built, so a bad ``config.json`` fails in milliseconds.
     """
+    for name in (CONFIG, WEIGHTS):  # a symlink out of the folder is never followed
+        inside(Path(path), name, what=f"checkpoint file {name!r}")
     header = read_header(path)
     if not isinstance(header.get("config"), dict) or not isinstance(header.get("family"), str):
         raise ValueError(

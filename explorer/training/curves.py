@@ -1,7 +1,8 @@
 """A run's metrics: the JSON-lines log (``metrics.jsonl``) and its curves.
 
 ``Run`` (``training.run``) appends one row per logged step; ``Run.metrics()`` reads them back
-as one ``Curve`` per metric. A torn last line (a kill mid-write) is skipped.
+as one ``Curve`` per metric. A torn last line (a kill mid-write) is skipped; a value that is
+not a number (a row edited by hand) is left out with a warning naming the file and line.
 
 >>> c = Curve("loss", torch.tensor([0, 10, 20]), torch.tensor([3.0, 2.0, 1.5]))
 >>> c.at(12), RunMetrics({"loss": c}).last()
@@ -13,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +23,7 @@ from typing import Any
 import torch
 
 from explorer._atomic import write_durable
+from explorer._inside import inside
 from explorer._repr import compact_repr
 from explorer.training._run_layout import METRICS
 
@@ -83,31 +86,53 @@ class _MetricsLog:
         for key, value in values.items():
             number = float(value)
             row[str(key)] = number if math.isfinite(number) else None
-        file = self.path / METRICS
+        file = self._metrics_file()
         torn = file.is_file() and file.stat().st_size and not _ends_with_newline(file)
         line = ("\n" if torn else "") + json.dumps(row) + "\n"  # never glue onto a torn line
         write_durable(file, line.encode(), append=True, sync=False)
 
+    def _metrics_file(self) -> Path:
+        return inside(self.path, METRICS, what="metrics log", owner=f"run {str(self.path)!r}")
+
     def rows(self) -> list[dict[str, Any]]:
         """Every logged row, in order; a torn line (killed mid-write) is skipped."""
-        file = self.path / METRICS
+        return [row for _, row in self._numbered_rows()]
+
+    def _numbered_rows(self) -> list[tuple[int, dict[str, Any]]]:
+        file = self._metrics_file()
         if not file.is_file():
             return []
         out = []
-        for line in file.read_text(encoding="utf-8", errors="replace").splitlines():
+        text = file.read_text(encoding="utf-8", errors="replace")
+        for number, line in enumerate(text.splitlines(), 1):
             try:
                 row = json.loads(line)
-            except json.JSONDecodeError:
+            except (json.JSONDecodeError, RecursionError):
                 continue
-            if isinstance(row, dict) and isinstance(row.get("step"), int):
-                out.append(row)
+            if isinstance(row, dict) and type(row.get("step")) is int:
+                out.append((number, row))
         return out
 
     def metrics(self) -> RunMetrics:
-        """All metrics as curves; where a step was logged twice, the later row wins."""
+        """All metrics as curves; where a step was logged twice, the later row wins.
+
+        A value that is neither a number nor null (``"abc"``, a list, true) is left out, with
+        one warning naming the file and the lines."""
         by_step: dict[int, dict[str, Any]] = {}
-        for row in self.rows():
+        skipped = []
+        for number, row in self._numbered_rows():
+            for key, value in list(row.items()):
+                if key != "step" and not _is_number(value):
+                    skipped.append(f"line {number}: {key} = {json.dumps(value)[:40]}")
+                    del row[key]
             by_step.setdefault(row["step"], {}).update(row)
+        if skipped:
+            warnings.warn(
+                f"{str(self._metrics_file())!r}: {len(skipped)} values are not numbers and "
+                f"were left out ({'; '.join(skipped[:5])}{'; ...' if len(skipped) > 5 else ''})",
+                UserWarning,
+                stacklevel=2,
+            )
         names: dict[str, None] = {}
         for row in by_step.values():
             names.update(dict.fromkeys(k for k in row if k != "step"))
@@ -120,6 +145,10 @@ class _MetricsLog:
             )
             curves[name] = Curve(name, steps, values)
         return RunMetrics(curves)
+
+
+def _is_number(value: object) -> bool:
+    return value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))
 
 
 def _ends_with_newline(file: Path) -> bool:

@@ -110,7 +110,8 @@ def train(
     optimizer = optimizer or OptimizerConfig()
     checkpoints = checkpoints or CheckpointSchedule(n_log=20, every=max(1, steps // 20))
     run = _open_run(run, model, data)
-    planned = set(checkpoints.planned(steps))
+    if not isinstance(checkpoints, CheckpointSchedule):
+        raise TypeError(f"checkpoints must be a CheckpointSchedule, got {checkpoints!r}")
 
     previous = run.training
     if (
@@ -149,7 +150,11 @@ def train(
             with torch.set_grad_enabled(step < steps):  # the final weights are only measured
                 loss, extra = _call_loss(loss_fn, model, step)
             # every checkpoint step is also logged, so each checkpoint has its metrics
-            logged = step % eval_every == 0 or step in (steps, resumed_at) or step in planned
+            logged = (
+                step % eval_every == 0
+                or step in (steps, resumed_at)
+                or checkpoints.is_planned(step, steps)
+            )
             if step < steps:
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
@@ -168,7 +173,11 @@ def train(
             stop = logged and stop_when is not None and bool(stop_when({"step": step, **latest}))
             if step == resumed_at:
                 at_checkpoint = dict(latest)
-            elif step in planned or stop or (logged and checkpoints.changed(latest, at_checkpoint)):
+            elif (
+                checkpoints.is_planned(step, steps)
+                or stop
+                or (logged and checkpoints.changed(latest, at_checkpoint))
+            ):
                 _save(run, model, opt, step, keep_optimizer)
                 at_checkpoint = dict(latest)
             if stop:
@@ -234,7 +243,7 @@ def _resume(
 ) -> int:
     """Load the newest checkpoint and optimizer state; the step to continue from."""
     if not run.steps:
-        run.truncate(0)
+        run._truncate_to(0)  # a fresh start: forget metrics and unpublished files
         return 0
     previous = run.training.get("optimizer")
     if previous is not None and previous["name"] != config.name:
@@ -242,15 +251,17 @@ def _resume(
             f"run {run.name} was trained with {previous['name']}; resume it with the same optimizer"
         )
     last = run.steps[-1]
-    problems = run.problems(last)
+    # every path of the manifest (cheap), and the checksums of the checkpoint resumed from
+    problems = run._manifest_problems() or run.problems(last)
     if problems:
         intact = [s for s in run.steps if not run.problems(s)]
         raise ValueError(
             f"the run folder {str(run.path)!r} is inconsistent: {'; '.join(problems)}. "
             "explorer publishes a checkpoint's files together, so they were changed outside "
-            "explorer (by hand, another program, or a disk fault). To recover, call "
-            f"Run.open({str(run.path)!r}).repair(): it drops damaged and unpublished "
-            f"checkpoints, and training resumes from step {intact[-1] if intact else 0}."
+            "explorer (by hand, another program, or a disk fault). Nothing was changed. To "
+            f"recover, call Run.open({str(run.path)!r}).repair(): it drops damaged and "
+            "unpublished checkpoints (deleting only inside the run folder), and training "
+            f"resumes from step {intact[-1] if intact else 0}."
         )
     run.load_into(model, last)
     try:

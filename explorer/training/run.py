@@ -32,9 +32,9 @@ metrics log is ``curves``'s, the consistency checks ``_run_repair``'s (both part
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
-import shutil
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -51,7 +51,10 @@ from explorer._atomic import (
     write_durable,
 )
 from explorer._checks import check_choice
+from explorer._inside import inside
 from explorer.models.checkpoint import (
+    CONFIG,
+    WEIGHTS,
     checkpoint_files,
     load_checkpoint,
     load_state,
@@ -70,7 +73,7 @@ from explorer.training._run_layout import (
     VERSION,
     step_dir,
 )
-from explorer.training._run_repair import RunRepair
+from explorer.training._run_rebuild import RunRebuild, either_path_or_run
 from explorer.training.curves import Curve, RunMetrics, _MetricsLog
 from explorer.training.optim_state import (
     HEADER,
@@ -83,7 +86,7 @@ from explorer.training.optim_state import (
 __all__ = ["Curve", "Run", "RunMetrics"]
 
 
-class Run(_MetricsLog, RunRepair):
+class Run(_MetricsLog, RunRebuild):
     """A training run folder. Create with ``Run.create``, reopen with ``Run.open``."""
 
     def __init__(self, path: Path, manifest: dict[str, Any]) -> None:
@@ -116,11 +119,17 @@ class Run(_MetricsLog, RunRepair):
                 raise FileExistsError(
                     f"{str(root)!r} already holds a run: open it with Run.open, or pass overwrite=True"
                 )
-            shutil.rmtree(root)
+            remove_tree(root, root.parent)
         if root.is_dir() and all(p.name.endswith(".tmp") for p in root.iterdir()):
             for leftover in root.iterdir():  # a create that was killed before publishing
-                leftover.unlink()
+                remove_tree(leftover, root)
         if root.exists() and any(root.iterdir()):
+            if (root / CHECKPOINTS).is_dir():
+                raise FileExistsError(
+                    f"{str(root)!r} holds checkpoint folders but no {MANIFEST} (deleted?): "
+                    f"Run.repair({str(root)!r}, rebuild=True) rebuilds it from them; or "
+                    "choose a new folder"
+                )
             raise FileExistsError(f"{str(root)!r} exists and is not empty: choose a new folder")
         if model.config is None:
             raise ValueError(
@@ -150,9 +159,16 @@ class Run(_MetricsLog, RunRepair):
     def open(cls, path: str | os.PathLike[str]) -> Run:
         """Open an existing run folder (raises if ``manifest.json`` is missing or foreign)."""
         root = Path(path)
-        manifest = read_tagged_json(
-            root / MANIFEST, FORMAT, VERSION, "run manifest", "not a training run"
-        )
+        file = inside(root, MANIFEST, what="manifest", owner=f"run {str(root)!r}")
+        try:
+            manifest = read_tagged_json(file, FORMAT, VERSION, "run manifest", "not a training run")
+        except (FileNotFoundError, ValueError) as err:
+            if (root / CHECKPOINTS).is_dir() and "upgrade explorer" not in str(err):
+                raise type(err)(
+                    f"{err}. The folder holds checkpoint folders: "
+                    f"Run.repair({str(root)!r}, rebuild=True) rebuilds {MANIFEST} from them"
+                ) from None
+            raise
         return cls(root, manifest)
 
     # --------------------------------------------------------------- properties
@@ -172,7 +188,10 @@ class Run(_MetricsLog, RunRepair):
     @property
     def steps(self) -> tuple[int, ...]:
         """Steps that have a checkpoint, increasing."""
-        return tuple(self._manifest["checkpoints"])
+        listed = self._manifest.get("checkpoints")
+        if not isinstance(listed, list):
+            return ()
+        return tuple(sorted({s for s in listed if type(s) is int and s >= 0}))
 
     @property
     def last_step(self) -> int | None:
@@ -215,11 +234,6 @@ class Run(_MetricsLog, RunRepair):
             )
         return step
 
-    def checkpoint_path(self, step: int) -> Path:
-        entry = self._manifest.get("index", {}).get(str(int(step)))
-        name = entry["dir"] if entry else step_dir(int(step))
-        return self.path / CHECKPOINTS / name
-
     def save_checkpoint(
         self,
         model: ModelHandle,
@@ -240,53 +254,81 @@ class Run(_MetricsLog, RunRepair):
         ``dtype`` stores the weights in that type (``torch.float16`` for a run to ship).
         """
         check_choice("keep_optimizer", keep_optimizer, ("all", "last"))
-
-        step = int(step)
+        if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+            raise ValueError(f"step must be a whole number >= 0, got {step!r}")
+        self._check_same_model(model)
+        self._refuse_if_unsafe(f"save checkpoint {step}")
         files = checkpoint_files(model, meta={"run": self.name, "step": step}, dtype=dtype)
         if optimizer is not None:
             files.update(optimizer_files(optimizer, step))
-        folder = self.path / CHECKPOINTS
+        folder = inside(self.path, CHECKPOINTS, what="checkpoints folder", owner=self._owner)
         if not folder.is_dir():
             folder.mkdir()
             fsync_dir(self.path)
         name = self._free_name(step)
         staging = folder / f"{STAGING}{name}"
-        remove_tree(staging)
+        remove_tree(staging, self.path)
         staging.mkdir()
         for file, data in files.items():
             write_durable(staging / file, data)
         fsync_dir(staging)
-        remove_tree(folder / name)  # an unpublished remnant of an attempt that was killed
+        remove_tree(folder / name, self.path)  # an unpublished remnant of a killed attempt
         replace(staging, folder / name)
-        fsync_file(self.path / METRICS)  # the rows logged so far are published with it
-        old = self._manifest.setdefault("index", {}).get(str(step))
-        self._manifest["index"][str(step)] = {
+        fsync_file(self._metrics_file())  # the rows logged so far are published with it
+        old = self.checkpoint_path(step) if step in self.steps else None
+        self._manifest.setdefault("index", {})[str(step)] = {
             "dir": name,
             "files": {file: len(data) for file, data in files.items()},
+            "sha256": {file: hashlib.sha256(data).hexdigest() for file, data in files.items()},
         }
         self._manifest["checkpoints"] = sorted(set(self._manifest["checkpoints"]) | {step})
         self._manifest["last_step"] = max(step, self._manifest.get("last_step") or 0)
         pruned = []
         if keep_optimizer == "last" and optimizer is not None:
             for s in self.steps:
-                entry = self._manifest["index"].get(str(s))
+                entry = self._entry(s)
                 if s < step and entry is not None and HEADER in entry["files"]:
-                    entry["files"] = {
-                        k: v for k, v in entry["files"].items() if k not in (HEADER, TENSORS)
-                    }
+                    for key in ("files", "sha256"):
+                        entry[key] = {
+                            k: v
+                            for k, v in entry.get(key, {}).items()
+                            if k not in (HEADER, TENSORS)
+                        }
                     pruned.append(self.checkpoint_path(s))
         self._write_manifest()  # the publication
-        if old is not None and old["dir"] != name:
-            remove_tree(folder / old["dir"])
+        if old is not None and old.name != name:
+            remove_tree(old, self.path)
         for path in pruned:  # no longer published: a kill here leaves only garbage
             for file in (HEADER, TENSORS):
-                remove_tree(path / file)
+                remove_tree(path / file, self.path)
+
+    def _check_same_model(self, model: ModelHandle) -> None:
+        """Refuse weights of another architecture than the run's (the init seed may differ)."""
+        theirs = self._manifest.get("model", {})
+        if model.config is None or not isinstance(theirs, dict):
+            return  # checkpoint_files names the missing config
+        own = json.loads(json.dumps(model.config.to_dict()))
+        config = theirs.get("config") if isinstance(theirs.get("config"), dict) else {}
+        if theirs.get("family") != model.config.family:
+            raise ValueError(
+                f"{model.name} is a {model.config.family} model but {self._owner} holds a "
+                f"{theirs.get('family')}: save it in a run of its own (Run.create)"
+            )
+        differ = sorted(
+            k for k in set(own) | set(config) if k != "seed" and own.get(k) != config.get(k)
+        )
+        if differ:
+            shown = ", ".join(f"{k} {config.get(k)!r} vs {own.get(k)!r}" for k in differ[:4])
+            raise ValueError(
+                f"{model.name} has another architecture than {self._owner} (run vs model: "
+                f"{shown}): save it in a run of its own (Run.create)"
+            )
 
     def has_optimizer_state(self, step: int) -> bool:
         """Whether the checkpoint of ``step`` holds the optimizer state to resume from it."""
-        entry = self._manifest.get("index", {}).get(str(int(step)))
+        entry = self._entry(step)
         if entry is not None:
-            return HEADER in entry["files"]
+            return HEADER in entry.get("files", {})
         return (self.checkpoint_path(step) / HEADER).is_file()
 
     def _free_name(self, step: int) -> str:
@@ -300,28 +342,54 @@ class Run(_MetricsLog, RunRepair):
     def load_model(self, step: int | None = None) -> ModelHandle:
         """A fresh model with the weights of checkpoint ``step`` (None: the last one)."""
         step = self._check_step(step)
-        model = load_checkpoint(self.checkpoint_path(step))
+        model = load_checkpoint(self._verify(step, (CONFIG, WEIGHTS)))
         model.name = f"{self.name}@{step}"
         return model
 
     def load_into(self, model: ModelHandle, step: int | None = None) -> ModelHandle:
         """Copy the weights of checkpoint ``step`` into ``model`` (cheaper than ``load_model``)."""
         step = self._check_step(step)
-        path = self.checkpoint_path(step)
+        path = self._verify(step, (WEIGHTS,))
         load_state(model, read_weights(path), str(path))
         return model
 
     # ---------------------------------------------------------- consistency
-    def truncate(self, step: int) -> None:
-        """Forget metrics logged at or after ``step`` and checkpoints after it (for resuming).
+    def truncate(self, step: int, *, dry_run: bool = False) -> list[str]:
+        """Delete the checkpoints after ``step`` and the metrics logged at or after it (to
+        resume from ``step``); what it deleted (with ``dry_run``: what it would), as sentences.
 
-        Optimizer state lives inside each checkpoint and carries its step, so after
-        ``truncate(step)`` training resumes with the state of ``step`` itself (or, for a
-        checkpoint saved without one, a fresh optimizer, with a warning), never another's.
+        ``step`` must be one of the run's checkpoint steps: anything else (a negative step,
+        a step between checkpoints or after the last, not a whole number) is refused and
+        nothing is deleted. Optimizer state lives inside each checkpoint and carries its
+        step, so after ``truncate(step)`` training resumes with the state of ``step`` itself
+        (or, for a checkpoint saved without one, a fresh optimizer, with a warning), never
+        another's.
         """
-        step = int(step)
+        if isinstance(step, bool) or not isinstance(step, int):
+            raise TypeError(f"truncate needs a checkpoint step (a whole number), got {step!r}")
+        if not isinstance(dry_run, bool):
+            raise TypeError(f"dry_run must be True or False, got {dry_run!r}")
+        if step not in self.steps:
+            have = ", ".join(map(str, self.steps)) or "none"
+            raise ValueError(
+                f"truncate({step}) refused: {step} is not a checkpoint step of {self._owner} "
+                f"(its checkpoints: {have}). truncate(step) keeps the checkpoints up to step "
+                "and deletes the later ones; nothing was deleted"
+            )
+        return self._truncate_to(step, dry_run=dry_run)
+
+    def _truncate_to(self, step: int, *, dry_run: bool = False) -> list[str]:
+        self._refuse_if_unsafe(f"truncate to step {step}")
         dropped = [s for s in self.steps if s > step]
         dirs = [self.checkpoint_path(s) for s in dropped]
+        rows = self.rows()
+        kept = [r for r in rows if r["step"] < step]
+        verb = "will delete" if dry_run else "deleted"
+        report = [f"{verb} checkpoint {s} ({CHECKPOINTS}/{d.name})" for s, d in zip(dropped, dirs)]
+        if len(kept) < len(rows):
+            report.append(f"{verb} {len(rows) - len(kept)} metric rows logged at step >= {step}")
+        if dry_run:
+            return report + self._drop_unpublished(dry_run=True)
         for s in dropped:
             self._manifest.get("index", {}).pop(str(s), None)
         self._manifest["checkpoints"] = [s for s in self.steps if s <= step]
@@ -330,10 +398,9 @@ class Run(_MetricsLog, RunRepair):
             self._manifest["status"] = "interrupted"  # so ``train`` continues it
         self._write_manifest()  # published first: a kill below leaves only garbage
         for folder in dirs:
-            remove_tree(folder)
-        kept = [r for r in self.rows() if r["step"] < step]
-        write_atomic(self.path / METRICS, "".join(json.dumps(r) + "\n" for r in kept).encode())
-        self._drop_unpublished()
+            remove_tree(folder, self.path)
+        write_atomic(self._metrics_file(), "".join(json.dumps(r) + "\n" for r in kept).encode())
+        return report + self._drop_unpublished()
 
     # ------------------------------------------------------- optimizer state
     def load_optimizer(
@@ -343,9 +410,11 @@ class Run(_MetricsLog, RunRepair):
         ``optimizer``; returns the step, or None if that checkpoint has no optimizer state.
         State taken at another step is refused."""
         step = self._check_step(step)
-        folder = self.checkpoint_path(step)
+        listed = (self._entry(step) or {}).get("files", {})
+        folder = self._verify(step, tuple(f for f in (HEADER, TENSORS) if f in listed))
         if not has_optimizer_state(folder) and step == self._manifest.get("last_step"):
-            folder = self.path / STATE  # a run written by explorer < 0.2
+            # a run written by explorer < 0.2
+            folder = inside(self.path, STATE, what="optimizer state folder", owner=self._owner)
         return load_optimizer_state(optimizer, folder, step)
 
     # ----------------------------------------------------------------- manifest
@@ -359,8 +428,25 @@ class Run(_MetricsLog, RunRepair):
             self._manifest[key] = _jsonable(key, value)
         self._write_manifest()
 
+    @either_path_or_run
+    def repair(self, *, rebuild: bool = False) -> list[str]:
+        """Drop damaged checkpoints and every unpublished file; what was dropped, as sentences.
+
+        A checkpoint whose files do not match what the manifest published (edited, deleted,
+        truncated or changed in place: sizes and SHA-256 checksums are compared) is
+        unpublished, so training resumes from the newest intact one; a manifest entry that
+        names a path outside the run folder is unpublished without touching that path.
+        ``rebuild=True`` first rebuilds ``manifest.json`` from the checkpoint folders (after
+        it was deleted or damaged: call it on the folder, ``Run.repair(path, rebuild=True)``).
+        Nothing outside the run folder is ever deleted.
+        """
+        if rebuild:
+            return self._rebuild()
+        return self._repair()
+
     def _write_manifest(self) -> None:
-        write_atomic(self.path / MANIFEST, json.dumps(self._manifest, indent=2).encode())
+        file = inside(self.path, MANIFEST, what="manifest", owner=self._owner)
+        write_atomic(file, json.dumps(self._manifest, indent=2).encode())
 
 
 def _jsonable(what: str, value: Any) -> Any:

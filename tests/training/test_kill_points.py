@@ -21,6 +21,8 @@ from explorer import _atomic
 from explorer.models import zoo
 from explorer.models.config import MLPConfig
 from explorer.training import CheckpointSchedule, OptimizerConfig, Run, train
+from explorer.training._run_repair import sha256_of
+from explorer.training.optim_state import load_optimizer_state
 
 
 class Killed(BaseException):
@@ -158,12 +160,13 @@ def test_optimizer_state_from_another_step_is_never_used(tmp_path):
         src = run.checkpoint_path(2) / name
         (run.checkpoint_path(4) / name).write_bytes(src.read_bytes())
     manifest = json.loads((run.path / "manifest.json").read_text())
-    manifest["index"]["4"]["files"] = {
-        name: (run.checkpoint_path(4) / name).stat().st_size
-        for name in manifest["index"]["4"]["files"]
-    }
+    entry = manifest["index"]["4"]
+    entry["files"] = {name: (run.checkpoint_path(4) / name).stat().st_size for name in entry["files"]}
+    with pytest.raises(ValueError, match="optimizer.json .* does not match the SHA-256"):
+        Run.open(run.path).load_optimizer(OptimizerConfig().build(_model().parameters()), 4)
+    entry["sha256"] = {name: sha256_of(run.checkpoint_path(4) / name) for name in entry["files"]}
     (run.path / "manifest.json").write_text(json.dumps(manifest))
-    run = Run.open(run.path)
+    run = Run.open(run.path)  # the checksums match too: the step inside the files is checked
     opt = OptimizerConfig().build(_model().parameters())
     with pytest.raises(ValueError, match="from step.*2.*belongs to the checkpoint of step 4"):
         run.load_optimizer(opt, 4)
@@ -199,8 +202,10 @@ def test_a_corrupt_optimizer_state_is_named(tmp_path):
     run = _train(tmp_path / "r")
     (run.checkpoint_path(4) / "optimizer.safetensors").write_bytes(b"\x05" * 64)
     opt = OptimizerConfig().build(_model().parameters())
+    with pytest.raises(ValueError, match=r"optimizer.safetensors .* does not match the SHA-256"):
+        run.load_optimizer(opt, 4)  # the run's checksum sees it first
     with pytest.raises(ValueError, match=r"optimizer state .*optimizer.safetensors' is corrupt"):
-        run.load_optimizer(opt, 4)
+        load_optimizer_state(opt, run.checkpoint_path(4), 4)
 
 
 def test_a_run_written_before_per_checkpoint_optimizer_state_resumes(tmp_path, reference):
