@@ -66,7 +66,6 @@ from explorer.training._run_layout import (
     CHECKPOINTS,
     FORMAT,
     MANIFEST,
-    METRICS,
     STAGING,
     STATE,
     STATUSES,

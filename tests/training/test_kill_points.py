@@ -161,7 +161,9 @@ def test_optimizer_state_from_another_step_is_never_used(tmp_path):
         (run.checkpoint_path(4) / name).write_bytes(src.read_bytes())
     manifest = json.loads((run.path / "manifest.json").read_text())
     entry = manifest["index"]["4"]
-    entry["files"] = {name: (run.checkpoint_path(4) / name).stat().st_size for name in entry["files"]}
+    entry["files"] = {
+        name: (run.checkpoint_path(4) / name).stat().st_size for name in entry["files"]
+    }
     with pytest.raises(ValueError, match="optimizer.json .* does not match the SHA-256"):
         Run.open(run.path).load_optimizer(OptimizerConfig().build(_model().parameters()), 4)
     entry["sha256"] = {name: sha256_of(run.checkpoint_path(4) / name) for name in entry["files"]}

@@ -169,7 +169,13 @@ def test_a_checkpoint_folder_symlinked_out_of_the_run_is_refused_and_only_unlink
     assert any(line.startswith("dropped checkpoint 4") for line in report), report
     assert not os.path.lexists(folder) and _intact(victim)  # the link went, not its target
     assert sorted(p.name for p in victim.iterdir()) == sorted(
-        ["config.json", "model.safetensors", "optimizer.json", "optimizer.safetensors", "precious.txt"]
+        [
+            "config.json",
+            "model.safetensors",
+            "optimizer.json",
+            "optimizer.safetensors",
+            "precious.txt",
+        ]
     )
 
 
