@@ -34,9 +34,27 @@ from explorer.training._run_layout import CHECKPOINTS, FORMAT, MANIFEST, STATUSE
 from explorer.training._run_repair import RunRepair, sha256_of
 from explorer.training.optim_state import HEADER, TENSORS
 
-__all__ = ["RunRebuild", "either_path_or_run"]
+__all__ = ["RunRebuild", "architecture_differs", "either_path_or_run"]
 
 STEP_FOLDER = re.compile(r"step_(\d{9,})(?:-\d+)?")
+
+
+def architecture_differs(model: object, config: Any) -> str | None:
+    """How a checkpoint's ``config`` (an explorer config, or ``{"family", "config"}``
+    as a config.json holds it) differs from a run's ``model`` record (``"d_model 16 vs 32"``,
+    run first); None if it does not (the init seed may differ: it is not architecture)."""
+    if hasattr(config, "to_dict"):
+        family, own = config.family, json.loads(json.dumps(config.to_dict()))
+    else:
+        family, own = config.get("family"), config.get("config") or {}
+    run = model if isinstance(model, dict) else {}
+    theirs = run.get("config") if isinstance(run.get("config"), dict) else {}
+    if run.get("family") != family:
+        return f"family {run.get('family')!r} vs {family!r}"
+    differ = sorted(
+        k for k in set(own) | set(theirs) if k != "seed" and own.get(k) != theirs.get(k)
+    )
+    return ", ".join(f"{k} {theirs.get(k)!r} vs {own.get(k)!r}" for k in differ[:4]) or None
 
 
 def either_path_or_run(method: Callable[..., list[str]]) -> Any:
@@ -166,12 +184,9 @@ class RunRebuild(RunRepair):
         if not isinstance(family, str) or not isinstance(config, dict):
             raise ValueError(f"{CONFIG} has no 'family' and 'config'")
         check_config_fits_weights(config_from_dict(family, config), folder / WEIGHTS, folder.name)
-        if model is not None:
-            theirs = {k: v for k, v in model.get("config", {}).items() if k != "seed"}
-            if model.get("family") != family or theirs != {
-                k: v for k, v in config.items() if k != "seed"
-            }:
-                raise ValueError("a checkpoint of another architecture than the run's")
+        differ = None if model is None else architecture_differs(model, header)
+        if differ:
+            raise ValueError(f"another architecture than the run's (run vs folder: {differ})")
         names = [CONFIG, WEIGHTS]
         try:
             optimizer = inside(folder, HEADER, what="optimizer state", owner=self._owner)

@@ -4,7 +4,8 @@
 differ from what the manifest published (edited, deleted, truncated or bit-flipped by hand:
 the manifest records each file's size and SHA-256), and which paths in the manifest would
 lead outside the run folder; ``repair()`` unpublishes damaged checkpoints and removes every
-unpublished file, deleting only inside the run folder. ``Run.repair(path, rebuild=True)``
+unpublished file, deleting only inside the run folder; ``truncate(step)`` forgets what came
+after a checkpoint, saying what it deletes. ``Run.repair(path, rebuild=True)``
 rebuilds a deleted or damaged manifest from the checkpoint folders (``_run_rebuild``).
 """
 
@@ -16,7 +17,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from explorer._atomic import remove_tree
+from explorer._atomic import remove_tree, write_atomic
 from explorer._inside import OutsideFolderError, inside, plain_name
 from explorer.training._run_layout import CHECKPOINTS, MANIFEST, STATE, step_dir
 from explorer.training.optim_state import HEADER
@@ -46,7 +47,8 @@ class RunRepair:
     _manifest: dict[str, Any]
     steps: tuple[int, ...]
     _write_manifest: Any
-    _truncate_to: Any
+    rows: Any
+    _metrics_file: Any
     _warned_no_checksums: bool = False
 
     # ---------------------------------------------------------------- paths
@@ -206,6 +208,55 @@ class RunRepair:
                 stacklevel=3,
             )
         return folder
+
+    # ---------------------------------------------------------------- truncate
+    def truncate(self, step: int, *, dry_run: bool = False) -> list[str]:
+        """Delete the checkpoints after ``step`` and the metrics logged at or after it (to
+        resume from ``step``); what it deleted (with ``dry_run``: what it would), as sentences.
+
+        ``step`` must be one of the run's checkpoint steps: anything else (a negative step,
+        a step between checkpoints or after the last, not a whole number) is refused and
+        nothing is deleted. Optimizer state lives inside each checkpoint and carries its
+        step, so after ``truncate(step)`` training resumes with the state of ``step`` itself
+        (or, for a checkpoint saved without one, a fresh optimizer, with a warning), never
+        another's.
+        """
+        if isinstance(step, bool) or not isinstance(step, int):
+            raise TypeError(f"truncate needs a checkpoint step (a whole number), got {step!r}")
+        if not isinstance(dry_run, bool):
+            raise TypeError(f"dry_run must be True or False, got {dry_run!r}")
+        if step not in self.steps:
+            have = ", ".join(map(str, self.steps)) or "none"
+            raise ValueError(
+                f"truncate({step}) refused: {step} is not a checkpoint step of {self._owner} "
+                f"(its checkpoints: {have}). truncate(step) keeps the checkpoints up to step "
+                "and deletes the later ones; nothing was deleted"
+            )
+        return self._truncate_to(step, dry_run=dry_run)
+
+    def _truncate_to(self, step: int, *, dry_run: bool = False) -> list[str]:
+        self._refuse_if_unsafe(f"truncate to step {step}")
+        dropped = [s for s in self.steps if s > step]
+        dirs = [self.checkpoint_path(s) for s in dropped]
+        rows = self.rows()
+        kept = [r for r in rows if r["step"] < step]
+        verb = "will delete" if dry_run else "deleted"
+        report = [f"{verb} checkpoint {s} ({CHECKPOINTS}/{d.name})" for s, d in zip(dropped, dirs)]
+        if len(kept) < len(rows):
+            report.append(f"{verb} {len(rows) - len(kept)} metric rows logged at step >= {step}")
+        if dry_run:
+            return report + self._drop_unpublished(dry_run=True)
+        for s in dropped:
+            self._manifest.get("index", {}).pop(str(s), None)
+        self._manifest["checkpoints"] = [s for s in self.steps if s <= step]
+        self._manifest["last_step"] = step
+        if dropped and self._manifest["status"] in ("complete", "stopped"):
+            self._manifest["status"] = "interrupted"  # so ``train`` continues it
+        self._write_manifest()  # published first: a kill below leaves only garbage
+        for folder in dirs:
+            remove_tree(folder, self.path)
+        write_atomic(self._metrics_file(), "".join(json.dumps(r) + "\n" for r in kept).encode())
+        return report + self._drop_unpublished()
 
     # ---------------------------------------------------------------- repair
     def _repair(self, *, rebuild: bool = False) -> list[str]:

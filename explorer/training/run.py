@@ -72,7 +72,7 @@ from explorer.training._run_layout import (
     VERSION,
     step_dir,
 )
-from explorer.training._run_rebuild import RunRebuild, either_path_or_run
+from explorer.training._run_rebuild import RunRebuild, architecture_differs, either_path_or_run
 from explorer.training.curves import Curve, RunMetrics, _MetricsLog
 from explorer.training.optim_state import (
     HEADER,
@@ -303,24 +303,13 @@ class Run(_MetricsLog, RunRebuild):
 
     def _check_same_model(self, model: ModelHandle) -> None:
         """Refuse weights of another architecture than the run's (the init seed may differ)."""
-        theirs = self._manifest.get("model", {})
-        if model.config is None or not isinstance(theirs, dict):
+        if model.config is None:
             return  # checkpoint_files names the missing config
-        own = json.loads(json.dumps(model.config.to_dict()))
-        config = theirs.get("config") if isinstance(theirs.get("config"), dict) else {}
-        if theirs.get("family") != model.config.family:
-            raise ValueError(
-                f"{model.name} is a {model.config.family} model but {self._owner} holds a "
-                f"{theirs.get('family')}: save it in a run of its own (Run.create)"
-            )
-        differ = sorted(
-            k for k in set(own) | set(config) if k != "seed" and own.get(k) != config.get(k)
-        )
+        differ = architecture_differs(self._manifest.get("model"), model.config)
         if differ:
-            shown = ", ".join(f"{k} {config.get(k)!r} vs {own.get(k)!r}" for k in differ[:4])
             raise ValueError(
-                f"{model.name} has another architecture than {self._owner} (run vs model: "
-                f"{shown}): save it in a run of its own (Run.create)"
+                f"{model.name} does not fit {self._owner}: another architecture (run vs "
+                f"model: {differ}). Save it in a run of its own (Run.create)"
             )
 
     def has_optimizer_state(self, step: int) -> bool:
@@ -351,55 +340,6 @@ class Run(_MetricsLog, RunRebuild):
         path = self._verify(step, (WEIGHTS,))
         load_state(model, read_weights(path), str(path))
         return model
-
-    # ---------------------------------------------------------- consistency
-    def truncate(self, step: int, *, dry_run: bool = False) -> list[str]:
-        """Delete the checkpoints after ``step`` and the metrics logged at or after it (to
-        resume from ``step``); what it deleted (with ``dry_run``: what it would), as sentences.
-
-        ``step`` must be one of the run's checkpoint steps: anything else (a negative step,
-        a step between checkpoints or after the last, not a whole number) is refused and
-        nothing is deleted. Optimizer state lives inside each checkpoint and carries its
-        step, so after ``truncate(step)`` training resumes with the state of ``step`` itself
-        (or, for a checkpoint saved without one, a fresh optimizer, with a warning), never
-        another's.
-        """
-        if isinstance(step, bool) or not isinstance(step, int):
-            raise TypeError(f"truncate needs a checkpoint step (a whole number), got {step!r}")
-        if not isinstance(dry_run, bool):
-            raise TypeError(f"dry_run must be True or False, got {dry_run!r}")
-        if step not in self.steps:
-            have = ", ".join(map(str, self.steps)) or "none"
-            raise ValueError(
-                f"truncate({step}) refused: {step} is not a checkpoint step of {self._owner} "
-                f"(its checkpoints: {have}). truncate(step) keeps the checkpoints up to step "
-                "and deletes the later ones; nothing was deleted"
-            )
-        return self._truncate_to(step, dry_run=dry_run)
-
-    def _truncate_to(self, step: int, *, dry_run: bool = False) -> list[str]:
-        self._refuse_if_unsafe(f"truncate to step {step}")
-        dropped = [s for s in self.steps if s > step]
-        dirs = [self.checkpoint_path(s) for s in dropped]
-        rows = self.rows()
-        kept = [r for r in rows if r["step"] < step]
-        verb = "will delete" if dry_run else "deleted"
-        report = [f"{verb} checkpoint {s} ({CHECKPOINTS}/{d.name})" for s, d in zip(dropped, dirs)]
-        if len(kept) < len(rows):
-            report.append(f"{verb} {len(rows) - len(kept)} metric rows logged at step >= {step}")
-        if dry_run:
-            return report + self._drop_unpublished(dry_run=True)
-        for s in dropped:
-            self._manifest.get("index", {}).pop(str(s), None)
-        self._manifest["checkpoints"] = [s for s in self.steps if s <= step]
-        self._manifest["last_step"] = step
-        if dropped and self._manifest["status"] in ("complete", "stopped"):
-            self._manifest["status"] = "interrupted"  # so ``train`` continues it
-        self._write_manifest()  # published first: a kill below leaves only garbage
-        for folder in dirs:
-            remove_tree(folder, self.path)
-        write_atomic(self._metrics_file(), "".join(json.dumps(r) + "\n" for r in kept).encode())
-        return report + self._drop_unpublished()
 
     # ------------------------------------------------------- optimizer state
     def load_optimizer(

@@ -172,10 +172,12 @@ def test_a_truncated_manifest_points_to_rebuild_which_keeps_what_it_can(tmp_path
 def test_a_checkpoint_of_another_architecture_is_refused(tmp_path):
     model = zoo.attention_only_transformer(n_layers=1, d_model=16, d_vocab=10, n_ctx=8)
     run = Run.create(tmp_path / "r", model)
-    with pytest.raises(ValueError, match=r"mlp model but run .* holds a transformer"):
+    with pytest.raises(ValueError, match=r"does not fit run .*family 'transformer' vs 'mlp'"):
         run.save_checkpoint(zoo.mnist_mlp(hidden=(8,)), 1)
     wider = zoo.attention_only_transformer(n_layers=1, d_model=32, d_vocab=10, n_ctx=8)
-    with pytest.raises(ValueError, match=r"another architecture .*d_model 16 vs 32"):
+    with pytest.raises(
+        ValueError, match=r"another architecture \(run vs model: d_head 4 vs 8, d_model 16 vs 32\)"
+    ):
         run.save_checkpoint(wider, 1)
     with pytest.raises(ValueError, match=r"step must be a whole number >= 0, got -1"):
         run.save_checkpoint(model, -1)
