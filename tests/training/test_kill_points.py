@@ -114,7 +114,8 @@ def test_a_kill_at_every_boundary_resumes_bit_identically(reference, tmp_path):
         if got != expected:
             diff = sorted(key for key in expected if got.get(key) != expected[key])
             failures.append(f"kill {k} at {points[k]}: differs in {diff}")
-        assert not resumed.problems()
+        assert not resumed.problems()  # sizes and SHA-256 of every published file
+        assert all("sha256" in resumed.manifest["index"][str(s)] for s in resumed.steps)
         leftovers = [p.name for p in (folder / "checkpoints").iterdir()]
         assert sorted(leftovers) == sorted(resumed.checkpoint_path(s).name for s in resumed.steps)
     assert not failures, "\n".join(failures)
@@ -245,3 +246,57 @@ def test_old_layout_state_from_another_step_is_refused_with_the_way_out(tmp_path
     assert "removed state/ (optimizer state of step 2)" in Run.open(tmp_path / "r").repair()
     with pytest.warns(UserWarning, match="no optimizer state: training continues with a fresh"):
         train(_model(), _loss, steps=6, run=tmp_path / "r", progress=False)
+
+
+def _kill_at(k: int):
+    def kill(point, path, seen=[0]):  # noqa: B006 (a counter per attempt)
+        if seen[0] == k:
+            raise Killed(f"{point} {path}")
+        seen[0] += 1
+
+    return kill
+
+
+@pytest.mark.parametrize("action", ["truncate", "rebuild"])
+def test_a_kill_inside_truncate_or_rebuild_leaves_a_run_that_finishes_the_same(
+    action, reference, tmp_path
+):
+    """``truncate(2)`` and ``Run.repair(path, rebuild=True)`` (after the manifest was deleted)
+    write a manifest, the metrics log and remove folders: killed at each of their boundaries,
+    calling them again gives the same run as one uninterrupted call, every checksum intact."""
+    import shutil
+
+    template = _train(tmp_path / "template", keep="all").path
+
+    def prepare(folder: Path) -> None:
+        shutil.copytree(template, folder)
+        if action == "rebuild":
+            (folder / "manifest.json").unlink()
+
+    def act(folder: Path) -> list[str]:
+        if action == "rebuild":
+            return Run.repair(folder, rebuild=True)
+        return Run.open(folder).truncate(2)
+
+    prepare(tmp_path / "clean")
+    points: list[str] = []
+    with _atomic.fault_hook(lambda point, path: points.append(point)):
+        act(tmp_path / "clean")
+    expected = _published(Run.open(tmp_path / "clean"))
+    assert len(points) >= 6
+    for k in range(len(points)):
+        folder = tmp_path / f"k{k}"
+        prepare(folder)
+        with _atomic.fault_hook(_kill_at(k)), pytest.raises(Killed):
+            act(folder)
+        act(folder)
+        run = Run.open(folder)
+        assert _published(run) == expected, f"kill {k} at {points[k]}"
+        assert run.problems() == [] and all(
+            set(run.manifest["index"][str(s)]["sha256"])
+            == set(run.manifest["index"][str(s)]["files"])
+            for s in run.steps
+        )
+        assert sorted(p.name for p in (folder / "checkpoints").iterdir()) == sorted(
+            run.checkpoint_path(s).name for s in run.steps
+        )
