@@ -62,11 +62,13 @@ def inside(root: Path, *names: object, what: str = "path", owner: str | None = N
                 "files and folders inside its own folder (no '/', '..' or absolute paths), "
                 "so explorer refuses it"
             )
-    path = Path(root).joinpath(*(str(n) for n in names))
-    if not is_inside(path, root):
-        raise OutsideFolderError(
-            f"{what} {str(path)!r} of {where} is a symlink that leads outside it "
-            f"(to {os.path.realpath(path)!r}): explorer only reads, writes and deletes inside "
-            "the folder it was given, so it refuses it"
-        )
+    path = Path(root)
+    for name in names:  # plain names: only a symlink among them can lead out (lstat each)
+        path = path / str(name)
+        if os.path.islink(path) and not is_inside(path, root):
+            raise OutsideFolderError(
+                f"{what} {str(path)!r} of {where} is a symlink that leads outside it "
+                f"(to {os.path.realpath(path)!r}): explorer only reads, writes and deletes "
+                "inside the folder it was given, so it refuses it"
+            )
     return path

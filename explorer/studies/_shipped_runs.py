@@ -20,6 +20,7 @@ from pathlib import Path
 
 import torch
 
+from explorer._atomic import remove_tree
 from explorer.training.run import Run
 
 
@@ -47,8 +48,7 @@ def ship_checkpoints(source: Run, dest: str | Path, steps: Sequence[int]) -> Run
     ((0, 9), 3)
     """
     out = Path(dest)
-    if out.exists():
-        shutil.rmtree(out)
+    remove_tree(out, out.parent)  # the destination is replaced
     manifest = source.manifest
     first = source.load_model(source.steps[0])
     first.name = source.name

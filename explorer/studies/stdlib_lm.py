@@ -31,7 +31,6 @@ import dataclasses
 import json
 import math
 import os
-import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -41,6 +40,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from explorer._atomic import remove_tree
 from explorer.analysis.induction import induction_progress
 from explorer.data.bpe import BPETokenizer
 from explorer.data.stdlib_text import StdlibCorpus, stdlib_corpus
@@ -216,8 +216,7 @@ def ship_run(run: Run | str | os.PathLike[str], dest: str | os.PathLike[str] = S
     model = source.load_model(step)
     model.name = source.name
     out = Path(dest)
-    if out.exists():
-        shutil.rmtree(out)
+    remove_tree(out, out.parent)  # the destination is replaced
     manifest = source.manifest
     shipped = Run.create(out, model, data=manifest["data"], meta=manifest.get("meta", {}))
     for row in source.rows():

@@ -221,3 +221,16 @@ def test_a_schedule_of_a_billion_steps_is_never_listed(tmp_path):
     for bad in ({"n_log": -1}, {"n_log": 1.5}, {"every": 0}, {"every": True}):
         with pytest.raises(ValueError, match="must be a whole number"):
             CheckpointSchedule(**bad)
+
+
+def test_the_shipped_tutorial_runs_carry_checksums_that_hold():
+    root = Path(explorer.__file__).parent / "studies" / "trained"
+    folders = sorted(p for p in root.iterdir() if (p / "manifest.json").is_file())
+    assert len(folders) >= 3
+    for folder in folders:
+        run = Run.open(folder)
+        assert run.problems() == [], folder.name
+        assert all(run.manifest["index"][str(s)]["sha256"] for s in run.steps), folder.name
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", UserWarning)  # no "saved without SHA-256 ..."
+            run.load_model()
