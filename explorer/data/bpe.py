@@ -19,6 +19,8 @@ import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from explorer._inside import inside
+
 __all__ = ["BOS", "BPETokenizer", "train_bpe"]
 
 BOS = "<|bos|>"
@@ -84,8 +86,8 @@ class BPETokenizer:
         from tokenizers import Tokenizer
 
         p = Path(path)
-        if p.is_dir():
-            p = p / FILE_NAME
+        if p.is_dir():  # a symlink out of the folder is never followed
+            p = inside(p, FILE_NAME, what="tokenizer file")
         if not p.is_file():
             raise FileNotFoundError(f"no tokenizer at {str(p)!r}: save one with .save(folder)")
         try:

@@ -39,6 +39,7 @@ from typing import Any
 
 import torch
 
+from explorer._inside import inside
 from explorer.analysis._display import MAX_ROWS, Shown, pandas
 from explorer.analysis.fourier import (
     KeyFrequencies,
@@ -299,8 +300,9 @@ def grokking_progress(
             ``mass`` of the final embedding's squared Fourier norm).
         replay: measure the checkpoints this run holds even when it has a precomputed table.
     """
-    if not replay and key is None and mass == 0.8 and (run.path / PROGRESS_FILE).is_file():
-        return _progress(*read_progress_table(run.path / PROGRESS_FILE))
+    table = inside(run.path, PROGRESS_FILE, what="progress table", owner=f"run {run.name}")
+    if not replay and key is None and mass == 0.8 and table.is_file():
+        return _progress(*read_progress_table(table))
     data = grokking_data(run)
     p = data.p
     model = run.load_model()

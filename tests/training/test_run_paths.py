@@ -222,3 +222,22 @@ def test_the_one_delete_helper_refuses_paths_outside_its_root(tmp_path):
     assert (victim / "x").is_file() and not os.path.lexists(root / "link")
     with pytest.raises(OutsideFolderError, match="not a plain name"):
         inside(root, "sub/../../victim")
+
+
+def test_study_files_in_a_run_folder_are_not_followed_out_of_it(tmp_path):
+    """The grokking progress table and the stdlib tokenizer are read from the run folder."""
+    from explorer.data.bpe import BPETokenizer
+    from explorer.studies import grokking_shipped
+    from explorer.studies.grokking import grokking_progress
+
+    run = grokking_shipped.open_run(tmp_path / "g")
+    outside = tmp_path / "outside.json"
+    outside.write_text((run.path / "progress.json").read_text())
+    (run.path / "progress.json").unlink()
+    (run.path / "progress.json").symlink_to(outside)
+    with pytest.raises(OutsideFolderError, match="progress table"):
+        grokking_progress(run)
+    (tmp_path / "lm").mkdir()
+    (tmp_path / "lm" / "tokenizer.json").symlink_to(outside)
+    with pytest.raises(OutsideFolderError, match="tokenizer file"):
+        BPETokenizer.load(tmp_path / "lm")
