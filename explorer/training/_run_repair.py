@@ -269,8 +269,20 @@ class RunRepair:
         """
         if not isinstance(rebuild, bool):
             raise TypeError(f"rebuild must be True or False, got {rebuild!r}")
-        report = []
         listed = self._manifest.get("checkpoints")
+        index = self._manifest.get("index", {})
+        if (
+            not isinstance(listed, list)
+            or not all(_is_step(s) for s in listed)
+            or not (isinstance(index, dict))
+        ):
+            raise ValueError(
+                f"the checkpoint list or index of {self._owner}'s {MANIFEST} is damaged "
+                f"(checkpoints: {str(listed)[:80]}), so it cannot say which folders are "
+                f"published: nothing was deleted. Run.repair({str(self.path)!r}, rebuild=True) "
+                "rebuilds it from the checkpoint folders"
+            )
+        report = []
         if isinstance(listed, list) and listed != sorted(set(listed)):
             self._manifest["checkpoints"] = sorted(set(listed))
             report.append(f"sorted the checkpoint list of {MANIFEST} (it was {listed})")

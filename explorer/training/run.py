@@ -349,8 +349,7 @@ class Run(_MetricsLog, RunRebuild):
         ``optimizer``; returns the step, or None if that checkpoint has no optimizer state.
         State taken at another step is refused."""
         step = self._check_step(step)
-        listed = (self._entry(step) or {}).get("files", {})
-        folder = self._verify(step, tuple(f for f in (HEADER, TENSORS) if f in listed))
+        folder = self._verify(step, (HEADER, TENSORS))
         if not has_optimizer_state(folder) and step == self._manifest.get("last_step"):
             # a run written by explorer < 0.2
             folder = inside(self.path, STATE, what="optimizer state folder", owner=self._owner)

@@ -234,3 +234,17 @@ def test_the_shipped_tutorial_runs_carry_checksums_that_hold():
         with warnings.catch_warnings():
             warnings.simplefilter("error", UserWarning)  # no "saved without SHA-256 ..."
             run.load_model()
+
+
+def test_repair_never_reads_a_damaged_checkpoint_list_as_an_empty_one(tmp_path):
+    run = _train(tmp_path / "r")
+    for damaged in ("abc", [0, "2", 4], [0, 2.5]):
+        manifest = json.loads((run.path / "manifest.json").read_text())
+        manifest["checkpoints"] = damaged
+        (run.path / "manifest.json").write_text(json.dumps(manifest))
+        with pytest.raises(ValueError, match=r"damaged .*nothing was deleted.*rebuild=True"):
+            Run.open(run.path).repair()
+        with pytest.raises(ValueError, match=r"refusing to truncate|not a checkpoint step"):
+            Run.open(run.path).truncate(0)
+        assert len(list((run.path / "checkpoints").iterdir())) == 3
+    assert Run.repair(run.path, rebuild=True)[0].startswith("rebuilt manifest.json from 3")
