@@ -82,9 +82,16 @@ class _MetricsLog:
         Rows are published (fsynced) with the next checkpoint; rows after the last published
         checkpoint are dropped when training resumes, and logged again.
         """
-        row: dict[str, Any] = {"step": int(step)}
+        if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+            raise ValueError(f"step must be a whole number >= 0, got {step!r}")
+        row: dict[str, Any] = {"step": step}
         for key, value in values.items():
-            number = float(value)
+            try:
+                number = float(value)
+            except (TypeError, ValueError):
+                raise TypeError(
+                    f"metric {key!r} at step {step} must be a number, got {value!r}"
+                ) from None
             row[str(key)] = number if math.isfinite(number) else None
         file = self._metrics_file()
         torn = file.is_file() and file.stat().st_size and not _ends_with_newline(file)

@@ -199,6 +199,10 @@ def test_a_metric_that_is_not_a_number_is_left_out_with_the_file_and_line(tmp_pa
     with pytest.warns(UserWarning, match=message):
         scrubber = TrainingScrubber(run.path)
     assert scrubber.summary["extra"] == 1.5 and scrubber.error == ""
+    with pytest.raises(
+        TypeError, match=r"metric 'train_loss' at step 5 must be a number, got 'abc'"
+    ):
+        run.log(5, {"train_loss": "abc"})
 
 
 def test_a_schedule_of_a_billion_steps_is_never_listed(tmp_path):
