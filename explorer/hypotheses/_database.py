@@ -5,7 +5,8 @@ when several kernels write at once or one is killed: every write is one short tr
 on SQLite the file runs in WAL mode with a busy timeout, and a write transaction starts with
 ``BEGIN IMMEDIATE`` so that concurrent writers queue for the lock instead of failing. The
 schema is versioned (table ``schema_version``): a database written by a newer explorer is
-refused rather than risked; an older one is migrated forward.
+refused rather than risked; an older one is migrated forward. Any number of kernels may open
+a fresh database at once: the schema is created once, in one transaction, under a lock.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ from explorer.hypotheses.schema import (
 __all__ = ["DEFAULT_PATH", "Database", "shown"]
 
 DEFAULT_PATH = "explorer.db"
+# the advisory lock key first openers of a PostgreSQL store queue on ("explorer" in ASCII)
+_SCHEMA_LOCK = 0x6578706C6F726572
 
 
 def shown(url: str) -> str:
@@ -136,7 +139,12 @@ class Database:
             yield conn
 
     def _open(self) -> None:
+        # One transaction creates or migrates the schema. Concurrent first openers queue for
+        # a lock first: on SQLite the write lock BEGIN IMMEDIATE takes; on a server, a
+        # transaction-scoped advisory lock (CREATE TABLE IF NOT EXISTS alone races there).
         with self._writing() as conn:
+            if conn.dialect.name == "postgresql":
+                conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_SCHEMA_LOCK)))
             version = None
             if sa.inspect(conn).has_table("schema_version"):
                 version = conn.execute(
