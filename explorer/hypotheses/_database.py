@@ -31,7 +31,7 @@ from explorer.hypotheses.schema import (
     schema_version_table,
 )
 
-__all__ = ["DEFAULT_PATH", "Database", "shown"]
+__all__ = ["DEFAULT_PATH", "Database", "StoreDamagedError", "StoreError", "shown"]
 
 DEFAULT_PATH = "explorer.db"
 # the advisory lock key first openers of a PostgreSQL store queue on ("explorer" in ASCII)
@@ -55,6 +55,35 @@ def _url(target: str | os.PathLike[str]) -> str:
     if text in ("", ":memory:"):
         return "sqlite://"
     return f"sqlite:///{Path(text).expanduser().resolve()}"
+
+
+class StoreError(RuntimeError):
+    """The database refused or failed an operation (its reason, without the SQL)."""
+
+
+class StoreDamagedError(StoreError):
+    """The store's file is damaged where an operation needed to read it."""
+
+
+def reason_of(err: sa.exc.DBAPIError) -> str:
+    """The driver's own message, first line only (later lines can quote the statement)."""
+    text = str(err.orig).strip().splitlines()
+    return text[0] if text else type(err.orig).__name__
+
+
+def store_error(url: str, err: sa.exc.DBAPIError) -> Exception:
+    """The explorer error for a database error ``err`` at ``url``."""
+    reason = reason_of(err)
+    where = f"the hypothesis store at {shown(url)}"
+    if isinstance(err, (sa.exc.DataError, sa.exc.IntegrityError)):
+        return ValueError(f"{where} refused the record: {reason}; nothing was written")
+    if isinstance(err, sa.exc.OperationalError):
+        return OSError(f"{where} could not be read or written: {reason}")
+    if "malformed" in reason or "not a database" in reason:
+        return StoreDamagedError(
+            f"{where} is damaged ({reason}): store.check() names what can still be read"
+        )
+    return StoreError(f"{where} failed: {reason}")
 
 
 class Database:
@@ -127,22 +156,36 @@ class Database:
             conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
     @contextmanager
-    def _writing(self) -> Iterator[Connection]:
+    def _begin(self, write: bool) -> Iterator[Connection]:
         with self._engine.connect() as conn:
-            conn.execution_options(explorer_write=True)
+            if write:
+                conn.execution_options(explorer_write=True)
             with conn.begin():
                 yield conn
 
     @contextmanager
-    def _reading(self) -> Iterator[Connection]:
-        with self._engine.connect() as conn, conn.begin():
+    def _writing(self) -> Iterator[Connection]:
+        with self._translated(), self._begin(True) as conn:
             yield conn
+
+    @contextmanager
+    def _reading(self) -> Iterator[Connection]:
+        with self._translated(), self._begin(False) as conn:
+            yield conn
+
+    @contextmanager
+    def _translated(self) -> Iterator[None]:
+        """Database errors as explorer errors: the driver's reason, never the SQL statement."""
+        try:
+            yield
+        except sa.exc.DBAPIError as err:
+            raise store_error(self.url, err) from None
 
     def _open(self) -> None:
         # One transaction creates or migrates the schema. Concurrent first openers queue for
         # a lock first: on SQLite the write lock BEGIN IMMEDIATE takes; on a server, a
         # transaction-scoped advisory lock (CREATE TABLE IF NOT EXISTS alone races there).
-        with self._writing() as conn:
+        with self._begin(True) as conn:
             if conn.dialect.name == "postgresql":
                 conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_SCHEMA_LOCK)))
             version = None

@@ -17,10 +17,13 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from explorer.hypotheses._database import DEFAULT_PATH, Database
+from explorer.hypotheses._limits import check_field
 from explorer.hypotheses._stored import (
     HypothesisList,
     StoredHypothesis,
     UnreadableRow,
+    check_label,
+    check_verdict,
     now,
     row_of,
 )
@@ -66,8 +69,7 @@ class HypothesisStore(Database):
     # --------------------------------------------------------------- projects
     @staticmethod
     def _project_id(conn: Connection, name: str) -> int:
-        if not isinstance(name, str) or not name.strip():
-            raise ValueError(f"a project needs a non-empty name, got {name!r}")
+        _check_project(name)
         found = conn.execute(
             sa.select(projects_table.c.id).where(projects_table.c.name == name)
         ).scalar()
@@ -123,7 +125,7 @@ class HypothesisStore(Database):
                     "(hypothesis.replace(id=...)) to put it in another"
                 )
             if exists is None:
-                first = created or row["updated"]
+                first = check_field("created", created or row["updated"])
                 conn.execute(
                     hypotheses_table.insert().values(id=hypothesis.id, created=first, **row)
                 )
@@ -136,6 +138,7 @@ class HypothesisStore(Database):
         return hypothesis.id
 
     def get(self, hypothesis_id: str) -> StoredHypothesis:
+        check_field("hypothesis id", hypothesis_id)
         found = self._load(hypotheses_table.c.id == hypothesis_id)
         if found.unreadable and not found:
             raise ValueError(f"hypothesis {hypothesis_id!r} is unreadable: {found.unreadable[0]}")
@@ -149,7 +152,7 @@ class HypothesisStore(Database):
         A row that cannot be read (damaged, or from an incompatible explorer) does not hide
         the others: it is left out and listed in the result's ``unreadable``, with the reason.
         """
-        return self._load(projects_table.c.name == project)
+        return self._load(projects_table.c.name == _check_project(project))
 
     def unreadable(self, project: str = DEFAULT_PROJECT) -> tuple[UnreadableRow, ...]:
         """The project's rows that could not be read, with the reason for each."""
@@ -227,10 +230,9 @@ class HypothesisStore(Database):
     # --------------------------------------------------------------- verdicts
     def record(self, verdict: Verdict) -> int:
         """Store a verdict of a saved hypothesis; returns its row id."""
-        if verdict.status == "unavailable":
-            raise ValueError(
-                f"an unavailable verdict is not evidence, so it is not recorded: {verdict.note}"
-            )
+        if not isinstance(verdict, Verdict):
+            raise TypeError(f"record takes a Verdict, got {type(verdict).__name__}")
+        check_verdict(verdict)
         with self._writing() as conn:
             exists = conn.execute(
                 sa.select(hypotheses_table.c.id).where(
@@ -246,6 +248,7 @@ class HypothesisStore(Database):
 
     @staticmethod
     def _insert_verdict(conn: Connection, verdict: Verdict) -> int:
+        check_verdict(verdict)
         result = conn.execute(
             verdicts_table.insert().values(
                 hypothesis_id=verdict.hypothesis_id,
@@ -280,6 +283,7 @@ class HypothesisStore(Database):
 
     @staticmethod
     def _put_label(conn: Connection, pid: int, lab: Label) -> None:
+        check_label(lab)
         key = (
             (labels_table.c.project_id == pid)
             & (labels_table.c.unit == lab.unit)
@@ -306,14 +310,25 @@ class HypothesisStore(Database):
                 labels_table.c.unit, labels_table.c.rater, labels_table.c.label, labels_table.c.item
             )
             .join(projects_table, labels_table.c.project_id == projects_table.c.id)
-            .where(projects_table.c.name == project)
+            .where(projects_table.c.name == _check_project(project))
             .order_by(labels_table.c.id)
         )
         if unit is not None:
-            query = query.where(labels_table.c.unit == str(unit))
+            query = query.where(labels_table.c.unit == check_field("unit", str(unit)))
         with self._reading() as conn:
             return [Label(u, r, lab, i) for u, r, lab, i in conn.execute(query)]
 
     def agreement(self, project: str = DEFAULT_PROJECT) -> dict[str, Agreement]:
         """Per-unit agreement of the project's labels."""
         return agreement_by_unit(self.labels(project))
+
+
+def _check_project(name: object) -> str:
+    """A project name a store can hold: a non-empty string of at most 200 characters."""
+    if not isinstance(name, str):
+        raise TypeError(
+            f"project must be a project's name (a string), got {type(name).__name__} {name!r:.80}"
+        )
+    if not name.strip():
+        raise ValueError(f"a project needs a non-empty name, got {name!r}")
+    return check_field("project", name)
