@@ -98,6 +98,7 @@ class Database:
     ) -> None:
         check_choice("synchronous", synchronous, ("NORMAL", "FULL"))
         self.url = _url(target)
+        self.damaged = ""  # why the store opened read-only, if it is damaged
         self._sqlite = self.url.startswith("sqlite")
         memory = self.url in ("sqlite://", "sqlite:///:memory:")
         kwargs: dict[str, Any] = {}
@@ -128,6 +129,10 @@ class Database:
                 f"cannot open the hypothesis store at {shown(self.url)}: {err.orig}"
             ) from None
         except sa.exc.DatabaseError as err:
+            if self._sqlite and not memory and "malformed" in reason_of(err):
+                # A damaged store still opens, read-only: reads return what can be read.
+                self.damaged = reason_of(err)
+                return
             self._engine.dispose()
             raise ValueError(
                 f"{shown(self.url)} is not a hypothesis store (or is damaged): {err.orig}"
@@ -163,8 +168,21 @@ class Database:
             with conn.begin():
                 yield conn
 
+    @property
+    def path(self) -> str | None:
+        """The SQLite file, or None (in memory, or a server)."""
+        if not self._sqlite or self.url in ("sqlite://", "sqlite:///:memory:"):
+            return None
+        return self.url.split(":///", 1)[1]
+
     @contextmanager
     def _writing(self) -> Iterator[Connection]:
+        if self.damaged:
+            raise StoreDamagedError(
+                f"the hypothesis store at {shown(self.url)} is damaged ({self.damaged}), so it "
+                "opened read-only: reads return what can be read and store.check() names what "
+                "cannot; export it (to_json) and import that into a new store to write again"
+            )
         with self._translated(), self._begin(True) as conn:
             yield conn
 

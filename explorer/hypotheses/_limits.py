@@ -68,3 +68,14 @@ def check_stored_number(field: str, value: float) -> float:
     if not math.isfinite(value):
         raise ValueError(f"{field} must be a finite number to be stored, got {value!r}")
     return value
+
+
+def check_project(name: object) -> str:
+    """A project name a store can hold: a non-empty string of at most 200 characters."""
+    if not isinstance(name, str):
+        raise TypeError(
+            f"project must be a project's name (a string), got {type(name).__name__} {name!r:.80}"
+        )
+    if not name.strip():
+        raise ValueError(f"a project needs a non-empty name, got {name!r}")
+    return check_field("project", name)

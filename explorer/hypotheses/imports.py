@@ -115,7 +115,7 @@ def import_hypotheses(
     lives in another project of this store is copied under a new id, never moved.
     """
     check_choice("on_conflict", on_conflict, CONFLICT_CHOICES)
-    check_entries(entries, labels)
+    _check_entries(entries, labels)
     report: dict[str, Any] = {
         k: [] for k in ("added", "unchanged", "skipped", "replaced", "conflicts")
     }
@@ -225,7 +225,7 @@ def _derived_id(hypothesis_id: str, project: str, spec: str) -> str:
     return f"{hypothesis_id[:48]}-{digest}"
 
 
-def check_entries(entries: list[StoredHypothesis], labels: list[Label]) -> None:
+def _check_entries(entries: list[StoredHypothesis], labels: list[Label]) -> None:
     """Refuse, before anything is written, an entry a store cannot hold, or a verdict filed
     under a hypothesis it did not judge (it would be shown as that hypothesis's evidence)."""
     for i, entry in enumerate(entries, 1):
