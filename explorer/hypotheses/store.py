@@ -204,7 +204,7 @@ class HypothesisStore(Database):
         for v in sorted(found.verdicts, key=lambda v: v["id"]):
             try:
                 by_id[v["hypothesis_id"]].append(Verdict.from_json(v["record"]))
-            except ValueError as err:  # JSONDecodeError is a ValueError
+            except (ValueError, TypeError, OverflowError) as err:  # JSONDecodeError: ValueError
                 bad.append(
                     UnreadableRow("verdicts", f"{v['id']} (of {v['hypothesis_id']})", str(err))
                 )
@@ -212,7 +212,7 @@ class HypothesisStore(Database):
         for r in sorted(found.hypotheses, key=lambda r: (r["created"], r["id"])):
             try:
                 hypothesis = Hypothesis.from_dict(json.loads(r["spec"]))
-            except (ValueError, TypeError) as err:
+            except (ValueError, TypeError, OverflowError) as err:
                 bad.append(UnreadableRow("hypotheses", r["id"], str(err)))
                 continue
             out.append(
