@@ -85,7 +85,10 @@ from explorer.hypotheses.schema import (
 from explorer.hypotheses.store import (
     HypothesisList,
     HypothesisStore,
+    StoreCheck,
+    StoreDamagedError,
     StoredHypothesis,
+    StoreError,
     UnreadableRow,
 )
 from explorer.hypotheses.verdict import (
@@ -120,6 +123,9 @@ __all__ = [
     "ProjectRecord",
     "SchemaVersionError",
     "Split",
+    "StoreCheck",
+    "StoreDamagedError",
+    "StoreError",
     "StoredHypothesis",
     "UnreadableRow",
     "UserFunction",

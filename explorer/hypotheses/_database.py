@@ -5,7 +5,8 @@ when several kernels write at once or one is killed: every write is one short tr
 on SQLite the file runs in WAL mode with a busy timeout, and a write transaction starts with
 ``BEGIN IMMEDIATE`` so that concurrent writers queue for the lock instead of failing. The
 schema is versioned (table ``schema_version``): a database written by a newer explorer is
-refused rather than risked; an older one is migrated forward.
+refused rather than risked; an older one is migrated forward. Any number of kernels may open
+a fresh database at once: the schema is created once, in one transaction, under a lock.
 """
 
 from __future__ import annotations
@@ -30,9 +31,11 @@ from explorer.hypotheses.schema import (
     schema_version_table,
 )
 
-__all__ = ["DEFAULT_PATH", "Database", "shown"]
+__all__ = ["DEFAULT_PATH", "Database", "StoreDamagedError", "StoreError", "shown"]
 
 DEFAULT_PATH = "explorer.db"
+# the advisory lock key first openers of a PostgreSQL store queue on ("explorer" in ASCII)
+_SCHEMA_LOCK = 0x6578706C6F726572
 
 
 def shown(url: str) -> str:
@@ -54,6 +57,35 @@ def _url(target: str | os.PathLike[str]) -> str:
     return f"sqlite:///{Path(text).expanduser().resolve()}"
 
 
+class StoreError(RuntimeError):
+    """The database refused or failed an operation (its reason, without the SQL)."""
+
+
+class StoreDamagedError(StoreError):
+    """The store's file is damaged where an operation needed to read it."""
+
+
+def reason_of(err: sa.exc.DBAPIError) -> str:
+    """The driver's own message, first line only (later lines can quote the statement)."""
+    text = str(err.orig).strip().splitlines()
+    return text[0] if text else type(err.orig).__name__
+
+
+def store_error(url: str, err: sa.exc.DBAPIError) -> Exception:
+    """The explorer error for a database error ``err`` at ``url``."""
+    reason = reason_of(err)
+    where = f"the hypothesis store at {shown(url)}"
+    if isinstance(err, (sa.exc.DataError, sa.exc.IntegrityError)):
+        return ValueError(f"{where} refused the record: {reason}; nothing was written")
+    if isinstance(err, sa.exc.OperationalError):
+        return OSError(f"{where} could not be read or written: {reason}")
+    if "malformed" in reason or "not a database" in reason:
+        return StoreDamagedError(
+            f"{where} is damaged ({reason}): store.check() names what can still be read"
+        )
+    return StoreError(f"{where} failed: {reason}")
+
+
 class Database:
     """A SQLite path or SQLAlchemy URL, opened (created or migrated) at construction."""
 
@@ -66,6 +98,7 @@ class Database:
     ) -> None:
         check_choice("synchronous", synchronous, ("NORMAL", "FULL"))
         self.url = _url(target)
+        self.damaged = ""  # why the store opened read-only, if it is damaged
         self._sqlite = self.url.startswith("sqlite")
         memory = self.url in ("sqlite://", "sqlite:///:memory:")
         kwargs: dict[str, Any] = {}
@@ -96,6 +129,10 @@ class Database:
                 f"cannot open the hypothesis store at {shown(self.url)}: {err.orig}"
             ) from None
         except sa.exc.DatabaseError as err:
+            if self._sqlite and not memory and "malformed" in reason_of(err):
+                # A damaged store still opens, read-only: reads return what can be read.
+                self.damaged = reason_of(err)
+                return
             self._engine.dispose()
             raise ValueError(
                 f"{shown(self.url)} is not a hypothesis store (or is damaged): {err.orig}"
@@ -124,19 +161,51 @@ class Database:
             conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
     @contextmanager
-    def _writing(self) -> Iterator[Connection]:
+    def _begin(self, write: bool) -> Iterator[Connection]:
         with self._engine.connect() as conn:
-            conn.execution_options(explorer_write=True)
+            if write:
+                conn.execution_options(explorer_write=True)
             with conn.begin():
                 yield conn
 
+    @property
+    def path(self) -> str | None:
+        """The SQLite file, or None (in memory, or a server)."""
+        if not self._sqlite or self.url in ("sqlite://", "sqlite:///:memory:"):
+            return None
+        return self.url.split(":///", 1)[1]
+
     @contextmanager
-    def _reading(self) -> Iterator[Connection]:
-        with self._engine.connect() as conn, conn.begin():
+    def _writing(self) -> Iterator[Connection]:
+        if self.damaged:
+            raise StoreDamagedError(
+                f"the hypothesis store at {shown(self.url)} is damaged ({self.damaged}), so it "
+                "opened read-only: reads return what can be read and store.check() names what "
+                "cannot; export it (to_json) and import that into a new store to write again"
+            )
+        with self._translated(), self._begin(True) as conn:
             yield conn
 
+    @contextmanager
+    def _reading(self) -> Iterator[Connection]:
+        with self._translated(), self._begin(False) as conn:
+            yield conn
+
+    @contextmanager
+    def _translated(self) -> Iterator[None]:
+        """Database errors as explorer errors: the driver's reason, never the SQL statement."""
+        try:
+            yield
+        except sa.exc.DBAPIError as err:
+            raise store_error(self.url, err) from None
+
     def _open(self) -> None:
-        with self._writing() as conn:
+        # One transaction creates or migrates the schema. Concurrent first openers queue for
+        # a lock first: on SQLite the write lock BEGIN IMMEDIATE takes; on a server, a
+        # transaction-scoped advisory lock (CREATE TABLE IF NOT EXISTS alone races there).
+        with self._begin(True) as conn:
+            if conn.dialect.name == "postgresql":
+                conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_SCHEMA_LOCK)))
             version = None
             if sa.inspect(conn).has_table("schema_version"):
                 version = conn.execute(

@@ -11,10 +11,21 @@ from datetime import datetime, timezone
 from typing import Any
 
 from explorer.analysis._display import MAX_ROWS, html_table
+from explorer.hypotheses._limits import check_field, check_stored_number, check_text
+from explorer.hypotheses.agreement import Label
 from explorer.hypotheses.hypothesis import Hypothesis
 from explorer.hypotheses.verdict import Verdict
 
-__all__ = ["HypothesisList", "StoredHypothesis", "UnreadableRow", "now", "row_of", "spec_of"]
+__all__ = [
+    "HypothesisList",
+    "StoredHypothesis",
+    "UnreadableRow",
+    "check_label",
+    "check_verdict",
+    "now",
+    "row_of",
+    "spec_of",
+]
 
 
 @dataclass(frozen=True)
@@ -93,10 +104,37 @@ def spec_of(h: Hypothesis) -> str:
 
 
 def row_of(h: Hypothesis, author: str, updated: str) -> dict[str, Any]:
+    """The hypotheses row of ``h``; raises naming the field a store cannot hold."""
+    check_field("hypothesis id", h.id)
+    for unit in h.units:
+        check_field("unit", str(unit))
     return {
-        "author": str(author),
-        "claim": h.claim,
+        "author": check_field("author", author),
+        "claim": check_text("claim", h.claim),
         "units": ", ".join(map(str, h.units)),
         "spec": spec_of(h),
-        "updated": updated,
+        "updated": check_field("updated", updated),
     }
+
+
+def check_verdict(verdict: Verdict) -> Verdict:
+    """``verdict`` if a store can hold it: evidence (not unavailable), fields within limits."""
+    if verdict.status == "unavailable":
+        raise ValueError(
+            f"an unavailable verdict is not evidence, so it is not recorded: {verdict.note}"
+        )
+    check_field("hypothesis id", verdict.hypothesis_id)
+    check_field("model fingerprint", verdict.model_fingerprint)
+    check_field("status", verdict.status)
+    check_field("timestamp", verdict.timestamp)
+    for name in ("value", "ci_low", "ci_high"):
+        check_stored_number(f"the verdict's {name}", getattr(verdict, name))
+    return verdict
+
+
+def check_label(lab: Label) -> Label:
+    """``lab`` if a store can hold it: unit, item and rater within their limits, no NUL."""
+    for name in ("unit", "item", "rater"):
+        check_field(name, getattr(lab, name))
+    check_text("label", lab.label)
+    return lab

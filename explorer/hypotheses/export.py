@@ -107,7 +107,7 @@ class ProjectRecord:
                         verdicts=tuple(Verdict.from_dict(v) for v in entry.get("verdicts", [])),
                     )
                 )
-            except (KeyError, TypeError, ValueError, AttributeError) as err:
+            except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as err:
                 reason = f"missing {err}" if isinstance(err, KeyError) else str(err)
                 raise ValueError(
                     f"export {where} is malformed: {reason}; nothing was imported"

@@ -37,6 +37,7 @@ import torch
 
 from explorer._checks import check_fraction, check_positive
 from explorer.analysis.units import Head, Neuron, ResidPosition, Unit, check_unit, parse_unit
+from explorer.hypotheses._limits import check_hypothesis_numbers, check_record_numbers
 from explorer.hypotheses.bootstrap import bootstrap_interval, statistic
 from explorer.hypotheses.examples import Examples, Split, as_examples, check_disjoint
 from explorer.hypotheses.input_measures import unit_free
@@ -94,6 +95,7 @@ class Hypothesis:
     budget_spent: tuple[int, int, int] | None = None
 
     def __post_init__(self) -> None:
+        check_hypothesis_numbers(self)
         object.__setattr__(self, "budget_spent", _budget(self.budget_spent))
         if not isinstance(self.claim, str) or not self.claim.strip():
             raise ValueError("a hypothesis needs a claim in words (got an empty claim)")
@@ -265,6 +267,7 @@ class Hypothesis:
         """Rebuild from ``to_dict`` output; a malformed record raises ``ValueError`` naming why."""
         known = {f.name for f in dataclasses.fields(cls)}
         data = known_fields(data, known, "hypothesis")
+        check_record_numbers(data, "hypothesis record")
         missing = sorted(
             {"claim", "units", "measure", "threshold", "formation", "held_out"} - set(data)
         )

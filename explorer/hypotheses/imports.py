@@ -34,7 +34,15 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from explorer._checks import check_choice
-from explorer.hypotheses._stored import StoredHypothesis, now, row_of, spec_of
+from explorer.hypotheses._limits import check_field
+from explorer.hypotheses._stored import (
+    StoredHypothesis,
+    check_label,
+    check_verdict,
+    now,
+    row_of,
+    spec_of,
+)
 from explorer.hypotheses.agreement import Label
 from explorer.hypotheses.hypothesis import Hypothesis
 from explorer.hypotheses.schema import hypotheses_table, verdicts_table
@@ -107,6 +115,7 @@ def import_hypotheses(
     lives in another project of this store is copied under a new id, never moved.
     """
     check_choice("on_conflict", on_conflict, CONFLICT_CHOICES)
+    _check_entries(entries, labels)
     report: dict[str, Any] = {
         k: [] for k in ("added", "unchanged", "skipped", "replaced", "conflicts")
     }
@@ -214,3 +223,33 @@ def _derived_id(hypothesis_id: str, project: str, spec: str) -> str:
     """A new id for a copy: the same import into the same project gets the same one."""
     digest = hashlib.sha256(f"{project}\0{spec}".encode()).hexdigest()[:10]
     return f"{hypothesis_id[:48]}-{digest}"
+
+
+def _check_entries(entries: list[StoredHypothesis], labels: list[Label]) -> None:
+    """Refuse, before anything is written, an entry a store cannot hold, or a verdict filed
+    under a hypothesis it did not judge (it would be shown as that hypothesis's evidence)."""
+    for i, entry in enumerate(entries, 1):
+        h = entry.hypothesis
+        where = f"imported hypothesis {i} (id {h.id!r})"
+        try:
+            row_of(h, entry.author, entry.updated or now())
+            if entry.created:
+                check_field("created", entry.created)
+            for j, verdict in enumerate(entry.verdicts, 1):
+                if verdict.hypothesis_id != h.id:
+                    raise ValueError(
+                        f"its verdict {j} judged hypothesis {verdict.hypothesis_id!r}, not this "
+                        "one: a verdict is imported only under the hypothesis it judged, never "
+                        "re-attributed (the file was edited or assembled by hand)"
+                    )
+                try:
+                    check_verdict(verdict)
+                except (TypeError, ValueError) as err:
+                    raise ValueError(f"verdict {j}: {err}") from None
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"{where}: {err}; nothing was imported") from None
+    for i, lab in enumerate(labels, 1):
+        try:
+            check_label(lab)
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"imported label {i}: {err}; nothing was imported") from None

@@ -16,11 +16,32 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from explorer.hypotheses._database import DEFAULT_PATH, Database
+from explorer.hypotheses._database import (
+    DEFAULT_PATH,
+    Database,
+    StoreDamagedError,
+    StoreError,
+    shown,
+)
+from explorer.hypotheses._limits import check_field, check_project
+from explorer.hypotheses._salvage import (
+    Found,
+    Salvage,
+    StoreCheck,
+    check_database,
+    check_file,
+    listing,
+    missing_project,
+    salvage,
+    salvaged_labels,
+    salvaged_projects,
+)
 from explorer.hypotheses._stored import (
     HypothesisList,
     StoredHypothesis,
     UnreadableRow,
+    check_label,
+    check_verdict,
     now,
     row_of,
 )
@@ -40,11 +61,15 @@ __all__ = [
     "DEFAULT_PROJECT",
     "HypothesisList",
     "HypothesisStore",
+    "StoreCheck",
+    "StoreDamagedError",
+    "StoreError",
     "StoredHypothesis",
     "UnreadableRow",
 ]
 
 DEFAULT_PROJECT = "default"
+_TABLES = {t.name: t for t in (projects_table, hypotheses_table, verdicts_table, labels_table)}
 
 
 class HypothesisStore(Database):
@@ -66,8 +91,7 @@ class HypothesisStore(Database):
     # --------------------------------------------------------------- projects
     @staticmethod
     def _project_id(conn: Connection, name: str) -> int:
-        if not isinstance(name, str) or not name.strip():
-            raise ValueError(f"a project needs a non-empty name, got {name!r}")
+        check_project(name)
         found = conn.execute(
             sa.select(projects_table.c.id).where(projects_table.c.name == name)
         ).scalar()
@@ -85,12 +109,14 @@ class HypothesisStore(Database):
             )
 
     def projects(self) -> list[str]:
-        with self._reading() as conn:
-            return list(
-                conn.execute(
-                    sa.select(projects_table.c.name).order_by(projects_table.c.id)
-                ).scalars()
-            )
+        try:
+            with self._reading() as conn:
+                query = sa.select(projects_table.c.name).order_by(projects_table.c.id)
+                return list(conn.execute(query).scalars())
+        except StoreDamagedError:
+            if self.path is None:
+                raise
+            return salvaged_projects(self._salvaged("projects"))
 
     # ------------------------------------------------------------- hypotheses
     def save(
@@ -123,7 +149,7 @@ class HypothesisStore(Database):
                     "(hypothesis.replace(id=...)) to put it in another"
                 )
             if exists is None:
-                first = created or row["updated"]
+                first = check_field("created", created or row["updated"])
                 conn.execute(
                     hypotheses_table.insert().values(id=hypothesis.id, created=first, **row)
                 )
@@ -136,57 +162,57 @@ class HypothesisStore(Database):
         return hypothesis.id
 
     def get(self, hypothesis_id: str) -> StoredHypothesis:
-        found = self._load(hypotheses_table.c.id == hypothesis_id)
-        if found.unreadable and not found:
-            raise ValueError(f"hypothesis {hypothesis_id!r} is unreadable: {found.unreadable[0]}")
+        check_field("hypothesis id", hypothesis_id)
+        found = self._load(hypothesis_id=hypothesis_id)
         if not found:
-            raise KeyError(f"no hypothesis with id {hypothesis_id!r} in {self.url}")
+            mine = [u for u in found.unreadable if u.id == hypothesis_id]
+            if mine:
+                raise ValueError(f"hypothesis {hypothesis_id!r} is unreadable: {mine[0]}")
+            raise KeyError(f"no hypothesis with id {hypothesis_id!r} in {shown(self.url)}")
         return found[0]
 
     def hypotheses(self, project: str = DEFAULT_PROJECT) -> HypothesisList:
         """The project's hypotheses in the order they were first saved, with their verdicts.
 
-        A row that cannot be read (damaged, or from an incompatible explorer) does not hide
-        the others: it is left out and listed in the result's ``unreadable``, with the reason.
+        A row that cannot be read (damaged, from an incompatible explorer, or of a project
+        missing from the store) does not hide the others: it is left out and listed in the
+        result's ``unreadable``, with the reason. A damaged SQLite file lists what can be
+        read, with a count of what could not.
         """
-        return self._load(projects_table.c.name == project)
+        return self._load(project=check_project(project))
 
     def unreadable(self, project: str = DEFAULT_PROJECT) -> tuple[UnreadableRow, ...]:
         """The project's rows that could not be read, with the reason for each."""
         return self.hypotheses(project).unreadable
 
-    def _load(self, where: Any) -> HypothesisList:
-        query = (
-            sa.select(hypotheses_table, projects_table.c.name.label("project"))
-            .join(projects_table, hypotheses_table.c.project_id == projects_table.c.id)
-            .where(where)
-            .order_by(hypotheses_table.c.created, hypotheses_table.c.id)
-        )
-        bad: list[UnreadableRow] = []
-        with self._reading() as conn:
-            rows = conn.execute(query).mappings().all()
-            ids = [r["id"] for r in rows]
-            found: dict[str, list[Verdict]] = {i: [] for i in ids}
-            if ids:
-                vq = (
-                    sa.select(
-                        verdicts_table.c.id,
-                        verdicts_table.c.hypothesis_id,
-                        verdicts_table.c.record,
-                    )
-                    .where(verdicts_table.c.hypothesis_id.in_(ids))
-                    .order_by(verdicts_table.c.id)
+    def _load(
+        self, *, project: str | None = None, hypothesis_id: str | None = None
+    ) -> HypothesisList:
+        try:
+            found = self._query(project, hypothesis_id)
+        except StoreDamagedError:
+            if self.path is None:
+                raise
+            tables = {
+                t.name: [c.name for c in t.columns]
+                for t in (projects_table, hypotheses_table, verdicts_table)
+            }
+            damage = self.damaged or "database disk image is malformed"
+            found = listing(salvage(self.path, tables), damage, project, hypothesis_id)
+        bad = [UnreadableRow(*u) for u in found.unreadable]
+        by_id: dict[str, list[Verdict]] = {r["id"]: [] for r in found.hypotheses}
+        for v in sorted(found.verdicts, key=lambda v: v["id"]):
+            try:
+                by_id[v["hypothesis_id"]].append(Verdict.from_json(v["record"]))
+            except (ValueError, TypeError, OverflowError) as err:  # JSONDecodeError: ValueError
+                bad.append(
+                    UnreadableRow("verdicts", f"{v['id']} (of {v['hypothesis_id']})", str(err))
                 )
-                for vid, hid, record in conn.execute(vq):
-                    try:
-                        found[hid].append(Verdict.from_json(record))
-                    except ValueError as err:  # JSONDecodeError is a ValueError
-                        bad.append(UnreadableRow("verdicts", f"{vid} (of {hid})", str(err)))
         out = []
-        for r in rows:
+        for r in sorted(found.hypotheses, key=lambda r: (r["created"], r["id"])):
             try:
                 hypothesis = Hypothesis.from_dict(json.loads(r["spec"]))
-            except (ValueError, TypeError) as err:
+            except (ValueError, TypeError, OverflowError) as err:
                 bad.append(UnreadableRow("hypotheses", r["id"], str(err)))
                 continue
             out.append(
@@ -196,10 +222,35 @@ class HypothesisStore(Database):
                     author=r["author"],
                     created=r["created"],
                     updated=r["updated"],
-                    verdicts=tuple(found[r["id"]]),
+                    verdicts=tuple(by_id[r["id"]]),
                 )
             )
         return HypothesisList(out, bad)
+
+    def _query(self, project: str | None, hypothesis_id: str | None) -> Found:
+        """The rows of one project (or hypothesis); rows of a missing project as unreadable."""
+        if hypothesis_id is not None:
+            where = hypotheses_table.c.id == hypothesis_id
+        else:  # the outer join keeps rows whose project is missing, to report them
+            where = (projects_table.c.name == project) | projects_table.c.id.is_(None)
+        query = (
+            sa.select(hypotheses_table, projects_table.c.name.label("project"))
+            .outerjoin(projects_table, hypotheses_table.c.project_id == projects_table.c.id)
+            .where(where)
+        )
+        with self._reading() as conn:
+            rows = [dict(r) for r in conn.execute(query).mappings()]
+            orphans = [r for r in rows if r["project"] is None]
+            rows = [r for r in rows if r["project"] is not None]
+            verdicts = []
+            if rows:
+                vq = sa.select(
+                    verdicts_table.c.id, verdicts_table.c.hypothesis_id, verdicts_table.c.record
+                )
+                vq = vq.where(verdicts_table.c.hypothesis_id.in_([r["id"] for r in rows]))
+                verdicts = [dict(v) for v in conn.execute(vq).mappings()]
+        bad = [("hypotheses", r["id"], missing_project(r["project_id"])) for r in orphans]
+        return Found(rows, verdicts, bad)
 
     # ----------------------------------------------------------------- imports
     def import_hypotheses(
@@ -215,22 +266,39 @@ class HypothesisStore(Database):
         return import_hypotheses(self, entries, labels, project, on_conflict=on_conflict)
 
     def count(self, table: str) -> int:
-        """Rows in ``"hypotheses"``, ``"verdicts"``, ``"labels"`` or ``"projects"``."""
-        tables = {
-            t.name: t for t in (hypotheses_table, verdicts_table, labels_table, projects_table)
-        }
-        if table not in tables:
-            raise ValueError(f"unknown table {table!r}: one of {', '.join(tables)}")
+        """Rows in ``"hypotheses"``, ``"verdicts"``, ``"labels"`` or ``"projects"`` (of a
+        damaged file: those read plus those its indexes name as lost)."""
+        if table not in _TABLES:
+            raise ValueError(f"unknown table {table!r}: one of {', '.join(_TABLES)}")
+        try:
+            with self._reading() as conn:
+                query = sa.select(sa.func.count()).select_from(_TABLES[table])
+                return int(conn.execute(query).scalar())
+        except StoreDamagedError:
+            if self.path is None:
+                raise
+            return self._salvaged(table).counted(table)
+
+    def _salvaged(self, *tables: str) -> Salvage:
+        assert self.path is not None  # only a SQLite file is read page by page
+        return salvage(self.path, {t: [c.name for c in _TABLES[t].columns] for t in tables})
+
+    def check(self) -> StoreCheck:
+        """Read every table; what was read (of what the store counts) and each problem found:
+        damaged pages (``PRAGMA integrity_check`` per table on SQLite), rows that could not be
+        read, and rows pointing to a missing project or hypothesis. Writes nothing."""
+        if self.path is not None:
+            columns = {t: [c.name for c in table.columns] for t, table in _TABLES.items()}
+            return check_file(self.path, shown(self.url), columns)
         with self._reading() as conn:
-            return int(conn.execute(sa.select(sa.func.count()).select_from(tables[table])).scalar())
+            return check_database(conn, shown(self.url))
 
     # --------------------------------------------------------------- verdicts
     def record(self, verdict: Verdict) -> int:
         """Store a verdict of a saved hypothesis; returns its row id."""
-        if verdict.status == "unavailable":
-            raise ValueError(
-                f"an unavailable verdict is not evidence, so it is not recorded: {verdict.note}"
-            )
+        if not isinstance(verdict, Verdict):
+            raise TypeError(f"record takes a Verdict, got {type(verdict).__name__}")
+        check_verdict(verdict)
         with self._writing() as conn:
             exists = conn.execute(
                 sa.select(hypotheses_table.c.id).where(
@@ -246,6 +314,7 @@ class HypothesisStore(Database):
 
     @staticmethod
     def _insert_verdict(conn: Connection, verdict: Verdict) -> int:
+        check_verdict(verdict)
         result = conn.execute(
             verdicts_table.insert().values(
                 hypothesis_id=verdict.hypothesis_id,
@@ -280,6 +349,7 @@ class HypothesisStore(Database):
 
     @staticmethod
     def _put_label(conn: Connection, pid: int, lab: Label) -> None:
+        check_label(lab)
         key = (
             (labels_table.c.project_id == pid)
             & (labels_table.c.unit == lab.unit)
@@ -306,13 +376,19 @@ class HypothesisStore(Database):
                 labels_table.c.unit, labels_table.c.rater, labels_table.c.label, labels_table.c.item
             )
             .join(projects_table, labels_table.c.project_id == projects_table.c.id)
-            .where(projects_table.c.name == project)
+            .where(projects_table.c.name == check_project(project))
             .order_by(labels_table.c.id)
         )
         if unit is not None:
-            query = query.where(labels_table.c.unit == str(unit))
-        with self._reading() as conn:
-            return [Label(u, r, lab, i) for u, r, lab, i in conn.execute(query)]
+            query = query.where(labels_table.c.unit == check_field("unit", str(unit)))
+        try:
+            with self._reading() as conn:
+                return [Label(u, r, lab, i) for u, r, lab, i in conn.execute(query)]
+        except StoreDamagedError:
+            if self.path is None:
+                raise
+            got = self._salvaged("projects", "labels")
+            return [Label(*lab) for lab in salvaged_labels(got, project, unit)]
 
     def agreement(self, project: str = DEFAULT_PROJECT) -> dict[str, Agreement]:
         """Per-unit agreement of the project's labels."""
