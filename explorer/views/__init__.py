@@ -38,6 +38,9 @@ from explorer.views.hypothesis_view import (
     HypothesisWidget,
     verdict_payload,
 )
+from explorer.views.image_grid import (
+    image_grid,
+)
 from explorer.views.intervention_panel import (
     InterventionPanel,
 )
@@ -98,6 +101,7 @@ __all__ = [
     "empty",
     "encode",
     "esm",
+    "image_grid",
     "images_for_display",
     "payload_bytes",
     "query_window",
