@@ -81,6 +81,10 @@ from explorer.views.snapshot import (
 from explorer.views.token_attribution_view import (
     TokenAttributionView,
 )
+from explorer.views.token_labels import (
+    token_label,
+    token_labels,
+)
 
 __all__ = [
     "AttentionView",
@@ -111,6 +115,8 @@ __all__ = [
     "snapshot_page",
     "thumbnail",
     "token_choice",
+    "token_label",
+    "token_labels",
     "verdict_payload",
     "widget_state",
 ]

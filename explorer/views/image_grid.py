@@ -11,7 +11,7 @@ of the image drawn in it).
 >>> import torch
 >>> fig = image_grid(torch.rand(3, 28, 28), ["a", "b", "c"], cols=2)
 >>> [a.text for a in fig.layout.annotations], [t.name for t in fig.data]
-(['a', 'b', 'c'], ('a', 'b', 'c'))
+(['a', 'b', 'c'], ['a', 'b', 'c'])
 """
 
 from __future__ import annotations

@@ -56,8 +56,8 @@ function render({ model, el }) {
         row.forEach((tok, j) => {
           const v = acts.values[i * width + j];
           const isMax = starts[i] + j === positions[i];
-          line.appendChild(exEl("span", {
-            cls: "ex-token" + (isMax ? " ex-max" : ""), text: tok,
+          line.appendChild(exToken(model, tok, {
+            cls: isMax ? "ex-max" : "",
             title: "position " + (starts[i] + j) + ": " + exFmt(v, 4),
             style: { background: tokenColour(v, scale) },
           }));
@@ -135,7 +135,7 @@ function render({ model, el }) {
     parent.appendChild(table);
   }
 
-  const names = ["layer", "neuron", "widths", "top_values", "example_ids", "example_tokens", "example_acts", "top_images", "weight_image", "hist_counts", "effect_values", "effect_labels", "effect_title", "ablation_values", "ablation_labels", "ablation_title", "fires", "dead_units"];
+  const names = ["token_labels", "layer", "neuron", "widths", "top_values", "example_ids", "example_tokens", "example_acts", "top_images", "weight_image", "hist_counts", "effect_values", "effect_labels", "effect_title", "ablation_values", "ablation_labels", "ablation_title", "fires", "dead_units"];
   return exMount(model, el, "ex-neuron", "neuron-view", names, draw);
 }
 
