@@ -368,7 +368,7 @@ function exScaleLegend(scale, diverging, opts = {}) {
     meaning: [scale.low, scale.high], baseline: scale.baseline, baselineLabel: scale.baseline_label,
   }, opts));
   const parts = [legend];
-  if (scale.approximate) parts.push(exEl("div", { cls: "ex-note", text: "approximation", attrs: { "data-testid": "approximation-note", title: scale.note } }));
+  if (scale.approximate) parts.push(exEl("div", { cls: "ex-note", text: "approximation", style: { alignSelf: "flex-start" }, attrs: { "data-testid": "approximation-note", title: scale.note } }));
   if (scale.note) parts.push(exEl("div", { cls: "ex-muted", text: scale.note, attrs: { "data-testid": "scale-note" } }));
   return exEl("div", { cls: "ex-col" }, parts);
 }

@@ -130,7 +130,7 @@ function render({ model, el }) {
     for (let i = 0; i < eff.size; i++) {
       const v = eff.values[i];
       const bar = exEl("div", { style: { width: Math.round(80 * Math.abs(v) / maxAbs) + "px", height: "8px", background: v < 0 ? "#dc2626" : "#2563eb" } });
-      table.appendChild(exEl("tr", {}, [exEl("th", { text: labels[i] }), exEl("td", {}, [exNumber(v, testid + "-" + i)]), exEl("td", {}, [bar])]));
+      table.appendChild(exEl("tr", {}, [exEl("th", { text: exTokenLabel(model, labels[i]), title: exTokenTitle(labels[i]) }), exEl("td", {}, [exNumber(v, testid + "-" + i)]), exEl("td", {}, [bar])]));
     }
     parent.appendChild(table);
   }

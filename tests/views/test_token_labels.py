@@ -94,6 +94,8 @@ def test_every_view_labels_its_tokens_through_token_label(lm):
         assert set(shown) & set(VOCAB[:4]), f"{name} shows none of the whitespace tokens"
         assert view.token_labels == {t: token_label(t) for t in shown}, name
         assert "·" in view.token_labels.values() or "⏎" in view.token_labels.values(), name
+    neurons = _views(lm)["NeuronView"]
+    assert set(neurons.effect_labels) <= set(neurons.token_labels)  # output tokens too
     lens = _views(lm)["LogitLensView"]
     lens.prompt = 1  # the labels follow the tokens shown
     assert set(lens.token_labels) == {
