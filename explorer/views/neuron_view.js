@@ -68,6 +68,7 @@ function render({ model, el }) {
           line,
         ]));
       });
+      if (toks.length) left.appendChild(exLegend(-scale, scale, true, "activation at each token (the top example's value = full colour)", { meaning: ["negative", "positive: the neuron fires"] }));
     } else {
       const imgs = exDecode(model.get("top_images"));
       const row = exEl("div", { cls: "ex-images" });

@@ -97,6 +97,9 @@ def test_every_legend_in_the_page_says_what_its_ends_mean():
         source = path.read_text()
         for call in re.finditer(r"exLegend\((.*?)\)\);", source, re.S):
             assert "meaning:" in call.group(1), f"{path.name}: a legend without meaning"
+        colours = re.search(r"exHeatmapView|exDiverging|exSequential|tokenColour", source)
+        if colours:  # a view that colours values has a legend that says what they mean
+            assert re.search(r"exLegend|exScaleLegend", source), f"{path.name}: no legend"
     patching = (VIEWS / "patching_view.js").read_text()
     attention = (VIEWS / "attention_view.js").read_text()
     assert 'model.get("color_scale")' in patching and "exScaleLegend" in patching
