@@ -121,6 +121,10 @@ class HeadScores(Shown):
         note = (
             f"best {per_score} of {n_layers * n_heads} heads per score; to_dataframe(score) has all"
         )
+        if self.baselines:  # what a head attending uniformly would score: read values against it
+            note += "; random baseline (uniform attention): " + ", ".join(
+                f"{name} {value:.3g}" for name, value in zip(self.names, self.baselines)
+            )
         return "Head scores", ("head score", "head", "value"), rows, note
 
 

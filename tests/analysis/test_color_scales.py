@@ -45,6 +45,9 @@ def test_head_scores_carry_their_baselines(attn_model):
     assert len(scores.baselines) == len(scores.names)
     for name, baseline in zip(scores.names, scores.baselines):
         assert baseline == pytest.approx(uniform_baseline(tokens, name), rel=1e-6)
+    induction = scores.baselines[scores.names.index("induction")]
+    assert "random baseline (uniform attention): previous_token" in scores._repr_html_()
+    assert f"induction {induction:.3g}" in scores._repr_html_()
 
 
 def test_exact_and_attribution_patching_share_one_scale_and_the_estimate_says_so(attn_model):
