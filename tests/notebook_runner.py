@@ -54,6 +54,7 @@ def printed(nb: nbformat.NotebookNode) -> str:
 
 PLOTLY = "application/vnd.plotly.v1+json"
 MIN_ROW_PX = 40  # a facet row (or a whole plot) shorter than this draws as an empty strip
+FACET_GAP = 0.12  # a subplot title sits at most this share of the figure above its subplot
 
 
 def _layout_problems(fig: dict, where: str) -> list[str]:
@@ -101,10 +102,65 @@ def _trace_problems(trace: dict, where: str) -> list[str]:
     return []
 
 
+def _domain(layout: dict, ref: str | None, letter: str) -> tuple[float, float]:
+    axis = layout.get(letter + "axis" + (ref or letter)[1:]) or {}
+    low, high = axis.get("domain", [0.0, 1.0])
+    return float(low), float(high)
+
+
+def facet_title_problems(fig: dict, where: str = "figure") -> list[str]:
+    """Titles written over the wrong image of a grid of subplots (a figure as plotly JSON).
+
+    Only images and heatmaps count as titled subplots. An annotation in paper coordinates
+    labels the subplot it sits on: the one whose x
+    domain holds the annotation's x and whose top edge is the nearest at or below its y
+    (within ``FACET_GAP`` of the figure's height). Where the trace drawn in that subplot has
+    a name (``explorer.views.image_grid`` names each image's trace with its title), the
+    annotation must say that name; and each named trace must have its title over it.
+    """
+    layout = fig.get("layout", {})
+    subplots = []
+    for trace in fig.get("data", []):
+        if trace.get("type") not in ("image", "heatmap"):
+            continue  # a line's name is its legend entry, not a title
+        xd = _domain(layout, trace.get("xaxis"), "x")
+        yd = _domain(layout, trace.get("yaxis"), "y")
+        subplots.append((xd, yd, trace.get("name")))
+    problems = []
+    titled = set()
+    for ann in layout.get("annotations", []) or []:
+        if ann.get("xref") != "paper" or ann.get("yref") != "paper" or ann.get("showarrow"):
+            continue
+        x, y, text = float(ann.get("x", 0.5)), float(ann.get("y", 0.5)), ann.get("text", "")
+        below = [
+            (y - yd[1], i)
+            for i, (xd, yd, _) in enumerate(subplots)
+            if xd[0] <= x <= xd[1] and -1e-6 <= y - yd[1] <= FACET_GAP
+        ]
+        if not below:
+            continue
+        _, i = min(below)
+        name = subplots[i][2]
+        if name is None:
+            continue
+        titled.add(i)
+        if text != name:
+            problems.append(f"{where}: the title {text!r} sits over the image of {name!r}")
+    named = [i for i, (_, _, name) in enumerate(subplots) if name]
+    if titled:
+        problems += [
+            f"{where}: no title over the image of {subplots[i][2]!r}"
+            for i in named
+            if i not in titled
+        ]
+    return problems
+
+
 def figure_problems(nb: nbformat.NotebookNode) -> list[str]:
     """Every plotly figure of an executed notebook that would draw nothing: no traces, a
     trace with no data, a heatmap of NaN only, or a plot (or facet row) squeezed flat by its
-    height and margins. Returns one sentence per problem, naming the cell."""
+    height and margins; and every title written over the wrong image of a grid
+    (``facet_title_problems``). Returns one sentence per problem, naming the cell."""
     problems: list[str] = []
     for index, cell in enumerate(nb.cells):
         for out in cell.get("outputs", []) if cell.cell_type == "code" else []:
@@ -118,4 +174,5 @@ def figure_problems(nb: nbformat.NotebookNode) -> list[str]:
             for trace in fig.get("data", []):
                 problems += _trace_problems(trace, where)
             problems += _layout_problems(fig, where)
+            problems += facet_title_problems(fig, where)
     return list(dict.fromkeys(problems))

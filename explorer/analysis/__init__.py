@@ -45,6 +45,12 @@ from explorer.analysis.circuit_svd import (
     circuit_svd,
     low_rank_svd,
 )
+from explorer.analysis.color_scales import (
+    ColorScale,
+    head_score_color_scale,
+    patching_color_scale,
+    path_patching_color_scale,
+)
 from explorer.analysis.composition import (
     CompositionScores,
     CopyingScores,
@@ -95,6 +101,7 @@ from explorer.analysis.head_scores import (
     repeat_period,
     score_pattern,
     target_mask,
+    uniform_baseline,
 )
 from explorer.analysis.induction import (
     InductionCircuit,
@@ -207,6 +214,7 @@ __all__ = [
     "CacheResult",
     "CaptumMethod",
     "CircuitSVD",
+    "ColorScale",
     "CompositionScores",
     "Confusion",
     "CopyingScores",
@@ -280,6 +288,7 @@ __all__ = [
     "gini",
     "grid_axes",
     "head_circuits",
+    "head_score_color_scale",
     "head_scores",
     "heads_above",
     "histogram",
@@ -305,7 +314,9 @@ __all__ = [
     "ov_copying_scores",
     "pairwise_cosine",
     "parse_unit",
+    "patching_color_scale",
     "path_patching",
+    "path_patching_color_scale",
     "predict",
     "random_composition_baseline",
     "recovery",
@@ -329,6 +340,7 @@ __all__ = [
     "target_mask",
     "top_k_examples",
     "total_variation",
+    "uniform_baseline",
     "unit_slice",
     "unit_values",
     "unit_weight_masks",

@@ -66,6 +66,9 @@ class HeadScores(Shown):
     names: tuple[str, ...]
     skipped: tuple[tuple[str, str], ...] = ()
     """``(score, reason)`` for each score asked but not scored (``unscorable="skip"``)."""
+    baselines: tuple[float, ...] = ()
+    """Per name, the random baseline: the score of a head that attends uniformly to every
+    key it can see (``uniform_baseline``), on the same batch. Empty when not computed."""
 
     def get(self, score: str) -> torch.Tensor:
         check_choice("head score", score, self.names)
@@ -118,6 +121,10 @@ class HeadScores(Shown):
         note = (
             f"best {per_score} of {n_layers * n_heads} heads per score; to_dataframe(score) has all"
         )
+        if self.baselines:  # what a head attending uniformly would score: read values against it
+            note += "; random baseline (uniform attention): " + ", ".join(
+                f"{name} {value:.3g}" for name, value in zip(self.names, self.baselines)
+            )
         return "Head scores", ("head score", "head", "value"), rows, note
 
 
@@ -146,6 +153,16 @@ def target_mask(
     after = torch.zeros_like(same)
     after[:, :, 1:] = same[:, :, :-1]
     return after & (k <= q) & (k >= 1)  # prefix_matching
+
+
+def uniform_baseline(tokens: Int[torch.Tensor, "batch pos"], score: str) -> float:
+    """The ``score`` of a head attending uniformly to every key it can see (``1/(q+1)`` on
+    keys ``0..q``) on ``tokens``: the random baseline a head score is read against.
+
+    >>> round(uniform_baseline(torch.tensor([[0, 5, 6, 5, 6]]), "induction"), 4)
+    0.225
+    """
+    return float(score_pattern(_uniform(tokens.shape), target_mask(tokens, score)).mean())
 
 
 def repeat_period(tokens: Int[torch.Tensor, "batch pos"]) -> tuple[int, int]:
@@ -266,4 +283,14 @@ def head_scores(
         tokens, names=names, select=per_head, stop_at_layer=_last_block(model, names)
     )
     scores = torch.stack([cache[name] for name in names], dim=2)  # [b, kind, layer, head]
-    return HeadScores(scores if per_example else scores.mean(0), tuple(kept), tuple(skipped))
+    baselines = tuple(float(score_pattern(_uniform(tokens.shape), mask).mean()) for mask in masks)
+    return HeadScores(
+        scores if per_example else scores.mean(0), tuple(kept), tuple(skipped), baselines
+    )
+
+
+def _uniform(shape: torch.Size) -> torch.Tensor:
+    """``[batch, 1, q, k]``: every query attends uniformly to the keys it can see."""
+    batch, n = shape
+    causal = torch.ones(n, n).tril()
+    return (causal / causal.sum(-1, keepdim=True)).expand(batch, 1, n, n)

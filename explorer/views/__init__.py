@@ -38,6 +38,9 @@ from explorer.views.hypothesis_view import (
     HypothesisWidget,
     verdict_payload,
 )
+from explorer.views.image_grid import (
+    image_grid,
+)
 from explorer.views.intervention_panel import (
     InterventionPanel,
 )
@@ -78,6 +81,10 @@ from explorer.views.snapshot import (
 from explorer.views.token_attribution_view import (
     TokenAttributionView,
 )
+from explorer.views.token_labels import (
+    token_label,
+    token_labels,
+)
 
 __all__ = [
     "AttentionView",
@@ -98,6 +105,7 @@ __all__ = [
     "empty",
     "encode",
     "esm",
+    "image_grid",
     "images_for_display",
     "payload_bytes",
     "query_window",
@@ -107,6 +115,8 @@ __all__ = [
     "snapshot_page",
     "thumbnail",
     "token_choice",
+    "token_label",
+    "token_labels",
     "verdict_payload",
     "widget_state",
 ]

@@ -110,6 +110,31 @@ function exSend(model, changes) {
   model.save_changes();
 }
 
+// ------------------------------------------------------------------ tokens
+// One token renderer for every view. A token's label comes from the kernel
+// (explorer/views/token_labels.py: '·' a space, '⏎' a newline, '→' a tab, ...), sent in the
+// trait token_labels {raw: label}; the tooltip gives the raw token as JSON. Tokens of one
+// text sit side by side with no gap (a word in pieces reads as one word), a faint line at
+// each boundary; a label is never cut short.
+function exTokenLabel(model, raw) {
+  const labels = model.get("token_labels") || {};
+  const s = String(raw ?? "");
+  return Object.prototype.hasOwnProperty.call(labels, s) ? labels[s] : s;
+}
+
+function exTokenTitle(raw, extra) {
+  return "token " + JSON.stringify(String(raw ?? "")) + (extra ? "\n" + extra : "");
+}
+
+// opts: {cls, title (below the raw token), style, attrs, onclick}
+function exToken(model, raw, opts = {}) {
+  return exEl("span", {
+    cls: "ex-token" + (opts.cls ? " " + opts.cls : ""), text: exTokenLabel(model, raw),
+    title: exTokenTitle(raw, opts.title), style: opts.style, onclick: opts.onclick,
+    attrs: Object.assign({ "data-token": String(raw ?? "") }, opts.attrs || {}),
+  });
+}
+
 // ------------------------------------------------------------------ colours
 // The visual language of every view:
 // sequential: white -> dark blue (attention, counts: more is darker);
@@ -227,23 +252,40 @@ function exHeatmapView(spec) {
     diverging: spec.diverging, sign: spec.sign, cellW: spec.cellW || spec.cell || 14, cellH: spec.cellH || spec.cell || 14,
     maxWidth: spec.maxWidth || 720, maxHeight: spec.maxHeight || 560, vmin: spec.vmin, vmax: spec.vmax,
   });
-  // one label every `every` cells so that labels never overlap: 12 px per row label, and
-  // 16 px per column label (angled at 60 degrees, a label needs its font height / sin 60)
-  const labelEvery = (n, px, need = 12) => Math.max(1, Math.ceil(need / Math.max(px, 0.01)));
+  // One label every `every` cells so that labels never overlap: 12 px per row label, and
+  // 16 px per column label (angled at 60 degrees, a label needs its font height / sin 60).
+  // spec.sameAxes (a token x token map such as attention): one step for both axes, so the
+  // same positions are labelled down and across (row r is position rowOffset + r). Whenever
+  // an axis is thinned, a line under the map says which labels are shown.
+  const labelEvery = (px, need) => Math.max(1, Math.ceil(need / Math.max(px, 0.01)));
+  let rowEvery = labelEvery(geom.cellH, 12), colEvery = labelEvery(geom.cellW, 16);
+  if (spec.sameAxes) rowEvery = colEvery = Math.max(rowEvery, colEvery);
+  const rowOffset = spec.rowOffset || 0;
+  const CHAR_PX = 6.2;  // a 10 px monospace character: axes are sized to their longest label
+  const longest = (labels) => labels.reduce((m, l) => Math.max(m, String(l).length), 0);
   if (spec.rowLabels) {
-    const every = labelEvery(spec.rows, geom.cellH);
     rowAxis.style.height = canvas.height + "px";
-    for (let r = 0; r < spec.rows; r += every) {
-      rowAxis.appendChild(exEl("div", { cls: "ex-axis-label", text: spec.rowLabels[r], title: spec.rowLabels[r], style: { top: (r * geom.cellH + geom.cellH / 2 - 6) + "px" } }));
+    rowAxis.style.width = Math.ceil(longest(spec.rowLabels) * CHAR_PX + 8) + "px";
+    for (let r = 0; r < spec.rows; r++) {
+      if ((rowOffset + r) % rowEvery !== 0) continue;
+      rowAxis.appendChild(exEl("div", { cls: "ex-axis-label", text: spec.rowLabels[r], title: spec.rowLabels[r], attrs: { "data-index": rowOffset + r }, style: { top: (r * geom.cellH + geom.cellH / 2 - 6) + "px" } }));
     }
   }
   if (spec.colLabels) {
-    const every = labelEvery(spec.cols, geom.cellW, 16);
     colAxis.style.width = canvas.width + "px";
-    for (let c = 0; c < spec.cols; c += every) {
-      colAxis.appendChild(exEl("div", { cls: "ex-axis-label ex-axis-label-col", text: spec.colLabels[c], title: spec.colLabels[c], style: { left: (c * geom.cellW + geom.cellW / 2 - 5) + "px" } }));
+    colAxis.style.height = Math.ceil(longest(spec.colLabels) * CHAR_PX * Math.sin(Math.PI / 3) + 14) + "px";
+    for (let c = 0; c < spec.cols; c += colEvery) {
+      colAxis.appendChild(exEl("div", { cls: "ex-axis-label ex-axis-label-col", text: spec.colLabels[c], title: spec.colLabels[c], attrs: { "data-index": c }, style: { left: (c * geom.cellW + geom.cellW / 2 - 5) + "px" } }));
     }
   }
+  const thinned = [];
+  const some = (n, what, first) => "1 " + what + " in " + n + " is labelled (" + first + ", " + (first + n) + ", " + (first + 2 * n) + ", ...)";
+  if (spec.sameAxes && rowEvery > 1) thinned.push(some(rowEvery, "position", 0) + ", the same ones on both axes");
+  else {
+    if (spec.rowLabels && rowEvery > 1) thinned.push("rows: " + some(rowEvery, "row", 0));
+    if (spec.colLabels && colEvery > 1) thinned.push("columns: " + some(colEvery, "column", 0));
+  }
+  if (thinned.length) wrap.appendChild(exEl("div", { cls: "ex-muted ex-axis-note", text: thinned.join("; ") + " (hover a cell for its labels)", attrs: { "data-testid": "axis-note" } }));
   if (spec.annotate && geom.cellW >= 30 && geom.cellH >= 16 && spec.rows * spec.cols <= 400) {
     const ctx = canvas.getContext("2d");
     ctx.font = "10px sans-serif";
@@ -286,11 +328,13 @@ function exHeatmapView(spec) {
   return { node: wrap, canvas, geom };
 }
 
-// A colour bar from vmin to vmax with its label (the quantity and its unit). For a
-// diverging map, `meaning` = [what red means, what blue means] is stated beside it.
+// A colour bar from vmin to vmax with its label (the quantity and its unit), and what its
+// two ends mean: opts.meaning = [what red (sequential: light) means, what blue (dark) means], in words (which way is better), shown
+// with a swatch of each end's colour. opts.baseline (a value) with opts.baselineLabel is
+// marked on the bar by a black tick and stated beside it (a random baseline).
 function exLegend(vmin, vmax, diverging, label, opts = {}) {
   const sign = opts.sign || 1;
-  const bar = exEl("canvas", { cls: "ex-legend-bar" });
+  const bar = exEl("canvas", { cls: "ex-legend-bar", attrs: { "data-testid": "legend-bar" } });
   bar.width = 120; bar.height = 10;
   const ctx = bar.getContext("2d");
   for (let i = 0; i < 120; i++) {
@@ -298,14 +342,35 @@ function exLegend(vmin, vmax, diverging, label, opts = {}) {
     ctx.fillStyle = exColour(diverging ? exDiverging(sign * (2 * t - 1)) : exSequential(t));
     ctx.fillRect(i, 0, 1, 10);
   }
-  const meaning = diverging && opts.meaning ? exEl("span", { cls: "ex-meaning", attrs: { "data-testid": "colour-meaning" } }, [
-    exEl("span", { cls: "ex-swatch", style: { background: exColour(exDiverging(-1)) } }), exEl("span", { text: opts.meaning[0] }),
-    exEl("span", { cls: "ex-swatch", style: { background: exColour(exDiverging(1)) } }), exEl("span", { text: opts.meaning[1] }),
+  const hasBaseline = opts.baseline !== undefined && opts.baseline !== null && Number.isFinite(opts.baseline);
+  if (hasBaseline) {
+    const x = Math.round(119 * Math.min(1, Math.max(0, (opts.baseline - vmin) / ((vmax - vmin) || 1))));
+    ctx.fillStyle = "#000";
+    ctx.fillRect(Math.max(0, x - 1), 0, 2, 10);
+  }
+  const end = (t) => exColour(diverging ? exDiverging(t) : exSequential((t + 1) / 2));
+  const meaning = opts.meaning ? exEl("span", { cls: "ex-meaning", attrs: { "data-testid": "colour-meaning" } }, [
+    exEl("span", { cls: "ex-swatch", style: { background: end(-1) } }), exEl("span", { text: opts.meaning[0] }),
+    exEl("span", { cls: "ex-swatch", style: { background: end(1) } }), exEl("span", { text: opts.meaning[1] }),
   ]) : null;
-  return exEl("div", { cls: "ex-legend" }, [
+  return exEl("div", { cls: "ex-legend", attrs: { "data-testid": opts.testid || "legend" } }, [
     exEl("span", { text: exFmt(vmin, 2) }), bar, exEl("span", { text: exFmt(vmax, 2) }),
-    label ? exEl("span", { cls: "ex-muted", text: " " + label }) : null, meaning,
+    label ? exEl("span", { cls: "ex-muted", text: " " + label }) : null,
+    hasBaseline ? exEl("span", { cls: "ex-baseline", text: "▮ " + (opts.baselineLabel || "baseline " + exFmt(opts.baseline, 2)), attrs: { "data-testid": "legend-baseline", "data-value": opts.baseline } }) : null,
+    meaning,
   ]);
+}
+
+// A legend from a ColorScale the kernel sent (explorer/analysis/color_scales.py), with its
+// note (an approximation, values beyond the ends) written under it.
+function exScaleLegend(scale, diverging, opts = {}) {
+  const legend = exLegend(scale.vmin, scale.vmax, diverging, scale.label, Object.assign({
+    meaning: [scale.low, scale.high], baseline: scale.baseline, baselineLabel: scale.baseline_label,
+  }, opts));
+  const parts = [legend];
+  if (scale.approximate) parts.push(exEl("div", { cls: "ex-note", text: "approximation", style: { alignSelf: "flex-start" }, attrs: { "data-testid": "approximation-note", title: scale.note } }));
+  if (scale.note) parts.push(exEl("div", { cls: "ex-muted", text: scale.note, attrs: { "data-testid": "scale-note" } }));
+  return exEl("div", { cls: "ex-col" }, parts);
 }
 
 // A bar chart with axes: y ticks (top, 0, bottom) with the y label, a zero line, and the

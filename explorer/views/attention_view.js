@@ -50,11 +50,17 @@ function render({ model, el }) {
           title,
           attrs: { "data-testid": "head-" + l + "-" + h, "data-layer": l, "data-head": h, "data-score": s },
           onclick: () => exSend(model, { layer: l, head: h }),
-        }, [canvas, exEl("span", { cls: "ex-num", text: kIndex >= 0 ? exFmt(s, 2) : l + "." + h })]);
+        }, [canvas, exEl("span", {
+          cls: "ex-num", text: kIndex >= 0 ? exFmt(s, 2) : l + "." + h,
+          // the score's colour on the fixed 0..1 scale of the legend below the grid
+          style: kIndex >= 0 && Number.isFinite(s) ? { background: exColour(exSequential(s)), color: s > 0.6 ? "#fff" : "#111", padding: "0 2px" } : {},
+        })]);
         grid.appendChild(cell);
       }
     }
     gridBox.appendChild(grid);
+    const scale = (model.get("score_scales") || [])[kIndex];
+    if (scale) gridBox.appendChild(exScaleLegend(scale, false, { testid: "score-legend" }));
     if (model.get("score_note")) gridBox.appendChild(exEl("div", { cls: "ex-muted", text: model.get("score_note") }));
     body.appendChild(gridBox);
 
@@ -74,13 +80,15 @@ function render({ model, el }) {
       let maxV = -Infinity, maxR = 0, maxC = 0;
       // the first query can only attend to itself: leave it out of "strongest"
       for (let i = start === 0 && rows > 1 ? cols : 0; i < pat.size; i++) if (pat.values[i] > maxV) { maxV = pat.values[i]; maxR = Math.floor(i / cols); maxC = i % cols; }
-      const label = (i) => (i < tokens.length ? tokens[i] : String(i));
+      const raw = (i) => (i < tokens.length ? tokens[i] : String(i));
+      const label = (i) => exTokenLabel(model, raw(i));
       const hm = exHeatmapView({
         values: pat.values, rows, cols, vmin: 0, vmax: 1, testid: "pattern",
         cell: Math.max(3, Math.min(16, Math.floor(480 / Math.max(rows, cols)))),
         rowLabels: Array.from({ length: rows }, (_, r) => label(start + r)),
         colLabels: Array.from({ length: cols }, (_, c) => label(c)),
-        hoverText: (r, c, v) => "query " + (start + r) + " " + JSON.stringify(label(start + r)) + " → key " + c + " " + JSON.stringify(label(c)) + "\nattention " + exFmt(v, 4),
+        sameAxes: true, rowOffset: start,  // the same positions labelled down and across
+        hoverText: (r, c, v) => "query " + (start + r) + " " + JSON.stringify(raw(start + r)) + " → key " + c + " " + JSON.stringify(raw(c)) + "\nattention " + exFmt(v, 4),
       });
       hm.canvas.setAttribute("data-row-start", start);
       panel.appendChild(hm.node);
@@ -88,7 +96,7 @@ function render({ model, el }) {
         exEl("span", { text: "rows = queries, columns = keys · strongest: query " + (start + maxR) + " → key " + maxC + " = " }),
         exNumber(maxV, "pattern-max", 4),
       ]));
-      panel.appendChild(exLegend(0, 1, false, "attention"));
+      panel.appendChild(exLegend(0, 1, false, "attention", { meaning: ["none", "all of the query's attention"] }));
     }
     const note = model.get("window_note");
     if (note) {
@@ -103,7 +111,7 @@ function render({ model, el }) {
     body.appendChild(panel);
   }
 
-  const names = ["layer", "head", "pattern", "pattern_rows", "thumbnails", "scores", "score_kinds", "tokens", "window_note", "score_note", "prompt"];
+  const names = ["token_labels", "layer", "head", "pattern", "pattern_rows", "thumbnails", "scores", "score_kinds", "score_scales", "tokens", "window_note", "score_note", "prompt"];
   let body = null;
   const redraw = () => { body.replaceChildren(); draw(body); };
   const cleanup = exMount(model, el, "ex-attention", "attention-view", names, (b) => { body = b; draw(b); });

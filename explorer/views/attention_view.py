@@ -13,15 +13,17 @@ from typing import Any
 import torch
 import traitlets
 
+from explorer.analysis.color_scales import head_score_color_scale
 from explorer.analysis.head_scores import SCORES, attention_patterns, head_scores
 from explorer.models.handle import ModelHandle
-from explorer.views._base import ExplorerWidget, check_range, reports_errors
+from explorer.views._base import check_range, reports_errors
 from explorer.views.serialize import empty, encode, esm, query_window, thumbnail
+from explorer.views.token_labels import _ShowsTokens
 
 THUMBNAIL = 24
 
 
-class AttentionView(ExplorerWidget):
+class AttentionView(_ShowsTokens):
     """Browse the attention heads of a transformer on one prompt.
 
     Args:
@@ -41,6 +43,7 @@ class AttentionView(ExplorerWidget):
     """
 
     _esm = esm("attention_view.js")
+    _token_traits = ("tokens",)  # token strings the page labels (token_labels)
     # a new prompt is a forward pass: on the worker thread, with Cancel (a head or a window
     # only slices the cached patterns: the page sets those directly)
     _background = frozenset({"set"})
@@ -69,6 +72,10 @@ class AttentionView(ExplorerWidget):
         traitlets.Int(), [0, 0], help="[start, stop) query rows in `pattern`"
     ).tag(sync=True)
     window_note = traitlets.Unicode("", help="shown when the prompt is windowed").tag(sync=True)
+    score_scales = traitlets.List(
+        traitlets.Dict(),
+        help="per score kind, its ColorScale (0..1, the uniform-attention baseline marked)",
+    ).tag(sync=True)
     score_note = traitlets.Unicode("", help="head-score kinds that could not be computed").tag(
         sync=True
     )
@@ -133,6 +140,10 @@ class AttentionView(ExplorerWidget):
         """Score every head; kinds this batch cannot score (no targets) are left out, with a note."""
         scores = head_scores(self.model, self.batch, scores=self._kinds, unscorable="skip")
         self.score_kinds = list(scores.names)
+        self.score_scales = [
+            head_score_color_scale(kind, baseline=baseline).to_dict()
+            for kind, baseline in zip(scores.names, scores.baselines)
+        ]
         if scores.names:
             self.scores = encode(scores.scores, "float32")
         skipped = [f"{kind} ({why})" for kind, why in scores.skipped]

@@ -74,7 +74,8 @@ function render({ model, el }) {
       }
     }
     top.appendChild(exEl("div", { cls: "ex-col" }, [exEl("div", { cls: "ex-title", text: "reconstructed mask per class" }), grid,
-      exEl("span", { cls: "ex-muted", text: "dark: pixels the trigger uses; click a class" })]));
+      exLegend(0, 1, false, "mask weight (checker: outside the mask)", { meaning: ["pixel not used", "pixel the trigger uses"] }),
+      exEl("span", { cls: "ex-muted", text: "click a class" })]));
     // ---- anomaly bars, flagged classes red, the threshold drawn
     const values = Array.from(anomaly.values);
     const thr = model.get("threshold");

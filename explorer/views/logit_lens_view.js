@@ -27,7 +27,8 @@ function render({ model, el }) {
     const selRow = model.get("row"), selPos = model.get("position");
     const table = exEl("table", { cls: "ex-lens", attrs: { "data-testid": "lens-grid" } });
     const head = exEl("tr", {}, [exEl("th")]);
-    tokens.forEach((t, p) => head.appendChild(exEl("th", { text: t, title: "position " + (start + p) + "\ntarget " + (targets[p] ?? "") })));
+    const lbl = (t) => exTokenLabel(model, t ?? "");
+    tokens.forEach((t, p) => head.appendChild(exEl("th", { text: lbl(t), title: exTokenTitle(t, "position " + (start + p) + "\ntarget " + JSON.stringify(targets[p] ?? "")) })));
     table.appendChild(head);
     for (let r = rows - 1; r >= 0; r--) {
       const tr = exEl("tr", {}, [exEl("th", { text: labels[r] })]);
@@ -36,8 +37,8 @@ function render({ model, el }) {
         const shade = 1 / (1 + Math.log2(1 + rk));
         const word = top[(r * cols + p) * k];
         const td = exEl("td", {
-          cls: "ex-lens-cell" + (r === selRow && start + p === selPos ? " ex-selected" : ""), text: word,
-          title: labels[r] + " @ " + (start + p) + "\ntop: " + top.slice((r * cols + p) * k, (r * cols + p + 1) * k).join(" | ") + "\ntarget " + (targets[p] ?? "") + " rank " + rk + ", logit " + exFmt(tlogit.values[r * cols + p]),
+          cls: "ex-lens-cell" + (r === selRow && start + p === selPos ? " ex-selected" : ""), text: lbl(word),
+          title: labels[r] + " @ " + (start + p) + "\ntop: " + top.slice((r * cols + p) * k, (r * cols + p + 1) * k).map((t) => JSON.stringify(t)).join(" | ") + "\ntarget " + JSON.stringify(targets[p] ?? "") + " rank " + rk + ", logit " + exFmt(tlogit.values[r * cols + p]),
           style: { background: exColour(exSequential(shade)), color: shade > 0.6 ? "#fff" : "#111" },
           attrs: { "data-row": r, "data-pos": start + p },
           onclick: () => exSend(model, { row: r, position: start + p }),
@@ -47,19 +48,19 @@ function render({ model, el }) {
       table.appendChild(tr);
     }
     root.appendChild(exEl("div", { style: { overflowX: "auto", maxWidth: "100%" } }, [table]));
-    root.appendChild(exLegend(0, 1, false, "1 / (1 + log2(1 + rank of the target)): dark = top-1"));
+    root.appendChild(exLegend(0, 1, false, "1 / (1 + log2(1 + rank of the target))", { meaning: ["target ranked low", "target is the top-1 token (better)"] }));
     const at = selPos - start;
     if (selRow < rows && at >= 0 && at < cols) {
       const off = (selRow * cols + at) * k;
       const list = exEl("table", { cls: "ex-table", attrs: { "data-testid": "selected-top" } });
-      for (let i = 0; i < k; i++) list.appendChild(exEl("tr", {}, [exEl("td", { text: top[off + i] }), exEl("td", { text: exFmt(logits.values[off + i], 3) })]));
+      for (let i = 0; i < k; i++) list.appendChild(exEl("tr", {}, [exEl("td", { text: lbl(top[off + i]), title: exTokenTitle(top[off + i]) }), exEl("td", { text: exFmt(logits.values[off + i], 3) })]));
       root.appendChild(exEl("div", { cls: "ex-row" }, [
-        exEl("div", { text: "selected " + labels[selRow] + " at position " + selPos + " (" + (tokens[at] ?? "") + "): target " + (targets[at] ?? "") + " rank " + rank.values[selRow * cols + at], attrs: { "data-testid": "selected-cell" } }),
+        exEl("div", { text: "selected " + labels[selRow] + " at position " + selPos + " (" + lbl(tokens[at]) + "): target " + lbl(targets[at]) + " rank " + rank.values[selRow * cols + at], attrs: { "data-testid": "selected-cell" } }),
         list,
       ]));
     }
   }
-  const names = ["target", "prompt", "n_prompts", "position_start", "window", "n_positions", "row", "position", "row_labels", "tokens", "top_tokens", "top_logits", "target_rank", "target_logit", "target_tokens"];
+  const names = ["token_labels", "target", "prompt", "n_prompts", "position_start", "window", "n_positions", "row", "position", "row_labels", "tokens", "top_tokens", "top_logits", "target_rank", "target_logit", "target_tokens"];
   return exMount(model, el, "ex-logit-lens", "logit-lens-view", names, draw);
 }
 

@@ -18,12 +18,13 @@ import traitlets
 
 from explorer.analysis.logit_lens import LogitLens, logit_lens
 from explorer.models.handle import ModelHandle
-from explorer.views._base import ExplorerWidget, check_range, reports_errors
+from explorer.views._base import check_range, reports_errors
 from explorer.views.logit_attribution_view import read_token
 from explorer.views.serialize import empty, encode, esm
+from explorer.views.token_labels import _ShowsTokens
 
 
-class LogitLensView(ExplorerWidget):
+class LogitLensView(_ShowsTokens):
     """The logit lens of one prompt (``prompt`` picks it from the batch).
 
     Args:
@@ -41,6 +42,11 @@ class LogitLensView(ExplorerWidget):
     """
 
     _esm = esm("logit_lens_view.js")
+    _token_traits = (
+        "tokens",
+        "top_tokens",
+        "target_tokens",
+    )  # token strings the page labels (token_labels)
     # a new target or k is a lens pass over the batch: on the worker thread, with Cancel
     # (prompt, window and row only slice the cached lens: the page sets them directly)
     _background = frozenset({"set"})

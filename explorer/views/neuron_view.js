@@ -56,8 +56,8 @@ function render({ model, el }) {
         row.forEach((tok, j) => {
           const v = acts.values[i * width + j];
           const isMax = starts[i] + j === positions[i];
-          line.appendChild(exEl("span", {
-            cls: "ex-token" + (isMax ? " ex-max" : ""), text: tok,
+          line.appendChild(exToken(model, tok, {
+            cls: isMax ? "ex-max" : "",
             title: "position " + (starts[i] + j) + ": " + exFmt(v, 4),
             style: { background: tokenColour(v, scale) },
           }));
@@ -68,6 +68,7 @@ function render({ model, el }) {
           line,
         ]));
       });
+      if (toks.length) left.appendChild(exLegend(-scale, scale, true, "activation at each token (the top example's value = full colour)", { meaning: ["negative", "positive: the neuron fires"] }));
     } else {
       const imgs = exDecode(model.get("top_images"));
       const row = exEl("div", { cls: "ex-images" });
@@ -130,12 +131,12 @@ function render({ model, el }) {
     for (let i = 0; i < eff.size; i++) {
       const v = eff.values[i];
       const bar = exEl("div", { style: { width: Math.round(80 * Math.abs(v) / maxAbs) + "px", height: "8px", background: v < 0 ? "#dc2626" : "#2563eb" } });
-      table.appendChild(exEl("tr", {}, [exEl("th", { text: labels[i] }), exEl("td", {}, [exNumber(v, testid + "-" + i)]), exEl("td", {}, [bar])]));
+      table.appendChild(exEl("tr", {}, [exEl("th", { text: exTokenLabel(model, labels[i]), title: exTokenTitle(labels[i]) }), exEl("td", {}, [exNumber(v, testid + "-" + i)]), exEl("td", {}, [bar])]));
     }
     parent.appendChild(table);
   }
 
-  const names = ["layer", "neuron", "widths", "top_values", "example_ids", "example_tokens", "example_acts", "top_images", "weight_image", "hist_counts", "effect_values", "effect_labels", "effect_title", "ablation_values", "ablation_labels", "ablation_title", "fires", "dead_units"];
+  const names = ["token_labels", "layer", "neuron", "widths", "top_values", "example_ids", "example_tokens", "example_acts", "top_images", "weight_image", "hist_counts", "effect_values", "effect_labels", "effect_title", "ablation_values", "ablation_labels", "ablation_title", "fires", "dead_units"];
   return exMount(model, el, "ex-neuron", "neuron-view", names, draw);
 }
 

@@ -33,12 +33,13 @@ from explorer.analysis.neurons import (
 )
 from explorer.analysis.units import Neuron
 from explorer.models.handle import ModelHandle
-from explorer.views._base import ExplorerWidget, check_range, reports_errors
+from explorer.views._base import check_range, reports_errors
 from explorer.views._inputs import dataset_inputs
 from explorer.views.serialize import empty, encode, esm, images_for_display
+from explorer.views.token_labels import _ShowsTokens
 
 
-class NeuronView(ExplorerWidget):
+class NeuronView(_ShowsTokens):
     """Browse the neurons (or conv channels) of a model over a dataset.
 
     Args:
@@ -63,6 +64,9 @@ class NeuronView(ExplorerWidget):
     """
 
     _esm = esm("neuron_view.js")
+    # token strings the page labels (token_labels): the examples, and the output tokens the
+    # direct effect names (class names for a vision model)
+    _token_traits = ("example_tokens", "effect_labels")
     _background = frozenset({"set"})  # a new layer streams its top-k over the whole dataset
 
     layer = traitlets.Int(0, help="layer of the selected neuron").tag(sync=True)

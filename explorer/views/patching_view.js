@@ -18,7 +18,7 @@ function render({ model, el }) {
       attrs: { "data-testid": "grid-" + g }, onclick: () => exSet(model, { grid: g }),
     }));
     const methods = grid === "path" ? [] : [exEl("span", { cls: "ex-muted", text: "method" }), ...["activation", "attribution"].map((m) => exEl("button", {
-      cls: "ex-button" + (m === method ? " ex-active" : ""), text: m,
+      cls: "ex-button" + (m === method ? " ex-active" : ""), text: m === "attribution" ? "attribution (approximate)" : m,
       attrs: { "data-testid": "method-" + m }, onclick: () => exSet(model, { method: m }),
     }))];
     root.appendChild(exEl("div", { cls: "ex-row" }, [exEl("div", { cls: "ex-title", text: "Activation patching" }), exEl("span", { cls: "ex-muted", text: "site" }), select, ...quick, ...methods]));
@@ -42,7 +42,7 @@ function render({ model, el }) {
     if (clean.length) {
       const line = (label, toks, other) => exEl("div", { cls: "ex-example" }, [
         exEl("span", { cls: "ex-muted", text: label, style: { width: "70px" } }),
-        exEl("div", { cls: "ex-tokens" }, toks.map((t, i) => exEl("span", { cls: "ex-token", text: t, style: { background: other && other[i] !== t ? "#fde68a" : "transparent" } }))),
+        exEl("div", { cls: "ex-tokens" }, toks.map((t, i) => exToken(model, t, { title: "position " + i, style: { background: other && other[i] !== t ? "#fde68a" : "transparent" } }))),
       ]);
       root.appendChild(line("clean", clean, corrupted));
       root.appendChild(line("corrupted", corrupted, clean));
@@ -55,16 +55,19 @@ function render({ model, el }) {
       const hasRecovery = Array.from(rec.values).some(Number.isFinite);
       const shown = hasRecovery ? rec.values : vals.values;
       const sel = model.get("selected_cell") || [];
+      // one fixed scale from the kernel (the same for exact and attribution patching), or,
+      // where no recovery is defined, the metric itself
+      const scale = hasRecovery ? (model.get("color_scale") || {}) : {};
       const hm = exHeatmapView({
-        values: shown, rows, cols, diverging: true, testid: "patching-heatmap",
+        values: shown, rows, cols, diverging: true, testid: "patching-heatmap", vmin: scale.vmin, vmax: scale.vmax,
         cellW: Math.max(3, Math.min(44, Math.floor(640 / cols))), cellH: rows > 16 ? 16 : 30, annotate: true,
         rowLabels, colLabels, selected: sel.length === 2 ? { row: sel[0], col: sel[1] } : null,
         hoverText: (r, c, v) => (rowLabels[r] ?? r) + ", " + (colLabels[c] ?? c) + "\nmetric " + exFmt(vals.values[r * cols + c], 4) + (hasRecovery ? "\nshown " + exFmt(rec.values[r * cols + c], 3) : ""),
         onClick: (r, c) => exSend(model, { cell: [r, c] }),
       });
       root.appendChild(hm.node);
-      root.appendChild(exLegend(hm.geom.vmin, hm.geom.vmax, true, hasRecovery ? model.get("scale_label") : "metric", {
-        meaning: hasRecovery && grid !== "path" ? ["further from the clean run", "closer to the clean run"] : null,
+      root.appendChild(hasRecovery && scale.label ? exScaleLegend(scale, true) : exLegend(hm.geom.vmin, hm.geom.vmax, true, "metric (no clean-vs-corrupted gap to scale by)", {
+        meaning: ["lower metric", "higher metric"],
       }));
       if (sel.length === 2 && sel[0] < rows && sel[1] < cols) {
         const i = sel[0] * cols + sel[1];
@@ -76,7 +79,7 @@ function render({ model, el }) {
       }
     }
   }
-  const names = ["grid", "method", "grids", "values", "recovery", "scale_label", "clean_value", "corrupted_value", "row_labels", "col_labels", "selected_cell", "selected_text", "receivers", "receivers_used", "receiver_inputs"];
+  const names = ["token_labels", "grid", "method", "grids", "values", "recovery", "scale_label", "color_scale", "clean_value", "corrupted_value", "row_labels", "col_labels", "selected_cell", "selected_text", "receivers", "receivers_used", "receiver_inputs"];
   return exMount(model, el, "ex-patching", "patching-view", names, draw);
 }
 

@@ -20,6 +20,7 @@ from typing import Any
 import torch
 import traitlets
 
+from explorer.analysis.color_scales import patching_color_scale, path_patching_color_scale
 from explorer.analysis.metrics import Metric
 from explorer.analysis.patching import (
     GRIDS,
@@ -32,15 +33,16 @@ from explorer.analysis.patching import (
 from explorer.analysis.path_patching import PathPatchingResult, path_patching
 from explorer.analysis.units import Head
 from explorer.models.handle import ModelHandle
-from explorer.views._base import ExplorerWidget, check_range, reports_errors
+from explorer.views._base import check_range, reports_errors
 from explorer.views.serialize import empty, encode, esm
+from explorer.views.token_labels import _ShowsTokens, token_label
 
 METHODS = ("activation", "attribution")
 VIEW_GRIDS = (*GRIDS, "path")
 _KEYS = {"position": "position", "head": "head", "neuron": "neuron", "dest position": "position"}
 
 
-class PatchingView(ExplorerWidget):
+class PatchingView(_ShowsTokens):
     """Patch activations from ``clean`` into ``corrupted`` and show where the metric returns.
 
     Args:
@@ -64,6 +66,10 @@ class PatchingView(ExplorerWidget):
     """
 
     _esm = esm("patching_view.js")
+    _token_traits = (
+        "clean_tokens",
+        "corrupted_tokens",
+    )  # token strings the page labels (token_labels)
     _background = frozenset({"set"})  # a new grid is one pass per cell chunk: cancellable
 
     grid = traitlets.Enum(
@@ -100,6 +106,10 @@ class PatchingView(ExplorerWidget):
         sync=True
     )
     scale_label = traitlets.Unicode("", help="what the colours show").tag(sync=True)
+    color_scale = traitlets.Dict(
+        help="ColorScale of the shown grid (analysis.color_scales): the same -1..1 for both "
+        "methods, what each end means, and a note for an approximation"
+    ).tag(sync=True)
     clean_value = traitlets.Float(None, allow_none=True, help="mean metric on the clean input").tag(
         sync=True
     )
@@ -215,18 +225,19 @@ class PatchingView(ExplorerWidget):
         result = self.result()
         if isinstance(result, PathPatchingResult):
             values, shown = result.values, result.change
-            label = "metric change over the clean-vs-corrupted gap (-1: the path does it all)"
+            scale = path_patching_color_scale(shown)
             self.receivers_used = [str(h) for h in result.receivers]
             rows = [f"L{l}" for l in range(values.shape[0])]
             cols = [f"H{h}" for h in range(values.shape[1])]
         else:
             values, shown = result.values, result.recovery
-            label = "fraction of the clean-vs-corrupted gap recovered"
+            scale = patching_color_scale(shown, method=self.method)
             values, shown, rows, cols = self._flatten(result.grid, values, shown)
         with self.hold_sync():
             self.values = encode(values, "float32")
             self.recovery = encode(shown, "float32")
-            self.scale_label = label
+            self.scale_label = scale.label
+            self.color_scale = scale.to_dict()
             self.clean_value = result.clean_value
             self.corrupted_value = result.corrupted_value
             self.row_labels = rows
@@ -236,7 +247,7 @@ class PatchingView(ExplorerWidget):
     def _flatten(self, grid: str, values: torch.Tensor, shown: torch.Tensor):
         """2-D ``[row, col]`` for display: 3-axis grids get one row per (layer, head)."""
         axes = grid_axes(grid)
-        tokens = [f"{i} {t}" for i, t in enumerate(self.clean_tokens)]
+        tokens = [f"{i} {token_label(t)}" for i, t in enumerate(self.clean_tokens)]
         names = {"position": tokens, "dest position": tokens}
         if len(axes) == 2:
             n = values.shape[1]

@@ -23,8 +23,8 @@ function render({ model, el }) {
       const spans = (tokens[b] || []).map((t, p) => {
         const x = s.values[b * pos + p];
         const shade = x / m;
-        return exEl("span", {
-          cls: "ex-token" + (b === selP && p === selT ? " ex-max" : ""), text: t,
+        return exToken(model, t, {
+          cls: b === selP && p === selT ? "ex-max" : "",
           title: "position " + p + "\nscore " + exFmt(x, 4),
           style: { background: exColour(exDiverging(shade)), color: Math.abs(shade) > 0.6 ? "#fff" : "#111", cursor: "pointer" },
           attrs: { "data-testid": "token-" + b + "-" + p, "data-value": x },
@@ -38,10 +38,10 @@ function render({ model, el }) {
     }
     root.appendChild(exLegend(-m, m, true, "attribution to the explained logit", { meaning: ["lowers the logit", "raises it"] }));
     if (selP < n && selT < pos) {
-      root.appendChild(exEl("div", { text: "selected " + (tokens[selP] || [])[selT] + " (prompt " + selP + ", position " + selT + "): score ", attrs: { "data-testid": "selected-token" } }, [exNumber(s.values[selP * pos + selT], "selected-score", 4)]));
+      root.appendChild(exEl("div", { text: "selected " + exTokenLabel(model, (tokens[selP] || [])[selT]) + " (prompt " + selP + ", position " + selT + "): score ", attrs: { "data-testid": "selected-token" } }, [exNumber(s.values[selP * pos + selT], "selected-score", 4)]));
     }
   }
-  const names = ["target", "against", "at", "n_steps", "tokens", "scores", "delta", "value", "baseline_value", "direction", "prompt", "position"];
+  const names = ["token_labels", "target", "against", "at", "n_steps", "tokens", "scores", "delta", "value", "baseline_value", "direction", "prompt", "position"];
   return exMount(model, el, "ex-token-attribution", "token-attribution-view", names, draw);
 }
 

@@ -16,12 +16,13 @@ import traitlets
 
 from explorer.analysis.token_attribution import TokenAttribution, attribute_tokens
 from explorer.models.handle import ModelHandle
-from explorer.views._base import ExplorerWidget, reports_errors
+from explorer.views._base import reports_errors
 from explorer.views.logit_attribution_view import direction_args, token_choice
 from explorer.views.serialize import empty, encode, esm
+from explorer.views.token_labels import _ShowsTokens
 
 
-class TokenAttributionView(ExplorerWidget):
+class TokenAttributionView(_ShowsTokens):
     """Per-token attribution of the logit of ``target`` (minus ``against``) at ``at``.
 
     Args:
@@ -39,6 +40,7 @@ class TokenAttributionView(ExplorerWidget):
     """
 
     _esm = esm("token_attribution_view.js")
+    _token_traits = ("tokens",)  # token strings the page labels (token_labels)
     _background = frozenset({"set"})  # integrated gradients: n_steps passes per target
 
     target = traitlets.Unicode("", help="token whose logit is explained (text or id)").tag(

@@ -670,7 +670,13 @@ def test_reprs_and_tables_stay_small_however_big_the_result(name):
     assert 0 < len(parsed.row_labels) <= 16
 
 
-NOT_RESULTS = ("Head", "Neuron", "ResidPosition", "Probe")  # units, and a fitted model
+NOT_RESULTS = (
+    "Head",
+    "Neuron",
+    "ResidPosition",
+    "Probe",
+    "ColorScale",
+)  # units, a fitted model, a figure setting
 
 
 def test_every_result_an_analysis_returns_is_covered_here():
