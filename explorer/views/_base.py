@@ -19,6 +19,17 @@ cancelled action ends with ``last_run["outcome"] == "cancelled"``; what it would
 changed is left (or, for trait changes, put back) as it was, so the view stays
 consistent. Calls from Python (``panel.sweep()``) run in the caller's thread as before.
 
+One request at a time per view, from Python or the page: every request (a page request,
+an action or observer called from Python, ``set_model``) waits for the one running, so a
+``panel.sweep()`` never runs beside the page's sweep, and ``set_model(B)`` lands after the
+sweep on A, which it then clears. Each request carries the model it ran on
+(``last_run["model"]``: name @fingerprint); if the view's model is another one when it
+ends (weights changed in place meanwhile), its result is dropped, never shown under the
+new model: the view redraws on the model it now has and ``error`` says what was dropped
+(``last_run["outcome"] == "dropped"``). The page cannot set the traits that report
+(``error``, ``busy``, ``requests``, ``spent``, ``last_run``, ``model_name``): such a change
+is refused and the page's copy put back.
+
 Unknown keyword arguments raise ``TypeError`` naming the allowed ones.
 """
 
@@ -37,12 +48,13 @@ import anywidget
 import traitlets
 
 from explorer._cancel import Cancelled, cancellable
+from explorer.views._request_queue import RequestQueue, in_queue
 from explorer.views.serialize import css
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-class ExplorerWidget(anywidget.AnyWidget):
+class ExplorerWidget(RequestQueue, anywidget.AnyWidget):
     """Base class: an anywidget with a model, an action table, ``error`` and long-run state.
 
     The browser hears of a view once, complete: the comm to the page opens when the
@@ -63,6 +75,10 @@ class ExplorerWidget(anywidget.AnyWidget):
     _background: ClassVar[frozenset[str]] = frozenset()
     #: requests that run user code (a hypothesis's measure): even SystemExit is reported
     _user_code: ClassVar[frozenset[str]] = frozenset()
+    #: traits that report what happened: the kernel sets them, the page only reads them
+    _page_read_only: ClassVar[frozenset[str]] = frozenset(
+        {"error", "busy", "requests", "spent", "last_run", "model_name"}
+    )
 
     error = traitlets.Unicode(
         "", help="readable message of the last failed analysis; empty when the view is up to date"
@@ -91,6 +107,9 @@ class ExplorerWidget(anywidget.AnyWidget):
         for action, method in cls._actions.items():
             if not callable(getattr(cls, method, None)):
                 raise TypeError(f"{cls.__name__}: action {action!r} names no method {method!r}")
+            if not getattr(getattr(cls, method), "_in_queue", False):
+                # called from Python too (panel.sweep()): it waits for the page's request
+                setattr(cls, method, in_queue(getattr(cls, method)))
         init = cls.__dict__.get("__init__")
         if init is None:
             return
@@ -121,6 +140,7 @@ class ExplorerWidget(anywidget.AnyWidget):
             )
         self._cancel = threading.Event()
         self._worker: threading.Thread | None = None
+        self._queue()
         super().__init__(**kwargs)
         self.on_msg(self._on_page_message)
 
@@ -148,15 +168,22 @@ class ExplorerWidget(anywidget.AnyWidget):
     def set_model(self, model: Any, data: Any = None) -> None:
         """Show ``model`` (a new checkpoint, say) from now on; ``data`` replaces the data
         where the view takes new data (the hypothesis widgets). Cached results are dropped
-        and the view redrawn."""
-        self.model = model
-        self._use_model(data)
-        if self.has_trait("model_name"):
-            self.model_name = f"{model.name} @{model.fingerprint()}"
+        and the view redrawn. It waits for the request running (a page sweep on the old
+        model) to end."""
+        with self._request():
+            self.model = model
+            self._rebase_model()
+            self._use_model(data)
+            if self.has_trait("model_name"):
+                self.model_name = f"{model.name} @{model.fingerprint()}"
 
     def _use_model(self, data: Any) -> None:
         """Drop what was computed for the old model and redraw (each view says how)."""
         raise TypeError(f"{type(self).__name__} cannot change its model: build a new view")
+
+    @classmethod
+    def _redraws_on_new_model(cls) -> bool:
+        return cls._use_model is not ExplorerWidget._use_model
 
     # ------------------------------------------------------------------ page requests
     def _on_page_message(self, _widget: Any, content: Any, _buffers: Any) -> None:
@@ -173,7 +200,14 @@ class ExplorerWidget(anywidget.AnyWidget):
             self._answer(action, arguments)
 
     def _answer(self, action: str, arguments: dict[str, Any]) -> str:
-        """Run one request through the one reporter; its outcome: done, failed or cancelled."""
+        """Run one request through the one reporter, in the view's queue; its outcome:
+        done, failed, cancelled or dropped (it ended on another model)."""
+        with self._request() as record:
+            outcome = self._answer_now(action, arguments)
+        self.__dict__["_last_model"] = record.get("model", "")
+        return "dropped" if record["dropped"] else outcome
+
+    def _answer_now(self, action: str, arguments: dict[str, Any]) -> str:
         try:
             if action not in self._actions:
                 known = ", ".join(sorted(self._actions)) or "none"
@@ -223,8 +257,11 @@ class ExplorerWidget(anywidget.AnyWidget):
                     outcome = self._answer(action, arguments)
             finally:
                 seconds = round(time.monotonic() - started, 2)
+                run = {"action": action, "outcome": outcome, "seconds": seconds}
+                if self.__dict__.get("_last_model"):
+                    run["model"] = self.__dict__["_last_model"]
                 with self.hold_sync():
-                    self.last_run = {"action": action, "outcome": outcome, "seconds": seconds}
+                    self.last_run = run
                     self.busy = ""
 
         name = f"explorer {type(self).__name__}.{action}"
@@ -251,10 +288,17 @@ class ExplorerWidget(anywidget.AnyWidget):
         """The page's ``{"action": "set", trait: value, ...}``: set synced traits as one
         change (their observers run here, in the background when "set" is listed there).
         If cancelled, the traits are put back, so what is shown matches what is selected."""
-        allowed = set(self._allowed_traits())
+        allowed = set(self._allowed_traits()) - self._page_read_only
         bad = sorted(set(changes) - allowed)
         if bad:
-            raise ValueError(f"the page cannot set {', '.join(bad)}")
+            raise ValueError(
+                f"the page cannot set {', '.join(bad)}"
+                + (
+                    " (read-only: they report what the kernel did)"
+                    if set(bad) <= self._page_read_only
+                    else ""
+                )
+            )
         before = {name: getattr(self, name) for name in changes}
         try:
             with self.hold_trait_notifications():
@@ -266,6 +310,17 @@ class ExplorerWidget(anywidget.AnyWidget):
                     for name, value in before.items():
                         setattr(self, name, value)
             raise
+
+    def set_state(self, sync_data: dict[str, Any]) -> None:
+        """State the page sends (ipywidgets' "update" message). The read-only traits are
+        not taken: the page's copy is put back to the kernel's value."""
+        refused = sorted(set(sync_data) & self._page_read_only)
+        if refused:
+            sync_data = {k: v for k, v in sync_data.items() if k not in refused}
+            self.log.warning("the page cannot set %s (read-only)", ", ".join(refused))
+            self.send_state(refused)
+        if sync_data:
+            super().set_state(sync_data)
 
     def _fail(self, exc: BaseException) -> None:
         message = f"{type(exc).__name__}: {exc}"
@@ -291,18 +346,20 @@ def reports_user_code_errors(method: F) -> F:
 def _reporting(method: F, caught: type[BaseException]) -> F:
     @functools.wraps(method)
     def wrapper(self: ExplorerWidget, *args: Any, **kwargs: Any) -> Any:
-        try:
-            result = method(self, *args, **kwargs)
-        except Cancelled:
-            raise
-        except caught as exc:
-            self._fail(exc)
-            return None
-        finally:
-            self._meter()
-        self.error = ""
-        return result
+        with self._request():
+            try:
+                result = method(self, *args, **kwargs)
+            except Cancelled:
+                raise
+            except caught as exc:
+                self._fail(exc)
+                return None
+            finally:
+                self._meter()
+            self.error = ""
+            return result
 
+    wrapper._in_queue = True  # type: ignore[attr-defined]
     return wrapper  # type: ignore[return-value]
 
 

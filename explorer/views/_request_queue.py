@@ -1,0 +1,121 @@
+"""One queue per view: requests from Python and from the page run one at a time, on the
+model they started on.
+
+``RequestQueue`` is mixed into ``ExplorerWidget`` (``_base``): a reentrant lock per view,
+taken by every request (a page request, an action or observer called from Python,
+``set_model``). The outermost request of a thread records the model it runs on (identity
+and fingerprint); if the view's model is another one when it ends, what it computed is
+dropped: the view redraws on the model it has now (``_use_model``, as ``set_model`` does),
+or where a view cannot, the traits it changed are put back; ``error`` says what was dropped.
+
+>>> class Counter(RequestQueue):
+...     model = None
+...     _depth_seen = []
+...     @in_queue
+...     def bump(self):
+...         self._depth_seen.append(self.__dict__["_depth"])
+>>> c = Counter()
+>>> c.bump(); c._depth_seen
+[1]
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+__all__ = ["RequestQueue", "in_queue"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class RequestQueue:
+    """The view's queue and the model check (see the module docstring). The view provides
+    ``model``, ``_use_model``, ``_redraws_on_new_model``, ``_fail`` and its traits."""
+
+    def _queue(self) -> threading.RLock:
+        """The view's lock: one request at a time, whichever thread sends it."""
+        return self.__dict__.setdefault("_queue_lock", threading.RLock())
+
+    @contextlib.contextmanager
+    def _request(self) -> Iterator[dict[str, Any]]:
+        """Run one request in the view's queue. The outermost request of a thread records
+        the model it runs on and, when it ends on another model, drops its result."""
+        with self._queue():
+            depth = self.__dict__.get("_depth", 0)
+            self.__dict__["_depth"] = depth + 1
+            record: dict[str, Any] = {"dropped": ""}
+            if depth == 0:
+                self.__dict__["_ran_on"] = self._model_token()
+                self.__dict__["_record"] = record
+                before = {name: getattr(self, name) for name in self._result_traits()}
+            else:
+                record = self.__dict__.get("_record", record)
+            try:
+                yield record
+                if depth == 0:
+                    self._drop_if_model_changed(before, record)
+            finally:
+                self.__dict__["_depth"] = depth
+
+    def _model_token(self) -> tuple[int, str, str] | None:
+        """(identity, fingerprint, "name @fingerprint") of the view's model; None without one."""
+        model = self.__dict__.get("model")
+        fingerprint = getattr(model, "fingerprint", None)
+        if not callable(fingerprint):
+            return None
+        try:
+            digest = str(fingerprint())
+        except Exception:  # a remote model whose weights are not here: nothing to compare
+            return None
+        return id(model), digest, f"{getattr(model, 'name', type(model).__name__)} @{digest}"
+
+    def _rebase_model(self) -> None:
+        """The request running changed the model on purpose (``set_model``, a scrubber's
+        step): its result belongs to the new model."""
+        if self.__dict__.get("_depth", 0):
+            token = self.__dict__["_ran_on"] = self._model_token()
+            self.__dict__.get("_record", {})["model"] = token[2] if token else ""
+
+    def _result_traits(self) -> list[str]:
+        names = getattr(self, "_allowed_traits", list)()
+        return [n for n in names if n not in getattr(self, "_page_read_only", ())]
+
+    def _drop_if_model_changed(self, before: dict[str, Any], record: dict[str, Any]) -> None:
+        ran_on, now = self.__dict__.get("_ran_on"), self._model_token()
+        record["model"] = ran_on[2] if ran_on else ""
+        if ran_on is None or now is None or ran_on[:2] == now[:2]:
+            return
+        record["dropped"] = (
+            f"the result was computed on {ran_on[2]}, but the view's model is now {now[2]} "
+            "(changed while it ran): dropped, not shown under the new model; the view shows "
+            "the new model, run the request again if needed"
+        )
+        self.__dict__["_ran_on"] = now
+        if self._redraws_on_new_model():
+            self._use_model(None)  # drop what was computed and redraw, as set_model does
+            if self.has_trait("model_name"):
+                self.model_name = now[2]
+        else:
+            with self.hold_sync():
+                for name, value in before.items():
+                    if getattr(self, name) is not value:
+                        setattr(self, name, value)
+        self._fail(RuntimeError(record["dropped"]))
+
+
+def in_queue(method: F) -> F:
+    """Decorate a method that computes for the view: it runs in the view's queue (waits for
+    the request running, from Python or the page) and its result is dropped if the view's
+    model changed while it ran."""
+
+    @functools.wraps(method)
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+        with self._request():
+            return method(self, *args, **kwargs)
+
+    wrapper._in_queue = True  # type: ignore[attr-defined]
+    return wrapper  # type: ignore[return-value]
