@@ -28,7 +28,7 @@ from explorer.analysis.interventions import (
     run_sweep,
     sweep_base_hooks,
 )
-from explorer.analysis.metrics import Metric, evaluate
+from explorer.analysis.metrics import Metric, check_metric, evaluate
 from explorer.analysis.units import (
     Head,
     Neuron,
@@ -259,6 +259,7 @@ def _setup(
     """Check everything, then one clean pass gives the metric before, shapes and sources
     (and, for a ``sweep``, the residual streams its passes start from)."""
     check_choice("ablation", ablation, ABLATIONS)
+    check_metric(metric)
     inputs = model.check_inputs(inputs)
     parsed, hook_of = _check_units(model, units)
     if not parsed:

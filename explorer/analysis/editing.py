@@ -125,11 +125,26 @@ def confusion(
     n_classes: int | None = None,
 ) -> Confusion:
     """Confusion matrix of ``model`` on labelled inputs."""
+    inputs = model.check_inputs(inputs)
     labels = check_tensor("labels", torch.as_tensor(labels), ndim=1, integer=True).long()
     if labels.shape[0] != inputs.shape[0]:
         raise ValueError(f"{inputs.shape[0]} inputs but {labels.shape[0]} labels")
+    if n_classes is not None:
+        check_positive("n_classes", n_classes)
     n = n_classes or model.n_outputs or int(labels.max()) + 1
+    lo, hi = int(labels.min()), int(labels.max())
+    if lo < 0 or hi >= n:
+        raise ValueError(
+            f"labels must be class ids in 0..{n - 1} ({n} classes"
+            + (" given by n_classes" if n_classes else f" of {model.name}'s outputs")
+            + f"), got range {lo}..{hi}"
+        )
     preds = predict(model, inputs)
+    if int(preds.max()) >= n:
+        raise ValueError(
+            f"n_classes={n} but {model.name} predicts classes up to {int(preds.max())}: "
+            f"give n_classes >= {int(preds.max()) + 1}"
+        )
     matrix = torch.bincount(labels * n + preds, minlength=n * n).reshape(n, n)
     return Confusion(matrix, preds, labels)
 

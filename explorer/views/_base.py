@@ -48,6 +48,7 @@ import anywidget
 import traitlets
 
 from explorer._cancel import Cancelled, cancellable
+from explorer.views._inputs import check_model
 from explorer.views._request_queue import RequestQueue, in_queue
 from explorer.views.serialize import css
 
@@ -114,8 +115,15 @@ class ExplorerWidget(RequestQueue, anywidget.AnyWidget):
         if init is None:
             return
 
+        model_at = _model_parameter(init)
+
         @functools.wraps(init)
         def open_when_built(self: ExplorerWidget, *args: Any, **kw: Any) -> None:
+            if model_at is not None:  # a view of None: say so, not an AttributeError
+                at, optional = model_at
+                model = args[at] if len(args) > at else kw.get("model")
+                if model is not None or not optional:
+                    check_model(model, type(self).__name__)
             outermost = not self.__dict__.get("_building", False)
             self.__dict__["_building"] = True
             try:
@@ -328,6 +336,16 @@ class ExplorerWidget(RequestQueue, anywidget.AnyWidget):
             self.error = ""
         self.error = message
         self.log.debug("analysis failed in %s:\n%s", type(self).__name__, traceback.format_exc())
+
+
+def _model_parameter(init: Callable[..., Any]) -> tuple[int, bool] | None:
+    """The position (after self) of ``init``'s ``model`` argument, and whether it may be
+    None (its default is None); None if it takes no model."""
+    params = list(inspect.signature(init).parameters.values())[1:]
+    for at, param in enumerate(params):
+        if param.name == "model":
+            return at, param.default is None
+    return None
 
 
 def reports_errors(method: F) -> F:

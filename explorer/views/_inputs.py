@@ -18,6 +18,16 @@ from explorer.data import ImageData, ModularData
 from explorer.models.handle import ModelHandle
 
 
+def check_model(model: Any, who: str) -> ModelHandle:
+    """``model`` if it is a model handle; else a TypeError that says how to get one."""
+    if not isinstance(model, ModelHandle):
+        raise TypeError(
+            f"{who} needs a model handle, got {type(model).__name__}: open one with "
+            "explorer.load(...) (from a module, a config, a checkpoint or a Hugging Face folder)"
+        )
+    return model
+
+
 def split_data(data: Any) -> tuple[Any, torch.Tensor | None]:
     """``(inputs, labels or None)`` from any accepted form of ``data`` (text is passed on
     as it is: ``model.check_inputs`` tokenizes it)."""
@@ -69,6 +79,8 @@ def as_metrics(
     """A user's metric (a function, or names -> functions) as a non-empty dict."""
     if metric is None:
         return fallback
+    if isinstance(metric, str):
+        metrics.check_metric(metric)  # a name: says what to build
     if callable(metric):
         return {getattr(metric, "__name__", "metric").replace("<lambda>", "metric"): metric}
     if isinstance(metric, dict) and metric and all(callable(m) for m in metric.values()):
