@@ -21,14 +21,13 @@ consistent. Calls from Python (``panel.sweep()``) run in the caller's thread as 
 
 One request at a time per view, from Python or the page: every request (a page request,
 an action or observer called from Python, ``set_model``) waits for the one running, so a
-``panel.sweep()`` never runs beside the page's sweep, and ``set_model(B)`` lands after the
-sweep on A, which it then clears. Each request carries the model it ran on
-(``last_run["model"]``: name @fingerprint); if the view's model is another one when it
-ends (weights changed in place meanwhile), its result is dropped, never shown under the
-new model: the view redraws on the model it now has and ``error`` says what was dropped
-(``last_run["outcome"] == "dropped"``). The page cannot set the traits that report
-(``error``, ``busy``, ``requests``, ``spent``, ``last_run``, ``model_name``): such a change
-is refused and the page's copy put back.
+``panel.sweep()`` never runs beside the page's sweep and ``set_model(B)`` lands after the
+sweep on A, then clears it; a page message finding the view busy is refused ("still
+running ..."): the kernel's thread never waits. Each request carries the model it ran on
+(``last_run["model"]``, name @fingerprint); one that ends on another model (weights
+changed in place) is dropped, the view redraws on its model and ``error`` says so
+(outcome "dropped"). The page cannot set ``error``, ``busy``, ``requests``, ``spent``,
+``last_run`` or ``model_name``: such a change is refused and the page's copy put back.
 
 Unknown keyword arguments raise ``TypeError`` naming the allowed ones.
 """
@@ -49,7 +48,7 @@ import traitlets
 
 from explorer._cancel import Cancelled, cancellable
 from explorer.views._inputs import check_model
-from explorer.views._request_queue import RequestQueue, in_queue
+from explorer.views._request_queue import Busy, RequestQueue, in_queue
 from explorer.views.serialize import css
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -205,13 +204,18 @@ class ExplorerWidget(RequestQueue, anywidget.AnyWidget):
         if action in self._background:
             self._start(action, arguments)
         else:
-            self._answer(action, arguments)
+            self._answer(action, arguments, wait=False)  # the kernel's thread never waits
 
-    def _answer(self, action: str, arguments: dict[str, Any]) -> str:
+    def _answer(self, action: str, arguments: dict[str, Any], *, wait: bool = True) -> str:
         """Run one request through the one reporter, in the view's queue; its outcome:
         done, failed, cancelled or dropped (it ended on another model)."""
-        with self._request() as record:
-            outcome = self._answer_now(action, arguments)
+        try:
+            with self._request(wait=wait) as record:
+                outcome = self._answer_now(action, arguments)
+        except Busy as exc:
+            self._fail(exc)
+            self.requests += 1
+            return "failed"
         self.__dict__["_last_model"] = record.get("model", "")
         return "dropped" if record["dropped"] else outcome
 
@@ -299,14 +303,12 @@ class ExplorerWidget(RequestQueue, anywidget.AnyWidget):
         allowed = set(self._allowed_traits()) - self._page_read_only
         bad = sorted(set(changes) - allowed)
         if bad:
-            raise ValueError(
-                f"the page cannot set {', '.join(bad)}"
-                + (
-                    " (read-only: they report what the kernel did)"
-                    if set(bad) <= self._page_read_only
-                    else ""
-                )
+            why = (
+                " (read-only: they report what happened)"
+                if set(bad) <= self._page_read_only
+                else ""
             )
+            raise ValueError(f"the page cannot set {', '.join(bad)}{why}")
         before = {name: getattr(self, name) for name in changes}
         try:
             with self.hold_trait_notifications():
@@ -327,8 +329,14 @@ class ExplorerWidget(RequestQueue, anywidget.AnyWidget):
             sync_data = {k: v for k, v in sync_data.items() if k not in refused}
             self.log.warning("the page cannot set %s (read-only)", ", ".join(refused))
             self.send_state(refused)
-        if sync_data:
-            super().set_state(sync_data)
+        if not sync_data:
+            return
+        try:
+            with self._request(wait=False):  # the kernel's thread never waits
+                super().set_state(sync_data)
+        except Busy as exc:  # a click while a request runs: the page shows what is computed
+            self.send_state(sorted(sync_data))
+            self._fail(exc)
 
     def _fail(self, exc: BaseException) -> None:
         message = f"{type(exc).__name__}: {exc}"

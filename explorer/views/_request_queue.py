@@ -27,9 +27,23 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
-__all__ = ["RequestQueue", "in_queue"]
+__all__ = ["Busy", "RequestQueue", "in_queue"]
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+class Busy(RuntimeError):
+    """The view is running another request and the caller must not wait for it."""
+
+
+_local = threading.local()
+
+
+def _held() -> set[int]:
+    """The views whose queue this thread holds (ids)."""
+    if not hasattr(_local, "views"):
+        _local.views = set()
+    return _local.views
 
 
 class RequestQueue:
@@ -41,10 +55,27 @@ class RequestQueue:
         return self.__dict__.setdefault("_queue_lock", threading.RLock())
 
     @contextlib.contextmanager
-    def _request(self) -> Iterator[dict[str, Any]]:
+    def _request(self, *, wait: bool = True) -> Iterator[dict[str, Any]]:
         """Run one request in the view's queue. The outermost request of a thread records
-        the model it runs on and, when it ends on another model, drops its result."""
-        with self._queue():
+        the model it runs on and, when it ends on another model, drops its result.
+
+        Waits for the request running unless ``wait`` is False (the page's messages, which
+        must not block the kernel: Cancel comes that way) or this thread is inside another
+        view's request (a linked trait): then a busy view raises ``Busy``, so two views'
+        workers never wait for each other."""
+        lock, held = self._queue(), _held()
+        mine = id(self) not in held  # else: this thread's own request, nested
+        if not mine or (wait and not held):
+            lock.acquire()
+        elif not lock.acquire(blocking=False):
+            running = getattr(self, "busy", "") or "another request"
+            raise Busy(
+                f"{type(self).__name__} is still running {running}: wait for it or press "
+                "Cancel, then try again"
+            )
+        if mine:
+            held.add(id(self))
+        try:
             depth = self.__dict__.get("_depth", 0)
             self.__dict__["_depth"] = depth + 1
             record: dict[str, Any] = {"dropped": ""}
@@ -60,6 +91,10 @@ class RequestQueue:
                     self._drop_if_model_changed(before, record)
             finally:
                 self.__dict__["_depth"] = depth
+        finally:
+            if mine:
+                held.discard(id(self))
+            lock.release()
 
     def _model_token(self) -> tuple[int, str, str] | None:
         """(identity, fingerprint, "name @fingerprint") of the view's model; None without one."""

@@ -169,3 +169,58 @@ def test_the_page_cannot_set_what_reports(attn_model, repeated):
     request(panel, "set", busy="sweep")
     assert panel.wait(SAFETY_S)
     assert "the page cannot set busy (read-only" in panel.error and panel.busy == ""
+
+
+def test_a_page_click_while_a_request_runs_never_blocks_the_kernel(
+    attn_model, repeated, held_sweep
+):
+    panel = InterventionPanel(attn_model, repeated)
+    request(panel, "sweep")
+    assert held_sweep.entered.wait(SAFETY_S)
+    # the comm handler runs in the kernel's thread: it must return at once (Cancel comes
+    # the same way), so a click on the busy view is refused, not queued behind the sweep
+    click = in_thread(panel.set_state, {"units": ["head 1.2"]})
+    click.join(JOIN_S * 4)
+    assert not click.is_alive(), "the page's update waited for the sweep"
+    assert "InterventionPanel is still running sweep: wait for it or press Cancel" in panel.error
+    assert panel.units == []
+    held_sweep.released.set()
+    assert panel.wait(SAFETY_S) and panel.last_run["outcome"] == "done"
+
+
+def test_two_views_workers_never_wait_for_each_other():
+    from explorer.views._request_queue import Busy, RequestQueue, in_queue
+
+    class View(RequestQueue):
+        busy = ""
+        model = None
+
+        def __init__(self, name):
+            self.name, self.inside, self.go = name, threading.Event(), threading.Event()
+
+        @in_queue
+        def run(self, then=None):
+            self.inside.set()
+            assert self.go.wait(SAFETY_S)
+            return then.run() if then is not None else self.name
+
+    a, b = View("a"), View("b")
+    outcome = {}
+
+    def work(view, then):
+        try:
+            outcome[view.name] = view.run(then)
+        except Busy as exc:
+            outcome[view.name] = str(exc)
+
+    # a's worker, inside a's request, reaches for b while b's worker holds b (and would
+    # reach for a): one of them is refused instead of both waiting forever
+    first = in_thread(work, a, b)
+    second = in_thread(work, b, a)
+    assert a.inside.wait(SAFETY_S) and b.inside.wait(SAFETY_S)
+    a.go.set()
+    b.go.set()
+    first.join(SAFETY_S)
+    second.join(SAFETY_S)
+    assert not first.is_alive() and not second.is_alive(), "the two workers deadlocked"
+    assert any("is still running" in str(v) for v in outcome.values())
