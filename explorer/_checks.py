@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 
@@ -106,3 +107,20 @@ def check_text(what: str, texts: Sequence[str]) -> None:
                 "text must be valid Unicode (a surrogate is half of a UTF-16 pair; where it came "
                 "from bytes, decode them with errors='replace')"
             ) from None
+
+
+def check_model(model: Any, who: str) -> Any:
+    """``model`` if it is a model handle (what ``explorer.load`` returns); else a TypeError
+    that says how to get one. (Checked by what a handle answers: this module sits below
+    ``explorer.models``.)
+
+    >>> check_model(None, "ablate")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    TypeError: ablate needs a model handle, got NoneType: open one with explorer.load(...) ...
+    """
+    if not callable(getattr(model, "check_inputs", None)) or isinstance(model, type):
+        raise TypeError(
+            f"{who} needs a model handle, got {type(model).__name__}: open one with "
+            "explorer.load(...) (from a module, a config, a checkpoint or a Hugging Face folder)"
+        )
+    return model

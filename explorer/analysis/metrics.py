@@ -44,6 +44,12 @@ class _RowWise:
         self.lower_is_better = lower_is_better
 
     def __call__(self, logits: torch.Tensor) -> torch.Tensor:
+        for target in self._targets:  # else a broadcast error, or a silent broadcast
+            if target.ndim and logits.ndim and target.shape[0] != logits.shape[0]:
+                raise ValueError(
+                    f"the metric holds targets for {target.shape[0]} examples but the batch "
+                    f"has {logits.shape[0]}: build it with one label per example of the batch"
+                )
         return self._fn(logits, *self._targets)
 
     def copies(self, logits: torch.Tensor, copies: int, batch: int) -> torch.Tensor | None:
@@ -70,6 +76,8 @@ def _labels(labels: torch.Tensor) -> torch.Tensor:
 def _tokens(what: str, tokens: Any, model: ModelHandle | None) -> torch.Tensor:
     """Label ids ``[batch]``, or one id (0-d, the same for every example) from a token string
     (``" Mary"``, read with ``model``'s tokenizer), an int, or a list of strings."""
+    if tokens is None:
+        raise TypeError(f"{what} must be ids (a tensor [batch], an int) or token strings, got None")
     if isinstance(tokens, (str, int)) and not isinstance(tokens, bool):
         tokens = [tokens]
         one = True

@@ -82,6 +82,10 @@ class Examples:
 def _concept_mask(value: torch.Tensor) -> torch.Tensor:
     """A concept mask given as bool, or as 0/1 numbers; anything else is refused (``.bool()``
     would turn every nonzero value, a probability of 0.3 say, into True)."""
+    if value.ndim != 1:
+        raise ValueError(
+            f"concept must be one flag per example (shape [n]), got shape {tuple(value.shape)}"
+        )
     if value.dtype == torch.bool:
         return value
     if value.is_complex() or not bool(((value == 0) | (value == 1)).all()):

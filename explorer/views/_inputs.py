@@ -12,20 +12,13 @@ from typing import Any
 
 import torch
 
+from explorer._checks import check_model
 from explorer.analysis import metrics
 from explorer.analysis.metrics import Metric
 from explorer.data import ImageData, ModularData
 from explorer.models.handle import ModelHandle
 
-
-def check_model(model: Any, who: str) -> ModelHandle:
-    """``model`` if it is a model handle; else a TypeError that says how to get one."""
-    if not isinstance(model, ModelHandle):
-        raise TypeError(
-            f"{who} needs a model handle, got {type(model).__name__}: open one with "
-            "explorer.load(...) (from a module, a config, a checkpoint or a Hugging Face folder)"
-        )
-    return model
+__all__ = ["as_metrics", "check_model", "dataset_inputs", "default_metrics", "split_data"]
 
 
 def split_data(data: Any) -> tuple[Any, torch.Tensor | None]:

@@ -171,3 +171,33 @@ def test_a_view_of_no_model_says_it_needs_one():
         AttentionView(None, tokens)
     with pytest.raises(TypeError, match="InterventionPanel needs a model handle, got str"):
         InterventionPanel(model="gpt2", data=tokens)
+
+
+def test_neighbours_name_what_is_missing(mlp, images):
+    from explorer.analysis import ablation_sweep
+    from explorer.analysis.editing import confusion, predict
+    from explorer.hypotheses import Examples
+
+    labels = torch.tensor([0, 1, 2, 3, 4, 5])
+    for call, who in (
+        (
+            lambda: ablate(None, images, units="neuron 0.3", metric=metrics.accuracy(labels)),
+            "ablate",
+        ),
+        (lambda: ablation_sweep(None, images, metric=metrics.accuracy(labels)), "ablation_sweep"),
+        (lambda: confusion(None, images, labels=labels), "confusion"),
+        (lambda: predict(None, images), "predict"),
+    ):
+        with pytest.raises(TypeError, match=f"{who} needs a model handle, got NoneType"):
+            call()
+    with pytest.raises(TypeError, match="confusion needs labels="):
+        confusion(mlp, images, labels=None)
+    with pytest.raises(TypeError, match="label must be ids .* got None"):
+        metrics.accuracy(None)
+    # labels for another batch: an error, not a broadcast (1 example vs 6 compared silently)
+    with pytest.raises(ValueError, match="targets for 3 examples but the batch has 6"):
+        ablate(mlp, images, units="neuron 0.3", metric=metrics.accuracy(labels[:3]))
+    with pytest.raises(ValueError, match="targets for 6 examples but the batch has 1"):
+        metrics.accuracy(labels)(mlp(images[:1]))
+    with pytest.raises(ValueError, match=r"concept must be one flag per example .* \(6, 2\)"):
+        Examples(images, concept=torch.ones(6, 2, dtype=torch.bool))
