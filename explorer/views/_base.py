@@ -24,9 +24,8 @@ an action or observer called from Python, ``set_model``) waits for the one runni
 ``panel.sweep()`` never runs beside the page's sweep and ``set_model(B)`` lands after the
 sweep on A, then clears it; a page message finding the view busy is refused ("still
 running ..."): the kernel's thread never waits. Each request carries the model it ran on
-(``last_run["model"]``, name @fingerprint); one that ends on another model (weights
-changed in place) is dropped, the view redraws on its model and ``error`` says so
-(outcome "dropped"). The page cannot set ``error``, ``busy``, ``requests``, ``spent``,
+(identity and weights version); one that ends on another model (weights changed in place)
+is dropped, the view redraws on its model and ``error`` says so (outcome "dropped"). The page cannot set ``error``, ``busy``, ``requests``, ``spent``,
 ``last_run`` or ``model_name``: such a change is refused and the page's copy put back.
 
 Unknown keyword arguments raise ``TypeError`` naming the allowed ones.
@@ -216,7 +215,6 @@ class ExplorerWidget(RequestQueue, anywidget.AnyWidget):
             self._fail(exc)
             self.requests += 1
             return "failed"
-        self.__dict__["_last_model"] = record.get("model", "")
         return "dropped" if record["dropped"] else outcome
 
     def _answer_now(self, action: str, arguments: dict[str, Any]) -> str:
@@ -269,11 +267,8 @@ class ExplorerWidget(RequestQueue, anywidget.AnyWidget):
                     outcome = self._answer(action, arguments)
             finally:
                 seconds = round(time.monotonic() - started, 2)
-                run = {"action": action, "outcome": outcome, "seconds": seconds}
-                if self.__dict__.get("_last_model"):
-                    run["model"] = self.__dict__["_last_model"]
                 with self.hold_sync():
-                    self.last_run = run
+                    self.last_run = {"action": action, "outcome": outcome, "seconds": seconds}
                     self.busy = ""
 
         name = f"explorer {type(self).__name__}.{action}"

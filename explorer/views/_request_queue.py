@@ -4,8 +4,8 @@ model they started on.
 ``RequestQueue`` is mixed into ``ExplorerWidget`` (``_base``): a reentrant lock per view,
 taken by every request (a page request, an action or observer called from Python,
 ``set_model``). The outermost request of a thread records the model it runs on (identity
-and fingerprint); if the view's model is another one when it ends, what it computed is
-dropped: the view redraws on the model it has now (``_use_model``, as ``set_model`` does),
+and weights version, no hashing); if the view's model is another one when it ends, what
+it computed is dropped: the view redraws on the model it has now (``_use_model``, as ``set_model`` does),
 or where a view cannot, the traits it changed are put back; ``error`` says what was dropped.
 
 >>> class Counter(RequestQueue):
@@ -96,24 +96,31 @@ class RequestQueue:
                 held.discard(id(self))
             lock.release()
 
-    def _model_token(self) -> tuple[int, str, str] | None:
-        """(identity, fingerprint, "name @fingerprint") of the view's model; None without one."""
+    def _model_token(self) -> tuple[int, int] | None:
+        """(identity, weights version) of the view's model: cheap, no hashing; None
+        without a model."""
         model = self.__dict__.get("model")
-        fingerprint = getattr(model, "fingerprint", None)
-        if not callable(fingerprint):
+        version = getattr(model, "weights_version", None)
+        if not callable(version):
             return None
         try:
-            digest = str(fingerprint())
+            return id(model), int(version())
         except Exception:  # a remote model whose weights are not here: nothing to compare
             return None
-        return id(model), digest, f"{getattr(model, 'name', type(model).__name__)} @{digest}"
+
+    def _model_label(self) -> str:
+        model = self.__dict__.get("model")
+        name = getattr(model, "name", type(model).__name__)
+        try:
+            return f"{name} @{model.fingerprint()}"  # type: ignore[union-attr]
+        except Exception:
+            return str(name)
 
     def _rebase_model(self) -> None:
         """The request running changed the model on purpose (``set_model``, a scrubber's
         step): its result belongs to the new model."""
         if self.__dict__.get("_depth", 0):
-            token = self.__dict__["_ran_on"] = self._model_token()
-            self.__dict__.get("_record", {})["model"] = token[2] if token else ""
+            self.__dict__["_ran_on"] = self._model_token()
 
     def _result_traits(self) -> list[str]:
         names = getattr(self, "_allowed_traits", list)()
@@ -121,19 +128,19 @@ class RequestQueue:
 
     def _drop_if_model_changed(self, before: dict[str, Any], record: dict[str, Any]) -> None:
         ran_on, now = self.__dict__.get("_ran_on"), self._model_token()
-        record["model"] = ran_on[2] if ran_on else ""
-        if ran_on is None or now is None or ran_on[:2] == now[:2]:
+        if ran_on is None or now is None or ran_on == now:
             return
+        label = self._model_label()
+        how = "its weights changed" if ran_on[0] == now[0] else "another model replaced it"
         record["dropped"] = (
-            f"the result was computed on {ran_on[2]}, but the view's model is now {now[2]} "
-            "(changed while it ran): dropped, not shown under the new model; the view shows "
-            "the new model, run the request again if needed"
+            f"a result computed on the view's model before {how} was dropped, not shown "
+            f"under {label}: the view shows {label} now; run the request again if needed"
         )
         self.__dict__["_ran_on"] = now
         if self._redraws_on_new_model():
             self._use_model(None)  # drop what was computed and redraw, as set_model does
             if self.has_trait("model_name"):
-                self.model_name = now[2]
+                self.model_name = label
         else:
             with self.hold_sync():
                 for name, value in before.items():
