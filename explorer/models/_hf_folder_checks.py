@@ -11,8 +11,9 @@ the key, a folder whose ``config.json`` or tokenizer files
   custom code? [y/N]", an input box in Jupyter). explorer passes ``trust_remote_code=False``
   everywhere and refuses the folder before transformers is called, so it never asks;
 - name a file (a key ending in ``_file``, ``_files``, ``_dir`` or ``_folder``: ``vocab_file``,
-  ``merges_file``, ``tokenizer_file`` ...) that resolves outside the folder, symbolic links
-  followed.
+  ``merges_file``, ``tokenizer_file`` ...) outside the folder: an absolute path or one that
+  climbs out with ``..``. (Links inside the folder are the folder's own business: the
+  Hugging Face cache's snapshot folders are made of links to its blobs.)
 
 >>> import json, tempfile
 >>> from pathlib import Path
@@ -27,6 +28,7 @@ ValueError: '...config.json' has an "auto_map" (AutoConfig: configuration_evil.E
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -63,11 +65,13 @@ def check_folder(path: Path) -> None:
                 raise ValueError(_code_refused(file, key, value))
             if key.endswith(_PATH_SUFFIXES):
                 for named in _strings(value):
-                    target = (root / named).resolve()
+                    # by name, links not followed: the Hugging Face cache's snapshot folders
+                    # hold links to its blobs folder, and they are the user's own download
+                    target = Path(os.path.normpath(root / named))
                     if not target.is_relative_to(root):
                         raise ValueError(
                             f"{str(file)!r} names a file outside its folder: {key} = {named!r} "
-                            f"(resolves to {str(target)!r}). explorer reads only files inside "
+                            f"(that is {str(target)!r}). explorer reads only files inside "
                             f"{str(root)!r}: make it a file name inside the folder or remove "
                             "the key"
                         )
