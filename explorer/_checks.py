@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 
@@ -86,3 +87,40 @@ def check_choice(what: str, value: object, allowed: Sequence[str]) -> str:
     if value not in allowed:
         raise ValueError(f"unknown {what} {value!r}: choose one of {', '.join(map(repr, allowed))}")
     return str(value)
+
+
+def check_text(what: str, texts: Sequence[str]) -> None:
+    """Every text is valid Unicode: a lone surrogate (half of a UTF-16 pair, e.g. from
+    JSON's ``"\\ud83d"`` or bytes decoded with ``surrogateescape``) cannot be tokenized.
+
+    >>> check_text("prompt", ["fine", "bad \\ud83d here"])  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ValueError: prompt 1 has a lone surrogate '\\ud83d' at character 4: ...
+    """
+    for i, text in enumerate(texts):
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as err:
+            where = f"{what} {i}" if len(texts) > 1 else what
+            raise ValueError(
+                f"{where} has a lone surrogate {text[err.start]!r} at character {err.start}: "
+                "text must be valid Unicode (a surrogate is half of a UTF-16 pair; where it came "
+                "from bytes, decode them with errors='replace')"
+            ) from None
+
+
+def check_model(model: Any, who: str) -> Any:
+    """``model`` if it is a model handle (what ``explorer.load`` returns); else a TypeError
+    that says how to get one. (Checked by what a handle answers: this module sits below
+    ``explorer.models``.)
+
+    >>> check_model(None, "ablate")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    TypeError: ablate needs a model handle, got NoneType: open one with explorer.load(...) ...
+    """
+    if not callable(getattr(model, "check_inputs", None)) or isinstance(model, type):
+        raise TypeError(
+            f"{who} needs a model handle, got {type(model).__name__}: open one with "
+            "explorer.load(...) (from a module, a config, a checkpoint or a Hugging Face folder)"
+        )
+    return model

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from jaxtyping import Float
 
-from explorer._checks import check_choice
+from explorer._checks import check_choice, check_model
 from explorer.analysis._display import MAX_ROWS, Shown, num, pandas, strongest
 from explorer.analysis.interventions import (
     MAX_TOKENS,
@@ -28,7 +28,7 @@ from explorer.analysis.interventions import (
     run_sweep,
     sweep_base_hooks,
 )
-from explorer.analysis.metrics import Metric, evaluate
+from explorer.analysis.metrics import Metric, check_metric, evaluate
 from explorer.analysis.units import (
     Head,
     Neuron,
@@ -258,7 +258,9 @@ def _setup(
 ) -> _Setup:
     """Check everything, then one clean pass gives the metric before, shapes and sources
     (and, for a ``sweep``, the residual streams its passes start from)."""
+    check_model(model, "ablate")
     check_choice("ablation", ablation, ABLATIONS)
+    check_metric(metric)
     inputs = model.check_inputs(inputs)
     parsed, hook_of = _check_units(model, units)
     if not parsed:
@@ -365,6 +367,7 @@ def ablation_sweep(
     (``unit_type="neuron"``) of ``layer``, or of every layer when ``layer`` is None;
     ``SweepResult.grid()`` lays them out ``[layer, index]``.
     """
+    check_model(model, "ablation_sweep")
     if units is None:
         check_choice("unit_type", unit_type, ("head", "neuron"))
         units = (all_heads if unit_type == "head" else all_neurons)(model, layer=layer)

@@ -26,7 +26,13 @@ import torch
 from jaxtyping import Float, Int
 from torch import nn
 
-from explorer._checks import check_choice, check_index, check_positive, check_tensor
+from explorer._checks import (
+    check_choice,
+    check_index,
+    check_model,
+    check_positive,
+    check_tensor,
+)
 from explorer.analysis._display import MAX_ROWS, Shown, grid_frame
 from explorer.analysis.units import Neuron, units_of_type
 
@@ -110,7 +116,7 @@ class Confusion(Shown):
 @torch.no_grad()
 def predict(model: ModelHandle, inputs: torch.Tensor, *, batch_size: int = 512) -> torch.Tensor:
     """The model's predicted class per input (argmax of the logits), in batches."""
-    inputs = model.check_inputs(inputs)
+    inputs = check_model(model, "predict").check_inputs(inputs)
     check_positive("batch_size", batch_size)
     return torch.cat(
         [model(inputs[i : i + batch_size]).argmax(-1) for i in range(0, len(inputs), batch_size)]
@@ -125,11 +131,28 @@ def confusion(
     n_classes: int | None = None,
 ) -> Confusion:
     """Confusion matrix of ``model`` on labelled inputs."""
+    inputs = check_model(model, "confusion").check_inputs(inputs)
+    if labels is None:
+        raise TypeError("confusion needs labels=: the true class id of every input")
     labels = check_tensor("labels", torch.as_tensor(labels), ndim=1, integer=True).long()
     if labels.shape[0] != inputs.shape[0]:
         raise ValueError(f"{inputs.shape[0]} inputs but {labels.shape[0]} labels")
+    if n_classes is not None:
+        check_positive("n_classes", n_classes)
     n = n_classes or model.n_outputs or int(labels.max()) + 1
+    lo, hi = int(labels.min()), int(labels.max())
+    if lo < 0 or hi >= n:
+        raise ValueError(
+            f"labels must be class ids in 0..{n - 1} ({n} classes"
+            + (" given by n_classes" if n_classes else f" of {model.name}'s outputs")
+            + f"), got range {lo}..{hi}"
+        )
     preds = predict(model, inputs)
+    if int(preds.max()) >= n:
+        raise ValueError(
+            f"n_classes={n} but {model.name} predicts classes up to {int(preds.max())}: "
+            f"give n_classes >= {int(preds.max()) + 1}"
+        )
     matrix = torch.bincount(labels * n + preds, minlength=n * n).reshape(n, n)
     return Confusion(matrix, preds, labels)
 

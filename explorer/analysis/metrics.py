@@ -44,6 +44,12 @@ class _RowWise:
         self.lower_is_better = lower_is_better
 
     def __call__(self, logits: torch.Tensor) -> torch.Tensor:
+        for target in self._targets:  # else a broadcast error, or a silent broadcast
+            if target.ndim and logits.ndim and target.shape[0] != logits.shape[0]:
+                raise ValueError(
+                    f"the metric holds targets for {target.shape[0]} examples but the batch "
+                    f"has {logits.shape[0]}: build it with one label per example of the batch"
+                )
         return self._fn(logits, *self._targets)
 
     def copies(self, logits: torch.Tensor, copies: int, batch: int) -> torch.Tensor | None:
@@ -70,6 +76,8 @@ def _labels(labels: torch.Tensor) -> torch.Tensor:
 def _tokens(what: str, tokens: Any, model: ModelHandle | None) -> torch.Tensor:
     """Label ids ``[batch]``, or one id (0-d, the same for every example) from a token string
     (``" Mary"``, read with ``model``'s tokenizer), an int, or a list of strings."""
+    if tokens is None:
+        raise TypeError(f"{what} must be ids (a tensor [batch], an int) or token strings, got None")
     if isinstance(tokens, (str, int)) and not isinstance(tokens, bool):
         tokens = [tokens]
         one = True
@@ -213,7 +221,59 @@ def lower_is_better(metric: Metric, name: str = "") -> bool:
     return any(word in text for word in LOSS_WORDS)
 
 
+#: metric builders by name, with what each needs (a metric closes over its targets)
+BUILDERS = {
+    "accuracy": "accuracy(labels)",
+    "neg_cross_entropy": "neg_cross_entropy(labels)",
+    "correct_logprob": "correct_logprob(labels)",
+    "logit_diff": "logit_diff(correct, wrong)",
+    "next_token_loss": "next_token_loss(tokens)",
+    "repeated_half_loss": "repeated_half_loss(tokens)",
+    "first_half_loss": "first_half_loss(tokens)",
+}
+
+
+def check_metric(metric: object) -> Metric:
+    """``metric`` if it is a function ``logits -> Tensor[batch]``, else a TypeError that
+    says how to build one (a name such as ``"accuracy"`` needs what it compares against).
+
+    >>> check_metric("accuracy")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    TypeError: metric='accuracy' is a name, not a metric: ... metric=metrics.accuracy(labels) ...
+    """
+    builder = next((n for n in BUILDERS if metric is globals().get(n)), None)
+    if builder is not None:
+        raise TypeError(
+            f"metric=metrics.{builder} is the builder, not a metric: call it with what it "
+            f"compares against, metric=metrics.{BUILDERS[builder]}"
+        )
+    if callable(metric):
+        return metric  # type: ignore[return-value]
+    known = ", ".join(f"metrics.{b}" for b in BUILDERS.values())
+    if isinstance(metric, str):
+        key = metric.strip().lower().replace("-", "_").replace(" ", "_")
+        if key in BUILDERS:
+            raise TypeError(
+                f"metric={metric!r} is a name, not a metric: a metric is a function "
+                f"logits -> Tensor[batch] that holds what it compares against; pass "
+                f"metric=metrics.{BUILDERS[key]} (from explorer.analysis import metrics)"
+            )
+        raise TypeError(
+            f"metric={metric!r} is not a metric: pass a function logits -> Tensor[batch], "
+            f"such as {known}"
+        )
+    raise TypeError(
+        f"metric must be a function logits -> Tensor[batch] (such as {known}), "
+        f"got {type(metric).__name__}"
+    )
+
+
 def _per_example(value: object, batch: int) -> torch.Tensor:
+    if callable(value) and not isinstance(value, torch.Tensor):
+        raise TypeError(
+            "the metric returned a function, not values: pass a built metric such as "
+            "metrics.accuracy(labels), not the builder metrics.accuracy"
+        )
     if not isinstance(value, torch.Tensor):
         value = torch.as_tensor(value, dtype=torch.float32)
     if value.ndim == 0:
@@ -227,7 +287,7 @@ def _per_example(value: object, batch: int) -> torch.Tensor:
 
 def evaluate(metric: Metric, logits: torch.Tensor, batch: int) -> torch.Tensor:
     """Apply ``metric`` and check it returned one finite number per example."""
-    value = _per_example(metric(logits), batch)
+    value = _per_example(check_metric(metric)(logits), batch)
     if not torch.isfinite(value).all():
         raise ValueError("the metric returned NaN or infinite values")
     return value.detach().float()
@@ -240,6 +300,7 @@ def evaluate_copies(metric: Metric, logits: torch.Tensor, copies: int, batch: in
     Built-in metrics score all copies in one call (same values: they are row-wise); any
     other metric is called once per copy on that copy's ``[batch, ...]`` logits.
     """
+    check_metric(metric)
     if isinstance(metric, _RowWise):
         value = metric.copies(logits, copies, batch)
         if value is not None:

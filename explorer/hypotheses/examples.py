@@ -51,7 +51,9 @@ class Examples:
                 continue
             value = torch.as_tensor(value)
             if f.name == "concept":
-                value = value.bool()
+                value = _concept_mask(value)
+            elif f.name in ("labels", "alt_labels"):
+                _check_ids(f.name, value)
             if value.ndim == 0 or len(value) != n:
                 raise ValueError(
                     f"{f.name} has {len(value) if value.ndim else 0} rows but inputs have {n}: "
@@ -75,6 +77,37 @@ class Examples:
         if value is None:
             raise ValueError(f"{why} needs Examples({name}=...), which these examples lack")
         return value
+
+
+def _concept_mask(value: torch.Tensor) -> torch.Tensor:
+    """A concept mask given as bool, or as 0/1 numbers; anything else is refused (``.bool()``
+    would turn every nonzero value, a probability of 0.3 say, into True)."""
+    if value.ndim != 1:
+        raise ValueError(
+            f"concept must be one flag per example (shape [n]), got shape {tuple(value.shape)}"
+        )
+    if value.dtype == torch.bool:
+        return value
+    if value.is_complex() or not bool(((value == 0) | (value == 1)).all()):
+        bad = value[~((value == 0) | (value == 1))].flatten()[:3].tolist()
+        raise ValueError(
+            f"concept must be a bool mask (True where the example shows the concept) or 0/1 "
+            f"values, got dtype {value.dtype} with values such as {bad}: threshold scores "
+            "yourself, e.g. concept=scores > 0.5"
+        )
+    return value.bool()
+
+
+def _check_ids(name: str, value: torch.Tensor) -> None:
+    """Labels are class or token ids: integers >= 0 (a float tensor of them is refused too,
+    since indexing with it fails later with no name)."""
+    if value.dtype == torch.bool or value.dtype.is_floating_point or value.is_complex():
+        raise TypeError(
+            f"{name} must hold integer class or token ids, got dtype {value.dtype} "
+            f"(convert with .long() if they are whole numbers)"
+        )
+    if value.numel() and int(value.min()) < 0:
+        raise ValueError(f"{name} must be ids >= 0, got {int(value.min())}")
 
 
 def as_examples(data: Examples | torch.Tensor) -> Examples:

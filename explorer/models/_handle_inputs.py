@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from jaxtyping import Float
 
-from explorer._checks import check_tensor
+from explorer._checks import check_tensor, check_text
 
 __all__ = ["InputsMixin", "is_text"]
 
@@ -150,6 +150,7 @@ class InputsMixin:
                 f"{text!r} is not in the vocabulary of {self.name} (e.g. {list(self.vocab[:5])})"
             )
         tokenizer = self._need_tokenizer(f"the token {text!r}")
+        check_text("token", [text])
         ids = tokenizer.encode(text, add_special_tokens=False)
         if len(ids) != 1:
             pieces = [tokenizer.decode([i]) for i in ids]
@@ -175,6 +176,7 @@ class InputsMixin:
         prompts = [text] if isinstance(text, str) else list(text)
         if not prompts or not is_text(prompts):
             raise TypeError("text must be a string or a non-empty list of strings")
+        check_text("prompt", prompts)  # before the tokenizer's own TypeError
         rows = [list(tokenizer(p)["input_ids"]) for p in prompts]
         bos = getattr(tokenizer, "bos_token_id", None)
         causal = getattr(self.model.cfg, "attention_dir", "causal") == "causal"  # type: ignore[attr-defined]

@@ -102,14 +102,37 @@ def official_name(name: str) -> str:
         ) from None
 
 
+def refuse_remote_code(official: str) -> None:
+    """Refuse a Hub model transformer-lens loads with ``trust_remote_code=True``.
+
+    >>> refuse_remote_code("gpt2")
+    >>> refuse_remote_code("microsoft/phi-2")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ValueError: transformer-lens loads 'microsoft/phi-2' with trust_remote_code=True ...
+    """
+    # lazy: transformer-lens takes seconds to import; only transformers need it
+    from transformer_lens.loading_from_pretrained import NEED_REMOTE_CODE_MODELS
+
+    if official.startswith(NEED_REMOTE_CODE_MODELS):
+        raise ValueError(
+            f"transformer-lens loads {official!r} with trust_remote_code=True (it runs Python "
+            "code from the model's repository), and explorer never runs a repository's code. "
+            "Where transformers itself defines the architecture, save the model with "
+            "save_pretrained and pass the folder: "
+            f"explorer.load('/path/to/{official.split('/')[-1]}')"
+        )
+
+
 def from_pretrained(name: str) -> nn.Module:
     """A Hugging Face model by its Hub name, through transformer-lens (needs internet)."""
     # lazy: transformer-lens takes seconds to import; only transformers need it
     from transformer_lens import HookedTransformer
 
     official = official_name(name)
+    refuse_remote_code(official)
     try:
-        model = HookedTransformer.from_pretrained(official, device="cpu")
+        # trust_remote_code=False: transformers never imports a repository's own code
+        model = HookedTransformer.from_pretrained(official, device="cpu", trust_remote_code=False)
     except (OSError, ConnectionError, TimeoutError) as err:
         raise OSError(
             f"the weights of {official!r} cannot be downloaded here ({type(err).__name__}: "

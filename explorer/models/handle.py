@@ -340,6 +340,11 @@ class ModelHandle(InputsMixin, WeightsMixin):
         self._fingerprint = (version, result)
         return result
 
+    def weights_version(self) -> int:
+        """A counter that moves whenever a weight is changed in place (no hashing, so a view
+        can check it around every request; ``fingerprint`` names the weights themselves)."""
+        return sum(p._version for p in self.model.parameters())
+
     def copy(self) -> ModelHandle:
         """An independent copy (its own weights and hooks)."""
         if self.is_transformer:

@@ -48,6 +48,7 @@ from explorer.models._hf_convert import (
     tl_config,
     tl_converted,
 )
+from explorer.models._hf_folder_checks import check_folder
 from explorer.models.builders import wrap
 from explorer.models.handle import ModelHandle
 
@@ -135,6 +136,7 @@ def load_folder(
     ``backend_options`` (nnsight backend): ``device_map`` goes to ``from_pretrained``
     (accelerate's ``"auto"`` spreads a model over the GPUs of one host); the others to
     ``load_model``."""
+    check_folder(path)  # before transformers, which would ask to run a folder's own code
     device_map = backend_options.pop("device_map", None)
     # lazy: transformers takes seconds to import; only Hugging Face models need it
     from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForMaskedLM
@@ -151,7 +153,7 @@ def load_folder(
             + ". explorer reads safetensors only: where you trust the file, convert it with "
             "`AutoModelForCausalLM.from_pretrained(folder).save_pretrained(folder)`"
         )
-    config = AutoConfig.from_pretrained(path, local_files_only=True)
+    config = AutoConfig.from_pretrained(path, local_files_only=True, trust_remote_code=False)
     arch = (getattr(config, "architectures", None) or [""])[0]
     auto = AutoModelForMaskedLM if FAMILIES.get(arch, ("", False))[1] else AutoModelForCausalLM
     try:
@@ -201,7 +203,8 @@ def load_tokenizer(path: Path) -> Any | None:
     # lazy: transformers takes seconds to import; only Hugging Face models need it
     from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(path, local_files_only=True)
+    check_folder(path)
+    return AutoTokenizer.from_pretrained(path, local_files_only=True, trust_remote_code=False)
 
 
 def load_model(

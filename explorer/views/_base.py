@@ -19,6 +19,15 @@ cancelled action ends with ``last_run["outcome"] == "cancelled"``; what it would
 changed is left (or, for trait changes, put back) as it was, so the view stays
 consistent. Calls from Python (``panel.sweep()``) run in the caller's thread as before.
 
+One request at a time per view, from Python or the page: every request (a page request,
+an action or observer called from Python, ``set_model``) waits for the one running, so a
+``panel.sweep()`` never runs beside the page's sweep and ``set_model(B)`` lands after the
+sweep on A, then clears it; a page message finding the view busy is refused ("still
+running ..."): the kernel's thread never waits. Each request carries the model it ran on
+(identity and weights version); one that ends on another model (weights changed in place)
+is dropped, the view redraws on its model and ``error`` says so (outcome "dropped"). The page cannot set ``error``, ``busy``, ``requests``, ``spent``,
+``last_run`` or ``model_name``: such a change is refused and the page's copy put back.
+
 Unknown keyword arguments raise ``TypeError`` naming the allowed ones.
 """
 
@@ -37,12 +46,14 @@ import anywidget
 import traitlets
 
 from explorer._cancel import Cancelled, cancellable
+from explorer.views._inputs import check_model
+from explorer.views._request_queue import Busy, RequestQueue, in_queue
 from explorer.views.serialize import css
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-class ExplorerWidget(anywidget.AnyWidget):
+class ExplorerWidget(RequestQueue, anywidget.AnyWidget):
     """Base class: an anywidget with a model, an action table, ``error`` and long-run state.
 
     The browser hears of a view once, complete: the comm to the page opens when the
@@ -63,6 +74,10 @@ class ExplorerWidget(anywidget.AnyWidget):
     _background: ClassVar[frozenset[str]] = frozenset()
     #: requests that run user code (a hypothesis's measure): even SystemExit is reported
     _user_code: ClassVar[frozenset[str]] = frozenset()
+    #: traits that report what happened: the kernel sets them, the page only reads them
+    _page_read_only: ClassVar[frozenset[str]] = frozenset(
+        {"error", "busy", "requests", "spent", "last_run", "model_name"}
+    )
 
     error = traitlets.Unicode(
         "", help="readable message of the last failed analysis; empty when the view is up to date"
@@ -91,12 +106,22 @@ class ExplorerWidget(anywidget.AnyWidget):
         for action, method in cls._actions.items():
             if not callable(getattr(cls, method, None)):
                 raise TypeError(f"{cls.__name__}: action {action!r} names no method {method!r}")
+            if not getattr(getattr(cls, method), "_in_queue", False):
+                # called from Python too (panel.sweep()): it waits for the page's request
+                setattr(cls, method, in_queue(getattr(cls, method)))
         init = cls.__dict__.get("__init__")
         if init is None:
             return
 
+        model_at = _model_parameter(init)
+
         @functools.wraps(init)
         def open_when_built(self: ExplorerWidget, *args: Any, **kw: Any) -> None:
+            if model_at is not None:  # a view of None: say so, not an AttributeError
+                at, optional = model_at
+                model = args[at] if len(args) > at else kw.get("model")
+                if model is not None or not optional:
+                    check_model(model, type(self).__name__)
             outermost = not self.__dict__.get("_building", False)
             self.__dict__["_building"] = True
             try:
@@ -121,6 +146,7 @@ class ExplorerWidget(anywidget.AnyWidget):
             )
         self._cancel = threading.Event()
         self._worker: threading.Thread | None = None
+        self._queue()
         super().__init__(**kwargs)
         self.on_msg(self._on_page_message)
 
@@ -148,15 +174,22 @@ class ExplorerWidget(anywidget.AnyWidget):
     def set_model(self, model: Any, data: Any = None) -> None:
         """Show ``model`` (a new checkpoint, say) from now on; ``data`` replaces the data
         where the view takes new data (the hypothesis widgets). Cached results are dropped
-        and the view redrawn."""
-        self.model = model
-        self._use_model(data)
-        if self.has_trait("model_name"):
-            self.model_name = f"{model.name} @{model.fingerprint()}"
+        and the view redrawn. It waits for the request running (a page sweep on the old
+        model) to end."""
+        with self._request():
+            self.model = model
+            self._rebase_model()
+            self._use_model(data)
+            if self.has_trait("model_name"):
+                self.model_name = f"{model.name} @{model.fingerprint()}"
 
     def _use_model(self, data: Any) -> None:
         """Drop what was computed for the old model and redraw (each view says how)."""
         raise TypeError(f"{type(self).__name__} cannot change its model: build a new view")
+
+    @classmethod
+    def _redraws_on_new_model(cls) -> bool:
+        return cls._use_model is not ExplorerWidget._use_model
 
     # ------------------------------------------------------------------ page requests
     def _on_page_message(self, _widget: Any, content: Any, _buffers: Any) -> None:
@@ -170,10 +203,21 @@ class ExplorerWidget(anywidget.AnyWidget):
         if action in self._background:
             self._start(action, arguments)
         else:
-            self._answer(action, arguments)
+            self._answer(action, arguments, wait=False)  # the kernel's thread never waits
 
-    def _answer(self, action: str, arguments: dict[str, Any]) -> str:
-        """Run one request through the one reporter; its outcome: done, failed or cancelled."""
+    def _answer(self, action: str, arguments: dict[str, Any], *, wait: bool = True) -> str:
+        """Run one request through the one reporter, in the view's queue; its outcome:
+        done, failed, cancelled or dropped (it ended on another model)."""
+        try:
+            with self._request(wait=wait) as record:
+                outcome = self._answer_now(action, arguments)
+        except Busy as exc:
+            self._fail(exc)
+            self.requests += 1
+            return "failed"
+        return "dropped" if record["dropped"] else outcome
+
+    def _answer_now(self, action: str, arguments: dict[str, Any]) -> str:
         try:
             if action not in self._actions:
                 known = ", ".join(sorted(self._actions)) or "none"
@@ -251,10 +295,15 @@ class ExplorerWidget(anywidget.AnyWidget):
         """The page's ``{"action": "set", trait: value, ...}``: set synced traits as one
         change (their observers run here, in the background when "set" is listed there).
         If cancelled, the traits are put back, so what is shown matches what is selected."""
-        allowed = set(self._allowed_traits())
+        allowed = set(self._allowed_traits()) - self._page_read_only
         bad = sorted(set(changes) - allowed)
         if bad:
-            raise ValueError(f"the page cannot set {', '.join(bad)}")
+            why = (
+                " (read-only: they report what happened)"
+                if set(bad) <= self._page_read_only
+                else ""
+            )
+            raise ValueError(f"the page cannot set {', '.join(bad)}{why}")
         before = {name: getattr(self, name) for name in changes}
         try:
             with self.hold_trait_notifications():
@@ -267,12 +316,39 @@ class ExplorerWidget(anywidget.AnyWidget):
                         setattr(self, name, value)
             raise
 
+    def set_state(self, sync_data: dict[str, Any]) -> None:
+        """State the page sends (ipywidgets' "update" message). The read-only traits are
+        not taken: the page's copy is put back to the kernel's value."""
+        refused = sorted(set(sync_data) & self._page_read_only)
+        if refused:
+            sync_data = {k: v for k, v in sync_data.items() if k not in refused}
+            self.log.warning("the page cannot set %s (read-only)", ", ".join(refused))
+            self.send_state(refused)
+        if not sync_data:
+            return
+        try:
+            with self._request(wait=False):  # the kernel's thread never waits
+                super().set_state(sync_data)
+        except Busy as exc:  # a click while a request runs: the page shows what is computed
+            self.send_state(sorted(sync_data))
+            self._fail(exc)
+
     def _fail(self, exc: BaseException) -> None:
         message = f"{type(exc).__name__}: {exc}"
         if self.error == message:  # the page must hear a repeat: it re-enables what failed
             self.error = ""
         self.error = message
         self.log.debug("analysis failed in %s:\n%s", type(self).__name__, traceback.format_exc())
+
+
+def _model_parameter(init: Callable[..., Any]) -> tuple[int, bool] | None:
+    """The position (after self) of ``init``'s ``model`` argument, and whether it may be
+    None (its default is None); None if it takes no model."""
+    params = list(inspect.signature(init).parameters.values())[1:]
+    for at, param in enumerate(params):
+        if param.name == "model":
+            return at, param.default is None
+    return None
 
 
 def reports_errors(method: F) -> F:
@@ -291,18 +367,20 @@ def reports_user_code_errors(method: F) -> F:
 def _reporting(method: F, caught: type[BaseException]) -> F:
     @functools.wraps(method)
     def wrapper(self: ExplorerWidget, *args: Any, **kwargs: Any) -> Any:
-        try:
-            result = method(self, *args, **kwargs)
-        except Cancelled:
-            raise
-        except caught as exc:
-            self._fail(exc)
-            return None
-        finally:
-            self._meter()
-        self.error = ""
-        return result
+        with self._request():
+            try:
+                result = method(self, *args, **kwargs)
+            except Cancelled:
+                raise
+            except caught as exc:
+                self._fail(exc)
+                return None
+            finally:
+                self._meter()
+            self.error = ""
+            return result
 
+    wrapper._in_queue = True  # type: ignore[attr-defined]
     return wrapper  # type: ignore[return-value]
 
 

@@ -12,10 +12,13 @@ from typing import Any
 
 import torch
 
+from explorer._checks import check_model
 from explorer.analysis import metrics
 from explorer.analysis.metrics import Metric
 from explorer.data import ImageData, ModularData
 from explorer.models.handle import ModelHandle
+
+__all__ = ["as_metrics", "check_model", "dataset_inputs", "default_metrics", "split_data"]
 
 
 def split_data(data: Any) -> tuple[Any, torch.Tensor | None]:
@@ -69,6 +72,8 @@ def as_metrics(
     """A user's metric (a function, or names -> functions) as a non-empty dict."""
     if metric is None:
         return fallback
+    if isinstance(metric, str):
+        metrics.check_metric(metric)  # a name: says what to build
     if callable(metric):
         return {getattr(metric, "__name__", "metric").replace("<lambda>", "metric"): metric}
     if isinstance(metric, dict) and metric and all(callable(m) for m in metric.values()):

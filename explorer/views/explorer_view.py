@@ -15,7 +15,7 @@ import traitlets
 
 from explorer.analysis.metrics import Metric
 from explorer.models.handle import ModelHandle
-from explorer.views._inputs import as_metrics, default_metrics, split_data
+from explorer.views._inputs import as_metrics, check_model, default_metrics, split_data
 from explorer.views.attention_view import AttentionView
 from explorer.views.intervention_panel import InterventionPanel
 from explorer.views.neuron_view import NeuronView
@@ -49,6 +49,7 @@ class Explorer(ipywidgets.Tab):
         n_prompts: int = 8,
         max_examples: int = 64,
     ) -> None:
+        check_model(model, "show")
         inputs, labels = split_data(data)
         inputs = model.check_inputs(inputs)
         metrics = as_metrics(metric, fallback={}) or default_metrics(

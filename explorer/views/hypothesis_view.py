@@ -21,6 +21,7 @@ from explorer.hypotheses.rerun import DataSource, pick_data, rerun_project
 from explorer.hypotheses.store import DEFAULT_PROJECT, StoredHypothesis
 from explorer.models.handle import ModelHandle
 from explorer.views._base import ExplorerWidget, reports_errors, reports_user_code_errors
+from explorer.views._request_queue import in_queue
 from explorer.views.serialize import css, esm
 
 
@@ -157,6 +158,7 @@ class HypothesisWidget(ExplorerWidget):
         if data is not None:
             self.data = data
 
+    @in_queue
     def test(self) -> Verdict | None:
         """Run the edited hypothesis on the held-out split; save it and its verdict if stored.
 
@@ -299,6 +301,7 @@ class HypothesisBoard(ExplorerWidget):
         if data is not None:
             self.data = data
 
+    @in_queue
     def rerun_all(
         self, model: ModelHandle | None = None, data: DataSource | None = None
     ) -> dict[str, Verdict | str]:
@@ -311,10 +314,12 @@ class HypothesisBoard(ExplorerWidget):
             self.set_model(model or self.model, data)  # type: ignore[arg-type]
         if self.model is None:
             raise ValueError("no model to re-run on: give model=... or call set_model(model, data)")
-        outcome = rerun_project(self.store, self.project, self.model, self.data)
+        model = self.model
+        ran_on = f"{model.name} @{model.fingerprint()}"  # the model the verdicts come from
+        outcome = rerun_project(self.store, self.project, model, self.data)
         failed = [f"{_short(hid)}: {why}" for hid, why in outcome.items() if isinstance(why, str)]
         ok = len(outcome) - len(failed)
-        self.message = f"re-ran {ok} of {len(outcome)} on {self.model_name}" + (
+        self.message = f"re-ran {ok} of {len(outcome)} on {ran_on}" + (
             "; could not run " + "; ".join(failed) if failed else ""
         )
         self.refresh()

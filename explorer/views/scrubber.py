@@ -23,6 +23,7 @@ import traitlets
 from explorer.models.handle import ModelHandle
 from explorer.training.run import Run
 from explorer.views._base import ExplorerWidget
+from explorer.views._request_queue import in_queue
 from explorer.views.serialize import empty, encode, esm
 
 StepCallback = Callable[[ModelHandle, int], Any]
@@ -168,12 +169,14 @@ class TrainingScrubber(ExplorerWidget):
         return self.run.nearest_step(int(proposal["value"]))
 
     @traitlets.observe("step")
+    @in_queue  # a step from Python waits for the page's; loading a step changes the model
     def _show_step(self, change: dict[str, Any] | None = None) -> None:
         try:
             if self._loaded != self.step:
                 self.run.load_into(self.model, self.step)
                 self.model.name = f"{self.run.name}@{self.step}"
                 self._loaded = self.step
+                self._rebase_model()
             self.summary = self._row_at(self.step)
         except Exception as exc:
             self._fail(exc)

@@ -84,8 +84,18 @@ def widget_state(widget: Any) -> dict[str, Any]:
 
 
 def _script_json(value: Any) -> str:
-    # inside <script type="application/json">: only "</" could end the element early
-    return json.dumps(value).replace("</", "<\\/")
+    """JSON safe inside ``<script type="application/json">``: no ``<``, ``>`` or ``&`` left.
+
+    ``</script`` ends the element early, and ``<!--`` followed by ``<script`` puts the HTML
+    parser in a state where the element's own ``</script>`` no longer closes it: that view
+    and every later one on the page would stop drawing. JSON allows these three characters
+    only inside strings, where ``\\u003c`` (and so on) decodes to the same text.
+
+    >>> _script_json({"token": "<!--<script></script>&"})
+    '{"token": "\\\\u003c!--\\\\u003cscript\\\\u003e\\\\u003c/script\\\\u003e\\\\u0026"}'
+    """
+    text = json.dumps(value)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
 def snapshot_html(widget: Any, *, title: str = "") -> str:
