@@ -47,7 +47,8 @@ def test_each_title_sits_over_the_image_it_names(n, cols, scale):
     assert len(fig.layout.annotations) == n
     for annotation in fig.layout.annotations:
         i = _over(fig, annotation)
-        if scale != "gray":  # heatmap traces keep their values: the image under the title is image i
+        # heatmap traces keep their values: the image under the title is image i
+        if scale != "gray":
             assert float(np.asarray(fig.data[i].z)[0, 0]) == int(annotation.text.split()[1])
         assert annotation.text == titles[i] == fig.data[i].name
     # the rows read top to bottom: the first title is on the top row
