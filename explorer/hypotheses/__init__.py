@@ -24,6 +24,12 @@ from explorer.hypotheses.agreement import (
     fleiss_kappa,
     label_counts,
 )
+from explorer.hypotheses.baseline import (
+    MIN_BASELINE_SETS,
+    BaselineDistribution,
+    eligible_units,
+    random_unit_sets,
+)
 from explorer.hypotheses.bootstrap import (
     Evidence,
     bootstrap_interval,
@@ -47,7 +53,6 @@ from explorer.hypotheses.export import (
 from explorer.hypotheses.hypothesis import (
     Hypothesis,
     measured,
-    random_unit_sets,
 )
 from explorer.hypotheses.imports import (
     ImportConflict,
@@ -91,6 +96,7 @@ from explorer.hypotheses.store import (
 from explorer.hypotheses.verdict import (
     Verdict,
     decide,
+    judge,
     verdict_html,
 )
 from explorer.hypotheses.versioning import (
@@ -100,9 +106,11 @@ from explorer.hypotheses.versioning import (
 
 __all__ = [
     "METRICS",
+    "MIN_BASELINE_SETS",
     "STAMP_SCORES",
     "AblationEffect",
     "Agreement",
+    "BaselineDistribution",
     "Evidence",
     "Examples",
     "HeadScore",
@@ -133,10 +141,12 @@ __all__ = [
     "check_metric_name",
     "cohen_kappa",
     "decide",
+    "eligible_units",
     "fleiss_kappa",
     "from_json",
     "from_markdown",
     "import_hypotheses",
+    "judge",
     "known_fields",
     "label_counts",
     "measure_from_dict",

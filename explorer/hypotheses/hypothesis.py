@@ -3,8 +3,9 @@
 A hypothesis names its claim in words, its target units, a measure (what to compute per
 example), a threshold and a direction, the split it was formed on and the held-out split
 it is judged on. ``h.test(model, data)`` measures the held-out split only, bootstraps a
-confidence interval (seeded), compares with the same measure on random units of the same
-kind, and returns a ``Verdict``. Everything needed to run the test again, on another
+confidence interval (seeded), measures the same on >= 20 random unit sets of the same size
+and kind (``hypotheses.baseline``), and returns a ``Verdict``: ``supported`` only if the
+interval clears both the threshold and the random sets' 95th percentile. Everything needed to run the test again, on another
 checkpoint for example, is in ``h.to_dict()``.
 
 >>> from explorer.hypotheses import HeadScore, Split, planted
@@ -24,10 +25,8 @@ checkpoint for example, is in ``h.to_dict()``.
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import json
 import math
-import random
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -37,6 +36,11 @@ import torch
 
 from explorer._checks import check_fraction, check_positive
 from explorer.analysis.units import Head, Neuron, ResidPosition, Unit, check_unit, parse_unit
+from explorer.hypotheses.baseline import (
+    MIN_BASELINE_SETS,
+    BaselineDistribution,
+    random_unit_sets,
+)
 from explorer.hypotheses.bootstrap import bootstrap_interval, statistic
 from explorer.hypotheses.examples import Examples, Split, as_examples, check_disjoint
 from explorer.hypotheses.input_measures import unit_free
@@ -46,8 +50,8 @@ from explorer.hypotheses.measures import (
     UserFunction,
     measure_from_dict,
 )
-from explorer.hypotheses.verdict import DIRECTIONS, Verdict, decide
-from explorer.hypotheses.versioning import VERSION_TEXT, known_fields
+from explorer.hypotheses.verdict import DIRECTIONS, Verdict, judge
+from explorer.hypotheses.versioning import VERSION_TEXT, known_fields, parse_version
 from explorer.models.handle import ModelHandle
 
 
@@ -67,8 +71,9 @@ class Hypothesis:
             ``"below"``) ``threshold``.
         formation, held_out: the examples the idea came from and the disjoint examples
             it is judged on.
-        baseline: a value to compare with; None compares with ``n_baseline`` random sets
-            of units of the same kind (same layers, same positions).
+        baseline: a value to compare with; None compares with ``n_baseline`` (>= 20)
+            random sets of units of the same size and kind, drawn from every eligible
+            unit (``hypotheses.baseline``): the claim must beat their 95th percentile.
         n_boot, confidence, seed: the bootstrap.
         dataset: a name for the data the splits index (the board uses it to re-run).
         id: stable identity across edits (``dataclasses.replace`` keeps it).
@@ -85,7 +90,7 @@ class Hypothesis:
     units: tuple[Unit, ...] = ()
     direction: str = "above"
     baseline: float | None = None
-    n_baseline: int = 8
+    n_baseline: int = MIN_BASELINE_SETS
     n_boot: int = 2000
     confidence: float = 0.95
     seed: int = 0
@@ -129,7 +134,16 @@ class Hypothesis:
         check_disjoint(self.formation, self.held_out)
         if self.baseline is not None:
             object.__setattr__(self, "baseline", float(self.baseline))
-        check_positive("n_baseline", self.n_baseline)
+        if (
+            isinstance(self.n_baseline, bool)
+            or not isinstance(self.n_baseline, int)
+            or self.n_baseline < MIN_BASELINE_SETS
+        ):
+            raise ValueError(
+                f"n_baseline must be an integer >= {MIN_BASELINE_SETS} (a 95th percentile of "
+                f"random unit sets needs at least {MIN_BASELINE_SETS} of them), got "
+                f"{self.n_baseline!r}"
+            )
         check_positive("n_boot", self.n_boot)
         check_fraction("confidence", self.confidence)
 
@@ -162,10 +176,14 @@ class Hypothesis:
                 baseline, source, unit_sets, values = self._baseline(model, held)
         except MeasureUnavailable as err:
             return Verdict.unavailable(self, str(err), model, len(held))
+        distribution = BaselineDistribution(values, self.direction) if values else None
+        cutoff = distribution.cutoff if distribution is not None else baseline
+        status, note = judge(low, high, self.threshold, self.direction, cutoff)
         return Verdict(
             hypothesis_id=self.id,
             claim=self.claim,
-            status=decide(low, high, self.threshold, self.direction),
+            status=status,
+            note=note,
             value=value,
             ci_low=low,
             ci_high=high,
@@ -177,6 +195,8 @@ class Hypothesis:
             baseline_source=source,
             baseline_units=unit_sets,
             baseline_values=values,
+            baseline_p95=cutoff,
+            baseline_n_sets=len(values),
             n_examples=len(held),
             split=self.held_out.describe(),
             model_name=model.name,
@@ -212,8 +232,11 @@ class Hypothesis:
         values = tuple(
             float(statistic(ev, torch.ones(1, len(ev), dtype=torch.float64))[0]) for ev in evidences
         )
-        kind = type(self.units[0]).__name__.lower()
-        source = f"mean of {len(unit_sets)} random {kind} sets"
+        kinds = sorted({type(u).__name__.lower() for u in self.units})
+        kind = "+".join(kinds)
+        source = f"{len(unit_sets)} random {kind} sets"
+        if len(unit_sets) < self.n_baseline:
+            source = f"all {len(unit_sets)} other {kind} sets"
         names = tuple(tuple(map(str, s)) for s in unit_sets)
         return sum(values) / len(values), source, names, values
 
@@ -262,9 +285,16 @@ class Hypothesis:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Hypothesis:
-        """Rebuild from ``to_dict`` output; a malformed record raises ``ValueError`` naming why."""
+        """Rebuild from ``to_dict`` output; a malformed record raises ``ValueError`` naming why.
+
+        A record older than the baseline rule (version < 1.3) with ``n_baseline`` below 20 is
+        read with 20: its next test is judged by today's rule.
+        """
         known = {f.name for f in dataclasses.fields(cls)}
+        old = isinstance(data, dict) and parse_version(data.get("version")) < (1, 3)
         data = known_fields(data, known, "hypothesis")
+        if old and isinstance(data.get("n_baseline"), int):
+            data["n_baseline"] = max(data["n_baseline"], MIN_BASELINE_SETS)
         missing = sorted(
             {"claim", "units", "measure", "threshold", "formation", "held_out"} - set(data)
         )
@@ -325,51 +355,3 @@ def _budget(value: Any) -> tuple[int, int, int] | None:
         "budget_spent must be the model handle (its passes so far are read) or "
         f"(forward, backward, examples) as counts >= 0, got {value!r}"
     )
-
-
-def _candidates(model: ModelHandle, unit: Unit, seq_len: int | None, anywhere: bool) -> list[Unit]:
-    layers = range(model.n_layers) if anywhere else [unit.layer]
-    if isinstance(unit, Head):
-        return [Head(l, h, unit.pos) for l in layers for h in range(model.n_heads or 0)]
-    if isinstance(unit, Neuron):
-        widths = model.layer_widths
-        return [Neuron(l, n, unit.pos) for l in layers for n in range(widths[l])]
-    n_pos = seq_len or model.n_ctx or 0
-    return [ResidPosition(l, p) for l in layers for p in range(n_pos)]
-
-
-def random_unit_sets(
-    model: ModelHandle,
-    units: Sequence[Unit],
-    n_sets: int,
-    seed: int = 0,
-    seq_len: int | None = None,
-) -> tuple[tuple[Unit, ...], ...]:
-    """Up to ``n_sets`` distinct sets of random units, one per target, of the same kind.
-
-    Each replacement is drawn from the target's own layer (and keeps its position), never
-    a target itself; if a layer has no other unit of the kind, from any layer.
-    """
-    targets = set(units)
-    pools = []
-    for unit in units:
-        pool = [u for u in _candidates(model, unit, seq_len, False) if u not in targets]
-        if not pool:
-            pool = [u for u in _candidates(model, unit, seq_len, True) if u not in targets]
-        if not pool:
-            return ()
-        pools.append(pool)
-    total = math.prod(len(p) for p in pools)
-    rng = random.Random(seed)
-    found: dict[frozenset[Unit], tuple[Unit, ...]] = {}
-    if total <= 4 * n_sets:
-        candidates = list(itertools.product(*pools))
-        rng.shuffle(candidates)
-    else:
-        candidates = (tuple(rng.choice(p) for p in pools) for _ in range(50 * n_sets))
-    for choice in candidates:
-        if len(set(choice)) == len(choice):
-            found.setdefault(frozenset(choice), choice)
-        if len(found) == n_sets:
-            break
-    return tuple(found.values())

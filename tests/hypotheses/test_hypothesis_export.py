@@ -21,7 +21,7 @@ NASTY = "neuron <b>0.3</b> | fires on `loops` & *closed* [curves](http://x) ```"
 @pytest.fixture
 def filled(make_hypothesis, concept_model, concept_data):
     store = HypothesisStore(":memory:")
-    true = make_hypothesis(claim=NASTY, n_boot=200, n_baseline=2)
+    true = make_hypothesis(claim=NASTY, n_boot=200)
     false = make_hypothesis(claim="neuron 0.5 detects the concept", units="neuron 0.5", n_boot=200)
     for h, author in ((true, "ada"), (false, "bob <i>")):
         store.save(h, project="room", author=author)

@@ -41,7 +41,6 @@ def neuron_hypothesis(**changes):
         formation=Split(range(150)),
         held_out=Split(range(150, 300)),
         n_boot=300,
-        n_baseline=3,
         dataset="concept",
     )
     fields.update(changes)
@@ -57,7 +56,6 @@ def head_hypothesis(**changes):
         formation=Split(range(60)),
         held_out=Split(range(60, 120)),
         n_boot=300,
-        n_baseline=3,
         dataset="tokens",
     )
     fields.update(changes)
