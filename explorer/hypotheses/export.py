@@ -211,6 +211,12 @@ def to_markdown(store: HypothesisStore, project: str = DEFAULT_PROJECT) -> str:
             f"- **formed on**: {_md(h.formation.describe())}",
             f"- **judged on**: {_md(h.held_out.describe())}",
             f"- **id**: {_md(h.id)}",
+        ]
+        if h.parent_id:
+            lines.append(
+                f"- **edited from**: {_md(h.parent_id)} (a new version; it keeps its verdicts)"
+            )
+        lines += [
             "",
         ]
         if s.verdicts:

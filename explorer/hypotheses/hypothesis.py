@@ -76,7 +76,9 @@ class Hypothesis:
             unit (``hypotheses.baseline``): the claim must beat their 95th percentile.
         n_boot, confidence, seed: the bootstrap.
         dataset: a name for the data the splits index (the board uses it to re-run).
-        id: stable identity across edits (``dataclasses.replace`` keeps it).
+        id: this version's identity; verdicts are recorded against it.
+        parent_id: the id of the version this one was edited from (None for an original).
+            ``replace`` makes an edit a new version: a new id, linked to its parent.
         budget_spent: the passes run on the model before the claim was written: pass the
             model handle (its ``spent`` is read now) or ``(forward, backward, examples)``.
             A claim formed after 20 passes says more than one formed after 20,000.
@@ -97,9 +99,16 @@ class Hypothesis:
     dataset: str = ""
     id: str = field(default_factory=lambda: uuid.uuid4().hex)
     budget_spent: tuple[int, int, int] | None = None
+    parent_id: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "budget_spent", _budget(self.budget_spent))
+        if self.parent_id is not None and (
+            not isinstance(self.parent_id, str) or not self.parent_id
+        ):
+            raise ValueError(
+                f"parent_id must be a hypothesis id (text) or None, got {self.parent_id!r}"
+            )
         if not isinstance(self.claim, str) or not self.claim.strip():
             raise ValueError("a hypothesis needs a claim in words (got an empty claim)")
         units = self.units
@@ -242,8 +251,34 @@ class Hypothesis:
 
     # --------------------------------------------------------------- editing
     def replace(self, **changes: Any) -> Hypothesis:
-        """A copy with some fields changed (same id)."""
-        return dataclasses.replace(self, **changes)
+        """A copy with some fields changed; a changed claim or test is a new version.
+
+        If the copy says or tests something else (any field but ``id``, ``parent_id`` and
+        ``budget_spent`` differs), it gets a new id and ``parent_id`` = this id, so the
+        verdicts of this version stay with the claim they judged and a store keeps both.
+        Passing ``id=`` (or ``parent_id=``) sets them as given.
+
+        >>> from explorer.hypotheses import HeadScore, Split
+        >>> h = Hypothesis(claim="head 0.1 copies", units="head 0.1", measure=HeadScore("induction"),
+        ...                threshold=0.4, formation=Split(range(8)), held_out=Split(range(8, 16)))
+        >>> edited = h.replace(units="head 1.3")
+        >>> edited.id != h.id, edited.parent_id == h.id, h.replace(threshold=0.4).id == h.id
+        (True, True, True)
+        """
+        copy = dataclasses.replace(self, **changes)
+        if "id" in changes or not self._content_differs(copy):
+            return copy
+        parent = changes.get("parent_id", self.id)
+        return dataclasses.replace(copy, id=uuid.uuid4().hex, parent_id=parent)
+
+    def _content_differs(self, other: Hypothesis) -> bool:
+        def content(h: Hypothesis) -> dict[str, Any]:
+            data = h.to_dict()
+            for name in ("version", "id", "parent_id", "budget_spent"):
+                data.pop(name)
+            return data
+
+        return content(self) != content(other)
 
     def with_function(self, fn: Callable[..., Any]) -> Hypothesis:
         """Rebind the user function of a reloaded hypothesis whose function was not importable."""
@@ -276,6 +311,7 @@ class Hypothesis:
             "confidence": self.confidence,
             "seed": self.seed,
             "dataset": self.dataset,
+            "parent_id": self.parent_id,
             "budget_spent": (
                 dict(zip(("forward", "backward", "examples"), self.budget_spent))
                 if self.budget_spent is not None
