@@ -31,8 +31,11 @@ from explorer.hypotheses.baseline import (
     random_unit_sets,
 )
 from explorer.hypotheses.bootstrap import (
+    MIN_PER_CLASS,
     Evidence,
+    TooFewExamples,
     bootstrap_interval,
+    check_enough,
     resample_weights,
     statistic,
 )
@@ -107,6 +110,7 @@ from explorer.hypotheses.versioning import (
 __all__ = [
     "METRICS",
     "MIN_BASELINE_SETS",
+    "MIN_PER_CLASS",
     "STAMP_SCORES",
     "AblationEffect",
     "Agreement",
@@ -129,6 +133,7 @@ __all__ = [
     "SchemaVersionError",
     "Split",
     "StoredHypothesis",
+    "TooFewExamples",
     "UnreadableRow",
     "UserFunction",
     "Verdict",
@@ -138,6 +143,7 @@ __all__ = [
     "bootstrap_interval",
     "build_metric",
     "check_disjoint",
+    "check_enough",
     "check_metric_name",
     "cohen_kappa",
     "decide",

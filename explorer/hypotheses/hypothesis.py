@@ -36,12 +36,13 @@ import torch
 
 from explorer._checks import check_fraction, check_positive
 from explorer.analysis.units import Head, Neuron, ResidPosition, Unit, check_unit, parse_unit
-from explorer.hypotheses.baseline import (
-    MIN_BASELINE_SETS,
-    BaselineDistribution,
-    random_unit_sets,
+from explorer.hypotheses.baseline import MIN_BASELINE_SETS, BaselineDistribution, random_unit_sets
+from explorer.hypotheses.bootstrap import (
+    TooFewExamples,
+    bootstrap_interval,
+    check_enough,
+    statistic,
 )
-from explorer.hypotheses.bootstrap import bootstrap_interval, statistic
 from explorer.hypotheses.examples import Examples, Split, as_examples, check_disjoint
 from explorer.hypotheses.input_measures import unit_free
 from explorer.hypotheses.measures import (
@@ -179,12 +180,15 @@ class Hypothesis:
         try:
             with torch.no_grad():
                 evidence = self.measure.evaluate(model, held, self.units)
+                check_enough(evidence)  # before the baseline: its passes would decide nothing
                 value, low, high = bootstrap_interval(
                     evidence, n_boot=self.n_boot, confidence=self.confidence, seed=self.seed
                 )
                 baseline, source, unit_sets, values = self._baseline(model, held)
         except MeasureUnavailable as err:
             return Verdict.unavailable(self, str(err), model, len(held))
+        except TooFewExamples as err:
+            return Verdict.unavailable(self, str(err), model, len(held), "inconclusive")
         distribution = BaselineDistribution(values, self.direction) if values else None
         cutoff = distribution.cutoff if distribution is not None else baseline
         status, note = judge(low, high, self.threshold, self.direction, cutoff)

@@ -254,9 +254,10 @@ class HypothesisStore(Database):
     # --------------------------------------------------------------- verdicts
     def record(self, verdict: Verdict) -> int:
         """Store a verdict of a saved hypothesis; returns its row id."""
-        if verdict.status == "unavailable":
+        if not verdict.recordable:
             raise ValueError(
-                f"an unavailable verdict is not evidence, so it is not recorded: {verdict.note}"
+                f"an {verdict.status} verdict with no value is not evidence, so it is not "
+                f"recorded: {verdict.note}"
             )
         with self._writing() as conn:
             exists = conn.execute(

@@ -121,12 +121,20 @@ class Verdict:
         object.__setattr__(self, "details", {str(k): float(v) for k, v in self.details.items()})
 
     @classmethod
-    def unavailable(cls, hypothesis: Any, reason: str, model: Any, n_examples: int) -> Verdict:
-        """A verdict that could not be reached here (``reason`` says why); never "supported"."""
+    def unavailable(
+        cls,
+        hypothesis: Any,
+        reason: str,
+        model: Any,
+        n_examples: int,
+        status: str = "unavailable",
+    ) -> Verdict:
+        """A verdict with no value (``reason`` says why): ``"unavailable"`` (it could not run
+        here) or ``"inconclusive"`` (the split cannot decide, e.g. too few concept examples)."""
         return cls(
             hypothesis_id=hypothesis.id,
             claim=hypothesis.claim,
-            status="unavailable",
+            status=status,
             value=math.nan,
             ci_low=math.nan,
             ci_high=math.nan,
@@ -185,6 +193,11 @@ class Verdict:
         """One line a person can read: status, value, interval, threshold, baseline."""
         if self.status == "unavailable":
             return self.note or "unavailable"
+        if math.isnan(self.value):  # the split could not decide: say why, and on what
+            return (
+                f"{self.status}: {self.measure}: {self.note}; {self.split}; "
+                f"model {self.model_name} @{self.model_fingerprint}"
+            )
         pct = round(100 * self.confidence)
         text = (
             f"{self.status}: {self.measure} = {self.value:.3g} "

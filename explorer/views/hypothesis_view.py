@@ -195,7 +195,7 @@ class HypothesisWidget(ExplorerWidget):
         verdict = hypothesis.test(self.model, pick_data(self.data, hypothesis))
         if self.store is not None:
             self.store.save(hypothesis, project=self.project, author=self.author)
-            if verdict.status != "unavailable":  # not evidence: nothing to record
+            if verdict.recordable:  # unavailable, or no value (too few examples): not evidence
                 self.store.record(verdict)
         new_version = hypothesis.id != self._base.id
         self._base = hypothesis
