@@ -38,6 +38,7 @@ from explorer.hypotheses.bootstrap import (
     check_enough,
     resample_weights,
     statistic,
+    too_few,
 )
 from explorer.hypotheses.examples import (
     Examples,
@@ -171,6 +172,7 @@ __all__ = [
     "statistic",
     "to_json",
     "to_markdown",
+    "too_few",
     "unit_free",
     "unregister_measure",
     "unregister_metric",

@@ -14,7 +14,8 @@ the missed share is still ``3/n`` (the rule of three), so below 10 the data cann
 rate under 0.7, the lowest threshold a detector claim is usually held to; and a stratified
 resample of fewer than 10 draws from so few values that a perfect score gives a zero-width
 interval (3 positives out of 200 gave "1.00 [1.00, 1.00]"). ``check_enough`` raises
-``TooFewExamples`` naming the count needed; a hypothesis turns it into ``inconclusive``.
+``TooFewExamples`` naming the count needed (``too_few`` returns the sentence); a hypothesis
+turns it into ``inconclusive``.
 
 >>> ev = Evidence(torch.tensor([1.0, 2.0, 3.0, 4.0]))
 >>> point, low, high = bootstrap_interval(ev, n_boot=500, confidence=0.9, seed=0)
@@ -101,19 +102,26 @@ class Evidence:
         return len(self.values)
 
 
-def check_enough(evidence: Evidence, minimum: int = MIN_PER_CLASS) -> None:
-    """Raise ``TooFewExamples`` if a concept statistic has < ``minimum`` of either class.
+def too_few(evidence: Evidence, minimum: int = MIN_PER_CLASS) -> str:
+    """Why a concept statistic cannot decide on these examples ("" if it can).
 
-    >>> check_enough(Evidence(torch.arange(200.0), "auroc", positives=torch.arange(200) < 3))
-    Traceback (most recent call last):
-    ...
-    explorer.hypotheses.bootstrap.TooFewExamples: too few to decide: the held-out split has 3 concept and 197 other examples; auroc needs >= 10 of each (7 more concept examples)
+    >>> too_few(Evidence(torch.arange(200.0), "auroc", positives=torch.arange(200) < 3))
+    'too few to decide: the held-out split has 3 concept and 197 other examples; auroc needs >= 10 of each (7 more concept examples)'
     """
     if evidence.statistic in CONCEPT_STATISTICS and evidence.positives is not None:
         n_pos = int(evidence.positives.sum())
         n_neg = len(evidence) - n_pos
         if min(n_pos, n_neg) < minimum:
-            raise TooFewExamples(evidence.statistic, n_pos, n_neg, minimum)
+            return str(TooFewExamples(evidence.statistic, n_pos, n_neg, minimum))
+    return ""
+
+
+def check_enough(evidence: Evidence, minimum: int = MIN_PER_CLASS) -> None:
+    """Raise ``TooFewExamples`` if a concept statistic has < ``minimum`` of either class."""
+    if evidence.statistic in CONCEPT_STATISTICS and evidence.positives is not None:
+        n_pos = int(evidence.positives.sum())
+        if min(n_pos, len(evidence) - n_pos) < minimum:
+            raise TooFewExamples(evidence.statistic, n_pos, len(evidence) - n_pos, minimum)
 
 
 def statistic(evidence: Evidence, weights: torch.Tensor) -> torch.Tensor:

@@ -37,12 +37,7 @@ import torch
 from explorer._checks import check_fraction, check_positive
 from explorer.analysis.units import Head, Neuron, ResidPosition, Unit, check_unit, parse_unit
 from explorer.hypotheses.baseline import MIN_BASELINE_SETS, BaselineDistribution, random_unit_sets
-from explorer.hypotheses.bootstrap import (
-    TooFewExamples,
-    bootstrap_interval,
-    check_enough,
-    statistic,
-)
+from explorer.hypotheses.bootstrap import TooFewExamples, bootstrap_interval, statistic, too_few
 from explorer.hypotheses.examples import Examples, Split, as_examples, check_disjoint
 from explorer.hypotheses.input_measures import unit_free
 from explorer.hypotheses.measures import (
@@ -180,18 +175,22 @@ class Hypothesis:
         try:
             with torch.no_grad():
                 evidence = self.measure.evaluate(model, held, self.units)
-                check_enough(evidence)  # before the baseline: its passes would decide nothing
                 value, low, high = bootstrap_interval(
                     evidence, n_boot=self.n_boot, confidence=self.confidence, seed=self.seed
                 )
-                baseline, source, unit_sets, values = self._baseline(model, held)
+                short = too_few(evidence)  # then the baseline's passes would decide nothing
+                baseline, source, unit_sets, values = (
+                    (None, "not measured", (), ()) if short else self._baseline(model, held)
+                )
         except MeasureUnavailable as err:
             return Verdict.unavailable(self, str(err), model, len(held))
-        except TooFewExamples as err:
+        except TooFewExamples as err:  # none of a class: not even a value
             return Verdict.unavailable(self, str(err), model, len(held), "inconclusive")
         distribution = BaselineDistribution(values, self.direction) if values else None
         cutoff = distribution.cutoff if distribution is not None else baseline
         status, note = judge(low, high, self.threshold, self.direction, cutoff)
+        if short:
+            status, note = "inconclusive", short
         return Verdict(
             hypothesis_id=self.id,
             claim=self.claim,

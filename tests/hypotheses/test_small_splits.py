@@ -49,7 +49,8 @@ def test_three_positives_out_of_200_is_inconclusive_and_says_what_it_needed(
     assert verdict.status == "inconclusive", verdict.summary()  # was "supported, 1.00 [1.00, 1.00]"
     assert "3 concept and 197 other examples" in verdict.note
     assert f"needs >= {MIN_PER_CLASS} of each (7 more concept examples)" in verdict.note
-    assert verdict.note in verdict.summary() and not verdict.recordable
+    assert verdict.note in verdict.summary() and verdict.baseline_n_sets == 0  # no passes spent
+    assert verdict.recordable  # a value was measured: the store keeps it, as inconclusive
 
 
 def test_no_positive_at_all_is_inconclusive_not_an_error(
@@ -58,7 +59,7 @@ def test_no_positive_at_all_is_inconclusive_not_an_error(
     h = make_hypothesis(held_out=_split_with(concept_data, 0, n=50))
     verdict = h.test(concept_model, concept_data)
     assert verdict.status == "inconclusive" and "0 concept and 50 other" in verdict.note
-    assert "10 more concept examples" in verdict.note
+    assert "10 more concept examples" in verdict.note and not verdict.recordable
 
 
 def test_ten_of_each_is_enough_to_decide(concept_model, concept_data, make_hypothesis):
@@ -84,13 +85,18 @@ def test_the_bootstrap_is_stratified_every_resample_keeps_the_class_counts():
     assert torch.all(weights[:, ~positives].sum(1) == 188)
 
 
-def test_a_split_too_small_is_not_recorded_and_the_rerun_says_why(
+def test_small_splits_are_recorded_as_inconclusive_and_empty_ones_not_at_all(
     concept_model, concept_data, make_hypothesis
 ):
     store = HypothesisStore(":memory:")
-    h = make_hypothesis(held_out=_split_with(concept_data, 3, n=200))
-    store.save(h)
+    few = make_hypothesis(held_out=_split_with(concept_data, 3, n=200))
+    none = make_hypothesis(held_out=_split_with(concept_data, 0, n=50))
+    store.save(few)
+    store.save(none)
+    store.record(few.test(concept_model, concept_data))
+    assert store.get(few.id).status == "inconclusive"
     with pytest.raises(ValueError, match="not recorded: too few to decide"):
-        store.record(h.test(concept_model, concept_data))
+        store.record(none.test(concept_model, concept_data))
     outcome = rerun_project(store, "default", concept_model, concept_data)
-    assert "7 more concept examples" in outcome[h.id] and store.count("verdicts") == 0
+    assert outcome[few.id].status == "inconclusive"
+    assert "10 more concept examples" in outcome[none.id] and store.count("verdicts") == 2
