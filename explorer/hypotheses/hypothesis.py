@@ -189,6 +189,8 @@ class Hypothesis:
         distribution = BaselineDistribution(values, self.direction) if values else None
         cutoff = distribution.cutoff if distribution is not None else baseline
         status, note = judge(low, high, self.threshold, self.direction, cutoff)
+        if note.endswith("not the baseline") and distribution is not None:
+            note += ": random units do as well"
         if short:
             status, note = "inconclusive", short
         return Verdict(

@@ -57,7 +57,7 @@ def judge(
         return "inconclusive", "no baseline to compare with, so it cannot be supported"
     beaten = low > cutoff if direction == "above" else high < cutoff
     if not beaten:
-        return "inconclusive", "clears the threshold, not the baseline: random units do as well"
+        return "inconclusive", "clears the threshold, not the baseline"
     return "supported", ""
 
 
