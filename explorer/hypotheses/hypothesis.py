@@ -5,8 +5,9 @@ example), a threshold and a direction, the split it was formed on and the held-o
 it is judged on. ``h.test(model, data)`` measures the held-out split only, bootstraps a
 confidence interval (seeded), measures the same on >= 20 random unit sets of the same size
 and kind (``hypotheses.baseline``), and returns a ``Verdict``: ``supported`` only if the
-interval clears both the threshold and the random sets' 95th percentile. Everything needed to run the test again, on another
-checkpoint for example, is in ``h.to_dict()``.
+interval clears both the threshold and the random sets' 95th percentile. Everything needed
+to run the test again, on another checkpoint for example, is in ``h.to_dict()``. An edit
+(``h.replace(...)``) is a new version with its own id and ``parent_id``.
 
 >>> from explorer.hypotheses import HeadScore, Split, planted
 >>> model, data = planted.previous_token_model(), planted.previous_token_examples(80)
