@@ -27,6 +27,7 @@ from explorer.hypotheses.agreement import (
 from explorer.hypotheses.baseline import (
     MIN_BASELINE_SETS,
     BaselineDistribution,
+    check_n_baseline,
     eligible_units,
     random_unit_sets,
 )
@@ -146,6 +147,7 @@ __all__ = [
     "check_disjoint",
     "check_enough",
     "check_metric_name",
+    "check_n_baseline",
     "cohen_kappa",
     "decide",
     "eligible_units",

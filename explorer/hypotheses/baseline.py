@@ -38,10 +38,25 @@ import torch
 from explorer.analysis.units import Head, Neuron, ResidPosition, Unit
 from explorer.models.handle import ModelHandle
 
-__all__ = ["MIN_BASELINE_SETS", "BaselineDistribution", "eligible_units", "random_unit_sets"]
+__all__ = [
+    "MIN_BASELINE_SETS",
+    "BaselineDistribution",
+    "check_n_baseline",
+    "eligible_units",
+    "random_unit_sets",
+]
 
 MIN_BASELINE_SETS = 20
 PERCENTILE = 0.95
+
+
+def check_n_baseline(n: object) -> None:
+    """Refuse fewer than ``MIN_BASELINE_SETS`` random sets: no 95th percentile of so few."""
+    if isinstance(n, bool) or not isinstance(n, int) or n < MIN_BASELINE_SETS:
+        raise ValueError(
+            f"n_baseline must be an integer >= {MIN_BASELINE_SETS} (a 95th percentile of "
+            f"random unit sets needs at least {MIN_BASELINE_SETS} of them), got {n!r}"
+        )
 
 
 def eligible_units(model: ModelHandle, unit: Unit, seq_len: int | None = None) -> list[Unit]:

@@ -37,7 +37,12 @@ import torch
 
 from explorer._checks import check_fraction, check_positive
 from explorer.analysis.units import Head, Neuron, ResidPosition, Unit, check_unit, parse_unit
-from explorer.hypotheses.baseline import MIN_BASELINE_SETS, BaselineDistribution, random_unit_sets
+from explorer.hypotheses.baseline import (
+    MIN_BASELINE_SETS,
+    BaselineDistribution,
+    check_n_baseline,
+    random_unit_sets,
+)
 from explorer.hypotheses.bootstrap import TooFewExamples, bootstrap_interval, statistic, too_few
 from explorer.hypotheses.examples import Examples, Split, as_examples, check_disjoint
 from explorer.hypotheses.input_measures import unit_free
@@ -140,16 +145,7 @@ class Hypothesis:
         check_disjoint(self.formation, self.held_out)
         if self.baseline is not None:
             object.__setattr__(self, "baseline", float(self.baseline))
-        if (
-            isinstance(self.n_baseline, bool)
-            or not isinstance(self.n_baseline, int)
-            or self.n_baseline < MIN_BASELINE_SETS
-        ):
-            raise ValueError(
-                f"n_baseline must be an integer >= {MIN_BASELINE_SETS} (a 95th percentile of "
-                f"random unit sets needs at least {MIN_BASELINE_SETS} of them), got "
-                f"{self.n_baseline!r}"
-            )
+        check_n_baseline(self.n_baseline)
         check_positive("n_boot", self.n_boot)
         check_fraction("confidence", self.confidence)
 
@@ -289,7 +285,9 @@ class Hypothesis:
     def with_function(self, fn: Callable[..., Any]) -> Hypothesis:
         """Rebind the user function of a reloaded hypothesis whose function was not importable."""
         statistic_name = getattr(self.measure, "statistic", "mean")
-        return self.replace(measure=UserFunction.of(fn, statistic=statistic_name))
+        name = getattr(self.measure, "name", "")  # the same measure, bound: the same claim
+        measure = UserFunction(name=name, statistic=statistic_name, fn=fn) if name else None
+        return dataclasses.replace(self, measure=measure or UserFunction.of(fn, statistic_name))
 
     @property
     def rerunnable(self) -> bool:

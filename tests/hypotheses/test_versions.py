@@ -95,3 +95,12 @@ def test_unchanged_copies_and_given_ids_keep_their_ids():
     assert Hypothesis.from_dict(old_record).parent_id is None
     with pytest.raises(ValueError, match="parent_id must be a hypothesis id"):
         h.replace(parent_id="")
+
+
+def test_rebinding_a_reloaded_measure_is_not_an_edit():
+    from explorer.hypotheses import UserFunction
+
+    h = _claim().replace(id="kept", measure=UserFunction.named("not_registered_here"))
+    rebound = h.with_function(lambda model, examples, units: examples.inputs[:, 0].double())
+    assert rebound.id == "kept" and rebound.parent_id is None
+    assert rebound.measure.name == "not_registered_here" and rebound.rerunnable
