@@ -9,7 +9,8 @@ positives and negatives separately (stratified), so every resample has both, in 
 split's own numbers.
 
 A concept statistic (AUROC, precision, recall) needs ``MIN_PER_CLASS`` (10) concept and 10
-other examples to decide anything: with ``n`` positives all detected, the exact 95% bound on
+other examples to decide anything (precision, a rate among the examples that fire, also 10
+that fire): with ``n`` positives all detected, the exact 95% bound on
 the missed share is still ``3/n`` (the rule of three), so below 10 the data cannot rule out a
 rate under 0.7, the lowest threshold a detector claim is usually held to; and a stratified
 resample of fewer than 10 draws from so few values that a perfect score gives a zero-width
@@ -113,6 +114,13 @@ def too_few(evidence: Evidence, minimum: int = MIN_PER_CLASS) -> str:
         n_neg = len(evidence) - n_pos
         if min(n_pos, n_neg) < minimum:
             return str(TooFewExamples(evidence.statistic, n_pos, n_neg, minimum))
+        n_fired = int((evidence.values > evidence.fire_threshold).sum())
+        if evidence.statistic == "precision" and n_fired < minimum:  # its denominator
+            return (
+                f"too few to decide: {n_fired} held-out examples fire above "
+                f"{evidence.fire_threshold:g}; precision needs >= {minimum} "
+                f"({minimum - n_fired} more)"
+            )
     return ""
 
 

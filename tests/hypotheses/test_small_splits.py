@@ -100,3 +100,18 @@ def test_small_splits_are_recorded_as_inconclusive_and_empty_ones_not_at_all(
     outcome = rerun_project(store, "default", concept_model, concept_data)
     assert outcome[few.id].status == "inconclusive"
     assert "10 more concept examples" in outcome[none.id] and store.count("verdicts") == 2
+
+
+def test_precision_needs_ten_examples_that_fire(concept_model, concept_data, make_hypothesis):
+    """Precision is a rate among the examples that fire: 3 firings decide nothing either."""
+    held = _split_with(concept_data, 30, n=200)
+    acts = (
+        NeuronSelectivity("precision")
+        .evaluate(concept_model, concept_data.subset(held), make_hypothesis().units)
+        .values
+    )
+    high = float(acts.sort(descending=True).values[3])  # only the top 3 fire above it
+    h = make_hypothesis(measure=NeuronSelectivity("precision", fire_threshold=high), held_out=held)
+    verdict = h.test(concept_model, concept_data)
+    assert verdict.status == "inconclusive" and "3 held-out examples fire" in verdict.note
+    assert "precision needs >= 10 (7 more)" in verdict.note
