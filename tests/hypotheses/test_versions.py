@@ -66,7 +66,10 @@ def test_editing_head_0_1_to_head_1_3_after_a_verdict_keeps_both(quickstart):
         assert b.hypothesis.parent_id == old.id and a.hypothesis.parent_id is None
         assert [v.to_dict() for v in a.verdicts] == [v.to_dict() for v in kept.verdicts]
         assert [str(u) for u in b.hypothesis.units] == ["head 1.3"] and len(b.verdicts) == 1
-    assert "edited from" in to_markdown(store, "p")
+    report = to_markdown(store, "p")
+    assert "edited from" in report
+    v = kept.verdicts[0]  # the baseline distribution's summary is in the report
+    assert f"({v.baseline_n_sets} sets, mean" in report and v.baseline_n_sets == 7
 
 
 def test_a_judged_claim_is_never_overwritten_in_place(quickstart):
