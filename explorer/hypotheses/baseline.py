@@ -13,7 +13,8 @@ one of them is used and the baseline says so.
 Cost: one evaluation of the measure per set. Head scores and neuron selectivity read every
 set from one pass; an ablation runs its sets as stacked copies through
 ``analysis.ablate_sets`` (one clean pass, then the sets in as few passes as memory allows),
-so 20 sets cost about 20 ablated forward passes of the held-out split.
+so 20 sets cost about 20 ablated forward passes of the held-out split (on the stdlib LM,
+20 two-head sets: 7.6 s, against 17.4 s for a loop of ``ablate``).
 
 >>> from explorer.analysis.units import Head
 >>> from explorer.hypotheses import planted
@@ -35,7 +36,7 @@ from dataclasses import dataclass
 
 import torch
 
-from explorer.analysis.units import Head, Neuron, ResidPosition, Unit
+from explorer.analysis.units import Head, Neuron, ResidPosition, Unit, parse_unit
 from explorer.models.handle import ModelHandle
 
 __all__ = [
@@ -59,8 +60,9 @@ def check_n_baseline(n: object) -> None:
         )
 
 
-def eligible_units(model: ModelHandle, unit: Unit, seq_len: int | None = None) -> list[Unit]:
+def eligible_units(model: ModelHandle, unit: Unit | str, seq_len: int | None = None) -> list[Unit]:
     """Every unit of ``unit``'s kind in ``model``, at ``unit``'s position if it names one."""
+    unit = parse_unit(unit)
     if isinstance(unit, Head):
         return [
             Head(layer, h, unit.pos)
@@ -82,7 +84,7 @@ def _kind(unit: Unit) -> tuple[type, int | None]:
 
 def random_unit_sets(
     model: ModelHandle,
-    units: Sequence[Unit],
+    units: Sequence[Unit | str],
     n_sets: int,
     seed: int = 0,
     seq_len: int | None = None,
@@ -94,6 +96,7 @@ def random_unit_sets(
     unit of the model. The claim's own set is never drawn. If fewer than ``n_sets``
     distinct sets exist, all of them are returned.
     """
+    units = [parse_unit(u) for u in units]  # text too: "head 1.4"
     targets = frozenset(units)
     groups: dict[tuple[type, int | None], int] = {}
     for unit in units:

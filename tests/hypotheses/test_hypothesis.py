@@ -231,3 +231,5 @@ def test_random_unit_sets_are_distinct_same_size_and_kind_from_every_layer(
     assert len(heads) == 5 and all(len(s) == 2 and len(set(s)) == 2 for s in heads)
     assert frozenset([Head(0, 0), Head(0, 1)]) not in {frozenset(s) for s in heads}
     assert random_unit_sets(prev_model, [Head(0, h) for h in range(4)], 20) == ()
+    as_text = random_unit_sets(prev_model, ["head 0.0", "L0H1"], 20, seed=0)  # text is read too
+    assert {frozenset(s) for s in as_text} == {frozenset(s) for s in heads}
