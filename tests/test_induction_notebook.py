@@ -160,7 +160,9 @@ def test_hypotheses_hold_on_fresh_sequences_of_another_length(executed):
     run_dir, summary, _ = executed
     assert summary["fresh_length"] != 30  # the analysis used [BOS][30][30]
     assert len(summary["hypotheses"]) == 3
-    assert all(status == "supported" for status in summary["hypotheses"].values())
+    # the scores single the heads out; ablating the five circuit heads of eight costs > 1 nat
+    # but no more than random five-head sets holding head 0.0: inconclusive under the rule
+    assert list(summary["hypotheses"].values()) == ["supported", "supported", "inconclusive"]
     # the scope check measured every span length it reports, and its verdict matches
     by_length = summary["by_span_length"]
     assert by_length["30"]["induction_score"] > 0.3

@@ -21,10 +21,17 @@ def test_live_session_notebook_runs_and_records_the_room(tmp_path):
     db = tmp_path / "live_session.db"  # the store landed in the working folder
     assert db.exists()
     store = HypothesisStore(db)
-    stored = {s.author: s for s in store.hypotheses("live-session")}
-    assert sorted(stored) == ["ada", "bob", "cy", "dee", "eve"]
+    hypotheses = store.hypotheses("live-session")
+    assert sorted({s.author for s in hypotheses}) == ["ada", "bob", "cy", "dee", "eve"]
+    # cy's edit is a new version linked to her first claim, which keeps its own verdicts
+    (edited,) = [s for s in hypotheses if s.hypothesis.parent_id == "cy-1"]
+    assert edited.author == "cy" and len(hypotheses) == 6
+    stored = {s.hypothesis.id: s for s in hypotheses}
     # in the room: true claims supported, a false one refuted, an unclear one inconclusive
-    first = {name: s.verdicts[0].status for name, s in stored.items()}
+    first = {
+        hid.split("-")[0]: stored[hid].verdicts[0].status
+        for hid in ("ada-1", "bob-1", "cy-1", "dee-1", "eve-1")
+    }
     assert first == {
         "ada": "supported",
         "bob": "supported",
@@ -32,11 +39,15 @@ def test_live_session_notebook_runs_and_records_the_room(tmp_path):
         "dee": "supported",
         "eve": "inconclusive",
     }
+    assert stored["cy-1"].hypothesis.claim == "neuron 0.7 detects the concept"
     # re-run on the later checkpoint: neuron 0.3's stories no longer hold
-    latest = {name: s.status for name, s in stored.items()}
-    assert latest["ada"] == latest["bob"] == latest["dee"] == "refuted"
-    assert latest["cy"] == "supported"  # edited claim: neuron 0.7 is at chance
-    assert stored["ada"].verdicts[0].model_fingerprint != stored["ada"].latest.model_fingerprint
+    latest = {hid: s.status for hid, s in stored.items()}
+    assert latest["ada-1"] == latest["bob-1"] == latest["dee-1"] == "refuted"
+    # "neuron 0.7 is at chance": below 0.6, but no lower than random neurons: inconclusive
+    assert edited.verdicts[0].status == edited.status == "inconclusive"
+    assert edited.latest.ci_high < 0.6
+    ada = stored["ada-1"]
+    assert ada.verdicts[0].model_fingerprint != ada.latest.model_fingerprint
 
     agreement = store.agreement("live-session")
     assert agreement["neuron 0.3"].method == "fleiss" and len(agreement["neuron 0.3"].raters) == 4
@@ -45,7 +56,7 @@ def test_live_session_notebook_runs_and_records_the_room(tmp_path):
     report = (tmp_path / "live_session_report.md").read_text(encoding="utf-8")
     again = HypothesisStore(":memory:")
     from_markdown(report, again)
-    assert again.count("hypotheses") == 5 and again.count("labels") == store.count("labels")
+    assert again.count("hypotheses") == 6 and again.count("labels") == store.count("labels")
     widget_outputs = [
         o
         for c in nb.cells

@@ -78,3 +78,17 @@ def test_ablating_every_induction_head_together_removes_the_advantage(ran):
         random_loss = float(metrics.first_half_loss(seen)(model(seen)).mean())
     assert together.before_mean < random_loss - 1.5
     assert abs(together.after_mean - random_loss) < 0.3
+
+
+def test_the_four_heads_together_are_inconclusive_under_the_baseline_rule(ran):
+    """The text after the example: the layer-1 claim clears 1 nat but not random 4-head sets."""
+    ns, _, _ = ran
+    together = ns["claim"].replace(
+        claim="the four layer-1 heads together carry the copying",
+        units=("head 1.0", "head 1.1", "head 1.2", "head 1.3"),
+    )
+    verdict = together.test(ns["model"], ns["tokens"])
+    assert verdict.ci_low > 1.0 and verdict.status == "inconclusive", verdict
+    assert verdict.baseline_n_sets == 20
+    heavy = [v for s, v in zip(verdict.baseline_units, verdict.baseline_values) if "head 0.1" in s]
+    assert min(heavy) > 1.0

@@ -100,7 +100,11 @@ def test_hypotheses_have_verdicts_on_held_out_files(executed):
     assert any("raises the second copy's loss" in c for c in supported)
     assert any("directly write the copied token" in c for c in supported)
     assert any("indentation" in c for c in supported)
-    assert any("condition keyword" in c for c in supported)
+    # 3 of the 200 held-out windows end on a condition keyword: too few to decide (it was
+    # "supported, 1.00 [1.00, 1.00]" before a concept test needed 10 of each class)
+    (condition,) = [v for c, v in verdicts.items() if "condition keyword" in c]
+    assert condition["status"] == "inconclusive"
+    assert "needs >= 10 of each" in condition["note"]
     from explorer.hypotheses import HypothesisStore
 
     store = HypothesisStore(out / "hypotheses.sqlite")
@@ -108,7 +112,7 @@ def test_hypotheses_have_verdicts_on_held_out_files(executed):
         stored = {h.hypothesis.claim: h.status for h in store.hypotheses()}
     finally:
         store.close()
-    assert stored == status
+    assert stored == status  # the inconclusive small-split verdict is recorded too
 
 
 @pytest.mark.slow

@@ -17,6 +17,7 @@ from explorer.analysis.ablation import (
     AblationResult,
     SweepResult,
     ablate,
+    ablate_sets,
     ablation_sweep,
 )
 from explorer.analysis.attribution import (
@@ -250,6 +251,7 @@ __all__ = [
     "TopKExamples",
     "Unit",
     "ablate",
+    "ablate_sets",
     "ablation_sweep",
     "activation_histogram",
     "activation_patching",

@@ -24,11 +24,22 @@ from explorer.hypotheses.agreement import (
     fleiss_kappa,
     label_counts,
 )
+from explorer.hypotheses.baseline import (
+    MIN_BASELINE_SETS,
+    BaselineDistribution,
+    check_n_baseline,
+    eligible_units,
+    random_unit_sets,
+)
 from explorer.hypotheses.bootstrap import (
+    MIN_PER_CLASS,
     Evidence,
+    TooFewExamples,
     bootstrap_interval,
+    check_enough,
     resample_weights,
     statistic,
+    too_few,
 )
 from explorer.hypotheses.examples import (
     Examples,
@@ -47,7 +58,6 @@ from explorer.hypotheses.export import (
 from explorer.hypotheses.hypothesis import (
     Hypothesis,
     measured,
-    random_unit_sets,
 )
 from explorer.hypotheses.imports import (
     ImportConflict,
@@ -94,6 +104,7 @@ from explorer.hypotheses.store import (
 from explorer.hypotheses.verdict import (
     Verdict,
     decide,
+    judge,
     verdict_html,
 )
 from explorer.hypotheses.versioning import (
@@ -103,9 +114,12 @@ from explorer.hypotheses.versioning import (
 
 __all__ = [
     "METRICS",
+    "MIN_BASELINE_SETS",
+    "MIN_PER_CLASS",
     "STAMP_SCORES",
     "AblationEffect",
     "Agreement",
+    "BaselineDistribution",
     "Evidence",
     "Examples",
     "HeadScore",
@@ -127,6 +141,7 @@ __all__ = [
     "StoreDamagedError",
     "StoreError",
     "StoredHypothesis",
+    "TooFewExamples",
     "UnreadableRow",
     "UserFunction",
     "Verdict",
@@ -136,13 +151,17 @@ __all__ = [
     "bootstrap_interval",
     "build_metric",
     "check_disjoint",
+    "check_enough",
     "check_metric_name",
+    "check_n_baseline",
     "cohen_kappa",
     "decide",
+    "eligible_units",
     "fleiss_kappa",
     "from_json",
     "from_markdown",
     "import_hypotheses",
+    "judge",
     "known_fields",
     "label_counts",
     "measure_from_dict",
@@ -161,6 +180,7 @@ __all__ = [
     "statistic",
     "to_json",
     "to_markdown",
+    "too_few",
     "unit_free",
     "unregister_measure",
     "unregister_metric",

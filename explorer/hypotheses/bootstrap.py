@@ -5,7 +5,18 @@ them into one value: a mean, a ratio of sums (patching recovery), AUROC, precisi
 recall against a concept mask. Every statistic is written for example *weights*, so one
 call scores all bootstrap resamples at once: a resample is a row of counts (how often each
 example was drawn), and the plain value is the row of ones. Concept tests resample
-positives and negatives separately (stratified), so every resample has both.
+positives and negatives separately (stratified), so every resample has both, in the
+split's own numbers.
+
+A concept statistic (AUROC, precision, recall) needs ``MIN_PER_CLASS`` (10) concept and 10
+other examples to decide anything (precision, a rate among the examples that fire, also 10
+that fire): with ``n`` positives all detected, the exact 95% bound on
+the missed share is still ``3/n`` (the rule of three), so below 10 the data cannot rule out a
+rate under 0.7, the lowest threshold a detector claim is usually held to; and a stratified
+resample of fewer than 10 draws from so few values that a perfect score gives a zero-width
+interval (3 positives out of 200 gave "1.00 [1.00, 1.00]"). ``check_enough`` raises
+``TooFewExamples`` naming the count needed (``too_few`` returns the sentence); a hypothesis
+turns it into ``inconclusive``.
 
 >>> ev = Evidence(torch.tensor([1.0, 2.0, 3.0, 4.0]))
 >>> point, low, high = bootstrap_interval(ev, n_boot=500, confidence=0.9, seed=0)
@@ -23,6 +34,24 @@ from explorer._checks import check_choice, check_fraction, check_positive
 from explorer._repr import compact_repr
 
 STATISTICS = ("mean", "ratio", "auroc", "precision", "recall")
+CONCEPT_STATISTICS = ("auroc", "precision", "recall")
+MIN_PER_CLASS = 10
+
+
+class TooFewExamples(ValueError):
+    """Too few concept (or other) examples for a concept statistic to decide anything."""
+
+    def __init__(self, statistic: str, n_pos: int, n_neg: int, minimum: int = MIN_PER_CLASS):
+        self.counts = (n_pos, n_neg)
+        short = [
+            f"{minimum - n} more {what}"
+            for n, what in ((n_pos, "concept examples"), (n_neg, "other examples"))
+            if n < minimum
+        ]
+        super().__init__(
+            f"too few to decide: the held-out split has {n_pos} concept and {n_neg} other "
+            f"examples; {statistic} needs >= {minimum} of each ({' and '.join(short)})"
+        )
 
 
 @dataclass(frozen=True)
@@ -61,20 +90,46 @@ class Evidence:
             if self.denominators is None:
                 raise ValueError("a ratio statistic needs per-example denominators")
             object.__setattr__(self, "denominators", self.denominators.detach().double().flatten())
-        if self.statistic in ("auroc", "precision", "recall"):
+        if self.statistic in CONCEPT_STATISTICS:
             if self.positives is None:
                 raise ValueError(f"{self.statistic} needs a concept mask of positive examples")
             positives = self.positives.detach().bool().flatten()
             n_pos = int(positives.sum())
-            if n_pos == 0 or n_pos == len(positives):
-                raise ValueError(
-                    f"the held-out split has {n_pos} concept examples out of {len(positives)}: "
-                    f"{self.statistic} needs both concept and non-concept examples"
-                )
+            if n_pos == 0 or n_pos == len(positives):  # not even defined
+                raise TooFewExamples(self.statistic, n_pos, len(positives) - n_pos)
             object.__setattr__(self, "positives", positives)
 
     def __len__(self) -> int:
         return len(self.values)
+
+
+def too_few(evidence: Evidence, minimum: int = MIN_PER_CLASS) -> str:
+    """Why a concept statistic cannot decide on these examples ("" if it can).
+
+    >>> too_few(Evidence(torch.arange(200.0), "auroc", positives=torch.arange(200) < 3))
+    'too few to decide: the held-out split has 3 concept and 197 other examples; auroc needs >= 10 of each (7 more concept examples)'
+    """
+    if evidence.statistic in CONCEPT_STATISTICS and evidence.positives is not None:
+        n_pos = int(evidence.positives.sum())
+        n_neg = len(evidence) - n_pos
+        if min(n_pos, n_neg) < minimum:
+            return str(TooFewExamples(evidence.statistic, n_pos, n_neg, minimum))
+        n_fired = int((evidence.values > evidence.fire_threshold).sum())
+        if evidence.statistic == "precision" and n_fired < minimum:  # its denominator
+            return (
+                f"too few to decide: {n_fired} held-out examples fire above "
+                f"{evidence.fire_threshold:g}; precision needs >= {minimum} "
+                f"({minimum - n_fired} more)"
+            )
+    return ""
+
+
+def check_enough(evidence: Evidence, minimum: int = MIN_PER_CLASS) -> None:
+    """Raise ``TooFewExamples`` if a concept statistic has < ``minimum`` of either class."""
+    if evidence.statistic in CONCEPT_STATISTICS and evidence.positives is not None:
+        n_pos = int(evidence.positives.sum())
+        if min(n_pos, len(evidence) - n_pos) < minimum:
+            raise TooFewExamples(evidence.statistic, n_pos, len(evidence) - n_pos, minimum)
 
 
 def statistic(evidence: Evidence, weights: torch.Tensor) -> torch.Tensor:

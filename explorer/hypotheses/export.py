@@ -187,6 +187,13 @@ def _fmt(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3g}"
 
 
+def _baseline_cell(v: Verdict) -> str:
+    """The cutoff a supported claim had to beat, with the distribution it came from."""
+    if v.baseline_p95 is None or not v.baseline_n_sets:
+        return _fmt(v.baseline)
+    return f"{_fmt(v.baseline_p95)} ({v.baseline_n_sets} sets, mean {_fmt(v.baseline)})"
+
+
 def to_markdown(store: HypothesisStore, project: str = DEFAULT_PROJECT) -> str:
     """A readable report of the project, ending with the JSON record ``from_markdown`` reads."""
     record = ProjectRecord.of(store, project)
@@ -211,11 +218,17 @@ def to_markdown(store: HypothesisStore, project: str = DEFAULT_PROJECT) -> str:
             f"- **formed on**: {_md(h.formation.describe())}",
             f"- **judged on**: {_md(h.held_out.describe())}",
             f"- **id**: {_md(h.id)}",
+        ]
+        if h.parent_id:
+            lines.append(
+                f"- **edited from**: {_md(h.parent_id)} (a new version; it keeps its verdicts)"
+            )
+        lines += [
             "",
         ]
         if s.verdicts:
             lines += [
-                "| when | status | value | CI | baseline | model |",
+                "| when | status | value | CI | baseline: cutoff (sets, mean) | model |",
                 "|---|---|---|---|---|---|",
             ]
             for v in s.verdicts:
@@ -223,7 +236,7 @@ def to_markdown(store: HypothesisStore, project: str = DEFAULT_PROJECT) -> str:
                 model = f"{v.model_name} @{v.model_fingerprint}"
                 lines.append(
                     f"| {_md(v.timestamp)} | {_md(v.status)} | {_fmt(v.value)} | {_md(ci)} "
-                    f"| {_fmt(v.baseline)} | {_md(model)} |"
+                    f"| {_baseline_cell(v)} | {_md(model)} |"
                 )
             lines.append("")
     if record.labels:

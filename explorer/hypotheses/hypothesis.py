@@ -3,9 +3,11 @@
 A hypothesis names its claim in words, its target units, a measure (what to compute per
 example), a threshold and a direction, the split it was formed on and the held-out split
 it is judged on. ``h.test(model, data)`` measures the held-out split only, bootstraps a
-confidence interval (seeded), compares with the same measure on random units of the same
-kind, and returns a ``Verdict``. Everything needed to run the test again, on another
-checkpoint for example, is in ``h.to_dict()``.
+confidence interval (seeded), measures the same on >= 20 random unit sets of the same size
+and kind (``hypotheses.baseline``), and returns a ``Verdict``: ``supported`` only if the
+interval clears both the threshold and the random sets' 95th percentile. Everything needed
+to run the test again, on another checkpoint for example, is in ``h.to_dict()``. An edit
+(``h.replace(...)``) is a new version with its own id and ``parent_id``.
 
 >>> from explorer.hypotheses import HeadScore, Split, planted
 >>> model, data = planted.previous_token_model(), planted.previous_token_examples(80)
@@ -24,10 +26,8 @@ checkpoint for example, is in ``h.to_dict()``.
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import json
 import math
-import random
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -38,7 +38,13 @@ import torch
 from explorer._checks import check_fraction, check_positive
 from explorer.analysis.units import Head, Neuron, ResidPosition, Unit, check_unit, parse_unit
 from explorer.hypotheses._limits import check_hypothesis_numbers, check_record_numbers
-from explorer.hypotheses.bootstrap import bootstrap_interval, statistic
+from explorer.hypotheses.baseline import (
+    MIN_BASELINE_SETS,
+    BaselineDistribution,
+    check_n_baseline,
+    random_unit_sets,
+)
+from explorer.hypotheses.bootstrap import TooFewExamples, bootstrap_interval, statistic, too_few
 from explorer.hypotheses.examples import Examples, Split, as_examples, check_disjoint
 from explorer.hypotheses.input_measures import unit_free
 from explorer.hypotheses.measures import (
@@ -47,8 +53,8 @@ from explorer.hypotheses.measures import (
     UserFunction,
     measure_from_dict,
 )
-from explorer.hypotheses.verdict import DIRECTIONS, Verdict, decide
-from explorer.hypotheses.versioning import VERSION_TEXT, known_fields
+from explorer.hypotheses.verdict import DIRECTIONS, Verdict, judge
+from explorer.hypotheses.versioning import VERSION_TEXT, known_fields, parse_version
 from explorer.models.handle import ModelHandle
 
 
@@ -68,11 +74,14 @@ class Hypothesis:
             ``"below"``) ``threshold``.
         formation, held_out: the examples the idea came from and the disjoint examples
             it is judged on.
-        baseline: a value to compare with; None compares with ``n_baseline`` random sets
-            of units of the same kind (same layers, same positions).
+        baseline: a value to compare with; None compares with ``n_baseline`` (>= 20)
+            random sets of units of the same size and kind, drawn from every eligible
+            unit (``hypotheses.baseline``): the claim must beat their 95th percentile.
         n_boot, confidence, seed: the bootstrap.
         dataset: a name for the data the splits index (the board uses it to re-run).
-        id: stable identity across edits (``dataclasses.replace`` keeps it).
+        id: this version's identity; verdicts are recorded against it.
+        parent_id: the id of the version this one was edited from (None for an original).
+            ``replace`` makes an edit a new version: a new id, linked to its parent.
         budget_spent: the passes run on the model before the claim was written: pass the
             model handle (its ``spent`` is read now) or ``(forward, backward, examples)``.
             A claim formed after 20 passes says more than one formed after 20,000.
@@ -86,17 +95,24 @@ class Hypothesis:
     units: tuple[Unit, ...] = ()
     direction: str = "above"
     baseline: float | None = None
-    n_baseline: int = 8
+    n_baseline: int = MIN_BASELINE_SETS
     n_boot: int = 2000
     confidence: float = 0.95
     seed: int = 0
     dataset: str = ""
     id: str = field(default_factory=lambda: uuid.uuid4().hex)
     budget_spent: tuple[int, int, int] | None = None
+    parent_id: str | None = None
 
     def __post_init__(self) -> None:
         check_hypothesis_numbers(self)
         object.__setattr__(self, "budget_spent", _budget(self.budget_spent))
+        if self.parent_id is not None and (
+            not isinstance(self.parent_id, str) or not self.parent_id
+        ):
+            raise ValueError(
+                f"parent_id must be a hypothesis id (text) or None, got {self.parent_id!r}"
+            )
         if not isinstance(self.claim, str) or not self.claim.strip():
             raise ValueError("a hypothesis needs a claim in words (got an empty claim)")
         units = self.units
@@ -131,7 +147,7 @@ class Hypothesis:
         check_disjoint(self.formation, self.held_out)
         if self.baseline is not None:
             object.__setattr__(self, "baseline", float(self.baseline))
-        check_positive("n_baseline", self.n_baseline)
+        check_n_baseline(self.n_baseline)
         check_positive("n_boot", self.n_boot)
         check_fraction("confidence", self.confidence)
 
@@ -161,13 +177,26 @@ class Hypothesis:
                 value, low, high = bootstrap_interval(
                     evidence, n_boot=self.n_boot, confidence=self.confidence, seed=self.seed
                 )
-                baseline, source, unit_sets, values = self._baseline(model, held)
+                short = too_few(evidence)  # then the baseline's passes would decide nothing
+                baseline, source, unit_sets, values = (
+                    (None, "not measured", (), ()) if short else self._baseline(model, held)
+                )
         except MeasureUnavailable as err:
             return Verdict.unavailable(self, str(err), model, len(held))
+        except TooFewExamples as err:  # none of a class: not even a value
+            return Verdict.unavailable(self, str(err), model, len(held), "inconclusive")
+        distribution = BaselineDistribution(values, self.direction) if values else None
+        cutoff = distribution.cutoff if distribution is not None else baseline
+        status, note = judge(low, high, self.threshold, self.direction, cutoff)
+        if note.endswith("not the baseline") and distribution is not None:
+            note += ": random units do as well"
+        if short:
+            status, note = "inconclusive", short
         return Verdict(
             hypothesis_id=self.id,
             claim=self.claim,
-            status=decide(low, high, self.threshold, self.direction),
+            status=status,
+            note=note,
             value=value,
             ci_low=low,
             ci_high=high,
@@ -179,6 +208,8 @@ class Hypothesis:
             baseline_source=source,
             baseline_units=unit_sets,
             baseline_values=values,
+            baseline_p95=cutoff,
+            baseline_n_sets=len(values),
             n_examples=len(held),
             split=self.held_out.describe(),
             model_name=model.name,
@@ -214,20 +245,51 @@ class Hypothesis:
         values = tuple(
             float(statistic(ev, torch.ones(1, len(ev), dtype=torch.float64))[0]) for ev in evidences
         )
-        kind = type(self.units[0]).__name__.lower()
-        source = f"mean of {len(unit_sets)} random {kind} sets"
+        kinds = sorted({type(u).__name__.lower() for u in self.units})
+        kind = "+".join(kinds)
+        source = f"{len(unit_sets)} random {kind} sets"
+        if len(unit_sets) < self.n_baseline:
+            source = f"all {len(unit_sets)} other {kind} sets"
         names = tuple(tuple(map(str, s)) for s in unit_sets)
         return sum(values) / len(values), source, names, values
 
     # --------------------------------------------------------------- editing
     def replace(self, **changes: Any) -> Hypothesis:
-        """A copy with some fields changed (same id)."""
-        return dataclasses.replace(self, **changes)
+        """A copy with some fields changed; a changed claim or test is a new version.
+
+        If the copy says or tests something else (any field but ``id``, ``parent_id`` and
+        ``budget_spent`` differs), it gets a new id and ``parent_id`` = this id, so the
+        verdicts of this version stay with the claim they judged and a store keeps both.
+        Passing ``id=`` (or ``parent_id=``) sets them as given.
+
+        >>> from explorer.hypotheses import HeadScore, Split
+        >>> h = Hypothesis(claim="head 0.1 copies", units="head 0.1", measure=HeadScore("induction"),
+        ...                threshold=0.4, formation=Split(range(8)), held_out=Split(range(8, 16)))
+        >>> edited = h.replace(units="head 1.3")
+        >>> edited.id != h.id, edited.parent_id == h.id, h.replace(threshold=0.4).id == h.id
+        (True, True, True)
+        """
+        copy = dataclasses.replace(self, **changes)
+        if "id" in changes or not self._content_differs(copy):
+            return copy
+        parent = changes.get("parent_id", self.id)
+        return dataclasses.replace(copy, id=uuid.uuid4().hex, parent_id=parent)
+
+    def _content_differs(self, other: Hypothesis) -> bool:
+        def content(h: Hypothesis) -> dict[str, Any]:
+            data = h.to_dict()
+            for name in ("version", "id", "parent_id", "budget_spent"):
+                data.pop(name)
+            return data
+
+        return content(self) != content(other)
 
     def with_function(self, fn: Callable[..., Any]) -> Hypothesis:
         """Rebind the user function of a reloaded hypothesis whose function was not importable."""
         statistic_name = getattr(self.measure, "statistic", "mean")
-        return self.replace(measure=UserFunction.of(fn, statistic=statistic_name))
+        name = getattr(self.measure, "name", "")  # the same measure, bound: the same claim
+        measure = UserFunction(name=name, statistic=statistic_name, fn=fn) if name else None
+        return dataclasses.replace(self, measure=measure or UserFunction.of(fn, statistic_name))
 
     @property
     def rerunnable(self) -> bool:
@@ -255,6 +317,7 @@ class Hypothesis:
             "confidence": self.confidence,
             "seed": self.seed,
             "dataset": self.dataset,
+            "parent_id": self.parent_id,
             "budget_spent": (
                 dict(zip(("forward", "backward", "examples"), self.budget_spent))
                 if self.budget_spent is not None
@@ -264,10 +327,17 @@ class Hypothesis:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Hypothesis:
-        """Rebuild from ``to_dict`` output; a malformed record raises ``ValueError`` naming why."""
+        """Rebuild from ``to_dict`` output; a malformed record raises ``ValueError`` naming why.
+
+        A record older than the baseline rule (version < 1.3) with ``n_baseline`` below 20 is
+        read with 20: its next test is judged by today's rule.
+        """
         known = {f.name for f in dataclasses.fields(cls)}
+        old = isinstance(data, dict) and parse_version(data.get("version")) < (1, 3)
         data = known_fields(data, known, "hypothesis")
         check_record_numbers(data, "hypothesis record")
+        if old and isinstance(data.get("n_baseline"), int):
+            data["n_baseline"] = max(data["n_baseline"], MIN_BASELINE_SETS)
         missing = sorted(
             {"claim", "units", "measure", "threshold", "formation", "held_out"} - set(data)
         )
@@ -328,51 +398,3 @@ def _budget(value: Any) -> tuple[int, int, int] | None:
         "budget_spent must be the model handle (its passes so far are read) or "
         f"(forward, backward, examples) as counts >= 0, got {value!r}"
     )
-
-
-def _candidates(model: ModelHandle, unit: Unit, seq_len: int | None, anywhere: bool) -> list[Unit]:
-    layers = range(model.n_layers) if anywhere else [unit.layer]
-    if isinstance(unit, Head):
-        return [Head(l, h, unit.pos) for l in layers for h in range(model.n_heads or 0)]
-    if isinstance(unit, Neuron):
-        widths = model.layer_widths
-        return [Neuron(l, n, unit.pos) for l in layers for n in range(widths[l])]
-    n_pos = seq_len or model.n_ctx or 0
-    return [ResidPosition(l, p) for l in layers for p in range(n_pos)]
-
-
-def random_unit_sets(
-    model: ModelHandle,
-    units: Sequence[Unit],
-    n_sets: int,
-    seed: int = 0,
-    seq_len: int | None = None,
-) -> tuple[tuple[Unit, ...], ...]:
-    """Up to ``n_sets`` distinct sets of random units, one per target, of the same kind.
-
-    Each replacement is drawn from the target's own layer (and keeps its position), never
-    a target itself; if a layer has no other unit of the kind, from any layer.
-    """
-    targets = set(units)
-    pools = []
-    for unit in units:
-        pool = [u for u in _candidates(model, unit, seq_len, False) if u not in targets]
-        if not pool:
-            pool = [u for u in _candidates(model, unit, seq_len, True) if u not in targets]
-        if not pool:
-            return ()
-        pools.append(pool)
-    total = math.prod(len(p) for p in pools)
-    rng = random.Random(seed)
-    found: dict[frozenset[Unit], tuple[Unit, ...]] = {}
-    if total <= 4 * n_sets:
-        candidates = list(itertools.product(*pools))
-        rng.shuffle(candidates)
-    else:
-        candidates = (tuple(rng.choice(p) for p in pools) for _ in range(50 * n_sets))
-    for choice in candidates:
-        if len(set(choice)) == len(choice):
-            found.setdefault(frozenset(choice), choice)
-        if len(found) == n_sets:
-            break
-    return tuple(found.values())

@@ -187,7 +187,7 @@ class InputStamp(_Base):
         spots = self.placements(n, seed)
         evidences = [self._measure(self.moved(t, le), model, examples) for t, le in spots]
         names = tuple((f"stamp at ({t}, {le})",) for t, le in spots)
-        return f"mean of {len(spots)} placements of the same stamp elsewhere", names, evidences
+        return f"{len(spots)} placements of the same stamp elsewhere", names, evidences
 
     def evaluate_many(
         self, model: ModelHandle, examples: Examples, unit_sets: Any

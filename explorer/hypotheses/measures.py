@@ -36,7 +36,7 @@ from typing import Any, ClassVar, Protocol
 import torch
 
 from explorer._checks import check_choice
-from explorer.analysis import ablate, head_scores, metrics
+from explorer.analysis import ablate_sets, head_scores, metrics
 from explorer.analysis.units import Head, Neuron, ResidPosition, Unit, unit_slice
 from explorer.hypotheses.bootstrap import Evidence
 from explorer.hypotheses.examples import Examples
@@ -124,7 +124,8 @@ class _Base:
         raise NotImplementedError
 
     def evaluate(self, model: ModelHandle, examples: Examples, units: Sequence[Unit]) -> Evidence:
-        raise NotImplementedError
+        # a measure defines evaluate, evaluate_many (batched over sets), or both
+        return self.evaluate_many(model, examples, [units])[0]
 
     def evaluate_many(
         self, model: ModelHandle, examples: Examples, unit_sets: Sequence[Sequence[Unit]]
@@ -146,9 +147,6 @@ class HeadScore(_Base):
 
     def describe(self) -> str:
         return f"{self.score.replace('_', '-')} score"
-
-    def evaluate(self, model: ModelHandle, examples: Examples, units: Sequence[Unit]) -> Evidence:
-        return self.evaluate_many(model, examples, [units])[0]
 
     def evaluate_many(
         self, model: ModelHandle, examples: Examples, unit_sets: Sequence[Sequence[Unit]]
@@ -183,15 +181,27 @@ class AblationEffect(_Base):
     def describe(self) -> str:
         return f"change in {self.metric} under {self.ablation} ablation"
 
-    def evaluate(self, model: ModelHandle, examples: Examples, units: Sequence[Unit]) -> Evidence:
-        self.check_units(units)
+    def evaluate_many(
+        self, model: ModelHandle, examples: Examples, unit_sets: Sequence[Sequence[Unit]]
+    ) -> list[Evidence]:
+        """Every set from one clean pass and stacked ablated copies (``ablate_sets``)."""
+        for units in unit_sets:
+            self.check_units(units)
         metric = build_metric(self.metric, examples)
-        result = ablate(
-            model, examples.inputs, units=list(units), metric=metric, ablation=self.ablation
+        results = ablate_sets(
+            model,
+            examples.inputs,
+            unit_sets=[list(u) for u in unit_sets],
+            metric=metric,
+            ablation=self.ablation,
         )
-        before, after = result.before.double(), result.after.double()
-        details = {"before": float(before.mean()), "after": float(after.mean())}
-        return Evidence(after - before, details=details)
+        return [
+            Evidence(
+                r.after.double() - r.before.double(),
+                details={"before": float(r.before.mean()), "after": float(r.after.mean())},
+            )
+            for r in results
+        ]
 
 
 @dataclass(frozen=True)
@@ -216,29 +226,36 @@ class NeuronSelectivity(_Base):
     def describe(self) -> str:
         return f"{self.score} of neuron activation for the concept"
 
-    def evaluate(self, model: ModelHandle, examples: Examples, units: Sequence[Unit]) -> Evidence:
-        self.check_units(units)
+    def evaluate_many(
+        self, model: ModelHandle, examples: Examples, unit_sets: Sequence[Sequence[Unit]]
+    ) -> list[Evidence]:
+        """Every set from one pass that caches each hook any set reads."""
+        for units in unit_sets:
+            self.check_units(units)
         concept = examples.require("concept", "a neuron selectivity test")
-        hooks = sorted({u.hook(model) for u in units})
+        hooks = sorted({u.hook(model) for units in unit_sets for u in units})
         _, cache = model.cache_pass(examples.inputs, names=hooks)
-        columns = []
-        for unit in units:
-            act = cache[unit.hook(model)]
-            values = act[unit_slice(act, unit)]
-            values = values.reshape(len(values), -1)
-            columns.append(values.amax(1) if self.reduce == "max" else values.mean(1))
-        activation = torch.stack(columns, 1).mean(1)
-        details = {
-            "concept_mean": float(activation[concept].mean()),
-            "other_mean": float(activation[~concept].mean()),
-        }
-        return Evidence(
-            activation,
-            statistic=self.score,
-            positives=concept,
-            fire_threshold=self.fire_threshold,
-            details=details,
-        )
+        out = []
+        for units in unit_sets:
+            columns = []
+            for unit in units:
+                act = cache[unit.hook(model)]
+                values = act[unit_slice(act, unit)]
+                values = values.reshape(len(values), -1)
+                columns.append(values.amax(1) if self.reduce == "max" else values.mean(1))
+            activation = torch.stack(columns, 1).mean(1)
+            means = [float(activation[m].mean()) if m.any() else 0.0 for m in (concept, ~concept)]
+            details = dict(zip(("concept_mean", "other_mean"), means))
+            out.append(
+                Evidence(
+                    activation,
+                    statistic=self.score,
+                    positives=concept,
+                    fire_threshold=self.fire_threshold,
+                    details=details,
+                )
+            )
+        return out
 
 
 @dataclass(frozen=True)

@@ -56,14 +56,15 @@ def rerun_project(
     Returns ``{hypothesis id: verdict, or the reason it could not run}``. A hypothesis that
     fails, even by ``SystemExit`` from a user's measure, does not stop the others; an
     ``unavailable`` verdict (its measure is not registered here) is not evidence and is not
-    recorded. A cancelled re-run (``explorer._cancel``) stops; verdicts recorded so far stay.
+    recorded, nor is an inconclusive one with no value (a held-out split with too few concept
+    examples: its note names the count needed). A cancelled re-run (``explorer._cancel``) stops; verdicts recorded so far stay.
     """
     outcome: dict[str, Verdict | str] = {}
     for stored in store.hypotheses(project):
         h = stored.hypothesis
         try:
             verdict = h.test(model, pick_data(data, h))
-            if verdict.status == "unavailable":
+            if not verdict.recordable:  # unavailable, or a split too small to measure on
                 outcome[h.id] = verdict.note
                 continue
             store.record(verdict)

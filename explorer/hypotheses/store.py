@@ -130,18 +130,24 @@ class HypothesisStore(Database):
     ) -> str:
         """Insert or update ``hypothesis`` (by its id); returns the id.
 
-        ``created``/``updated`` default to now (an import passes the original times).
+        ``created``/``updated`` default to now (an import passes the original times). A
+        hypothesis with verdicts is never changed in place: its verdicts judged the claim as
+        stored, so an edit must be a new version (``hypothesis.replace(...)`` gives it a new
+        id and ``parent_id``), and saving a changed claim under a judged id raises.
         """
         if not isinstance(hypothesis, Hypothesis):
             raise TypeError(f"save takes a Hypothesis, got {type(hypothesis).__name__}")
         row = row_of(hypothesis, author, updated or now())
         with self._writing() as conn:
             row["project_id"] = self._project_id(conn, project)
-            exists = conn.execute(
-                sa.select(hypotheses_table.c.project_id).where(
+            found = conn.execute(
+                sa.select(hypotheses_table.c.project_id, hypotheses_table.c.spec).where(
                     hypotheses_table.c.id == hypothesis.id
                 )
-            ).scalar()
+            ).first()
+            exists = None if found is None else found.project_id
+            if found is not None and found.spec != row["spec"]:
+                self._check_unjudged(conn, hypothesis, found.spec)
             if exists is not None and exists != row["project_id"]:
                 raise ValueError(
                     f"hypothesis {hypothesis.id!r} belongs to another project of this store; "
@@ -160,6 +166,27 @@ class HypothesisStore(Database):
                     .values(**row)
                 )
         return hypothesis.id
+
+    @staticmethod
+    def _check_unjudged(conn: Connection, hypothesis: Hypothesis, stored_spec: str) -> None:
+        """Refuse to change a judged claim in place (budget_spent alone may change)."""
+        judged = conn.execute(
+            sa.select(sa.func.count())
+            .select_from(verdicts_table)
+            .where(verdicts_table.c.hypothesis_id == hypothesis.id)
+        ).scalar()
+        if not judged:
+            return
+        try:
+            stored = Hypothesis.from_dict(json.loads(stored_spec))
+        except (ValueError, TypeError):
+            stored = None
+        if stored is None or stored._content_differs(hypothesis):
+            raise ValueError(
+                f"hypothesis {hypothesis.id!r} has {judged} verdicts of its claim as stored; an "
+                "edit is a new version, never an overwrite: save stored.replace(...) (a new id "
+                "with parent_id set), or dataclasses.replace(..., id=<new id>)"
+            )
 
     def get(self, hypothesis_id: str) -> StoredHypothesis:
         check_field("hypothesis id", hypothesis_id)
@@ -298,6 +325,11 @@ class HypothesisStore(Database):
         """Store a verdict of a saved hypothesis; returns its row id."""
         if not isinstance(verdict, Verdict):
             raise TypeError(f"record takes a Verdict, got {type(verdict).__name__}")
+        if not verdict.recordable:
+            raise ValueError(
+                f"an {verdict.status} verdict with no value is not evidence, so it is not "
+                f"recorded: {verdict.note}"
+            )
         check_verdict(verdict)
         with self._writing() as conn:
             exists = conn.execute(

@@ -1,10 +1,15 @@
 """``Verdict``: what testing a hypothesis on held-out data found, with its evidence.
 
-A verdict is ``supported`` when the whole confidence interval lies on the claimed side of
-the threshold, ``refuted`` when it lies wholly on the other side, and ``inconclusive`` when
-it straddles the threshold. It records the value, the interval, the baseline it was
-compared with, which model (weights fingerprint) and which split, and when. Verdicts
-round-trip through JSON; their HTML form escapes every string.
+The rule, which every verdict's summary states: a claim is ``supported`` when the whole
+confidence interval lies on the claimed side of the threshold *and* beyond the baseline:
+the 95th percentile of the measure on >= 20 random unit sets of the claim's size and kind
+(the 5th for a claim "below"; ``hypotheses.baseline``), or a baseline value the hypothesis
+gave. It is ``refuted`` when the interval lies wholly on the other side of the threshold,
+and ``inconclusive`` otherwise: the interval straddles the threshold, random units do as
+well, there was no baseline to compare with, or the held-out split had too few examples of
+a class to decide (the note names the count needed). It records the value, the interval,
+the baseline distribution, which model (weights fingerprint) and which split, and when.
+Verdicts round-trip through JSON; their HTML form escapes every string.
 """
 
 from __future__ import annotations
@@ -35,6 +40,27 @@ def decide(low: float, high: float, threshold: float, direction: str) -> str:
     return "supported" if high < threshold else "refuted" if low > threshold else "inconclusive"
 
 
+def judge(
+    low: float, high: float, threshold: float, direction: str, cutoff: float | None
+) -> tuple[str, str]:
+    """``(status, why)`` for an interval against the threshold and the baseline ``cutoff``.
+
+    >>> judge(0.5, 0.7, 0.4, "above", 0.45)
+    ('supported', '')
+    >>> judge(0.5, 0.7, 0.4, "above", 0.6)[0], judge(0.1, 0.3, 0.4, "above", 0.0)[0]
+    ('inconclusive', 'refuted')
+    """
+    status = decide(low, high, threshold, direction)
+    if status != "supported":
+        return status, ""
+    if cutoff is None:
+        return "inconclusive", "no baseline to compare with, so it cannot be supported"
+    beaten = low > cutoff if direction == "above" else high < cutoff
+    if not beaten:
+        return "inconclusive", "clears the threshold, not the baseline"
+    return "supported", ""
+
+
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
@@ -49,7 +75,11 @@ class Verdict:
             interval at ``confidence``.
         baseline: the same statistic for random units of the same kind (their mean over
             ``baseline_units``), or a value the hypothesis gave; None if neither was possible.
+        baseline_p95, baseline_n_sets: the baseline distribution's summary: the cutoff a
+            supported claim beat (95th percentile of the random sets' values; the 5th for a
+            claim "below"; the given value itself) and how many random sets were measured.
         details: measure-specific numbers (e.g. the metric before and after ablation).
+        note: why the status is what it is, where the interval alone does not say.
     """
 
     hypothesis_id: str
@@ -72,6 +102,8 @@ class Verdict:
     seed: int
     baseline_units: tuple[tuple[str, ...], ...] = ()
     baseline_values: tuple[float, ...] = ()
+    baseline_p95: float | None = None
+    baseline_n_sets: int = 0
     details: dict[str, float] = field(default_factory=dict)
     timestamp: str = field(default_factory=_now)
     note: str = ""
@@ -89,12 +121,20 @@ class Verdict:
         object.__setattr__(self, "details", {str(k): float(v) for k, v in self.details.items()})
 
     @classmethod
-    def unavailable(cls, hypothesis: Any, reason: str, model: Any, n_examples: int) -> Verdict:
-        """A verdict that could not be reached here (``reason`` says why); never "supported"."""
+    def unavailable(
+        cls,
+        hypothesis: Any,
+        reason: str,
+        model: Any,
+        n_examples: int,
+        status: str = "unavailable",
+    ) -> Verdict:
+        """A verdict with no value (``reason`` says why): ``"unavailable"`` (it could not run
+        here) or ``"inconclusive"`` (the split cannot decide, e.g. too few concept examples)."""
         return cls(
             hypothesis_id=hypothesis.id,
             claim=hypothesis.claim,
-            status="unavailable",
+            status=status,
             value=math.nan,
             ci_low=math.nan,
             ci_high=math.nan,
@@ -119,25 +159,52 @@ class Verdict:
 
     @property
     def beats_baseline(self) -> bool | None:
-        """Whether the interval clears the baseline on the claimed side (None: no baseline)."""
-        if self.baseline is None:
+        """Whether the interval clears the baseline's cutoff (its 95th percentile; the mean
+        for records older than the rule) on the claimed side (None: no baseline)."""
+        cutoff = self.baseline_p95 if self.baseline_p95 is not None else self.baseline
+        if cutoff is None or math.isnan(self.ci_low):
             return None
         if self.direction == "above":
-            return self.ci_low > self.baseline
-        return self.ci_high < self.baseline
+            return self.ci_low > cutoff
+        return self.ci_high < cutoff
+
+    @property
+    def recordable(self) -> bool:
+        """Whether a store keeps it: a measured value (not unavailable, not unscorable)."""
+        return self.status != "unavailable" and not math.isnan(self.value)
+
+    def rule(self) -> str:
+        """The rule this verdict applied, with its numbers."""
+        side = ">" if self.direction == "above" else "<"
+        text = f"supported needs the CI {side} {self.threshold:g}"
+        if self.baseline_p95 is not None and self.baseline_n_sets:
+            pct = "95th" if self.direction == "above" else "5th"
+            text += (
+                f" and {side} {self.baseline_p95:.3g} ({pct} pct of "
+                f"{self.baseline_source}, mean {self.baseline:.3g})"
+            )
+        elif self.baseline is not None:
+            text += f" and {side} the baseline {self.baseline:.3g} ({self.baseline_source})"
+        else:
+            text += f" and a baseline ({self.baseline_source or 'none'})"
+        return text
 
     def summary(self) -> str:
         """One line a person can read: status, value, interval, threshold, baseline."""
         if self.status == "unavailable":
             return self.note or "unavailable"
+        if math.isnan(self.value):  # the split could not decide: say why, and on what
+            return (
+                f"{self.status}: {self.measure}: {self.note}; {self.split}; "
+                f"model {self.model_name} @{self.model_fingerprint}"
+            )
         pct = round(100 * self.confidence)
-        side = ">" if self.direction == "above" else "<"
         text = (
             f"{self.status}: {self.measure} = {self.value:.3g} "
-            f"[{self.ci_low:.3g}, {self.ci_high:.3g}] ({pct}% CI), claim {side} {self.threshold:g}"
+            f"[{self.ci_low:.3g}, {self.ci_high:.3g}] ({pct}% CI); {self.rule()}"
         )
-        if self.baseline is not None:
-            text += f"; baseline {self.baseline:.3g} ({self.baseline_source})"
+        if self.note:
+            text += f"; {self.note}"
         return text + f"; {self.split}; model {self.model_name} @{self.model_fingerprint}"
 
     def __str__(self) -> str:
@@ -199,6 +266,7 @@ def verdict_html(verdict: Verdict) -> str:
             if verdict.baseline is None
             else f"{verdict.baseline:.4g} ({verdict.baseline_source})",
         ),
+        ("rule", verdict.rule()),
         ("held-out", verdict.split),
         ("model", f"{verdict.model_name} @{verdict.model_fingerprint}"),
         ("when", verdict.timestamp),

@@ -16,7 +16,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-RECORD_VERSION = (1, 2)  # 1.2: hypotheses record budget_spent
+# 1.2: hypotheses record budget_spent; 1.3: verdicts record their baseline distribution
+# (baseline_p95, baseline_n_sets) and hypotheses their parent_id (an edit's original)
+RECORD_VERSION = (1, 3)
 VERSION_TEXT = f"{RECORD_VERSION[0]}.{RECORD_VERSION[1]}"
 
 

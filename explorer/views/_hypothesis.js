@@ -24,7 +24,9 @@ function hvField(label, node) {
 // The interval against the threshold (and the baseline) on one axis.
 function hvIntervalBar(v) {
   const pts = [v.value, v.ci_low, v.ci_high, v.threshold];
-  if (v.baseline !== null && v.baseline !== undefined) pts.push(v.baseline);
+  // the cutoff a supported claim must beat: the random sets' 95th percentile (else the baseline)
+  const cut = v.baseline_p95 !== null && v.baseline_p95 !== undefined ? v.baseline_p95 : v.baseline;
+  if (cut !== null && cut !== undefined) pts.push(cut);
   let lo = Math.min(...pts), hi = Math.max(...pts);
   const pad = (hi - lo) * 0.1 || Math.abs(hi) * 0.1 || 0.1;
   lo -= pad; hi += pad;
@@ -33,10 +35,10 @@ function hvIntervalBar(v) {
   bar.appendChild(exEl("div", { cls: "hv-ci hv-" + v.status, style: { left: at(v.ci_low), width: "calc(" + at(v.ci_high) + " - " + at(v.ci_low) + ")" } }));
   bar.appendChild(exEl("div", { cls: "hv-mark hv-value", title: "value " + exFmt(v.value, 4), style: { left: at(v.value) } }));
   bar.appendChild(exEl("div", { cls: "hv-mark hv-threshold", title: "threshold " + exFmt(v.threshold, 4), style: { left: at(v.threshold) } }));
-  if (v.baseline !== null && v.baseline !== undefined) {
-    bar.appendChild(exEl("div", { cls: "hv-mark hv-baseline", title: "baseline " + exFmt(v.baseline, 4), style: { left: at(v.baseline) } }));
+  if (cut !== null && cut !== undefined) {
+    bar.appendChild(exEl("div", { cls: "hv-mark hv-baseline", title: "baseline cutoff " + exFmt(cut, 4), style: { left: at(cut) } }));
   }
-  const legend = exEl("div", { cls: "ex-muted hv-legend", text: "bar: " + Math.round(100 * v.confidence) + "% interval · black: value · red: threshold · grey: baseline" });
+  const legend = exEl("div", { cls: "ex-muted hv-legend", text: "bar: " + Math.round(100 * v.confidence) + "% interval · black: value · red: threshold · grey: baseline cutoff (the random sets' 95th pct, 5th for a claim below)" });
   return exEl("div", { cls: "ex-col" }, [bar, legend]);
 }
 
@@ -61,11 +63,13 @@ function hvVerdict(v) {
   box.appendChild(hvIntervalBar(v));
   const rows = [
     ["measure", v.measure],
-    ["baseline", v.baseline === null || v.baseline === undefined ? "none (" + v.baseline_source + ")" : exFmt(v.baseline, 4) + " (" + v.baseline_source + ")" + (v.beats_baseline === true ? ": beaten" : v.beats_baseline === false ? ": not beaten" : "")],
+    ["baseline", v.baseline === null || v.baseline === undefined ? "none (" + v.baseline_source + ")" : (v.baseline_n_sets ? (v.direction === "above" ? "95th" : "5th") + " pct " + exFmt(v.baseline_p95, 4) + ", mean " + exFmt(v.baseline, 4) : exFmt(v.baseline, 4)) + " (" + v.baseline_source + ")" + (v.beats_baseline === true ? ": beaten" : v.beats_baseline === false ? ": not beaten" : "")],
+    ["rule", v.rule || ""],
     ["held-out", v.split],
     ["model", v.model_name + " @" + v.model_fingerprint],
     ["when", v.timestamp],
   ];
+  if (v.note) rows.unshift(["why", v.note]);
   for (const [k, val] of Object.entries(v.details || {})) rows.push([k, exFmt(val, 4)]);
   const table = exEl("table", { cls: "ex-table hv-details" });
   for (const [k, val] of rows) table.appendChild(exEl("tr", {}, [exEl("th", { text: k }), exEl("td", { text: val })]));

@@ -31,7 +31,7 @@ function render({ model, el }) {
       const value = r.value === undefined ? "–" : exFmt(r.value, 3) + " [" + exFmt(r.ci_low, 3) + ", " + exFmt(r.ci_high, 3) + "]";
       table.appendChild(exEl("tr", { cls: first ? "hv-author-start" : "", attrs: { "data-testid": "row" } }, [
         exEl("td", { text: first ? r.author || "unknown" : "" }),
-        exEl("td", { cls: "hv-claim-cell", text: r.claim }),
+        exEl("td", { cls: "hv-claim-cell", text: r.claim + (r.parent_id ? " (edit of " + r.parent_id.slice(0, 8) + ")" : ""), attrs: { title: "id " + r.id + (r.parent_id ? ", edited from " + r.parent_id : "") } }),
         exEl("td", { text: r.units }),
         exEl("td", { text: r.test }),
         exEl("td", {}, [hvBadge(r.status, "row-status")]),

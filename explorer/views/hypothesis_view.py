@@ -2,7 +2,9 @@
 
 ``HypothesisWidget`` shows one hypothesis: edit its claim, units, threshold and direction,
 press Test, and the verdict (status, value with its interval, baseline, model, split)
-appears beside it; with a store it is saved and every verdict recorded. ``HypothesisBoard``
+appears beside it; with a store it is saved and every verdict recorded. Once a version has
+a verdict, an edit tests a new version (its own id, linked to its parent): the earlier
+version keeps its verdicts, and the history shown is the current version's. ``HypothesisBoard``
 lists every hypothesis of a project with its latest status, next to the labels people
 gave units and how much they agree; "Re-run all" tests them again, on a new checkpoint
 for example. Both only render and dispatch: the work is ``explorer.hypotheses``.
@@ -10,6 +12,7 @@ for example. Both only render and dispatch: the work is ``explorer.hypotheses``.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any, ClassVar
 
@@ -32,6 +35,7 @@ def verdict_payload(verdict: Verdict | None) -> dict[str, Any]:
     out = verdict.to_dict()
     out["summary"] = verdict.summary()
     out["beats_baseline"] = verdict.beats_baseline
+    out["rule"] = verdict.rule()
     return out
 
 
@@ -84,6 +88,10 @@ class HypothesisWidget(ExplorerWidget):
     budget_spent = traitlets.Dict(
         help="passes run on the model before the claim was written: forward, backward, examples"
     ).tag(sync=True)
+    hypothesis_id = traitlets.Unicode(help="the id of the version shown (read-only)").tag(sync=True)
+    parent_id = traitlets.Unicode(
+        help="the id of the version this one was edited from ('' for an original)"
+    ).tag(sync=True)
 
     def __init__(
         self,
@@ -123,6 +131,8 @@ class HypothesisWidget(ExplorerWidget):
             held_out=hypothesis.held_out.describe(),
             model_name=f"{model.name} @{model.fingerprint()}",
             budget_spent=dict(zip(("forward", "backward", "examples"), hypothesis.budget_spent)),
+            hypothesis_id=hypothesis.id,
+            parent_id=hypothesis.parent_id or "",
             history=history,
             verdict=history[-1] if history else {},
             status=history[-1]["status"] if history else "untested",
@@ -145,13 +155,20 @@ class HypothesisWidget(ExplorerWidget):
 
     @property
     def hypothesis(self) -> Hypothesis:
-        """The hypothesis as edited (same id, measure and splits as the one given)."""
-        return self._base.replace(
-            claim=self.claim,
-            units=tuple(t.strip() for t in self.units.split(",") if t.strip()),
-            threshold=self.threshold,
-            direction=self.direction,
-        )
+        """The hypothesis as edited (the measure and splits of the one given).
+
+        Unchanged, or a draft with no verdict yet: the same id. Edited after a verdict: a
+        new version, with its own id and ``parent_id`` the judged version's.
+        """
+        edits = {
+            "claim": self.claim,
+            "units": tuple(t.strip() for t in self.units.split(",") if t.strip()),
+            "threshold": self.threshold,
+            "direction": self.direction,
+        }
+        if not self.history:  # nothing judged this claim yet: edit the draft in place
+            return dataclasses.replace(self._base, **edits)
+        return self._base.replace(**edits)
 
     def _use_model(self, data: DataSource | None) -> None:
         """Test on the new model (a new checkpoint) from now on, on ``data`` if given."""
@@ -180,13 +197,17 @@ class HypothesisWidget(ExplorerWidget):
         verdict = hypothesis.test(self.model, pick_data(self.data, hypothesis))
         if self.store is not None:
             self.store.save(hypothesis, project=self.project, author=self.author)
-            if verdict.status != "unavailable":  # not evidence: nothing to record
+            if verdict.recordable:  # unavailable, or no value (too few examples): not evidence
                 self.store.record(verdict)
+        new_version = hypothesis.id != self._base.id
         self._base = hypothesis
         payload = verdict_payload(verdict)
-        self.history = [*self.history, payload]
-        self.verdict = payload
-        self.status = verdict.status
+        with self.hold_trait_notifications():
+            self.hypothesis_id = hypothesis.id
+            self.parent_id = hypothesis.parent_id or ""
+            self.history = [payload] if new_version else [*self.history, payload]
+            self.verdict = payload
+            self.status = verdict.status
         return verdict
 
     def _test_from_page(self, **edits: Any) -> None:
@@ -275,6 +296,7 @@ class HypothesisBoard(ExplorerWidget):
         h, latest = stored.hypothesis, stored.latest
         row: dict[str, Any] = {
             "id": h.id,
+            "parent_id": h.parent_id or "",
             "author": stored.author,
             "claim": h.claim,
             "units": ", ".join(map(str, h.units)),
@@ -290,7 +312,9 @@ class HypothesisBoard(ExplorerWidget):
                 value=latest.value,
                 ci_low=latest.ci_low,
                 ci_high=latest.ci_high,
-                baseline=latest.baseline,
+                baseline=latest.baseline_p95
+                if latest.baseline_p95 is not None
+                else latest.baseline,
                 model=f"{latest.model_name} @{latest.model_fingerprint}",
                 when=latest.timestamp,
             )

@@ -33,6 +33,12 @@ function render({ model, el }) {
       exEl("span", { text: "formed on " + model.get("formation") + "; judged on " + model.get("held_out") }),
       exEl("span", { text: "model: " + model.get("model_name") }),
     );
+    const id = model.get("hypothesis_id") || "";
+    const parent = model.get("parent_id") || "";
+    info.appendChild(exEl("span", {  // an edit after a verdict is a new version, linked to its parent
+      text: "version " + id.slice(0, 8) + (parent ? ", edited from " + parent.slice(0, 8) + " (which keeps its verdicts)" : ""),
+      attrs: { "data-testid": "version", "data-id": id, "data-parent": parent },
+    }));
     const spent = model.get("budget_spent") || {};
     if (spent.forward !== undefined) {  // the passes run on the model before the claim was written
       const fmt = (x) => (x ?? 0).toLocaleString("en");
@@ -72,7 +78,7 @@ function render({ model, el }) {
   root.appendChild(form);
   el.appendChild(root);
   update();
-  const names = ["claim", "units", "direction", "threshold", "status", "verdict", "history", "measure", "formation", "held_out", "model_name", "budget_spent", "requests", "busy"];
+  const names = ["claim", "units", "direction", "threshold", "status", "verdict", "history", "measure", "formation", "held_out", "model_name", "budget_spent", "hypothesis_id", "parent_id", "requests", "busy"];
   for (const n of names) model.on("change:" + n, update);
   return () => { pending.cleanup(); for (const n of names) model.off("change:" + n, update); };
 }

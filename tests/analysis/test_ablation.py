@@ -3,7 +3,15 @@ from __future__ import annotations
 import pytest
 import torch
 
-from explorer.analysis import Head, Neuron, ResidPosition, ablate, ablation_sweep, metrics
+from explorer.analysis import (
+    Head,
+    Neuron,
+    ResidPosition,
+    ablate,
+    ablate_sets,
+    ablation_sweep,
+    metrics,
+)
 
 
 def naive_head_ablation(model, tokens, layer, head, metric, replacement):
@@ -48,6 +56,24 @@ def test_resample_sweep_equals_single_ablations(attn_model, repeated):
         for u in sweep.units
     ]
     assert torch.allclose(sweep.after, torch.tensor(singles), atol=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["zero", "mean", "resample"])
+def test_ablate_sets_equals_ablate_per_set(attn_model, repeated, kind):
+    """The random baseline of a hypothesis: many unit sets, stacked, each as if alone."""
+    metric = metrics.repeated_half_loss(repeated)
+    sets = [["head 0.1"], ["head 1.0", "head 1.3"], ["head 0.0", "head 1.2", "head 0.3"]]
+    results = ablate_sets(
+        attn_model, repeated, unit_sets=sets, metric=metric, ablation=kind, seed=4, max_tokens=100
+    )
+    assert len(results) == 3
+    for units, got in zip(sets, results):
+        alone = ablate(attn_model, repeated, units=units, metric=metric, ablation=kind, seed=4)
+        assert [str(u) for u in got.units] == units and got.hooks == alone.hooks
+        assert torch.allclose(got.before, alone.before, atol=1e-6)
+        assert torch.allclose(got.after, alone.after, atol=1e-5)
+    with pytest.raises(ValueError, match="at least one non-empty set"):
+        ablate_sets(attn_model, repeated, unit_sets=[["head 0.1"], []], metric=metric)
 
 
 def test_resample_uses_other_examples(attn_model, repeated):

@@ -8,6 +8,7 @@ from sklearn.metrics import precision_score, recall_score, roc_auc_score
 
 from explorer.hypotheses.bootstrap import (
     Evidence,
+    TooFewExamples,
     bootstrap_interval,
     resample_weights,
     statistic,
@@ -86,7 +87,7 @@ def test_stratified_resamples_keep_the_class_counts(detector):
 def test_bad_evidence_is_refused():
     with pytest.raises(ValueError, match="NaN"):
         Evidence(torch.tensor([1.0, float("nan")]))
-    with pytest.raises(ValueError, match="both concept and non-concept"):
+    with pytest.raises(TooFewExamples, match="4 concept and 0 other examples"):
         Evidence(torch.ones(4), statistic="auroc", positives=torch.ones(4, dtype=torch.bool))
     with pytest.raises(ValueError, match="unknown statistic"):
         Evidence(torch.ones(4), statistic="median")

@@ -26,7 +26,7 @@ def test_the_budget_survives_json_and_the_store(make_hypothesis):
     h = make_hypothesis(budget_spent=(120, 30, 4_000))
     record = h.to_dict()
     assert record["budget_spent"] == {"forward": 120, "backward": 30, "examples": 4_000}
-    assert record["version"] == "1.2"
+    assert record["version"] == "1.3"
     assert Hypothesis.from_json(h.to_json()).budget_spent == (120, 30, 4_000)
     store = HypothesisStore("sqlite://")
     store.save(h, project="budget")

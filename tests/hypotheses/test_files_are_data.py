@@ -43,7 +43,7 @@ def evil_module(tmp_path, monkeypatch):
 
 
 def _malicious_records(make_hypothesis):
-    base = make_hypothesis(n_boot=50, n_baseline=2).to_dict()
+    base = make_hypothesis(n_boot=50).to_dict()
     records = []
     for i, measure in enumerate(
         [
@@ -103,8 +103,8 @@ def test_a_measure_that_raises_systemexit_or_interrupt_does_not_end_the_kernel(
     register_measure("hostile", hostile)
     try:
         store = HypothesisStore(":memory:")
-        h = make_hypothesis(measure="hostile", n_boot=50, n_baseline=2)
-        good = make_hypothesis(n_boot=50, n_baseline=2)
+        h = make_hypothesis(measure="hostile", n_boot=50)
+        good = make_hypothesis(n_boot=50)
         store.save(h, project="p")
         store.save(good, project="p")
         board = HypothesisBoard(store, "p", model=concept_model, data=concept_data)

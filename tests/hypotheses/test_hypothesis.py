@@ -55,7 +55,6 @@ def test_planted_previous_token_head_supported_and_another_head_refuted(
             formation=FORMATION,
             held_out=HELD_OUT,
             n_boot=500,
-            n_baseline=3,
         )
         return h.test(prev_model, prev_data)
 
@@ -93,14 +92,19 @@ def test_a_claim_at_the_edge_of_the_evidence_is_inconclusive(
 def test_verdict_records_model_split_baseline_and_time(
     concept_model, concept_data, make_hypothesis
 ):
-    h = make_hypothesis(n_baseline=4)
+    h = make_hypothesis()
     v = h.test(concept_model, concept_data)
     assert v.hypothesis_id == h.id and v.claim == h.claim
     assert v.model_fingerprint == concept_model.fingerprint() and v.model_name == concept_model.name
     assert v.split == "held-out: 200 examples (indices 200..399)"
-    assert len(v.baseline_units) == len(v.baseline_values) == 4
+    # the planted MLP has 16 hidden neurons: fewer than 20 sets exist, so all 15 others
+    assert len(v.baseline_units) == len(v.baseline_values) == v.baseline_n_sets == 15
     assert all(TRUE_NEURON not in units for units in v.baseline_units)
-    assert v.baseline == pytest.approx(sum(v.baseline_values) / 4)
+    assert "all 15 other neuron sets" in v.baseline_source
+    assert v.baseline == pytest.approx(sum(v.baseline_values) / 15)
+    assert v.baseline_p95 == pytest.approx(
+        float(torch.quantile(torch.tensor(v.baseline_values, dtype=torch.float64), 0.95))
+    )
     assert v.timestamp.endswith("+00:00")
     assert (
         make_hypothesis(baseline=0.5).test(concept_model, concept_data).baseline_source == "given"
@@ -212,17 +216,20 @@ def test_a_function_runs_in_its_session_and_can_be_rebound(
         wrong_shape.test(concept_model, concept_data)
 
 
-def test_random_unit_sets_are_distinct_same_kind_and_avoid_targets(prev_model, concept_model):
+def test_random_unit_sets_are_distinct_same_size_and_kind_from_every_layer(
+    prev_model, concept_model
+):
     from explorer.analysis.units import Head, Neuron
 
-    sets = random_unit_sets(concept_model, [Neuron(0, 3)], 8, seed=0)
-    assert len(sets) == 8 and len(set(sets)) == 8
-    assert all(
-        isinstance(u, Neuron) and u.layer == 0 and u != Neuron(0, 3) for s in sets for u in s
-    )
-    assert random_unit_sets(concept_model, [Neuron(0, 3)], 8, seed=0) == sets
-    heads = random_unit_sets(prev_model, [Head(0, 0), Head(0, 1)], 10, seed=0)
-    assert {frozenset(s) for s in heads} <= {
-        frozenset(p) for p in [(Head(0, 2), Head(0, 3)), (Head(0, 3), Head(0, 2))]
-    }
-    assert random_unit_sets(prev_model, [Head(0, h) for h in range(4)], 3) == ()
+    sets = random_unit_sets(concept_model, [Neuron(0, 3)], 10, seed=0)
+    assert len(sets) == 10 and len({frozenset(s) for s in sets}) == 10
+    assert all(len(s) == 1 and isinstance(s[0], Neuron) and s[0] != Neuron(0, 3) for s in sets)
+    assert random_unit_sets(concept_model, [Neuron(0, 3)], 10, seed=0) == sets
+    assert len(random_unit_sets(concept_model, [Neuron(0, 3)], 20, seed=0)) == 15  # all there are
+    # two heads of a 4-head model: every other pair (5 exist), the claimed pair never
+    heads = random_unit_sets(prev_model, [Head(0, 0), Head(0, 1)], 20, seed=0)
+    assert len(heads) == 5 and all(len(s) == 2 and len(set(s)) == 2 for s in heads)
+    assert frozenset([Head(0, 0), Head(0, 1)]) not in {frozenset(s) for s in heads}
+    assert random_unit_sets(prev_model, [Head(0, h) for h in range(4)], 20) == ()
+    as_text = random_unit_sets(prev_model, ["head 0.0", "L0H1"], 20, seed=0)  # text is read too
+    assert {frozenset(s) for s in as_text} == {frozenset(s) for s in heads}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -21,7 +22,7 @@ NASTY = "neuron <b>0.3</b> | fires on `loops` & *closed* [curves](http://x) ```"
 @pytest.fixture
 def filled(make_hypothesis, concept_model, concept_data):
     store = HypothesisStore(":memory:")
-    true = make_hypothesis(claim=NASTY, n_boot=200, n_baseline=2)
+    true = make_hypothesis(claim=NASTY, n_boot=200)
     false = make_hypothesis(claim="neuron 0.5 detects the concept", units="neuron 0.5", n_boot=200)
     for h, author in ((true, "ada"), (false, "bob <i>")):
         store.save(h, project="room", author=author)
@@ -81,9 +82,12 @@ def test_an_import_reusing_an_id_is_a_conflict_and_writes_nothing(
     filled, concept_model, concept_data
 ):
     theirs = HypothesisStore(":memory:")
-    from_json(_export(filled), theirs)
     ours = filled.hypotheses("room")[0].hypothesis
-    reversed_claim = ours.replace(claim="neuron 0.3 ignores the concept", direction="below")
+    # someone else's store holds another claim under our id (an edit keeps no id, so it
+    # comes from a store that never saw ours)
+    reversed_claim = dataclasses.replace(
+        ours, claim="neuron 0.3 ignores the concept", direction="below"
+    )
     theirs.save(reversed_claim, project="room", author="mallory")
     theirs.label("neuron 9.9", "new", rater="zed", project="room")
     before = (to_json(filled, "room"), filled.count("labels"), filled.count("verdicts"))
@@ -95,7 +99,7 @@ def test_an_import_reusing_an_id_is_a_conflict_and_writes_nothing(
 def test_conflict_choices_skip_keep_both_replace(filled):
     ours = filled.hypotheses("room")[0]
     theirs_store = HypothesisStore(":memory:")
-    flipped = ours.hypothesis.replace(claim="reversed", direction="below")
+    flipped = dataclasses.replace(ours.hypothesis, claim="reversed", direction="below")
     theirs_store.save(flipped, project="room", author="mallory")
     text = _export(theirs_store)
 

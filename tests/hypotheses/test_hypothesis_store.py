@@ -64,7 +64,9 @@ def test_save_get_update_and_verdicts_round_trip(backend, make_hypothesis):
     assert stored.hypothesis == h
     assert (stored.project, stored.author, stored.status) == ("p", "ada", "untested")
 
-    edited = h.replace(claim="neuron 0.3 fires on the concept", threshold=0.8)
+    # a draft with no verdict may be changed in place (an edit after a verdict is a new
+    # version: tests/hypotheses/test_versions.py)
+    edited = replace(h, claim="neuron 0.3 fires on the concept", threshold=0.8)
     store.save(edited, project="p", author="ada")
     assert store.count("hypotheses") == 1
     assert store.get(h.id).hypothesis.claim == "neuron 0.3 fires on the concept"

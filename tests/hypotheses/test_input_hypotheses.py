@@ -45,9 +45,10 @@ def test_the_planted_trigger_is_supported_and_its_baseline_is_far_below(planted,
     assert verdict.status == "supported", verdict
     assert verdict.ci_low > 0.9
     assert verdict.measure == "share of inputs sent to class 2 by a 4x4 stamp at (21, 19)"
-    # the same stamp at 8 other places barely moves the digits: the location is the trigger
-    assert verdict.baseline_source == "mean of 8 placements of the same stamp elsewhere"
-    assert len(verdict.baseline_values) == 8 and verdict.baseline < 0.3
+    # the same stamp at 20 other places barely moves the digits: the location is the trigger
+    assert verdict.baseline_source == "20 placements of the same stamp elsewhere"
+    assert len(verdict.baseline_values) == verdict.baseline_n_sets == 20
+    assert verdict.baseline < 0.3 and verdict.ci_low > verdict.baseline_p95
     # the measure is the success rate on digits of other classes, computed independently
     held = examples.inputs[100:400][examples.labels[100:400] != trigger.target]
     with torch.no_grad():
@@ -96,6 +97,8 @@ def test_probability_score_and_unit_rules(planted, examples):
 
 
 def test_a_function_of_the_model_alone_needs_a_given_baseline(planted, examples):
+    """With nothing random to compare with, a claim is not supported until given a baseline."""
+
     def accuracy(model, ex, units):
         with torch.no_grad():
             return (model(ex.inputs).argmax(-1) == ex.labels).double()
@@ -108,6 +111,9 @@ def test_a_function_of_the_model_alone_needs_a_given_baseline(planted, examples)
         held_out=Split(range(100, 400)),
     )
     verdict = Hypothesis(**common).test(planted.model, examples)
-    assert verdict.status == "supported" and verdict.baseline is None
-    assert "give baseline=" in verdict.baseline_source
-    assert Hypothesis(**common, baseline=0.1).test(planted.model, examples).baseline == 0.1
+    assert verdict.ci_low > 0.8  # above the threshold, yet
+    assert verdict.status == "inconclusive" and verdict.baseline is None
+    assert "give baseline=" in verdict.baseline_source and "no baseline" in verdict.note
+    given = Hypothesis(**common, baseline=0.1).test(planted.model, examples)
+    assert (given.status, given.baseline, given.baseline_p95) == ("supported", 0.1, 0.1)
+    assert "> the baseline 0.1 (given)" in given.summary()

@@ -117,7 +117,6 @@ def test_hypotheses_are_tested_on_the_model(model):
             measure=measure,
             threshold=0.0,
             n_boot=100,
-            n_baseline=2,
             **split,
         ).test(model, data)
         assert verdict.status in ("supported", "refuted", "inconclusive")

@@ -41,7 +41,6 @@ def neuron_hypothesis(**changes):
         formation=Split(range(150)),
         held_out=Split(range(150, 300)),
         n_boot=300,
-        n_baseline=3,
         dataset="concept",
     )
     fields.update(changes)
@@ -57,7 +56,6 @@ def head_hypothesis(**changes):
         formation=Split(range(60)),
         held_out=Split(range(60, 120)),
         n_boot=300,
-        n_baseline=3,
         dataset="tokens",
     )
     fields.update(changes)
@@ -80,7 +78,11 @@ def test_test_button_runs_the_edited_hypothesis_and_saves_it(concept):
     assert w.verdict["value"] == pytest.approx(1.0)
     assert w.verdict["summary"].startswith("supported: auroc")
 
-    # the page sends its edited fields with the press: a claim about another neuron
+    first = w.hypothesis_id
+    assert first == w.hypothesis.id and w.parent_id == ""
+
+    # the page sends its edited fields with the press: a claim about another neuron, which
+    # is a new version (the judged claim keeps its verdict), not an overwrite
     w._on_page_message(
         w,
         {"action": "test", "claim": "neuron 0.5 too", "units": "L0N5", "threshold": 0.9},
@@ -89,14 +91,33 @@ def test_test_button_runs_the_edited_hypothesis_and_saves_it(concept):
     w.wait()
     assert w.units == "neuron 0.5" and w.claim == "neuron 0.5 too"
     assert w.status == "refuted"
-    assert [v["status"] for v in w.history] == ["supported", "refuted"]
+    assert w.hypothesis_id != first and w.parent_id == first
+    assert [v["status"] for v in w.history] == ["refuted"]  # this version's verdicts only
 
-    stored = store.get(w.hypothesis.id)
+    stored = store.get(w.hypothesis_id)
     assert stored.hypothesis.claim == "neuron 0.5 too" and stored.author == "ada"
-    assert [v.status for v in stored.verdicts] == ["supported", "refuted"]
+    assert stored.hypothesis.parent_id == first
+    assert [v.status for v in stored.verdicts] == ["refuted"]
+    original = store.get(first)
+    assert original.hypothesis.claim == "neuron 0.3 detects the concept"
+    assert [str(u) for u in original.hypothesis.units] == ["neuron 0.3"]
+    assert [v.status for v in original.verdicts] == ["supported"]
+    # testing the same version again adds to its history, under the same id
+    w.test()
+    assert w.hypothesis_id == stored.hypothesis.id and len(w.history) == 2
     # a new widget on the same hypothesis shows its stored history
-    again = HypothesisWidget(stored.hypothesis, model, data, store=store)
-    assert again.status == "refuted" and len(again.history) == 2
+    again = HypothesisWidget(store.get(w.hypothesis_id).hypothesis, model, data, store=store)
+    assert again.status == "refuted" and len(again.history) == 2 and again.parent_id == first
+
+
+def test_edits_before_any_verdict_change_the_draft_in_place(concept):
+    model, data = concept
+    w = HypothesisWidget(neuron_hypothesis(), model, data)
+    draft = w.hypothesis_id
+    w.units = "neuron 0.5"
+    assert w.hypothesis.id == draft and w.hypothesis.parent_id is None
+    w.test()
+    assert w.hypothesis_id == draft and w.parent_id == ""
 
 
 def test_bad_edits_show_an_error_and_keep_the_last_verdict(concept):
