@@ -43,6 +43,7 @@ from explorer.hypotheses._stored import (
     row_of,
     spec_of,
 )
+from explorer.hypotheses._writes import put_label
 from explorer.hypotheses.agreement import Label
 from explorer.hypotheses.hypothesis import Hypothesis
 from explorer.hypotheses.schema import hypotheses_table, verdicts_table
@@ -179,7 +180,7 @@ def import_hypotheses(
         if report["conflicts"]:
             raise ImportConflict(report["conflicts"])  # rolls the transaction back
         for lab in labels:
-            store._put_label(conn, pid, lab)
+            put_label(conn, pid, lab)
     return ImportReport(
         project=project,
         added=tuple(report["added"]),

@@ -40,11 +40,11 @@ from explorer.hypotheses._stored import (
     HypothesisList,
     StoredHypothesis,
     UnreadableRow,
-    check_label,
     check_verdict,
     now,
     row_of,
 )
+from explorer.hypotheses._writes import check_unjudged, put_label
 from explorer.hypotheses.agreement import Agreement, Label, agreement_by_unit
 from explorer.hypotheses.hypothesis import Hypothesis
 from explorer.hypotheses.imports import import_hypotheses
@@ -147,7 +147,7 @@ class HypothesisStore(Database):
             ).first()
             exists = None if found is None else found.project_id
             if found is not None and found.spec != row["spec"]:
-                self._check_unjudged(conn, hypothesis, found.spec)
+                check_unjudged(conn, hypothesis, found.spec)
             if exists is not None and exists != row["project_id"]:
                 raise ValueError(
                     f"hypothesis {hypothesis.id!r} belongs to another project of this store; "
@@ -166,27 +166,6 @@ class HypothesisStore(Database):
                     .values(**row)
                 )
         return hypothesis.id
-
-    @staticmethod
-    def _check_unjudged(conn: Connection, hypothesis: Hypothesis, stored_spec: str) -> None:
-        """Refuse to change a judged claim in place (budget_spent alone may change)."""
-        judged = conn.execute(
-            sa.select(sa.func.count())
-            .select_from(verdicts_table)
-            .where(verdicts_table.c.hypothesis_id == hypothesis.id)
-        ).scalar()
-        if not judged:
-            return
-        try:
-            stored = Hypothesis.from_dict(json.loads(stored_spec))
-        except (ValueError, TypeError):
-            stored = None
-        if stored is None or stored._content_differs(hypothesis):
-            raise ValueError(
-                f"hypothesis {hypothesis.id!r} has {judged} verdicts of its claim as stored; an "
-                "edit is a new version, never an overwrite: save stored.replace(...) (a new id "
-                "with parent_id set), or dataclasses.replace(..., id=<new id>)"
-            )
 
     def get(self, hypothesis_id: str) -> StoredHypothesis:
         check_field("hypothesis id", hypothesis_id)
@@ -377,30 +356,7 @@ class HypothesisStore(Database):
         """Record ``rater``'s label for ``item`` of ``unit`` (replacing their earlier one)."""
         lab = Label(unit=str(unit), rater=rater, label=label, item=str(item))
         with self._writing() as conn:
-            self._put_label(conn, self._project_id(conn, project), lab)
-
-    @staticmethod
-    def _put_label(conn: Connection, pid: int, lab: Label) -> None:
-        check_label(lab)
-        key = (
-            (labels_table.c.project_id == pid)
-            & (labels_table.c.unit == lab.unit)
-            & (labels_table.c.item == lab.item)
-            & (labels_table.c.rater == lab.rater)
-        )
-        if conn.execute(sa.select(labels_table.c.id).where(key)).scalar() is None:
-            conn.execute(
-                labels_table.insert().values(
-                    project_id=pid,
-                    unit=lab.unit,
-                    item=lab.item,
-                    rater=lab.rater,
-                    label=lab.label,
-                    created=now(),
-                )
-            )
-        else:
-            conn.execute(labels_table.update().where(key).values(label=lab.label, created=now()))
+            put_label(conn, self._project_id(conn, project), lab)
 
     def labels(self, project: str = DEFAULT_PROJECT, unit: str | None = None) -> list[Label]:
         query = (
