@@ -7,7 +7,7 @@ were trained only to test it. The setting is ``CI_SETTING`` with 40% of the pair
 stop, so that test accuracy stays low through memorisation and each run is short. The
 module trains each run once (a module-scoped fixture) and every test reads them. Measured
 on the shared 2-core machine (one torch thread), over three sessions: 8.4-31.5 s of CPU per
-run, 91-138 s for the six; 2.4 minutes of wall time at a load average of 3-5, 13 minutes at
+run, 91-109 s for the six; 2.4 minutes of wall time at a load average of 3-5, 13 minutes at
 8-11 (other work shared the machine).
 
 On every run: each boundary is a logged epoch (memorisation ends at the first logged epoch
