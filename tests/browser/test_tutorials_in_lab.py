@@ -85,14 +85,15 @@ SPECTRUM = "embedding Fourier spectrum at epoch"
 
 def _the_spectrum_follows_the_slider(page):
     """The spectrum is drawn inside the scrubber's own widget output (the VBox of the
-    scrubber and the spectrum's Output widget), for the step on display: the last
-    checkpoint after Run All (cell 11 ends there), then epoch 0 once the slider moves to
+    scrubber and the spectrum's Output widget), for the step on display: a later epoch
+    after Run All (the last cells move the scrubber), then epoch 0 once the slider moves to
     the first checkpoint (its on_step callback runs for the page). Looked for inside that
     widget only: a spectrum printed into another cell does not count."""
     scrubber = page.locator('[data-testid="training-scrubber"]').first
     widget = page.locator(WIDGET_OUTPUT).filter(has=scrubber).first
-    # the Output widget renders its outputs in an output area of its own, inside the VBox
-    plots = widget.locator('.jp-OutputArea-output[data-mime-type="application/vnd.plotly.v1+json"]')
+    # the Output widget renders its outputs in an output area of its own, inside the VBox;
+    # plotly's renderer draws there as .jp-RenderedPlotly
+    plots = widget.locator(".jp-RenderedPlotly")
     wait_until(
         lambda: plots.count() == 1 and SPECTRUM in plots.first.text_content(),
         timeout_s=120,
