@@ -12,6 +12,9 @@ TEST_WORKERS ?= auto
 # them never dirties the tracked notebooks (which stay stripped of outputs).
 LAB_DIR ?= lab
 LAB_SETTINGS := $(VENV)/share/jupyter/lab/settings
+# Jupyter refuses to start as root (the default user in containers) without --allow-root.
+LAB_UID ?= $(shell id -u)
+LAB_ARGS = $(strip --ServerApp.root_dir=. $(if $(filter 0,$(LAB_UID)),--allow-root) notebooks/quickstart.ipynb)
 
 .PHONY: lab lab-workspace test lint format bench docs install browser-deps postgres-deps ndif-deps clean
 
@@ -78,7 +81,7 @@ ndif-deps: $(NDIF_STAMP)
 	fi
 
 lab: $(STAMP) lab-workspace
-	cd $(LAB_DIR) && $(abspath $(BIN))/jupyter lab --ServerApp.root_dir=. notebooks/quickstart.ipynb
+	cd $(LAB_DIR) && $(abspath $(BIN))/jupyter lab $(LAB_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

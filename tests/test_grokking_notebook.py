@@ -8,10 +8,11 @@ checkpoints and tests its hypotheses on the shipped final and cleanup-start mode
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
-from notebook_runner import execute, printed
+from notebook_runner import PLOTLY, execute, printed
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "tutorials" / "grokking.ipynb"
 
@@ -22,7 +23,12 @@ def test_the_grokking_notebook_runs_from_the_shipped_run(tmp_path):
     from explorer.training import Run
 
     run_dir = tmp_path / "run"
-    nb = execute(NOTEBOOK, tmp_path, {"EXPLORER_CI": "1", "EXPLORER_GROKKING_RUN": str(run_dir)})
+    nb = execute(
+        NOTEBOOK,
+        tmp_path,
+        {"EXPLORER_CI": "1", "EXPLORER_GROKKING_RUN": str(run_dir)},
+        extra_cells=(SPECTRUM_SHOWN,),
+    )
     text = printed(nb)
     run = Run.open(run_dir)
     assert run.steps == Run.open(SHIPPED_RUN).steps  # the shipped copy, not a new training run
@@ -37,11 +43,33 @@ def test_the_grokking_notebook_runs_from_the_shipped_run(tmp_path):
         if line.strip().endswith(claim) and line.split()[0] in ("supported", "refuted")
     }
     assert statuses["to chance"] == statuses["above 90%"] == "supported", statuses
-    # the circuit-first claim is judged on the cleanup-start checkpoint: its verdict must be
-    # what the key-frequency logits of that checkpoint measure on the held-out pairs
+    # the circuit-first claim is judged on the last checkpoint before cleanup: its verdict
+    # must be what the key-frequency logits of that checkpoint measure on the held-out pairs
     assert statuses["over 80% of held-out pairs"] == _circuit_first_verdict(run)
     clashes = _overlapping_phase_labels(nb, run.last_step)
     assert clashes == [], clashes
+    # the spectrum is drawn inside its Output widget (the scrubber's on_step callback), for
+    # the step on display, and never printed into the cell that happened to be running
+    in_widget = json.loads(text.split("SPECTRUM IN WIDGET ")[1].splitlines()[0])
+    assert in_widget == [f"{SPECTRUM_TITLE} {run.steps[1]}"], in_widget
+    stray = [i for i, cell in enumerate(nb.cells) if SPECTRUM_TITLE in _figure_titles(cell)]
+    assert stray == [], f"cells {stray} show the spectrum outside its widget"
+
+
+SPECTRUM_TITLE = "embedding Fourier spectrum at epoch"
+SPECTRUM_SHOWN = f"""
+import json as _json
+scrubber.step = run.steps[1]
+_plots = [o["data"].get("{PLOTLY}") for o in spectrum_view.outputs]
+print("SPECTRUM IN WIDGET", _json.dumps([p and p["layout"]["title"]["text"] for p in _plots]))
+"""
+
+
+def _figure_titles(cell) -> str:
+    return " ".join(
+        str(out.get("data", {}).get(PLOTLY, {}).get("layout", {}).get("title", ""))
+        for out in cell.get("outputs", [])
+    )
 
 
 def _circuit_first_verdict(run) -> str:
@@ -50,7 +78,7 @@ def _circuit_first_verdict(run) -> str:
     from explorer.studies.grokking import grokking_data, grokking_progress, restricted_accuracy
 
     progress = grokking_progress(run)
-    step = run.nearest_step(progress.phases.cleanup_start)
+    step = max(s for s in run.steps if s <= progress.phases.cleanup_start)
     data = grokking_data(run)
     held_out = data.tokens[data.test_idx], data.labels[data.test_idx]
     with torch.no_grad():

@@ -13,10 +13,12 @@ then averaged over the batch. The targets of each score:
 - ``prefix_matching``: ``T(q) = {k : 1 <= k <= q, t[k - 1] = t[q]}``, the key right after
   *every* earlier copy (Olsson et al. 2022). This is transformer-lens's
   ``get_induction_head_detection_pattern``: use it for induction on arbitrary text.
-- ``induction``: ARENA's score, on repeated sequences only: ``[BOS][S][S]`` (length
-  ``2L + 1``) or ``[S][S]`` (length ``2L``), ``S`` of length ``L``. The queries are the
-  ``L`` positions of the second ``S``, and ``T(q) = {q - L + 1}``: the token after the
-  copy one period back, the ``-(L - 1)`` diagonal of ``A``. Other batches raise.
+- ``induction``: on repeated sequences only: ``[BOS][S][S]`` (length ``2L + 1``) or
+  ``[S][S]`` (length ``2L``), ``S`` of length ``L``. The queries are the ``L`` positions
+  of the second ``S``, and ``T(q) = {q - L + 1}``: the token after the copy one period
+  back, the ``-(L - 1)`` diagonal of ``A``. Other batches raise. This is ARENA's diagonal
+  score over the repeated half only; ARENA's own mean also takes two first-half queries
+  (conversion below), and the two differ by a few hundredths.
 
 Conversions (all exact, tested in ``tests/reference``):
 

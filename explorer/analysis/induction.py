@@ -8,7 +8,7 @@ half from the first, so its loss there falls far below the loss on the random fi
   the repeated-half loss minus the first-half loss.
 - ``repeated_half_advantage``: the opposite sign (first-half minus repeated-half loss),
   the quantity ablations should remove.
-- ``find_induction_circuit``: induction heads (ARENA's induction score above its 0.4) and the
+- ``find_induction_circuit``: induction heads (``induction`` score above ARENA's 0.4) and the
   earlier previous-token heads that feed their keys (K-composition above the random
   baseline and a previous-token score above a threshold).
 - ``detect_phase_change``: the step where a training curve falls most steeply, with the
@@ -198,10 +198,11 @@ def find_induction_circuit(
     """Find induction heads and the previous-token heads that feed their keys.
 
     An induction head is a head of layer >= 1 whose ``induction`` score on ``inputs``
-    (``[BOS][L][L]``) exceeds ``induction_threshold``. That score is ARENA's: the mean
-    attention from each repeated-half query ``q`` to key ``q - L + 1`` (the ``-(L - 1)``
-    diagonal), and 0.4 is the threshold ARENA's ``induction_attn_detector`` puts on it
-    (docs/scores.md). A previous-token head feeds it when it sits in an earlier
+    (``[BOS][L][L]``) exceeds ``induction_threshold``. That score is the mean attention
+    from each repeated-half query ``q`` to key ``q - L + 1`` (the ``-(L - 1)`` diagonal):
+    ARENA's diagonal score without its two first-half entries, ``arena = (L * induction +
+    A[L - 1, 0] + A[L, 1]) / (L + 2)``; 0.4 is the threshold ARENA's
+    ``induction_attn_detector`` puts on its own score (docs/scores.md). A previous-token head feeds it when it sits in an earlier
     layer, scores above ``previous_token_threshold`` as a previous-token head, and its
     K-composition into the induction head exceeds the random baseline by ``n_std`` spreads.
     """

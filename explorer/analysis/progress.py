@@ -11,19 +11,29 @@ Nanda et al. (2023) split grokking into three phases, read off the progress meas
 - **cleanup**: the excluded loss (the training loss with the key frequencies removed) rises
   while the test loss falls: weight decay removes the memorising components.
 
-``detect_phases`` turns "falls", "rises" and "flat" into thresholds measured from each
-curve's value when memorisation ends (``fraction`` = 0.1 by default):
+``detect_phases`` reads the logged curves (train accuracy, test accuracy and test loss at
+every logged epoch) and the progress measures (often taken at fewer steps, the checkpoints,
+and interpolated onto the logged epochs on a log scale), so every boundary is a logged
+epoch. Each loss is read through a running median over ``window`` rows (5 by default; 3 for
+measures taken at checkpoints): an optimizer spike of a row or two (Adam's, at high learning
+rates: train accuracy dips, the test loss jumps) moves no boundary. "Falls" and "rises" are
+thresholds measured from each curve's value when memorisation ends (``fraction`` = 0.1):
 
-- the restricted loss *is falling* once it is ``fraction`` below that value (10% lower);
-- the excluded loss *is rising* once it is ``fraction`` above that value;
-- the test loss *stays flat* until it has made ``fraction`` of its whole fall (in log
-  space, from its highest point after memorisation to its final value; it falls by orders
-  of magnitude, and a brief dip during circuit formation is not its fall), and *has
-  finished falling* once it has made ``1 - fraction`` of it.
+- memorisation ends at the first logged epoch where train accuracy reaches ``memorized``;
+- circuit formation starts when the restricted loss is ``fraction`` (10%) below its value at
+  the end of memorisation, and stays there for ``window`` rows;
+- cleanup is the test loss's last, lasting fall. The fall is measured in log space from the
+  test loss's usual level between memorisation and the rise of test accuracy (the median
+  of those rows, which a spike or a bump does not move) to its lowest. Cleanup starts at
+  the first epoch after which the test loss stays more than ``fraction`` of that fall below
+  the level, and ends once it has made ``1 - fraction`` of it. It always holds the rise of
+  test accuracy, from the last epoch under 50% to the first over 95% (it starts by the
+  first, ends after the second, and stays open until test accuracy has passed 95%); and it
+  needs the excluded loss to rise (``fraction`` above its value when memorisation ended)
+  within it, else the test loss fell without the key frequencies and no cleanup is named.
 
-Circuit formation starts when the restricted loss is falling and ends when the test loss
-starts to fall; cleanup starts there, provided the excluded loss is rising, and ends when
-the excluded loss stops rising (its peak) or the test loss has finished falling.
+Circuit formation ends where cleanup starts. Between the end of memorisation and the start
+of circuit formation no phase is named.
 
 >>> import torch
 >>> round(gini(torch.tensor([0.0, 0.0, 0.0, 5.0])), 3), gini(torch.ones(4))
@@ -114,10 +124,11 @@ class Phase:
 class Phases(Shown):
     """The phase boundaries of a run (None where the curves never got there).
 
-    ``memorized``: first step with train accuracy >= the threshold; ``circuit_start``: the
-    restricted loss has started to fall; ``cleanup_start``: the test loss has started to
-    fall (and the excluded loss is rising); ``cleanup_end``: the test loss has finished
-    falling or the excluded loss rising; ``last_step``: the end of the curves.
+    Each is a logged epoch. ``memorized``: first epoch with train accuracy >= the
+    threshold; ``circuit_start``: the restricted loss has started to fall;
+    ``cleanup_start``: the test loss's last fall has started (by the last epoch with test
+    accuracy under 50%); ``cleanup_end``: the test loss has finished falling, after test
+    accuracy passed 95% (None while it has not); ``last_step``: the end of the curves.
     """
 
     memorized: int | None
@@ -182,63 +193,130 @@ def detect_phases(
     restricted_loss: Sequence[float] | torch.Tensor,
     excluded_loss: Sequence[float] | torch.Tensor,
     *,
+    test_acc: Sequence[float] | torch.Tensor,
+    measured_at: Sequence[int] | torch.Tensor | None = None,
     memorized: float = 0.99,
     fraction: float = 0.1,
+    window: int = 5,
 ) -> Phases:
-    """Find memorisation / circuit formation / cleanup from the progress measures.
+    """Find memorisation / circuit formation / cleanup from the logged curves and the
+    progress measures (the rules are in the module docstring).
+
+    Every boundary is one of ``steps`` (the logged epochs), also where the restricted and
+    excluded losses were measured at fewer steps (``measured_at``, e.g. the checkpoints):
+    they are interpolated onto ``steps`` on a log scale.
 
     Args:
-        steps: increasing training steps (e.g. the checkpoints of a run).
-        train_acc: training accuracy at each step.
-        test_loss, restricted_loss, excluded_loss: the losses at each step (positive; see
-            ``explorer.analysis.fourier``).
+        steps: increasing logged training steps (e.g. every metrics row of a run).
+        train_acc, test_acc, test_loss: training accuracy, test accuracy and test loss at
+            each of ``steps``.
+        restricted_loss, excluded_loss: the progress measures (positive; see
+            ``explorer.analysis.fourier``) at each of ``measured_at`` (default ``steps``).
+        measured_at: increasing steps where the progress measures were taken.
         memorized: train accuracy that ends memorisation.
         fraction: the thresholds of the module docstring, in ``(0, 0.5)``.
+        window: rows of the running median that the losses are read through (odd, >= 1;
+            3 for progress measures taken at fewer steps): a spike shorter than half of it
+            moves no boundary.
 
     >>> steps = [0, 10, 20, 30, 40, 50, 60]
     >>> acc = [0.1, 1, 1, 1, 1, 1, 1]
+    >>> test_acc = [0.0, 0.0, 0.0, 0.1, 0.6, 0.99, 1.0]
     >>> test = [4.0, 9.0, 9.0, 9.0, 1.0, 0.01, 0.01]
     >>> restricted = [4.0, 4.0, 1.0, 0.1, 0.01, 0.001, 0.001]
     >>> excluded = [4.0, 0.01, 0.1, 1.0, 5.0, 20.0, 19.0]
-    >>> phases = detect_phases(steps, acc, test, restricted, excluded)
+    >>> phases = detect_phases(steps, acc, test, restricted, excluded, test_acc=test_acc,
+    ...                        window=1)
     >>> [(p.name, p.start, p.end) for p in phases.as_list()]
-    [('memorisation', 0, 10), ('circuit formation', 20, 40), ('cleanup', 40, 50)]
+    [('memorisation', 0, 10), ('circuit formation', 20, 30), ('cleanup', 30, 60)]
     """
     s, acc = _as_curve(steps, train_acc)
-    curves = {}
-    for name, values in (("test", test_loss), ("restricted", restricted_loss),
-                         ("excluded", excluded_loss)):  # fmt: skip
-        _, v = _as_curve(steps, values)
+    _, t_acc = _as_curve(steps, test_acc, name="test_acc")
+    at = s if measured_at is None else torch.as_tensor(measured_at).flatten()
+    logs = {}
+    for name, grid, values in (("test", s, test_loss), ("restricted", at, restricted_loss),
+                               ("excluded", at, excluded_loss)):  # fmt: skip
+        _, v = _as_curve(grid, values, name=f"{name}_loss")
         if (v <= 0).any():
             raise ValueError(f"{name}_loss must be positive (it is compared in log space)")
-        curves[name] = v
+        logs[name] = v.log()
     if not 0 < fraction < 0.5:
         raise ValueError(f"fraction must be in (0, 0.5), got {fraction!r}")
+    if isinstance(window, bool) or not isinstance(window, int) or window < 1 or window % 2 == 0:
+        raise ValueError(f"window must be an odd number of rows >= 1, got {window!r}")
     last = int(s[-1])
     t_mem = first_crossing(s, acc, memorized)
     if t_mem is None:
         return Phases(None, None, None, None, last)
     i0 = int(torch.nonzero(s == t_mem)[0, 0])
-    after = s[i0:]
-    restricted, excluded = curves["restricted"][i0:], curves["excluded"][i0:]
-    test = curves["test"][i0:].log()
+    coarse = window if measured_at is None else min(window, 3)
+    test = _running_median(logs["test"], window)
+    restricted = _on_steps(s, at, _running_median(logs["restricted"], coarse))
+    excluded = _on_steps(s, at, _running_median(logs["excluded"], coarse))
+    rows = torch.arange(len(s))
 
-    circuit = _first(after, restricted <= (1 - fraction) * restricted[0])
-    peak = int(torch.argmax(test))
-    t_fall = float(test[peak] - test[-1])
-    if t_fall <= 0:
+    below = restricted <= restricted[i0] + math.log(1 - fraction)
+    circuit = _first(s, (rows >= i0) & _persists(below, window))
+
+    # the rise of test accuracy that cleanup holds: its last row under 50%, its first over 95%
+    over = torch.nonzero((rows >= i0) & (t_acc > 0.95))
+    hi = int(over[0, 0]) if len(over) else None
+    under = torch.nonzero((rows < (len(s) if hi is None else hi)) & (t_acc < 0.5))
+    lo = int(under[-1, 0]) if len(under) else None
+    # the test loss falls from its usual level between memorisation and that rise (a median:
+    # a spike or an early bump does not set it) to its lowest
+    level = test[i0 : max(i0, lo if lo is not None else i0) + 1].median()
+    drop = float(level - test[i0:].min())
+    if drop <= 0:
         return Phases(t_mem, circuit, None, None, last)
-    from_peak = torch.arange(len(test)) >= peak
-    falling = from_peak & (test <= test[peak] - fraction * t_fall)
-    rising = excluded >= (1 + fraction) * excluded[0]
-    start = _first(after, falling & rising)
-    if start is None:
+    stop = hi if hi is not None else len(s) - 1
+    above = torch.nonzero((rows >= i0) & (rows <= stop) & (test >= level - fraction * drop))
+    begin = int(above[-1, 0]) + 1  # the first row of the last, lasting fall
+    if lo is not None:
+        begin = max(i0, min(begin, lo))
+    if begin >= len(s):
         return Phases(t_mem, circuit, None, None, last)
-    later = after > start
-    e_peak = int(torch.argmax(torch.where(after >= start, excluded, -torch.inf)))
-    fell = from_peak & (test <= test[peak] - (1 - fraction) * t_fall)
-    end = _first(after, later & (fell | (torch.arange(len(test)) >= e_peak)))
-    return Phases(t_mem, circuit, start, end, last)
+    finish = len(s)  # cleanup is open until test accuracy has passed 95%
+    if hi is not None:
+        done = torch.nonzero((rows > begin) & (test <= level - (1 - fraction) * drop))
+        finish = max(int(done[0, 0]) if len(done) else len(s), hi + 1)
+    span = (rows >= begin) & (rows < finish)
+    if not (excluded[span] >= excluded[i0] + math.log(1 + fraction)).any():
+        return Phases(t_mem, circuit, None, None, last)  # the test loss fell on its own
+    end = int(s[finish]) if finish < len(s) else None
+    return Phases(t_mem, circuit, int(s[begin]), end, last)
+
+
+def _running_median(values: torch.Tensor, window: int) -> torch.Tensor:
+    """The median of each row and its ``window // 2`` neighbours on each side (the end rows
+    repeated at the edges)."""
+    half = window // 2
+    if half == 0 or len(values) == 1:
+        return values
+    padded = torch.cat([values[:1].expand(half), values, values[-1:].expand(half)])
+    return padded.unfold(0, window, 1).median(dim=1).values
+
+
+def _on_steps(steps: torch.Tensor, at: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+    """``values`` measured at ``at``, linearly interpolated onto ``steps`` (held flat past
+    either end)."""
+    if torch.equal(steps, at):
+        return values
+    x, xp = steps.double(), at.double()
+    right = torch.searchsorted(xp, x).clamp(1, len(xp) - 1) if len(xp) > 1 else None
+    if right is None:
+        return values.expand(len(steps)).clone()
+    left = right - 1
+    w = ((x - xp[left]) / (xp[right] - xp[left])).clamp(0, 1)
+    return values[left] + w * (values[right] - values[left])
+
+
+def _persists(mask: torch.Tensor, rows: int) -> torch.Tensor:
+    """True where ``mask`` holds on this row and the next ``rows - 1`` (or to the end)."""
+    out = mask.clone()
+    for k in range(1, rows):
+        out[:-k] &= mask[k:]
+    return out
 
 
 def _first(steps: torch.Tensor, mask: torch.Tensor) -> int | None:
@@ -247,14 +325,17 @@ def _first(steps: torch.Tensor, mask: torch.Tensor) -> int | None:
 
 
 def _as_curve(
-    steps: Sequence[int] | torch.Tensor, values: Sequence[float] | torch.Tensor
+    steps: Sequence[int] | torch.Tensor,
+    values: Sequence[float] | torch.Tensor,
+    *,
+    name: str = "values",
 ) -> tuple[torch.Tensor, torch.Tensor]:
     s = torch.as_tensor(steps).flatten()
     v = torch.as_tensor(values, dtype=torch.float64).flatten()
     if s.numel() == 0:
         raise ValueError("the curve is empty: no steps")
     if s.shape != v.shape:
-        raise ValueError(f"steps has {s.numel()} entries but values has {v.numel()}")
+        raise ValueError(f"steps has {s.numel()} entries but {name} has {v.numel()}")
     if (s[1:] <= s[:-1]).any():
         raise ValueError("steps must be strictly increasing")
     if torch.isnan(v).any():

@@ -227,8 +227,9 @@ class GrokkingProgress(Shown):
     """Progress measures at every checkpoint of a grokking run (index ``i`` is ``steps[i]``).
 
     ``key`` holds the key frequencies of the final embedding, used at every checkpoint.
-    ``phases`` comes from these measures (``detect_phases``: train accuracy, test loss,
-    restricted and excluded loss at the checkpoints). ``precomputed`` is None when the
+    ``phases`` comes from ``detect_phases``: the run's logged train accuracy, test accuracy
+    and test loss (every logged epoch) with the restricted and excluded losses of these
+    checkpoints, so its boundaries are logged epochs. ``precomputed`` is None when the
     measures were replayed from this run's checkpoints, else where the table came from (a
     shipped run keeps a few checkpoints and the table of all of them).
     """
@@ -302,7 +303,7 @@ def grokking_progress(
     """
     table = inside(run.path, PROGRESS_FILE, what="progress table", owner=f"run {run.name}")
     if not replay and key is None and mass == 0.8 and table.is_file():
-        return _progress(*read_progress_table(table))
+        return _progress(run, *read_progress_table(table))
     data = grokking_data(run)
     p = data.p
     model = run.load_model()
@@ -326,17 +327,32 @@ def grokking_progress(
         )
         rows["gini"].append(gini(fourier_spectrum(model.weight("W_E")[:p]).basis_norms))
         rows["weight_norm"].append(weight_norm(model))
-    return _progress(list(run.steps), key, rows, None)
+    return _progress(run, list(run.steps), key, rows, None)
 
 
-def _progress(steps: list[int], key: KeyFrequencies, rows: Mapping, note: str | None) -> Any:
+def _progress(
+    run: Run, steps: list[int], key: KeyFrequencies, rows: Mapping, note: str | None
+) -> Any:
     tensors = {k: torch.tensor(v) for k, v in rows.items()}
     steps = torch.tensor(steps)
+    logged, train_acc, test_acc, test_loss = _logged_curves(run)
     phases = detect_phases(
-        steps, tensors["train_acc"], tensors["test_loss"], tensors["restricted_loss"],
-        tensors["excluded_loss"],
+        logged, train_acc, test_loss, tensors["restricted_loss"], tensors["excluded_loss"],
+        test_acc=test_acc, measured_at=steps,
     )  # fmt: skip
     return GrokkingProgress(steps=steps, key=key, phases=phases, precomputed=note, **tensors)
+
+
+def _logged_curves(run: Run) -> tuple[torch.Tensor, ...]:
+    """The logged epochs where train accuracy, test accuracy and test loss were all logged,
+    and those three curves there (the phases sit at logged epochs, not only at checkpoints)."""
+    m = run.metrics()
+    curves = [m.get(n) for n in ("train_acc", "test_acc", "test_loss")]
+    common = set(curves[0].steps.tolist())
+    for c in curves[1:]:
+        common &= set(c.steps.tolist())
+    steps = torch.tensor(sorted(common))
+    return (steps, *(c.values[torch.isin(c.steps, steps)] for c in curves))
 
 
 def grokking_summary(run: Run) -> dict[str, float | int | None]:

@@ -3,8 +3,9 @@
 ``tutorials/grokking.ipynb`` studies the run of ``DEFAULT_SETTING`` (seed 0): about 2,550
 epochs, 157 s of CPU on one idle core, minutes on a busy one. A finished run ships under
 ``explorer/studies/trained/grokking``: every logged metric, ``SHIPPED_CHECKPOINTS``
-checkpoints in float16 (the first, the last, each phase boundary, and some in between) and
-``progress.json``, the progress measures ``grokking_progress`` computed by replaying *every*
+checkpoints in float16 (the first, the last, the checkpoint nearest each phase boundary, and
+some in between; the copy that ships was chosen when the phases were read at the checkpoints
+only, so its boundaries now fall between them) and ``progress.json``, the progress measures ``grokking_progress`` computed by replaying *every*
 checkpoint of the full run (55 of them). The analysis reads that table when it opens the
 thinned copy (``GrokkingProgress.precomputed`` then says so); a test recomputes the measures
 on the shipped checkpoints and compares them with the table at those steps.

@@ -166,7 +166,8 @@ def _phases(lm, tokens, mlp, images):
     test_loss = [3.0 if s < 60 else 0.1 for s in steps]
     restricted = [3.0 if s < 40 else 0.1 for s in steps]
     excluded = [1.0 if s < 60 else 4.0 for s in steps]
-    r = detect_phases(steps, train_acc, test_loss, restricted, excluded)
+    test_acc = [0.01 if s < 60 else 1.0 for s in steps]
+    r = detect_phases(steps, train_acc, test_loss, restricted, excluded, test_acc=test_acc)
     return r, r.as_list()[0].name
 
 

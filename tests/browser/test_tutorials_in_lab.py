@@ -80,12 +80,32 @@ def test_notebook_runs_in_lab_and_every_widget_renders(name, lab_server, page, a
     assert page.js_errors == []
 
 
+SPECTRUM = "embedding Fourier spectrum at epoch"
+
+
 def _the_spectrum_follows_the_slider(page):
-    """Moving the grokking scrubber to its first checkpoint redraws the spectrum beside it
-    (its on_step callback runs for the page, on the view's worker thread)."""
+    """The spectrum is drawn inside the scrubber's own widget output (the VBox of the
+    scrubber and the spectrum's Output widget), for the step on display: a later epoch
+    after Run All (the last cells move the scrubber), then epoch 0 once the slider moves to
+    the first checkpoint (its on_step callback runs for the page). Looked for inside that
+    widget only: a spectrum printed into another cell does not count."""
     scrubber = page.locator('[data-testid="training-scrubber"]').first
+    widget = page.locator(WIDGET_OUTPUT).filter(has=scrubber).first
+    # the Output widget renders its outputs in an output area of its own, inside the VBox;
+    # plotly's renderer draws there as .jp-RenderedPlotly
+    plots = widget.locator(".jp-RenderedPlotly")
+    wait_until(
+        lambda: plots.count() == 1 and SPECTRUM in plots.first.text_content(),
+        timeout_s=120,
+        what="the spectrum drawn inside the scrubber's widget",
+    )
+    assert f"{SPECTRUM} 0" not in plots.first.text_content()  # the last step, not the first
+    assert figure_problems(page, "grokking") == []
     slider = scrubber.locator('[data-testid="step-slider"]')
     slider.scroll_into_view_if_needed()
     slider.evaluate("el => { el.value = 0; el.dispatchEvent(new Event('change')); }")
-    title = page.get_by_text("embedding Fourier spectrum at epoch 0")
-    wait_until(lambda: title.count() > 0, timeout_s=120, what="the spectrum of epoch 0")
+    wait_until(
+        lambda: plots.count() == 1 and f"{SPECTRUM} 0" in plots.first.text_content(),
+        timeout_s=120,
+        what="the spectrum of epoch 0 inside the scrubber's widget",
+    )

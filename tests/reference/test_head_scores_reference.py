@@ -6,6 +6,9 @@ The conversions asserted here are the ones docs/scores.md and the
 
 from __future__ import annotations
 
+import importlib
+from pathlib import Path
+
 import pytest
 import torch
 from transformer_lens.head_detector import detect_head
@@ -78,6 +81,29 @@ def test_induction_is_arena_diagonal_over_the_repeated_half(attn2, rep_tokens):
     extra = pattern[..., L - 1, 0] + pattern[..., L, 1]
     arena = arena_induction(pattern, L).mean(0)
     torch.testing.assert_close((L * ours + extra.mean(0)) / (L + 2), arena, atol=1e-6, rtol=0)
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_the_docs_say_what_induction_equals_not_that_it_is_arenas():
+    # the score converts to ARENA's as asserted above: the README, docs/induction.md and the
+    # docstrings say so (the two first-half entries), none calls it plainly "ARENA's"
+    hs = importlib.import_module("explorer.analysis.head_scores")  # the module, not the verb
+    ind = importlib.import_module("explorer.analysis.induction")
+    texts = {
+        "README.md": (ROOT / "README.md").read_text(),
+        "docs/induction.md": (ROOT / "docs" / "induction.md").read_text(),
+        "head_scores": hs.__doc__,
+        "find_induction_circuit": ind.find_induction_circuit.__doc__,
+    }
+    for where, text in texts.items():
+        flat = " ".join(text.split())
+        assert "first-half" in flat, where
+        for plain in ("ARENA's:", "(ARENA's)", "ARENA's induction score", "ARENA's score,"):
+            assert plain not in flat, (where, plain)
+    scores = " ".join((ROOT / "docs" / "scores.md").read_text().split())
+    assert "arena_induction = (L × induction + A[L-1, 0] + A[L, 1]) / (L + 2)" in scores
 
 
 def test_induction_differs_from_prefix_matching_when_the_span_repeats_itself(attn2, rep_tokens):

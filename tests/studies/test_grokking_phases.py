@@ -1,0 +1,149 @@
+"""Phase detection on grokking runs it was not tuned on: 3 primes x 2 seeds.
+
+``detect_phases`` was written against the shipped p=113 run, p=97 (seed 4) and p=43
+(seed 0, two settings); these six runs (primes 37, 41, 47; ``seed = data_seed`` = 1, 2)
+were trained only to test it. The setting is ``CI_SETTING`` with 40% of the pairs, lr 1e-2
+(Adam spikes more often: the runs test that too), ``d_model`` 64 and a 200-epoch plateau
+stop, so that test accuracy stays low through memorisation and each run is short. The
+module trains each run once (a module-scoped fixture) and every test reads them. Measured
+on the shared 2-core machine (one torch thread), over three sessions: 8.4-31.5 s of CPU per
+run, 91-109 s for the six; 2.4 minutes of wall time at a load average of 3-5, 13 minutes at
+8-11 (other work shared the machine).
+
+On every run: each boundary is a logged epoch (memorisation ends at the first logged epoch
+with train accuracy >= 99%, not at the next checkpoint); no phase starts on a row where an
+optimizer spike knocked train accuracy down, and a one-row spike planted anywhere between
+memorisation and generalisation moves no boundary by more than a row (circuit formation's
+start, read from the checkpoints, by no more than the span of the spiked checkpoint's
+neighbours); the rise of test
+accuracy, from its last logged epoch under 50% to its first over 95%, lies inside cleanup.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import torch
+
+from explorer.analysis.progress import detect_phases
+from explorer.studies.grokking import CI_SETTING, grokking_progress, train_grokking
+
+PRIMES = (37, 41, 47)
+SEEDS = (1, 2)
+HELD_OUT = CI_SETTING.replace(train_frac=0.4, lr=1e-2, d_model=64, steps=2500, plateau_epochs=200)
+RUNS = [(p, seed) for p in PRIMES for seed in SEEDS]
+BOUNDARIES = ("memorized", "circuit_start", "cleanup_start", "cleanup_end")
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    folder = tmp_path_factory.mktemp("grokking-held-out")
+    out, seconds = {}, {}
+    try:
+        for p, seed in RUNS:
+            start = time.process_time()
+            setting = HELD_OUT.replace(p=p, seed=seed, data_seed=seed)
+            run = train_grokking(folder / f"p{p}-seed{seed}", setting, progress=False)
+            out[p, seed] = (run, grokking_progress(run))
+            seconds[p, seed] = time.process_time() - start
+    finally:
+        torch.set_num_threads(threads)
+    return out, seconds
+
+
+def _logged(run):
+    m = run.metrics()
+    acc, test_acc, test_loss = m.get("train_acc"), m.get("test_acc"), m.get("test_loss")
+    assert torch.equal(acc.steps, test_acc.steps) and torch.equal(acc.steps, test_loss.steps)
+    return acc.steps, acc.values, test_acc.values, test_loss.values
+
+
+def _rise(steps, test_acc):
+    """The last logged epoch under 50% test accuracy before the first over 95%, and that."""
+    over = torch.nonzero(test_acc > 0.95)
+    assert len(over), "the run never generalised"
+    hi = int(over[0, 0])
+    lo = int(torch.nonzero(test_acc[:hi] < 0.5)[-1, 0])
+    return int(steps[lo]), int(steps[hi])
+
+
+@pytest.mark.slow
+def test_the_runs_were_trained_once_each(runs):
+    _, seconds = runs
+    assert sorted(seconds) == sorted(RUNS)
+    print("CPU seconds per run:", {k: round(v, 1) for k, v in seconds.items()})
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("key", RUNS, ids=[f"p{p}-seed{s}" for p, s in RUNS])
+def test_boundaries_are_logged_epochs(runs, key):
+    run, progress = runs[0][key]
+    phases = progress.phases
+    steps, acc, _, _ = _logged(run)
+    logged = set(steps.tolist())
+    assert phases.grokked, phases
+    for name in BOUNDARIES:
+        assert getattr(phases, name) in logged, (name, getattr(phases, name))
+    assert phases.memorized == int(steps[torch.nonzero(acc >= 0.99)[0, 0]])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("key", RUNS, ids=[f"p{p}-seed{s}" for p, s in RUNS])
+def test_the_rise_of_test_accuracy_lies_inside_cleanup(runs, key):
+    run, progress = runs[0][key]
+    phases = progress.phases
+    steps, _, test_acc, _ = _logged(run)
+    lo, hi = _rise(steps, test_acc)
+    assert phases.cleanup_start <= lo and hi < phases.cleanup_end, (phases, lo, hi)
+    assert phases.phase_at(lo) == phases.phase_at(hi) == "cleanup"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("key", RUNS, ids=[f"p{p}-seed{s}" for p, s in RUNS])
+def test_no_phase_starts_on_an_optimizer_spike(runs, key):
+    run, progress = runs[0][key]
+    phases = progress.phases
+    steps, acc, test_acc, test_loss = _logged(run)
+    for name in ("circuit_start", "cleanup_start"):  # train accuracy intact where they start
+        row = int(torch.nonzero(steps == getattr(phases, name))[0, 0])
+        assert float(acc[row]) >= 0.99, (name, getattr(phases, name), float(acc[row]))
+
+    # a one-row spike planted between memorisation and generalisation (train accuracy
+    # 0.47, test loss x20 or /20, the nearest checkpoint's restricted loss x20) moves no
+    # boundary read from the logged rows by more than a row (a running median moves by a
+    # rank: a boundary next to the spike can step onto it); circuit formation is read from
+    # the checkpoints, so a spike at one of them can move its start within the span of that
+    # checkpoint's neighbours and no further (the first version of this test asked for one
+    # row there too: p=47 seed 1 moved 2 rows, 20 epochs)
+    def detect(acc, test_loss, restricted):
+        return detect_phases(
+            steps, acc, test_loss, restricted, progress.excluded_loss, test_acc=test_acc,
+            measured_at=progress.steps,
+        )  # fmt: skip
+
+    def row_of(step):
+        return int(torch.nonzero(steps == step)[0, 0])
+
+    clean = detect(acc, test_loss, progress.restricted_loss)
+    assert all(getattr(clean, n) == getattr(phases, n) for n in BOUNDARIES)
+    first, last = row_of(phases.memorized), row_of(_rise(steps, test_acc)[1])
+    checkpoints = progress.steps.tolist()
+    moved_too_far = []
+    for row in torch.linspace(first + 1, last - 1, 7).round().long().tolist():
+        c = int(torch.argmin((progress.steps - steps[row]).abs()))
+        span = checkpoints[min(c + 1, len(checkpoints) - 1)] - checkpoints[max(c - 1, 0)]
+        for factor in (20.0, 0.05):
+            a, t, r = acc.clone(), test_loss.clone(), progress.restricted_loss.clone()
+            a[row], t[row], r[c] = 0.47, t[row] * factor, r[c] * 20
+            spiked = detect(a, t, r)
+            for name in BOUNDARIES:
+                before, after = getattr(clean, name), getattr(spiked, name)
+                within = abs(row_of(after) - row_of(before)) <= 1 or (
+                    name == "circuit_start" and abs(after - before) <= span
+                )
+                if not within:
+                    moved_too_far.append((int(steps[row]), factor, name, before, after))
+    assert moved_too_far == []
