@@ -48,6 +48,7 @@ from explorer.models._nnsight_trace import (
     _save,
     _total_bytes,
 )
+from explorer.models._padding import position_ids
 from explorer.models.handle import HookFn, ModelHandle
 
 
@@ -253,7 +254,7 @@ class NNsightHandle(ModelHandle):
         # trace ships it, and a handle would drag the model and transformer-lens along
         traced = self.nn
         check_cancelled()  # a remote trace cannot stop halfway: Cancel lands before the next
-        with traced.trace(inputs, **self._trace_kwargs) as tracer:
+        with traced.trace(inputs, **self._mask_kwargs(inputs), **self._trace_kwargs) as tracer:
             saved = {}
             for step in steps:
                 _apply(*step, saved)
@@ -317,6 +318,16 @@ class NNsightHandle(ModelHandle):
             (self._envoy(path), where, writable, groups[(path, where)], view)
             for _, path, where, writable in order
         ]
+
+    def _mask_kwargs(self, tokens: torch.Tensor) -> dict[str, torch.Tensor]:
+        """A padded batch's mask for Hugging Face, and (decoders) each token's position
+        within its own prompt, so left padding moves no prompt."""
+        mask = self.attention_mask(tokens)
+        if mask is None:
+            return {}
+        if FAMILIES[self.arch][1]:  # an encoder: padded on the right, positions unmoved
+            return {"attention_mask": mask}
+        return {"attention_mask": mask, "position_ids": position_ids(mask)}
 
     def hooks(self, fwd_hooks: Sequence[tuple[str | Callable[[str], bool], HookFn]]) -> Any:
         raise NotImplementedError(
@@ -388,6 +399,7 @@ class NNsightHandle(ModelHandle):
             max_saved_bytes=self.max_saved_bytes,
         )
         other.parity, other.prepend_bos, other.config = self.parity, self.prepend_bos, self.config
+        other._padded = self._padded
         return other
 
 

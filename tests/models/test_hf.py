@@ -140,8 +140,8 @@ def test_text_prompts_and_token_strings(handles):
     for family in ("neox", "qwen2"):  # trained without BOS (transformer-lens's default too)
         assert handles[family].to_tokens("When Mary")[0, 0] != gpt2.tokenizer.bos_token_id
     assert handles["mistral"].to_tokens("When Mary")[0, 0] == gpt2.tokenizer.bos_token_id
-    with pytest.raises(ValueError, match="different token lengths"):
-        llama.to_tokens(["When Mary", "When Mary and John"])
+    padded = llama.to_tokens(["When Mary", "When Mary and John"])  # tests/models/test_padding.py
+    assert llama.attention_mask(padded).tolist() == [[0, 0, 1, 1, 1], [1] * 5]
     with pytest.raises(
         ValueError, match=r"is 3 tokens for llama, not one: .*\[. Mary., .la., .nd.\]"
     ):
