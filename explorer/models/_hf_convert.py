@@ -40,9 +40,16 @@ MAX_CTX = 2048
 PARITY_TOKENS = 12
 
 
+# Largest |logit difference| a conversion may show, relative to max(1, largest |logit|), by the
+# dtype both models run in: a few units of the dtype's rounding of the logits (bfloat16 keeps
+# 8 bits: 7.8e-3), more for float32 where sums over thousands of terms reorder.
+PARITY_TOLERANCE = {"float64": 1e-6, "float32": 1e-4, "float16": 1e-2, "bfloat16": 5e-2}
+
+
 @dataclass(frozen=True)
 class Parity:
-    """How closely the converted model reproduces the Hugging Face logits at load.
+    """How closely the converted model reproduces the Hugging Face logits at load, both run
+    in the model's own dtype (``PARITY_TOLERANCE`` says how close is the same model).
 
     >>> Parity(2.4e-07, 12, "float32")
     parity 2.4e-07 (float32, 12 tokens)
@@ -51,11 +58,17 @@ class Parity:
     max_abs_diff: float
     n_tokens: int
     dtype: str
-    ok: bool = True  # within 1% of the largest logit: the converted model is the same model
+    ok: bool = True  # within the dtype's tolerance: the converted model is the same model
+    tolerance: float | None = None  # the largest difference ``ok`` allowed
 
     def __repr__(self) -> str:
         flag = "" if self.ok else ", MISMATCH"
         return f"parity {self.max_abs_diff:.1e} ({self.dtype}, {self.n_tokens} tokens{flag})"
+
+
+class Unconvertible(NotImplementedError):
+    """A model explorer knows it cannot convert to transformer-lens exactly; the message
+    says what (a rotary scaling, a sliding window, a gate bias, ...)."""
 
 
 # What transformer-lens raises for an architecture it cannot convert (its readers assume fields).
@@ -94,7 +107,7 @@ def tl_converted(hf_model: nn.Module, arch: str) -> nn.Module:
             model_name=arch,
             init_weights=False,
             device="cpu",
-            dtype=torch.float32,
+            dtype=next(hf_model.parameters()).dtype,
         )
         cfg = HookedTransformerConfig(**cfg_dict)
         with torch.no_grad():
@@ -135,8 +148,9 @@ def _rope(config: Any) -> dict[str, Any]:
     return out
 
 
-def tl_config(config: Any, arch: str) -> Any:
-    """A ``HookedTransformerConfig`` from a Hugging Face config, read locally (never fetched)."""
+def tl_config(config: Any, arch: str, dtype: torch.dtype = torch.float32) -> Any:
+    """A ``HookedTransformerConfig`` from a Hugging Face config, read locally (never fetched),
+    for weights of ``dtype`` (the Hugging Face model's own)."""
     # lazy: transformer-lens takes seconds to import; only transformers need it
     from transformer_lens import HookedTransformerConfig
 
@@ -159,7 +173,7 @@ def tl_config(config: Any, arch: str) -> Any:
         "default_prepend_bos": False,
         "init_weights": False,
         "device": "cpu",
-        "dtype": torch.float32,
+        "dtype": dtype,
     }
     if family == "GPT-2":
         base.update(
@@ -250,7 +264,40 @@ def _zeros_linear(n_in: int, n_out: int) -> nn.Linear:
 def converted(hf_model: nn.Module, cfg: Any, arch: str) -> nn.Module:
     source = _bert_view(hf_model, cfg.d_model) if arch == "BertForMaskedLM" else hf_model
     with torch.no_grad():
-        return unprocessed(cfg, converter(arch)(source, cfg))
+        state = converter(arch)(source, cfg)
+        if cfg.gated_mlp:
+            _gated_biases(hf_model, cfg, state)
+        return unprocessed(cfg, state)
+
+
+def _gated_biases(hf_model: nn.Module, cfg: Any, state: dict[str, torch.Tensor]) -> None:
+    """The biases a Llama-style config can switch on (``attention_bias``, ``mlp_bias``),
+    which transformer-lens's converters leave at zero: copied into ``state``. A gate bias
+    has no place in transformer-lens's gated MLP (``W_gate`` has no bias): refused."""
+    layers = hf_model.model.layers  # type: ignore[attr-defined, union-attr]
+    for i, layer in enumerate(layers):
+        attn, mlp = layer.self_attn, layer.mlp
+        for proj, name in (("q_proj", "b_Q"), ("k_proj", "b_K"), ("v_proj", "b_V")):
+            bias = getattr(getattr(attn, proj, None), "bias", None)
+            if bias is None:
+                continue
+            key = f"blocks.{i}.attn.{name}"
+            key = key if key in state else f"blocks.{i}.attn._{name}"
+            state[key] = bias.detach().reshape(state[key].shape).to(state[key].dtype)
+        for module, key in (
+            (getattr(attn, "o_proj", None), f"blocks.{i}.attn.b_O"),
+            (getattr(mlp, "up_proj", None), f"blocks.{i}.mlp.b_in"),
+            (getattr(mlp, "down_proj", None), f"blocks.{i}.mlp.b_out"),
+        ):
+            bias = getattr(module, "bias", None)
+            if bias is not None:
+                state[key] = bias.detach().to(state[key].dtype)
+        gate = getattr(getattr(mlp, "gate_proj", None), "bias", None)
+        if gate is not None and bool(gate.detach().abs().max() > 0):
+            raise Unconvertible(
+                "its MLP gate has a bias (mlp_bias=True), which transformer-lens's gated MLP "
+                "has no place for"
+            )
 
 
 def unprocessed(cfg: Any, state: dict[str, torch.Tensor]) -> nn.Module:
@@ -259,7 +306,7 @@ def unprocessed(cfg: Any, state: dict[str, torch.Tensor]) -> nn.Module:
     # lazy: transformer-lens takes seconds to import; only transformers need it
     from transformer_lens import HookedEncoder, HookedTransformer
 
-    state = {k: v.detach().float() for k, v in state.items()}
+    state = {k: v.detach().to(cfg.dtype) for k, v in state.items()}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # both move in 4.x; we pin 3.9
         if cfg.attention_dir == "bidirectional":
@@ -280,20 +327,27 @@ def unprocessed(cfg: Any, state: dict[str, torch.Tensor]) -> nn.Module:
 def check_parity(
     hf_model: nn.Module, model: nn.Module, *, encoder: bool, warn: bool = True
 ) -> Parity:
-    """Max |logit difference| between the Hugging Face model and ours on a fixed input."""
+    """Max |logit difference| between the Hugging Face model and ours on a fixed input,
+    both in the Hugging Face model's dtype, judged by ``PARITY_TOLERANCE``."""
     d_vocab = int(model.cfg.d_vocab)  # type: ignore[attr-defined]
     n = min(PARITY_TOKENS, int(model.cfg.n_ctx))  # type: ignore[attr-defined]
     tokens = torch.randint(0, d_vocab, (1, n), generator=torch.Generator().manual_seed(0))
-    dtype = next(hf_model.parameters()).dtype
+    dtype = str(next(hf_model.parameters()).dtype).removeprefix("torch.")
+    device = next(hf_model.parameters()).device
     with torch.no_grad():
-        ours = model(tokens).float()
-        theirs = hf_model(input_ids=tokens, attention_mask=torch.ones_like(tokens)).logits.float()
+        ours = model(tokens).float().cpu()
+        theirs = (
+            hf_model(input_ids=tokens.to(device), attention_mask=torch.ones_like(tokens).to(device))
+            .logits.float()
+            .cpu()
+        )
     diff = float((ours - theirs).abs().max())
-    ok = math.isfinite(diff) and diff <= 1e-2 * max(1.0, float(theirs.abs().max()))
+    tolerance = PARITY_TOLERANCE.get(dtype, 1e-2) * max(1.0, float(theirs.abs().max()))
+    ok = math.isfinite(diff) and diff <= tolerance
     if warn and not ok:
         warnings.warn(
             f"the converted {type(hf_model).__name__} differs from the Hugging Face model by up "
             f"to {diff:.3g} in logits: analyses may not describe the original model",
             stacklevel=3,
         )
-    return Parity(diff, n, str(dtype).removeprefix("torch."), ok)
+    return Parity(diff, n, dtype, ok, tolerance)

@@ -464,7 +464,7 @@ def load(
     hf_model.eval()
     if getattr(hf_model.config, "_attn_implementation", "eager") != "eager":
         hf_model.config._attn_implementation = "eager"  # attention patterns come back
-    cfg = tl_config(hf_model.config, arch)
+    cfg = tl_config(hf_model.config, arch, next(hf_model.parameters()).dtype)
     family = FAMILIES[arch][0]
     handle = NNsightHandle(
         hf_model,

@@ -54,9 +54,11 @@ from explorer.models.handle import ModelHandle
 __all__ = [
     "BACKENDS",
     "FAMILIES",
+    "HF_OPTIONS",
     "MAX_CTX",
     "PREPEND_BOS",
     "Parity",
+    "check_dtype",
     "check_parity",
     "is_hf_folder",
     "is_hf_model",
@@ -69,6 +71,8 @@ __all__ = [
 ]
 
 BACKENDS = ("transformer-lens", "nnsight")
+# options of a Hugging Face load that both backends take
+HF_OPTIONS = ("dtype", "allow_mismatch")
 
 
 # ------------------------------------------------------------------ recognising sources
@@ -128,14 +132,18 @@ def load_folder(
     *,
     name: str | None = None,
     backend: str = "transformer-lens",
+    dtype: Any = None,
+    allow_mismatch: bool = False,
     **backend_options: Any,
 ) -> Any:
-    """Open a folder written by ``save_pretrained`` (weights, config, tokenizer if present).
+    """Open a folder written by ``save_pretrained`` (weights, config, tokenizer if present),
+    in the dtype it was saved in (``dtype=`` another; ``allow_mismatch`` as ``load_model``).
 
     ``backend_options`` (nnsight backend): ``device_map`` goes to ``from_pretrained``
     (accelerate's ``"auto"`` spreads a model over the GPUs of one host); the others to
     ``load_model``."""
     device_map = backend_options.pop("device_map", None)
+    dtype = check_dtype(dtype)
     # lazy: transformers takes seconds to import; only Hugging Face models need it
     from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForMaskedLM
 
@@ -159,7 +167,7 @@ def load_folder(
             hf_model = auto.from_pretrained(
                 path,
                 local_files_only=True,
-                dtype=torch.float32,
+                dtype="auto" if dtype is None else dtype,  # "auto": the saved dtype
                 use_safetensors=True,  # never unpickle a .bin file
                 trust_remote_code=False,  # never run code shipped with a folder
                 **({"device_map": device_map} if device_map is not None else {}),
@@ -174,6 +182,7 @@ def load_folder(
         tokenizer=load_tokenizer(path),
         name=name or path.name,
         backend=backend,
+        allow_mismatch=allow_mismatch,
         **backend_options,
     )
 
@@ -210,12 +219,21 @@ def load_model(
     tokenizer: Any | None = None,
     name: str | None = None,
     backend: str = "transformer-lens",
+    dtype: Any = None,
+    allow_mismatch: bool = False,
     **backend_options: Any,
 ) -> Any:
     """A handle for a ``transformers`` model object: converted when its family is supported,
     else opened as a plain module (with a warning saying what works). With
     ``backend="nnsight"`` the model stays as it is and runs as nnsight traces
-    (``explorer.models._nnsight``; options ``remote``, ``device``, ``trace_kwargs``)."""
+    (``explorer.models._nnsight``; options ``remote``, ``device``, ``trace_kwargs``).
+
+    ``dtype`` casts the model (in place, as ``model.to(dtype)``); the converted copy is
+    made in the model's dtype and its parity judged there. A conversion whose parity
+    fails is refused with the figure, unless ``allow_mismatch=True`` (then it warns)."""
+    dtype = check_dtype(dtype)
+    if dtype is not None and next(hf_model.parameters()).dtype != dtype:
+        hf_model.to(dtype)
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}: choose one of {', '.join(BACKENDS)}")
     if backend == "transformer-lens" and backend_options:
@@ -237,9 +255,10 @@ def load_model(
         return _nnsight.load(hf_model, tokenizer=tokenizer, name=name, **backend_options)
     if arch in FAMILIES:
         family, encoder = FAMILIES[arch]
-        cfg = tl_config(hf_model.config, arch)
+        cfg = tl_config(hf_model.config, arch, next(hf_model.parameters()).dtype)
         model = converted(hf_model, cfg, arch)
-        parity = check_parity(hf_model, model, encoder=encoder)
+        parity = check_parity(hf_model, model, encoder=encoder, warn=False)
+        _judge(parity, arch, allow_mismatch)
         prepend_bos = family in PREPEND_BOS
     else:
         try:
@@ -256,6 +275,38 @@ def load_model(
     handle.prepend_bos = bool(prepend_bos)
     handle.config = _tl.config_of(model)
     return handle
+
+
+def check_dtype(dtype: Any) -> torch.dtype | None:
+    """``dtype=`` of a Hugging Face load: a floating torch dtype or its name, or None.
+
+    >>> check_dtype("bfloat16")
+    torch.bfloat16
+    """
+    names = ("float32", "float16", "bfloat16", "float64")
+    if dtype is None or (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+        return dtype
+    if isinstance(dtype, str) and dtype.removeprefix("torch.") in names:
+        return getattr(torch, dtype.removeprefix("torch."))
+    raise ValueError(f"dtype={dtype!r}: choose a floating dtype, one of {', '.join(names)}")
+
+
+def _judge(parity: Parity, arch: str, allow_mismatch: bool) -> None:
+    """A conversion that is not the same model is refused, with its figure, unless allowed."""
+    if parity.ok:
+        return
+    figure = (
+        f"the converted {arch} differs from the Hugging Face model by up to "
+        f"{parity.max_abs_diff:.3g} in logits ({parity.dtype}; the tolerance for "
+        f"{parity.dtype} is {parity.tolerance:.3g})"
+    )
+    if not allow_mismatch:
+        raise ValueError(
+            f"{figure}: analyses of this handle would describe another model, so explorer "
+            "does not hand it back. Open it with backend='nnsight' (the model runs as it "
+            "is), or pass allow_mismatch=True to take the converted handle anyway"
+        )
+    warnings.warn(f"{figure}: analyses may not describe the original model", stacklevel=3)
 
 
 def _plain_fallback(hf_model: nn.Module, arch: str, name: str, why: str) -> Any:
