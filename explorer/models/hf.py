@@ -207,10 +207,37 @@ def load_tokenizer(path: Path) -> Any | None:
     names = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "vocab.txt")
     if not any((path / n).is_file() for n in names):
         return None
+    if (path / "tokenizer.json").is_file() and not (path / "tokenizer_config.json").is_file():
+        return _bare_tokenizer(path)
     # lazy: transformers takes seconds to import; only Hugging Face models need it
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(path, local_files_only=True)
+
+
+def _bare_tokenizer(path: Path) -> Any:
+    """A ``tokenizer.json`` without its ``tokenizer_config.json``: read as the file says.
+
+    ``AutoTokenizer`` would pick the model type's tokenizer class, whose default special
+    tokens (GPT-NeoX's pad, BERT's ``[UNK]``) are missing from this vocabulary and get
+    added after it, with ids the model has no embedding for. The special tokens come from
+    the ids ``config.json`` names instead, where the vocabulary holds them."""
+    # lazy: transformers takes seconds to import; only Hugging Face models need it
+    from transformers import PreTrainedTokenizerFast
+
+    tokenizer = PreTrainedTokenizerFast(tokenizer_file=str(path / "tokenizer.json"))
+    try:
+        config = json.loads((path / "config.json").read_text())
+    except (OSError, ValueError):
+        config = {}
+    size = tokenizer.backend_tokenizer.get_vocab_size(with_added_tokens=True)
+    for role in ("bos", "eos", "pad", "unk"):
+        token_id = config.get(f"{role}_token_id") if isinstance(config, dict) else None
+        if isinstance(token_id, list) and token_id:
+            token_id = token_id[0]
+        if isinstance(token_id, int) and 0 <= token_id < size:
+            setattr(tokenizer, f"{role}_token", tokenizer.convert_ids_to_tokens(token_id))
+    return tokenizer
 
 
 def load_model(
