@@ -20,7 +20,7 @@ Sites that Hugging Face computes inside one module's forward (``hook_resid_mid``
 ``attn.hook_pattern``, ``ln_final.hook_scale``) are read-only: a hook that returns a new
 value for them raises.
 
-Size: about 480 lines, over the usual 400: one class, ``NNsightHandle``, whose passes and
+Size: about 500 lines, over the usual 400: one class, ``NNsightHandle``, whose passes and
 weights belong together; the family tables are in ``_nnsight_paths`` and what runs inside
 a trace in ``_nnsight_trace``.
 """
@@ -375,6 +375,19 @@ class NNsightHandle(ModelHandle):
         if kind is None:
             return None, None, None
         return kind, state.get("ln_final.w"), state.get("ln_final.b")
+
+    def block_norm(
+        self, layer: int, which: str = "ln1"
+    ) -> tuple[str | None, torch.Tensor | None, torch.Tensor | None]:
+        """As ``ModelHandle.block_norm``, read from the converted weights (there are no
+        transformer-lens blocks here)."""
+        if which not in ("ln1", "ln2"):
+            raise ValueError(f"unknown norm {which!r}: choose one of ln1, ln2")
+        prefix = f"blocks.{self.check_layer(layer)}.{which}"
+        state, kind = self._tl_state(), self.normalization
+        if kind is None or f"{prefix}.w" not in state:
+            return None, None, None
+        return kind, state[f"{prefix}.w"].detach(), state.get(f"{prefix}.b")
 
     def resid_to_logits(self, resid: torch.Tensor) -> torch.Tensor:
         hf_model = self.model.hf

@@ -21,6 +21,7 @@ from explorer.analysis import (
     activation_patching,
     attribute_tokens,
     attribution_patching,
+    composition_scores,
     detect_heads,
     direct_logit_attribution,
     head_scores,
@@ -226,6 +227,19 @@ def test_path_patching(pair):
     )
     _close(a.values, b.values)
     assert b.values[0].isfinite().all() and b.values[1].isnan().all()
+
+
+def test_composition_scores(pair):
+    tl, nns = pair  # GPT-2 and NeoX fold their LayerNorms: the norm weights come from the handle
+    a, b = composition_scores(tl), composition_scores(nns)
+    _close(a.scores, b.scores)
+    assert a.scores[:, 0, :, 1, :].isfinite().all()
+    for layer in range(nns.n_layers):
+        for which in ("ln1", "ln2"):
+            kind, w, bias = nns.block_norm(layer, which)
+            ref = tl.block_norm(layer, which)
+            assert kind == ref[0] and torch.equal(w, ref[1])
+            assert (bias is None) == (ref[2] is None)
 
 
 def test_stopping_after_a_layer_and_no_start(pair):
