@@ -108,6 +108,8 @@ def tl_converted(hf_model: nn.Module, arch: str) -> nn.Module:
             init_weights=False,
             device="cpu",
             dtype=next(hf_model.parameters()).dtype,
+            # hook_k / hook_v with one entry per query head, as explorer's own families
+            ungroup_grouped_query_attention=cfg_dict.get("n_key_value_heads") is not None,
         )
         cfg = HookedTransformerConfig(**cfg_dict)
         with torch.no_grad():

@@ -376,6 +376,12 @@ class NNsightHandle(ModelHandle):
             return None, None, None
         return kind, state.get("ln_final.w"), state.get("ln_final.b")
 
+    @property
+    def kv_hook_heads(self) -> int | None:
+        """Hugging Face's key/value heads: ``hook_k`` / ``hook_v`` are its projections."""
+        cfg = self.model.cfg
+        return int(cfg.n_key_value_heads or cfg.n_heads)
+
     def block_norm(
         self, layer: int, which: str = "ln1"
     ) -> tuple[str | None, torch.Tensor | None, torch.Tensor | None]:
