@@ -28,12 +28,14 @@ FAMILIES: dict[str, tuple[str, bool]] = {
     "LlamaForCausalLM": ("Llama", False),
     "Qwen2ForCausalLM": ("Qwen2", False),
     "GemmaForCausalLM": ("Gemma", False),
+    "Gemma2ForCausalLM": ("Gemma 2", False),
+    "Gemma3ForCausalLM": ("Gemma 3", False),
     "MistralForCausalLM": ("Mistral", False),
     "BertForMaskedLM": ("BERT", True),
 }
 # Families whose prompts transformer-lens starts with BOS (its default_prepend_bos); Pythia and
 # Qwen2 were trained without one. BERT's tokenizer adds [CLS] ... [SEP] itself.
-PREPEND_BOS = {"GPT-2", "Llama", "Mistral", "Gemma"}
+PREPEND_BOS = {"GPT-2", "Llama", "Mistral", "Gemma", "Gemma 2", "Gemma 3"}
 # Rotary tables are allocated for the whole context in every layer; Llama-3's 131k positions
 # would take gigabytes. transformer-lens caps its own Llama/Mistral configs the same way.
 MAX_CTX = 2048
@@ -125,8 +127,10 @@ def _get(config: Any, *names: str, default: Any = None) -> Any:
     return default
 
 
-def _rope(config: Any) -> dict[str, Any]:
-    """Rotary settings (transformers 5 keeps them in ``rope_parameters``; 4.x at top level)."""
+def _rope(config: Any, strict: bool = True) -> dict[str, Any]:
+    """Rotary settings (transformers 5 keeps them in ``rope_parameters``; 4.x at top level).
+    ``strict=False`` describes a scaling transformer-lens lacks as plain rotary (the nnsight
+    backend runs Hugging Face's own rotary and reads only the shapes)."""
     params = dict(_get(config, "rope_parameters", "rope_scaling", default={}) or {})
     kind = params.get("rope_type", params.get("type", "default"))
     out: dict[str, Any] = {
@@ -142,17 +146,21 @@ def _rope(config: Any) -> dict[str, Any]:
             NTK_by_parts_high_freq_factor=float(params.get("high_freq_factor", 4.0)),
             NTK_original_ctx_len=int(params.get("original_max_position_embeddings", 8192)),
         )
-    elif kind != "default":
-        raise NotImplementedError(
-            f"rotary scaling {kind!r} is not converted to transformer-lens (supported: default, "
-            "llama3); open the model object with explorer.load(model) for the plain-module route"
+    elif kind != "default" and strict:
+        raise Unconvertible(
+            f"its rotary scaling {kind!r} has no transformer-lens equivalent (converted: "
+            "default, llama3)"
         )
     return out
 
 
-def tl_config(config: Any, arch: str, dtype: torch.dtype = torch.float32) -> Any:
+def tl_config(
+    config: Any, arch: str, dtype: torch.dtype = torch.float32, strict: bool = True
+) -> Any:
     """A ``HookedTransformerConfig`` from a Hugging Face config, read locally (never fetched),
-    for weights of ``dtype`` (the Hugging Face model's own)."""
+    for weights of ``dtype`` (the Hugging Face model's own). What transformer-lens cannot
+    compute raises ``Unconvertible``, unless ``strict=False`` (the nnsight backend, which
+    runs the model as it is and reads only its shapes from here)."""
     # lazy: transformer-lens takes seconds to import; only transformers need it
     from transformer_lens import HookedTransformerConfig
 
@@ -191,7 +199,7 @@ def tl_config(config: Any, arch: str, dtype: torch.dtype = torch.float32) -> Any
             d_mlp=int(config.intermediate_size),
             normalization_type="LN",
             parallel_attn_mlp=bool(_get(config, "use_parallel_residual", default=True)),
-            **_rope(config),
+            **_rope(config, strict),
             rotary_dim=round(float(pct) * d_head),
         )
     elif family == "BERT":
@@ -208,7 +216,7 @@ def tl_config(config: Any, arch: str, dtype: torch.dtype = torch.float32) -> Any
             normalization_type="RMS",
             final_rms=True,
             gated_mlp=True,
-            **_rope(config),
+            **_rope(config, strict),
             rotary_dim=d_head,
             n_key_value_heads=None if (family == "Llama" and n_kv == n_heads) else n_kv,
             # hook_k / hook_v with one entry per query head, so every head can be patched
@@ -221,9 +229,49 @@ def tl_config(config: Any, arch: str, dtype: torch.dtype = torch.float32) -> Any
                 window_size=int(window),
                 attn_types=["local"] * base["n_layers"],
             )
-        if family == "Qwen2" and _get(config, "use_sliding_window", default=False):
-            raise NotImplementedError("Qwen2 with use_sliding_window=True is not converted")
+        if family in ("Gemma 2", "Gemma 3"):
+            base.update(_gemma2(config, family, base["n_ctx"], strict))
+        if family == "Qwen2" and _get(config, "use_sliding_window", default=False) and strict:
+            raise Unconvertible(
+                "Qwen2 with use_sliding_window=True slides its window on some layers only "
+                "(max_window_layers), which transformer-lens's local attention cannot express"
+            )
     return HookedTransformerConfig(**base)
+
+
+def _gemma2(config: Any, family: str, n_ctx: int, strict: bool) -> dict[str, Any]:
+    """Gemma 2 and 3 in transformer-lens's terms (its own configs for them are looked up by
+    Hub name; these are read from the config, by architecture): norms before and after each
+    sublayer, the query scale, soft caps, sliding layers; Gemma 3 adds query/key norms
+    and a rotary base for its sliding layers."""
+    types = list(_get(config, "layer_types", default=[]) or [])
+    attn_types = ["local" if t == "sliding_attention" else "global" for t in types]
+    window = _get(config, "sliding_window")
+    out: dict[str, Any] = {
+        "use_normalization_before_and_after": True,
+        "attn_scale": float(_get(config, "query_pre_attn_scalar", default=256)) ** 0.5,
+        "attn_scores_soft_cap": float(_get(config, "attn_logit_softcapping", default=-1.0)),
+        "output_logits_soft_cap": float(_get(config, "final_logit_softcapping", default=-1.0)),
+    }
+    if "local" in attn_types and window is not None and int(window) < n_ctx:
+        out.update(use_local_attn=True, window_size=int(window), attn_types=attn_types)
+    if family == "Gemma 3":
+        params = dict(_get(config, "rope_parameters", default={}) or {})
+        full = params.get("full_attention", {}) or {}
+        local = params.get("sliding_attention", {}) or {}
+        for kind, p in (("full", full), ("sliding", local)):
+            scaling = p.get("rope_type", "default")
+            if scaling != "default" and strict:
+                raise Unconvertible(
+                    f"its {kind}-attention rotary scaling {scaling!r} has no transformer-lens "
+                    "equivalent (converted: default)"
+                )
+        out.update(
+            use_qk_norm=True,
+            rotary_base=float(full.get("rope_theta", 1e6)),
+            rotary_base_local=float(local.get("rope_theta", 1e4)),
+        )
+    return out
 
 
 # --------------------------------------------------------------------- weights
@@ -237,6 +285,8 @@ def converter(arch: str) -> Callable[[Any, Any], dict[str, torch.Tensor]]:
         "LlamaForCausalLM": wc.convert_llama_weights,
         "Qwen2ForCausalLM": wc.convert_qwen2_weights,
         "GemmaForCausalLM": wc.convert_gemma_weights,
+        "Gemma2ForCausalLM": wc.convert_gemma_weights,  # transformer-lens's own choice
+        "Gemma3ForCausalLM": wc.convert_gemma_weights,
         "MistralForCausalLM": wc.convert_mistral_weights,
         "BertForMaskedLM": wc.convert_bert_weights,
     }[arch]

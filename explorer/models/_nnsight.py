@@ -49,6 +49,7 @@ from explorer.models._nnsight_trace import (
     _total_bytes,
 )
 from explorer.models._padding import position_ids
+from explorer.models._site_parity import site_parity
 from explorer.models.handle import HookFn, ModelHandle
 
 
@@ -483,7 +484,7 @@ def load(
     hf_model.eval()
     if getattr(hf_model.config, "_attn_implementation", "eager") != "eager":
         hf_model.config._attn_implementation = "eager"  # attention patterns come back
-    cfg = tl_config(hf_model.config, arch, next(hf_model.parameters()).dtype)
+    cfg = tl_config(hf_model.config, arch, next(hf_model.parameters()).dtype, strict=False)
     family = FAMILIES[arch][0]
     handle = NNsightHandle(
         hf_model,
@@ -498,6 +499,8 @@ def load(
     )
     handle.prepend_bos = family in PREPEND_BOS
     handle.config = _tl.config_of(_ConfigView(cfg))
+    if not remote:  # a server is not called at load: its parity is the tests' (docs/scale.md)
+        handle.parity = site_parity(handle)
     return handle
 
 

@@ -43,6 +43,7 @@ from explorer.models._hf_convert import (
     NOT_CONVERTED,
     PREPEND_BOS,
     Parity,
+    Unconvertible,
     check_parity,
     converted,
     tl_config,
@@ -282,8 +283,11 @@ def load_model(
         return _nnsight.load(hf_model, tokenizer=tokenizer, name=name, **backend_options)
     if arch in FAMILIES:
         family, encoder = FAMILIES[arch]
-        cfg = tl_config(hf_model.config, arch, next(hf_model.parameters()).dtype)
-        model = converted(hf_model, cfg, arch)
+        try:
+            cfg = tl_config(hf_model.config, arch, next(hf_model.parameters()).dtype)
+            model = converted(hf_model, cfg, arch)
+        except Unconvertible as err:
+            return _nnsight_instead(hf_model, tokenizer, name, arch, str(err))
         parity = check_parity(hf_model, model, encoder=encoder, warn=False)
         _judge(parity, arch, allow_mismatch)
         prepend_bos = family in PREPEND_BOS
@@ -301,6 +305,35 @@ def load_model(
     handle.parity = parity
     handle.prepend_bos = bool(prepend_bos)
     handle.config = _tl.config_of(model)
+    return handle
+
+
+def _nnsight_instead(hf_model: nn.Module, tokenizer: Any, name: str, arch: str, why: str) -> Any:
+    """A model of a family explorer maps whose config transformer-lens cannot compute: the
+    nnsight backend runs it as it is, with its hook sites checked (``site_parity``)."""
+    what = f"{arch} cannot be converted to transformer-lens: {why}"
+    if arch not in _nnsight.PATHS:
+        raise ValueError(f"{what}; the nnsight backend does not map its modules either")
+    try:
+        handle = _nnsight.load(hf_model, tokenizer=tokenizer, name=name)
+    except ImportError:
+        raise ValueError(
+            f"{what}. The nnsight backend runs such a model as it is, but nnsight is not "
+            "installed here: pip install -e '.[scale]', then explorer.load(model, "
+            "backend='nnsight')"
+        ) from None
+    if not handle.parity.ok:
+        raise ValueError(
+            f"{what}; on the nnsight backend its residual stream does not add up at the hook "
+            f"sites ({handle.parity}, tolerance {handle.parity.tolerance:.3g})"
+        )
+    warnings.warn(
+        f"{what}. Opened on the nnsight backend instead: the Hugging Face model runs as it "
+        f"is and the hooks are read at its modules ({handle.parity}: the residual stream "
+        "adds up at the hook sites). Pass backend='nnsight' to open it there without this "
+        "warning",
+        stacklevel=4,
+    )
     return handle
 
 

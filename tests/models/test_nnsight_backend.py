@@ -246,7 +246,6 @@ def test_path_patching(pair):
 def test_path_patching_via_grouped_keys_is_exact_on_transformer_lens(family, pairs):
     """A grouped-query model and the same model with every key/value head repeated per query
     head (plain multi-head attention) give the same path patching via k and v."""
-    import transformers
 
     tl, nns = pairs[family]
     grouped = nns.model.hf

@@ -1,0 +1,136 @@
+"""Models explorer cannot convert open on the nnsight backend, with their parity, and say so.
+
+A config transformer-lens cannot compute (a rotary scaling it lacks, Qwen2's per-layer
+sliding window, a gate bias) opens on the nnsight backend (which runs the Hugging Face model
+as it is) with a warning that says why, and ``backend="nnsight"`` opens it directly.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import hf_tiny
+import pytest
+import torch
+
+import explorer
+
+BASE = {
+    "num_hidden_layers": 2,
+    "hidden_size": 32,
+    "num_attention_heads": 4,
+    "intermediate_size": 64,
+    "max_position_embeddings": 64,
+}
+ROPE = {"rope_theta": 10000.0, "factor": 2.0}
+UNCONVERTIBLE = {
+    "rope linear": (
+        "LlamaConfig",
+        {"rope_parameters": {"rope_type": "linear", **ROPE}},
+        "rotary scaling 'linear'",
+    ),
+    "rope dynamic": (
+        "LlamaConfig",
+        {"rope_parameters": {"rope_type": "dynamic", **ROPE}},
+        "rotary scaling 'dynamic'",
+    ),
+    "rope yarn": (
+        "LlamaConfig",
+        {"rope_parameters": {"rope_type": "yarn", "original_max_position_embeddings": 32, **ROPE}},
+        "rotary scaling 'yarn'",
+    ),
+    "qwen2 sliding window": (
+        "Qwen2Config",
+        {"use_sliding_window": True, "sliding_window": 4, "max_window_layers": 1},
+        "use_sliding_window=True",
+    ),
+    "llama gate bias": ("LlamaConfig", {"mlp_bias": True}, "MLP gate has a bias"),
+}
+
+
+@pytest.fixture(scope="module")
+def tok():
+    return hf_tiny.tokenizer()
+
+
+def _net(tok, config_name, **overrides):
+    import transformers
+
+    cfg = getattr(transformers, config_name)(
+        **BASE, num_key_value_heads=2, vocab_size=len(tok), **overrides
+    )
+    return hf_tiny.from_config(cfg)
+
+
+@pytest.mark.parametrize("variant", list(UNCONVERTIBLE))
+def test_an_unconvertible_config_opens_on_nnsight_and_says_why(variant, tok):
+    config_name, overrides, why = UNCONVERTIBLE[variant]
+    net = _net(tok, config_name, **overrides)
+    with pytest.warns(UserWarning) as caught:
+        handle = explorer.load(net, tokenizer=tok)
+    message = " ".join(str(w.message) for w in caught)
+    assert "cannot be converted to transformer-lens" in message and why in message
+    assert "Opened on the nnsight backend instead" in message
+    assert "explorer.load(model)" not in message and "plain-module" not in message
+    assert handle.family.endswith("via nnsight") and handle.parity.ok
+    assert f"parity {handle.parity.max_abs_diff:.1e}" in repr(handle)
+    ids = handle.to_tokens(hf_tiny.IOI)
+    with torch.no_grad():
+        assert torch.equal(handle.run_with_hooks(ids, []), net(ids).logits)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # asked for: no warning
+        direct = explorer.load(net, tokenizer=tok, backend="nnsight")
+    assert direct.parity == handle.parity
+    # the analyses run there
+    from explorer.analysis import ablate, metrics
+
+    metric = metrics.logit_diff(" Mary", " John", model=handle)
+    result = ablate(handle, ids, units="head 1.0", metric=metric)
+    assert torch.isfinite(result.after).all() and result.hooks == ("blocks.1.attn.hook_z",)
+
+
+def test_the_nnsight_parity_catches_a_hook_read_before_a_rescaling(tok, monkeypatch):
+    from torch import nn
+
+    from explorer.models import _nnsight_paths
+
+    net = _net(tok, "LlamaConfig", rope_parameters={"rope_type": "linear", **ROPE})
+    handle = explorer.load(net, tokenizer=tok, backend="nnsight")
+    assert handle.parity.ok and handle.parity.max_abs_diff < 1e-5
+
+    class Rescale(nn.Module):  # as a norm after the attention (Gemma 2, OLMo 2) would
+        def forward(self, x):
+            return 1.5 * x
+
+    for block in net.model.layers:
+        block.self_attn.o_proj = nn.Sequential(block.self_attn.o_proj, Rescale())
+    # hook_attn_out read before the rescaling: what the residual adds is something else
+    before = _nnsight_paths._Paths(
+        **{**vars(_nnsight_paths._LLAMA), "o_proj": "self_attn.o_proj.0"}
+    )
+    monkeypatch.setitem(_nnsight_paths.PATHS, "LlamaForCausalLM", before)
+    misread = explorer.load(net, tokenizer=tok, backend="nnsight")
+    assert not misread.parity.ok and "MISMATCH" in repr(misread)
+    with pytest.raises(ValueError, match="residual stream does not add up at the hook sites"):
+        explorer.load(net, tokenizer=tok)
+
+
+@pytest.mark.parametrize(
+    ("config_name", "family"), [("Gemma2Config", "Gemma 2"), ("Gemma3TextConfig", "Gemma 3")]
+)
+def test_gemma_2_and_3_convert_by_architecture(config_name, family, tok):
+    """transformer-lens knows Gemma 2/3 by Hub name only; explorer reads the config."""
+    net = _net(tok, config_name, head_dim=8, sliding_window=4, query_pre_attn_scalar=8)
+    net.config.name_or_path = "my-finetune"  # no family name to match
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        handle = explorer.load(net, tokenizer=tok)
+    assert handle.family == family and handle.parity.max_abs_diff < 1e-4
+    assert handle.model.cfg.use_normalization_before_and_after and handle.prepend_bos
+    ids = handle.to_tokens(hf_tiny.IOI)  # 15 tokens: the 4-token window matters
+    with torch.no_grad():
+        assert (handle(ids) - net(ids).logits).abs().max() < 1e-4
+        net.config.sliding_window = 64
+        wide = net(ids).logits
+        net.config.sliding_window = 4
+    assert (wide - net(ids).logits).abs().max() > 1e-3
