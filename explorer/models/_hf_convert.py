@@ -81,6 +81,7 @@ NOT_CONVERTED = (
     AttributeError,
     TypeError,
     AssertionError,
+    RuntimeError,  # its converters assume shapes (a rotary_dim past head_dim)
 )
 
 
@@ -253,8 +254,9 @@ def _gemma2(config: Any, family: str, n_ctx: int, strict: bool) -> dict[str, Any
         "attn_scores_soft_cap": float(_get(config, "attn_logit_softcapping", default=-1.0)),
         "output_logits_soft_cap": float(_get(config, "final_logit_softcapping", default=-1.0)),
     }
-    if "local" in attn_types and window is not None and int(window) < n_ctx:
-        out.update(use_local_attn=True, window_size=int(window), attn_types=attn_types)
+    if "local" in attn_types and window is not None:
+        # set even for a window past n_ctx: Gemma 3's sliding layers have their own rotary base
+        out.update(use_local_attn=True, window_size=min(int(window), n_ctx), attn_types=attn_types)
     if family == "Gemma 3":
         params = dict(_get(config, "rope_parameters", default={}) or {})
         full = params.get("full_attention", {}) or {}

@@ -372,7 +372,7 @@ def _judge(parity: Parity, arch: str, allow_mismatch: bool) -> None:
 def _plain_fallback(hf_model: nn.Module, arch: str, name: str, why: str) -> Any:
     supported = ", ".join(f"{f} ({a})" for a, (f, _) in FAMILIES.items())
     why_not = (
-        f"{arch} is not converted to transformer-lens (explorer's families: {supported}; {why})."
+        f"{arch} is not converted to transformer-lens: {why} (explorer's families: {supported})."
     )
     try:
         handle = wrap(hf_model, name=name)

@@ -134,3 +134,38 @@ def test_gemma_2_and_3_convert_by_architecture(config_name, family, tok):
         wide = net(ids).logits
         net.config.sliding_window = 4
     assert (wide - net(ids).logits).abs().max() > 1e-3
+
+
+# what each sampled architecture does, and the reason named where it is not converted
+# (python scripts/hf_architectures.py prints the table for all of them)
+SAMPLE_OUTCOMES = {
+    "gpt_neo": ("refused", "Error(s) in loading state_dict for HookedTransformer"),
+    "phi": ("refused", "'PhiConfig' object has no attribute 'partial_rotary_factor'"),
+    "stablelm": ("refused", "StableLmForCausalLM is not currently supported"),
+    "olmo2": ("refused", "Olmo2ForCausalLM is not currently supported"),
+    "falcon": ("refused", "FalconForCausalLM is not currently supported"),
+    "cohere": ("refused", "CohereForCausalLM is not currently supported"),
+    "codegen": ("refused", "CodeGenForCausalLM is not currently supported"),
+}
+
+
+@pytest.mark.parametrize("model_type", hf_tiny.CAUSAL_LM_SAMPLE)
+def test_each_architecture_converts_or_opens_on_nnsight_or_says_why(model_type, tok):
+    net = hf_tiny.tiny_causal_lm(model_type, tok)
+    arch = type(net).__name__
+    outcome, said, result = hf_tiny.open_outcome(net, tok)
+    expected, reason = SAMPLE_OUTCOMES.get(model_type, ("converted", ""))
+    assert outcome == expected, said or result
+    text = said if outcome != "refused" else str(result)
+    assert "explorer.load(model)" not in text  # no advice that fails the same way
+    if outcome == "converted":
+        assert result.parity.ok and result.parity.max_abs_diff < 1e-4
+        ids = result.to_tokens(hf_tiny.IOI)
+        with torch.no_grad():
+            assert (result(ids) - net(ids).logits).abs().max() < 1e-4
+    elif outcome == "nnsight":
+        assert result.parity.ok and f"{arch} cannot be converted to transformer-lens: " in text
+    else:
+        assert isinstance(result, ValueError)
+        assert f"{arch} is not converted to transformer-lens: " in text and reason in text
+        assert "cannot open it either: " in text  # and why the plain-module route fails
