@@ -39,7 +39,7 @@ from explorer._checks import check_index
 from explorer.models import _tl
 from explorer.models._handle_weights import LAYER_WEIGHTS, MODEL_WEIGHTS
 from explorer.models._hf_convert import FAMILIES, PREPEND_BOS, converter, tl_config
-from explorer.models._nnsight_paths import _BLOCK_SITES, PATHS
+from explorer.models._nnsight_paths import _BLOCK_SITES, PATHS, _Paths, paths_of
 from explorer.models._nnsight_trace import (
     SavedBytes,
     _apply,
@@ -94,6 +94,7 @@ class NNsightHandle(ModelHandle):
         name: str,
         tokenizer: Any | None = None,
         family: str | None = None,
+        paths: _Paths | None = None,
         remote: bool | str = False,
         trace_kwargs: dict[str, Any] | None = None,
         max_saved_bytes: int | None = None,
@@ -104,7 +105,7 @@ class NNsightHandle(ModelHandle):
         self.max_saved_bytes = max_saved_bytes
         # what each trace saved, newest last (``SavedBytes``): what a remote trace returns
         self.saved_log: deque[SavedBytes] = deque(maxlen=10_000)
-        self.paths = PATHS[arch]
+        self.paths = paths or PATHS[arch]
         self.remote = _check_remote(remote)
         self._trace_kwargs = dict(trace_kwargs or {})
         if self.remote:
@@ -326,7 +327,9 @@ class NNsightHandle(ModelHandle):
         mask = self.attention_mask(tokens)
         if mask is None:
             return {}
-        if FAMILIES[self.arch][1]:  # an encoder: padded on the right, positions unmoved
+        if FAMILIES.get(self.arch, ("", False))[
+            1
+        ]:  # an encoder: padded on the right, positions unmoved
             return {"attention_mask": mask}
         return {"attention_mask": mask, "position_ids": position_ids(mask)}
 
@@ -339,6 +342,13 @@ class NNsightHandle(ModelHandle):
     def _tl_state(self) -> dict[str, torch.Tensor]:
         """The weights under transformer-lens's names (its converter, run once, kept)."""
         if self._state is None:
+            if self.arch not in FAMILIES:
+                raise ValueError(
+                    f"{self.arch} has no weight converter here: its weights by "
+                    "transformer-lens name (W_Q, W_O, W_in, norms, ...) are not read. Analyses "
+                    "of activations run on it; those that read weights (composition, OV/QK "
+                    "circuits, neuron-to-logit weights) do not"
+                )
             with torch.no_grad():
                 self._state = converter(self.arch)(self.model.hf, self.model.cfg)
         return self._state
@@ -411,6 +421,7 @@ class NNsightHandle(ModelHandle):
             copy_module.deepcopy(self.model.hf),
             cfg=self.model.cfg,
             arch=self.arch,
+            paths=self.paths,
             name=self.name,
             tokenizer=self.tokenizer,
             family=self.family,
@@ -478,18 +489,33 @@ def load(
 ) -> NNsightHandle:
     """An ``NNsightHandle`` for a ``transformers`` model of a family explorer maps."""
     arch = type(hf_model).__name__
-    if arch not in PATHS:
+    found = paths_of(hf_model)
+    if found is None:
         known = ", ".join(f"{FAMILIES[a][0]} ({a})" for a in PATHS)
-        raise ValueError(f"the nnsight backend maps the modules of {known}; got {arch}")
+        raise ValueError(
+            f"the nnsight backend maps the modules of {known}, and of any model laid out as "
+            f"Llama (model.layers.N.self_attn.q_proj/k_proj/v_proj/o_proj, "
+            f"mlp.gate_proj/up_proj/down_proj, input_layernorm, post_attention_layernorm); "
+            f"{arch} is neither"
+        )
+    paths, layout = found
     hf_model.eval()
     if getattr(hf_model.config, "_attn_implementation", "eager") != "eager":
         hf_model.config._attn_implementation = "eager"  # attention patterns come back
-    cfg = tl_config(hf_model.config, arch, next(hf_model.parameters()).dtype, strict=False)
-    family = FAMILIES[arch][0]
+    dtype = next(hf_model.parameters()).dtype
+    cfg = tl_config(hf_model.config, layout, dtype, strict=False)
+    if layout != arch:  # laid out as Llama: its own norm kind and epsilon
+        norm = hf_model.get_submodule(paths.final_norm)
+        if isinstance(norm, nn.LayerNorm):
+            cfg.normalization_type = "LN"
+        cfg.eps = float(getattr(norm, "eps", getattr(norm, "variance_epsilon", cfg.eps)))
+        cfg.original_architecture = arch
+    family = FAMILIES[arch][0] if arch in FAMILIES else arch
     handle = NNsightHandle(
         hf_model,
         cfg=cfg,
         arch=arch,
+        paths=paths,
         name=name,
         tokenizer=tokenizer,
         family=f"{family} via nnsight",

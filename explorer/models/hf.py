@@ -296,10 +296,14 @@ def load_model(
             model = tl_converted(hf_model, arch)
         except NOT_CONVERTED as err:
             first = (str(err).strip().splitlines() or [type(err).__name__])[0]
-            return _plain_fallback(hf_model, arch, name, f"transformer-lens: {first}")
-        parity = check_parity(hf_model, model, encoder=False, warn=False)
-        if not parity.ok:
-            return _plain_fallback(hf_model, arch, name, f"transformer-lens's conversion: {parity}")
+            model, why = None, f"transformer-lens: {first}"
+        else:
+            parity = check_parity(hf_model, model, encoder=False, warn=False)
+            why = f"transformer-lens's conversion: {parity}"
+        if model is None or not parity.ok:
+            if _nnsight.paths_of(hf_model) is not None:  # laid out as a family nnsight maps
+                return _nnsight_instead(hf_model, tokenizer, name, arch, why)
+            return _plain_fallback(hf_model, arch, name, why)
         family, prepend_bos = f"{arch} via transformer-lens", model.cfg.default_prepend_bos
     handle = ModelHandle(model, kind="tokens", name=name, tokenizer=tokenizer, family=family)
     handle.parity = parity
@@ -312,8 +316,6 @@ def _nnsight_instead(hf_model: nn.Module, tokenizer: Any, name: str, arch: str, 
     """A model of a family explorer maps whose config transformer-lens cannot compute: the
     nnsight backend runs it as it is, with its hook sites checked (``site_parity``)."""
     what = f"{arch} cannot be converted to transformer-lens: {why}"
-    if arch not in _nnsight.PATHS:
-        raise ValueError(f"{what}; the nnsight backend does not map its modules either")
     try:
         handle = _nnsight.load(hf_model, tokenizer=tokenizer, name=name)
     except ImportError:

@@ -141,7 +141,7 @@ def test_gemma_2_and_3_convert_by_architecture(config_name, family, tok):
 SAMPLE_OUTCOMES = {
     "gpt_neo": ("refused", "Error(s) in loading state_dict for HookedTransformer"),
     "phi": ("refused", "'PhiConfig' object has no attribute 'partial_rotary_factor'"),
-    "stablelm": ("refused", "StableLmForCausalLM is not currently supported"),
+    "stablelm": ("nnsight", "StableLmForCausalLM is not currently supported"),  # Llama's layout
     "olmo2": ("refused", "Olmo2ForCausalLM is not currently supported"),
     "falcon": ("refused", "FalconForCausalLM is not currently supported"),
     "cohere": ("refused", "CohereForCausalLM is not currently supported"),
@@ -165,6 +165,16 @@ def test_each_architecture_converts_or_opens_on_nnsight_or_says_why(model_type, 
             assert (result(ids) - net(ids).logits).abs().max() < 1e-4
     elif outcome == "nnsight":
         assert result.parity.ok and f"{arch} cannot be converted to transformer-lens: " in text
+        assert reason in text and "Opened on the nnsight backend instead" in text
+        from explorer.analysis import ablate, metrics
+
+        ids = result.to_tokens(hf_tiny.IOI)
+        metric = metrics.logit_diff(" Mary", " John", model=result)
+        assert torch.isfinite(ablate(result, ids, units="head 1.0", metric=metric).after).all()
+        with torch.no_grad():
+            assert torch.equal(result.run_with_hooks(ids, []), net(ids).logits)
+        with pytest.raises(ValueError, match="has no weight converter here"):
+            result.weight("W_O", 0)
     else:
         assert isinstance(result, ValueError)
         assert f"{arch} is not converted to transformer-lens: " in text and reason in text
