@@ -173,6 +173,11 @@ class NotTiny(Exception):
     """An architecture whose config does not shrink through the standard size names."""
 
 
+def _first_line(err: Exception) -> str:
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    return " ".join(lines[:2])[:160]
+
+
 def causal_lm_types() -> dict[str, str]:
     """model type -> the AutoModelForCausalLM class name transformers maps it to."""
     from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
@@ -199,7 +204,10 @@ def tiny_causal_lm(model_type: str, tok, seed: int = 0):
         try:
             cfg = config_class(**sizes)
         except Exception:
-            cfg = config_class()
+            try:
+                cfg = config_class()
+            except Exception as err:  # its own defaults do not validate
+                raise NotTiny(f"{type(err).__name__}: {_first_line(err)}") from None
             for key, value in sizes.items():
                 try:
                     setattr(cfg, key, value)
@@ -211,7 +219,7 @@ def tiny_causal_lm(model_type: str, tok, seed: int = 0):
             with torch.device("meta"):
                 shape = AutoModelForCausalLM.from_config(cfg)
         except Exception as err:
-            raise NotTiny(f"{type(err).__name__}: {str(err).splitlines()[0][:120]}") from None
+            raise NotTiny(f"{type(err).__name__}: {_first_line(err)}") from None
         n = sum(p.numel() for p in shape.parameters())
         if n > MAX_TINY_PARAMETERS:
             raise NotTiny(

@@ -59,7 +59,6 @@ __all__ = [
     "MAX_CTX",
     "PREPEND_BOS",
     "Parity",
-    "check_dtype",
     "check_parity",
     "is_hf_folder",
     "is_hf_model",
@@ -144,7 +143,7 @@ def load_folder(
     (accelerate's ``"auto"`` spreads a model over the GPUs of one host); the others to
     ``load_model``."""
     device_map = backend_options.pop("device_map", None)
-    dtype = check_dtype(dtype)
+    dtype = _check_dtype(dtype)
     # lazy: transformers takes seconds to import; only Hugging Face models need it
     from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForMaskedLM
 
@@ -259,7 +258,7 @@ def load_model(
     ``dtype`` casts the model (in place, as ``model.to(dtype)``); the converted copy is
     made in the model's dtype and its parity judged there. A conversion whose parity
     fails is refused with the figure, unless ``allow_mismatch=True`` (then it warns)."""
-    dtype = check_dtype(dtype)
+    dtype = _check_dtype(dtype)
     if dtype is not None and next(hf_model.parameters()).dtype != dtype:
         hf_model.to(dtype)
     if backend not in BACKENDS:
@@ -339,10 +338,10 @@ def _nnsight_instead(hf_model: nn.Module, tokenizer: Any, name: str, arch: str, 
     return handle
 
 
-def check_dtype(dtype: Any) -> torch.dtype | None:
+def _check_dtype(dtype: Any) -> torch.dtype | None:
     """``dtype=`` of a Hugging Face load: a floating torch dtype or its name, or None.
 
-    >>> check_dtype("bfloat16")
+    >>> _check_dtype("bfloat16")
     torch.bfloat16
     """
     names = ("float32", "float16", "bfloat16", "float64")
