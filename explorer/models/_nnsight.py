@@ -65,6 +65,7 @@ class NNsightModel(nn.Module):
         self.hook_dict = dict.fromkeys(hook_names)
 
     def forward(self, tokens: torch.Tensor, **kwargs: Any) -> torch.Tensor:
+        mask = {k: kwargs.pop(k) for k in ("attention_mask", "position_ids") if k in kwargs}
         if kwargs:
             raise ValueError(
                 f"the nnsight backend runs whole passes from token ids; got "
@@ -72,7 +73,7 @@ class NNsightModel(nn.Module):
                 "cache_pass; start a pass mid-model by editing "
                 "blocks.L.hook_resid_pre in run_with_hooks instead of start_at_layer"
             )
-        return self.hf(tokens).logits
+        return self.hf(tokens, **mask).logits  # a padded batch's mask (``_padding``)
 
 
 class NNsightHandle(ModelHandle):

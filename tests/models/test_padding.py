@@ -53,6 +53,8 @@ def test_a_padded_batch_equals_each_prompt_alone(family, backend, side, nets, to
     if side == "left":
         assert (mask[:, -1] == 1).all()
     batch = _logits(handle, tokens)
+    with torch.no_grad():  # a plain call (captum's route) masks too
+        assert torch.allclose(handle(tokens), batch, atol=1e-6)
     last = handle.last_positions(tokens)
     for i, prompt in enumerate(PROMPTS):
         alone = _logits(handle, handle.to_tokens(prompt))[0]
