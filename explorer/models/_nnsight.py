@@ -496,7 +496,8 @@ def load(
         raise ValueError(
             f"the nnsight backend maps the modules of {known}, and of any model laid out as "
             f"Llama (model.layers.N.self_attn.q_proj/k_proj/v_proj/o_proj, "
-            f"mlp.gate_proj/up_proj/down_proj, input_layernorm, post_attention_layernorm); "
+            f"mlp.gate_proj/up_proj/down_proj, input_layernorm, post_attention_layernorm) "
+            f"or as Phi-1/2 (self_attn.dense, mlp.fc1/fc2, model.final_layernorm); "
             f"{arch} is neither"
         )
     paths, layout = found

@@ -107,9 +107,33 @@ _LLAMA_MODULES = (
 )
 
 
+# laid out as Phi-1/2: attention and MLP in parallel on one norm, a dense output projection
+_PHI = _Paths(
+    "model.layers",
+    "model.final_layernorm",
+    "self_attn",
+    "self_attn.dense",
+    None,
+    "mlp.fc1",
+    "mlp.fc2",
+)
+_PHI_MODULES = (
+    "model.embed_tokens",
+    "model.final_layernorm",
+    "model.layers.0.input_layernorm",
+    "model.layers.0.self_attn.q_proj",
+    "model.layers.0.self_attn.k_proj",
+    "model.layers.0.self_attn.v_proj",
+    "model.layers.0.self_attn.dense",
+    "model.layers.0.mlp.fc1",
+    "model.layers.0.mlp.fc2",
+)
+
+
 def paths_of(hf_model: nn.Module) -> tuple[_Paths, str] | None:
     """The module paths of ``hf_model`` and the architecture whose layout it has: its own
-    when mapped, Llama's for any model whose modules are named as Llama's (StableLM, ...;
+    when mapped, Llama's for any model whose modules are named as Llama's (StableLM, ...),
+    Phi's for Phi-1/2's parallel blocks (read with GPT-NeoX's config reader;
     whether the residual stream then adds up at those sites is ``site_parity``'s to say),
     else None."""
     arch = type(hf_model).__name__
@@ -118,4 +142,6 @@ def paths_of(hf_model: nn.Module) -> tuple[_Paths, str] | None:
     names = {name for name, _ in hf_model.named_modules()}
     if all(m in names for m in _LLAMA_MODULES):
         return _LLAMA, "LlamaForCausalLM"
+    if all(m in names for m in _PHI_MODULES):  # its shapes read as GPT-NeoX's (parallel)
+        return _PHI, "GPTNeoXForCausalLM"
     return None
