@@ -252,6 +252,25 @@ class InputsMixin:
             "of equal token length"
         )
 
+    def token_positions(self, tokens: Any, token: str | int) -> torch.Tensor:
+        """Where each prompt holds ``token`` ``[batch]`` (a token string, read with the
+        tokenizer, or an id; its last occurrence): a metric's ``position=`` for a named
+        token, such as BERT's ``"[MASK]"``.
+
+        >>> from explorer.models import zoo
+        >>> m = zoo.attention_only_transformer(n_layers=1, d_vocab=10, n_ctx=8)
+        >>> m.token_positions(torch.tensor([[1, 7, 3], [7, 2, 2]]), 7).tolist()
+        [1, 0]
+        """
+        tokens = self.check_inputs(tokens)
+        token_id = token if isinstance(token, int) else self.to_single_token(token)
+        found = tokens == token_id
+        missing = (~found.any(-1)).nonzero()[:, 0].tolist()
+        if missing:
+            raise ValueError(f"rows {missing[:8]} do not hold the token {token!r} (id {token_id})")
+        n = tokens.shape[1]
+        return (n - 1 - found.long().flip(-1).argmax(-1)).long()
+
     @property
     def _causal(self) -> bool:
         return getattr(self.model.cfg, "attention_dir", "causal") == "causal"  # type: ignore[attr-defined]

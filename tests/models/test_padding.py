@@ -127,3 +127,23 @@ def test_a_metric_position_is_checked():
         metrics.logit_diff(1, 0, position=torch.tensor([0, 3]))(logits)
     with pytest.raises(TypeError, match="position must be an int"):
         metrics.accuracy(torch.tensor([1, 0]), position="last")
+
+
+def test_a_metric_reads_a_named_token_of_each_right_padded_prompt(nets, tok):
+    bert = explorer.load(nets["bert"], tokenizer=tok)
+    prompts = ["When Mary and John went [MASK] the store", "f [MASK] x"]
+    tokens = bert.to_tokens(prompts)
+    where = bert.token_positions(tokens, "[MASK]")
+    assert bert.attention_mask(tokens)[1, -1] == 0 and where.tolist() == [
+        bert.token_positions(bert.to_tokens(p), "[MASK]").item() for p in prompts
+    ]
+    metric = metrics.logit_diff(" Mary", " John", model=bert, position=where)
+    with torch.no_grad():
+        batch = metric(bert(tokens))
+        for i, prompt in enumerate(prompts):
+            alone = metrics.logit_diff(" Mary", " John", model=bert, position=int(where[i]))(
+                bert(bert.to_tokens(prompt))
+            )
+            assert torch.allclose(batch[i], alone[0], atol=1e-5)
+    with pytest.raises(ValueError, match=r"rows \[0, 1\] do not hold the token"):
+        bert.token_positions(tokens, "[CLS]")  # this tokenizer adds none
