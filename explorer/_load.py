@@ -81,6 +81,9 @@ def load(
             large to copy; see docs/scale.md). nnsight options: ``remote=True`` (run on an
             NDIF server, nnsight's own remote execution), ``device=``, ``device_map=``
             (accelerate's ``"auto"`` for several GPUs on one host), ``trace_kwargs=``.
+            On both backends: ``dtype=`` (a folder loads in its saved dtype otherwise; a
+            model object is cast) and ``allow_mismatch=True`` (take a converted handle
+            whose logit parity fails, which is otherwise refused with its figure).
 
     >>> from explorer.models.config import MLPConfig
     >>> load(MLPConfig(hidden=(16,))).hook_names

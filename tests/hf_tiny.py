@@ -122,3 +122,133 @@ def write_family(family: str, folder: str | Path, tok=None) -> Path:
     tok.save_pretrained(folder)
     assert json.loads((folder / "config.json").read_text())["architectures"]
     return folder
+
+
+# ------------------------------------------------- every causal LM transformers can build
+# A sample of AutoModelForCausalLM architectures that ``make test`` opens (the families
+# explorer converts, those transformer-lens converts, and ones it cannot);
+# ``python scripts/hf_architectures.py`` opens all of them (docs/transformer_lens.md).
+CAUSAL_LM_SAMPLE = (
+    "gpt2",
+    "gpt_neox",
+    "llama",
+    "qwen2",
+    "gemma",
+    "gemma2",
+    "gemma3_text",
+    "mistral",
+    "opt",
+    "gptj",
+    "gpt_neo",
+    "qwen3",
+    "bloom",
+    "phi",
+    "phi3",
+    "stablelm",
+    "olmo2",
+    "falcon",
+    "cohere",
+    "codegen",
+)
+TINY = {
+    "num_hidden_layers": 2,
+    "hidden_size": 32,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "intermediate_size": 64,
+    "max_position_embeddings": 64,
+    "head_dim": 8,
+    "is_decoder": True,
+}
+MAX_TINY_PARAMETERS = 3_000_000
+# sizes named otherwise, for architectures of the sample
+TINY_EXTRA = {
+    "gpt_neo": {"attention_types": [[["global", "local"], 1]], "window_size": 4},
+    "gptj": {"rotary_dim": 4},
+    "codegen": {"rotary_dim": 4},
+}
+
+
+class NotTiny(Exception):
+    """An architecture whose config does not shrink through the standard size names."""
+
+
+def _first_line(err: Exception) -> str:
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    return " ".join(lines[:2])[:160]
+
+
+def causal_lm_types() -> dict[str, str]:
+    """model type -> the AutoModelForCausalLM class name transformers maps it to."""
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+
+    return dict(MODEL_FOR_CAUSAL_LM_MAPPING_NAMES)
+
+
+def tiny_causal_lm(model_type: str, tok, seed: int = 0):
+    """A random-weight causal LM of ``model_type`` from its default config shrunk to the
+    ``TINY`` sizes (std 0.2 weights, as ``from_config``); ``NotTiny`` when it cannot be."""
+    import warnings
+
+    from transformers import CONFIG_MAPPING, AutoModelForCausalLM
+
+    ids = {
+        "vocab_size": len(tok),
+        "bos_token_id": tok.bos_token_id,
+        "eos_token_id": tok.bos_token_id,
+    }
+    sizes = {**TINY, **ids, "pad_token_id": tok.pad_token_id, **TINY_EXTRA.get(model_type, {})}
+    config_class = CONFIG_MAPPING[model_type]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            cfg = config_class(**sizes)
+        except Exception:
+            try:
+                cfg = config_class()
+            except Exception as err:  # its own defaults do not validate
+                raise NotTiny(f"{type(err).__name__}: {_first_line(err)}") from None
+            for key, value in sizes.items():
+                try:
+                    setattr(cfg, key, value)
+                except Exception:
+                    continue
+        try:
+            if hasattr(cfg, "validate"):
+                cfg.validate()  # sizes that contradict each other (layer lists of 24)
+            with torch.device("meta"):
+                shape = AutoModelForCausalLM.from_config(cfg)
+        except Exception as err:
+            raise NotTiny(f"{type(err).__name__}: {_first_line(err)}") from None
+        n = sum(p.numel() for p in shape.parameters())
+        if n > MAX_TINY_PARAMETERS:
+            raise NotTiny(
+                f"{n:,} parameters at the standard tiny sizes (its sizes have other names)"
+            )
+        torch.manual_seed(seed)
+        net = AutoModelForCausalLM.from_config(cfg)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.normal_(0.0, 0.2)
+    return net.eval()
+
+
+def open_outcome(net, tok) -> tuple[str, str, object]:
+    """How ``explorer.load(net)`` opens a model: ``("converted" | "nnsight" | "plain module"
+    | "refused", what it said, the handle or the error)``."""
+    import warnings
+
+    import explorer
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            handle = explorer.load(net, tokenizer=tok)
+        except Exception as err:
+            return "refused", str(err), err
+    said = " ".join(str(w.message) for w in caught if issubclass(w.category, UserWarning))
+    if handle.kind != "tokens":
+        return "plain module", said, handle
+    if str(handle.family).endswith("via nnsight"):
+        return "nnsight", said, handle
+    return "converted", said, handle

@@ -265,8 +265,10 @@ class _Plan:
     finish_block: bool = False  # base is block ``start``'s resid_mid: run its MLP half first
 
 
-def _plan(model: ModelHandle, name: str) -> _Plan:
-    if not model.edits_fan_out:  # the batch keeps its size through a pass: stack copies
+def _plan(model: ModelHandle, name: str, padded: bool = False) -> _Plan:
+    if not model.edits_fan_out or padded:
+        # the batch keeps its size through a pass, or its attention mask has the batch's
+        # rows (a padded batch): stack copies at the input
         return _Plan("stack", name)
     readout = linear_readout(model, name)
     if readout is not None:
@@ -321,7 +323,8 @@ def run_sweep(
     by_hook: dict[str, list[int]] = defaultdict(list)
     for i, (hook, _) in enumerate(sites):
         by_hook[hook].append(i)
-    plans = {name: _plan(model, name) for name in by_hook}
+    padded = model.attention_mask(inputs) is not None
+    plans = {name: _plan(model, name, padded) for name in by_hook}
     missing = sorted({p.base for p in plans.values() if p.base and p.base not in clean_activations})
     if missing:
         _, extra = model.cache_pass(inputs, names=missing)

@@ -64,9 +64,45 @@ class _RowWise:
         return self._fn(logits, *repeated)
 
 
-def _last(logits: torch.Tensor) -> torch.Tensor:
-    """Classifier logits ``[batch, classes]`` or the last position of ``[batch, pos, vocab]``."""
-    return logits[:, -1] if logits.ndim == 3 else logits
+def _last(logits: torch.Tensor, position: torch.Tensor | None = None) -> torch.Tensor:
+    """Classifier logits ``[batch, classes]``, or of ``[batch, pos, vocab]`` the position
+    ``position`` (one index, or one per example ``[batch]``; default the last)."""
+    if logits.ndim != 3:
+        return logits
+    if position is None or position.ndim == 0:
+        return logits[:, -1 if position is None else int(position)]
+    rows = torch.arange(logits.shape[0], device=logits.device)
+    return logits[rows, position.to(logits.device).expand(logits.shape[0])]
+
+
+def _position(position: Any) -> torch.Tensor:
+    """A metric's ``position=``: one index for every example, or one per example."""
+    if isinstance(position, bool) or not isinstance(position, (int, torch.Tensor, list, tuple)):
+        raise TypeError(
+            f"position must be an int or one int per example (a tensor [batch], e.g. "
+            f"model.last_positions(tokens)), got {type(position).__name__}"
+        )
+    return check_tensor("position", torch.as_tensor(position), ndim=(0, 1), integer=True).long()
+
+
+def _rowwise(fn: Callable[..., torch.Tensor], position: Any, *targets: torch.Tensor) -> _RowWise:
+    """A built-in metric read at the last position, or at ``position`` (a target too, so
+    that copies stacked for a sweep repeat it with the labels)."""
+    if position is None:
+        return _RowWise(fn, *targets)
+
+    def at(logits: torch.Tensor, pos: torch.Tensor, *rest: torch.Tensor) -> torch.Tensor:
+        if logits.ndim == 3:
+            n = logits.shape[1]
+            if int(pos.min()) < -n or int(pos.max()) >= n:
+                raise ValueError(
+                    f"position must lie in {-n}..{n - 1} (the logits have {n} positions), "
+                    f"got {pos.tolist()}"
+                )
+            logits = _last(logits, pos)[:, None]
+        return fn(logits, *rest)
+
+    return _RowWise(at, _position(position), *targets)
 
 
 def _labels(labels: torch.Tensor) -> torch.Tensor:
@@ -109,10 +145,11 @@ def _accuracy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return (_last(logits).argmax(-1) == _in_range("label", labels, logits)).float()
 
 
-def accuracy(labels: Any, *, model: ModelHandle | None = None) -> Metric:
-    """1.0 where the argmax (at the last position for sequences) equals the label (ids, or
-    token strings read with ``model``'s tokenizer, as in ``logit_diff``)."""
-    return _RowWise(_accuracy, _tokens("label", labels, model))
+def accuracy(labels: Any, *, model: ModelHandle | None = None, position: Any = None) -> Metric:
+    """1.0 where the argmax (at the last position for sequences, or ``position``: see
+    ``logit_diff``) equals the label (ids, or token strings read with ``model``'s
+    tokenizer, as in ``logit_diff``)."""
+    return _rowwise(_accuracy, position, _tokens("label", labels, model))
 
 
 NARROW = 64  # classes up to which a log-softmax is computed by hand (see below)
@@ -130,14 +167,19 @@ def _neg_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tens
     return shifted.gather(-1, labels[:, None])[:, 0] - shifted.exp().sum(-1).log()
 
 
-def neg_cross_entropy(labels: Any, *, model: ModelHandle | None = None) -> Metric:
-    """Minus the cross-entropy of the label (at the last position for sequences)."""
-    return _RowWise(_neg_cross_entropy, _tokens("label", labels, model))
+def neg_cross_entropy(
+    labels: Any, *, model: ModelHandle | None = None, position: Any = None
+) -> Metric:
+    """Minus the cross-entropy of the label (at the last position for sequences, or
+    ``position``: see ``logit_diff``)."""
+    return _rowwise(_neg_cross_entropy, position, _tokens("label", labels, model))
 
 
-def correct_logprob(labels: Any, *, model: ModelHandle | None = None) -> Metric:
+def correct_logprob(
+    labels: Any, *, model: ModelHandle | None = None, position: Any = None
+) -> Metric:
     """Log-probability of the label (same as ``neg_cross_entropy``, kept for readability)."""
-    return neg_cross_entropy(labels, model=model)
+    return neg_cross_entropy(labels, model=model, position=position)
 
 
 def logit_diff(
@@ -145,18 +187,23 @@ def logit_diff(
     wrong: torch.Tensor | str | int | Sequence[str],
     *,
     model: ModelHandle | None = None,
+    position: Any = None,
 ) -> Metric:
     """Logit of ``correct`` minus logit of ``wrong`` (at the last position for sequences).
 
     Each is a tensor of ids ``[batch]``, one id or token string for every example, or a
     list of token strings (one per example); strings are read with ``model``'s tokenizer:
-    ``logit_diff(" Mary", " John", model=model)``.
+    ``logit_diff(" Mary", " John", model=model)``. ``position`` reads another position:
+    one index, or one per example (``model.last_positions(tokens)`` for a right-padded
+    batch; left-padded batches, what ``to_tokens`` gives a decoder, end every prompt at -1).
 
     >>> m = logit_diff(2, 0)
     >>> m(torch.tensor([[1.0, 0.0, 3.0], [0.0, 0.0, -1.0]])).tolist()
     [2.0, -1.0]
     """
-    return _RowWise(_logit_diff, _tokens("correct", correct, model), _tokens("wrong", wrong, model))
+    return _rowwise(
+        _logit_diff, position, _tokens("correct", correct, model), _tokens("wrong", wrong, model)
+    )
 
 
 def _logit_diff(logits: torch.Tensor, correct: torch.Tensor, wrong: torch.Tensor) -> torch.Tensor:

@@ -10,9 +10,11 @@ model runs on the *clean* input, and:
 
 So only the change that flows from the senders into the receivers' queries, keys or values
 (directly, or through MLPs) reaches the metric. A metric far from the clean value means
-the path matters. With grouped-query attention (``hook_k``/``hook_v`` holding fewer heads
-than the queries), a receiver's keys/values are those of its key/value head, shared by its
-group.
+the path matters. Grouped-query attention: the transformer-lens backend gives ``hook_k`` /
+``hook_v`` one entry per query head, so a receiver's keys and values are patched for it
+alone (exact). Where they stay grouped (the nnsight backend: Hugging Face's projections,
+one per key/value head, shared by a group of query heads), patching a receiver's keys
+would patch every head of its group, so paths via ``k``/``v`` are refused there.
 
 ``senders=None`` sweeps every head upstream of the earliest receiver, one at a time:
 ``values[layer, head]`` (NaN where a head is not upstream). A list of heads patches them
@@ -127,6 +129,7 @@ def path_patching(
     via = (receiver_inputs,) if isinstance(receiver_inputs, str) else tuple(receiver_inputs)
     for name in via:
         check_choice("receiver input", name, INPUTS)
+    _check_grouped(model, via)
     recv = units_of_type(model, units=receivers, cls=Head, what="receivers")
     first = min(h.layer for h in recv)
     if senders is None:
@@ -176,6 +179,21 @@ def path_patching(
     )
 
 
+def _check_grouped(model: ModelHandle, via: tuple[str, ...]) -> None:
+    """Paths into keys or values shared by a group of query heads are not one head's."""
+    n_heads, n_kv = model.n_heads or 0, model.kv_hook_heads or 0
+    grouped = [name for name in via if name in ("k", "v")]
+    if grouped and n_kv < n_heads:
+        raise ValueError(
+            f"path patching via {'/'.join(grouped)} is not exact on {model.name}: its "
+            f"hook_k/hook_v hold {n_kv} key/value heads for {n_heads} query heads (each "
+            f"shared by {n_heads // n_kv}), so patching a receiver's keys or values would "
+            "patch the path into every head of its group. Patch via 'q', or open the model "
+            "on the transformer-lens backend (explorer.load(model)), whose hook_k/hook_v "
+            "hold one entry per query head"
+        )
+
+
 def _nothing(resid: torch.Tensor) -> torch.Tensor:
     return resid.new_zeros(())
 
@@ -211,15 +229,11 @@ def _run_chunk(
         stacked, names=names, fwd_hooks=z_hooks, stop_at_layer=stop, reduce=_nothing
     )
 
-    n_heads = model.n_heads or 1  # not the handle: a remote backend ships this closure
-
     def patch(act: torch.Tensor, hook) -> torch.Tensor:
         act = act.clone()
-        # grouped-query keys/values: the receiver's key/value head (when not ungrouped)
-        group = n_heads // act.shape[2]
-        for name, head in targets:
+        for name, head in targets:  # one entry per query head (``_check_grouped``)
             if name == hook.name:
-                act[:, :, head // group] = recorded[name][:, :, head // group]
+                act[:, :, head] = recorded[name][:, :, head]
         return act
 
     return model.run_reduced(  # reduced in the pass: a remote backend sends numbers back

@@ -7,13 +7,21 @@ handle's ``vocab`` (toy models) or its tokenizer (Hugging Face models).
 from __future__ import annotations
 
 import weakref
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
 from jaxtyping import Float
 
 from explorer._checks import check_tensor, check_text
+from explorer.models import _tl
+from explorer.models._padding import (
+    PaddedRows,
+    last_positions,
+    pad_rows,
+    read_mapping,
+    unmasked_padding_error,
+)
 
 __all__ = ["InputsMixin", "is_text"]
 
@@ -31,6 +39,7 @@ class InputsMixin:
     prepend_bos: bool
     _token_strings: tuple[str, ...] | None
     _checked: list[tuple[weakref.ref[torch.Tensor], int]]
+    _padded: PaddedRows
     input_shape: tuple[int, ...] | None
     is_transformer: bool
     n_ctx: int | None
@@ -38,8 +47,8 @@ class InputsMixin:
     image_shape: tuple[int, ...] | None
 
     def check_inputs(self, inputs: Any) -> torch.Tensor:
-        """Validate a batch: token ids [batch, pos] (or text, see ``to_tokens``) or images
-        [batch, *input_shape].
+        """Validate a batch: token ids [batch, pos] (or text, see ``to_tokens``; or a
+        tokenizer's ``{"input_ids", "attention_mask"}``) or images [batch, *input_shape].
 
         Check once at the edge: a batch this returned (unchanged since) is not checked again
         when it is run (``run_with_hooks``, ``cache_pass``), so analyses pass it down.
@@ -62,8 +71,11 @@ class InputsMixin:
 
     def _check_inputs(self, inputs: Any) -> torch.Tensor:
         if self.is_transformer:
+            mask = None
             if is_text(inputs):
                 inputs = self.to_tokens(inputs)
+            elif isinstance(inputs, Mapping):
+                inputs, mask = read_mapping(inputs)
             tokens = check_tensor("tokens", inputs, ndim=(1, 2), integer=True)
             if tokens.dtype == torch.bool:
                 raise TypeError(
@@ -82,6 +94,10 @@ class InputsMixin:
             lo, hi = int(tokens.min()), int(tokens.max())
             if lo < 0 or hi >= d_vocab:
                 raise ValueError(f"token ids must lie in 0..{d_vocab - 1}, got range {lo}..{hi}")
+            if mask is not None:
+                self._check_padding_side(mask)
+                self._padded.remember(tokens, mask)
+            self._refuse_unmasked_padding(tokens)
             return tokens
         images = check_tensor("images", inputs, integer=False)
         shape = tuple(images.shape[1:])
@@ -165,12 +181,17 @@ class InputsMixin:
             self._token_strings = tuple(self.to_str_tokens(torch.arange(self.n_outputs or 0)))
         return self._token_strings
 
-    def to_tokens(self, text: str | Sequence[str]) -> torch.Tensor:
-        """Token ids ``[batch, pos]`` of a prompt or a list of prompts (equal token lengths).
+    def to_tokens(
+        self, text: str | Sequence[str], *, padding_side: str | None = None
+    ) -> torch.Tensor:
+        """Token ids ``[batch, pos]`` of a prompt or a list of prompts.
 
         The model's tokenizer decides; with ``prepend_bos`` (transformer-lens's default for
         the family: GPT-2, Llama, Mistral, Gemma yes; GPT-NeoX, Qwen2 no) a BOS token is put
-        first when the tokenizer has one and did not add it itself.
+        first when the tokenizer has one and did not add it itself. Prompts of unequal token
+        length are padded (``padding_side``: decoders ``"left"`` by default, so position -1
+        is every prompt's last token; encoders ``"right"``) and the handle keeps their
+        attention mask: every pass of these rows masks the pads (``attention_mask``).
         """
         tokenizer = self._need_tokenizer("text prompts")
         prompts = [text] if isinstance(text, str) else list(text)
@@ -179,16 +200,120 @@ class InputsMixin:
         check_text("prompt", prompts)  # before the tokenizer's own TypeError
         rows = [list(tokenizer(p)["input_ids"]) for p in prompts]
         bos = getattr(tokenizer, "bos_token_id", None)
-        causal = getattr(self.model.cfg, "attention_dir", "causal") == "causal"  # type: ignore[attr-defined]
+        causal = self._causal
         if self.prepend_bos and bos is not None and causal:
             rows = [r if r[:1] == [bos] else [bos, *r] for r in rows]
-        lengths = sorted({len(r) for r in rows})
-        if len(lengths) > 1:
+        side = padding_side or ("left" if causal else "right")
+        if len({len(r) for r in rows}) == 1:
+            if side not in ("left", "right"):
+                raise ValueError(f"padding_side must be 'left' or 'right', got {side!r}")
+            return torch.tensor(rows, dtype=torch.long)
+        if side == "left" and not causal:
             raise ValueError(
-                f"the prompts have different token lengths {lengths}: analyses compare "
-                "positions across a batch, so pass prompts of equal token length (or one prompt)"
+                f"{self.name} is an encoder with learned absolute positions: its prompts are "
+                "padded on the right (padding_side='right')"
             )
-        return torch.tensor(rows, dtype=torch.long)
+        tokens, mask = pad_rows(rows, self._pad_fill(tokenizer), side)
+        self._padded.remember(tokens, mask)
+        return tokens
+
+    def attention_mask(self, tokens: torch.Tensor) -> torch.Tensor | None:
+        """The attention mask ``[batch, pos]`` (1 = a real token) of a batch this handle
+        padded (``to_tokens`` of unequal prompts, or a batch given with its mask), found
+        row by row wherever the rows went; None when no row is padded."""
+        if not self.is_transformer or not self._padded:
+            return None
+        return self._padded.mask_of(tokens)
+
+    def last_positions(self, tokens: Any) -> torch.Tensor:
+        """Each prompt's last real token ``[batch]``: what a metric's ``position=`` takes for
+        a right-padded batch (left-padded and unpadded batches end at position -1).
+
+        >>> from explorer.models import zoo
+        >>> m = zoo.attention_only_transformer(n_layers=1, d_vocab=10, n_ctx=8)
+        >>> m.last_positions(torch.tensor([[1, 2, 3]])).tolist()
+        [2]
+        """
+        tokens = self.check_inputs(tokens)
+        mask = self.attention_mask(tokens)
+        if mask is None:
+            return torch.full((tokens.shape[0],), tokens.shape[1] - 1, dtype=torch.long)
+        return last_positions(mask)
+
+    def _mask_kwargs(self, tokens: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The keyword that hands a padded batch's mask to the model (none when unpadded)."""
+        mask = self.attention_mask(tokens)
+        if mask is None:
+            return {}
+        if _tl.is_hooked_transformer(self.model):
+            return {"attention_mask": mask}
+        if _tl.is_hooked_encoder(self.model):
+            return {"one_zero_attention_mask": mask}
+        raise ValueError(
+            f"{self.name} ({type(self.model).__name__}) takes no attention mask: pass prompts "
+            "of equal token length"
+        )
+
+    def token_positions(self, tokens: Any, token: str | int) -> torch.Tensor:
+        """Where each prompt holds ``token`` ``[batch]`` (a token string, read with the
+        tokenizer, or an id; its last occurrence): a metric's ``position=`` for a named
+        token, such as BERT's ``"[MASK]"``.
+
+        >>> from explorer.models import zoo
+        >>> m = zoo.attention_only_transformer(n_layers=1, d_vocab=10, n_ctx=8)
+        >>> m.token_positions(torch.tensor([[1, 7, 3], [7, 2, 2]]), 7).tolist()
+        [1, 0]
+        """
+        tokens = self.check_inputs(tokens)
+        token_id = token if isinstance(token, int) else self.to_single_token(token)
+        found = tokens == token_id
+        missing = (~found.any(-1)).nonzero()[:, 0].tolist()
+        if missing:
+            raise ValueError(f"rows {missing[:8]} do not hold the token {token!r} (id {token_id})")
+        n = tokens.shape[1]
+        return (n - 1 - found.long().flip(-1).argmax(-1)).long()
+
+    @property
+    def _causal(self) -> bool:
+        return getattr(self.model.cfg, "attention_dir", "causal") == "causal"  # type: ignore[attr-defined]
+
+    def _pad_fill(self, tokenizer: Any) -> int:
+        for attr in ("pad_token_id", "eos_token_id", "bos_token_id"):
+            value = getattr(tokenizer, attr, None)
+            if value is not None:
+                return int(value)
+        return 0
+
+    def _pad_id(self) -> int | None:
+        """The tokenizer's pad id when it is no other special token (GPT-2 pads with its
+        end-of-text token, a real token: then no id batch can be told to be padded)."""
+        tokenizer = self.tokenizer or getattr(self.model, "tokenizer", None)
+        pad = getattr(tokenizer, "pad_token_id", None)
+        others = {getattr(tokenizer, a, None) for a in ("bos_token_id", "eos_token_id")}
+        return None if pad is None or pad in others else int(pad)
+
+    def _refuse_unmasked_padding(self, tokens: torch.Tensor) -> None:
+        pad = self._pad_id()
+        if pad is None:
+            return
+        rows = (tokens == pad).any(-1)
+        if not bool(rows.any()):
+            return
+        mask = self.attention_mask(tokens)
+        if mask is not None:
+            rows &= (mask == 1).all(-1)  # rows with their own mask are fine
+        if bool(rows.any()):
+            raise unmasked_padding_error(self.name, pad, rows.nonzero()[:, 0].tolist())
+
+    def _check_padding_side(self, mask: torch.Tensor) -> None:
+        if self._causal:
+            return
+        right = bool((mask[:, 1:] <= mask[:, :-1]).all())
+        if not right:
+            raise ValueError(
+                f"{self.name} is an encoder with learned absolute positions: pad its prompts "
+                "on the right (the tokenizer's padding_side='right'), not the left"
+            )
 
     def _need_tokenizer(self, what: str) -> Any:
         if not self.is_transformer:

@@ -82,6 +82,19 @@ class WeightsMixin:
         return getattr(block.attn, name).detach()
 
     @property
+    def kv_hook_heads(self) -> int | None:
+        """The heads ``attn.hook_k`` / ``attn.hook_v`` hold: ``n_heads``, or fewer where
+        grouped-query keys and values stay grouped (one per key/value head, each shared by
+        a group of query heads). None for models without attention heads."""
+        if not self.is_transformer:
+            return None
+        cfg = self.model.cfg  # type: ignore[attr-defined]
+        n_kv = getattr(cfg, "n_key_value_heads", None)
+        if n_kv is None or getattr(cfg, "ungroup_grouped_query_attention", False):
+            return int(cfg.n_heads)
+        return int(n_kv)
+
+    @property
     def normalization(self) -> str | None:
         """The norm before each sublayer and the unembedding: ``"LN"``, ``"LNPre"``, ``"RMS"``,
         ``"RMSPre"`` or None (transformer-lens's ``normalization_type``)."""

@@ -21,6 +21,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from explorer.models._hf_families import Unconvertible, _gated_biases, _gemma2
+
 # architecture -> (family shown to users, whether it is an encoder)
 FAMILIES: dict[str, tuple[str, bool]] = {
     "GPT2LMHeadModel": ("GPT-2", False),
@@ -28,21 +30,30 @@ FAMILIES: dict[str, tuple[str, bool]] = {
     "LlamaForCausalLM": ("Llama", False),
     "Qwen2ForCausalLM": ("Qwen2", False),
     "GemmaForCausalLM": ("Gemma", False),
+    "Gemma2ForCausalLM": ("Gemma 2", False),
+    "Gemma3ForCausalLM": ("Gemma 3", False),
     "MistralForCausalLM": ("Mistral", False),
     "BertForMaskedLM": ("BERT", True),
 }
 # Families whose prompts transformer-lens starts with BOS (its default_prepend_bos); Pythia and
 # Qwen2 were trained without one. BERT's tokenizer adds [CLS] ... [SEP] itself.
-PREPEND_BOS = {"GPT-2", "Llama", "Mistral", "Gemma"}
+PREPEND_BOS = {"GPT-2", "Llama", "Mistral", "Gemma", "Gemma 2", "Gemma 3"}
 # Rotary tables are allocated for the whole context in every layer; Llama-3's 131k positions
 # would take gigabytes. transformer-lens caps its own Llama/Mistral configs the same way.
 MAX_CTX = 2048
 PARITY_TOKENS = 12
 
 
+# Largest |logit difference| a conversion may show, relative to max(1, largest |logit|), by the
+# dtype both models run in: a few units of the dtype's rounding of the logits (bfloat16 keeps
+# 8 bits: 7.8e-3), more for float32 where sums over thousands of terms reorder.
+PARITY_TOLERANCE = {"float64": 1e-6, "float32": 1e-4, "float16": 1e-2, "bfloat16": 5e-2}
+
+
 @dataclass(frozen=True)
 class Parity:
-    """How closely the converted model reproduces the Hugging Face logits at load.
+    """How closely the converted model reproduces the Hugging Face logits at load, both run
+    in the model's own dtype (``PARITY_TOLERANCE`` says how close is the same model).
 
     >>> Parity(2.4e-07, 12, "float32")
     parity 2.4e-07 (float32, 12 tokens)
@@ -51,7 +62,8 @@ class Parity:
     max_abs_diff: float
     n_tokens: int
     dtype: str
-    ok: bool = True  # within 1% of the largest logit: the converted model is the same model
+    ok: bool = True  # within the dtype's tolerance: the converted model is the same model
+    tolerance: float | None = None  # the largest difference ``ok`` allowed
 
     def __repr__(self) -> str:
         flag = "" if self.ok else ", MISMATCH"
@@ -66,6 +78,7 @@ NOT_CONVERTED = (
     AttributeError,
     TypeError,
     AssertionError,
+    RuntimeError,  # its converters assume shapes (a rotary_dim past head_dim)
 )
 
 
@@ -94,7 +107,9 @@ def tl_converted(hf_model: nn.Module, arch: str) -> nn.Module:
             model_name=arch,
             init_weights=False,
             device="cpu",
-            dtype=torch.float32,
+            dtype=next(hf_model.parameters()).dtype,
+            # hook_k / hook_v with one entry per query head, as explorer's own families
+            ungroup_grouped_query_attention=cfg_dict.get("n_key_value_heads") is not None,
         )
         cfg = HookedTransformerConfig(**cfg_dict)
         with torch.no_grad():
@@ -110,8 +125,10 @@ def _get(config: Any, *names: str, default: Any = None) -> Any:
     return default
 
 
-def _rope(config: Any) -> dict[str, Any]:
-    """Rotary settings (transformers 5 keeps them in ``rope_parameters``; 4.x at top level)."""
+def _rope(config: Any, strict: bool = True) -> dict[str, Any]:
+    """Rotary settings (transformers 5 keeps them in ``rope_parameters``; 4.x at top level).
+    ``strict=False`` describes a scaling transformer-lens lacks as plain rotary (the nnsight
+    backend runs Hugging Face's own rotary and reads only the shapes)."""
     params = dict(_get(config, "rope_parameters", "rope_scaling", default={}) or {})
     kind = params.get("rope_type", params.get("type", "default"))
     out: dict[str, Any] = {
@@ -127,16 +144,21 @@ def _rope(config: Any) -> dict[str, Any]:
             NTK_by_parts_high_freq_factor=float(params.get("high_freq_factor", 4.0)),
             NTK_original_ctx_len=int(params.get("original_max_position_embeddings", 8192)),
         )
-    elif kind != "default":
-        raise NotImplementedError(
-            f"rotary scaling {kind!r} is not converted to transformer-lens (supported: default, "
-            "llama3); open the model object with explorer.load(model) for the plain-module route"
+    elif kind != "default" and strict:
+        raise Unconvertible(
+            f"its rotary scaling {kind!r} has no transformer-lens equivalent (converted: "
+            "default, llama3)"
         )
     return out
 
 
-def tl_config(config: Any, arch: str) -> Any:
-    """A ``HookedTransformerConfig`` from a Hugging Face config, read locally (never fetched)."""
+def tl_config(
+    config: Any, arch: str, dtype: torch.dtype = torch.float32, strict: bool = True
+) -> Any:
+    """A ``HookedTransformerConfig`` from a Hugging Face config, read locally (never fetched),
+    for weights of ``dtype`` (the Hugging Face model's own). What transformer-lens cannot
+    compute raises ``Unconvertible``, unless ``strict=False`` (the nnsight backend, which
+    runs the model as it is and reads only its shapes from here)."""
     # lazy: transformer-lens takes seconds to import; only transformers need it
     from transformer_lens import HookedTransformerConfig
 
@@ -159,7 +181,7 @@ def tl_config(config: Any, arch: str) -> Any:
         "default_prepend_bos": False,
         "init_weights": False,
         "device": "cpu",
-        "dtype": torch.float32,
+        "dtype": dtype,
     }
     if family == "GPT-2":
         base.update(
@@ -175,7 +197,7 @@ def tl_config(config: Any, arch: str) -> Any:
             d_mlp=int(config.intermediate_size),
             normalization_type="LN",
             parallel_attn_mlp=bool(_get(config, "use_parallel_residual", default=True)),
-            **_rope(config),
+            **_rope(config, strict),
             rotary_dim=round(float(pct) * d_head),
         )
     elif family == "BERT":
@@ -192,7 +214,7 @@ def tl_config(config: Any, arch: str) -> Any:
             normalization_type="RMS",
             final_rms=True,
             gated_mlp=True,
-            **_rope(config),
+            **_rope(config, strict),
             rotary_dim=d_head,
             n_key_value_heads=None if (family == "Llama" and n_kv == n_heads) else n_kv,
             # hook_k / hook_v with one entry per query head, so every head can be patched
@@ -205,8 +227,13 @@ def tl_config(config: Any, arch: str) -> Any:
                 window_size=int(window),
                 attn_types=["local"] * base["n_layers"],
             )
-        if family == "Qwen2" and _get(config, "use_sliding_window", default=False):
-            raise NotImplementedError("Qwen2 with use_sliding_window=True is not converted")
+        if family in ("Gemma 2", "Gemma 3"):
+            base.update(_gemma2(config, family, base["n_ctx"], strict))
+        if family == "Qwen2" and _get(config, "use_sliding_window", default=False) and strict:
+            raise Unconvertible(
+                "Qwen2 with use_sliding_window=True slides its window on some layers only "
+                "(max_window_layers), which transformer-lens's local attention cannot express"
+            )
     return HookedTransformerConfig(**base)
 
 
@@ -221,6 +248,8 @@ def converter(arch: str) -> Callable[[Any, Any], dict[str, torch.Tensor]]:
         "LlamaForCausalLM": wc.convert_llama_weights,
         "Qwen2ForCausalLM": wc.convert_qwen2_weights,
         "GemmaForCausalLM": wc.convert_gemma_weights,
+        "Gemma2ForCausalLM": wc.convert_gemma_weights,  # transformer-lens's own choice
+        "Gemma3ForCausalLM": wc.convert_gemma_weights,
         "MistralForCausalLM": wc.convert_mistral_weights,
         "BertForMaskedLM": wc.convert_bert_weights,
     }[arch]
@@ -250,7 +279,10 @@ def _zeros_linear(n_in: int, n_out: int) -> nn.Linear:
 def converted(hf_model: nn.Module, cfg: Any, arch: str) -> nn.Module:
     source = _bert_view(hf_model, cfg.d_model) if arch == "BertForMaskedLM" else hf_model
     with torch.no_grad():
-        return unprocessed(cfg, converter(arch)(source, cfg))
+        state = converter(arch)(source, cfg)
+        if cfg.gated_mlp:
+            _gated_biases(hf_model, cfg, state)
+        return unprocessed(cfg, state)
 
 
 def unprocessed(cfg: Any, state: dict[str, torch.Tensor]) -> nn.Module:
@@ -259,7 +291,7 @@ def unprocessed(cfg: Any, state: dict[str, torch.Tensor]) -> nn.Module:
     # lazy: transformer-lens takes seconds to import; only transformers need it
     from transformer_lens import HookedEncoder, HookedTransformer
 
-    state = {k: v.detach().float() for k, v in state.items()}
+    state = {k: v.detach().to(cfg.dtype) for k, v in state.items()}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # both move in 4.x; we pin 3.9
         if cfg.attention_dir == "bidirectional":
@@ -280,20 +312,27 @@ def unprocessed(cfg: Any, state: dict[str, torch.Tensor]) -> nn.Module:
 def check_parity(
     hf_model: nn.Module, model: nn.Module, *, encoder: bool, warn: bool = True
 ) -> Parity:
-    """Max |logit difference| between the Hugging Face model and ours on a fixed input."""
+    """Max |logit difference| between the Hugging Face model and ours on a fixed input,
+    both in the Hugging Face model's dtype, judged by ``PARITY_TOLERANCE``."""
     d_vocab = int(model.cfg.d_vocab)  # type: ignore[attr-defined]
     n = min(PARITY_TOKENS, int(model.cfg.n_ctx))  # type: ignore[attr-defined]
     tokens = torch.randint(0, d_vocab, (1, n), generator=torch.Generator().manual_seed(0))
-    dtype = next(hf_model.parameters()).dtype
+    dtype = str(next(hf_model.parameters()).dtype).removeprefix("torch.")
+    device = next(hf_model.parameters()).device
     with torch.no_grad():
-        ours = model(tokens).float()
-        theirs = hf_model(input_ids=tokens, attention_mask=torch.ones_like(tokens)).logits.float()
+        ours = model(tokens).float().cpu()
+        theirs = (
+            hf_model(input_ids=tokens.to(device), attention_mask=torch.ones_like(tokens).to(device))
+            .logits.float()
+            .cpu()
+        )
     diff = float((ours - theirs).abs().max())
-    ok = math.isfinite(diff) and diff <= 1e-2 * max(1.0, float(theirs.abs().max()))
+    tolerance = PARITY_TOLERANCE.get(dtype, 1e-2) * max(1.0, float(theirs.abs().max()))
+    ok = math.isfinite(diff) and diff <= tolerance
     if warn and not ok:
         warnings.warn(
             f"the converted {type(hf_model).__name__} differs from the Hugging Face model by up "
             f"to {diff:.3g} in logits: analyses may not describe the original model",
             stacklevel=3,
         )
-    return Parity(diff, n, str(dtype).removeprefix("torch."), ok)
+    return Parity(diff, n, dtype, ok, tolerance)

@@ -20,7 +20,7 @@ Sites that Hugging Face computes inside one module's forward (``hook_resid_mid``
 ``attn.hook_pattern``, ``ln_final.hook_scale``) are read-only: a hook that returns a new
 value for them raises.
 
-Size: about 480 lines, over the usual 400: one class, ``NNsightHandle``, whose passes and
+Size: about 500 lines, over the usual 400: one class, ``NNsightHandle``, whose passes and
 weights belong together; the family tables are in ``_nnsight_paths`` and what runs inside
 a trace in ``_nnsight_trace``.
 """
@@ -39,7 +39,7 @@ from explorer._checks import check_index
 from explorer.models import _tl
 from explorer.models._handle_weights import LAYER_WEIGHTS, MODEL_WEIGHTS
 from explorer.models._hf_convert import FAMILIES, PREPEND_BOS, converter, tl_config
-from explorer.models._nnsight_paths import _BLOCK_SITES, PATHS
+from explorer.models._nnsight_paths import _BLOCK_SITES, PATHS, _Paths, paths_of
 from explorer.models._nnsight_trace import (
     SavedBytes,
     _apply,
@@ -48,6 +48,8 @@ from explorer.models._nnsight_trace import (
     _save,
     _total_bytes,
 )
+from explorer.models._padding import position_ids
+from explorer.models._site_parity import site_parity
 from explorer.models.handle import HookFn, ModelHandle
 
 
@@ -63,6 +65,7 @@ class NNsightModel(nn.Module):
         self.hook_dict = dict.fromkeys(hook_names)
 
     def forward(self, tokens: torch.Tensor, **kwargs: Any) -> torch.Tensor:
+        mask = {k: kwargs.pop(k) for k in ("attention_mask", "position_ids") if k in kwargs}
         if kwargs:
             raise ValueError(
                 f"the nnsight backend runs whole passes from token ids; got "
@@ -70,7 +73,7 @@ class NNsightModel(nn.Module):
                 "cache_pass; start a pass mid-model by editing "
                 "blocks.L.hook_resid_pre in run_with_hooks instead of start_at_layer"
             )
-        return self.hf(tokens).logits
+        return self.hf(tokens, **mask).logits  # a padded batch's mask (``_padding``)
 
 
 class NNsightHandle(ModelHandle):
@@ -92,6 +95,7 @@ class NNsightHandle(ModelHandle):
         name: str,
         tokenizer: Any | None = None,
         family: str | None = None,
+        paths: _Paths | None = None,
         remote: bool | str = False,
         trace_kwargs: dict[str, Any] | None = None,
         max_saved_bytes: int | None = None,
@@ -102,7 +106,7 @@ class NNsightHandle(ModelHandle):
         self.max_saved_bytes = max_saved_bytes
         # what each trace saved, newest last (``SavedBytes``): what a remote trace returns
         self.saved_log: deque[SavedBytes] = deque(maxlen=10_000)
-        self.paths = PATHS[arch]
+        self.paths = paths or PATHS[arch]
         self.remote = _check_remote(remote)
         self._trace_kwargs = dict(trace_kwargs or {})
         if self.remote:
@@ -253,7 +257,7 @@ class NNsightHandle(ModelHandle):
         # trace ships it, and a handle would drag the model and transformer-lens along
         traced = self.nn
         check_cancelled()  # a remote trace cannot stop halfway: Cancel lands before the next
-        with traced.trace(inputs, **self._trace_kwargs) as tracer:
+        with traced.trace(inputs, **self._mask_kwargs(inputs), **self._trace_kwargs) as tracer:
             saved = {}
             for step in steps:
                 _apply(*step, saved)
@@ -318,6 +322,18 @@ class NNsightHandle(ModelHandle):
             for _, path, where, writable in order
         ]
 
+    def _mask_kwargs(self, tokens: torch.Tensor) -> dict[str, torch.Tensor]:
+        """A padded batch's mask for Hugging Face, and (decoders) each token's position
+        within its own prompt, so left padding moves no prompt."""
+        mask = self.attention_mask(tokens)
+        if mask is None:
+            return {}
+        if FAMILIES.get(self.arch, ("", False))[
+            1
+        ]:  # an encoder: padded on the right, positions unmoved
+            return {"attention_mask": mask}
+        return {"attention_mask": mask, "position_ids": position_ids(mask)}
+
     def hooks(self, fwd_hooks: Sequence[tuple[str | Callable[[str], bool], HookFn]]) -> Any:
         raise NotImplementedError(
             f"{self.name} runs as nnsight traces: pass hooks to run_with_hooks, not hooks()"
@@ -327,6 +343,13 @@ class NNsightHandle(ModelHandle):
     def _tl_state(self) -> dict[str, torch.Tensor]:
         """The weights under transformer-lens's names (its converter, run once, kept)."""
         if self._state is None:
+            if self.arch not in FAMILIES:
+                raise ValueError(
+                    f"{self.arch} has no weight converter here: its weights by "
+                    "transformer-lens name (W_Q, W_O, W_in, norms, ...) are not read. Analyses "
+                    "of activations run on it; those that read weights (composition, OV/QK "
+                    "circuits, neuron-to-logit weights) do not"
+                )
             with torch.no_grad():
                 self._state = converter(self.arch)(self.model.hf, self.model.cfg)
         return self._state
@@ -365,6 +388,25 @@ class NNsightHandle(ModelHandle):
             return None, None, None
         return kind, state.get("ln_final.w"), state.get("ln_final.b")
 
+    @property
+    def kv_hook_heads(self) -> int | None:
+        """Hugging Face's key/value heads: ``hook_k`` / ``hook_v`` are its projections."""
+        cfg = self.model.cfg
+        return int(cfg.n_key_value_heads or cfg.n_heads)
+
+    def block_norm(
+        self, layer: int, which: str = "ln1"
+    ) -> tuple[str | None, torch.Tensor | None, torch.Tensor | None]:
+        """As ``ModelHandle.block_norm``, read from the converted weights (there are no
+        transformer-lens blocks here)."""
+        if which not in ("ln1", "ln2"):
+            raise ValueError(f"unknown norm {which!r}: choose one of ln1, ln2")
+        prefix = f"blocks.{self.check_layer(layer)}.{which}"
+        state, kind = self._tl_state(), self.normalization
+        if kind is None or f"{prefix}.w" not in state:
+            return None, None, None
+        return kind, state[f"{prefix}.w"].detach(), state.get(f"{prefix}.b")
+
     def resid_to_logits(self, resid: torch.Tensor) -> torch.Tensor:
         hf_model = self.model.hf
         norm = hf_model.get_submodule(self.paths.final_norm)
@@ -380,6 +422,7 @@ class NNsightHandle(ModelHandle):
             copy_module.deepcopy(self.model.hf),
             cfg=self.model.cfg,
             arch=self.arch,
+            paths=self.paths,
             name=self.name,
             tokenizer=self.tokenizer,
             family=self.family,
@@ -388,6 +431,7 @@ class NNsightHandle(ModelHandle):
             max_saved_bytes=self.max_saved_bytes,
         )
         other.parity, other.prepend_bos, other.config = self.parity, self.prepend_bos, self.config
+        other._padded = self._padded
         return other
 
 
@@ -446,18 +490,34 @@ def load(
 ) -> NNsightHandle:
     """An ``NNsightHandle`` for a ``transformers`` model of a family explorer maps."""
     arch = type(hf_model).__name__
-    if arch not in PATHS:
+    found = paths_of(hf_model)
+    if found is None:
         known = ", ".join(f"{FAMILIES[a][0]} ({a})" for a in PATHS)
-        raise ValueError(f"the nnsight backend maps the modules of {known}; got {arch}")
+        raise ValueError(
+            f"the nnsight backend maps the modules of {known}, and of any model laid out as "
+            f"Llama (model.layers.N.self_attn.q_proj/k_proj/v_proj/o_proj, "
+            f"mlp.gate_proj/up_proj/down_proj, input_layernorm, post_attention_layernorm) "
+            f"or as Phi-1/2 (self_attn.dense, mlp.fc1/fc2, model.final_layernorm); "
+            f"{arch} is neither"
+        )
+    paths, layout = found
     hf_model.eval()
     if getattr(hf_model.config, "_attn_implementation", "eager") != "eager":
         hf_model.config._attn_implementation = "eager"  # attention patterns come back
-    cfg = tl_config(hf_model.config, arch)
-    family = FAMILIES[arch][0]
+    dtype = next(hf_model.parameters()).dtype
+    cfg = tl_config(hf_model.config, layout, dtype, strict=False)
+    if layout != arch:  # laid out as Llama: its own norm kind and epsilon
+        norm = hf_model.get_submodule(paths.final_norm)
+        if isinstance(norm, nn.LayerNorm):
+            cfg.normalization_type = "LN"
+        cfg.eps = float(getattr(norm, "eps", getattr(norm, "variance_epsilon", cfg.eps)))
+        cfg.original_architecture = arch
+    family = FAMILIES[arch][0] if arch in FAMILIES else arch
     handle = NNsightHandle(
         hf_model,
         cfg=cfg,
         arch=arch,
+        paths=paths,
         name=name,
         tokenizer=tokenizer,
         family=f"{family} via nnsight",
@@ -467,6 +527,8 @@ def load(
     )
     handle.prepend_bos = family in PREPEND_BOS
     handle.config = _tl.config_of(_ConfigView(cfg))
+    if not remote:  # a server is not called at load: its parity is the tests' (docs/scale.md)
+        handle.parity = site_parity(handle)
     return handle
 
 

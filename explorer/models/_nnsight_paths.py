@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from torch import nn
+
 
 @dataclass(frozen=True)
 class _Paths:
@@ -88,3 +90,58 @@ _BLOCK_SITES: dict[str, tuple[int, str, str, bool]] = {
     "hook_mlp_out": (11, "down", "output", True),
     "hook_resid_post": (12, "", "output", True),
 }
+
+# the modules that make a model "laid out as Llama" (any architecture, found by its modules)
+_LLAMA_MODULES = (
+    "model.embed_tokens",
+    "model.norm",
+    "model.layers.0.input_layernorm",
+    "model.layers.0.post_attention_layernorm",
+    "model.layers.0.self_attn.q_proj",
+    "model.layers.0.self_attn.k_proj",
+    "model.layers.0.self_attn.v_proj",
+    "model.layers.0.self_attn.o_proj",
+    "model.layers.0.mlp.gate_proj",
+    "model.layers.0.mlp.up_proj",
+    "model.layers.0.mlp.down_proj",
+)
+
+
+# laid out as Phi-1/2: attention and MLP in parallel on one norm, a dense output projection
+_PHI = _Paths(
+    "model.layers",
+    "model.final_layernorm",
+    "self_attn",
+    "self_attn.dense",
+    None,
+    "mlp.fc1",
+    "mlp.fc2",
+)
+_PHI_MODULES = (
+    "model.embed_tokens",
+    "model.final_layernorm",
+    "model.layers.0.input_layernorm",
+    "model.layers.0.self_attn.q_proj",
+    "model.layers.0.self_attn.k_proj",
+    "model.layers.0.self_attn.v_proj",
+    "model.layers.0.self_attn.dense",
+    "model.layers.0.mlp.fc1",
+    "model.layers.0.mlp.fc2",
+)
+
+
+def paths_of(hf_model: nn.Module) -> tuple[_Paths, str] | None:
+    """The module paths of ``hf_model`` and the architecture whose layout it has: its own
+    when mapped, Llama's for any model whose modules are named as Llama's (StableLM, ...),
+    Phi's for Phi-1/2's parallel blocks (read with GPT-NeoX's config reader;
+    whether the residual stream then adds up at those sites is ``site_parity``'s to say),
+    else None."""
+    arch = type(hf_model).__name__
+    if arch in PATHS:
+        return PATHS[arch], arch
+    names = {name for name, _ in hf_model.named_modules()}
+    if all(m in names for m in _LLAMA_MODULES):
+        return _LLAMA, "LlamaForCausalLM"
+    if all(m in names for m in _PHI_MODULES):  # its shapes read as GPT-NeoX's (parallel)
+        return _PHI, "GPTNeoXForCausalLM"
+    return None

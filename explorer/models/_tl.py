@@ -67,6 +67,15 @@ def is_hooked_transformer(model: object) -> bool:
     return isinstance(model, HookedTransformer)
 
 
+def is_hooked_encoder(model: object) -> bool:
+    if "transformer_lens" not in type(model).__module__:
+        return False
+    # lazy: transformer-lens takes seconds to import; only transformers need it
+    from transformer_lens import HookedEncoder
+
+    return isinstance(model, HookedEncoder)
+
+
 def config_of(model: nn.Module) -> TransformerConfig:
     """Our config mirror of a HookedTransformer's (for display and validation)."""
     c: Any = model.cfg  # type: ignore[attr-defined]

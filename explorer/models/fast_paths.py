@@ -162,8 +162,10 @@ def last_position_logits(model: ModelHandle, inputs: torch.Tensor) -> torch.Tens
     if not _last_position_ok(model):
         out = model(inputs)
         return out[:, -1] if out.ndim == 3 else out
-    tl = model.model
     tokens = model.check_inputs(inputs)
+    if model.attention_mask(tokens) is not None:  # a padded batch: the full pass masks it
+        return model(tokens)[:, -1]
+    tl = model.model
     resid = tl.embed(tokens) + tl.pos_embed(tokens)  # type: ignore[operator]
     blocks = tl.blocks  # type: ignore[attr-defined]
     for block in blocks[:-1]:

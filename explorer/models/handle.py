@@ -26,6 +26,7 @@ from explorer.models import _tl
 from explorer.models import light as _light
 from explorer.models._handle_inputs import InputsMixin
 from explorer.models._handle_weights import LayerModules, WeightsMixin
+from explorer.models._padding import PaddedRows
 from explorer.models._spent import PassCounter, Spent
 from explorer.models._temporary_hooks import TemporaryHooks
 from explorer.models.config import CNNConfig, MLPConfig, TransformerConfig
@@ -93,6 +94,7 @@ class ModelHandle(InputsMixin, WeightsMixin):
         self.spent = Spent()  # every pass of the module, however it was called (budgets read it)
         # batches check_inputs returned (and their version): checked once, not per pass
         self._checked: list[tuple[weakref.ref[torch.Tensor], int]] = []
+        self._padded = PaddedRows()  # masks of the rows to_tokens padded (``_padding``)
         counter = PassCounter(self.spent)
         counted = self._counted_module(model)
         counted.register_forward_pre_hook(counter.forward, with_kwargs=True)
@@ -221,7 +223,7 @@ class ModelHandle(InputsMixin, WeightsMixin):
         """Run the model (the pass is counted in ``spent``, as every pass is)."""
         inputs = self.check_inputs(inputs)
         check_cancelled()
-        return self.model(inputs)
+        return self.model(inputs, **self._mask_kwargs(inputs))
 
     def _counted_module(self, model: nn.Module) -> nn.Module:
         """The module whose passes ``spent`` counts (a backend may run an inner one)."""
@@ -294,6 +296,7 @@ class ModelHandle(InputsMixin, WeightsMixin):
                 )
             check_index("stop_at_layer", stop_at_layer, self.n_layers + 1, "(0..n_layers)")
             kwargs["stop_at_layer"] = stop_at_layer
+        kwargs.update(self._mask_kwargs(inputs))
         check_cancelled()
         with self.hooks(fwd_hooks):
             return self.model(inputs, **kwargs)
@@ -363,6 +366,7 @@ class ModelHandle(InputsMixin, WeightsMixin):
             image_shape=self.image_shape,
         )
         other.parity, other.note, other.prepend_bos = self.parity, self.note, self.prepend_bos
+        other._padded = self._padded  # batches padded for one copy run on the other
         return other
 
     def parameters(self) -> Iterable[nn.Parameter]:

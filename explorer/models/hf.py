@@ -43,6 +43,7 @@ from explorer.models._hf_convert import (
     NOT_CONVERTED,
     PREPEND_BOS,
     Parity,
+    Unconvertible,
     check_parity,
     converted,
     tl_config,
@@ -55,6 +56,7 @@ from explorer.models.handle import ModelHandle
 __all__ = [
     "BACKENDS",
     "FAMILIES",
+    "HF_OPTIONS",
     "MAX_CTX",
     "PREPEND_BOS",
     "Parity",
@@ -70,6 +72,8 @@ __all__ = [
 ]
 
 BACKENDS = ("transformer-lens", "nnsight")
+# options of a Hugging Face load that both backends take
+HF_OPTIONS = ("dtype", "allow_mismatch")
 
 
 # ------------------------------------------------------------------ recognising sources
@@ -129,15 +133,19 @@ def load_folder(
     *,
     name: str | None = None,
     backend: str = "transformer-lens",
+    dtype: Any = None,
+    allow_mismatch: bool = False,
     **backend_options: Any,
 ) -> Any:
-    """Open a folder written by ``save_pretrained`` (weights, config, tokenizer if present).
+    """Open a folder written by ``save_pretrained`` (weights, config, tokenizer if present),
+    in the dtype it was saved in (``dtype=`` another; ``allow_mismatch`` as ``load_model``).
 
     ``backend_options`` (nnsight backend): ``device_map`` goes to ``from_pretrained``
     (accelerate's ``"auto"`` spreads a model over the GPUs of one host); the others to
     ``load_model``."""
     check_folder(path)  # before transformers, which would ask to run a folder's own code
     device_map = backend_options.pop("device_map", None)
+    dtype = _check_dtype(dtype)
     # lazy: transformers takes seconds to import; only Hugging Face models need it
     from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForMaskedLM
 
@@ -161,7 +169,7 @@ def load_folder(
             hf_model = auto.from_pretrained(
                 path,
                 local_files_only=True,
-                dtype=torch.float32,
+                dtype="auto" if dtype is None else dtype,  # "auto": the saved dtype
                 use_safetensors=True,  # never unpickle a .bin file
                 trust_remote_code=False,  # never run code shipped with a folder
                 **({"device_map": device_map} if device_map is not None else {}),
@@ -176,6 +184,7 @@ def load_folder(
         tokenizer=load_tokenizer(path),
         name=name or path.name,
         backend=backend,
+        allow_mismatch=allow_mismatch,
         **backend_options,
     )
 
@@ -200,11 +209,38 @@ def load_tokenizer(path: Path) -> Any | None:
     names = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "vocab.txt")
     if not any((path / n).is_file() for n in names):
         return None
+    if (path / "tokenizer.json").is_file() and not (path / "tokenizer_config.json").is_file():
+        return _bare_tokenizer(path)
     # lazy: transformers takes seconds to import; only Hugging Face models need it
     from transformers import AutoTokenizer
 
     check_folder(path)
     return AutoTokenizer.from_pretrained(path, local_files_only=True, trust_remote_code=False)
+
+
+def _bare_tokenizer(path: Path) -> Any:
+    """A ``tokenizer.json`` without its ``tokenizer_config.json``: read as the file says.
+
+    ``AutoTokenizer`` would pick the model type's tokenizer class, whose default special
+    tokens (GPT-NeoX's pad, BERT's ``[UNK]``) are missing from this vocabulary and get
+    added after it, with ids the model has no embedding for. The special tokens come from
+    the ids ``config.json`` names instead, where the vocabulary holds them."""
+    # lazy: transformers takes seconds to import; only Hugging Face models need it
+    from transformers import PreTrainedTokenizerFast
+
+    tokenizer = PreTrainedTokenizerFast(tokenizer_file=str(path / "tokenizer.json"))
+    try:
+        config = json.loads((path / "config.json").read_text())
+    except (OSError, ValueError):
+        config = {}
+    size = tokenizer.backend_tokenizer.get_vocab_size(with_added_tokens=True)
+    for role in ("bos", "eos", "pad", "unk"):
+        token_id = config.get(f"{role}_token_id") if isinstance(config, dict) else None
+        if isinstance(token_id, list) and token_id:
+            token_id = token_id[0]
+        if isinstance(token_id, int) and 0 <= token_id < size:
+            setattr(tokenizer, f"{role}_token", tokenizer.convert_ids_to_tokens(token_id))
+    return tokenizer
 
 
 def load_model(
@@ -213,12 +249,21 @@ def load_model(
     tokenizer: Any | None = None,
     name: str | None = None,
     backend: str = "transformer-lens",
+    dtype: Any = None,
+    allow_mismatch: bool = False,
     **backend_options: Any,
 ) -> Any:
     """A handle for a ``transformers`` model object: converted when its family is supported,
     else opened as a plain module (with a warning saying what works). With
     ``backend="nnsight"`` the model stays as it is and runs as nnsight traces
-    (``explorer.models._nnsight``; options ``remote``, ``device``, ``trace_kwargs``)."""
+    (``explorer.models._nnsight``; options ``remote``, ``device``, ``trace_kwargs``).
+
+    ``dtype`` casts the model (in place, as ``model.to(dtype)``); the converted copy is
+    made in the model's dtype and its parity judged there. A conversion whose parity
+    fails is refused with the figure, unless ``allow_mismatch=True`` (then it warns)."""
+    dtype = _check_dtype(dtype)
+    if dtype is not None and next(hf_model.parameters()).dtype != dtype:
+        hf_model.to(dtype)
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}: choose one of {', '.join(BACKENDS)}")
     if backend == "transformer-lens" and backend_options:
@@ -240,19 +285,27 @@ def load_model(
         return _nnsight.load(hf_model, tokenizer=tokenizer, name=name, **backend_options)
     if arch in FAMILIES:
         family, encoder = FAMILIES[arch]
-        cfg = tl_config(hf_model.config, arch)
-        model = converted(hf_model, cfg, arch)
-        parity = check_parity(hf_model, model, encoder=encoder)
+        try:
+            cfg = tl_config(hf_model.config, arch, next(hf_model.parameters()).dtype)
+            model = converted(hf_model, cfg, arch)
+        except Unconvertible as err:
+            return _nnsight_instead(hf_model, tokenizer, name, arch, str(err))
+        parity = check_parity(hf_model, model, encoder=encoder, warn=False)
+        _judge(parity, arch, allow_mismatch)
         prepend_bos = family in PREPEND_BOS
     else:
         try:
             model = tl_converted(hf_model, arch)
         except NOT_CONVERTED as err:
             first = (str(err).strip().splitlines() or [type(err).__name__])[0]
-            return _plain_fallback(hf_model, arch, name, f"transformer-lens: {first}")
-        parity = check_parity(hf_model, model, encoder=False, warn=False)
-        if not parity.ok:
-            return _plain_fallback(hf_model, arch, name, f"transformer-lens's conversion: {parity}")
+            model, why = None, f"transformer-lens: {first}"
+        else:
+            parity = check_parity(hf_model, model, encoder=False, warn=False)
+            why = f"transformer-lens's conversion: {parity}"
+        if model is None or not parity.ok:
+            if _nnsight.paths_of(hf_model) is not None:  # laid out as a family nnsight maps
+                return _nnsight_instead(hf_model, tokenizer, name, arch, why)
+            return _plain_fallback(hf_model, arch, name, why)
         family, prepend_bos = f"{arch} via transformer-lens", model.cfg.default_prepend_bos
     handle = ModelHandle(model, kind="tokens", name=name, tokenizer=tokenizer, family=family)
     handle.parity = parity
@@ -261,10 +314,69 @@ def load_model(
     return handle
 
 
+def _nnsight_instead(hf_model: nn.Module, tokenizer: Any, name: str, arch: str, why: str) -> Any:
+    """A model of a family explorer maps whose config transformer-lens cannot compute: the
+    nnsight backend runs it as it is, with its hook sites checked (``site_parity``)."""
+    what = f"{arch} cannot be converted to transformer-lens: {why}"
+    try:
+        handle = _nnsight.load(hf_model, tokenizer=tokenizer, name=name)
+    except ImportError:
+        raise ValueError(
+            f"{what}. The nnsight backend runs such a model as it is, but nnsight is not "
+            "installed here: pip install -e '.[scale]', then explorer.load(model, "
+            "backend='nnsight')"
+        ) from None
+    if not handle.parity.ok:
+        raise ValueError(
+            f"{what}; on the nnsight backend its residual stream does not add up at the hook "
+            f"sites ({handle.parity}, tolerance {handle.parity.tolerance:.3g})"
+        )
+    warnings.warn(
+        f"{what}. Opened on the nnsight backend instead: the Hugging Face model runs as it "
+        f"is and the hooks are read at its modules ({handle.parity}: the residual stream "
+        "adds up at the hook sites). Pass backend='nnsight' to open it there without this "
+        "warning",
+        stacklevel=4,
+    )
+    return handle
+
+
+def _check_dtype(dtype: Any) -> torch.dtype | None:
+    """``dtype=`` of a Hugging Face load: a floating torch dtype or its name, or None.
+
+    >>> _check_dtype("bfloat16")
+    torch.bfloat16
+    """
+    names = ("float32", "float16", "bfloat16", "float64")
+    if dtype is None or (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+        return dtype
+    if isinstance(dtype, str) and dtype.removeprefix("torch.") in names:
+        return getattr(torch, dtype.removeprefix("torch."))
+    raise ValueError(f"dtype={dtype!r}: choose a floating dtype, one of {', '.join(names)}")
+
+
+def _judge(parity: Parity, arch: str, allow_mismatch: bool) -> None:
+    """A conversion that is not the same model is refused, with its figure, unless allowed."""
+    if parity.ok:
+        return
+    figure = (
+        f"the converted {arch} differs from the Hugging Face model by up to "
+        f"{parity.max_abs_diff:.3g} in logits ({parity.dtype}; the tolerance for "
+        f"{parity.dtype} is {parity.tolerance:.3g})"
+    )
+    if not allow_mismatch:
+        raise ValueError(
+            f"{figure}: analyses of this handle would describe another model, so explorer "
+            "does not hand it back. Open it with backend='nnsight' (the model runs as it "
+            "is), or pass allow_mismatch=True to take the converted handle anyway"
+        )
+    warnings.warn(f"{figure}: analyses may not describe the original model", stacklevel=3)
+
+
 def _plain_fallback(hf_model: nn.Module, arch: str, name: str, why: str) -> Any:
     supported = ", ".join(f"{f} ({a})" for a, (f, _) in FAMILIES.items())
     why_not = (
-        f"{arch} is not converted to transformer-lens (explorer's families: {supported}; {why})."
+        f"{arch} is not converted to transformer-lens: {why} (explorer's families: {supported})."
     )
     try:
         handle = wrap(hf_model, name=name)

@@ -79,17 +79,26 @@ def load(
             NDIF server, nnsight's own remote execution; a URL string names the server,
             ``"local"`` runs nnsight's simulation), ``device=``, ``device_map=``
             (accelerate's ``"auto"`` for several GPUs on one host), ``max_saved_bytes=``
-            (a trace that saves more raises), ``trace_kwargs=``.
+            (a trace that saves more raises), ``trace_kwargs=``. On both backends:
+            ``dtype=`` (a folder loads in its saved dtype otherwise; a model object is
+            cast) and ``allow_mismatch=True`` (take a converted handle whose logit parity
+            fails, which is otherwise refused with its figure).
 
     >>> import explorer
     >>> from explorer.models.config import MLPConfig
     >>> explorer.load(MLPConfig(hidden=(16,))).hook_names
     ['hook_input', 'hook_logits', 'blocks.0.mlp.hook_pre', 'blocks.0.mlp.hook_post']
     """
-    if backend != "transformer-lens":
-        hf_source = hf.is_hf_model(source) or (
-            isinstance(source, (str, os.PathLike)) and hf.is_hf_folder(Path(source))
+    hf_options = {k: backend_options.pop(k) for k in hf.HF_OPTIONS if k in backend_options}
+    hf_source = hf.is_hf_model(source) or (
+        isinstance(source, (str, os.PathLike)) and hf.is_hf_folder(Path(source))
+    )
+    if hf_options and not (hf_source or local_path is not None):
+        raise ValueError(
+            f"{', '.join(sorted(hf_options))} apply to Hugging Face models and folders, not "
+            f"a {type(source).__name__}"
         )
+    if backend != "transformer-lens":
         if backend not in hf.BACKENDS:
             raise ValueError(f"unknown backend {backend!r}: choose one of {', '.join(hf.BACKENDS)}")
         if not hf_source:
@@ -99,9 +108,16 @@ def load(
             )
         if hf.is_hf_model(source):
             return hf.load_model(
-                source, tokenizer=tokenizer, name=name, backend=backend, **backend_options
+                source,
+                tokenizer=tokenizer,
+                name=name,
+                backend=backend,
+                **hf_options,
+                **backend_options,
             )
-        return hf.load_folder(Path(source), name=name, backend=backend, **backend_options)
+        return hf.load_folder(
+            Path(source), name=name, backend=backend, **hf_options, **backend_options
+        )
     if backend_options:
         raise ValueError(f"{', '.join(sorted(backend_options))} apply to backend='nnsight' only")
     if key_map is not None and not isinstance(source, (str, os.PathLike)):
@@ -111,7 +127,7 @@ def load(
     if isinstance(source, (TransformerConfig, MLPConfig, CNNConfig)):
         return build(source, name=name)
     if hf.is_hf_model(source):
-        return hf.load_model(source, tokenizer=tokenizer, name=name)
+        return hf.load_model(source, tokenizer=tokenizer, name=name, **hf_options)
     if _tl.is_hooked_transformer(source) or is_light(source):
         return ModelHandle(
             source, kind="tokens", config=_tl.config_of(source), name=name or "transformer"
@@ -131,6 +147,7 @@ def load(
                 step=step,
                 key_map=key_map,
                 name=name,
+                hf_options=hf_options,
             )
             if name is not None:
                 handle.name = name
@@ -143,7 +160,7 @@ def load(
                     f"local_path {str(local_path)!r} is not a folder with a Hugging Face "
                     "config.json (save_pretrained writes one)"
                 )
-            return hf.load_folder(Path(local_path), name=name or str(source))
+            return hf.load_folder(Path(local_path), name=name or str(source), **hf_options)
         if hf.offline():  # before importing transformer-lens: seconds the user can't use
             raise hf.offline_error(str(source))
         model = _tl.from_pretrained(str(source))
@@ -171,6 +188,7 @@ def _load_path(
     step: int | None,
     key_map: Mapping[str, str] | None,
     name: str | None,
+    hf_options: dict[str, Any],
 ) -> ModelHandle:
     if (path / "manifest.json").is_file():
         raise ValueError(
@@ -199,7 +217,7 @@ def _load_path(
                 )
         return checkpoint.load_checkpoint(path)
     if module is None and hf.is_hf_folder(path):
-        return hf.load_folder(path, name=name)
+        return hf.load_folder(path, name=name, **hf_options)
     if key_map is not None and module is None:
         raise ValueError("key_map renames the keys of a weights file loaded with module=...")
     if module is not None:

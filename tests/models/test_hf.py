@@ -140,8 +140,8 @@ def test_text_prompts_and_token_strings(handles):
     for family in ("neox", "qwen2"):  # trained without BOS (transformer-lens's default too)
         assert handles[family].to_tokens("When Mary")[0, 0] != gpt2.tokenizer.bos_token_id
     assert handles["mistral"].to_tokens("When Mary")[0, 0] == gpt2.tokenizer.bos_token_id
-    with pytest.raises(ValueError, match="different token lengths"):
-        llama.to_tokens(["When Mary", "When Mary and John"])
+    padded = llama.to_tokens(["When Mary", "When Mary and John"])  # tests/models/test_padding.py
+    assert llama.attention_mask(padded).tolist() == [[0, 0, 1, 1, 1], [1] * 5]
     with pytest.raises(
         ValueError, match=r"is 3 tokens for llama, not one: .*\[. Mary., .la., .nd.\]"
     ):
@@ -379,3 +379,24 @@ def test_a_tokenizer_that_adds_bos_itself_gets_no_second_one(tok, handles):
     twin = llama.copy()
     assert twin.tokenizer is with_bos and twin.parity == llama.parity and twin.prepend_bos
     assert torch.equal(twin.to_tokens("When Mary"), ids)
+
+
+@pytest.mark.parametrize("family", ["gpt2", "neox", "llama", "bert"])
+def test_a_tokenizer_json_without_its_config_keeps_the_vocabulary(
+    family, folders, handles, tmp_path
+):
+    import shutil
+
+    bare = tmp_path / family
+    shutil.copytree(folders[family], bare)
+    (bare / "tokenizer_config.json").unlink()
+    assert (bare / "tokenizer.json").is_file()
+    handle, full = explorer.load(bare), handles[family]
+    tokenizer = handle.tokenizer
+    assert len(tokenizer) == len(full.tokenizer) == handle.d_vocab  # nothing added after it
+    for role in ("bos", "eos", "pad", "unk"):
+        token_id = getattr(tokenizer, f"{role}_token_id")
+        assert token_id is None or 0 <= token_id < handle.d_vocab, (role, token_id)
+    if family != "bert":  # the BOS config.json names, the one the full folder has
+        assert tokenizer.bos_token_id == full.tokenizer.bos_token_id
+    assert torch.equal(handle.to_tokens(hf_tiny.IOI), full.to_tokens(hf_tiny.IOI))

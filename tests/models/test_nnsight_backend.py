@@ -21,6 +21,7 @@ from explorer.analysis import (
     activation_patching,
     attribute_tokens,
     attribution_patching,
+    composition_scores,
     detect_heads,
     direct_logit_attribution,
     head_scores,
@@ -216,7 +217,7 @@ def test_path_patching(pair):
     metric = metrics.logit_diff(" Mary", " John", model=tl)
     grouped = getattr(nns.model.hf.config, "num_key_value_heads", None) not in (None, nns.n_heads)
     # grouped-query keys/values are one per key/value head here (Hugging Face's), one per
-    # query head in transformer-lens: the paths through them differ, queries do not
+    # query head in transformer-lens: paths via them are refused here, exact there
     inputs = ("q",) if grouped else ("q", "k", "v")
     a = path_patching(
         tl, clean, corrupted=corrupted, receivers="head 1.2", metric=metric, receiver_inputs=inputs
@@ -226,6 +227,70 @@ def test_path_patching(pair):
     )
     _close(a.values, b.values)
     assert b.values[0].isfinite().all() and b.values[1].isnan().all()
+    assert tl.kv_hook_heads == tl.n_heads
+    if grouped:
+        assert nns.kv_hook_heads < nns.n_heads
+        for via in ("k", "v"):
+            with pytest.raises(ValueError, match=f"path patching via {via} is not exact on"):
+                path_patching(
+                    nns,
+                    clean,
+                    corrupted=corrupted,
+                    receivers="head 1.2",
+                    metric=metric,
+                    receiver_inputs=via,
+                )
+
+
+@pytest.mark.parametrize("family", ["llama", "gemma"])
+def test_path_patching_via_grouped_keys_is_exact_on_transformer_lens(family, pairs):
+    """A grouped-query model and the same model with every key/value head repeated per query
+    head (plain multi-head attention) give the same path patching via k and v."""
+
+    tl, nns = pairs[family]
+    grouped = nns.model.hf
+    config = grouped.config.to_dict()
+    group = config["num_attention_heads"] // config["num_key_value_heads"]
+    assert group > 1
+    config["num_key_value_heads"] = config["num_attention_heads"]
+    full = type(grouped)(type(grouped.config).from_dict(config)).eval()
+    state = grouped.state_dict()
+    d_head = tl.d_head
+    for key, value in state.items():
+        if key.endswith(("k_proj.weight", "v_proj.weight")):
+            per_head = value.reshape(-1, d_head, value.shape[-1])
+            state[key] = per_head.repeat_interleave(group, 0).reshape(-1, value.shape[-1])
+    full.load_state_dict(state)
+    mha = explorer.load(full, tokenizer=tl.tokenizer)
+    clean, corrupted = tl.to_tokens(hf_tiny.IOI), tl.to_tokens(CORRUPTED)
+    metric = metrics.logit_diff(" Mary", " John", model=tl)
+    for via in ("k", "v"):
+        a, b = (
+            path_patching(
+                m,
+                clean,
+                corrupted=corrupted,
+                receivers="head 1.1",
+                metric=metric,
+                receiver_inputs=via,
+            )
+            for m in (tl, mha)
+        )
+        _close(a.values, b.values)
+        assert (a.values[0] - a.clean_value).abs().max() > 1e-4  # the paths do something
+
+
+def test_composition_scores(pair):
+    tl, nns = pair  # GPT-2 and NeoX fold their LayerNorms: the norm weights come from the handle
+    a, b = composition_scores(tl), composition_scores(nns)
+    _close(a.scores, b.scores)
+    assert a.scores[:, 0, :, 1, :].isfinite().all()
+    for layer in range(nns.n_layers):
+        for which in ("ln1", "ln2"):
+            kind, w, bias = nns.block_norm(layer, which)
+            ref = tl.block_norm(layer, which)
+            assert kind == ref[0] and torch.equal(w, ref[1])
+            assert (bias is None) == (ref[2] is None)
 
 
 def test_stopping_after_a_layer_and_no_start(pair):

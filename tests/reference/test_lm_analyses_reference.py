@@ -363,8 +363,22 @@ def test_path_patching_matches_the_recipe_with_tl_hooks(patching_pair):
 
     handle, clean, corrupted, metric = patching_pair
     tl = handle.model
+    # keys/values kept grouped (2 for 4 query heads): a path into one head's keys cannot be
+    # patched alone, so it is refused (the recipe would patch its whole group)
+    grouped = handle.kv_hook_heads < handle.n_heads
     for inputs in (("q",), ("k", "v"), ("q", "k", "v")):
         receivers = [(1, 1), (1, 3)]
+        if grouped and inputs != ("q",):
+            with pytest.raises(ValueError, match="is not exact on .*each shared by 2"):
+                path_patching(
+                    handle,
+                    clean,
+                    corrupted=corrupted,
+                    receivers="head 1.1",
+                    metric=metric,
+                    receiver_inputs=inputs,
+                )
+            continue
         sweep = path_patching(
             handle,
             clean,
@@ -388,8 +402,10 @@ def test_path_patching_matches_the_recipe_with_tl_hooks(patching_pair):
         senders=["head 0.0", "head 0.2"],
         receivers="head 1.2",
         metric=metric,
+        receiver_inputs=("q",) if grouped else ("q", "k", "v"),
     )
-    ref = _path_patch_by_hand(tl, clean, corrupted, [(0, 0), (0, 2)], [(1, 2)], "qkv", metric)
+    via = "q" if grouped else "qkv"
+    ref = _path_patch_by_hand(tl, clean, corrupted, [(0, 0), (0, 2)], [(1, 2)], via, metric)
     _close(joint.values, ref)
 
 
