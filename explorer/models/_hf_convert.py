@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from explorer.models._hf_families import Unconvertible, _gated_biases, _gemma2
+from explorer.models._hf_families import Unconvertible, _gated_biases, _gemma2, _get
 
 # architecture -> (family shown to users, whether it is an encoder)
 FAMILIES: dict[str, tuple[str, bool]] = {
@@ -117,14 +117,6 @@ def tl_converted(hf_model: nn.Module, arch: str) -> nn.Module:
 
 
 # ---------------------------------------------------------------------- configs
-def _get(config: Any, *names: str, default: Any = None) -> Any:
-    for n in names:
-        value = getattr(config, n, None)
-        if value is not None:
-            return value
-    return default
-
-
 def _rope(config: Any, strict: bool = True) -> dict[str, Any]:
     """Rotary settings (transformers 5 keeps them in ``rope_parameters``; 4.x at top level).
     ``strict=False`` describes a scaling transformer-lens lacks as plain rotary (the nnsight
