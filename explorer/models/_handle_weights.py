@@ -8,6 +8,7 @@ embedding. Plain MLP/CNN models: the weighted modules around a hidden layer
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,6 +51,22 @@ class WeightsMixin:
     has_mlp: bool
     n_layers: int
     check_layer: Any  # ModelHandle's
+
+    def parameters(self) -> Iterable[nn.Parameter]:
+        return self.model.parameters()
+
+    def named_parameters(self) -> Iterable[tuple[str, nn.Parameter]]:
+        """``(name, parameter)`` pairs, named as in the wrapped module's ``state_dict``."""
+        return self.model.named_parameters()
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The dtype of the weights (of the first parameter)."""
+        return next(iter(self.parameters())).dtype
+
+    def zero_grad(self) -> None:
+        """Drop the gradients of every weight (``set_to_none``)."""
+        self.model.zero_grad(set_to_none=True)
 
     def weight(self, name: str, layer: int | None = None) -> torch.Tensor:
         """A transformer weight by its transformer-lens name, detached.

@@ -369,25 +369,9 @@ class ModelHandle(InputsMixin, WeightsMixin):
         other._padded = self._padded  # batches padded for one copy run on the other
         return other
 
-    def parameters(self) -> Iterable[nn.Parameter]:
-        return self.model.parameters()
-
-    def named_parameters(self) -> Iterable[tuple[str, nn.Parameter]]:
-        """``(name, parameter)`` pairs, named as in the wrapped module's ``state_dict``."""
-        return self.model.named_parameters()
-
-    @property
-    def dtype(self) -> torch.dtype:
-        """The dtype of the weights (of the first parameter)."""
-        return next(iter(self.parameters())).dtype
-
     @property
     def training(self) -> bool:
         return bool(self.model.training)
-
-    def zero_grad(self) -> None:
-        """Drop the gradients of every weight (``set_to_none``)."""
-        self.model.zero_grad(set_to_none=True)
 
     def as_torch_module(self) -> nn.Module:
         """The wrapped ``nn.Module``, for a library that takes a module (captum's DeepLift,

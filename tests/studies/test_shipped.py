@@ -68,8 +68,17 @@ def test_replaying_the_first_induction_steps_matches_the_probe():
     assert now["step"] == probe["step"]
     assert now["loss"] == pytest.approx(probe["loss"], rel=1e-4)
     assert now["norms"].keys() == probe["norms"].keys()
+    # b_K has no gradient in exact arithmetic (a key bias adds the same q.b_K to every score of
+    # a query, which softmax ignores), so Adam steps it on rounding noise alone: its norm after
+    # 20 steps depends on the CPU's vector width (5.8e-4 where it shipped, 7.2e-4 here). It is
+    # held to noise level instead, 5% of the smallest bias that does learn.
+    noise = {k for k in probe["norms"] if k.endswith(".b_K")}
+    learned = min(v for k, v in now["norms"].items() if ".b_" in k and k not in noise)
     for key, value in probe["norms"].items():
-        assert now["norms"][key] == pytest.approx(value, rel=1e-4), key
+        if key in noise:
+            assert now["norms"][key] < 0.05 * learned, key
+        else:
+            assert now["norms"][key] == pytest.approx(value, rel=1e-4), key
 
 
 def test_a_full_mnist_rebuild_matches_the_shipped_weights(tmp_path):

@@ -136,7 +136,7 @@ def test_the_board_names_the_model_its_verdicts_came_from(monkeypatch):
         formation=Split(range(60)),
         held_out=Split(range(60, 120)),
         n_boot=50,
-        n_baseline=3,
+        n_baseline=20,
     )
     store.save(hypothesis, project="room", author="ada")
     gate = Gate(hypothesis_view.rerun_project)
