@@ -135,3 +135,18 @@ def hover_cell(canvas: Any, row: int, col: int, rows: int, cols: int) -> None:
 def click_cell(canvas: Any, row: int, col: int, rows: int, cols: int) -> None:
     canvas.scroll_into_view_if_needed()
     canvas.click(position=_cell_centre(canvas, row, col, rows, cols))
+
+
+ANYWIDGET_TIMEOUT = (
+    "anywidget's fixed 2 s initialization window ran out (AbortSignal.timeout(2000) in its "
+    "front end's Runtime). This is upstream, not our modules: each loads in well under 0.4 s "
+    "with the CPU slowed 6x (test_esm_load_time.py). Any one task on the page's main thread "
+    "longer than 2 s while a model loads times it out; scripts/anywidget_init_timeout_repro.py "
+    "reproduces that with anywidget alone (test_anywidget_init_timeout.py), and "
+    "docs/troubleshooting.md has the upstream issue"
+)
+
+
+def anywidget_timeouts(lines: list[str]) -> list[str]:
+    """The page errors or console lines that are anywidget's initialization timeout."""
+    return [line for line in lines if "[anywidget] Failed to initialize model" in line]

@@ -16,7 +16,14 @@ from pathlib import Path
 
 import pytest
 from figure_checks import canvas_problems, figure_problems
-from lab_driver import error_outputs, open_notebook, run_all, wait_until
+from lab_driver import (
+    ANYWIDGET_TIMEOUT,
+    anywidget_timeouts,
+    error_outputs,
+    open_notebook,
+    run_all,
+    wait_until,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -77,6 +84,8 @@ def test_notebook_runs_in_lab_and_every_widget_renders(name, lab_server, page, a
         widget = widgets.nth(i)
         widget.scroll_into_view_if_needed()
         widget.screenshot(path=str(folder / f"{name}-{i:02d}.png"))
+    timeouts = anywidget_timeouts(page.js_errors)
+    assert timeouts == [], f"{len(timeouts)} models: {ANYWIDGET_TIMEOUT}"
     assert page.js_errors == []
 
 

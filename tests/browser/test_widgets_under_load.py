@@ -24,7 +24,15 @@ import sys
 from collections.abc import Iterator
 
 import pytest
-from lab_driver import error_outputs, open_notebook, run_all, run_code, wait_until
+from lab_driver import (
+    ANYWIDGET_TIMEOUT,
+    anywidget_timeouts,
+    error_outputs,
+    open_notebook,
+    run_all,
+    run_code,
+    wait_until,
+)
 from test_tutorials_in_lab import NOTEBOOKS, WIDGET_OUTPUT, WIDGET_STATE
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -72,15 +80,8 @@ def test_every_widget_initialises_under_cpu_load(lab_server, page, busy_cores):
         timeout_s=120,
         what="every widget to load",
     )
-    failed = [line for line in console if "Failed to initialize" in line]
-    assert failed == [], (
-        f"{failed}: anywidget's fixed 2 s initialization window ran out (AbortSignal.timeout"
-        "(2000) in its front end's Runtime). This is upstream, not our modules: each loads in "
-        "well under 0.4 s with the CPU slowed 6x (test_esm_load_time.py). Any one task on the "
-        "page's main thread longer than 2 s while a model loads times it out; "
-        "scripts/anywidget_init_timeout_repro.py reproduces that with anywidget alone "
-        "(test_anywidget_init_timeout.py), and docs/troubleshooting.md has the upstream issue"
-    )
+    failed = anywidget_timeouts(console)
+    assert failed == [], f"{failed}: {ANYWIDGET_TIMEOUT}"
     assert page.js_errors == []
 
     outputs = run_code(page, SET_MARKER)
