@@ -8,39 +8,18 @@ import warnings
 from pathlib import Path
 
 import pytest
-import torch
-import torch.nn.functional as F
+from tiny_run import tiny_loss, tiny_model, train_tiny
 
 import explorer
 from explorer.models import zoo
-from explorer.models.config import MLPConfig
-from explorer.training import CheckpointSchedule, OptimizerConfig, Run, train
+from explorer.training import CheckpointSchedule, Run, train
 from explorer.training._run_repair import sha256_of
 
-X = torch.randn(12, 4, generator=torch.Generator().manual_seed(0))
-Y = torch.arange(12) % 3
-
-
-def _model(seed: int = 0):
-    return zoo.build(MLPConfig(input_shape=(4,), hidden=(8,), n_classes=3, seed=seed), name="tiny")
-
-
-def _loss(model, step):
-    return F.cross_entropy(model(X), Y)
+_model, _loss = tiny_model, tiny_loss
 
 
 def _train(path: Path, steps: int = 4, **kwargs):
-    return train(
-        _model(),
-        _loss,
-        steps=steps,
-        run=path,
-        optimizer=OptimizerConfig(lr=0.05),
-        checkpoints=CheckpointSchedule(n_log=0, every=2),
-        eval_every=1,
-        progress=False,
-        **kwargs,
-    )
+    return train_tiny(path, steps, every=2, **kwargs)
 
 
 def _flip_one_weight_byte(run: Run, step: int) -> Path:

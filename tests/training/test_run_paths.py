@@ -13,40 +13,19 @@ import os
 from pathlib import Path
 
 import pytest
-import torch
-import torch.nn.functional as F
+from tiny_run import tiny_loss, tiny_model, train_tiny
 
 import explorer
 from explorer._atomic import remove_tree
 from explorer._inside import OutsideFolderError, inside
-from explorer.models import zoo
 from explorer.models.checkpoint import save_checkpoint
-from explorer.models.config import MLPConfig
-from explorer.training import CheckpointSchedule, OptimizerConfig, Run, train
+from explorer.training import Run, train
 
-X = torch.randn(12, 4, generator=torch.Generator().manual_seed(0))
-Y = torch.arange(12) % 3
-
-
-def _model(seed: int = 0):
-    return zoo.build(MLPConfig(input_shape=(4,), hidden=(8,), n_classes=3, seed=seed), name="tiny")
-
-
-def _loss(model, step):
-    return F.cross_entropy(model(X), Y)
+_model, _loss = tiny_model, tiny_loss
 
 
 def _train(path: Path, steps: int = 4):
-    return train(
-        _model(),
-        _loss,
-        steps=steps,
-        run=path,
-        optimizer=OptimizerConfig(lr=0.05),
-        checkpoints=CheckpointSchedule(n_log=0, every=1),
-        eval_every=1,
-        progress=False,
-    )
+    return train_tiny(path, steps, every=1)
 
 
 @pytest.fixture
