@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 NOTEBOOK_READY = """(path) => {
@@ -150,3 +153,26 @@ ANYWIDGET_TIMEOUT = (
 def anywidget_timeouts(lines: list[str]) -> list[str]:
     """The page errors or console lines that are anywidget's initialization timeout."""
     return [line for line in lines if "[anywidget] Failed to initialize model" in line]
+
+
+@contextmanager
+def snapshot_in_browser(browser: Any, html: Path, views: list, n: int = 1) -> Iterator[Any]:
+    """Write ``views`` (``(title, widget)`` pairs) as a snapshot page at ``html``, open it in a
+    1280 px page and wait until ``n`` views have drawn; yields ``(page, errors)``, the page's
+    errors collected as they come."""
+    from explorer.views.snapshot import snapshot_page  # lazy: the driver serves non-view tests
+
+    html.write_text(snapshot_page(views))
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    try:
+        page = context.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.goto(html.as_uri())
+        page.wait_for_function(
+            f"document.querySelectorAll('.explorer-snapshot[data-rendered]').length >= {n}",
+            timeout=30_000,
+        )
+        yield page, errors
+    finally:
+        context.close()

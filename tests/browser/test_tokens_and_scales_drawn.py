@@ -16,6 +16,7 @@ import json
 
 import pytest
 import torch
+from lab_driver import snapshot_in_browser
 
 pytestmark = pytest.mark.browser
 
@@ -78,24 +79,15 @@ def views():
 
 
 def _facts(browser, tmp_path, name, widget):
-    from explorer.views.snapshot import snapshot_page
-
-    html = tmp_path / f"{name}.html"
-    html.write_text(snapshot_page([(name, widget)]))
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    try:
-        page = context.new_page()
-        errors: list[str] = []
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
-        page.goto(html.as_uri())
-        page.wait_for_selector(".explorer-snapshot[data-rendered]", timeout=30_000)
+    with snapshot_in_browser(browser, tmp_path / f"{name}.html", [(name, widget)]) as (
+        page,
+        errors,
+    ):
         facts = page.evaluate(
             PAGE_FACTS, page.locator(".explorer-snapshot-view").first.element_handle()
         )
         assert errors == []
         return facts
-    finally:
-        context.close()
 
 
 def test_tokens_axes_and_scales_as_drawn(views, browser, tmp_path):
