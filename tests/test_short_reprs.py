@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import explorer
-from explorer._repr import compact_repr
+from explorer._display import compact_repr
 
 BULKY = ("Tensor", "Float[", "Int[", "Bool[")
 

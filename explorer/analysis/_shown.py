@@ -1,18 +1,20 @@
 """How the results of ``composition`` and ``neurons`` show themselves (kept apart from the
-computing, as treescope does, so that those modules stay short).
+computing, as treescope does, so that those modules stay under 400 lines).
 
 Each mixin gives one result class its ``to_dataframe``, short repr and HTML table on top
-of ``_display.Shown``; it reads only the result's own fields.
+of ``explorer._display.Shown`` (the display layer every result inherits); it reads only
+the result's own fields. It stays in analysis because it names analysis's units (``Head``).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from explorer.analysis._display import (
+from explorer._display import (
     MAX_ROWS,
     Shown,
     bars_svg,
+    long_frame,
     num,
     pandas,
     shape,
@@ -85,14 +87,10 @@ class CopyingShown(Shown):
         return Head(flat // self.eigenvalue.shape[1], flat % self.eigenvalue.shape[1])
 
     def to_dataframe(self) -> Any:
-        """One row per head (``head L.H`` index): ``eigenvalue`` and ``diagonal_top1``."""
-        return pandas().DataFrame(
-            {
-                "eigenvalue": self.eigenvalue.detach().double().flatten().numpy(),
-                "diagonal_top1": self.diagonal_top1.detach().double().flatten().numpy(),
-            },
-            index=[str(self._head(i)) for i in range(self.eigenvalue.numel())],
-        )
+        """One row per head: ``layer``, ``head``, ``eigenvalue`` and ``diagonal_top1``."""
+        frame = long_frame(self.eigenvalue.double(), ("layer", "head"), "eigenvalue")
+        frame["diagonal_top1"] = self.diagonal_top1.detach().double().flatten().numpy()
+        return frame
 
     def _summary(self) -> str:
         return (
@@ -123,18 +121,11 @@ class TopKShown(Shown):
     """``TopKExamples``'s table, repr and HTML."""
 
     def to_dataframe(self) -> Any:
-        """One row per unit and rank: ``example``, ``position`` and ``value``."""
-        pd = pandas()
-        n_units, k = self.values.shape
-        index = pd.MultiIndex.from_product([range(n_units), range(k)], names=["unit", "rank"])
-        return pd.DataFrame(
-            {
-                "example": self.example.flatten().numpy(),
-                "position": self.position.flatten().numpy(),
-                "value": self.values.detach().double().flatten().numpy(),
-            },
-            index=index,
-        )
+        """One row per unit and rank: ``unit``, ``rank``, ``example``, ``position``, ``value``."""
+        frame = long_frame(self.values.double(), ("unit", "rank"))
+        frame.insert(2, "example", self.example.flatten().numpy())
+        frame.insert(3, "position", self.position.flatten().numpy())
+        return frame
 
     def _summary(self) -> str:
         n_units, k = self.values.shape
@@ -168,17 +159,15 @@ class HistogramShown(Shown):
     """``Histogram``'s table, repr and HTML."""
 
     def to_dataframe(self) -> Any:
-        """One row per bin: its edges, its count and (with labels) a count per class."""
-        columns = {
-            "left": self.edges[:-1].double().numpy(),
-            "right": self.edges[1:].double().numpy(),
-            "count": self.counts.numpy(),
-        }
-        if self.by_class is not None:
-            columns.update({f"class {c}": row.numpy() for c, row in enumerate(self.by_class)})
-        return pandas().DataFrame(
-            columns, index=pandas().Index(range(len(self.counts)), name="bin")
-        )
+        """One row per bin: ``bin``, its edges ``left`` and ``right``, and its ``count``;
+        with labels one row per bin and ``class`` (the count of that class)."""
+        if self.by_class is None:
+            frame = long_frame(self.counts, ("bin",), "count")
+        else:
+            frame = long_frame(self.by_class.T, ("bin", "class"), "count")
+        frame.insert(1, "left", self.edges[:-1].double().numpy()[frame["bin"]])
+        frame.insert(2, "right", self.edges[1:].double().numpy()[frame["bin"]])
+        return frame
 
     def _bin(self, i: int) -> str:
         return f"[{float(self.edges[i]):.3g}, {float(self.edges[i + 1]):.3g})"
@@ -206,13 +195,11 @@ class WindowsShown(Shown):
     """``ExampleWindows``'s table, repr and HTML."""
 
     def to_dataframe(self) -> Any:
-        """One row per window: ``example``, ``start`` and the activation at each offset."""
-        frame = pandas().DataFrame(
-            self.acts.detach().double().numpy(),
-            columns=[f"offset {j}" for j in range(self.acts.shape[1])],
-        )
-        frame.insert(0, "start", list(self.starts))
-        frame.insert(0, "example", self.examples.tolist())
+        """One row per window and token: ``window``, ``example``, ``start``, ``offset`` (from
+        ``start``) and the unit's ``activation`` there."""
+        frame = long_frame(self.acts.double(), ("window", "offset"), "activation")
+        frame.insert(1, "example", self.examples.numpy()[frame["window"]])
+        frame.insert(2, "start", [self.starts[w] for w in frame["window"]])
         return frame
 
     def _summary(self) -> str:

@@ -23,7 +23,7 @@ import torch
 from jaxtyping import Float
 
 from explorer._checks import check_choice, check_model
-from explorer.analysis._display import MAX_ROWS, Shown, num, pandas, strongest
+from explorer._display import MAX_ROWS, Shown, num, pandas, strongest
 from explorer.analysis.interventions import (
     MAX_TOKENS,
     Site,
@@ -40,7 +40,6 @@ from explorer.analysis.units import (
     all_heads,
     all_neurons,
     check_unit,
-    layer_table,
     parse_unit,
 )
 from explorer.models.handle import ModelHandle
@@ -73,13 +72,17 @@ class AblationResult(Shown):
 
     def to_dataframe(self) -> Any:
         """One row per example: the metric before and after, and the change."""
-        return pandas().DataFrame(
-            {
-                "before": self.before.detach().double().numpy(),
-                "after": self.after.detach().double().numpy(),
-                "change": (self.after - self.before).detach().double().numpy(),
-            },
-            index=pandas().Index(range(len(self.before)), name="example"),
+        return (
+            pandas()
+            .DataFrame(
+                {
+                    "before": self.before.detach().double().numpy(),
+                    "after": self.after.detach().double().numpy(),
+                    "change": (self.after - self.before).detach().double().numpy(),
+                },
+            )
+            .rename_axis("example")
+            .reset_index()
         )
 
     def _units(self) -> str:
@@ -127,9 +130,21 @@ class SweepResult(Shown):
         return out
 
     def to_dataframe(self) -> Any:
-        """The effects as a labelled ``layer x head`` (or ``x neuron``) table."""
-        column = type(self.units[0]).__name__.lower() if self.units else "unit"
-        return layer_table(self.grid(), column="position" if column == "residposition" else column)
+        """One row per unit: ``unit`` (as text), ``layer``, its index in the layer (``head``,
+        ``neuron`` or ``position``), ``effect`` and ``after``. The grid of the README is
+        ``frame.pivot(index="layer", columns="head", values="effect")``."""
+        column = type(self.units[0]).__name__.lower() if self.units else "index"
+        return pandas().DataFrame(
+            {
+                "unit": [str(u) for u in self.units],
+                "layer": [u.layer for u in self.units],
+                "position" if column == "residposition" else column: [
+                    _unit_number(u) for u in self.units
+                ],
+                "effect": self.effect.detach().double().numpy(),
+                "after": self.after.detach().double().numpy(),
+            }
+        )
 
     def _summary(self) -> str:
         return (

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from jaxtyping import Float
 
 from explorer._checks import check_choice, check_tensor
-from explorer.analysis._display import MAX_ROWS, Shown, pandas, png_data_url, strongest
+from explorer._display import MAX_ROWS, Shown, pandas, png_data_url, strongest
 
 if TYPE_CHECKING:
     from explorer.models.handle import ModelHandle
@@ -52,7 +52,7 @@ class AttributionMaps(Shown):
     convergence_delta: Float[torch.Tensor, " batch"] | None = None
 
     def to_dataframe(self) -> Any:
-        """One row per image: its ``target`` class, the map's ``total`` (its sum) and, for
+        """One row per ``image``: its ``target`` class, the map's ``total`` (its sum) and, for
         integrated gradients and DeepLift, the ``convergence_delta``."""
         columns = {
             "target": self.targets.tolist(),
@@ -60,9 +60,7 @@ class AttributionMaps(Shown):
         }
         if self.convergence_delta is not None:
             columns["convergence_delta"] = self.convergence_delta.detach().double().numpy()
-        return pandas().DataFrame(
-            columns, index=pandas().Index(range(len(self.maps)), name="image")
-        )
+        return pandas().DataFrame(columns).rename_axis("image").reset_index()
 
     def _summary(self) -> str:
         n, *pixels = self.maps.shape

@@ -27,10 +27,12 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
 from explorer._checks import check_choice, check_positive, check_tensor
+from explorer._display import Shown, pandas
 from explorer.analysis._audit_search import (
     MAX_STEPS,
     REFIT_STEPS,
@@ -39,7 +41,6 @@ from explorer.analysis._audit_search import (
     stamp_scan,
     weights_search,
 )
-from explorer.analysis._display import clip, html_table, pandas
 from explorer.analysis.audit_scores import mad_index, weight_anomaly
 from explorer.models.handle import ModelHandle
 
@@ -101,8 +102,8 @@ class Meter:
         return (self.budget - self.forwards) if self.budget is not None else 1 << 62
 
 
-@dataclass(frozen=True)
-class AuditResult:
+@dataclass(frozen=True, repr=False)
+class AuditResult(Shown):
     """What an audit found in one model.
 
     Per class ``c``: ``masks[c] [H, W]`` and ``patterns[c] [C, H, W]`` (the trigger that sends
@@ -155,10 +156,10 @@ class AuditResult:
         m = self.masks[cls].to(images)
         return (1 - m) * images + m * self.patterns[cls].to(images)
 
-    def to_dataframe(self):
-        pd = pandas()
-
-        return pd.DataFrame(
+    def to_dataframe(self) -> Any:
+        """One row per ``class``: its ``anomaly`` index, mask size (``mask_l1``), attack
+        ``success``, ``box`` and whether it is ``flagged``."""
+        return pandas().DataFrame(
             {
                 "class": range(len(self.anomaly)),
                 "anomaly": self.anomaly.tolist(),
@@ -167,21 +168,21 @@ class AuditResult:
                 "box": list(self.boxes),
                 "flagged": [c in self.flagged for c in range(len(self.anomaly))],
             }
-        ).set_index("class")
+        )
 
-    def __repr__(self) -> str:
+    def _summary(self) -> str:
         verdict = (
             "clean"
             if self.clean
             else f"flagged {list(self.flagged)} (target {self.target}, box {self.location}, "
             f"success {float(self.success[self.target]):.0%})"
         )
-        return clip(
-            f"AuditResult({self.model}, {self.method}: {verdict}; "
-            f"{self.forward_passes} forward / {self.backward_passes} backward passes)"
+        return (
+            f"{self.model}, {self.method}: {verdict}; "
+            f"{self.forward_passes} forward / {self.backward_passes} backward passes"
         )
 
-    def _repr_html_(self) -> str:
+    def _table(self) -> tuple:
         rows = [
             (c, float(self.anomaly[c]), float(self.success[c]), str(self.boxes[c]))
             for c in (list(self.flagged) or [int(self.anomaly.argmax())])
@@ -190,7 +191,7 @@ class AuditResult:
             f"{'clean' if self.clean else 'flagged'}; {self.forward_passes} forward, "
             f"{self.backward_passes} backward passes (budget {self.budget})"
         )
-        return html_table(
+        return (
             f"audit of {self.model} ({self.method})",
             ["class", "anomaly", "success", "box (top, left, h, w)"],
             rows,

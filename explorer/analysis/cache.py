@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
 from explorer._checks import check_positive
-from explorer.analysis._display import MAX_ROWS, Shown
+from explorer._display import MAX_ROWS, Shown, pandas
 from explorer.models.handle import ModelHandle
 
 
@@ -23,6 +24,20 @@ class CacheResult(Shown):
         if name not in self.activations:
             raise KeyError(f"{name!r} was not cached; cached hooks: {sorted(self.activations)}")
         return self.activations[name]
+
+    def to_dataframe(self) -> Any:
+        """One row per tensor, the output first: ``hook``, ``shape``, ``dtype``, ``mean`` and
+        ``abs_max`` (the activations themselves stay tensors: ``result[hook]``)."""
+        tensors = [("output", self.output), *self.activations.items()]
+        return pandas().DataFrame(
+            [
+                (name, str(list(t.shape)), str(t.dtype).removeprefix("torch."),
+                 float(t.double().mean()) if t.numel() else float("nan"),
+                 float(t.double().abs().max()) if t.numel() else float("nan"))
+                for name, t in tensors
+            ],
+            columns=["hook", "shape", "dtype", "mean", "abs_max"],
+        )  # fmt: skip
 
     def _summary(self) -> str:
         return f"output {list(self.output.shape)}, {len(self.activations)} hooks"

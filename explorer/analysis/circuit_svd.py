@@ -20,12 +20,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from jaxtyping import Float, Int
 
 from explorer._checks import check_choice, check_positive
-from explorer.analysis._display import clip, html_table, pandas
+from explorer._display import MAX_ROWS, Shown, pandas
 from explorer.analysis.units import Head, all_heads, units_of_type
 from explorer.models.handle import ModelHandle
 
@@ -43,7 +44,7 @@ def low_rank_svd(
 
 
 @dataclass(frozen=True, repr=False)
-class CircuitSVD:
+class CircuitSVD(Shown):
     """Per head: singular values ``S [head, r]``, directions ``U``, ``V [head, d_model, r]``
     and each direction's top tokens on both sides (``[head, r, k]`` ids and values)."""
 
@@ -66,7 +67,7 @@ class CircuitSVD:
             [self.token_text[i] for i in self.out_ids[head, direction].tolist()],
         )
 
-    def to_dataframe(self):
+    def to_dataframe(self) -> Any:
         """One row per head and direction: singular value and both sides' top tokens."""
         pd = pandas()
 
@@ -85,23 +86,24 @@ class CircuitSVD:
                 )
         return pd.DataFrame.from_records(rows)
 
-    def __repr__(self) -> str:
+    def _summary(self) -> str:
         read, written = self.tokens(0, 0)
-        return clip(
-            f"CircuitSVD({self.circuit}, {len(self.heads)} heads x {self.S.shape[1]} directions; "
+        return (
+            f"{self.circuit}, {len(self.heads)} heads x {self.S.shape[1]} directions; "
             f"{self.heads[0]} top direction S={float(self.S[0, 0]):.3g}: "
-            f"{self.sides[0]} {read[:3]} -> {self.sides[1]} {written[:3]})"
+            f"{self.sides[0]} {read[:3]} -> {self.sides[1]} {written[:3]}"
         )
 
-    def _repr_html_(self) -> str:
+    def _table(self) -> tuple:
         rows = []
-        for h, head in enumerate(self.heads[:12]):
+        for h, head in enumerate(self.heads[:MAX_ROWS]):
             read, written = self.tokens(h, 0)
             rows.append((str(head), float(self.S[h, 0]), " ".join(read), " ".join(written)))
-        return html_table(
+        return (
             f"{self.circuit} circuit SVD: top direction per head",
             ("head", "S", *self.sides),
             rows,
+            "",
         )
 
 

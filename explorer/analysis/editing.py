@@ -33,7 +33,7 @@ from explorer._checks import (
     check_positive,
     check_tensor,
 )
-from explorer.analysis._display import MAX_ROWS, Shown, grid_frame
+from explorer._display import MAX_ROWS, Shown, long_frame
 from explorer.analysis.units import Neuron, units_of_type
 
 if TYPE_CHECKING:
@@ -83,8 +83,9 @@ class Confusion(Shown):
         return wrong.nonzero().flatten()
 
     def to_dataframe(self) -> Any:
-        """The matrix, labelled ``true 0..`` (rows) x ``predicted 0..`` (columns)."""
-        return grid_frame(self.matrix, "true", "predicted").astype("int64")
+        """One row per (true, predicted) pair of classes: ``true``, ``predicted``, ``count``.
+        The matrix: ``frame.pivot(index="true", columns="predicted", values="count")``."""
+        return long_frame(self.matrix.long(), ("true", "predicted"), "count")
 
     def _summary(self) -> str:
         return (

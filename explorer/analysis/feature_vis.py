@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from jaxtyping import Float
 
 from explorer._checks import check_index, check_positive
-from explorer.analysis._display import MAX_ROWS, Shown, pandas, png_data_url, strongest
+from explorer._display import MAX_ROWS, Shown, pandas, png_data_url, strongest
 from explorer.analysis.units import Neuron, neuron_index
 
 if TYPE_CHECKING:
@@ -85,11 +85,9 @@ class FeatureVisualization(Shown):
         return mean_pairwise_cosine(self.images)
 
     def to_dataframe(self) -> Any:
-        """One row per image: the unit's final ``activation`` on it."""
-        return pandas().DataFrame(
-            {"activation": self.activations.detach().double().numpy()},
-            index=pandas().Index(range(len(self.activations)), name="image"),
-        )
+        """One row per ``image``: the unit's final ``activation`` on it."""
+        frame = pandas().DataFrame({"activation": self.activations.detach().double().numpy()})
+        return frame.rename_axis("image").reset_index()
 
     def _summary(self) -> str:
         n, *pixels = self.images.shape

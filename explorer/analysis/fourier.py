@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from jaxtyping import Float, Int
 
 from explorer._checks import check_finite, check_tensor
-from explorer.analysis._display import MAX_ROWS, Shown, clip, html_table, num, pandas, strongest
+from explorer._display import MAX_ROWS, Shown, long_frame, num, pandas, strongest
 
 __all__ = [
     "FourierBasis",
@@ -50,7 +50,7 @@ __all__ = [
 
 
 @dataclass(frozen=True, repr=False)
-class FourierBasis:
+class FourierBasis(Shown):
     """Orthonormal real Fourier basis of ``Z_p``: row ``i`` is a unit vector over ``0..p-1``.
 
     Rows are the constant, then ``cos k``, ``sin k`` for ``k = 1..(p-1)//2`` (and the
@@ -67,15 +67,22 @@ class FourierBasis:
         """Number of non-constant frequencies, ``p // 2``."""
         return self.p // 2
 
-    def _repr_html_(self) -> str:
+    def to_dataframe(self) -> Any:
+        """One row per (basis row, input ``x``): the row's ``label``, its ``frequency`` and
+        the basis ``value``."""
+        frame = long_frame(self.matrix.double(), ("row", "x"))
+        frame.insert(1, "label", [self.labels[r] for r in frame["row"]])
+        frame.insert(2, "frequency", [int(self.frequencies[r]) for r in frame["row"]])
+        return frame
+
+    def _summary(self) -> str:
+        shown = ", ".join(self.labels[:7]) + (", ..." if len(self.labels) > 7 else "")
+        return f"p={self.p}, {len(self.labels)} rows: {shown}"
+
+    def _table(self) -> tuple:
         rows = [(label, int(k)) for label, k in zip(self.labels[:MAX_ROWS], self.frequencies)]
         note = f"{len(rows)} of {len(self.labels)} rows of the [{self.p}, {self.p}] basis"
-        return html_table(f"Fourier basis of Z_{self.p}", ("row", "frequency"), rows, note)
-
-    def __repr__(self) -> str:
-        return clip(
-            f"FourierBasis(p={self.p}, {len(self.labels)} rows: {', '.join(self.labels)})", 120
-        )
+        return f"Fourier basis of Z_{self.p}", ("row", "frequency"), rows, note
 
 
 def fourier_basis(p: int) -> FourierBasis:
@@ -134,12 +141,16 @@ class FourierSpectrum(Shown):
         the squared norm."""
         norms = self.frequency_norms.detach().double()
         total = norms.pow(2).sum()
-        return pandas().DataFrame(
-            {
-                "norm": norms.numpy(),
-                "share": (norms.pow(2) / total if total > 0 else norms * 0).numpy(),
-            },
-            index=pandas().Index(range(len(norms)), name="frequency"),
+        return (
+            pandas()
+            .DataFrame(
+                {
+                    "norm": norms.numpy(),
+                    "share": (norms.pow(2) / total if total > 0 else norms * 0).numpy(),
+                },
+            )
+            .rename_axis("frequency")
+            .reset_index()
         )
 
     def _summary(self) -> str:
@@ -195,10 +206,8 @@ class KeyFrequencies(Shown):
         return len(self.frequencies)
 
     def to_dataframe(self) -> Any:
-        """One row per key frequency, strongest first: its ``norm``."""
-        return pandas().DataFrame(
-            {"norm": list(self.norms)}, index=pandas().Index(self.frequencies, name="frequency")
-        )
+        """One row per key ``frequency``, strongest first: its ``norm``."""
+        return pandas().DataFrame({"frequency": list(self.frequencies), "norm": list(self.norms)})
 
     def _summary(self) -> str:
         return f"{len(self.frequencies)} frequencies carry {self.fraction:.1%} of the squared norm"

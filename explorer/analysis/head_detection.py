@@ -22,12 +22,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from jaxtyping import Float, Int
 
 from explorer._checks import check_choice
-from explorer.analysis._display import clip, html_table, pandas
+from explorer._display import Shown, pandas
 from explorer.analysis.cache import _last_block
 from explorer.analysis.units import Head
 from explorer.models.handle import ModelHandle
@@ -55,7 +56,7 @@ def detection_pattern(
 
 
 @dataclass(frozen=True, repr=False)
-class HeadDetection:
+class HeadDetection(Shown):
     """``scores[layer, head]`` (batch mean) and ``per_example[batch, layer, head]``."""
 
     scores: Float[torch.Tensor, "layer head"]
@@ -71,9 +72,9 @@ class HeadDetection:
         heads = self.scores.shape[1]
         return [(Head(int(i) // heads, int(i) % heads), float(v)) for v, i in zip(values, flat)]
 
-    def to_dataframe(self):
+    def to_dataframe(self) -> Any:
+        """One row per head: ``layer``, ``head`` and its ``score``."""
         pd = pandas()
-
         layers, heads = self.scores.shape
         return pd.DataFrame(
             {
@@ -89,18 +90,15 @@ class HeadDetection:
         parts += ["no current token"] if self.exclude_current_token else []
         return ", ".join(parts)
 
-    def __repr__(self) -> str:
-        top = ", ".join(f"L{h.layer}H{h.head} {v:.3f}" for h, v in self.top(3))
-        return clip(
-            f"HeadDetection({self.pattern}, {self._options()}, "
-            f"{tuple(self.scores.shape)} heads; top {top})"
-        )
+    def _summary(self) -> str:
+        return f"{self.pattern}, {self._options()}, {tuple(self.scores.shape)} heads"
 
-    def _repr_html_(self) -> str:
+    def _top(self) -> list[str]:
+        return [f"L{h.layer}H{h.head} {v:.3f}" for h, v in self.top(3)]
+
+    def _table(self) -> tuple:
         rows = [(f"L{h.layer}H{h.head}", v) for h, v in self.top(10)]
-        return html_table(
-            f"Head detection: {self.pattern}", ("head", "score"), rows, self._options()
-        )
+        return f"Head detection: {self.pattern}", ("head", "score"), rows, self._options()
 
 
 def _pattern_tensor(pattern: Pattern, tokens: torch.Tensor) -> tuple[torch.Tensor, str]:

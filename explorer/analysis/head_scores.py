@@ -51,7 +51,7 @@ import torch
 from jaxtyping import Bool, Float, Int
 
 from explorer._checks import check_choice
-from explorer.analysis._display import MAX_ROWS, Shown, strongest
+from explorer._display import MAX_ROWS, Shown, strongest
 from explorer.analysis.cache import _last_block, run_with_cache
 from explorer.analysis.units import Head, layer_table
 from explorer.models.handle import ModelHandle
@@ -85,10 +85,15 @@ class HeadScores(Shown):
         n_heads = grid.shape[1]
         return [(Head(int(i) // n_heads, int(i) % n_heads), float(v)) for v, i in zip(values, flat)]
 
-    def to_dataframe(self, score: str) -> Any:
-        """One score as a labelled ``layer x head`` table (batch-averaged)."""
-        grid = self.get(score)
-        return layer_table(grid.mean(0) if grid.ndim == 3 else grid)
+    def to_dataframe(self) -> Any:
+        """One row per head: ``layer``, ``head`` and a column per score (batch-averaged).
+        One score as a ``layer x head`` grid:
+        ``frame.pivot(index="layer", columns="head", values="induction")``."""
+        grids = self.scores.mean(0) if self.scores.ndim == 4 else self.scores
+        frame = layer_table(grids[0]).drop(columns="value")
+        for name, grid in zip(self.names, grids):
+            frame[name] = grid.detach().double().flatten().numpy()
+        return frame
 
     def _summary(self) -> str:
         *batch, _, n_layers, n_heads = self.scores.shape
@@ -120,9 +125,7 @@ class HeadScores(Shown):
             for head, value in self._best(score, per_score)
         ]
         *_, n_layers, n_heads = self.scores.shape
-        note = (
-            f"best {per_score} of {n_layers * n_heads} heads per score; to_dataframe(score) has all"
-        )
+        note = f"best {per_score} of {n_layers * n_heads} heads per score; to_dataframe() has all"
         if self.baselines:  # what a head attending uniformly would score: read values against it
             note += "; random baseline (uniform attention): " + ", ".join(
                 f"{name} {value:.3g}" for name, value in zip(self.names, self.baselines)

@@ -27,7 +27,7 @@ import torch
 from jaxtyping import Float, Int
 
 from explorer._checks import check_choice, check_fraction, check_positive, check_tensor
-from explorer.analysis._display import MAX_ROWS, RecordShown, Shown, pandas
+from explorer._display import MAX_ROWS, RecordShown, Shown, pandas
 from explorer.analysis.composition import CompositionScores, composition_scores
 from explorer.analysis.head_scores import HeadScores, head_scores
 from explorer.analysis.metrics import Metric, next_token_loss

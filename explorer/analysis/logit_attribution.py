@@ -27,13 +27,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from einops import einsum
 from jaxtyping import Float, Int
 
 from explorer._checks import check_choice
-from explorer.analysis._display import clip, html_table, pandas
+from explorer._display import Shown, pandas
 from explorer.analysis.units import Head, Neuron
 from explorer.models.handle import ModelHandle
 
@@ -100,7 +101,7 @@ def norm_direction(
 
 
 @dataclass(frozen=True, repr=False)
-class LogitAttribution:
+class LogitAttribution(Shown):
     """``values[batch, unit]``: each unit's direct effect on the logit (difference).
 
     ``logit`` is the model's own logit (difference) at the attributed position; for
@@ -156,29 +157,28 @@ class LogitAttribution:
         order = (mean.abs() if by_abs else mean).argsort(descending=True)[:n]
         return [(self.labels[i], float(mean[i])) for i in order.tolist()]
 
-    def to_dataframe(self):
+    def to_dataframe(self) -> Any:
         """One row per unit: ``unit``, ``mean`` and ``std`` over the batch."""
         pd = pandas()
-
         std = self.values.std(0) if self.values.shape[0] > 1 else torch.zeros(len(self.labels))
         return pd.DataFrame(
             {"unit": list(self.labels), "mean": self.mean().numpy(), "std": std.numpy()}
         )
 
-    def __repr__(self) -> str:
-        top = ", ".join(f"{k} {v:+.3g}" for k, v in self.top(3))
+    def _summary(self) -> str:
         batch, n = self.values.shape
-        return clip(
-            f"LogitAttribution({self.units}, {batch} examples x {n} units, {self.direction}; "
-            f"logit {float(self.logit.mean()):+.3g}; top {top})"
+        return (
+            f"{self.units}, {batch} examples x {n} units, {self.direction}; "
+            f"logit {float(self.logit.mean()):+.3g}"
         )
 
-    def _repr_html_(self) -> str:
+    def _top(self) -> list[str]:
+        return [f"{k} {v:+.3g}" for k, v in self.top(3)]
+
+    def _table(self) -> tuple:
         rows = [(label, value) for label, value in self.top(10)]
         note = f"model logit {float(self.logit.mean()):+.4g}, mean over {self.values.shape[0]} examples"
-        return html_table(
-            f"Direct logit attribution: {self.direction}", ("unit", "dla"), rows, note
-        )
+        return f"Direct logit attribution: {self.direction}", ("unit", "dla"), rows, note
 
 
 def _hooks_for(model: ModelHandle, units: str) -> dict[str, list[str]]:

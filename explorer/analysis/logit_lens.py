@@ -17,18 +17,19 @@ Only the top ``k`` tokens and one target token per row and position are kept: on
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from jaxtyping import Float, Int
 
 from explorer._checks import check_positive
-from explorer.analysis._display import MAX_ROWS, clip, html_table, pandas
+from explorer._display import MAX_ROWS, Shown, pandas
 from explorer.analysis.logit_attribution import TokenSpec, resolve_tokens
 from explorer.models.handle import ModelHandle
 
 
 @dataclass(frozen=True, repr=False)
-class LogitLens:
+class LogitLens(Shown):
     """Top tokens and a target's logit per lens row (layer) and position.
 
     ``top_ids``/``top_logits`` are ``[row, batch, pos, k]``; ``target_logit`` and
@@ -57,10 +58,10 @@ class LogitLens:
                 return self.labels[i]
         return None
 
-    def to_dataframe(self, example: int = 0):
-        """One row per (layer row, position): top token, its logit, target logit and rank."""
+    def to_dataframe(self, example: int = 0) -> Any:
+        """One row per (layer row, position) of ``example``: top token, its logit, target
+        logit and rank."""
         pd = pandas()
-
         records = []
         for r, label in enumerate(self.labels):
             for p, text in enumerate(self.input_text):
@@ -78,15 +79,15 @@ class LogitLens:
                 )
         return pd.DataFrame.from_records(records)
 
-    def __repr__(self) -> str:
+    def _summary(self) -> str:
         rows, batch, pos, k = self.top_ids.shape
         last = " ".join(repr(self.token_text[int(self.top_ids[r, 0, -1, 0])]) for r in range(rows))
-        return clip(
-            f"LogitLens({rows} rows x {batch} examples x {pos} positions, top {k}; "
-            f"top-1 at the last position by row: {last})"
+        return (
+            f"{rows} rows x {batch} examples x {pos} positions, top {k}; "
+            f"top-1 at the last position by row: {last}"
         )
 
-    def _repr_html_(self) -> str:
+    def _table(self) -> tuple:
         header = ("row", *(f"{p} {t}" for p, t in enumerate(self.input_text[:12])))
         n = len(self.labels)  # at most MAX_ROWS rows, evenly spaced, the output row last
         shown = sorted(
@@ -102,7 +103,7 @@ class LogitLens:
             for r in shown
         ]
         note = f"{len(rows)} of {n} rows" if n > MAX_ROWS else ""
-        return html_table("Logit lens: top-1 token per layer and position", header, rows, note)
+        return "Logit lens: top-1 token per layer and position", header, rows, note
 
 
 def _lens_rows(model: ModelHandle, incl_mid: bool) -> list[tuple[str, str]]:

@@ -18,8 +18,8 @@ from typing import Any
 
 import torch
 
-from explorer.analysis._display import MAX_ROWS, Shown, pandas
-from explorer.analysis._display import strongest as top_entries
+from explorer._display import MAX_ROWS, Shown, pandas
+from explorer._display import strongest as top_entries
 from explorer.analysis.neuron_logits import neuron_logit_weights
 from explorer.analysis.units import Neuron, neuron_index
 from explorer.models.handle import ModelHandle
@@ -49,10 +49,9 @@ class OutputEffect(Shown):
         return torch.cat([top, bottom])
 
     def to_dataframe(self) -> Any:
-        """One row per target (indexed by its label): the ``effect``."""
+        """One row per ``target`` (its label): the ``effect``."""
         return pandas().DataFrame(
-            {"effect": self.values.detach().double().numpy()},
-            index=pandas().Index(self.labels, name="target"),
+            {"target": list(self.labels), "effect": self.values.detach().double().numpy()}
         )
 
     def _summary(self) -> str:

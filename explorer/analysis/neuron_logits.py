@@ -19,17 +19,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from jaxtyping import Float, Int
 
-from explorer.analysis._display import clip, html_table, pandas
+from explorer._display import MAX_ROWS, Shown, pandas
 from explorer.analysis.units import Neuron, units_of_type
 from explorer.models.handle import ModelHandle
 
 
 @dataclass(frozen=True, repr=False)
-class NeuronLogitWeights:
+class NeuronLogitWeights(Shown):
     """``values[neuron, vocab]``: the direct logit effect of one unit of each neuron."""
 
     values: Float[torch.Tensor, "neuron vocab"]
@@ -43,10 +44,10 @@ class NeuronLogitWeights:
         idx = row.topk(min(k, row.numel())).indices.tolist()
         return [(self.token_text[i], float(self.values[index, i])) for i in idx]
 
-    def to_dataframe(self, k: int = 10):
-        """Per neuron, its top and bottom ``k`` tokens with their weights."""
+    def to_dataframe(self, k: int = 10) -> Any:
+        """One row per neuron, side (``top`` / ``bottom``) and rank: the ``token`` and its
+        ``weight`` (the ``k`` strongest tokens each side)."""
         pd = pandas()
-
         rows = []
         for i, neuron in enumerate(self.neurons):
             for side in ("top", "bottom"):
@@ -62,23 +63,23 @@ class NeuronLogitWeights:
                     )
         return pd.DataFrame.from_records(rows)
 
-    def __repr__(self) -> str:
+    def _summary(self) -> str:
         first = ", ".join(f"{t!r} {v:+.3g}" for t, v in self.top(0, 3))
-        return clip(
-            f"NeuronLogitWeights({len(self.neurons)} neurons x {self.values.shape[1]} tokens, "
-            f"scale {self.scale:.4g}; {self.neurons[0]} promotes {first})"
+        return (
+            f"{len(self.neurons)} neurons x {self.values.shape[1]} tokens, "
+            f"scale {self.scale:.4g}; {self.neurons[0]} promotes {first}"
         )
 
-    def _repr_html_(self) -> str:
+    def _table(self) -> tuple:
         rows = [
             (
                 str(n),
                 ", ".join(t for t, _ in self.top(i, 5)),
                 ", ".join(t for t, _ in self.top(i, 5, bottom=True)),
             )
-            for i, n in enumerate(self.neurons[:20])
+            for i, n in enumerate(self.neurons[:MAX_ROWS])
         ]
-        return html_table(
+        return (
             "Neuron-to-logit weights (through the final norm)",
             ("neuron", "promotes", "suppresses"),
             rows,

@@ -32,7 +32,7 @@ from einops import reduce
 from jaxtyping import Float
 
 from explorer._checks import check_choice
-from explorer.analysis._display import MAX_ROWS, Shown, grid_frame, num, pandas, shape, strongest
+from explorer._display import MAX_ROWS, Shown, long_frame, num, shape, strongest
 from explorer.analysis.interventions import (
     MAX_TOKENS,
     Site,
@@ -85,19 +85,12 @@ class PatchingResult(Shown):
         return grid_axes(self.grid)
 
     def to_dataframe(self) -> Any:
-        """The mean metric per cell: a ``layer x position`` (or ``x head``...) table, or for
-        three axes one row per cell indexed by ``(layer, position, head)``."""
-        if self.values.ndim == 2:
-            return grid_frame(self.values, *self.axes)
-        pd = pandas()
-        index = pd.MultiIndex.from_tuples(
-            [
-                tuple(c)
-                for c in torch.cartesian_prod(*map(torch.arange, self.values.shape)).tolist()
-            ],
-            names=self.axes,
-        )
-        return pd.DataFrame({"value": self.values.detach().double().flatten().numpy()}, index=index)
+        """One row per cell: a column per axis (``layer``, ``position``, ``head``...), the
+        mean metric patched (``value``) and its ``recovery``. The grid:
+        ``frame.pivot(index="layer", columns="position", values="value")``."""
+        frame = long_frame(self.values.double(), self.axes)
+        frame["recovery"] = self.recovery.detach().double().flatten().numpy()
+        return frame
 
     def _moved(self) -> tuple[str, torch.Tensor]:
         """What to rank cells by: recovery, or the change in the metric when it is undefined."""

@@ -25,12 +25,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from jaxtyping import Float
 
 from explorer._checks import check_choice
-from explorer.analysis._display import clip, html_table, pandas
+from explorer._display import Shown, pandas
 from explorer.analysis.interventions import MAX_TOKENS
 from explorer.analysis.metrics import Metric, evaluate, evaluate_copies
 from explorer.analysis.patching import recovery
@@ -41,7 +42,7 @@ INPUTS = ("q", "k", "v")
 
 
 @dataclass(frozen=True, repr=False)
-class PathPatchingResult:
+class PathPatchingResult(Shown):
     """``values``: the mean metric with the path patched, ``[layer, head]`` for a sweep of
     single senders (NaN where not upstream) or ``[]`` for one sender set."""
 
@@ -68,9 +69,10 @@ class PathPatchingResult:
         heads = self.values.shape[1]
         return [(f"L{i // heads}H{i % heads}", float(delta.flatten()[i])) for i in order]
 
-    def to_dataframe(self):
+    def to_dataframe(self) -> Any:
+        """A sweep: one row per sender head (``layer``, ``head``, ``metric``); one sender
+        set: one row (``senders``, ``metric``)."""
         pd = pandas()
-
         if self.values.ndim != 2:
             return pd.DataFrame({"senders": [_names(self.senders)], "metric": [float(self.values)]})
         layers, heads = self.values.shape
@@ -82,18 +84,20 @@ class PathPatchingResult:
             }
         )
 
-    def __repr__(self) -> str:
+    def _summary(self) -> str:
         what = "sweep" if self.senders is None else _names(self.senders)
-        top = ", ".join(f"{k} {v:+.3g}" for k, v in self.top(3))
-        return clip(
-            f"PathPatchingResult({what} -> {_names(self.receivers)} via {'/'.join(self.receiver_inputs)}; "
-            f"clean {self.clean_value:.4g}, corrupted {self.corrupted_value:.4g}; {top})"
+        return (
+            f"{what} -> {_names(self.receivers)} via {'/'.join(self.receiver_inputs)}; "
+            f"clean {self.clean_value:.4g}, corrupted {self.corrupted_value:.4g}"
         )
 
-    def _repr_html_(self) -> str:
+    def _top(self) -> list[str]:
+        return [f"{k} {v:+.3g}" for k, v in self.top(3)]
+
+    def _table(self) -> tuple:
         title = f"Path patching -> {_names(self.receivers)} ({'/'.join(self.receiver_inputs)})"
         note = f"clean {self.clean_value:.4g}, corrupted {self.corrupted_value:.4g}"
-        return html_table(title, ("sender", "metric change"), self.top(10), note)
+        return title, ("sender", "metric change"), self.top(10), note
 
 
 def _names(heads: Sequence[Head] | None) -> str:

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from jaxtyping import Float
 
 from explorer._checks import check_positive, check_tensor
-from explorer.analysis._display import MAX_ROWS, Shown, num, pandas, strongest
+from explorer._display import MAX_ROWS, Shown, num, pandas, strongest
 
 if TYPE_CHECKING:
     from explorer.models.handle import ModelHandle
@@ -75,8 +75,8 @@ class ProbeResults(Shown):
         ]
 
     def to_dataframe(self) -> Any:
-        """``rows()`` as a table indexed by hook."""
-        return pandas().DataFrame.from_records(self.rows(), index="hook")
+        """``rows()`` as a table: one row per ``hook``."""
+        return pandas().DataFrame.from_records(self.rows())
 
     def _summary(self) -> str:
         return f"{len(self.hooks)} hooks, chance {num(self.chance)}"

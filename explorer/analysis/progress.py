@@ -50,7 +50,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from explorer.analysis._display import Shown, pandas
+from explorer._display import Shown, pandas
 from explorer.models.handle import ModelHandle
 
 __all__ = [
@@ -168,11 +168,14 @@ class Phases(Shown):
         return "between phases" if step < self.last_step else self.as_list()[-1].name
 
     def to_dataframe(self) -> Any:
-        """One row per phase reached (``as_list``), indexed by name: ``start`` and ``end``."""
+        """One row per phase reached (``as_list``): ``phase`` (its name), ``start``, ``end``."""
         phases = self.as_list()
         return pandas().DataFrame(
-            {"start": [p.start for p in phases], "end": [p.end for p in phases]},
-            index=pandas().Index([p.name for p in phases], name="phase"),
+            {
+                "phase": [p.name for p in phases],
+                "start": [p.start for p in phases],
+                "end": [p.end for p in phases],
+            }
         )
 
     def _summary(self) -> str:

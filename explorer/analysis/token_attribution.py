@@ -18,12 +18,13 @@ from __future__ import annotations
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from jaxtyping import Float, Int
 
 from explorer._checks import check_positive
-from explorer.analysis._display import MAX_ROWS, clip, html_table, pandas
+from explorer._display import MAX_ROWS, Shown, pandas
 from explorer.analysis.logit_attribution import (
     TokenSpec,
     describe_direction,
@@ -34,7 +35,7 @@ from explorer.models.handle import ModelHandle
 
 
 @dataclass(frozen=True, repr=False)
-class TokenAttribution:
+class TokenAttribution(Shown):
     """``scores[batch, pos]``: each input token's integrated-gradients attribution."""
 
     scores: Float[torch.Tensor, "batch pos"]
@@ -52,32 +53,33 @@ class TokenAttribution:
         order = row.abs().argsort(descending=True)[:n].tolist()
         return [(p, self.tokens[example][p], float(row[p])) for p in order]
 
-    def to_dataframe(self):
-        """One row per example and position."""
+    def to_dataframe(self) -> Any:
+        """One row per example and position: ``example``, ``position``, ``token``, ``score``."""
         pd = pandas()
-
         return pd.DataFrame.from_records(
             {"example": b, "position": p, "token": text, "score": float(self.scores[b, p])}
             for b, row in enumerate(self.tokens)
             for p, text in enumerate(row)
         )
 
-    def __repr__(self) -> str:
-        top = ", ".join(f"{p}:{t!r} {v:+.3g}" for p, t, v in self.top(0, 3))
+    def _summary(self) -> str:
         batch, pos = self.scores.shape
-        return clip(
-            f"TokenAttribution({batch} examples x {pos} tokens, {self.direction}; "
-            f"max |delta| {float(self.delta.abs().max()):.2g}; top {top})"
+        return (
+            f"{batch} examples x {pos} tokens, {self.direction}; "
+            f"max |delta| {float(self.delta.abs().max()):.2g}"
         )
 
-    def _repr_html_(self) -> str:
+    def _top(self) -> list[str]:
+        return [f"{p}:{t!r} {v:+.3g}" for p, t, v in self.top(0, 3)]
+
+    def _table(self) -> tuple:
         rows = [(p, t, v) for p, t, v in self.top(0, MAX_ROWS)]
         note = (
             f"{len(rows)} of {len(self.tokens[0])} tokens, largest |score| first; "
             f"f(input) {float(self.value[0]):+.4g}, f(baseline) {float(self.baseline_value[0]):+.4g}, "
             f"delta {float(self.delta[0]):+.2g}, {self.n_steps} steps"
         )
-        return html_table(
+        return (
             f"Token attribution (integrated gradients): {self.direction}",
             ("position", "token", "score"),
             rows,

@@ -10,17 +10,18 @@ trigger on digits the audit never saw.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
 from explorer._checks import check_index, check_positive, check_tensor
-from explorer.analysis._display import MAX_ROWS, html_table, png_data_url
+from explorer._display import MAX_ROWS, Shown, pandas, png_data_url
 from explorer.analysis.audit import AuditResult
 from explorer.models.handle import ModelHandle
 
 
-@dataclass(frozen=True)
-class StampedExamples:
+@dataclass(frozen=True, repr=False)
+class StampedExamples(Shown):
     """``images [n, C, H, W]`` and ``stamped`` (the same with the trigger of ``cls``), the
     model's predictions on each (``before``, ``after``), and ``success``: the share of the
     stamped images predicted as ``cls``. ``forward_passes`` counts the passes run here."""
@@ -33,30 +34,41 @@ class StampedExamples:
     success: float
     forward_passes: int
 
-    def __repr__(self) -> str:
-        return (
-            f"StampedExamples(class {self.cls}: {len(self.images)} images, "
-            f"{self.success:.0%} sent to {self.cls})"
+    def to_dataframe(self) -> Any:
+        """One row per ``image``: the prediction ``before`` and ``after`` stamping, and
+        whether the stamped one went to ``cls`` (``sent``)."""
+        return pandas().DataFrame(
+            {
+                "image": range(len(self.images)),
+                "before": self.before.tolist(),
+                "after": self.after.tolist(),
+                "sent": (self.after == self.cls).tolist(),
+            }
         )
 
-    def _repr_html_(self) -> str:
-        """Each image beside its stamped twin, with the model's prediction on both."""
+    def _summary(self) -> str:
+        return f"class {self.cls}: {len(self.images)} images, {self.success:.0%} sent to {self.cls}"
+
+    def _table(self) -> tuple:
         rows = [
             (f"image {i}", int(self.before[i]), int(self.after[i]))
             for i in range(min(len(self.images), MAX_ROWS))
         ]
-        pictures = "".join(
-            f"<img src='{png_data_url(self.images[i])}' style='margin:2px'>"
-            f"<img src='{png_data_url(self.stamped[i])}' style='margin:2px 8px 2px 2px'>"
-            for i in range(min(len(self.images), 6))
-        )
-        table = html_table(
+        return (
             f"Trigger of class {self.cls}: {self.success:.0%} of stamped images sent to it",
             ("image", "predicted", "predicted when stamped"),
             rows,
             "each image, then the same image stamped",
         )
-        return table + f"<div>{pictures}</div>"
+
+    def _repr_html_(self) -> str:
+        """The table, then each image beside its stamped twin."""
+        pictures = "".join(
+            f"<img src='{png_data_url(self.images[i])}' style='margin:2px'>"
+            f"<img src='{png_data_url(self.stamped[i])}' style='margin:2px 8px 2px 2px'>"
+            for i in range(min(len(self.images), 6))
+        )
+        return super()._repr_html_() + f"<div>{pictures}</div>"
 
 
 def stamped_examples(

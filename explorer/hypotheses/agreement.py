@@ -16,8 +16,11 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+
+from explorer._display import RecordShown, num, pandas
 
 
 @dataclass(frozen=True)
@@ -86,8 +89,8 @@ def _kappa(observed: float, expected: float) -> float:
 STRENGTH = ((0.0, "poor"), (0.2, "slight"), (0.4, "fair"), (0.6, "moderate"), (0.8, "substantial"))
 
 
-@dataclass(frozen=True)
-class Agreement:
+@dataclass(frozen=True, repr=False)
+class Agreement(RecordShown):
     """How much the raters of one unit (or of a whole label set) agree.
 
     ``method`` is ``"cohen"`` (two raters), ``"fleiss"`` (three or more) or ``"none"``
@@ -111,6 +114,20 @@ class Agreement:
             return "undefined"
         words = [w for bound, w in STRENGTH if self.kappa <= bound]
         return words[0] if words else "almost perfect"
+
+    def _summary(self) -> str:
+        kappa = "undefined" if self.strength == "undefined" else num(self.kappa)  # type: ignore[arg-type]
+        raters = ", ".join(self.raters[:4]) + (", ..." if len(self.raters) > 4 else "")
+        return (
+            f"{self.unit or 'all units'}: {self.method} kappa {kappa} ({self.strength}) over "
+            f"{self.n_items} items, raters {raters}" + (f"; {self.note}" if self.note else "")
+        )
+
+    def to_dataframe(self) -> Any:
+        """One row: ``to_dict()`` (raters and categories as text)."""
+        row = self.to_dict()
+        row["raters"], row["categories"] = ", ".join(self.raters), ", ".join(self.categories)
+        return pandas().DataFrame([row])
 
     def to_dict(self) -> dict[str, object]:
         kappa = None if self.kappa is None or self.kappa != self.kappa else self.kappa

@@ -27,11 +27,12 @@ turns it into ``inconclusive``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
 from explorer._checks import check_choice, check_fraction, check_positive
-from explorer._repr import compact_repr
+from explorer._display import Shown, num, pandas
 
 STATISTICS = ("mean", "ratio", "auroc", "precision", "recall")
 CONCEPT_STATISTICS = ("auroc", "precision", "recall")
@@ -54,8 +55,8 @@ class TooFewExamples(ValueError):
         )
 
 
-@dataclass(frozen=True)
-class Evidence:
+@dataclass(frozen=True, repr=False)
+class Evidence(Shown):
     """Numbers measured on each held-out example.
 
     Attributes:
@@ -68,8 +69,6 @@ class Evidence:
         fire_threshold: a value above it counts as firing (precision and recall).
         details: extra numbers for the verdict (e.g. the metric before and after).
     """
-
-    __repr__ = compact_repr
 
     values: torch.Tensor
     statistic: str = "mean"
@@ -101,6 +100,29 @@ class Evidence:
 
     def __len__(self) -> int:
         return len(self.values)
+
+    def to_dataframe(self) -> Any:
+        """One row per example: its ``value`` (and ``denominator``, ``positive`` when set)."""
+        columns: dict[str, Any] = {"example": range(len(self)), "value": self.values.numpy()}
+        if self.denominators is not None:
+            columns["denominator"] = self.denominators.numpy()
+        if self.positives is not None:
+            columns["positive"] = self.positives.numpy()
+        return pandas().DataFrame(columns)
+
+    def _summary(self) -> str:
+        details = ", ".join(f"{k} {num(v)}" for k, v in list(self.details.items())[:4])
+        return (
+            f"{self.statistic} over {len(self)} examples, mean value {num(float(self.values.mean()))}"
+            + (f", {int(self.positives.sum())} positive" if self.positives is not None else "")
+            + (f"; {details}" if details else "")
+        )
+
+    def _table(self) -> tuple:
+        rows = [("statistic", self.statistic), ("examples", len(self)),
+                ("mean value", float(self.values.mean()))]  # fmt: skip
+        rows += [(k, v) for k, v in self.details.items()]
+        return "Evidence", ("", "value"), rows, ""
 
 
 def too_few(evidence: Evidence, minimum: int = MIN_PER_CLASS) -> str:

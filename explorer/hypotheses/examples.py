@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from explorer._checks import check_fraction, check_positive
-from explorer._repr import compact_repr
+from explorer._display import compact_repr
 
 
 @dataclass(frozen=True)

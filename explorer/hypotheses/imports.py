@@ -34,6 +34,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from explorer._checks import check_choice
+from explorer._display import RecordShown, pandas
 from explorer.hypotheses._limits import check_field
 from explorer.hypotheses._stored import (
     StoredHypothesis,
@@ -68,8 +69,8 @@ class ImportConflict(ValueError):
         )
 
 
-@dataclass(frozen=True)
-class ImportReport:
+@dataclass(frozen=True, repr=False)
+class ImportReport(RecordShown):
     """What an import did, hypothesis by hypothesis (``{old id: new id}`` where renamed)."""
 
     project: str
@@ -93,6 +94,20 @@ class ImportReport:
             f"import into {self.project!r}: {', '.join(parts)}; "
             f"{self.verdicts_added} verdicts, {self.labels} labels"
         )
+
+    def _summary(self) -> str:
+        return str(self)
+
+    def to_dataframe(self) -> Any:
+        """One row per hypothesis in the import: its ``hypothesis`` id, ``outcome`` (added,
+        unchanged, skipped, replaced) and ``stored_as`` (its id in the store)."""
+        rows = [
+            (old, outcome, self.renamed.get(old, old))
+            for outcome, ids in (("added", self.added), ("unchanged", self.unchanged),
+                                 ("skipped", self.skipped), ("replaced", self.replaced))
+            for old in ids
+        ]  # fmt: skip
+        return pandas().DataFrame(rows, columns=["hypothesis", "outcome", "stored_as"])
 
 
 CONFLICT_CHOICES = ("report", "skip", "keep_both", "replace")

@@ -28,7 +28,7 @@ from typing import Any, ClassVar
 import torch
 
 from explorer._checks import check_choice
-from explorer._repr import compact_repr
+from explorer._display import compact_repr
 from explorer.hypotheses.bootstrap import Evidence
 from explorer.hypotheses.examples import Examples
 from explorer.hypotheses.measures import BUILT_INS, _Base

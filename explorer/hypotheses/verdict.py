@@ -15,13 +15,13 @@ Verdicts round-trip through JSON; their HTML form escapes every string.
 from __future__ import annotations
 
 import dataclasses
-import html
 import json
 import math
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+from explorer._display import RecordShown, html_table
 from explorer.hypotheses.versioning import VERSION_TEXT, known_fields
 
 STATUSES = ("supported", "refuted", "inconclusive", "unavailable")
@@ -65,8 +65,8 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-@dataclass(frozen=True)
-class Verdict:
+@dataclass(frozen=True, repr=False)
+class Verdict(RecordShown):
     """The outcome of ``Hypothesis.test``.
 
     Attributes:
@@ -210,9 +210,8 @@ class Verdict:
     def __str__(self) -> str:
         return self.summary()
 
-    def __repr__(self) -> str:
-        text = f"Verdict({self.summary()})"
-        return text if len(text) <= 400 else text[:396] + "...)"
+    def _summary(self) -> str:
+        return self.summary()
 
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
@@ -239,6 +238,28 @@ class Verdict:
     def from_json(cls, text: str) -> Verdict:
         return cls.from_dict(json.loads(text))
 
+    def _table(self) -> tuple:
+        """The card of a verdict: its status above, one row per thing a reader checks."""
+        rows = [
+            ("claim", self.claim),
+            ("measure", self.measure),
+            ("value", f"{self.value:.4g} [{self.ci_low:.4g}, {self.ci_high:.4g}]"),
+            ("threshold", f"{self.direction} {self.threshold:g}"),
+            (
+                "baseline",
+                "none"
+                if self.baseline is None
+                else f"{self.baseline:.4g} ({self.baseline_source})",
+            ),
+            ("rule", self.rule()),
+            ("held-out", self.split),
+            ("model", f"{self.model_name} @{self.model_fingerprint}"),
+            ("when", self.timestamp),
+        ]
+        if self.note:
+            rows.insert(0, ("why", self.note))
+        return self.status, ("", ""), rows, ""
+
     def _repr_html_(self) -> str:
         return verdict_html(self)
 
@@ -252,29 +273,5 @@ _COLOURS = {
 
 
 def verdict_html(verdict: Verdict) -> str:
-    """A small escaped HTML card for notebooks."""
-    e = html.escape
-    colour = _COLOURS[verdict.status]
-    rows = [
-        ("claim", verdict.claim),
-        ("measure", verdict.measure),
-        ("value", f"{verdict.value:.4g} [{verdict.ci_low:.4g}, {verdict.ci_high:.4g}]"),
-        ("threshold", f"{verdict.direction} {verdict.threshold:g}"),
-        (
-            "baseline",
-            "none"
-            if verdict.baseline is None
-            else f"{verdict.baseline:.4g} ({verdict.baseline_source})",
-        ),
-        ("rule", verdict.rule()),
-        ("held-out", verdict.split),
-        ("model", f"{verdict.model_name} @{verdict.model_fingerprint}"),
-        ("when", verdict.timestamp),
-    ]
-    if verdict.note:
-        rows.insert(0, ("why", verdict.note))
-    body = "".join(f"<tr><th>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in rows)
-    return (
-        f'<div class="explorer-verdict"><b style="color:{colour}">{e(verdict.status)}</b>'
-        f"<table>{body}</table></div>"
-    )
+    """A small escaped HTML card for notebooks: the status above, in its colour."""
+    return html_table(*verdict._table(), colour=_COLOURS[verdict.status])

@@ -16,7 +16,7 @@ import torch
 from torch import fx, nn
 from torch.nn.modules import module as torch_module
 
-from explorer._repr import compact_repr
+from explorer._display import compact_repr
 from explorer.models._spent import PassCounter
 
 __all__ = ["LinearReader", "fans_out", "linear_reader"]

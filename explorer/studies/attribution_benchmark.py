@@ -18,7 +18,7 @@ import torch
 from jaxtyping import Float
 
 from explorer._checks import check_choice, check_positive
-from explorer.analysis._display import MAX_ROWS, Shown, pandas, strongest
+from explorer._display import MAX_ROWS, Shown, pandas, strongest
 from explorer.analysis.attribution import (
     ALL_METHODS,
     attribute,
@@ -81,8 +81,8 @@ class AttributionBenchmark(Shown):
         ]
 
     def to_dataframe(self) -> Any:
-        """``rows()`` indexed by method."""
-        return pandas().DataFrame.from_records(self.rows(), index="method")
+        """``rows()`` as a table: one row per ``method``."""
+        return pandas().DataFrame.from_records(self.rows())
 
     def _summary(self) -> str:
         return (

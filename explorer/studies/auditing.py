@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from explorer._checks import check_choice, check_fraction
-from explorer._repr import compact_repr
+from explorer._display import compact_repr
 from explorer.models.builders import build_cnn, build_mlp
 from explorer.models.checkpoint import save_checkpoint
 from explorer.models.config import CNNConfig, MLPConfig

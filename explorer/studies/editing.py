@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from jaxtyping import Float
 
 from explorer._checks import check_choice, check_index, check_positive, check_tensor
-from explorer.analysis._display import MAX_ROWS, Shown, pandas
+from explorer._display import MAX_ROWS, Shown, pandas
 from explorer.analysis.editing import (
     WEIGHTS,
     Confusion,
@@ -162,8 +162,8 @@ class EditComparison(Shown):
         ]
 
     def to_dataframe(self) -> Any:
-        """``rows()`` indexed by class."""
-        return pandas().DataFrame.from_records(self.rows(), index="class")
+        """``rows()`` as a table: one row per ``class``."""
+        return pandas().DataFrame.from_records(self.rows())
 
     def _summary(self) -> str:
         return (

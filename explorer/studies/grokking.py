@@ -39,8 +39,8 @@ from typing import Any
 
 import torch
 
+from explorer._display import MAX_ROWS, Shown, pandas
 from explorer._inside import inside
-from explorer.analysis._display import MAX_ROWS, Shown, pandas
 from explorer.analysis.fourier import (
     KeyFrequencies,
     excluded_loss,
@@ -257,9 +257,9 @@ class GrokkingProgress(Shown):
                  "excluded_loss", "gini", "weight_norm")  # fmt: skip
 
     def to_dataframe(self) -> Any:
-        """One row per checkpoint (indexed by step), one column per measure."""
+        """One row per checkpoint: its ``step`` and a column per measure."""
         columns = {n: getattr(self, n).double().numpy() for n in self._MEASURES}
-        return pandas().DataFrame(columns, index=pandas().Index(self.steps.tolist(), name="step"))
+        return pandas().DataFrame({"step": self.steps.tolist(), **columns})
 
     def _summary(self) -> str:
         return (

@@ -29,10 +29,12 @@ import keyword
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from jaxtyping import Bool, Float, Int
 
+from explorer._display import MAX_ROWS, Shown, pandas
 from explorer.analysis.logit_attribution import direct_logit_attribution
 from explorer.analysis.neurons import TopKExamples
 from explorer.analysis.units import Head, Unit
@@ -114,8 +116,8 @@ def _auroc(
     return (pos_ranks - n_pos * (n_pos + 1) / 2) / (n_pos * (n - n_pos))
 
 
-@dataclass(frozen=True)
-class ConceptNeurons:
+@dataclass(frozen=True, repr=False)
+class ConceptNeurons(Shown):
     """For one concept and layer: every neuron's AUROC as a detector, read at every token."""
 
     concept: str
@@ -129,12 +131,29 @@ class ConceptNeurons:
         values, index = self.auroc.topk(min(n, len(self.auroc)))
         return [(int(i), float(v)) for v, i in zip(values, index)]
 
-    def __repr__(self) -> str:
-        best = ", ".join(f"{self.layer}.{i}: {v:.3f}" for i, v in self.top(3))
-        return (
-            f"ConceptNeurons({self.concept!r}, layer {self.layer}, {self.n_positive}/"
-            f"{self.n_tokens} tokens positive; best {best})"
+    def to_dataframe(self) -> Any:
+        """One row per neuron of the layer: ``layer``, ``neuron`` and its ``auroc``."""
+        return pandas().DataFrame(
+            {
+                "layer": self.layer,
+                "neuron": range(len(self.auroc)),
+                "auroc": self.auroc.detach().double().numpy(),
+            }
         )
+
+    def _summary(self) -> str:
+        return (
+            f"{self.concept!r}, layer {self.layer}, {self.n_positive}/{self.n_tokens} tokens "
+            "positive"
+        )
+
+    def _top(self) -> list[str]:
+        return [f"{self.layer}.{i}: {v:.3f}" for i, v in self.top(3)]
+
+    def _table(self) -> tuple:
+        rows = [(f"neuron {self.layer}.{i}", v) for i, v in self.top(MAX_ROWS)]
+        note = f"{self.n_positive} of {self.n_tokens} tokens show {self.concept!r}; best first"
+        return f"Neurons detecting {self.concept!r}", ("neuron", "AUROC"), rows, note
 
 
 @torch.no_grad()

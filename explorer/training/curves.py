@@ -23,8 +23,8 @@ from typing import Any
 import torch
 
 from explorer._atomic import write_durable
+from explorer._display import compact_repr
 from explorer._inside import inside
-from explorer._repr import compact_repr
 from explorer.training._run_layout import METRICS
 
 __all__ = ["Curve", "RunMetrics"]

@@ -15,6 +15,7 @@ from html.parser import HTMLParser
 import pytest
 import torch
 
+from explorer._display import MAX_REPR
 from explorer.analysis import (
     Head,
     ablate,
@@ -40,7 +41,6 @@ from explorer.analysis import (
     run_with_cache,
     top_k_examples,
 )
-from explorer.analysis._display import MAX_REPR
 from explorer.analysis.units import Neuron
 from explorer.data import repeated_tokens
 from explorer.models import zoo
