@@ -185,7 +185,7 @@ EXAMPLES = {
         ((A.Head(0, 1), A.Head(1, 2), 0.4),),
         _head_scores(),
         _composition(),
-    ),  # fmt: skip
+    ),
     "InductionProgress": lambda: A.InductionProgress(1.0, 3.0, -2.0, 0.6, 0.9),
     "PhaseChange": lambda: A.PhaseChange(500, 450, 560, 4.0, 1.0, "fall"),
     "Phases": _phases,
@@ -206,7 +206,7 @@ EXAMPLES = {
         0,
         64,
         300,
-    ),  # fmt: skip
+    ),
     "StampedExamples": lambda: A.StampedExamples(
         3, rand(4, 1, 8, 8), rand(4, 1, 8, 8), ints(10, 4), ints(10, 4), 0.5, 8
     ),
@@ -222,7 +222,7 @@ EXAMPLES = {
         rand(2, 3, 4),
         ("reads", "writes"),
         {i: f"t{i}" for i in range(5)},
-    ),  # fmt: skip
+    ),
     "LogitAttribution": lambda: A.LogitAttribution(
         rand(3, 4), ("embed", "L0H0", "L0H1", "L1H0"), "heads", "'a'", rand(3), ints(5, 3), 2
     ),
@@ -235,7 +235,7 @@ EXAMPLES = {
         ("0_pre", "1_pre", "final_post"),
         ("a", "b", "c", "d"),
         {i: f"t{i}" for i in range(5)},
-    ),  # fmt: skip
+    ),
     "TokenAttribution": lambda: A.TokenAttribution(
         rand(2, 4), rand(2), rand(2), rand(2), (("a", "b", "c", "d"),) * 2, "'a'", ints(4, 2), 8
     ),
@@ -280,7 +280,7 @@ EXAMPLES = {
         rand(5),
         rand(5),
         16,
-    ),  # fmt: skip
+    ),
     "EditComparison": lambda: EditComparison(
         8, 1, "scale", (1, 2), ((3, 4),) * 5, rand(10), rand(10), rand(5, 10), 0.9, 0.91, rand(5)
     ),
@@ -289,7 +289,7 @@ EXAMPLES = {
         A.KeyFrequencies((14,), 0.9, (3.0,)),
         *(rand(30) for _ in range(8)),
         _phases(),
-    ),  # fmt: skip
+    ),
     "ConceptNeurons": lambda: ConceptNeurons("loop", 1, rand(16), 200, 40),
 }
 
