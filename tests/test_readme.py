@@ -48,13 +48,12 @@ def test_the_example_tells_the_story_its_text_tells(ran):
 
     ns, printed, _ = ran
     model, scores, sweep = ns["model"], ns["scores"], ns["sweep"]
-    induction = scores.to_dataframe("induction")
-    assert list(induction.index) == ["layer 0", "layer 1"]
-    assert list(induction.columns) == ["head 0", "head 1", "head 2", "head 3"]
-    assert (induction.loc["layer 1"] > 0.25).all() and induction.loc["layer 1"].max() > 0.4
-    effects = sweep.to_dataframe()
-    assert effects.loc["layer 0", "head 1"] > 1.0  # the bottleneck
-    assert (effects.loc["layer 1"] < 0.5).all()  # each induction head alone: redundant
+    induction = scores.to_dataframe().pivot(index="layer", columns="head", values="induction")
+    assert list(induction.index) == [0, 1] and list(induction.columns) == [0, 1, 2, 3]
+    assert (induction.loc[1] > 0.25).all() and induction.loc[1].max() > 0.4
+    effects = sweep.to_dataframe().pivot(index="layer", columns="head", values="effect")
+    assert effects.loc[0, 1] > 1.0  # the bottleneck
+    assert (effects.loc[1] < 0.5).all()  # each induction head alone: redundant
     verdict = ns["claim"].test(model, ns["tokens"])
     assert verdict.status == "supported" and verdict.baseline < 0.5
     assert printed.strip().splitlines()[-1].startswith("supported:")

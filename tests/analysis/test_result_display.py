@@ -15,7 +15,7 @@ from html.parser import HTMLParser
 import pytest
 import torch
 
-from explorer._display import MAX_REPR
+from explorer._display import MAX_REPR, tidy_problems
 from explorer.analysis import (
     Head,
     ablate,
@@ -422,43 +422,60 @@ def _values(frame, column):
     return torch.tensor(frame[column].to_numpy(dtype="float64"))
 
 
+@pytest.mark.parametrize("name", CASES)
+def test_tables_are_long(name, computed):
+    """One row per observation, identifiers as columns, no axis spread over columns."""
+    result, _ = computed[name]
+    assert tidy_problems(result.to_dataframe()) == []
+
+
+def _row(frame, **keys):
+    """The one row of ``frame`` whose columns equal ``keys``."""
+    match = frame
+    for column, value in keys.items():
+        match = match[match[column] == value]
+    assert len(match) == 1, (keys, len(match))
+    return match.iloc[0]
+
+
 def test_tables_hold_the_results_arrays(computed):
     ablation, _ = computed["AblationResult"]
     frame = ablation.to_dataframe()
-    assert frame.index.name == "example" and list(frame.columns) == ["before", "after", "change"]
+    assert list(frame.columns) == ["example", "before", "after", "change"]
     assert torch.allclose(_values(frame, "after"), ablation.after.double())
 
     sweep, _ = computed["SweepResult"]
     frame = sweep.to_dataframe()
-    assert frame.loc["layer 1", "head 2"] == pytest.approx(
+    assert _row(frame, layer=1, head=2)["effect"] == pytest.approx(
         float(sweep.effect[sweep.units.index(Head(1, 2))])
     )
+    grid = frame.pivot(index="layer", columns="head", values="effect")
+    assert torch.allclose(torch.tensor(grid.to_numpy()), sweep.grid().double(), equal_nan=True)
 
     patching, _ = computed["PatchingResult"]
     frame = patching.to_dataframe()
-    assert list(frame.index)[:2] == ["layer 0", "layer 1"] and frame.columns[0] == "position 0"
-    assert torch.allclose(torch.tensor(frame.to_numpy()), patching.values.double())
+    assert list(frame.columns) == ["layer", "position", "value", "recovery"]
+    grid = frame.pivot(index="layer", columns="position", values="value")
+    assert torch.allclose(torch.tensor(grid.to_numpy()), patching.values.double())
 
     by_pos, _ = computed["PatchingResult by position"]
     frame = by_pos.to_dataframe()
-    assert frame.index.names == ["layer", "position", "head"]
-    assert frame.loc[(1, 3, 2), "value"] == pytest.approx(float(by_pos.values[1, 3, 2]))
+    assert list(frame.columns)[:3] == ["layer", "position", "head"]
+    assert _row(frame, layer=1, position=3, head=2)["value"] == pytest.approx(
+        float(by_pos.values[1, 3, 2])
+    )
 
     top, _ = computed["TopKExamples"]
     frame = top.to_dataframe()
-    assert frame.index.names == ["unit", "rank"] and list(frame.columns) == [
-        "example",
-        "position",
-        "value",
-    ]
-    assert frame.loc[(5, 1), "value"] == pytest.approx(float(top.values[5, 1]))
-    assert frame.loc[(5, 1), "example"] == int(top.example[5, 1])
+    assert list(frame.columns) == ["unit", "rank", "example", "position", "value"]
+    assert _row(frame, unit=5, rank=1)["value"] == pytest.approx(float(top.values[5, 1]))
+    assert _row(frame, unit=5, rank=1)["example"] == int(top.example[5, 1])
 
     hist, _ = computed["Histogram"]
     frame = hist.to_dataframe()
-    assert list(frame.columns) == ["left", "right", "count", "class 0", "class 1", "class 2"]
-    assert frame["count"].tolist() == hist.counts.tolist()
-    assert frame["class 2"].tolist() == hist.by_class[2].tolist()
+    assert list(frame.columns) == ["bin", "left", "right", "class", "count"]
+    assert frame.groupby("bin")["count"].sum().tolist() == hist.counts.tolist()
+    assert frame[frame["class"] == 2]["count"].tolist() == hist.by_class[2].tolist()
 
     composition, _ = computed["CompositionScores"]
     frame = composition.to_dataframe()
@@ -470,16 +487,18 @@ def test_tables_hold_the_results_arrays(computed):
 
     copying, _ = computed["CopyingScores"]
     frame = copying.to_dataframe()
-    assert frame.loc["head 1.2", "eigenvalue"] == pytest.approx(float(copying.eigenvalue[1, 2]))
+    assert _row(frame, layer=1, head=2)["eigenvalue"] == pytest.approx(
+        float(copying.eigenvalue[1, 2])
+    )
 
     probes, _ = computed["ProbeResults"]
     frame = probes.to_dataframe()
-    assert list(frame.index) == list(probes.hooks)
+    assert frame["hook"].tolist() == list(probes.hooks)
     assert torch.allclose(_values(frame, "held-out accuracy"), probes.test_accuracy.double())
 
     phases, _ = computed["Phases"]
     frame = phases.to_dataframe()
-    assert list(frame.index) == [p.name for p in phases.as_list()]
+    assert frame["phase"].tolist() == [p.name for p in phases.as_list()]
     assert frame["start"].tolist() == [p.start for p in phases.as_list()]
 
     spectrum, _ = computed["FourierSpectrum"]
@@ -488,33 +507,32 @@ def test_tables_hold_the_results_arrays(computed):
     assert frame["share"].sum() == pytest.approx(1.0)
 
     keys, _ = computed["KeyFrequencies"]
-    assert list(keys.to_dataframe().index) == list(keys.frequencies)
+    assert keys.to_dataframe()["frequency"].tolist() == list(keys.frequencies)
 
     vis, _ = computed["FeatureVisualization"]
     frame = vis.to_dataframe()
-    assert frame.index.name == "image" and torch.allclose(
-        _values(frame, "activation"), vis.activations.double()
-    )
+    assert frame["image"].tolist() == list(range(len(vis.activations)))
+    assert torch.allclose(_values(frame, "activation"), vis.activations.double())
     assert vis._repr_html_().count("<img src='data:image/png;base64,") == 3
 
     effect, _ = computed["OutputEffect"]
     frame = effect.to_dataframe()
-    assert list(frame.index) == list(effect.labels)
+    assert frame["target"].tolist() == list(effect.labels)
     assert torch.allclose(_values(frame, "effect"), effect.values.double())
 
     windows, _ = computed["ExampleWindows"]
     frame = windows.to_dataframe()
-    assert frame["example"].tolist() == windows.examples.tolist() and frame[
-        "start"
-    ].tolist() == list(windows.starts)
-    assert torch.allclose(
-        torch.tensor(frame.iloc[:, 2:].to_numpy(dtype="float64")), windows.acts.double()
-    )
+    first = frame[frame["offset"] == 0]
+    assert first["example"].tolist() == windows.examples.tolist()
+    assert first["start"].tolist() == list(windows.starts)
+    acts = frame.pivot(index="window", columns="offset", values="activation")
+    assert torch.allclose(torch.tensor(acts.to_numpy(dtype="float64")), windows.acts.double())
 
     matrix, _ = computed["Confusion"]
     frame = matrix.to_dataframe()
-    assert frame.index[3] == "true 3" and frame.columns[4] == "predicted 4"
-    assert torch.equal(torch.tensor(frame.to_numpy()), matrix.matrix.long())
+    assert list(frame.columns) == ["true", "predicted", "count"]
+    pivot = frame.pivot(index="true", columns="predicted", values="count")
+    assert torch.equal(torch.tensor(pivot.to_numpy()), matrix.matrix.long())
     true, predicted, count = matrix.top_confusions(3)[0]
     assert f"<th scope='row' style='text-align:left'>class {true}</th>" in matrix._repr_html_()
     assert f"{predicted} (x{count})" in matrix._repr_html_()
@@ -557,7 +575,7 @@ def test_tables_hold_the_results_arrays(computed):
 
     audited, _ = computed["AuditResult"]
     frame = audited.to_dataframe()
-    assert frame.index.name == "class"
+    assert frame["class"].tolist() == list(range(len(audited.anomaly)))
     assert torch.allclose(_values(frame, "anomaly"), audited.anomaly.double())
 
     weights, _ = computed["NeuronLogitWeights"]
@@ -712,9 +730,5 @@ def test_without_pandas_to_dataframe_says_what_to_install(computed, monkeypatch)
 
     monkeypatch.setitem(sys.modules, "pandas", None)  # makes `import pandas` fail
     for name, (result, _) in computed.items():
-        if hasattr(result, "to_dataframe"):
-            args = (result.names[0],) if name == "HeadScores" else ()
-            with pytest.raises(
-                ImportError, match=r"to_dataframe\(\) needs pandas.*pip install pandas"
-            ):
-                result.to_dataframe(*args)
+        with pytest.raises(ImportError, match=r"to_dataframe\(\) needs pandas.*pip install pandas"):
+            result.to_dataframe()

@@ -16,21 +16,20 @@ def model():
     return zoo.attention_only_transformer(n_layers=2, d_model=32, n_heads=2, d_vocab=16, n_ctx=16)
 
 
-def test_head_scores_and_sweeps_are_labelled_layer_by_head_tables(model):
+def test_head_scores_and_sweeps_are_long_tables_that_pivot_to_layer_by_head(model):
     tokens = repeated_tokens(4, 6, 16, seed=0)
     scores = head_scores(model, tokens)
-    table = scores.to_dataframe("induction")
-    assert list(table.index) == ["layer 0", "layer 1"] and list(table.columns) == [
-        "head 0",
-        "head 1",
-    ]
-    assert table.loc["layer 1", "head 0"] == pytest.approx(float(scores.get("induction")[1, 0]))
+    table = scores.to_dataframe()
+    assert list(table.columns) == ["layer", "head", *scores.names] and len(table) == 4
+    grid = table.pivot(index="layer", columns="head", values="induction")
+    assert list(grid.index) == [0, 1] and list(grid.columns) == [0, 1]
+    assert grid.loc[1, 0] == pytest.approx(float(scores.get("induction")[1, 0]))
     sweep = ablation_sweep(
         model, tokens, metric=metrics.repeated_half_loss(tokens), ablation="mean"
     )
-    effects = sweep.to_dataframe()
+    effects = sweep.to_dataframe().pivot(index="layer", columns="head", values="effect")
     assert effects.shape == (2, 2)
-    assert effects.loc["layer 0", "head 1"] == pytest.approx(float(sweep.effect[1]))
+    assert effects.loc[0, 1] == pytest.approx(float(sweep.effect[1]))
     assert len(repr(sweep)) < 200 and "mean ablation of 4 units" in repr(sweep)
     assert len(repr(scores)) < 250 and repr(scores).startswith("HeadScores(4 scores x 2 layers")
 

@@ -123,15 +123,14 @@ def test_analyses_agree_on_the_shipped_model():
     ours_scores, ref_scores = head_scores(model, tokens), head_scores(ref, tokens)
     for kind in ("induction", "previous_token"):
         torch.testing.assert_close(
-            torch.as_tensor(ours_scores.to_dataframe(kind).to_numpy().copy()),
-            torch.as_tensor(ref_scores.to_dataframe(kind).to_numpy().copy()),
+            torch.as_tensor(ours_scores.to_dataframe()[kind].to_numpy().copy()),
+            torch.as_tensor(ref_scores.to_dataframe()[kind].to_numpy().copy()),
             rtol=1e-5, atol=1e-5,
         )  # fmt: skip
     loss = metrics.repeated_half_loss(tokens)
-    ours_sweep = (
-        ablation_sweep(model, tokens, metric=loss, ablation="mean").to_dataframe().to_numpy()
-    )
-    ref_sweep = ablation_sweep(ref, tokens, metric=loss, ablation="mean").to_dataframe().to_numpy()
+    ours_sweep = ablation_sweep(model, tokens, metric=loss, ablation="mean").to_dataframe()
+    ref_sweep = ablation_sweep(ref, tokens, metric=loss, ablation="mean").to_dataframe()
+    ours_sweep, ref_sweep = ours_sweep["effect"].to_numpy(), ref_sweep["effect"].to_numpy()
     torch.testing.assert_close(
         torch.tensor(ours_sweep), torch.tensor(ref_sweep), rtol=1e-4, atol=1e-5
     )

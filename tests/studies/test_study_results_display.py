@@ -41,7 +41,7 @@ def test_an_edit_comparison_reads_as_before_and_after():
     assert len(text) <= MAX_REPR and f"{c.targeted_gain:+.3g}" in text
     assert row_labels(c._repr_html_()) == 10
     frame = c.to_dataframe()
-    assert list(frame.index) == list(range(10))
+    assert frame["class"].tolist() == list(range(10))
     assert torch.allclose(
         torch.tensor(frame["targeted edit"].to_numpy()), c.accuracy_targeted.double()
     )
@@ -69,8 +69,9 @@ def test_an_attribution_benchmark_reads_as_a_table_of_methods():
     assert len(text) <= MAX_REPR and "top: integrated_gradients deletion AUC 0.1" in text
     assert row_labels(b._repr_html_()) == 4
     frame = b.to_dataframe()
-    assert list(frame.index) == list(methods)
-    assert frame.loc["occlusion", "deletion AUC (lower better)"] == torch.tensor(0.2).item()
+    assert frame["method"].tolist() == list(methods)
+    occlusion = frame[frame["method"] == "occlusion"].iloc[0]
+    assert occlusion["deletion AUC (lower better)"] == torch.tensor(0.2).item()
 
 
 def test_grokking_progress_reads_as_measures_per_checkpoint():
@@ -97,5 +98,5 @@ def test_grokking_progress_reads_as_measures_per_checkpoint():
     page = p._repr_html_()
     assert row_labels(page) == 12 and "<th scope='row' style='text-align:left'>2990</th>" in page
     frame = p.to_dataframe()
-    assert frame.index.name == "step" and frame.index[-1] == 2990
+    assert frame["step"].iloc[-1] == 2990
     assert torch.allclose(torch.tensor(frame["gini"].to_numpy()), p.gini.double())
