@@ -729,6 +729,6 @@ def test_without_pandas_to_dataframe_says_what_to_install(computed, monkeypatch)
     import sys
 
     monkeypatch.setitem(sys.modules, "pandas", None)  # makes `import pandas` fail
-    for name, (result, _) in computed.items():
+    for result, _ in computed.values():
         with pytest.raises(ImportError, match=r"to_dataframe\(\) needs pandas.*pip install pandas"):
             result.to_dataframe()
