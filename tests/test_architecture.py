@@ -13,6 +13,8 @@ The rules are docs/architecture.md's:
 - No function-local import of an explorer module: such imports hid cycles. Third-party
   libraries may be imported in a function (transformer-lens, captum, nnsight take seconds)
   with a comment saying it is lazy and why.
+- No layer imports another layer's private module (``explorer.analysis._x``); the base
+  modules (``explorer._display``, ``explorer._checks``, ...) are every layer's helpers.
 - Only ``explorer/models/`` reads the torch module a ``ModelHandle`` wraps. The rule, as
   checked: outside ``explorer/models/``, no code (docstring examples included) reads or
   writes an attribute ``.model`` on anything but the bare name ``self`` (a widget's or a
@@ -161,6 +163,36 @@ def test_imports_point_down_only():
             side = "beside" if RANKS[there] == RANKS[here] else "above"
             bad.append(f"{e.source}:{e.line} imports {e.target} ({there} is {side} {here})")
     assert not bad, "upward imports (see docs/architecture.md):\n" + "\n".join(bad)
+
+
+def private_imports_across_layers(edges: list[Import]) -> list[str]:
+    """Imports of another layer's private module (a part of its name starts with ``_``).
+    The base modules (``explorer._display``, ``explorer._checks``, ...) are every layer's
+    helpers, so importing them is allowed; a layer's own private modules are its own."""
+    bad = []
+    for e in edges:
+        there = layer_of(e.target)
+        if there == "base" or there == layer_of(e.source):
+            continue
+        if any(part.startswith("_") for part in e.target.split(".")[1:]):
+            bad.append(f"{e.source}:{e.line} imports {e.target}, private to {there}")
+    return bad
+
+
+def test_no_layer_imports_another_layers_private_module():
+    planted = [
+        Import("explorer.studies.probe", "explorer.analysis._display", 3, False, False),
+        Import("explorer.studies.probe", "explorer._display", 4, False, False),
+        Import("explorer.analysis.probe", "explorer.analysis._shown", 5, False, False),
+    ]
+    assert private_imports_across_layers(planted) == [
+        "explorer.studies.probe:3 imports explorer.analysis._display, private to analysis"
+    ]
+    bad = private_imports_across_layers(EDGES)
+    assert not bad, (
+        "import another layer's public names, or move a shared helper to the base "
+        "(explorer._display is the display layer every result uses):\n" + "\n".join(bad)
+    )
 
 
 def lazy_imports_without_a_reason(path: Path) -> list[str]:
