@@ -1,7 +1,8 @@
 """Build the documentation site offline: ``python scripts/build_docs.py`` (``make docs``).
 
 1. Stages the Markdown pages of ``docs/`` and one API page per package (mkdocstrings reads
-   the docstrings) into ``build/docs-src``.
+   the docstrings; ``docs_api`` decides what each page documents, each object once, and
+   renders docstring examples as code) into ``build/docs-src``.
 2. Executes each notebook (``notebooks/quickstart.ipynb`` and ``tutorials/*.ipynb``) in a
    fresh kernel, in the folder ``build/docs-run/<name>``, and keeps the executed copy in
    ``build/docs-executed/`` keyed by the notebook's content and explorer's source, so an
@@ -48,6 +49,18 @@ API = {
     "explorer.studies": "Recipes of the tutorials and of the shipped checkpoints.",
     "explorer.views": "The widgets.",
 }
+# The order pages claim the names they export: an object is documented at its home layer,
+# and a package that re-exports it from below links there.
+API_ORDER = [
+    "explorer.data",
+    "explorer.models",
+    "explorer.analysis",
+    "explorer.hypotheses",
+    "explorer.training",
+    "explorer.studies",
+    "explorer.views",
+    "explorer",
+]
 # The theme's default column (about 600 px beside both sidebars) clips the tutorials' wide
 # figures' titles and squeezes the widget snapshots: give the pages most of the screen.
 WIDE_CSS = ".md-grid { max-width: 100rem; }\n"
@@ -163,8 +176,7 @@ def stage(src: Path, executed: dict[str, Path]) -> None:
     (src / "tutorials").mkdir()
     for page in sorted((REPO / "docs").glob("*.md")):
         shutil.copy(page, src / page.name)
-    for module, what in API.items():
-        (src / "api" / f"{module}.md").write_text(f"# `{module}`\n\n{what}\n\n::: {module}\n")
+    stage_api(src, list(API))
     import nbformat
 
     for name, path in NOTEBOOKS.items():
@@ -174,6 +186,16 @@ def stage(src: Path, executed: dict[str, Path]) -> None:
     (src / "assets").mkdir()
     shutil.copy(_plotly_js(), src / "assets" / "plotly.min.js")
     (src / "assets" / "explorer.css").write_text(WIDE_CSS)
+
+
+def stage_api(src: Path, packages: list[str]) -> None:
+    """Write the API page of each of ``packages`` into ``src/api``."""
+    from docs_api import api_page, page_blocks
+
+    (src / "api").mkdir(parents=True, exist_ok=True)
+    for package, (blocks, elsewhere) in page_blocks(packages, API_ORDER).items():
+        page = api_page(package, API[package], blocks, elsewhere)
+        (src / "api" / f"{package}.md").write_text(page)
 
 
 def _plotly_js() -> Path:
@@ -206,7 +228,11 @@ def mkdocs_config(src: Path, site: Path) -> dict:
                                 "members_order": "source",
                                 "show_root_heading": False,
                                 "filters": ["!^_"],
-                                "show_submodules": True,
+                                "show_submodules": False,
+                                # the theme puts bases above the summary: docs_api writes
+                                # the public ones under it instead
+                                "show_bases": False,
+                                "extensions": [f"{REPO / 'scripts' / 'docs_api.py'}:ApiDocstrings"],
                             },
                         }
                     }
@@ -235,6 +261,39 @@ def mkdocs_config(src: Path, site: Path) -> dict:
             {"Troubleshooting": "troubleshooting.md"},
         ],
     }
+
+
+def build_api(packages: list[str], folder: Path) -> Path:
+    """Only the API pages of ``packages`` (no notebooks), built strict into
+    ``folder/site``: what the tests read. Returns the site folder."""
+    src, site = folder / "src", folder / "site"
+    shutil.rmtree(src, ignore_errors=True)
+    (src / "api").mkdir(parents=True)
+    (src / "index.md").write_text("# API\n")
+    stage_api(src, packages)
+    config = mkdocs_config(src, site)
+    config["plugins"] = [p for p in config["plugins"] if "mkdocs-jupyter" not in p]
+    config["nav"] = [
+        {"Home": "index.md"},
+        {"API reference": [{m: f"api/{m}.md"} for m in packages]},
+    ]
+    (folder / "mkdocs.yml").write_text(json.dumps(config))
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mkdocs",
+            "build",
+            "--strict",
+            "-q",
+            "-f",
+            str(folder / "mkdocs.yml"),
+        ],
+        cwd=folder,
+        check=True,
+        env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
+    )
+    return site
 
 
 def main(argv: list[str] | None = None) -> int:
