@@ -9,7 +9,7 @@ for convs), positions on ``hook_resid_pre``. ``ablation_sweep`` ablates units on
 for every unit asked, batched (many units per forward pass); ``ablate_sets`` ablates each of
 several unit sets together (a hypothesis's random baseline), many sets per forward pass.
 
-Size: about 420 lines, over the usual 400: the three ablation verbs share one setup pass
+Size: about 440 lines, over the usual 400: the three ablation verbs share one setup pass
 and their result types; split apart they would import each other's internals.
 """
 
