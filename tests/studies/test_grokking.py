@@ -11,17 +11,16 @@ import torch
 
 import explorer
 from explorer.analysis.fourier import fourier_spectrum
+from explorer.analysis.fourier_accuracy import accuracy_without_frequencies, restricted_accuracy
 from explorer.studies.grokking import (
     CI_SETTING,
     DEFAULT_SETTING,
     PAPER_SETTING,
     GrokkingSetting,
     _StopAfterCleanup,
-    accuracy_without_frequencies,
     grokking_data,
     grokking_progress,
     grokking_summary,
-    restricted_accuracy,
     train_grokking,
 )
 from explorer.views.scrubber import TrainingScrubber
@@ -121,12 +120,21 @@ def test_removing_the_key_frequencies_destroys_the_answer(progress, grokking_run
     model = grokking_run.load_model()
     tokens, labels = data.test_tokens, data.test_labels
     key = progress.key.frequencies
-    assert float(accuracy_without_frequencies(model, tokens, labels, ()).mean()) > 0.95
-    assert float(accuracy_without_frequencies(model, tokens, labels, key).mean()) < 0.1
-    spectrum = fourier_spectrum(model.model.W_E[: data.p])
+
+    def without(frequencies):
+        return float(
+            accuracy_without_frequencies(
+                model, tokens, labels=labels, frequencies=frequencies
+            ).mean()
+        )
+
+    assert without(()) > 0.95
+    assert without(key) < 0.1
+    spectrum = fourier_spectrum(model.weight("W_E")[: data.p])
     weakest = [int(k) + 1 for k in torch.argsort(spectrum.frequency_norms[1:])[: len(key)]]
-    assert float(accuracy_without_frequencies(model, tokens, labels, tuple(weakest)).mean()) > 0.9
-    assert float(restricted_accuracy(model, tokens, labels, key).mean()) > 0.95
+    assert without(tuple(weakest)) > 0.9
+    kept = restricted_accuracy(model, tokens, labels=labels, frequencies=key)
+    assert float(kept.mean()) > 0.95
 
 
 @pytest.mark.slow

@@ -26,7 +26,7 @@ import time
 import pytest
 import torch
 
-from explorer.analysis.progress import detect_phases
+from explorer.studies.grokking_phases import detect_phases
 from explorer.studies.grokking import CI_SETTING, grokking_progress, train_grokking
 
 PRIMES = (37, 41, 47)
