@@ -34,7 +34,7 @@ def test_top_k_from_a_generator_of_batches(mnist_mlp):
 def test_top_k_smallest_and_conv_channels(mnist_cnn):
     images = torch.rand(9, 1, 28, 28)
     top = top_k_examples(mnist_cnn, images, layer=1, k=2, largest=False, hook="pre")
-    _, cache = mnist_cnn.model.run_with_cache(images)
+    _, cache = mnist_cnn.cache_pass(images)
     per_channel = cache["blocks.1.mlp.hook_pre"].amax(dim=(2, 3))  # [b, c]
     assert torch.allclose(top.values, per_channel.topk(2, dim=0, largest=False).values.T, atol=1e-6)
 
