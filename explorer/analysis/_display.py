@@ -10,8 +10,12 @@ pandas is imported only when a table is asked for.
 
 from __future__ import annotations
 
+import base64
+import dataclasses
 import html
 import math
+import struct
+import zlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -167,10 +171,6 @@ def png_data_url(pixels: torch.Tensor, scale: int = 2) -> str:
     >>> png_data_url(torch.eye(2)).startswith("data:image/png;base64,iVBORw0KGgo")
     True
     """
-    import base64
-    import struct
-    import zlib
-
     img = pixels.detach().float().cpu()
     img = img[0] if img.ndim == 3 and img.shape[0] == 1 else img
     low, high = float(img.min()), float(img.max())
@@ -199,8 +199,6 @@ class RecordShown(Shown):
     """A result of a few named numbers: the repr lists them, the table has one row each."""
 
     def _fields(self) -> list[tuple[str, Any]]:
-        import dataclasses
-
         return [(f.name, getattr(self, f.name)) for f in dataclasses.fields(self)]  # type: ignore[arg-type]
 
     def _summary(self) -> str:
