@@ -124,3 +124,28 @@ def check_model(model: Any, who: str) -> Any:
             "explorer.load(...) (from a module, a config, a checkpoint or a Hugging Face folder)"
         )
     return model
+
+
+def check_curve(
+    steps: Sequence[int] | torch.Tensor,
+    values: Sequence[float] | torch.Tensor,
+    *,
+    name: str = "values",
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """A logged curve as ``(steps, values)`` tensors (values in float64), checked: not empty,
+    as many values as steps, steps strictly increasing, no NaN.
+
+    >>> check_curve([0, 10], [1, 0.5])[1]
+    tensor([1.0000, 0.5000], dtype=torch.float64)
+    """
+    s = torch.as_tensor(steps).flatten()
+    v = torch.as_tensor(values, dtype=torch.float64).flatten()
+    if s.numel() == 0:
+        raise ValueError("the curve is empty: no steps")
+    if s.shape != v.shape:
+        raise ValueError(f"steps has {s.numel()} entries but {name} has {v.numel()}")
+    if (s[1:] <= s[:-1]).any():
+        raise ValueError("steps must be strictly increasing")
+    if torch.isnan(v).any():
+        raise ValueError("the curve contains NaN values")
+    return s, v

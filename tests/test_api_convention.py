@@ -56,6 +56,7 @@ WEIGHTS_ONLY = {
     "neuron_index": "the one-neuron parser at the edge",
     "supports": "whether the model has a grid's activations",
     "weight_norm": "the norm of the model's weights",
+    "randomize_weights": "a copy of the model with its weights re-initialized",
 }
 
 # Not yet on the convention, each with what is left to do (docs/api.md lists them too).
@@ -92,11 +93,11 @@ NO_MODEL = {
     "explorer.analysis.units.layer_table": "labels a grid as a table",
     "explorer.analysis.logit_attribution.resolve_positions": "reads position specs",
     "explorer.analysis.progress.gini": "a statistic of numbers",
+    "explorer.analysis.attribution_checks.spearman": "a rank correlation of two tensors",
     # readers of logged curves
-    "explorer.analysis.induction.detect_phase_change": "reads a logged curve",
+    "explorer.analysis.curves.detect_phase_change": "reads a logged curve",
     "explorer.analysis.induction.heads_above": "reads a HeadScores result",
-    "explorer.analysis.progress.first_crossing": "reads a logged curve",
-    "explorer.analysis.progress.detect_phases": "reads logged curves",
+    "explorer.analysis.curves.first_crossing": "reads a logged curve",
     # metric factories: they build the metric= argument from labels or tokens
     "explorer.analysis.induction.in_context_learning_score": "a metric factory",
     "explorer.analysis.induction.repeated_half_advantage": "a metric factory",

@@ -10,9 +10,11 @@ The rules are docs/architecture.md's:
   A module may import its own package and any package below it, never one above or beside.
 - No import cycle between modules. Every import counts, in a function or not; only imports
   under ``if TYPE_CHECKING:`` (they never run) are left out of the cycle check.
-- No function-local import of an explorer module: such imports hid cycles. Third-party
-  libraries may be imported in a function (transformer-lens, captum, nnsight take seconds)
-  with a comment saying it is lazy and why.
+- No function-local import of an explorer module: such imports hid cycles. Any other
+  module may be imported in a function (transformer-lens, captum, nnsight take seconds) with
+  a comment ``# lazy: <reason>`` saying why this site waits; the standard library too (it
+  almost never has a reason: move it to the top). The same reason on more than
+  ``MAX_COPIES`` comments is a copy, not a reason, unless ``SHARED_REASONS`` lists it.
 - No layer imports another layer's private module (``explorer.analysis._x``); the base
   modules (``explorer._display``, ``explorer._checks``, ...) are every layer's helpers.
 - Only ``explorer/models/`` reads the torch module a ``ModelHandle`` wraps. The rule, as
@@ -28,7 +30,6 @@ from __future__ import annotations
 
 import ast
 import doctest
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -195,47 +196,127 @@ def test_no_layer_imports_another_layers_private_module():
     )
 
 
-def lazy_imports_without_a_reason(path: Path) -> list[str]:
-    """Third-party imports inside functions with no comment saying they are lazy (on the
-    import line, or a comment line right above it or above the imports it is grouped with)."""
-    std = set(sys.stdlib_module_names)
+@dataclass(frozen=True)
+class LocalImport:
+    """An import statement inside a function, and the ``# lazy: <reason>`` that explains it."""
+
+    where: str  # "file.py:line"
+    code: str
+    reason: str | None  # the text after "lazy:", lower-cased, spaces collapsed
+    reason_at: int | None  # the line of that comment (one comment may cover a group)
+
+
+def function_local_imports(path: Path) -> list[LocalImport]:
+    """Every import inside a function of ``path``, with its reason: a comment holding
+    ``lazy: <reason>`` on the import line, or on a comment line right above it or above the
+    imports it is grouped with."""
     lines = path.read_text(encoding="utf-8").splitlines()
-    bad = []
+    found: dict[int, LocalImport] = {}
     for fn in ast.walk(ast.parse("\n".join(lines))):
         if not isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
             continue
         for node in ast.walk(fn):
-            if not isinstance(node, (ast.Import, ast.ImportFrom)) or getattr(node, "level", 0):
-                continue
-            name = node.names[0].name if isinstance(node, ast.Import) else node.module or ""
-            if name.split(".")[0] in std | {"explorer"}:
+            if not isinstance(node, (ast.Import, ast.ImportFrom)) or node.lineno in found:
                 continue
             i = node.lineno - 1
-            said = "lazy" in lines[i].lower()
-            while not said and i > 0:
+            reason, reason_at = _lazy_reason(lines[i]), node.lineno
+            while reason is None and i > 0:
                 i -= 1
                 above = lines[i].strip()
                 if above.startswith("#"):
-                    said = "lazy" in above.lower() or "lazily" in above.lower()
+                    reason, reason_at = _lazy_reason(above), i + 1
+                    if reason is None:
+                        continue  # another comment line of the same block
                 elif not above.startswith(("import ", "from ")):
                     break
-            if not said:
-                bad.append(f"{path.name}:{node.lineno} {lines[node.lineno - 1].strip()}")
-    return bad
+            found[node.lineno] = LocalImport(
+                f"{path.name}:{node.lineno}",
+                lines[node.lineno - 1].strip(),
+                reason,
+                reason_at if reason is not None else None,
+            )
+    return [found[line] for line in sorted(found)]
 
 
-def test_lazy_third_party_imports_say_so(tmp_path):
+def _lazy_reason(line: str) -> str | None:
+    if "#" not in line or "lazy:" not in line.split("#", 1)[1]:
+        return None
+    text = " ".join(line.split("lazy:", 1)[1].split()).lower()
+    return text or None
+
+
+# A reason is about its site: why *this* import waits. The same words on more than
+# MAX_COPIES comments were copied, not thought about; a reason that truly fits every site
+# (one optional library behind many doors) is listed here with why.
+MAX_COPIES = 2
+SHARED_REASONS: dict[str, str] = {}
+
+
+def unexplained_local_imports(paths: list[Path]) -> list[str]:
+    """Function-local imports (standard library too) with no ``# lazy: <reason>``."""
+    return [
+        f"{imp.where} {imp.code}"
+        for path in paths
+        for imp in function_local_imports(path)
+        if imp.reason is None
+    ]
+
+
+def copied_reasons(paths: list[Path]) -> list[str]:
+    """Reasons written on more than ``MAX_COPIES`` comments and not in ``SHARED_REASONS``."""
+    sites: dict[str, set[str]] = {}
+    for path in paths:
+        for imp in function_local_imports(path):
+            if imp.reason is not None:
+                sites.setdefault(imp.reason, set()).add(f"{path.name}:{imp.reason_at}")
+    return [
+        f"{len(where)} x 'lazy: {reason}' ({', '.join(sorted(where))})"
+        for reason, where in sorted(sites.items())
+        if len(where) > MAX_COPIES and reason not in SHARED_REASONS
+    ]
+
+
+def test_the_local_import_rules_catch_their_offences(tmp_path, monkeypatch):
     probe = tmp_path / "probe.py"
     probe.write_text(
-        "def f():\n    import pandas\n"
-        "def g():\n    # lazy: seconds to import\n    import captum\n    import torch\n"
-        "def h():\n    import json\n"
+        "def f():\n    import json\n"  # standard library, no reason
+        "def g():\n    import pandas  # lazy\n"  # says lazy, not why
+        "def h():\n    # lazy: seconds to import\n    import captum\n    import torch\n"
+        "def k():\n    # why not\n    import numpy  # lazy: only k draws\n"
+        "def m():\n    import os  # noqa: F401\n"
     )
-    assert lazy_imports_without_a_reason(probe) == ["probe.py:2 import pandas"]
-    bad = [b for path in MODULES.values() for b in lazy_imports_without_a_reason(path)]
+    assert unexplained_local_imports([probe]) == [
+        "probe.py:2 import json",
+        "probe.py:4 import pandas  # lazy",
+        "probe.py:13 import os  # noqa: F401",
+    ]
+    (h,) = [i for i in function_local_imports(probe) if i.code == "import torch"]
+    assert (h.reason, h.reason_at) == ("seconds to import", 6)  # the group's comment
+    copies = tmp_path / "copies.py"
+    copies.write_text(
+        "".join(f"def f{n}():\n    # lazy: Slow  import\n    import captum\n" for n in range(3))
+    )
+    assert copied_reasons([copies]) == [
+        "3 x 'lazy: slow import' (copies.py:2, copies.py:5, copies.py:8)"
+    ]
+    assert copied_reasons([probe]) == []  # one comment over a group is one site
+    monkeypatch.setitem(SHARED_REASONS, "slow import", "listed on purpose")
+    assert copied_reasons([copies]) == []
+
+
+def test_function_local_imports_say_why():
+    bad = unexplained_local_imports(list(MODULES.values()))
     assert not bad, (
-        "a third-party import inside a function must say it is lazy and why "
-        "(# lazy: ...), or move to the top of the module:\n" + "\n".join(bad)
+        "an import inside a function must say why it waits (# lazy: <reason>), or move to the "
+        "top of the module (standard-library imports almost always can):\n" + "\n".join(bad)
+    )
+
+
+def test_lazy_reasons_are_each_sites_own():
+    bad = copied_reasons(list(MODULES.values()))
+    assert not bad, (
+        f"the same lazy reason on more than {MAX_COPIES} comments: say what this site needs "
+        "(or list the reason in SHARED_REASONS with why it fits every site):\n" + "\n".join(bad)
     )
 
 

@@ -75,16 +75,18 @@ def _figure_titles(cell) -> str:
 def _circuit_first_verdict(run) -> str:
     import torch
 
-    from explorer.studies.grokking import grokking_data, grokking_progress, restricted_accuracy
+    from explorer.analysis.fourier_accuracy import restricted_accuracy
+    from explorer.studies.grokking import grokking_data, grokking_progress
 
     progress = grokking_progress(run)
     step = max(s for s in run.steps if s <= progress.phases.cleanup_start)
     data = grokking_data(run)
-    held_out = data.tokens[data.test_idx], data.labels[data.test_idx]
+    tokens, labels = data.tokens[data.test_idx], data.labels[data.test_idx]
     with torch.no_grad():
-        accuracy = float(
-            restricted_accuracy(run.load_model(step), *held_out, progress.key.frequencies).mean()
+        kept = restricted_accuracy(
+            run.load_model(step), tokens, labels=labels, frequencies=progress.key.frequencies
         )
+    accuracy = float(kept.mean())
     return "supported" if accuracy > 0.8 else "refuted"
 
 

@@ -71,7 +71,7 @@ def test_induction_heads_formed_and_the_repeated_half_is_easy(executed):
 
 @pytest.mark.slow
 def test_the_phase_change_is_detected_where_the_curve_drops(executed):
-    from explorer.analysis.induction import detect_phase_change
+    from explorer.analysis.curves import detect_phase_change
     from explorer.training import Run
 
     run_dir, summary, _ = executed

@@ -32,6 +32,7 @@ from explorer.hypotheses._stored import HypothesisList, StoredHypothesis
 from explorer.studies.attribution_benchmark import AttributionBenchmark
 from explorer.studies.editing import EditComparison
 from explorer.studies.grokking import GrokkingProgress
+from explorer.studies.grokking_phases import Phases
 from explorer.studies.stdlib_lm_experiments import ConceptNeurons
 
 # Classes public functions return that are not results, and why (each is an input, a
@@ -144,7 +145,7 @@ def _hypothesis():
 
 
 def _phases():
-    return A.Phases(
+    return Phases(
         memorized=20, circuit_start=60, cleanup_start=150, cleanup_end=200, last_step=290
     )
 

@@ -12,6 +12,10 @@ functions and draw the results.
 (2, 2)
 """
 
+import importlib
+from typing import Any
+
+from explorer._deprecate import moved_names
 from explorer.analysis import metrics
 from explorer.analysis.ablation import (
     AblationResult,
@@ -28,6 +32,11 @@ from explorer.analysis.attribution import (
     check_images,
     check_targets,
     sobel_edges,
+)
+from explorer.analysis.attribution_checks import (
+    perturbation_curves,
+    randomize_weights,
+    spearman,
 )
 from explorer.analysis.audit import (
     AuditResult,
@@ -61,6 +70,11 @@ from explorer.analysis.composition import (
     ov_copying_scores,
     random_composition_baseline,
 )
+from explorer.analysis.curves import (
+    PhaseChange,
+    detect_phase_change,
+    first_crossing,
+)
 from explorer.analysis.editing import (
     Confusion,
     confusion,
@@ -90,6 +104,10 @@ from explorer.analysis.fourier import (
     restricted_loss,
     sum_directions,
 )
+from explorer.analysis.fourier_accuracy import (
+    accuracy_without_frequencies,
+    restricted_accuracy,
+)
 from explorer.analysis.head_detection import (
     HeadDetection,
     detect_heads,
@@ -107,8 +125,6 @@ from explorer.analysis.head_scores import (
 from explorer.analysis.induction import (
     InductionCircuit,
     InductionProgress,
-    PhaseChange,
-    detect_phase_change,
     find_induction_circuit,
     heads_above,
     in_context_learning_score,
@@ -177,10 +193,6 @@ from explorer.analysis.probes import (
     linear_probes,
 )
 from explorer.analysis.progress import (
-    Phase,
-    Phases,
-    detect_phases,
-    first_crossing,
     gini,
     weight_norm,
 )
@@ -238,9 +250,7 @@ __all__ = [
     "OutputEffect",
     "PatchingResult",
     "PathPatchingResult",
-    "Phase",
     "PhaseChange",
-    "Phases",
     "Probe",
     "ProbeResults",
     "Regularization",
@@ -253,6 +263,7 @@ __all__ = [
     "ablate",
     "ablate_sets",
     "ablation_sweep",
+    "accuracy_without_frequencies",
     "activation_histogram",
     "activation_patching",
     "all_heads",
@@ -275,7 +286,6 @@ __all__ = [
     "describe_direction",
     "detect_heads",
     "detect_phase_change",
-    "detect_phases",
     "detection_pattern",
     "direct_logit_attribution",
     "error_attribution",
@@ -319,13 +329,16 @@ __all__ = [
     "patching_color_scale",
     "path_patching",
     "path_patching_color_scale",
+    "perturbation_curves",
     "predict",
     "random_composition_baseline",
+    "randomize_weights",
     "recovery",
     "repeat_period",
     "repeated_half_advantage",
     "resolve_positions",
     "resolve_tokens",
+    "restricted_accuracy",
     "restricted_logits",
     "restricted_loss",
     "run_at_positions",
@@ -335,6 +348,7 @@ __all__ = [
     "scale_units",
     "score_pattern",
     "sobel_edges",
+    "spearman",
     "stamped_examples",
     "sum_directions",
     "supports",
@@ -351,3 +365,21 @@ __all__ = [
     "weight_norm",
     "zero_ablation_effect",
 ]
+
+
+def _grokking_phases() -> Any:
+    # the grokking phases moved up to the studies layer: an import statement here would point
+    # analysis upward, so the module is looked up by name, only when an old name is used
+    return importlib.import_module("explorer.studies.grokking_phases")
+
+
+__getattr__ = moved_names(
+    "explorer.analysis",
+    {
+        name: (
+            f"explorer.studies.grokking_phases.{name}",
+            lambda n=name: getattr(_grokking_phases(), n),
+        )
+        for name in ("Phase", "Phases", "detect_phases")
+    },
+)

@@ -136,7 +136,8 @@ def attribute_tokens(
             value = value - pick.gather(-1, against_ids.repeat(copies)[:, None])[:, 0]
         return value
 
-    from captum.attr import LayerIntegratedGradients  # lazy: captum imports matplotlib
+    # lazy: captum imports matplotlib (seconds); only integrated-gradients attribution uses it
+    from captum.attr import LayerIntegratedGradients
 
     lig = LayerIntegratedGradients(explained, model.token_embedding())
     with warnings.catch_warnings():

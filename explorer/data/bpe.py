@@ -82,7 +82,7 @@ class BPETokenizer:
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> BPETokenizer:
         """Read ``tokenizer.json`` (or the folder holding it)."""
-        # lazy: tokenizers loads only when a BPE is trained or read
+        # lazy: the tokenizers library is needed only to read a saved BPE, not to import data
         from tokenizers import Tokenizer
 
         p = Path(path)
@@ -111,7 +111,7 @@ def train_bpe(
         vocab_size: ids in all: 1 special + 256 bytes + merges; at least 258.
         min_frequency: a pair must occur this often to be merged.
     """
-    # lazy: tokenizers loads only when a BPE is trained or read
+    # lazy: training a BPE needs tokenizers' trainers; most sessions load a shipped one or none
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
     if isinstance(vocab_size, bool) or not isinstance(vocab_size, int) or vocab_size < 258:

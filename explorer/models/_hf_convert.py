@@ -86,7 +86,7 @@ def tl_converted(hf_model: nn.Module, arch: str) -> nn.Module:
     """Architectures outside ``FAMILIES`` that transformer-lens knows (OPT, GPT-J, GPT-Neo,
     Bloom, Qwen3, ...): its own config reader on the model's config, written to a temporary
     folder so that nothing is looked up on the Hub, then its weight converter."""
-    # lazy: transformer-lens takes seconds to import; only transformers need it
+    # lazy: only an architecture outside FAMILIES goes through transformer-lens's own reader
     from transformer_lens import HookedTransformerConfig
     from transformer_lens.loading_from_pretrained import (
         convert_hf_model_config,
@@ -151,7 +151,7 @@ def tl_config(
     for weights of ``dtype`` (the Hugging Face model's own). What transformer-lens cannot
     compute raises ``Unconvertible``, unless ``strict=False`` (the nnsight backend, which
     runs the model as it is and reads only its shapes from here)."""
-    # lazy: transformer-lens takes seconds to import; only transformers need it
+    # lazy: a config is converted once per Hugging Face model opened, never at import
     from transformer_lens import HookedTransformerConfig
 
     family, encoder = FAMILIES[arch]
@@ -231,7 +231,7 @@ def tl_config(
 
 # --------------------------------------------------------------------- weights
 def converter(arch: str) -> Callable[[Any, Any], dict[str, torch.Tensor]]:
-    # lazy: transformer-lens takes seconds to import; only transformers need it
+    # lazy: the weight converters are needed only while a Hugging Face model's weights load
     from transformer_lens.pretrained import weight_conversions as wc
 
     return {
@@ -280,7 +280,7 @@ def converted(hf_model: nn.Module, cfg: Any, arch: str) -> nn.Module:
 def unprocessed(cfg: Any, state: dict[str, torch.Tensor]) -> nn.Module:
     """A ``HookedTransformer`` (``HookedEncoder`` for a bidirectional config) holding ``state``
     as it is: no LayerNorm folding, no centering, so hooks read what Hugging Face computes."""
-    # lazy: transformer-lens takes seconds to import; only transformers need it
+    # lazy: the converted weights go into a transformer-lens model only after conversion
     from transformer_lens import HookedEncoder, HookedTransformer
 
     state = {k: v.detach().to(cfg.dtype) for k, v in state.items()}

@@ -28,7 +28,9 @@ a trace in ``_nnsight_trace``.
 from __future__ import annotations
 
 import copy as copy_module
+from collections import deque
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -100,8 +102,6 @@ class NNsightHandle(ModelHandle):
         trace_kwargs: dict[str, Any] | None = None,
         max_saved_bytes: int | None = None,
     ) -> None:
-        from collections import deque
-
         self.arch = arch
         self.max_saved_bytes = max_saved_bytes
         # what each trace saved, newest last (``SavedBytes``): what a remote trace returns
@@ -450,7 +450,7 @@ def _wrap(hf_model: nn.Module, tokenizer: Any | None, *, remote: bool) -> Any:
     """The nnsight object traced: a plain ``NNsight`` locally, a ``TransformersModel``
     (which has the model key a server asks for) when traces go remote."""
     if not remote:
-        # lazy: nnsight loads only with its backend
+        # lazy: nnsight loads only when this backend is chosen (backend="nnsight")
         from nnsight import NNsight
 
         return NNsight(hf_model)
@@ -460,16 +460,14 @@ def _wrap(hf_model: nn.Module, tokenizer: Any | None, *, remote: bool) -> Any:
             "text-generation pipeline around the model): pass tokenizer= or open a folder "
             "that has one"
         )
-    from pathlib import Path
-
-    # lazy: nnsight loads only with its backend
+    # lazy: remote traces need nnsight's Hugging Face layer too, only when remote is asked
     import nnsight
     from nnsight.modeling import huggingface
 
     # a server has torch and nnsight, not explorer: the hook functions and metrics a trace
     # calls travel by value (their source), not as imports
     nnsight.register("explorer")
-    # lazy: nnsight loads only with its backend
+    # lazy: like nnsight above: only a remote trace wraps the model in TransformersModel
     from nnsight.modeling.transformers import TransformersModel
 
     origin = str(getattr(hf_model.config, "name_or_path", "") or "")

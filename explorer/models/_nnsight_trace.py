@@ -58,7 +58,7 @@ def _total_bytes(values: list[Any]) -> int:
 
 
 def _save(value: Any) -> Any:
-    # lazy: nnsight loads only with its backend
+    # lazy: called inside an nnsight trace, so nnsight is loaded already; the module stays importable without it
     import nnsight
 
     return nnsight.save(value)

@@ -18,7 +18,7 @@ from explorer.models.light_hooks import act_name as light_act_name
 
 def hook_point_classes() -> tuple[type[nn.Module], type[nn.Module]]:
     """Return transformer-lens's ``(HookPoint, HookedRootModule)`` classes."""
-    # lazy: transformer-lens takes seconds to import; only transformers need it
+    # lazy: only wrapping a plain nn.Module (wrap_module) needs the hook point classes
     from transformer_lens import HookedRootModule
     from transformer_lens.hook_points import HookPoint
 
@@ -33,7 +33,7 @@ def act_name(kind: str, layer: int | None = None) -> str:
 
 def build_transformer(cfg: TransformerConfig) -> nn.Module:
     """A ``HookedTransformer`` from our config, seeded so everyone gets the same weights."""
-    # lazy: transformer-lens takes seconds to import; only transformers need it
+    # lazy: only building a toy transformer needs the model class and its config
     from transformer_lens import HookedTransformer, HookedTransformerConfig
 
     tl_cfg = HookedTransformerConfig(
@@ -61,7 +61,7 @@ def build_transformer(cfg: TransformerConfig) -> nn.Module:
 def is_hooked_transformer(model: object) -> bool:
     if "transformer_lens" not in type(model).__module__:
         return False
-    # lazy: transformer-lens takes seconds to import; only transformers need it
+    # lazy: reached only for objects whose class comes from transformer_lens (checked above)
     from transformer_lens import HookedTransformer
 
     return isinstance(model, HookedTransformer)
@@ -70,7 +70,7 @@ def is_hooked_transformer(model: object) -> bool:
 def is_hooked_encoder(model: object) -> bool:
     if "transformer_lens" not in type(model).__module__:
         return False
-    # lazy: transformer-lens takes seconds to import; only transformers need it
+    # lazy: reached only for objects whose class comes from transformer_lens, like the line above
     from transformer_lens import HookedEncoder
 
     return isinstance(model, HookedEncoder)
@@ -97,7 +97,7 @@ def config_of(model: nn.Module) -> TransformerConfig:
 
 def official_name(name: str) -> str:
     """The Hub name transformer-lens knows ``name`` by (aliases resolved; nothing fetched)."""
-    # lazy: transformer-lens takes seconds to import; only transformers need it
+    # lazy: only a Hub name (not a folder or module) is resolved through its alias table
     from transformer_lens.loading_from_pretrained import get_official_model_name
 
     try:
@@ -119,7 +119,7 @@ def refuse_remote_code(official: str) -> None:
     Traceback (most recent call last):
     ValueError: transformer-lens loads 'microsoft/phi-2' with trust_remote_code=True ...
     """
-    # lazy: transformer-lens takes seconds to import; only transformers need it
+    # lazy: the remote-code list is read only when a Hub name is about to be loaded
     from transformer_lens.loading_from_pretrained import NEED_REMOTE_CODE_MODELS
 
     if official.startswith(NEED_REMOTE_CODE_MODELS):
@@ -134,7 +134,7 @@ def refuse_remote_code(official: str) -> None:
 
 def from_pretrained(name: str) -> nn.Module:
     """A Hugging Face model by its Hub name, through transformer-lens (needs internet)."""
-    # lazy: transformer-lens takes seconds to import; only transformers need it
+    # lazy: loading from the Hub (internet) is the rarest path; it pays the import itself
     from transformer_lens import HookedTransformer
 
     official = official_name(name)

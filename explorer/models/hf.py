@@ -81,7 +81,7 @@ def is_hf_model(obj: object) -> bool:
     """A ``transformers`` model object (checked without importing transformers)."""
     if not any(c.__module__.startswith("transformers.") for c in type(obj).__mro__):
         return False
-    # lazy: transformers takes seconds to import; only Hugging Face models need it
+    # lazy: reached only for objects whose class comes from transformers (checked above)
     from transformers import PreTrainedModel
 
     return isinstance(obj, PreTrainedModel)
@@ -146,7 +146,7 @@ def load_folder(
     check_folder(path)  # before transformers, which would ask to run a folder's own code
     device_map = backend_options.pop("device_map", None)
     dtype = _check_dtype(dtype)
-    # lazy: transformers takes seconds to import; only Hugging Face models need it
+    # lazy: opening a Hugging Face folder is the one path that needs the Auto classes
     from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForMaskedLM
 
     if not any(path.glob("*.safetensors")):
@@ -192,7 +192,7 @@ def load_folder(
 @contextlib.contextmanager
 def _quiet_progress() -> Iterator[None]:
     """No "Loading weights" progress bar in the notebook for a model that loads in a blink."""
-    # lazy: transformers takes seconds to import; only Hugging Face models need it
+    # lazy: called while a Hugging Face model loads, when transformers is imported already
     from transformers.utils import logging as hf_logging
 
     shown = hf_logging.is_progress_bar_enabled()
@@ -211,7 +211,7 @@ def load_tokenizer(path: Path) -> Any | None:
         return None
     if (path / "tokenizer.json").is_file() and not (path / "tokenizer_config.json").is_file():
         return _bare_tokenizer(path)
-    # lazy: transformers takes seconds to import; only Hugging Face models need it
+    # lazy: only a folder with tokenizer files gets here (checked above)
     from transformers import AutoTokenizer
 
     check_folder(path)
@@ -225,7 +225,7 @@ def _bare_tokenizer(path: Path) -> Any:
     tokens (GPT-NeoX's pad, BERT's ``[UNK]``) are missing from this vocabulary and get
     added after it, with ids the model has no embedding for. The special tokens come from
     the ids ``config.json`` names instead, where the vocabulary holds them."""
-    # lazy: transformers takes seconds to import; only Hugging Face models need it
+    # lazy: only a folder with tokenizer.json and no tokenizer_config.json gets here
     from transformers import PreTrainedTokenizerFast
 
     tokenizer = PreTrainedTokenizerFast(tokenizer_file=str(path / "tokenizer.json"))

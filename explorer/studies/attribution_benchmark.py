@@ -5,7 +5,9 @@
 random order), the model-parameter randomization check of Adebayo et al. 2018 (Spearman rank
 correlation between a method's maps on the trained model and on a re-initialized copy: a
 method that explains the model must change; the edge baseline scores 1 by construction), and
-run time. The maps themselves come from ``explorer.analysis.attribution.attribute``.
+run time. The maps themselves come from ``explorer.analysis.attribution.attribute``; the
+curves, the re-initialized model and the rank correlation from
+``explorer.analysis.attribution_checks``.
 """
 
 from __future__ import annotations
@@ -18,7 +20,9 @@ import torch
 from jaxtyping import Float
 
 from explorer._checks import check_choice, check_positive
+from explorer._deprecate import moved_names
 from explorer._display import MAX_ROWS, Shown, pandas, strongest
+from explorer.analysis import attribution_checks
 from explorer.analysis.attribution import (
     ALL_METHODS,
     attribute,
@@ -113,93 +117,8 @@ class AttributionBenchmark(Shown):
         return "Attribution benchmark", header, rows, self._summary()
 
 
-@torch.no_grad()
-def _target_probability(
-    model: ModelHandle, images: torch.Tensor, targets: torch.Tensor
-) -> torch.Tensor:
-    probs = model(model.to_inputs(images)).softmax(-1)
-    return probs.gather(-1, targets[:, None]).squeeze(-1)
-
-
-@torch.no_grad()
-def perturbation_curves(
-    model: ModelHandle,
-    inputs: Float[torch.Tensor, "batch c h w"],
-    *,
-    target: torch.Tensor,
-    order: Float[torch.Tensor, "batch h w"],
-    n_steps: int = 20,
-    baseline: float = 0.0,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Deletion and insertion curves ``[batch, n_steps + 1]`` for one pixel order per image.
-
-    Pixels (all channels of a location together) are ranked by ``order``, highest first. Step ``s`` removes (deletion) or reveals (insertion) the top ``s / n_steps``.
-    Returns ``(fractions, deletion, insertion)``; curves hold the target probability.
-    """
-    images, targets = inputs, target
-    b, c, h, w = images.shape
-    n_pix = h * w
-    ranks = order.reshape(b, n_pix).argsort(dim=1, descending=True).argsort(dim=1)
-    fractions = torch.linspace(0, 1, n_steps + 1)
-    counts = (fractions * n_pix).round().long()
-    # mask[s, i, p] is True where pixel p of image i is among the first counts[s] in its order
-    mask = (ranks[None] < counts[:, None, None]).reshape(n_steps + 1, b, 1, h, w)
-    blank = torch.full_like(images, baseline)
-    deleted = torch.where(mask, blank[None], images[None])
-    inserted = torch.where(mask, images[None], blank[None])
-    flat_t = targets.repeat(n_steps + 1)
-    deletion = _target_probability(model, deleted.reshape(-1, c, h, w), flat_t)
-    insertion = _target_probability(model, inserted.reshape(-1, c, h, w), flat_t)
-    return (
-        fractions,
-        deletion.reshape(n_steps + 1, b).T.contiguous(),
-        insertion.reshape(n_steps + 1, b).T.contiguous(),
-    )
-
-
 def _auc(curve: torch.Tensor, fractions: torch.Tensor) -> torch.Tensor:
     return torch.trapezoid(curve, fractions, dim=-1)
-
-
-def randomize_weights(model: ModelHandle, *, seed: int = 0) -> ModelHandle:
-    """An independent copy of ``model`` with every layer re-initialized (seeded)."""
-    copy = model.copy()
-    copy.reset_parameters(seed)
-    return copy.eval()
-
-
-def _average_ranks(x: torch.Tensor) -> torch.Tensor:
-    # equal values share the mean of their positions (MNIST maps have many exact zeros)
-    sorted_x, order = x.sort()
-    _, inverse, counts = torch.unique_consecutive(sorted_x, return_inverse=True, return_counts=True)
-    mean_pos = (torch.cumsum(counts, 0) - counts).float() + (counts.float() - 1) / 2
-    out = torch.empty(x.shape[0], dtype=torch.float32)
-    out[order] = mean_pos[inverse]
-    return out
-
-
-def spearman(
-    a: Float[torch.Tensor, "batch n"],
-    b: Float[torch.Tensor, "batch n"],
-    *,
-    mask: torch.Tensor | None = None,
-) -> Float[torch.Tensor, " batch"]:
-    """Spearman rank correlation per row (ties get average ranks), over ``mask`` if given.
-
-    A row with fewer than two selected entries or a constant side scores 0.
-    """
-    out = torch.zeros(a.shape[0])
-    for i in range(a.shape[0]):
-        keep = mask[i] if mask is not None else slice(None)
-        x, y = a[i][keep].float(), b[i][keep].float()
-        if x.numel() < 2:
-            continue
-        rx, ry = _average_ranks(x), _average_ranks(y)
-        rx, ry = rx - rx.mean(), ry - ry.mean()
-        denom = float(rx.norm() * ry.norm())
-        if denom > 0:
-            out[i] = (rx * ry).sum() / denom
-    return out.clamp(-1.0, 1.0)  # float32 rounding can land a hair outside
 
 
 def benchmark_attributions(
@@ -226,7 +145,8 @@ def benchmark_attributions(
         n_random: random pixel orders averaged for the reference curves.
         baseline: pixel value used for 'removed' (0.0, the MNIST background).
         seed: seeds the random orders and the re-initialisation.
-        randomized: the model with re-initialized weights (default ``randomize_weights``).
+        randomized: the model with re-initialized weights (default
+            ``explorer.analysis.attribution_checks.randomize_weights``).
         options: passed to ``attribute``.
 
     >>> import torch
@@ -252,13 +172,17 @@ def benchmark_attributions(
     targets = check_targets(labels, images.shape[0], model.n_outputs)
     b, _, h, w = images.shape
     options = {"baseline": baseline, **options}
-    random_model = randomized if randomized is not None else randomize_weights(model, seed=seed)
+    random_model = (
+        randomized
+        if randomized is not None
+        else attribution_checks.randomize_weights(model, seed=seed)
+    )
 
     gen = torch.Generator().manual_seed(seed)
     rand_del, rand_ins = [], []
     for _ in range(n_random):
         order = torch.rand(b, h, w, generator=gen)
-        fractions, d, i = perturbation_curves(
+        fractions, d, i = attribution_checks.perturbation_curves(
             model, images, target=targets, order=order, n_steps=n_steps, baseline=baseline
         )
         rand_del.append(d.mean(0))
@@ -271,15 +195,15 @@ def benchmark_attributions(
     for method in methods:
         trained = attribute(model, images, target=targets, method=method, **options)
         scores = trained.maps.sum(1)  # a location's evidence over channels
-        _, d, i = perturbation_curves(
+        _, d, i = attribution_checks.perturbation_curves(
             model, images, target=targets, order=scores, n_steps=n_steps, baseline=baseline
         )
         del_curves.append(d.mean(0))
         ins_curves.append(i.mean(0))
         shuffled = attribute(random_model, images, target=targets, method=method, **options)
         a, r = trained.maps.abs().sum(1).reshape(b, -1), shuffled.maps.abs().sum(1).reshape(b, -1)
-        rho.append(spearman(a, r).mean())
-        rho_fg.append(spearman(a, r, mask=foreground).mean())
+        rho.append(attribution_checks.spearman(a, r).mean())
+        rho_fg.append(attribution_checks.spearman(a, r, mask=foreground).mean())
         seconds.append(trained.seconds / b)
     deletion = torch.stack(del_curves)
     insertion = torch.stack(ins_curves)
@@ -300,3 +224,25 @@ def benchmark_attributions(
         n_images=b,
         settings={"n_steps": n_steps, "n_random": n_random, "seed": seed, **options},
     )
+
+
+# Moved to analysis (they are primitives any attribution study uses); these names keep
+# working, with a warning, for one release. The module is imported above, not the names, so
+# that reading them here goes through the warning.
+__getattr__ = moved_names(
+    "explorer.studies.attribution_benchmark",
+    {
+        "perturbation_curves": (
+            "explorer.analysis.attribution_checks.perturbation_curves",
+            lambda: attribution_checks.perturbation_curves,
+        ),
+        "randomize_weights": (
+            "explorer.analysis.attribution_checks.randomize_weights",
+            lambda: attribution_checks.randomize_weights,
+        ),
+        "spearman": (
+            "explorer.analysis.attribution_checks.spearman",
+            lambda: attribution_checks.spearman,
+        ),
+    },
+)

@@ -41,6 +41,7 @@ import torch
 
 from explorer._display import MAX_ROWS, Shown, pandas
 from explorer._inside import inside
+from explorer.analysis.curves import first_crossing
 from explorer.analysis.fourier import (
     KeyFrequencies,
     excluded_loss,
@@ -48,16 +49,12 @@ from explorer.analysis.fourier import (
     key_frequencies,
     restricted_loss,
 )
-from explorer.analysis.progress import Phases, detect_phases, first_crossing, gini, weight_norm
+from explorer.analysis.progress import gini, weight_norm
 from explorer.data.modular import ModularData, modular_arithmetic
 from explorer.models import zoo
 from explorer.models.handle import ModelHandle
-from explorer.studies.grokking_fourier import (
-    accuracy_without_frequencies,
-    all_pair_logits,
-    modulus,
-    restricted_accuracy,
-)
+from explorer.studies.grokking_fourier import _moved_accuracy_names, all_pair_logits, modulus
+from explorer.studies.grokking_phases import Phases, detect_phases
 from explorer.studies.grokking_table import PROGRESS_FILE, read_progress_table
 from explorer.training.loop import OptimizerConfig, train
 from explorer.training.losses import classification_eval, classification_loss
@@ -70,12 +67,10 @@ __all__ = [
     "PAPER_SETTING",
     "GrokkingProgress",
     "GrokkingSetting",
-    "accuracy_without_frequencies",
     "all_pair_logits",
     "grokking_data",
     "grokking_progress",
     "grokking_summary",
-    "restricted_accuracy",
     "train_grokking",
 ]
 
@@ -370,3 +365,7 @@ def grokking_summary(run: Run) -> dict[str, float | int | None]:
         "final_test_acc": float(test_acc.values[-1]),
         "last_step": run.last_step,
     }
+
+
+# accuracy_without_frequencies and restricted_accuracy moved to analysis.fourier_accuracy
+__getattr__ = _moved_accuracy_names("explorer.studies.grokking")

@@ -1,24 +1,31 @@
-"""The grokking model's Fourier mechanism, tested per example (hypotheses use these): the
-logits of every input pair, accuracy with key frequencies removed from the embeddings, and
-accuracy of the logits kept to those frequencies. ``grokking`` names them too.
+"""The grokking study's model helpers: its modulus and the logits of every input pair.
 
+The per-example tests of the Fourier mechanism (accuracy with the key frequencies removed,
+and with the logits kept to them) are primitives and live in
+``explorer.analysis.fourier_accuracy``; their old names here keep working, with a warning,
+for one release.
+
+>>> from explorer.data.modular import modular_arithmetic
 >>> from explorer.models import zoo
 >>> m = zoo.modular_addition_transformer(p=7)
->>> tokens, labels = torch.tensor([[1, 2, 7]]), torch.tensor([3])
->>> accuracy_without_frequencies(m, tokens, labels, ()).shape
-torch.Size([1])
+>>> modulus(m), tuple(all_pair_logits(m, modular_arithmetic(7)).shape)
+(7, (49, 7))
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import torch
 
-from explorer.analysis.fourier import fourier_basis, restricted_logits
-from explorer.data.modular import ModularData, modular_arithmetic
+from explorer._deprecate import moved_names
+from explorer.analysis import fourier_accuracy
+from explorer.data.modular import ModularData
 from explorer.models.handle import ModelHandle
 from explorer.training.losses import last_position_logits
 
-__all__ = ["accuracy_without_frequencies", "all_pair_logits", "modulus", "restricted_accuracy"]
+__all__ = ["all_pair_logits", "modulus"]
 
 
 def all_pair_logits(model: ModelHandle, data: ModularData) -> torch.Tensor:
@@ -35,43 +42,30 @@ def modulus(model: ModelHandle) -> int:
     return int(p)
 
 
-def accuracy_without_frequencies(
-    model: ModelHandle, tokens: torch.Tensor, labels: torch.Tensor, frequencies: tuple[int, ...]
-) -> torch.Tensor:
-    """Per-example correctness ``[batch]`` after removing ``frequencies`` from the embeddings.
+def _old_signature(new: Any) -> Any:
+    """The moved function under its old call, ``f(model, tokens, labels, frequencies)``."""
 
-    Each number's embedding loses its components along the ``cos k`` / ``sin k`` Fourier
-    directions (over the numbers) of every k given; the "=" token is untouched. If the model
-    computes with those frequencies, accuracy falls to chance (1/p).
-    """
-    p = modulus(model)
-    basis = fourier_basis(p)
-    rows = [i for i, k in enumerate(basis.frequencies.tolist()) if k in set(frequencies)]
-    directions = basis.matrix[rows]  # [2k, p]
-    W_E = model.weight("W_E")
-    removed = directions.T @ (directions @ W_E[:p])  # [p, d_model]: the part to take away
-    delta = torch.cat([removed, torch.zeros_like(W_E[p:])])
-    tokens = model.check_inputs(tokens)
+    def call(
+        model: ModelHandle, tokens: torch.Tensor, labels: Any, frequencies: Sequence[int]
+    ) -> torch.Tensor:
+        return new(model, tokens, labels=labels, frequencies=frequencies)
 
-    def ablate(embed: torch.Tensor, hook: object) -> torch.Tensor:
-        return embed - delta[tokens]
-
-    with torch.no_grad():
-        logits = model.run_with_hooks(tokens, [("hook_embed", ablate)])[:, -1]
-    return (logits.argmax(-1) == torch.as_tensor(labels)).float()
+    return call
 
 
-def restricted_accuracy(
-    model: ModelHandle, tokens: torch.Tensor, labels: torch.Tensor, frequencies: tuple[int, ...]
-) -> torch.Tensor:
-    """Per-example correctness ``[batch]`` of the logits kept to the key-frequency directions.
+def _moved_accuracy_names(module: str) -> Any:
+    """The ``__getattr__`` of a study module that used to hold the Fourier accuracy twins."""
+    return moved_names(
+        module,
+        {
+            name: (
+                f"explorer.analysis.fourier_accuracy.{name}(model, inputs, *, labels=, "
+                "frequencies=)",
+                lambda name=name: _old_signature(getattr(fourier_accuracy, name)),
+            )
+            for name in ("accuracy_without_frequencies", "restricted_accuracy")
+        },
+    )
 
-    The restriction is a projection over the whole input grid, so the logits of every pair
-    are computed and the rows of ``tokens`` (``[a, b, =]``) are read from them.
-    """
-    p = modulus(model)
-    data = modular_arithmetic(p, train_frac=0.5)  # only its full grid of pairs is used
-    kept = restricted_logits(all_pair_logits(model, data), frequencies)
-    tokens = model.check_inputs(tokens)
-    rows = tokens[:, 0] * p + tokens[:, 1]
-    return (kept[rows].argmax(-1) == torch.as_tensor(labels)).float()
+
+__getattr__ = _moved_accuracy_names("explorer.studies.grokking_fourier")

@@ -29,7 +29,8 @@ import torch
 import torch.nn.functional as F
 
 from explorer._checks import check_positive
-from explorer.analysis.induction import detect_phase_change, induction_progress
+from explorer.analysis.curves import detect_phase_change
+from explorer.analysis.induction import induction_progress
 from explorer.data import repeated_tokens
 from explorer.data.tokens import induction_training_batch
 from explorer.models import zoo

@@ -63,7 +63,7 @@ def fit(
 ) -> dict[str, Any]:
     """Train ``handle`` in place (Adam, shifted minibatches seeded by the step); returns the
     probe (every parameter's norm after ``probe_steps`` steps) when asked for one."""
-    # lazy: tqdm.auto brings in ipywidgets in a notebook; only progress bars need it
+    # lazy: tqdm.auto imports ipywidgets in a notebook; only retraining the kitchen sink shows a bar
     from tqdm.auto import tqdm
 
     net = handle.train()  # the handle runs, counts and names parameters as its module

@@ -49,7 +49,7 @@ def parameter_norms(model: ModelHandle) -> dict[str, float]:
 
 
 def _bar(show: bool, total: int, desc: str) -> Any:
-    # lazy: tqdm.auto brings in ipywidgets in a notebook; only progress bars need it
+    # lazy: tqdm.auto imports ipywidgets in a notebook; only rebuilding a shipped model shows a bar
     from tqdm.auto import tqdm
 
     return tqdm(total=total, desc=desc, unit="step", mininterval=0.5, disable=not show)

@@ -18,6 +18,7 @@ import json
 import math
 import os
 import signal
+import tempfile
 import threading
 import warnings
 from collections.abc import Callable, Iterator, Mapping
@@ -217,8 +218,6 @@ def _open_run(
     if isinstance(run, Run):
         return run
     if run is None:
-        import tempfile
-
         return Run.create(
             os.path.join(tempfile.mkdtemp(prefix="explorer-run-"), "run"), model, data=data
         )
@@ -338,7 +337,7 @@ def _short(values: Mapping[str, float]) -> dict[str, str]:
 def _progress_bar(show: bool, total: int, initial: int, name: str) -> Any:
     if not show:
         return None
-    # lazy: tqdm.auto brings in ipywidgets in a notebook; only progress bars need it
+    # lazy: tqdm.auto imports ipywidgets in a notebook; a run with progress=False never does
     from tqdm.auto import tqdm
 
     return tqdm(total=total, initial=initial, desc=name, unit="step", mininterval=0.5)

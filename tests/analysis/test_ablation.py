@@ -22,7 +22,7 @@ def naive_head_ablation(model, tokens, layer, head, metric, replacement):
         z[:, :, head] = replacement[:, :, head]
         return z
 
-    logits = model.model.run_with_hooks(tokens, fwd_hooks=[(f"blocks.{layer}.attn.hook_z", hook)])
+    logits = model.run_with_hooks(tokens, [(f"blocks.{layer}.attn.hook_z", hook)])
     return metric(logits).mean().item()
 
 
@@ -32,7 +32,7 @@ def test_head_sweep_equals_per_unit_loop(attn_model, repeated, kind):
     sweep = ablation_sweep(attn_model, repeated, metric=metric, ablation=kind)
     assert [str(u) for u in sweep.units][:2] == ["head 0.0", "head 0.1"] and len(sweep.units) == 8
     for unit, after in zip(sweep.units, sweep.after):
-        _, cache = attn_model.model.run_with_cache(repeated)
+        _, cache = attn_model.cache_pass(repeated)
         z = cache[f"blocks.{unit.layer}.attn.hook_z"]
         replacement = (
             torch.zeros_like(z) if kind == "zero" else z.mean(0, keepdim=True).expand_as(z)
@@ -41,7 +41,7 @@ def test_head_sweep_equals_per_unit_loop(attn_model, repeated, kind):
             attn_model, repeated, unit.layer, unit.head, metric, replacement
         )
         assert after.item() == pytest.approx(expected, abs=1e-5)
-    base = metric(attn_model.model(repeated)).mean().item()
+    base = metric(attn_model(repeated)).mean().item()
     assert sweep.before == pytest.approx(base, abs=1e-6)
     assert torch.allclose(sweep.effect, sweep.after - base)
 
@@ -97,9 +97,7 @@ def test_neuron_sweep_on_mlp_and_cnn(mnist_mlp, mnist_cnn):
                 act[:, i] = 0
                 return act
 
-            logits = model.model.run_with_hooks(
-                x, fwd_hooks=[(f"blocks.{layer}.mlp.hook_post", hook)]
-            )
+            logits = model.run_with_hooks(x, [(f"blocks.{layer}.mlp.hook_post", hook)])
             assert sweep.after[i].item() == pytest.approx(metric(logits).mean().item(), abs=1e-5)
         assert sweep.grid().shape == (2, model.layer_widths[layer])
 
@@ -108,8 +106,14 @@ def test_ablating_everything_in_the_last_layer_hits_logits(mnist_mlp):
     x, y = torch.rand(6, 1, 28, 28), torch.randint(0, 10, (6,))
     units = [Neuron(1, i) for i in range(12)]
     result = ablate(mnist_mlp, x, units=units, metric=metrics.neg_cross_entropy(y))
-    bias = mnist_mlp.model.module[-1].bias
-    expected = -torch.nn.functional.cross_entropy(bias.expand(6, 10), y, reduction="none")
+
+    def silence(post, hook):
+        return torch.zeros_like(post)
+
+    with torch.no_grad():
+        logits = mnist_mlp.run_with_hooks(x, [("blocks.1.mlp.hook_post", silence)])
+    assert torch.allclose(logits, logits[:1].expand_as(logits))  # only the output bias is left
+    expected = -torch.nn.functional.cross_entropy(logits, y, reduction="none")
     assert torch.allclose(result.after, expected, atol=1e-5)
     assert result.hooks == ("blocks.1.mlp.hook_post",) and result.ablation == "zero"
 
@@ -236,9 +240,7 @@ def test_neuron_sweep_matches_a_hand_written_loop(mlp_transformer, repeated):
             post[:, :, n] = 0
             return post
 
-        logits = mlp_transformer.model.run_with_hooks(
-            repeated, fwd_hooks=[("blocks.1.mlp.hook_post", hook)]
-        )
+        logits = mlp_transformer.run_with_hooks(repeated, [("blocks.1.mlp.hook_post", hook)])
         assert sweep.after[n].item() == pytest.approx(metric(logits).mean().item(), abs=1e-5)
 
 
@@ -259,7 +261,7 @@ def test_plain_mlp_neurons_fan_out_after_the_reading_linear(mnist_mlp, layer, ki
     sweep = ablation_sweep(
         mnist_mlp, x, metric=metric, layer=layer, unit_type="neuron", ablation=kind
     )
-    _, cache = mnist_mlp.model.run_with_cache(x)
+    _, cache = mnist_mlp.cache_pass(x)
     act = cache[hook]
     replacement = (
         torch.zeros_like(act) if kind == "zero" else act.mean(0, keepdim=True).expand_as(act)
@@ -332,7 +334,7 @@ def test_plain_modules_not_provably_linear_fall_back(name, neuron_loop):
     x, y = torch.rand(5, 1, 28, 28, generator=g), torch.randint(0, 10, (5,), generator=g)
     metric = metrics.neg_cross_entropy(y)
     sweep = ablation_sweep(model, x, metric=metric, layer=0, unit_type="neuron")
-    _, cache = model.model.run_with_cache(x)
+    _, cache = model.cache_pass(x)
     zeros = torch.zeros_like(cache["blocks.0.mlp.hook_post"])
     expected = neuron_loop(model, x, metric, 0, range(12), zeros)
     assert torch.allclose(sweep.after_per_example, expected, atol=1e-5)

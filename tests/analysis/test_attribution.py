@@ -35,7 +35,7 @@ def test_every_method_gives_one_finite_map_per_image(tiny, images):
 
 def test_saliency_is_the_absolute_input_gradient(tiny, images):
     x = images.clone().requires_grad_(True)
-    tiny.model(x)[torch.arange(6), torch.arange(6)].sum().backward()
+    tiny(x)[torch.arange(6), torch.arange(6)].sum().backward()
     maps = attribute(tiny, images, target=torch.arange(6), method="saliency")
     torch.testing.assert_close(maps.maps, x.grad.abs())
 
@@ -45,10 +45,7 @@ def test_completeness_maps_sum_to_the_logit_change_from_the_blank_image(tiny, im
     targets = torch.tensor([1, 2, 3, 4, 5, 6])
     maps = attribute(tiny, images, target=targets, method=method, ig_steps=256)
     with torch.no_grad():
-        gap = (
-            tiny.model(images)[range(6), targets]
-            - tiny.model(torch.zeros_like(images))[range(6), targets]
-        )
+        gap = tiny(images)[range(6), targets] - tiny(torch.zeros_like(images))[range(6), targets]
     torch.testing.assert_close(maps.maps.sum((1, 2, 3)), gap, atol=2e-2, rtol=2e-2)
 
 

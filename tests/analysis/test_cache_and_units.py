@@ -13,9 +13,9 @@ def test_run_with_cache_keeps_only_requested_hooks(attn_model, repeated):
         attn_model, repeated, names=["blocks.1.attn.hook_pattern", "hook_embed"]
     )
     assert sorted(result.activations) == ["blocks.1.attn.hook_pattern", "hook_embed"]
-    _, full = attn_model.model.run_with_cache(repeated)
+    _, full = attn_model.cache_pass(repeated)
     assert torch.allclose(result["blocks.1.attn.hook_pattern"], full["blocks.1.attn.hook_pattern"])
-    assert torch.allclose(result.output, attn_model.model(repeated))
+    assert torch.allclose(result.output, attn_model(repeated))
     with pytest.raises(KeyError, match="was not cached"):
         result["blocks.0.attn.hook_pattern"]
 

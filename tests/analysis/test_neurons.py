@@ -10,7 +10,7 @@ from explorer.analysis.units import Neuron
 def test_top_k_streamed_equals_full_cache(mlp_transformer):
     tokens = torch.randint(0, 30, (23, 12), generator=torch.Generator().manual_seed(0))
     top = top_k_examples(mlp_transformer, tokens, layer=1, k=5, batch_size=4)
-    _, cache = mlp_transformer.model.run_with_cache(tokens)
+    _, cache = mlp_transformer.cache_pass(tokens)
     acts = cache["blocks.1.mlp.hook_post"].reshape(-1, 64)  # [(example pos), unit]
     expected = acts.topk(5, dim=0).values.T
     assert torch.allclose(top.values, expected, atol=1e-6)
@@ -24,7 +24,7 @@ def test_top_k_from_a_generator_of_batches(mnist_mlp):
     images = torch.rand(40, 1, 28, 28, generator=torch.Generator().manual_seed(1))
     batches = (images[i : i + 7] for i in range(0, 40, 7))
     top = top_k_examples(mnist_mlp, batches, layer=0, k=3)
-    _, cache = mnist_mlp.model.run_with_cache(images)
+    _, cache = mnist_mlp.cache_pass(images)
     assert torch.allclose(
         top.values, cache["blocks.0.mlp.hook_post"].topk(3, dim=0).values.T, atol=1e-6
     )
@@ -34,7 +34,7 @@ def test_top_k_from_a_generator_of_batches(mnist_mlp):
 def test_top_k_smallest_and_conv_channels(mnist_cnn):
     images = torch.rand(9, 1, 28, 28)
     top = top_k_examples(mnist_cnn, images, layer=1, k=2, largest=False, hook="pre")
-    _, cache = mnist_cnn.model.run_with_cache(images)
+    _, cache = mnist_cnn.cache_pass(images)
     per_channel = cache["blocks.1.mlp.hook_pre"].amax(dim=(2, 3))  # [b, c]
     assert torch.allclose(top.values, per_channel.topk(2, dim=0, largest=False).values.T, atol=1e-6)
 
@@ -44,7 +44,7 @@ def test_histogram_counts_every_activation_and_per_class(mnist_mlp):
     hist = activation_histogram(
         mnist_mlp, images, unit=Neuron(0, 2), bins=10, labels=labels, batch_size=8
     )
-    _, cache = mnist_mlp.model.run_with_cache(images)
+    _, cache = mnist_mlp.cache_pass(images)
     values = cache["blocks.0.mlp.hook_post"][:, 2]
     assert hist.counts.sum() == 30 and hist.by_class.shape == (3, 10)
     assert torch.equal(hist.by_class.sum(0), hist.counts)

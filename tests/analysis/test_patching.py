@@ -22,7 +22,7 @@ def test_resid_grid_equals_naive_loop(mlp_transformer, pair):
         mlp_transformer, clean, corrupted=corrupted, metric=metric, grid="resid"
     )
     assert result.values.shape == (2, clean.shape[1]) and result.axes == ("layer", "position")
-    _, clean_cache = mlp_transformer.model.run_with_cache(clean)
+    _, clean_cache = mlp_transformer.cache_pass(clean)
     for layer in range(2):
         name = f"blocks.{layer}.hook_resid_pre"
         for pos in range(clean.shape[1]):
@@ -32,11 +32,11 @@ def test_resid_grid_equals_naive_loop(mlp_transformer, pair):
                 act[:, pos] = clean_cache[name][:, pos]
                 return act
 
-            logits = mlp_transformer.model.run_with_hooks(corrupted, fwd_hooks=[(name, hook)])
+            logits = mlp_transformer.run_with_hooks(corrupted, [(name, hook)])
             assert result.values[layer, pos].item() == pytest.approx(
                 metric(logits).mean().item(), abs=1e-5
             )
-    clean_value = metric(mlp_transformer.model(clean)).mean().item()
+    clean_value = metric(mlp_transformer(clean)).mean().item()
     assert result.clean_value == pytest.approx(clean_value, abs=1e-6)
     # patching every position of layer 0's input restores the clean run exactly
     assert torch.isfinite(result.recovery).all()
@@ -47,14 +47,14 @@ def test_head_grid_and_recovery_bounds(attn_model, pair):
     metric = metrics.logit_diff(clean[:, 2], corrupted[:, 2])
     result = activation_patching(attn_model, clean, corrupted=corrupted, metric=metric, grid="head")
     assert result.values.shape == (2, 4)
-    _, clean_cache = attn_model.model.run_with_cache(clean)
+    _, clean_cache = attn_model.cache_pass(clean)
 
     def hook(z, hook):
         z = z.clone()
         z[:, :, 2] = clean_cache["blocks.1.attn.hook_z"][:, :, 2]
         return z
 
-    logits = attn_model.model.run_with_hooks(corrupted, fwd_hooks=[("blocks.1.attn.hook_z", hook)])
+    logits = attn_model.run_with_hooks(corrupted, [("blocks.1.attn.hook_z", hook)])
     assert result.values[1, 2].item() == pytest.approx(metric(logits).mean().item(), abs=1e-5)
 
 

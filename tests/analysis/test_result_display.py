@@ -26,7 +26,6 @@ from explorer.analysis import (
     circuit_svd,
     composition_scores,
     detect_heads,
-    detect_phases,
     direct_logit_attribution,
     find_induction_circuit,
     fourier_spectrum,
@@ -158,17 +157,6 @@ def _probes(lm, tokens, mlp, images):
         max_iter=5,
     )
     return r, r.hooks[top_flat(r.test_accuracy, by_abs=False)]
-
-
-def _phases(lm, tokens, mlp, images):
-    steps = list(range(0, 100, 5))
-    train_acc = [min(1.0, s / 20) for s in steps]
-    test_loss = [3.0 if s < 60 else 0.1 for s in steps]
-    restricted = [3.0 if s < 40 else 0.1 for s in steps]
-    excluded = [1.0 if s < 60 else 4.0 for s in steps]
-    test_acc = [0.01 if s < 60 else 1.0 for s in steps]
-    r = detect_phases(steps, train_acc, test_loss, restricted, excluded, test_acc=test_acc)
-    return r, r.as_list()[0].name
 
 
 def _spectrum(lm, tokens, mlp, images):
@@ -337,7 +325,6 @@ CASES = {
     "CompositionScores": _composition,
     "CopyingScores": _copying,
     "ProbeResults": _probes,
-    "Phases": _phases,
     "FourierSpectrum": _spectrum,
     "KeyFrequencies": _key_frequencies,
     "CacheResult": _cache,
@@ -495,11 +482,6 @@ def test_tables_hold_the_results_arrays(computed):
     frame = probes.to_dataframe()
     assert frame["hook"].tolist() == list(probes.hooks)
     assert torch.allclose(_values(frame, "held-out accuracy"), probes.test_accuracy.double())
-
-    phases, _ = computed["Phases"]
-    frame = phases.to_dataframe()
-    assert frame["phase"].tolist() == [p.name for p in phases.as_list()]
-    assert frame["start"].tolist() == [p.start for p in phases.as_list()]
 
     spectrum, _ = computed["FourierSpectrum"]
     frame = spectrum.to_dataframe()

@@ -24,7 +24,7 @@ def test_threshold_path_equals_the_full_top_k(mlp_transformer, monkeypatch, larg
     top = top_k_examples(
         mlp_transformer, tokens, layer=0, k=4, batch_size=40, hook="pre", largest=largest
     )
-    _, cache = mlp_transformer.model.run_with_cache(tokens)
+    _, cache = mlp_transformer.cache_pass(tokens)
     acts = cache["blocks.0.mlp.hook_pre"]
     expected = acts.reshape(-1, 64).topk(4, dim=0, largest=largest).values.T
     assert torch.allclose(top.values, expected, atol=1e-6)
@@ -35,17 +35,17 @@ def test_threshold_path_equals_the_full_top_k(mlp_transformer, monkeypatch, larg
 
 def test_top_k_runs_a_transformer_only_up_to_the_layer_read(mlp_transformer):
     later = []
-    point = mlp_transformer.model.hook_dict["blocks.1.hook_resid_pre"]
-    point.add_hook(lambda act, hook: later.append(1))
+
+    def watch(act, hook):
+        later.append(1)
+
     tokens = torch.randint(0, 30, (8, 16), generator=torch.Generator().manual_seed(4))
-    try:
+    with mlp_transformer.hooks([("blocks.1.hook_resid_pre", watch)]):
         top = top_k_examples(mlp_transformer, tokens, layer=0, k=3)
         assert later == []  # layer 1 never ran
         top_k_examples(mlp_transformer, tokens, layer=1, k=3)
         assert later == [1]
-    finally:
-        point.remove_hooks()
-    _, cache = mlp_transformer.model.run_with_cache(tokens)
+    _, cache = mlp_transformer.cache_pass(tokens)
     expected = cache["blocks.0.mlp.hook_post"].reshape(-1, 64).topk(3, dim=0).values.T
     assert torch.allclose(top.values, expected, atol=1e-6)
 

@@ -46,7 +46,48 @@ def test_fleiss_kappa_textbook_example():
         fleiss_kappa([[1, 1], [2, 1]])
 
 
-def test_fleiss_for_two_raters_is_close_to_cohen_and_perfect_is_one():
+def _two_rater_table(a, b):
+    """``counts[item, category]`` of two raters' labels (each row sums to 2)."""
+    categories = sorted(set(a) | set(b))
+    return [[(x == c) + (y == c) for c in categories] for x, y in zip(a, b)]
+
+
+def test_fleiss_for_two_raters_is_scotts_pi_and_close_to_cohen():
+    """On two raters Fleiss' kappa is Scott's pi: chance agreement from the pooled labels,
+    where Cohen's kappa takes each rater's own. So it equals Cohen's kappa when the two
+    raters use the categories equally often, and is slightly below it otherwise."""
+    # Cohen's textbook table: both yes 20, A yes B no 5, A no B yes 10, both no 15.
+    # p_o = 0.7; pooled yes = (25 + 30) / 100 = 0.55, so Scott's p_e = 0.55² + 0.45² = 0.505
+    # and pi = (0.7 - 0.505) / (1 - 0.505) = 13/33; Cohen's p_e = 0.5 x 0.6 + 0.5 x 0.4 = 0.5.
+    a = ["yes"] * 25 + ["no"] * 25
+    b = ["yes"] * 20 + ["no"] * 5 + ["yes"] * 10 + ["no"] * 15
+    fleiss = fleiss_kappa(_two_rater_table(a, b))
+    assert fleiss == pytest.approx(13 / 33)
+    assert cohen_kappa(a, b) == pytest.approx(0.4)
+    assert 0 < cohen_kappa(a, b) - fleiss < 0.01
+    # the same raters with equal marginals (25 yes each): p_o 0.8, p_e 0.5 for both: 0.6
+    b_even = ["yes"] * 20 + ["no"] * 5 + ["yes"] * 5 + ["no"] * 20
+    assert fleiss_kappa(_two_rater_table(a, b_even)) == pytest.approx(0.6)
+    assert cohen_kappa(a, b_even) == pytest.approx(0.6)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_fleiss_never_exceeds_cohen_on_two_raters(seed):
+    rng = np.random.default_rng(seed)
+    a = list(rng.choice(["loop", "line", "curve"], 60, p=[0.5, 0.3, 0.2]))
+    b = list(np.where(rng.random(60) < 0.5, a, rng.choice(["loop", "line", "curve"], 60)))
+    n = len(a)
+    pooled = {c: (a.count(c) + b.count(c)) / (2 * n) for c in set(a) | set(b)}
+    observed = sum(x == y for x, y in zip(a, b)) / n
+    scotts_pi = (observed - sum(s * s for s in pooled.values())) / (
+        1 - sum(s * s for s in pooled.values())
+    )
+    fleiss = fleiss_kappa(_two_rater_table(a, b))
+    assert fleiss == pytest.approx(scotts_pi)
+    assert fleiss <= cohen_kappa(a, b) + 1e-12
+
+
+def test_perfect_agreement_is_one_and_no_variety_is_undefined():
     assert fleiss_kappa([[2, 0], [0, 2], [2, 0]]) == pytest.approx(1.0)
     assert math.isnan(cohen_kappa(["a", "a"], ["a", "a"]))
 

@@ -16,36 +16,63 @@ from explorer.studies.editing import EditComparison, fine_tune_units, repair_set
 torch.set_num_threads(1)
 
 
+def _cache(model, x, ablate=None):
+    """Logits and activations; ``ablate=(hook, channels)`` zeroes those units on the way."""
+    edits = []
+    if ablate:
+        hook, units = ablate
+
+        def zero(act, hook):
+            act = act.clone()
+            act[:, units] = 0
+            return act
+
+        edits = [(hook, zero)]
+    with torch.no_grad(), model.hooks(edits):
+        return model.cache_pass(x)
+
+
 def test_fine_tune_changes_only_the_chosen_units_weights():
+    """Read through the model's behaviour: only units 3 and 5 compute anything new, and
+    once they are silenced the fine-tuned model and the original agree everywhere after."""
     model = zoo.mnist_mlp(hidden=(16, 8), seed=0)
-    original = {k: v.clone() for k, v in model.model.state_dict().items()}
     x, y = torch.rand(64, 1, 28, 28), torch.arange(64) % 10
+    logits, before = _cache(model, x)
     edited = fine_tune_units(
         model, x, labels=y, units=[Neuron(0, 3), Neuron(0, 5)], steps=5, lr=0.1, weights="both"
     )
-    for key, value in model.model.state_dict().items():
-        assert torch.equal(value, original[key])  # the original is untouched
-    new = edited.model.module
-    w_in, b_in, w_out = new[1].weight, new[1].bias, new[3].weight
-    changed_rows = (w_in != model.model.module[1].weight).any(1).nonzero().flatten()
-    assert changed_rows.tolist() == [3, 5]
-    assert (b_in != model.model.module[1].bias).nonzero().flatten().tolist() == [3, 5]
-    changed_cols = (w_out != model.model.module[3].weight).any(0).nonzero().flatten()
-    assert changed_cols.tolist() == [3, 5]
-    assert torch.equal(new[5].weight, model.model.module[5].weight)  # later layers frozen
+    again, _ = _cache(model, x)
+    assert torch.equal(again, logits)  # the original is untouched
+    _, after = _cache(edited, x)
+    pre, new_pre = before["blocks.0.mlp.hook_pre"], after["blocks.0.mlp.hook_pre"]
+    changed = (new_pre != pre).any(0).nonzero().flatten()
+    assert changed.tolist() == [3, 5]  # their incoming weights and biases moved
+    silenced = ("blocks.0.mlp.hook_post", [3, 5])
+    original_logits, _ = _cache(model, x, silenced)
+    edited_logits, _ = _cache(edited, x, silenced)
+    assert torch.allclose(edited_logits, original_logits, atol=1e-6)  # nothing else moved
+    assert not torch.allclose(after["blocks.1.mlp.hook_pre"], before["blocks.1.mlp.hook_pre"])
     outgoing_only = fine_tune_units(model, x, labels=y, units="neuron 0.3", steps=5, lr=0.1)
-    assert torch.equal(outgoing_only.model.module[1].weight, model.model.module[1].weight)
-    assert not torch.equal(outgoing_only.model.module[3].weight, model.model.module[3].weight)
+    _, out_cache = _cache(outgoing_only, x)
+    assert torch.equal(out_cache["blocks.0.mlp.hook_pre"], pre)
+    assert not torch.equal(out_cache["blocks.1.mlp.hook_pre"], before["blocks.1.mlp.hook_pre"])
+    silenced_logits, _ = _cache(outgoing_only, x, ("blocks.0.mlp.hook_post", [3]))
+    assert torch.allclose(silenced_logits, _cache(model, x, ("blocks.0.mlp.hook_post", [3]))[0],
+                          atol=1e-6)  # fmt: skip
 
 
 def test_fine_tune_of_a_conv_channel_touches_its_flattened_columns_only():
+    """A channel of the last conv layer feeds the output Linear through its 49 flattened
+    columns: silence the channel and the fine-tuned CNN answers as the original."""
     cnn = zoo.mnist_cnn(channels=(2, 3), seed=0)
     x, y = torch.rand(16, 1, 28, 28), torch.arange(16) % 10
     edited = fine_tune_units(cnn, x, labels=y, units=[Neuron(1, 1)], steps=3, lr=0.1)
-    before = cnn.model.module[-1].weight.reshape(10, 3, 49)
-    after = edited.model.module[-1].weight.reshape(10, 3, 49)
-    changed = (after != before).any(0).any(1)
-    assert changed.tolist() == [False, True, False]
+    assert not torch.allclose(_cache(edited, x)[0], _cache(cnn, x)[0])
+    for channel, same in ((1, True), (0, False), (2, False)):
+        silenced = ("blocks.1.mlp.hook_post", [channel])
+        agree = torch.allclose(_cache(edited, x, silenced)[0], _cache(cnn, x, silenced)[0],
+                               atol=1e-6)  # fmt: skip
+        assert agree is same, channel
 
 
 def test_a_plain_module_knows_its_classes():

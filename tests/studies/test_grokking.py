@@ -11,17 +11,15 @@ import torch
 
 import explorer
 from explorer.analysis.fourier import fourier_spectrum
+from explorer.analysis.fourier_accuracy import accuracy_without_frequencies, restricted_accuracy
 from explorer.studies.grokking import (
     CI_SETTING,
     DEFAULT_SETTING,
     PAPER_SETTING,
-    GrokkingSetting,
     _StopAfterCleanup,
-    accuracy_without_frequencies,
     grokking_data,
     grokking_progress,
     grokking_summary,
-    restricted_accuracy,
     train_grokking,
 )
 from explorer.views.scrubber import TrainingScrubber
@@ -88,7 +86,7 @@ def test_a_few_key_frequencies_carry_the_embedding(progress, grokking_run):
     key = progress.key
     assert 1 <= len(key) <= 8
     assert key.fraction >= 0.8
-    first = fourier_spectrum(grokking_run.load_model(0).model.W_E[: CI_SETTING.p])
+    first = fourier_spectrum(grokking_run.load_model(0).weight("W_E")[: CI_SETTING.p])
     assert first.fraction(key.frequencies) < 0.5  # at init the same frequencies carry little
 
 
@@ -121,12 +119,21 @@ def test_removing_the_key_frequencies_destroys_the_answer(progress, grokking_run
     model = grokking_run.load_model()
     tokens, labels = data.test_tokens, data.test_labels
     key = progress.key.frequencies
-    assert float(accuracy_without_frequencies(model, tokens, labels, ()).mean()) > 0.95
-    assert float(accuracy_without_frequencies(model, tokens, labels, key).mean()) < 0.1
-    spectrum = fourier_spectrum(model.model.W_E[: data.p])
+
+    def without(frequencies):
+        return float(
+            accuracy_without_frequencies(
+                model, tokens, labels=labels, frequencies=frequencies
+            ).mean()
+        )
+
+    assert without(()) > 0.95
+    assert without(key) < 0.1
+    spectrum = fourier_spectrum(model.weight("W_E")[: data.p])
     weakest = [int(k) + 1 for k in torch.argsort(spectrum.frequency_norms[1:])[: len(key)]]
-    assert float(accuracy_without_frequencies(model, tokens, labels, tuple(weakest)).mean()) > 0.9
-    assert float(restricted_accuracy(model, tokens, labels, key).mean()) > 0.95
+    assert without(tuple(weakest)) > 0.9
+    kept = restricted_accuracy(model, tokens, labels=labels, frequencies=key)
+    assert float(kept.mean()) > 0.95
 
 
 @pytest.mark.slow
@@ -136,33 +143,52 @@ def test_the_run_reopens_and_loads(grokking_run):
     model = explorer.load(grokking_run.path)
     assert model.name.endswith(f"@{grokking_run.steps[-1]}")
     mid = grokking_run.steps[len(grokking_run.steps) // 2]
-    assert not torch.equal(explorer.load(grokking_run.path, step=mid).model.W_E, model.model.W_E)
+    assert not torch.equal(
+        explorer.load(grokking_run.path, step=mid).weight("W_E"), model.weight("W_E")
+    )
 
 
 @pytest.mark.slow
 def test_the_scrubber_follows_the_grokking_run(grokking_run, progress):
     shown = {}
     scrubber = TrainingScrubber(grokking_run, phases=progress.phases.as_list())
-    scrubber.on_step(lambda model, step: shown.update(step=step, W=model.model.W_E.clone()))
+    scrubber.on_step(lambda model, step: shown.update(step=step, W=model.weight("W_E").clone()))
     scrubber.step = 0
     assert shown["step"] == 0
-    assert torch.equal(shown["W"], grokking_run.load_model(0).model.W_E)
+    assert torch.equal(shown["W"], grokking_run.load_model(0).weight("W_E"))
     scrubber.step = grokking_run.steps[-1]
-    assert torch.equal(shown["W"], grokking_run.load_model().model.W_E)
+    assert torch.equal(shown["W"], grokking_run.load_model().weight("W_E"))
     names = [p.name for p in progress.phases.as_list()]
     assert names == ["memorisation", "circuit formation", "cleanup"]
     assert [p["name"] for p in scrubber.phases] == names
 
 
-def test_settings_are_the_published_recipe():
-    for setting in (CI_SETTING, GrokkingSetting()):
-        assert setting.weight_decay == 1.0 and setting.betas == (0.9, 0.98)
-    assert (DEFAULT_SETTING.p, DEFAULT_SETTING.train_frac, DEFAULT_SETTING.d_model) == (
-        113,
-        0.25,
-        64,
+@pytest.mark.parametrize(
+    ("setting", "d_model", "lr", "train_frac"),
+    [(PAPER_SETTING, 128, 1e-3, 0.3), (DEFAULT_SETTING, 64, 5e-3, 0.25)],
+)
+def test_a_setting_trains_the_published_recipe(tmp_path, setting, d_model, lr, train_frac):
+    """Nanda et al.'s recipe reaches the run a setting trains (not just the setting's fields):
+    1 layer, 4 heads, d_mlp = 4 d_model, ReLU, no LayerNorm, "=" token; full-batch AdamW
+    with weight decay 1 and betas (0.9, 0.98); the seeded split is the one the run records."""
+    torch.set_num_threads(1)
+    small = setting.replace(p=11, steps=1, stop_key_frequencies=None)
+    run = train_grokking(tmp_path / "run", small, progress=False)
+    model = run.load_model()
+    assert (model.n_layers, model.n_heads, model.d_model, model.d_mlp) == (
+        1,
+        4,
+        d_model,
+        4 * d_model,
     )
-    assert PAPER_SETTING.d_model == 128
-    assert GrokkingSetting().replace(p=113).p == 113
-    data = grokking_data(CI_SETTING)
-    assert len(data.train_idx) == round(CI_SETTING.train_frac * CI_SETTING.p**2)
+    assert model.normalization is None and model.n_outputs == 11 and model.vocab[-1] == "="
+    optimizer = run.training["optimizer"]
+    assert (optimizer["name"], optimizer["lr"], optimizer["weight_decay"]) == ("adamw", lr, 1.0)
+    assert tuple(optimizer["betas"]) == (0.9, 0.98) and optimizer["warmup_steps"] == 0
+    assert run.data == {"dataset": "modular_arithmetic", "p": 11, "op": "+",
+                        "train_frac": train_frac, "seed": small.data_seed}  # fmt: skip
+    recorded, planned = grokking_data(run), grokking_data(small)
+    assert torch.equal(recorded.train_idx, planned.train_idx)
+    assert len(recorded.train_idx) == round(train_frac * 11**2)
+    other_split = grokking_data(small.replace(data_seed=small.data_seed + 1))
+    assert not torch.equal(other_split.train_idx, planned.train_idx)

@@ -26,8 +26,8 @@ import time
 import pytest
 import torch
 
-from explorer.analysis.progress import detect_phases
 from explorer.studies.grokking import CI_SETTING, grokking_progress, train_grokking
+from explorer.studies.grokking_phases import detect_phases
 
 PRIMES = (37, 41, 47)
 SEEDS = (1, 2)

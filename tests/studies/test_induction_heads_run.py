@@ -42,7 +42,7 @@ def test_the_final_model_measures_what_the_run_logged(shipped):
 
 
 def test_the_checkpoints_bracket_the_rise_of_the_induction_score(shipped):
-    from explorer.analysis.induction import detect_phase_change
+    from explorer.analysis.curves import detect_phase_change
 
     curve = shipped.metrics().get("induction_max_induction_score")
     rise = detect_phase_change(curve.steps, curve.values, direction="rise")

@@ -7,10 +7,11 @@ from __future__ import annotations
 import torch
 
 from explorer._display import MAX_REPR
-from explorer.analysis import KeyFrequencies, Phases
+from explorer.analysis import KeyFrequencies
 from explorer.studies.attribution_benchmark import AttributionBenchmark
 from explorer.studies.editing import EditComparison
 from explorer.studies.grokking import GrokkingProgress
+from explorer.studies.grokking_phases import Phases, detect_phases
 
 G = torch.Generator().manual_seed(0)
 
@@ -100,3 +101,21 @@ def test_grokking_progress_reads_as_measures_per_checkpoint():
     frame = p.to_dataframe()
     assert frame["step"].iloc[-1] == 2990
     assert torch.allclose(torch.tensor(frame["gini"].to_numpy()), p.gini.double())
+
+
+def test_grokking_phases_read_as_one_row_per_phase():
+    steps = list(range(0, 100, 5))
+    train_acc = [min(1.0, s / 20) for s in steps]
+    test_loss = [3.0 if s < 60 else 0.1 for s in steps]
+    restricted = [3.0 if s < 40 else 0.1 for s in steps]
+    excluded = [1.0 if s < 60 else 4.0 for s in steps]
+    test_acc = [0.01 if s < 60 else 1.0 for s in steps]
+    phases = detect_phases(steps, train_acc, test_loss, restricted, excluded, test_acc=test_acc)
+    reached = phases.as_list()
+    assert [p.name for p in reached] == ["memorisation", "circuit formation", "cleanup"]
+    text = repr(phases)
+    assert len(text) <= MAX_REPR and text.startswith("Phases(") and "memorisation 0..20" in text
+    assert row_labels(phases._repr_html_()) == len(reached)
+    frame = phases.to_dataframe()
+    assert frame["phase"].tolist() == [p.name for p in reached]
+    assert frame["start"].tolist() == [p.start for p in reached]
