@@ -380,3 +380,107 @@ def test_modules_stay_small_or_say_why():
         f"modules over {MAX_LINES} lines: split them by concern, or give the reason in a line "
         "of the module docstring starting with 'Size:':\n" + "\n".join(bad)
     )
+
+
+# --------------------------------------------------------------- the handle protocol (issue 24)
+# Outside explorer/models/, analysis asks the handle protocol (``models.protocol.Handle``):
+# no backend module types, no module weights, no backend parameter names.
+BACKEND_PARAMS = {
+    "W_Q", "W_K", "W_V", "W_O", "W_in", "W_out", "W_gate", "W_U", "W_E", "W_pos",
+}  # fmt: skip
+# ``as_torch_module()`` / ``token_embedding()`` hand a torch module to a library that takes
+# one (captum): only attribution may call them
+TORCH_MODULE_CALLS = {"as_torch_module", "token_embedding", "layer_modules"}
+TORCH_MODULE_CALLERS = {
+    "as_torch_module": {"explorer.analysis.attribution"},
+    "token_embedding": {"explorer.analysis.token_attribution"},
+    "layer_modules": set(),
+}
+
+
+def _is_param_name(text: str) -> bool:
+    """A backend parameter name, alone or at the end of a dotted path (``unembed.W_U``)."""
+    last = text.rsplit(".", 1)[-1]
+    return last in BACKEND_PARAMS or (last.startswith("b_") and len(last) > 2)
+
+
+def _string_of(node: ast.AST) -> str | None:
+    """A string constant's text, or an f-string's with ``{}`` for each value."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return node.value
+    if isinstance(node, ast.JoinedStr):
+        return "".join(v.value if isinstance(v, ast.Constant) else "{}" for v in node.values)
+    return None
+
+
+def _docstrings(tree: ast.AST) -> set[int]:
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            body = node.body
+            if body and isinstance(body[0], ast.Expr) and _string_of(body[0].value) is not None:
+                found.add(id(body[0].value))
+    return found
+
+
+def _nn_names(tree: ast.AST) -> set[str]:
+    """Names bound to ``torch.nn`` or a class of it (``from torch import nn``, ...)."""
+    names = {"nn"}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module in ("torch.nn", "torch.nn.modules"):
+            names |= {a.asname or a.name for a in node.names}
+        if isinstance(node, ast.Import):
+            names |= {a.asname for a in node.names if a.name == "torch.nn" and a.asname}
+    return names
+
+
+def _is_nn_type(node: ast.AST, nn_names: set[str]) -> bool:
+    if isinstance(node, ast.Tuple):
+        return any(_is_nn_type(e, nn_names) for e in node.elts)
+    text = ast.unparse(node)
+    return text.split(".")[0] in nn_names or text.startswith("torch.nn.")
+
+
+def handle_offences(module: str) -> list[str]:
+    """``module:line rule: expression`` for each place that reaches past the handle protocol."""
+    bad = []
+    for offset, tree in _sources(MODULES[module]):
+        docs, nn_names = _docstrings(tree), _nn_names(tree)
+        parents = {id(c): p for p in ast.walk(tree) for c in ast.iter_child_nodes(p)}
+        for node in ast.walk(tree):
+            rule = None
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Name)
+                and node.func.id in ("isinstance", "issubclass")
+                and len(node.args) == 2
+                and _is_nn_type(node.args[1], nn_names)
+            ):
+                rule = "torch module type check"
+            elif isinstance(node, ast.Attribute) and node.attr in ("weight", "bias"):
+                called = isinstance(parents.get(id(node)), ast.Call) and (
+                    parents[id(node)].func is node  # type: ignore[attr-defined]
+                )
+                own = isinstance(node.value, ast.Name) and node.value.id == "self"
+                if not called and not own:
+                    rule = "module weight read"
+            elif isinstance(node, ast.Attribute) and _is_param_name(node.attr):
+                rule = "backend parameter name"
+            elif (text := _string_of(node)) is not None and id(node) not in docs:
+                if isinstance(parents.get(id(node)), ast.JoinedStr):
+                    continue  # the f-string is read whole
+                words = text.replace("{}", " ").replace("/", " ").split()
+                if any(_is_param_name(w) for w in words) or (
+                    "blocks." in text and "hook_" not in text
+                ):
+                    rule = "backend parameter name"
+            elif (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr in TORCH_MODULE_CALLS
+                and module not in TORCH_MODULE_CALLERS[node.func.attr]
+            ):
+                rule = f"{node.func.attr}() outside attribution"
+            if rule is not None:
+                bad.append(f"{module}:{offset + node.lineno} {rule}: {ast.unparse(node)[:60]}")
+    return bad

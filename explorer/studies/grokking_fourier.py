@@ -48,7 +48,7 @@ def accuracy_without_frequencies(
     basis = fourier_basis(p)
     rows = [i for i, k in enumerate(basis.frequencies.tolist()) if k in set(frequencies)]
     directions = basis.matrix[rows]  # [2k, p]
-    W_E = model.weight("W_E")
+    W_E = model.weight("embed")
     removed = directions.T @ (directions @ W_E[:p])  # [p, d_model]: the part to take away
     delta = torch.cat([removed, torch.zeros_like(W_E[p:])])
     tokens = model.check_inputs(tokens)
