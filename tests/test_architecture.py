@@ -19,7 +19,15 @@ The rules are docs/architecture.md's:
   result's own field), nor calls ``getattr(x, "model")``. ``model.model``, ``handle.model``
   and ``self.model.model`` all fail. Objects that keep a handle in a field called ``model``
   are listed in ``HANDLE_FIELDS`` with the reason. Analysis asks the handle instead
-  (``weight``, ``layer_modules``, ``named_parameters``, ``models.fast_paths``, ...).
+  (``weight``, ``unit_weights``, ``run_sweep``, ``named_parameters``, ...).
+- Outside ``explorer/models/`` code programs against the handle protocol
+  (``models.protocol.Handle``, issue 24): no ``isinstance``/``issubclass`` against
+  ``torch.nn`` types, no ``.weight`` / ``.bias`` reads of modules (``self``'s own fields
+  and the handle's ``weight(...)`` method aside), no backend parameter names (``W_Q``,
+  ``W_U``, ``b_O``, ... as strings or attributes; ``"blocks."`` paths other than hook
+  names), no ``layer_modules()``; ``as_torch_module()`` / ``token_embedding()`` in
+  attribution only (captum takes a module). ``test_the_handle_rules_catch_each_offence``
+  plants each offence.
 """
 
 from __future__ import annotations
@@ -341,8 +349,8 @@ def test_only_models_reads_the_wrapped_torch_module():
         for read in wrapped_module_reads(module)
     ]
     assert not bad, (
-        "outside explorer/models/ ask the ModelHandle (weight, layer_modules, "
-        "named_parameters, models.fast_paths ...), not its wrapped module:\n" + "\n".join(bad)
+        "outside explorer/models/ ask the handle (weight, unit_weights, run_sweep, "
+        "named_parameters ...), not its wrapped module:\n" + "\n".join(bad)
     )
 
 
@@ -484,3 +492,97 @@ def handle_offences(module: str) -> list[str]:
             if rule is not None:
                 bad.append(f"{module}:{offset + node.lineno} {rule}: {ast.unparse(node)[:60]}")
     return bad
+
+
+PLANTED = '''"""A module that reaches past the handle.
+
+>>> m.layer_modules(0).outgoing.weight
+"""
+from torch import nn
+import torch
+from torch.nn import Conv2d
+
+
+def offences(model, layer, t, l):
+    isinstance(layer, nn.Linear)
+    isinstance(layer, (int, torch.nn.Module))
+    issubclass(t, Conv2d)
+    w = layer.weight
+    layer.bias[0] = 1.0
+    model.model.W_U
+    model.weight("W_Q", 0)
+    params = dict(model.named_parameters())["unembed.b_U"]
+    attn = "blocks.0.attn."
+    key = f"blocks.{l}.attn.W_O"
+    model.as_torch_module()
+    model.token_embedding()
+    model.layer_modules(0)
+
+
+def fine(self, model, l):
+    """Reads ``W_O`` and ``W_U`` as in the papers."""
+    W_E = model.weight("embed")
+    self.weight, self.bias = W_E, None
+    return f"blocks.{l}.attn.hook_z", model.check_hook("blocks.0.hook_resid_pre"), "blocks"
+'''
+
+
+def test_the_handle_rules_catch_each_offence(tmp_path, monkeypatch):
+    """Each rule of ``handle_offences`` catches its offence in a planted module, and
+    leaves the protocol's own vocabulary (hook names, neutral weight names) alone."""
+    file = tmp_path / "planted.py"
+    file.write_text(PLANTED)
+    monkeypatch.setitem(MODULES, "explorer.analysis.planted_probe", file)
+    found = sorted(b.split(" ", 1)[1] for b in handle_offences("explorer.analysis.planted_probe"))
+    assert found == sorted(
+        [
+            "torch module type check: isinstance(layer, nn.Linear)",
+            "torch module type check: isinstance(layer, (int, torch.nn.Module))",
+            "torch module type check: issubclass(t, Conv2d)",
+            "module weight read: layer.weight",
+            "module weight read: layer.bias",
+            "module weight read: m.layer_modules(0).outgoing.weight",
+            "layer_modules() outside attribution: m.layer_modules(0)",
+            "layer_modules() outside attribution: model.layer_modules(0)",
+            "backend parameter name: model.model.W_U",
+            "backend parameter name: 'W_Q'",
+            "backend parameter name: 'unembed.b_U'",
+            "backend parameter name: 'blocks.0.attn.'",
+            "backend parameter name: f'blocks.{l}.attn.W_O'",
+            "as_torch_module() outside attribution: model.as_torch_module()",
+            "token_embedding() outside attribution: model.token_embedding()",
+        ]
+    )
+
+
+def test_nothing_outside_models_reaches_past_the_handle():
+    bad = [
+        offence
+        for module in MODULES
+        if layer_of(module) != "models"
+        for offence in handle_offences(module)
+    ]
+    assert not bad, (
+        "outside explorer/models/ program against the handle protocol (models.protocol."
+        "Handle: weight('unembed'), unit_weights, run_sweep, ...), not a backend's modules, "
+        "weights or parameter names:\n" + "\n".join(bad)
+    )
+
+
+def test_as_torch_module_is_called_by_attribution_only(tmp_path, monkeypatch):
+    """``as_torch_module()`` hands captum a torch module: attribution may call it, no other
+    module; and the allowance is not stale (attribution does call it)."""
+    source = "def f(model):\n    return model.as_torch_module()\n"
+    for module, allowed in (
+        ("explorer.analysis.attribution", True),
+        ("explorer.analysis.neurons", False),
+        ("explorer.views.neuron_view", False),
+    ):
+        file = tmp_path / f"{module}.py"
+        file.write_text(source)
+        monkeypatch.setitem(MODULES, module, file)
+        assert (handle_offences(module) == []) is allowed, module
+    monkeypatch.undo()
+    for call, callers in TORCH_MODULE_CALLERS.items():
+        for module in callers:
+            assert f".{call}(" in MODULES[module].read_text(encoding="utf-8"), (module, call)

@@ -235,7 +235,9 @@ def _sources(
                 f"{list(reference.shape[1:])} vs {list(inputs.shape[1:])}"
             )
         # mean: only the reference's batch mean leaves the pass
-        _, ref = model.cache_pass(reference, names=sorted(own), select=_kept(model, set(), ablation, True))
+        _, ref = model.cache_pass(
+            reference, names=sorted(own), select=_kept(model, set(), ablation, True)
+        )
     batch = inputs.shape[0]
     if ablation == "mean":
         return {h: ref[h].mean(0, keepdim=True).expand(shapes[h]) for h in own}

@@ -77,6 +77,7 @@ from explorer.models.shipped import (
 )
 
 __all__ = [
+    "WEIGHT_NAMES",
     "Block",
     "CNNConfig",
     "Handle",
@@ -90,7 +91,6 @@ __all__ = [
     "Spent",
     "TransformerConfig",
     "TransformerLensHandle",
-    "WEIGHT_NAMES",
     "builders",
     "check_config_fits_weights",
     "check_image_shape",

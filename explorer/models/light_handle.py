@@ -5,7 +5,8 @@ covers, with the same hook names and weight attributes, without importing it. It
 start mid-model (``start_at_layer``) as a ``HookedTransformer``'s do.
 
 >>> from explorer.models import TransformerConfig, builders
->>> m = builders.transformer(TransformerConfig(n_layers=1, d_vocab=10, n_ctx=8), light=True)
+>>> cfg = TransformerConfig(n_layers=1, d_model=16, n_heads=2, d_vocab=10, n_ctx=8)
+>>> m = builders.transformer(cfg, light=True)
 >>> type(m).__name__, m.runs_from_layer
 ('LightHandle', True)
 """

@@ -18,9 +18,9 @@ from safetensors.torch import load_file
 from torch import nn
 
 from explorer.models import _tl, checkpoint, hf
+from explorer.models._handle_base import HandleBase
 from explorer.models.builders import build, wrap
 from explorer.models.config import CNNConfig, MLPConfig, TransformerConfig
-from explorer.models._handle_base import HandleBase
 from explorer.models.handle import ModelHandle
 from explorer.models.light import is_light
 from explorer.models.shipped import load_shipped

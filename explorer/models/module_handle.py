@@ -25,17 +25,17 @@ from explorer.models._handle_weights import LayerModules
 from explorer.models.handle import ModelHandle
 from explorer.models.hooked_module import wrap_module
 
-__all__ = ["DIRECTIONS", "ModuleHandle", "is_wrapped_module"]
+__all__ = ["DIRECTIONS", "ModuleHandle"]
 
 DIRECTIONS = ("incoming", "outgoing", "both")
 
 
-def is_wrapped_module(model: Any) -> bool:
+def _is_wrapped_module(model: Any) -> bool:
     """Whether ``model`` is a plain module given hook points by ``wrap_module``."""
     return hasattr(model, "found_blocks") and hasattr(model, "unwrapped_copy")
 
 
-class ModuleHandle(ModelHandle, accepts=is_wrapped_module):
+class ModuleHandle(ModelHandle, accepts=_is_wrapped_module):
     """A plain ``nn.Module`` (MLP, CNN, anything ``hooked_module`` finds layers in)."""
 
     @property
@@ -101,7 +101,9 @@ class ModuleHandle(ModelHandle, accepts=is_wrapped_module):
         if direction == "incoming":
             return io.incoming.weight[neuron].detach()  # type: ignore[index]
         if io.outgoing is None:
-            raise ValueError(f"{self.name}: no layer found after block {layer} to read weights from")
+            raise ValueError(
+                f"{self.name}: no layer found after block {layer} to read weights from"
+            )
         weight = io.outgoing.weight  # type: ignore[union-attr]
         if weight.ndim == 4:  # next conv: [out, in, kh, kw]
             values = weight[:, neuron].sum((-1, -2))

@@ -166,10 +166,10 @@ class Handle(Protocol):
     def token_embedding(self) -> nn.Module: ...
 
 
-def backends() -> Mapping[str, str]:
+def _backends() -> Mapping[str, str]:
     """Which module implements the protocol for which kind of model.
 
-    >>> backends()["nnsight"]
+    >>> _backends()["nnsight"]
     'explorer.models._nnsight.NNsightHandle'
     """
     return {

@@ -30,6 +30,9 @@ in one indexed assignment. Backends whose passes keep the batch size (nnsight:
 ``edits_fan_out`` False) and padded batches stack copies at the input.
 Multi-site interventions (``SweepPlan.clean`` None) stack copies of the whole batch. Both
 paths are tested against a plain per-unit loop.
+
+Size: about 410 lines, over the usual 400: one engine, moved whole from analysis; its
+stacked and fanned-out paths share the index helpers.
 """
 
 from __future__ import annotations
@@ -140,7 +143,9 @@ def _stacked(
     whole batch stacked, each edited at its sites."""
     batch = inputs.shape[0]
     per_pass = _per_pass(model, inputs, max_tokens)
-    results: list[torch.Tensor] = []  # ``reduce`` alone in the closures: a remote backend ships them
+    results: list[
+        torch.Tensor
+    ] = []  # ``reduce`` alone in the closures: a remote backend ships them
     for start in range(0, len(interventions), per_pass):
         chunk = interventions[start : start + per_pass]
         copies = len(chunk)
@@ -165,13 +170,9 @@ def _stacked(
         hooks = [(name, make_hook(name, edits)) for name, edits in by_hook.items()]
         stacked = inputs.repeat(copies, *([1] * (inputs.ndim - 1)))
         results.append(  # reduced in the pass: a remote backend sends back numbers only
-            model.run_reduced(
-                stacked, hooks, lambda logits, copies=copies: reduce(logits, copies)
-            )
+            model.run_reduced(stacked, hooks, lambda logits, copies=copies: reduce(logits, copies))
         )
     return torch.cat(results)
-
-
 
 
 def _full_index(index: Any, ndim: int) -> tuple | None:
@@ -407,5 +408,3 @@ def _fanned_out(model: Any, inputs: torch.Tensor, plan: SweepPlan) -> torch.Tens
                     logits = run_from_layer(model, clean_activations[how.base], how.start)
             out[rows] = plan.reduce(logits, len(chunk))
     return out
-
-
