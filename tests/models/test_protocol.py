@@ -3,7 +3,9 @@ own module, with no fake attributes; weights and sweeps asked of the handle."""
 
 from __future__ import annotations
 
+import ast
 import inspect
+from pathlib import Path
 
 import hf_tiny
 import pytest
@@ -32,11 +34,8 @@ BACKENDS = {
     ModuleHandle: "explorer.models.module_handle",
     NNsightHandle: "explorer.models._nnsight",
 }
-MEMBERS = sorted(n for n in vars(Handle) if not n.startswith("_") or n == "__call__") + [
-    "kind",
-    "name",
-    "spent",
-]
+FIELDS = sorted(Handle.__annotations__)  # set by each handle's __init__
+MEMBERS = sorted(n for n in vars(Handle) if not n.startswith("_") or n == "__call__")
 
 
 @pytest.fixture(scope="module")
@@ -53,11 +52,25 @@ def test_each_backend_lives_in_its_own_module_and_implements_every_member():
     assert len(set(BACKENDS.values())) == len(BACKENDS)
     for cls, module in BACKENDS.items():
         assert cls.__module__ == module
-        missing = [n for n in MEMBERS if n not in ("kind", "name", "spent") and not hasattr(cls, n)]
+        missing = [n for n in MEMBERS if not hasattr(cls, n)]
         assert not missing, (cls.__name__, missing)
         for name in MEMBERS:  # every method is an implementation, not the protocol's stub
             owner = next((c for c in cls.__mro__ if name in vars(c)), None)
             assert owner is not Handle, (cls.__name__, name)
+
+
+def test_analysis_and_the_layers_above_ask_only_what_the_protocol_lists():
+    """Every ``model.x`` / ``handle.x`` read outside explorer/models/ is a protocol member."""
+    root = Path(explorer.__file__).parent
+    asked = set()
+    for package in ("analysis", "hypotheses", "training", "studies", "views"):
+        for path in (root / package).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+                    if node.value.id in ("model", "handle"):
+                        asked.add(node.attr)
+    assert {"run_sweep", "unit_weights", "weight", "cache_pass"} <= asked
+    assert sorted(asked - set(MEMBERS) - set(FIELDS)) == []
 
 
 def test_every_backend_is_a_handle(nnsight_handle):
@@ -65,6 +78,7 @@ def test_every_backend_is_a_handle(nnsight_handle):
     handles = [zoo.attention_only_transformer(n_layers=1), light, zoo.mnist_mlp(hidden=(4,))]
     handles.append(nnsight_handle)
     assert [type(h) for h in handles] == [ModelHandle, LightHandle, ModuleHandle, NNsightHandle]
+    assert all(hasattr(h, field) for h in handles for field in FIELDS)
     assert all(isinstance(h, Handle) and isinstance(h, HandleBase) for h in handles)
     assert explorer.load(nnsight_handle) is nnsight_handle  # any backend's handle loads as is
 
