@@ -20,7 +20,7 @@ from torch import nn
 
 from explorer._cancel import check_cancelled
 from explorer._checks import check_index
-from explorer.models import _tl, sweeps
+from explorer.models import _tl, fast_paths, sweeps
 from explorer.models._handle_inputs import InputsMixin
 from explorer.models._handle_weights import WeightsMixin
 from explorer.models._padding import PaddedRows
@@ -281,6 +281,12 @@ class HandleBase(InputsMixin, WeightsMixin):
     def sweep_reads(self, hooks: Sequence[str]) -> set[str]:
         """The swept ``hooks`` whose clean activations ``run_sweep`` reads."""
         return sweeps.reads_clean(self, hooks)
+
+    def last_position_logits(self, inputs: torch.Tensor) -> torch.Tensor:
+        """Logits at the last position only ``[batch, vocab]`` (a classifier's ``[batch,
+        classes]``), with the last block run for that position alone where the architecture
+        allows it (``fast_paths.last_position_logits``): what training steps need."""
+        return fast_paths.last_position_logits(self, inputs)
 
     def _mask_kwargs(self, tokens: torch.Tensor) -> dict[str, torch.Tensor]:
         raise NotImplementedError
