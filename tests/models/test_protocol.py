@@ -27,6 +27,7 @@ from explorer.models import (
 from explorer.models._handle_base import HandleBase
 from explorer.models._nnsight import NNsightHandle
 from explorer.models.sweeps import SweepPlan
+from explorer.training import last_position_logits
 
 BACKENDS = {
     ModelHandle: "explorer.models.handle",
@@ -174,3 +175,12 @@ def test_shape_only_costs_one_element():
     stand_in = zoo.mnist_mlp(hidden=(4,)).shape_only(act)
     assert stand_in.shape == act.shape and stand_in.untyped_storage().nbytes() == 4
     assert inspect.getmodule(HandleBase.shape_only).__name__ == "explorer.models._transfer"
+
+
+def test_training_logits_of_an_nnsight_handle_take_the_full_pass():
+    """The faked ``hook_dict`` sent nnsight handles down the transformer-lens shortcut,
+    where its ``None`` hook points failed; a handle with no fake attributes runs a pass."""
+    tok = hf_tiny.tokenizer()
+    nns = explorer.load(hf_tiny.model("gpt2", tok), tokenizer=tok, backend="nnsight")
+    tokens = torch.tensor([[5, 6, 7], [8, 9, 10]])
+    assert torch.equal(last_position_logits(nns, tokens), nns(tokens)[:, -1])
