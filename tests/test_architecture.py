@@ -23,7 +23,15 @@ The rules are docs/architecture.md's:
   result's own field), nor calls ``getattr(x, "model")``. ``model.model``, ``handle.model``
   and ``self.model.model`` all fail. Objects that keep a handle in a field called ``model``
   are listed in ``HANDLE_FIELDS`` with the reason. Analysis asks the handle instead
-  (``weight``, ``layer_modules``, ``named_parameters``, ``models.fast_paths``, ...).
+  (``weight``, ``unit_weights``, ``run_sweep``, ``named_parameters``, ...).
+- Outside ``explorer/models/`` code programs against the handle protocol
+  (``models.protocol.Handle``, issue 24): no ``isinstance``/``issubclass`` against
+  ``torch.nn`` types, no ``.weight`` / ``.bias`` reads of modules (``self``'s own fields
+  and the handle's ``weight(...)`` method aside), no backend parameter names (``W_Q``,
+  ``W_U``, ``b_O``, ... as strings or attributes; ``"blocks."`` paths other than hook
+  names), no ``layer_modules()``; ``as_torch_module()`` / ``token_embedding()`` in
+  attribution only (captum takes a module). ``test_the_handle_rules_catch_each_offence``
+  plants each offence.
 """
 
 from __future__ import annotations
@@ -454,8 +462,8 @@ def test_only_models_reads_the_wrapped_torch_module():
         for read in wrapped_module_reads(module)
     ]
     assert not bad, (
-        "outside explorer/models/ ask the ModelHandle (weight, layer_modules, "
-        "named_parameters, models.fast_paths ...), not its wrapped module:\n" + "\n".join(bad)
+        "outside explorer/models/ ask the handle (weight, unit_weights, run_sweep, "
+        "named_parameters ...), not its wrapped module:\n" + "\n".join(bad)
     )
 
 
@@ -493,3 +501,201 @@ def test_modules_stay_small_or_say_why():
         f"modules over {MAX_LINES} lines: split them by concern, or give the reason in a line "
         "of the module docstring starting with 'Size:':\n" + "\n".join(bad)
     )
+
+
+# --------------------------------------------------------------- the handle protocol (issue 24)
+# Outside explorer/models/, analysis asks the handle protocol (``models.protocol.Handle``):
+# no backend module types, no module weights, no backend parameter names.
+BACKEND_PARAMS = {
+    "W_Q", "W_K", "W_V", "W_O", "W_in", "W_out", "W_gate", "W_U", "W_E", "W_pos",
+}  # fmt: skip
+# ``as_torch_module()`` / ``token_embedding()`` hand a torch module to a library that takes
+# one (captum): only attribution may call them
+TORCH_MODULE_CALLS = {"as_torch_module", "token_embedding", "layer_modules"}
+TORCH_MODULE_CALLERS = {
+    "as_torch_module": {"explorer.analysis.attribution"},
+    "token_embedding": {"explorer.analysis.token_attribution"},
+    "layer_modules": set(),
+}
+
+
+def _is_param_name(text: str) -> bool:
+    """A backend parameter name, alone or at the end of a dotted path (``unembed.W_U``)."""
+    last = text.rsplit(".", 1)[-1]
+    return last in BACKEND_PARAMS or (last.startswith("b_") and len(last) > 2)
+
+
+def _string_of(node: ast.AST) -> str | None:
+    """A string constant's text, or an f-string's with ``{}`` for each value."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return node.value
+    if isinstance(node, ast.JoinedStr):
+        return "".join(v.value if isinstance(v, ast.Constant) else "{}" for v in node.values)
+    return None
+
+
+def _docstrings(tree: ast.AST) -> set[int]:
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            body = node.body
+            if body and isinstance(body[0], ast.Expr) and _string_of(body[0].value) is not None:
+                found.add(id(body[0].value))
+    return found
+
+
+def _nn_names(tree: ast.AST) -> set[str]:
+    """Names bound to ``torch.nn`` or a class of it (``from torch import nn``, ...)."""
+    names = {"nn"}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module in ("torch.nn", "torch.nn.modules"):
+            names |= {a.asname or a.name for a in node.names}
+        if isinstance(node, ast.Import):
+            names |= {a.asname for a in node.names if a.name == "torch.nn" and a.asname}
+    return names
+
+
+def _is_nn_type(node: ast.AST, nn_names: set[str]) -> bool:
+    if isinstance(node, ast.Tuple):
+        return any(_is_nn_type(e, nn_names) for e in node.elts)
+    text = ast.unparse(node)
+    return text.split(".")[0] in nn_names or text.startswith("torch.nn.")
+
+
+def handle_offences(module: str) -> list[str]:
+    """``module:line rule: expression`` for each place that reaches past the handle protocol."""
+    bad = []
+    for offset, tree in _sources(MODULES[module]):
+        docs, nn_names = _docstrings(tree), _nn_names(tree)
+        parents = {id(c): p for p in ast.walk(tree) for c in ast.iter_child_nodes(p)}
+        for node in ast.walk(tree):
+            rule = None
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Name)
+                and node.func.id in ("isinstance", "issubclass")
+                and len(node.args) == 2
+                and _is_nn_type(node.args[1], nn_names)
+            ):
+                rule = "torch module type check"
+            elif isinstance(node, ast.Attribute) and node.attr in ("weight", "bias"):
+                called = isinstance(parents.get(id(node)), ast.Call) and (
+                    parents[id(node)].func is node  # type: ignore[attr-defined]
+                )
+                own = isinstance(node.value, ast.Name) and node.value.id == "self"
+                if not called and not own:
+                    rule = "module weight read"
+            elif isinstance(node, ast.Attribute) and _is_param_name(node.attr):
+                rule = "backend parameter name"
+            elif (text := _string_of(node)) is not None and id(node) not in docs:
+                if isinstance(parents.get(id(node)), ast.JoinedStr):
+                    continue  # the f-string is read whole
+                words = text.replace("{}", " ").replace("/", " ").split()
+                if any(_is_param_name(w) for w in words) or (
+                    "blocks." in text and "hook_" not in text
+                ):
+                    rule = "backend parameter name"
+            elif (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr in TORCH_MODULE_CALLS
+                and module not in TORCH_MODULE_CALLERS[node.func.attr]
+            ):
+                rule = f"{node.func.attr}() outside attribution"
+            if rule is not None:
+                bad.append(f"{module}:{offset + node.lineno} {rule}: {ast.unparse(node)[:60]}")
+    return bad
+
+
+PLANTED = '''"""A module that reaches past the handle.
+
+>>> m.layer_modules(0).outgoing.weight
+"""
+from torch import nn
+import torch
+from torch.nn import Conv2d
+
+
+def offences(model, layer, t, l):
+    isinstance(layer, nn.Linear)
+    isinstance(layer, (int, torch.nn.Module))
+    issubclass(t, Conv2d)
+    w = layer.weight
+    layer.bias[0] = 1.0
+    model.model.W_U
+    model.weight("W_Q", 0)
+    params = dict(model.named_parameters())["unembed.b_U"]
+    attn = "blocks.0.attn."
+    key = f"blocks.{l}.attn.W_O"
+    model.as_torch_module()
+    model.token_embedding()
+    model.layer_modules(0)
+
+
+def fine(self, model, l):
+    """Reads ``W_O`` and ``W_U`` as in the papers."""
+    W_E = model.weight("embed")
+    self.weight, self.bias = W_E, None
+    return f"blocks.{l}.attn.hook_z", model.check_hook("blocks.0.hook_resid_pre"), "blocks"
+'''
+
+
+def test_the_handle_rules_catch_each_offence(tmp_path, monkeypatch):
+    """Each rule of ``handle_offences`` catches its offence in a planted module, and
+    leaves the protocol's own vocabulary (hook names, neutral weight names) alone."""
+    file = tmp_path / "planted.py"
+    file.write_text(PLANTED)
+    monkeypatch.setitem(MODULES, "explorer.analysis.planted_probe", file)
+    found = sorted(b.split(" ", 1)[1] for b in handle_offences("explorer.analysis.planted_probe"))
+    assert found == sorted(
+        [
+            "torch module type check: isinstance(layer, nn.Linear)",
+            "torch module type check: isinstance(layer, (int, torch.nn.Module))",
+            "torch module type check: issubclass(t, Conv2d)",
+            "module weight read: layer.weight",
+            "module weight read: layer.bias",
+            "module weight read: m.layer_modules(0).outgoing.weight",
+            "layer_modules() outside attribution: m.layer_modules(0)",
+            "layer_modules() outside attribution: model.layer_modules(0)",
+            "backend parameter name: model.model.W_U",
+            "backend parameter name: 'W_Q'",
+            "backend parameter name: 'unembed.b_U'",
+            "backend parameter name: 'blocks.0.attn.'",
+            "backend parameter name: f'blocks.{l}.attn.W_O'",
+            "as_torch_module() outside attribution: model.as_torch_module()",
+            "token_embedding() outside attribution: model.token_embedding()",
+        ]
+    )
+
+
+def test_nothing_outside_models_reaches_past_the_handle():
+    bad = [
+        offence
+        for module in MODULES
+        if layer_of(module) != "models"
+        for offence in handle_offences(module)
+    ]
+    assert not bad, (
+        "outside explorer/models/ program against the handle protocol (models.protocol."
+        "Handle: weight('unembed'), unit_weights, run_sweep, ...), not a backend's modules, "
+        "weights or parameter names:\n" + "\n".join(bad)
+    )
+
+
+def test_as_torch_module_is_called_by_attribution_only(tmp_path, monkeypatch):
+    """``as_torch_module()`` hands captum a torch module: attribution may call it, no other
+    module; and the allowance is not stale (attribution does call it)."""
+    source = "def f(model):\n    return model.as_torch_module()\n"
+    for module, allowed in (
+        ("explorer.analysis.attribution", True),
+        ("explorer.analysis.neurons", False),
+        ("explorer.views.neuron_view", False),
+    ):
+        file = tmp_path / f"{module}.py"
+        file.write_text(source)
+        monkeypatch.setitem(MODULES, module, file)
+        assert (handle_offences(module) == []) is allowed, module
+    monkeypatch.undo()
+    for call, callers in TORCH_MODULE_CALLERS.items():
+        for module in callers:
+            assert f".{call}(" in MODULES[module].read_text(encoding="utf-8"), (module, call)

@@ -250,7 +250,9 @@ def _sources(
                 f"{list(reference.shape[1:])} vs {list(inputs.shape[1:])}"
             )
         # mean: only the reference's batch mean leaves the pass
-        _, ref = model.cache_pass(reference, names=sorted(own), select=_kept(set(), ablation, True))
+        _, ref = model.cache_pass(
+            reference, names=sorted(own), select=_kept(model, set(), ablation, True)
+        )
     batch = inputs.shape[0]
     if ablation == "mean":
         return {h: ref[h].mean(0, keepdim=True).expand(shapes[h]) for h in own}
@@ -297,7 +299,7 @@ def _setup(
     before, cache = model.cache_pass(  # the metric, not the logits, leaves the pass
         inputs,
         names=hooks + bases,
-        select=_kept(clean, ablation, reference is None),
+        select=_kept(model, clean, ablation, reference is None),
         reduce=lambda logits: evaluate(metric, logits, batch),
     )
     own = {h: cache[h] for h in hooks}
@@ -307,15 +309,16 @@ def _setup(
 
 
 def _kept(
-    clean: set[str], ablation: str, own_mean: bool
+    model: ModelHandle, clean: set[str], ablation: str, own_mean: bool
 ) -> Callable[[str, torch.Tensor], torch.Tensor]:
     """``select`` for the setup pass: of each ablated hook keep only what its source needs
     (a remote backend computes it in the pass, so only that comes back): for zero ablation
-    (or a mean over ``reference``) its shape, as one zero expanded (one element's storage);
+    (or a mean over ``reference``) its shape (the handle's ``shape_only`` stand-in);
     for mean ablation over the batch its batch mean; for resample its values. Hooks in
     ``clean`` (the residual streams a sweep starts from, hooks it reads clean) keep their
     values."""
     keep = "shape"
+    shape_only = model.shape_only  # alone in the closure: a remote backend ships it
     if ablation == "resample":
         keep = "values"
     elif ablation == "mean" and own_mean:
@@ -326,9 +329,7 @@ def _kept(
             return act
         if keep == "mean":
             return act.mean(0, keepdim=True)
-        # made on the CPU: a server moves a GPU tensor to the CPU before pickling it, and
-        # that copy of an expanded tensor would be the full size (it keeps no zero strides)
-        return torch.zeros((), dtype=act.dtype).expand(act.shape)
+        return shape_only(act)
 
     return select
 

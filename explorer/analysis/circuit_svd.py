@@ -116,10 +116,10 @@ def _heads(model: ModelHandle, units: object) -> list[Head]:
 
 
 def _sides(circuit: str, model: ModelHandle, U: torch.Tensor, V: torch.Tensor):
-    w_e = model.weight("W_E").to(U.dtype)  # [vocab, d_model]
+    w_e = model.weight("embed").to(U.dtype)  # [vocab, d_model]
     read = torch.einsum("vd,hdr->hrv", w_e, U)
     if circuit == "OV":
-        written = torch.einsum("hdr,dv->hrv", V, model.weight("W_U").to(V.dtype))
+        written = torch.einsum("hdr,dv->hrv", V, model.weight("unembed").to(V.dtype))
     else:
         written = torch.einsum("vd,hdr->hrv", w_e, V)
     return read, written
@@ -149,11 +149,11 @@ def circuit_svd(
     check_positive("k", k)
     heads = _heads(model, units)
     if circuit == "OV":
-        left = torch.stack([model.weight("W_V", h.layer)[h.head] for h in heads])
-        right = torch.stack([model.weight("W_O", h.layer)[h.head] for h in heads])
+        left = torch.stack([model.weight("value", h.layer)[h.head] for h in heads])
+        right = torch.stack([model.weight("attn_out", h.layer)[h.head] for h in heads])
     else:
-        left = torch.stack([model.weight("W_Q", h.layer)[h.head] for h in heads])
-        right = torch.stack([model.weight("W_K", h.layer)[h.head].T for h in heads])
+        left = torch.stack([model.weight("query", h.layer)[h.head] for h in heads])
+        right = torch.stack([model.weight("key", h.layer)[h.head].T for h in heads])
     U, S, V = low_rank_svd(left.double(), right.double())
     read, written = _sides(circuit, model, U, V)
     at = written.abs().argmax(-1, keepdim=True)

@@ -232,7 +232,7 @@ def head_circuits(
     ovs, qks = [], []
     for layer in range(model.n_layers):
         w_q, w_k, w_v, w_o = (
-            model.weight(name, layer).double() for name in ("W_Q", "W_K", "W_V", "W_O")
+            model.weight(name, layer).double() for name in ("query", "key", "value", "attn_out")
         )
         if fold_layernorm and _has_layernorm(model):
             scale = _ln_weight(model.block_norm(layer, "ln1"), d_model).double()[None, :, None]
@@ -319,8 +319,8 @@ def ov_copying_scores(
         )
     ids = _token_list(model, token_ids)
     ov, _ = head_circuits(model, fold_layernorm=fold_layernorm)
-    w_e = model.weight("W_E").double()[ids]
-    w_u = model.weight("W_U").double()[:, ids]
+    w_e = model.weight("embed").double()[ids]
+    w_u = model.weight("unembed").double()[:, ids]
     if fold_layernorm and _has_layernorm(model):
         w_e = _centre(w_e, dim=-1)
         w_u = _centre(

@@ -159,14 +159,6 @@ def confusion(
 
 
 # ------------------------------------------------------------ unit selection
-def _layer_modules(model: ModelHandle, layer: int) -> tuple[nn.Module, nn.Module | None]:
-    """The weighted module that computes ``layer`` and the next weighted module (reads it)."""
-    if model.is_transformer:
-        raise ValueError("weight edits here are for plain image models (MLP / CNN)")
-    io = model.layer_modules(layer)
-    return io.incoming, io.outgoing
-
-
 def _hard_examples(
     model: ModelHandle, images: torch.Tensor, labels: torch.Tensor, target: int, n_hard: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -228,34 +220,6 @@ def error_attribution(
 WEIGHTS = ("outgoing", "incoming", "both")
 
 
-def _unit_masks(
-    incoming: nn.Module, outgoing: nn.Module | None, units: torch.Tensor, weights: str
-) -> dict[nn.Parameter, torch.Tensor]:
-    """Masks (1 = the units' own weights) for each parameter the edit may change."""
-    masks: dict[nn.Parameter, torch.Tensor] = {}
-    w = incoming.weight  # type: ignore[union-attr]
-    if weights in ("incoming", "both"):
-        m = torch.zeros_like(w)
-        m[units] = 1
-        masks[w] = m
-        if getattr(incoming, "bias", None) is not None:
-            b = torch.zeros_like(incoming.bias)  # type: ignore[union-attr, arg-type]
-            b[units] = 1
-            masks[incoming.bias] = b  # type: ignore[index]
-    if outgoing is not None and weights in ("outgoing", "both"):
-        w2 = outgoing.weight  # type: ignore[union-attr]
-        m2 = torch.zeros_like(w2)
-        n_units = w.shape[0]
-        if isinstance(outgoing, nn.Linear) and w2.shape[1] != n_units:
-            # a conv layer flattened into a Linear: each channel owns a block of columns
-            per = w2.shape[1] // n_units
-            m2.view(w2.shape[0], n_units, per)[:, units] = 1
-        else:
-            m2[:, units] = 1
-        masks[w2] = m2
-    return masks
-
-
 def unit_weight_masks(
     model: ModelHandle,
     *,
@@ -280,9 +244,7 @@ def unit_weight_masks(
         by_layer.setdefault(unit.layer, []).append(unit.neuron)
     masks: dict[nn.Parameter, torch.Tensor] = {}
     for layer, chosen in by_layer.items():
-        incoming, outgoing = _layer_modules(model, layer)
-        index = torch.tensor(sorted(set(chosen)), dtype=torch.long)
-        for param, mask in _unit_masks(incoming, outgoing, index, weights).items():
+        for param, mask in model.unit_weight_masks(layer, chosen, weights).items():
             masks[param] = torch.maximum(masks[param], mask) if param in masks else mask
     return masks
 
@@ -303,8 +265,9 @@ def scale_units(
     >>> from explorer.analysis.units import Neuron
     >>> m = zoo.mnist_mlp(hidden=(4,))
     >>> damped = scale_units(m, units=[Neuron(0, 1)], factor=0.5)
-    >>> w0, w1 = m.layer_modules(0).outgoing.weight, damped.layer_modules(0).outgoing.weight
-    >>> bool((w1[:, 1] == 0.5 * w0[:, 1]).all()), bool((w1[:, 0] == w0[:, 0]).all())
+    >>> w0, w1 = m.unit_weights(0, 1, "outgoing"), damped.unit_weights(0, 1, "outgoing")
+    >>> v0, v1 = m.unit_weights(0, 0, "outgoing"), damped.unit_weights(0, 0, "outgoing")
+    >>> bool((w1 == 0.5 * w0).all()), bool((v1 == v0).all())
     (True, True)
     """
     if isinstance(factor, bool) or not isinstance(factor, (int, float)) or not isfinite(factor):

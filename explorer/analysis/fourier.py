@@ -180,7 +180,7 @@ def fourier_spectrum(matrix: Float[torch.Tensor, "p d"]) -> FourierSpectrum:
     """The Fourier spectrum of ``matrix`` along its first axis (numbers ``0..p-1``).
 
     For the embedding of a modular-arithmetic transformer pass ``W_E[:p]`` (drop the "="
-    token): ``fourier_spectrum(model.model.W_E[:p])``.
+    token): ``fourier_spectrum(model.weight("embed")[:p])``.
     """
     matrix = check_tensor("matrix", matrix, ndim=(1, 2), integer=False)
     check_finite("matrix", matrix)

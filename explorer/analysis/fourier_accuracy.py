@@ -56,7 +56,7 @@ def accuracy_without_frequencies(
     keep = set(frequencies)
     rows = [i for i, k in enumerate(basis.frequencies.tolist()) if k in keep]
     directions = basis.matrix[rows]  # [2k, p]
-    W_E = model.weight("W_E")
+    W_E = model.weight("embed")
     removed = directions.T @ (directions @ W_E[:p])  # [p, d_model]: the part to take away
     delta = torch.cat([removed, torch.zeros_like(W_E[p:])])
     tokens = model.check_inputs(inputs)

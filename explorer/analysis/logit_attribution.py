@@ -261,7 +261,7 @@ def direct_logit_attribution(
         model, tokens, names=[n for v in want.values() for n in v], positions=positions
     )
     last = logits[torch.arange(batch), positions]  # [b, vocab]
-    w_u = model.weight("W_U")
+    w_u = model.weight("unembed")
     direction = w_u[:, target_ids].T  # [b, d_model]
     logit = last.gather(-1, target_ids[:, None])[:, 0]
     if against_ids is not None:
@@ -279,12 +279,12 @@ def direct_logit_attribution(
 
     if units in ("heads", "all"):
         for l, name in enumerate(want["z"]):
-            w_o_read = einsum(model.weight("W_O", l), read, "h e d, b d -> b h e")
+            w_o_read = einsum(model.weight("attn_out", l), read, "h e d, b d -> b h e")
             columns.append(einsum(acts[name], w_o_read, "b h e, b h e -> b h"))
             labels.extend(f"L{l}H{h}" for h in range(columns[-1].shape[1]))
     if units in ("neurons", "all") and "post" in want:
         for l, name in enumerate(want["post"]):
-            columns.append(acts[name] * (read @ model.weight("W_out", l).T))
+            columns.append(acts[name] * (read @ model.weight("mlp_out", l).T))
             labels.extend(f"L{l}N{n}" for n in range(columns[-1].shape[1]))
     if "embed" in want:
         add("embed", acts["hook_embed"])
@@ -296,9 +296,9 @@ def direct_logit_attribution(
             if "mlp_out" in want:
                 add(f"{l}_mlp_out", acts[want["mlp_out"][l]])
     if units == "all":
-        bias = sum(model.weight("b_O", l) for l in range(model.n_layers))
+        bias = sum(model.weight("attn_out_bias", l) for l in range(model.n_layers))
         if model.has_mlp:
-            bias = bias + sum(model.weight("b_out", l) for l in range(model.n_layers))
+            bias = bias + sum(model.weight("mlp_out_bias", l) for l in range(model.n_layers))
         add("bias", bias.expand_as(read))  # type: ignore[union-attr]
     values = torch.cat(columns, dim=1).float()
     return LogitAttribution(

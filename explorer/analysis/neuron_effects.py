@@ -75,17 +75,8 @@ def output_effect(model: ModelHandle, *, unit: Neuron | str) -> OutputEffect:
         weights = neuron_logit_weights(model, units=[Neuron(layer, neuron)])
         title = "direct effect on the logits (W_out through the final norm · W_U)"
         return OutputEffect(weights.values[0], weights.token_text, title)
-    io = model.layer_modules(layer)
-    if io.outgoing is None:
-        raise ValueError(f"{model.name}: no layer found after block {layer} to read weights from")
-    weight = io.outgoing.weight  # type: ignore[union-attr]
-    if weight.ndim == 4:  # next conv: [out, in, kh, kw]
-        values = weight[:, neuron].sum((-1, -2))
-    elif io.conv:  # a Linear after flattening channels [c, h, w]
-        values = weight.reshape(weight.shape[0], io.width, -1)[:, neuron].sum(-1)
-    else:
-        values = weight[:, neuron]
-    if io.last:
+    values = model.unit_weights(layer, neuron, "outgoing")
+    if layer == model.n_layers - 1:
         labels = tuple(f"class {i}" for i in range(values.shape[0]))
         title = "weights to the output classes"
     else:
@@ -103,9 +94,8 @@ def input_image(model: ModelHandle, *, unit: Neuron | str) -> torch.Tensor | Non
     layer, neuron = neuron_index(model, unit=unit)
     if model.is_transformer or layer != 0 or model.image_shape is None:
         return None
-    io = model.layer_modules(0)
-    weight = io.incoming.weight[neuron]  # type: ignore[union-attr,index]
-    if io.conv:
+    weight = model.unit_weights(0, neuron, "incoming")
+    if weight.ndim == 3:  # a conv channel's kernel [c_in, kh, kw]
         return weight.sum(0).float()  # [kh, kw]
     return weight.reshape(model.image_shape).sum(0).float()
 

@@ -117,10 +117,10 @@ def neuron_logit_weights(
     neurons = units_of_type(model, units=units, cls=Neuron, what="units")
     scale = 1.0 if inputs is None else mean_final_scale(model, model.check_inputs(inputs))
     kind, weight, _ = model.final_norm()
-    rows = torch.stack([model.weight("W_out", n.layer)[n.neuron] for n in neurons])
+    rows = torch.stack([model.weight("mlp_out", n.layer)[n.neuron] for n in neurons])
     if kind in ("LN", "LNPre"):
         rows = rows - rows.mean(-1, keepdim=True)
     if weight is not None:
         rows = rows * weight
-    values = (rows @ model.weight("W_U")) / scale
+    values = (rows @ model.weight("unembed")) / scale
     return NeuronLogitWeights(values.float(), tuple(neurons), scale, model.token_strings())

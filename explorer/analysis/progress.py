@@ -49,7 +49,7 @@ def gini(values: torch.Tensor | Sequence[float]) -> float:
 
 def weight_norm(model: nn.Module | ModelHandle) -> float:
     """Total L2 norm of every trainable parameter, ``sqrt(Σ w²)`` (accepts a ``ModelHandle``)."""
-    if not isinstance(model, (nn.Module, ModelHandle)):
+    if not callable(getattr(model, "parameters", None)):
         raise TypeError(
             f"weight_norm needs an nn.Module or ModelHandle, got {type(model).__name__}"
         )

@@ -29,6 +29,7 @@ N_CTX = 16
 D_VOCAB = 16
 PREVIOUS_TOKEN_HEAD = (0, 0)
 CONCEPT_NEURON = (0, 3)
+HEAD_WEIGHTS = ("query", "key", "value", "attn_out", "query_bias", "key_bias", "value_bias")
 
 
 def previous_token_model(*, seed: int = 0, strength: float = 40.0) -> ModelHandle:
@@ -48,26 +49,36 @@ def previous_token_model(*, seed: int = 0, strength: float = 40.0) -> ModelHandl
         seed=seed,
     )
     model = zoo.transformer(cfg, name="planted-previous-token")
-    w = dict(model.named_parameters())  # transformer-lens's parameter names
-    attn = "blocks.0.attn."
     pos, tok, out = slice(0, 16), slice(16, 32), slice(32, 48)
     eye = torch.eye(16)
-    with torch.no_grad():
-        w["embed.W_E"].zero_()
-        w["embed.W_E"][:, tok] = eye
-        w["pos_embed.W_pos"].zero_()
-        w["pos_embed.W_pos"][:, pos] = eye
-        layer, head = PREVIOUS_TOKEN_HEAD
-        for name in ("W_Q", "W_K", "W_V", "W_O", "b_Q", "b_K", "b_V"):
-            w[attn + name][head].zero_()
-        w[attn + "W_Q"][head][pos] = strength * eye  # query at i is e_i
-        w[attn + "W_K"][head][pos, 1:] = eye[:, :-1]  # key at j is e_(j+1): matches query j+1
-        w[attn + "W_V"][head][tok] = eye  # value: the token's identity
-        w[attn + "W_O"][head][:, out] = eye
-        w[attn + "b_O"].zero_()
-        w["unembed.W_U"].zero_()
-        w["unembed.W_U"][out] = 20.0 * eye
-        w["unembed.b_U"].zero_()
+    layer, head = PREVIOUS_TOKEN_HEAD
+
+    def blank(name: str, at: int | None = None) -> torch.Tensor:
+        shape = model.weight(name, at).shape
+        return torch.zeros(shape[1:] if name in HEAD_WEIGHTS else shape)
+
+    def write(name: str, value: torch.Tensor, at: int | None = None) -> None:
+        model.set_weight(name, value, at, head=head if name in HEAD_WEIGHTS else None)
+
+    embed, pos_embed = blank("embed"), blank("pos_embed")
+    embed[:, tok] = eye
+    pos_embed[:, pos] = eye
+    query, key = blank("query", layer), blank("key", layer)
+    query[pos] = strength * eye  # query at i is e_i
+    key[pos, 1:] = eye[:, :-1]  # key at j is e_(j+1): matches query j+1
+    value, attn_out = blank("value", layer), blank("attn_out", layer)
+    value[tok] = eye  # value: the token's identity
+    attn_out[:, out] = eye
+    unembed = blank("unembed")
+    unembed[out] = 20.0 * eye
+    write("embed", embed)
+    write("pos_embed", pos_embed)
+    for name, weight in (("query", query), ("key", key), ("value", value), ("attn_out", attn_out)):
+        write(name, weight, layer)
+    for name in ("query_bias", "key_bias", "value_bias", "attn_out_bias"):
+        write(name, blank(name, layer), layer)
+    write("unembed", unembed)
+    write("unembed_bias", blank("unembed_bias"))
     return model
 
 
@@ -93,15 +104,13 @@ def concept_neuron_model(*, n_features: int = 8, width: int = 16, seed: int = 0)
     """An MLP ``features -> ReLU(width) -> 2 classes``; neuron 0.3 fires iff feature 0 is on."""
     torch.manual_seed(seed)
     module = nn.Sequential(nn.Linear(n_features, width), nn.ReLU(), nn.Linear(width, 2))
-    neuron = CONCEPT_NEURON[1]
-    with torch.no_grad():
-        hidden = module[0]
-        hidden.weight[neuron].zero_()
-        hidden.weight[neuron, 0] = 6.0  # fires (at 3) when feature 0 is 1, never when 0
-        hidden.bias[neuron] = -3.0
-        readout = module[2]
-        readout.weight[:, neuron] = torch.tensor([-2.0, 2.0])
-    return wrap(module, input_shape=(n_features,), name="planted-concept-mlp")
+    model = wrap(module, input_shape=(n_features,), name="planted-concept-mlp")
+    layer, neuron = CONCEPT_NEURON
+    incoming = torch.zeros(n_features)
+    incoming[0] = 6.0  # fires (at 3) when feature 0 is 1, never when 0
+    readout = torch.tensor([-2.0, 2.0])
+    model.set_unit_weights(layer, neuron, incoming=incoming, bias=-3.0, outgoing=readout)
+    return model
 
 
 def concept_examples(n: int, *, n_features: int = 8, rate: float = 0.3, seed: int = 0) -> Examples:

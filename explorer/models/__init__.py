@@ -1,4 +1,4 @@
-"""Models: the adapter (``ModelHandle``), loading, checkpoints, and the tutorial zoo.
+"""Models: the handle protocol (``Handle``) and its backends, loading, checkpoints, the zoo.
 
 >>> from explorer.models import MLPConfig, load, zoo
 >>> load(MLPConfig(hidden=(16, 8))).n_layers
@@ -7,7 +7,7 @@
 'blocks.0.attn.hook_z'
 """
 
-from explorer.models import builders, fast_paths, light, light_hooks, zoo
+from explorer.models import builders, fast_paths, light, light_hooks, sweeps, zoo
 from explorer.models.checkpoint import (
     check_config_fits_weights,
     checkpoint_files,
@@ -31,6 +31,7 @@ from explorer.models.handle import (
     LayerModules,
     ModelHandle,
     Spent,
+    TransformerLensHandle,
 )
 from explorer.models.hf import (
     Parity,
@@ -52,11 +53,14 @@ from explorer.models.hooked_module import (
     linear_reader,
     wrap_module,
 )
+from explorer.models.light_handle import LightHandle
 from explorer.models.loading import (
     load,
     remap_keys,
     wrap,
 )
+from explorer.models.module_handle import ModuleHandle
+from explorer.models.protocol import WEIGHT_NAMES, Handle
 from explorer.models.shapes import (
     check_image_shape,
     dry_forward,
@@ -73,15 +77,20 @@ from explorer.models.shipped import (
 )
 
 __all__ = [
+    "WEIGHT_NAMES",
     "Block",
     "CNNConfig",
+    "Handle",
     "LayerModules",
+    "LightHandle",
     "LinearReader",
     "MLPConfig",
     "ModelHandle",
+    "ModuleHandle",
     "Parity",
     "Spent",
     "TransformerConfig",
+    "TransformerLensHandle",
     "builders",
     "check_config_fits_weights",
     "check_image_shape",
@@ -120,6 +129,7 @@ __all__ = [
     "shipped_meta",
     "shipped_names",
     "shipped_path",
+    "sweeps",
     "tensor_shapes",
     "tl_config",
     "wrap",

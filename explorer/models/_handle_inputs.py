@@ -1,6 +1,6 @@
-"""Inputs of a ``ModelHandle``: a batch checked once, token ids, display strings, prompts.
+"""Inputs of a handle: a batch checked once, token ids, display strings, prompts.
 
-``InputsMixin`` is part of ``ModelHandle`` (``handle``); tokens are read through the
+``InputsMixin`` is part of every backend (``_handle_base``); tokens are read through the
 handle's ``vocab`` (toy models) or its tokenizer (Hugging Face models).
 """
 
@@ -14,7 +14,6 @@ import torch
 from jaxtyping import Float
 
 from explorer._checks import check_tensor, check_text
-from explorer.models import _tl
 from explorer.models._padding import (
     PaddedRows,
     last_positions,
@@ -32,6 +31,7 @@ class InputsMixin:
     """Input and token methods of ``ModelHandle``."""
 
     model: Any
+    cfg: Any
     vocab: tuple[str, ...] | None
     tokenizer: Any | None
     name: str
@@ -240,20 +240,6 @@ class InputsMixin:
             return torch.full((tokens.shape[0],), tokens.shape[1] - 1, dtype=torch.long)
         return last_positions(mask)
 
-    def _mask_kwargs(self, tokens: torch.Tensor) -> dict[str, torch.Tensor]:
-        """The keyword that hands a padded batch's mask to the model (none when unpadded)."""
-        mask = self.attention_mask(tokens)
-        if mask is None:
-            return {}
-        if _tl.is_hooked_transformer(self.model):
-            return {"attention_mask": mask}
-        if _tl.is_hooked_encoder(self.model):
-            return {"one_zero_attention_mask": mask}
-        raise ValueError(
-            f"{self.name} ({type(self.model).__name__}) takes no attention mask: pass prompts "
-            "of equal token length"
-        )
-
     def token_positions(self, tokens: Any, token: str | int) -> torch.Tensor:
         """Where each prompt holds ``token`` ``[batch]`` (a token string, read with the
         tokenizer, or an id; its last occurrence): a metric's ``position=`` for a named
@@ -275,7 +261,7 @@ class InputsMixin:
 
     @property
     def _causal(self) -> bool:
-        return getattr(self.model.cfg, "attention_dir", "causal") == "causal"  # type: ignore[attr-defined]
+        return getattr(self.cfg, "attention_dir", "causal") == "causal"
 
     def _pad_fill(self, tokenizer: Any) -> int:
         for attr in ("pad_token_id", "eos_token_id", "bos_token_id"):

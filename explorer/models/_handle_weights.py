@@ -1,9 +1,10 @@
-"""Weights and modules of a ``ModelHandle``: what analysis reads instead of the model itself.
+"""Weights of a handle: what analysis reads instead of the model itself.
 
-Transformers: weights by their transformer-lens names (``weight``), the norms
-(``final_norm``, ``block_norm``), the unembedding (``resid_to_logits``), the token
-embedding. Plain MLP/CNN models: the weighted modules around a hidden layer
-(``layer_modules``). ``WeightsMixin`` is part of ``ModelHandle`` (``handle``).
+Transformers: weights by backend-neutral names (``WEIGHT_NAMES``; transformer-lens's own
+names are accepted too), written back with ``set_weight``; the norms (``final_norm``,
+``block_norm``), the unembedding (``resid_to_logits``), the token embedding. Plain
+MLP/CNN models answer per unit (``module_handle``). ``WeightsMixin`` is part of every
+hook-point handle (``handle``); the nnsight backend reads converted weights instead.
 """
 
 from __future__ import annotations
@@ -16,11 +17,48 @@ import torch
 from jaxtyping import Float
 from torch import nn
 
-__all__ = ["LAYER_WEIGHTS", "MODEL_WEIGHTS", "LayerModules", "WeightsMixin"]
+__all__ = [
+    "LAYER_WEIGHTS",
+    "MODEL_WEIGHTS",
+    "WEIGHT_NAMES",
+    "LayerModules",
+    "WeightsMixin",
+    "tl_weight_name",
+]
 
 MODEL_WEIGHTS = ("W_E", "W_pos", "W_U", "b_U")
-LAYER_WEIGHTS = ("W_Q", "W_K", "W_V", "W_O", "b_O", "W_in", "W_out", "b_out")
+LAYER_WEIGHTS = ("W_Q", "W_K", "W_V", "W_O", "b_Q", "b_K", "b_V", "b_O", "W_in", "W_out", "b_out")
 NORMS = ("ln1", "ln2")
+# the protocol's weight names -> transformer-lens's (shapes as ``WeightsMixin.weight``)
+WEIGHT_NAMES = {
+    "embed": "W_E",
+    "pos_embed": "W_pos",
+    "unembed": "W_U",
+    "unembed_bias": "b_U",
+    "query": "W_Q",
+    "key": "W_K",
+    "value": "W_V",
+    "attn_out": "W_O",
+    "query_bias": "b_Q",
+    "key_bias": "b_K",
+    "value_bias": "b_V",
+    "attn_out_bias": "b_O",
+    "mlp_in": "W_in",
+    "mlp_out": "W_out",
+    "mlp_out_bias": "b_out",
+}
+
+
+def tl_weight_name(name: str) -> str:
+    """transformer-lens's name for a weight named either way; a clear error otherwise.
+
+    >>> tl_weight_name("unembed"), tl_weight_name("W_U")
+    ('W_U', 'W_U')
+    """
+    tl = WEIGHT_NAMES.get(name, name)
+    if tl not in MODEL_WEIGHTS + LAYER_WEIGHTS:
+        raise ValueError(f"unknown weight {name!r}: choose one of {', '.join(WEIGHT_NAMES)}")
+    return tl
 
 
 @dataclass(frozen=True)
@@ -45,6 +83,7 @@ class WeightsMixin:
     """Weight and module methods of ``ModelHandle``."""
 
     model: Any
+    cfg: Any
     name: str
     kind: str
     is_transformer: bool
@@ -69,34 +108,58 @@ class WeightsMixin:
         self.model.zero_grad(set_to_none=True)
 
     def weight(self, name: str, layer: int | None = None) -> torch.Tensor:
-        """A transformer weight by its transformer-lens name, detached.
+        """A transformer weight by name (``WEIGHT_NAMES``, or transformer-lens's), detached.
 
-        Model-wide: ``W_E [vocab, d_model]``, ``W_pos [n_ctx, d_model]`` (learned positions
-        only), ``W_U [d_model, vocab_out]``, ``b_U``. Per layer: ``W_Q``, ``W_K``, ``W_V``
-        ``[head, d_model, d_head]`` (grouped-query keys/values repeated to every head),
-        ``W_O [head, d_head, d_model]``, ``b_O``, ``W_in``, ``W_out [d_mlp, d_model]``,
-        ``b_out``.
+        Model-wide: ``embed [vocab, d_model]``, ``pos_embed [n_ctx, d_model]`` (learned
+        positions only), ``unembed [d_model, vocab_out]``, ``unembed_bias``. Per layer:
+        ``query``, ``key``, ``value`` ``[head, d_model, d_head]`` (grouped-query keys/values
+        repeated to every head) and their ``*_bias [head, d_head]``, ``attn_out [head,
+        d_head, d_model]``, ``attn_out_bias``, ``mlp_in [d_model, d_mlp]``, ``mlp_out
+        [d_mlp, d_model]``, ``mlp_out_bias``.
         """
+        return self._weight_param(name, layer).detach()
+
+    def set_weight(
+        self, name: str, value: torch.Tensor, layer: int | None = None, *, head: int | None = None
+    ) -> None:
+        """Write a weight in place (all of it, or head ``head``'s slice), as ``weight`` names
+        it: how planted models are built by hand.
+
+        >>> from explorer.models import zoo
+        >>> m = zoo.attention_only_transformer(n_layers=1, d_model=8, n_heads=2, d_vocab=5, n_ctx=4)
+        >>> m.set_weight("query", torch.ones(8, 4), 0, head=1)
+        >>> float(m.weight("query", 0)[1].sum())
+        32.0
+        """
+        param = self._weight_param(name, layer)
+        target = param if head is None else param[self.check_head(layer or 0, head)[1]]
+        value = torch.as_tensor(value, dtype=param.dtype)
+        if value.shape != target.shape:
+            raise ValueError(
+                f"{name} {'' if head is None else f'head {head} '}has shape "
+                f"{list(target.shape)}, got {list(value.shape)}"
+            )
+        with torch.no_grad():
+            target.copy_(value)
+
+    def _weight_param(self, name: str, layer: int | None) -> torch.Tensor:
         if not self.is_transformer:
             raise ValueError(f"{self.name} takes images: it has no transformer weights")
+        name = tl_weight_name(name)
         if name in MODEL_WEIGHTS:
             if layer is not None:
                 raise ValueError(f"{name} belongs to the whole model: pass no layer")
             if name == "W_pos" and not hasattr(self.model, "pos_embed"):
                 raise ValueError(f"{self.name} has no learned position embedding (W_pos)")
-            return getattr(self.model, name).detach()
-        if name not in LAYER_WEIGHTS:
-            raise ValueError(
-                f"unknown weight {name!r}: choose one of {', '.join(MODEL_WEIGHTS + LAYER_WEIGHTS)}"
-            )
+            return getattr(self.model, name)
         if layer is None:
             raise ValueError(f"{name} is a per-layer weight: pass layer=0..{self.n_layers - 1}")
         block = self.model.blocks[self.check_layer(layer)]  # type: ignore[index]
         if name in ("W_in", "W_out", "b_out"):
             if not self.has_mlp:
                 raise ValueError(f"{self.name} is attention-only: it has no {name}")
-            return getattr(block.mlp, name).detach()
-        return getattr(block.attn, name).detach()
+            return getattr(block.mlp, name)
+        return getattr(block.attn, name)
 
     @property
     def kv_hook_heads(self) -> int | None:
@@ -105,7 +168,7 @@ class WeightsMixin:
         a group of query heads). None for models without attention heads."""
         if not self.is_transformer:
             return None
-        cfg = self.model.cfg  # type: ignore[attr-defined]
+        cfg = self.cfg
         n_kv = getattr(cfg, "n_key_value_heads", None)
         if n_kv is None or getattr(cfg, "ungroup_grouped_query_attention", False):
             return int(cfg.n_heads)
@@ -115,7 +178,7 @@ class WeightsMixin:
     def normalization(self) -> str | None:
         """The norm before each sublayer and the unembedding: ``"LN"``, ``"LNPre"``, ``"RMS"``,
         ``"RMSPre"`` or None (transformer-lens's ``normalization_type``)."""
-        return self.model.cfg.normalization_type if self.is_transformer else None  # type: ignore[attr-defined]
+        return self.cfg.normalization_type if self.is_transformer else None
 
     def final_norm(self) -> tuple[str | None, torch.Tensor | None, torch.Tensor | None]:
         """``(normalization, weight, bias)`` of the norm before the unembedding.
@@ -147,7 +210,7 @@ class WeightsMixin:
         if ln is not None and self.normalization is not None:
             x = ln(x)
         # x @ W_U + b_U as the unembedding computes it, without its per-call copy of W_U.T
-        w_u, b_u = self.weight("W_U"), self.weight("b_U")
+        w_u, b_u = self.weight("unembed"), self.weight("unembed_bias")
         return torch.addmm(b_u, x.reshape(-1, shape[-1]), w_u).reshape(*shape[:-1], -1)
 
     def token_embedding(self) -> nn.Module:
@@ -173,35 +236,6 @@ class WeightsMixin:
             return None, None, None
         w, b = getattr(ln, "w", None), getattr(ln, "b", None)
         return kind, None if w is None else w.detach(), None if b is None else b.detach()
-
-    def layer_modules(self, layer: int) -> LayerModules:
-        """The weighted modules that compute hidden layer ``layer`` of a plain model and
-        that read it (see ``LayerModules``). Transformers: read ``weight("W_in", layer)``,
-        ``weight("W_out", layer)`` and the attention weights instead.
-
-        >>> from explorer.models import zoo
-        >>> io = zoo.mnist_mlp(hidden=(16, 8)).layer_modules(1)
-        >>> io.incoming, io.outgoing, io.width, io.last
-        (Linear(in_features=16, out_features=8, bias=True), Linear(in_features=8, out_features=10, bias=True), 8, True)
-        """
-        if self.is_transformer:
-            raise ValueError(
-                f"{self.name} is a transformer: read its layers with weight(name, layer) "
-                "(W_in, W_out, W_Q, ...); layer_modules is for plain MLP/CNN models"
-            )
-        layer = self.check_layer(layer)
-        named = dict(self.model.module.named_modules())
-        blocks = self.model.found_blocks
-        last = layer == len(blocks) - 1
-        after = self.model.output_layer if last else blocks[layer + 1].pre
-        return LayerModules(
-            layer=layer,
-            incoming=named[blocks[layer].pre],
-            outgoing=named[after] if after is not None else None,
-            width=int(blocks[layer].width),
-            conv=bool(blocks[layer].conv),
-            last=last,
-        )
 
     def reset_parameters(self, seed: int = 0) -> None:
         """Re-initialise, in place and seeded, every layer that holds parameters of its own

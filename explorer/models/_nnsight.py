@@ -1,4 +1,4 @@
-"""The nnsight backend: a ``ModelHandle`` over a Hugging Face model, run as nnsight traces.
+"""The nnsight backend of the handle protocol: a Hugging Face model run as nnsight traces.
 
 ``explorer.load(folder_or_model, backend="nnsight")`` keeps the model as Hugging Face built
 it (no transformer-lens copy of the activations path) and answers the handle's questions
@@ -39,7 +39,8 @@ from torch import nn
 from explorer._cancel import check_cancelled
 from explorer._checks import check_index
 from explorer.models import _tl
-from explorer.models._handle_weights import LAYER_WEIGHTS, MODEL_WEIGHTS
+from explorer.models._handle_base import HandleBase, HookFn
+from explorer.models._handle_weights import MODEL_WEIGHTS, tl_weight_name
 from explorer.models._hf_convert import FAMILIES, PREPEND_BOS, converter, tl_config
 from explorer.models._nnsight_paths import _BLOCK_SITES, PATHS, _Paths, paths_of
 from explorer.models._nnsight_trace import (
@@ -52,19 +53,16 @@ from explorer.models._nnsight_trace import (
 )
 from explorer.models._padding import position_ids
 from explorer.models._site_parity import site_parity
-from explorer.models.handle import HookFn, ModelHandle
 
 
 class NNsightModel(nn.Module):
-    """The object behind ``handle.model``: the Hugging Face model (``hf``), the
-    transformer-lens config its numbers are described by (``cfg``), and the hook names.
-    Calling it gives the logits, without nnsight (for gradient methods such as captum)."""
+    """The torch module of an nnsight handle (``as_torch_module``): the Hugging Face model
+    (``hf``); calling it gives the logits, without nnsight (for gradient methods such as
+    captum). The handle keeps the hook sites and the config itself."""
 
-    def __init__(self, hf_model: nn.Module, cfg: Any, hook_names: Sequence[str]) -> None:
+    def __init__(self, hf_model: nn.Module) -> None:
         super().__init__()
         self.hf = hf_model
-        self.cfg = cfg
-        self.hook_dict = dict.fromkeys(hook_names)
 
     def forward(self, tokens: torch.Tensor, **kwargs: Any) -> torch.Tensor:
         mask = {k: kwargs.pop(k) for k in ("attention_mask", "position_ids") if k in kwargs}
@@ -78,8 +76,8 @@ class NNsightModel(nn.Module):
         return self.hf(tokens, **mask).logits  # a padded batch's mask (``_padding``)
 
 
-class NNsightHandle(ModelHandle):
-    """A ``ModelHandle`` whose passes are nnsight traces of a Hugging Face model.
+class NNsightHandle(HandleBase):
+    """A handle (``protocol.Handle``) whose passes are nnsight traces of a Hugging Face model.
 
     Hook batches keep their size through a pass (nnsight edits a module's input or output
     in place of Hugging Face's own tensors), so the sweeps stack copies of the batch at the
@@ -111,15 +109,21 @@ class NNsightHandle(ModelHandle):
         self._trace_kwargs = dict(trace_kwargs or {})
         if self.remote:
             self._trace_kwargs["remote"] = self.remote
+        self.cfg = cfg  # transformer-lens's config, which describes the model's numbers
         self._sites = self._site_table(cfg)
-        shim = NNsightModel(hf_model, cfg, list(self._sites))
-        super().__init__(shim, kind="tokens", name=name, tokenizer=tokenizer, family=family)
+        super().__init__(
+            NNsightModel(hf_model),
+            kind="tokens",
+            name=name,
+            tokenizer=tokenizer,
+            family=family,
+            counted=hf_model,  # traces run the Hugging Face model: count its passes
+        )
         self.nn = _wrap(hf_model, tokenizer, remote=bool(self.remote))
         self._state: dict[str, torch.Tensor] | None = None
 
-    def _counted_module(self, model: nn.Module) -> nn.Module:
-        # traces run the Hugging Face model, not the shim: count its passes
-        return model.hf  # type: ignore[return-value]
+    def _hook_table(self) -> dict[str, tuple[int, int, str, str, bool]]:
+        return self._sites
 
     # ------------------------------------------------------------------ sites
     def _site_table(self, cfg: Any) -> dict[str, tuple[int, int, str, str, bool]]:
@@ -205,7 +209,7 @@ class NNsightHandle(ModelHandle):
         select: Callable[[str, torch.Tensor], torch.Tensor] | None = None,
         reduce: Callable[[torch.Tensor], torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """As ``ModelHandle.cache_pass``; the activations (after ``select``) and the
+        """As ``HandleBase.cache_pass``; the activations (after ``select``) and the
         output (after ``reduce``) are saved inside the trace: only they come back from a
         remote server."""
         inputs = self.check_inputs(inputs)
@@ -300,7 +304,7 @@ class NNsightHandle(ModelHandle):
     ) -> list[tuple]:
         """``_apply`` argument tuples, one per module tensor touched, in forward order
         (a fused query/key/value output carries up to three hooks)."""
-        cfg = self.model.cfg
+        cfg = self.cfg
         view = {
             "heads": (cfg.n_heads, cfg.d_head),
             "batch": batch,
@@ -351,10 +355,12 @@ class NNsightHandle(ModelHandle):
                     "circuits, neuron-to-logit weights) do not"
                 )
             with torch.no_grad():
-                self._state = converter(self.arch)(self.model.hf, self.model.cfg)
+                self._state = converter(self.arch)(self.model.hf, self.cfg)
         return self._state
 
     def weight(self, name: str, layer: int | None = None) -> torch.Tensor:
+        """As ``WeightsMixin.weight``, read from the converted weights."""
+        name = tl_weight_name(name)
         state = self._tl_state()
         if name in MODEL_WEIGHTS:
             key = {"W_E": "embed.W_E", "W_pos": "pos_embed.W_pos", "W_U": "unembed.W_U"}.get(
@@ -363,14 +369,10 @@ class NNsightHandle(ModelHandle):
             if layer is not None:
                 raise ValueError(f"{name} belongs to the whole model: pass no layer")
             if key == "unembed.b_U" and key not in state:
-                return torch.zeros(self.model.cfg.d_vocab_out)
+                return torch.zeros(self.cfg.d_vocab_out)
             if key not in state:
                 raise ValueError(f"{self.name} has no {name}")
             return state[key].detach()
-        if name not in LAYER_WEIGHTS:
-            raise ValueError(
-                f"unknown weight {name!r}: choose one of {', '.join(MODEL_WEIGHTS + LAYER_WEIGHTS)}"
-            )
         if layer is None:
             raise ValueError(f"{name} is a per-layer weight: pass layer=0..{self.n_layers - 1}")
         layer = self.check_layer(layer)
@@ -380,6 +382,14 @@ class NNsightHandle(ModelHandle):
             w = state[f"blocks.{layer}.attn._{name}"]
             return w.repeat_interleave(self.n_heads // w.shape[0], dim=0).detach()
         return state[key].detach()
+
+    def set_weight(
+        self, name: str, value: torch.Tensor, layer: int | None = None, *, head: int | None = None
+    ) -> None:
+        raise ValueError(
+            f"{self.name} runs as nnsight traces of the Hugging Face model: its weights by "
+            "name are a converted copy, not written back; edit the Hugging Face model itself"
+        )
 
     def final_norm(self) -> tuple[str | None, torch.Tensor | None, torch.Tensor | None]:
         state = self._tl_state()
@@ -391,13 +401,13 @@ class NNsightHandle(ModelHandle):
     @property
     def kv_hook_heads(self) -> int | None:
         """Hugging Face's key/value heads: ``hook_k`` / ``hook_v`` are its projections."""
-        cfg = self.model.cfg
+        cfg = self.cfg
         return int(cfg.n_key_value_heads or cfg.n_heads)
 
     def block_norm(
         self, layer: int, which: str = "ln1"
     ) -> tuple[str | None, torch.Tensor | None, torch.Tensor | None]:
-        """As ``ModelHandle.block_norm``, read from the converted weights (there are no
+        """As ``WeightsMixin.block_norm``, read from the converted weights (there are no
         transformer-lens blocks here)."""
         if which not in ("ln1", "ln2"):
             raise ValueError(f"unknown norm {which!r}: choose one of ln1, ln2")
@@ -420,7 +430,7 @@ class NNsightHandle(ModelHandle):
     def copy(self) -> NNsightHandle:
         other = NNsightHandle(
             copy_module.deepcopy(self.model.hf),
-            cfg=self.model.cfg,
+            cfg=self.cfg,
             arch=self.arch,
             paths=self.paths,
             name=self.name,
@@ -430,8 +440,8 @@ class NNsightHandle(ModelHandle):
             trace_kwargs={k: v for k, v in self._trace_kwargs.items() if k != "remote"},
             max_saved_bytes=self.max_saved_bytes,
         )
-        other.parity, other.prepend_bos, other.config = self.parity, self.prepend_bos, self.config
-        other._padded = self._padded
+        self._copy_fields(other)
+        other.config = self.config
         return other
 
 

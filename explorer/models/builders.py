@@ -22,6 +22,8 @@ from explorer.models import light as _light
 from explorer.models.config import CNNConfig, MLPConfig, TransformerConfig
 from explorer.models.handle import ModelHandle
 from explorer.models.hooked_module import Block, wrap_module
+from explorer.models.light_handle import LightHandle
+from explorer.models.module_handle import ModuleHandle
 
 __all__ = ["build", "build_cnn", "build_mlp", "transformer", "wrap"]
 
@@ -44,7 +46,7 @@ def wrap(
     input_shape, image = _shapes(module, input_shape, image_shape, name)
     hooked = wrap_module(module, blocks)
     hooked.eval()
-    return ModelHandle(
+    return ModuleHandle(
         hooked,
         kind="images",
         config=config,
@@ -108,7 +110,7 @@ def transformer(
     where it covers ``cfg``, so transformer-lens is not imported (see ``light``)."""
     if light and _light.supports(cfg):
         model = _light.build(cfg)
-        return ModelHandle(model, kind="tokens", config=cfg, vocab=cfg.vocab, name=name)
+        return LightHandle(model, kind="tokens", config=cfg, vocab=cfg.vocab, name=name)
     model = _tl.build_transformer(cfg)
     return ModelHandle(model, kind="tokens", config=cfg, vocab=cfg.vocab, name=name)
 

@@ -1,6 +1,6 @@
 """Shortcuts through a forward pass, each taken only where the architecture proves it.
 
-The sweeps (``analysis.interventions``) and training ask these questions; only this layer
+The sweeps (``sweeps``, behind ``Handle.run_sweep``) and training ask these questions; only this layer
 looks inside the model to answer them:
 
 - ``linear_readout``: where a hook's effect lands linearly (a transformer head's ``W_O``
@@ -19,11 +19,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import torch
 
 from explorer.models import hooked_module
-from explorer.models.handle import ModelHandle
+
+if TYPE_CHECKING:  # the handle runs its sweeps through this module (``sweeps``)
+    from explorer.models.handle import ModelHandle
 
 __all__ = [
     "Readout",

@@ -18,6 +18,7 @@ from safetensors.torch import load_file
 from torch import nn
 
 from explorer.models import _tl, checkpoint, hf
+from explorer.models._handle_base import HandleBase
 from explorer.models.builders import build, wrap
 from explorer.models.config import CNNConfig, MLPConfig, TransformerConfig
 from explorer.models.handle import ModelHandle
@@ -122,7 +123,7 @@ def load(
         raise ValueError(f"{', '.join(sorted(backend_options))} apply to backend='nnsight' only")
     if key_map is not None and not isinstance(source, (str, os.PathLike)):
         raise ValueError("key_map renames the keys of a weights file: pass the file's path")
-    if isinstance(source, ModelHandle):
+    if isinstance(source, HandleBase):  # any backend's handle
         return source
     if isinstance(source, (TransformerConfig, MLPConfig, CNNConfig)):
         return build(source, name=name)

@@ -135,7 +135,7 @@ def embedding_sparsity(model: ModelHandle, *, mass: float = 0.8) -> dict[str, fl
     ``W_E[:p]``; ``gini``: the Gini coefficient of its norms over all ``p`` basis vectors.
     """
     p = modulus(model)
-    spectrum = fourier_spectrum(model.weight("W_E")[:p])
+    spectrum = fourier_spectrum(model.weight("embed")[:p])
     return {
         "key_frequencies": float(len(key_frequencies(spectrum, mass=mass))),
         "gini": gini(spectrum.basis_norms),
@@ -303,7 +303,7 @@ def grokking_progress(
     p = data.p
     model = run.load_model()
     if key is None:
-        key = key_frequencies(fourier_spectrum(model.weight("W_E")[:p]), mass=mass)
+        key = key_frequencies(fourier_spectrum(model.weight("embed")[:p]), mass=mass)
     rows: dict[str, list[float]] = {n: [] for n in GrokkingProgress._MEASURES}
     ce = torch.nn.functional.cross_entropy
     for step in run.steps:
@@ -320,7 +320,7 @@ def grokking_progress(
         rows["excluded_loss"].append(
             excluded_loss(logits, data.labels, key.frequencies, data.train_idx)
         )
-        rows["gini"].append(gini(fourier_spectrum(model.weight("W_E")[:p]).basis_norms))
+        rows["gini"].append(gini(fourier_spectrum(model.weight("embed")[:p]).basis_norms))
         rows["weight_norm"].append(weight_norm(model))
     return _progress(run, list(run.steps), key, rows, None)
 

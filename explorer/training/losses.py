@@ -1,6 +1,6 @@
 """Loss and evaluation functions for ``train``: full-batch classification on token sequences.
 
-``last_position_logits`` (from ``models.fast_paths``) computes a transformer's logits at the last position only: every
+``last_position_logits`` (the handle's, ``Handle.last_position_logits``) computes a transformer's logits at the last position only: every
 layer but the last runs on all positions (later positions attend to them), while the last
 layer's attention is read at the final query and its MLP and the unembedding run on one
 position instead of all. For the grokking model (3 positions, MLP-heavy) this halves the
@@ -25,13 +25,18 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from explorer.models.fast_paths import last_position_logits
 from explorer.models.handle import ModelHandle
 
 LossFn = Callable[[ModelHandle, int], "torch.Tensor | tuple[torch.Tensor, dict[str, float]]"]
 EvalFn = Callable[[ModelHandle], "float | dict[str, float]"]
 
 __all__ = ["classification_eval", "classification_loss", "last_position_logits"]
+
+
+def last_position_logits(model: ModelHandle, inputs: torch.Tensor) -> torch.Tensor:
+    """Logits at the last position ``[batch, d_vocab_out]`` (or a classifier's ``[batch,
+    classes]``), computed as cheaply as the model allows (see the module docstring)."""
+    return model.last_position_logits(inputs)
 
 
 def classification_loss(

@@ -249,7 +249,7 @@ def test_neuron_sweep_matches_a_hand_written_loop(mlp_transformer, repeated):
 def test_plain_mlp_neurons_fan_out_after_the_reading_linear(mnist_mlp, layer, kind, neuron_loop):
     """Layer 0 is read by the next block's Linear, layer 1 by the output Linear: both sweeps
     take the linear fast path and equal the hand-written loop per example."""
-    from explorer.analysis.interventions import _plan
+    from explorer.models.sweeps import plan_for as _plan
 
     g = torch.Generator().manual_seed(1)
     x, y = torch.rand(7, 1, 28, 28, generator=g), torch.randint(0, 10, (7,), generator=g)
@@ -326,7 +326,7 @@ def _fallback_models():
 def test_plain_modules_not_provably_linear_fall_back(name, neuron_loop):
     """Whatever sits between the neuron and the Linear (a module, a custom forward, a torch
     hook, the activation reused), the sweep edits the activation and equals the loop."""
-    from explorer.analysis.interventions import _plan
+    from explorer.models.sweeps import plan_for as _plan
 
     model = _fallback_models()[name]
     assert _plan(model, "blocks.0.mlp.hook_post").mode == "site"
@@ -419,7 +419,7 @@ def test_neg_cross_entropy_equals_torch_for_few_and_many_classes(classes):
 
 def test_head_sweeps_start_after_the_attention_of_their_block(mlp_transformer, attn_model):
     """With an MLP, a head's copies start at its block's resid_mid (attention not rerun)."""
-    from explorer.analysis.interventions import _plan
+    from explorer.models.sweeps import plan_for as _plan
 
     plan = _plan(mlp_transformer, "blocks.1.attn.hook_z")
     assert (plan.hook, plan.base, plan.finish_block) == (

@@ -390,7 +390,7 @@ def test_ablation_setup_keeps_only_what_the_sources_need(pairs, kind):
     # .to("cpu") before pickling, and a .to copy of an expanded tensor is full-size
     assert zero.to(torch.float64).is_contiguous()
     on_device = torch.empty(batch, pos, tl.n_heads, tl.d_head, device="meta")
-    shape_only = _kept(set(), "zero", True)(hooks[0], on_device)
+    shape_only = _kept(nns, set(), "zero", True)(hooks[0], on_device)
     assert shape_only.shape == on_device.shape and shape_only.device.type == "cpu"
     assert _pickled(shape_only) == _pickled(torch.zeros(()))
 

@@ -13,7 +13,7 @@ from torch import nn
 
 import explorer
 from explorer.analysis import ablation_sweep, activation_patching, metrics
-from explorer.analysis.interventions import _plan
+from explorer.models.sweeps import plan_for as _plan
 
 
 class Functional(nn.Module):

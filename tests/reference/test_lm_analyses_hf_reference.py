@@ -98,7 +98,7 @@ def test_patching_matches_get_act_patch(family, grid, tl_name):
         torch.tensor([handle.to_single_token(" John")]),
     )
     ours = activation_patching(handle, clean, corrupted=corrupted, metric=metric, grid=grid)
-    kv_heads = getattr(handle.model.cfg, "n_key_value_heads", None)
+    kv_heads = getattr(handle.cfg, "n_key_value_heads", None)
     if (
         grid == "v"
         and "nnsight" in (handle.family or "")
