@@ -83,7 +83,7 @@ def induction() -> str:
 
 
 def grokking() -> str:
-    from explorer.analysis import fourier_spectrum
+    from explorer.analysis.fourier import fourier_spectrum
     from explorer.models import zoo
 
     m = _on_cuda(zoo.modular_addition_transformer())

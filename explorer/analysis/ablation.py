@@ -45,6 +45,14 @@ from explorer.analysis.units import (
 )
 from explorer.models.handle import ModelHandle
 
+__all__ = [
+    "AblationResult",
+    "SweepResult",
+    "ablate",
+    "ablate_sets",
+    "ablation_sweep",
+]
+
 ABLATIONS = ("zero", "mean", "resample")
 
 

@@ -35,6 +35,13 @@ from explorer.analysis._display import MAX_ROWS, Shown, pandas, png_data_url, st
 if TYPE_CHECKING:
     from explorer.models.handle import ModelHandle
 
+__all__ = [
+    "CAPTUM_METHODS",
+    "AttributionMaps",
+    "CaptumMethod",
+    "attribute",
+]
+
 
 @dataclass(frozen=True, repr=False)
 class AttributionMaps(Shown):

@@ -11,6 +11,11 @@ from explorer._checks import check_positive
 from explorer.analysis._display import MAX_ROWS, Shown
 from explorer.models.handle import ModelHandle
 
+__all__ = [
+    "CacheResult",
+    "run_with_cache",
+]
+
 
 @dataclass(frozen=True, repr=False)
 class CacheResult(Shown):

@@ -29,6 +29,11 @@ from explorer.analysis._display import clip, html_table, pandas
 from explorer.analysis.units import Head, all_heads, units_of_type
 from explorer.models.handle import ModelHandle
 
+__all__ = [
+    "CircuitSVD",
+    "circuit_svd",
+]
+
 CIRCUITS = ("OV", "QK")
 
 

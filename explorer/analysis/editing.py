@@ -39,6 +39,14 @@ from explorer.analysis.units import Neuron, units_of_type
 if TYPE_CHECKING:
     from explorer.models.handle import ModelHandle
 
+__all__ = [
+    "Confusion",
+    "confusion",
+    "error_attribution",
+    "predict",
+    "scale_units",
+]
+
 
 # ------------------------------------------------------------------ confusion
 @dataclass(frozen=True, repr=False)

@@ -30,6 +30,12 @@ from explorer.analysis.units import Neuron, neuron_index
 if TYPE_CHECKING:
     from explorer.models.handle import ModelHandle
 
+__all__ = [
+    "FeatureVisualization",
+    "Regularization",
+    "maximize_activation",
+]
+
 HOOKS = ("post", "pre")
 OBJECTIVES = ("unit", "class_vs_rest")
 

@@ -56,6 +56,12 @@ from explorer.analysis.cache import _last_block, run_with_cache
 from explorer.analysis.units import Head, layer_table
 from explorer.models.handle import ModelHandle
 
+__all__ = [
+    "HeadScores",
+    "attention_patterns",
+    "head_scores",
+]
+
 SCORES = ("previous_token", "induction", "duplicate_token", "prefix_matching")
 
 

@@ -49,6 +49,8 @@ from explorer.models.fast_paths import (
 )
 from explorer.models.handle import ModelHandle
 
+__all__ = []
+
 Site = tuple[str, tuple]
 
 MAX_TOKENS = 8192  # rows x positions per forward pass: bigger chunks spill CPU caches

@@ -37,6 +37,11 @@ from explorer.analysis._display import clip, html_table, pandas
 from explorer.analysis.units import Head, Neuron
 from explorer.models.handle import ModelHandle
 
+__all__ = [
+    "LogitAttribution",
+    "direct_logit_attribution",
+]
+
 UNITS = ("layers", "heads", "neurons", "all")
 TokenSpec = int | str | Sequence[int] | torch.Tensor
 

@@ -26,6 +26,11 @@ from explorer.analysis._display import MAX_ROWS, clip, html_table, pandas
 from explorer.analysis.logit_attribution import TokenSpec, resolve_tokens
 from explorer.models.handle import ModelHandle
 
+__all__ = [
+    "LogitLens",
+    "logit_lens",
+]
+
 
 @dataclass(frozen=True, repr=False)
 class LogitLens:

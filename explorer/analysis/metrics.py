@@ -1,12 +1,18 @@
 """Metrics: functions ``logits -> Tensor[batch]`` (one number per example, higher = more).
 
 Every intervention reports a metric before and after; metrics are per example so that
-bootstrap intervals and per-example views are possible. Builders close over the labels:
+bootstrap intervals and per-example views are possible. This module is the
+``explorer.analysis.metrics`` sub-namespace: everything a ``metric=`` argument is built from
+or read with, including ``recovery`` (where a patched value lies between corrupted and clean)
+and the in-context-learning metric factories. Builders close over the labels:
 
 >>> import torch
 >>> m = accuracy(torch.tensor([1, 0]))
 >>> m(torch.tensor([[0.0, 2.0], [0.0, 1.0]])).tolist()
 [1.0, 0.0]
+
+Size: about 420 lines, over the usual 400: one namespace of metric builders and readers,
+split only by what they read (labels, tokens, a patching span).
 """
 
 from __future__ import annotations
@@ -16,11 +22,29 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
+from jaxtyping import Int
 
 from explorer._checks import check_tensor
 
 if TYPE_CHECKING:
     from explorer.models.handle import ModelHandle
+
+__all__ = [
+    "accuracy",
+    "check_metric",
+    "correct_logprob",
+    "evaluate",
+    "evaluate_copies",
+    "first_half_loss",
+    "in_context_learning_score",
+    "logit_diff",
+    "lower_is_better",
+    "neg_cross_entropy",
+    "next_token_loss",
+    "recovery",
+    "repeated_half_advantage",
+    "repeated_half_loss",
+]
 
 Metric = Callable[[torch.Tensor], torch.Tensor]
 
@@ -242,6 +266,62 @@ def first_half_loss(tokens: torch.Tensor) -> Metric:
     """Next-token loss on the first (random, unpredictable) half of ``[BOS][L][L]``."""
     half = (tokens.shape[1] - 1) // 2
     return next_token_loss(tokens, slice(0, half))
+
+
+def _halves(tokens: torch.Tensor) -> tuple[slice, slice]:
+    """Prediction positions of the first and the repeated half of ``[BOS][L][L]``."""
+    half = (tokens.shape[1] - 1) // 2
+    if half < 1:
+        raise ValueError(f"[BOS][L][L] needs L >= 1, got sequences of length {tokens.shape[1]}")
+    return slice(0, half), slice(half + 1, None)
+
+
+def in_context_learning_score(
+    tokens: Int[torch.Tensor, "batch pos"],
+    early: slice | None = None,
+    late: slice | None = None,
+) -> Metric:
+    """Per example: mean loss on the ``late`` predictions minus on the ``early`` ones.
+
+    Prediction ``i`` scores ``tokens[:, i + 1]``. Defaults: the repeated and first half of
+    ``[BOS][L][L]`` (the first prediction of the repeat is left out: nothing predicts it).
+
+    >>> from explorer.data import repeated_tokens
+    >>> t = repeated_tokens(2, 5, 20)
+    >>> score = in_context_learning_score(t)
+    >>> tuple(score(torch.zeros(2, 11, 20)).shape)  # uniform logits: no help from context
+    (2,)
+    """
+    tokens = check_tensor("tokens", torch.as_tensor(tokens), ndim=2, integer=True)
+    first, repeated = _halves(tokens)
+    early_loss = next_token_loss(tokens, early if early is not None else first)
+    late_loss = next_token_loss(tokens, late if late is not None else repeated)
+    return lambda logits: late_loss(logits) - early_loss(logits)
+
+
+def repeated_half_advantage(tokens: Int[torch.Tensor, "batch pos"]) -> Metric:
+    """Per example: first-half loss minus repeated-half loss on ``[BOS][L][L]`` (> 0 = induction)."""
+    score = in_context_learning_score(tokens)
+    return lambda logits: -score(logits)
+
+
+SAME_METRIC = 1e-12  # a clean-vs-corrupted gap this small is no gap
+
+
+def recovery(values: torch.Tensor, clean: float, corrupted: float) -> torch.Tensor:
+    """``(values - corrupted) / (clean - corrupted)``: where each patched value lies between
+    the corrupted (0) and the clean (1) metric. NaN everywhere when the clean and corrupted
+    inputs give the same metric (the fraction is undefined: there is nothing to recover).
+
+    >>> recovery(torch.tensor([1.0, 2.0, 3.0]), clean=3.0, corrupted=1.0).tolist()
+    [0.0, 0.5, 1.0]
+    >>> recovery(torch.tensor([1.0]), clean=2.0, corrupted=2.0).isnan().all().item()
+    True
+    """
+    span = clean - corrupted
+    if abs(span) < SAME_METRIC:
+        return torch.full_like(values, float("nan"), dtype=torch.float32)
+    return (values - corrupted) / span
 
 
 LOSS_WORDS = ("loss", "error", "entropy", "perplexity", "nll")

@@ -27,6 +27,11 @@ from explorer.analysis._display import clip, html_table, pandas
 from explorer.analysis.units import Neuron, units_of_type
 from explorer.models.handle import ModelHandle
 
+__all__ = [
+    "NeuronLogitWeights",
+    "neuron_logit_weights",
+]
+
 
 @dataclass(frozen=True, repr=False)
 class NeuronLogitWeights:

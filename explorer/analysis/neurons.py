@@ -21,6 +21,16 @@ from explorer.analysis.cache import iter_batches
 from explorer.analysis.units import Neuron, neuron_index
 from explorer.models.handle import ModelHandle
 
+__all__ = [
+    "ExampleWindows",
+    "Histogram",
+    "TopKExamples",
+    "activation_histogram",
+    "example_windows",
+    "layer_activations",
+    "top_k_examples",
+]
+
 HOOKS = ("post", "pre")
 
 

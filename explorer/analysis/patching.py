@@ -40,8 +40,14 @@ from explorer.analysis.interventions import (
     run_sweep,
     sweep_base_hooks,
 )
-from explorer.analysis.metrics import Metric, evaluate
+from explorer.analysis.metrics import Metric, evaluate, recovery
 from explorer.models.handle import ModelHandle
+
+__all__ = [
+    "PatchingResult",
+    "activation_patching",
+    "attribution_patching",
+]
 
 # grid -> (activation kind, einops pattern from the activation to one cell's axes)
 _SPECS = {
@@ -128,25 +134,6 @@ class PatchingResult(Shown):
         note = f"{len(rows)} of {self.values.numel()} cells, largest {what} first"
         title = f"{self.method} patching ({self.grid}): clean {num(self.clean_value)}, corrupted {num(self.corrupted_value)}"
         return title, ("cell", what, "metric"), rows, note
-
-
-SAME_METRIC = 1e-12  # a clean-vs-corrupted gap this small is no gap
-
-
-def recovery(values: torch.Tensor, clean: float, corrupted: float) -> torch.Tensor:
-    """``(values - corrupted) / (clean - corrupted)``: where each patched value lies between
-    the corrupted (0) and the clean (1) metric. NaN everywhere when the clean and corrupted
-    inputs give the same metric (the fraction is undefined: there is nothing to recover).
-
-    >>> recovery(torch.tensor([1.0, 2.0, 3.0]), clean=3.0, corrupted=1.0).tolist()
-    [0.0, 0.5, 1.0]
-    >>> recovery(torch.tensor([1.0]), clean=2.0, corrupted=2.0).isnan().all().item()
-    True
-    """
-    span = clean - corrupted
-    if abs(span) < SAME_METRIC:
-        return torch.full_like(values, float("nan"), dtype=torch.float32)
-    return (values - corrupted) / span
 
 
 def grid_axes(grid: str) -> tuple[str, ...]:

@@ -32,10 +32,14 @@ from jaxtyping import Float
 from explorer._checks import check_choice
 from explorer.analysis._display import clip, html_table, pandas
 from explorer.analysis.interventions import MAX_TOKENS
-from explorer.analysis.metrics import Metric, evaluate, evaluate_copies
-from explorer.analysis.patching import recovery
+from explorer.analysis.metrics import Metric, evaluate, evaluate_copies, recovery
 from explorer.analysis.units import Head, units_of_type
 from explorer.models.handle import ModelHandle
+
+__all__ = [
+    "PathPatchingResult",
+    "path_patching",
+]
 
 INPUTS = ("q", "k", "v")
 

@@ -51,11 +51,13 @@ import torch
 from torch import nn
 
 from explorer.analysis._display import Shown, pandas
+from explorer.analysis.induction import detect_phase_change
 from explorer.models.handle import ModelHandle
 
 __all__ = [
     "Phase",
     "Phases",
+    "detect_phase_change",
     "detect_phases",
     "first_crossing",
     "gini",

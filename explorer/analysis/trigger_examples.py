@@ -18,6 +18,11 @@ from explorer.analysis._display import MAX_ROWS, html_table, png_data_url
 from explorer.analysis.audit import AuditResult
 from explorer.models.handle import ModelHandle
 
+__all__ = [
+    "StampedExamples",
+    "stamped_examples",
+]
+
 
 @dataclass(frozen=True)
 class StampedExamples:

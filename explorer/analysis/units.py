@@ -19,6 +19,18 @@ from explorer.analysis._display import grid_frame
 if TYPE_CHECKING:
     from explorer.models.handle import ModelHandle
 
+__all__ = [
+    "Head",
+    "Neuron",
+    "ResidPosition",
+    "Unit",
+    "all_heads",
+    "all_neurons",
+    "check_unit",
+    "parse_unit",
+    "unit_slice",
+]
+
 
 @dataclass(frozen=True, order=True)
 class Head:

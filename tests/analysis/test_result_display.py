@@ -25,12 +25,9 @@ from explorer.analysis import (
     circuit_svd,
     composition_scores,
     detect_heads,
-    detect_phases,
     direct_logit_attribution,
     find_induction_circuit,
-    fourier_spectrum,
     head_scores,
-    key_frequencies,
     linear_probes,
     logit_lens,
     metrics,
@@ -41,6 +38,8 @@ from explorer.analysis import (
     top_k_examples,
 )
 from explorer.analysis._display import MAX_REPR
+from explorer.analysis.fourier import fourier_spectrum, key_frequencies
+from explorer.analysis.progress import detect_phases
 from explorer.analysis.units import Neuron
 from explorer.data import repeated_tokens
 from explorer.models import zoo
@@ -256,7 +255,7 @@ def _feature_vis(lm, tokens, mlp, images):
 
 
 def _output_effect(lm, tokens, mlp, images):
-    from explorer.analysis import output_effect
+    from explorer.analysis.neuron_effects import output_effect
 
     r = output_effect(mlp, unit=Neuron(0, 3))
     return r, r.labels[top_flat(r.values)]
@@ -288,7 +287,7 @@ def _induction_progress(lm, tokens, mlp, images):
 
 
 def _phase_change(lm, tokens, mlp, images):
-    from explorer.analysis import detect_phase_change
+    from explorer.analysis.progress import detect_phase_change
 
     steps = list(range(0, 1000, 10))
     r = detect_phase_change(steps, [4.0 if s < 500 else 1.0 for s in steps])
@@ -577,10 +576,8 @@ def _big(name):
         CacheResult,
         CompositionScores,
         CopyingScores,
-        FourierSpectrum,
         HeadScores,
         Histogram,
-        KeyFrequencies,
         LogitLens,
         Neuron,
         PatchingResult,
@@ -588,6 +585,7 @@ def _big(name):
         TokenAttribution,
         TopKExamples,
     )
+    from explorer.analysis.fourier import FourierSpectrum, KeyFrequencies
 
     g = torch.Generator().manual_seed(0)
     r = lambda *shape: torch.randn(*shape, generator=g)

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import torch
 
-from explorer.analysis import KeyFrequencies, Phases
 from explorer.analysis._display import MAX_REPR
+from explorer.analysis.fourier import KeyFrequencies
+from explorer.analysis.progress import Phases
 from explorer.studies.attribution_benchmark import AttributionBenchmark
 from explorer.studies.editing import EditComparison
 from explorer.studies.grokking import GrokkingProgress
