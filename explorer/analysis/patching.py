@@ -32,9 +32,9 @@ from einops import reduce
 from jaxtyping import Float
 
 from explorer._checks import check_choice
+from explorer.analysis._batch_size import accepts_max_tokens, token_budget
 from explorer.analysis._display import MAX_ROWS, Shown, grid_frame, num, pandas, shape, strongest
 from explorer.analysis.interventions import (
-    MAX_TOKENS,
     Site,
     clean_metric,
     run_sweep,
@@ -223,6 +223,7 @@ def _to_grid(
     return out
 
 
+@accepts_max_tokens
 @torch.no_grad()
 def activation_patching(
     model: ModelHandle,
@@ -231,13 +232,14 @@ def activation_patching(
     corrupted: torch.Tensor,
     metric: Metric,
     grid: str = "resid",
-    max_tokens: int = MAX_TOKENS,
+    batch_size: int | None = None,
 ) -> PatchingResult:
     """Patch each grid cell from the clean ``inputs`` into ``corrupted`` (same shape);
     ``values[layer, ...]`` is the
     mean metric (axes: ``grid_axes(grid)``). ``metric`` must score the corrupted batch
     (e.g. logit difference of the clean answer vs the corrupted answer). Equals
     transformer-lens's ``get_act_patch_*`` with ``metric(logits).mean()`` as its metric.
+    ``batch_size`` bounds the inputs (rows) of one forward pass (None: the library chooses).
 
     >>> from explorer.analysis import metrics
     >>> from explorer.models import zoo
@@ -271,7 +273,7 @@ def activation_patching(
         sources=clean_cache,
         clean_activations=corrupted_cache,
         metric=metric,
-        max_tokens=max_tokens,
+        max_tokens=token_budget(corrupted, batch_size),
     )
     return PatchingResult(_to_grid(model, cells, after.mean(1)), clean_value, corrupted_value, grid)
 

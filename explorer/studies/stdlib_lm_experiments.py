@@ -162,7 +162,7 @@ def last_token_examples(
     """Cut each window to ``[BOS] + length - 1`` tokens ending at a random token.
 
     ``Examples.concept`` says whether that last token shows ``concept``; test a neuron on
-    them at position ``length - 1`` (``Neuron(layer, n, pos=length - 1)``).
+    them at position ``length - 1`` (``Neuron(layer, n, position=length - 1)``).
     """
     tokens = model.check_inputs(tokens)
     n, width = tokens.shape

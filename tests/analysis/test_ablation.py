@@ -130,7 +130,7 @@ def test_position_ablation_only_touches_that_position(attn_model, repeated):
 
 def test_head_at_one_position(attn_model, repeated):
     metric = metrics.repeated_half_loss(repeated)
-    at = ablate(attn_model, repeated, units=[Head(1, 0, pos=3)], metric=metric)
+    at = ablate(attn_model, repeated, units=[Head(1, 0, position=3)], metric=metric)
     everywhere = ablate(attn_model, repeated, units=[Head(1, 0)], metric=metric)
     assert at.after_mean != pytest.approx(everywhere.after_mean)
 
@@ -208,10 +208,10 @@ def test_fast_sweep_paths_on_a_transformer_with_mlps(mlp_transformer, repeated, 
     units = [
         Head(0, 1),
         Head(1, 3),
-        Head(1, 2, pos=9),
+        Head(1, 2, position=9),
         Neuron(0, 5),
         Neuron(1, 63),
-        Neuron(1, 7, pos=12),
+        Neuron(1, 7, position=12),
     ]
     sweep = ablation_sweep(
         mlp_transformer, repeated, metric=metric, units=units, ablation=kind, seed=2, max_tokens=64
