@@ -36,6 +36,7 @@ from typing import Any
 import torch
 
 from explorer._checks import check_fraction, check_positive
+from explorer._deprecate import renamed_arguments
 from explorer.analysis.units import Head, Neuron, ResidPosition, Unit, check_unit, parse_unit
 from explorer.hypotheses._limits import check_hypothesis_numbers, check_record_numbers
 from explorer.hypotheses.baseline import (
@@ -152,8 +153,9 @@ class Hypothesis:
         check_fraction("confidence", self.confidence)
 
     # ------------------------------------------------------------------ testing
-    def check(self, model: ModelHandle, data: Examples | torch.Tensor | None = None) -> None:
-        """Raise a ValueError now if ``model`` lacks a unit or ``data`` lacks an example."""
+    @renamed_arguments(data="inputs")
+    def check(self, model: ModelHandle, inputs: Examples | torch.Tensor | None = None) -> None:
+        """Raise a ValueError now if ``model`` lacks a unit or ``inputs`` lack an example."""
         for unit in self.units:
             try:
                 check_unit(model, unit=unit)
@@ -161,14 +163,16 @@ class Hypothesis:
                 raise ValueError(
                     f"the hypothesis names {unit}, which {model.name} lacks: {err}"
                 ) from err
-        if data is not None:
-            n = len(as_examples(data))
+        if inputs is not None:
+            n = len(as_examples(inputs))
             self.formation.check_within(n)
             self.held_out.check_within(n)
 
-    def test(self, model: ModelHandle, data: Examples | torch.Tensor) -> Verdict:
-        """Judge the claim on the held-out split of ``data`` and return the verdict."""
-        examples = as_examples(data)
+    @renamed_arguments(data="inputs")
+    def test(self, model: ModelHandle, inputs: Examples | torch.Tensor) -> Verdict:
+        """Judge the claim on the held-out split of ``inputs`` (``Examples``, or a tensor of
+        inputs) and return the verdict."""
+        examples = as_examples(inputs)
         self.check(model, examples)
         held = examples.subset(self.held_out)
         try:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import torch
 
+from explorer._deprecate import renamed_arguments
 from explorer.analysis.fourier import fourier_basis, restricted_logits
 from explorer.data.modular import ModularData, modular_arithmetic
 from explorer.models.handle import ModelHandle
@@ -21,10 +22,11 @@ from explorer.training.losses import last_position_logits
 __all__ = ["accuracy_without_frequencies", "all_pair_logits", "modulus", "restricted_accuracy"]
 
 
-def all_pair_logits(model: ModelHandle, data: ModularData) -> torch.Tensor:
+@renamed_arguments(data="inputs")
+def all_pair_logits(model: ModelHandle, inputs: ModularData) -> torch.Tensor:
     """Logits at "=" for every pair ``[p * p, p]`` (row ``a * p + b``), without gradients."""
     with torch.no_grad():
-        return last_position_logits(model, data.tokens).float()
+        return last_position_logits(model, inputs.tokens).float()
 
 
 def modulus(model: ModelHandle) -> int:
@@ -35,8 +37,9 @@ def modulus(model: ModelHandle) -> int:
     return int(p)
 
 
+@renamed_arguments(tokens="inputs")
 def accuracy_without_frequencies(
-    model: ModelHandle, tokens: torch.Tensor, labels: torch.Tensor, frequencies: tuple[int, ...]
+    model: ModelHandle, inputs: torch.Tensor, labels: torch.Tensor, frequencies: tuple[int, ...]
 ) -> torch.Tensor:
     """Per-example correctness ``[batch]`` after removing ``frequencies`` from the embeddings.
 
@@ -51,27 +54,28 @@ def accuracy_without_frequencies(
     W_E = model.weight("W_E")
     removed = directions.T @ (directions @ W_E[:p])  # [p, d_model]: the part to take away
     delta = torch.cat([removed, torch.zeros_like(W_E[p:])])
-    tokens = model.check_inputs(tokens)
+    inputs = model.check_inputs(inputs)
 
     def ablate(embed: torch.Tensor, hook: object) -> torch.Tensor:
-        return embed - delta[tokens]
+        return embed - delta[inputs]
 
     with torch.no_grad():
-        logits = model.run_with_hooks(tokens, [("hook_embed", ablate)])[:, -1]
+        logits = model.run_with_hooks(inputs, [("hook_embed", ablate)])[:, -1]
     return (logits.argmax(-1) == torch.as_tensor(labels)).float()
 
 
+@renamed_arguments(tokens="inputs")
 def restricted_accuracy(
-    model: ModelHandle, tokens: torch.Tensor, labels: torch.Tensor, frequencies: tuple[int, ...]
+    model: ModelHandle, inputs: torch.Tensor, labels: torch.Tensor, frequencies: tuple[int, ...]
 ) -> torch.Tensor:
     """Per-example correctness ``[batch]`` of the logits kept to the key-frequency directions.
 
     The restriction is a projection over the whole input grid, so the logits of every pair
-    are computed and the rows of ``tokens`` (``[a, b, =]``) are read from them.
+    are computed and the rows of ``inputs`` (``[a, b, =]``) are read from them.
     """
     p = modulus(model)
     data = modular_arithmetic(p, train_frac=0.5)  # only its full grid of pairs is used
     kept = restricted_logits(all_pair_logits(model, data), frequencies)
-    tokens = model.check_inputs(tokens)
-    rows = tokens[:, 0] * p + tokens[:, 1]
+    inputs = model.check_inputs(inputs)
+    rows = inputs[:, 0] * p + inputs[:, 1]
     return (kept[rows].argmax(-1) == torch.as_tensor(labels)).float()

@@ -91,6 +91,7 @@ def test_neuron_auroc_and_last_token_examples_agree_on_the_concept(model):
     assert found.n_positive == int(concept_mask(model, tokens, "indentation")[:, 1:].sum())
     (best, value), *_ = found.top(3)
     assert value == pytest.approx(float(found.auroc.max()))
+    assert best == Neuron(1, int(found.auroc.argmax()))  # a unit, not its index
     ex = last_token_examples(model, tokens, length=10, concept="indentation", seed=0)
     assert ex.inputs.shape == (16, 10) and (ex.inputs[:, 0] == 0).all()
     assert torch.equal(ex.concept, concept_mask(model, ex.inputs, "indentation")[:, -1])
