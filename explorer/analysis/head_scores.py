@@ -219,7 +219,7 @@ def attention_patterns(
         raise ValueError(f"{model.name} has no attention heads")
     tokens = model.check_inputs(inputs)
     names = [model.hook_name("pattern", layer) for layer in range(model.n_layers)]
-    cache = run_with_cache(model, tokens, names=names, logits=False)
+    cache = run_with_cache(model, tokens, hooks=names, logits=False)
     return torch.stack([cache[name] for name in names], dim=1)
 
 

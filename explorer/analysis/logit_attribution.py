@@ -163,9 +163,12 @@ class LogitAttribution:
         """The ``n`` largest batch-mean attributions (by magnitude unless ``by_abs=False``):
         a ``Head`` or ``Neuron`` for a unit's column, the label for a component that is not
         a unit (``embed``, ``0_attn_out``, ``bias``)."""
+        return [(self.unit(i) or self.labels[i], v) for i, v in self._ranked(n, by_abs)]
+
+    def _ranked(self, n: int, by_abs: bool = True) -> list[tuple[int, float]]:
         mean = self.mean()
         order = (mean.abs() if by_abs else mean).argsort(descending=True)[:n]
-        return [(self.unit(i) or self.labels[i], float(mean[i])) for i in order.tolist()]
+        return [(i, float(mean[i])) for i in order.tolist()]
 
     def to_dataframe(self):
         """One row per unit: ``unit``, ``mean`` and ``std`` over the batch."""
@@ -177,7 +180,7 @@ class LogitAttribution:
         )
 
     def __repr__(self) -> str:
-        top = ", ".join(f"{k} {v:+.3g}" for k, v in self.top(3))
+        top = ", ".join(f"{self.labels[i]} {v:+.3g}" for i, v in self._ranked(3))
         batch, n = self.values.shape
         return clip(
             f"LogitAttribution({self.granularity}, {batch} examples x {n} units, {self.direction}; "
@@ -185,7 +188,7 @@ class LogitAttribution:
         )
 
     def _repr_html_(self) -> str:
-        rows = [(label, value) for label, value in self.top(10)]
+        rows = [(self.labels[i], value) for i, value in self._ranked(10)]
         note = f"model logit {float(self.logit.mean()):+.4g}, mean over {self.values.shape[0]} examples"
         return html_table(
             f"Direct logit attribution: {self.direction}", ("unit", "dla"), rows, note

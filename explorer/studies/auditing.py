@@ -313,7 +313,7 @@ def hand_out(
     models, so a mentor can also tell a room "plant game 7" instead of sending files.
 
     >>> import tempfile
-    >>> out = hand_out(tempfile.mkdtemp() + "/room", game=7, k=2, steps=5)
+    >>> out = hand_out(tempfile.mkdtemp() + "/room", game=7, n=2, steps=5)
     >>> [p.name for p in out.models], out.truth.name, len(out.digest)
     (['model-1', 'model-2'], 'truth-7.json', 64)
     """

@@ -216,7 +216,7 @@ def induction_head_dla(
     heads = [u for u in units if isinstance(u, Head)]
     if len(heads) != len(units):
         raise ValueError(f"induction_head_dla takes heads, got {[str(u) for u in units]}")
-    dla = direct_logit_attribution(model, examples.inputs, target=labels, units="heads")
+    dla = direct_logit_attribution(model, examples.inputs, target=labels, granularity="head")
     columns = [dla.labels.index(f"L{h.layer}H{h.head}") for h in heads]
     return dla.values[:, columns].sum(1)
 

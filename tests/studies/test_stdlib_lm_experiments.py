@@ -114,7 +114,7 @@ def test_induction_examples_ask_for_the_next_token_of_the_first_copy(model):
     assert torch.equal(ex.labels, tokens[:, 4])  # after 3 copied tokens comes the 4th
     heads = (Head(1, 0), Head(1, 1))
     summed = induction_head_dla(model, ex, heads)
-    dla = direct_logit_attribution(model, ex.inputs, target=ex.labels, units="heads")
+    dla = direct_logit_attribution(model, ex.inputs, target=ex.labels, granularity="head")
     assert torch.allclose(summed, dla.values[:, 2] + dla.values[:, 3])
     with pytest.raises(ValueError, match="takes heads"):
         induction_head_dla(model, ex, (Neuron(0, 1),))
