@@ -182,7 +182,7 @@ def test_bad_kind_metric_and_reference(attn_model, repeated, mnist_mlp):
         ablate(mnist_mlp, torch.rand(2, 1, 28, 28), units=["neuron 0.99"], metric=lambda l: l[:, 0])
     with pytest.raises(ValueError, match=r"images must have shape \[batch, 1, 28, 28\]"):
         ablate(mnist_mlp, torch.rand(2, 3, 28, 28), units=["neuron 0.1"], metric=lambda l: l[:, 0])
-    with pytest.raises(ValueError, match="unknown unit_type 'channel'"):
+    with pytest.raises(ValueError, match="unknown granularity 'channel'"):
         ablation_sweep(
             mnist_mlp, torch.rand(2, 1, 28, 28), metric=lambda l: l[:, 0], granularity="channel"
         )

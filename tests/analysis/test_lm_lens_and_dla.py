@@ -46,8 +46,8 @@ def test_dla_result_reads_well(model):
 
 
 def test_dla_errors_name_what_is_allowed(model):
-    with pytest.raises(ValueError, match="unknown DLA units 'head'"):
-        direct_logit_attribution(model, TOKENS, target=7, granularity="head")
+    with pytest.raises(ValueError, match="unknown DLA granularity .heads_of_layer."):
+        direct_logit_attribution(model, TOKENS, target=7, granularity="heads_of_layer")
     with pytest.raises(ValueError, match="not in the vocabulary"):
         direct_logit_attribution(model, TOKENS, target="nope")
     with pytest.raises(ValueError, match="out of range 0..29"):

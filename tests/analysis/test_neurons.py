@@ -57,7 +57,7 @@ def test_bad_neuron_inputs(mnist_mlp, attn_model):
     images = torch.rand(4, 1, 28, 28)
     with pytest.raises(ValueError, match="layer 2 out of range"):
         top_k_examples(mnist_mlp, images, layer=2)
-    with pytest.raises(ValueError, match="k must be a positive integer"):
+    with pytest.raises(ValueError, match="n must be a positive integer"):
         top_k_examples(mnist_mlp, images, layer=0, n=0)
     with pytest.raises(ValueError, match="empty"):
         top_k_examples(mnist_mlp, iter([]), layer=0)
