@@ -220,7 +220,7 @@ def view_offences(where: str, cls: type) -> list[str]:
             out.append(f"{where}.{name}: the glossary's word is `{VIEW_SYNONYMS[name]}`")
         if name in DATA_NAMES:
             out.append(f"{where}.{name}: the data's glossary word is `inputs`")
-        if name == "units" and isinstance(trait, traitlets.Unicode):
+        if name == "units" and isinstance(trait, traitlets.Unicode | traitlets.Enum):
             if trait.default_value in GRANULARITY_VALUES:
                 out.append(
                     f"{where}.units: a kind of unit is `granularity`, units are Unit objects"
