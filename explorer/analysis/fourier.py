@@ -46,7 +46,6 @@ __all__ = [
     "key_frequencies",
     "restricted_logits",
     "restricted_loss",
-    "sum_directions",
 ]
 
 

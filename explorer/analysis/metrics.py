@@ -35,7 +35,6 @@ __all__ = [
     "check_metric",
     "correct_logprob",
     "evaluate",
-    "evaluate_copies",
     "first_half_loss",
     "in_context_learning_score",
     "logit_diff",

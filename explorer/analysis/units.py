@@ -26,7 +26,6 @@ __all__ = [
     "ResidPosition",
     "Unit",
     "all_heads",
-    "all_neurons",
     "check_unit",
     "parse_unit",
     "unit_slice",
