@@ -157,7 +157,6 @@ def top_k_examples(
     ((8, 3), True)
     """
     check_positive("n", n)
-    k = n
     name = _hook(model, layer, hooks)
     best: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
     seen = 0
@@ -168,7 +167,7 @@ def top_k_examples(
         lo, hi = torch.aminmax(acts)  # one pass; NaN and inf survive min/max
         if not (torch.isfinite(lo) and torch.isfinite(hi)):
             raise ValueError(f"activations at {name} contain NaN or infinite values")
-        best = _merge_batch(best, acts, seen, k, largest)
+        best = _merge_batch(best, acts, seen, n, largest)
         seen += acts.shape[0]
     assert best is not None
     return TopKExamples(*best, name, seen, largest)

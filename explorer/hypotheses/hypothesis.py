@@ -2,7 +2,7 @@
 
 A hypothesis names its claim in words, its target units, a measure (what to compute per
 example), a threshold and a direction, the split it was formed on and the held-out split
-it is judged on. ``h.test(model, data)`` measures the held-out split only, bootstraps a
+it is judged on. ``h.test(model, inputs)`` measures the held-out split only, bootstraps a
 confidence interval (seeded), measures the same on >= 20 random unit sets of the same size
 and kind (``hypotheses.baseline``), and returns a ``Verdict``: ``supported`` only if the
 interval clears both the threshold and the random sets' 95th percentile. Everything needed
@@ -11,14 +11,9 @@ to run the test again, on another checkpoint for example, is in ``h.to_dict()``.
 
 >>> from explorer.hypotheses import HeadScore, Split, planted
 >>> model, data = planted.previous_token_model(), planted.previous_token_examples(80)
->>> h = Hypothesis(
-...     claim="head 0.0 attends to the previous token",
-...     units="head 0.0",
-...     measure=HeadScore("previous_token"),
-...     threshold=0.4,
-...     formation=Split(range(40)),
-...     held_out=Split(range(40, 80)),
-... )
+>>> h = Hypothesis(claim="head 0.0 attends to the previous token", units="head 0.0",
+...                measure=HeadScore("previous_token"), threshold=0.4,
+...                formation=Split(range(40)), held_out=Split(range(40, 80)))
 >>> h.test(model, data).status
 'supported'
 """
