@@ -59,14 +59,14 @@ def test_a_plain_module_knows_its_classes():
         model, x, labels=y, eval_inputs=x, eval_labels=y, target=2, n_units=1, n_random=2
     )
     assert result.accuracy_before.shape == (7,)
-    with pytest.raises(ValueError, match="target_class 7 out of range"):
+    with pytest.raises(ValueError, match="target 7 out of range"):
         targeted_edit(model, x, labels=y, eval_inputs=x, eval_labels=y, target=7)
 
 
 def test_edit_comparison_scores_against_each_random_draw():
     before = torch.full((3,), 0.5)
     result = EditComparison(
-        target_class=1,
+        target=1,
         layer=0,
         method="scale",
         units=(0,),
@@ -100,7 +100,7 @@ def test_bad_arguments_are_named():
     with pytest.raises(ValueError, match="unknown weights 'all'"):
         fine_tune_units(model, x, labels=y, units=[Neuron(0, 1)], weights="all")
     kw = {"labels": y, "eval_inputs": x, "eval_labels": y}
-    with pytest.raises(ValueError, match="target_class 10 out of range"):
+    with pytest.raises(ValueError, match="target 10 out of range"):
         targeted_edit(model, x, target=10, **kw)
     with pytest.raises(ValueError, match="unknown method 'prune'"):
         targeted_edit(model, x, target=1, method="prune", **kw)

@@ -26,7 +26,7 @@ def row_labels(page: str) -> int:
 
 def test_an_edit_comparison_reads_as_before_and_after():
     c = EditComparison(
-        target_class=8,
+        target=8,
         layer=1,
         method="scale",
         units=tuple(range(20)),
