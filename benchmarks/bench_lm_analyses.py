@@ -104,7 +104,7 @@ def dla_tl(model: ModelHandle, tokens: torch.Tensor) -> torch.Tensor:
 def dla_ours(model: ModelHandle, tokens: torch.Tensor) -> torch.Tensor:
     target, against = _targets(tokens, model.d_vocab or 0)
     return direct_logit_attribution(
-        model, tokens, target=target, against=against, units="all"
+        model, tokens, target=target, against=against, granularity="all"
     ).values.T
 
 
@@ -118,7 +118,7 @@ def lens_tl(model: ModelHandle, tokens: torch.Tensor) -> tuple[torch.Tensor, tor
 
 
 def lens_ours(model: ModelHandle, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    lens = logit_lens(model, tokens, k=K)
+    lens = logit_lens(model, tokens, n=K)
     return lens.top_logits, lens.top_ids
 
 

@@ -163,7 +163,7 @@ def _cache_all(model, tokens: torch.Tensor, s: Setting, hook: str) -> torch.Tens
 def _streamed(model, tokens: torch.Tensor, s: Setting):
     from explorer.analysis import top_k_examples
 
-    return top_k_examples(model, tokens, layer=s.read_layer, k=s.k, batch_size=s.batch_size)
+    return top_k_examples(model, tokens, layer=s.read_layer, n=s.k, batch_size=s.batch_size)
 
 
 def measure(variant: str, size: str, fraction: int = 1) -> tuple[dict[str, Any], np.ndarray | None]:

@@ -77,13 +77,13 @@ def induction() -> str:
     tokens = repeated_tokens(32, 20, 64).to(DEV)
     scores = head_scores(m, tokens).get("induction")
     metric = metrics.next_token_loss(tokens)
-    sweep = ablation_sweep(m, tokens, metric=metric, unit_type="head")
+    sweep = ablation_sweep(m, tokens, metric=metric, granularity="head")
     patch = activation_patching(m, tokens, corrupted=tokens.roll(1, 0), metric=metric, grid="head")
     return f"induction scores {tuple(scores.shape)}, sweep {tuple(sweep.after.shape)}, patching {tuple(patch.values.shape)}"
 
 
 def grokking() -> str:
-    from explorer.analysis import fourier_spectrum
+    from explorer.analysis.fourier import fourier_spectrum
     from explorer.models import zoo
 
     m = _on_cuda(zoo.modular_addition_transformer())
@@ -98,8 +98,8 @@ def mnist() -> str:
     m = _on_cuda(zoo.mnist_mlp(hidden=(128, 64)))
     x = torch.rand(512, 1, 28, 28, device=DEV)
     y = torch.randint(0, 10, (512,), device=DEV)
-    sweep = ablation_sweep(m, x, metric=metrics.neg_cross_entropy(y), layer=0, unit_type="neuron")
-    top = top_k_examples(m, x, layer=0, k=10, batch_size=128)
+    sweep = ablation_sweep(m, x, metric=metrics.neg_cross_entropy(y), layer=0, granularity="neuron")
+    top = top_k_examples(m, x, layer=0, n=10, batch_size=128)
     return f"sweep {tuple(sweep.after.shape)}, top-k {tuple(top.values.shape)}"
 
 
@@ -145,7 +145,7 @@ def one_b_sweep(handle) -> str:
     def metric(logits):
         return logits[:, -1].float().logsumexp(-1)
 
-    sweep = ablation_sweep(handle, tokens, metric=metric, unit_type="head", max_tokens=64 * 1024)
+    sweep = ablation_sweep(handle, tokens, metric=metric, granularity="head", batch_size=64 * 1024 // POS)
     return f"{len(sweep.units)} heads, {len(handle.saved_log)} traces"
 
 
@@ -153,7 +153,7 @@ def one_b_topk(handle) -> str:
     from explorer.analysis import top_k_examples
 
     data = torch.randint(1, VOCAB, (16, POS), device=DEV)
-    top = top_k_examples(handle, data, layer=handle.n_layers // 2, k=10, batch_size=4)
+    top = top_k_examples(handle, data, layer=handle.n_layers // 2, n=10, batch_size=4)
     return f"top-k {tuple(top.values.shape)}"
 
 

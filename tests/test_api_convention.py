@@ -1,14 +1,19 @@
-"""Every public analysis function follows docs/api.md: ``verb(model, inputs, *, ...)``.
+"""Every exported analysis function follows docs/api.md: ``verb(model, inputs, *, ...)``.
+
+"Exported" is the curated surface (issue 24): the names in ``explorer.analysis.__all__``
+and in each named sub-namespace it lists (``explorer.analysis.metrics``, ``.units``,
+``.fourier``, ``.progress``, ``.color_scales``: each a module with its own ``__all__``).
+Helpers not listed there are not API, so they are not held to the convention.
 
 The rules, checked on signatures (not on a list someone must remember to update):
 
 1. The first parameter is ``model``; the second is ``inputs`` (the data argument is never
-   ``tokens``, ``images``, ``data`` or ``clean``), unless the function reads weights only
-   (``WEIGHTS_ONLY``, with the reason).
-2. Everything after ``inputs`` (after ``model`` for weights-only functions) is keyword-only:
-   ``units=``, ``metric=``, ``corrupted=``, ``labels=`` ...
-3. Functions that take no model (tensor helpers, metric factories, curve readers) are listed
-   in ``NO_MODEL`` with the reason; a new one must be added there on purpose.
+   ``tokens``, ``images``, ``data`` or ``clean``).
+2. Everything after ``inputs`` is keyword-only: ``units=``, ``metric=``, ``corrupted=`` ...
+3. At most ``MAX_EXCEPTIONS`` (10) exceptions, each listed in ``EXCEPTIONS`` with its reason:
+   a function name, or a whole sub-namespace whose functions are not verbs on a model (metric
+   factories, the unit parser, curve readers...). A function excepted for reading weights
+   only still takes ``model`` first and everything else keyword-only: ``verb(model, *, ...)``.
 4. ``kind`` is never an analysis argument (it names a model's input kind only), and units are
    named by ``units=``/``unit=`` (``Neuron``/``Head`` objects or their text), never by
    separate ``layer`` + ``neuron``/``head`` integers.
@@ -23,6 +28,7 @@ import importlib
 import inspect
 import pkgutil
 import re
+import types
 
 import pytest
 
@@ -30,163 +36,142 @@ import explorer
 import explorer.analysis
 
 DATA_NAMES = {"tokens", "images", "data", "clean", "x", "prompts"}
+MAX_EXCEPTIONS = 10
 
+# Each exception with its reason (docs/api.md lists them too). An 11th fails
+# test_the_exceptions_stay_within_budget: put a helper in a sub-namespace or make it private.
 WEIGHTS_ONLY = {
-    "circuit_svd": "OV/QK circuits are products of weight matrices",
-    "composition_scores": "composition is read from W_Q, W_K, W_V, W_O",
-    "head_circuits": "the per-head OV/QK matrices, from weights",
-    "ov_copying_scores": "the OV circuit's eigenvalues, from weights",
-    "neuron_logit_weights": "a neuron's direct path to the logits is W_out @ W_U",
-    "scale_units": "an edit of the units' weights",
-    "unit_weight_masks": "which weights belong to the units",
-    "maximize_activation": "it optimizes its own inputs from seeded noise",
-    "default_probe_hooks": "which hooks a probe reads, from the model's layout",
-    "all_heads": "enumerates the model's heads",
-    "all_neurons": "enumerates a layer's neurons",
-    "check_unit": "validates a unit against the model",
-    "units_of_type": "the unit parser at the edge (text and objects -> checked units)",
-    "mean_final_scale": "reads the final LayerNorm scale on inputs it is given",
-    "norm_direction": "folds the final norm into a direction",
-    "describe_direction": "labels a logit direction",
-    "resolve_tokens": "reads token specs (text or ids) against the vocabulary",
-    "sweep_base_hooks": "where a sweep's passes start, from the hook layout",
-    "weight_anomaly": "scores the first layer's weights",
-    "output_effect": "what a neuron writes: its outgoing weights",
-    "input_image": "a first-layer neuron's input weights as an image",
-    "neuron_index": "the one-neuron parser at the edge",
-    "supports": "whether the model has a grid's activations",
-    "weight_norm": "the norm of the model's weights",
-    "randomize_weights": "a copy of the model with its weights re-initialized",
+    "circuit_svd": "OV/QK circuits are products of weight matrices: verb(model, *, units=)",
+    "composition_scores": "composition is read from W_Q, W_K, W_V, W_O: verb(model, *, ...)",
+    "ov_copying_scores": "the OV circuit's eigenvalues, from weights: verb(model, *, ...)",
+    "scale_units": "an edit of the units' weights, returning a new model: verb(model, *, units=)",
+    "maximize_activation": "it optimizes its own inputs from seeded noise: verb(model, *, unit=)",
 }
-
-# Not yet on the convention, each with what is left to do (docs/api.md lists them too).
-PENDING: dict[str, str] = {}
-
-NO_MODEL = {
-    # tensor helpers: they take activations, patterns or tensors, not a model
-    "explorer.analysis.attribution.sobel_edges": "an image filter (the model-free baseline)",
-    "explorer.analysis.audit_scores.mad_index": "an outlier score over numbers",
-    "explorer.analysis.cache.iter_batches": "splits any tensor into batches",
-    "explorer.analysis.circuit_svd.low_rank_svd": "SVD of a factored matrix",
-    "explorer.analysis.composition.composition_score": "a score between two matrices",
-    "explorer.analysis.composition.random_composition_baseline": "random matrices",
-    "explorer.analysis.feature_vis.total_variation": "an image regularizer",
-    "explorer.analysis.feature_vis.gaussian_blur": "an image filter",
-    "explorer.analysis.head_detection.detection_pattern": "a pattern built from tokens",
-    "explorer.analysis.head_scores.target_mask": "where a score's targets are, from tokens",
-    "explorer.analysis.head_scores.repeat_period": "reads the repeat in a token batch",
-    "explorer.analysis.head_scores.score_pattern": "scores an attention pattern tensor",
-    "explorer.analysis.head_scores.uniform_baseline": "the score of uniform attention, from tokens",
-    "explorer.analysis.color_scales.patching_color_scale": "a figure's scale, from a result's values",
-    "explorer.analysis.color_scales.path_patching_color_scale": "a figure's scale, from values",
-    "explorer.analysis.color_scales.head_score_color_scale": "a figure's scale, from a baseline",
-    "explorer.analysis.neurons.unit_values": "reshapes an activation tensor",
-    "explorer.analysis.probes.fit_probe": "fits a probe on features, not on a model",
-    "explorer.analysis.units.parse_unit": "the text parser for units",
-    "explorer.analysis.attribution.check_targets": "one class per image, from numbers",
-    "explorer.analysis.feature_vis.pairwise_cosine": "similarity of images",
-    "explorer.analysis.feature_vis.mean_pairwise_cosine": "similarity of images",
-    "explorer.analysis.neurons.histogram": "bins values (activation_histogram computes them)",
-    "explorer.analysis.patching.recovery": "a normalization of patching values",
-    "explorer.analysis.patching.grid_axes": "the axis names of a patching grid",
-    "explorer.analysis.units.unit_slice": "indexes an activation tensor",
-    "explorer.analysis.units.layer_table": "labels a grid as a table",
-    "explorer.analysis.logit_attribution.resolve_positions": "reads position specs",
-    "explorer.analysis.progress.gini": "a statistic of numbers",
-    "explorer.analysis.attribution_checks.spearman": "a rank correlation of two tensors",
-    # readers of logged curves
-    "explorer.analysis.curves.detect_phase_change": "reads a logged curve",
-    "explorer.analysis.induction.heads_above": "reads a HeadScores result",
-    "explorer.analysis.curves.first_crossing": "reads a logged curve",
-    # metric factories: they build the metric= argument from labels or tokens
-    "explorer.analysis.induction.in_context_learning_score": "a metric factory",
-    "explorer.analysis.induction.repeated_half_advantage": "a metric factory",
-    # Fourier analysis of weight matrices and logits (grokking)
-    "explorer.analysis.fourier.fourier_basis": "a basis for Z_p",
-    "explorer.analysis.fourier.fourier_spectrum": "the spectrum of a matrix",
-    "explorer.analysis.fourier.key_frequencies": "reads a spectrum",
-    "explorer.analysis.fourier.sum_directions": "directions of Z_p x Z_p",
-    "explorer.analysis.fourier.restricted_logits": "projects logits",
-    "explorer.analysis.fourier.restricted_loss": "a loss of projected logits",
-    "explorer.analysis.fourier.excluded_loss": "a loss of projected logits",
+SUB_NAMESPACES = {
+    "metrics": "metric factories build the metric= value from labels or tokens; no model",
+    "units": "the unit vocabulary: parse text (parse_unit), enumerate and check units",
+    "fourier": "Fourier tools for Z_p (grokking) on weight and logit tensors; no model",
+    "progress": "readers of logged training curves and progress statistics",
+    "color_scales": "a figure's color scale from a result's values (docs/visual-language.md)",
 }
-NO_MODEL_MODULES = {
-    "explorer.analysis.metrics": "metric factories and their evaluation (the metric= values)",
-}
-
-UK = re.compile(
-    r"(?<![a-z])("
-    r"(random|normal|maxim|minim|visual|regular|summar|initial|optim|serial|memor|recogn|"
-    r"organ|standard|real|special|central|general|vector|quant|sanit|categor|util|stabil|"
-    r"equal|final|local|penal|capital|custom|token|parameter|linear|character|emphas|"
-    r"synchron|prioriti|generali|factori)(is|isation|isations|ise|ised|ises|ising|iser|isers)"
-    r"|colour|behaviour|analys(e|ed|es|ing)|centre|favour|neighbour|grey|labelled|labelling"
-    r"|modelled|modelling|licence|catalogue)(?![a-z])"
-)
+EXCEPTIONS = {**WEIGHTS_ONLY, **SUB_NAMESPACES}
 
 
-def analysis_modules():
-    for info in pkgutil.iter_modules(explorer.analysis.__path__):
-        if not info.name.startswith("_"):
-            yield importlib.import_module(f"explorer.analysis.{info.name}")
+def sub_namespaces() -> dict[str, types.ModuleType]:
+    """The modules ``explorer.analysis.__all__`` lists: its named sub-namespaces."""
+    package = explorer.analysis
+    return {
+        name: getattr(package, name)
+        for name in package.__all__
+        if isinstance(getattr(package, name), types.ModuleType)
+    }
 
 
-def public_functions():
-    for module in analysis_modules():
-        for name, obj in vars(module).items():
-            if (
-                not name.startswith("_")
-                and inspect.isfunction(obj)
-                and obj.__module__ == module.__name__
-            ):
-                yield f"{module.__name__}.{name}", name, obj
+def exported_functions():
+    """``(where, name, function, namespace)`` for every function on the curated surface;
+    ``namespace`` is the sub-namespace it is exported from or defined in (else None)."""
+    package = explorer.analysis
+    namespaces = sub_namespaces()
+    for name in package.__all__:
+        obj = getattr(package, name)
+        if inspect.isfunction(obj):
+            home = obj.__module__.rsplit(".", 1)[-1]
+            namespace = home if home in namespaces and name in namespaces[home].__all__ else None
+            yield f"explorer.analysis.{name}", name, obj, namespace
+    for short, module in namespaces.items():
+        for name in module.__all__:
+            obj = getattr(module, name)
+            if inspect.isfunction(obj):
+                yield f"{module.__name__}.{name}", name, obj, short
 
 
-def violations(qualname: str, name: str, fn) -> list[str]:
+def on_convention(fn) -> bool:
+    """``verb(model, inputs, *, ...)`` exactly, with no exception needed."""
     params = list(inspect.signature(fn).parameters.values())
-    module = qualname.rsplit(".", 1)[0]
-    if name in PENDING:
-        return []
-    if module in NO_MODEL_MODULES or qualname in NO_MODEL:
-        if params and params[0].name == "model":
-            return [f"{qualname} takes a model: remove it from NO_MODEL"]
-        return []
-    if not params or params[0].name != "model":
-        return [f"{qualname}: first parameter must be `model` (or list it in NO_MODEL)"]
-    out = []
-    rest = params[1:]
-    if name in WEIGHTS_ONLY:
-        if rest and rest[0].name == "inputs" and rest[0].kind is not rest[0].KEYWORD_ONLY:
-            rest = rest[1:]  # e.g. mean_final_scale(model, inputs)
-    else:
-        if not rest or rest[0].name != "inputs":
-            out.append(f"{qualname}: second parameter must be `inputs`")
-        else:
-            rest = rest[1:]
-    for p in rest:
-        if p.kind not in (p.KEYWORD_ONLY, p.VAR_KEYWORD):
-            out.append(f"{qualname}: `{p.name}` must be keyword-only")
+    if len(params) < 2 or params[0].name != "model" or params[1].name != "inputs":
+        return False
+    return all(p.kind in (p.KEYWORD_ONLY, p.VAR_KEYWORD) for p in params[2:])
+
+
+def violations(qualname: str, name: str, fn, namespace: str | None = None) -> list[str]:
+    params = list(inspect.signature(fn).parameters.values())
     names = {p.name for p in params}
-    for bad in sorted(names & DATA_NAMES):
-        out.append(f"{qualname}: the data argument is `inputs`, not `{bad}`")
+    out = []
     if names & {"kind", "kinds"}:
         out.append(f"{qualname}: `kind` is not an analysis argument (docs/api.md)")
     if "layer" in names and names & {"neuron", "head", "unit"} - {"units"}:
         out.append(f"{qualname}: name units with Neuron/Head (`units=`/`unit=`), not integers")
+    if namespace in SUB_NAMESPACES:
+        return out
+    if not params or params[0].name != "model":
+        return [*out, f"{qualname}: first parameter must be `model` (or list it in EXCEPTIONS)"]
+    rest = params[1:]
+    if name in WEIGHTS_ONLY:
+        pass  # verb(model, *, ...): everything after model is keyword-only
+    elif not rest or rest[0].name != "inputs":
+        out.append(f"{qualname}: second parameter must be `inputs`")
+    else:
+        rest = rest[1:]
+    for p in rest:
+        if p.kind not in (p.KEYWORD_ONLY, p.VAR_KEYWORD):
+            out.append(f"{qualname}: `{p.name}` must be keyword-only")
+    for bad in sorted(names & DATA_NAMES):
+        out.append(f"{qualname}: the data argument is `inputs`, not `{bad}`")
     return out
 
 
-def test_every_public_analysis_function_follows_the_convention():
-    found = [v for q, n, fn in public_functions() for v in violations(q, n, fn)]
+def test_every_exported_function_follows_the_convention():
+    found = [v for q, n, fn, ns in exported_functions() for v in violations(q, n, fn, ns)]
     assert found == [], "\n".join(found)
 
 
-def test_the_exception_lists_name_real_functions():
-    qualnames = {q for q, _, _ in public_functions()}
-    names = {n for _, n, _ in public_functions()}
-    assert set(NO_MODEL) <= qualnames, set(NO_MODEL) - qualnames
+def budget_problems(exceptions: dict[str, str]) -> list[str]:
+    out = []
+    if len(exceptions) > MAX_EXCEPTIONS:
+        out.append(
+            f"{len(exceptions)} exceptions to verb(model, inputs, *, ...), at most "
+            f"{MAX_EXCEPTIONS}: move a helper into a sub-namespace or make it private"
+        )
+    out += [f"{name}: give the reason" for name, why in exceptions.items() if not why.strip()]
+    return out
+
+
+def test_the_exceptions_stay_within_budget():
+    assert budget_problems(EXCEPTIONS) == []
+
+
+def test_an_eleventh_exception_fails_the_budget():
+    eleven = {**EXCEPTIONS, **{f"extra_{i}": "a reason" for i in range(11 - len(EXCEPTIONS))}}
+    assert len(eleven) == 11
+    assert any("11 exceptions" in p for p in budget_problems(eleven))
+
+
+def test_the_exception_lists_name_real_exports():
+    names = {n for _, n, _, _ in exported_functions()}
     assert set(WEIGHTS_ONLY) <= names, set(WEIGHTS_ONLY) - names
-    assert set(PENDING) <= names, set(PENDING) - names
+    assert set(SUB_NAMESPACES) == set(sub_namespaces()), "every sub-namespace says why"
+    # an exception must be needed: a function on the convention is not excused
+    excused = [n for _, n, fn, _ in exported_functions() if n in WEIGHTS_ONLY and on_convention(fn)]
+    assert excused == []
+
+
+def test_every_function_exported_is_checked(monkeypatch):
+    """The check reads ``__all__``: a new export that breaks the convention is caught."""
+
+    def brand_new(tokens, model, metric): ...
+
+    brand_new.__module__ = "explorer.analysis.head_scores"
+    monkeypatch.setattr(explorer.analysis, "brand_new", brand_new, raising=False)
+    monkeypatch.setattr(explorer.analysis, "__all__", [*explorer.analysis.__all__, "brand_new"])
+    found = [v for q, n, fn, ns in exported_functions() for v in violations(q, n, fn, ns)]
+    assert any("explorer.analysis.brand_new: first parameter" in v for v in found), found
+
+
+def test_the_curated_surface_is_about_35_verbs():
+    top = [
+        n for n in explorer.analysis.__all__ if inspect.isfunction(getattr(explorer.analysis, n))
+    ]
+    assert 30 <= len(top) <= 40, f"{len(top)} top-level functions: {top}"
 
 
 @pytest.mark.parametrize(
@@ -204,6 +189,17 @@ def test_the_checker_catches_each_violation(signature, problem):
     exec(signature, namespace)  # a signature written here, not data read from a file
     found = violations("explorer.analysis.fake.f", "f", namespace["f"])
     assert any(problem in v for v in found), found
+
+
+UK = re.compile(
+    r"(?<![a-z])("
+    r"(random|normal|maxim|minim|visual|regular|summar|initial|optim|serial|memor|recogn|"
+    r"organ|standard|real|special|central|general|vector|quant|sanit|categor|util|stabil|"
+    r"equal|final|local|penal|capital|custom|token|parameter|linear|character|emphas|"
+    r"synchron|prioriti|generali|factori)(is|isation|isations|ise|ised|ises|ising|iser|isers)"
+    r"|colour|behaviour|analys(e|ed|es|ing)|centre|favour|neighbour|grey|labelled|labelling"
+    r"|modelled|modelling|licence|catalogue)(?![a-z])"
+)
 
 
 def public_names():

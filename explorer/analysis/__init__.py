@@ -1,7 +1,18 @@
 """Pure analysis: tensors and frozen dataclasses in, tensors and frozen dataclasses out.
 
-Nothing here imports a widget or plotting library (a test enforces it); views call these
-functions and draw the results.
+The public surface is curated (docs/api.md): about 35 verbs that follow
+``verb(model, inputs, *, ...)``, their result types, the unit types, and five named
+sub-namespaces for what is not a verb on a model:
+
+- ``metrics``: the ``metric=`` values (metric factories, ``recovery``);
+- ``units``: the unit vocabulary (parse, enumerate and check units against a model);
+- ``fourier``: Fourier tools for Z_p (grokking) on tensors;
+- ``progress``: readers of logged training curves and progress statistics;
+- ``color_scales``: a figure's color scale from a result's values.
+
+Names that were exported here before issue 24 still import for one release, with a
+``DeprecationWarning`` naming where they live now. Nothing here imports a widget or
+plotting library (a test enforces it); views call these functions and draw the results.
 
 >>> from explorer.analysis import head_scores
 >>> from explorer.data import repeated_tokens
@@ -16,7 +27,7 @@ import importlib
 from typing import Any
 
 from explorer._deprecate import moved_names
-from explorer.analysis import metrics
+from explorer.analysis import color_scales, fourier, metrics, progress, units
 from explorer.analysis.ablation import (
     AblationResult,
     SweepResult,
@@ -29,80 +40,40 @@ from explorer.analysis.attribution import (
     AttributionMaps,
     CaptumMethod,
     attribute,
-    check_images,
-    check_targets,
-    sobel_edges,
 )
-from explorer.analysis.attribution_checks import (
-    perturbation_curves,
-    randomize_weights,
-    spearman,
-)
+from explorer.analysis.attribution_checks import perturbation_curves
 from explorer.analysis.audit import (
     AuditResult,
     Meter,
     audit,
-    mad_index,
     weight_anomaly,
 )
 from explorer.analysis.cache import (
     CacheResult,
-    iter_batches,
     run_with_cache,
 )
 from explorer.analysis.circuit_svd import (
     CircuitSVD,
     circuit_svd,
-    low_rank_svd,
-)
-from explorer.analysis.color_scales import (
-    ColorScale,
-    head_score_color_scale,
-    patching_color_scale,
-    path_patching_color_scale,
 )
 from explorer.analysis.composition import (
     CompositionScores,
     CopyingScores,
-    composition_score,
     composition_scores,
-    head_circuits,
     ov_copying_scores,
-    random_composition_baseline,
 )
-from explorer.analysis.curves import (
-    PhaseChange,
-    detect_phase_change,
-    first_crossing,
-)
+from explorer.analysis.curves import PhaseChange
 from explorer.analysis.editing import (
     Confusion,
     confusion,
     error_attribution,
     predict,
     scale_units,
-    unit_weight_masks,
 )
 from explorer.analysis.feature_vis import (
     FeatureVisualization,
     Regularization,
-    gaussian_blur,
     maximize_activation,
-    mean_pairwise_cosine,
-    pairwise_cosine,
-    total_variation,
-)
-from explorer.analysis.fourier import (
-    FourierBasis,
-    FourierSpectrum,
-    KeyFrequencies,
-    excluded_loss,
-    fourier_basis,
-    fourier_spectrum,
-    key_frequencies,
-    restricted_logits,
-    restricted_loss,
-    sum_directions,
 )
 from explorer.analysis.fourier_accuracy import (
     accuracy_without_frequencies,
@@ -111,40 +82,21 @@ from explorer.analysis.fourier_accuracy import (
 from explorer.analysis.head_detection import (
     HeadDetection,
     detect_heads,
-    detection_pattern,
 )
 from explorer.analysis.head_scores import (
     HeadScores,
     attention_patterns,
     head_scores,
-    repeat_period,
-    score_pattern,
-    target_mask,
-    uniform_baseline,
 )
 from explorer.analysis.induction import (
     InductionCircuit,
     InductionProgress,
     find_induction_circuit,
-    heads_above,
-    in_context_learning_score,
     induction_progress,
-    repeated_half_advantage,
-)
-from explorer.analysis.interventions import (
-    clean_metric,
-    run_interventions,
-    run_sweep,
-    sweep_base_hooks,
 )
 from explorer.analysis.logit_attribution import (
     LogitAttribution,
-    describe_direction,
     direct_logit_attribution,
-    norm_direction,
-    resolve_positions,
-    resolve_tokens,
-    run_at_positions,
 )
 from explorer.analysis.logit_lens import (
     LogitLens,
@@ -152,14 +104,10 @@ from explorer.analysis.logit_lens import (
 )
 from explorer.analysis.neuron_effects import (
     OutputEffect,
-    class_outputs,
-    input_image,
-    output_effect,
     zero_ablation_effect,
 )
 from explorer.analysis.neuron_logits import (
     NeuronLogitWeights,
-    mean_final_scale,
     neuron_logit_weights,
 )
 from explorer.analysis.neurons import (
@@ -168,18 +116,13 @@ from explorer.analysis.neurons import (
     TopKExamples,
     activation_histogram,
     example_windows,
-    histogram,
     layer_activations,
     top_k_examples,
-    unit_values,
 )
 from explorer.analysis.patching import (
     PatchingResult,
     activation_patching,
     attribution_patching,
-    grid_axes,
-    recovery,
-    supports,
 )
 from explorer.analysis.path_patching import (
     PathPatchingResult,
@@ -188,13 +131,7 @@ from explorer.analysis.path_patching import (
 from explorer.analysis.probes import (
     Probe,
     ProbeResults,
-    default_probe_hooks,
-    fit_probe,
     linear_probes,
-)
-from explorer.analysis.progress import (
-    gini,
-    weight_norm,
 )
 from explorer.analysis.token_attribution import (
     TokenAttribution,
@@ -209,14 +146,7 @@ from explorer.analysis.units import (
     Neuron,
     ResidPosition,
     Unit,
-    all_heads,
-    all_neurons,
-    check_unit,
-    layer_table,
-    neuron_index,
     parse_unit,
-    unit_slice,
-    units_of_type,
 )
 
 __all__ = [
@@ -227,21 +157,17 @@ __all__ = [
     "CacheResult",
     "CaptumMethod",
     "CircuitSVD",
-    "ColorScale",
     "CompositionScores",
     "Confusion",
     "CopyingScores",
     "ExampleWindows",
     "FeatureVisualization",
-    "FourierBasis",
-    "FourierSpectrum",
     "Head",
     "HeadDetection",
     "HeadScores",
     "Histogram",
     "InductionCircuit",
     "InductionProgress",
-    "KeyFrequencies",
     "LogitAttribution",
     "LogitLens",
     "Meter",
@@ -266,105 +192,91 @@ __all__ = [
     "accuracy_without_frequencies",
     "activation_histogram",
     "activation_patching",
-    "all_heads",
-    "all_neurons",
     "attention_patterns",
     "attribute",
     "attribute_tokens",
     "attribution_patching",
     "audit",
-    "check_images",
-    "check_targets",
-    "check_unit",
     "circuit_svd",
-    "class_outputs",
-    "clean_metric",
-    "composition_score",
+    "color_scales",
     "composition_scores",
     "confusion",
-    "default_probe_hooks",
-    "describe_direction",
     "detect_heads",
-    "detect_phase_change",
-    "detection_pattern",
     "direct_logit_attribution",
     "error_attribution",
     "example_windows",
-    "excluded_loss",
     "find_induction_circuit",
-    "first_crossing",
-    "fit_probe",
-    "fourier_basis",
-    "fourier_spectrum",
-    "gaussian_blur",
-    "gini",
-    "grid_axes",
-    "head_circuits",
-    "head_score_color_scale",
+    "fourier",
     "head_scores",
-    "heads_above",
-    "histogram",
-    "in_context_learning_score",
     "induction_progress",
-    "input_image",
-    "iter_batches",
-    "key_frequencies",
     "layer_activations",
-    "layer_table",
     "linear_probes",
     "logit_lens",
-    "low_rank_svd",
-    "mad_index",
     "maximize_activation",
-    "mean_final_scale",
-    "mean_pairwise_cosine",
     "metrics",
-    "neuron_index",
     "neuron_logit_weights",
-    "norm_direction",
-    "output_effect",
     "ov_copying_scores",
-    "pairwise_cosine",
     "parse_unit",
-    "patching_color_scale",
     "path_patching",
-    "path_patching_color_scale",
     "perturbation_curves",
     "predict",
-    "random_composition_baseline",
-    "randomize_weights",
-    "recovery",
-    "repeat_period",
-    "repeated_half_advantage",
-    "resolve_positions",
-    "resolve_tokens",
+    "progress",
     "restricted_accuracy",
-    "restricted_logits",
-    "restricted_loss",
-    "run_at_positions",
-    "run_interventions",
-    "run_sweep",
     "run_with_cache",
     "scale_units",
-    "score_pattern",
-    "sobel_edges",
-    "spearman",
     "stamped_examples",
-    "sum_directions",
-    "supports",
-    "sweep_base_hooks",
-    "target_mask",
     "top_k_examples",
-    "total_variation",
-    "uniform_baseline",
-    "unit_slice",
-    "unit_values",
-    "unit_weight_masks",
-    "units_of_type",
+    "units",
     "weight_anomaly",
-    "weight_norm",
     "zero_ablation_effect",
 ]
+
+# Exported here before issue 24, by the module they live in now. Those in a sub-namespace
+# moved there; the others are internal helpers (importable from their module, not public).
+_MOVED = {
+    "attribution": "check_images check_targets sobel_edges",
+    "audit_scores": "mad_index",
+    "cache": "iter_batches",
+    "circuit_svd": "low_rank_svd",
+    "color_scales": "ColorScale head_score_color_scale patching_color_scale path_patching_color_scale",
+    "composition": "composition_score head_circuits random_composition_baseline",
+    "editing": "unit_weight_masks",
+    "feature_vis": "gaussian_blur mean_pairwise_cosine pairwise_cosine total_variation",
+    "fourier": (
+        "FourierBasis FourierSpectrum KeyFrequencies excluded_loss fourier_basis "
+        "fourier_spectrum key_frequencies restricted_logits restricted_loss "
+        "sum_directions"
+    ),
+    "head_detection": "detection_pattern",
+    "head_scores": "repeat_period score_pattern target_mask uniform_baseline",
+    "induction": "heads_above",
+    "interventions": "clean_metric run_interventions run_sweep sweep_base_hooks",
+    "logit_attribution": (
+        "describe_direction norm_direction resolve_positions resolve_tokens run_at_positions"
+    ),
+    "metrics": "in_context_learning_score recovery repeated_half_advantage",
+    "neuron_effects": "class_outputs input_image output_effect",
+    "neuron_logits": "mean_final_scale",
+    "neurons": "histogram unit_values",
+    "patching": "grid_axes supports",
+    "probes": "default_probe_hooks fit_probe",
+    "progress": "detect_phase_change first_crossing gini weight_norm",
+    "attribution_checks": "randomize_weights spearman",
+    "units": ("all_heads all_neurons check_unit layer_table neuron_index unit_slice units_of_type"),
+}
+
+
+def _where(module: str, name: str) -> str:
+    public = name in importlib.import_module(f"explorer.analysis.{module}").__all__
+    note = "" if public else " (internal: not public API)"
+    return f"explorer.analysis.{module}.{name}{note}"
+
+
+def _getter(module: str, name: str):
+    return lambda: getattr(importlib.import_module(f"explorer.analysis.{module}"), name)
+
+
+_MOVED_FROM = {name: module for module, names in _MOVED.items() for name in names.split()}
 
 
 def _grokking_phases() -> Any:
@@ -376,10 +288,16 @@ def _grokking_phases() -> Any:
 __getattr__ = moved_names(
     "explorer.analysis",
     {
-        name: (
-            f"explorer.studies.grokking_phases.{name}",
-            lambda n=name: getattr(_grokking_phases(), n),
-        )
-        for name in ("Phase", "Phases", "detect_phases")
+        **{
+            name: (_where(module, name), _getter(module, name))
+            for name, module in _MOVED_FROM.items()
+        },
+        **{
+            name: (
+                f"explorer.studies.grokking_phases.{name}",
+                lambda n=name: getattr(_grokking_phases(), n),
+            )
+            for name in ("Phase", "Phases", "detect_phases")
+        },
     },
 )

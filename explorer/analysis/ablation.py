@@ -23,9 +23,10 @@ import torch
 from jaxtyping import Float
 
 from explorer._checks import check_choice, check_model
+from explorer._deprecate import renamed_arguments
 from explorer._display import MAX_ROWS, Shown, num, pandas, strongest
+from explorer.analysis._batch_size import accepts_max_tokens, token_budget
 from explorer.analysis.interventions import (
-    MAX_TOKENS,
     Site,
     _reads_clean,
     run_interventions,
@@ -43,6 +44,14 @@ from explorer.analysis.units import (
     parse_unit,
 )
 from explorer.models.handle import ModelHandle
+
+__all__ = [
+    "AblationResult",
+    "SweepResult",
+    "ablate",
+    "ablate_sets",
+    "ablation_sweep",
+]
 
 ABLATIONS = ("zero", "mean", "resample")
 
@@ -168,7 +177,7 @@ def _unit_number(unit: Unit) -> int:
         return unit.head
     if isinstance(unit, Neuron):
         return unit.neuron
-    return unit.pos
+    return unit.position
 
 
 def _check_units(
@@ -365,6 +374,7 @@ def ablate(
     return AblationResult(s.before, after, tuple(s.units), ablation, tuple(sorted(fired)))
 
 
+@accepts_max_tokens
 def ablate_sets(
     model: ModelHandle,
     inputs: torch.Tensor,
@@ -374,12 +384,13 @@ def ablate_sets(
     ablation: str = "zero",
     reference: torch.Tensor | None = None,
     seed: int = 0,
-    max_tokens: int = MAX_TOKENS,
+    batch_size: int | None = None,
 ) -> tuple[AblationResult, ...]:
     """``ablate`` for each set of ``unit_sets``: one clean pass, the sets as stacked copies.
 
     Each result equals ``ablate(model, inputs, units=that_set, ...)`` (the mean or resample
-    source of a hook does not depend on which units of it are ablated).
+    source of a hook does not depend on which units of it are ablated). ``batch_size``
+    bounds the inputs (rows) of one forward pass; None lets the library choose.
     """
     if not unit_sets or any(len(units) == 0 for units in unit_sets):
         raise ValueError("unit_sets must hold at least one non-empty set of units")
@@ -394,7 +405,7 @@ def ablate_sets(
         interventions=interventions,
         sources=s.sources,
         metric=metric,
-        max_tokens=max_tokens,
+        max_tokens=token_budget(s.inputs, batch_size),
     )
     return tuple(
         AblationResult(s.before, row, tuple(units), ablation, tuple(sorted({h for h, _ in sites})))
@@ -402,6 +413,8 @@ def ablate_sets(
     )
 
 
+@renamed_arguments(unit_type="granularity")
+@accepts_max_tokens
 def ablation_sweep(
     model: ModelHandle,
     inputs: torch.Tensor,
@@ -409,25 +422,29 @@ def ablation_sweep(
     metric: Metric,
     units: Sequence[Unit | str] | None = None,
     layer: int | None = None,
-    unit_type: str = "head",
+    granularity: str | None = None,
     ablation: str = "zero",
     reference: torch.Tensor | None = None,
     seed: int = 0,
-    max_tokens: int = MAX_TOKENS,
+    batch_size: int | None = None,
 ) -> SweepResult:
     """Ablate each unit on its own, many per forward pass; equal to a per-unit loop.
 
     The batch runs once up to the units' layer and fans out there (see
-    ``interventions``); ``max_tokens`` bounds the rows x positions of one forward pass.
+    ``interventions``); ``batch_size`` bounds the inputs (rows) of one forward pass (None
+    lets the library choose).
 
-    Without ``units``: every head (``unit_type="head"``) or every neuron
-    (``unit_type="neuron"``) of ``layer``, or of every layer when ``layer`` is None;
-    ``SweepResult.grid()`` lays them out ``[layer, index]``.
+    Without ``units``: every head (``granularity="head"``) or every neuron
+    (``granularity="neuron"``) of ``layer``, or of every layer when ``layer`` is None;
+    ``SweepResult.grid()`` lays them out ``[layer, index]``. Without a granularity it
+    sweeps the units the model has: its heads, or the neurons of a model without attention.
     """
     check_model(model, "ablation_sweep")
     if units is None:
-        check_choice("unit_type", unit_type, ("head", "neuron"))
-        units = (all_heads if unit_type == "head" else all_neurons)(model, layer=layer)
+        if granularity is None:
+            granularity = "head" if model.is_transformer and model.n_heads else "neuron"
+        check_choice("granularity", granularity, ("head", "neuron"))
+        units = (all_heads if granularity == "head" else all_neurons)(model, layer=layer)
     s = _setup(model, inputs, units, metric, ablation, reference, seed, sweep=True)
     after = run_sweep(
         model,
@@ -436,6 +453,6 @@ def ablation_sweep(
         sources=s.sources,
         clean_activations=s.clean,
         metric=metric,
-        max_tokens=max_tokens,
+        max_tokens=token_budget(s.inputs, batch_size),
     )
     return SweepResult(tuple(s.units), float(s.before.mean()), after.mean(1), after, ablation)

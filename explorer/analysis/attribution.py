@@ -30,10 +30,18 @@ import torch.nn.functional as F
 from jaxtyping import Float
 
 from explorer._checks import check_choice, check_tensor
+from explorer._deprecate import _warn
 from explorer._display import MAX_ROWS, Shown, pandas, png_data_url, strongest
 
 if TYPE_CHECKING:
     from explorer.models.handle import ModelHandle
+
+__all__ = [
+    "CAPTUM_METHODS",
+    "AttributionMaps",
+    "CaptumMethod",
+    "attribute",
+]
 
 
 @dataclass(frozen=True, repr=False)
@@ -42,7 +50,7 @@ class AttributionMaps(Shown):
 
     ``convergence_delta`` (integrated gradients and DeepLift; None otherwise) is captum's
     completeness error per image: ``sum(map) - (F(x) - F(baseline))`` for the target
-    logit ``F``. Integrated gradients' shrinks as ``ig_steps`` grows.
+    logit ``F``. Integrated gradients' shrinks as ``n_steps`` grows.
     """
 
     maps: Float[torch.Tensor, "batch c h w"]
@@ -196,7 +204,7 @@ CAPTUM_METHODS: dict[str, CaptumMethod] = {
     "saliency": CaptumMethod("Saliency", lambda x, b, o: {}),
     "integrated_gradients": CaptumMethod(
         "IntegratedGradients",
-        lambda x, b, o: {"baselines": b, "n_steps": o.get("ig_steps", 50)},
+        lambda x, b, o: {"baselines": b, "n_steps": o.get("n_steps", 50)},
         convergence_delta=True,
     ),
     "input_x_gradient": CaptumMethod("InputXGradient", lambda x, b, o: {}),
@@ -217,7 +225,7 @@ BASELINES = ("edge",)
 ALL_METHODS = METHODS + BASELINES
 OPTIONS = (
     "baseline",
-    "ig_steps",
+    "n_steps",
     "smoothgrad_samples",
     "smoothgrad_std",
     "occlusion_window",
@@ -258,7 +266,7 @@ def attribute(
     """One attribution map per image for the logit ``F`` of its target class, by captum.
 
     Integrated gradients: ``(x - x') * integral_0^1 dF(x' + a (x - x'))/dx da`` with ``x'``
-    the baseline, on ``ig_steps`` points (captum's defaults: 50, Gauss-Legendre); the
+    the baseline, on ``n_steps`` points (captum's defaults: 50, Gauss-Legendre); the
     result's ``convergence_delta`` is ``sum(map) - (F(x) - F(x'))`` per image. The captum
     call of every method is listed in docs/scores.md.
 
@@ -268,11 +276,16 @@ def attribute(
         target: the class explained, one per image (or one for all).
         method: one of ``ALL_METHODS``: a key of ``CAPTUM_METHODS`` or ``"edge"``.
         options: ``baseline`` ('absent' input: a pixel value, 0.0, or a tensor of one image
-            ``[c, h, w]`` or one per image), ``ig_steps`` (50, captum's default),
+            ``[c, h, w]`` or one per image), ``n_steps`` (50, captum's name and default),
             ``smoothgrad_samples`` (16), ``smoothgrad_std`` (0.15), ``occlusion_window`` (4),
             ``occlusion_stride`` (2).
     """
     check_choice("method", method, ALL_METHODS)
+    if "ig_steps" in options:  # before issue 24: captum's name is n_steps
+        if "n_steps" in options:
+            raise TypeError("attribute() got both ig_steps= (the old name) and n_steps=")
+        _warn("attribute(ig_steps=...)", "attribute(n_steps=...)", stacklevel=3)
+        options["n_steps"] = options.pop("ig_steps")
     unknown = set(options) - set(OPTIONS)
     if unknown:
         raise ValueError(f"unknown attribution options {sorted(unknown)}; known: {list(OPTIONS)}")

@@ -22,7 +22,8 @@ from jaxtyping import Float
 
 from explorer.models.handle import ModelHandle
 
-__all__ = ["perturbation_curves", "randomize_weights", "spearman"]
+# randomize_weights and spearman are helpers of the attribution benchmark study, not API.
+__all__ = ["perturbation_curves"]
 
 
 @torch.no_grad()

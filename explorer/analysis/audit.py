@@ -32,6 +32,7 @@ from typing import Any
 import torch
 
 from explorer._checks import check_choice, check_positive, check_tensor
+from explorer._deprecate import renamed_arguments
 from explorer._display import Shown, pandas
 from explorer.analysis._audit_search import (
     MAX_STEPS,
@@ -148,9 +149,12 @@ class AuditResult(Shown):
         """``(top, left, height, width)`` of the target's trigger (None when clean)."""
         return self.boxes[self.target] if self.target is not None else None
 
-    def stamp(self, images: torch.Tensor, cls: int | None = None) -> torch.Tensor:
-        """``images`` with class ``cls``'s reconstructed trigger (default: the target's)."""
-        cls = self.target if cls is None else cls
+    @renamed_arguments(images="inputs", cls="target")
+    def stamp(self, inputs: torch.Tensor, target: int | None = None) -> torch.Tensor:
+        """``inputs`` (images) with class ``target``'s reconstructed trigger (default: the
+        audit's target)."""
+        images = inputs
+        cls = self.target if target is None else target
         if cls is None:
             raise ValueError(f"{self.model} was found clean: pass the class whose trigger to stamp")
         m = self.masks[cls].to(images)
@@ -199,6 +203,7 @@ class AuditResult(Shown):
         )
 
 
+@renamed_arguments(batch="batch_size")
 def audit(
     model: ModelHandle,
     inputs: torch.Tensor,
@@ -206,7 +211,7 @@ def audit(
     method: str = "cleanse",
     budget: int | None = 20_000,
     n_classes: int | None = None,
-    batch: int = 32,
+    batch_size: int = 32,
     n_eval: int = 100,
     seed: int = 0,
 ) -> AuditResult:
@@ -216,7 +221,7 @@ def audit(
         method: ``"cleanse"``, ``"stamp"`` or ``"weights"`` (see the module docstring).
         budget: forward passes (model calls) the audit may spend; None for no limit.
         n_classes: output classes (default: the model's outputs).
-        batch: images per optimisation step.
+        batch_size: images per optimization step.
         n_eval: held-out images per class to measure a trigger's success.
         seed: picks the images.
 
@@ -244,12 +249,14 @@ def audit(
     half = len(inputs) // 2
     fit_x, fit_y, eval_x, eval_y = inputs[:half], base[:half], inputs[half:], base[half:]
     if method == "cleanse":
-        masks, patterns, anomaly = cleanse(model, fit_x, fit_y, n_classes, batch, n_eval, meter)
+        masks, patterns, anomaly = cleanse(
+            model, fit_x, fit_y, n_classes, batch_size, n_eval, meter
+        )
     elif method == "stamp":
         masks, patterns, anomaly = stamp_scan(model, fit_x, fit_y, n_classes, meter, n_eval)
     else:
         masks, patterns, anomaly = weights_search(
-            model, fit_x, fit_y, n_classes, batch, n_eval, meter
+            model, fit_x, fit_y, n_classes, batch_size, n_eval, meter
         )
     success, margin = torch.zeros(n_classes), torch.zeros(n_classes)
     for c in range(n_classes):

@@ -12,7 +12,9 @@ import torch
 
 from explorer.models.handle import ModelHandle
 
-__all__ = ["mad_index", "weight_anomaly"]
+__all__ = [
+    "weight_anomaly",
+]
 
 
 def mad_index(values: torch.Tensor) -> torch.Tensor:

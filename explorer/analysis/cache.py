@@ -9,8 +9,14 @@ from typing import Any
 import torch
 
 from explorer._checks import check_positive
+from explorer._deprecate import renamed_arguments
 from explorer._display import MAX_ROWS, Shown, pandas
 from explorer.models.handle import ModelHandle
+
+__all__ = [
+    "CacheResult",
+    "run_with_cache",
+]
 
 
 @dataclass(frozen=True, repr=False)
@@ -54,28 +60,30 @@ class CacheResult(Shown):
         return "Cached activations", ("hook", "shape", "dtype"), rows, ""
 
 
+@renamed_arguments(names="hooks")
 @torch.no_grad()
 def run_with_cache(
     model: ModelHandle,
     inputs: torch.Tensor,
     *,
-    names: str | Iterable[str],
+    hooks: str | Iterable[str],
     logits: bool = True,
 ) -> CacheResult:
-    """Run ``model`` on ``inputs`` and cache only ``names`` (unknown names raise ValueError).
+    """Run ``model`` on ``inputs`` and cache only the ``hooks`` named (unknown names raise
+    ValueError).
 
     ``logits=False``: the caller needs only the activations, so a transformer stops after
-    the last block holding one of ``names`` (no unembedding: a quarter of GPT-2-small's
+    the last block holding one of ``hooks`` (no unembedding: a quarter of GPT-2-small's
     work at 1,024 tokens, and its 206 MB of logits); ``output`` is then not the logits.
 
     >>> from explorer.models import zoo
     >>> from explorer.data import repeated_tokens
     >>> m = zoo.attention_only_transformer(n_layers=2, d_vocab=20, n_ctx=16)
-    >>> r = run_with_cache(m, repeated_tokens(3, 5, 20), names=["blocks.0.attn.hook_pattern"])
+    >>> r = run_with_cache(m, repeated_tokens(3, 5, 20), hooks=["blocks.0.attn.hook_pattern"])
     >>> list(r.activations), tuple(r["blocks.0.attn.hook_pattern"].shape)
     (['blocks.0.attn.hook_pattern'], (3, 4, 11, 11))
     """
-    names = [names] if isinstance(names, str) else list(names)
+    names = [hooks] if isinstance(hooks, str) else list(hooks)
     stop = None if logits else _last_block(model, names)
     output, cache = model.cache_pass(inputs, names=names, stop_at_layer=stop)
     return CacheResult(output.detach(), cache)

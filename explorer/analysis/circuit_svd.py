@@ -26,9 +26,15 @@ import torch
 from jaxtyping import Float, Int
 
 from explorer._checks import check_choice, check_positive
+from explorer._deprecate import renamed_arguments
 from explorer._display import MAX_ROWS, Shown, pandas
 from explorer.analysis.units import Head, all_heads, units_of_type
 from explorer.models.handle import ModelHandle
+
+__all__ = [
+    "CircuitSVD",
+    "circuit_svd",
+]
 
 CIRCUITS = ("OV", "QK")
 
@@ -125,28 +131,29 @@ def _sides(circuit: str, model: ModelHandle, U: torch.Tensor, V: torch.Tensor):
     return read, written
 
 
+@renamed_arguments(k="n")
 @torch.no_grad()
 def circuit_svd(
     model: ModelHandle,
     *,
     units: Head | str | Sequence[Head | str] | None = None,
     circuit: str = "OV",
-    k: int = 5,
+    n: int = 5,
 ) -> CircuitSVD:
     """SVD of the ``circuit`` ("OV" or "QK") of each head in ``units`` (all heads if None),
-    each direction read through the vocabulary (see the module docstring). Weights only:
-    no inputs.
+    each direction read through the vocabulary (see the module docstring), with its ``n`` top
+    tokens on each side. Weights only: no inputs.
 
     >>> from explorer.models import zoo
     >>> m = zoo.attention_only_transformer(n_layers=1, d_model=16, n_heads=2, d_vocab=10, n_ctx=8)
-    >>> svd = circuit_svd(m, units="head 0.1", circuit="OV", k=3)
+    >>> svd = circuit_svd(m, units="head 0.1", circuit="OV", n=3)
     >>> tuple(svd.S.shape), tuple(svd.out_ids.shape), svd.sides
     ((1, 8), (1, 8, 3), ('reads', 'writes'))
     """
     if not model.is_transformer:
         raise ValueError(f"{model.name} has no attention heads")
     check_choice("circuit", circuit, CIRCUITS)
-    check_positive("k", k)
+    check_positive("n", n)
     heads = _heads(model, units)
     if circuit == "OV":
         left = torch.stack([model.weight("value", h.layer)[h.head] for h in heads])
@@ -160,7 +167,7 @@ def circuit_svd(
     sign = written.gather(-1, at).sign()  # [head, r, 1]
     U, V = U * sign.squeeze(-1)[:, None, :], V * sign.squeeze(-1)[:, None, :]
     read, written = read * sign, written * sign
-    kk = min(k, read.shape[-1], written.shape[-1])
+    kk = min(n, read.shape[-1], written.shape[-1])
     in_values, in_ids = read.topk(kk, dim=-1)
     out_values, out_ids = written.topk(kk, dim=-1)
     used = sorted(set(in_ids.unique().tolist()) | set(out_ids.unique().tolist()))

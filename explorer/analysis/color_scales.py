@@ -29,6 +29,13 @@ import torch
 
 from explorer._checks import check_choice
 
+__all__ = [
+    "ColorScale",
+    "head_score_color_scale",
+    "patching_color_scale",
+    "path_patching_color_scale",
+]
+
 PATCHING_METHODS = ("activation", "attribution")
 
 

@@ -47,11 +47,8 @@ __all__ = [
     "COMPOSITIONS",
     "CompositionScores",
     "CopyingScores",
-    "composition_score",
     "composition_scores",
-    "head_circuits",
     "ov_copying_scores",
-    "random_composition_baseline",
 ]
 
 COMPOSITIONS = ("q", "k", "v")

@@ -33,11 +33,20 @@ from explorer._checks import (
     check_positive,
     check_tensor,
 )
+from explorer._deprecate import renamed_arguments
 from explorer._display import MAX_ROWS, Shown, long_frame
 from explorer.analysis.units import Neuron, units_of_type
 
 if TYPE_CHECKING:
     from explorer.models.handle import ModelHandle
+
+__all__ = [
+    "Confusion",
+    "confusion",
+    "error_attribution",
+    "predict",
+    "scale_units",
+]
 
 
 # ------------------------------------------------------------------ confusion
@@ -67,13 +76,14 @@ class Confusion(Shown):
         )
         return order[0]
 
-    def top_confusions(self, k: int = 5) -> list[tuple[int, int, int]]:
-        """``(true, predicted, count)`` for the ``k`` most frequent mistakes."""
+    @renamed_arguments(k="n")
+    def top_confusions(self, n: int = 5) -> list[tuple[int, int, int]]:
+        """``(true, predicted, count)`` for the ``n`` most frequent mistakes."""
         off = self.matrix.clone()
         off.fill_diagonal_(0)
-        values, flat = off.flatten().topk(min(k, off.numel()))
-        n = off.shape[1]
-        return [(int(i) // n, int(i) % n, int(v)) for v, i in zip(values, flat) if v > 0]
+        values, flat = off.flatten().topk(min(n, off.numel()))
+        width = off.shape[1]
+        return [(int(i) // width, int(i) % width, int(v)) for v, i in zip(values, flat) if v > 0]
 
     def misclassified(self, true: int | None = None) -> Int[torch.Tensor, " m"]:
         """Indices of wrong predictions (of class ``true`` only, if given)."""
@@ -176,12 +186,13 @@ def _hard_examples(
     return idx[keep], runner_up[keep]
 
 
+@renamed_arguments(target_class="target")
 def error_attribution(
     model: ModelHandle,
     inputs: torch.Tensor,
     *,
     labels: torch.Tensor,
-    target_class: int,
+    target: int,
     layer: int,
     n_hard: int = 64,
 ) -> Float[torch.Tensor, " unit"]:
@@ -193,9 +204,9 @@ def error_attribution(
     """
     images = model.check_inputs(inputs)
     labels = torch.as_tensor(labels).long()
-    check_index("target_class", target_class, model.n_outputs or 0)
+    check_index("target", target, model.n_outputs or 0)
     check_positive("n_hard", n_hard)
-    idx, runner_up = _hard_examples(model, images, labels, target_class, n_hard)
+    idx, runner_up = _hard_examples(model, images, labels, target, n_hard)
     name = model.check_hook(f"blocks.{model.check_layer(layer)}.mlp.hook_post")
     store: dict[str, torch.Tensor] = {}
 
@@ -206,7 +217,7 @@ def error_attribution(
     with model.hooks([(name, keep)]):
         logits = model(images[idx])
     rows = torch.arange(len(idx))
-    margin = logits[rows, target_class] - logits[rows, runner_up]
+    margin = logits[rows, target] - logits[rows, runner_up]
     margin.sum().backward()
     act = store["act"]
     score = -(act * act.grad)  # type: ignore[operator]

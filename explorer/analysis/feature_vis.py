@@ -9,7 +9,7 @@ through a sigmoid parametrisation. Everything is seeded: the same call gives the
 
 >>> from explorer.models import zoo
 >>> model = zoo.mnist_mlp(hidden=(16,))
->>> vis = maximize_activation(model, unit="neuron 0.3", steps=64)
+>>> vis = maximize_activation(model, unit="neuron 0.3", n_steps=64)
 >>> tuple(vis.images.shape), bool(vis.final_activation > vis.trajectory[0])
 ((1, 1, 28, 28), True)
 """
@@ -24,11 +24,18 @@ import torch.nn.functional as F
 from jaxtyping import Float
 
 from explorer._checks import check_index, check_positive
+from explorer._deprecate import renamed_arguments
 from explorer._display import MAX_ROWS, Shown, pandas, png_data_url, strongest
 from explorer.analysis.units import Neuron, neuron_index
 
 if TYPE_CHECKING:
     from explorer.models.handle import ModelHandle
+
+__all__ = [
+    "FeatureVisualization",
+    "Regularization",
+    "maximize_activation",
+]
 
 HOOKS = ("post", "pre")
 OBJECTIVES = ("unit", "class_vs_rest")
@@ -174,15 +181,16 @@ def _unit_hook(model: ModelHandle, layer: int | str, unit: int, hook: str) -> st
     return model.check_hook(f"blocks.{layer}.mlp.hook_{hook}")
 
 
+@renamed_arguments(logit="target", steps="n_steps", hook="hooks")
 def maximize_activation(
     model: ModelHandle,
     *,
     unit: Neuron | str | None = None,
-    logit: int | None = None,
+    target: int | None = None,
     n: int = 1,
-    steps: int = 256,
+    n_steps: int = 256,
     lr: float = 0.05,
-    hook: str = "post",
+    hooks: str = "post",
     regularization: Regularization | None = None,
     init_logit: float = -2.0,
     leak: float = 1.0,
@@ -196,17 +204,17 @@ def maximize_activation(
         model: an image model.
         unit: the neuron (MLP) or channel (CNN; its mean over positions) to excite, as a
             ``Neuron`` or its text (``"neuron 1.7"``); or
-        logit: the class whose logit to raise instead.
+        target: the class whose logit to raise instead.
         n: images optimised together (different starting noise).
-        steps, lr: Adam steps and learning rate on the sigmoid's logits.
-        hook: ``"post"`` (after the activation function) or ``"pre"``.
+        n_steps, lr: Adam steps and learning rate on the sigmoid's logits.
+        hooks: the unit's hook: ``"post"`` (after the activation function) or ``"pre"``.
         regularization: ``Regularization()`` by default; ``Regularization.none()`` for plain
             gradient ascent.
         init_logit: the start image is ``sigmoid(init_logit + noise)`` (-2: nearly black).
         leak: slope of the objective where a ReLU unit is off (it has no gradient there).
         seed: seeds the starting noise and the jitter.
         objective: ``"unit"`` (the unit's activation, or the class's raw logit) or, with
-            ``logit=``, ``"class_vs_rest"``: the class's logit minus the
+            ``target=``, ``"class_vs_rest"``: the class's logit minus the
             logsumexp of the other logits, i.e. its log-odds ``log p / (1 - p)`` under the
             softmax. A raw logit can grow while every logit grows with it; the log-odds
             grows only as the class wins against the others.
@@ -227,16 +235,16 @@ def maximize_activation(
             f"{model.name} does not take images of a known shape: pass "
             "image_shape=(channels, height, width) to explorer.load"
         )
-    if (unit is None) == (logit is None):
+    if (unit is None) == (target is None):
         raise ValueError(
-            "give one of unit=Neuron(layer, index) (or its text, 'neuron 1.7') and logit=<class>"
+            "give one of unit=Neuron(layer, index) (or its text, 'neuron 1.7') and target=<class>"
         )
-    if logit is not None:
+    if target is not None:
         layer: int | str = "logits"
-        index = logit
+        index = target
     else:
         layer, index = neuron_index(model, unit=unit)
-    name = _unit_hook(model, layer, index, hook)
+    name = _unit_hook(model, layer, index, hooks)
     if objective not in OBJECTIVES:
         raise ValueError(f"unknown objective {objective!r}: choose one of {', '.join(OBJECTIVES)}")
     if objective == "class_vs_rest" and layer != "logits":
@@ -248,7 +256,7 @@ def maximize_activation(
     if not diversity >= 0:
         raise ValueError(f"diversity must be >= 0, got {diversity}")
     check_positive("n", n)
-    check_positive("steps", steps)
+    check_positive("n_steps", n_steps)
     if not lr > 0:
         raise ValueError(f"lr must be > 0, got {lr}")
     reg = regularization if regularization is not None else Regularization()
@@ -261,7 +269,7 @@ def maximize_activation(
     # its pre-activation instead (times ``leak``): the surrogate is monotone in the unit's
     # input, never flat, and equals the activation wherever the unit is on. Without it, units
     # silent on a dark image stay black under the regularisers.
-    pre_name = name[: -len("post")] + "pre" if hook == "post" and layer != "logits" else None
+    pre_name = name[: -len("post")] + "pre" if hooks == "post" and layer != "logits" else None
     names = [name] if pre_name is None else [name, pre_name]
     store: dict[str, torch.Tensor] = {}
 
@@ -291,7 +299,7 @@ def maximize_activation(
     trajectory = []
     pixels = logits[0].numel()
     try:
-        for step in range(steps):
+        for step in range(n_steps):
             images = torch.sigmoid(logits)
             if reg.jitter:
                 dy, dx = torch.randint(-reg.jitter, reg.jitter + 1, (2,), generator=gen).tolist()
@@ -331,7 +339,7 @@ def maximize_activation(
         trajectory=torch.tensor(trajectory),
         layer=layer,
         unit=int(index),
-        hook="logits" if layer == "logits" else hook,
+        hook="logits" if layer == "logits" else hooks,
         seed=seed,
         regularization=reg,
         objective=objective,

@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from jaxtyping import Float, Int
 
 from explorer._checks import check_finite, check_tensor
+from explorer._deprecate import renamed_arguments
 from explorer._display import MAX_ROWS, Shown, long_frame, num, pandas, strongest
 
 __all__ = [
@@ -45,7 +46,6 @@ __all__ = [
     "key_frequencies",
     "restricted_logits",
     "restricted_loss",
-    "sum_directions",
 ]
 
 
@@ -220,12 +220,13 @@ class KeyFrequencies(Shown):
         return "Key frequencies", ("frequency", "norm"), rows, self._summary()
 
 
+@renamed_arguments(top="n")
 def key_frequencies(
-    spectrum: FourierSpectrum, *, mass: float = 0.8, top: int | None = None
+    spectrum: FourierSpectrum, *, mass: float = 0.8, n: int | None = None
 ) -> KeyFrequencies:
     """The smallest set of frequencies carrying at least ``mass`` of the squared norm.
 
-    With ``top`` the ``top`` strongest frequencies instead (``mass`` is then ignored).
+    With ``n`` the ``n`` strongest frequencies instead (``mass`` is then ignored).
 
     The constant term is never a key frequency, but it **counts in the total**: the share
     of frequencies ``K`` is ``sum_{k in K} |c_k|^2 / (|c_0|^2 + sum_{k >= 1} |c_k|^2)``,
@@ -240,15 +241,15 @@ def key_frequencies(
     >>> key_frequencies(fourier_spectrum(W), mass=0.99).frequencies
     (3, 4)
     >>> shifted = W + basis.matrix[0][:, None]  # add a constant of norm 1 to each column
-    >>> round(key_frequencies(fourier_spectrum(shifted), top=2).fraction, 3)  # 1.25 / 3.25
+    >>> round(key_frequencies(fourier_spectrum(shifted), n=2).fraction, 3)  # 1.25 / 3.25
     0.385
     """
     norms = spectrum.frequency_norms[1:]
     order = torch.argsort(norms, descending=True, stable=True)
-    if top is not None:
-        if isinstance(top, bool) or not isinstance(top, int) or not 1 <= top <= len(norms):
-            raise ValueError(f"top must be an integer in 1..{len(norms)}, got {top!r}")
-        chosen = order[:top]
+    if n is not None:
+        if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= len(norms):
+            raise ValueError(f"n must be an integer in 1..{len(norms)}, got {n!r}")
+        chosen = order[:n]
     else:
         if not 0 < mass <= 1:
             raise ValueError(f"mass must be in (0, 1], got {mass!r}")
@@ -304,33 +305,36 @@ def restricted_logits(
     return logits.mean(0, keepdim=True) + _key_component(logits, frequencies)
 
 
+@renamed_arguments(index="pairs")
 def restricted_loss(
     logits: Float[torch.Tensor, "pairs c"],
     labels: Int[torch.Tensor, " pairs"],
     frequencies: Iterable[int],
-    index: Int[torch.Tensor, " n"] | None = None,
+    pairs: Int[torch.Tensor, " n"] | None = None,
 ) -> float:
-    """Cross-entropy of ``restricted_logits`` (on all pairs, or the rows in ``index``).
+    """Cross-entropy of ``restricted_logits`` (on all pairs, or the rows listed in ``pairs``).
 
     Low restricted loss means the key frequencies alone already compute the answer.
     """
     kept = restricted_logits(logits, frequencies)
-    return _cross_entropy(kept, labels, index)
+    return _cross_entropy(kept, labels, pairs)
 
 
+@renamed_arguments(index="pairs")
 def excluded_loss(
     logits: Float[torch.Tensor, "pairs c"],
     labels: Int[torch.Tensor, " pairs"],
     frequencies: Iterable[int],
-    index: Int[torch.Tensor, " n"] | None = None,
+    pairs: Int[torch.Tensor, " n"] | None = None,
 ) -> float:
-    """Cross-entropy after removing the key-frequency directions (pass the train ``index``).
+    """Cross-entropy after removing the key-frequency directions (pass the train rows as
+    ``pairs``).
 
     It rises while the generalising circuit forms: the model comes to rely on it even on
     the training data it had memorized.
     """
     logits = _check_logits(logits)
-    return _cross_entropy(logits - _key_component(logits, frequencies), labels, index)
+    return _cross_entropy(logits - _key_component(logits, frequencies), labels, pairs)
 
 
 # ---------------------------------------------------------------------------- checks

@@ -33,6 +33,11 @@ from explorer.analysis.cache import _last_block
 from explorer.analysis.units import Head
 from explorer.models.handle import ModelHandle
 
+__all__ = [
+    "HeadDetection",
+    "detect_heads",
+]
+
 PATTERNS = ("previous_token_head", "duplicate_token_head", "induction_head")
 ERROR_MEASURES = ("mul", "abs")
 Pattern = str | torch.Tensor | Callable[[torch.Tensor], torch.Tensor]

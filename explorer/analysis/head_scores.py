@@ -56,6 +56,12 @@ from explorer.analysis.cache import _last_block, run_with_cache
 from explorer.analysis.units import Head, layer_table
 from explorer.models.handle import ModelHandle
 
+__all__ = [
+    "HeadScores",
+    "attention_patterns",
+    "head_scores",
+]
+
 SCORES = ("previous_token", "induction", "duplicate_token", "prefix_matching")
 
 
@@ -216,7 +222,7 @@ def attention_patterns(
         raise ValueError(f"{model.name} has no attention heads")
     tokens = model.check_inputs(inputs)
     names = [model.hook_name("pattern", layer) for layer in range(model.n_layers)]
-    cache = run_with_cache(model, tokens, names=names, logits=False)
+    cache = run_with_cache(model, tokens, hooks=names, logits=False)
     return torch.stack([cache[name] for name in names], dim=1)
 
 

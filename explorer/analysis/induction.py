@@ -3,11 +3,9 @@
 On ``[BOS][random L][same L]`` a model that has learned induction predicts the repeated
 half from the first, so its loss there falls far below the loss on the random first half:
 
-- ``in_context_learning_score``: loss late in the context minus loss early (Olsson et al.
-  2022); negative once context helps. On ``[BOS][L][L]`` with the default positions it is
-  the repeated-half loss minus the first-half loss.
-- ``repeated_half_advantage``: the opposite sign (first-half minus repeated-half loss),
-  the quantity ablations should remove.
+- ``induction_progress``: the repeated-half and first-half losses and the head scores in one
+  record (the metric factories ``in_context_learning_score`` and ``repeated_half_advantage``
+  live in ``analysis.metrics``).
 - ``find_induction_circuit``: induction heads (``induction`` score above ARENA's 0.4) and the
   earlier previous-token heads that feed their keys (K-composition above the random
   baseline and a previous-token score above a threshold).
@@ -24,13 +22,14 @@ from typing import Any
 import torch
 from jaxtyping import Int
 
-from explorer._checks import check_fraction, check_tensor
+from explorer._checks import check_fraction
 from explorer._deprecate import moved_names
 from explorer._display import MAX_ROWS, RecordShown, Shown, pandas
 from explorer.analysis import curves
+from explorer.analysis import metrics as _metrics
 from explorer.analysis.composition import CompositionScores, composition_scores
 from explorer.analysis.head_scores import HeadScores, head_scores
-from explorer.analysis.metrics import Metric, next_token_loss
+from explorer.analysis.metrics import _halves, next_token_loss
 from explorer.analysis.units import Head
 from explorer.models.handle import ModelHandle
 
@@ -38,48 +37,8 @@ __all__ = [
     "InductionCircuit",
     "InductionProgress",
     "find_induction_circuit",
-    "heads_above",
-    "in_context_learning_score",
     "induction_progress",
-    "repeated_half_advantage",
 ]
-
-
-def _halves(tokens: torch.Tensor) -> tuple[slice, slice]:
-    """Prediction positions of the first and the repeated half of ``[BOS][L][L]``."""
-    half = (tokens.shape[1] - 1) // 2
-    if half < 1:
-        raise ValueError(f"[BOS][L][L] needs L >= 1, got sequences of length {tokens.shape[1]}")
-    return slice(0, half), slice(half + 1, None)
-
-
-def in_context_learning_score(
-    tokens: Int[torch.Tensor, "batch pos"],
-    early: slice | None = None,
-    late: slice | None = None,
-) -> Metric:
-    """Per example: mean loss on the ``late`` predictions minus on the ``early`` ones.
-
-    Prediction ``i`` scores ``tokens[:, i + 1]``. Defaults: the repeated and first half of
-    ``[BOS][L][L]`` (the first prediction of the repeat is left out: nothing predicts it).
-
-    >>> from explorer.data import repeated_tokens
-    >>> t = repeated_tokens(2, 5, 20)
-    >>> score = in_context_learning_score(t)
-    >>> tuple(score(torch.zeros(2, 11, 20)).shape)  # uniform logits: no help from context
-    (2,)
-    """
-    tokens = check_tensor("tokens", torch.as_tensor(tokens), ndim=2, integer=True)
-    first, repeated = _halves(tokens)
-    early_loss = next_token_loss(tokens, early if early is not None else first)
-    late_loss = next_token_loss(tokens, late if late is not None else repeated)
-    return lambda logits: late_loss(logits) - early_loss(logits)
-
-
-def repeated_half_advantage(tokens: Int[torch.Tensor, "batch pos"]) -> Metric:
-    """Per example: first-half loss minus repeated-half loss on ``[BOS][L][L]`` (> 0 = induction)."""
-    score = in_context_learning_score(tokens)
-    return lambda logits: -score(logits)
 
 
 @dataclass(frozen=True, repr=False)
@@ -134,7 +93,12 @@ def heads_above(
     *,
     layers: Sequence[int] | None = None,
 ) -> list[Head]:
-    """Heads whose (batch-averaged) ``score`` exceeds ``threshold``, best first."""
+    """Heads whose (batch-averaged) ``score`` exceeds ``threshold``, best first.
+
+    >>> grid = torch.tensor([[[0.1, 0.9], [0.5, 0.2]]])  # [score, layer, head]
+    >>> heads_above(HeadScores(grid, ("induction",)), "induction", 0.4)
+    [Head(layer=0, head=1, position=None), Head(layer=1, head=0, position=None)]
+    """
     grid = scores.get(score)
     if grid.ndim == 3:
         grid = grid.mean(0)
@@ -225,11 +189,18 @@ def find_induction_circuit(
     return InductionCircuit(tuple(inductions), feeders, tuple(pairs), scores, composition)
 
 
-# The curve reader moved to its own module (it reads any curve, not only induction's).
+# The curve reader moved to its own module (it reads any curve, not only induction's), and
+# the metric factories to ``analysis.metrics`` (issue 24); the old paths work one release.
 __getattr__ = moved_names(
     "explorer.analysis.induction",
     {
-        name: (f"explorer.analysis.curves.{name}", lambda n=name: getattr(curves, n))
-        for name in ("PhaseChange", "detect_phase_change")
+        **{
+            name: (f"explorer.analysis.curves.{name}", lambda n=name: getattr(curves, n))
+            for name in ("PhaseChange", "detect_phase_change")
+        },
+        **{
+            name: (f"explorer.analysis.metrics.{name}", lambda n=name: getattr(_metrics, n))
+            for name in ("in_context_learning_score", "repeated_half_advantage")
+        },
     },
 )

@@ -20,6 +20,8 @@ from explorer.analysis.metrics import Metric, evaluate, evaluate_copies
 from explorer.models.handle import ModelHandle
 from explorer.models.sweeps import MAX_TOKENS, Site, SweepPlan
 
+__all__: list[str] = []
+
 
 @torch.no_grad()
 def run_interventions(

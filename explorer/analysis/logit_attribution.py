@@ -14,11 +14,11 @@ difference ``A - B``. Centring a component equals centring the direction, so no
 ``[component, d_model]`` stack is ever built: heads are read as ``z . (W_O^h d)`` and
 neurons as ``post . (W_out d)``, only at the attributed position.
 
-Units (``units=``; labels as transformer-lens writes them):
-- ``"layers"``: ``embed``, ``pos_embed``, ``{l}_attn_out``, ``{l}_mlp_out``
+The granularity (``granularity=``; labels as transformer-lens writes them):
+- ``"layer"``: ``embed``, ``pos_embed``, ``{l}_attn_out``, ``{l}_mlp_out``
   (``decompose_resid``); with the norm bias and ``b_U`` they sum to the logit exactly;
-- ``"heads"``: ``L{l}H{h}`` (``stack_head_results``);
-- ``"neurons"``: ``L{l}N{n}`` (``stack_neuron_results``);
+- ``"head"``: ``L{l}H{h}`` (``stack_head_results``);
+- ``"neuron"``: ``L{l}N{n}`` (``stack_neuron_results``);
 - ``"all"``: heads, neurons, ``embed``, ``pos_embed``, ``bias`` (the ``b_O`` and ``b_out``
   of every layer), as ``get_full_resid_decomposition(expand_neurons=True)``.
 """
@@ -34,11 +34,18 @@ from einops import einsum
 from jaxtyping import Float, Int
 
 from explorer._checks import check_choice
+from explorer._deprecate import _warn, renamed_arguments
 from explorer._display import Shown, pandas
 from explorer.analysis.units import Head, Neuron
 from explorer.models.handle import ModelHandle
 
-UNITS = ("layers", "heads", "neurons", "all")
+__all__ = [
+    "LogitAttribution",
+    "direct_logit_attribution",
+]
+
+GRANULARITIES = ("layer", "head", "neuron", "all")
+_PLURAL = {"layers": "layer", "heads": "head", "neurons": "neuron"}  # before issue 24
 TokenSpec = int | str | Sequence[int] | torch.Tensor
 
 
@@ -105,12 +112,12 @@ class LogitAttribution(Shown):
     """``values[batch, unit]``: each unit's direct effect on the logit (difference).
 
     ``logit`` is the model's own logit (difference) at the attributed position; for
-    ``units="layers"`` the values plus the bias terms (``remainder``) add up to it.
+    ``granularity="layer"`` the values plus the bias terms (``remainder``) add up to it.
     """
 
     values: Float[torch.Tensor, "batch unit"]
     labels: tuple[str, ...]
-    units: str
+    granularity: str
     direction: str
     logit: Float[torch.Tensor, " batch"]
     positions: Int[torch.Tensor, " batch"]
@@ -136,8 +143,10 @@ class LogitAttribution(Shown):
 
     def grid(self) -> Float[torch.Tensor, "layer x"]:
         """Batch-mean values as ``[layer, head]`` or ``[layer, neuron]`` (heads/neurons)."""
-        if self.units not in ("heads", "neurons"):
-            raise ValueError(f"grid() is for units='heads' or 'neurons', not {self.units!r}")
+        if self.granularity not in ("head", "neuron"):
+            raise ValueError(
+                f"grid() is for granularity='head' or 'neuron', not {self.granularity!r}"
+            )
         return self.mean().reshape(self.n_layers, -1)
 
     def unit(self, index: int) -> Head | Neuron | None:
@@ -151,11 +160,16 @@ class LogitAttribution(Shown):
             return Neuron(int(layer), int(neuron))
         return None
 
-    def top(self, n: int = 5, *, by_abs: bool = True) -> list[tuple[str, float]]:
-        """The ``n`` largest batch-mean attributions (by magnitude unless ``by_abs=False``)."""
+    def top(self, n: int = 5, *, by_abs: bool = True) -> list[tuple[Head | Neuron | str, float]]:
+        """The ``n`` largest batch-mean attributions (by magnitude unless ``by_abs=False``):
+        a ``Head`` or ``Neuron`` for a unit's column, the label for a component that is not
+        a unit (``embed``, ``0_attn_out``, ``bias``)."""
+        return [(self.unit(i) or self.labels[i], v) for i, v in self._ranked(n, by_abs)]
+
+    def _ranked(self, n: int, by_abs: bool = True) -> list[tuple[int, float]]:
         mean = self.mean()
         order = (mean.abs() if by_abs else mean).argsort(descending=True)[:n]
-        return [(self.labels[i], float(mean[i])) for i in order.tolist()]
+        return [(i, float(mean[i])) for i in order.tolist()]
 
     def to_dataframe(self) -> Any:
         """One row per unit: ``unit``, ``mean`` and ``std`` over the batch."""
@@ -168,31 +182,31 @@ class LogitAttribution(Shown):
     def _summary(self) -> str:
         batch, n = self.values.shape
         return (
-            f"{self.units}, {batch} examples x {n} units, {self.direction}; "
+            f"{self.granularity}, {batch} examples x {n} units, {self.direction}; "
             f"logit {float(self.logit.mean()):+.3g}"
         )
 
     def _top(self) -> list[str]:
-        return [f"{k} {v:+.3g}" for k, v in self.top(3)]
+        return [f"{self.labels[i]} {v:+.3g}" for i, v in self._ranked(3)]
 
     def _table(self) -> tuple:
-        rows = [(label, value) for label, value in self.top(10)]
+        rows = [(self.labels[i], value) for i, value in self._ranked(10)]
         note = f"model logit {float(self.logit.mean()):+.4g}, mean over {self.values.shape[0]} examples"
         return f"Direct logit attribution: {self.direction}", ("unit", "dla"), rows, note
 
 
-def _hooks_for(model: ModelHandle, units: str) -> dict[str, list[str]]:
+def _hooks_for(model: ModelHandle, granularity: str) -> dict[str, list[str]]:
     layers = range(model.n_layers)
     want: dict[str, list[str]] = {}
-    if units in ("layers", "all"):  # the embeddings are components of the stream too
+    if granularity in ("layer", "all"):  # the embeddings are components of the stream too
         want["embed"] = ["hook_embed"]
         if "hook_pos_embed" in model.hook_names:
             want["pos_embed"] = ["hook_pos_embed"]
-    if units in ("heads", "all"):
+    if granularity in ("head", "all"):
         want["z"] = [model.hook_name("z", l) for l in layers]
-    if units in ("neurons", "all") and model.has_mlp:
+    if granularity in ("neuron", "all") and model.has_mlp:
         want["post"] = [model.hook_name("post", l) for l in layers]
-    if units == "layers":
+    if granularity == "layer":
         want["attn_out"] = [model.hook_name("attn_out", l) for l in layers]
         if model.has_mlp:
             want["mlp_out"] = [model.hook_name("mlp_out", l) for l in layers]
@@ -216,6 +230,7 @@ def run_at_positions(
     return model.cache_pass(inputs, names=names, select=at_positions)
 
 
+@renamed_arguments(units="granularity")
 @torch.no_grad()
 def direct_logit_attribution(
     model: ModelHandle,
@@ -223,7 +238,7 @@ def direct_logit_attribution(
     *,
     target: TokenSpec,
     against: TokenSpec | None = None,
-    units: str = "heads",
+    granularity: str = "head",
     position: int | Sequence[int] | torch.Tensor = -1,
 ) -> LogitAttribution:
     """Each unit's direct effect on the logit of ``target`` (minus ``against``) at
@@ -233,19 +248,27 @@ def direct_logit_attribution(
         model: a transformer handle.
         inputs: token ids ``[batch, pos]``.
         target, against: a token id, a token string, or one id per example.
-        units: ``"layers"``, ``"heads"``, ``"neurons"`` or ``"all"``.
+        granularity: ``"layer"``, ``"head"``, ``"neuron"`` or ``"all"`` (the plural spellings
+            of before issue 24 still work for one release, with a warning).
         position: the position whose logits are explained (one, or one per example).
 
     >>> from explorer.models import zoo
     >>> m = zoo.attention_only_transformer(n_layers=2, d_model=32, n_heads=4, d_vocab=20, n_ctx=8)
-    >>> dla = direct_logit_attribution(m, torch.tensor([[0, 3, 5, 3]]), target="t5", units="heads")
+    >>> dla = direct_logit_attribution(m, torch.tensor([[0, 3, 5, 3]]), target="t5", granularity="head")
     >>> tuple(dla.values.shape), dla.labels[:2], tuple(dla.grid().shape)
     ((1, 8), ('L0H0', 'L0H1'), (2, 4))
     """
     if not model.is_transformer:
         raise ValueError(f"{model.name} takes images: direct logit attribution needs a transformer")
-    check_choice("DLA units", units, UNITS)
-    if units == "neurons" and not model.has_mlp:
+    if granularity in _PLURAL:
+        _warn(
+            f"direct_logit_attribution(granularity={granularity!r})",
+            f"direct_logit_attribution(granularity={_PLURAL[granularity]!r})",
+            stacklevel=5,
+        )
+        granularity = _PLURAL[granularity]
+    check_choice("DLA granularity", granularity, GRANULARITIES)
+    if granularity == "neuron" and not model.has_mlp:
         raise ValueError(f"{model.name} is attention-only: it has no neurons to attribute")
     tokens = model.check_inputs(inputs)
     batch, n_pos = tokens.shape
@@ -256,7 +279,7 @@ def direct_logit_attribution(
         if against is None
         else resolve_tokens(model, spec=against, batch=batch, what="against")
     )
-    want = _hooks_for(model, units)
+    want = _hooks_for(model, granularity)
     logits, acts = run_at_positions(
         model, tokens, names=[n for v in want.values() for n in v], positions=positions
     )
@@ -277,12 +300,12 @@ def direct_logit_attribution(
         columns.append((written * read).sum(-1, keepdim=True))
         labels.append(name)
 
-    if units in ("heads", "all"):
+    if granularity in ("head", "all"):
         for l, name in enumerate(want["z"]):
             w_o_read = einsum(model.weight("attn_out", l), read, "h e d, b d -> b h e")
             columns.append(einsum(acts[name], w_o_read, "b h e, b h e -> b h"))
             labels.extend(f"L{l}H{h}" for h in range(columns[-1].shape[1]))
-    if units in ("neurons", "all") and "post" in want:
+    if granularity in ("neuron", "all") and "post" in want:
         for l, name in enumerate(want["post"]):
             columns.append(acts[name] * (read @ model.weight("mlp_out", l).T))
             labels.extend(f"L{l}N{n}" for n in range(columns[-1].shape[1]))
@@ -290,12 +313,12 @@ def direct_logit_attribution(
         add("embed", acts["hook_embed"])
     if "pos_embed" in want:
         add("pos_embed", acts["hook_pos_embed"])
-    if units == "layers":
+    if granularity == "layer":
         for l in range(model.n_layers):
             add(f"{l}_attn_out", acts[want["attn_out"][l]])
             if "mlp_out" in want:
                 add(f"{l}_mlp_out", acts[want["mlp_out"][l]])
-    if units == "all":
+    if granularity == "all":
         bias = sum(model.weight("attn_out_bias", l) for l in range(model.n_layers))
         if model.has_mlp:
             bias = bias + sum(model.weight("mlp_out_bias", l) for l in range(model.n_layers))
@@ -304,7 +327,7 @@ def direct_logit_attribution(
     return LogitAttribution(
         values,
         tuple(labels),
-        units,
+        granularity,
         describe_direction(model, target=target_ids, against=against_ids),
         logit.float(),
         positions,

@@ -23,9 +23,15 @@ import torch
 from jaxtyping import Float, Int
 
 from explorer._checks import check_positive
+from explorer._deprecate import renamed_arguments
 from explorer._display import MAX_ROWS, Shown, pandas
 from explorer.analysis.logit_attribution import TokenSpec, resolve_tokens
 from explorer.models.handle import ModelHandle
+
+__all__ = [
+    "LogitLens",
+    "logit_lens",
+]
 
 
 @dataclass(frozen=True, repr=False)
@@ -116,13 +122,14 @@ def _lens_rows(model: ModelHandle, incl_mid: bool) -> list[tuple[str, str]]:
     return rows
 
 
+@renamed_arguments(k="n")
 @torch.no_grad()
 def logit_lens(
     model: ModelHandle,
     inputs: Int[torch.Tensor, "batch pos"],
     *,
     target: TokenSpec | None = None,
-    k: int = 5,
+    n: int = 5,
     incl_mid: bool = False,
 ) -> LogitLens:
     """The logit lens over every layer and position (see the module docstring).
@@ -133,12 +140,12 @@ def logit_lens(
         target: the token whose logit and rank each row reports: an id or a token string
             (same at every position), ids ``[batch, pos]``, or None for the model's own
             top-1 prediction at each position.
-        k: how many top tokens to keep per row and position.
+        n: how many top tokens to keep per row and position.
         incl_mid: also read ``resid_mid`` (between attention and MLP) of each layer.
 
     >>> from explorer.models import zoo
     >>> m = zoo.attention_only_transformer(n_layers=2, d_model=32, n_heads=4, d_vocab=20, n_ctx=8)
-    >>> lens = logit_lens(m, torch.tensor([[0, 3, 5, 3]]), k=3)
+    >>> lens = logit_lens(m, torch.tensor([[0, 3, 5, 3]]), n=3)
     >>> lens.labels, tuple(lens.top_ids.shape)
     (('0_pre', '1_pre', 'final_post'), (3, 1, 4, 3))
     >>> bool((lens.target_rank[-1] == 0).all())  # the last row is the model's own output
@@ -146,12 +153,12 @@ def logit_lens(
     """
     if not model.is_transformer:
         raise ValueError(f"{model.name} takes images: the logit lens needs a transformer")
-    check_positive("k", k)
+    check_positive("n", n)
     tokens = model.check_inputs(inputs)
     batch, n_pos = tokens.shape
     d_vocab = model.n_outputs or 0
-    if k > d_vocab:
-        raise ValueError(f"k={k} exceeds the vocabulary ({d_vocab} tokens)")
+    if n > d_vocab:
+        raise ValueError(f"n={n} exceeds the vocabulary ({d_vocab} tokens)")
     rows = _lens_rows(model, incl_mid)
     logits, cache = model.cache_pass(tokens, names=sorted({h for _, h in rows}))
     if target is None:
@@ -161,7 +168,7 @@ def logit_lens(
     top_ids, top_logits, target_logit, target_rank = [], [], [], []
     for _, hook in rows:
         lens = model.resid_to_logits(cache[hook]).float()  # one row: [b, p, vocab]
-        values, ids = lens.topk(k, dim=-1)
+        values, ids = lens.topk(n, dim=-1)
         top_ids.append(ids)
         top_logits.append(values)
         chosen = lens.gather(-1, target_ids[..., None])

@@ -1,12 +1,18 @@
 """Metrics: functions ``logits -> Tensor[batch]`` (one number per example, higher = more).
 
 Every intervention reports a metric before and after; metrics are per example so that
-bootstrap intervals and per-example views are possible. Builders close over the labels:
+bootstrap intervals and per-example views are possible. This module is the
+``explorer.analysis.metrics`` sub-namespace: everything a ``metric=`` argument is built from
+or read with, including ``recovery`` (where a patched value lies between corrupted and clean)
+and the in-context-learning metric factories. Builders close over the labels:
 
 >>> import torch
 >>> m = accuracy(torch.tensor([1, 0]))
 >>> m(torch.tensor([[0.0, 2.0], [0.0, 1.0]])).tolist()
 [1.0, 0.0]
+
+Size: about 420 lines, over the usual 400: one namespace of metric builders and readers,
+split only by what they read (labels, tokens, a patching span).
 """
 
 from __future__ import annotations
@@ -16,11 +22,29 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
+from jaxtyping import Int
 
 from explorer._checks import check_tensor
+from explorer._deprecate import renamed_arguments
 
 if TYPE_CHECKING:
     from explorer.models.handle import ModelHandle
+
+__all__ = [
+    "accuracy",
+    "check_metric",
+    "correct_logprob",
+    "evaluate",
+    "first_half_loss",
+    "in_context_learning_score",
+    "logit_diff",
+    "lower_is_better",
+    "neg_cross_entropy",
+    "next_token_loss",
+    "recovery",
+    "repeated_half_advantage",
+    "repeated_half_loss",
+]
 
 Metric = Callable[[torch.Tensor], torch.Tensor]
 
@@ -215,13 +239,14 @@ def _logit_diff(logits: torch.Tensor, correct: torch.Tensor, wrong: torch.Tensor
     return (last.gather(-1, correct[:, None]) - last.gather(-1, wrong[:, None])).squeeze(-1)
 
 
-def next_token_loss(tokens: torch.Tensor, positions: slice | None = None) -> Metric:
+@renamed_arguments(tokens="inputs")
+def next_token_loss(inputs: torch.Tensor, positions: slice | None = None) -> Metric:
     """Mean next-token cross-entropy per example over ``positions`` (of the predictions).
 
-    Prediction ``i`` (logits at position ``i``) is scored on ``tokens[:, i + 1]``. Lower is
-    better, so interventions that hurt the model raise it.
+    Prediction ``i`` (logits at position ``i``) is scored on ``inputs[:, i + 1]`` (token
+    ids). Lower is better, so interventions that hurt the model raise it.
     """
-    tokens = check_tensor("tokens", torch.as_tensor(tokens), ndim=2, integer=True)
+    tokens = check_tensor("inputs", torch.as_tensor(inputs), ndim=2, integer=True)
     sel = positions if positions is not None else slice(None)
 
     def metric(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -232,16 +257,78 @@ def next_token_loss(tokens: torch.Tensor, positions: slice | None = None) -> Met
     return _RowWise(metric, tokens[:, 1:], lower_is_better=True)
 
 
-def repeated_half_loss(tokens: torch.Tensor) -> Metric:
+@renamed_arguments(tokens="inputs")
+def repeated_half_loss(inputs: torch.Tensor) -> Metric:
     """Next-token loss on the second half of ``[BOS][L][L]`` (what induction lowers)."""
-    half = (tokens.shape[1] - 1) // 2
-    return next_token_loss(tokens, slice(half + 1, None))
+    half = (inputs.shape[1] - 1) // 2
+    return next_token_loss(inputs, slice(half + 1, None))
 
 
-def first_half_loss(tokens: torch.Tensor) -> Metric:
+@renamed_arguments(tokens="inputs")
+def first_half_loss(inputs: torch.Tensor) -> Metric:
     """Next-token loss on the first (random, unpredictable) half of ``[BOS][L][L]``."""
+    half = (inputs.shape[1] - 1) // 2
+    return next_token_loss(inputs, slice(0, half))
+
+
+def _halves(tokens: torch.Tensor) -> tuple[slice, slice]:
+    """Prediction positions of the first and the repeated half of ``[BOS][L][L]``."""
     half = (tokens.shape[1] - 1) // 2
-    return next_token_loss(tokens, slice(0, half))
+    if half < 1:
+        raise ValueError(f"[BOS][L][L] needs L >= 1, got sequences of length {tokens.shape[1]}")
+    return slice(0, half), slice(half + 1, None)
+
+
+@renamed_arguments(tokens="inputs")
+def in_context_learning_score(
+    inputs: Int[torch.Tensor, "batch pos"],
+    early: slice | None = None,
+    late: slice | None = None,
+) -> Metric:
+    """Per example: mean loss on the ``late`` predictions minus on the ``early`` ones.
+
+    Prediction ``i`` scores ``inputs[:, i + 1]``. Defaults: the repeated and first half of
+    ``[BOS][L][L]`` (the first prediction of the repeat is left out: nothing predicts it).
+
+    >>> from explorer.data import repeated_tokens
+    >>> t = repeated_tokens(2, 5, 20)
+    >>> score = in_context_learning_score(t)
+    >>> tuple(score(torch.zeros(2, 11, 20)).shape)  # uniform logits: no help from context
+    (2,)
+    """
+    tokens = check_tensor("inputs", torch.as_tensor(inputs), ndim=2, integer=True)
+    first, repeated = _halves(tokens)
+    early_loss = next_token_loss(tokens, early if early is not None else first)
+    late_loss = next_token_loss(tokens, late if late is not None else repeated)
+    return lambda logits: late_loss(logits) - early_loss(logits)
+
+
+@renamed_arguments(tokens="inputs")
+def repeated_half_advantage(inputs: Int[torch.Tensor, "batch pos"]) -> Metric:
+    """Per example: first-half loss minus repeated-half loss on ``[BOS][L][L]`` (> 0 = induction)."""
+    score = in_context_learning_score(inputs)
+    return lambda logits: -score(logits)
+
+
+SAME_METRIC = 1e-12  # a clean-vs-corrupted gap this small is no gap
+
+
+@renamed_arguments(clean="clean_value", corrupted="corrupted_value")
+def recovery(values: torch.Tensor, clean_value: float, corrupted_value: float) -> torch.Tensor:
+    """``(values - corrupted_value) / (clean_value - corrupted_value)``: where each patched
+    value (a metric) lies between
+    the corrupted (0) and the clean (1) metric. NaN everywhere when the clean and corrupted
+    inputs give the same metric (the fraction is undefined: there is nothing to recover).
+
+    >>> recovery(torch.tensor([1.0, 2.0, 3.0]), clean_value=3.0, corrupted_value=1.0).tolist()
+    [0.0, 0.5, 1.0]
+    >>> recovery(torch.tensor([1.0]), clean_value=2.0, corrupted_value=2.0).isnan().all().item()
+    True
+    """
+    span = clean_value - corrupted_value
+    if abs(span) < SAME_METRIC:
+        return torch.full_like(values, float("nan"), dtype=torch.float32)
+    return (values - corrupted_value) / span
 
 
 LOSS_WORDS = ("loss", "error", "entropy", "perplexity", "nll")
@@ -332,21 +419,27 @@ def _per_example(value: object, batch: int) -> torch.Tensor:
     return value
 
 
-def evaluate(metric: Metric, logits: torch.Tensor, batch: int) -> torch.Tensor:
-    """Apply ``metric`` and check it returned one finite number per example."""
-    value = _per_example(check_metric(metric)(logits), batch)
+@renamed_arguments(batch="batch_size")
+def evaluate(metric: Metric, logits: torch.Tensor, batch_size: int) -> torch.Tensor:
+    """Apply ``metric`` and check it returned one finite number per example (of the
+    ``batch_size`` examples in ``logits``)."""
+    value = _per_example(check_metric(metric)(logits), batch_size)
     if not torch.isfinite(value).all():
         raise ValueError("the metric returned NaN or infinite values")
     return value.detach().float()
 
 
-def evaluate_copies(metric: Metric, logits: torch.Tensor, copies: int, batch: int) -> torch.Tensor:
-    """``[copies, batch]``: the metric of each of ``copies`` batches stacked in ``logits``,
-    checked like ``evaluate`` (finiteness once for all copies).
+@renamed_arguments(batch="batch_size")
+def evaluate_copies(
+    metric: Metric, logits: torch.Tensor, copies: int, batch_size: int
+) -> torch.Tensor:
+    """``[copies, batch_size]``: the metric of each of ``copies`` batches stacked in
+    ``logits``, checked like ``evaluate`` (finiteness once for all copies).
 
     Built-in metrics score all copies in one call (same values: they are row-wise); any
     other metric is called once per copy on that copy's ``[batch, ...]`` logits.
     """
+    batch = batch_size
     check_metric(metric)
     if isinstance(metric, _RowWise):
         value = metric.copies(logits, copies, batch)

@@ -24,6 +24,11 @@ from explorer.analysis.neuron_logits import neuron_logit_weights
 from explorer.analysis.units import Neuron, neuron_index
 from explorer.models.handle import ModelHandle
 
+__all__ = [
+    "OutputEffect",
+    "zero_ablation_effect",
+]
+
 
 @dataclass(frozen=True, repr=False)
 class OutputEffect(Shown):

@@ -24,9 +24,15 @@ from typing import Any
 import torch
 from jaxtyping import Float, Int
 
+from explorer._deprecate import renamed_arguments
 from explorer._display import MAX_ROWS, Shown, pandas
-from explorer.analysis.units import Neuron, units_of_type
+from explorer.analysis.units import Neuron, parse_unit, units_of_type
 from explorer.models.handle import ModelHandle
+
+__all__ = [
+    "NeuronLogitWeights",
+    "neuron_logit_weights",
+]
 
 
 @dataclass(frozen=True, repr=False)
@@ -38,15 +44,29 @@ class NeuronLogitWeights(Shown):
     scale: float
     token_text: tuple[str, ...]
 
-    def top(self, index: int = 0, k: int = 5, *, bottom: bool = False) -> list[tuple[str, float]]:
-        """The ``k`` tokens neuron ``index`` promotes most (or suppresses most: ``bottom``)."""
+    @renamed_arguments(index="unit", k="n")
+    def top(
+        self, unit: int | Neuron | str = 0, n: int = 5, *, bottom: bool = False
+    ) -> list[tuple[str, float]]:
+        """The ``n`` tokens (their text) that neuron ``unit`` promotes most (or suppresses
+        most: ``bottom``); ``unit`` is a ``Neuron`` of the result, its text, or its row."""
+        index = unit if isinstance(unit, int) else self._row(unit)
         row = -self.values[index] if bottom else self.values[index]
-        idx = row.topk(min(k, row.numel())).indices.tolist()
+        idx = row.topk(min(n, row.numel())).indices.tolist()
         return [(self.token_text[i], float(self.values[index, i])) for i in idx]
 
-    def to_dataframe(self, k: int = 10) -> Any:
+    def _row(self, unit: Neuron | str) -> int:
+        neuron = parse_unit(unit)
+        if neuron not in self.neurons:
+            have = ", ".join(map(str, self.neurons[:8])) + (" ..." if len(self.neurons) > 8 else "")
+            raise ValueError(f"{neuron} is not in this result: it has {have}")
+        return self.neurons.index(neuron)  # type: ignore[arg-type]
+
+    @renamed_arguments(k="n")
+    def to_dataframe(self, n: int = 10) -> Any:
         """One row per neuron, side (``top`` / ``bottom``) and rank: the ``token`` and its
-        ``weight`` (the ``k`` strongest tokens each side)."""
+        ``weight`` (the ``n`` strongest tokens each side)."""
+        k = n
         pd = pandas()
         rows = []
         for i, neuron in enumerate(self.neurons):

@@ -16,10 +16,21 @@ from einops import reduce
 from jaxtyping import Float, Int
 
 from explorer._checks import check_choice, check_finite, check_positive, check_tensor
+from explorer._deprecate import renamed_arguments
 from explorer.analysis._shown import HistogramShown, TopKShown, WindowsShown
 from explorer.analysis.cache import iter_batches
 from explorer.analysis.units import Neuron, neuron_index
 from explorer.models.handle import ModelHandle
+
+__all__ = [
+    "ExampleWindows",
+    "Histogram",
+    "TopKExamples",
+    "activation_histogram",
+    "example_windows",
+    "layer_activations",
+    "top_k_examples",
+]
 
 HOOKS = ("post", "pre")
 
@@ -123,28 +134,30 @@ def _activations(model: ModelHandle, batch: torch.Tensor, name: str) -> torch.Te
     return check_finite(f"activations at {name}", unit_values(cache[name]))
 
 
+@renamed_arguments(k="n", hook="hooks")
 @torch.no_grad()
 def top_k_examples(
     model: ModelHandle,
     inputs: torch.Tensor | Iterable[torch.Tensor],
     *,
     layer: int,
-    k: int = 10,
+    n: int = 10,
     batch_size: int = 256,
-    hook: str = "post",
+    hooks: str = "post",
     largest: bool = True,
 ) -> TopKExamples:
-    """The ``k`` strongest activations of every unit of ``layer``, streamed over ``data``.
+    """The ``n`` strongest activations of every unit of ``layer``, streamed over ``inputs``;
+    ``hooks`` is the layer's hook read (``"post"`` or ``"pre"``).
 
     >>> import torch
     >>> from explorer.models import zoo
     >>> m = zoo.mnist_mlp(hidden=(8,))
-    >>> top = top_k_examples(m, torch.rand(50, 1, 28, 28), layer=0, k=3)
+    >>> top = top_k_examples(m, torch.rand(50, 1, 28, 28), layer=0, n=3)
     >>> tuple(top.values.shape), bool((top.values[:, 0] >= top.values[:, 1]).all())
     ((8, 3), True)
     """
-    check_positive("k", k)
-    name = _hook(model, layer, hook)
+    check_positive("n", n)
+    name = _hook(model, layer, hooks)
     best: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
     seen = 0
     stop = _stop(model, name)
@@ -154,7 +167,7 @@ def top_k_examples(
         lo, hi = torch.aminmax(acts)  # one pass; NaN and inf survive min/max
         if not (torch.isfinite(lo) and torch.isfinite(hi)):
             raise ValueError(f"activations at {name} contain NaN or infinite values")
-        best = _merge_batch(best, acts, seen, k, largest)
+        best = _merge_batch(best, acts, seen, n, largest)
         seen += acts.shape[0]
     assert best is not None
     return TopKExamples(*best, name, seen, largest)
@@ -235,6 +248,7 @@ def _keep_best(
     return values, example.gather(1, order), position.gather(1, order)
 
 
+@renamed_arguments(hook="hooks")
 @torch.no_grad()
 def activation_histogram(
     model: ModelHandle,
@@ -244,7 +258,7 @@ def activation_histogram(
     bins: int = 40,
     labels: torch.Tensor | None = None,
     batch_size: int = 256,
-    hook: str = "post",
+    hooks: str = "post",
 ) -> Histogram:
     """Histogram of one unit's activations over ``data`` (every position for text).
 
@@ -252,7 +266,7 @@ def activation_histogram(
     """
     check_positive("bins", bins)
     layer, neuron = neuron_index(model, unit=unit)
-    name = _hook(model, layer, hook)
+    name = _hook(model, layer, hooks)
     if labels is not None:
         labels = check_tensor("labels", torch.as_tensor(labels), ndim=1)
         if labels.dtype.is_floating_point:
@@ -316,6 +330,7 @@ def histogram(
     return Histogram(counts, edges, hook, unit, by_class)
 
 
+@renamed_arguments(hook="hooks")
 @torch.no_grad()
 def layer_activations(
     model: ModelHandle,
@@ -323,7 +338,7 @@ def layer_activations(
     *,
     layer: int,
     batch_size: int = 256,
-    hook: str = "post",
+    hooks: str = "post",
 ) -> Float[torch.Tensor, "value unit"]:
     """Every unit's value on every example (and position) of ``data``: ``[values, unit]``,
     rows in iteration order (example-major for text). Holds the whole table: a view keeps
@@ -333,7 +348,7 @@ def layer_activations(
     >>> tuple(layer_activations(zoo.mnist_mlp(hidden=(8,)), torch.rand(5, 1, 28, 28), layer=0).shape)
     (5, 8)
     """
-    name = _hook(model, layer, hook)
+    name = _hook(model, layer, hooks)
     chunks = [_activations(model, b, name).flatten(0, 1) for b in iter_batches(inputs, batch_size)]
     if not chunks:
         raise ValueError("no data: layer_activations needs at least one example")
@@ -351,6 +366,7 @@ class ExampleWindows(WindowsShown):
     acts: Float[torch.Tensor, "k width"]
 
 
+@renamed_arguments(hook="hooks")
 @torch.no_grad()
 def example_windows(
     model: ModelHandle,
@@ -361,7 +377,7 @@ def example_windows(
     positions: Int[torch.Tensor, " k"],
     context: int = 12,
     after: int = 3,
-    hook: str = "post",
+    hooks: str = "post",
 ) -> ExampleWindows:
     """Neuron ``layer.neuron`` on windows of ``tokens[examples]``: ``context`` tokens before
     each position and ``after`` after it (shifted to stay inside the sequence); one forward
@@ -375,7 +391,7 @@ def example_windows(
     ((1,), (1, 2))
     """
     layer, neuron = neuron_index(model, unit=unit)
-    name = _hook(model, layer, hook)
+    name = _hook(model, layer, hooks)
     n_pos = inputs.shape[1]
     width = min(n_pos, context + 1 + after)
     starts = tuple(min(max(0, int(p) - context), n_pos - width) for p in positions)

@@ -33,15 +33,21 @@ from jaxtyping import Float
 
 from explorer._checks import check_choice
 from explorer._display import MAX_ROWS, Shown, long_frame, num, shape, strongest
+from explorer.analysis._batch_size import accepts_max_tokens, token_budget
 from explorer.analysis.interventions import (
-    MAX_TOKENS,
     Site,
     clean_metric,
     run_sweep,
     sweep_base_hooks,
 )
-from explorer.analysis.metrics import Metric, evaluate
+from explorer.analysis.metrics import Metric, evaluate, recovery
 from explorer.models.handle import ModelHandle
+
+__all__ = [
+    "PatchingResult",
+    "activation_patching",
+    "attribution_patching",
+]
 
 # grid -> (activation kind, einops pattern from the activation to one cell's axes)
 _SPECS = {
@@ -121,25 +127,6 @@ class PatchingResult(Shown):
         note = f"{len(rows)} of {self.values.numel()} cells, largest {what} first"
         title = f"{self.method} patching ({self.grid}): clean {num(self.clean_value)}, corrupted {num(self.corrupted_value)}"
         return title, ("cell", what, "metric"), rows, note
-
-
-SAME_METRIC = 1e-12  # a clean-vs-corrupted gap this small is no gap
-
-
-def recovery(values: torch.Tensor, clean: float, corrupted: float) -> torch.Tensor:
-    """``(values - corrupted) / (clean - corrupted)``: where each patched value lies between
-    the corrupted (0) and the clean (1) metric. NaN everywhere when the clean and corrupted
-    inputs give the same metric (the fraction is undefined: there is nothing to recover).
-
-    >>> recovery(torch.tensor([1.0, 2.0, 3.0]), clean=3.0, corrupted=1.0).tolist()
-    [0.0, 0.5, 1.0]
-    >>> recovery(torch.tensor([1.0]), clean=2.0, corrupted=2.0).isnan().all().item()
-    True
-    """
-    span = clean - corrupted
-    if abs(span) < SAME_METRIC:
-        return torch.full_like(values, float("nan"), dtype=torch.float32)
-    return (values - corrupted) / span
 
 
 def grid_axes(grid: str) -> tuple[str, ...]:
@@ -229,6 +216,7 @@ def _to_grid(
     return out
 
 
+@accepts_max_tokens
 @torch.no_grad()
 def activation_patching(
     model: ModelHandle,
@@ -237,13 +225,14 @@ def activation_patching(
     corrupted: torch.Tensor,
     metric: Metric,
     grid: str = "resid",
-    max_tokens: int = MAX_TOKENS,
+    batch_size: int | None = None,
 ) -> PatchingResult:
     """Patch each grid cell from the clean ``inputs`` into ``corrupted`` (same shape);
     ``values[layer, ...]`` is the
     mean metric (axes: ``grid_axes(grid)``). ``metric`` must score the corrupted batch
     (e.g. logit difference of the clean answer vs the corrupted answer). Equals
     transformer-lens's ``get_act_patch_*`` with ``metric(logits).mean()`` as its metric.
+    ``batch_size`` bounds the inputs (rows) of one forward pass (None: the library chooses).
 
     >>> from explorer.analysis import metrics
     >>> from explorer.models import zoo
@@ -277,7 +266,7 @@ def activation_patching(
         sources=clean_cache,
         clean_activations=corrupted_cache,
         metric=metric,
-        max_tokens=max_tokens,
+        max_tokens=token_budget(corrupted, batch_size),
     )
     return PatchingResult(_to_grid(model, cells, after.mean(1)), clean_value, corrupted_value, grid)
 

@@ -32,11 +32,15 @@ from jaxtyping import Float
 
 from explorer._checks import check_choice
 from explorer._display import Shown, pandas
-from explorer.analysis.interventions import MAX_TOKENS
-from explorer.analysis.metrics import Metric, evaluate, evaluate_copies
-from explorer.analysis.patching import recovery
+from explorer.analysis._batch_size import accepts_max_tokens, token_budget
+from explorer.analysis.metrics import Metric, evaluate, evaluate_copies, recovery
 from explorer.analysis.units import Head, units_of_type
 from explorer.models.handle import ModelHandle
+
+__all__ = [
+    "PathPatchingResult",
+    "path_patching",
+]
 
 INPUTS = ("q", "k", "v")
 
@@ -60,14 +64,18 @@ class PathPatchingResult(Shown):
         the clean and corrupted inputs give the same metric. It is ``recovery - 1``."""
         return recovery(self.values, self.clean_value, self.corrupted_value) - 1.0
 
-    def top(self, n: int = 5) -> list[tuple[str, float]]:
-        """The ``n`` senders whose path changes the metric most (a sweep only)."""
+    def top(self, n: int = 5) -> list[tuple[Head | tuple[Head, ...], float]]:
+        """The ``n`` sender ``Head``s whose path changes the metric most, with the change
+        (a sweep); for fixed ``senders``, one row: the senders together and the metric."""
         if self.values.ndim != 2:
-            return [("senders", float(self.values))]
+            return [(tuple(self.senders or ()), float(self.values))]
         delta = (self.values - self.clean_value).nan_to_num(0.0)
         order = delta.abs().flatten().argsort(descending=True)[:n].tolist()
         heads = self.values.shape[1]
-        return [(f"L{i // heads}H{i % heads}", float(delta.flatten()[i])) for i in order]
+        return [(Head(i // heads, i % heads), float(delta.flatten()[i])) for i in order]
+
+    def _top_rows(self, n: int) -> list[tuple[str, float]]:
+        return [(_names(k if isinstance(k, tuple) else (k,)), v) for k, v in self.top(n)]
 
     def to_dataframe(self) -> Any:
         """A sweep: one row per sender head (``layer``, ``head``, ``metric``); one sender
@@ -92,18 +100,19 @@ class PathPatchingResult(Shown):
         )
 
     def _top(self) -> list[str]:
-        return [f"{k} {v:+.3g}" for k, v in self.top(3)]
+        return [f"{k} {v:+.3g}" for k, v in self._top_rows(3)]
 
     def _table(self) -> tuple:
         title = f"Path patching -> {_names(self.receivers)} ({'/'.join(self.receiver_inputs)})"
         note = f"clean {self.clean_value:.4g}, corrupted {self.corrupted_value:.4g}"
-        return title, ("sender", "metric change"), self.top(10), note
+        return title, ("sender", "metric change"), self._top_rows(10), note
 
 
 def _names(heads: Sequence[Head] | None) -> str:
     return "all" if heads is None else ",".join(f"L{h.layer}H{h.head}" for h in heads)
 
 
+@accepts_max_tokens
 @torch.no_grad()
 def path_patching(
     model: ModelHandle,
@@ -114,10 +123,11 @@ def path_patching(
     metric: Metric,
     senders: Head | str | Sequence[Head | str] | None = None,
     receiver_inputs: str | Sequence[str] = ("q", "k", "v"),
-    max_tokens: int = MAX_TOKENS,
+    batch_size: int | None = None,
 ) -> PathPatchingResult:
     """Path patching from ``senders`` to the ``receiver_inputs`` of ``receivers`` (module
     docstring); ``inputs`` are the clean inputs, ``corrupted`` the corrupted ones.
+    ``batch_size`` bounds the inputs (rows) of one forward pass (None: the library chooses).
 
     >>> from explorer.models import zoo
     >>> from explorer.analysis import metrics
@@ -161,7 +171,7 @@ def path_patching(
     clean_value = float(clean_values.mean())
     corrupted_value = float(corrupted_values.mean())
     targets = sorted({(model.hook_name(i, h.layer), h.head) for h in recv for i in via})
-    per_pass = max(1, max_tokens // clean.numel())
+    per_pass = max(1, token_budget(clean, batch_size) // clean.numel())
     results = []
     for start in range(0, len(send_sets), per_pass):
         chunk = send_sets[start : start + per_pass]

@@ -30,6 +30,12 @@ from explorer._display import MAX_ROWS, Shown, num, pandas, strongest
 if TYPE_CHECKING:
     from explorer.models.handle import ModelHandle
 
+__all__ = [
+    "Probe",
+    "ProbeResults",
+    "linear_probes",
+]
+
 
 @dataclass(frozen=True, repr=False)
 class Probe:

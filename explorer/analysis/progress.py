@@ -21,10 +21,11 @@ import torch
 from torch import nn
 
 from explorer._deprecate import moved_names
-from explorer.analysis import curves
+from explorer.analysis.curves import detect_phase_change, first_crossing
 from explorer.models.handle import ModelHandle
 
-__all__ = ["gini", "weight_norm"]
+# The progress sub-namespace: measures logged over training and the readers of their curves.
+__all__ = ["detect_phase_change", "first_crossing", "gini", "weight_norm"]
 
 
 def gini(values: torch.Tensor | Sequence[float]) -> float:
@@ -72,9 +73,5 @@ __getattr__ = moved_names(
         ),
         "Phase": ("explorer.studies.grokking_phases.Phase", lambda: _phases().Phase),
         "Phases": ("explorer.studies.grokking_phases.Phases", lambda: _phases().Phases),
-        "first_crossing": (
-            "explorer.analysis.curves.first_crossing",
-            lambda: curves.first_crossing,
-        ),
     },
 )

@@ -33,6 +33,11 @@ from explorer.analysis.logit_attribution import (
 )
 from explorer.models.handle import ModelHandle
 
+__all__ = [
+    "TokenAttribution",
+    "attribute_tokens",
+]
+
 
 @dataclass(frozen=True, repr=False)
 class TokenAttribution(Shown):

@@ -1,7 +1,7 @@
 """What an audit's reconstructed trigger does to real inputs: stamped examples, before and after.
 
-``stamped_examples(model, inputs, *, result=, cls=)`` stamps class ``cls``'s reconstructed trigger
-(``AuditResult.stamp``) onto the first ``n`` images not already predicted as ``cls`` and
+``stamped_examples(model, inputs, *, result=, target=)`` stamps class ``target``'s reconstructed
+trigger (``AuditResult.stamp``) onto the first ``n`` images not already predicted as it and
 returns both versions with the model's predictions, and the share of the stamped ones sent
 to ``cls``. The AuditView shows it for the class a user clicks; a notebook can check the
 trigger on digits the audit never saw.
@@ -15,9 +15,15 @@ from typing import Any
 import torch
 
 from explorer._checks import check_index, check_positive, check_tensor
+from explorer._deprecate import renamed_arguments
 from explorer._display import MAX_ROWS, Shown, pandas, png_data_url
 from explorer.analysis.audit import AuditResult
 from explorer.models.handle import ModelHandle
+
+__all__ = [
+    "StampedExamples",
+    "stamped_examples",
+]
 
 
 @dataclass(frozen=True, repr=False)
@@ -71,17 +77,18 @@ class StampedExamples(Shown):
         return super()._repr_html_() + f"<div>{pictures}</div>"
 
 
+@renamed_arguments(cls="target")
 def stamped_examples(
     model: ModelHandle,
     inputs: torch.Tensor,
     *,
     result: AuditResult,
-    cls: int | None = None,
+    target: int | None = None,
     n: int = 8,
 ) -> StampedExamples:
-    """Stamp ``result``'s trigger for ``cls`` (default: its target, else the most anomalous
-    class) on the first ``n`` of ``images [m, C, H, W]`` the model does not already put in
-    ``cls``.
+    """Stamp ``result``'s trigger for class ``target`` (default: the audit's target, else the
+    most anomalous class) on the first ``n`` of ``inputs [m, C, H, W]`` the model does not
+    already put in that class.
 
     >>> import explorer
     >>> from explorer.analysis.audit import audit
@@ -89,15 +96,15 @@ def stamped_examples(
     >>> m = explorer.load(make_mlp(0), input_shape=(1, 28, 28))
     >>> x = torch.rand(64, 1, 28, 28)
     >>> r = audit(m, x, method="stamp", budget=300)
-    >>> ex = stamped_examples(m, result=r, inputs=x, cls=3, n=4)
+    >>> ex = stamped_examples(m, result=r, inputs=x, target=3, n=4)
     >>> ex.stamped.shape, ex.after.shape, 0.0 <= ex.success <= 1.0
     (torch.Size([4, 1, 28, 28]), torch.Size([4]), True)
     """
     check_positive("n", n)
     n_classes = len(result.anomaly)
-    if cls is None:
-        cls = result.target if result.target is not None else int(result.anomaly.argmax())
-    cls = check_index("cls", cls, n_classes, f"(classes of {result.model})")
+    if target is None:
+        target = result.target if result.target is not None else int(result.anomaly.argmax())
+    cls = check_index("target", target, n_classes, f"(classes of {result.model})")
     inputs = check_tensor("images", model.check_images(inputs), ndim=4, integer=False)
     before_count = model.spent.forward
     with torch.no_grad():

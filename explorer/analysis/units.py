@@ -2,7 +2,7 @@
 
 ``Head(1, 4)`` is attention head 4 of layer 1; ``Neuron(0, 37)`` is neuron (or conv
 channel) 37 of layer 0's MLP; ``ResidPosition(1, 5)`` is the residual stream entering
-layer 1 at position 5. Heads and neurons take an optional ``pos`` to act at one position
+layer 1 at position 5. Heads and neurons take an optional ``position`` to act at one token position
 only. ``parse_unit("head 1.4")`` / ``"L1H4"`` / ``"neuron 0.37"`` reads the forms people write.
 """
 
@@ -14,17 +14,29 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from explorer._deprecate import _warn, renamed_arguments
 from explorer._display import long_frame
 
 if TYPE_CHECKING:
     from explorer.models.handle import ModelHandle
+
+__all__ = [
+    "Head",
+    "Neuron",
+    "ResidPosition",
+    "Unit",
+    "all_heads",
+    "check_unit",
+    "parse_unit",
+    "unit_slice",
+]
 
 
 @dataclass(frozen=True, order=True)
 class Head:
     layer: int
     head: int
-    pos: int | None = None
+    position: int | None = None
 
     def hook(self, model: ModelHandle) -> str:
         model.check_head(self.layer, self.head)
@@ -32,11 +44,11 @@ class Head:
 
     def index(self) -> tuple:
         """Index into ``hook_z`` activations ``[batch, pos, head, d_head]``."""
-        pos = slice(None) if self.pos is None else self.pos
+        pos = slice(None) if self.position is None else self.position
         return (slice(None), pos, self.head)
 
     def __str__(self) -> str:
-        at = f"@{self.pos}" if self.pos is not None else ""
+        at = f"@{self.position}" if self.position is not None else ""
         return f"head {self.layer}.{self.head}{at}"
 
 
@@ -44,7 +56,7 @@ class Head:
 class Neuron:
     layer: int
     neuron: int
-    pos: int | None = None
+    position: int | None = None
 
     def hook(self, model: ModelHandle) -> str:
         model.check_neuron(self.layer, self.neuron)
@@ -54,19 +66,19 @@ class Neuron:
         """Index into ``hook_post``: ``[batch, pos, d_mlp]`` (tokens), ``[batch, d]`` (MLP)
         or ``[batch, channel, h, w]`` (conv; ``pos`` is unused)."""
         if act_ndim == 3:
-            pos = slice(None) if self.pos is None else self.pos
+            pos = slice(None) if self.position is None else self.position
             return (slice(None), pos, self.neuron)
         return (slice(None), self.neuron)
 
     def __str__(self) -> str:
-        at = f"@{self.pos}" if self.pos is not None else ""
+        at = f"@{self.position}" if self.position is not None else ""
         return f"neuron {self.layer}.{self.neuron}{at}"
 
 
 @dataclass(frozen=True, order=True)
 class ResidPosition:
     layer: int
-    pos: int
+    position: int
 
     def hook(self, model: ModelHandle) -> str:
         if not model.is_transformer:
@@ -74,13 +86,23 @@ class ResidPosition:
         return model.hook_name("resid_pre", self.layer)
 
     def index(self) -> tuple:
-        return (slice(None), self.pos)
+        return (slice(None), self.position)
 
     def __str__(self) -> str:
-        return f"resid {self.layer}@{self.pos}"
+        return f"resid {self.layer}@{self.position}"
 
 
 Unit = Head | Neuron | ResidPosition
+
+
+def _old_pos(self: Unit) -> int | None:
+    _warn(f"{type(self).__name__}.pos", f"{type(self).__name__}.position", stacklevel=3)
+    return self.position
+
+
+for _cls in (Head, Neuron, ResidPosition):  # ``pos`` before issue 24 (docs/api.md glossary)
+    _cls.pos = property(_old_pos, doc="Deprecated: ``position``.")  # type: ignore[attr-defined]
+    _cls.__init__ = renamed_arguments(pos="position")(_cls.__init__)  # type: ignore[method-assign]
 
 _PATTERNS = [
     (re.compile(r"^\s*(?:head|h)\s*(\d+)\s*[.:]\s*(\d+)(?:\s*@\s*(\d+))?\s*$", re.I), "head"),
@@ -95,7 +117,7 @@ def parse_unit(text: str | Unit) -> Unit:
     """Read a unit from text.
 
     >>> parse_unit("head 1.4"), parse_unit("L0H2"), parse_unit("neuron 0.37")
-    (Head(layer=1, head=4, pos=None), Head(layer=0, head=2, pos=None), Neuron(layer=0, neuron=37, pos=None))
+    (Head(layer=1, head=4, position=None), Head(layer=0, head=2, position=None), Neuron(layer=0, neuron=37, position=None))
     """
     if isinstance(text, (Head, Neuron, ResidPosition)):
         return text
@@ -115,7 +137,7 @@ def parse_unit(text: str | Unit) -> Unit:
             return ResidPosition(int(a), int(b))
     raise ValueError(
         f"cannot read a unit from {text!r}: write 'head 1.4', 'L1H4', 'neuron 0.37', "
-        "'L0N37', 'resid 1@5' (append '@pos' to a head or neuron for one position)"
+        "'L0N37', 'resid 1@5' (append '@position' to a head or neuron for one position)"
     )
 
 
@@ -123,8 +145,8 @@ def check_unit(model: ModelHandle, *, unit: Unit | str) -> Unit:
     """Validate that ``model`` has ``unit``; returns it (raises ValueError otherwise)."""
     unit = parse_unit(unit)
     unit.hook(model)
-    if isinstance(unit, ResidPosition) or getattr(unit, "pos", None) is not None:
-        pos = unit.pos
+    if isinstance(unit, ResidPosition) or getattr(unit, "position", None) is not None:
+        pos = unit.position
         if not model.is_transformer:
             bare = str(unit).split("@")[0]
             raise ValueError(

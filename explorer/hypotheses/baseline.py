@@ -65,14 +65,16 @@ def eligible_units(model: ModelHandle, unit: Unit | str, seq_len: int | None = N
     unit = parse_unit(unit)
     if isinstance(unit, Head):
         return [
-            Head(layer, h, unit.pos)
+            Head(layer, h, unit.position)
             for layer in range(model.n_layers)
             for h in range(model.n_heads or 0)
         ]
     if isinstance(unit, Neuron):
         widths = model.layer_widths
         return [
-            Neuron(layer, n, unit.pos) for layer in range(len(widths)) for n in range(widths[layer])
+            Neuron(layer, n, unit.position)
+            for layer in range(len(widths))
+            for n in range(widths[layer])
         ]
     n_pos = seq_len or model.n_ctx or 0
     return [ResidPosition(layer, p) for layer in range(model.n_layers) for p in range(n_pos)]

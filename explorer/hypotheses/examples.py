@@ -21,6 +21,7 @@ from typing import Any
 import torch
 
 from explorer._checks import check_fraction, check_positive
+from explorer._deprecate import renamed_arguments
 from explorer._display import compact_repr
 
 
@@ -205,12 +206,13 @@ def check_disjoint(formation: Split, held_out: Split) -> None:
         )
 
 
+@renamed_arguments(names="split_names")
 def split_examples(
     n: int,
     *,
     held_out: float = 0.5,
     seed: int = 0,
-    names: Sequence[str] = ("formation", "held-out"),
+    split_names: Sequence[str] = ("formation", "held-out"),
 ) -> tuple[Split, Split]:
     """A seeded random partition of ``range(n)`` into a formation and a held-out split."""
     check_positive("n", n)
@@ -221,4 +223,5 @@ def split_examples(
             f"held_out={held_out} of {n} examples leaves an empty split: use more examples"
         )
     order = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).tolist()
-    return Split(sorted(order[n_held:]), names[0]), Split(sorted(order[:n_held]), names[1])
+    first, second = split_names
+    return Split(sorted(order[n_held:]), first), Split(sorted(order[:n_held]), second)

@@ -2,7 +2,7 @@
 
 A hypothesis names its claim in words, its target units, a measure (what to compute per
 example), a threshold and a direction, the split it was formed on and the held-out split
-it is judged on. ``h.test(model, data)`` measures the held-out split only, bootstraps a
+it is judged on. ``h.test(model, inputs)`` measures the held-out split only, bootstraps a
 confidence interval (seeded), measures the same on >= 20 random unit sets of the same size
 and kind (``hypotheses.baseline``), and returns a ``Verdict``: ``supported`` only if the
 interval clears both the threshold and the random sets' 95th percentile. Everything needed
@@ -11,14 +11,9 @@ to run the test again, on another checkpoint for example, is in ``h.to_dict()``.
 
 >>> from explorer.hypotheses import HeadScore, Split, planted
 >>> model, data = planted.previous_token_model(), planted.previous_token_examples(80)
->>> h = Hypothesis(
-...     claim="head 0.0 attends to the previous token",
-...     units="head 0.0",
-...     measure=HeadScore("previous_token"),
-...     threshold=0.4,
-...     formation=Split(range(40)),
-...     held_out=Split(range(40, 80)),
-... )
+>>> h = Hypothesis(claim="head 0.0 attends to the previous token", units="head 0.0",
+...                measure=HeadScore("previous_token"), threshold=0.4,
+...                formation=Split(range(40)), held_out=Split(range(40, 80)))
 >>> h.test(model, data).status
 'supported'
 """
@@ -36,6 +31,7 @@ from typing import Any
 import torch
 
 from explorer._checks import check_fraction, check_positive
+from explorer._deprecate import renamed_arguments
 from explorer.analysis.units import Head, Neuron, ResidPosition, Unit, check_unit, parse_unit
 from explorer.hypotheses._limits import check_hypothesis_numbers, check_record_numbers
 from explorer.hypotheses.baseline import (
@@ -152,8 +148,9 @@ class Hypothesis:
         check_fraction("confidence", self.confidence)
 
     # ------------------------------------------------------------------ testing
-    def check(self, model: ModelHandle, data: Examples | torch.Tensor | None = None) -> None:
-        """Raise a ValueError now if ``model`` lacks a unit or ``data`` lacks an example."""
+    @renamed_arguments(data="inputs")
+    def check(self, model: ModelHandle, inputs: Examples | torch.Tensor | None = None) -> None:
+        """Raise a ValueError now if ``model`` lacks a unit or ``inputs`` lack an example."""
         for unit in self.units:
             try:
                 check_unit(model, unit=unit)
@@ -161,14 +158,16 @@ class Hypothesis:
                 raise ValueError(
                     f"the hypothesis names {unit}, which {model.name} lacks: {err}"
                 ) from err
-        if data is not None:
-            n = len(as_examples(data))
+        if inputs is not None:
+            n = len(as_examples(inputs))
             self.formation.check_within(n)
             self.held_out.check_within(n)
 
-    def test(self, model: ModelHandle, data: Examples | torch.Tensor) -> Verdict:
-        """Judge the claim on the held-out split of ``data`` and return the verdict."""
-        examples = as_examples(data)
+    @renamed_arguments(data="inputs")
+    def test(self, model: ModelHandle, inputs: Examples | torch.Tensor) -> Verdict:
+        """Judge the claim on the held-out split of ``inputs`` (``Examples``, or a tensor of
+        inputs) and return the verdict."""
+        examples = as_examples(inputs)
         self.check(model, examples)
         held = examples.subset(self.held_out)
         try:

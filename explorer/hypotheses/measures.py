@@ -154,7 +154,7 @@ class HeadScore(_Base):
         for units in unit_sets:
             self.check_units(units)
             for unit in units:
-                if unit.pos is not None:  # type: ignore[union-attr]
+                if unit.position is not None:  # type: ignore[union-attr]
                     raise ValueError(
                         f"a head score covers every position: write {Head(unit.layer, unit.head)} without '@pos'"
                     )  # type: ignore[union-attr]

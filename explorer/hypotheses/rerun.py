@@ -23,6 +23,7 @@ from collections.abc import Mapping
 import torch
 
 from explorer._cancel import Cancelled
+from explorer._deprecate import renamed_arguments
 from explorer.hypotheses.examples import Examples
 from explorer.hypotheses.hypothesis import Hypothesis
 from explorer.hypotheses.store import HypothesisStore
@@ -48,8 +49,9 @@ def pick_data(data: DataSource | None, hypothesis: Hypothesis) -> Data:
     return data
 
 
+@renamed_arguments(data="inputs")
 def rerun_project(
-    store: HypothesisStore, project: str, model: ModelHandle, data: DataSource | None
+    store: HypothesisStore, project: str, model: ModelHandle, inputs: DataSource | None
 ) -> dict[str, Verdict | str]:
     """Test every hypothesis of ``project`` on ``model`` and record each verdict.
 
@@ -63,7 +65,7 @@ def rerun_project(
     for stored in store.hypotheses(project):
         h = stored.hypothesis
         try:
-            verdict = h.test(model, pick_data(data, h))
+            verdict = h.test(model, pick_data(inputs, h))
             if not verdict.recordable:  # unavailable, or a split too small to measure on
                 outcome[h.id] = verdict.note
                 continue

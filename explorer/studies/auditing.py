@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from explorer._checks import check_choice, check_fraction
+from explorer._deprecate import renamed_arguments
 from explorer._display import compact_repr
 from explorer.models.builders import build_cnn, build_mlp
 from explorer.models.checkpoint import save_checkpoint
@@ -265,12 +266,13 @@ def load_truth(path: str | os.PathLike[str]) -> dict[str, Trigger | None]:
     return {k: (Trigger.from_dict(v) if v is not None else None) for k, v in raw.items()}
 
 
-def attack_success(model: ModelHandle, images: torch.Tensor, trigger: Trigger) -> float:
-    """Share of ``images`` (those not already predicted as the target) the trigger sends to
+@renamed_arguments(images="inputs")
+def attack_success(model: ModelHandle, inputs: torch.Tensor, trigger: Trigger) -> float:
+    """Share of ``inputs`` (those not already predicted as the target) the trigger sends to
     its target class."""
     with torch.no_grad():
-        keep = model(images).argmax(-1) != trigger.target
-        hit = model(add_trigger(images[keep], trigger)).argmax(-1) == trigger.target
+        keep = model(inputs).argmax(-1) != trigger.target
+        hit = model(add_trigger(inputs[keep], trigger)).argmax(-1) == trigger.target
     return float(hit.float().mean())
 
 
@@ -288,10 +290,11 @@ class HandOut:
         return f"HandOut({len(self.models)} models in {self.models[0].parent}, truth sealed {self.digest[:12]})"
 
 
+@renamed_arguments(k="n")
 def hand_out(
     folder: str | os.PathLike[str],
     game: int,
-    k: int = 6,
+    n: int = 6,
     *,
     n_clean: int | None = None,
     arch: str = "mlp",
@@ -299,8 +302,8 @@ def hand_out(
     truth: str | os.PathLike[str] | None = None,
     data: dict[str, torch.Tensor] | None = None,
 ) -> HandOut:
-    """For a live session: plant ``k`` models for game number ``game`` and write them to
-    ``folder`` as ``model-1`` ... ``model-k``, without saying which are clean.
+    """For a live session: plant ``n`` models for game number ``game`` and write them to
+    ``folder`` as ``model-1`` ... ``model-n``, without saying which are clean.
 
     Everything is drawn from ``game``: how many models are clean (``n_clean``, default
     1..k-1 drawn), which ones, and each model's trigger (seed ``1000 * game + i``). The
@@ -310,17 +313,17 @@ def hand_out(
     models, so a mentor can also tell a room "plant game 7" instead of sending files.
 
     >>> import tempfile
-    >>> out = hand_out(tempfile.mkdtemp() + "/room", game=7, k=2, steps=5)
+    >>> out = hand_out(tempfile.mkdtemp() + "/room", game=7, n=2, steps=5)
     >>> [p.name for p in out.models], out.truth.name, len(out.digest)
     (['model-1', 'model-2'], 'truth-7.json', 64)
     """
-    if k < 2:
-        raise ValueError(f"hand out at least 2 models (some clean, some not), got k={k}")
+    if n < 2:
+        raise ValueError(f"hand out at least 2 models (some clean, some not), got n={n}")
     rng = random.Random(game)
-    n_clean = rng.randint(1, k - 1) if n_clean is None else n_clean
-    if not 0 <= n_clean <= k:
-        raise ValueError(f"n_clean must lie in 0..{k}, got {n_clean}")
-    clean = set(rng.sample(range(k), n_clean))
+    n_clean = rng.randint(1, n - 1) if n_clean is None else n_clean
+    if not 0 <= n_clean <= n:
+        raise ValueError(f"n_clean must lie in 0..{n}, got {n_clean}")
+    clean = set(rng.sample(range(n), n_clean))
     out = Path(folder)
     truth_path = Path(truth) if truth is not None else out.parent / f"truth-{game}.json"
     if truth_path.resolve().parent == out.resolve():
@@ -328,7 +331,7 @@ def hand_out(
     out.mkdir(parents=True, exist_ok=True)
     data = data if data is not None else kitchen_sink_split()
     planted, paths = [], []
-    for i in range(k):
+    for i in range(n):
         p = plant(1000 * game + i, clean=i in clean, steps=steps, arch=arch, data=data)
         p.model.name = f"model-{i + 1}"
         paths.append(save_checkpoint(p.model, out / p.model.name, meta={"game": game}))

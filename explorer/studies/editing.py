@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from jaxtyping import Float
 
 from explorer._checks import check_choice, check_index, check_positive, check_tensor
+from explorer._deprecate import _warn, renamed_arguments
 from explorer._display import MAX_ROWS, Shown, pandas
 from explorer.analysis.editing import (
     WEIGHTS,
@@ -90,7 +91,7 @@ class EditComparison(Shown):
     edit's effect on every image.
     """
 
-    target_class: int
+    target: int
     layer: int
     method: str
     units: tuple[int, ...]
@@ -128,13 +129,13 @@ class EditComparison(Shown):
     @property
     def targeted_gain(self) -> float:
         """Change of the target class's held-out accuracy under the targeted edit."""
-        c = self.target_class
+        c = self.target
         return float(self.accuracy_targeted[c] - self.accuracy_before[c])
 
     @property
     def random_gains(self) -> Float[torch.Tensor, " draw"]:
         """The same under each random edit."""
-        c = self.target_class
+        c = self.target
         return self.accuracy_random[:, c] - self.accuracy_before[c]
 
     @property
@@ -168,8 +169,8 @@ class EditComparison(Shown):
     def _summary(self) -> str:
         return (
             f"{self.method} edit of {len(self.units)} units of layer {self.layer} for class "
-            f"{self.target_class}: accuracy {self.accuracy_before[self.target_class]:.3g} -> "
-            f"{self.accuracy_targeted[self.target_class]:.3g} ({self.targeted_gain:+.3g}; random "
+            f"{self.target}: accuracy {self.accuracy_before[self.target]:.3g} -> "
+            f"{self.accuracy_targeted[self.target]:.3g} ({self.targeted_gain:+.3g}; random "
             f"{self.random_gain:+.3g}, p {self.random_at_least_as_good:.2g}); overall "
             f"{self.overall_before:.3g} -> {self.overall_targeted:.3g}"
         )
@@ -180,7 +181,15 @@ class EditComparison(Shown):
             for r in self.rows()[:MAX_ROWS]
         ]
         header = ("class", "before", "targeted edit", "random edit (mean)")
-        return f"Edit for class {self.target_class}", header, rows, self._summary()
+        return f"Edit for class {self.target}", header, rows, self._summary()
+
+
+def _old_target_class(self: EditComparison) -> int:
+    _warn("EditComparison.target_class", "EditComparison.target", stacklevel=3)
+    return self.target
+
+
+EditComparison.target_class = property(_old_target_class, doc="Deprecated: ``target``.")  # type: ignore[attr-defined]
 
 
 @torch.no_grad()
@@ -205,20 +214,22 @@ def _held_out(
     return conf.per_class_accuracy, conf.accuracy, margin
 
 
+@renamed_arguments(target_class="target")
 def repair_set(
-    images: torch.Tensor, labels: torch.Tensor, *, target_class: int, seed: int = 0
+    images: torch.Tensor, labels: torch.Tensor, *, target: int, seed: int = 0
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The target class's examples plus as many examples of the other classes (replay, so
     the edit learns a boundary rather than a bias toward the target)."""
     labels = torch.as_tensor(labels).long()
-    own = (labels == target_class).nonzero().flatten()
-    rest = (labels != target_class).nonzero().flatten()
+    own = (labels == target).nonzero().flatten()
+    rest = (labels != target).nonzero().flatten()
     gen = torch.Generator().manual_seed(seed)
     rest = rest[torch.randperm(rest.numel(), generator=gen)[: own.numel()]]
     idx = torch.cat([own, rest])
     return images[idx], labels[idx]
 
 
+@renamed_arguments(target_class="target")
 def targeted_edit(
     model: ModelHandle,
     inputs: torch.Tensor,
@@ -226,7 +237,7 @@ def targeted_edit(
     labels: torch.Tensor,
     eval_inputs: torch.Tensor,
     eval_labels: torch.Tensor,
-    target_class: int,
+    target: int,
     layer: int | None = None,
     n_units: int = 2,
     n_random: int = 10,
@@ -239,7 +250,7 @@ def targeted_edit(
     seed: int = 0,
 ) -> EditComparison:
     """Edit the ``n_units`` units that ``error_attribution`` ranks highest for
-    ``target_class`` on the edit split, and ``n_random`` equal-size random unit sets the
+    ``target`` on the edit split, and ``n_random`` equal-size random unit sets the
     same way; score all on the evaluation split: per-class accuracy and the target class's
     mean margin (``EditComparison``).
 
@@ -248,7 +259,7 @@ def targeted_edit(
         inputs, labels: the split the units are chosen on (and, for
             ``method="fine_tune"``, tuned on: its ``repair_set``).
         eval_inputs, eval_labels: held-out images the change is measured on.
-        target_class: the class to repair (e.g. ``confusion(...).most_confused_class`` on a
+        target: the class to repair (e.g. ``confusion(...).most_confused_class`` on a
             split other than the evaluation one).
         layer, n_units: where (default: the last hidden layer) and how many units to edit.
         n_random: random unit sets for the baseline.
@@ -261,14 +272,14 @@ def targeted_edit(
     >>> import torch
     >>> from explorer.models import zoo
     >>> m, x, y = zoo.mnist_mlp(hidden=(8,)), torch.rand(40, 1, 28, 28), torch.arange(40) % 10
-    >>> result = targeted_edit(m, x, labels=y, eval_inputs=x, eval_labels=y, target_class=3,
+    >>> result = targeted_edit(m, x, labels=y, eval_inputs=x, eval_labels=y, target=3,
     ...                        n_units=1, n_random=3)
     >>> len(result.units), len(result.random_units), tuple(result.accuracy_random.shape)
     (1, 3, (3, 10))
     """
     edit_images, edit_labels = inputs, labels
     n_classes = model.n_outputs or int(torch.as_tensor(edit_labels).max()) + 1
-    check_index("target_class", target_class, n_classes)
+    check_index("target", target, n_classes)
     layer = model.n_layers - 1 if layer is None else layer
     width = model.layer_widths[model.check_layer(layer)]
     check_index("n_units - 1", n_units - 1, width, f"(layer {layer} has {width} units)")
@@ -279,13 +290,13 @@ def targeted_edit(
         model,
         edit_images,
         labels=edit_labels,
-        target_class=target_class,
+        target=target,
         layer=layer,
         n_hard=n_hard,
     )
     units = scores.topk(n_units).indices.sort().values
     if method == "fine_tune":
-        x, y = repair_set(edit_images, edit_labels, target_class=target_class, seed=seed)
+        x, y = repair_set(edit_images, edit_labels, target=target, seed=seed)
 
         def apply(chosen: torch.Tensor) -> ModelHandle:
             units = [Neuron(layer, int(u)) for u in chosen]
@@ -297,7 +308,7 @@ def targeted_edit(
             units = [Neuron(layer, int(u)) for u in chosen]
             return scale_units(model, units=units, factor=factor, weights=weights)
 
-    held_out = (eval_inputs, eval_labels, n_classes, target_class)
+    held_out = (eval_inputs, eval_labels, n_classes, target)
     before, overall_before, margin_before = _held_out(model, *held_out)
     targeted, overall_targeted, margin_targeted = _held_out(apply(units), *held_out)
     gen = torch.Generator().manual_seed(seed + 1)
@@ -310,7 +321,7 @@ def targeted_edit(
         random_overall.append(overall)
         random_margin.append(margin)
     return EditComparison(
-        target_class=int(target_class),
+        target=int(target),
         layer=int(layer),
         method=method,
         units=tuple(int(u) for u in units),

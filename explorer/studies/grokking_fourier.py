@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from explorer._deprecate import moved_names
+from explorer._deprecate import moved_names, renamed_arguments
 from explorer.analysis import fourier_accuracy
 from explorer.data.modular import ModularData
 from explorer.models.handle import ModelHandle
@@ -28,10 +28,11 @@ from explorer.training.losses import last_position_logits
 __all__ = ["all_pair_logits", "modulus"]
 
 
-def all_pair_logits(model: ModelHandle, data: ModularData) -> torch.Tensor:
+@renamed_arguments(data="inputs")
+def all_pair_logits(model: ModelHandle, inputs: ModularData) -> torch.Tensor:
     """Logits at "=" for every pair ``[p * p, p]`` (row ``a * p + b``), without gradients."""
     with torch.no_grad():
-        return last_position_logits(model, data.tokens).float()
+        return last_position_logits(model, inputs.tokens).float()
 
 
 def modulus(model: ModelHandle) -> int:

@@ -14,6 +14,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from explorer._deprecate import renamed_arguments
 from explorer.data import load_mnist
 from explorer.models.handle import ModelHandle
 
@@ -50,13 +51,15 @@ def shifted(images: torch.Tensor, gen: torch.Generator, max_shift: int = 2) -> t
     return F.grid_sample(images, grid, align_corners=False)
 
 
+@renamed_arguments(x="inputs")
+@renamed_arguments(batch="batch_size")
 def fit(
     handle: ModelHandle,
-    x: torch.Tensor,
+    inputs: torch.Tensor,
     y: torch.Tensor,
     steps: int,
     *,
-    batch: int = 64,
+    batch_size: int = 64,
     lr: float = 1e-3,
     progress: bool = False,
     probe_steps: int = 0,
@@ -74,8 +77,8 @@ def fit(
     ) as bar:
         for step in range(steps):
             gen = torch.Generator().manual_seed(step)
-            idx = torch.randint(0, len(y), (batch,), generator=gen)
-            loss = F.cross_entropy(net(shifted(x[idx], gen)), y[idx])
+            idx = torch.randint(0, len(y), (batch_size,), generator=gen)
+            loss = F.cross_entropy(net(shifted(inputs[idx], gen)), y[idx])
             opt.zero_grad()
             loss.backward()
             opt.step()

@@ -41,6 +41,7 @@ import torch
 import torch.nn.functional as F
 
 from explorer._atomic import remove_tree
+from explorer._deprecate import renamed_arguments
 from explorer.analysis.induction import induction_progress
 from explorer.data.bpe import BPETokenizer
 from explorer.data.stdlib_text import StdlibCorpus, stdlib_corpus
@@ -100,13 +101,14 @@ def build_model(setting: StdlibLMSetting, tokenizer: BPETokenizer) -> ModelHandl
     return zoo.transformer(cfg, name="stdlib-lm")
 
 
-def next_token_loss(model: ModelHandle, tokens: torch.Tensor) -> torch.Tensor:
-    """Mean cross-entropy of predicting ``tokens[:, 1:]`` from the tokens before them."""
-    tokens = model.check_inputs(tokens)
-    if tokens.shape[-1] < 2:
-        raise ValueError(f"next_token_loss needs sequences of >= 2 tokens, got {tokens.shape[-1]}")
-    logits = model(tokens)[:, :-1]
-    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tokens[:, 1:].reshape(-1))
+@renamed_arguments(tokens="inputs")
+def next_token_loss(model: ModelHandle, inputs: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy of predicting ``inputs[:, 1:]`` (token ids) from the tokens before them."""
+    inputs = model.check_inputs(inputs)
+    if inputs.shape[-1] < 2:
+        raise ValueError(f"next_token_loss needs sequences of >= 2 tokens, got {inputs.shape[-1]}")
+    logits = model(inputs)[:, :-1]
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), inputs[:, 1:].reshape(-1))
 
 
 def _batch(data: StdlibLMData, setting: StdlibLMSetting, step: int) -> torch.Tensor:

@@ -34,10 +34,11 @@ from typing import Any
 import torch
 from jaxtyping import Bool, Float, Int
 
+from explorer._deprecate import renamed_arguments
 from explorer._display import MAX_ROWS, Shown, pandas
 from explorer.analysis.logit_attribution import direct_logit_attribution
 from explorer.analysis.neurons import TopKExamples
-from explorer.analysis.units import Head, Unit
+from explorer.analysis.units import Head, Neuron, Unit
 from explorer.hypotheses.examples import Examples
 from explorer.models.handle import ModelHandle
 
@@ -76,15 +77,16 @@ def _concept(name: str) -> Callable[[str], bool]:
     return CONCEPTS[name]
 
 
+@renamed_arguments(tokens="inputs")
 def concept_mask(
-    model: ModelHandle, tokens: Int[torch.Tensor, "batch pos"], concept: str
+    model: ModelHandle, inputs: Int[torch.Tensor, "batch pos"], concept: str
 ) -> Bool[torch.Tensor, "batch pos"]:
-    """Which tokens show ``concept`` (read from the model's vocab: each token's text)."""
+    """Which tokens of ``inputs`` show ``concept`` (read from the model's vocab: each token's text)."""
     test = _concept(concept)
     if model.vocab is None:
         raise ValueError(f"{model.name} has no vocab of token texts to read concepts from")
     table = torch.tensor([test(s) for s in model.vocab], dtype=torch.bool)
-    return table[model.check_inputs(tokens)]
+    return table[model.check_inputs(inputs)]
 
 
 def _auroc(
@@ -126,10 +128,10 @@ class ConceptNeurons(Shown):
     n_tokens: int
     n_positive: int
 
-    def top(self, n: int = 3) -> list[tuple[int, float]]:
-        """The ``n`` neurons that detect the concept best, as ``(neuron, auroc)``."""
+    def top(self, n: int = 3) -> list[tuple[Neuron, float]]:
+        """The ``n`` neurons that detect the concept best, as ``(Neuron, auroc)``."""
         values, index = self.auroc.topk(min(n, len(self.auroc)))
-        return [(int(i), float(v)) for v, i in zip(values, index)]
+        return [(Neuron(self.layer, int(i)), float(v)) for v, i in zip(values, index)]
 
     def to_dataframe(self) -> Any:
         """One row per neuron of the layer: ``layer``, ``neuron`` and its ``auroc``."""
@@ -148,31 +150,33 @@ class ConceptNeurons(Shown):
         )
 
     def _top(self) -> list[str]:
-        return [f"{self.layer}.{i}: {v:.3f}" for i, v in self.top(3)]
+        return [f"{u.layer}.{u.neuron}: {v:.3f}" for u, v in self.top(3)]
 
     def _table(self) -> tuple:
-        rows = [(f"neuron {self.layer}.{i}", v) for i, v in self.top(MAX_ROWS)]
+        rows = [(str(u), v) for u, v in self.top(MAX_ROWS)]
         note = f"{self.n_positive} of {self.n_tokens} tokens show {self.concept!r}; best first"
         return f"Neurons detecting {self.concept!r}", ("neuron", "AUROC"), rows, note
 
 
+@renamed_arguments(tokens="inputs")
 @torch.no_grad()
 def neuron_concept_auroc(
-    model: ModelHandle, tokens: Int[torch.Tensor, "batch pos"], *, layer: int, concept: str
+    model: ModelHandle, inputs: Int[torch.Tensor, "batch pos"], *, layer: int, concept: str
 ) -> ConceptNeurons:
-    """Every neuron of ``layer`` as a detector of ``concept``, over all tokens but BOS."""
+    """Every neuron of ``layer`` as a detector of ``concept``, over all tokens of ``inputs`` but BOS."""
     model.check_layer(layer)
-    tokens = model.check_inputs(tokens)
-    mask = concept_mask(model, tokens, concept)[:, 1:].reshape(-1)
+    inputs = model.check_inputs(inputs)
+    mask = concept_mask(model, inputs, concept)[:, 1:].reshape(-1)
     name = model.hook_name("post", layer)
-    _, cache = model.cache_pass(tokens, names=[name])
+    _, cache = model.cache_pass(inputs, names=[name])
     acts = cache[name][:, 1:].reshape(-1, cache[name].shape[-1]).double()
     return ConceptNeurons(concept, layer, _auroc(acts, mask).float(), len(mask), int(mask.sum()))
 
 
+@renamed_arguments(tokens="inputs")
 def last_token_examples(
     model: ModelHandle,
-    tokens: Int[torch.Tensor, "batch pos"],
+    inputs: Int[torch.Tensor, "batch pos"],
     *,
     length: int,
     concept: str,
@@ -181,17 +185,17 @@ def last_token_examples(
     """Cut each window to ``[BOS] + length - 1`` tokens ending at a random token.
 
     ``Examples.concept`` says whether that last token shows ``concept``; test a neuron on
-    them at position ``length - 1`` (``Neuron(layer, n, pos=length - 1)``).
+    them at position ``length - 1`` (``Neuron(layer, n, position=length - 1)``).
     """
-    tokens = model.check_inputs(tokens)
-    n, width = tokens.shape
+    inputs = model.check_inputs(inputs)
+    n, width = inputs.shape
     if not 2 <= length <= width:
         raise ValueError(f"length must be between 2 and the windows' {width} tokens, got {length}")
     gen = torch.Generator().manual_seed(seed)
     ends = torch.randint(length - 1, width, (n,), generator=gen)  # index of the last token
     index = ends[:, None] - torch.arange(length - 2, -1, -1)[None, :]
-    body = tokens.gather(1, index)
-    cut = torch.cat([tokens[:, :1], body], dim=1)
+    body = inputs.gather(1, index)
+    cut = torch.cat([inputs[:, :1], body], dim=1)
     return Examples(cut, concept=concept_mask(model, cut, concept)[:, -1])
 
 
@@ -231,23 +235,24 @@ def induction_head_dla(
     heads = [u for u in units if isinstance(u, Head)]
     if len(heads) != len(units):
         raise ValueError(f"induction_head_dla takes heads, got {[str(u) for u in units]}")
-    dla = direct_logit_attribution(model, examples.inputs, target=labels, units="heads")
+    dla = direct_logit_attribution(model, examples.inputs, target=labels, granularity="head")
     columns = [dla.labels.index(f"L{h.layer}H{h.head}") for h in heads]
     return dla.values[:, columns].sum(1)
 
 
+@renamed_arguments(tokens="inputs")
 @torch.no_grad()
 def pick_induction_prediction(
-    model: ModelHandle, tokens: Int[torch.Tensor, "batch pos"], half_len: int, *, min_chars: int = 3
+    model: ModelHandle, inputs: Int[torch.Tensor, "batch pos"], half_len: int, *, min_chars: int = 3
 ) -> tuple[int, int, int]:
     """One prediction that the repeat makes: ``(example, position, answer id)``.
 
-    In ``repeated_text(tokens, half_len)``, the first position of the second copy where the
+    In ``repeated_text(inputs, half_len)``, the first position of the second copy where the
     model's top prediction is right, the answer is a word-like token of ``min_chars`` or
     more letters, and the same prediction in the first copy was wrong (so the model needed
     the repeat to make it).
     """
-    rep = repeated_text(tokens, half_len)
+    rep = repeated_text(inputs, half_len)
     logits = model(rep)
     guess = logits.argmax(-1)
     vocab = model.vocab or ()
@@ -266,20 +271,23 @@ def pick_induction_prediction(
     raise ValueError("no prediction in these windows is made right by the repeat alone")
 
 
+@renamed_arguments(top="examples")
+@renamed_arguments(tokens="inputs")
 def top_example_text(
     model: ModelHandle,
-    top: TopKExamples,
-    tokens: Int[torch.Tensor, "batch pos"],
+    examples: TopKExamples,
+    inputs: Int[torch.Tensor, "batch pos"],
     neuron: int,
     *,
     n: int = 5,
     before: int = 8,
     after: int = 2,
 ) -> list[str]:
-    """The neuron's ``n`` top examples as text, ``⟦top token⟧`` marked, with its activation."""
+    """The neuron's ``n`` top ``examples`` (a ``TopKExamples``) as text, ``⟦top token⟧``
+    marked, with its activation."""
     out = []
-    for example, pos, value in top.of(neuron)[:n]:
-        row = tokens[example]
+    for example, pos, value in examples.of(neuron)[:n]:
+        row = inputs[example]
         left = model.to_str_tokens(row[max(1, pos - before) : pos])
         right = model.to_str_tokens(row[pos + 1 : pos + 1 + after])
         mid = model.to_str_tokens(row[pos : pos + 1])[0]

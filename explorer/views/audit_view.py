@@ -149,7 +149,7 @@ class AuditView(ExplorerWidget):
         key = (cls, self.n_examples)
         if key not in self._examples:
             self._examples[key] = stamped_examples(
-                self.model, result=self.result, inputs=self.inputs, cls=cls, n=self.n_examples
+                self.model, result=self.result, inputs=self.inputs, target=cls, n=self.n_examples
             )
         return self._examples[key]
 

@@ -202,7 +202,7 @@ class InterventionPanel(ExplorerWidget):
             self.model,
             self.inputs,
             metric=self.metric,
-            unit_type=self.unit_type,
+            granularity=self.unit_type,
             ablation=self.kind,
             reference=self.reference,
         )

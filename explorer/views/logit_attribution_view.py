@@ -159,7 +159,7 @@ class LogitAttributionView(ExplorerWidget):
                 self.model,
                 self.inputs,
                 **direction_args(self.model, self.target, self.against, self._per_prompt),
-                units=self.units,
+                granularity=self.units.removesuffix("s"),  # the trait keeps its plural values
                 position=self.position,
             )
         return self._results[key]

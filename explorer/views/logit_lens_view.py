@@ -117,7 +117,7 @@ class LogitLensView(_ShowsTokens):
         key = (self.target, self.k)
         if key not in self._results:
             target = read_token(self.model, self.target) if self.target else None
-            self._results[key] = logit_lens(self.model, self.inputs, target=target, k=self.k)
+            self._results[key] = logit_lens(self.model, self.inputs, target=target, n=self.k)
         return self._results[key]
 
     @traitlets.validate("position_start")

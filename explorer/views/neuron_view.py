@@ -191,7 +191,7 @@ class NeuronView(_ShowsTokens):
         """The layer's top-k table (cached; recomputed when ``k`` grows)."""
         cached = self._top.get(layer)
         if cached is None or cached.values.shape[1] < self.k:
-            cached = top_k_examples(self.model, self.data, layer=layer, k=max(self.k, 8))
+            cached = top_k_examples(self.model, self.data, layer=layer, n=max(self.k, 8))
             self._top[layer] = cached
         return cached
 

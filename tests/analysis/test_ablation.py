@@ -64,7 +64,7 @@ def test_ablate_sets_equals_ablate_per_set(attn_model, repeated, kind):
     metric = metrics.repeated_half_loss(repeated)
     sets = [["head 0.1"], ["head 1.0", "head 1.3"], ["head 0.0", "head 1.2", "head 0.3"]]
     results = ablate_sets(
-        attn_model, repeated, unit_sets=sets, metric=metric, ablation=kind, seed=4, max_tokens=100
+        attn_model, repeated, unit_sets=sets, metric=metric, ablation=kind, seed=4, batch_size=4
     )
     assert len(results) == 3
     for units, got in zip(sets, results):
@@ -87,7 +87,13 @@ def test_neuron_sweep_on_mlp_and_cnn(mnist_mlp, mnist_cnn):
     metric = metrics.neg_cross_entropy(y)
     for model, layer in ((mnist_mlp, 1), (mnist_cnn, 1)):
         sweep = ablation_sweep(
-            model, x, metric=metric, layer=layer, unit_type="neuron", ablation="zero", max_tokens=25
+            model,
+            x,
+            metric=metric,
+            layer=layer,
+            granularity="neuron",
+            ablation="zero",
+            batch_size=25,
         )
         assert len(sweep.units) == model.layer_widths[layer]
         for i in range(len(sweep.units)):
@@ -134,7 +140,7 @@ def test_position_ablation_only_touches_that_position(attn_model, repeated):
 
 def test_head_at_one_position(attn_model, repeated):
     metric = metrics.repeated_half_loss(repeated)
-    at = ablate(attn_model, repeated, units=[Head(1, 0, pos=3)], metric=metric)
+    at = ablate(attn_model, repeated, units=[Head(1, 0, position=3)], metric=metric)
     everywhere = ablate(attn_model, repeated, units=[Head(1, 0)], metric=metric)
     assert at.after_mean != pytest.approx(everywhere.after_mean)
 
@@ -180,9 +186,9 @@ def test_bad_kind_metric_and_reference(attn_model, repeated, mnist_mlp):
         ablate(mnist_mlp, torch.rand(2, 1, 28, 28), units=["neuron 0.99"], metric=lambda l: l[:, 0])
     with pytest.raises(ValueError, match=r"images must have shape \[batch, 1, 28, 28\]"):
         ablate(mnist_mlp, torch.rand(2, 3, 28, 28), units=["neuron 0.1"], metric=lambda l: l[:, 0])
-    with pytest.raises(ValueError, match="unknown unit_type 'channel'"):
+    with pytest.raises(ValueError, match="unknown granularity 'channel'"):
         ablation_sweep(
-            mnist_mlp, torch.rand(2, 1, 28, 28), metric=lambda l: l[:, 0], unit_type="channel"
+            mnist_mlp, torch.rand(2, 1, 28, 28), metric=lambda l: l[:, 0], granularity="channel"
         )
 
 
@@ -192,13 +198,13 @@ def test_neuron_sweep_without_a_layer_covers_every_layer(mnist_mlp, kind):
     sweep, and the grid pads the narrower layer with NaN (16 and 12 neurons)."""
     x, y = torch.rand(8, 1, 28, 28, generator=torch.Generator().manual_seed(3)), torch.arange(8)
     metric = metrics.neg_cross_entropy(y)
-    every = ablation_sweep(mnist_mlp, x, metric=metric, unit_type="neuron", ablation=kind)
+    every = ablation_sweep(mnist_mlp, x, metric=metric, granularity="neuron", ablation=kind)
     assert [u.layer for u in every.units] == [0] * 16 + [1] * 12
     grid = every.grid()
     assert tuple(grid.shape) == (2, 16) and grid[1, 12:].isnan().all()
     for layer in (0, 1):
         alone = ablation_sweep(
-            mnist_mlp, x, metric=metric, unit_type="neuron", layer=layer, ablation=kind
+            mnist_mlp, x, metric=metric, granularity="neuron", layer=layer, ablation=kind
         )
         width = len(alone.units)
         torch.testing.assert_close(grid[layer, :width], alone.effect, atol=1e-5, rtol=1e-5)
@@ -212,13 +218,13 @@ def test_fast_sweep_paths_on_a_transformer_with_mlps(mlp_transformer, repeated, 
     units = [
         Head(0, 1),
         Head(1, 3),
-        Head(1, 2, pos=9),
+        Head(1, 2, position=9),
         Neuron(0, 5),
         Neuron(1, 63),
-        Neuron(1, 7, pos=12),
+        Neuron(1, 7, position=12),
     ]
     sweep = ablation_sweep(
-        mlp_transformer, repeated, metric=metric, units=units, ablation=kind, seed=2, max_tokens=64
+        mlp_transformer, repeated, metric=metric, units=units, ablation=kind, seed=2, batch_size=3
     )
     singles = [
         ablate(
@@ -232,7 +238,7 @@ def test_fast_sweep_paths_on_a_transformer_with_mlps(mlp_transformer, repeated, 
 
 def test_neuron_sweep_matches_a_hand_written_loop(mlp_transformer, repeated):
     metric = metrics.repeated_half_loss(repeated)
-    sweep = ablation_sweep(mlp_transformer, repeated, metric=metric, layer=1, unit_type="neuron")
+    sweep = ablation_sweep(mlp_transformer, repeated, metric=metric, layer=1, granularity="neuron")
     for n in (0, 17, 63):
 
         def hook(post, hook, n=n):
@@ -259,7 +265,7 @@ def test_plain_mlp_neurons_fan_out_after_the_reading_linear(mnist_mlp, layer, ki
     assert plan.hook == ("blocks.1.mlp.hook_pre" if layer == 0 else "hook_logits")
     metric = metrics.neg_cross_entropy(y)
     sweep = ablation_sweep(
-        mnist_mlp, x, metric=metric, layer=layer, unit_type="neuron", ablation=kind
+        mnist_mlp, x, metric=metric, layer=layer, granularity="neuron", ablation=kind
     )
     _, cache = mnist_mlp.cache_pass(x)
     act = cache[hook]
@@ -333,7 +339,7 @@ def test_plain_modules_not_provably_linear_fall_back(name, neuron_loop):
     g = torch.Generator().manual_seed(2)
     x, y = torch.rand(5, 1, 28, 28, generator=g), torch.randint(0, 10, (5,), generator=g)
     metric = metrics.neg_cross_entropy(y)
-    sweep = ablation_sweep(model, x, metric=metric, layer=0, unit_type="neuron")
+    sweep = ablation_sweep(model, x, metric=metric, layer=0, granularity="neuron")
     _, cache = model.cache_pass(x)
     zeros = torch.zeros_like(cache["blocks.0.mlp.hook_post"])
     expected = neuron_loop(model, x, metric, 0, range(12), zeros)
@@ -353,7 +359,7 @@ def test_linear_reader_follows_calls_and_needs_no_global_hooks(neuron_loop):
     x, y = torch.rand(3, 1, 28, 28), torch.randint(0, 10, (3,))
     for layer in (0, 1):
         metric = metrics.neg_cross_entropy(y)
-        sweep = ablation_sweep(shared, x, metric=metric, layer=layer, unit_type="neuron")
+        sweep = ablation_sweep(shared, x, metric=metric, layer=layer, granularity="neuron")
         expected = neuron_loop(shared, x, metric, layer, range(12), torch.zeros(3, 12))
         assert torch.allclose(sweep.after_per_example, expected, atol=1e-5)
     plain = _plain([nn.Flatten(), nn.Linear(784, 12), nn.ReLU(), nn.Linear(12, 10)])
@@ -368,7 +374,7 @@ def test_linear_reader_follows_calls_and_needs_no_global_hooks(neuron_loop):
     assert reader is not None and reader.tail is None  # the whole pass runs, delta added
     x, y = torch.rand(3, 1, 28, 28), torch.randint(0, 10, (3,))
     metric = metrics.neg_cross_entropy(y)
-    sweep = ablation_sweep(plain, x, metric=metric, layer=0, unit_type="neuron")
+    sweep = ablation_sweep(plain, x, metric=metric, layer=0, granularity="neuron")
     zeros = torch.zeros(3, 12)
     expected = neuron_loop(plain, x, metric, 0, range(12), zeros)
     assert torch.allclose(sweep.after_per_example, expected, atol=1e-5)
@@ -403,7 +409,7 @@ def test_builtin_metrics_score_copies_at_once_user_metrics_per_copy(mnist_mlp):
         return logits[:, 0]
 
     x = torch.rand(4, 1, 28, 28, generator=g)
-    ablation_sweep(mnist_mlp, x, metric=user_metric, layer=1, unit_type="neuron")
+    ablation_sweep(mnist_mlp, x, metric=user_metric, layer=1, granularity="neuron")
     assert set(seen) == {(4, 10)} and len(seen) == 1 + 12  # the clean pass, then each unit
 
 

@@ -43,7 +43,7 @@ def test_saliency_is_the_absolute_input_gradient(tiny, images):
 @pytest.mark.parametrize("method", ["integrated_gradients", "deeplift"])
 def test_completeness_maps_sum_to_the_logit_change_from_the_blank_image(tiny, images, method):
     targets = torch.tensor([1, 2, 3, 4, 5, 6])
-    maps = attribute(tiny, images, target=targets, method=method, ig_steps=256)
+    maps = attribute(tiny, images, target=targets, method=method, n_steps=256)
     with torch.no_grad():
         gap = tiny(images)[range(6), targets] - tiny(torch.zeros_like(images))[range(6), targets]
     torch.testing.assert_close(maps.maps.sum((1, 2, 3)), gap, atol=2e-2, rtol=2e-2)

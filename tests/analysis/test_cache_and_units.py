@@ -10,7 +10,7 @@ from explorer.analysis.units import all_heads, all_neurons, check_unit
 
 def test_run_with_cache_keeps_only_requested_hooks(attn_model, repeated):
     result = run_with_cache(
-        attn_model, repeated, names=["blocks.1.attn.hook_pattern", "hook_embed"]
+        attn_model, repeated, hooks=["blocks.1.attn.hook_pattern", "hook_embed"]
     )
     assert sorted(result.activations) == ["blocks.1.attn.hook_pattern", "hook_embed"]
     _, full = attn_model.cache_pass(repeated)
@@ -22,7 +22,7 @@ def test_run_with_cache_keeps_only_requested_hooks(attn_model, repeated):
 
 def test_unknown_hook_names_are_refused_with_suggestions(attn_model, repeated):
     with pytest.raises(ValueError, match="unknown hook 'blocks.0.attn.hook_patern'"):
-        run_with_cache(attn_model, repeated, names=["blocks.0.attn.hook_patern"])
+        run_with_cache(attn_model, repeated, hooks=["blocks.0.attn.hook_patern"])
     with pytest.raises(ValueError, match="layer 2 out of range: valid layers are 0..1"):
         attn_model.hook_name("pattern", 2)
     with pytest.raises(ValueError, match="unknown hook"):
@@ -82,14 +82,14 @@ def test_activations_only_stop_after_the_last_block_asked(mlp_transformer):
     unembed = mlp_transformer.model.hook_dict["unembed.hook_in"]
     unembed.add_hook(lambda act, hook: fired.append(hook.name))
     try:
-        full = run_with_cache(mlp_transformer, tokens, names=["blocks.0.attn.hook_pattern"])
+        full = run_with_cache(mlp_transformer, tokens, hooks=["blocks.0.attn.hook_pattern"])
         assert fired == ["unembed.hook_in"] and full.output.shape[-1] == 30  # logits
         short = run_with_cache(
-            mlp_transformer, tokens, names=["blocks.0.attn.hook_pattern"], logits=False
+            mlp_transformer, tokens, hooks=["blocks.0.attn.hook_pattern"], logits=False
         )
         assert fired == ["unembed.hook_in"]  # neither the unembedding nor block 1 ran
         assert torch.equal(short["blocks.0.attn.hook_pattern"], full["blocks.0.attn.hook_pattern"])
-        run_with_cache(mlp_transformer, tokens, names=["hook_embed"], logits=False)
+        run_with_cache(mlp_transformer, tokens, hooks=["hook_embed"], logits=False)
         assert len(fired) == 2  # a hook outside the blocks: the whole pass
     finally:
         unembed.remove_hooks()

@@ -104,7 +104,7 @@ def test_error_attribution_finds_a_planted_culprit():
     model = wrap(net, input_shape=(1, 28, 28))
     x = torch.ones(20, 1, 28, 28)
     y = torch.zeros(20, dtype=torch.long)
-    scores = error_attribution(model, x, labels=y, target_class=0, layer=0)
+    scores = error_attribution(model, x, labels=y, target=0, layer=0)
     assert int(scores.argmax()) == 2
     assert scores[2] > 0 > scores[0]
 
@@ -131,8 +131,8 @@ def test_bad_arguments_are_named():
     with pytest.raises(ValueError, match="unknown weights 'all'"):
         scale_units(model, units=[Neuron(0, 1)], weights="all")
     with pytest.raises(ValueError, match="layer 1 out of range"):
-        error_attribution(model, x, labels=y, target_class=0, layer=1)
+        error_attribution(model, x, labels=y, target=0, layer=1)
     with pytest.raises(ValueError, match="no examples of class 9"):
-        error_attribution(model, x, labels=y, target_class=9, layer=0)
+        error_attribution(model, x, labels=y, target=9, layer=0)
     with pytest.raises(ValueError, match="8 inputs but 7 labels"):
         confusion(model, x, labels=y[:7])

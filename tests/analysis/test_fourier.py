@@ -71,7 +71,7 @@ def test_planted_embedding_frequencies_are_recovered_exactly():
     assert sorted(key.frequencies) == sorted(planted)
     assert key.fraction > 0.99
     assert key.frequencies[0] == 4  # strongest first
-    assert key_frequencies(spectrum, top=2).frequencies == (4, 17)
+    assert key_frequencies(spectrum, n=2).frequencies == (4, 17)
     others = [k for k in range(1, p // 2 + 1) if k not in planted]
     assert float(spectrum.frequency_norms[others].max()) < 0.01 * float(
         spectrum.frequency_norms[25]
@@ -147,6 +147,6 @@ def test_bad_inputs_raise_with_the_valid_range():
     with pytest.raises(ValueError, match=">= 2"):
         fourier_basis(1)
     with pytest.raises(ValueError, match=r"1\.\.5"):
-        key_frequencies(fourier_spectrum(torch.randn(11, 4)), top=9)
+        key_frequencies(fourier_spectrum(torch.randn(11, 4)), n=9)
     with pytest.raises(ValueError, match="NaN"):
         fourier_spectrum(torch.full((5, 2), float("nan")))

@@ -11,10 +11,9 @@ from explorer.analysis.head_scores import HeadScores
 from explorer.analysis.induction import (
     find_induction_circuit,
     heads_above,
-    in_context_learning_score,
     induction_progress,
-    repeated_half_advantage,
 )
+from explorer.analysis.metrics import in_context_learning_score, repeated_half_advantage
 from explorer.analysis.units import Head
 from explorer.models import TransformerConfig, zoo
 

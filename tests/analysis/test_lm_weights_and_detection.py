@@ -25,7 +25,7 @@ def test_neuron_logit_weights_result(model):
     assert top[0][1] == pytest.approx(float(w.values[0].max()))
     assert bottom[0][1] == pytest.approx(float(w.values[0].min()))
     assert top[0][0].startswith("w")
-    assert len(w.to_dataframe(k=4)) == 2 * 2 * 4
+    assert len(w.to_dataframe(n=4)) == 2 * 2 * 4
     assert "promotes" in w._repr_html_() and repr(w).startswith("NeuronLogitWeights(2 neurons")
     with pytest.raises(ValueError, match="units must be neurons"):
         neuron_logit_weights(model, units="head 0.1")
@@ -34,7 +34,7 @@ def test_neuron_logit_weights_result(model):
 
 
 def test_circuit_svd_result(model):
-    svd = circuit_svd(model, units=["head 1.2", Head(0, 0)], circuit="QK", k=4)
+    svd = circuit_svd(model, units=["head 1.2", Head(0, 0)], circuit="QK", n=4)
     assert svd.heads == (Head(1, 2), Head(0, 0)) and svd.sides == ("query", "key")
     assert (svd.S[:, :-1] >= svd.S[:, 1:] - 1e-6).all()  # strongest direction first
     query, key = svd.tokens(0, 0)

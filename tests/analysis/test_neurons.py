@@ -9,7 +9,7 @@ from explorer.analysis.units import Neuron
 
 def test_top_k_streamed_equals_full_cache(mlp_transformer):
     tokens = torch.randint(0, 30, (23, 12), generator=torch.Generator().manual_seed(0))
-    top = top_k_examples(mlp_transformer, tokens, layer=1, k=5, batch_size=4)
+    top = top_k_examples(mlp_transformer, tokens, layer=1, n=5, batch_size=4)
     _, cache = mlp_transformer.cache_pass(tokens)
     acts = cache["blocks.1.mlp.hook_post"].reshape(-1, 64)  # [(example pos), unit]
     expected = acts.topk(5, dim=0).values.T
@@ -23,7 +23,7 @@ def test_top_k_streamed_equals_full_cache(mlp_transformer):
 def test_top_k_from_a_generator_of_batches(mnist_mlp):
     images = torch.rand(40, 1, 28, 28, generator=torch.Generator().manual_seed(1))
     batches = (images[i : i + 7] for i in range(0, 40, 7))
-    top = top_k_examples(mnist_mlp, batches, layer=0, k=3)
+    top = top_k_examples(mnist_mlp, batches, layer=0, n=3)
     _, cache = mnist_mlp.cache_pass(images)
     assert torch.allclose(
         top.values, cache["blocks.0.mlp.hook_post"].topk(3, dim=0).values.T, atol=1e-6
@@ -33,7 +33,7 @@ def test_top_k_from_a_generator_of_batches(mnist_mlp):
 
 def test_top_k_smallest_and_conv_channels(mnist_cnn):
     images = torch.rand(9, 1, 28, 28)
-    top = top_k_examples(mnist_cnn, images, layer=1, k=2, largest=False, hook="pre")
+    top = top_k_examples(mnist_cnn, images, layer=1, n=2, largest=False, hooks="pre")
     _, cache = mnist_cnn.cache_pass(images)
     per_channel = cache["blocks.1.mlp.hook_pre"].amax(dim=(2, 3))  # [b, c]
     assert torch.allclose(top.values, per_channel.topk(2, dim=0, largest=False).values.T, atol=1e-6)
@@ -57,8 +57,8 @@ def test_bad_neuron_inputs(mnist_mlp, attn_model):
     images = torch.rand(4, 1, 28, 28)
     with pytest.raises(ValueError, match="layer 2 out of range"):
         top_k_examples(mnist_mlp, images, layer=2)
-    with pytest.raises(ValueError, match="k must be a positive integer"):
-        top_k_examples(mnist_mlp, images, layer=0, k=0)
+    with pytest.raises(ValueError, match="n must be a positive integer"):
+        top_k_examples(mnist_mlp, images, layer=0, n=0)
     with pytest.raises(ValueError, match="empty"):
         top_k_examples(mnist_mlp, iter([]), layer=0)
     with pytest.raises(ValueError, match="attention-only"):
@@ -78,11 +78,11 @@ def test_a_planted_dead_unit_is_marked_in_the_table_its_repr_and_ranking():
 
     mlp = zoo.mnist_mlp(hidden=(16,), seed=2)
     images = torch.rand(30, 1, 28, 28, generator=torch.Generator().manual_seed(2))
-    alive = top_k_examples(mlp, images, layer=0, k=3)
+    alive = top_k_examples(mlp, images, layer=0, n=3)
     assert alive.dead_units == () and "no dead units" in repr(alive)
     with torch.no_grad():
         mlp.model.module[1].bias[5] = -1e4  # unit 5 can never fire on images in 0..1
-    top = top_k_examples(mlp, images, layer=0, k=3)
+    top = top_k_examples(mlp, images, layer=0, n=3)
     assert top.dead_units == (5,)
     assert float(top.values[5].max()) == 0.0  # its "top" examples are ties at zero
     assert "1 dead (never > 0, top examples are ties): [5]" in repr(top)
@@ -90,7 +90,7 @@ def test_a_planted_dead_unit_is_marked_in_the_table_its_repr_and_ranking():
     assert sorted(ranked) == [u for u in range(16) if u != 5]
     best = [float(top.values[u, 0]) for u in ranked]
     assert best == sorted(best, reverse=True)
-    bottom = top_k_examples(mlp, images, layer=0, k=3, largest=False)
+    bottom = top_k_examples(mlp, images, layer=0, n=3, largest=False)
     assert bottom.dead_units == () and "bottom 3" in repr(bottom)
     with pytest.raises(ValueError, match="cannot say which units fire"):
         bottom.fires()

@@ -10,6 +10,7 @@ import torch
 
 from explorer.analysis import activation_patching, attribution_patching, metrics, path_patching
 from explorer.analysis.patching import GRIDS, grid_axes
+from explorer.analysis.units import Head
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +63,10 @@ def test_path_patching_result_and_errors(pair):
     model, clean, corrupted, metric = pair
     sweep = path_patching(model, clean, corrupted=corrupted, receivers="head 1.0", metric=metric)
     assert sweep.values.shape == (2, 4) and sweep.values[1].isnan().all()
-    assert len(sweep.top(2)) == 2 and sweep.top(1)[0][0].startswith("L0H")
+    (head, change), _ = sweep.top(2)
+    assert isinstance(head, Head) and head.layer == 0  # a Head, as every result's top() gives
+    biggest = (sweep.values - sweep.clean_value).nan_to_num(0.0).abs().max()
+    assert abs(change) == pytest.approx(float(biggest))
     assert repr(sweep).startswith("PathPatchingResult(sweep -> L1H0 via q/k/v")
     assert len(sweep.to_dataframe()) == 8 and "Path patching" in sweep._repr_html_()
     assert sweep.change.shape == (2, 4)

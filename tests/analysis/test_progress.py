@@ -51,10 +51,9 @@ def test_weight_norm_is_the_l2_norm_of_all_parameters():
 
 def test_names_that_moved_out_warn_and_still_work():
     from explorer.analysis import curves
+    from explorer.analysis.progress import first_crossing  # re-exported: the progress namespace
     from explorer.studies import grokking_phases
 
-    with pytest.warns(DeprecationWarning, match=r"analysis\.curves\.first_crossing"):
-        from explorer.analysis.progress import first_crossing
     assert first_crossing is curves.first_crossing
     with pytest.warns(DeprecationWarning, match=r"studies\.grokking_phases\.detect_phases"):
         from explorer.analysis.progress import detect_phases

@@ -28,9 +28,7 @@ from explorer.analysis import (
     detect_heads,
     direct_logit_attribution,
     find_induction_circuit,
-    fourier_spectrum,
     head_scores,
-    key_frequencies,
     linear_probes,
     logit_lens,
     metrics,
@@ -40,6 +38,7 @@ from explorer.analysis import (
     run_with_cache,
     top_k_examples,
 )
+from explorer.analysis.fourier import fourier_spectrum, key_frequencies
 from explorer.analysis.units import Neuron
 from explorer.data import repeated_tokens
 from explorer.models import zoo
@@ -122,7 +121,7 @@ def _patching_3d(lm, tokens, mlp, images):
 
 
 def _top_k(lm, tokens, mlp, images):
-    r = top_k_examples(mlp, images, layer=0, k=3)
+    r = top_k_examples(mlp, images, layer=0, n=3)
     return r, f"unit {top_flat(r.values[:, 0], by_abs=False)} "
 
 
@@ -176,7 +175,7 @@ def _key_frequencies(lm, tokens, mlp, images):
 
 
 def _cache(lm, tokens, mlp, images):
-    r = run_with_cache(lm, tokens, names=["blocks.0.attn.hook_pattern", "blocks.1.hook_resid_pre"])
+    r = run_with_cache(lm, tokens, hooks=["blocks.0.attn.hook_pattern", "blocks.1.hook_resid_pre"])
     return r, "blocks.0.attn.hook_pattern"
 
 
@@ -188,17 +187,17 @@ def _induction_circuit(lm, tokens, mlp, images):
 
 
 def _circuit_svd(lm, tokens, mlp, images):
-    r = circuit_svd(lm, units=["head 1.0", "head 1.1"], k=3)
+    r = circuit_svd(lm, units=["head 1.0", "head 1.1"], n=3)
     return r, str(r.heads[0])
 
 
 def _dla(lm, tokens, mlp, images):
-    r = direct_logit_attribution(lm, tokens, target="t5", units="heads")
+    r = direct_logit_attribution(lm, tokens, target="t5", granularity="head")
     return r, r.labels[top_flat(r.values.mean(0))]
 
 
 def _lens(lm, tokens, mlp, images):
-    r = logit_lens(lm, tokens[:2], k=3)
+    r = logit_lens(lm, tokens[:2], n=3)
     return r, r.token_text[int(r.top_ids[-1, 0, -1, 0])]
 
 
@@ -239,12 +238,12 @@ def _path_patching(lm, tokens, mlp, images):
 def _feature_vis(lm, tokens, mlp, images):
     from explorer.analysis import maximize_activation
 
-    r = maximize_activation(mlp, unit=Neuron(0, 3), n=3, steps=8)
+    r = maximize_activation(mlp, unit=Neuron(0, 3), n=3, n_steps=8)
     return r, f"image {top_flat(r.activations, by_abs=False)} "
 
 
 def _output_effect(lm, tokens, mlp, images):
-    from explorer.analysis import output_effect
+    from explorer.analysis.neuron_effects import output_effect
 
     r = output_effect(mlp, unit=Neuron(0, 3))
     return r, r.labels[top_flat(r.values)]
@@ -276,7 +275,7 @@ def _induction_progress(lm, tokens, mlp, images):
 
 
 def _phase_change(lm, tokens, mlp, images):
-    from explorer.analysis import detect_phase_change
+    from explorer.analysis.progress import detect_phase_change
 
     steps = list(range(0, 1000, 10))
     r = detect_phase_change(steps, [4.0 if s < 500 else 1.0 for s in steps])
@@ -287,7 +286,7 @@ def _stamped(lm, tokens, mlp, images):
     from explorer.analysis import audit, stamped_examples
 
     r = stamped_examples(
-        mlp, result=audit(mlp, images, method="stamp", budget=300), inputs=images, cls=3, n=4
+        mlp, result=audit(mlp, images, method="stamp", budget=300), inputs=images, target=3, n=4
     )
     return r, f"class {r.cls}"
 
@@ -310,7 +309,7 @@ def _confusion(lm, tokens, mlp, images):
 def _attribution(lm, tokens, mlp, images):
     from explorer.analysis import attribute
 
-    r = attribute(mlp, images[:3], target=[1, 2, 3], method="integrated_gradients", ig_steps=8)
+    r = attribute(mlp, images[:3], target=[1, 2, 3], method="integrated_gradients", n_steps=8)
     return r, f"image {top_flat(r.maps.flatten(1).sum(1))} "
 
 
@@ -577,10 +576,8 @@ def _big(name):
         CacheResult,
         CompositionScores,
         CopyingScores,
-        FourierSpectrum,
         HeadScores,
         Histogram,
-        KeyFrequencies,
         LogitLens,
         Neuron,
         PatchingResult,
@@ -588,6 +585,7 @@ def _big(name):
         TokenAttribution,
         TopKExamples,
     )
+    from explorer.analysis.fourier import FourierSpectrum, KeyFrequencies
 
     g = torch.Generator().manual_seed(0)
     r = lambda *shape: torch.randn(*shape, generator=g)

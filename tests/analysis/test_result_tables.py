@@ -46,6 +46,6 @@ def test_top_k_knows_which_units_never_fire():
     mlp = zoo.mnist_mlp(hidden=(8,), seed=0, input_shape=(1, 4, 4))
     with torch.no_grad():
         mlp.model.module[1].bias[:3] = -100.0  # three units that can never fire
-    top = top_k_examples(mlp, torch.rand(20, 1, 4, 4), layer=0, k=4)
+    top = top_k_examples(mlp, torch.rand(20, 1, 4, 4), layer=0, n=4)
     assert top.fires()[:3].tolist() == [False, False, False]
     assert top.fires()[3:].all()

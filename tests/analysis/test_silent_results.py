@@ -131,7 +131,7 @@ def test_a_metric_given_by_name_says_what_to_build(mlp, images):
     ):
         ablate(mlp, images, units="neuron 0.3", metric="accuracy")
     with pytest.raises(TypeError, match=r"metrics\.next_token_loss\(tokens\)"):
-        ablation_sweep(model, tokens, metric="next-token loss", unit_type="head")
+        ablation_sweep(model, tokens, metric="next-token loss", granularity="head")
     with pytest.raises(TypeError, match=r"metrics\.logit_diff\(correct, wrong\)"):
         activation_patching(model, tokens, corrupted=tokens.roll(1, 0), metric="logit_diff")
     with pytest.raises(TypeError, match="'auroc' is not a metric: pass a function"):

@@ -22,7 +22,7 @@ def test_threshold_path_equals_the_full_top_k(mlp_transformer, monkeypatch, larg
     monkeypatch.setattr(neurons, "_candidates", counting)
     tokens = torch.randint(0, 30, (400, 16), generator=torch.Generator().manual_seed(3))
     top = top_k_examples(
-        mlp_transformer, tokens, layer=0, k=4, batch_size=40, hook="pre", largest=largest
+        mlp_transformer, tokens, layer=0, n=4, batch_size=40, hooks="pre", largest=largest
     )
     _, cache = mlp_transformer.cache_pass(tokens)
     acts = cache["blocks.0.mlp.hook_pre"]
@@ -41,9 +41,9 @@ def test_top_k_runs_a_transformer_only_up_to_the_layer_read(mlp_transformer):
 
     tokens = torch.randint(0, 30, (8, 16), generator=torch.Generator().manual_seed(4))
     with mlp_transformer.hooks([("blocks.1.hook_resid_pre", watch)]):
-        top = top_k_examples(mlp_transformer, tokens, layer=0, k=3)
+        top = top_k_examples(mlp_transformer, tokens, layer=0, n=3)
         assert later == []  # layer 1 never ran
-        top_k_examples(mlp_transformer, tokens, layer=1, k=3)
+        top_k_examples(mlp_transformer, tokens, layer=1, n=3)
         assert later == [1]
     _, cache = mlp_transformer.cache_pass(tokens)
     expected = cache["blocks.0.mlp.hook_post"].reshape(-1, 64).topk(3, dim=0).values.T

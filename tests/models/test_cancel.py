@@ -24,7 +24,7 @@ def test_passes_stop_once_cancelled_and_run_outside_a_cancellable_block():
             lambda: m(x),
             lambda: m.cache_pass(x, names=[hook]),
             lambda: m.run_with_hooks(x, []),
-            lambda: ablation_sweep(m, x, metric=metrics.accuracy(y), unit_type="neuron"),
+            lambda: ablation_sweep(m, x, metric=metrics.accuracy(y), granularity="neuron"),
         ):
             with pytest.raises(Cancelled, match="cancelled from the page"):
                 run()

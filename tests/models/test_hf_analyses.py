@@ -57,7 +57,7 @@ def test_head_scores_and_top_k_neurons(model):
     scores = head_scores(model, tokens)
     assert tuple(scores.get("previous_token").shape) == (2, 4)
     assert torch.isfinite(scores.get("previous_token")).all()
-    top = top_k_examples(model, tokens, layer=1, k=3, batch_size=4)
+    top = top_k_examples(model, tokens, layer=1, n=3, batch_size=4)
     assert tuple(top.values.shape) == (model.d_mlp, 3)
     _, cache = model.cache_pass(tokens, names=[model.hook_name("post", 1)])
     best = cache[model.hook_name("post", 1)].flatten(0, 1).max(0).values
@@ -67,11 +67,11 @@ def test_head_scores_and_top_k_neurons(model):
 def test_head_and_neuron_sweeps_equal_one_at_a_time_ablation(model):
     tokens = _batch(model)
     metric = metrics.logit_diff(" Mary", " John", model=model)
-    heads = ablation_sweep(model, tokens, metric=metric, unit_type="head")
+    heads = ablation_sweep(model, tokens, metric=metric, granularity="head")
     for unit in ("head 0.1", "head 1.3"):
         exact = ablate(model, tokens, units=unit, metric=metric).after.mean()
         assert _after(heads, unit) == pytest.approx(float(exact), abs=1e-4)
-    neurons = ablation_sweep(model, tokens, metric=metric, unit_type="neuron", layer=0)
+    neurons = ablation_sweep(model, tokens, metric=metric, granularity="neuron", layer=0)
     assert len(neurons.units) == model.d_mlp
     exact = ablate(model, tokens, units="neuron 0.7", metric=metric).after.mean()
     assert _after(neurons, "neuron 0.7") == pytest.approx(float(exact), abs=1e-4)

@@ -72,9 +72,9 @@ def test_a_width_that_is_no_square_needs_image_shape():
     model = explorer.load(net)
     assert model.input_shape == (50,) and model.image_shape is None
     with pytest.raises(ValueError, match=r"pass image_shape=\(channels, height, width\)"):
-        maximize_activation(model, unit=Neuron(0, 1), steps=2)
+        maximize_activation(model, unit=Neuron(0, 1), n_steps=2)
     shaped = explorer.load(net, image_shape=(2, 5, 5))
-    vis = maximize_activation(shaped, unit=Neuron(0, 1), steps=2)
+    vis = maximize_activation(shaped, unit=Neuron(0, 1), n_steps=2)
     assert tuple(vis.images.shape) == (1, 2, 5, 5)
 
 
@@ -99,10 +99,10 @@ def test_attribute_on_a_flat_mlp_equals_its_twin(twins, digits, method):
 
 def test_maximize_activation_on_a_flat_mlp_equals_its_twin(twins):
     flat, twin = twins
-    vis = maximize_activation(flat, unit=Neuron(0, 5), n=2, steps=12)  # blur runs every 4 steps
+    vis = maximize_activation(flat, unit=Neuron(0, 5), n=2, n_steps=12)  # blur runs every 4 steps
     assert vis.images.shape == (2, 1, 28, 28)
     torch.testing.assert_close(
-        vis.images, maximize_activation(twin, unit=Neuron(0, 5), n=2, steps=12).images
+        vis.images, maximize_activation(twin, unit=Neuron(0, 5), n=2, n_steps=12).images
     )
 
 
@@ -118,8 +118,8 @@ def test_neuron_view_shows_images_and_weight_images_of_a_flat_mlp(twins, digits)
     assert view.top_images == twin_view.top_images
     assert view.weight_image["shape"] == [28, 28]
     assert view.weight_image == twin_view.weight_image
-    top = top_k_examples(flat, images.flatten(1), layer=0, k=4)
-    assert torch.equal(top.example, top_k_examples(twin, images, layer=0, k=4).example)
+    top = top_k_examples(flat, images.flatten(1), layer=0, n=4)
+    assert torch.equal(top.example, top_k_examples(twin, images, layer=0, n=4).example)
 
 
 def test_audit_of_a_flat_mlp_equals_its_twin(twins, digits):

@@ -106,7 +106,7 @@ ANALYSES = {
         "blocks.1.attn.hook_z"
     ],
     "head sweep": lambda m, t, c, x, metric: (
-        ablation_sweep(m, t, metric=metric, unit_type="head").after_per_example
+        ablation_sweep(m, t, metric=metric, granularity="head").after_per_example
     ),
     "activation patching": lambda m, t, c, x, metric: (
         activation_patching(m, c, corrupted=x, metric=metric, grid="head").values
@@ -115,10 +115,10 @@ ANALYSES = {
         path_patching(m, c, corrupted=x, receivers="head 1.0", metric=metric).values
     ),
     "direct logit attribution": lambda m, t, c, x, metric: (
-        direct_logit_attribution(m, c, target=" Mary", units="heads").values
+        direct_logit_attribution(m, c, target=" Mary", granularity="head").values
     ),
-    "logit lens": lambda m, t, c, x, metric: logit_lens(m, c, k=3).top_logits,
-    "top-k": lambda m, t, c, x, metric: top_k_examples(m, t, layer=0, k=3).values,
+    "logit lens": lambda m, t, c, x, metric: logit_lens(m, c, n=3).top_logits,
+    "top-k": lambda m, t, c, x, metric: top_k_examples(m, t, layer=0, n=3).values,
     "head scores": lambda m, t, c, x, metric: head_scores(m, t).get("induction"),
 }
 

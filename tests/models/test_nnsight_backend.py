@@ -121,8 +121,8 @@ def test_head_ablation_sweeps(pair, kind):
     tl, nns = pair
     tokens = _tokens(tl)
     metric = metrics.logit_diff(" Mary", " John", model=tl)
-    a = ablation_sweep(tl, tokens, metric=metric, unit_type="head", ablation=kind)
-    b = ablation_sweep(nns, tokens, metric=metric, unit_type="head", ablation=kind, max_tokens=64)
+    a = ablation_sweep(tl, tokens, metric=metric, granularity="head", ablation=kind)
+    b = ablation_sweep(nns, tokens, metric=metric, granularity="head", ablation=kind, batch_size=2)
     assert a.units == b.units
     _close(a.after_per_example, b.after_per_example)
     _close(a.before, b.before)
@@ -132,8 +132,8 @@ def test_neuron_sweep_in_small_chunks(pair):
     tl, nns = pair
     tokens = _tokens(tl, n=2)
     metric = metrics.logit_diff(" Mary", " John", model=tl)
-    a = ablation_sweep(tl, tokens, metric=metric, unit_type="neuron", layer=1)
-    b = ablation_sweep(nns, tokens, metric=metric, unit_type="neuron", layer=1, max_tokens=40)
+    a = ablation_sweep(tl, tokens, metric=metric, granularity="neuron", layer=1)
+    b = ablation_sweep(nns, tokens, metric=metric, granularity="neuron", layer=1, batch_size=4)
     _close(a.after_per_example, b.after_per_example)
 
 
@@ -153,11 +153,13 @@ def test_direct_logit_attribution_and_logit_lens(pair):
     tl, nns = pair
     tokens = tl.to_tokens(hf_tiny.IOI)
     for units in ("heads", "layers"):
-        a = direct_logit_attribution(tl, tokens, target=" Mary", against=" John", units=units)
-        b = direct_logit_attribution(nns, tokens, target=" Mary", against=" John", units=units)
+        a = direct_logit_attribution(tl, tokens, target=" Mary", against=" John", granularity=units)
+        b = direct_logit_attribution(
+            nns, tokens, target=" Mary", against=" John", granularity=units
+        )
         assert a.labels == b.labels
         _close(a.values, b.values)
-    a, b = logit_lens(tl, tokens, k=3), logit_lens(nns, tokens, k=3)
+    a, b = logit_lens(tl, tokens, n=3), logit_lens(nns, tokens, n=3)
     _close(a.top_logits, b.top_logits)
     _close(a.target_logit, b.target_logit)
     assert torch.equal(a.target_rank, b.target_rank)
@@ -166,8 +168,8 @@ def test_direct_logit_attribution_and_logit_lens(pair):
 def test_streamed_top_k(pair):
     tl, nns = pair
     tokens = _tokens(tl, n=6)
-    a = top_k_examples(tl, tokens, layer=0, k=3, batch_size=2)
-    b = top_k_examples(nns, tokens, layer=0, k=3, batch_size=2)
+    a = top_k_examples(tl, tokens, layer=0, n=3, batch_size=2)
+    b = top_k_examples(nns, tokens, layer=0, n=3, batch_size=2)
     _close(a.values, b.values)
     assert torch.equal(a.example, b.example) and torch.equal(a.position, b.position)
 
@@ -318,8 +320,8 @@ def test_what_each_trace_saves(pairs):
     batch, heads = tokens.shape[0], tl.n_heads
     metric = metrics.logit_diff(" Mary", " John", model=tl)
     nns.saved_log.clear()
-    ablation_sweep(nns, tokens, metric=metric, unit_type="head", max_tokens=64)
-    copies = 64 // tokens.numel()
+    ablation_sweep(nns, tokens, metric=metric, granularity="head", batch_size=2)
+    copies = max(1, 2 // batch)  # batch_size=2 rows: one copy of the batch per pass
     setup, *chunks = nns.saved_log
     # one setup pass keeps the metric and, of each swept hook, its shape: one stored zero
     assert setup.hooks == tuple(tl.hook_name("z", layer) for layer in range(tl.n_layers))
@@ -334,7 +336,7 @@ def test_what_each_trace_saves(pairs):
     assert record.largest == per_layer and record.total - record.output == tl.n_layers * per_layer
     assert record.output == batch * tokens.shape[1] * tl.d_model * 4  # stopped: no logits
     nns.saved_log.clear()
-    direct_logit_attribution(nns, tokens, target=" Mary", against=" John", units="heads")
+    direct_logit_attribution(nns, tokens, target=" Mary", against=" John", granularity="head")
     # per hook only the target position: [batch, head, d_head] or [batch, d_model]
     assert 0 < max(r.largest for r in nns.saved_log) <= batch * tl.d_model * 4
     budget = explorer.load(
@@ -420,10 +422,10 @@ def test_remote_traces_carry_every_analysis(simulated, family):
         tl.cache_pass(tokens, names=["blocks.1.attn.hook_z"])[1]["blocks.1.attn.hook_z"],
         rem.cache_pass(tokens, names=["blocks.1.attn.hook_z"])[1]["blocks.1.attn.hook_z"],
     )
-    a = ablation_sweep(tl, tokens, metric=metric, unit_type="head")
+    a = ablation_sweep(tl, tokens, metric=metric, granularity="head")
     _close(
         a.after_per_example,
-        ablation_sweep(rem, tokens, metric=metric, unit_type="head").after_per_example,
+        ablation_sweep(rem, tokens, metric=metric, granularity="head").after_per_example,
     )
     a, b = (
         activation_patching(tl, clean, corrupted=corrupted, metric=metric, grid="head"),
@@ -444,11 +446,13 @@ def test_remote_traces_carry_every_analysis(simulated, family):
             receiver_inputs="q",
         ).values,
     )
-    a, b = (direct_logit_attribution(m, clean, target=" Mary", units="heads") for m in (tl, rem))
+    a, b = (
+        direct_logit_attribution(m, clean, target=" Mary", granularity="head") for m in (tl, rem)
+    )
     _close(a.values, b.values)
-    a, b = logit_lens(tl, clean, k=3), logit_lens(rem, clean, k=3)
+    a, b = logit_lens(tl, clean, n=3), logit_lens(rem, clean, n=3)
     _close(a.top_logits, b.top_logits)
-    a, b = top_k_examples(tl, tokens, layer=0, k=3), top_k_examples(rem, tokens, layer=0, k=3)
+    a, b = top_k_examples(tl, tokens, layer=0, n=3), top_k_examples(rem, tokens, layer=0, n=3)
     _close(a.values, b.values)
     _close(head_scores(tl, tokens).get("induction"), head_scores(rem, tokens).get("induction"))
 

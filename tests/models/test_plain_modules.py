@@ -144,7 +144,7 @@ def test_untraceable_forward_walks_submodules_and_says_so(data, neuron_loop):
     assert _plan(handle, "blocks.0.mlp.hook_post").mode == "stack"  # nothing proven: exact
     x, y = data
     metric = metrics.neg_cross_entropy(y)
-    sweep = ablation_sweep(handle, x, metric=metric, layer=0, unit_type="neuron")
+    sweep = ablation_sweep(handle, x, metric=metric, layer=0, granularity="neuron")
     expected = neuron_loop(handle, x, metric, 0, range(12), torch.zeros(6, 12))
     assert torch.allclose(sweep.after_per_example, expected, atol=1e-5)
 
@@ -175,7 +175,7 @@ def test_sweeps_check_the_structure_and_equal_the_naive_loop(data, cls, modes, k
         act = cache[f"blocks.{layer}.mlp.hook_post"]
         replacement = torch.zeros_like(act) if kind == "zero" else act.mean(0, keepdim=True)
         sweep = ablation_sweep(
-            handle, x, metric=metric, layer=layer, unit_type="neuron", ablation=kind
+            handle, x, metric=metric, layer=layer, granularity="neuron", ablation=kind
         )
         expected = neuron_loop(handle, x, metric, layer, range(width), replacement.expand_as(act))
         assert torch.allclose(sweep.after_per_example, expected, atol=1e-5)
@@ -212,7 +212,7 @@ def test_hooks_on_the_wrapped_module_still_run(data, neuron_loop):
         atol=1e-6,
     )
     assert _plan(handle, "blocks.0.mlp.hook_post").readout.tail is None  # full passes then
-    sweep = ablation_sweep(handle, x, metric=metric, layer=0, unit_type="neuron")
+    sweep = ablation_sweep(handle, x, metric=metric, layer=0, granularity="neuron")
     expected = neuron_loop(handle, x, metric, 0, range(24), torch.zeros(6, 24))
     assert torch.allclose(sweep.after_per_example, expected, atol=1e-5)
 

@@ -20,7 +20,7 @@ def test_calls_cached_and_hooked_runs_and_direct_module_calls_all_count():
     x = torch.rand(5, 1, 28, 28)
     before = m.spent.snapshot()
     m(x)
-    run_with_cache(m, x[:3], names=[m.hook_name("post", 0)])
+    run_with_cache(m, x[:3], hooks=[m.hook_name("post", 0)])
     with torch.no_grad():
         m.model(x[:2])  # analysis that calls the module itself (captum, editing) is counted too
     assert _delta(m, before) == (3, 0, 10)
@@ -38,7 +38,7 @@ def test_transformer_passes_and_interventions_count():
     m = zoo.attention_only_transformer(n_layers=1, d_model=16, n_heads=2, d_vocab=12, n_ctx=8)
     tokens = torch.randint(0, 12, (3, 6))
     before = m.spent.snapshot()
-    run_with_cache(m, tokens, names=[m.hook_name("pattern", 0)])
+    run_with_cache(m, tokens, hooks=[m.hook_name("pattern", 0)])
     assert _delta(m, before) == (1, 0, 3)
     mlp = zoo.mnist_mlp(hidden=(8,))
     before = mlp.spent.snapshot()
@@ -65,6 +65,6 @@ def test_nnsight_traces_count():
     m = explorer.load(hf_tiny.model("gpt2", tok), tokenizer=tok, backend="nnsight")
     tokens = torch.randint(5, 100, (3, 6))
     before = m.spent.snapshot()
-    run_with_cache(m, tokens, names=[m.hook_names[3]])
+    run_with_cache(m, tokens, hooks=[m.hook_names[3]])
     m(tokens[:2])
     assert _delta(m, before) == (2, 0, 5)

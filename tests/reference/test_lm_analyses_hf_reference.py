@@ -60,7 +60,9 @@ def _close(ours, ref):
 def test_dla_of_mary_over_john_matches_logit_attrs(family):
     handle, tokens, folded, _ = family
     mary, john = handle.to_single_token(" Mary"), handle.to_single_token(" John")
-    ours = direct_logit_attribution(handle, tokens, target=" Mary", against=" John", units="all")
+    ours = direct_logit_attribution(
+        handle, tokens, target=" Mary", against=" John", granularity="all"
+    )
     _, cache = folded.run_with_cache(tokens)
     stack, labels = cache.get_full_resid_decomposition(
         expand_neurons=True, pos_slice=-1, return_labels=True
@@ -75,7 +77,7 @@ def test_dla_of_mary_over_john_matches_logit_attrs(family):
 
 def test_logit_lens_matches_accumulated_resid(family):
     handle, tokens, _, tl = family
-    lens = logit_lens(handle, tokens, target=" Mary", k=3)
+    lens = logit_lens(handle, tokens, target=" Mary", n=3)
     _, cache = tl.model.run_with_cache(tokens)
     resid, labels = cache.accumulated_resid(apply_ln=True, return_labels=True)
     ref = resid @ tl.model.W_U + tl.model.b_U

@@ -92,7 +92,9 @@ def test_dla_matches_logit_attrs(family, units):
 
     handle, tokens, folded = family
     target, against = torch.tensor([3, 7, 11]), torch.tensor([5, 5, 2])
-    ours = direct_logit_attribution(handle, tokens, target=target, against=against, units=units)
+    ours = direct_logit_attribution(
+        handle, tokens, target=target, against=against, granularity=units
+    )
     _, cache = folded.run_with_cache(tokens)
     stack, labels = UNIT_STACKS[units](cache)
     ref = cache.logit_attrs(stack, tokens=target, incorrect_tokens=against, pos_slice=-1)
@@ -114,7 +116,7 @@ def test_dla_layers_add_up_to_the_logit(family):
     from explorer.analysis import direct_logit_attribution
 
     handle, tokens, _ = family
-    dla = direct_logit_attribution(handle, tokens, target=4, units="layers", position=5)
+    dla = direct_logit_attribution(handle, tokens, target=4, granularity="layer", position=5)
     _, ln_w, ln_b = handle.final_norm()
     const = handle.weight("b_U")[4] + (0 if ln_b is None else ln_b @ handle.weight("W_U")[:, 4])
     _close(dla.remainder, const.expand(3))
@@ -125,7 +127,9 @@ def test_dla_single_token_matches_logit_attrs_at_each_example_position(family):
 
     handle, tokens, folded = family
     positions = torch.tensor([2, 8, 4])
-    ours = direct_logit_attribution(handle, tokens, target=9, units="heads", position=positions)
+    ours = direct_logit_attribution(
+        handle, tokens, target=9, granularity="head", position=positions
+    )
     _, cache = folded.run_with_cache(tokens)
     stack = cache.stack_head_results(layer=-1)  # [head, batch, pos, d]
     rows = torch.arange(3)
@@ -140,7 +144,7 @@ def test_logit_lens_matches_accumulated_resid(family):
     handle, tokens, _ = family
     target = torch.randint(0, 50, tokens.shape, generator=torch.Generator().manual_seed(4))
     for incl_mid in (False, True):
-        lens = logit_lens(handle, tokens, target=target, k=4, incl_mid=incl_mid)
+        lens = logit_lens(handle, tokens, target=target, n=4, incl_mid=incl_mid)
         _, cache = handle.model.run_with_cache(tokens)
         resid, labels = cache.accumulated_resid(
             apply_ln=True, incl_mid=incl_mid, return_labels=True
@@ -185,7 +189,7 @@ def test_circuit_svd_matches_factored_matrix(family, circuit):
     from explorer.analysis import circuit_svd
 
     handle, _, _ = family
-    ours = circuit_svd(handle, circuit=circuit, k=6)
+    ours = circuit_svd(handle, circuit=circuit, n=6)
     factored = handle.model.OV if circuit == "OV" else handle.model.QK
     U, S, V = factored.svd()  # [layer, head, d_model, d_head], [layer, head, d_head], ...
     n_layers, n_heads = S.shape[:2]

@@ -83,17 +83,17 @@ def test_a_plain_module_knows_its_classes():
     x, y = torch.rand(14, 1, 28, 28), torch.arange(14) % 7
     assert confusion(model, x, labels=y).matrix.shape == (7, 7)
     result = targeted_edit(
-        model, x, labels=y, eval_inputs=x, eval_labels=y, target_class=2, n_units=1, n_random=2
+        model, x, labels=y, eval_inputs=x, eval_labels=y, target=2, n_units=1, n_random=2
     )
     assert result.accuracy_before.shape == (7,)
-    with pytest.raises(ValueError, match="target_class 7 out of range"):
-        targeted_edit(model, x, labels=y, eval_inputs=x, eval_labels=y, target_class=7)
+    with pytest.raises(ValueError, match="target 7 out of range"):
+        targeted_edit(model, x, labels=y, eval_inputs=x, eval_labels=y, target=7)
 
 
 def test_edit_comparison_scores_against_each_random_draw():
     before = torch.full((3,), 0.5)
     result = EditComparison(
-        target_class=1,
+        target=1,
         layer=0,
         method="scale",
         units=(0,),
@@ -115,7 +115,7 @@ def test_edit_comparison_scores_against_each_random_draw():
 def test_repair_set_balances_the_target_with_other_classes():
     labels = torch.tensor([0] * 10 + [1] * 30 + [2] * 30)
     x = torch.arange(70).float().view(70, 1, 1, 1)
-    images, ys = repair_set(x, labels, target_class=0)
+    images, ys = repair_set(x, labels, target=0)
     assert (ys == 0).sum() == 10 and (ys != 0).sum() == 10
 
 
@@ -127,10 +127,10 @@ def test_bad_arguments_are_named():
     with pytest.raises(ValueError, match="unknown weights 'all'"):
         fine_tune_units(model, x, labels=y, units=[Neuron(0, 1)], weights="all")
     kw = {"labels": y, "eval_inputs": x, "eval_labels": y}
-    with pytest.raises(ValueError, match="target_class 10 out of range"):
-        targeted_edit(model, x, target_class=10, **kw)
+    with pytest.raises(ValueError, match="target 10 out of range"):
+        targeted_edit(model, x, target=10, **kw)
     with pytest.raises(ValueError, match="unknown method 'prune'"):
-        targeted_edit(model, x, target_class=1, method="prune", **kw)
+        targeted_edit(model, x, target=1, method="prune", **kw)
 
 
 # ------------------------------------------------------------- on trained MLPs
@@ -155,7 +155,7 @@ def five_seeds(mnist_digits, fit_mnist_mlp):
             labels=formation[1],
             eval_inputs=held_out[0],
             eval_labels=held_out[1],
-            target_class=target,
+            target=target,
             n_random=10,
         )
         runs.append((model, result))
@@ -199,8 +199,8 @@ def test_damping_the_units_the_attribution_clears_hurts_the_class(five_seeds):
     # examples (lowest scores) are the wrong ones to damp
     (form_x, form_y), (test_x, test_y), runs = five_seeds
     model, result = runs[0]
-    target = result.target_class
-    scores = error_attribution(model, form_x, labels=form_y, target_class=target, layer=1)
+    target = result.target
+    scores = error_attribution(model, form_x, labels=form_y, target=target, layer=1)
     before = result.margin_before
     helpers = [Neuron(1, int(u)) for u in scores.topk(2, largest=False).indices]
     culprits = [Neuron(1, int(u)) for u in scores.topk(2).indices]

@@ -23,7 +23,7 @@ def digits():
 @pytest.fixture(scope="module")
 def room(tmp_path_factory, digits):
     folder = tmp_path_factory.mktemp("room")
-    return folder, hand_out(folder / "models", game=5, k=4, steps=5, data=digits)
+    return folder, hand_out(folder / "models", game=5, n=4, steps=5, data=digits)
 
 
 def test_models_are_written_loadable_and_say_nothing(room):
@@ -52,28 +52,28 @@ def test_the_truth_is_sealed_outside_the_handed_out_folder(room):
 
 def test_the_same_game_writes_the_same_models(room, tmp_path, digits):
     _, out = room
-    again = hand_out(tmp_path / "models", game=5, k=4, steps=5, data=digits)
+    again = hand_out(tmp_path / "models", game=5, n=4, steps=5, data=digits)
     assert again.digest == out.digest
     for a, b in zip(out.models, again.models):
         assert (a / "model.safetensors").read_bytes() == (b / "model.safetensors").read_bytes()
-    other = hand_out(tmp_path / "other", game=6, k=4, n_clean=2, steps=5, data=digits)
+    other = hand_out(tmp_path / "other", game=6, n=4, n_clean=2, steps=5, data=digits)
     truth = load_truth(other.truth)
     assert sum(t is None for t in truth.values()) == 2
     assert json.loads(other.truth.read_text()) != json.loads(out.truth.read_text())
 
 
 def test_cnn_models_are_handed_out_too(tmp_path, digits):
-    out = hand_out(tmp_path / "cnn", game=8, k=2, n_clean=1, arch="cnn", steps=3, data=digits)
+    out = hand_out(tmp_path / "cnn", game=8, n=2, n_clean=1, arch="cnn", steps=3, data=digits)
     model = explorer.load(out.models[0])
     assert model.config is not None and model.config.family == "cnn"
 
 
 def test_bad_hand_outs_are_refused(tmp_path, digits):
     with pytest.raises(ValueError, match="at least 2 models"):
-        hand_out(tmp_path / "m", game=1, k=1, data=digits)
+        hand_out(tmp_path / "m", game=1, n=1, data=digits)
     with pytest.raises(ValueError, match=r"n_clean must lie in 0..3"):
-        hand_out(tmp_path / "m", game=1, k=3, n_clean=4, data=digits)
+        hand_out(tmp_path / "m", game=1, n=3, n_clean=4, data=digits)
     with pytest.raises(ValueError, match="must not lie in the handed-out folder"):
-        hand_out(tmp_path / "m", game=1, k=2, truth=tmp_path / "m" / "truth.json", data=digits)
+        hand_out(tmp_path / "m", game=1, n=2, truth=tmp_path / "m" / "truth.json", data=digits)
     with pytest.raises(ValueError, match="arch"):
-        hand_out(tmp_path / "m", game=1, k=2, arch="rnn", steps=1, data=digits)
+        hand_out(tmp_path / "m", game=1, n=2, arch="rnn", steps=1, data=digits)

@@ -91,6 +91,7 @@ def test_neuron_auroc_and_last_token_examples_agree_on_the_concept(model):
     assert found.n_positive == int(concept_mask(model, tokens, "indentation")[:, 1:].sum())
     (best, value), *_ = found.top(3)
     assert value == pytest.approx(float(found.auroc.max()))
+    assert best == Neuron(1, int(found.auroc.argmax()))  # a unit, not its index
     ex = last_token_examples(model, tokens, length=10, concept="indentation", seed=0)
     assert ex.inputs.shape == (16, 10) and (ex.inputs[:, 0] == 0).all()
     assert torch.equal(ex.concept, concept_mask(model, ex.inputs, "indentation")[:, -1])
@@ -113,7 +114,7 @@ def test_induction_examples_ask_for_the_next_token_of_the_first_copy(model):
     assert torch.equal(ex.labels, tokens[:, 4])  # after 3 copied tokens comes the 4th
     heads = (Head(1, 0), Head(1, 1))
     summed = induction_head_dla(model, ex, heads)
-    dla = direct_logit_attribution(model, ex.inputs, target=ex.labels, units="heads")
+    dla = direct_logit_attribution(model, ex.inputs, target=ex.labels, granularity="head")
     assert torch.allclose(summed, dla.values[:, 2] + dla.values[:, 3])
     with pytest.raises(ValueError, match="takes heads"):
         induction_head_dla(model, ex, (Neuron(0, 1),))

@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 
 from explorer._display import MAX_REPR
-from explorer.analysis import KeyFrequencies
+from explorer.analysis.fourier import KeyFrequencies
 from explorer.studies.attribution_benchmark import AttributionBenchmark
 from explorer.studies.editing import EditComparison
 from explorer.studies.grokking import GrokkingProgress
@@ -26,7 +26,7 @@ def row_labels(page: str) -> int:
 
 def test_an_edit_comparison_reads_as_before_and_after():
     c = EditComparison(
-        target_class=8,
+        target=8,
         layer=1,
         method="scale",
         units=tuple(range(20)),

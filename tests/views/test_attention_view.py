@@ -16,7 +16,7 @@ from explorer.views.serialize import decode, payload_bytes
 
 def _pattern(model, tokens, layer, head):
     name = model.hook_name("pattern", layer)
-    return run_with_cache(model, tokens, names=[name])[name][0, head].numpy()
+    return run_with_cache(model, tokens, hooks=[name])[name][0, head].numpy()
 
 
 def test_selecting_a_head_sends_its_cached_pattern(attn_model, repeated):

@@ -79,7 +79,7 @@ def test_clicking_a_class_shows_its_trigger_and_stamped_examples(model, images):
     view.selected = 7
     assert view.error == ""
     assert np.allclose(decode(view.pattern), result.patterns[7, 0].numpy(), atol=1 / 255)
-    expected = stamped_examples(model, result=result, inputs=images, cls=7, n=5)
+    expected = stamped_examples(model, result=result, inputs=images, target=7, n=5)
     assert view.before == expected.before.tolist() and view.after == expected.after.tolist()
     stamped = decode(view.stamped)
     assert stamped.shape == (5, 28, 28)

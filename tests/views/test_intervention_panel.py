@@ -70,7 +70,7 @@ def test_neuron_sweep_covers_layers_of_different_widths(mnist_mlp, labelled):
     assert grid.shape == (2, 16)
     assert np.isnan(grid[1, 12:]).all() and np.isfinite(grid[1, :12]).all()
     layer1 = ablation_sweep(
-        mnist_mlp, labelled[0], metric=metrics.accuracy(labelled[1]), unit_type="neuron", layer=1
+        mnist_mlp, labelled[0], metric=metrics.accuracy(labelled[1]), granularity="neuron", layer=1
     )
     assert np.allclose(grid[1, :12], layer1.effect.numpy(), atol=1e-6)
     panel.select(1, 5)

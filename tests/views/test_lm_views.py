@@ -24,7 +24,7 @@ TOKENS = torch.tensor([[1, 4, 7, 4, 9], [2, 3, 5, 3, 8]])
 
 def test_dla_view_shows_the_analysis_and_a_click_selects(model):
     view = LogitAttributionView(model, TOKENS, target="w7", against="w9")
-    expected = direct_logit_attribution(model, TOKENS, target=7, against=9, units="heads")
+    expected = direct_logit_attribution(model, TOKENS, target=7, against=9, granularity="head")
     assert np.allclose(decode(view.values), expected.grid().numpy(), atol=1e-6)
     assert view.direction == "'w7' - 'w9'" and view.logit == pytest.approx(
         float(expected.logit.mean())
@@ -36,7 +36,7 @@ def test_dla_view_shows_the_analysis_and_a_click_selects(model):
     view.selected = "L0N17"
     assert (view.layer, view.neuron) == (0, 17)
     view.units = "layers"
-    layers = direct_logit_attribution(model, TOKENS, target=7, against=9, units="layers")
+    layers = direct_logit_attribution(model, TOKENS, target=7, against=9, granularity="layer")
     assert view.labels == list(layers.labels)
     assert np.allclose(decode(view.values), layers.mean().numpy(), atol=1e-6)
     assert view.remainder == pytest.approx(float(layers.remainder.mean()), abs=1e-5)
@@ -70,7 +70,7 @@ def test_dla_view_target_is_edited_in_the_page(model):
 
 def test_logit_lens_view(model):
     view = LogitLensView(model, TOKENS, k=3)
-    lens = logit_lens(model, TOKENS, k=3)
+    lens = logit_lens(model, TOKENS, n=3)
     assert view.row_labels == ["0_pre", "1_pre", "final_post"]
     assert np.array_equal(decode(view.target_rank), lens.target_rank[:, 0].numpy())
     assert view.top_tokens[:3] == lens.top_tokens(0, 0)
@@ -89,7 +89,7 @@ def test_logit_lens_view(model):
 
 def test_logit_lens_view_sends_a_window_of_positions(model):
     view = LogitLensView(model, TOKENS, k=2, target="w4")
-    lens = logit_lens(model, TOKENS, k=2, target=4)
+    lens = logit_lens(model, TOKENS, n=2, target=4)
     view.window, view.position_start = 2, 3  # positions 3 and 4 only
     assert view.tokens == model.to_str_tokens(TOKENS[0, 3:5]) and view.n_positions == 5
     assert np.array_equal(decode(view.target_rank), lens.target_rank[:, 0, 3:5].numpy())

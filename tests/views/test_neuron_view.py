@@ -24,7 +24,7 @@ def test_image_neuron_shows_its_top_images_weights_histogram_and_effects(mnist_m
     x, _ = images
     view = NeuronView(mnist_mlp, x, k=5)
     view.neuron = 7
-    top = top_k_examples(mnist_mlp, x, layer=0, k=8)
+    top = top_k_examples(mnist_mlp, x, layer=0, n=8)
     assert view.example_ids == top.example[7, :5].tolist()
     assert np.allclose(decode(view.top_values), top.values[7, :5].numpy())
     shown = decode(view.top_images)
@@ -66,9 +66,9 @@ def test_text_neuron_colours_each_token_by_its_activation(mlp_transformer):
     data = repeated_tokens(20, 10, 30, seed=0)
     view = NeuronView(mlp_transformer, data, k=4, context=6)
     view.layer, view.neuron = 1, 9
-    top = top_k_examples(mlp_transformer, data, layer=1, k=8)
+    top = top_k_examples(mlp_transformer, data, layer=1, n=8)
     name = mlp_transformer.hook_name("post", 1)
-    acts = run_with_cache(mlp_transformer, data, names=[name])[name][..., 9]
+    acts = run_with_cache(mlp_transformer, data, hooks=[name])[name][..., 9]
     windows = decode(view.example_acts)
     for i, (example, start) in enumerate(zip(view.example_ids, view.example_starts)):
         assert example == int(top.example[9, i])
