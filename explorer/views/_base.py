@@ -2,20 +2,23 @@
 
 A view holds its model (``set_model`` swaps it) and answers two kinds of input from the
 page. A synced trait changes (a click on a cell sets ``layer``): its observer calls
-analysis and assigns the results to traits. Or the page sends a request
-``{"action": name, ...arguments}`` (a button): the class's ``_actions`` table names the
-method that answers it, called with the arguments as keywords. Every request goes through
-one reporter: an exception becomes ``error`` (shown as a banner in the page) instead of
-escaping into the comm handler, so the kernel and the widget stay usable, and success
-clears it; ``requests`` counts the requests answered, so the page knows when to re-enable
-a button, whatever happened.
+analysis and assigns the results to traits. Or the page sends a request (a button) on
+anywidget's own command channel: ``exRequest(model, "_page_sweep", args)`` in the JS calls
+``experimental.invoke``, and the Python method of that name, decorated ``@page_request``
+(an ``anywidget.experimental.command``), answers it with the arguments as keywords. Every
+request goes through one reporter: an exception becomes ``error`` (shown as a banner in
+the page) instead of escaping into the comm handler, so the kernel and the widget stay
+usable, and success clears it. The reply, ``{outcome, error}``, tells the page the request
+was answered, so it re-enables its buttons whatever happened (``requests`` counts them on
+the kernel side).
 
-Actions listed in ``_background`` may take long (a sweep over a large model, a remote
-nnsight trace per chunk). They run on a worker thread: the comm handler returns at once,
-so the kernel keeps running cells; ``busy`` names the running action (the page shows
-"running… 12 s [Cancel]" and dims the view), and a ``{"action": "cancel"}`` request sets a
-flag that the model handle checks before each forward pass (``explorer._cancel``). A
-cancelled action ends with ``last_run["outcome"] == "cancelled"``; what it would have
+Requests decorated ``@page_request(background=True)`` may take long (a sweep over a large
+model, a remote nnsight trace per chunk); trait changes sent with ``exSet`` are one such
+request, ``_page_set``. They run on a worker thread: the command returns at once
+(``started``), so the kernel keeps running cells; ``busy`` names the running request (the
+page shows "running… 12 s [Cancel]" and dims the view), and the ``_page_cancel`` command
+sets a flag that the model handle checks before each forward pass (``explorer._cancel``). A
+cancelled request ends with ``last_run["outcome"] == "cancelled"``; what it would have
 changed is left (or, for trait changes, put back) as it was, so the view stays
 consistent. Calls from Python (``panel.sweep()``) run in the caller's thread as before.
 
@@ -25,8 +28,9 @@ an action or observer called from Python, ``set_model``) waits for the one runni
 sweep on A, then clears it; a page message finding the view busy is refused ("still
 running ..."): the kernel's thread never waits. Each request carries the model it ran on
 (identity and weights version); one that ends on another model (weights changed in place)
-is dropped, the view redraws on its model and ``error`` says so (outcome "dropped"). The page cannot set ``error``, ``busy``, ``requests``, ``spent``,
-``last_run`` or ``model_name``: such a change is refused and the page's copy put back.
+is dropped, the view redraws on its model and ``error`` says so (outcome "dropped"). The
+page cannot set ``error``, ``busy``, ``spent``, ``last_run`` or ``model_name``: such a
+change is refused and the page's copy put back.
 
 Unknown keyword arguments raise ``TypeError`` naming the allowed ones.
 """
@@ -44,6 +48,7 @@ from typing import Any, ClassVar, TypeVar
 
 import anywidget
 import traitlets
+from anywidget.experimental import command
 
 from explorer._cancel import Cancelled, cancellable
 from explorer.views._inputs import check_model
@@ -51,6 +56,34 @@ from explorer.views._request_queue import Busy, RequestQueue, in_queue
 from explorer.views.serialize import css
 
 F = TypeVar("F", bound=Callable[..., Any])
+#: what a page request answers: its outcome (done, failed, cancelled, dropped; started for
+#: a background one, which then reports through ``busy`` and ``last_run``) and ``error``
+Reply = tuple[dict[str, str], list]
+
+
+def page_request(
+    *, background: bool = False, user_code: bool = False
+) -> Callable[[Callable[..., None]], Callable[..., Reply]]:
+    """Make ``method(self, **arguments)`` a request the page sends through anywidget's
+    command channel: ``invoke("<method name>", arguments)`` in the view's JS
+    (``anywidget.experimental.command``). It runs in the view's queue through the one
+    reporter (an exception becomes ``error``); ``background`` runs it on a worker thread
+    with the pending line and Cancel; ``user_code`` (a hypothesis's measure) reports even
+    ``SystemExit``. The reply is ``{"outcome", "error"}``; ``busy`` and ``last_run`` names
+    the request without its ``_page_`` prefix."""
+
+    def decorate(method: Callable[..., None]) -> Callable[..., Reply]:
+        name = method.__name__.removeprefix("_page_")
+
+        @functools.wraps(method)
+        def answer(self: ExplorerWidget, msg: Any, _buffers: list[bytes]) -> Reply:
+            outcome = self._from_page(name, method, msg, background, user_code)
+            # started: it reports later through busy, last_run and error
+            return {"outcome": outcome, "error": "" if outcome == "started" else self.error}, []
+
+        return command(answer)
+
+    return decorate
 
 
 class ExplorerWidget(RequestQueue, anywidget.AnyWidget):
@@ -67,24 +100,19 @@ class ExplorerWidget(RequestQueue, anywidget.AnyWidget):
     """
 
     _css = css("views.css")
-    #: page request name -> name of the method answering it (called with the arguments)
-    #: (a subclass's table adds to its parents'; "set" sets synced traits, see below)
-    _actions: ClassVar[dict[str, str]] = {"set": "_set_from_page"}
-    #: requests that run on a worker thread, with a pending state and Cancel
-    _background: ClassVar[frozenset[str]] = frozenset()
-    #: requests that run user code (a hypothesis's measure): even SystemExit is reported
-    _user_code: ClassVar[frozenset[str]] = frozenset()
     #: traits that report what happened: the kernel sets them, the page only reads them
     _page_read_only: ClassVar[frozenset[str]] = frozenset(
-        {"error", "busy", "requests", "spent", "last_run", "model_name"}
+        {"error", "busy", "spent", "last_run", "model_name"}
     )
 
     error = traitlets.Unicode(
         "", help="readable message of the last failed analysis; empty when the view is up to date"
     ).tag(sync=True)
     requests = traitlets.Int(
-        0, help="page requests answered, failed or not (the page re-enables its buttons)"
-    ).tag(sync=True)
+        0,
+        help="page requests answered, failed or not (kernel side only: the page hears "
+        "each answer as the reply to its invoke)",
+    )
     busy = traitlets.Unicode(
         "", help="the page request running in the background now (e.g. 'sweep'); empty: idle"
     ).tag(sync=True)
@@ -98,17 +126,7 @@ class ExplorerWidget(RequestQueue, anywidget.AnyWidget):
     ).tag(sync=True)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        table: dict[str, str] = {}
-        for klass in reversed(cls.__mro__):
-            table.update(klass.__dict__.get("_actions", {}))
-        cls._actions = table
-        for action, method in cls._actions.items():
-            if not callable(getattr(cls, method, None)):
-                raise TypeError(f"{cls.__name__}: action {action!r} names no method {method!r}")
-            if not getattr(getattr(cls, method), "_in_queue", False):
-                # called from Python too (panel.sweep()): it waits for the page's request
-                setattr(cls, method, in_queue(getattr(cls, method)))
+        super().__init_subclass__(**kwargs)  # anywidget collects the @command methods
         init = cls.__dict__.get("__init__")
         if init is None:
             return
@@ -147,8 +165,7 @@ class ExplorerWidget(RequestQueue, anywidget.AnyWidget):
         self._cancel = threading.Event()
         self._worker: threading.Thread | None = None
         self._queue()
-        super().__init__(**kwargs)
-        self.on_msg(self._on_page_message)
+        super().__init__(**kwargs)  # registers the page_request commands (anywidget)
 
     @classmethod
     def _allowed_traits(cls) -> list[str]:
@@ -192,51 +209,58 @@ class ExplorerWidget(RequestQueue, anywidget.AnyWidget):
         return cls._use_model is not ExplorerWidget._use_model
 
     # ------------------------------------------------------------------ page requests
-    def _on_page_message(self, _widget: Any, content: Any, _buffers: Any) -> None:
-        if not isinstance(content, dict) or not isinstance(content.get("action"), str):
-            return  # not a request of ours (anywidget's own messages)
-        action = content["action"]
-        arguments = {k: v for k, v in content.items() if k != "action"}
-        if action == "cancel":
-            self._cancel.set()
-            return
-        if action in self._background:
-            self._start(action, arguments)
-        else:
-            self._answer(action, arguments, wait=False)  # the kernel's thread never waits
+    def _from_page(
+        self,
+        name: str,
+        method: Callable[..., Any],
+        arguments: Any,
+        background: bool,
+        user_code: bool,
+    ) -> str:
+        """Answer one page request (a ``@page_request`` command): run it in the background
+        or here, through the one reporter; its outcome (``started`` for a background one)."""
+        if not isinstance(arguments, dict):
+            self._fail(
+                TypeError(f"a {name} request takes a JSON object of arguments, got {arguments!r}")
+            )
+            self.requests += 1
+            return "failed"
+        if background:
+            return self._start(name, method, arguments, user_code)
+        return self._answer(method, arguments, user_code, wait=False)  # the kernel never waits
 
-    def _answer(self, action: str, arguments: dict[str, Any], *, wait: bool = True) -> str:
+    def _answer(
+        self,
+        method: Callable[..., Any],
+        arguments: dict[str, Any],
+        user_code: bool,
+        *,
+        wait: bool = True,
+    ) -> str:
         """Run one request through the one reporter, in the view's queue; its outcome:
         done, failed, cancelled or dropped (it ended on another model)."""
         try:
             with self._request(wait=wait) as record:
-                outcome = self._answer_now(action, arguments)
+                outcome = self._answer_now(method, arguments, user_code)
         except Busy as exc:
             self._fail(exc)
             self.requests += 1
             return "failed"
         return "dropped" if record["dropped"] else outcome
 
-    def _answer_now(self, action: str, arguments: dict[str, Any]) -> str:
+    def _answer_now(
+        self, method: Callable[..., Any], arguments: dict[str, Any], user_code: bool
+    ) -> str:
+        caught = BaseException if user_code else Exception
         try:
-            if action not in self._actions:
-                known = ", ".join(sorted(self._actions)) or "none"
-                raise ValueError(
-                    f"unknown request {action!r}: {type(self).__name__} answers {known}"
-                )
-            caught = BaseException if action in self._user_code else Exception
-            method = getattr(self, self._actions[action])
             self.error = ""  # cleared first: a method that reports its own errors keeps them
             try:
-                method(**arguments)
+                method(self, **arguments)
             except Cancelled:
                 return "cancelled"
-            except caught as exc:
+            except caught as exc:  # the analysis failed, or the page sent wrong arguments
                 self._fail(exc)
             return "failed" if self.error else "done"
-        except Exception as exc:  # a bad request (unknown action, wrong arguments)
-            self._fail(exc)
-            return "failed"
         finally:
             self._meter()
             self.requests += 1
@@ -251,33 +275,38 @@ class ExplorerWidget(RequestQueue, anywidget.AnyWidget):
         if now != self.spent:
             self.spent = now
 
-    def _start(self, action: str, arguments: dict[str, Any]) -> None:
+    def _start(
+        self, name: str, method: Callable[..., Any], arguments: dict[str, Any], user_code: bool
+    ) -> str:
         if self.busy:
             self._fail(RuntimeError(f"still running {self.busy}: wait for it or press Cancel"))
             self.requests += 1
-            return
+            return "failed"
         self._cancel = cancel = threading.Event()
-        self.busy = action
+        self.busy = name
         started = time.monotonic()
 
         def work() -> None:
             outcome = "failed"
             try:
                 with cancellable(cancel):
-                    outcome = self._answer(action, arguments)
+                    outcome = self._answer(method, arguments, user_code)
             finally:
                 seconds = round(time.monotonic() - started, 2)
                 with self.hold_sync():
-                    self.last_run = {"action": action, "outcome": outcome, "seconds": seconds}
+                    self.last_run = {"action": name, "outcome": outcome, "seconds": seconds}
                     self.busy = ""
 
-        name = f"explorer {type(self).__name__}.{action}"
         # in the handler's context: the kernel keeps the message being answered in context
         # variables, so output the work displays (an on_step callback drawing into an Output
         # widget) goes where it went when the handler ran it itself
         context = contextvars.copy_context()
-        self._worker = threading.Thread(target=context.run, args=(work,), name=name, daemon=True)
+        thread_name = f"explorer {type(self).__name__}.{name}"
+        self._worker = threading.Thread(
+            target=context.run, args=(work,), name=thread_name, daemon=True
+        )
         self._worker.start()
+        return "started"
 
     def cancel(self) -> None:
         """Ask the running background request to stop at its next forward pass."""
@@ -291,10 +320,23 @@ class ExplorerWidget(RequestQueue, anywidget.AnyWidget):
             return not worker.is_alive()
         return True
 
+    @page_request(background=True)
+    def _page_set(self, **changes: Any) -> None:
+        """The page's ``invoke("_page_set", {trait: value, ...})``: set synced traits as
+        one change, in the background (a new grid may take long), with Cancel."""
+        self._set_from_page(**changes)
+
+    @command
+    def _page_cancel(self, _msg: Any, _buffers: list[bytes]) -> tuple[dict[str, str], list]:
+        """The page's Cancel: the running background request stops at its next pass (not
+        queued: it must reach the request it cancels)."""
+        self._cancel.set()
+        return {"outcome": "done", "error": ""}, []
+
+    @in_queue
     def _set_from_page(self, **changes: Any) -> None:
-        """The page's ``{"action": "set", trait: value, ...}``: set synced traits as one
-        change (their observers run here, in the background when "set" is listed there).
-        If cancelled, the traits are put back, so what is shown matches what is selected."""
+        """Set synced traits as one change (their observers run here). If cancelled, the
+        traits are put back, so what is shown matches what is selected."""
         allowed = set(self._allowed_traits()) - self._page_read_only
         bad = sorted(set(changes) - allowed)
         if bad:

@@ -1,5 +1,6 @@
 // AttentionView: head grid (thumbnail + scores) and the selected head's pattern.
-function render({ model, el }) {
+function render({ model, el, experimental }) {
+  exConnect(model, experimental);
   let shownKind = null; // the score written under each thumbnail (front-end choice only)
 
   function draw(root) {
@@ -111,10 +112,9 @@ function render({ model, el }) {
     body.appendChild(panel);
   }
 
-  const names = ["token_labels", "layer", "head", "pattern", "pattern_rows", "thumbnails", "scores", "score_kinds", "score_scales", "tokens", "window_note", "score_note", "prompt"];
   let body = null;
   const redraw = () => { body.replaceChildren(); draw(body); };
-  const cleanup = exMount(model, el, "ex-attention", "attention-view", names, (b) => { body = b; draw(b); });
+  const cleanup = exMount(model, el, "ex-attention", "attention-view", (b) => { body = b; draw(b); });
   return cleanup;
 }
 

@@ -46,7 +46,6 @@ class AttentionView(_ShowsTokens):
     _token_traits = ("tokens",)  # token strings the page labels (token_labels)
     # a new prompt is a forward pass: on the worker thread, with Cancel (a head or a window
     # only slices the cached patterns: the page sets those directly)
-    _background = frozenset({"set"})
 
     layer = traitlets.Int(0, help="layer of the selected head").tag(sync=True)
     head = traitlets.Int(0, help="index of the selected head within its layer").tag(sync=True)

@@ -47,7 +47,6 @@ class AuditView(ExplorerWidget):
     _esm = esm("audit_view.js")
     # a new class stamps its trigger and runs the model on the examples: on the worker
     # thread, with Cancel
-    _background = frozenset({"set"})
 
     selected = traitlets.Int(0, help="class whose trigger is shown").tag(sync=True)
     n_examples = traitlets.Int(6, help="stamped examples shown").tag(sync=True)

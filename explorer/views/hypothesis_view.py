@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, ClassVar
+from typing import Any
 
 import traitlets
 
@@ -23,7 +23,12 @@ from explorer.hypotheses import Hypothesis, HypothesisStore, Verdict, label_coun
 from explorer.hypotheses.rerun import DataSource, pick_data, rerun_project
 from explorer.hypotheses.store import DEFAULT_PROJECT, StoredHypothesis
 from explorer.models.handle import ModelHandle
-from explorer.views._base import ExplorerWidget, reports_errors, reports_user_code_errors
+from explorer.views._base import (
+    ExplorerWidget,
+    page_request,
+    reports_errors,
+    reports_user_code_errors,
+)
 from explorer.views._request_queue import in_queue
 from explorer.views.serialize import css, esm
 
@@ -60,9 +65,6 @@ class HypothesisWidget(ExplorerWidget):
 
     _esm = esm("_hypothesis.js", "hypothesis_widget.js")
     _css = css("views.css") + "\n" + css("hypothesis_view.css")
-    _actions: ClassVar[dict[str, str]] = {"test": "_test_from_page"}
-    _background = frozenset({"test"})
-    _user_code = frozenset({"test"})
 
     claim = traitlets.Unicode(help="the claim in words").tag(sync=True)
     units = traitlets.Unicode(help="target units, comma separated: 'head 1.4, neuron 0.37'").tag(
@@ -210,7 +212,8 @@ class HypothesisWidget(ExplorerWidget):
             self.status = verdict.status
         return verdict
 
-    def _test_from_page(self, **edits: Any) -> None:
+    @page_request(background=True, user_code=True)
+    def _page_test(self, **edits: Any) -> None:
         """The page sends its edited fields with the Test press; a bad one is the error."""
         with self.hold_trait_notifications():
             for name in ("claim", "units", "direction"):
@@ -236,9 +239,6 @@ class HypothesisBoard(ExplorerWidget):
 
     _esm = esm("_hypothesis.js", "hypothesis_board.js")
     _css = css("views.css") + "\n" + css("hypothesis_view.css")
-    _actions: ClassVar[dict[str, str]] = {"refresh": "refresh", "rerun": "_rerun_from_page"}
-    _background = frozenset({"rerun"})
-    _user_code = frozenset({"rerun"})
 
     project = traitlets.Unicode(DEFAULT_PROJECT, help="the project shown").tag(sync=True)
     projects = traitlets.List(traitlets.Unicode(), help="projects in the store").tag(sync=True)
@@ -349,8 +349,13 @@ class HypothesisBoard(ExplorerWidget):
         self.refresh()
         return outcome
 
-    def _rerun_from_page(self) -> None:
+    @page_request(background=True, user_code=True)
+    def _page_rerun(self) -> None:
         self.rerun_all()
+
+    @page_request()
+    def _page_refresh(self) -> None:
+        self.refresh()
 
 
 def _short(hypothesis_id: str) -> str:

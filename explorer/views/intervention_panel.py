@@ -9,7 +9,7 @@ batched, and draws the effects as a heatmap; clicking a cell selects that unit
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 import torch
 import traitlets
@@ -18,8 +18,9 @@ from explorer.analysis.ablation import ABLATIONS, ablate, ablation_sweep
 from explorer.analysis.metrics import Metric, lower_is_better
 from explorer.analysis.units import Head, Neuron, check_unit, parse_unit
 from explorer.models.handle import ModelHandle
-from explorer.views._base import ExplorerWidget, check_range, reports_errors
+from explorer.views._base import ExplorerWidget, check_range, page_request, reports_errors
 from explorer.views._inputs import as_metrics, default_metrics, split_data
+from explorer.views._request_queue import in_queue
 from explorer.views.serialize import empty, encode, esm
 
 
@@ -44,14 +45,6 @@ class InterventionPanel(ExplorerWidget):
     """
 
     _esm = esm("intervention_panel.js")
-    _actions: ClassVar[dict[str, str]] = {
-        "sweep": "sweep",
-        "select": "select",
-        "add_unit": "add_unit",
-    }
-    # a sweep, and every page change that ablates (units, kind, metric, a sweep cell, a typed
-    # unit): passes over the batch, run on the worker thread with Cancel
-    _background = frozenset({"sweep", "set", "select", "add_unit"})
 
     units = traitlets.List(traitlets.Unicode(), help="units ablated together, e.g. 'head 1.2'").tag(
         sync=True
@@ -215,6 +208,21 @@ class InterventionPanel(ExplorerWidget):
                 f"{self.metric_name} (before {before:.4g}); click a cell to select it"
             )
 
+    # a sweep, and every page change that ablates (units, kind, metric, a sweep cell, a typed
+    # unit): passes over the batch, run on the worker thread with Cancel
+    @page_request(background=True)
+    def _page_sweep(self) -> None:
+        self.sweep()
+
+    @page_request(background=True)
+    def _page_select(self, layer: int, index: int) -> None:
+        self.select(layer, index)
+
+    @page_request(background=True)
+    def _page_add_unit(self, text: str) -> None:
+        self.add_unit(text)
+
+    @in_queue
     def select(self, layer: int, index: int) -> None:
         """Select unit ``index`` of ``layer`` (a sweep cell) and ablate it alone."""
         layer, index = int(layer), int(index)
@@ -225,6 +233,7 @@ class InterventionPanel(ExplorerWidget):
         which = "head" if self.unit_type == "head" else "neuron"
         self._set_from_page(**{"layer": layer, which: index, "units": [str(unit)]})
 
+    @in_queue
     def add_unit(self, text: str) -> None:
         """Add a unit typed in the page (``"head 1.2"``) to those ablated together."""
         unit = check_unit(self.model, unit=parse_unit(text))

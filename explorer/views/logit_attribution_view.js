@@ -1,5 +1,6 @@
 // LogitAttributionView: DLA per head / neuron (heatmap) or per layer (bars); a click selects.
-function render({ model, el }) {
+function render({ model, el, experimental }) {
+  exConnect(model, experimental);
   function draw(root) {
     const units = model.get("units");
     const tabs = (model.get("available_units") || []).map((u) => exEl("button", {
@@ -62,8 +63,7 @@ function render({ model, el }) {
       ]));
     }
   }
-  const names = ["units", "available_units", "values", "labels", "row_labels", "direction", "logit", "remainder", "selected", "target", "against", "position"];
-  return exMount(model, el, "ex-dla", "dla-view", names, draw);
+  return exMount(model, el, "ex-dla", "dla-view", draw);
 }
 
 export default { render };

@@ -82,7 +82,6 @@ class LogitAttributionView(ExplorerWidget):
     """
 
     _esm = esm("logit_attribution_view.js")
-    _background = frozenset({"set"})  # a new direction or unit kind: passes over the batch
 
     units = traitlets.Enum(UNITS, "heads", help="heads, layers or neurons").tag(sync=True)
     available_units = traitlets.List(traitlets.Unicode(), help="units this model has").tag(

@@ -49,7 +49,6 @@ class LogitLensView(_ShowsTokens):
     )  # token strings the page labels (token_labels)
     # a new target or k is a lens pass over the batch: on the worker thread, with Cancel
     # (prompt, window and row only slice the cached lens: the page sets them directly)
-    _background = frozenset({"set"})
 
     target = traitlets.Unicode("", help="token whose rank is shown; empty: the model's answer").tag(
         sync=True

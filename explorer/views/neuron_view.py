@@ -67,7 +67,6 @@ class NeuronView(_ShowsTokens):
     # token strings the page labels (token_labels): the examples, and the output tokens the
     # direct effect names (class names for a vision model)
     _token_traits = ("example_tokens", "effect_labels")
-    _background = frozenset({"set"})  # a new layer streams its top-k over the whole dataset
 
     layer = traitlets.Int(0, help="layer of the selected neuron").tag(sync=True)
     neuron = traitlets.Int(0, help="index of the selected neuron within its layer").tag(sync=True)

@@ -70,7 +70,6 @@ class PatchingView(_ShowsTokens):
         "clean_tokens",
         "corrupted_tokens",
     )  # token strings the page labels (token_labels)
-    _background = frozenset({"set"})  # a new grid is one pass per cell chunk: cancellable
 
     grid = traitlets.Enum(
         VIEW_GRIDS, "resid", help="patching site: resid, head, q, pattern_by_pos, ..., or path"

@@ -58,7 +58,6 @@ class TrainingScrubber(ExplorerWidget):
     _esm = esm("scrubber.js")
     # a new step loads a checkpoint and runs every on_step callback (their passes): on the
     # worker thread, with Cancel (the step is put back and its checkpoint reloaded)
-    _background = frozenset({"set"})
 
     step = traitlets.Int(0, help="training step of the checkpoint shown; snaps to the nearest").tag(
         sync=True

@@ -49,7 +49,10 @@ _LOADER = """
   const handlers = {};
   const model = {
     get: (k) => state[k],
-    set: (k, v) => { state[k] = v; (handlers["change:" + k] || []).forEach((f) => f()); },
+    set: (k, v) => {
+      state[k] = v;
+      for (const ev of ["change:" + k, "change"]) (handlers[ev] || []).forEach((f) => f());
+    },
     save_changes: () => {}, send: () => {},
     on: (ev, f) => { (handlers[ev] = handlers[ev] || []).push(f); },
     off: () => {},

@@ -41,7 +41,6 @@ class TokenAttributionView(_ShowsTokens):
 
     _esm = esm("token_attribution_view.js")
     _token_traits = ("tokens",)  # token strings the page labels (token_labels)
-    _background = frozenset({"set"})  # integrated gradients: n_steps passes per target
 
     target = traitlets.Unicode("", help="token whose logit is explained (text or id)").tag(
         sync=True

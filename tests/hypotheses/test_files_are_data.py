@@ -8,6 +8,7 @@ import sys
 
 import pytest
 import sqlalchemy as sa
+from page_requests import invoke
 
 from explorer.hypotheses import (
     AblationEffect,
@@ -112,7 +113,7 @@ def test_a_measure_that_raises_systemexit_or_interrupt_does_not_end_the_kernel(
         assert outcome[h.id].startswith(type(exc).__name__)
         assert outcome[good.id].status == "supported"  # the others still ran
         board.send_state()
-        board._on_page_message(board, {"action": "rerun"}, [])  # the page's button: same path
+        invoke(board, "_page_rerun")  # the page's button: same path
         board.wait()
         assert board.error == "" and "re-ran 1 of 2" in board.message
         widget = HypothesisWidget(h, concept_model, concept_data)

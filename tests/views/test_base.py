@@ -4,17 +4,17 @@ keywords, set_model, and long requests that run in the background and can be can
 from __future__ import annotations
 
 import threading
-from typing import ClassVar
 
 import numpy as np
 import pytest
 import torch
 import traitlets
+from page_requests import invoke
 
 from explorer.analysis import metrics
 from explorer.models import zoo
 from explorer.views import InterventionPanel, NeuronView, PatchingView
-from explorer.views._base import ExplorerWidget
+from explorer.views._base import ExplorerWidget, page_request
 from explorer.views.serialize import decode
 
 SAFETY_S = 120  # a bound so a broken test cannot hang; never a speed target
@@ -23,8 +23,6 @@ SAFETY_S = 120  # a bound so a broken test cannot hang; never a speed target
 class Counter(ExplorerWidget):
     """A fake slow action: one forward pass per step, as a chunked sweep makes."""
 
-    _actions: ClassVar[dict[str, str]] = {"count": "count", "fail": "fail"}
-    _background = frozenset({"count"})
     done = traitlets.Int(0, help="steps of the last finished count").tag(sync=True)
 
     def __init__(self, model, **kwargs):
@@ -32,19 +30,21 @@ class Counter(ExplorerWidget):
         self.started = threading.Event()
         super().__init__(**kwargs)
 
-    def count(self, steps: int) -> None:
+    @page_request(background=True)
+    def _page_count(self, steps: int) -> None:
         x = torch.rand(2, 1, 28, 28)
         for _ in range(int(steps)):
             self.model(x)  # checks for a cancellation first
             self.started.set()
         self.done = int(steps)
 
-    def fail(self) -> None:
+    @page_request()
+    def _page_fail(self) -> None:
         raise ValueError("no such thing")
 
 
 def request(widget, action, **arguments):
-    widget._on_page_message(widget, {"action": action, **arguments}, [])
+    return invoke(widget, "_page_" + action, **arguments)
 
 
 @pytest.fixture
@@ -74,19 +74,21 @@ def test_a_background_request_can_be_cancelled_while_the_kernel_runs_other_cells
     assert widget.requests == 3
 
 
-def test_one_reporter_one_counter_and_unknown_requests(mlp):
+def test_one_reporter_one_counter_and_the_reply_the_page_gets(mlp):
     widget = Counter(mlp)
-    request(widget, "fail")
+    reply = request(widget, "fail")
+    assert reply == {"outcome": "failed", "error": "ValueError: no such thing"}
     assert widget.error == "ValueError: no such thing" and widget.requests == 1
-    request(widget, "explode")
-    assert widget.error == "ValueError: unknown request 'explode': Counter answers count, fail, set"
-    request(widget, "count", steps=1, speed=2)  # a wrong argument is an error, not a crash
+    # a wrong argument is an error, not a crash
+    assert request(widget, "count", steps=1, speed=2) == {"outcome": "started", "error": ""}
     assert widget.wait(SAFETY_S)
     assert "unexpected keyword argument 'speed'" in widget.error
-    assert widget.last_run["outcome"] == "failed" and widget.requests == 3
+    assert widget.last_run["outcome"] == "failed" and widget.requests == 2
     request(widget, "set", done=5)
-    assert widget.done == 5 and widget.error == "" and widget.requests == 4
+    assert widget.wait(SAFETY_S)
+    assert widget.done == 5 and widget.error == "" and widget.requests == 3
     request(widget, "set", model="another")
+    assert widget.wait(SAFETY_S)
     assert widget.error == "ValueError: the page cannot set model" and widget.model is mlp
 
 

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 import traitlets
+from page_requests import invoke
 
 from explorer.analysis import ablate, ablation_sweep, metrics
 from explorer.views import InterventionPanel
@@ -56,7 +57,7 @@ def test_sweep_draws_every_head_and_a_click_selects_one(attn_model, repeated):
     expected = ablation_sweep(attn_model, repeated, metric=metrics.next_token_loss(repeated))
     assert np.allclose(decode(panel.sweep_effects), expected.grid().numpy(), atol=1e-6)
     assert panel.sweep_before == pytest.approx(expected.before)
-    panel._on_page_message(panel, {"action": "select", "layer": 1, "index": 3}, [])
+    invoke(panel, "_page_select", layer=1, index=3)
     panel.wait()
     assert (panel.layer, panel.head, panel.units) == (1, 3, ["head 1.3"])
     assert panel.after_mean == pytest.approx(float(expected.after[7]), abs=1e-5)
@@ -64,7 +65,7 @@ def test_sweep_draws_every_head_and_a_click_selects_one(attn_model, repeated):
 
 def test_neuron_sweep_covers_layers_of_different_widths(mnist_mlp, labelled):
     panel = InterventionPanel(mnist_mlp, labelled)
-    panel._on_page_message(panel, {"action": "sweep"}, [])
+    invoke(panel, "_page_sweep")
     panel.wait()
     grid = decode(panel.sweep_effects)
     assert grid.shape == (2, 16)
@@ -81,10 +82,10 @@ def test_bad_units_raise_in_python_and_show_in_the_page(attn_model, repeated):
     panel = InterventionPanel(attn_model, repeated)
     with pytest.raises(traitlets.TraitError, match="layer 5 out of range"):
         panel.units = ["head 5.0"]
-    panel._on_page_message(panel, {"action": "add_unit", "text": "head 0.9"}, [])
+    invoke(panel, "_page_add_unit", text="head 0.9")
     panel.wait()
     assert "head 9 out of range" in panel.error and panel.units == []
-    panel._on_page_message(panel, {"action": "add_unit", "text": "head 0.2"}, [])
+    invoke(panel, "_page_add_unit", text="head 0.2")
     panel.wait()
     assert panel.error == "" and panel.units == ["head 0.2"]
 
@@ -112,9 +113,9 @@ def test_a_repeated_failure_is_announced_again(attn_model, repeated):
     panel = InterventionPanel(attn_model, repeated, broken)
     heard = []
     panel.observe(lambda change: heard.append(change["new"]), names="error")
-    panel._on_page_message(panel, {"action": "sweep"}, [])
+    invoke(panel, "_page_sweep")
     panel.wait()
-    panel._on_page_message(panel, {"action": "sweep"}, [])
+    invoke(panel, "_page_sweep")
     panel.wait()
     assert [m for m in heard if m] == ["RuntimeError: metric exploded"] * 2
     assert panel.error == "RuntimeError: metric exploded"

@@ -12,6 +12,7 @@ import threading
 
 import pytest
 import torch
+from page_requests import invoke
 
 import explorer
 from explorer.analysis.audit import AuditResult
@@ -35,7 +36,7 @@ SAFETY_S = 120  # a bound so a broken test cannot hang; never a speed target
 
 
 def request(widget, action, **arguments):
-    widget._on_page_message(widget, {"action": action, **arguments}, [])
+    return invoke(widget, "_page_" + action, **arguments)
 
 
 class Gate:

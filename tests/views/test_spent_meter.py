@@ -4,6 +4,7 @@ its own analysis, after page requests, and after passes run elsewhere once the v
 from __future__ import annotations
 
 import torch
+from page_requests import invoke
 
 from explorer.analysis import metrics
 from explorer.models import zoo
@@ -35,7 +36,7 @@ def test_passes_run_elsewhere_show_at_the_next_request():
     with torch.no_grad():
         model(tokens)  # a cell elsewhere runs the model
     assert panel.spent["forward"] == shown  # the meter moves when the view does something
-    panel._on_page_message(panel, {"action": "sweep"}, [])
+    invoke(panel, "_page_sweep")
     panel.wait(120)
     assert panel.spent == _counts(model) and panel.spent["forward"] > shown + 1
 

@@ -14,6 +14,7 @@ import threading
 
 import pytest
 import torch
+from page_requests import invoke
 
 from explorer.hypotheses import Hypothesis, HypothesisStore, NeuronSelectivity, Split, planted
 from explorer.views import InterventionPanel, hypothesis_view, intervention_panel
@@ -25,7 +26,7 @@ JOIN_S = 0.5  # time a second request gets to run while the first is held
 
 
 def request(widget, action, **arguments):
-    widget._on_page_message(widget, {"action": action, **arguments}, [])
+    return invoke(widget, "_page_" + action, **arguments)
 
 
 class Gate:
