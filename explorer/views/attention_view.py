@@ -17,7 +17,7 @@ from explorer.analysis.color_scales import head_score_color_scale
 from explorer.analysis.head_scores import SCORES, attention_patterns, head_scores
 from explorer.models.handle import ModelHandle
 from explorer.views._base import check_range, reports_errors
-from explorer.views.serialize import empty, encode, esm, query_window, thumbnail
+from explorer.views.serialize import Tensor, esm, query_window, thumbnail
 from explorer.views.token_labels import _ShowsTokens
 
 THUMBNAIL = 24
@@ -60,11 +60,11 @@ class AttentionView(_ShowsTokens):
     score_kinds = traitlets.List(traitlets.Unicode(), help="names of the head scores").tag(
         sync=True
     )
-    scores = traitlets.Dict(help="payload [kind, layer, head] of head scores").tag(sync=True)
-    thumbnails = traitlets.Dict(help="payload uint8 [layer, head, t, t]: every head, shrunk").tag(
-        sync=True
-    )
-    pattern = traitlets.Dict(help="payload float16 [rows, keys]: the selected head's window").tag(
+    scores = Tensor("float32", help="payload [kind, layer, head] of head scores").tag(sync=True)
+    thumbnails = Tensor(
+        "uint8", lo=0.0, hi=1.0, help="payload [layer, head, t, t]: every head, shrunk"
+    ).tag(sync=True)
+    pattern = Tensor("float16", help="payload [rows, keys]: the selected head's window").tag(
         sync=True
     )
     pattern_rows = traitlets.List(
@@ -100,9 +100,9 @@ class AttentionView(_ShowsTokens):
             n_heads=model.n_heads or 0,
             n_prompts=batch.shape[0],
             window=window,
-            pattern=empty(),
-            scores=empty("float32"),
-            thumbnails=empty("uint8"),
+            pattern=None,
+            scores=None,
+            thumbnails=None,
             **kwargs,
         )
         self._kinds = tuple(kinds) if kinds is not None else SCORES
@@ -144,7 +144,7 @@ class AttentionView(_ShowsTokens):
             for kind, baseline in zip(scores.names, scores.baselines)
         ]
         if scores.names:
-            self.scores = encode(scores.scores, "float32")
+            self.scores = scores.scores
         skipped = [f"{kind} ({why})" for kind, why in scores.skipped]
         self.score_note = "not scored: " + "; ".join(skipped) if skipped else ""
 
@@ -161,7 +161,7 @@ class AttentionView(_ShowsTokens):
             ]
         )
         self.tokens = self.model.to_str_tokens(row[0])
-        self.thumbnails = encode(thumbs, "uint8", lo=0.0, hi=1.0)
+        self.thumbnails = thumbs
         self._pattern_key = None
         self._send_pattern()
 
@@ -176,7 +176,7 @@ class AttentionView(_ShowsTokens):
         if key == self._pattern_key:  # a click sets layer and head: compute once
             return
         # Causal attention: keys after the last query row shown are all zero, so cut them.
-        self.pattern = encode(self._patterns[self.layer, self.head, start:stop, :stop])
+        self.pattern = self._patterns[self.layer, self.head, start:stop, :stop]
         self.pattern_rows = [start, stop]
         self.window_note = (
             f"showing query rows {start}..{stop - 1} of {n} (window of {self.window}); "

@@ -21,7 +21,7 @@ from explorer.models.handle import ModelHandle
 from explorer.views._base import ExplorerWidget, check_range, page_request, reports_errors
 from explorer.views._inputs import as_metrics, default_metrics, split_data
 from explorer.views._request_queue import in_queue
-from explorer.views.serialize import empty, encode, esm
+from explorer.views.serialize import Tensor, esm
 
 
 class InterventionPanel(ExplorerWidget):
@@ -72,19 +72,15 @@ class InterventionPanel(ExplorerWidget):
     widths = traitlets.List(traitlets.Int(), help="neurons per layer").tag(sync=True)
     n_examples = traitlets.Int(0).tag(sync=True)
 
-    before = traitlets.Dict(help="payload float32 [batch]: metric per example, unablated").tag(
-        sync=True
-    )
-    after = traitlets.Dict(help="payload float32 [batch]: metric per example, ablated").tag(
-        sync=True
-    )
+    before = Tensor("float32", help="payload [batch]: metric per example, unablated").tag(sync=True)
+    after = Tensor("float32", help="payload [batch]: metric per example, ablated").tag(sync=True)
     before_mean = traitlets.Float(None, allow_none=True, help="mean metric before").tag(sync=True)
     after_mean = traitlets.Float(None, allow_none=True, help="mean metric after").tag(sync=True)
     hooks = traitlets.List(traitlets.Unicode(), help="hooks that fired in the ablation").tag(
         sync=True
     )
-    sweep_effects = traitlets.Dict(
-        help="payload float32 [layer, unit]: after - before for each unit ablated alone"
+    sweep_effects = Tensor(
+        "float32", help="payload [layer, unit]: after - before for each unit ablated alone"
     ).tag(sync=True)
     sweep_before = traitlets.Float(
         None, allow_none=True, help="mean metric the sweep compares to"
@@ -119,9 +115,9 @@ class InterventionPanel(ExplorerWidget):
             metric_names=list(self._metrics),
             metric_name=next(iter(self._metrics)),
             unit_type="head" if model.is_transformer else "neuron",
-            before=empty("float32"),
-            after=empty("float32"),
-            sweep_effects=empty("float32"),
+            before=None,
+            after=None,
+            sweep_effects=None,
             **kwargs,
         )
         self._metric_direction()
@@ -165,9 +161,9 @@ class InterventionPanel(ExplorerWidget):
         if key == self._last_key:
             return
         if change is not None and change["name"] == "metric_name":
-            self.sweep_effects, self.sweep_info = empty("float32"), ""
+            self.sweep_effects, self.sweep_info = None, ""
         if not self.units:
-            self.before, self.after = empty("float32"), empty("float32")
+            self.before, self.after = None, None
             self.before_mean = self.after_mean = None
             self.hooks = []
             self._last_key = key
@@ -181,8 +177,8 @@ class InterventionPanel(ExplorerWidget):
             reference=self.reference,
         )
         with self.hold_sync():
-            self.before = encode(result.before, "float32")
-            self.after = encode(result.after, "float32")
+            self.before = result.before
+            self.after = result.after
             self.before_mean = result.before_mean
             self.after_mean = result.after_mean
             self.hooks = list(result.hooks)
@@ -201,7 +197,7 @@ class InterventionPanel(ExplorerWidget):
         )
         grid, before = result.grid(), result.before
         with self.hold_sync():
-            self.sweep_effects = encode(grid, "float32")
+            self.sweep_effects = grid
             self.sweep_before = before
             self.sweep_info = (
                 f"{self.kind} ablation of each {self.unit_type} alone: change in mean "
@@ -243,5 +239,5 @@ class InterventionPanel(ExplorerWidget):
         if data is not None:
             raise TypeError("InterventionPanel.set_model takes no data: build a new panel")
         self._last_key = None
-        self.sweep_effects, self.sweep_info = empty("float32"), ""
+        self.sweep_effects, self.sweep_info = None, ""
         self._run_ablation()

@@ -20,7 +20,7 @@ from explorer.analysis.logit_attribution import LogitAttribution, direct_logit_a
 from explorer.analysis.units import Head, Neuron
 from explorer.models.handle import ModelHandle
 from explorer.views._base import ExplorerWidget, reports_errors
-from explorer.views.serialize import empty, encode, esm
+from explorer.views.serialize import Tensor, esm
 
 UNITS = ("heads", "layers", "neurons")
 
@@ -98,7 +98,7 @@ class LogitAttributionView(ExplorerWidget):
     head = traitlets.Int(0, help="head of the selected unit").tag(sync=True)
     neuron = traitlets.Int(0, help="neuron of the selected unit").tag(sync=True)
 
-    values = traitlets.Dict(help="payload float32 [rows, cols] (heads, neurons) or [units]").tag(
+    values = Tensor("float32", help="payload [rows, cols] (heads, neurons) or [units]").tag(
         sync=True
     )
     labels = traitlets.List(traitlets.Unicode(), help="label of each unit, row-major").tag(
@@ -144,7 +144,7 @@ class LogitAttributionView(ExplorerWidget):
             target=target_text,
             against=against_text,
             position=position,
-            values=empty("float32"),
+            values=None,
             tokens=model.to_str_tokens(self.inputs[0]),
             **kwargs,
         )
@@ -179,7 +179,7 @@ class LogitAttributionView(ExplorerWidget):
             values = result.grid()
             rows = [f"L{l}" for l in range(values.shape[0])]
         with self.hold_sync():
-            self.values = encode(values, "float32")
+            self.values = values
             self.labels = list(result.labels)
             self.row_labels = rows
             self.direction = result.direction

@@ -20,7 +20,7 @@ from explorer.analysis.logit_lens import LogitLens, logit_lens
 from explorer.models.handle import ModelHandle
 from explorer.views._base import check_range, reports_errors
 from explorer.views.logit_attribution_view import read_token
-from explorer.views.serialize import empty, encode, esm
+from explorer.views.serialize import Tensor, esm
 from explorer.views.token_labels import _ShowsTokens
 
 
@@ -72,11 +72,11 @@ class LogitLensView(_ShowsTokens):
     top_tokens = traitlets.List(
         traitlets.Unicode(), help="top-k token strings, [row, pos, k] row-major"
     ).tag(sync=True)
-    top_logits = traitlets.Dict(help="payload float32 [row, pos, k]").tag(sync=True)
-    target_rank = traitlets.Dict(help="payload int32 [row, pos]: rank of the target (0 = top)").tag(
+    top_logits = Tensor("float32", help="payload [row, pos, k]").tag(sync=True)
+    target_rank = Tensor("int32", help="payload [row, pos]: rank of the target (0 = top)").tag(
         sync=True
     )
-    target_logit = traitlets.Dict(help="payload float32 [row, pos]").tag(sync=True)
+    target_logit = Tensor("float32", help="payload [row, pos]").tag(sync=True)
     target_tokens = traitlets.List(traitlets.Unicode(), help="the target at each position").tag(
         sync=True
     )
@@ -100,9 +100,9 @@ class LogitLensView(_ShowsTokens):
             k=k,
             n_prompts=self.inputs.shape[0],
             n_positions=self.inputs.shape[1],
-            top_logits=empty("float32"),
-            target_rank=empty("int32"),
-            target_logit=empty("float32"),
+            top_logits=None,
+            target_rank=None,
+            target_logit=None,
             **kwargs,
         )
         self._show()
@@ -147,9 +147,9 @@ class LogitLensView(_ShowsTokens):
             self.row_labels = list(lens.labels)
             self.tokens = self.model.to_str_tokens(self.inputs[p, w])
             self.top_tokens = [lens.token_text[i] for i in ids.flatten().tolist()]
-            self.top_logits = encode(lens.top_logits[:, p, w], "float32")
-            self.target_rank = encode(lens.target_rank[:, p, w].int(), "int32")
-            self.target_logit = encode(lens.target_logit[:, p, w], "float32")
+            self.top_logits = lens.top_logits[:, p, w]
+            self.target_rank = lens.target_rank[:, p, w].int()
+            self.target_logit = lens.target_logit[:, p, w]
             self.target_tokens = [lens.token_text[i] for i in lens.target_ids[p, w].tolist()]
 
     @traitlets.observe("row")

@@ -35,7 +35,7 @@ from explorer.analysis.units import Neuron
 from explorer.models.handle import ModelHandle
 from explorer.views._base import check_range, reports_errors
 from explorer.views._inputs import dataset_inputs
-from explorer.views.serialize import empty, encode, esm, images_for_display
+from explorer.views.serialize import Tensor, esm, images_for_display
 from explorer.views.token_labels import _ShowsTokens
 
 
@@ -81,9 +81,7 @@ class NeuronView(_ShowsTokens):
     dead_units = traitlets.List(
         traitlets.Int(), help="neurons of the selected layer that never fire on the data"
     ).tag(sync=True)
-    top_values = traitlets.Dict(help="payload float32 [k]: top activations, best first").tag(
-        sync=True
-    )
+    top_values = Tensor("float32", help="payload [k]: top activations, best first").tag(sync=True)
     example_ids = traitlets.List(traitlets.Int(), help="dataset index of each top example").tag(
         sync=True
     )
@@ -96,22 +94,20 @@ class NeuronView(_ShowsTokens):
     example_starts = traitlets.List(traitlets.Int(), help="first position of each window").tag(
         sync=True
     )
-    example_acts = traitlets.Dict(help="payload float16 [k, window]: activation per token").tag(
+    example_acts = Tensor("float16", help="payload [k, window]: activation per token").tag(
         sync=True
     )
-    top_images = traitlets.Dict(help="payload uint8 [k, H, W]: top images").tag(sync=True)
-    weight_image = traitlets.Dict(help="payload float16 [H, W]: input weights (first layer)").tag(
+    top_images = Tensor("uint8", help="payload [k, H, W]: top images").tag(sync=True)
+    weight_image = Tensor("float16", help="payload [H, W]: input weights (first layer)").tag(
         sync=True
     )
-    hist_counts = traitlets.Dict(help="payload int32 [bins]: activation histogram").tag(sync=True)
-    hist_edges = traitlets.Dict(help="payload float32 [bins + 1]: histogram bin edges").tag(
-        sync=True
-    )
+    hist_counts = Tensor("int32", help="payload [bins]: activation histogram").tag(sync=True)
+    hist_edges = Tensor("float32", help="payload [bins + 1]: histogram bin edges").tag(sync=True)
     effect_title = traitlets.Unicode("", help="what the effect values are").tag(sync=True)
     effect_labels = traitlets.List(traitlets.Unicode(), help="output named by each effect").tag(
         sync=True
     )
-    effect_values = traitlets.Dict(help="payload float32: strongest effects, top then bottom").tag(
+    effect_values = Tensor("float32", help="payload: strongest effects, top then bottom").tag(
         sync=True
     )
     ablation_title = traitlets.Unicode(
@@ -120,8 +116,8 @@ class NeuronView(_ShowsTokens):
     ablation_labels = traitlets.List(
         traitlets.Unicode(), help="output named by each ablation value"
     ).tag(sync=True)
-    ablation_values = traitlets.Dict(
-        help="payload float32: mean drop of each output when the neuron is zeroed, largest first"
+    ablation_values = Tensor(
+        "float32", help="payload: mean drop of each output when the neuron is zeroed, largest first"
     ).tag(sync=True)
 
     def __init__(
@@ -156,7 +152,7 @@ class NeuronView(_ShowsTokens):
             widths=list(model.layer_widths),
             n_examples=len(self.data),
             k=k,
-            **{name: empty() for name in _PAYLOADS},
+            **{name: None for name in _PAYLOADS},
             **kwargs,
         )
         self._show_neuron()
@@ -244,19 +240,19 @@ class NeuronView(_ShowsTokens):
                 setattr(self, name, value)
             self.fires = bool(fires[self.neuron])
             self.dead_units = list(top.dead_units)
-            self.top_values = encode(values, "float32")
+            self.top_values = values
             self.example_ids = [int(i) for i in ids]
             self.example_positions = [int(p) for p in positions]
-            self.hist_counts = encode(hist.counts, "int32")
-            self.hist_edges = encode(hist.edges, "float32")
+            self.hist_counts = hist.counts
+            self.hist_edges = hist.edges
             self.effect_title = effect.title
             self.effect_labels = [effect.labels[int(i)] for i in order]
-            self.effect_values = encode(effect.values[order], "float32")
+            self.effect_values = effect.values[order]
             if ablation is not None:
                 ranked = ablation.strongest(len(ablation.labels))  # all, largest first
                 self.ablation_title = ablation.title
                 self.ablation_labels = [ablation.labels[int(i)] for i in ranked]
-                self.ablation_values = encode(ablation.values[ranked], "float32")
+                self.ablation_values = ablation.values[ranked]
         self._shown = key
 
     def ablation_effect(self, layer: int, neuron: int) -> OutputEffect | None:
@@ -289,15 +285,15 @@ class NeuronView(_ShowsTokens):
         return {
             "example_tokens": tokens,
             "example_starts": list(windows.starts),
-            "example_acts": encode(windows.acts),
+            "example_acts": windows.acts,
         }
 
     def _images(self, ids: torch.Tensor) -> dict[str, Any]:
         images = self.model.check_images(self.data[ids])  # [k, C, H, W]
         weights = input_image(self.model, unit=Neuron(self.layer, self.neuron))
         return {
-            "top_images": encode(images_for_display(images), "uint8"),
-            "weight_image": encode(weights) if weights is not None else empty(),
+            "top_images": images_for_display(images),
+            "weight_image": weights if weights is not None else None,
         }
 
 

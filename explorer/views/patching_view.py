@@ -34,7 +34,7 @@ from explorer.analysis.path_patching import PathPatchingResult, path_patching
 from explorer.analysis.units import Head
 from explorer.models.handle import ModelHandle
 from explorer.views._base import check_range, reports_errors
-from explorer.views.serialize import empty, encode, esm
+from explorer.views.serialize import Tensor, esm
 from explorer.views.token_labels import _ShowsTokens, token_label
 
 METHODS = ("activation", "attribution")
@@ -98,12 +98,10 @@ class PatchingView(_ShowsTokens):
     ).tag(sync=True)
 
     selected_text = traitlets.Unicode("", help="the selected cell in words").tag(sync=True)
-    values = traitlets.Dict(
-        help="payload float32 [row, col]: mean metric with the cell patched"
-    ).tag(sync=True)
-    recovery = traitlets.Dict(help="payload float32 [row, col]: 0 = corrupted, 1 = clean").tag(
+    values = Tensor("float32", help="payload [row, col]: mean metric with the cell patched").tag(
         sync=True
     )
+    recovery = Tensor("float32", help="payload [row, col]: 0 = corrupted, 1 = clean").tag(sync=True)
     scale_label = traitlets.Unicode("", help="what the colours show").tag(sync=True)
     color_scale = traitlets.Dict(
         help="ColorScale of the shown grid (analysis.color_scales): the same -1..1 for both "
@@ -150,8 +148,8 @@ class PatchingView(_ShowsTokens):
         super().__init__(
             grids=grids,
             grid=grid or grids[0],
-            values=empty("float32"),
-            recovery=empty("float32"),
+            values=None,
+            recovery=None,
             clean_tokens=model.to_str_tokens(self.clean[0]) if tokens else [],
             corrupted_tokens=model.to_str_tokens(self.corrupted[0]) if tokens else [],
             **kwargs,
@@ -233,8 +231,8 @@ class PatchingView(_ShowsTokens):
             scale = patching_color_scale(shown, method=self.method)
             values, shown, rows, cols = self._flatten(result.grid, values, shown)
         with self.hold_sync():
-            self.values = encode(values, "float32")
-            self.recovery = encode(shown, "float32")
+            self.values = values
+            self.recovery = shown
             self.scale_label = scale.label
             self.color_scale = scale.to_dict()
             self.clean_value = result.clean_value

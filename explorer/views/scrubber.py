@@ -24,7 +24,7 @@ from explorer.models.handle import ModelHandle
 from explorer.training.run import Run
 from explorer.views._base import ExplorerWidget
 from explorer.views._request_queue import in_queue
-from explorer.views.serialize import empty, encode, esm
+from explorer.views.serialize import Tensor, esm
 
 StepCallback = Callable[[ModelHandle, int], Any]
 DEFAULT_PANELS = (("train_loss", "test_loss"), ("train_acc", "test_acc"))
@@ -67,12 +67,8 @@ class TrainingScrubber(ExplorerWidget):
     curve_names = traitlets.List(traitlets.Unicode(), help="names of the rows of `curves`").tag(
         sync=True
     )
-    curve_steps = traitlets.Dict(help="payload int32 [point]: the x of every curve point").tag(
-        sync=True
-    )
-    curves = traitlets.Dict(help="payload float32 [curve, point]; NaN where not logged").tag(
-        sync=True
-    )
+    curve_steps = Tensor("int32", help="payload [point]: the x of every curve point").tag(sync=True)
+    curves = Tensor("float32", help="payload [curve, point]; NaN where not logged").tag(sync=True)
     panels = traitlets.List(
         traitlets.Dict(), help="plots: [{title, names, log_y}] drawn one under another"
     ).tag(sync=True)
@@ -103,8 +99,8 @@ class TrainingScrubber(ExplorerWidget):
         super().__init__(
             steps=list(self.run.steps),
             run_name=self.run.name,
-            curve_steps=empty("int32"),
-            curves=empty("float32"),
+            curve_steps=None,
+            curves=None,
             phases=[_phase_dict(p) for p in (phases or [])],
             **kwargs,
         )
@@ -235,8 +231,8 @@ class TrainingScrubber(ExplorerWidget):
             s, v = series[name]
             grid[row, [index[int(x)] for x in s.tolist()]] = v
         self.curve_names = names
-        self.curve_steps = encode(torch.tensor(xs, dtype=torch.int32), "int32")
-        self.curves = encode(grid, "float32")
+        self.curve_steps = torch.tensor(xs, dtype=torch.int32)
+        self.curves = grid
         self.panels = panels
 
 

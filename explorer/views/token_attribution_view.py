@@ -18,7 +18,7 @@ from explorer.analysis.token_attribution import TokenAttribution, attribute_toke
 from explorer.models.handle import ModelHandle
 from explorer.views._base import reports_errors
 from explorer.views.logit_attribution_view import direction_args, token_choice
-from explorer.views.serialize import empty, encode, esm
+from explorer.views.serialize import Tensor, esm
 from explorer.views.token_labels import _ShowsTokens
 
 
@@ -54,7 +54,7 @@ class TokenAttributionView(_ShowsTokens):
     tokens = traitlets.List(traitlets.List(traitlets.Unicode()), help="tokens per prompt").tag(
         sync=True
     )
-    scores = traitlets.Dict(help="payload float32 [prompt, pos]").tag(sync=True)
+    scores = Tensor("float32", help="payload [prompt, pos]").tag(sync=True)
     delta = traitlets.List(traitlets.Float(), help="captum's convergence delta per prompt").tag(
         sync=True
     )
@@ -95,7 +95,7 @@ class TokenAttributionView(_ShowsTokens):
             against=against_text,
             at=at,
             n_steps=n_steps,
-            scores=empty("float32"),
+            scores=None,
             **kwargs,
         )
         self._show()
@@ -125,7 +125,7 @@ class TokenAttributionView(_ShowsTokens):
         result = self.result()
         with self.hold_sync():
             self.tokens = [list(row) for row in result.tokens]
-            self.scores = encode(result.scores, "float32")
+            self.scores = result.scores
             self.delta = result.delta.tolist()
             self.value = result.value.tolist()
             self.baseline_value = result.baseline_value.tolist()

@@ -15,7 +15,6 @@ from explorer.analysis import metrics
 from explorer.models import zoo
 from explorer.views import InterventionPanel, NeuronView, PatchingView
 from explorer.views._base import ExplorerWidget, page_request
-from explorer.views.serialize import decode
 
 SAFETY_S = 120  # a bound so a broken test cannot hang; never a speed target
 
@@ -121,7 +120,7 @@ def test_a_cancelled_sweep_leaves_the_panel_as_it_was(attn_model, repeated):
     request(panel, "sweep")
     assert panel.wait(SAFETY_S)
     assert panel.last_run["outcome"] == "cancelled" and panel.error == ""
-    assert decode(panel.sweep_effects).size == 0 and panel.sweep_info == ""
+    assert panel.sweep_effects.numpy().size == 0 and panel.sweep_info == ""
     assert (panel.before_mean, panel.after_mean) == before
     assert len(calls) == 1  # no ablated pass ran after the clean one
     calls.clear()
@@ -130,23 +129,23 @@ def test_a_cancelled_sweep_leaves_the_panel_as_it_was(attn_model, repeated):
     panel.cancel = lambda: None  # now let it run through
     request(panel, "sweep")
     assert panel.wait(SAFETY_S) and panel.last_run["outcome"] == "done"
-    assert decode(panel.sweep_effects).shape == (2, 4)
+    assert panel.sweep_effects.numpy().shape == (2, 4)
 
 
 def test_a_cancelled_grid_change_puts_the_grid_back(attn_model, repeated):
     clean, corrupted = repeated[:3], repeated[3:6]
     loss = metrics.next_token_loss(clean)
     view = PatchingView(attn_model, clean, corrupted, loss, grid="head")
-    shown = decode(view.values)
+    shown = view.values.numpy()
     view.metric = lambda logits: (view.cancel(), loss(logits))[1]  # Cancel at the first pass
     request(view, "set", grid="resid")
     assert view.wait(SAFETY_S)
     assert view.last_run["outcome"] == "cancelled"
-    assert view.grid == "head" and np.array_equal(decode(view.values), shown)
+    assert view.grid == "head" and np.array_equal(view.values.numpy(), shown)
     view.metric = loss
     request(view, "set", grid="resid")
     assert view.wait(SAFETY_S)
-    assert view.grid == "resid" and decode(view.values).shape == (2, repeated.shape[1])
+    assert view.grid == "resid" and view.values.numpy().shape == (2, repeated.shape[1])
 
 
 def test_set_model_swaps_the_model_and_redraws(mlp):

@@ -11,7 +11,6 @@ from ipywidgets.widgets.widget import _remove_buffers
 
 from explorer.data import repeated_tokens
 from explorer.views import Explorer, show
-from explorer.views.serialize import decode
 
 
 def test_transformer_gets_attention_intervention_and_patching_linked(attn_model):
@@ -58,7 +57,7 @@ def test_every_view_state_is_strict_json_plus_binary_buffers(attn_model, mlp_tra
         state, _, buffers = _remove_buffers(view.get_state())
         json.dumps(state, allow_nan=False)  # NaN in a trait would break the comm message
         assert sum(len(b) for b in buffers) < 2**20
-    assert decode(ex.attention.pattern).shape == (13, 13)
+    assert ex.attention.pattern.numpy().shape == (13, 13)
 
 
 def test_a_user_metric_feeds_both_the_panel_and_patching(attn_model):

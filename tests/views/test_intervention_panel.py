@@ -10,7 +10,6 @@ from page_requests import invoke
 
 from explorer.analysis import ablate, ablation_sweep, metrics
 from explorer.views import InterventionPanel
-from explorer.views.serialize import decode
 
 
 @pytest.fixture
@@ -27,8 +26,8 @@ def test_units_and_kind_run_the_matching_ablation(attn_model, repeated):
     expected = ablate(
         attn_model, repeated, units=["head 1.2", "head 0.1"], metric=metric, ablation="zero"
     )
-    assert np.allclose(decode(panel.before), expected.before.numpy())
-    assert np.allclose(decode(panel.after), expected.after.numpy())
+    assert np.allclose(panel.before.numpy(), expected.before.numpy())
+    assert np.allclose(panel.after.numpy(), expected.after.numpy())
     assert panel.after_mean == pytest.approx(expected.after_mean)
     assert panel.hooks == ["blocks.0.attn.hook_z", "blocks.1.attn.hook_z"]
     panel.kind = "mean"
@@ -55,7 +54,7 @@ def test_sweep_draws_every_head_and_a_click_selects_one(attn_model, repeated):
     panel = InterventionPanel(attn_model, repeated)
     panel.sweep()
     expected = ablation_sweep(attn_model, repeated, metric=metrics.next_token_loss(repeated))
-    assert np.allclose(decode(panel.sweep_effects), expected.grid().numpy(), atol=1e-6)
+    assert np.allclose(panel.sweep_effects.numpy(), expected.grid().numpy(), atol=1e-6)
     assert panel.sweep_before == pytest.approx(expected.before)
     invoke(panel, "_page_select", layer=1, index=3)
     panel.wait()
@@ -67,7 +66,7 @@ def test_neuron_sweep_covers_layers_of_different_widths(mnist_mlp, labelled):
     panel = InterventionPanel(mnist_mlp, labelled)
     invoke(panel, "_page_sweep")
     panel.wait()
-    grid = decode(panel.sweep_effects)
+    grid = panel.sweep_effects.numpy()
     assert grid.shape == (2, 16)
     assert np.isnan(grid[1, 12:]).all() and np.isfinite(grid[1, :12]).all()
     layer1 = ablation_sweep(
@@ -156,7 +155,7 @@ def test_neuron_sweep_on_a_residual_mlp_equals_the_loop():
                 return act
 
             after = float(metric(model.run_with_hooks(x, [(hook, zero)])).mean())
-            assert decode(panel.sweep_effects)[layer, n] == pytest.approx(after - before, abs=1e-5)
+            assert panel.sweep_effects.numpy()[layer, n] == pytest.approx(after - before, abs=1e-5)
 
 
 def test_the_panel_says_which_way_is_worse_for_each_metric():

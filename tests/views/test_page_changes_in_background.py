@@ -30,7 +30,6 @@ from explorer.views import (
     logit_lens_view,
 )
 from explorer.views.scrubber import TrainingScrubber
-from explorer.views.serialize import decode
 
 SAFETY_S = 120  # a bound so a broken test cannot hang; never a speed target
 
@@ -136,7 +135,7 @@ def test_python_assignment_still_runs_in_the_callers_thread(attn_model, repeated
     panel = InterventionPanel(attn_model, repeated)
     panel.units = ["head 0.1"]  # a cell: done when the assignment returns
     assert gate.threads == [threading.current_thread()] and panel.busy == ""
-    assert decode(panel.after).shape == (repeated.shape[0],)
+    assert panel.after.numpy().shape == (repeated.shape[0],)
     panel.select(1, 2)
     assert gate.threads[-1] is threading.current_thread()
     assert (panel.layer, panel.head, panel.units) == (1, 2, ["head 1.2"])

@@ -10,7 +10,6 @@ import traitlets
 from explorer.analysis import activation_patching, attribution_patching, metrics
 from explorer.data import repeated_tokens
 from explorer.views import PatchingView
-from explorer.views.serialize import decode
 
 
 @pytest.fixture
@@ -29,20 +28,20 @@ def test_grids_and_methods_show_the_analysis_results(attn_model, pair):
     expected = activation_patching(
         attn_model, clean, corrupted=corrupted, metric=metric, grid="resid"
     )
-    assert np.allclose(decode(view.values), expected.values.numpy(), atol=1e-6)
-    assert np.allclose(decode(view.recovery), expected.recovery.numpy(), atol=1e-5)
+    assert np.allclose(view.values.numpy(), expected.values.numpy(), atol=1e-6)
+    assert np.allclose(view.recovery.numpy(), expected.recovery.numpy(), atol=1e-5)
     assert view.col_labels[1] == "1 " + attn_model.to_str_tokens(clean[0])[1]
     view.grid = "head"
     expected = activation_patching(
         attn_model, clean, corrupted=corrupted, metric=metric, grid="head"
     )
-    assert np.allclose(decode(view.values), expected.values.numpy(), atol=1e-6)
+    assert np.allclose(view.values.numpy(), expected.values.numpy(), atol=1e-6)
     assert view.clean_value == pytest.approx(expected.clean_value)
     view.method = "attribution"
     approx = attribution_patching(
         attn_model, clean, corrupted=corrupted, metric=metric, grid="head"
     )
-    assert np.allclose(decode(view.values), approx.values.numpy(), atol=1e-5)
+    assert np.allclose(view.values.numpy(), approx.values.numpy(), atol=1e-5)
     assert set(view._results) == {
         ("resid", "activation"),
         ("head", "activation"),
@@ -56,7 +55,7 @@ def test_attribution_recovery_does_not_shrink_with_the_batch(attn_model, pair):
     shown = []
     for c, x in (one, four):
         view = PatchingView(attn_model, c, x, metrics.repeated_half_loss(c), method="attribution")
-        shown.append(decode(view.recovery))
+        shown.append(view.recovery.numpy())
     assert np.abs(shown[0]).max() > 1e-3
     assert np.allclose(shown[0], shown[1], atol=1e-4)  # 4x smaller before the batch fix
 
@@ -97,7 +96,7 @@ def test_by_position_sites_show_one_row_per_head(attn_model, pair):
     )
     n_pos = clean.shape[1]
     assert view.values["shape"] == [8, n_pos] and view.row_labels[5] == "L1H1"
-    shown = decode(view.values).reshape(2, 4, n_pos)  # rows are (layer, head)
+    shown = view.values.numpy().reshape(2, 4, n_pos)  # rows are (layer, head)
     assert np.allclose(shown, expected.values.transpose(1, 2).numpy(), atol=1e-6)
     view.cell = [5, 3]  # a click in the browser: L1H1 at position 3
     assert (view.layer, view.head, view.position) == (1, 1, 3)
@@ -108,7 +107,7 @@ def test_by_position_sites_show_one_row_per_head(attn_model, pair):
     expected = activation_patching(
         attn_model, clean, corrupted=corrupted, metric=metric, grid="pattern_by_pos"
     )
-    assert np.allclose(decode(view.values).reshape(2, 4, n_pos), expected.values.numpy(), atol=1e-6)
+    assert np.allclose(view.values.numpy().reshape(2, 4, n_pos), expected.values.numpy(), atol=1e-6)
     assert "dest position" in view.selected_text
 
 
@@ -122,7 +121,7 @@ def test_path_grid_uses_the_selected_head_as_receiver(attn_model, pair):
     expected = path_patching(
         attn_model, clean, corrupted=corrupted, receivers="head 1.2", metric=metric
     )
-    assert np.allclose(decode(view.values), expected.values.numpy(), atol=1e-6, equal_nan=True)
+    assert np.allclose(view.values.numpy(), expected.values.numpy(), atol=1e-6, equal_nan=True)
     assert view.receivers_used == ["head 1.2"]
     view.cell = [0, 3]  # clicking a sender selects it, the receiver stays
     assert (view.layer, view.head) == (0, 3) and view.error == ""
@@ -135,7 +134,7 @@ def test_path_grid_uses_the_selected_head_as_receiver(attn_model, pair):
         receiver_inputs="k",
         metric=metric,
     )
-    assert np.allclose(decode(view.values), expected.values.numpy(), atol=1e-6, equal_nan=True)
+    assert np.allclose(view.values.numpy(), expected.values.numpy(), atol=1e-6, equal_nan=True)
     view.receivers = ["head 1.0", "head 1.1"]
     assert ("path", ("head 1.0", "head 1.1"), ("k",)) in view._results
     view.receivers = ["head 0.1"]  # no upstream head: the banner says why
