@@ -61,9 +61,12 @@ from explorer.views.patching_view import (
     PatchingView,
 )
 from explorer.views.scrubber import (
+    StepViewsFailed,
     TrainingScrubber,
 )
 from explorer.views.serialize import (
+    Payload,
+    Tensor,
     css,
     decode,
     empty,
@@ -98,6 +101,9 @@ __all__ = [
     "LogitLensView",
     "NeuronView",
     "PatchingView",
+    "Payload",
+    "StepViewsFailed",
+    "Tensor",
     "TokenAttributionView",
     "TrainingScrubber",
     "css",

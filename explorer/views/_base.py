@@ -37,14 +37,15 @@ Unknown keyword arguments raise ``TypeError`` naming the allowed ones.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import functools
 import inspect
 import threading
 import time
 import traceback
-from collections.abc import Callable
-from typing import Any, ClassVar, TypeVar
+from collections.abc import Callable, Iterator
+from typing import Any, ClassVar
 
 import anywidget
 import traitlets
@@ -52,38 +53,10 @@ from anywidget.experimental import command
 
 from explorer._cancel import Cancelled, cancellable
 from explorer.views._inputs import check_model
+from explorer.views._reporting import page_request
 from explorer.views._request_queue import Busy, RequestQueue, in_queue
+from explorer.views._results import ResultCache
 from explorer.views.serialize import css
-
-F = TypeVar("F", bound=Callable[..., Any])
-#: what a page request answers: its outcome (done, failed, cancelled, dropped; started for
-#: a background one, which then reports through ``busy`` and ``last_run``) and ``error``
-Reply = tuple[dict[str, str], list]
-
-
-def page_request(
-    *, background: bool = False, user_code: bool = False
-) -> Callable[[Callable[..., None]], Callable[..., Reply]]:
-    """Make ``method(self, **arguments)`` a request the page sends through anywidget's
-    command channel: ``invoke("<method name>", arguments)`` in the view's JS
-    (``anywidget.experimental.command``). It runs in the view's queue through the one
-    reporter (an exception becomes ``error``); ``background`` runs it on a worker thread
-    with the pending line and Cancel; ``user_code`` (a hypothesis's measure) reports even
-    ``SystemExit``. The reply is ``{"outcome", "error"}``; ``busy`` and ``last_run`` names
-    the request without its ``_page_`` prefix."""
-
-    def decorate(method: Callable[..., None]) -> Callable[..., Reply]:
-        name = method.__name__.removeprefix("_page_")
-
-        @functools.wraps(method)
-        def answer(self: ExplorerWidget, msg: Any, _buffers: list[bytes]) -> Reply:
-            outcome = self._from_page(name, method, msg, background, user_code)
-            # started: it reports later through busy, last_run and error
-            return {"outcome": outcome, "error": "" if outcome == "started" else self.error}, []
-
-        return command(answer)
-
-    return decorate
 
 
 class ExplorerWidget(RequestQueue, anywidget.AnyWidget):
@@ -164,6 +137,7 @@ class ExplorerWidget(RequestQueue, anywidget.AnyWidget):
             )
         self._cancel = threading.Event()
         self._worker: threading.Thread | None = None
+        self._results = ResultCache()  # analysis results kept for redraws, bounded
         self._queue()
         super().__init__(**kwargs)  # registers the page_request commands (anywidget)
 
@@ -251,19 +225,36 @@ class ExplorerWidget(RequestQueue, anywidget.AnyWidget):
     def _answer_now(
         self, method: Callable[..., Any], arguments: dict[str, Any], user_code: bool
     ) -> str:
-        caught = BaseException if user_code else Exception
         try:
-            self.error = ""  # cleared first: a method that reports its own errors keeps them
-            try:
-                method(self, **arguments)
-            except Cancelled:
-                return "cancelled"
-            except caught as exc:  # the analysis failed, or the page sent wrong arguments
-                self._fail(exc)
-            return "failed" if self.error else "done"
+            with self._reported(BaseException if user_code else Exception, clear_after=False):
+                method(self, **arguments)  # wrong arguments from the page are reported too
+        except Cancelled:
+            return "cancelled"
+        finally:
+            self.requests += 1
+        return "failed" if self.error else "done"
+
+    @contextlib.contextmanager
+    def _reported(
+        self, caught: type[BaseException] = Exception, *, clear_after: bool = True
+    ) -> Iterator[None]:
+        """The one error path of every view: what fails inside (a page request, an
+        observer, a Python call decorated ``reports_errors``) becomes ``error`` through
+        ``_fail``, shown in the page's banner. ``error`` is cleared first and, unless
+        ``clear_after`` is False (a page request: the observers it runs report their own
+        failures), again on success. A cancellation passes through."""
+        self.error = ""
+        try:
+            yield
+        except Cancelled:
+            raise
+        except caught as exc:
+            self._fail(exc)
+        else:
+            if clear_after:
+                self.error = ""
         finally:
             self._meter()
-            self.requests += 1
 
     def _meter(self) -> None:
         """Refresh ``spent`` from the model's pass counters (views without one keep {})."""
@@ -391,39 +382,6 @@ def _model_parameter(init: Callable[..., Any]) -> tuple[int, bool] | None:
         if param.name == "model":
             return at, param.default is None
     return None
-
-
-def reports_errors(method: F) -> F:
-    """Decorate an observer or a public action: its exceptions become ``self.error``,
-    success clears it. A cancellation passes through to the request that was cancelled."""
-    return _reporting(method, Exception)
-
-
-def reports_user_code_errors(method: F) -> F:
-    """``reports_errors`` for actions that run user code (a hypothesis's measure): a
-    ``SystemExit`` or ``KeyboardInterrupt`` raised there becomes ``self.error`` too, instead
-    of ending the kernel."""
-    return _reporting(method, BaseException)
-
-
-def _reporting(method: F, caught: type[BaseException]) -> F:
-    @functools.wraps(method)
-    def wrapper(self: ExplorerWidget, *args: Any, **kwargs: Any) -> Any:
-        with self._request():
-            try:
-                result = method(self, *args, **kwargs)
-            except Cancelled:
-                raise
-            except caught as exc:
-                self._fail(exc)
-                return None
-            finally:
-                self._meter()
-            self.error = ""
-            return result
-
-    wrapper._in_queue = True  # type: ignore[attr-defined]
-    return wrapper  # type: ignore[return-value]
 
 
 def check_range(name: str, value: int, n: int, what: str = "") -> int:

@@ -16,7 +16,8 @@ import traitlets
 from explorer.analysis.color_scales import head_score_color_scale
 from explorer.analysis.head_scores import SCORES, attention_patterns, head_scores
 from explorer.models.handle import ModelHandle
-from explorer.views._base import check_range, reports_errors
+from explorer.views._base import check_range
+from explorer.views._reporting import reports_errors
 from explorer.views.serialize import Tensor, esm, query_window, thumbnail
 from explorer.views.token_labels import _ShowsTokens
 

@@ -20,7 +20,8 @@ import traitlets
 from explorer.analysis.audit import LEAD_SUCCESS, MIN_LEAD, MIN_SUCCESS, AuditResult
 from explorer.analysis.trigger_examples import StampedExamples, stamped_examples
 from explorer.models.handle import ModelHandle
-from explorer.views._base import ExplorerWidget, check_range, reports_errors
+from explorer.views._base import ExplorerWidget, check_range
+from explorer.views._reporting import reports_errors
 from explorer.views.serialize import Tensor, esm, images_for_display
 
 

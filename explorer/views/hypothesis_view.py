@@ -23,12 +23,8 @@ from explorer.hypotheses import Hypothesis, HypothesisStore, Verdict, label_coun
 from explorer.hypotheses.rerun import DataSource, pick_data, rerun_project
 from explorer.hypotheses.store import DEFAULT_PROJECT, StoredHypothesis
 from explorer.models.handle import ModelHandle
-from explorer.views._base import (
-    ExplorerWidget,
-    page_request,
-    reports_errors,
-    reports_user_code_errors,
-)
+from explorer.views._base import ExplorerWidget
+from explorer.views._reporting import page_request, reports_errors, reports_user_code_errors
 from explorer.views._request_queue import in_queue
 from explorer.views.serialize import css, esm
 

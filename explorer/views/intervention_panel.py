@@ -18,8 +18,9 @@ from explorer.analysis.ablation import ABLATIONS, ablate, ablation_sweep
 from explorer.analysis.metrics import Metric, lower_is_better
 from explorer.analysis.units import Head, Neuron, check_unit, parse_unit
 from explorer.models.handle import ModelHandle
-from explorer.views._base import ExplorerWidget, check_range, page_request, reports_errors
+from explorer.views._base import ExplorerWidget, check_range
 from explorer.views._inputs import as_metrics, default_metrics, split_data
+from explorer.views._reporting import page_request, reports_errors
 from explorer.views._request_queue import in_queue
 from explorer.views.serialize import Tensor, esm
 

@@ -19,7 +19,8 @@ import traitlets
 from explorer.analysis.logit_attribution import LogitAttribution, direct_logit_attribution
 from explorer.analysis.units import Head, Neuron
 from explorer.models.handle import ModelHandle
-from explorer.views._base import ExplorerWidget, reports_errors
+from explorer.views._base import ExplorerWidget
+from explorer.views._reporting import reports_errors
 from explorer.views.serialize import Tensor, esm
 
 UNITS = ("heads", "layers", "neurons")
@@ -130,7 +131,6 @@ class LogitAttributionView(ExplorerWidget):
             raise ValueError(f"{model.name} takes images: direct logit attribution needs tokens")
         self.model = model
         self.inputs = model.check_inputs(tokens)
-        self._results: dict[tuple, LogitAttribution] = {}
         available = [u for u in UNITS if u != "neurons" or model.has_mlp]
         (target_text, target_ids), (against_text, against_ids) = map(
             token_choice, (target, against)
@@ -153,15 +153,16 @@ class LogitAttributionView(ExplorerWidget):
     def result(self) -> LogitAttribution:
         """The (cached) attribution for the current units, target and against."""
         key = (self.units, self.target, self.against, self.position)
-        if key not in self._results:
-            self._results[key] = direct_logit_attribution(
+        return self._results.get(
+            key,
+            lambda: direct_logit_attribution(
                 self.model,
                 self.inputs,
                 **direction_args(self.model, self.target, self.against, self._per_prompt),
                 units=self.units,
                 position=self.position,
-            )
-        return self._results[key]
+            ),
+        )
 
     def _use_model(self, data: Any) -> None:
         if data is not None:

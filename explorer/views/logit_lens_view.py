@@ -18,7 +18,8 @@ import traitlets
 
 from explorer.analysis.logit_lens import LogitLens, logit_lens
 from explorer.models.handle import ModelHandle
-from explorer.views._base import check_range, reports_errors
+from explorer.views._base import check_range
+from explorer.views._reporting import reports_errors
 from explorer.views.logit_attribution_view import read_token
 from explorer.views.serialize import Tensor, esm
 from explorer.views.token_labels import _ShowsTokens
@@ -94,7 +95,6 @@ class LogitLensView(_ShowsTokens):
             raise ValueError(f"{model.name} takes images: the logit lens needs tokens")
         self.model = model
         self.inputs = model.check_inputs(tokens)
-        self._results: dict[tuple, LogitLens] = {}
         super().__init__(
             target="" if target is None else str(target),
             k=k,
@@ -114,10 +114,10 @@ class LogitLensView(_ShowsTokens):
     def result(self) -> LogitLens:
         """The (cached) lens of the whole batch for the current target and k."""
         key = (self.target, self.k)
-        if key not in self._results:
-            target = read_token(self.model, self.target) if self.target else None
-            self._results[key] = logit_lens(self.model, self.inputs, target=target, k=self.k)
-        return self._results[key]
+        target = read_token(self.model, self.target) if self.target else None
+        return self._results.get(
+            key, lambda: logit_lens(self.model, self.inputs, target=target, k=self.k)
+        )
 
     @traitlets.validate("position_start")
     def _valid_start(self, proposal: dict[str, Any]) -> int:

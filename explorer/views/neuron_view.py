@@ -33,8 +33,9 @@ from explorer.analysis.neurons import (
 )
 from explorer.analysis.units import Neuron
 from explorer.models.handle import ModelHandle
-from explorer.views._base import check_range, reports_errors
+from explorer.views._base import check_range
 from explorer.views._inputs import dataset_inputs
+from explorer.views._reporting import reports_errors
 from explorer.views.serialize import Tensor, esm, images_for_display
 from explorer.views.token_labels import _ShowsTokens
 

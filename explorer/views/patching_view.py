@@ -33,7 +33,8 @@ from explorer.analysis.patching import (
 from explorer.analysis.path_patching import PathPatchingResult, path_patching
 from explorer.analysis.units import Head
 from explorer.models.handle import ModelHandle
-from explorer.views._base import check_range, reports_errors
+from explorer.views._base import check_range
+from explorer.views._reporting import reports_errors
 from explorer.views.serialize import Tensor, esm
 from explorer.views.token_labels import _ShowsTokens, token_label
 
@@ -141,7 +142,6 @@ class PatchingView(_ShowsTokens):
                 f"{list(self.clean.shape)} and {list(self.corrupted.shape)}"
             )
         self.metric = metric
-        self._results: dict[tuple, PatchingResult | PathPatchingResult] = {}
         self._pinned: tuple[str, ...] | None = None
         grids = [g for g in VIEW_GRIDS if _supports(model, g)]
         tokens = model.is_transformer
@@ -196,23 +196,25 @@ class PatchingView(_ShowsTokens):
         grid = grid or self.grid
         if grid == "path":
             key: tuple = ("path", self._receivers(), tuple(self.receiver_inputs))
-            if key not in self._results:
-                self._results[key] = path_patching(
+            return self._results.get(
+                key,
+                lambda: path_patching(
                     self.model,
                     self.clean,
                     corrupted=self.corrupted,
                     receivers=list(key[1]),
                     receiver_inputs=key[2],
                     metric=self.metric,
-                )
-            return self._results[key]
-        key = (grid, method or self.method)
-        if key not in self._results:
-            run = activation_patching if key[1] == "activation" else attribution_patching
-            self._results[key] = run(
-                self.model, self.clean, corrupted=self.corrupted, metric=self.metric, grid=grid
+                ),
             )
-        return self._results[key]
+        key = (grid, method or self.method)
+        run = activation_patching if key[1] == "activation" else attribution_patching
+        return self._results.get(
+            key,
+            lambda: run(
+                self.model, self.clean, corrupted=self.corrupted, metric=self.metric, grid=grid
+            ),
+        )
 
     @traitlets.observe("grid", "method", "receivers", "receiver_inputs")
     @reports_errors

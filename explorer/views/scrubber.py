@@ -30,6 +30,10 @@ StepCallback = Callable[[ModelHandle, int], Any]
 DEFAULT_PANELS = (("train_loss", "test_loss"), ("train_acc", "test_acc"))
 
 
+class StepViewsFailed(RuntimeError):
+    """One or more views linked with ``on_step`` failed at the step shown."""
+
+
 class TrainingScrubber(ExplorerWidget):
     """A slider over a run's checkpoints that drives other views and marks metric curves.
 
@@ -120,7 +124,8 @@ class TrainingScrubber(ExplorerWidget):
         if not callable(callback):
             raise TypeError(f"on_step needs a callable fn(model, step), got {callback!r}")
         self._callbacks.append(callback)
-        self.error = self._call(callback)
+        with self._reported():
+            self._call_back([callback])
         return callback
 
     def add_curve(
@@ -166,18 +171,21 @@ class TrainingScrubber(ExplorerWidget):
     @traitlets.observe("step")
     @in_queue  # a step from Python waits for the page's; loading a step changes the model
     def _show_step(self, change: dict[str, Any] | None = None) -> None:
-        try:
+        with self._reported():
             if self._loaded != self.step:
                 self.run.load_into(self.model, self.step)
                 self.model.name = f"{self.run.name}@{self.step}"
                 self._loaded = self.step
                 self._rebase_model()
             self.summary = self._row_at(self.step)
-        except Exception as exc:
-            self._fail(exc)
-            return
-        failures = [msg for msg in (self._call(cb) for cb in self._callbacks) if msg]
-        self.error = "; ".join(failures)
+            self._call_back(self._callbacks)
+
+    def _call_back(self, callbacks: list[StepCallback]) -> None:
+        """Run the linked views' callbacks, every one even if some fail; then raise one
+        error naming each failure (the view reports it through its one error path)."""
+        failures = [msg for msg in (self._call(cb) for cb in callbacks) if msg]
+        if failures:
+            raise StepViewsFailed("; ".join(failures))
 
     def _call(self, callback: StepCallback) -> str:
         """Run one view callback; its failure becomes a message instead of an exception."""

@@ -16,7 +16,7 @@ import traitlets
 
 from explorer.analysis.token_attribution import TokenAttribution, attribute_tokens
 from explorer.models.handle import ModelHandle
-from explorer.views._base import reports_errors
+from explorer.views._reporting import reports_errors
 from explorer.views.logit_attribution_view import direction_args, token_choice
 from explorer.views.serialize import Tensor, esm
 from explorer.views.token_labels import _ShowsTokens
@@ -83,7 +83,6 @@ class TokenAttributionView(_ShowsTokens):
         self.model = model
         self.inputs = model.check_inputs(tokens)
         self.baseline = baseline
-        self._results: dict[tuple, TokenAttribution] = {}
         (target_text, target_ids), (against_text, against_ids) = map(
             token_choice, (target, against)
         )
@@ -102,16 +101,17 @@ class TokenAttributionView(_ShowsTokens):
 
     def result(self) -> TokenAttribution:
         key = (self.target, self.against, self.at, self.n_steps)
-        if key not in self._results:
-            self._results[key] = attribute_tokens(
+        return self._results.get(
+            key,
+            lambda: attribute_tokens(
                 self.model,
                 self.inputs,
                 **direction_args(self.model, self.target, self.against, self._per_prompt),
                 position=self.at,
                 baseline=self.baseline,
                 n_steps=self.n_steps,
-            )
-        return self._results[key]
+            ),
+        )
 
     def _use_model(self, data: Any) -> None:
         if data is not None:

@@ -14,7 +14,8 @@ from page_requests import invoke
 from explorer.analysis import metrics
 from explorer.models import zoo
 from explorer.views import InterventionPanel, NeuronView, PatchingView
-from explorer.views._base import ExplorerWidget, page_request
+from explorer.views._base import ExplorerWidget
+from explorer.views._reporting import page_request
 
 SAFETY_S = 120  # a bound so a broken test cannot hang; never a speed target
 
