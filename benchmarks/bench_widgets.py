@@ -56,7 +56,9 @@ def _induction_cases(n_prompts: int) -> list[_Case]:
     clean = prompts[:8]
     corrupted = clean.clone()
     corrupted[:, 1:21] = repeated_tokens(8, 20, 64, seed=2)[:, 1:21]
-    patching = PatchingView(model, clean, corrupted, metrics.repeated_half_loss(clean), grid="head")
+    patching = PatchingView(
+        model, clean, corrupted=corrupted, metric=metrics.repeated_half_loss(clean), grid="head"
+    )
 
     def click_head(i: int) -> None:
         layer, head = heads[(i + 1) % len(heads)]

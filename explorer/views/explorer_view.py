@@ -91,7 +91,7 @@ class Explorer(ipywidgets.Tab):
         # for the clean rows (a user's metric must already be written that way).
         fallback = default_metrics(model, clean, labels[:n_prompts] if labels is not None else None)
         patch_metric = next(iter(as_metrics(metric, fallback=fallback).values()))
-        return PatchingView(model, clean, corrupted[: len(clean)], patch_metric)
+        return PatchingView(model, clean, corrupted=corrupted[: len(clean)], metric=patch_metric)
 
     def _link_selections(self) -> list[traitlets.link]:
         views = [v for v in (self.attention, self.neurons, self.intervention, self.patching) if v]

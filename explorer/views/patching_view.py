@@ -20,6 +20,7 @@ from typing import Any
 import torch
 import traitlets
 
+from explorer._deprecate import renamed_arguments
 from explorer.analysis.color_scales import patching_color_scale, path_patching_color_scale
 from explorer.analysis.metrics import Metric
 from explorer.analysis.patching import (
@@ -34,6 +35,7 @@ from explorer.analysis.path_patching import PathPatchingResult, path_patching
 from explorer.analysis.units import Head
 from explorer.models.handle import ModelHandle
 from explorer.views._base import check_range
+from explorer.views._renamed import keyword_only_now
 from explorer.views._reporting import reports_errors
 from explorer.views.serialize import Tensor, esm
 from explorer.views.token_labels import _ShowsTokens, token_label
@@ -44,21 +46,28 @@ _KEYS = {"position": "position", "head": "head", "neuron": "neuron", "dest posit
 
 
 class PatchingView(_ShowsTokens):
-    """Patch activations from ``clean`` into ``corrupted`` and show where the metric returns.
+    """Patch activations from ``inputs`` (the clean run) into ``corrupted`` and show where the
+    metric returns.
 
     Args:
         model: any handle (every grid but ``neuron`` needs a transformer).
-        clean, corrupted: inputs of the same shape (token ids ``[batch, pos]`` or images).
+        inputs, corrupted: inputs of the same shape (token ids ``[batch, pos]`` or images);
+            ``inputs`` is the clean run.
         metric: ``fn(logits) -> Tensor[batch]`` scoring the corrupted run (e.g. next-token
             loss against the clean tokens, or a logit difference).
         grid: the grid shown first.
+
+    ``PatchingView(model, clean, corrupted, metric)`` (by position, or ``clean=``) still
+    works until explorer 0.4, with a DeprecationWarning.
 
     >>> from explorer.models import zoo
     >>> from explorer.data import repeated_tokens
     >>> from explorer.analysis import metrics
     >>> m = zoo.attention_only_transformer(n_layers=2, d_vocab=20, n_ctx=16)
     >>> clean, corrupted = repeated_tokens(4, 5, 20, seed=0), repeated_tokens(4, 5, 20, seed=1)
-    >>> view = PatchingView(m, clean, corrupted, metrics.next_token_loss(clean), grid="head")
+    >>> view = PatchingView(
+    ...     m, clean, corrupted=corrupted, metric=metrics.next_token_loss(clean), grid="head"
+    ... )
     >>> view.values["shape"]
     [2, 4]
     >>> view.grid = "head_by_pos"  # one row per head, one column per position
@@ -121,25 +130,27 @@ class PatchingView(_ShowsTokens):
         sync=True
     )
 
+    @keyword_only_now("corrupted", "metric")
+    @renamed_arguments(clean="inputs")
     def __init__(
         self,
         model: ModelHandle,
-        clean: torch.Tensor,
+        inputs: torch.Tensor,
+        *,
         corrupted: torch.Tensor,
         metric: Metric,
-        *,
         grid: str | None = None,
         **kwargs: Any,
     ) -> None:
         if not callable(metric):
             raise TypeError(f"metric must be a function logits -> Tensor[batch], got {metric!r}")
         self.model = model
-        self.clean = model.check_inputs(clean)
+        self.inputs = model.check_inputs(inputs)
         self.corrupted = model.check_inputs(corrupted)
-        if self.clean.shape != self.corrupted.shape:
+        if self.inputs.shape != self.corrupted.shape:
             raise ValueError(
                 f"clean and corrupted inputs must have the same shape, got "
-                f"{list(self.clean.shape)} and {list(self.corrupted.shape)}"
+                f"{list(self.inputs.shape)} and {list(self.corrupted.shape)}"
             )
         self.metric = metric
         self._pinned: tuple[str, ...] | None = None
@@ -150,7 +161,7 @@ class PatchingView(_ShowsTokens):
             grid=grid or grids[0],
             values=None,
             recovery=None,
-            clean_tokens=model.to_str_tokens(self.clean[0]) if tokens else [],
+            clean_tokens=model.to_str_tokens(self.inputs[0]) if tokens else [],
             corrupted_tokens=model.to_str_tokens(self.corrupted[0]) if tokens else [],
             **kwargs,
         )
@@ -200,7 +211,7 @@ class PatchingView(_ShowsTokens):
                 key,
                 lambda: path_patching(
                     self.model,
-                    self.clean,
+                    self.inputs,
                     corrupted=self.corrupted,
                     receivers=list(key[1]),
                     receiver_inputs=key[2],
@@ -212,7 +223,7 @@ class PatchingView(_ShowsTokens):
         return self._results.get(
             key,
             lambda: run(
-                self.model, self.clean, corrupted=self.corrupted, metric=self.metric, grid=grid
+                self.model, self.inputs, corrupted=self.corrupted, metric=self.metric, grid=grid
             ),
         )
 

@@ -55,7 +55,11 @@ def test_exact_and_attribution_patching_share_one_scale_and_the_estimate_says_so
     corrupted = clean.clone()
     corrupted[:, 1:6] = repeated_tokens(4, 5, 30, seed=1)[:, 1:6]
     view = PatchingView(
-        attn_model, clean, corrupted, metrics.repeated_half_loss(clean), grid="head"
+        attn_model,
+        clean,
+        corrupted=corrupted,
+        metric=metrics.repeated_half_loss(clean),
+        grid="head",
     )
     exact = dict(view.color_scale)
     view.method = "attribution"

@@ -136,7 +136,7 @@ def test_a_cancelled_sweep_leaves_the_panel_as_it_was(attn_model, repeated):
 def test_a_cancelled_grid_change_puts_the_grid_back(attn_model, repeated):
     clean, corrupted = repeated[:3], repeated[3:6]
     loss = metrics.next_token_loss(clean)
-    view = PatchingView(attn_model, clean, corrupted, loss, grid="head")
+    view = PatchingView(attn_model, clean, corrupted=corrupted, metric=loss, grid="head")
     shown = view.values.numpy()
     view.metric = lambda logits: (view.cancel(), loss(logits))[1]  # Cancel at the first pass
     request(view, "set", grid="resid")

@@ -28,7 +28,7 @@ def test_transformer_gets_attention_intervention_and_patching_linked(attn_model)
     ex.patching.grid = "head"
     ex.patching.select(0, 2)
     assert (ex.attention.layer, ex.attention.head) == (0, 2)
-    assert ex.patching.corrupted.shape == ex.patching.clean.shape
+    assert ex.patching.corrupted.shape == ex.patching.inputs.shape
 
 
 def test_mlp_gets_neurons_and_a_neuron_link(mnist_mlp):

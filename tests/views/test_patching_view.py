@@ -22,7 +22,7 @@ def pair():
 
 def test_grids_and_methods_show_the_analysis_results(attn_model, pair):
     clean, corrupted, metric = pair
-    view = PatchingView(attn_model, clean, corrupted, metric)
+    view = PatchingView(attn_model, clean, corrupted=corrupted, metric=metric)
     assert view.grids[:2] == ["resid", "head"] and view.grid == "resid"
     assert "mlp_out" not in view.grids and {"q", "pattern_by_pos", "path"} <= set(view.grids)
     expected = activation_patching(
@@ -54,14 +54,17 @@ def test_attribution_recovery_does_not_shrink_with_the_batch(attn_model, pair):
     one, four = (clean[:1], corrupted[:1]), (clean[:1].repeat(4, 1), corrupted[:1].repeat(4, 1))
     shown = []
     for c, x in (one, four):
-        view = PatchingView(attn_model, c, x, metrics.repeated_half_loss(c), method="attribution")
+        view = PatchingView(
+            attn_model, c, corrupted=x, metric=metrics.repeated_half_loss(c), method="attribution"
+        )
         shown.append(view.recovery.numpy())
     assert np.abs(shown[0]).max() > 1e-3
     assert np.allclose(shown[0], shown[1], atol=1e-4)  # 4x smaller before the batch fix
 
 
 def test_selecting_a_cell_sets_the_linkable_traits(attn_model, pair):
-    view = PatchingView(attn_model, *pair, grid="head")
+    clean, corrupted, metric = pair
+    view = PatchingView(attn_model, clean, corrupted=corrupted, metric=metric, grid="head")
     view.select(1, 3)
     assert (view.layer, view.head) == (1, 3)
     view.grid = "resid"
@@ -72,7 +75,7 @@ def test_selecting_a_cell_sets_the_linkable_traits(attn_model, pair):
 def test_mlp_models_patch_neurons(mnist_mlp):
     g = torch.Generator().manual_seed(0)
     x, y = torch.rand(6, 1, 28, 28, generator=g), torch.randint(0, 10, (6,), generator=g)
-    view = PatchingView(mnist_mlp, x, x.flip(0), metrics.neg_cross_entropy(y))
+    view = PatchingView(mnist_mlp, x, corrupted=x.flip(0), metric=metrics.neg_cross_entropy(y))
     assert view.grids == ["neuron"] and view.values["shape"] == [2, 16]
     with pytest.raises(traitlets.TraitError, match="no 'resid' grid"):
         view.grid = "resid"
@@ -83,14 +86,14 @@ def test_mismatched_inputs_are_refused(attn_model):
         PatchingView(
             attn_model,
             repeated_tokens(2, 5, 30),
-            repeated_tokens(2, 6, 30),
-            metrics.next_token_loss(repeated_tokens(2, 5, 30)),
+            corrupted=repeated_tokens(2, 6, 30),
+            metric=metrics.next_token_loss(repeated_tokens(2, 5, 30)),
         )
 
 
 def test_by_position_sites_show_one_row_per_head(attn_model, pair):
     clean, corrupted, metric = pair
-    view = PatchingView(attn_model, clean, corrupted, metric, grid="k_by_pos")
+    view = PatchingView(attn_model, clean, corrupted=corrupted, metric=metric, grid="k_by_pos")
     expected = activation_patching(
         attn_model, clean, corrupted=corrupted, metric=metric, grid="k_by_pos"
     )
@@ -115,7 +118,7 @@ def test_path_grid_uses_the_selected_head_as_receiver(attn_model, pair):
     from explorer.analysis import path_patching
 
     clean, corrupted, metric = pair
-    view = PatchingView(attn_model, clean, corrupted, metric, grid="head")
+    view = PatchingView(attn_model, clean, corrupted=corrupted, metric=metric, grid="head")
     view.cell = [1, 2]  # select head 1.2 by a click
     view.grid = "path"
     expected = path_patching(
@@ -142,5 +145,6 @@ def test_path_grid_uses_the_selected_head_as_receiver(attn_model, pair):
 
 
 def test_path_grid_without_a_receiver_says_how_to_pick_one(attn_model, pair):
-    view = PatchingView(attn_model, *pair, grid="path")
+    clean, corrupted, metric = pair
+    view = PatchingView(attn_model, clean, corrupted=corrupted, metric=metric, grid="path")
     assert "needs a receiver head after layer 0" in view.error

@@ -74,7 +74,10 @@ def _views(lm):
         "NeuronView": NeuronView(lm, tokens, k=2, context=4, ablation_examples=2),
         "LogitLensView": LogitLensView(lm, tokens, target=" the"),
         "PatchingView": PatchingView(
-            lm, tokens, corrupted, metrics.logit_diff(torch.tensor([4, 4]), torch.tensor([5, 5]))
+            lm,
+            tokens,
+            corrupted=corrupted,
+            metric=metrics.logit_diff(torch.tensor([4, 4]), torch.tensor([5, 5])),
         ),
         "TokenAttributionView": TokenAttributionView(lm, tokens, target=" the", n_steps=2),
     }
@@ -119,7 +122,8 @@ def _token_traits(cls):
 
 def test_every_view_that_sends_tokens_sends_their_labels():
     classes = [getattr(explorer.views, n) for n in explorer.views.__all__]
-    shows = [c for c in classes if isinstance(c, type) and _token_traits(c)]
+    widgets = [c for c in classes if isinstance(c, type) and issubclass(c, traitlets.HasTraits)]
+    shows = [c for c in widgets if _token_traits(c)]
     assert {c.__name__ for c in shows} >= {
         "AttentionView", "NeuronView", "LogitLensView", "PatchingView", "TokenAttributionView"
     }  # fmt: skip
