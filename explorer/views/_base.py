@@ -52,6 +52,7 @@ import traitlets
 from anywidget.experimental import command
 
 from explorer._cancel import Cancelled, cancellable
+from explorer._deprecate import renamed_arguments
 from explorer.views._inputs import check_model
 from explorer.views._reporting import page_request
 from explorer.views._request_queue import Busy, RequestQueue, in_queue
@@ -162,19 +163,20 @@ class ExplorerWidget(RequestQueue, anywidget.AnyWidget):
             super().open()
 
     # ------------------------------------------------------------------ the model
-    def set_model(self, model: Any, data: Any = None) -> None:
-        """Show ``model`` (a new checkpoint, say) from now on; ``data`` replaces the data
-        where the view takes new data (the hypothesis widgets). Cached results are dropped
+    @renamed_arguments(data="inputs")
+    def set_model(self, model: Any, inputs: Any = None) -> None:
+        """Show ``model`` (a new checkpoint, say) from now on; ``inputs`` replaces the inputs
+        where the view takes new ones (the hypothesis widgets). Cached results are dropped
         and the view redrawn. It waits for the request running (a page sweep on the old
         model) to end."""
         with self._request():
             self.model = model
             self._rebase_model()
-            self._use_model(data)
+            self._use_model(inputs)
             if self.has_trait("model_name"):
                 self.model_name = f"{model.name} @{model.fingerprint()}"
 
-    def _use_model(self, data: Any) -> None:
+    def _use_model(self, inputs: Any) -> None:
         """Drop what was computed for the old model and redraw (each view says how)."""
         raise TypeError(f"{type(self).__name__} cannot change its model: build a new view")
 

@@ -6,7 +6,7 @@ function render({ model, el, experimental }) {
   function draw(root) {
     const nL = model.get("n_layers"), nH = model.get("n_heads");
     const layer = model.get("layer"), head = model.get("head");
-    const kinds = model.get("score_kinds") || [];
+    const kinds = model.get("score_names") || [];
     const scores = exDecode(model.get("scores"));
     const score = (k, l, h) => (scores.size ? scores.values[(k * nL + l) * nH + h] : NaN);
     if (shownKind === null || !kinds.includes(shownKind)) shownKind = kinds.includes("induction") ? "induction" : kinds[0];

@@ -17,6 +17,7 @@ from typing import Any
 import torch
 import traitlets
 
+from explorer._deprecate import renamed_arguments
 from explorer.analysis.audit import LEAD_SUCCESS, MIN_LEAD, MIN_SUCCESS, AuditResult
 from explorer.analysis.trigger_examples import StampedExamples, stamped_examples
 from explorer.models.handle import ModelHandle
@@ -31,7 +32,7 @@ class AuditView(ExplorerWidget):
     Args:
         result: an ``AuditResult`` of ``audit(model, ...)``.
         model: the audited handle (runs the stamped examples).
-        images: held-out inputs ``[n, C, H, W]`` to stamp (clean images, not the audit's).
+        inputs: held-out images ``[n, C, H, W]`` to stamp (clean images, not the audit's).
         n_examples: stamped examples shown.
 
     >>> import torch, explorer
@@ -94,11 +95,12 @@ class AuditView(ExplorerWidget):
         help="{forward, backward, examples, budget}: what the audit spent (budget -1: none)"
     ).tag(sync=True)
 
+    @renamed_arguments(images="inputs")
     def __init__(
         self,
         result: AuditResult,
         model: ModelHandle,
-        images: torch.Tensor,
+        inputs: torch.Tensor,
         *,
         n_examples: int = 6,
         **kwargs: Any,
@@ -107,7 +109,7 @@ class AuditView(ExplorerWidget):
             raise TypeError(f"AuditView shows an AuditResult, got {type(result).__name__}")
         self.result = result
         self.model = model
-        self.inputs = model.check_images(images)
+        self.inputs = model.check_images(inputs)
         self._examples: dict[tuple[int, int], StampedExamples] = {}
         n = len(result.anomaly)
         first = result.target if result.target is not None else result.most_anomalous

@@ -5,8 +5,8 @@ function render({ model, el, experimental }) {
 
   function draw(root) {
     const units = model.get("units") || [];
-    const kind = model.get("kind");
-    const unitType = model.get("unit_type");
+    const kind = model.get("ablation");
+    const unitType = model.get("granularity");
     const nL = model.get("n_layers"), nH = model.get("n_heads");
     const widths = model.get("widths") || [];
 
@@ -16,12 +16,12 @@ function render({ model, el, experimental }) {
       (name) => exSet(model, { metric_name: name }), { testid: "metric-select" });
     const kinds = exEl("span", {}, ["zero", "mean", "resample"].map((k) => exEl("button", {
       cls: "ex-button" + (k === kind ? " ex-active" : ""), text: k,
-      attrs: { "data-testid": "kind-" + k }, onclick: () => exSet(model, { kind: k }),
+      attrs: { "data-testid": "kind-" + k }, onclick: () => exSet(model, { ablation: k }),
     })));
     const typeButtons = [];
     if (nH > 0 && widths.length > 0) {
       for (const t of ["head", "neuron"]) {
-        typeButtons.push(exEl("button", { cls: "ex-button" + (t === unitType ? " ex-active" : ""), text: t + "s", attrs: { "data-testid": "type-" + t }, onclick: () => exSend(model, { unit_type: t }) }));
+        typeButtons.push(exEl("button", { cls: "ex-button" + (t === unitType ? " ex-active" : ""), text: t + "s", attrs: { "data-testid": "type-" + t }, onclick: () => exSend(model, { granularity: t }) }));
       }
     }
     root.appendChild(exEl("div", { cls: "ex-row" }, [

@@ -2,10 +2,10 @@
 function render({ model, el, experimental }) {
   exConnect(model, experimental);
   function draw(root) {
-    const units = model.get("units");
-    const tabs = (model.get("available_units") || []).map((u) => exEl("button", {
+    const units = model.get("granularity");
+    const tabs = (model.get("granularities") || []).map((u) => exEl("button", {
       cls: "ex-button" + (u === units ? " ex-active" : ""), text: u,
-      attrs: { "data-testid": "units-" + u }, onclick: () => exSet(model, { units: u }),
+      attrs: { "data-testid": "units-" + u }, onclick: () => exSet(model, { granularity: u }),
     }));
     const input = (name, label) => {
       const box = exEl("input", { cls: "ex-input", attrs: { "data-testid": name + "-input", value: model.get(name), placeholder: label } });

@@ -2,7 +2,7 @@
 
 Heads are shown as a ``layer x head`` heatmap, neurons as ``layer x neuron``, layers (the
 embeddings and each attention and MLP output) as bars. Values are the batch mean of
-``analysis.direct_logit_attribution``; results are cached per (units, target, against).
+``analysis.direct_logit_attribution``; results are cached per (granularity, target, against).
 A click in the browser sets ``selected`` (``"L1H2"``, ``"L0N7"``, ``"0_attn_out"``), and
 the kernel sets the linkable ``layer``/``head``/``neuron`` traits from it; changing
 ``layer``/``head`` (e.g. linked to an ``AttentionView``) moves the selection. ``target``
@@ -16,10 +16,12 @@ from typing import Any
 import torch
 import traitlets
 
+from explorer._deprecate import renamed_arguments
 from explorer.analysis.logit_attribution import LogitAttribution, direct_logit_attribution
 from explorer.analysis.units import Head, Neuron
 from explorer.models.handle import ModelHandle
 from explorer.views._base import ExplorerWidget
+from explorer.views._renamed import renamed_trait
 from explorer.views._reporting import reports_errors
 from explorer.views.serialize import Tensor, esm
 
@@ -66,11 +68,12 @@ class LogitAttributionView(ExplorerWidget):
 
     Args:
         model: a transformer handle.
-        tokens: token ids ``[batch, pos]`` (or ``[pos]``).
+        inputs: token ids ``[batch, pos]`` (or ``[pos]``).
         target, against: token strings or ids (``against`` optional), or one id per prompt
             (shown as "(one per prompt)"; typing a token in the page replaces them).
         position: the position explained (default: the last).
-        units: ``"heads"``, ``"layers"`` or ``"neurons"`` first.
+        granularity: ``"heads"``, ``"layers"`` or ``"neurons"`` first (``units=`` before
+            explorer 0.4).
 
     >>> from explorer.models import zoo
     >>> m = zoo.attention_only_transformer(n_layers=2, d_model=32, n_heads=4, d_vocab=20, n_ctx=8)
@@ -84,10 +87,12 @@ class LogitAttributionView(ExplorerWidget):
 
     _esm = esm("logit_attribution_view.js")
 
-    units = traitlets.Enum(UNITS, "heads", help="heads, layers or neurons").tag(sync=True)
-    available_units = traitlets.List(traitlets.Unicode(), help="units this model has").tag(
-        sync=True
-    )
+    granularity = traitlets.Enum(UNITS, "heads", help="heads, layers or neurons").tag(sync=True)
+    granularities = traitlets.List(
+        traitlets.Unicode(), help="the granularities this model has"
+    ).tag(sync=True)
+    units = renamed_trait("units", "granularity")
+    available_units = renamed_trait("available_units", "granularities")
     target = traitlets.Unicode("", help="token whose logit is explained (text or id)").tag(
         sync=True
     )
@@ -116,21 +121,22 @@ class LogitAttributionView(ExplorerWidget):
     tokens = traitlets.List(traitlets.Unicode(), help="the first prompt").tag(sync=True)
     position = traitlets.Int(-1, help="position explained").tag(sync=True)
 
+    @renamed_arguments(tokens="inputs", units="granularity")
     def __init__(
         self,
         model: ModelHandle,
-        tokens: torch.Tensor,
+        inputs: torch.Tensor,
         *,
         target: int | str | torch.Tensor | list[int],
         against: int | str | torch.Tensor | list[int] | None = None,
         position: int = -1,
-        units: str = "heads",
+        granularity: str = "heads",
         **kwargs: Any,
     ) -> None:
         if not model.is_transformer:
             raise ValueError(f"{model.name} takes images: direct logit attribution needs tokens")
         self.model = model
-        self.inputs = model.check_inputs(tokens)
+        self.inputs = model.check_inputs(inputs)
         available = [u for u in UNITS if u != "neurons" or model.has_mlp]
         (target_text, target_ids), (against_text, against_ids) = map(
             token_choice, (target, against)
@@ -139,8 +145,8 @@ class LogitAttributionView(ExplorerWidget):
             k: v for k, v in (("target", target_ids), ("against", against_ids)) if v is not None
         }
         super().__init__(
-            available_units=available,
-            units=units,
+            granularities=available,
+            granularity=granularity,
             target=target_text,
             against=against_text,
             position=position,
@@ -151,15 +157,15 @@ class LogitAttributionView(ExplorerWidget):
         self._show()
 
     def result(self) -> LogitAttribution:
-        """The (cached) attribution for the current units, target and against."""
-        key = (self.units, self.target, self.against, self.position)
+        """The (cached) attribution for the current granularity, target and against."""
+        key = (self.granularity, self.target, self.against, self.position)
         return self._results.get(
             key,
             lambda: direct_logit_attribution(
                 self.model,
                 self.inputs,
                 **direction_args(self.model, self.target, self.against, self._per_prompt),
-                units=self.units,
+                units=self.granularity,
                 position=self.position,
             ),
         )
@@ -170,11 +176,11 @@ class LogitAttributionView(ExplorerWidget):
         self._results.clear()
         self._show()
 
-    @traitlets.observe("units", "target", "against", "position")
+    @traitlets.observe("granularity", "target", "against", "position")
     @reports_errors
     def _show(self, change: dict[str, Any] | None = None) -> None:
         result = self.result()
-        if self.units == "layers":
+        if self.granularity == "layers":
             values, rows = result.mean(), []
         else:
             values = result.grid()
@@ -208,9 +214,9 @@ class LogitAttributionView(ExplorerWidget):
     @traitlets.observe("layer", "head", "neuron")
     def _follow(self, change: dict[str, Any] | None = None) -> None:
         """Keep ``selected`` on the unit named by ``layer``/``head``/``neuron``."""
-        if self.units == "heads":
+        if self.granularity == "heads":
             label = f"L{self.layer}H{self.head}"
-        elif self.units == "neurons":
+        elif self.granularity == "neurons":
             label = f"L{self.layer}N{self.neuron}"
         else:
             return

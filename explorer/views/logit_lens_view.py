@@ -16,9 +16,11 @@ from typing import Any
 import torch
 import traitlets
 
+from explorer._deprecate import renamed_arguments
 from explorer.analysis.logit_lens import LogitLens, logit_lens
 from explorer.models.handle import ModelHandle
 from explorer.views._base import check_range
+from explorer.views._renamed import renamed_trait
 from explorer.views._reporting import reports_errors
 from explorer.views.logit_attribution_view import read_token
 from explorer.views.serialize import Tensor, esm
@@ -30,14 +32,14 @@ class LogitLensView(_ShowsTokens):
 
     Args:
         model: a transformer handle.
-        tokens: token ids ``[batch, pos]`` (or ``[pos]``).
+        inputs: token ids ``[batch, pos]`` (or ``[pos]``).
         target: token whose rank colours the grid (text or id); empty: the model's own
             prediction at each position.
-        k: top tokens kept per cell.
+        n: top tokens kept per cell (``k=`` before explorer 0.4).
 
     >>> from explorer.models import zoo
     >>> m = zoo.attention_only_transformer(n_layers=2, d_model=32, n_heads=4, d_vocab=20, n_ctx=8)
-    >>> view = LogitLensView(m, torch.tensor([[0, 3, 5, 3]]), k=3)
+    >>> view = LogitLensView(m, torch.tensor([[0, 3, 5, 3]]), n=3)
     >>> view.row_labels, view.target_rank["shape"], len(view.top_tokens)
     (['0_pre', '1_pre', 'final_post'], [3, 4], 36)
     """
@@ -48,13 +50,14 @@ class LogitLensView(_ShowsTokens):
         "top_tokens",
         "target_tokens",
     )  # token strings the page labels (token_labels)
-    # a new target or k is a lens pass over the batch: on the worker thread, with Cancel
+    # a new target or n is a lens pass over the batch: on the worker thread, with Cancel
     # (prompt, window and row only slice the cached lens: the page sets them directly)
 
     target = traitlets.Unicode("", help="token whose rank is shown; empty: the model's answer").tag(
         sync=True
     )
-    k = traitlets.Int(5, help="top tokens per cell").tag(sync=True)
+    n = traitlets.Int(5, help="top tokens per cell").tag(sync=True)
+    k = renamed_trait("k", "n")
     prompt = traitlets.Int(0, help="which row of the batch is shown").tag(sync=True)
     n_prompts = traitlets.Int(1, help="rows in the batch").tag(sync=True)
     position_start = traitlets.Int(0, help="first position sent to the page").tag(sync=True)
@@ -82,22 +85,23 @@ class LogitLensView(_ShowsTokens):
         sync=True
     )
 
+    @renamed_arguments(tokens="inputs", k="n")
     def __init__(
         self,
         model: ModelHandle,
-        tokens: torch.Tensor,
+        inputs: torch.Tensor,
         *,
         target: int | str | None = None,
-        k: int = 5,
+        n: int = 5,
         **kwargs: Any,
     ) -> None:
         if not model.is_transformer:
             raise ValueError(f"{model.name} takes images: the logit lens needs tokens")
         self.model = model
-        self.inputs = model.check_inputs(tokens)
+        self.inputs = model.check_inputs(inputs)
         super().__init__(
             target="" if target is None else str(target),
-            k=k,
+            n=n,
             n_prompts=self.inputs.shape[0],
             n_positions=self.inputs.shape[1],
             top_logits=None,
@@ -112,11 +116,11 @@ class LogitLensView(_ShowsTokens):
         return check_range("prompt", proposal["value"], self.inputs.shape[0], "in the batch")
 
     def result(self) -> LogitLens:
-        """The (cached) lens of the whole batch for the current target and k."""
-        key = (self.target, self.k)
+        """The (cached) lens of the whole batch for the current target and n."""
+        key = (self.target, self.n)
         target = read_token(self.model, self.target) if self.target else None
         return self._results.get(
-            key, lambda: logit_lens(self.model, self.inputs, target=target, k=self.k)
+            key, lambda: logit_lens(self.model, self.inputs, target=target, k=self.n)
         )
 
     @traitlets.validate("position_start")
@@ -137,7 +141,7 @@ class LogitLensView(_ShowsTokens):
         self._results.clear()
         self._show()
 
-    @traitlets.observe("target", "k", "prompt", "position_start", "window")
+    @traitlets.observe("target", "n", "prompt", "position_start", "window")
     @reports_errors
     def _show(self, change: dict[str, Any] | None = None) -> None:
         lens = self.result()

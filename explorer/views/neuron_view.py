@@ -15,6 +15,7 @@ from typing import Any
 import torch
 import traitlets
 
+from explorer._deprecate import renamed_arguments
 from explorer.analysis.neuron_effects import (
     OutputEffect,
     class_outputs,
@@ -35,6 +36,7 @@ from explorer.analysis.units import Neuron
 from explorer.models.handle import ModelHandle
 from explorer.views._base import check_range
 from explorer.views._inputs import dataset_inputs
+from explorer.views._renamed import renamed_trait
 from explorer.views._reporting import reports_errors
 from explorer.views.serialize import Tensor, esm, images_for_display
 from explorer.views.token_labels import _ShowsTokens
@@ -45,20 +47,20 @@ class NeuronView(_ShowsTokens):
 
     Args:
         model: any handle with MLP layers.
-        data: inputs the neuron is read on: token ids ``[n, pos]`` or images
+        inputs: what the neuron is read on: token ids ``[n, pos]`` or images
             ``[n, C, H, W]`` (an ``ImageData`` uses its test split).
-        k: top examples shown.
+        n: top examples shown (``k=`` before explorer 0.4).
         context: tokens shown before the top token of a text example (3 after it).
         n_effects: outputs listed at each end of the effect ranking.
         ablation_examples: inputs the zero-ablation effect on the classes is averaged over
-            (vision models; the first ones of ``data``).
+            (vision models; the first ones of ``inputs``).
         bins: histogram bins.
         activation_budget_mb: largest layer activation table kept for fast histograms;
             bigger layers stream over the data on each neuron change instead.
 
     >>> import torch
     >>> from explorer.models import zoo
-    >>> view = NeuronView(zoo.mnist_mlp(hidden=(16,)), torch.rand(40, 1, 28, 28), k=4)
+    >>> view = NeuronView(zoo.mnist_mlp(hidden=(16,)), torch.rand(40, 1, 28, 28), n=4)
     >>> view.neuron = 3
     >>> view.top_images["shape"]
     [4, 28, 28]
@@ -71,7 +73,8 @@ class NeuronView(_ShowsTokens):
 
     layer = traitlets.Int(0, help="layer of the selected neuron").tag(sync=True)
     neuron = traitlets.Int(0, help="index of the selected neuron within its layer").tag(sync=True)
-    k = traitlets.Int(8, help="top examples shown").tag(sync=True)
+    n = traitlets.Int(8, help="top examples shown").tag(sync=True)
+    k = renamed_trait("k", "n")
 
     input_kind = traitlets.Unicode("tokens", help="'tokens' or 'images'").tag(sync=True)
     widths = traitlets.List(traitlets.Int(), help="neurons per layer").tag(sync=True)
@@ -121,12 +124,13 @@ class NeuronView(_ShowsTokens):
         "float32", help="payload: mean drop of each output when the neuron is zeroed, largest first"
     ).tag(sync=True)
 
+    @renamed_arguments(data="inputs", k="n")
     def __init__(
         self,
         model: ModelHandle,
-        data: Any,
+        inputs: Any,
         *,
-        k: int = 8,
+        n: int = 8,
         context: int = 12,
         n_effects: int = 8,
         ablation_examples: int = 256,
@@ -137,12 +141,12 @@ class NeuronView(_ShowsTokens):
         if not model.has_mlp:
             raise ValueError(f"NeuronView needs MLP neurons; {model.name} is attention-only")
         self.model = model
-        self.data = dataset_inputs(model, data)
+        self.inputs = dataset_inputs(model, inputs)
         self.context = context
         self.n_effects = n_effects
         self.bins = bins
         # vision models: the class outputs of the inputs the ablation effect is read on
-        self._ablation_inputs = self.data[:ablation_examples]
+        self._ablation_inputs = self.inputs[:ablation_examples]
         self._clean_outputs: torch.Tensor | None = None
         self._top: dict[int, TopKExamples] = {}
         self._budget = activation_budget_mb * 2**20
@@ -151,8 +155,8 @@ class NeuronView(_ShowsTokens):
         super().__init__(
             input_kind=model.kind,
             widths=list(model.layer_widths),
-            n_examples=len(self.data),
-            k=k,
+            n_examples=len(self.inputs),
+            n=n,
             **{name: None for name in _PAYLOADS},
             **kwargs,
         )
@@ -176,18 +180,18 @@ class NeuronView(_ShowsTokens):
         width = self.model.layer_widths[self.layer]
         return check_range("neuron", proposal["value"], width, f"in layer {self.layer}")
 
-    @traitlets.validate("k")
+    @traitlets.validate("n")
     def _valid_k(self, proposal: dict[str, Any]) -> int:
         if not 1 <= proposal["value"] <= 64:
-            raise traitlets.TraitError(f"k must be between 1 and 64, got {proposal['value']}")
+            raise traitlets.TraitError(f"n must be between 1 and 64, got {proposal['value']}")
         return proposal["value"]
 
     # ------------------------------------------------------------------ computing
     def top_examples(self, layer: int) -> TopKExamples:
-        """The layer's top-k table (cached; recomputed when ``k`` grows)."""
+        """The layer's top-k table (cached; recomputed when ``n`` grows)."""
         cached = self._top.get(layer)
-        if cached is None or cached.values.shape[1] < self.k:
-            cached = top_k_examples(self.model, self.data, layer=layer, k=max(self.k, 8))
+        if cached is None or cached.values.shape[1] < self.n:
+            cached = top_k_examples(self.model, self.inputs, layer=layer, k=max(self.n, 8))
             self._top[layer] = cached
         return cached
 
@@ -196,36 +200,36 @@ class NeuronView(_ShowsTokens):
         acts = self._layer_activations(layer)
         if acts is None:
             return activation_histogram(
-                self.model, self.data, unit=Neuron(layer, neuron), bins=self.bins
+                self.model, self.inputs, unit=Neuron(layer, neuron), bins=self.bins
             )
         name = self.model.hook_name("post", layer)
         return histogram(acts[:, neuron], bins=self.bins, hook=name, unit=neuron)
 
     def _layer_activations(self, layer: int) -> torch.Tensor | None:
         if layer not in self._acts:
-            n_pos = self.data.shape[1] if self.model.is_transformer else 1
-            size = len(self.data) * n_pos * self.model.layer_widths[layer] * 4
+            n_pos = self.inputs.shape[1] if self.model.is_transformer else 1
+            size = len(self.inputs) * n_pos * self.model.layer_widths[layer] * 4
             fits = size <= self._budget
             self._acts[layer] = (
-                layer_activations(self.model, self.data, layer=layer) if fits else None
+                layer_activations(self.model, self.inputs, layer=layer) if fits else None
             )
         return self._acts[layer]
 
-    @traitlets.observe("layer", "neuron", "k")
+    @traitlets.observe("layer", "neuron", "n")
     @reports_errors
     def _show_neuron(self, change: dict[str, Any] | None = None) -> None:
         if self.neuron >= self.model.layer_widths[self.layer]:
             # a layer change to a narrower layer: keep the view valid (this triggers us again)
             self.neuron = self.model.layer_widths[self.layer] - 1
             return
-        key = (self.layer, self.neuron, self.k)
+        key = (self.layer, self.neuron, self.n)
         if key == self._shown:
             return
         top = self.top_examples(self.layer)
         fires = top.fires()
-        values = top.values[self.neuron, : self.k]
-        ids = top.example[self.neuron, : self.k]
-        positions = top.position[self.neuron, : self.k]
+        values = top.values[self.neuron, : self.n]
+        ids = top.example[self.neuron, : self.n]
+        positions = top.position[self.neuron, : self.n]
         # everything is computed before anything is shown: a cancelled change leaves the
         # view showing one neuron, not half of the next
         if self.model.is_transformer:
@@ -272,7 +276,7 @@ class NeuronView(_ShowsTokens):
     def _text_examples(self, ids: torch.Tensor, positions: torch.Tensor) -> dict[str, Any]:
         windows = example_windows(
             self.model,
-            self.data,
+            self.inputs,
             unit=Neuron(self.layer, self.neuron),
             examples=ids,
             positions=positions,
@@ -280,7 +284,7 @@ class NeuronView(_ShowsTokens):
         )
         width = windows.acts.shape[1]
         tokens = [
-            self.model.to_str_tokens(self.data[int(e), s : s + width])
+            self.model.to_str_tokens(self.inputs[int(e), s : s + width])
             for e, s in zip(ids, windows.starts)
         ]
         return {
@@ -290,7 +294,7 @@ class NeuronView(_ShowsTokens):
         }
 
     def _images(self, ids: torch.Tensor) -> dict[str, Any]:
-        images = self.model.check_images(self.data[ids])  # [k, C, H, W]
+        images = self.model.check_images(self.inputs[ids])  # [k, C, H, W]
         weights = input_image(self.model, unit=Neuron(self.layer, self.neuron))
         return {
             "top_images": images_for_display(images),

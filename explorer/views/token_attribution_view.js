@@ -12,7 +12,7 @@ function render({ model, el, experimental }) {
       exEl("span", { cls: "ex-muted", text: "target" }), input("target", "token"),
       exEl("span", { cls: "ex-muted", text: "minus" }), input("against", "(none)"),
     ]));
-    root.appendChild(exEl("div", { cls: "ex-muted", text: model.get("direction") + " at position " + model.get("at") + ", " + model.get("n_steps") + " steps", attrs: { "data-testid": "direction" } }));
+    root.appendChild(exEl("div", { cls: "ex-muted", text: model.get("direction") + " at position " + model.get("target_position") + ", " + model.get("n_steps") + " steps", attrs: { "data-testid": "direction" } }));
     const s = exDecode(model.get("scores"));
     if (s.shape.length !== 2 || !s.size) return;
     const [n, pos] = s.shape;

@@ -32,7 +32,7 @@ def test_selecting_a_head_sends_its_cached_pattern(attn_model, repeated):
 def test_scores_and_thumbnails_cover_every_head(attn_model, repeated):
     view = AttentionView(attn_model, repeated)
     expected = head_scores(attn_model, repeated)
-    assert view.score_kinds == list(expected.names)
+    assert view.score_names == list(expected.names)
     assert np.allclose(view.scores.numpy(), expected.scores.numpy(), atol=1e-6)
     assert view.thumbnails.numpy().shape == (2, 4, 17, 17)
 
@@ -74,7 +74,7 @@ def test_out_of_range_selection_raises_with_the_valid_range(attn_model, repeated
 def test_scores_without_targets_are_left_out_with_a_note(attn_model):
     no_repeats = torch.arange(1, 11)[None]
     view = AttentionView(attn_model, no_repeats)
-    assert view.score_kinds == ["previous_token"]
+    assert view.score_names == ["previous_token"]
     assert "induction" in view.score_note and view.error == ""
 
 

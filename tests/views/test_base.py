@@ -96,7 +96,8 @@ def test_unknown_keyword_arguments_name_the_allowed_ones(mlp):
     with pytest.raises(TypeError, match="NeuronView got an unexpected keyword argument 'topk'"):
         NeuronView(mlp, torch.rand(10, 1, 28, 28), topk=3)
     with pytest.raises(
-        TypeError, match=r"allowed are the arguments model, data, k, .* and the traits .*\blayer, "
+        TypeError,
+        match=r"allowed are the arguments model, inputs, n, .* and the traits .*\blayer, ",
     ):
         NeuronView(mlp, torch.rand(10, 1, 28, 28), topk=3)
     view = NeuronView(mlp, torch.rand(10, 1, 28, 28), neuron=2)  # a trait is a keyword too
@@ -114,7 +115,7 @@ def test_a_cancelled_sweep_leaves_the_panel_as_it_was(attn_model, repeated):
             panel.cancel()
         return loss(logits)
 
-    panel = InterventionPanel(attn_model, repeated, metric)
+    panel = InterventionPanel(attn_model, repeated, metric=metric)
     panel.units = ["head 0.1"]
     before = (panel.before_mean, panel.after_mean)
     calls.clear()
@@ -151,9 +152,9 @@ def test_a_cancelled_grid_change_puts_the_grid_back(attn_model, repeated):
 
 def test_set_model_swaps_the_model_and_redraws(mlp):
     data = torch.rand(20, 1, 28, 28, generator=torch.Generator().manual_seed(0))
-    view = NeuronView(mlp, data, k=3)
+    view = NeuronView(mlp, data, n=3)
     other = zoo.mnist_mlp(hidden=(8,), seed=1)
-    fresh = NeuronView(other, data, k=3)
+    fresh = NeuronView(other, data, n=3)
     assert view.top_values != fresh.top_values
     view.set_model(other)
     assert view.model is other
@@ -165,7 +166,7 @@ def test_set_model_swaps_the_model_and_redraws(mlp):
 
 def test_a_cancelled_neuron_change_shows_the_old_neuron_whole():
     mlp = zoo.mnist_mlp(hidden=(8, 6), seed=0)
-    view = NeuronView(mlp, torch.rand(20, 1, 28, 28), k=3)
+    view = NeuronView(mlp, torch.rand(20, 1, 28, 28), n=3)
     payloads = ("top_values", "top_images", "hist_counts", "effect_values", "ablation_values")
     shown = {name: getattr(view, name) for name in payloads}
     top_examples = view.top_examples

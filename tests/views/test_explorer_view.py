@@ -41,7 +41,7 @@ def test_mlp_gets_neurons_and_a_neuron_link(mnist_mlp):
         "Patching",
     ]
     assert ex.attention is None
-    ex.intervention.unit_type = "neuron"
+    ex.intervention.granularity = "neuron"
     ex.intervention.select(1, 4)
     assert (ex.neurons.layer, ex.neurons.neuron) == (1, 4)
     assert ex.neurons.top_values["shape"] == [8]
@@ -114,5 +114,5 @@ def test_each_view_reaches_the_page_in_one_message(kind, mnist_mlp, attn_model, 
     assert len(ids) == len(views) >= 3
     sent = [method for comm_id, method in _RecordingComm.log if comm_id in ids]
     assert sent == ["open"] * len(views)  # no update after the opening
-    ex.intervention.kind = "mean"  # and once open, changes do go out
+    ex.intervention.ablation = "mean"  # and once open, changes do go out
     assert (ex.intervention.comm.comm_id, "update") in _RecordingComm.log

@@ -185,7 +185,7 @@ def _filled_store(concept, previous):
 def test_board_lists_by_author_with_agreement_and_reruns_all(concept, previous):
     store = _filled_store(concept, previous)
     data = {"concept": concept[1], "tokens": previous[1]}
-    board = HypothesisBoard(store, "room", data=data)
+    board = HypothesisBoard(store, "room", inputs=data)
     assert [r["author"] for r in board.rows] == ["ada", "ada", "bob", "cy"]
     assert {r["status"] for r in board.rows} == {"untested"}
     assert board.rows[2]["claim"] == "<img src=x onerror=alert(1)>"  # text; the page escapes it

@@ -30,7 +30,7 @@ def test_units_and_kind_run_the_matching_ablation(attn_model, repeated):
     assert np.allclose(panel.after.numpy(), expected.after.numpy())
     assert panel.after_mean == pytest.approx(expected.after_mean)
     assert panel.hooks == ["blocks.0.attn.hook_z", "blocks.1.attn.hook_z"]
-    panel.kind = "mean"
+    panel.ablation = "mean"
     expected = ablate(
         attn_model, repeated, units=["head 1.2", "head 0.1"], metric=metric, ablation="mean"
     )
@@ -92,7 +92,9 @@ def test_bad_units_raise_in_python_and_show_in_the_page(attn_model, repeated):
 def test_a_failing_metric_is_reported_and_the_panel_stays_usable(attn_model, repeated):
     good = metrics.next_token_loss(repeated)
     panel = InterventionPanel(
-        attn_model, repeated, {"good": good, "broken": lambda logits: logits.sum() * float("nan")}
+        attn_model,
+        repeated,
+        metric={"good": good, "broken": lambda logits: logits.sum() * float("nan")},
     )
     panel.units = ["head 0.0"]
     panel.metric_name = "broken"
@@ -109,7 +111,7 @@ def test_a_repeated_failure_is_announced_again(attn_model, repeated):
     def broken(logits):
         raise RuntimeError("metric exploded")
 
-    panel = InterventionPanel(attn_model, repeated, broken)
+    panel = InterventionPanel(attn_model, repeated, metric=broken)
     heard = []
     panel.observe(lambda change: heard.append(change["new"]), names="error")
     invoke(panel, "_page_sweep")
@@ -167,7 +169,9 @@ def test_the_panel_says_which_way_is_worse_for_each_metric():
     model = zoo.attention_only_transformer(n_layers=1, d_model=16, n_heads=2, d_vocab=12, n_ctx=16)
     tokens = repeated_tokens(4, 5, 12, seed=0)
     loss = metrics.repeated_half_loss(tokens)
-    panel = InterventionPanel(model, tokens, {"loss": loss, "score": lambda logits: -loss(logits)})
+    panel = InterventionPanel(
+        model, tokens, metric={"loss": loss, "score": lambda logits: -loss(logits)}
+    )
     assert panel.worse_when == "up"
     panel.metric_name = "score"
     assert panel.worse_when == "down"

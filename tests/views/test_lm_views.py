@@ -30,11 +30,11 @@ def test_dla_view_shows_the_analysis_and_a_click_selects(model):
     )
     view.selected = "L1H3"  # the page's click
     assert (view.layer, view.head) == (1, 3)
-    view.units = "neurons"
+    view.granularity = "neurons"
     assert view.values.numpy().shape == (2, 64)
     view.selected = "L0N17"
     assert (view.layer, view.neuron) == (0, 17)
-    view.units = "layers"
+    view.granularity = "layers"
     layers = direct_logit_attribution(model, TOKENS, target=7, against=9, units="layers")
     assert view.labels == list(layers.labels)
     assert np.allclose(view.values.numpy(), layers.mean().numpy(), atol=1e-6)
@@ -68,7 +68,7 @@ def test_dla_view_target_is_edited_in_the_page(model):
 
 
 def test_logit_lens_view(model):
-    view = LogitLensView(model, TOKENS, k=3)
+    view = LogitLensView(model, TOKENS, n=3)
     lens = logit_lens(model, TOKENS, k=3)
     assert view.row_labels == ["0_pre", "1_pre", "final_post"]
     assert np.array_equal(view.target_rank.numpy(), lens.target_rank[:, 0].numpy())
@@ -87,7 +87,7 @@ def test_logit_lens_view(model):
 
 
 def test_logit_lens_view_sends_a_window_of_positions(model):
-    view = LogitLensView(model, TOKENS, k=2, target="w4")
+    view = LogitLensView(model, TOKENS, n=2, target="w4")
     lens = logit_lens(model, TOKENS, k=2, target=4)
     view.window, view.position_start = 2, 3  # positions 3 and 4 only
     assert view.tokens == model.to_str_tokens(TOKENS[0, 3:5]) and view.n_positions == 5

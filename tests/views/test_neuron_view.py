@@ -21,7 +21,7 @@ def images():
 
 def test_image_neuron_shows_its_top_images_weights_histogram_and_effects(mnist_mlp, images):
     x, _ = images
-    view = NeuronView(mnist_mlp, x, k=5)
+    view = NeuronView(mnist_mlp, x, n=5)
     view.neuron = 7
     top = top_k_examples(mnist_mlp, x, layer=0, k=8)
     assert view.example_ids == top.example[7, :5].tolist()
@@ -42,7 +42,7 @@ def test_image_neuron_shows_its_top_images_weights_histogram_and_effects(mnist_m
 
 
 def test_last_layer_effects_are_on_the_classes(mnist_mlp, images):
-    view = NeuronView(mnist_mlp, images, k=3)
+    view = NeuronView(mnist_mlp, images, n=3)
     view.layer = 1
     assert view.effect_title == "weights to the output classes"
     outgoing = mnist_mlp.model.module[5].weight[:, view.neuron].detach()
@@ -53,7 +53,7 @@ def test_last_layer_effects_are_on_the_classes(mnist_mlp, images):
 
 
 def test_changing_to_a_narrower_layer_keeps_the_neuron_valid(mnist_mlp, images):
-    view = NeuronView(mnist_mlp, images[0], k=3)
+    view = NeuronView(mnist_mlp, images[0], n=3)
     view.neuron = 15
     view.layer = 1  # 12 neurons
     assert view.neuron == 11 and view.error == ""
@@ -63,7 +63,7 @@ def test_changing_to_a_narrower_layer_keeps_the_neuron_valid(mnist_mlp, images):
 
 def test_text_neuron_colours_each_token_by_its_activation(mlp_transformer):
     data = repeated_tokens(20, 10, 30, seed=0)
-    view = NeuronView(mlp_transformer, data, k=4, context=6)
+    view = NeuronView(mlp_transformer, data, n=4, context=6)
     view.layer, view.neuron = 1, 9
     top = top_k_examples(mlp_transformer, data, layer=1, k=8)
     name = mlp_transformer.hook_name("post", 1)
@@ -80,7 +80,7 @@ def test_text_neuron_colours_each_token_by_its_activation(mlp_transformer):
 
 
 def test_text_neuron_effect_is_its_direct_logit_effect(mlp_transformer):
-    view = NeuronView(mlp_transformer, repeated_tokens(8, 6, 30), k=2)
+    view = NeuronView(mlp_transformer, repeated_tokens(8, 6, 30), n=2)
     view.neuron = 3
     from explorer.analysis import neuron_logit_weights
 
@@ -101,8 +101,8 @@ def test_bad_data_is_refused_with_what_is_accepted(mnist_mlp):
 
 
 def test_cached_and_streamed_histograms_agree(mnist_mlp, images):
-    cached = NeuronView(mnist_mlp, images[0], k=2)
-    streamed = NeuronView(mnist_mlp, images[0], k=2, activation_budget_mb=0.0)
+    cached = NeuronView(mnist_mlp, images[0], n=2)
+    streamed = NeuronView(mnist_mlp, images[0], n=2, activation_budget_mb=0.0)
     for layer, neuron in [(0, 3), (1, 7)]:
         cached.layer = streamed.layer = layer
         cached.neuron = streamed.neuron = neuron
@@ -112,7 +112,7 @@ def test_cached_and_streamed_histograms_agree(mnist_mlp, images):
 
 
 def test_conv_channels_show_kernels_and_their_summed_outgoing_weights(mnist_cnn, images):
-    view = NeuronView(mnist_cnn, images[0], k=3)
+    view = NeuronView(mnist_cnn, images[0], n=3)
     view.neuron = 2
     first_conv = mnist_cnn.model.module[0].weight[2].detach().sum(0)
     assert np.abs(view.weight_image.numpy() - first_conv.numpy()).max() < 1e-3  # 3x3 kernel
@@ -126,7 +126,7 @@ def test_conv_channels_show_kernels_and_their_summed_outgoing_weights(mnist_cnn,
 
 def test_image_neuron_effect_on_the_classes_is_its_zero_ablation(mnist_mlp, images):
     x, _ = images
-    view = NeuronView(mnist_mlp, x, k=2, ablation_examples=50)
+    view = NeuronView(mnist_mlp, x, n=2, ablation_examples=50)
     view.neuron = 4
     seq = mnist_mlp.model.module
     with torch.no_grad():
@@ -152,7 +152,7 @@ def test_image_neuron_effect_on_the_classes_is_its_zero_ablation(mnist_mlp, imag
 
 def test_conv_channel_effect_on_the_classes_zeroes_the_whole_channel(mnist_cnn, images):
     x, _ = images
-    view = NeuronView(mnist_cnn, x, k=2, ablation_examples=20)
+    view = NeuronView(mnist_cnn, x, n=2, ablation_examples=20)
     view.layer, view.neuron = 1, 2
     seq = mnist_cnn.model.module
     with torch.no_grad():
@@ -165,7 +165,7 @@ def test_conv_channel_effect_on_the_classes_zeroes_the_whole_channel(mnist_cnn, 
 
 
 def test_text_neurons_have_no_ablation_table(mlp_transformer):
-    view = NeuronView(mlp_transformer, repeated_tokens(8, 6, 30), k=2)
+    view = NeuronView(mlp_transformer, repeated_tokens(8, 6, 30), n=2)
     assert view.ablation_values["shape"] == [0] and view.ablation_title == ""
 
 

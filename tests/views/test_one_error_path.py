@@ -65,7 +65,7 @@ def intervention(model, monkeypatch):
 
 
 def lens(model, monkeypatch):
-    view = LogitLensView(model, TOKENS, k=3)
+    view = LogitLensView(model, TOKENS, n=3)
     monkeypatch.setattr(logit_lens_view, "logit_lens", planted_failure)
     return view, "_page_set", {"target": "7"}
 
@@ -90,7 +90,7 @@ def patching(model, monkeypatch):
 
 
 def neurons(_model, monkeypatch):
-    view = NeuronView(zoo.mnist_mlp(hidden=(8,), seed=0), torch.rand(12, 1, 28, 28), k=3)
+    view = NeuronView(zoo.mnist_mlp(hidden=(8,), seed=0), torch.rand(12, 1, 28, 28), n=3)
     monkeypatch.setattr(neuron_view, "input_image", planted_failure)
     return view, "_page_set", {"neuron": 5}
 
@@ -155,7 +155,7 @@ def board(_model, monkeypatch):
     store = HypothesisStore(":memory:")
     store.save(_hypothesis(), project="room", author="ada")
     model, data = planted.concept_neuron_model(), planted.concept_examples(80)
-    view = HypothesisBoard(store, "room", model=model, data=data)
+    view = HypothesisBoard(store, "room", model=model, inputs=data)
     monkeypatch.setattr(hypothesis_view, "rerun_project", planted_failure)
     return view, "_page_rerun", {}
 

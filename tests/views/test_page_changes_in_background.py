@@ -106,12 +106,12 @@ def test_intervention_panel_ablates_in_the_background(attn_model, repeated, monk
     fresh.units = ["head 1.2"]
     assert payloads(panel, shown) == payloads(fresh, shown) and panel.after_mean is not None
 
-    for change in ({"kind": "mean"}, {"units": ["head 0.1", "head 1.2"]}):
-        before = payloads(panel, (*shown, "kind"))
+    for change in ({"ablation": "mean"}, {"units": ["head 0.1", "head 1.2"]}):
+        before = payloads(panel, (*shown, "ablation"))
         cancelled(panel, gate, **change)
-        assert payloads(panel, (*shown, "kind")) == before  # put back: old units, old numbers
-    runs_in_background(panel, gate, kind="mean")
-    assert panel.kind == "mean" and panel.after_mean != fresh.after_mean
+        assert payloads(panel, (*shown, "ablation")) == before  # put back: old units, old numbers
+    runs_in_background(panel, gate, ablation="mean")
+    assert panel.ablation == "mean" and panel.after_mean != fresh.after_mean
 
     # a sweep cell (select) and a typed unit ablate too: in the background, put back whole
     before = payloads(panel, (*shown, "layer", "head"))
@@ -144,11 +144,11 @@ def test_python_assignment_still_runs_in_the_callers_thread(attn_model, repeated
 def test_logit_lens_target_runs_in_the_background(attn_model, repeated, monkeypatch):
     gate = Gate(logit_lens_view.logit_lens)
     monkeypatch.setattr(logit_lens_view, "logit_lens", gate)
-    view = LogitLensView(attn_model, repeated, k=3)
+    view = LogitLensView(attn_model, repeated, n=3)
     shown = ("target", "target_rank", "target_logit", "target_tokens", "top_tokens")
     first = payloads(view, shown)
     runs_in_background(view, gate, target="7")
-    fresh = LogitLensView(attn_model, repeated, k=3, target=7)
+    fresh = LogitLensView(attn_model, repeated, n=3, target=7)
     assert payloads(view, shown[1:]) == payloads(fresh, shown[1:]) and view.target == "7"
     assert view.target_rank != first["target_rank"]
     before = payloads(view, shown)

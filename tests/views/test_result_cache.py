@@ -44,7 +44,7 @@ def test_a_view_recomputes_only_what_fell_out_of_its_bounded_cache(attn_model, m
         return real(model, inputs, target=target, k=k)
 
     monkeypatch.setattr(logit_lens_view, "logit_lens", counted)
-    view = LogitLensView(attn_model, TOKENS, k=3)
+    view = LogitLensView(attn_model, TOKENS, n=3)
     targets = [str(t) for t in range(RESULTS_KEPT + 1)]
     for target in targets:
         view.target = target
@@ -58,7 +58,7 @@ def test_a_view_recomputes_only_what_fell_out_of_its_bounded_cache(attn_model, m
 @pytest.mark.parametrize(
     "build",
     [
-        lambda m: LogitLensView(m, TOKENS, k=3),
+        lambda m: LogitLensView(m, TOKENS, n=3),
         lambda m: LogitAttributionView(m, TOKENS, target=7),
         lambda m: TokenAttributionView(m, TOKENS, target=7, n_steps=4),
         lambda m: PatchingView(m, TOKENS, corrupted=TOKENS.flip(0), metric=lambda x: x[:, -1, 0]),

@@ -71,7 +71,7 @@ def _views(lm):
     corrupted[:, 2] = 12
     return {
         "AttentionView": AttentionView(lm, tokens),
-        "NeuronView": NeuronView(lm, tokens, k=2, context=4, ablation_examples=2),
+        "NeuronView": NeuronView(lm, tokens, n=2, context=4, ablation_examples=2),
         "LogitLensView": LogitLensView(lm, tokens, target=" the"),
         "PatchingView": PatchingView(
             lm,

@@ -141,7 +141,7 @@ def test_the_board_names_the_model_its_verdicts_came_from(monkeypatch):
     store.save(hypothesis, project="room", author="ada")
     gate = Gate(hypothesis_view.rerun_project)
     monkeypatch.setattr(hypothesis_view, "rerun_project", gate)
-    board = HypothesisBoard(store, "room", model=a, data=data)
+    board = HypothesisBoard(store, "room", model=a, inputs=data)
     request(board, "rerun")
     assert gate.entered.wait(SAFETY_S)
     swap = in_thread(board.set_model, b)
