@@ -77,18 +77,22 @@ def keyword_only_now(*names: str) -> Callable[[F], F]:
 
 
 def renamed_trait(old: str, new: str) -> property:
-    """A class property ``old`` that reads and sets the trait ``new``, with a warning."""
+    """A class property ``old`` that reads and sets the trait ``new``, with a warning.
+
+    The warning is attributed to this module, not to the caller's line: a notebook cell
+    reading ``panel.kind`` to print JSON (a program reading the cell's output) gets no
+    warning text in its output; tests and ``python -W default`` still see it."""
 
     def where(obj: Any) -> tuple[str, str]:
         cls = type(obj).__name__
         return f"{cls}.{old}", f"{cls}.{new}"
 
     def get(self: Any) -> Any:
-        _warn(*where(self), stacklevel=3)
+        _warn(*where(self), stacklevel=2)
         return getattr(self, new)
 
     def set_(self: Any, value: Any) -> None:
-        _warn(*where(self), stacklevel=3)
+        _warn(*where(self), stacklevel=2)
         setattr(self, new, value)
 
     return property(get, set_, doc=f"Deprecated: the trait ``{new}``.")
