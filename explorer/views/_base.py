@@ -61,7 +61,8 @@ from explorer.views.serialize import css
 
 
 class ExplorerWidget(RequestQueue, anywidget.AnyWidget):
-    """Base class: an anywidget with a model, an action table, ``error`` and long-run state.
+    """Base class: an anywidget with a model, page requests (anywidget commands), ``error``
+    and long-run state.
 
     The browser hears of a view once, complete: the comm to the page opens when the
     subclass's ``__init__`` has finished (with every trait it computed), not when
