@@ -109,7 +109,7 @@ def attention_view_rows(handle: ModelHandle, s: _Size) -> list[Row]:
     )
     start = time.process_time()
     view, build_mb = _peak_growth_mb(
-        lambda: AttentionView(handle, tokens, kinds=("previous_token",))
+        lambda: AttentionView(handle, tokens, scores=("previous_token",))
     )
     build_s = time.process_time() - start
     first_mb = _view_state_bytes(view) / MB

@@ -66,7 +66,7 @@ def run(size: str = "full") -> list[Row]:
     del results, html
 
     start = time.perf_counter()
-    view = AttentionView(model, tokens, kinds=("previous_token",))
+    view = AttentionView(model, tokens, scores=("previous_token",))
     view_seconds = time.perf_counter() - start
     view_mb = _view_state_bytes(view) / MB
     case = f"{n_heads} heads x {n:,} tokens"

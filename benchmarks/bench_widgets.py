@@ -51,12 +51,14 @@ def _induction_cases(n_prompts: int) -> list[_Case]:
     prompts = repeated_tokens(n_prompts, 20, 64, seed=1)
     heads = [(layer, head) for layer in range(2) for head in range(4)]
     attention = AttentionView(model, prompts)
-    panel = InterventionPanel(model, prompts, metrics.repeated_half_loss(prompts))
+    panel = InterventionPanel(model, prompts, metric=metrics.repeated_half_loss(prompts))
     kinds = ("zero", "mean", "resample")
     clean = prompts[:8]
     corrupted = clean.clone()
     corrupted[:, 1:21] = repeated_tokens(8, 20, 64, seed=2)[:, 1:21]
-    patching = PatchingView(model, clean, corrupted, metrics.repeated_half_loss(clean), grid="head")
+    patching = PatchingView(
+        model, clean, corrupted=corrupted, metric=metrics.repeated_half_loss(clean), grid="head"
+    )
 
     def click_head(i: int) -> None:
         layer, head = heads[(i + 1) % len(heads)]
@@ -88,7 +90,7 @@ def _long_attention_case() -> _Case:
         n_layers=1, d_model=96, n_heads=12, d_vocab=100, n_ctx=1024, seed=0
     )
     tokens = torch.randint(1, 100, (1, 1024), generator=torch.Generator().manual_seed(0))
-    view = AttentionView(model, tokens, kinds=("previous_token",))
+    view = AttentionView(model, tokens, scores=("previous_token",))
 
     def click(i: int) -> None:
         view.head = (i + 1) % 12

@@ -192,7 +192,7 @@ def _check_units(
     parsed = [parse_unit(u) for u in units]
     extremes: dict[tuple[type, int], list] = {}  # [lowest, its number, highest, its number]
     for unit in parsed:
-        if getattr(unit, "pos", None) is not None:
+        if getattr(unit, "position", None) is not None:
             check_unit(model, unit=unit)
         number = _unit_number(unit)
         group = extremes.setdefault((type(unit), unit.layer), [unit, number, unit, number])
@@ -296,7 +296,7 @@ def _setup(
     if not parsed:
         raise ValueError("no units to ablate: pass at least one Head, Neuron or ResidPosition")
     for unit in parsed:
-        pos = getattr(unit, "pos", None)
+        pos = getattr(unit, "position", None)
         if pos is not None and model.is_transformer and pos >= inputs.shape[1]:
             raise ValueError(
                 f"{unit}: position {pos} out of range for inputs of length {inputs.shape[1]}"

@@ -81,7 +81,7 @@ def eligible_units(model: ModelHandle, unit: Unit | str, seq_len: int | None = N
 
 
 def _kind(unit: Unit) -> tuple[type, int | None]:
-    return type(unit), getattr(unit, "pos", None)
+    return type(unit), getattr(unit, "position", None)
 
 
 def random_unit_sets(

@@ -9,10 +9,11 @@ it (one module per widget; ``esm("name.js")`` prepends the shared ``_common.js``
 helpers and ``_controls.js`` menus, unit pickers and the pending line). The view only
 encodes results and dispatches clicks: every number comes from ``explorer.analysis`` (or
 ``explorer.hypotheses``), and ``tests/views/test_views_compute_nothing.py`` fails on a
-forward pass or a reduction written in a view. Buttons send ``exAct(model, name, args)``,
-answered by the method named in the class's ``_actions``; names in ``_background`` run on a
-worker thread with elapsed time and Cancel in the page (``exSet`` does the same for trait
-changes whose analysis may take long).
+forward pass or a reduction written in a view. Buttons send ``exRequest(model, name, args)``
+(anywidget's ``experimental.invoke``), answered by the ``@page_request`` method of that
+name; ``background=True`` ones run on a worker thread with elapsed time and Cancel in the
+page (``exSet`` does the same for trait changes whose analysis may take long). A view's JS
+redraws on any synced trait change: there is no list of trait names to keep in step.
 
 >>> from explorer.data import repeated_tokens
 >>> from explorer.models import zoo
@@ -60,9 +61,12 @@ from explorer.views.patching_view import (
     PatchingView,
 )
 from explorer.views.scrubber import (
+    StepViewsFailed,
     TrainingScrubber,
 )
 from explorer.views.serialize import (
+    Payload,
+    Tensor,
     css,
     decode,
     empty,
@@ -97,6 +101,9 @@ __all__ = [
     "LogitLensView",
     "NeuronView",
     "PatchingView",
+    "Payload",
+    "StepViewsFailed",
+    "Tensor",
     "TokenAttributionView",
     "TrainingScrubber",
     "css",

@@ -2,20 +2,23 @@
 
 A view holds its model (``set_model`` swaps it) and answers two kinds of input from the
 page. A synced trait changes (a click on a cell sets ``layer``): its observer calls
-analysis and assigns the results to traits. Or the page sends a request
-``{"action": name, ...arguments}`` (a button): the class's ``_actions`` table names the
-method that answers it, called with the arguments as keywords. Every request goes through
-one reporter: an exception becomes ``error`` (shown as a banner in the page) instead of
-escaping into the comm handler, so the kernel and the widget stay usable, and success
-clears it; ``requests`` counts the requests answered, so the page knows when to re-enable
-a button, whatever happened.
+analysis and assigns the results to traits. Or the page sends a request (a button) on
+anywidget's own command channel: ``exRequest(model, "_page_sweep", args)`` in the JS calls
+``experimental.invoke``, and the Python method of that name, decorated ``@page_request``
+(an ``anywidget.experimental.command``), answers it with the arguments as keywords. Every
+request goes through one reporter: an exception becomes ``error`` (shown as a banner in
+the page) instead of escaping into the comm handler, so the kernel and the widget stay
+usable, and success clears it. The reply, ``{outcome, error}``, tells the page the request
+was answered, so it re-enables its buttons whatever happened (``requests`` counts them on
+the kernel side).
 
-Actions listed in ``_background`` may take long (a sweep over a large model, a remote
-nnsight trace per chunk). They run on a worker thread: the comm handler returns at once,
-so the kernel keeps running cells; ``busy`` names the running action (the page shows
-"running… 12 s [Cancel]" and dims the view), and a ``{"action": "cancel"}`` request sets a
-flag that the model handle checks before each forward pass (``explorer._cancel``). A
-cancelled action ends with ``last_run["outcome"] == "cancelled"``; what it would have
+Requests decorated ``@page_request(background=True)`` may take long (a sweep over a large
+model, a remote nnsight trace per chunk); trait changes sent with ``exSet`` are one such
+request, ``_page_set``. They run on a worker thread: the command returns at once
+(``started``), so the kernel keeps running cells; ``busy`` names the running request (the
+page shows "running… 12 s [Cancel]" and dims the view), and the ``_page_cancel`` command
+sets a flag that the model handle checks before each forward pass (``explorer._cancel``). A
+cancelled request ends with ``last_run["outcome"] == "cancelled"``; what it would have
 changed is left (or, for trait changes, put back) as it was, so the view stays
 consistent. Calls from Python (``panel.sweep()``) run in the caller's thread as before.
 
@@ -25,36 +28,41 @@ an action or observer called from Python, ``set_model``) waits for the one runni
 sweep on A, then clears it; a page message finding the view busy is refused ("still
 running ..."): the kernel's thread never waits. Each request carries the model it ran on
 (identity and weights version); one that ends on another model (weights changed in place)
-is dropped, the view redraws on its model and ``error`` says so (outcome "dropped"). The page cannot set ``error``, ``busy``, ``requests``, ``spent``,
-``last_run`` or ``model_name``: such a change is refused and the page's copy put back.
+is dropped, the view redraws on its model and ``error`` says so (outcome "dropped"). The
+page cannot set ``error``, ``busy``, ``spent``, ``last_run`` or ``model_name``: such a
+change is refused and the page's copy put back.
 
 Unknown keyword arguments raise ``TypeError`` naming the allowed ones.
 """
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import functools
 import inspect
 import threading
 import time
 import traceback
-from collections.abc import Callable
-from typing import Any, ClassVar, TypeVar
+from collections.abc import Callable, Iterator
+from typing import Any, ClassVar
 
 import anywidget
 import traitlets
+from anywidget.experimental import command
 
 from explorer._cancel import Cancelled, cancellable
+from explorer._deprecate import renamed_arguments
 from explorer.views._inputs import check_model
+from explorer.views._reporting import page_request
 from explorer.views._request_queue import Busy, RequestQueue, in_queue
+from explorer.views._results import ResultCache
 from explorer.views.serialize import css
-
-F = TypeVar("F", bound=Callable[..., Any])
 
 
 class ExplorerWidget(RequestQueue, anywidget.AnyWidget):
-    """Base class: an anywidget with a model, an action table, ``error`` and long-run state.
+    """Base class: an anywidget with a model, page requests (anywidget commands), ``error``
+    and long-run state.
 
     The browser hears of a view once, complete: the comm to the page opens when the
     subclass's ``__init__`` has finished (with every trait it computed), not when
@@ -67,24 +75,19 @@ class ExplorerWidget(RequestQueue, anywidget.AnyWidget):
     """
 
     _css = css("views.css")
-    #: page request name -> name of the method answering it (called with the arguments)
-    #: (a subclass's table adds to its parents'; "set" sets synced traits, see below)
-    _actions: ClassVar[dict[str, str]] = {"set": "_set_from_page"}
-    #: requests that run on a worker thread, with a pending state and Cancel
-    _background: ClassVar[frozenset[str]] = frozenset()
-    #: requests that run user code (a hypothesis's measure): even SystemExit is reported
-    _user_code: ClassVar[frozenset[str]] = frozenset()
     #: traits that report what happened: the kernel sets them, the page only reads them
     _page_read_only: ClassVar[frozenset[str]] = frozenset(
-        {"error", "busy", "requests", "spent", "last_run", "model_name"}
+        {"error", "busy", "spent", "last_run", "model_name"}
     )
 
     error = traitlets.Unicode(
         "", help="readable message of the last failed analysis; empty when the view is up to date"
     ).tag(sync=True)
     requests = traitlets.Int(
-        0, help="page requests answered, failed or not (the page re-enables its buttons)"
-    ).tag(sync=True)
+        0,
+        help="page requests answered, failed or not (kernel side only: the page hears "
+        "each answer as the reply to its invoke)",
+    )
     busy = traitlets.Unicode(
         "", help="the page request running in the background now (e.g. 'sweep'); empty: idle"
     ).tag(sync=True)
@@ -98,17 +101,7 @@ class ExplorerWidget(RequestQueue, anywidget.AnyWidget):
     ).tag(sync=True)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        table: dict[str, str] = {}
-        for klass in reversed(cls.__mro__):
-            table.update(klass.__dict__.get("_actions", {}))
-        cls._actions = table
-        for action, method in cls._actions.items():
-            if not callable(getattr(cls, method, None)):
-                raise TypeError(f"{cls.__name__}: action {action!r} names no method {method!r}")
-            if not getattr(getattr(cls, method), "_in_queue", False):
-                # called from Python too (panel.sweep()): it waits for the page's request
-                setattr(cls, method, in_queue(getattr(cls, method)))
+        super().__init_subclass__(**kwargs)  # anywidget collects the @command methods
         init = cls.__dict__.get("__init__")
         if init is None:
             return
@@ -146,9 +139,9 @@ class ExplorerWidget(RequestQueue, anywidget.AnyWidget):
             )
         self._cancel = threading.Event()
         self._worker: threading.Thread | None = None
+        self._results = ResultCache()  # analysis results kept for redraws, bounded
         self._queue()
-        super().__init__(**kwargs)
-        self.on_msg(self._on_page_message)
+        super().__init__(**kwargs)  # registers the page_request commands (anywidget)
 
     @classmethod
     def _allowed_traits(cls) -> list[str]:
@@ -171,19 +164,20 @@ class ExplorerWidget(RequestQueue, anywidget.AnyWidget):
             super().open()
 
     # ------------------------------------------------------------------ the model
-    def set_model(self, model: Any, data: Any = None) -> None:
-        """Show ``model`` (a new checkpoint, say) from now on; ``data`` replaces the data
-        where the view takes new data (the hypothesis widgets). Cached results are dropped
+    @renamed_arguments(data="inputs")
+    def set_model(self, model: Any, inputs: Any = None) -> None:
+        """Show ``model`` (a new checkpoint, say) from now on; ``inputs`` replaces the inputs
+        where the view takes new ones (the hypothesis widgets). Cached results are dropped
         and the view redrawn. It waits for the request running (a page sweep on the old
         model) to end."""
         with self._request():
             self.model = model
             self._rebase_model()
-            self._use_model(data)
+            self._use_model(inputs)
             if self.has_trait("model_name"):
                 self.model_name = f"{model.name} @{model.fingerprint()}"
 
-    def _use_model(self, data: Any) -> None:
+    def _use_model(self, inputs: Any) -> None:
         """Drop what was computed for the old model and redraw (each view says how)."""
         raise TypeError(f"{type(self).__name__} cannot change its model: build a new view")
 
@@ -192,54 +186,78 @@ class ExplorerWidget(RequestQueue, anywidget.AnyWidget):
         return cls._use_model is not ExplorerWidget._use_model
 
     # ------------------------------------------------------------------ page requests
-    def _on_page_message(self, _widget: Any, content: Any, _buffers: Any) -> None:
-        if not isinstance(content, dict) or not isinstance(content.get("action"), str):
-            return  # not a request of ours (anywidget's own messages)
-        action = content["action"]
-        arguments = {k: v for k, v in content.items() if k != "action"}
-        if action == "cancel":
-            self._cancel.set()
-            return
-        if action in self._background:
-            self._start(action, arguments)
-        else:
-            self._answer(action, arguments, wait=False)  # the kernel's thread never waits
+    def _from_page(
+        self,
+        name: str,
+        method: Callable[..., Any],
+        arguments: Any,
+        background: bool,
+        user_code: bool,
+    ) -> str:
+        """Answer one page request (a ``@page_request`` command): run it in the background
+        or here, through the one reporter; its outcome (``started`` for a background one)."""
+        if not isinstance(arguments, dict):
+            self._fail(
+                TypeError(f"a {name} request takes a JSON object of arguments, got {arguments!r}")
+            )
+            self.requests += 1
+            return "failed"
+        if background:
+            return self._start(name, method, arguments, user_code)
+        return self._answer(method, arguments, user_code, wait=False)  # the kernel never waits
 
-    def _answer(self, action: str, arguments: dict[str, Any], *, wait: bool = True) -> str:
+    def _answer(
+        self,
+        method: Callable[..., Any],
+        arguments: dict[str, Any],
+        user_code: bool,
+        *,
+        wait: bool = True,
+    ) -> str:
         """Run one request through the one reporter, in the view's queue; its outcome:
         done, failed, cancelled or dropped (it ended on another model)."""
         try:
             with self._request(wait=wait) as record:
-                outcome = self._answer_now(action, arguments)
+                outcome = self._answer_now(method, arguments, user_code)
         except Busy as exc:
             self._fail(exc)
             self.requests += 1
             return "failed"
         return "dropped" if record["dropped"] else outcome
 
-    def _answer_now(self, action: str, arguments: dict[str, Any]) -> str:
+    def _answer_now(
+        self, method: Callable[..., Any], arguments: dict[str, Any], user_code: bool
+    ) -> str:
         try:
-            if action not in self._actions:
-                known = ", ".join(sorted(self._actions)) or "none"
-                raise ValueError(
-                    f"unknown request {action!r}: {type(self).__name__} answers {known}"
-                )
-            caught = BaseException if action in self._user_code else Exception
-            method = getattr(self, self._actions[action])
-            self.error = ""  # cleared first: a method that reports its own errors keeps them
-            try:
-                method(**arguments)
-            except Cancelled:
-                return "cancelled"
-            except caught as exc:
-                self._fail(exc)
-            return "failed" if self.error else "done"
-        except Exception as exc:  # a bad request (unknown action, wrong arguments)
+            with self._reported(BaseException if user_code else Exception, clear_after=False):
+                method(self, **arguments)  # wrong arguments from the page are reported too
+        except Cancelled:
+            return "cancelled"
+        finally:
+            self.requests += 1
+        return "failed" if self.error else "done"
+
+    @contextlib.contextmanager
+    def _reported(
+        self, caught: type[BaseException] = Exception, *, clear_after: bool = True
+    ) -> Iterator[None]:
+        """The one error path of every view: what fails inside (a page request, an
+        observer, a Python call decorated ``reports_errors``) becomes ``error`` through
+        ``_fail``, shown in the page's banner. ``error`` is cleared first and, unless
+        ``clear_after`` is False (a page request: the observers it runs report their own
+        failures), again on success. A cancellation passes through."""
+        self.error = ""
+        try:
+            yield
+        except Cancelled:
+            raise
+        except caught as exc:
             self._fail(exc)
-            return "failed"
+        else:
+            if clear_after:
+                self.error = ""
         finally:
             self._meter()
-            self.requests += 1
 
     def _meter(self) -> None:
         """Refresh ``spent`` from the model's pass counters (views without one keep {})."""
@@ -251,33 +269,38 @@ class ExplorerWidget(RequestQueue, anywidget.AnyWidget):
         if now != self.spent:
             self.spent = now
 
-    def _start(self, action: str, arguments: dict[str, Any]) -> None:
+    def _start(
+        self, name: str, method: Callable[..., Any], arguments: dict[str, Any], user_code: bool
+    ) -> str:
         if self.busy:
             self._fail(RuntimeError(f"still running {self.busy}: wait for it or press Cancel"))
             self.requests += 1
-            return
+            return "failed"
         self._cancel = cancel = threading.Event()
-        self.busy = action
+        self.busy = name
         started = time.monotonic()
 
         def work() -> None:
             outcome = "failed"
             try:
                 with cancellable(cancel):
-                    outcome = self._answer(action, arguments)
+                    outcome = self._answer(method, arguments, user_code)
             finally:
                 seconds = round(time.monotonic() - started, 2)
                 with self.hold_sync():
-                    self.last_run = {"action": action, "outcome": outcome, "seconds": seconds}
+                    self.last_run = {"action": name, "outcome": outcome, "seconds": seconds}
                     self.busy = ""
 
-        name = f"explorer {type(self).__name__}.{action}"
         # in the handler's context: the kernel keeps the message being answered in context
         # variables, so output the work displays (an on_step callback drawing into an Output
         # widget) goes where it went when the handler ran it itself
         context = contextvars.copy_context()
-        self._worker = threading.Thread(target=context.run, args=(work,), name=name, daemon=True)
+        thread_name = f"explorer {type(self).__name__}.{name}"
+        self._worker = threading.Thread(
+            target=context.run, args=(work,), name=thread_name, daemon=True
+        )
         self._worker.start()
+        return "started"
 
     def cancel(self) -> None:
         """Ask the running background request to stop at its next forward pass."""
@@ -291,10 +314,23 @@ class ExplorerWidget(RequestQueue, anywidget.AnyWidget):
             return not worker.is_alive()
         return True
 
+    @page_request(background=True)
+    def _page_set(self, **changes: Any) -> None:
+        """The page's ``invoke("_page_set", {trait: value, ...})``: set synced traits as
+        one change, in the background (a new grid may take long), with Cancel."""
+        self._set_from_page(**changes)
+
+    @command
+    def _page_cancel(self, _msg: Any, _buffers: list[bytes]) -> tuple[dict[str, str], list]:
+        """The page's Cancel: the running background request stops at its next pass (not
+        queued: it must reach the request it cancels)."""
+        self._cancel.set()
+        return {"outcome": "done", "error": ""}, []
+
+    @in_queue
     def _set_from_page(self, **changes: Any) -> None:
-        """The page's ``{"action": "set", trait: value, ...}``: set synced traits as one
-        change (their observers run here, in the background when "set" is listed there).
-        If cancelled, the traits are put back, so what is shown matches what is selected."""
+        """Set synced traits as one change (their observers run here). If cancelled, the
+        traits are put back, so what is shown matches what is selected."""
         allowed = set(self._allowed_traits()) - self._page_read_only
         bad = sorted(set(changes) - allowed)
         if bad:
@@ -349,39 +385,6 @@ def _model_parameter(init: Callable[..., Any]) -> tuple[int, bool] | None:
         if param.name == "model":
             return at, param.default is None
     return None
-
-
-def reports_errors(method: F) -> F:
-    """Decorate an observer or a public action: its exceptions become ``self.error``,
-    success clears it. A cancellation passes through to the request that was cancelled."""
-    return _reporting(method, Exception)
-
-
-def reports_user_code_errors(method: F) -> F:
-    """``reports_errors`` for actions that run user code (a hypothesis's measure): a
-    ``SystemExit`` or ``KeyboardInterrupt`` raised there becomes ``self.error`` too, instead
-    of ending the kernel."""
-    return _reporting(method, BaseException)
-
-
-def _reporting(method: F, caught: type[BaseException]) -> F:
-    @functools.wraps(method)
-    def wrapper(self: ExplorerWidget, *args: Any, **kwargs: Any) -> Any:
-        with self._request():
-            try:
-                result = method(self, *args, **kwargs)
-            except Cancelled:
-                raise
-            except caught as exc:
-                self._fail(exc)
-                return None
-            finally:
-                self._meter()
-            self.error = ""
-            return result
-
-    wrapper._in_queue = True  # type: ignore[attr-defined]
-    return wrapper  # type: ignore[return-value]
 
 
 def check_range(name: str, value: int, n: int, what: str = "") -> int:

@@ -449,7 +449,8 @@ function exSpentMeter(model) {
 }
 
 // Mount a widget: a root with the error banner and a body redrawn (once per frame) whenever
-// one of `names` changes. draw(body) rebuilds the body. Returns the cleanup function.
+// a synced trait changes or a request is answered. draw(body) rebuilds the body. Returns the
+// cleanup function.
 //
 // The first draw is scheduled too, never run inside render(): anywidget calls render in the
 // same task that finishes loading a model's module, and gives every model 2 s (wall clock)
@@ -457,7 +458,7 @@ function exSpentMeter(model) {
 // drops every later message from the kernel. Under CPU load a first draw took over a second
 // there, so the widgets created beside it (an Explorer creates four at once) ran out of time.
 // Returning from render at once keeps each model's initialisation short.
-function exMount(model, el, cls, testid, names, draw) {
+function exMount(model, el, cls, testid, draw) {
   // Keys typed in a view are the view's: JupyterLab's notebook shortcuts (Enter, a, b, dd...)
   // must not fire while an input here has focus.
   const root = exEl("div", { cls: "ex-root " + cls, attrs: { "data-testid": testid, "data-lm-suppress-shortcuts": "true", "data-p-suppress-shortcuts": "true" } });
@@ -486,8 +487,9 @@ function exMount(model, el, cls, testid, names, draw) {
     else setTimeout(run, 0);
   };
   schedule();
-  // a request answered (or ended by Cancel) redraws too: buttons it disabled come back
-  const all = [...new Set([...names, "busy", "requests"])];
-  for (const n of all) model.on("change:" + n, schedule);
-  return () => { running.cleanup(); for (const n of all) model.off("change:" + n, schedule); };
+  // any synced trait changing redraws (one listener, no list of names to keep in step with
+  // the Python traits), and so does a request answered: buttons it disabled come back
+  model.on("change", schedule);
+  const unanswer = exOnAnswer(model, schedule);
+  return () => { running.cleanup(); unanswer(); model.off("change", schedule); };
 }

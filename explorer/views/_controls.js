@@ -2,16 +2,44 @@
 // _common.js): requests to the kernel, the pending line with Cancel, menus and unit pickers.
 // As in _common.js, strings reach the page through textContent or setAttribute only.
 
-// A request to the kernel: {action, ...args}, answered by the view's action table. Long ones
+// Requests to the kernel go through anywidget's command channel: render() hands each view
+// experimental.invoke, and exConnect(model, experimental) keeps it for the model's helpers.
+// exRequest(model, name, args) runs the view's Python method `name` (a @page_request command);
+// the promise resolves with its reply {outcome, error} and every answered request redraws the
+// view (exMount), so a button disabled on click comes back whatever happened. Long requests
 // run in the background there; the pending line below shows them and offers Cancel.
-function exAct(model, action, args = {}) {
-  model.send({ ...args, action });
+// A static snapshot has no kernel: there a request does nothing.
+const exConnections = new WeakMap();
+
+function exConnect(model, experimental) {
+  const invoke = experimental && experimental.invoke;
+  exConnections.set(model, { invoke, answered: new Set() });
+}
+
+function exRequest(model, name, args = {}) {
+  const link = exConnections.get(model);
+  if (!link || !link.invoke) return Promise.resolve(null);
+  // no time limit (anywidget's default is 3 s): a kernel busy with a cell answers later
+  const signal = new AbortController().signal;
+  const answered = (reply) => { link.answered.forEach((f) => f(reply)); return reply; };
+  return link.invoke(name, args, { signal }).then(([reply]) => answered(reply), (err) => {
+    console.warn("explorer: request " + name + " failed", err);
+    return answered(null);
+  });
+}
+
+// Call f(reply) whenever one of the model's requests is answered; returns the unsubscribe.
+function exOnAnswer(model, f) {
+  const link = exConnections.get(model);
+  if (!link) return () => {};
+  link.answered.add(f);
+  return () => link.answered.delete(f);
 }
 
 // Trait changes whose analysis may take long (a new patching grid on a large model): sent as
-// a "set" request, so the view can run it in the background (and put it back if cancelled).
+// a request, so the view runs them in the background (and puts them back if cancelled).
 function exSet(model, changes) {
-  exAct(model, "set", changes);
+  return exRequest(model, "_page_set", changes);
 }
 
 // "running sweep… 12 s [Cancel]" while model.get("busy") names a request running in the
@@ -24,7 +52,7 @@ function exPending(model, body) {
   cancel.addEventListener("click", () => {
     cancel.disabled = true;
     cancel.textContent = "cancelling…";
-    exAct(model, "cancel");
+    exRequest(model, "_page_cancel");
   });
   let timer = null, since = 0;
   const tick = () => {

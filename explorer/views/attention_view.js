@@ -1,11 +1,12 @@
 // AttentionView: head grid (thumbnail + scores) and the selected head's pattern.
-function render({ model, el }) {
+function render({ model, el, experimental }) {
+  exConnect(model, experimental);
   let shownKind = null; // the score written under each thumbnail (front-end choice only)
 
   function draw(root) {
     const nL = model.get("n_layers"), nH = model.get("n_heads");
     const layer = model.get("layer"), head = model.get("head");
-    const kinds = model.get("score_kinds") || [];
+    const kinds = model.get("score_names") || [];
     const scores = exDecode(model.get("scores"));
     const score = (k, l, h) => (scores.size ? scores.values[(k * nL + l) * nH + h] : NaN);
     if (shownKind === null || !kinds.includes(shownKind)) shownKind = kinds.includes("induction") ? "induction" : kinds[0];
@@ -111,10 +112,9 @@ function render({ model, el }) {
     body.appendChild(panel);
   }
 
-  const names = ["token_labels", "layer", "head", "pattern", "pattern_rows", "thumbnails", "scores", "score_kinds", "score_scales", "tokens", "window_note", "score_note", "prompt"];
   let body = null;
   const redraw = () => { body.replaceChildren(); draw(body); };
-  const cleanup = exMount(model, el, "ex-attention", "attention-view", names, (b) => { body = b; draw(b); });
+  const cleanup = exMount(model, el, "ex-attention", "attention-view", (b) => { body = b; draw(b); });
   return cleanup;
 }
 

@@ -13,11 +13,14 @@ from typing import Any
 import torch
 import traitlets
 
+from explorer._deprecate import renamed_arguments
 from explorer.analysis.color_scales import head_score_color_scale
 from explorer.analysis.head_scores import SCORES, attention_patterns, head_scores
 from explorer.models.handle import ModelHandle
-from explorer.views._base import check_range, reports_errors
-from explorer.views.serialize import empty, encode, esm, query_window, thumbnail
+from explorer.views._base import check_range
+from explorer.views._renamed import renamed_trait
+from explorer.views._reporting import reports_errors
+from explorer.views.serialize import Tensor, esm, query_window, thumbnail
 from explorer.views.token_labels import _ShowsTokens
 
 THUMBNAIL = 24
@@ -28,9 +31,10 @@ class AttentionView(_ShowsTokens):
 
     Args:
         model: a transformer handle.
-        tokens: token ids ``[pos]`` or ``[batch, pos]``; ``prompt`` picks the row shown.
+        inputs: token ids ``[pos]`` or ``[batch, pos]``; ``prompt`` picks the row shown.
             Head scores are averaged over the whole batch.
-        kinds: head-score kinds shown beside each head (default: all).
+        scores: the head scores shown beside each head, by name (default: all; see
+            ``analysis.head_scores``).
         window: most query rows sent to the browser at once.
 
     >>> from explorer.models import zoo
@@ -46,7 +50,6 @@ class AttentionView(_ShowsTokens):
     _token_traits = ("tokens",)  # token strings the page labels (token_labels)
     # a new prompt is a forward pass: on the worker thread, with Cancel (a head or a window
     # only slices the cached patterns: the page sets those directly)
-    _background = frozenset({"set"})
 
     layer = traitlets.Int(0, help="layer of the selected head").tag(sync=True)
     head = traitlets.Int(0, help="index of the selected head within its layer").tag(sync=True)
@@ -58,14 +61,15 @@ class AttentionView(_ShowsTokens):
     n_heads = traitlets.Int(0, help="heads per layer").tag(sync=True)
     n_prompts = traitlets.Int(1, help="rows in the token batch").tag(sync=True)
     tokens = traitlets.List(traitlets.Unicode(), help="token strings of the prompt").tag(sync=True)
-    score_kinds = traitlets.List(traitlets.Unicode(), help="names of the head scores").tag(
+    score_names = traitlets.List(traitlets.Unicode(), help="names of the head scores").tag(
         sync=True
     )
-    scores = traitlets.Dict(help="payload [kind, layer, head] of head scores").tag(sync=True)
-    thumbnails = traitlets.Dict(help="payload uint8 [layer, head, t, t]: every head, shrunk").tag(
-        sync=True
-    )
-    pattern = traitlets.Dict(help="payload float16 [rows, keys]: the selected head's window").tag(
+    score_kinds = renamed_trait("score_kinds", "score_names")
+    scores = Tensor("float32", help="payload [kind, layer, head] of head scores").tag(sync=True)
+    thumbnails = Tensor(
+        "uint8", lo=0.0, hi=1.0, help="payload [layer, head, t, t]: every head, shrunk"
+    ).tag(sync=True)
+    pattern = Tensor("float16", help="payload [rows, keys]: the selected head's window").tag(
         sync=True
     )
     pattern_rows = traitlets.List(
@@ -76,22 +80,21 @@ class AttentionView(_ShowsTokens):
         traitlets.Dict(),
         help="per score kind, its ColorScale (0..1, the uniform-attention baseline marked)",
     ).tag(sync=True)
-    score_note = traitlets.Unicode("", help="head-score kinds that could not be computed").tag(
-        sync=True
-    )
+    score_note = traitlets.Unicode("", help="head scores that could not be computed").tag(sync=True)
 
+    @renamed_arguments(tokens="inputs", kinds="scores")
     def __init__(
         self,
         model: ModelHandle,
-        tokens: torch.Tensor,
+        inputs: torch.Tensor,
         *,
-        kinds: tuple[str, ...] | None = None,
+        scores: tuple[str, ...] | None = None,
         window: int = 256,
         **kwargs: Any,
     ) -> None:
         if not model.is_transformer:
             raise ValueError(f"AttentionView needs a transformer; {model.name} takes {model.kind}")
-        batch = model.check_inputs(tokens)
+        batch = model.check_inputs(inputs)
         self.model = model
         self.batch = batch
         self._patterns: torch.Tensor | None = None  # [layer, head, q, k] of the shown prompt
@@ -101,12 +104,12 @@ class AttentionView(_ShowsTokens):
             n_heads=model.n_heads or 0,
             n_prompts=batch.shape[0],
             window=window,
-            pattern=empty(),
-            scores=empty("float32"),
-            thumbnails=empty("uint8"),
+            pattern=None,
+            scores=None,
+            thumbnails=None,
             **kwargs,
         )
-        self._kinds = tuple(kinds) if kinds is not None else SCORES
+        self._score_names = tuple(scores) if scores is not None else SCORES
         self._compute_scores()
         self._load_prompt()
 
@@ -137,15 +140,16 @@ class AttentionView(_ShowsTokens):
 
     # ------------------------------------------------------------------ computing
     def _compute_scores(self) -> None:
-        """Score every head; kinds this batch cannot score (no targets) are left out, with a note."""
-        scores = head_scores(self.model, self.batch, scores=self._kinds, unscorable="skip")
-        self.score_kinds = list(scores.names)
+        """Score every head; scores this batch cannot give (no targets) are left out, with a
+        note."""
+        scores = head_scores(self.model, self.batch, scores=self._score_names, unscorable="skip")
+        self.score_names = list(scores.names)
         self.score_scales = [
             head_score_color_scale(kind, baseline=baseline).to_dict()
             for kind, baseline in zip(scores.names, scores.baselines)
         ]
         if scores.names:
-            self.scores = encode(scores.scores, "float32")
+            self.scores = scores.scores
         skipped = [f"{kind} ({why})" for kind, why in scores.skipped]
         self.score_note = "not scored: " + "; ".join(skipped) if skipped else ""
 
@@ -162,7 +166,7 @@ class AttentionView(_ShowsTokens):
             ]
         )
         self.tokens = self.model.to_str_tokens(row[0])
-        self.thumbnails = encode(thumbs, "uint8", lo=0.0, hi=1.0)
+        self.thumbnails = thumbs
         self._pattern_key = None
         self._send_pattern()
 
@@ -177,7 +181,7 @@ class AttentionView(_ShowsTokens):
         if key == self._pattern_key:  # a click sets layer and head: compute once
             return
         # Causal attention: keys after the last query row shown are all zero, so cut them.
-        self.pattern = encode(self._patterns[self.layer, self.head, start:stop, :stop])
+        self.pattern = self._patterns[self.layer, self.head, start:stop, :stop]
         self.pattern_rows = [start, stop]
         self.window_note = (
             f"showing query rows {start}..{stop - 1} of {n} (window of {self.window}); "

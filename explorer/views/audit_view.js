@@ -1,6 +1,7 @@
 // AuditView: per-class mask images beside the anomaly bar chart; a click on a class shows
 // its reconstructed trigger, its success rate and stamped examples; a forward-pass meter.
-function render({ model, el }) {
+function render({ model, el, experimental }) {
+  exConnect(model, experimental);
   // grey image: ink (1) dark on white, as the digits are drawn everywhere else
   function greyCanvas(values, offset, h, w, opts = {}) {
     const canvas = exEl("canvas", { attrs: opts.testid ? { "data-testid": opts.testid } : {} });
@@ -143,8 +144,7 @@ function render({ model, el }) {
     detail.appendChild(examples);
   }
 
-  const names = ["selected", "masks", "anomaly", "success", "flagged", "boxes", "pattern", "images", "stamped", "before", "after", "stamped_success", "audit_spent", "threshold", "rule"];
-  return exMount(model, el, "ex-audit", "audit-view", names, draw);
+  return exMount(model, el, "ex-audit", "audit-view", draw);
 }
 
 export default { render };

@@ -17,11 +17,13 @@ from typing import Any
 import torch
 import traitlets
 
+from explorer._deprecate import renamed_arguments
 from explorer.analysis.audit import LEAD_SUCCESS, MIN_LEAD, MIN_SUCCESS, AuditResult
 from explorer.analysis.trigger_examples import StampedExamples, stamped_examples
 from explorer.models.handle import ModelHandle
-from explorer.views._base import ExplorerWidget, check_range, reports_errors
-from explorer.views.serialize import empty, encode, esm, images_for_display
+from explorer.views._base import ExplorerWidget, check_range
+from explorer.views._reporting import reports_errors
+from explorer.views.serialize import Tensor, esm, images_for_display
 
 
 class AuditView(ExplorerWidget):
@@ -30,7 +32,7 @@ class AuditView(ExplorerWidget):
     Args:
         result: an ``AuditResult`` of ``audit(model, ...)``.
         model: the audited handle (runs the stamped examples).
-        images: held-out inputs ``[n, C, H, W]`` to stamp (clean images, not the audit's).
+        inputs: held-out images ``[n, C, H, W]`` to stamp (clean images, not the audit's).
         n_examples: stamped examples shown.
 
     >>> import torch, explorer
@@ -47,7 +49,6 @@ class AuditView(ExplorerWidget):
     _esm = esm("audit_view.js")
     # a new class stamps its trigger and runs the model on the examples: on the worker
     # thread, with Cancel
-    _background = frozenset({"set"})
 
     selected = traitlets.Int(0, help="class whose trigger is shown").tag(sync=True)
     n_examples = traitlets.Int(6, help="stamped examples shown").tag(sync=True)
@@ -63,25 +64,28 @@ class AuditView(ExplorerWidget):
         sync=True
     )
     rule = traitlets.Unicode("", help="when the method flags a class, in words").tag(sync=True)
-    anomaly = traitlets.Dict(help="payload float32 [class]: the method's anomaly score").tag(
-        sync=True
-    )
-    success = traitlets.Dict(
-        help="payload float32 [class]: share of held-out images the trigger sends to the class"
+    anomaly = Tensor("float32", help="payload [class]: the method's anomaly score").tag(sync=True)
+    success = Tensor(
+        "float32", help="payload [class]: share of held-out images the trigger sends to the class"
     ).tag(sync=True)
-    masks = traitlets.Dict(help="payload uint8 [class, H, W]: reconstructed mask per class").tag(
-        sync=True
-    )
+    masks = Tensor(
+        "uint8", lo=0.0, hi=1.0, help="payload [class, H, W]: reconstructed mask per class"
+    ).tag(sync=True)
     boxes = traitlets.List(
         traitlets.List(traitlets.Int()), help="per class (top, left, height, width)"
     ).tag(sync=True)
-    pattern = traitlets.Dict(
-        help="payload uint8 [H, W]: the selected class's trigger pattern (drawn where its mask is)"
+    pattern = Tensor(
+        "uint8",
+        lo=0.0,
+        hi=1.0,
+        help="payload [H, W]: the selected class's trigger pattern (drawn where its mask is)",
     ).tag(sync=True)
-    images = traitlets.Dict(help="payload uint8 [n, H, W]: clean held-out images").tag(sync=True)
-    stamped = traitlets.Dict(help="payload uint8 [n, H, W]: the same, trigger stamped").tag(
+    images = Tensor("uint8", lo=0.0, hi=1.0, help="payload [n, H, W]: clean held-out images").tag(
         sync=True
     )
+    stamped = Tensor(
+        "uint8", lo=0.0, hi=1.0, help="payload [n, H, W]: the same, trigger stamped"
+    ).tag(sync=True)
     before = traitlets.List(traitlets.Int(), help="prediction on each clean image").tag(sync=True)
     after = traitlets.List(traitlets.Int(), help="prediction on each stamped image").tag(sync=True)
     stamped_success = traitlets.Float(
@@ -91,11 +95,12 @@ class AuditView(ExplorerWidget):
         help="{forward, backward, examples, budget}: what the audit spent (budget -1: none)"
     ).tag(sync=True)
 
+    @renamed_arguments(images="inputs")
     def __init__(
         self,
         result: AuditResult,
         model: ModelHandle,
-        images: torch.Tensor,
+        inputs: torch.Tensor,
         *,
         n_examples: int = 6,
         **kwargs: Any,
@@ -104,7 +109,7 @@ class AuditView(ExplorerWidget):
             raise TypeError(f"AuditView shows an AuditResult, got {type(result).__name__}")
         self.result = result
         self.model = model
-        self.inputs = model.check_images(images)
+        self.inputs = model.check_images(inputs)
         self._examples: dict[tuple[int, int], StampedExamples] = {}
         n = len(result.anomaly)
         first = result.target if result.target is not None else result.most_anomalous
@@ -117,9 +122,9 @@ class AuditView(ExplorerWidget):
             flagged=list(result.flagged),
             threshold=float(result.threshold),
             rule=_rule(result),
-            anomaly=encode(result.anomaly, "float32"),
-            success=encode(result.success, "float32"),
-            masks=encode(result.masks, "uint8", lo=0.0, hi=1.0),
+            anomaly=result.anomaly,
+            success=result.success,
+            masks=result.masks,
             boxes=[list(b) for b in result.boxes],
             audit_spent={
                 "forward": result.forward_passes,
@@ -127,9 +132,9 @@ class AuditView(ExplorerWidget):
                 "examples": result.examples,
                 "budget": -1 if result.budget is None else result.budget,
             },
-            pattern=empty("uint8"),
-            images=empty("uint8"),
-            stamped=empty("uint8"),
+            pattern=None,
+            images=None,
+            stamped=None,
             **kwargs,
         )
         self._show()
@@ -159,11 +164,9 @@ class AuditView(ExplorerWidget):
         cls = self.selected
         ex = self.examples(cls)
         with self.hold_sync():
-            self.pattern = encode(
-                images_for_display(self.result.patterns[cls]), "uint8", lo=0.0, hi=1.0
-            )
-            self.images = encode(images_for_display(ex.images), "uint8", lo=0.0, hi=1.0)
-            self.stamped = encode(images_for_display(ex.stamped), "uint8", lo=0.0, hi=1.0)
+            self.pattern = images_for_display(self.result.patterns[cls])
+            self.images = images_for_display(ex.images)
+            self.stamped = images_for_display(ex.stamped)
             self.before = [int(v) for v in ex.before]
             self.after = [int(v) for v in ex.after]
             self.stamped_success = ex.success

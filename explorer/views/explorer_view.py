@@ -13,6 +13,7 @@ import ipywidgets
 import torch
 import traitlets
 
+from explorer._deprecate import renamed_arguments
 from explorer.analysis.metrics import Metric
 from explorer.models.handle import ModelHandle
 from explorer.views._inputs import as_metrics, check_model, default_metrics, split_data
@@ -31,18 +32,19 @@ class Explorer(ipywidgets.Tab):
 
     Args:
         model: any handle.
-        data: inputs and optionally labels (see ``NeuronView``), or text: a prompt or a
+        inputs: inputs and optionally labels (see ``NeuronView``), or text: a prompt or a
             list of prompts of equal token length, tokenized by the model's tokenizer.
         metric: for the intervention panel and patching: a function or ``{name: fn}``.
-        corrupted: inputs (or text) patched into; default: the data with its rows rotated
+        corrupted: inputs (or text) patched into; default: ``inputs`` with its rows rotated
             by one (each example paired with another example).
         n_prompts: rows of token data the attention view and the patching view use.
     """
 
+    @renamed_arguments(data="inputs")
     def __init__(
         self,
         model: ModelHandle,
-        data: Any,
+        inputs: Any,
         *,
         metric: Metric | dict[str, Metric] | None = None,
         corrupted: Any = None,
@@ -50,7 +52,7 @@ class Explorer(ipywidgets.Tab):
         max_examples: int = 64,
     ) -> None:
         check_model(model, "show")
-        inputs, labels = split_data(data)
+        inputs, labels = split_data(inputs)
         inputs = model.check_inputs(inputs)
         metrics = as_metrics(metric, fallback={}) or default_metrics(
             model, inputs[:max_examples], labels[:max_examples] if labels is not None else None
@@ -60,7 +62,7 @@ class Explorer(ipywidgets.Tab):
         self.intervention = InterventionPanel(
             model,
             (inputs, labels) if labels is not None else inputs,
-            metrics,
+            metric=metrics,
             max_examples=max_examples,
         )
         self.patching = self._patching_view(model, inputs, labels, metric, corrupted, n_prompts)
@@ -91,7 +93,7 @@ class Explorer(ipywidgets.Tab):
         # for the clean rows (a user's metric must already be written that way).
         fallback = default_metrics(model, clean, labels[:n_prompts] if labels is not None else None)
         patch_metric = next(iter(as_metrics(metric, fallback=fallback).values()))
-        return PatchingView(model, clean, corrupted[: len(clean)], patch_metric)
+        return PatchingView(model, clean, corrupted=corrupted[: len(clean)], metric=patch_metric)
 
     def _link_selections(self) -> list[traitlets.link]:
         views = [v for v in (self.attention, self.neurons, self.intervention, self.patching) if v]
@@ -104,15 +106,16 @@ class Explorer(ipywidgets.Tab):
         return links
 
 
+@renamed_arguments(data="inputs")
 def show(
     model: ModelHandle,
-    data: Any,
+    inputs: Any,
     *,
     metric: Metric | dict[str, Metric] | None = None,
     corrupted: Any = None,
     **kwargs: Any,
 ) -> Explorer:
-    """Open every view of ``model`` on ``data``; leave it last in a cell to display it.
+    """Open every view of ``model`` on ``inputs``; leave it last in a cell to display it.
 
     >>> import torch
     >>> from explorer.models import zoo
@@ -125,4 +128,4 @@ def show(
     >>> ex.attention.layer, ex.attention.head
     (1, 2)
     """
-    return Explorer(model, data, metric=metric, corrupted=corrupted, **kwargs)
+    return Explorer(model, inputs, metric=metric, corrupted=corrupted, **kwargs)

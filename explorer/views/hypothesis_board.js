@@ -1,12 +1,13 @@
 // HypothesisBoard: every hypothesis of a project, agreement of labels, re-run all.
-function render({ model, el }) {
+function render({ model, el, experimental }) {
+  exConnect(model, experimental);
   const draw = (root) => {
     const projects = model.get("projects") || [];
     const shown = projects.includes(model.get("project")) ? projects : [model.get("project"), ...projects];
     const select = exSelect(shown, model.get("project"), (p) => exSend(model, { project: p }), { testid: "project" });
     const rerun = exEl("button", { cls: "ex-button ex-active", text: "Re-run all", attrs: { "data-testid": "rerun" } });
-    rerun.addEventListener("click", () => { rerun.disabled = true; rerun.textContent = "re-running…"; exAct(model, "rerun"); });
-    const refresh = exEl("button", { cls: "ex-button", text: "Refresh", attrs: { "data-testid": "refresh" }, onclick: () => exAct(model, "refresh") });
+    rerun.addEventListener("click", () => { rerun.disabled = true; rerun.textContent = "re-running…"; exRequest(model, "_page_rerun"); });
+    const refresh = exEl("button", { cls: "ex-button", text: "Refresh", attrs: { "data-testid": "refresh" }, onclick: () => exRequest(model, "_page_refresh") });
     root.appendChild(exEl("div", { cls: "ex-row" }, [
       exEl("div", { cls: "ex-title", text: "Hypotheses" }), select, refresh, rerun,
       exEl("span", { cls: "ex-muted", text: model.get("model_name") ? "on " + model.get("model_name") : "no model to re-run on" }),
@@ -62,8 +63,7 @@ function render({ model, el }) {
       root.appendChild(t);
     }
   };
-  const names = ["error", "project", "projects", "rows", "agreement", "model_name", "message", "requests", "unreadable"];
-  return exMount(model, el, "hv-board-root", "hypothesis-board", names, draw);
+  return exMount(model, el, "hv-board-root", "hypothesis-board", draw);
 }
 
 

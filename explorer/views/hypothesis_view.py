@@ -14,16 +14,18 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, ClassVar
+from typing import Any
 
 import traitlets
 
+from explorer._deprecate import renamed_arguments
 from explorer.analysis.units import parse_unit
 from explorer.hypotheses import Hypothesis, HypothesisStore, Verdict, label_counts
 from explorer.hypotheses.rerun import DataSource, pick_data, rerun_project
 from explorer.hypotheses.store import DEFAULT_PROJECT, StoredHypothesis
 from explorer.models.handle import ModelHandle
-from explorer.views._base import ExplorerWidget, reports_errors, reports_user_code_errors
+from explorer.views._base import ExplorerWidget
+from explorer.views._reporting import page_request, reports_errors, reports_user_code_errors
 from explorer.views._request_queue import in_queue
 from explorer.views.serialize import css, esm
 
@@ -40,12 +42,12 @@ def verdict_payload(verdict: Verdict | None) -> dict[str, Any]:
 
 
 class HypothesisWidget(ExplorerWidget):
-    """Edit one hypothesis and test it on ``model`` and ``data``.
+    """Edit one hypothesis and test it on ``model`` and ``inputs``.
 
     Args:
         hypothesis: the starting hypothesis (its measure and splits stay; the claim,
             units, threshold and direction are editable).
-        model, data: what ``Test`` runs on (the hypothesis's held-out split of ``data``).
+        model, inputs: what ``Test`` runs on (the hypothesis's held-out split of ``inputs``).
         store, project, author: if a store is given, the hypothesis is saved on each
             Test and its verdict recorded.
 
@@ -60,9 +62,6 @@ class HypothesisWidget(ExplorerWidget):
 
     _esm = esm("_hypothesis.js", "hypothesis_widget.js")
     _css = css("views.css") + "\n" + css("hypothesis_view.css")
-    _actions: ClassVar[dict[str, str]] = {"test": "_test_from_page"}
-    _background = frozenset({"test"})
-    _user_code = frozenset({"test"})
 
     claim = traitlets.Unicode(help="the claim in words").tag(sync=True)
     units = traitlets.Unicode(help="target units, comma separated: 'head 1.4, neuron 0.37'").tag(
@@ -93,11 +92,12 @@ class HypothesisWidget(ExplorerWidget):
         help="the id of the version this one was edited from ('' for an original)"
     ).tag(sync=True)
 
+    @renamed_arguments(data="inputs")
     def __init__(
         self,
         hypothesis: Hypothesis,
         model: ModelHandle,
-        data: DataSource,
+        inputs: DataSource,
         *,
         store: HypothesisStore | None = None,
         project: str = DEFAULT_PROJECT,
@@ -107,7 +107,7 @@ class HypothesisWidget(ExplorerWidget):
         if not isinstance(hypothesis, Hypothesis):
             raise TypeError(f"expected a Hypothesis, got {type(hypothesis).__name__}")
         self.model = model
-        self.data = data
+        self.inputs = inputs
         self.store = store
         self.project = project
         self.author = author
@@ -170,10 +170,10 @@ class HypothesisWidget(ExplorerWidget):
             return dataclasses.replace(self._base, **edits)
         return self._base.replace(**edits)
 
-    def _use_model(self, data: DataSource | None) -> None:
-        """Test on the new model (a new checkpoint) from now on, on ``data`` if given."""
-        if data is not None:
-            self.data = data
+    def _use_model(self, inputs: DataSource | None) -> None:
+        """Test on the new model (a new checkpoint) from now on, on ``inputs`` if given."""
+        if inputs is not None:
+            self.inputs = inputs
 
     @in_queue
     def test(self) -> Verdict | None:
@@ -194,7 +194,7 @@ class HypothesisWidget(ExplorerWidget):
     @reports_user_code_errors
     def _run(self) -> Verdict:
         hypothesis = self.hypothesis
-        verdict = hypothesis.test(self.model, pick_data(self.data, hypothesis))
+        verdict = hypothesis.test(self.model, pick_data(self.inputs, hypothesis))
         if self.store is not None:
             self.store.save(hypothesis, project=self.project, author=self.author)
             if verdict.recordable:  # unavailable, or no value (too few examples): not evidence
@@ -210,7 +210,8 @@ class HypothesisWidget(ExplorerWidget):
             self.status = verdict.status
         return verdict
 
-    def _test_from_page(self, **edits: Any) -> None:
+    @page_request(background=True, user_code=True)
+    def _page_test(self, **edits: Any) -> None:
         """The page sends its edited fields with the Test press; a bad one is the error."""
         with self.hold_trait_notifications():
             for name in ("claim", "units", "direction"):
@@ -227,8 +228,8 @@ class HypothesisBoard(ExplorerWidget):
     Args:
         store: the store to read (and to record re-run verdicts in).
         project: which project to show.
-        model, data: what "Re-run all" tests on; ``data`` may map dataset names (each
-            hypothesis's ``dataset``) to data.
+        model, inputs: what "Re-run all" tests on; ``inputs`` may map dataset names (each
+            hypothesis's ``dataset``) to inputs.
 
     ``refresh()`` re-reads the store (other kernels may have written); ``rerun_all()``
     tests every hypothesis again and records the verdicts.
@@ -236,9 +237,6 @@ class HypothesisBoard(ExplorerWidget):
 
     _esm = esm("_hypothesis.js", "hypothesis_board.js")
     _css = css("views.css") + "\n" + css("hypothesis_view.css")
-    _actions: ClassVar[dict[str, str]] = {"refresh": "refresh", "rerun": "_rerun_from_page"}
-    _background = frozenset({"rerun"})
-    _user_code = frozenset({"rerun"})
 
     project = traitlets.Unicode(DEFAULT_PROJECT, help="the project shown").tag(sync=True)
     projects = traitlets.List(traitlets.Unicode(), help="projects in the store").tag(sync=True)
@@ -250,18 +248,19 @@ class HypothesisBoard(ExplorerWidget):
         traitlets.Dict(), help="stored rows that could not be read: table, id, reason"
     ).tag(sync=True)
 
+    @renamed_arguments(data="inputs")
     def __init__(
         self,
         store: HypothesisStore,
         project: str = DEFAULT_PROJECT,
         *,
         model: ModelHandle | None = None,
-        data: DataSource | None = None,
+        inputs: DataSource | None = None,
         **kwargs: Any,
     ) -> None:
         self.store = store
         self.model = model
-        self.data = data
+        self.inputs = inputs
         super().__init__(project=project, **kwargs)
         if model is not None:
             self.model_name = f"{model.name} @{model.fingerprint()}"
@@ -320,27 +319,30 @@ class HypothesisBoard(ExplorerWidget):
             )
         return row
 
-    def _use_model(self, data: DataSource | None) -> None:
-        """Re-run on the new model (a new checkpoint) from now on, on ``data`` if given."""
-        if data is not None:
-            self.data = data
+    def _use_model(self, inputs: DataSource | None) -> None:
+        """Re-run on the new model (a new checkpoint) from now on, on ``inputs`` if given."""
+        if inputs is not None:
+            self.inputs = inputs
 
     @in_queue
+    @renamed_arguments(data="inputs")
     def rerun_all(
-        self, model: ModelHandle | None = None, data: DataSource | None = None
+        self, model: ModelHandle | None = None, inputs: DataSource | None = None
     ) -> dict[str, Verdict | str]:
         """Test every hypothesis of the project again and record the verdicts.
 
         Returns ``{hypothesis id: verdict, or the reason it could not run}``; one failing
         hypothesis does not stop the others.
         """
-        if model is not None or data is not None:
-            self.set_model(model or self.model, data)  # type: ignore[arg-type]
+        if model is not None or inputs is not None:
+            self.set_model(model or self.model, inputs)  # type: ignore[arg-type]
         if self.model is None:
-            raise ValueError("no model to re-run on: give model=... or call set_model(model, data)")
+            raise ValueError(
+                "no model to re-run on: give model=... or call set_model(model, inputs)"
+            )
         model = self.model
         ran_on = f"{model.name} @{model.fingerprint()}"  # the model the verdicts come from
-        outcome = rerun_project(self.store, self.project, model, self.data)
+        outcome = rerun_project(self.store, self.project, model, self.inputs)
         failed = [f"{_short(hid)}: {why}" for hid, why in outcome.items() if isinstance(why, str)]
         ok = len(outcome) - len(failed)
         self.message = f"re-ran {ok} of {len(outcome)} on {ran_on}" + (
@@ -349,8 +351,13 @@ class HypothesisBoard(ExplorerWidget):
         self.refresh()
         return outcome
 
-    def _rerun_from_page(self) -> None:
+    @page_request(background=True, user_code=True)
+    def _page_rerun(self) -> None:
         self.rerun_all()
+
+    @page_request()
+    def _page_refresh(self) -> None:
+        self.refresh()
 
 
 def _short(hypothesis_id: str) -> str:

@@ -1,5 +1,6 @@
 // HypothesisWidget: edit a claim, press Test, see the verdict (helpers in _hypothesis.js).
-function render({ model, el }) {
+function render({ model, el, experimental }) {
+  exConnect(model, experimental);
   const root = exEl("div", { cls: "ex-root hv-editor", attrs: { "data-testid": "hypothesis-widget" } });
   root.appendChild(exErrorBanner(model));
   const form = exEl("div");
@@ -66,7 +67,7 @@ function render({ model, el }) {
   test.addEventListener("click", () => {
     test.disabled = true;
     test.textContent = "testing…";
-    exAct(model, "test", { claim: claim.value, units: units.value, direction: direction.value, threshold: Number(threshold.value) });
+    exRequest(model, "_page_test", { claim: claim.value, units: units.value, direction: direction.value, threshold: Number(threshold.value) });
   });
 
   root.appendChild(exEl("div", { cls: "ex-row" }, [exEl("div", { cls: "ex-title", text: "Hypothesis" }), badge]));
@@ -78,9 +79,10 @@ function render({ model, el }) {
   root.appendChild(form);
   el.appendChild(root);
   update();
-  const names = ["claim", "units", "direction", "threshold", "status", "verdict", "history", "measure", "formation", "held_out", "model_name", "budget_spent", "hypothesis_id", "parent_id", "requests", "busy"];
-  for (const n of names) model.on("change:" + n, update);
-  return () => { pending.cleanup(); for (const n of names) model.off("change:" + n, update); };
+  // any synced trait changing, or a request answered (Test comes back), updates the form
+  model.on("change", update);
+  const unanswer = exOnAnswer(model, update);
+  return () => { pending.cleanup(); unanswer(); model.off("change", update); };
 }
 
 

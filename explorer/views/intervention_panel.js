@@ -1,11 +1,12 @@
 // InterventionPanel: unit picker, ablation kind, metric before/after, sweep heatmap.
-function render({ model, el }) {
+function render({ model, el, experimental }) {
+  exConnect(model, experimental);
   const typed = { text: "" };  // a unit being typed survives redraws
 
   function draw(root) {
     const units = model.get("units") || [];
-    const kind = model.get("kind");
-    const unitType = model.get("unit_type");
+    const kind = model.get("ablation");
+    const unitType = model.get("granularity");
     const nL = model.get("n_layers"), nH = model.get("n_heads");
     const widths = model.get("widths") || [];
 
@@ -15,12 +16,12 @@ function render({ model, el }) {
       (name) => exSet(model, { metric_name: name }), { testid: "metric-select" });
     const kinds = exEl("span", {}, ["zero", "mean", "resample"].map((k) => exEl("button", {
       cls: "ex-button" + (k === kind ? " ex-active" : ""), text: k,
-      attrs: { "data-testid": "kind-" + k }, onclick: () => exSet(model, { kind: k }),
+      attrs: { "data-testid": "kind-" + k }, onclick: () => exSet(model, { ablation: k }),
     })));
     const typeButtons = [];
     if (nH > 0 && widths.length > 0) {
       for (const t of ["head", "neuron"]) {
-        typeButtons.push(exEl("button", { cls: "ex-button" + (t === unitType ? " ex-active" : ""), text: t + "s", attrs: { "data-testid": "type-" + t }, onclick: () => exSend(model, { unit_type: t }) }));
+        typeButtons.push(exEl("button", { cls: "ex-button" + (t === unitType ? " ex-active" : ""), text: t + "s", attrs: { "data-testid": "type-" + t }, onclick: () => exSend(model, { granularity: t }) }));
       }
     }
     root.appendChild(exEl("div", { cls: "ex-row" }, [
@@ -44,7 +45,7 @@ function render({ model, el }) {
     }
     picker.appendChild(exEl("div", { cls: "ex-col" }, [
       exEl("span", { cls: "ex-muted", text: "or type a unit (head 1.2, neuron 0.12, resid 1@5)" }),
-      exUnitInput(unitType === "head" ? "head 1.2" : "neuron 0.12", typed, (text) => exAct(model, "add_unit", { text })),
+      exUnitInput(unitType === "head" ? "head 1.2" : "neuron 0.12", typed, (text) => exRequest(model, "_page_add_unit", { text })),
     ]));
     root.appendChild(picker);
     const chips = exEl("div", { attrs: { "data-testid": "units" } });
@@ -93,7 +94,7 @@ function render({ model, el }) {
 
     // ---- sweep
     root.appendChild(exEl("div", { cls: "ex-row" }, [
-      exEl("button", { cls: "ex-button", text: "Sweep: ablate every " + unitType, attrs: { "data-testid": "sweep" }, onclick: (e) => { e.target.disabled = true; e.target.textContent = "sweeping…"; exAct(model, "sweep"); } }),
+      exEl("button", { cls: "ex-button", text: "Sweep: ablate every " + unitType, attrs: { "data-testid": "sweep" }, onclick: (e) => { e.target.disabled = true; e.target.textContent = "sweeping…"; exRequest(model, "_page_sweep"); } }),
       exEl("span", { cls: "ex-muted", text: model.get("sweep_info") }),
     ]));
     const sweep = exDecode(model.get("sweep_effects"));
@@ -109,7 +110,7 @@ function render({ model, el }) {
         colLabels: Array.from({ length: cols }, (_, c) => (unitType === "head" ? "H" : "N") + c),
         selected,
         hoverText: (r, c, v) => unitType + " " + r + "." + c + "\nchange " + exFmt(v, 4),
-        onClick: (r, c) => { if (Number.isFinite(sweep.values[r * cols + c])) exAct(model, "select", { layer: r, index: c }); },
+        onClick: (r, c) => { if (Number.isFinite(sweep.values[r * cols + c])) exRequest(model, "_page_select", { layer: r, index: c }); },
       });
       root.appendChild(hm.node);
       root.appendChild(exLegend(hm.geom.vmin, hm.geom.vmax, true, "change in " + model.get("metric_name") + " (after − before)", {
@@ -118,8 +119,7 @@ function render({ model, el }) {
     }
   }
 
-  const names = ["error", "units", "kind", "metric_name", "metric_names", "unit_type", "before", "after", "before_mean", "after_mean", "hooks", "sweep_effects", "sweep_info", "layer", "head", "neuron", "worse_when"];
-  return exMount(model, el, "ex-intervention", "intervention-panel", names, draw);
+  return exMount(model, el, "ex-intervention", "intervention-panel", draw);
 }
 
 export default { render };

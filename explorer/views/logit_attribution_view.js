@@ -1,10 +1,11 @@
 // LogitAttributionView: DLA per head / neuron (heatmap) or per layer (bars); a click selects.
-function render({ model, el }) {
+function render({ model, el, experimental }) {
+  exConnect(model, experimental);
   function draw(root) {
-    const units = model.get("units");
-    const tabs = (model.get("available_units") || []).map((u) => exEl("button", {
+    const units = model.get("granularity");
+    const tabs = (model.get("granularities") || []).map((u) => exEl("button", {
       cls: "ex-button" + (u === units ? " ex-active" : ""), text: u,
-      attrs: { "data-testid": "units-" + u }, onclick: () => exSet(model, { units: u }),
+      attrs: { "data-testid": "units-" + u }, onclick: () => exSet(model, { granularity: u }),
     }));
     const input = (name, label) => {
       const box = exEl("input", { cls: "ex-input", attrs: { "data-testid": name + "-input", value: model.get(name), placeholder: label } });
@@ -62,8 +63,7 @@ function render({ model, el }) {
       ]));
     }
   }
-  const names = ["units", "available_units", "values", "labels", "row_labels", "direction", "logit", "remainder", "selected", "target", "against", "position"];
-  return exMount(model, el, "ex-dla", "dla-view", names, draw);
+  return exMount(model, el, "ex-dla", "dla-view", draw);
 }
 
 export default { render };

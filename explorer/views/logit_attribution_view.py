@@ -2,7 +2,7 @@
 
 Heads are shown as a ``layer x head`` heatmap, neurons as ``layer x neuron``, layers (the
 embeddings and each attention and MLP output) as bars. Values are the batch mean of
-``analysis.direct_logit_attribution``; results are cached per (units, target, against).
+``analysis.direct_logit_attribution``; results are cached per (granularity, target, against).
 A click in the browser sets ``selected`` (``"L1H2"``, ``"L0N7"``, ``"0_attn_out"``), and
 the kernel sets the linkable ``layer``/``head``/``neuron`` traits from it; changing
 ``layer``/``head`` (e.g. linked to an ``AttentionView``) moves the selection. ``target``
@@ -16,11 +16,14 @@ from typing import Any
 import torch
 import traitlets
 
+from explorer._deprecate import renamed_arguments
 from explorer.analysis.logit_attribution import LogitAttribution, direct_logit_attribution
 from explorer.analysis.units import Head, Neuron
 from explorer.models.handle import ModelHandle
-from explorer.views._base import ExplorerWidget, reports_errors
-from explorer.views.serialize import empty, encode, esm
+from explorer.views._base import ExplorerWidget
+from explorer.views._renamed import renamed_trait
+from explorer.views._reporting import reports_errors
+from explorer.views.serialize import Tensor, esm
 
 UNITS = ("heads", "layers", "neurons")
 
@@ -65,11 +68,12 @@ class LogitAttributionView(ExplorerWidget):
 
     Args:
         model: a transformer handle.
-        tokens: token ids ``[batch, pos]`` (or ``[pos]``).
+        inputs: token ids ``[batch, pos]`` (or ``[pos]``).
         target, against: token strings or ids (``against`` optional), or one id per prompt
             (shown as "(one per prompt)"; typing a token in the page replaces them).
         position: the position explained (default: the last).
-        units: ``"heads"``, ``"layers"`` or ``"neurons"`` first.
+        granularity: ``"heads"``, ``"layers"`` or ``"neurons"`` first (``units=`` before
+            explorer 0.4).
 
     >>> from explorer.models import zoo
     >>> m = zoo.attention_only_transformer(n_layers=2, d_model=32, n_heads=4, d_vocab=20, n_ctx=8)
@@ -82,12 +86,13 @@ class LogitAttributionView(ExplorerWidget):
     """
 
     _esm = esm("logit_attribution_view.js")
-    _background = frozenset({"set"})  # a new direction or unit kind: passes over the batch
 
-    units = traitlets.Enum(UNITS, "heads", help="heads, layers or neurons").tag(sync=True)
-    available_units = traitlets.List(traitlets.Unicode(), help="units this model has").tag(
-        sync=True
-    )
+    granularity = traitlets.Enum(UNITS, "heads", help="heads, layers or neurons").tag(sync=True)
+    granularities = traitlets.List(
+        traitlets.Unicode(), help="the granularities this model has"
+    ).tag(sync=True)
+    units = renamed_trait("units", "granularity")
+    available_units = renamed_trait("available_units", "granularities")
     target = traitlets.Unicode("", help="token whose logit is explained (text or id)").tag(
         sync=True
     )
@@ -99,7 +104,7 @@ class LogitAttributionView(ExplorerWidget):
     head = traitlets.Int(0, help="head of the selected unit").tag(sync=True)
     neuron = traitlets.Int(0, help="neuron of the selected unit").tag(sync=True)
 
-    values = traitlets.Dict(help="payload float32 [rows, cols] (heads, neurons) or [units]").tag(
+    values = Tensor("float32", help="payload [rows, cols] (heads, neurons) or [units]").tag(
         sync=True
     )
     labels = traitlets.List(traitlets.Unicode(), help="label of each unit, row-major").tag(
@@ -116,22 +121,22 @@ class LogitAttributionView(ExplorerWidget):
     tokens = traitlets.List(traitlets.Unicode(), help="the first prompt").tag(sync=True)
     position = traitlets.Int(-1, help="position explained").tag(sync=True)
 
+    @renamed_arguments(tokens="inputs", units="granularity")
     def __init__(
         self,
         model: ModelHandle,
-        tokens: torch.Tensor,
+        inputs: torch.Tensor,
         *,
         target: int | str | torch.Tensor | list[int],
         against: int | str | torch.Tensor | list[int] | None = None,
         position: int = -1,
-        units: str = "heads",
+        granularity: str = "heads",
         **kwargs: Any,
     ) -> None:
         if not model.is_transformer:
             raise ValueError(f"{model.name} takes images: direct logit attribution needs tokens")
         self.model = model
-        self.inputs = model.check_inputs(tokens)
-        self._results: dict[tuple, LogitAttribution] = {}
+        self.inputs = model.check_inputs(inputs)
         available = [u for u in UNITS if u != "neurons" or model.has_mlp]
         (target_text, target_ids), (against_text, against_ids) = map(
             token_choice, (target, against)
@@ -140,29 +145,30 @@ class LogitAttributionView(ExplorerWidget):
             k: v for k, v in (("target", target_ids), ("against", against_ids)) if v is not None
         }
         super().__init__(
-            available_units=available,
-            units=units,
+            granularities=available,
+            granularity=granularity,
             target=target_text,
             against=against_text,
             position=position,
-            values=empty("float32"),
+            values=None,
             tokens=model.to_str_tokens(self.inputs[0]),
             **kwargs,
         )
         self._show()
 
     def result(self) -> LogitAttribution:
-        """The (cached) attribution for the current units, target and against."""
-        key = (self.units, self.target, self.against, self.position)
-        if key not in self._results:
-            self._results[key] = direct_logit_attribution(
+        """The (cached) attribution for the current granularity, target and against."""
+        key = (self.granularity, self.target, self.against, self.position)
+        return self._results.get(
+            key,
+            lambda: direct_logit_attribution(
                 self.model,
                 self.inputs,
                 **direction_args(self.model, self.target, self.against, self._per_prompt),
-                granularity=self.units.removesuffix("s"),  # the trait keeps its plural values
+                granularity=self.granularity.removesuffix("s"),  # the trait keeps plural values
                 position=self.position,
-            )
-        return self._results[key]
+            ),
+        )
 
     def _use_model(self, data: Any) -> None:
         if data is not None:
@@ -170,17 +176,17 @@ class LogitAttributionView(ExplorerWidget):
         self._results.clear()
         self._show()
 
-    @traitlets.observe("units", "target", "against", "position")
+    @traitlets.observe("granularity", "target", "against", "position")
     @reports_errors
     def _show(self, change: dict[str, Any] | None = None) -> None:
         result = self.result()
-        if self.units == "layers":
+        if self.granularity == "layers":
             values, rows = result.mean(), []
         else:
             values = result.grid()
             rows = [f"L{l}" for l in range(values.shape[0])]
         with self.hold_sync():
-            self.values = encode(values, "float32")
+            self.values = values
             self.labels = list(result.labels)
             self.row_labels = rows
             self.direction = result.direction
@@ -208,9 +214,9 @@ class LogitAttributionView(ExplorerWidget):
     @traitlets.observe("layer", "head", "neuron")
     def _follow(self, change: dict[str, Any] | None = None) -> None:
         """Keep ``selected`` on the unit named by ``layer``/``head``/``neuron``."""
-        if self.units == "heads":
+        if self.granularity == "heads":
             label = f"L{self.layer}H{self.head}"
-        elif self.units == "neurons":
+        elif self.granularity == "neurons":
             label = f"L{self.layer}N{self.neuron}"
         else:
             return

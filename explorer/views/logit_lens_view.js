@@ -1,6 +1,7 @@
 // LogitLensView: rows = lens rows (layers), columns = positions; each cell's top token,
 // coloured by the target's rank there. A click selects the cell and lists its top-k.
-function render({ model, el }) {
+function render({ model, el, experimental }) {
+  exConnect(model, experimental);
   function draw(root) {
     const input = exEl("input", { cls: "ex-input", attrs: { "data-testid": "target-input", value: model.get("target"), placeholder: "model's answer" } });
     // a new target is a lens pass (background, Cancel); prompt, window and cell only slice it
@@ -60,8 +61,7 @@ function render({ model, el }) {
       ]));
     }
   }
-  const names = ["token_labels", "target", "prompt", "n_prompts", "position_start", "window", "n_positions", "row", "position", "row_labels", "tokens", "top_tokens", "top_logits", "target_rank", "target_logit", "target_tokens"];
-  return exMount(model, el, "ex-logit-lens", "logit-lens-view", names, draw);
+  return exMount(model, el, "ex-logit-lens", "logit-lens-view", draw);
 }
 
 export default { render };

@@ -16,11 +16,14 @@ from typing import Any
 import torch
 import traitlets
 
+from explorer._deprecate import renamed_arguments
 from explorer.analysis.logit_lens import LogitLens, logit_lens
 from explorer.models.handle import ModelHandle
-from explorer.views._base import check_range, reports_errors
+from explorer.views._base import check_range
+from explorer.views._renamed import renamed_trait
+from explorer.views._reporting import reports_errors
 from explorer.views.logit_attribution_view import read_token
-from explorer.views.serialize import empty, encode, esm
+from explorer.views.serialize import Tensor, esm
 from explorer.views.token_labels import _ShowsTokens
 
 
@@ -29,14 +32,14 @@ class LogitLensView(_ShowsTokens):
 
     Args:
         model: a transformer handle.
-        tokens: token ids ``[batch, pos]`` (or ``[pos]``).
+        inputs: token ids ``[batch, pos]`` (or ``[pos]``).
         target: token whose rank colours the grid (text or id); empty: the model's own
             prediction at each position.
-        k: top tokens kept per cell.
+        n: top tokens kept per cell (``k=`` before explorer 0.4).
 
     >>> from explorer.models import zoo
     >>> m = zoo.attention_only_transformer(n_layers=2, d_model=32, n_heads=4, d_vocab=20, n_ctx=8)
-    >>> view = LogitLensView(m, torch.tensor([[0, 3, 5, 3]]), k=3)
+    >>> view = LogitLensView(m, torch.tensor([[0, 3, 5, 3]]), n=3)
     >>> view.row_labels, view.target_rank["shape"], len(view.top_tokens)
     (['0_pre', '1_pre', 'final_post'], [3, 4], 36)
     """
@@ -47,14 +50,14 @@ class LogitLensView(_ShowsTokens):
         "top_tokens",
         "target_tokens",
     )  # token strings the page labels (token_labels)
-    # a new target or k is a lens pass over the batch: on the worker thread, with Cancel
+    # a new target or n is a lens pass over the batch: on the worker thread, with Cancel
     # (prompt, window and row only slice the cached lens: the page sets them directly)
-    _background = frozenset({"set"})
 
     target = traitlets.Unicode("", help="token whose rank is shown; empty: the model's answer").tag(
         sync=True
     )
-    k = traitlets.Int(5, help="top tokens per cell").tag(sync=True)
+    n = traitlets.Int(5, help="top tokens per cell").tag(sync=True)
+    k = renamed_trait("k", "n")
     prompt = traitlets.Int(0, help="which row of the batch is shown").tag(sync=True)
     n_prompts = traitlets.Int(1, help="rows in the batch").tag(sync=True)
     position_start = traitlets.Int(0, help="first position sent to the page").tag(sync=True)
@@ -73,37 +76,37 @@ class LogitLensView(_ShowsTokens):
     top_tokens = traitlets.List(
         traitlets.Unicode(), help="top-k token strings, [row, pos, k] row-major"
     ).tag(sync=True)
-    top_logits = traitlets.Dict(help="payload float32 [row, pos, k]").tag(sync=True)
-    target_rank = traitlets.Dict(help="payload int32 [row, pos]: rank of the target (0 = top)").tag(
+    top_logits = Tensor("float32", help="payload [row, pos, k]").tag(sync=True)
+    target_rank = Tensor("int32", help="payload [row, pos]: rank of the target (0 = top)").tag(
         sync=True
     )
-    target_logit = traitlets.Dict(help="payload float32 [row, pos]").tag(sync=True)
+    target_logit = Tensor("float32", help="payload [row, pos]").tag(sync=True)
     target_tokens = traitlets.List(traitlets.Unicode(), help="the target at each position").tag(
         sync=True
     )
 
+    @renamed_arguments(tokens="inputs", k="n")
     def __init__(
         self,
         model: ModelHandle,
-        tokens: torch.Tensor,
+        inputs: torch.Tensor,
         *,
         target: int | str | None = None,
-        k: int = 5,
+        n: int = 5,
         **kwargs: Any,
     ) -> None:
         if not model.is_transformer:
             raise ValueError(f"{model.name} takes images: the logit lens needs tokens")
         self.model = model
-        self.inputs = model.check_inputs(tokens)
-        self._results: dict[tuple, LogitLens] = {}
+        self.inputs = model.check_inputs(inputs)
         super().__init__(
             target="" if target is None else str(target),
-            k=k,
+            n=n,
             n_prompts=self.inputs.shape[0],
             n_positions=self.inputs.shape[1],
-            top_logits=empty("float32"),
-            target_rank=empty("int32"),
-            target_logit=empty("float32"),
+            top_logits=None,
+            target_rank=None,
+            target_logit=None,
             **kwargs,
         )
         self._show()
@@ -113,12 +116,12 @@ class LogitLensView(_ShowsTokens):
         return check_range("prompt", proposal["value"], self.inputs.shape[0], "in the batch")
 
     def result(self) -> LogitLens:
-        """The (cached) lens of the whole batch for the current target and k."""
-        key = (self.target, self.k)
-        if key not in self._results:
-            target = read_token(self.model, self.target) if self.target else None
-            self._results[key] = logit_lens(self.model, self.inputs, target=target, n=self.k)
-        return self._results[key]
+        """The (cached) lens of the whole batch for the current target and n."""
+        key = (self.target, self.n)
+        target = read_token(self.model, self.target) if self.target else None
+        return self._results.get(
+            key, lambda: logit_lens(self.model, self.inputs, target=target, n=self.n)
+        )
 
     @traitlets.validate("position_start")
     def _valid_start(self, proposal: dict[str, Any]) -> int:
@@ -138,7 +141,7 @@ class LogitLensView(_ShowsTokens):
         self._results.clear()
         self._show()
 
-    @traitlets.observe("target", "k", "prompt", "position_start", "window")
+    @traitlets.observe("target", "n", "prompt", "position_start", "window")
     @reports_errors
     def _show(self, change: dict[str, Any] | None = None) -> None:
         lens = self.result()
@@ -148,9 +151,9 @@ class LogitLensView(_ShowsTokens):
             self.row_labels = list(lens.labels)
             self.tokens = self.model.to_str_tokens(self.inputs[p, w])
             self.top_tokens = [lens.token_text[i] for i in ids.flatten().tolist()]
-            self.top_logits = encode(lens.top_logits[:, p, w], "float32")
-            self.target_rank = encode(lens.target_rank[:, p, w].int(), "int32")
-            self.target_logit = encode(lens.target_logit[:, p, w], "float32")
+            self.top_logits = lens.top_logits[:, p, w]
+            self.target_rank = lens.target_rank[:, p, w].int()
+            self.target_logit = lens.target_logit[:, p, w]
             self.target_tokens = [lens.token_text[i] for i in lens.target_ids[p, w].tolist()]
 
     @traitlets.observe("row")

@@ -1,5 +1,6 @@
 // NeuronView: top examples (coloured tokens or images), histogram, effect on outputs.
-function render({ model, el }) {
+function render({ model, el, experimental }) {
+  exConnect(model, experimental);
   function tokenColour(v, scale) {
     const t = scale > 0 ? v / scale : 0;
     return exColour(exDiverging(Math.max(-1, Math.min(1, t))));
@@ -136,8 +137,7 @@ function render({ model, el }) {
     parent.appendChild(table);
   }
 
-  const names = ["token_labels", "layer", "neuron", "widths", "top_values", "example_ids", "example_tokens", "example_acts", "top_images", "weight_image", "hist_counts", "effect_values", "effect_labels", "effect_title", "ablation_values", "ablation_labels", "ablation_title", "fires", "dead_units"];
-  return exMount(model, el, "ex-neuron", "neuron-view", names, draw);
+  return exMount(model, el, "ex-neuron", "neuron-view", draw);
 }
 
 export default { render };

@@ -8,7 +8,8 @@ const EX_SITE_NAMES = {
   pattern: "pattern · layer × head", pattern_by_pos: "pattern · by destination",
   neuron: "neuron · layer × neuron", path: "path patching · senders → receivers",
 };
-function render({ model, el }) {
+function render({ model, el, experimental }) {
+  exConnect(model, experimental);
   function draw(root) {
     const grid = model.get("grid"), method = model.get("method");
     const sites = (model.get("grids") || []).map((g) => ({ value: g, text: EX_SITE_NAMES[g] || g }));
@@ -79,8 +80,7 @@ function render({ model, el }) {
       }
     }
   }
-  const names = ["token_labels", "grid", "method", "grids", "values", "recovery", "scale_label", "color_scale", "clean_value", "corrupted_value", "row_labels", "col_labels", "selected_cell", "selected_text", "receivers", "receivers_used", "receiver_inputs"];
-  return exMount(model, el, "ex-patching", "patching-view", names, draw);
+  return exMount(model, el, "ex-patching", "patching-view", draw);
 }
 
 export default { render };

@@ -20,6 +20,7 @@ from typing import Any
 import torch
 import traitlets
 
+from explorer._deprecate import renamed_arguments
 from explorer.analysis.color_scales import patching_color_scale, path_patching_color_scale
 from explorer.analysis.metrics import Metric
 from explorer.analysis.patching import (
@@ -33,8 +34,10 @@ from explorer.analysis.patching import (
 from explorer.analysis.path_patching import PathPatchingResult, path_patching
 from explorer.analysis.units import Head
 from explorer.models.handle import ModelHandle
-from explorer.views._base import check_range, reports_errors
-from explorer.views.serialize import empty, encode, esm
+from explorer.views._base import check_range
+from explorer.views._renamed import keyword_only_now
+from explorer.views._reporting import reports_errors
+from explorer.views.serialize import Tensor, esm
 from explorer.views.token_labels import _ShowsTokens, token_label
 
 METHODS = ("activation", "attribution")
@@ -43,21 +46,28 @@ _KEYS = {"position": "position", "head": "head", "neuron": "neuron", "dest posit
 
 
 class PatchingView(_ShowsTokens):
-    """Patch activations from ``clean`` into ``corrupted`` and show where the metric returns.
+    """Patch activations from ``inputs`` (the clean run) into ``corrupted`` and show where the
+    metric returns.
 
     Args:
         model: any handle (every grid but ``neuron`` needs a transformer).
-        clean, corrupted: inputs of the same shape (token ids ``[batch, pos]`` or images).
+        inputs, corrupted: inputs of the same shape (token ids ``[batch, pos]`` or images);
+            ``inputs`` is the clean run.
         metric: ``fn(logits) -> Tensor[batch]`` scoring the corrupted run (e.g. next-token
             loss against the clean tokens, or a logit difference).
         grid: the grid shown first.
+
+    ``PatchingView(model, clean, corrupted, metric)`` (by position, or ``clean=``) still
+    works until explorer 0.4, with a DeprecationWarning.
 
     >>> from explorer.models import zoo
     >>> from explorer.data import repeated_tokens
     >>> from explorer.analysis import metrics
     >>> m = zoo.attention_only_transformer(n_layers=2, d_vocab=20, n_ctx=16)
     >>> clean, corrupted = repeated_tokens(4, 5, 20, seed=0), repeated_tokens(4, 5, 20, seed=1)
-    >>> view = PatchingView(m, clean, corrupted, metrics.next_token_loss(clean), grid="head")
+    >>> view = PatchingView(
+    ...     m, clean, corrupted=corrupted, metric=metrics.next_token_loss(clean), grid="head"
+    ... )
     >>> view.values["shape"]
     [2, 4]
     >>> view.grid = "head_by_pos"  # one row per head, one column per position
@@ -70,7 +80,6 @@ class PatchingView(_ShowsTokens):
         "clean_tokens",
         "corrupted_tokens",
     )  # token strings the page labels (token_labels)
-    _background = frozenset({"set"})  # a new grid is one pass per cell chunk: cancellable
 
     grid = traitlets.Enum(
         VIEW_GRIDS, "resid", help="patching site: resid, head, q, pattern_by_pos, ..., or path"
@@ -99,12 +108,10 @@ class PatchingView(_ShowsTokens):
     ).tag(sync=True)
 
     selected_text = traitlets.Unicode("", help="the selected cell in words").tag(sync=True)
-    values = traitlets.Dict(
-        help="payload float32 [row, col]: mean metric with the cell patched"
-    ).tag(sync=True)
-    recovery = traitlets.Dict(help="payload float32 [row, col]: 0 = corrupted, 1 = clean").tag(
+    values = Tensor("float32", help="payload [row, col]: mean metric with the cell patched").tag(
         sync=True
     )
+    recovery = Tensor("float32", help="payload [row, col]: 0 = corrupted, 1 = clean").tag(sync=True)
     scale_label = traitlets.Unicode("", help="what the colours show").tag(sync=True)
     color_scale = traitlets.Dict(
         help="ColorScale of the shown grid (analysis.color_scales): the same -1..1 for both "
@@ -123,37 +130,38 @@ class PatchingView(_ShowsTokens):
         sync=True
     )
 
+    @keyword_only_now("corrupted", "metric")
+    @renamed_arguments(clean="inputs")
     def __init__(
         self,
         model: ModelHandle,
-        clean: torch.Tensor,
+        inputs: torch.Tensor,
+        *,
         corrupted: torch.Tensor,
         metric: Metric,
-        *,
         grid: str | None = None,
         **kwargs: Any,
     ) -> None:
         if not callable(metric):
             raise TypeError(f"metric must be a function logits -> Tensor[batch], got {metric!r}")
         self.model = model
-        self.clean = model.check_inputs(clean)
+        self.inputs = model.check_inputs(inputs)
         self.corrupted = model.check_inputs(corrupted)
-        if self.clean.shape != self.corrupted.shape:
+        if self.inputs.shape != self.corrupted.shape:
             raise ValueError(
                 f"clean and corrupted inputs must have the same shape, got "
-                f"{list(self.clean.shape)} and {list(self.corrupted.shape)}"
+                f"{list(self.inputs.shape)} and {list(self.corrupted.shape)}"
             )
         self.metric = metric
-        self._results: dict[tuple, PatchingResult | PathPatchingResult] = {}
         self._pinned: tuple[str, ...] | None = None
         grids = [g for g in VIEW_GRIDS if _supports(model, g)]
         tokens = model.is_transformer
         super().__init__(
             grids=grids,
             grid=grid or grids[0],
-            values=empty("float32"),
-            recovery=empty("float32"),
-            clean_tokens=model.to_str_tokens(self.clean[0]) if tokens else [],
+            values=None,
+            recovery=None,
+            clean_tokens=model.to_str_tokens(self.inputs[0]) if tokens else [],
             corrupted_tokens=model.to_str_tokens(self.corrupted[0]) if tokens else [],
             **kwargs,
         )
@@ -199,23 +207,25 @@ class PatchingView(_ShowsTokens):
         grid = grid or self.grid
         if grid == "path":
             key: tuple = ("path", self._receivers(), tuple(self.receiver_inputs))
-            if key not in self._results:
-                self._results[key] = path_patching(
+            return self._results.get(
+                key,
+                lambda: path_patching(
                     self.model,
-                    self.clean,
+                    self.inputs,
                     corrupted=self.corrupted,
                     receivers=list(key[1]),
                     receiver_inputs=key[2],
                     metric=self.metric,
-                )
-            return self._results[key]
-        key = (grid, method or self.method)
-        if key not in self._results:
-            run = activation_patching if key[1] == "activation" else attribution_patching
-            self._results[key] = run(
-                self.model, self.clean, corrupted=self.corrupted, metric=self.metric, grid=grid
+                ),
             )
-        return self._results[key]
+        key = (grid, method or self.method)
+        run = activation_patching if key[1] == "activation" else attribution_patching
+        return self._results.get(
+            key,
+            lambda: run(
+                self.model, self.inputs, corrupted=self.corrupted, metric=self.metric, grid=grid
+            ),
+        )
 
     @traitlets.observe("grid", "method", "receivers", "receiver_inputs")
     @reports_errors
@@ -234,8 +244,8 @@ class PatchingView(_ShowsTokens):
             scale = patching_color_scale(shown, method=self.method)
             values, shown, rows, cols = self._flatten(result.grid, values, shown)
         with self.hold_sync():
-            self.values = encode(values, "float32")
-            self.recovery = encode(shown, "float32")
+            self.values = values
+            self.recovery = shown
             self.scale_label = scale.label
             self.color_scale = scale.to_dict()
             self.clean_value = result.clean_value

@@ -23,9 +23,9 @@ function scrubNearest(steps, x) {
   return best;
 }
 
-function render({ model, el }) {
-  const names = ["step", "steps", "curves", "curve_steps", "curve_names", "panels", "phases", "summary", "log_x", "run_name"];
-  return exMount(model, el, "ex-scrubber", "training-scrubber", names, draw);
+function render({ model, el, experimental }) {
+  exConnect(model, experimental);
+  return exMount(model, el, "ex-scrubber", "training-scrubber", draw);
 
   function draw(body) {
     const steps = model.get("steps") || [];

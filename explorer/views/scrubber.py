@@ -24,10 +24,14 @@ from explorer.models.handle import ModelHandle
 from explorer.training.run import Run
 from explorer.views._base import ExplorerWidget
 from explorer.views._request_queue import in_queue
-from explorer.views.serialize import empty, encode, esm
+from explorer.views.serialize import Tensor, esm
 
 StepCallback = Callable[[ModelHandle, int], Any]
 DEFAULT_PANELS = (("train_loss", "test_loss"), ("train_acc", "test_acc"))
+
+
+class StepViewsFailed(RuntimeError):
+    """One or more views linked with ``on_step`` failed at the step shown."""
 
 
 class TrainingScrubber(ExplorerWidget):
@@ -58,7 +62,6 @@ class TrainingScrubber(ExplorerWidget):
     _esm = esm("scrubber.js")
     # a new step loads a checkpoint and runs every on_step callback (their passes): on the
     # worker thread, with Cancel (the step is put back and its checkpoint reloaded)
-    _background = frozenset({"set"})
 
     step = traitlets.Int(0, help="training step of the checkpoint shown; snaps to the nearest").tag(
         sync=True
@@ -68,12 +71,8 @@ class TrainingScrubber(ExplorerWidget):
     curve_names = traitlets.List(traitlets.Unicode(), help="names of the rows of `curves`").tag(
         sync=True
     )
-    curve_steps = traitlets.Dict(help="payload int32 [point]: the x of every curve point").tag(
-        sync=True
-    )
-    curves = traitlets.Dict(help="payload float32 [curve, point]; NaN where not logged").tag(
-        sync=True
-    )
+    curve_steps = Tensor("int32", help="payload [point]: the x of every curve point").tag(sync=True)
+    curves = Tensor("float32", help="payload [curve, point]; NaN where not logged").tag(sync=True)
     panels = traitlets.List(
         traitlets.Dict(), help="plots: [{title, names, log_y}] drawn one under another"
     ).tag(sync=True)
@@ -104,8 +103,8 @@ class TrainingScrubber(ExplorerWidget):
         super().__init__(
             steps=list(self.run.steps),
             run_name=self.run.name,
-            curve_steps=empty("int32"),
-            curves=empty("float32"),
+            curve_steps=None,
+            curves=None,
             phases=[_phase_dict(p) for p in (phases or [])],
             **kwargs,
         )
@@ -125,7 +124,8 @@ class TrainingScrubber(ExplorerWidget):
         if not callable(callback):
             raise TypeError(f"on_step needs a callable fn(model, step), got {callback!r}")
         self._callbacks.append(callback)
-        self.error = self._call(callback)
+        with self._reported():
+            self._call_back([callback])
         return callback
 
     def add_curve(
@@ -171,18 +171,21 @@ class TrainingScrubber(ExplorerWidget):
     @traitlets.observe("step")
     @in_queue  # a step from Python waits for the page's; loading a step changes the model
     def _show_step(self, change: dict[str, Any] | None = None) -> None:
-        try:
+        with self._reported():
             if self._loaded != self.step:
                 self.run.load_into(self.model, self.step)
                 self.model.name = f"{self.run.name}@{self.step}"
                 self._loaded = self.step
                 self._rebase_model()
             self.summary = self._row_at(self.step)
-        except Exception as exc:
-            self._fail(exc)
-            return
-        failures = [msg for msg in (self._call(cb) for cb in self._callbacks) if msg]
-        self.error = "; ".join(failures)
+            self._call_back(self._callbacks)
+
+    def _call_back(self, callbacks: list[StepCallback]) -> None:
+        """Run the linked views' callbacks, every one even if some fail; then raise one
+        error naming each failure (the view reports it through its one error path)."""
+        failures = [msg for msg in (self._call(cb) for cb in callbacks) if msg]
+        if failures:
+            raise StepViewsFailed("; ".join(failures))
 
     def _call(self, callback: StepCallback) -> str:
         """Run one view callback; its failure becomes a message instead of an exception."""
@@ -236,8 +239,8 @@ class TrainingScrubber(ExplorerWidget):
             s, v = series[name]
             grid[row, [index[int(x)] for x in s.tolist()]] = v
         self.curve_names = names
-        self.curve_steps = encode(torch.tensor(xs, dtype=torch.int32), "int32")
-        self.curves = encode(grid, "float32")
+        self.curve_steps = torch.tensor(xs, dtype=torch.int32)
+        self.curves = grid
         self.panels = panels
 
 

@@ -10,6 +10,12 @@ float16 and ~280 MB as JSON numbers.
 ``uint8`` payloads carry ``lo``/``hi`` so that ``value = lo + byte / 255 * (hi - lo)``
 (used for images and heatmap thumbnails where 1/255 of the range is plenty).
 
+A view declares such a trait once, ``values = Tensor("float32", help=...)``, and assigns it
+tensors or arrays: the trait encodes them (its dtype, and ``lo``/``hi`` for ``uint8``) and its
+``to_json`` serializer hands ipywidgets the payload, whose bytes travel as a buffer. Reading
+the trait gives a ``Payload``: the payload's fields (``view.values["shape"]``) and the array
+back (``view.values.numpy()``, ``np.asarray(view.values)``, ``view.values.tensor()``).
+
 Long sequences are shown through a window: ``query_window`` picks the rows a view sends.
 
 >>> import torch
@@ -22,11 +28,13 @@ Long sequences are shown through a window: ``query_window`` picks the rows a vie
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from importlib import resources
 from typing import Any
 
 import numpy as np
 import torch
+import traitlets
 
 DTYPES = ("float16", "uint8", "float32", "int32")
 _NUMPY = {"float16": np.float16, "uint8": np.uint8, "float32": np.float32, "int32": np.int32}
@@ -72,9 +80,9 @@ def encode(
     return payload
 
 
-def decode(payload: dict[str, Any]) -> np.ndarray:
-    """Read a payload back into a numpy array (float32 for float payloads); used by tests."""
-    if not isinstance(payload, dict) or not {"dtype", "shape", "data"} <= payload.keys():
+def decode(payload: Mapping[str, Any]) -> np.ndarray:
+    """Read a payload back into a numpy array (float32 for float payloads)."""
+    if not isinstance(payload, Mapping) or not {"dtype", "shape", "data"} <= payload.keys():
         raise ValueError("a payload is a dict with 'dtype', 'shape' and 'data'")
     dtype = payload["dtype"]
     if dtype not in DTYPES:
@@ -86,12 +94,113 @@ def decode(payload: dict[str, Any]) -> np.ndarray:
     return raw.astype(np.float32) if dtype == "float16" else raw.copy()
 
 
+class Payload(Mapping[str, Any]):
+    """A tensor as a view sends it: the payload's fields, and the array read back.
+
+    >>> p = Payload(encode(torch.tensor([1.0, 2.0]), "float32"))
+    >>> p["shape"], p.numpy().tolist(), p
+    ([2], [1.0, 2.0], Payload(float32 [2], 8 bytes))
+    """
+
+    __slots__ = ("_fields",)
+
+    def __init__(self, fields: Mapping[str, Any]) -> None:
+        if not isinstance(fields, Mapping) or not {"dtype", "shape", "data"} <= fields.keys():
+            raise ValueError("a payload is a dict with 'dtype', 'shape' and 'data'")
+        if fields["dtype"] not in DTYPES:
+            raise ValueError(
+                f"unknown payload dtype {fields['dtype']!r}: choose one of {', '.join(DTYPES)}"
+            )
+        self._fields = dict(fields)
+
+    def __getitem__(self, key: str) -> Any:
+        return self._fields[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._fields)
+
+    def __len__(self) -> int:
+        return len(self._fields)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self._fields["shape"])
+
+    def numpy(self) -> np.ndarray:
+        """The values (float32 for float16 and quantised uint8 payloads)."""
+        return decode(self._fields)
+
+    def tensor(self) -> torch.Tensor:
+        return torch.from_numpy(self.numpy())
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        array = self.numpy()
+        return array if dtype is None else array.astype(dtype)
+
+    def __repr__(self) -> str:
+        return f"Payload({self['dtype']} {list(self.shape)}, {payload_bytes(self)} bytes)"
+
+
+class Tensor(traitlets.TraitType[Payload, Any]):
+    """A synced trait holding a tensor, sent to the page as a binary buffer.
+
+    Assign a ``torch.Tensor`` or numpy array (encoded with the trait's ``dtype``, and
+    ``lo``/``hi`` for ``uint8``), a payload from ``encode`` or None (empty). It reads back
+    as a ``Payload``.
+
+    >>> class View(traitlets.HasTraits):
+    ...     values = Tensor("float32", help="[rows, cols]")
+    >>> v = View()
+    >>> v.values = torch.ones(2, 3)
+    >>> v.values["shape"], float(v.values.numpy().sum())
+    ([2, 3], 6.0)
+    """
+
+    info_text = "a torch.Tensor, a numpy array, an encode() payload or None"
+
+    def __init__(
+        self,
+        dtype: str = "float16",
+        *,
+        lo: float | None = None,
+        hi: float | None = None,
+        help: str = "",
+    ) -> None:
+        if dtype not in DTYPES:
+            raise ValueError(f"unknown payload dtype {dtype!r}: choose one of {', '.join(DTYPES)}")
+        self.dtype, self.lo, self.hi = dtype, lo, hi
+        super().__init__(Payload(empty(dtype)), help=help)
+        self.tag(sync=True, to_json=_payload_to_json, from_json=_payload_from_json)
+
+    def validate(self, obj: Any, value: Any) -> Payload:
+        if value is None:
+            return Payload(empty(self.dtype))
+        if isinstance(value, Payload):
+            return value
+        if isinstance(value, Mapping):
+            return Payload(value)
+        if isinstance(value, (torch.Tensor, np.ndarray)):
+            return Payload(encode(value, self.dtype, lo=self.lo, hi=self.hi))
+        self.error(obj, value)
+
+
+def _payload_to_json(value: Payload, _widget: Any) -> dict[str, Any]:
+    return dict(value)  # ipywidgets lifts the bytes out as a binary buffer
+
+
+def _payload_from_json(value: Any, _widget: Any) -> Payload:
+    fields = dict(value)
+    data = fields.get("data", b"")
+    fields["data"] = data.tobytes() if isinstance(data, memoryview) else bytes(data)
+    return Payload(fields)
+
+
 def empty(dtype: str = "float16") -> dict[str, Any]:
     """A payload with no data: the initial value of every tensor trait."""
     return {"dtype": dtype, "shape": [0], "data": b""}
 
 
-def payload_bytes(payload: dict[str, Any]) -> int:
+def payload_bytes(payload: Mapping[str, Any]) -> int:
     """Bytes a payload puts on the wire (its binary buffer)."""
     return len(payload.get("data", b""))
 

@@ -21,6 +21,7 @@ import base64
 import html as html_lib
 import json
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 _SKIP = {"_esm", "_css", "_dom_classes", "layout", "tabbable", "tooltip", "comm", "keys"}
@@ -49,7 +50,10 @@ _LOADER = """
   const handlers = {};
   const model = {
     get: (k) => state[k],
-    set: (k, v) => { state[k] = v; (handlers["change:" + k] || []).forEach((f) => f()); },
+    set: (k, v) => {
+      state[k] = v;
+      for (const ev of ["change:" + k, "change"]) (handlers[ev] || []).forEach((f) => f());
+    },
     save_changes: () => {}, send: () => {},
     on: (ev, f) => { (handlers[ev] = handlers[ev] || []).push(f); },
     off: () => {},
@@ -66,7 +70,7 @@ _LOADER = """
 def _jsonable(value: Any) -> Any:
     if isinstance(value, (bytes, bytearray, memoryview)):
         return {"__bytes__": base64.b64encode(bytes(value)).decode("ascii")}
-    if isinstance(value, dict):
+    if isinstance(value, Mapping):  # a dict, or a tensor trait's Payload
         return {k: _jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_jsonable(v) for v in value]

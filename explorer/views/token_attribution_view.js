@@ -1,5 +1,6 @@
 // TokenAttributionView: each prompt as coloured tokens (blue raises the logit, red lowers it).
-function render({ model, el }) {
+function render({ model, el, experimental }) {
+  exConnect(model, experimental);
   function draw(root) {
     const input = (name, label) => {
       const box = exEl("input", { cls: "ex-input", attrs: { "data-testid": name + "-input", value: model.get(name), placeholder: label } });
@@ -11,7 +12,7 @@ function render({ model, el }) {
       exEl("span", { cls: "ex-muted", text: "target" }), input("target", "token"),
       exEl("span", { cls: "ex-muted", text: "minus" }), input("against", "(none)"),
     ]));
-    root.appendChild(exEl("div", { cls: "ex-muted", text: model.get("direction") + " at position " + model.get("at") + ", " + model.get("n_steps") + " steps", attrs: { "data-testid": "direction" } }));
+    root.appendChild(exEl("div", { cls: "ex-muted", text: model.get("direction") + " at position " + model.get("target_position") + ", " + model.get("n_steps") + " steps", attrs: { "data-testid": "direction" } }));
     const s = exDecode(model.get("scores"));
     if (s.shape.length !== 2 || !s.size) return;
     const [n, pos] = s.shape;
@@ -41,8 +42,7 @@ function render({ model, el }) {
       root.appendChild(exEl("div", { text: "selected " + exTokenLabel(model, (tokens[selP] || [])[selT]) + " (prompt " + selP + ", position " + selT + "): score ", attrs: { "data-testid": "selected-token" } }, [exNumber(s.values[selP * pos + selT], "selected-score", 4)]));
     }
   }
-  const names = ["token_labels", "target", "against", "at", "n_steps", "tokens", "scores", "delta", "value", "baseline_value", "direction", "prompt", "position"];
-  return exMount(model, el, "ex-token-attribution", "token-attribution-view", names, draw);
+  return exMount(model, el, "ex-token-attribution", "token-attribution-view", draw);
 }
 
 export default { render };

@@ -55,7 +55,11 @@ def test_exact_and_attribution_patching_share_one_scale_and_the_estimate_says_so
     corrupted = clean.clone()
     corrupted[:, 1:6] = repeated_tokens(4, 5, 30, seed=1)[:, 1:6]
     view = PatchingView(
-        attn_model, clean, corrupted, metrics.repeated_half_loss(clean), grid="head"
+        attn_model,
+        clean,
+        corrupted=corrupted,
+        metric=metrics.repeated_half_loss(clean),
+        grid="head",
     )
     exact = dict(view.color_scale)
     view.method = "attribution"
@@ -83,8 +87,8 @@ def test_values_beyond_the_scale_are_named():
 def test_head_score_scale_starts_at_zero_and_marks_the_baseline(attn_model):
     tokens = repeated_tokens(4, 8, 30, seed=1)
     view = AttentionView(attn_model, tokens)
-    assert [s["label"] for s in view.score_scales] == [f"{k} score" for k in view.score_kinds]
-    for kind, scale in zip(view.score_kinds, view.score_scales):
+    assert [s["label"] for s in view.score_scales] == [f"{k} score" for k in view.score_names]
+    for kind, scale in zip(view.score_names, view.score_scales):
         assert (scale["vmin"], scale["vmax"]) == (0.0, 1.0)
         assert scale["baseline"] == pytest.approx(uniform_baseline(tokens, kind), rel=1e-6)
         assert "uniform attention" in scale["baseline_label"]

@@ -170,7 +170,7 @@ def test_a_view_of_no_model_says_it_needs_one():
     with pytest.raises(TypeError, match="AttentionView needs a model handle, got NoneType"):
         AttentionView(None, tokens)
     with pytest.raises(TypeError, match="InterventionPanel needs a model handle, got str"):
-        InterventionPanel(model="gpt2", data=tokens)
+        InterventionPanel(model="gpt2", inputs=tokens)
 
 
 def test_neighbours_name_what_is_missing(mlp, images):

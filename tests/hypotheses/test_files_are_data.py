@@ -8,6 +8,7 @@ import sys
 
 import pytest
 import sqlalchemy as sa
+from page_requests import invoke
 
 from explorer.hypotheses import (
     AblationEffect,
@@ -83,7 +84,7 @@ def test_the_board_rerun_of_a_malicious_file_runs_nothing(
     export = {"format": "explorer-hypotheses", "version": 1, "project": "shared",
               "hypotheses": [{"hypothesis": r} for r in _malicious_records(make_hypothesis)]}  # fmt: skip
     from_json(json.dumps(export), store)
-    board = HypothesisBoard(store, "shared", model=concept_model, data=concept_data)
+    board = HypothesisBoard(store, "shared", model=concept_model, inputs=concept_data)
     assert len(board.rows) == 4 and not any(r["rerunnable"] for r in board.rows)
     assert all(r["test"].endswith("(its measure is not registered here)") for r in board.rows)
     outcome = board.rerun_all()
@@ -107,12 +108,12 @@ def test_a_measure_that_raises_systemexit_or_interrupt_does_not_end_the_kernel(
         good = make_hypothesis(n_boot=50)
         store.save(h, project="p")
         store.save(good, project="p")
-        board = HypothesisBoard(store, "p", model=concept_model, data=concept_data)
+        board = HypothesisBoard(store, "p", model=concept_model, inputs=concept_data)
         outcome = board.rerun_all()
         assert outcome[h.id].startswith(type(exc).__name__)
         assert outcome[good.id].status == "supported"  # the others still ran
         board.send_state()
-        board._on_page_message(board, {"action": "rerun"}, [])  # the page's button: same path
+        invoke(board, "_page_rerun")  # the page's button: same path
         board.wait()
         assert board.error == "" and "re-ran 1 of 2" in board.message
         widget = HypothesisWidget(h, concept_model, concept_data)

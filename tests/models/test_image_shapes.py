@@ -111,7 +111,7 @@ def test_neuron_view_shows_images_and_weight_images_of_a_flat_mlp(twins, digits)
 
     flat, twin = twins
     images, _ = digits
-    view, twin_view = NeuronView(flat, images.flatten(1), k=4), NeuronView(twin, images, k=4)
+    view, twin_view = NeuronView(flat, images.flatten(1), n=4), NeuronView(twin, images, n=4)
     for v in (view, twin_view):
         v.neuron = 7
     assert view.top_images["shape"] == [4, 28, 28]

@@ -13,7 +13,6 @@ from explorer.analysis.audit import AuditResult
 from explorer.analysis.trigger_examples import stamped_examples
 from explorer.studies.auditing import make_mlp
 from explorer.views import AuditView
-from explorer.views.serialize import decode
 
 torch.set_num_threads(1)
 
@@ -61,9 +60,9 @@ def test_the_view_encodes_every_class_of_the_result(model, images):
     assert view.selected == 4  # the target first
     assert view.n_classes == 10 and view.flagged == [4] and view.threshold == pytest.approx(2.6)
     assert "reaches 2.6" in view.rule and "leads every other class by 1" in view.rule
-    assert np.allclose(decode(view.anomaly), result.anomaly.numpy())
-    assert np.allclose(decode(view.success), result.success.numpy())
-    assert np.array_equal(decode(view.masks), result.masks.numpy())
+    assert np.allclose(view.anomaly.numpy(), result.anomaly.numpy())
+    assert np.allclose(view.success.numpy(), result.success.numpy())
+    assert np.array_equal(view.masks.numpy(), result.masks.numpy())
     assert view.boxes == [list(b) for b in result.boxes]
     assert view.audit_spent == {
         "forward": 1234,
@@ -78,14 +77,14 @@ def test_clicking_a_class_shows_its_trigger_and_stamped_examples(model, images):
     view = AuditView(result, model, images, n_examples=5)
     view.selected = 7
     assert view.error == ""
-    assert np.allclose(decode(view.pattern), result.patterns[7, 0].numpy(), atol=1 / 255)
+    assert np.allclose(view.pattern.numpy(), result.patterns[7, 0].numpy(), atol=1 / 255)
     expected = stamped_examples(model, result=result, inputs=images, target=7, n=5)
     assert view.before == expected.before.tolist() and view.after == expected.after.tolist()
-    stamped = decode(view.stamped)
+    stamped = view.stamped.numpy()
     assert stamped.shape == (5, 28, 28)
     assert np.allclose(stamped, expected.stamped[:, 0].numpy(), atol=1 / 255)
     # the trigger of class 7 is in the stamped images, in its box, and nowhere else changed
-    shown = decode(view.images)
+    shown = view.images.numpy()
     assert np.allclose(stamped[:, 7:16, 14:23], 7 / 9, atol=1 / 255)
     outside = np.ones((28, 28), bool)
     outside[7:16, 14:23] = False

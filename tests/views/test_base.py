@@ -4,18 +4,18 @@ keywords, set_model, and long requests that run in the background and can be can
 from __future__ import annotations
 
 import threading
-from typing import ClassVar
 
 import numpy as np
 import pytest
 import torch
 import traitlets
+from page_requests import invoke
 
 from explorer.analysis import metrics
 from explorer.models import zoo
 from explorer.views import InterventionPanel, NeuronView, PatchingView
 from explorer.views._base import ExplorerWidget
-from explorer.views.serialize import decode
+from explorer.views._reporting import page_request
 
 SAFETY_S = 120  # a bound so a broken test cannot hang; never a speed target
 
@@ -23,8 +23,6 @@ SAFETY_S = 120  # a bound so a broken test cannot hang; never a speed target
 class Counter(ExplorerWidget):
     """A fake slow action: one forward pass per step, as a chunked sweep makes."""
 
-    _actions: ClassVar[dict[str, str]] = {"count": "count", "fail": "fail"}
-    _background = frozenset({"count"})
     done = traitlets.Int(0, help="steps of the last finished count").tag(sync=True)
 
     def __init__(self, model, **kwargs):
@@ -32,19 +30,21 @@ class Counter(ExplorerWidget):
         self.started = threading.Event()
         super().__init__(**kwargs)
 
-    def count(self, steps: int) -> None:
+    @page_request(background=True)
+    def _page_count(self, steps: int) -> None:
         x = torch.rand(2, 1, 28, 28)
         for _ in range(int(steps)):
             self.model(x)  # checks for a cancellation first
             self.started.set()
         self.done = int(steps)
 
-    def fail(self) -> None:
+    @page_request()
+    def _page_fail(self) -> None:
         raise ValueError("no such thing")
 
 
 def request(widget, action, **arguments):
-    widget._on_page_message(widget, {"action": action, **arguments}, [])
+    return invoke(widget, "_page_" + action, **arguments)
 
 
 @pytest.fixture
@@ -74,19 +74,21 @@ def test_a_background_request_can_be_cancelled_while_the_kernel_runs_other_cells
     assert widget.requests == 3
 
 
-def test_one_reporter_one_counter_and_unknown_requests(mlp):
+def test_one_reporter_one_counter_and_the_reply_the_page_gets(mlp):
     widget = Counter(mlp)
-    request(widget, "fail")
+    reply = request(widget, "fail")
+    assert reply == {"outcome": "failed", "error": "ValueError: no such thing"}
     assert widget.error == "ValueError: no such thing" and widget.requests == 1
-    request(widget, "explode")
-    assert widget.error == "ValueError: unknown request 'explode': Counter answers count, fail, set"
-    request(widget, "count", steps=1, speed=2)  # a wrong argument is an error, not a crash
+    # a wrong argument is an error, not a crash
+    assert request(widget, "count", steps=1, speed=2) == {"outcome": "started", "error": ""}
     assert widget.wait(SAFETY_S)
     assert "unexpected keyword argument 'speed'" in widget.error
-    assert widget.last_run["outcome"] == "failed" and widget.requests == 3
+    assert widget.last_run["outcome"] == "failed" and widget.requests == 2
     request(widget, "set", done=5)
-    assert widget.done == 5 and widget.error == "" and widget.requests == 4
+    assert widget.wait(SAFETY_S)
+    assert widget.done == 5 and widget.error == "" and widget.requests == 3
     request(widget, "set", model="another")
+    assert widget.wait(SAFETY_S)
     assert widget.error == "ValueError: the page cannot set model" and widget.model is mlp
 
 
@@ -94,7 +96,8 @@ def test_unknown_keyword_arguments_name_the_allowed_ones(mlp):
     with pytest.raises(TypeError, match="NeuronView got an unexpected keyword argument 'topk'"):
         NeuronView(mlp, torch.rand(10, 1, 28, 28), topk=3)
     with pytest.raises(
-        TypeError, match=r"allowed are the arguments model, data, k, .* and the traits .*\blayer, "
+        TypeError,
+        match=r"allowed are the arguments model, inputs, n, .* and the traits .*\blayer, ",
     ):
         NeuronView(mlp, torch.rand(10, 1, 28, 28), topk=3)
     view = NeuronView(mlp, torch.rand(10, 1, 28, 28), neuron=2)  # a trait is a keyword too
@@ -112,14 +115,14 @@ def test_a_cancelled_sweep_leaves_the_panel_as_it_was(attn_model, repeated):
             panel.cancel()
         return loss(logits)
 
-    panel = InterventionPanel(attn_model, repeated, metric)
+    panel = InterventionPanel(attn_model, repeated, metric=metric)
     panel.units = ["head 0.1"]
     before = (panel.before_mean, panel.after_mean)
     calls.clear()
     request(panel, "sweep")
     assert panel.wait(SAFETY_S)
     assert panel.last_run["outcome"] == "cancelled" and panel.error == ""
-    assert decode(panel.sweep_effects).size == 0 and panel.sweep_info == ""
+    assert panel.sweep_effects.numpy().size == 0 and panel.sweep_info == ""
     assert (panel.before_mean, panel.after_mean) == before
     assert len(calls) == 1  # no ablated pass ran after the clean one
     calls.clear()
@@ -128,30 +131,30 @@ def test_a_cancelled_sweep_leaves_the_panel_as_it_was(attn_model, repeated):
     panel.cancel = lambda: None  # now let it run through
     request(panel, "sweep")
     assert panel.wait(SAFETY_S) and panel.last_run["outcome"] == "done"
-    assert decode(panel.sweep_effects).shape == (2, 4)
+    assert panel.sweep_effects.numpy().shape == (2, 4)
 
 
 def test_a_cancelled_grid_change_puts_the_grid_back(attn_model, repeated):
     clean, corrupted = repeated[:3], repeated[3:6]
     loss = metrics.next_token_loss(clean)
-    view = PatchingView(attn_model, clean, corrupted, loss, grid="head")
-    shown = decode(view.values)
+    view = PatchingView(attn_model, clean, corrupted=corrupted, metric=loss, grid="head")
+    shown = view.values.numpy()
     view.metric = lambda logits: (view.cancel(), loss(logits))[1]  # Cancel at the first pass
     request(view, "set", grid="resid")
     assert view.wait(SAFETY_S)
     assert view.last_run["outcome"] == "cancelled"
-    assert view.grid == "head" and np.array_equal(decode(view.values), shown)
+    assert view.grid == "head" and np.array_equal(view.values.numpy(), shown)
     view.metric = loss
     request(view, "set", grid="resid")
     assert view.wait(SAFETY_S)
-    assert view.grid == "resid" and decode(view.values).shape == (2, repeated.shape[1])
+    assert view.grid == "resid" and view.values.numpy().shape == (2, repeated.shape[1])
 
 
 def test_set_model_swaps_the_model_and_redraws(mlp):
     data = torch.rand(20, 1, 28, 28, generator=torch.Generator().manual_seed(0))
-    view = NeuronView(mlp, data, k=3)
+    view = NeuronView(mlp, data, n=3)
     other = zoo.mnist_mlp(hidden=(8,), seed=1)
-    fresh = NeuronView(other, data, k=3)
+    fresh = NeuronView(other, data, n=3)
     assert view.top_values != fresh.top_values
     view.set_model(other)
     assert view.model is other
@@ -163,7 +166,7 @@ def test_set_model_swaps_the_model_and_redraws(mlp):
 
 def test_a_cancelled_neuron_change_shows_the_old_neuron_whole():
     mlp = zoo.mnist_mlp(hidden=(8, 6), seed=0)
-    view = NeuronView(mlp, torch.rand(20, 1, 28, 28), k=3)
+    view = NeuronView(mlp, torch.rand(20, 1, 28, 28), n=3)
     payloads = ("top_values", "top_images", "hist_counts", "effect_values", "ablation_values")
     shown = {name: getattr(view, name) for name in payloads}
     top_examples = view.top_examples

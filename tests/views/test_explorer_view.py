@@ -11,7 +11,6 @@ from ipywidgets.widgets.widget import _remove_buffers
 
 from explorer.data import repeated_tokens
 from explorer.views import Explorer, show
-from explorer.views.serialize import decode
 
 
 def test_transformer_gets_attention_intervention_and_patching_linked(attn_model):
@@ -29,7 +28,7 @@ def test_transformer_gets_attention_intervention_and_patching_linked(attn_model)
     ex.patching.grid = "head"
     ex.patching.select(0, 2)
     assert (ex.attention.layer, ex.attention.head) == (0, 2)
-    assert ex.patching.corrupted.shape == ex.patching.clean.shape
+    assert ex.patching.corrupted.shape == ex.patching.inputs.shape
 
 
 def test_mlp_gets_neurons_and_a_neuron_link(mnist_mlp):
@@ -42,7 +41,7 @@ def test_mlp_gets_neurons_and_a_neuron_link(mnist_mlp):
         "Patching",
     ]
     assert ex.attention is None
-    ex.intervention.unit_type = "neuron"
+    ex.intervention.granularity = "neuron"
     ex.intervention.select(1, 4)
     assert (ex.neurons.layer, ex.neurons.neuron) == (1, 4)
     assert ex.neurons.top_values["shape"] == [8]
@@ -58,7 +57,7 @@ def test_every_view_state_is_strict_json_plus_binary_buffers(attn_model, mlp_tra
         state, _, buffers = _remove_buffers(view.get_state())
         json.dumps(state, allow_nan=False)  # NaN in a trait would break the comm message
         assert sum(len(b) for b in buffers) < 2**20
-    assert decode(ex.attention.pattern).shape == (13, 13)
+    assert ex.attention.pattern.numpy().shape == (13, 13)
 
 
 def test_a_user_metric_feeds_both_the_panel_and_patching(attn_model):
@@ -115,5 +114,5 @@ def test_each_view_reaches_the_page_in_one_message(kind, mnist_mlp, attn_model, 
     assert len(ids) == len(views) >= 3
     sent = [method for comm_id, method in _RecordingComm.log if comm_id in ids]
     assert sent == ["open"] * len(views)  # no update after the opening
-    ex.intervention.kind = "mean"  # and once open, changes do go out
+    ex.intervention.ablation = "mean"  # and once open, changes do go out
     assert (ex.intervention.comm.comm_id, "update") in _RecordingComm.log

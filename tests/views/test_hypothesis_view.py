@@ -7,6 +7,7 @@ from importlib import resources
 
 import pytest
 import torch
+from page_requests import invoke
 
 from explorer.hypotheses import (
     AblationEffect,
@@ -71,7 +72,7 @@ def test_test_button_runs_the_edited_hypothesis_and_saves_it(concept):
     assert w.status == "untested" and w.verdict == {}
     assert w.units == "neuron 0.3" and w.held_out == "150 examples (indices 150..299)"
 
-    w._on_page_message(w, {"action": "test"}, [])
+    invoke(w, "_page_test")
 
     w.wait()
     assert w.status == "supported" and w.verdict["status"] == "supported"
@@ -83,11 +84,7 @@ def test_test_button_runs_the_edited_hypothesis_and_saves_it(concept):
 
     # the page sends its edited fields with the press: a claim about another neuron, which
     # is a new version (the judged claim keeps its verdict), not an overwrite
-    w._on_page_message(
-        w,
-        {"action": "test", "claim": "neuron 0.5 too", "units": "L0N5", "threshold": 0.9},
-        [],
-    )
+    invoke(w, "_page_test", claim="neuron 0.5 too", units="L0N5", threshold=0.9)
     w.wait()
     assert w.units == "neuron 0.5" and w.claim == "neuron 0.5 too"
     assert w.status == "refuted"
@@ -124,19 +121,17 @@ def test_bad_edits_show_an_error_and_keep_the_last_verdict(concept):
     model, data = concept
     w = HypothesisWidget(neuron_hypothesis(), model, data)
     w.test()
-    w._on_page_message(w, {"action": "test", "units": "neuron 0.99"}, [])
+    invoke(w, "_page_test", units="neuron 0.99")
     w.wait()
     assert "neuron 0.99, which planted-concept-mlp lacks" in w.error
     assert w.status == "supported" and len(w.history) == 1
-    w._on_page_message(w, {"action": "test", "units": "the third neuron"}, [])
+    invoke(w, "_page_test", units="the third neuron")
     w.wait()
     assert "cannot read a unit" in w.error
-    w._on_page_message(w, {"action": "test", "units": "neuron 0.3", "claim": "  "}, [])
+    invoke(w, "_page_test", units="neuron 0.3", claim="  ")
     w.wait()
     assert "claim in words" in w.error
-    w._on_page_message(
-        w, {"action": "test", "claim": "neuron 0.3 detects it", "threshold": 0.5}, []
-    )
+    invoke(w, "_page_test", claim="neuron 0.3 detects it", threshold=0.5)
     w.wait()
     assert w.error == "" and w.status == "supported" and w.verdict["threshold"] == 0.5
     assert w.requests == 4  # every press is answered, so the page re-enables Test even on errors
@@ -190,7 +185,7 @@ def _filled_store(concept, previous):
 def test_board_lists_by_author_with_agreement_and_reruns_all(concept, previous):
     store = _filled_store(concept, previous)
     data = {"concept": concept[1], "tokens": previous[1]}
-    board = HypothesisBoard(store, "room", data=data)
+    board = HypothesisBoard(store, "room", inputs=data)
     assert [r["author"] for r in board.rows] == ["ada", "ada", "bob", "cy"]
     assert {r["status"] for r in board.rows} == {"untested"}
     assert board.rows[2]["claim"] == "<img src=x onerror=alert(1)>"  # text; the page escapes it
@@ -201,7 +196,7 @@ def test_board_lists_by_author_with_agreement_and_reruns_all(concept, previous):
     assert n3["labels"]["bob"] == "curve x1, loop x3"
     assert board.agreement[1]["kappa"] is None
 
-    board._on_page_message(board, {"action": "rerun"}, [])
+    invoke(board, "_page_rerun")
 
     board.wait()
     assert "no model to re-run on" in board.error and board.requests == 1
@@ -227,7 +222,7 @@ def test_board_follows_the_store_and_the_project(concept, previous):
     board = HypothesisBoard(store, "room")
     assert board.projects == ["room"]
     store.save(neuron_hypothesis(claim="a late idea"), project="room", author="dee")
-    board._on_page_message(board, {"action": "refresh"}, [])
+    invoke(board, "_page_refresh")
     board.wait()
     assert board.rows[-1]["author"] == "dee"
     store.save(neuron_hypothesis(claim="elsewhere"), project="other")

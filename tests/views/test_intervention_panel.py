@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 import traitlets
+from page_requests import invoke
 
 from explorer.analysis import ablate, ablation_sweep, metrics
 from explorer.views import InterventionPanel
-from explorer.views.serialize import decode
 
 
 @pytest.fixture
@@ -26,11 +26,11 @@ def test_units_and_kind_run_the_matching_ablation(attn_model, repeated):
     expected = ablate(
         attn_model, repeated, units=["head 1.2", "head 0.1"], metric=metric, ablation="zero"
     )
-    assert np.allclose(decode(panel.before), expected.before.numpy())
-    assert np.allclose(decode(panel.after), expected.after.numpy())
+    assert np.allclose(panel.before.numpy(), expected.before.numpy())
+    assert np.allclose(panel.after.numpy(), expected.after.numpy())
     assert panel.after_mean == pytest.approx(expected.after_mean)
     assert panel.hooks == ["blocks.0.attn.hook_z", "blocks.1.attn.hook_z"]
-    panel.kind = "mean"
+    panel.ablation = "mean"
     expected = ablate(
         attn_model, repeated, units=["head 1.2", "head 0.1"], metric=metric, ablation="mean"
     )
@@ -54,9 +54,9 @@ def test_sweep_draws_every_head_and_a_click_selects_one(attn_model, repeated):
     panel = InterventionPanel(attn_model, repeated)
     panel.sweep()
     expected = ablation_sweep(attn_model, repeated, metric=metrics.next_token_loss(repeated))
-    assert np.allclose(decode(panel.sweep_effects), expected.grid().numpy(), atol=1e-6)
+    assert np.allclose(panel.sweep_effects.numpy(), expected.grid().numpy(), atol=1e-6)
     assert panel.sweep_before == pytest.approx(expected.before)
-    panel._on_page_message(panel, {"action": "select", "layer": 1, "index": 3}, [])
+    invoke(panel, "_page_select", layer=1, index=3)
     panel.wait()
     assert (panel.layer, panel.head, panel.units) == (1, 3, ["head 1.3"])
     assert panel.after_mean == pytest.approx(float(expected.after[7]), abs=1e-5)
@@ -64,9 +64,9 @@ def test_sweep_draws_every_head_and_a_click_selects_one(attn_model, repeated):
 
 def test_neuron_sweep_covers_layers_of_different_widths(mnist_mlp, labelled):
     panel = InterventionPanel(mnist_mlp, labelled)
-    panel._on_page_message(panel, {"action": "sweep"}, [])
+    invoke(panel, "_page_sweep")
     panel.wait()
-    grid = decode(panel.sweep_effects)
+    grid = panel.sweep_effects.numpy()
     assert grid.shape == (2, 16)
     assert np.isnan(grid[1, 12:]).all() and np.isfinite(grid[1, :12]).all()
     layer1 = ablation_sweep(
@@ -81,10 +81,10 @@ def test_bad_units_raise_in_python_and_show_in_the_page(attn_model, repeated):
     panel = InterventionPanel(attn_model, repeated)
     with pytest.raises(traitlets.TraitError, match="layer 5 out of range"):
         panel.units = ["head 5.0"]
-    panel._on_page_message(panel, {"action": "add_unit", "text": "head 0.9"}, [])
+    invoke(panel, "_page_add_unit", text="head 0.9")
     panel.wait()
     assert "head 9 out of range" in panel.error and panel.units == []
-    panel._on_page_message(panel, {"action": "add_unit", "text": "head 0.2"}, [])
+    invoke(panel, "_page_add_unit", text="head 0.2")
     panel.wait()
     assert panel.error == "" and panel.units == ["head 0.2"]
 
@@ -92,7 +92,9 @@ def test_bad_units_raise_in_python_and_show_in_the_page(attn_model, repeated):
 def test_a_failing_metric_is_reported_and_the_panel_stays_usable(attn_model, repeated):
     good = metrics.next_token_loss(repeated)
     panel = InterventionPanel(
-        attn_model, repeated, {"good": good, "broken": lambda logits: logits.sum() * float("nan")}
+        attn_model,
+        repeated,
+        metric={"good": good, "broken": lambda logits: logits.sum() * float("nan")},
     )
     panel.units = ["head 0.0"]
     panel.metric_name = "broken"
@@ -109,12 +111,12 @@ def test_a_repeated_failure_is_announced_again(attn_model, repeated):
     def broken(logits):
         raise RuntimeError("metric exploded")
 
-    panel = InterventionPanel(attn_model, repeated, broken)
+    panel = InterventionPanel(attn_model, repeated, metric=broken)
     heard = []
     panel.observe(lambda change: heard.append(change["new"]), names="error")
-    panel._on_page_message(panel, {"action": "sweep"}, [])
+    invoke(panel, "_page_sweep")
     panel.wait()
-    panel._on_page_message(panel, {"action": "sweep"}, [])
+    invoke(panel, "_page_sweep")
     panel.wait()
     assert [m for m in heard if m] == ["RuntimeError: metric exploded"] * 2
     assert panel.error == "RuntimeError: metric exploded"
@@ -155,7 +157,7 @@ def test_neuron_sweep_on_a_residual_mlp_equals_the_loop():
                 return act
 
             after = float(metric(model.run_with_hooks(x, [(hook, zero)])).mean())
-            assert decode(panel.sweep_effects)[layer, n] == pytest.approx(after - before, abs=1e-5)
+            assert panel.sweep_effects.numpy()[layer, n] == pytest.approx(after - before, abs=1e-5)
 
 
 def test_the_panel_says_which_way_is_worse_for_each_metric():
@@ -167,7 +169,9 @@ def test_the_panel_says_which_way_is_worse_for_each_metric():
     model = zoo.attention_only_transformer(n_layers=1, d_model=16, n_heads=2, d_vocab=12, n_ctx=16)
     tokens = repeated_tokens(4, 5, 12, seed=0)
     loss = metrics.repeated_half_loss(tokens)
-    panel = InterventionPanel(model, tokens, {"loss": loss, "score": lambda logits: -loss(logits)})
+    panel = InterventionPanel(
+        model, tokens, metric={"loss": loss, "score": lambda logits: -loss(logits)}
+    )
     assert panel.worse_when == "up"
     panel.metric_name = "score"
     assert panel.worse_when == "down"

@@ -11,7 +11,6 @@ import traitlets
 
 from explorer.analysis import attribute_tokens, direct_logit_attribution, logit_lens
 from explorer.views import AttentionView, LogitAttributionView, LogitLensView, TokenAttributionView
-from explorer.views.serialize import decode
 
 
 @pytest.fixture(scope="module")
@@ -25,20 +24,20 @@ TOKENS = torch.tensor([[1, 4, 7, 4, 9], [2, 3, 5, 3, 8]])
 def test_dla_view_shows_the_analysis_and_a_click_selects(model):
     view = LogitAttributionView(model, TOKENS, target="w7", against="w9")
     expected = direct_logit_attribution(model, TOKENS, target=7, against=9, granularity="head")
-    assert np.allclose(decode(view.values), expected.grid().numpy(), atol=1e-6)
+    assert np.allclose(view.values.numpy(), expected.grid().numpy(), atol=1e-6)
     assert view.direction == "'w7' - 'w9'" and view.logit == pytest.approx(
         float(expected.logit.mean())
     )
     view.selected = "L1H3"  # the page's click
     assert (view.layer, view.head) == (1, 3)
-    view.units = "neurons"
-    assert decode(view.values).shape == (2, 64)
+    view.granularity = "neurons"
+    assert view.values.numpy().shape == (2, 64)
     view.selected = "L0N17"
     assert (view.layer, view.neuron) == (0, 17)
-    view.units = "layers"
+    view.granularity = "layers"
     layers = direct_logit_attribution(model, TOKENS, target=7, against=9, granularity="layer")
     assert view.labels == list(layers.labels)
-    assert np.allclose(decode(view.values), layers.mean().numpy(), atol=1e-6)
+    assert np.allclose(view.values.numpy(), layers.mean().numpy(), atol=1e-6)
     assert view.remainder == pytest.approx(float(layers.remainder.mean()), abs=1e-5)
     view.selected = "1_mlp_out"
     assert view.layer == 1 and view.error == ""
@@ -59,7 +58,7 @@ def test_dla_view_target_is_edited_in_the_page(model):
     view = LogitAttributionView(model, TOKENS, target="w7")
     view.target = "12"  # an id typed in the page
     expected = direct_logit_attribution(model, TOKENS, target=12)
-    assert np.allclose(decode(view.values), expected.grid().numpy(), atol=1e-6)
+    assert np.allclose(view.values.numpy(), expected.grid().numpy(), atol=1e-6)
     view.target = "nope"
     assert "not in the vocabulary" in view.error
     view.target = "w3"
@@ -69,12 +68,12 @@ def test_dla_view_target_is_edited_in_the_page(model):
 
 
 def test_logit_lens_view(model):
-    view = LogitLensView(model, TOKENS, k=3)
+    view = LogitLensView(model, TOKENS, n=3)
     lens = logit_lens(model, TOKENS, n=3)
     assert view.row_labels == ["0_pre", "1_pre", "final_post"]
-    assert np.array_equal(decode(view.target_rank), lens.target_rank[:, 0].numpy())
+    assert np.array_equal(view.target_rank.numpy(), lens.target_rank[:, 0].numpy())
     assert view.top_tokens[:3] == lens.top_tokens(0, 0)
-    assert decode(view.top_logits).shape == (3, 5, 3)
+    assert view.top_logits.numpy().shape == (3, 5, 3)
     view.row, view.position = 1, 4  # a click
     assert view.layer == 1
     view.row = 2
@@ -88,11 +87,11 @@ def test_logit_lens_view(model):
 
 
 def test_logit_lens_view_sends_a_window_of_positions(model):
-    view = LogitLensView(model, TOKENS, k=2, target="w4")
+    view = LogitLensView(model, TOKENS, n=2, target="w4")
     lens = logit_lens(model, TOKENS, n=2, target=4)
     view.window, view.position_start = 2, 3  # positions 3 and 4 only
     assert view.tokens == model.to_str_tokens(TOKENS[0, 3:5]) and view.n_positions == 5
-    assert np.array_equal(decode(view.target_rank), lens.target_rank[:, 0, 3:5].numpy())
+    assert np.array_equal(view.target_rank.numpy(), lens.target_rank[:, 0, 3:5].numpy())
     assert len(view.top_tokens) == 3 * 2 * 2
     with pytest.raises(traitlets.TraitError, match="position_start 5 out of range"):
         view.position_start = 5
@@ -101,7 +100,7 @@ def test_logit_lens_view_sends_a_window_of_positions(model):
 def test_token_attribution_view(model):
     view = TokenAttributionView(model, TOKENS, target="w7", baseline="w0", n_steps=16)
     expected = attribute_tokens(model, TOKENS, target=7, baseline=0, n_steps=16)
-    assert np.allclose(decode(view.scores), expected.scores.numpy(), atol=1e-6)
+    assert np.allclose(view.scores.numpy(), expected.scores.numpy(), atol=1e-6)
     assert view.delta == pytest.approx(expected.delta.tolist(), abs=1e-6)
     assert view.tokens[1] == model.to_str_tokens(TOKENS[1])
     view.prompt, view.position = 1, 3  # a click on a token
@@ -128,10 +127,10 @@ def test_views_take_one_target_per_prompt(model):
     expected = direct_logit_attribution(
         model, TOKENS, target=targets, against=torch.tensor(against)
     )
-    assert np.allclose(decode(dla.values), expected.grid().numpy(), atol=1e-6)
+    assert np.allclose(dla.values.numpy(), expected.grid().numpy(), atol=1e-6)
     assert dla.target == "(one per prompt)" and dla.error == ""
     dla.target = "w3"  # typing a token replaces the per-prompt targets
     assert dla.direction.startswith("'w3' - 'w9'")
     tokens = TokenAttributionView(model, TOKENS, target=targets, n_steps=8)
     expected = attribute_tokens(model, TOKENS, target=targets, n_steps=8)
-    assert np.allclose(decode(tokens.scores), expected.scores.numpy(), atol=1e-6)
+    assert np.allclose(tokens.scores.numpy(), expected.scores.numpy(), atol=1e-6)

@@ -11,7 +11,6 @@ from explorer.analysis import activation_histogram, run_with_cache, top_k_exampl
 from explorer.analysis.units import Neuron
 from explorer.data import repeated_tokens
 from explorer.views import NeuronView
-from explorer.views.serialize import decode
 
 
 @pytest.fixture
@@ -22,20 +21,20 @@ def images():
 
 def test_image_neuron_shows_its_top_images_weights_histogram_and_effects(mnist_mlp, images):
     x, _ = images
-    view = NeuronView(mnist_mlp, x, k=5)
+    view = NeuronView(mnist_mlp, x, n=5)
     view.neuron = 7
     top = top_k_examples(mnist_mlp, x, layer=0, n=8)
     assert view.example_ids == top.example[7, :5].tolist()
-    assert np.allclose(decode(view.top_values), top.values[7, :5].numpy())
-    shown = decode(view.top_images)
+    assert np.allclose(view.top_values.numpy(), top.values[7, :5].numpy())
+    shown = view.top_images.numpy()
     assert shown.shape == (5, 28, 28)
     assert np.abs(shown - x[top.example[7, :5], 0].numpy()).max() <= 1 / 255 + 1e-6
     w = mnist_mlp.model.module[1].weight[7].detach().reshape(28, 28).numpy()
-    assert np.abs(decode(view.weight_image) - w).max() < 1e-3
+    assert np.abs(view.weight_image.numpy() - w).max() < 1e-3
     hist = activation_histogram(mnist_mlp, x, unit=Neuron(0, 7), bins=40)
-    assert decode(view.hist_counts).tolist() == hist.counts.tolist()
+    assert view.hist_counts.numpy().tolist() == hist.counts.tolist()
     outgoing = mnist_mlp.model.module[3].weight[:, 7].detach()
-    values = decode(view.effect_values)
+    values = view.effect_values.numpy()
     assert values[0] == pytest.approx(float(outgoing.max()), abs=1e-6)
     assert values[-1] == pytest.approx(float(outgoing.min()), abs=1e-6)
     assert view.effect_labels[0] == f"neuron 1.{int(outgoing.argmax())}"
@@ -43,18 +42,18 @@ def test_image_neuron_shows_its_top_images_weights_histogram_and_effects(mnist_m
 
 
 def test_last_layer_effects_are_on_the_classes(mnist_mlp, images):
-    view = NeuronView(mnist_mlp, images, k=3)
+    view = NeuronView(mnist_mlp, images, n=3)
     view.layer = 1
     assert view.effect_title == "weights to the output classes"
     outgoing = mnist_mlp.model.module[5].weight[:, view.neuron].detach()
     # 10 classes: each listed once, strongest first
     assert sorted(view.effect_labels) == sorted(f"class {i}" for i in range(10))
-    assert np.allclose(decode(view.effect_values), outgoing.sort(descending=True).values.numpy())
+    assert np.allclose(view.effect_values.numpy(), outgoing.sort(descending=True).values.numpy())
     assert view.weight_image["shape"] == [0]  # deeper layers read neurons, not pixels
 
 
 def test_changing_to_a_narrower_layer_keeps_the_neuron_valid(mnist_mlp, images):
-    view = NeuronView(mnist_mlp, images[0], k=3)
+    view = NeuronView(mnist_mlp, images[0], n=3)
     view.neuron = 15
     view.layer = 1  # 12 neurons
     assert view.neuron == 11 and view.error == ""
@@ -64,12 +63,12 @@ def test_changing_to_a_narrower_layer_keeps_the_neuron_valid(mnist_mlp, images):
 
 def test_text_neuron_colours_each_token_by_its_activation(mlp_transformer):
     data = repeated_tokens(20, 10, 30, seed=0)
-    view = NeuronView(mlp_transformer, data, k=4, context=6)
+    view = NeuronView(mlp_transformer, data, n=4, context=6)
     view.layer, view.neuron = 1, 9
     top = top_k_examples(mlp_transformer, data, layer=1, n=8)
     name = mlp_transformer.hook_name("post", 1)
     acts = run_with_cache(mlp_transformer, data, hooks=[name])[name][..., 9]
-    windows = decode(view.example_acts)
+    windows = view.example_acts.numpy()
     for i, (example, start) in enumerate(zip(view.example_ids, view.example_starts)):
         assert example == int(top.example[9, i])
         width = windows.shape[1]
@@ -81,13 +80,13 @@ def test_text_neuron_colours_each_token_by_its_activation(mlp_transformer):
 
 
 def test_text_neuron_effect_is_its_direct_logit_effect(mlp_transformer):
-    view = NeuronView(mlp_transformer, repeated_tokens(8, 6, 30), k=2)
+    view = NeuronView(mlp_transformer, repeated_tokens(8, 6, 30), n=2)
     view.neuron = 3
     from explorer.analysis import neuron_logit_weights
 
     direct = neuron_logit_weights(mlp_transformer, units="neuron 0.3").values[0]
     assert view.effect_title.startswith("direct effect on the logits")
-    assert decode(view.effect_values)[0] == pytest.approx(float(direct.max()), abs=1e-5)
+    assert view.effect_values.numpy()[0] == pytest.approx(float(direct.max()), abs=1e-5)
     assert view.effect_labels[0] == str(int(direct.argmax()))
 
 
@@ -102,32 +101,32 @@ def test_bad_data_is_refused_with_what_is_accepted(mnist_mlp):
 
 
 def test_cached_and_streamed_histograms_agree(mnist_mlp, images):
-    cached = NeuronView(mnist_mlp, images[0], k=2)
-    streamed = NeuronView(mnist_mlp, images[0], k=2, activation_budget_mb=0.0)
+    cached = NeuronView(mnist_mlp, images[0], n=2)
+    streamed = NeuronView(mnist_mlp, images[0], n=2, activation_budget_mb=0.0)
     for layer, neuron in [(0, 3), (1, 7)]:
         cached.layer = streamed.layer = layer
         cached.neuron = streamed.neuron = neuron
         assert cached.hist_counts["data"] == streamed.hist_counts["data"]
-        assert np.allclose(decode(cached.hist_edges), decode(streamed.hist_edges))
+        assert np.allclose(cached.hist_edges.numpy(), streamed.hist_edges.numpy())
     assert cached._acts[0] is not None and streamed._acts[0] is None
 
 
 def test_conv_channels_show_kernels_and_their_summed_outgoing_weights(mnist_cnn, images):
-    view = NeuronView(mnist_cnn, images[0], k=3)
+    view = NeuronView(mnist_cnn, images[0], n=3)
     view.neuron = 2
     first_conv = mnist_cnn.model.module[0].weight[2].detach().sum(0)
-    assert np.abs(decode(view.weight_image) - first_conv.numpy()).max() < 1e-3  # 3x3 kernel
+    assert np.abs(view.weight_image.numpy() - first_conv.numpy()).max() < 1e-3  # 3x3 kernel
     view.layer, view.neuron = 1, 5
     linear = mnist_cnn.model.module[7].weight.detach()
     per_class = linear.reshape(10, 6, -1)[:, 5].sum(-1)
     assert np.allclose(
-        decode(view.effect_values), per_class.sort(descending=True).values.numpy(), atol=1e-5
+        view.effect_values.numpy(), per_class.sort(descending=True).values.numpy(), atol=1e-5
     )
 
 
 def test_image_neuron_effect_on_the_classes_is_its_zero_ablation(mnist_mlp, images):
     x, _ = images
-    view = NeuronView(mnist_mlp, x, k=2, ablation_examples=50)
+    view = NeuronView(mnist_mlp, x, n=2, ablation_examples=50)
     view.neuron = 4
     seq = mnist_mlp.model.module
     with torch.no_grad():
@@ -140,20 +139,20 @@ def test_image_neuron_effect_on_the_classes_is_its_zero_ablation(mnist_mlp, imag
     assert "50 inputs" in view.ablation_title
     assert view.ablation_labels[0] == f"class {int(drop.argmax())}"
     assert np.allclose(
-        decode(view.ablation_values), drop.sort(descending=True).values.numpy(), atol=1e-5
+        view.ablation_values.numpy(), drop.sort(descending=True).values.numpy(), atol=1e-5
     )
     view.layer, view.neuron = 1, 3  # the last hidden layer: drop = mean activation x weight
     with torch.no_grad():
         act = seq[4](seq[3](seq[2](seq[1](seq[0](x[:50])))))[:, 3]
     expected = act.mean() * seq[5].weight[:, 3].detach()
     assert np.allclose(
-        decode(view.ablation_values), expected.sort(descending=True).values.numpy(), atol=1e-5
+        view.ablation_values.numpy(), expected.sort(descending=True).values.numpy(), atol=1e-5
     )
 
 
 def test_conv_channel_effect_on_the_classes_zeroes_the_whole_channel(mnist_cnn, images):
     x, _ = images
-    view = NeuronView(mnist_cnn, x, k=2, ablation_examples=20)
+    view = NeuronView(mnist_cnn, x, n=2, ablation_examples=20)
     view.layer, view.neuron = 1, 2
     seq = mnist_cnn.model.module
     with torch.no_grad():
@@ -162,11 +161,11 @@ def test_conv_channel_effect_on_the_classes_zeroes_the_whole_channel(mnist_cnn, 
         act[:, 2] = 0.0
         ablated = seq[7](seq[6](seq[5](act)))
     drop = (clean - ablated).mean(0).sort(descending=True).values
-    assert np.allclose(decode(view.ablation_values), drop.numpy(), atol=1e-5)
+    assert np.allclose(view.ablation_values.numpy(), drop.numpy(), atol=1e-5)
 
 
 def test_text_neurons_have_no_ablation_table(mlp_transformer):
-    view = NeuronView(mlp_transformer, repeated_tokens(8, 6, 30), k=2)
+    view = NeuronView(mlp_transformer, repeated_tokens(8, 6, 30), n=2)
     assert view.ablation_values["shape"] == [0] and view.ablation_title == ""
 
 
@@ -180,7 +179,7 @@ def test_the_view_knows_which_neurons_of_the_layer_never_fire():
     assert view.dead_units and view.fires == (0 not in view.dead_units)
     view.neuron = view.dead_units[0]
     assert view.fires is False
-    assert float(decode(view.top_values).max()) == 0.0
+    assert float(view.top_values.numpy().max()) == 0.0
     view.layer = 1
     top = view.top_examples(1)
     assert view.dead_units == [int(u) for u in (~top.fires()).nonzero().flatten()]

@@ -12,6 +12,7 @@ import threading
 
 import pytest
 import torch
+from page_requests import invoke
 
 import explorer
 from explorer.analysis.audit import AuditResult
@@ -29,13 +30,12 @@ from explorer.views import (
     logit_lens_view,
 )
 from explorer.views.scrubber import TrainingScrubber
-from explorer.views.serialize import decode
 
 SAFETY_S = 120  # a bound so a broken test cannot hang; never a speed target
 
 
 def request(widget, action, **arguments):
-    widget._on_page_message(widget, {"action": action, **arguments}, [])
+    return invoke(widget, "_page_" + action, **arguments)
 
 
 class Gate:
@@ -106,12 +106,12 @@ def test_intervention_panel_ablates_in_the_background(attn_model, repeated, monk
     fresh.units = ["head 1.2"]
     assert payloads(panel, shown) == payloads(fresh, shown) and panel.after_mean is not None
 
-    for change in ({"kind": "mean"}, {"units": ["head 0.1", "head 1.2"]}):
-        before = payloads(panel, (*shown, "kind"))
+    for change in ({"ablation": "mean"}, {"units": ["head 0.1", "head 1.2"]}):
+        before = payloads(panel, (*shown, "ablation"))
         cancelled(panel, gate, **change)
-        assert payloads(panel, (*shown, "kind")) == before  # put back: old units, old numbers
-    runs_in_background(panel, gate, kind="mean")
-    assert panel.kind == "mean" and panel.after_mean != fresh.after_mean
+        assert payloads(panel, (*shown, "ablation")) == before  # put back: old units, old numbers
+    runs_in_background(panel, gate, ablation="mean")
+    assert panel.ablation == "mean" and panel.after_mean != fresh.after_mean
 
     # a sweep cell (select) and a typed unit ablate too: in the background, put back whole
     before = payloads(panel, (*shown, "layer", "head"))
@@ -135,7 +135,7 @@ def test_python_assignment_still_runs_in_the_callers_thread(attn_model, repeated
     panel = InterventionPanel(attn_model, repeated)
     panel.units = ["head 0.1"]  # a cell: done when the assignment returns
     assert gate.threads == [threading.current_thread()] and panel.busy == ""
-    assert decode(panel.after).shape == (repeated.shape[0],)
+    assert panel.after.numpy().shape == (repeated.shape[0],)
     panel.select(1, 2)
     assert gate.threads[-1] is threading.current_thread()
     assert (panel.layer, panel.head, panel.units) == (1, 2, ["head 1.2"])
@@ -144,11 +144,11 @@ def test_python_assignment_still_runs_in_the_callers_thread(attn_model, repeated
 def test_logit_lens_target_runs_in_the_background(attn_model, repeated, monkeypatch):
     gate = Gate(logit_lens_view.logit_lens)
     monkeypatch.setattr(logit_lens_view, "logit_lens", gate)
-    view = LogitLensView(attn_model, repeated, k=3)
+    view = LogitLensView(attn_model, repeated, n=3)
     shown = ("target", "target_rank", "target_logit", "target_tokens", "top_tokens")
     first = payloads(view, shown)
     runs_in_background(view, gate, target="7")
-    fresh = LogitLensView(attn_model, repeated, k=3, target=7)
+    fresh = LogitLensView(attn_model, repeated, n=3, target=7)
     assert payloads(view, shown[1:]) == payloads(fresh, shown[1:]) and view.target == "7"
     assert view.target_rank != first["target_rank"]
     before = payloads(view, shown)

@@ -10,7 +10,6 @@ import traitlets
 from explorer.analysis import activation_patching, attribution_patching, metrics
 from explorer.data import repeated_tokens
 from explorer.views import PatchingView
-from explorer.views.serialize import decode
 
 
 @pytest.fixture
@@ -23,26 +22,26 @@ def pair():
 
 def test_grids_and_methods_show_the_analysis_results(attn_model, pair):
     clean, corrupted, metric = pair
-    view = PatchingView(attn_model, clean, corrupted, metric)
+    view = PatchingView(attn_model, clean, corrupted=corrupted, metric=metric)
     assert view.grids[:2] == ["resid", "head"] and view.grid == "resid"
     assert "mlp_out" not in view.grids and {"q", "pattern_by_pos", "path"} <= set(view.grids)
     expected = activation_patching(
         attn_model, clean, corrupted=corrupted, metric=metric, grid="resid"
     )
-    assert np.allclose(decode(view.values), expected.values.numpy(), atol=1e-6)
-    assert np.allclose(decode(view.recovery), expected.recovery.numpy(), atol=1e-5)
+    assert np.allclose(view.values.numpy(), expected.values.numpy(), atol=1e-6)
+    assert np.allclose(view.recovery.numpy(), expected.recovery.numpy(), atol=1e-5)
     assert view.col_labels[1] == "1 " + attn_model.to_str_tokens(clean[0])[1]
     view.grid = "head"
     expected = activation_patching(
         attn_model, clean, corrupted=corrupted, metric=metric, grid="head"
     )
-    assert np.allclose(decode(view.values), expected.values.numpy(), atol=1e-6)
+    assert np.allclose(view.values.numpy(), expected.values.numpy(), atol=1e-6)
     assert view.clean_value == pytest.approx(expected.clean_value)
     view.method = "attribution"
     approx = attribution_patching(
         attn_model, clean, corrupted=corrupted, metric=metric, grid="head"
     )
-    assert np.allclose(decode(view.values), approx.values.numpy(), atol=1e-5)
+    assert np.allclose(view.values.numpy(), approx.values.numpy(), atol=1e-5)
     assert set(view._results) == {
         ("resid", "activation"),
         ("head", "activation"),
@@ -55,14 +54,17 @@ def test_attribution_recovery_does_not_shrink_with_the_batch(attn_model, pair):
     one, four = (clean[:1], corrupted[:1]), (clean[:1].repeat(4, 1), corrupted[:1].repeat(4, 1))
     shown = []
     for c, x in (one, four):
-        view = PatchingView(attn_model, c, x, metrics.repeated_half_loss(c), method="attribution")
-        shown.append(decode(view.recovery))
+        view = PatchingView(
+            attn_model, c, corrupted=x, metric=metrics.repeated_half_loss(c), method="attribution"
+        )
+        shown.append(view.recovery.numpy())
     assert np.abs(shown[0]).max() > 1e-3
     assert np.allclose(shown[0], shown[1], atol=1e-4)  # 4x smaller before the batch fix
 
 
 def test_selecting_a_cell_sets_the_linkable_traits(attn_model, pair):
-    view = PatchingView(attn_model, *pair, grid="head")
+    clean, corrupted, metric = pair
+    view = PatchingView(attn_model, clean, corrupted=corrupted, metric=metric, grid="head")
     view.select(1, 3)
     assert (view.layer, view.head) == (1, 3)
     view.grid = "resid"
@@ -73,7 +75,7 @@ def test_selecting_a_cell_sets_the_linkable_traits(attn_model, pair):
 def test_mlp_models_patch_neurons(mnist_mlp):
     g = torch.Generator().manual_seed(0)
     x, y = torch.rand(6, 1, 28, 28, generator=g), torch.randint(0, 10, (6,), generator=g)
-    view = PatchingView(mnist_mlp, x, x.flip(0), metrics.neg_cross_entropy(y))
+    view = PatchingView(mnist_mlp, x, corrupted=x.flip(0), metric=metrics.neg_cross_entropy(y))
     assert view.grids == ["neuron"] and view.values["shape"] == [2, 16]
     with pytest.raises(traitlets.TraitError, match="no 'resid' grid"):
         view.grid = "resid"
@@ -84,20 +86,20 @@ def test_mismatched_inputs_are_refused(attn_model):
         PatchingView(
             attn_model,
             repeated_tokens(2, 5, 30),
-            repeated_tokens(2, 6, 30),
-            metrics.next_token_loss(repeated_tokens(2, 5, 30)),
+            corrupted=repeated_tokens(2, 6, 30),
+            metric=metrics.next_token_loss(repeated_tokens(2, 5, 30)),
         )
 
 
 def test_by_position_sites_show_one_row_per_head(attn_model, pair):
     clean, corrupted, metric = pair
-    view = PatchingView(attn_model, clean, corrupted, metric, grid="k_by_pos")
+    view = PatchingView(attn_model, clean, corrupted=corrupted, metric=metric, grid="k_by_pos")
     expected = activation_patching(
         attn_model, clean, corrupted=corrupted, metric=metric, grid="k_by_pos"
     )
     n_pos = clean.shape[1]
     assert view.values["shape"] == [8, n_pos] and view.row_labels[5] == "L1H1"
-    shown = decode(view.values).reshape(2, 4, n_pos)  # rows are (layer, head)
+    shown = view.values.numpy().reshape(2, 4, n_pos)  # rows are (layer, head)
     assert np.allclose(shown, expected.values.transpose(1, 2).numpy(), atol=1e-6)
     view.cell = [5, 3]  # a click in the browser: L1H1 at position 3
     assert (view.layer, view.head, view.position) == (1, 1, 3)
@@ -108,7 +110,7 @@ def test_by_position_sites_show_one_row_per_head(attn_model, pair):
     expected = activation_patching(
         attn_model, clean, corrupted=corrupted, metric=metric, grid="pattern_by_pos"
     )
-    assert np.allclose(decode(view.values).reshape(2, 4, n_pos), expected.values.numpy(), atol=1e-6)
+    assert np.allclose(view.values.numpy().reshape(2, 4, n_pos), expected.values.numpy(), atol=1e-6)
     assert "dest position" in view.selected_text
 
 
@@ -116,13 +118,13 @@ def test_path_grid_uses_the_selected_head_as_receiver(attn_model, pair):
     from explorer.analysis import path_patching
 
     clean, corrupted, metric = pair
-    view = PatchingView(attn_model, clean, corrupted, metric, grid="head")
+    view = PatchingView(attn_model, clean, corrupted=corrupted, metric=metric, grid="head")
     view.cell = [1, 2]  # select head 1.2 by a click
     view.grid = "path"
     expected = path_patching(
         attn_model, clean, corrupted=corrupted, receivers="head 1.2", metric=metric
     )
-    assert np.allclose(decode(view.values), expected.values.numpy(), atol=1e-6, equal_nan=True)
+    assert np.allclose(view.values.numpy(), expected.values.numpy(), atol=1e-6, equal_nan=True)
     assert view.receivers_used == ["head 1.2"]
     view.cell = [0, 3]  # clicking a sender selects it, the receiver stays
     assert (view.layer, view.head) == (0, 3) and view.error == ""
@@ -135,7 +137,7 @@ def test_path_grid_uses_the_selected_head_as_receiver(attn_model, pair):
         receiver_inputs="k",
         metric=metric,
     )
-    assert np.allclose(decode(view.values), expected.values.numpy(), atol=1e-6, equal_nan=True)
+    assert np.allclose(view.values.numpy(), expected.values.numpy(), atol=1e-6, equal_nan=True)
     view.receivers = ["head 1.0", "head 1.1"]
     assert ("path", ("head 1.0", "head 1.1"), ("k",)) in view._results
     view.receivers = ["head 0.1"]  # no upstream head: the banner says why
@@ -143,5 +145,6 @@ def test_path_grid_uses_the_selected_head_as_receiver(attn_model, pair):
 
 
 def test_path_grid_without_a_receiver_says_how_to_pick_one(attn_model, pair):
-    view = PatchingView(attn_model, *pair, grid="path")
+    clean, corrupted, metric = pair
+    view = PatchingView(attn_model, clean, corrupted=corrupted, metric=metric, grid="path")
     assert "needs a receiver head after layer 0" in view.error

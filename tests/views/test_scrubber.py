@@ -11,7 +11,6 @@ import traitlets
 from explorer.models import zoo
 from explorer.training import Run
 from explorer.views.scrubber import TrainingScrubber
-from explorer.views.serialize import decode
 
 
 @pytest.fixture
@@ -85,8 +84,8 @@ def test_a_failing_view_shows_an_error_and_keeps_the_widget_usable(run):
 def test_curves_reach_the_browser_as_float32_payloads(run):
     scrubber = TrainingScrubber(run)
     assert scrubber.curves["dtype"] == "float32" and isinstance(scrubber.curves["data"], bytes)
-    grid = decode(scrubber.curves)
-    xs = decode(scrubber.curve_steps)
+    grid = scrubber.curves.numpy()
+    xs = scrubber.curve_steps.numpy()
     assert xs.tolist() == list(range(0, 41, 5))
     row = scrubber.curve_names.index("train_loss")
     assert grid[row].tolist() == pytest.approx([1 / (s + 1) for s in range(0, 41, 5)])
@@ -100,9 +99,9 @@ def test_extra_curves_and_phases(run):
     scrubber.add_curve("gini", [0, 10, 20, 40], [0.1, 0.2, 0.4, 0.8])
     assert scrubber.panels[0]["names"] == ["train_loss", "restricted_loss"]
     assert scrubber.panels[1] == {"title": "gini", "names": ["gini"], "log_y": False}
-    grid = decode(scrubber.curves)
+    grid = scrubber.curves.numpy()
     row = scrubber.curve_names.index("restricted_loss")
-    xs = decode(scrubber.curve_steps).tolist()
+    xs = scrubber.curve_steps.numpy().tolist()
     assert grid[row, xs.index(20)] == 1.0 and math.isnan(grid[row, xs.index(5)])
     scrubber.step = 20
     assert scrubber.summary["gini"] == pytest.approx(0.4)

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import re
 
+import anywidget
 import numpy as np
 import pytest
 import torch
+import traitlets
+from ipywidgets.widgets.widget import _remove_buffers
 
 from explorer.views import serialize
 from explorer.views.serialize import decode, encode, payload_bytes, query_window, thumbnail
@@ -99,3 +102,35 @@ def test_no_front_end_file_fetches_anything():
         assert urls <= {"http://www.w3.org/2000/svg"}, f"{f.name} names {urls}"
         assert not re.search(r"\bfetch\(|XMLHttpRequest|\bimport\(|@import|\burl\(", code), f.name
         assert not re.search(r"^\s*import\s", code, re.M), f"{f.name} imports a module"
+
+
+class _Shows(anywidget.AnyWidget):
+    grid = serialize.Tensor("float16", help="[rows, cols]")
+    image = serialize.Tensor("uint8", lo=0.0, hi=1.0, help="[H, W]")
+
+
+def test_a_tensor_trait_encodes_once_and_sends_its_bytes_as_a_buffer():
+    view = _Shows()
+    assert view.grid.shape == (0,) and view.grid["dtype"] == "float16"  # empty to start
+    view.grid = torch.tensor([[0.25, 0.5], [1.0, -2.0]])
+    view.image = np.array([[0.0, 2.0]])  # clipped to the trait's range
+    # read back as an array, no decode of a dict by hand
+    assert view.grid.numpy().tolist() == [[0.25, 0.5], [1.0, -2.0]]
+    assert np.asarray(view.grid).dtype == np.float32 and view.grid.tensor().shape == (2, 2)
+    assert view.image.numpy().tolist() == [[0.0, 1.0]]
+    # the serializer: ipywidgets lifts the bytes out of the JSON state as a binary buffer
+    state, buffer_paths, buffers = _remove_buffers(view.get_state(["grid", "image"]))
+    assert state["grid"] == {"dtype": "float16", "shape": [2, 2]}
+    assert state["image"]["lo"] == 0.0 and state["image"]["hi"] == 1.0
+    assert sorted(buffer_paths) == [["grid", "data"], ["image", "data"]]
+    assert sorted(len(b) for b in buffers) == [2, 8]  # 2x2 float16, 1x2 uint8
+    view.grid = None
+    assert view.grid["shape"] == [0]
+
+
+def test_a_tensor_trait_refuses_what_is_not_a_tensor():
+    view = _Shows()
+    with pytest.raises(traitlets.TraitError, match="a torch.Tensor, a numpy array"):
+        view.grid = [[1.0, 2.0]]
+    with pytest.raises(ValueError, match="unknown payload dtype 'float64'"):
+        serialize.Tensor("float64")

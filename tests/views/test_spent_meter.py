@@ -4,6 +4,7 @@ its own analysis, after page requests, and after passes run elsewhere once the v
 from __future__ import annotations
 
 import torch
+from page_requests import invoke
 
 from explorer.analysis import metrics
 from explorer.models import zoo
@@ -20,7 +21,7 @@ def _counts(model):
 
 def test_a_view_starts_with_its_models_passes_and_follows_a_click():
     model = zoo.mnist_mlp(hidden=(16,))
-    view = NeuronView(model, torch.rand(40, 1, 28, 28), k=4)
+    view = NeuronView(model, torch.rand(40, 1, 28, 28), n=4)
     assert view.spent == _counts(model) and view.spent["forward"] > 0
     before = view.spent["forward"]
     view.neuron = 5  # a click: small passes over the top examples
@@ -30,12 +31,12 @@ def test_a_view_starts_with_its_models_passes_and_follows_a_click():
 def test_passes_run_elsewhere_show_at_the_next_request():
     model = zoo.attention_only_transformer(n_layers=1, d_model=16, n_heads=2, d_vocab=12, n_ctx=8)
     tokens = torch.randint(0, 12, (4, 6))
-    panel = InterventionPanel(model, tokens, {"loss": metrics.repeated_half_loss(tokens)})
+    panel = InterventionPanel(model, tokens, metric={"loss": metrics.repeated_half_loss(tokens)})
     shown = panel.spent["forward"]
     with torch.no_grad():
         model(tokens)  # a cell elsewhere runs the model
     assert panel.spent["forward"] == shown  # the meter moves when the view does something
-    panel._on_page_message(panel, {"action": "sweep"}, [])
+    invoke(panel, "_page_sweep")
     panel.wait(120)
     assert panel.spent == _counts(model) and panel.spent["forward"] > shown + 1
 

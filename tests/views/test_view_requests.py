@@ -14,18 +14,18 @@ import threading
 
 import pytest
 import torch
+from page_requests import invoke
 
 from explorer.hypotheses import Hypothesis, HypothesisStore, NeuronSelectivity, Split, planted
 from explorer.views import InterventionPanel, hypothesis_view, intervention_panel
 from explorer.views.hypothesis_view import HypothesisBoard
-from explorer.views.serialize import decode
 
 SAFETY_S = 120  # a bound so a broken test cannot hang; never a speed target
 JOIN_S = 0.5  # time a second request gets to run while the first is held
 
 
 def request(widget, action, **arguments):
-    widget._on_page_message(widget, {"action": action, **arguments}, [])
+    return invoke(widget, "_page_" + action, **arguments)
 
 
 class Gate:
@@ -89,7 +89,7 @@ def test_set_model_during_a_page_sweep_never_shows_the_old_sweep(attn_model, rep
     assert panel.model is b
     assert panel.last_run["outcome"] == "done" and panel.error == ""
     # the sweep on A ended first; B then cleared it: nothing of A is shown under B
-    assert decode(panel.sweep_effects).size == 0 and panel.sweep_info == ""
+    assert panel.sweep_effects.numpy().size == 0 and panel.sweep_info == ""
 
 
 def test_a_python_sweep_waits_for_the_page_sweep(attn_model, repeated, held_sweep):
@@ -103,7 +103,7 @@ def test_a_python_sweep_waits_for_the_page_sweep(attn_model, repeated, held_swee
     python.join(SAFETY_S)
     assert panel.wait(SAFETY_S)
     assert held_sweep.calls == 2 and held_sweep.most_inside == 1
-    assert panel.error == "" and decode(panel.sweep_effects).size > 0
+    assert panel.error == "" and panel.sweep_effects.numpy().size > 0
 
 
 def test_a_result_computed_while_the_weights_changed_is_dropped(attn_model, repeated, held_sweep):
@@ -118,9 +118,9 @@ def test_a_result_computed_while_the_weights_changed_is_dropped(attn_model, repe
     assert panel.last_run["outcome"] == "dropped"
     assert "before its weights changed was dropped, not shown under" in panel.error
     assert after in panel.error
-    assert decode(panel.sweep_effects).size == 0
+    assert panel.sweep_effects.numpy().size == 0
     panel.sweep()  # run again: on the model the view has now
-    assert panel.error == "" and decode(panel.sweep_effects).size > 0
+    assert panel.error == "" and panel.sweep_effects.numpy().size > 0
 
 
 def test_the_board_names_the_model_its_verdicts_came_from(monkeypatch):
@@ -141,7 +141,7 @@ def test_the_board_names_the_model_its_verdicts_came_from(monkeypatch):
     store.save(hypothesis, project="room", author="ada")
     gate = Gate(hypothesis_view.rerun_project)
     monkeypatch.setattr(hypothesis_view, "rerun_project", gate)
-    board = HypothesisBoard(store, "room", model=a, data=data)
+    board = HypothesisBoard(store, "room", model=a, inputs=data)
     request(board, "rerun")
     assert gate.entered.wait(SAFETY_S)
     swap = in_thread(board.set_model, b)
@@ -234,7 +234,7 @@ def test_a_model_replaced_by_assignment_is_caught_too(attn_model, repeated, held
     held_sweep.released.set()
     assert panel.wait(SAFETY_S) and panel.last_run["outcome"] == "dropped"
     assert "before another model replaced it was dropped" in panel.error
-    assert f"@{b.fingerprint()}" in panel.error and decode(panel.sweep_effects).size == 0
+    assert f"@{b.fingerprint()}" in panel.error and panel.sweep_effects.numpy().size == 0
 
 
 def test_requests_never_hash_the_weights(attn_model, repeated, monkeypatch):
@@ -249,4 +249,4 @@ def test_requests_never_hash_the_weights(attn_model, repeated, monkeypatch):
     panel.units = ["head 1.2"]
     request(panel, "sweep")
     assert panel.wait(SAFETY_S) and panel.last_run["outcome"] == "done", panel.error
-    assert panel.error == "" and decode(panel.sweep_effects).size > 0
+    assert panel.error == "" and panel.sweep_effects.numpy().size > 0
