@@ -1,0 +1,34 @@
+"""Sweeps: a study trained at every point of a grid of settings and seeds, on Ray.
+
+``sweep("grokking", {"weight_decay": [0.1, 0.3, 1.0], "train_frac": [0.3, 0.5]},
+seeds=[0, 1, 2], folder="wd-frac")`` trains each point as an ordinary explorer run in
+``wd-frac/runs/<point>``, in parallel on a local Ray (or a cluster: ``address=``), logging
+the progress measures of ``explorer.sweep.measures`` beside the study's own; it is
+resumable (rerun it and only unfinished points run) and cancellable (Ctrl-C keeps every
+finished point). The ``Sweep`` it returns gives the outcomes per point (a phase diagram is
+a pivot of ``outcomes()``) and every curve (``to_dataframe()``), and indexes the points in a
+``HypothesisStore`` (``record(store)``; SQL-queryable, see
+``explorer.hypotheses.sweep_index``). docs/sweeps.md has the details and measured costs.
+
+>>> from explorer.sweep import STUDIES
+>>> STUDIES["grokking"].defaults["p"]
+53
+"""
+
+from explorer.sweep.execute import SweepProgress, shutdown_ray, sweep
+from explorer.sweep.measures import gradient_noise
+from explorer.sweep.points import SweepPoint, expand_points
+from explorer.sweep.result import Sweep
+from explorer.sweep.studies import STUDIES, SweepStudy
+
+__all__ = [
+    "STUDIES",
+    "Sweep",
+    "SweepPoint",
+    "SweepProgress",
+    "SweepStudy",
+    "expand_points",
+    "gradient_noise",
+    "shutdown_ray",
+    "sweep",
+]
