@@ -72,13 +72,23 @@ def _ray(address: str | None, workers: int | None, runtime_env: Mapping | None) 
     if runtime_env:
         kwargs["runtime_env"] = dict(runtime_env)
     if address is None:
-        ray.init(
-            address="local",  # never attach to another cluster found on this machine
-            num_cpus=workers or os.cpu_count() or 1,
-            include_dashboard=False,
-            _node_ip_address="127.0.0.1",
-            **kwargs,
-        )
+        for attempt in range(3):
+            try:
+                ray.init(
+                    address="local",  # never attach to another cluster found on this machine
+                    num_cpus=workers or os.cpu_count() or 1,
+                    include_dashboard=False,
+                    _node_ip_address="127.0.0.1",
+                    **kwargs,
+                )
+                break
+            except Exception as err:
+                # On a busy machine Ray's raylet can abort at start: it gives its dashboard
+                # agent a fixed 15 s to import and report its ports. A second try starts
+                # from a warm file cache.
+                ray.shutdown()
+                if attempt == 2 or "timed out during startup" not in str(err):
+                    raise
     else:
         ray.init(address=address, **kwargs)
     _RAY["key"] = key
@@ -253,6 +263,9 @@ def _on_ray(
     except KeyboardInterrupt:
         for ref in pending:  # the runs resume from their last checkpoint next time
             ray.cancel(ref, force=True)
+        # cancelling is asynchronous: wait until those workers are gone, so that a sweep
+        # started next never trains a point while a cancelled worker still writes to it
+        ray.wait(list(pending), num_returns=len(pending), timeout=60)
         raise
 
 

@@ -67,7 +67,7 @@ def _stop(proc: subprocess.Popen) -> None:
         pass
 
 
-def _wait_for(port: int | None, proc: subprocess.Popen, log: Path, timeout: float = 180) -> None:
+def _wait_for(port: int | None, proc: subprocess.Popen, log: Path, timeout: float = 120) -> None:
     """Until the node says it started (and, for the head, its client server listens)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -102,6 +102,9 @@ def _start(cmd: list[str], env: dict, log: Path, port: int | None, stack: ExitSt
             if attempt == 2:
                 raise
             continue
+        except BaseException:  # Ctrl-C, a test timeout: the node goes too
+            _stop(proc)
+            raise
         stack.callback(_stop, proc)
         return
 
@@ -113,7 +116,7 @@ def local_cluster(tmp: Path) -> Iterator[str]:
     # no token: ~/.ray/auth_token is shared by every Ray user of this home, and a token
     # written there between the two `ray start`s would split the cluster
     env = dict(os.environ, PYTHONPATH=str(ROOT), RAY_USAGE_STATS_ENABLED="0",
-               RAY_AUTH_MODE="disabled", RAY_raylet_start_wait_time_s="300")  # fmt: skip
+               RAY_AUTH_MODE="disabled")  # fmt: skip
     env.pop("RAY_ADDRESS", None)
     # the modules a node's agents import, read once, so that they start from a warm cache
     subprocess.run([sys.executable, "-c", WARM], env=env, check=True, timeout=300)
