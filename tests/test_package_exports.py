@@ -16,6 +16,7 @@ PACKAGES = [
     "explorer.hypotheses",
     "explorer.models",
     "explorer.studies",
+    "explorer.sweep",
     "explorer.training",
     "explorer.views",
 ]

@@ -16,19 +16,27 @@ a pivot of ``outcomes()``) and every curve (``to_dataframe()``), and indexes the
 """
 
 from explorer.sweep.execute import SweepProgress, shutdown_ray, sweep
-from explorer.sweep.measures import gradient_noise
-from explorer.sweep.points import SweepPoint, expand_points
+from explorer.sweep.folder import SweepFolder, failure_record, run_point
+from explorer.sweep.measures import StepClock, gradient_noise, sweep_measures
+from explorer.sweep.points import SweepPoint, expand_points, point_name
 from explorer.sweep.result import Sweep
-from explorer.sweep.studies import STUDIES, SweepStudy
+from explorer.sweep.studies import STUDIES, SweepStudy, study_of
 
 __all__ = [
     "STUDIES",
+    "StepClock",
     "Sweep",
+    "SweepFolder",
     "SweepPoint",
     "SweepProgress",
     "SweepStudy",
     "expand_points",
+    "failure_record",
     "gradient_noise",
+    "point_name",
+    "run_point",
     "shutdown_ray",
+    "study_of",
     "sweep",
+    "sweep_measures",
 ]

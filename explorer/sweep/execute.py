@@ -26,7 +26,7 @@ from typing import Any
 from explorer._checks import check_choice
 from explorer.hypotheses.store import DEFAULT_PROJECT, HypothesisStore
 from explorer.hypotheses.sweep_index import put_sweep_runs
-from explorer.sweep.folder import SweepFolder, failure, run_point
+from explorer.sweep.folder import SweepFolder, failure_record, run_point
 from explorer.sweep.points import expand_points
 from explorer.sweep.result import Sweep
 from explorer.sweep.studies import STUDIES, SweepStudy, study_of
@@ -221,7 +221,7 @@ def sweep(
                 except (KeyboardInterrupt, SystemExit):
                     raise
                 except Exception as err:  # one point failing does not stop the others
-                    record = failure(task, err)
+                    record = failure_record(task, err)
                 publish(record)
         else:
             _on_ray(tasks, publish, tracker, address, workers, runtime_env)
@@ -256,7 +256,7 @@ def _on_ray(
                 try:
                     record = ray.get(ref)
                 except Exception as err:  # the point's error, as Ray wrapped it
-                    record = failure(task, err)
+                    record = failure_record(task, err)
                 tracker.running = min(slots, len(pending))
                 publish(record)
             tracker.tick()

@@ -49,7 +49,7 @@ from explorer.sweep.studies import study_of
 from explorer.training.loop import train
 from explorer.training.run import Run
 
-__all__ = ["SweepFolder", "run_point"]
+__all__ = ["SweepFolder", "failure_record", "run_point"]
 
 FORMAT, VERSION = "explorer-sweep", 1
 SWEEP, RUNS, DONE = "sweep.json", "runs", "done"
@@ -244,7 +244,7 @@ def _number(value: Any) -> Any:
     return value
 
 
-def failure(task: Mapping[str, Any], err: BaseException) -> dict[str, Any]:
+def failure_record(task: Mapping[str, Any], err: BaseException) -> dict[str, Any]:
     """The record of a point whose work raised (not published: it runs again next time)."""
     return {
         "name": task["name"],
