@@ -29,11 +29,19 @@ from pathlib import Path
 
 import torch
 
-from explorer.studies.grokking import CI_SETTING, train_grokking
+from explorer.studies.grokking import train_grokking
 from explorer.sweep import STUDIES, shutdown_ray, sweep
 from explorer.sweep.studies import _grokking_setting
 
 BENCHMARK = "sweep throughput"
+
+
+class _Shown(dict):
+    """A dict that prints each figure as it is measured (a long run shows its progress)."""
+
+    def __setitem__(self, key: str, value: float) -> None:
+        super().__setitem__(key, value)
+        print(f"{key}: {value:.4g}", file=sys.stderr, flush=True)
 
 
 def _points(n: int) -> list[dict]:
@@ -61,7 +69,7 @@ def run(n: int = 8, steps: int = 300, p: int = 23, cluster: bool = True) -> dict
     base = {"p": p, "steps": steps, "d_model": 32, "eval_every": 10, "stop_key_frequencies": None}
     points = _points(n)
     tmp = Path(tempfile.mkdtemp(prefix="sweep-bench-"))
-    out: dict[str, float] = {"n": n, "steps": steps, "p": p, "cores": os.cpu_count() or 1}
+    out: dict[str, float] = _Shown(n=n, steps=steps, p=p, cores=os.cpu_count() or 1)
     out["loop_s"] = _loop(base, points, tmp / "loop")
     out["serial_sweep_s"] = _timed_sweep(base, points, tmp / "serial", executor="serial")
     start = time.perf_counter()
@@ -81,7 +89,7 @@ def run(n: int = 8, steps: int = 300, p: int = 23, cluster: bool = True) -> dict
             out["cluster_sweep_s"] = _timed_sweep(base, points, tmp / "cluster", address=address)
             shutdown_ray()
         out["cluster_vs_in_process"] = out["ray_sweep_s"] / out["cluster_sweep_s"]
-    return out
+    return dict(out)
 
 
 def main() -> None:

@@ -46,6 +46,7 @@ API = {
     "explorer.hypotheses": "Hypotheses, verdicts, the store, labels and agreement.",
     "explorer.training": "Training runs: checkpoints, metrics, progress measures.",
     "explorer.studies": "Recipes of the tutorials and of the shipped checkpoints.",
+    "explorer.sweep": "Sweeps: a study at every point of a grid of settings and seeds, on Ray.",
     "explorer.views": "The widgets.",
 }
 # The theme's default column (about 600 px beside both sidebars) clips the tutorials' wide
