@@ -165,9 +165,16 @@ def sweep(
     (('weight_decay=0.1', 'weight_decay=1'), 2)
     """
     check_choice("executor", executor, ("ray", "serial"))
-    for what, value in (("threads", threads), ("n_batches", n_batches)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise ValueError(f"{what} must be a whole number >= 0, got {value!r}")
+    for what, value in (
+        ("threads", threads),
+        ("n_batches", n_batches),
+        ("noise_every", noise_every),
+    ):
+        if value is None and what == "noise_every":
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < (what != "n_batches"):
+            low = 0 if what == "n_batches" else 1
+            raise ValueError(f"{what} must be a whole number >= {low}, got {value!r}")
     the_study = study_of(study)
     full_base = the_study.settings({}, base)
     chosen = expand_points(grid=grid, points=points, seeds=seeds, fields=the_study.fields)

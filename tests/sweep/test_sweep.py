@@ -215,5 +215,9 @@ def test_a_sweep_folder_holds_one_study_and_base(reference, tmp_path):
         sweep("grok", GRID, folder=tmp_path / "x", executor="serial")
     with pytest.raises(ValueError, match=r"unknown grokking settings in the base: \['wd'\]"):
         sweep("grokking", GRID, folder=tmp_path / "y", base={"wd": 1}, executor="serial")
+    with pytest.raises(ValueError, match="noise_every must be a whole number >= 1, got 0"):
+        sweep("grokking", GRID, folder=tmp_path / "w", executor="serial", noise_every=0)
+    with pytest.raises(ValueError, match="threads must be a whole number >= 1, got 0"):
+        sweep("grokking", GRID, folder=tmp_path / "v", executor="serial", threads=0)
     with pytest.raises(ValueError, match="executor"):
         sweep("grokking", GRID, folder=tmp_path / "z", executor="threads")
