@@ -47,6 +47,7 @@ API = {
     "explorer.hypotheses": "Hypotheses, verdicts, the store, labels and agreement.",
     "explorer.training": "Training runs: checkpoints, metrics, progress measures.",
     "explorer.studies": "Recipes of the tutorials and of the shipped checkpoints.",
+    "explorer.sweep": "Sweeps: a study at every point of a grid of settings and seeds, on Ray.",
     "explorer.views": "The widgets.",
 }
 # The order pages claim the names they export: an object is documented at its home layer,

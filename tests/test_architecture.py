@@ -5,7 +5,8 @@ The rules are docs/architecture.md's:
 - Layers point down only. From the bottom: the other top-level modules (``explorer._checks``,
   ``explorer._atomic``, ...: base, importing no explorer module),
   ``data``, ``models``, ``analysis``, then ``hypotheses`` and ``training`` (siblings: neither
-  imports the other), ``studies`` (recipes: may use both), ``views``, and the facade
+  imports the other), ``studies`` (recipes: may use both), ``sweep`` (runs of a study
+  across settings, on Ray), ``views``, and the facade
   (``explorer/__init__.py`` and ``explorer._load``).
   A module may import its own package and any package below it, never one above or beside.
 - No import cycle between modules. Every import counts, in a function or not; only imports
@@ -53,8 +54,9 @@ RANKS = {
     "hypotheses": 4,
     "training": 4,
     "studies": 5,
-    "views": 6,
-    "facade": 7,
+    "sweep": 6,
+    "views": 7,
+    "facade": 8,
 }
 
 

@@ -21,6 +21,7 @@ PACKAGES = [
     "explorer.hypotheses",
     "explorer.models",
     "explorer.studies",
+    "explorer.sweep",
     "explorer.training",
     "explorer.views",
 ]

@@ -101,6 +101,7 @@ from explorer.hypotheses.store import (
     StoreError,
     UnreadableRow,
 )
+from explorer.hypotheses.sweep_index import put_sweep_runs, sweep_runs
 from explorer.hypotheses.verdict import (
     Verdict,
     decide,
@@ -169,6 +170,7 @@ __all__ = [
     "parse_version",
     "pick_data",
     "planted",
+    "put_sweep_runs",
     "random_unit_sets",
     "register_measure",
     "register_metric",
@@ -178,6 +180,7 @@ __all__ = [
     "resample_weights",
     "split_examples",
     "statistic",
+    "sweep_runs",
     "to_json",
     "to_markdown",
     "too_few",

@@ -70,6 +70,7 @@ __all__ = [
     "all_pair_logits",
     "grokking_data",
     "grokking_progress",
+    "grokking_recipe",
     "grokking_summary",
     "train_grokking",
 ]
@@ -180,6 +181,16 @@ def train_grokking(
     ``eval_every``), and one wherever train or test accuracy has moved by more than 5 points
     since the last checkpoint.
     """
+    return train(**grokking_recipe(setting), run=path, progress=progress)
+
+
+def grokking_recipe(setting: GrokkingSetting = DEFAULT_SETTING) -> dict[str, Any]:
+    """The arguments of ``explorer.training.train`` for ``setting`` (all but ``run`` and
+    ``progress``): ``train_grokking`` trains with them, ``explorer.sweep`` adds measures.
+
+    >>> sorted(grokking_recipe(CI_SETTING.replace(p=7)))[:4]
+    ['checkpoints', 'data', 'eval_every', 'evals']
+    """
     data = grokking_data(setting)
     model = zoo.modular_addition_transformer(setting.p, seed=setting.seed, d_model=setting.d_model)
     stop = (
@@ -187,11 +198,10 @@ def train_grokking(
         if setting.stop_key_frequencies is not None
         else None
     )
-    return train(
-        model,
-        classification_loss(data.train_tokens, data.train_labels),
+    return dict(
+        model=model,
+        loss_fn=classification_loss(data.train_tokens, data.train_labels),
         steps=setting.steps,
-        run=path,
         optimizer=OptimizerConfig(
             "adamw", lr=setting.lr, weight_decay=setting.weight_decay, betas=setting.betas
         ),
@@ -213,7 +223,6 @@ def train_grokking(
             "train_frac": setting.train_frac,
             "seed": setting.data_seed,
         },
-        progress=progress,
     )
 
 

@@ -21,7 +21,7 @@ manifest keeps the training loss of the first ``EARLY_STEPS`` steps, which a tes
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -87,18 +87,20 @@ def next_token_training_loss(
     return loss
 
 
-def build_model(seed: int = SETTING["seed"]) -> ModelHandle:
+def build_model(seed: int = SETTING["seed"], setting: Mapping[str, Any] = SETTING) -> ModelHandle:
     """The untrained model: 2 layers, attention only, d_model 64, 4 heads, no LayerNorm."""
-    s = SETTING
+    s = setting
     return zoo.attention_only_transformer(
         n_layers=2, d_model=s["d_model"], n_heads=s["n_heads"], d_vocab=s["d_vocab"],
         n_ctx=s["seq_len"], normalization=None, seed=seed,
     )  # fmt: skip
 
 
-def eval_tokens() -> torch.Tensor:
-    """The fixed evaluation batch logged through training: 32 prompts ``[BOS][30][30]``."""
-    return repeated_tokens(32, 30, SETTING["d_vocab"], seed=SETTING["eval_seed"])
+def eval_tokens(setting: Mapping[str, Any] = SETTING) -> torch.Tensor:
+    """The fixed evaluation batch logged through training: 32 prompts ``[BOS][30][30]``
+    (shorter halves when ``setting["seq_len"]`` is under 61)."""
+    half = min(30, (setting["seq_len"] - 1) // 2)
+    return repeated_tokens(32, half, setting["d_vocab"], seed=setting["eval_seed"])
 
 
 def train_induction(run_dir: str | Path, *, steps: int | None = None, progress: bool = True) -> Run:
@@ -109,14 +111,10 @@ def train_induction(run_dir: str | Path, *, steps: int | None = None, progress: 
     both halves of ``eval_tokens()`` and the best head scores; checkpoints every 100 steps,
     at 8 log-spaced steps and wherever the best induction score moved by 0.05.
     """
-    s = SETTING
-    steps = s["steps"] if steps is None else steps
-    model = build_model()
-    tokens = eval_tokens()
+    setting = dict(SETTING, steps=SETTING["steps"] if steps is None else steps)
+    recipe = induction_recipe(setting)
     early: dict[str, float] = {}
-    inner = next_token_training_loss(
-        s["d_vocab"], s["seq_len"], s["batch"], seed=s["seed"], min_span=s["min_span"]
-    )
+    inner = recipe["loss_fn"]
 
     def loss(m: ModelHandle, step: int) -> torch.Tensor:
         value = inner(m, step)
@@ -124,8 +122,33 @@ def train_induction(run_dir: str | Path, *, steps: int | None = None, progress: 
             early[str(step)] = float(value.detach())
         return value
 
-    run = train(
-        model, loss, steps=steps, run=Path(run_dir), optimizer=OptimizerConfig(lr=s["lr"]),
+    run = train(**dict(recipe, loss_fn=loss), run=Path(run_dir), progress=progress)
+    if len(early) == min(EARLY_STEPS, setting["steps"] + 1):  # trained from step 0 in this call
+        run.update(meta={**run.manifest.get("meta", {}), "early_train_loss": early})
+    return run
+
+
+def induction_recipe(setting: Mapping[str, Any] = SETTING) -> dict[str, Any]:
+    """The arguments of ``explorer.training.train`` for ``setting`` (``SETTING``'s keys; all
+    but ``run`` and ``progress``): ``train_induction`` trains with them, ``explorer.sweep``
+    adds measures.
+
+    >>> induction_recipe(SETTING)["steps"]
+    1200
+    """
+    s = dict(setting)
+    unknown = sorted(set(s) - set(SETTING))
+    if unknown:
+        raise ValueError(
+            f"unknown induction settings {unknown}: the settings are {sorted(SETTING)}"
+        )
+    tokens = eval_tokens(s)
+    return dict(
+        model=build_model(s["seed"], s),
+        loss_fn=next_token_training_loss(
+            s["d_vocab"], s["seq_len"], s["batch"], seed=s["seed"], min_span=s["min_span"]
+        ),
+        steps=s["steps"], optimizer=OptimizerConfig(lr=s["lr"]),
         evals={"induction": lambda m: induction_progress(m, tokens).as_dict()},
         eval_every=s["eval_every"],
         checkpoints=CheckpointSchedule(
@@ -133,11 +156,7 @@ def train_induction(run_dir: str | Path, *, steps: int | None = None, progress: 
         ),
         data={"generator": "induction_training_batch", "seq_len": s["seq_len"],
               "batch": s["batch"], "min_span": s["min_span"], "seed": s["seed"]},
-        progress=progress,
     )  # fmt: skip
-    if len(early) == min(EARLY_STEPS, steps + 1):  # trained from step 0 in this call
-        run.update(meta={**run.manifest.get("meta", {}), "early_train_loss": early})
-    return run
 
 
 def choose_checkpoints(run: Run, keep: int = SHIPPED_CHECKPOINTS) -> list[int]:

@@ -1,0 +1,42 @@
+"""Sweeps: a study trained at every point of a grid of settings and seeds, on Ray.
+
+``sweep("grokking", {"weight_decay": [0.1, 0.3, 1.0], "train_frac": [0.3, 0.5]},
+seeds=[0, 1, 2], folder="wd-frac")`` trains each point as an ordinary explorer run in
+``wd-frac/runs/<point>``, in parallel on a local Ray (or a cluster: ``address=``), logging
+the progress measures of ``explorer.sweep.measures`` beside the study's own; it is
+resumable (rerun it and only unfinished points run) and cancellable (Ctrl-C keeps every
+finished point). The ``Sweep`` it returns gives the outcomes per point (a phase diagram is
+a pivot of ``outcomes()``) and every curve (``to_dataframe()``), and indexes the points in a
+``HypothesisStore`` (``record(store)``; SQL-queryable, see
+``explorer.hypotheses.sweep_index``). docs/sweeps.md has the details and measured costs.
+
+>>> from explorer.sweep import STUDIES
+>>> STUDIES["grokking"].defaults["p"]
+53
+"""
+
+from explorer.sweep.execute import SweepProgress, shutdown_ray, sweep
+from explorer.sweep.folder import SweepFolder, failure_record, run_point
+from explorer.sweep.measures import StepClock, gradient_noise, sweep_measures
+from explorer.sweep.points import SweepPoint, expand_points, point_name
+from explorer.sweep.result import Sweep
+from explorer.sweep.studies import STUDIES, SweepStudy, study_of
+
+__all__ = [
+    "STUDIES",
+    "StepClock",
+    "Sweep",
+    "SweepFolder",
+    "SweepPoint",
+    "SweepProgress",
+    "SweepStudy",
+    "expand_points",
+    "failure_record",
+    "gradient_noise",
+    "point_name",
+    "run_point",
+    "shutdown_ray",
+    "study_of",
+    "sweep",
+    "sweep_measures",
+]

@@ -1,0 +1,344 @@
+"""``sweep``: run every point of a grid on Ray (or one by one), resumably, with progress.
+
+Execution is Ray's: each unfinished point is one Ray task (``num_cpus=1``, torch on
+``threads`` threads). By default a local Ray is started in this process
+(``ray.init(address="local", num_cpus=<cores>, include_dashboard=False)`` on 127.0.0.1)
+and kept for later sweeps; ``address="ray://host:10001"`` (Ray Client) or ``"host:6379"``
+(a node of the cluster), or the ``RAY_ADDRESS`` environment variable, sends the same tasks
+to a cluster, whose nodes need explorer installed (or ``runtime_env={"py_modules": [...]}``).
+``executor="serial"`` runs the points here, one after another, without Ray.
+
+Progress: a tqdm bar (runs done, running, failed, time left) and ``on_progress``, called with
+a ``SweepProgress`` whenever a point starts or finishes. Ctrl-C (``KeyboardInterrupt``, also
+raised from ``on_progress``) cancels the points still running: every finished point is kept
+(its record was written when it finished), the cancelled ones resume from their last
+checkpoint next time, and the partial ``Sweep`` is returned with ``interrupted=True``.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from explorer._checks import check_choice
+from explorer.hypotheses.store import DEFAULT_PROJECT, HypothesisStore
+from explorer.hypotheses.sweep_index import put_sweep_runs
+from explorer.sweep.folder import SweepFolder, failure_record, run_point
+from explorer.sweep.points import expand_points
+from explorer.sweep.result import Sweep
+from explorer.sweep.studies import STUDIES, SweepStudy, study_of
+
+__all__ = ["SweepProgress", "sweep"]
+
+
+@dataclass(frozen=True)
+class SweepProgress:
+    """Where a sweep stands: points ``done`` (this call), ``running``, ``failed``, ``pending``
+    (not started), of ``total`` to run; ``reused`` were finished before this call."""
+
+    total: int
+    done: int
+    running: int
+    failed: int
+    pending: int
+    reused: int
+    elapsed_s: float
+    eta_s: float | None
+
+    def __str__(self) -> str:
+        left = "?" if self.eta_s is None else f"{self.eta_s:.0f} s"
+        return (
+            f"{self.done}/{self.total} runs done, {self.running} running, {self.failed} failed "
+            f"({self.reused} finished earlier); {self.elapsed_s:.0f} s elapsed, about {left} left"
+        )
+
+
+_RAY: dict[str, Any] = {"key": None}  # the Ray connection this module opened, if any
+
+
+def _ray(address: str | None, workers: int | None, runtime_env: Mapping | None) -> Any:
+    # lazy: Ray takes seconds to import and is needed only to run a sweep on it
+    import ray
+
+    key = f"{address or 'local'}|{workers}|{sorted((runtime_env or {}).items())}"
+    if ray.is_initialized():
+        if _RAY["key"] == key or (_RAY["key"] is None and address is None):
+            return ray  # ours, as asked; or the user's own ray.init(), used as it is
+        ray.shutdown()
+    kwargs: dict[str, Any] = {"log_to_driver": False}
+    if runtime_env:
+        kwargs["runtime_env"] = dict(runtime_env)
+    if address is None:
+        for attempt in range(3):
+            try:
+                ray.init(
+                    address="local",  # never attach to another cluster found on this machine
+                    num_cpus=workers or os.cpu_count() or 1,
+                    include_dashboard=False,
+                    _node_ip_address="127.0.0.1",
+                    **kwargs,
+                )
+                break
+            except Exception as err:
+                # On a busy machine Ray's raylet can abort at start: it gives its dashboard
+                # agent a fixed 15 s to import and report its ports. A second try starts
+                # from a warm file cache.
+                ray.shutdown()
+                if attempt == 2 or "timed out during startup" not in str(err):
+                    raise
+    else:
+        ray.init(address=address, **kwargs)
+    _RAY["key"] = key
+    return ray
+
+
+def shutdown_ray() -> None:
+    """Stop the local Ray this module started (or disconnect from the cluster)."""
+    # lazy: as in _ray
+    import ray
+
+    if _RAY["key"] is not None and ray.is_initialized():
+        ray.shutdown()
+    _RAY["key"] = None
+
+
+def sweep(
+    study: str | SweepStudy,
+    grid: Mapping[str, Sequence[Any]] | None = None,
+    *,
+    points: Sequence[Mapping[str, Any]] | None = None,
+    folder: str | os.PathLike[str],
+    seeds: Sequence[int] | None = None,
+    base: Mapping[str, Any] | None = None,
+    address: str | None = None,
+    executor: str = "ray",
+    workers: int | None = None,
+    threads: int = 1,
+    n_batches: int = 4,
+    noise_every: int | None = None,
+    runtime_env: Mapping[str, Any] | None = None,
+    store: HypothesisStore | str | None = None,
+    project: str = DEFAULT_PROJECT,
+    name: str | None = None,
+    progress: bool = True,
+    on_progress: Callable[[SweepProgress], None] | None = None,
+) -> Sweep:
+    """Train a study at every point of ``grid`` (or ``points``) x ``seeds`` into ``folder``.
+
+    Each point is an ordinary run in ``folder/runs/<point>``, logging the study's measures
+    plus ``weight_change`` and ``grad_noise`` (``explorer.sweep.measures``). Calling again
+    with the same folder runs only the points not finished (and any new ones).
+
+    Args:
+        study: ``"grokking"``, ``"induction"`` or a ``SweepStudy``.
+        grid: ``{setting: [values]}``: every combination is a point.
+        points: a list of ``{setting: value}`` instead of a grid.
+        folder: the sweep's folder (created if new, resumed if it holds this sweep).
+        seeds: repeat every point with each seed (the study's ``seed`` setting).
+        base: settings shared by every point (over the study's defaults; grokking's are
+            ``CI_SETTING``'s).
+        address: a Ray cluster (``"ray://host:port"``; default ``RAY_ADDRESS``, else a
+            local Ray started here).
+        executor: ``"ray"`` or ``"serial"`` (here, one point after another, no Ray).
+        workers: CPUs of the local Ray (default: this machine's cores).
+        threads: torch threads per run (1: runs are compared bit for bit across machines).
+        n_batches: batches of ``grad_noise`` (below 2: not measured).
+        noise_every: steps between ``grad_noise`` measurements (default 5 x eval_every).
+        runtime_env: Ray's runtime environment for the tasks (e.g. ``py_modules``).
+        store: a ``HypothesisStore`` (or its path / URL) to index the points in as they
+            finish (``explorer.hypotheses.sweep_index``).
+        project, name: the store's project, and the sweep's name there (default: the
+            folder's name).
+        progress: show a tqdm bar.
+        on_progress: called with a ``SweepProgress`` as points start and finish.
+
+    Returns:
+        a ``Sweep`` of every point asked for (``interrupted`` if cancelled).
+
+    >>> import tempfile
+    >>> s = sweep("grokking", {"weight_decay": [0.1, 1.0]}, folder=tempfile.mkdtemp() + "/wd",
+    ...           base={"p": 7, "steps": 20, "d_model": 16}, executor="serial", progress=False)
+    >>> s.names, len(s.ran)
+    (('weight_decay=0.1', 'weight_decay=1'), 2)
+    """
+    check_choice("executor", executor, ("ray", "serial"))
+    for what, value in (
+        ("threads", threads),
+        ("n_batches", n_batches),
+        ("noise_every", noise_every),
+    ):
+        if value is None and what == "noise_every":
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < (what != "n_batches"):
+            low = 0 if what == "n_batches" else 1
+            raise ValueError(f"{what} must be a whole number >= {low}, got {value!r}")
+    the_study = study_of(study)
+    full_base = the_study.settings({}, base)
+    chosen = expand_points(grid=grid, points=points, seeds=seeds, fields=the_study.fields)
+    place = SweepFolder.create(folder, the_study.name, dict(base or {}))
+    place.add(chosen)
+    index = HypothesisStore(store) if isinstance(store, (str, os.PathLike)) else store
+    sweep_name = name or place.path.name
+    finished = place.finished()
+    reused = [p.name for p in chosen if p.name in finished]
+    todo = [p for p in chosen if p.name not in finished]
+    every = noise_every or 5 * int(full_base.get("eval_every", 10))
+    tasks = [
+        {
+            "name": p.name,
+            "changes": dict(p.settings),
+            "settings": the_study.settings(p.settings, base),
+            # a built-in study travels by name (a worker rebuilds it), any other pickled
+            "study": the_study.name if STUDIES.get(the_study.name) is the_study else the_study,
+            "folder": str(place.path.resolve()),
+            "sweep_id": place.spec["id"],
+            "threads": threads,
+            "n_batches": n_batches,
+            "noise_every": every,
+        }
+        for p in todo
+    ]
+    tracker = _Tracker(len(tasks), len(reused), progress, on_progress, sweep_name)
+    ran: list[str] = []
+    failed: dict[str, str] = {}
+
+    def publish(record: dict[str, Any]) -> None:
+        if record["status"] == "failed":
+            failed[record["name"]] = record["error"]
+            tracker.finished(failed=True)
+            return
+        record = place.publish(record)
+        ran.append(record["name"])
+        if index is not None:
+            _index(index, sweep_name, [record], place, project)
+        tracker.finished(
+            seconds=record.get("train_seconds", 0.0) + record.get("measure_seconds", 0.0)
+        )
+
+    interrupted = False
+    try:
+        if executor == "serial" or not tasks:
+            for task in tasks:
+                tracker.started(1)
+                try:
+                    record = run_point(task)
+                except (KeyboardInterrupt, SystemExit):
+                    raise
+                except Exception as err:  # one point failing does not stop the others
+                    record = failure_record(task, err)
+                publish(record)
+        else:
+            _on_ray(tasks, publish, tracker, address, workers, runtime_env)
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        tracker.close()
+    result = Sweep.open(place.path, names=[p.name for p in chosen])
+    return result.with_call(
+        ran=tuple(ran), reused=tuple(reused), failed=failed, interrupted=interrupted
+    )
+
+
+def _on_ray(
+    tasks: list[dict[str, Any]],
+    publish: Callable[[dict[str, Any]], None],
+    tracker: _Tracker,
+    address: str | None,
+    workers: int | None,
+    runtime_env: Mapping | None,
+) -> None:
+    ray = _ray(address or os.environ.get("RAY_ADDRESS") or None, workers, runtime_env)
+    remote = ray.remote(num_cpus=1, max_retries=0)(run_point)
+    pending = {remote.remote(task): task for task in tasks}
+    slots = max(1, int(ray.cluster_resources().get("CPU", 1)))
+    tracker.started(min(slots, len(pending)))
+    try:
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=1, timeout=0.5)
+            for ref in ready:
+                task = pending.pop(ref)
+                try:
+                    record = ray.get(ref)
+                except Exception as err:  # the point's error, as Ray wrapped it
+                    record = failure_record(task, err)
+                tracker.running = min(slots, len(pending))
+                publish(record)
+            tracker.tick()
+    except KeyboardInterrupt:
+        for ref in pending:  # the runs resume from their last checkpoint next time
+            ray.cancel(ref, force=True)
+        # cancelling is asynchronous: wait until those workers are gone, so that a sweep
+        # started next never trains a point while a cancelled worker still writes to it
+        ray.wait(list(pending), num_returns=len(pending), timeout=60)
+        raise
+
+
+class _Tracker:
+    def __init__(
+        self,
+        total: int,
+        reused: int,
+        show: bool,
+        callback: Callable[[SweepProgress], None] | None,
+        name: str,
+    ) -> None:
+        self.total, self.reused, self.callback = total, reused, callback
+        self.done = self.failed = self.running = 0
+        self.start = time.perf_counter()
+        self.seconds: list[float] = []
+        self.bar = None
+        if show and total:
+            # lazy: tqdm.auto brings in ipywidgets in a notebook; only the bar needs it
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=total, desc=f"sweep {name}", unit="run")
+
+    def state(self) -> SweepProgress:
+        elapsed = time.perf_counter() - self.start
+        left = self.total - self.done - self.failed
+        eta = None
+        if self.done:
+            per_run = elapsed / (self.done + self.failed)
+            eta = per_run * left
+        return SweepProgress(
+            total=self.total, done=self.done, running=self.running, failed=self.failed,
+            pending=max(0, left - self.running), reused=self.reused, elapsed_s=elapsed,
+            eta_s=eta,
+        )  # fmt: skip
+
+    def started(self, running: int) -> None:
+        self.running = running
+        self._report()
+
+    def finished(self, *, failed: bool = False, seconds: float = 0.0) -> None:
+        if failed:
+            self.failed += 1
+        else:
+            self.done += 1
+            self.seconds.append(seconds)
+        if self.bar is not None:
+            self.bar.update(1)
+        self.running = min(self.running, self.total - self.done - self.failed)
+        self._report()
+
+    def tick(self) -> None:
+        if self.bar is not None:
+            self.bar.set_postfix(running=self.running, failed=self.failed, refresh=False)
+
+    def _report(self) -> None:
+        self.tick()
+        if self.callback is not None:
+            self.callback(self.state())
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _index(
+    store: HypothesisStore, name: str, records: list[dict], place: SweepFolder, project: str
+) -> None:
+    put_sweep_runs(store, name, records, folder=str(place.path.resolve()), project=project)
