@@ -145,7 +145,9 @@ def one_b_sweep(handle) -> str:
     def metric(logits):
         return logits[:, -1].float().logsumexp(-1)
 
-    sweep = ablation_sweep(handle, tokens, metric=metric, granularity="head", batch_size=64 * 1024 // POS)
+    sweep = ablation_sweep(
+        handle, tokens, metric=metric, granularity="head", batch_size=64 * 1024 // POS
+    )
     return f"{len(sweep.units)} heads, {len(handle.saved_log)} traces"
 
 

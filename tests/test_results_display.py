@@ -145,9 +145,7 @@ def _hypothesis():
 
 
 def _phases():
-    return Phases(
-        memorized=20, circuit_start=60, cleanup_start=150, cleanup_end=200, last_step=290
-    )
+    return Phases(memorized=20, circuit_start=60, cleanup_start=150, cleanup_end=200, last_step=290)
 
 
 def _head_scores():
