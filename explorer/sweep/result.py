@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from explorer.analysis._display import clip, html_table, pandas
+from explorer._display import Shown, pandas
 from explorer.hypotheses.store import DEFAULT_PROJECT, HypothesisStore
 from explorer.hypotheses.sweep_index import put_sweep_runs
 from explorer.sweep.folder import SweepFolder
@@ -36,7 +36,7 @@ __all__ = ["Sweep"]
 
 
 @dataclass(frozen=True, repr=False)
-class Sweep:
+class Sweep(Shown):
     """A sweep's points and what is known of them.
 
     ``records`` holds the completion record of each finished point (by name). ``ran``,
@@ -166,10 +166,10 @@ class Sweep:
             text += ", interrupted"
         return text
 
-    def __repr__(self) -> str:
-        return clip(f"Sweep({self.study}, {self._counts()}; {str(self.folder)!r})", 200)
+    def _summary(self) -> str:
+        return f"{self.study}, {self._counts()}; {str(self.folder)!r}"
 
-    def _repr_html_(self) -> str:
+    def _table(self) -> tuple:
         keys = sorted({k for p in self.points for k in p.settings})
         outcome_names: list[str] = []
         for r in self.records.values():
@@ -185,7 +185,7 @@ class Sweep:
             )  # fmt: skip
         more = f"; first 12 of {len(self.points)}" if len(self.points) > 12 else ""
         note = f"{self._counts()}{more}; {self.folder}"
-        return html_table(f"Sweep of {self.study}", ("run", *keys, "status", *shown), rows, note)
+        return f"Sweep of {self.study}", ("run", *keys, "status", *shown), rows, note
 
 
 def _cell(value: Any) -> Any:
