@@ -29,7 +29,7 @@ from explorer.analysis.attribution import (
     check_targets,
     sobel_edges,
 )
-from explorer.analysis.audit import (
+from explorer.analysis.backdoor_audit import (
     AuditResult,
     Meter,
     audit,

@@ -1,6 +1,6 @@
 """``AuditView``: an audit's per-class masks and anomaly scores, and the trigger of one class.
 
-The view encodes an ``AuditResult`` (``analysis.audit``): one mask image per class beside
+The view encodes an ``AuditResult`` (``analysis.audit``, in ``analysis.backdoor_audit``): one mask image per class beside
 the anomaly bar chart (flagged classes in red, the flag threshold drawn), and below them the
 selected class's reconstructed trigger (mask and pattern), its box and success rate, and
 stamped examples (``analysis.trigger_examples``) with the model's prediction before and after
@@ -17,7 +17,7 @@ from typing import Any
 import torch
 import traitlets
 
-from explorer.analysis.audit import LEAD_SUCCESS, MIN_LEAD, MIN_SUCCESS, AuditResult
+from explorer.analysis.backdoor_audit import LEAD_SUCCESS, MIN_LEAD, MIN_SUCCESS, AuditResult
 from explorer.analysis.trigger_examples import StampedExamples, stamped_examples
 from explorer.models.handle import ModelHandle
 from explorer.views._base import ExplorerWidget, check_range, reports_errors
@@ -34,7 +34,7 @@ class AuditView(ExplorerWidget):
         n_examples: stamped examples shown.
 
     >>> import torch, explorer
-    >>> from explorer.analysis.audit import audit
+    >>> from explorer.analysis.backdoor_audit import audit
     >>> from explorer.studies.auditing import make_mlp
     >>> m = explorer.load(make_mlp(0), input_shape=(1, 28, 28))
     >>> x = torch.rand(64, 1, 28, 28)

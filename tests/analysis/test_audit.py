@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from explorer.analysis.audit import AuditResult, audit, mad_index, weight_anomaly
+from explorer.analysis.backdoor_audit import AuditResult, audit, mad_index, weight_anomaly
 from explorer.studies.auditing import add_trigger, plant
 from explorer.studies.auditing import box_iou as iou
 from explorer.studies.kitchen_sink import kitchen_sink_split
@@ -132,3 +132,15 @@ def test_audit_records_what_the_handle_spent(backdoored):
     spent = backdoored.model.spent.snapshot()
     assert result.forward_passes == spent[0] - before[0] <= 500
     assert result.examples == spent[2] - before[2] > result.forward_passes
+
+
+def test_analysis_audit_is_the_function_not_a_module():
+    import importlib
+    import inspect
+
+    import explorer.analysis
+
+    assert inspect.isfunction(explorer.analysis.audit)
+    assert explorer.analysis.audit.__module__ == "explorer.analysis.backdoor_audit"
+    with pytest.raises(ModuleNotFoundError):
+        importlib.import_module("explorer.analysis.audit")

@@ -19,7 +19,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 CELLS = [
     "import json, torch\n"
-    "from explorer.analysis.audit import audit\n"
+    "from explorer.analysis import audit\n"
     "from explorer.studies.auditing import plant\n"
     "from explorer.views import AuditView\n"
     "torch.set_num_threads(1)\n"

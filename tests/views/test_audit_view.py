@@ -9,7 +9,7 @@ import torch
 import traitlets
 
 import explorer
-from explorer.analysis.audit import AuditResult
+from explorer.analysis.backdoor_audit import AuditResult
 from explorer.analysis.trigger_examples import stamped_examples
 from explorer.studies.auditing import make_mlp
 from explorer.views import AuditView
