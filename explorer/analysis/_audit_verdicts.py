@@ -72,7 +72,7 @@ def tiers(
         )
     if near:
         return (), (first,), "; ".join(near)
-    return (), (), f"top class {first}: anomaly {a:.2f} < {threshold:g}, works on {s:.0%}"
+    return (), (), f"top class {first}: anomaly {a:.2f} (flag at {threshold:g}), works on {s:.0%}"
 
 
 def robust_z(values: torch.Tensor, floor: float = 0.05) -> torch.Tensor:

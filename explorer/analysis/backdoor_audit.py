@@ -62,6 +62,7 @@ from explorer.models.handle import ModelHandle
 
 __all__ = [  # named here too: mad_index, weight_anomaly (audit_scores)
     "DEFAULT_BUDGETS",
+    "GLOBAL_STEPS",
     "GLOBAL_Z",
     "LEAD_SUCCESS",
     "MAD_THRESHOLD",
@@ -82,7 +83,7 @@ METHODS = ("all", "cleanse", "global", "stamp", "weights", "compare")
 MAD_THRESHOLD = 2.0  # Neural Cleanse's anomaly index (reported, not the flag: docs/auditing.md)
 # passes when budget="auto": a convolution's pass costs ~4x an MLP's (docs/auditing.md)
 DEFAULT_BUDGETS = {"linear": 20_000, "conv": 6_000}
-SHARES = {"cleanse": 0.7, "global": 0.3}  # of what "all" has left after the weight methods
+GLOBAL_STEPS = 200  # steps per class of the global search (docs/auditing.md)
 
 
 def _linear_first(model: ModelHandle) -> bool:
@@ -137,7 +138,8 @@ def audit(
             steps per class).
         references: other models of the same architecture, for ``"compare"`` (and
             ``"all"``, which then compares too).
-        n_steps: optimisation steps per class (default: as many as the budget buys).
+        n_steps: optimisation steps per class (default: as many as the budget buys for the
+            mask search, ``GLOBAL_STEPS`` for the global one).
         norm: the global trigger's budget, ``"blend"`` or ``"linf"``.
         n_classes: output classes (default: the model's outputs).
         batch_size: images per optimisation step.
@@ -185,13 +187,11 @@ def audit(
     split = (inputs[:half], base[:half], inputs[half:], base[half:])
     ctx = (budget, meter, start)
     args = (model, split, n_classes, batch_size, n_eval, meter)
-    if budget is None:  # no limit: pay for the steps asked (or 1,000 per class)
-        steps = n_steps or 1000
-        room = {"cleanse": n_classes * (steps + 2 * REFIT_STEPS + 2), "global": n_classes * (steps + 1),
-                "region": n_classes * (REFIT_STEPS + 1)}  # fmt: skip
-    else:
-        room = {}
     region_cost = n_classes * (REFIT_STEPS + 1)
+    # the global search stops at GLOBAL_STEPS per class (unless n_steps says otherwise):
+    # longer searches make clean classes attackable too; the cleanse search buys the rest
+    global_cost = n_classes * ((n_steps or GLOBAL_STEPS) + 1)
+    cleanse_cost = n_classes * ((n_steps or 1000) + 2 * REFIT_STEPS + 2)
     if method == "stamp":
         masks, patterns, anomaly = search.stamp_scan(
             model, split[0], split[1], n_classes, meter, max(0, meter.left - n_classes)
@@ -202,17 +202,15 @@ def audit(
                        flagged, suspicious, why)  # fmt: skip
     parts = []
     if method == "weights" or (method == "all" and linear):
-        passes = room.get("region", meter.left if method == "weights" else region_cost)
-        parts.append(_weights(*args, passes, ctx))
+        parts.append(_weights(*args, min(meter.left, region_cost), ctx))
     if method == "compare" or (method == "all" and references and linear):
-        passes = room.get("region", meter.left if method == "compare" else region_cost)
-        parts.append(_compare(*args, passes, ctx, references))
+        parts.append(_compare(*args, min(meter.left, region_cost), ctx, references))
     if method in ("cleanse", "all"):
-        share = 1.0 if method == "cleanse" else SHARES["cleanse"]
-        passes = room.get("cleanse", int(share * meter.left))
-        parts.append(_cleanse(*args, passes, n_steps, ctx))
+        reserve = global_cost if method == "all" else 0
+        passes = meter.left - reserve if budget is not None else cleanse_cost
+        parts.append(_cleanse(*args, max(passes, 2 * n_classes), n_steps, ctx))
     if method in ("global", "all"):
-        passes = room.get("global", meter.left)
+        passes = min(meter.left, global_cost)
         parts.append(_global(*args, passes, n_steps, ctx, norm))
     if method != "all":
         return parts[0]

@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 
 from explorer.analysis._display import clip, html_table
 from explorer.analysis.mask_shapes import MaskShape, mask_shape
@@ -117,7 +118,7 @@ def weight_outliers(
     ``references`` (other models of the same architecture), as a robust z-score.
 
     The scale at a pixel is 1.4826 x the references' median absolute deviation there, floored
-    at its median over all pixels (with fewer than 3 references: the MAD of the model's
+    at its 5x5 neighbourhood's mean and its median over all pixels (with fewer than 3 references: the MAD of the model's
     differences over all pixels). No forward pass runs.
 
     >>> import explorer
@@ -146,7 +147,10 @@ def weight_outliers(
     diff = norms - med
     if len(refs) >= 3:
         scale = 1.4826 * (stack - med).abs().median(0).values
-        scale = scale.clamp_min(float(scale.median()))
+        # three to five references give a noisy scale at one pixel: borrow the neighbours'
+        # (nearby pixels are used alike by the data) and never go under the image's median
+        around = F.avg_pool2d(scale[None, None], 5, stride=1, padding=2, count_include_pad=False)
+        scale = torch.maximum(scale, around[0, 0]).clamp_min(float(scale.median()))
     else:
         scale = torch.full_like(diff, 1.4826 * float((diff - diff.median()).abs().median()))
     z = diff / scale.clamp_min(1e-8)
