@@ -81,7 +81,7 @@ class AuditResult:
     budget: int | None
     threshold: float = 0.0
     seconds: float = field(default=0.0, compare=False)
-    verdict: str = "clean"
+    verdict: str = ""  # empty: follows flagged and suspicious
     suspicious: tuple[int, ...] = ()
     evidence: str = ""
     shapes: tuple[str, ...] = ()
@@ -92,6 +92,16 @@ class AuditResult:
     weight_z: torch.Tensor | None = None
     norm: str = "mask"
     parts: tuple[AuditResult, ...] = ()
+
+    def __post_init__(self) -> None:
+        tier = "flagged" if self.flagged else "suspicious" if self.suspicious else "clean"
+        if not self.verdict:
+            object.__setattr__(self, "verdict", tier)
+        elif self.verdict != tier:
+            raise ValueError(
+                f"verdict {self.verdict!r} disagrees with flagged={self.flagged} and "
+                f"suspicious={self.suspicious} (which make it {tier!r})"
+            )
 
     @property
     def clean(self) -> bool:

@@ -52,6 +52,7 @@ from explorer.analysis._audit_verdicts import (
     MIN_LEAD,
     MIN_MARGIN,
     MIN_SUCCESS,
+    NEAR_SUCCESS,
     TIERS,
     tiers,
 )
@@ -70,6 +71,7 @@ __all__ = [  # named here too: mad_index, weight_anomaly (audit_scores)
     "MIN_LEAD",
     "MIN_MARGIN",
     "MIN_SUCCESS",
+    "NEAR_SUCCESS",
     "REFIT_STEPS",
     "TIERS",
     "AuditResult",

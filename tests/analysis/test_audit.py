@@ -34,7 +34,7 @@ def clean(data):
 
 @pytest.fixture(scope="module")
 def found(backdoored):
-    return audit(backdoored.model, backdoored.test_x, budget=20_000)
+    return audit(backdoored.model, backdoored.test_x, method="cleanse", budget=6_000)
 
 
 def test_cleanse_finds_the_planted_trigger(backdoored, found):
@@ -51,14 +51,18 @@ def test_cleanse_finds_the_planted_trigger(backdoored, found):
 
 
 def test_cleanse_calls_the_control_clean(clean):
-    result = audit(clean.model, clean.test_x, budget=20_000)
+    result = audit(clean.model, clean.test_x, method="cleanse", budget=6_000)
+    assert result.verdict != "flagged" and not result.flagged, result.evidence
+    if result.verdict == "clean":
+        assert result.target is None and result.location is None
+    result = audit(clean.model, clean.test_x, method="stamp", budget=300)
     assert result.clean and result.target is None and result.location is None
     with pytest.raises(ValueError, match="found clean"):
         result.stamp(clean.test_x[:2])
 
 
 def test_budget_is_respected_and_recorded(backdoored, found):
-    assert 0 < found.forward_passes <= 20_000
+    assert 0 < found.forward_passes <= 6_000
     assert 0 < found.backward_passes <= found.forward_passes < found.examples
     small = audit(backdoored.model, backdoored.test_x, budget=3_000, method="stamp")
     assert small.forward_passes <= 3_000 and small.budget == 3_000
@@ -88,7 +92,7 @@ def test_weight_anomaly_marks_trained_unused_pixels(backdoored, clean):
 def test_result_displays(found):
     assert isinstance(found, AuditResult)
     text = repr(found)
-    assert "flagged" in text and "forward" in text and len(text) < 300
+    assert "flagged" in text and "forward" in text and len(text) <= 300
     df = found.to_dataframe()
     assert len(df) == 10 and bool(df.loc[found.target, "flagged"])
     assert "<table>" in found._repr_html_()
