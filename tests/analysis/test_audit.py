@@ -148,3 +148,31 @@ def test_analysis_audit_is_the_function_not_a_module():
     assert explorer.analysis.audit.__module__ == "explorer.analysis.backdoor_audit"
     with pytest.raises(ModuleNotFoundError):
         importlib.import_module("explorer.analysis.audit")
+
+
+def test_budget_buys_steps_and_is_spent(clean):
+    # "all" splits the budget between the weight search, the mask search and the global one,
+    # and spends it: none of it is left unused
+    result = audit(clean.model, clean.test_x, budget=3_000, batch_size=8)
+    assert [p.method for p in result.parts] == ["weights", "cleanse", "global"]
+    assert 0.97 * 3_000 <= result.forward_passes <= 3_000, result.forward_passes
+    # a bigger budget buys more mask-search steps (the global search keeps its steps)
+    big = audit(clean.model, clean.test_x, method="cleanse", budget=4_000, batch_size=8)
+    assert 0.97 * 4_000 <= big.forward_passes <= 4_000
+
+
+def test_n_steps_sets_the_steps_per_class(clean):
+    # 1 labelling pass, 10 classes x (7 steps + 2 x 30 refit steps + 2 evaluations)
+    result = audit(clean.model, clean.test_x, method="cleanse", n_steps=7, budget=None)
+    assert result.forward_passes == 1 + 10 * (7 + 2 * 30 + 2)
+    result = audit(clean.model, clean.test_x, method="global", n_steps=5, budget=None)
+    assert result.forward_passes == 1 + 10 * (5 + 1)
+    with pytest.raises(ValueError, match="n_steps"):
+        audit(clean.model, clean.test_x, n_steps=0)
+
+
+def test_old_argument_names_warn_and_agree(clean):
+    with pytest.warns(DeprecationWarning, match="batch_size"):
+        old = audit(clean.model, clean.test_x, method="global", n_steps=3, budget=None, batch=8)
+    new = audit(clean.model, clean.test_x, method="global", n_steps=3, budget=None, batch_size=8)
+    assert torch.equal(old.success, new.success) and old.forward_passes == new.forward_passes
