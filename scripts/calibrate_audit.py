@@ -30,6 +30,11 @@ def scores(result) -> dict:
                 "anomaly": [round(float(v), 4) for v in p.anomaly],
                 "success": [round(float(v), 4) for v in p.success],
                 "max_z": float(p.weight_z.max()) if p.weight_z is not None else None,
+                **{
+                    k: [round(float(v), 4) for v in getattr(p, k)]
+                    for k in ("raw_anomaly", "square_anomaly", "raw_success", "mask_l1")
+                    if getattr(p, k) is not None
+                },
             }
             for p in parts
         },

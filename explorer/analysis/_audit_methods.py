@@ -18,6 +18,7 @@ from explorer.analysis._audit_verdicts import (
     GLOBAL_Z,
     LEAD_SUCCESS,
     MIN_MARGIN,
+    RAW_MARGIN,
     robust_z,
     tiers,
 )
@@ -88,7 +89,9 @@ def _cleanse(model, split, n_classes, batch_size, n_eval, meter, passes, n_steps
     s_raw, m_raw = _evaluate(model, eval_x, eval_y, raw, raw_p, n_eval, meter)
     l1 = raw.flatten(1).sum(1)
     side_sq = torch.tensor([max(1, b[2] * b[3]) ** 0.5 for b in map(box, raw)])
-    a_sq, a_raw = m_sq / side_sq, m_raw / l1.clamp_min(1).sqrt()
+    # a square scores its margin per pixel of its side; a raw mask (any shape) its margin per
+    # unit of mask mass, in the square's units (RAW_MARGIN per unit of mass = MIN_MARGIN)
+    a_sq, a_raw = m_sq / side_sq, m_raw / l1.clamp_min(1) * (MIN_MARGIN / RAW_MARGIN)
     use_raw = a_raw > a_sq
     anomaly = torch.where(use_raw, a_raw, a_sq)
     success = torch.where(use_raw, s_raw, s_sq)
@@ -104,6 +107,8 @@ def _cleanse(model, split, n_classes, batch_size, n_eval, meter, passes, n_steps
         model, "cleanse", ctx, masks, patterns, anomaly, success, MIN_MARGIN, flagged,
         suspicious, why, mad_index=size_index, mask_l1=l1, raw_masks=raw,
         raw_success=s_raw,
+        raw_anomaly=a_raw,
+        square_anomaly=a_sq,
     )  # fmt: skip
 
 

@@ -62,8 +62,8 @@ class AuditResult:
     shape in words, e.g. "a 1x7 line"), ``anomaly[c]`` (the method's score), ``success[c]``
     (share of held-out digits sent to ``c``) and ``boxes[c] = (top, left, height, width)``.
     ``flagged`` and ``suspicious`` list classes, most anomalous first. ``cleanse`` also keeps
-    the raw masks (``raw_masks``, ``raw_success``, ``mask_l1``) and their MAD anomaly index
-    (``mad_index``); ``compare`` the pixels' z-score map (``weight_z``); ``"all"`` each
+    the raw masks (``raw_masks``, ``raw_success``, ``mask_l1``, ``raw_anomaly``), the
+    squares' ``square_anomaly``, and the raw masks' MAD anomaly index (``mad_index``); ``compare`` the pixels' z-score map (``weight_z``); ``"all"`` each
     method's own result in ``parts``.
     """
 
@@ -89,6 +89,8 @@ class AuditResult:
     mask_l1: torch.Tensor | None = None
     raw_masks: torch.Tensor | None = None
     raw_success: torch.Tensor | None = None
+    raw_anomaly: torch.Tensor | None = None
+    square_anomaly: torch.Tensor | None = None
     weight_z: torch.Tensor | None = None
     norm: str = "mask"
     parts: tuple[AuditResult, ...] = ()

@@ -8,8 +8,9 @@ backward passes spent (one model call, of a batch, is one pass). Methods:
 
 - ``"cleanse"``: per class, the smallest mask and pattern sending other digits to that class
   (Neural Cleanse, Wang et al. 2019). Both the raw mask (any shape: a line, dots, a frame)
-  and its densest square (refitted) are tested on held-out digits; a class's anomaly is its
-  trigger's median logit margin per pixel of ``sqrt(mask L1)``, the better of the two.
+  and its densest square (refitted) are tested on held-out digits; a square scores its
+  median logit margin per pixel of its side, a raw mask its margin per unit of mask L1 (in
+  the square's units), and a class's anomaly is the better of the two.
   The MAD anomaly index of the raw masks' L1 sizes is reported too (``mad_index``).
 - ``"global"``: per class, a universal perturbation of the whole image (a pattern blended in
   at opacity 0.1, or an L-infinity perturbation of 0.1 with ``norm="linf"``); a class whose
@@ -53,6 +54,7 @@ from explorer.analysis._audit_verdicts import (
     MIN_MARGIN,
     MIN_SUCCESS,
     NEAR_SUCCESS,
+    RAW_MARGIN,
     TIERS,
     tiers,
 )
@@ -72,6 +74,7 @@ __all__ = [  # named here too: mad_index, weight_anomaly (audit_scores)
     "MIN_MARGIN",
     "MIN_SUCCESS",
     "NEAR_SUCCESS",
+    "RAW_MARGIN",
     "REFIT_STEPS",
     "TIERS",
     "AuditResult",
@@ -109,7 +112,8 @@ def _combine(model, parts, budget, meter, start) -> AuditResult:
         seconds=time.process_time() - start, verdict=best.verdict,
         suspicious=best.suspicious, evidence=evidence, shapes=best.shapes,
         mad_index=best.mad_index, mask_l1=best.mask_l1, raw_masks=best.raw_masks,
-        raw_success=best.raw_success, weight_z=best.weight_z, norm=best.norm,
+        raw_success=best.raw_success, raw_anomaly=best.raw_anomaly,
+        square_anomaly=best.square_anomaly, weight_z=best.weight_z, norm=best.norm,
         parts=tuple(parts),
     )  # fmt: skip
 
