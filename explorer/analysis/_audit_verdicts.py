@@ -73,7 +73,8 @@ def tiers(
         )
     if near:
         return (), (first,), "; ".join(near)
-    return (), (), f"top class {first}: anomaly {a:.2f} (flag at {threshold:g}), works on {s:.0%}"
+    flag_at = f"flag at {threshold:g}" if threshold >= 1e-3 else "flag above 0"
+    return (), (), f"top class {first}: anomaly {a:.2f} ({flag_at}), works on {s:.0%}"
 
 
 def robust_z(values: torch.Tensor, floor: float = 0.05) -> torch.Tensor:

@@ -132,3 +132,26 @@ def test_audit_compares_with_references(line, references, data):
     assert "line" in result.evidence and result.weight_z.shape == (28, 28)
     with pytest.raises(ValueError, match="references"):
         audit(line, data["test_x"], method="compare")
+
+
+def test_three_tiers_name_the_near_misses():
+    from explorer.analysis._audit_verdicts import tiers
+
+    success = torch.full((10,), 0.5)
+    anomaly = torch.full((10,), 0.3)
+    # a CNN's planted 3x3 patch: leads every other class by 3.9 but works on 87% -> suspicious
+    a, s = anomaly.clone(), success.clone()
+    a[9], s[9] = 4.2, 0.87
+    flagged, suspicious, why = tiers(a, s, 10.0)
+    assert flagged == () and suspicious == (9,) and "87%" in why and "leads" in why
+    s[9] = 0.93  # the same lead with a trigger that works on >= 90% -> flagged
+    assert tiers(a, s, 10.0)[:2] == ((9,), ())
+    # a whole-image blend: anomaly 2.50 against 2.6 (within 10%), success 0.93 -> suspicious
+    a, s = anomaly.clone(), success.clone()
+    a[2], a[5], s[2] = 2.5, 2.0, 0.93
+    flagged, suspicious, why = tiers(a, s, 2.6)
+    assert suspicious == (2,) and "within 10%" in why
+    a[2] = 2.2  # outside the 10% band and not leading enough -> clean
+    assert tiers(a, s, 2.6)[:2] == ((), ())
+    a[2], s[2] = 3.0, 0.6  # a strong anomaly whose trigger works on 60% only -> clean
+    assert tiers(a, s, 2.6)[:2] == ((), ())
