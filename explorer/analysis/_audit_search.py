@@ -61,6 +61,8 @@ def cleanse(model, fit_x, fit_y, n_classes, batch_size, meter, passes, n_steps=N
     gen = torch.Generator().manual_seed(0)
     for c in range(n_classes):
         pool = fit_x[fit_y != c]
+        if len(pool) == 0:  # every digit is already this class: nothing to move
+            continue
         m_raw = torch.full((1, h, w), -4.0, requires_grad=True)
         p_raw = torch.zeros((c_, h, w), requires_grad=True)
         opt = torch.optim.Adam([m_raw, p_raw], lr=0.1)
@@ -104,6 +106,8 @@ def fit_patterns(model, fit_x, fit_y, masks, init, batch_size, meter, stop, step
     patterns = torch.zeros_like(init)
     for c in range(len(masks)):
         pool = fit_x[fit_y != c]
+        if len(pool) == 0:  # every digit is already this class: nothing to move
+            continue
         m = masks[c]
         p_raw = torch.logit(init[c].clamp(0.05, 0.95)).requires_grad_(True)
         opt = torch.optim.Adam([p_raw], lr=0.2)
@@ -141,6 +145,8 @@ def universal(
     patterns = torch.zeros(n_classes, c_, h, w)
     for c in range(n_classes):
         pool = fit_x[fit_y != c]
+        if len(pool) == 0:  # every digit is already this class: nothing to move
+            continue
         raw = torch.zeros((c_, h, w), requires_grad=True)
         opt = torch.optim.Adam([raw], lr=0.1)
         target = torch.full((batch_size,), c)

@@ -171,6 +171,7 @@ def test_image_shape_is_inferred_through_a_leading_unflatten_or_view():
 
 
 def test_weight_methods_say_not_applicable_to_a_cnn_before_any_pass():
+    torch.manual_seed(0)
     net = nn.Sequential(
         nn.Unflatten(1, (1, 28, 28)),
         nn.Conv2d(1, 4, 3),
