@@ -15,11 +15,11 @@ import torch
 from explorer.analysis import _audit_search as search
 from explorer.analysis._audit_search import REFIT_STEPS, box
 from explorer.analysis._audit_verdicts import (
-    GLOBAL_Z,
+    GLOBAL_LEAD,
     LEAD_SUCCESS,
     MIN_MARGIN,
     RAW_MARGIN,
-    robust_z,
+    lead_over_others,
     tiers,
 )
 from explorer.analysis.audit_result import AuditResult, apply_trigger
@@ -119,9 +119,9 @@ def _global(model, split, n_classes, batch_size, n_eval, meter, passes, n_steps,
     )
     form = "linf" if norm == "linf" else "mask"
     success, _ = _evaluate(model, eval_x, eval_y, masks, patterns, n_eval, meter, form)
-    anomaly = robust_z(success)
+    anomaly = lead_over_others(success)
     flagged, suspicious, why = tiers(
-        anomaly, success, GLOBAL_Z, min_success=LEAD_SUCCESS, lead=None
+        anomaly, success, GLOBAL_LEAD, min_success=LEAD_SUCCESS, lead=None
     )
     c = (flagged or suspicious or (None,))[0]
     if c is not None:
@@ -129,7 +129,7 @@ def _global(model, split, n_classes, batch_size, n_eval, meter, passes, n_steps,
         why = (f"a global {norm} pattern works on {float(success[c]):.0%} against a median "
                f"{float(others.median()):.0%} for the other classes, {why}")  # fmt: skip
     return _result(
-        model, "global", ctx, masks, patterns, anomaly, success, GLOBAL_Z, flagged,
+        model, "global", ctx, masks, patterns, anomaly, success, GLOBAL_LEAD, flagged,
         suspicious, why, norm=form,
     )  # fmt: skip
 

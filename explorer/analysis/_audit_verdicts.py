@@ -18,7 +18,7 @@ import torch
 TIERS = ("flagged", "suspicious", "clean")
 MIN_MARGIN = 2.6  # logit margin per pixel of sqrt(mask L1) a cleanse trigger must reach
 RAW_MARGIN = 1.2  # ... or logit margin per unit of a raw mask's L1 (calibrated)
-GLOBAL_Z = 6.0  # robust z of a global trigger's success over the classes' (calibrated)
+GLOBAL_LEAD = 0.5  # a global trigger's success above the other classes' median (calibrated)
 MIN_SUCCESS = 0.95  # a flagged class's reconstructed trigger must work this often
 NEAR_SUCCESS = 0.7  # a near miss's trigger works at least this often
 NEAR = 0.9  # an anomaly within 10% of the threshold is a near miss
@@ -77,13 +77,14 @@ def tiers(
     return (), (), f"top class {first}: anomaly {a:.2f} ({flag_at}), works on {s:.0%}"
 
 
-def robust_z(values: torch.Tensor, floor: float = 0.05) -> torch.Tensor:
-    """How far above the median each value lies, in robust standard deviations (1.4826 x the
-    median absolute deviation, at least ``floor``).
+def lead_over_others(success: torch.Tensor) -> torch.Tensor:
+    """Each class's success minus the median success of the other classes (the same search
+    run for every class: the others are the clean reference).
 
-    >>> robust_z(torch.tensor([0.2, 0.3, 0.25, 1.0])).round().tolist()
-    [-1.0, 1.0, 0.0, 10.0]
+    >>> [round(v, 2) for v in lead_over_others(torch.tensor([0.2, 0.3, 0.25, 1.0])).tolist()]
+    [-0.1, 0.05, -0.05, 0.75]
     """
-    med = values.median()
-    mad = 1.4826 * float((values - med).abs().median())
-    return (values - med) / max(mad, floor)
+    n = len(success)
+    return torch.stack(
+        [success[c] - torch.cat([success[:c], success[c + 1 :]]).median() for c in range(n)]
+    )

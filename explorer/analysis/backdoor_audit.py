@@ -48,7 +48,7 @@ from explorer.analysis._audit_methods import (
 )
 from explorer.analysis._audit_search import REFIT_STEPS
 from explorer.analysis._audit_verdicts import (
-    GLOBAL_Z,
+    GLOBAL_LEAD,
     LEAD_SUCCESS,
     MIN_LEAD,
     MIN_MARGIN,
@@ -65,8 +65,8 @@ from explorer.models.handle import ModelHandle
 
 __all__ = [  # named here too: mad_index, weight_anomaly (audit_scores)
     "DEFAULT_BUDGETS",
+    "GLOBAL_LEAD",
     "GLOBAL_STEPS",
-    "GLOBAL_Z",
     "LEAD_SUCCESS",
     "MAD_THRESHOLD",
     "METHODS",
