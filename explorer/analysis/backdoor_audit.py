@@ -102,8 +102,12 @@ def _linear_first(model: ModelHandle) -> bool:
 def _combine(model, parts, budget, meter, start) -> AuditResult:
     """The strongest tier any method reached; that method's trigger and evidence first."""
     rank = {t: i for i, t in enumerate(TIERS)}
-    best = min(parts, key=lambda p: rank[p.verdict])  # ties: the first method run
-    evidence = "; ".join(p.evidence for p in sorted(parts, key=lambda p: rank[p.verdict]))
+    # on a tie, the method whose trigger is most specific: a mask, then the compared
+    # pixels, then a whole-image pattern, then the unused-pixel region
+    prefer = {m: i for i, m in enumerate(("cleanse", "compare", "global", "weights"))}
+    order = sorted(parts, key=lambda p: (rank[p.verdict], prefer[p.method]))
+    best = order[0]
+    evidence = "; ".join(p.evidence for p in order)
     return AuditResult(
         model=model.name, method="all", flagged=best.flagged, anomaly=best.anomaly,
         masks=best.masks, patterns=best.patterns, success=best.success, boxes=best.boxes,
