@@ -18,7 +18,7 @@ import torch
 TIERS = ("flagged", "suspicious", "clean")
 MIN_MARGIN = 2.6  # logit margin per pixel of sqrt(mask L1) a cleanse trigger must reach
 RAW_MARGIN = 1.2  # ... or logit margin per unit of a raw mask's L1 (calibrated)
-GLOBAL_LEAD = 0.5  # a global trigger's success above the other classes' median (calibrated)
+GLOBAL_LEAD = 0.6  # a global trigger's success above the other classes' median (calibrated)
 MIN_SUCCESS = 0.95  # a flagged class's reconstructed trigger must work this often
 NEAR_SUCCESS = 0.7  # a near miss's trigger works at least this often
 NEAR = 0.9  # an anomaly within 10% of the threshold is a near miss

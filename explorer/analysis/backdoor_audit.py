@@ -87,7 +87,7 @@ __all__ = [  # named here too: mad_index, weight_anomaly (audit_scores)
 METHODS = ("all", "cleanse", "global", "stamp", "weights", "compare")
 MAD_THRESHOLD = 2.0  # Neural Cleanse's anomaly index (reported, not the flag: docs/auditing.md)
 # passes when budget="auto": a convolution's pass costs ~4x an MLP's (docs/auditing.md)
-DEFAULT_BUDGETS = {"linear": 20_000, "conv": 6_000}
+DEFAULT_BUDGETS = {"linear": 16_000, "conv": 6_000}
 GLOBAL_STEPS = 200  # steps per class of the global search (docs/auditing.md)
 
 
@@ -143,7 +143,7 @@ def audit(
         method: ``"all"``, ``"cleanse"``, ``"global"``, ``"stamp"``, ``"weights"`` or
             ``"compare"`` (see the module docstring).
         budget: forward passes (model calls) the audit may spend, split across methods and
-            classes and spent; ``"auto"``: ``DEFAULT_BUDGETS`` (20,000 for a linear first
+            classes and spent; ``"auto"``: ``DEFAULT_BUDGETS`` (16,000 for a linear first
             layer, 6,000 for a convolution); None for no limit (then ``n_steps`` or 1,000
             steps per class).
         references: other models of the same architecture, for ``"compare"`` (and

@@ -31,7 +31,7 @@ from explorer.models.handle import ModelHandle
 
 __all__ = ["Z_THRESHOLD", "WeightOutliers", "first_layer_pixel_norms", "weight_outliers"]
 
-Z_THRESHOLD = 8.0  # calibrated on clean models: scripts/calibrate_audit.py, docs/auditing.md
+Z_THRESHOLD = 10.0  # calibrated on clean models: scripts/calibrate_audit.py, docs/auditing.md
 
 
 def first_layer_pixel_norms(model: ModelHandle) -> torch.Tensor:
