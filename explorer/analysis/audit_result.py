@@ -168,8 +168,8 @@ class AuditResult:
                 f"success {float(self.success[self.target]):.0%})"
             )
         return clip(
-            f"AuditResult({self.model}, {self.method}: {what}; {self.evidence}; "
-            f"{self.forward_passes} forward / {self.backward_passes} backward passes)"
+            f"AuditResult({self.model}, {self.method}: {what}; {self.forward_passes} forward / "
+            f"{self.backward_passes} backward passes; {self.evidence})"
         )
 
     def _repr_html_(self) -> str:
