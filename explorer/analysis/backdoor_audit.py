@@ -216,7 +216,8 @@ def audit(
     if method == "compare" or (method == "all" and references and linear):
         parts.append(_compare(*args, min(meter.left, region_cost), ctx, references))
     if method in ("cleanse", "all"):
-        reserve = global_cost if method == "all" else 0
+        # a small budget keeps most of itself for the mask search
+        reserve = min(global_cost, int(0.3 * meter.left)) if method == "all" else 0
         passes = meter.left - reserve if budget is not None else cleanse_cost
         parts.append(_cleanse(*args, max(passes, 2 * n_classes), n_steps, ctx))
     if method in ("global", "all"):
