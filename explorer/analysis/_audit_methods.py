@@ -109,6 +109,7 @@ def _cleanse(model, split, n_classes, batch_size, n_eval, meter, passes, n_steps
         raw_success=s_raw,
         raw_anomaly=a_raw,
         square_anomaly=a_sq,
+        square_success=s_sq,
     )  # fmt: skip
 
 

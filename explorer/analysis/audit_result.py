@@ -63,8 +63,9 @@ class AuditResult:
     (share of held-out digits sent to ``c``) and ``boxes[c] = (top, left, height, width)``.
     ``flagged`` and ``suspicious`` list classes, most anomalous first. ``cleanse`` also keeps
     the raw masks (``raw_masks``, ``raw_success``, ``mask_l1``, ``raw_anomaly``), the
-    squares' ``square_anomaly``, and the raw masks' MAD anomaly index (``mad_index``); ``compare`` the pixels' z-score map (``weight_z``); ``"all"`` each
-    method's own result in ``parts``.
+    squares' ``square_anomaly`` and ``square_success``, and the raw masks' MAD anomaly
+    index (``mad_index``); ``compare`` the pixels' z-score map (``weight_z``); ``"all"``
+    keeps those whichever method decided, and each method's own result in ``parts``.
     """
 
     model: str
@@ -90,6 +91,7 @@ class AuditResult:
     raw_masks: torch.Tensor | None = None
     raw_success: torch.Tensor | None = None
     raw_anomaly: torch.Tensor | None = None
+    square_success: torch.Tensor | None = None
     square_anomaly: torch.Tensor | None = None
     weight_z: torch.Tensor | None = None
     norm: str = "mask"

@@ -30,6 +30,7 @@ wrapped from adversarial-robustness-toolbox (see docs/auditing.md).
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Sequence
 
@@ -108,18 +109,38 @@ def _combine(model, parts, budget, meter, start) -> AuditResult:
     order = sorted(parts, key=lambda p: (rank[p.verdict], prefer[p.method]))
     best = order[0]
     evidence = "; ".join(p.evidence for p in order)
-    return AuditResult(
-        model=model.name, method="all", flagged=best.flagged, anomaly=best.anomaly,
-        masks=best.masks, patterns=best.patterns, success=best.success, boxes=best.boxes,
-        forward_passes=meter.forwards, backward_passes=meter.backwards,
-        examples=meter.examples, budget=budget, threshold=best.threshold,
-        seconds=time.process_time() - start, verdict=best.verdict,
-        suspicious=best.suspicious, evidence=evidence, shapes=best.shapes,
-        mad_index=best.mad_index, mask_l1=best.mask_l1, raw_masks=best.raw_masks,
-        raw_success=best.raw_success, raw_anomaly=best.raw_anomaly,
-        square_anomaly=best.square_anomaly, weight_z=best.weight_z, norm=best.norm,
+    # the mask search's raw masks and MAD index, and the compared pixels' z map, stay in the
+    # result whichever method decided
+    keep = {}
+    for part in parts:
+        if part.method == "cleanse":
+            keep.update({k: getattr(part, k) for k in CLEANSE_FIELDS})
+        if part.method == "compare":
+            keep["weight_z"] = part.weight_z
+    return dataclasses.replace(
+        best,
+        model=model.name,
+        method="all",
+        forward_passes=meter.forwards,
+        backward_passes=meter.backwards,
+        examples=meter.examples,
+        budget=budget,
+        seconds=time.process_time() - start,
+        evidence=evidence,
         parts=tuple(parts),
-    )  # fmt: skip
+        **keep,
+    )
+
+
+CLEANSE_FIELDS = (
+    "mad_index",
+    "mask_l1",
+    "raw_masks",
+    "raw_success",
+    "raw_anomaly",
+    "square_anomaly",
+    "square_success",
+)
 
 
 @renamed_arguments(batch="batch_size", steps="n_steps")

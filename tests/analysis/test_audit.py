@@ -176,3 +176,11 @@ def test_old_argument_names_warn_and_agree(clean):
         old = audit(clean.model, clean.test_x, method="global", n_steps=3, budget=None, batch=8)
     new = audit(clean.model, clean.test_x, method="global", n_steps=3, budget=None, batch_size=8)
     assert torch.equal(old.success, new.success) and old.forward_passes == new.forward_passes
+
+
+def test_all_keeps_the_mad_index_whichever_method_decides(clean):
+    result = audit(clean.model, clean.test_x, n_steps=3, budget=None, batch_size=8)
+    cleanse = next(p for p in result.parts if p.method == "cleanse")
+    assert result.method == "all" and result.mad_index is not None
+    assert torch.equal(result.mad_index, cleanse.mad_index)
+    assert torch.equal(result.raw_masks, cleanse.raw_masks)

@@ -95,6 +95,9 @@ def test_cleanse_keeps_the_raw_mask_and_names_a_line(line, data):
     # the raw mask and the square are both tested on held-out digits
     assert result.raw_masks.shape == (10, 28, 28) and result.raw_success.shape == (10,)
     assert float(result.raw_success[0]) >= 0.9
+    # the line's densest square holds a piece of it only: the raw mask wins
+    assert result.square_success.shape == (10,)
+    assert float(result.raw_anomaly[0]) > float(result.square_anomaly[0])
     # the MAD anomaly index reaches the result: the line is the smallest mask by far
     assert result.mad_index.shape == (10,) and int(result.mad_index.argmax()) == 0
     assert "line" in repr(result) and "MAD index" in result.evidence
