@@ -184,3 +184,13 @@ def test_all_keeps_the_mad_index_whichever_method_decides(clean):
     assert result.method == "all" and result.mad_index is not None
     assert torch.equal(result.mad_index, cleanse.mad_index)
     assert torch.equal(result.raw_masks, cleanse.raw_masks)
+
+
+def test_global_linf_stays_within_its_budget(clean):
+    result = audit(clean.model, clean.test_x, method="global", norm="linf", n_steps=3, budget=None)
+    x = clean.test_x[:8]
+    moved = (result.stamp(x, 0) - x).abs().max()
+    assert result.norm == "linf" and float(moved) <= 0.1 + 1e-6
+    assert result.shapes[0] == "a global pattern"
+    with pytest.raises(ValueError, match="norm"):
+        audit(clean.model, clean.test_x, method="global", norm="l2")
