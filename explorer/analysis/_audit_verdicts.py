@@ -16,14 +16,16 @@ from __future__ import annotations
 import torch
 
 TIERS = ("flagged", "suspicious", "clean")
-MIN_MARGIN = 2.6  # logit margin per pixel of sqrt(mask L1) a cleanse trigger must reach
+MIN_MARGIN = 2.6  # logit margin per pixel of a square's side a cleanse trigger must reach
 RAW_MARGIN = 1.2  # ... or logit margin per unit of a raw mask's L1 (calibrated)
 GLOBAL_LEAD = 0.6  # a global trigger's success above the other classes' median (calibrated)
 MIN_SUCCESS = 0.95  # a flagged class's reconstructed trigger must work this often
 NEAR_SUCCESS = 0.7  # a near miss's trigger works at least this often
 NEAR = 0.9  # an anomaly within 10% of the threshold is a near miss
-# or: one class's anomaly leads every other class's by this much (and by twice the
-# runner-up's) and its trigger works this often (a CNN's planted trigger wins by less)
+# or: one class's anomaly leads every other class's by this much and is LEAD_RATIO times the
+# runner-up's, with a trigger that works this often (a CNN's planted trigger wins by less).
+# Clean models' top class is at most 2.0x its runner-up (scripts/calibrate_audit.py)
+LEAD_RATIO = 2.5
 MIN_LEAD = 1.0
 LEAD_SUCCESS = 0.9
 
@@ -49,7 +51,7 @@ def tiers(
     hit = (anomaly >= threshold) & (success >= min_success)
     first, margin = leads(anomaly)
     second = float(anomaly[first]) - margin
-    leading = lead is not None and margin >= max(lead, 2 * second)
+    leading = lead is not None and margin >= lead and float(anomaly[first]) >= LEAD_RATIO * second
     why = {}
     for c in order:
         if hit[c]:

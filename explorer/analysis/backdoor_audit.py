@@ -50,6 +50,7 @@ from explorer.analysis._audit_methods import (
 from explorer.analysis._audit_search import REFIT_STEPS
 from explorer.analysis._audit_verdicts import (
     GLOBAL_LEAD,
+    LEAD_RATIO,
     LEAD_SUCCESS,
     MIN_LEAD,
     MIN_MARGIN,
@@ -68,6 +69,7 @@ __all__ = [  # named here too: mad_index, weight_anomaly (audit_scores)
     "DEFAULT_BUDGETS",
     "GLOBAL_LEAD",
     "GLOBAL_STEPS",
+    "LEAD_RATIO",
     "LEAD_SUCCESS",
     "MAD_THRESHOLD",
     "METHODS",

@@ -18,6 +18,7 @@ import torch
 import traitlets
 
 from explorer.analysis.backdoor_audit import (
+    LEAD_RATIO,
     LEAD_SUCCESS,
     MIN_LEAD,
     MIN_MARGIN,
@@ -201,6 +202,6 @@ def _rule(result: AuditResult) -> str:
         return f"flagged (red) when the anomaly reaches {result.threshold:g} and {works}" + near
     return (
         f"flagged (red) when the anomaly reaches {result.threshold:g} (dashed) and {works}, "
-        f"or when it leads every other class by {MIN_LEAD:g} (and by twice the runner-up) "
+        f"or when it leads every other class by {MIN_LEAD:g} (and is {LEAD_RATIO:g}x the runner-up) "
         f"with a trigger that works on >= {LEAD_SUCCESS:.0%}" + near
     )
