@@ -29,6 +29,7 @@ from explorer import hypotheses as H
 from explorer import studies
 from explorer._display import MAX_REPR, Shown, tidy_problems
 from explorer.analysis.feature_vis import Regularization
+from explorer.analysis.mask_shapes import MaskShape
 from explorer.hypotheses._salvage import StoreCheck
 from explorer.hypotheses._stored import HypothesisList, StoredHypothesis
 from explorer.studies.attribution_benchmark import AttributionBenchmark
@@ -254,6 +255,15 @@ EXAMPLES = {
         rand(2, 4), 1.0, 0.0, None, (A.Head(1, 0),), ("q",)
     ),
     "Verdict": _verdict,
+    "WeightOutliers": lambda: A.WeightOutliers(
+        "mlp",
+        ("ref 1", "ref 2", "ref 3"),
+        rand(28, 28),
+        rand(28, 28),
+        rand(28, 28),
+        10.0,
+        MaskShape(7.0, 7, (3, 20, 1, 7), (tuple((3, 20 + i) for i in range(7)),), "a 1x7 line"),
+    ),
     "Sweep": lambda: Sweep(
         Path("sweeps/wd"),
         "grokking",

@@ -42,9 +42,8 @@ from explorer.analysis.attribution import (
     attribute,
 )
 from explorer.analysis.attribution_checks import perturbation_curves
-from explorer.analysis.audit import (
-    AuditResult,
-    Meter,
+from explorer.analysis.audit_result import AuditResult, Meter
+from explorer.analysis.backdoor_audit import (
     audit,
     weight_anomaly,
 )
@@ -148,6 +147,10 @@ from explorer.analysis.units import (
     Unit,
     parse_unit,
 )
+from explorer.analysis.weight_outliers import (
+    WeightOutliers,
+    weight_outliers,
+)
 
 __all__ = [
     "CAPTUM_METHODS",
@@ -186,6 +189,7 @@ __all__ = [
     "TokenAttribution",
     "TopKExamples",
     "Unit",
+    "WeightOutliers",
     "ablate",
     "ablate_sets",
     "ablation_sweep",
@@ -228,6 +232,7 @@ __all__ = [
     "top_k_examples",
     "units",
     "weight_anomaly",
+    "weight_outliers",
     "zero_ablation_effect",
 ]
 

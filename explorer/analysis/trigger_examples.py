@@ -17,7 +17,7 @@ import torch
 from explorer._checks import check_index, check_positive, check_tensor
 from explorer._deprecate import renamed_arguments
 from explorer._display import MAX_ROWS, Shown, pandas, png_data_url
-from explorer.analysis.audit import AuditResult
+from explorer.analysis.audit_result import AuditResult
 from explorer.models.handle import ModelHandle
 
 __all__ = [
@@ -91,7 +91,7 @@ def stamped_examples(
     already put in that class.
 
     >>> import explorer
-    >>> from explorer.analysis.audit import audit
+    >>> from explorer.analysis.backdoor_audit import audit
     >>> from explorer.studies.auditing import make_mlp
     >>> m = explorer.load(make_mlp(0), input_shape=(1, 28, 28))
     >>> x = torch.rand(64, 1, 28, 28)

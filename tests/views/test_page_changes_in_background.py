@@ -15,7 +15,7 @@ import torch
 from page_requests import invoke
 
 import explorer
-from explorer.analysis.audit import AuditResult
+from explorer.analysis.backdoor_audit import AuditResult
 from explorer.models import zoo
 from explorer.studies.auditing import make_mlp
 from explorer.training import Run
