@@ -58,8 +58,11 @@ install() {
     theirs="$("$project/bin/python" -c "$purelib")"
     ours="$("$PY" -c "$purelib")"
     echo "import site; site.addsitedir('$theirs')" > "$ours/_project_venv.pth"
-    # the project's pins, less those the server venv pins otherwise
-    grep -v -E '^(python-dateutil)==' "$REPO/constraints.txt" > "$NDIF_VENV/pins.txt"
+    # the project's pins, less those the server venv pins otherwise (its own file wins: the
+    # project's sweep extra pins Ray's dependencies at other versions than the server's Ray)
+    local theirs_names
+    theirs_names="$(grep -o -E '^[A-Za-z0-9_.-]+==' "$HERE/ndif_local/constraints.txt" | sed 's/==$//' | paste -sd '|')"
+    grep -v -i -E "^(python-dateutil|${theirs_names})==" "$REPO/constraints.txt" > "$NDIF_VENV/pins.txt"
     "$PY" -m pip install --quiet --disable-pip-version-check --ignore-requires-python \
         -c "$NDIF_VENV/pins.txt" -c "$HERE/ndif_local/constraints.txt" \
         "ndif[api,ray]==0.1.2" "moto[server]"
