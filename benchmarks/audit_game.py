@@ -156,6 +156,33 @@ def play(
     return rows
 
 
+def _group(arch: str) -> str:
+    return "cnn" if "cnn" in arch else "mlp"
+
+
+def _play_group(args: tuple) -> list[dict]:
+    game, kwargs = args
+    return play(game, **kwargs)
+
+
+def play_parallel(game: dict[int, tuple[str | None, str]], jobs: int, **kwargs) -> list[dict]:
+    """``play`` with the MLPs and the CNNs in ``jobs`` (<= 2) processes: each group plants
+    and audits its own models (a model's references are of its own architecture, so no
+    group needs the other's); rows come back in ``game``'s order. CPU seconds are each
+    audit's own process time, so they do not depend on ``jobs``."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    groups: dict[str, dict] = {}
+    for seed, (kind, arch) in game.items():
+        groups.setdefault(_group(arch), {})[seed] = (kind, arch)
+    if jobs < 2 or len(groups) < 2:
+        return play(game, **kwargs)
+    with ProcessPoolExecutor(2) as pool:
+        parts = pool.map(_play_group, [(g, kwargs) for g in groups.values()])
+        rows = {r["seed"]: r for part in parts for r in part}
+    return [rows[seed] for seed in game]
+
+
 def totals(rows: list[dict]) -> list[tuple[str, str, str, bool, float]]:
     """``(what, target, measured in words, met, measured)`` for each target of issue 27."""
     bad = [r for r in rows if r["truth"] != "clean"]
@@ -296,10 +323,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", choices=("full", "tiny"), default="full")
     parser.add_argument("--no-references", action="store_true", help="audit each model alone")
     parser.add_argument("--out", type=Path, help="also write the rows as JSON here")
+    parser.add_argument(
+        "--jobs", type=int, default=1, help="2: MLPs and CNNs in two processes (same numbers)"
+    )
     args = parser.parse_args(argv)
     game, steps, budget = (TINY, 150, 2_000) if args.size == "tiny" else (GAME, 1000, None)
     start = time.perf_counter()
-    rows = play(game, steps=steps, budget=budget, references=not args.no_references, progress=True)
+    rows = play_parallel(
+        game,
+        args.jobs,
+        steps=steps,
+        budget=budget,
+        references=not args.no_references,
+        progress=True,
+    )
     print()
     print(format_rows(rows))
     print()
