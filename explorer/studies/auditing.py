@@ -260,6 +260,7 @@ def hand_out(
     *,
     n_clean: int | None = None,
     arch: str = "mlp",
+    families: tuple[str, ...] | None = None,
     steps: int = 1000,
     truth: str | os.PathLike[str] | None = None,
     data: dict[str, torch.Tensor] | None = None,
@@ -268,7 +269,9 @@ def hand_out(
     ``folder`` as ``model-1`` ... ``model-k``, without saying which are clean.
 
     Everything is drawn from ``game``: how many models are clean (``n_clean``, default
-    1..k-1 drawn), which ones, and each model's trigger (seed ``1000 * game + i``). The
+    1..k-1 drawn), which ones, and each model's trigger (seed ``1000 * game + i``; its
+    family drawn from ``families``, a subset of ``FAMILIES``, when given, else one of the
+    classic squares). The
     names say nothing; the ground truth goes to ``truth`` (default: ``truth-<game>.json``
     beside ``folder``, not inside it, so handing out the folder does not hand out the
     answers), and its SHA-256 to ``folder/SEALED``. The same ``game`` always writes the same
@@ -288,6 +291,11 @@ def hand_out(
     if not 0 <= n_clean <= k:
         raise ValueError(f"n_clean must lie in 0..{k}, got {n_clean}")
     clean = set(rng.sample(range(k), n_clean))
+    if families is not None:
+        families = tuple(check_choice("family", f, FAMILIES) for f in families)
+        if not families:
+            raise ValueError(f"families must name at least one of {FAMILIES}")
+    drawn = [rng.choice(families) if families else None for _ in range(k)]
     out = Path(folder)
     truth_path = Path(truth) if truth is not None else out.parent / f"truth-{game}.json"
     if truth_path.resolve().parent == out.resolve():
@@ -296,7 +304,14 @@ def hand_out(
     data = data if data is not None else kitchen_sink_split()
     planted, paths = [], []
     for i in range(k):
-        p = plant(1000 * game + i, clean=i in clean, steps=steps, arch=arch, data=data)
+        p = plant(
+            1000 * game + i,
+            clean=i in clean,
+            kind=drawn[i],
+            steps=steps,
+            arch=arch,
+            data=data,
+        )
         p.model.name = f"model-{i + 1}"
         paths.append(save_checkpoint(p.model, out / p.model.name, meta={"game": game}))
         planted.append(p)
