@@ -69,13 +69,34 @@ TARGETS = {
 N_AUDIT = 500  # held-out digits the audit may use; the other 500 measure the found trigger
 
 
-def plant_all(game: dict[int, tuple[str | None, str]], steps: int, data) -> list:
-    from explorer.studies.auditing import plant
+def plant_all(
+    game: dict[int, tuple[str | None, str]], steps: int, data, cache: Path | None = None
+) -> list:
+    """Plant every model of ``game`` (or, with ``cache``, a folder, read the ones planted
+    before: one ``<seed>-<arch>-<kind>-<steps>.pt`` of weights and truth each, read with
+    ``weights_only``)."""
+    from explorer.studies.auditing import Planted, Trigger, make_model, plant
 
-    return [
-        plant(seed, clean=kind is None, kind=kind, arch=arch, steps=steps, data=data)
-        for seed, (kind, arch) in game.items()
-    ]
+    out = []
+    for seed, (kind, arch) in game.items():
+        file = None if cache is None else cache / f"{seed}-{arch}-{kind or 'clean'}-{steps}.pt"
+        if file is not None and file.is_file():
+            saved = torch.load(file, weights_only=True)
+            model = make_model(arch, seed, name=f"planted-{arch}-{seed}")
+            model.as_torch_module().load_state_dict(saved["state"])
+            model.eval()
+            truth = json.loads(saved["trigger"])
+            trigger = Trigger.from_dict(truth) if truth is not None else None
+            out.append(Planted(model, trigger, seed, data["test_x"], data["test_y"]))
+            continue
+        p = plant(seed, clean=kind is None, kind=kind, arch=arch, steps=steps, data=data)
+        if file is not None:
+            file.parent.mkdir(parents=True, exist_ok=True)
+            truth = p.trigger.to_dict() if p.trigger is not None else None
+            state = p.model.as_torch_module().state_dict()
+            torch.save({"state": state, "trigger": json.dumps(truth)}, file)
+        out.append(p)
+    return out
 
 
 def _found(result) -> tuple[str, int]:
@@ -125,15 +146,17 @@ def play(
     references: bool = True,
     budget: int | None = None,
     progress: bool = False,
+    cache: Path | None = None,
 ) -> list[dict]:
-    """Plant every model of ``game``, audit each blind, score it; one dict per model."""
+    """Plant every model of ``game`` (``plant_all``), audit each blind, score it; one dict
+    per model."""
     from explorer.analysis import audit
     from explorer.studies.kitchen_sink import kitchen_sink_split
 
     torch.set_num_threads(1)
     data = kitchen_sink_split()
     start = time.perf_counter()
-    models = plant_all(game, steps, data)
+    models = plant_all(game, steps, data, cache)
     if progress:
         print(f"planted {len(models)} models in {time.perf_counter() - start:.0f} s", flush=True)
     takes = inspect.signature(audit).parameters
@@ -324,6 +347,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-references", action="store_true", help="audit each model alone")
     parser.add_argument("--out", type=Path, help="also write the rows as JSON here")
     parser.add_argument(
+        "--cache", type=Path, help="keep planted models in this folder and reuse them"
+    )
+    parser.add_argument(
         "--jobs", type=int, default=1, help="2: MLPs and CNNs in two processes (same numbers)"
     )
     args = parser.parse_args(argv)
@@ -336,6 +362,7 @@ def main(argv: list[str] | None = None) -> int:
         budget=budget,
         references=not args.no_references,
         progress=True,
+        cache=args.cache,
     )
     print()
     print(format_rows(rows))
