@@ -7,10 +7,11 @@ the small CNN and the CNN behind an ``nn.Unflatten`` (``GAME`` below says which 
 Each model is audited blind with ``analysis.audit(model, held_out)`` at its defaults; the
 other models of the same architecture are passed as ``references`` when ``audit`` takes them
 (the game hands a team k models of one architecture, never their truth). Per model it
-reports the truth, the verdict tier, the target class found, the share of unseen digits the
-reconstructed trigger sends to that class, the mask IoU against the planted trigger's
-ground-truth mask (local families only), the forward passes and the audit's CPU seconds;
-then the totals against the targets of issue 27 (``TARGETS``).
+reports the truth (with the model's clean accuracy and the planted trigger's success on
+unseen digits, to show the backdoor is real), the verdict tier, the target class found, the
+share of unseen digits the reconstructed trigger sends to that class, the mask IoU against
+the planted trigger's ground-truth mask (local families only), the forward passes and the
+audit's CPU seconds; then the totals against the targets of issue 27 (``TARGETS``).
 
 Thresholds are not tuned here: the audit runs exactly as a user would call it.
 ``--size tiny`` plays 2 weakly trained models for the smoke test (its numbers mean nothing).
@@ -111,17 +112,22 @@ def _found(result) -> tuple[str, int]:
 
 def score(planted, arch: str, result, cpu: float, unseen_x, unseen_y) -> dict:
     """One row: truth, verdict, target, success of the found trigger on unseen digits, IoU."""
-    from explorer.studies.auditing import mask_iou
+    from explorer.studies.auditing import attack_success, mask_iou
 
     truth = planted.trigger
     tier, cls = _found(result)
     others = unseen_x[unseen_y != cls]
     with torch.no_grad():
         moved = planted.model(result.stamp(others, cls)).argmax(-1) == cls
+        accuracy = (planted.model(unseen_x).argmax(-1) == unseen_y).float().mean()
     row = {
         "seed": planted.seed,
         "arch": arch,
         "truth": "clean" if truth is None else f"{truth.kind} -> {truth.target}",
+        "accuracy": float(accuracy),
+        "planted_success": None
+        if truth is None
+        else attack_success(planted.model, unseen_x, truth, labels=unseen_y),
         "verdict": tier,
         "class": cls,
         "target_exact": None if truth is None else cls == truth.target,
@@ -303,6 +309,8 @@ COLUMNS = (
     ("seed", "seed"),
     ("arch", "architecture"),
     ("truth", "truth (family -> target)"),
+    ("accuracy", "clean acc."),
+    ("planted_success", "planted-trigger success"),
     ("verdict", "verdict"),
     ("class", "class found"),
     ("target_exact", "target exact"),
