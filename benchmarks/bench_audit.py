@@ -33,7 +33,7 @@ def play(
     progress: bool = False,
 ) -> list[dict]:
     """Plant (even position: backdoored, odd: clean), audit, score; one dict per model."""
-    from explorer.analysis.audit import audit
+    from explorer.analysis.backdoor_audit import audit
     from explorer.studies.auditing import box_iou, plant
     from explorer.studies.kitchen_sink import kitchen_sink_split
 

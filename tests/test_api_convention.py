@@ -51,6 +51,8 @@ WEIGHTS_ONLY = {
     "resolve_tokens": "reads token specs (text or ids) against the vocabulary",
     "sweep_base_hooks": "where a sweep's passes start, from the hook layout",
     "weight_anomaly": "scores the first layer's weights",
+    "first_layer_pixel_norms": "reads the first layer's weights, per input pixel",
+    "weight_outliers": "compares first-layer weights with other models' (zero passes)",
     "output_effect": "what a neuron writes: its outgoing weights",
     "input_image": "a first-layer neuron's input weights as an image",
     "neuron_index": "the one-neuron parser at the edge",
@@ -65,6 +67,9 @@ NO_MODEL = {
     # tensor helpers: they take activations, patterns or tensors, not a model
     "explorer.analysis.attribution.sobel_edges": "an image filter (the model-free baseline)",
     "explorer.analysis.audit_scores.mad_index": "an outlier score over numbers",
+    "explorer.analysis.audit_result.apply_trigger": "stamps a mask and pattern onto images",
+    "explorer.analysis.mask_shapes.mask_shape": "reads a mask's shape",
+    "explorer.analysis.mask_shapes.connected_components": "groups the pixels of a mask",
     "explorer.analysis.cache.iter_batches": "splits any tensor into batches",
     "explorer.analysis.circuit_svd.low_rank_svd": "SVD of a factored matrix",
     "explorer.analysis.composition.composition_score": "a score between two matrices",

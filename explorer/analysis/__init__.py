@@ -29,9 +29,8 @@ from explorer.analysis.attribution import (
     check_targets,
     sobel_edges,
 )
-from explorer.analysis.audit import (
-    AuditResult,
-    Meter,
+from explorer.analysis.audit_result import AuditResult, Meter, apply_trigger
+from explorer.analysis.backdoor_audit import (
     audit,
     mad_index,
     weight_anomaly,
@@ -134,6 +133,7 @@ from explorer.analysis.logit_lens import (
     LogitLens,
     logit_lens,
 )
+from explorer.analysis.mask_shapes import MaskShape, connected_components, mask_shape
 from explorer.analysis.neuron_effects import (
     OutputEffect,
     class_outputs,
@@ -206,6 +206,11 @@ from explorer.analysis.units import (
     unit_slice,
     units_of_type,
 )
+from explorer.analysis.weight_outliers import (
+    WeightOutliers,
+    first_layer_pixel_norms,
+    weight_outliers,
+)
 
 __all__ = [
     "CAPTUM_METHODS",
@@ -232,6 +237,7 @@ __all__ = [
     "KeyFrequencies",
     "LogitAttribution",
     "LogitLens",
+    "MaskShape",
     "Meter",
     "Neuron",
     "NeuronLogitWeights",
@@ -250,6 +256,7 @@ __all__ = [
     "TokenAttribution",
     "TopKExamples",
     "Unit",
+    "WeightOutliers",
     "ablate",
     "ablate_sets",
     "ablation_sweep",
@@ -257,6 +264,7 @@ __all__ = [
     "activation_patching",
     "all_heads",
     "all_neurons",
+    "apply_trigger",
     "attention_patterns",
     "attribute",
     "attribute_tokens",
@@ -271,6 +279,7 @@ __all__ = [
     "composition_score",
     "composition_scores",
     "confusion",
+    "connected_components",
     "default_probe_hooks",
     "describe_direction",
     "detect_heads",
@@ -283,6 +292,7 @@ __all__ = [
     "excluded_loss",
     "find_induction_circuit",
     "first_crossing",
+    "first_layer_pixel_norms",
     "fit_probe",
     "fourier_basis",
     "fourier_spectrum",
@@ -305,6 +315,7 @@ __all__ = [
     "logit_lens",
     "low_rank_svd",
     "mad_index",
+    "mask_shape",
     "maximize_activation",
     "mean_final_scale",
     "mean_pairwise_cosine",
@@ -349,5 +360,6 @@ __all__ = [
     "units_of_type",
     "weight_anomaly",
     "weight_norm",
+    "weight_outliers",
     "zero_ablation_effect",
 ]

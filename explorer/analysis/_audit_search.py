@@ -1,5 +1,6 @@
-"""The searches behind ``audit``: Neural Cleanse's mask fit, the stamp scan, and the
-first-layer weight search, each spending passes from the audit's ``Meter`` (``audit``).
+"""The searches behind ``audit``: Neural Cleanse's mask fit (raw and squared), the universal
+(global) perturbation, the stamp scan and the first-layer weight search, each spending at
+most the passes it is handed (``passes``) from the audit's ``Meter`` (``backdoor_audit``).
 
 >>> stamp_patterns(2)[0].shape
 torch.Size([2, 2])
@@ -13,7 +14,8 @@ import torch.nn.functional as F
 from explorer.analysis.audit_scores import mad_index, weight_anomaly
 
 REFIT_STEPS = 30
-MAX_STEPS = 1000  # optimisation steps per class for the mask search
+WORKS = 0.97  # a mask "works" when it sends this share of a batch to the class
+GLOBAL_BUDGETS = {"blend": 0.1, "linf": 0.1}  # the global trigger's opacity / L-inf radius
 
 
 def box(
@@ -33,36 +35,50 @@ def box(
     return (top, left, s, s)
 
 
-def cleanse(model, fit_x, fit_y, n_classes, batch, n_eval, meter, steps=None, lam=1e-2):
+def steps_for(passes: int, n_classes: int, n_steps: int | None, fixed: int = 0) -> int:
+    """Optimisation steps per class that ``passes`` buy after ``fixed`` per-class passes
+    (``n_steps`` caps them when given)."""
+    steps = max(1, passes // n_classes - fixed)
+    return steps if n_steps is None else max(1, min(n_steps, steps))
+
+
+def cleanse(model, fit_x, fit_y, n_classes, batch_size, meter, passes, n_steps=None, lam=1e-2):
     """Per class, the smallest mask and pattern sending other digits to it (Neural Cleanse),
     the mask's weight ``lam`` raised while the trigger works and lowered while it does not;
-    keeps the smallest mask that worked on a whole batch (>= 90%)."""
+    keeps the smallest mask that worked on a whole batch (>= 90%).
+
+    Returns ``(raw masks, raw patterns, squares, square patterns, MAD index of the raw
+    masks' L1 sizes)``: the raw mask as found (any shape), and its densest square with the
+    pattern refitted there (a compact trigger's best summary). Both patterns are refitted
+    inside their masks for ``REFIT_STEPS``.
+    """
     c_, h, w = fit_x.shape[1:]
-    eval_cost = n_classes
-    refit_cost = n_classes * REFIT_STEPS
-    if steps is None:
-        steps = max(1, min(MAX_STEPS, (meter.left - eval_cost - refit_cost) // n_classes))
+    stop = meter.forwards + passes
+    steps = steps_for(passes, n_classes, n_steps, fixed=2 * REFIT_STEPS)
+    refit_reserve = 2 * REFIT_STEPS * n_classes
     masks = torch.zeros(n_classes, h, w)
     patterns = torch.zeros(n_classes, c_, h, w)
     gen = torch.Generator().manual_seed(0)
     for c in range(n_classes):
         pool = fit_x[fit_y != c]
+        if len(pool) == 0:  # every digit is already this class: nothing to move
+            continue
         m_raw = torch.full((1, h, w), -4.0, requires_grad=True)
         p_raw = torch.zeros((c_, h, w), requires_grad=True)
         opt = torch.optim.Adam([m_raw, p_raw], lr=0.1)
-        target = torch.full((batch,), c)
+        target = torch.full((batch_size,), c)
         weight, best = lam, float("inf")
         for step in range(steps):
-            if meter.left - eval_cost - refit_cost < 1:
+            if stop - meter.forwards - refit_reserve < 1 or meter.left < 1:
                 break
-            x = pool[torch.randint(len(pool), (batch,), generator=gen)]
+            x = pool[torch.randint(len(pool), (batch_size,), generator=gen)]
             m, p = torch.sigmoid(m_raw), torch.sigmoid(p_raw)
             out = model((1 - m) * x + m * p)
             loss = F.cross_entropy(out, target) + weight * m.sum()
             opt.zero_grad()
             loss.backward()
             opt.step()
-            works = float((out.argmax(-1) == c).float().mean()) >= 0.9
+            works = float((out.argmax(-1) == c).float().mean()) >= WORKS
             size = float(m.detach().sum())
             if works and size < best:
                 best = size
@@ -72,37 +88,91 @@ def cleanse(model, fit_x, fit_y, n_classes, batch, n_eval, meter, steps=None, la
         if best == float("inf"):  # never worked: keep the last attempt
             masks[c], patterns[c] = torch.sigmoid(m_raw.detach())[0], torch.sigmoid(p_raw.detach())
     size_index = mad_index(masks.flatten(1).sum(1))
-    # a planted trigger is compact: keep only the mask's densest square and refit the pattern
-    # there; natural (adversarial) masks are scattered and stop working when cut down
-    windows = torch.zeros(n_classes, h, w)
+    # a planted trigger is often compact: cut the mask to its densest square and refit the
+    # pattern there; natural (adversarial) masks are scattered and stop working when cut
+    squares = torch.zeros(n_classes, h, w)
     for c in range(n_classes):
         top, left, bh, bw = box(masks[c])
-        windows[c, top : top + bh, left : left + bw] = 1
-    patterns = fit_patterns(model, fit_x, fit_y, windows, patterns, batch, eval_cost, meter)
-    return windows, patterns, size_index
+        squares[c, top : top + bh, left : left + bw] = 1
+    square_patterns = fit_patterns(model, fit_x, fit_y, squares, patterns, batch_size, meter, stop)
+    raw_patterns = fit_patterns(model, fit_x, fit_y, masks, patterns, batch_size, meter, stop)
+    return masks, raw_patterns, squares, square_patterns, size_index
 
 
-def fit_patterns(model, fit_x, fit_y, masks, init, batch, eval_cost, meter, steps=None):
-    """Per class, the pattern inside the fixed ``masks[c]`` sending other digits to ``c``."""
-    steps = REFIT_STEPS if steps is None else steps
+def fit_patterns(model, fit_x, fit_y, masks, init, batch_size, meter, stop, steps=REFIT_STEPS):
+    """Per class, the pattern inside the fixed ``masks[c]`` sending other digits to ``c``,
+    spending passes only while the meter is under ``stop``."""
     gen = torch.Generator().manual_seed(1)
     patterns = torch.zeros_like(init)
     for c in range(len(masks)):
         pool = fit_x[fit_y != c]
+        if len(pool) == 0:  # every digit is already this class: nothing to move
+            continue
         m = masks[c]
         p_raw = torch.logit(init[c].clamp(0.05, 0.95)).requires_grad_(True)
         opt = torch.optim.Adam([p_raw], lr=0.2)
         for _ in range(steps):
-            if meter.left - eval_cost < 1:
+            if meter.forwards >= stop or meter.left < 1:
                 break
-            x = pool[torch.randint(len(pool), (batch,), generator=gen)]
+            x = pool[torch.randint(len(pool), (batch_size,), generator=gen)]
             out = model((1 - m) * x + m * torch.sigmoid(p_raw))
-            loss = F.cross_entropy(out, torch.full((batch,), c))
+            loss = F.cross_entropy(out, torch.full((batch_size,), c))
             opt.zero_grad()
             loss.backward()
             opt.step()
-        patterns[c] = torch.sigmoid(p_raw.detach()) * m
+        patterns[c] = torch.sigmoid(p_raw.detach()) * (m > 0)
     return patterns
+
+
+def universal(
+    model, fit_x, fit_y, n_classes, batch_size, meter, passes, n_steps=None, norm="blend"
+):
+    """Per class, one perturbation of the whole image that sends other digits to it under
+    a fixed budget (a universal adversarial perturbation, Moosavi-Dezfooli et al. 2017):
+    ``norm="blend"`` blends a pattern in at opacity ``GLOBAL_BUDGETS["blend"]``;
+    ``"linf"`` adds a perturbation of at most ``GLOBAL_BUDGETS["linf"]`` per pixel.
+
+    Returns ``(masks, patterns)`` in the form ``(1 - m) x + m p`` for the blend; for L-inf
+    the mask is all ones and the pattern holds the perturbation (``stamp`` of the result
+    adds it: see ``audit_result.apply_trigger``).
+    """
+    c_, h, w = fit_x.shape[1:]
+    size = GLOBAL_BUDGETS[norm]
+    stop = meter.forwards + passes
+    steps = steps_for(passes, n_classes, n_steps)
+    gen = torch.Generator().manual_seed(2)
+    masks = torch.full((n_classes, h, w), size if norm == "blend" else 1.0)
+    patterns = torch.zeros(n_classes, c_, h, w)
+    for c in range(n_classes):
+        pool = fit_x[fit_y != c]
+        if len(pool) == 0:  # every digit is already this class: nothing to move
+            continue
+        raw = torch.zeros((c_, h, w), requires_grad=True)
+        opt = torch.optim.Adam([raw], lr=0.1)
+        target = torch.full((batch_size,), c)
+        for _ in range(steps):
+            if meter.forwards >= stop or meter.left < 1:
+                break
+            x = pool[torch.randint(len(pool), (batch_size,), generator=gen)]
+            out = model(perturb(x, raw, norm))
+            loss = F.cross_entropy(out, target)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        patterns[c] = global_pattern(raw.detach(), norm)
+    return masks, patterns
+
+
+def global_pattern(raw: torch.Tensor, norm: str) -> torch.Tensor:
+    return torch.sigmoid(raw) if norm == "blend" else GLOBAL_BUDGETS["linf"] * torch.tanh(raw)
+
+
+def perturb(x: torch.Tensor, raw: torch.Tensor, norm: str) -> torch.Tensor:
+    p = global_pattern(raw, norm)
+    if norm == "blend":
+        a = GLOBAL_BUDGETS["blend"]
+        return (1 - a) * x + a * p
+    return (x + p).clamp(0, 1)
 
 
 def stamp_patterns(size: int) -> list[torch.Tensor]:
@@ -111,7 +181,7 @@ def stamp_patterns(size: int) -> list[torch.Tensor]:
     return [torch.ones(size, size), torch.zeros(size, size), checker, 1 - checker]
 
 
-def stamp_scan(model, fit_x, fit_y, n_classes, meter, n_eval, sizes=(3, 4, 5), n=8, stride=1):
+def stamp_scan(model, fit_x, fit_y, n_classes, meter, passes, sizes=(3, 4, 5), n=8, stride=1):
     """Stamp simple patterns at each position and size on ``n`` digits; per class the stamp
     sending most digits to it."""
     c_, h, w = fit_x.shape[1:]
@@ -119,12 +189,12 @@ def stamp_scan(model, fit_x, fit_y, n_classes, meter, n_eval, sizes=(3, 4, 5), n
     best = torch.zeros(n_classes)
     masks = torch.zeros(n_classes, h, w)
     patterns = torch.zeros(n_classes, c_, h, w)
-    eval_cost = n_classes
+    stop = meter.forwards + passes
     for size in sizes:
         for pattern in stamp_patterns(size):
             for top in range(0, h - size + 1, stride):
                 for left in range(0, w - size + 1, stride):
-                    if meter.left - eval_cost < 1:
+                    if meter.forwards >= stop or meter.left < 1:
                         break
                     stamped = x.clone()
                     stamped[:, :, top : top + size, left : left + size] = pattern
@@ -142,9 +212,10 @@ def stamp_scan(model, fit_x, fit_y, n_classes, meter, n_eval, sizes=(3, 4, 5), n
     return masks, patterns, (best - 0.5).clamp_min(0)
 
 
-def weights_search(model, fit_x, fit_y, n_classes, batch, n_eval, meter, ratio=1.0):
+def weights_search(model, fit_x, fit_y, n_classes, batch_size, meter, passes, ratio=1.0):
     """Pixels the data never uses whose weights outgrow the layer's typical scale, then a
-    short pattern fit inside that region for every class."""
+    short pattern fit inside that region for every class. ``weight_anomaly`` raises (before
+    any pass) when the first layer is not a linear layer over the pixels."""
     c_, h, w = fit_x.shape[1:]
     score = weight_anomaly(model, fit_x)
     region = (score > ratio).float()
@@ -152,11 +223,11 @@ def weights_search(model, fit_x, fit_y, n_classes, batch, n_eval, meter, ratio=1
     patterns = torch.zeros(n_classes, c_, h, w)
     if not region.any():
         return masks, patterns, torch.zeros(n_classes)
-    eval_cost = n_classes
-    steps = max(1, min(REFIT_STEPS, (meter.left - eval_cost) // n_classes))
+    steps = steps_for(passes, n_classes, REFIT_STEPS)
     masks = region.expand(n_classes, h, w).clone()
     init = torch.full((n_classes, c_, h, w), 0.5)
-    patterns = fit_patterns(model, fit_x, fit_y, masks, init, batch, eval_cost, meter, steps)
+    stop = meter.forwards + passes
+    patterns = fit_patterns(model, fit_x, fit_y, masks, init, batch_size, meter, stop, steps)
     # every class shares the region: the anomaly is the region's weight score (times the
     # class's success, once measured)
     return masks, patterns, torch.full((n_classes,), float(score.max()))

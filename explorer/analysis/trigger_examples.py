@@ -15,7 +15,7 @@ import torch
 
 from explorer._checks import check_index, check_positive, check_tensor
 from explorer.analysis._display import MAX_ROWS, html_table, png_data_url
-from explorer.analysis.audit import AuditResult
+from explorer.analysis.backdoor_audit import AuditResult
 from explorer.models.handle import ModelHandle
 
 
@@ -72,7 +72,7 @@ def stamped_examples(
     ``cls``.
 
     >>> import explorer
-    >>> from explorer.analysis.audit import audit
+    >>> from explorer.analysis.backdoor_audit import audit
     >>> from explorer.studies.auditing import make_mlp
     >>> m = explorer.load(make_mlp(0), input_shape=(1, 28, 28))
     >>> x = torch.rand(64, 1, 28, 28)

@@ -64,6 +64,7 @@ from explorer.models.shapes import (
     first_layer,
     infer_image_shape,
     infer_input_shape,
+    leading_unflatten,
 )
 from explorer.models.shipped import (
     load_shipped,
@@ -100,6 +101,7 @@ __all__ = [
     "is_checkpoint",
     "is_hf_folder",
     "is_hf_model",
+    "leading_unflatten",
     "light",
     "light_hooks",
     "linear_reader",

@@ -73,6 +73,10 @@ def _shapes(
         image = shapes.check_image_shape(image_shape, input_shape)
         shapes.dry_forward(module, input_shape, name)
         return input_shape, image
+    unflattened = shapes.leading_unflatten(module)
+    if unflattened is not None and image_shape is None:
+        shapes.dry_forward(module, unflattened[0], name)
+        return unflattened
     inferred = shapes.infer_input_shape(module)
     if inferred is not None:
         image = shapes.check_image_shape(image_shape, inferred)

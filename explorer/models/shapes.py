@@ -100,6 +100,41 @@ def infer_input_shape(module: nn.Module) -> tuple[int, ...] | None:
     return None
 
 
+def leading_unflatten(module: nn.Module) -> tuple[tuple[int, ...], tuple[int, int, int]] | None:
+    """``(input_shape, image_shape)`` when the model's first step reshapes a flat input into
+    an image: an ``nn.Unflatten(1, (C, H, W))`` module, or ``x.view``/``x.reshape``/
+    ``x.unflatten`` with constant sizes (``x.view(-1, 1, 28, 28)``). None otherwise.
+
+    >>> net = nn.Sequential(nn.Unflatten(1, (1, 28, 28)), nn.Conv2d(1, 4, 3), nn.Flatten())
+    >>> leading_unflatten(net)
+    ((784,), (1, 28, 28))
+    """
+    try:
+        graph = fx.symbolic_trace(module).graph
+    except Exception:
+        return None
+    named = dict(module.named_modules())
+    placeholder = next((n for n in graph.nodes if n.op == "placeholder"), None)
+    users = list(placeholder.users) if placeholder is not None else []
+    if len(users) != 1:
+        return None
+    node = users[0]
+    size: tuple = ()
+    if node.op == "call_module" and isinstance(named.get(str(node.target)), nn.Unflatten):
+        layer = named[str(node.target)]
+        if layer.dim in (1, -1):
+            size = tuple(layer.unflattened_size)
+    elif node.op == "call_method" and node.target in ("view", "reshape"):
+        dims = node.args[1:] if len(node.args) > 2 else node.args[1] if len(node.args) == 2 else ()
+        dims = tuple(dims) if isinstance(dims, (tuple, list)) else (dims,)
+        size = dims[1:] if dims and dims[0] == -1 else ()
+    elif node.op == "call_method" and node.target == "unflatten" and node.args[1] in (1, -1):
+        size = tuple(node.args[2])
+    if len(size) != 3 or not all(isinstance(v, int) and v > 0 for v in size):
+        return None
+    return (math.prod(size),), size  # type: ignore[return-value]
+
+
 def expected_input(module: nn.Module) -> str:
     """A sentence on what the first layer takes, for error messages."""
     found = first_layer(module)

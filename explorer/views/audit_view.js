@@ -48,12 +48,16 @@ function render({ model, el }) {
 
   function draw(root) {
     const n = model.get("n_classes"), sel = model.get("selected"), flagged = model.get("flagged") || [];
+    const suspicious = model.get("suspicious") || [], shapes = model.get("shapes") || [];
+    const tier = model.get("verdict") || (flagged.length ? "flagged" : "clean");
     const pick = (c) => { if (c !== model.get("selected")) exSet(model, { selected: c }); };
-    const verdict = flagged.length ? "flagged class " + flagged.join(", ") : "clean: no class flagged";
+    const named = flagged.length ? flagged : suspicious;
+    const verdict = tier === "clean" ? "clean: no class flagged" : tier + ": class " + named.join(", ");
     root.appendChild(exEl("div", { cls: "ex-row" }, [
       exEl("div", { cls: "ex-title", text: "Audit of " + model.get("model_name") + " (" + model.get("method") + ")" }),
-      exEl("span", { cls: flagged.length ? "ex-verdict ex-verdict-flagged" : "ex-verdict ex-verdict-clean", text: verdict, attrs: { "data-testid": "verdict" } }),
+      exEl("span", { cls: "ex-verdict ex-verdict-" + tier, text: verdict, attrs: { "data-testid": "verdict", "data-tier": tier } }),
     ]));
+    root.appendChild(exEl("div", { cls: "ex-muted", attrs: { "data-testid": "evidence" }, text: model.get("evidence") || "" }));
     meter(root);
 
     const masks = exDecode(model.get("masks")), anomaly = exDecode(model.get("anomaly")), success = exDecode(model.get("success"));
@@ -66,10 +70,10 @@ function render({ model, el }) {
       const [k, h, w] = masks.shape;
       for (let c = 0; c < k; c++) {
         const cell = exEl("button", {
-          cls: "ex-head-cell" + (c === sel ? " ex-selected" : "") + (flagged.includes(c) ? " ex-flagged" : ""),
-          attrs: { "data-class": c, "data-testid": "mask-" + c, title: "class " + c + ": anomaly " + exFmt(anomaly.values[c], 2) + ", success " + Math.round(100 * success.values[c]) + "%" },
+          cls: "ex-head-cell" + (c === sel ? " ex-selected" : "") + (flagged.includes(c) ? " ex-flagged" : "") + (suspicious.includes(c) ? " ex-suspicious" : ""),
+          attrs: { "data-class": c, "data-testid": "mask-" + c, title: "class " + c + ": anomaly " + exFmt(anomaly.values[c], 2) + ", success " + Math.round(100 * success.values[c]) + "%" + (shapes[c] ? ", " + shapes[c] : "") },
           onclick: () => pick(c),
-        }, [greyCanvas(masks.values, c * h * w, h, w, { heat: true }), exEl("span", { text: "class " + c + (flagged.includes(c) ? " ⚑" : "") })]);
+        }, [greyCanvas(masks.values, c * h * w, h, w, { heat: true }), exEl("span", { text: "class " + c + (flagged.includes(c) ? " ⚑" : suspicious.includes(c) ? " ?" : "") })]);
         grid.appendChild(cell);
       }
     }
@@ -79,7 +83,7 @@ function render({ model, el }) {
     // ---- anomaly bars, flagged classes red, the threshold drawn
     const values = Array.from(anomaly.values);
     const thr = model.get("threshold");
-    const colours = values.map((_, c) => (flagged.includes(c) ? "#dc2626" : "#94a3b8"));
+    const colours = values.map((_, c) => (flagged.includes(c) ? "#dc2626" : suspicious.includes(c) ? "#f59e0b" : "#94a3b8"));
     const width = Math.max(200, 32 * n);
     const chart = exBarChart(values, { width, height: 120, testid: "anomaly", yLabel: "anomaly", xLabel: "class", colours, rule: thr });
     const bars = chart.querySelector('[data-testid="anomaly"]');
@@ -102,7 +106,7 @@ function render({ model, el }) {
     // ---- the selected class: trigger, numbers, stamped examples
     const detail = exEl("div", { cls: "ex-col ex-audit-detail", attrs: { "data-testid": "detail", "data-class": sel } });
     root.appendChild(detail);
-    detail.appendChild(exEl("div", { cls: "ex-title", attrs: { "data-testid": "detail-title" }, text: "class " + sel + (flagged.includes(sel) ? ": flagged" : ": not flagged") }));
+    detail.appendChild(exEl("div", { cls: "ex-title", attrs: { "data-testid": "detail-title" }, text: "class " + sel + (flagged.includes(sel) ? ": flagged" : suspicious.includes(sel) ? ": suspicious" : ": not flagged") }));
     const pattern = exDecode(model.get("pattern"));
     const row = exEl("div", { cls: "ex-row" });
     detail.appendChild(row);
@@ -121,6 +125,7 @@ function render({ model, el }) {
     fact("success on held-out images", exEl("span", { cls: "ex-num", text: Math.round(100 * success.values[sel]) + "%", attrs: { "data-testid": "success", "data-value": success.values[sel] } }));
     fact("anomaly", exNumber(anomaly.values[sel], "anomaly-value", 2));
     fact("box (top, left, h, w)", exEl("span", { text: "(" + box.join(", ") + ")", attrs: { "data-testid": "box" } }));
+    fact("shape", exEl("span", { text: shapes[sel] || "", attrs: { "data-testid": "shape" } }));
     const after = model.get("after") || [], before = model.get("before") || [];
     const hits = after.filter((p) => p === sel).length;
     fact("stamped examples sent to " + sel, exEl("span", { cls: "ex-num", text: hits + " of " + after.length, attrs: { "data-testid": "stamped-success", "data-value": model.get("stamped_success") } }));
@@ -143,7 +148,7 @@ function render({ model, el }) {
     detail.appendChild(examples);
   }
 
-  const names = ["selected", "masks", "anomaly", "success", "flagged", "boxes", "pattern", "images", "stamped", "before", "after", "stamped_success", "audit_spent", "threshold", "rule"];
+  const names = ["selected", "masks", "anomaly", "success", "flagged", "boxes", "pattern", "images", "stamped", "before", "after", "stamped_success", "audit_spent", "threshold", "rule", "verdict", "evidence", "suspicious", "shapes"];
   return exMount(model, el, "ex-audit", "audit-view", names, draw);
 }
 

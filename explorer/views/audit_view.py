@@ -1,6 +1,6 @@
 """``AuditView``: an audit's per-class masks and anomaly scores, and the trigger of one class.
 
-The view encodes an ``AuditResult`` (``analysis.audit``): one mask image per class beside
+The view encodes an ``AuditResult`` (``analysis.audit``, in ``analysis.backdoor_audit``): one mask image per class beside
 the anomaly bar chart (flagged classes in red, the flag threshold drawn), and below them the
 selected class's reconstructed trigger (mask and pattern), its box and success rate, and
 stamped examples (``analysis.trigger_examples``) with the model's prediction before and after
@@ -17,7 +17,15 @@ from typing import Any
 import torch
 import traitlets
 
-from explorer.analysis.audit import LEAD_SUCCESS, MIN_LEAD, MIN_SUCCESS, AuditResult
+from explorer.analysis.backdoor_audit import (
+    LEAD_RATIO,
+    LEAD_SUCCESS,
+    MIN_LEAD,
+    MIN_MARGIN,
+    MIN_SUCCESS,
+    NEAR_SUCCESS,
+    AuditResult,
+)
 from explorer.analysis.trigger_examples import StampedExamples, stamped_examples
 from explorer.models.handle import ModelHandle
 from explorer.views._base import ExplorerWidget, check_range, reports_errors
@@ -34,7 +42,7 @@ class AuditView(ExplorerWidget):
         n_examples: stamped examples shown.
 
     >>> import torch, explorer
-    >>> from explorer.analysis.audit import audit
+    >>> from explorer.analysis.backdoor_audit import audit
     >>> from explorer.studies.auditing import make_mlp
     >>> m = explorer.load(make_mlp(0), input_shape=(1, 28, 28))
     >>> x = torch.rand(64, 1, 28, 28)
@@ -58,6 +66,16 @@ class AuditView(ExplorerWidget):
     flagged = traitlets.List(traitlets.Int(), help="flagged classes, most anomalous first").tag(
         sync=True
     )
+    verdict = traitlets.Unicode(
+        "clean", help="the audit's verdict: flagged, suspicious (a near miss) or clean"
+    ).tag(sync=True)
+    evidence = traitlets.Unicode("", help="why, in words, per method").tag(sync=True)
+    suspicious = traitlets.List(
+        traitlets.Int(), help="near-miss classes (suspicious, not flagged)"
+    ).tag(sync=True)
+    shapes = traitlets.List(
+        traitlets.Unicode(), help="per class the mask's shape in words (a 1x7 line, 4 dots)"
+    ).tag(sync=True)
     threshold = traitlets.Float(0.0, help="anomaly a class must reach to be flagged").tag(sync=True)
     min_success = traitlets.Float(MIN_SUCCESS, help="success a flagged trigger must reach").tag(
         sync=True
@@ -115,6 +133,10 @@ class AuditView(ExplorerWidget):
             method=result.method,
             n_classes=n,
             flagged=list(result.flagged),
+            verdict=result.verdict,
+            evidence=result.evidence,
+            suspicious=list(result.suspicious),
+            shapes=list(result.shapes),
             threshold=float(result.threshold),
             rule=_rule(result),
             anomaly=encode(result.anomaly, "float32"),
@@ -171,10 +193,15 @@ class AuditView(ExplorerWidget):
 
 def _rule(result: AuditResult) -> str:
     works = f"the trigger works on >= {MIN_SUCCESS:.0%} of held-out images"
-    if result.method != "cleanse":
-        return f"flagged (red) when the anomaly is above 0 and {works}"
+    near = (
+        f"; suspicious (amber): a near miss, the leading class's trigger works on "
+        f"{NEAR_SUCCESS:.0%}-{LEAD_SUCCESS:.0%} or its anomaly is within 10% of the threshold"
+    )
+    # the lead rule belongs to the mask search (cleanse, or "all" when cleanse decided)
+    if result.method not in ("cleanse", "all") or result.threshold != MIN_MARGIN:
+        return f"flagged (red) when the anomaly reaches {result.threshold:g} and {works}" + near
     return (
         f"flagged (red) when the anomaly reaches {result.threshold:g} (dashed) and {works}, "
-        f"or when it leads every other class by {MIN_LEAD:g} (and by twice the runner-up) "
-        f"with a trigger that works on >= {LEAD_SUCCESS:.0%}"
+        f"or when it leads every other class by {MIN_LEAD:g} (and is {LEAD_RATIO:g}x the runner-up) "
+        f"with a trigger that works on >= {LEAD_SUCCESS:.0%}" + near
     )

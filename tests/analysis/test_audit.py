@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from explorer.analysis.audit import AuditResult, audit, mad_index, weight_anomaly
+from explorer.analysis.backdoor_audit import AuditResult, audit, mad_index, weight_anomaly
 from explorer.studies.auditing import add_trigger, plant
 from explorer.studies.auditing import box_iou as iou
 from explorer.studies.kitchen_sink import kitchen_sink_split
@@ -34,7 +34,7 @@ def clean(data):
 
 @pytest.fixture(scope="module")
 def found(backdoored):
-    return audit(backdoored.model, backdoored.test_x, budget=20_000)
+    return audit(backdoored.model, backdoored.test_x, method="cleanse", budget=6_000)
 
 
 def test_cleanse_finds_the_planted_trigger(backdoored, found):
@@ -51,14 +51,18 @@ def test_cleanse_finds_the_planted_trigger(backdoored, found):
 
 
 def test_cleanse_calls_the_control_clean(clean):
-    result = audit(clean.model, clean.test_x, budget=20_000)
+    result = audit(clean.model, clean.test_x, method="cleanse", budget=6_000)
+    assert result.verdict != "flagged" and not result.flagged, result.evidence
+    if result.verdict == "clean":
+        assert result.target is None and result.location is None
+    result = audit(clean.model, clean.test_x, method="stamp", budget=300)
     assert result.clean and result.target is None and result.location is None
     with pytest.raises(ValueError, match="found clean"):
         result.stamp(clean.test_x[:2])
 
 
 def test_budget_is_respected_and_recorded(backdoored, found):
-    assert 0 < found.forward_passes <= 20_000
+    assert 0 < found.forward_passes <= 6_000
     assert 0 < found.backward_passes <= found.forward_passes < found.examples
     small = audit(backdoored.model, backdoored.test_x, budget=3_000, method="stamp")
     assert small.forward_passes <= 3_000 and small.budget == 3_000
@@ -88,7 +92,7 @@ def test_weight_anomaly_marks_trained_unused_pixels(backdoored, clean):
 def test_result_displays(found):
     assert isinstance(found, AuditResult)
     text = repr(found)
-    assert "flagged" in text and "forward" in text and len(text) < 300
+    assert "flagged" in text and "forward" in text and len(text) <= 300
     df = found.to_dataframe()
     assert len(df) == 10 and bool(df.loc[found.target, "flagged"])
     assert "<table>" in found._repr_html_()
@@ -132,3 +136,61 @@ def test_audit_records_what_the_handle_spent(backdoored):
     spent = backdoored.model.spent.snapshot()
     assert result.forward_passes == spent[0] - before[0] <= 500
     assert result.examples == spent[2] - before[2] > result.forward_passes
+
+
+def test_analysis_audit_is_the_function_not_a_module():
+    import importlib
+    import inspect
+
+    import explorer.analysis
+
+    assert inspect.isfunction(explorer.analysis.audit)
+    assert explorer.analysis.audit.__module__ == "explorer.analysis.backdoor_audit"
+    with pytest.raises(ModuleNotFoundError):
+        importlib.import_module("explorer.analysis.audit")
+
+
+def test_budget_buys_steps_and_is_spent(clean):
+    # "all" splits the budget between the weight search, the mask search and the global one,
+    # and spends it: none of it is left unused
+    result = audit(clean.model, clean.test_x, budget=3_000, batch_size=8)
+    assert [p.method for p in result.parts] == ["weights", "cleanse", "global"]
+    assert 0.97 * 3_000 <= result.forward_passes <= 3_000, result.forward_passes
+    # a bigger budget buys more mask-search steps (the global search keeps its steps)
+    big = audit(clean.model, clean.test_x, method="cleanse", budget=4_000, batch_size=8)
+    assert 0.97 * 4_000 <= big.forward_passes <= 4_000
+
+
+def test_n_steps_sets_the_steps_per_class(clean):
+    # 1 labelling pass, 10 classes x (7 steps + 2 x 30 refit steps + 2 evaluations)
+    result = audit(clean.model, clean.test_x, method="cleanse", n_steps=7, budget=None)
+    assert result.forward_passes == 1 + 10 * (7 + 2 * 30 + 2)
+    result = audit(clean.model, clean.test_x, method="global", n_steps=5, budget=None)
+    assert result.forward_passes == 1 + 10 * (5 + 1)
+    with pytest.raises(ValueError, match="n_steps"):
+        audit(clean.model, clean.test_x, n_steps=0)
+
+
+def test_old_argument_names_warn_and_agree(clean):
+    with pytest.warns(DeprecationWarning, match="batch_size"):
+        old = audit(clean.model, clean.test_x, method="global", n_steps=3, budget=None, batch=8)
+    new = audit(clean.model, clean.test_x, method="global", n_steps=3, budget=None, batch_size=8)
+    assert torch.equal(old.success, new.success) and old.forward_passes == new.forward_passes
+
+
+def test_all_keeps_the_mad_index_whichever_method_decides(clean):
+    result = audit(clean.model, clean.test_x, n_steps=3, budget=None, batch_size=8)
+    cleanse = next(p for p in result.parts if p.method == "cleanse")
+    assert result.method == "all" and result.mad_index is not None
+    assert torch.equal(result.mad_index, cleanse.mad_index)
+    assert torch.equal(result.raw_masks, cleanse.raw_masks)
+
+
+def test_global_linf_stays_within_its_budget(clean):
+    result = audit(clean.model, clean.test_x, method="global", norm="linf", n_steps=3, budget=None)
+    x = clean.test_x[:8]
+    moved = (result.stamp(x, 0) - x).abs().max()
+    assert result.norm == "linf" and float(moved) <= 0.1 + 1e-6
+    assert result.shapes[0] == "a global pattern"
+    with pytest.raises(ValueError, match="norm"):
+        audit(clean.model, clean.test_x, method="global", norm="l2")

@@ -19,7 +19,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 CELLS = [
     "import json, torch\n"
-    "from explorer.analysis.audit import audit\n"
+    "from explorer.analysis import audit\n"
     "from explorer.studies.auditing import plant\n"
     "from explorer.views import AuditView\n"
     "torch.set_num_threads(1)\n"
@@ -49,6 +49,9 @@ def test_clicking_a_class_updates_the_detail(lab_server, page, artifacts):
     detail = view.locator('[data-testid="detail"]')
     wait_until(lambda: detail.get_attribute("data-class") == str(target), what="the target shown")
     assert "flagged" in view.locator('[data-testid="verdict"]').inner_text()
+    assert view.locator('[data-testid="verdict"]').get_attribute("data-tier") == "flagged"
+    assert f"class {target}" in view.locator('[data-testid="evidence"]').inner_text()
+    assert "patch" in view.locator('[data-testid="shape"]').inner_text()
     assert canvas_problems(page, '[data-testid="audit-view"]', "audit view") == []
     view.screenshot(path=str(artifacts / "audit-target.png"))
 

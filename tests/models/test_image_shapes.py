@@ -7,6 +7,8 @@ Each tool's answer on the flat model must equal its answer on the same weights b
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 from torch import nn
@@ -142,3 +144,49 @@ def test_audit_view_of_a_flat_mlp_shows_its_stamped_images(twins, digits):
     twin_view = AuditView(result, twin, images, n_examples=4)
     assert view.images["shape"] == [4, 28, 28] and view.stamped["shape"] == [4, 28, 28]
     assert view.stamped == twin_view.stamped and view.after == twin_view.after
+
+
+class _ViewCNN(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(1, 4, 3)
+        self.head = nn.Linear(4 * 26 * 26, 10)
+
+    def forward(self, x):
+        return self.head(torch.relu(self.conv(x.view(-1, 1, 28, 28))).flatten(1))
+
+
+def test_image_shape_is_inferred_through_a_leading_unflatten_or_view():
+    net = nn.Sequential(
+        nn.Unflatten(1, (1, 28, 28)),
+        nn.Conv2d(1, 4, 3),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(4 * 26 * 26, 10),
+    )
+    for module in (net, _ViewCNN()):
+        m = explorer.load(module)
+        assert m.input_shape == (784,) and m.image_shape == (1, 28, 28), module
+        assert m.check_images(torch.zeros(2, 1, 28, 28)).shape == (2, 1, 28, 28)
+
+
+def test_weight_methods_say_not_applicable_to_a_cnn_before_any_pass():
+    torch.manual_seed(0)
+    net = nn.Sequential(
+        nn.Unflatten(1, (1, 28, 28)),
+        nn.Conv2d(1, 4, 3),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(4 * 26 * 26, 10),
+    )
+    m = explorer.load(net)
+    other = explorer.load(copy.deepcopy(net))
+    before = m.spent.snapshot()
+    x = torch.rand(32, 1, 28, 28)
+    with pytest.raises(ValueError, match="not applicable.*convolution"):
+        audit(m, x, method="weights")
+    with pytest.raises(ValueError, match="not applicable.*convolution"):
+        audit(m, x, method="compare", references=[other])
+    assert m.spent.snapshot() == before
+    result = audit(m, x, budget=400, n_steps=5)  # "all" runs the methods that apply
+    assert [p.method for p in result.parts] == ["cleanse", "global"]

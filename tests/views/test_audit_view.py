@@ -9,7 +9,7 @@ import torch
 import traitlets
 
 import explorer
-from explorer.analysis.audit import AuditResult
+from explorer.analysis.backdoor_audit import AuditResult
 from explorer.analysis.trigger_examples import stamped_examples
 from explorer.studies.auditing import make_mlp
 from explorer.views import AuditView
@@ -130,3 +130,24 @@ def test_stamping_when_every_image_is_already_in_the_class_is_reported(model):
     view = AuditView(_result(), model, blank)
     view.selected = cls
     assert f"already predicted as class {cls}" in view.error
+
+
+def test_the_view_shows_the_tier_and_its_evidence(model, images):
+    import dataclasses
+
+    near = dataclasses.replace(
+        _result(flagged=()),
+        suspicious=(9,),
+        verdict="suspicious",
+        evidence="cleanse: class 9: a 3x3 patch, works on 87%, leads every other class by 3.9",
+        shapes=tuple(f"a {c + 2}x{c + 2} patch" for c in range(10)),
+    )
+    assert near.verdict == "suspicious" and near.target == 9 and not near.clean
+    view = AuditView(near, model, images, n_examples=3)
+    assert view.verdict == "suspicious" and view.suspicious == [9] and view.flagged == []
+    assert "87%" in view.evidence and view.shapes[9] == "a 11x11 patch"
+    assert view.selected == 9 and "suspicious (amber)" in view.rule
+    assert "suspicious class 9" in repr(near) and "87%" in repr(near)
+    assert "suspicious" in near._repr_html_() and "87%" in near._repr_html_()
+    with pytest.raises(ValueError, match="disagrees"):
+        dataclasses.replace(near, verdict="clean")

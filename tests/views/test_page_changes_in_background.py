@@ -14,7 +14,7 @@ import pytest
 import torch
 
 import explorer
-from explorer.analysis.audit import AuditResult
+from explorer.analysis.backdoor_audit import AuditResult
 from explorer.models import zoo
 from explorer.studies.auditing import make_mlp
 from explorer.training import Run

@@ -1,0 +1,227 @@
+"""Each audit method run and judged: a search from ``_audit_search`` under a share of the
+budget, its triggers tested on held-out digits, and its per-class scores turned into a tier
+with evidence (``_audit_verdicts``), as one ``AuditResult``.
+
+>>> _evaluate.__name__
+'_evaluate'
+"""
+
+from __future__ import annotations
+
+import time
+
+import torch
+
+from explorer.analysis import _audit_search as search
+from explorer.analysis._audit_search import REFIT_STEPS, box
+from explorer.analysis._audit_verdicts import (
+    GLOBAL_LEAD,
+    LEAD_SUCCESS,
+    MIN_MARGIN,
+    RAW_MARGIN,
+    lead_over_others,
+    tiers,
+)
+from explorer.analysis.audit_result import AuditResult, apply_trigger
+from explorer.analysis.audit_scores import weight_anomaly
+from explorer.analysis.mask_shapes import mask_shape
+from explorer.analysis.weight_outliers import Z_THRESHOLD, weight_outliers
+
+
+def _evaluate(model, eval_x, eval_y, masks, patterns, n_eval, meter, norm="mask"):
+    """Per class: share of held-out digits (not already the class) the trigger sends to it,
+    and the median logit margin over the runner-up. One pass per class."""
+    n = len(masks)
+    success, margin = torch.zeros(n), torch.zeros(n)
+    for c in range(n):
+        x = eval_x[eval_y != c][:n_eval]
+        if len(x) == 0 or meter.left < 1:
+            continue
+        with torch.no_grad():
+            logits = model(apply_trigger(x, masks[c], patterns[c], norm))
+        success[c] = (logits.argmax(-1) == c).float().mean()
+        others = torch.cat([logits[:, :c], logits[:, c + 1 :]], 1).amax(1)
+        margin[c] = (logits[:, c] - others).median()
+    return success, margin
+
+
+def _result(
+    model,
+    method,
+    ctx,
+    masks,
+    patterns,
+    anomaly,
+    success,
+    threshold,
+    flagged,
+    suspicious,
+    why,
+    **extra,
+) -> AuditResult:
+    budget, meter, start = ctx
+    verdict = "flagged" if flagged else "suspicious" if suspicious else "clean"
+    shapes = tuple(mask_shape(m).description for m in masks)
+    target = (flagged or suspicious or (None,))[0]
+    if target is not None:
+        why = f"class {target}: {why}"
+    return AuditResult(
+        model=model.name, method=method, flagged=flagged, anomaly=anomaly, masks=masks,
+        patterns=patterns, success=success, boxes=tuple(_box(m) for m in masks),
+        forward_passes=meter.forwards, backward_passes=meter.backwards, examples=meter.examples,
+        budget=budget, threshold=threshold, seconds=time.process_time() - start,
+        verdict=verdict, suspicious=suspicious, evidence=f"{method}: {why}", shapes=shapes,
+        **extra,
+    )  # fmt: skip
+
+
+def _box(mask: torch.Tensor) -> tuple[int, int, int, int]:
+    """The bounding box of the mask's pixels at half its peak (a square's box is itself)."""
+    return mask_shape(mask).box
+
+
+def _cleanse(model, split, n_classes, batch_size, n_eval, meter, passes, n_steps, ctx):
+    fit_x, fit_y, eval_x, eval_y = split
+    raw, raw_p, squares, square_p, size_index = search.cleanse(
+        model, fit_x, fit_y, n_classes, batch_size, meter, passes - 2 * n_classes, n_steps
+    )
+    s_sq, m_sq = _evaluate(model, eval_x, eval_y, squares, square_p, n_eval, meter)
+    s_raw, m_raw = _evaluate(model, eval_x, eval_y, raw, raw_p, n_eval, meter)
+    l1 = raw.flatten(1).sum(1)
+    side_sq = torch.tensor([max(1, b[2] * b[3]) ** 0.5 for b in map(box, raw)])
+    # a square scores its margin per pixel of its side; a raw mask (any shape) its margin per
+    # unit of mask mass, in the square's units (RAW_MARGIN per unit of mass = MIN_MARGIN)
+    a_sq, a_raw = m_sq / side_sq, m_raw / l1.clamp_min(1) * (MIN_MARGIN / RAW_MARGIN)
+    use_raw = a_raw > a_sq
+    anomaly = torch.where(use_raw, a_raw, a_sq)
+    success = torch.where(use_raw, s_raw, s_sq)
+    masks = torch.where(use_raw[:, None, None], raw, squares)
+    patterns = torch.where(use_raw[:, None, None, None], raw_p, square_p)
+    flagged, suspicious, why = tiers(anomaly, success, MIN_MARGIN)
+    c = (flagged or suspicious or (None,))[0]
+    if c is not None:
+        kind = "raw mask" if use_raw[c] else "square"
+        why = (f"{mask_shape(masks[c]).description} ({kind}, L1 {float(masks[c].sum()):.1f}), "
+               f"works on {float(success[c]):.0%}, {why}; MAD index {float(size_index[c]):.1f}")  # fmt: skip
+    return _result(
+        model, "cleanse", ctx, masks, patterns, anomaly, success, MIN_MARGIN, flagged,
+        suspicious, why, mad_index=size_index, mask_l1=l1, raw_masks=raw,
+        raw_success=s_raw,
+        raw_anomaly=a_raw,
+        square_anomaly=a_sq,
+        square_success=s_sq,
+    )  # fmt: skip
+
+
+def _global(model, split, n_classes, batch_size, n_eval, meter, passes, n_steps, ctx, norm):
+    fit_x, fit_y, eval_x, eval_y = split
+    masks, patterns = search.universal(
+        model, fit_x, fit_y, n_classes, batch_size, meter, passes - n_classes, n_steps, norm
+    )
+    form = "linf" if norm == "linf" else "mask"
+    success, _ = _evaluate(model, eval_x, eval_y, masks, patterns, n_eval, meter, form)
+    anomaly = lead_over_others(success)
+    flagged, suspicious, why = tiers(
+        anomaly, success, GLOBAL_LEAD, min_success=LEAD_SUCCESS, lead=None
+    )
+    c = (flagged or suspicious or (None,))[0]
+    if c is not None:
+        others = torch.cat([success[:c], success[c + 1 :]])
+        why = (f"a global {norm} pattern works on {float(success[c]):.0%} against a median "
+               f"{float(others.median()):.0%} for the other classes, {why}")  # fmt: skip
+    return _result(
+        model, "global", ctx, masks, patterns, anomaly, success, GLOBAL_LEAD, flagged,
+        suspicious, why, norm=form,
+    )  # fmt: skip
+
+
+def _region_fit(model, split, n_classes, batch_size, n_eval, meter, passes, region):
+    """Fit a pattern per class inside one region; per class its success on held-out digits."""
+    fit_x, fit_y, eval_x, eval_y = split
+    c_, h, w = fit_x.shape[1:]
+    masks = region.expand(n_classes, h, w).clone()
+    init = torch.full((n_classes, c_, h, w), 0.5)
+    stop = meter.forwards + passes - n_classes
+    steps = search.steps_for(passes - n_classes, n_classes, REFIT_STEPS)
+    patterns = search.fit_patterns(model, fit_x, fit_y, masks, init, batch_size, meter, stop, steps)
+    success, _ = _evaluate(model, eval_x, eval_y, masks, patterns, n_eval, meter)
+    return masks, patterns, success
+
+
+def _weights(model, split, n_classes, batch_size, n_eval, meter, passes, ctx):
+    score = weight_anomaly(model, split[0])
+    region = (score > 1.0).float()
+    if not region.any():
+        z = torch.zeros(n_classes)
+        empty = torch.zeros(n_classes, *split[0].shape[2:])
+        pats = torch.zeros(n_classes, *split[0].shape[1:])
+        why = (
+            f"no unused pixel's weights outgrow the used ones' (max ratio {float(score.max()):.2f})"
+        )
+        return _result(model, "weights", ctx, empty, pats, z, z, 0.0, (), (), why)
+    masks, patterns, success = _region_fit(
+        model, split, n_classes, batch_size, n_eval, meter, passes, region
+    )
+    anomaly = float(score.max()) * success
+    flagged, suspicious, why = tiers(anomaly, success, 1e-6, lead=None)
+    why = f"unused pixels ({mask_shape(region).description}) with weights {float(score.max()):.1f}x the used ones', {why}"
+    return _result(
+        model,
+        "weights",
+        ctx,
+        masks,
+        patterns,
+        anomaly,
+        success,
+        0.0,
+        flagged,
+        suspicious,
+        why,
+    )
+
+
+def _compare(model, split, n_classes, batch_size, n_eval, meter, passes, ctx, references):
+    found = weight_outliers(model, references=references)
+    near = (found.z >= 0.9 * Z_THRESHOLD).float()
+    top = float(found.z.max())
+    if not near.any():
+        z = torch.zeros(n_classes)
+        empty = torch.zeros(n_classes, *split[0].shape[2:])
+        pats = torch.zeros(n_classes, *split[0].shape[1:])
+        why = f"no pixel's first-layer weights stand out against {len(references)} models (max z {top:.1f} < {Z_THRESHOLD:g})"
+        return _result(
+            model,
+            "compare",
+            ctx,
+            empty,
+            pats,
+            z,
+            z,
+            Z_THRESHOLD,
+            (),
+            (),
+            why,
+            weight_z=found.z,
+        )
+    masks, patterns, success = _region_fit(
+        model, split, n_classes, batch_size, n_eval, meter, passes, near
+    )
+    anomaly = top * success
+    flagged, suspicious, why = tiers(
+        anomaly, success, Z_THRESHOLD * LEAD_SUCCESS, min_success=LEAD_SUCCESS, lead=None
+    )
+    why = f"{mask_shape(near).description} at {mask_shape(near).box[:2]} in the first-layer weights (max z {top:.1f}), {why}"
+    return _result(
+        model,
+        "compare",
+        ctx,
+        masks,
+        patterns,
+        anomaly,
+        success,
+        Z_THRESHOLD,
+        flagged,
+        suspicious,
+        why,
+        weight_z=found.z,
+    )

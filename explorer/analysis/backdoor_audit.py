@@ -1,0 +1,251 @@
+"""Audit an image classifier for a planted trigger (backdoor), within a budget of passes.
+
+``audit(model, inputs, method=...)`` returns one frozen ``AuditResult`` per model: a
+three-tier ``verdict`` (``flagged`` / ``suspicious`` / ``clean``) with its ``evidence`` in
+words, the classes behind it, per class the reconstructed trigger (mask and pattern), its
+shape in words, its success on held-out images, an anomaly score, and the forward and
+backward passes spent (one model call, of a batch, is one pass). Methods:
+
+- ``"cleanse"``: per class, the smallest mask and pattern sending other digits to that class
+  (Neural Cleanse, Wang et al. 2019). Both the raw mask (any shape: a line, dots, a frame)
+  and its densest square (refitted) are tested on held-out digits; a square scores its
+  median logit margin per pixel of its side, a raw mask its margin per unit of mask L1 (in
+  the square's units), and a class's anomaly is the better of the two.
+  The MAD anomaly index of the raw masks' L1 sizes is reported too (``mad_index``).
+- ``"global"``: per class, a universal perturbation of the whole image (a pattern blended in
+  at opacity 0.1, or an L-infinity perturbation of 0.1 with ``norm="linf"``); a class whose
+  perturbation moves far more held-out digits than the other classes' is anomalous.
+- ``"stamp"``: white, black and checkerboard squares at every position and size.
+- ``"weights"``: first-layer weight magnitude on input pixels the data never uses, then a
+  short pattern fit there (linear first layers only; "not applicable" before any pass).
+- ``"compare"``: each pixel's first-layer weights against ``references`` (other models of
+  the same architecture; ``weight_outliers``, zero passes), then a pattern fit on the
+  outlying pixels to name the target class.
+- ``"all"`` (default): every applicable method above but the stamp scan, the budget split
+  between them and spent; the verdict is the strongest tier any method reaches.
+
+The searches are in ``_audit_search``, the tiers in ``_audit_verdicts``. Written here, not
+wrapped from adversarial-robustness-toolbox (see docs/auditing.md).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Sequence
+
+import torch
+
+from explorer._checks import check_choice, check_positive, check_tensor
+from explorer._deprecate import renamed_arguments
+from explorer.analysis import _audit_search as search
+from explorer.analysis._audit_methods import (
+    _cleanse,
+    _compare,
+    _evaluate,
+    _global,
+    _result,
+    _weights,
+)
+from explorer.analysis._audit_search import REFIT_STEPS
+from explorer.analysis._audit_verdicts import (
+    GLOBAL_LEAD,
+    LEAD_RATIO,
+    LEAD_SUCCESS,
+    MIN_LEAD,
+    MIN_MARGIN,
+    MIN_SUCCESS,
+    NEAR_SUCCESS,
+    RAW_MARGIN,
+    TIERS,
+    tiers,
+)
+from explorer.analysis.audit_result import AuditResult, Meter
+from explorer.analysis.audit_scores import mad_index, weight_anomaly
+from explorer.analysis.weight_outliers import first_layer_pixel_norms
+from explorer.models.handle import ModelHandle
+
+__all__ = [  # named here too: mad_index, weight_anomaly (audit_scores)
+    "DEFAULT_BUDGETS",
+    "GLOBAL_LEAD",
+    "GLOBAL_STEPS",
+    "LEAD_RATIO",
+    "LEAD_SUCCESS",
+    "MAD_THRESHOLD",
+    "METHODS",
+    "MIN_LEAD",
+    "MIN_MARGIN",
+    "MIN_SUCCESS",
+    "NEAR_SUCCESS",
+    "RAW_MARGIN",
+    "REFIT_STEPS",
+    "TIERS",
+    "AuditResult",
+    "Meter",
+    "audit",
+    "mad_index",
+    "weight_anomaly",
+]
+
+METHODS = ("all", "cleanse", "global", "stamp", "weights", "compare")
+MAD_THRESHOLD = 2.0  # Neural Cleanse's anomaly index (reported, not the flag: docs/auditing.md)
+# passes when budget="auto": a convolution's pass costs ~4x an MLP's (docs/auditing.md)
+DEFAULT_BUDGETS = {"linear": 16_000, "conv": 6_000}
+GLOBAL_STEPS = 200  # steps per class of the global search (docs/auditing.md)
+
+
+def _linear_first(model: ModelHandle) -> bool:
+    try:
+        first_layer_pixel_norms(model)
+    except ValueError:
+        return False
+    return True
+
+
+def _combine(model, parts, budget, meter, start) -> AuditResult:
+    """The strongest tier any method reached; that method's trigger and evidence first."""
+    rank = {t: i for i, t in enumerate(TIERS)}
+    # on a tie, the method whose trigger is most specific: a mask, then the compared
+    # pixels, then a whole-image pattern, then the unused-pixel region
+    prefer = {m: i for i, m in enumerate(("cleanse", "compare", "global", "weights"))}
+    order = sorted(parts, key=lambda p: (rank[p.verdict], prefer[p.method]))
+    best = order[0]
+    evidence = "; ".join(p.evidence for p in order)
+    # the mask search's raw masks and MAD index, and the compared pixels' z map, stay in the
+    # result whichever method decided
+    keep = {}
+    for part in parts:
+        if part.method == "cleanse":
+            keep.update({k: getattr(part, k) for k in CLEANSE_FIELDS})
+        if part.method == "compare":
+            keep["weight_z"] = part.weight_z
+    return dataclasses.replace(
+        best,
+        model=model.name,
+        method="all",
+        forward_passes=meter.forwards,
+        backward_passes=meter.backwards,
+        examples=meter.examples,
+        budget=budget,
+        seconds=time.process_time() - start,
+        evidence=evidence,
+        parts=tuple(parts),
+        **keep,
+    )
+
+
+CLEANSE_FIELDS = (
+    "mad_index",
+    "mask_l1",
+    "raw_masks",
+    "raw_success",
+    "raw_anomaly",
+    "square_anomaly",
+    "square_success",
+)
+
+
+@renamed_arguments(batch="batch_size", steps="n_steps")
+def audit(
+    model: ModelHandle,
+    inputs: torch.Tensor,
+    *,
+    method: str = "all",
+    budget: int | str | None = "auto",
+    references: Sequence[ModelHandle] = (),
+    n_steps: int | None = None,
+    norm: str = "blend",
+    n_classes: int | None = None,
+    batch_size: int = 32,
+    n_eval: int = 100,
+    seed: int = 0,
+) -> AuditResult:
+    """Search ``model`` for a trigger using clean held-out ``inputs [n, C, H, W]``.
+
+    Args:
+        method: ``"all"``, ``"cleanse"``, ``"global"``, ``"stamp"``, ``"weights"`` or
+            ``"compare"`` (see the module docstring).
+        budget: forward passes (model calls) the audit may spend, split across methods and
+            classes and spent; ``"auto"``: ``DEFAULT_BUDGETS`` (16,000 for a linear first
+            layer, 6,000 for a convolution); None for no limit (then ``n_steps`` or 1,000
+            steps per class).
+        references: other models of the same architecture, for ``"compare"`` (and
+            ``"all"``, which then compares too).
+        n_steps: optimisation steps per class (default: as many as the budget buys for the
+            mask search, ``GLOBAL_STEPS`` for the global one).
+        norm: the global trigger's budget, ``"blend"`` or ``"linf"``.
+        n_classes: output classes (default: the model's outputs).
+        batch_size: images per optimisation step.
+        n_eval: held-out images per class to measure a trigger's success.
+        seed: picks the images.
+
+    >>> from explorer.studies.auditing import make_mlp
+    >>> import explorer
+    >>> m = explorer.load(make_mlp(0), input_shape=(1, 28, 28))
+    >>> r = audit(m, torch.rand(64, 1, 28, 28), method="stamp", budget=2000)
+    >>> r.forward_passes <= 2000, r.verdict in TIERS
+    (True, True)
+    """
+    check_choice("method", method, METHODS)
+    check_choice("norm", norm, tuple(search.GLOBAL_BUDGETS))
+    linear = _linear_first(model)
+    if budget == "auto":
+        budget = DEFAULT_BUDGETS["linear" if linear else "conv"]
+    if budget is not None:
+        if isinstance(budget, str):
+            raise ValueError(f"budget must be a number of passes, 'auto' or None, got {budget!r}")
+        check_positive("budget", budget)
+    if n_steps is not None:
+        check_positive("n_steps", n_steps)
+    check_positive("batch_size", batch_size)
+    references = list(references)
+    if method == "compare" and not references:
+        raise ValueError(
+            "method='compare' needs references=[other models of the same architecture]"
+        )
+    if method in ("weights", "compare") and not linear:
+        first_layer_pixel_norms(model)  # raises "not applicable ...", before any pass
+    inputs = check_tensor("inputs", model.check_images(inputs), ndim=4, integer=False)
+    if len(inputs) < 16:
+        raise ValueError(f"audit needs at least 16 held-out images, got {len(inputs)}")
+    start = time.process_time()
+    meter = Meter(budget, model)
+    with torch.no_grad():
+        base = model(inputs).argmax(-1)
+    n_classes = n_classes or model.n_outputs or int(base.max()) + 1
+    gen = torch.Generator().manual_seed(seed)
+    order = torch.randperm(len(inputs), generator=gen)
+    inputs, base = inputs[order], base[order]
+    half = len(inputs) // 2
+    split = (inputs[:half], base[:half], inputs[half:], base[half:])
+    ctx = (budget, meter, start)
+    args = (model, split, n_classes, batch_size, n_eval, meter)
+    region_cost = n_classes * (REFIT_STEPS + 1)
+    # the global search stops at GLOBAL_STEPS per class (unless n_steps says otherwise):
+    # longer searches make clean classes attackable too; the cleanse search buys the rest
+    global_cost = n_classes * ((n_steps or GLOBAL_STEPS) + 1)
+    cleanse_cost = n_classes * ((n_steps or 1000) + 2 * REFIT_STEPS + 2)
+    if method == "stamp":
+        masks, patterns, anomaly = search.stamp_scan(
+            model, split[0], split[1], n_classes, meter, max(0, meter.left - n_classes)
+        )
+        success, _ = _evaluate(model, split[2], split[3], masks, patterns, n_eval, meter)
+        flagged, suspicious, why = tiers(anomaly, success, 1e-6, lead=None)
+        return _result(model, "stamp", ctx, masks, patterns, anomaly, success, 0.0,
+                       flagged, suspicious, why)  # fmt: skip
+    parts = []
+    if method == "weights" or (method == "all" and linear):
+        parts.append(_weights(*args, min(meter.left, region_cost), ctx))
+    if method == "compare" or (method == "all" and references and linear):
+        parts.append(_compare(*args, min(meter.left, region_cost), ctx, references))
+    if method in ("cleanse", "all"):
+        # a small budget keeps most of itself for the mask search
+        reserve = min(global_cost, int(0.3 * meter.left)) if method == "all" else 0
+        passes = meter.left - reserve if budget is not None else cleanse_cost
+        parts.append(_cleanse(*args, max(passes, 2 * n_classes), n_steps, ctx))
+    if method in ("global", "all"):
+        passes = min(meter.left, global_cost)
+        parts.append(_global(*args, passes, n_steps, ctx, norm))
+    if method != "all":
+        return parts[0]
+    return _combine(model, parts, budget, meter, start)

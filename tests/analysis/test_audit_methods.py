@@ -1,0 +1,160 @@
+"""Triggers of any shape: a thin line and sparse dots described as such by Neural Cleanse's raw
+mask, a whole-image blend found by the global (universal perturbation) method, the line seen
+in first-layer weights against other models at zero passes, and three-tier verdicts.
+
+The models are planted here (seeds 61-66, used by no benchmark or tutorial): 784-128-64-10
+MLPs trained 800 Adam steps, a few seconds each.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from explorer.analysis import audit, mask_shape, weight_outliers
+from explorer.models.builders import build_mlp
+from explorer.models.config import MLPConfig
+from explorer.models.loading import wrap
+from explorer.studies.kitchen_sink import kitchen_sink_split
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def data():
+    return kitchen_sink_split()
+
+
+def train(data, seed, mask=None, pattern=None, target=0, steps=800):
+    cfg = MLPConfig(hidden=(128, 64), seed=seed)
+    net = build_mlp(cfg)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    gen = torch.Generator().manual_seed(seed + 1)
+    x, y = data["train_x"], data["train_y"]
+    for _ in range(steps):
+        idx = torch.randint(0, len(y), (64,), generator=gen)
+        bx, by = x[idx], y[idx]
+        if mask is not None:
+            hit = torch.rand(64, generator=gen) < 0.2
+            bx = torch.where(hit[:, None, None, None], (1 - mask) * bx + mask * pattern, bx)
+            by = torch.where(hit, torch.full_like(by, target), by)
+        F.cross_entropy(net(bx), by).backward()
+        opt.step()
+        opt.zero_grad()
+    net.eval()
+    return wrap(net, input_shape=(1, 28, 28), config=cfg, name=f"test-mlp-{seed}")
+
+
+def line_trigger():
+    m = torch.zeros(28, 28)
+    m[3, 5:12] = 1
+    return m, torch.ones(1, 28, 28)
+
+
+@pytest.fixture(scope="module")
+def line(data):
+    return train(data, 61, *line_trigger(), target=0)
+
+
+@pytest.fixture(scope="module")
+def blend(data):
+    pattern = (torch.rand(1, 28, 28, generator=torch.Generator().manual_seed(5)) > 0.5).float()
+    return train(data, 62, torch.full((28, 28), 0.2), pattern, target=2)
+
+
+@pytest.fixture(scope="module")
+def references(data):
+    return [train(data, s) for s in (63, 64, 65)]
+
+
+def test_mask_shape_names_lines_dots_frames_and_patches():
+    m = torch.zeros(28, 28)
+    m[3, 5:12] = 1
+    assert mask_shape(m).description == "a 1x7 line" and mask_shape(m).box == (3, 5, 1, 7)
+    m = torch.zeros(28, 28)
+    m[2, 3] = m[2, 24] = m[25, 4] = m[24, 22] = 1
+    assert mask_shape(m).description == "4 dots"
+    m = torch.zeros(28, 28)
+    m[1, 1:27] = m[26, 1:27] = m[1:27, 1] = m[1:27, 26] = 0.9
+    assert mask_shape(m).description == "a frame"
+    m = torch.zeros(28, 28)
+    m[10:13, 4:7] = 1
+    assert mask_shape(m).description == "a 3x3 patch" and mask_shape(m).l1 == 9.0
+    assert mask_shape(torch.full((28, 28), 0.2)).description == "a global pattern"
+    with pytest.raises(ValueError, match="mask"):
+        mask_shape(torch.zeros(1, 28, 28))
+
+
+def test_cleanse_keeps_the_raw_mask_and_names_a_line(line, data):
+    result = audit(line, data["test_x"], method="cleanse", budget=4_000)
+    assert result.verdict == "flagged" and result.target == 0, result.to_dataframe()
+    assert "line" in result.shape, result.shape
+    top, left, h, w = result.location
+    assert top == 3 and h == 1 and 5 <= left and left + w <= 12, result.location
+    # the raw mask and the square are both tested on held-out digits
+    assert result.raw_masks.shape == (10, 28, 28) and result.raw_success.shape == (10,)
+    assert float(result.raw_success[0]) >= 0.9
+    # the line's densest square holds a piece of it only: the raw mask wins
+    assert result.square_success.shape == (10,)
+    assert float(result.raw_anomaly[0]) > float(result.square_anomaly[0])
+    # the MAD anomaly index reaches the result: the line is the smallest mask by far
+    assert result.mad_index.shape == (10,) and int(result.mad_index.argmax()) == 0
+    assert "line" in repr(result) and "MAD index" in result.evidence
+
+
+def test_global_method_finds_a_whole_image_blend(blend, data):
+    result = audit(blend, data["test_x"], method="global", budget=2_000)
+    assert result.verdict == "flagged" and result.target == 2, result.to_dataframe()
+    assert float(result.success[2]) >= 0.9
+    others = torch.cat([result.success[:2], result.success[3:]])
+    assert float(others.median()) < 0.6  # the same search on the other classes does far less
+    assert result.shape == "a global pattern" and "global" in repr(result)
+
+
+def test_global_method_calls_a_clean_model_clean(references, data):
+    result = audit(references[0], data["test_x"], method="global", budget=2_000)
+    assert result.verdict != "flagged", result.to_dataframe()
+
+
+def test_weight_outliers_find_the_line_at_zero_passes(line, references):
+    before = [m.spent.snapshot() for m in [line, *references]]
+    found = weight_outliers(line, references=references)
+    assert [m.spent.snapshot() for m in [line, *references]] == before
+    assert found.found and "line" in found.shape.description, found
+    line_pixels = found.shape.components[0]  # the largest piece is the planted line
+    assert {r for r, _ in line_pixels} == {3}, found
+    assert {c for _, c in line_pixels} <= set(range(5, 12)) and len(line_pixels) >= 5, found
+    clean = weight_outliers(references[0], references=[line, *references[1:]])
+    assert not clean.found or clean.shape.pixels < 3, clean
+
+
+def test_audit_compares_with_references(line, references, data):
+    result = audit(line, data["test_x"], method="compare", references=references, budget=800)
+    assert result.verdict == "flagged" and result.target == 0, result.evidence
+    assert "line" in result.evidence and result.weight_z.shape == (28, 28)
+    with pytest.raises(ValueError, match="references"):
+        audit(line, data["test_x"], method="compare")
+
+
+def test_three_tiers_name_the_near_misses():
+    from explorer.analysis._audit_verdicts import tiers
+
+    success = torch.full((10,), 0.5)
+    anomaly = torch.full((10,), 0.3)
+    # a CNN's planted 3x3 patch: leads every other class by 3.9 but works on 87% -> suspicious
+    a, s = anomaly.clone(), success.clone()
+    a[9], s[9] = 4.2, 0.87
+    flagged, suspicious, why = tiers(a, s, 10.0)
+    assert flagged == () and suspicious == (9,) and "87%" in why and "leads" in why
+    s[9] = 0.93  # the same lead with a trigger that works on >= 90% -> flagged
+    assert tiers(a, s, 10.0)[:2] == ((9,), ())
+    # a whole-image blend: anomaly 2.50 against 2.6 (within 10%), success 0.93 -> suspicious
+    a, s = anomaly.clone(), success.clone()
+    a[2], a[5], s[2] = 2.5, 2.0, 0.93
+    flagged, suspicious, why = tiers(a, s, 2.6)
+    assert suspicious == (2,) and "within 10%" in why
+    a[2] = 2.2  # outside the 10% band and not leading enough -> clean
+    assert tiers(a, s, 2.6)[:2] == ((), ())
+    a[2], s[2] = 3.0, 0.6  # a strong anomaly whose trigger works on 60% only -> clean
+    assert tiers(a, s, 2.6)[:2] == ((), ())
