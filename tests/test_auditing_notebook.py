@@ -50,7 +50,7 @@ def test_the_blue_team_never_reads_the_truth():
 def test_the_red_team_hands_out_models_that_say_nothing(executed):
     nb, results = executed
     text = printed(nb)
-    assert "handed out: ['SEALED', 'model-1', 'model-2', 'model-3']" in text
+    assert "handed out: ['SEALED', 'model-1', 'model-2', 'model-3', 'model-4']" in text
     assert results["ci"] is True
 
 
