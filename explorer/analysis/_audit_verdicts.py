@@ -55,7 +55,8 @@ def tiers(
     why = {}
     for c in order:
         if hit[c]:
-            why[c] = f"anomaly {float(anomaly[c]):.2f} >= {threshold:g}"
+            at = f">= {threshold:g}" if threshold >= 1e-3 else "> 0"
+            why[c] = f"anomaly {float(anomaly[c]):.2f} {at}"
     if leading and success[first] >= LEAD_SUCCESS and first not in why:
         why[first] = f"leads every other class by {margin:.2f} >= {lead:g}"
     flagged = tuple(c for c in order if c in why)

@@ -149,6 +149,13 @@ def test_three_tiers_name_the_near_misses():
     assert flagged == () and suspicious == (9,) and "87%" in why and "leads" in why
     s[9] = 0.93  # the same lead with a trigger that works on >= 90% -> flagged
     assert tiers(a, s, 10.0)[:2] == ((9,), ())
+    # a CNN's checkerboard (dev seed 301): 2.16 against a runner-up of 0.72 (3.0x) -> flagged;
+    # a clean MLP's top class at 2.0x its runner-up (calibration seed 9104) -> not flagged
+    a, s = anomaly.clone(), success.clone()
+    a[2], a[3], s[2] = 2.16, 0.72, 0.99
+    assert tiers(a, s, 2.6)[:2] == ((2,), ())
+    a[2], a[3], s[2] = 2.28, 1.13, 0.98
+    assert tiers(a, s, 2.6)[0] == ()
     # a whole-image blend: anomaly 2.50 against 2.6 (within 10%), success 0.93 -> suspicious
     a, s = anomaly.clone(), success.clone()
     a[2], a[5], s[2] = 2.5, 2.0, 0.93
