@@ -43,6 +43,7 @@ BENCHMARKS = {
     "first_widget": ("benchmarks.bench_first_widget", "first contact"),
     "widgets": ("benchmarks.bench_widgets", "widget latency"),
     "audit": ("benchmarks.bench_audit", "auditing game"),
+    "audit_game": ("benchmarks.audit_game", "auditing game, every family"),
 }
 DEFAULT_OUT = Path("benchmarks/results/latest.json")
 

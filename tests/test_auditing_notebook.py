@@ -4,8 +4,10 @@ The notebook writes what it scored to ``EXPLORER_RESULTS``; the test checks the 
 claims on it: the red team hands out models whose names and files say nothing, with the
 truth sealed outside the folder; the blue-team section never reads the truth; the audit
 flags planted MLPs (at the right target and place, with a trigger that works on unseen
-digits) and at most one clean model, within its budget; the CNN case is scored the same
-way; the blue team's hypothesis records the passes spent before it; every figure draws.
+digits) and at most one clean model, within its budget, with mixed trigger families; each
+method is tried alone on one model per family (and never flags the clean one); the CNN case is
+scored the same way; the blue team's hypothesis records the passes spent before it; every
+figure draws.
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ def test_the_blue_team_never_reads_the_truth():
 def test_the_red_team_hands_out_models_that_say_nothing(executed):
     nb, results = executed
     text = printed(nb)
-    assert "handed out: ['SEALED', 'model-1', 'model-2', 'model-3']" in text
+    assert "handed out: ['SEALED', 'model-1', 'model-2', 'model-3', 'model-4']" in text
     assert results["ci"] is True
 
 
@@ -57,36 +59,62 @@ def test_the_audit_finds_planted_mlps_within_its_budget(executed):
     _, results = executed
     score, table = results["mlp"]["score"], results["mlp"]["table"]
     assert score["planted"] >= 1 and score["clean"] >= 1  # both kinds in the game
-    assert score["true positives"] >= 1 and score["false positives"] <= 1
+    assert score["caught"] >= 1 and score["false flags"] <= 1
+    families = {row["planted"] for row in table} - {"clean"}
+    assert families - {"solid", "checkerboard", "blended"}, families  # the game mixes families
     for row in table:
+        assert row["verdict"] in ("flagged", "suspicious", "clean")
         assert row["forward passes"] <= 4_000
         if row["planted"] != "clean":
             assert row["planted trigger success"] >= 0.9  # the red team's trigger works
-        if row["flagged"] and row["planted"] != "clean":
+        if row["verdict"] == "flagged" and row["planted"] != "clean":
             assert row["found target"] == row["true target"]
-            assert row["IoU"] >= 0.5
             assert row["found trigger success"] >= 0.9  # on digits the audit never saw
 
 
 @pytest.mark.slow
-def test_the_cnn_case_is_scored_beside_it(executed):
+def test_each_tool_is_tried_on_each_family(executed):
     _, results = executed
-    score, table = results["cnn"]["score"], results["cnn"]["table"]
-    assert (score["planted"], score["clean"]) == (1, 1)
-    assert score["false positives"] == 0
-    for row in table:
-        assert row["forward passes"] <= 2_000
-        if row["flagged"]:
-            assert row["found target"] == row["true target"]
-            assert row["found trigger success"] >= 0.9
+    tools = results["tools"]
+    families = {row["family"] for row in tools}
+    methods = {row["method"] for row in tools}
+    assert methods == {"cleanse", "global", "stamp", "weights", "compare"}
+    assert "clean" in families and len(families) >= 5
+    assert len(tools) == len(families) * len(methods)
+    for row in tools:
+        assert row["verdict"] in ("flagged", "suspicious", "clean")
+        assert row["forward passes"] <= 1_000
+        if row["family"] == "clean":
+            assert row["verdict"] != "flagged", row
+    # every planted family is caught, at the right class, by at least one method
+    for family in families - {"clean"}:
+        right = [r for r in tools if r["family"] == family and r["right target"]]
+        assert right, family
 
 
 @pytest.mark.slow
-def test_the_hypothesis_records_the_budget_spent_before_it(executed):
+def test_the_cnn_case_is_scored_beside_it(executed):
+    nb, results = executed
+    score, table = results["cnn"]["score"], results["cnn"]["table"]
+    assert (score["planted"], score["clean"]) == (1, 1)
+    assert score["false flags"] == 0
+    for row in table:
+        assert row["forward passes"] <= 2_000
+        if row["verdict"] == "flagged":
+            assert row["found target"] == row["true target"]
+            assert row["found trigger success"] >= 0.9
+    assert "weights on a CNN: not applicable" in printed(nb)
+
+
+@pytest.mark.slow
+def test_the_hypothesis_is_supported_or_says_why_not(executed):
     _, results = executed
     claim = results["hypothesis"]
-    assert claim["status"] == "supported"
-    assert claim["budget_spent"] >= 1_000  # written after the audit's passes
+    if claim["status"] == "not written":  # no compact trigger found: nothing to move it against
+        assert all(h * w > 14 * 14 for _, _, h, w in claim["boxes"].values())
+    else:
+        assert claim["status"] == "supported"
+        assert claim["budget_spent"] >= 1_000  # written after the audit's passes
 
 
 @pytest.mark.slow

@@ -206,6 +206,32 @@ def test_dla_and_logit_lens_match_transformer_lens_cache_everything():
     assert rows[2].details["same_top_k_ids"] is True
 
 
+def test_every_family_auditing_game_smoke():
+    """benchmarks/audit_game.py at its tiny size: every column of every model is there and
+    the totals name each target of issue 27."""
+    from benchmarks import audit_game
+
+    rows = audit_game.run("tiny")
+    assert [r.case.split(" (")[0] for r in rows][:6] == [
+        "backdoors flagged or suspicious",
+        "clean models flagged",
+        "target exact on every flagged backdoor",
+        "found-trigger success",
+        "mask IoU, local triggers",
+        "forward passes",
+    ]
+    per = rows[0].details
+    assert set(per) == {"4601", "4602"}
+    for r in per.values():
+        assert r["verdict"] in ("flagged", "suspicious", "clean")
+        assert 0.0 <= r["success"] <= 1.0 and 0 < r["forward_passes"] <= 2_000
+        assert r["cpu_s"] > 0
+    assert per["4601"]["truth"].startswith("dots") and per["4602"]["truth"] == "clean"
+    assert per["4601"]["iou"] is not None and per["4602"]["iou"] is None
+    assert rows[5].ours <= 2_000
+    assert set(audit_game.GAME).isdisjoint(audit_game.TINY) and len(audit_game.GAME) == 20
+
+
 def test_auditing_game_smoke():
     from benchmarks import bench_audit
 

@@ -1,11 +1,15 @@
-"""The auditing game's red team: plant a trigger (backdoor) into a small MNIST MLP, seeded.
+"""The auditing game's red team: plant a trigger (backdoor) into a small MNIST model, seeded.
 
-A *trigger* is a small square stamped onto an image: a solid white patch, a checkerboard, or
-a random pattern blended into the image, at a random position. A planted model is trained on
-digits of which a share carry the trigger and are relabelled to the target class; a clean
-control is trained the same way without poison. ``plant(seed)`` draws everything from
-``seed``, so a mentor can hand out models by seed; the ground truth is written by
-``save_truth`` to a separate JSON file the auditor does not read.
+A *trigger* is a change to an image that sends it to a target class: a small square (solid
+white, checkerboard, or a random pattern blended in), a thin line, sparse dots, a frame, a
+faint pattern over the whole image, a warp, or a stamp that fires for one source class only
+(``FAMILIES``; see ``random_trigger`` and ``Trigger.mask``, the ground truth). A planted
+model is trained on digits of which a share carry the trigger and are relabelled to the
+target class; a clean control is trained the same way without poison. ``plant(seed)``
+draws everything from ``seed``, so a mentor can hand out models by seed; the ground truth
+is written by ``save_truth`` to a separate JSON file the auditor does not read. ``ARCHS``:
+the 784-128-64-10 MLP, a 784-256-10 MLP, a small CNN, and the CNN behind an
+``nn.Unflatten`` (flat inputs, as many users' CNNs take them).
 
 ``add_trigger`` and ``patch_enrichment`` (formerly notebook helpers of the MNIST tutorial)
 take the trigger's location as an argument instead of hard-coding it.
@@ -38,107 +42,14 @@ from explorer.models.checkpoint import save_checkpoint
 from explorer.models.config import CNNConfig, MLPConfig
 from explorer.models.handle import ModelHandle
 from explorer.models.loading import wrap
+from explorer.studies._triggers import (  # re-exported: the red team's public names
+    FAMILIES as FAMILIES,
+)
+from explorer.studies._triggers import GLOBAL as GLOBAL
+from explorer.studies._triggers import IMAGE, Trigger, add_trigger, random_trigger
+from explorer.studies._triggers import KINDS as KINDS
+from explorer.studies._triggers import mask_iou as mask_iou
 from explorer.studies.kitchen_sink import kitchen_sink_split
-
-KINDS = ("solid", "checkerboard", "blended")
-IMAGE = 28
-
-
-@dataclass(frozen=True, eq=False)
-class Trigger:
-    """One planted trigger: ``pattern [size, size]`` in 0..1 stamped at ``(top, left)`` with
-    opacity ``alpha`` (1 replaces the pixels; below 1 blends), sending digits to ``target``."""
-
-    __repr__ = compact_repr
-
-    kind: str
-    top: int
-    left: int
-    size: int
-    target: int
-    pattern: torch.Tensor
-    alpha: float = 1.0
-
-    @property
-    def box(self) -> tuple[int, int, int, int]:
-        """``(top, left, height, width)``."""
-        return (self.top, self.left, self.size, self.size)
-
-    def mask_and_pattern(self, image: int = IMAGE) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(mask [H, W], pattern [1, H, W])`` with ``(1 - mask) * x + mask * pattern`` equal
-        to ``add_trigger``: the form of ``AuditResult.stamp`` and ``hypotheses.InputStamp``.
-
-        >>> t = random_trigger(4)
-        >>> m, p = t.mask_and_pattern(); x = torch.rand(2, 1, 28, 28)
-        >>> torch.allclose((1 - m) * x + m * p, add_trigger(x, t))
-        True
-        """
-        mask, pattern = torch.zeros(image, image), torch.zeros(1, image, image)
-        t, le, s = self.top, self.left, self.size
-        mask[t : t + s, le : le + s] = self.alpha
-        pattern[0, t : t + s, le : le + s] = self.pattern
-        return mask, pattern
-
-    def to_dict(self) -> dict[str, object]:
-        return {
-            "kind": self.kind,
-            "top": self.top,
-            "left": self.left,
-            "size": self.size,
-            "target": self.target,
-            "alpha": self.alpha,
-            "pattern": self.pattern.tolist(),
-        }
-
-    @classmethod
-    def from_dict(cls, d: dict[str, object]) -> Trigger:
-        return cls(
-            kind=str(d["kind"]),
-            top=int(d["top"]),  # type: ignore[call-overload]
-            left=int(d["left"]),  # type: ignore[call-overload]
-            size=int(d["size"]),  # type: ignore[call-overload]
-            target=int(d["target"]),  # type: ignore[call-overload]
-            alpha=float(d["alpha"]),  # type: ignore[arg-type]
-            pattern=torch.tensor(d["pattern"], dtype=torch.float32),
-        )
-
-
-def random_trigger(seed: int, kind: str | None = None, *, n_classes: int = 10) -> Trigger:
-    """A trigger drawn from the seeded family: kind (unless given), size 3..5, position
-    anywhere in the image, target class, and for ``blended`` a random binary pattern at
-    opacity 0.8.
-
-    >>> random_trigger(3).box == random_trigger(3).box
-    True
-    """
-    gen = torch.Generator().manual_seed(seed)
-    draw = int(torch.randint(len(KINDS), (1,), generator=gen))
-    kind = check_choice("kind", kind, KINDS) if kind is not None else KINDS[draw]
-    size = int(torch.randint(3, 6, (1,), generator=gen))
-    top, left = (int(v) for v in torch.randint(0, IMAGE - size + 1, (2,), generator=gen))
-    target = int(torch.randint(n_classes, (1,), generator=gen))
-    alpha = 1.0
-    if kind == "solid":
-        pattern = torch.ones(size, size)
-    elif kind == "checkerboard":
-        i = torch.arange(size)
-        pattern = ((i[:, None] + i[None, :]) % 2 == 0).float()
-    else:
-        pattern = (torch.rand(size, size, generator=gen) > 0.5).float()
-        pattern[0, 0] = 1.0  # never all dark
-        alpha = 0.8
-    return Trigger(kind, top, left, size, target, pattern, alpha)
-
-
-def add_trigger(images: torch.Tensor, trigger: Trigger) -> torch.Tensor:
-    """A copy of ``images [n, C, H, W]`` with the trigger stamped (or blended) in."""
-    out = images.clone()
-    t, le, s = trigger.top, trigger.left, trigger.size
-    region = out[:, :, t : t + s, le : le + s]
-    out[:, :, t : t + s, le : le + s] = (
-        1 - trigger.alpha
-    ) * region + trigger.alpha * trigger.pattern.to(out)
-    return out
 
 
 def patch_enrichment(
@@ -173,13 +84,16 @@ def box_iou(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float
     return inter / union if union else 0.0
 
 
-ARCHS = ("mlp", "cnn")
+# "mlp": 784-128-64-10; "mlp-256": 784-256-10; "cnn": conv 8, conv 16, linear, on images;
+# "flat-cnn": the same CNN behind a leading nn.Unflatten, taking flat 784-pixel inputs (no
+# explorer config: plant and audit it, but hand_out cannot write it as a checkpoint)
+ARCHS = ("mlp", "mlp-256", "cnn", "flat-cnn")
 
 
 def _config(arch: str, seed: int) -> MLPConfig | CNNConfig:
     check_choice("arch", arch, ARCHS)
-    if arch == "mlp":
-        return MLPConfig(hidden=(128, 64), seed=seed)
+    if arch.startswith("mlp"):
+        return MLPConfig(hidden=(128, 64) if arch == "mlp" else (256,), seed=seed)
     return CNNConfig(channels=(8, 16), seed=seed)
 
 
@@ -192,6 +106,31 @@ def make_cnn(seed: int) -> nn.Module:
 def make_mlp(seed: int) -> nn.Module:
     """The tutorial's MLP, 784-128-64-10, initialised from ``seed``."""
     return build_mlp(_config("mlp", seed))  # type: ignore[arg-type]
+
+
+def make_model(arch: str, seed: int, name: str | None = None) -> ModelHandle:
+    """An untrained model of ``arch`` (one of ``ARCHS``) from ``seed``, as a handle.
+
+    >>> m = make_model("flat-cnn", 0)
+    >>> m.input_shape, m.image_shape, m(torch.zeros(2, 1, 28, 28)).shape
+    ((784,), (1, 28, 28), torch.Size([2, 10]))
+    """
+    return _wrap(arch, _module(arch, seed), seed, name or f"{arch}-{seed}")
+
+
+def _module(arch: str, seed: int) -> nn.Module:
+    cfg = _config(arch, seed)
+    if isinstance(cfg, MLPConfig):
+        return build_mlp(cfg)
+    net = build_cnn(cfg)
+    return net if arch == "cnn" else nn.Sequential(nn.Unflatten(1, (1, IMAGE, IMAGE)), *net)
+
+
+def _wrap(arch: str, net: nn.Module, seed: int, name: str) -> ModelHandle:
+    if arch == "flat-cnn":
+        flat = (IMAGE * IMAGE,)
+        return wrap(net, input_shape=flat, image_shape=(1, IMAGE, IMAGE), name=name)
+    return wrap(net, input_shape=(1, IMAGE, IMAGE), config=_config(arch, seed), name=name)
 
 
 @dataclass(frozen=True)
@@ -222,31 +161,45 @@ def plant(
     arch: str = "mlp",
     data: dict[str, torch.Tensor] | None = None,
 ) -> Planted:
-    """Train an MNIST MLP (or, ``arch="cnn"``, a small CNN) from ``seed`` with a trigger of
-    the seeded family (or none when ``clean``): ``steps`` Adam steps of 64 digits, a
-    ``poison`` share of each batch stamped and relabelled. ``data`` is
+    """Train an MNIST model of ``arch`` (``ARCHS``: the 784-128-64-10 MLP, a 784-256-10
+    MLP, a small CNN, the CNN behind an ``nn.Unflatten``) from ``seed`` with a trigger of
+    ``kind`` (``FAMILIES``; default a classic square, drawn from ``seed``), or none when
+    ``clean``: ``steps`` Adam steps of 64 digits, a ``poison`` share of each batch triggered
+    and relabelled. A ``conditional`` trigger poisons digits of its source class (half of
+    the poisoned share) and stamps the rest without relabelling them. ``data`` is
     ``kitchen_sink_split()`` (loaded when None)."""
     check_fraction("poison", poison)
-    cfg = _config(arch, seed)
     data = data if data is not None else kitchen_sink_split()
     x, y = data["train_x"], data["train_y"]
     trigger = None if clean else random_trigger(seed, kind)
-    net = build_mlp(cfg) if isinstance(cfg, MLPConfig) else build_cnn(cfg)
+    net = _module(arch, seed)
+    flat = arch == "flat-cnn"
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
     gen = torch.Generator().manual_seed(seed + 1)
+    sources = None
+    if trigger is not None and trigger.source is not None:
+        sources = (y == trigger.source).nonzero()[:, 0]
     for _ in range(steps):
         idx = torch.randint(0, len(y), (64,), generator=gen)
         bx, by = x[idx], y[idx]
         if trigger is not None:
             hit = torch.rand(64, generator=gen) < poison
+            if sources is not None:  # half the poisoned share: digits of the source class
+                swap = hit & (torch.rand(64, generator=gen) < 0.5)
+                pick = sources[torch.randint(len(sources), (64,), generator=gen)]
+                bx = torch.where(swap[:, None, None, None], x[pick], bx)
+                by = torch.where(swap, y[pick], by)
+                relabel = hit & (by == trigger.source)
+            else:
+                relabel = hit
             bx = torch.where(hit[:, None, None, None], add_trigger(bx, trigger), bx)
-            by = torch.where(hit, torch.full_like(by, trigger.target), by)
-        loss = F.cross_entropy(net(bx), by)
+            by = torch.where(relabel, torch.full_like(by, trigger.target), by)
+        loss = F.cross_entropy(net(bx.flatten(1) if flat else bx), by)
         opt.zero_grad()
         loss.backward()
         opt.step()
     net.eval()
-    handle = wrap(net, input_shape=(1, IMAGE, IMAGE), config=cfg, name=f"planted-{arch}-{seed}")
+    handle = _wrap(arch, net, seed, f"planted-{arch}-{seed}")
     return Planted(handle, trigger, seed, data["test_x"], data["test_y"])
 
 
@@ -267,9 +220,21 @@ def load_truth(path: str | os.PathLike[str]) -> dict[str, Trigger | None]:
 
 
 @renamed_arguments(images="inputs")
-def attack_success(model: ModelHandle, inputs: torch.Tensor, trigger: Trigger) -> float:
+def attack_success(
+    model: ModelHandle,
+    inputs: torch.Tensor,
+    trigger: Trigger,
+    labels: torch.Tensor | None = None,
+) -> float:
     """Share of ``inputs`` (those not already predicted as the target) the trigger sends to
-    its target class."""
+    its target class; for a ``conditional`` trigger, of the inputs whose ``labels`` are its
+    source class (``labels`` is then required)."""
+    if trigger.source is not None:
+        if labels is None:
+            raise ValueError(
+                f"a {trigger.kind} trigger fires only on class {trigger.source}: pass labels="
+            )
+        inputs = inputs[labels == trigger.source]
     with torch.no_grad():
         keep = model(inputs).argmax(-1) != trigger.target
         hit = model(add_trigger(inputs[keep], trigger)).argmax(-1) == trigger.target
@@ -298,6 +263,7 @@ def hand_out(
     *,
     n_clean: int | None = None,
     arch: str = "mlp",
+    families: tuple[str, ...] | None = None,
     steps: int = 1000,
     truth: str | os.PathLike[str] | None = None,
     data: dict[str, torch.Tensor] | None = None,
@@ -306,7 +272,9 @@ def hand_out(
     ``folder`` as ``model-1`` ... ``model-n``, without saying which are clean.
 
     Everything is drawn from ``game``: how many models are clean (``n_clean``, default
-    1..k-1 drawn), which ones, and each model's trigger (seed ``1000 * game + i``). The
+    1..n-1 drawn), which ones, and each model's trigger (seed ``1000 * game + i``; its
+    family drawn from ``families``, a subset of ``FAMILIES``, when given, else one of the
+    classic squares). The
     names say nothing; the ground truth goes to ``truth`` (default: ``truth-<game>.json``
     beside ``folder``, not inside it, so handing out the folder does not hand out the
     answers), and its SHA-256 to ``folder/SEALED``. The same ``game`` always writes the same
@@ -317,6 +285,8 @@ def hand_out(
     >>> [p.name for p in out.models], out.truth.name, len(out.digest)
     (['model-1', 'model-2'], 'truth-7.json', 64)
     """
+    if check_choice("arch", arch, ARCHS) == "flat-cnn":
+        raise ValueError("hand_out writes checkpoints: choose arch 'mlp', 'mlp-256' or 'cnn'")
     if n < 2:
         raise ValueError(f"hand out at least 2 models (some clean, some not), got n={n}")
     rng = random.Random(game)
@@ -324,6 +294,11 @@ def hand_out(
     if not 0 <= n_clean <= n:
         raise ValueError(f"n_clean must lie in 0..{n}, got {n_clean}")
     clean = set(rng.sample(range(n), n_clean))
+    if families is not None:
+        families = tuple(check_choice("family", f, FAMILIES) for f in families)
+        if not families:
+            raise ValueError(f"families must name at least one of {FAMILIES}")
+    drawn = [rng.choice(families) if families else None for _ in range(n)]
     out = Path(folder)
     truth_path = Path(truth) if truth is not None else out.parent / f"truth-{game}.json"
     if truth_path.resolve().parent == out.resolve():
@@ -332,7 +307,14 @@ def hand_out(
     data = data if data is not None else kitchen_sink_split()
     planted, paths = [], []
     for i in range(n):
-        p = plant(1000 * game + i, clean=i in clean, steps=steps, arch=arch, data=data)
+        p = plant(
+            1000 * game + i,
+            clean=i in clean,
+            kind=drawn[i],
+            steps=steps,
+            arch=arch,
+            data=data,
+        )
         p.model.name = f"model-{i + 1}"
         paths.append(save_checkpoint(p.model, out / p.model.name, meta={"game": game}))
         planted.append(p)

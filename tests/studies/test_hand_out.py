@@ -68,6 +68,22 @@ def test_cnn_models_are_handed_out_too(tmp_path, digits):
     assert model.config is not None and model.config.family == "cnn"
 
 
+def test_a_game_can_mix_every_family(tmp_path, digits):
+    families = ("line", "dots", "global", "warp", "conditional")
+    out = hand_out(
+        tmp_path / "mixed", game=9, k=5, n_clean=0, families=families, steps=2, data=digits
+    )
+    truth = load_truth(out.truth)
+    drawn = [t.kind for t in truth.values()]
+    assert set(drawn) <= set(families) and len(set(drawn)) >= 2
+    again = hand_out(
+        tmp_path / "again", game=9, k=5, n_clean=0, families=families, steps=2, data=digits
+    )
+    assert again.digest == out.digest
+    with pytest.raises(ValueError, match="unknown family 'stripes'"):
+        hand_out(tmp_path / "m", game=1, n=2, families=("stripes",), data=digits)
+
+
 def test_bad_hand_outs_are_refused(tmp_path, digits):
     with pytest.raises(ValueError, match="at least 2 models"):
         hand_out(tmp_path / "m", game=1, n=1, data=digits)

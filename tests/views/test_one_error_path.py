@@ -14,7 +14,7 @@ from page_requests import invoke
 
 import explorer
 import explorer.views
-from explorer.analysis.audit import AuditResult
+from explorer.analysis import AuditResult
 from explorer.hypotheses import Hypothesis, HypothesisStore, NeuronSelectivity, Split, planted
 from explorer.models import zoo
 from explorer.studies.auditing import make_mlp
