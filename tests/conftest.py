@@ -111,6 +111,29 @@ def tiny_lm():
 
 
 @pytest.fixture(scope="session")
+def sweep_trace():
+    """``sweep_trace(model, hooks, run)``: call ``run()`` with a recording hook on each of
+    ``hooks``; returns its result, the forward passes the handle counted (``model.spent``)
+    and ``{hook: [rows of each call]}``. Shows which path a sweep took: a per-unit loop
+    costs 1 + units passes, a batched sweep 2 (the clean pass, then the copies), and the
+    rows each hook saw tell where the copies began (at the input, at the unit, or after
+    the layer that reads it)."""
+
+    def trace(model, hooks, run):
+        seen: dict[str, list[int]] = {}
+
+        def record(act, hook):
+            seen.setdefault(hook.name, []).append(act.shape[0])
+
+        before = model.spent.forward
+        with model.hooks([(name, record) for name in hooks]):
+            out = run()
+        return out, model.spent.forward - before, seen
+
+    return trace
+
+
+@pytest.fixture(scope="session")
 def neuron_loop():
     """The per-unit loop a user writes: one ``run_with_hooks`` per neuron of ``layer``,
     replacing it by ``replacement``; the metric per neuron and example."""

@@ -252,21 +252,29 @@ def test_neuron_sweep_matches_a_hand_written_loop(mlp_transformer, repeated):
 
 @pytest.mark.parametrize("kind", ["zero", "mean"])
 @pytest.mark.parametrize("layer", [0, 1])
-def test_plain_mlp_neurons_fan_out_after_the_reading_linear(mnist_mlp, layer, kind, neuron_loop):
+def test_plain_mlp_neurons_fan_out_after_the_reading_linear(
+    mnist_mlp, layer, kind, neuron_loop, sweep_trace
+):
     """Layer 0 is read by the next block's Linear, layer 1 by the output Linear: both sweeps
-    take the linear fast path and equal the hand-written loop per example."""
-    from explorer.models.sweeps import plan_for as _plan
-
+    take the linear fast path (the layers up to the unit run once, the copies start after
+    the Linear that reads it) and equal the hand-written loop per example."""
     g = torch.Generator().manual_seed(1)
     x, y = torch.rand(7, 1, 28, 28, generator=g), torch.randint(0, 10, (7,), generator=g)
     hook = f"blocks.{layer}.mlp.hook_post"
-    plan = _plan(mnist_mlp, hook)
-    assert plan.mode == "linear" and plan.readout.tail is not None
-    assert plan.hook == ("blocks.1.mlp.hook_pre" if layer == 0 else "hook_logits")
     metric = metrics.neg_cross_entropy(y)
-    sweep = ablation_sweep(
-        mnist_mlp, x, metric=metric, layer=layer, granularity="neuron", ablation=kind
+    hidden = [f"blocks.{i}.mlp.{k}" for i in range(2) for k in ("hook_pre", "hook_post")]
+    sweep, passes, rows = sweep_trace(
+        mnist_mlp,
+        hidden,
+        lambda: ablation_sweep(
+            mnist_mlp, x, metric=metric, layer=layer, granularity="neuron", ablation=kind
+        ),
     )
+    assert passes == 2  # the clean pass and one for all copies (a loop: 1 + 16 or 1 + 12)
+    once = hidden[:3] if layer == 0 else hidden  # up to the Linear that reads the unit
+    assert all(rows[name] == [7] for name in once)
+    if layer == 0:  # the copies enter at block 1's pre-activation: 16 units x 7 examples
+        assert rows["blocks.1.mlp.hook_post"] == [7, 16 * 7]
     _, cache = mnist_mlp.cache_pass(x)
     act = cache[hook]
     replacement = (
@@ -329,17 +337,21 @@ def _fallback_models():
 
 
 @pytest.mark.parametrize("name", list(_fallback_models()))
-def test_plain_modules_not_provably_linear_fall_back(name, neuron_loop):
+def test_plain_modules_not_provably_linear_fall_back(name, neuron_loop, sweep_trace):
     """Whatever sits between the neuron and the Linear (a module, a custom forward, a torch
-    hook, the activation reused), the sweep edits the activation and equals the loop."""
-    from explorer.models.sweeps import plan_for as _plan
-
+    hook, the activation reused), the sweep edits the activation and equals the loop: the
+    layer runs twice at batch size (clean, then the pass whose copies start at the edited
+    activation), neither skipped by a linear shortcut nor stacked from the input."""
     model = _fallback_models()[name]
-    assert _plan(model, "blocks.0.mlp.hook_post").mode == "site"
     g = torch.Generator().manual_seed(2)
     x, y = torch.rand(5, 1, 28, 28, generator=g), torch.randint(0, 10, (5,), generator=g)
     metric = metrics.neg_cross_entropy(y)
-    sweep = ablation_sweep(model, x, metric=metric, layer=0, granularity="neuron")
+    sweep, passes, rows = sweep_trace(
+        model,
+        ["blocks.0.mlp.hook_pre"],
+        lambda: ablation_sweep(model, x, metric=metric, layer=0, granularity="neuron"),
+    )
+    assert passes == 2 and rows["blocks.0.mlp.hook_pre"] == [5, 5]  # a loop: 1 + 12 passes
     _, cache = model.cache_pass(x)
     zeros = torch.zeros_like(cache["blocks.0.mlp.hook_post"])
     expected = neuron_loop(model, x, metric, 0, range(12), zeros)
@@ -423,17 +435,37 @@ def test_neg_cross_entropy_equals_torch_for_few_and_many_classes(classes):
     assert torch.allclose(metrics.neg_cross_entropy(labels)(logits), expected, atol=1e-4)
 
 
-def test_head_sweeps_start_after_the_attention_of_their_block(mlp_transformer, attn_model):
-    """With an MLP, a head's copies start at its block's resid_mid (attention not rerun)."""
-    from explorer.models.sweeps import plan_for as _plan
-
-    plan = _plan(mlp_transformer, "blocks.1.attn.hook_z")
-    assert (plan.hook, plan.base, plan.finish_block) == (
-        "blocks.1.hook_resid_mid",
-        "blocks.1.hook_resid_mid",
-        True,
-    )
-    assert not _plan(attn_model, "blocks.0.attn.hook_z").finish_block  # resid_post: next block
+def test_head_sweeps_start_after_the_attention_of_their_block(
+    mlp_transformer, attn_model, repeated, sweep_trace
+):
+    """With an MLP, a head's copies start at its block's resid_mid: the attention of its
+    block runs once, only the MLP half and later blocks see the copies. Attention-only,
+    they start at the next block. Both equal the per-head loop."""
+    metric = metrics.repeated_half_loss(repeated)
+    rows_of, cases = len(repeated), [(mlp_transformer, 1), (attn_model, 0)]
+    for model, layer in cases:
+        names = [f"blocks.{i}.attn.hook_pattern" for i in range(2)]
+        names += ["blocks.1.mlp.hook_post"] if model is mlp_transformer else []
+        sweep, passes, rows = sweep_trace(
+            model,
+            names,
+            lambda model=model, layer=layer: ablation_sweep(
+                model, repeated, metric=metric, layer=layer, granularity="head"
+            ),
+        )
+        copies = [rows_of, 4 * rows_of]  # the clean pass, then 4 heads x the batch
+        assert passes == 2  # a loop: 1 + 4
+        assert rows["blocks.0.attn.hook_pattern"] == [rows_of]  # before the copies: once
+        if model is mlp_transformer:
+            assert rows["blocks.1.attn.hook_pattern"] == [rows_of]  # its own block's: once
+            assert rows["blocks.1.mlp.hook_post"] == copies
+        else:
+            assert rows["blocks.1.attn.hook_pattern"] == copies  # the next block's
+        _, cache = model.cache_pass(repeated)
+        zeros = torch.zeros_like(cache[f"blocks.{layer}.attn.hook_z"])
+        for unit, after in zip(sweep.units, sweep.after):
+            expected = naive_head_ablation(model, repeated, layer, unit.head, metric, zeros)
+            assert after.item() == pytest.approx(expected, abs=1e-5)
 
 
 def test_temporary_hooks_remove_only_their_own(mlp_transformer):

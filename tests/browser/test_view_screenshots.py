@@ -3,8 +3,9 @@
 Each view is built in-process on the shipped trained models, written as a static HTML
 snapshot (``explorer.views.snapshot``) and drawn by headless Chromium at 420 and 1280 px.
 The PNGs go to test-artifacts/browser/views/ (look at them). Checks, per view and width:
-it drew without a JavaScript error; every canvas has content (at least two colours); no
-chart lacks an axis label; axis labels never overlap; nothing is wider than the page.
+it drew without a JavaScript error; every canvas has content (at least two colours); a
+view that colours values (a heatmap, coloured tokens) draws a legend, and every legend says
+in words what its two ends mean; no chart lacks an axis label; axis labels never overlap; nothing is wider than the page.
 And the visual language: the one diverging map shows "worse for the model" in red whether
 the metric is a loss (up is worse) or a score (down is worse), with its meaning stated.
 """
@@ -31,6 +32,12 @@ CHECKS = """(root) => {
     const x = chart.querySelector('.ex-chart-xlabel'), y = chart.querySelector('.ex-chart-ylabel');
     if (!x || !x.textContent.trim() || !y || !y.textContent.trim()) problems.push('a chart without axis labels: ' + chart.dataset.testid);
   }
+  const legends = [...root.querySelectorAll('.ex-legend')];
+  for (const legend of legends) {
+    const ends = [...legend.querySelectorAll('[data-testid="colour-meaning"] > span:not(.ex-swatch)')];
+    if (ends.length !== 2 || ends.some((e) => !e.textContent.trim())) problems.push('a legend that does not say what its ends mean: ' + legend.textContent);
+  }
+  if (root.querySelector('.ex-heatmap, .ex-token[style*="background"]') && !legends.length) problems.push('colours without a legend');
   const boxes = (sel) => [...root.querySelectorAll(sel)].map((e) => e.getBoundingClientRect());
   const rows = boxes('.ex-axis-rows .ex-axis-label');
   for (let i = 1; i < rows.length; i++) if (rows[i].top < rows[i - 1].bottom - 1) problems.push('row labels overlap');

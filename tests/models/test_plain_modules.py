@@ -13,7 +13,6 @@ from torch import nn
 
 import explorer
 from explorer.analysis import ablation_sweep, activation_patching, metrics
-from explorer.models.sweeps import plan_for as _plan
 
 
 class Functional(nn.Module):
@@ -136,15 +135,20 @@ def test_a_layer_that_is_not_hidden_is_named_with_the_reason():
     assert handle.model.skipped == ("proj (Linear): it feeds add(), not an activation",)
 
 
-def test_untraceable_forward_walks_submodules_and_says_so(data, neuron_loop):
+def test_untraceable_forward_walks_submodules_and_says_so(data, neuron_loop, sweep_trace):
     torch.manual_seed(0)
     with pytest.warns(UserWarning, match="could not be traced .*TraceError"):
         handle = explorer.load(Untraceable(), input_shape=(16,))
     assert handle.layer_widths == (12,) and handle.model.trace_error.startswith("TraceError")
-    assert _plan(handle, "blocks.0.mlp.hook_post").mode == "stack"  # nothing proven: exact
     x, y = data
     metric = metrics.neg_cross_entropy(y)
-    sweep = ablation_sweep(handle, x, metric=metric, layer=0, granularity="neuron")
+    sweep, passes, rows = sweep_trace(
+        handle,
+        ["blocks.0.mlp.hook_pre"],
+        lambda: ablation_sweep(handle, x, metric=metric, layer=0, granularity="neuron"),
+    )
+    # nothing proven: the exact path, 12 copies of the batch stacked from the input
+    assert passes == 2 and rows["blocks.0.mlp.hook_pre"] == [6, 12 * 6]
     expected = neuron_loop(handle, x, metric, 0, range(12), torch.zeros(6, 12))
     assert torch.allclose(sweep.after_per_example, expected, atol=1e-5)
 
@@ -156,6 +160,13 @@ def test_no_hidden_layer_says_what_was_looked_for():
         explorer.load(nn.Sequential(nn.Linear(4, 4), nn.Linear(4, 2)), input_shape=(4,))
 
 
+# Rows the first layer sees during a sweep of each layer: "linear" runs it once (the copies
+# start after the Linear that reads the unit), "site" twice at batch size (the copies start
+# at the unit), "stack" once more per unit (the copies stacked from the input).
+_FIRST_LAYER_ROWS = {"linear": lambda width: [6], "site": lambda width: [6, 6]}
+_FIRST_LAYER_ROWS["stack"] = lambda width: [6, 6 * width]
+
+
 @pytest.mark.parametrize(
     ("cls", "modes"),
     [
@@ -165,18 +176,25 @@ def test_no_hidden_layer_says_what_was_looked_for():
     ],
 )
 @pytest.mark.parametrize("kind", ["zero", "mean"])
-def test_sweeps_check_the_structure_and_equal_the_naive_loop(data, cls, modes, kind, neuron_loop):
+def test_sweeps_check_the_structure_and_equal_the_naive_loop(
+    data, cls, modes, kind, neuron_loop, sweep_trace
+):
     handle = _load(cls)
     x, y = data
     metric = metrics.neg_cross_entropy(y)
-    assert [_plan(handle, f"blocks.{i}.mlp.hook_post").mode for i in range(2)] == modes
     _, cache = handle.cache_pass(x)
     for layer, width in enumerate(handle.layer_widths):
         act = cache[f"blocks.{layer}.mlp.hook_post"]
         replacement = torch.zeros_like(act) if kind == "zero" else act.mean(0, keepdim=True)
-        sweep = ablation_sweep(
-            handle, x, metric=metric, layer=layer, granularity="neuron", ablation=kind
+        sweep, passes, rows = sweep_trace(
+            handle,
+            ["blocks.0.mlp.hook_pre"],
+            lambda layer=layer: ablation_sweep(
+                handle, x, metric=metric, layer=layer, granularity="neuron", ablation=kind
+            ),
         )
+        assert passes == 2  # the clean pass and one for all copies (a loop: 1 + width)
+        assert rows["blocks.0.mlp.hook_pre"] == _FIRST_LAYER_ROWS[modes[layer]](width)
         expected = neuron_loop(handle, x, metric, layer, range(width), replacement.expand_as(act))
         assert torch.allclose(sweep.after_per_example, expected, atol=1e-5)
 
@@ -198,7 +216,7 @@ def test_neuron_patching_on_a_residual_mlp_equals_the_naive_loop(data, neuron_lo
         assert torch.allclose(result.values[layer], expected, atol=1e-5)
 
 
-def test_hooks_on_the_wrapped_module_still_run(data, neuron_loop):
+def test_hooks_on_the_wrapped_module_still_run(data, neuron_loop, sweep_trace):
     handle = _load(Functional)
     x, y = data
     metric = metrics.neg_cross_entropy(y)
@@ -211,8 +229,13 @@ def test_hooks_on_the_wrapped_module_still_run(data, neuron_loop):
         ),
         atol=1e-6,
     )
-    assert _plan(handle, "blocks.0.mlp.hook_post").readout.tail is None  # full passes then
-    sweep = ablation_sweep(handle, x, metric=metric, layer=0, granularity="neuron")
+    sweep, passes, rows = sweep_trace(
+        handle,
+        ["blocks.0.mlp.hook_pre"],
+        lambda: ablation_sweep(handle, x, metric=metric, layer=0, granularity="neuron"),
+    )
+    # full passes then (the module's hook must run on the copies): the first layer twice
+    assert passes == 2 and rows["blocks.0.mlp.hook_pre"] == [6, 6]
     expected = neuron_loop(handle, x, metric, 0, range(24), torch.zeros(6, 24))
     assert torch.allclose(sweep.after_per_example, expected, atol=1e-5)
 
@@ -244,7 +267,8 @@ def test_the_readme_plain_module_example_runs(neuron_loop):
     printed = out.getvalue().splitlines()
     assert printed == ["ModelHandle('ResidualMLP', images, layers=[64, 64])", "torch.Size([64])"]
     model, sweep = ns["model"], ns["sweep"]
-    assert _plan(model, "blocks.1.mlp.hook_post").mode == "stack"  # inside the residual sum
+    # inside the residual sum: the exact path, all 64 copies of the 32 images in one pass
+    assert (model.spent.forward, model.spent.examples) == (2, 32 * (1 + 64))
     x, y = ns["images"], ns["labels"]
     metric = metrics.neg_cross_entropy(y)
     expected = neuron_loop(model, x, metric, 1, range(64), torch.zeros(32, 64))

@@ -19,6 +19,45 @@ def images():
     return torch.rand(60, 1, 28, 28, generator=g), torch.randint(0, 10, (60,), generator=g)
 
 
+def _read_by_next(model, x, layer, unit, read="logits"):
+    """How much each output (or each unit of hook ``read``) moves per unit of ``unit`` of
+    ``layer`` set alone (everything else zeroed, a channel at every position): its outgoing
+    weights, measured through hooks."""
+    seen, moved = {}, []
+
+    def record(act, hook):
+        seen["act"] = act
+
+    for value in (1.0, 0.0):
+
+        def only(post, hook, value=value):
+            post = torch.zeros_like(post)
+            post[:, unit] = value
+            return post
+
+        hooks = [(f"blocks.{layer}.mlp.hook_post", only)]
+        with torch.no_grad():
+            logits = model.run_with_hooks(
+                x[:1], hooks + ([(read, record)] if read != "logits" else [])
+            )
+        moved.append(seen.get("act", logits))
+    return (moved[0] - moved[1])[0]
+
+
+def _incoming(model, unit, conv=False):
+    """The weights computing ``unit`` of block 0, measured: its pre-activation on one-pixel
+    images minus on the blank image (a conv: the kernel read from one centered pixel)."""
+    name = "blocks.0.mlp.hook_pre"
+    if not conv:  # a Linear: one image per pixel
+        pixels = torch.cat([torch.zeros(1, 784), torch.eye(784)]).reshape(-1, 1, 28, 28)
+        pre = run_with_cache(model, pixels, hooks=[name])[name][:, unit]
+        return (pre[1:] - pre[0]).reshape(28, 28)
+    dot = torch.zeros(2, 1, 28, 28)
+    dot[1, 0, 14, 14] = 1.0
+    pre = run_with_cache(model, dot, hooks=[name])[name][:, unit]
+    return (pre[1] - pre[0])[13:16, 13:16].flip(0, 1)  # out[p] = sum K[i] x[p + i - 1]
+
+
 def test_image_neuron_shows_its_top_images_weights_histogram_and_effects(mnist_mlp, images):
     x, _ = images
     view = NeuronView(mnist_mlp, x, n=5)
@@ -29,11 +68,11 @@ def test_image_neuron_shows_its_top_images_weights_histogram_and_effects(mnist_m
     shown = view.top_images.numpy()
     assert shown.shape == (5, 28, 28)
     assert np.abs(shown - x[top.example[7, :5], 0].numpy()).max() <= 1 / 255 + 1e-6
-    w = mnist_mlp.model.module[1].weight[7].detach().reshape(28, 28).numpy()
+    w = _incoming(mnist_mlp, 7).numpy()
     assert np.abs(view.weight_image.numpy() - w).max() < 1e-3
     hist = activation_histogram(mnist_mlp, x, unit=Neuron(0, 7), bins=40)
     assert view.hist_counts.numpy().tolist() == hist.counts.tolist()
-    outgoing = mnist_mlp.model.module[3].weight[:, 7].detach()
+    outgoing = _read_by_next(mnist_mlp, x, 0, 7, read="blocks.1.mlp.hook_pre")
     values = view.effect_values.numpy()
     assert values[0] == pytest.approx(float(outgoing.max()), abs=1e-6)
     assert values[-1] == pytest.approx(float(outgoing.min()), abs=1e-6)
@@ -45,7 +84,7 @@ def test_last_layer_effects_are_on_the_classes(mnist_mlp, images):
     view = NeuronView(mnist_mlp, images, n=3)
     view.layer = 1
     assert view.effect_title == "weights to the output classes"
-    outgoing = mnist_mlp.model.module[5].weight[:, view.neuron].detach()
+    outgoing = _read_by_next(mnist_mlp, images[0], 1, view.neuron)
     # 10 classes: each listed once, strongest first
     assert sorted(view.effect_labels) == sorted(f"class {i}" for i in range(10))
     assert np.allclose(view.effect_values.numpy(), outgoing.sort(descending=True).values.numpy())
@@ -108,33 +147,47 @@ def test_cached_and_streamed_histograms_agree(mnist_mlp, images):
         cached.neuron = streamed.neuron = neuron
         assert cached.hist_counts["data"] == streamed.hist_counts["data"]
         assert np.allclose(cached.hist_edges.numpy(), streamed.hist_edges.numpy())
-    assert cached._acts[0] is not None and streamed._acts[0] is None
+    cost = []
+    for view in (cached, streamed):
+        view.layer, view.neuron = 0, 3
+        passes = mnist_mlp.spent.forward
+        view.neuron = 5  # the same layer: kept activations are read, streamed ones recomputed
+        cost.append(mnist_mlp.spent.forward - passes)
+    assert cost[1] > cost[0], cost  # both run the neuron's ablation; only streaming reruns
 
 
 def test_conv_channels_show_kernels_and_their_summed_outgoing_weights(mnist_cnn, images):
     view = NeuronView(mnist_cnn, images[0], n=3)
     view.neuron = 2
-    first_conv = mnist_cnn.model.module[0].weight[2].detach().sum(0)
+    first_conv = _incoming(mnist_cnn, 2, conv=True)  # one input channel: the kernel is its sum
     assert np.abs(view.weight_image.numpy() - first_conv.numpy()).max() < 1e-3  # 3x3 kernel
     view.layer, view.neuron = 1, 5
-    linear = mnist_cnn.model.module[7].weight.detach()
-    per_class = linear.reshape(10, 6, -1)[:, 5].sum(-1)
+    per_class = _read_by_next(mnist_cnn, images[0], 1, 5)  # every position: the sum
     assert np.allclose(
         view.effect_values.numpy(), per_class.sort(descending=True).values.numpy(), atol=1e-5
     )
+
+
+def _class_drop(model, x, layer, unit):
+    """The mean change of each class output when ``unit`` of ``layer`` (a neuron, or a
+    conv channel at every position) is zeroed: clean minus ablated, by hand."""
+
+    def zero(act, hook):
+        act = act.clone()
+        act[:, unit] = 0.0
+        return act
+
+    with torch.no_grad():
+        clean = model(x)
+        ablated = model.run_with_hooks(x, [(f"blocks.{layer}.mlp.hook_post", zero)])
+    return (clean - ablated).mean(0)
 
 
 def test_image_neuron_effect_on_the_classes_is_its_zero_ablation(mnist_mlp, images):
     x, _ = images
     view = NeuronView(mnist_mlp, x, n=2, ablation_examples=50)
     view.neuron = 4
-    seq = mnist_mlp.model.module
-    with torch.no_grad():
-        hidden = seq[2](seq[1](seq[0](x[:50])))
-        clean = seq[5](seq[4](seq[3](hidden)))
-        hidden[:, 4] = 0.0
-        ablated = seq[5](seq[4](seq[3](hidden)))
-    drop = (clean - ablated).mean(0)
+    drop = _class_drop(mnist_mlp, x[:50], 0, 4)
     assert view.ablation_title.startswith("effect on the class outputs")
     assert "50 inputs" in view.ablation_title
     assert view.ablation_labels[0] == f"class {int(drop.argmax())}"
@@ -142,25 +195,23 @@ def test_image_neuron_effect_on_the_classes_is_its_zero_ablation(mnist_mlp, imag
         view.ablation_values.numpy(), drop.sort(descending=True).values.numpy(), atol=1e-5
     )
     view.layer, view.neuron = 1, 3  # the last hidden layer: drop = mean activation x weight
-    with torch.no_grad():
-        act = seq[4](seq[3](seq[2](seq[1](seq[0](x[:50])))))[:, 3]
-    expected = act.mean() * seq[5].weight[:, 3].detach()
+    name = "blocks.1.mlp.hook_post"
+    act = run_with_cache(mnist_mlp, x[:50], hooks=[name])[name][:, 3]
+
+    expected = act.mean() * _read_by_next(mnist_mlp, x, 1, 3)
+    drop = _class_drop(mnist_mlp, x[:50], 1, 3)
+    assert torch.allclose(drop, expected, atol=1e-5)
     assert np.allclose(
-        view.ablation_values.numpy(), expected.sort(descending=True).values.numpy(), atol=1e-5
+        view.ablation_values.numpy(), drop.sort(descending=True).values.numpy(), atol=1e-5
     )
 
 
 def test_conv_channel_effect_on_the_classes_zeroes_the_whole_channel(mnist_cnn, images):
     x, _ = images
     view = NeuronView(mnist_cnn, x, n=2, ablation_examples=20)
-    view.layer, view.neuron = 1, 2
-    seq = mnist_cnn.model.module
-    with torch.no_grad():
-        act = seq[4](seq[3](seq[2](seq[1](seq[0](x[:20])))))
-        clean = seq[7](seq[6](seq[5](act)))
-        act[:, 2] = 0.0
-        ablated = seq[7](seq[6](seq[5](act)))
-    drop = (clean - ablated).mean(0).sort(descending=True).values
+    view.layer, view.neuron = 1, 5  # channel 2 never fires on these images: no effect
+    drop = _class_drop(mnist_cnn, x[:20], 1, 5).sort(descending=True).values
+    assert (drop.abs() > 1e-3).any()  # zeroing the channel changes the classes
     assert np.allclose(view.ablation_values.numpy(), drop.numpy(), atol=1e-5)
 
 

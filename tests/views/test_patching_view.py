@@ -25,11 +25,9 @@ def test_grids_and_methods_show_the_analysis_results(attn_model, pair):
     view = PatchingView(attn_model, clean, corrupted=corrupted, metric=metric)
     assert view.grids[:2] == ["resid", "head"] and view.grid == "resid"
     assert "mlp_out" not in view.grids and {"q", "pattern_by_pos", "path"} <= set(view.grids)
-    expected = activation_patching(
-        attn_model, clean, corrupted=corrupted, metric=metric, grid="resid"
-    )
-    assert np.allclose(view.values.numpy(), expected.values.numpy(), atol=1e-6)
-    assert np.allclose(view.recovery.numpy(), expected.recovery.numpy(), atol=1e-5)
+    resid = activation_patching(attn_model, clean, corrupted=corrupted, metric=metric, grid="resid")
+    assert np.allclose(view.values.numpy(), resid.values.numpy(), atol=1e-6)
+    assert np.allclose(view.recovery.numpy(), resid.recovery.numpy(), atol=1e-5)
     assert view.col_labels[1] == "1 " + attn_model.to_str_tokens(clean[0])[1]
     view.grid = "head"
     expected = activation_patching(
@@ -42,11 +40,12 @@ def test_grids_and_methods_show_the_analysis_results(attn_model, pair):
         attn_model, clean, corrupted=corrupted, metric=metric, grid="head"
     )
     assert np.allclose(view.values.numpy(), approx.values.numpy(), atol=1e-5)
-    assert set(view._results) == {
-        ("resid", "activation"),
-        ("head", "activation"),
-        ("head", "attribution"),
-    }
+    passes = attn_model.spent.forward
+    for method, grid in [("attribution", "head"), ("activation", "head"), ("activation", "resid")]:
+        view.method, view.grid = method, grid  # each seen before: shown again, not rerun
+        assert view.error == "" and view.values["shape"] != [0]
+    assert attn_model.spent.forward == passes
+    assert np.allclose(view.values.numpy(), resid.values.numpy(), atol=1e-6)
 
 
 def test_attribution_recovery_does_not_shrink_with_the_batch(attn_model, pair):
@@ -139,7 +138,16 @@ def test_path_grid_uses_the_selected_head_as_receiver(attn_model, pair):
     )
     assert np.allclose(view.values.numpy(), expected.values.numpy(), atol=1e-6, equal_nan=True)
     view.receivers = ["head 1.0", "head 1.1"]
-    assert ("path", ("head 1.0", "head 1.1"), ("k",)) in view._results
+    expected = path_patching(
+        attn_model,
+        clean,
+        corrupted=corrupted,
+        receivers=["head 1.0", "head 1.1"],
+        receiver_inputs="k",
+        metric=metric,
+    )
+    assert view.receivers_used == ["head 1.0", "head 1.1"]
+    assert np.allclose(view.values.numpy(), expected.values.numpy(), atol=1e-6, equal_nan=True)
     view.receivers = ["head 0.1"]  # no upstream head: the banner says why
     assert "no head lies upstream" in view.error
 

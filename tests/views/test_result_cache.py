@@ -14,7 +14,7 @@ from explorer.views import (
     TokenAttributionView,
     logit_lens_view,
 )
-from explorer.views._results import RESULTS_KEPT, ResultCache
+from explorer.views._results import RESULTS_KEPT, ResultCache  # the cache itself
 
 TOKENS = torch.tensor([[1, 4, 7, 4, 9, 2], [2, 3, 5, 3, 8, 6]])
 
@@ -56,18 +56,34 @@ def test_a_view_recomputes_only_what_fell_out_of_its_bounded_cache(attn_model, m
 
 
 @pytest.mark.parametrize(
-    "build",
+    ("build", "knob", "other"),
     [
-        lambda m: LogitLensView(m, TOKENS, n=3),
-        lambda m: LogitAttributionView(m, TOKENS, target=7),
-        lambda m: TokenAttributionView(m, TOKENS, target=7, n_steps=4),
-        lambda m: PatchingView(m, TOKENS, corrupted=TOKENS.flip(0), metric=lambda x: x[:, -1, 0]),
+        (lambda m: LogitLensView(m, TOKENS, n=3), "target", "5"),
+        (lambda m: LogitAttributionView(m, TOKENS, target=7), "target", "8"),
+        (lambda m: TokenAttributionView(m, TOKENS, target=7, n_steps=4), "target", "8"),
+        (
+            lambda m: PatchingView(
+                m, TOKENS, corrupted=TOKENS.flip(0), metric=lambda x: x[:, -1, 0]
+            ),
+            "grid",
+            "head",
+        ),
     ],
     ids=["lens", "dla", "token_attribution", "patching"],
 )
-def test_every_caching_view_uses_the_one_bounded_cache(attn_model, build):
+def test_every_caching_view_keeps_results_until_the_model_changes(attn_model, build, knob, other):
+    """Shown again: no pass (kept). After ``set_model``: every result computed again."""
     view = build(attn_model)
-    assert isinstance(view._results, ResultCache) and view._results.size == RESULTS_KEPT
-    assert len(view._results) >= 1
+    first = getattr(view, knob)
+
+    def cost(value):
+        passes = attn_model.spent.forward
+        setattr(view, knob, value)
+        assert view.error == ""
+        return attn_model.spent.forward - passes
+
+    assert cost(other) > 0 and cost(first) == 0 and cost(other) == 0  # both kept
+    passes = attn_model.spent.forward
     view.set_model(attn_model)  # a new model: what was computed for the old one is dropped
-    assert len(view._results) == 1  # only what the redraw computed
+    assert attn_model.spent.forward > passes  # the redraw computed the shown result again
+    assert cost(first) > 0  # and the other one too
