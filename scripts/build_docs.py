@@ -59,6 +59,7 @@ API_ORDER = [
     "explorer.hypotheses",
     "explorer.training",
     "explorer.studies",
+    "explorer.sweep",
     "explorer.views",
     "explorer",
 ]

@@ -93,6 +93,9 @@ start() {
     export PYTHONPATH="$HERE/ndif_local${PYTHONPATH:+:$PYTHONPATH}" NDIF_LOCAL_COMPAT=1
     [ "$NDIF_LOCAL_GPU" = 1 ] || export NDIF_LOCAL_CPU=1
     export GRPC_ENABLE_FORK_SUPPORT=0 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 RAY_USAGE_STATS_ENABLED=0
+    # a local test server on 127.0.0.1: no token (~/.ray/auth_token is shared by every Ray on
+    # this home, and one written by another cluster splits this one from its own drivers)
+    export RAY_AUTH_MODE=disabled
     export NDIF_HOME="$DIR/home" NDIF_REDIS_URL="redis://127.0.0.1:$redis_port"
     export NDIF_OBJECT_STORE_URL="http://127.0.0.1:$s3_port"
     export NDIF_API_URL="http://127.0.0.1:$api_port" NDIF_API_PORT="$api_port"
@@ -113,7 +116,7 @@ start() {
         resources="{\"head\": 10, \"cuda_memory_bytes\": $memory, \"cpu_memory_bytes\": $memory}"
         gpus=(--num-gpus=1)
     fi
-    ray start --head --node-ip-address=127.0.0.1 --port="$gcs_port" \
+    "$PY" -m ray.scripts.scripts start --head --node-ip-address=127.0.0.1 --port="$gcs_port" \
         --ray-client-server-port="$client_port" --num-cpus=4 "${gpus[@]}" --resources="$resources" \
         --include-dashboard=true --dashboard-host=127.0.0.1 --dashboard-port="$dash_port" \
         --temp-dir="$ray_tmp" --disable-usage-stats > "$DIR/ray.log" 2>&1

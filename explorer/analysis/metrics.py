@@ -419,7 +419,8 @@ def _per_example(value: object, batch: int) -> torch.Tensor:
     return value
 
 
-@renamed_arguments(batch="batch_size")
+# evaluate and evaluate_copies run inside remote traces (NDIF ships their source): no
+# argument shim wraps them, and callers pass batch_size positionally.
 def evaluate(metric: Metric, logits: torch.Tensor, batch_size: int) -> torch.Tensor:
     """Apply ``metric`` and check it returned one finite number per example (of the
     ``batch_size`` examples in ``logits``)."""
@@ -429,7 +430,6 @@ def evaluate(metric: Metric, logits: torch.Tensor, batch_size: int) -> torch.Ten
     return value.detach().float()
 
 
-@renamed_arguments(batch="batch_size")
 def evaluate_copies(
     metric: Metric, logits: torch.Tensor, copies: int, batch_size: int
 ) -> torch.Tensor:

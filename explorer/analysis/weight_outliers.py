@@ -114,6 +114,9 @@ class WeightOutliers(Shown):
         rows = [
             (f"{r}, {c}", float(self.z[r, c])) for comp in self.shape.components for r, c in comp
         ]
+        if not rows:  # nothing outlies: the highest pixel, so the table says how far it was
+            r, c = divmod(int(self.z.argmax()), self.z.shape[1])
+            rows = [(f"{r}, {c}", float(self.z[r, c]))]
         return (
             f"first-layer weights of {self.model} against {len(self.references)} models",
             ["pixel (row, col)", "z"],

@@ -298,6 +298,15 @@ def _audit(lm, tokens, mlp, images):
     return r, "clean" if r.clean else f"flagged {list(r.flagged)}"
 
 
+def _weight_outliers(lm, tokens, mlp, images):
+    from explorer.analysis import weight_outliers
+    from explorer.models import zoo
+
+    references = [zoo.mnist_mlp(hidden=(16,), seed=s) for s in (1, 2, 3)]
+    r = weight_outliers(mlp, references=references)
+    return r, "found" if r.found else "no pixel"
+
+
 def _confusion(lm, tokens, mlp, images):
     from explorer.analysis import confusion
 
@@ -343,6 +352,7 @@ CASES = {
     "StampedExamples": _stamped,
     "Confusion": _confusion,
     "AuditResult": _audit,
+    "WeightOutliers": _weight_outliers,
     "AttributionMaps": _attribution,
 }
 
