@@ -24,7 +24,6 @@ plotting library (a test enforces it); views call these functions and draw the r
 """
 
 import importlib
-from typing import Any
 
 from explorer._deprecate import moved_names
 from explorer.analysis import color_scales, fourier, metrics, progress, units
@@ -284,12 +283,6 @@ def _getter(module: str, name: str):
 _MOVED_FROM = {name: module for module, names in _MOVED.items() for name in names.split()}
 
 
-def _grokking_phases() -> Any:
-    # the grokking phases moved up to the studies layer: an import statement here would point
-    # analysis upward, so the module is looked up by name, only when an old name is used
-    return importlib.import_module("explorer.studies.grokking_phases")
-
-
 __getattr__ = moved_names(
     "explorer.analysis",
     {
@@ -300,7 +293,7 @@ __getattr__ = moved_names(
         **{
             name: (
                 f"explorer.studies.grokking_phases.{name}",
-                lambda n=name: getattr(_grokking_phases(), n),
+                lambda n=name: getattr(progress._phases(), n),
             )
             for name in ("Phase", "Phases", "detect_phases")
         },

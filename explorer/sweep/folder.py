@@ -43,6 +43,7 @@ import torch
 
 from explorer._atomic import fsync_dir, remove_tree, replace, write_atomic, write_durable
 from explorer._inside import inside
+from explorer.models.checkpoint import read_tagged_json
 from explorer.sweep.measures import StepClock, sweep_measures
 from explorer.sweep.points import SweepPoint
 from explorer.sweep.studies import study_of
@@ -102,9 +103,7 @@ class SweepFolder:
         file = inside(root, SWEEP, what="sweep description", owner=f"sweep {str(root)!r}")
         if not file.is_file():
             raise FileNotFoundError(f"{str(root)!r} holds no sweep (no {SWEEP})")
-        spec = json.loads(file.read_text())
-        if spec.get("format") != FORMAT or spec.get("version") != VERSION:
-            raise ValueError(f"{str(file)!r} is not a sweep description this explorer reads")
+        spec = read_tagged_json(file, FORMAT, VERSION, "sweep description", "not a sweep")
         return cls(root, spec)
 
     def _write(self) -> None:
