@@ -107,7 +107,7 @@ class SparseAutoencoder:
     ) -> SparseAutoencoder:
         """A fresh SAELens SAE (random weights from ``seed``): ``architecture`` one of
         "standard", "topk", "jumprelu" or "transcoder" (``d_out`` and ``hook_out`` then)."""
-        # lazy: sae_lens takes seconds to import (it loads transformer-lens and datasets)
+        # lazy: sae_lens (seconds to import) builds the SAELens module only when one is created
         import sae_lens
 
         configs = {
