@@ -37,6 +37,7 @@ BENCHMARKS = {
     "topk": ("benchmarks.bench_topk", "top-k neuron examples"),
     "patching": ("benchmarks.bench_patching", "activation patching"),
     "lm_analyses": ("benchmarks.bench_lm_analyses", "DLA and logit lens"),
+    "sae_splice": ("benchmarks.bench_sae_splice", "spliced SAE"),
     "payload": ("benchmarks.bench_payload", "widget payload"),
     "gpt2": ("benchmarks.bench_gpt2", "GPT-2-small scale"),
     "imports": ("benchmarks.bench_imports", "import time"),
