@@ -127,7 +127,7 @@ def train_sae(
     }  # fmt: skip
     saved = SAERun.open_or_create(run, settings) if run is not None else None
     if saved is not None and saved.status == "complete":
-        return load_sae(saved.sae_folder(), model=model)
+        return _named(load_sae(saved.sae_folder(), model=model), saved)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         sae = _training_sae(
@@ -177,8 +177,13 @@ def train_sae(
     out = _inference(sae_lens, sae, architecture, hook, hook_out)
     if saved is not None:
         saved.finish(out)
-        return load_sae(saved.sae_folder(), model=model)
+        return _named(load_sae(saved.sae_folder(), model=model), saved)
     return out
+
+
+def _named(sae: SparseAutoencoder, run: SAERun) -> SparseAutoencoder:
+    sae.name = run.path.name  # the run's folder names what it trained
+    return sae
 
 
 def _training_sae(
