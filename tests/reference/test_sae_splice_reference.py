@@ -15,7 +15,9 @@ from explorer.features import Add, SparseAutoencoder, run_spliced, sae_quality
 from explorer.models import zoo
 from explorer.models.config import TransformerConfig
 
-CFG = dict(n_layers=2, d_model=16, n_heads=2, d_mlp=32, d_vocab=20, n_ctx=12, seed=1, normalization="LN")
+CFG = dict(
+    n_layers=2, d_model=16, n_heads=2, d_mlp=32, d_vocab=20, n_ctx=12, seed=1, normalization="LN"
+)
 ATOL = 1e-5
 
 
@@ -42,8 +44,16 @@ def _perturbed(sae):
 
 def _saes():
     yield _perturbed(SparseAutoencoder.create("blocks.0.hook_resid_post", d_in=16, d_sae=64, k=4))
-    yield _perturbed(SparseAutoencoder.create("blocks.1.hook_resid_pre", d_in=16, d_sae=48, architecture="standard"))
-    yield _perturbed(SparseAutoencoder.create("blocks.0.hook_mlp_out", d_in=16, d_sae=40, architecture="jumprelu"))
+    yield _perturbed(
+        SparseAutoencoder.create(
+            "blocks.1.hook_resid_pre", d_in=16, d_sae=48, architecture="standard"
+        )
+    )
+    yield _perturbed(
+        SparseAutoencoder.create(
+            "blocks.0.hook_mlp_out", d_in=16, d_sae=40, architecture="jumprelu"
+        )
+    )
     z = SparseAutoencoder.create("blocks.1.attn.hook_z", d_in=16, d_sae=32, k=6)
     z.sae.cfg.reshape_activations = "hook_z"
     z.sae.turn_on_forward_pass_hook_z_reshaping()
@@ -101,7 +111,9 @@ def test_quality_losses_equal_saelens_get_recons_loss(pair):
     ours, theirs = pair
     sae = next(iter(_saes()))
     tokens = torch.randint(0, 20, (4, 9), generator=torch.Generator().manual_seed(7))
-    ref = get_recons_loss(sae.sae, theirs, ActivationScaler(), tokens, compute_kl=False, compute_ce_loss=True)
+    ref = get_recons_loss(
+        sae.sae, theirs, ActivationScaler(), tokens, compute_kl=False, compute_ce_loss=True
+    )
     q = sae_quality(ours, tokens, sae)
     assert q.ce_loss == pytest.approx(float(ref["ce_loss_without_sae"].mean()), rel=1e-5)
     assert q.ce_loss_spliced == pytest.approx(float(ref["ce_loss_with_sae"].mean()), rel=1e-5)
