@@ -185,6 +185,15 @@ class SparseAutoencoder:
         """``[d_in, d_sae]``: each feature's encoder direction (detached)."""
         return self.sae.W_enc.detach()
 
+    @property
+    def device(self) -> torch.device:
+        return self.sae.W_enc.device
+
+    def to(self, device: str | torch.device) -> SparseAutoencoder:
+        """Move the SAE to ``device`` (where the model's activations are); returns itself."""
+        self.sae.to(device)
+        return self
+
     def check_feature(self, feature: int) -> int:
         """``feature`` as an int, or a ValueError naming the valid range."""
         return check_index("feature", feature, self.d_sae, f"(of {self.name})")

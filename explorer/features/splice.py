@@ -175,6 +175,11 @@ def _replace(
 ) -> torch.Tensor:
     """What the spliced pass carries at ``hook_out``: the edited reconstruction plus the
     SAE's (gradient-free) error on ``x_out``."""
+    if x_in.device != sae.device:
+        raise ValueError(
+            f"{sae.name} is on {sae.device} but the activation at {sae.hook} is on "
+            f"{x_in.device}: move the SAE to the model's device with sae.to({str(x_in.device)!r})"
+        )
     acts = sae.encode(x_in)
     edited = edit_features(acts, edit, sae, position=position)
     if record is not None:
