@@ -96,8 +96,14 @@ def test_a_killed_run_resumes_to_the_weights_of_an_unbroken_one(tmp_path, monkey
     monkeypatch.setattr(sae_stream.ActivationStream, "batches", real)
     broken = SAERun.open(tmp_path / "broken")
     assert broken.status == "training" and broken.steps == (11, 21)
+    # what a kill mid-checkpoint leaves: a staging folder and a folder the manifest never listed
+    (tmp_path / "broken" / ".staging").mkdir()
+    (tmp_path / "broken" / "checkpoints" / "step_000031").mkdir()
+    (tmp_path / "broken" / "checkpoints" / "step_000031" / "cfg.json").write_text("{torn")
     resumed = train_sae(model, _tokens(), HOOK, run=tmp_path / "broken", **settings)
     assert SAERun.open(tmp_path / "broken").steps == (11, 21, 31, 41)
+    assert not (tmp_path / "broken" / ".staging").exists()
+    assert (tmp_path / "broken" / "checkpoints" / "step_000031" / "optimizer.json").is_file()
     for (name, a), (_, b) in zip(whole.sae.state_dict().items(), resumed.sae.state_dict().items()):
         assert torch.allclose(a, b, atol=1e-6), name
     assert [r["step"] for r in broken.rows()] == [
