@@ -8,7 +8,7 @@ setting (to overlay the curves, one colour per value of the setting).
 ...           base={"p": 7, "steps": 10, "d_model": 16, "eval_every": 5})
 >>> c = sweep_curves(s, "test_acc", color_by="lr")
 >>> c.runs, c.steps.tolist(), c.groups, c.group_of
-(('lr=0.001', 'lr=0.03'), [0, 5, 10], ('0.001', '0.03'), (0, 1))
+(('lr=0.001', 'lr=0.03'), [0, 1, 2, 3, 4, 5, 6, 7, 8, 10], ('0.001', '0.03'), (0, 1))
 """
 
 from __future__ import annotations
