@@ -32,7 +32,6 @@ __version__ = "0.1.0"
 _LAZY = {
     "show": ("explorer.views", "show"),
     "Explorer": ("explorer.views", "Explorer"),
-    "SweepView": ("explorer.views", "SweepView"),
     "Hypothesis": ("explorer.hypotheses", "Hypothesis"),
     "HypothesisStore": ("explorer.hypotheses", "HypothesisStore"),
     "Split": ("explorer.hypotheses", "Split"),
@@ -50,7 +49,6 @@ __all__ = [
     "ModelHandle",
     "Run",
     "Split",
-    "SweepView",
     "TransformerConfig",
     "load",
     "register_measure",

@@ -1,6 +1,6 @@
 """``phase_diagram``: a sweep's outcome over two settings, every seed kept, "never" marked.
 
-A cell is one pair of values of the settings ``x`` and ``y``; it holds every point with
+A cell is one pair of values of the settings ``columns`` and ``rows``; it holds every point with
 those values (the seeds, and any other setting the sweep varies). Each run of a cell is in
 one of four states: ``REACHED`` (its outcome has a value), ``NEVER`` (the run finished and
 the outcome has none: test accuracy never passed 95%, the loss diverged), ``UNFINISHED``
@@ -14,8 +14,8 @@ values reached. ``SweepView`` draws it; ``to_dataframe()`` has one row per run.
 >>> s = sweep("grokking", {"lr": [1e-3, 3e-2], "train_frac": [0.3, 0.9]}, seeds=[0],
 ...           folder=tempfile.mkdtemp() + "/s", executor="serial", progress=False,
 ...           base={"p": 7, "steps": 10, "d_model": 16, "eval_every": 5})
->>> d = phase_diagram(s, x="lr", y="train_frac", outcome="test_95")
->>> d.x_values, d.y_values, d.runs[0][1]
+>>> d = phase_diagram(s, columns="lr", rows="train_frac", outcome="test_95")
+>>> d.column_values, d.row_values, d.runs[0][1]
 ((0.001, 0.03), (0.3, 0.9), ('lr=0.03_train_frac=0.3_seed=0',))
 >>> int(d.state[0, 0, 0]) == NEVER  # 10 steps: test accuracy never passed 95%
 True
@@ -107,45 +107,45 @@ def _setting(sweep: Sweep, name: str, setting: str) -> Any:
 
 @dataclass(frozen=True, repr=False)
 class PhaseDiagram(Shown):
-    """An outcome over two settings: ``[y, x, run]`` arrays, one row of cells per ``y``.
+    """An outcome over two settings: ``[row, column, run]`` arrays.
 
-    ``runs[i][j]`` names the runs of cell (``y_values[i]``, ``x_values[j]``), sorted by seed;
+    ``runs[i][j]`` names the runs of cell (``row_values[i]``, ``column_values[j]``), sorted by seed;
     ``value[i, j, k]`` is run ``k``'s outcome (NaN unless ``REACHED``) and ``state[i, j, k]``
     its state. ``median`` (inf: "never" for most runs; NaN: none finished), ``low`` and
     ``high`` (the range of the values reached), ``n_never`` and ``n_finished`` are per cell.
     ``scale`` spans every value reached.
     """
 
-    x: str
-    y: str | None
+    columns: str
+    rows: str | None
     outcome: str
-    x_values: tuple[Any, ...]
-    y_values: tuple[Any, ...]
+    column_values: tuple[Any, ...]
+    row_values: tuple[Any, ...]
     runs: tuple[tuple[tuple[str, ...], ...], ...]
-    value: torch.Tensor  # [y, x, run] float64
-    state: torch.Tensor  # [y, x, run] int64
-    median: torch.Tensor  # [y, x]
-    low: torch.Tensor  # [y, x]
-    high: torch.Tensor  # [y, x]
-    n_never: torch.Tensor  # [y, x] int64
-    n_finished: torch.Tensor  # [y, x] int64
+    value: torch.Tensor  # [row, column, run] float64
+    state: torch.Tensor  # [row, column, run] int64
+    median: torch.Tensor  # [row, column]
+    low: torch.Tensor  # [row, column]
+    high: torch.Tensor  # [row, column]
+    n_never: torch.Tensor  # [row, column] int64
+    n_finished: torch.Tensor  # [row, column] int64
     scale: ColorScale
 
     @property
-    def x_labels(self) -> tuple[str, ...]:
+    def column_labels(self) -> tuple[str, ...]:
         """The columns' values as text (``0.001``)."""
-        return tuple(_text(v) for v in self.x_values)
+        return tuple(_text(v) for v in self.column_values)
 
     @property
-    def y_labels(self) -> tuple[str, ...]:
-        """The rows' values as text (``"all"`` for the one row without ``y``)."""
-        return tuple(_text(v) for v in self.y_values) if self.y else ("all",)
+    def row_labels(self) -> tuple[str, ...]:
+        """The rows' values as text (``"all"`` for the one row without ``rows``)."""
+        return tuple(_text(v) for v in self.row_values) if self.rows else ("all",)
 
     def _summary(self) -> str:
-        ny, nx = len(self.y_values), len(self.x_values)
+        ny, nx = len(self.row_values), len(self.column_values)
         finished = int(self.n_finished.sum())
         return (
-            f"{self.outcome} over {self.y or '-'} x {self.x}: {ny} x {nx} cells, "
+            f"{self.outcome} over {self.rows or '-'} x {self.columns}: {ny} x {nx} cells, "
             f"{finished} runs finished, {int(self.n_never.sum())} never"
         )
 
@@ -168,25 +168,25 @@ class PhaseDiagram(Shown):
     def _table(self) -> tuple:
         rows = [
             (
-                f"{self.y}={yv}" if self.y else "all",
-                *(self.cell_text(i, j) for j in range(len(self.x_values))),
+                f"{self.rows}={yv}" if self.rows else "all",
+                *(self.cell_text(i, j) for j in range(len(self.column_values))),
             )
-            for i, yv in enumerate(self.y_values)
+            for i, yv in enumerate(self.row_values)
         ]
-        header = (f"{self.y or ''} \\ {self.x}", *(str(v) for v in self.x_values))
+        header = (f"{self.rows or ''} \\ {self.columns}", *(str(v) for v in self.column_values))
         note = f"{self.scale.label}; median over runs (never counts as later than any step), range of those reached"
         return f"Phase diagram of {self.outcome}", header, rows, note
 
     def to_dataframe(self) -> Any:
-        """One row per run: ``y`` and ``x`` settings, ``run``, ``state``, the outcome."""
+        """One row per run: the rows' and columns' settings, ``run``, ``state``, the outcome."""
         rows = []
-        for i, yv in enumerate(self.y_values):
-            for j, xv in enumerate(self.x_values):
+        for i, yv in enumerate(self.row_values):
+            for j, xv in enumerate(self.column_values):
                 for k, name in enumerate(self.runs[i][j]):
                     row: dict[str, Any] = {}
-                    if self.y:
-                        row[self.y] = yv
-                    row[self.x] = xv
+                    if self.rows:
+                        row[self.rows] = yv
+                    row[self.columns] = xv
                     value = float(self.value[i, j, k])
                     row.update(run=name, state=STATES[int(self.state[i, j, k])])
                     row[self.outcome] = None if math.isnan(value) else value
@@ -194,30 +194,33 @@ class PhaseDiagram(Shown):
         return pandas().DataFrame(rows)
 
 
-def phase_diagram(sweep: Sweep, *, x: str, y: str | None = None, outcome: str) -> PhaseDiagram:
-    """``outcome`` of every point of ``sweep`` on a grid of the settings ``x`` and ``y``.
+def phase_diagram(
+    sweep: Sweep, *, columns: str, rows: str | None = None, outcome: str
+) -> PhaseDiagram:
+    """``outcome`` of every point of ``sweep`` on a grid of two settings.
 
     Args:
         sweep: a ``Sweep`` (``sweep(...)`` or ``Sweep.open(folder)``).
-        x, y: settings the points change (``y=None``: one row).
+        columns, rows: the settings of the columns and rows, two the points change
+            (``rows=None``: one row).
         outcome: one of the outcomes the finished points recorded (``test_95``, ...).
     """
     settings = swept_settings(sweep)
-    for what, name in (("x", x), ("y", y)):
+    for what, name in (("columns", columns), ("rows", rows)):
         if name is not None and name not in settings:
             raise ValueError(
                 f"{what}={name!r} is not a setting this sweep changes: choose one of "
                 f"{', '.join(settings) or '(none)'}"
             )
-    if x == y:
-        raise ValueError(f"x and y are both {x!r}: choose two different settings")
+    if columns == rows:
+        raise ValueError(f"columns and rows are both {columns!r}: choose two different settings")
     known = outcome_names(sweep)
     if known and outcome not in known:
         raise ValueError(
             f"no outcome {outcome!r} in this sweep: its outcomes are {', '.join(known)}"
         )
-    xs = {n: _setting(sweep, n, x) for n in sweep.names}
-    ys = {n: _setting(sweep, n, y) if y else "" for n in sweep.names}
+    xs = {n: _setting(sweep, n, columns) for n in sweep.names}
+    ys = {n: _setting(sweep, n, rows) if rows else "" for n in sweep.names}
     x_values, y_values = _order(list(xs.values())), _order(list(ys.values()))
     cells: dict[tuple[int, int], list[str]] = {}
     for name in sweep.names:
@@ -262,7 +265,7 @@ def phase_diagram(sweep: Sweep, *, x: str, y: str | None = None, outcome: str) -
     )  # fmt: skip
     runs = tuple(tuple(tuple(cells.get((i, j), ())) for j in range(nx)) for i in range(ny))
     return PhaseDiagram(
-        x=x, y=y, outcome=outcome, x_values=x_values, y_values=y_values, runs=runs,
+        columns=columns, rows=rows, outcome=outcome, column_values=x_values, row_values=y_values, runs=runs,
         value=value, state=state, median=median, low=low, high=high, n_never=n_never,
         n_finished=n_finished, scale=scale,
     )  # fmt: skip

@@ -41,13 +41,13 @@ function swLabel(text, attrs) {
 }
 
 function swPhase(model) {
-  const xs = model.get("x_labels") || [], ys = model.get("y_labels") || [];
+  const xs = model.get("column_labels") || [], ys = model.get("row_labels") || [];
   const runs = model.get("cell_runs") || [], texts = model.get("cell_text") || [];
   const value = exDecode(model.get("cell_value")), state = exDecode(model.get("cell_state"));
   const scale = model.get("color_scale") || { vmin: 0, vmax: 1, label: "" };
   const selected = model.get("selected_run");
   const nx = xs.length, ny = ys.length, k = state.shape.length === 3 ? state.shape[2] : 1;
-  const yName = model.get("y") || "", xName = model.get("x") || "";
+  const yName = model.get("rows") || "", xName = model.get("columns") || "";
   const tickW = Math.ceil(Math.max(...ys.map((s) => s.length), 1) * SW_CHAR) + 8;
   const left = 22 + tickW, top = 8, plotW = nx * SW_CELL_W, plotH = ny * SW_CELL_H;
   const width = left + plotW + 8, height = top + plotH + 40;
@@ -97,7 +97,7 @@ function swColourbar(model) {
   [0, 0.5, 1].forEach((t) => {
     const v = scale.vmin + t * (scale.vmax - scale.vmin);
     bar.appendChild(swNode("line", { x1: 10 + t * W, x2: 10 + t * W, y1: 12, y2: 16, stroke: "#666" }));
-    bar.appendChild(swNode("text", { x: 10 + t * W, y: 27, "text-anchor": "middle", "font-size": 10, fill: "#444", "data-testid": "colorbar-tick" }, exCompact(v)));
+    bar.appendChild(swNode("text", { x: 10 + t * W, y: 27, "text-anchor": "middle", "font-size": 10, fill: "#444", "data-testid": "colorbar-tick" }, swNum(v)));
   });
   const swatch = (fill, dashed) => {
     const s = swNode("svg", { width: 16, height: 12 });
@@ -105,21 +105,36 @@ function swColourbar(model) {
     s.appendChild(swNode("rect", { x: 1, y: 1, width: 14, height: 10, fill, stroke: "#9ca3af", "stroke-dasharray": dashed ? "3 2" : "none" }));
     return s;
   };
-  return exEl("div", { cls: "ex-row", style: { alignItems: "center", gap: "8px" }, attrs: { "data-testid": "phase-legend" } }, [
-    exEl("span", { text: scale.label || model.get("outcome"), attrs: { "data-testid": "colorbar-label" } }), bar,
-    exEl("span", { cls: "ex-row", style: { gap: "4px", alignItems: "center" }, attrs: { "data-testid": "legend-never" } }, [swatch("hatch"), exEl("span", { text: "never (finished without reaching it)" })]),
+  return exEl("div", { cls: "ex-col", style: { gap: "2px" }, attrs: { "data-testid": "phase-legend" } }, [
+    exEl("div", { cls: "ex-row", style: { alignItems: "center", gap: "8px" } }, [
+      bar, exEl("span", { text: scale.label || model.get("outcome"), attrs: { "data-testid": "colorbar-label" } })]),
+    exEl("div", { cls: "ex-row", style: { alignItems: "center", gap: "12px" } }, [exEl("span", { cls: "ex-row", style: { gap: "4px", alignItems: "center" }, attrs: { "data-testid": "legend-never" } }, [swatch("hatch"), exEl("span", { text: "never (finished without reaching it)" })]),
     exEl("span", { cls: "ex-row", style: { gap: "4px", alignItems: "center" }, attrs: { "data-testid": "legend-unfinished" } }, [swatch("#fff", true), exEl("span", { text: "not finished" })]),
+      exEl("span", { cls: "ex-muted", text: "cell text: median (range), never counted as latest" })]),
   ]);
 }
 
-// Ticks of an axis from lo to hi (already in the axis's own scale: log10 for a log axis).
+// Ticks of an axis from lo to hi (in the axis's own scale: log10 for a log axis): round
+// numbers (1, 2 or 5 times a power of ten apart), at most about six.
 function swTicks(lo, hi, log) {
   if (log) {
     const out = [];
     for (let p = Math.ceil(lo); p <= Math.floor(hi); p++) out.push(p);
     return out.length >= 2 ? out : [lo, hi];
   }
-  return [0, 1, 2, 3, 4].map((i) => lo + (i / 4) * (hi - lo));
+  const raw = (hi - lo) / 5, power = Math.pow(10, Math.floor(Math.log10(raw)));
+  const step = [1, 2, 5, 10].map((m) => m * power).find((s) => s >= raw) || raw;
+  const out = [];
+  for (let t = Math.ceil(lo / step) * step; t <= hi + step * 1e-9; t += step) out.push(Math.abs(t) < step * 1e-9 ? 0 : t);
+  return out;
+}
+
+// A number on an axis or the colour bar: up to 3 significant digits, no trailing zeros.
+function swNum(x) {
+  if (!Number.isFinite(x)) return exFmt(x);
+  const a = Math.abs(x);
+  if (a !== 0 && (a < 1e-3 || a >= 1e5)) return x.toExponential(1);
+  return String(Number(x.toPrecision(3)));
 }
 
 function swCurves(model) {
@@ -146,12 +161,12 @@ function swCurves(model) {
   for (const t of swTicks(y0, y1, logY)) {
     const y = SW_TOP + (1 - (t - y0) / (y1 - y0)) * plotH;
     svg.appendChild(swNode("line", { x1: SW_LEFT, x2: SW_LEFT + plotW, y1: y, y2: y, stroke: "#eee" }));
-    svg.appendChild(swNode("text", { x: SW_LEFT - 4, y: y + 3, "text-anchor": "end", "font-size": 10, fill: "#555", "data-testid": "curve-y-tick" }, exCompact(logY ? Math.pow(10, t) : t)));
+    svg.appendChild(swNode("text", { x: SW_LEFT - 4, y: y + 3, "text-anchor": "end", "font-size": 10, fill: "#555", "data-testid": "curve-y-tick" }, swNum(logY ? Math.pow(10, t) : t)));
   }
   for (const t of swTicks(x0, x1, logX)) {
     const x = SW_LEFT + ((t - x0) / (x1 - x0)) * plotW;
     svg.appendChild(swNode("line", { x1: x, x2: x, y1: SW_TOP + plotH, y2: SW_TOP + plotH + 4, stroke: "#999" }));
-    svg.appendChild(swNode("text", { x, y: SW_TOP + plotH + 15, "text-anchor": "middle", "font-size": 10, fill: "#555", "data-testid": "curve-x-tick" }, exCompact(logX ? Math.round(Math.pow(10, t) - 1) : Math.round(t))));
+    svg.appendChild(swNode("text", { x, y: SW_TOP + plotH + 15, "text-anchor": "middle", "font-size": 10, fill: "#555", "data-testid": "curve-x-tick" }, swNum(logX ? Math.round(Math.pow(10, t) - 1) : t)));
   }
   svg.appendChild(swNode("text", { x: SW_LEFT + plotW / 2, y: SW_CURVE_H - 6, "text-anchor": "middle", "font-size": 12, "font-weight": 600, fill: "#222", "data-testid": "curve-x-title" }, "step" + (logX ? " (log scale)" : "")));
   const yMid = SW_TOP + plotH / 2;
@@ -216,7 +231,7 @@ function render({ model, el, experimental }) {
     const pick = (label, trait, options) => [exEl("span", { cls: "ex-muted", text: label }),
       exSelect(options, model.get(trait), (v) => exSet(model, { [trait]: v }), { cls: "ex-select", testid: trait.replace("_", "-") + "-select" })];
     root.appendChild(exEl("div", { cls: "ex-row", style: { alignItems: "center", gap: "6px" } }, [
-      ...pick("columns", "x", settings), ...pick("rows", "y", [{ value: "", text: "(one row)" }, ...settings]),
+      ...pick("columns", "columns", settings), ...pick("rows", "rows", [{ value: "", text: "(one row)" }, ...settings]),
       ...pick("colour", "outcome", model.get("outcome_names") || []),
     ]));
     root.appendChild(swPhase(model));

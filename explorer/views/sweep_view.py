@@ -1,7 +1,7 @@
 """``SweepView``: a sweep's phase diagram and curves; click a run to scrub through it.
 
 The phase diagram is ``explorer.sweep.phase_diagram``: a grid over two settings the sweep
-changes (``x`` and ``y``, chosen in menus), coloured by an ``outcome`` (``test_95``: the
+changes (``columns`` and ``rows``, chosen in menus), coloured by an ``outcome`` (``test_95``: the
 step test accuracy first passed 95%). Each cell is split into one strip per run (its seeds),
 so their spread shows; a run that finished without reaching the outcome is "never" (hatched
 grey), one not finished yet is blank. The cell's text is its median and range. Beside it,
@@ -21,7 +21,7 @@ cancels the sweep, keeping every finished run (running it again runs only the ot
 ...           folder=tempfile.mkdtemp() + "/s", executor="serial", progress=False,
 ...           base={"p": 7, "steps": 10, "d_model": 16, "eval_every": 5})
 >>> view = SweepView(s, outcome="train_99")
->>> view.x, view.y, view.x_labels, view.cell_state["shape"]
+>>> view.columns, view.rows, view.column_labels, view.cell_state["shape"]
 ('lr', 'train_frac', ['0.001', '0.03'], [2, 2, 1])
 >>> view.open_run("lr=0.03_train_frac=0.9")
 >>> view.scrubber.run.path.name
@@ -53,7 +53,8 @@ from explorer.views.serialize import Tensor, esm
 __all__ = ["SweepView"]
 
 _PREFERRED = {"outcome": ("test_95", "phase_change"), "measure": ("test_acc", "train_loss")}
-_OWN = ("folder", "progress", "cancel")  # sweep() arguments launch sets itself (on_progress: chained)
+# sweep() arguments launch sets itself (a caller's on_progress is chained to its own)
+_OWN = ("folder", "progress", "cancel")
 
 
 class SweepView(ExplorerWidget):
@@ -61,11 +62,11 @@ class SweepView(ExplorerWidget):
 
     Args:
         sweep: a ``Sweep`` (what ``sweep(...)`` returns) or a sweep folder.
-        x, y: the settings of the diagram's columns and rows (default: the first two the
-            sweep changes other than ``seed``; ``y=""``: one row).
+        columns, rows: the settings of the diagram's columns and rows (default: the first
+            two the sweep changes other than ``seed``; ``rows=""``: one row).
         outcome: what colours it (default ``test_95`` where recorded).
         measure: the curves' measure (default ``test_acc`` where logged).
-        color_by: the setting that colours the curves (default ``x``).
+        color_by: the setting that colours the curves (default ``columns``).
         scrubber_options: keyword arguments of the ``TrainingScrubber`` a click opens.
     """
 
@@ -78,7 +79,8 @@ class SweepView(ExplorerWidget):
     folder = traitlets.Unicode("", help="the sweep's folder").tag(sync=True)
     study = traitlets.Unicode("", help="the study swept").tag(sync=True)
     settings = traitlets.List(
-        traitlets.Unicode(), help="settings the sweep changes: the choices of x, y, color_by"
+        traitlets.Unicode(),
+        help="settings the sweep changes: the choices of columns, rows, color_by",
     ).tag(sync=True)
     outcome_names = traitlets.List(
         traitlets.Unicode(), help="outcomes the finished runs recorded"
@@ -86,8 +88,10 @@ class SweepView(ExplorerWidget):
     measures = traitlets.List(traitlets.Unicode(), help="measures the finished runs logged").tag(
         sync=True
     )
-    x = traitlets.Unicode("", help="setting of the diagram's columns").tag(sync=True)
-    y = traitlets.Unicode("", help="setting of the diagram's rows; empty: one row").tag(sync=True)
+    columns = traitlets.Unicode("", help="setting of the diagram's columns").tag(sync=True)
+    rows = traitlets.Unicode("", help="setting of the diagram's rows; empty: one row").tag(
+        sync=True
+    )
     outcome = traitlets.Unicode("", help="outcome colouring the diagram").tag(sync=True)
     measure = traitlets.Unicode("", help="measure drawn as curves").tag(sync=True)
     color_by = traitlets.Unicode("", help="setting colouring the curves; empty: one colour").tag(
@@ -95,8 +99,8 @@ class SweepView(ExplorerWidget):
     )
     log_x = traitlets.Bool(False, help="log-scale step axis of the curves").tag(sync=True)
     log_y = traitlets.Bool(False, help="log-scale value axis of the curves").tag(sync=True)
-    x_labels = traitlets.List(traitlets.Unicode(), help="the columns' values of x").tag(sync=True)
-    y_labels = traitlets.List(traitlets.Unicode(), help="the rows' values of y").tag(sync=True)
+    column_labels = traitlets.List(traitlets.Unicode(), help="the columns' values").tag(sync=True)
+    row_labels = traitlets.List(traitlets.Unicode(), help="the rows' values").tag(sync=True)
     cell_runs = traitlets.List(help="[row][col][k]: the runs of each cell, by seed").tag(sync=True)
     cell_value = Tensor("float32", help="[row, col, k]: each run's outcome (NaN: none)").tag(
         sync=True
@@ -134,8 +138,8 @@ class SweepView(ExplorerWidget):
         self,
         sweep: Sweep | str | os.PathLike[str],
         *,
-        x: str | None = None,
-        y: str | None = None,
+        columns: str | None = None,
+        rows: str | None = None,
         outcome: str | None = None,
         measure: str | None = None,
         color_by: str | None = None,
@@ -155,12 +159,14 @@ class SweepView(ExplorerWidget):
         self._seen_finished = -1
         settings = swept_settings(self.sweep)
         plain = [s for s in settings if s != "seed"] or list(settings)
-        x = plain[0] if x is None and plain else (x or "")
-        if y is None:
-            y = next((s for s in plain if s != x), "")
+        if columns is None:
+            columns = plain[0] if plain else ""
+        if rows is None:
+            rows = next((s for s in plain if s != columns), "")
         super().__init__(
             folder=str(self.sweep.folder), study=self.sweep.study, settings=list(settings),
-            **self._choices(), x=x, y=y, color_by=x if color_by is None else color_by,
+            **self._choices(), columns=columns, rows=rows,
+            color_by=columns if color_by is None else color_by,
             **kwargs,
         )  # fmt: skip
         self.outcome = self._default("outcome", outcome, self.outcome_names)
@@ -257,7 +263,7 @@ class SweepView(ExplorerWidget):
         self._show_phase()
         self._show_curves()
 
-    @traitlets.validate("x", "y", "color_by")
+    @traitlets.validate("columns", "rows", "color_by")
     def _valid_setting(self, proposal: dict[str, Any]) -> str:
         value, name = proposal["value"], proposal["trait"].name
         if value and value not in self.settings:
@@ -275,25 +281,28 @@ class SweepView(ExplorerWidget):
             raise traitlets.TraitError(f"no run {value!r} in this sweep: its runs are {shown}")
         return value
 
-    @traitlets.observe("x", "y", "outcome")
+    @traitlets.observe("columns", "rows", "outcome")
     @reports_errors
     def _show_phase(self, change: dict[str, Any] | None = None) -> None:
-        if not self.x:
+        if not self.columns:
             return
-        key = ("phase", self.x, self.y, self.outcome)
+        key = ("phase", self.columns, self.rows, self.outcome)
         d = self._results.get(
             key,
-            lambda: phase_diagram(self.sweep, x=self.x, y=self.y or None, outcome=self.outcome),
+            lambda: phase_diagram(
+                self.sweep, columns=self.columns, rows=self.rows or None, outcome=self.outcome
+            ),
         )
         with self.hold_sync():
-            self.x_labels = list(d.x_labels)
-            self.y_labels = list(d.y_labels)
+            self.column_labels = list(d.column_labels)
+            self.row_labels = list(d.row_labels)
             self.cell_runs = [[list(c) for c in row] for row in d.runs]
             self.cell_value = d.value
             self.cell_state = d.state
             self.cell_median = d.median
             self.cell_text = [
-                [d.cell_text(i, j) for j in range(len(d.x_values))] for i in range(len(d.y_values))
+                [d.cell_text(i, j) for j in range(len(d.column_values))]
+                for i in range(len(d.row_values))
             ]
             self.color_scale = d.scale.to_dict()
 

@@ -54,9 +54,9 @@ def written(tmp_path_factory) -> Sweep:
 
 
 def test_each_cell_holds_its_seeds_with_never_and_unfinished_marked(written):
-    d = phase_diagram(written, x="train_frac", y="weight_decay", outcome="test_95")
+    d = phase_diagram(written, columns="train_frac", rows="weight_decay", outcome="test_95")
     assert isinstance(d, PhaseDiagram)
-    assert d.x_values == (0.3, 0.5) and d.y_values == (0.1, 1.0)  # sorted, not grid order
+    assert d.column_values == (0.3, 0.5) and d.row_values == (0.1, 1.0)  # sorted, not grid order
     assert d.runs[0][0] == tuple(f"weight_decay=0.1_train_frac=0.3_seed={s}" for s in range(3))
     assert d.state[0, 0].tolist() == [REACHED, REACHED, NEVER]
     assert d.value[0, 0, :2].tolist() == [100.0, 300.0] and math.isnan(d.value[0, 0, 2])
@@ -66,7 +66,7 @@ def test_each_cell_holds_its_seeds_with_never_and_unfinished_marked(written):
 
 
 def test_the_median_counts_never_as_later_than_any_step(written):
-    d = phase_diagram(written, x="train_frac", y="weight_decay", outcome="test_95")
+    d = phase_diagram(written, columns="train_frac", rows="weight_decay", outcome="test_95")
     # [100, 300, never] -> 300; [never, never, 50] -> never; [40, 40] -> 40; [20] -> 20
     assert d.median.tolist() == [[300.0, math.inf], [40.0, 20.0]]
     assert (d.low[0, 0], d.high[0, 0]) == (100.0, 300.0)
@@ -78,8 +78,8 @@ def test_the_median_counts_never_as_later_than_any_step(written):
 
 
 def test_one_row_without_y(written):
-    d = phase_diagram(written, x="weight_decay", outcome="test_95")
-    assert d.y_values == ("",) and d.y_labels == ("all",) and d.x_labels == ("0.1", "1")
+    d = phase_diagram(written, columns="weight_decay", outcome="test_95")
+    assert d.row_values == ("",) and d.row_labels == ("all",) and d.column_labels == ("0.1", "1")
     assert d.state.shape == (1, 2, 6)
     assert d.state[0, 1].tolist().count(EMPTY) == 0  # wd=1: 6 points, 3 unfinished
     assert d.state[0, 1].tolist().count(UNFINISHED) == 3
@@ -87,7 +87,7 @@ def test_one_row_without_y(written):
 
 def test_the_table_has_one_row_per_run(written):
     frame = phase_diagram(
-        written, x="train_frac", y="weight_decay", outcome="test_95"
+        written, columns="train_frac", rows="weight_decay", outcome="test_95"
     ).to_dataframe()
     assert list(frame.columns) == ["weight_decay", "train_frac", "run", "state", "test_95"]
     assert len(frame) == 12
@@ -98,11 +98,11 @@ def test_the_table_has_one_row_per_run(written):
 
 def test_bad_settings_and_outcomes_name_what_is_allowed(written):
     with pytest.raises(ValueError, match="choose one of weight_decay, train_frac, seed"):
-        phase_diagram(written, x="lr", outcome="test_95")
+        phase_diagram(written, columns="lr", outcome="test_95")
     with pytest.raises(ValueError, match="two different settings"):
-        phase_diagram(written, x="seed", y="seed", outcome="test_95")
+        phase_diagram(written, columns="seed", rows="seed", outcome="test_95")
     with pytest.raises(ValueError, match="its outcomes are test_95, final_test_acc"):
-        phase_diagram(written, x="seed", outcome="test_96")
+        phase_diagram(written, columns="seed", outcome="test_96")
 
 
 def test_curves_share_steps_and_are_grouped_by_a_setting(written):

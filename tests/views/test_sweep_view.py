@@ -32,9 +32,14 @@ def tiny(tmp_path_factory) -> Sweep:
 
 def test_the_diagram_is_the_sweep_layers_phase_diagram(tiny):
     view = SweepView(tiny, outcome="train_99")
-    assert (view.x, view.y, view.color_by, view.measure) == ("lr", "train_frac", "lr", "test_acc")
-    d = phase_diagram(tiny, x="lr", y="train_frac", outcome="train_99")
-    assert view.x_labels == ["0.001", "0.03"] and view.y_labels == ["0.3", "0.9"]
+    assert (view.columns, view.rows, view.color_by, view.measure) == (
+        "lr",
+        "train_frac",
+        "lr",
+        "test_acc",
+    )
+    d = phase_diagram(tiny, columns="lr", rows="train_frac", outcome="train_99")
+    assert view.column_labels == ["0.001", "0.03"] and view.row_labels == ["0.3", "0.9"]
     assert view.cell_runs == [[list(c) for c in row] for row in d.runs]
     assert view.cell_state.numpy().tolist() == d.state.tolist()
     assert view.cell_text == [[d.cell_text(i, j) for j in range(2)] for i in range(2)]
@@ -55,10 +60,10 @@ def test_the_diagram_is_the_sweep_layers_phase_diagram(tiny):
 def test_the_menus_redraw_the_diagram_and_the_curves(tiny):
     view = SweepView(tiny)
     assert view.outcome == "test_95"
-    view.x, view.y = "train_frac", "lr"
-    assert view.x_labels == ["0.3", "0.9"] and view.y_labels == ["0.001", "0.03"]
-    view.y = ""
-    assert view.y_labels == ["all"] and view.cell_state["shape"] == [1, 2, 4]
+    view.columns, view.rows = "train_frac", "lr"
+    assert view.column_labels == ["0.3", "0.9"] and view.row_labels == ["0.001", "0.03"]
+    view.rows = ""
+    assert view.row_labels == ["all"] and view.cell_state["shape"] == [1, 2, 4]
     c = sweep_curves(tiny, "test_acc", color_by="lr")
     assert view.curve_runs == list(c.runs) and view.curve_group_of == list(c.group_of)
     assert view.curve_values["shape"] == list(c.values.shape) and not view.log_y
@@ -67,7 +72,7 @@ def test_the_menus_redraw_the_diagram_and_the_curves(tiny):
     loss = sweep_curves(tiny, "train_loss", color_by="train_frac")
     assert view.curve_values.numpy() == pytest.approx(loss.values.float().numpy(), nan_ok=True)
     with pytest.raises(traitlets.TraitError, match="choose one of lr, train_frac, seed"):
-        view.x = "weight_decay"
+        view.columns = "weight_decay"
     view.outcome = "test_96"
     assert "its outcomes are train_99, test_95" in view.error
 
