@@ -75,7 +75,8 @@ function swPhase(model) {
         strip.addEventListener("click", () => exSet(model, { selected_run: name }));
         cell.appendChild(strip);
       });
-      cell.appendChild(swLabel((texts[i] && texts[i][j]) || "", { x: x0 + SW_CELL_W / 2, y: y0 + SW_CELL_H / 2 + 4, "data-testid": "cell-text", "pointer-events": "none" }));
+      const text = (texts[i] && texts[i][j]) || "";
+      if (text !== "-") cell.appendChild(swLabel(text, { x: x0 + SW_CELL_W / 2, y: y0 + SW_CELL_H / 2 + 4, "data-testid": "cell-text", "pointer-events": "none" }));
       svg.appendChild(cell);
     }
   }
@@ -91,10 +92,13 @@ function swPhase(model) {
 function swColourbar(model) {
   const scale = model.get("color_scale") || { vmin: 0, vmax: 1, label: "" };
   const W = 180;
-  const bar = swNode("svg", { width: W + 20, height: 30, "data-testid": "colorbar" });
-  for (let i = 0; i < W; i++) bar.appendChild(swNode("rect", { x: 10 + i, y: 2, width: 1.2, height: 10, fill: swColour(scale.vmin + (i / (W - 1)) * (scale.vmax - scale.vmin), scale) }));
-  bar.appendChild(swNode("rect", { x: 10, y: 2, width: W, height: 10, fill: "none", stroke: "#999" }));
-  [0, 0.5, 1].forEach((t) => {
+  const states = exDecode(model.get("cell_state")).values;
+  const reached = Array.from(states).some((st) => st === 0);
+  const bar = reached ? swNode("svg", { width: W + 20, height: 30, "data-testid": "colorbar" })
+    : exEl("span", { cls: "ex-muted", text: "(no run has reached it yet: no colour scale)", attrs: { "data-testid": "colorbar-empty" } });
+  if (reached) for (let i = 0; i < W; i++) bar.appendChild(swNode("rect", { x: 10 + i, y: 2, width: 1.2, height: 10, fill: swColour(scale.vmin + (i / (W - 1)) * (scale.vmax - scale.vmin), scale) }));
+  if (reached) bar.appendChild(swNode("rect", { x: 10, y: 2, width: W, height: 10, fill: "none", stroke: "#999" }));
+  if (reached) [0, 0.5, 1].forEach((t) => {
     const v = scale.vmin + t * (scale.vmax - scale.vmin);
     bar.appendChild(swNode("line", { x1: 10 + t * W, x2: 10 + t * W, y1: 12, y2: 16, stroke: "#666" }));
     bar.appendChild(swNode("text", { x: 10 + t * W, y: 27, "text-anchor": "middle", "font-size": 10, fill: "#444", "data-testid": "colorbar-tick" }, swNum(v)));

@@ -106,3 +106,48 @@ def test_the_phase_diagram_curves_and_a_click_to_the_scrubber(lab_server, page, 
         path=str(artifacts / "sweep-view-scrubber.png")
     )
     assert page.js_errors == []
+
+
+LAUNCH = """\
+import tempfile, torch
+torch.set_num_threads(1)
+from explorer.views import SweepView
+live = SweepView.launch("grokking", {"lr": [1e-3, 3e-2], "train_frac": [0.3, 0.9]}, seeds=[0, 1],
+                        folder=tempfile.mkdtemp() + "/live", executor="serial", n_batches=0,
+                        base={"p": 7, "steps": 30, "d_model": 16, "eval_every": 5})
+live"""
+
+
+def test_a_sweep_launched_from_the_view_shows_progress_and_stops(lab_server, page, artifacts):
+    """The sweep runs on a thread of the kernel: the page counts the runs as they finish,
+    fills their strips in, and Stop ends it with every finished run kept."""
+    run_cells(page, lab_server, "sweep_launch.ipynb", LAUNCH, timeout_s=300)
+    view = page.locator('[data-testid="sweep-view"]').first
+    text = view.locator('[data-testid="progress-text"]')
+    text.wait_for(state="visible", timeout=60_000)
+    wait_until(
+        lambda: (text.get_attribute("data-done") or "0") not in ("", "0"),
+        timeout_s=240,
+        what="a first run to finish",
+    )
+    assert " runs done, " in text.text_content() and "left" in text.text_content()
+    strips = view.locator('[data-testid="strip"]')
+    states = [strips.nth(i).get_attribute("data-state") for i in range(strips.count())]
+    assert "unfinished" in states and len(states) == 8
+    view.screenshot(path=str(artifacts / "sweep-view-running.png"))
+    view.locator('[data-testid="stop-sweep"]').click()
+    wait_until(
+        lambda: text.get_attribute("data-outcome") == "cancelled", timeout_s=120, what="the stop"
+    )
+    assert view.locator('[data-testid="stop-sweep"]').count() == 0
+    kept = kernel_json(
+        page,
+        "import json; print(json.dumps([len(live.sweep.finished), live.sweep.interrupted, "
+        "live.sweeping, live.error]))",
+    )
+    assert kept[0] >= 1 and kept[1:] == [True, False, ""]
+    assert text.text_content().startswith(f"cancelled: {kept[0]} of 8 runs finished")
+    shown = [strips.nth(i).get_attribute("data-state") for i in range(strips.count())]
+    assert len(shown) - shown.count("unfinished") == kept[0]
+    view.screenshot(path=str(artifacts / "sweep-view-stopped.png"))
+    assert page.js_errors == []
