@@ -354,7 +354,8 @@ class SweepView(ExplorerWidget):
             except BaseException as exc:
                 with self._request():
                     self._fail(exc)
-                    self.progress = {**self.progress, "outcome": "failed"}
+                    text = f"failed: {type(exc).__name__}: {exc}"
+                    self.progress = {**self.progress, "outcome": "failed", "text": text}
             else:
                 with self._request():
                     self.sweep = result

@@ -143,3 +143,11 @@ def test_launch_refuses_what_it_sets_itself(tmp_path):
         SweepView.launch("grokking", GRID, folder=tmp_path / "s", progress=True, cancel=None)
     with pytest.raises(TypeError, match="shows a Sweep or a sweep folder"):
         SweepView(42)
+
+
+def test_a_launched_sweep_that_fails_says_why_in_the_view(tmp_path):
+    view = SweepView.launch("grokking", GRID, folder=tmp_path / "s", base=BASE, executor="nope")
+    assert view.wait_sweep(60) and not view.sweeping
+    assert view.error.startswith("ValueError: ") and "executor" in view.error
+    assert view.progress["outcome"] == "failed"
+    assert view.progress["text"] == "failed: " + view.error
