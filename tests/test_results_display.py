@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import inspect
+import math
 import re
 from html.parser import HTMLParser
 from pathlib import Path
@@ -28,6 +29,7 @@ from explorer import analysis as A
 from explorer import hypotheses as H
 from explorer import studies
 from explorer._display import MAX_REPR, Shown, tidy_problems
+from explorer.analysis.color_scales import ColorScale
 from explorer.analysis.feature_vis import Regularization
 from explorer.analysis.mask_shapes import MaskShape
 from explorer.hypotheses._salvage import StoreCheck
@@ -37,7 +39,9 @@ from explorer.studies.editing import EditComparison
 from explorer.studies.grokking import GrokkingProgress
 from explorer.studies.grokking_phases import Phases
 from explorer.studies.stdlib_lm_experiments import ConceptNeurons
-from explorer.sweep import Sweep, SweepPoint
+from explorer.sweep import PhaseDiagram, Sweep, SweepCurves, SweepPoint
+
+nan, inf = math.nan, math.inf
 
 # Classes public functions return that are not results, and why (each is an input, a
 # setting, data, a handle, or a part of a result).
@@ -269,6 +273,31 @@ EXAMPLES = {
         "grokking",
         (SweepPoint("wd=0.1", {"weight_decay": 0.1}), SweepPoint("wd=1", {"weight_decay": 1.0})),
         {},  # nothing finished: its curves are read from the runs' folders (tests/sweep)
+    ),
+    "PhaseDiagram": lambda: PhaseDiagram(
+        "train_frac",
+        "weight_decay",
+        "test_95",
+        (0.3, 0.5),
+        (0.1, 1.0),
+        ((("a0", "a1"), ("b0", "b1")), (("c0", "c1"), ("d0",))),
+        torch.tensor([[[100.0, nan], [nan, nan]], [[40.0, 60.0], [20.0, nan]]]),
+        torch.tensor([[[0, 1], [1, 2]], [[0, 0], [0, 3]]]),
+        torch.tensor([[inf, inf], [50.0, 20.0]]),
+        torch.tensor([[100.0, nan], [40.0, 20.0]]),
+        torch.tensor([[100.0, nan], [60.0, 20.0]]),
+        torch.tensor([[1, 1], [0, 0]]),
+        torch.tensor([[2, 1], [2, 1]]),
+        ColorScale(20.0, 100.0, "test_95", "sooner", "later"),
+    ),
+    "SweepCurves": lambda: SweepCurves(
+        "test_acc",
+        ("a", "b"),
+        torch.tensor([0, 10, 20]),
+        torch.tensor([[0.1, 0.5, 0.9], [0.1, nan, 0.2]]),
+        "lr",
+        ("0.001", "0.01"),
+        (0, 1),
     ),
     "Agreement": lambda: H.Agreement(
         "neuron 0.3", "cohen", 0.4, 0.7, 0.5, 50, ("ann", "bo"), ("yes", "no")

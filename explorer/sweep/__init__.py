@@ -5,8 +5,9 @@ seeds=[0, 1, 2], folder="wd-frac")`` trains each point as an ordinary explorer r
 ``wd-frac/runs/<point>``, in parallel on a local Ray (or a cluster: ``address=``), logging
 the progress measures of ``explorer.sweep.measures`` beside the study's own; it is
 resumable (rerun it and only unfinished points run) and cancellable (Ctrl-C keeps every
-finished point). The ``Sweep`` it returns gives the outcomes per point (a phase diagram is
-a pivot of ``outcomes()``) and every curve (``to_dataframe()``), and indexes the points in a
+finished point). The ``Sweep`` it returns gives the outcomes per point (``phase_diagram``:
+an outcome over two settings, seeds and "never" kept) and every curve (``to_dataframe()``;
+``sweep_curves``: one measure of every run, grouped by a setting), and indexes the points in a
 ``HypothesisStore`` (``record(store)``; SQL-queryable, see
 ``explorer.hypotheses.sweep_index``). docs/sweeps.md has the details and measured costs.
 
@@ -15,17 +16,28 @@ a pivot of ``outcomes()``) and every curve (``to_dataframe()``), and indexes the
 53
 """
 
-from explorer.sweep.execute import SweepProgress, shutdown_ray, sweep
+from explorer.sweep.curves import SweepCurves, logged_measures, sweep_curves
+from explorer.sweep.execute import SweepProgress, plan_sweep, shutdown_ray, sweep
 from explorer.sweep.folder import SweepFolder, failure_record, run_point
 from explorer.sweep.measures import StepClock, gradient_noise, sweep_measures
+from explorer.sweep.phase import (
+    OUTCOME_LABELS,
+    PhaseDiagram,
+    outcome_names,
+    phase_diagram,
+    swept_settings,
+)
 from explorer.sweep.points import SweepPoint, expand_points, point_name
 from explorer.sweep.result import Sweep
 from explorer.sweep.studies import STUDIES, SweepStudy, study_of
 
 __all__ = [
+    "OUTCOME_LABELS",
     "STUDIES",
+    "PhaseDiagram",
     "StepClock",
     "Sweep",
+    "SweepCurves",
     "SweepFolder",
     "SweepPoint",
     "SweepProgress",
@@ -33,10 +45,16 @@ __all__ = [
     "expand_points",
     "failure_record",
     "gradient_noise",
+    "logged_measures",
+    "outcome_names",
+    "phase_diagram",
+    "plan_sweep",
     "point_name",
     "run_point",
     "shutdown_ray",
     "study_of",
     "sweep",
+    "sweep_curves",
     "sweep_measures",
+    "swept_settings",
 ]

@@ -13,11 +13,15 @@ a ``SweepProgress`` whenever a point starts or finishes. Ctrl-C (``KeyboardInter
 raised from ``on_progress``) cancels the points still running: every finished point is kept
 (its record was written when it finished), the cancelled ones resume from their last
 checkpoint next time, and the partial ``Sweep`` is returned with ``interrupted=True``.
+``cancel`` (a ``threading.Event``) does the same from another thread (a widget's Cancel,
+a sweep run in the background): Ray's points are cancelled within half a second; a point
+running here stops at its next training step, saved.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -31,7 +35,7 @@ from explorer.sweep.points import expand_points
 from explorer.sweep.result import Sweep
 from explorer.sweep.studies import STUDIES, SweepStudy, study_of
 
-__all__ = ["SweepProgress", "sweep"]
+__all__ = ["SweepProgress", "plan_sweep", "sweep"]
 
 
 @dataclass(frozen=True)
@@ -125,6 +129,7 @@ def sweep(
     name: str | None = None,
     progress: bool = True,
     on_progress: Callable[[SweepProgress], None] | None = None,
+    cancel: threading.Event | None = None,
 ) -> Sweep:
     """Train a study at every point of ``grid`` (or ``points``) x ``seeds`` into ``folder``.
 
@@ -154,6 +159,7 @@ def sweep(
             folder's name).
         progress: show a tqdm bar.
         on_progress: called with a ``SweepProgress`` as points start and finish.
+        cancel: an event another thread sets to cancel the sweep (as Ctrl-C does).
 
     Returns:
         a ``Sweep`` of every point asked for (``interrupted`` if cancelled).
@@ -222,16 +228,18 @@ def sweep(
     try:
         if executor == "serial" or not tasks:
             for task in tasks:
+                if cancel is not None and cancel.is_set():
+                    raise KeyboardInterrupt("sweep cancelled")
                 tracker.started(1)
                 try:
-                    record = run_point(task)
+                    record = run_point(task, cancel=cancel)
                 except (KeyboardInterrupt, SystemExit):
                     raise
                 except Exception as err:  # one point failing does not stop the others
                     record = failure_record(task, err)
                 publish(record)
         else:
-            _on_ray(tasks, publish, tracker, address, workers, runtime_env)
+            _on_ray(tasks, publish, tracker, address, workers, runtime_env, cancel)
     except KeyboardInterrupt:
         interrupted = True
     finally:
@@ -242,6 +250,30 @@ def sweep(
     )
 
 
+def plan_sweep(
+    study: str | SweepStudy,
+    grid: Mapping[str, Sequence[Any]] | None = None,
+    *,
+    points: Sequence[Mapping[str, Any]] | None = None,
+    folder: str | os.PathLike[str],
+    seeds: Sequence[int] | None = None,
+    base: Mapping[str, Any] | None = None,
+) -> Sweep:
+    """Record the points ``sweep`` with these arguments will run in ``folder`` (created if
+    new), running none: the ``Sweep`` to show before it runs (``SweepView.launch``).
+
+    >>> import tempfile
+    >>> plan_sweep("grokking", {"lr": [1e-3, 1e-2]}, folder=tempfile.mkdtemp() + "/s").unfinished
+    ('lr=0.001', 'lr=0.01')
+    """
+    the_study = study_of(study)
+    the_study.settings({}, base)  # a wrong base setting is refused now, not in a worker
+    chosen = expand_points(grid=grid, points=points, seeds=seeds, fields=the_study.fields)
+    place = SweepFolder.create(folder, the_study.name, dict(base or {}))
+    place.add(chosen)
+    return Sweep.open(place.path, names=[p.name for p in chosen])
+
+
 def _on_ray(
     tasks: list[dict[str, Any]],
     publish: Callable[[dict[str, Any]], None],
@@ -249,6 +281,7 @@ def _on_ray(
     address: str | None,
     workers: int | None,
     runtime_env: Mapping | None,
+    cancel: threading.Event | None = None,
 ) -> None:
     ray = _ray(address or os.environ.get("RAY_ADDRESS") or None, workers, runtime_env)
     remote = ray.remote(num_cpus=1, max_retries=0)(run_point)
@@ -257,6 +290,8 @@ def _on_ray(
     tracker.started(min(slots, len(pending)))
     try:
         while pending:
+            if cancel is not None and cancel.is_set():
+                raise KeyboardInterrupt("sweep cancelled")
             ready, _ = ray.wait(list(pending), num_returns=1, timeout=0.5)
             for ref in ready:
                 task = pending.pop(ref)

@@ -32,6 +32,7 @@ import json
 import math
 import os
 import tempfile
+import threading
 import time
 import traceback
 import uuid
@@ -170,12 +171,14 @@ def _sees(folder: Path, sweep_id: str) -> bool:
         return False
 
 
-def run_point(task: Mapping[str, Any]) -> dict[str, Any]:
+def run_point(task: Mapping[str, Any], cancel: threading.Event | None = None) -> dict[str, Any]:
     """Train one point (or resume it, or find it trained) and return its completion record.
 
     ``task``: ``name``, ``settings`` (the full settings), ``changes``, ``study`` (a
     ``SweepStudy`` or a built-in study's name), ``folder``, ``sweep_id``, ``threads``, ``n_batches``, ``noise_every``.
-    A ``KeyboardInterrupt`` during training stops the run (saved, resumable) and propagates.
+    A ``KeyboardInterrupt`` during training stops the run (saved, resumable) and propagates;
+    so does ``cancel`` (in this process), set from another thread: training stops at its
+    next step.
     """
     torch.set_num_threads(int(task["threads"]))
     study = study_of(task["study"])
@@ -193,7 +196,7 @@ def run_point(task: Mapping[str, Any]) -> dict[str, Any]:
     batches = None
     if study.batches is not None and task["n_batches"] >= 2:
         batches = _every(study.batches(task["settings"], task["n_batches"]), task["noise_every"])
-    recipe["loss_fn"] = clock.wrap(recipe["loss_fn"])
+    recipe["loss_fn"] = clock.wrap(_stoppable(recipe["loss_fn"], cancel))
     recipe["evals"] = {**recipe.get("evals", {}), **sweep_measures(run, clock, batches)}
     status, error = None, None
     try:
@@ -230,6 +233,20 @@ def run_point(task: Mapping[str, Any]) -> dict[str, Any]:
         }
         remove_tree(run_dir.parent, run_dir.parent.parent)
     return record
+
+
+def _stoppable(loss_fn: Any, cancel: threading.Event | None) -> Any:
+    """``loss_fn`` that raises ``KeyboardInterrupt`` once ``cancel`` is set: ``train`` then
+    saves the run as interrupted (resumable), as after Ctrl-C."""
+    if cancel is None:
+        return loss_fn
+
+    def loss(model: Any, step: int) -> Any:
+        if cancel.is_set():
+            raise KeyboardInterrupt("sweep cancelled")
+        return loss_fn(model, step)
+
+    return loss
 
 
 def _every(batches: Any, every: int) -> Any:

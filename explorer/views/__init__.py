@@ -82,6 +82,9 @@ from explorer.views.snapshot import (
     snapshot_page,
     widget_state,
 )
+from explorer.views.sweep_view import (
+    SweepView,
+)
 from explorer.views.token_attribution_view import (
     TokenAttributionView,
 )
@@ -103,6 +106,7 @@ __all__ = [
     "PatchingView",
     "Payload",
     "StepViewsFailed",
+    "SweepView",
     "Tensor",
     "TokenAttributionView",
     "TrainingScrubber",

@@ -44,7 +44,8 @@ def _no_disk_flush():
 
 def _sweep(folder: Path, **kwargs) -> Sweep:
     kwargs.setdefault("grid", GRID)
-    return sweep("grokking", folder=folder, base=BASE, executor="serial", progress=False, **kwargs)
+    kwargs.setdefault("executor", "serial")
+    return sweep("grokking", folder=folder, base=BASE, progress=False, **kwargs)
 
 
 def _published(s: Sweep) -> dict[str, object]:
@@ -221,3 +222,58 @@ def test_a_sweep_folder_holds_one_study_and_base(reference, tmp_path):
         sweep("grokking", GRID, folder=tmp_path / "v", executor="serial", threads=0)
     with pytest.raises(ValueError, match="executor"):
         sweep("grokking", GRID, folder=tmp_path / "z", executor="threads")
+
+
+class _RayHere:
+    """Ray's calls the Ray executor makes, answered here (a ref is the task's name):
+    ``wait`` runs the first task not run yet; ``cancel`` records the refs cancelled."""
+
+    def __init__(self):
+        self.tasks, self.records, self.cancelled = {}, {}, []
+
+    def remote(self, **_options):
+        def wrap(fn):
+            def submit(task):
+                self.tasks[task["name"]] = (fn, task)
+                return task["name"]
+
+            return type("Remote", (), {"remote": staticmethod(submit)})
+
+        return wrap
+
+    def cluster_resources(self):
+        return {"CPU": 2}
+
+    def wait(self, refs, num_returns=1, timeout=None):
+        if num_returns > 1:  # after cancelling: nothing is left running
+            return refs, []
+        fn, task = self.tasks[refs[0]]
+        self.records[refs[0]] = fn(task)
+        return [refs[0]], refs[1:]
+
+    def get(self, ref):
+        return self.records[ref]
+
+    def cancel(self, ref, force=False):
+        self.cancelled.append(ref)
+
+
+def test_a_cancel_event_stops_a_ray_sweep_and_keeps_the_finished_points(
+    reference, tmp_path, monkeypatch
+):
+    """The executor's loop on Ray checks the event (a widget's Stop, set from another
+    thread) between answers: the points still pending are cancelled, the finished one
+    kept, and the rerun runs only the others (Ray's own calls are answered here)."""
+    import threading
+
+    from explorer.sweep import execute
+
+    fake, cancel = _RayHere(), threading.Event()
+    monkeypatch.setattr(execute, "_ray", lambda *args: fake)
+    grid = {"weight_decay": [0.1, 1.0], "train_frac": [0.5, 0.6]}
+    first = _sweep(tmp_path / "s", grid=grid, executor="ray", cancel=cancel,
+                   on_progress=lambda p: p.done >= 1 and cancel.set())  # fmt: skip
+    assert first.interrupted and len(first.finished) == 1
+    assert sorted(fake.cancelled) == sorted(set(first.names) - set(first.finished))
+    again = _sweep(tmp_path / "s", grid=grid)
+    assert again.reused == first.finished and set(again.ran) == set(first.unfinished)

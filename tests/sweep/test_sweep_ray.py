@@ -8,6 +8,7 @@ this module's tests share one pytest-xdist worker (``--dist loadscope``) and run
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pytest
@@ -82,6 +83,20 @@ def test_ctrl_c_cancels_and_keeps_every_finished_point(in_process, tmp_path):
     assert again.failed == {}
     assert not again.interrupted and again.unfinished == ()
     assert _published(again) == _published(in_process)
+
+
+def test_a_cancel_event_set_from_another_thread_stops_the_ray_sweep(tmp_path):
+    """What a widget's Stop does: the event, not an exception, stops the Ray tasks; every
+    finished point is kept and the rerun runs none of them."""
+    folder, cancel = tmp_path / "s", threading.Event()
+    first = sweep("grokking", GRID, folder=folder, base=BASE, workers=2, progress=False,
+                  on_progress=lambda p: p.done >= 1 and cancel.set(), cancel=cancel)  # fmt: skip
+    assert first.interrupted and 1 <= len(first.finished) < len(first.names)
+    finished = set(SweepFolder.open(folder).finished())
+    assert finished == set(first.finished)
+    again = sweep("grokking", GRID, folder=folder, base=BASE, workers=2, progress=False)
+    assert not finished & set(again.ran) and set(again.reused) == finished
+    assert again.unfinished == () and again.failed == {}
 
 
 def test_a_real_local_cluster_gives_the_in_process_results_bit_for_bit(in_process, tmp_path):

@@ -18,6 +18,7 @@ from explorer.analysis import AuditResult
 from explorer.hypotheses import Hypothesis, HypothesisStore, NeuronSelectivity, Split, planted
 from explorer.models import zoo
 from explorer.studies.auditing import make_mlp
+from explorer.sweep import plan_sweep
 from explorer.training import Run
 from explorer.views import (
     AttentionView,
@@ -29,6 +30,7 @@ from explorer.views import (
     LogitLensView,
     NeuronView,
     PatchingView,
+    SweepView,
     TokenAttributionView,
     attention_view,
     audit_view,
@@ -38,6 +40,7 @@ from explorer.views import (
     logit_lens_view,
     neuron_view,
     patching_view,
+    sweep_view,
     token_attribution_view,
 )
 from explorer.views._base import ExplorerWidget
@@ -132,6 +135,14 @@ def scrubber(_model, _monkeypatch, tmp_path):
     return view, "_page_set", {"step": 10}
 
 
+def sweeps(_model, monkeypatch, tmp_path):
+    planned = plan_sweep("grokking", {"lr": [1e-3, 1e-2], "train_frac": [0.3, 0.5]},
+                         folder=tmp_path / "s")  # fmt: skip
+    view = SweepView(planned)
+    monkeypatch.setattr(sweep_view, "phase_diagram", planted_failure)
+    return view, "_page_set", {"rows": ""}
+
+
 def _hypothesis():
     return Hypothesis(
         claim="neuron 0.3 detects the concept",
@@ -170,6 +181,7 @@ CASES = {
     "LogitLensView": lens,
     "NeuronView": neurons,
     "PatchingView": patching,
+    "SweepView": sweeps,
     "TokenAttributionView": token_attribution,
     "TrainingScrubber": scrubber,
 }
@@ -190,7 +202,8 @@ def test_a_failure_in_each_view_reaches_the_user_through_the_one_path(
     name, attn_model, monkeypatch, tmp_path
 ):
     build = CASES[name]
-    args = (attn_model, monkeypatch, tmp_path) if build is scrubber else (attn_model, monkeypatch)
+    on_disk = build in (scrubber, sweeps)
+    args = (attn_model, monkeypatch, tmp_path) if on_disk else (attn_model, monkeypatch)
     view, command, arguments = build(*args)
     assert type(view).__name__ == name and view.error == ""
     reported = []
