@@ -3,7 +3,8 @@
 ``sweep("grokking", {"weight_decay": [0.1, 0.3, 1.0], "train_frac": [0.3, 0.5]},
 seeds=[0, 1, 2], folder="wd-frac")`` trains each point as an ordinary explorer run in
 ``wd-frac/runs/<point>``, in parallel on a local Ray (or a cluster: ``address=``), logging
-the progress measures of ``explorer.sweep.measures`` beside the study's own; it is
+the progress measures of ``explorer.sweep.measures`` beside the study's own (and, when
+asked, the local learning coefficient: ``explorer.sweep.learning_coefficient``); it is
 resumable (rerun it and only unfinished points run) and cancellable (Ctrl-C keeps every
 finished point). The ``Sweep`` it returns gives the outcomes per point (a phase diagram is
 a pivot of ``outcomes()``) and every curve (``to_dataframe()``), and indexes the points in a
@@ -15,15 +16,23 @@ a pivot of ``outcomes()``) and every curve (``to_dataframe()``), and indexes the
 53
 """
 
+from explorer.models.learning_coefficient import LLCSampler
 from explorer.sweep.execute import SweepProgress, shutdown_ray, sweep
 from explorer.sweep.folder import SweepFolder, failure_record, run_point
+from explorer.sweep.learning_coefficient import (
+    LLC_FILE,
+    measure_learning_coefficients,
+    read_learning_coefficients,
+)
 from explorer.sweep.measures import StepClock, gradient_noise, sweep_measures
 from explorer.sweep.points import SweepPoint, expand_points, point_name
 from explorer.sweep.result import Sweep
 from explorer.sweep.studies import STUDIES, SweepStudy, study_of
 
 __all__ = [
+    "LLC_FILE",
     "STUDIES",
+    "LLCSampler",
     "StepClock",
     "Sweep",
     "SweepFolder",
@@ -33,7 +42,9 @@ __all__ = [
     "expand_points",
     "failure_record",
     "gradient_noise",
+    "measure_learning_coefficients",
     "point_name",
+    "read_learning_coefficients",
     "run_point",
     "shutdown_ray",
     "study_of",

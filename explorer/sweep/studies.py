@@ -5,6 +5,8 @@ A ``SweepStudy`` names a study's setting fields and defaults, and three function
 ``grokking_recipe`` does), ``batches(settings)`` the per-batch losses of ``grad_noise``, and
 ``outcomes(run)`` the numbers that summarise a finished run (one cell of a phase diagram).
 ``finish(run)`` runs once after training (study measures replayed over the checkpoints).
+``llc_data(settings)`` gives the examples the local learning coefficient samples with
+(``(inputs, labels)``; labels None: next-token loss), when a sweep asks for it.
 
 Two studies are built in (``STUDIES``):
 
@@ -72,6 +74,7 @@ class SweepStudy:
     outcomes: Callable[[Run], dict[str, Outcome]]
     batches: Callable[[Mapping[str, Any], int], BatchLosses] | None = None
     finish: Callable[[Run], None] | None = None
+    llc_data: Callable[[Mapping[str, Any]], tuple[torch.Tensor, torch.Tensor | None]] | None = None
 
     @property
     def fields(self) -> tuple[str, ...]:
@@ -124,6 +127,11 @@ def _grokking_finish(run: Run) -> None:
     write_atomic(run.path / PROGRESS_FILE, json.dumps(table).encode())
 
 
+def _grokking_llc_data(settings: Mapping[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+    data = grokking_data(_grokking_setting(settings))
+    return data.train_tokens, data.train_labels  # the loss the run was trained on
+
+
 def _grokking_outcomes(run: Run) -> dict[str, Outcome]:
     out: dict[str, Outcome] = dict(grokking_summary(run))
     phases = grokking_progress(run).phases
@@ -143,6 +151,7 @@ GROKKING = SweepStudy(
     outcomes=_grokking_outcomes,
     batches=_grokking_batches,
     finish=_grokking_finish,
+    llc_data=_grokking_llc_data,
 )
 
 
@@ -171,6 +180,16 @@ def _induction_batches(settings: Mapping[str, Any], n_batches: int) -> BatchLoss
     return losses
 
 
+def _induction_llc_data(settings: Mapping[str, Any]) -> tuple[torch.Tensor, None]:
+    s = dict(settings)
+    # 64 sequences the training never sees (their own seed), the same at every checkpoint
+    g = torch.Generator().manual_seed(-(s["seed"] + 1) * 7919)
+    tokens = induction_training_batch(
+        64, s["seq_len"], s["d_vocab"], generator=g, min_span=s["min_span"]
+    )
+    return tokens, None
+
+
 def _induction_outcomes(run: Run) -> dict[str, Outcome]:
     m = run.metrics()
     last = m.last()
@@ -195,6 +214,7 @@ INDUCTION = SweepStudy(
     recipe=induction_heads.induction_recipe,
     outcomes=_induction_outcomes,
     batches=_induction_batches,
+    llc_data=_induction_llc_data,
 )
 
 STUDIES: dict[str, SweepStudy] = {s.name: s for s in (GROKKING, INDUCTION)}
