@@ -31,6 +31,7 @@ from explorer.hypotheses.sweep_index import put_sweep_runs
 from explorer.sweep.folder import SweepFolder
 from explorer.sweep.learning_coefficient import read_learning_coefficients
 from explorer.sweep.points import SweepPoint
+from explorer.sweep.studies import STUDIES
 from explorer.training.run import Run
 
 __all__ = ["Sweep"]
@@ -125,7 +126,10 @@ class Sweep(Shown):
     def to_dataframe(self) -> Any:
         """The long table of every finished run's logged curves: columns ``run``, the
         settings each point changes, ``measure``, ``step``, ``value``. The learning
-        coefficient, where measured, is the measures ``llc`` and ``llc_std``."""
+        coefficient, where measured, is the measures ``llc`` and ``llc_std``; the study's
+        measures replayed after training (grokking's ``restricted_loss`` and
+        ``excluded_loss``) have a row per checkpoint."""
+        study = STUDIES.get(self.study)
         columns = sorted({k for p in self.points for k in p.settings})
         rows = []
         for p in self.points:
@@ -138,6 +142,8 @@ class Sweep(Shown):
                 for measure, value in row.items():
                     if measure != "step":
                         rows.append((p.name, *settings, measure, step, value))
+            for step, measure, value in study.curves(run) if study and study.curves else ():
+                rows.append((p.name, *settings, measure, step, value))
             for row in read_learning_coefficients(run):
                 for measure in ("llc", "llc_std"):
                     rows.append((p.name, *settings, measure, row["step"], row[measure]))

@@ -5,6 +5,8 @@ A ``SweepStudy`` names a study's setting fields and defaults, and three function
 ``grokking_recipe`` does), ``batches(settings)`` the per-batch losses of ``grad_noise``, and
 ``outcomes(run)`` the numbers that summarise a finished run (one cell of a phase diagram).
 ``finish(run)`` runs once after training (study measures replayed over the checkpoints).
+``curves(run)`` gives the measures ``finish`` computed, per checkpoint, as
+``(step, measure, value)`` rows that ``Sweep.to_dataframe()`` adds to the logged ones.
 ``llc_data(settings)`` gives the examples the local learning coefficient samples with
 (``(inputs, labels)``; labels None: next-token loss), when a sweep asks for it.
 
@@ -16,7 +18,8 @@ Two studies are built in (``STUDIES``):
   (``embedding_key_frequencies``, ``embedding_gini``: one FFT of ``W_E``). After training,
   ``finish`` replays every checkpoint once for the restricted and excluded losses (one
   forward pass over all ``p^2`` pairs per checkpoint) into the run's ``progress.json``, which
-  ``grokking_progress(run)`` reads back. Outcomes: ``grokking_summary``'s crossings
+  ``grokking_progress(run)`` reads back and the sweep's long table shows (``curves``:
+  ``restricted_loss``, ``excluded_loss`` at every checkpoint). Outcomes: ``grokking_summary``'s crossings
   (``train_99``, ``test_95``, ``test_99``, ``delay``, ``final_test_acc``, ``last_step``) and
   the start of each phase of ``detect_phases`` (``memorized``, ``circuit_start``,
   ``cleanup_start``, ``cleanup_end``).
@@ -54,7 +57,7 @@ from explorer.studies.grokking import (
     grokking_recipe,
     grokking_summary,
 )
-from explorer.studies.grokking_table import PROGRESS_FILE, progress_table
+from explorer.studies.grokking_table import PROGRESS_FILE, progress_table, read_progress_table
 from explorer.sweep.measures import BatchLosses
 from explorer.training.losses import last_position_logits
 from explorer.training.run import Run
@@ -75,6 +78,7 @@ class SweepStudy:
     batches: Callable[[Mapping[str, Any], int], BatchLosses] | None = None
     finish: Callable[[Run], None] | None = None
     llc_data: Callable[[Mapping[str, Any]], tuple[torch.Tensor, torch.Tensor | None]] | None = None
+    curves: Callable[[Run], list[tuple[int, str, float]]] | None = None
 
     @property
     def fields(self) -> tuple[str, ...]:
@@ -127,6 +131,17 @@ def _grokking_finish(run: Run) -> None:
     write_atomic(run.path / PROGRESS_FILE, json.dumps(table).encode())
 
 
+def _grokking_curves(run: Run) -> list[tuple[int, str, float]]:
+    if not (run.path / PROGRESS_FILE).is_file():
+        return []  # finished before finish() wrote it (a diverged run)
+    steps, _, measures, _ = read_progress_table(run.path / PROGRESS_FILE)
+    return [
+        (step, name, measures[name][i])
+        for name in ("restricted_loss", "excluded_loss")
+        for i, step in enumerate(steps)
+    ]
+
+
 def _grokking_llc_data(settings: Mapping[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
     data = grokking_data(_grokking_setting(settings))
     return data.train_tokens, data.train_labels  # the loss the run was trained on
@@ -152,6 +167,7 @@ GROKKING = SweepStudy(
     batches=_grokking_batches,
     finish=_grokking_finish,
     llc_data=_grokking_llc_data,
+    curves=_grokking_curves,
 )
 
 
