@@ -270,6 +270,11 @@ EXAMPLES = {
         (SweepPoint("wd=0.1", {"weight_decay": 0.1}), SweepPoint("wd=1", {"weight_decay": 1.0})),
         {},  # nothing finished: its curves are read from the runs' folders (tests/sweep)
     ),
+    "Emergence": lambda: explorer.sweep.emergence(
+        {"size": [4, 8, 16, 32, 64, 128], "acc": [0.1, 0.1, 0.12, 0.8, 0.9, 0.9],
+         "loss": [2.0, 1.4, 1.0, 0.7, 0.5, 0.35]},
+        size="size", outcome=("loss", "acc"),
+    ),  # fmt: skip
     "Agreement": lambda: H.Agreement(
         "neuron 0.3", "cohen", 0.4, 0.7, 0.5, 50, ("ann", "bo"), ("yes", "no")
     ),

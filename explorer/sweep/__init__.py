@@ -17,6 +17,7 @@ a pivot of ``outcomes()``) and every curve (``to_dataframe()``), and indexes the
 """
 
 from explorer.models.learning_coefficient import LLCSampler
+from explorer.sweep.emergence import CURVES, Emergence, emergence
 from explorer.sweep.execute import SweepProgress, shutdown_ray, sweep
 from explorer.sweep.folder import SweepFolder, failure_record, run_point
 from explorer.sweep.learning_coefficient import (
@@ -30,8 +31,10 @@ from explorer.sweep.result import Sweep
 from explorer.sweep.studies import STUDIES, SweepStudy, study_of
 
 __all__ = [
+    "CURVES",
     "LLC_FILE",
     "STUDIES",
+    "Emergence",
     "LLCSampler",
     "StepClock",
     "Sweep",
@@ -39,6 +42,7 @@ __all__ = [
     "SweepPoint",
     "SweepProgress",
     "SweepStudy",
+    "emergence",
     "expand_points",
     "failure_record",
     "gradient_noise",
