@@ -9,7 +9,10 @@ resumable (rerun it and only unfinished points run) and cancellable (Ctrl-C keep
 finished point). The ``Sweep`` it returns gives the outcomes per point (a phase diagram is
 a pivot of ``outcomes()``) and every curve (``to_dataframe()``), and indexes the points in a
 ``HypothesisStore`` (``record(store)``; SQL-queryable, see
-``explorer.hypotheses.sweep_index``). docs/sweeps.md has the details and measured costs.
+``explorer.hypotheses.sweep_index``). Science across runs: ``emergence`` (how step-like
+an outcome is in model size, curves chosen on held-out sizes), ``representation_similarity``
+and ``match_units`` (CKA and units matched across seeds, ``explorer.sweep.universality``),
+``key_frequency_recurrence`` (grokking). docs/sweeps.md has the details and measured costs.
 
 >>> from explorer.sweep import STUDIES
 >>> STUDIES["grokking"].defaults["p"]
@@ -20,6 +23,7 @@ from explorer.models.learning_coefficient import LLCSampler
 from explorer.sweep.emergence import CURVES, Emergence, emergence
 from explorer.sweep.execute import SweepProgress, shutdown_ray, sweep
 from explorer.sweep.folder import SweepFolder, failure_record, run_point
+from explorer.sweep.key_frequency_recurrence import KeyFrequencyRecurrence, key_frequency_recurrence
 from explorer.sweep.learning_coefficient import (
     LLC_FILE,
     measure_learning_coefficients,
@@ -29,26 +33,44 @@ from explorer.sweep.measures import StepClock, gradient_noise, sweep_measures
 from explorer.sweep.points import SweepPoint, expand_points, point_name
 from explorer.sweep.result import Sweep
 from explorer.sweep.studies import STUDIES, SweepStudy, study_of
+from explorer.sweep.universality import (
+    RepresentationSimilarity,
+    UnitMatching,
+    cka_baseline,
+    correlations,
+    linear_cka,
+    match_units,
+    representation_similarity,
+)
 
 __all__ = [
     "CURVES",
     "LLC_FILE",
     "STUDIES",
     "Emergence",
+    "KeyFrequencyRecurrence",
     "LLCSampler",
+    "RepresentationSimilarity",
     "StepClock",
     "Sweep",
     "SweepFolder",
     "SweepPoint",
     "SweepProgress",
     "SweepStudy",
+    "UnitMatching",
+    "cka_baseline",
+    "correlations",
     "emergence",
     "expand_points",
     "failure_record",
     "gradient_noise",
+    "key_frequency_recurrence",
+    "linear_cka",
+    "match_units",
     "measure_learning_coefficients",
     "point_name",
     "read_learning_coefficients",
+    "representation_similarity",
     "run_point",
     "shutdown_ray",
     "study_of",
