@@ -116,3 +116,16 @@ def test_an_estimate_on_cpu_skips_devinterps_garbage_collection(monkeypatch):
     learning_coefficient(model, torch.randn(32, 4), labels=torch.zeros(32, dtype=torch.long),
                          sampler=LLCSampler(draws=2, batch_size=8))  # fmt: skip
     assert calls == []
+
+
+def test_without_labels_it_samples_the_next_token_loss_of_every_position():
+    model = zoo.attention_only_transformer(n_layers=1, d_vocab=10, n_ctx=8)
+    tokens = torch.randint(10, (24, 8), generator=torch.Generator().manual_seed(5))
+    sampler = LLCSampler(draws=4, batch_size=8, init_batches=3, chains=1)
+    got = learning_coefficient(model, tokens, sampler=sampler)
+    with torch.no_grad():
+        logits = model(tokens)[:, :-1]
+        per_token = F.cross_entropy(logits.reshape(-1, 10), tokens[:, 1:].reshape(-1))
+    # the loss at w* averages 3 shuffled batches of 8: the whole set, once each
+    assert got.init_loss == pytest.approx(float(per_token), rel=1e-5)
+    assert torch.isfinite(torch.tensor(got.mean))
