@@ -59,7 +59,9 @@ __all__ = [
 # ------------------------------------------------------------------------ helpers
 def _handle(model: Handle | Run, what: str) -> Handle:
     if isinstance(model, Run):
-        return model.load_model()
+        handle = model.load_model()
+        handle.name = f"{model.path.name}@{model.steps[-1]}"  # runs of a sweep share a name
+        return handle
     if not isinstance(model, Handle):
         raise TypeError(f"{what} must be a model handle or a Run, got {type(model).__name__}")
     return model

@@ -132,3 +132,6 @@ def test_key_frequencies_recur_across_a_sweeps_runs(tmp_path):
     assert {"run", "weight_decay", "seed", "frequency", "rank", "runs_sharing"} <= set(frame)
     runs = [s.run(n) for n in s.names]
     assert key_frequency_recurrence(runs, mass=0.5).counts == counts  # runs given directly
+    inputs = torch.tensor([[1, 2, 11], [3, 4, 11]])
+    between = representation_similarity(runs[0], inputs, other=runs[1], n_permutations=5)
+    assert between.names == (f"{s.names[0]}@10", f"{s.names[1]}@10")
