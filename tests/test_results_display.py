@@ -276,7 +276,7 @@ EXAMPLES = {
         rand(2, 20),
         ("seed 0", "seed 1"),
         128,
-    ),  # fmt: skip
+    ),
     "UnitMatching": lambda: explorer.sweep.UnitMatching(
         ("blocks.0.mlp.hook_post",),
         "neuron",
@@ -284,12 +284,12 @@ EXAMPLES = {
         ((0.9, 0.3, 0.7),),
         0.5,
         ("seed 0", "seed 1"),
-    ),  # fmt: skip
+    ),
     "KeyFrequencyRecurrence": lambda: explorer.sweep.KeyFrequencyRecurrence(
         {"wd=1_seed=0": (14, 35, 41), "wd=1_seed=1": (14, 17)},
         {"wd=1_seed=0": {"weight_decay": 1.0, "seed": 0}},
         56,
-    ),  # fmt: skip
+    ),
     "Emergence": lambda: explorer.sweep.emergence(
         {
             "size": [4, 8, 16, 32, 64, 128],
@@ -298,7 +298,7 @@ EXAMPLES = {
         },
         size="size",
         outcome=("loss", "acc"),
-    ),  # fmt: skip
+    ),
     "Agreement": lambda: H.Agreement(
         "neuron 0.3", "cohen", 0.4, 0.7, 0.5, 50, ("ann", "bo"), ("yes", "no")
     ),
