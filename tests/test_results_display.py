@@ -299,6 +299,35 @@ EXAMPLES = {
         ("0.001", "0.01"),
         (0, 1),
     ),
+    "RepresentationSimilarity": lambda: explorer.sweep.RepresentationSimilarity(
+        ("blocks.0.hook_resid_post", "blocks.1.hook_resid_post"),
+        (0.9, 0.4),
+        rand(2, 20),
+        ("seed 0", "seed 1"),
+        128,
+    ),
+    "UnitMatching": lambda: explorer.sweep.UnitMatching(
+        ("blocks.0.mlp.hook_post",),
+        "neuron",
+        ((2, 0, 1),),
+        ((0.9, 0.3, 0.7),),
+        0.5,
+        ("seed 0", "seed 1"),
+    ),
+    "KeyFrequencyRecurrence": lambda: explorer.sweep.KeyFrequencyRecurrence(
+        {"wd=1_seed=0": (14, 35, 41), "wd=1_seed=1": (14, 17)},
+        {"wd=1_seed=0": {"weight_decay": 1.0, "seed": 0}},
+        56,
+    ),
+    "Emergence": lambda: explorer.sweep.emergence(
+        {
+            "size": [4, 8, 16, 32, 64, 128],
+            "acc": [0.1, 0.1, 0.12, 0.8, 0.9, 0.9],
+            "loss": [2.0, 1.4, 1.0, 0.7, 0.5, 0.35],
+        },
+        size="size",
+        outcome=("loss", "acc"),
+    ),
     "Agreement": lambda: H.Agreement(
         "neuron 0.3", "cohen", 0.4, 0.7, 0.5, 50, ("ann", "bo"), ("yes", "no")
     ),

@@ -53,6 +53,11 @@ from explorer.models.hooked_module import (
     linear_reader,
     wrap_module,
 )
+from explorer.models.learning_coefficient import (
+    LearningCoefficient,
+    LLCSampler,
+    learning_coefficient,
+)
 from explorer.models.light_handle import LightHandle
 from explorer.models.loading import (
     load,
@@ -82,7 +87,9 @@ __all__ = [
     "Block",
     "CNNConfig",
     "Handle",
+    "LLCSampler",
     "LayerModules",
+    "LearningCoefficient",
     "LightHandle",
     "LinearReader",
     "MLPConfig",
@@ -111,6 +118,7 @@ __all__ = [
     "is_hf_folder",
     "is_hf_model",
     "leading_unflatten",
+    "learning_coefficient",
     "light",
     "light_hooks",
     "linear_reader",

@@ -20,6 +20,7 @@ running here stops at its next training step, saved.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
 import time
@@ -30,6 +31,7 @@ from typing import Any
 from explorer._checks import check_choice
 from explorer.hypotheses.store import DEFAULT_PROJECT, HypothesisStore
 from explorer.hypotheses.sweep_index import put_sweep_runs
+from explorer.models.learning_coefficient import LLCSampler
 from explorer.sweep.folder import SweepFolder, failure_record, run_point
 from explorer.sweep.points import expand_points
 from explorer.sweep.result import Sweep
@@ -123,6 +125,8 @@ def sweep(
     threads: int = 1,
     n_batches: int = 4,
     noise_every: int | None = None,
+    llc: LLCSampler | None = None,
+    llc_checkpoints: int = 8,
     runtime_env: Mapping[str, Any] | None = None,
     store: HypothesisStore | str | None = None,
     project: str = DEFAULT_PROJECT,
@@ -152,6 +156,12 @@ def sweep(
         threads: torch threads per run (1: runs are compared bit for bit across machines).
         n_batches: batches of ``grad_noise`` (below 2: not measured).
         noise_every: steps between ``grad_noise`` measurements (default 5 x eval_every).
+        llc: measure the local learning coefficient with these SGLD settings (devinterp;
+            ``explorer.sweep.learning_coefficient``) at ``llc_checkpoints`` checkpoints of
+            each run after training, timed apart (``llc_seconds``). None (default): not
+            measured. A finished point is not measured again when a later call asks for it.
+        llc_checkpoints: how many checkpoints per run get an LLC estimate (evenly spread,
+            first and last included).
         runtime_env: Ray's runtime environment for the tasks (e.g. ``py_modules``).
         store: a ``HypothesisStore`` (or its path / URL) to index the points in as they
             finish (``explorer.hypotheses.sweep_index``).
@@ -181,7 +191,20 @@ def sweep(
         if isinstance(value, bool) or not isinstance(value, int) or value < (what != "n_batches"):
             low = 0 if what == "n_batches" else 1
             raise ValueError(f"{what} must be a whole number >= {low}, got {value!r}")
+    if llc is not None and not isinstance(llc, LLCSampler):
+        raise ValueError(f"llc must be an LLCSampler (its SGLD settings) or None, got {llc!r}")
+    if (
+        isinstance(llc_checkpoints, bool)
+        or not isinstance(llc_checkpoints, int)
+        or llc_checkpoints < 1
+    ):
+        raise ValueError(f"llc_checkpoints must be a whole number >= 1, got {llc_checkpoints!r}")
     the_study = study_of(study)
+    if llc is not None and the_study.llc_data is None:
+        raise ValueError(
+            f"study {the_study.name!r} gives no examples for the learning coefficient "
+            "(SweepStudy.llc_data): leave llc=None"
+        )
     full_base = the_study.settings({}, base)
     chosen = expand_points(grid=grid, points=points, seeds=seeds, fields=the_study.fields)
     place = SweepFolder.create(folder, the_study.name, dict(base or {}))
@@ -204,6 +227,8 @@ def sweep(
             "threads": threads,
             "n_batches": n_batches,
             "noise_every": every,
+            "llc": None if llc is None else dataclasses.asdict(llc),
+            "llc_checkpoints": llc_checkpoints,
         }
         for p in todo
     ]
@@ -221,7 +246,9 @@ def sweep(
         if index is not None:
             _index(index, sweep_name, [record], place, project)
         tracker.finished(
-            seconds=record.get("train_seconds", 0.0) + record.get("measure_seconds", 0.0)
+            seconds=sum(
+                record.get(k) or 0.0 for k in ("train_seconds", "measure_seconds", "llc_seconds")
+            )
         )
 
     interrupted = False

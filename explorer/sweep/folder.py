@@ -45,6 +45,8 @@ import torch
 from explorer._atomic import fsync_dir, remove_tree, replace, write_atomic, write_durable
 from explorer._inside import inside
 from explorer.models.checkpoint import read_tagged_json
+from explorer.models.learning_coefficient import LLCSampler
+from explorer.sweep.learning_coefficient import measure_learning_coefficients
 from explorer.sweep.measures import StepClock, sweep_measures
 from explorer.sweep.points import SweepPoint
 from explorer.sweep.studies import study_of
@@ -175,7 +177,8 @@ def run_point(task: Mapping[str, Any], cancel: threading.Event | None = None) ->
     """Train one point (or resume it, or find it trained) and return its completion record.
 
     ``task``: ``name``, ``settings`` (the full settings), ``changes``, ``study`` (a
-    ``SweepStudy`` or a built-in study's name), ``folder``, ``sweep_id``, ``threads``, ``n_batches``, ``noise_every``.
+    ``SweepStudy`` or a built-in study's name), ``folder``, ``sweep_id``, ``threads``, ``n_batches``, ``noise_every``,
+    and optionally ``llc`` (an ``LLCSampler``'s fields, or None) and ``llc_checkpoints``.
     A ``KeyboardInterrupt`` during training stops the run (saved, resumable) and propagates;
     so does ``cancel`` (in this process), set from another thread: training stops at its
     next step.
@@ -212,6 +215,14 @@ def run_point(task: Mapping[str, Any], cancel: threading.Event | None = None) ->
         if study.finish is not None:
             study.finish(run)
         outcomes = study.outcomes(run)
+    measured = time.perf_counter()
+    llc_seconds = None
+    if status != "diverged" and task.get("llc") is not None:
+        rows = measure_learning_coefficients(
+            run, study, task["settings"], LLCSampler(**task["llc"]), task["llc_checkpoints"]
+        )
+        outcomes["final_llc"] = rows[-1]["llc"] if rows else None
+        llc_seconds = time.perf_counter() - measured
     record = {
         "name": name,
         "study": study.name,
@@ -221,7 +232,8 @@ def run_point(task: Mapping[str, Any], cancel: threading.Event | None = None) ->
         "error": error,
         "outcomes": {k: _number(v) for k, v in outcomes.items()},
         "train_seconds": trained - started,
-        "measure_seconds": time.perf_counter() - trained,
+        "measure_seconds": measured - trained,
+        "llc_seconds": llc_seconds,
         "worker": os.getpid(),
         "shared_folder": shared,
     }

@@ -29,7 +29,9 @@ from explorer._display import Shown, pandas
 from explorer.hypotheses.store import DEFAULT_PROJECT, HypothesisStore
 from explorer.hypotheses.sweep_index import put_sweep_runs
 from explorer.sweep.folder import SweepFolder
+from explorer.sweep.learning_coefficient import read_learning_coefficients
 from explorer.sweep.points import SweepPoint
+from explorer.sweep.studies import STUDIES
 from explorer.training.run import Run
 
 __all__ = ["Sweep"]
@@ -102,7 +104,8 @@ class Sweep(Shown):
 
     def outcomes(self) -> Any:
         """One row per point (index: its name): the settings it changes, ``status``, each
-        outcome, ``train_seconds`` and ``measure_seconds``."""
+        outcome, ``train_seconds``, ``measure_seconds`` and ``llc_seconds`` (None where the
+        learning coefficient was not measured)."""
         rows = []
         for p in self.points:
             r = self.records.get(p.name)
@@ -111,6 +114,7 @@ class Sweep(Shown):
             row.update((r or {}).get("outcomes", {}))
             row["train_seconds"] = (r or {}).get("train_seconds")
             row["measure_seconds"] = (r or {}).get("measure_seconds")
+            row["llc_seconds"] = (r or {}).get("llc_seconds")
             rows.append(row)
         return pandas().DataFrame(rows).set_index("run")
 
@@ -121,18 +125,28 @@ class Sweep(Shown):
 
     def to_dataframe(self) -> Any:
         """The long table of every finished run's logged curves: columns ``run``, the
-        settings each point changes, ``measure``, ``step``, ``value``."""
+        settings each point changes, ``measure``, ``step``, ``value``. The learning
+        coefficient, where measured, is the measures ``llc`` and ``llc_std``; the study's
+        measures replayed after training (grokking's ``restricted_loss`` and
+        ``excluded_loss``) have a row per checkpoint."""
+        study = STUDIES.get(self.study)
         columns = sorted({k for p in self.points for k in p.settings})
         rows = []
         for p in self.points:
             if p.name not in self.records:
                 continue
             settings = [p.settings.get(c) for c in columns]
-            for row in self.run(p.name).rows():
+            run = self.run(p.name)
+            for row in run.rows():
                 step = row["step"]
                 for measure, value in row.items():
                     if measure != "step":
                         rows.append((p.name, *settings, measure, step, value))
+            for step, measure, value in study.curves(run) if study and study.curves else ():
+                rows.append((p.name, *settings, measure, step, value))
+            for row in read_learning_coefficients(run):
+                for measure in ("llc", "llc_std"):
+                    rows.append((p.name, *settings, measure, row["step"], row[measure]))
         frame = pandas().DataFrame(rows, columns=["run", *columns, "measure", "step", "value"])
         # a step logged twice (a resumed run): the later row wins, as in Run.metrics()
         return frame.drop_duplicates(["run", "measure", "step"], keep="last").reset_index(drop=True)

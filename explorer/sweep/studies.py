@@ -5,6 +5,10 @@ A ``SweepStudy`` names a study's setting fields and defaults, and three function
 ``grokking_recipe`` does), ``batches(settings)`` the per-batch losses of ``grad_noise``, and
 ``outcomes(run)`` the numbers that summarise a finished run (one cell of a phase diagram).
 ``finish(run)`` runs once after training (study measures replayed over the checkpoints).
+``curves(run)`` gives the measures ``finish`` computed, per checkpoint, as
+``(step, measure, value)`` rows that ``Sweep.to_dataframe()`` adds to the logged ones.
+``llc_data(settings)`` gives the examples the local learning coefficient samples with
+(``(inputs, labels)``; labels None: next-token loss), when a sweep asks for it.
 
 Two studies are built in (``STUDIES``):
 
@@ -14,7 +18,8 @@ Two studies are built in (``STUDIES``):
   (``embedding_key_frequencies``, ``embedding_gini``: one FFT of ``W_E``). After training,
   ``finish`` replays every checkpoint once for the restricted and excluded losses (one
   forward pass over all ``p^2`` pairs per checkpoint) into the run's ``progress.json``, which
-  ``grokking_progress(run)`` reads back. Outcomes: ``grokking_summary``'s crossings
+  ``grokking_progress(run)`` reads back and the sweep's long table shows (``curves``:
+  ``restricted_loss``, ``excluded_loss`` at every checkpoint). Outcomes: ``grokking_summary``'s crossings
   (``train_99``, ``test_95``, ``test_99``, ``delay``, ``final_test_acc``, ``last_step``) and
   the start of each phase of ``detect_phases`` (``memorized``, ``circuit_start``,
   ``cleanup_start``, ``cleanup_end``).
@@ -52,7 +57,7 @@ from explorer.studies.grokking import (
     grokking_recipe,
     grokking_summary,
 )
-from explorer.studies.grokking_table import PROGRESS_FILE, progress_table
+from explorer.studies.grokking_table import PROGRESS_FILE, progress_table, read_progress_table
 from explorer.sweep.measures import BatchLosses
 from explorer.training.losses import last_position_logits
 from explorer.training.run import Run
@@ -72,6 +77,8 @@ class SweepStudy:
     outcomes: Callable[[Run], dict[str, Outcome]]
     batches: Callable[[Mapping[str, Any], int], BatchLosses] | None = None
     finish: Callable[[Run], None] | None = None
+    llc_data: Callable[[Mapping[str, Any]], tuple[torch.Tensor, torch.Tensor | None]] | None = None
+    curves: Callable[[Run], list[tuple[int, str, float]]] | None = None
 
     @property
     def fields(self) -> tuple[str, ...]:
@@ -124,6 +131,22 @@ def _grokking_finish(run: Run) -> None:
     write_atomic(run.path / PROGRESS_FILE, json.dumps(table).encode())
 
 
+def _grokking_curves(run: Run) -> list[tuple[int, str, float]]:
+    if not (run.path / PROGRESS_FILE).is_file():
+        return []  # finished before finish() wrote it (a diverged run)
+    steps, _, measures, _ = read_progress_table(run.path / PROGRESS_FILE)
+    return [
+        (step, name, measures[name][i])
+        for name in ("restricted_loss", "excluded_loss")
+        for i, step in enumerate(steps)
+    ]
+
+
+def _grokking_llc_data(settings: Mapping[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+    data = grokking_data(_grokking_setting(settings))
+    return data.train_tokens, data.train_labels  # the loss the run was trained on
+
+
 def _grokking_outcomes(run: Run) -> dict[str, Outcome]:
     out: dict[str, Outcome] = dict(grokking_summary(run))
     phases = grokking_progress(run).phases
@@ -143,6 +166,8 @@ GROKKING = SweepStudy(
     outcomes=_grokking_outcomes,
     batches=_grokking_batches,
     finish=_grokking_finish,
+    llc_data=_grokking_llc_data,
+    curves=_grokking_curves,
 )
 
 
@@ -171,6 +196,16 @@ def _induction_batches(settings: Mapping[str, Any], n_batches: int) -> BatchLoss
     return losses
 
 
+def _induction_llc_data(settings: Mapping[str, Any]) -> tuple[torch.Tensor, None]:
+    s = dict(settings)
+    # 64 sequences the training never sees (their own seed), the same at every checkpoint
+    g = torch.Generator().manual_seed(-(s["seed"] + 1) * 7919)
+    tokens = induction_training_batch(
+        64, s["seq_len"], s["d_vocab"], generator=g, min_span=s["min_span"]
+    )
+    return tokens, None
+
+
 def _induction_outcomes(run: Run) -> dict[str, Outcome]:
     m = run.metrics()
     last = m.last()
@@ -195,6 +230,7 @@ INDUCTION = SweepStudy(
     recipe=induction_heads.induction_recipe,
     outcomes=_induction_outcomes,
     batches=_induction_batches,
+    llc_data=_induction_llc_data,
 )
 
 STUDIES: dict[str, SweepStudy] = {s.name: s for s in (GROKKING, INDUCTION)}

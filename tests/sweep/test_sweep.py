@@ -110,6 +110,26 @@ def test_the_measures_leave_training_as_it_was(reference, tmp_path):
     assert plain_loss == [r["train_loss"] for r in swept.rows()]
 
 
+def test_the_long_table_holds_every_measure_the_issue_lists(reference):
+    """Issue 25's list: losses and accuracies, weight norm and change, gradient norm and
+    noise, and grokking's own measures: Fourier sparsity (logged while training) and the
+    restricted and excluded losses (replayed after training, one row per checkpoint)."""
+    frame = reference.to_dataframe()
+    name = "weight_decay=1"
+    mine = frame[frame.run == name]
+    expected = {
+        "train_loss", "train_acc", "test_loss", "test_acc", "weight_norm", "weight_change",
+        "grad_norm", "grad_noise", "embedding_key_frequencies", "embedding_gini",
+        "restricted_loss", "excluded_loss",
+    }  # fmt: skip
+    assert expected <= set(mine.measure)
+    progress = grokking_progress(reference.run(name))
+    for measure in ("restricted_loss", "excluded_loss"):
+        rows = mine[mine.measure == measure]
+        assert list(rows.step) == [int(s) for s in progress.steps]
+        assert rows.value.tolist() == pytest.approx(getattr(progress, measure).tolist())
+
+
 def _setting(settings):
     return GrokkingSetting(**{**settings, "betas": tuple(settings["betas"])})
 
