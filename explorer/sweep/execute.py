@@ -23,9 +23,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import threading
-import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from explorer._checks import check_choice
@@ -36,30 +34,9 @@ from explorer.sweep.folder import SweepFolder, failure_record, run_point
 from explorer.sweep.points import expand_points
 from explorer.sweep.result import Sweep
 from explorer.sweep.studies import STUDIES, SweepStudy, study_of
+from explorer.sweep.tracking import SweepProgress, _Tracker
 
 __all__ = ["SweepProgress", "plan_sweep", "sweep"]
-
-
-@dataclass(frozen=True)
-class SweepProgress:
-    """Where a sweep stands: points ``done`` (this call), ``running``, ``failed``, ``pending``
-    (not started), of ``total`` to run; ``reused`` were finished before this call."""
-
-    total: int
-    done: int
-    running: int
-    failed: int
-    pending: int
-    reused: int
-    elapsed_s: float
-    eta_s: float | None
-
-    def __str__(self) -> str:
-        left = "?" if self.eta_s is None else f"{self.eta_s:.0f} s"
-        return (
-            f"{self.done}/{self.total} runs done, {self.running} running, {self.failed} failed "
-            f"({self.reused} finished earlier); {self.elapsed_s:.0f} s elapsed, about {left} left"
-        )
 
 
 _RAY: dict[str, Any] = {"key": None}  # the Ray connection this module opened, if any
@@ -336,68 +313,6 @@ def _on_ray(
         # started next never trains a point while a cancelled worker still writes to it
         ray.wait(list(pending), num_returns=len(pending), timeout=60)
         raise
-
-
-class _Tracker:
-    def __init__(
-        self,
-        total: int,
-        reused: int,
-        show: bool,
-        callback: Callable[[SweepProgress], None] | None,
-        name: str,
-    ) -> None:
-        self.total, self.reused, self.callback = total, reused, callback
-        self.done = self.failed = self.running = 0
-        self.start = time.perf_counter()
-        self.seconds: list[float] = []
-        self.bar = None
-        if show and total:
-            # lazy: tqdm.auto brings in ipywidgets in a notebook; only the bar needs it
-            from tqdm.auto import tqdm
-
-            self.bar = tqdm(total=total, desc=f"sweep {name}", unit="run")
-
-    def state(self) -> SweepProgress:
-        elapsed = time.perf_counter() - self.start
-        left = self.total - self.done - self.failed
-        eta = None
-        if self.done:
-            per_run = elapsed / (self.done + self.failed)
-            eta = per_run * left
-        return SweepProgress(
-            total=self.total, done=self.done, running=self.running, failed=self.failed,
-            pending=max(0, left - self.running), reused=self.reused, elapsed_s=elapsed,
-            eta_s=eta,
-        )  # fmt: skip
-
-    def started(self, running: int) -> None:
-        self.running = running
-        self._report()
-
-    def finished(self, *, failed: bool = False, seconds: float = 0.0) -> None:
-        if failed:
-            self.failed += 1
-        else:
-            self.done += 1
-            self.seconds.append(seconds)
-        if self.bar is not None:
-            self.bar.update(1)
-        self.running = min(self.running, self.total - self.done - self.failed)
-        self._report()
-
-    def tick(self) -> None:
-        if self.bar is not None:
-            self.bar.set_postfix(running=self.running, failed=self.failed, refresh=False)
-
-    def _report(self) -> None:
-        self.tick()
-        if self.callback is not None:
-            self.callback(self.state())
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
 
 
 def _index(
