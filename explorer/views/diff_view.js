@@ -23,7 +23,7 @@ function render({ model, el, experimental }) {
       selected: sel, hoverText: (r, c, v) => "L" + r + unit[0].toUpperCase() + c + "\n" + spec.title + " " + exFmt(v, 4),
       onClick: (r, c) => exSend(model, { cell: [r, c] }),
     });
-    return exEl("div", { cls: "ex-diff-map", style: { display: "inline-block", verticalAlign: "top", marginRight: "12px" } }, [
+    return exEl("div", { cls: "ex-diff-map", style: { display: "inline-block", verticalAlign: "top", marginRight: "28px" } }, [
       exEl("div", { cls: "ex-title", text: spec.title }), hm.node,
       exLegend(spec.diverging ? -top : 0, top, spec.diverging, spec.label),
     ]);
@@ -43,7 +43,8 @@ function render({ model, el, experimental }) {
     ]);
   }
   function draw(root) {
-    const names = model.get("model_names") || ["A", "B"];
+    const full = model.get("model_names") || ["", ""];
+    const names = ["A", "B"];
     const unit = model.get("granularity");
     const layer = model.get("layer"), index = unit === "head" ? model.get("head") : model.get("neuron");
     const sel = { row: layer, col: index };
@@ -52,7 +53,7 @@ function render({ model, el, experimental }) {
       attrs: { "data-testid": "granularity-" + g }, onclick: () => exSet(model, { granularity: g }),
     }));
     root.appendChild(exEl("div", { cls: "ex-row" }, [
-      exEl("div", { cls: "ex-title", text: "What changed: " + names[0] + " → " + names[1] }), ...grans,
+      exEl("div", { cls: "ex-title", text: "What changed: A (" + full[0] + ") → B (" + full[1] + ")" }), ...grans,
     ]));
     root.appendChild(exEl("div", { cls: "ex-muted", text: model.get("summary"), attrs: { "data-testid": "diff-summary" } }));
     const maps = exEl("div", { cls: "ex-row", style: { alignItems: "flex-start", flexWrap: "wrap" } });
@@ -65,7 +66,7 @@ function render({ model, el, experimental }) {
     const rec = exDecode(model.get("patching"));
     if (rec.shape.length === 2 && rec.size) {
       const into = model.get("patch_into");
-      const dirs = [["model", names[1] + " into " + names[0]], ["other", names[0] + " into " + names[1] + " (back)"]].map(([v, t]) => exEl("button", {
+      const dirs = [["model", "B into A"], ["other", "A into B (back)"]].map(([v, t]) => exEl("button", {
         cls: "ex-button" + (v === into ? " ex-active" : ""), text: t, attrs: { "data-testid": "patch-into-" + v },
         onclick: () => exSet(model, { patch_into: v }),
       }));
@@ -81,8 +82,8 @@ function render({ model, el, experimental }) {
       });
       root.appendChild(exEl("div", { cls: "ex-row", style: { alignItems: "baseline" } }, [
         exEl("div", { cls: "ex-title", text: "Cross-model patching" }), ...dirs,
-        exEl("span", { text: " metric " + names[0] + " " }), exNumber(model.get("metric_a"), "metric-a", 4),
-        exEl("span", { text: " · " + names[1] + " " }), exNumber(model.get("metric_b"), "metric-b", 4),
+        exEl("span", { text: " metric: A " }), exNumber(model.get("metric_a"), "metric-a", 4),
+        exEl("span", { text: " · B " }), exNumber(model.get("metric_b"), "metric-b", 4),
       ]));
       root.appendChild(hm.node);
       root.appendChild(exLegend(-1, 1, true, "share of the behaviour change the unit carries (recovery)", { meaning: ["away from the other model", "the other model's behaviour"] }));
