@@ -274,11 +274,22 @@ def compare(
     direction = None
     for batch, tgt, ag in _batches(inputs, target, against, rows):
         batch, batch_b = checked_pair(model, other, batch)
-        logits_a, acts_a = model.cache_pass(batch, names=names)
-        logits_b, acts_b = other.cache_pass(batch_b, names=names)
+        size = batch.shape[0]
+        at = (
+            (torch.arange(size), resolve_positions(position, size, batch.shape[1]))
+            if target is not None
+            else None
+        )
+
+        def keep(
+            logits: torch.Tensor, at: tuple | None = at
+        ) -> torch.Tensor:  # attributed logits only
+            return logits[at] if at is not None else logits[:0]
+
+        logits_a, acts_a = model.cache_pass(batch, names=names, reduce=keep)
+        logits_b, acts_b = other.cache_pass(batch_b, names=names, reduce=keep)
         mask = model.attention_mask(batch) if transformer else None
         mask = None if mask is None else mask.bool()
-        size = batch.shape[0]
         n_inputs += size
         if transformer:
             n_tokens += int(mask.sum()) if mask is not None else batch.numel()
@@ -298,7 +309,6 @@ def compare(
             if l == 0:
                 js_count += float(queries.sum())
         if target is not None:
-            positions = resolve_positions(position, size, batch.shape[1])
             target_ids = resolve_tokens(model, spec=tgt, batch=size, what="target")
             against_ids = (
                 None if ag is None else resolve_tokens(model, spec=ag, batch=size, what="against")
@@ -306,14 +316,14 @@ def compare(
             direction = direction or describe_direction(
                 model, target=target_ids, against=against_ids
             )
-            at = torch.arange(size), positions
+            assert at is not None
             for side, handle, logits, acts in (
                 ("a", model, logits_a, acts_a),
                 ("b", other, logits_b, acts_b),
             ):
                 read, logit = read_direction(
                     handle,
-                    last_logits=logits[at],
+                    last_logits=logits,
                     target=target_ids,
                     against=against_ids,
                     scale=acts["ln_final.hook_scale"][at] if "scale" in hooks else None,
