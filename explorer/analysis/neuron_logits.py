@@ -12,7 +12,8 @@ without a norm) and ``s`` is the norm's scale. The scale depends on the input: w
 typical size of the final residual stream); without, ``s = 1`` and the values are the
 weights transformer-lens gives after ``fold_ln=True, center_writing_weights=True``
 (``W_out @ W_U`` of the processed model). Neither includes ``b_U``, which does not depend
-on the neuron.
+on the neuron. An SAE feature writes ``sae.decoder[i]`` the same way
+(``feature_logits.feature_logit_weights``: ``W_dec @ W_U`` through the final norm).
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ class NeuronLogitWeights(Shown):
     """``values[neuron, vocab]``: the direct logit effect of one unit of each neuron."""
 
     values: Float[torch.Tensor, "neuron vocab"]
-    neurons: tuple[Neuron, ...]
+    neurons: tuple[Any, ...]  # Neuron units, or SAE features (feature_logit_weights)
     scale: float
     token_text: tuple[str, ...]
 
@@ -55,8 +56,8 @@ class NeuronLogitWeights(Shown):
         idx = row.topk(min(n, row.numel())).indices.tolist()
         return [(self.token_text[i], float(self.values[index, i])) for i in idx]
 
-    def _row(self, unit: Neuron | str) -> int:
-        neuron = parse_unit(unit)
+    def _row(self, unit: Any) -> int:
+        neuron = unit if unit in self.neurons else parse_unit(unit)
         if neuron not in self.neurons:
             have = ", ".join(map(str, self.neurons[:8])) + (" ..." if len(self.neurons) > 8 else "")
             raise ValueError(f"{neuron} is not in this result: it has {have}")
@@ -136,11 +137,19 @@ def neuron_logit_weights(
         raise ValueError(f"{model.name} has no transformer MLP neurons")
     neurons = units_of_type(model, units=units, cls=Neuron, what="units")
     scale = 1.0 if inputs is None else mean_final_scale(model, model.check_inputs(inputs))
-    kind, weight, _ = model.final_norm()
     rows = torch.stack([model.weight("mlp_out", n.layer)[n.neuron] for n in neurons])
+    values = through_final_norm(model, rows) / scale
+    return NeuronLogitWeights(values.float(), tuple(neurons), scale, model.token_strings())
+
+
+def through_final_norm(
+    model: ModelHandle, rows: Float[torch.Tensor, "unit d_model"]
+) -> Float[torch.Tensor, "unit vocab"]:
+    """What writing ``rows`` into the final residual stream does to the logits, per unit of
+    each (before the norm's scale): centred for LayerNorm, times the norm's weight, @ W_U."""
+    kind, weight, _ = model.final_norm()
     if kind in ("LN", "LNPre"):
         rows = rows - rows.mean(-1, keepdim=True)
     if weight is not None:
         rows = rows * weight
-    values = (rows @ model.weight("unembed")) / scale
-    return NeuronLogitWeights(values.float(), tuple(neurons), scale, model.token_strings())
+    return rows @ model.weight("unembed")

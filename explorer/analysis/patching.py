@@ -131,8 +131,8 @@ class PatchingResult(Shown):
 
 def grid_axes(grid: str) -> tuple[str, ...]:
     """The axes of a grid's values, e.g. ``("layer", "position", "head")``."""
-    if grid == "neuron":
-        return ("layer", "neuron")
+    if grid in ("neuron", "feature"):  # feature: an SAE's features (feature_patching)
+        return ("layer", grid)
     out = _SPECS[grid][1].split("->")[1].split()
     return ("layer", *(_AXIS_NAMES[a] for a in out))
 

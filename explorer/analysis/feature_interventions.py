@@ -1,0 +1,347 @@
+"""Interventions on SAE features: ablation, sweeps, activation and attribution patching, steering.
+
+Every pass splices the SAE in with its error term kept (``features.splice_hooks``), so an
+edit of feature ``i`` changes the stream by exactly ``(new - old) * sae.decoder[i]``. The
+replacement activations (``sources``, ``[batch, pos, d_sae]``) follow ``ablation``'s rules:
+zeros, the batch mean per position (of ``reference`` when given), or another example's
+values (seeded). ``ablate`` and ``ablation_sweep`` hand feature units here and wrap the
+numbers in their own results; a sweep stacks one copy of the batch per feature (chunks
+bounded by ``max_tokens``) and scores the features whose activations the edit leaves
+unchanged (a feature silent on the batch, under zero ablation) without running them.
+
+>>> from explorer.analysis import metrics
+>>> from explorer.features import SparseAutoencoder
+>>> from explorer.models import zoo
+>>> m = zoo.attention_only_transformer(n_layers=1, d_model=8, d_vocab=10, n_ctx=6)
+>>> sae = SparseAutoencoder.create("blocks.0.hook_resid_post", d_in=8, d_sae=16, k=4)
+>>> x = torch.tensor([[1, 2, 3, 4], [4, 3, 2, 1]])
+>>> r = feature_patching(m, x, corrupted=x.flip(0), metric=metrics.logit_diff(1, 2), sae=sae)
+>>> r.axes, tuple(r.values.shape)
+(('layer', 'feature'), (1, 16))
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from jaxtyping import Float
+
+from explorer._checks import check_choice, check_model
+from explorer._display import Shown, num, pandas
+from explorer.analysis.feature_units import Feature, feature_activations, sae_of
+from explorer.analysis.interventions import clean_metric
+from explorer.analysis.metrics import Metric, check_metric, evaluate, evaluate_copies
+from explorer.analysis.patching import PatchingResult
+from explorer.features import Add, SparseAutoencoder, check_hooks_fit, splice_hooks
+from explorer.models.handle import ModelHandle
+from explorer.models.sweeps import MAX_TOKENS
+
+__all__ = ["SteeringResult", "feature_patching", "generate_steered", "steer"]
+
+ABLATIONS = ("zero", "mean", "resample")
+MODES = ("add", "clamp", "scale")
+
+
+def sources(
+    model: ModelHandle,
+    inputs: torch.Tensor,
+    clean: torch.Tensor,
+    sae: SparseAutoencoder,
+    ablation: str,
+    reference: torch.Tensor | None,
+    seed: int,
+) -> torch.Tensor:
+    """The replacement feature activations ``[batch, pos, d_sae]`` (``ablation``'s rules)."""
+    check_choice("ablation", ablation, ABLATIONS)
+    if ablation == "zero":
+        return torch.zeros_like(clean)
+    ref = clean
+    if reference is not None:
+        reference = model.check_inputs(reference)
+        if reference.shape[1:] != inputs.shape[1:]:
+            raise ValueError(
+                f"reference inputs must match the inputs' shape after the batch dimension: "
+                f"{list(reference.shape[1:])} vs {list(inputs.shape[1:])}"
+            )
+        ref = feature_activations(model, reference, sae=sae)
+    if ablation == "mean":
+        return ref.mean(0, keepdim=True).expand_as(clean).clone()
+    batch, n_ref = clean.shape[0], ref.shape[0]
+    g = torch.Generator().manual_seed(seed)
+    if reference is None and n_ref > 1:  # another example of the batch, as ``ablation`` does
+        pick = (torch.arange(batch) + torch.randint(1, n_ref, (batch,), generator=g)) % n_ref
+    else:
+        pick = torch.randint(0, n_ref, (batch,), generator=g)
+    return ref[pick]
+
+
+def _mask(units: Sequence[Feature], n_pos: int, d_sae: int) -> torch.Tensor:
+    """``[units, pos, d_sae]``: which feature activations each unit's edit replaces."""
+    mask = torch.zeros(len(units), n_pos, d_sae, dtype=torch.bool)
+    for row, unit in enumerate(units):
+        if unit.position is None:
+            mask[row, :, unit.feature] = True
+        else:
+            if not -n_pos <= unit.position < n_pos:
+                raise ValueError(f"{unit}: position out of range for inputs of length {n_pos}")
+            mask[row, unit.position, unit.feature] = True
+    return mask
+
+
+def _setup(
+    model: ModelHandle, inputs: Any, units: Sequence[Feature], metric: Metric
+) -> tuple[torch.Tensor, SparseAutoencoder, torch.Tensor]:
+    check_model(model, "intervene on features")
+    check_metric(metric)
+    if not units:
+        raise ValueError("no features: pass at least one Feature")
+    sae = sae_of(units)
+    check_hooks_fit(model, sae)
+    inputs = model.check_inputs(inputs)
+    return inputs, sae, feature_activations(model, inputs, sae=sae)
+
+
+@torch.no_grad()
+def ablate_features(
+    model: ModelHandle,
+    inputs: torch.Tensor,
+    *,
+    units: Sequence[Feature],
+    metric: Metric,
+    ablation: str = "zero",
+    reference: torch.Tensor | None = None,
+    seed: int = 0,
+) -> tuple[torch.Tensor, torch.Tensor, tuple[str, ...]]:
+    """``(before, after, hooks)``: the metric per example without and with ``units``
+    ablated together (``ablate``'s numbers for features)."""
+    inputs, sae, clean = _setup(model, inputs, units, metric)
+    source = sources(model, inputs, clean, sae, ablation, reference, seed)
+    mask = _mask(units, inputs.shape[1], sae.d_sae).any(0)
+
+    def edit(acts: torch.Tensor) -> torch.Tensor:
+        return torch.where(mask, source.to(acts.dtype), acts)
+
+    batch = inputs.shape[0]
+    before = clean_metric(model, inputs, metric=metric)
+    after = evaluate(metric, model.run_with_hooks(inputs, splice_hooks(sae, edit)), batch)
+    return before, after, tuple(sae.hooks)
+
+
+@torch.no_grad()
+def sweep_features(
+    model: ModelHandle,
+    inputs: torch.Tensor,
+    *,
+    units: Sequence[Feature],
+    metric: Metric,
+    ablation: str = "zero",
+    reference: torch.Tensor | None = None,
+    seed: int = 0,
+    max_tokens: int = MAX_TOKENS,
+    source: torch.Tensor | None = None,
+    sets: Sequence[Sequence[Feature]] | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(before [batch], after [unit, batch])``: each feature of ``units`` replaced on its
+    own (by ``source`` when given, else by ``ablation``'s), equal to a loop of ``ablate``.
+    With ``sets``: each set replaced together instead (rows follow ``sets``).
+
+    Copies of the batch are stacked, one per feature, as many per pass as ``max_tokens``
+    allows; a feature whose replacement equals its activation everywhere leaves the pass
+    unchanged, so its row is the metric before (no pass run).
+    """
+    inputs, sae, clean = _setup(model, inputs, units, metric)
+    if source is None:
+        source = sources(model, inputs, clean, sae, ablation, reference, seed)
+    batch, n_pos = inputs.shape[0], inputs.shape[1] if inputs.ndim > 1 else 1
+    before = clean_metric(model, inputs, metric=metric)
+    mask = _mask(units, clean.shape[1], sae.d_sae)
+    if sets is not None:
+        mask = torch.stack([_mask(group, clean.shape[1], sae.d_sae).any(0) for group in sets])
+    after = before.expand(len(mask), batch).clone()
+    moved = ((source != clean)[None] & mask[:, None]).flatten(1).any(1)
+    todo = moved.nonzero().flatten().tolist()
+    per_pass = max(1, max_tokens // max(1, batch * n_pos))
+    for start in range(0, len(todo), per_pass):
+        rows = todo[start : start + per_pass]
+        copies, chunk = len(rows), mask[rows]  # [copies, pos, d_sae]
+
+        def edit(
+            acts: torch.Tensor, chunk: torch.Tensor = chunk, copies: int = copies
+        ) -> torch.Tensor:
+            stacked = acts.reshape(copies, batch, *acts.shape[1:])
+            out = torch.where(chunk[:, None], source.to(acts.dtype)[None], stacked)
+            return out.reshape(acts.shape)
+
+        stacked_inputs = inputs.repeat(copies, *([1] * (inputs.ndim - 1)))
+        logits = model.run_with_hooks(stacked_inputs, splice_hooks(sae, edit))
+        after[rows] = evaluate_copies(metric, logits, copies, batch)
+    return before, after
+
+
+def feature_patching(
+    model: ModelHandle,
+    inputs: torch.Tensor,
+    *,
+    corrupted: torch.Tensor,
+    metric: Metric,
+    sae: SparseAutoencoder,
+    method: str = "activation",
+    batch_size: int | None = None,
+) -> PatchingResult:
+    """Patch each feature of ``sae`` (at every position) from the clean ``inputs`` into the
+    ``corrupted`` run: ``values[0, i]`` is the mean metric with feature ``i`` clean.
+    ``method="attribution"`` estimates it to first order from one backward pass (Nanda
+    2023): ``m_corr + mean_b sum_pos (f_clean - f_corr) * d m / d f`` on the spliced
+    corrupted run.
+    """
+    check_choice("method", method, ("activation", "attribution"))
+    units = [Feature(sae, i) for i in range(sae.d_sae)]
+    corrupted, _, corrupt_acts = _setup(model, corrupted, units, metric)
+    clean = model.check_inputs(inputs)
+    if clean.shape != corrupted.shape:
+        raise ValueError(
+            f"inputs {tuple(clean.shape)} and corrupted {tuple(corrupted.shape)} must have one shape"
+        )
+    clean_acts = feature_activations(model, clean, sae=sae)
+    clean_value = float(clean_metric(model, clean, metric=metric).mean())
+    if method == "activation":
+        budget = MAX_TOKENS if batch_size is None else batch_size * corrupted.shape[-1]
+        before, after = sweep_features(
+            model, corrupted, units=units, metric=metric, source=clean_acts, max_tokens=budget
+        )
+        values = after.mean(1)
+        corrupted_value = float(before.mean())
+    else:
+        corrupted_value, values = _attribution(
+            model, corrupted, sae, metric, clean_acts, corrupt_acts
+        )
+    return PatchingResult(values[None].float(), clean_value, corrupted_value, "feature", method)
+
+
+def _attribution(
+    model: ModelHandle,
+    corrupted: torch.Tensor,
+    sae: SparseAutoencoder,
+    metric: Metric,
+    clean_acts: torch.Tensor,
+    corrupt_acts: torch.Tensor,
+) -> tuple[float, torch.Tensor]:
+    if not model.returns_gradients:
+        raise ValueError(
+            f"attribution patching takes gradients, and {model.name} runs its passes on a "
+            "server: use method='activation'"
+        )
+    record: dict[str, torch.Tensor] = {}
+    with torch.enable_grad():
+        logits = model.run_with_hooks(corrupted, splice_hooks(sae, record=record))
+        value = metric(logits)
+        if value.shape != (corrupted.shape[0],):
+            raise ValueError(f"a metric must return one value per example, got {list(value.shape)}")
+        acts = record[sae.hook]
+        (grad,) = torch.autograd.grad(value.sum(), acts)
+    model.zero_grad()
+    contrib = ((clean_acts - corrupt_acts) * grad.detach()).flatten(0, -2).sum(0)
+    corrupted_value = float(value.detach().mean())
+    return corrupted_value, contrib / corrupted.shape[0] + corrupted_value
+
+
+@dataclass(frozen=True, repr=False)
+class SteeringResult(Shown):
+    """The metric per example before and after steering ``units`` (``mode`` by ``amount``)."""
+
+    before: Float[torch.Tensor, " batch"]
+    after: Float[torch.Tensor, " batch"]
+    units: tuple[Feature, ...]
+    mode: str
+    amount: float
+
+    @property
+    def effect(self) -> float:
+        """Mean change in the metric (after - before)."""
+        return float((self.after - self.before).mean())
+
+    def to_dataframe(self) -> Any:
+        """One row per example: the metric before and after, and the change."""
+        return pandas().DataFrame(
+            {
+                "example": range(len(self.before)),
+                "before": self.before.double().numpy(),
+                "after": self.after.double().numpy(),
+                "change": (self.after - self.before).double().numpy(),
+            }
+        )
+
+    def _summary(self) -> str:
+        names = ", ".join(map(str, self.units[:2])) + (" ..." if len(self.units) > 2 else "")
+        return (
+            f"{self.mode} {num(self.amount)} on {names} over {len(self.before)} examples: "
+            f"metric {num(float(self.before.mean()))} -> {num(float(self.after.mean()))}"
+        )
+
+    def _table(self) -> tuple:
+        rows = [
+            ("metric before", float(self.before.mean())),
+            ("metric after", float(self.after.mean())),
+            ("change", self.effect),
+        ]
+        return f"steering: {self.mode} {num(self.amount)}", ("", "mean"), rows, ""
+
+
+@torch.no_grad()
+def steer(
+    model: ModelHandle,
+    inputs: torch.Tensor,
+    *,
+    units: Feature | Sequence[Feature],
+    metric: Metric,
+    amount: float,
+    mode: str = "add",
+) -> SteeringResult:
+    """The metric per example without and with the features steered:
+    ``mode="add"`` adds ``amount`` to their activations (moving the stream along their
+    decoder directions), ``"clamp"`` sets them to ``amount``, ``"scale"`` multiplies them
+    (at the unit's position only, when it names one)."""
+    check_choice("mode", mode, MODES)
+    if isinstance(units, Feature):
+        units = [units]
+    inputs, sae, _ = _setup(model, inputs, units, metric)
+    mask = _mask(units, inputs.shape[1], sae.d_sae).any(0)
+
+    def edit(acts: torch.Tensor) -> torch.Tensor:
+        if mode == "add":
+            new = acts + float(amount)
+        elif mode == "clamp":
+            new = torch.full_like(acts, float(amount))
+        else:
+            new = acts * float(amount)
+        return torch.where(mask, new, acts)
+
+    before = clean_metric(model, inputs, metric=metric)
+    after = evaluate(metric, model.run_with_hooks(inputs, splice_hooks(sae, edit)), len(inputs))
+    return SteeringResult(before, after, tuple(units), mode, float(amount))
+
+
+@torch.no_grad()
+def generate_steered(
+    model: ModelHandle,
+    inputs: torch.Tensor,
+    *,
+    unit: Feature,
+    amount: float,
+    n: int = 8,
+) -> torch.Tensor:
+    """Greedy continuation ``[batch, pos + n]`` of ``inputs`` with ``amount`` added to the
+    feature's activation at every position of every pass (``amount=0``: the model's own)."""
+    sae = unit.sae
+    check_hooks_fit(model, sae)
+    tokens = model.check_inputs(inputs)
+    hooks = splice_hooks(sae, {unit.feature: Add(float(amount))})
+    for _ in range(n):
+        if model.n_ctx is not None and tokens.shape[1] >= model.n_ctx:
+            break
+        logits = model.run_with_hooks(tokens, hooks)
+        tokens = torch.cat([tokens, logits[:, -1].argmax(-1, keepdim=True)], dim=1)
+    return tokens
