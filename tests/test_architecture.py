@@ -4,7 +4,8 @@ The rules are docs/architecture.md's:
 
 - Layers point down only. From the bottom: the other top-level modules (``explorer._checks``,
   ``explorer._atomic``, ...: base, importing no explorer module),
-  ``data``, ``models``, ``analysis``, then ``hypotheses`` and ``training`` (siblings: neither
+  ``data``, ``models``, ``features`` (SAEs on a handle: below analysis, whose units can
+  name features), ``analysis``, then ``hypotheses`` and ``training`` (siblings: neither
   imports the other), ``studies`` (recipes: may use both), ``sweep`` (runs of a study
   across settings, on Ray), ``views``, and the facade
   (``explorer/__init__.py`` and ``explorer._load``).
@@ -50,13 +51,14 @@ RANKS = {
     "base": 0,
     "data": 1,
     "models": 2,
-    "analysis": 3,
-    "hypotheses": 4,
-    "training": 4,
-    "studies": 5,
-    "sweep": 6,
-    "views": 7,
-    "facade": 8,
+    "features": 3,
+    "analysis": 4,
+    "hypotheses": 5,
+    "training": 5,
+    "studies": 6,
+    "sweep": 7,
+    "views": 8,
+    "facade": 9,
 }
 
 

@@ -18,6 +18,7 @@ import pytest
 PACKAGES = [
     "explorer.analysis",
     "explorer.data",
+    "explorer.features",
     "explorer.hypotheses",
     "explorer.models",
     "explorer.studies",
