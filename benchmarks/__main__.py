@@ -35,6 +35,7 @@ from benchmarks.results import (
 BENCHMARKS = {
     "ablation": ("benchmarks.bench_ablation", "ablation sweep"),
     "topk": ("benchmarks.bench_topk", "top-k neuron examples"),
+    "feature_ablation": ("benchmarks.bench_feature_ablation", "feature ablation sweep"),
     "patching": ("benchmarks.bench_patching", "activation patching"),
     "lm_analyses": ("benchmarks.bench_lm_analyses", "DLA and logit lens"),
     "payload": ("benchmarks.bench_payload", "widget payload"),

@@ -68,6 +68,8 @@ from explorer.analysis.editing import (
     predict,
     scale_units,
 )
+from explorer.analysis.feature_interventions import SteeringResult, steer
+from explorer.analysis.feature_units import Feature
 from explorer.analysis.feature_vis import (
     FeatureVisualization,
     Regularization,
@@ -163,6 +165,7 @@ __all__ = [
     "Confusion",
     "CopyingScores",
     "ExampleWindows",
+    "Feature",
     "FeatureVisualization",
     "Head",
     "HeadDetection",
@@ -184,6 +187,7 @@ __all__ = [
     "Regularization",
     "ResidPosition",
     "StampedExamples",
+    "SteeringResult",
     "SweepResult",
     "TokenAttribution",
     "TopKExamples",
@@ -228,6 +232,7 @@ __all__ = [
     "run_with_cache",
     "scale_units",
     "stamped_examples",
+    "steer",
     "top_k_examples",
     "units",
     "weight_anomaly",

@@ -15,9 +15,9 @@ unchanged (a feature silent on the batch, under zero ablation) without running t
 >>> m = zoo.attention_only_transformer(n_layers=1, d_model=8, d_vocab=10, n_ctx=6)
 >>> sae = SparseAutoencoder.create("blocks.0.hook_resid_post", d_in=8, d_sae=16, k=4)
 >>> x = torch.tensor([[1, 2, 3, 4], [4, 3, 2, 1]])
->>> r = feature_patching(m, x, corrupted=x.flip(0), metric=metrics.logit_diff(1, 2), sae=sae)
->>> r.axes, tuple(r.values.shape)
-(('layer', 'feature'), (1, 16))
+>>> values, clean, corrupted = feature_patching(m, x, corrupted=x.flip(0), metric=metrics.logit_diff(1, 2), sae=sae)
+>>> tuple(values.shape)
+(16,)
 """
 
 from __future__ import annotations
@@ -34,15 +34,16 @@ from explorer._display import Shown, num, pandas
 from explorer.analysis.feature_units import Feature, feature_activations, sae_of
 from explorer.analysis.interventions import clean_metric
 from explorer.analysis.metrics import Metric, check_metric, evaluate, evaluate_copies
-from explorer.analysis.patching import PatchingResult
 from explorer.features import Add, SparseAutoencoder, check_hooks_fit, splice_hooks
+from explorer.models.fast_paths import run_from_layer, starts_mid_model
 from explorer.models.handle import ModelHandle
 from explorer.models.sweeps import MAX_TOKENS
 
-__all__ = ["SteeringResult", "feature_patching", "generate_steered", "steer"]
+__all__ = ["SteeringResult", "steer"]
 
 ABLATIONS = ("zero", "mean", "resample")
 MODES = ("add", "clamp", "scale")
+FAN_OUT_TOKENS = 2048  # rows x positions of one pass from mid-model: more spills CPU caches
 
 
 def sources(
@@ -161,9 +162,20 @@ def sweep_features(
     if sets is not None:
         mask = torch.stack([_mask(group, clean.shape[1], sae.d_sae).any(0) for group in sets])
     after = before.expand(len(mask), batch).clone()
-    moved = ((source != clean)[None] & mask[:, None]).flatten(1).any(1)
+    changed = (source != clean).any(0)  # [pos, d_sae]: where a replacement changes anything
+    moved = (mask & changed[None]).flatten(1).any(1)
     todo = moved.nonzero().flatten().tolist()
     per_pass = max(1, max_tokens // max(1, batch * n_pos))
+    start_layer, base = _fan_out(model, sae, inputs, clean)
+    if base is not None:  # from the residual stream after the SAE, each copy plus its change
+        decoder = sae.decoder.to(base.dtype)
+        per_pass = max(1, min(max_tokens, FAN_OUT_TOKENS) // max(1, batch * n_pos))
+        for start in range(0, len(todo), per_pass):
+            rows = todo[start : start + per_pass]
+            delta = _deltas(source - clean, mask[rows], decoder).reshape(-1, *base.shape[1:])
+            logits = run_from_layer(model, base.repeat(len(rows), 1, 1) + delta, start_layer)
+            after[rows] = evaluate_copies(metric, logits, len(rows), batch)
+        return before, after
     for start in range(0, len(todo), per_pass):
         rows = todo[start : start + per_pass]
         copies, chunk = len(rows), mask[rows]  # [copies, pos, d_sae]
@@ -181,6 +193,60 @@ def sweep_features(
     return before, after
 
 
+_STARTS = {  # the hook an SAE writes -> (residual hook that carries its change, layer to start at)
+    "hook_resid_pre": ("hook_resid_pre", 0),
+    "hook_resid_post": ("hook_resid_post", 1),
+    "hook_mlp_out": ("hook_resid_post", 1),
+}
+
+
+def _fan_out(
+    model: ModelHandle, sae: SparseAutoencoder, inputs: torch.Tensor, clean: torch.Tensor
+) -> tuple[int, torch.Tensor | None]:
+    """``(layer, clean residual stream entering it)`` when a feature edit is a change of the
+    residual stream entering a block (an SAE writing ``hook_resid_pre``/``_post`` or
+    ``hook_mlp_out``, decoding affinely) and the model can start there; else ``(0, None)``.
+    """
+    parts = sae.hook_out.split(".")
+    if len(parts) != 3 or parts[0] != "blocks" or parts[2] not in _STARTS:
+        return 0, None
+    if not starts_mid_model(model) or not _affine(sae, clean):
+        return 0, None
+    layer = int(parts[1])
+    name, shift = _STARTS[parts[2]]
+    hook = f"blocks.{layer}.{name}"
+    _, cache = model.cache_pass(inputs, names=[hook], stop_at_layer=_stop(model, layer + 1))
+    return layer + shift, cache[hook]
+
+
+def _deltas(diff: torch.Tensor, mask: torch.Tensor, decoder: torch.Tensor) -> torch.Tensor:
+    """``[copies, batch, pos, d]``: each copy's change of the stream, ``(diff * mask) @ W_dec``;
+    one outer product per copy when each copy edits one feature (a sweep)."""
+    diff = diff.to(decoder.dtype)
+    features = mask.any(1)  # [copies, d_sae]
+    if bool((features.sum(1) == 1).all()):
+        which = features.float().argmax(1)  # [copies]
+        at = mask[torch.arange(len(which)), :, which]  # [copies, pos]
+        scale = diff[..., which].permute(2, 0, 1) * at[:, None]  # [copies, batch, pos]
+        return scale[..., None] * decoder[which][:, None, None]
+    return (diff[None] * mask[:, None]) @ decoder
+
+
+def _stop(model: ModelHandle, layer: int) -> int | None:
+    return layer if model.stops_early else None
+
+
+def _affine(sae: SparseAutoencoder, acts: torch.Tensor) -> bool:
+    """Whether ``decode`` is ``acts @ W_dec + b`` here (no output normalization): then an
+    edit's change of the stream is ``(new - old) @ W_dec`` whatever the rest of the acts."""
+    sample = acts.reshape(-1, acts.shape[-1])[:8]
+    if sample.numel() == 0:
+        return False
+    with torch.no_grad():
+        moved = sae.decode(sample) - sae.decode(torch.zeros_like(sample))
+        return bool(torch.allclose(moved, sample @ sae.decoder.to(sample.dtype), atol=1e-5))
+
+
 def feature_patching(
     model: ModelHandle,
     inputs: torch.Tensor,
@@ -190,9 +256,10 @@ def feature_patching(
     sae: SparseAutoencoder,
     method: str = "activation",
     batch_size: int | None = None,
-) -> PatchingResult:
+) -> tuple[torch.Tensor, float, float]:
     """Patch each feature of ``sae`` (at every position) from the clean ``inputs`` into the
-    ``corrupted`` run: ``values[0, i]`` is the mean metric with feature ``i`` clean.
+    ``corrupted`` run: ``(values, clean value, corrupted value)``, ``values[i]`` the mean
+    metric with feature ``i`` clean (``activation_patching(grid="feature", sae=...)``).
     ``method="attribution"`` estimates it to first order from one backward pass (Nanda
     2023): ``m_corr + mean_b sum_pos (f_clean - f_corr) * d m / d f`` on the spliced
     corrupted run.
@@ -218,7 +285,7 @@ def feature_patching(
         corrupted_value, values = _attribution(
             model, corrupted, sae, metric, clean_acts, corrupt_acts
         )
-    return PatchingResult(values[None].float(), clean_value, corrupted_value, "feature", method)
+    return values.float(), clean_value, corrupted_value
 
 
 def _attribution(

@@ -31,7 +31,7 @@ from explorer.features import SparseAutoencoder, check_hooks_fit
 if TYPE_CHECKING:
     from explorer.models.handle import ModelHandle
 
-__all__ = ["Feature", "all_features", "feature_activations", "is_feature", "sae_of"]
+__all__ = ["Feature", "all_features"]
 
 
 @dataclass(frozen=True)
@@ -76,10 +76,6 @@ class Feature:
     def __str__(self) -> str:
         at = f"@{self.position}" if self.position is not None else ""
         return f"feature {self.feature} of {self.sae.name}{at}"
-
-
-def is_feature(unit: object) -> bool:
-    return isinstance(unit, Feature)
 
 
 def sae_of(units: Iterable[Feature]) -> SparseAutoencoder:

@@ -13,7 +13,8 @@ typical size of the final residual stream); without, ``s = 1`` and the values ar
 weights transformer-lens gives after ``fold_ln=True, center_writing_weights=True``
 (``W_out @ W_U`` of the processed model). Neither includes ``b_U``, which does not depend
 on the neuron. An SAE feature writes ``sae.decoder[i]`` the same way
-(``feature_logits.feature_logit_weights``: ``W_dec @ W_U`` through the final norm).
+(``neuron_logit_weights(units=[Feature(sae, i), ...])``: ``W_dec @ W_U`` through the final
+norm), for an SAE that writes the residual stream (``WRITES_RESIDUAL``).
 """
 
 from __future__ import annotations
@@ -27,7 +28,9 @@ from jaxtyping import Float, Int
 
 from explorer._deprecate import renamed_arguments
 from explorer._display import MAX_ROWS, Shown, pandas
+from explorer.analysis.feature_units import Feature, all_features
 from explorer.analysis.units import Neuron, parse_unit, units_of_type
+from explorer.features import SparseAutoencoder, check_hooks_fit
 from explorer.models.handle import ModelHandle
 
 __all__ = [
@@ -122,9 +125,11 @@ def neuron_logit_weights(
     model: ModelHandle,
     inputs: Int[torch.Tensor, "batch pos"] | None = None,
     *,
-    units: Neuron | str | Sequence[Neuron | str],
+    units: Neuron | Feature | str | Sequence[Neuron | Feature | str] | SparseAutoencoder,
 ) -> NeuronLogitWeights:
     """The direct effect of each neuron in ``units`` on every logit (see the module docstring).
+    ``units`` may be SAE features instead (or an SAE: all its features): ``.top(feature)``
+    lists the tokens one unit of the feature promotes, ``bottom=True`` those it suppresses.
 
     >>> from explorer.models import zoo
     >>> from explorer.models.config import TransformerConfig
@@ -133,10 +138,19 @@ def neuron_logit_weights(
     >>> tuple(w.values.shape), w.scale
     ((2, 10), 1.0)
     """
+    scale = 1.0 if inputs is None else mean_final_scale(model, model.check_inputs(inputs))
+    if isinstance(units, SparseAutoencoder):
+        units = all_features(units)
+    features = [units] if isinstance(units, Feature) else None
+    if isinstance(units, (list, tuple)) and units and all(isinstance(u, Feature) for u in units):
+        features = list(units)
+    if features is not None:
+        rows = torch.cat([feature_decoder(model, f.sae)[f.feature][None] for f in features])
+        values = through_final_norm(model, rows) / scale
+        return NeuronLogitWeights(values.float(), tuple(features), scale, model.token_strings())
     if not model.is_transformer or not model.has_mlp:
         raise ValueError(f"{model.name} has no transformer MLP neurons")
     neurons = units_of_type(model, units=units, cls=Neuron, what="units")
-    scale = 1.0 if inputs is None else mean_final_scale(model, model.check_inputs(inputs))
     rows = torch.stack([model.weight("mlp_out", n.layer)[n.neuron] for n in neurons])
     values = through_final_norm(model, rows) / scale
     return NeuronLogitWeights(values.float(), tuple(neurons), scale, model.token_strings())
@@ -153,3 +167,30 @@ def through_final_norm(
     if weight is not None:
         rows = rows * weight
     return rows @ model.weight("unembed")
+
+
+WRITES_RESIDUAL = (
+    "hook_embed",
+    "hook_pos_embed",
+    "hook_resid_pre",
+    "hook_resid_mid",
+    "hook_resid_post",
+    "hook_mlp_out",
+    "hook_attn_out",
+)
+
+
+def feature_decoder(
+    model: ModelHandle, sae: SparseAutoencoder
+) -> Float[torch.Tensor, "feature d_model"]:
+    """``sae.decoder``: what each feature writes into the residual stream; a ValueError
+    when the SAE writes a hook that is not added to the stream as it is."""
+    if not model.is_transformer:
+        raise ValueError(f"{model.name} takes images: a feature's logit effect needs a transformer")
+    check_hooks_fit(model, sae)
+    if not sae.hook_out.endswith(WRITES_RESIDUAL):
+        raise ValueError(
+            f"{sae.name} writes {sae.hook_out!r}, which is not added to the residual stream "
+            f"as it is: direct logit effects need an SAE writing one of {WRITES_RESIDUAL}"
+        )
+    return sae.decoder.float()

@@ -16,16 +16,18 @@ import torch
 
 from explorer._deprecate import _warn, renamed_arguments
 from explorer._display import long_frame
-from explorer.analysis.feature_units import Feature
+from explorer.analysis.feature_units import Feature, all_features
 
 if TYPE_CHECKING:
     from explorer.models.handle import ModelHandle
 
 __all__ = [
+    "Feature",
     "Head",
     "Neuron",
     "ResidPosition",
     "Unit",
+    "all_features",
     "all_heads",
     "check_unit",
     "parse_unit",

@@ -7,16 +7,21 @@ import pytest
 import torch
 
 from explorer.analysis import (
+    Feature,
     ablate,
     ablation_sweep,
     activation_histogram,
+    activation_patching,
+    attribution_patching,
+    direct_logit_attribution,
     example_windows,
     metrics,
+    neuron_logit_weights,
+    steer,
     top_k_examples,
 )
-from explorer.analysis.feature_interventions import feature_patching, generate_steered, steer
-from explorer.analysis.feature_logits import feature_logit_attribution, feature_logit_weights
-from explorer.analysis.feature_units import Feature, all_features, feature_activations
+from explorer.analysis.feature_interventions import generate_steered
+from explorer.analysis.feature_units import all_features, feature_activations
 from explorer.features import SparseAutoencoder, run_spliced
 from explorer.hypotheses import (
     AblationEffect,
@@ -82,6 +87,8 @@ def test_top_k_over_features_is_streamed_and_marks_dead_and_dense_features():
     assert float(top.density[3]) == pytest.approx(float((x == TOKEN).float().mean()))
     e, p = int(top.example[3, 0]), int(top.position[3, 0])
     assert int(x[e, p]) == TOKEN
+    with pytest.raises(ValueError, match="grid='feature' and sae= together"):
+        activation_patching(model, x, corrupted=x, metric=metrics.logit_diff(1, 2), grid="feature")
     with pytest.raises(ValueError, match="one of the two"):
         top_k_examples(model, x, n=3)
 
@@ -113,9 +120,11 @@ def test_ablating_a_feature_changes_only_its_contribution():
 
 
 @pytest.mark.parametrize("ablation", ["zero", "mean", "resample"])
-def test_the_feature_sweep_equals_a_loop_of_single_ablations(ablation):
+@pytest.mark.parametrize("hook", ["blocks.0.hook_resid_post", "blocks.1.hook_attn_out"])
+def test_the_feature_sweep_equals_a_loop_of_single_ablations(ablation, hook):
+    """From the residual stream after the SAE (resid_post) or stacked copies (attn_out)."""
     model, x = _model(), _tokens(n=6)
-    sae = _sae(architecture="topk")
+    sae = _sae(hook, architecture="topk")
     metric = metrics.logit_diff(1, 2)
     units = all_features(sae)
     sweep = ablation_sweep(model, x, metric=metric, units=units, ablation=ablation, batch_size=16)
@@ -131,14 +140,17 @@ def test_feature_patching_equals_patching_each_feature_by_hand():
     corrupted = _tokens(n=4, seed=1)
     sae = _sae()
     metric = metrics.logit_diff(1, 2)
-    r = feature_patching(model, clean, corrupted=corrupted, metric=metric, sae=sae)
+    r = activation_patching(
+        model, clean, corrupted=corrupted, metric=metric, grid="feature", sae=sae
+    )
+    assert r.axes == ("layer", "feature") and tuple(r.values.shape) == (1, 32)
     clean_acts = feature_activations(model, clean, sae=sae)
     for i in (0, 7):
         with torch.no_grad():
             by_hand = metric(run_spliced(model, corrupted, sae, {i: clean_acts[..., i]})).mean()
         assert float(r.values[0, i]) == pytest.approx(float(by_hand), abs=1e-5)
-    a = feature_patching(
-        model, clean, corrupted=corrupted, metric=metric, sae=sae, method="attribution"
+    a = attribution_patching(
+        model, clean, corrupted=corrupted, metric=metric, grid="feature", sae=sae
     )
     assert a.method == "attribution" and a.values.shape == r.values.shape
     silent = (
@@ -157,24 +169,24 @@ def test_feature_patching_equals_patching_each_feature_by_hand():
 def test_a_feature_s_logit_effect_and_dla_read_its_decoder_through_the_unembedding():
     model, x = _model(), _tokens()
     sae = _planted(model)
-    weights = feature_logit_weights(model, sae=sae)
+    weights = neuron_logit_weights(model, units=sae)
     assert weights.top(Feature(sae, 3), 1)[0][0] == model.token_strings()[TOKEN]
     last = SparseAutoencoder.create(
         "blocks.1.hook_resid_post", d_in=16, d_sae=32, architecture="standard"
     )
-    dla = feature_logit_attribution(model, x, sae=last, target=TOKEN)
+    dla = direct_logit_attribution(model, x, granularity="feature", sae=last, target=TOKEN)
     f = feature_activations(model, x, sae=last)[:, -1]
     expected = f * (last.decoder @ model.weight("unembed")[:, TOKEN])
     assert torch.allclose(dla.values, expected, atol=1e-5) and dla.labels[3] == "F3"
     with pytest.raises(ValueError, match="not added to the residual stream"):
-        feature_logit_weights(model, sae=SparseAutoencoder.create(
+        neuron_logit_weights(model, units=SparseAutoencoder.create(
             "blocks.0.attn.hook_pattern", d_in=12, d_sae=8))  # fmt: skip
 
 
 def test_steering_a_feature_moves_the_metric_and_the_generation():
     model, x = _model(), _tokens(n=4)
     sae = _planted(model)
-    metric = lambda logits: logits[:, -1, TOKEN]  # noqa: E731
+    metric = lambda logits: logits[:, -1, TOKEN]
     r = steer(model, x, units=Feature(sae, 3), metric=metric, amount=50.0)
     assert r.effect > 10 and len(repr(r)) < 300
     clamp = steer(model, x, units=[Feature(sae, 3)], metric=metric, amount=0.0, mode="clamp")
