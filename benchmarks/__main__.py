@@ -43,6 +43,7 @@ BENCHMARKS = {
     "imports": ("benchmarks.bench_imports", "import time"),
     "first_widget": ("benchmarks.bench_first_widget", "first contact"),
     "widgets": ("benchmarks.bench_widgets", "widget latency"),
+    "feature_view": ("benchmarks.bench_feature_view", "FeatureView latency"),
     "audit": ("benchmarks.bench_audit", "auditing game"),
     "audit_game": ("benchmarks.audit_game", "auditing game, every family"),
 }

@@ -68,7 +68,7 @@ from explorer.analysis.editing import (
     predict,
     scale_units,
 )
-from explorer.analysis.feature_interventions import SteeringResult, steer
+from explorer.analysis.feature_steering import SteeringResult, steer
 from explorer.analysis.feature_units import Feature
 from explorer.analysis.feature_vis import (
     FeatureVisualization,

@@ -1,4 +1,4 @@
-"""Interventions on SAE features: ablation, sweeps, activation and attribution patching, steering.
+"""Interventions on SAE features: ablation, sweeps, activation and attribution patching.
 
 Every pass splices the SAE in with its error term kept (``features.splice_hooks``), so an
 edit of feature ``i`` changes the stream by exactly ``(new - old) * sae.decoder[i]``. The
@@ -23,23 +23,20 @@ unchanged (a feature silent on the batch, under zero ablation) without running t
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import torch
-from jaxtyping import Float
 
 from explorer._checks import check_choice, check_model
-from explorer._display import Shown, num, pandas
 from explorer.analysis.feature_units import Feature, feature_activations, sae_of
 from explorer.analysis.interventions import clean_metric
 from explorer.analysis.metrics import Metric, check_metric, evaluate, evaluate_copies
-from explorer.features import Add, SparseAutoencoder, check_hooks_fit, splice_hooks
+from explorer.features import SparseAutoencoder, check_hooks_fit, splice_hooks
 from explorer.models.fast_paths import run_from_layer, starts_mid_model
 from explorer.models.handle import ModelHandle
 from explorer.models.sweeps import MAX_TOKENS
 
-__all__ = ["SteeringResult", "steer"]
+__all__: list[str] = []  # ablate, ablation_sweep and the patching verbs are the API
 
 ABLATIONS = ("zero", "mean", "resample")
 MODES = ("add", "clamp", "scale")
@@ -214,7 +211,7 @@ def _fan_out(
         return 0, None
     layer = int(parts[1])
     name, shift = _STARTS[parts[2]]
-    hook = f"blocks.{layer}.{name}"
+    hook = model.hook_name(name.removeprefix("hook_"), layer)
     _, cache = model.cache_pass(inputs, names=[hook], stop_at_layer=_stop(model, layer + 1))
     return layer + shift, cache[hook]
 
@@ -313,102 +310,3 @@ def _attribution(
     contrib = ((clean_acts - corrupt_acts) * grad.detach()).flatten(0, -2).sum(0)
     corrupted_value = float(value.detach().mean())
     return corrupted_value, contrib / corrupted.shape[0] + corrupted_value
-
-
-@dataclass(frozen=True, repr=False)
-class SteeringResult(Shown):
-    """The metric per example before and after steering ``units`` (``mode`` by ``amount``)."""
-
-    before: Float[torch.Tensor, " batch"]
-    after: Float[torch.Tensor, " batch"]
-    units: tuple[Feature, ...]
-    mode: str
-    amount: float
-
-    @property
-    def effect(self) -> float:
-        """Mean change in the metric (after - before)."""
-        return float((self.after - self.before).mean())
-
-    def to_dataframe(self) -> Any:
-        """One row per example: the metric before and after, and the change."""
-        return pandas().DataFrame(
-            {
-                "example": range(len(self.before)),
-                "before": self.before.double().numpy(),
-                "after": self.after.double().numpy(),
-                "change": (self.after - self.before).double().numpy(),
-            }
-        )
-
-    def _summary(self) -> str:
-        names = ", ".join(map(str, self.units[:2])) + (" ..." if len(self.units) > 2 else "")
-        return (
-            f"{self.mode} {num(self.amount)} on {names} over {len(self.before)} examples: "
-            f"metric {num(float(self.before.mean()))} -> {num(float(self.after.mean()))}"
-        )
-
-    def _table(self) -> tuple:
-        rows = [
-            ("metric before", float(self.before.mean())),
-            ("metric after", float(self.after.mean())),
-            ("change", self.effect),
-        ]
-        return f"steering: {self.mode} {num(self.amount)}", ("", "mean"), rows, ""
-
-
-@torch.no_grad()
-def steer(
-    model: ModelHandle,
-    inputs: torch.Tensor,
-    *,
-    units: Feature | Sequence[Feature],
-    metric: Metric,
-    amount: float,
-    mode: str = "add",
-) -> SteeringResult:
-    """The metric per example without and with the features steered:
-    ``mode="add"`` adds ``amount`` to their activations (moving the stream along their
-    decoder directions), ``"clamp"`` sets them to ``amount``, ``"scale"`` multiplies them
-    (at the unit's position only, when it names one)."""
-    check_choice("mode", mode, MODES)
-    if isinstance(units, Feature):
-        units = [units]
-    inputs, sae, _ = _setup(model, inputs, units, metric)
-    mask = _mask(units, inputs.shape[1], sae.d_sae).any(0)
-
-    def edit(acts: torch.Tensor) -> torch.Tensor:
-        if mode == "add":
-            new = acts + float(amount)
-        elif mode == "clamp":
-            new = torch.full_like(acts, float(amount))
-        else:
-            new = acts * float(amount)
-        return torch.where(mask, new, acts)
-
-    before = clean_metric(model, inputs, metric=metric)
-    after = evaluate(metric, model.run_with_hooks(inputs, splice_hooks(sae, edit)), len(inputs))
-    return SteeringResult(before, after, tuple(units), mode, float(amount))
-
-
-@torch.no_grad()
-def generate_steered(
-    model: ModelHandle,
-    inputs: torch.Tensor,
-    *,
-    unit: Feature,
-    amount: float,
-    n: int = 8,
-) -> torch.Tensor:
-    """Greedy continuation ``[batch, pos + n]`` of ``inputs`` with ``amount`` added to the
-    feature's activation at every position of every pass (``amount=0``: the model's own)."""
-    sae = unit.sae
-    check_hooks_fit(model, sae)
-    tokens = model.check_inputs(inputs)
-    hooks = splice_hooks(sae, {unit.feature: Add(float(amount))})
-    for _ in range(n):
-        if model.n_ctx is not None and tokens.shape[1] >= model.n_ctx:
-            break
-        logits = model.run_with_hooks(tokens, hooks)
-        tokens = torch.cat([tokens, logits[:, -1].argmax(-1, keepdim=True)], dim=1)
-    return tokens

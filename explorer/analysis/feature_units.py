@@ -131,3 +131,67 @@ def encode_batch(
     if not torch.isfinite(acts).all():
         raise ValueError(f"feature activations of {sae.name} contain NaN or infinite values")
     return acts if acts.ndim == 3 else acts[:, None, :]
+
+
+@dataclass(frozen=True)
+class FeatureTable:
+    """Every feature's activation at every token, kept sparse (an SAE's features are mostly
+    0): ``column(i)`` is feature ``i`` at each of the ``n_tokens`` tokens (example-major),
+    in time proportional to the tokens, not to the features."""
+
+    n_tokens: int
+    rows: torch.Tensor  # token of each non-zero, grouped by feature
+    values: torch.Tensor  # its activation
+    offsets: torch.Tensor  # [d_sae + 1]: feature i's entries are offsets[i]:offsets[i+1]
+
+    def column(self, feature: int) -> Float[torch.Tensor, " token"]:
+        out = torch.zeros(self.n_tokens)
+        lo, hi = int(self.offsets[feature]), int(self.offsets[feature + 1])
+        out[self.rows[lo:hi]] = self.values[lo:hi]
+        return out
+
+    def windows(
+        self,
+        feature: int,
+        *,
+        n_pos: int,
+        examples: torch.Tensor,
+        positions: torch.Tensor,
+        context: int = 12,
+        after: int = 3,
+    ) -> tuple[tuple[int, ...], Float[torch.Tensor, "k width"]]:
+        """``(starts, acts)``: the feature on a window around each ``(example, position)``,
+        as ``neurons.example_windows`` lays them out, read from the table (no pass)."""
+        acts = self.column(feature).reshape(-1, n_pos)
+        width = min(n_pos, context + 1 + after)
+        starts = tuple(min(max(0, int(p) - context), n_pos - width) for p in positions)
+        rows = [acts[int(e), s : s + width] for e, s in zip(examples, starts)]
+        return starts, torch.stack(rows) if rows else torch.zeros(0, width)
+
+
+@torch.no_grad()
+def feature_table(
+    model: ModelHandle, inputs: torch.Tensor, *, sae: SparseAutoencoder, batch_size: int = 256
+) -> FeatureTable:
+    """Every feature's activation on ``inputs``, streamed and kept sparse.
+
+    >>> from explorer.models import zoo
+    >>> m = zoo.attention_only_transformer(n_layers=1, d_model=8, d_vocab=10, n_ctx=6)
+    >>> sae = SparseAutoencoder.create("blocks.0.hook_resid_post", d_in=8, d_sae=16, k=4)
+    >>> t = feature_table(m, torch.tensor([[1, 2, 3]]), sae=sae)
+    >>> t.n_tokens, int((t.column(0) != 0).sum()) <= 3
+    (3, True)
+    """
+    rows, cols, values, seen = [], [], [], 0
+    for batch in iter_batches(inputs, batch_size):
+        acts = encode_batch(model, batch, sae).reshape(-1, sae.d_sae)
+        r, c = acts.nonzero(as_tuple=True)
+        rows.append(r + seen)
+        cols.append(c)
+        values.append(acts[r, c])
+        seen += acts.shape[0]
+    row, col, value = torch.cat(rows), torch.cat(cols), torch.cat(values)
+    order = col.argsort(stable=True)
+    counts = torch.bincount(col, minlength=sae.d_sae)
+    offsets = torch.cat([torch.zeros(1, dtype=torch.long), counts.cumsum(0)])
+    return FeatureTable(seen, row[order], value[order], offsets)

@@ -34,6 +34,9 @@ from explorer.views.explorer_view import (
     Explorer,
     show,
 )
+from explorer.views.feature_view import (
+    FeatureView,
+)
 from explorer.views.hypothesis_view import (
     HypothesisBoard,
     HypothesisWidget,
@@ -94,6 +97,7 @@ __all__ = [
     "AttentionView",
     "AuditView",
     "Explorer",
+    "FeatureView",
     "HypothesisBoard",
     "HypothesisWidget",
     "InterventionPanel",

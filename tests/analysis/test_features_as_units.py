@@ -20,7 +20,7 @@ from explorer.analysis import (
     steer,
     top_k_examples,
 )
-from explorer.analysis.feature_interventions import generate_steered
+from explorer.analysis.feature_steering import generate_steered
 from explorer.analysis.feature_units import all_features, feature_activations
 from explorer.features import SparseAutoencoder, run_spliced
 from explorer.hypotheses import (
@@ -224,3 +224,18 @@ def test_features_get_explanations_scored_held_out():
     sae = _planted(model)
     result = explain_units(model, _tokens(n=60), units=[Feature(sae, 3)], n=1)
     assert result.explanations[0].keys == ((TOKEN,),) and result.scores[0] > 0.99
+
+
+def test_the_sparse_feature_table_gives_every_column_and_the_windows_example_windows_gives():
+    from explorer.analysis.feature_units import feature_table
+
+    model, x = _model(), _tokens()
+    sae = _sae(architecture="topk")
+    table = feature_table(model, x, sae=sae, batch_size=5)
+    dense = feature_activations(model, x, sae=sae).reshape(-1, sae.d_sae)
+    for i in (0, 9, 31):
+        assert torch.equal(table.column(i), dense[:, i])
+    ids, pos = torch.tensor([2, 7]), torch.tensor([1, 6])
+    starts, acts = table.windows(9, n_pos=x.shape[1], examples=ids, positions=pos, context=2)
+    w = example_windows(model, x, unit=Feature(sae, 9), examples=ids, positions=pos, context=2)
+    assert starts == w.starts and torch.allclose(acts, w.acts, atol=1e-6)

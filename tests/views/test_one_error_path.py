@@ -15,6 +15,7 @@ from page_requests import invoke
 import explorer
 import explorer.views
 from explorer.analysis import AuditResult
+from explorer.features import SparseAutoencoder
 from explorer.hypotheses import Hypothesis, HypothesisStore, NeuronSelectivity, Split, planted
 from explorer.models import zoo
 from explorer.studies.auditing import make_mlp
@@ -22,6 +23,7 @@ from explorer.training import Run
 from explorer.views import (
     AttentionView,
     AuditView,
+    FeatureView,
     HypothesisBoard,
     HypothesisWidget,
     InterventionPanel,
@@ -32,6 +34,7 @@ from explorer.views import (
     TokenAttributionView,
     attention_view,
     audit_view,
+    feature_view,
     hypothesis_view,
     intervention_panel,
     logit_attribution_view,
@@ -87,6 +90,13 @@ def patching(model, monkeypatch):
     view = PatchingView(model, TOKENS, corrupted=corrupted, metric=lambda logits: logits[:, -1, 0])
     monkeypatch.setattr(patching_view, "attribution_patching", planted_failure)
     return view, "_page_set", {"method": "attribution"}
+
+
+def features(model, monkeypatch):
+    sae = SparseAutoencoder.create(model.hook_name("resid_post", 0), d_in=model.d_model, d_sae=8)
+    view = FeatureView(model, TOKENS, sae=sae, n=2)
+    monkeypatch.setattr(feature_view, "steer", planted_failure)
+    return view, "_page_steer", {"mode": "add", "amount": 2.0}
 
 
 def neurons(_model, monkeypatch):
@@ -163,6 +173,7 @@ def board(_model, monkeypatch):
 CASES = {
     "AttentionView": attention,
     "AuditView": audit,
+    "FeatureView": features,
     "HypothesisBoard": board,
     "HypothesisWidget": hypothesis,
     "InterventionPanel": intervention,
