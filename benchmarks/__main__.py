@@ -38,6 +38,7 @@ BENCHMARKS = {
     "feature_ablation": ("benchmarks.bench_feature_ablation", "feature ablation sweep"),
     "patching": ("benchmarks.bench_patching", "activation patching"),
     "lm_analyses": ("benchmarks.bench_lm_analyses", "DLA and logit lens"),
+    "sae_splice": ("benchmarks.bench_sae_splice", "spliced SAE"),
     "payload": ("benchmarks.bench_payload", "widget payload"),
     "gpt2": ("benchmarks.bench_gpt2", "GPT-2-small scale"),
     "imports": ("benchmarks.bench_imports", "import time"),

@@ -43,6 +43,7 @@ API = {
     "explorer": "The facade: `load`, `show`, `Hypothesis`, `Run` and the zoo.",
     "explorer.models": "Models: the `ModelHandle` adapter, loading, checkpoints, shipped models.",
     "explorer.data": "Datasets: modular arithmetic, repeated tokens, MNIST offline.",
+    "explorer.features": "Features: SAELens SAEs and transcoders loaded, spliced, edited, measured.",
     "explorer.analysis": "Analysis primitives: head scores, neurons, ablation, patching, attribution.",
     "explorer.hypotheses": "Hypotheses, verdicts, the store, labels and agreement.",
     "explorer.training": "Training runs: checkpoints, metrics, progress measures.",
@@ -55,6 +56,7 @@ API = {
 API_ORDER = [
     "explorer.data",
     "explorer.models",
+    "explorer.features",
     "explorer.analysis",
     "explorer.hypotheses",
     "explorer.training",

@@ -26,6 +26,7 @@ from benchmarks import (
     bench_imports,
     bench_patching,
     bench_payload,
+    bench_sae_splice,
     bench_topk,
 )
 from benchmarks.markdown import README_END, README_START, render, update_readme
@@ -64,6 +65,15 @@ def test_ablation_sweep_matches_the_naive_loop():
     for floor, sweep in zip(floors, sweeps):
         assert floor.ours == sweep.ours and floor.naive == sweep.details["floor_s"]
         assert floor.met == (floor.details["above_floor"] <= bench_ablation.FLOOR_SLACK)
+
+
+def test_spliced_sae_equals_hooked_sae_transformer():
+    rows = bench_sae_splice.run("tiny")
+    _check_rows(rows, bench_sae_splice.BENCHMARK, 2)
+    equal = rows[0]
+    assert equal.met and equal.ours <= bench_sae_splice.TOLERANCE
+    assert set(equal.details) == {"unedited", "feature 3 zeroed", "vs the model"}
+    assert equal.details["vs the model"] <= bench_sae_splice.TOLERANCE
 
 
 def test_gpt2_scale_rows_at_a_tiny_size():

@@ -3,7 +3,9 @@
 A ``SparseAutoencoder`` is one SAELens SAE with the hook it reads; ``load_sae`` opens
 SAELens's folder format and checks it against a handle; ``splice_hooks`` / ``run_spliced``
 / ``spliced`` put it into a forward pass with its error term kept, with feature edits
-(``{feature: value | "zero" | Scale(f) | Add(a)}``) for ablation and steering. explorer
+(``{feature: value | "zero" | Scale(f) | Add(a)}``) for ablation and steering;
+``sae_quality`` reports explained variance, L0, dead and dense features and the loss
+recovered on held-out inputs. explorer
 trains nothing itself here: SAELens does.
 
 Layer: above ``models`` (it runs handles through their hooks), below ``analysis`` (whose
@@ -19,6 +21,7 @@ torch.Size([1, 3, 10])
 """
 
 from explorer.features.loading import activation_width, check_fits, load_sae, sae_folders
+from explorer.features.quality import SAEQuality, sae_quality
 from explorer.features.sae import ARCHITECTURES, SparseAutoencoder
 from explorer.features.splice import (
     Add,
@@ -35,6 +38,7 @@ __all__ = [
     "ARCHITECTURES",
     "Add",
     "Edit",
+    "SAEQuality",
     "Scale",
     "SparseAutoencoder",
     "activation_width",
@@ -44,6 +48,7 @@ __all__ = [
     "load_sae",
     "run_spliced",
     "sae_folders",
+    "sae_quality",
     "splice_hooks",
     "spliced",
 ]

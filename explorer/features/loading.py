@@ -152,7 +152,7 @@ def _read_config(file: Path) -> dict[str, Any]:
 
 
 def _load_saelens(path: Path, cfg: dict[str, Any], *, device: str | None, dtype: str | None) -> Any:
-    # lazy: sae_lens takes seconds to import (it loads transformer-lens and datasets)
+    # lazy: sae_lens (seconds to import) reads a folder only when one is loaded
     import sae_lens
 
     # lazy: the same import, its config reader for SAELens < 6 folders

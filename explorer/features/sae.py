@@ -107,7 +107,7 @@ class SparseAutoencoder:
     ) -> SparseAutoencoder:
         """A fresh SAELens SAE (random weights from ``seed``): ``architecture`` one of
         "standard", "topk", "jumprelu" or "transcoder" (``d_out`` and ``hook_out`` then)."""
-        # lazy: sae_lens takes seconds to import (it loads transformer-lens and datasets)
+        # lazy: sae_lens (seconds to import) builds the SAELens module only when one is created
         import sae_lens
 
         configs = {
@@ -184,6 +184,15 @@ class SparseAutoencoder:
     def encoder(self) -> torch.Tensor:
         """``[d_in, d_sae]``: each feature's encoder direction (detached)."""
         return self.sae.W_enc.detach()
+
+    @property
+    def device(self) -> torch.device:
+        return self.sae.W_enc.device
+
+    def to(self, device: str | torch.device) -> SparseAutoencoder:
+        """Move the SAE to ``device`` (where the model's activations are); returns itself."""
+        self.sae.to(device)
+        return self
 
     def check_feature(self, feature: int) -> int:
         """``feature`` as an int, or a ValueError naming the valid range."""

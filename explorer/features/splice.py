@@ -171,13 +171,21 @@ def _replace(
     edit: Edit,
     position: int | None,
     record: dict[str, torch.Tensor] | None,
+    keep_error: bool = True,
 ) -> torch.Tensor:
     """What the spliced pass carries at ``hook_out``: the edited reconstruction plus the
     SAE's (gradient-free) error on ``x_out``."""
+    if x_in.device != sae.device:
+        raise ValueError(
+            f"{sae.name} is on {sae.device} but the activation at {sae.hook} is on "
+            f"{x_in.device}: move the SAE to the model's device with sae.to({str(x_in.device)!r})"
+        )
     acts = sae.encode(x_in)
     edited = edit_features(acts, edit, sae, position=position)
     if record is not None:
         record[sae.hook] = edited
+    if not keep_error:
+        return sae.decode(edited).to(x_out.dtype)
     with torch.no_grad():
         error = x_out.to(acts.dtype) - sae.decode(acts)
     return (sae.decode(edited) + error).to(x_out.dtype)
@@ -189,8 +197,11 @@ def splice_hooks(
     *,
     position: int | None = None,
     record: dict[str, torch.Tensor] | None = None,
+    keep_error: bool = True,
 ) -> list[tuple[str, Callable[..., Any]]]:
-    """Forward hooks ``[(hook name, fn)]`` that splice ``sae`` in with its error term kept."""
+    """Forward hooks ``[(hook name, fn)]`` that splice ``sae`` in with its error term kept
+    (``keep_error=False``: the reconstruction alone replaces the activation, as SAE quality's
+    "loss with the SAE" measures)."""
     if not isinstance(sae, SparseAutoencoder):
         raise TypeError(
             f"splice needs a features.SparseAutoencoder, got {type(sae).__name__}: wrap an "
@@ -202,7 +213,7 @@ def splice_hooks(
     if sae.hook_out == sae.hook:
 
         def splice(act: torch.Tensor, hook: Any) -> torch.Tensor:
-            return _replace(sae, act, act, edit, position, record)
+            return _replace(sae, act, act, edit, position, record, keep_error)
 
         return [(sae.hook, splice)]
     seen: dict[str, torch.Tensor] = {}
@@ -216,7 +227,7 @@ def splice_hooks(
                 f"transcoder {sae.name}: {sae.hook_out} ran before {sae.hook} in this pass; "
                 "a transcoder reads an earlier hook than the one it writes"
             )
-        return _replace(sae, seen.pop("in"), act, edit, position, record)
+        return _replace(sae, seen.pop("in"), act, edit, position, record, keep_error)
 
     return [(sae.hook, read_in), (sae.hook_out, splice_out)]
 

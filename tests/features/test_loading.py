@@ -9,6 +9,7 @@ import os
 import hf_tiny
 import pytest
 import torch
+from safetensors.torch import save_file
 
 import explorer
 from explorer._inside import OutsideFolderError
@@ -165,3 +166,34 @@ def test_a_folder_is_data_not_a_program(tmp_path):
     torch.save({"W_enc": torch.zeros(2)}, tmp_path / "pickled" / "sae_weights.pt")
     with pytest.raises(ValueError, match="is not an SAE folder"):
         load_sae(tmp_path / "pickled")
+
+
+def test_a_saelens_5_release_folder_loads_on_a_gpt2_shaped_model(tmp_path):
+    """The layout of SAELens's older GPT-2 releases (gpt2-small-res-jb): ``hook_point``
+    instead of ``hook_name``, no architecture, a CUDA device and a dtype string."""
+    model = explorer.load(hf_tiny.write_family("gpt2", tmp_path / "gpt2"))
+    d = model.d_model
+    folder = tmp_path / "gpt2-small-res-jb" / "blocks.1.hook_resid_pre"
+    folder.mkdir(parents=True)
+    cfg = {
+        "model_name": "gpt2-small", "hook_point": "blocks.1.hook_resid_pre", "hook_point_layer": 1,
+        "hook_point_head_index": None, "d_in": d, "d_sae": 4 * d, "dtype": "torch.float32",
+        "device": "cuda", "context_size": 128, "normalize_activations": False,
+    }  # fmt: skip
+    (folder / "cfg.json").write_text(json.dumps(cfg))
+    gen = torch.Generator().manual_seed(0)
+    weights = {
+        "W_enc": torch.randn(d, 4 * d, generator=gen), "b_enc": torch.zeros(4 * d),
+        "W_dec": torch.randn(4 * d, d, generator=gen), "b_dec": torch.zeros(d),
+    }  # fmt: skip
+    save_file(weights, str(folder / "sae_weights.safetensors"))
+    sae = load_sae(folder.parent, model=model, sae_id="blocks.1.hook_resid_pre")
+    assert (sae.architecture, sae.hook, sae.d_in, sae.d_sae) == (
+        "standard",
+        "blocks.1.hook_resid_pre",
+        d,
+        4 * d,
+    )
+    assert torch.equal(sae.decoder, weights["W_dec"])
+    x = model.to_tokens(["the cat sat on the mat"])
+    assert (run_spliced(model, x, sae) - model(x)).abs().max() < 1e-5

@@ -197,5 +197,14 @@ def test_bad_edits_and_hooks_are_sentences():
         run_spliced(model, x, other)
     with pytest.raises(TypeError, match="SparseAutoencoder.from_saelens"):
         splice_hooks(sae.sae)
+    elsewhere = SparseAutoencoder.create("blocks.0.hook_resid_post", d_in=16, d_sae=64, k=4).to(
+        "meta"
+    )
+    assert elsewhere.device.type == "meta"
+    with pytest.raises(
+        ValueError,
+        match=r"is on meta but the activation at blocks.0.hook_resid_post is on cpu: move the SAE to the model's device with sae.to\('cpu'\)",
+    ):
+        run_spliced(model, x, elsewhere)
     with pytest.raises(ValueError, match="does not broadcast"):
         edit_features(torch.zeros(3, 7, 64), {0: torch.zeros(5)}, sae)
