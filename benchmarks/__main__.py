@@ -35,6 +35,7 @@ from benchmarks.results import (
 BENCHMARKS = {
     "ablation": ("benchmarks.bench_ablation", "ablation sweep"),
     "topk": ("benchmarks.bench_topk", "top-k neuron examples"),
+    "feature_ablation": ("benchmarks.bench_feature_ablation", "feature ablation sweep"),
     "patching": ("benchmarks.bench_patching", "activation patching"),
     "lm_analyses": ("benchmarks.bench_lm_analyses", "DLA and logit lens"),
     "sae_splice": ("benchmarks.bench_sae_splice", "spliced SAE"),
@@ -44,6 +45,7 @@ BENCHMARKS = {
     "imports": ("benchmarks.bench_imports", "import time"),
     "first_widget": ("benchmarks.bench_first_widget", "first contact"),
     "widgets": ("benchmarks.bench_widgets", "widget latency"),
+    "feature_view": ("benchmarks.bench_feature_view", "FeatureView latency"),
     "audit": ("benchmarks.bench_audit", "auditing game"),
     "audit_game": ("benchmarks.audit_game", "auditing game, every family"),
 }

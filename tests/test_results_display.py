@@ -346,7 +346,21 @@ EXAMPLES = {
     "Agreement": lambda: H.Agreement(
         "neuron 0.3", "cohen", 0.4, 0.7, 0.5, 50, ("ann", "bo"), ("yes", "no")
     ),
+    "SteeringResult": lambda: A.SteeringResult(rand(8), rand(8) + 1.0, (), "add", 4.0),
     "Evidence": lambda: H.Evidence(rand(30), "auroc", positives=torch.arange(30) < 10),
+    "Explanation": lambda: H.Explanation(
+        "neuron 0.5", "tokens", "fires on ' if' (+2.1)", ((3,),), (2.1,), 0.1
+    ),
+    "ExplanationScores": lambda: H.ExplanationScores(
+        (
+            H.Explanation("neuron 0.5", "tokens", "fires on ' if'", ((3,),), (2.1,)),
+            H.regex_explanation(r"\bif", unit="neuron 0.5", author="ana"),
+        ),
+        (0.93, 0.71),
+        H.Split(range(10), "formation"),
+        H.Split(range(10, 20), "held-out"),
+        240,
+    ),
     "ImportReport": lambda: H.ImportReport(
         "p", added=("a", "b"), renamed={"b": "b2"}, skipped=("c",)
     ),

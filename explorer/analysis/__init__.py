@@ -72,6 +72,8 @@ from explorer.analysis.editing import (
     predict,
     scale_units,
 )
+from explorer.analysis.feature_steering import SteeringResult, steer
+from explorer.analysis.feature_units import Feature
 from explorer.analysis.feature_vis import (
     FeatureVisualization,
     Regularization,
@@ -168,6 +170,7 @@ __all__ = [
     "Confusion",
     "CopyingScores",
     "ExampleWindows",
+    "Feature",
     "FeatureVisualization",
     "Head",
     "HeadDetection",
@@ -189,6 +192,7 @@ __all__ = [
     "Regularization",
     "ResidPosition",
     "StampedExamples",
+    "SteeringResult",
     "SweepResult",
     "TokenAttribution",
     "TopKExamples",
@@ -234,6 +238,7 @@ __all__ = [
     "run_with_cache",
     "scale_units",
     "stamped_examples",
+    "steer",
     "top_k_examples",
     "units",
     "weight_anomaly",

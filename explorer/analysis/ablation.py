@@ -9,8 +9,9 @@ for convs), positions on ``hook_resid_pre``. ``ablation_sweep`` ablates units on
 for every unit asked, batched (many units per forward pass); ``ablate_sets`` ablates each of
 several unit sets together (a hypothesis's random baseline), many sets per forward pass.
 
-Size: about 440 lines, over the usual 400: the three ablation verbs share one setup pass
-and their result types; split apart they would import each other's internals.
+Size: about 470 lines, over the usual 400: the three ablation verbs share one setup pass
+and their result types; split apart they would import each other's internals. SAE
+features (``Feature(sae, i)``) take the same verbs: ``feature_interventions`` runs them.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from explorer._checks import check_choice, check_model
 from explorer._deprecate import renamed_arguments
 from explorer._display import MAX_ROWS, Shown, num, pandas, strongest
 from explorer.analysis._batch_size import accepts_max_tokens, token_budget
+from explorer.analysis.feature_interventions import ablate_features, sweep_features
+from explorer.analysis.feature_units import Feature
 from explorer.analysis.interventions import (
     Site,
     _reads_clean,
@@ -172,12 +175,25 @@ class SweepResult(Shown):
         return title, ("unit", "change", "metric after"), rows, note
 
 
-def _unit_number(unit: Unit) -> int:
+def _unit_number(unit: Unit | Feature) -> int:
+    if isinstance(unit, Feature):
+        return unit.feature
     if isinstance(unit, Head):
         return unit.head
     if isinstance(unit, Neuron):
         return unit.neuron
     return unit.position
+
+
+def _features(units: Sequence[object]) -> list[Feature]:
+    """``units`` when all are SAE features; a ValueError when features mix with others."""
+    others = [u for u in units if not isinstance(u, Feature)]
+    if others:
+        raise ValueError(
+            f"features and other units cannot be ablated in one call, got {others[0]} beside "
+            "features: ablate each kind on its own"
+        )
+    return list(units)  # type: ignore[arg-type]
 
 
 def _check_units(
@@ -366,6 +382,12 @@ def ablate(
     """
     if isinstance(units, (str, Head, Neuron)) or not isinstance(units, Sequence):
         units = [units]  # type: ignore[list-item]
+    if any(isinstance(u, Feature) for u in units):
+        before, after_f, hooks = ablate_features(
+            model, inputs, units=_features(units), metric=metric, ablation=ablation,
+            reference=reference, seed=seed,
+        )  # fmt: skip
+        return AblationResult(before, after_f, tuple(units), ablation, hooks)  # type: ignore[arg-type]
     s = _setup(model, inputs, units, metric, ablation, reference, seed)
     fired: set[str] = set()
     after = run_interventions(
@@ -395,6 +417,16 @@ def ablate_sets(
     if not unit_sets or any(len(units) == 0 for units in unit_sets):
         raise ValueError("unit_sets must hold at least one non-empty set of units")
     union = list(dict.fromkeys(parse_unit(u) for units in unit_sets for u in units))
+    if any(isinstance(u, Feature) for u in union):
+        sets_f = [_features(units) for units in unit_sets]
+        before, after = sweep_features(
+            model, inputs, units=_features(union), metric=metric, ablation=ablation,
+            reference=reference, seed=seed, max_tokens=token_budget(inputs, batch_size), sets=sets_f,
+        )  # fmt: skip
+        return tuple(
+            AblationResult(before, row, tuple(units), ablation, tuple(units[0].sae.hooks))
+            for units, row in zip(sets_f, after)
+        )
     s = _setup(model, inputs, union, metric, ablation, reference, seed)
     site_of = dict(zip(s.units, s.sites))
     sets = [[parse_unit(u) for u in units] for units in unit_sets]
@@ -445,6 +477,12 @@ def ablation_sweep(
             granularity = "head" if model.is_transformer and model.n_heads else "neuron"
         check_choice("granularity", granularity, ("head", "neuron"))
         units = (all_heads if granularity == "head" else all_neurons)(model, layer=layer)
+    if any(isinstance(u, Feature) for u in units):
+        before, after = sweep_features(
+            model, inputs, units=_features(units), metric=metric, ablation=ablation,
+            reference=reference, seed=seed, max_tokens=token_budget(inputs, batch_size),
+        )  # fmt: skip
+        return SweepResult(tuple(units), float(before.mean()), after.mean(1), after, ablation)  # type: ignore[arg-type]
     s = _setup(model, inputs, units, metric, ablation, reference, seed, sweep=True)
     after = run_sweep(
         model,

@@ -36,7 +36,10 @@ from jaxtyping import Float, Int
 from explorer._checks import check_choice
 from explorer._deprecate import _warn, renamed_arguments
 from explorer._display import Shown, pandas
+from explorer.analysis.feature_units import encode_batch
+from explorer.analysis.neuron_logits import feature_decoder
 from explorer.analysis.units import Head, Neuron
+from explorer.features import SparseAutoencoder
 from explorer.models.handle import ModelHandle
 
 __all__ = [
@@ -44,7 +47,7 @@ __all__ = [
     "direct_logit_attribution",
 ]
 
-GRANULARITIES = ("layer", "head", "neuron", "all")
+GRANULARITIES = ("layer", "head", "neuron", "all", "feature")
 _PLURAL = {"layers": "layer", "heads": "head", "neurons": "neuron"}  # before issue 24
 TokenSpec = int | str | Sequence[int] | torch.Tensor
 
@@ -286,9 +289,12 @@ def direct_logit_attribution(
     against: TokenSpec | None = None,
     granularity: str = "head",
     position: int | Sequence[int] | torch.Tensor = -1,
+    sae: SparseAutoencoder | None = None,
 ) -> LogitAttribution:
     """Each unit's direct effect on the logit of ``target`` (minus ``against``) at
     ``position``, through the final norm of the actual run (see the module docstring).
+    ``granularity="feature"`` with ``sae=``: each SAE feature's, ``f_i * (W_dec[i] . read)``
+    (columns ``F0, F1, ...``).
 
     Args:
         model: a transformer handle.
@@ -314,6 +320,10 @@ def direct_logit_attribution(
         )
         granularity = _PLURAL[granularity]
     check_choice("DLA granularity", granularity, GRANULARITIES)
+    if (granularity == "feature") != (sae is not None):
+        raise ValueError(
+            "attributing to SAE features takes granularity='feature' and sae= together"
+        )
     if granularity == "neuron" and not model.has_mlp:
         raise ValueError(f"{model.name} is attention-only: it has no neurons to attribute")
     tokens = model.check_inputs(inputs)
@@ -325,6 +335,8 @@ def direct_logit_attribution(
         if against is None
         else resolve_tokens(model, spec=against, batch=batch, what="against")
     )
+    if sae is not None:
+        return _feature_dla(model, tokens, sae, positions, target_ids, against_ids)
     want = _hooks_for(model, granularity)
     logits, acts = run_at_positions(
         model, tokens, names=[n for v in want.values() for n in v], positions=positions
@@ -371,6 +383,42 @@ def direct_logit_attribution(
         values,
         tuple(labels),
         granularity,
+        describe_direction(model, target=target_ids, against=against_ids),
+        logit.float(),
+        positions,
+        model.n_layers,
+    )
+
+
+def _feature_dla(
+    model: ModelHandle,
+    tokens: torch.Tensor,
+    sae: SparseAutoencoder,
+    positions: torch.Tensor,
+    target_ids: torch.Tensor,
+    against_ids: torch.Tensor | None,
+) -> LogitAttribution:
+    """``values[b, i] = f_i * (W_dec[i] . read_b)``, ``read_b`` the unembedding direction
+    through the final norm of example ``b``'s own run."""
+    decoder = feature_decoder(model, sae)
+    rows = torch.arange(tokens.shape[0])
+    names = ["ln_final.hook_scale"] if model.final_norm()[0] is not None else []
+    logits, cache = model.cache_pass(tokens, names=names)
+    acts = encode_batch(model, tokens, sae)[rows, positions]  # [b, d_sae]
+    w_u = model.weight("unembed")
+    direction = w_u[:, target_ids].T
+    last = logits[rows, positions]
+    logit = last.gather(-1, target_ids[:, None])[:, 0]
+    if against_ids is not None:
+        direction = direction - w_u[:, against_ids].T
+        logit = logit - last.gather(-1, against_ids[:, None])[:, 0]
+    read = norm_direction(model, direction=direction)
+    if names:
+        read = read / cache[names[0]][rows, positions]
+    return LogitAttribution(
+        (acts * (read.float() @ decoder.T)).float(),
+        tuple(f"F{i}" for i in range(sae.d_sae)),
+        "feature",
         describe_direction(model, target=target_ids, against=against_ids),
         logit.float(),
         positions,

@@ -46,6 +46,7 @@ from explorer._checks import check_choice
 from explorer._display import MAX_ROWS, Shown, long_frame, num, shape, strongest
 from explorer.analysis._batch_size import accepts_max_tokens, token_budget
 from explorer.analysis._model_pair import check_same_architecture, checked_pair
+from explorer.analysis.feature_interventions import feature_patching
 from explorer.analysis.interventions import (
     Site,
     clean_metric,
@@ -53,6 +54,7 @@ from explorer.analysis.interventions import (
     sweep_base_hooks,
 )
 from explorer.analysis.metrics import Metric, evaluate, recovery
+from explorer.features import SparseAutoencoder
 from explorer.models.handle import ModelHandle
 
 __all__ = [
@@ -155,8 +157,8 @@ class PatchingResult(Shown):
 
 def grid_axes(grid: str) -> tuple[str, ...]:
     """The axes of a grid's values, e.g. ``("layer", "position", "head")``."""
-    if grid == "neuron":
-        return ("layer", "neuron")
+    if grid in ("neuron", "feature"):  # feature: an SAE's features (feature_patching)
+        return ("layer", grid)
     out = _SPECS[grid][1].split("->")[1].split()
     return ("layer", *(_AXIS_NAMES[a] for a in out))
 
@@ -251,6 +253,7 @@ def activation_patching(
     grid: str = "resid",
     other: ModelHandle | None = None,
     batch_size: int | None = None,
+    sae: SparseAutoencoder | None = None,
 ) -> PatchingResult:
     """Patch each grid cell from the clean ``inputs`` into ``corrupted`` (same shape);
     ``values[layer, ...]`` is the
@@ -260,6 +263,8 @@ def activation_patching(
     ``batch_size`` bounds the inputs (rows) of one forward pass (None: the library chooses).
     ``other``: cross-model patching, ``other``'s activations on ``inputs`` patched into
     ``model`` run on ``corrupted`` (default ``inputs``); see the module docstring.
+    ``grid="feature"`` with ``sae=``: each feature of the SAE (spliced in, error term kept)
+    at every position; ``values[0, i]``.
 
     >>> from explorer.analysis import metrics
     >>> from explorer.models import zoo
@@ -271,6 +276,13 @@ def activation_patching(
     >>> round(float(r.recovery[0, 1]), 4)  # the whole clean stream where the inputs differ
     1.0
     """
+    if grid == "feature" or sae is not None:
+        if other is not None:
+            raise ValueError(
+                "cross-model patching (other=) runs over heads, neurons or the residual "
+                "stream; patching SAE features (grid='feature', sae=) takes one model"
+            )
+        return _features(model, inputs, corrupted, metric, grid, sae, "activation", batch_size)
     _check_grid(model, grid)
     source = model if other is None else other
     clean, corrupted = _check_sources(model, inputs, corrupted=corrupted, other=other)
@@ -324,6 +336,25 @@ def _check_sources(
     return clean, checked
 
 
+def _features(
+    model: ModelHandle,
+    inputs: torch.Tensor,
+    corrupted: torch.Tensor,
+    metric: Metric,
+    grid: str,
+    sae: SparseAutoencoder | None,
+    method: str,
+    batch_size: int | None,
+) -> PatchingResult:
+    if grid != "feature" or sae is None:
+        raise ValueError("patching SAE features takes grid='feature' and sae= together")
+    values, clean_value, corrupted_value = feature_patching(
+        model, inputs, corrupted=corrupted, metric=metric, sae=sae, method=method,
+        batch_size=batch_size,
+    )  # fmt: skip
+    return PatchingResult(values[None], clean_value, corrupted_value, "feature", method)
+
+
 def _per_unit(contrib: torch.Tensor) -> torch.Tensor:
     """``[batch, unit]`` from an MLP ``[b, d]``, transformer ``[b, pos, d]`` or conv ``[b, c, h, w]``."""
     if contrib.ndim == 2:
@@ -340,6 +371,7 @@ def attribution_patching(
     corrupted: torch.Tensor,
     metric: Metric,
     grid: str = "resid",
+    sae: SparseAutoencoder | None = None,
 ) -> PatchingResult:
     """First-order estimate of ``activation_patching`` (Nanda 2023).
 
@@ -352,7 +384,8 @@ def attribution_patching(
     ``m_corr`` is the batch-mean corrupted metric, so ``values`` estimates the batch-mean
     metric after patching, on the scale of ``activation_patching``. Each prompt's gradient
     is its own metric's (the backward pass runs on the *sum* of per-prompt metrics), so
-    duplicating the batch leaves the estimate unchanged.
+    duplicating the batch leaves the estimate unchanged. ``grid="feature"`` with ``sae=``:
+    each feature of the SAE, the gradient taken at its activations in the spliced run.
     """
     if not model.returns_gradients:
         raise ValueError(
@@ -360,6 +393,8 @@ def attribution_patching(
             "server, which sends back values without them: use activation_patching (exact, "
             "one pass per cell) or open the model without remote="
         )
+    if grid == "feature" or sae is not None:
+        return _features(model, inputs, corrupted, metric, grid, sae, "attribution", None)
     _check_grid(model, grid)
     clean, corrupted = _check_pair(model, inputs, corrupted)
     hooks = [model.hook_name(_kind(grid), layer) for layer in range(model.n_layers)]

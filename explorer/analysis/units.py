@@ -16,15 +16,18 @@ import torch
 
 from explorer._deprecate import _warn, renamed_arguments
 from explorer._display import long_frame
+from explorer.analysis.feature_units import Feature, all_features
 
 if TYPE_CHECKING:
     from explorer.models.handle import ModelHandle
 
 __all__ = [
+    "Feature",
     "Head",
     "Neuron",
     "ResidPosition",
     "Unit",
+    "all_features",
     "all_heads",
     "check_unit",
     "parse_unit",
@@ -119,8 +122,8 @@ def parse_unit(text: str | Unit) -> Unit:
     >>> parse_unit("head 1.4"), parse_unit("L0H2"), parse_unit("neuron 0.37")
     (Head(layer=1, head=4, position=None), Head(layer=0, head=2, position=None), Neuron(layer=0, neuron=37, position=None))
     """
-    if isinstance(text, (Head, Neuron, ResidPosition)):
-        return text
+    if isinstance(text, (Head, Neuron, ResidPosition, Feature)):
+        return text  # a Feature names its SAE: it has no text form to read back
     if not isinstance(text, str):
         raise TypeError(
             f"a unit is a Head, Neuron, ResidPosition or text, got {type(text).__name__}"

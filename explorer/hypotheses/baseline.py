@@ -36,6 +36,7 @@ from dataclasses import dataclass
 
 import torch
 
+from explorer.analysis.feature_units import Feature
 from explorer.analysis.units import Head, Neuron, ResidPosition, Unit, parse_unit
 from explorer.models.handle import ModelHandle
 
@@ -63,6 +64,8 @@ def check_n_baseline(n: object) -> None:
 def eligible_units(model: ModelHandle, unit: Unit | str, seq_len: int | None = None) -> list[Unit]:
     """Every unit of ``unit``'s kind in ``model``, at ``unit``'s position if it names one."""
     unit = parse_unit(unit)
+    if isinstance(unit, Feature):  # the other features of its SAE
+        return [Feature(unit.sae, i, unit.position) for i in range(unit.sae.d_sae)]
     if isinstance(unit, Head):
         return [
             Head(layer, h, unit.position)

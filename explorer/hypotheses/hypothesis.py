@@ -32,6 +32,7 @@ import torch
 
 from explorer._checks import check_fraction, check_positive
 from explorer._deprecate import renamed_arguments
+from explorer.analysis.feature_units import Feature
 from explorer.analysis.units import Head, Neuron, ResidPosition, Unit, check_unit, parse_unit
 from explorer.hypotheses._limits import check_hypothesis_numbers, check_record_numbers
 from explorer.hypotheses.baseline import (
@@ -112,7 +113,7 @@ class Hypothesis:
         if not isinstance(self.claim, str) or not self.claim.strip():
             raise ValueError("a hypothesis needs a claim in words (got an empty claim)")
         units = self.units
-        if isinstance(units, (str, Head, Neuron, ResidPosition)):
+        if isinstance(units, (str, Head, Neuron, ResidPosition, Feature)):
             units = (units,)
         units = tuple(parse_unit(u) for u in units)  # type: ignore[union-attr]
         if len(set(units)) != len(units):

@@ -37,6 +37,7 @@ import torch
 
 from explorer._checks import check_choice
 from explorer.analysis import ablate_sets, head_scores, metrics
+from explorer.analysis.feature_units import Feature, encode_batch
 from explorer.analysis.units import Head, Neuron, ResidPosition, Unit, unit_slice
 from explorer.hypotheses.bootstrap import Evidence
 from explorer.hypotheses.examples import Examples
@@ -173,6 +174,7 @@ class AblationEffect(_Base):
     metric: str = "accuracy"
     ablation: str = "zero"
     kind: ClassVar[str] = "ablation_effect"
+    unit_types: ClassVar[tuple[type, ...]] = (Head, Neuron, ResidPosition, Feature)
 
     def __post_init__(self) -> None:
         check_choice("ablation", self.ablation, ("zero", "mean", "resample"))
@@ -217,7 +219,7 @@ class NeuronSelectivity(_Base):
     fire_threshold: float = 0.0
     reduce: str = "max"
     kind: ClassVar[str] = "neuron_selectivity"
-    unit_types: ClassVar[tuple[type, ...]] = (Neuron,)
+    unit_types: ClassVar[tuple[type, ...]] = (Neuron, Feature)
 
     def __post_init__(self) -> None:
         check_choice("score", self.score, ("auroc", "precision", "recall"))
@@ -233,14 +235,18 @@ class NeuronSelectivity(_Base):
         for units in unit_sets:
             self.check_units(units)
         concept = examples.require("concept", "a neuron selectivity test")
-        hooks = sorted({u.hook(model) for units in unit_sets for u in units})
+        hooks = sorted({u.hook(model) for us in unit_sets for u in us if isinstance(u, Neuron)})
         _, cache = model.cache_pass(examples.inputs, names=hooks)
+        saes = {id(u.sae): u.sae for us in unit_sets for u in us if isinstance(u, Feature)}
+        encoded = {key: encode_batch(model, examples.inputs, sae) for key, sae in saes.items()}
         out = []
         for units in unit_sets:
             columns = []
             for unit in units:
-                act = cache[unit.hook(model)]
-                values = act[unit_slice(act, unit)]
+                act = (
+                    encoded[id(unit.sae)] if isinstance(unit, Feature) else cache[unit.hook(model)]
+                )
+                values = act[unit.index() if isinstance(unit, Feature) else unit_slice(act, unit)]
                 values = values.reshape(len(values), -1)
                 columns.append(values.amax(1) if self.reduce == "max" else values.mean(1))
             activation = torch.stack(columns, 1).mean(1)

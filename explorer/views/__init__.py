@@ -37,6 +37,9 @@ from explorer.views.explorer_view import (
     Explorer,
     show,
 )
+from explorer.views.feature_view import (
+    FeatureView,
+)
 from explorer.views.hypothesis_view import (
     HypothesisBoard,
     HypothesisWidget,
@@ -101,6 +104,7 @@ __all__ = [
     "AuditView",
     "DiffView",
     "Explorer",
+    "FeatureView",
     "HypothesisBoard",
     "HypothesisWidget",
     "InterventionPanel",

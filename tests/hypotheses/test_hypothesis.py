@@ -140,7 +140,7 @@ def test_bad_hypotheses_are_refused_with_clear_messages(
         make_hypothesis(held_out=Split(range(200, 401))).test(concept_model, concept_data)
     with pytest.raises(ValueError, match="claim in words"):
         make_hypothesis(claim="  ")
-    with pytest.raises(ValueError, match="applies to neuron units, not head 0.0"):
+    with pytest.raises(ValueError, match="applies to neuron or feature units, not head 0.0"):
         make_hypothesis(units="head 0.0")
     with pytest.raises(ValueError, match="'above' or 'below'"):
         make_hypothesis(direction="over")

@@ -15,6 +15,7 @@ from page_requests import invoke
 import explorer
 import explorer.views
 from explorer.analysis import AuditResult
+from explorer.features import SparseAutoencoder
 from explorer.hypotheses import Hypothesis, HypothesisStore, NeuronSelectivity, Split, planted
 from explorer.models import zoo
 from explorer.studies.auditing import make_mlp
@@ -24,6 +25,7 @@ from explorer.views import (
     AttentionView,
     AuditView,
     DiffView,
+    FeatureView,
     HypothesisBoard,
     HypothesisWidget,
     InterventionPanel,
@@ -36,6 +38,7 @@ from explorer.views import (
     attention_view,
     audit_view,
     diff_view,
+    feature_view,
     hypothesis_view,
     intervention_panel,
     logit_attribution_view,
@@ -98,6 +101,13 @@ def diff(model, monkeypatch):
     view = DiffView(model, TOKENS, other=model.copy(), metric=lambda logits: logits[:, -1, 0])
     monkeypatch.setattr(diff_view, "activation_patching", planted_failure)
     return view, "_page_set", {"patch_into": "other"}
+
+
+def features(model, monkeypatch):
+    sae = SparseAutoencoder.create(model.hook_name("resid_post", 0), d_in=model.d_model, d_sae=8)
+    view = FeatureView(model, TOKENS, sae=sae, n=2)
+    monkeypatch.setattr(feature_view, "steer", planted_failure)
+    return view, "_page_steer", {"mode": "add", "amount": 2.0}
 
 
 def neurons(_model, monkeypatch):
@@ -183,6 +193,7 @@ CASES = {
     "AttentionView": attention,
     "AuditView": audit,
     "DiffView": diff,
+    "FeatureView": features,
     "HypothesisBoard": board,
     "HypothesisWidget": hypothesis,
     "InterventionPanel": intervention,
