@@ -79,10 +79,6 @@ from explorer.analysis.feature_vis import (
     Regularization,
     maximize_activation,
 )
-from explorer.analysis.fourier_accuracy import (
-    accuracy_without_frequencies,
-    restricted_accuracy,
-)
 from explorer.analysis.head_detection import (
     HeadDetection,
     detect_heads,
@@ -201,7 +197,6 @@ __all__ = [
     "ablate",
     "ablate_sets",
     "ablation_sweep",
-    "accuracy_without_frequencies",
     "activation_histogram",
     "activation_patching",
     "attention_patterns",
@@ -234,7 +229,6 @@ __all__ = [
     "perturbation_curves",
     "predict",
     "progress",
-    "restricted_accuracy",
     "run_with_cache",
     "scale_units",
     "stamped_examples",
@@ -275,7 +269,10 @@ _MOVED = {
     "neurons": "histogram unit_values",
     "patching": "grid_axes supports",
     "probes": "default_probe_hooks fit_probe",
-    "progress": "detect_phase_change first_crossing gini weight_norm",
+    "progress": (
+        "accuracy_without_frequencies detect_phase_change first_crossing gini "
+        "restricted_accuracy weight_norm"
+    ),
     "attribution_checks": "randomize_weights spearman",
     "units": ("all_heads all_neurons check_unit layer_table neuron_index unit_slice units_of_type"),
 }

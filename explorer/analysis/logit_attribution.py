@@ -21,6 +21,10 @@ The granularity (``granularity=``; labels as transformer-lens writes them):
 - ``"neuron"``: ``L{l}N{n}`` (``stack_neuron_results``);
 - ``"all"``: heads, neurons, ``embed``, ``pos_embed``, ``bias`` (the ``b_O`` and ``b_out``
   of every layer), as ``get_full_resid_decomposition(expand_neurons=True)``.
+
+Size: the direction through the final norm (``norm_direction``, ``read_direction``) is read
+the same way by every granularity, SAE features included, and by ``compare``'s per-unit DLA
+(``head_dla``, ``neuron_dla``); one module keeps one definition of that reading.
 """
 
 from __future__ import annotations

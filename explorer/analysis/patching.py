@@ -30,6 +30,10 @@ weights (``W_O``, ``W_out``) stay the receiving model's, so a change of those we
 in ``compare``'s weight map and in the ``resid`` grid of the next layer, not in the cell.
 ``attribution_patching`` is the
 gradient approximation (Nanda 2023): one forward and one backward pass for the whole grid.
+
+Size: the grid table, its result type and the three callers of one cell runner (one model,
+cross-model, SAE features) share ``_SPECS`` and the axis helpers; split apart they would
+import each other's private tables.
 """
 
 from __future__ import annotations

@@ -22,10 +22,19 @@ from torch import nn
 
 from explorer._deprecate import moved_names
 from explorer.analysis.curves import detect_phase_change, first_crossing
+from explorer.analysis.fourier_accuracy import accuracy_without_frequencies, restricted_accuracy
 from explorer.models.handle import ModelHandle
 
-# The progress sub-namespace: measures logged over training and the readers of their curves.
-__all__ = ["detect_phase_change", "first_crossing", "gini", "weight_norm"]
+# The progress sub-namespace: measures logged over training (with grokking's Fourier
+# accuracies, explorer.analysis.fourier_accuracy) and the readers of their curves.
+__all__ = [
+    "accuracy_without_frequencies",
+    "detect_phase_change",
+    "first_crossing",
+    "gini",
+    "restricted_accuracy",
+    "weight_norm",
+]
 
 
 def gini(values: torch.Tensor | Sequence[float]) -> float:
