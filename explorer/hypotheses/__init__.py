@@ -41,6 +41,7 @@ from explorer.hypotheses.bootstrap import (
     statistic,
     too_few,
 )
+from explorer.hypotheses.calibration import Calibration, PredictionResult
 from explorer.hypotheses.examples import (
     Examples,
     Split,
@@ -88,6 +89,15 @@ from explorer.hypotheses.measures import (
     unregister_measure,
     unregister_metric,
 )
+from explorer.hypotheses.prediction import (
+    LOSS_FEATURES,
+    MIN_HELD_OUT_RUNS,
+    MIN_PER_OUTCOME,
+    Prediction,
+    claim_from_dict,
+    split_runs,
+)
+from explorer.hypotheses.predictors import PREDICTORS, FittedPredictor, fit_predictor
 from explorer.hypotheses.rerun import pick_data, rerun_project
 from explorer.hypotheses.schema import (
     SchemaVersionError,
@@ -114,15 +124,21 @@ from explorer.hypotheses.versioning import (
 )
 
 __all__ = [
+    "LOSS_FEATURES",
     "METRICS",
     "MIN_BASELINE_SETS",
+    "MIN_HELD_OUT_RUNS",
     "MIN_PER_CLASS",
+    "MIN_PER_OUTCOME",
+    "PREDICTORS",
     "STAMP_SCORES",
     "AblationEffect",
     "Agreement",
     "BaselineDistribution",
+    "Calibration",
     "Evidence",
     "Examples",
+    "FittedPredictor",
     "HeadScore",
     "Hypothesis",
     "HypothesisList",
@@ -135,6 +151,8 @@ __all__ = [
     "MeasureUnavailable",
     "NeuronSelectivity",
     "PatchingRecovery",
+    "Prediction",
+    "PredictionResult",
     "ProjectRecord",
     "SchemaVersionError",
     "Split",
@@ -155,9 +173,11 @@ __all__ = [
     "check_enough",
     "check_metric_name",
     "check_n_baseline",
+    "claim_from_dict",
     "cohen_kappa",
     "decide",
     "eligible_units",
+    "fit_predictor",
     "fleiss_kappa",
     "from_json",
     "from_markdown",
@@ -179,6 +199,7 @@ __all__ = [
     "rerun_project",
     "resample_weights",
     "split_examples",
+    "split_runs",
     "statistic",
     "sweep_runs",
     "to_json",
