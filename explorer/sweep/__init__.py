@@ -8,7 +8,10 @@ resumable (rerun it and only unfinished points run) and cancellable (Ctrl-C keep
 finished point). The ``Sweep`` it returns gives the outcomes per point (a phase diagram is
 a pivot of ``outcomes()``) and every curve (``to_dataframe()``), and indexes the points in a
 ``HypothesisStore`` (``record(store)``; SQL-queryable, see
-``explorer.hypotheses.sweep_index``). docs/sweeps.md has the details and measured costs.
+``explorer.hypotheses.sweep_index``). ``prediction_table`` turns its runs into the table a
+``explorer.hypotheses.Prediction`` is judged on; ``phase_sweep`` opens the grokking phase
+diagram that ships (``explorer.sweep.shipped``). docs/sweeps.md has the details and measured
+costs.
 
 >>> from explorer.sweep import STUDIES
 >>> STUDIES["grokking"].defaults["p"]
@@ -19,10 +22,31 @@ from explorer.sweep.execute import SweepProgress, shutdown_ray, sweep
 from explorer.sweep.folder import SweepFolder, failure_record, run_point
 from explorer.sweep.measures import StepClock, gradient_noise, sweep_measures
 from explorer.sweep.points import SweepPoint, expand_points, point_name
+from explorer.sweep.predict import INTERNAL_MEASURES, measure_leads, prediction_table
 from explorer.sweep.result import Sweep
+from explorer.sweep.shipped import (
+    CHECKPOINT_RUNS,
+    INDUCTION_GRID,
+    INDUCTION_SEEDS,
+    PHASE_BASE,
+    PHASE_GRID,
+    PHASE_SEEDS,
+    SHIPPED_SWEEP,
+    induction_size_sweep,
+    phase_sweep,
+    ship_sweep,
+)
 from explorer.sweep.studies import STUDIES, SweepStudy, study_of
 
 __all__ = [
+    "CHECKPOINT_RUNS",
+    "INDUCTION_GRID",
+    "INDUCTION_SEEDS",
+    "INTERNAL_MEASURES",
+    "PHASE_BASE",
+    "PHASE_GRID",
+    "PHASE_SEEDS",
+    "SHIPPED_SWEEP",
     "STUDIES",
     "StepClock",
     "Sweep",
@@ -33,8 +57,13 @@ __all__ = [
     "expand_points",
     "failure_record",
     "gradient_noise",
+    "induction_size_sweep",
+    "measure_leads",
+    "phase_sweep",
     "point_name",
+    "prediction_table",
     "run_point",
+    "ship_sweep",
     "shutdown_ray",
     "study_of",
     "sweep",
