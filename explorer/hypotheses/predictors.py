@@ -99,14 +99,14 @@ def _succession(k: float, n: float) -> float:
 
 
 def fit_predictor(
-    kind: str, features: torch.Tensor, outcomes: torch.Tensor, names: Sequence[str]
+    kind: str, features: torch.Tensor, outcomes: torch.Tensor, feature_names: Sequence[str]
 ) -> FittedPredictor:
-    """Fit ``kind`` on ``features`` ``[runs, len(names)]`` and 0/1 ``outcomes`` ``[runs]``."""
+    """Fit ``kind`` on ``features`` ``[runs, len(feature_names)]`` and 0/1 ``outcomes``."""
     if kind not in PREDICTORS:
         raise ValueError(f"unknown predictor {kind!r}: choose one of {', '.join(PREDICTORS)}")
     x, y = features.double(), outcomes.double()
     base = _succession(float(y.sum()), len(y))
-    names = tuple(names)
+    names = tuple(feature_names)
     if not names:
         return FittedPredictor(kind, (), base)
     if kind == "logistic":

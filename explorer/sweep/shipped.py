@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from explorer._atomic import remove_tree
-from explorer.studies._shipped_runs import ship_checkpoints
+from explorer.studies.grokking_shipped import ship_checkpoints  # the shipped-run thinning
 from explorer.studies.grokking_table import PROGRESS_FILE
 from explorer.sweep.execute import sweep
 from explorer.sweep.folder import DONE, RUNS, SWEEP, SweepFolder
