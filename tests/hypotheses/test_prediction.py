@@ -216,3 +216,21 @@ def test_the_logistic_fit_is_deterministic_and_finite_on_separable_runs():
     assert all(math.isfinite(w) for w in a.weights)  # the penalty keeps separable data finite
     probs = a.probabilities(x)
     assert probs[0] < 0.5 < probs[3]
+
+
+def test_a_project_with_a_prediction_exports_and_imports(tmp_path):
+    from explorer.hypotheses import from_json, to_json, to_markdown
+
+    runs = planted_runs()
+    p = Prediction(claim="internals predict grokking", outcome="groks", features=("internal",),
+                   **halves(runs))  # fmt: skip
+    store = HypothesisStore(tmp_path / "a.db")
+    store.save(p)
+    store.record(p.test(runs).verdict)
+    text = to_markdown(store)
+    assert "internals predict grokking" in text and "30 held-out runs" in text
+    other = HypothesisStore(tmp_path / "b.db")
+    report = from_json(to_json(store), other)
+    assert report.added == (p.id,)
+    again = other.get(p.id)
+    assert again.hypothesis == p and again.status == "supported"
