@@ -54,6 +54,8 @@ NOT_RESULTS = {
     "ModelHandle": "a handle on a model",
     "Run": "a handle on a training run",
     "Hypothesis": "a claim: the input of Hypothesis.test",
+    "Prediction": "a claim about runs: the input of Prediction.test",
+    "FittedPredictor": "a fitted model to call (PredictionResult is the result)",
     "Measure": "a measure: an input of a hypothesis",
     "InputStamp": "a measure: an input of a hypothesis",
     "Label": "a rater's label: an input of agreement",
@@ -399,7 +401,20 @@ EXAMPLES = {
         _phases(),
     ),
     "ConceptNeurons": lambda: ConceptNeurons("loop", 1, rand(16), 200, 40),
+    "Calibration": lambda: H.Calibration.of(
+        ints(2, 30), {"features": rand(30), "baseline": rand(30)}
+    ),
+    "PredictionResult": lambda: _prediction_result(),
 }
+
+
+def _prediction_result():
+    runs = {f"r{i}": {"f": float(i % 2), "train_loss": 1.0, "test_loss": float(i % 3),
+                      "y": i % 2} for i in range(24)}  # fmt: skip
+    names = sorted(runs)
+    p = H.Prediction(claim="<b>f</b> predicts y", outcome="y", features=("f",),
+                     formation=names[:12], held_out=names[12:])  # fmt: skip
+    return p.test(runs)
 
 
 def test_every_result_is_on_the_display_layer():

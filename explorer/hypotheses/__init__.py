@@ -41,6 +41,7 @@ from explorer.hypotheses.bootstrap import (
     statistic,
     too_few,
 )
+from explorer.hypotheses.calibration import Calibration, PredictionResult
 from explorer.hypotheses.examples import (
     Examples,
     Split,
@@ -101,6 +102,15 @@ from explorer.hypotheses.measures import (
     unregister_measure,
     unregister_metric,
 )
+from explorer.hypotheses.prediction import (
+    LOSS_FEATURES,
+    MIN_HELD_OUT_RUNS,
+    MIN_PER_OUTCOME,
+    Prediction,
+    claim_from_dict,
+    split_runs,
+)
+from explorer.hypotheses.predictors import PREDICTORS, FittedPredictor, fit_predictor
 from explorer.hypotheses.rerun import pick_data, rerun_project
 from explorer.hypotheses.schema import (
     SchemaVersionError,
@@ -127,17 +137,23 @@ from explorer.hypotheses.versioning import (
 )
 
 __all__ = [
+    "LOSS_FEATURES",
     "METRICS",
     "MIN_BASELINE_SETS",
+    "MIN_HELD_OUT_RUNS",
     "MIN_PER_CLASS",
+    "MIN_PER_OUTCOME",
+    "PREDICTORS",
     "STAMP_SCORES",
     "AblationEffect",
     "Agreement",
     "BaselineDistribution",
+    "Calibration",
     "Evidence",
     "Examples",
     "Explanation",
     "ExplanationScores",
+    "FittedPredictor",
     "HeadScore",
     "Hypothesis",
     "HypothesisList",
@@ -150,6 +166,8 @@ __all__ = [
     "MeasureUnavailable",
     "NeuronSelectivity",
     "PatchingRecovery",
+    "Prediction",
+    "PredictionResult",
     "ProjectRecord",
     "SchemaVersionError",
     "Split",
@@ -170,11 +188,13 @@ __all__ = [
     "check_enough",
     "check_metric_name",
     "check_n_baseline",
+    "claim_from_dict",
     "cohen_kappa",
     "decide",
     "eligible_units",
     "explain_units",
     "explanation_labels",
+    "fit_predictor",
     "fleiss_kappa",
     "form_explanation",
     "from_json",
@@ -200,6 +220,7 @@ __all__ = [
     "score_explanations",
     "simulation_score",
     "split_examples",
+    "split_runs",
     "statistic",
     "sweep_runs",
     "to_json",

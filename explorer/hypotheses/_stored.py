@@ -14,6 +14,7 @@ from explorer._display import MAX_ROWS, Shown, pandas
 from explorer.hypotheses._limits import check_field, check_stored_number, check_text
 from explorer.hypotheses.agreement import Label
 from explorer.hypotheses.hypothesis import Hypothesis
+from explorer.hypotheses.prediction import Prediction
 from explorer.hypotheses.verdict import Verdict
 
 __all__ = [
@@ -81,7 +82,7 @@ class HypothesisList(Shown, list):  # type: ignore[type-arg]
 class StoredHypothesis(Shown):
     """A hypothesis as stored: who wrote it, in which project, and its verdicts (oldest first)."""
 
-    hypothesis: Hypothesis
+    hypothesis: Hypothesis | Prediction
     project: str
     author: str
     created: str
@@ -126,11 +127,11 @@ def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="microseconds")
 
 
-def spec_of(h: Hypothesis) -> str:
+def spec_of(h: Hypothesis | Prediction) -> str:
     return json.dumps(h.to_dict(), sort_keys=True)
 
 
-def row_of(h: Hypothesis, author: str, updated: str) -> dict[str, Any]:
+def row_of(h: Hypothesis | Prediction, author: str, updated: str) -> dict[str, Any]:
     """The hypotheses row of ``h``; raises naming the field a store cannot hold."""
     check_field("hypothesis id", h.id)
     for unit in h.units:

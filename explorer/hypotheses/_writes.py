@@ -14,10 +14,11 @@ from sqlalchemy.engine import Connection
 from explorer.hypotheses._stored import check_label, now
 from explorer.hypotheses.agreement import Label
 from explorer.hypotheses.hypothesis import Hypothesis
+from explorer.hypotheses.prediction import Prediction, claim_from_dict
 from explorer.hypotheses.schema import labels_table, verdicts_table
 
 
-def check_unjudged(conn: Connection, hypothesis: Hypothesis, stored_spec: str) -> None:
+def check_unjudged(conn: Connection, hypothesis: Hypothesis | Prediction, stored_spec: str) -> None:
     """Refuse to change a judged claim in place (budget_spent alone may change)."""
     judged = conn.execute(
         sa.select(sa.func.count())
@@ -27,10 +28,14 @@ def check_unjudged(conn: Connection, hypothesis: Hypothesis, stored_spec: str) -
     if not judged:
         return
     try:
-        stored = Hypothesis.from_dict(json.loads(stored_spec))
+        stored = claim_from_dict(json.loads(stored_spec))
     except (ValueError, TypeError):
         stored = None
-    if stored is None or stored._content_differs(hypothesis):
+    if (
+        stored is None
+        or type(stored) is not type(hypothesis)
+        or stored._content_differs(hypothesis)
+    ):
         raise ValueError(
             f"hypothesis {hypothesis.id!r} has {judged} verdicts of its claim as stored; an "
             "edit is a new version, never an overwrite: save stored.replace(...) (a new id "

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from explorer.hypotheses.agreement import Label, agreement_by_unit
-from explorer.hypotheses.hypothesis import Hypothesis
 from explorer.hypotheses.imports import ImportReport
+from explorer.hypotheses.prediction import Prediction, claim_from_dict
 from explorer.hypotheses.store import DEFAULT_PROJECT, HypothesisStore, StoredHypothesis
 from explorer.hypotheses.verdict import Verdict, _now
 from explorer.hypotheses.versioning import parse_version
@@ -99,7 +99,7 @@ class ProjectRecord:
             try:
                 stored.append(
                     StoredHypothesis(
-                        hypothesis=Hypothesis.from_dict(entry["hypothesis"]),
+                        hypothesis=claim_from_dict(entry["hypothesis"]),
                         project=project,
                         author=str(entry.get("author", "")),
                         created=str(entry.get("created", "")),
@@ -207,18 +207,26 @@ def to_markdown(store: HypothesisStore, project: str = DEFAULT_PROJECT) -> str:
     ]
     for i, s in enumerate(record.hypotheses, 1):
         h = s.hypothesis
-        side = "above" if h.direction == "above" else "below"
-        lines += [
-            f"## {i}. {_md(h.claim)}",
-            "",
-            f"- **status**: {_md(s.status)}",
-            f"- **author**: {_md(s.author or 'unknown')}",
-            f"- **units**: {_md(', '.join(map(str, h.units)) or 'none (a claim about inputs)')}",
-            f"- **test**: {_md(h.measure.describe())} {side} {h.threshold:g}",
-            f"- **formed on**: {_md(h.formation.describe())}",
-            f"- **judged on**: {_md(h.held_out.describe())}",
-            f"- **id**: {_md(h.id)}",
-        ]
+        head = [f"## {i}. {_md(h.claim)}", "", f"- **status**: {_md(s.status)}",
+                f"- **author**: {_md(s.author or 'unknown')}"]  # fmt: skip
+        if isinstance(h, Prediction):  # a claim about runs
+            lines += [
+                *head,
+                f"- **prediction**: {_md(h.describe())}",
+                f"- **formed on**: {len(h.formation)} runs",
+                f"- **judged on**: {len(h.held_out)} held-out runs",
+                f"- **id**: {_md(h.id)}",
+            ]
+        else:
+            side = "above" if h.direction == "above" else "below"
+            lines += [
+                *head,
+                f"- **units**: {_md(', '.join(map(str, h.units)) or 'none (a claim about inputs)')}",
+                f"- **test**: {_md(h.measure.describe())} {side} {h.threshold:g}",
+                f"- **formed on**: {_md(h.formation.describe())}",
+                f"- **judged on**: {_md(h.held_out.describe())}",
+                f"- **id**: {_md(h.id)}",
+            ]
         if h.parent_id:
             lines.append(
                 f"- **edited from**: {_md(h.parent_id)} (a new version; it keeps its verdicts)"

@@ -47,6 +47,7 @@ from explorer.hypotheses._stored import (
 from explorer.hypotheses._writes import put_label
 from explorer.hypotheses.agreement import Label
 from explorer.hypotheses.hypothesis import Hypothesis
+from explorer.hypotheses.prediction import claim_from_dict
 from explorer.hypotheses.schema import hypotheses_table, verdicts_table
 
 if TYPE_CHECKING:  # typing only: store imports this module to run imports
@@ -219,7 +220,7 @@ def _insert(conn: Connection, h: Hypothesis, pid: int, entry: StoredHypothesis) 
 
 def _parsed(spec: str) -> dict[str, Any] | None:
     try:
-        return Hypothesis.from_dict(json.loads(spec)).to_dict()
+        return claim_from_dict(json.loads(spec)).to_dict()
     except (ValueError, TypeError):
         return None
 

@@ -26,6 +26,7 @@ from explorer._cancel import Cancelled
 from explorer._deprecate import renamed_arguments
 from explorer.hypotheses.examples import Examples
 from explorer.hypotheses.hypothesis import Hypothesis
+from explorer.hypotheses.prediction import Prediction
 from explorer.hypotheses.store import HypothesisStore
 from explorer.hypotheses.verdict import Verdict
 from explorer.models.handle import ModelHandle
@@ -64,6 +65,9 @@ def rerun_project(
     outcome: dict[str, Verdict | str] = {}
     for stored in store.hypotheses(project):
         h = stored.hypothesis
+        if isinstance(h, Prediction):  # judged on runs, not on one model
+            outcome[h.id] = "a prediction is judged on runs: test it on a sweep's table instead"
+            continue
         try:
             verdict = h.test(model, pick_data(inputs, h))
             if not verdict.recordable:  # unavailable, or a split too small to measure on

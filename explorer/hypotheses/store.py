@@ -48,6 +48,7 @@ from explorer.hypotheses._writes import check_unjudged, put_label
 from explorer.hypotheses.agreement import Agreement, Label, agreement_by_unit
 from explorer.hypotheses.hypothesis import Hypothesis
 from explorer.hypotheses.imports import import_hypotheses
+from explorer.hypotheses.prediction import Prediction, claim_from_dict
 from explorer.hypotheses.schema import (
     hypotheses_table,
     labels_table,
@@ -121,22 +122,24 @@ class HypothesisStore(Database):
     # ------------------------------------------------------------- hypotheses
     def save(
         self,
-        hypothesis: Hypothesis,
+        hypothesis: Hypothesis | Prediction,
         *,
         project: str = DEFAULT_PROJECT,
         author: str = "",
         created: str | None = None,
         updated: str | None = None,
     ) -> str:
-        """Insert or update ``hypothesis`` (by its id); returns the id.
+        """Insert or update ``hypothesis`` (by its id; a ``Prediction`` too); returns the id.
 
         ``created``/``updated`` default to now (an import passes the original times). A
         hypothesis with verdicts is never changed in place: its verdicts judged the claim as
         stored, so an edit must be a new version (``hypothesis.replace(...)`` gives it a new
         id and ``parent_id``), and saving a changed claim under a judged id raises.
         """
-        if not isinstance(hypothesis, Hypothesis):
-            raise TypeError(f"save takes a Hypothesis, got {type(hypothesis).__name__}")
+        if not isinstance(hypothesis, (Hypothesis, Prediction)):
+            raise TypeError(
+                f"save takes a Hypothesis or a Prediction, got {type(hypothesis).__name__}"
+            )
         row = row_of(hypothesis, author, updated or now())
         with self._writing() as conn:
             row["project_id"] = self._project_id(conn, project)
@@ -217,7 +220,7 @@ class HypothesisStore(Database):
         out = []
         for r in sorted(found.hypotheses, key=lambda r: (r["created"], r["id"])):
             try:
-                hypothesis = Hypothesis.from_dict(json.loads(r["spec"]))
+                hypothesis = claim_from_dict(json.loads(r["spec"]))
             except (ValueError, TypeError, OverflowError) as err:
                 bad.append(UnreadableRow("hypotheses", r["id"], str(err)))
                 continue

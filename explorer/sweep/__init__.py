@@ -13,7 +13,11 @@ an outcome over two settings, seeds and "never" kept) and every curve (``to_data
 ``explorer.hypotheses.sweep_index``). Science across runs: ``emergence`` (how step-like
 an outcome is in model size, curves chosen on held-out sizes), ``representation_similarity``
 and ``match_units`` (CKA and units matched across seeds, ``explorer.sweep.universality``),
-``key_frequency_recurrence`` (grokking). docs/sweeps.md has the details and measured costs.
+``key_frequency_recurrence`` (grokking).
+``prediction_table`` turns its runs into the table a
+``explorer.hypotheses.Prediction`` is judged on; ``phase_sweep`` opens the grokking phase
+diagram that ships (``explorer.sweep.shipped``). docs/sweeps.md has the details and measured
+costs.
 
 >>> from explorer.sweep import STUDIES
 >>> STUDIES["grokking"].defaults["p"]
@@ -40,7 +44,20 @@ from explorer.sweep.phase import (
     swept_settings,
 )
 from explorer.sweep.points import SweepPoint, expand_points, point_name
+from explorer.sweep.predict import INTERNAL_MEASURES, measure_leads, prediction_table
 from explorer.sweep.result import Sweep
+from explorer.sweep.shipped import (
+    CHECKPOINT_RUNS,
+    INDUCTION_GRID,
+    INDUCTION_SEEDS,
+    PHASE_BASE,
+    PHASE_GRID,
+    PHASE_SEEDS,
+    SHIPPED_SWEEP,
+    induction_size_sweep,
+    phase_sweep,
+    ship_sweep,
+)
 from explorer.sweep.studies import STUDIES, SweepStudy, study_of
 from explorer.sweep.universality import (
     RepresentationSimilarity,
@@ -53,9 +70,17 @@ from explorer.sweep.universality import (
 )
 
 __all__ = [
+    "CHECKPOINT_RUNS",
     "CURVES",
+    "INDUCTION_GRID",
+    "INDUCTION_SEEDS",
+    "INTERNAL_MEASURES",
     "LLC_FILE",
     "OUTCOME_LABELS",
+    "PHASE_BASE",
+    "PHASE_GRID",
+    "PHASE_SEEDS",
+    "SHIPPED_SWEEP",
     "STUDIES",
     "Emergence",
     "KeyFrequencyRecurrence",
@@ -76,18 +101,23 @@ __all__ = [
     "expand_points",
     "failure_record",
     "gradient_noise",
+    "induction_size_sweep",
     "key_frequency_recurrence",
     "linear_cka",
     "logged_measures",
     "match_units",
+    "measure_leads",
     "measure_learning_coefficients",
     "outcome_names",
     "phase_diagram",
+    "phase_sweep",
     "plan_sweep",
     "point_name",
+    "prediction_table",
     "read_learning_coefficients",
     "representation_similarity",
     "run_point",
+    "ship_sweep",
     "shutdown_ray",
     "study_of",
     "sweep",
