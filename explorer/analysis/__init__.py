@@ -54,6 +54,10 @@ from explorer.analysis.circuit_svd import (
     CircuitSVD,
     circuit_svd,
 )
+from explorer.analysis.comparison import (
+    Comparison,
+    compare,
+)
 from explorer.analysis.composition import (
     CompositionScores,
     CopyingScores,
@@ -159,6 +163,7 @@ __all__ = [
     "CacheResult",
     "CaptumMethod",
     "CircuitSVD",
+    "Comparison",
     "CompositionScores",
     "Confusion",
     "CopyingScores",
@@ -202,6 +207,7 @@ __all__ = [
     "audit",
     "circuit_svd",
     "color_scales",
+    "compare",
     "composition_scores",
     "confusion",
     "detect_heads",

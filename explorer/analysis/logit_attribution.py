@@ -107,6 +107,52 @@ def norm_direction(
     return direction
 
 
+def read_direction(
+    model: ModelHandle,
+    *,
+    last_logits: Float[torch.Tensor, "batch vocab"],
+    target: torch.Tensor,
+    against: torch.Tensor | None,
+    scale: torch.Tensor | None,
+) -> tuple[Float[torch.Tensor, "batch d_model"], Float[torch.Tensor, " batch"]]:
+    """``(read, logit)``: the direction a raw component is read along at the attributed
+    position (through the final norm, divided by the run's own ``scale [batch, 1]``) and
+    the model's own logit (difference) there. ``target``/``against`` are resolved ids."""
+    w_u = model.weight("unembed")
+    direction = w_u[:, target].T  # [b, d_model]
+    logit = last_logits.gather(-1, target[:, None])[:, 0]
+    if against is not None:
+        direction = direction - w_u[:, against].T
+        logit = logit - last_logits.gather(-1, against[:, None])[:, 0]
+    read = norm_direction(model, direction=direction)
+    if scale is not None:
+        read = read / scale  # [b, 1]: the run's own scale
+    return read, logit
+
+
+def head_dla(
+    model: ModelHandle,
+    *,
+    layer: int,
+    z: Float[torch.Tensor, "batch head d_head"],
+    read: Float[torch.Tensor, "batch d_model"],
+) -> Float[torch.Tensor, "batch head"]:
+    """Each head's direct effect ``z . (W_O^h read)`` (``z`` at the attributed position)."""
+    w_o_read = einsum(model.weight("attn_out", layer), read, "h e d, b d -> b h e")
+    return einsum(z, w_o_read, "b h e, b h e -> b h")
+
+
+def neuron_dla(
+    model: ModelHandle,
+    *,
+    layer: int,
+    post: Float[torch.Tensor, "batch neuron"],
+    read: Float[torch.Tensor, "batch d_model"],
+) -> Float[torch.Tensor, "batch neuron"]:
+    """Each neuron's direct effect ``post . (W_out read)`` (at the attributed position)."""
+    return post * (read @ model.weight("mlp_out", layer).T)
+
+
 @dataclass(frozen=True, repr=False)
 class LogitAttribution(Shown):
     """``values[batch, unit]``: each unit's direct effect on the logit (difference).
@@ -284,15 +330,13 @@ def direct_logit_attribution(
         model, tokens, names=[n for v in want.values() for n in v], positions=positions
     )
     last = logits[torch.arange(batch), positions]  # [b, vocab]
-    w_u = model.weight("unembed")
-    direction = w_u[:, target_ids].T  # [b, d_model]
-    logit = last.gather(-1, target_ids[:, None])[:, 0]
-    if against_ids is not None:
-        direction = direction - w_u[:, against_ids].T
-        logit = logit - last.gather(-1, against_ids[:, None])[:, 0]
-    read = norm_direction(model, direction=direction)
-    if "scale" in want:
-        read = read / acts["ln_final.hook_scale"]  # [b, 1]: the run's own scale
+    read, logit = read_direction(
+        model,
+        last_logits=last,
+        target=target_ids,
+        against=against_ids,
+        scale=acts.get("ln_final.hook_scale"),
+    )
     columns: list[torch.Tensor] = []
     labels: list[str] = []
 
@@ -302,12 +346,11 @@ def direct_logit_attribution(
 
     if granularity in ("head", "all"):
         for l, name in enumerate(want["z"]):
-            w_o_read = einsum(model.weight("attn_out", l), read, "h e d, b d -> b h e")
-            columns.append(einsum(acts[name], w_o_read, "b h e, b h e -> b h"))
+            columns.append(head_dla(model, layer=l, z=acts[name], read=read))
             labels.extend(f"L{l}H{h}" for h in range(columns[-1].shape[1]))
     if granularity in ("neuron", "all") and "post" in want:
         for l, name in enumerate(want["post"]):
-            columns.append(acts[name] * (read @ model.weight("mlp_out", l).T))
+            columns.append(neuron_dla(model, layer=l, post=acts[name], read=read))
             labels.extend(f"L{l}N{n}" for n in range(columns[-1].shape[1]))
     if "embed" in want:
         add("embed", acts["hook_embed"])
