@@ -59,6 +59,7 @@ __all__ = [
     "finish_finetune",
     "quote_openings",
     "quote_pairs",
+    "quote_probes",
     "rewrite_quotes",
     "ship_finetuned",
 ]
@@ -66,6 +67,8 @@ __all__ = [
 #: Fine-tuned runs that ship (float16 final weights): ``examples-<n>`` for a few ``n``.
 SHIPPED_FINETUNES = Path(__file__).resolve().parent / "trained" / "stdlib-lm-quotes"
 _PREFIXES = "rRbBuUfF"
+#: Training files the formation probe reads (units are chosen there, judged on held-out files).
+FORMATION_FILES = 60
 
 
 def _strings(text: str) -> list[tokenize.TokenInfo]:
@@ -295,36 +298,57 @@ def _windows(
     return torch.tensor(rows, dtype=torch.long).reshape(-1, window), names
 
 
-@functools.lru_cache(maxsize=2)
-def _cached_data(key: tuple) -> FinetuneData:
-    base, root, max_files, window, context, probe_size, eval_windows = key
-    lm = load_stdlib_lm(base or SHIPPED_RUN)
-    corpus: StdlibCorpus = stdlib_corpus(
-        root or None, held_out_every=lm.setting.held_out_every, max_files=max_files or None
+def _corpus(setting: FinetuneSetting) -> tuple[StdlibCorpus, BPETokenizer]:
+    lm = load_stdlib_lm(setting.base or SHIPPED_RUN)
+    corpus = stdlib_corpus(
+        setting.corpus_root or None,
+        held_out_every=lm.setting.held_out_every,
+        max_files=setting.max_files or None,
     )
-    tok = lm.tokenizer
+    return corpus, lm.tokenizer
+
+
+def _formation(corpus: StdlibCorpus, tok: BPETokenizer, setting: FinetuneSetting) -> QuoteProbe:
+    # the formation probe reads FORMATION_FILES training files (tokenizing all 405 takes long)
+    pick = torch.randperm(len(corpus.train), generator=torch.Generator().manual_seed(2))
+    files = [corpus.train[i] for i in sorted(pick[:FORMATION_FILES].tolist())]
+    return _probe(files, tok, setting.context, setting.probe_size, seed=2)
+
+
+def quote_probes(setting: FinetuneSetting = FinetuneSetting()) -> tuple[QuoteProbe, QuoteProbe]:
+    """The (formation, held-out) probes alone: quicker than ``finetune_data`` (no pool).
+
+    Formation: ``FORMATION_FILES`` training files, unrewritten; held out: every held-out file.
+    """
+    corpus, tok = _corpus(setting)
+    held = _probe(corpus.held_out, tok, setting.context, setting.probe_size, seed=1)
+    return _formation(corpus, tok, setting), held
+
+
+@functools.lru_cache(maxsize=2)
+def _cached_data(s: FinetuneSetting) -> FinetuneData:
+    corpus, tok = _corpus(s)
     rewritten = [dataclasses.replace(f, text=rewrite_quotes(f.text)) for f in corpus.train]
-    pool, names = _windows(rewritten, tok, window)
-    held = _windows(corpus.held_out, tok, window, quoted_only=False)[0]
+    pool, names = _windows(rewritten, tok, s.window)
+    held = _windows(corpus.held_out, tok, s.window, quoted_only=False)[0]
+    order = torch.randperm(len(held), generator=torch.Generator().manual_seed(3))
     return FinetuneData(
         tokenizer=tok,
         pool=pool,
         pool_files=tuple(names),
-        held_out=_probe(corpus.held_out, tok, context, probe_size, seed=1),
-        formation=_probe(corpus.train, tok, context, probe_size, seed=2),
-        held_out_windows=held[
-            torch.randperm(len(held), generator=torch.Generator().manual_seed(3))
-        ][:eval_windows],
+        held_out=_probe(corpus.held_out, tok, s.context, s.probe_size, seed=1),
+        formation=_formation(corpus, tok, s),
+        held_out_windows=held[order[: s.eval_windows]],
         corpus={**corpus.describe(), "root": corpus.root},
     )
 
 
 def finetune_data(setting: FinetuneSetting = FinetuneSetting()) -> FinetuneData:
     """The data of ``setting`` (cached per process: sweep points share it)."""
-    s = setting
-    return _cached_data(
-        (s.base, s.corpus_root, s.max_files, s.window, s.context, s.probe_size, s.eval_windows)
-    )
+    fields = ("base", "corpus_root", "max_files", "window", "context", "probe_size", "eval_windows")
+    defaults = FinetuneSetting()
+    # only what decides the data is in the key: every point of a sweep shares one
+    return _cached_data(dataclasses.replace(defaults, **{f: getattr(setting, f) for f in fields}))
 
 
 def finetune_recipe(settings: FinetuneSetting | dict[str, Any]) -> dict[str, Any]:
