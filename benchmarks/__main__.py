@@ -39,6 +39,7 @@ BENCHMARKS = {
     "lm_analyses": ("benchmarks.bench_lm_analyses", "DLA and logit lens"),
     "payload": ("benchmarks.bench_payload", "widget payload"),
     "gpt2": ("benchmarks.bench_gpt2", "GPT-2-small scale"),
+    "compare": ("benchmarks.bench_compare", "comparing models"),
     "imports": ("benchmarks.bench_imports", "import time"),
     "first_widget": ("benchmarks.bench_first_widget", "first contact"),
     "widgets": ("benchmarks.bench_widgets", "widget latency"),

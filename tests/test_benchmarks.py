@@ -22,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks import __main__ as runner
 from benchmarks import (
     bench_ablation,
+    bench_compare,
     bench_gpt2,
     bench_imports,
     bench_patching,
@@ -117,6 +118,20 @@ def test_patching_matches_the_naive_loop_and_reports_correlation():
     # the first-order estimate follows exact patching (0.88 measured on this seeded model): a
     # sign error or a gradient taken at the wrong site would drop it to around 0 or below
     assert rows[2].ours > 0.5
+
+
+def test_comparing_models_rows_at_a_tiny_size():
+    """Cross-model patching equals its hook loop (the row raises otherwise) and compare's
+    row states its O(units) state beside the activations it did not keep."""
+    patch, timing = bench_compare.run("tiny")
+    _check_rows([patch, timing], "comparing models", 2)
+    assert patch.details["max_abs_diff"] <= bench_compare.TOLERANCE
+    assert 0 < timing.details["state_bytes"] < timing.details["activations_x_tokens_bytes"]
+    a, b, tokens, metric = bench_compare.patching_pair(bench_compare.TINY, 2, 12)
+    naive = bench_compare.naive_cross_patching(a, b, tokens, metric)
+    ours = activation_patching(a, tokens, other=b, metric=metric, grid="head")
+    assert ours.recovery.isfinite().all()
+    torch.testing.assert_close(ours.values, naive, atol=1e-5, rtol=0)
 
 
 def test_the_benchmark_correlation_orders_agreement():

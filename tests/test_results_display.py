@@ -169,6 +169,21 @@ EXAMPLES = {
     "SweepResult": lambda: A.SweepResult(HEADS, 1.0, rand(8), rand(8, 5), "zero"),
     "HeadScores": _head_scores,
     "PatchingResult": lambda: A.PatchingResult(rand(2, 6, 4), 1.0, 0.0, "head_by_pos"),
+    "Comparison": lambda: A.Comparison(
+        weights={"layer": rand(2), "head": rand(2, 4), "neuron": rand(2, 8)},
+        attention=rand(2, 4),
+        activation_mean={"head": rand(2, 4), "neuron": rand(2, 8)},
+        activation_spread={"head": rand(2, 4), "neuron": rand(2, 8)},
+        dla_a={"head": rand(2, 4)},
+        dla_b={"head": rand(2, 4)},
+        names=("base", "tuned"),
+        n_inputs=4,
+        n_tokens=64,
+        direction="'a' - 'b'",
+        logit_a=0.5,
+        logit_b=1.5,
+        model_weights={"embed": 0.1},
+    ),
     "TopKExamples": lambda: A.TopKExamples(rand(16, 3), ints(50, 16, 3), ints(6, 16, 3), "h", 50),
     "Histogram": lambda: A.Histogram(
         ints(9, 20), torch.linspace(-1, 1, 21), "h", 3, ints(4, 3, 20)

@@ -15,33 +15,25 @@ _LAYER_WEIGHTS = (*_HEAD_WEIGHTS, "attn_out_bias", "mlp_in", "mlp_out", "mlp_out
 _MODEL_WEIGHTS = ("embed", "pos_embed", "unembed", "unembed_bias")
 
 
-def check_same_architecture(model: ModelHandle, other: ModelHandle) -> None:
-    """A sentence naming the first difference when the two handles do not match."""
-    checks = (
-        ("input kind", model.kind, other.kind),
-        ("layers", model.n_layers, other.n_layers),
-        ("layer widths", tuple(model.layer_widths), tuple(other.layer_widths)),
-        ("heads per layer", model.n_heads, other.n_heads),
-        ("d_model", model.d_model, other.d_model),
-        ("d_head", model.d_head, other.d_head),
-        ("vocabulary size", model.d_vocab, other.d_vocab),
-    )
-    for what, mine, theirs in checks:
-        if mine != theirs:
-            raise ValueError(
-                f"comparing needs two models of one architecture: {model.name} has {what} "
-                f"{mine}, {other.name} has {theirs} (compare a base with its fine-tune, two "
-                "checkpoints of a run or two seeds)"
-            )
-
-
 def _relative(delta_sq: torch.Tensor, base_sq: torch.Tensor) -> torch.Tensor:
     """``sqrt(delta_sq / base_sq)``; 0 where nothing changed, inf where A was all zero."""
     out = (delta_sq / base_sq).sqrt()
     return torch.where(delta_sq == 0, torch.zeros_like(out), out)
 
 
+_CHUNK = 2**20  # entries converted to float64 at a time: an embedding is never copied whole
+
+
 def _sq(a: torch.Tensor, b: torch.Tensor, dims: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(sum (b - a)^2, sum a^2)`` over ``dims`` in float64; a whole-tensor sum runs in
+    chunks of rows, so a 50k-token embedding costs megabytes, not a float64 copy."""
+    if a.ndim and tuple(dims) == tuple(range(a.ndim)) and a.numel() > _CHUNK:
+        rows = max(1, _CHUNK // max(1, a[0].numel()))
+        d = s = torch.zeros((), dtype=torch.float64)
+        for ca, cb in zip(a.split(rows), b.split(rows)):
+            dd, ss = _sq(ca, cb, tuple(range(ca.ndim)))
+            d, s = d + dd, s + ss
+        return d, s
     a, b = a.double(), b.double()
     return (b - a).square().sum(dims), a.square().sum(dims)
 

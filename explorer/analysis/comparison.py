@@ -49,11 +49,8 @@ from jaxtyping import Float
 from explorer._checks import check_choice, check_positive
 from explorer._display import MAX_ROWS, Shown, num, pandas, strongest
 from explorer.analysis._change_statistics import Moments, js_divergence, samples
-from explorer.analysis._weight_change import (
-    check_same_architecture,
-    plain_weights,
-    transformer_weights,
-)
+from explorer.analysis._model_pair import check_same_architecture, checked_pair
+from explorer.analysis._weight_change import plain_weights, transformer_weights
 from explorer.analysis.cache import iter_batches
 from explorer.analysis.logit_attribution import (
     TokenSpec,
@@ -222,18 +219,6 @@ def _batches(inputs: Any, target: Any, against: Any, batch_size: int):
         yield inputs[start : start + batch_size], rows(target, start), rows(against, start)
 
 
-def _checked_pair(model: ModelHandle, other: ModelHandle, batch: Any) -> tuple[Any, Any]:
-    """The batch checked by each handle, both knowing its padding mask (whichever padded it)."""
-    if not model.is_transformer or not isinstance(batch, torch.Tensor):
-        return model.check_inputs(batch), other.check_inputs(batch)  # a mapping has its mask
-    mask = model.attention_mask(batch)
-    mask = other.attention_mask(batch) if mask is None else mask
-    if mask is None:
-        return model.check_inputs(batch), other.check_inputs(batch)
-    both = {"input_ids": batch, "attention_mask": mask}
-    return model.check_inputs(both), other.check_inputs(both)
-
-
 @torch.no_grad()
 def compare(
     model: ModelHandle,
@@ -288,12 +273,23 @@ def compare(
     n_inputs = n_tokens = 0
     direction = None
     for batch, tgt, ag in _batches(inputs, target, against, rows):
-        batch, batch_b = _checked_pair(model, other, batch)
-        logits_a, acts_a = model.cache_pass(batch, names=names)
-        logits_b, acts_b = other.cache_pass(batch_b, names=names)
+        batch, batch_b = checked_pair(model, other, batch)
+        size = batch.shape[0]
+        at = (
+            (torch.arange(size), resolve_positions(position, size, batch.shape[1]))
+            if target is not None
+            else None
+        )
+
+        def keep(
+            logits: torch.Tensor, at: tuple | None = at
+        ) -> torch.Tensor:  # attributed logits only
+            return logits[at] if at is not None else logits[:0]
+
+        logits_a, acts_a = model.cache_pass(batch, names=names, reduce=keep)
+        logits_b, acts_b = other.cache_pass(batch_b, names=names, reduce=keep)
         mask = model.attention_mask(batch) if transformer else None
         mask = None if mask is None else mask.bool()
-        size = batch.shape[0]
         n_inputs += size
         if transformer:
             n_tokens += int(mask.sum()) if mask is not None else batch.numel()
@@ -313,7 +309,6 @@ def compare(
             if l == 0:
                 js_count += float(queries.sum())
         if target is not None:
-            positions = resolve_positions(position, size, batch.shape[1])
             target_ids = resolve_tokens(model, spec=tgt, batch=size, what="target")
             against_ids = (
                 None if ag is None else resolve_tokens(model, spec=ag, batch=size, what="against")
@@ -321,14 +316,14 @@ def compare(
             direction = direction or describe_direction(
                 model, target=target_ids, against=against_ids
             )
-            at = torch.arange(size), positions
+            assert at is not None
             for side, handle, logits, acts in (
                 ("a", model, logits_a, acts_a),
                 ("b", other, logits_b, acts_b),
             ):
                 read, logit = read_direction(
                     handle,
-                    last_logits=logits[at],
+                    last_logits=logits,
                     target=target_ids,
                     against=against_ids,
                     scale=acts["ln_final.hook_scale"][at] if "scale" in hooks else None,

@@ -17,7 +17,18 @@ matters. Grids, each matching a ``transformer_lens.patching.get_act_patch_*`` fu
   ``"pattern_by_pos"``: ``[layer, head, dest position]`` (``attn_head_pattern_by_pos``);
 - ``"neuron"``: ``[layer, neuron]`` over ``mlp.hook_post`` (NaN past a layer's width).
 Every cell is one intervention; cells run batched, fanning out after the shared prefix
-(``interventions.run_sweep``). ``attribution_patching`` is the
+(``interventions.run_sweep``).
+
+Cross-model patching (``other=``, docs/comparing.md): the activations patched in come from a
+second model of the same architecture run on ``inputs``, into ``model`` run on ``corrupted``
+(default: the same ``inputs``). Same grids, same ``recovery``: 0 = ``model``'s own
+behaviour, 1 = ``other``'s, so a cell's recovery is the fraction of the behaviour change
+between the two models that its activation carries (B into A); swapping the two models
+gives the way back (A into B: how much of B's behaviour is lost with that unit restored to
+A's). A head is its ``hook_z`` and a neuron its ``hook_post``, as in one model: the readout
+weights (``W_O``, ``W_out``) stay the receiving model's, so a change of those weights shows
+in ``compare``'s weight map and in the ``resid`` grid of the next layer, not in the cell.
+``attribution_patching`` is the
 gradient approximation (Nanda 2023): one forward and one backward pass for the whole grid.
 """
 
@@ -34,6 +45,7 @@ from jaxtyping import Float
 from explorer._checks import check_choice
 from explorer._display import MAX_ROWS, Shown, long_frame, num, shape, strongest
 from explorer.analysis._batch_size import accepts_max_tokens, token_budget
+from explorer.analysis._model_pair import check_same_architecture, checked_pair
 from explorer.analysis.interventions import (
     Site,
     clean_metric,
@@ -72,13 +84,16 @@ _AXIS_NAMES = {"p": "position", "h": "head", "q": "dest position"}
 
 @dataclass(frozen=True, repr=False)
 class PatchingResult(Shown):
-    """Mean metric with each grid cell patched from clean into corrupted."""
+    """Mean metric with each grid cell patched from clean into corrupted; for cross-model
+    patching ``models`` is ``(source, receiver)``: ``clean_value`` is the source model's
+    metric on the inputs, ``corrupted_value`` the receiving model's."""
 
     values: Float[torch.Tensor, "layer ..."]
     clean_value: float
     corrupted_value: float
     grid: str
     method: str = "activation"
+    models: tuple[str, str] | None = None
 
     @property
     def recovery(self) -> Float[torch.Tensor, "layer ..."]:
@@ -109,6 +124,13 @@ class PatchingResult(Shown):
         return " ".join(f"{a} {i}" for a, i in zip(self.axes, index))
 
     def _summary(self) -> str:
+        if self.models is not None:
+            source, receiver = self.models
+            return (
+                f"cross-model patching of {self.grid}, {source} into {receiver}, "
+                f"{shape(self.values, self.axes)}; metric {num(self.clean_value)} vs "
+                f"{num(self.corrupted_value)}"
+            )
         return (
             f"{self.method} patching of {self.grid}, {shape(self.values, self.axes)}; metric "
             f"clean {num(self.clean_value)}, corrupted {num(self.corrupted_value)}"
@@ -126,6 +148,8 @@ class PatchingResult(Shown):
         ]
         note = f"{len(rows)} of {self.values.numel()} cells, largest {what} first"
         title = f"{self.method} patching ({self.grid}): clean {num(self.clean_value)}, corrupted {num(self.corrupted_value)}"
+        if self.models is not None:
+            title = f"cross-model patching ({self.grid}), {self.models[0]} into {self.models[1]}"
         return title, ("cell", what, "metric"), rows, note
 
 
@@ -222,9 +246,10 @@ def activation_patching(
     model: ModelHandle,
     inputs: torch.Tensor,
     *,
-    corrupted: torch.Tensor,
+    corrupted: torch.Tensor | None = None,
     metric: Metric,
     grid: str = "resid",
+    other: ModelHandle | None = None,
     batch_size: int | None = None,
 ) -> PatchingResult:
     """Patch each grid cell from the clean ``inputs`` into ``corrupted`` (same shape);
@@ -233,6 +258,8 @@ def activation_patching(
     (e.g. logit difference of the clean answer vs the corrupted answer). Equals
     transformer-lens's ``get_act_patch_*`` with ``metric(logits).mean()`` as its metric.
     ``batch_size`` bounds the inputs (rows) of one forward pass (None: the library chooses).
+    ``other``: cross-model patching, ``other``'s activations on ``inputs`` patched into
+    ``model`` run on ``corrupted`` (default ``inputs``); see the module docstring.
 
     >>> from explorer.analysis import metrics
     >>> from explorer.models import zoo
@@ -245,14 +272,15 @@ def activation_patching(
     1.0
     """
     _check_grid(model, grid)
-    clean, corrupted = _check_pair(model, inputs, corrupted)
+    source = model if other is None else other
+    clean, corrupted = _check_sources(model, inputs, corrupted=corrupted, other=other)
     hooks = [model.hook_name(_kind(grid), layer) for layer in range(model.n_layers)]
     batch = clean.shape[0]
 
     def value(logits: torch.Tensor) -> torch.Tensor:  # in the pass: no logits come back
         return evaluate(metric, logits, batch)
 
-    clean_values, clean_cache = model.cache_pass(clean, names=hooks, reduce=value)
+    clean_values, clean_cache = source.cache_pass(clean, names=hooks, reduce=value)
     sites, cells = _grid_sites(model, grid, {h: tuple(clean_cache[h].shape) for h in hooks})
     bases = sorted(set(hooks) | set(sweep_base_hooks(model, hooks=hooks)))  # where passes start
     corrupted_values, corrupted_cache = model.cache_pass(corrupted, names=bases, reduce=value)
@@ -268,7 +296,32 @@ def activation_patching(
         metric=metric,
         max_tokens=token_budget(corrupted, batch_size),
     )
-    return PatchingResult(_to_grid(model, cells, after.mean(1)), clean_value, corrupted_value, grid)
+    models = None if other is None else (other.name, model.name)
+    values = _to_grid(model, cells, after.mean(1))
+    return PatchingResult(values, clean_value, corrupted_value, grid, models=models)
+
+
+def _check_sources(
+    model: ModelHandle,
+    inputs: torch.Tensor,
+    *,
+    corrupted: torch.Tensor | None,
+    other: ModelHandle | None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(clean, corrupted)`` checked: clean by the model the sources come from."""
+    if other is None:
+        if corrupted is None:
+            raise ValueError(
+                "activation patching needs corrupted= (the inputs patched into), or other= "
+                "(a second model whose activations on inputs are patched into model's)"
+            )
+        return _check_pair(model, inputs, corrupted)
+    check_same_architecture(model, other)
+    base, clean = checked_pair(model, other, inputs)
+    if corrupted is None:
+        return clean, base
+    _, checked = _check_pair(model, base, corrupted)
+    return clean, checked
 
 
 def _per_unit(contrib: torch.Tensor) -> torch.Tensor:

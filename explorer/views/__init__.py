@@ -30,6 +30,9 @@ from explorer.views.attention_view import (
 from explorer.views.audit_view import (
     AuditView,
 )
+from explorer.views.diff_view import (
+    DiffView,
+)
 from explorer.views.explorer_view import (
     Explorer,
     show,
@@ -93,6 +96,7 @@ from explorer.views.token_labels import (
 __all__ = [
     "AttentionView",
     "AuditView",
+    "DiffView",
     "Explorer",
     "HypothesisBoard",
     "HypothesisWidget",

@@ -135,3 +135,24 @@ def test_the_result_shows_itself_and_has_a_long_table(mlp_transformer):
     assert r.map("dla", "neuron").shape == (2, 64)
     with pytest.raises(ValueError, match="unknown measure"):
         r.map("loss")
+
+
+def test_nnsight_handles_compare_and_patch_as_transformer_lens_ones():
+    from explorer.analysis import activation_patching, metrics
+
+    tok = hf_tiny.tokenizer()
+    nets = [hf_tiny.model("gpt2", tok, seed=s) for s in (0, 1)]
+    tl = [explorer.load(n, tokenizer=tok) for n in nets]
+    nn = [explorer.load(n, tokenizer=tok, backend="nnsight") for n in nets]
+    prompts = [hf_tiny.IOI, "import json"]
+    kw = dict(target=" Mary", against=" John")
+    ours = compare(nn[0], nn[0].to_tokens(prompts), other=nn[1], **kw)
+    ref = compare(tl[0], tl[0].to_tokens(prompts), other=tl[1], **kw)
+    for (m, g, a), (_, _, b) in zip(ours._maps(), ref._maps()):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4, equal_nan=True, msg=m + g)
+    tokens = tl[0].to_tokens(hf_tiny.IOI)
+    metric = metrics.logit_diff(tl[0].to_single_token(" Mary"), tl[0].to_single_token(" John"))
+    patched = [
+        activation_patching(p[0], tokens, other=p[1], metric=metric, grid="head") for p in (nn, tl)
+    ]
+    torch.testing.assert_close(patched[0].values, patched[1].values, atol=1e-5, rtol=0)

@@ -97,3 +97,45 @@ def test_bad_patching_inputs(attn_model, mnist_mlp, pair):
         activation_patching(mnist_mlp, x, corrupted=x, metric=lambda l: l[:, 0], grid="resid")
     same = activation_patching(attn_model, clean, corrupted=clean, metric=metric, grid="head")
     assert same.recovery.shape == same.values.shape and same.recovery.isnan().all()
+
+
+# ------------------------------------------------------------- cross-model (issue 28)
+def test_cross_model_patching_finds_the_one_changed_head(attn_model, pair):
+    """Model B is A with head 1.2's values tripled: patching that head's z from B into A
+    gives B's behaviour exactly (recovery 1); every other head carries none of it."""
+    clean, _ = pair
+    other = attn_model.copy()
+    other.set_weight("value", attn_model.weight("value", 1)[2] * 3, 1, head=2)
+    metric = metrics.logit_diff(clean[:, 2], clean[:, 3])
+    into_a = activation_patching(attn_model, clean, other=other, metric=metric, grid="head")
+    assert into_a.models == (other.name, attn_model.name)
+    assert into_a.clean_value == pytest.approx(
+        float(metric(other(clean)).mean().detach()), abs=1e-5
+    )
+    assert into_a.corrupted_value == pytest.approx(
+        float(metric(attn_model(clean)).mean().detach()), abs=1e-5
+    )
+    expect = torch.zeros(2, 4)
+    expect[1, 2] = 1
+    torch.testing.assert_close(into_a.recovery, expect, atol=1e-4, rtol=0)
+    back = activation_patching(other, clean, other=attn_model, metric=metric, grid="head")
+    torch.testing.assert_close(back.recovery, expect, atol=1e-4, rtol=0)  # and back
+    assert "cross-model patching of head" in repr(into_a)
+
+
+def test_cross_model_patching_into_other_inputs_and_errors(mlp_transformer, attn_model, pair):
+    clean, corrupted = pair
+    other = mlp_transformer.copy()
+    metric = metrics.logit_diff(clean[:, 2], corrupted[:, 2])
+    # a copy patched from clean into corrupted is plain activation patching
+    cross = activation_patching(
+        mlp_transformer, clean, corrupted=corrupted, other=other, metric=metric, grid="neuron"
+    )
+    same = activation_patching(
+        mlp_transformer, clean, corrupted=corrupted, metric=metric, grid="neuron"
+    )
+    torch.testing.assert_close(cross.values, same.values, equal_nan=True)
+    with pytest.raises(ValueError, match="needs corrupted=.*or other="):
+        activation_patching(mlp_transformer, clean, metric=metric)
+    with pytest.raises(ValueError, match="one architecture"):
+        activation_patching(mlp_transformer, clean, other=attn_model, metric=metric, grid="head")

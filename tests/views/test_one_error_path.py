@@ -22,6 +22,7 @@ from explorer.training import Run
 from explorer.views import (
     AttentionView,
     AuditView,
+    DiffView,
     HypothesisBoard,
     HypothesisWidget,
     InterventionPanel,
@@ -32,6 +33,7 @@ from explorer.views import (
     TokenAttributionView,
     attention_view,
     audit_view,
+    diff_view,
     hypothesis_view,
     intervention_panel,
     logit_attribution_view,
@@ -87,6 +89,12 @@ def patching(model, monkeypatch):
     view = PatchingView(model, TOKENS, corrupted=corrupted, metric=lambda logits: logits[:, -1, 0])
     monkeypatch.setattr(patching_view, "attribution_patching", planted_failure)
     return view, "_page_set", {"method": "attribution"}
+
+
+def diff(model, monkeypatch):
+    view = DiffView(model, TOKENS, other=model.copy(), metric=lambda logits: logits[:, -1, 0])
+    monkeypatch.setattr(diff_view, "activation_patching", planted_failure)
+    return view, "_page_set", {"patch_into": "other"}
 
 
 def neurons(_model, monkeypatch):
@@ -163,6 +171,7 @@ def board(_model, monkeypatch):
 CASES = {
     "AttentionView": attention,
     "AuditView": audit,
+    "DiffView": diff,
     "HypothesisBoard": board,
     "HypothesisWidget": hypothesis,
     "InterventionPanel": intervention,
