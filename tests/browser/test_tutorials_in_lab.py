@@ -34,6 +34,7 @@ NOTEBOOKS = {
     "induction_heads": REPO / "tutorials" / "induction_heads.ipynb",
     "mnist_kitchen_sink": REPO / "tutorials" / "mnist_kitchen_sink.ipynb",
     "stdlib_lm": REPO / "tutorials" / "stdlib_lm.ipynb",
+    "what_fine_tuning_changes": REPO / "tutorials" / "what_fine_tuning_changes.ipynb",
     "live_session": REPO / "notebooks" / "live_session.ipynb",
 }
 # Lab marks every rendered output with its MIME type except widget views (a Lumino panel).

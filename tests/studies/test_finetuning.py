@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import json
 import sysconfig
 import tempfile
 from pathlib import Path
@@ -123,3 +124,21 @@ def test_more_examples_move_the_behaviour_more(tiny):
         values = run.metrics().get("quote_preference").values
         change[n] = float(values[-1]) - float(values[0])
     assert change[4] > 0 and change[48] > 2 * change[4]
+
+
+def test_the_shipped_fine_tunes_are_small_float16_and_open_as_stdlib_lms():
+    from safetensors.torch import load_file
+
+    from explorer.studies.finetuning import SHIPPED_FINETUNES
+
+    files = [p for p in SHIPPED_FINETUNES.rglob("*") if p.is_file()]
+    assert sum(p.stat().st_size for p in files) < 2_500_000
+    weights = [p for p in files if p.suffix == ".safetensors"]
+    assert {p.parents[2].name for p in weights} == {f"examples-{n}" for n in (10, 100, 1000, 10000)}
+    floats = [t for p in weights for t in load_file(p).values() if t.is_floating_point()]
+    assert floats and all(t.dtype == torch.float16 for t in floats)
+    lm = load_stdlib_lm(SHIPPED_FINETUNES / "examples-100")
+    assert lm.run.data["finetuning"]["examples"] == 100
+    points = json.loads((SHIPPED_FINETUNES / "scaling.json").read_text())["points"]
+    assert {p["examples"] for p in points} == {10, 100, 1000, 10000}
+    assert all(p["first_quote_preference"] < 0 for p in points)  # the base prefers '
