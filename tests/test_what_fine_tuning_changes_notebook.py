@@ -52,3 +52,11 @@ def test_adversarial_training_buys_robustness_the_standard_mlp_lacks(executed):
     assert mnist["standard"]["clean"] > 0.9 and mnist["adversarial"]["clean"] > 0.9
     assert mnist["adversarial"]["pgd eps 0.1"] > mnist["standard"]["pgd eps 0.1"] + 0.4
     assert len(summary["mnist_weight_change_by_layer"]) >= 2
+
+
+@pytest.mark.slow
+def test_the_adversarial_first_layer_is_smaller_and_sparser(executed):
+    summary, _ = executed
+    first = summary["mnist_first_layer"]
+    assert first["adversarial"]["mean |w|"] < 0.75 * first["standard"]["mean |w|"]
+    assert first["adversarial"]["share |w| < 0.01"] > first["standard"]["share |w| < 0.01"]
