@@ -11,10 +11,12 @@ True
 """
 
 from explorer.studies import (
+    adversarial_mnist,
     attribution_benchmark,
     auditing,
     editing,
     finetuning,
+    finetuning_units,
     grokking,
     grokking_fourier,
     grokking_phases,
@@ -29,10 +31,12 @@ from explorer.studies import (
 )
 
 __all__ = [
+    "adversarial_mnist",
     "attribution_benchmark",
     "auditing",
     "editing",
     "finetuning",
+    "finetuning_units",
     "grokking",
     "grokking_fourier",
     "grokking_phases",
