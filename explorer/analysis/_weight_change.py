@@ -21,21 +21,28 @@ def _relative(delta_sq: torch.Tensor, base_sq: torch.Tensor) -> torch.Tensor:
     return torch.where(delta_sq == 0, torch.zeros_like(out), out)
 
 
-_CHUNK = 2**20  # entries converted to float64 at a time: an embedding is never copied whole
+_CHUNK = 2**20  # entries differenced at a time: an embedding is never copied whole
 
 
 def _sq(a: torch.Tensor, b: torch.Tensor, dims: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(sum (b - a)^2, sum a^2)`` over ``dims`` in float64; a whole-tensor sum runs in
-    chunks of rows, so a 50k-token embedding costs megabytes, not a float64 copy."""
-    if a.ndim and tuple(dims) == tuple(range(a.ndim)) and a.numel() > _CHUNK:
+    """``(sum (b - a)^2, sum a^2)`` over ``dims``, as float64: rows are summed in float32
+    (a row's relative error ~1e-7) and rows added in float64; a whole-tensor sum runs in
+    chunks of rows, so a 50k-token embedding costs megabytes, not a copy."""
+    dims = tuple(dims)
+    full = a.ndim > 0 and dims == tuple(range(a.ndim))
+    if full and a.numel() > _CHUNK:
         rows = max(1, _CHUNK // max(1, a[0].numel()))
         d = s = torch.zeros((), dtype=torch.float64)
         for ca, cb in zip(a.split(rows), b.split(rows)):
-            dd, ss = _sq(ca, cb, tuple(range(ca.ndim)))
+            dd, ss = _sq(ca, cb, dims)
             d, s = d + dd, s + ss
         return d, s
-    a, b = a.double(), b.double()
-    return (b - a).square().sum(dims), a.square().sum(dims)
+    inner = dims[1:] if full else dims
+    d, s = (b - a).square(), a.square()
+    if inner:
+        d, s = d.sum(inner), s.sum(inner)
+    d, s = d.double(), s.double()
+    return (d.sum(), s.sum()) if full else (d, s)
 
 
 def transformer_weights(
@@ -47,25 +54,28 @@ def transformer_weights(
     layer_d = torch.zeros(n_layers, dtype=torch.float64)
     layer_a = torch.zeros_like(layer_d)
     width = max(model.layer_widths) if model.has_mlp else 0
-    neuron_d = torch.full((n_layers, width), float("nan"), dtype=torch.float64)
-    neuron_a = torch.ones_like(neuron_d)
+    neuron_d = torch.zeros(n_layers, width, dtype=torch.float64)
+    neuron_a = torch.zeros_like(neuron_d)
     for layer in range(n_layers):
         for name in _LAYER_WEIGHTS:
             if name.startswith("mlp") and not model.has_mlp:
                 continue
             wa, wb = model.weight(name, layer), other.weight(name, layer)
-            d, a = _sq(wa, wb, tuple(range(wa.ndim)))
-            layer_d[layer] += d
-            layer_a[layer] += a
+            # each weight is read once: per unit where it has units, the layer sums those
+            unit_dims = {"mlp_in": (0,), "mlp_out": (1,)}.get(name)
             if name in _HEAD_WEIGHTS:
-                d, a = _sq(wa, wb, tuple(range(1, wa.ndim)))
+                unit_dims = tuple(range(1, wa.ndim))
+            d, a = _sq(wa, wb, unit_dims or tuple(range(wa.ndim)))
+            layer_d[layer] += d.sum()
+            layer_a[layer] += a.sum()
+            if name in _HEAD_WEIGHTS:
                 head_d[layer] += d
                 head_a[layer] += a
-        if model.has_mlp:
-            d_in, a_in = _sq(model.weight("mlp_in", layer), other.weight("mlp_in", layer), (0,))
-            d_out, a_out = _sq(model.weight("mlp_out", layer), other.weight("mlp_out", layer), (1,))
-            n = d_in.shape[0]
-            neuron_d[layer, :n], neuron_a[layer, :n] = d_in + d_out, a_in + a_out
+            elif unit_dims is not None:
+                neuron_d[layer, : d.shape[0]] += d
+                neuron_a[layer, : d.shape[0]] += a
+    for layer, n in enumerate(model.layer_widths if model.has_mlp else ()):
+        neuron_d[layer, n:] = float("nan")  # past a layer's width
     maps = {"layer": _relative(layer_d, layer_a).float()}
     if n_heads:
         maps["head"] = _relative(head_d, head_a).float()

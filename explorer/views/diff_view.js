@@ -44,7 +44,7 @@ function render({ model, el, experimental }) {
   }
   function draw(root) {
     const full = model.get("model_names") || ["", ""];
-    const names = ["A", "B"];
+    const sides = ["A", "B"];
     const unit = model.get("granularity");
     const layer = model.get("layer"), index = unit === "head" ? model.get("head") : model.get("neuron");
     const sel = { row: layer, col: index };
@@ -97,8 +97,8 @@ function render({ model, el, experimental }) {
       const head = "L" + layer + "H" + model.get("head");
       root.appendChild(exEl("div", { cls: "ex-title", text: "Head " + head + " on prompt " + model.get("example"), attrs: { "data-testid": "selected-head" } }));
       root.appendChild(exEl("div", { cls: "ex-row", style: { alignItems: "flex-start", flexWrap: "wrap" } }, [
-        patternView(pa.values, n, "in " + names[0], "pattern-a", false, prompt),
-        patternView(pb.values, n, "in " + names[1], "pattern-b", false, prompt),
+        patternView(pa.values, n, "in " + sides[0], "pattern-a", false, prompt),
+        patternView(pb.values, n, "in " + sides[1], "pattern-b", false, prompt),
         patternView(diff, n, "difference B − A", "pattern-diff", true, prompt),
       ]));
     }

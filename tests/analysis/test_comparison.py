@@ -156,3 +156,22 @@ def test_nnsight_handles_compare_and_patch_as_transformer_lens_ones():
         activation_patching(p[0], tokens, other=p[1], metric=metric, grid="head") for p in (nn, tl)
     ]
     torch.testing.assert_close(patched[0].values, patched[1].values, atol=1e-5, rtol=0)
+
+
+def test_inputs_are_streamed_one_batch_at_a_time(mlp_transformer, monkeypatch):
+    """Memory O(units): no pass sees more than batch_size rows, and the result holds only
+    per-unit maps, however many inputs went through."""
+    other = _tuned(mlp_transformer)
+    rows: list[int] = []
+    real = type(mlp_transformer).cache_pass
+
+    def counting(self, inputs, *args, **kwargs):
+        rows.append(inputs.shape[0])
+        return real(self, inputs, *args, **kwargs)
+
+    monkeypatch.setattr(type(mlp_transformer), "cache_pass", counting)
+    few = compare(mlp_transformer, repeated_tokens(3, 6, 30, seed=0), other=other, batch_size=2)
+    many = compare(mlp_transformer, repeated_tokens(11, 6, 30, seed=0), other=other, batch_size=2)
+    assert max(rows) == 2 and len(rows) == 2 * (2 + 6)
+    shapes = lambda r: [tuple(v.shape) for _, _, v in r._maps()]
+    assert shapes(few) == shapes(many) and many.n_inputs == 11

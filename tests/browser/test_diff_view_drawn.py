@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from test_lm_views_drawn import DRAWN
 
 pytestmark = pytest.mark.browser
