@@ -13,7 +13,7 @@ change" is judged on held-out files against random head sets of the same size.
 >>> ex = Examples(torch.tensor([[1, 2, 3]]), labels=torch.tensor([4]), alt_labels=torch.tensor([5]))
 >>> b = a.copy()
 >>> b.set_weight("value", a.weight("value", 0)[1] * 3, 0, head=1)
->>> grid = head_change_grid(a, b, ex)
+>>> grid = head_change_grid(a, ex, other=b)
 >>> [round(float(v), 3) + 0.0 for v in grid[0]]
 [0.0, 1.0]
 """
@@ -43,7 +43,7 @@ def _behaviour(examples: Examples) -> Callable[[torch.Tensor], torch.Tensor]:
 
 @torch.no_grad()
 def patched_from(
-    model: ModelHandle, other: ModelHandle, inputs: torch.Tensor, units: Sequence[Unit]
+    model: ModelHandle, inputs: torch.Tensor, *, other: ModelHandle, units: Sequence[Unit]
 ) -> torch.Tensor:
     """Logits of ``model`` on ``inputs`` with ``units``' activations taken from ``other``."""
     if model.hook_names != other.hook_names:
@@ -73,7 +73,9 @@ def change_carried(other: ModelHandle) -> Callable[..., Evidence]:
         with torch.no_grad():
             base = metric(model(examples.inputs)).double()
             tuned = metric(other(examples.inputs)).double()
-            patched = metric(patched_from(model, other, examples.inputs, units)).double()
+            patched = metric(
+                patched_from(model, examples.inputs, other=other, units=units)
+            ).double()
         details = {
             "base": float(base.mean()),
             "tuned": float(tuned.mean()),
@@ -87,13 +89,15 @@ def change_carried(other: ModelHandle) -> Callable[..., Evidence]:
     return carried
 
 
-def head_change_grid(model: ModelHandle, other: ModelHandle, examples: Examples) -> torch.Tensor:
-    """``[layer, head]``: the share of the change each head carries alone, on ``examples``."""
+def head_change_grid(model: ModelHandle, inputs: Examples, *, other: ModelHandle) -> torch.Tensor:
+    """``[layer, head]``: the share of the change each head carries alone, on ``inputs``
+    (examples with labels and alt_labels). ``activation_patching(..., other=, grid="head")``
+    gives the same grid, batched."""
     measure = change_carried(other)
     grid = torch.zeros(model.n_layers, model.n_heads)
     for layer in range(model.n_layers):
         for head in range(model.n_heads):
-            ev = measure(model, examples, [Head(layer, head)])
+            ev = measure(model, inputs, [Head(layer, head)])
             grid[layer, head] = float(ev.values.sum() / ev.denominators.sum())
     return grid
 

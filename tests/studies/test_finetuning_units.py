@@ -38,13 +38,13 @@ def test_patching_from_the_other_model_equals_a_hand_written_hook_loop():
         return act
 
     expected = a.run_with_hooks(ex.inputs, [("blocks.0.attn.hook_z", hook)])
-    got = patched_from(a, b, ex.inputs, [Head(0, 3)])
+    got = patched_from(a, ex.inputs, other=b, units=[Head(0, 3)])
     torch.testing.assert_close(got, expected, atol=1e-5, rtol=0)
 
 
 def test_the_planted_head_carries_the_whole_change_and_the_others_none():
     a, b, ex = _pair()
-    grid = head_change_grid(a, b, ex)
+    grid = head_change_grid(a, ex, other=b)
     assert abs(float(grid[1, 2]) - 1.0) < 1e-4
     others = torch.cat([grid[0], grid[1, :2], grid[1, 3:]])
     assert float(others.abs().max()) < 1e-4
@@ -59,3 +59,14 @@ def test_the_hypothesis_is_supported_for_the_planted_head_and_rejected_for_anoth
     wrong = change_hypothesis([Head(0, 1)], b, **splits, n_boot=200).test(a, ex)
     assert right.status == "supported" and right.value > 0.99
     assert wrong.status == "refuted"
+
+
+def test_the_head_grid_equals_cross_model_activation_patching():
+    from explorer.analysis import activation_patching, metrics
+
+    a, b, ex = _pair()
+    b.set_weight("query", a.weight("query", 0)[1] * 2, 0, head=1)  # a second, smaller change
+    ours = head_change_grid(a, ex, other=b)
+    metric = metrics.logit_diff(ex.labels, ex.alt_labels)
+    theirs = activation_patching(a, ex.inputs, other=b, metric=metric, grid="head").recovery
+    torch.testing.assert_close(ours, theirs.float(), atol=1e-4, rtol=0)
