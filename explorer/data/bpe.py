@@ -47,6 +47,18 @@ class BPETokenizer:
             raise TypeError(f"encode takes a str, got {type(text).__name__}")
         return list(self._tok.encode(text).ids)  # type: ignore[attr-defined]
 
+    def encode_with_offsets(self, text: str) -> tuple[list[int], list[tuple[int, int]]]:
+        """The ids of ``text`` and, for each, the ``(start, end)`` characters it covers.
+
+        >>> tok = train_bpe(["ab ab ab"] * 5, vocab_size=260)
+        >>> tok.encode_with_offsets("ab")[1]
+        [(0, 2)]
+        """
+        if not isinstance(text, str):
+            raise TypeError(f"encode_with_offsets takes a str, got {type(text).__name__}")
+        enc = self._tok.encode(text)  # type: ignore[attr-defined]
+        return list(enc.ids), [(int(a), int(b)) for a, b in enc.offsets]
+
     def encode_batch(self, texts: Sequence[str]) -> list[list[int]]:
         return [list(e.ids) for e in self._tok.encode_batch(list(texts))]  # type: ignore[attr-defined]
 

@@ -11,9 +11,12 @@ True
 """
 
 from explorer.studies import (
+    adversarial_mnist,
     attribution_benchmark,
     auditing,
     editing,
+    finetuning,
+    finetuning_units,
     grokking,
     grokking_fourier,
     grokking_phases,
@@ -28,9 +31,12 @@ from explorer.studies import (
 )
 
 __all__ = [
+    "adversarial_mnist",
     "attribution_benchmark",
     "auditing",
     "editing",
+    "finetuning",
+    "finetuning_units",
     "grokking",
     "grokking_fourier",
     "grokking_phases",

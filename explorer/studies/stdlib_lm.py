@@ -206,7 +206,8 @@ def train_stdlib_lm(
 
 
 def ship_run(run: Run | str | os.PathLike[str], dest: str | os.PathLike[str] = SHIPPED_RUN) -> Run:
-    """Copy ``run``'s final checkpoint (weights in float16), metrics and tokenizer to ``dest``.
+    """Copy ``run``'s final checkpoint (weights in float16), metrics and tokenizer (if it has
+    one) to ``dest``.
 
     ``dest`` is replaced. No optimizer state and no earlier checkpoint is kept: the copy is
     for opening, not for resuming.
@@ -225,7 +226,8 @@ def ship_run(run: Run | str | os.PathLike[str], dest: str | os.PathLike[str] = S
         shipped.log(row.pop("step"), {k: math.nan if v is None else v for k, v in row.items()})
     shipped.save_checkpoint(model, step, dtype=torch.float16)
     shipped.update(status=source.status, training=source.training)
-    BPETokenizer.load(source.path).save(out)
+    if (source.path / "tokenizer.json").is_file():  # a run without one (MNIST) ships without
+        BPETokenizer.load(source.path).save(out)
     return shipped
 
 

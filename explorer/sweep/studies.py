@@ -27,9 +27,14 @@ Two studies are built in (``STUDIES``):
   recipe's own): losses on both halves of ``[BOS][L][L]``, the in-context learning score
   and the best induction and previous-token scores (one cached forward pass of 32 prompts).
   Outcomes: final scores and the step of the induction score's rise (``phase_change``).
+- ``"finetuning"``: ``FinetuneSetting`` fields (``examples``, ``seed``, ``lr``, ...): the
+  shipped standard-library LM fine-tuned on ``examples`` windows of code rewritten to double
+  quotes (``explorer.studies.finetuning``). Logged: ``quote_preference`` (held-out logit
+  difference, double minus single) and ``held_out_loss``. Outcomes: both at the first
+  logged row and at the end, the change in each, and ``steps``.
 
 >>> sorted(STUDIES)
-['grokking', 'induction']
+['finetuning', 'grokking', 'induction']
 >>> STUDIES["grokking"].fields[:3]
 ('p', 'train_frac', 'lr')
 """
@@ -49,6 +54,7 @@ from explorer.analysis.induction import detect_phase_change
 from explorer.data.tokens import induction_training_batch
 from explorer.models.handle import ModelHandle
 from explorer.studies import induction_heads
+from explorer.studies.finetuning import FinetuneSetting, finetune_recipe, finish_finetune
 from explorer.studies.grokking import (
     CI_SETTING,
     GrokkingSetting,
@@ -233,7 +239,27 @@ INDUCTION = SweepStudy(
     llc_data=_induction_llc_data,
 )
 
-STUDIES: dict[str, SweepStudy] = {s.name: s for s in (GROKKING, INDUCTION)}
+
+# ---------------------------------------------------------------------- finetuning
+def _finetuning_outcomes(run: Run) -> dict[str, Outcome]:
+    m = run.metrics()
+    out: dict[str, Outcome] = {"steps": run.last_step}
+    for name in ("quote_preference", "held_out_loss"):
+        values = [float(v) for v in m.get(name).values]
+        out[f"first_{name}"], out[f"final_{name}"] = values[0], values[-1]
+        out[f"{name}_change"] = values[-1] - values[0]
+    return out
+
+
+FINETUNING = SweepStudy(
+    name="finetuning",
+    defaults=FinetuneSetting().to_dict(),
+    recipe=finetune_recipe,
+    outcomes=_finetuning_outcomes,
+    finish=finish_finetune,
+)
+
+STUDIES: dict[str, SweepStudy] = {s.name: s for s in (GROKKING, INDUCTION, FINETUNING)}
 
 
 def study_of(study: str | SweepStudy) -> SweepStudy:

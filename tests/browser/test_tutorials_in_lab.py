@@ -35,6 +35,7 @@ NOTEBOOKS = {
     "mnist_kitchen_sink": REPO / "tutorials" / "mnist_kitchen_sink.ipynb",
     "stdlib_lm": REPO / "tutorials" / "stdlib_lm.ipynb",
     "when_does_grokking_happen": REPO / "tutorials" / "when_does_grokking_happen.ipynb",
+    "what_fine_tuning_changes": REPO / "tutorials" / "what_fine_tuning_changes.ipynb",
     "live_session": REPO / "notebooks" / "live_session.ipynb",
 }
 # Lab marks every rendered output with its MIME type except widget views (a Lumino panel).
