@@ -61,6 +61,8 @@ NOT_RESULTS = {
     "Label": "a rater's label: an input of agreement",
     "UnreadableRow": "one entry of HypothesisList.unreadable",
     "Examples": "data",
+    "QuoteProbe": "data: the fine-tuning study's held-out probe inputs (an input of a metric)",
+    "FinetuneData": "data: the fine-tuning study's training pool and probes",
     "Split": "data: indices of examples",
     "ModularData": "data",
     "ImageData": "data",
