@@ -3,11 +3,11 @@ the shipped SAE (float16 on disk, loaded as float32, splicing to the model exact
 
 from __future__ import annotations
 
-import tomllib
 from fnmatch import fnmatch
 from pathlib import Path
 
 import pytest
+import tomllib
 import torch
 
 from explorer.studies.stdlib_sae import (
