@@ -3,11 +3,11 @@ the shipped SAE (float16 on disk, loaded as float32, splicing to the model exact
 
 from __future__ import annotations
 
+import re
 from fnmatch import fnmatch
 from pathlib import Path
 
 import pytest
-import tomllib
 import torch
 
 from explorer.studies.stdlib_sae import (
@@ -76,9 +76,8 @@ def test_simulation_scores_are_formed_on_one_split_and_scored_on_the_other():
 
 def test_the_shipped_sae_is_package_data():
     root = Path(__file__).resolve().parents[2]
-    patterns = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"][
-        "package-data"
-    ]["explorer"]
+    section = (root / "pyproject.toml").read_text().split("[tool.setuptools.package-data]")[1]
+    patterns = re.findall(r'"([^"]+)"', section.split("\n[")[0])
     for file in SHIPPED_SAE.iterdir():
         name = file.relative_to(root / "explorer").as_posix()
         assert any(fnmatch(name, p) for p in patterns), f"{name} is not package data"
