@@ -15,8 +15,8 @@ fraction of its top-activating tokens are of each kind: pure functions of text a
 ['indentation', 'quote', 'keyword', 'identifier', 'other']
 >>> acts = torch.tensor([[[0.0, 1.0], [2.0, 0.0], [0.0, 3.0]]])   # [batch, pos, unit]
 >>> p = kind_purity(torch.tensor([[0, 1, 2]]), acts, ["\\n  ", " if", "x"], n=1)
->>> p.best("keyword"), p.purity[1].tolist()
-(0, [0.0, 0.0, 0.0, 1.0, 0.0])
+>>> p.best("keyword"), p.purity[1].tolist(), p.coverage[1].tolist()
+(0, [0.0, 0.0, 0.0, 1.0, 0.0], [1.0, 0.0, 0.0, 1.0, 0.0])
 """
 
 from __future__ import annotations
@@ -96,25 +96,32 @@ def token_kind(text: str) -> str:
 class KindPurity:
     """For each unit, the fraction of its ``n`` top-activating tokens of each kind.
 
-    ``purity[u, j]`` is for unit ``u`` and kind ``KINDS[j]``; ``top_tokens[u]`` holds the
-    token ids at its top activations, strongest first (only positions where it fired).
+    ``purity[u, j]`` is for unit ``u`` and kind ``KINDS[j]``; ``coverage[u, j]`` the
+    fraction of all tokens of kind ``j`` on which unit ``u`` fires (is above 0);
+    ``top_tokens[u]`` holds the token ids at its top activations, strongest first (only
+    positions where it fired).
     """
 
     purity: Float[torch.Tensor, "unit kind"]
+    coverage: Float[torch.Tensor, "unit kind"]
     top_tokens: tuple[tuple[int, ...], ...]
     n: int
 
-    def best(self, kind: str) -> int:
-        """The unit whose top tokens are most often of ``kind`` (ties: the first)."""
+    def match(self, kind: str) -> Float[torch.Tensor, " unit"]:
+        """How well each unit matches ``kind``: purity times coverage (a pure unit that
+        fires on one rare token of the kind scores low)."""
         if kind not in KINDS:
             raise ValueError(f"unknown kind {kind!r}: choose one of {KINDS}")
-        return int(self.purity[:, KINDS.index(kind)].argmax())
+        j = KINDS.index(kind)
+        return self.purity[:, j] * self.coverage[:, j]
+
+    def best(self, kind: str) -> int:
+        """The unit that matches ``kind`` best (``match``; ties: the first)."""
+        return int(self.match(kind).argmax())
 
     def ranking(self, kind: str) -> list[int]:
-        """Units by their fraction of ``kind``, highest first."""
-        if kind not in KINDS:
-            raise ValueError(f"unknown kind {kind!r}: choose one of {KINDS}")
-        return self.purity[:, KINDS.index(kind)].argsort(descending=True, stable=True).tolist()
+        """Units by how well they match ``kind``, best first."""
+        return self.match(kind).argsort(descending=True, stable=True).tolist()
 
 
 def kind_purity(
@@ -140,6 +147,10 @@ def kind_purity(
     flat_tokens = tokens.reshape(-1)
     flat = acts.reshape(-1, acts.shape[-1]).float()
     values, where = flat.topk(min(n, flat.shape[0]), dim=0)
+    token_kinds = kinds[flat_tokens]
+    one_hot = torch.nn.functional.one_hot(token_kinds, len(KINDS)).float()  # [tokens, kind]
+    per_kind = one_hot.sum(0).clamp(min=1)
+    coverage = ((flat > 0).float().T @ one_hot) / per_kind
     purity = torch.zeros(acts.shape[-1], len(KINDS))
     top = []
     for unit in range(acts.shape[-1]):
@@ -147,7 +158,7 @@ def kind_purity(
         top.append(tuple(ids.tolist()))
         if len(ids):
             purity[unit] = torch.bincount(kinds[ids], minlength=len(KINDS)).float() / len(ids)
-    return KindPurity(purity, tuple(top), n)
+    return KindPurity(purity, coverage, tuple(top), n)
 
 
 def simulation_scores(

@@ -47,8 +47,15 @@ def test_kind_purity_counts_each_units_top_tokens_by_kind():
     assert p.purity[1, KINDS.index("keyword")] == pytest.approx(2 / 3)
     assert p.purity[2].sum() == 0 and p.top_tokens[2] == ()  # never fires
     assert p.top_tokens[1] == (2, 2, 3)
+    assert p.coverage[1, KINDS.index("keyword")] == 1.0  # fires on both ' if' tokens
+    assert p.coverage[0, KINDS.index("indentation")] == 1.0
     assert p.best("indentation") == 0 and p.best("keyword") == 1
     assert p.ranking("identifier")[0] == 1
+    # a unit pure on one rare token of a kind matches it less than a broad one
+    rare = torch.zeros(1, 7, 2)
+    rare[0, 2, 0] = 9.0  # fires on one of the two ' if' tokens
+    rare[0, [2, 6], 1] = 1.0  # fires on both
+    assert kind_purity(tokens, rare, vocab, n=3).best("keyword") == 1
     with pytest.raises(ValueError, match="unknown kind 'names'"):
         p.best("names")
     with pytest.raises(ValueError, match=r"\[batch, pos, unit\]"):
