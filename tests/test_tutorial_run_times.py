@@ -20,7 +20,7 @@ DURATION = re.compile(r"\d+(?:\.\d+)?\s*(?:minutes?|seconds?|min|s)\b")
 
 def test_every_tutorial_is_covered():
     names = {p.stem for p in TUTORIALS}
-    assert {"auditing_game", "grokking", "induction_heads", "mnist_kitchen_sink",
+    assert {"auditing_game", "features", "grokking", "induction_heads", "mnist_kitchen_sink",
             "stdlib_lm", "quickstart"} <= names  # fmt: skip
 
 
