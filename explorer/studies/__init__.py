@@ -25,6 +25,7 @@ from explorer.studies import (
     stdlib_lm,
     stdlib_lm_data,
     stdlib_lm_experiments,
+    stdlib_sae,
 )
 
 __all__ = [
@@ -42,4 +43,5 @@ __all__ = [
     "stdlib_lm",
     "stdlib_lm_data",
     "stdlib_lm_experiments",
+    "stdlib_sae",
 ]
