@@ -273,9 +273,7 @@ EXAMPLES = {
     "Agreement": lambda: H.Agreement(
         "neuron 0.3", "cohen", 0.4, 0.7, 0.5, 50, ("ann", "bo"), ("yes", "no")
     ),
-    "SteeringResult": lambda: A.SteeringResult(
-        rand(8), rand(8) + 1.0, (), "add", 4.0
-    ),
+    "SteeringResult": lambda: A.SteeringResult(rand(8), rand(8) + 1.0, (), "add", 4.0),
     "Evidence": lambda: H.Evidence(rand(30), "auroc", positives=torch.arange(30) < 10),
     "Explanation": lambda: H.Explanation(
         "neuron 0.5", "tokens", "fires on ' if' (+2.1)", ((3,),), (2.1,), 0.1

@@ -84,7 +84,8 @@ class SteeringResult(Shown):
             ("metric after", float(self.after.mean())),
             ("change", self.effect),
         ]
-        return f"steering: {self.mode} {num(self.amount)}", ("", "mean"), rows, ""
+        names = ", ".join(map(str, self.units[:2])) + (" ..." if len(self.units) > 2 else "")
+        return f"steering: {self.mode} {num(self.amount)} on {names}", ("", "mean"), rows, ""
 
 
 @torch.no_grad()

@@ -25,6 +25,7 @@ import torch
 from jaxtyping import Float
 
 from explorer._checks import check_positive
+from explorer._display import compact_repr
 from explorer.analysis.cache import iter_batches
 from explorer.features import SparseAutoencoder, check_hooks_fit
 
@@ -138,6 +139,8 @@ class FeatureTable:
     """Every feature's activation at every token, kept sparse (an SAE's features are mostly
     0): ``column(i)`` is feature ``i`` at each of the ``n_tokens`` tokens (example-major),
     in time proportional to the tokens, not to the features."""
+
+    __repr__ = compact_repr
 
     n_tokens: int
     rows: torch.Tensor  # token of each non-zero, grouped by feature

@@ -19,13 +19,14 @@ import traitlets
 from explorer._deprecate import renamed_arguments
 from explorer.analysis.logit_attribution import LogitAttribution, direct_logit_attribution
 from explorer.analysis.units import Head, Neuron
+from explorer.features import SparseAutoencoder
 from explorer.models.handle import ModelHandle
 from explorer.views._base import ExplorerWidget
 from explorer.views._renamed import renamed_trait
 from explorer.views._reporting import reports_errors
 from explorer.views.serialize import Tensor, esm
 
-UNITS = ("heads", "layers", "neurons")
+UNITS = ("heads", "layers", "neurons", "features")
 
 
 def read_token(model: ModelHandle, text: str) -> int | str:
@@ -73,7 +74,10 @@ class LogitAttributionView(ExplorerWidget):
             (shown as "(one per prompt)"; typing a token in the page replaces them).
         position: the position explained (default: the last).
         granularity: ``"heads"``, ``"layers"`` or ``"neurons"`` first (``units=`` before
-            explorer 0.4).
+            explorer 0.4); ``"features"`` with ``sae=``.
+        sae: an SAE whose features get a granularity: one bar each, labelled ``"F12"``;
+            ``traitlets.link((view, "selected"), (feature_view, "selected"))`` opens the
+            clicked feature in a ``FeatureView``.
 
     >>> from explorer.models import zoo
     >>> m = zoo.attention_only_transformer(n_layers=2, d_model=32, n_heads=4, d_vocab=20, n_ctx=8)
@@ -87,7 +91,9 @@ class LogitAttributionView(ExplorerWidget):
 
     _esm = esm("logit_attribution_view.js")
 
-    granularity = traitlets.Enum(UNITS, "heads", help="heads, layers or neurons").tag(sync=True)
+    granularity = traitlets.Enum(
+        UNITS, "heads", help="heads, layers, neurons or features (of the view's sae)"
+    ).tag(sync=True)
     granularities = traitlets.List(
         traitlets.Unicode(), help="the granularities this model has"
     ).tag(sync=True)
@@ -131,13 +137,19 @@ class LogitAttributionView(ExplorerWidget):
         against: int | str | torch.Tensor | list[int] | None = None,
         position: int = -1,
         granularity: str = "heads",
+        sae: SparseAutoencoder | None = None,
         **kwargs: Any,
     ) -> None:
         if not model.is_transformer:
             raise ValueError(f"{model.name} takes images: direct logit attribution needs tokens")
         self.model = model
         self.inputs = model.check_inputs(inputs)
-        available = [u for u in UNITS if u != "neurons" or model.has_mlp]
+        self._sae = sae  # with an SAE, "features": each feature's DLA, labels "F12"
+        available = [
+            u
+            for u in UNITS
+            if (u != "neurons" or model.has_mlp) and (u != "features" or sae is not None)
+        ]
         (target_text, target_ids), (against_text, against_ids) = map(
             token_choice, (target, against)
         )
@@ -167,6 +179,7 @@ class LogitAttributionView(ExplorerWidget):
                 **direction_args(self.model, self.target, self.against, self._per_prompt),
                 granularity=self.granularity.removesuffix("s"),  # the trait keeps plural values
                 position=self.position,
+                sae=self._sae if self.granularity == "features" else None,
             ),
         )
 
@@ -180,7 +193,7 @@ class LogitAttributionView(ExplorerWidget):
     @reports_errors
     def _show(self, change: dict[str, Any] | None = None) -> None:
         result = self.result()
-        if self.granularity == "layers":
+        if self.granularity in ("layers", "features"):
             values, rows = result.mean(), []
         else:
             values = result.grid()

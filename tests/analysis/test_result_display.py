@@ -196,6 +196,19 @@ def _dla(lm, tokens, mlp, images):
     return r, r.labels[top_flat(r.values.mean(0))]
 
 
+def _steering(lm, tokens, mlp, images):
+    from explorer.analysis import Feature, steer
+    from explorer.features import SparseAutoencoder
+
+    sae = SparseAutoencoder.create(
+        "blocks.0.hook_resid_post", d_in=lm.d_model, d_sae=16, architecture="standard"
+    )
+    r = steer(
+        lm, tokens, units=Feature(sae, 2), metric=metrics.repeated_half_loss(tokens), amount=4.0
+    )
+    return r, "feature 2"
+
+
 def _lens(lm, tokens, mlp, images):
     r = logit_lens(lm, tokens[:2], n=3)
     return r, r.token_text[int(r.top_ids[-1, 0, -1, 0])]
@@ -324,6 +337,7 @@ def _attribution(lm, tokens, mlp, images):
 
 CASES = {
     "AblationResult": _ablation,
+    "SteeringResult": _steering,
     "SweepResult": _sweep,
     "HeadScores": _head_scores,
     "PatchingResult": _patching,

@@ -84,3 +84,22 @@ def test_selection_links_by_label_and_bad_features_are_refused():
             tokens,
             sae=SparseAutoencoder.create("blocks.9.hook_resid_post", d_in=16, d_sae=8),
         )
+
+
+def test_a_click_on_a_feature_s_dla_bar_opens_it_in_the_linked_feature_view():
+    from explorer.analysis import direct_logit_attribution
+    from explorer.views import LogitAttributionView
+
+    model, sae, tokens = _setup()
+    dla = LogitAttributionView(model, tokens[:6], target=TOKEN, sae=sae, granularity="features")
+    assert "features" in dla.granularities and dla.error == ""
+    expected = direct_logit_attribution(
+        model, tokens[:6], target=TOKEN, granularity="feature", sae=sae
+    ).mean()
+    assert torch.allclose(torch.as_tensor(decode(dla.values)), expected)
+    view = FeatureView(model, tokens, sae=sae)
+    traitlets.link((dla, "selected"), (view, "selected"))
+    dla.selected = "F3"  # what a click on bar 3 sends
+    assert view.feature == 3 and view.error == ""
+    plain = LogitAttributionView(model, tokens[:6], target=TOKEN)
+    assert "features" not in plain.granularities
