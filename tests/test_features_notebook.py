@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 
 import pytest
-from notebook_runner import execute, printed
+from notebook_runner import PLOTLY, execute, figure_problems, printed
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "tutorials" / "features.ipynb"
 
@@ -22,12 +22,12 @@ def executed(tmp_path_factory):
     work = tmp_path_factory.mktemp("features-notebook")
     out = work / "out"
     nb = execute(NOTEBOOK, work, {"EXPLORER_CI": "1", "EXPLORER_FEATURES_OUT": str(out)})
-    return out, json.loads((out / "summary.json").read_text()), printed(nb)
+    return out, json.loads((out / "summary.json").read_text()), printed(nb), nb
 
 
 @pytest.mark.slow
 def test_the_shipped_sae_is_good_on_held_out_files(executed):
-    _, summary, text = executed
+    _, summary, text, _ = executed
     assert "Traceback" not in text
     q = summary["quality"]
     assert q["explained_variance"] > 0.7 and q["ce_loss_recovered"] > 0.7, q
@@ -37,7 +37,7 @@ def test_the_shipped_sae_is_good_on_held_out_files(executed):
 
 @pytest.mark.slow
 def test_it_finds_a_feature_for_each_kind_of_token(executed):
-    _, summary, text = executed
+    _, summary, text, _ = executed
     kinds = summary["kind_features"]
     assert set(kinds) == {"indentation", "quote", "keyword", "identifier"}
     assert len(set(kinds.values())) == 4  # four different features
@@ -47,7 +47,7 @@ def test_it_finds_a_feature_for_each_kind_of_token(executed):
 
 @pytest.mark.slow
 def test_the_monosemanticity_answer_is_the_measured_one(executed):
-    _, summary, text = executed
+    _, summary, text, _ = executed
     sim = summary["simulation"]
     assert sim["neuron"]["n"] == 256 and sim["resid dim"]["n"] == 64
     assert sim["feature"]["n"] > 200  # every live feature, not a chosen few
@@ -63,7 +63,7 @@ def test_the_monosemanticity_answer_is_the_measured_one(executed):
 
 @pytest.mark.slow
 def test_steering_and_hypotheses_are_reported(executed):
-    out, summary, text = executed
+    out, summary, text, _ = executed
     s = summary["steering"]
     assert s["feature"] == summary["kind_features"]["quote"] and s["amount"] > 0
     assert "P(quote token) = " in text
@@ -72,8 +72,22 @@ def test_steering_and_hypotheses_are_reported(executed):
         assert v["baseline"] is not None  # random features of the same SAE, computed
         assert f"{v['status']:12s} feature {summary['kind_features'][kind]} detects" in text
     assert summary["seconds"] > 0
-    assert {p.name for p in out.glob("*.png")} == {
-        "purity.png",
-        "simulation_scores.png",
-        "steering.png",
+    assert {p.name for p in out.glob("*.json") if p.name != "summary.json"} == {
+        "purity.json",
+        "simulation_scores.json",
+        "steering.json",
     }
+
+
+@pytest.mark.slow
+def test_every_figure_draws_something(executed):
+    nb = executed[3]
+    shown = [
+        o
+        for c in nb.cells
+        if c.cell_type == "code"
+        for o in c.outputs
+        if PLOTLY in o.get("data", {})
+    ]
+    assert len(shown) == 3
+    assert figure_problems(nb) == []
