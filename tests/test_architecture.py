@@ -391,6 +391,7 @@ HANDLE_FIELDS = {
     ("explorer.studies.auditing", "p.model"): "Planted.model is the planted ModelHandle",
     ("explorer.analysis.trigger_examples", "result.model"): "AuditResult.model is a name",
     ("explorer.views.audit_view", "result.model"): "AuditResult.model is a name",
+    ("explorer.studies.stdlib_sae", "lm.model"): "StdlibLM.model is the ModelHandle",
 }
 
 

@@ -20,8 +20,9 @@ DURATION = re.compile(r"\d+(?:\.\d+)?\s*(?:minutes?|seconds?|min|s)\b")
 
 def test_every_tutorial_is_covered():
     names = {p.stem for p in TUTORIALS}
-    assert {"auditing_game", "grokking", "induction_heads", "mnist_kitchen_sink",
-            "stdlib_lm", "what_fine_tuning_changes", "quickstart"} <= names  # fmt: skip
+    assert {"auditing_game", "features", "grokking", "induction_heads", "mnist_kitchen_sink",
+            "stdlib_lm", "what_fine_tuning_changes", "when_does_grokking_happen",
+            "quickstart"} <= names  # fmt: skip
 
 
 @pytest.mark.parametrize("path", TUTORIALS, ids=[p.stem for p in TUTORIALS])

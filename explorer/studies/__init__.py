@@ -28,6 +28,7 @@ from explorer.studies import (
     stdlib_lm,
     stdlib_lm_data,
     stdlib_lm_experiments,
+    stdlib_sae,
 )
 
 __all__ = [
@@ -48,4 +49,5 @@ __all__ = [
     "stdlib_lm",
     "stdlib_lm_data",
     "stdlib_lm_experiments",
+    "stdlib_sae",
 ]

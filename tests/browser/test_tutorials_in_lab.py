@@ -30,6 +30,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[2]
 NOTEBOOKS = {
     "auditing_game": REPO / "tutorials" / "auditing_game.ipynb",
+    "features": REPO / "tutorials" / "features.ipynb",
     "grokking": REPO / "tutorials" / "grokking.ipynb",
     "induction_heads": REPO / "tutorials" / "induction_heads.ipynb",
     "mnist_kitchen_sink": REPO / "tutorials" / "mnist_kitchen_sink.ipynb",
