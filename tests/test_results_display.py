@@ -39,6 +39,7 @@ from explorer.studies.editing import EditComparison
 from explorer.studies.grokking import GrokkingProgress
 from explorer.studies.grokking_phases import Phases
 from explorer.studies.stdlib_lm_experiments import ConceptNeurons
+from explorer.studies.stdlib_sae import KindPurity
 from explorer.sweep import PhaseDiagram, Sweep, SweepCurves, SweepPoint
 
 nan, inf = math.nan, math.inf
@@ -61,6 +62,7 @@ NOT_RESULTS = {
     "Label": "a rater's label: an input of agreement",
     "UnreadableRow": "one entry of HypothesisList.unreadable",
     "Examples": "data",
+    "SparseAutoencoder": "a model: an SAE to splice, encode and decode",
     "QuoteProbe": "data: the fine-tuning study's held-out probe inputs (an input of a metric)",
     "FinetuneData": "data: the fine-tuning study's training pool and probes",
     "Split": "data: indices of examples",
@@ -338,6 +340,7 @@ EXAMPLES = {
         {"wd=1_seed=0": {"weight_decay": 1.0, "seed": 0}},
         56,
     ),
+    "KindPurity": lambda: KindPurity(rand(3, 5), rand(3, 5), ((1, 2), (3,), ()), 50),
     "Emergence": lambda: explorer.sweep.emergence(
         {
             "size": [4, 8, 16, 32, 64, 128],

@@ -33,6 +33,7 @@ import torch
 from jaxtyping import Float, Int
 from safetensors.torch import load_file, save_file
 
+from explorer._display import Shown, long_frame
 from explorer.features import SparseAutoencoder, load_sae
 from explorer.hypotheses.explanations import form_explanation, simulation_score
 from explorer.models.handle import ModelHandle
@@ -92,8 +93,8 @@ def token_kind(text: str) -> str:
     return "other"
 
 
-@dataclass(frozen=True)
-class KindPurity:
+@dataclass(frozen=True, repr=False)
+class KindPurity(Shown):
     """For each unit, the fraction of its ``n`` top-activating tokens of each kind.
 
     ``purity[u, j]`` is for unit ``u`` and kind ``KINDS[j]``; ``coverage[u, j]`` the
@@ -114,6 +115,28 @@ class KindPurity:
             raise ValueError(f"unknown kind {kind!r}: choose one of {KINDS}")
         j = KINDS.index(kind)
         return self.purity[:, j] * self.coverage[:, j]
+
+    def to_dataframe(self) -> Any:
+        """One row per unit and kind: ``unit``, ``kind``, ``purity``, ``coverage``."""
+        frame = long_frame(self.purity.double(), ("unit", "kind"), name="purity")
+        frame["kind"] = [KINDS[int(j)] for j in frame["kind"]]
+        frame["coverage"] = self.coverage.double().flatten().numpy()
+        return frame
+
+    def _summary(self) -> str:
+        return f"{self.purity.shape[0]} units x {len(KINDS)} kinds of token, top {self.n}"
+
+    def _top(self) -> list[str]:
+        return [f"{kind}: unit {self.best(kind)}" for kind in KINDS if kind != "other"]
+
+    def _table(self) -> tuple:
+        rows = [
+            (kind, self.best(kind), float(self.match(kind).max()))
+            for kind in KINDS
+            if kind != "other"
+        ]
+        note = "match = purity x coverage"
+        return "units by kind of token", ("kind", "best unit", "match"), rows, note
 
     def best(self, kind: str) -> int:
         """The unit that matches ``kind`` best (``match``; ties: the first)."""
