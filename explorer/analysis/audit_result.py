@@ -97,6 +97,7 @@ class AuditResult(Shown):
     square_anomaly: torch.Tensor | None = None
     weight_z: torch.Tensor | None = None
     norm: str = "mask"
+    sources: tuple[int | None, ...] = ()
     parts: tuple[AuditResult, ...] = ()
 
     def __post_init__(self) -> None:
