@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from explorer.analysis.audit_scores import mad_index, weight_anomaly
-from explorer.analysis.mask_shapes import fill_sparse_patches
+from explorer.analysis.mask_shapes import connected_components, fill_sparse_patches
 
 REFIT_STEPS = 30
 WORKS = 0.97  # a mask "works" when it sends this share of a batch to the class
@@ -247,6 +247,7 @@ def complete(
     Returns the grown mask, 0/1 ``[H, W]``.
     """
     on, weak, ref = mask >= 0.5 * mask.max(), mask >= 0.1 * mask.max(), None
+    seeds = weak.clone()
     if not bool(on.any()):
         return on.float()
     pool = fit_x[fit_y == source] if source is not None else fit_x[fit_y != c]
@@ -268,7 +269,18 @@ def complete(
         if ref <= 0 or not bool(add.any()):
             break
         on = on | add
-    return fill_sparse_patches(on).float()
+    return fill_sparse_patches(_holding(on, seeds)).float()
+
+
+def _holding(on: torch.Tensor, seeds: torch.Tensor) -> torch.Tensor:
+    """The 8-connected components of ``on`` that hold a pixel of ``seeds``: growth that
+    chained away from every found pixel is not part of the trigger found."""
+    out = torch.zeros_like(on)
+    for comp in connected_components(on):
+        rows, cols = zip(*comp)
+        if bool(seeds[list(rows), list(cols)].any()):
+            out[list(rows), list(cols)] = True
+    return out
 
 
 def universal(

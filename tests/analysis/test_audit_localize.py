@@ -81,3 +81,14 @@ def test_source_search_calls_a_clean_model_clean(data):
     planted = plant(7312, clean=True, data=data)
     result = audit(planted.model, data["test_x"][:500], method="source", budget=3_100)
     assert result.verdict == "clean", result.evidence
+
+
+def test_growth_keeps_only_the_pieces_holding_a_found_pixel():
+    from explorer.analysis._audit_search import _holding
+
+    on = torch.zeros(8, 8, dtype=torch.bool)
+    on[0, 0:4] = True  # grown from a found pixel along a line
+    on[6, 6] = True  # chained away from every found pixel
+    seeds = torch.zeros(8, 8, dtype=torch.bool)
+    seeds[0, 1] = True
+    assert _holding(on, seeds).nonzero().tolist() == [[0, 0], [0, 1], [0, 2], [0, 3]]
