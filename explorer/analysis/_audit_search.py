@@ -30,7 +30,7 @@ class Adam:
 
     >>> x = torch.tensor([2.0], requires_grad=True); opt = Adam([x], lr=0.5)
     >>> for _ in range(50): opt.step((x**2).sum())
-    >>> abs(float(x)) < 0.1
+    >>> abs(float(x.detach())) < 0.1
     True
     """
 
