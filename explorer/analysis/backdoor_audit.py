@@ -45,6 +45,7 @@ from explorer._checks import check_choice, check_positive, check_tensor
 from explorer._deprecate import renamed_arguments
 from explorer.analysis import _audit_search as search
 from explorer.analysis._audit_methods import (
+    GROW_PASSES,
     _cleanse,
     _compare,
     _evaluate,
@@ -257,8 +258,9 @@ def audit(
     # the global search stops at GLOBAL_STEPS per class (unless n_steps says otherwise):
     # longer searches make clean classes attackable too; the cleanse search buys the rest
     global_cost = n_classes * ((n_steps or GLOBAL_STEPS) + 1)
-    cleanse_cost = n_classes * ((n_steps or 1000) + 2 * REFIT_STEPS + 2)
-    source_cost = n_classes * ((n_steps or SOURCE_STEPS) + 1)
+    # each mask search also grows its leading class's mask (GROW_PASSES)
+    cleanse_cost = n_classes * ((n_steps or 1000) + 2 * REFIT_STEPS + 2) + GROW_PASSES
+    source_cost = n_classes * ((n_steps or SOURCE_STEPS) + 1) + GROW_PASSES
     if method == "stamp":
         masks, patterns, anomaly = search.stamp_scan(
             model, split[0], split[1], n_classes, meter, max(0, meter.left - n_classes)
