@@ -116,7 +116,11 @@ def score(planted, arch: str, result, cpu: float, unseen_x, unseen_y) -> dict:
 
     truth = planted.trigger
     tier, cls = _found(result)
-    others = unseen_x[unseen_y != cls]
+    # a trigger the audit says fires on one source class is stamped on that class's digits
+    # (as ``attack_success`` measures a planted conditional trigger), else on every other
+    sources = getattr(result, "sources", ()) or ()
+    source = sources[cls] if cls < len(sources) else None
+    others = unseen_x[unseen_y == source] if source is not None else unseen_x[unseen_y != cls]
     with torch.no_grad():
         moved = planted.model(result.stamp(others, cls)).argmax(-1) == cls
         accuracy = (planted.model(unseen_x).argmax(-1) == unseen_y).float().mean()

@@ -19,6 +19,7 @@ from explorer.analysis._audit_verdicts import (
     LEAD_SUCCESS,
     MIN_MARGIN,
     RAW_MARGIN,
+    SOURCE_RATIO,
     lead_over_others,
     tiers,
 )
@@ -26,6 +27,8 @@ from explorer.analysis.audit_result import AuditResult, apply_trigger
 from explorer.analysis.audit_scores import weight_anomaly
 from explorer.analysis.mask_shapes import mask_shape
 from explorer.analysis.weight_outliers import Z_THRESHOLD, weight_outliers
+
+GROW_PASSES = REFIT_STEPS + 4  # the growth's 3 gradient passes, its refit and 1 evaluation
 
 
 def _evaluate(model, eval_x, eval_y, masks, patterns, n_eval, meter, norm="mask"):
@@ -82,8 +85,10 @@ def _box(mask: torch.Tensor) -> tuple[int, int, int, int]:
 
 def _cleanse(model, split, n_classes, batch_size, n_eval, meter, passes, n_steps, ctx):
     fit_x, fit_y, eval_x, eval_y = split
+    # held back: two evaluation passes per class, and the leading class's growth and refit
+    spend = max(passes - 2 * n_classes - GROW_PASSES, n_classes)
     raw, raw_p, squares, square_p, size_index = search.cleanse(
-        model, fit_x, fit_y, n_classes, batch_size, meter, passes - 2 * n_classes, n_steps
+        model, fit_x, fit_y, n_classes, batch_size, meter, spend, n_steps
     )
     s_sq, m_sq = _evaluate(model, eval_x, eval_y, squares, square_p, n_eval, meter)
     s_raw, m_raw = _evaluate(model, eval_x, eval_y, raw, raw_p, n_eval, meter)
@@ -98,6 +103,9 @@ def _cleanse(model, split, n_classes, batch_size, n_eval, meter, passes, n_steps
     masks = torch.where(use_raw[:, None, None], raw, squares)
     patterns = torch.where(use_raw[:, None, None, None], raw_p, square_p)
     flagged, suspicious, why = tiers(anomaly, success, MIN_MARGIN)
+    c = (flagged or suspicious or (int(anomaly.argmax()),))[0]
+    grown = _grow(model, split, masks, patterns, success, c, batch_size, n_eval, meter)
+    masks, patterns, success = grown
     c = (flagged or suspicious or (None,))[0]
     if c is not None:
         kind = "raw mask" if use_raw[c] else "square"
@@ -111,6 +119,36 @@ def _cleanse(model, split, n_classes, batch_size, n_eval, meter, passes, n_steps
         square_anomaly=a_sq,
         square_success=s_sq,
     )  # fmt: skip
+
+
+def _grow(
+    model, split, masks, patterns, success, c, batch_size, n_eval, meter, source=None, at=None
+):
+    """Class ``c``'s trigger (``masks[at]``, default ``at = c``) grown from the fewest pixels
+    that work to the whole trigger (``search.complete``), its pattern refitted there, kept
+    when it works at least as well on held-out digits (of ``source``, when given). Returns
+    ``(masks, patterns, success)``."""
+    fit_x, fit_y, eval_x, eval_y = split
+    i = c if at is None else at
+    if meter.left < GROW_PASSES or float(masks[i].max()) <= 0:
+        return masks, patterns, success
+    grown = search.complete(model, fit_x, fit_y, masks[i], patterns[i], c, meter, source=source)
+    new_m, init = torch.zeros(c + 1, *grown.shape), torch.zeros(c + 1, *patterns.shape[1:])
+    new_m[c], init[c] = grown, patterns[i]
+    stop = meter.forwards + REFIT_STEPS
+    new_p = search.fit_patterns(model, fit_x, fit_y, new_m, init, batch_size, meter, stop,
+                                classes=[c], source=source)  # fmt: skip
+    x = eval_x[eval_y == source] if source is not None else eval_x[eval_y != c]
+    if len(x) == 0 or meter.left < 1:
+        return masks, patterns, success
+    with torch.no_grad():
+        works = model(apply_trigger(x[:n_eval], grown, new_p[c], "mask")).argmax(-1) == c
+    s_new = float(works.float().mean())
+    if s_new < float(success[i]) - 0.02:
+        return masks, patterns, success
+    masks, patterns, success = masks.clone(), patterns.clone(), success.clone()
+    masks[i], patterns[i], success[i] = grown, new_p[c], s_new
+    return masks, patterns, success
 
 
 def _global(model, split, n_classes, batch_size, n_eval, meter, passes, n_steps, ctx, norm):
@@ -132,6 +170,63 @@ def _global(model, split, n_classes, batch_size, n_eval, meter, passes, n_steps,
     return _result(
         model, "global", ctx, masks, patterns, anomaly, success, GLOBAL_LEAD, flagged,
         suspicious, why, norm=form,
+    )  # fmt: skip
+
+
+def _source(model, split, n_classes, batch_size, n_eval, meter, passes, n_steps, ctx):
+    """Per source class, the smallest trigger moving its digits elsewhere; the verdict on
+    per-source scores, reported per target class (``sources[t]``: the source it fires on)."""
+    fit_x, fit_y, eval_x, eval_y = split
+    # held back: one evaluation pass per source and the leading source's growth and refit
+    spend = passes - n_classes - GROW_PASSES
+    masks, patterns, targets = search.source_cleanse(
+        model, fit_x, fit_y, n_classes, batch_size, meter, max(spend, n_classes), n_steps
+    )
+    success = torch.zeros(n_classes)
+    for s in range(n_classes):
+        x, t = eval_x[eval_y == s][:n_eval], int(targets[s])
+        if len(x) == 0 or t < 0 or meter.left < 1:
+            continue
+        with torch.no_grad():
+            logits = model(apply_trigger(x, masks[s], patterns[s], "mask"))
+        success[s] = (logits.argmax(-1) == t).float().mean()
+    l1 = masks.flatten(1).sum(1)
+    # how many times smaller than the typical source's mask (natural easy pairs, 3 -> 5, need
+    # about the typical size; a trigger planted for one source far less)
+    used = l1[targets >= 0]
+    per_source = torch.where(targets >= 0, used.median() / l1.clamp_min(0.5), torch.zeros(()))
+    s = int(per_source.argmax())
+    if int(targets[s]) >= 0:  # the leading source's trigger grown, refitted to its target
+        masks, patterns, success = _grow(model, split, masks, patterns, success,
+                                         int(targets[s]), batch_size, n_eval, meter, source=s,
+                                         at=s)  # fmt: skip
+    hit, near, why = tiers(per_source, success, SOURCE_RATIO, lead=None)
+    # per target class: the source whose trigger scores highest for it
+    anomaly, succ = torch.zeros(n_classes), torch.zeros(n_classes)
+    out_m, out_p = torch.zeros_like(masks), torch.zeros_like(patterns)
+    sources: list[int | None] = [None] * n_classes
+    for s in torch.argsort(per_source).tolist():  # the best source last, so it stays
+        t = int(targets[s])
+        if t >= 0:
+            anomaly[t], succ[t], out_m[t], out_p[t] = (
+                per_source[s],
+                success[s],
+                masks[s],
+                patterns[s],
+            )
+            sources[t] = s
+    flagged = tuple(int(targets[s]) for s in hit)
+    suspicious = tuple(int(targets[s]) for s in near)
+    if hit or near:
+        s = (hit or near)[0]
+        why = (f"from class {s} digits only: {mask_shape(masks[s]).description} (L1 "
+               f"{float(l1[s]):.1f}, {float(per_source[s]):.1f}x smaller than the median "
+               f"source's) sends {float(success[s]):.0%} of them to {int(targets[s])}")  # fmt: skip
+    else:
+        why = why.replace("top class", "top source class").replace("anomaly", "size ratio")
+    return _result(
+        model, "source", ctx, out_m, out_p, anomaly, succ, SOURCE_RATIO, flagged, suspicious,
+        why, sources=tuple(sources),
     )  # fmt: skip
 
 

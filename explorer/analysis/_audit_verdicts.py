@@ -18,6 +18,9 @@ import torch
 TIERS = ("flagged", "suspicious", "clean")
 MIN_MARGIN = 2.6  # logit margin per pixel of a square's side a cleanse trigger must reach
 RAW_MARGIN = 1.2  # ... or logit margin per unit of a raw mask's L1 (calibrated)
+# a source class whose smallest working mask is this many times smaller than the median
+# source's (calibrated on clean MLPs: at most 1.41, scripts/calibrate_audit.py)
+SOURCE_RATIO = 1.7
 GLOBAL_LEAD = 0.6  # a global trigger's success above the other classes' median (calibrated)
 MIN_SUCCESS = 0.95  # a flagged class's reconstructed trigger must work this often
 NEAR_SUCCESS = 0.7  # a near miss's trigger works at least this often

@@ -66,7 +66,10 @@ class AuditResult(Shown):
     ``flagged`` and ``suspicious`` list classes, most anomalous first. ``cleanse`` also keeps
     the raw masks (``raw_masks``, ``raw_success``, ``mask_l1``, ``raw_anomaly``), the
     squares' ``square_anomaly`` and ``square_success``, and the raw masks' MAD anomaly
-    index (``mad_index``); ``compare`` the pixels' z-score map (``weight_z``); ``"all"``
+    index (``mad_index``); ``compare`` the pixels' z-score map (``weight_z``); ``source``
+    names, per target class, the one source class whose digits its trigger moves
+    (``sources[c]``, None where it found none; ``stamped_examples`` stamps only those);
+    ``"all"``
     keeps those whichever method decided, and each method's own result in ``parts``.
     """
 
@@ -97,6 +100,7 @@ class AuditResult(Shown):
     square_anomaly: torch.Tensor | None = None
     weight_z: torch.Tensor | None = None
     norm: str = "mask"
+    sources: tuple[int | None, ...] = ()
     parts: tuple[AuditResult, ...] = ()
 
     def __post_init__(self) -> None:

@@ -11,7 +11,12 @@ backward passes spent (one model call, of a batch, is one pass). Methods:
   and its densest square (refitted) are tested on held-out digits; a square scores its
   median logit margin per pixel of its side, a raw mask its margin per unit of mask L1 (in
   the square's units), and a class's anomaly is the better of the two.
-  The MAD anomaly index of the raw masks' L1 sizes is reported too (``mad_index``).
+  The MAD anomaly index of the raw masks' L1 sizes is reported too (``mad_index``). The
+  leading class's fewest working pixels are grown back into the whole trigger the model
+  learned (a gradient step per round, ``_audit_search.complete``) and reported as its mask.
+- ``"source"``: per source class, the smallest mask moving *that class's* digits to any other
+  class; a source whose mask is far smaller than the median source's has a trigger that
+  fires on it alone (``sources[t]`` names it for target ``t``).
 - ``"global"``: per class, a universal perturbation of the whole image (a pattern blended in
   at opacity 0.1, or an L-infinity perturbation of 0.1 with ``norm="linf"``); a class whose
   perturbation moves far more held-out digits than the other classes' is anomalous.
@@ -40,11 +45,13 @@ from explorer._checks import check_choice, check_positive, check_tensor
 from explorer._deprecate import renamed_arguments
 from explorer.analysis import _audit_search as search
 from explorer.analysis._audit_methods import (
+    GROW_PASSES,
     _cleanse,
     _compare,
     _evaluate,
     _global,
     _result,
+    _source,
     _weights,
 )
 from explorer.analysis._audit_search import REFIT_STEPS
@@ -57,6 +64,7 @@ from explorer.analysis._audit_verdicts import (
     MIN_SUCCESS,
     NEAR_SUCCESS,
     RAW_MARGIN,
+    SOURCE_RATIO,
     TIERS,
     tiers,
 )
@@ -79,6 +87,8 @@ __all__ = [  # named here too: mad_index, weight_anomaly (audit_scores)
     "NEAR_SUCCESS",
     "RAW_MARGIN",
     "REFIT_STEPS",
+    "SOURCE_RATIO",
+    "SOURCE_STEPS",
     "TIERS",
     "AuditResult",
     "Meter",
@@ -87,11 +97,12 @@ __all__ = [  # named here too: mad_index, weight_anomaly (audit_scores)
     "weight_anomaly",
 ]
 
-METHODS = ("all", "cleanse", "global", "stamp", "weights", "compare")
+METHODS = ("all", "cleanse", "source", "global", "stamp", "weights", "compare")
 MAD_THRESHOLD = 2.0  # Neural Cleanse's anomaly index (reported, not the flag: docs/auditing.md)
 # passes when budget="auto": a convolution's pass costs ~4x an MLP's (docs/auditing.md)
 DEFAULT_BUDGETS = {"linear": 16_000, "conv": 6_000}
 GLOBAL_STEPS = 200  # steps per class of the global search (docs/auditing.md)
+SOURCE_STEPS = 300  # steps per source class of the per-source mask search (docs/auditing.md)
 
 
 def _linear_first(model: ModelHandle) -> bool:
@@ -107,7 +118,7 @@ def _combine(model, parts, budget, meter, start) -> AuditResult:
     rank = {t: i for i, t in enumerate(TIERS)}
     # on a tie, the method whose trigger is most specific: a mask, then the compared
     # pixels, then a whole-image pattern, then the unused-pixel region
-    prefer = {m: i for i, m in enumerate(("cleanse", "compare", "global", "weights"))}
+    prefer = {m: i for i, m in enumerate(("cleanse", "source", "compare", "global", "weights"))}
     order = sorted(parts, key=lambda p: (rank[p.verdict], prefer[p.method]))
     best = order[0]
     evidence = "; ".join(p.evidence for p in order)
@@ -119,6 +130,7 @@ def _combine(model, parts, budget, meter, start) -> AuditResult:
             keep.update({k: getattr(part, k) for k in CLEANSE_FIELDS})
         if part.method == "compare":
             keep["weight_z"] = part.weight_z
+    best, evidence = _localize(best, parts, evidence)
     return dataclasses.replace(
         best,
         model=model.name,
@@ -132,6 +144,27 @@ def _combine(model, parts, budget, meter, start) -> AuditResult:
         parts=tuple(parts),
         **keep,
     )
+
+
+def _localize(best: AuditResult, parts, evidence: str) -> tuple[AuditResult, str]:
+    """When a whole-image method decides, the mask search's trigger for the same class, if
+    that class leads the mask search too and its (grown) trigger works on >= 90% of held-out
+    digits: the more specific finding, reported in its place (the verdict stays)."""
+    local = next((p for p in parts if p.method == "cleanse"), None)
+    c = best.target
+    if best.method != "global" or best.norm != "mask" or local is None or c is None:
+        return best, evidence
+    if local.most_anomalous != c or float(local.success[c]) < LEAD_SUCCESS:
+        return best, evidence
+    masks, patterns, success = best.masks.clone(), best.patterns.clone(), best.success.clone()
+    masks[c], patterns[c], success[c] = local.masks[c], local.patterns[c], local.success[c]
+    boxes, shapes = list(best.boxes), list(best.shapes)
+    boxes[c], shapes[c] = local.boxes[c], local.shapes[c]
+    found = dataclasses.replace(best, masks=masks, patterns=patterns, success=success,
+                                boxes=tuple(boxes), shapes=tuple(shapes))  # fmt: skip
+    note = (f"; the trigger shown is the mask search's for class {c}: {shapes[c]}, works on "
+            f"{float(success[c]):.0%}")  # fmt: skip
+    return found, evidence + note
 
 
 CLEANSE_FIELDS = (
@@ -163,8 +196,8 @@ def audit(
     """Search ``model`` for a trigger using clean held-out ``inputs [n, C, H, W]``.
 
     Args:
-        method: ``"all"``, ``"cleanse"``, ``"global"``, ``"stamp"``, ``"weights"`` or
-            ``"compare"`` (see the module docstring).
+        method: ``"all"``, ``"cleanse"``, ``"source"``, ``"global"``, ``"stamp"``,
+            ``"weights"`` or ``"compare"`` (see the module docstring).
         budget: forward passes (model calls) the audit may spend, split across methods and
             classes and spent; ``"auto"``: ``DEFAULT_BUDGETS`` (16,000 for a linear first
             layer, 6,000 for a convolution); None for no limit (then ``n_steps`` or 1,000
@@ -172,7 +205,8 @@ def audit(
         references: other models of the same architecture, for ``"compare"`` (and
             ``"all"``, which then compares too).
         n_steps: optimisation steps per class (default: as many as the budget buys for the
-            mask search, ``GLOBAL_STEPS`` for the global one).
+            mask search, ``GLOBAL_STEPS`` for the global one, ``SOURCE_STEPS`` per source
+            class for the per-source one).
         norm: the global trigger's budget, ``"blend"`` or ``"linf"``.
         n_classes: output classes (default: the model's outputs).
         batch_size: images per optimisation step.
@@ -224,7 +258,9 @@ def audit(
     # the global search stops at GLOBAL_STEPS per class (unless n_steps says otherwise):
     # longer searches make clean classes attackable too; the cleanse search buys the rest
     global_cost = n_classes * ((n_steps or GLOBAL_STEPS) + 1)
-    cleanse_cost = n_classes * ((n_steps or 1000) + 2 * REFIT_STEPS + 2)
+    # each mask search also grows its leading class's mask (GROW_PASSES)
+    cleanse_cost = n_classes * ((n_steps or 1000) + 2 * REFIT_STEPS + 2) + GROW_PASSES
+    source_cost = n_classes * ((n_steps or SOURCE_STEPS) + 1) + GROW_PASSES
     if method == "stamp":
         masks, patterns, anomaly = search.stamp_scan(
             model, split[0], split[1], n_classes, meter, max(0, meter.left - n_classes)
@@ -234,18 +270,23 @@ def audit(
         return _result(model, "stamp", ctx, masks, patterns, anomaly, success, 0.0,
                        flagged, suspicious, why)  # fmt: skip
     parts = []
+    keep_source = 0
     if method == "weights" or (method == "all" and linear):
         parts.append(_weights(*args, min(meter.left, region_cost), ctx))
     if method == "compare" or (method == "all" and references and linear):
         parts.append(_compare(*args, min(meter.left, region_cost), ctx, references))
     if method in ("cleanse", "all"):
         # a small budget keeps most of itself for the mask search
+        keep_source = min(source_cost, int(0.2 * meter.left)) if method == "all" else 0
         reserve = min(global_cost, int(0.3 * meter.left)) if method == "all" else 0
-        passes = meter.left - reserve if budget is not None else cleanse_cost
+        passes = meter.left - reserve - keep_source if budget is not None else cleanse_cost
         parts.append(_cleanse(*args, max(passes, 2 * n_classes), n_steps, ctx))
     if method in ("global", "all"):
-        passes = min(meter.left, global_cost)
-        parts.append(_global(*args, passes, n_steps, ctx, norm))
+        passes = min(meter.left - keep_source, global_cost) if method == "all" else global_cost
+        parts.append(_global(*args, min(meter.left, passes), n_steps, ctx, norm))
+    if method in ("source", "all"):
+        passes = meter.left if method == "source" and budget is not None else source_cost
+        parts.append(_source(*args, min(meter.left, passes), n_steps, ctx))
     if method != "all":
         return parts[0]
     return _combine(model, parts, budget, meter, start)

@@ -117,6 +117,27 @@ def _hollow(comp: list[tuple[int, int]], box: tuple[int, int, int, int]) -> bool
     return covered and sum(p in pix for p in inside) <= 0.3 * len(inside)
 
 
+def fill_sparse_patches(on: torch.Tensor, largest: int = 8, density: float = 0.3) -> torch.Tensor:
+    """``on [H, W]`` (bool) with each sparse, compact component filled to its bounding box: a
+    checkerboard's or a random stamp's white pixels touch at the corners, and its black
+    pixels, on a black background, change nothing a search can see; the box is where the
+    stamp is. Lines (a side under 3), frames (hollow) and components with a side over
+    ``largest`` or under ``density`` of their box stay as they are.
+
+    >>> on = torch.zeros(6, 6, dtype=torch.bool); on[1:5, 1:5] = torch.eye(4, dtype=torch.bool) | torch.eye(4, dtype=torch.bool).flip(1)
+    >>> int(fill_sparse_patches(on).sum())
+    16
+    """
+    out = on.clone()
+    for comp in connected_components(on):
+        top, left, h, w = _bbox(comp)
+        if min(h, w) < 3 or max(h, w) > largest or len(comp) < density * h * w:
+            continue
+        if len(comp) < h * w and not _hollow(comp, (top, left, h, w)):
+            out[top : top + h, left : left + w] = True
+    return out
+
+
 def mask_shape(mask: torch.Tensor, *, level: float = 0.5) -> MaskShape:
     """The shape of ``mask [H, W]`` (values in 0..1): pixels at or above ``level`` times its
     peak, their bounding box, components and description.

@@ -88,7 +88,8 @@ def stamped_examples(
 ) -> StampedExamples:
     """Stamp ``result``'s trigger for class ``target`` (default: the audit's target, else the
     most anomalous class) on the first ``n`` of ``inputs [m, C, H, W]`` the model does not
-    already put in that class.
+    already put in that class (of those it puts in the trigger's source class, when the audit
+    found it fires on one: ``result.sources``).
 
     >>> import explorer
     >>> from explorer.analysis.backdoor_audit import audit
@@ -109,7 +110,14 @@ def stamped_examples(
     before_count = model.spent.forward
     with torch.no_grad():
         pred = model(inputs).argmax(-1)
-        keep = (pred != cls).nonzero().flatten()[:n]
+        # a trigger found to fire on one source class only is stamped on that class's digits
+        source = result.sources[cls] if cls < len(result.sources) else None
+        keep = ((pred != cls) if source is None else (pred == source)).nonzero().flatten()[:n]
+        if len(keep) == 0 and source is not None:
+            raise ValueError(
+                f"no image is predicted as class {source}, the source class of class {cls}'s "
+                "trigger: nothing to stamp"
+            )
         if len(keep) == 0:
             raise ValueError(f"every image is already predicted as class {cls}: nothing to stamp")
         clean, before = inputs[keep], pred[keep]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from explorer.analysis._audit_methods import GROW_PASSES
 from explorer.analysis.backdoor_audit import AuditResult, audit, mad_index, weight_anomaly
 from explorer.studies.auditing import add_trigger, plant
 from explorer.studies.auditing import box_iou as iou
@@ -151,10 +152,10 @@ def test_analysis_audit_is_the_function_not_a_module():
 
 
 def test_budget_buys_steps_and_is_spent(clean):
-    # "all" splits the budget between the weight search, the mask search and the global one,
-    # and spends it: none of it is left unused
+    # "all" splits the budget between the weight search, the mask search, the global one and
+    # the per-source one, and spends it: none of it is left unused
     result = audit(clean.model, clean.test_x, budget=3_000, batch_size=8)
-    assert [p.method for p in result.parts] == ["weights", "cleanse", "global"]
+    assert [p.method for p in result.parts] == ["weights", "cleanse", "global", "source"]
     assert 0.97 * 3_000 <= result.forward_passes <= 3_000, result.forward_passes
     # a bigger budget buys more mask-search steps (the global search keeps its steps)
     big = audit(clean.model, clean.test_x, method="cleanse", budget=4_000, batch_size=8)
@@ -162,9 +163,14 @@ def test_budget_buys_steps_and_is_spent(clean):
 
 
 def test_n_steps_sets_the_steps_per_class(clean):
-    # 1 labelling pass, 10 classes x (7 steps + 2 x 30 refit steps + 2 evaluations)
+    # 1 labelling pass, 10 classes x (7 steps + 2 x 30 refit steps + 2 evaluations), and at
+    # most GROW_PASSES to grow the leading class's mask
     result = audit(clean.model, clean.test_x, method="cleanse", n_steps=7, budget=None)
-    assert result.forward_passes == 1 + 10 * (7 + 2 * 30 + 2)
+    fixed = 1 + 10 * (7 + 2 * 30 + 2)
+    assert fixed <= result.forward_passes <= fixed + GROW_PASSES, result.forward_passes
+    result = audit(clean.model, clean.test_x, method="source", n_steps=4, budget=None)
+    fixed = 1 + 10 * (4 + 1)  # 4 steps and 1 evaluation per source class
+    assert fixed <= result.forward_passes <= fixed + GROW_PASSES, result.forward_passes
     result = audit(clean.model, clean.test_x, method="global", n_steps=5, budget=None)
     assert result.forward_passes == 1 + 10 * (5 + 1)
     with pytest.raises(ValueError, match="n_steps"):
