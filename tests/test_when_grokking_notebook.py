@@ -20,7 +20,14 @@ NOTEBOOK = Path(__file__).resolve().parents[1] / "tutorials" / "when_does_grokki
 @pytest.mark.slow
 def test_the_when_grokking_notebook_runs_from_the_shipped_sweep(tmp_path):
     from explorer.hypotheses import HypothesisStore, Prediction, split_runs
-    from explorer.sweep import SHIPPED_SWEEP, Sweep, measure_leads, prediction_table
+    from explorer.sweep import (
+        SHIPPED_INDUCTION_SWEEP,
+        SHIPPED_SWEEP,
+        Sweep,
+        emergence,
+        measure_leads,
+        prediction_table,
+    )
 
     folder = tmp_path / "sweeps" / "grokking-wd-frac"
     nb = execute(NOTEBOOK, tmp_path, {"EXPLORER_CI": "1", "EXPLORER_SWEEP_FOLDER": str(folder)})
@@ -53,7 +60,17 @@ def test_the_when_grokking_notebook_runs_from_the_shipped_sweep(tmp_path):
     assert [type(s.hypothesis).__name__ for s in stored] == ["Prediction", "Prediction"]
     assert stored[0].status == result.verdict.status
 
-    assert "RUN TIME: " in text and "the induction size sweep" in text
+    assert "RUN TIME: " in text
+
+    # part 2: the shipped induction size sweep, and emergence read from it as the notebook does
+    sizes = Sweep.open(SHIPPED_INDUCTION_SWEEP).outcomes()
+    formed = sizes[sizes.final_max_induction_score > 0.4]
+    assert len(sizes) == 10 and 0 < len(formed) < len(sizes)  # a transition within the sizes
+    assert f"formed in {len(formed)} of 10 runs" in text
+    sizes["has_induction_head"] = (sizes.final_max_induction_score > 0.4).astype(float)
+    outcome = ("final_train_loss", "final_in_context_learning_score", "has_induction_head")
+    scale = emergence(sizes, size="d_model", outcome=outcome)
+    assert repr(scale) in text
     figures = [
         o
         for c in nb.cells
@@ -61,4 +78,4 @@ def test_the_when_grokking_notebook_runs_from_the_shipped_sweep(tmp_path):
         for o in c.outputs
         if PLOTLY in o.get("data", {})
     ]
-    assert len(figures) == 4  # phase diagram, curves, leads, calibration
+    assert len(figures) == 5  # phase diagram, curves, leads, calibration, induction by width

@@ -15,8 +15,10 @@ weight decay), and of those only the first and the last. A run
 without checkpoints still gives every curve and outcome; ``explorer.load`` needs one with.
 
 The second part of the tutorial sweeps the induction study over model width
-(``INDUCTION_GRID`` x ``INDUCTION_SEEDS``: 6 runs, ``induction_size_sweep``); that one does
-not ship (about an hour of one worker), so the tutorial runs it only when asked.
+(``INDUCTION_GRID`` x ``INDUCTION_SEEDS``: 5 widths x 2 seeds = 10 runs of its default
+setting, 1,200 steps each: 47 s to 4 minutes per run on one thread); it ships under
+``explorer/studies/trained/induction-size-sweep`` as metrics and records only (no
+checkpoints), and ``induction_size_sweep(folder, retrain=True)`` trains it again.
 
 ``phase_sweep(folder)`` copies the shipped sweep into ``folder`` (unless one is there) and
 opens it; ``phase_sweep(folder, retrain=True)`` runs the whole sweep there instead (resumable:
@@ -51,6 +53,7 @@ __all__ = [
     "PHASE_BASE",
     "PHASE_GRID",
     "PHASE_SEEDS",
+    "SHIPPED_INDUCTION_SWEEP",
     "SHIPPED_SWEEP",
     "induction_size_sweep",
     "phase_sweep",
@@ -66,10 +69,11 @@ CHECKPOINT_RUNS = {"seed": 0, "train_frac": 0.5}
 TRAINED = Path(__file__).resolve().parents[1] / "studies" / "trained"
 SHIPPED_SWEEP = TRAINED / "grokking-sweep"
 
-#: the tutorial's second part: the induction study at three widths x two seeds (its defaults
-#: otherwise: 2 attention-only layers, 4 heads, 1,200 steps)
-INDUCTION_GRID = {"d_model": [16, 32, 64]}
+#: the tutorial's second part: the induction study at five widths x two seeds (its defaults
+#: otherwise: 2 attention-only layers, 4 heads, 1,200 steps); emergence needs >= 5 sizes
+INDUCTION_GRID = {"d_model": [8, 16, 24, 32, 64]}
 INDUCTION_SEEDS = [0, 1]
+SHIPPED_INDUCTION_SWEEP = TRAINED / "induction-size-sweep"
 
 
 def ship_sweep(
@@ -108,35 +112,52 @@ def phase_sweep(folder: str | Path, *, retrain: bool = False, progress: bool = T
             "grokking", PHASE_GRID, seeds=PHASE_SEEDS, base=PHASE_BASE, folder=path,
             threads=1, progress=progress,
         )  # fmt: skip
+    return _copy_shipped(SHIPPED_SWEEP, path)
+
+
+def induction_size_sweep(
+    folder: str | Path, *, retrain: bool = False, progress: bool = True
+) -> Sweep:
+    """The tutorial's induction size sweep (``INDUCTION_GRID`` x ``INDUCTION_SEEDS``) in
+    ``folder``: a copy of the shipped one (metrics and records, no checkpoints), or
+    (``retrain=True``) trained there on a local Ray (resumable)."""
+    path = Path(folder)
+    if retrain:
+        return sweep(
+            "induction", INDUCTION_GRID, seeds=INDUCTION_SEEDS, folder=path, threads=1,
+            progress=progress,
+        )  # fmt: skip
+    return _copy_shipped(SHIPPED_INDUCTION_SWEEP, path)
+
+
+def _copy_shipped(shipped: Path, path: Path) -> Sweep:
     if not (path / SWEEP).is_file():
         if path.exists() and any(path.iterdir()):
             raise ValueError(
                 f"{str(path)!r} is not empty and holds no sweep: choose another folder"
             )
-        shutil.copytree(SHIPPED_SWEEP, path, dirs_exist_ok=True)
+        shutil.copytree(shipped, path, dirs_exist_ok=True)
     return Sweep.open(path)
-
-
-def induction_size_sweep(folder: str | Path, *, progress: bool = True) -> Sweep:
-    """The tutorial's induction size sweep (``INDUCTION_GRID`` x ``INDUCTION_SEEDS``),
-    trained in ``folder`` on a local Ray (resumable). It does not ship: measured on a busy
-    2-core machine, the narrowest width took 3.5 minutes for its first 460 of 1,200 steps,
-    so the six runs take about an hour of one worker."""
-    return sweep(
-        "induction", INDUCTION_GRID, seeds=INDUCTION_SEEDS, folder=Path(folder), threads=1,
-        progress=progress,
-    )  # fmt: skip
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m explorer.sweep.shipped")
     parser.add_argument("--run", required=True, help="train (or resume) the sweep in this folder")
-    parser.add_argument("--ship", action="store_true", help=f"then ship it to {SHIPPED_SWEEP}")
+    parser.add_argument("--ship", action="store_true", help="then ship it with the package")
+    parser.add_argument(
+        "--induction", action="store_true", help="the induction size sweep, not the phase diagram"
+    )
     args = parser.parse_args(argv)
-    done = phase_sweep(args.run, retrain=True)
+    if args.induction:
+        done = induction_size_sweep(args.run, retrain=True)
+    else:
+        done = phase_sweep(args.run, retrain=True)
     print(f"trained: {done}")
     if args.ship:
-        shipped = ship_sweep(args.run)
+        if args.induction:
+            shipped = ship_sweep(args.run, SHIPPED_INDUCTION_SWEEP, keep={"never": True})
+        else:
+            shipped = ship_sweep(args.run)
         size = sum(f.stat().st_size for f in shipped.folder.rglob("*") if f.is_file())
         print(f"shipped to {shipped.folder} ({size / 1024:.0f} KiB)")
 
