@@ -253,24 +253,30 @@ def feature_patching(
     sae: SparseAutoencoder,
     method: str = "activation",
     batch_size: int | None = None,
+    other: ModelHandle | None = None,
 ) -> tuple[torch.Tensor, float, float]:
     """Patch each feature of ``sae`` (at every position) from the clean ``inputs`` into the
     ``corrupted`` run: ``(values, clean value, corrupted value)``, ``values[i]`` the mean
     metric with feature ``i`` clean (``activation_patching(grid="feature", sae=...)``).
     ``method="attribution"`` estimates it to first order from one backward pass (Nanda
     2023): ``m_corr + mean_b sum_pos (f_clean - f_corr) * d m / d f`` on the spliced
-    corrupted run.
+    corrupted run. ``other``: the clean features (and clean value) are ``other``'s on
+    ``inputs``, encoded by the same SAE at its hook; ``model`` keeps its own error term
+    (cross-model patching, ``activation_patching(other=..., grid="feature")``).
     """
     check_choice("method", method, ("activation", "attribution"))
+    source = model if other is None else other
+    if other is not None:
+        _check_fits_both(model, other, sae, method)
     units = [Feature(sae, i) for i in range(sae.d_sae)]
     corrupted, _, corrupt_acts = _setup(model, corrupted, units, metric)
-    clean = model.check_inputs(inputs)
+    clean = source.check_inputs(inputs)
     if clean.shape != corrupted.shape:
         raise ValueError(
             f"inputs {tuple(clean.shape)} and corrupted {tuple(corrupted.shape)} must have one shape"
         )
-    clean_acts = feature_activations(model, clean, sae=sae)
-    clean_value = float(clean_metric(model, clean, metric=metric).mean())
+    clean_acts = feature_activations(source, clean, sae=sae)
+    clean_value = float(clean_metric(source, clean, metric=metric).mean())
     if method == "activation":
         budget = MAX_TOKENS if batch_size is None else batch_size * corrupted.shape[-1]
         before, after = sweep_features(
@@ -283,6 +289,21 @@ def feature_patching(
             model, corrupted, sae, metric, clean_acts, corrupt_acts
         )
     return values.float(), clean_value, corrupted_value
+
+
+def _check_fits_both(
+    model: ModelHandle, other: ModelHandle, sae: SparseAutoencoder, method: str
+) -> None:
+    """Sentences for cross-model feature patching: the SAE reads and writes a hook of both
+    models, and the patching is exact (activation)."""
+    if method != "activation":
+        raise ValueError(
+            "cross-model feature patching runs exactly (method='activation'); attribution "
+            "patching of features takes one model and a corrupted input"
+        )
+    check_model(other, "patch features from")
+    for handle in (model, other):
+        check_hooks_fit(handle, sae)  # the width is checked where each model's features are read
 
 
 def _attribution(

@@ -128,7 +128,14 @@ def encode_batch(
     the model lacks it)."""
     check_hooks_fit(model, sae)
     _, cache = model.cache_pass(batch, names=[sae.hook], stop_at_layer=_stop(model, sae.hook))
-    acts = sae.encode(cache.pop(sae.hook)).float()
+    found = cache.pop(sae.hook)
+    width = found.shape[-2] * found.shape[-1] if sae.reshapes_heads else found.shape[-1]
+    if width != sae.d_in:
+        raise ValueError(
+            f"{sae.name} reads {sae.d_in} values per token at {sae.hook!r}, and {model.name} "
+            f"has {width} there: use an SAE trained at that hook of a model of this width"
+        )
+    acts = sae.encode(found).float()
     if not torch.isfinite(acts).all():
         raise ValueError(f"feature activations of {sae.name} contain NaN or infinite values")
     return acts if acts.ndim == 3 else acts[:, None, :]

@@ -28,7 +28,10 @@ gives the way back (A into B: how much of B's behaviour is lost with that unit r
 A's). A head is its ``hook_z`` and a neuron its ``hook_post``, as in one model: the readout
 weights (``W_O``, ``W_out``) stay the receiving model's, so a change of those weights shows
 in ``compare``'s weight map and in the ``resid`` grid of the next layer, not in the cell.
-``attribution_patching`` is the
+SAE features (``grid="feature", sae=``): feature ``i`` at every position is ``other``'s
+activation encoded by the one SAE at its hook, decoded into ``model``'s run, whose own error
+term (``x - decode(encode(x))``) stays: the cell is the share of the change carried by what
+the SAE reads as feature ``i``. ``attribution_patching`` is the
 gradient approximation (Nanda 2023): one forward and one backward pass for the whole grid.
 
 Size: the grid table, its result type and the three callers of one cell runner (one model,
@@ -268,7 +271,9 @@ def activation_patching(
     ``other``: cross-model patching, ``other``'s activations on ``inputs`` patched into
     ``model`` run on ``corrupted`` (default ``inputs``); see the module docstring.
     ``grid="feature"`` with ``sae=``: each feature of the SAE (spliced in, error term kept)
-    at every position; ``values[0, i]``.
+    at every position; ``values[0, i]``. With ``other=`` too, feature ``i``'s activations
+    are ``other``'s on ``inputs`` (encoded by the same SAE at its hook), written into
+    ``model``'s spliced run on ``corrupted`` with ``model``'s own error term kept.
 
     >>> from explorer.analysis import metrics
     >>> from explorer.models import zoo
@@ -281,12 +286,9 @@ def activation_patching(
     1.0
     """
     if grid == "feature" or sae is not None:
-        if other is not None:
-            raise ValueError(
-                "cross-model patching (other=) runs over heads, neurons or the residual "
-                "stream; patching SAE features (grid='feature', sae=) takes one model"
-            )
-        return _features(model, inputs, corrupted, metric, grid, sae, "activation", batch_size)
+        return _features(
+            model, inputs, corrupted, metric, grid, sae, "activation", batch_size, other
+        )
     _check_grid(model, grid)
     source = model if other is None else other
     clean, corrupted = _check_sources(model, inputs, corrupted=corrupted, other=other)
@@ -349,14 +351,23 @@ def _features(
     sae: SparseAutoencoder | None,
     method: str,
     batch_size: int | None,
+    other: ModelHandle | None = None,
 ) -> PatchingResult:
     if grid != "feature" or sae is None:
         raise ValueError("patching SAE features takes grid='feature' and sae= together")
+    if other is None and corrupted is None:
+        raise ValueError(
+            "patching SAE features needs corrupted= (the inputs patched into), or other= "
+            "(a second model whose features on inputs are patched into model's)"
+        )
     values, clean_value, corrupted_value = feature_patching(
-        model, inputs, corrupted=corrupted, metric=metric, sae=sae, method=method,
-        batch_size=batch_size,
+        model, inputs, corrupted=inputs if corrupted is None else corrupted, metric=metric,
+        sae=sae, method=method, batch_size=batch_size, other=other,
     )  # fmt: skip
-    return PatchingResult(values[None], clean_value, corrupted_value, "feature", method)
+    models = None if other is None else (other.name, model.name)
+    return PatchingResult(
+        values[None], clean_value, corrupted_value, "feature", method, models=models
+    )
 
 
 def _per_unit(contrib: torch.Tensor) -> torch.Tensor:

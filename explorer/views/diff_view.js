@@ -87,6 +87,19 @@ function render({ model, el, experimental }) {
       ]));
       root.appendChild(hm.node);
       root.appendChild(exLegend(-1, 1, true, "share of the behaviour change the unit carries (recovery)", { meaning: ["away from the other model", "the other model's behaviour"] }));
+      const frec = exDecode(model.get("feature_patching"));
+      if (frec.shape.length === 2 && frec.size) {
+        const fvals = exDecode(model.get("feature_patching_values"));
+        const fcols = frec.shape[1];
+        const fhm = exHeatmapView({
+          values: frec.values, rows: 1, cols: fcols, diverging: true, testid: "diff-feature-patching", vmin: -1, vmax: 1,
+          cellW: Math.max(3, Math.min(30, Math.floor(560 / fcols))), cellH: 22, annotate: fcols <= 32,
+          rowLabels: [model.get("sae_name") || "SAE"], colLabels: fcols <= 32 ? Array.from({ length: fcols }, (_, i) => "F" + i) : null,
+          hoverText: (r, c, v) => "feature " + c + "\nmetric patched " + exFmt(fvals.values[c], 4) + "\nshare of the change " + exFmt(v, 3),
+        });
+        root.appendChild(exEl("div", { cls: "ex-title", text: "Cross-model patching of SAE features (" + (model.get("sae_name") || "SAE") + ", each model's error term kept)" }));
+        root.appendChild(fhm.node);
+      }
     }
     const pa = exDecode(model.get("pattern_a")), pb = exDecode(model.get("pattern_b"));
     if (pa.shape.length === 2 && pa.size && pa.size === pb.size) {

@@ -7,7 +7,8 @@ selects that unit (``layer``/``head``/``neuron``, linkable to the other views, a
 difference on one prompt (``example``). With a ``metric``, the cross-model patching grid
 (``activation_patching(..., other=)``) sits beside them: how much of the behaviour change
 each unit carries, B's activation patched into A (``patch_into="model"``) or the way
-back. Every number comes from ``explorer.analysis``; results are cached per setting.
+back; with an SAE too (``sae=``), the same over its features (``grid="feature"``, each
+model's error term kept). Every number comes from ``explorer.analysis``; results are cached per setting.
 
 >>> from explorer.models import zoo
 >>> from explorer.analysis import metrics
@@ -35,6 +36,7 @@ from explorer.analysis.head_scores import attention_patterns
 from explorer.analysis.logit_attribution import TokenSpec
 from explorer.analysis.metrics import Metric
 from explorer.analysis.patching import PatchingResult, activation_patching
+from explorer.features import SparseAutoencoder
 from explorer.models.handle import ModelHandle
 from explorer.views._base import ExplorerWidget, check_range
 from explorer.views._reporting import reports_errors
@@ -55,6 +57,8 @@ class DiffView(ExplorerWidget):
             by cross-model patching; None leaves the patching grid out.
         target, against, position: the DLA direction of ``compare`` (None: no DLA map).
         granularity: ``"head"`` or ``"neuron"``, the maps shown first.
+        sae: an SAE at a hook of both models: with ``metric``, the cross-model patching
+            grid over its features is shown too (``feature_patching``).
     """
 
     _esm = esm("diff_view.js")
@@ -86,6 +90,13 @@ class DiffView(ExplorerWidget):
         "float32", help="payload [layer, unit]: recovery, the share of the change a unit carries"
     ).tag(sync=True)
     patching_values = Tensor("float32", help="payload [layer, unit]: metric patched").tag(sync=True)
+    feature_patching = Tensor(
+        "float32", help="payload [1, feature]: recovery of each SAE feature patched across"
+    ).tag(sync=True)
+    feature_patching_values = Tensor(
+        "float32", help="payload [1, feature]: metric with each SAE feature patched across"
+    ).tag(sync=True)
+    sae_name = traitlets.Unicode("", help="the SAE whose features are patched").tag(sync=True)
     metric_a = traitlets.Float(None, allow_none=True, help="mean metric of model A").tag(sync=True)
     metric_b = traitlets.Float(None, allow_none=True, help="mean metric of model B").tag(sync=True)
     layer = traitlets.Int(0, help="layer of the selected unit").tag(sync=True)
@@ -114,6 +125,7 @@ class DiffView(ExplorerWidget):
         against: TokenSpec | None = None,
         position: int = -1,
         granularity: str | None = None,
+        sae: SparseAutoencoder | None = None,
         **kwargs: Any,
     ) -> None:
         if not model.is_transformer:
@@ -123,12 +135,14 @@ class DiffView(ExplorerWidget):
         self.model, self.other = model, other
         self.inputs = model.check_inputs(inputs)
         self.metric = metric
+        self.sae = sae
         self._options = {"target": target, "against": against, "position": position}
         granularities = [g for g in GRANULARITIES if g == "head" or model.has_mlp]
         super().__init__(
             granularities=granularities,
             granularity=granularity or "head",
             model_names=[model.name, other.name],
+            sae_name="" if sae is None else sae.name,
             **kwargs,
         )
         self._show()
@@ -142,17 +156,25 @@ class DiffView(ExplorerWidget):
         )
 
     def cross_patching(self, granularity: str | None = None) -> PatchingResult | None:
-        """The (cached) cross-model patching grid, in the direction ``patch_into`` says."""
+        """The (cached) cross-model patching grid, in the direction ``patch_into`` says
+        (``"feature"``: over the SAE's features, None without ``sae=``)."""
         if self.metric is None:
             return None
         grid = granularity or self.granularity
+        if grid == "feature" and self.sae is None:
+            return None
         into, source = (
             (self.model, self.other) if self.patch_into == "model" else (self.other, self.model)
         )
         return self._results.get(
             ("patching", grid, self.patch_into),
             lambda: activation_patching(
-                into, self.inputs, other=source, metric=self.metric, grid=grid
+                into,
+                self.inputs,
+                other=source,
+                metric=self.metric,
+                grid=grid,
+                sae=self.sae if grid == "feature" else None,
             ),
         )
 
@@ -180,6 +202,7 @@ class DiffView(ExplorerWidget):
     def _show(self, change: dict[str, Any] | None = None) -> None:
         result, granularity = self.comparison(), self.granularity
         patched = self.cross_patching()
+        features = self.cross_patching("feature")
         dla = result.dla.get(granularity)
         with self.hold_sync():
             self.weights = result.weights[granularity]
@@ -189,6 +212,8 @@ class DiffView(ExplorerWidget):
             self.summary = repr(result)
             self.patching = None if patched is None else patched.recovery
             self.patching_values = None if patched is None else patched.values
+            self.feature_patching = None if features is None else features.recovery
+            self.feature_patching_values = None if features is None else features.values
             if patched is not None:
                 into_model = self.patch_into == "model"
                 self.metric_a = patched.corrupted_value if into_model else patched.clean_value

@@ -4,7 +4,8 @@ Model A is the shipped induction model, model B a copy with one layer-1 head's q
 scaled (so its pattern moves and the change maps have one clear peak). The PNG goes to
 test-artifacts/browser/views/diff-view.png. Checks: no JavaScript error, no error banner,
 every canvas has content, the page is not wider than the viewport, the four change maps,
-the cross-model patching grid and the selected head's three patterns are there.
+the cross-model patching grid (of heads and of an SAE's features) and the selected head's
+three patterns are there.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ PARTS = [
     "diff-activation_mean",
     "diff-dla",
     "diff-patching",
+    "diff-feature-patching",
     "pattern-a",
     "pattern-b",
     "pattern-diff",
@@ -32,6 +34,7 @@ def view():
     import explorer
     from explorer.analysis import metrics
     from explorer.data import repeated_tokens
+    from explorer.features import SparseAutoencoder
     from explorer.views import DiffView
 
     torch.set_num_threads(1)
@@ -41,7 +44,10 @@ def view():
     full = repeated_tokens(4, 6, 64, seed=2)
     prompts, answer = full[:, :-1], full[:, -1]
     metric = metrics.logit_diff(answer, prompts[:, 2])
-    return DiffView(a, prompts, other=b, metric=metric, target=answer, against=prompts[:, 2])
+    sae = SparseAutoencoder.create("blocks.1.hook_resid_post", d_in=a.d_model, d_sae=24, k=4)
+    return DiffView(
+        a, prompts, other=b, metric=metric, target=answer, against=prompts[:, 2], sae=sae
+    )
 
 
 def test_diff_view_draws(view, browser, artifacts, tmp_path):

@@ -9,6 +9,7 @@ import traitlets
 
 from explorer.analysis import activation_patching, attention_patterns, compare, metrics
 from explorer.data import repeated_tokens
+from explorer.features import SparseAutoencoder
 from explorer.views import AttentionView, DiffView
 
 
@@ -92,3 +93,17 @@ def test_bad_arguments_get_sentences(pair, attn_model, mnist_mlp):
     assert view.granularities == ["head"]
     with pytest.raises(traitlets.TraitError, match="attention-only"):
         view.granularity = "neuron"
+
+
+def test_an_sae_adds_the_cross_model_feature_grid_both_ways(pair):
+    a, b, tokens, metric = pair
+    sae = SparseAutoencoder.create("blocks.0.hook_resid_post", d_in=32, d_sae=12, k=3)
+    view = DiffView(a, tokens, other=b, metric=metric, sae=sae)
+    into_a = activation_patching(a, tokens, other=b, metric=metric, grid="feature", sae=sae)
+    assert view.feature_patching["shape"] == [1, 12] and view.sae_name == sae.name
+    torch.testing.assert_close(_array(view.feature_patching_values), into_a.values)
+    torch.testing.assert_close(_array(view.feature_patching), into_a.recovery, equal_nan=True)
+    view.patch_into = "other"
+    back = activation_patching(b, tokens, other=a, metric=metric, grid="feature", sae=sae)
+    torch.testing.assert_close(_array(view.feature_patching_values), back.values)
+    assert DiffView(a, tokens, other=b, metric=metric).feature_patching["shape"] == [0]
