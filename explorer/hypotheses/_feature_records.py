@@ -36,7 +36,8 @@ _LOADED: dict[tuple[str, int, str], SparseAutoencoder] = {}  # (folder, mtime, f
 
 
 def _roots() -> dict[str, Path]:
-    return {"project": Path.cwd(), "explorer": Path(__file__).resolve().parents[1]}
+    # the package first: the shipped SAE is named the same from any working directory
+    return {"explorer": Path(__file__).resolve().parents[1], "project": Path.cwd()}
 
 
 def sae_record(sae: SparseAutoencoder) -> dict[str, Any] | None:
