@@ -36,6 +36,7 @@ BENCHMARKS = {
     "ablation": ("benchmarks.bench_ablation", "ablation sweep"),
     "topk": ("benchmarks.bench_topk", "top-k neuron examples"),
     "feature_ablation": ("benchmarks.bench_feature_ablation", "feature ablation sweep"),
+    "feature_topk": ("benchmarks.bench_feature_topk", "top-k feature examples"),
     "patching": ("benchmarks.bench_patching", "activation patching"),
     "lm_analyses": ("benchmarks.bench_lm_analyses", "DLA and logit lens"),
     "sae_splice": ("benchmarks.bench_sae_splice", "spliced SAE"),

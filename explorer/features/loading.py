@@ -127,6 +127,7 @@ def load_sae(
     sae = _load_saelens(path, cfg, device=device, dtype=dtype)
     name = sae_id or folder.name
     out = SparseAutoencoder.from_saelens(sae, hook=hook, hook_out=hook_out, name=name)
+    out.folder = path.resolve()
     if model is not None:
         check_fits(model, out)
     return out

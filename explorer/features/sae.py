@@ -65,6 +65,7 @@ class SparseAutoencoder:
         self.hook = hook
         self.hook_out = hook_out or hook
         self.name = name or f"{self.architecture}@{hook}"
+        self.folder: Path | None = None  # where load_sae read it (a stored hypothesis names it)
         sae.eval()
 
     # ------------------------------------------------------------------ building

@@ -5,9 +5,8 @@ example), a threshold and a direction, the split it was formed on and the held-o
 it is judged on. ``h.test(model, inputs)`` measures the held-out split only, bootstraps a
 confidence interval (seeded), measures the same on >= 20 random unit sets of the same size
 and kind (``hypotheses.baseline``), and returns a ``Verdict``: ``supported`` only if the
-interval clears both the threshold and the random sets' 95th percentile. Everything needed
-to run the test again, on another checkpoint for example, is in ``h.to_dict()``. An edit
-(``h.replace(...)``) is a new version with its own id and ``parent_id``.
+interval clears both the threshold and the random sets' 95th percentile. ``h.to_dict()`` has
+all a re-run needs (features: their SAE's folder); ``h.replace(...)`` is a new version.
 
 >>> from explorer.hypotheses import HeadScore, Split, planted
 >>> model, data = planted.previous_token_model(), planted.previous_token_examples(80)
@@ -43,6 +42,7 @@ from explorer.hypotheses.baseline import (
 )
 from explorer.hypotheses.bootstrap import TooFewExamples, bootstrap_interval, statistic, too_few
 from explorer.hypotheses.examples import Examples, Split, as_examples, check_disjoint
+from explorer.hypotheses._feature_records import read_units, unit_fields
 from explorer.hypotheses.input_measures import unit_free
 from explorer.hypotheses.measures import (
     Measure,
@@ -305,7 +305,7 @@ class Hypothesis:
             "version": VERSION_TEXT,
             "id": self.id,
             "claim": self.claim,
-            "units": [str(u) for u in self.units],
+            **unit_fields(self.units),  # features: "F3" and the SAE's folder + fingerprint
             "measure": self.measure.to_dict(),
             "threshold": self.threshold,
             "direction": self.direction,
@@ -332,7 +332,7 @@ class Hypothesis:
         A record older than the baseline rule (version < 1.3) with ``n_baseline`` below 20 is
         read with 20: its next test is judged by today's rule.
         """
-        known = {f.name for f in dataclasses.fields(cls)}
+        known = {f.name for f in dataclasses.fields(cls)} | {"sae"}
         old = isinstance(data, dict) and parse_version(data.get("version")) < (1, 3)
         data = known_fields(data, known, "hypothesis")
         check_record_numbers(data, "hypothesis record")
@@ -353,7 +353,7 @@ class Hypothesis:
         data["measure"] = measure_from_dict(data["measure"])
         data["formation"] = Split.from_dict(data["formation"])
         data["held_out"] = Split.from_dict(data["held_out"])
-        data["units"] = tuple(parse_unit(u) for u in data["units"])
+        data["units"] = read_units(data["units"], data.pop("sae", None))
         spent = data.get("budget_spent")
         if isinstance(spent, dict):
             data["budget_spent"] = tuple(spent[k] for k in ("forward", "backward", "examples"))

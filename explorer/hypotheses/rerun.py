@@ -60,10 +60,16 @@ def rerun_project(
     fails, even by ``SystemExit`` from a user's measure, does not stop the others; an
     ``unavailable`` verdict (its measure is not registered here) is not evidence and is not
     recorded, nor is an inconclusive one with no value (a held-out split with too few concept
-    examples: its note names the count needed). A cancelled re-run (``explorer._cancel``) stops; verdicts recorded so far stay.
+    examples: its note names the count needed). A hypothesis about SAE features reloads its
+    SAE from the folder its record names (``_feature_records``); one whose SAE is missing or
+    changed is not run, and its reason says so. A cancelled re-run (``explorer._cancel``) stops; verdicts recorded so far stay.
     """
     outcome: dict[str, Verdict | str] = {}
-    for stored in store.hypotheses(project):
+    listed = store.hypotheses(project)
+    for row in listed.unreadable:  # e.g. a feature hypothesis whose SAE is gone or changed
+        if row.table == "hypotheses":
+            outcome[row.id] = f"cannot be re-run: {row.reason}"
+    for stored in listed:
         h = stored.hypothesis
         if isinstance(h, Prediction):  # judged on runs, not on one model
             outcome[h.id] = "a prediction is judged on runs: test it on a sweep's table instead"

@@ -7,6 +7,7 @@ const EX_SITE_NAMES = {
   q_by_pos: "queries · by position", k_by_pos: "keys · by position", v_by_pos: "values · by position",
   pattern: "pattern · layer × head", pattern_by_pos: "pattern · by destination",
   neuron: "neuron · layer × neuron", path: "path patching · senders → receivers",
+  feature: "SAE features · one cell per feature (click: select it)",
 };
 function render({ model, el, experimental }) {
   exConnect(model, experimental);

@@ -10,7 +10,11 @@ head as a sender to the ``receivers`` (by default the selected head), run on the
 input. Cells are shown as the fraction of the clean-vs-corrupted gap they recover (path:
 the change relative to that gap). Results are cached per setting; a click in the browser
 sets ``cell``, and the kernel selects it (``layer``/``position``/``head``/``neuron``,
-linkable to the other views).
+linkable to the other views). With ``sae=``, the ``feature`` grid patches each of the SAE's
+features (``activation_patching(..., grid="feature", sae=)``, one row of ``d_sae`` cells
+``F0``, ``F1``, ...); a click on a feature sets ``feature`` and ``selected`` (``"F12"``):
+``traitlets.link((view, "selected"), (feature_view, "selected"))`` opens it in a
+``FeatureView``.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from explorer.analysis.patching import (
 )
 from explorer.analysis.path_patching import PathPatchingResult, path_patching
 from explorer.analysis.units import Head
+from explorer.features import SparseAutoencoder
 from explorer.models.handle import ModelHandle
 from explorer.views._base import check_range
 from explorer.views._renamed import keyword_only_now
@@ -41,8 +46,14 @@ from explorer.views.serialize import Tensor, esm
 from explorer.views.token_labels import _ShowsTokens, token_label
 
 METHODS = ("activation", "attribution")
-VIEW_GRIDS = (*GRIDS, "path")
-_KEYS = {"position": "position", "head": "head", "neuron": "neuron", "dest position": "position"}
+VIEW_GRIDS = (*GRIDS, "path", "feature")
+_KEYS = {
+    "position": "position",
+    "head": "head",
+    "neuron": "neuron",
+    "dest position": "position",
+    "feature": "feature",
+}
 
 
 class PatchingView(_ShowsTokens):
@@ -56,6 +67,7 @@ class PatchingView(_ShowsTokens):
         metric: ``fn(logits) -> Tensor[batch]`` scoring the corrupted run (e.g. next-token
             loss against the clean tokens, or a logit difference).
         grid: the grid shown first.
+        sae: an SAE on ``model`` whose features get a grid (``"feature"``), one cell each.
 
     ``PatchingView(model, clean, corrupted, metric)`` (by position, or ``clean=``) still
     works until explorer 0.4, with a DeprecationWarning.
@@ -102,6 +114,10 @@ class PatchingView(_ShowsTokens):
     position = traitlets.Int(0, help="position of the selected cell").tag(sync=True)
     head = traitlets.Int(0, help="head of the selected cell").tag(sync=True)
     neuron = traitlets.Int(0, help="neuron of the selected cell").tag(sync=True)
+    feature = traitlets.Int(0, help="SAE feature of the selected cell (with sae=)").tag(sync=True)
+    selected = traitlets.Unicode(
+        "", help="label of the selected SAE feature, e.g. F12 (link to FeatureView.selected)"
+    ).tag(sync=True)
     cell = traitlets.List(traitlets.Int(), help="[row, col] clicked in the browser").tag(sync=True)
     selected_cell = traitlets.List(
         traitlets.Int(), help="[row, col] of the selection in the shown grid"
@@ -140,8 +156,12 @@ class PatchingView(_ShowsTokens):
         corrupted: torch.Tensor,
         metric: Metric,
         grid: str | None = None,
+        sae: SparseAutoencoder | None = None,
         **kwargs: Any,
     ) -> None:
+        if sae is not None and not isinstance(sae, SparseAutoencoder):
+            raise TypeError(f"sae must be a SparseAutoencoder (features.load_sae), got {sae!r}")
+        self._sae = sae
         if not callable(metric):
             raise TypeError(f"metric must be a function logits -> Tensor[batch], got {metric!r}")
         self.model = model
@@ -154,7 +174,7 @@ class PatchingView(_ShowsTokens):
             )
         self.metric = metric
         self._pinned: tuple[str, ...] | None = None
-        grids = [g for g in VIEW_GRIDS if _supports(model, g)]
+        grids = [g for g in VIEW_GRIDS if self._has(g)]
         tokens = model.is_transformer
         super().__init__(
             grids=grids,
@@ -165,6 +185,7 @@ class PatchingView(_ShowsTokens):
             corrupted_tokens=model.to_str_tokens(self.corrupted[0]) if tokens else [],
             **kwargs,
         )
+        self._feature_label()
         self._show()
 
     def _use_model(self, data: Any) -> None:
@@ -176,12 +197,39 @@ class PatchingView(_ShowsTokens):
 
     @traitlets.validate("grid")
     def _valid_grid(self, proposal: dict[str, Any]) -> str:
-        if not _supports(self.model, proposal["value"]):
+        if not self._has(proposal["value"]):
+            why = " (the feature grid needs sae=)" if proposal["value"] == "feature" else ""
             raise traitlets.TraitError(
-                f"{self.model.name} has no {proposal['value']!r} grid: choose one of "
-                f"{', '.join(g for g in VIEW_GRIDS if _supports(self.model, g))}"
+                f"{self.model.name} has no {proposal['value']!r} grid{why}: choose one of "
+                f"{', '.join(g for g in VIEW_GRIDS if self._has(g))}"
             )
         return proposal["value"]
+
+    def _has(self, grid: str) -> bool:
+        if grid == "feature":
+            return self._sae is not None
+        return _supports(self.model, grid)
+
+    @traitlets.validate("feature")
+    def _valid_feature(self, proposal: dict[str, Any]) -> int:
+        if self._sae is None:
+            return proposal["value"]
+        return check_range("feature", proposal["value"], self._sae.d_sae, f"({self._sae.name})")
+
+    @traitlets.observe("feature")
+    def _feature_label(self, change: dict[str, Any] | None = None) -> None:
+        if self._sae is not None and self.selected != f"F{self.feature}":
+            self.selected = f"F{self.feature}"
+
+    @traitlets.observe("selected")
+    @reports_errors
+    def _follow_label(self, change: dict[str, Any]) -> None:
+        text = self.selected
+        if not text or self._sae is None:
+            return
+        if not (text.startswith("F") and text[1:].isdigit()):
+            raise ValueError(f"selected must name a feature like 'F12', got {text!r}")
+        self.feature = int(text[1:])
 
     @traitlets.validate("layer")
     def _valid_layer(self, proposal: dict[str, Any]) -> int:
@@ -220,10 +268,16 @@ class PatchingView(_ShowsTokens):
             )
         key = (grid, method or self.method)
         run = activation_patching if key[1] == "activation" else attribution_patching
+        sae = {"sae": self._sae} if grid == "feature" else {}
         return self._results.get(
             key,
             lambda: run(
-                self.model, self.inputs, corrupted=self.corrupted, metric=self.metric, grid=grid
+                self.model,
+                self.inputs,
+                corrupted=self.corrupted,
+                metric=self.metric,
+                grid=grid,
+                **sae,
             ),
         )
 
@@ -262,6 +316,8 @@ class PatchingView(_ShowsTokens):
         if len(axes) == 2:
             n = values.shape[1]
             cols = names.get(axes[1], [f"{axes[1][0].upper()}{i}" for i in range(n)])[:n]
+            if grid == "feature" and self._sae is not None:
+                return values, shown, [self._sae.hook], cols
             return values, shown, [f"L{l}" for l in range(values.shape[0])], cols
         if axes[1] != "head":  # [layer, position, head] -> [layer, head, position]
             values, shown = values.transpose(1, 2), shown.transpose(1, 2)
@@ -272,10 +328,13 @@ class PatchingView(_ShowsTokens):
     def _axes(self) -> tuple[str, ...]:
         return ("layer", "head") if self.grid == "path" else grid_axes(self.grid)
 
-    @traitlets.observe("layer", "position", "head", "neuron")
+    @traitlets.observe("layer", "position", "head", "neuron", "feature")
     def _mark(self, change: dict[str, Any] | None = None) -> None:
         axes = self._axes()
-        if len(axes) == 2:
+        if self.grid == "feature" and self._sae is not None:
+            row, col = 0, self.feature
+            text = f"feature F{self.feature} of {self._sae.name} at {self._sae.hook}"
+        elif len(axes) == 2:
             row, col = self.layer, getattr(self, _KEYS[axes[1]])
             name = "position" if axes[1] == "position" else axes[1]
             label = self.col_labels[col] if col < len(self.col_labels) else str(col)
@@ -299,6 +358,9 @@ class PatchingView(_ShowsTokens):
     def select_cell(self, row: int, col: int) -> None:
         """Select the shown cell (``row``, ``col``) of the current grid."""
         axes = self._axes()
+        if self.grid == "feature":  # one row: the SAE's hook
+            self.feature = col
+            return
         if len(axes) == 2:
             self.select(row, col)
             return

@@ -1,7 +1,8 @@
 """The language-model views drawn by headless Chromium from static snapshots.
 
 LogitAttributionView (heads heatmap and layer bars), LogitLensView, TokenAttributionView
-and PatchingView on a by-position site and on the path grid, built on the shipped
+and PatchingView on a by-position site, on the path grid and on an SAE's features (one row of
+cells, feature 5 selected), built on the shipped
 induction model with repeated-token prompts (the target is each prompt's next token).
 PNGs go to test-artifacts/browser/views/lm-*.png. Checks: no JavaScript error, no error
 banner, every canvas has content, the page is not wider than the viewport, and each view's
@@ -35,6 +36,7 @@ MAIN = {
     "lm-token-attribution": '[data-testid="prompt-0"] .ex-token',
     "lm-patching-by-pos": '[data-testid="patching-heatmap"] canvas',
     "lm-patching-path": '[data-testid="receivers"]',
+    "lm-patching-features": '[data-testid="patching-heatmap"] canvas',
 }
 
 
@@ -68,6 +70,11 @@ def views():
     path = PatchingView(model, prompts, corrupted, metric, grid="head")
     path.cell = [1, 0]
     path.grid = "path"
+    from explorer.features import SparseAutoencoder
+
+    sae = SparseAutoencoder.create("blocks.0.hook_resid_post", d_in=model.d_model, d_sae=48, k=8)
+    features = PatchingView(model, prompts, corrupted, metric, sae=sae, grid="feature")
+    features.cell = [0, 5]
     return {
         "lm-dla-heads": dla_heads,
         "lm-dla-layers": dla_layers,
@@ -75,6 +82,7 @@ def views():
         "lm-token-attribution": tokens,
         "lm-patching-by-pos": by_pos,
         "lm-patching-path": path,
+        "lm-patching-features": features,
     }
 
 
@@ -104,5 +112,7 @@ def test_lm_view_draws(views, browser, artifacts, tmp_path, name):
         if name == "lm-logit-lens":
             assert page.locator('[data-testid="window"]').inner_text() == "positions 6–15 of 16"
             assert "position 15" in page.locator('[data-testid="selected-cell"]').inner_text()
+        if name == "lm-patching-features":
+            assert "feature F5" in page.locator('[data-testid="selected-cell"]').inner_text()
     finally:
         context.close()

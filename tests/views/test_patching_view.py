@@ -9,6 +9,8 @@ import traitlets
 
 from explorer.analysis import activation_patching, attribution_patching, metrics
 from explorer.data import repeated_tokens
+from explorer.models import zoo
+from explorer.models.config import TransformerConfig
 from explorer.views import PatchingView
 
 
@@ -156,3 +158,32 @@ def test_path_grid_without_a_receiver_says_how_to_pick_one(attn_model, pair):
     clean, corrupted, metric = pair
     view = PatchingView(attn_model, clean, corrupted=corrupted, metric=metric, grid="path")
     assert "needs a receiver head after layer 0" in view.error
+
+
+def test_the_feature_grid_shows_sae_feature_patching_and_a_click_selects_it_in_a_feature_view():
+    from explorer.features import SparseAutoencoder
+    from explorer.views import FeatureView
+
+    model = zoo.transformer(TransformerConfig(n_layers=2, d_model=16, n_heads=2, d_mlp=32,
+                                              d_vocab=20, n_ctx=12, seed=1))  # fmt: skip
+    sae = SparseAutoencoder.create("blocks.0.hook_resid_post", d_in=16, d_sae=12, k=4, seed=0)
+    clean = torch.randint(0, 20, (4, 8), generator=torch.Generator().manual_seed(0))
+    corrupted = torch.randint(0, 20, (4, 8), generator=torch.Generator().manual_seed(1))
+    metric = metrics.logit_diff(1, 2)
+    assert "feature" not in PatchingView(model, clean, corrupted=corrupted, metric=metric).grids
+    view = PatchingView(model, clean, corrupted=corrupted, metric=metric, sae=sae, grid="feature")
+    expected = activation_patching(
+        model, clean, corrupted=corrupted, metric=metric, grid="feature", sae=sae
+    )
+    assert view.values["shape"] == [1, 12] and view.col_labels[:2] == ["F0", "F1"]
+    assert np.allclose(view.values.numpy(), expected.values.numpy(), atol=1e-6)
+    assert view.row_labels == [sae.hook]
+    features = FeatureView(model, clean, sae=sae)
+    traitlets.link((view, "selected"), (features, "selected"))
+    view.cell = [0, 7]  # a click on feature 7's cell
+    assert (view.feature, view.selected, features.feature) == (7, "F7", 7)
+    assert view.selected_cell == [0, 7] and "F7" in view.selected_text
+    features.selected = "F3"  # and back: selecting in the FeatureView marks the cell
+    assert view.selected_cell == [0, 3]
+    with pytest.raises(traitlets.TraitError, match="feature 12 out of range"):
+        view.feature = 12
