@@ -33,6 +33,7 @@ from explorer._checks import check_fraction, check_positive
 from explorer._deprecate import renamed_arguments
 from explorer.analysis.feature_units import Feature
 from explorer.analysis.units import Head, Neuron, ResidPosition, Unit, check_unit, parse_unit
+from explorer.hypotheses._feature_records import read_units, unit_fields
 from explorer.hypotheses._limits import check_hypothesis_numbers, check_record_numbers
 from explorer.hypotheses.baseline import (
     MIN_BASELINE_SETS,
@@ -42,7 +43,6 @@ from explorer.hypotheses.baseline import (
 )
 from explorer.hypotheses.bootstrap import TooFewExamples, bootstrap_interval, statistic, too_few
 from explorer.hypotheses.examples import Examples, Split, as_examples, check_disjoint
-from explorer.hypotheses._feature_records import read_units, unit_fields
 from explorer.hypotheses.input_measures import unit_free
 from explorer.hypotheses.measures import (
     Measure,
