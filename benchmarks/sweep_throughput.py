@@ -12,7 +12,8 @@ below), each point trained once per arm in its own folder:
    as the loop plus weight change, gradient noise, the replayed study measures, the
    completion record) vs the loop (target: <= 5% of the training time).
 
-Run: ``PYTHONPATH=. python -m benchmarks.sweep_throughput [--n 8] [--steps 300]``. Every
+Run: ``PYTHONPATH=. python -m benchmarks.sweep_throughput [--n 8] [--steps 300]``
+(``--overhead-only``: comparison 3 alone, without Ray). Every
 figure is wall time on whatever else the machine is doing: on a shared machine they are
 pessimistic.
 """
@@ -64,7 +65,9 @@ def _timed_sweep(base: dict, points: list[dict], folder: Path, **kwargs) -> floa
     return time.perf_counter() - start
 
 
-def run(n: int = 8, steps: int = 300, p: int = 23, cluster: bool = True) -> dict[str, float]:
+def run(
+    n: int = 8, steps: int = 300, p: int = 23, cluster: bool = True, ray: bool = True
+) -> dict[str, float]:
     torch.set_num_threads(1)
     base = {"p": p, "steps": steps, "d_model": 32, "eval_every": 10, "stop_key_frequencies": None}
     points = _points(n)
@@ -72,13 +75,15 @@ def run(n: int = 8, steps: int = 300, p: int = 23, cluster: bool = True) -> dict
     out: dict[str, float] = _Shown(n=n, steps=steps, p=p, cores=os.cpu_count() or 1)
     out["loop_s"] = _loop(base, points, tmp / "loop")
     out["serial_sweep_s"] = _timed_sweep(base, points, tmp / "serial", executor="serial")
+    out["overhead_per_run"] = out["serial_sweep_s"] / out["loop_s"] - 1
+    if not ray:
+        return dict(out)
     start = time.perf_counter()
     _timed_sweep(base, points[:1], tmp / "warm", workers=2)  # starts Ray, warms 1 worker
     out["ray_start_s"] = time.perf_counter() - start
     out["ray_sweep_s"] = _timed_sweep(base, points, tmp / "ray", workers=2)
     shutdown_ray()
     out["speedup_vs_loop"] = out["loop_s"] / out["ray_sweep_s"]
-    out["overhead_per_run"] = out["serial_sweep_s"] / out["loop_s"] - 1
     if cluster:
         sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "sweep"))
         from ray_cluster import local_cluster  # the tests' cluster, torn down on exit
@@ -98,9 +103,12 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--p", type=int, default=23)
     parser.add_argument("--no-cluster", action="store_true")
+    parser.add_argument("--overhead-only", action="store_true", help="comparison 3 alone (no Ray)")
     args = parser.parse_args()
     load = os.getloadavg()[0]
-    result = run(args.n, args.steps, args.p, cluster=not args.no_cluster)
+    result = run(
+        args.n, args.steps, args.p, cluster=not args.no_cluster, ray=not args.overhead_only
+    )
     result["load_average_before"] = load
     result["load_average_after"] = os.getloadavg()[0]
     print(json.dumps(result, indent=1))

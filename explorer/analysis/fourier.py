@@ -23,6 +23,7 @@ True
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -93,6 +94,14 @@ def fourier_basis(p: int) -> FourierBasis:
     """
     if isinstance(p, bool) or not isinstance(p, int) or p < 2:
         raise ValueError(f"p must be an integer >= 2, got {p!r}")
+    matrix, labels, freqs = _basis(p)
+    return FourierBasis(p, matrix.clone(), labels, freqs.clone())
+
+
+@functools.lru_cache(maxsize=16)
+def _basis(p: int) -> tuple[torch.Tensor, tuple[str, ...], torch.Tensor]:
+    # computed once per p (a replay over many checkpoints asks again at each one); callers
+    # get copies, so the cached tensors never change
     x = torch.arange(p, dtype=torch.float64)
     rows, labels, freqs = [torch.ones(p, dtype=torch.float64)], ["const"], [0]
     for k in range(1, p // 2 + 1):
@@ -106,7 +115,7 @@ def fourier_basis(p: int) -> FourierBasis:
             freqs.append(k)
     matrix = torch.stack(rows)
     matrix = matrix / matrix.norm(dim=1, keepdim=True)
-    return FourierBasis(p, matrix.float(), tuple(labels), torch.tensor(freqs))
+    return matrix.float(), tuple(labels), torch.tensor(freqs)
 
 
 @dataclass(frozen=True, repr=False)
@@ -270,7 +279,12 @@ def sum_directions(p: int, frequencies: Iterable[int]) -> Float[torch.Tensor, "d
     Two per frequency (one for ``k = p/2``), mutually orthogonal, so projecting onto them
     is a sum of dot products.
     """
-    ks = _check_frequencies(p, frequencies)
+    return _directions(p, _check_frequencies(p, frequencies)).clone()
+
+
+@functools.lru_cache(maxsize=16)
+def _directions(p: int, ks: tuple[int, ...]) -> torch.Tensor:
+    # once per (p, frequencies): a replay asks for the same key at every checkpoint
     a = torch.arange(p, dtype=torch.float64).repeat_interleave(p)
     b = torch.arange(p, dtype=torch.float64).repeat(p)
     rows = []
@@ -289,7 +303,7 @@ def _key_component(
     logits: Float[torch.Tensor, "pairs c"], frequencies: Iterable[int]
 ) -> Float[torch.Tensor, "pairs c"]:
     p = _grid_size(logits)
-    directions = sum_directions(p, frequencies).to(logits.dtype)
+    directions = _directions(p, _check_frequencies(p, frequencies)).to(logits.dtype)  # read only
     return directions.T @ (directions @ logits)
 
 

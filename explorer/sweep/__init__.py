@@ -14,8 +14,8 @@ an outcome over two settings, seeds and "never" kept) and every curve (``to_data
 an outcome is in model size, curves chosen on held-out sizes), ``representation_similarity``
 and ``match_units`` (CKA and units matched across seeds, ``explorer.sweep.universality``),
 ``key_frequency_recurrence`` (grokking).
-``prediction_table`` turns its runs into the table a
-``explorer.hypotheses.Prediction`` is judged on; ``phase_sweep`` opens the grokking phase
+``prediction_table`` (grokking) and ``loss_bump_table`` (induction) turn its runs into the
+table a ``explorer.hypotheses.Prediction`` is judged on; ``phase_sweep`` opens the grokking phase
 diagram that ships (``explorer.sweep.shipped``). docs/sweeps.md has the details and measured
 costs.
 
@@ -44,7 +44,14 @@ from explorer.sweep.phase import (
     swept_settings,
 )
 from explorer.sweep.points import SweepPoint, expand_points, point_name
-from explorer.sweep.predict import INTERNAL_MEASURES, measure_leads, prediction_table
+from explorer.sweep.predict import (
+    HEAD_SCORES,
+    INDUCTION_LOSSES,
+    INTERNAL_MEASURES,
+    loss_bump_table,
+    measure_leads,
+    prediction_table,
+)
 from explorer.sweep.result import Sweep
 from explorer.sweep.shipped import (
     CHECKPOINT_RUNS,
@@ -73,7 +80,9 @@ from explorer.sweep.universality import (
 __all__ = [
     "CHECKPOINT_RUNS",
     "CURVES",
+    "HEAD_SCORES",
     "INDUCTION_GRID",
+    "INDUCTION_LOSSES",
     "INDUCTION_SEEDS",
     "INTERNAL_MEASURES",
     "LLC_FILE",
@@ -107,6 +116,7 @@ __all__ = [
     "key_frequency_recurrence",
     "linear_cka",
     "logged_measures",
+    "loss_bump_table",
     "match_units",
     "measure_leads",
     "measure_learning_coefficients",

@@ -8,8 +8,9 @@
 
 - ``weight_change``: ``||w_t - w_c||``, the norm of the change of every trainable weight
   since the newest checkpoint ``c`` before step ``t``. At a checkpoint step it is the change
-  between that checkpoint and the one before. Cost: one subtraction over the weights per
-  logged step, and reading one checkpoint's weights from disk once per checkpoint.
+  between that checkpoint and the one before. Cost: one subtraction and one copy of the
+  weights per logged step; ``c``'s weights are the copy kept at step ``c`` (every checkpoint
+  step is logged), read from disk only after a resume.
 - ``grad_noise``: how much the gradient varies across batches. The loss is split into ``k``
   batches (``n_batches``, default 4) and ``g_i`` is the gradient of batch ``i``'s mean loss;
   with ``G`` their mean, ``grad_noise = sum_i ||g_i - G||^2 / ((k - 1) ||G||^2)``: the trace
@@ -75,23 +76,33 @@ def gradient_noise(gradients: Sequence[torch.Tensor]) -> float:
 
 
 class _WeightChange:
+    """Keeps the weights of the newest logged step in memory: every checkpoint step is
+    logged (and evaluated before it is saved, with the same weights), so the checkpoint
+    ``c`` a later step compares with is usually the step kept, and the disk is read only
+    after a resume (or for a checkpoint taken at an interruption)."""
+
     def __init__(self, run: Run, clock: StepClock) -> None:
         self.run, self.clock = run, clock
         self.cached: tuple[int, dict[str, torch.Tensor]] | None = None
+        self.reads = 0  # checkpoints read from disk (the tests count them)
 
     def __call__(self, model: ModelHandle) -> float:
-        before = [s for s in self.run.steps if s < self.clock.step]
-        if not before:
-            return math.nan
-        c = before[-1]
-        if self.cached is None or self.cached[0] != c:
-            self.cached = (c, read_weights(self.run.checkpoint_path(c)))
-        then = self.cached[1]
-        total = 0.0
-        for name, p in model.named_parameters():
-            if p.requires_grad:
-                total += float((p.detach().double() - then[name].double()).pow(2).sum())
-        return math.sqrt(total)
+        step = self.clock.step
+        steps = self.run.steps
+        c = next((s for s in reversed(steps) if s < step), None)
+        now = {n: p.detach() for n, p in model.named_parameters() if p.requires_grad}
+        out = math.nan
+        if c is not None:
+            if self.cached is None or self.cached[0] != c:
+                self.cached = (c, read_weights(self.run.checkpoint_path(c)))
+                self.reads += 1
+            then = self.cached[1]
+            total = 0.0
+            for name, p in now.items():
+                total += float((p.double() - then[name].double()).pow(2).sum())
+            out = math.sqrt(total)
+        self.cached = (step, {n: p.clone() for n, p in now.items()})
+        return out
 
 
 class _GradientNoise:

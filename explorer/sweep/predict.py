@@ -14,6 +14,14 @@ The restricted and excluded losses are not: they project onto the key frequencie
 *final* embedding (Nanda et al.), which step ``k`` does not know yet, so they describe a run
 afterwards (``measure_leads``) but never feed a prediction.
 
+``loss_bump_table(sweep, step=k, by=K)`` is the same for an induction sweep and the claim
+"the induction bump has happened, judged from head scores, before the loss shows it": per
+finished run, the settings, the head scores (``HEAD_SCORES``) and the losses
+(``INDUCTION_LOSSES``) at step ``k`` with their change since ``k // 2``, ``bump_step`` (the
+step of the training loss's phase change, ``detect_phase_change`` over the whole logged
+curve, when it falls by at least ``min_drop`` nats; else NaN) and ``bump``, 1 if that step
+is at most ``K``. Runs whose bump came by step ``k`` are left out, as above.
+
 ``measure_leads(sweep)`` says which measures move before the test loss: for each run that
 grokked and each measure, the first step after memorisation (``train_99``) where the
 measure has covered half of its change from then to the end of the run, and that step's
@@ -35,10 +43,18 @@ from collections.abc import Sequence
 from typing import Any
 
 from explorer._display import pandas
+from explorer.analysis.curves import detect_phase_change
 from explorer.studies.grokking import grokking_progress
 from explorer.sweep.result import Sweep
 
-__all__ = ["INTERNAL_MEASURES", "measure_leads", "prediction_table"]
+__all__ = [
+    "HEAD_SCORES",
+    "INDUCTION_LOSSES",
+    "INTERNAL_MEASURES",
+    "loss_bump_table",
+    "measure_leads",
+    "prediction_table",
+]
 
 INTERNAL_MEASURES = (
     "weight_norm",
@@ -49,6 +65,10 @@ INTERNAL_MEASURES = (
     "embedding_key_frequencies",
 )
 LOSSES = ("train_loss", "test_loss")
+#: the induction study's head scores (one cached pass of 32 prompts at every logged step)
+HEAD_SCORES = ("induction_max_induction_score", "induction_max_previous_token_score")
+#: its losses: training, and held-out on the first and the repeated half of [BOS][L][L]
+INDUCTION_LOSSES = ("train_loss", "induction_first_half_loss", "induction_repeated_half_loss")
 
 
 def _at(steps: Sequence[int], values: Sequence[float], step: int) -> float:
@@ -101,11 +121,7 @@ def prediction_table(
         reach: the test accuracy that counts as grokked.
         keep_decided: keep runs that had grokked by ``step`` (left out by default).
     """
-    for what, value in (("step", step), ("by", by)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{what} must be a step >= 1, got {value!r}")
-    if by <= step:
-        raise ValueError(f"by ({by}) must come after step ({step}): a prediction looks ahead")
+    _check_steps(step, by)
     names = list(measures) if measures is not None else [*INTERNAL_MEASURES, *LOSSES]
     curves = _curves(sweep)
     rows, decided = {}, []
@@ -128,6 +144,84 @@ def prediction_table(
             row[f"{m}_change"] = now - _at(*mine[m], step // 2)
         row["grok_step"] = grok
         row["groks"] = int(grok <= by)
+        rows[run] = row
+    frame = pandas().DataFrame.from_dict(rows, orient="index")
+    frame.index.name = "run"
+    frame.attrs["decided"] = decided
+    frame.attrs["step"], frame.attrs["by"] = step, by
+    return frame
+
+
+def _check_steps(step: int, by: int) -> None:
+    for what, value in (("step", step), ("by", by)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{what} must be a step >= 1, got {value!r}")
+    if by <= step:
+        raise ValueError(f"by ({by}) must come after step ({step}): a prediction looks ahead")
+
+
+def _bump_step(curve: tuple[list[int], list[float]] | None, min_drop: float) -> float:
+    """The step of the loss's phase change if it falls by ``min_drop`` or more, else NaN."""
+    if curve is None:
+        return math.nan
+    pairs = [(s, v) for s, v in zip(*curve) if math.isfinite(v)]
+    try:
+        change = detect_phase_change([s for s, _ in pairs], [v for _, v in pairs])
+    except ValueError:  # too few points, or no fall at all
+        return math.nan
+    return float(change.step) if change.before - change.after >= min_drop else math.nan
+
+
+def loss_bump_table(
+    sweep: Sweep,
+    *,
+    step: int,
+    by: int,
+    measures: Sequence[str] | None = None,
+    loss: str = "train_loss",
+    min_drop: float = 0.2,
+    keep_decided: bool = False,
+) -> Any:
+    """One row per finished run of an induction sweep: settings, measures at ``step`` and
+    their change since ``step // 2``, ``bump_step`` and ``bump`` (``loss`` had its phase
+    change, a fall of at least ``min_drop`` nats, by step ``by``).
+
+    Args:
+        sweep: an induction sweep (``Sweep``; its finished runs are read).
+        step: the step the prediction is made at (only what was logged by then is used).
+        by: the step the outcome is judged at.
+        measures: the logged measures to include (default: ``HEAD_SCORES`` and
+            ``INDUCTION_LOSSES``).
+        loss: the logged loss whose phase change is the bump.
+        min_drop: how far (nats, before minus after) the loss must fall to count as a bump.
+        keep_decided: keep runs whose bump came by ``step`` (left out by default).
+    """
+    _check_steps(step, by)
+    drop = float(min_drop)
+    if not math.isfinite(drop) or drop <= 0:
+        raise ValueError(f"min_drop must be a positive number of nats, got {min_drop!r}")
+    names = list(measures) if measures is not None else [*HEAD_SCORES, *INDUCTION_LOSSES]
+    curves = _curves(sweep)
+    rows, decided = {}, []
+    for run in sweep.finished:
+        mine = curves.get(run, {})
+        missing = [m for m in (*names, loss) if m not in mine]
+        if missing:
+            raise KeyError(
+                f"run {run!r} logged no {sorted(set(missing))}; it logged {sorted(mine)}: "
+                "choose measures= and loss= among them"
+            )
+        bump = _bump_step(mine[loss], drop)
+        if not keep_decided and bump <= step:
+            decided.append(run)
+            continue
+        row: dict[str, Any] = dict(sweep._point(run).settings)
+        for m in names:
+            now = _at(*mine[m], step)
+            row[m] = now
+            row[f"{m}_change"] = now - _at(*mine[m], step // 2)
+        row["bump_step"] = bump
+        row["bump"] = int(bump <= by)
         rows[run] = row
     frame = pandas().DataFrame.from_dict(rows, orient="index")
     frame.index.name = "run"

@@ -150,3 +150,23 @@ def test_bad_inputs_raise_with_the_valid_range():
         key_frequencies(fourier_spectrum(torch.randn(11, 4)), n=9)
     with pytest.raises(ValueError, match="NaN"):
         fourier_spectrum(torch.full((5, 2), float("nan")))
+
+
+def test_a_replay_builds_the_basis_and_key_directions_once_and_hands_out_copies():
+    # restricted / excluded loss at every checkpoint of a run ask for the same directions
+    from explorer.analysis import fourier
+
+    p, key = 13, (2, 5)
+    logits = torch.randn(p * p, p, generator=torch.Generator().manual_seed(0))
+    labels = torch.arange(p * p) % p
+    fourier._directions.cache_clear()
+    first = [fourier.restricted_loss(logits, labels, key) for _ in range(5)]
+    assert fourier._directions.cache_info().misses == 1
+    assert len(set(first)) == 1
+    got = fourier.sum_directions(p, key)
+    got.zero_()  # a caller's copy: the cached directions are untouched
+    assert fourier.sum_directions(p, key).abs().sum() > 0
+    assert fourier.restricted_loss(logits, labels, key) == first[0]
+    basis = fourier.fourier_basis(p)
+    basis.matrix.zero_()
+    assert fourier.fourier_basis(p).matrix.abs().sum() > 0

@@ -170,6 +170,18 @@ def test_weight_change_and_grad_noise_are_what_they_say(reference):
     assert m.get("grad_norm_batches").at(step) == pytest.approx(float(mean.norm()), rel=1e-4)
 
 
+def test_weight_change_reads_no_checkpoint_from_disk_while_training(tmp_path, monkeypatch):
+    # every checkpoint step is logged first: its weights are kept in memory at that step
+    from explorer.sweep import measures
+
+    reads = []
+    monkeypatch.setattr(measures, "read_weights", lambda path: reads.append(path))
+    s = _sweep(tmp_path / "wd", grid={"weight_decay": [1.0]})
+    assert reads == []
+    change = s.run("weight_decay=1").metrics().get("weight_change")
+    assert len(change.steps) > 5 and not math.isnan(change.at(BASE["steps"]))
+
+
 def test_gradient_noise_needs_two_batches():
     with pytest.raises(ValueError, match="at least 2 batches"):
         gradient_noise([torch.ones(3)])

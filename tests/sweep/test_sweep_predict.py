@@ -8,14 +8,19 @@ import math
 import pytest
 import torch
 
+from explorer.analysis.curves import detect_phase_change
 from explorer.hypotheses import Prediction
 from explorer.sweep import (
     CHECKPOINT_RUNS,
+    HEAD_SCORES,
+    INDUCTION_LOSSES,
     INTERNAL_MEASURES,
     PHASE_GRID,
     PHASE_SEEDS,
+    SHIPPED_INDUCTION_SWEEP,
     SHIPPED_SWEEP,
     Sweep,
+    loss_bump_table,
     measure_leads,
     phase_sweep,
     prediction_table,
@@ -132,3 +137,57 @@ def test_the_shipped_phase_sweep_opens_complete_and_copies_once(tmp_path):
     (tmp_path / "other" / "note.txt").write_text("mine")
     with pytest.raises(ValueError, match="holds no sweep"):
         phase_sweep(tmp_path / "other")
+
+
+# ----------------------------------------------- the induction bump, from head scores
+def test_the_loss_bump_table_holds_only_what_was_logged_by_the_step():
+    shipped = Sweep.open(SHIPPED_INDUCTION_SWEEP)
+    table = loss_bump_table(shipped, step=400, by=1200, keep_decided=True)
+    assert sorted(table.index) == sorted(shipped.finished) and len(table) == 10
+    for run in shipped.finished:
+        metrics = shipped.run(run).metrics()
+        for m in (*HEAD_SCORES, *INDUCTION_LOSSES):
+            curve = metrics.get(m)
+            pairs = [(int(s), float(v)) for s, v in zip(curve.steps, curve.values)]
+            now = [v for s, v in pairs if s <= 400][-1]
+            then = [v for s, v in pairs if s <= 200][-1]
+            assert table.loc[run, m] == pytest.approx(now, abs=1e-6)
+            assert table.loc[run, f"{m}_change"] == pytest.approx(now - then, abs=1e-6)
+        loss = metrics.get("train_loss")
+        change = detect_phase_change(loss.steps, loss.values)
+        bumped = change.before - change.after >= 0.2
+        assert table.loc[run, "bump"] == int(bumped and change.step <= 1200)
+        if bumped:
+            assert table.loc[run, "bump_step"] == change.step
+    # the later bumps are what the sweep shows: the widest runs, none of the narrowest
+    assert table.bump.sum() == 4
+    assert set(table[table.bump == 1].d_model) == {32, 64} and table.attrs["decided"] == []
+    # a run whose bump came by the step is decided and left out
+    late = loss_bump_table(shipped, step=800, by=1200)
+    assert sorted(late.attrs["decided"]) == ["d_model=64_seed=0", "d_model=64_seed=1"]
+    assert len(late) == 8
+    with pytest.raises(ValueError, match="min_drop must be a positive number"):
+        loss_bump_table(shipped, step=400, by=1200, min_drop=0)
+    with pytest.raises(KeyError, match="logged no \\['test_acc'\\]"):
+        loss_bump_table(shipped, step=400, by=1200, measures=["test_acc"])
+
+
+def test_a_prediction_of_the_loss_bump_from_head_scores_gets_a_verdict():
+    shipped = Sweep.open(SHIPPED_INDUCTION_SWEEP)
+    table = loss_bump_table(shipped, step=400, by=1200)
+    features = tuple(c for m in HEAD_SCORES for c in (m, f"{m}_change"))
+    prediction = Prediction(
+        claim="the induction bump has happened, judged from head scores, before the loss shows it",
+        outcome="bump",
+        features=features,
+        baseline_features=("train_loss", "train_loss_change"),
+        formation=[r for r in table.index if r.endswith("seed=0")],
+        held_out=[r for r in table.index if r.endswith("seed=1")],
+        step=400, by=1200, dataset="induction-size-sweep",
+    )  # fmt: skip
+    result = prediction.test(table)
+    # 5 held-out runs (2 that bump): too few for any verdict, and the note says so
+    assert result.verdict.status == "inconclusive"
+    assert "too few to decide: 5 held-out runs" in result.verdict.note
+    assert result.verdict.n_examples == 5 and int(result.outcomes.sum()) == 2
+    assert len(result.probabilities) == len(result.baseline_probabilities) == 5
