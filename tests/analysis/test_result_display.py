@@ -209,6 +209,13 @@ def _steering(lm, tokens, mlp, images):
     return r, "feature 2"
 
 
+def _comparison(lm, tokens, mlp, images):
+    from explorer.analysis import compare
+
+    r = compare(lm, tokens[:2], other=lm.copy())
+    return r, "quickstart-induction"
+
+
 def _lens(lm, tokens, mlp, images):
     r = logit_lens(lm, tokens[:2], n=3)
     return r, r.token_text[int(r.top_ids[-1, 0, -1, 0])]
@@ -338,6 +345,7 @@ def _attribution(lm, tokens, mlp, images):
 CASES = {
     "AblationResult": _ablation,
     "SteeringResult": _steering,
+    "Comparison": _comparison,
     "SweepResult": _sweep,
     "HeadScores": _head_scores,
     "PatchingResult": _patching,

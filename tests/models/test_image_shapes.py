@@ -189,4 +189,4 @@ def test_weight_methods_say_not_applicable_to_a_cnn_before_any_pass():
         audit(m, x, method="compare", references=[other])
     assert m.spent.snapshot() == before
     result = audit(m, x, budget=400, n_steps=5)  # "all" runs the methods that apply
-    assert [p.method for p in result.parts] == ["cleanse", "global"]
+    assert [p.method for p in result.parts] == ["cleanse", "global", "source"]
