@@ -39,7 +39,7 @@ lead over the test loss's own half-way step (positive: the measure moved first).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from explorer._display import pandas
@@ -123,27 +123,47 @@ def prediction_table(
     """
     _check_steps(step, by)
     names = list(measures) if measures is not None else [*INTERNAL_MEASURES, *LOSSES]
+    return _run_table(
+        sweep, names, step=step, by=by, keep_decided=keep_decided, needed=names,
+        hint="choose measures= among them", outcome=("grok_step", "groks"),
+        when=lambda mine: _first_reach(mine.get("test_acc"), reach),
+    )  # fmt: skip
+
+
+def _run_table(
+    sweep: Sweep,
+    names: Sequence[str],
+    *,
+    step: int,
+    by: int,
+    keep_decided: bool,
+    needed: Sequence[str],
+    hint: str,
+    outcome: tuple[str, str],
+    when: Callable[[dict[str, Any]], float],
+) -> Any:
+    """One row per finished run: settings, each of ``names`` at ``step`` and its change since
+    ``step // 2``, then ``outcome[0]`` (the step ``when`` finds in the run's curves) and
+    ``outcome[1]`` (1 if that step is at most ``by``). Runs decided by ``step`` are left out
+    (``attrs["decided"]``) unless ``keep_decided``."""
     curves = _curves(sweep)
     rows, decided = {}, []
     for run in sweep.finished:
         mine = curves.get(run, {})
-        missing = [m for m in names if m not in mine]
+        missing = sorted({m for m in needed if m not in mine})
         if missing:
-            raise KeyError(
-                f"run {run!r} logged no {missing}; it logged {sorted(mine)}: choose measures= "
-                "among them"
-            )
-        grok = _first_reach(mine.get("test_acc"), reach)
-        if not keep_decided and grok <= step:
+            raise KeyError(f"run {run!r} logged no {missing}; it logged {sorted(mine)}: {hint}")
+        at = when(mine)
+        if not keep_decided and at <= step:
             decided.append(run)
             continue
-        row: dict[str, Any] = {k: v for k, v in sweep._point(run).settings.items()}
+        row: dict[str, Any] = dict(sweep._point(run).settings)
         for m in names:
             now = _at(*mine[m], step)
             row[m] = now
             row[f"{m}_change"] = now - _at(*mine[m], step // 2)
-        row["grok_step"] = grok
-        row["groks"] = int(grok <= by)
+        row[outcome[0]] = at
+        row[outcome[1]] = int(at <= by)
         rows[run] = row
     frame = pandas().DataFrame.from_dict(rows, orient="index")
     frame.index.name = "run"
@@ -201,33 +221,11 @@ def loss_bump_table(
     if not math.isfinite(drop) or drop <= 0:
         raise ValueError(f"min_drop must be a positive number of nats, got {min_drop!r}")
     names = list(measures) if measures is not None else [*HEAD_SCORES, *INDUCTION_LOSSES]
-    curves = _curves(sweep)
-    rows, decided = {}, []
-    for run in sweep.finished:
-        mine = curves.get(run, {})
-        missing = [m for m in (*names, loss) if m not in mine]
-        if missing:
-            raise KeyError(
-                f"run {run!r} logged no {sorted(set(missing))}; it logged {sorted(mine)}: "
-                "choose measures= and loss= among them"
-            )
-        bump = _bump_step(mine[loss], drop)
-        if not keep_decided and bump <= step:
-            decided.append(run)
-            continue
-        row: dict[str, Any] = dict(sweep._point(run).settings)
-        for m in names:
-            now = _at(*mine[m], step)
-            row[m] = now
-            row[f"{m}_change"] = now - _at(*mine[m], step // 2)
-        row["bump_step"] = bump
-        row["bump"] = int(bump <= by)
-        rows[run] = row
-    frame = pandas().DataFrame.from_dict(rows, orient="index")
-    frame.index.name = "run"
-    frame.attrs["decided"] = decided
-    frame.attrs["step"], frame.attrs["by"] = step, by
-    return frame
+    return _run_table(
+        sweep, names, step=step, by=by, keep_decided=keep_decided, needed=[*names, loss],
+        hint="choose measures= and loss= among them", outcome=("bump_step", "bump"),
+        when=lambda mine: _bump_step(mine[loss], drop),
+    )  # fmt: skip
 
 
 def _half_step(steps: list[int], values: list[float], start: int) -> float:
