@@ -493,3 +493,18 @@ function exMount(model, el, cls, testid, draw) {
   const unanswer = exOnAnswer(model, schedule);
   return () => { running.cleanup(); unanswer(); model.off("change", schedule); };
 }
+
+// The activation histogram of a unit (traits hist_counts / hist_edges), log-scaled counts,
+// under a title; nothing when the histogram is empty.
+function exActivationHistogram(parent, model, title) {
+  const counts = exDecode(model.get("hist_counts"));
+  const edges = exDecode(model.get("hist_edges"));
+  if (!counts.size) return;
+  parent.appendChild(exEl("div", { cls: "ex-title", text: title }));
+  const logCounts = Array.from(counts.values, (c) => Math.log10(1 + c));
+  parent.appendChild(exBarChart(logCounts, {
+    width: 300, height: 80, testid: "histogram", yLabel: "log10(1 + count)", xLabel: "activation",
+    xMin: exFmt(edges.values[0], 2), xMax: exFmt(edges.values[edges.size - 1], 2),
+    colours: logCounts.map(() => exColour(exSequential(0.75))),
+  }));
+}

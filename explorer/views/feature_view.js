@@ -83,17 +83,7 @@ function render({ model, el, experimental }) {
       left.appendChild(exEl("div", { cls: "ex-example", attrs: { "data-testid": "context-" + i } }, [exNumber(top.values[i], "top-value-" + i, 2), exEl("span", { cls: "ex-muted", text: "#" + ids[i] }), line]));
     });
     if (toks.length) left.appendChild(exLegend(-scale, scale, true, "feature activation at each token (the top context's value = full colour)", { meaning: ["negative", "positive: the feature fires"] }));
-    const counts = exDecode(model.get("hist_counts"));
-    const edges = exDecode(model.get("hist_edges"));
-    if (counts.size) {
-      left.appendChild(exEl("div", { cls: "ex-title", text: "activation density" }));
-      const logCounts = Array.from(counts.values, (c) => Math.log10(1 + c));
-      left.appendChild(exBarChart(logCounts, {
-        width: 300, height: 80, testid: "histogram", yLabel: "log10(1 + count)", xLabel: "activation",
-        xMin: exFmt(edges.values[0], 2), xMax: exFmt(edges.values[edges.size - 1], 2),
-        colours: logCounts.map(() => exColour(exSequential(0.75))),
-      }));
-    }
+    exActivationHistogram(left, model, "activation density");
     const right = exEl("div", { cls: "ex-col", style: { maxWidth: "340px" } });
     body.appendChild(right);
     tokenTable(right, "promotes (W_dec · W_U)", "promoted_tokens", "promoted_values", "promoted", "#2563eb");

@@ -102,17 +102,7 @@ function render({ model, el, experimental }) {
     }
 
     // ---- histogram, under the examples (the effect tables fill the column beside them)
-    const counts = exDecode(model.get("hist_counts"));
-    const edges = exDecode(model.get("hist_edges"));
-    if (counts.size) {
-      left.appendChild(exEl("div", { cls: "ex-title", text: "activation histogram" }));
-      const logCounts = Array.from(counts.values, (c) => Math.log10(1 + c));
-      left.appendChild(exBarChart(logCounts, {
-        width: 300, height: 80, testid: "histogram", yLabel: "log10(1 + count)", xLabel: "activation",
-        xMin: exFmt(edges.values[0], 2), xMax: exFmt(edges.values[edges.size - 1], 2),
-        colours: logCounts.map(() => exColour(exSequential(0.75))),
-      }));
-    }
+    exActivationHistogram(left, model, "activation histogram");
     // a narrow column (long titles wrap) so that it stays beside the examples
     const right = exEl("div", { cls: "ex-col", style: { maxWidth: "340px" } });
     body.appendChild(right);
