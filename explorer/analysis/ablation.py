@@ -59,15 +59,12 @@ __all__ = [
 ABLATIONS = ("zero", "mean", "resample")
 
 
-@dataclass(frozen=True, repr=False)
-class AblationResult(Shown):
-    """The metric per example before and after ablating ``units`` together."""
+class _BeforeAfter(Shown):
+    """A result holding a metric per example ``before`` and ``after`` an intervention
+    (ablation, steering): the means, the effect and the per-example table."""
 
     before: Float[torch.Tensor, " batch"]
     after: Float[torch.Tensor, " batch"]
-    units: tuple[Unit, ...]
-    ablation: str
-    hooks: tuple[str, ...]
 
     @property
     def before_mean(self) -> float:
@@ -96,6 +93,17 @@ class AblationResult(Shown):
             .rename_axis("example")
             .reset_index()
         )
+
+
+@dataclass(frozen=True, repr=False)
+class AblationResult(_BeforeAfter):
+    """The metric per example before and after ablating ``units`` together."""
+
+    before: Float[torch.Tensor, " batch"]
+    after: Float[torch.Tensor, " batch"]
+    units: tuple[Unit, ...]
+    ablation: str
+    hooks: tuple[str, ...]
 
     def _units(self) -> str:
         shown = ", ".join(map(str, self.units[:4]))

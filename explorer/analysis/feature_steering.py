@@ -18,13 +18,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 from jaxtyping import Float
 
 from explorer._checks import check_choice
-from explorer._display import Shown, num, pandas
+from explorer._display import num
+from explorer.analysis.ablation import _BeforeAfter
 from explorer.analysis.feature_interventions import _mask, _setup
 from explorer.analysis.feature_units import Feature
 from explorer.analysis.interventions import clean_metric
@@ -38,7 +38,7 @@ MODES = ("add", "clamp", "scale")
 
 
 @dataclass(frozen=True, repr=False)
-class SteeringResult(Shown):
+class SteeringResult(_BeforeAfter):
     """The metric per example before and after steering ``units`` (``mode`` by ``amount``)."""
 
     before: Float[torch.Tensor, " batch"]
@@ -47,41 +47,17 @@ class SteeringResult(Shown):
     mode: str
     amount: float
 
-    @property
-    def effect(self) -> float:
-        """Mean change in the metric (after - before)."""
-        return float((self.after - self.before).mean())
-
-    @property
-    def before_mean(self) -> float:
-        return float(self.before.mean())
-
-    @property
-    def after_mean(self) -> float:
-        return float(self.after.mean())
-
-    def to_dataframe(self) -> Any:
-        """One row per example: the metric before and after, and the change."""
-        return pandas().DataFrame(
-            {
-                "example": range(len(self.before)),
-                "before": self.before.double().numpy(),
-                "after": self.after.double().numpy(),
-                "change": (self.after - self.before).double().numpy(),
-            }
-        )
-
     def _summary(self) -> str:
         names = ", ".join(map(str, self.units[:2])) + (" ..." if len(self.units) > 2 else "")
         return (
             f"{self.mode} {num(self.amount)} on {names} over {len(self.before)} examples: "
-            f"metric {num(float(self.before.mean()))} -> {num(float(self.after.mean()))}"
+            f"metric {num(self.before_mean)} -> {num(self.after_mean)}"
         )
 
     def _table(self) -> tuple:
         rows = [
-            ("metric before", float(self.before.mean())),
-            ("metric after", float(self.after.mean())),
+            ("metric before", self.before_mean),
+            ("metric after", self.after_mean),
             ("change", self.effect),
         ]
         names = ", ".join(map(str, self.units[:2])) + (" ..." if len(self.units) > 2 else "")
