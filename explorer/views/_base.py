@@ -44,6 +44,7 @@ import inspect
 import threading
 import time
 import traceback
+import uuid
 from collections.abc import Callable, Iterator
 from typing import Any, ClassVar
 
@@ -71,7 +72,10 @@ class ExplorerWidget(RequestQueue, anywidget.AnyWidget):
     of all later kernel messages until it is ready; they are then handled in one burst that
     can starve the next models past their 2 s ("[anywidget] Failed to initialize model.",
     after which a model drops every message). Sending the computed traits as updates right
-    after the opening did exactly that under CPU load.
+    after the opening did exactly that under CPU load. Where the window runs out all the
+    same (another long task on a busy page), the page relinks the model it finds by
+    ``_ex_model_id`` (the comm's id, chosen here) and asks for the whole state once
+    (``_link.js``; answered by ``_resync``).
     """
 
     _css = css("views.css")
@@ -98,6 +102,9 @@ class ExplorerWidget(RequestQueue, anywidget.AnyWidget):
     last_run = traitlets.Dict(
         help="how the last background request ended: {action, outcome: done, failed or "
         "cancelled, seconds}"
+    ).tag(sync=True)
+    _ex_model_id = traitlets.Unicode(
+        help="the comm's id, chosen here: the page finds its model by it to relink it (_link.js)"
     ).tag(sync=True)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -141,7 +148,9 @@ class ExplorerWidget(RequestQueue, anywidget.AnyWidget):
         self._worker: threading.Thread | None = None
         self._results = ResultCache()  # analysis results kept for redraws, bounded
         self._queue()
-        super().__init__(**kwargs)  # registers the page_request commands (anywidget)
+        model_id = uuid.uuid4().hex  # the comm's id, known to the page from the first message
+        super().__init__(model_id=model_id, _ex_model_id=model_id, **kwargs)
+        self.on_msg(_resync)  # after anywidget's page_request commands (registered above)
 
     @classmethod
     def _allowed_traits(cls) -> list[str]:
@@ -394,3 +403,10 @@ def check_range(name: str, value: int, n: int, what: str = "") -> int:
         valid = f"0..{n - 1}" if n > 0 else "none"
         raise traitlets.TraitError(f"{name} {value} out of range: valid {name}s are {valid}{where}")
     return value
+
+
+def _resync(widget: ExplorerWidget, content: Any, buffers: list[bytes]) -> None:
+    """The page relinked this view after anywidget's start-up window ran out (``_link.js``):
+    send the whole state once, which replaces every update the page dropped meanwhile."""
+    if isinstance(content, dict) and content.get("type") == "ex-resync":
+        widget.send_state()

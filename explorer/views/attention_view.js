@@ -118,4 +118,4 @@ function render({ model, el, experimental }) {
   return cleanup;
 }
 
-export default { render };
+export default { initialize: exInitialize, render };

@@ -152,4 +152,4 @@ function render({ model, el, experimental }) {
   return exMount(model, el, "ex-audit", "audit-view", draw);
 }
 
-export default { render };
+export default { initialize: exInitialize, render };

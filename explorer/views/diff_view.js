@@ -119,4 +119,4 @@ function render({ model, el, experimental }) {
   return exMount(model, el, "ex-diff", "diff-view", draw);
 }
 
-export default { render };
+export default { initialize: exInitialize, render };

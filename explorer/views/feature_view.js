@@ -94,4 +94,4 @@ function render({ model, el, experimental }) {
   return exMount(model, el, "ex-feature", "feature-view", draw);
 }
 
-export default { render };
+export default { initialize: exInitialize, render };

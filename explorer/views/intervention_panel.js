@@ -122,4 +122,4 @@ function render({ model, el, experimental }) {
   return exMount(model, el, "ex-intervention", "intervention-panel", draw);
 }
 
-export default { render };
+export default { initialize: exInitialize, render };

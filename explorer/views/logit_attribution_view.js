@@ -66,4 +66,4 @@ function render({ model, el, experimental }) {
   return exMount(model, el, "ex-dla", "dla-view", draw);
 }
 
-export default { render };
+export default { initialize: exInitialize, render };

@@ -64,4 +64,4 @@ function render({ model, el, experimental }) {
   return exMount(model, el, "ex-logit-lens", "logit-lens-view", draw);
 }
 
-export default { render };
+export default { initialize: exInitialize, render };

@@ -130,4 +130,4 @@ function render({ model, el, experimental }) {
   return exMount(model, el, "ex-neuron", "neuron-view", draw);
 }
 
-export default { render };
+export default { initialize: exInitialize, render };

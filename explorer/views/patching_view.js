@@ -84,4 +84,4 @@ function render({ model, el, experimental }) {
   return exMount(model, el, "ex-patching", "patching-view", draw);
 }
 
-export default { render };
+export default { initialize: exInitialize, render };

@@ -243,7 +243,8 @@ def images_for_display(images: torch.Tensor) -> torch.Tensor:
 
 
 def esm(*names: str) -> str:
-    """The ES module of a widget: the shared ``_common.js`` and ``_controls.js`` followed by
+    """The ES module of a widget: the shared ``_common.js``, ``_controls.js`` and ``_link.js``
+    (each view's ``initialize``: relinking after anywidget's start-up window) followed by
     ``names`` (helpers some widgets share, such as ``_hypothesis.js``, then the widget's own
     module).
 
@@ -252,7 +253,7 @@ def esm(*names: str) -> str:
     at render time, and there is one source for the decoder).
     """
     folder = resources.files("explorer.views")
-    parts = ["_common.js", "_controls.js", *names]
+    parts = ["_common.js", "_controls.js", "_link.js", *names]
     return "\n".join((folder / name).read_text(encoding="utf-8") for name in parts)
 
 

@@ -259,4 +259,4 @@ function render({ model, el, experimental }) {
   return exMount(model, el, "ex-sweep", "sweep-view", draw);
 }
 
-export default { render };
+export default { initialize: exInitialize, render };

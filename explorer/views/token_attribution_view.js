@@ -45,4 +45,4 @@ function render({ model, el, experimental }) {
   return exMount(model, el, "ex-token-attribution", "token-attribution-view", draw);
 }
 
-export default { render };
+export default { initialize: exInitialize, render };

@@ -10,6 +10,12 @@ their 2 s run out. Our views used to open their comm and then send their compute
 updates, i.e. exactly such messages; now each view opens once, complete
 (``ExplorerWidget``), and draws in the next frame rather than inside ``render``.
 
+That made the timeout rarer, not impossible: any other long task on the page can still
+outlast anywidget's window (the CI run of 2026-12-06 logged it twice). So the views also
+recover from it: once it has happened on the page, each relinks its comm and asks its kernel
+object for its whole state (``explorer/views/_link.js``; test_views_relink.py forces it on
+every model). A timeout may therefore be logged here, but only with the relink beside it.
+
 The test runs the MNIST tutorial (where the failure was seen; about 2-3 minutes) beside two
 busy loops it starts and stops, then checks that the page logged no initialisation failure
 and that every view on the page still hears its kernel object: each widget's ``error``
@@ -81,8 +87,11 @@ def test_every_widget_initialises_under_cpu_load(lab_server, page, busy_cores):
         what="every widget to load",
     )
     failed = anywidget_timeouts(console)
-    assert failed == [], f"{failed}: {ANYWIDGET_TIMEOUT}"
-    assert page.js_errors == []
+    relinked = [line for line in console if "[explorer] relinked view" in line]
+    assert not failed or relinked, f"{failed} and no view relinked: {ANYWIDGET_TIMEOUT}"
+    timeouts = anywidget_timeouts(page.js_errors)
+    assert [e for e in page.js_errors if e not in timeouts] == []  # nothing else failed
+    print(f"anywidget timeouts: {len(failed)}, views relinked: {len(relinked)}")
 
     outputs = run_code(page, SET_MARKER)
     n_models = int("".join(o.get("text", "") for o in outputs).split()[-1])

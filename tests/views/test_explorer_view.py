@@ -81,12 +81,14 @@ class _RecordingComm:
     log: ClassVar[list[tuple[str, str]]] = []
 
     def __init__(self, **kwargs):
-        self.comm_id = f"comm-{len(self.log)}"
+        self.comm_id = kwargs.get("comm_id") or f"comm-{len(self.log)}"
+        self.sent: list[dict] = []
         self.kernel = object()
         self.log.append((self.comm_id, "open"))
 
     def send(self, data=None, buffers=None):
         self.log.append((self.comm_id, data.get("method", "")))
+        self.sent.append(data)
 
     def on_msg(self, callback):
         pass
@@ -116,3 +118,26 @@ def test_each_view_reaches_the_page_in_one_message(kind, mnist_mlp, attn_model, 
     assert sent == ["open"] * len(views)  # no update after the opening
     ex.intervention.ablation = "mean"  # and once open, changes do go out
     assert (ex.intervention.comm.comm_id, "update") in _RecordingComm.log
+
+
+def _custom(content):
+    return {"content": {"data": {"method": "custom", "content": content}}, "buffers": []}
+
+
+def test_a_relinked_page_gets_the_whole_state_once(mnist_mlp, monkeypatch):
+    # explorer/views/_link.js: when anywidget's start-up window ran out, the page relinks the
+    # model it finds by ``_ex_model_id`` and asks once for everything it may have dropped
+    import comm
+
+    monkeypatch.setattr(comm, "create_comm", lambda **kwargs: _RecordingComm(**kwargs))
+    _RecordingComm.log = []
+    g = torch.Generator().manual_seed(0)
+    view = show(mnist_mlp, (torch.rand(30, 1, 28, 28, generator=g), torch.randint(0, 10, (30,))))
+    view = view.neurons
+    assert view._ex_model_id == view.model_id == view.comm.comm_id  # chosen by the view
+    view._handle_msg(_custom({"type": "something else"}))
+    assert view.comm.sent == []
+    view._handle_msg(_custom({"type": "ex-resync"}))
+    (update,) = view.comm.sent
+    assert update["method"] == "update"
+    assert set(update["state"]) == set(view.get_state())  # the whole state, not a diff
