@@ -14,12 +14,15 @@ what the store lets them read: before the reveal, their own records.
 ...               None, (BoardRecord("hypothesis", "h1", "Bo", 1.0e9),), 3)
 >>> board
 Board('week 3', ABCDE-FGHJK: 1 participants, 1 units, 1 records, hidden; version 3)
+>>> board.to_dict()["participants"][0]["passes_spent"]
+10
 >>> print(board._repr_markdown_().splitlines()[0])
 ### week 3 (join code ABCDE-FGHJK)
 """
 
 from __future__ import annotations
 
+import dataclasses
 import html
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
@@ -134,6 +137,10 @@ class Board(Shown):
             f"{len(self.records)} records; truth {'revealed' if self.revealed else 'hidden'}",
         ]
         return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every field as JSON-ready values (rows as dicts), e.g. for a widget's trait."""
+        return dataclasses.asdict(self)
 
     def to_dataframe(self) -> Any:
         """One row per record: kind, id, author, committed_at."""
