@@ -55,6 +55,8 @@ class Watcher:
         self._stop = threading.Event()
         self._postgres = session.store.url.startswith("postgresql")
         self._listening = threading.Event()
+        # what the room was when watch() returned: any later commit is a change, never missed
+        self._seen = None if self._postgres else session._version()
         self._thread = threading.Thread(
             target=self._run, name="explorer-session-watch", daemon=True
         )
@@ -82,7 +84,7 @@ class Watcher:
         if self._postgres:
             self._listen()
             return
-        seen = self.session._version()
+        seen = self._seen
         while not self._stop.wait(self.interval):
             try:
                 now = self.session._version()

@@ -96,6 +96,24 @@ def test_the_watcher_pushes_each_commit_without_a_refresh(room):
     assert len(seen) == count  # stopped
 
 
+def test_a_commit_right_after_watch_returns_is_never_missed(tmp_path):
+    """The watcher's starting point is the room when watch() returned, not when its thread
+    first ran: a commit landing in between is a change (SQLite's poller)."""
+    url = str(tmp_path / "room.db")
+    mentor = start(url, mentor="Ada", title="week 3")
+    bo = join(url, mentor.code, name="Bo")
+    version = mentor._version
+
+    def late_first_poll():  # the thread's first look comes after Bo's commit
+        if threading.current_thread() is not threading.main_thread() and not bo.labels():
+            bo.label("neuron 0.3", "concept")
+        return version()
+
+    mentor._version = late_first_poll
+    with mentor.watch(lambda board: None, interval=0.05) as watcher:
+        assert watcher.wait_for(lambda b: len(b.records) == 1, timeout=2)
+
+
 def test_two_participants_writing_at_once_lose_and_duplicate_nothing(room, make_hypothesis):
     mentor, bo, cy = room
     barrier = threading.Barrier(2)
