@@ -114,9 +114,12 @@ def join(store_url: str, code: str, *, name: str, key: str | None = None) -> Ses
         where = (participants_table.c.code == code) & (participants_table.c.name == name)
         row = conn.execute(sa.select(participants_table).where(where)).first()
         if row is not None or name == room.mentor:
-            if key is None or row is None or _hash(key) != row.key_hash:
+            if key is None or row is None:
                 store.close()
                 raise SessionError(_taken(name))
+            if _hash(key) != row.key_hash:
+                store.close()
+                raise SessionError(_wrong_key(name, code))
         else:
             key = secrets.token_hex(16)
             conn.execute(
@@ -139,6 +142,13 @@ def _first_line(err: sa.exc.DBAPIError) -> str:
 
 def _hash(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
+
+
+def _wrong_key(name: str, code: str) -> str:
+    return (
+        f"rejoining session {code} as {name!r} was refused: the key is not the one {name!r} "
+        "was given when joining (session.key of that join)"
+    )
 
 
 def _taken(name: str) -> str:
@@ -176,8 +186,7 @@ def _join_postgres(store_url: str, code: str, name: str, key: str | None) -> Ses
     login = "explorer_p_" + hashlib.sha256(f"{code}/{name}".encode()).hexdigest()[:24]
     try:
         store = HypothesisStore(_with_login(store_url, login, key))
-    except OSError as err:
-        raise SessionError(
-            f"could not log in as {name!r} in session {code}: {_taken(name) if key else err}"
-        ) from None
+    except (OSError, ValueError) as err:
+        said = str(err).split(": ", 1)[-1].strip().splitlines()[0]
+        raise SessionError(_wrong_key(name, code) + f" (the server said: {said})") from None
     return Session(store, code=code, name=name, role="participant", key=key)
