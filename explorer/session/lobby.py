@@ -178,8 +178,11 @@ def _join_postgres(store_url: str, code: str, name: str, key: str | None) -> Ses
             ) from None
         except sa.exc.DBAPIError as err:
             reason = _first_line(err)
+            taken = ("is taken", "already exists", "duplicate key")  # two joins at once
             raise SessionError(
-                _taken(name) if "is taken" in reason else f"joining was refused: {reason}"
+                _taken(name)
+                if any(t in reason for t in taken)
+                else f"joining was refused: {reason}"
             ) from None
         finally:
             lobby.dispose()

@@ -243,3 +243,25 @@ def test_the_export_writes_the_rooms_records_as_markdown_and_json(room, make_hyp
     assert "&lt;b&gt;detects&lt;/b&gt;" in text and "<b>" not in text
     with pytest.raises(SessionError, match="only the mentor can export"):
         bo.export(tmp_path / "bo")
+
+
+def test_two_people_joining_with_one_name_at_once_get_one_seat(store_url):
+    mentor = start(store_url, mentor="Ada", title="week 3")
+    barrier = threading.Barrier(4)
+    got, refused = [], []
+
+    def take():
+        barrier.wait()
+        try:
+            got.append(join(store_url, mentor.code, name="Bo"))
+        except SessionError as err:
+            refused.append(str(err))
+
+    threads = [threading.Thread(target=take) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert len(got) == 1 and len(refused) == 3
+    assert all("the name 'Bo' is taken" in r for r in refused)
+    assert [p.name for p in mentor.board().participants] == ["Bo"]
