@@ -35,6 +35,7 @@ from explorer.hypotheses import export
 from explorer.hypotheses.agreement import Label
 from explorer.hypotheses.examples import Examples
 from explorer.hypotheses.hypothesis import Hypothesis
+from explorer.hypotheses.schema import hypotheses_table, verdicts_table
 from explorer.hypotheses.store import HypothesisList, HypothesisStore, StoreError
 from explorer.hypotheses.verdict import Verdict
 from explorer.models.handle import ModelHandle
@@ -395,23 +396,45 @@ class Session:
                 .mappings()
                 .all()
             )
+            claims = self._claims(conn, room.project_id)
             everyone = self.role == "mentor" or room.revealed
-        if not everyone:
-            mine = [
-                e
-                for e in events
-                if e["author"] == self.name or e["kind"] in ("join", "handout", "reveal")
-            ]
-            events = mine
+        if not everyone:  # SQLite shows all rows: keep what the reader may see
+            keep = ("join", "handout", "reveal")
+            events = [e for e in events if e["author"] == self.name or e["kind"] in keep]
+            claims = [c for c in claims if c["author"] == self.name]
         truth = self.truth() if room.revealed else None
         return build_board(
             {"code": room.code, "title": room.title, "revealed": room.revealed},
             people,
-            self.hypotheses(),
+            claims,
             self.labels(),
             events,
             truth,
         )
+
+    @staticmethod
+    def _claims(conn: Connection, project_id: int) -> list[dict[str, Any]]:
+        """The room's hypotheses (id, author, units) with their verdicts' statuses, oldest
+        first: the board's figures, without reading any claim's spec."""
+        h, v = hypotheses_table, verdicts_table
+        rows = conn.execute(
+            sa.select(h.c.id, h.c.author, h.c.units)
+            .where(h.c.project_id == project_id)
+            .order_by(h.c.created, h.c.id)
+        ).all()
+        claims = {
+            r.id: {"id": r.id, "author": r.author, "units": r.units, "verdicts": []} for r in rows
+        }
+        statuses = conn.execute(
+            sa.select(v.c.hypothesis_id, v.c.status)
+            .join(h, h.c.id == v.c.hypothesis_id)
+            .where(h.c.project_id == project_id)
+            .order_by(v.c.id)
+        )
+        for hypothesis_id, status in statuses:
+            if hypothesis_id in claims:
+                claims[hypothesis_id]["verdicts"].append(status)
+        return list(claims.values())
 
     def watch(self, callback: Callable[[Board], Any], *, interval: float = 0.5) -> Watcher:
         """Call ``callback(board)`` on a background thread whenever anything was committed
