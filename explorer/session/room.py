@@ -129,6 +129,18 @@ class Session:
     def __repr__(self) -> str:
         return f"Session({self.title!r}, code {self.code}, {self.role} {self.name!r})"
 
+    @property
+    def room_url(self) -> str:
+        """The store's URL without anyone's login: what participants pass to ``join`` with
+        the code (on PostgreSQL each then logs in as their own role)."""
+        if not self._postgres:
+            return self.store.url
+        url = sa.engine.make_url(self.store.url)
+        bare = sa.engine.URL.create(
+            url.drivername, host=url.host, port=url.port, database=url.database, query=url.query
+        )
+        return bare.render_as_string(hide_password=False)
+
     # ---------------------------------------------------------------- plumbing
     @contextmanager
     def _refused(self, action: str) -> Iterator[None]:

@@ -31,7 +31,8 @@ def test_logins_need_the_code_or_the_participants_own_key(password_server):
     mentor_url = password_server.new_database()
     mentor = start(mentor_url, mentor="Ada", title="week 3")
     url = make_url(mentor_url)
-    room_url = f"postgresql://{url.host}:{url.port}/{url.database}"  # what participants get
+    room_url = mentor.room_url  # what participants get: no login in it
+    assert make_url(room_url).username is None and "mentor-secret" not in room_url
     bo = join(room_url, mentor.code, name="Bo")
     cy = join(room_url, mentor.code, name="Cy")
     mentor.hand_out("Bo", Handout("planted.concept_neuron_model"), budget=10)
