@@ -265,3 +265,24 @@ def test_two_people_joining_with_one_name_at_once_get_one_seat(store_url):
     assert len(got) == 1 and len(refused) == 3
     assert all("the name 'Bo' is taken" in r for r in refused)
     assert [p.name for p in mentor.board().participants] == ["Bo"]
+
+
+def test_a_handout_is_data_from_an_allow_list_never_code(room):
+    mentor, bo, cy = room
+    with pytest.raises(ValueError, match="unknown study 'builtins.eval' for a hand-out: one of"):
+        Handout("builtins.eval", seed=1)
+    with pytest.raises(ValueError, match="takes no option 'data'"):
+        Handout("auditing.plant", seed=1, options={"data": "x"})
+    with pytest.raises(ValueError, match="option 'steps' must be int"):
+        Handout("auditing.plant", seed=1, options={"steps": "10; import os"})
+    # a hand-out edited in the store is read as data and refused, not run
+    from explorer.session._tables import participants_table
+
+    with mentor._writing() as conn:
+        conn.execute(
+            participants_table.update()
+            .where(participants_table.c.name == "Bo")
+            .values(handout=json.dumps({"study": "os.system", "seed": 0, "options": {}}))
+        )
+    with pytest.raises(ValueError, match="unknown study 'os.system'"):
+        _ = bo.handout
