@@ -286,3 +286,19 @@ def test_a_handout_is_data_from_an_allow_list_never_code(room):
         )
     with pytest.raises(ValueError, match="unknown study 'os.system'"):
         _ = bo.handout
+
+
+def test_a_watcher_whose_listening_connection_fails_polls_instead(pg_url, monkeypatch):
+    import psycopg
+
+    mentor = start(pg_url, mentor="Ada", title="week 3")
+
+    def refuse(*args, **kwargs):
+        raise psycopg.OperationalError("the server closed the connection")
+
+    monkeypatch.setattr(psycopg, "connect", refuse)
+    with mentor.watch(lambda board: None, interval=0.05) as watcher:
+        monkeypatch.undo()
+        join(pg_url, mentor.code, name="Bo")
+        assert watcher.wait_for(lambda b: len(b.participants) == 1, timeout=5)
+    assert "closed the connection" in str(watcher.errors[0])
