@@ -271,5 +271,13 @@ def open_room(conn: Connection, code: str, room_id: str) -> tuple[str, str]:
     return group, lobby
 
 
+def close_room(conn: Connection, group: str, lobby: str, logins: list[str]) -> None:
+    """Drop the room's lobby, every participant's login and the group: nobody joins, logs
+    in or writes any more (a login still connected loses every privilege with its group)."""
+    _run(conn, f"REVOKE EXECUTE ON FUNCTION explorer_session_join(text, text) FROM {lobby}")
+    for role in [lobby, *logins, group]:
+        _run(conn, f"DROP ROLE IF EXISTS {role}")
+
+
 def lobby_role(room_id: str) -> str:
     return f"explorer_lobby_{room_id}"

@@ -111,6 +111,9 @@ def join(store_url: str, code: str, *, name: str, key: str | None = None) -> Ses
         if room is None:
             store.close()
             raise SessionError(f"no session with join code {code} in {store!r}: check the code")
+        if room.ended:
+            store.close()
+            raise SessionError(f"session {code} has ended: the mentor closed it")
         where = (participants_table.c.code == code) & (participants_table.c.name == name)
         row = conn.execute(sa.select(participants_table).where(where)).first()
         if row is not None or name == room.mentor:

@@ -39,6 +39,7 @@ from explorer.hypotheses.schema import hypotheses_table, verdicts_table
 from explorer.hypotheses.store import HypothesisList, HypothesisStore, StoreError
 from explorer.hypotheses.verdict import Verdict
 from explorer.models.handle import ModelHandle
+from explorer.session import _postgres
 from explorer.session._tables import (
     events_table,
     now_sql,
@@ -101,7 +102,10 @@ def _why(reason: str, who: str) -> str:
     if "session_truth" in reason or "truth is hidden" in reason:
         return "the truth is hidden until the mentor reveals it"
     if "permission denied" in reason:
-        return f"participant {who!r} may not change this: only the mentor can"
+        return (
+            f"participant {who!r} has no right to this in the session (only the mentor has, "
+            "and nobody once the mentor has ended the session)"
+        )
     return reason
 
 
@@ -265,6 +269,7 @@ class Session:
             where = (participants_table.c.code == self.code) & (
                 participants_table.c.name == self.name
             )
+            self._check_open(conn)
             row = conn.execute(sa.select(participants_table).where(where)).one()
             if row.budget is not None and row.passes + n > row.budget:
                 raise SessionError(
@@ -278,13 +283,14 @@ class Session:
     def label(self, unit: object, text: str, *, item: str = "unit") -> None:
         """Record this person's label of ``unit`` (or of one ``item`` of it); a new label
         replaces their earlier one."""
+        self._check_open()
         with self._refused(f"labelling {unit}"):
             self.store.label(str(unit), text, rater=self.name, item=item, project=self.project)
 
     def _check_own(self, hypothesis_id: str) -> None:
         """SQLite: refuse a hypothesis id another person wrote (PostgreSQL hides their rows,
         and its policies refuse the write)."""
-        with self._reading() as conn:
+        with self._refused(f"saving hypothesis {hypothesis_id!r}"), self._reading() as conn:
             author = conn.execute(
                 sa.text("SELECT author FROM hypotheses WHERE id = :id"), {"id": hypothesis_id}
             ).scalar()
@@ -299,6 +305,7 @@ class Session:
         if not isinstance(hypothesis, Hypothesis):
             raise SessionError(f"save takes a Hypothesis, got {type(hypothesis).__name__}")
         if self.role == "participant":
+            self._check_open()
             self._check_own(hypothesis.id)
         with self._refused(f"saving hypothesis {hypothesis.id!r}"):
             try:
@@ -381,6 +388,36 @@ class Session:
                 )
             return {name: json.loads(text) for name, text in rows}
 
+    def _check_open(self, conn: Connection | None = None) -> None:
+        """SQLite: refuse a participant's write once the mentor has ended the room (on
+        PostgreSQL their login is gone with it)."""
+        if self.role != "participant" or self._postgres:
+            return
+        if conn is None:
+            with self._reading() as reading:
+                return self._check_open(reading)
+        query = sa.select(rooms_table.c.ended).where(rooms_table.c.code == self.code)
+        if conn.execute(query).scalar():
+            raise SessionError(f"session {self.code} has ended: the mentor closed it")
+
+    def end(self) -> None:
+        """Close the room: nobody joins or writes any more (on PostgreSQL the room's roles
+        are dropped, so participants' logins stop working); what was written stays, for the
+        mentor to read and export. Mentor only."""
+        self._mentor_only("end the session")
+        with self._refused("ending the session"), self._writing() as conn:
+            where = rooms_table.c.code == self.code
+            room = conn.execute(sa.select(rooms_table).where(where)).one()
+            conn.execute(rooms_table.update().where(where).values(ended=True))
+            self._event(conn, "end", self.code, self.name)
+            if self._postgres:
+                logins = conn.execute(
+                    sa.select(participants_table.c.role_name).where(
+                        participants_table.c.code == self.code
+                    )
+                ).scalars()
+                _postgres.close_room(conn, room.group_role, room.lobby_role, list(logins))
+
     def reveal(self) -> None:
         """Make everyone's hypotheses, labels and the truth readable to the room. Mentor only."""
         self._mentor_only("reveal")
@@ -411,7 +448,7 @@ class Session:
             claims = self._claims(conn, room.project_id)
             everyone = self.role == "mentor" or room.revealed
         if not everyone:  # SQLite shows all rows: keep what the reader may see
-            keep = ("join", "handout", "reveal")
+            keep = ("join", "handout", "reveal", "end")
             events = [e for e in events if e["author"] == self.name or e["kind"] in keep]
             claims = [c for c in claims if c["author"] == self.name]
         truth = self.truth() if room.revealed else None

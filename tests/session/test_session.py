@@ -302,3 +302,19 @@ def test_a_watcher_whose_listening_connection_fails_polls_instead(pg_url, monkey
         join(pg_url, mentor.code, name="Bo")
         assert watcher.wait_for(lambda b: len(b.participants) == 1, timeout=5)
     assert "closed the connection" in str(watcher.errors[0])
+
+
+def test_the_mentor_ends_the_room_and_nobody_joins_or_writes_after(room, make_hypothesis):
+    mentor, bo, cy = room
+    bo.label("neuron 0.3", "concept")
+    with pytest.raises(SessionError, match="only the mentor can end the session"):
+        bo.end()
+    mentor.end()
+    with pytest.raises(SessionError, match="has ended|no session with join code"):
+        join(mentor.room_url, mentor.code, name="Dee")
+    with pytest.raises(SessionError, match="has ended|was refused"):
+        cy.label("neuron 0.3", "other")
+    with pytest.raises(SessionError, match="has ended|was refused"):
+        bo.save(make_hypothesis(id="late"))
+    assert [(lab.rater, lab.label) for lab in mentor.labels()] == [("Bo", "concept")]
+    assert len(mentor.board().records) == 1
