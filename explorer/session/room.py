@@ -128,6 +128,7 @@ class Session:
             raise SessionError(f"no session with join code {code} in {self.store!r}")
         self.title, self.project, self.room_id = room.title, room.project, room.room_id
         self._model: ModelHandle | None = None
+        self._opened: Handout | None = None  # the hand-out _model was built from
         self._remove_guard: Callable[[], None] | None = None
 
     def __repr__(self) -> str:
@@ -252,8 +253,10 @@ class Session:
         handout = self.handout
         if handout is None:
             raise SessionError(f"the mentor has not handed {self.name!r} a model yet")
-        if self._model is None:
-            self._model = open_handout(handout)
+        if self._model is None or handout != self._opened:  # a new hand-out: a new model
+            if self._remove_guard is not None:
+                self._remove_guard()
+            self._model, self._opened = open_handout(handout), handout
             self._remove_guard = self._model.add_pass_guard(lambda _examples: self.spend(1))
         return self._model
 

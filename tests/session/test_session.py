@@ -191,6 +191,9 @@ def test_a_handout_opens_exactly_that_model_and_counts_every_pass(room):
         "Bo": (3, 3),
         "Cy": (1, None),
     }
+    mentor.hand_out("Bo", Handout("planted.concept_neuron_model", seed=5), budget=10)
+    assert torch.equal(bo.open_model()(x), planted.concept_neuron_model(seed=5)(x))
+    assert bo.passes == 4
 
 
 def _url_of(session):
