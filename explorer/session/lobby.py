@@ -16,7 +16,7 @@ are written directly (see ``room`` for what that does not enforce).
 >>> join(url, mentor.code, name="Bo")
 Traceback (most recent call last):
 ...
-explorer.session.room.SessionError: the name 'Bo' is taken in this session: choose another, or rejoin with the key you were given (join(..., key=session.key))
+explorer.session.SessionError: the name 'Bo' is taken in this session: choose another, or rejoin with the key you were given (join(..., key=session.key))
 """
 
 from __future__ import annotations
