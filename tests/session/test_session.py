@@ -321,3 +321,16 @@ def test_the_mentor_ends_the_room_and_nobody_joins_or_writes_after(room, make_hy
         bo.save(make_hypothesis(id="late"))
     assert [(lab.rater, lab.label) for lab in mentor.labels()] == [("Bo", "concept")]
     assert len(mentor.board().records) == 1
+
+
+def test_the_board_shows_passes_as_they_are_spent(room):
+    mentor, bo, cy = room
+    mentor.hand_out("Bo", Handout("planted.concept_neuron_model", seed=3), budget=50)
+    model = bo.open_model()
+    with mentor.watch(lambda board: None, interval=0.05) as watcher:
+        for _ in range(3):
+            model(torch.zeros(1, 8))
+        spent = {"Bo": 3, "Cy": 0}
+        assert watcher.wait_for(
+            lambda b: {p.name: p.passes_spent for p in b.participants} == spent, timeout=2
+        )
