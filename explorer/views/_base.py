@@ -44,7 +44,6 @@ import inspect
 import threading
 import time
 import traceback
-import uuid
 from collections.abc import Callable, Iterator
 from typing import Any, ClassVar
 
@@ -55,6 +54,7 @@ from anywidget.experimental import command
 from explorer._cancel import Cancelled, cancellable
 from explorer._deprecate import renamed_arguments
 from explorer.views._inputs import check_model
+from explorer.views._relink import new_model_id, resync
 from explorer.views._reporting import page_request
 from explorer.views._request_queue import Busy, RequestQueue, in_queue
 from explorer.views._results import ResultCache
@@ -62,20 +62,15 @@ from explorer.views.serialize import css
 
 
 class ExplorerWidget(RequestQueue, anywidget.AnyWidget):
-    """Base class: an anywidget with a model, page requests (anywidget commands), ``error``
-    and long-run state.
+    """Base class: an anywidget with a model, page requests, ``error`` and long-run state.
 
     The browser hears of a view once, complete: the comm to the page opens when the
     subclass's ``__init__`` has finished (with every trait it computed), not when
     ``anywidget.AnyWidget.__init__`` runs. anywidget gives a new model 2 s (wall clock) to
     load its module, and every message sent to it meanwhile holds up JupyterLab's handling
-    of all later kernel messages until it is ready; they are then handled in one burst that
-    can starve the next models past their 2 s ("[anywidget] Failed to initialize model.",
-    after which a model drops every message). Sending the computed traits as updates right
-    after the opening did exactly that under CPU load. Where the window runs out all the
-    same (another long task on a busy page), the page relinks the model it finds by
-    ``_ex_model_id`` (the comm's id, chosen here) and asks for the whole state once
-    (``_link.js``; answered by ``_resync``).
+    of all later kernel messages until it is ready, then in a burst that can starve the next
+    models past their 2 s (after which anywidget drops every message to a model). Where it
+    runs out all the same, the page relinks the model (``_link.js``, ``_relink.py``).
     """
 
     _css = css("views.css")
@@ -103,9 +98,7 @@ class ExplorerWidget(RequestQueue, anywidget.AnyWidget):
         help="how the last background request ended: {action, outcome: done, failed or "
         "cancelled, seconds}"
     ).tag(sync=True)
-    _ex_model_id = traitlets.Unicode(
-        help="the comm's id, chosen here: the page finds its model by it to relink it (_link.js)"
-    ).tag(sync=True)
+    _ex_model_id = traitlets.Unicode(help="the comm's id, chosen here (_relink.py)").tag(sync=True)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)  # anywidget collects the @command methods
@@ -148,9 +141,9 @@ class ExplorerWidget(RequestQueue, anywidget.AnyWidget):
         self._worker: threading.Thread | None = None
         self._results = ResultCache()  # analysis results kept for redraws, bounded
         self._queue()
-        model_id = uuid.uuid4().hex  # the comm's id, known to the page from the first message
+        model_id = new_model_id()  # the page finds the model by it to relink it (_relink.py)
         super().__init__(model_id=model_id, _ex_model_id=model_id, **kwargs)
-        self.on_msg(_resync)  # after anywidget's page_request commands (registered above)
+        self.on_msg(resync)
 
     @classmethod
     def _allowed_traits(cls) -> list[str]:
@@ -403,10 +396,3 @@ def check_range(name: str, value: int, n: int, what: str = "") -> int:
         valid = f"0..{n - 1}" if n > 0 else "none"
         raise traitlets.TraitError(f"{name} {value} out of range: valid {name}s are {valid}{where}")
     return value
-
-
-def _resync(widget: ExplorerWidget, content: Any, buffers: list[bytes]) -> None:
-    """The page relinked this view after anywidget's start-up window ran out (``_link.js``):
-    send the whole state once, which replaces every update the page dropped meanwhile."""
-    if isinstance(content, dict) and content.get("type") == "ex-resync":
-        widget.send_state()
