@@ -30,13 +30,16 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import math
+import os
 import threading
 import time
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
 import traitlets
 
+from explorer.hypotheses import export_html
 from explorer.views._base import ExplorerWidget
 from explorer.views._reporting import page_request
 from explorer.views.serialize import css, esm
@@ -50,6 +53,13 @@ _BOARD_TRAITS = (
 
 
 class _Watcher(Protocol):
+    def export_html(self, path: str | os.PathLike[str]) -> Path:
+        """The board shown, as one self-contained HTML report at ``path``
+        (``explorer.hypotheses.export_html``)."""
+        if self.board is None:
+            raise ValueError("no board to export yet: the view has not drawn one")
+        return export_html(self.board, path)
+
     def _receive(self, board: Any) -> None:
         """The watcher's callback: a board that cannot be drawn is the view's error (the
         watcher's thread goes on), and the next one drawn clears it."""
@@ -107,7 +117,8 @@ class SessionBoard(ExplorerWidget):
         max_records: how many of the latest records the page lists (all are counted).
 
     ``stop()`` ends the subscription (closing the view does too); ``show(board)`` draws a
-    board handed in (the watcher's callback). The page's Reveal button calls
+    board handed in (the watcher's callback); ``board`` is the one shown and
+    ``export_html(path)`` writes it as a self-contained report. The page's Reveal button calls
     ``session.reveal()``: the truth appears with the next board.
     """
 
@@ -168,6 +179,7 @@ class SessionBoard(ExplorerWidget):
         self._watcher: _Watcher | None = None
         self._shown = threading.Lock()
         self.on_board: list[Callable[[Any], None]] = []  # called after each board is shown
+        self.board: Any = None  # the board shown
         super().__init__(
             can_reveal=session is not None and callable(getattr(session, "reveal", None)),
             **kwargs,
@@ -195,8 +207,16 @@ class SessionBoard(ExplorerWidget):
                 for name, value in payload.items():
                     setattr(self, name, value)
                 self.received_at = time.time()
+            self.board = board
         for callback in list(self.on_board):
             callback(board)
+
+    def export_html(self, path: str | os.PathLike[str]) -> Path:
+        """The board shown, as one self-contained HTML report at ``path``
+        (``explorer.hypotheses.export_html``)."""
+        if self.board is None:
+            raise ValueError("no board to export yet: the view has not drawn one")
+        return export_html(self.board, path)
 
     def _receive(self, board: Any) -> None:
         """The watcher's callback: a board that cannot be drawn is the view's error (the

@@ -85,6 +85,14 @@ def test_the_truth_reaches_the_page_only_after_the_reveal():
     assert view.leaderboard[0]["correct"] is True
 
 
+def test_the_board_shown_exports_as_html(tmp_path):
+    with pytest.raises(ValueError, match="no board to export yet"):
+        SessionBoard(None).export_html(tmp_path / "none.html")
+    view = SessionBoard.of(board_of(records=2))
+    page = view.export_html(tmp_path / "room.html").read_text(encoding="utf-8")
+    assert page.count("<svg") == 4 and "<td>r1</td>" in page
+
+
 def test_a_late_older_board_does_not_overwrite_a_newer_one():
     view = SessionBoard.of(board_of(records=3, version=3))
     view.show(board_of(records=2, version=2))
