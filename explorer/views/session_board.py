@@ -53,6 +53,18 @@ _BOARD_TRAITS = (
 
 
 class _Watcher(Protocol):
+    def wait_for(self, condition: Callable[[Any], bool], timeout: float = 60.0) -> bool:
+        """Block until the board shown satisfies ``condition(board)`` (True), or ``timeout``
+        seconds pass (False): the mentor's notebook waits for the room with it."""
+        deadline = time.monotonic() + timeout
+        with self._shown:
+            while self.board is None or not condition(self.board):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._shown.wait(left)
+        return True
+
     def export_html(self, path: str | os.PathLike[str]) -> Path:
         """The board shown, as one self-contained HTML report at ``path``
         (``explorer.hypotheses.export_html``)."""
@@ -177,11 +189,12 @@ class SessionBoard(ExplorerWidget):
         self.session = session
         self.max_records = max_records
         self._watcher: _Watcher | None = None
-        self._shown = threading.Lock()
+        self._shown = threading.Condition()
         self.on_board: list[Callable[[Any], None]] = []  # called after each board is shown
         self.board: Any = None  # the board shown
         super().__init__(
-            can_reveal=session is not None and callable(getattr(session, "reveal", None)),
+            can_reveal=callable(getattr(session, "reveal", None))
+            and getattr(session, "role", "mentor") == "mentor",
             **kwargs,
         )
         if session is not None:
@@ -208,8 +221,21 @@ class SessionBoard(ExplorerWidget):
                     setattr(self, name, value)
                 self.received_at = time.time()
             self.board = board
+            self._shown.notify_all()
         for callback in list(self.on_board):
             callback(board)
+
+    def wait_for(self, condition: Callable[[Any], bool], timeout: float = 60.0) -> bool:
+        """Block until the board shown satisfies ``condition(board)`` (True), or ``timeout``
+        seconds pass (False): the mentor's notebook waits for the room with it."""
+        deadline = time.monotonic() + timeout
+        with self._shown:
+            while self.board is None or not condition(self.board):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._shown.wait(left)
+        return True
 
     def export_html(self, path: str | os.PathLike[str]) -> Path:
         """The board shown, as one self-contained HTML report at ``path``

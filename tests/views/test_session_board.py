@@ -60,6 +60,16 @@ def test_each_commit_reaches_the_page_in_one_message_from_the_watchers_thread(mo
     assert session.stopped == 1 and not view.live
 
 
+def test_wait_for_returns_when_a_pushed_board_satisfies_the_condition():
+    session = _Session(board_of(records=1))
+    view = SessionBoard(session)
+    assert not view.wait_for(lambda board: len(board.records) >= 3, timeout=0.05)
+    later = threading.Timer(0.1, session.commit, args=(board_of(records=3),))
+    later.start()
+    assert view.wait_for(lambda board: len(board.records) >= 3, timeout=10)
+    later.join()
+
+
 def test_the_board_shows_participants_units_leaderboard_as_given():
     view = SessionBoard.of(board_of(records=2))
     (bo,) = [p for p in view.participants if p["name"] == "bo"]
@@ -113,6 +123,11 @@ def test_reveal_from_the_page_asks_the_session_and_a_participant_cannot():
     assert session.revealed == 1
 
     class Participant:
+        role = "participant"
+
+        def reveal(self):
+            raise AssertionError("the view must not ask a participant's session to reveal")
+
         def board(self):
             return board_of(records=1)
 
