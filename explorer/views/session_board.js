@@ -100,7 +100,7 @@ function render({ model, el, experimental }) {
     const list = exEl("div", { cls: "ex-col sb-records", attrs: { "data-testid": "records" } });
     for (const r of records.slice().reverse()) {
       const when = r.committed_at ? new Date(1000 * r.committed_at).toLocaleTimeString() : "";
-      list.appendChild(exEl("div", { cls: "sb-record", text: when + "  " + r.author + " " + r.kind + " " + r.id, attrs: { "data-testid": "record", "data-record-id": r.id, "data-kind": r.kind, "data-author": r.author } }));
+      list.appendChild(exEl("div", { cls: "sb-record", text: when + "  " + r.author + " " + r.kind + " " + r.id, attrs: { "data-testid": "record", "data-record": r.kind + ":" + r.id, "data-author": r.author } }));
     }
     root.appendChild(list);
   };
