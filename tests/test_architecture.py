@@ -7,7 +7,8 @@ The rules are docs/architecture.md's:
   ``data``, ``models``, ``features`` (SAEs on a handle: below analysis, whose units can
   name features), ``analysis``, then ``hypotheses`` and ``training`` (siblings: neither
   imports the other), ``studies`` (recipes: may use both), ``sweep`` (runs of a study
-  across settings, on Ray), ``views``, and the facade
+  across settings, on Ray) and ``session`` (a live room: roles, hand-outs, its board;
+  siblings), ``views``, and the facade
   (``explorer/__init__.py`` and ``explorer._load``).
   A module may import its own package and any package below it, never one above or beside.
 - No import cycle between modules. Every import counts, in a function or not; only imports
@@ -57,6 +58,7 @@ RANKS = {
     "training": 5,
     "studies": 6,
     "sweep": 7,
+    "session": 7,
     "views": 8,
     "facade": 9,
 }
@@ -389,6 +391,7 @@ def test_no_import_cycles():
 # ``x.model`` reads of a field that is not the wrapped torch module: why
 HANDLE_FIELDS = {
     ("explorer.studies.auditing", "p.model"): "Planted.model is the planted ModelHandle",
+    ("explorer.session.handout", "p.model"): "Planted.model is the planted ModelHandle",
     ("explorer.analysis.trigger_examples", "result.model"): "AuditResult.model is a name",
     ("explorer.views.audit_view", "result.model"): "AuditResult.model is a name",
     ("explorer.studies.stdlib_sae", "lm.model"): "StdlibLM.model is the ModelHandle",

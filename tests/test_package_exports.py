@@ -21,6 +21,7 @@ PACKAGES = [
     "explorer.features",
     "explorer.hypotheses",
     "explorer.models",
+    "explorer.session",
     "explorer.studies",
     "explorer.sweep",
     "explorer.training",

@@ -84,6 +84,7 @@ class HandleBase(InputsMixin, WeightsMixin):
         counted = model if counted is None else counted
         counted.register_forward_pre_hook(counter.forward, with_kwargs=True)
         counted.register_forward_hook(counter.watch_backward)
+        self._counted = counted  # the module whose passes count (``add_pass_guard``)
 
     # ----------------------------------------------------------------- structure
     cfg: Any  # transformer-lens's config of a transformer (a property or a field)
@@ -209,6 +210,17 @@ class HandleBase(InputsMixin, WeightsMixin):
         return [self.check_hook(n) for n in names]
 
     # ---------------------------------------------------------------- running
+    def add_pass_guard(self, guard: Callable[[int], None]) -> Callable[[], None]:
+        """Call ``guard(examples)`` before every pass, however it was called; an exception
+        it raises refuses the pass (before it is counted in ``spent``). Returns a function
+        that removes the guard. A session's budget of forward passes is such a guard."""
+
+        def before(_module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+            guard(_examples(args, kwargs))
+
+        hook = self._counted.register_forward_pre_hook(before, with_kwargs=True, prepend=True)
+        return hook.remove
+
     def __call__(self, inputs: torch.Tensor) -> torch.Tensor:
         """Run the model (the pass is counted in ``spent``, as every pass is)."""
         inputs = self.check_inputs(inputs)
@@ -353,3 +365,8 @@ class HandleBase(InputsMixin, WeightsMixin):
             f"{self.name} is a transformer: read its weights with weight(name, layer) "
             "(mlp_in, mlp_out, query, ...); unit weights are for plain MLP/CNN models"
         )
+
+
+def _examples(args: tuple[Any, ...], kwargs: dict[str, Any]) -> int:
+    first = args[0] if args else next(iter(kwargs.values()), None)
+    return len(first) if isinstance(first, torch.Tensor) and first.ndim > 0 else 0
