@@ -4,55 +4,9 @@ leaderboard, ``records`` commits (``r0``, ``r1`` ...) one second apart."""
 from __future__ import annotations
 
 import datetime
-from dataclasses import dataclass, field
 from typing import Any
 
-try:  # the session layer's own dataclasses once it exists
-    from explorer.session import Board, BoardRecord, LeaderRow, ParticipantRow, UnitRow
-except ImportError:  # pragma: no cover - the agreed shapes, until explorer.session lands
-
-    @dataclass(frozen=True)
-    class ParticipantRow:  # type: ignore[no-redef]
-        name: str
-        hypotheses: int
-        verdicts: dict[str, int]
-        passes_spent: int
-        budget: int
-
-    @dataclass(frozen=True)
-    class UnitRow:  # type: ignore[no-redef]
-        unit: str
-        labels: dict[str, str]
-        kappa: float | None
-        raters: int
-
-    @dataclass(frozen=True)
-    class LeaderRow:  # type: ignore[no-redef]
-        name: str
-        findings: int
-        passes: int
-        correct: bool | None
-
-    @dataclass(frozen=True)
-    class BoardRecord:  # type: ignore[no-redef]
-        kind: str
-        id: str
-        author: str
-        committed_at: datetime.datetime
-
-    @dataclass(frozen=True)
-    class Board:  # type: ignore[no-redef]
-        code: str
-        title: str
-        revealed: bool
-        participants: tuple[ParticipantRow, ...]
-        units: tuple[UnitRow, ...]
-        leaderboard: tuple[LeaderRow, ...]
-        truth: dict[str, Any] | None
-        records: tuple[BoardRecord, ...]
-        version: int = 0
-        extra: dict[str, Any] = field(default_factory=dict)
-
+from explorer.session import Board, BoardRecord, LeaderRow, ParticipantRow, UnitRow
 
 START = datetime.datetime.fromtimestamp(1_700_000_000, tz=datetime.timezone.utc)
 
@@ -65,15 +19,15 @@ def board_of(
     revealed: bool = False,
 ) -> Board:
     """A board with ``records`` commits; the truth (if given) is in it, shown only once
-    ``revealed``; bo's finding is right, cy's wrong."""
+    ``revealed``; bo's one finding is right, cy's wrong."""
     people = (
         ParticipantRow("bo", 2, {"supported": 1, "refuted": 1}, 120, 2000),
         ParticipantRow("cy", 1, {"inconclusive": 1}, 1900, 2000),
     )
     units = (UnitRow("neuron 0.3", {"bo": "concept", "cy": "concept"}, 0.5, 2),)
     leaders = (
-        LeaderRow("bo", 1, 120, True if revealed else None),
-        LeaderRow("cy", 1, 1900, False if revealed else None),
+        LeaderRow("bo", 1, 120, 1 if revealed else None),
+        LeaderRow("cy", 1, 1900, 0 if revealed else None),
     )
     commits = tuple(
         BoardRecord(

@@ -81,7 +81,7 @@ def test_a_room_of_four_kernels_runs_the_mentor_and_participant_notebooks(tmp_pa
         out = printed(results[name])
         # before the reveal: the truth refused with a sentence, only their own records read
         assert "reading the truth was refused: it is hidden until the mentor reveals it" in out
-        assert f"hypotheses I can read: ['{name}']" in out
+        assert f"labels I can read, by: ['{name}']" in out
         assert "0 of 200 passes spent" in out and "labelled 24 examples" in out
 
     store = HypothesisStore(db)
