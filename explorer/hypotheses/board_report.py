@@ -157,15 +157,17 @@ def _leader_scatter(leaders: Sequence[Any]) -> str:
         _text(w - 10, h - 10, f"passes (0..{most_p})", "end"),
         _text(4, 12, f"findings (0..{most_f})"),
     ]
+    taken: dict[tuple[int, int], int] = {}  # people on one spot: names stack, not overprint
     for r in leaders:
         x = pad + (w - pad - 30) * r.passes / most_p
         y = h - pad - (h - pad - 24) * r.findings / most_f
+        nth = taken[round(x), round(y)] = taken.get((round(x), round(y)), -1) + 1
         colour = "#2563eb" if r.correct is None else "#16a34a" if r.correct else "#dc2626"
         parts.append(
             f"<circle cx='{x:.1f}' cy='{y:.1f}' r='4' fill='{colour}'><title>{_e(r.name)}: "
             f"{r.findings} findings, {r.passes} passes</title></circle>"
         )
-        parts.append(_text(x + 6, y + 4, r.name))
+        parts.append(_text(x + 6, y + 4 + 11 * nth, r.name))
     return _svg(w, h, "".join(parts), "findings against passes")
 
 

@@ -27,13 +27,17 @@ function sbScatter(rows) {
   line(pad, h - pad, w - 8, h - pad); line(pad, 8, pad, h - pad);
   const text = (x, y, s, anchor) => { const t = document.createElementNS(ns, "text"); t.setAttribute("x", x); t.setAttribute("y", y); t.setAttribute("font-size", "10"); t.setAttribute("text-anchor", anchor || "start"); t.textContent = s; svg.appendChild(t); };
   text(w - 8, h - 8, "passes (max " + maxP + ")", "end"); text(4, 16, "findings");
+  const taken = {};  // people on the same spot: their names stack instead of overprinting
   for (const r of rows) {
     const x = pad + ((w - pad - 16) * (r.passes || 0)) / maxP, y = h - pad - ((h - pad - 16) * (r.findings || 0)) / maxF;
+    const spot = x.toFixed(0) + "," + y.toFixed(0);
+    const nth = (taken[spot] = (taken[spot] || 0) + 1) - 1;
     const c = document.createElementNS(ns, "circle");
     c.setAttribute("cx", x); c.setAttribute("cy", y); c.setAttribute("r", 4);
-    c.setAttribute("fill", r.correct === true ? "#16a34a" : r.correct === false ? "#dc2626" : "#2563eb");
+    // after the reveal: green where a finding names a planted unit, red where none does
+    c.setAttribute("fill", r.correct === null || r.correct === undefined ? "#2563eb" : r.correct > 0 ? "#16a34a" : "#dc2626");
     const tip = document.createElementNS(ns, "title"); tip.textContent = r.name + ": " + r.findings + " findings, " + r.passes + " passes"; c.appendChild(tip);
-    svg.appendChild(c); text(x + 6, y + 3, r.name);
+    svg.appendChild(c); text(x + 6, y + 3 + 11 * nth, r.name);
   }
   return svg;
 }

@@ -22,7 +22,14 @@ from typing import Any
 
 import nbformat
 import pytest
-from lab_driver import ALL_EXECUTED, error_outputs, kernel_json, open_notebook, wait_until
+from lab_driver import (
+    ALL_EXECUTED,
+    NOTEBOOK_READY,
+    error_outputs,
+    kernel_json,
+    open_notebook,
+    wait_until,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -179,7 +186,10 @@ def test_a_room_of_four_kernels_on_postgresql(lab_server, browser, artifacts, st
                     'os.environ.get("EXPLORER_JOIN_CODE", "")': repr(code),
                     'os.environ.get("EXPLORER_NAME", "")': repr(name),
                 })  # fmt: skip
-                open_notebook(page, lab_server.lab(path), path)
+                page.goto(lab_server.lab(path))  # the three open side by side
+            for name, page in pages.items():
+                path = f"{name}.ipynb"
+                page.wait_for_function(NOTEBOOK_READY, arg=path, timeout=180_000)
                 page.evaluate(RUN_ALL)
             for page in (*pages.values(), mentor):
                 page.wait_for_function(ALL_EXECUTED, timeout=300_000, polling=500)
