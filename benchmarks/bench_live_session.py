@@ -29,10 +29,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from explorer.session import join, start
-
 from benchmarks.results import Row, unavailable
 from benchmarks.timing import percentile
+from explorer.session import join, start
 from explorer.views import SessionBoard
 
 BENCHMARK = "live session"
