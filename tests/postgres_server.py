@@ -61,9 +61,15 @@ def _free_port() -> int:
 
 
 class PostgresServer:
-    """``start()``, then ``new_database()`` per test for a fresh URL; ``stop()`` at the end."""
+    """``start()``, then ``new_database()`` per test for a fresh URL; ``stop()`` at the end.
 
-    def __init__(self) -> None:
+    ``password``: connections over TCP must then log in with a password (scram-sha-256, as a
+    real server asks), the superuser's being ``password``; by default every login is
+    trusted, which is enough for tests that do not try to log in as someone else.
+    """
+
+    def __init__(self, password: str | None = None) -> None:
+        self.password = password
         self.bin = find_bin()
         self.root = Path(tempfile.mkdtemp(prefix="explorer-pg-"))
         self.data = self.root / "data"
@@ -86,7 +92,13 @@ class PostgresServer:
 
     def start(self) -> PostgresServer:
         assert self.bin is not None
-        self._run(str(self.bin / "initdb"), "-D", str(self.data), "-A", "trust", "-U", USER,
+        auth = ["-A", "trust"]
+        if self.password is not None:
+            pwfile = self.root / "pwfile"
+            pwfile.write_text(self.password + "\n")
+            os.chmod(pwfile, 0o644)
+            auth = ["--auth-local=trust", "--auth-host=scram-sha-256", f"--pwfile={pwfile}"]
+        self._run(str(self.bin / "initdb"), "-D", str(self.data), *auth, "-U", USER,
                   "-E", "UTF8", "--no-sync")  # fmt: skip
         # fsync off: these tests kill clients and race writers, not the server's machine
         options = f"-h 127.0.0.1 -p {self.port} -k {self.root} -c fsync=off -c max_connections=60"
@@ -95,7 +107,8 @@ class PostgresServer:
         return self
 
     def url(self, database: str = "postgres") -> str:
-        return f"postgresql+psycopg://{USER}@127.0.0.1:{self.port}/{database}"
+        login = USER if self.password is None else f"{USER}:{self.password}"
+        return f"postgresql+psycopg://{login}@127.0.0.1:{self.port}/{database}"
 
     def new_database(self) -> str:
         """A fresh, empty database on the server; its SQLAlchemy URL."""
@@ -103,8 +116,9 @@ class PostgresServer:
 
         name = f"t_{uuid.uuid4().hex[:16]}"
         with psycopg.connect(
-            host="127.0.0.1", port=self.port, user=USER, dbname="postgres", autocommit=True
-        ) as conn:
+            host="127.0.0.1", port=self.port, user=USER, password=self.password,
+            dbname="postgres", autocommit=True,
+        ) as conn:  # fmt: skip
             conn.execute(f'CREATE DATABASE "{name}"')
         return self.url(name)
 

@@ -19,7 +19,7 @@ server roles, by this package's checks only.
 >>> model(torch.zeros(1, 8))
 Traceback (most recent call last):
 ...
-explorer.session.room.SessionError: a forward pass was refused: budget of 2 forward passes spent (2 used): ask the mentor for more
+explorer.session.SessionError: a forward pass was refused: budget of 2 forward passes spent (2 used): ask the mentor for more
 """
 
 from __future__ import annotations

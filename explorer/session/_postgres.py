@@ -165,8 +165,9 @@ _SIGNATURES = {
 
 
 def _policies() -> list[str]:
-    me, mine = "explorer_session_name()", "explorer_session_project()"
-    hidden = "explorer_session_revealed()"
+    # each lookup in a scalar subquery: evaluated once per statement (an InitPlan), not per row
+    me, mine = "(SELECT explorer_session_name())", "(SELECT explorer_session_project())"
+    hidden = "(SELECT explorer_session_revealed())"
     rules = {
         "hypotheses": [
             ("read", "SELECT", f"project_id = {mine} AND (author = {me} OR {hidden})", None),
@@ -186,10 +187,10 @@ def _policies() -> list[str]:
              f"h.id = hypothesis_id AND h.author = {me} AND h.project_id = {mine})"),
         ],
         "projects": [("read", "SELECT", f"id = {mine}", None)],
-        "session_rooms": [("read", "SELECT", "code = explorer_session_code()", None)],
-        "session_participants": [("read", "SELECT", "code = explorer_session_code()", None)],
+        "session_rooms": [("read", "SELECT", "code = (SELECT explorer_session_code())", None)],
+        "session_participants": [("read", "SELECT", "code = (SELECT explorer_session_code())", None)],
         "session_events": [
-            ("read", "SELECT", "code = explorer_session_code() AND (author = "
+            ("read", "SELECT", "code = (SELECT explorer_session_code()) AND (author = "
              f"{me} OR {hidden} OR kind NOT IN ('label', 'hypothesis', 'verdict'))", None),
         ],
     }  # fmt: skip
@@ -268,6 +269,14 @@ def open_room(conn: Connection, code: str, room_id: str) -> tuple[str, str]:
     _run(conn, f"CREATE ROLE {lobby} LOGIN PASSWORD '{code}'")
     _run(conn, f"GRANT EXECUTE ON FUNCTION explorer_session_join(text, text) TO {lobby}")
     return group, lobby
+
+
+def close_room(conn: Connection, group: str, lobby: str, logins: list[str]) -> None:
+    """Drop the room's lobby, every participant's login and the group: nobody joins, logs
+    in or writes any more (a login still connected loses every privilege with its group)."""
+    _run(conn, f"REVOKE EXECUTE ON FUNCTION explorer_session_join(text, text) FROM {lobby}")
+    for role in [lobby, *logins, group]:
+        _run(conn, f"DROP ROLE IF EXISTS {role}")
 
 
 def lobby_role(room_id: str) -> str:

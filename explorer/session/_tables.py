@@ -2,7 +2,7 @@
 every label, hypothesis and verdict of a session's project into ``session_events``.
 
 A session is a project of the store (``session-<room id>``) plus four tables: the room
-(``session_rooms``: join code, title, mentor, whether revealed), its participants (name,
+(``session_rooms``: join code, title, mentor, whether revealed or ended), its participants (name,
 budget, passes spent, hand-out), the hidden truth of each hand-out, and the event log the
 board and its watchers read (one row per commit, with the time it was committed). They sit
 beside the hypothesis schema, not in it (a store without sessions never has them), and are
@@ -26,6 +26,7 @@ rooms_table = sa.Table(
     sa.Column("project_id", sa.Integer, nullable=False, unique=True),
     sa.Column("project", sa.String(200), nullable=False),
     sa.Column("revealed", sa.Boolean, nullable=False, default=False),
+    sa.Column("ended", sa.Boolean, nullable=False, default=False),
     sa.Column("lobby_role", sa.String(63), nullable=True),  # PostgreSQL only
     sa.Column("group_role", sa.String(63), nullable=True),  # PostgreSQL only
     sa.Column("created", sa.Float, nullable=False),
@@ -54,7 +55,8 @@ events_table = sa.Table(
     session_metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("code", sa.String(20), nullable=False, index=True),
-    # "label" | "hypothesis" | "verdict" (the board's records) | "join" | "handout" | "reveal"
+    # "label" | "hypothesis" | "verdict" (the board's records) | "join" | "handout" |
+    # "reveal" | "end"
     sa.Column("kind", sa.String(20), nullable=False),
     sa.Column("ref", sa.String(200), nullable=False),
     sa.Column("author", sa.String(200), nullable=False),

@@ -16,7 +16,7 @@ are written directly (see ``room`` for what that does not enforce).
 >>> join(url, mentor.code, name="Bo")
 Traceback (most recent call last):
 ...
-explorer.session.room.SessionError: the name 'Bo' is taken in this session: choose another, or rejoin with the key you were given (join(..., key=session.key))
+explorer.session.SessionError: the name 'Bo' is taken in this session: choose another, or rejoin with the key you were given (join(..., key=session.key))
 """
 
 from __future__ import annotations
@@ -111,12 +111,18 @@ def join(store_url: str, code: str, *, name: str, key: str | None = None) -> Ses
         if room is None:
             store.close()
             raise SessionError(f"no session with join code {code} in {store!r}: check the code")
+        if room.ended:
+            store.close()
+            raise SessionError(f"session {code} has ended: the mentor closed it")
         where = (participants_table.c.code == code) & (participants_table.c.name == name)
         row = conn.execute(sa.select(participants_table).where(where)).first()
         if row is not None or name == room.mentor:
-            if key is None or row is None or _hash(key) != row.key_hash:
+            if key is None or row is None:
                 store.close()
                 raise SessionError(_taken(name))
+            if _hash(key) != row.key_hash:
+                store.close()
+                raise SessionError(_wrong_key(name, code))
         else:
             key = secrets.token_hex(16)
             conn.execute(
@@ -139,6 +145,13 @@ def _first_line(err: sa.exc.DBAPIError) -> str:
 
 def _hash(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
+
+
+def _wrong_key(name: str, code: str) -> str:
+    return (
+        f"rejoining session {code} as {name!r} was refused: the key is not the one {name!r} "
+        "was given when joining (session.key of that join)"
+    )
 
 
 def _taken(name: str) -> str:
@@ -168,16 +181,18 @@ def _join_postgres(store_url: str, code: str, name: str, key: str | None) -> Ses
             ) from None
         except sa.exc.DBAPIError as err:
             reason = _first_line(err)
+            taken = ("is taken", "already exists", "duplicate key")  # two joins at once
             raise SessionError(
-                _taken(name) if "is taken" in reason else f"joining was refused: {reason}"
+                _taken(name)
+                if any(t in reason for t in taken)
+                else f"joining was refused: {reason}"
             ) from None
         finally:
             lobby.dispose()
     login = "explorer_p_" + hashlib.sha256(f"{code}/{name}".encode()).hexdigest()[:24]
     try:
         store = HypothesisStore(_with_login(store_url, login, key))
-    except OSError as err:
-        raise SessionError(
-            f"could not log in as {name!r} in session {code}: {_taken(name) if key else err}"
-        ) from None
+    except (OSError, ValueError) as err:
+        said = str(err).split(": ", 1)[-1].strip().splitlines()[0]
+        raise SessionError(_wrong_key(name, code) + f" (the server said: {said})") from None
     return Session(store, code=code, name=name, role="participant", key=key)

@@ -8,23 +8,22 @@ class checks each call (own records only, hidden records filtered, budget counte
 file), and a participant who opens the file directly can bypass all of it; a room of
 several people uses PostgreSQL. ``lobby.start`` and ``lobby.join`` make Sessions.
 
-Size: about 450 lines, over the usual 400: one class, each method with the check SQLite
-relies on beside the call PostgreSQL enforces, so the two cannot drift apart.
+What it reads (hypotheses, labels, the truth, the board) is ``_reading``'s; the sentences
+its refusals say are ``_errors``'.
 
 >>> check_code("k7qx2 mp4td")
 'K7QX2-MP4TD'
 >>> check_code("OIL00-11111")
 Traceback (most recent call last):
 ...
-explorer.session.room.SessionError: 'OIL00-11111' is not a join code: a code is 10 letters and digits such as 'K7QX2-MP4TD' (no 0, 1, I, L or O); ask the mentor for the room's code
+explorer.session.SessionError: 'OIL00-11111' is not a join code: a code is 10 letters and digits such as 'K7QX2-MP4TD' (no 0, 1, I, L or O); ask the mentor for the room's code
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,12 +31,14 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from explorer.hypotheses import export
-from explorer.hypotheses.agreement import Label
 from explorer.hypotheses.examples import Examples
 from explorer.hypotheses.hypothesis import Hypothesis
-from explorer.hypotheses.store import HypothesisList, HypothesisStore, StoreError
+from explorer.hypotheses.store import HypothesisStore
 from explorer.hypotheses.verdict import Verdict
 from explorer.models.handle import ModelHandle
+from explorer.session import _postgres
+from explorer.session._errors import SessionError
+from explorer.session._reading import RoomReads
 from explorer.session._tables import (
     events_table,
     now_sql,
@@ -45,19 +46,15 @@ from explorer.session._tables import (
     rooms_table,
     truth_table,
 )
-from explorer.session.board import Board, build_board
+from explorer.session.board import Board
 from explorer.session.handout import Handout, open_handout, truth_of
 from explorer.session.watch import Watcher
 
-__all__ = ["ALPHABET", "Session", "SessionError"]
+__all__ = ["ALPHABET", "Session", "SessionError"]  # SessionError: from _errors
 
 # no 0/O, 1/I/L: read aloud or off a projector without doubt; 10 of 31 symbols ~ 49.5 bits
 ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
 CODE_LENGTH = 10
-
-
-class SessionError(RuntimeError):
-    """A session refused something: a bad code, a taken name, another's record, the budget."""
 
 
 def check_code(code: object) -> str:
@@ -84,27 +81,7 @@ def check_name(kind: str, value: object) -> str:
     return value
 
 
-def reason_of_store_error(err: BaseException) -> str:
-    text = str(err)
-    for marker in (" failed: ", " refused the record: ", " could not be read or written: "):
-        if marker in text:
-            text = text.split(marker, 1)[1]
-    return text.removesuffix("; nothing was written")
-
-
-def _why(reason: str, who: str) -> str:
-    if "budget of" in reason:
-        return reason.split(" (the store", 1)[0]
-    if "row-level security" in reason:
-        return f"participant {who!r} may only write their own records in this session"
-    if "session_truth" in reason or "truth is hidden" in reason:
-        return "the truth is hidden until the mentor reveals it"
-    if "permission denied" in reason:
-        return f"participant {who!r} may not change this: only the mentor can"
-    return reason
-
-
-class Session:
+class Session(RoomReads):
     """A mentor's or a participant's connection to a room. Make one with ``start`` or
     ``join``; ``role`` is ``"mentor"`` or ``"participant"``, ``name`` who writes."""
 
@@ -123,38 +100,25 @@ class Session:
             raise SessionError(f"no session with join code {code} in {self.store!r}")
         self.title, self.project, self.room_id = room.title, room.project, room.room_id
         self._model: ModelHandle | None = None
+        self._opened: Handout | None = None  # the hand-out _model was built from
         self._remove_guard: Callable[[], None] | None = None
 
     def __repr__(self) -> str:
         return f"Session({self.title!r}, code {self.code}, {self.role} {self.name!r})"
 
+    @property
+    def room_url(self) -> str:
+        """The store's URL without anyone's login: what participants pass to ``join`` with
+        the code (on PostgreSQL each then logs in as their own role)."""
+        if not self._postgres:
+            return self.store.url
+        url = sa.engine.make_url(self.store.url)
+        bare = sa.engine.URL.create(
+            url.drivername, host=url.host, port=url.port, database=url.database, query=url.query
+        )
+        return bare.render_as_string(hide_password=False)
+
     # ---------------------------------------------------------------- plumbing
-    @contextmanager
-    def _refused(self, action: str) -> Iterator[None]:
-        """Store errors as SessionErrors naming what was refused and why."""
-        try:
-            yield
-        except (StoreError, ValueError, OSError, KeyError) as err:
-            reason = reason_of_store_error(err)
-            if "budget of" in reason:  # the store's own sentence, with the count
-                raise SessionError(
-                    f"{action} was refused: {_why(reason, self.name)}: ask the mentor for more"
-                ) from None
-            raise SessionError(
-                f"{action} was refused: {_why(reason_of_store_error(err), self.name)} "
-                f"(the store said: {reason_of_store_error(err)})"
-            ) from None
-
-    @contextmanager
-    def _reading(self) -> Iterator[Connection]:
-        with self.store._reading() as conn:
-            yield conn
-
-    @contextmanager
-    def _writing(self) -> Iterator[Connection]:
-        with self.store._writing() as conn:
-            yield conn
-
     def _mentor_only(self, what: str) -> None:
         if self.role != "mentor":
             raise SessionError(f"only the mentor can {what}; {self.name!r} is a participant")
@@ -235,8 +199,10 @@ class Session:
         handout = self.handout
         if handout is None:
             raise SessionError(f"the mentor has not handed {self.name!r} a model yet")
-        if self._model is None:
-            self._model = open_handout(handout)
+        if self._model is None or handout != self._opened:  # a new hand-out: a new model
+            if self._remove_guard is not None:
+                self._remove_guard()
+            self._model, self._opened = open_handout(handout), handout
             self._remove_guard = self._model.add_pass_guard(lambda _examples: self.spend(1))
         return self._model
 
@@ -252,6 +218,7 @@ class Session:
             where = (participants_table.c.code == self.code) & (
                 participants_table.c.name == self.name
             )
+            self._check_open(conn)
             row = conn.execute(sa.select(participants_table).where(where)).one()
             if row.budget is not None and row.passes + n > row.budget:
                 raise SessionError(
@@ -265,13 +232,14 @@ class Session:
     def label(self, unit: object, text: str, *, item: str = "unit") -> None:
         """Record this person's label of ``unit`` (or of one ``item`` of it); a new label
         replaces their earlier one."""
+        self._check_open()
         with self._refused(f"labelling {unit}"):
             self.store.label(str(unit), text, rater=self.name, item=item, project=self.project)
 
     def _check_own(self, hypothesis_id: str) -> None:
         """SQLite: refuse a hypothesis id another person wrote (PostgreSQL hides their rows,
         and its policies refuse the write)."""
-        with self._reading() as conn:
+        with self._refused(f"saving hypothesis {hypothesis_id!r}"), self._reading() as conn:
             author = conn.execute(
                 sa.text("SELECT author FROM hypotheses WHERE id = :id"), {"id": hypothesis_id}
             ).scalar()
@@ -286,6 +254,7 @@ class Session:
         if not isinstance(hypothesis, Hypothesis):
             raise SessionError(f"save takes a Hypothesis, got {type(hypothesis).__name__}")
         if self.role == "participant":
+            self._check_open()
             self._check_own(hypothesis.id)
         with self._refused(f"saving hypothesis {hypothesis.id!r}"):
             try:
@@ -317,56 +286,35 @@ class Session:
         return verdict
 
     # ------------------------------------------------------------------ reading
-    def _revealed(self, conn: Connection) -> bool:
-        return bool(
-            conn.execute(
-                sa.select(rooms_table.c.revealed).where(rooms_table.c.code == self.code)
-            ).scalar()
-        )
+    def _check_open(self, conn: Connection | None = None) -> None:
+        """SQLite: refuse a participant's write once the mentor has ended the room (on
+        PostgreSQL their login is gone with it)."""
+        if self.role != "participant" or self._postgres:
+            return
+        if conn is None:
+            with self._reading() as reading:
+                return self._check_open(reading)
+        query = sa.select(rooms_table.c.ended).where(rooms_table.c.code == self.code)
+        if conn.execute(query).scalar():
+            raise SessionError(f"session {self.code} has ended: the mentor closed it")
 
-    @property
-    def revealed(self) -> bool:
-        with self._reading() as conn:
-            return self._revealed(conn)
-
-    def _sees_all(self, conn: Connection) -> bool:
-        return self.role == "mentor" or self._revealed(conn)
-
-    def hypotheses(self) -> HypothesisList:
-        """The room's hypotheses this person may read (a participant: their own until the
-        reveal)."""
-        with self._reading() as conn:
-            everyone = self._sees_all(conn)
-        found = self.store.hypotheses(self.project)
-        if everyone:
-            return found
-        return HypothesisList([h for h in found if h.author == self.name], found.unreadable)
-
-    def labels(self) -> list[Label]:
-        """The room's labels this person may read (a participant: their own until the reveal)."""
-        with self._reading() as conn:
-            everyone = self._sees_all(conn)
-        return [
-            lab for lab in self.store.labels(self.project) if everyone or lab.rater == self.name
-        ]
-
-    def truth(self) -> dict[str, Any]:
-        """Each participant's hidden truth (their hand-out's planted units or trigger); a
-        participant reads it only after the reveal."""
-        with self._refused("reading the truth"), self._reading() as conn:
-            if self.role != "mentor" and not self._revealed(conn):
-                raise SessionError(
-                    "reading the truth was refused: it is hidden until the mentor reveals it"
-                )
-            if self._postgres and self.role != "mentor":
-                rows = conn.execute(sa.text("SELECT name, truth FROM explorer_session_truth()"))
-            else:
-                rows = conn.execute(
-                    sa.select(truth_table.c.name, truth_table.c.truth).where(
-                        truth_table.c.code == self.code
+    def end(self) -> None:
+        """Close the room: nobody joins or writes any more (on PostgreSQL the room's roles
+        are dropped, so participants' logins stop working); what was written stays, for the
+        mentor to read and export. Mentor only."""
+        self._mentor_only("end the session")
+        with self._refused("ending the session"), self._writing() as conn:
+            where = rooms_table.c.code == self.code
+            room = conn.execute(sa.select(rooms_table).where(where)).one()
+            conn.execute(rooms_table.update().where(where).values(ended=True))
+            self._event(conn, "end", self.code, self.name)
+            if self._postgres:
+                logins = conn.execute(
+                    sa.select(participants_table.c.role_name).where(
+                        participants_table.c.code == self.code
                     )
-                )
-            return {name: json.loads(text) for name, text in rows}
+                ).scalars()
+                _postgres.close_room(conn, room.group_role, room.lobby_role, list(logins))
 
     def reveal(self) -> None:
         """Make everyone's hypotheses, labels and the truth readable to the room. Mentor only."""
@@ -377,60 +325,11 @@ class Session:
             )
             self._event(conn, "reveal", self.code, self.name)
 
-    def board(self) -> Board:
-        """The room now, as this person may see it."""
-        with self._refused("reading the board"), self._reading() as conn:
-            room = conn.execute(sa.select(rooms_table).where(rooms_table.c.code == self.code)).one()
-            people = (
-                conn.execute(
-                    sa.select(participants_table)
-                    .where(participants_table.c.code == self.code)
-                    .order_by(participants_table.c.joined, participants_table.c.name)
-                )
-                .mappings()
-                .all()
-            )
-            events = (
-                conn.execute(sa.select(events_table).where(events_table.c.code == self.code))
-                .mappings()
-                .all()
-            )
-            everyone = self.role == "mentor" or room.revealed
-        if not everyone:
-            mine = [
-                e
-                for e in events
-                if e["author"] == self.name or e["kind"] in ("join", "handout", "reveal")
-            ]
-            events = mine
-        truth = self.truth() if room.revealed else None
-        return build_board(
-            {"code": room.code, "title": room.title, "revealed": room.revealed},
-            people,
-            self.hypotheses(),
-            self.labels(),
-            events,
-            truth,
-        )
-
     def watch(self, callback: Callable[[Board], Any], *, interval: float = 0.5) -> Watcher:
         """Call ``callback(board)`` on a background thread whenever anything was committed
         in the room: on PostgreSQL on LISTEN/NOTIFY, on SQLite by polling every
         ``interval`` seconds. ``watcher.stop()``, or use it as a context manager."""
         return Watcher(self, callback, interval=interval)
-
-    def _version(self) -> tuple[int, int]:
-        """What changes when anything is committed: the last event and the passes spent."""
-        with self._reading() as conn:
-            last = conn.execute(
-                sa.select(sa.func.max(events_table.c.id)).where(events_table.c.code == self.code)
-            ).scalar()
-            spent = conn.execute(
-                sa.select(sa.func.sum(participants_table.c.passes)).where(
-                    participants_table.c.code == self.code
-                )
-            ).scalar()
-        return int(last or 0), int(spent or 0)
 
     # ------------------------------------------------------------------- export
     def export(self, folder: str | Path) -> tuple[Path, Path]:

@@ -4,7 +4,8 @@ On PostgreSQL the watcher LISTENs on the room's channel (the store's triggers NO
 every label, hypothesis, verdict, join, hand-out, reveal and spent pass) and rebuilds the
 board when told; notifications that arrive together give one board. On SQLite, which has no
 notifications, it polls every ``interval`` seconds for a new event or spent pass (one
-small query) and rebuilds the board only then. A callback that raises does not stop the
+small query) and rebuilds the board only then; so does a PostgreSQL watcher whose
+listening connection failed (the error is in ``errors``). A callback that raises does not stop the
 watcher: the error is kept in ``watcher.errors``.
 
 >>> import tempfile
@@ -55,6 +56,8 @@ class Watcher:
         self._stop = threading.Event()
         self._postgres = session.store.url.startswith("postgresql")
         self._listening = threading.Event()
+        # what the room was when watch() returned: any later commit is a change, never missed
+        self._seen = None if self._postgres else session._version()
         self._thread = threading.Thread(
             target=self._run, name="explorer-session-watch", daemon=True
         )
@@ -80,9 +83,17 @@ class Watcher:
 
     def _run(self) -> None:
         if self._postgres:
-            self._listen()
-            return
-        seen = self.session._version()
+            try:
+                self._listen()
+                return
+            except Exception as err:  # the listening connection failed: poll instead
+                self.errors.append(err)
+                self._listening.set()
+                self._seen = self.session._version()
+        self._poll()
+
+    def _poll(self) -> None:
+        seen = self._seen
         while not self._stop.wait(self.interval):
             try:
                 now = self.session._version()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from explorer.analysis import ablate, run_with_cache
@@ -68,3 +69,24 @@ def test_nnsight_traces_count():
     run_with_cache(m, tokens, hooks=[m.hook_names[3]])
     m(tokens[:2])
     assert _delta(m, before) == (2, 0, 5)
+
+
+def test_a_pass_guard_runs_before_every_pass_and_can_refuse_it():
+    m = zoo.mnist_mlp(hidden=(8,))
+    seen = []
+
+    def guard(examples):
+        seen.append(examples)
+        if len(seen) > 2:
+            raise RuntimeError("no more passes")
+
+    remove = m.add_pass_guard(guard)
+    x = torch.rand(4, 1, 28, 28)
+    m(x)
+    run_with_cache(m, x[:3], hooks=[m.hook_name("post", 0)])
+    with pytest.raises(RuntimeError, match="no more passes"):
+        m(x)
+    assert seen == [4, 3, 4] and m.spent.forward == 2  # the refused pass was never counted
+    remove()
+    m(x)
+    assert len(seen) == 3 and m.spent.forward == 3

@@ -168,3 +168,24 @@ def test_a_stores_other_users_keep_their_rows(room, postgres_server, pg_url):
         conn.execute("GRANT SELECT ON hypotheses, labels TO analyst")
     with psycopg.connect(user="analyst", **admin) as conn:
         assert conn.execute("SELECT id FROM hypotheses").fetchall() == [("cy-1",)]
+
+
+def test_ending_the_room_drops_its_roles(room):
+    mentor, bo, cy = room
+    logins = [make_url(s.store.url).username for s in (bo, cy)]
+    mentor.end()
+    with psycopg.connect(**_admin(mentor)) as conn:
+        left = conn.execute(
+            "SELECT rolname FROM pg_roles WHERE rolname = ANY(%s) OR rolname LIKE %s",
+            (logins, f"%{mentor.room_id}"),
+        ).fetchall()
+    assert left == []
+    with pytest.raises(psycopg.OperationalError, match="does not exist"):
+        sql_as(bo)
+    with pytest.raises(SessionError, match="labelling neuron 0.3 was refused: .*no right"):
+        bo.label("neuron 0.3", "late")  # a connection already open loses its privileges
+
+
+def _admin(session):
+    url = make_url(session.store.url)
+    return dict(host=url.host, port=url.port, user=url.username, dbname=url.database)

@@ -96,6 +96,24 @@ def test_the_watcher_pushes_each_commit_without_a_refresh(room):
     assert len(seen) == count  # stopped
 
 
+def test_a_commit_right_after_watch_returns_is_never_missed(tmp_path):
+    """The watcher's starting point is the room when watch() returned, not when its thread
+    first ran: a commit landing in between is a change (SQLite's poller)."""
+    url = str(tmp_path / "room.db")
+    mentor = start(url, mentor="Ada", title="week 3")
+    bo = join(url, mentor.code, name="Bo")
+    version = mentor._version
+
+    def late_first_poll():  # the thread's first look comes after Bo's commit
+        if threading.current_thread() is not threading.main_thread() and not bo.labels():
+            bo.label("neuron 0.3", "concept")
+        return version()
+
+    mentor._version = late_first_poll
+    with mentor.watch(lambda board: None, interval=0.05) as watcher:
+        assert watcher.wait_for(lambda b: len(b.records) == 1, timeout=2)
+
+
 def test_two_participants_writing_at_once_lose_and_duplicate_nothing(room, make_hypothesis):
     mentor, bo, cy = room
     barrier = threading.Barrier(2)
@@ -173,6 +191,9 @@ def test_a_handout_opens_exactly_that_model_and_counts_every_pass(room):
         "Bo": (3, 3),
         "Cy": (1, None),
     }
+    mentor.hand_out("Bo", Handout("planted.concept_neuron_model", seed=5), budget=10)
+    assert torch.equal(bo.open_model()(x), planted.concept_neuron_model(seed=5)(x))
+    assert bo.passes == 4
 
 
 def _url_of(session):
@@ -225,3 +246,78 @@ def test_the_export_writes_the_rooms_records_as_markdown_and_json(room, make_hyp
     assert "&lt;b&gt;detects&lt;/b&gt;" in text and "<b>" not in text
     with pytest.raises(SessionError, match="only the mentor can export"):
         bo.export(tmp_path / "bo")
+
+
+def test_two_people_joining_with_one_name_at_once_get_one_seat(store_url):
+    mentor = start(store_url, mentor="Ada", title="week 3")
+    barrier = threading.Barrier(4)
+    got, refused = [], []
+
+    def take():
+        barrier.wait()
+        try:
+            got.append(join(store_url, mentor.code, name="Bo"))
+        except SessionError as err:
+            refused.append(str(err))
+
+    threads = [threading.Thread(target=take) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert len(got) == 1 and len(refused) == 3
+    assert all("the name 'Bo' is taken" in r for r in refused)
+    assert [p.name for p in mentor.board().participants] == ["Bo"]
+
+
+def test_a_handout_is_data_from_an_allow_list_never_code(room):
+    mentor, bo, cy = room
+    with pytest.raises(ValueError, match="unknown study 'builtins.eval' for a hand-out: one of"):
+        Handout("builtins.eval", seed=1)
+    with pytest.raises(ValueError, match="takes no option 'data'"):
+        Handout("auditing.plant", seed=1, options={"data": "x"})
+    with pytest.raises(ValueError, match="option 'steps' must be int"):
+        Handout("auditing.plant", seed=1, options={"steps": "10; import os"})
+    # a hand-out edited in the store is read as data and refused, not run
+    from explorer.session._tables import participants_table
+
+    with mentor._writing() as conn:
+        conn.execute(
+            participants_table.update()
+            .where(participants_table.c.name == "Bo")
+            .values(handout=json.dumps({"study": "os.system", "seed": 0, "options": {}}))
+        )
+    with pytest.raises(ValueError, match="unknown study 'os.system'"):
+        _ = bo.handout
+
+
+def test_a_watcher_whose_listening_connection_fails_polls_instead(pg_url, monkeypatch):
+    import psycopg
+
+    mentor = start(pg_url, mentor="Ada", title="week 3")
+
+    def refuse(*args, **kwargs):
+        raise psycopg.OperationalError("the server closed the connection")
+
+    monkeypatch.setattr(psycopg, "connect", refuse)
+    with mentor.watch(lambda board: None, interval=0.05) as watcher:
+        monkeypatch.undo()
+        join(pg_url, mentor.code, name="Bo")
+        assert watcher.wait_for(lambda b: len(b.participants) == 1, timeout=5)
+    assert "closed the connection" in str(watcher.errors[0])
+
+
+def test_the_mentor_ends_the_room_and_nobody_joins_or_writes_after(room, make_hypothesis):
+    mentor, bo, cy = room
+    bo.label("neuron 0.3", "concept")
+    with pytest.raises(SessionError, match="only the mentor can end the session"):
+        bo.end()
+    mentor.end()
+    with pytest.raises(SessionError, match="has ended|no session with join code"):
+        join(mentor.room_url, mentor.code, name="Dee")
+    with pytest.raises(SessionError, match="has ended|was refused"):
+        cy.label("neuron 0.3", "other")
+    with pytest.raises(SessionError, match="has ended|was refused"):
+        bo.save(make_hypothesis(id="late"))
+    assert [(lab.rater, lab.label) for lab in mentor.labels()] == [("Bo", "concept")]
+    assert len(mentor.board().records) == 1
