@@ -20,6 +20,7 @@ import pytest
 from notebook_runner import execute, printed
 
 from explorer.hypotheses import HypothesisStore, from_json
+from explorer.session import SessionError, join
 
 REPO = Path(__file__).resolve().parents[1]
 MENTOR = REPO / "notebooks" / "live_session.ipynb"
@@ -83,6 +84,9 @@ def test_a_room_of_four_kernels_runs_the_mentor_and_participant_notebooks(tmp_pa
         assert "reading the truth was refused: it is hidden until the mentor reveals it" in out
         assert f"labels I can read, by: ['{name}']" in out
         assert "0 of 200 passes spent" in out and "labelled 24 examples" in out
+
+    with pytest.raises(SessionError):  # the mentor closed the room at the end
+        join(str(db), code, name="late")
 
     store = HypothesisStore(db)
     (project,) = [p for p in store.projects() if p.startswith("session-")]
