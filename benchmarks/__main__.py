@@ -49,6 +49,7 @@ BENCHMARKS = {
     "feature_view": ("benchmarks.bench_feature_view", "FeatureView latency"),
     "audit": ("benchmarks.bench_audit", "auditing game"),
     "audit_game": ("benchmarks.audit_game", "auditing game, every family"),
+    "live_session": ("benchmarks.bench_live_session", "live session"),
 }
 DEFAULT_OUT = Path("benchmarks/results/latest.json")
 

@@ -25,6 +25,7 @@ from benchmarks import (
     bench_compare,
     bench_gpt2,
     bench_imports,
+    bench_live_session,
     bench_patching,
     bench_payload,
     bench_sae_splice,
@@ -169,6 +170,22 @@ def test_import_times_are_measured_in_a_fresh_interpreter():
     rows = bench_imports.run("tiny")
     _check_rows(rows, "import time", 3)
     assert rows[2].details["transformer_lens_imported_lazily"] is True
+
+
+def test_live_session_board_keeps_up_with_a_small_room():
+    """Four participants writing every second for 4 s on a throwaway PostgreSQL: every
+    record reaches the mentor's board once, none lost, within the 2 s bound."""
+    from postgres_server import why_unavailable
+
+    reason = why_unavailable()
+    if reason is not None:
+        pytest.skip(reason)
+    rows = bench_live_session.run("tiny")
+    _check_rows(rows, "live session", 3)
+    details = rows[0].details
+    assert details["written"] == details["seen"] == 4 * 4
+    assert details["lost"] == 0 and details["duplicates"] == 0 and rows[2].met
+    assert 0 <= rows[0].ours <= rows[1].ours < bench_live_session.TARGET_S
 
 
 def test_runner_writes_json_and_markdown(tmp_path, capsys):

@@ -31,6 +31,10 @@ from explorer.hypotheses.baseline import (
     eligible_units,
     random_unit_sets,
 )
+from explorer.hypotheses.board_report import (
+    board_html,
+    export_html,
+)
 from explorer.hypotheses.bootstrap import (
     MIN_PER_CLASS,
     Evidence,
@@ -182,6 +186,7 @@ __all__ = [
     "agreement",
     "agreement_by_unit",
     "as_examples",
+    "board_html",
     "bootstrap_interval",
     "build_metric",
     "check_disjoint",
@@ -194,6 +199,7 @@ __all__ = [
     "eligible_units",
     "explain_units",
     "explanation_labels",
+    "export_html",
     "fit_predictor",
     "fleiss_kappa",
     "form_explanation",

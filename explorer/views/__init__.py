@@ -83,6 +83,10 @@ from explorer.views.serialize import (
     query_window,
     thumbnail,
 )
+from explorer.views.session_board import (
+    SessionBoard,
+    board_payload,
+)
 from explorer.views.snapshot import (
     snapshot_html,
     snapshot_page,
@@ -113,11 +117,13 @@ __all__ = [
     "NeuronView",
     "PatchingView",
     "Payload",
+    "SessionBoard",
     "StepViewsFailed",
     "SweepView",
     "Tensor",
     "TokenAttributionView",
     "TrainingScrubber",
+    "board_payload",
     "css",
     "decode",
     "direction_args",

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 from page_requests import invoke
+from sessions import StaticSession, board_of
 
 import explorer
 import explorer.views
@@ -33,6 +34,7 @@ from explorer.views import (
     LogitLensView,
     NeuronView,
     PatchingView,
+    SessionBoard,
     SweepView,
     TokenAttributionView,
     attention_view,
@@ -189,6 +191,12 @@ def board(_model, monkeypatch):
     return view, "_page_rerun", {}
 
 
+def session_board(_model, monkeypatch):
+    session = StaticSession(board_of(records=1))
+    monkeypatch.setattr(session, "reveal", planted_failure)
+    return SessionBoard(session), "_page_reveal", {}
+
+
 CASES = {
     "AttentionView": attention,
     "AuditView": audit,
@@ -201,6 +209,7 @@ CASES = {
     "LogitLensView": lens,
     "NeuronView": neurons,
     "PatchingView": patching,
+    "SessionBoard": session_board,
     "SweepView": sweeps,
     "TokenAttributionView": token_attribution,
     "TrainingScrubber": scrubber,
