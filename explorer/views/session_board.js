@@ -112,4 +112,4 @@ function render({ model, el, experimental }) {
 }
 
 
-export default { render };
+export default { initialize: exInitialize, render };
