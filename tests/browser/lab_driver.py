@@ -155,6 +155,38 @@ def anywidget_timeouts(lines: list[str]) -> list[str]:
     return [line for line in lines if "[anywidget] Failed to initialize model" in line]
 
 
+RELINKED = "[explorer] relinked view"
+_SET_MARKER = """
+from ipywidgets.widgets.widget import _instances
+from explorer.views._base import ExplorerWidget
+views = [w for w in list(_instances.values()) if isinstance(w, ExplorerWidget)]
+for w in views:
+    w.error = {marker!r}
+print(len(views))
+"""
+_BANNERS = """(marker) => {
+  const banners = [...document.querySelectorAll('.ex-root [data-testid="error"]')];
+  return {count: banners.length, shown: banners.filter((b) => b.textContent === marker).length};
+}"""
+
+
+def views_follow_their_kernel(page: Any, least: int = 1, marker: str = "kernel-to-page") -> int:
+    """Set every explorer view's ``error`` in the kernel and wait until every view's banner on
+    the page shows it (a view whose model stopped hearing its kernel never does); the number
+    of explorer views in the kernel."""
+    outputs = run_code(page, _SET_MARKER.format(marker=marker))
+    n_models = int("".join(o.get("text", "") for o in outputs).split()[-1])
+    assert n_models >= least, f"expected at least {least} explorer views, found {n_models}"
+    wait_until(
+        lambda: (lambda b: b["count"] >= least and b["shown"] == b["count"])(
+            page.evaluate(_BANNERS, marker)
+        ),
+        timeout_s=60,
+        what="every view to show the value set in the kernel",
+    )
+    return n_models
+
+
 @contextmanager
 def snapshot_in_browser(browser: Any, html: Path, views: list, n: int = 1) -> Iterator[Any]:
     """Write ``views`` (``(title, widget)`` pairs) as a snapshot page at ``html``, open it in a

@@ -3,8 +3,9 @@
 tests/test_*_notebook.py check the numbers each notebook computes (through nbclient);
 this suite checks what a user sees: the notebook runs with Run All in the browser, no
 cell errors, every widget output renders (none stays "Loading widget..." or shows
-"Error displaying widget"), the page raises no JavaScript error, and each widget is
-saved as a screenshot under test-artifacts/browser/tutorials/ to look at. Every figure
+"Error displaying widget"), the page raises no JavaScript error (but anywidget's start-up
+timeout, after which the views relink), every view still hears its kernel object, and each
+widget is saved as a screenshot under test-artifacts/browser/tutorials/ to look at. Every figure
 must show drawn content (figure_checks: traces with data, no NaN-only heatmap, plot areas
 neither squeezed flat nor blank) and every widget canvas must have content.
 """
@@ -18,10 +19,12 @@ import pytest
 from figure_checks import canvas_problems, figure_problems
 from lab_driver import (
     ANYWIDGET_TIMEOUT,
+    RELINKED,
     anywidget_timeouts,
     error_outputs,
     open_notebook,
     run_all,
+    views_follow_their_kernel,
     wait_until,
 )
 
@@ -55,6 +58,8 @@ WIDGET_STATE = """(selector) => {
 
 @pytest.mark.parametrize("name", list(NOTEBOOKS))
 def test_notebook_runs_in_lab_and_every_widget_renders(name, lab_server, page, artifacts):
+    console: list[str] = []
+    page.on("console", lambda message: console.append(message.text))
     shutil.copy(NOTEBOOKS[name], lab_server.root / f"{name}.ipynb")
     open_notebook(page, lab_server.lab(f"{name}.ipynb"), f"{name}.ipynb")
     run_all(page, timeout_s=900)
@@ -87,9 +92,14 @@ def test_notebook_runs_in_lab_and_every_widget_renders(name, lab_server, page, a
         widget = widgets.nth(i)
         widget.scroll_into_view_if_needed()
         widget.screenshot(path=str(folder / f"{name}-{i:02d}.png"))
+    # anywidget's 2 s start-up window may run out on a busy machine (upstream,
+    # docs/troubleshooting.md); explorer's views then relink (test_views_relink.py). Nothing
+    # else may fail, and every view must still hear its kernel object.
     timeouts = anywidget_timeouts(page.js_errors)
-    assert timeouts == [], f"{len(timeouts)} models: {ANYWIDGET_TIMEOUT}"
-    assert page.js_errors == []
+    assert [e for e in page.js_errors if e not in timeouts] == []
+    relinked = [line for line in console if RELINKED in line]
+    assert not timeouts or relinked, f"{len(timeouts)} models, none relinked: {ANYWIDGET_TIMEOUT}"
+    views_follow_their_kernel(page)
 
 
 SPECTRUM = "embedding Fourier spectrum at epoch"

@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from lab_driver import run_cells, run_code, wait_until
+from lab_driver import RELINKED, run_cells, run_code, wait_until
 from test_anywidget_init_timeout import FAILED, _patch_window
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -37,7 +37,6 @@ BANNERS = """(text) => {
   const banners = [...document.querySelectorAll('.ex-root [data-testid="error"]')];
   return {count: banners.length, shown: banners.filter((b) => b.textContent === text).length};
 }"""
-RELINKED = "[explorer] relinked view"
 
 
 def _watch(page: Any) -> list[str]:

@@ -32,30 +32,17 @@ from collections.abc import Iterator
 import pytest
 from lab_driver import (
     ANYWIDGET_TIMEOUT,
+    RELINKED,
     anywidget_timeouts,
     error_outputs,
     open_notebook,
     run_all,
-    run_code,
+    views_follow_their_kernel,
     wait_until,
 )
 from test_tutorials_in_lab import NOTEBOOKS, WIDGET_OUTPUT, WIDGET_STATE
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-
-MARKER = "kernel-to-page round trip"
-SET_MARKER = f"""
-from ipywidgets.widgets.widget import _instances
-from explorer.views._base import ExplorerWidget
-views = [w for w in list(_instances.values()) if isinstance(w, ExplorerWidget)]
-for w in views:
-    w.error = {MARKER!r}
-print(len(views))
-"""
-BANNERS = """(marker) => {
-  const banners = [...document.querySelectorAll('.ex-root [data-testid="error"]')];
-  return {count: banners.length, shown: banners.filter((b) => b.textContent === marker).length};
-}"""
 
 
 @pytest.fixture
@@ -87,19 +74,10 @@ def test_every_widget_initialises_under_cpu_load(lab_server, page, busy_cores):
         what="every widget to load",
     )
     failed = anywidget_timeouts(console)
-    relinked = [line for line in console if "[explorer] relinked view" in line]
+    relinked = [line for line in console if RELINKED in line]
     assert not failed or relinked, f"{failed} and no view relinked: {ANYWIDGET_TIMEOUT}"
     timeouts = anywidget_timeouts(page.js_errors)
     assert [e for e in page.js_errors if e not in timeouts] == []  # nothing else failed
     print(f"anywidget timeouts: {len(failed)}, views relinked: {len(relinked)}")
 
-    outputs = run_code(page, SET_MARKER)
-    n_models = int("".join(o.get("text", "") for o in outputs).split()[-1])
-    assert n_models >= 4, f"expected the tutorial's explorer widgets, found {n_models}"
-    wait_until(
-        lambda: (lambda b: b["count"] >= 4 and b["shown"] == b["count"])(
-            page.evaluate(BANNERS, MARKER)
-        ),
-        timeout_s=60,
-        what="every view to show the value set in the kernel",
-    )
+    views_follow_their_kernel(page, least=4)
