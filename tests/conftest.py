@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 
@@ -60,6 +62,22 @@ def pytest_collection_modifyitems(config, items):
         listed = MODULE_SECONDS.get(module, UNLISTED_SLOW_S if slow else 0)
         seconds[module] = max(seconds.get(module, 0), listed)
     items.sort(key=lambda item: -seconds[item.nodeid.split("::", 1)[0]])
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _token_cache(tmp_path_factory, request):
+    """One folder of tokenized standard-library splits for the whole run, shared by the
+    xdist workers (their temporary folders' parent) and by the kernels the notebook and
+    browser tests start (they inherit the environment): the corpus is tokenized once per
+    tokenizer, not once per module, notebook and kernel (10-17 s of CPU each time).
+    The variable is explorer.studies.stdlib_lm_data.TOKEN_CACHE_ENV (not imported here:
+    every test process would import the studies)."""
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if hasattr(request.config, "workerinput") else base
+    with pytest.MonkeyPatch.context() as patch:
+        if not os.environ.get("EXPLORER_TOKEN_CACHE"):
+            patch.setenv("EXPLORER_TOKEN_CACHE", str(shared / "token-cache"))
+        yield
 
 
 @pytest.fixture
