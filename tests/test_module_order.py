@@ -1,10 +1,10 @@
-"""`make test` queues the slowest test modules first (tests/conftest.py, MODULE_SECONDS).
+"""`make test` queues the slowest test modules first (tests/module_order.py, MODULE_SECONDS).
 
 Under ``--dist loadscope`` each module runs whole on one worker, taken from a queue as a
 worker runs dry. xdist's default queue (``--loadscope-reorder``) puts the modules with
 the most tests first, which leaves the slowest ones (a few long tests each) to the end,
 where one of them keeps a core busy while the other idles. Checked here on a real xdist
-run of a small project that uses the conftest's two hooks.
+run of a small project that uses the two hooks tests/conftest.py takes.
 """
 
 from __future__ import annotations
@@ -17,12 +17,12 @@ import pytest
 pytest_plugins = ["pytester"]
 
 REPO = Path(__file__).resolve().parents[1]
-CONFTEST_PATH = REPO / "tests" / "conftest.py"
+HOOKS_PATH = REPO / "tests" / "module_order.py"
 
 CONFTEST = f"""
 import importlib.util
 
-spec = importlib.util.spec_from_file_location("explorer_tests_conftest", {str(CONFTEST_PATH)!r})
+spec = importlib.util.spec_from_file_location("explorer_module_order", {str(HOOKS_PATH)!r})
 ours = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(ours)
 pytest_configure = ours.pytest_configure
@@ -80,7 +80,7 @@ def test_the_listed_then_the_slow_modules_run_first(pytester):
 
 
 def test_every_listed_module_exists():
-    spec = importlib.util.spec_from_file_location("explorer_tests_conftest", CONFTEST_PATH)
+    spec = importlib.util.spec_from_file_location("explorer_module_order", HOOKS_PATH)
     ours = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(ours)
     missing = [m for m in ours.MODULE_SECONDS if not (REPO / m).is_file()]
