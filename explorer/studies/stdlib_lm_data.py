@@ -9,18 +9,15 @@ windows it trains and is evaluated on (``stdlib_lm`` trains, ships and opens it)
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors.torch import load_file
 from safetensors.torch import save as save_tensors
 
+from explorer._cache import cached_path, write_cached
 from explorer.data.bpe import BPETokenizer, train_bpe
 from explorer.data.stdlib_text import StdlibCorpus, stdlib_corpus
 
@@ -31,11 +28,6 @@ __all__ = [
     "TokenWindows",
     "stdlib_lm_data",
 ]
-
-#: A folder where ``stdlib_lm_data`` keeps each split's token ids, one file per corpus,
-#: split and tokenizer, and reads them back instead of tokenizing again (the standard
-#: library takes 10-17 s of CPU to tokenize); unset or empty: nothing is kept.
-TOKEN_CACHE_ENV = "EXPLORER_TOKEN_CACHE"
 
 
 @dataclass(frozen=True)
@@ -201,7 +193,7 @@ def stdlib_lm_data(
     tokenizer: BPETokenizer | None = None,
 ) -> StdlibLMData:
     """Read the corpus, train the tokenizer on its training files (unless given), tokenize
-    (or read the splits' token ids back from the folder ``$EXPLORER_TOKEN_CACHE`` names)."""
+    (or read the splits' token ids back from the folder ``$EXPLORER_CACHE`` names)."""
     corpus = corpus or stdlib_corpus(held_out_every=setting.held_out_every)
     if tokenizer is None:
         tokenizer = train_bpe([f.text for f in corpus.train], setting.vocab_size)
@@ -215,26 +207,17 @@ def stdlib_lm_data(
 
 
 def _tokenized(corpus: StdlibCorpus, name: str, tokenizer: BPETokenizer) -> _Split:
-    """One split tokenized, or read back from ``$EXPLORER_TOKEN_CACHE`` (see TOKEN_CACHE_ENV)
-    when this corpus, split and tokenizer were tokenized before. The file is written under a
-    name of its own and renamed into place: processes sharing the folder read whole files."""
+    """One split tokenized, or its token ids read back from ``$EXPLORER_CACHE``
+    (``explorer._cache``) when this corpus, split and tokenizer were tokenized before (the
+    standard library takes about 10 s of CPU to tokenize)."""
     files = corpus.split(name)
     paths = [f.path for f in files]
-    folder = os.environ.get(TOKEN_CACHE_ENV)
-    if not folder:
-        return _Split(paths, tokenizer.encode_batch([f.text for f in files]))
-    key = "\n".join([corpus.content_hash, tokenizer.fingerprint(), name, *paths])
-    path = (
-        Path(folder) / f"stdlib-{name}-{hashlib.sha256(key.encode()).hexdigest()[:24]}.safetensors"
-    )
-    if path.is_file():
+    key = (corpus.content_hash, tokenizer.fingerprint(), name, *paths)
+    path = cached_path("stdlib-tokens", *key)
+    if path is not None and path.is_file():
         saved = load_file(path)
         return _Split._from_tensors(paths, saved["lengths"], saved["tokens"])
     split = _Split(paths, tokenizer.encode_batch([f.text for f in files]))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    data = save_tensors({"lengths": split.lengths, "tokens": split.tokens.int()})
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    with os.fdopen(fd, "wb") as out:
-        out.write(data)
-    os.replace(tmp, path)
+    if path is not None:
+        write_cached(path, save_tensors({"lengths": split.lengths, "tokens": split.tokens.int()}))
     return split

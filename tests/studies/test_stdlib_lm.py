@@ -168,9 +168,10 @@ def test_the_token_cache_gives_back_the_same_ids_without_tokenizing(tmp_path, mo
     corpus = stdlib_corpus(max_files=30)
     setting = StdlibLMSetting(vocab_size=300)
     cache = tmp_path / "cache"
-    monkeypatch.setenv("EXPLORER_TOKEN_CACHE", str(cache))
+    monkeypatch.setenv("EXPLORER_CACHE", str(cache))
     first = stdlib_lm_data(setting, corpus=corpus)
-    assert sorted(p.name.split("-")[1] for p in cache.iterdir()) == ["held_out", "train"]
+    kept = cache / "stdlib-tokens"
+    assert len(list(kept.glob("*.safetensors"))) == 2  # train and held_out
 
     def no_tokenizing(self, texts):
         raise AssertionError("tokenized again: the cache was not read")
@@ -186,8 +187,8 @@ def test_the_token_cache_gives_back_the_same_ids_without_tokenizing(tmp_path, mo
 
     # another tokenizer gets files of its own; without the variable nothing is kept
     other = stdlib_lm_data(dataclasses.replace(setting, vocab_size=280), corpus=corpus)
-    assert len(list(cache.iterdir())) == 4
+    assert len(list(kept.iterdir())) == 4
     assert not torch.equal(other.train.tokens, first.train.tokens)
-    monkeypatch.delenv("EXPLORER_TOKEN_CACHE")
+    monkeypatch.delenv("EXPLORER_CACHE")
     stdlib_lm_data(setting, corpus=corpus, tokenizer=first.tokenizer)
-    assert len(list(cache.iterdir())) == 4
+    assert len(list(kept.iterdir())) == 4
