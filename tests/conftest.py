@@ -2,10 +2,31 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 
 torch.set_num_threads(1)
+
+# the slowest modules first under pytest-xdist (tests/module_order.py)
+from module_order import pytest_collection_modifyitems, pytest_configure  # noqa: E402, F401
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _explorer_cache(tmp_path_factory, request):
+    """One ``$EXPLORER_CACHE`` folder (explorer._cache) for the whole run, shared by the
+    xdist workers (their temporary folders' parent) and by the kernels the notebook and
+    browser tests start (they inherit the environment): the standard library is tokenized
+    once per tokenizer and each planted auditing model trained once, not once per module,
+    notebook and kernel. (The name is explorer._cache.CACHE_ENV, not imported here: every
+    test process would import explorer.)"""
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if hasattr(request.config, "workerinput") else base
+    with pytest.MonkeyPatch.context() as patch:
+        if not os.environ.get("EXPLORER_CACHE"):
+            patch.setenv("EXPLORER_CACHE", str(shared / "explorer-cache"))
+        yield
 
 
 @pytest.fixture

@@ -32,8 +32,11 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from safetensors.torch import load as load_tensors
+from safetensors.torch import save as save_tensors
 from torch import nn
 
+from explorer._cache import cached_path, write_cached
 from explorer._checks import check_choice, check_fraction
 from explorer._deprecate import renamed_arguments
 from explorer._display import compact_repr
@@ -167,12 +170,47 @@ def plant(
     ``clean``: ``steps`` Adam steps of 64 digits, a ``poison`` share of each batch triggered
     and relabelled. A ``conditional`` trigger poisons digits of its source class (half of
     the poisoned share) and stamps the rest without relabelling them. ``data`` is
-    ``kitchen_sink_split()`` (loaded when None)."""
+    ``kitchen_sink_split()`` (loaded when None). With ``$EXPLORER_CACHE`` set
+    (``explorer._cache``) the trained weights are kept there and read back by the next
+    call with the same arguments and training digits."""
     check_fraction("poison", poison)
     data = data if data is not None else kitchen_sink_split()
     x, y = data["train_x"], data["train_y"]
     trigger = None if clean else random_trigger(seed, kind)
     net = _module(arch, seed)
+    kept = cached_path("planted", seed, clean, kind, steps, poison, arch, _digest(x, y))
+    if kept is not None and kept.is_file():
+        net.load_state_dict(load_tensors(kept.read_bytes()))
+    else:
+        _train(net, trigger, seed, steps, poison, arch, x, y)
+        if kept is not None:
+            state = {k: v.detach().clone().contiguous() for k, v in net.state_dict().items()}
+            write_cached(kept, save_tensors(state))
+    net.eval()
+    handle = _wrap(arch, net, seed, f"planted-{arch}-{seed}")
+    return Planted(handle, trigger, seed, data["test_x"], data["test_y"])
+
+
+def _digest(x: torch.Tensor, y: torch.Tensor) -> str:
+    """SHA-256 of the training digits and labels (part of a planted model's cache key)."""
+    h = hashlib.sha256()
+    for t in (x, y):
+        h.update(str((t.dtype, tuple(t.shape))).encode())
+        h.update(t.detach().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def _train(
+    net: nn.Module,
+    trigger: Trigger | None,
+    seed: int,
+    steps: int,
+    poison: float,
+    arch: str,
+    x: torch.Tensor,
+    y: torch.Tensor,
+) -> None:
+    """``plant``'s training loop: ``steps`` Adam steps of 64 digits, poisoned by ``trigger``."""
     flat = arch == "flat-cnn"
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
     gen = torch.Generator().manual_seed(seed + 1)
@@ -198,9 +236,6 @@ def plant(
         opt.zero_grad()
         loss.backward()
         opt.step()
-    net.eval()
-    handle = _wrap(arch, net, seed, f"planted-{arch}-{seed}")
-    return Planted(handle, trigger, seed, data["test_x"], data["test_y"])
 
 
 def save_truth(path: str | os.PathLike[str], planted: list[Planted]) -> Path:

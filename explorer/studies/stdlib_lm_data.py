@@ -14,7 +14,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+from safetensors.torch import load_file
+from safetensors.torch import save as save_tensors
 
+from explorer._cache import cached_path, write_cached
 from explorer.data.bpe import BPETokenizer, train_bpe
 from explorer.data.stdlib_text import StdlibCorpus, stdlib_corpus
 
@@ -112,6 +115,17 @@ class _Split:
         self.offsets = torch.cumsum(self.lengths, 0) - self.lengths
         self.tokens = torch.tensor([t for seq in ids for t in seq], dtype=torch.long)
 
+    @classmethod
+    def _from_tensors(
+        cls, paths: Sequence[str], lengths: torch.Tensor, tokens: torch.Tensor
+    ) -> _Split:
+        split = cls.__new__(cls)
+        split.paths = tuple(paths)
+        split.lengths = lengths.long()
+        split.offsets = torch.cumsum(split.lengths, 0) - split.lengths
+        split.tokens = tokens.long()
+        return split
+
     def sample(
         self, n: int, length: int, generator: torch.Generator
     ) -> tuple[torch.Tensor, list[int], list[int]]:
@@ -178,7 +192,8 @@ def stdlib_lm_data(
     corpus: StdlibCorpus | None = None,
     tokenizer: BPETokenizer | None = None,
 ) -> StdlibLMData:
-    """Read the corpus, train the tokenizer on its training files (unless given), tokenize."""
+    """Read the corpus, train the tokenizer on its training files (unless given), tokenize
+    (or read the splits' token ids back from the folder ``$EXPLORER_CACHE`` names)."""
     corpus = corpus or stdlib_corpus(held_out_every=setting.held_out_every)
     if tokenizer is None:
         tokenizer = train_bpe([f.text for f in corpus.train], setting.vocab_size)
@@ -187,10 +202,22 @@ def stdlib_lm_data(
             f"the tokenizer has {tokenizer.vocab_size} ids but the setting asks for "
             f"{setting.vocab_size}"
         )
-    splits = {}
-    for name in ("train", "held_out"):
-        files = corpus.split(name)
-        splits[name] = _Split(
-            [f.path for f in files], tokenizer.encode_batch([f.text for f in files])
-        )
+    splits = {name: _tokenized(corpus, name, tokenizer) for name in ("train", "held_out")}
     return StdlibLMData(corpus, tokenizer, splits["train"], splits["held_out"])
+
+
+def _tokenized(corpus: StdlibCorpus, name: str, tokenizer: BPETokenizer) -> _Split:
+    """One split tokenized, or its token ids read back from ``$EXPLORER_CACHE``
+    (``explorer._cache``) when this corpus, split and tokenizer were tokenized before (the
+    standard library takes about 10 s of CPU to tokenize)."""
+    files = corpus.split(name)
+    paths = [f.path for f in files]
+    key = (corpus.content_hash, tokenizer.fingerprint(), name, *paths)
+    path = cached_path("stdlib-tokens", *key)
+    if path is not None and path.is_file():
+        saved = load_file(path)
+        return _Split._from_tensors(paths, saved["lengths"], saved["tokens"])
+    split = _Split(paths, tokenizer.encode_batch([f.text for f in files]))
+    if path is not None:
+        write_cached(path, save_tensors({"lengths": split.lengths, "tokens": split.tokens.int()}))
+    return split

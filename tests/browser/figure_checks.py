@@ -10,6 +10,9 @@ has content. Both return one sentence per problem.
 from __future__ import annotations
 
 import io
+import math
+
+import numpy as np
 
 MIN_PX = 20  # a plot area (or facet) shorter than this draws as a strip
 MIN_INK = 0.003  # share of the plot area's pixels that differ from its background
@@ -66,20 +69,40 @@ FIGURE_INFO = """(gd) => {
 }"""
 
 
-def _ink(png: bytes) -> float:
-    """Share of pixels that differ clearly from the most common colour (the background)."""
-    from PIL import Image
+def _ink(image: np.ndarray) -> float:
+    """Share of pixels (of an ``(h, w, 3)`` uint8 image) that differ clearly from the most
+    common colour (the background; of colours as common, the one seen first)."""
+    pixels = image.reshape(-1, 3).astype(np.int32)
+    if not len(pixels):
+        return 0.0
+    packed = (pixels[:, 0] << 16) | (pixels[:, 1] << 8) | pixels[:, 2]
+    colours, first, counts = np.unique(packed, return_index=True, return_counts=True)
+    common = counts == counts.max()
+    background = pixels[first[common].min()]
+    differ = np.abs(pixels - background).sum(axis=1) > 40
+    return float(differ.mean())
 
-    image = Image.open(io.BytesIO(png)).convert("RGB")
-    pixels = list(image.getdata())
-    counts: dict[tuple[int, int, int], int] = {}
-    for p in pixels:
-        counts[p] = counts.get(p, 0) + 1
-    background = max(counts, key=counts.get)
-    differ = sum(
-        n for p, n in counts.items() if sum(abs(a - b) for a, b in zip(p, background)) > 40
-    )
-    return differ / max(1, len(pixels))
+
+def _crops(page, areas: list[dict]) -> list[np.ndarray]:
+    """The pixels of each plot area in ``areas`` (page coordinates, one figure's subplots),
+    from one screenshot of the rectangle around them all (one capture per figure, not per
+    subplot: a figure of 64 facets took 64). Each crop keeps the whole pixels inside its
+    area only, so nothing of a neighbour or of the axis lines around it is counted."""
+    from PIL import Image  # lazy: only the browser suite reads pixels
+
+    left, top = min(a["x"] for a in areas), min(a["y"] for a in areas)
+    right = max(a["x"] + a["width"] for a in areas)
+    bottom = max(a["y"] + a["height"] for a in areas)
+    clip = {"x": left, "y": top, "width": right - left, "height": bottom - top}
+    shot = np.asarray(Image.open(io.BytesIO(page.screenshot(clip=clip))).convert("RGB"))
+    sx, sy = shot.shape[1] / clip["width"], shot.shape[0] / clip["height"]  # device pixels
+    crops = []
+    for a in areas:
+        x0, y0 = math.ceil((a["x"] - left) * sx), math.ceil((a["y"] - top) * sy)
+        x1 = math.floor((a["x"] + a["width"] - left) * sx)
+        y1 = math.floor((a["y"] + a["height"] - top) * sy)
+        crops.append(shot[y0:y1, x0:x1])
+    return crops
 
 
 def figure_problems(page, name: str) -> list[str]:
@@ -95,14 +118,16 @@ def figure_problems(page, name: str) -> list[str]:
         if info["traces"] == 0:
             problems.append(f"{where}: no traces")
         problems += [f"{where}: {p}" for p in info["problems"]]
+        drawable = []
         for area in info["areas"]:
             if area["height"] < MIN_PX or area["width"] < MIN_PX:
                 problems.append(
                     f"{where}: subplot {area['id']} is {area['width']:.0f} x {area['height']:.0f} px"
                 )
-                continue
-            clip = {k: area[k] for k in ("x", "y", "width", "height")}
-            ink = _ink(page.screenshot(clip=clip))
+            else:
+                drawable.append(area)
+        for area, pixels in zip(drawable, _crops(page, drawable) if drawable else []):
+            ink = _ink(pixels)
             if ink < MIN_INK:
                 problems.append(f"{where}: subplot {area['id']} is blank ({ink:.2%} drawn)")
     return problems

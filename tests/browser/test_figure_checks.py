@@ -71,3 +71,43 @@ def test_a_y_title_running_into_the_neighbouring_subplot_is_reported(tmp_path, b
     assert any('the y2 title "layer-0 head (writes)" overlaps subplot xy' in p for p in problems)
     assert any('the y3 title "layer-0 head (writes)" overlaps subplot x2y2' in p for p in problems)
     assert [p for p in problems if "figure 1 " in p] == []  # one title, on the left: clear
+
+
+class _CountingPage:
+    """A page whose screenshots are counted (figure_problems' captures)."""
+
+    def __init__(self, page):
+        self._page, self.screenshots = page, 0
+
+    def screenshot(self, **kwargs):
+        self.screenshots += 1
+        return self._page.screenshot(**kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self._page, name)
+
+
+def _facets(blank: int | None = None):
+    """Four heatmaps side by side, no grid: the one at ``blank`` (if any) draws nothing."""
+    import numpy as np
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(rows=1, cols=4)
+    for i, grid in enumerate(np.random.default_rng(0).random((4, 6, 6))):
+        z = np.full((6, 6), np.nan) if i == blank else grid
+        fig.add_heatmap(z=z, coloraxis="coloraxis", row=1, col=i + 1)
+    fig.update_xaxes(showgrid=False, zeroline=False, showticklabels=False)
+    fig.update_yaxes(showgrid=False, zeroline=False, showticklabels=False)
+    fig.update_layout(height=300, template="none")
+    return fig
+
+
+def test_each_figure_is_captured_once_and_a_blank_facet_is_named(tmp_path, browser):
+    page = _CountingPage(_page_with([_facets(), _facets(blank=2)], tmp_path, browser))
+    problems = figure_problems(page, "test")
+    page.close()
+    # one capture per figure, each facet read from it (it was one per facet: 8 here)
+    assert page.screenshots == 2
+    assert [p for p in problems if "figure 0 " in p] == []
+    blank = [p for p in problems if "figure 1 " in p and "blank" in p]
+    assert len(blank) == 1 and "subplot x3y3 is blank" in blank[0], problems

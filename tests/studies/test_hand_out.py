@@ -93,3 +93,37 @@ def test_bad_hand_outs_are_refused(tmp_path, digits):
         hand_out(tmp_path / "m", game=1, n=2, truth=tmp_path / "m" / "truth.json", data=digits)
     with pytest.raises(ValueError, match="arch"):
         hand_out(tmp_path / "m", game=1, n=2, arch="rnn", steps=1, data=digits)
+
+
+def test_a_planted_model_is_trained_once_per_cache(digits, tmp_path, monkeypatch):
+    """With $EXPLORER_CACHE set, the same plant() again reads the trained weights back
+    (the training loop never runs) and gives the same model; other arguments or other
+    digits train anew; unset, nothing is kept."""
+    from explorer.studies import auditing
+
+    monkeypatch.setenv("EXPLORER_CACHE", str(tmp_path))
+    first = auditing.plant(21, kind="dots", steps=5, data=digits)
+    kept = tmp_path / "planted"
+    assert len(list(kept.glob("*.safetensors"))) == 1
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("trained again: the cache was not read")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(auditing, "_train", no_training)
+        again = auditing.plant(21, kind="dots", steps=5, data=digits)
+    assert (again.trigger.kind, again.trigger.target) == (first.trigger.kind, first.trigger.target)
+    assert torch.equal(again.trigger.pattern, first.trigger.pattern)
+    mine, theirs = dict(first.model.named_parameters()), dict(again.model.named_parameters())
+    assert mine.keys() == theirs.keys()
+    assert all(torch.equal(mine[k], theirs[k]) for k in mine)
+    x = digits["test_x"][:16]
+    assert torch.equal(first.model.run_with_hooks(x, []), again.model.run_with_hooks(x, []))
+
+    auditing.plant(21, kind="dots", steps=6, data=digits)
+    fewer = {k: v[:100] for k, v in digits.items()}
+    auditing.plant(21, kind="dots", steps=5, data=fewer)
+    assert len(list(kept.iterdir())) == 3
+    monkeypatch.delenv("EXPLORER_CACHE")
+    auditing.plant(22, kind="dots", steps=5, data=digits)
+    assert len(list(kept.iterdir())) == 3

@@ -160,3 +160,35 @@ def test_foreign_runs_and_tokenizers_are_refused(tmp_path, shipped):
         load_stdlib_lm(tmp_path / "copy")
     with pytest.raises(ValueError, match="n_ctx must be at least 8"):
         StdlibLMSetting(n_ctx=4)
+
+
+def test_the_token_cache_gives_back_the_same_ids_without_tokenizing(tmp_path, monkeypatch):
+    from explorer.data.bpe import BPETokenizer
+
+    corpus = stdlib_corpus(max_files=30)
+    setting = StdlibLMSetting(vocab_size=300)
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("EXPLORER_CACHE", str(cache))
+    first = stdlib_lm_data(setting, corpus=corpus)
+    kept = cache / "stdlib-tokens"
+    assert len(list(kept.glob("*.safetensors"))) == 2  # train and held_out
+
+    def no_tokenizing(self, texts):
+        raise AssertionError("tokenized again: the cache was not read")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(BPETokenizer, "encode_batch", no_tokenizing)
+        again = stdlib_lm_data(setting, corpus=corpus, tokenizer=first.tokenizer)
+    for a, b in ((first.train, again.train), (first.held_out, again.held_out)):
+        assert a.paths == b.paths
+        assert torch.equal(a.tokens, b.tokens) and a.tokens.dtype == b.tokens.dtype
+        assert torch.equal(a.lengths, b.lengths) and torch.equal(a.offsets, b.offsets)
+    assert torch.equal(first.windows("train", 8, 32).tokens, again.windows("train", 8, 32).tokens)
+
+    # another tokenizer gets files of its own; without the variable nothing is kept
+    other = stdlib_lm_data(dataclasses.replace(setting, vocab_size=280), corpus=corpus)
+    assert len(list(kept.iterdir())) == 4
+    assert not torch.equal(other.train.tokens, first.train.tokens)
+    monkeypatch.delenv("EXPLORER_CACHE")
+    stdlib_lm_data(setting, corpus=corpus, tokenizer=first.tokenizer)
+    assert len(list(kept.iterdir())) == 4

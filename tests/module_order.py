@@ -1,0 +1,62 @@
+"""Under ``make test`` (pytest-xdist, ``--dist loadscope``) the slowest test modules start
+first; tests/conftest.py takes these hooks (kept here, apart from the fixtures, so that
+tests/test_module_order.py can load them into a small project without torch).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+# `make test` runs pytest-xdist with --dist loadscope: each module runs whole on one of the
+# workers, taken from a queue as a worker runs dry. The slowest modules must start first,
+# or one of them left to the end keeps one core busy while the other has nothing to do.
+# Seconds each module took in CI (2 workers on 2 cores, setup included, from
+# `--durations` of `make test`); a slow or browser module not listed counts as
+# UNLISTED_SLOW_S, every other module as 0 (they keep their collection order, after these).
+MODULE_SECONDS = {
+    "tests/browser/test_tutorials_in_lab.py": 490,
+    "tests/sweep/test_sweep_ray.py": 145,
+    "tests/models/test_ndif_local.py": 140,
+    "tests/test_auditing_notebook.py": 125,
+    "tests/studies/test_grokking_phases.py": 100,
+    "tests/browser/test_widgets_under_load.py": 94,
+    "tests/browser/test_audit_view_in_lab.py": 72,
+    "tests/test_stdlib_lm_notebook.py": 67,
+    "tests/browser/test_view_screenshots.py": 65,
+    "tests/browser/test_docs_site.py": 60,
+    "tests/browser/test_anywidget_init_timeout.py": 58,
+    "tests/browser/test_quickstart_in_lab.py": 45,
+    "tests/browser/test_lab_first_widget.py": 40,
+    "tests/studies/test_grokking.py": 40,
+    "tests/test_what_fine_tuning_changes_notebook.py": 38,
+    "tests/test_mnist_notebook.py": 37,
+    "tests/test_features_notebook.py": 37,
+    "tests/browser/test_long_requests_in_lab.py": 35,
+    "tests/test_grokking_notebook.py": 32,
+    "tests/browser/test_sweep_view_in_lab.py": 30,
+    "tests/test_readme_audit.py": 30,
+}
+UNLISTED_SLOW_S = 30
+
+
+def pytest_configure(config):
+    # xdist's default --loadscope-reorder queues modules by their number of tests, most
+    # first: the slowest modules (a few long tests each) would come last. Queue them in the
+    # order pytest_collection_modifyitems leaves them instead.
+    if getattr(config.option, "dist", "no") == "loadscope":
+        config.option.loadscopereorder = False
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config, items):
+    """Under pytest-xdist, the slowest modules first (MODULE_SECONDS); each module's own
+    tests keep their order. The same order on every worker (xdist checks they agree)."""
+    if not hasattr(config, "workerinput"):  # a run in one process: the order changes nothing
+        return
+    seconds: dict[str, float] = {}
+    for item in items:
+        module = item.nodeid.split("::", 1)[0]
+        slow = any(item.iter_markers("slow")) or any(item.iter_markers("browser"))
+        listed = MODULE_SECONDS.get(module, UNLISTED_SLOW_S if slow else 0)
+        seconds[module] = max(seconds.get(module, 0), listed)
+    items.sort(key=lambda item: -seconds[item.nodeid.split("::", 1)[0]])
