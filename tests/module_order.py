@@ -19,7 +19,10 @@ MODULE_SECONDS = {
     "tests/models/test_ndif_local.py": 140,
     "tests/test_auditing_notebook.py": 125,
     "tests/studies/test_grokking_phases.py": 100,
+    "tests/browser/test_live_session_in_lab.py": 130,  # measured on a developer's machine
     "tests/browser/test_widgets_under_load.py": 94,
+    "tests/browser/test_views_relink.py": 75,  # measured on a developer's machine
+    "tests/test_live_session_notebook.py": 55,  # measured on a developer's machine
     "tests/browser/test_audit_view_in_lab.py": 72,
     "tests/test_stdlib_lm_notebook.py": 67,
     "tests/browser/test_view_screenshots.py": 65,
