@@ -15,31 +15,58 @@ function sbBudget(spent, budget) {
 }
 
 function sbScatter(rows) {
-  // findings (up) against passes spent (right): the auditing game's trade-off
-  const w = 260, h = 150, pad = 28;
+  // findings (up) against passes spent (right): the auditing game's trade-off. The axes run a
+  // little past the largest value so no point sits on the frame, and people on one spot share
+  // one label ("bo, cy") instead of overprinting or running off the plot.
+  const w = 300, h = 160, left = 30, right = 12, top = 12, bottom = 30;
   const ns = "http://www.w3.org/2000/svg";
   const svg = document.createElementNS(ns, "svg");
   svg.setAttribute("width", w); svg.setAttribute("height", h);
   svg.setAttribute("data-testid", "leaderboard-plot");
   const maxP = Math.max(1, ...rows.map((r) => r.passes || 0));
   const maxF = Math.max(1, ...rows.map((r) => r.findings || 0));
+  const sx = (p) => left + ((w - left - right) * p) / (1.15 * maxP);
+  const sy = (f) => h - bottom - ((h - bottom - top) * f) / (1.15 * maxF);
   const line = (x1, y1, x2, y2) => { const l = document.createElementNS(ns, "line"); for (const [k, v] of Object.entries({ x1, y1, x2, y2, stroke: "#9ca3af" })) l.setAttribute(k, v); svg.appendChild(l); };
-  line(pad, h - pad, w - 8, h - pad); line(pad, 8, pad, h - pad);
-  const text = (x, y, s, anchor) => { const t = document.createElementNS(ns, "text"); t.setAttribute("x", x); t.setAttribute("y", y); t.setAttribute("font-size", "10"); t.setAttribute("text-anchor", anchor || "start"); t.textContent = s; svg.appendChild(t); };
-  text(w - 8, h - 8, "passes (max " + maxP + ")", "end"); text(4, 16, "findings");
-  const taken = {};  // people on the same spot: their names stack instead of overprinting
+  line(left, h - bottom, w - right, h - bottom); line(left, top, left, h - bottom);
+  const text = (x, y, s, anchor, testid) => {
+    const t = document.createElementNS(ns, "text"); t.setAttribute("x", x); t.setAttribute("y", y); t.setAttribute("font-size", "10");
+    t.setAttribute("text-anchor", anchor || "start"); if (testid) t.setAttribute("data-testid", testid); t.textContent = s; svg.appendChild(t);
+  };
+  text(left, h - bottom + 12, "0", "middle"); text(sx(maxP), h - bottom + 12, String(maxP), "middle");
+  text(left - 4, h - bottom + 3, "0", "end"); text(left - 4, sy(maxF) + 3, String(maxF), "end");
+  text(w - right, h - 4, "passes spent", "end"); text(left + 4, top + 2, "findings");
+  const spots = new Map();  // "x,y" -> the rows on that spot
   for (const r of rows) {
-    const x = pad + ((w - pad - 16) * (r.passes || 0)) / maxP, y = h - pad - ((h - pad - 16) * (r.findings || 0)) / maxF;
-    const spot = x.toFixed(0) + "," + y.toFixed(0);
-    const nth = (taken[spot] = (taken[spot] || 0) + 1) - 1;
-    const c = document.createElementNS(ns, "circle");
-    c.setAttribute("cx", x); c.setAttribute("cy", y); c.setAttribute("r", 4);
-    // after the reveal: green where a finding names a planted unit, red where none does
-    c.setAttribute("fill", r.correct === null || r.correct === undefined ? "#2563eb" : r.correct > 0 ? "#16a34a" : "#dc2626");
-    const tip = document.createElementNS(ns, "title"); tip.textContent = r.name + ": " + r.findings + " findings, " + r.passes + " passes"; c.appendChild(tip);
-    svg.appendChild(c); text(x + 6, y + 3 + 11 * nth, r.name);
+    const key = (r.passes || 0) + "," + (r.findings || 0);
+    if (!spots.has(key)) spots.set(key, []);
+    spots.get(key).push(r);
+  }
+  for (const group of spots.values()) {
+    const x = sx(group[0].passes || 0), y = sy(group[0].findings || 0);
+    for (const r of group) {
+      const c = document.createElementNS(ns, "circle");
+      c.setAttribute("cx", x); c.setAttribute("cy", y); c.setAttribute("r", 4);
+      // after the reveal: green where a finding names a planted unit, red where none does
+      c.setAttribute("fill", r.correct === null || r.correct === undefined ? "#2563eb" : r.correct > 0 ? "#16a34a" : "#dc2626");
+      const tip = document.createElementNS(ns, "title"); tip.textContent = r.name + ": " + r.findings + " findings, " + r.passes + " passes"; c.appendChild(tip);
+      svg.appendChild(c);
+    }
+    const names = group.map((r) => r.name).join(", ");
+    const onRight = x > w / 2;  // a label runs towards the middle, never off the plot
+    text(onRight ? x - 7 : x + 7, y - 6, names, onRight ? "end" : "start", "leader-label");
   }
   return svg;
+}
+
+// A revealed truth, readable: "planted.concept_neuron_model, seed 0: neuron 0.3".
+function sbTruth(v) {
+  if (v && typeof v === "object" && "study" in v) {
+    const units = Array.isArray(v.units) && v.units.length ? ": " + v.units.join(", ") : "";
+    const extra = Object.entries(v).filter(([k]) => !["study", "seed", "units"].includes(k)).map(([k, x]) => k + " " + (typeof x === "string" ? x : JSON.stringify(x)));
+    return v.study + (v.seed === undefined ? "" : ", seed " + v.seed) + units + (extra.length ? " (" + extra.join("; ") + ")" : "");
+  }
+  return typeof v === "string" ? v : JSON.stringify(v);
 }
 
 function render({ model, el, experimental }) {
@@ -93,8 +120,13 @@ function render({ model, el, experimental }) {
     const truth = model.get("truth") || {};
     if (model.get("revealed")) {
       root.appendChild(exEl("div", { cls: "ex-title", text: "The truth (revealed)" }));
-      root.appendChild(sbTable("truth", ["what", "value"], Object.entries(truth).map(([k, v]) =>
-        exEl("tr", {}, [exEl("td", { text: k }), exEl("td", { text: typeof v === "string" ? v : JSON.stringify(v), attrs: { "data-testid": "truth-value", "data-key": k } })]))));
+      const planted = Object.entries(truth);
+      if (planted.length) {
+        root.appendChild(sbTable("truth", ["who", "their model and its planted units"], planted.map(([k, v]) =>
+          exEl("tr", {}, [exEl("td", { text: k }), exEl("td", { text: sbTruth(v), attrs: { "data-testid": "truth-value", "data-key": k } })]))));
+      } else {
+        root.appendChild(exEl("div", { cls: "ex-muted", text: "nothing to show: nobody was handed a model", attrs: { "data-testid": "truth-empty" } }));
+      }
     } else {
       root.appendChild(exEl("div", { cls: "ex-muted", text: "the truth stays hidden until the mentor reveals it", attrs: { "data-testid": "truth-hidden" } }));
     }
@@ -107,6 +139,7 @@ function render({ model, el, experimental }) {
       list.appendChild(exEl("div", { cls: "sb-record", text: when + "  " + r.author + " " + r.kind + " " + r.id, attrs: { "data-testid": "record", "data-record": r.kind + ":" + r.id, "data-author": r.author } }));
     }
     root.appendChild(list);
+    if (!records.length) list.appendChild(exEl("div", { cls: "ex-muted", text: "none yet" }));
   };
   return exMount(model, el, "sb-root", "session-board", draw);
 }

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from lab_driver import page_error
 
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
@@ -221,9 +222,11 @@ def page(browser, lab_server: LabServer, request: pytest.FixtureRequest) -> Iter
     page = context.new_page()
     page.set_default_timeout(60_000)
     errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(f"{exc} at {page.url}\n{exc.stack}"))
+    timeouts: list[str] = []
+    page.on("pageerror", lambda exc: page_error(exc, page, errors, timeouts))
     page.on("dialog", lambda dialog: (errors.append(f"dialog: {dialog.message}"), dialog.dismiss()))
     page.js_errors = errors  # type: ignore[attr-defined]
+    page.anywidget_timeouts = timeouts  # type: ignore[attr-defined]
     try:
         yield page
     finally:

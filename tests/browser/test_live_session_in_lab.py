@@ -28,6 +28,7 @@ from lab_driver import (
     error_outputs,
     kernel_json,
     open_notebook,
+    page_error,
     wait_until,
 )
 
@@ -105,7 +106,8 @@ def lab_page(browser: Any, artifacts: Path, name: str) -> Iterator[Any]:
     page = context.new_page()
     page.set_default_timeout(60_000)
     errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(f"{exc} at {page.url}"))
+    timeouts: list[str] = []  # anywidget's start-up window: the views relink (lab_driver)
+    page.on("pageerror", lambda exc: page_error(exc, page, errors, timeouts))
     page.js_errors = errors  # type: ignore[attr-defined]
     try:
         yield page

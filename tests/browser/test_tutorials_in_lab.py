@@ -20,7 +20,6 @@ from figure_checks import canvas_problems, figure_problems
 from lab_driver import (
     ANYWIDGET_TIMEOUT,
     RELINKED,
-    anywidget_timeouts,
     error_outputs,
     open_notebook,
     run_all,
@@ -95,8 +94,8 @@ def test_notebook_runs_in_lab_and_every_widget_renders(name, lab_server, page, a
     # anywidget's 2 s start-up window may run out on a busy machine (upstream,
     # docs/troubleshooting.md); explorer's views then relink (test_views_relink.py). Nothing
     # else may fail, and every view must still hear its kernel object.
-    timeouts = anywidget_timeouts(page.js_errors)
-    assert [e for e in page.js_errors if e not in timeouts] == []
+    timeouts = page.anywidget_timeouts
+    assert page.js_errors == []
     relinked = [line for line in console if RELINKED in line]
     assert not timeouts or relinked, f"{len(timeouts)} models, none relinked: {ANYWIDGET_TIMEOUT}"
     views_follow_their_kernel(page)

@@ -63,7 +63,7 @@ def test_views_relink_when_anywidgets_window_runs_out(lab_server, page):
     wait_until(lambda: _all_show(page, "set afterwards"), what="later updates to arrive")
     assert sum(RELINKED in line for line in lines) == 2, lines
     # the page never sent anything the kernel refused, and nothing else failed
-    assert [line for line in page.js_errors if FAILED not in line] == []
+    assert len(page.anywidget_timeouts) >= 2 and page.js_errors == []
 
 
 def test_nothing_relinks_on_a_page_where_the_window_never_runs_out(lab_server, page):

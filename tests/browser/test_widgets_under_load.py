@@ -76,8 +76,7 @@ def test_every_widget_initialises_under_cpu_load(lab_server, page, busy_cores):
     failed = anywidget_timeouts(console)
     relinked = [line for line in console if RELINKED in line]
     assert not failed or relinked, f"{failed} and no view relinked: {ANYWIDGET_TIMEOUT}"
-    timeouts = anywidget_timeouts(page.js_errors)
-    assert [e for e in page.js_errors if e not in timeouts] == []  # nothing else failed
+    assert page.js_errors == []  # nothing else failed (the timeouts are filed apart)
     print(f"anywidget timeouts: {len(failed)}, views relinked: {len(relinked)}")
 
     views_follow_their_kernel(page, least=4)
