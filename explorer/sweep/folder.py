@@ -189,12 +189,15 @@ def run_point(task: Mapping[str, Any], cancel: threading.Event | None = None) ->
     shared = _sees(folder, task["sweep_id"])
     run_dir = folder / RUNS / name if shared else Path(tempfile.mkdtemp(prefix="sweep-")) / name
     started = time.perf_counter()
-    recipe = study.recipe(task["settings"])
+    live = study.live(task["settings"]) if study.live is not None else None
+    recipe = live.recipe if live is not None else study.recipe(task["settings"])
     if (run_dir / "manifest.json").is_file():
         run = Run.open(run_dir)
     else:
         run_dir.parent.mkdir(parents=True, exist_ok=True)
         run = Run.create(run_dir, recipe["model"], data=recipe.get("data"))
+    if live is not None:
+        live.watch(run)
     clock = StepClock()
     batches = None
     if study.batches is not None and task["n_batches"] >= 2:
@@ -212,7 +215,9 @@ def run_point(task: Mapping[str, Any], cancel: threading.Event | None = None) ->
     trained = time.perf_counter()
     outcomes: dict[str, Any] = {}
     if status != "diverged":
-        if study.finish is not None:
+        if live is not None:
+            live.finish(run)
+        elif study.finish is not None:
             study.finish(run)
         outcomes = study.outcomes(run)
     measured = time.perf_counter()
