@@ -15,6 +15,11 @@ Resuming: a point without its record is run again. Its run folder resumes from i
 published checkpoint (``train`` is kill-safe at every write), so even an unfinished point
 loses at most the steps since its last checkpoint; a finished point is never run again.
 
+A worker process is made ready once (``warm_worker``, Ray's worker setup hook): the sweep's
+code and transformer-lens imported before its first point, so that no point pays them and
+its record's ``train_seconds`` holds none of them (``worker_warm``; ``worker_points``: the
+points that process ran before).
+
 A worker that sees the sweep folder (same machine, or a shared file system: ``sweep.json``
 with the same id) trains straight into ``runs/<point>``. One that does not (a cluster
 node) trains into a temporary folder and sends the run's files back with its record; the
@@ -44,6 +49,7 @@ import torch
 
 from explorer._atomic import fsync_dir, remove_tree, replace, write_atomic, write_durable
 from explorer._inside import inside
+from explorer.models import zoo
 from explorer.models.checkpoint import read_tagged_json
 from explorer.models.learning_coefficient import LLCSampler
 from explorer.sweep.learning_coefficient import measure_learning_coefficients
@@ -53,11 +59,22 @@ from explorer.sweep.studies import study_of
 from explorer.training.loop import train
 from explorer.training.run import Run
 
-__all__ = ["SweepFolder", "failure_record", "run_point"]
+__all__ = ["SweepFolder", "failure_record", "run_point", "warm_worker"]
 
 FORMAT, VERSION = "explorer-sweep", 1
 SWEEP, RUNS, DONE = "sweep.json", "runs", "done"
 FINISHED = ("complete", "stopped", "diverged")  # run statuses a record can hold
+_WORKER = {"warm": False, "points": 0}  # this process as a sweep worker
+
+
+def warm_worker() -> None:
+    """Make this process ready to train points; Ray runs it in every worker process before
+    its first task (``worker_process_setup_hook``). Importing this module brings the sweep's
+    code and torch; building a toy transformer brings transformer-lens, which imports
+    ``transformers`` (seconds: more than a short run's training on a busy machine) and
+    which every built-in study's model needs."""
+    zoo.modular_addition_transformer(p=3, d_model=8)
+    _WORKER["warm"] = True
 
 
 class SweepFolder:
@@ -183,6 +200,8 @@ def run_point(task: Mapping[str, Any], cancel: threading.Event | None = None) ->
     so does ``cancel`` (in this process), set from another thread: training stops at its
     next step.
     """
+    warm, before = _WORKER["warm"] or _WORKER["points"] > 0, _WORKER["points"]
+    _WORKER["points"] += 1
     torch.set_num_threads(int(task["threads"]))
     study = study_of(task["study"])
     folder, name = Path(task["folder"]), task["name"]
@@ -240,6 +259,8 @@ def run_point(task: Mapping[str, Any], cancel: threading.Event | None = None) ->
         "measure_seconds": measured - trained,
         "llc_seconds": llc_seconds,
         "worker": os.getpid(),
+        "worker_warm": warm,
+        "worker_points": before,
         "shared_folder": shared,
     }
     if not shared:
