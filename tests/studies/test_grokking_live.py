@@ -3,6 +3,7 @@ memory for the checkpoint steps, equal bit for bit to the replay of every checkp
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from explorer.studies.grokking import CI_SETTING, grokking_progress, train_grokking
@@ -19,8 +20,13 @@ def _trained(folder, **kwargs) -> tuple[LiveGrokkingProgress, Run]:
     return live, train(**live.recipe, run=live.watch(folder), progress=False)
 
 
-def test_the_kept_logits_give_the_replayed_table_bit_for_bit(tmp_path, monkeypatch):
-    live, run = _trained(tmp_path / "r")
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> tuple[LiveGrokkingProgress, Run]:
+    return _trained(tmp_path_factory.mktemp("live") / "r")
+
+
+def test_the_kept_logits_give_the_replayed_table_bit_for_bit(trained, monkeypatch):
+    live, run = trained
     assert set(live.kept) == set(run.steps)  # logged steps without a checkpoint are dropped
     reads = []
     for name in ("load_into", "load_model"):
@@ -38,10 +44,10 @@ def test_the_kept_logits_give_the_replayed_table_bit_for_bit(tmp_path, monkeypat
     assert torch.equal(grokking_progress(run).excluded_loss, kept.excluded_loss)
 
 
-def test_checkpoints_not_kept_are_read_and_computed_the_same_way(tmp_path):
+def test_checkpoints_not_kept_are_read_and_computed_the_same_way(trained, tmp_path):
     """Past the memory budget (or trained in an earlier session) a checkpoint is read from
     disk, its logits computed by the same loss and test evaluation: the same table."""
-    live, run = _trained(tmp_path / "kept")
+    live, run = trained
     none, run_none = _trained(tmp_path / "none", budget=0)
     assert none.kept == {}
     a, b = live.finish(run), none.finish(run_none)
@@ -50,8 +56,8 @@ def test_checkpoints_not_kept_are_read_and_computed_the_same_way(tmp_path):
         assert torch.equal(getattr(a, measure), getattr(b, measure)), measure
 
 
-def test_the_live_recipe_trains_exactly_as_train_grokking(tmp_path):
-    _, run = _trained(tmp_path / "live")
+def test_the_live_recipe_trains_exactly_as_train_grokking(trained, tmp_path):
+    _, run = trained
     plain = train_grokking(tmp_path / "plain", SETTING, progress=False)
     assert run.steps == plain.steps
     assert (run.path / "metrics.jsonl").read_bytes() == (plain.path / "metrics.jsonl").read_bytes()
