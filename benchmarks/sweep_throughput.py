@@ -29,7 +29,8 @@ timed sweep). ``--cluster``: also the sweep on a local two-process Ray cluster t
 ``ray://`` against the in-process one (target >= 0.9x), each round.
 
 Run: ``PYTHONPATH=. python -m benchmarks.sweep_throughput [--n 8] [--steps 300]
-[--rounds 3]`` (``--overhead-only``: arms 1 and 2 alone, without Ray). Every figure is wall
+[--rounds 3]`` (``--overhead-only``: arms 1 and 2 alone, without Ray; ``--no-overhead``: all
+but arm 2). Every figure is wall
 time on whatever else the machine is doing.
 """
 
@@ -129,21 +130,20 @@ def _start_ray(workers: int) -> float:
 
 
 def _round(
-    k: int, base: dict, points: list[dict], tmp: Path, pool: Any, ray: bool, cluster: Any
+    k: int,
+    base: dict,
+    points: list[dict],
+    tmp: Path,
+    pool: Any,
+    ray: bool,
+    cluster: Any,
+    overhead: bool = True,
 ) -> dict[str, float]:
     out: dict[str, float] = {"load_before": os.getloadavg()[0]}
     here = tmp / f"round{k}"
     out["loop_s"] = _loop(base, points, here / "loop")
-    s, out["serial_s"] = _timed_sweep(base, points, here / "serial", executor="serial")
-    out["train_s_per_run"], out["measure_s_per_run"] = _split(s)
-    s, out["serial_naive_s"] = _timed_sweep(
-        base, points, here / "naive", executor="serial", study=NAIVE
-    )
-    out["naive_train_s_per_run"], out["naive_measure_s_per_run"] = _split(s)
-    out["overhead"] = out["serial_s"] / out["loop_s"] - 1
-    out["overhead_naive"] = out["serial_naive_s"] / out["loop_s"] - 1
-    out["measure_share"] = out["measure_s_per_run"] / out["train_s_per_run"]
-    out["measure_share_naive"] = out["naive_measure_s_per_run"] / out["naive_train_s_per_run"]
+    if overhead:
+        out.update(_overhead(base, points, here, out["loop_s"]))
     if ray:
         jobs = [(base, p, str(here / "two" / f"r{i}")) for i, p in enumerate(points)]
         start = time.perf_counter()
@@ -163,6 +163,22 @@ def _round(
     return out
 
 
+def _overhead(base: dict, points: list[dict], here: Path, loop_s: float) -> dict[str, float]:
+    """Arm 2: the serial sweep and its naive twin against the loop, and their records' split."""
+    out: dict[str, float] = {}
+    s, out["serial_s"] = _timed_sweep(base, points, here / "serial", executor="serial")
+    out["train_s_per_run"], out["measure_s_per_run"] = _split(s)
+    s, out["serial_naive_s"] = _timed_sweep(
+        base, points, here / "naive", executor="serial", study=NAIVE
+    )
+    out["naive_train_s_per_run"], out["naive_measure_s_per_run"] = _split(s)
+    out["overhead"] = out["serial_s"] / loop_s - 1
+    out["overhead_naive"] = out["serial_naive_s"] / loop_s - 1
+    out["measure_share"] = out["measure_s_per_run"] / out["train_s_per_run"]
+    out["measure_share_naive"] = out["naive_measure_s_per_run"] / out["naive_train_s_per_run"]
+    return out
+
+
 def run(
     n: int = 8,
     steps: int = 300,
@@ -171,6 +187,7 @@ def run(
     ray: bool = True,
     cold: bool = True,
     cluster: bool = False,
+    overhead: bool = True,
 ) -> dict[str, Any]:
     torch.set_num_threads(1)
     base = {"p": p, "steps": steps, "d_model": 32, "eval_every": 10, "stop_key_frequencies": None}
@@ -208,7 +225,9 @@ def run(
             stack = ExitStack()
             address = stack.enter_context(local_cluster(tmp))
     try:
-        per_round = [_round(k, base, points, tmp, pool, ray, address) for k in range(rounds)]
+        per_round = [
+            _round(k, base, points, tmp, pool, ray, address, overhead) for k in range(rounds)
+        ]
     finally:
         if pool is not None:
             pool.terminate()
@@ -231,10 +250,11 @@ def main() -> None:
     parser.add_argument("--no-cold", action="store_true", help="skip the cold-worker arm")
     parser.add_argument("--cluster", action="store_true", help="add the 2-process cluster")
     parser.add_argument("--overhead-only", action="store_true", help="arms 1 and 2 (no Ray)")
+    parser.add_argument("--no-overhead", action="store_true", help="arms 1, 3 and 4")
     args = parser.parse_args()
     result = run(
         args.n, args.steps, args.p, args.rounds, ray=not args.overhead_only,
-        cold=not args.no_cold, cluster=args.cluster,
+        cold=not args.no_cold, cluster=args.cluster, overhead=not args.no_overhead,
     )  # fmt: skip
     print(json.dumps(result, indent=1))
 
