@@ -59,7 +59,7 @@ from explorer.sweep.studies import study_of
 from explorer.training.loop import train
 from explorer.training.run import Run
 
-__all__ = ["SweepFolder", "failure_record", "run_point", "warm_worker"]
+__all__ = ["SweepFolder", "failure_record", "run_point"]
 
 FORMAT, VERSION = "explorer-sweep", 1
 SWEEP, RUNS, DONE = "sweep.json", "runs", "done"
