@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,10 +54,14 @@ from explorer.data.modular import ModularData, modular_arithmetic
 from explorer.models import zoo
 from explorer.models.handle import ModelHandle
 from explorer.studies.grokking_fourier import _moved_accuracy_names, all_pair_logits, modulus
-from explorer.studies.grokking_phases import Phases, detect_phases
+from explorer.studies.grokking_phases import Phases, _StopAfterCleanup, detect_phases
 from explorer.studies.grokking_table import PROGRESS_FILE, read_progress_table
 from explorer.training.loop import OptimizerConfig, train
-from explorer.training.losses import classification_eval, classification_loss
+from explorer.training.losses import (
+    classification_eval,
+    classification_loss,
+    last_position_logits,
+)
 from explorer.training.run import Run
 from explorer.training.schedule import CheckpointSchedule
 
@@ -72,8 +76,12 @@ __all__ = [
     "grokking_progress",
     "grokking_recipe",
     "grokking_summary",
+    "progress_of_checkpoints",
     "train_grokking",
 ]
+
+#: ``logits_fn(model, inputs) -> [batch, p]``: how the loss and the test evaluation get logits
+LogitsFn = Callable[[ModelHandle, torch.Tensor], torch.Tensor]
 
 
 @dataclass(frozen=True)
@@ -143,32 +151,6 @@ def embedding_sparsity(model: ModelHandle, *, mass: float = 0.8) -> dict[str, fl
     }
 
 
-class _StopAfterCleanup:
-    """``stop_when`` of a grokking run: generalised, then sparse enough or no longer sparsifying.
-
-    Reads the logged ``test_acc`` and ``embedding_key_frequencies`` (see ``embedding_sparsity``).
-    The plateau is counted from the later of generalisation and the last new minimum.
-    """
-
-    def __init__(self, max_key: int, plateau: int, threshold: float = 0.99) -> None:
-        self.max_key, self.plateau, self.threshold = max_key, plateau, threshold
-        self.generalised = False
-        self.best: tuple[float, int] | None = None  # (fewest key frequencies, first step seen)
-
-    def __call__(self, latest: Mapping[str, float]) -> bool:
-        step, n_key = int(latest["step"]), latest.get("embedding_key_frequencies")
-        if n_key is None:
-            return False
-        if self.best is None or n_key < self.best[0]:
-            self.best = (n_key, step)
-        if not self.generalised:
-            if latest.get("test_acc", 0.0) < self.threshold:
-                return False
-            self.generalised = True
-            self.best = (self.best[0], step)  # the plateau is counted from generalisation on
-        return n_key <= self.max_key or step - self.best[1] >= self.plateau
-
-
 def train_grokking(
     path: str | os.PathLike[str] | None = None,
     setting: GrokkingSetting = DEFAULT_SETTING,
@@ -184,9 +166,16 @@ def train_grokking(
     return train(**grokking_recipe(setting), run=path, progress=progress)
 
 
-def grokking_recipe(setting: GrokkingSetting = DEFAULT_SETTING) -> dict[str, Any]:
+def grokking_recipe(
+    setting: GrokkingSetting = DEFAULT_SETTING,
+    *,
+    train_logits: LogitsFn = last_position_logits,
+    test_logits: LogitsFn = last_position_logits,
+) -> dict[str, Any]:
     """The arguments of ``explorer.training.train`` for ``setting`` (all but ``run`` and
     ``progress``): ``train_grokking`` trains with them, ``explorer.sweep`` adds measures.
+    ``train_logits`` / ``test_logits`` compute the logits of the training step and of the
+    test evaluation (a sweep passes functions that also keep them: ``LiveGrokkingProgress``).
 
     >>> sorted(grokking_recipe(CI_SETTING.replace(p=7)))[:4]
     ['checkpoints', 'data', 'eval_every', 'evals']
@@ -200,7 +189,7 @@ def grokking_recipe(setting: GrokkingSetting = DEFAULT_SETTING) -> dict[str, Any
     )
     return dict(
         model=model,
-        loss_fn=classification_loss(data.train_tokens, data.train_labels),
+        loss_fn=classification_loss(data.train_tokens, data.train_labels, train_logits),
         steps=setting.steps,
         optimizer=OptimizerConfig(
             "adamw", lr=setting.lr, weight_decay=setting.weight_decay, betas=setting.betas
@@ -211,7 +200,7 @@ def grokking_recipe(setting: GrokkingSetting = DEFAULT_SETTING) -> dict[str, Any
             on_change={"test_acc": 0.05, "train_acc": 0.05},
         ),
         evals={
-            "test": classification_eval(data.test_tokens, data.test_labels),
+            "test": classification_eval(data.test_tokens, data.test_labels, test_logits),
             "embedding": embedding_sparsity,
         },
         eval_every=setting.eval_every,
@@ -309,15 +298,31 @@ def grokking_progress(
     if not replay and key is None and mass == 0.8 and table.is_file():
         return _progress(run, *read_progress_table(table))
     data = grokking_data(run)
-    p = data.p
     model = run.load_model()
     if key is None:
-        key = key_frequencies(fourier_spectrum(model.weight("embed")[:p]), mass=mass)
+        key = key_frequencies(fourier_spectrum(model.weight("embed")[: data.p]), mass=mass)
+
+    def at(step: int) -> tuple[torch.Tensor, float, float]:
+        run.load_into(model, step)
+        embedding = gini(fourier_spectrum(model.weight("embed")[: data.p]).basis_norms)
+        return all_pair_logits(model, data), embedding, weight_norm(model)
+
+    return progress_of_checkpoints(run, data, key, at)
+
+
+def progress_of_checkpoints(
+    run: Run,
+    data: ModularData,
+    key: KeyFrequencies,
+    at: Callable[[int], tuple[torch.Tensor, float, float]],
+) -> GrokkingProgress:
+    """``grokking_progress`` of every checkpoint of ``run``, from ``at(step)``: the logits of
+    every pair ``[p * p, p]`` there, the embedding's Gini coefficient and the weight norm
+    (``LiveGrokkingProgress`` answers from logits kept while training)."""
     rows: dict[str, list[float]] = {n: [] for n in GrokkingProgress._MEASURES}
     ce = torch.nn.functional.cross_entropy
     for step in run.steps:
-        run.load_into(model, step)
-        logits = all_pair_logits(model, data)
+        logits, embedding, norm = at(step)
         train_logits, test_logits = logits[data.train_idx], logits[data.test_idx]
         rows["train_loss"].append(float(ce(train_logits, data.train_labels)))
         rows["test_loss"].append(float(ce(test_logits, data.test_labels)))
@@ -329,8 +334,8 @@ def grokking_progress(
         rows["excluded_loss"].append(
             excluded_loss(logits, data.labels, key.frequencies, data.train_idx)
         )
-        rows["gini"].append(gini(fourier_spectrum(model.weight("embed")[:p]).basis_norms))
-        rows["weight_norm"].append(weight_norm(model))
+        rows["gini"].append(embedding)
+        rows["weight_norm"].append(norm)
     return _progress(run, list(run.steps), key, rows, None)
 
 

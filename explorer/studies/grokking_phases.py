@@ -37,7 +37,8 @@ thresholds measured from each curve's value when memorisation ends (``fraction``
   within it, else the test loss fell without the key frequencies and no cleanup is named.
 
 Circuit formation ends where cleanup starts. Between the end of memorisation and the start
-of circuit formation no phase is named.
+of circuit formation no phase is named. A grokking run's stop rule (``_StopAfterCleanup``:
+generalised, then sparse enough or no longer sparsifying) lives here too.
 
 >>> phases = Phases(memorized=10, circuit_start=20, cleanup_start=30, cleanup_end=60,
 ...                 last_step=80)
@@ -48,7 +49,7 @@ of circuit formation no phase is named.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -275,3 +276,29 @@ def _persists(mask: torch.Tensor, rows: int) -> torch.Tensor:
 def _first(steps: torch.Tensor, mask: torch.Tensor) -> int | None:
     where = torch.nonzero(mask)
     return int(steps[where[0, 0]]) if len(where) else None
+
+
+class _StopAfterCleanup:
+    """``stop_when`` of a grokking run: generalised, then sparse enough or no longer sparsifying.
+
+    Reads the logged ``test_acc`` and ``embedding_key_frequencies`` (see ``embedding_sparsity``).
+    The plateau is counted from the later of generalisation and the last new minimum.
+    """
+
+    def __init__(self, max_key: int, plateau: int, threshold: float = 0.99) -> None:
+        self.max_key, self.plateau, self.threshold = max_key, plateau, threshold
+        self.generalised = False
+        self.best: tuple[float, int] | None = None  # (fewest key frequencies, first step seen)
+
+    def __call__(self, latest: Mapping[str, float]) -> bool:
+        step, n_key = int(latest["step"]), latest.get("embedding_key_frequencies")
+        if n_key is None:
+            return False
+        if self.best is None or n_key < self.best[0]:
+            self.best = (n_key, step)
+        if not self.generalised:
+            if latest.get("test_acc", 0.0) < self.threshold:
+                return False
+            self.generalised = True
+            self.best = (self.best[0], step)  # the plateau is counted from generalisation on
+        return n_key <= self.max_key or step - self.best[1] >= self.plateau

@@ -3,7 +3,9 @@
 Execution is Ray's: each unfinished point is one Ray task (``num_cpus=1``, torch on
 ``threads`` threads). By default a local Ray is started in this process
 (``ray.init(address="local", num_cpus=<cores>, include_dashboard=False)`` on 127.0.0.1)
-and kept for later sweeps; ``address="ray://host:10001"`` (Ray Client) or ``"host:6379"``
+and kept for later sweeps. Its worker processes are reused from point to point, and each
+gets ready once (``WORKER_SETUP``, Ray's worker setup hook: the sweep's code and
+transformer-lens imported, seconds), started on every CPU as Ray starts; ``address="ray://host:10001"`` (Ray Client) or ``"host:6379"``
 (a node of the cluster), or the ``RAY_ADDRESS`` environment variable, sends the same tasks
 to a cluster, whose nodes need explorer installed (or ``runtime_env={"py_modules": [...]}``).
 ``executor="serial"`` runs the points here, one after another, without Ray.
@@ -39,7 +41,11 @@ from explorer.sweep.tracking import SweepProgress, _Tracker
 __all__ = ["SweepProgress", "plan_sweep", "sweep"]
 
 
-_RAY: dict[str, Any] = {"key": None}  # the Ray connection this module opened, if any
+# the Ray connection this module opened, if any; "warm": False (the benchmark's way before)
+# starts Ray without getting its workers ready
+_RAY: dict[str, Any] = {"key": None, "warm": True, "warming": []}
+#: Ray's worker setup hook: ``warm_worker`` runs in each worker process before its first task
+WORKER_SETUP = "explorer.sweep.folder.warm_worker"
 
 
 def _ray(address: str | None, workers: int | None, runtime_env: Mapping | None) -> Any:
@@ -52,8 +58,10 @@ def _ray(address: str | None, workers: int | None, runtime_env: Mapping | None) 
             return ray  # ours, as asked; or the user's own ray.init(), used as it is
         ray.shutdown()
     kwargs: dict[str, Any] = {"log_to_driver": False}
-    if runtime_env:
-        kwargs["runtime_env"] = dict(runtime_env)
+    # every worker imports the sweep's code and transformer-lens once, before its first point
+    hook = {"worker_process_setup_hook": WORKER_SETUP} if _RAY["warm"] else {}
+    if hook or runtime_env:
+        kwargs["runtime_env"] = {**hook, **(runtime_env or {})}
     if address is None:
         for attempt in range(3):
             try:
@@ -75,7 +83,20 @@ def _ray(address: str | None, workers: int | None, runtime_env: Mapping | None) 
     else:
         ray.init(address=address, **kwargs)
     _RAY["key"] = key
+    # start a worker on every CPU now, each getting ready (WORKER_SETUP) while this process
+    # prepares the sweep; not waited for: a point queues behind its worker's setup anyway
+    if _RAY["warm"]:
+        ready = ray.remote(num_cpus=1, max_retries=0)(_ready)
+        _RAY["warming"] = [ready.remote() for _ in range(_slots(ray))]
     return ray
+
+
+def _ready() -> int:
+    return os.getpid()
+
+
+def _slots(ray: Any) -> int:
+    return max(1, int(ray.cluster_resources().get("CPU", 1)))
 
 
 def shutdown_ray() -> None:
@@ -85,7 +106,7 @@ def shutdown_ray() -> None:
 
     if _RAY["key"] is not None and ray.is_initialized():
         ray.shutdown()
-    _RAY["key"] = None
+    _RAY["key"], _RAY["warming"] = None, []
 
 
 def sweep(
@@ -290,7 +311,7 @@ def _on_ray(
     ray = _ray(address or os.environ.get("RAY_ADDRESS") or None, workers, runtime_env)
     remote = ray.remote(num_cpus=1, max_retries=0)(run_point)
     pending = {remote.remote(task): task for task in tasks}
-    slots = max(1, int(ray.cluster_resources().get("CPU", 1)))
+    slots = _slots(ray)
     tracker.started(min(slots, len(pending)))
     try:
         while pending:

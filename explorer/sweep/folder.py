@@ -15,6 +15,11 @@ Resuming: a point without its record is run again. Its run folder resumes from i
 published checkpoint (``train`` is kill-safe at every write), so even an unfinished point
 loses at most the steps since its last checkpoint; a finished point is never run again.
 
+A worker process is made ready once (``warm_worker``, Ray's worker setup hook): the sweep's
+code and transformer-lens imported before its first point, so that no point pays them and
+its record's ``train_seconds`` holds none of them (``worker_warm``; ``worker_points``: the
+points that process ran before).
+
 A worker that sees the sweep folder (same machine, or a shared file system: ``sweep.json``
 with the same id) trains straight into ``runs/<point>``. One that does not (a cluster
 node) trains into a temporary folder and sends the run's files back with its record; the
@@ -44,6 +49,7 @@ import torch
 
 from explorer._atomic import fsync_dir, remove_tree, replace, write_atomic, write_durable
 from explorer._inside import inside
+from explorer.models import zoo
 from explorer.models.checkpoint import read_tagged_json
 from explorer.models.learning_coefficient import LLCSampler
 from explorer.sweep.learning_coefficient import measure_learning_coefficients
@@ -58,6 +64,17 @@ __all__ = ["SweepFolder", "failure_record", "run_point"]
 FORMAT, VERSION = "explorer-sweep", 1
 SWEEP, RUNS, DONE = "sweep.json", "runs", "done"
 FINISHED = ("complete", "stopped", "diverged")  # run statuses a record can hold
+_WORKER = {"warm": False, "points": 0}  # this process as a sweep worker
+
+
+def warm_worker() -> None:
+    """Make this process ready to train points; Ray runs it in every worker process before
+    its first task (``worker_process_setup_hook``). Importing this module brings the sweep's
+    code and torch; building a toy transformer brings transformer-lens, which imports
+    ``transformers`` (seconds: more than a short run's training on a busy machine) and
+    which every built-in study's model needs."""
+    zoo.modular_addition_transformer(p=3, d_model=8)
+    _WORKER["warm"] = True
 
 
 class SweepFolder:
@@ -183,18 +200,23 @@ def run_point(task: Mapping[str, Any], cancel: threading.Event | None = None) ->
     so does ``cancel`` (in this process), set from another thread: training stops at its
     next step.
     """
+    warm, before = _WORKER["warm"] or _WORKER["points"] > 0, _WORKER["points"]
+    _WORKER["points"] += 1
     torch.set_num_threads(int(task["threads"]))
     study = study_of(task["study"])
     folder, name = Path(task["folder"]), task["name"]
     shared = _sees(folder, task["sweep_id"])
     run_dir = folder / RUNS / name if shared else Path(tempfile.mkdtemp(prefix="sweep-")) / name
     started = time.perf_counter()
-    recipe = study.recipe(task["settings"])
+    live = study.live(task["settings"]) if study.live is not None else None
+    recipe = live.recipe if live is not None else study.recipe(task["settings"])
     if (run_dir / "manifest.json").is_file():
         run = Run.open(run_dir)
     else:
         run_dir.parent.mkdir(parents=True, exist_ok=True)
         run = Run.create(run_dir, recipe["model"], data=recipe.get("data"))
+    if live is not None:
+        live.watch(run)
     clock = StepClock()
     batches = None
     if study.batches is not None and task["n_batches"] >= 2:
@@ -212,7 +234,9 @@ def run_point(task: Mapping[str, Any], cancel: threading.Event | None = None) ->
     trained = time.perf_counter()
     outcomes: dict[str, Any] = {}
     if status != "diverged":
-        if study.finish is not None:
+        if live is not None:
+            live.finish(run)
+        elif study.finish is not None:
             study.finish(run)
         outcomes = study.outcomes(run)
     measured = time.perf_counter()
@@ -235,6 +259,8 @@ def run_point(task: Mapping[str, Any], cancel: threading.Event | None = None) ->
         "measure_seconds": measured - trained,
         "llc_seconds": llc_seconds,
         "worker": os.getpid(),
+        "worker_warm": warm,
+        "worker_points": before,
         "shared_folder": shared,
     }
     if not shared:

@@ -9,6 +9,10 @@ A ``SweepStudy`` names a study's setting fields and defaults, and three function
 ``(step, measure, value)`` rows that ``Sweep.to_dataframe()`` adds to the logged ones.
 ``llc_data(settings)`` gives the examples the local learning coefficient samples with
 (``(inputs, labels)``; labels None: next-token loss), when a sweep asks for it.
+``live(settings)``, when given, is what a sweep trains with instead of ``recipe`` and
+``finish``: an object with ``recipe`` (the same training, instrumented to keep what
+``finish`` would otherwise replay from each checkpoint on disk), ``watch(run)`` (the run it
+trains) and ``finish(run)`` (grokking's: ``LiveGrokkingProgress``).
 
 Two studies are built in (``STUDIES``):
 
@@ -16,8 +20,10 @@ Two studies are built in (``STUDIES``):
   ``steps``, ``seed``, ``data_seed``, ``d_model``, ...), base ``CI_SETTING``. Logged while
   training: ``test_loss``/``test_acc`` and the embedding's Fourier sparsity
   (``embedding_key_frequencies``, ``embedding_gini``: one FFT of ``W_E``). After training,
-  ``finish`` replays every checkpoint once for the restricted and excluded losses (one
-  forward pass over all ``p^2`` pairs per checkpoint) into the run's ``progress.json``, which
+  ``finish`` computes the restricted and excluded losses at every checkpoint from the
+  logits of every pair that training computed at that step (``live``: no checkpoint read,
+  no forward pass; ``finish`` alone replays each checkpoint from disk) into the run's
+  ``progress.json``, which
   ``grokking_progress(run)`` reads back and the sweep's long table shows (``curves``:
   ``restricted_loss``, ``excluded_loss`` at every checkpoint). Outcomes: ``grokking_summary``'s crossings
   (``train_99``, ``test_95``, ``test_99``, ``delay``, ``final_test_acc``, ``last_step``) and
@@ -63,6 +69,7 @@ from explorer.studies.grokking import (
     grokking_recipe,
     grokking_summary,
 )
+from explorer.studies.grokking_live import LiveGrokkingProgress
 from explorer.studies.grokking_table import PROGRESS_FILE, progress_table, read_progress_table
 from explorer.sweep.measures import BatchLosses
 from explorer.training.losses import last_position_logits
@@ -85,6 +92,7 @@ class SweepStudy:
     finish: Callable[[Run], None] | None = None
     llc_data: Callable[[Mapping[str, Any]], tuple[torch.Tensor, torch.Tensor | None]] | None = None
     curves: Callable[[Run], list[tuple[int, str, float]]] | None = None
+    live: Callable[[Mapping[str, Any]], Any] | None = None
 
     @property
     def fields(self) -> tuple[str, ...]:
@@ -174,6 +182,7 @@ GROKKING = SweepStudy(
     finish=_grokking_finish,
     llc_data=_grokking_llc_data,
     curves=_grokking_curves,
+    live=lambda s: LiveGrokkingProgress(_grokking_setting(s)),
 )
 
 

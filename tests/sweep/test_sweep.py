@@ -170,16 +170,30 @@ def test_weight_change_and_grad_noise_are_what_they_say(reference):
     assert m.get("grad_norm_batches").at(step) == pytest.approx(float(mean.norm()), rel=1e-4)
 
 
-def test_weight_change_reads_no_checkpoint_from_disk_while_training(tmp_path, monkeypatch):
-    # every checkpoint step is logged first: its weights are kept in memory at that step
+def test_a_swept_run_reads_no_checkpoint_from_disk(tmp_path, monkeypatch):
+    """Neither while training (weight_change keeps the weights of the newest logged step:
+    every checkpoint step is logged first) nor after it (the study measures come from the
+    logits training computed at each checkpoint step, kept in memory)."""
     from explorer.sweep import measures
+    from explorer.training.run import Run
 
     reads = []
     monkeypatch.setattr(measures, "read_weights", lambda path: reads.append(path))
+    for name in ("load_into", "load_model"):
+        real = getattr(Run, name)
+        monkeypatch.setattr(Run, name, lambda self, *a, real=real, name=name: (
+            reads.append(name), real(self, *a))[1])  # fmt: skip
     s = _sweep(tmp_path / "wd", grid={"weight_decay": [1.0]})
     assert reads == []
-    change = s.run("weight_decay=1").metrics().get("weight_change")
+    monkeypatch.undo()
+    run = s.run("weight_decay=1")
+    change = run.metrics().get("weight_change")
     assert len(change.steps) > 5 and not math.isnan(change.at(BASE["steps"]))
+    # the table from the kept logits is the replay of every checkpoint, bit for bit
+    kept, replayed = grokking_progress(run), grokking_progress(run, replay=True)
+    assert kept.precomputed is not None and replayed.precomputed is None
+    for measure in ("train_loss", "test_loss", "restricted_loss", "excluded_loss", "gini"):
+        assert torch.equal(getattr(kept, measure), getattr(replayed, measure)), measure
 
 
 def test_gradient_noise_needs_two_batches():

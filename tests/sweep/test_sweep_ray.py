@@ -58,6 +58,10 @@ def test_a_local_ray_sweep_runs_every_point_in_worker_processes(in_process, tmp_
     assert in_process.ran and set(in_process.ran) == set(in_process.names)
     workers = {r["worker"] for r in in_process.records.values()}
     assert len(workers) >= 1 and all(r["shared_folder"] for r in in_process.records.values())
+    # every worker got ready before its first point (Ray's setup hook): none paid the
+    # imports inside a point, and a worker runs point after point
+    assert all(r["worker_warm"] for r in in_process.records.values())
+    assert max(r["worker_points"] for r in in_process.records.values()) >= 1
     serial = sweep("grokking", GRID, folder=tmp_path / "s", base=BASE, executor="serial",
                    progress=False)  # fmt: skip
     assert _published(serial) == _published(in_process)
