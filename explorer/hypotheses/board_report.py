@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import datetime
 import html
+import json
 import math
 import os
 from collections.abc import Mapping, Sequence
@@ -141,7 +142,9 @@ def _kappa_bars(units: Sequence[Any]) -> str:
         x = zero if u.kappa >= 0 else zero - w
         colour = "#16a34a" if u.kappa >= 0.6 else "#d97706" if u.kappa >= 0.2 else "#dc2626"
         parts.append(f"<rect x='{x:.1f}' y='{y}' width='{w:.1f}' height='14' fill='{colour}'/>")
-        parts.append(_text(left + width + 4, y + 12, f"{u.kappa:.2f}"))
+        # the value beside the bar's end, on the zero line's other side for a negative one
+        at, anchor = (zero + w + 4, "start") if u.kappa >= 0 else (zero + 4, "start")
+        parts.append(_text(at, y + 12, f"{u.kappa:.2f}", anchor))
     height = 16 + row * max(len(units), 1)
     return _svg(left + width + 50, height, "".join(parts), "kappa per unit")
 
@@ -157,18 +160,33 @@ def _leader_scatter(leaders: Sequence[Any]) -> str:
         _text(w - 10, h - 10, f"passes (0..{most_p})", "end"),
         _text(4, 12, f"findings (0..{most_f})"),
     ]
-    taken: dict[tuple[int, int], int] = {}  # people on one spot: names stack, not overprint
+    spots: dict[tuple[int, int], list[Any]] = {}  # people on one spot share one label
     for r in leaders:
-        x = pad + (w - pad - 30) * r.passes / most_p
-        y = h - pad - (h - pad - 24) * r.findings / most_f
-        nth = taken[round(x), round(y)] = taken.get((round(x), round(y)), -1) + 1
-        colour = "#2563eb" if r.correct is None else "#16a34a" if r.correct else "#dc2626"
-        parts.append(
-            f"<circle cx='{x:.1f}' cy='{y:.1f}' r='4' fill='{colour}'><title>{_e(r.name)}: "
-            f"{r.findings} findings, {r.passes} passes</title></circle>"
-        )
-        parts.append(_text(x + 6, y + 4 + 11 * nth, r.name))
+        spots.setdefault((r.passes, r.findings), []).append(r)
+    for (passes, findings), group in spots.items():
+        x = pad + (w - pad - 30) * passes / most_p
+        y = h - pad - (h - pad - 24) * findings / most_f
+        for r in group:
+            colour = "#2563eb" if r.correct is None else "#16a34a" if r.correct else "#dc2626"
+            parts.append(
+                f"<circle cx='{x:.1f}' cy='{y:.1f}' r='4' fill='{colour}'><title>{_e(r.name)}: "
+                f"{r.findings} findings, {r.passes} passes</title></circle>"
+            )
+        right = x > w / 2  # the label runs towards the middle, never off the figure
+        names = ", ".join(r.name for r in group)
+        parts.append(_text(x - 7 if right else x + 7, y - 7, names, "end" if right else "start"))
     return _svg(w, h, "".join(parts), "findings against passes")
+
+
+def _truth(value: Any) -> str:
+    """A revealed truth, readable: 'planted.concept_neuron_model, seed 0: neuron 0.3'."""
+    if not isinstance(value, Mapping) or "study" not in value:
+        return value if isinstance(value, str) else json.dumps(value, default=str)
+    units = value.get("units") or []
+    text = str(value["study"]) + (f", seed {value['seed']}" if "seed" in value else "")
+    text += f": {', '.join(map(str, units))}" if units else ""
+    extra = [f"{k} {v}" for k, v in value.items() if k not in ("study", "seed", "units")]
+    return text + (f" ({'; '.join(extra)})" if extra else "")
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[Any]], testid: str) -> str:
@@ -235,8 +253,8 @@ def board_html(board: Any) -> str:
         ),
     ]
     if board.revealed and board.truth:
-        parts += ["<h2>The truth</h2>", _table(("what", "value"), sorted(
-            (str(k), v if isinstance(v, str) else repr(v)) for k, v in board.truth.items()
+        parts += ["<h2>The truth</h2>", _table(("who", "their model and its planted units"), sorted(
+            (str(k), _truth(v)) for k, v in board.truth.items()
         ), "truth")]  # fmt: skip
     parts += [
         "<h2>Records</h2>",
