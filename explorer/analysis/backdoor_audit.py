@@ -50,6 +50,7 @@ from explorer.analysis._audit_methods import (
     _compare,
     _evaluate,
     _global,
+    _linear_first,
     _result,
     _source,
     _weights,
@@ -103,14 +104,6 @@ MAD_THRESHOLD = 2.0  # Neural Cleanse's anomaly index (reported, not the flag: d
 DEFAULT_BUDGETS = {"linear": 16_000, "conv": 6_000}
 GLOBAL_STEPS = 200  # steps per class of the global search (docs/auditing.md)
 SOURCE_STEPS = 300  # steps per source class of the per-source mask search (docs/auditing.md)
-
-
-def _linear_first(model: ModelHandle) -> bool:
-    try:
-        first_layer_pixel_norms(model)
-    except ValueError:
-        return False
-    return True
 
 
 def _combine(model, parts, budget, meter, start) -> AuditResult:

@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from explorer.analysis import audit
-from explorer.analysis.mask_shapes import fill_sparse_patches, mask_shape
+from explorer.analysis.mask_shapes import fill_sparse_patches, mask_shape, thin_line
 from explorer.studies.auditing import mask_iou, plant
 from explorer.studies.kitchen_sink import kitchen_sink_split
 
@@ -46,6 +46,29 @@ def test_reported_mask_localizes_a_line_and_dots(data, seed, kind, arch, wanted)
     assert mask_iou(result.masks[c], trigger.mask()) >= wanted
     assert result.success[c] >= 0.9
     assert result.shapes[c] == mask_shape(result.masks[c]).description
+
+
+def test_a_line_in_a_cnn_is_reported_as_the_line(data):
+    # a convolution's mask search finds a vertical 1x8 line as pieces along it; growing them
+    # by gradient spread over the receptive field and reported "an 11x6 patch" (IoU 0.17)
+    trigger, result = audited(data, 7311, "line", "flat-cnn", method="cleanse", budget=3_000)
+    c = trigger.target
+    assert result.verdict == "flagged" and result.target == c
+    assert mask_iou(result.masks[c], trigger.mask()) >= 0.5
+    assert result.shapes[c].endswith("x1 line")
+    assert result.success[c] >= 0.9
+
+
+def test_thin_line_reads_the_line_a_mask_lies_on():
+    m = torch.zeros(28, 28)
+    m[3:12, 26] = torch.tensor([0.9, 0.1, 0.9, 0.2, 0.2, 0.1, 0.8, 0.9, 0.9])
+    line = thin_line(m)
+    assert line is not None and line[3:12, 26].sum() == 9 and line.sum() == 9
+    m[20, 5] = 0.9  # a second piece far away: not one line
+    assert thin_line(m) is None
+    square = torch.zeros(28, 28)
+    square[4:8, 4:8] = 1.0
+    assert thin_line(square) is None
 
 
 def test_sparse_compact_pieces_fill_their_box_but_lines_dots_and_frames_do_not():
