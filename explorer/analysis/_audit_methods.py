@@ -19,7 +19,7 @@ from explorer.analysis._audit_verdicts import (
     LEAD_SUCCESS,
     MIN_MARGIN,
     RAW_MARGIN,
-    SOURCE_RATIO,
+    SOURCE_RATIOS,
     lead_over_others,
     tiers,
 )
@@ -236,7 +236,8 @@ def _source(model, split, n_classes, batch_size, n_eval, meter, passes, n_steps,
         masks, patterns, success = _grow(model, split, masks, patterns, success,
                                          int(targets[s]), batch_size, n_eval, meter, source=s,
                                          at=s)  # fmt: skip
-    hit, near, why = tiers(per_source, success, SOURCE_RATIO, lead=None)
+    ratio = SOURCE_RATIOS["linear" if _linear_first(model) else "conv"]
+    hit, near, why = tiers(per_source, success, ratio, lead=None)
     # per target class: the source whose trigger scores highest for it
     anomaly, succ = torch.zeros(n_classes), torch.zeros(n_classes)
     out_m, out_p = torch.zeros_like(masks), torch.zeros_like(patterns)
@@ -261,7 +262,7 @@ def _source(model, split, n_classes, batch_size, n_eval, meter, passes, n_steps,
     else:
         why = why.replace("top class", "top source class").replace("anomaly", "size ratio")
     return _result(
-        model, "source", ctx, out_m, out_p, anomaly, succ, SOURCE_RATIO, flagged, suspicious,
+        model, "source", ctx, out_m, out_p, anomaly, succ, ratio, flagged, suspicious,
         why, sources=tuple(sources),
     )  # fmt: skip
 

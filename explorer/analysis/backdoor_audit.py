@@ -66,6 +66,7 @@ from explorer.analysis._audit_verdicts import (
     NEAR_SUCCESS,
     RAW_MARGIN,
     SOURCE_RATIO,
+    SOURCE_RATIOS,
     TIERS,
     tiers,
 )
@@ -89,6 +90,7 @@ __all__ = [  # named here too: mad_index, weight_anomaly (audit_scores)
     "RAW_MARGIN",
     "REFIT_STEPS",
     "SOURCE_RATIO",
+    "SOURCE_RATIOS",
     "SOURCE_STEPS",
     "TIERS",
     "AuditResult",

@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from explorer.analysis import audit
+from explorer.analysis.backdoor_audit import SOURCE_RATIOS
 from explorer.analysis.mask_shapes import fill_sparse_patches, mask_shape, thin_line
 from explorer.studies.auditing import mask_iou, plant
 from explorer.studies.kitchen_sink import kitchen_sink_split
@@ -104,6 +105,17 @@ def test_source_search_calls_a_clean_model_clean(data):
     planted = plant(7312, clean=True, data=data)
     result = audit(planted.model, data["test_x"][:500], method="source", budget=3_100)
     assert result.verdict == "clean", result.evidence
+
+
+def test_source_search_calls_a_clean_cnn_clean(data):
+    # a clean CNN (calibration seed 9204, scripts/calibrate_audit.py) moves its 9s to 4 with a
+    # mask 2.5x smaller than the median source's, at the 1,200 passes the default audit gives
+    # this search in a CNN: flagged at the MLPs' ratio (1.7), below the CNNs' (SOURCE_RATIOS)
+    planted = plant(9204, clean=True, arch="cnn", data=data)
+    result = audit(planted.model, data["test_x"][:500], method="source", budget=1_200)
+    assert result.verdict == "clean", result.evidence
+    assert float(result.anomaly.max()) >= SOURCE_RATIOS["linear"]
+    assert result.threshold == SOURCE_RATIOS["conv"]
 
 
 def test_growth_keeps_only_the_pieces_holding_a_found_pixel():
