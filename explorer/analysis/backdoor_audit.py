@@ -16,7 +16,9 @@ backward passes spent (one model call, of a batch, is one pass). Methods:
   learned (a gradient step per round, ``_audit_search.complete``) and reported as its mask.
 - ``"source"``: per source class, the smallest mask moving *that class's* digits to any other
   class; a source whose mask is far smaller than the median source's has a trigger that
-  fires on it alone (``sources[t]`` names it for target ``t``).
+  fires on it alone (``sources[t]`` names it for target ``t``). How much smaller is
+  calibrated per kind of first layer (``SOURCE_RATIOS``: a CNN's clean sources reach twice
+  an MLP's).
 - ``"global"``: per class, a universal perturbation of the whole image (a pattern blended in
   at opacity 0.1, or an L-infinity perturbation of 0.1 with ``norm="linf"``); a class whose
   perturbation moves far more held-out digits than the other classes' is anomalous.
