@@ -143,10 +143,31 @@ def score(planted, arch: str, result, cpu: float, unseen_x, unseen_y) -> dict:
     }
     if truth is not None and truth.local:
         row["iou"] = mask_iou(result.masks[cls], truth.mask())
+        row["iou_1px"] = shifted_iou(result.masks[cls], truth.mask())
         raw = getattr(result, "raw_masks", None)
         if raw is not None:
             row["raw_iou"] = mask_iou(raw[cls], truth.mask())
     return row
+
+
+def shifted_iou(found: torch.Tensor, truth: torch.Tensor, reach: int = 1) -> float:
+    """The best ``mask_iou`` of ``found`` moved by up to ``reach`` pixels each way (a
+    diagnostic beside the target's IoU: a CNN's max-pooling makes a trigger moved by a pixel
+    work about as well, so its position is not pinned to the pixel; docs/auditing.md).
+
+    >>> a = torch.zeros(6, 6); a[2, 1:5] = 1; b = torch.zeros(6, 6); b[3, 1:5] = 1
+    >>> shifted_iou(a, b)
+    1.0
+    """
+    from explorer.studies.auditing import mask_iou
+
+    h, w = found.shape
+    padded = torch.nn.functional.pad(found, (reach, reach, reach, reach))
+    best = 0.0
+    for dr in range(2 * reach + 1):
+        for dc in range(2 * reach + 1):  # moved by (reach - dr, reach - dc), zeros come in
+            best = max(best, mask_iou(padded[dr : dr + h, dc : dc + w], truth))
+    return best
 
 
 def play(
@@ -320,6 +341,7 @@ COLUMNS = (
     ("target_exact", "target exact"),
     ("success", "found-trigger success"),
     ("iou", "mask IoU"),
+    ("iou_1px", "IoU within 1 px"),
     ("shape", "shape"),
     ("forward_passes", "passes"),
     ("cpu_s", "CPU s"),

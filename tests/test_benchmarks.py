@@ -270,6 +270,8 @@ def test_every_family_auditing_game_smoke():
         assert r["cpu_s"] > 0
     assert per["4601"]["truth"].startswith("dots") and per["4602"]["truth"] == "clean"
     assert per["4601"]["iou"] is not None and per["4602"]["iou"] is None
+    # the IoU diagnostic that forgives a one-pixel move is at least the strict IoU
+    assert per["4601"]["iou_1px"] >= per["4601"]["iou"] and "iou_1px" not in per["4602"]
     assert rows[5].ours <= 2_000
     assert set(audit_game.GAME).isdisjoint(audit_game.TINY) and len(audit_game.GAME) == 20
 

@@ -19,14 +19,14 @@ from explorer.analysis._audit_verdicts import (
     LEAD_SUCCESS,
     MIN_MARGIN,
     RAW_MARGIN,
-    SOURCE_RATIO,
+    SOURCE_RATIOS,
     lead_over_others,
     tiers,
 )
 from explorer.analysis.audit_result import AuditResult, apply_trigger
 from explorer.analysis.audit_scores import weight_anomaly
-from explorer.analysis.mask_shapes import mask_shape
-from explorer.analysis.weight_outliers import Z_THRESHOLD, weight_outliers
+from explorer.analysis.mask_shapes import mask_shape, thin_line
+from explorer.analysis.weight_outliers import Z_THRESHOLD, first_layer_pixel_norms, weight_outliers
 
 GROW_PASSES = REFIT_STEPS + 4  # the growth's 3 gradient passes, its refit and 1 evaluation
 
@@ -83,10 +83,21 @@ def _box(mask: torch.Tensor) -> tuple[int, int, int, int]:
     return mask_shape(mask).box
 
 
+def _linear_first(model) -> bool:
+    """Whether the first layer is linear over the pixels (zero passes)."""
+    try:
+        first_layer_pixel_norms(model)
+    except ValueError:
+        return False
+    return True
+
+
 def _cleanse(model, split, n_classes, batch_size, n_eval, meter, passes, n_steps, ctx):
     fit_x, fit_y, eval_x, eval_y = split
+    conv = not _linear_first(model)
     # held back: two evaluation passes per class, and the leading class's growth and refit
-    spend = max(passes - 2 * n_classes - GROW_PASSES, n_classes)
+    # (a convolution's twice: its line completion is tried first)
+    spend = max(passes - 2 * n_classes - (2 if conv else 1) * GROW_PASSES, n_classes)
     raw, raw_p, squares, square_p, size_index = search.cleanse(
         model, fit_x, fit_y, n_classes, batch_size, meter, spend, n_steps
     )
@@ -104,7 +115,18 @@ def _cleanse(model, split, n_classes, batch_size, n_eval, meter, passes, n_steps
     patterns = torch.where(use_raw[:, None, None, None], raw_p, square_p)
     flagged, suspicious, why = tiers(anomaly, success, MIN_MARGIN)
     c = (flagged or suspicious or (int(anomaly.argmax()),))[0]
-    grown = _grow(model, split, masks, patterns, success, c, batch_size, n_eval, meter)
+    # in a convolution the gradient that grows a mask spreads over the receptive field; a raw
+    # mask in scattered pieces along a line is completed to that line instead (kept when it
+    # works as well as the mask found)
+    line = thin_line(raw[c]) if conv else None
+    grown = (masks, patterns, success)
+    if line is not None:
+        at_c = patterns.clone()
+        at_c[c] = raw_p[c]
+        grown = _grow(model, split, masks, at_c, success, c, batch_size, n_eval, meter,
+                      grown=line)  # fmt: skip
+    if grown[0] is masks:  # no line, or the line works less well: grow the mask found
+        grown = _grow(model, split, masks, patterns, success, c, batch_size, n_eval, meter)
     masks, patterns, success = grown
     c = (flagged or suspicious or (None,))[0]
     if c is not None:
@@ -122,17 +144,31 @@ def _cleanse(model, split, n_classes, batch_size, n_eval, meter, passes, n_steps
 
 
 def _grow(
-    model, split, masks, patterns, success, c, batch_size, n_eval, meter, source=None, at=None
+    model,
+    split,
+    masks,
+    patterns,
+    success,
+    c,
+    batch_size,
+    n_eval,
+    meter,
+    source=None,
+    at=None,
+    grown=None,
 ):
     """Class ``c``'s trigger (``masks[at]``, default ``at = c``) grown from the fewest pixels
-    that work to the whole trigger (``search.complete``), its pattern refitted there, kept
-    when it works at least as well on held-out digits (of ``source``, when given). Returns
-    ``(masks, patterns, success)``."""
+    that work to the whole trigger (``search.complete``; or the mask ``grown`` when given),
+    its pattern refitted there, kept when it works at least as well on held-out digits (of
+    ``source``, when given). Returns ``(masks, patterns, success)``, the same tensors when
+    the grown trigger is not kept."""
     fit_x, fit_y, eval_x, eval_y = split
     i = c if at is None else at
     if meter.left < GROW_PASSES or float(masks[i].max()) <= 0:
         return masks, patterns, success
-    grown = search.complete(model, fit_x, fit_y, masks[i], patterns[i], c, meter, source=source)
+    if grown is None:
+        grown = search.complete(model, fit_x, fit_y, masks[i], patterns[i], c, meter,
+                                source=source)  # fmt: skip
     new_m, init = torch.zeros(c + 1, *grown.shape), torch.zeros(c + 1, *patterns.shape[1:])
     new_m[c], init[c] = grown, patterns[i]
     stop = meter.forwards + REFIT_STEPS
@@ -200,7 +236,8 @@ def _source(model, split, n_classes, batch_size, n_eval, meter, passes, n_steps,
         masks, patterns, success = _grow(model, split, masks, patterns, success,
                                          int(targets[s]), batch_size, n_eval, meter, source=s,
                                          at=s)  # fmt: skip
-    hit, near, why = tiers(per_source, success, SOURCE_RATIO, lead=None)
+    ratio = SOURCE_RATIOS["linear" if _linear_first(model) else "conv"]
+    hit, near, why = tiers(per_source, success, ratio, lead=None)
     # per target class: the source whose trigger scores highest for it
     anomaly, succ = torch.zeros(n_classes), torch.zeros(n_classes)
     out_m, out_p = torch.zeros_like(masks), torch.zeros_like(patterns)
@@ -225,7 +262,7 @@ def _source(model, split, n_classes, batch_size, n_eval, meter, passes, n_steps,
     else:
         why = why.replace("top class", "top source class").replace("anomaly", "size ratio")
     return _result(
-        model, "source", ctx, out_m, out_p, anomaly, succ, SOURCE_RATIO, flagged, suspicious,
+        model, "source", ctx, out_m, out_p, anomaly, succ, ratio, flagged, suspicious,
         why, sources=tuple(sources),
     )  # fmt: skip
 

@@ -19,8 +19,12 @@ TIERS = ("flagged", "suspicious", "clean")
 MIN_MARGIN = 2.6  # logit margin per pixel of a square's side a cleanse trigger must reach
 RAW_MARGIN = 1.2  # ... or logit margin per unit of a raw mask's L1 (calibrated)
 # a source class whose smallest working mask is this many times smaller than the median
-# source's (calibrated on clean MLPs: at most 1.41, scripts/calibrate_audit.py)
-SOURCE_RATIO = 1.7
+# source's, per kind of first layer, calibrated on clean models (scripts/calibrate_audit.py,
+# docs/auditing.md): MLPs ("linear") reach at most 1.66 (7 models); CNNs ("conv") at most
+# 3.08 (8 models, 9201-9208: a CNN's 115 steps per source leave its masks less shrunk, and
+# it moves thin 1s and 9s with small masks), so no clean CNN reaches even 0.9 x 3.5
+SOURCE_RATIOS = {"linear": 1.7, "conv": 3.5}
+SOURCE_RATIO = SOURCE_RATIOS["linear"]  # the MLPs' (the name before CNNs were calibrated)
 GLOBAL_LEAD = 0.6  # a global trigger's success above the other classes' median (calibrated)
 MIN_SUCCESS = 0.95  # a flagged class's reconstructed trigger must work this often
 NEAR_SUCCESS = 0.7  # a near miss's trigger works at least this often

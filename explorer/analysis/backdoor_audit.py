@@ -16,7 +16,9 @@ backward passes spent (one model call, of a batch, is one pass). Methods:
   learned (a gradient step per round, ``_audit_search.complete``) and reported as its mask.
 - ``"source"``: per source class, the smallest mask moving *that class's* digits to any other
   class; a source whose mask is far smaller than the median source's has a trigger that
-  fires on it alone (``sources[t]`` names it for target ``t``).
+  fires on it alone (``sources[t]`` names it for target ``t``). How much smaller is
+  calibrated per kind of first layer (``SOURCE_RATIOS``: a CNN's clean sources reach twice
+  an MLP's).
 - ``"global"``: per class, a universal perturbation of the whole image (a pattern blended in
   at opacity 0.1, or an L-infinity perturbation of 0.1 with ``norm="linf"``); a class whose
   perturbation moves far more held-out digits than the other classes' is anomalous.
@@ -50,6 +52,7 @@ from explorer.analysis._audit_methods import (
     _compare,
     _evaluate,
     _global,
+    _linear_first,
     _result,
     _source,
     _weights,
@@ -65,6 +68,7 @@ from explorer.analysis._audit_verdicts import (
     NEAR_SUCCESS,
     RAW_MARGIN,
     SOURCE_RATIO,
+    SOURCE_RATIOS,
     TIERS,
     tiers,
 )
@@ -88,6 +92,7 @@ __all__ = [  # named here too: mad_index, weight_anomaly (audit_scores)
     "RAW_MARGIN",
     "REFIT_STEPS",
     "SOURCE_RATIO",
+    "SOURCE_RATIOS",
     "SOURCE_STEPS",
     "TIERS",
     "AuditResult",
@@ -103,14 +108,6 @@ MAD_THRESHOLD = 2.0  # Neural Cleanse's anomaly index (reported, not the flag: d
 DEFAULT_BUDGETS = {"linear": 16_000, "conv": 6_000}
 GLOBAL_STEPS = 200  # steps per class of the global search (docs/auditing.md)
 SOURCE_STEPS = 300  # steps per source class of the per-source mask search (docs/auditing.md)
-
-
-def _linear_first(model: ModelHandle) -> bool:
-    try:
-        first_layer_pixel_norms(model)
-    except ValueError:
-        return False
-    return True
 
 
 def _combine(model, parts, budget, meter, start) -> AuditResult:

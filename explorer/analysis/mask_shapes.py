@@ -138,6 +138,38 @@ def fill_sparse_patches(on: torch.Tensor, largest: int = 8, density: float = 0.3
     return out
 
 
+def thin_line(mask: torch.Tensor, *, level: float = 0.5) -> torch.Tensor | None:
+    """The pixels of ``mask [H, W]`` at or above ``level`` times its peak as one straight
+    line, when their bounding box is thin (a side of at most 2, the other at least 3 and
+    twice as long): the box's row (or column) holding most of the mask's mass, filled along
+    the box (0/1 ``[H, W]``); None when the pixels are not thin. A convolution's mask search
+    finds a line as scattered pieces along it (the gaps are what a convolution fills in);
+    the line they lie on is the trigger's shape.
+
+    >>> m = torch.zeros(12, 12); m[2, 3] = m[2, 6] = m[2, 8] = 1.0; m[3, 4] = 0.6
+    >>> line = thin_line(m); int(line.sum()), line[2, 3:9].tolist() == [1.0] * 6
+    (6, True)
+    >>> m[6, 6] = 1.0; thin_line(m) is None
+    True
+    """
+    mask = mask.detach().float()
+    if float(mask.max()) <= 0:
+        return None
+    on = mask >= level * float(mask.max())
+    top, left, h, w = _bbox([tuple(p) for p in on.nonzero().tolist()])
+    if min(h, w) > 2 or max(h, w) < max(3, 2 * min(h, w)):
+        return None
+    inside = mask[top : top + h, left : left + w]
+    out = torch.zeros_like(mask)
+    if h <= w:  # a row
+        r = top + int(inside.sum(1).argmax())
+        out[r, left : left + w] = 1.0
+    else:
+        c = left + int(inside.sum(0).argmax())
+        out[top : top + h, c] = 1.0
+    return out
+
+
 def mask_shape(mask: torch.Tensor, *, level: float = 0.5) -> MaskShape:
     """The shape of ``mask [H, W]`` (values in 0..1): pixels at or above ``level`` times its
     peak, their bounding box, components and description.

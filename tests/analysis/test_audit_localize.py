@@ -16,7 +16,8 @@ import pytest
 import torch
 
 from explorer.analysis import audit
-from explorer.analysis.mask_shapes import fill_sparse_patches, mask_shape
+from explorer.analysis.backdoor_audit import SOURCE_RATIOS
+from explorer.analysis.mask_shapes import fill_sparse_patches, mask_shape, thin_line
 from explorer.studies.auditing import mask_iou, plant
 from explorer.studies.kitchen_sink import kitchen_sink_split
 
@@ -46,6 +47,29 @@ def test_reported_mask_localizes_a_line_and_dots(data, seed, kind, arch, wanted)
     assert mask_iou(result.masks[c], trigger.mask()) >= wanted
     assert result.success[c] >= 0.9
     assert result.shapes[c] == mask_shape(result.masks[c]).description
+
+
+def test_a_line_in_a_cnn_is_reported_as_the_line(data):
+    # a convolution's mask search finds a vertical 1x8 line as pieces along it; growing them
+    # by gradient spread over the receptive field and reported "an 11x6 patch" (IoU 0.17)
+    trigger, result = audited(data, 7311, "line", "flat-cnn", method="cleanse", budget=3_000)
+    c = trigger.target
+    assert result.verdict == "flagged" and result.target == c
+    assert mask_iou(result.masks[c], trigger.mask()) >= 0.5
+    assert result.shapes[c].endswith("x1 line")
+    assert result.success[c] >= 0.9
+
+
+def test_thin_line_reads_the_line_a_mask_lies_on():
+    m = torch.zeros(28, 28)
+    m[3:12, 26] = torch.tensor([0.9, 0.1, 0.9, 0.2, 0.2, 0.1, 0.8, 0.9, 0.9])
+    line = thin_line(m)
+    assert line is not None and line[3:12, 26].sum() == 9 and line.sum() == 9
+    m[20, 5] = 0.9  # a second piece far away: not one line
+    assert thin_line(m) is None
+    square = torch.zeros(28, 28)
+    square[4:8, 4:8] = 1.0
+    assert thin_line(square) is None
 
 
 def test_sparse_compact_pieces_fill_their_box_but_lines_dots_and_frames_do_not():
@@ -81,6 +105,17 @@ def test_source_search_calls_a_clean_model_clean(data):
     planted = plant(7312, clean=True, data=data)
     result = audit(planted.model, data["test_x"][:500], method="source", budget=3_100)
     assert result.verdict == "clean", result.evidence
+
+
+def test_source_search_calls_a_clean_cnn_clean(data):
+    # a clean CNN (calibration seed 9204, scripts/calibrate_audit.py) moves its 9s to 4 with a
+    # mask 2.5x smaller than the median source's, at the 1,200 passes the default audit gives
+    # this search in a CNN: flagged at the MLPs' ratio (1.7), below the CNNs' (SOURCE_RATIOS)
+    planted = plant(9204, clean=True, arch="cnn", data=data)
+    result = audit(planted.model, data["test_x"][:500], method="source", budget=1_200)
+    assert result.verdict == "clean", result.evidence
+    assert float(result.anomaly.max()) >= SOURCE_RATIOS["linear"]
+    assert result.threshold == SOURCE_RATIOS["conv"]
 
 
 def test_growth_keeps_only_the_pieces_holding_a_found_pixel():
