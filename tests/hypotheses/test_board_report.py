@@ -4,7 +4,6 @@ tables, every string escaped, the truth only on a revealed board."""
 from __future__ import annotations
 
 import dataclasses
-import re
 from html.parser import HTMLParser
 
 import pytest
@@ -76,15 +75,13 @@ def test_every_string_from_the_room_is_escaped():
 
 
 def test_the_truth_is_in_the_report_only_once_revealed():
-    truth = {"bo": {"units": ["neuron 0.3"]}}
+    truth = {"bo": {"study": "planted.concept_neuron_model", "seed": 0, "units": ["neuron 0.3"]}}
     hidden = board_html(board_of(records=1, truth=truth))
-    assert "neuron 0.3&#x27;]" not in hidden and "The truth" not in hidden
+    assert "seed 0: neuron 0.3" not in hidden and "The truth" not in hidden
     assert "the truth is hidden until the mentor reveals it" in hidden
     shown = board_html(board_of(records=1, truth=truth, revealed=True))
     assert "<h2>The truth</h2>" in shown
-    assert re.search(
-        r"<td>bo</td><td>\{&#x27;units&#x27;: \[&#x27;neuron 0.3&#x27;\]\}</td>", shown
-    )
+    assert "<td>bo</td><td>planted.concept_neuron_model, seed 0: neuron 0.3</td>" in shown
 
 
 def test_export_writes_the_page(tmp_path):
