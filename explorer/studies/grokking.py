@@ -314,15 +314,15 @@ def progress_of_checkpoints(
     run: Run,
     data: ModularData,
     key: KeyFrequencies,
-    at: Callable[[int], tuple[torch.Tensor, float, float]],
+    state_at: Callable[[int], tuple[torch.Tensor, float, float]],
 ) -> GrokkingProgress:
-    """``grokking_progress`` of every checkpoint of ``run``, from ``at(step)``: the logits of
+    """``grokking_progress`` of every checkpoint of ``run``, from ``state_at(step)``: the logits of
     every pair ``[p * p, p]`` there, the embedding's Gini coefficient and the weight norm
     (``LiveGrokkingProgress`` answers from logits kept while training)."""
     rows: dict[str, list[float]] = {n: [] for n in GrokkingProgress._MEASURES}
     ce = torch.nn.functional.cross_entropy
     for step in run.steps:
-        logits, embedding, norm = at(step)
+        logits, embedding, norm = state_at(step)
         train_logits, test_logits = logits[data.train_idx], logits[data.test_idx]
         rows["train_loss"].append(float(ce(train_logits, data.train_labels)))
         rows["test_loss"].append(float(ce(test_logits, data.test_labels)))
