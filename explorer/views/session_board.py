@@ -53,30 +53,7 @@ _BOARD_TRAITS = (
 
 
 class _Watcher(Protocol):
-    def wait_for(self, condition: Callable[[Any], bool], timeout: float = 60.0) -> bool:
-        """Block until the board shown satisfies ``condition(board)`` (True), or ``timeout``
-        seconds pass (False): the mentor's notebook waits for the room with it."""
-        deadline = time.monotonic() + timeout
-        with self._shown:
-            while self.board is None or not condition(self.board):
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                self._shown.wait(left)
-        return True
-
-    def export_html(self, path: str | os.PathLike[str]) -> Path:
-        """The board shown, as one self-contained HTML report at ``path``
-        (``explorer.hypotheses.export_html``)."""
-        if self.board is None:
-            raise ValueError("no board to export yet: the view has not drawn one")
-        return export_html(self.board, path)
-
-    def _receive(self, board: Any) -> None:
-        """The watcher's callback: a board that cannot be drawn is the view's error (the
-        watcher's thread goes on), and the next one drawn clears it."""
-        with self._reported():
-            self.show(board)
+    """What the view keeps of ``session.watch``: a way to stop it."""
 
     def stop(self) -> None: ...
 
