@@ -58,9 +58,11 @@ GPT2_SMALL = TransformerConfig(
     seed=0,
 )
 TINY = TransformerConfig(
-    n_layers=2, d_model=32, n_heads=4, d_mlp=64, d_vocab=100, n_ctx=64, act_fn="gelu",
+    n_layers=2, d_model=32, n_heads=4, d_mlp=64, d_vocab=100, n_ctx=128, act_fn="gelu",
     normalization="LN", seed=0,
 )  # fmt: skip
+# the tiny view shows 128 tokens: at 64, every pattern (64 KB as float16) is about the size
+# of the widget's own module code, which the first message carries too
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,7 +77,7 @@ class _Size:
 
 
 SIZES = {
-    "tiny": _Size("2L d32 GPT-2-shaped", TINY, 64, (1, 8), None, "gpt2-tiny", 1),
+    "tiny": _Size("2L d32 GPT-2-shaped", TINY, 128, (1, 8), None, "gpt2-tiny", 1),
     "small": _Size("GPT-2-small", GPT2_SMALL, 1024, (1, 16), (0, 11), "gpt2", 1),
     "full": _Size("GPT-2-small", GPT2_SMALL, 1024, (1, 16), None, "gpt2", 1),
 }
