@@ -59,7 +59,10 @@ def _ray(address: str | None, workers: int | None, runtime_env: Mapping | None) 
         ray.shutdown()
     kwargs: dict[str, Any] = {"log_to_driver": False}
     # every worker imports the sweep's code and transformer-lens once, before its first point
-    hook = {"worker_process_setup_hook": WORKER_SETUP} if _RAY["warm"] else {}
+    # (not through Ray Client, ray://: the hook does not reach a client's workers, and a
+    # runtime env makes the cluster wait on its runtime-env agent to start the client's server)
+    client = address is not None and address.startswith("ray://")
+    hook = {"worker_process_setup_hook": WORKER_SETUP} if _RAY["warm"] and not client else {}
     if hook or runtime_env:
         kwargs["runtime_env"] = {**hook, **(runtime_env or {})}
     if address is None:
@@ -81,7 +84,16 @@ def _ray(address: str | None, workers: int | None, runtime_env: Mapping | None) 
                 if attempt == 2 or "timed out during startup" not in str(err):
                     raise
     else:
-        ray.init(address=address, **kwargs)
+        for attempt in range(3):
+            try:
+                ray.init(address=address, **kwargs)
+                break
+            except ConnectionAbortedError as err:
+                # On a busy machine a cluster can fail to start the server process it runs
+                # for each Ray Client connection; a new connection asks for a new one.
+                ray.shutdown()
+                if attempt == 2 or "Starting Ray client server failed" not in str(err):
+                    raise
     _RAY["key"] = key
     # start a worker on every CPU now, each getting ready (WORKER_SETUP) while this process
     # prepares the sweep; not waited for: a point queues behind its worker's setup anyway
