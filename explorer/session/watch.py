@@ -128,14 +128,7 @@ class Watcher:
 
     def wait_for(self, condition: Callable[[Board], bool], timeout: float = 10.0) -> bool:
         """Block until a pushed board satisfies ``condition`` (True), or ``timeout`` s (False)."""
-        deadline = time.monotonic() + timeout
-        with self._changed:
-            while self.last is None or not condition(self.last):
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                self._changed.wait(left)
-        return True
+        return _wait_for_board(self._changed, lambda: self.last, condition, timeout)
 
     def stop(self) -> None:
         """Stop watching (returns once the thread has ended)."""
@@ -147,3 +140,21 @@ class Watcher:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _wait_for_board(
+    changed: threading.Condition,
+    current: Callable[[], Any],
+    condition: Callable[[Any], bool],
+    timeout: float,
+) -> bool:
+    """Block on ``changed`` until ``current()`` is a board satisfying ``condition`` (True),
+    or ``timeout`` seconds pass (False); the watcher and the board view both wait so."""
+    deadline = time.monotonic() + timeout
+    with changed:
+        while (board := current()) is None or not condition(board):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            changed.wait(left)
+    return True

@@ -40,6 +40,7 @@ from typing import Any, ClassVar, Protocol
 import traitlets
 
 from explorer.hypotheses import export_html
+from explorer.session.watch import _wait_for_board
 from explorer.views._base import ExplorerWidget
 from explorer.views._reporting import page_request
 from explorer.views.serialize import css, esm
@@ -205,14 +206,7 @@ class SessionBoard(ExplorerWidget):
     def wait_for(self, condition: Callable[[Any], bool], timeout: float = 60.0) -> bool:
         """Block until the board shown satisfies ``condition(board)`` (True), or ``timeout``
         seconds pass (False): the mentor's notebook waits for the room with it."""
-        deadline = time.monotonic() + timeout
-        with self._shown:
-            while self.board is None or not condition(self.board):
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                self._shown.wait(left)
-        return True
+        return _wait_for_board(self._shown, lambda: self.board, condition, timeout)
 
     def export_html(self, path: str | os.PathLike[str]) -> Path:
         """The board shown, as one self-contained HTML report at ``path``
