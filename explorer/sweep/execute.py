@@ -5,7 +5,9 @@ Execution is Ray's: each unfinished point is one Ray task (``num_cpus=1``, torch
 (``ray.init(address="local", num_cpus=<cores>, include_dashboard=False)`` on 127.0.0.1)
 and kept for later sweeps. Its worker processes are reused from point to point, and each
 gets ready once (``WORKER_SETUP``, Ray's worker setup hook: the sweep's code and
-transformer-lens imported, seconds), started on every CPU as Ray starts; ``address="ray://host:10001"`` (Ray Client) or ``"host:6379"``
+transformer-lens imported, seconds), started on every CPU as Ray starts (through Ray
+Client, whose workers the hook does not reach, a first task per CPU does the same);
+``address="ray://host:10001"`` (Ray Client) or ``"host:6379"``
 (a node of the cluster), or the ``RAY_ADDRESS`` environment variable, sends the same tasks
 to a cluster, whose nodes need explorer installed (or ``runtime_env={"py_modules": [...]}``).
 ``executor="serial"`` runs the points here, one after another, without Ray.
@@ -32,7 +34,7 @@ from explorer._checks import check_choice
 from explorer.hypotheses.store import DEFAULT_PROJECT, HypothesisStore
 from explorer.hypotheses.sweep_index import put_sweep_runs
 from explorer.models.learning_coefficient import LLCSampler
-from explorer.sweep.folder import SweepFolder, failure_record, run_point
+from explorer.sweep.folder import SweepFolder, failure_record, run_point, warm_worker
 from explorer.sweep.points import expand_points
 from explorer.sweep.result import Sweep
 from explorer.sweep.studies import STUDIES, SweepStudy, study_of
@@ -95,8 +97,9 @@ def _ray(address: str | None, workers: int | None, runtime_env: Mapping | None) 
                 if attempt == 2 or "Starting Ray client server failed" not in str(err):
                     raise
     _RAY["key"] = key
-    # start a worker on every CPU now, each getting ready (WORKER_SETUP) while this process
-    # prepares the sweep; not waited for: a point queues behind its worker's setup anyway
+    # start a worker on every CPU now, each getting ready (WORKER_SETUP, or through Ray
+    # Client the task itself) while this process prepares the sweep; not waited for: a
+    # point queues behind its worker's setup anyway
     if _RAY["warm"]:
         ready = ray.remote(num_cpus=1, max_retries=0)(_ready)
         _RAY["warming"] = [ready.remote() for _ in range(_slots(ray))]
@@ -104,6 +107,9 @@ def _ray(address: str | None, workers: int | None, runtime_env: Mapping | None) 
 
 
 def _ready() -> int:
+    # the setup hook made this worker ready already, except through Ray Client (ray://),
+    # whose workers the hook does not reach: this task, one per CPU, makes each ready there
+    warm_worker()
     return os.getpid()
 
 

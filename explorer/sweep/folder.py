@@ -72,7 +72,10 @@ def warm_worker() -> None:
     its first task (``worker_process_setup_hook``). Importing this module brings the sweep's
     code and torch; building a toy transformer brings transformer-lens, which imports
     ``transformers`` (seconds: more than a short run's training on a busy machine) and
-    which every built-in study's model needs."""
+    which every built-in study's model needs. Once per process: a second call returns at once.
+    """
+    if _WORKER["warm"]:
+        return
     zoo.modular_addition_transformer(p=3, d_model=8)
     _WORKER["warm"] = True
 

@@ -109,6 +109,9 @@ def test_a_real_local_cluster_gives_the_in_process_results_bit_for_bit(in_proces
                            progress=False)  # fmt: skip
         shutdown_ray()  # disconnect before the cluster goes
     assert on_cluster.ran and set(on_cluster.ran) == set(on_cluster.names)
+    # the cluster's workers, which Ray's setup hook does not reach through Ray Client, were
+    # made ready before their first point too
+    assert all(r["worker_warm"] for r in on_cluster.records.values())
     assert _published(on_cluster) == _published(in_process)
 
 
