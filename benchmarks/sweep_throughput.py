@@ -26,7 +26,8 @@ Once, before the rounds (``--no-cold`` skips it): ``ray_cold``, the same sweep o
 whose workers were not made ready (the way before: a 1-point sweep started Ray, and a
 worker that had run no point imported torch, explorer and transformer-lens inside the
 timed sweep). ``--cluster``: also the sweep on a local two-process Ray cluster through
-``ray://`` against the in-process one (target >= 0.9x), each round.
+``ray://`` against the in-process one (target >= 0.9x), each round; its workers made ready
+first as the in-process ones are (connecting and readying, ``cluster_connect_s``, untimed).
 
 Run: ``PYTHONPATH=. python -m benchmarks.sweep_throughput [--n 8] [--steps 300]
 [--rounds 3]`` (``--overhead-only``: arms 1 and 2 alone, without Ray; ``--no-overhead``: all
@@ -113,13 +114,14 @@ def _split(s: Sweep) -> tuple[float, float]:
     )
 
 
-def _start_ray(workers: int) -> float:
-    """Start the local Ray (its workers ready, unless turned off) and wait for it. On a
-    busy machine Ray's node can miss its fixed 30 s start-up limit: tried up to 3 x 3 times."""
+def _start_ray(workers: int, address: str | None = None) -> float:
+    """Start the local Ray, or connect to the cluster at ``address``, and wait until its
+    workers are ready (unless turned off). On a busy machine Ray's node can miss its fixed
+    30 s start-up limit: tried up to 3 x 3 times."""
     start = time.perf_counter()
     for attempt in range(3):
         try:
-            ray = _execute._ray(None, workers, None)
+            ray = _execute._ray(address, None if address else workers, None)
             break
         except Exception as err:
             if attempt == 2 or "timed out during startup" not in str(err):
@@ -153,6 +155,8 @@ def _round(
         out["speedup"] = out["loop_s"] / out["ray_s"]
         out["speedup_two_processes"] = out["loop_s"] / out["two_processes_s"]
         if cluster is not None:
+            shutdown_ray()
+            out["cluster_connect_s"] = _start_ray(2, cluster)  # ready, as the local one is
             _, out["cluster_s"] = _timed_sweep(base, points, here / "cluster", address=cluster)
             shutdown_ray()
             _start_ray(2)
