@@ -25,7 +25,7 @@ from explorer.analysis._audit_verdicts import (
 )
 from explorer.analysis.audit_result import AuditResult, apply_trigger
 from explorer.analysis.audit_scores import weight_anomaly
-from explorer.analysis.mask_shapes import mask_shape, thin_line
+from explorer.analysis.mask_shapes import fill_sparse_patches, mask_shape, thin_line
 from explorer.analysis.weight_outliers import Z_THRESHOLD, first_layer_pixel_norms, weight_outliers
 
 GROW_PASSES = REFIT_STEPS + 4  # the growth's 3 gradient passes, its refit and 1 evaluation
@@ -314,7 +314,12 @@ def _weights(model, split, n_classes, batch_size, n_eval, meter, passes, ctx):
 
 def _compare(model, split, n_classes, batch_size, n_eval, meter, passes, ctx, references):
     found = weight_outliers(model, references=references)
-    near = (found.z >= 0.9 * Z_THRESHOLD).float()
+    # a stamp's pixels that stand out in the weights are its white ones (a checkerboard's
+    # touch at the corners); its black ones, on digits' black background, leave the weights
+    # alone. Sparse compact pieces are filled to their box, as the mask search's growth does
+    # (``fill_sparse_patches``): the stamp is there, and a pattern fitted on its white pixels
+    # alone does not reproduce it. Lines, dots and frames stay as they are.
+    near = fill_sparse_patches(found.z >= 0.9 * Z_THRESHOLD).float()
     top = float(found.z.max())
     if not near.any():
         z = torch.zeros(n_classes)

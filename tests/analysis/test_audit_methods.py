@@ -17,6 +17,7 @@ from explorer.analysis.mask_shapes import mask_shape
 from explorer.models.builders import build_mlp
 from explorer.models.config import MLPConfig
 from explorer.models.loading import wrap
+from explorer.studies.auditing import mask_iou
 from explorer.studies.kitchen_sink import kitchen_sink_split
 
 torch.set_num_threads(1)
@@ -136,6 +137,31 @@ def test_audit_compares_with_references(line, references, data):
     assert "line" in result.evidence and result.weight_z.shape == (28, 28)
     with pytest.raises(ValueError, match="references"):
         audit(line, data["test_x"], method="compare")
+
+
+def checkerboard_trigger(top=11, left=11, size=5):
+    """A 5x5 checkerboard over the middle of the image, where the digits are (as in the
+    benchmark's 4508): its white cells stand out in the weights, its black ones do not."""
+    mask = torch.zeros(28, 28)
+    mask[top : top + size, left : left + size] = 1
+    i = torch.arange(size)
+    pattern = torch.zeros(1, 28, 28)
+    pattern[0, top : top + size, left : left + size] = ((i[:, None] + i[None, :]) % 2 == 0).float()
+    return mask, pattern
+
+
+def test_compare_reports_a_checkerboard_as_its_square(references, data):
+    # the pixels whose weights stand out are the checkerboard's white cells and a few more (a
+    # sparse 5x4 pattern): a pattern fitted on them alone sent 79% of digits to 7 (suspicious,
+    # IoU 0.52); filled to their box, as the mask search's growth fills sparse pieces, the
+    # square is where the stamp is and its pattern works
+    mask, pattern = checkerboard_trigger()
+    planted = train(data, 66, mask, pattern, target=7)
+    result = audit(planted, data["test_x"], method="compare", references=references, budget=400)
+    assert result.verdict == "flagged" and result.target == 7, result.evidence
+    assert float(result.success[7]) >= 0.9
+    assert mask_iou(result.masks[7], mask) >= 0.8, result.shapes[7]
+    assert result.shapes[7].endswith("patch"), result.shapes[7]
 
 
 def test_three_tiers_name_the_near_misses():
