@@ -187,7 +187,11 @@ def form_explanation(
         raise ValueError(f"{size}-grams need sequences of >= {size} tokens, got {tokens.shape[1]}")
     grams = tokens.unfold(1, size, 1).reshape(-1, size)  # [batch * (pos - size + 1), size]
     values = acts[:, size - 1 :].reshape(-1)
-    found, inverse, counts = grams.unique(dim=0, return_inverse=True, return_counts=True)
+    if size == 1:  # the same groups as unique(dim=0), 50x faster (simulation_scores: per unit)
+        found, inverse, counts = grams[:, 0].unique(return_inverse=True, return_counts=True)
+        found = found[:, None]
+    else:
+        found, inverse, counts = grams.unique(dim=0, return_inverse=True, return_counts=True)
     sums = torch.zeros(len(found), dtype=torch.float64).index_add_(0, inverse, values)
     means = sums / counts
     eligible = (counts >= MIN_COUNT).nonzero().flatten()

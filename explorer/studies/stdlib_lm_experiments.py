@@ -96,25 +96,24 @@ def _auroc(
     n_pos, n = int(positive.sum()), len(positive)
     if n_pos == 0 or n_pos == n:
         raise ValueError(f"an AUROC needs positives and negatives; got {n_pos} of {n} positive")
-    order = values.argsort(0)
-    ranks = torch.empty_like(values, dtype=torch.float64)
-    ranks.scatter_(
-        0,
-        order,
-        torch.arange(1, n + 1, dtype=torch.float64)[:, None]
-        .expand(n, values.shape[1])
-        .contiguous(),
-    )
-    # average the ranks of tied values (gelu saturates at exactly 0 rarely, but relu would)
-    sorted_values = values.gather(0, order)
-    if bool((sorted_values[1:] == sorted_values[:-1]).any()):
-        for col in range(values.shape[1]):
-            _, inverse, counts = torch.unique(
-                values[:, col], return_inverse=True, return_counts=True
-            )
-            ends = torch.cumsum(counts, 0).double()
-            ranks[:, col] = (ends - (counts.double() - 1) / 2)[inverse]
-    pos_ranks = ranks[positive].sum(0)
+    # one sort per column (each column laid out contiguously: twice as fast as sorting
+    # along dim 0); a run of tied values takes its positions' mean rank, (first + last) / 2
+    # + 1, found for all columns at once (a loop of torch.unique over the columns took most
+    # of the time: ties are rare with gelu, but one tie anywhere set it off). Ranks are
+    # whole or half numbers, so their sums are exact in float64 in any order.
+    columns = values.T.contiguous()
+    order = columns.argsort(1)
+    ordered = columns.gather(1, order)
+    position = torch.arange(n).expand_as(ordered)
+    starts = torch.ones_like(ordered, dtype=torch.bool)
+    starts[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
+    ends = torch.ones_like(starts)
+    ends[:, :-1] = starts[:, 1:]
+    first = torch.where(starts, position, 0).cummax(1).values
+    last = torch.where(ends, position, n - 1).flip(1).cummin(1).values.flip(1)
+    ranks = torch.empty_like(columns, dtype=torch.float64)
+    ranks.scatter_(1, order, (first + last).double() / 2 + 1)
+    pos_ranks = ranks[:, positive].sum(1)
     return (pos_ranks - n_pos * (n_pos + 1) / 2) / (n_pos * (n - n_pos))
 
 

