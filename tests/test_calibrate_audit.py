@@ -1,0 +1,56 @@
+"""scripts/calibrate_audit.py calibrates the audit's thresholds on clean 784-256-10 MLPs too
+(seeds 9111-9118), and its summary reports each clean model's largest per-source size ratio,
+the score ``SOURCE_RATIOS`` is set from (docs/auditing.md, "Thresholds")."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import torch
+
+from benchmarks.audit_game import GAME
+from explorer.analysis import audit
+from explorer.analysis.backdoor_audit import SOURCE_RATIOS
+from explorer.studies.auditing import make_model
+
+torch.set_num_threads(1)
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "calibrate_audit.py"
+
+
+def _script():
+    spec = importlib.util.spec_from_file_location("calibrate_audit", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_calibration_plants_clean_784_256_10_mlps_on_seeds_nothing_else_uses():
+    script = _script()
+    game = script.game("mlp-256", 8)
+    assert game == {seed: (None, "mlp-256") for seed in range(9111, 9119)}
+    first = next(p for n, p in make_model("mlp-256", 9111).named_parameters() if "weight" in n)
+    assert tuple(first.shape) == (256, 784)
+    seeds = [set(script.game(arch, 8)) for arch in script.ARCHS]
+    assert len(set().union(*seeds)) == 8 * len(script.ARCHS)  # no seed in two architectures
+    assert not set().union(*seeds) & set(GAME)  # nor in the benchmark
+    assert script.game("cnn", 8)[9205] == (None, "flat-cnn")
+
+
+def test_calibration_summary_reads_each_models_source_ratio():
+    script = _script()
+    model = make_model("mlp-256", 0)
+    x = torch.rand(120, 1, 28, 28)
+    result = audit(model, x, method="source", budget=400)
+    rows = [
+        script.scores(result) | {"seed": 9111, "cpu": 0.0},
+        script.scores(result) | {"seed": 9112, "cpu": 0.0, "verdict": "suspicious"},
+    ]
+    out = script.summary(rows)
+    ratio = round(float(result.anomaly.max()), 4)
+    assert out["source_ratios"] == {9111: ratio, 9112: ratio}
+    assert out["max_source_ratio"] == ratio
+    assert (out["models"], out["suspicious"]) == (2, 1)
+    assert sum(out["source"].values()) == 2
+    # the 784-256-10 MLPs' clean ratios stay under the 784-128-64-10 ones': one MLP ratio
+    assert result.threshold == SOURCE_RATIOS["linear"]
