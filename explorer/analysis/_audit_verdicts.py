@@ -20,7 +20,8 @@ MIN_MARGIN = 2.6  # logit margin per pixel of a square's side a cleanse trigger 
 RAW_MARGIN = 1.2  # ... or logit margin per unit of a raw mask's L1 (calibrated)
 # a source class whose smallest working mask is this many times smaller than the median
 # source's, per kind of first layer, calibrated on clean models (scripts/calibrate_audit.py,
-# docs/auditing.md): MLPs ("linear") reach at most 1.66 (7 models); CNNs ("conv") at most
+# docs/auditing.md): MLPs ("linear") reach at most 1.535 at the default audit (16 models:
+# 784-128-64-10 9101-9108 and 784-256-10 9111-9118; 1 of 16 suspicious); CNNs ("conv") at most
 # 3.08 (8 models, 9201-9208: a CNN's 115 steps per source leave its masks less shrunk, and
 # it moves thin 1s and 9s with small masks), so no clean CNN reaches even 0.9 x 3.5
 SOURCE_RATIOS = {"linear": 1.7, "conv": 3.5}
