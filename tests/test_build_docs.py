@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 from pathlib import Path
 
 import nbformat
 import plotly.express as px
 import pytest
+from scripts_loader import load_script
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "build_docs.py"
 
 
 def _build_docs():
-    spec = importlib.util.spec_from_file_location("build_docs", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("build_docs")
 
 
 def test_plotly_figures_become_html_that_loads_the_sites_own_plotly_once():
@@ -47,10 +45,7 @@ def test_the_site_config_is_strict_offline_and_lists_every_notebook(tmp_path):
 
 
 def _docs_math():
-    spec = importlib.util.spec_from_file_location("docs_math", SCRIPT.parent / "docs_math.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("docs_math")
 
 
 def test_equations_become_mathml_and_code_keeps_its_dollars():

@@ -4,10 +4,8 @@ the score ``SOURCE_RATIOS`` is set from (docs/auditing.md, "Thresholds")."""
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import torch
+from scripts_loader import load_script
 
 from benchmarks.audit_game import GAME
 from explorer.analysis import audit
@@ -15,14 +13,10 @@ from explorer.analysis.backdoor_audit import SOURCE_RATIOS
 from explorer.studies.auditing import make_model
 
 torch.set_num_threads(1)
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "calibrate_audit.py"
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location("calibrate_audit", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("calibrate_audit")
 
 
 def test_calibration_plants_clean_784_256_10_mlps_on_seeds_nothing_else_uses():
