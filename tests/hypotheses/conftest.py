@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+from neuron_hypotheses import neuron_hypothesis
 
-from explorer.hypotheses import Hypothesis, NeuronSelectivity, Split, planted
+from explorer.hypotheses import planted
 
 torch.set_num_threads(1)
 
@@ -33,20 +34,7 @@ def concept_data():
 @pytest.fixture
 def make_hypothesis():
     """A valid neuron hypothesis, with any field overridden."""
-
-    def make(**changes):
-        fields = {
-            "claim": "neuron 0.3 detects the planted concept",
-            "units": "neuron 0.3",
-            "measure": NeuronSelectivity("auroc"),
-            "threshold": 0.9,
-            "formation": Split(range(200), name="formation"),
-            "held_out": Split(range(200, 400), name="held-out"),
-        }
-        fields.update(changes)
-        return Hypothesis(**fields)
-
-    return make
+    return lambda **changes: neuron_hypothesis(400, **changes)
 
 
 @pytest.fixture(scope="session")

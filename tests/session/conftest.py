@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from neuron_hypotheses import neuron_hypothesis
 
 torch.set_num_threads(1)
 
@@ -48,19 +49,4 @@ def concept_data():
 @pytest.fixture
 def make_hypothesis():
     """A valid neuron hypothesis (small bootstrap), with any field overridden."""
-    from explorer.hypotheses import Hypothesis, NeuronSelectivity, Split
-
-    def make(**changes):
-        fields = {
-            "claim": "neuron 0.3 detects the planted concept",
-            "units": "neuron 0.3",
-            "measure": NeuronSelectivity("auroc"),
-            "threshold": 0.9,
-            "formation": Split(range(100), name="formation"),
-            "held_out": Split(range(100, 200), name="held-out"),
-            "n_boot": 100,
-        }
-        fields.update(changes)
-        return Hypothesis(**fields)
-
-    return make
+    return lambda **changes: neuron_hypothesis(200, **{"n_boot": 100, **changes})
