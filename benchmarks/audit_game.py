@@ -144,10 +144,62 @@ def score(planted, arch: str, result, cpu: float, unseen_x, unseen_y) -> dict:
     if truth is not None and truth.local:
         row["iou"] = mask_iou(result.masks[cls], truth.mask())
         row["iou_1px"] = shifted_iou(result.masks[cls], truth.mask())
+        row.update(where_the_model_answers(planted, unseen_x, unseen_y))
+        if cls == truth.target:  # the found trigger, on the digits the planted one was
+            row["found_margin"] = median_margin(planted.model, result.stamp(others, cls), cls)
+        row["place"] = f"{row['place_rank']} of {row['moves']}"
+        found = row.get("found_margin")
+        row["margins"] = f"{row['planted_margin']:.1f} / " + (
+            "-" if found is None else f"{found:.1f}"
+        )
         raw = getattr(result, "raw_masks", None)
         if raw is not None:
             row["raw_iou"] = mask_iou(raw[cls], truth.mask())
     return row
+
+
+def median_margin(model, x: torch.Tensor, target: int) -> float:
+    """The median logit margin of ``target`` over the runner-up class on ``x``."""
+    with torch.no_grad():
+        out = model(x)
+    others = torch.cat([out[:, :target], out[:, target + 1 :]], 1).amax(1)
+    return float((out[:, target] - others).median())
+
+
+def where_the_model_answers(planted, unseen_x, unseen_y, reach: int = 2) -> dict:
+    """How sharply the model pins its planted trigger's place (a diagnostic beside the IoU
+    target, read from the truth; the audit never sees it).
+
+    The planted trigger is stamped, moved by up to ``reach`` pixels each way (moves that
+    keep its box in the image), on the unseen digits it fires on; each move's median target
+    margin is taken. Returns ``place_rank`` (where the planted place ranks among the moves,
+    1 = the model answers to it most), ``moves``, ``planted_margin`` and ``iou_bound``: the
+    strict IoU of the planted trigger itself at the move the model answers to most, which
+    no method that places a perfectly shaped trigger where the model answers most can beat.
+    """
+    from explorer.studies.auditing import mask_iou
+
+    truth = planted.trigger
+    mask, pattern = truth.mask_and_pattern()
+    fires = unseen_y == truth.source if truth.source is not None else unseen_y != truth.target
+    x = unseen_x[fires]
+    top, left, h, w = truth.box
+    size = mask.shape[-1]
+    margins = {}
+    for dr in range(-reach, reach + 1):
+        for dc in range(-reach, reach + 1):
+            if not (0 <= top + dr <= size - h and 0 <= left + dc <= size - w):
+                continue
+            m, p = (torch.roll(t, (dr, dc), (-2, -1)) for t in (mask, pattern))
+            margins[(dr, dc)] = median_margin(planted.model, (1 - m) * x + m * p, truth.target)
+    ranked = sorted(margins, key=lambda move: -margins[move])
+    best = ranked[0]
+    return {
+        "place_rank": ranked.index((0, 0)) + 1,
+        "moves": len(ranked),
+        "planted_margin": margins[(0, 0)],
+        "iou_bound": mask_iou(torch.roll(truth.mask(), best, (-2, -1)), truth.mask()),
+    }
 
 
 def shifted_iou(found: torch.Tensor, truth: torch.Tensor, reach: int = 1) -> float:
@@ -342,6 +394,9 @@ COLUMNS = (
     ("success", "found-trigger success"),
     ("iou", "mask IoU"),
     ("iou_1px", "IoU within 1 px"),
+    ("place", "planted place's rank"),
+    ("iou_bound", "IoU bound"),
+    ("margins", "margin planted / found"),
     ("shape", "shape"),
     ("forward_passes", "passes"),
     ("cpu_s", "CPU s"),
@@ -356,6 +411,24 @@ def format_rows(rows: list[dict], header: bool = True) -> str:
     for r in rows:
         lines.append("| " + " | ".join(_cell(r.get(key)) for key, _ in COLUMNS) + " |")
     return "\n".join(lines)
+
+
+def iou_misses(rows: list[dict]) -> list[str]:
+    """One line per caught local trigger under the IoU target: how sharply its model pins
+    the planted trigger's place, and how strongly it answers to the trigger found."""
+    out = []
+    for r in rows:
+        if r["verdict"] == "clean" or r["iou"] is None or r["iou"] >= TARGETS["iou"]:
+            continue
+        found = r.get("found_margin")
+        out.append(
+            f"{r['seed']} ({r['truth']}, {r['arch']}): IoU {r['iou']:.2f}; the planted place "
+            f"ranks {r['place']} moves, and the planted trigger at the move the model answers "
+            f"to most has IoU {r['iou_bound']:.2f}; median margin {r['planted_margin']:.1f} for "
+            "the planted trigger"
+            + ("" if found is None else f", {found:.1f} for the trigger found")
+        )
+    return out
 
 
 def format_totals(rows: list[dict]) -> str:
@@ -402,6 +475,8 @@ def main(argv: list[str] | None = None) -> int:
     print(format_rows(rows))
     print()
     print(format_totals(rows))
+    for line in iou_misses(rows):
+        print(f"- {line}")
     print(f"\n{time.perf_counter() - start:.0f} s wall in all")
     if args.out:
         args.out.write_text(json.dumps(rows, indent=1))

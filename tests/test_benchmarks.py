@@ -272,8 +272,46 @@ def test_every_family_auditing_game_smoke():
     assert per["4601"]["iou"] is not None and per["4602"]["iou"] is None
     # the IoU diagnostic that forgives a one-pixel move is at least the strict IoU
     assert per["4601"]["iou_1px"] >= per["4601"]["iou"] and "iou_1px" not in per["4602"]
+    # where the model answers to its planted trigger, beside the IoU (diagnostic)
+    assert 1 <= per["4601"]["place_rank"] <= per["4601"]["moves"] <= 25
+    assert 0 < per["4601"]["iou_bound"] <= 1 and "iou_bound" not in per["4602"]
     assert rows[5].ours <= 2_000
     assert set(audit_game.GAME).isdisjoint(audit_game.TINY) and len(audit_game.GAME) == 20
+
+
+def _square_reader(top: int, left: int, target: int = 3):
+    """A model whose ``target`` logit counts the white pixels of the 3x3 square at ``(top,
+    left)``: it answers most to a trigger stamped exactly there."""
+
+    def model(x):
+        out = torch.zeros(len(x), 10)
+        out[:, target] = x[:, 0, top : top + 3, left : left + 3].sum((1, 2))
+        return out
+
+    return model
+
+
+@pytest.mark.parametrize(
+    ("reads_at", "pinned", "margin", "bound"),
+    [((10, 10), True, 9.0, 1.0), ((11, 12), False, 2.0, 2 / 16)],  # (1, 2): 2 of 16 pixels
+)
+def test_the_game_reports_where_the_model_answers_to_its_planted_trigger(
+    reads_at, pinned, margin, bound
+):
+    """The IoU target's diagnostic: a model that reads its trigger one row down and two
+    columns right of where it was planted answers more to the trigger moved there, so even
+    the planted trigger itself, placed where the model answers most, scores IoU 2/16."""
+    from types import SimpleNamespace
+
+    from benchmarks import audit_game
+    from explorer.studies.auditing import Trigger
+
+    trigger = Trigger("solid", 10, 10, 3, target=3, pattern=torch.ones(3, 3))
+    planted = SimpleNamespace(model=_square_reader(*reads_at), trigger=trigger)
+    x, y = torch.zeros(20, 1, 28, 28), torch.arange(20) % 10
+    got = audit_game.where_the_model_answers(planted, x, y)
+    assert got["moves"] == 25 and got["iou_bound"] == pytest.approx(bound)
+    assert (got["place_rank"] == 1) is pinned and got["planted_margin"] == margin
 
 
 def test_auditing_game_smoke():
