@@ -6,7 +6,7 @@ truth sealed outside the folder; the blue-team section never reads the truth; th
 flags planted MLPs (at the right target and place, with a trigger that works on unseen
 digits) and at most one clean model, within its budget, with mixed trigger families; each
 method is tried alone on one model per family (and never flags the clean one); the CNN case is
-scored the same way; the blue team's hypothesis records the passes spent before it; every
+scored the same way, and its trigger's place is read as a neighbourhood; the blue team's hypothesis records the passes spent before it; every
 figure draws.
 """
 
@@ -104,6 +104,26 @@ def test_the_cnn_case_is_scored_beside_it(executed):
             assert row["found target"] == row["true target"]
             assert row["found trigger success"] >= 0.9
     assert "weights on a CNN: not applicable" in printed(nb)
+
+
+@pytest.mark.slow
+def test_the_cnn_trigger_place_is_read_as_a_neighbourhood(executed):
+    """The tutorial measures how far the CNN's trigger can move and still work, and its
+    tolerance is the farthest working move of the grid it shows."""
+    nb, results = executed
+    place = results.get("cnn_place")
+    if place is None:  # the suspect's trigger was a whole-image pattern
+        assert "no place to move" in printed(nb)
+        return
+    success = place["success"]
+    assert len(success) == 5 and all(len(row) == 5 for row in success)
+    assert place["passes"] == 26  # the digits' predictions, then 25 moves
+    works = [(abs(i - 2), abs(j - 2)) for i, row in enumerate(success)
+             for j, v in enumerate(row) if v >= 0.9]  # fmt: skip
+    if works:
+        assert place["tolerance"] == [max(r for r, _ in works), max(c for _, c in works)]
+    else:
+        assert place["tolerance"] is None
 
 
 @pytest.mark.slow

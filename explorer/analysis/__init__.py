@@ -139,7 +139,9 @@ from explorer.analysis.token_attribution import (
 )
 from explorer.analysis.trigger_examples import (
     StampedExamples,
+    TriggerPlace,
     stamped_examples,
+    trigger_place,
 )
 from explorer.analysis.units import (
     Head,
@@ -192,6 +194,7 @@ __all__ = [
     "SweepResult",
     "TokenAttribution",
     "TopKExamples",
+    "TriggerPlace",
     "Unit",
     "WeightOutliers",
     "ablate",
@@ -234,6 +237,7 @@ __all__ = [
     "stamped_examples",
     "steer",
     "top_k_examples",
+    "trigger_place",
     "units",
     "weight_anomaly",
     "weight_outliers",

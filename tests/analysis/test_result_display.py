@@ -311,6 +311,15 @@ def _stamped(lm, tokens, mlp, images):
     return r, f"class {r.cls}"
 
 
+def _place(lm, tokens, mlp, images):
+    from explorer.analysis import audit, trigger_place
+
+    r = trigger_place(
+        mlp, images, result=audit(mlp, images, method="stamp", budget=300), target=3, reach=1
+    )
+    return r, f"class {r.cls}"
+
+
 def _audit(lm, tokens, mlp, images):
     from explorer.analysis import audit
 
@@ -372,6 +381,7 @@ CASES = {
     "InductionProgress": _induction_progress,
     "PhaseChange": _phase_change,
     "StampedExamples": _stamped,
+    "TriggerPlace": _place,
     "Confusion": _confusion,
     "AuditResult": _audit,
     "WeightOutliers": _weight_outliers,
