@@ -241,6 +241,7 @@ EXAMPLES = {
     "StampedExamples": lambda: A.StampedExamples(
         3, rand(4, 1, 8, 8), rand(4, 1, 8, 8), ints(10, 4), ints(10, 4), 0.5, 8
     ),
+    "TriggerPlace": lambda: A.TriggerPlace(3, 2, 100, rand(5, 5), rand(5, 5), 26),
     "CircuitSVD": lambda: A.CircuitSVD(
         "OV",
         HEADS[:2],

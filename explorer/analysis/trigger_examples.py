@@ -138,9 +138,17 @@ class TriggerPlace(Shown):
         )
 
     def _summary(self) -> str:
+        return self.description
+
+    @property
+    def description(self) -> str:
+        """The place in words: pinned to the pixel, or how far it can move and still work."""
         moves = f"{int(self.works.sum())} of {self.works.numel()} moves"
         if self.tolerance is None:
-            return f"class {self.cls}: works on under {WORKS_SHARE:.0%} of {self.n} images"
+            return (
+                f"class {self.cls}: works on under {WORKS_SHARE:.0%} of {self.n} images, even "
+                "where found"
+            )
         if self.tolerance == (0, 0):
             return (
                 f"class {self.cls}: works only where found ({moves}): its place is pinned to "

@@ -47,6 +47,30 @@ function render({ model, el, experimental }) {
     ]));
   }
 
+  // how far the selected trigger can move and still work: measured on request (26 passes)
+  function placeNode(sel) {
+    if (!model.get("movable")) return exEl("span", { cls: "ex-muted", attrs: { "data-testid": "place" }, text: "a whole-image pattern: no place to move" });
+    const words = model.get("place"), grid = model.get("place_success") || [];
+    if (!words) {
+      return exEl("button", { cls: "ex-button", text: "how far can it move? (26 passes)", attrs: { "data-testid": "place-measure" }, onclick: (e) => {
+        e.target.disabled = true;
+        exRequest(model, "_page_place", {});
+      } });
+    }
+    const reach = (grid.length - 1) / 2;
+    const cells = exEl("div", { cls: "ex-audit-place", attrs: { "data-testid": "place-grid" }, style: { gridTemplateColumns: "repeat(" + grid.length + ", 14px)" } });
+    grid.forEach((row, i) => row.forEach((v, j) => cells.appendChild(exEl("span", {
+      cls: (v >= 0.9 ? "ex-place-works" : "ex-place-fails") + (i === reach && j === reach ? " ex-place-found" : ""),
+      style: { opacity: String(0.25 + 0.75 * v) },
+      attrs: { title: "moved " + (i - reach) + " rows, " + (j - reach) + " columns: " + Math.round(100 * v) + "% sent to " + sel },
+    }))));
+    return exEl("div", { cls: "ex-col", style: { textAlign: "left", maxWidth: "240px" } }, [
+      exEl("span", { attrs: { "data-testid": "place" }, text: words.replace(/^class \d+: /, "") }),
+      cells,
+      exEl("span", { cls: "ex-muted", text: "moved −" + reach + "…+" + reach + " px (rows down, columns across); green: works on ≥ 90%; outlined: where found" }),
+    ]);
+  }
+
   function draw(root) {
     const n = model.get("n_classes"), sel = model.get("selected"), flagged = model.get("flagged") || [];
     const suspicious = model.get("suspicious") || [], shapes = model.get("shapes") || [];
@@ -130,6 +154,7 @@ function render({ model, el, experimental }) {
     const after = model.get("after") || [], before = model.get("before") || [];
     const hits = after.filter((p) => p === sel).length;
     fact("stamped examples sent to " + sel, exEl("span", { cls: "ex-num", text: hits + " of " + after.length, attrs: { "data-testid": "stamped-success", "data-value": model.get("stamped_success") } }));
+    fact("place", placeNode(sel));
     row.appendChild(facts);
 
     const imgs = exDecode(model.get("images")), stamped = exDecode(model.get("stamped"));

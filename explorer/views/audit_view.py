@@ -5,7 +5,10 @@ the anomaly bar chart (flagged classes in red, the flag threshold drawn), and be
 selected class's reconstructed trigger (mask and pattern), its box and success rate, and
 stamped examples (``analysis.trigger_examples``) with the model's prediction before and after
 the stamp. A click on a mask or a bar sets ``selected``; the kernel stamps that class's
-trigger on held-out images and sends them back. The budget meter shows the passes the audit
+trigger on held-out images and sends them back. "How far can it move?" measures the
+selected trigger's place (``analysis.trigger_place``, 26 passes, on request): where the
+trigger still works moved by up to 2 pixels, so a CNN's box reads as the neighbourhood it
+is. The budget meter shows the passes the audit
 spent against its budget; under it, as under every view, the passes the model has run so
 far (``ModelHandle.spent``, the base widget's ``spent``), updated after each click.
 """
@@ -27,10 +30,15 @@ from explorer.analysis.backdoor_audit import (
     NEAR_SUCCESS,
     AuditResult,
 )
-from explorer.analysis.trigger_examples import StampedExamples, stamped_examples
+from explorer.analysis.trigger_examples import (
+    StampedExamples,
+    TriggerPlace,
+    stamped_examples,
+    trigger_place,
+)
 from explorer.models.handle import ModelHandle
 from explorer.views._base import ExplorerWidget, check_range
-from explorer.views._reporting import reports_errors
+from explorer.views._reporting import page_request, reports_errors
 from explorer.views.serialize import Tensor, esm, images_for_display
 
 
@@ -109,6 +117,17 @@ class AuditView(ExplorerWidget):
     stamped_success = traitlets.Float(
         0.0, help="share of the shown stamped images sent to the selected class"
     ).tag(sync=True)
+    movable = traitlets.Bool(
+        True, help="whether the trigger is a mask with a place (False: a whole-image pattern)"
+    ).tag(sync=True)
+    place = traitlets.Unicode(
+        "", help="the selected trigger's place in words once measured ('' until then)"
+    ).tag(sync=True)
+    place_success = traitlets.List(
+        traitlets.List(traitlets.Float()),
+        help="[rows moved][columns moved]: share sent to the class, the trigger moved by "
+        "-2..2 pixels (centre: where found); empty until measured",
+    ).tag(sync=True)
     audit_spent = traitlets.Dict(
         help="{forward, backward, examples, budget}: what the audit spent (budget -1: none)"
     ).tag(sync=True)
@@ -129,6 +148,7 @@ class AuditView(ExplorerWidget):
         self.model = model
         self.inputs = model.check_images(inputs)
         self._examples: dict[tuple[int, int], StampedExamples] = {}
+        self._places: dict[int, TriggerPlace] = {}
         n = len(result.anomaly)
         first = result.target if result.target is not None else result.most_anomalous
         super().__init__(
@@ -157,6 +177,7 @@ class AuditView(ExplorerWidget):
             pattern=None,
             images=None,
             stamped=None,
+            movable=result.norm == "mask",
             **kwargs,
         )
         self._show()
@@ -192,6 +213,28 @@ class AuditView(ExplorerWidget):
             self.before = [int(v) for v in ex.before]
             self.after = [int(v) for v in ex.after]
             self.stamped_success = ex.success
+            self._show_place(self._places.get(cls))
+
+    def _show_place(self, place: TriggerPlace | None) -> None:
+        self.place = "" if place is None else place.description
+        self.place_success = [] if place is None else place.success.tolist()
+
+    @reports_errors
+    def measure_place(self) -> TriggerPlace:
+        """How far the selected class's trigger can move and still work
+        (``analysis.trigger_place`` on the view's images, cached per class)."""
+        cls = self.selected
+        if cls not in self._places:
+            self._places[cls] = trigger_place(
+                self.model, self.inputs, result=self.result, target=cls
+            )
+        with self.hold_sync():
+            self._show_place(self._places[cls])
+        return self._places[cls]
+
+    @page_request(background=True)
+    def _page_place(self) -> None:
+        self.measure_place()
 
 
 def _rule(result: AuditResult) -> str:

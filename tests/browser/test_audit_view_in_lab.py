@@ -4,7 +4,8 @@ A notebook plants a trigger into an MNIST MLP (seed 11, as tests/analysis/test_a
 audits it and opens the AuditView. A click on a class's mask selects that class in the
 kernel; the detail then shows that class's trigger, success rate and stamped examples (the
 kernel's predictions), and the budget meter shows the passes the model has run. A click on
-the flagged class's bar brings back the planted trigger. Every canvas of the view must have
+the flagged class's bar brings back the planted trigger, and "how far can it move?" shows
+where that trigger still works moved by up to 2 pixels. Every canvas of the view must have
 drawn content (figure_checks). Screenshots: test-artifacts/browser/audit-*.png.
 """
 
@@ -94,4 +95,19 @@ def test_clicking_a_class_updates_the_detail(lab_server, page, artifacts):
     assert float(view.locator('[data-testid="success"]').get_attribute("data-value")) >= 0.9
     after = kernel_json(page, "print(json.dumps(view.after))")
     assert sum(p == target for p in after) >= len(after) - 1  # the trigger works on shown digits
+
+    # "how far can it move?" runs trigger_place in the kernel; the words and the grid follow
+    view.locator('[data-testid="place-measure"]').click()
+    place = view.locator('[data-testid="place"]')
+    wait_until(lambda: place.count() == 1, what="the place to be measured")
+    kernel = kernel_json(
+        page, "print(json.dumps({'place': view.place, 'grid': view.place_success}))"
+    )
+    assert kernel["place"].startswith(f"class {target}: ")
+    assert place.inner_text() == kernel["place"].split(": ", 1)[1]
+    cells = view.locator('[data-testid="place-grid"] span')
+    assert cells.count() == 25
+    works = sum(v >= 0.9 for row in kernel["grid"] for v in row)
+    assert view.locator('[data-testid="place-grid"] .ex-place-works').count() == works >= 1
+    view.screenshot(path=str(artifacts / "audit-place.png"))
     assert page.js_errors == []

@@ -105,6 +105,37 @@ def test_the_budget_meter_follows_the_models_passes(model, images):
     assert view.spent["forward"] == model.spent.forward == before + 4
 
 
+def test_how_far_the_trigger_can_move_is_measured_on_request(model, images):
+    """The place is not measured until asked (26 passes), then it is the analysis's own
+    ``trigger_place`` for the selected class, cached; another class starts unmeasured."""
+    from explorer.analysis import trigger_place
+
+    result = _result()
+    view = AuditView(result, model, images, n_examples=3)
+    assert view.movable and view.place == "" and view.place_success == []
+    before = model.spent.forward
+    view.measure_place()
+    assert view.error == "" and model.spent.forward == before + 26
+    expected = trigger_place(model, images, result=result, target=4)
+    assert view.place == expected.description and view.place.startswith("class 4: ")
+    assert view.place_success == expected.success.tolist()
+    assert len(view.place_success) == 5 and all(len(row) == 5 for row in view.place_success)
+    view.selected = 6
+    assert view.place == "" and view.place_success == []
+    view.selected = 4  # cached: shown again without a pass
+    spent = model.spent.forward
+    assert view.place == expected.description and model.spent.forward == spent
+
+
+def test_a_whole_image_trigger_has_no_place_to_measure(model, images):
+    import dataclasses
+
+    view = AuditView(dataclasses.replace(_result(), norm="blend"), model, images)
+    assert view.movable is False
+    view.measure_place()
+    assert "whole-image blend perturbation: it has no place" in view.error
+
+
 def test_a_clean_result_starts_on_the_most_anomalous_class(model, images):
     view = AuditView(_result(flagged=()), model, images)
     assert view.flagged == [] and view.selected == 9
