@@ -16,7 +16,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
@@ -85,11 +85,17 @@ def _wait_for(port: int | None, proc: subprocess.Popen, log: Path, timeout: floa
     raise TimeoutError(f"Ray did not start within {timeout} s:\n{log.read_text()[-3000:]}")
 
 
-def _start(cmd: list[str], env: dict, log: Path, port: int | None, stack: ExitStack) -> None:
+def _start(command: Callable[[], tuple[list[str], int | None]], env: dict, log: Path,
+           stack: ExitStack) -> None:  # fmt: skip
     """Start one `ray start --block`, torn down by ``stack``; retried twice, because on a busy
     machine a node can fail to start: Ray's raylet gives its dashboard agent a fixed 15 s to
-    come up, and aborts when that Python process is slower to import."""
+    come up, and aborts when that Python process is slower to import. ``command()`` gives
+    the command and the port to wait for, with ports picked afresh for each attempt: a port
+    another process took meanwhile (the head's own processes bind ports of their own) fails
+    a node for good, and a retry on the same ports fails the same way (the CI failure of
+    2026-12-07: the worker's raylet found its gRPC port taken, three times)."""
     for attempt in range(3):
+        cmd, port = command()
         with open(log, "a") as out:
             proc = subprocess.Popen(
                 cmd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
@@ -112,7 +118,6 @@ def _start(cmd: list[str], env: dict, log: Path, port: int | None, stack: ExitSt
 @contextmanager
 def local_cluster(tmp: Path) -> Iterator[str]:
     """A head and a worker node, 1 CPU each; yields the Ray Client address ``ray://...``."""
-    gcs, client = free_ports(2)
     # no token: ~/.ray/auth_token is shared by every Ray user of this home, and a token
     # written there between the two `ray start`s would split the cluster
     env = dict(os.environ, PYTHONPATH=str(ROOT), RAY_USAGE_STATS_ENABLED="0",
@@ -122,13 +127,22 @@ def local_cluster(tmp: Path) -> Iterator[str]:
     subprocess.run([sys.executable, "-c", WARM], env=env, check=True, timeout=300)
     common = ["--block", "--num-cpus=1", "--object-store-memory=100000000",
               "--node-ip-address=127.0.0.1", "--disable-usage-stats"]  # fmt: skip
-    head = [RAY, "start", "--head", f"--port={gcs}", f"--ray-client-server-port={client}",
-            "--include-dashboard=false", *common, *_node_ports()]  # fmt: skip
-    worker = [RAY, "start", f"--address=127.0.0.1:{gcs}", *common, *_node_ports()]
+    ports: dict[str, int] = {}
+
+    def head() -> tuple[list[str], int]:
+        ports["gcs"], ports["client"] = free_ports(2)
+        return [RAY, "start", "--head", f"--port={ports['gcs']}",
+                f"--ray-client-server-port={ports['client']}", "--include-dashboard=false",
+                *common, *_node_ports()], ports["client"]  # fmt: skip
+
+    def worker() -> tuple[list[str], None]:  # its ports picked once the head holds its own
+        return [RAY, "start", f"--address=127.0.0.1:{ports['gcs']}", *common,
+                *_node_ports()], None  # fmt: skip
+
     with ExitStack() as stack:
-        _start(head, env, tmp / "ray-head.log", client, stack)
-        _start(worker, env, tmp / "ray-worker.log", None, stack)
-        yield f"ray://127.0.0.1:{client}"
+        _start(head, env, tmp / "ray-head.log", stack)
+        _start(worker, env, tmp / "ray-worker.log", stack)
+        yield f"ray://127.0.0.1:{ports['client']}"
 
 
 WARM = (
