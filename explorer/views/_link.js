@@ -8,12 +8,17 @@
 // an unhandled rejection) and from then on drops every message the kernel sends that model:
 // the view draws once and never follows its Python object again.
 //
-// The link: once any such rejection has happened on the page, every explorer model hands its
-// comm's messages straight to the widgets' own handler (the one anywidget's override calls
-// after its `ready`), and asks its kernel object for its whole state once, which replaces what
-// was dropped. Nothing changes on a page where the window never ran out. A front end without
-// the parts this needs (a widget manager's get_model, a comm's on_msg) gets a banner saying
-// to re-run the cell instead of a view that silently stops following.
+// The link: each explorer model asks anywidget's own gate whether it passes messages, with a
+// message no handler acts on (see exProbe). If the gate refuses (the model's window ran
+// out), the model hands its comm's messages straight to the widgets' own handler (the one
+// anywidget's override calls after its `ready`) and asks its kernel object for its whole
+// state once, which replaces what was dropped. The probe is per model: a window can run out
+// with no event on the page at all (a kernel message already waiting on `ready` handles the
+// rejection, and JupyterLab's message chain logs it). anywidget's unhandled rejection, when
+// there is one, relinks every explorer model on the page too. Nothing changes for a model
+// whose window did not run out. A front end without the parts this needs (a widget
+// manager's get_model, a comm's on_msg) gets a banner saying to re-run the cell instead of
+// a view that silently stops following.
 const EX_WINDOW_RAN_OUT = "[anywidget] Failed to initialize model.";
 
 function exLinks() {
@@ -73,11 +78,31 @@ function exRelink(model) {
   }, (err) => lost("its model was not found (" + err + ")"));
 }
 
-// anywidget's initialize hook of every explorer view: register the model, and relink it at
-// once if the window has already run out on this page (its own may have).
+// Does anywidget's gate pass this model's messages? The probe goes through anywidget's own
+// _handle_comm_msg, which waits for the model's `ready`, then hands it to the widgets'
+// handler, which ignores a method it does not know. It fails exactly when `ready` was
+// rejected: the window ran out and every kernel message to the model is dropped.
+function exProbe(model) {
+  const id = model.get("_ex_model_id");
+  const manager = model.widget_manager;
+  if (!id || !manager || typeof manager.get_model !== "function") return; // exRelink says so
+  Promise.resolve(manager.get_model(id))
+    .then((real) => {
+      if (!real || typeof real._handle_comm_msg !== "function") return undefined;
+      return real._handle_comm_msg({ content: { data: { method: "ex-probe" } }, buffers: [] });
+    })
+    .catch((err) => {
+      const text = String((err && err.message) || err);
+      if (text.includes(EX_WINDOW_RAN_OUT)) exRelink(model);
+    });
+}
+
+// anywidget's initialize hook of every explorer view: register the model, relink it at once
+// if a window has already run out on this page, and otherwise probe its own.
 function exInitialize({ model }) {
   const links = exLinks();
   links.models.add(model);
   if (links.ranOut > 0) exRelink(model);
+  else exProbe(model);
   return () => links.models.delete(model);
 }
