@@ -4,7 +4,9 @@
 Each kind of result has a subfolder; a file is named by a hash of everything that decides
 it, written under a name of its own and renamed into place, so processes that share the
 folder (the test suite's workers and the kernels they start) read whole files, and two
-that write the same file write the same bytes. Kept today: the standard library tokenized
+that write the same file write the same bytes. A result is computed under its lock
+(``one_writer``): a second process that needs it while the first computes it waits and
+reads the first one's file instead of computing it again. Kept today: the standard library tokenized
 per tokenizer (``studies.stdlib_lm_data``) and the planted MNIST models of the auditing
 game (``studies.auditing.plant``).
 
@@ -23,9 +25,16 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["CACHE_ENV", "cached_path", "write_cached"]
+try:
+    import fcntl
+except ImportError:  # Windows: no lock, and two processes may compute the same file
+    fcntl = None  # type: ignore[assignment]
+
+__all__ = ["CACHE_ENV", "cached_path", "one_writer", "write_cached"]
 
 CACHE_ENV = "EXPLORER_CACHE"
 
@@ -53,3 +62,20 @@ def write_cached(path: Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+@contextmanager
+def one_writer(path: Path | None) -> Iterator[None]:
+    """Hold ``path``'s lock (a ``.lock`` file beside it) while its result is looked up and,
+    if missing, computed and written: whoever needs the same result meanwhile waits, then
+    finds the file. Nothing is locked when ``path`` is None (no cache folder)."""
+    if path is None or fcntl is None:
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "ab") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)

@@ -36,7 +36,7 @@ from safetensors.torch import load as load_tensors
 from safetensors.torch import save as save_tensors
 from torch import nn
 
-from explorer._cache import cached_path, write_cached
+from explorer._cache import cached_path, one_writer, write_cached
 from explorer._checks import check_choice, check_fraction
 from explorer._deprecate import renamed_arguments
 from explorer._display import compact_repr
@@ -179,13 +179,14 @@ def plant(
     trigger = None if clean else random_trigger(seed, kind)
     net = _module(arch, seed)
     kept = cached_path("planted", seed, clean, kind, steps, poison, arch, _digest(x, y))
-    if kept is not None and kept.is_file():
-        net.load_state_dict(load_tensors(kept.read_bytes()))
-    else:
-        _train(net, trigger, seed, steps, poison, arch, x, y)
-        if kept is not None:
-            state = {k: v.detach().clone().contiguous() for k, v in net.state_dict().items()}
-            write_cached(kept, save_tensors(state))
+    with one_writer(kept):  # a model another process is training is waited for, not retrained
+        if kept is not None and kept.is_file():
+            net.load_state_dict(load_tensors(kept.read_bytes()))
+        else:
+            _train(net, trigger, seed, steps, poison, arch, x, y)
+            if kept is not None:
+                state = {k: v.detach().clone().contiguous() for k, v in net.state_dict().items()}
+                write_cached(kept, save_tensors(state))
     net.eval()
     handle = _wrap(arch, net, seed, f"planted-{arch}-{seed}")
     return Planted(handle, trigger, seed, data["test_x"], data["test_y"])

@@ -17,7 +17,7 @@ import torch
 from safetensors.torch import load_file
 from safetensors.torch import save as save_tensors
 
-from explorer._cache import cached_path, write_cached
+from explorer._cache import cached_path, one_writer, write_cached
 from explorer.data.bpe import BPETokenizer, train_bpe
 from explorer.data.stdlib_text import StdlibCorpus, stdlib_corpus
 
@@ -214,10 +214,12 @@ def _tokenized(corpus: StdlibCorpus, name: str, tokenizer: BPETokenizer) -> _Spl
     paths = [f.path for f in files]
     key = (corpus.content_hash, tokenizer.fingerprint(), name, *paths)
     path = cached_path("stdlib-tokens", *key)
-    if path is not None and path.is_file():
-        saved = load_file(path)
-        return _Split._from_tensors(paths, saved["lengths"], saved["tokens"])
-    split = _Split(paths, tokenizer.encode_batch([f.text for f in files]))
-    if path is not None:
-        write_cached(path, save_tensors({"lengths": split.lengths, "tokens": split.tokens.int()}))
-    return split
+    with one_writer(path):
+        if path is not None and path.is_file():
+            saved = load_file(path)
+            return _Split._from_tensors(paths, saved["lengths"], saved["tokens"])
+        split = _Split(paths, tokenizer.encode_batch([f.text for f in files]))
+        if path is not None:
+            tensors = {"lengths": split.lengths, "tokens": split.tokens.int()}
+            write_cached(path, save_tensors(tensors))
+        return split

@@ -123,7 +123,7 @@ def test_a_planted_model_is_trained_once_per_cache(digits, tmp_path, monkeypatch
     auditing.plant(21, kind="dots", steps=6, data=digits)
     fewer = {k: v[:100] for k, v in digits.items()}
     auditing.plant(21, kind="dots", steps=5, data=fewer)
-    assert len(list(kept.iterdir())) == 3
+    assert len(list(kept.glob("*.safetensors"))) == 3
     monkeypatch.delenv("EXPLORER_CACHE")
     auditing.plant(22, kind="dots", steps=5, data=digits)
-    assert len(list(kept.iterdir())) == 3
+    assert len(list(kept.glob("*.safetensors"))) == 3
