@@ -13,30 +13,35 @@ import pytest
 # Seconds each module took in CI (2 workers on 2 cores, setup included, from
 # `--durations` of `make test`); a slow or browser module not listed counts as
 # UNLISTED_SLOW_S, every other module as 0 (they keep their collection order, after these).
-MODULE_SECONDS = {
-    "tests/browser/test_tutorials_in_lab.py": 490,
-    "tests/sweep/test_sweep_ray.py": 145,
-    "tests/models/test_ndif_local.py": 140,
-    "tests/test_auditing_notebook.py": 125,
-    "tests/browser/test_live_session_in_lab.py": 130,  # measured on a developer's machine
-    "tests/browser/test_widgets_under_load.py": 94,
-    "tests/browser/test_views_relink.py": 75,  # measured on a developer's machine
-    "tests/test_live_session_notebook.py": 55,  # measured on a developer's machine
-    "tests/browser/test_audit_view_in_lab.py": 72,
-    "tests/test_stdlib_lm_notebook.py": 67,
-    "tests/browser/test_view_screenshots.py": 65,
-    "tests/browser/test_docs_site.py": 60,
-    "tests/browser/test_anywidget_init_timeout.py": 58,
-    "tests/browser/test_quickstart_in_lab.py": 45,
-    "tests/browser/test_lab_first_widget.py": 40,
+MODULE_SECONDS = {  # a fresh `make test` on 2 cores, 2026-12-07
+    "tests/browser/test_tutorials_in_lab.py": 540,  # the MNIST tutorial beside busy loops
+    "tests/sweep/test_sweep_ray.py": 180,
+    "tests/models/test_ndif_local.py": 120,
+    "tests/browser/test_long_requests_in_lab.py": 105,
+    "tests/test_auditing_notebook.py": 95,
+    "tests/browser/test_live_session_in_lab.py": 85,
+    "tests/browser/test_quickstart_in_lab.py": 80,
+    "tests/analysis/test_audit_localize.py": 65,
+    "tests/browser/test_anywidget_init_timeout.py": 60,
+    "tests/test_stdlib_lm_notebook.py": 55,
+    "tests/browser/test_sweep_view_in_lab.py": 55,
+    "tests/test_benchmarks.py": 50,
+    "tests/browser/test_docs_site.py": 50,
+    "tests/browser/test_views_relink.py": 45,
+    "tests/browser/test_audit_view_in_lab.py": 45,
+    "tests/test_what_fine_tuning_changes_notebook.py": 42,
     "tests/studies/test_grokking.py": 40,
-    "tests/test_what_fine_tuning_changes_notebook.py": 38,
     "tests/test_mnist_notebook.py": 37,
-    "tests/browser/test_long_requests_in_lab.py": 35,
-    "tests/test_grokking_notebook.py": 32,
-    "tests/browser/test_sweep_view_in_lab.py": 30,
-    "tests/test_readme_audit.py": 30,
-    "tests/test_features_notebook.py": 25,  # simulation scores: 23 s -> 3 s
+    "tests/browser/test_lab_first_widget.py": 37,
+    "tests/test_live_session_notebook.py": 30,
+    "tests/analysis/test_audit.py": 27,
+    "tests/test_features_notebook.py": 26,
+    "tests/browser/test_view_screenshots.py": 25,
+    "tests/test_readme_audit.py": 23,
+    "tests/test_when_grokking_notebook.py": 18,
+    "tests/test_grokking_notebook.py": 17,
+    "tests/test_induction_notebook.py": 17,
+    "tests/browser/test_lm_views_in_lab.py": 17,
     "tests/studies/test_grokking_phases.py": 15,  # its six runs ship as data
 }
 UNLISTED_SLOW_S = 30

@@ -8,11 +8,27 @@ timeout, after which the views relink), every view still hears its kernel object
 widget is saved as a screenshot under test-artifacts/browser/tutorials/ to look at. Every figure
 must show drawn content (figure_checks: traces with data, no NaN-only heatmap, plot areas
 neither squeezed flat nor blank) and every widget canvas must have content.
+
+The MNIST tutorial (many views, where the failure below was first seen) runs beside two
+busy loops that keep both cores busy (``busy_cores``): every widget must still initialise.
+anywidget gives each widget model 2 s of wall-clock time, from its creation in the page, to
+load the widget's module and initialise; after that the model drops every later message
+from the kernel. A message sent to a model that is still loading holds up JupyterLab's
+handling of every later kernel message until the model is ready; the backlog is then handled
+in one long task (measured 1.4-2.4 s under load) in which the next widgets are created and
+their 2 s run out. Our views used to open their comm and then send their computed state as
+updates, i.e. exactly such messages; now each view opens once, complete
+(``ExplorerWidget``). That made the timeout rarer, not impossible, so the views also
+recover from it (``explorer/views/_link.js``; test_views_relink.py forces it on every
+model): a timeout may be logged, but every view must still hear its kernel object.
 """
 
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -41,6 +57,7 @@ NOTEBOOKS = {
     "what_fine_tuning_changes": REPO / "tutorials" / "what_fine_tuning_changes.ipynb",
     "live_session": REPO / "notebooks" / "live_session.ipynb",
 }
+UNDER_LOAD = "mnist_kitchen_sink"  # runs beside busy_cores (module docstring)
 # Lab marks every rendered output with its MIME type except widget views (a Lumino panel).
 WIDGET_OUTPUT = ".jp-OutputArea-output:not([data-mime-type])"
 WIDGET_STATE = """(selector) => {
@@ -55,8 +72,23 @@ WIDGET_STATE = """(selector) => {
 }"""
 
 
+@pytest.fixture
+def busy_cores() -> Iterator[None]:
+    """Two busy loops (one per core of the test machine), stopped by their own PIDs."""
+    burners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
+    try:
+        yield
+    finally:
+        for burner in burners:
+            burner.terminate()
+        for burner in burners:
+            burner.wait(timeout=30)
+
+
 @pytest.mark.parametrize("name", list(NOTEBOOKS))
-def test_notebook_runs_in_lab_and_every_widget_renders(name, lab_server, page, artifacts):
+def test_notebook_runs_in_lab_and_every_widget_renders(name, lab_server, page, artifacts, request):
+    if name == UNDER_LOAD:
+        request.getfixturevalue("busy_cores")
     console: list[str] = []
     page.on("console", lambda message: console.append(message.text))
     shutil.copy(NOTEBOOKS[name], lab_server.root / f"{name}.ipynb")
@@ -66,7 +98,7 @@ def test_notebook_runs_in_lab_and_every_widget_renders(name, lab_server, page, a
 
     wait_until(
         lambda: page.evaluate(WIDGET_STATE, WIDGET_OUTPUT)["loading"] == 0,
-        timeout_s=60,
+        timeout_s=120,
         what=f"every widget in {name} to load",
     )
     state = page.evaluate(WIDGET_STATE, WIDGET_OUTPUT)
@@ -98,7 +130,8 @@ def test_notebook_runs_in_lab_and_every_widget_renders(name, lab_server, page, a
     assert page.js_errors == []
     relinked = [line for line in console if RELINKED in line]
     assert not timeouts or relinked, f"{len(timeouts)} models, none relinked: {ANYWIDGET_TIMEOUT}"
-    views_follow_their_kernel(page)
+    print(f"{name}: anywidget timeouts: {len(timeouts)}, views relinked: {len(relinked)}")
+    views_follow_their_kernel(page, least=4 if name == UNDER_LOAD else 1)
 
 
 SPECTRUM = "embedding Fourier spectrum at epoch"
