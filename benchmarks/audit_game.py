@@ -160,10 +160,10 @@ def score(planted, arch: str, result, cpu: float, unseen_x, unseen_y) -> dict:
 
 def median_margin(model, x: torch.Tensor, target: int) -> float:
     """The median logit margin of ``target`` over the runner-up class on ``x``."""
+    from explorer.analysis.audit_scores import margin_over_runner_up
+
     with torch.no_grad():
-        out = model(x)
-    others = torch.cat([out[:, :target], out[:, target + 1 :]], 1).amax(1)
-    return float((out[:, target] - others).median())
+        return float(margin_over_runner_up(model(x), target).median())
 
 
 def where_the_model_answers(planted, unseen_x, unseen_y, reach: int = 2) -> dict:

@@ -24,7 +24,7 @@ from explorer.analysis._audit_verdicts import (
     tiers,
 )
 from explorer.analysis.audit_result import AuditResult, apply_trigger
-from explorer.analysis.audit_scores import weight_anomaly
+from explorer.analysis.audit_scores import margin_over_runner_up, weight_anomaly
 from explorer.analysis.mask_shapes import fill_sparse_patches, mask_shape, thin_line
 from explorer.analysis.weight_outliers import Z_THRESHOLD, first_layer_pixel_norms, weight_outliers
 
@@ -43,8 +43,7 @@ def _evaluate(model, eval_x, eval_y, masks, patterns, n_eval, meter, norm="mask"
         with torch.no_grad():
             logits = model(apply_trigger(x, masks[c], patterns[c], norm))
         success[c] = (logits.argmax(-1) == c).float().mean()
-        others = torch.cat([logits[:, :c], logits[:, c + 1 :]], 1).amax(1)
-        margin[c] = (logits[:, c] - others).median()
+        margin[c] = margin_over_runner_up(logits, c).median()
     return success, margin
 
 

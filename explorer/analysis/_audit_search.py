@@ -13,7 +13,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from explorer.analysis.audit_scores import mad_index, weight_anomaly
+from explorer.analysis.audit_scores import mad_index, margin_over_runner_up, weight_anomaly
 from explorer.analysis.mask_shapes import connected_components, fill_sparse_patches
 
 REFIT_STEPS = 30
@@ -258,8 +258,7 @@ def complete(
         m = on.float()
         z = ((1 - m) * pool + m * pattern).detach().requires_grad_(True)
         out = model(z)
-        others = torch.cat([out[:, :c], out[:, c + 1 :]], 1).amax(1)
-        (g,) = torch.autograd.grad((out[:, c] - others).sum(), z)
+        (g,) = torch.autograd.grad(margin_over_runner_up(out, c).sum(), z)
         g = g.mean(0).amax(0) if g.shape[1] == 1 else g.mean(0).abs().amax(0)
         zm = z.detach().mean(0).amax(0)
         gain = torch.maximum(g * (1 - zm), -g * zm)

@@ -1,6 +1,7 @@
-"""The scores an audit flags by: ``mad_index`` (an outlier score over numbers) and
-``weight_anomaly`` (first-layer weights on pixels the data never uses). ``audit`` and its
-searches (``_audit_search``) read them.
+"""The scores an audit flags by: ``mad_index`` (an outlier score over numbers),
+``weight_anomaly`` (first-layer weights on pixels the data never uses) and
+``margin_over_runner_up`` (how far a class's logit leads every other). ``audit``, its
+searches (``_audit_search``) and ``trigger_place`` read them.
 
 >>> mad_index(torch.tensor([10.0, 11.0, 9.0, 10.5, 2.0])).round().tolist()
 [0.0, 0.0, 1.0, 0.0, 5.0]
@@ -15,6 +16,17 @@ from explorer.models.handle import ModelHandle
 __all__ = [
     "weight_anomaly",
 ]
+
+
+def margin_over_runner_up(logits: torch.Tensor, cls: int) -> torch.Tensor:
+    """``[batch]``: the logit of class ``cls`` minus the largest logit of any other class
+    (positive where the model picks ``cls``).
+
+    >>> margin_over_runner_up(torch.tensor([[1.0, 3.0, 2.0], [4.0, 0.0, 1.0]]), 1).tolist()
+    [1.0, -4.0]
+    """
+    others = torch.cat([logits[:, :cls], logits[:, cls + 1 :]], 1).amax(1)
+    return logits[:, cls] - others
 
 
 def mad_index(values: torch.Tensor) -> torch.Tensor:

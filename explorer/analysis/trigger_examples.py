@@ -24,6 +24,7 @@ from explorer._checks import check_index, check_positive, check_tensor
 from explorer._deprecate import renamed_arguments
 from explorer._display import MAX_ROWS, Shown, pandas, png_data_url
 from explorer.analysis.audit_result import AuditResult, apply_trigger
+from explorer.analysis.audit_scores import margin_over_runner_up
 from explorer.models.handle import ModelHandle
 
 __all__ = [
@@ -263,9 +264,8 @@ def trigger_place(
             for j, dc in enumerate(range(-reach, reach + 1)):
                 m, p = _moved(mask, dr, dc), _moved(pattern, dr, dc)
                 out = model(apply_trigger(x, m, p, "mask"))
-                others = torch.cat([out[:, :cls], out[:, cls + 1 :]], 1).amax(1)
                 success[i, j] = (out.argmax(-1) == cls).float().mean()
-                margin[i, j] = (out[:, cls] - others).median()
+                margin[i, j] = margin_over_runner_up(out, cls).median()
     return TriggerPlace(
         cls=int(cls),
         reach=reach,
