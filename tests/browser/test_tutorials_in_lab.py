@@ -26,8 +26,6 @@ model): a timeout may be logged, but every view must still hear its kernel objec
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -42,6 +40,8 @@ from lab_driver import (
     views_follow_their_kernel,
     wait_until,
 )
+
+from benchmarks.lab_first_widget import busy_cores as burning
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -75,14 +75,8 @@ WIDGET_STATE = """(selector) => {
 @pytest.fixture
 def busy_cores() -> Iterator[None]:
     """Two busy loops (one per core of the test machine), stopped by their own PIDs."""
-    burners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
-    try:
+    with burning(2):
         yield
-    finally:
-        for burner in burners:
-            burner.terminate()
-        for burner in burners:
-            burner.wait(timeout=30)
 
 
 @pytest.mark.parametrize("name", list(NOTEBOOKS))
