@@ -81,11 +81,13 @@ function exRelink(model) {
 // Does anywidget's gate pass this model's messages? The probe goes through anywidget's own
 // _handle_comm_msg, which waits for the model's `ready`, then hands it to the widgets'
 // handler, which ignores a method it does not know. It fails exactly when `ready` was
-// rejected: the window ran out and every kernel message to the model is dropped.
+// rejected: the window ran out and every kernel message to the model is dropped. The probe
+// stays in the page (nothing is sent to the kernel).
 function exProbe(model) {
   const id = model.get("_ex_model_id");
   const manager = model.widget_manager;
-  if (!id || !manager || typeof manager.get_model !== "function") return; // exRelink says so
+  // no manager to ask through: a page-level rejection still reaches exRelink, which says so
+  if (!id || !manager || typeof manager.get_model !== "function") return;
   Promise.resolve(manager.get_model(id))
     .then((real) => {
       if (!real || typeof real._handle_comm_msg !== "function") return undefined;
