@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import torch
@@ -13,19 +15,36 @@ torch.set_num_threads(1)
 from module_order import pytest_collection_modifyitems, pytest_configure  # noqa: E402, F401
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _explorer_cache(tmp_path_factory, request):
-    """One ``$EXPLORER_CACHE`` folder (explorer._cache) for the whole run, shared by the
-    xdist workers (their temporary folders' parent) and by the kernels the notebook and
-    browser tests start (they inherit the environment): the standard library is tokenized
-    once per tokenizer and each planted auditing model trained once, not once per module,
-    notebook and kernel. (The name is explorer._cache.CACHE_ENV, not imported here: every
-    test process would import explorer.)"""
+@pytest.fixture(scope="session")
+def run_folder(tmp_path_factory, request) -> Path:
+    """A folder every pytest-xdist worker of this run shares (their temporary folders'
+    parent; the run's own temporary folder without xdist)."""
     base = tmp_path_factory.getbasetemp()
-    shared = base.parent if hasattr(request.config, "workerinput") else base
+    return base.parent if hasattr(request.config, "workerinput") else base
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _explorer_cache(run_folder):
+    """One ``$EXPLORER_CACHE`` folder (explorer._cache) for the whole run, shared by the
+    xdist workers and by the kernels the notebook and browser tests start (they inherit the
+    environment): the standard library is tokenized once per tokenizer and each planted
+    auditing model trained once, not once per module, notebook and kernel. (The name is
+    explorer._cache.CACHE_ENV, not imported here: every test process would import
+    explorer.)"""
     with pytest.MonkeyPatch.context() as patch:
         if not os.environ.get("EXPLORER_CACHE"):
-            patch.setenv("EXPLORER_CACHE", str(shared / "explorer-cache"))
+            patch.setenv("EXPLORER_CACHE", str(run_folder / "explorer-cache"))
+        yield
+
+
+@pytest.fixture
+def cpu_to_itself(run_folder) -> Iterator[None]:
+    """The run's CPU lock, held for the test, across workers: a test that keeps both cores
+    busy on purpose (``busy_cores``) and one that holds wall-clock latency to a bound (the
+    live session's 2 s) take it, so the one never measures the other's busy loops."""
+    from explorer._cache import one_writer  # a lock file in the shared folder
+
+    with one_writer(run_folder / "cpu"):
         yield
 
 

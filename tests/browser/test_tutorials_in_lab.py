@@ -73,8 +73,9 @@ WIDGET_STATE = """(selector) => {
 
 
 @pytest.fixture
-def busy_cores() -> Iterator[None]:
-    """Two busy loops (one per core of the test machine), stopped by their own PIDs."""
+def busy_cores(cpu_to_itself) -> Iterator[None]:
+    """Two busy loops (one per core of the test machine), stopped by their own PIDs; never
+    beside a test that measures latency (``cpu_to_itself``)."""
     with burning(2):
         yield
 
