@@ -6,9 +6,9 @@ it, written under a name of its own and renamed into place, so processes that sh
 folder (the test suite's workers and the kernels they start) read whole files, and two
 that write the same file write the same bytes. A result is computed under its lock
 (``one_writer``): a second process that needs it while the first computes it waits and
-reads the first one's file instead of computing it again. Kept today: the standard library tokenized
-per tokenizer (``studies.stdlib_lm_data``) and the planted MNIST models of the auditing
-game (``studies.auditing.plant``).
+reads the first one's file instead of computing it again. Kept today: the standard library
+tokenized per tokenizer (``studies.stdlib_lm_data``) and the planted MNIST models of the
+auditing game (``studies.auditing.plant``).
 
 >>> import tempfile
 >>> folder = tempfile.mkdtemp()

@@ -119,7 +119,7 @@ def test_the_same_cells_work_with_a_longer_window(lab_server, page):
     every view follows its object."""
     _patch_window(page, 20_000)
     errors, case_1, case_2 = _run(page, lab_server, tries=1)
-    assert True in page.anywidget_patched
+    assert any(page.anywidget_patched)  # the served front end had the window to patch
     assert errors == []
     assert case_1 == ["value = 2", "value = 1"], case_1
     assert case_2 == ["value = 3", "value = 1", "value = 1"], case_2
