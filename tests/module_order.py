@@ -14,33 +14,33 @@ import pytest
 # `--durations` of `make test`); a slow or browser module not listed counts as
 # UNLISTED_SLOW_S, every other module as 0 (they keep their collection order, after these).
 MODULE_SECONDS = {  # a fresh `make test` on 2 cores, 2026-12-07
-    "tests/browser/test_tutorials_in_lab.py": 540,  # the MNIST tutorial beside busy loops
+    "tests/browser/test_tutorials_in_lab.py": 60,
+    "tests/browser/test_auditing_notebook.py": 125,
+    "tests/browser/test_mnist_notebook.py": 105,  # beside busy loops
     "tests/sweep/test_sweep_ray.py": 180,
     "tests/models/test_ndif_local.py": 120,
     "tests/browser/test_long_requests_in_lab.py": 105,
-    "tests/test_auditing_notebook.py": 95,
     "tests/browser/test_live_session_in_lab.py": 85,
     "tests/browser/test_quickstart_in_lab.py": 80,
     "tests/analysis/test_audit_localize.py": 65,
     "tests/browser/test_anywidget_init_timeout.py": 60,
-    "tests/test_stdlib_lm_notebook.py": 55,
+    "tests/browser/test_stdlib_lm_notebook.py": 55,
     "tests/browser/test_sweep_view_in_lab.py": 55,
     "tests/test_benchmarks.py": 50,
     "tests/browser/test_docs_site.py": 50,
     "tests/browser/test_views_relink.py": 45,
     "tests/browser/test_audit_view_in_lab.py": 45,
-    "tests/test_what_fine_tuning_changes_notebook.py": 42,
+    "tests/browser/test_what_fine_tuning_changes_notebook.py": 45,
     "tests/studies/test_grokking.py": 40,
-    "tests/test_mnist_notebook.py": 37,
     "tests/browser/test_lab_first_widget.py": 37,
     "tests/test_live_session_notebook.py": 30,
     "tests/analysis/test_audit.py": 27,
-    "tests/test_features_notebook.py": 26,
+    "tests/browser/test_features_notebook.py": 36,
     "tests/browser/test_view_screenshots.py": 25,
     "tests/test_readme_audit.py": 23,
-    "tests/test_when_grokking_notebook.py": 18,
+    "tests/browser/test_when_grokking_notebook.py": 25,
     "tests/test_grokking_notebook.py": 17,
-    "tests/test_induction_notebook.py": 17,
+    "tests/browser/test_induction_notebook.py": 35,
     "tests/browser/test_lm_views_in_lab.py": 17,
     "tests/studies/test_grokking_phases.py": 15,  # its six runs ship as data
 }

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from lab_driver import page_error
+from lab_driver import lab_page
 
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
@@ -152,7 +152,10 @@ def lab_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabServer]:
         "JUPYTER_PLATFORM_DIRS": "1",
         "OMP_NUM_THREADS": "1",
         "EXPLORER_QUICKSTART_THREADS": "1",
-        "EXPLORER_CI": "1",  # the tutorials' small setting (test_tutorials_in_lab.py)
+        "EXPLORER_CI": "1",  # the tutorials' small setting (tutorial_lab.py)
+        # where the auditing and MNIST tutorials write what they computed: a path relative
+        # to each notebook's folder, its kernel's working folder (tutorial_lab.py)
+        "EXPLORER_RESULTS": "results.json",
     }
     log = (base / "server.log").open("w")
     proc = subprocess.Popen(
@@ -218,25 +221,8 @@ def browser() -> Iterator[object]:
 
 @pytest.fixture
 def page(browser, lab_server: LabServer, request: pytest.FixtureRequest) -> Iterator[object]:
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    page = context.new_page()
-    page.set_default_timeout(60_000)
-    errors: list[str] = []
-    timeouts: list[str] = []
-    page.on("pageerror", lambda exc: page_error(exc, page, errors, timeouts))
-    page.on("dialog", lambda dialog: (errors.append(f"dialog: {dialog.message}"), dialog.dismiss()))
-    page.js_errors = errors  # type: ignore[attr-defined]
-    page.anywidget_timeouts = timeouts  # type: ignore[attr-defined]
-    try:
+    with lab_page(browser, lab_server, request.node.name, ARTIFACTS) as page:
         yield page
-    finally:
-        ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        try:  # the page as the test left it: the first thing to look at when one fails
-            page.screenshot(path=str(ARTIFACTS / f"last-{request.node.name}.png"))
-        except Exception as exc:  # a crashed page still has to be closed
-            print(f"no final screenshot: {exc}")
-        context.close()
-        lab_server.shutdown_kernels()
 
 
 @pytest.fixture(scope="session")

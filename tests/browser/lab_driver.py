@@ -217,3 +217,31 @@ def page_error(exc: Any, page: Any, errors: list[str], timeouts: list[str]) -> N
     still checks that its views answer the kernel and its clicks. Every other error counts."""
     text = f"{exc} at {page.url}\n{exc.stack}"
     (timeouts if "[anywidget] Failed to initialize model" in str(exc) else errors).append(text)
+
+
+@contextmanager
+def lab_page(browser: Any, lab_server: Any, label: str, screenshots: Path) -> Iterator[Any]:
+    """A 1400 px page of ``browser`` whose JavaScript errors go to ``page.js_errors`` and
+    anywidget's start-up timeouts to ``page.anywidget_timeouts`` (``page_error``); on the
+    way out, a screenshot of the page as it was left (``screenshots/last-<label>.png``: the
+    first thing to look at when a test fails), then the page closed and every kernel of the
+    server ended (each notebook's kernel holds a model)."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    page.set_default_timeout(60_000)
+    errors: list[str] = []
+    timeouts: list[str] = []
+    page.on("pageerror", lambda exc: page_error(exc, page, errors, timeouts))
+    page.on("dialog", lambda dialog: (errors.append(f"dialog: {dialog.message}"), dialog.dismiss()))
+    page.js_errors = errors
+    page.anywidget_timeouts = timeouts
+    try:
+        yield page
+    finally:
+        screenshots.mkdir(parents=True, exist_ok=True)
+        try:
+            page.screenshot(path=str(screenshots / f"last-{label}.png"))
+        except Exception as exc:  # a crashed page still has to be closed
+            print(f"no final screenshot: {exc}")
+        context.close()
+        lab_server.shutdown_kernels()

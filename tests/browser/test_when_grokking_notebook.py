@@ -1,7 +1,8 @@
 """tutorials/when_does_grokking_happen.ipynb runs top to bottom from the sweep that ships.
 
 The notebook copies the shipped sweep (``explorer.sweep.shipped``: 48 runs, metrics and a few
-float16 checkpoints) into a temporary folder, so nothing is trained here. Its numbers are
+float16 checkpoints) into a folder beside it, so nothing is trained here. It runs once, in JupyterLab
+(tutorial_lab.py). Its numbers are
 checked against the same computations made here on the shipped sweep: the phase diagram's
 cells, the measures that move first, and the prediction's verdict, which the notebook states
 whichever way it goes.
@@ -12,13 +13,28 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from notebook_runner import PLOTLY, execute, printed
+from notebook_runner import PLOTLY, printed
+from tutorial_lab import run_in_lab
 
-NOTEBOOK = Path(__file__).resolve().parents[1] / "tutorials" / "when_does_grokking_happen.ipynb"
+NOTEBOOK = Path(__file__).resolve().parents[2] / "tutorials" / "when_does_grokking_happen.ipynb"
+NAME = "when_does_grokking_happen"
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(scope="module")
+def lab_run(browser, lab_server, artifacts):
+    """The tutorial, run once in JupyterLab (tutorial_lab.py)."""
+    return run_in_lab(browser, lab_server, NOTEBOOK, NAME, artifacts)
 
 
 @pytest.mark.slow
-def test_the_when_grokking_notebook_runs_from_the_shipped_sweep(tmp_path):
+def test_it_runs_in_lab_and_every_widget_renders(lab_run):
+    assert lab_run.failure is None, lab_run.failure
+
+
+@pytest.mark.slow
+def test_the_when_grokking_notebook_runs_from_the_shipped_sweep(lab_run):
     from explorer.hypotheses import HypothesisStore, Prediction, split_runs
     from explorer.sweep import (
         SHIPPED_INDUCTION_SWEEP,
@@ -29,8 +45,8 @@ def test_the_when_grokking_notebook_runs_from_the_shipped_sweep(tmp_path):
         prediction_table,
     )
 
-    folder = tmp_path / "sweeps" / "grokking-wd-frac"
-    nb = execute(NOTEBOOK, tmp_path, {"EXPLORER_CI": "1", "EXPLORER_SWEEP_FOLDER": str(folder)})
+    folder = lab_run.folder / "sweeps" / "grokking-wd-frac"  # the notebook's default FOLDER
+    nb = lab_run.nb
     text = printed(nb)
     shipped = Sweep.open(SHIPPED_SWEEP)
     assert Sweep.open(folder).outcomes().equals(shipped.outcomes())  # a copy: nothing trained
@@ -56,7 +72,7 @@ def test_the_when_grokking_notebook_runs_from_the_shipped_sweep(tmp_path):
     assert headline == "HEADLINE: " + result.headline()
     assert f"({result.verdict.status}: " in headline
 
-    stored = HypothesisStore(tmp_path / "when_grokking.db").hypotheses()
+    stored = HypothesisStore(lab_run.folder / "when_grokking.db").hypotheses()
     assert [type(s.hypothesis).__name__ for s in stored] == ["Prediction", "Prediction"]
     assert stored[0].status == result.verdict.status
 

@@ -16,17 +16,29 @@ import json
 from pathlib import Path
 
 import pytest
-from notebook_runner import execute, figure_problems, printed
+from notebook_runner import figure_problems, printed
+from tutorial_lab import run_in_lab
 
-NOTEBOOK = Path(__file__).resolve().parents[1] / "tutorials" / "auditing_game.ipynb"
+NOTEBOOK = Path(__file__).resolve().parents[2] / "tutorials" / "auditing_game.ipynb"
+NAME = "auditing_game"
+
+pytestmark = pytest.mark.browser
 
 
 @pytest.fixture(scope="module")
-def executed(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("auditing-notebook")
-    results = folder / "results.json"
-    nb = execute(NOTEBOOK, folder, {"EXPLORER_CI": "1", "EXPLORER_RESULTS": str(results)})
-    return nb, json.loads(results.read_text())
+def lab_run(browser, lab_server, artifacts):
+    """The tutorial, run once in JupyterLab (tutorial_lab.py)."""
+    return run_in_lab(browser, lab_server, NOTEBOOK, NAME, artifacts)
+
+
+@pytest.fixture(scope="module")
+def executed(lab_run):
+    return lab_run.nb, json.loads((lab_run.folder / "results.json").read_text())
+
+
+@pytest.mark.slow
+def test_it_runs_in_lab_and_every_widget_renders(lab_run):
+    assert lab_run.failure is None, lab_run.failure
 
 
 def _code_before_scoring() -> str:

@@ -12,18 +12,31 @@ import json
 from pathlib import Path
 
 import pytest
-from notebook_runner import execute, printed
+from notebook_runner import printed
+from tutorial_lab import run_in_lab
 
-NOTEBOOK = Path(__file__).resolve().parents[1] / "tutorials" / "stdlib_lm.ipynb"
+NOTEBOOK = Path(__file__).resolve().parents[2] / "tutorials" / "stdlib_lm.ipynb"
+NAME = "stdlib_lm"
+
+pytestmark = pytest.mark.browser
 
 
 @pytest.fixture(scope="module")
-def executed(tmp_path_factory):
-    work = tmp_path_factory.mktemp("stdlib-lm-notebook")
-    out = work / "out"
-    nb = execute(NOTEBOOK, work, {"EXPLORER_CI": "1", "EXPLORER_STDLIB_LM_OUT": str(out)})
+def lab_run(browser, lab_server, artifacts):
+    """The tutorial, run once in JupyterLab (tutorial_lab.py)."""
+    return run_in_lab(browser, lab_server, NOTEBOOK, NAME, artifacts)
+
+
+@pytest.fixture(scope="module")
+def executed(lab_run):
+    out = lab_run.folder / "runs" / "stdlib-lm-tutorial"  # the notebook's default OUT
     summary = json.loads((out / "tutorial_summary.json").read_text())
-    return out, summary, printed(nb)
+    return out, summary, printed(lab_run.nb)
+
+
+@pytest.mark.slow
+def test_it_runs_in_lab_and_every_widget_renders(lab_run):
+    assert lab_run.failure is None, lab_run.failure
 
 
 @pytest.mark.slow

@@ -1,7 +1,7 @@
 """tutorials/induction_heads.ipynb: it runs, and what it finds meets issue 6's bar.
 
-The notebook is executed once per module (EXPLORER_CI=1, one thread) into a temporary run
-folder. Every number checked here is one the notebook computed: it writes them to
+The notebook runs once per module, in JupyterLab (EXPLORER_CI=1, one thread: tutorial_lab.py),
+into a run folder beside it. Every number checked here is one the notebook computed: it writes them to
 ``tutorial_summary.json`` beside the run, and the training curves are the run's own
 ``metrics.jsonl``. A few cross-checks re-read the run's saved weights so that the summary
 cannot drift from the model it describes.
@@ -14,18 +14,31 @@ import math
 from pathlib import Path
 
 import pytest
-from notebook_runner import execute, printed
+from notebook_runner import printed
+from tutorial_lab import run_in_lab
 
-NOTEBOOK = Path(__file__).resolve().parents[1] / "tutorials" / "induction_heads.ipynb"
+NOTEBOOK = Path(__file__).resolve().parents[2] / "tutorials" / "induction_heads.ipynb"
+NAME = "induction_heads"
+
+pytestmark = pytest.mark.browser
 
 
 @pytest.fixture(scope="module")
-def executed(tmp_path_factory):
-    """Run the notebook top to bottom; return its run folder, summary and printed text."""
-    work = tmp_path_factory.mktemp("induction-notebook")
-    run_dir = work / "run"
-    nb = execute(NOTEBOOK, work, {"EXPLORER_CI": "1", "EXPLORER_INDUCTION_RUN": str(run_dir)})
-    text = printed(nb)
+def lab_run(browser, lab_server, artifacts):
+    """The tutorial, run once in JupyterLab (tutorial_lab.py)."""
+    return run_in_lab(browser, lab_server, NOTEBOOK, NAME, artifacts)
+
+
+@pytest.mark.slow
+def test_it_runs_in_lab_and_every_widget_renders(lab_run):
+    assert lab_run.failure is None, lab_run.failure
+
+
+@pytest.fixture(scope="module")
+def executed(lab_run):
+    """The notebook's run folder (its default RUN_DIR), summary and printed text."""
+    run_dir = lab_run.folder / "runs" / "induction-heads"
+    text = printed(lab_run.nb)
     summary = json.loads((run_dir / "tutorial_summary.json").read_text())
     return run_dir, summary, text
 

@@ -12,17 +12,30 @@ import json
 from pathlib import Path
 
 import pytest
-from notebook_runner import PLOTLY, execute, figure_problems, printed
+from notebook_runner import PLOTLY, figure_problems, printed
+from tutorial_lab import run_in_lab
 
-NOTEBOOK = Path(__file__).resolve().parents[1] / "tutorials" / "features.ipynb"
+NOTEBOOK = Path(__file__).resolve().parents[2] / "tutorials" / "features.ipynb"
+NAME = "features"
+
+pytestmark = pytest.mark.browser
 
 
 @pytest.fixture(scope="module")
-def executed(tmp_path_factory):
-    work = tmp_path_factory.mktemp("features-notebook")
-    out = work / "out"
-    nb = execute(NOTEBOOK, work, {"EXPLORER_CI": "1", "EXPLORER_FEATURES_OUT": str(out)})
-    return out, json.loads((out / "summary.json").read_text()), printed(nb), nb
+def lab_run(browser, lab_server, artifacts):
+    """The tutorial, run once in JupyterLab (tutorial_lab.py)."""
+    return run_in_lab(browser, lab_server, NOTEBOOK, NAME, artifacts)
+
+
+@pytest.fixture(scope="module")
+def executed(lab_run):
+    out = lab_run.folder / "features-out"  # the notebook's default OUT
+    return out, json.loads((out / "summary.json").read_text()), printed(lab_run.nb), lab_run.nb
+
+
+@pytest.mark.slow
+def test_it_runs_in_lab_and_every_widget_renders(lab_run):
+    assert lab_run.failure is None, lab_run.failure
 
 
 @pytest.mark.slow
