@@ -14,7 +14,7 @@ import pytest
 # `--durations` of `make test`); a slow or browser module not listed counts as
 # UNLISTED_SLOW_S, every other module as 0 (they keep their collection order, after these).
 MODULE_SECONDS = {  # a fresh `make test` on 2 cores, 2026-12-07
-    "tests/browser/test_tutorials_in_lab.py": 60,
+    "tests/browser/test_tutorials_in_lab.py": 20,
     "tests/browser/test_auditing_notebook.py": 125,
     "tests/browser/test_mnist_notebook.py": 105,  # beside busy loops
     "tests/sweep/test_sweep_ray.py": 180,
@@ -39,7 +39,7 @@ MODULE_SECONDS = {  # a fresh `make test` on 2 cores, 2026-12-07
     "tests/browser/test_view_screenshots.py": 25,
     "tests/test_readme_audit.py": 23,
     "tests/browser/test_when_grokking_notebook.py": 25,
-    "tests/test_grokking_notebook.py": 17,
+    "tests/browser/test_grokking_notebook.py": 30,
     "tests/browser/test_induction_notebook.py": 35,
     "tests/browser/test_lm_views_in_lab.py": 17,
     "tests/studies/test_grokking_phases.py": 15,  # its six runs ship as data

@@ -142,7 +142,7 @@ class LabRun:
 
 
 def run_in_lab(browser: Any, lab_server: Any, notebook: Path, name: str, artifacts: Path, *,
-               least_views: int = 1) -> LabRun:  # fmt: skip
+               least_views: int = 1, after_run: Any = None) -> LabRun:  # fmt: skip
     """Run ``notebook`` once in Lab and check it (``check_in_lab``), for a module fixture:
     a failed check is kept in ``failure`` (one test asserts it is None) instead of raised, so
     the tests of the notebook's numbers still read what it computed."""
@@ -150,7 +150,8 @@ def run_in_lab(browser: Any, lab_server: Any, notebook: Path, name: str, artifac
     nb, failure = None, None
     with lab_page(browser, lab_server, name, artifacts) as page:
         try:
-            nb = check_in_lab(page, lab_server, path, name, artifacts, least_views=least_views)
+            nb = check_in_lab(page, lab_server, path, name, artifacts, least_views=least_views,
+                              after_run=after_run)  # fmt: skip
         except Exception:
             failure = traceback.format_exc()
             try:

@@ -1,7 +1,7 @@
 """The grokking study in its CI setting: one run per test session, shared by these tests.
 
 The run is trained once into the session's temporary folder; a second request for it
-(here or in tests/test_grokking_notebook.py) reopens the finished run instead of training.
+(here or in tests/browser/test_grokking_notebook.py) reopens the finished run instead of training.
 """
 
 from __future__ import annotations
