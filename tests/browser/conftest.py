@@ -221,7 +221,8 @@ def browser() -> Iterator[object]:
 
 @pytest.fixture
 def page(browser, lab_server: LabServer, request: pytest.FixtureRequest) -> Iterator[object]:
-    with lab_page(browser, lab_server, request.node.name, ARTIFACTS) as page:
+    last = ARTIFACTS / f"last-{request.node.name}.png"
+    with lab_page(browser, last, lab_server=lab_server) as page:
         yield page
 
 

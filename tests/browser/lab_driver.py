@@ -220,13 +220,15 @@ def page_error(exc: Any, page: Any, errors: list[str], timeouts: list[str]) -> N
 
 
 @contextmanager
-def lab_page(browser: Any, lab_server: Any, label: str, screenshots: Path) -> Iterator[Any]:
-    """A 1400 px page of ``browser`` whose JavaScript errors go to ``page.js_errors`` and
-    anywidget's start-up timeouts to ``page.anywidget_timeouts`` (``page_error``); on the
-    way out, a screenshot of the page as it was left (``screenshots/last-<label>.png``: the
-    first thing to look at when a test fails), then the page closed and every kernel of the
-    server ended (each notebook's kernel holds a model)."""
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+def lab_page(browser: Any, screenshot: Path, *, lab_server: Any = None, width: int = 1400,
+             full_page: bool = False) -> Iterator[Any]:  # fmt: skip
+    """A page of ``browser`` in a context of its own (one person's browser), ``width`` px wide,
+    whose JavaScript errors go to ``page.js_errors`` and anywidget's start-up timeouts to
+    ``page.anywidget_timeouts`` (``page_error``). On the way out, a screenshot of the page as
+    it was left at ``screenshot`` (the first thing to look at when a test fails), then the
+    page closed and, with ``lab_server``, every kernel of that server ended (each notebook's
+    kernel holds a model)."""
+    context = browser.new_context(viewport={"width": width, "height": 1000})
     page = context.new_page()
     page.set_default_timeout(60_000)
     errors: list[str] = []
@@ -238,10 +240,11 @@ def lab_page(browser: Any, lab_server: Any, label: str, screenshots: Path) -> It
     try:
         yield page
     finally:
-        screenshots.mkdir(parents=True, exist_ok=True)
+        screenshot.parent.mkdir(parents=True, exist_ok=True)
         try:
-            page.screenshot(path=str(screenshots / f"last-{label}.png"))
+            page.screenshot(path=str(screenshot), full_page=full_page)
         except Exception as exc:  # a crashed page still has to be closed
-            print(f"no final screenshot: {exc}")
+            print(f"no final screenshot {screenshot.name}: {exc}")
         context.close()
-        lab_server.shutdown_kernels()
+        if lab_server is not None:
+            lab_server.shutdown_kernels()

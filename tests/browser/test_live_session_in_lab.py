@@ -27,8 +27,8 @@ from lab_driver import (
     NOTEBOOK_READY,
     error_outputs,
     kernel_json,
+    lab_page,
     open_notebook,
-    page_error,
     wait_until,
 )
 
@@ -100,23 +100,12 @@ def _notebook(
 
 
 @contextmanager
-def lab_page(browser: Any, artifacts: Path, name: str) -> Iterator[Any]:
-    """A page in its own browser context (one person's browser), its errors collected."""
-    context = browser.new_context(viewport={"width": 1300, "height": 1000})
-    page = context.new_page()
-    page.set_default_timeout(60_000)
-    errors: list[str] = []
-    timeouts: list[str] = []  # anywidget's start-up window: the views relink (lab_driver)
-    page.on("pageerror", lambda exc: page_error(exc, page, errors, timeouts))
-    page.js_errors = errors  # type: ignore[attr-defined]
-    try:
+def person(browser: Any, artifacts: Path, name: str) -> Iterator[Any]:
+    """One person's browser: a page in a context of its own, its errors collected, a full
+    screenshot of it at the end."""
+    screenshot = artifacts / f"live-session-{name}.png"
+    with lab_page(browser, screenshot, width=1300, full_page=True) as page:
         yield page
-    finally:
-        try:
-            page.screenshot(path=str(artifacts / f"live-session-{name}.png"), full_page=True)
-        except Exception as exc:  # a crashed page still has to be closed
-            print(f"no final screenshot of {name}: {exc}")
-        context.close()
 
 
 def _store_records(url: str) -> set[str]:
@@ -169,7 +158,7 @@ def test_a_room_of_four_kernels_on_postgresql(
         'os.environ.get("EXPLORER_STORE", "live_session.db")': repr(store_url),
         'int(os.environ.get("EXPLORER_ROOM_SIZE", "0"))': str(len(NAMES)),
     }, extra=KERNEL_SEEN)  # fmt: skip
-    with lab_page(browser, artifacts, "mentor") as mentor:
+    with person(browser, artifacts, "mentor") as mentor:
         open_notebook(mentor, lab_server.lab(mentor_nb), mentor_nb)
         mentor.evaluate(RUN_ALL)  # its hand-out cell waits for the room
         board = mentor.locator('[data-testid="session-board"]').first
@@ -180,9 +169,9 @@ def test_a_room_of_four_kernels_on_postgresql(
 
         pages: dict[str, Any] = {}
         with (
-            lab_page(browser, artifacts, "bo") as bo,
-            lab_page(browser, artifacts, "cy") as cy,
-            lab_page(browser, artifacts, "dee") as dee,
+            person(browser, artifacts, "bo") as bo,
+            person(browser, artifacts, "cy") as cy,
+            person(browser, artifacts, "dee") as dee,
         ):
             pages = {"bo": bo, "cy": cy, "dee": dee}
             for name, page in pages.items():

@@ -148,7 +148,7 @@ def run_in_lab(browser: Any, lab_server: Any, notebook: Path, name: str, artifac
     the tests of the notebook's numbers still read what it computed."""
     path = copy_into_lab(lab_server, notebook, name)
     nb, failure = None, None
-    with lab_page(browser, lab_server, name, artifacts) as page:
+    with lab_page(browser, artifacts / f"last-{name}.png", lab_server=lab_server) as page:
         try:
             nb = check_in_lab(page, lab_server, path, name, artifacts, least_views=least_views,
                               after_run=after_run)  # fmt: skip
