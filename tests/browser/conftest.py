@@ -27,6 +27,7 @@ from pathlib import Path
 
 import pytest
 from lab_driver import lab_page
+from tutorial_lab import run_in_lab
 
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
@@ -230,3 +231,20 @@ def page(browser, lab_server: LabServer, request: pytest.FixtureRequest) -> Iter
 def artifacts() -> Path:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     return ARTIFACTS
+
+
+@pytest.fixture(scope="module")
+def lab_run(request, browser, lab_server, artifacts):
+    """The test module's tutorial (its ``NOTEBOOK``), run once in JupyterLab and checked as a
+    user sees it (tutorial_lab.py), with the module's ``LAB_OPTIONS`` (``least_views``,
+    ``after_run``; ``busy_cores``: beside two busy loops, holding the run's CPU lock as
+    ``cpu_to_itself`` does, so no test that bounds wall-clock latency measures them)."""
+    options = dict(getattr(request.module, "LAB_OPTIONS", {}))
+    notebook = request.module.NOTEBOOK
+    if not options.pop("busy_cores", False):
+        return run_in_lab(browser, lab_server, notebook, notebook.stem, artifacts, **options)
+    from benchmarks.lab_first_widget import busy_cores
+    from explorer._cache import one_writer
+
+    with one_writer(request.getfixturevalue("run_folder") / "cpu"), busy_cores(2):
+        return run_in_lab(browser, lab_server, notebook, notebook.stem, artifacts, **options)

@@ -8,6 +8,9 @@ digits) and at most one clean model, within its budget, with mixed trigger famil
 method is tried alone on one model per family (and never flags the clean one); the CNN case is
 scored the same way, and its trigger's place is read as a neighbourhood; the blue team's hypothesis records the passes spent before it; every
 figure draws.
+
+It runs once, in JupyterLab, with Run All (the ``lab_run`` fixture: tutorial_lab.py); one
+test checks what a user sees there, the others the numbers that same run computed.
 """
 
 from __future__ import annotations
@@ -17,18 +20,10 @@ from pathlib import Path
 
 import pytest
 from notebook_runner import figure_problems, printed
-from tutorial_lab import run_in_lab
 
 NOTEBOOK = Path(__file__).resolve().parents[2] / "tutorials" / "auditing_game.ipynb"
-NAME = "auditing_game"
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture(scope="module")
-def lab_run(browser, lab_server, artifacts):
-    """The tutorial, run once in JupyterLab (tutorial_lab.py)."""
-    return run_in_lab(browser, lab_server, NOTEBOOK, NAME, artifacts)
 
 
 @pytest.fixture(scope="module")

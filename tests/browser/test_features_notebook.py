@@ -4,6 +4,9 @@ it states is what it computed.
 Every number checked here is one the notebook wrote to ``summary.json``; the answer to "are
 features more monosemantic than neurons?" and the hypotheses' verdicts are checked against
 the printed text, so the prose cannot say one thing while the numbers say another.
+
+It runs once, in JupyterLab, with Run All (the ``lab_run`` fixture: tutorial_lab.py); one
+test checks what a user sees there, the others the numbers that same run computed.
 """
 
 from __future__ import annotations
@@ -13,18 +16,10 @@ from pathlib import Path
 
 import pytest
 from notebook_runner import PLOTLY, figure_problems, printed
-from tutorial_lab import run_in_lab
 
 NOTEBOOK = Path(__file__).resolve().parents[2] / "tutorials" / "features.ipynb"
-NAME = "features"
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture(scope="module")
-def lab_run(browser, lab_server, artifacts):
-    """The tutorial, run once in JupyterLab (tutorial_lab.py)."""
-    return run_in_lab(browser, lab_server, NOTEBOOK, NAME, artifacts)
 
 
 @pytest.fixture(scope="module")

@@ -4,6 +4,9 @@ The notebook copies the shipped run (``explorer.studies.grokking_shipped``: 8 fl
 checkpoints and the progress measures precomputed from the full run's checkpoints) into a
 folder beside it, so nothing is trained here; it reads the progress table, scrubs the
 checkpoints and tests its hypotheses on the shipped final and cleanup-start models.
+
+It runs once, in JupyterLab, with Run All (the ``lab_run`` fixture: tutorial_lab.py); one
+test checks what a user sees there, the others the numbers that same run computed.
 """
 
 from __future__ import annotations
@@ -14,21 +17,12 @@ import pytest
 from figure_checks import figure_problems
 from lab_driver import wait_until
 from notebook_runner import PLOTLY, printed
-from tutorial_lab import WIDGET_OUTPUT, run_in_lab
+from tutorial_lab import WIDGET_OUTPUT
 
 NOTEBOOK = Path(__file__).resolve().parents[2] / "tutorials" / "grokking.ipynb"
-NAME = "grokking"
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture(scope="module")
-def lab_run(browser, lab_server, artifacts):
-    """The tutorial, run once in JupyterLab (tutorial_lab.py); its spectrum must follow the
-    scrubber's slider there."""
-    return run_in_lab(
-        browser, lab_server, NOTEBOOK, NAME, artifacts, after_run=_the_spectrum_follows_the_slider
-    )
+LAB_OPTIONS = {"after_run": lambda page: _the_spectrum_follows_the_slider(page)}
 
 
 @pytest.mark.slow

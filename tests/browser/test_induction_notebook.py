@@ -1,10 +1,12 @@
 """tutorials/induction_heads.ipynb: it runs, and what it finds meets issue 6's bar.
 
-The notebook runs once per module, in JupyterLab (EXPLORER_CI=1, one thread: tutorial_lab.py),
-into a run folder beside it. Every number checked here is one the notebook computed: it writes them to
+The notebook runs into a run folder beside it (EXPLORER_CI=1, one thread). Every number checked here is one the notebook computed: it writes them to
 ``tutorial_summary.json`` beside the run, and the training curves are the run's own
 ``metrics.jsonl``. A few cross-checks re-read the run's saved weights so that the summary
 cannot drift from the model it describes.
+
+It runs once, in JupyterLab, with Run All (the ``lab_run`` fixture: tutorial_lab.py); one
+test checks what a user sees there, the others the numbers that same run computed.
 """
 
 from __future__ import annotations
@@ -15,18 +17,10 @@ from pathlib import Path
 
 import pytest
 from notebook_runner import printed
-from tutorial_lab import run_in_lab
 
 NOTEBOOK = Path(__file__).resolve().parents[2] / "tutorials" / "induction_heads.ipynb"
-NAME = "induction_heads"
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture(scope="module")
-def lab_run(browser, lab_server, artifacts):
-    """The tutorial, run once in JupyterLab (tutorial_lab.py)."""
-    return run_in_lab(browser, lab_server, NOTEBOOK, NAME, artifacts)
 
 
 @pytest.mark.slow

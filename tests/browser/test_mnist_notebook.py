@@ -7,6 +7,9 @@ the randomisation check separating gradients from the model-free edge detector; 
 label from the formation split scored on held-out digits; the confusion analysis naming the
 class to repair; the targeted edit raising that class's held-out margin more than
 equal-size random edits; and, in the auditing game, a working trojan that every tool points at more than on a clean model.
+
+It runs once, in JupyterLab, with Run All (the ``lab_run`` fixture: tutorial_lab.py); one
+test checks what a user sees there, the others the numbers that same run computed.
 """
 
 from __future__ import annotations
@@ -16,25 +19,13 @@ import math
 from pathlib import Path
 
 import pytest
-from tutorial_lab import run_in_lab
 
 NOTEBOOK = Path(__file__).resolve().parents[2] / "tutorials" / "mnist_kitchen_sink.ipynb"
-NAME = "mnist_kitchen_sink"
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture(scope="module")
-def lab_run(browser, lab_server, artifacts, run_folder):
-    """The tutorial, run once in JupyterLab (tutorial_lab.py), beside two busy loops that keep
-    both cores busy: with its many views, every widget must still initialise (where the
-    anywidget timeout was first seen: tutorial_lab.py). The loops take the run's CPU lock
-    (``cpu_to_itself``), so no test that bounds wall-clock latency measures them."""
-    from benchmarks.lab_first_widget import busy_cores
-    from explorer._cache import one_writer
-
-    with one_writer(run_folder / "cpu"), busy_cores(2):
-        return run_in_lab(browser, lab_server, NOTEBOOK, NAME, artifacts, least_views=4)
+# with its many views, every widget must still initialise beside two busy loops (where the
+# anywidget timeout was first seen: tutorial_lab.py)
+LAB_OPTIONS = {"least_views": 4, "busy_cores": True}
 
 
 @pytest.mark.slow

@@ -1,9 +1,12 @@
 """tutorials/stdlib_lm.ipynb: it runs on the shipped run, and what it finds meets issue 14's bar.
 
-The notebook is executed once per module (EXPLORER_CI=1, one thread). Every number checked
+The notebook runs with EXPLORER_CI=1, on one thread. Every number checked
 here is one the notebook computed and wrote to ``tutorial_summary.json``; the hypotheses'
 verdicts are also read back from the SQLite store it wrote, and a few numbers are
 recomputed from the shipped model so the summary cannot drift from it.
+
+It runs once, in JupyterLab, with Run All (the ``lab_run`` fixture: tutorial_lab.py); one
+test checks what a user sees there, the others the numbers that same run computed.
 """
 
 from __future__ import annotations
@@ -13,18 +16,10 @@ from pathlib import Path
 
 import pytest
 from notebook_runner import printed
-from tutorial_lab import run_in_lab
 
 NOTEBOOK = Path(__file__).resolve().parents[2] / "tutorials" / "stdlib_lm.ipynb"
-NAME = "stdlib_lm"
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture(scope="module")
-def lab_run(browser, lab_server, artifacts):
-    """The tutorial, run once in JupyterLab (tutorial_lab.py)."""
-    return run_in_lab(browser, lab_server, NOTEBOOK, NAME, artifacts)
 
 
 @pytest.fixture(scope="module")

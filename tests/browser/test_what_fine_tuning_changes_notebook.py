@@ -1,6 +1,10 @@
 """tutorials/what_fine_tuning_changes.ipynb runs top to bottom on the shipped checkpoints
 (EXPLORER_CI=1, one thread) and what it finds holds: the number checked are those the notebook
-computed and wrote to ``tutorial_summary.json``."""
+computed and wrote to ``tutorial_summary.json``.
+
+It runs once, in JupyterLab, with Run All (the ``lab_run`` fixture: tutorial_lab.py); one
+test checks what a user sees there, the others the numbers that same run computed.
+"""
 
 from __future__ import annotations
 
@@ -9,18 +13,10 @@ from pathlib import Path
 
 import pytest
 from notebook_runner import printed
-from tutorial_lab import run_in_lab
 
 NOTEBOOK = Path(__file__).resolve().parents[2] / "tutorials" / "what_fine_tuning_changes.ipynb"
-NAME = "what_fine_tuning_changes"
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture(scope="module")
-def lab_run(browser, lab_server, artifacts):
-    """The tutorial, run once in JupyterLab (tutorial_lab.py)."""
-    return run_in_lab(browser, lab_server, NOTEBOOK, NAME, artifacts)
 
 
 @pytest.fixture(scope="module")

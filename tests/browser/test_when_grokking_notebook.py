@@ -1,11 +1,13 @@
 """tutorials/when_does_grokking_happen.ipynb runs top to bottom from the sweep that ships.
 
 The notebook copies the shipped sweep (``explorer.sweep.shipped``: 48 runs, metrics and a few
-float16 checkpoints) into a folder beside it, so nothing is trained here. It runs once, in JupyterLab
-(tutorial_lab.py). Its numbers are
+float16 checkpoints) into a folder beside it, so nothing is trained here. Its numbers are
 checked against the same computations made here on the shipped sweep: the phase diagram's
 cells, the measures that move first, and the prediction's verdict, which the notebook states
 whichever way it goes.
+
+It runs once, in JupyterLab, with Run All (the ``lab_run`` fixture: tutorial_lab.py); one
+test checks what a user sees there, the others the numbers that same run computed.
 """
 
 from __future__ import annotations
@@ -14,18 +16,10 @@ from pathlib import Path
 
 import pytest
 from notebook_runner import PLOTLY, printed
-from tutorial_lab import run_in_lab
 
 NOTEBOOK = Path(__file__).resolve().parents[2] / "tutorials" / "when_does_grokking_happen.ipynb"
-NAME = "when_does_grokking_happen"
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture(scope="module")
-def lab_run(browser, lab_server, artifacts):
-    """The tutorial, run once in JupyterLab (tutorial_lab.py)."""
-    return run_in_lab(browser, lab_server, NOTEBOOK, NAME, artifacts)
 
 
 @pytest.mark.slow
