@@ -53,8 +53,8 @@ def _project(pytester: pytest.Pytester) -> Path:
     )
     # a module MODULE_SECONDS lists, at the path it has in the repository
     (tests / "browser").mkdir()
-    (tests / "browser" / "test_tutorials_in_lab.py").write_text(
-        "from record import record\n\ndef test_one():\n    record('tutorials_in_lab')\n"
+    (tests / "browser" / "test_auditing_notebook.py").write_text(
+        "from record import record\n\ndef test_one():\n    record('auditing_notebook')\n"
     )
     pytester.makeini("[pytest]\nmarkers =\n    slow: slow\n")
     return pytester.path / "order.txt"
@@ -72,7 +72,7 @@ def _modules_in_order(pytester: pytest.Pytester, *args: str) -> list[str]:
 
 def test_the_listed_then_the_slow_modules_run_first(pytester):
     assert _modules_in_order(pytester, "--dist", "loadscope") == [
-        "tutorials_in_lab",  # listed: the most seconds
+        "auditing_notebook",  # listed, above UNLISTED_SLOW_S
         "marked_slow",  # marked slow, not listed: UNLISTED_SLOW_S
         "also_many",  # the rest in their collection order
         "many",
