@@ -9,8 +9,7 @@ method is tried alone on one model per family (and never flags the clean one); t
 scored the same way, and its trigger's place is read as a neighbourhood; the blue team's hypothesis records the passes spent before it; every
 figure draws.
 
-It runs once, in JupyterLab, with Run All (the ``lab_run`` fixture: tutorial_lab.py); one
-test checks what a user sees there, the others the numbers that same run computed.
+It runs once, in JupyterLab: the ``lab_run`` fixture (tutorial_lab.py).
 """
 
 from __future__ import annotations

@@ -5,8 +5,7 @@ Every number checked here is one the notebook wrote to ``summary.json``; the ans
 features more monosemantic than neurons?" and the hypotheses' verdicts are checked against
 the printed text, so the prose cannot say one thing while the numbers say another.
 
-It runs once, in JupyterLab, with Run All (the ``lab_run`` fixture: tutorial_lab.py); one
-test checks what a user sees there, the others the numbers that same run computed.
+It runs once, in JupyterLab: the ``lab_run`` fixture (tutorial_lab.py).
 """
 
 from __future__ import annotations

@@ -5,8 +5,7 @@ checkpoints and the progress measures precomputed from the full run's checkpoint
 folder beside it, so nothing is trained here; it reads the progress table, scrubs the
 checkpoints and tests its hypotheses on the shipped final and cleanup-start models.
 
-It runs once, in JupyterLab, with Run All (the ``lab_run`` fixture: tutorial_lab.py); one
-test checks what a user sees there, the others the numbers that same run computed.
+It runs once, in JupyterLab: the ``lab_run`` fixture (tutorial_lab.py).
 """
 
 from __future__ import annotations

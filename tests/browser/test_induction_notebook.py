@@ -5,8 +5,7 @@ The notebook runs into a run folder beside it (EXPLORER_CI=1, one thread). Every
 ``metrics.jsonl``. A few cross-checks re-read the run's saved weights so that the summary
 cannot drift from the model it describes.
 
-It runs once, in JupyterLab, with Run All (the ``lab_run`` fixture: tutorial_lab.py); one
-test checks what a user sees there, the others the numbers that same run computed.
+It runs once, in JupyterLab: the ``lab_run`` fixture (tutorial_lab.py).
 """
 
 from __future__ import annotations

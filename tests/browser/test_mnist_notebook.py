@@ -8,8 +8,7 @@ label from the formation split scored on held-out digits; the confusion analysis
 class to repair; the targeted edit raising that class's held-out margin more than
 equal-size random edits; and, in the auditing game, a working trojan that every tool points at more than on a clean model.
 
-It runs once, in JupyterLab, with Run All (the ``lab_run`` fixture: tutorial_lab.py); one
-test checks what a user sees there, the others the numbers that same run computed.
+It runs once, in JupyterLab: the ``lab_run`` fixture (tutorial_lab.py).
 """
 
 from __future__ import annotations

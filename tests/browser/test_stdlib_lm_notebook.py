@@ -5,8 +5,7 @@ here is one the notebook computed and wrote to ``tutorial_summary.json``; the hy
 verdicts are also read back from the SQLite store it wrote, and a few numbers are
 recomputed from the shipped model so the summary cannot drift from it.
 
-It runs once, in JupyterLab, with Run All (the ``lab_run`` fixture: tutorial_lab.py); one
-test checks what a user sees there, the others the numbers that same run computed.
+It runs once, in JupyterLab: the ``lab_run`` fixture (tutorial_lab.py).
 """
 
 from __future__ import annotations

@@ -2,8 +2,7 @@
 (EXPLORER_CI=1, one thread) and what it finds holds: the number checked are those the notebook
 computed and wrote to ``tutorial_summary.json``.
 
-It runs once, in JupyterLab, with Run All (the ``lab_run`` fixture: tutorial_lab.py); one
-test checks what a user sees there, the others the numbers that same run computed.
+It runs once, in JupyterLab: the ``lab_run`` fixture (tutorial_lab.py).
 """
 
 from __future__ import annotations

@@ -6,8 +6,7 @@ checked against the same computations made here on the shipped sweep: the phase 
 cells, the measures that move first, and the prediction's verdict, which the notebook states
 whichever way it goes.
 
-It runs once, in JupyterLab, with Run All (the ``lab_run`` fixture: tutorial_lab.py); one
-test checks what a user sees there, the others the numbers that same run computed.
+It runs once, in JupyterLab: the ``lab_run`` fixture (tutorial_lab.py).
 """
 
 from __future__ import annotations
