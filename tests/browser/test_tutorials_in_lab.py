@@ -1,5 +1,6 @@
 """The live-session notebook (the mentor's) runs top to bottom in a real JupyterLab, checked
-as a user sees it (tutorial_lab.py); tests/test_live_session_notebook.py runs it as a room.
+as a user sees it (the ``lab_run`` fixture, tutorial_lab.py); tests/test_live_session_notebook.py
+runs it as a room.
 
 Every tutorial runs in Lab once, in its own test module (tests/browser/test_*_notebook.py),
 whose tests then check the numbers that same run computed.
@@ -10,17 +11,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from tutorial_lab import check_in_lab, copy_into_lab
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-REPO = Path(__file__).resolve().parents[2]
-NOTEBOOKS = {
-    "live_session": REPO / "notebooks" / "live_session.ipynb",
-}
+NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "live_session.ipynb"
 
 
-@pytest.mark.parametrize("name", list(NOTEBOOKS))
-def test_notebook_runs_in_lab_and_every_widget_renders(name, lab_server, page, artifacts):
-    path = copy_into_lab(lab_server, NOTEBOOKS[name], name)
-    check_in_lab(page, lab_server, path, name, artifacts)
+def test_the_live_session_notebook_runs_in_lab_and_every_widget_renders(lab_run):
+    assert lab_run.failure is None, lab_run.failure
