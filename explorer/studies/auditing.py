@@ -313,8 +313,11 @@ def hand_out(
     classic squares). The
     names say nothing; the ground truth goes to ``truth`` (default: ``truth-<game>.json``
     beside ``folder``, not inside it, so handing out the folder does not hand out the
-    answers), and its SHA-256 to ``folder/SEALED``. The same ``game`` always writes the same
-    models, so a mentor can also tell a room "plant game 7" instead of sending files.
+    answers), and its SHA-256 to ``folder/SEALED``. The same ``game`` draws the same models,
+    triggers and truth file on any machine (so ``SEALED`` matches); the weights are trained
+    where ``hand_out`` runs, and another CPU rounds differently, so they agree there only to
+    float rounding (docs/auditing.md). A room that must audit identical bytes shares the
+    folder; "plant game 7" gives everyone the same game up to that rounding.
 
     >>> import tempfile
     >>> out = hand_out(tempfile.mkdtemp() + "/room", game=7, n=2, steps=5)

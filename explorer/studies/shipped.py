@@ -235,7 +235,9 @@ def rebuild(name: str, out: str | Path | None = None, *, progress: bool = True) 
     if name not in RECIPES:
         raise ValueError(f"no recipe called {name!r}: choose one of {', '.join(RECIPES)}")
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # one thread: the same floats on every machine we know of
+    # one thread: a thread count changes the order of float sums; another CPU's vector width
+    # still rounds differently, so a rebuild matches the shipped weights to rounding, not bytes
+    torch.set_num_threads(1)
     try:
         model, meta = RECIPES[name].train(progress=progress)
     finally:
