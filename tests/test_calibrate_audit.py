@@ -25,10 +25,11 @@ def test_calibration_plants_clean_784_256_10_mlps_on_seeds_nothing_else_uses():
     assert game == {seed: (None, "mlp-256") for seed in range(9111, 9119)}
     first = next(p for n, p in make_model("mlp-256", 9111).named_parameters() if "weight" in n)
     assert tuple(first.shape) == (256, 784)
-    seeds = [set(script.game(arch, 8)) for arch in script.ARCHS]
-    assert len(set().union(*seeds)) == 8 * len(script.ARCHS)  # no seed in two architectures
+    seeds = [set(script.game(arch, 16 if arch == "cnn" else 8)) for arch in script.ARCHS]
+    assert len(set().union(*seeds)) == 8 * len(script.ARCHS) + 8  # no seed in two architectures
     assert not set().union(*seeds) & set(GAME)  # nor in the benchmark
-    assert script.game("cnn", 8)[9205] == (None, "flat-cnn")
+    cnns = script.game("cnn", 16)  # of each 8 CNN seeds, 4 small CNNs, then 4 behind Unflatten
+    assert [cnns[s][1] for s in range(9201, 9217)] == (["cnn"] * 4 + ["flat-cnn"] * 4) * 2
 
 
 def test_calibration_summary_reads_each_models_source_ratio():

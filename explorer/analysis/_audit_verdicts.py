@@ -22,9 +22,11 @@ RAW_MARGIN = 1.2  # ... or logit margin per unit of a raw mask's L1 (calibrated)
 # source's, per kind of first layer, calibrated on clean models (scripts/calibrate_audit.py,
 # docs/auditing.md): MLPs ("linear") reach at most 1.535 at the default audit (16 models:
 # 784-128-64-10 9101-9108 and 784-256-10 9111-9118; 1 of 16 suspicious); CNNs ("conv") at most
-# 3.08 (8 models, 9201-9208: a CNN's 115 steps per source leave its masks less shrunk, and
-# it moves thin 1s and 9s with small masks), so no clean CNN reaches even 0.9 x 3.5
-SOURCE_RATIOS = {"linear": 1.7, "conv": 3.5}
+# 3.29 (16 models, 9201-9216, each trained and audited with torch's AVX512 and DEFAULT kernels,
+# as two CPUs would: rounding alone moves one model's ratio by up to 0.6; a CNN's 115 steps per
+# source leave its masks less shrunk, and it moves thin 1s and 9s with small masks), so no
+# clean CNN reaches even 0.9 x 3.7
+SOURCE_RATIOS = {"linear": 1.7, "conv": 3.7}
 SOURCE_RATIO = SOURCE_RATIOS["linear"]  # the MLPs' (the name before CNNs were calibrated)
 GLOBAL_LEAD = 0.6  # a global trigger's success above the other classes' median (calibrated)
 MIN_SUCCESS = 0.95  # a flagged class's reconstructed trigger must work this often

@@ -15,22 +15,7 @@ and every test reads the same curves the training logged. A test replays the fir
 ``EARLY_STEPS`` epochs of each run and compares them with the shipped metrics, so data that
 no longer matches the recipe fails here. Rebuild them with
 ``python tests/studies/test_grokking_phases.py --ship`` (about 2 minutes of CPU).
-
-Only the first epochs are compared, and to ``SAME_RECIPE`` (1e-3), because training does not
-round the same way on every CPU and Adam at lr 1e-2 amplifies the difference. The six early
-runs trained with torch's DEFAULT, AVX2 and AVX512 kernels (``ATEN_CPU_CAPABILITY``) on one
-machine differ by at most 3.1e-5 on any logged metric through epoch 3, 6.4e-3 at epoch 10
-and 2.3e-2 at epoch 20; a run shipped from one machine failed a comparison at epoch 10 to
-1e-4 on another. A recipe 2% off in its learning rate already differs by 3.5e-3 at epoch 3
-(a test below), so the first epochs tell the recipe apart from the rounding.
-
-On every run: each boundary is a logged epoch (memorisation ends at the first logged epoch
-with train accuracy >= 99%, not at the next checkpoint); no phase starts on a row where an
-optimizer spike knocked train accuracy down, and a one-row spike planted anywhere between
-memorisation and generalisation moves no boundary by more than a row (circuit formation's
-start, read from the checkpoints, by no more than the span of the spiked checkpoint's
-neighbours); the rise of test
-accuracy, from its last logged epoch under 50% to its first over 95%, lies inside cleanup.
+The comparison, and why it reads epochs 0-3 only: tests/recipe_check.py.
 """
 
 from __future__ import annotations
@@ -42,6 +27,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from recipe_check import EPOCHS, early_differences
 
 from explorer.studies._shipped_runs import ship_checkpoints
 from explorer.studies.grokking import CI_SETTING, grokking_progress, train_grokking
@@ -55,9 +41,7 @@ HELD_OUT = CI_SETTING.replace(train_frac=0.4, lr=1e-2, d_model=64, steps=2500, p
 RUNS = [(p, seed) for p in PRIMES for seed in SEEDS]
 BOUNDARIES = ("memorized", "circuit_start", "cleanup_start", "cleanup_end")
 SHIPPED = Path(__file__).resolve().parent / "grokking_held_out"
-EARLY_STEPS = 3  # epochs 0-3: before a CPU's rounding grows (above)
-SAME_RECIPE = 1e-3  # on every logged metric
-METRICS = ("train_loss", "test_loss", "train_acc", "test_acc", "weight_norm")
+EARLY_STEPS = EPOCHS
 
 
 def _setting(p: int, seed: int):
@@ -101,20 +85,11 @@ def test_the_shipped_runs_are_what_the_recipe_trains(tmp_path):
 
 
 def _early_differences(shipped: Run, setting, folder: Path) -> dict:
-    """``{(step, metric): (trained now, shipped)}`` where the first ``EARLY_STEPS`` epochs
-    of ``setting``, trained now, differ from the ``shipped`` run's by more than
-    ``SAME_RECIPE``."""
+    """``setting`` trained now for its first ``EARLY_STEPS`` epochs against ``shipped``
+    (``recipe_check.early_differences``)."""
     early = setting.replace(steps=EARLY_STEPS)
     run = train_grokking(folder / f"p{setting.p}-seed{setting.seed}", early, progress=False)
-    mine = {r["step"]: r for r in run.rows()}
-    theirs = {r["step"]: r for r in shipped.rows() if r["step"] <= EARLY_STEPS}
-    assert set(range(EARLY_STEPS + 1)) <= set(mine) & set(theirs)  # every epoch is logged
-    return {
-        (step, name): (mine[step][name], theirs[step][name])
-        for step in range(EARLY_STEPS + 1)
-        for name in METRICS
-        if abs(mine[step][name] - theirs[step][name]) > SAME_RECIPE
-    }
+    return early_differences(run, shipped)
 
 
 def test_a_recipe_two_percent_off_in_learning_rate_fails_the_comparison(tmp_path):
