@@ -16,6 +16,14 @@ and every test reads the same curves the training logged. A test replays the fir
 no longer matches the recipe fails here. Rebuild them with
 ``python tests/studies/test_grokking_phases.py --ship`` (about 2 minutes of CPU).
 The comparison, and why it reads epochs 0-3 only: tests/recipe_check.py.
+
+On every run: each boundary is a logged epoch (memorisation ends at the first logged epoch
+with train accuracy >= 99%, not at the next checkpoint); no phase starts on a row where an
+optimizer spike knocked train accuracy down, and a one-row spike planted anywhere between
+memorisation and generalisation moves no boundary by more than a row (circuit formation's
+start, read from the checkpoints, by no more than the span of the spiked checkpoint's
+neighbours); the rise of test
+accuracy, from its last logged epoch under 50% to its first over 95%, lies inside cleanup.
 """
 
 from __future__ import annotations
