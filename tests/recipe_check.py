@@ -13,9 +13,26 @@ that it fails), so the first epochs tell the recipe apart from the rounding.
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import torch
+
+from explorer.studies.grokking import train_grokking
+
 EPOCHS = 3  # epochs 0-3: before another CPU's rounding grows
 SAME_RECIPE = 1e-3  # on every logged metric
 METRICS = ("train_loss", "test_loss", "train_acc", "test_acc", "weight_norm")
+
+
+def trained_early(folder: Path, setting):
+    """``setting``'s first ``EPOCHS`` epochs trained now into ``folder`` on one torch thread,
+    as the shipped runs were trained."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return train_grokking(folder, setting.replace(steps=EPOCHS), progress=False)
+    finally:
+        torch.set_num_threads(threads)
 
 
 def early_differences(trained, shipped) -> dict:

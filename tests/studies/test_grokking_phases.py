@@ -12,7 +12,7 @@ checkpoints (``progress.json``, as the tutorial's shipped run keeps it), no chec
 Training the six took 91-109 s of CPU on the shared 2-core machine (8.4-31.5 s a run), the
 slowest setup of the suite; ``grokking_progress`` now reads the tables (``precomputed``)
 and every test reads the same curves the training logged. A test replays the first
-``EARLY_STEPS`` epochs of each run and compares them with the shipped metrics, so data that
+epochs of each run and compares them with the shipped metrics, so data that
 no longer matches the recipe fails here. Rebuild them with
 ``python tests/studies/test_grokking_phases.py --ship`` (about 2 minutes of CPU).
 The comparison, and why it reads epochs 0-3 only: tests/recipe_check.py.
@@ -35,7 +35,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from recipe_check import EPOCHS, early_differences
+from recipe_check import early_differences, trained_early
 
 from explorer.studies._shipped_runs import ship_checkpoints
 from explorer.studies.grokking import CI_SETTING, grokking_progress, train_grokking
@@ -49,7 +49,6 @@ HELD_OUT = CI_SETTING.replace(train_frac=0.4, lr=1e-2, d_model=64, steps=2500, p
 RUNS = [(p, seed) for p in PRIMES for seed in SEEDS]
 BOUNDARIES = ("memorized", "circuit_start", "cleanup_start", "cleanup_end")
 SHIPPED = Path(__file__).resolve().parent / "grokking_held_out"
-EARLY_STEPS = EPOCHS
 
 
 def _setting(p: int, seed: int):
@@ -73,44 +72,26 @@ def runs():
 def test_the_shipped_runs_are_what_the_recipe_trains(tmp_path):
     """Each shipped run records its setting, holds a table replayed from every checkpoint,
     and its first epochs are what ``train_grokking`` logs for that setting today."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # as the shipped runs were trained
-    try:
-        for p, seed in RUNS:
-            shipped = Run.open(_folder(p, seed))
-            setting = _setting(p, seed)
-            assert shipped.manifest["data"]["p"] == p and shipped.manifest["data"]["seed"] == seed
-            assert shipped.manifest["data"]["train_frac"] == setting.train_frac
-            assert shipped.manifest["model"]["config"]["seed"] == seed
-            assert shipped.manifest["model"]["config"]["d_model"] == setting.d_model
-            assert shipped.training["optimizer"]["lr"] == setting.lr
-            assert shipped.status == "stopped"  # it ran to its stop rule, past cleanup
-            progress = grokking_progress(shipped)
-            assert progress.precomputed and "checkpoints of the full run" in progress.precomputed
-            assert _early_differences(shipped, setting, tmp_path) == {}, (p, seed)
-    finally:
-        torch.set_num_threads(threads)
-
-
-def _early_differences(shipped: Run, setting, folder: Path) -> dict:
-    """``setting`` trained now for its first ``EARLY_STEPS`` epochs against ``shipped``
-    (``recipe_check.early_differences``)."""
-    early = setting.replace(steps=EARLY_STEPS)
-    run = train_grokking(folder / f"p{setting.p}-seed{setting.seed}", early, progress=False)
-    return early_differences(run, shipped)
+    for p, seed in RUNS:
+        shipped = Run.open(_folder(p, seed))
+        setting = _setting(p, seed)
+        assert shipped.manifest["data"]["p"] == p and shipped.manifest["data"]["seed"] == seed
+        assert shipped.manifest["data"]["train_frac"] == setting.train_frac
+        assert shipped.manifest["model"]["config"]["seed"] == seed
+        assert shipped.manifest["model"]["config"]["d_model"] == setting.d_model
+        assert shipped.training["optimizer"]["lr"] == setting.lr
+        assert shipped.status == "stopped"  # it ran to its stop rule, past cleanup
+        progress = grokking_progress(shipped)
+        assert progress.precomputed and "checkpoints of the full run" in progress.precomputed
+        run = trained_early(tmp_path / f"p{p}-seed{seed}", setting)
+        assert early_differences(run, shipped) == {}, (p, seed)
 
 
 def test_a_recipe_two_percent_off_in_learning_rate_fails_the_comparison(tmp_path):
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        p, seed = RUNS[0]
-        setting = _setting(p, seed)
-        off = _early_differences(
-            Run.open(_folder(p, seed)), setting.replace(lr=setting.lr * 1.02), tmp_path
-        )
-    finally:
-        torch.set_num_threads(threads)
+    p, seed = RUNS[0]
+    setting = _setting(p, seed)
+    run = trained_early(tmp_path / "off", setting.replace(lr=setting.lr * 1.02))
+    off = early_differences(run, Run.open(_folder(p, seed)))
     assert off, "a 2% change of the learning rate passed as the shipped recipe"
 
 

@@ -8,11 +8,10 @@ measures on the checkpoints that ship; the final model is re-measured against it
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 import torch
-from recipe_check import EPOCHS, early_differences
+from recipe_check import early_differences, trained_early
 
 from explorer.studies import grokking_shipped as gs
 from explorer.studies.grokking import (
@@ -114,22 +113,13 @@ def test_a_broken_table_is_refused_with_what_it_lacks(tmp_path):
         read_progress_table(tmp_path / "t.json")
 
 
-def _rebuild_early(folder: Path, setting) -> Run:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # as the shipped run was trained
-    try:
-        return train_grokking(folder, setting.replace(steps=EPOCHS), progress=False)
-    finally:
-        torch.set_num_threads(threads)
-
-
 def test_a_rebuild_reproduces_the_first_epochs(tmp_path, shipped):
     """Train the recipe from scratch for the first epochs only (not the whole run), and
     compare them as tests/recipe_check.py says (epochs 0-3, to 1e-3: another CPU's
     rounding grows after them)."""
-    assert early_differences(_rebuild_early(tmp_path / "run", DEFAULT_SETTING), shipped) == {}
+    assert early_differences(trained_early(tmp_path / "run", DEFAULT_SETTING), shipped) == {}
 
 
 def test_a_recipe_two_percent_off_in_learning_rate_is_told_apart(tmp_path, shipped):
     off = DEFAULT_SETTING.replace(lr=DEFAULT_SETTING.lr * 1.02)
-    assert early_differences(_rebuild_early(tmp_path / "run", off), shipped)
+    assert early_differences(trained_early(tmp_path / "run", off), shipped)
