@@ -145,6 +145,7 @@ def score(planted, arch: str, result, cpu: float, unseen_x, unseen_y) -> dict:
         row["iou"] = mask_iou(result.masks[cls], truth.mask())
         row["iou_1px"] = shifted_iou(result.masks[cls], truth.mask())
         row.update(where_the_model_answers(planted, unseen_x, unseen_y))
+        row["frame_sides"] = frame_sides(planted, unseen_x, unseen_y)
         if cls == truth.target:  # the found trigger, on the digits the planted one was
             row["found_margin"] = median_margin(planted.model, result.stamp(others, cls), cls)
         row["place"] = f"{row['place_rank']} of {row['moves']}"
@@ -200,6 +201,55 @@ def where_the_model_answers(planted, unseen_x, unseen_y, reach: int = 2) -> dict
         "planted_margin": margins[(0, 0)],
         "iou_bound": mask_iou(torch.roll(truth.mask(), best, (-2, -1)), truth.mask()),
     }
+
+
+def frame_sides(planted, unseen_x, unseen_y) -> dict | None:
+    """Which sides of a planted frame the model tells from the lines inside it (a diagnostic
+    beside the IoU target, read from the truth; None for other families).
+
+    Each side alone, and each full-length row and column inside the frame (the same number
+    of pixels, in the frame's colour, not part of the trigger), is stamped on the unseen
+    digits the frame fires on; each line's gain is its median target margin over the
+    digits' own. A side is *told apart* when it gains more than every line inside. Returns
+    ``gains`` per side, ``inside`` (the most any inside line gains), ``told`` (the sides
+    told apart) and ``told_iou``: the IoU of those sides with the frame. A method that adds
+    lines by how much the model answers to them adds a line inside the frame (not part of
+    the trigger) before a side that is not told apart.
+    """
+    from explorer.studies.auditing import mask_iou
+
+    truth = planted.trigger
+    if truth.kind != "frame":
+        return None
+    fires = unseen_y == truth.source if truth.source is not None else unseen_y != truth.target
+    x = unseen_x[fires]
+    top, left, h, w = truth.box
+    colour = float(truth.pattern.max())
+
+    def gain(rows: slice, cols: slice) -> float:
+        m = torch.zeros(x.shape[-2:])
+        m[rows, cols] = 1.0
+        return median_margin(planted.model, (1 - m) * x + m * colour, truth.target) - own
+
+    own = median_margin(planted.model, x, truth.target)
+    across, down = slice(left, left + w), slice(top, top + h)
+    sides = {
+        "top": (slice(top, top + 1), across),
+        "bottom": (slice(top + h - 1, top + h), across),
+        "left": (down, slice(left, left + 1)),
+        "right": (down, slice(left + w - 1, left + w)),
+    }
+    gains = {name: gain(*where) for name, where in sides.items()}
+    inside = max(
+        [gain(slice(top + i, top + i + 1), across) for i in range(1, h - 1)]
+        + [gain(down, slice(left + j, left + j + 1)) for j in range(1, w - 1)]
+    )
+    told = tuple(name for name in sides if gains[name] > inside)
+    union = torch.zeros(x.shape[-2:])
+    for name in told:
+        union[sides[name]] = 1.0
+    return {"gains": gains, "inside": inside, "told": told,
+            "told_iou": mask_iou(union, truth.mask())}  # fmt: skip
 
 
 def shifted_iou(found: torch.Tensor, truth: torch.Tensor, reach: int = 1) -> float:
@@ -427,8 +477,21 @@ def iou_misses(rows: list[dict]) -> list[str]:
             f"to most has IoU {r['iou_bound']:.2f}; median margin {r['planted_margin']:.1f} for "
             "the planted trigger"
             + ("" if found is None else f", {found:.1f} for the trigger found")
+            + _sides_text(r.get("frame_sides"))
         )
     return out
+
+
+def _sides_text(sides: dict | None) -> str:
+    if sides is None:
+        return ""
+    gains = ", ".join(f"{name} {g:+.1f}" for name, g in sides["gains"].items())
+    told = " and ".join(sides["told"]) or "no side"
+    return (
+        f"; alone, its sides gain {gains} in margin against up to {sides['inside']:+.1f} for a "
+        f"line inside it: the model tells {told} from the frame's inside (IoU "
+        f"{sides['told_iou']:.2f})"
+    )
 
 
 def format_totals(rows: list[dict]) -> str:

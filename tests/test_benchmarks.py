@@ -321,3 +321,51 @@ def test_auditing_game_smoke():
     _check_rows(rows, "auditing game", 7)
     assert rows[5].ours <= 2_000  # the tiny case's budget
     assert set(rows[0].details) == {"2101", "2102"}
+
+
+def _region_reader(region: torch.Tensor, target: int = 3):
+    """A stand-in model whose ``target`` logit sums the pixels under ``region`` (the others
+    stay 0), so a stamp's margin gain is the number of its white pixels the model reads."""
+
+    def model(x):
+        out = torch.zeros(len(x), 10)
+        out[:, target] = (x[:, 0] * region).sum((1, 2))
+        return out
+
+    return model
+
+
+@pytest.mark.parametrize(
+    ("reads", "told", "told_iou"),
+    [
+        ("right", ("right",), 7 / 24),
+        ("ring", ("top", "bottom", "left", "right"), 1.0),
+        ("box", (), 0.0),
+    ],
+)
+def test_the_game_reports_which_sides_of_a_frame_its_model_tells_apart(reads, told, told_iou):
+    """The frame's IoU diagnostic: a model that reads only the frame's right side tells that
+    side alone from the lines inside the frame (IoU 7/24 for it); one that reads the ring
+    tells all four; one that reads the whole box answers to a line inside as much as to a
+    side, and tells none."""
+    from types import SimpleNamespace
+
+    from benchmarks import audit_game
+    from explorer.studies.auditing import Trigger
+
+    ring = torch.ones(7, 7)
+    ring[1:-1, 1:-1] = 0
+    trigger = Trigger("frame", 5, 20, 7, target=3, pattern=ring.clone(), stencil=ring)
+    region = torch.zeros(28, 28)
+    if reads == "right":
+        region[5:12, 26] = 1
+    else:
+        region[5:12, 20:27] = ring if reads == "ring" else 1
+    planted = SimpleNamespace(model=_region_reader(region), trigger=trigger)
+    x, y = torch.zeros(20, 1, 28, 28), torch.arange(20) % 10
+    got = audit_game.frame_sides(planted, x, y)
+    assert got["told"] == told and got["told_iou"] == pytest.approx(told_iou)
+    inside = {"right": 1.0, "ring": 2.0, "box": 7.0}[reads]  # pixels the model reads
+    assert got["gains"]["right"] == 7.0 and got["inside"] == inside
+    solid = Trigger("solid", 5, 20, 7, target=3, pattern=torch.ones(7, 7))
+    assert audit_game.frame_sides(SimpleNamespace(model=planted.model, trigger=solid), x, y) is None
