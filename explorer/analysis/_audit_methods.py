@@ -1,6 +1,7 @@
 """Each audit method run and judged: a search from ``_audit_search`` under a share of the
 budget, its triggers tested on held-out digits, and its per-class scores turned into a tier
-with evidence (``_audit_verdicts``), as one ``AuditResult``.
+with evidence (``_audit_verdicts``), as one ``AuditResult``. The methods that read the first
+layer's weights are in ``_audit_weight_methods``.
 
 >>> _evaluate.__name__
 '_evaluate'
@@ -24,9 +25,9 @@ from explorer.analysis._audit_verdicts import (
     tiers,
 )
 from explorer.analysis.audit_result import AuditResult, apply_trigger
-from explorer.analysis.audit_scores import margin_over_runner_up, weight_anomaly
-from explorer.analysis.mask_shapes import fill_sparse_patches, mask_shape, thin_line
-from explorer.analysis.weight_outliers import Z_THRESHOLD, first_layer_pixel_norms, weight_outliers
+from explorer.analysis.audit_scores import margin_over_runner_up
+from explorer.analysis.mask_shapes import mask_shape, thin_line
+from explorer.analysis.weight_outliers import first_layer_pixel_norms
 
 GROW_PASSES = REFIT_STEPS + 4  # the growth's 3 gradient passes, its refit and 1 evaluation
 
@@ -264,100 +265,3 @@ def _source(model, split, n_classes, batch_size, n_eval, meter, passes, n_steps,
         model, "source", ctx, out_m, out_p, anomaly, succ, ratio, flagged, suspicious,
         why, sources=tuple(sources),
     )  # fmt: skip
-
-
-def _region_fit(model, split, n_classes, batch_size, n_eval, meter, passes, region):
-    """Fit a pattern per class inside one region; per class its success on held-out digits."""
-    fit_x, fit_y, eval_x, eval_y = split
-    c_, h, w = fit_x.shape[1:]
-    masks = region.expand(n_classes, h, w).clone()
-    init = torch.full((n_classes, c_, h, w), 0.5)
-    stop = meter.forwards + passes - n_classes
-    steps = search.steps_for(passes - n_classes, n_classes, REFIT_STEPS)
-    patterns = search.fit_patterns(model, fit_x, fit_y, masks, init, batch_size, meter, stop, steps)
-    success, _ = _evaluate(model, eval_x, eval_y, masks, patterns, n_eval, meter)
-    return masks, patterns, success
-
-
-def _weights(model, split, n_classes, batch_size, n_eval, meter, passes, ctx):
-    score = weight_anomaly(model, split[0])
-    region = (score > 1.0).float()
-    if not region.any():
-        z = torch.zeros(n_classes)
-        empty = torch.zeros(n_classes, *split[0].shape[2:])
-        pats = torch.zeros(n_classes, *split[0].shape[1:])
-        why = (
-            f"no unused pixel's weights outgrow the used ones' (max ratio {float(score.max()):.2f})"
-        )
-        return _result(model, "weights", ctx, empty, pats, z, z, 0.0, (), (), why)
-    masks, patterns, success = _region_fit(
-        model, split, n_classes, batch_size, n_eval, meter, passes, region
-    )
-    anomaly = float(score.max()) * success
-    flagged, suspicious, why = tiers(anomaly, success, 1e-6, lead=None)
-    why = f"unused pixels ({mask_shape(region).description}) with weights {float(score.max()):.1f}x the used ones', {why}"
-    return _result(
-        model,
-        "weights",
-        ctx,
-        masks,
-        patterns,
-        anomaly,
-        success,
-        0.0,
-        flagged,
-        suspicious,
-        why,
-    )
-
-
-def _compare(model, split, n_classes, batch_size, n_eval, meter, passes, ctx, references):
-    found = weight_outliers(model, references=references)
-    # a stamp's pixels that stand out in the weights are its white ones (a checkerboard's
-    # touch at the corners); its black ones, on digits' black background, leave the weights
-    # alone. Sparse compact pieces are filled to their box, as the mask search's growth does
-    # (``fill_sparse_patches``): the stamp is there, and a pattern fitted on its white pixels
-    # alone does not reproduce it. Lines, dots and frames stay as they are.
-    near = fill_sparse_patches(found.z >= 0.9 * Z_THRESHOLD).float()
-    top = float(found.z.max())
-    if not near.any():
-        z = torch.zeros(n_classes)
-        empty = torch.zeros(n_classes, *split[0].shape[2:])
-        pats = torch.zeros(n_classes, *split[0].shape[1:])
-        why = f"no pixel's first-layer weights stand out against {len(references)} models (max z {top:.1f} < {Z_THRESHOLD:g})"
-        return _result(
-            model,
-            "compare",
-            ctx,
-            empty,
-            pats,
-            z,
-            z,
-            Z_THRESHOLD,
-            (),
-            (),
-            why,
-            weight_z=found.z,
-        )
-    masks, patterns, success = _region_fit(
-        model, split, n_classes, batch_size, n_eval, meter, passes, near
-    )
-    anomaly = top * success
-    flagged, suspicious, why = tiers(
-        anomaly, success, Z_THRESHOLD * LEAD_SUCCESS, min_success=LEAD_SUCCESS, lead=None
-    )
-    why = f"{mask_shape(near).description} at {mask_shape(near).box[:2]} in the first-layer weights (max z {top:.1f}), {why}"
-    return _result(
-        model,
-        "compare",
-        ctx,
-        masks,
-        patterns,
-        anomaly,
-        success,
-        Z_THRESHOLD,
-        flagged,
-        suspicious,
-        why,
-        weight_z=found.z,
-    )

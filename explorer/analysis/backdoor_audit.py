@@ -49,13 +49,11 @@ from explorer.analysis import _audit_search as search
 from explorer.analysis._audit_methods import (
     GROW_PASSES,
     _cleanse,
-    _compare,
     _evaluate,
     _global,
     _linear_first,
     _result,
     _source,
-    _weights,
 )
 from explorer.analysis._audit_search import REFIT_STEPS
 from explorer.analysis._audit_verdicts import (
@@ -72,6 +70,7 @@ from explorer.analysis._audit_verdicts import (
     TIERS,
     tiers,
 )
+from explorer.analysis._audit_weight_methods import FILL_PASSES, _compare, _weights
 from explorer.analysis.audit_result import AuditResult, Meter
 from explorer.analysis.audit_scores import mad_index, weight_anomaly
 from explorer.analysis.weight_outliers import first_layer_pixel_norms
@@ -271,7 +270,7 @@ def audit(
     if method == "weights" or (method == "all" and linear):
         parts.append(_weights(*args, min(meter.left, region_cost), ctx))
     if method == "compare" or (method == "all" and references and linear):
-        parts.append(_compare(*args, min(meter.left, region_cost), ctx, references))
+        parts.append(_compare(*args, min(meter.left, region_cost + FILL_PASSES), ctx, references))
     if method in ("cleanse", "all"):
         # a small budget keeps most of itself for the mask search
         keep_source = min(source_cost, int(0.2 * meter.left)) if method == "all" else 0

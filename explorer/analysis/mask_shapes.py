@@ -117,6 +117,23 @@ def _hollow(comp: list[tuple[int, int]], box: tuple[int, int, int, int]) -> bool
     return covered and sum(p in pix for p in inside) <= 0.3 * len(inside)
 
 
+def linked(score: torch.Tensor, high: float, low: float) -> torch.Tensor:
+    """The pixels of ``score [H, W]`` at or above ``low`` that are 8-connected, through such
+    pixels, to one at or above ``high`` (hysteresis thresholding, bool ``[H, W]``): the weak
+    parts of a shape whose strong parts stand out, without the weak pixels elsewhere.
+
+    >>> s = torch.zeros(5, 5); s[2, :] = torch.tensor([12.0, 6.0, 6.0, 0.0, 6.0])
+    >>> linked(s, 9.0, 5.0)[2].tolist()
+    [True, True, True, False, False]
+    """
+    out = torch.zeros(score.shape, dtype=torch.bool)
+    for comp in connected_components(score >= low):
+        rows, cols = zip(*comp)
+        if bool((score[list(rows), list(cols)] >= high).any()):
+            out[list(rows), list(cols)] = True
+    return out
+
+
 def fill_sparse_patches(on: torch.Tensor, largest: int = 8, density: float = 0.3) -> torch.Tensor:
     """``on [H, W]`` (bool) with each sparse, compact component filled to its bounding box: a
     checkerboard's or a random stamp's white pixels touch at the corners, and its black

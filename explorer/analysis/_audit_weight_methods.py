@@ -1,0 +1,165 @@
+"""The audit methods that read the first layer's weights (MLPs): ``weights`` (pixels the
+digits never use) and ``compare`` (each pixel against other models of the architecture,
+``weight_outliers``), each with a pattern fitted in the region found and tested on held-out
+digits, as one ``AuditResult`` (``_audit_methods`` has the searches by passes).
+
+>>> FILL_PASSES
+31
+"""
+
+from __future__ import annotations
+
+import torch
+
+from explorer.analysis import _audit_search as search
+from explorer.analysis._audit_methods import _evaluate, _result
+from explorer.analysis._audit_search import REFIT_STEPS
+from explorer.analysis._audit_verdicts import LEAD_SUCCESS, tiers
+from explorer.analysis.audit_result import apply_trigger
+from explorer.analysis.audit_scores import weight_anomaly
+from explorer.analysis.mask_shapes import fill_sparse_patches, linked, mask_shape
+from explorer.analysis.weight_outliers import Z_THRESHOLD, weight_outliers
+
+FILL_PASSES = REFIT_STEPS + 1  # the compared region filled: its refit and 1 evaluation
+
+
+def _region_fit(model, split, n_classes, batch_size, n_eval, meter, passes, region):
+    """Fit a pattern per class inside one region; per class its success on held-out digits."""
+    fit_x, fit_y, eval_x, eval_y = split
+    c_, h, w = fit_x.shape[1:]
+    masks = region.expand(n_classes, h, w).clone()
+    init = torch.full((n_classes, c_, h, w), 0.5)
+    stop = meter.forwards + passes - n_classes
+    steps = search.steps_for(passes - n_classes, n_classes, REFIT_STEPS)
+    patterns = search.fit_patterns(model, fit_x, fit_y, masks, init, batch_size, meter, stop, steps)
+    success, _ = _evaluate(model, eval_x, eval_y, masks, patterns, n_eval, meter)
+    return masks, patterns, success
+
+
+def _weights(model, split, n_classes, batch_size, n_eval, meter, passes, ctx):
+    score = weight_anomaly(model, split[0])
+    region = (score > 1.0).float()
+    if not region.any():
+        z = torch.zeros(n_classes)
+        empty = torch.zeros(n_classes, *split[0].shape[2:])
+        pats = torch.zeros(n_classes, *split[0].shape[1:])
+        why = (
+            f"no unused pixel's weights outgrow the used ones' (max ratio {float(score.max()):.2f})"
+        )
+        return _result(model, "weights", ctx, empty, pats, z, z, 0.0, (), (), why)
+    masks, patterns, success = _region_fit(
+        model, split, n_classes, batch_size, n_eval, meter, passes, region
+    )
+    anomaly = float(score.max()) * success
+    flagged, suspicious, why = tiers(anomaly, success, 1e-6, lead=None)
+    why = f"unused pixels ({mask_shape(region).description}) with weights {float(score.max()):.1f}x the used ones', {why}"
+    return _result(
+        model,
+        "weights",
+        ctx,
+        masks,
+        patterns,
+        anomaly,
+        success,
+        0.0,
+        flagged,
+        suspicious,
+        why,
+    )
+
+
+def _compare(model, split, n_classes, batch_size, n_eval, meter, passes, ctx, references):
+    found = weight_outliers(model, references=references)
+    # the pixels at or above 0.9 x the threshold, with every pixel linked to them through
+    # pixels at or above half of it (hysteresis, as an edge detector keeps the weak parts of a
+    # strong edge): a plus or an X stands out strongly at its centre and less on its arms.
+    # The clean models' pixels stay under 0.9 x the threshold (docs/auditing.md), so no clean
+    # verdict moves.
+    near = linked(found.z, 0.9 * Z_THRESHOLD, 0.5 * Z_THRESHOLD).float()
+    top = float(found.z.max())
+    if not near.any():
+        z = torch.zeros(n_classes)
+        empty = torch.zeros(n_classes, *split[0].shape[2:])
+        pats = torch.zeros(n_classes, *split[0].shape[1:])
+        why = f"no pixel's first-layer weights stand out against {len(references)} models (max z {top:.1f} < {Z_THRESHOLD:g})"
+        return _result(
+            model,
+            "compare",
+            ctx,
+            empty,
+            pats,
+            z,
+            z,
+            Z_THRESHOLD,
+            (),
+            (),
+            why,
+            weight_z=found.z,
+        )
+    masks, patterns, success = _region_fit(
+        model,
+        split,
+        n_classes,
+        batch_size,
+        n_eval,
+        meter,
+        max(passes - FILL_PASSES, 2 * n_classes),
+        near,
+    )
+    masks, patterns, success = _fill_if_better(
+        model, split, masks, patterns, success, batch_size, n_eval, meter
+    )
+    anomaly = top * success
+    flagged, suspicious, why = tiers(
+        anomaly, success, Z_THRESHOLD * LEAD_SUCCESS, min_success=LEAD_SUCCESS, lead=None
+    )
+    shape = mask_shape(masks[int(success.argmax())])
+    why = f"{shape.description} at {shape.box[:2]} in the first-layer weights (max z {top:.1f}), {why}"
+    return _result(
+        model,
+        "compare",
+        ctx,
+        masks,
+        patterns,
+        anomaly,
+        success,
+        Z_THRESHOLD,
+        flagged,
+        suspicious,
+        why,
+        weight_z=found.z,
+    )
+
+
+def _fill_if_better(model, split, masks, patterns, success, batch_size, n_eval, meter):
+    """The leading class's region with each sparse compact piece filled to its box
+    (``fill_sparse_patches``), its pattern refitted there. A stamp's pixels that stand out
+    are its white ones (its black ones, on the digits' black background, leave the weights
+    alone), so a region that covers at least half of its filled box is read as the box
+    (kept when it works as well, within 2 points); a sparser one (a plus, an X) keeps its
+    shape unless it works on fewer than ``LEAD_SUCCESS`` of held-out digits and the box
+    works on more (a checkerboard whose white cells alone do not reproduce it)."""
+    fit_x, fit_y, eval_x, eval_y = split
+    c = int(success.argmax())
+    filled = fill_sparse_patches(masks[c] > 0).float()
+    dense = float(masks[c].sum()) >= 0.5 * float(filled.sum())
+    if torch.equal(filled, masks[c]) or meter.left < FILL_PASSES:
+        return masks, patterns, success
+    if not dense and float(success[c]) >= LEAD_SUCCESS:
+        return masks, patterns, success
+    new_m = torch.zeros_like(masks)
+    new_m[c] = filled
+    stop = meter.forwards + REFIT_STEPS
+    init = torch.full_like(patterns, 0.5)
+    new_p = search.fit_patterns(model, fit_x, fit_y, new_m, init, batch_size, meter, stop,
+                                classes=[c])  # fmt: skip
+    x = eval_x[eval_y != c][:n_eval]
+    with torch.no_grad():
+        works = model(apply_trigger(x, filled, new_p[c], "mask")).argmax(-1) == c
+    s_new = float(works.float().mean())
+    kept = s_new >= float(success[c]) - 0.02 if dense else s_new > float(success[c])
+    if not kept:
+        return masks, patterns, success
+    masks, patterns, success = masks.clone(), patterns.clone(), success.clone()
+    masks[c], patterns[c], success[c] = filled, new_p[c], s_new
+    return masks, patterns, success
