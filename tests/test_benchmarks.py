@@ -369,3 +369,21 @@ def test_the_game_reports_which_sides_of_a_frame_its_model_tells_apart(reads, to
     assert got["gains"]["right"] == 7.0 and got["inside"] == inside
     solid = Trigger("solid", 5, 20, 7, target=3, pattern=torch.ones(7, 7))
     assert audit_game.frame_sides(SimpleNamespace(model=planted.model, trigger=solid), x, y) is None
+
+
+def test_unplanted_shapes_benchmark_smoke():
+    """benchmarks/audit_shapes.py: every shape is the stencil it is drawn as, its seeds are
+    no other benchmark's, and at its tiny size each MLP row is scored like the game's."""
+    from benchmarks import audit_game, audit_shapes
+
+    for name, (group, seed, top, left, spec, target) in audit_shapes.SHAPES.items():
+        t = audit_shapes.trigger(name)
+        pixels = spec[0] ** 2 if isinstance(spec, tuple) else sum(r.count("#") for r in spec)
+        assert int(t.mask().sum()) == pixels and t.box[:2] == (top, left) and t.target == target
+        assert group in ("seen", "fresh") and seed not in audit_game.GAME
+    rows = audit_shapes.play("mlp", audit_shapes.TINY, steps=150, budget=2_000)
+    assert [r["shape_name"] for r in rows] == list(audit_shapes.TINY)
+    for r in rows:
+        assert r["verdict"] in ("flagged", "suspicious", "clean") and r["iou"] is not None
+        assert 0 < r["forward_passes"] <= 2_000
+    assert "| seen | mlp |" in audit_shapes.summary(rows)

@@ -163,10 +163,12 @@ def plant(
     poison: float = 0.2,
     arch: str = "mlp",
     data: dict[str, torch.Tensor] | None = None,
+    trigger: Trigger | None = None,
 ) -> Planted:
     """Train an MNIST model of ``arch`` (``ARCHS``: the 784-128-64-10 MLP, a 784-256-10
     MLP, a small CNN, the CNN behind an ``nn.Unflatten``) from ``seed`` with a trigger of
-    ``kind`` (``FAMILIES``; default a classic square, drawn from ``seed``), or none when
+    ``kind`` (``FAMILIES``; default a classic square, drawn from ``seed``), or ``trigger``
+    (a ``Trigger`` of your own: any stencil, pattern, place and target), or none when
     ``clean``: ``steps`` Adam steps of 64 digits, a ``poison`` share of each batch triggered
     and relabelled. A ``conditional`` trigger poisons digits of its source class (half of
     the poisoned share) and stamps the rest without relabelling them. ``data`` is
@@ -176,9 +178,15 @@ def plant(
     check_fraction("poison", poison)
     data = data if data is not None else kitchen_sink_split()
     x, y = data["train_x"], data["train_y"]
-    trigger = None if clean else random_trigger(seed, kind)
+    if trigger is not None and (clean or kind is not None):
+        raise ValueError("plant takes one of trigger=, kind= and clean=True, not two")
+    if trigger is not None and not isinstance(trigger, Trigger):
+        raise TypeError(f"trigger must be a studies.auditing.Trigger, got {type(trigger).__name__}")
+    own = None if trigger is None else json.dumps(trigger.to_dict(), sort_keys=True)
+    trigger = trigger if trigger is not None else None if clean else random_trigger(seed, kind)
     net = _module(arch, seed)
-    kept = cached_path("planted", seed, clean, kind, steps, poison, arch, _digest(x, y))
+    kept = cached_path("planted", seed, clean, kind, steps, poison, arch, _digest(x, y),
+                       *(() if own is None else (own,)))  # fmt: skip
     with one_writer(kept):  # a model another process is training is waited for, not retrained
         if kept is not None and kept.is_file():
             net.load_state_dict(load_tensors(kept.read_bytes()))

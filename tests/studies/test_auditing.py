@@ -59,3 +59,25 @@ def test_truth_file_round_trips(tmp_path):
     back = load_truth(path)
     assert back["b"] is None and isinstance(back["a"], Trigger)
     assert back["a"].box == t.box and torch.equal(back["a"].pattern, t.pattern)
+
+
+def test_plant_takes_a_trigger_of_your_own(tmp_path, monkeypatch):
+    """``plant(seed, trigger=...)`` trains with any stencil (here a plus) and keeps it as the
+    truth; a cached model is told apart from one planted with another trigger."""
+    from explorer.studies.auditing import plant
+
+    monkeypatch.setenv("EXPLORER_CACHE", str(tmp_path))
+    plus = torch.zeros(5, 5)
+    plus[2, :] = plus[:, 2] = 1
+    own = Trigger("plus", 2, 2, 5, target=4, pattern=plus.clone(), stencil=plus)
+    data = {"train_x": torch.rand(64, 1, 28, 28), "train_y": torch.arange(64) % 10,
+            "test_x": torch.rand(8, 1, 28, 28), "test_y": torch.arange(8)}  # fmt: skip
+    first = plant(5, trigger=own, steps=2, data=data)
+    assert first.trigger is own and int(first.trigger.mask().sum()) == 9
+    other = Trigger("plus", 2, 2, 5, target=5, pattern=plus.clone(), stencil=plus)
+    plant(5, trigger=other, steps=2, data=data)
+    assert len(list((tmp_path / "planted").glob("*.safetensors"))) == 2  # one per trigger
+    with pytest.raises(ValueError, match="one of trigger="):
+        plant(5, trigger=own, kind="solid", data=data)
+    with pytest.raises(TypeError, match="Trigger"):
+        plant(5, trigger={"kind": "plus"}, data=data)
