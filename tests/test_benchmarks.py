@@ -380,7 +380,7 @@ def test_unplanted_shapes_benchmark_smoke():
         t = audit_shapes.trigger(name)
         pixels = spec[0] ** 2 if isinstance(spec, tuple) else sum(r.count("#") for r in spec)
         assert int(t.mask().sum()) == pixels and t.box[:2] == (top, left) and t.target == target
-        assert group in ("seen", "fresh") and seed not in audit_game.GAME
+        assert group in audit_shapes.SETS and seed not in audit_game.GAME
     rows = audit_shapes.play("mlp", audit_shapes.TINY, steps=150, budget=2_000)
     assert [r["shape_name"] for r in rows] == list(audit_shapes.TINY)
     for r in rows:

@@ -21,6 +21,7 @@ from explorer.analysis.mask_shapes import fill_sparse_patches, linked, mask_shap
 from explorer.analysis.weight_outliers import Z_THRESHOLD, weight_outliers
 
 FILL_PASSES = REFIT_STEPS + 1  # the compared region filled: its refit and 1 evaluation
+LINKED_Z = 4.0  # the compared region's weak pixels: linked to a strong one (docs/auditing.md)
 
 
 def _region_fit(model, split, n_classes, batch_size, n_eval, meter, passes, region):
@@ -71,11 +72,11 @@ def _weights(model, split, n_classes, batch_size, n_eval, meter, passes, ctx):
 def _compare(model, split, n_classes, batch_size, n_eval, meter, passes, ctx, references):
     found = weight_outliers(model, references=references)
     # the pixels at or above 0.9 x the threshold, with every pixel linked to them through
-    # pixels at or above half of it (hysteresis, as an edge detector keeps the weak parts of a
-    # strong edge): a plus or an X stands out strongly at its centre and less on its arms.
-    # The clean models' pixels stay under 0.9 x the threshold (docs/auditing.md), so no clean
-    # verdict moves.
-    near = linked(found.z, 0.9 * Z_THRESHOLD, 0.5 * Z_THRESHOLD).float()
+    # pixels at or above LINKED_Z (hysteresis, as an edge detector keeps the weak parts of a
+    # strong edge): a plus stands out strongly at its centre and less on its arms, a diamond
+    # spread over 12 pixels at z 4-9. The clean models' pixels stay under 0.9 x the threshold
+    # (docs/auditing.md), so no clean verdict moves.
+    near = linked(found.z, 0.9 * Z_THRESHOLD, LINKED_Z).float()
     top = float(found.z.max())
     if not near.any():
         z = torch.zeros(n_classes)
@@ -133,19 +134,18 @@ def _compare(model, split, n_classes, batch_size, n_eval, meter, passes, ctx, re
 
 def _fill_if_better(model, split, masks, patterns, success, batch_size, n_eval, meter):
     """The leading class's region with each sparse compact piece filled to its box
-    (``fill_sparse_patches``), its pattern refitted there. A stamp's pixels that stand out
-    are its white ones (its black ones, on the digits' black background, leave the weights
-    alone), so a region that covers at least half of its filled box is read as the box
-    (kept when it works as well, within 2 points); a sparser one (a plus, an X) keeps its
-    shape unless it works on fewer than ``LEAD_SUCCESS`` of held-out digits and the box
-    works on more (a checkerboard whose white cells alone do not reproduce it)."""
+    (``fill_sparse_patches``), its pattern refitted there, kept only when the region as
+    found works on fewer than ``LEAD_SUCCESS`` of held-out digits and the box on more: the
+    fewest pixels that work, as the mask search keeps. A stamp's pixels that stand out are
+    its white ones (its black ones, on the digits' black background, leave the weights
+    alone), and a checkerboard's white cells alone may not reproduce it; a plus, an X or a
+    tee that works as found keeps its shape."""
     fit_x, fit_y, eval_x, eval_y = split
     c = int(success.argmax())
     filled = fill_sparse_patches(masks[c] > 0).float()
-    dense = float(masks[c].sum()) >= 0.5 * float(filled.sum())
-    if torch.equal(filled, masks[c]) or meter.left < FILL_PASSES:
+    if float(success[c]) >= LEAD_SUCCESS or torch.equal(filled, masks[c]):
         return masks, patterns, success
-    if not dense and float(success[c]) >= LEAD_SUCCESS:
+    if meter.left < FILL_PASSES:
         return masks, patterns, success
     new_m = torch.zeros_like(masks)
     new_m[c] = filled
@@ -157,8 +157,7 @@ def _fill_if_better(model, split, masks, patterns, success, batch_size, n_eval, 
     with torch.no_grad():
         works = model(apply_trigger(x, filled, new_p[c], "mask")).argmax(-1) == c
     s_new = float(works.float().mean())
-    kept = s_new >= float(success[c]) - 0.02 if dense else s_new > float(success[c])
-    if not kept:
+    if s_new <= float(success[c]):
         return masks, patterns, success
     masks, patterns, success = masks.clone(), patterns.clone(), success.clone()
     masks[c], patterns[c], success[c] = filled, new_p[c], s_new

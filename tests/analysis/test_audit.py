@@ -200,3 +200,41 @@ def test_global_linf_stays_within_its_budget(clean):
     assert result.shapes[0] == "a global pattern"
     with pytest.raises(ValueError, match="norm"):
         audit(clean.model, clean.test_x, method="global", norm="l2")
+
+
+def _part(method: str, mask: torch.Tensor, success: float, shape: str) -> AuditResult:
+    """A flagged class-3 finding of ``method`` whose trigger is ``mask`` stamped white."""
+    masks, patterns = torch.zeros(10, 28, 28), torch.zeros(10, 1, 28, 28)
+    masks[3], patterns[3, 0] = mask, mask
+    ok = torch.zeros(10)
+    ok[3] = success
+    return AuditResult(
+        model="m", method=method, flagged=(3,), anomaly=torch.arange(10.0).roll(-6),
+        masks=masks, patterns=patterns, success=ok, boxes=((0, 0, 0, 0),) * 10,
+        forward_passes=0, backward_passes=0, examples=0, budget=None,
+        shapes=(shape,) * 10, evidence=f"{method}: class 3",
+    )  # fmt: skip
+
+
+def test_the_trigger_shown_is_the_one_with_the_fewest_pixels_that_works():
+    """Mask search and weight comparison agree on class 3: the compared tee (9 pixels) is
+    shown in place of the searched 5x7 patch (35), unless it works on under 90%; the verdict
+    and the class stay."""
+    from explorer.analysis.backdoor_audit import _fewest_pixels
+
+    patch, tee = torch.zeros(28, 28), torch.zeros(28, 28)
+    patch[1:6, 16:23] = 1
+    tee[1, 18:23] = tee[2:6, 20] = 1
+    searched = _part("cleanse", patch, 1.0, "a 5x7 patch")
+    shown, evidence = _fewest_pixels(
+        searched, [searched, _part("compare", tee, 0.95, "a tee")], "e"
+    )
+    assert torch.equal(shown.masks[3], tee) and shown.shapes[3] == "a tee"
+    assert float(shown.success[3]) == pytest.approx(0.95) and shown.flagged == (3,)
+    assert shown.method == "cleanse"
+    assert "compare method's for class 3" in evidence
+    weak = _part("compare", tee, 0.85, "a tee")
+    assert _fewest_pixels(searched, [searched, weak], "e")[0] is searched
+    bigger = _part("compare", patch, 1.0, "a patch")
+    small = _part("cleanse", tee, 1.0, "a tee")
+    assert _fewest_pixels(small, [small, bigger], "e")[0] is small

