@@ -153,15 +153,20 @@ def _localize(best: AuditResult, parts, evidence: str) -> tuple[AuditResult, str
         return best, evidence
     if local.most_anomalous != c or float(local.success[c]) < LEAD_SUCCESS:
         return best, evidence
+    note = (f"; the trigger shown is the mask search's for class {c}: {local.shapes[c]}, "
+            f"works on {float(local.success[c]):.0%}")  # fmt: skip
+    return _shown(best, local, c), evidence + note
+
+
+def _shown(best: AuditResult, other: AuditResult, c: int) -> AuditResult:
+    """``best`` with class ``c``'s trigger (mask, pattern, success, box, shape) taken from
+    ``other``; the verdict and the evidence stay."""
     masks, patterns, success = best.masks.clone(), best.patterns.clone(), best.success.clone()
-    masks[c], patterns[c], success[c] = local.masks[c], local.patterns[c], local.success[c]
+    masks[c], patterns[c], success[c] = other.masks[c], other.patterns[c], other.success[c]
     boxes, shapes = list(best.boxes), list(best.shapes)
-    boxes[c], shapes[c] = local.boxes[c], local.shapes[c]
-    found = dataclasses.replace(best, masks=masks, patterns=patterns, success=success,
-                                boxes=tuple(boxes), shapes=tuple(shapes))  # fmt: skip
-    note = (f"; the trigger shown is the mask search's for class {c}: {shapes[c]}, works on "
-            f"{float(success[c]):.0%}")  # fmt: skip
-    return found, evidence + note
+    boxes[c], shapes[c] = other.boxes[c], other.shapes[c]
+    return dataclasses.replace(best, masks=masks, patterns=patterns, success=success,
+                               boxes=tuple(boxes), shapes=tuple(shapes))  # fmt: skip
 
 
 def _fewest_pixels(best: AuditResult, parts, evidence: str) -> tuple[AuditResult, str]:
@@ -187,15 +192,10 @@ def _fewest_pixels(best: AuditResult, parts, evidence: str) -> tuple[AuditResult
     fewest = min(offers, key=lambda p: pixels(p.masks[c]))
     if fewest.method == best.method or pixels(fewest.masks[c]) >= pixels(best.masks[c]):
         return best, evidence
-    masks, patterns, success = best.masks.clone(), best.patterns.clone(), best.success.clone()
-    masks[c], patterns[c], success[c] = fewest.masks[c], fewest.patterns[c], fewest.success[c]
-    boxes, shapes = list(best.boxes), list(best.shapes)
-    boxes[c], shapes[c] = fewest.boxes[c], fewest.shapes[c]
-    found = dataclasses.replace(best, masks=masks, patterns=patterns, success=success,
-                                boxes=tuple(boxes), shapes=tuple(shapes))  # fmt: skip
-    note = (f"; the trigger shown is the {fewest.method} method's for class {c}: {shapes[c]}, "
-            f"works on {float(success[c]):.0%} with the fewest pixels")  # fmt: skip
-    return found, evidence + note
+    note = (f"; the trigger shown is the {fewest.method} method's for class {c}: "
+            f"{fewest.shapes[c]}, works on {float(fewest.success[c]):.0%} with the fewest "
+            "pixels")  # fmt: skip
+    return _shown(best, fewest, c), evidence + note
 
 
 CLEANSE_FIELDS = (
