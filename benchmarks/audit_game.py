@@ -167,6 +167,13 @@ def median_margin(model, x: torch.Tensor, target: int) -> float:
         return float(margin_over_runner_up(model(x), target).median())
 
 
+def _fired_on(truth, unseen_x, unseen_y) -> torch.Tensor:
+    """The unseen digits a planted trigger is meant to move: its source class's, else every
+    digit not already of its target."""
+    fires = unseen_y == truth.source if truth.source is not None else unseen_y != truth.target
+    return unseen_x[fires]
+
+
 def where_the_model_answers(planted, unseen_x, unseen_y, reach: int = 2) -> dict:
     """How sharply the model pins its planted trigger's place (a diagnostic beside the IoU
     target, read from the truth; the audit never sees it).
@@ -182,8 +189,7 @@ def where_the_model_answers(planted, unseen_x, unseen_y, reach: int = 2) -> dict
 
     truth = planted.trigger
     mask, pattern = truth.mask_and_pattern()
-    fires = unseen_y == truth.source if truth.source is not None else unseen_y != truth.target
-    x = unseen_x[fires]
+    x = _fired_on(truth, unseen_x, unseen_y)
     top, left, h, w = truth.box
     size = mask.shape[-1]
     margins = {}
@@ -221,8 +227,7 @@ def frame_sides(planted, unseen_x, unseen_y) -> dict | None:
     truth = planted.trigger
     if truth.kind != "frame":
         return None
-    fires = unseen_y == truth.source if truth.source is not None else unseen_y != truth.target
-    x = unseen_x[fires]
+    x = _fired_on(truth, unseen_x, unseen_y)
     top, left, h, w = truth.box
     colour = float(truth.pattern.max())
 

@@ -183,7 +183,8 @@ def plant(
     if trigger is not None and not isinstance(trigger, Trigger):
         raise TypeError(f"trigger must be a studies.auditing.Trigger, got {type(trigger).__name__}")
     own = None if trigger is None else json.dumps(trigger.to_dict(), sort_keys=True)
-    trigger = trigger if trigger is not None else None if clean else random_trigger(seed, kind)
+    if trigger is None and not clean:
+        trigger = random_trigger(seed, kind)
     net = _module(arch, seed)
     kept = cached_path("planted", seed, clean, kind, steps, poison, arch, _digest(x, y),
                        *(() if own is None else (own,)))  # fmt: skip
