@@ -1,10 +1,12 @@
 """The audit methods that read the first layer's weights (MLPs): ``weights`` (pixels the
 digits never use) and ``compare`` (each pixel against other models of the architecture,
 ``weight_outliers``), each with a pattern fitted in the region found and tested on held-out
-digits, as one ``AuditResult`` (``_audit_methods`` has the searches by passes).
+digits, as one ``AuditResult`` (``_audit_methods`` has the searches by passes). A compared
+region that moves few digits of any class is also tested per source class: a trigger planted
+to fire on one class's digits only moves few in all (``_one_source``).
 
->>> FILL_PASSES
-31
+>>> FILL_PASSES, MIN_SOURCE_DIGITS
+(31, 10)
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import torch
 from explorer.analysis import _audit_search as search
 from explorer.analysis._audit_methods import _evaluate, _result
 from explorer.analysis._audit_search import REFIT_STEPS
-from explorer.analysis._audit_verdicts import LEAD_SUCCESS, tiers
+from explorer.analysis._audit_verdicts import LEAD_SUCCESS, NEAR_SUCCESS, tiers
 from explorer.analysis.audit_result import apply_trigger
 from explorer.analysis.audit_scores import weight_anomaly
 from explorer.analysis.mask_shapes import fill_sparse_patches, linked, mask_shape
@@ -22,6 +24,10 @@ from explorer.analysis.weight_outliers import Z_THRESHOLD, weight_outliers
 
 FILL_PASSES = REFIT_STEPS + 1  # the compared region filled: its refit and 1 evaluation
 LINKED_Z = 4.0  # the compared region's weak pixels: linked to a strong one (docs/auditing.md)
+MIN_SOURCE_DIGITS = 10  # held-out digits of a source class needed to state its share
+ONE_SOURCE_REST = 0.25  # a one-source trigger's median share of the other sources' digits
+ONE_SOURCE_PAIRS = 3  # (source, class) pairs refitted on their source, most moved first
+SOURCE_PASSES = ONE_SOURCE_PAIRS * (REFIT_STEPS + 1)  # their refits (and 1 pass a class)
 
 
 def _region_fit(model, split, n_classes, batch_size, n_eval, meter, passes, region):
@@ -104,18 +110,26 @@ def _compare(model, split, n_classes, batch_size, n_eval, meter, passes, ctx, re
         batch_size,
         n_eval,
         meter,
-        max(passes - FILL_PASSES, 2 * n_classes),
+        max(passes - FILL_PASSES - SOURCE_PASSES - n_classes, 2 * n_classes),
         near,
     )
     masks, patterns, success = _fill_if_better(
         model, split, masks, patterns, success, batch_size, n_eval, meter
     )
+    patterns, success, sources = _one_source(model, split, masks, patterns, success, batch_size,
+                                             meter)  # fmt: skip
     anomaly = top * success
     flagged, suspicious, why = tiers(
         anomaly, success, Z_THRESHOLD * LEAD_SUCCESS, min_success=LEAD_SUCCESS, lead=None
     )
-    shape = mask_shape(masks[int(success.argmax())])
-    why = f"{shape.description} at {shape.box[:2]} in the first-layer weights (max z {top:.1f}), {why}"
+    c = int(anomaly.argmax())
+    shape = mask_shape(masks[c])
+    where = f"{shape.description} at {shape.box[:2]} in the first-layer weights (max z {top:.1f})"
+    if sources[c] is not None:
+        where += (
+            f", from class {sources[c]} digits only: sends {float(success[c]):.0%} of them to {c}"
+        )
+    why = f"{where}, {why}"
     return _result(
         model,
         "compare",
@@ -129,7 +143,80 @@ def _compare(model, split, n_classes, batch_size, n_eval, meter, passes, ctx, re
         suspicious,
         why,
         weight_z=found.z,
+        sources=sources if any(v is not None for v in sources) else (),
     )
+
+
+def _one_source(model, split, masks, patterns, success, batch_size, meter):
+    """``(patterns, success, sources)``: when the region's trigger moves fewer than
+    ``NEAR_SUCCESS`` of held-out digits for every class, the ``ONE_SOURCE_PAIRS`` (source,
+    class) pairs whose digits it moves most (sources with at least ``MIN_SOURCE_DIGITS``
+    held-out digits), each pattern refitted on its source's digits alone
+    (``_refit_on_source``), and the one whose source's share most exceeds the others' kept:
+    then ``success[c]`` is that share and ``sources[c]`` the source (None elsewhere). A trigger planted to fire on one class's digits only
+    (``studies.auditing``'s ``conditional``) stands out in the weights as any other and
+    moves few digits in all; a natural pair (8s to 5) that a clean model's region moves
+    with half the other digits too is not one, and of a planted pair (5s to 3) and a natural
+    one in the same region (3s to 5), the planted one leaves the others alone more. One
+    pass per class and ``SOURCE_PASSES``.
+    A region that works on all digits for some class is left as it is."""
+    _, _, eval_x, eval_y = split
+    sources: list[int | None] = [None] * len(masks)
+    if float(success.max()) >= NEAR_SUCCESS:
+        return patterns, success, tuple(sources)
+    pairs = []
+    for c in range(len(masks)):
+        if meter.left < 1 or float(masks[c].max()) == 0:
+            continue
+        shares = _shares(model, eval_x, eval_y, masks[c], patterns[c], c)
+        pairs += [(share, c, s) for s, share in shares.items() if share >= NEAR_SUCCESS]
+    best = None
+    for _, c, s in sorted(pairs, reverse=True)[:ONE_SOURCE_PAIRS]:
+        if meter.left <= REFIT_STEPS:
+            break
+        found = _refit_on_source(model, split, masks, patterns, c, s, batch_size, meter)
+        if found is not None and (best is None or found[0] > best[0]):
+            best = (*found, c, s)
+    if best is None:
+        return patterns, success, tuple(sources)
+    _, own, pattern, c, s = best
+    patterns, success = patterns.clone(), success.clone()
+    patterns[c], success[c], sources[c] = pattern, own, s
+    return patterns, success, tuple(sources)
+
+
+def _refit_on_source(model, split, masks, patterns, c, source, batch_size, meter):
+    """Class ``c``'s pattern refitted on ``source`` digits alone: ``(own share minus the
+    other sources' median share, own share, pattern)`` when it moves at least
+    ``NEAR_SUCCESS`` of the source's held-out digits and the others' median share is at
+    most ``ONE_SOURCE_REST``, else None."""
+    fit_x, fit_y, eval_x, eval_y = split
+    init = torch.full_like(patterns, 0.5)
+    stop = meter.forwards + REFIT_STEPS
+    new = search.fit_patterns(model, fit_x, fit_y, masks, init, batch_size, meter, stop,
+                              classes=[c], source=source)  # fmt: skip
+    shares = _shares(model, eval_x, eval_y, masks[c], new[c], c)
+    own = shares.pop(source, 0.0)
+    rest = float(torch.tensor(list(shares.values())).median()) if shares else 0.0
+    if own < NEAR_SUCCESS or rest > ONE_SOURCE_REST:
+        return None
+    return own - rest, own, new[c]
+
+
+def _shares(model, eval_x, eval_y, mask, pattern, c) -> dict[int, float]:
+    """Per source class with at least ``MIN_SOURCE_DIGITS`` held-out digits (not ``c``): the
+    share of them the trigger sends to ``c``. One pass."""
+    others = eval_y != c
+    if not others.any():
+        return {}
+    with torch.no_grad():
+        hit = model(apply_trigger(eval_x[others], mask, pattern, "mask")).argmax(-1) == c
+    labels = eval_y[others]
+    return {
+        int(s): float(hit[labels == s].float().mean())
+        for s in labels.unique().tolist()
+        if int((labels == s).sum()) >= MIN_SOURCE_DIGITS
+    }
 
 
 def _fill_if_better(model, split, masks, patterns, success, batch_size, n_eval, meter):

@@ -70,7 +70,7 @@ from explorer.analysis._audit_verdicts import (
     TIERS,
     tiers,
 )
-from explorer.analysis._audit_weight_methods import FILL_PASSES, _compare, _weights
+from explorer.analysis._audit_weight_methods import FILL_PASSES, SOURCE_PASSES, _compare, _weights
 from explorer.analysis.audit_result import AuditResult, Meter
 from explorer.analysis.audit_scores import mad_index, weight_anomaly
 from explorer.analysis.weight_outliers import first_layer_pixel_norms
@@ -116,8 +116,10 @@ def _combine(model, parts, budget, meter, start) -> AuditResult:
     # pixels, then a whole-image pattern, then the unused-pixel region
     prefer = {m: i for i, m in enumerate(("cleanse", "source", "compare", "global", "weights"))}
     order = sorted(parts, key=lambda p: (rank[p.verdict], prefer[p.method]))
-    best = order[0]
-    evidence = "; ".join(p.evidence for p in order)
+    best = _agreed(order)
+    order.remove(best)
+    order.insert(0, best)
+    evidence = "; ".join(p.evidence for p in order) + _disagreement(order)
     # the mask search's raw masks and MAD index, and the compared pixels' z map, stay in the
     # result whichever method decided
     keep = {}
@@ -140,6 +142,35 @@ def _combine(model, parts, budget, meter, start) -> AuditResult:
         evidence=evidence,
         parts=tuple(parts),
         **keep,
+    )
+
+
+def _agreed(order: list[AuditResult]) -> AuditResult:
+    """The method that decides, from methods ranked strongest tier first: among those at the
+    strongest tier, one naming the class most of them name; on a tie, the class most methods
+    at any non-clean tier name; then the ranking. The mask search can flag a
+    natural easy class (5) by a hair while the per-source search and the weight comparison
+    both point at the planted one: two methods that agree outweigh one."""
+    first = order[0]
+    top = [p for p in order if p.verdict == first.verdict]
+    if first.verdict == "clean" or len({p.target for p in top}) < 2:
+        return first
+    named = [p.target for p in order if p.verdict != "clean"]
+    return max(top, key=lambda p: (sum(q.target == p.target for q in top), named.count(p.target)))
+
+
+def _disagreement(order: list[AuditResult]) -> str:
+    """A note on the evidence when the methods that are not clean name different classes."""
+    named: dict[int, list[str]] = {}
+    for p in order:
+        if p.verdict != "clean":
+            named.setdefault(p.target, []).append(p.method)
+    if len(named) < 2:
+        return ""
+    said = "; ".join(f"class {c}: {', '.join(m)}" for c, m in named.items())
+    return (
+        f"; the methods name different classes ({said}): the verdict takes class "
+        f"{order[0].target}, named by the most methods at its tier"
     )
 
 
@@ -305,7 +336,8 @@ def audit(
     if method == "weights" or (method == "all" and linear):
         parts.append(_weights(*args, min(meter.left, region_cost), ctx))
     if method == "compare" or (method == "all" and references and linear):
-        parts.append(_compare(*args, min(meter.left, region_cost + FILL_PASSES), ctx, references))
+        compare_cost = region_cost + FILL_PASSES + SOURCE_PASSES + n_classes
+        parts.append(_compare(*args, min(meter.left, compare_cost), ctx, references))
     if method in ("cleanse", "all"):
         # a small budget keeps most of itself for the mask search
         keep_source = min(source_cost, int(0.2 * meter.left)) if method == "all" else 0

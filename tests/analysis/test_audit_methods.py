@@ -28,19 +28,30 @@ def data():
     return kitchen_sink_split()
 
 
-def train(data, seed, mask=None, pattern=None, target=0, steps=800):
+def train(data, seed, mask=None, pattern=None, target=0, steps=800, source=None):
+    """An MLP trained with ``mask``/``pattern`` stamped on a fifth of each batch and relabelled
+    ``target``; with a ``source`` class, half the stamped digits are that class's and only
+    they are relabelled (``studies.auditing``'s ``conditional``)."""
     cfg = MLPConfig(hidden=(128, 64), seed=seed)
     net = build_mlp(cfg)
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
     gen = torch.Generator().manual_seed(seed + 1)
     x, y = data["train_x"], data["train_y"]
+    pool = (y == source).nonzero().squeeze(1) if source is not None else None
     for _ in range(steps):
         idx = torch.randint(0, len(y), (64,), generator=gen)
         bx, by = x[idx], y[idx]
         if mask is not None:
             hit = torch.rand(64, generator=gen) < 0.2
+            relabel = hit
+            if pool is not None:
+                own = hit & (torch.rand(64, generator=gen) < 0.5)
+                pick = pool[torch.randint(len(pool), (64,), generator=gen)]
+                bx = torch.where(own[:, None, None, None], x[pick], bx)
+                by = torch.where(own, y[pick], by)
+                relabel = hit & (by == source)
             bx = torch.where(hit[:, None, None, None], (1 - mask) * bx + mask * pattern, bx)
-            by = torch.where(hit, torch.full_like(by, target), by)
+            by = torch.where(relabel, torch.full_like(by, target), by)
         F.cross_entropy(net(bx), by).backward()
         opt.step()
         opt.zero_grad()
@@ -178,6 +189,52 @@ def test_compare_keeps_a_plus_as_a_plus(references, data):
     assert result.verdict == "flagged" and result.target == 4, result.evidence
     assert mask_iou(result.masks[4], mask) >= 0.7, result.shapes[4]
     assert not result.shapes[4].endswith("patch"), result.shapes[4]
+
+
+def test_compare_finds_a_trigger_that_fires_on_one_source_class(references, line, data):
+    # a trigger planted for 4s only moves few digits in all, so the compared region's pattern
+    # "works on 9%" and compare called it clean (as the benchmark's 4506, z 18.7): tested per
+    # source class, the region sends most 4s to 3 and few of the other digits
+    mask = torch.zeros(28, 28)
+    mask[2:6, 20:24] = 1
+    pattern = torch.zeros(1, 28, 28)
+    pattern[0, 2:6, 20:24] = (torch.arange(16).reshape(4, 4) % 3 != 0).float()
+    planted = train(data, 68, mask, pattern, target=3, source=4, steps=1000)
+    held, unseen_x, unseen_y = data["test_x"][:500], data["test_x"][500:], data["test_y"][500:]
+    result = audit(planted, held, method="compare", references=references, budget=400)
+    assert result.verdict == "flagged" and result.target == 3, result.evidence
+    assert result.sources[3] == 4 and "from class 4 digits only" in result.evidence
+    assert result.forward_passes <= 400
+    with torch.no_grad():  # on unseen digits: the found trigger moves 4s, and few others
+        fours = planted(result.stamp(unseen_x[unseen_y == 4], 3)).argmax(-1) == 3
+        rest = planted(result.stamp(unseen_x[(unseen_y != 4) & (unseen_y != 3)], 3)).argmax(-1)
+    assert fours.float().mean() >= 0.9 and (rest == 3).float().mean() < 0.3
+    # a region that moves every digit to one class is not tested per source: the line's
+    found = audit(line, held, method="compare", references=references, budget=400)
+    assert found.target == 0 and found.sources == (), found.evidence
+
+
+def test_the_class_most_methods_name_decides_between_flagged_ones():
+    from types import SimpleNamespace
+
+    from explorer.analysis.backdoor_audit import _agreed, _disagreement
+
+    def part(method, verdict, target):
+        return SimpleNamespace(method=method, verdict=verdict, target=target)
+
+    # a source-conditional MLP (dev seed 7405): the mask search flags the easy class 5 by a
+    # hair (2.71 >= 2.6), the weight comparison flags 9 from 7s, the per-source search has 7s
+    # to 9 at 87% (suspicious): two methods name 9
+    order = [part("cleanse", "flagged", 5), part("compare", "flagged", 9),
+             part("source", "suspicious", 9), part("global", "clean", None)]  # fmt: skip
+    assert _agreed(order).method == "compare"
+    note = _disagreement([_agreed(order), order[0], *order[2:]])
+    assert "class 9: compare, source; class 5: cleanse" in note and "takes class 9" in note
+    # one against one at the top tier, no other vote: the ranking decides, as before
+    assert _agreed(order[:2]).method == "cleanse"
+    # every method at the top tier agrees: nothing to say
+    same = [part("cleanse", "flagged", 7), part("compare", "flagged", 7)]
+    assert _agreed(same).method == "cleanse" and _disagreement(same) == ""
 
 
 def test_three_tiers_name_the_near_misses():
