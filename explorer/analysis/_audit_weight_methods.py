@@ -153,13 +153,13 @@ def _one_source(model, split, masks, patterns, success, batch_size, meter):
     class) pairs whose digits it moves most (sources with at least ``MIN_SOURCE_DIGITS``
     held-out digits), each pattern refitted on its source's digits alone
     (``_refit_on_source``), and the one whose source's share most exceeds the others' kept:
-    then ``success[c]`` is that share and ``sources[c]`` the source (None elsewhere). A trigger planted to fire on one class's digits only
-    (``studies.auditing``'s ``conditional``) stands out in the weights as any other and
-    moves few digits in all; a natural pair (8s to 5) that a clean model's region moves
-    with half the other digits too is not one, and of a planted pair (5s to 3) and a natural
-    one in the same region (3s to 5), the planted one leaves the others alone more. One
-    pass per class and ``SOURCE_PASSES``.
-    A region that works on all digits for some class is left as it is."""
+    then ``success[c]`` is that share and ``sources[c]`` the source (None elsewhere). A
+    trigger planted to fire on one class's digits only (``studies.auditing``'s
+    ``conditional``) stands out in the weights as any other and moves few digits in all;
+    a natural pair (8s to 5) that a clean model's region moves with half the other digits
+    too is not one, and of a planted pair (5s to 3) and a natural one in the same region
+    (3s to 5), the planted one leaves the others alone more. One pass per class and
+    ``SOURCE_PASSES``. A region that works on all digits for some class is left as it is."""
     _, _, eval_x, eval_y = split
     sources: list[int | None] = [None] * len(masks)
     if float(success.max()) >= NEAR_SUCCESS:

@@ -68,9 +68,9 @@ class AuditResult(Shown):
     squares' ``square_anomaly`` and ``square_success``, and the raw masks' MAD anomaly
     index (``mad_index``); ``compare`` the pixels' z-score map (``weight_z``); ``source``
     names, per target class, the one source class whose digits its trigger moves
-    (``sources[c]``, None where it found none; ``stamped_examples`` stamps only those);
-    ``"all"``
-    keeps those whichever method decided, and each method's own result in ``parts``.
+    (``sources[c]``, None where it found none; ``stamped_examples`` stamps only those), and
+    so does ``compare`` for a region that moves one source's digits only; ``"all"`` keeps
+    those whichever method decided, and each method's own result in ``parts``.
     """
 
     model: str

@@ -142,6 +142,25 @@ def test_weight_outliers_find_the_line_at_zero_passes(line, references):
     assert not clean.found or clean.shape.pixels < 3, clean
 
 
+def test_weight_outliers_take_the_middle_of_an_even_count_of_references():
+    # four references whose pixels' norms are 1, 1, 2 and 2, and a model at 1.5: typical at
+    # every pixel. torch's median of an even count is the lower middle value (1), which made
+    # the deviations' median 0 and the model an outlier everywhere; with 4 references, clean
+    # MLPs reached z 23-40 that way (docs/auditing.md, "Thresholds")
+    def flat(norm, i):
+        net = torch.nn.Sequential(
+            torch.nn.Flatten(), torch.nn.Linear(784, 4), torch.nn.ReLU(), torch.nn.Linear(4, 10)
+        )
+        with torch.no_grad():
+            net[1].weight.fill_(norm / 2)  # a column of 4 weights norm / 2: its norm is norm
+        return wrap(net, input_shape=(1, 28, 28), name=f"flat-{i}")
+
+    refs = [flat(1.0, 0), flat(1.0, 1), flat(2.0, 2), flat(2.0, 3)]
+    found = weight_outliers(flat(1.5, 4), references=refs)
+    assert torch.allclose(found.reference_median, torch.full((28, 28), 1.5), atol=1e-5)
+    assert float(found.z.abs().max()) < 1e-3 and not found.found, found
+
+
 def test_audit_compares_with_references(line, references, data):
     result = audit(line, data["test_x"], method="compare", references=references, budget=800)
     assert result.verdict == "flagged" and result.target == 0, result.evidence
