@@ -197,7 +197,7 @@ def _refit_on_source(model, split, masks, patterns, c, source, batch_size, meter
                               classes=[c], source=source)  # fmt: skip
     shares = _shares(model, eval_x, eval_y, masks[c], new[c], c)
     own = shares.pop(source, 0.0)
-    rest = float(torch.tensor(list(shares.values())).median()) if shares else 0.0
+    rest = float(torch.tensor(list(shares.values())).quantile(0.5)) if shares else 0.0
     if own < NEAR_SUCCESS or rest > ONE_SOURCE_REST:
         return None
     return own - rest, own, new[c]
