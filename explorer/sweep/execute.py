@@ -48,6 +48,8 @@ __all__ = ["SweepProgress", "plan_sweep", "sweep"]
 _RAY: dict[str, Any] = {"key": None, "warm": True, "warming": []}
 #: Ray's worker setup hook: ``warm_worker`` runs in each worker process before its first task
 WORKER_SETUP = "explorer.sweep.folder.warm_worker"
+#: times Ray runs a point again when its worker process dies (not when the point raises)
+RETRIES_ON_CRASH = 2
 
 
 def _ray(address: str | None, workers: int | None, runtime_env: Mapping | None) -> Any:
@@ -327,7 +329,10 @@ def _on_ray(
     cancel: threading.Event | None = None,
 ) -> None:
     ray = _ray(address or os.environ.get("RAY_ADDRESS") or None, workers, runtime_env)
-    remote = ray.remote(num_cpus=1, max_retries=0)(run_point)
+    # a point whose worker dies (a node's memory monitor, a lost machine, a cancelled worker
+    # of the sweep before still exiting: CI saw it once) runs again, from its last checkpoint;
+    # a point's own error is not retried, nor (Ray's rule) a cancelled point
+    remote = ray.remote(num_cpus=1, max_retries=RETRIES_ON_CRASH)(run_point)
     pending = {remote.remote(task): task for task in tasks}
     slots = _slots(ray)
     tracker.started(min(slots, len(pending)))

@@ -89,6 +89,37 @@ def test_ctrl_c_cancels_and_keeps_every_finished_point(in_process, tmp_path):
     assert _published(again) == _published(in_process)
 
 
+def test_a_point_whose_worker_is_killed_runs_again_from_its_checkpoint(in_process, tmp_path):
+    """A worker process killed mid-point (a node's memory monitor, a lost machine; once in CI
+    a worker of a cancelled sweep still exiting as the next sweep began) fails nothing: Ray
+    runs the point again (``RETRIES_ON_CRASH``), it resumes from its last checkpoint, and
+    the results are the in-process sweep's bit for bit."""
+    import signal
+
+    import psutil
+
+    killed: list[int] = []
+    outcome: dict[str, Sweep] = {}
+
+    def run() -> None:
+        outcome["sweep"] = sweep("grokking", GRID, folder=tmp_path / "s", base=BASE, workers=2,
+                                 progress=False)  # fmt: skip
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    while thread.is_alive() and not killed:  # the first worker seen training a point
+        for proc in psutil.process_iter(["cmdline"]):
+            if "ray::run_point" in " ".join(proc.info["cmdline"] or ()):
+                proc.send_signal(signal.SIGKILL)
+                killed.append(proc.pid)
+                break
+    thread.join()
+    assert killed, "no worker was seen training a point"
+    again = outcome["sweep"]
+    assert again.failed == {} and again.unfinished == () and not again.interrupted
+    assert _published(again) == _published(in_process)
+
+
 def test_a_cancel_event_set_from_another_thread_stops_the_ray_sweep(tmp_path):
     """What a widget's Stop does: the event, not an exception, stops the Ray tasks; every
     finished point is kept and the rerun runs none of them."""
