@@ -329,8 +329,8 @@ def _on_ray(
     cancel: threading.Event | None = None,
 ) -> None:
     ray = _ray(address or os.environ.get("RAY_ADDRESS") or None, workers, runtime_env)
-    # a point whose worker dies (a node's memory monitor, a lost machine, a cancelled worker
-    # of the sweep before still exiting: CI saw it once) runs again, from its last checkpoint;
+    # a point whose worker dies (a node's memory monitor, a lost machine; once in CI, most
+    # likely a cancelled sweep's worker still exiting) runs again, from its last checkpoint;
     # a point's own error is not retried, nor (Ray's rule) a cancelled point
     remote = ray.remote(num_cpus=1, max_retries=RETRIES_ON_CRASH)(run_point)
     pending = {remote.remote(task): task for task in tasks}
