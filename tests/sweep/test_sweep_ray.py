@@ -91,7 +91,7 @@ def test_ctrl_c_cancels_and_keeps_every_finished_point(in_process, tmp_path):
 
 def test_a_point_whose_worker_is_killed_runs_again_from_its_checkpoint(in_process, tmp_path):
     """A worker process killed mid-point (a node's memory monitor, a lost machine; once in CI
-    a worker of a cancelled sweep still exiting as the next sweep began) fails nothing: Ray
+    most likely a cancelled sweep's worker still exiting) fails nothing: Ray
     runs the point again (``RETRIES_ON_CRASH``), it resumes from its last checkpoint, and
     the results are the in-process sweep's bit for bit."""
     import signal
