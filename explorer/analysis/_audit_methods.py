@@ -205,7 +205,7 @@ def _global(model, split, n_classes, batch_size, n_eval, meter, passes, n_steps,
                f"{float(others.median()):.0%} for the other classes, {why}")  # fmt: skip
     return _result(
         model, "global", ctx, masks, patterns, anomaly, success, GLOBAL_LEAD, flagged,
-        suspicious, why, norm=form,
+        suspicious, why, norm=form, min_success=LEAD_SUCCESS,
     )  # fmt: skip
 
 

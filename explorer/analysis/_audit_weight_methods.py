@@ -97,11 +97,12 @@ def _compare(model, split, n_classes, batch_size, n_eval, meter, passes, ctx, re
             pats,
             z,
             z,
-            Z_THRESHOLD,
+            Z_THRESHOLD * LEAD_SUCCESS,
             (),
             (),
             why,
             weight_z=found.z,
+            min_success=LEAD_SUCCESS,
         )
     masks, patterns, success = _region_fit(
         model,
@@ -138,12 +139,13 @@ def _compare(model, split, n_classes, batch_size, n_eval, meter, passes, ctx, re
         patterns,
         anomaly,
         success,
-        Z_THRESHOLD,
+        Z_THRESHOLD * LEAD_SUCCESS,
         flagged,
         suspicious,
         why,
         weight_z=found.z,
         sources=sources if any(v is not None for v in sources) else (),
+        min_success=LEAD_SUCCESS,
     )
 
 

@@ -86,6 +86,7 @@ class AuditResult(Shown):
     examples: int
     budget: int | None
     threshold: float = 0.0
+    min_success: float = 0.95  # a flagged class's trigger works at least this often
     seconds: float = field(default=0.0, compare=False)
     verdict: str = ""  # empty: follows flagged and suspicious
     suspicious: tuple[int, ...] = ()

@@ -163,6 +163,7 @@ class AuditView(ExplorerWidget):
             suspicious=list(result.suspicious),
             shapes=list(result.shapes),
             threshold=float(result.threshold),
+            min_success=float(result.min_success),
             rule=_rule(result),
             anomaly=result.anomaly,
             success=result.success,
@@ -238,10 +239,13 @@ class AuditView(ExplorerWidget):
 
 
 def _rule(result: AuditResult) -> str:
-    works = f"the trigger works on >= {MIN_SUCCESS:.0%} of held-out images"
+    # the success a flag needs is the deciding method's (the global search and the weight
+    # comparison ask 90%, the mask searches 95%), as is the threshold the chart draws
+    works = f"the trigger works on >= {result.min_success:.0%} of held-out images"
     near = (
         f"; suspicious (amber): a near miss, the leading class's trigger works on "
-        f"{NEAR_SUCCESS:.0%}-{LEAD_SUCCESS:.0%} or its anomaly is within 10% of the threshold"
+        f"{NEAR_SUCCESS:.0%}-{result.min_success:.0%} or its anomaly is within 10% of the "
+        "threshold"
     )
     # the lead rule belongs to the mask search (cleanse, or "all" when cleanse decided)
     if result.method not in ("cleanse", "all") or result.threshold != MIN_MARGIN:

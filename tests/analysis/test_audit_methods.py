@@ -224,6 +224,8 @@ def test_compare_finds_a_trigger_that_fires_on_one_source_class(references, line
     assert result.verdict == "flagged" and result.target == 3, result.evidence
     assert result.sources[3] == 4 and "from class 4 digits only" in result.evidence
     assert result.forward_passes <= 400
+    # the threshold and success the verdict used are the ones the result (and its view) state
+    assert result.threshold == 9 and result.min_success == 0.9 and ">= 9" in result.evidence
     with torch.no_grad():  # on unseen digits: the found trigger moves 4s, and few others
         fours = planted(result.stamp(unseen_x[unseen_y == 4], 3)).argmax(-1) == 3
         rest = planted(result.stamp(unseen_x[(unseen_y != 4) & (unseen_y != 3)], 3)).argmax(-1)

@@ -181,3 +181,17 @@ def test_the_view_shows_the_tier_and_its_evidence(model, images):
     assert "suspicious" in near._repr_html_() and "87%" in near._repr_html_()
     with pytest.raises(ValueError, match="disagrees"):
         dataclasses.replace(near, verdict="clean")
+
+
+def test_the_rule_under_the_chart_is_the_deciding_methods(model, images):
+    # the weight comparison flags at z x success >= 9 with a trigger that works on >= 90%;
+    # the caption said "reaches 10 ... works on >= 95%" (its result kept Z_THRESHOLD and the
+    # view the mask search's 95%), so a reader could not tell why a class at 92% was red
+    import dataclasses
+
+    compare = dataclasses.replace(_result(), method="compare", threshold=9.0, min_success=0.9)
+    view = AuditView(compare, model, images, n_examples=3)
+    assert "reaches 9 and the trigger works on >= 90%" in view.rule, view.rule
+    assert "works on 70%-90%" in view.rule and view.min_success == pytest.approx(0.9)
+    view = AuditView(_result(), model, images, n_examples=3)  # the mask search's own
+    assert "works on >= 95%" in view.rule and view.min_success == pytest.approx(0.95)
