@@ -147,7 +147,10 @@ function render({ model, el, experimental }) {
     const box = boxes[sel] || [0, 0, 0, 0];
     const facts = exEl("table", { cls: "ex-table", attrs: { "data-testid": "facts" } });
     const fact = (name, node) => facts.appendChild(exEl("tr", {}, [exEl("th", { text: name }), exEl("td", {}, [node])]));
-    fact("success on held-out images", exEl("span", { cls: "ex-num", text: Math.round(100 * success.values[sel]) + "%", attrs: { "data-testid": "success", "data-value": success.values[sel] } }));
+    // a trigger found to fire on one source class was measured, and is stamped, on its digits
+    const src = (model.get("sources") || [])[sel];
+    const heldOut = src !== undefined && src >= 0 ? "held-out " + src + "s (its source class)" : "held-out images";
+    fact("success on " + heldOut, exEl("span", { cls: "ex-num", text: Math.round(100 * success.values[sel]) + "%", attrs: { "data-testid": "success", "data-value": success.values[sel] } }));
     fact("anomaly", exNumber(anomaly.values[sel], "anomaly-value", 2));
     fact("box (top, left, h, w)", exEl("span", { text: "(" + box.join(", ") + ")", attrs: { "data-testid": "box" } }));
     fact("shape", exEl("span", { text: shapes[sel] || "", attrs: { "data-testid": "shape" } }));
@@ -170,7 +173,7 @@ function render({ model, el, experimental }) {
         ]));
       }
     }
-    detail.appendChild(exEl("div", { cls: "ex-title", text: "held-out images, before → after the stamp" }));
+    detail.appendChild(exEl("div", { cls: "ex-title", attrs: { "data-testid": "examples-title" }, text: heldOut + ", before → after the stamp" }));
     detail.appendChild(examples);
   }
 

@@ -90,6 +90,10 @@ class AuditView(ExplorerWidget):
         sync=True
     )
     rule = traitlets.Unicode("", help="when the method flags a class, in words").tag(sync=True)
+    sources = traitlets.List(
+        traitlets.Int(),
+        help="per class, the one source class whose digits its trigger moves (-1: any class)",
+    ).tag(sync=True)
     anomaly = Tensor("float32", help="payload [class]: the method's anomaly score").tag(sync=True)
     success = Tensor(
         "float32", help="payload [class]: share of held-out images the trigger sends to the class"
@@ -164,6 +168,7 @@ class AuditView(ExplorerWidget):
             shapes=list(result.shapes),
             threshold=float(result.threshold),
             min_success=float(result.min_success),
+            sources=[-1 if s is None else int(s) for s in (result.sources or (None,) * n)],
             rule=_rule(result),
             anomaly=result.anomaly,
             success=result.success,

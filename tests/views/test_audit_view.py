@@ -195,3 +195,13 @@ def test_the_rule_under_the_chart_is_the_deciding_methods(model, images):
     assert "works on 70%-90%" in view.rule and view.min_success == pytest.approx(0.9)
     view = AuditView(_result(), model, images, n_examples=3)  # the mask search's own
     assert "works on >= 95%" in view.rule and view.min_success == pytest.approx(0.95)
+
+
+def test_a_one_source_trigger_says_whose_digits_it_was_measured_on(model, images):
+    # a trigger for 7s only "works on 100%" of the 7s; the view said "of held-out images"
+    import dataclasses
+
+    sources = (None,) * 9 + (7,)
+    view = AuditView(dataclasses.replace(_result(), sources=sources), model, images)
+    assert view.sources == [-1] * 9 + [7]
+    assert AuditView(_result(), model, images).sources == [-1] * 10
