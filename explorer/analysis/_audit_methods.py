@@ -169,22 +169,29 @@ def _grow(
     if grown is None:
         grown = search.complete(model, fit_x, fit_y, masks[i], patterns[i], c, meter,
                                 source=source)  # fmt: skip
-    new_m, init = torch.zeros(c + 1, *grown.shape), torch.zeros(c + 1, *patterns.shape[1:])
-    new_m[c], init[c] = grown, patterns[i]
-    stop = meter.forwards + REFIT_STEPS
-    new_p = search.fit_patterns(model, fit_x, fit_y, new_m, init, batch_size, meter, stop,
-                                classes=[c], source=source)  # fmt: skip
+    new_p = _refit(model, fit_x, fit_y, grown, patterns[i], c, batch_size, meter, source)
     x = eval_x[eval_y == source] if source is not None else eval_x[eval_y != c]
     if len(x) == 0 or meter.left < 1:
         return masks, patterns, success
     with torch.no_grad():
-        works = model(apply_trigger(x[:n_eval], grown, new_p[c], "mask")).argmax(-1) == c
+        works = model(apply_trigger(x[:n_eval], grown, new_p, "mask")).argmax(-1) == c
     s_new = float(works.float().mean())
     if s_new < float(success[i]) - 0.02:
         return masks, patterns, success
     masks, patterns, success = masks.clone(), patterns.clone(), success.clone()
-    masks[i], patterns[i], success[i] = grown, new_p[c], s_new
+    masks[i], patterns[i], success[i] = grown, new_p, s_new
     return masks, patterns, success
+
+
+def _refit(model, fit_x, fit_y, mask, init, c, batch_size, meter, source=None):
+    """Class ``c``'s pattern ``[C, H, W]`` fitted inside the fixed ``mask`` from ``init``
+    (``REFIT_STEPS`` passes), sending other digits (digits of ``source``, when given) to
+    ``c``: the refit the grown, the filled and the one-source triggers share."""
+    masks, inits = torch.zeros(c + 1, *mask.shape), torch.zeros(c + 1, *init.shape)
+    masks[c], inits[c] = mask, init
+    stop = meter.forwards + REFIT_STEPS
+    return search.fit_patterns(model, fit_x, fit_y, masks, inits, batch_size, meter, stop,
+                               classes=[c], source=source)[c]  # fmt: skip
 
 
 def _global(model, split, n_classes, batch_size, n_eval, meter, passes, n_steps, ctx, norm):

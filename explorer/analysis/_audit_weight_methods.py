@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 
 from explorer.analysis import _audit_search as search
-from explorer.analysis._audit_methods import _evaluate, _result
+from explorer.analysis._audit_methods import _evaluate, _refit, _result
 from explorer.analysis._audit_search import REFIT_STEPS
 from explorer.analysis._audit_verdicts import LEAD_SUCCESS, NEAR_SUCCESS, tiers
 from explorer.analysis.audit_result import apply_trigger
@@ -193,16 +193,14 @@ def _refit_on_source(model, split, masks, patterns, c, source, batch_size, meter
     ``NEAR_SUCCESS`` of the source's held-out digits and the others' median share is at
     most ``ONE_SOURCE_REST``, else None."""
     fit_x, fit_y, eval_x, eval_y = split
-    init = torch.full_like(patterns, 0.5)
-    stop = meter.forwards + REFIT_STEPS
-    new = search.fit_patterns(model, fit_x, fit_y, masks, init, batch_size, meter, stop,
-                              classes=[c], source=source)  # fmt: skip
-    shares = _shares(model, eval_x, eval_y, masks[c], new[c], c)
+    new = _refit(model, fit_x, fit_y, masks[c], torch.full_like(patterns[c], 0.5), c,
+                 batch_size, meter, source)  # fmt: skip
+    shares = _shares(model, eval_x, eval_y, masks[c], new, c)
     own = shares.pop(source, 0.0)
     rest = float(torch.tensor(list(shares.values())).quantile(0.5)) if shares else 0.0
     if own < NEAR_SUCCESS or rest > ONE_SOURCE_REST:
         return None
-    return own - rest, own, new[c]
+    return own - rest, own, new
 
 
 def _shares(model, eval_x, eval_y, mask, pattern, c) -> dict[int, float]:
@@ -236,18 +234,14 @@ def _fill_if_better(model, split, masks, patterns, success, batch_size, n_eval, 
         return masks, patterns, success
     if meter.left < FILL_PASSES:
         return masks, patterns, success
-    new_m = torch.zeros_like(masks)
-    new_m[c] = filled
-    stop = meter.forwards + REFIT_STEPS
-    init = torch.full_like(patterns, 0.5)
-    new_p = search.fit_patterns(model, fit_x, fit_y, new_m, init, batch_size, meter, stop,
-                                classes=[c])  # fmt: skip
+    new_p = _refit(model, fit_x, fit_y, filled, torch.full_like(patterns[c], 0.5), c,
+                   batch_size, meter)  # fmt: skip
     x = eval_x[eval_y != c][:n_eval]
     with torch.no_grad():
-        works = model(apply_trigger(x, filled, new_p[c], "mask")).argmax(-1) == c
+        works = model(apply_trigger(x, filled, new_p, "mask")).argmax(-1) == c
     s_new = float(works.float().mean())
     if s_new <= float(success[c]):
         return masks, patterns, success
     masks, patterns, success = masks.clone(), patterns.clone(), success.clone()
-    masks[c], patterns[c], success[c] = filled, new_p[c], s_new
+    masks[c], patterns[c], success[c] = filled, new_p, s_new
     return masks, patterns, success
